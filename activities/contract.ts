@@ -1,0 +1,119 @@
+// What workflows may ask of the outside world, by target name only.
+//
+// Workflows never carry connection details or secrets: they name a configured target and the
+// activity resolves it against the worker's own config. That keeps secrets out of workflow
+// history and makes alert labels unable to reach anything the config does not name.
+//
+// Target activities run on the target's task queue: the engine's queue for containers, databases
+// and HTTP targets; the owning host's queue for systemd units (the host agent registers the same
+// facade). Engine activities always run on the engine's queue.
+
+export interface ActionContext {
+  /** The workflow id of the incident, for idempotency keys and audit. */
+  incidentId: string;
+  reason: string;
+  /** Who asked for it: "engine" for automatic steps, an operator's name after approval. */
+  actor: string;
+  dryRun: boolean;
+}
+
+export interface Check {
+  /** "container", "unit", "http", "postgres", "mysql", "redis". */
+  check: string;
+  ok: boolean;
+  detail: string;
+  latencyMs?: number;
+}
+
+export interface Verification {
+  target: string;
+  healthy: boolean;
+  checks: Check[];
+}
+
+export interface ActionResult {
+  target: string;
+  action: string;
+  dryRun: boolean;
+  /** What was (or, in dry-run, would have been) done, in words for the timeline. */
+  summary: string;
+  before?: string;
+  after?: string;
+}
+
+export interface DiagnosticSection {
+  title: string;
+  ok: boolean;
+  /** Capped text: log tails, processlists, parsed stats rendered as lines. */
+  text: string;
+}
+
+export interface Diagnostics {
+  target: string;
+  sections: DiagnosticSection[];
+  /** One line per section, for notifications and the status query. */
+  summary: string;
+}
+
+export interface BackupResult extends ActionResult {
+  file?: string;
+  bytes?: number;
+  sha256?: string;
+}
+
+export interface TargetActivities {
+  verifyTarget(target: string): Promise<Verification>;
+  restartTarget(target: string, ctx: ActionContext): Promise<ActionResult>;
+  diagnoseTarget(target: string): Promise<Diagnostics>;
+  /** The target's configured HTTP action (for example a cache clear). */
+  runTargetAction(target: string, ctx: ActionContext): Promise<ActionResult>;
+  backupTarget(target: string, ctx: ActionContext): Promise<BackupResult>;
+  /** VACUUM (ANALYZE) for PostgreSQL, OPTIMIZE + ANALYZE TABLE for MySQL. */
+  maintainTarget(target: string, ctx: ActionContext): Promise<ActionResult>;
+}
+
+export interface NotificationRequest {
+  channels: string[];
+  /** trigger opens or updates the incident; acknowledge and resolve close the loop (PagerDuty semantics). */
+  event: 'trigger' | 'acknowledge' | 'resolve';
+  /** Stable per incident, so every channel groups messages of one incident together. */
+  incidentKey: string;
+  /** Stable per message, so a retried activity never posts twice. */
+  idempotencyKey: string;
+  severity: string;
+  title: string;
+  text: string;
+}
+
+export interface NotificationResult {
+  delivered: Array<{ channel: string; status: 'sent' | 'duplicate' | 'dry-run' }>;
+}
+
+export interface SilenceMatcher {
+  name: string;
+  value: string;
+  isRegex: boolean;
+  isEqual: boolean;
+}
+
+export interface SilenceRequest {
+  matchers: SilenceMatcher[];
+  durationMs: number;
+  createdBy: string;
+  comment: string;
+  dryRun: boolean;
+}
+
+export interface Suppression {
+  suppressed: boolean;
+  /** "silence 3f2… by alice until 03:00Z" or "maintenance window weekly-db". */
+  reason?: string;
+}
+
+export interface EngineActivities {
+  notify(req: NotificationRequest & { dryRun: boolean }): Promise<NotificationResult>;
+  createSilence(req: SilenceRequest): Promise<{ silenceId: string; dryRun: boolean }>;
+  expireSilence(silenceId: string, dryRun: boolean): Promise<{ expired: boolean }>;
+  /** Active Alertmanager silences that cover the target's configured labels. */
+  checkSuppression(target: string): Promise<Suppression>;
+}

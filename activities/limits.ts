@@ -1,0 +1,41 @@
+// Output that ends up in workflow history, notifications and terminals is always capped:
+// a runaway log must not fill Temporal's history or a pager.
+import { Context } from '@temporalio/activity';
+
+export function capText(text: string, maxBytes: number): string {
+  const buf = Buffer.from(text, 'utf8');
+  if (buf.length <= maxBytes) return text;
+  const marker = `\n[... ${buf.length - maxBytes} bytes cut]`;
+  // Keep the end: the newest log lines are the ones that explain an outage.
+  return `${marker.trimStart()}\n${buf.subarray(buf.length - maxBytes).toString('utf8').replace(/^\uFFFD+/, '')}`;
+}
+
+export function capLines(lines: string[], maxLines: number): string[] {
+  return lines.length <= maxLines ? lines : lines.slice(lines.length - maxLines);
+}
+
+/** Heartbeats while a long call runs, when called from inside an activity; a no-op elsewhere (tests). */
+export async function heartbeating<T>(work: Promise<T>, details?: unknown, everyMs = 5_000): Promise<T> {
+  let ctx: Context | undefined;
+  try {
+    ctx = Context.current();
+  } catch {
+    return work;
+  }
+  ctx.heartbeat(details);
+  const timer = setInterval(() => ctx!.heartbeat(details), everyMs);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** The abort signal of the running activity (cancelled or timed out), if there is one. */
+export function activitySignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,117 @@
+// Configuration is read and checked once, at start-up; afterwards only typed values travel.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { ZodIssue } from 'zod';
+import { engineConfig, type EngineConfig } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid configuration in ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfigFile(path: string): EngineConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(path, [`not valid YAML: ${(err as Error).message.split('\n')[0]}`]);
+  }
+  return parseConfig(raw, path);
+}
+
+export function parseConfig(raw: unknown, source = 'config'): EngineConfig {
+  const parsed = engineConfig.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map((i) => describeIssue(i, raw)));
+  const problems = crossReferences(parsed.data);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return parsed.data;
+}
+
+function describeIssue(issue: ZodIssue, raw: unknown): string {
+  const key = issue.path.join('.') || '(top level)';
+  const value = valueAt(raw, issue.path);
+  const shown = value === undefined ? '' : ` (got ${JSON.stringify(value)?.slice(0, 80)})`;
+  if (issue.code === 'unrecognized_keys') return `${key}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  return `${key}: ${issue.message}${isSecretPath(issue.path) ? '' : shown}`;
+}
+
+function isSecretPath(path: Array<string | number>): boolean {
+  return path.some((p) => typeof p === 'string' && /password|token|key|url|cert|ca$/i.test(p));
+}
+
+function valueAt(raw: unknown, path: Array<string | number>): unknown {
+  let cur: unknown = raw;
+  for (const p of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[p];
+  }
+  return cur;
+}
+
+/** Names that must point at something declared elsewhere in the file. */
+function crossReferences(c: EngineConfig): string[] {
+  const problems: string[] = [];
+  const targets = new Set(Object.keys(c.targets));
+  const missing = (key: string, kind: string, value: string, known: Iterable<string>) =>
+    problems.push(`${key}: no ${kind} named "${value}" (known: ${[...known].join(', ') || 'none'})`);
+
+  for (const [name, t] of Object.entries(c.targets)) {
+    if (t.kind === 'container' && !(t.docker in c.docker)) missing(`targets.${name}.docker`, 'docker endpoint', t.docker, Object.keys(c.docker));
+    if (t.kind === 'systemd' && !(t.host in c.hosts)) missing(`targets.${name}.host`, 'host', t.host, Object.keys(c.hosts));
+    if ('restartVia' in t && t.restartVia !== undefined) {
+      const via = c.targets[t.restartVia];
+      if (!via) missing(`targets.${name}.restartVia`, 'target', t.restartVia, targets);
+      else if (via.kind !== 'container' && via.kind !== 'systemd')
+        problems.push(`targets.${name}.restartVia: "${t.restartVia}" is a ${via.kind} target; it must be a container or systemd target`);
+    }
+  }
+  c.bindings.forEach((b, i) => {
+    if (b.target && !targets.has(b.target)) missing(`bindings[${i}].target`, 'target', b.target, targets);
+    b.targets.forEach((t, j) => {
+      if (!targets.has(t)) missing(`bindings[${i}].targets[${j}]`, 'target', t, targets);
+    });
+    if (b.escalation && !(b.escalation in c.escalation.policies))
+      missing(`bindings[${i}].escalation`, 'escalation policy', b.escalation, Object.keys(c.escalation.policies));
+  });
+  const policies = Object.keys(c.escalation.policies);
+  if (!(c.escalation.default in c.escalation.policies)) missing('escalation.default', 'escalation policy', c.escalation.default, policies);
+  for (const [sev, p] of Object.entries(c.escalation.bySeverity))
+    if (!(p in c.escalation.policies)) missing(`escalation.bySeverity.${sev}`, 'escalation policy', p, policies);
+  for (const [pname, policy] of Object.entries(c.escalation.policies))
+    policy.levels.forEach((l, i) =>
+      l.channels.forEach((ch, j) => {
+        if (!(ch in c.channels)) missing(`escalation.policies.${pname}.levels[${i}].channels[${j}]`, 'channel', ch, Object.keys(c.channels));
+      }),
+    );
+  const scheduleNames = new Set<string>();
+  c.maintenance.forEach((m, i) => {
+    if (scheduleNames.has(m.name)) problems.push(`maintenance[${i}].name: "${m.name}" is used twice`);
+    scheduleNames.add(m.name);
+    m.targets.forEach((t, j) => {
+      if (!targets.has(t)) missing(`maintenance[${i}].targets[${j}]`, 'target', t, targets);
+    });
+  });
+  if (c.maintenance.length > 0 && !c.alertmanager) problems.push('alertmanager: maintenance windows silence alerts, so alertmanager.url is required');
+  const operators = new Set<string>();
+  c.operators.forEach((o, i) => {
+    if (operators.has(o.name)) problems.push(`operators[${i}].name: "${o.name}" is listed twice`);
+    operators.add(o.name);
+  });
+  return problems;
+}
+
+/** The task queue that runs a host's local activities (systemd). */
+export function hostTaskQueue(config: EngineConfig, host: string): string {
+  return config.hosts[host]?.taskQueue ?? `${config.temporal.taskQueue}-host-${host}`;
+}

@@ -1,0 +1,16 @@
+// Bundles the workflow code once per test run; every test worker loads the same bundle.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode } from '@temporalio/worker';
+
+export const bundlePath = join(dirname(fileURLToPath(import.meta.url)), '..', '.bundle', 'workflows.js');
+
+export default async function setup(): Promise<void> {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'workflows', 'index.ts'),
+    logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} } as never,
+  });
+  mkdirSync(dirname(bundlePath), { recursive: true });
+  writeFileSync(bundlePath, code);
+}

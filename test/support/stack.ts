@@ -1,0 +1,69 @@
+// Tests reach the real services through the addresses the stack wrote when it came up.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const stackDir = process.env.STACK_DIR ?? '/var/tmp/remediation-stack';
+
+export interface Stack {
+  temporalAddress: string;
+  temporalUi: string;
+  dockerSocket: string;
+  busyboxImage: string;
+  systemdImage: string;
+  systemdContainer: string;
+  systemdUnit: string;
+  systemdDemoUrl: string;
+  demoContainer: string;
+  demoUrl: string;
+  pg: { host: string; port: number; user: string; password: string; database: string };
+  mysql: { host: string; port: number; user: string; password: string; database: string };
+  redis: { host: string; port: number; password: string };
+  prometheusUrl: string;
+  alertmanagerUrl: string;
+  webhookPort: number;
+  webhookToken: string;
+  dir: string;
+}
+
+let cached: Stack | undefined;
+
+export function stack(): Stack {
+  if (cached) return cached;
+  let text: string;
+  try {
+    text = readFileSync(join(stackDir, 'stack.env'), 'utf8');
+  } catch {
+    throw new Error(`the stack is not up (no ${join(stackDir, 'stack.env')}): run "npm run stack -- up" first`);
+  }
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m) env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1');
+  }
+  const need = (k: string) => {
+    const v = env[k];
+    if (v === undefined) throw new Error(`stack.env has no ${k}`);
+    return v;
+  };
+  cached = {
+    temporalAddress: need('TEMPORAL_ADDRESS'),
+    temporalUi: need('TEMPORAL_UI'),
+    dockerSocket: need('DOCKER_SOCKET'),
+    busyboxImage: need('BUSYBOX_IMAGE'),
+    systemdImage: need('SYSTEMD_IMAGE'),
+    systemdContainer: need('SYSTEMD_CONTAINER'),
+    systemdUnit: need('SYSTEMD_UNIT'),
+    systemdDemoUrl: need('SYSTEMD_DEMO_URL'),
+    demoContainer: need('DEMO_CONTAINER'),
+    demoUrl: need('DEMO_URL'),
+    pg: { host: '127.0.0.1', port: Number(need('PG_PORT')), user: need('PG_USER'), password: need('PG_PASSWORD'), database: need('PG_DATABASE') },
+    mysql: { host: '127.0.0.1', port: Number(need('MYSQL_PORT')), user: need('MYSQL_USER'), password: need('MYSQL_PASSWORD'), database: need('MYSQL_DATABASE') },
+    redis: { host: '127.0.0.1', port: Number(need('REDIS_PORT')), password: need('REDIS_PASSWORD') },
+    prometheusUrl: need('PROMETHEUS_URL'),
+    alertmanagerUrl: need('ALERTMANAGER_URL'),
+    webhookPort: Number(need('WEBHOOK_PORT')),
+    webhookToken: need('WEBHOOK_TOKEN'),
+    dir: stackDir,
+  };
+  return cached;
+}

@@ -1,0 +1,138 @@
+// The runbooks' public surface: inputs, signals, queries, outcomes and ids. Triggers and the CLI
+// import these same objects, so a message's name and payload type exist exactly once.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { RunbookName, TargetKind } from '../config/schema.js';
+import type { SilenceMatcher } from '../activities/contract.js';
+
+export interface AlertRef {
+  name: string;
+  severity: string;
+  /** Labels as received: recorded for the timeline, never used to pick what is touched. */
+  labels: Record<string, string>;
+  fingerprint?: string;
+  startsAt?: string;
+  summary?: string;
+}
+
+export interface EscalationLevelPlan {
+  name: string;
+  afterMs: number;
+  channels: string[];
+}
+
+export interface GuardrailPlan {
+  restartAttempts: number;
+  restartBackoffMs: number;
+  verifyDeadlineMs: number;
+  verifyIntervalMs: number;
+  approvalTimeoutMs: number;
+  restartsPerWindow: { max: number; windowMs: number };
+  maxConcurrentDestructive: number;
+}
+
+export interface RunbookInput {
+  runbook: Exclude<RunbookName, 'maintenance'>;
+  target: string;
+  targetKind: TargetKind;
+  /** Where the target's activities run: the engine's queue, or its host agent's. */
+  targetQueue: string;
+  /** Whether the target has a configured HTTP action (offered by the high-error-rate runbook). */
+  hasAction: boolean;
+  alert: AlertRef;
+  escalation: { policy: string; levels: EscalationLevelPlan[] };
+  /** Names allowed to approve or reject; anyone else's signal is recorded and ignored. */
+  operators: string[];
+  guardrails: GuardrailPlan;
+  dryRun: boolean;
+}
+
+export interface MaintenanceInput {
+  schedule: string;
+  targets: Array<{ name: string; kind: TargetKind; queue: string }>;
+  windowMs: number;
+  silence: SilenceMatcher[];
+  /** Channels told that the window opened and how it ended. */
+  channels: string[];
+  dryRun: boolean;
+}
+
+export interface OperatorDecision {
+  operator: string;
+  reason: string;
+}
+
+export interface AlertEvent {
+  fingerprint?: string;
+  at: string;
+}
+
+export const approveSignal = defineSignal<[OperatorDecision]>('approve');
+export const rejectSignal = defineSignal<[OperatorDecision]>('reject');
+export const acknowledgeSignal = defineSignal<[OperatorDecision]>('acknowledge');
+export const alertFiringSignal = defineSignal<[AlertEvent]>('alertFiring');
+export const alertResolvedSignal = defineSignal<[AlertEvent]>('alertResolved');
+
+export type Outcome =
+  | 'recovered'
+  | 'resolved-externally'
+  | 'false-alarm'
+  | 'escalated'
+  | 'rejected'
+  | 'suppressed'
+  | 'failed'
+  | 'completed'
+  | 'cancelled';
+
+export interface TimelineEntry {
+  /** ISO time from the workflow clock. */
+  at: string;
+  step: string;
+  event: string;
+  actor: string;
+  detail?: string;
+}
+
+export interface RunbookStatus {
+  runbook: RunbookName;
+  target: string;
+  step: string;
+  restartAttempts: number;
+  pendingApproval?: { step: string; since: string; timeoutAt: string };
+  escalationLevel?: string;
+  acknowledgedBy?: string;
+  approvedBy?: string;
+  alertsFolded: number;
+  diagnosticsSummary?: string;
+  timeline: TimelineEntry[];
+  outcome?: Outcome;
+  outcomeDetail?: string;
+}
+
+export interface RunbookResult {
+  outcome: Outcome;
+  detail: string;
+  startedAt: string;
+  endedAt: string;
+  timeline: TimelineEntry[];
+}
+
+export const statusQuery = defineQuery<RunbookStatus>('status');
+
+/** One remediation per target and runbook: repeats of an alert signal the running workflow. */
+export function incidentWorkflowId(runbook: RunbookName, target: string): string {
+  return `incident:${runbook}:${target}`;
+}
+
+export function maintenanceWorkflowId(schedule: string): string {
+  return `maintenance:${schedule}`;
+}
+
+/** Keyword search attributes registered on the Temporal namespace for listing incidents. */
+export const targetAttribute = defineSearchAttributeKey('RemediationTarget', SearchAttributeType.KEYWORD);
+export const alertNameAttribute = defineSearchAttributeKey('AlertName', SearchAttributeType.KEYWORD);
+export const severityAttribute = defineSearchAttributeKey('Severity', SearchAttributeType.KEYWORD);
+export const outcomeAttribute = defineSearchAttributeKey('Outcome', SearchAttributeType.KEYWORD);
+export const runbookAttribute = defineSearchAttributeKey('Runbook', SearchAttributeType.KEYWORD);
+
+export const searchAttributeNames = ['RemediationTarget', 'AlertName', 'Severity', 'Outcome', 'Runbook'] as const;
