@@ -1,0 +1,334 @@
+// systemd units on the host that runs this process (the host agent), through systemctl and journalctl.
+//
+// Unit names arrive from config and, indirectly, from alert labels, and end up in argv. They are
+// checked against systemd's own naming rules before any process starts, and are placed after "--"
+// (or glued to "--unit=") so that nothing can ever be read as an option.
+import { execFile } from 'node:child_process';
+import { badInput, classify, operation, targetNotFound, authFailed, TimeoutError } from './failures.js';
+import { activitySignal, capLines, capText, heartbeating } from './limits.js';
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout reached maxBytes and the command was stopped; stdout holds the first maxBytes. */
+  truncated?: boolean;
+}
+
+/** Runs a program with an argument array (never a shell). Resolves with the exit code, whatever it
+ * is; rejects only when the program could not run or finish: not found, timed out, cancelled. */
+export type CommandRunner = (
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs: number; maxBytes: number; signal?: AbortSignal },
+) => Promise<CommandResult>;
+
+// systemctl and journalctl localise dates and messages and may start a pager; parsing needs neither.
+const quietEnv = { LANG: 'C', LC_ALL: 'C', SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0', SYSTEMD_URLIFY: '0' };
+
+function execFileRunner(env: NodeJS.ProcessEnv, describe: (cmd: string) => string, timeoutBackstopMs = 0): CommandRunner {
+  return (cmd, args, opts) =>
+    new Promise((resolve, reject) => {
+      execFile(
+        cmd,
+        args,
+        {
+          timeout: opts.timeoutMs + timeoutBackstopMs,
+          maxBuffer: opts.maxBytes,
+          killSignal: 'SIGKILL',
+          env,
+          shell: false,
+          windowsHide: true,
+          signal: opts.signal,
+        },
+        (err, stdout, stderr) => {
+          if (!err) return resolve({ code: 0, stdout, stderr });
+          const e = err as NodeJS.ErrnoException & { code?: string | number; killed?: boolean; signal?: string };
+          if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
+            return resolve({ code: 0, stdout, stderr, truncated: true });
+          }
+          if (e.name === 'AbortError') return reject(new Error(`${describe(cmd)} was cancelled`));
+          if (e.killed && e.signal === 'SIGKILL') return reject(new TimeoutError(describe(cmd), opts.timeoutMs));
+          if (typeof e.code === 'number') return resolve({ code: e.code, stdout, stderr });
+          // A signal from elsewhere (OOM killer, an operator) is an outcome, not a failure to run.
+          if (e.signal) return resolve({ code: 128, stdout, stderr: `${stderr}killed by ${e.signal}` });
+          reject(err);
+        },
+      );
+    });
+}
+
+/** Runs commands on this host. The environment is minimal: the child needs no secrets of ours. */
+export const localRunner: CommandRunner = execFileRunner(
+  { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...quietEnv },
+  (cmd) => cmd,
+);
+
+const containerName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,253}$/;
+
+/**
+ * Runs commands inside a container with `docker exec`, as if this process ran on that host.
+ * Killing the docker client does not kill the process inside the container, so the command is also
+ * wrapped in coreutils `timeout` there; the client's own timeout is only a backstop.
+ */
+export function dockerExecRunner(container: string): CommandRunner {
+  if (!containerName.test(container)) throw new Error(`'${container}' is not a valid container name`);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('DOCKER_') || k === 'PATH' || k === 'HOME'));
+  const docker = execFileRunner(env, (cmd) => `${cmd} in container '${container}'`, 2_000);
+  return async (cmd, args, opts) => {
+    const inner = ['timeout', '--kill-after=1', `${(opts.timeoutMs / 1000).toFixed(3)}`, cmd, ...args];
+    const envFlags = Object.entries(quietEnv).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
+    const result = await docker('docker', ['exec', ...envFlags, container, ...inner], opts);
+    // 124: timeout stopped it with TERM; 137: it needed the KILL.
+    if (result.code === 124 || result.code === 137) throw new TimeoutError(`${cmd} in container '${container}'`, opts.timeoutMs);
+    if (result.code !== 0 && /^Error response from daemon:/m.test(result.stderr)) {
+      const message = result.stderr.trim().split('\n')[0]!;
+      throw Object.assign(new Error(message), { code: /No such container/i.test(message) ? 'ENOCONTAINER' : 'EDOCKER' });
+    }
+    // 126/127 come from `timeout` itself: the program is missing in the container.
+    if (result.code === 127 || result.code === 126) {
+      throw Object.assign(new Error(`${cmd} cannot run in container '${container}'`), { code: 'ENOENT' });
+    }
+    return result;
+  };
+}
+
+const unitTypes = ['service', 'socket', 'target', 'timer', 'mount', 'path', 'slice', 'scope', 'device', 'automount', 'swap'];
+// systemd.unit(5): letters, digits, ":", "-", "_", ".", "\" in the prefix; an instance may also hold "@".
+const unitChars = /^[A-Za-z0-9:_.\\-]+$/;
+const instanceChars = /^[A-Za-z0-9:_.\\@-]+$/;
+
+/** Why a unit name is unusable, or undefined when it is a concrete unit systemctl can act on. */
+export function unitNameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'the name is empty';
+  if (name.length > 255) return 'longer than 255 characters';
+  if (name.startsWith('-')) return 'it starts with "-" and would read as an option';
+  const dot = name.lastIndexOf('.');
+  const type = dot > 0 ? name.slice(dot + 1) : '';
+  if (!unitTypes.includes(type)) return `it does not end in a unit type (.${unitTypes.join(', .')})`;
+  const stem = name.slice(0, dot);
+  const at = stem.indexOf('@');
+  const prefix = at < 0 ? stem : stem.slice(0, at);
+  if (!unitChars.test(prefix)) return 'only letters, digits and ":_.-\\" are allowed before the type';
+  if (at >= 0) {
+    const instance = stem.slice(at + 1);
+    // A template has no process to restart or status to read; only its instances do.
+    if (instance === '') return 'it is a template; name an instance (prefix@instance.type)';
+    if (!instanceChars.test(instance)) return 'only letters, digits and ":_.-\\@" are allowed in the instance';
+  }
+  return undefined;
+}
+
+function shown(name: string): string {
+  const printable = name.replace(/[\x00-\x1f\x7f]/g, '?');
+  return printable.length > 80 ? `${printable.slice(0, 80)}…` : printable;
+}
+
+/** Returns the unit name when it is valid; otherwise throws a non-retryable badInput naming it. */
+export function validUnitName(name: string, op = 'use'): string {
+  const problem = unitNameProblem(name);
+  if (problem) throw badInput(operation(op, 'systemd unit', shown(name)), `not a valid unit name: ${problem}`);
+  return name;
+}
+
+export interface UnitStatus {
+  unit: string;
+  /** loaded, not-found, masked, bad-setting, error. */
+  loadState: string;
+  /** active, reloading, inactive, failed, activating, deactivating. */
+  activeState: string;
+  /** running, exited, dead, failed, auto-restart, … */
+  subState: string;
+  /** Automatic restarts (Restart=) since the unit was last started by hand; services only. */
+  nRestarts?: number;
+  /** 0 when no main process runs. */
+  mainPid: number;
+  /** Exit status of the last main process; services only. */
+  execMainStatus?: number;
+  /** When the unit entered its current state, as ISO 8601. */
+  since?: string;
+}
+
+export interface UnitRestart {
+  unit: string;
+  dryRun: boolean;
+  before: UnitStatus;
+  after?: UnitStatus;
+  summary: string;
+}
+
+export interface JournalTail {
+  lines: string[];
+  text: string;
+}
+
+export interface SystemdDeps {
+  run: CommandRunner;
+  /** Bound on every systemctl/journalctl run, including a restart waiting for its unit to start. */
+  timeoutMs: number;
+  /** Cap on captured output (journal tails, error text). */
+  outputBytes: number;
+}
+
+const statusProperties = [
+  'Id',
+  'LoadState',
+  'ActiveState',
+  'SubState',
+  'NRestarts',
+  'MainPID',
+  'ExecMainStatus',
+  'ActiveEnterTimestamp',
+  'StateChangeTimestamp',
+];
+
+function parseProperties(text: string): Record<string, string> {
+  const props: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) props[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return props;
+}
+
+/** `--timestamp=unix` prints "@1718000000"; unset timestamps are empty or "n/a". */
+function isoFromUnix(value: string | undefined): string | undefined {
+  const m = /^@(\d+)$/.exec(value ?? '');
+  if (!m || m[1] === '0') return undefined;
+  return new Date(Number(m[1]) * 1000).toISOString();
+}
+
+function optionalInt(value: string | undefined): number | undefined {
+  if (value === undefined || value === '' || value === '[not set]') return undefined;
+  const n = Number(value);
+  return Number.isInteger(n) ? n : undefined;
+}
+
+function firstLine(text: string): string {
+  return text.trim().split('\n').find((l) => l.trim() !== '')?.trim().slice(0, 300) ?? '';
+}
+
+function describe(s: UnitStatus): string {
+  const pid = s.mainPid > 0 ? `, MainPID ${s.mainPid}` : '';
+  return `${s.activeState}/${s.subState}${pid}`;
+}
+
+// journalctl --since accepts its own forms; an ISO timestamp becomes epoch seconds, which every
+// version understands, and anything else must look like one of systemd.time(7)'s relative forms.
+function journalSince(since: string, what: string): string {
+  if (/^\d{4}-\d{2}-\d{2}T/.test(since)) {
+    const ms = Date.parse(since);
+    if (Number.isNaN(ms)) throw badInput(what, `since '${shown(since)}' is not a valid timestamp`);
+    return `@${Math.floor(ms / 1000)}`;
+  }
+  if (/^(-?\d+ ?[a-z]+( ?\d+ ?[a-z]+)*( ago)?|today|yesterday|now|\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?)$/.test(since)) return since;
+  throw badInput(what, `since '${shown(since)}' is neither an ISO timestamp nor a relative time like "-15min"`);
+}
+
+export function createSystemdActivities(deps: SystemdDeps) {
+  const { run, timeoutMs, outputBytes } = deps;
+
+  async function runOrFail(what: string, cmd: string, args: string[], maxBytes = outputBytes) {
+    try {
+      return await heartbeating(run(cmd, args, { timeoutMs, maxBytes, signal: activitySignal() }), { what });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ENOENT') throw targetNotFound(what, `${cmd} is not installed on this host`);
+      if (code === 'ENOCONTAINER') throw targetNotFound(what, firstLine((err as Error).message));
+      throw classify(what, err);
+    }
+  }
+
+  /** systemctl failures that no retry can fix; undefined for everything else. */
+  function refusal(what: string, stderr: string) {
+    if (/access denied|interactive authentication required|permission denied/i.test(stderr)) {
+      return authFailed(what, `systemctl was refused: ${firstLine(stderr)}`);
+    }
+    if (/not found|not loaded|no such file/i.test(stderr)) return targetNotFound(what, 'no such unit');
+    return undefined;
+  }
+
+  async function status(unit: string, what: string): Promise<UnitStatus> {
+    const args = ['show', '--timestamp=unix', `--property=${statusProperties.join(',')}`, '--', unit];
+    const out = await runOrFail(what, 'systemctl', args);
+    if (out.code !== 0) throw refusal(what, out.stderr) ?? classify(what, new Error(`systemctl show exited ${out.code}: ${firstLine(out.stderr)}`));
+    const p = parseProperties(out.stdout);
+    if (!p.LoadState) throw classify(what, new Error(`systemctl show printed no LoadState: ${firstLine(out.stdout + out.stderr)}`));
+    if (p.LoadState === 'not-found') throw targetNotFound(what, 'no such unit');
+    const activeState = p.ActiveState ?? 'unknown';
+    const since =
+      activeState === 'active'
+        ? isoFromUnix(p.ActiveEnterTimestamp) ?? isoFromUnix(p.StateChangeTimestamp)
+        : isoFromUnix(p.StateChangeTimestamp) ?? isoFromUnix(p.ActiveEnterTimestamp);
+    return {
+      unit: p.Id || unit,
+      loadState: p.LoadState,
+      activeState,
+      subState: p.SubState ?? 'unknown',
+      nRestarts: optionalInt(p.NRestarts),
+      mainPid: optionalInt(p.MainPID) ?? 0,
+      execMainStatus: optionalInt(p.ExecMainStatus),
+      since,
+    };
+  }
+
+  return {
+    async unitStatus(unit: string): Promise<UnitStatus> {
+      const what = operation('status', 'systemd unit', shown(unit));
+      return status(validUnitName(unit, 'status'), what);
+    },
+
+    /**
+     * Restarts the unit and waits (up to timeoutMs) for systemd to report it started. A unit that
+     * fails to start is a result, not an error: the caller verifies `after` and decides what next.
+     */
+    async restartUnit(unit: string, opts: { dryRun: boolean }): Promise<UnitRestart> {
+      const what = operation('restart', 'systemd unit', shown(unit));
+      validUnitName(unit, 'restart');
+      const before = await status(unit, what);
+      if (opts.dryRun) {
+        return { unit, dryRun: true, before, summary: `dry run: would restart systemd unit '${unit}' (now ${describe(before)})` };
+      }
+      const out = await runOrFail(what, 'systemctl', ['restart', '--', unit]);
+      if (out.code !== 0) {
+        // "Job for x.service failed because …": systemd ran the restart and the unit did not come up.
+        if (!/^Job for /m.test(out.stderr)) {
+          throw refusal(what, out.stderr) ?? classify(what, new Error(`systemctl restart exited ${out.code}: ${firstLine(out.stderr)}`));
+        }
+      }
+      const after = await status(unit, what);
+      const outcome =
+        out.code === 0
+          ? `restarted systemd unit '${unit}': ${describe(before)} → ${describe(after)}`
+          : `restart of systemd unit '${unit}' did not succeed: ${describe(before)} → ${describe(after)}; ${firstLine(out.stderr)}`;
+      return { unit, dryRun: false, before, after, summary: outcome };
+    },
+
+    /** The newest journal lines of the unit, oldest first, within maxBytes. */
+    async journalTail(unit: string, opts: { lines: number; since?: string; maxBytes: number }): Promise<JournalTail> {
+      const what = operation('journal tail', 'systemd unit', shown(unit));
+      validUnitName(unit, 'journal tail');
+      if (!Number.isInteger(opts.lines) || opts.lines < 1 || opts.lines > 10_000) {
+        throw badInput(what, `lines must be an integer from 1 to 10000, not ${opts.lines}`);
+      }
+      const maxBytes = Math.max(1, Math.min(opts.maxBytes, outputBytes));
+      const args = [`--unit=${unit}`, `--lines=${opts.lines}`, '--no-pager', '--quiet', '--output=short-iso'];
+      if (opts.since !== undefined) args.push(`--since=${journalSince(opts.since, what)}`);
+      // Newest first, so that when the byte cap stops journalctl it is the oldest lines that are lost.
+      args.push('--reverse');
+      const out = await runOrFail(what, 'journalctl', args, maxBytes);
+      if (out.code !== 0) {
+        const problem = firstLine(out.stderr);
+        if (/failed to parse/i.test(problem)) throw badInput(what, problem);
+        throw refusal(what, out.stderr) ?? classify(what, new Error(`journalctl exited ${out.code}: ${problem}`));
+      }
+      let newestFirst = out.stdout.split('\n').filter((l) => l !== '' && l !== '-- No entries --');
+      if (out.truncated && newestFirst.length > 1) newestFirst = newestFirst.slice(0, -1);
+      const lines = capLines(newestFirst.reverse(), opts.lines);
+      const text = (out.truncated ? `[older lines cut at ${maxBytes} bytes]\n` : '') + lines.join('\n');
+      return { lines, text: capText(text, maxBytes) };
+    },
+  };
+}
+
+export type SystemdActivities = ReturnType<typeof createSystemdActivities>;
