@@ -186,6 +186,8 @@ const binding = z
   });
 
 const channel = z.discriminatedUnion('type', [
+  /** Writes the notification to the engine's log: for local runs and as a last-resort channel. */
+  z.object({ type: z.literal('log') }).strict(),
   z.object({ type: z.literal('webhook'), url: secretRef }).strict(),
   z.object({ type: z.literal('slack'), url: secretRef }).strict(),
   z

@@ -54,7 +54,8 @@ up() {
   docker_up
   # The systemd image takes minutes the first time; build it while the other services start.
   ( build_systemd_image ) & local image_job=$!
-  temporal_up
+  # STACK_TEMPORAL=0: the caller embeds its own Temporal (the engine's start command).
+  [ "${STACK_TEMPORAL:-1}" = 0 ] || temporal_up
   postgres_up
   mariadb_up
   redis_up

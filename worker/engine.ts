@@ -1,0 +1,114 @@
+// The engine process: one worker for the runbooks and their engine-side activities, the Alertmanager
+// webhook, and the maintenance schedules. Any number of engines may run against one Temporal namespace;
+// they share the task queue, and Temporal hands each workflow task to exactly one of them.
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@temporalio/client';
+import { Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import type { EngineConfig } from '../config/schema.js';
+import { createEngineActivities } from '../activities/index.js';
+import { createWebhookServer } from '../triggers/alertmanager.js';
+import { createMetrics } from '../triggers/metrics.js';
+import { syncSchedules } from '../triggers/schedules.js';
+import { connect, temporalEndpoint } from './temporal.js';
+
+export const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
+
+export interface EngineOptions {
+  config: EngineConfig;
+  logger: Logger;
+  /** A prebuilt workflow bundle (tests and benchmarks bundle once); otherwise bundled at start. */
+  workflowBundlePath?: string;
+  /** Overrides config.webhook.listen, e.g. port 0 in tests. */
+  listen?: string;
+}
+
+export interface RunningEngine {
+  webhookUrl: string;
+  client: Client;
+  /** Resolves when the worker stops (after stop(), or on a fatal worker error). */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
+  const { config, logger } = opts;
+  const endpoint = await temporalEndpoint(config, (m) => logger.info(m));
+  const { native, client: clientConnection } = await connect(endpoint);
+  const client = new Client({ connection: clientConnection, namespace: endpoint.namespace });
+  const metrics = createMetrics();
+  const taskQueue = config.temporal.taskQueue;
+
+  const workerOptions: WorkerOptions = {
+    connection: native,
+    namespace: endpoint.namespace,
+    taskQueue,
+    activities: createEngineActivities(config, { client, logger, metrics }),
+    ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath }),
+    sinks: metrics.sinks(),
+    shutdownGraceTime: '20s',
+  };
+  const worker = await Worker.create(workerOptions);
+  const done = worker.run();
+  let workerRunning = true;
+  done.then(
+    () => (workerRunning = false),
+    (err) => {
+      workerRunning = false;
+      logger.error({ err: String(err) }, 'worker stopped with an error');
+    },
+  );
+
+  const changes = await syncSchedules({ client, config, taskQueue });
+  logger.info({ schedules: changes }, 'maintenance schedules in sync with config');
+
+  const webhook = createWebhookServer({
+    config: opts.listen ? { ...config, webhook: { ...config.webhook, listen: opts.listen } } : config,
+    client,
+    taskQueue,
+    metrics,
+    logger,
+    ready: async () => workerRunning && (await temporalReachable(client)),
+  });
+  const { port } = await webhook.listen();
+  const host = (opts.listen ?? config.webhook.listen).split(':')[0];
+  const webhookUrl = `http://${host}:${port}`;
+
+  logger.info(
+    {
+      webhook: `${webhookUrl}/alertmanager`,
+      health: `${webhookUrl}/healthz`,
+      metrics: `${webhookUrl}/metrics`,
+      temporal: endpoint.address,
+      namespace: endpoint.namespace,
+      temporalUi: endpoint.uiUrl,
+      taskQueue,
+      dryRun: config.dryRun,
+    },
+    'engine running',
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      logger.info('stopping: no new alerts accepted, draining the worker');
+      await webhook.close();
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done.catch(() => {});
+      await clientConnection.close();
+      await native.close();
+      await endpoint.stop();
+      logger.info('stopped');
+    })());
+  return { webhookUrl, client, done, stop };
+}
+
+async function temporalReachable(client: Client): Promise<boolean> {
+  try {
+    await client.connection.healthService.check({}, { timeout: 2_000 } as never);
+    return true;
+  } catch {
+    return false;
+  }
+}
