@@ -1,0 +1,277 @@
+// The facade workflows call: every operation names a configured target, and this module decides
+// what that means for the target's kind (container, systemd unit, database, HTTP service).
+// A name that is not in the config is refused here, so alert labels can never reach anything else.
+import type { Logger } from 'pino';
+import { parseDuration } from '../config/duration.js';
+import type { EngineConfig, Target } from '../config/schema.js';
+import type {
+  ActionContext,
+  ActionResult,
+  BackupResult,
+  Check,
+  DiagnosticSection,
+  Diagnostics,
+  TargetActivities,
+  Verification,
+} from './contract.js';
+import type { DockerActivities } from './docker.js';
+import { badInput, targetNotFound } from './failures.js';
+import type { HttpActivities } from './http.js';
+import { capText } from './limits.js';
+import { mysqlConnection, type MysqlActivities } from './mysql.js';
+import { pgConnection, type PostgresActivities } from './postgres.js';
+import { redisConnection, type RedisActivities } from './redis.js';
+import type { SystemdActivities } from './systemd.js';
+
+export interface TargetDeps {
+  config: EngineConfig;
+  logger: Logger;
+  docker: DockerActivities;
+  http: HttpActivities;
+  postgres: PostgresActivities;
+  mysql: MysqlActivities;
+  redis: RedisActivities;
+  /** Only on a host agent: systemd units are acted on where they live. */
+  systemd?: SystemdActivities;
+}
+
+/** Long-running statements worth showing in diagnostics. */
+const slowQuerySeconds = 10;
+
+export function createTargetActivities(deps: TargetDeps): TargetActivities {
+  const { config, logger } = deps;
+  const sectionBytes = Math.max(1_024, Math.floor(config.limits.outputBytes / 4));
+
+  function resolve(op: string, name: string): Target {
+    const target = config.targets[name];
+    if (!target) throw targetNotFound(`${op} of target '${name}'`, 'no such target in the config');
+    return target;
+  }
+
+  function systemd(op: string, name: string): SystemdActivities {
+    if (!deps.systemd) {
+      throw badInput(`${op} of systemd target '${name}'`, 'systemd units are handled by their host agent; this worker is not one');
+    }
+    return deps.systemd;
+  }
+
+  const dryRun = (ctx: ActionContext) => ctx.dryRun || config.dryRun;
+
+  function audit(action: string, target: string, ctx: ActionContext, summary: string): void {
+    logger.info({ action, target, incident: ctx.incidentId, actor: ctx.actor, reason: ctx.reason, dryRun: dryRun(ctx) }, summary);
+  }
+
+  async function ownChecks(name: string, t: Target): Promise<Check[]> {
+    switch (t.kind) {
+      case 'container': {
+        const s = await deps.docker.containerStatus({ endpoint: t.docker, container: t.container });
+        const ok = s.running && s.health !== 'unhealthy';
+        return [{ check: 'container', ok, detail: `${s.state}${s.health ? ` (${s.health})` : ''}, started ${s.startedAt ?? 'never'}` }];
+      }
+      case 'systemd': {
+        const s = await systemd('verification', name).unitStatus(t.unit);
+        return [{ check: 'unit', ok: s.activeState === 'active', detail: `${s.activeState}/${s.subState}, pid ${s.mainPid}, ${s.nRestarts} restarts` }];
+      }
+      case 'postgres': {
+        const p = await deps.postgres.ping(name, pgConnection(t));
+        return [{ check: 'postgres', ok: p.ok, detail: p.ok ? 'accepting connections' : (p.error ?? 'not answering'), latencyMs: p.latencyMs }];
+      }
+      case 'mysql': {
+        const p = await deps.mysql.ping(name, mysqlConnection(t));
+        return [{ check: 'mysql', ok: p.ok, detail: p.ok ? 'accepting connections' : (p.error ?? 'not answering'), latencyMs: p.latencyMs }];
+      }
+      case 'redis': {
+        const p = await deps.redis.ping(name, redisConnection(t));
+        return [{ check: 'redis', ok: p.ok, detail: p.ok ? 'PONG' : (p.error ?? 'not answering'), latencyMs: p.latencyMs }];
+      }
+      case 'http':
+        return [];
+    }
+  }
+
+  async function healthCheck(t: Target): Promise<Check[]> {
+    if (!t.health) return [];
+    const h = await deps.http.checkHealth({ url: t.health.url, expectStatus: t.health.expectStatus, timeoutMs: parseDuration(t.health.timeout) });
+    return [{ check: 'http', ok: h.ok, detail: h.ok ? `HTTP ${h.status}` : (h.error ?? `HTTP ${h.status}`), latencyMs: h.latencyMs }];
+  }
+
+  async function verifyTarget(name: string): Promise<Verification> {
+    const t = resolve('verification', name);
+    const [own, health] = await Promise.all([ownChecks(name, t), healthCheck(t)]);
+    const checks = [...own, ...health];
+    if (checks.length === 0) throw badInput(`verification of target '${name}'`, 'the target has no health check configured');
+    return { target: name, healthy: checks.every((c) => c.ok), checks };
+  }
+
+  async function restartTarget(name: string, ctx: ActionContext): Promise<ActionResult> {
+    const t = resolve('restart', name);
+    let result: ActionResult;
+    switch (t.kind) {
+      case 'container': {
+        const r = await deps.docker.restartContainer(
+          { endpoint: t.docker, container: t.container },
+          { stopTimeoutS: Math.ceil(parseDuration(t.stopTimeout) / 1_000), dryRun: dryRun(ctx) },
+        );
+        result = { target: name, action: 'restart', dryRun: r.dryRun, summary: r.summary, before: r.before.state, after: r.after?.state };
+        break;
+      }
+      case 'systemd': {
+        const r = await systemd('restart', name).restartUnit(t.unit, { dryRun: dryRun(ctx) });
+        result = { target: name, action: 'restart', dryRun: r.dryRun, summary: r.summary, before: r.before.activeState, after: r.after?.activeState };
+        break;
+      }
+      default: {
+        if (!t.restartVia) throw badInput(`restart of ${t.kind} target '${name}'`, 'no restartVia container or unit is configured for it');
+        const via = await restartTarget(t.restartVia, ctx);
+        result = { ...via, target: name, summary: `${via.summary} (the ${t.kind} server of '${name}')` };
+      }
+    }
+    audit('restart', name, ctx, result.summary);
+    return result;
+  }
+
+  async function section(title: string, work: () => Promise<string>): Promise<DiagnosticSection> {
+    try {
+      return { title, ok: true, text: capText(await work(), sectionBytes) };
+    } catch (err) {
+      return { title, ok: false, text: capText(`unavailable: ${(err as Error).message}`, sectionBytes) };
+    }
+  }
+
+  const lines = (o: Record<string, unknown>) => Object.entries(o).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n');
+
+  function sectionsFor(name: string, t: Target): Array<Promise<DiagnosticSection>> {
+    const out: Array<Promise<DiagnosticSection>> = [];
+    const logLines = config.limits.logLines;
+    switch (t.kind) {
+      case 'container': {
+        const ref = { endpoint: t.docker, container: t.container };
+        out.push(section(`container ${t.container} state`, async () => lines({ ...(await deps.docker.containerStatus(ref)) })));
+        out.push(
+          section(`container ${t.container} logs (last ${logLines} lines)`, async () => {
+            const l = await deps.docker.containerLogs(ref, { tail: logLines, maxBytes: sectionBytes });
+            return [l.stdout && `stdout:\n${l.stdout}`, l.stderr && `stderr:\n${l.stderr}`].filter(Boolean).join('\n') || '(no output)';
+          }),
+        );
+        out.push(section(`container ${t.container} resources`, async () => lines({ ...(await deps.docker.containerStats(ref)) })));
+        break;
+      }
+      case 'systemd': {
+        const sd = systemd('diagnosis', name);
+        out.push(section(`unit ${t.unit} status`, async () => lines({ ...(await sd.unitStatus(t.unit)) })));
+        out.push(section(`unit ${t.unit} journal (last ${logLines} lines)`, async () => (await sd.journalTail(t.unit, { lines: logLines, maxBytes: sectionBytes })).text));
+        break;
+      }
+      case 'postgres': {
+        const c = pgConnection(t);
+        out.push(section('postgres connections', async () => lines({ ...(await deps.postgres.connections(name, c)) })));
+        out.push(section('postgres database stats', async () => lines({ ...(await deps.postgres.databaseStats(name, c)) })));
+        out.push(
+          section(`postgres queries running over ${slowQuerySeconds}s`, async () => {
+            const q = await deps.postgres.longQueries(name, c, slowQuerySeconds);
+            return q.length === 0 ? 'none' : q.map((x) => `pid ${x.pid} ${x.durationS}s ${x.state} ${x.user}: ${x.query}`).join('\n');
+          }),
+        );
+        break;
+      }
+      case 'mysql': {
+        const c = mysqlConnection(t);
+        out.push(section('mysql threads', async () => lines({ ...(await deps.mysql.threads(name, c)) })));
+        out.push(
+          section('mysql processlist', async () => {
+            const p = await deps.mysql.processlist(name, c, slowQuerySeconds);
+            const long = p.long.map((x) => `id ${x.id} ${x.timeS}s ${x.user}@${x.db ?? '-'} ${x.command} ${x.state ?? ''}: ${x.info ?? ''}`);
+            return [`total ${p.total}`, `by command ${JSON.stringify(p.byCommand)}`, `by user ${JSON.stringify(p.byUser)}`, ...long].join('\n');
+          }),
+        );
+        out.push(
+          section('mysql latest deadlock', async () => {
+            const d = await deps.mysql.latestDeadlock(name, c);
+            return d.found ? (d.text ?? '') : 'none recorded';
+          }),
+        );
+        break;
+      }
+      case 'redis': {
+        const info = deps.redis.info(name, redisConnection(t), ['clients', 'memory', 'stats']);
+        out.push(section('redis clients', async () => lines((await info).clients ?? {})));
+        out.push(section('redis memory', async () => lines((await info).memory ?? {})));
+        out.push(section('redis stats', async () => lines((await info).stats ?? {})));
+        break;
+      }
+      case 'http':
+        break;
+    }
+    if (t.health) {
+      const health = t.health;
+      out.push(section(`health ${health.url}`, async () => lines({ ...(await deps.http.checkHealth({ url: health.url, expectStatus: health.expectStatus, timeoutMs: parseDuration(health.timeout) })) })));
+      if (health.detailedUrl) {
+        const url = health.detailedUrl;
+        out.push(
+          section(`detailed health ${url}`, async () => {
+            const d = await deps.http.readDetailedHealth({ url, timeoutMs: parseDuration(health.timeout) });
+            return d.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n') || (d.ok ? 'ok' : 'not ok');
+          }),
+        );
+      }
+    }
+    return out;
+  }
+
+  async function diagnoseTarget(name: string): Promise<Diagnostics> {
+    const t = resolve('diagnosis', name);
+    const own = sectionsFor(name, t);
+    // The server behind a database or service (its container or unit) says why it is struggling.
+    const via = 'restartVia' in t && t.restartVia && config.targets[t.restartVia] ? sectionsFor(t.restartVia, config.targets[t.restartVia]!) : [];
+    const sections = await Promise.all([...own, ...via]);
+    const summary = sections.map((s) => `${s.ok ? 'ok' : 'FAILED'}: ${s.title}: ${s.text.split('\n')[0]!.slice(0, 160)}`).join('\n');
+    return { target: name, sections, summary };
+  }
+
+  async function runTargetAction(name: string, ctx: ActionContext): Promise<ActionResult> {
+    const t = resolve('action', name);
+    if (t.kind !== 'http' || !t.action) throw badInput(`action on target '${name}'`, 'the target has no configured HTTP action');
+    const r = await deps.http.runHttpAction({
+      method: t.action.method,
+      url: t.action.url,
+      timeoutMs: 30_000,
+      dryRun: dryRun(ctx),
+      idempotencyKey: `${ctx.incidentId}:action`,
+    });
+    audit('action', name, ctx, r.summary);
+    return { target: name, action: 'http-action', dryRun: r.dryRun, summary: r.summary };
+  }
+
+  async function backupTarget(name: string, ctx: ActionContext): Promise<BackupResult> {
+    const t = resolve('backup', name);
+    if (t.kind !== 'postgres') {
+      return { target: name, action: 'backup', dryRun: dryRun(ctx), summary: `no backup step for ${t.kind} targets; skipped` };
+    }
+    const r = await deps.postgres.backup(name, pgConnection(t), { dryRun: dryRun(ctx) });
+    audit('backup', name, ctx, r.summary);
+    return { target: name, action: 'backup', dryRun: dryRun(ctx), summary: r.summary, file: r.file, bytes: r.bytes, sha256: r.sha256 };
+  }
+
+  async function maintainTarget(name: string, ctx: ActionContext): Promise<ActionResult> {
+    const t = resolve('maintenance', name);
+    let summary: string;
+    if (t.kind === 'postgres') {
+      summary = (await deps.postgres.vacuum(name, pgConnection(t), t.maintenanceTables, { dryRun: dryRun(ctx) })).summary;
+    } else if (t.kind === 'mysql') {
+      if (t.maintenanceTables.length === 0) {
+        summary = 'no maintenanceTables configured; OPTIMIZE/ANALYZE skipped';
+      } else {
+        const c = mysqlConnection(t);
+        const opt = await deps.mysql.optimize(name, c, t.maintenanceTables, { dryRun: dryRun(ctx) });
+        const ana = await deps.mysql.analyze(name, c, t.maintenanceTables, { dryRun: dryRun(ctx) });
+        summary = `${opt.summary}; ${ana.summary}`;
+      }
+    } else {
+      summary = `no maintenance step for ${t.kind} targets; skipped`;
+    }
+    audit('maintenance', name, ctx, summary);
+    return { target: name, action: 'maintenance', dryRun: dryRun(ctx), summary };
+  }
+
+  return { verifyTarget, restartTarget, diagnoseTarget, runTargetAction, backupTarget, maintainTarget };
+}
