@@ -286,6 +286,8 @@ export function createSystemdActivities(deps: SystemdDeps) {
       const what = operation('restart', 'systemd unit', shown(unit));
       validUnitName(unit, 'restart');
       const before = await status(unit, what);
+      // masked is an operator's decision and bad-setting needs a fixed unit file: waiting changes neither.
+      if (before.loadState !== 'loaded') throw badInput(what, `the unit is ${before.loadState}`);
       if (opts.dryRun) {
         return { unit, dryRun: true, before, summary: `dry run: would restart systemd unit '${unit}' (now ${describe(before)})` };
       }
@@ -322,11 +324,24 @@ export function createSystemdActivities(deps: SystemdDeps) {
         if (/failed to parse/i.test(problem)) throw badInput(what, problem);
         throw refusal(what, out.stderr) ?? classify(what, new Error(`journalctl exited ${out.code}: ${problem}`));
       }
-      let newestFirst = out.stdout.split('\n').filter((l) => l !== '' && l !== '-- No entries --');
-      if (out.truncated && newestFirst.length > 1) newestFirst = newestFirst.slice(0, -1);
-      const lines = capLines(newestFirst.reverse(), opts.lines);
-      const text = (out.truncated ? `[older lines cut at ${maxBytes} bytes]\n` : '') + lines.join('\n');
-      return { lines, text: capText(text, maxBytes) };
+      const newestFirst = out.stdout.split('\n').filter((l) => l !== '' && l !== '-- No entries --');
+      if (!out.truncated) {
+        const lines = capLines(newestFirst.reverse(), opts.lines);
+        return { lines, text: capText(lines.join('\n'), maxBytes) };
+      }
+      // The last line read is cut mid-way; keep whole lines that fit beside the marker.
+      const marker = `[older lines cut at ${maxBytes} bytes]`;
+      const kept: string[] = [];
+      let bytes = Buffer.byteLength(marker);
+      for (const line of newestFirst.slice(0, -1)) {
+        bytes += Buffer.byteLength(line) + 1;
+        if (bytes > maxBytes) break;
+        kept.push(line);
+      }
+      // A single line longer than the cap still says something: keep its start.
+      if (kept.length === 0 && newestFirst[0]) kept.push(newestFirst[0]);
+      const lines = kept.reverse();
+      return { lines, text: capText([marker, ...lines].join('\n'), maxBytes) };
     },
   };
 }

@@ -70,7 +70,7 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       }
       case 'systemd': {
         const s = await systemd('verification', name).unitStatus(t.unit);
-        return [{ check: 'unit', ok: s.activeState === 'active', detail: `${s.activeState}/${s.subState}, pid ${s.mainPid}, ${s.nRestarts} restarts` }];
+        return [{ check: 'unit', ok: s.activeState === 'active', detail: `${s.activeState}/${s.subState}, pid ${s.mainPid}${s.nRestarts === undefined ? '' : `, ${s.nRestarts} restarts`}` }];
       }
       case 'postgres': {
         const p = await deps.postgres.ping(name, pgConnection(t));

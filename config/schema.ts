@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { Secret } from './secret.js';
 import { durationPattern } from './duration.js';
+import { unitNameProblem } from '../activities/systemd.js';
 
 /** A duration written the way operators write them: "90s", "15m", "1h30m", "500ms". */
 const duration = z.string().regex(durationPattern, 'expected a duration such as "30s", "15m" or "1h"');
@@ -80,7 +81,10 @@ const containerTarget = z
 const systemdTarget = z
   .object({
     kind: z.literal('systemd'),
-    unit: z.string().min(1),
+    unit: z.string().superRefine((unit, ctx) => {
+      const problem = unitNameProblem(unit);
+      if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+    }),
     /** The host whose agent owns the unit; its activities run on that host's task queue. */
     host: name,
     ...targetBase,
