@@ -1,0 +1,313 @@
+// Against the stack's real Alertmanager. Every silence and alert made here carries a unique
+// instance label and createdBy, so parallel tests and the stack's own routes are not disturbed;
+// silences are expired and alerts resolved afterwards.
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApplicationFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAlertmanagerActivities } from '../../activities/alertmanager.js';
+import type { SilenceMatcher, SilenceRequest } from '../../activities/contract.js';
+import { stack } from '../support/stack.js';
+
+const run = randomUUID().slice(0, 8);
+const author = `remediation-test-${run}`;
+// Not an alertname any binding uses: Alertmanager forwards these alerts to the engine's webhook.
+const alertname = 'RemediationTestProbe';
+const made: string[] = [];
+const posted: Array<Record<string, string>> = [];
+
+let am: ReturnType<typeof createAlertmanagerActivities>;
+let amUrl: string;
+
+const eq = (name: string, value: string): SilenceMatcher => ({ name, value, isRegex: false, isEqual: true });
+
+function silenceRequest(instance: string, extra: Partial<SilenceRequest> = {}): SilenceRequest {
+  return {
+    matchers: [eq('instance', instance), { name: 'alertname', value: 'RemediationTest.*', isRegex: true, isEqual: true }],
+    durationMs: 10 * 60_000,
+    createdBy: author,
+    comment: `test silence for ${instance}`,
+    dryRun: false,
+    ...extra,
+  };
+}
+
+async function amGet<T>(path: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${amUrl}${path}`, { signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+async function ourSilences(): Promise<Array<{ id: string; status: { state: string } }>> {
+  const { body } = await amGet<Array<{ id: string; createdBy: string; status: { state: string } }>>('/api/v2/silences');
+  return body.filter((s) => s.createdBy === author);
+}
+
+async function postAlert(labels: Record<string, string>, endsAt: Date, annotations: Record<string, string> = {}): Promise<void> {
+  const res = await fetch(`${amUrl}/api/v2/alerts`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify([{ labels, annotations, startsAt: new Date().toISOString(), endsAt: endsAt.toISOString() }]),
+    signal: AbortSignal.timeout(5_000),
+  });
+  expect(res.status).toBe(200);
+}
+
+async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (ok(v) || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    return err as ApplicationFailure;
+  }
+  throw new Error('expected a failure, got a result');
+}
+
+beforeAll(() => {
+  amUrl = stack().alertmanagerUrl;
+  am = createAlertmanagerActivities({ url: amUrl, timeoutMs: 5_000 });
+});
+
+afterAll(async () => {
+  for (const id of made) await am.expireSilence(id, false).catch(() => undefined);
+  // Resolving the probe alerts now keeps them out of the stack's Alertmanager view.
+  for (const labels of posted) await postAlert(labels, new Date()).catch(() => undefined);
+});
+
+describe('silences', () => {
+  it('creates a silence Alertmanager reports active for the requested duration, and finds it by labels', async () => {
+    const instance = `am-test-${run}-a`;
+    const before = Date.now();
+    const { silenceId, dryRun } = await am.createSilence(silenceRequest(instance));
+    made.push(silenceId);
+    expect(dryRun).toBe(false);
+
+    const { status, body } = await amGet<{ status: { state: string }; endsAt: string; createdBy: string; matchers: SilenceMatcher[] }>(
+      `/api/v2/silence/${silenceId}`,
+    );
+    expect(status).toBe(200);
+    expect(body.status.state).toBe('active');
+    expect(body.createdBy).toBe(author);
+    expect(body.matchers).toEqual(expect.arrayContaining([expect.objectContaining(eq('instance', instance))]));
+    const endsAt = Date.parse(body.endsAt);
+    expect(endsAt).toBeGreaterThanOrEqual(before + 10 * 60_000 - 1_000);
+    expect(endsAt).toBeLessThanOrEqual(Date.now() + 10 * 60_000 + 1_000);
+
+    const covering = await am.findActiveSilences({ alertname: 'RemediationTestDown', instance });
+    expect(covering.map((s) => s.id)).toContain(silenceId);
+    const found = covering.find((s) => s.id === silenceId)!;
+    expect(found.createdBy).toBe(author);
+    expect(found.comment).toBe(`test silence for ${instance}`);
+
+    // The regex matcher is anchored and the instance must be equal: near misses are not covered.
+    expect((await am.findActiveSilences({ alertname: 'OtherRemediationTestDown', instance })).map((s) => s.id)).not.toContain(silenceId);
+    expect((await am.findActiveSilences({ alertname: 'RemediationTestDown', instance: `${instance}-2` })).map((s) => s.id)).not.toContain(
+      silenceId,
+    );
+    expect((await am.findActiveSilences({ instance })).map((s) => s.id)).not.toContain(silenceId);
+  });
+
+  it('expires a silence so that Alertmanager reports it expired and it no longer covers the labels', async () => {
+    const instance = `am-test-${run}-b`;
+    const { silenceId } = await am.createSilence(silenceRequest(instance));
+    made.push(silenceId);
+    const labels = { alertname: 'RemediationTestDown', instance };
+    expect((await am.findActiveSilences(labels)).map((s) => s.id)).toContain(silenceId);
+
+    expect(await am.expireSilence(silenceId, false)).toEqual({ expired: true });
+    const { body } = await amGet<{ status: { state: string } }>(`/api/v2/silence/${silenceId}`);
+    expect(body.status.state).toBe('expired');
+    expect((await am.findActiveSilences(labels)).map((s) => s.id)).not.toContain(silenceId);
+
+    // A retried expiry finds it already expired: done, not an error.
+    expect(await am.expireSilence(silenceId, false)).toEqual({ expired: true });
+  });
+
+  it('leaves the silence active when expiry is a dry run', async () => {
+    const instance = `am-test-${run}-c`;
+    const { silenceId } = await am.createSilence(silenceRequest(instance));
+    made.push(silenceId);
+    expect(await am.expireSilence(silenceId, true)).toEqual({ expired: false });
+    const { body } = await amGet<{ status: { state: string } }>(`/api/v2/silence/${silenceId}`);
+    expect(body.status.state).toBe('active');
+  });
+
+  it('creates nothing in a dry run', async () => {
+    const before = (await ourSilences()).length;
+    const result = await am.createSilence(silenceRequest(`am-test-${run}-dry`, { dryRun: true }));
+    expect(result).toEqual({ silenceId: 'dry-run', dryRun: true });
+    expect((await ourSilences()).length).toBe(before);
+  });
+
+  it('reuses the silence of an earlier attempt of the same request instead of adding a second one', async () => {
+    const instance = `am-test-${run}-retry`;
+    const first = await am.createSilence(silenceRequest(instance));
+    made.push(first.silenceId);
+    const second = await am.createSilence(silenceRequest(instance));
+    expect(second.silenceId).toBe(first.silenceId);
+
+    // A different comment is a different request.
+    const third = await am.createSilence(silenceRequest(instance, { comment: `another reason for ${instance}` }));
+    made.push(third.silenceId);
+    expect(third.silenceId).not.toBe(first.silenceId);
+  });
+
+  it('applies != matchers with Alertmanager semantics: a missing label is the empty string', async () => {
+    const instance = `am-test-${run}-neq`;
+    const { silenceId } = await am.createSilence(
+      silenceRequest(instance, { matchers: [eq('instance', instance), { name: 'severity', value: 'info', isRegex: false, isEqual: false }] }),
+    );
+    made.push(silenceId);
+    const ids = async (labels: Record<string, string>) => (await am.findActiveSilences(labels)).map((s) => s.id);
+    expect(await ids({ instance })).toContain(silenceId);
+    expect(await ids({ instance, severity: 'critical' })).toContain(silenceId);
+    expect(await ids({ instance, severity: 'info' })).not.toContain(silenceId);
+  });
+
+  it('refuses a silence without matchers, or one whose matchers all match an empty label set, creating nothing', async () => {
+    const before = (await ourSilences()).length;
+    const empty = await failureOf(am.createSilence(silenceRequest('x', { matchers: [] })));
+    expect(empty.nonRetryable).toBe(true);
+    expect(empty.type).toBe('BadInput');
+    expect(empty.message).toMatch(/no matchers/);
+
+    const everything = await failureOf(
+      am.createSilence(silenceRequest('x', { matchers: [{ name: 'alertname', value: '.*', isRegex: true, isEqual: true }] })),
+    );
+    expect(everything.nonRetryable).toBe(true);
+    expect(everything.message).toMatch(/would silence every alert/);
+
+    const badRegex = await failureOf(
+      am.createSilence(silenceRequest('x', { matchers: [{ name: 'instance', value: 'db-(', isRegex: true, isEqual: true }] })),
+    );
+    expect(badRegex.nonRetryable).toBe(true);
+    expect(badRegex.message).toMatch(/instance=~"db-\("/);
+
+    const noTime = await failureOf(am.createSilence(silenceRequest(`am-test-${run}-zero`, { durationMs: 0 })));
+    expect(noTime.nonRetryable).toBe(true);
+    expect((await ourSilences()).length).toBe(before);
+  });
+
+  it('reports an unknown silence id as a non-retryable missing target naming the id', async () => {
+    const id = randomUUID();
+    const f = await failureOf(am.expireSilence(id, false));
+    expect(f.nonRetryable).toBe(true);
+    expect(f.type).toBe('TargetNotFound');
+    expect(f.message).toContain(`'${id}'`);
+    const dry = await failureOf(am.expireSilence(id, true));
+    expect(dry.type).toBe('TargetNotFound');
+  });
+
+  it("passes Alertmanager's own words on for a 4xx, non-retryable", async () => {
+    const f = await failureOf(am.expireSilence('not-a-uuid', false));
+    expect(f.nonRetryable).toBe(true);
+    expect(f.message).toContain("expiry of silence 'not-a-uuid'");
+    expect(f.message).toMatch(/answered 422: silenceID in path must be of type uuid/);
+  });
+});
+
+describe('alerts', () => {
+  it('lists an alert posted to Alertmanager by its labels, and only alerts carrying all of them', async () => {
+    const instance = `am-test-${run}-alert`;
+    const labels = { alertname, instance, severity: 'warning' };
+    posted.push(labels);
+    await postAlert(labels, new Date(Date.now() + 5 * 60_000), { summary: 'probe from the alertmanager activity test' });
+
+    const alerts = await eventually(
+      () => am.listAlerts({ alertname, instance }),
+      (a) => a.length > 0,
+    );
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.labels).toEqual(labels);
+    expect(alerts[0]!.annotations.summary).toBe('probe from the alertmanager activity test');
+    expect(alerts[0]!.state).toBe('active');
+    expect(alerts[0]!.fingerprint).toMatch(/^[0-9a-f]+$/);
+
+    expect(await am.listAlerts({ alertname, instance: `${instance}-other` })).toEqual([]);
+    expect(await am.listAlerts({ alertname, instance, severity: 'critical' })).toEqual([]);
+  });
+
+  it('includes silenced alerts unless asked not to', async () => {
+    const instance = `am-test-${run}-silenced`;
+    const labels = { alertname, instance };
+    posted.push(labels);
+    await postAlert(labels, new Date(Date.now() + 5 * 60_000));
+    await eventually(
+      () => am.listAlerts(labels),
+      (a) => a.length > 0,
+    );
+    const { silenceId } = await am.createSilence({
+      matchers: [eq('instance', instance)],
+      durationMs: 5 * 60_000,
+      createdBy: author,
+      comment: 'silencing the probe',
+      dryRun: false,
+    });
+    made.push(silenceId);
+
+    const silenced = await eventually(
+      () => am.listAlerts(labels),
+      (a) => a[0]?.state === 'suppressed',
+    );
+    expect(silenced).toHaveLength(1);
+    expect(silenced[0]!.state).toBe('suppressed');
+    expect(silenced[0]!.silencedBy).toEqual([silenceId]);
+    expect(await am.listAlerts(labels, { silenced: false })).toEqual([]);
+  });
+});
+
+describe('an Alertmanager that does not answer', () => {
+  let silent: Server;
+  let closedPort: number;
+
+  beforeAll(async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    closedPort = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    // Accepts connections and never answers.
+    silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  });
+
+  afterAll(async () => {
+    silent.closeAllConnections();
+    await new Promise<void>((r) => silent.close(() => r()));
+  });
+
+  it('is a retryable failure when the connection is refused', async () => {
+    const down = createAlertmanagerActivities({ url: `http://127.0.0.1:${closedPort}`, timeoutMs: 2_000 });
+    const f = await failureOf(down.findActiveSilences({ instance: 'x' }));
+    expect(f.nonRetryable).toBe(false);
+    expect(f.type).toBe('Transient');
+    expect(f.message).toMatch(/ECONNREFUSED/);
+    const c = await failureOf(down.createSilence(silenceRequest(`am-test-${run}-down`)));
+    expect(c.nonRetryable).toBe(false);
+  });
+
+  it('is a retryable failure after the timeout when nothing answers', async () => {
+    const hung = createAlertmanagerActivities({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, timeoutMs: 300 });
+    const started = Date.now();
+    const f = await failureOf(hung.listAlerts({ instance: 'x' }));
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(f.nonRetryable).toBe(false);
+    expect(f.message).toMatch(/did not answer within 300 ms/);
+  });
+
+  it('never shows credentials from the URL in a failure', async () => {
+    const down = createAlertmanagerActivities({ url: `http://admin:s3cret-pass@127.0.0.1:${closedPort}/am`, timeoutMs: 2_000 });
+    const f = await failureOf(down.findActiveSilences({ instance: 'x' }));
+    expect(f.message).not.toContain('s3cret-pass');
+    expect(f.message).toContain(`Alertmanager at http://127.0.0.1:${closedPort}`);
+  });
+});
