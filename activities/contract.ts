@@ -117,3 +117,66 @@ export interface EngineActivities {
   /** Active Alertmanager silences that cover the target's configured labels. */
   checkSuppression(target: string): Promise<Suppression>;
 }
+
+// Guardrails live in one long-lived workflow (workflows/guardrails.ts) so that every incident, on
+// every worker, sees the same restart history and the same count of destructive actions in flight.
+// Workflows reach it through these activities (update-with-start), never through a client.
+
+export interface RestartReservation {
+  target: string;
+  /** The incident's workflow id, shown to operators who ask why a restart was refused. */
+  holder: string;
+  /** Unique per run and attempt (it includes the run id): a retried activity never counts twice. */
+  requestId: string;
+  max: number;
+  windowMs: number;
+  /** Automatic restarts are refused past `max`; an operator-approved restart is recorded but never refused. */
+  enforce: boolean;
+  /** Evaluated but not recorded: nothing was restarted. */
+  dryRun: boolean;
+}
+
+export interface RestartDecision {
+  allowed: boolean;
+  /** Restarts of the target recorded in the window, this one included when allowed. */
+  recent: number;
+  reason: string;
+}
+
+export interface SlotRequest {
+  /** Becomes the lease id; asking again with the same id returns the same lease. */
+  requestId: string;
+  holder: string;
+  target: string;
+  /** "restart", "maintenance", "action". */
+  action: string;
+  max: number;
+  /** After this the lease lapses by itself, so a workflow that died cannot hold a slot forever. */
+  leaseMs: number;
+}
+
+export interface SlotGrant {
+  acquired: boolean;
+  leaseId?: string;
+  inUse: number;
+  /** "incident:serviceDown:api restart api" for each lease in use, for the timeline. */
+  holders: string[];
+}
+
+export interface WindowRequest {
+  holder: string;
+  schedule: string;
+  targets: string[];
+  untilMs: number;
+}
+
+export interface GuardrailActivities {
+  reserveRestart(req: RestartReservation): Promise<RestartDecision>;
+  acquireSlot(req: SlotRequest): Promise<SlotGrant>;
+  releaseSlot(leaseId: string): Promise<boolean>;
+  openWindow(req: WindowRequest): Promise<void>;
+  /** Closes every window the holder opened; returns how many were open. */
+  closeWindow(holder: string): Promise<number>;
+  /** An open maintenance window covering the target, as a suppression. */
+  maintenanceWindowFor(target: string): Promise<Suppression>;
+}

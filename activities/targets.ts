@@ -73,15 +73,15 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
         return [{ check: 'unit', ok: s.activeState === 'active', detail: `${s.activeState}/${s.subState}, pid ${s.mainPid}${s.nRestarts === undefined ? '' : `, ${s.nRestarts} restarts`}` }];
       }
       case 'postgres': {
-        const p = await deps.postgres.ping(name, pgConnection(t));
+        const p = await deps.postgres.ping(pgConnection(t), name);
         return [{ check: 'postgres', ok: p.ok, detail: p.ok ? 'accepting connections' : (p.error ?? 'not answering'), latencyMs: p.latencyMs }];
       }
       case 'mysql': {
-        const p = await deps.mysql.ping(name, mysqlConnection(t));
+        const p = await deps.mysql.ping(mysqlConnection(t), name);
         return [{ check: 'mysql', ok: p.ok, detail: p.ok ? 'accepting connections' : (p.error ?? 'not answering'), latencyMs: p.latencyMs }];
       }
       case 'redis': {
-        const p = await deps.redis.ping(name, redisConnection(t));
+        const p = await deps.redis.ping(redisConnection(t), name);
         return [{ check: 'redis', ok: p.ok, detail: p.ok ? 'PONG' : (p.error ?? 'not answering'), latencyMs: p.latencyMs }];
       }
       case 'http':
@@ -164,11 +164,11 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       }
       case 'postgres': {
         const c = pgConnection(t);
-        out.push(section('postgres connections', async () => lines({ ...(await deps.postgres.connections(name, c)) })));
-        out.push(section('postgres database stats', async () => lines({ ...(await deps.postgres.databaseStats(name, c)) })));
+        out.push(section('postgres connections', async () => lines({ ...(await deps.postgres.connections(c, name)) })));
+        out.push(section('postgres database stats', async () => lines({ ...(await deps.postgres.databaseStats(c, name)) })));
         out.push(
           section(`postgres queries running over ${slowQuerySeconds}s`, async () => {
-            const q = await deps.postgres.longQueries(name, c, slowQuerySeconds);
+            const q = await deps.postgres.longQueries(c, name, slowQuerySeconds);
             return q.length === 0 ? 'none' : q.map((x) => `pid ${x.pid} ${x.durationS}s ${x.state} ${x.user}: ${x.query}`).join('\n');
           }),
         );
@@ -176,24 +176,24 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       }
       case 'mysql': {
         const c = mysqlConnection(t);
-        out.push(section('mysql threads', async () => lines({ ...(await deps.mysql.threads(name, c)) })));
+        out.push(section('mysql threads', async () => lines({ ...(await deps.mysql.threads(c, name)) })));
         out.push(
           section('mysql processlist', async () => {
-            const p = await deps.mysql.processlist(name, c, slowQuerySeconds);
+            const p = await deps.mysql.processlist(c, name, slowQuerySeconds);
             const long = p.long.map((x) => `id ${x.id} ${x.timeS}s ${x.user}@${x.db ?? '-'} ${x.command} ${x.state ?? ''}: ${x.info ?? ''}`);
             return [`total ${p.total}`, `by command ${JSON.stringify(p.byCommand)}`, `by user ${JSON.stringify(p.byUser)}`, ...long].join('\n');
           }),
         );
         out.push(
           section('mysql latest deadlock', async () => {
-            const d = await deps.mysql.latestDeadlock(name, c);
+            const d = await deps.mysql.latestDeadlock(c, name);
             return d.found ? (d.text ?? '') : 'none recorded';
           }),
         );
         break;
       }
       case 'redis': {
-        const info = deps.redis.info(name, redisConnection(t), ['clients', 'memory', 'stats']);
+        const info = deps.redis.info(redisConnection(t), name, ['clients', 'memory', 'stats']);
         out.push(section('redis clients', async () => lines((await info).clients ?? {})));
         out.push(section('redis memory', async () => lines((await info).memory ?? {})));
         out.push(section('redis stats', async () => lines((await info).stats ?? {})));
@@ -247,7 +247,7 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     if (t.kind !== 'postgres') {
       return { target: name, action: 'backup', dryRun: dryRun(ctx), summary: `no backup step for ${t.kind} targets; skipped` };
     }
-    const r = await deps.postgres.backup(name, pgConnection(t), { dryRun: dryRun(ctx) });
+    const r = await deps.postgres.backup(pgConnection(t), name, { dryRun: dryRun(ctx) });
     audit('backup', name, ctx, r.summary);
     return { target: name, action: 'backup', dryRun: dryRun(ctx), summary: r.summary, file: r.file, bytes: r.bytes, sha256: r.sha256 };
   }
@@ -256,14 +256,14 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     const t = resolve('maintenance', name);
     let summary: string;
     if (t.kind === 'postgres') {
-      summary = (await deps.postgres.vacuum(name, pgConnection(t), t.maintenanceTables, { dryRun: dryRun(ctx) })).summary;
+      summary = (await deps.postgres.vacuum(pgConnection(t), name, t.maintenanceTables, { dryRun: dryRun(ctx) })).summary;
     } else if (t.kind === 'mysql') {
       if (t.maintenanceTables.length === 0) {
         summary = 'no maintenanceTables configured; OPTIMIZE/ANALYZE skipped';
       } else {
         const c = mysqlConnection(t);
-        const opt = await deps.mysql.optimize(name, c, t.maintenanceTables, { dryRun: dryRun(ctx) });
-        const ana = await deps.mysql.analyze(name, c, t.maintenanceTables, { dryRun: dryRun(ctx) });
+        const opt = await deps.mysql.optimize(c, name, t.maintenanceTables, { dryRun: dryRun(ctx) });
+        const ana = await deps.mysql.analyze(c, name, t.maintenanceTables, { dryRun: dryRun(ctx) });
         summary = `${opt.summary}; ${ana.summary}`;
       }
     } else {

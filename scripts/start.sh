@@ -12,10 +12,10 @@ export TEMPORAL_CLI_PATH=${TEMPORAL_CLI_PATH:-$(temporal_bin)}
 set -a; . "$STACK_DIR/stack.env"; set +a
 unset TEMPORAL_ADDRESS  # stack.env names the test server; the engine embeds its own unless configured
 config=${REMEDIATION_CONFIG:-config/example.yaml}
-# The host agent for the systemd demo host runs inside that host, on its own task queue (one at a time).
-docker exec remediation-systemd busybox pkill -f 'worker/main.ts.*agent' || true
-docker exec -d -w /opt/engine -e WEBHOOK_TOKEN -e PG_PASSWORD -e MYSQL_PASSWORD -e REDIS_PASSWORD \
-  -e TEMPORAL_ADDRESS=127.0.0.1:7233 \
-  -e LOG_FILE=/var/log/remediation-agent.log \
-  remediation-systemd /usr/local/bin/node --import tsx worker/main.ts --config "$config" agent --host remediation-host
+# The host agent for the systemd demo host runs inside that host as a systemd service, on its own task queue.
+docker exec remediation-systemd systemctl stop remediation-agent.service >/dev/null 2>&1 || true
+docker exec remediation-systemd systemd-run --unit=remediation-agent --collect -p WorkingDirectory=/opt/engine \
+  --setenv=TEMPORAL_ADDRESS=127.0.0.1:7233 --setenv=WEBHOOK_TOKEN="$WEBHOOK_TOKEN" --setenv=PG_PASSWORD="$PG_PASSWORD" \
+  --setenv=MYSQL_PASSWORD="$MYSQL_PASSWORD" --setenv=REDIS_PASSWORD="$REDIS_PASSWORD" \
+  /usr/local/bin/node --import tsx worker/main.ts --config "$config" agent --host remediation-host >/dev/null
 exec node --import tsx worker/main.ts --config "$config" engine

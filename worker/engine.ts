@@ -3,7 +3,7 @@
 // they share the task queue, and Temporal hands each workflow task to exactly one of them.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
@@ -44,7 +44,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     connection: native,
     namespace: endpoint.namespace,
     taskQueue,
-    activities: createEngineActivities(config, { client, logger, metrics }),
+    activities: createEngineActivities(config, { client, logger }),
     ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath }),
     sinks: metrics.sinks(),
     shutdownGraceTime: '20s',
@@ -106,7 +106,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
 
 async function temporalReachable(client: Client): Promise<boolean> {
   try {
-    await client.connection.healthService.check({}, { timeout: 2_000 } as never);
+    await (client.connection as Connection).healthService.check({});
     return true;
   } catch {
     return false;

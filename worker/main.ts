@@ -1,6 +1,6 @@
 // Entry point: `engine` (default) runs the whole engine; `agent --host NAME` runs a host agent.
 import { Command } from 'commander';
-import { pino } from 'pino';
+import { pino, destination } from 'pino';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { startEngine } from './engine.js';
 import { startHostAgent } from './hostAgent.js';
@@ -8,7 +8,7 @@ import { startHostAgent } from './hostAgent.js';
 const logger = pino(
   { name: 'remediation', level: process.env.LOG_LEVEL ?? 'info' },
   // A host agent started detached (docker exec -d, a unit without a journal) logs to a file instead.
-  process.env.LOG_FILE ? pino.destination({ dest: process.env.LOG_FILE, append: true, mkdir: true }) : undefined,
+  process.env.LOG_FILE ? destination({ dest: process.env.LOG_FILE, append: true, mkdir: true }) : undefined,
 );
 
 function load(path: string) {

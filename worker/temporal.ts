@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { connect as netConnect } from 'node:net';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { EngineConfig } from '../config/schema.js';
@@ -51,18 +52,20 @@ function cliPath(): string {
   return found;
 }
 
-async function serving(address: string): Promise<boolean> {
-  try {
-    const conn = await Connection.connect({ address, connectTimeout: 1_000 });
-    try {
-      await conn.healthService.check({}, { timeout: 1_000 } as never);
-      return true;
-    } finally {
-      await conn.close();
-    }
-  } catch {
-    return false;
-  }
+/** Something accepts connections at the address. A gRPC probe is not used: the SDK keeps retrying
+ * in the background after a failed connect, and a closed channel then throws from a timer. */
+function serving(address: string): Promise<boolean> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  return new Promise((resolvePromise) => {
+    const socket = netConnect({ host, port, timeout: 1_000 });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolvePromise(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
 }
 
 async function startDevServer(config: EngineConfig, log: (msg: string) => void): Promise<TemporalEndpoint> {

@@ -29,6 +29,8 @@ export interface GuardrailPlan {
   approvalTimeoutMs: number;
   restartsPerWindow: { max: number; windowMs: number };
   maxConcurrentDestructive: number;
+  /** How long a destructive action waits for a free slot before escalating instead (default 10 minutes). */
+  slotWaitMs?: number;
 }
 
 export interface RunbookInput {
@@ -54,6 +56,8 @@ export interface MaintenanceInput {
   silence: SilenceMatcher[];
   /** Channels told that the window opened and how it ended. */
   channels: string[];
+  /** The cap shared with incidents' restarts (guardrails.maxConcurrentDestructive; default 2). */
+  maxConcurrentDestructive?: number;
   dryRun: boolean;
 }
 

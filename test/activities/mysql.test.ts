@@ -1,0 +1,339 @@
+// Runs the MySQL activities against the stack's MariaDB, on tables named t_db_* that this file
+// creates and drops. The configured user has PROCESS (sees every thread, reads InnoDB status).
+import { randomUUID } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMysqlActivities, deadlockSection, type MysqlConnection } from '../../activities/mysql.js';
+import { Secret } from '../../config/secret.js';
+import { stack } from '../support/stack.js';
+
+const suffix = randomUUID().slice(0, 8);
+const optTable = `t_db_opt_${suffix}`;
+const lockTable = `t_db_dl_${suffix}`;
+const target = 't_db_mysql';
+
+let conn: MysqlConnection;
+let admin: mysql.Connection;
+const my = () => createMysqlActivities({ outputBytes: 16_384 });
+
+async function connect(): Promise<mysql.Connection> {
+  const s = stack().mysql;
+  const c = await mysql.createConnection({ host: s.host, port: s.port, user: s.user, password: s.password, database: s.database });
+  c.on('error', () => {});
+  return c;
+}
+
+async function failureOf(work: Promise<unknown>): Promise<ApplicationFailure> {
+  try {
+    await work;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    return err as ApplicationFailure;
+  }
+  throw new Error('expected the call to fail');
+}
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A server that accepts connections and never says a word: a hung process. */
+async function silentServer(): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = await probe();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** InnoDB's id for the table: OPTIMIZE rebuilds the table, which gives it a new one. */
+async function innodbTableId(table: string): Promise<number> {
+  const [rows] = await admin.query('SELECT TABLE_ID AS id FROM information_schema.INNODB_SYS_TABLES WHERE NAME = ?', [`${conn.database}/${table}`]);
+  return Number((rows as Array<{ id: number }>)[0]!.id);
+}
+
+beforeAll(async () => {
+  const s = stack().mysql;
+  conn = { host: s.host, port: s.port, user: s.user, password: Secret.of(s.password), database: s.database, timeoutMs: 5_000 };
+  admin = await connect();
+});
+
+afterAll(async () => {
+  await admin?.query(`DROP TABLE IF EXISTS ${optTable}, ${lockTable}`);
+  await admin?.end();
+});
+
+describe('mysql ping', () => {
+  it('answers ok with its latency when the server is up', async () => {
+    const result = await my().ping(conn, target);
+    expect(result).toMatchObject({ ok: true });
+    expect(result.latencyMs).toBeGreaterThan(0);
+    expect(result.latencyMs).toBeLessThan(5_000);
+  });
+
+  it('reports ok:false quickly, naming the target, when nothing listens on the port', async () => {
+    const started = Date.now();
+    const result = await my().ping({ ...conn, port: await closedPort() }, target);
+    expect(result.ok).toBe(false);
+    expect(result.error).toMatch(/^ping of mysql 't_db_mysql' failed: .*ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('reports ok:false within its timeout when the server accepts but never answers', async () => {
+    const silent = await silentServer();
+    try {
+      const started = Date.now();
+      const result = await my().ping({ ...conn, port: silent.port, timeoutMs: 500 }, target);
+      expect(result.ok).toBe(false);
+      expect(result.error).toMatch(/^ping of mysql 't_db_mysql' failed: /);
+      expect(Date.now() - started).toBeLessThan(2_500);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('fails non-retryably on a wrong password, without the password in the message', async () => {
+    const wrong = `t_db_wrong_${suffix}_Pw`;
+    const failure = await failureOf(my().ping({ ...conn, password: Secret.of(wrong) }, target));
+    expect(failure.type).toBe('AuthFailed');
+    expect(failure.nonRetryable).toBe(true);
+    expect(failure.message).toMatch(new RegExp(`^ping of mysql 't_db_mysql' failed: Access denied for user '${conn.user}'`));
+    expect(JSON.stringify(failure)).not.toContain(wrong);
+
+    const again = await failureOf(my().optimize({ ...conn, password: Secret.of(wrong) }, target, [optTable], { dryRun: true }));
+    expect(again.type).toBe('AuthFailed');
+    expect(again.message).not.toContain(wrong);
+  });
+
+  it('fails non-retryably for a database that does not exist', async () => {
+    const failure = await failureOf(my().ping({ ...conn, database: `t_db_missing_${suffix}` }, target));
+    // MariaDB answers "access denied to database" rather than "unknown database" when the user has
+    // no grant there, so as not to reveal which databases exist.
+    expect(failure.type).toBe('AuthFailed');
+    expect(failure.nonRetryable).toBe(true);
+    expect(failure.message).toContain(`t_db_missing_${suffix}`);
+  });
+});
+
+describe('mysql diagnostics', () => {
+  it('counts connected threads against max_connections', async () => {
+    const result = await my().threads(conn, target);
+    const [vars] = await admin.query('SELECT @@GLOBAL.max_connections AS max');
+    const max = Number((vars as Array<{ max: number }>)[0]!.max);
+    expect(result.maxConnections).toBe(max);
+    // Its own connection and the admin's at least.
+    expect(result.threadsConnected).toBeGreaterThanOrEqual(2);
+    expect(result.usedPercent).toBeCloseTo((result.threadsConnected / max) * 100, 1);
+  });
+
+  it('lists a statement running longer than the threshold, capped, never its own, and the statement can be killed', async () => {
+    const sleeper = await connect();
+    const id = sleeper.threadId;
+    const sleeping = sleeper.query(`SELECT SLEEP(30) AS slept /* t_db_sleeper ${'x'.repeat(600)} */`).then(
+      () => 'finished',
+      (err: { code?: string }) => err.code,
+    );
+    try {
+      const list = await until('the sleeping statement to show up', async () => {
+        const l = await my().processlist(conn, target, 1);
+        return l.long.some((t) => t.id === id) ? l : undefined;
+      });
+      const found = list.long.find((t) => t.id === id)!;
+      expect(found).toMatchObject({ user: conn.user, db: conn.database, command: 'Query' });
+      expect(found.timeS).toBeGreaterThanOrEqual(1);
+      expect(found.timeS).toBeLessThan(30);
+      expect(found.info).toMatch(/^SELECT SLEEP\(30\) AS slept \/\* t_db_sleeper x+$/);
+      expect(found.info!.length).toBe(500);
+      expect(list.byUser[conn.user!]).toBeGreaterThanOrEqual(2);
+      expect(list.byCommand.Query).toBeGreaterThanOrEqual(1);
+      expect(Object.values(list.byCommand).reduce((a, b) => a + b, 0)).toBe(list.total);
+
+      const everything = await my().processlist(conn, target, 0);
+      expect(everything.long.some((t) => t.id === id)).toBe(true);
+      expect(everything.long.some((t) => t.info?.includes('information_schema.PROCESSLIST'))).toBe(false);
+      // The admin connection is idle: connected, counted, but not a long statement.
+      expect(everything.long.some((t) => t.id === admin.threadId)).toBe(false);
+
+      await admin.query('KILL QUERY ?', [id]);
+      expect(await sleeping).toBe('ER_QUERY_INTERRUPTED');
+      const after = await my().processlist(conn, target, 0);
+      expect(after.long.some((t) => t.id === id)).toBe(false);
+    } finally {
+      await admin.query('KILL QUERY ?', [id]).catch(() => undefined);
+      await sleeping;
+      await sleeper.end();
+    }
+  });
+
+  it('reports the latest deadlock, naming the tables involved', async () => {
+    await admin.query(`CREATE TABLE ${lockTable} (id INT PRIMARY KEY, v INT) ENGINE=InnoDB`);
+    await admin.query(`INSERT INTO ${lockTable} VALUES (1, 0), (2, 0)`);
+    const a = await connect();
+    const b = await connect();
+    try {
+      await a.query('SET SESSION innodb_lock_wait_timeout = 20');
+      await b.query('SET SESSION innodb_lock_wait_timeout = 20');
+      await a.beginTransaction();
+      await b.beginTransaction();
+      await a.query(`UPDATE ${lockTable} SET v = 1 WHERE id = 1`);
+      await b.query(`UPDATE ${lockTable} SET v = 2 WHERE id = 2`);
+      const aWaits = a.query(`UPDATE ${lockTable} SET v = 1 WHERE id = 2`).then(
+        () => undefined,
+        (err: { code?: string }) => err.code,
+      );
+      await until('a to wait for the lock', async () => {
+        const l = await my().processlist(conn, target, 0);
+        return l.long.some((t) => t.id === a.threadId && t.info?.includes('WHERE id = 2')) ? true : undefined;
+      });
+      const bCloses = b.query(`UPDATE ${lockTable} SET v = 2 WHERE id = 1`).then(
+        () => undefined,
+        (err: { code?: string }) => err.code,
+      );
+      const codes = await Promise.all([aWaits, bCloses]);
+      expect(codes).toContain('ER_LOCK_DEADLOCK');
+
+      const report = await my().latestDeadlock(conn, target);
+      expect(report.found).toBe(true);
+      expect(report.text).toContain(lockTable);
+      expect(report.text).toContain('*** (1) TRANSACTION');
+      expect(report.text).not.toMatch(/^-+\n?TRANSACTIONS/m);
+    } finally {
+      await a.rollback().catch(() => undefined);
+      await b.rollback().catch(() => undefined);
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it('finds no deadlock section in a status that has none', () => {
+    const status = '=====\nINNODB MONITOR OUTPUT\n=====\n----------\nSEMAPHORES\n----------\nOS WAIT ARRAY INFO\n------------\nTRANSACTIONS\n------------\nTrx id counter 1\n';
+    expect(deadlockSection(status)).toBeUndefined();
+  });
+});
+
+describe('mysql table maintenance', () => {
+  beforeAll(async () => {
+    await admin.query(`CREATE TABLE ${optTable} (id INT PRIMARY KEY, payload VARCHAR(200)) ENGINE=InnoDB`);
+    await admin.query(`INSERT INTO ${optTable} SELECT seq, REPEAT('p', 150) FROM seq_1_to_2000`);
+    await admin.query(`DELETE FROM ${optTable} WHERE id > 500`);
+  });
+
+  it('OPTIMIZE in dry-run names the tables and leaves them untouched', async () => {
+    const before = await innodbTableId(optTable);
+    const result = await my().optimize(conn, target, [optTable], { dryRun: true });
+    expect(result).toMatchObject({ dryRun: true, tables: [optTable], rows: [], ok: true, summary: `would run OPTIMIZE TABLE on ${optTable}` });
+    expect(await innodbTableId(optTable)).toBe(before);
+  });
+
+  it('OPTIMIZE rebuilds the table and reports the server\'s rows for it', async () => {
+    const before = await innodbTableId(optTable);
+    const result = await my().optimize(conn, target, [`${conn.database}.${optTable}`], { dryRun: false });
+    expect(result.ok).toBe(true);
+    expect(result.rows.length).toBeGreaterThanOrEqual(1);
+    for (const row of result.rows) expect(row).toMatchObject({ table: `${conn.database}.${optTable}`, op: 'optimize' });
+    expect(result.rows.at(-1)).toMatchObject({ msgType: 'status', msgText: 'OK' });
+    expect(await innodbTableId(optTable)).not.toBe(before);
+    const [count] = await admin.query(`SELECT COUNT(*) AS n FROM ${optTable}`);
+    expect(Number((count as Array<{ n: number }>)[0]!.n)).toBe(500);
+  });
+
+  it('ANALYZE reports a status row per table; in dry-run it runs nothing', async () => {
+    const dry = await my().analyze(conn, target, [optTable], { dryRun: true });
+    expect(dry).toMatchObject({ dryRun: true, rows: [], summary: `would run ANALYZE TABLE on ${optTable}` });
+    const result = await my().analyze(conn, target, [optTable], { dryRun: false });
+    expect(result.ok).toBe(true);
+    expect(result.rows).toEqual([{ table: `${conn.database}.${optTable}`, op: 'analyze', msgType: 'status', msgText: expect.stringMatching(/^(OK|Table is already up to date)$/) }]);
+  });
+
+  it('when its activity is cancelled, kills the waiting OPTIMIZE on the server, having heartbeated', async () => {
+    const before = await innodbTableId(optTable);
+    const locker = await connect();
+    // OPTIMIZE needs the table's metadata lock; this session holds it, so OPTIMIZE waits.
+    await locker.query(`LOCK TABLES ${optTable} WRITE`);
+    try {
+      const env = new MockActivityEnvironment();
+      const beats: unknown[] = [];
+      env.on('heartbeat', (d: unknown) => beats.push(d));
+      const outcome = env.run(() => my().optimize({ ...conn, timeoutMs: 30_000 }, target, [optTable], { dryRun: false })).then(
+        () => 'finished',
+        (err: unknown) => err,
+      );
+      const waiting = async () => (await my().processlist(conn, target, 0)).long.filter((t) => t.info?.startsWith(`OPTIMIZE TABLE \`${optTable}\``));
+      await until('OPTIMIZE to wait for the lock', async () => ((await waiting()).some((t) => /metadata lock/i.test(t.state ?? '')) ? true : undefined));
+      env.cancel();
+      const started = Date.now();
+      expect(await outcome).toBeInstanceOf(CancelledFailure);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await until('OPTIMIZE to stop on the server', async () => ((await waiting()).length === 0 ? true : undefined), 5_000);
+      expect(beats).toContainEqual({ op: 'optimize', target });
+      await locker.query('UNLOCK TABLES');
+      expect(await innodbTableId(optTable)).toBe(before);
+    } finally {
+      await locker.query('UNLOCK TABLES');
+      await locker.end();
+    }
+  });
+
+  it('gives up on a table someone holds locked after its timeout, retryably, instead of queueing behind the lock', async () => {
+    const locker = await connect();
+    await locker.query(`LOCK TABLES ${optTable} WRITE`);
+    try {
+      const started = Date.now();
+      const failure = await failureOf(my().optimize({ ...conn, timeoutMs: 1_000 }, target, [optTable], { dryRun: false }));
+      expect(Date.now() - started).toBeLessThan(4_000);
+      expect(failure.type).toBe('Transient');
+      expect(failure.message).toMatch(new RegExp(`^optimize of mysql 't_db_mysql' failed: ${conn.database}\\.${optTable}: Lock wait timeout exceeded`));
+    } finally {
+      await locker.query('UNLOCK TABLES');
+      await locker.end();
+    }
+  });
+
+  it('with no tables named, in dry-run covers every base table of the database', async () => {
+    const result = await my().optimize(conn, target, [], { dryRun: true });
+    expect(result.tables).toContain(optTable);
+    expect(result.rows).toEqual([]);
+  });
+
+  it('refuses names that are not plain identifiers, before connecting', async () => {
+    for (const bad of [`${optTable}; DROP TABLE ${optTable}`, 'a`b', 'a.b.c', '', '123', `${optTable} `, 'x'.repeat(65)]) {
+      const failure = await failureOf(my().optimize({ ...conn, port: 1 }, target, [bad], { dryRun: false }));
+      expect(failure.type, bad).toBe('BadInput');
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.message).toMatch(/^optimize of mysql 't_db_mysql' refused: /);
+    }
+    const analyze = await failureOf(my().analyze({ ...conn, port: 1 }, target, ['x`; DROP'], { dryRun: false }));
+    expect(analyze.type).toBe('BadInput');
+  });
+
+  it('fails non-retryably, naming the table, when a table does not exist', async () => {
+    const failure = await failureOf(my().optimize(conn, target, [optTable, `t_db_missing_${suffix}`], { dryRun: false }));
+    expect(failure.type).toBe('TargetNotFound');
+    expect(failure.message).toBe(`optimize of mysql 't_db_mysql' failed: no table 't_db_missing_${suffix}'`);
+  });
+});

@@ -1,0 +1,326 @@
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { pino } from 'pino';
+import { createWebhookServer, type WebhookServer } from '../../triggers/alertmanager.js';
+import { createMetrics, type EngineMetrics } from '../../triggers/metrics.js';
+import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
+import { stack } from '../support/stack.js';
+import { uniqueQueue } from '../support/temporal.js';
+import { triggerConfig, suffix, type TriggerFixture } from './support/config.js';
+import { eventually, startStubWorker, temporalClient } from './support/stubWorker.js';
+
+interface AlertInit {
+  status?: 'firing' | 'resolved';
+  labels: Record<string, string>;
+  fingerprint?: string;
+}
+
+function payload(alerts: AlertInit[], overrides: Record<string, unknown> = {}) {
+  return {
+    version: '4',
+    groupKey: '{}:{alertname="X"}',
+    truncatedAlerts: 0,
+    status: alerts.some((a) => (a.status ?? 'firing') === 'firing') ? 'firing' : 'resolved',
+    receiver: 'remediation',
+    groupLabels: {},
+    commonLabels: {},
+    commonAnnotations: {},
+    externalURL: 'http://127.0.0.1:19093',
+    alerts: alerts.map((a) => ({
+      status: a.status ?? 'firing',
+      labels: a.labels,
+      annotations: { summary: 'test alert' },
+      startsAt: '2025-01-05T02:00:00Z',
+      endsAt: a.status === 'resolved' ? '2025-01-05T02:10:00Z' : '0001-01-01T00:00:00Z',
+      generatorURL: 'http://127.0.0.1:19090/graph',
+      fingerprint: a.fingerprint ?? `fp-${suffix()}`,
+    })),
+    ...overrides,
+  };
+}
+
+let fx: TriggerFixture;
+let taskQueue: string;
+let client: Client;
+let closeClient: () => Promise<void>;
+let stopWorker: () => Promise<void>;
+let server: WebhookServer;
+let metrics: EngineMetrics;
+let url: string;
+let ready = true;
+const logLines: string[] = [];
+
+async function post(body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${url}/alertmanager`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${fx.token}`, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+async function metric(name: string, labels = ''): Promise<number> {
+  const text = await metrics.registry.metrics();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `) || (labels === '' && l.startsWith(`${name} `)));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+async function executionsOf(workflowId: string): Promise<number> {
+  let n = 0;
+  for await (const _ of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) n++;
+  return n;
+}
+
+beforeAll(async () => {
+  taskQueue = uniqueQueue('triggers-webhook');
+  fx = triggerConfig({ taskQueue, temporalAddress: stack().temporalAddress });
+  ({ stop: stopWorker } = await startStubWorker(taskQueue));
+  ({ client, close: closeClient } = await temporalClient());
+  metrics = createMetrics({ processMetrics: false });
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
+  server = createWebhookServer({ config: fx.config, client, taskQueue, metrics, logger, ready: async () => ready });
+  const { port } = await server.listen();
+  url = `http://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  await server?.close();
+  // Incidents left waiting by a failed test would otherwise run forever on a queue nobody polls.
+  for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` }))
+    await client.workflow.getHandle(wf.workflowId).terminate('test cleanup').catch(() => {});
+  await stopWorker?.();
+  await closeClient?.();
+});
+
+describe('Alertmanager webhook: who may post', () => {
+  it('refuses a request without a bearer token, and one with the wrong token', async () => {
+    const body = payload([{ labels: { alertname: 'ServiceDown', service: fx.api } }]);
+    const none = await post(body, { Authorization: '' });
+    expect(none.status).toBe(401);
+    expect(none.json.error).toMatch(/missing bearer token/);
+    const wrong = await post(body, { Authorization: `Bearer ${fx.token}x` });
+    expect(wrong.status).toBe(401);
+    expect(wrong.json.error).toBe('invalid bearer token');
+    const basic = await post(body, { Authorization: `Basic ${Buffer.from(`x:${fx.token}`).toString('base64')}` });
+    expect(basic.status).toBe(401);
+    await expect(client.workflow.getHandle(incidentWorkflowId('serviceDown', fx.api)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    expect(logLines.filter((l) => l.includes('webhook request refused') && l.includes('"status":401'))).toHaveLength(3);
+  });
+});
+
+describe('Alertmanager webhook: what it accepts', () => {
+  it('says the content type is wrong when the body is not declared JSON', async () => {
+    const r = await post('{}', { 'Content-Type': 'text/plain' });
+    expect(r).toEqual({ status: 400, json: { error: 'expected Content-Type application/json, got "text/plain"' } });
+  });
+
+  it('says the body is not valid JSON', async () => {
+    const r = await post('{"version": "4", ');
+    expect(r.status).toBe(400);
+    expect(r.json.error).toMatch(/^body is not valid JSON: /);
+  });
+
+  it('names the payload version it understands', async () => {
+    const r = await post(payload([], { version: '3' }));
+    expect(r.status).toBe(400);
+    expect(r.json.error).toBe('invalid Alertmanager payload: version: expected "4" (the Alertmanager webhook payload version this receiver understands)');
+  });
+
+  it('names the bad field of an alert', async () => {
+    const body = payload([{ labels: { alertname: 'ServiceDown', service: fx.api } }]);
+    (body.alerts[0] as any).status = 'pending';
+    (body.alerts[0] as any).labels.port = 8080;
+    const r = await post(body);
+    expect(r.status).toBe(400);
+    expect(r.json.error).toContain(`alerts[0].status: Invalid enum value. Expected 'firing' | 'resolved', received 'pending'`);
+    expect(r.json.error).toContain('alerts[0].labels.port: Expected string, received number');
+  });
+
+  it('refuses a body over webhook.maxBodyBytes with 413, before reading it', async () => {
+    const big = JSON.stringify(payload([{ labels: { alertname: 'ServiceDown', service: fx.api, pad: 'x'.repeat(100 * 1024) } }]));
+    const r = await post(big);
+    expect(r.status).toBe(413);
+    expect(r.json.error).toBe('body exceeds the limit of 65536 bytes (webhook.maxBodyBytes)');
+  });
+
+  it('cuts off a chunked body as soon as it passes the limit', async () => {
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${url}/alertmanager`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${fx.token}`, 'Transfer-Encoding': 'chunked' },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      });
+      req.on('error', reject);
+      // Keep sending well past the limit: the server must answer without waiting for the end.
+      let sent = 0;
+      const pump = () => {
+        while (sent < 4 * 1024 * 1024) {
+          sent += 16 * 1024;
+          if (!req.write('x'.repeat(16 * 1024))) return void req.once('drain', pump);
+        }
+        req.end();
+      };
+      req.write('{"pad":"');
+      pump();
+    }).catch((err: Error) => ({ status: -1, body: err.message }));
+    expect(status).toBe(413);
+    expect(body).toContain('exceeds the limit');
+  });
+});
+
+describe('Alertmanager webhook: alerts to runbooks', () => {
+  it('starts one workflow for the same alert posted ten times, folding the rest into it', async () => {
+    const alert = { labels: { alertname: 'ServiceDown', service: fx.api, severity: 'critical' }, fingerprint: 'fp-api-1' };
+    const startedBefore = await metric('runbooks_started_total', '{runbook="serviceDown"}');
+    const foldedBefore = await metric('alerts_folded_total', '{runbook="serviceDown"}');
+    const responses = await Promise.all(Array.from({ length: 10 }, () => post(payload([alert]))));
+    expect(responses.map((r) => r.status)).toEqual(Array(10).fill(200));
+    expect(responses.reduce((n, r) => n + r.json.started, 0)).toBe(1);
+    expect(responses.reduce((n, r) => n + r.json.folded, 0)).toBe(9);
+
+    const workflowId = incidentWorkflowId('serviceDown', fx.api);
+    const handle = client.workflow.getHandle(workflowId);
+    const d = await handle.describe();
+    expect(d.type).toBe('serviceDown');
+    expect(d.taskQueue).toBe(taskQueue);
+    expect(d.searchAttributes).toMatchObject({ RemediationTarget: [fx.api], AlertName: ['ServiceDown'], Severity: ['critical'], Runbook: ['serviceDown'] });
+    const status = await eventually(() => handle.query(statusQuery), (s) => s.alertsFolded === 9);
+    expect(status.alertsFolded).toBe(9);
+    expect(await eventually(() => executionsOf(workflowId), (n) => n === 1)).toBe(1);
+    expect((await metric('runbooks_started_total', '{runbook="serviceDown"}')) - startedBefore).toBe(1);
+    expect((await metric('alerts_folded_total', '{runbook="serviceDown"}')) - foldedBefore).toBe(9);
+  });
+
+  it('signals the running workflow when the alert resolves, and it finishes', async () => {
+    const labels = { alertname: 'DatabaseDown', service: 'anything' };
+    const fired = await post(payload([{ labels, fingerprint: 'fp-db' }]));
+    expect(fired.json).toMatchObject({ started: 1 });
+    const resolved = await post(payload([{ labels, fingerprint: 'fp-db', status: 'resolved' }]));
+    expect(resolved).toMatchObject({ status: 200, json: { resolved: 1, resolvedWithoutRun: 0 } });
+    const result = (await client.workflow.getHandle(incidentWorkflowId('databaseConnection', fx.db)).result()) as RunbookResult;
+    expect(result.outcome).toBe('resolved-externally');
+    expect(result.timeline.map((e) => e.event)).toEqual(['firing', 'resolved']);
+  });
+
+  it('accepts a resolved alert whose incident is already over, and counts it', async () => {
+    const before = await metric('alerts_resolved_without_run_total', '{runbook="serviceDown"}');
+    const r = await post(payload([{ labels: { alertname: 'ServiceDown', service: fx.web }, status: 'resolved' }]));
+    expect(r).toMatchObject({ status: 200, json: { resolved: 0, resolvedWithoutRun: 1 } });
+    expect((await metric('alerts_resolved_without_run_total', '{runbook="serviceDown"}')) - before).toBe(1);
+  });
+
+  it('starts nothing for an alert whose label names a target the binding does not allow', async () => {
+    const evil = `evil-${suffix()}`;
+    const before = await metric('alerts_unmatched_total', '{reason="target-not-allowed"}');
+    const r = await post(payload([{ labels: { alertname: 'ServiceDown', service: evil }, fingerprint: 'fp-evil' }]));
+    expect(r.status).toBe(200);
+    expect(r.json.started).toBe(0);
+    expect(r.json.unmatched).toEqual([
+      { alertname: 'ServiceDown', fingerprint: 'fp-evil', reason: `label service='${evil}' names no target this binding allows (allowed: ${fx.api}, ${fx.web})` },
+    ]);
+    await expect(client.workflow.getHandle(incidentWorkflowId('serviceDown', evil)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    expect((await metric('alerts_unmatched_total', '{reason="target-not-allowed"}')) - before).toBe(1);
+    expect(logLines.some((l) => l.includes('"decision":"unmatched"') && l.includes(evil))).toBe(true);
+  });
+
+  it('handles a mixed batch: unbound alerts are counted, bound ones started', async () => {
+    const r = await post(
+      payload([
+        { labels: { alertname: 'NobodyCares' } },
+        { labels: { alertname: 'ServiceDown', service: fx.web }, fingerprint: 'fp-web' },
+      ]),
+    );
+    expect(r).toMatchObject({ status: 200, json: { alerts: 2, started: 1, unmatched: [{ alertname: 'NobodyCares', reason: "no binding for alert 'NobodyCares'" }] } });
+    expect((await client.workflow.getHandle(incidentWorkflowId('serviceDown', fx.web)).describe()).status.name).toBe('RUNNING');
+  });
+
+  it('never writes the webhook token to its log', () => {
+    expect(logLines.length).toBeGreaterThan(5);
+    expect(logLines.join('\n')).not.toContain(fx.token);
+  });
+});
+
+describe('Alertmanager webhook: when Temporal is unreachable', () => {
+  it('answers 503 within the deadline, so Alertmanager retries', async () => {
+    // A port that was just free: nothing listens there.
+    const closedPort = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const connection = Connection.lazy({ address: `127.0.0.1:${closedPort}` });
+    const down = createWebhookServer({
+      config: fx.config,
+      client: new Client({ connection, namespace: 'default' }),
+      taskQueue,
+      metrics: createMetrics({ processMetrics: false }),
+      logger: pino({ level: 'silent' }),
+      ready: async () => false,
+      temporalTimeoutMs: 1_500,
+    });
+    const { port } = await down.listen();
+    try {
+      const began = Date.now();
+      const res = await fetch(`http://127.0.0.1:${port}/alertmanager`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${fx.token}` },
+        body: JSON.stringify(payload([{ labels: { alertname: 'ServiceDown', service: fx.api } }])),
+      });
+      const elapsed = Date.now() - began;
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('10');
+      expect(((await res.json()) as { error: string }).error).toMatch(/^Temporal did not accept 1 of 1 alert\(s\)/);
+      expect(elapsed).toBeLessThan(5_000);
+      expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(503);
+    } finally {
+      await down.close();
+      await connection.close();
+    }
+  });
+});
+
+describe('Alertmanager webhook: probes and metrics', () => {
+  it('answers health always, and readiness from its dependency check', async () => {
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    ready = false;
+    try {
+      expect((await fetch(`${url}/readyz`)).status).toBe(503);
+    } finally {
+      ready = true;
+    }
+  });
+
+  it('exposes its own registry in Prometheus text format', async () => {
+    const res = await fetch(`${url}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('alerts_received_total{status="firing"}');
+    expect(text).toMatch(/webhook_request_duration_seconds_count\{code="401"\} [1-9]/);
+    expect(text).toMatch(/webhook_request_duration_seconds_count\{code="413"\} [1-9]/);
+    expect(text).toContain('# TYPE runbook_duration_seconds histogram');
+  });
+
+  it('answers 405 for the wrong method and 404 for unknown paths', async () => {
+    expect((await fetch(`${url}/alertmanager`)).status).toBe(405);
+    expect((await fetch(`${url}/nope`)).status).toBe(404);
+    expect((await fetch(`${url}/nope`, { method: 'POST' })).status).toBe(404);
+    expect((await fetch(`${url}/metrics`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('takes POST / as an alias of /alertmanager', async () => {
+    const res = await fetch(`${url}/`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${fx.token}` },
+      body: JSON.stringify(payload([{ labels: { alertname: 'Unbound' } }])),
+    });
+    expect(res.status).toBe(200);
+  });
+});

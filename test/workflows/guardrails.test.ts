@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure } from '@temporalio/common';
+import type { RestartReservation } from '../../activities/contract.js';
+import {
+  acquireSlot,
+  guardStateQuery,
+  guardrails,
+  reserveRestart,
+  type GuardState,
+} from '../../workflows/guardrails.js';
+import { startHarness, uniqueTarget, type Harness } from './harness.js';
+
+const hour = 3_600_000;
+
+function reservation(target: string, requestId: string, extra: Partial<RestartReservation> = {}): RestartReservation {
+  return { target, holder: 'incident:serviceDown:api', requestId, max: 3, windowMs: hour, enforce: true, dryRun: false, ...extra };
+}
+
+function empty(): GuardState {
+  return { restarts: {}, leases: [], windows: [], retainMs: hour };
+}
+
+describe('guard rules', () => {
+  it('refuses a fourth automatic restart within the window and allows it once the first ages out', () => {
+    const state = empty();
+    const t0 = 1_000_000_000;
+    expect([0, 1, 2].map((i) => reserveRestart(state, reservation('api', `r${i}`), t0 + i * 60_000).allowed)).toEqual([true, true, true]);
+    const refused = reserveRestart(state, reservation('api', 'r3'), t0 + 10 * 60_000);
+    expect(refused).toMatchObject({ allowed: false, recent: 3 });
+    expect(refused.reason).toBe("anti-flap: 3 restarts of 'api' in the last 1h (at most 3 automatic)");
+    expect(reserveRestart(state, reservation('api', 'r4'), t0 + hour + 1).allowed).toBe(true);
+  });
+
+  it('counts restarts per target', () => {
+    const state = empty();
+    for (let i = 0; i < 3; i++) reserveRestart(state, reservation('api', `a${i}`), 1_000 + i);
+    expect(reserveRestart(state, reservation('worker', 'w0'), 2_000).allowed).toBe(true);
+  });
+
+  it('records but never refuses an operator-approved restart, and records nothing in a dry run', () => {
+    const state = empty();
+    for (let i = 0; i < 3; i++) reserveRestart(state, reservation('api', `a${i}`), 1_000 + i);
+    expect(reserveRestart(state, reservation('api', 'approved', { enforce: false }), 2_000)).toMatchObject({ allowed: true, recent: 4 });
+    expect(reserveRestart(state, reservation('db', 'dry', { dryRun: true }), 2_000)).toMatchObject({ allowed: true, recent: 0 });
+    expect(state.restarts['db']).toBeUndefined();
+  });
+
+  it('lets a lease lapse so a dead holder cannot keep a slot forever', () => {
+    const state = empty();
+    const req = { holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 1_000 };
+    expect(acquireSlot(state, { ...req, requestId: 'a' }, 0).acquired).toBe(true);
+    expect(acquireSlot(state, { ...req, requestId: 'b' }, 500)).toMatchObject({ acquired: false, inUse: 1, holders: ['h restart api'] });
+    expect(acquireSlot(state, { ...req, requestId: 'b' }, 1_001).acquired).toBe(true);
+  });
+
+  it('returns the same lease when the same request asks again', () => {
+    const state = empty();
+    const req = { requestId: 'a', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 1_000 };
+    expect(acquireSlot(state, req, 0).leaseId).toBe('a');
+    expect(acquireSlot(state, req, 1).leaseId).toBe('a');
+    expect(state.leases).toHaveLength(1);
+  });
+});
+
+describe('guard workflow', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness('wf-guard');
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('is created by the first request and counts a retried request once', async () => {
+    const target = uniqueTarget('api');
+    const first = await h.guard.reserveRestart(reservation(target, 'run-1/restart/1'));
+    const retried = await h.guard.reserveRestart(reservation(target, 'run-1/restart/1'));
+    expect(first).toMatchObject({ allowed: true, recent: 1 });
+    expect(retried).toEqual(first);
+    const state = await h.client.workflow.getHandle(h.guardId).query(guardStateQuery);
+    expect(state.restarts[target]).toHaveLength(1);
+  });
+
+  it('refuses a malformed request as bad input that no retry can fix', async () => {
+    const err = await h.guard.reserveRestart(reservation('', 'x')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).type).toBe('BadInput');
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as ApplicationFailure).message).toContain('has no target');
+  });
+
+  it('reports an open maintenance window for the targets it covers, until it is closed', async () => {
+    const [a, b] = [uniqueTarget('db'), uniqueTarget('db')];
+    await h.guard.openWindow({ holder: 'maintenance:weekly', schedule: 'weekly', targets: [a], untilMs: Date.now() + 60_000 });
+    expect(await h.guard.maintenanceWindowFor(a)).toMatchObject({ suppressed: true });
+    expect(await h.guard.maintenanceWindowFor(b)).toEqual({ suppressed: false });
+    expect(await h.guard.closeWindow('maintenance:weekly')).toBe(1);
+    expect(await h.guard.maintenanceWindowFor(a)).toEqual({ suppressed: false });
+  });
+
+  it('keeps its restart history and leases across continue-as-new', async () => {
+    // A guard of its own, with a tiny history limit, so it continues as new within the test.
+    const guardId = `${h.guardId}-can`;
+    const { createGuardrailActivities } = await import('../../activities/guardrails.js');
+    const guard = createGuardrailActivities({ client: h.client, taskQueue: h.queue, workflowId: guardId });
+    const handle = await h.client.workflow.start(guardrails, { taskQueue: h.queue, workflowId: guardId, args: [{ historyLimit: 25 }] });
+    try {
+      const target = uniqueTarget('api');
+      const lease = await guard.acquireSlot({ requestId: 'lease-1', holder: 'h', target, action: 'restart', max: 1, leaseMs: 600_000 });
+      for (let i = 0; i < 12; i++) {
+        expect((await guard.reserveRestart(reservation(target, `r${i}`, { max: 12 }))).allowed).toBe(true);
+      }
+      const state = await h.client.workflow.getHandle(guardId).query(guardStateQuery);
+      expect(state.runId).not.toBe(handle.firstExecutionRunId);
+      expect(state.restarts[target]).toHaveLength(12);
+      expect(state.leases.map((l) => l.id)).toEqual([lease.leaseId]);
+      expect((await guard.reserveRestart(reservation(target, 'r12', { max: 12 }))).allowed).toBe(false);
+    } finally {
+      await h.client.workflow.getHandle(guardId).terminate('test finished').catch(() => undefined);
+    }
+  });
+});

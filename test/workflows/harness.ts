@@ -1,0 +1,274 @@
+// The workflow tests' world: a real worker on the stack's Temporal server running the real
+// workflows and the real guard, with the activities that touch targets, channels and
+// Alertmanager replaced by scripted stand-ins that record every call.
+import { randomUUID } from 'node:crypto';
+import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { createGuardrailActivities } from '../../activities/guardrails.js';
+import type {
+  ActionContext,
+  ActionResult,
+  BackupResult,
+  Diagnostics,
+  EngineActivities,
+  GuardrailActivities,
+  NotificationRequest,
+  NotificationResult,
+  SilenceRequest,
+  Suppression,
+  TargetActivities,
+  Verification,
+} from '../../activities/contract.js';
+import { failureTypes } from '../../activities/failures.js';
+import type { MaintenanceInput, RunbookInput, RunbookStatus } from '../../workflows/messages.js';
+import { statusQuery } from '../../workflows/messages.js';
+import { startWorker, temporalClient, uniqueQueue } from '../support/temporal.js';
+
+export interface TargetState {
+  verifies: number;
+  restarts: number;
+}
+
+/** How one fake target behaves. Everything defaults to "works, and is unhealthy". */
+export interface TargetScript {
+  healthy?: (s: TargetState) => boolean;
+  restart?: (ctx: ActionContext, s: TargetState) => Promise<void> | void;
+  diagnose?: () => Promise<Diagnostics> | Diagnostics;
+  action?: (ctx: ActionContext) => Promise<void> | void;
+  backup?: (ctx: ActionContext) => Promise<void> | void;
+  maintain?: (ctx: ActionContext) => Promise<void> | void;
+  /** An Alertmanager silence covering the target. */
+  silencedBy?: string;
+}
+
+export interface Call {
+  activity: string;
+  target?: string;
+  ctx?: ActionContext;
+  dryRun?: boolean;
+  at: number;
+  arg?: unknown;
+}
+
+export interface Harness {
+  queue: string;
+  client: Client;
+  guardId: string;
+  guard: GuardrailActivities;
+  calls: Call[];
+  notifications: Array<NotificationRequest & { dryRun: boolean; at: number }>;
+  script(target: string, script: TargetScript): TargetState;
+  callsFor(target: string, activity?: string): Call[];
+  close(): Promise<void>;
+}
+
+export function permanentFailure(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ message, type: failureTypes.targetNotFound, nonRetryable: true });
+}
+
+export async function startHarness(prefix: string): Promise<Harness> {
+  const queue = uniqueQueue(prefix);
+  const guardId = `remediation-guardrails-${queue}`;
+  const { client, connection } = await temporalClient();
+  const scripts = new Map<string, { script: TargetScript; state: TargetState }>();
+  const calls: Call[] = [];
+  const notifications: Harness['notifications'] = [];
+  let silences = 0;
+
+  const of = (target: string) => {
+    let entry = scripts.get(target);
+    if (!entry) {
+      entry = { script: {}, state: { verifies: 0, restarts: 0 } };
+      scripts.set(target, entry);
+    }
+    return entry;
+  };
+  const record = (activity: string, target?: string, ctx?: ActionContext, arg?: unknown) =>
+    calls.push({ activity, target, ctx, dryRun: ctx?.dryRun, at: Date.now(), arg });
+  const result = (target: string, action: string, ctx: ActionContext): ActionResult => ({
+    target,
+    action,
+    dryRun: ctx.dryRun,
+    summary: `${ctx.dryRun ? 'would have run' : 'ran'} ${action} of '${target}'`,
+  });
+
+  const targetActivities: TargetActivities = {
+    async verifyTarget(target): Promise<Verification> {
+      const { script, state } = of(target);
+      state.verifies += 1;
+      record('verifyTarget', target);
+      const healthy = script.healthy?.(state) ?? false;
+      return { target, healthy, checks: [{ check: 'http', ok: healthy, detail: healthy ? '200 OK' : 'connection refused' }] };
+    },
+    async restartTarget(target, ctx) {
+      const { script, state } = of(target);
+      record('restartTarget', target, ctx);
+      await script.restart?.(ctx, state);
+      if (!ctx.dryRun) state.restarts += 1;
+      return result(target, 'restart', ctx);
+    },
+    async diagnoseTarget(target) {
+      const { script } = of(target);
+      record('diagnoseTarget', target);
+      if (script.diagnose) return script.diagnose();
+      return {
+        target,
+        sections: [{ title: 'logs', ok: false, text: 'panic: out of cheese' }],
+        summary: `logs: panic: out of cheese (${target})`,
+      };
+    },
+    async runTargetAction(target, ctx) {
+      record('runTargetAction', target, ctx);
+      await of(target).script.action?.(ctx);
+      return result(target, 'action', ctx);
+    },
+    async backupTarget(target, ctx): Promise<BackupResult> {
+      record('backupTarget', target, ctx);
+      await of(target).script.backup?.(ctx);
+      return { ...result(target, 'backup', ctx), file: `/backups/${target}.sql` };
+    },
+    async maintainTarget(target, ctx) {
+      record('maintainTarget', target, ctx);
+      await of(target).script.maintain?.(ctx);
+      return result(target, 'maintenance', ctx);
+    },
+  };
+
+  const engineActivities: EngineActivities = {
+    async notify(req): Promise<NotificationResult> {
+      notifications.push({ ...req, at: Date.now() });
+      record('notify', undefined, undefined, req);
+      calls[calls.length - 1]!.dryRun = req.dryRun;
+      return { delivered: req.channels.map((channel) => ({ channel, status: req.dryRun ? 'dry-run' : 'sent' })) };
+    },
+    async createSilence(req: SilenceRequest) {
+      silences += 1;
+      record('createSilence', undefined, undefined, req);
+      calls[calls.length - 1]!.dryRun = req.dryRun;
+      return { silenceId: req.dryRun ? 'dry-run' : `silence-${silences}`, dryRun: req.dryRun };
+    },
+    async expireSilence(silenceId, dryRun) {
+      record('expireSilence', undefined, undefined, silenceId);
+      calls[calls.length - 1]!.dryRun = dryRun;
+      return { expired: true };
+    },
+    async checkSuppression(target): Promise<Suppression> {
+      const by = of(target).script.silencedBy;
+      return by ? { suppressed: true, reason: `silence ${by}` } : { suppressed: false };
+    },
+  };
+
+  const guard = createGuardrailActivities({ client, taskQueue: queue, workflowId: guardId });
+  const worker = await startWorker({
+    taskQueue: queue,
+    activities: { ...targetActivities, ...engineActivities, ...guard },
+    shutdownGraceTime: '2s',
+  });
+
+  return {
+    queue,
+    client,
+    guardId,
+    guard,
+    calls,
+    notifications,
+    script(target, script) {
+      const entry = of(target);
+      entry.script = script;
+      return entry.state;
+    },
+    callsFor(target, activity) {
+      return calls.filter((c) => c.target === target && (!activity || c.activity === activity));
+    },
+    async close() {
+      await client.workflow
+        .getHandle(guardId)
+        .terminate('test finished')
+        .catch(() => undefined);
+      await worker.stop();
+      await (connection as Connection).close();
+    },
+  };
+}
+
+export function uniqueTarget(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+export const levels = [
+  { name: 'primary', afterMs: 0, channels: ['ops'] },
+  { name: 'secondary', afterMs: 1_000, channels: ['ops', 'lead'] },
+  { name: 'manager', afterMs: 2_000, channels: ['manager'] },
+];
+
+export function runbookInput(h: Harness, target: string, overrides: Partial<RunbookInput> = {}): RunbookInput {
+  const { guardrails, ...rest } = overrides;
+  return {
+    runbook: 'serviceDown',
+    target,
+    targetKind: 'container',
+    targetQueue: h.queue,
+    hasAction: false,
+    alert: { name: 'ServiceDown', severity: 'critical', labels: { service: target } },
+    escalation: { policy: 'default', levels },
+    operators: ['alice', 'bob'],
+    dryRun: false,
+    ...rest,
+    guardrails: {
+      restartAttempts: 3,
+      restartBackoffMs: 50,
+      verifyDeadlineMs: 300,
+      verifyIntervalMs: 100,
+      approvalTimeoutMs: 5_000,
+      restartsPerWindow: { max: 10, windowMs: 3_600_000 },
+      maxConcurrentDestructive: 5,
+      slotWaitMs: 5_000,
+      ...guardrails,
+    },
+  };
+}
+
+export function maintenanceInput(h: Harness, targets: string[], overrides: Partial<MaintenanceInput> = {}): MaintenanceInput {
+  return {
+    schedule: uniqueTarget('weekly'),
+    targets: targets.map((name) => ({ name, kind: 'postgres', queue: h.queue })),
+    windowMs: 60_000,
+    silence: [{ name: 'service', value: targets.join('|'), isRegex: true, isEqual: true }],
+    channels: ['ops'],
+    dryRun: false,
+    ...overrides,
+  };
+}
+
+/** Polls the status query until `ok` holds; fails with the last status seen. */
+export async function waitForStatus(
+  handle: WorkflowHandle,
+  ok: (s: RunbookStatus) => boolean,
+  timeoutMs = 15_000,
+): Promise<RunbookStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: RunbookStatus | undefined;
+  for (;;) {
+    try {
+      last = await handle.query(statusQuery);
+      if (ok(last)) return last;
+    } catch {
+      // Not started yet.
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`status never matched; last: ${JSON.stringify(last && { ...last, timeline: last.timeline.slice(-6) })}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A promise a stubbed activity waits on until the test opens it. */
+export function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}
+
+export function events(timeline: Array<{ event: string }>): string[] {
+  return timeline.map((e) => e.event);
+}

@@ -1,0 +1,286 @@
+// The Alertmanager webhook: where alerts enter the engine.
+//
+// Contract with Alertmanager: 200 only after Temporal has accepted every start and signal of the
+// batch. Any failure to reach Temporal answers 503, and Alertmanager retries the whole batch;
+// because starts are SignalWithStart on a deterministic workflow id, a retried batch folds into
+// the runs the first attempt started, so nothing is lost and nothing runs twice.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Client } from '@temporalio/client';
+import type { Logger } from 'pino';
+import type { EngineConfig } from '../config/schema.js';
+import { matchBinding } from './binding.js';
+import { planRunbook } from './plan.js';
+import { createIncidentSignaller, isTemporalUnavailable } from './incidents.js';
+import { countUnmatched, type EngineMetrics } from './metrics.js';
+import { describePayloadError, webhookPayload, type WebhookAlert } from './alertmanagerPayload.js';
+
+export interface WebhookDeps {
+  config: EngineConfig;
+  client: Client;
+  /** The engine's task queue: incident workflows run there. */
+  taskQueue: string;
+  metrics: EngineMetrics;
+  logger: Logger;
+  ready: () => Promise<boolean>;
+  /** Deadline for each Temporal call (default 5 s): below Alertmanager's own webhook timeout. */
+  temporalTimeoutMs?: number;
+}
+
+export interface WebhookServer {
+  listen(): Promise<{ host: string; port: number }>;
+  close(): Promise<void>;
+}
+
+type Decision =
+  | { decision: 'started' | 'folded'; runbook: string; target: string; workflowId: string }
+  | { decision: 'resolved' | 'resolved-without-run'; runbook: string; target: string }
+  | { decision: 'unmatched'; reason: string };
+
+/** Thrown inside a request to answer with a status and a message meant for the sender. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+// Alertmanager groups can hold hundreds of alerts; a few Temporal calls at a time keeps the
+// batch fast without stampeding the frontend.
+const temporalConcurrency = 8;
+
+export function createWebhookServer(deps: WebhookDeps): WebhookServer {
+  const { config, metrics, logger } = deps;
+  const expectedDigest = sha256(config.webhook.token.reveal());
+  const incidents = createIncidentSignaller(deps.client, { timeoutMs: deps.temporalTimeoutMs ?? 5_000 });
+
+  const server = createServer((req, res) => {
+    void route(req, res).catch((err: unknown) => {
+      logger.error({ err: errorText(err) }, 'webhook request failed unexpectedly');
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (path === '/alertmanager' || path === '/') {
+      if (req.method !== 'POST') return send(res, 405, { error: `use POST on ${path}` }, { Allow: 'POST' });
+      const stopTimer = metrics.webhookRequestDuration.startTimer();
+      res.on('finish', () => stopTimer({ code: String(res.statusCode) }));
+      try {
+        const summary = await receive(req);
+        send(res, 200, summary);
+      } catch (err) {
+        if (!(err instanceof HttpError)) throw err;
+        // Refusals are logged (without the body or any header value) so a misconfigured
+        // Alertmanager, or someone probing the endpoint, shows up in the engine's log.
+        const where = { status: err.status, error: err.message, remote: req.socket.remoteAddress };
+        if (err.status >= 500) logger.warn(where, 'webhook batch not accepted; Alertmanager will retry');
+        else logger.warn(where, 'webhook request refused');
+        send(res, err.status, { error: err.message }, err.headers);
+      }
+      return;
+    }
+    if (!['/healthz', '/readyz', '/metrics'].includes(path)) return send(res, 404, { error: `no such path ${path.slice(0, 100)}` });
+    if (req.method !== 'GET') return send(res, 405, { error: `use GET on ${path}` }, { Allow: 'GET' });
+    if (path === '/healthz') return send(res, 200, { status: 'ok' });
+    if (path === '/readyz') {
+      const ready = await deps.ready().catch(() => false);
+      return send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+    }
+    if (path === '/metrics') {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
+  }
+
+  async function receive(req: IncomingMessage) {
+    authorize(req);
+    const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (contentType !== 'application/json')
+      throw new HttpError(400, `expected Content-Type application/json, got ${contentType ? JSON.stringify(contentType.slice(0, 60)) : 'none'}`);
+    const body = await readBody(req, config.webhook.maxBodyBytes);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(body.toString('utf8'));
+    } catch (err) {
+      throw new HttpError(400, `body is not valid JSON: ${(err as Error).message.slice(0, 120)}`);
+    }
+    const parsed = webhookPayload.safeParse(raw);
+    if (!parsed.success) throw new HttpError(400, describePayloadError(parsed.error));
+    const payload = parsed.data;
+    if (payload.truncatedAlerts > 0)
+      logger.warn({ groupKey: payload.groupKey, truncatedAlerts: payload.truncatedAlerts }, 'Alertmanager truncated alerts from this group; raise max_alerts on the receiver');
+
+    const decisions = await mapLimited(payload.alerts, temporalConcurrency, (alert) => decide(alert));
+    const failures = decisions.filter((d): d is { error: unknown } => 'error' in d);
+    if (failures.length > 0) {
+      const first = failures[0]!.error;
+      const unavailable = failures.some((f) => isTemporalUnavailable(f.error));
+      throw new HttpError(
+        unavailable ? 503 : 500,
+        `Temporal did not accept ${failures.length} of ${payload.alerts.length} alert(s): ${errorText(first)}`,
+        unavailable ? { 'Retry-After': '10' } : {},
+      );
+    }
+    const ok = decisions as Array<Decision & { alertname: string; fingerprint: string }>;
+    const count = (d: Decision['decision']) => ok.filter((x) => x.decision === d).length;
+    return {
+      status: 'accepted',
+      alerts: ok.length,
+      truncatedAlerts: payload.truncatedAlerts,
+      started: count('started'),
+      folded: count('folded'),
+      resolved: count('resolved'),
+      resolvedWithoutRun: count('resolved-without-run'),
+      unmatched: ok.flatMap((x) => (x.decision === 'unmatched' ? [{ alertname: x.alertname, fingerprint: x.fingerprint, reason: x.reason }] : [])),
+    };
+  }
+
+  async function decide(alert: WebhookAlert): Promise<(Decision & { alertname: string; fingerprint: string }) | { error: unknown }> {
+    metrics.alertsReceived.inc({ status: alert.status });
+    const base = { alertname: (alert.labels.alertname ?? '').slice(0, 200), fingerprint: alert.fingerprint };
+    const log = { alert: base.alertname, fingerprint: alert.fingerprint, status: alert.status };
+    const match = matchBinding(config, alert);
+    if (!match.matched) {
+      countUnmatched(metrics, match.code);
+      logger.info({ ...log, decision: 'unmatched', reason: match.reason }, 'alert matched no runbook');
+      return { ...base, decision: 'unmatched', reason: match.reason };
+    }
+    const where = { runbook: match.runbook, target: match.target };
+    try {
+      if (alert.status === 'firing') {
+        const input = planRunbook(config, match, alert, { engineQueue: deps.taskQueue });
+        const r = await incidents.fire(input, { fingerprint: alert.fingerprint, at: eventTime(alert.startsAt) }, deps.taskQueue);
+        if (r.started) metrics.runbooksStarted.inc({ runbook: match.runbook });
+        else metrics.alertsFolded.inc({ runbook: match.runbook });
+        const decision = r.started ? 'started' : 'folded';
+        logger.info({ ...log, ...where, decision, workflowId: r.workflowId, runId: r.runId }, r.started ? 'runbook started' : 'alert folded into running incident');
+        return { ...base, decision, ...where, workflowId: r.workflowId };
+      }
+      const signaled = await incidents.resolve(match.runbook, match.target, { fingerprint: alert.fingerprint, at: eventTime(alert.endsAt) });
+      if (!signaled) metrics.alertsResolvedWithoutRun.inc({ runbook: match.runbook });
+      const decision = signaled ? 'resolved' : 'resolved-without-run';
+      logger.info({ ...log, ...where, decision }, signaled ? 'resolution signalled to incident' : 'resolved alert has no running incident');
+      return { ...base, decision, ...where };
+    } catch (err) {
+      logger.warn({ ...log, ...where, error: errorText(err) }, 'Temporal did not accept the alert');
+      return { error: err };
+    }
+  }
+
+  function authorize(req: IncomingMessage): void {
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    // Comparing fixed-length digests keeps the comparison constant-time whatever the token length.
+    if (!m || !timingSafeEqual(sha256(m[1]!), expectedDigest)) {
+      throw new HttpError(401, m ? 'invalid bearer token' : 'missing bearer token (Authorization: Bearer <token>)', {
+        'WWW-Authenticate': 'Bearer realm="remediation"',
+      });
+    }
+  }
+
+  return {
+    async listen() {
+      const { host, port } = parseListen(config.webhook.listen);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const addr = server.address();
+      const bound = typeof addr === 'object' && addr ? addr.port : port;
+      logger.info({ host, port: bound }, 'Alertmanager webhook listening');
+      return { host, port: bound };
+    },
+    async close() {
+      if (!server.listening) return;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await closed;
+    },
+  };
+}
+
+/**
+ * Reads at most `max` bytes. A declared Content-Length over the limit is refused before any
+ * byte is read; a chunked body is cut off as soon as it passes the limit. Either way the
+ * connection is closed after the 413 so the rest is never buffered.
+ */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const tooLarge = () => new HttpError(413, `body exceeds the limit of ${max} bytes (webhook.maxBodyBytes)`, { Connection: 'close' });
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        chunks.length = 0;
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => resolve(Buffer.concat(chunks));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+  // After a 413 the sender may still be streaming: stop reading and drop the connection once the
+  // answer is out, rather than draining an unbounded body.
+  if (headers.Connection === 'close') res.on('finish', () => setTimeout(() => res.socket?.destroy(), 1_000).unref());
+}
+
+function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`webhook.listen ${JSON.stringify(listen)} is not host:port`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
+}
+
+/** Alertmanager's zero time ("0001-01-01T00:00:00Z") and unparsable times become "now". */
+function eventTime(text: string): string {
+  const t = Date.parse(text);
+  return Number.isFinite(t) && t > Date.UTC(2000, 0, 1) ? new Date(t).toISOString() : new Date().toISOString();
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+function errorText(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return `${msg}${cause}`.slice(0, 500);
+}
+
+async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}

@@ -1,0 +1,296 @@
+// `remediate`: the operator's way in. Tables for people, --json for scripts, and exit codes a
+// script can branch on: 1 usage or bad input, 2 not found, 3 Temporal unreachable.
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, loadConfigFile } from '../config/load.js';
+import { parseDuration } from '../config/duration.js';
+import type { EngineConfig } from '../config/schema.js';
+import { incidentWorkflowId, type RunbookStatus } from '../workflows/messages.js';
+import { matchBinding } from './binding.js';
+import { planRunbook } from './plan.js';
+import { buildReport, type IncidentReport } from './report.js';
+import { formatRate, formatSpan, formatTime, renderTable } from './table.js';
+import { CommandError, connectTemporal, type Temporal } from './operatorTemporal.js';
+import {
+  cancelIncident,
+  changeSchedule,
+  closedIncidentsSince,
+  listIncidents,
+  listSchedules,
+  runMaintenanceNow,
+  sendDecision,
+  showIncident,
+  type DecisionKind,
+  type IncidentDetail,
+  type IncidentRow,
+} from './operatorCommands.js';
+
+export interface CliIO {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const defaultIO: CliIO = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  env: process.env,
+};
+
+/** Runs one command; resolves to the process exit code. */
+export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;
+    if (err instanceof CommandError) {
+      io.err(`remediate: ${err.message}\n`);
+      return err.exitCode;
+    }
+    if (err instanceof ConfigError) {
+      io.err(`remediate: ${err.message}\n`);
+      return 1;
+    }
+    io.err(`remediate: ${(err as Error).message ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+}
+
+function buildProgram(io: CliIO): Command {
+  const program = new Command('remediate')
+    .description('Operate the remediation engine: incidents, approvals, maintenance schedules, previews and reports.')
+    .option('-c, --config <path>', 'engine configuration file (default: $REMEDIATION_CONFIG)')
+    .option('--json', 'print JSON instead of tables')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError('(run "remediate --help" for usage)');
+
+  const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
+  const configOf = (cmd: Command): EngineConfig => {
+    const path = globals(cmd).config ?? io.env.REMEDIATION_CONFIG;
+    if (!path) throw new CommandError(1, 'no configuration: pass --config <path> or set REMEDIATION_CONFIG');
+    return loadConfigFile(path);
+  };
+  const print = (cmd: Command, json: unknown, text: () => string) => io.out(globals(cmd).json ? `${JSON.stringify(json, null, 2)}\n` : text());
+  const withTemporal = async <T>(cmd: Command, fn: (t: Temporal, config: EngineConfig) => Promise<T>): Promise<T> => {
+    const config = configOf(cmd);
+    const t = await connectTemporal(config, io.env);
+    try {
+      return await fn(t, config);
+    } finally {
+      await t.close();
+    }
+  };
+
+  program
+    .command('incidents')
+    .description('list incident workflows, newest first')
+    .option('--open', 'only running incidents')
+    .option('--closed', 'only finished incidents')
+    .option('--target <name>', 'only this target')
+    .option('--alert <name>', 'only this alert name')
+    .option('--outcome <outcome>', 'only this outcome (recovered, escalated, ...)')
+    .option('--runbook <runbook>', 'only this runbook')
+    .addOption(new Option('--limit <n>', 'at most this many').default(50).argParser(positiveInt('--limit')))
+    .action(async (opts, cmd: Command) => {
+      const rows = await withTemporal(cmd, (t) => listIncidents(t, opts));
+      print(cmd, rows, () => incidentsTable(rows));
+    });
+
+  program
+    .command('show <workflowId>')
+    .description("an incident's live status, or the result of a finished one")
+    .action(async (workflowId: string, _opts, cmd: Command) => {
+      const detail = await withTemporal(cmd, (t) => showIncident(t, workflowId));
+      print(cmd, detail, () => detailText(detail));
+    });
+
+  const decision = (name: string, kind: DecisionKind, verb: string, reasonRequired: boolean) => {
+    const c = program
+      .command(`${name} <workflowId>`)
+      .description(`${verb} an incident as a named operator`)
+      .requiredOption('--as <operator>', 'your operator name, as listed in the config');
+    if (reasonRequired) c.requiredOption('--reason <text>', 'why; recorded in the incident timeline');
+    else c.option('--reason <text>', 'why; recorded in the incident timeline', 'acknowledged with remediate');
+    c.action(async (workflowId: string, opts: { as: string; reason: string }, cmd: Command) => {
+      await withTemporal(cmd, (t, config) => sendDecision(t, config, workflowId, kind, { operator: opts.as, reason: opts.reason }));
+      print(cmd, { workflowId, signal: kind, operator: opts.as, sent: true }, () => `${kind} by ${opts.as} sent to ${workflowId}\n`);
+    });
+  };
+  decision('approve', 'approve', 'approve the pending step of', true);
+  decision('reject', 'reject', 'reject the pending step of', true);
+  decision('ack', 'acknowledge', 'acknowledge (stop escalating)', false);
+
+  program
+    .command('cancel <workflowId>')
+    .description('cancel a running incident or maintenance workflow (it runs its cleanup)')
+    .action(async (workflowId: string, _opts, cmd: Command) => {
+      await withTemporal(cmd, (t) => cancelIncident(t, workflowId));
+      print(cmd, { workflowId, cancelRequested: true }, () => `cancellation requested for ${workflowId}\n`);
+    });
+
+  program
+    .command('maintenance')
+    .description('maintenance windows')
+    .command('run <schedule>')
+    .description('open the maintenance window of a configured schedule now')
+    .action(async (name: string, _opts, cmd: Command) => {
+      const started = await withTemporal(cmd, (t, config) => runMaintenanceNow(t, config, name));
+      print(cmd, started, () => `maintenance '${name}' started: workflow ${started.workflowId} (run ${started.runId})\n`);
+    });
+
+  const schedules = program.command('schedules').description('the Temporal schedules of maintenance windows');
+  schedules
+    .command('list')
+    .action(async (_opts, cmd: Command) => {
+      const rows = await withTemporal(cmd, (t) => listSchedules(t));
+      print(cmd, rows, () =>
+        rows.length === 0
+          ? 'no maintenance schedules\n'
+          : renderTable(
+              ['NAME', 'STATE', 'NEXT RUN', 'LAST RUN', 'NOTE'],
+              rows.map((r) => [r.name, r.paused ? 'paused' : 'active', formatTime(r.nextRun), formatTime(r.lastRun), r.note ?? '']),
+            ),
+      );
+    });
+  for (const action of ['pause', 'unpause', 'trigger'] as const) {
+    const c = schedules.command(`${action} <name>`).description(`${action} a maintenance schedule`);
+    if (action !== 'trigger') c.option('--reason <text>', 'note recorded on the schedule');
+    c.action(async (name: string, opts: { reason?: string }, cmd: Command) => {
+      await withTemporal(cmd, (t) => changeSchedule(t, name, action, opts.reason));
+      const done = { pause: 'paused', unpause: 'unpaused', trigger: 'triggered' }[action];
+      print(cmd, { schedule: name, action: done }, () => `schedule '${name}' ${done}\n`);
+    });
+  }
+
+  program
+    .command('preview')
+    .description('which runbook and target an alert with these labels would start (no Temporal needed)')
+    .requiredOption('-l, --label <key=value>', 'an alert label; repeat for each (alertname=... is required)', collectLabel, {})
+    .action(async (opts: { label: Record<string, string> }, cmd: Command) => {
+      const config = configOf(cmd);
+      const match = matchBinding(config, { labels: opts.label });
+      if (!match.matched) {
+        print(cmd, { matched: false, code: match.code, reason: match.reason }, () => `no runbook would start: ${match.reason}\n`);
+        return;
+      }
+      const input = planRunbook(config, match, { labels: opts.label });
+      const workflowId = incidentWorkflowId(match.runbook, match.target);
+      print(cmd, { matched: true, runbook: match.runbook, target: match.target, workflowId, bindingIndex: match.bindingIndex, input }, () =>
+        [
+          `runbook:     ${match.runbook}`,
+          `target:      ${match.target} (${input.targetKind}, activities on queue ${input.targetQueue})`,
+          `workflow id: ${workflowId} (repeats of the alert fold into it)`,
+          `binding:     #${match.bindingIndex} (alert ${match.binding.alert})`,
+          `escalation:  ${input.escalation.policy}: ${input.escalation.levels.map((l) => `${l.name} after ${formatSpan(l.afterMs)} → ${l.channels.join(', ')}`).join('; ')}`,
+          `operators:   ${input.operators.join(', ') || 'none (approvals impossible)'}`,
+          `dry run:     ${input.dryRun ? 'yes' : 'no'}`,
+          '',
+        ].join('\n'),
+      );
+    });
+
+  program
+    .command('report')
+    .description('incidents by outcome, automatic recovery rate and time to recover, per target')
+    .addOption(new Option('--since <duration>', 'how far back, e.g. 24h, 7d').default('7d'))
+    .action(async (opts: { since: string }, cmd: Command) => {
+      let sinceMs: number;
+      try {
+        sinceMs = parseDuration(opts.since);
+      } catch (err) {
+        throw new CommandError(1, `--since: ${(err as Error).message}`);
+      }
+      const until = new Date();
+      const since = new Date(until.getTime() - sinceMs);
+      const report = await withTemporal(cmd, async (t, config) =>
+        buildReport(await closedIncidentsSince(t, since), { since, until, operators: config.operators.map((o) => o.name) }),
+      );
+      print(cmd, report, () => reportText(report));
+    });
+
+  return program;
+}
+
+function collectLabel(text: string, labels: Record<string, string>): Record<string, string> {
+  const i = text.indexOf('=');
+  if (i <= 0) throw new CommandError(1, `--label ${JSON.stringify(text)}: expected key=value`);
+  return { ...labels, [text.slice(0, i)]: text.slice(i + 1) };
+}
+
+function positiveInt(flag: string) {
+  return (text: string) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n <= 0) throw new CommandError(1, `${flag} ${JSON.stringify(text)}: expected a positive whole number`);
+    return n;
+  };
+}
+
+function incidentsTable(rows: IncidentRow[]): string {
+  if (rows.length === 0) return 'no incidents\n';
+  return renderTable(
+    ['WORKFLOW ID', 'STATUS', 'ALERT', 'SEVERITY', 'OUTCOME', 'STARTED', 'DURATION'],
+    rows.map((r) => [r.workflowId, r.status.toLowerCase(), r.alert, r.severity, r.outcome || '-', formatTime(r.startTime), formatSpan(r.durationMs)]),
+  );
+}
+
+function detailText(d: IncidentDetail): string {
+  const lines = [
+    `${d.workflowId}  (${d.type}, ${d.status.toLowerCase()})`,
+    `target ${d.target || '-'}, alert ${d.alert || '-'} (${d.severity || '-'}), started ${formatTime(d.startTime)}` +
+      (d.closeTime ? `, closed ${formatTime(d.closeTime)} after ${formatSpan(d.durationMs)}` : ''),
+  ];
+  if (d.live) lines.push(...liveText(d.live));
+  if (d.liveError) lines.push(d.liveError);
+  if (d.result) {
+    lines.push(`outcome: ${d.result.outcome}: ${d.result.detail}`);
+    lines.push(...timelineText(d.result.timeline));
+  }
+  if (d.failure) lines.push(`failed: ${d.failure}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function liveText(s: RunbookStatus): string[] {
+  const lines = [`step: ${s.step}; restarts: ${s.restartAttempts}; alerts folded: ${s.alertsFolded}`];
+  if (s.pendingApproval)
+    lines.push(`waiting for approval of ${s.pendingApproval.step} since ${formatTime(s.pendingApproval.since)} (times out ${formatTime(s.pendingApproval.timeoutAt)})`);
+  if (s.escalationLevel) lines.push(`escalated to ${s.escalationLevel}${s.acknowledgedBy ? `, acknowledged by ${s.acknowledgedBy}` : ''}`);
+  if (s.diagnosticsSummary) lines.push(`diagnostics: ${s.diagnosticsSummary}`);
+  if (s.outcome) lines.push(`outcome: ${s.outcome}${s.outcomeDetail ? `: ${s.outcomeDetail}` : ''}`);
+  return [...lines, ...timelineText(s.timeline)];
+}
+
+function timelineText(timeline: RunbookStatus['timeline']): string[] {
+  if (timeline.length === 0) return [];
+  return ['timeline:', ...timeline.map((e) => `  ${formatTime(e.at)}  ${e.step}: ${e.event} (${e.actor})${e.detail ? ` — ${e.detail}` : ''}`)];
+}
+
+function reportText(r: IncidentReport): string {
+  const ttr = r.timeToRecover;
+  const head = [
+    `incidents closed ${formatTime(r.since)} – ${formatTime(r.until)}: ${r.incidents}`,
+    `by outcome: ${Object.entries(r.byOutcome).map(([o, n]) => `${o} ${n}`).join(', ') || '-'}`,
+    `automatic recovery rate: ${formatRate(r.automaticRecoveryRate)} (${r.recoveredAutomatically} recovered without an operator; false alarms and suppressed alerts excluded)`,
+    `time to recover: ${ttr ? `mean ${formatSpan(ttr.meanMs)}, p95 ${formatSpan(ttr.p95Ms)} over ${ttr.count}` : '-'}`,
+    '',
+  ].join('\n');
+  if (r.perTarget.length === 0) return head;
+  return `${head}\n${renderTable(
+    ['TARGET', 'INCIDENTS', 'RECOVERED', 'AUTO RATE', 'MEAN TTR', 'P95 TTR', 'OUTCOMES'],
+    r.perTarget.map((p) => [
+      p.target || '-',
+      String(p.incidents),
+      String(p.recovered),
+      formatRate(p.automaticRecoveryRate),
+      formatSpan(p.timeToRecover?.meanMs),
+      formatSpan(p.timeToRecover?.p95Ms),
+      Object.entries(p.byOutcome).map(([o, n]) => `${o} ${n}`).join(', '),
+    ]),
+  )}`;
+}

@@ -1,0 +1,121 @@
+// How a trigger tells incident workflows about alerts: SignalWithStart for firing alerts (one
+// workflow per runbook and target, repeats fold into it), a plain signal for resolved ones.
+// Every call carries a deadline, so a hung Temporal frontend turns into a fast 503, not a hung
+// Alertmanager notification.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Client, WorkflowClient, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  alertFiringSignal,
+  alertNameAttribute,
+  alertResolvedSignal,
+  incidentWorkflowId,
+  runbookAttribute,
+  severityAttribute,
+  targetAttribute,
+  type AlertEvent,
+  type RunbookInput,
+} from '../workflows/messages.js';
+import type { IncidentRunbook } from './binding.js';
+
+export interface FireResult {
+  workflowId: string;
+  runId: string;
+  /** True when this call started the workflow; false when the alert folded into a running one. */
+  started: boolean;
+}
+
+export interface IncidentSignaller {
+  fire(input: RunbookInput, event: AlertEvent, taskQueue: string): Promise<FireResult>;
+  /** False when no incident workflow for this runbook and target is running. */
+  resolve(runbook: IncidentRunbook, target: string, event: AlertEvent): Promise<boolean>;
+}
+
+export function createIncidentSignaller(client: Client, options: { timeoutMs: number }): IncidentSignaller {
+  const workflows = startObservingClient(client);
+  const withDeadline = <T>(fn: () => Promise<T>) => client.connection.withDeadline(Date.now() + options.timeoutMs, fn);
+
+  return {
+    async fire(input, event, taskQueue) {
+      const workflowId = incidentWorkflowId(input.runbook, input.target);
+      const seen: { started?: boolean } = {};
+      // The default conflict policy of SignalWithStart is "use the running workflow", so ten
+      // deliveries of one alert are one workflow and nine alertFiring signals: idempotent.
+      const handle = await startObservation.run(seen, () =>
+        withDeadline(() =>
+          workflows.signalWithStart(input.runbook, {
+            workflowId,
+            taskQueue,
+            args: [input],
+            signal: alertFiringSignal,
+            signalArgs: [event],
+            typedSearchAttributes: [
+              { key: targetAttribute, value: input.target },
+              { key: alertNameAttribute, value: input.alert.name },
+              { key: severityAttribute, value: input.alert.severity },
+              { key: runbookAttribute, value: input.runbook },
+            ],
+          }),
+        ),
+      );
+      return { workflowId, runId: handle.signaledRunId, started: seen.started ?? false };
+    },
+
+    async resolve(runbook, target, event) {
+      try {
+        await withDeadline(() => client.workflow.getHandle(incidentWorkflowId(runbook, target)).signal(alertResolvedSignal, event));
+        return true;
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      }
+    },
+  };
+}
+
+// The SDK's signalWithStart returns only a handle, but the server's reply says whether it started
+// a workflow (`started`). To count started vs folded alerts exactly, without an extra describe
+// call per alert, the one RPC is observed and its flag handed back through async context.
+const startObservation = new AsyncLocalStorage<{ started?: boolean }>();
+
+class StartObservingWorkflowClient extends WorkflowClient {
+  #service: WorkflowClient['workflowService'] | undefined;
+
+  override get workflowService(): WorkflowClient['workflowService'] {
+    if (!this.#service) {
+      const base = this.connection.workflowService;
+      this.#service = Object.create(base, {
+        signalWithStartWorkflowExecution: {
+          value: async (req: Parameters<typeof base.signalWithStartWorkflowExecution>[0]) => {
+            const res = await base.signalWithStartWorkflowExecution(req);
+            const box = startObservation.getStore();
+            if (box) box.started = Boolean(res.started);
+            return res;
+          },
+        },
+      }) as WorkflowClient['workflowService'];
+    }
+    return this.#service;
+  }
+}
+
+function startObservingClient(client: Client): WorkflowClient {
+  return new StartObservingWorkflowClient({
+    connection: client.connection,
+    namespace: client.options.namespace,
+    identity: client.options.identity,
+    dataConverter: client.options.loadedDataConverter,
+    interceptors: client.options.interceptors.workflow,
+  });
+}
+
+/** gRPC codes that mean "Temporal could not be reached in time", not "Temporal said no". */
+const unavailableCodes = new Set([1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 8 /* RESOURCE_EXHAUSTED */, 14 /* UNAVAILABLE */]);
+
+export function isTemporalUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'number' && unavailableCodes.has(code)) return true;
+    if (e instanceof Error && /failed to connect|connection refused|ECONNREFUSED|deadline/i.test(e.message)) return true;
+  }
+  return false;
+}

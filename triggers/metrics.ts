@@ -1,0 +1,119 @@
+// The engine's Prometheus metrics, on a registry of its own (not prom-client's global default), so
+// two engines or two tests in one process never share or double-register counters.
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Sinks } from '@temporalio/workflow';
+import type { InjectedSinks } from '@temporalio/worker';
+import type { Outcome } from '../workflows/messages.js';
+import type { UnmatchedCode } from './binding.js';
+
+/**
+ * How workflow code reports a closed runbook: `proxySinks<RunbookMetricsSinks>().metrics.runbookOutcome(...)`.
+ * A sink, because workflow code cannot touch prom-client; it is not called during replay, so a
+ * workflow replayed on another engine is not counted twice.
+ */
+export interface RunbookMetricsSinks extends Sinks {
+  metrics: { runbookOutcome(runbook: string, outcome: Outcome, durationMs: number): void };
+}
+
+export interface EngineMetrics {
+  registry: Registry;
+  alertsReceived: Counter<'status'>;
+  /** A firing alert that started a new incident workflow. */
+  runbooksStarted: Counter<'runbook'>;
+  /**
+   * A firing alert delivered to an incident workflow that was already running. Counted from the
+   * server's own answer to SignalWithStart (its `started` flag), not guessed: see alertmanager.ts.
+   */
+  alertsFolded: Counter<'runbook'>;
+  alertsUnmatched: Counter<'reason'>;
+  /** A resolved alert whose incident had already finished (or never started): nothing to tell. */
+  alertsResolvedWithoutRun: Counter<'runbook'>;
+  webhookRequestDuration: Histogram<'code'>;
+  /** Observed by the worker when an incident workflow closes. */
+  runbookOutcomes: Counter<'runbook' | 'outcome'>;
+  runbookDuration: Histogram<'runbook' | 'outcome'>;
+  /** Convenience for the worker: one call per closed incident. */
+  observeOutcome(runbook: string, outcome: Outcome, durationMs: number): void;
+  /** For Worker.create({ sinks }): routes RunbookMetricsSinks calls to observeOutcome. */
+  sinks(): InjectedSinks<RunbookMetricsSinks>;
+}
+
+export function createMetrics(options: { processMetrics?: boolean } = {}): EngineMetrics {
+  const registry = new Registry();
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  const runbookOutcomes = new Counter({
+    name: 'runbook_outcomes_total',
+    help: 'Incident and maintenance workflows closed, by runbook and outcome.',
+    labelNames: ['runbook', 'outcome'] as const,
+    registers,
+  });
+  const runbookDuration = new Histogram({
+    name: 'runbook_duration_seconds',
+    help: 'Time from the start of a runbook workflow to its outcome.',
+    labelNames: ['runbook', 'outcome'] as const,
+    // From a quick verify-and-recover to an escalation nobody acknowledged for hours.
+    buckets: [5, 15, 30, 60, 120, 300, 600, 1_800, 3_600, 7_200, 21_600],
+    registers,
+  });
+
+  const observeOutcome = (runbook: string, outcome: Outcome, durationMs: number) => {
+    runbookOutcomes.inc({ runbook, outcome });
+    runbookDuration.observe({ runbook, outcome }, Math.max(0, durationMs) / 1_000);
+  };
+
+  return {
+    registry,
+    alertsReceived: new Counter({
+      name: 'alerts_received_total',
+      help: 'Alerts received on the Alertmanager webhook, by alert status.',
+      labelNames: ['status'] as const,
+      registers,
+    }),
+    runbooksStarted: new Counter({
+      name: 'runbooks_started_total',
+      help: 'Incident workflows started by a firing alert.',
+      labelNames: ['runbook'] as const,
+      registers,
+    }),
+    alertsFolded: new Counter({
+      name: 'alerts_folded_total',
+      help: 'Firing alerts delivered as a signal to an incident workflow that was already running.',
+      labelNames: ['runbook'] as const,
+      registers,
+    }),
+    alertsUnmatched: new Counter({
+      name: 'alerts_unmatched_total',
+      help: 'Alerts that no binding turned into a runbook, by reason code.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    alertsResolvedWithoutRun: new Counter({
+      name: 'alerts_resolved_without_run_total',
+      help: 'Resolved alerts whose incident workflow was no longer running.',
+      labelNames: ['runbook'] as const,
+      registers,
+    }),
+    webhookRequestDuration: new Histogram({
+      name: 'webhook_request_duration_seconds',
+      help: 'Alertmanager webhook requests, from arrival to response, by HTTP status code.',
+      labelNames: ['code'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    runbookOutcomes,
+    runbookDuration,
+    observeOutcome,
+    sinks: () => ({
+      metrics: {
+        runbookOutcome: { fn: (_info, runbook, outcome, durationMs) => observeOutcome(runbook, outcome, durationMs), callDuringReplay: false },
+      },
+    }),
+  };
+}
+
+/** Typed helper so callers cannot invent reason values outside the bounded set. */
+export function countUnmatched(metrics: EngineMetrics, code: UnmatchedCode): void {
+  metrics.alertsUnmatched.inc({ reason: code });
+}

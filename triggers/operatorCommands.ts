@@ -1,0 +1,277 @@
+// What an operator can ask of running and past incidents, as plain data. The CLI renders it; the
+// same functions are usable from tests or another front end. Failures are CommandErrors whose
+// exit code says what kind of problem it was (1 bad input, 2 not found, 3 Temporal unreachable).
+import {
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowIdConflictPolicy,
+  WorkflowNotFoundError,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
+import type { EngineConfig } from '../config/schema.js';
+import {
+  acknowledgeSignal,
+  alertNameAttribute,
+  approveSignal,
+  maintenanceWorkflowId,
+  outcomeAttribute,
+  rejectSignal,
+  runbookAttribute,
+  severityAttribute,
+  statusQuery,
+  targetAttribute,
+  type Outcome,
+  type RunbookResult,
+  type RunbookStatus,
+} from '../workflows/messages.js';
+import { CommandError, type Temporal } from './operatorTemporal.js';
+import { planMaintenance } from './plan.js';
+import type { ClosedIncident } from './report.js';
+import { maintenanceScheduleId, maintenanceSchedulePrefix } from './schedules.js';
+
+export const incidentRunbooks = ['serviceDown', 'databaseConnection', 'highErrorRate', 'resourcePressure'] as const;
+export const outcomes: readonly Outcome[] = [
+  'recovered', 'resolved-externally', 'false-alarm', 'escalated', 'rejected', 'suppressed', 'failed', 'completed', 'cancelled',
+];
+
+export interface IncidentRow {
+  workflowId: string;
+  runId: string;
+  status: string;
+  runbook: string;
+  target: string;
+  alert: string;
+  severity: string;
+  outcome: string;
+  startTime: string;
+  closeTime?: string;
+  durationMs?: number;
+}
+
+export interface IncidentFilter {
+  open?: boolean;
+  closed?: boolean;
+  target?: string;
+  alert?: string;
+  outcome?: string;
+  runbook?: string;
+  closedAfter?: Date;
+  limit: number;
+}
+
+/** A visibility query over the incident search attributes; values are checked, never spliced raw. */
+export function incidentQuery(f: Omit<IncidentFilter, 'limit'>): string {
+  if (f.open && f.closed) throw new CommandError(1, '--open and --closed exclude each other');
+  if (f.outcome !== undefined && !outcomes.includes(f.outcome as Outcome))
+    throw new CommandError(1, `--outcome ${JSON.stringify(f.outcome)} is not an outcome (one of: ${outcomes.join(', ')})`);
+  if (f.runbook !== undefined && !(incidentRunbooks as readonly string[]).includes(f.runbook))
+    throw new CommandError(1, `--runbook ${JSON.stringify(f.runbook)} is not an incident runbook (one of: ${incidentRunbooks.join(', ')})`);
+  const clauses = [f.runbook ? `WorkflowType = ${literal('--runbook', f.runbook)}` : `WorkflowType IN (${incidentRunbooks.map((r) => `'${r}'`).join(', ')})`];
+  if (f.open) clauses.push(`ExecutionStatus = 'Running'`);
+  if (f.closed) clauses.push(`ExecutionStatus != 'Running'`);
+  if (f.target !== undefined) clauses.push(`RemediationTarget = ${literal('--target', f.target)}`);
+  if (f.alert !== undefined) clauses.push(`AlertName = ${literal('--alert', f.alert)}`);
+  if (f.outcome !== undefined) clauses.push(`Outcome = ${literal('--outcome', f.outcome)}`);
+  if (f.closedAfter) clauses.push(`CloseTime > '${f.closedAfter.toISOString()}'`);
+  return clauses.join(' AND ');
+}
+
+function literal(flag: string, value: string): string {
+  if (!/^[A-Za-z0-9_.:@/-]{1,200}$/.test(value))
+    throw new CommandError(1, `${flag} ${JSON.stringify(value.slice(0, 80))}: only letters, digits and . _ - : @ / are allowed`);
+  return `'${value}'`;
+}
+
+export async function listIncidents(t: Temporal, filter: IncidentFilter): Promise<IncidentRow[]> {
+  const query = incidentQuery(filter);
+  const rows: IncidentRow[] = [];
+  await t.call(async () => {
+    for await (const info of t.client.workflow.list({ query, pageSize: Math.min(filter.limit, 1_000) })) {
+      rows.push(incidentRow(info));
+      if (rows.length >= filter.limit) break;
+    }
+  }, 30_000);
+  return rows;
+}
+
+function incidentRow(info: Omit<WorkflowExecutionInfo, 'raw'>): IncidentRow {
+  const sa = info.typedSearchAttributes;
+  const closeTime = info.closeTime;
+  return {
+    workflowId: info.workflowId,
+    runId: info.runId,
+    status: info.status.name,
+    runbook: sa.get(runbookAttribute) ?? info.type,
+    target: sa.get(targetAttribute) ?? '',
+    alert: sa.get(alertNameAttribute) ?? '',
+    severity: sa.get(severityAttribute) ?? '',
+    outcome: sa.get(outcomeAttribute) ?? '',
+    startTime: info.startTime.toISOString(),
+    ...(closeTime ? { closeTime: closeTime.toISOString(), durationMs: closeTime.getTime() - info.startTime.getTime() } : {}),
+  };
+}
+
+export interface IncidentDetail extends IncidentRow {
+  type: string;
+  /** Live status from the running workflow's status query. */
+  live?: RunbookStatus;
+  liveError?: string;
+  /** The closed workflow's result. */
+  result?: RunbookResult;
+  failure?: string;
+}
+
+export async function showIncident(t: Temporal, workflowId: string): Promise<IncidentDetail> {
+  const handle = t.client.workflow.getHandle(workflowId);
+  const description = await t.call(() => handle.describe()).catch(notFound(`no workflow '${workflowId}'`));
+  const detail: IncidentDetail = { ...incidentRow(description), type: description.type };
+  if (description.status.name === 'RUNNING') {
+    // A query needs a worker; with none polling, say so instead of hanging.
+    try {
+      detail.live = await t.call(() => handle.query(statusQuery), 5_000);
+    } catch (err) {
+      detail.liveError = `status query failed (is an engine running?): ${(err as Error).message}`;
+    }
+  } else if (description.status.name === 'COMPLETED') {
+    detail.result = (await t.call(() => handle.result())) as RunbookResult;
+  } else {
+    try {
+      await t.call(() => handle.result());
+    } catch (err) {
+      detail.failure = err instanceof WorkflowFailedError && err.cause ? err.cause.message : (err as Error).message;
+    }
+  }
+  return detail;
+}
+
+export type DecisionKind = 'approve' | 'reject' | 'acknowledge';
+const decisionSignals = { approve: approveSignal, reject: rejectSignal, acknowledge: acknowledgeSignal } as const;
+
+export async function sendDecision(
+  t: Temporal,
+  config: EngineConfig,
+  workflowId: string,
+  kind: DecisionKind,
+  decision: { operator: string; reason: string },
+): Promise<void> {
+  // Approvals and rejections are the destructive decisions: refuse names the workflow would ignore.
+  if (kind !== 'acknowledge' && !config.operators.some((o) => o.name === decision.operator)) {
+    const known = config.operators.map((o) => o.name).join(', ') || 'none configured';
+    throw new CommandError(1, `'${decision.operator}' is not a configured operator and cannot ${kind} (operators: ${known})`);
+  }
+  await requireRunning(t, workflowId, kind);
+  await t.call(() => t.client.workflow.getHandle(workflowId).signal(decisionSignals[kind], decision)).catch(notFound(`no running workflow '${workflowId}'`));
+}
+
+export async function cancelIncident(t: Temporal, workflowId: string): Promise<void> {
+  await requireRunning(t, workflowId, 'cancel');
+  await t.call(() => t.client.workflow.getHandle(workflowId).cancel()).catch(notFound(`no running workflow '${workflowId}'`));
+}
+
+async function requireRunning(t: Temporal, workflowId: string, what: string): Promise<void> {
+  const d = await t.call(() => t.client.workflow.getHandle(workflowId).describe()).catch(notFound(`no workflow '${workflowId}'`));
+  if (d.status.name !== 'RUNNING') throw new CommandError(1, `workflow '${workflowId}' is ${d.status.name.toLowerCase()}; there is nothing to ${what}`);
+}
+
+export async function runMaintenanceNow(t: Temporal, config: EngineConfig, name: string): Promise<{ workflowId: string; runId: string }> {
+  const schedule = config.maintenance.find((m) => m.name === name);
+  if (!schedule) {
+    const known = config.maintenance.map((m) => m.name).join(', ') || 'none';
+    throw new CommandError(2, `no maintenance schedule '${name}' in the configuration (known: ${known})`);
+  }
+  const workflowId = maintenanceWorkflowId(name);
+  try {
+    const handle = await t.call(() =>
+      t.client.workflow.start('maintenance', {
+        workflowId,
+        taskQueue: config.temporal.taskQueue,
+        args: [planMaintenance(config, schedule)],
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+      }),
+    );
+    return { workflowId, runId: handle.firstExecutionRunId };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) throw new CommandError(1, `maintenance '${name}' is already running (workflow ${workflowId})`);
+    throw err;
+  }
+}
+
+export interface ScheduleRow {
+  name: string;
+  scheduleId: string;
+  paused: boolean;
+  note?: string;
+  nextRun?: string;
+  lastRun?: string;
+}
+
+export async function listSchedules(t: Temporal): Promise<ScheduleRow[]> {
+  const rows: ScheduleRow[] = [];
+  await t.call(async () => {
+    for await (const s of t.client.schedule.list()) {
+      if (!s.scheduleId.startsWith(maintenanceSchedulePrefix)) continue;
+      const last = s.info.recentActions.at(-1);
+      rows.push({
+        name: s.scheduleId.slice(maintenanceSchedulePrefix.length),
+        scheduleId: s.scheduleId,
+        paused: s.state.paused,
+        ...(s.state.note ? { note: s.state.note } : {}),
+        ...(s.info.nextActionTimes[0] ? { nextRun: s.info.nextActionTimes[0].toISOString() } : {}),
+        ...(last ? { lastRun: last.takenAt.toISOString() } : {}),
+      });
+    }
+  }, 30_000);
+  return rows.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export async function changeSchedule(t: Temporal, name: string, action: 'pause' | 'unpause' | 'trigger', note?: string): Promise<void> {
+  const handle = t.client.schedule.getHandle(maintenanceScheduleId(name));
+  const missing = notFound(`no maintenance schedule '${name}' in Temporal (has the engine synced its config?)`);
+  if (action === 'pause') await t.call(() => handle.pause(note ?? 'paused with remediate')).catch(missing);
+  else if (action === 'unpause') await t.call(() => handle.unpause(note ?? 'unpaused with remediate')).catch(missing);
+  // SKIP: a manual trigger while a window is open must not open a second one on the same targets.
+  else await t.call(() => handle.trigger(ScheduleOverlapPolicy.SKIP)).catch(missing);
+}
+
+/** Closed incidents since a time, with their results, for `remediate report`. */
+export async function closedIncidentsSince(t: Temporal, since: Date, limit = 5_000): Promise<ClosedIncident[]> {
+  const rows = await listIncidents(t, { closed: true, closedAfter: since, limit });
+  const out: ClosedIncident[] = [];
+  let next = 0;
+  const fetchOne = async (row: IncidentRow): Promise<ClosedIncident> => {
+    const base = {
+      workflowId: row.workflowId,
+      runbook: row.runbook,
+      target: row.target,
+      startedAt: new Date(row.startTime),
+      endedAt: new Date(row.closeTime ?? row.startTime),
+    };
+    if (row.status !== 'COMPLETED') return { ...base, outcome: row.status === 'CANCELLED' ? 'cancelled' : 'failed' };
+    const handle = t.client.workflow.getHandle(row.workflowId, row.runId);
+    const result = (await t.call(() => handle.result())) as Partial<RunbookResult> | undefined;
+    const outcome = (result?.outcome ?? (row.outcome || 'completed')) as Outcome;
+    return {
+      ...base,
+      outcome,
+      ...(result?.startedAt ? { startedAt: new Date(result.startedAt) } : {}),
+      ...(result?.endedAt ? { endedAt: new Date(result.endedAt) } : {}),
+      ...(result?.timeline ? { timeline: result.timeline } : {}),
+    };
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(8, rows.length) }, async () => {
+      while (next < rows.length) out.push(await fetchOne(rows[next++]!));
+    }),
+  );
+  return out;
+}
+
+function notFound(message: string) {
+  return (err: unknown): never => {
+    if (err instanceof WorkflowNotFoundError || err instanceof ScheduleNotFoundError) throw new CommandError(2, message);
+    if (err instanceof Error && 'code' in err && (err as { code?: number }).code === 5) throw new CommandError(2, message);
+    throw err;
+  };
+}

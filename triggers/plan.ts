@@ -1,0 +1,146 @@
+// Turns configuration plus a matched alert (or a maintenance schedule) into the workflow input.
+// Everything a runbook needs is resolved here, once, into plain numbers and names: workflow code
+// never reads configuration, and workflow history records exactly what the run was told.
+import type { EngineConfig, MaintenanceSchedule, Target } from '../config/schema.js';
+import { hostTaskQueue } from '../config/load.js';
+import { parseDuration } from '../config/duration.js';
+import { matchesEverything } from '../config/matchers.js';
+import type { SilenceMatcher } from '../activities/contract.js';
+import type { AlertRef, GuardrailPlan, MaintenanceInput, RunbookInput } from '../workflows/messages.js';
+import type { BindingMatch } from './binding.js';
+
+export interface IncomingAlert {
+  labels: Record<string, string>;
+  annotations?: Record<string, string>;
+  fingerprint?: string;
+  startsAt?: string;
+}
+
+export interface PlanOptions {
+  /** The engine's task queue; defaults to config.temporal.taskQueue. */
+  engineQueue?: string;
+}
+
+type Matched = Extract<BindingMatch, { matched: true }>;
+
+// Labels travel into workflow history and search attributes; an alert with a megabyte of labels
+// must not become a megabyte per workflow start.
+const maxLabels = 64;
+const maxLabelValue = 1_024;
+const maxSummary = 500;
+const maxSeverity = 64;
+
+export function planRunbook(config: EngineConfig, match: Matched, alert: IncomingAlert, options: PlanOptions = {}): RunbookInput {
+  const target = config.targets[match.target];
+  if (!target) throw new Error(`planning ${match.runbook} for target '${match.target}' failed: no such target in the configuration`);
+  const alertRef = alertRefOf(alert);
+  const policyName = escalationPolicyName(config, match.binding.escalation, alertRef.severity);
+  const policy = config.escalation.policies[policyName];
+  if (!policy) throw new Error(`planning ${match.runbook} for target '${match.target}' failed: no escalation policy '${policyName}'`);
+  return {
+    runbook: match.runbook,
+    target: match.target,
+    targetKind: target.kind,
+    targetQueue: targetQueue(config, target, options.engineQueue),
+    hasAction: target.kind === 'http' && target.action !== undefined,
+    alert: alertRef,
+    escalation: {
+      policy: policyName,
+      levels: policy.levels.map((l) => ({ name: l.name, afterMs: parseDuration(l.after), channels: [...l.channels] })),
+    },
+    operators: config.operators.map((o) => o.name),
+    guardrails: guardrailPlan(config, target),
+    dryRun: config.dryRun,
+  };
+}
+
+/** The binding's own policy, else the one for the alert's severity, else the default. */
+export function escalationPolicyName(config: EngineConfig, bindingPolicy: string | undefined, severity: string): string {
+  if (bindingPolicy) return bindingPolicy;
+  const bySeverity = config.escalation.bySeverity;
+  // Own-property check: a severity label of "constructor" must not find Object.prototype's.
+  if (Object.hasOwn(bySeverity, severity)) return bySeverity[severity]!;
+  return config.escalation.default;
+}
+
+export function guardrailPlan(config: EngineConfig, target: Target): GuardrailPlan {
+  const g = config.guardrails;
+  return {
+    restartAttempts: g.restartAttempts,
+    restartBackoffMs: parseDuration(g.restartBackoff),
+    verifyDeadlineMs: parseDuration(target.verifyDeadline ?? g.verifyDeadline),
+    verifyIntervalMs: parseDuration(g.verifyInterval),
+    approvalTimeoutMs: parseDuration(g.approvalTimeout),
+    restartsPerWindow: { max: g.restarts.max, windowMs: parseDuration(g.restarts.window) },
+    maxConcurrentDestructive: g.maxConcurrentDestructive,
+  };
+}
+
+/** Systemd units are touched by the agent on their host; everything else by the engine. */
+export function targetQueue(config: EngineConfig, target: Target, engineQueue = config.temporal.taskQueue): string {
+  return target.kind === 'systemd' ? hostTaskQueue(config, target.host) : engineQueue;
+}
+
+export function alertRefOf(alert: IncomingAlert): AlertRef {
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(alert.labels).slice(0, maxLabels)) labels[k.slice(0, 128)] = cap(v, maxLabelValue);
+  const summary = alert.annotations?.summary ?? alert.annotations?.description;
+  return {
+    name: alert.labels.alertname ?? '',
+    severity: cap(alert.labels.severity || 'unknown', maxSeverity),
+    labels,
+    ...(alert.fingerprint ? { fingerprint: alert.fingerprint } : {}),
+    ...(alert.startsAt ? { startsAt: alert.startsAt } : {}),
+    ...(summary ? { summary: cap(summary, maxSummary) } : {}),
+  };
+}
+
+/**
+ * The maintenance window for one schedule. Notifications go to the first level of the default
+ * escalation policy (the people paged first are the ones who should know a window opened);
+ * the schedule has no channel list of its own.
+ */
+export function planMaintenance(config: EngineConfig, schedule: MaintenanceSchedule, options: PlanOptions = {}): MaintenanceInput {
+  const targets = schedule.targets.map((name) => {
+    const t = config.targets[name];
+    if (!t) throw new Error(`planning maintenance '${schedule.name}' failed: no target '${name}' in the configuration`);
+    return { name, kind: t.kind, queue: targetQueue(config, t, options.engineQueue) };
+  });
+  const firstLevel = config.escalation.policies[config.escalation.default]?.levels[0];
+  return {
+    schedule: schedule.name,
+    targets,
+    windowMs: parseDuration(schedule.window),
+    silence: schedule.silence.length > 0 ? schedule.silence.map((m) => ({ ...m })) : silenceForTargets(config, schedule.targets),
+    channels: firstLevel ? [...firstLevel.channels] : [],
+    maxConcurrentDestructive: config.guardrails.maxConcurrentDestructive,
+    dryRun: config.dryRun,
+  };
+}
+
+/**
+ * One silence covering every target's configured labels. A silence is a conjunction, so targets
+ * with different values for a label become one anchored alternation (`service=~"api|db"`); labels
+ * not shared by all targets are left out. Returns [] (no silence) rather than a silence that
+ * would match every alert, e.g. when a target has no labels configured.
+ */
+export function silenceForTargets(config: EngineConfig, names: string[]): SilenceMatcher[] {
+  const labelSets = names.map((n) => config.targets[n]?.labels ?? {});
+  if (labelSets.length === 0) return [];
+  const shared = Object.keys(labelSets[0]!).filter((k) => labelSets.every((ls) => Object.hasOwn(ls, k)));
+  const matchers: SilenceMatcher[] = shared.sort().map((name) => {
+    const values = [...new Set(labelSets.map((ls) => ls[name]!))].sort();
+    if (values.length === 1) return { name, value: values[0]!, isRegex: false, isEqual: true };
+    return { name, value: values.map(escapeRegex).join('|'), isRegex: true, isEqual: true };
+  });
+  if (matchers.length === 0 || matchesEverything(matchers)) return [];
+  return matchers;
+}
+
+function escapeRegex(value: string): string {
+  return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function cap(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

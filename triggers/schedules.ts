@@ -1,0 +1,174 @@
+// Maintenance windows enter the engine as Temporal Schedules, one per config.maintenance entry.
+// The config is the source of truth; syncing is idempotent, so every engine start (and any number
+// of engines starting at once) converges on the same set of schedules.
+import { createHash } from 'node:crypto';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleDescription,
+  type ScheduleHandle,
+  type ScheduleOptionsStartWorkflowAction,
+  type ScheduleUpdateOptions,
+} from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
+import type { Logger } from 'pino';
+import type { EngineConfig, MaintenanceSchedule } from '../config/schema.js';
+import { maintenanceWorkflowId } from '../workflows/messages.js';
+import { planMaintenance } from './plan.js';
+
+export const maintenanceSchedulePrefix = 'maintenance-';
+
+export function maintenanceScheduleId(name: string): string {
+  return `${maintenanceSchedulePrefix}${name}`;
+}
+
+export interface ScheduleSyncResult {
+  created: string[];
+  updated: string[];
+  unchanged: string[];
+  deleted: string[];
+}
+
+export interface ScheduleSyncDeps {
+  client: Client;
+  config: EngineConfig;
+  /** The engine's task queue: maintenance workflows run there, and it marks the schedules this engine owns. */
+  taskQueue: string;
+  logger?: Pick<Logger, 'info' | 'warn'>;
+}
+
+// A window missed while Temporal was down still runs if Temporal is back within this long;
+// later than that, running maintenance at a surprising hour is worse than skipping a week.
+const catchupWindow = '10m';
+
+// What sync last applied is kept in the action's memo (copied to each maintenance run, where it
+// also says which config version started it). The server rewrites cron strings into calendar
+// specs, so comparing what describe() returns with the config would never be exact.
+interface SyncMemo {
+  maintenanceDefinition: string;
+  configPaused: boolean;
+}
+
+export async function syncSchedules(deps: ScheduleSyncDeps): Promise<ScheduleSyncResult> {
+  const { client, config, taskQueue } = deps;
+  const result: ScheduleSyncResult = { created: [], updated: [], unchanged: [], deleted: [] };
+  const wanted = new Set<string>();
+
+  for (const schedule of config.maintenance) {
+    const id = maintenanceScheduleId(schedule.name);
+    wanted.add(id);
+    const desired = desiredSchedule(config, schedule, taskQueue);
+    const handle = client.schedule.getHandle(id);
+    let current: ScheduleDescription | undefined = await describeOrUndefined(handle);
+    if (!current) {
+      try {
+        await client.schedule.create({ scheduleId: id, ...desired.options, state: { paused: schedule.paused, note: desired.note } });
+        result.created.push(id);
+        continue;
+      } catch (err) {
+        // Another engine created it between our describe and create: fall through to compare.
+        if (!(err instanceof ScheduleAlreadyRunning)) throw new Error(`creating schedule '${id}' failed: ${(err as Error).message}`);
+        current = await handle.describe();
+      }
+    }
+    const applied = appliedMemo(current);
+    const definitionChanged = applied?.maintenanceDefinition !== desired.memo.maintenanceDefinition;
+    // A pause made by an operator (remediate schedules pause) survives re-syncs; only a change
+    // of the config's own `paused` flag overrides it.
+    const pausedFlagChanged = applied?.configPaused !== schedule.paused;
+    if (!definitionChanged && !pausedFlagChanged) {
+      result.unchanged.push(id);
+      continue;
+    }
+    try {
+      await handle.update((prev): ScheduleUpdateOptions<ScheduleOptionsStartWorkflowAction<Workflow>> => ({
+        ...desired.options,
+        state: pausedFlagChanged ? { paused: schedule.paused, note: desired.note } : { paused: prev.state.paused, note: prev.state.note },
+      }));
+    } catch (err) {
+      throw new Error(`updating schedule '${id}' failed: ${(err as Error).message}`);
+    }
+    result.updated.push(id);
+  }
+
+  for await (const summary of client.schedule.list()) {
+    const id = summary.scheduleId;
+    if (!id.startsWith(maintenanceSchedulePrefix) || wanted.has(id)) continue;
+    const handle = client.schedule.getHandle(id);
+    const current = await describeOrUndefined(handle);
+    // Only schedules this engine owns (its task queue, its workflow type): another engine or
+    // environment sharing the namespace keeps its own.
+    if (!current || current.action.type !== 'startWorkflow' || current.action.workflowType !== 'maintenance') continue;
+    if (current.action.taskQueue !== taskQueue) continue;
+    try {
+      await handle.delete();
+      result.deleted.push(id);
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw new Error(`deleting schedule '${id}' failed: ${(err as Error).message}`);
+    }
+  }
+
+  deps.logger?.info({ ...result }, 'maintenance schedules synchronised');
+  return result;
+}
+
+function desiredSchedule(config: EngineConfig, schedule: MaintenanceSchedule, taskQueue: string) {
+  const input = planMaintenance(config, schedule, { engineQueue: taskQueue });
+  const definition = {
+    cron: schedule.cron,
+    timezone: schedule.timezone,
+    taskQueue,
+    workflowId: maintenanceWorkflowId(schedule.name),
+    input,
+    overlap: 'skip',
+    catchupWindow,
+  };
+  const memo: SyncMemo = { maintenanceDefinition: fingerprint(definition), configPaused: schedule.paused };
+  const options = {
+    spec: { cronExpressions: [schedule.cron], timezone: schedule.timezone },
+    action: {
+      type: 'startWorkflow' as const,
+      workflowType: 'maintenance',
+      workflowId: maintenanceWorkflowId(schedule.name),
+      taskQueue,
+      args: [input],
+      memo: { ...memo },
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow, pauseOnFailure: false },
+  };
+  const note = schedule.paused ? 'paused in the remediation config' : 'managed by the remediation config';
+  return { options, memo, note };
+}
+
+function appliedMemo(d: ScheduleDescription): SyncMemo | undefined {
+  if (d.action.type !== 'startWorkflow') return undefined;
+  const memo = d.action.memo as Partial<SyncMemo> | undefined;
+  if (typeof memo?.maintenanceDefinition !== 'string' || typeof memo.configPaused !== 'boolean') return undefined;
+  return { maintenanceDefinition: memo.maintenanceDefinition, configPaused: memo.configPaused };
+}
+
+async function describeOrUndefined(handle: ScheduleHandle): Promise<ScheduleDescription | undefined> {
+  try {
+    return await handle.describe();
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return undefined;
+    throw new Error(`reading schedule '${handle.scheduleId}' failed: ${(err as Error).message}`);
+  }
+}
+
+/** Stable across key order, so the same config always hashes the same. */
+function fingerprint(value: unknown): string {
+  return createHash('sha256').update(canonical(value)).digest('hex').slice(0, 32);
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value) ?? 'null';
+}

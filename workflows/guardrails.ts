@@ -1,0 +1,175 @@
+// The guard: one long-lived workflow that every incident asks before a destructive action.
+// Anti-flap and the concurrency cap only mean something across incidents and workers, so their
+// state lives here, in workflow history, rather than in any one worker's memory. Updates (not
+// signals) because the caller needs the answer before it acts.
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineUpdate,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type {
+  RestartDecision,
+  RestartReservation,
+  SlotGrant,
+  SlotRequest,
+  WindowRequest,
+} from '../activities/contract.js';
+import { formatDuration } from '../config/duration.js';
+
+export const guardrailsWorkflowId = 'remediation-guardrails';
+
+export interface SlotLease {
+  id: string;
+  holder: string;
+  target: string;
+  action: string;
+  acquiredAt: number;
+  expiresAt: number;
+}
+
+export interface WindowLease {
+  holder: string;
+  schedule: string;
+  target: string;
+  until: number;
+}
+
+export interface GuardState {
+  /** Target → times (epoch ms) of restarts recorded, oldest first. */
+  restarts: Record<string, number[]>;
+  leases: SlotLease[];
+  windows: WindowLease[];
+  /** The longest anti-flap window asked about: older restarts can never matter again. */
+  retainMs: number;
+}
+
+export interface GuardrailsInput {
+  state?: GuardState;
+  /** Continue-as-new past this many history events (tests lower it); the server's hint also counts. */
+  historyLimit?: number;
+}
+
+export interface GuardSnapshot extends GuardState {
+  now: number;
+  runId: string;
+}
+
+export const reserveRestartUpdate = defineUpdate<RestartDecision, [RestartReservation]>('reserveRestart');
+export const acquireSlotUpdate = defineUpdate<SlotGrant, [SlotRequest]>('acquireSlot');
+export const releaseSlotUpdate = defineUpdate<boolean, [string]>('releaseSlot');
+export const openWindowUpdate = defineUpdate<void, [WindowRequest]>('openWindow');
+export const closeWindowUpdate = defineUpdate<number, [string]>('closeWindow');
+export const guardStateQuery = defineQuery<GuardSnapshot>('guardState');
+export const windowForQuery = defineQuery<WindowLease | undefined, [string]>('windowFor');
+
+const defaultHistoryLimit = 2_000;
+
+export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
+  const state: GuardState = input.state ?? { restarts: {}, leases: [], windows: [], retainMs: 3_600_000 };
+
+  setHandler(reserveRestartUpdate, (req) => reserveRestart(state, req, Date.now()), {
+    validator: (req) => {
+      need(req?.target, 'target');
+      need(req?.requestId, 'requestId');
+      if (!(req.max >= 0) || !(req.windowMs > 0)) throw new Error('reserveRestart needs max >= 0 and windowMs > 0');
+    },
+  });
+  setHandler(acquireSlotUpdate, (req) => acquireSlot(state, req, Date.now()), {
+    validator: (req) => {
+      need(req?.requestId, 'requestId');
+      need(req?.target, 'target');
+      if (!(req.max >= 1) || !(req.leaseMs > 0)) throw new Error('acquireSlot needs max >= 1 and leaseMs > 0');
+    },
+  });
+  setHandler(releaseSlotUpdate, (leaseId) => {
+    const before = state.leases.length;
+    state.leases = state.leases.filter((l) => l.id !== leaseId);
+    return state.leases.length < before;
+  });
+  setHandler(
+    openWindowUpdate,
+    (req) => {
+      for (const target of req.targets) {
+        state.windows = state.windows.filter((w) => !(w.holder === req.holder && w.target === target));
+        state.windows.push({ holder: req.holder, schedule: req.schedule, target, until: req.untilMs });
+      }
+    },
+    {
+      validator: (req) => {
+        need(req?.holder, 'holder');
+        if (!Array.isArray(req.targets) || !(req.untilMs > 0)) throw new Error('openWindow needs targets and untilMs');
+      },
+    },
+  );
+  setHandler(closeWindowUpdate, (holder) => {
+    const before = state.windows.length;
+    state.windows = state.windows.filter((w) => w.holder !== holder);
+    return before - state.windows.length;
+  });
+  setHandler(guardStateQuery, () => ({ ...prune(state, Date.now()), now: Date.now(), runId: workflowInfo().runId }));
+  setHandler(windowForQuery, (target) => {
+    const now = Date.now();
+    return state.windows.find((w) => w.target === target && w.until > now);
+  });
+
+  const limit = input.historyLimit ?? defaultHistoryLimit;
+  await condition(() => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= limit);
+  // Updates accepted in this run must complete here: an update cut off by continue-as-new is lost.
+  await condition(allHandlersFinished);
+  await continueAsNew<typeof guardrails>({ state: prune(state, Date.now()), historyLimit: input.historyLimit });
+}
+
+export function reserveRestart(state: GuardState, req: RestartReservation, now: number): RestartDecision {
+  state.retainMs = Math.max(state.retainMs, req.windowMs);
+  prune(state, now);
+  const recent = (state.restarts[req.target] ?? []).filter((t) => t > now - req.windowMs);
+  const window = formatDuration(req.windowMs);
+  if (req.enforce && recent.length >= req.max) {
+    return {
+      allowed: false,
+      recent: recent.length,
+      reason: `anti-flap: ${recent.length} restarts of '${req.target}' in the last ${window} (at most ${req.max} automatic)`,
+    };
+  }
+  if (!req.dryRun) (state.restarts[req.target] ??= []).push(now);
+  const count = recent.length + (req.dryRun ? 0 : 1);
+  return { allowed: true, recent: count, reason: `restart ${count} of '${req.target}' in the last ${window}` };
+}
+
+export function acquireSlot(state: GuardState, req: SlotRequest, now: number): SlotGrant {
+  prune(state, now);
+  const describe = () => state.leases.map((l) => `${l.holder} ${l.action} ${l.target}`);
+  const existing = state.leases.find((l) => l.id === req.requestId);
+  if (existing) return { acquired: true, leaseId: existing.id, inUse: state.leases.length, holders: describe() };
+  if (state.leases.length >= req.max) return { acquired: false, inUse: state.leases.length, holders: describe() };
+  state.leases.push({
+    id: req.requestId,
+    holder: req.holder,
+    target: req.target,
+    action: req.action,
+    acquiredAt: now,
+    expiresAt: now + req.leaseMs,
+  });
+  return { acquired: true, leaseId: req.requestId, inUse: state.leases.length, holders: describe() };
+}
+
+/** Drops what can no longer matter: lapsed leases and windows, restarts older than any window. */
+export function prune(state: GuardState, now: number): GuardState {
+  state.leases = state.leases.filter((l) => l.expiresAt > now);
+  state.windows = state.windows.filter((w) => w.until > now);
+  for (const [target, times] of Object.entries(state.restarts)) {
+    const kept = times.filter((t) => t > now - state.retainMs);
+    if (kept.length) state.restarts[target] = kept;
+    else delete state.restarts[target];
+  }
+  return state;
+}
+
+function need(value: unknown, field: string): void {
+  if (typeof value !== 'string' || value === '') throw new Error(`guardrails request has no ${field}`);
+}
+

@@ -1,0 +1,63 @@
+// Every activity a runbook may call, with its timeouts and retries chosen by what it does:
+// reads retry freely, idempotent writes (notify, expire) retry hard, destructive writes barely.
+import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { EngineActivities, GuardrailActivities, TargetActivities } from '../../activities/contract.js';
+
+// Bad input, a missing target and refused credentials are thrown as non-retryable failures by the
+// activities themselves (activities/failures.ts), so no list of types is repeated here; that module
+// reads files and cannot be bundled into workflow code anyway.
+
+function opts(startToClose: string, maximumAttempts: number, extra: Partial<ActivityOptions> = {}): ActivityOptions {
+  return {
+    startToCloseTimeout: startToClose,
+    ...extra,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts },
+  };
+}
+
+export type TargetSteps = TargetActivities;
+export type EngineSteps = EngineActivities & GuardrailActivities;
+
+/** Activities that act on one target, on the queue of the worker (engine or host agent) that owns it. */
+export function targetActivities(taskQueue: string, longRunMs = 3_600_000): TargetSteps {
+  // A verify inside a polling loop must answer quickly; the loop is the retry.
+  const checks = proxyActivities<TargetActivities>({ taskQueue, ...opts('1m', 2) });
+  const diagnosis = proxyActivities<TargetActivities>({ taskQueue, ...opts('2m', 2) });
+  // A restart that timed out may still have happened: one retry at most, and verification decides.
+  const restarts = proxyActivities<TargetActivities>({ taskQueue, ...opts('3m', 2) });
+  // Backups and VACUUM run long; they heartbeat, so a dead worker is noticed in minutes, not hours.
+  const long = proxyActivities<TargetActivities>({
+    taskQueue,
+    ...opts(`${Math.max(60_000, longRunMs)}ms`, 2, { heartbeatTimeout: '2m' }),
+  });
+  return {
+    verifyTarget: checks.verifyTarget,
+    diagnoseTarget: diagnosis.diagnoseTarget,
+    restartTarget: restarts.restartTarget,
+    runTargetAction: restarts.runTargetAction,
+    backupTarget: long.backupTarget,
+    maintainTarget: long.maintainTarget,
+  };
+}
+
+/** Activities on the engine's own queue: notifications, silences and the guard. */
+export function engineActivities(): EngineSteps {
+  // Retried hard: the idempotency key makes a repeat harmless, and a lost page is not.
+  const notify = proxyActivities<EngineActivities>(opts('30s', 8));
+  const silences = proxyActivities<EngineActivities>(opts('30s', 3));
+  // Expiring the silence is the one cleanup that must happen, so it gets many tries.
+  const expire = proxyActivities<EngineActivities>(opts('30s', 12));
+  const guard = proxyActivities<GuardrailActivities>(opts('30s', 6));
+  return {
+    notify: notify.notify,
+    createSilence: silences.createSilence,
+    checkSuppression: silences.checkSuppression,
+    expireSilence: expire.expireSilence,
+    reserveRestart: guard.reserveRestart,
+    acquireSlot: guard.acquireSlot,
+    releaseSlot: guard.releaseSlot,
+    openWindow: guard.openWindow,
+    closeWindow: guard.closeWindow,
+    maintenanceWindowFor: guard.maintenanceWindowFor,
+  };
+}

@@ -1,0 +1,47 @@
+// Approval: a destructive step that a human must allow. The request is marked pending before the
+// page goes out, so an operator who answers the page at once is never told "nothing pending".
+import type { EngineSteps } from './activities.js';
+import { trigger } from './escalate.js';
+import { now, waitFor, type Incident } from './incident.js';
+
+export interface ApprovalRequest {
+  /** Status step name while waiting, e.g. "approve-restart". */
+  step: string;
+  /** What will happen when approved, in words: "restart 'orders-db' via its container". */
+  action: string;
+  timeoutMs: number;
+  channels: string[];
+  severity: string;
+  text: string;
+  dryRun: boolean;
+}
+
+export type ApprovalEnd =
+  | { kind: 'approved'; by: string; reason: string }
+  | { kind: 'rejected'; by: string; reason: string }
+  | { kind: 'timeout' }
+  | { kind: 'resolved' };
+
+export async function awaitApproval(incident: Incident, engine: EngineSteps, req: ApprovalRequest): Promise<ApprovalEnd> {
+  incident.enter(req.step);
+  delete incident.decision;
+  const timeoutAt = Date.now() + req.timeoutMs;
+  incident.status.pendingApproval = { step: req.step, since: now(), timeoutAt: new Date(timeoutAt).toISOString() };
+  incident.record('approval requested', `${req.action}; until ${incident.status.pendingApproval.timeoutAt}`);
+  await trigger(incident, engine, {
+    channels: req.channels,
+    key: `approval:${req.step}`,
+    severity: req.severity,
+    title: `Approval needed: ${req.action}`,
+    text: `${req.text}\n\nAn operator approves or rejects workflow ${incident.workflowId} (signals 'approve' / 'reject').`,
+    dryRun: req.dryRun,
+  });
+  await waitFor(() => incident.decided !== undefined || incident.resolved, timeoutAt - Date.now());
+  delete incident.status.pendingApproval;
+  // A resolved alert wins over a decision that arrived with it: there is nothing left to fix.
+  if (incident.resolved) return { kind: 'resolved' };
+  const decision = incident.decided;
+  if (decision) return decision.approved ? { kind: 'approved', ...decision } : { kind: 'rejected', ...decision };
+  incident.record('approval timed out', `no operator decided within the approval timeout`);
+  return { kind: 'timeout' };
+}

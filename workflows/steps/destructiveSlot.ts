@@ -1,0 +1,77 @@
+// The concurrency cap on destructive actions (restarts, maintenance) across all targets: a bad
+// deploy that takes down ten services must not become ten simultaneous restarts.
+import { CancellationScope } from '@temporalio/workflow';
+import { formatDuration } from '../../config/duration.js';
+import type { EngineSteps } from './activities.js';
+import { describeFailure, waitFor, type Incident } from './incident.js';
+
+export interface SlotPlan {
+  target: string;
+  /** "restart", "maintenance", "action". */
+  action: string;
+  /** Distinguishes slots taken by one run (the attempt number, the maintenance target). */
+  key: string;
+  max: number;
+  /** How long the lease may live if this workflow dies holding it. */
+  leaseMs: number;
+  waitMs: number;
+  dryRun: boolean;
+}
+
+export type Slotted<T> = { ran: true; value: T } | { ran: false; reason: string };
+
+export const defaultSlotWaitMs = 600_000;
+
+/**
+ * Runs `work` holding one of the destructive slots, waiting for one if all are taken. Gives up
+ * when the wait runs out or the alert resolves meanwhile. A dry run changes nothing, so it takes
+ * no slot from real work.
+ */
+export async function withDestructiveSlot<T>(
+  incident: Incident,
+  engine: EngineSteps,
+  plan: SlotPlan,
+  work: () => Promise<T>,
+): Promise<Slotted<T>> {
+  if (plan.dryRun) return { ran: true, value: await work() };
+  // The run id keeps a later incident on the same workflow id from reusing this lease; the poll
+  // number makes each ask a new request (a repeated request id returns the first answer).
+  const base = `${incident.workflowId}/${incident.runId}/${plan.action}/${plan.key}`;
+  let polls = 1;
+  const request = {
+    holder: incident.workflowId,
+    target: plan.target,
+    action: plan.action,
+    max: plan.max,
+    leaseMs: plan.leaseMs,
+  };
+  const giveUpAt = Date.now() + plan.waitMs;
+  const poll = Math.min(15_000, Math.max(250, Math.floor(plan.waitMs / 20)));
+  const ask = () => engine.acquireSlot({ ...request, requestId: `${base}/${polls++}` });
+  let grant = await ask();
+  if (!grant.acquired) {
+    incident.record('waiting for a slot', `${grant.inUse} of ${plan.max} destructive actions in flight: ${grant.holders.join(', ')}`);
+  }
+  while (!grant.acquired) {
+    const remaining = giveUpAt - Date.now();
+    if (remaining <= 0) {
+      return {
+        ran: false,
+        reason: `concurrency cap: ${grant.inUse} of ${plan.max} destructive actions in flight for ${formatDuration(plan.waitMs)} (${grant.holders.join(', ')})`,
+      };
+    }
+    if (await waitFor(() => incident.resolved, Math.min(poll, remaining))) {
+      return { ran: false, reason: 'the alert resolved while waiting for a slot' };
+    }
+    grant = await ask();
+  }
+  const leaseId = grant.leaseId!;
+  try {
+    return { ran: true, value: await work() };
+  } finally {
+    // Released even when the run is being cancelled; if this fails the lease lapses on its own.
+    await CancellationScope.nonCancellable(() => engine.releaseSlot(leaseId)).catch((err) =>
+      incident.record('slot release failed', `${describeFailure(err)}; the lease lapses by itself`),
+    );
+  }
+}

@@ -1,0 +1,251 @@
+// One incident's state: what the status query shows, the timeline an SRE reads afterwards, and
+// the operator and Alertmanager signals that steer the run. Every runbook opens one first thing,
+// so signals that arrived with the start (signal-with-start) are handled before any step runs.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { RunbookName } from '../../config/schema.js';
+import {
+  acknowledgeSignal,
+  alertFiringSignal,
+  alertNameAttribute,
+  alertResolvedSignal,
+  approveSignal,
+  outcomeAttribute,
+  rejectSignal,
+  runbookAttribute,
+  severityAttribute,
+  statusQuery,
+  targetAttribute,
+  type AlertEvent,
+  type OperatorDecision,
+  type Outcome,
+  type RunbookResult,
+  type RunbookStatus,
+  type TimelineEntry,
+} from '../messages.js';
+
+/** Enough to read a long incident; a signal storm cannot grow history or the query without bound. */
+const maxTimeline = 200;
+const keptHead = 20;
+const maxDetail = 1_000;
+
+export interface Decision {
+  approved: boolean;
+  by: string;
+  reason: string;
+}
+
+export interface IncidentOpening {
+  runbook: RunbookName;
+  target: string;
+  operators: string[];
+  alertName?: string;
+  severity?: string;
+}
+
+export class Incident {
+  readonly status: RunbookStatus;
+  readonly workflowId: string;
+  readonly runId: string;
+  readonly startedAt: string;
+  decision?: Decision;
+  acknowledgement?: OperatorDecision;
+  resolution?: AlertEvent;
+  /** Channels that were sent a trigger: they, and only they, get the acknowledge and resolve. */
+  readonly triggered = new Set<string>();
+  private readonly operators: Set<string>;
+  private readonly firstTask: number;
+  private startAlertSeen = false;
+  private dropped = 0;
+
+  private constructor(opening: IncidentOpening) {
+    const info = workflowInfo();
+    this.workflowId = info.workflowId;
+    this.runId = info.runId;
+    this.firstTask = info.historyLength;
+    this.startedAt = now();
+    this.operators = new Set(opening.operators);
+    this.status = {
+      runbook: opening.runbook,
+      target: opening.target,
+      step: 'start',
+      restartAttempts: 0,
+      alertsFolded: 0,
+      timeline: [],
+    };
+  }
+
+  /** Opens the incident: handlers first, then the search attributes that make it listable. */
+  static open(opening: IncidentOpening): Incident {
+    const incident = new Incident(opening);
+    incident.listen();
+    const attributes = [
+      { key: runbookAttribute, value: opening.runbook },
+      { key: targetAttribute, value: opening.target },
+      ...(opening.alertName ? [{ key: alertNameAttribute, value: opening.alertName }] : []),
+      ...(opening.severity ? [{ key: severityAttribute, value: opening.severity }] : []),
+    ];
+    upsertSearchAttributes(attributes);
+    incident.record('opened', `${opening.runbook} for '${opening.target}'`);
+    return incident;
+  }
+
+  /** The operator decision on the pending approval, if one arrived. */
+  get decided(): Decision | undefined {
+    return this.decision;
+  }
+
+  get resolved(): boolean {
+    return this.resolution !== undefined;
+  }
+
+  enter(step: string): void {
+    this.status.step = step;
+  }
+
+  record(event: string, detail?: string, actor = 'engine'): void {
+    const entry: TimelineEntry = { at: now(), step: this.status.step, event, actor };
+    if (detail !== undefined) entry.detail = cap(detail, maxDetail);
+    const timeline = this.status.timeline;
+    timeline.push(entry);
+    if (timeline.length <= maxTimeline) return;
+    // Keep how the incident began and how it is going; drop the middle.
+    if (this.dropped === 0) {
+      timeline.splice(keptHead, 2, { at: entry.at, step: 'timeline', event: 'entries dropped', actor: 'engine' });
+      this.dropped = 2;
+    } else {
+      timeline.splice(keptHead + 1, 1);
+      this.dropped += 1;
+    }
+    timeline[keptHead]!.detail = `${this.dropped} entries dropped to keep the timeline short`;
+  }
+
+  isOperator(name: string): boolean {
+    return this.operators.has(name);
+  }
+
+  finish(outcome: Outcome, detail: string): RunbookResult {
+    this.status.outcome = outcome;
+    this.status.outcomeDetail = detail;
+    delete this.status.pendingApproval;
+    this.enter('done');
+    this.record(outcome, detail);
+    upsertSearchAttributes([{ key: outcomeAttribute, value: outcome }]);
+    return { outcome, detail, startedAt: this.startedAt, endedAt: now(), timeline: [...this.status.timeline] };
+  }
+
+  /**
+   * Runs the runbook body. An unexpected failure still ends with an outcome people can list
+   * ('failed', and a best-effort page); a cancellation is recorded and then honoured.
+   */
+  async conclude(body: () => Promise<RunbookResult>, onFailure?: (detail: string) => Promise<void>): Promise<RunbookResult> {
+    try {
+      return await body();
+    } catch (err) {
+      if (isCancellation(err)) {
+        this.finish('cancelled', 'the workflow was cancelled');
+        throw err;
+      }
+      const detail = describeFailure(err);
+      if (onFailure) {
+        await CancellationScope.nonCancellable(() => onFailure(detail)).catch((notifyErr) =>
+          this.record('failure notification failed', describeFailure(notifyErr)),
+        );
+      }
+      return this.finish('failed', detail);
+    }
+  }
+
+  private listen(): void {
+    setHandler(statusQuery, () => this.status);
+    setHandler(approveSignal, (d) => this.decide(true, d));
+    setHandler(rejectSignal, (d) => this.decide(false, d));
+    setHandler(acknowledgeSignal, (d) => {
+      const who = nameOf(d);
+      if (!this.isOperator(who)) return this.record('acknowledgement ignored', `'${who}' is not an operator`, who || 'unknown');
+      if (this.acknowledgement) return this.record('acknowledgement repeated', d.reason, who);
+      this.acknowledgement = { operator: who, reason: String(d.reason ?? '') };
+      this.status.acknowledgedBy = who;
+      this.record('acknowledged', d.reason, who);
+    });
+    setHandler(alertFiringSignal, (e) => {
+      // The signal that came with signal-with-start is the alert that opened the incident, not a
+      // repeat: it is delivered in the first workflow task.
+      if (!this.startAlertSeen && workflowInfo().historyLength === this.firstTask) {
+        this.startAlertSeen = true;
+        return this.record('alert firing', e?.fingerprint, 'alertmanager');
+      }
+      this.status.alertsFolded += 1;
+      this.record('alert repeated', `folded into this run (${this.status.alertsFolded} so far)`, 'alertmanager');
+    });
+    setHandler(alertResolvedSignal, (e) => {
+      if (this.resolution) return;
+      this.resolution = { fingerprint: e?.fingerprint, at: String(e?.at ?? now()) };
+      this.record('alert resolved', 'the run ends at the next safe point', 'alertmanager');
+    });
+  }
+
+  private decide(approved: boolean, d: OperatorDecision): void {
+    const who = nameOf(d);
+    const verb = approved ? 'approval' : 'rejection';
+    if (!this.isOperator(who)) return this.record(`${verb} ignored`, `'${who}' is not an operator`, who || 'unknown');
+    const pending = this.status.pendingApproval;
+    if (!pending) return this.record(`${verb} ignored`, 'no approval is pending', who);
+    if (this.decision) return this.record(`${verb} ignored`, `already decided by ${this.decision.by}`, who);
+    this.decision = { approved, by: who, reason: String(d.reason ?? '') };
+    if (approved) this.status.approvedBy = who;
+    this.record(approved ? 'approved' : 'rejected', `${pending.step}${d.reason ? `: ${d.reason}` : ''}`, who);
+  }
+}
+
+/**
+ * Waits up to `ms` for `done`; true if it came true. A zero wait only looks: `condition` with a
+ * zero timeout would mean "forever" in old histories and needs a patch marker in new ones.
+ */
+export async function waitFor(done: () => boolean, ms: number): Promise<boolean> {
+  if (done()) return true;
+  if (ms <= 0) return false;
+  return condition(done, ms);
+}
+
+export function now(): string {
+  // The workflow clock: deterministic on replay.
+  return new Date().toISOString();
+}
+
+export function cap(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 12)} [… cut]`;
+}
+
+/** Keeps the end: the newest log lines are the ones that explain an outage. */
+export function capTail(text: string, max: number): string {
+  return text.length <= max ? text : `[cut …] ${text.slice(text.length - max + 8)}`;
+}
+
+/** The reason a step failed, as an SRE needs it: the activity and its own message. */
+export function describeFailure(err: unknown): string {
+  if (err instanceof ActivityFailure) {
+    const cause = err.cause instanceof Error ? err.cause.message : err.message;
+    return `${err.activityType} failed: ${cause}`;
+  }
+  if (err instanceof ApplicationFailure || err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** Whether retrying the failed activity could ever help (a missing target or bad input cannot). */
+export function isPermanent(err: unknown): boolean {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure && cause.nonRetryable === true;
+}
+
+function nameOf(d: OperatorDecision | undefined): string {
+  return typeof d?.operator === 'string' ? d.operator : '';
+}

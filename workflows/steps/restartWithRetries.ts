@@ -1,0 +1,128 @@
+// Restarting a target: a restart only counts once verification passes within the deadline, and
+// every restart first asks the guard (anti-flap across incidents, the concurrency cap).
+import { formatDuration } from '../../config/duration.js';
+import type { GuardrailPlan } from '../messages.js';
+import type { EngineSteps, TargetSteps } from './activities.js';
+import { defaultSlotWaitMs, withDestructiveSlot } from './destructiveSlot.js';
+import { describeFailure, isPermanent, waitFor, type Incident } from './incident.js';
+import { verifyWithin } from './verify.js';
+
+export interface RestartPlan {
+  target: string;
+  guardrails: GuardrailPlan;
+  reason: string;
+  dryRun: boolean;
+}
+
+export type RestartAttempt =
+  | { kind: 'recovered'; detail: string }
+  | { kind: 'unhealthy'; detail: string }
+  /** The guard said no (anti-flap, concurrency cap) or the alert resolved first. */
+  | { kind: 'refused'; detail: string }
+  | { kind: 'failed'; detail: string; permanent: boolean };
+
+export interface RestartOutcome {
+  recovered: boolean;
+  attempts: number;
+  detail: string;
+}
+
+/** Longest a restart backoff grows to, however many attempts are configured. */
+const maxBackoffMs = 600_000;
+
+/** Automatic restarts, backing off between attempts, until one verifies or a guardrail stops them. */
+export async function restartWithRetries(
+  incident: Incident,
+  target: TargetSteps,
+  engine: EngineSteps,
+  plan: RestartPlan,
+): Promise<RestartOutcome> {
+  incident.enter('restart');
+  const attempts = Math.max(1, plan.guardrails.restartAttempts);
+  let last = '';
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (incident.resolved) return { recovered: false, attempts: attempt - 1, detail: 'the alert resolved before the next restart' };
+    const result = await restartOnce(incident, target, engine, plan, { attempt, actor: 'engine', automatic: true });
+    if (result.kind === 'recovered') return { recovered: true, attempts: attempt, detail: `healthy after restart ${attempt}` };
+    if (result.kind === 'refused') return { recovered: false, attempts: attempt - 1, detail: result.detail };
+    if (result.kind === 'failed' && result.permanent) {
+      return { recovered: false, attempts: attempt, detail: `restart cannot succeed: ${result.detail}` };
+    }
+    last = result.detail;
+    if (attempt < attempts) {
+      const backoff = Math.min(maxBackoffMs, plan.guardrails.restartBackoffMs * 2 ** (attempt - 1));
+      incident.record('backing off', `${formatDuration(backoff)} before restart ${attempt + 1} of ${attempts}`);
+      await waitFor(() => incident.resolved, backoff);
+    }
+  }
+  return { recovered: false, attempts, detail: `not healthy after ${attempts} restart${attempts === 1 ? '' : 's'}: ${last}` };
+}
+
+/**
+ * One restart and its verification. The anti-flap reservation comes first, so a target that is
+ * flapping is escalated at once rather than after a wait for a slot.
+ */
+export async function restartOnce(
+  incident: Incident,
+  target: TargetSteps,
+  engine: EngineSteps,
+  plan: RestartPlan,
+  how: { attempt: number; actor: string; automatic: boolean },
+): Promise<RestartAttempt> {
+  const g = plan.guardrails;
+  const reservation = await engine.reserveRestart({
+    target: plan.target,
+    holder: incident.workflowId,
+    requestId: `${incident.workflowId}/${incident.runId}/restart/${how.attempt}`,
+    max: g.restartsPerWindow.max,
+    windowMs: g.restartsPerWindow.windowMs,
+    enforce: how.automatic,
+    dryRun: plan.dryRun,
+  });
+  if (!reservation.allowed) {
+    incident.record('restart refused', reservation.reason);
+    return { kind: 'refused', detail: reservation.reason };
+  }
+  const slotted = await withDestructiveSlot(
+    incident,
+    engine,
+    {
+      target: plan.target,
+      action: 'restart',
+      key: String(how.attempt),
+      max: g.maxConcurrentDestructive,
+      // Two restart tries of up to 3 minutes, the verification deadline, and slack.
+      leaseMs: 2 * 180_000 + g.verifyDeadlineMs + 120_000,
+      waitMs: g.slotWaitMs ?? defaultSlotWaitMs,
+      dryRun: plan.dryRun,
+    },
+    async (): Promise<RestartAttempt> => {
+      incident.status.restartAttempts += 1;
+      incident.record('restarting', `attempt ${how.attempt}; ${reservation.reason}`, how.actor);
+      try {
+        const done = await target.restartTarget(plan.target, {
+          incidentId: incident.workflowId,
+          reason: plan.reason,
+          actor: how.actor,
+          dryRun: plan.dryRun,
+        });
+        incident.record('restarted', done.summary, how.actor);
+      } catch (err) {
+        const detail = describeFailure(err);
+        incident.record('restart failed', detail, how.actor);
+        if (isPermanent(err)) return { kind: 'failed', detail, permanent: true };
+        // A restart that timed out may still have happened: verification decides.
+      }
+      const verified = await verifyWithin(incident, target, plan.target, {
+        deadlineMs: g.verifyDeadlineMs,
+        intervalMs: g.verifyIntervalMs,
+      });
+      return { kind: verified.healthy ? 'recovered' : 'unhealthy', detail: verified.detail };
+    },
+  );
+  if (!slotted.ran) {
+    incident.record('restart refused', slotted.reason);
+    return { kind: 'refused', detail: slotted.reason };
+  }
+  return slotted.value;
+}

@@ -1,0 +1,64 @@
+// Verification: is the target healthy now, and does it become healthy within a deadline after a
+// restart. Only a passing check counts; a check that cannot run is treated as "not healthy yet".
+import { sleep } from '@temporalio/workflow';
+import type { Verification } from '../../activities/contract.js';
+import { formatDuration } from '../../config/duration.js';
+import type { TargetSteps } from './activities.js';
+import { describeFailure, type Incident } from './incident.js';
+
+export interface VerifyResult {
+  healthy: boolean;
+  detail: string;
+}
+
+/** One check of the target, recorded on the timeline. */
+export async function verify(incident: Incident, target: TargetSteps, name: string): Promise<VerifyResult> {
+  incident.enter('verify');
+  const result = await checkOnce(target, name);
+  incident.record(result.healthy ? 'healthy' : 'unhealthy', result.detail);
+  return result;
+}
+
+/**
+ * Polls until the target passes or the deadline passes. Polling (rather than one late check)
+ * notices recovery as soon as it happens and gives a slow starter the whole deadline.
+ */
+export async function verifyWithin(
+  incident: Incident,
+  target: TargetSteps,
+  name: string,
+  plan: { deadlineMs: number; intervalMs: number },
+): Promise<VerifyResult> {
+  const started = Date.now();
+  const deadline = started + plan.deadlineMs;
+  for (let polls = 1; ; polls++) {
+    const result = await checkOnce(target, name);
+    const elapsed = formatDuration(Date.now() - started);
+    if (result.healthy) {
+      incident.record('healthy', `after ${polls} check${polls === 1 ? '' : 's'} in ${elapsed}: ${result.detail}`);
+      return result;
+    }
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      const detail = `still unhealthy after ${formatDuration(plan.deadlineMs)} (${polls} checks): ${result.detail}`;
+      incident.record('unhealthy', detail);
+      return { healthy: false, detail };
+    }
+    await sleep(Math.max(1, Math.min(plan.intervalMs, remaining)));
+  }
+}
+
+async function checkOnce(target: TargetSteps, name: string): Promise<VerifyResult> {
+  try {
+    const v = await target.verifyTarget(name);
+    return { healthy: v.healthy, detail: describeChecks(v) };
+  } catch (err) {
+    return { healthy: false, detail: `verification could not run: ${describeFailure(err)}` };
+  }
+}
+
+export function describeChecks(v: Verification): string {
+  if (!v.checks.length) return v.healthy ? 'healthy' : 'unhealthy (no checks reported)';
+  const shown = v.healthy ? v.checks : v.checks.filter((c) => !c.ok);
+  return shown.map((c) => `${c.check} ${c.ok ? 'ok' : 'failed'}: ${c.detail}`).join('; ');
+}
