@@ -1,0 +1,42 @@
+// An engine started in-process against the stack, with the real webhook on the port the stack's
+// Alertmanager posts to, the real worker, and the real activities.
+import { pino } from 'pino';
+import { parseConfig } from '../../config/load.js';
+import type { EngineConfigInput } from '../../config/schema.js';
+import { startEngine, type RunningEngine } from '../../worker/engine.js';
+import { bundlePath } from '../support/globalSetup.js';
+import { stack } from '../support/stack.js';
+
+/** One task queue for every end-to-end run, so the guard workflow they share always has a worker. */
+export const e2eQueue = 'remediation-e2e';
+
+export function e2eConfig(overrides: Partial<EngineConfigInput> = {}) {
+  const s = stack();
+  const input: EngineConfigInput = {
+    temporal: { address: s.temporalAddress, taskQueue: e2eQueue },
+    webhook: { listen: `127.0.0.1:${s.webhookPort}`, token: s.webhookToken },
+    alertmanager: { url: s.alertmanagerUrl },
+    hosts: { 'remediation-host': {} },
+    targets: {
+      demo: {
+        kind: 'container',
+        container: s.demoContainer,
+        stopTimeout: '5s',
+        labels: { service: 'demo' },
+        health: { url: `${s.demoUrl}/health`, timeout: '1s' },
+      },
+    },
+    bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: ['demo'], runbook: 'serviceDown' }],
+    channels: { log: { type: 'log' } },
+    escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['log'] }] } } },
+    operators: [{ name: 'alice' }],
+    // Many runs of these tests fall inside one hour: the anti-flap limit is tested on its own.
+    guardrails: { restarts: { max: 1000, window: '1h' }, restartBackoff: '1s', verifyDeadline: '20s', verifyInterval: '500ms' },
+    ...overrides,
+  };
+  return parseConfig(input, 'e2e config');
+}
+
+export async function startTestEngine(overrides: Partial<EngineConfigInput> = {}): Promise<RunningEngine> {
+  return startEngine({ config: e2eConfig(overrides), logger: pino({ level: 'warn' }), workflowBundlePath: bundlePath });
+}
