@@ -110,7 +110,12 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
     state.windows = state.windows.filter((w) => w.holder !== holder);
     return before - state.windows.length;
   });
-  setHandler(guardStateQuery, () => ({ ...prune(state, Date.now()), now: Date.now(), runId: workflowInfo().runId }));
+  // A query must not change state (nothing it does is in history), so it prunes a copy.
+  setHandler(guardStateQuery, () => ({
+    ...prune(JSON.parse(JSON.stringify(state)) as GuardState, Date.now()),
+    now: Date.now(),
+    runId: workflowInfo().runId,
+  }));
   setHandler(windowForQuery, (target) => {
     const now = Date.now();
     return state.windows.find((w) => w.target === target && w.until > now);

@@ -8,6 +8,7 @@ import {
   rejectSignal,
   statusQuery,
   type RunbookInput,
+  type RunbookStatus,
 } from '../../workflows/messages.js';
 import { resourcePressure } from '../../workflows/resourcePressure.js';
 import { events, runbookInput, startHarness, uniqueTarget, waitForStatus, type Harness } from './harness.js';
@@ -37,7 +38,8 @@ function start(name: Name, target: string, overrides: Partial<RunbookInput> = {}
   });
 }
 
-const pending = (s: { pendingApproval?: unknown }) => s.pendingApproval !== undefined;
+/** Approval pending and its page sent (the status shows it pending just before the page goes out). */
+const pending = (s: RunbookStatus) => s.pendingApproval !== undefined && s.timeline.some((e) => e.event.startsWith('paged approval'));
 
 describe('databaseConnection', () => {
   it('ends as a false alarm when the database answers', async () => {
@@ -114,6 +116,22 @@ describe('databaseConnection', () => {
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
   });
 
+  it('keeps the timeline bounded when flooded with signals, keeping how the incident began', async () => {
+    const target = uniqueTarget('db');
+    h.script(target, { healthy: () => false });
+    const handle = await start('databaseConnection', target, { guardrails: { approvalTimeoutMs: 120_000 } as never });
+    await waitForStatus(handle, pending);
+    await Promise.all(Array.from({ length: 230 }, (_, i) => handle.signal(approveSignal, { operator: `bot-${i}`, reason: '' })));
+    // Sent after all the others, so it is the newest entry once handled.
+    await handle.signal(approveSignal, { operator: 'bot-last', reason: '' });
+    const status = await waitForStatus(handle, (s) => s.timeline.some((e) => e.actor === 'bot-last'));
+    expect(status.timeline.length).toBeLessThanOrEqual(200);
+    expect(status.timeline[0]!.event).toBe('opened');
+    expect(status.timeline).toContainEqual(expect.objectContaining({ event: 'entries dropped' }));
+    await handle.signal(rejectSignal, { operator: 'alice', reason: '' });
+    expect((await handle.result()).outcome).toBe('rejected');
+  });
+
   it('ends a pending approval when the alert resolves', async () => {
     const target = uniqueTarget('db');
     h.script(target, { healthy: () => false });
@@ -156,6 +174,24 @@ describe('highErrorRate', () => {
     expect(result.outcome, result.detail).toBe('recovered');
     expect(h.callsFor(target, 'runTargetAction')[0]!.ctx).toMatchObject({ actor: 'bob' });
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+  });
+
+  it('passes dryRun to the action and every notification in a dry run', async () => {
+    const target = uniqueTarget('api');
+    h.script(target, { healthy: () => false });
+    const handle = await start('highErrorRate', target, {
+      hasAction: true,
+      dryRun: true,
+      escalation: { policy: 'p', levels: [{ name: 'only', afterMs: 0, channels: ['ops'] }] },
+    });
+    await waitForStatus(handle, pending);
+    await handle.signal(approveSignal, { operator: 'bob', reason: '' });
+    const result = await handle.result();
+    expect(result.outcome, result.detail).toBe('escalated');
+    expect(h.callsFor(target, 'runTargetAction').map((c) => c.ctx?.dryRun)).toEqual([true]);
+    const told = h.notifications.filter((n) => n.incidentKey === handle.workflowId);
+    expect(told.length).toBeGreaterThanOrEqual(2);
+    expect(told.every((n) => n.dryRun)).toBe(true);
   });
 
   it('restarts after approval when the target has no action', async () => {

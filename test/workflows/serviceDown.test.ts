@@ -12,6 +12,15 @@ afterAll(async () => {
   await h?.close();
 });
 
+/** Levels far enough apart that a signal sent after the first lands well before the second. */
+const slowLevels = {
+  policy: 'slow',
+  levels: [
+    { name: 'primary', afterMs: 0, channels: ['ops'] },
+    { name: 'secondary', afterMs: 10_000, channels: ['lead'] },
+  ],
+};
+
 function start(input: RunbookInput) {
   return h.client.workflow.start(serviceDown, {
     taskQueue: h.queue,
@@ -71,8 +80,11 @@ describe('serviceDown', () => {
     expect(pages.map((p) => p.idempotencyKey.split(':').pop())).toEqual(['primary', 'secondary', 'manager']);
     expect(pages.map((p) => p.channels)).toEqual([['ops'], ['ops', 'lead'], ['manager']]);
     expect(pages[0]!.at).toBeGreaterThanOrEqual(diagnosedAt);
-    expect(pages[1]!.at - pages[0]!.at).toBeGreaterThanOrEqual(900);
-    expect(pages[2]!.at - pages[0]!.at).toBeGreaterThanOrEqual(1_900);
+    // Each level fires its delay after escalation began (workflow time, from the timeline).
+    const at = (event: string) => Date.parse(result.timeline.find((e) => e.event === event)!.at);
+    expect(at('paged primary') - at('escalating')).toBeLessThan(1_000);
+    expect(at('paged secondary') - at('escalating')).toBeGreaterThanOrEqual(1_000);
+    expect(at('paged manager') - at('escalating')).toBeGreaterThanOrEqual(2_000);
     expect(pages[0]!.text).toContain('panic: out of cheese');
     expect(pages[0]!.idempotencyKey).toBe(`${handle.workflowId}:${(await handle.describe()).runId}:primary`);
 
@@ -84,7 +96,7 @@ describe('serviceDown', () => {
   it('stops escalating when an operator acknowledges, and tells the paged channels', async () => {
     const target = uniqueTarget('svc');
     h.script(target, { healthy: () => false });
-    const handle = await start(runbookInput(h, target, { guardrails: { restartAttempts: 1 } as never }));
+    const handle = await start(runbookInput(h, target, { escalation: slowLevels, guardrails: { restartAttempts: 1 } as never }));
     await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
     await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'looking' });
     const result = await handle.result();
@@ -111,7 +123,7 @@ describe('serviceDown', () => {
   it('ends as resolved-externally when the alert resolves during escalation, resolving what it paged', async () => {
     const target = uniqueTarget('svc');
     h.script(target, { healthy: () => false });
-    const handle = await start(runbookInput(h, target, { guardrails: { restartAttempts: 1 } as never }));
+    const handle = await start(runbookInput(h, target, { escalation: slowLevels, guardrails: { restartAttempts: 1 } as never }));
     await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
     await handle.signal(alertResolvedSignal, { at: new Date().toISOString() });
     const result = await handle.result();
@@ -251,7 +263,7 @@ describe('serviceDown', () => {
       },
     });
     h.script(b, { healthy: (s) => s.restarts >= 1 });
-    const capped = { maxConcurrentDestructive: 1 } as never;
+    const capped = { maxConcurrentDestructive: 1, slotWaitMs: 30_000 } as never;
     const ha = await start(runbookInput(h, a, { guardrails: capped }));
     await aRestarting.wait;
     const hb = await start(runbookInput(h, b, { guardrails: capped }));

@@ -2,7 +2,7 @@
 // page goes out, so an operator who answers the page at once is never told "nothing pending".
 import type { EngineSteps } from './activities.js';
 import { trigger } from './escalate.js';
-import { now, waitFor, type Incident } from './incident.js';
+import { waitFor, type Incident } from './incident.js';
 
 export interface ApprovalRequest {
   /** Status step name while waiting, e.g. "approve-restart". */
@@ -24,10 +24,10 @@ export type ApprovalEnd =
 
 export async function awaitApproval(incident: Incident, engine: EngineSteps, req: ApprovalRequest): Promise<ApprovalEnd> {
   incident.enter(req.step);
-  delete incident.decision;
   const timeoutAt = Date.now() + req.timeoutMs;
-  incident.status.pendingApproval = { step: req.step, since: now(), timeoutAt: new Date(timeoutAt).toISOString() };
-  incident.record('approval requested', `${req.action}; until ${incident.status.pendingApproval.timeoutAt}`);
+  const until = new Date(timeoutAt).toISOString();
+  incident.openApproval(req.step, until);
+  incident.record('approval requested', `${req.action}; until ${until}`);
   await trigger(incident, engine, {
     channels: req.channels,
     key: `approval:${req.step}`,
@@ -37,7 +37,7 @@ export async function awaitApproval(incident: Incident, engine: EngineSteps, req
     dryRun: req.dryRun,
   });
   await waitFor(() => incident.decided !== undefined || incident.resolved, timeoutAt - Date.now());
-  delete incident.status.pendingApproval;
+  incident.closeApproval();
   // A resolved alert wins over a decision that arrived with it: there is nothing left to fix.
   if (incident.resolved) return { kind: 'resolved' };
   const decision = incident.decided;

@@ -7,6 +7,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  log,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -56,7 +57,7 @@ export class Incident {
   readonly workflowId: string;
   readonly runId: string;
   readonly startedAt: string;
-  decision?: Decision;
+  private decision?: Decision;
   acknowledgement?: OperatorDecision;
   resolution?: AlertEvent;
   /** Channels that were sent a trigger: they, and only they, get the acknowledge and resolve. */
@@ -103,6 +104,16 @@ export class Incident {
     return this.decision;
   }
 
+  /** From here until closeApproval(), operators' approve/reject signals decide `step`. */
+  openApproval(step: string, timeoutAt: string): void {
+    delete this.decision;
+    this.status.pendingApproval = { step, since: now(), timeoutAt };
+  }
+
+  closeApproval(): void {
+    delete this.status.pendingApproval;
+  }
+
   get resolved(): boolean {
     return this.resolution !== undefined;
   }
@@ -139,6 +150,8 @@ export class Incident {
     this.enter('done');
     this.record(outcome, detail);
     upsertSearchAttributes([{ key: outcomeAttribute, value: outcome }]);
+    // The one log line per run: everything else is on the timeline.
+    log.info('runbook finished', { runbook: this.status.runbook, target: this.status.target, outcome, detail });
     return { outcome, detail, startedAt: this.startedAt, endedAt: now(), timeline: [...this.status.timeline] };
   }
 
