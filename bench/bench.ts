@@ -1,0 +1,458 @@
+// Benchmarks of the engine against the real local stack: how much slower than a bare `docker start`
+// an alert-driven recovery is, what an alert storm does to the webhook, and what many open incidents
+// cost while they sit on their escalation timers. Prints one markdown table.
+//
+// Each bench runs its own in-process engine (real webhook on 127.0.0.1:0, real worker, real
+// activities) on its own task queue with its own guard workflow, so nothing here touches the
+// stack's Alertmanager-driven engine, the shared guard, or the demo containers. Everything a bench
+// starts is terminated before the next one begins.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { availableParallelism, totalmem } from 'node:os';
+import { parseArgs, promisify } from 'node:util';
+import { Client } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { pino } from 'pino';
+import { createEngineActivities } from '../activities/index.js';
+import { parseConfig } from '../config/load.js';
+import type { EngineConfig, EngineConfigInput } from '../config/schema.js';
+import { createWebhookServer } from '../triggers/alertmanager.js';
+import { createMetrics } from '../triggers/metrics.js';
+import { workflowsPath } from '../worker/engine.js';
+import { connect, temporalEndpoint } from '../worker/temporal.js';
+import { incidentWorkflowId, statusQuery } from '../workflows/messages.js';
+import { stack } from '../test/support/stack.js';
+
+// The SDK logs every expected activity failure (restarts refused for lack of restartVia) at WARN.
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+const run = execFileAsync();
+const logger = pino({ level: process.env.BENCH_LOG ?? 'error' });
+const benchId = randomBytes(3).toString('hex');
+const svcName = 'bench-svc';
+const svcPort = 28600;
+const svcUrl = `http://127.0.0.1:${svcPort}/health`;
+/** Nothing listens here: http targets pointed at it are down, and cannot be restarted (no restartVia). */
+const closedUrl = 'http://127.0.0.1:28601/health';
+
+const { values: opts } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '20' },
+    storm: { type: 'string', default: '1000' },
+    concurrency: { type: 'string', default: '20' },
+    open: { type: 'string', default: '500' },
+    idle: { type: 'string', default: '30' },
+    only: { type: 'string', default: 'recovery,storm,open' },
+  },
+});
+const runs = Number(opts.runs);
+const stormSize = Number(opts.storm);
+const inFlight = Number(opts.concurrency);
+const openCount = Number(opts.open);
+const idleS = Number(opts.idle);
+const only = new Set(opts.only!.split(','));
+
+type Row = [bench: string, metric: string, value: string];
+const rows: Row[] = [];
+const notes: string[] = [];
+
+// ---------------------------------------------------------------------------------------------
+// The engine, as worker/engine.ts builds it, minus schedules, plus an isolated guard workflow id.
+
+interface BenchEngine {
+  url: string;
+  client: Client;
+  taskQueue: string;
+  guardId: string;
+  stop(): Promise<void>;
+}
+
+let bundle: { code: string } | undefined;
+
+async function startBenchEngine(name: string, overrides: Partial<EngineConfigInput>): Promise<BenchEngine> {
+  const s = stack();
+  const taskQueue = `bench-${benchId}-${name}`;
+  const guardId = `bench-guard-${benchId}-${name}`;
+  const config: EngineConfig = parseConfig(
+    {
+      temporal: { address: s.temporalAddress, taskQueue },
+      webhook: { listen: '127.0.0.1:0', token: s.webhookToken },
+      alertmanager: { url: s.alertmanagerUrl },
+      targets: {},
+      channels: { log: { type: 'log' } },
+      // The first level is an hour away: an incident that reaches escalation sits on its timer.
+      escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '1h', channels: ['log'] }] } } },
+      operators: [{ name: 'bench' }],
+      ...overrides,
+    },
+    `bench ${name} config`,
+  );
+  bundle ??= await bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) } });
+  const endpoint = await temporalEndpoint(config, () => {});
+  const { native, client: connection } = await connect(endpoint);
+  const client = new Client({ connection, namespace: endpoint.namespace });
+  const metrics = createMetrics();
+  const worker = await Worker.create({
+    connection: native,
+    namespace: endpoint.namespace,
+    taskQueue,
+    activities: createEngineActivities(config, { client, logger, guardWorkflowId: guardId }),
+    workflowBundle: bundle,
+    sinks: metrics.sinks(),
+    shutdownGraceTime: '5s',
+  });
+  const done = worker.run();
+  done.catch((err) => console.error(`bench worker ${taskQueue} stopped: ${String(err)}`));
+  const webhook = createWebhookServer({ config, client, taskQueue, metrics, logger, ready: async () => true });
+  const { port } = await webhook.listen();
+  return {
+    url: `http://127.0.0.1:${port}/alertmanager`,
+    client,
+    taskQueue,
+    guardId,
+    async stop() {
+      await webhook.close();
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done.catch(() => {});
+      await connection.close();
+      await native.close();
+    },
+  };
+}
+
+/** Terminates every running workflow on the bench's queue (incidents and its guard). */
+async function cleanUp(engine: BenchEngine): Promise<number> {
+  const ids: string[] = [];
+  for await (const wf of engine.client.workflow.list({ query: `TaskQueue = "${engine.taskQueue}" AND ExecutionStatus = "Running"` })) ids.push(wf.workflowId);
+  // Visibility lags: the guard may not be listed yet, but it is known by id.
+  if (!ids.includes(engine.guardId)) ids.push(engine.guardId);
+  let terminated = 0;
+  await mapLimited(ids, 20, async (id) => {
+    try {
+      await engine.client.workflow.getHandle(id).terminate('benchmark finished');
+      terminated++;
+    } catch {
+      // Already closed, or never started.
+    }
+  });
+  return terminated;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alertmanager's side: a version-4 webhook payload, posted with the stack's token.
+
+function payload(alerts: Array<{ labels: Record<string, string>; fingerprint: string }>) {
+  const now = new Date().toISOString();
+  return JSON.stringify({
+    version: '4',
+    groupKey: `{}:{alertname="ServiceDown"}`,
+    truncatedAlerts: 0,
+    status: 'firing',
+    receiver: 'bench',
+    groupLabels: { alertname: 'ServiceDown' },
+    commonLabels: { alertname: 'ServiceDown' },
+    commonAnnotations: {},
+    externalURL: 'http://127.0.0.1:19093',
+    alerts: alerts.map((a) => ({
+      status: 'firing',
+      labels: { alertname: 'ServiceDown', severity: 'critical', ...a.labels },
+      annotations: { summary: 'benchmark alert' },
+      startsAt: now,
+      endsAt: '0001-01-01T00:00:00Z',
+      generatorURL: 'http://127.0.0.1:19090/graph',
+      fingerprint: a.fingerprint,
+    })),
+  });
+}
+
+async function post(url: string, body: string): Promise<{ status: number; ms: number; text: string }> {
+  const t0 = performance.now();
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${stack().webhookToken}` },
+      body,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    return { status: res.status, ms: performance.now() - t0, text };
+  } catch (err) {
+    return { status: 0, ms: performance.now() - t0, text: String(err) };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Alert to recovery, against a bare docker start of the same container.
+
+async function healthy(): Promise<boolean> {
+  try {
+    const res = await fetch(svcUrl, { signal: AbortSignal.timeout(500) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls /health every 20 ms; resolves with the time of the first healthy answer. */
+async function firstHealthy(deadlineMs: number): Promise<number> {
+  const end = performance.now() + deadlineMs;
+  while (performance.now() < end) {
+    if (await healthy()) return performance.now();
+    await sleep(20);
+  }
+  throw new Error(`${svcName} not healthy on ${svcUrl} within ${deadlineMs} ms`);
+}
+
+async function benchRecovery(): Promise<void> {
+  const s = stack();
+  await run('docker', ['rm', '-f', svcName]).catch(() => {});
+  await run('docker', ['run', '-d', '--network', 'host', '--name', svcName, '-e', `PORT=${svcPort}`, s.busyboxImage]);
+  const target = `bench-${benchId}-svc`;
+  const engine = await startBenchEngine('recovery', {
+    targets: {
+      [target]: { kind: 'container', container: svcName, stopTimeout: '1s', labels: { service: target }, health: { url: svcUrl, timeout: '1s' } },
+    },
+    bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: [target], runbook: 'serviceDown' }],
+    guardrails: { restarts: { max: 10000, window: '1h' }, restartBackoff: '1s', verifyDeadline: '20s', verifyInterval: '100ms' },
+  });
+  const toHealthy: number[] = [];
+  const toDone: number[] = [];
+  const floor: number[] = [];
+  const outcomes = new Map<string, number>();
+  try {
+    await firstHealthy(15_000);
+    for (let i = 0; i < runs; i++) {
+      // Floor: the same container killed, then started by hand, then probed the same way.
+      await run('docker', ['kill', svcName]);
+      const f0 = performance.now();
+      await run('docker', ['start', svcName]);
+      floor.push((await firstHealthy(20_000)) - f0);
+
+      await run('docker', ['kill', svcName]);
+      const body = payload([{ labels: { service: target }, fingerprint: `bench-${benchId}-recovery-${i}` }]);
+      const t0 = performance.now();
+      const posting = post(engine.url, body);
+      const healthyAt = firstHealthy(60_000);
+      const res = await posting;
+      if (res.status !== 200) throw new Error(`webhook answered ${res.status}: ${res.text.slice(0, 300)}`);
+      toHealthy.push((await healthyAt) - t0);
+      const result = (await engine.client.workflow.getHandle(incidentWorkflowId('serviceDown', target)).result()) as { outcome: string };
+      toDone.push(performance.now() - t0);
+      outcomes.set(result.outcome, (outcomes.get(result.outcome) ?? 0) + 1);
+    }
+  } finally {
+    await cleanUp(engine);
+    await engine.stop();
+    await run('docker', ['rm', '-f', svcName]).catch(() => {});
+  }
+  const b = `1. alert→recovery (${runs} runs)`;
+  const p50h = pct(toHealthy, 50);
+  const p50f = pct(floor, 50);
+  rows.push([b, 'floor: docker start → first healthy probe, p50 / p95', `${ms(p50f)} / ${ms(pct(floor, 95))}`]);
+  rows.push([b, 'engine: webhook POST → first healthy probe, p50 / p95', `${ms(p50h)} / ${ms(pct(toHealthy, 95))}`]);
+  rows.push([b, 'engine: webhook POST → workflow completed, p50 / p95', `${ms(pct(toDone, 50))} / ${ms(pct(toDone, 95))}`]);
+  rows.push([b, 'overhead to healthy (p50 engine − p50 floor), ratio', `${ms(p50h - p50f)}, ×${(p50h / p50f).toFixed(2)}`]);
+  rows.push([b, 'outcomes', [...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Alert storms: many distinct alerts, and many copies of one.
+
+/** http targets whose health URL is a closed port and that have no restartVia. */
+function downTargets(prefix: string, n: number) {
+  const names = Array.from({ length: n }, (_, i) => `bench-${benchId}-${prefix}${i}`);
+  const targets: EngineConfigInput['targets'] = {};
+  for (const name of names) targets[name] = { kind: 'http', health: { url: closedUrl, timeout: '1s' } };
+  return { names, targets };
+}
+
+async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: number, label: string): Promise<void> {
+  const statuses: number[] = [];
+  const times: number[] = [];
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+  const t0 = performance.now();
+  let postedAt = 0;
+  try {
+    await mapLimited(bodies, inFlight, async (body) => {
+      const r = await post(engine.url, body);
+      statuses.push(r.status);
+      times.push(r.ms);
+    });
+    postedAt = performance.now() - t0;
+    // The webhook answers 200 once Temporal accepted the start; visibility shows it a little later.
+    const query = `TaskQueue = "${engine.taskQueue}" AND WorkflowType = "serviceDown" AND ExecutionStatus = "Running"`;
+    const deadline = performance.now() + 120_000;
+    let seen = 0;
+    while (performance.now() < deadline) {
+      seen = (await engine.client.workflow.count(query)).count;
+      if (seen >= expectWorkflows) break;
+      await sleep(100);
+    }
+    const allStarted = performance.now() - t0;
+    // Let the runbooks reach their escalation timers before reading memory.
+    await sleep(5_000);
+    const accepted = statuses.filter((s) => s >= 200 && s < 300).length;
+    rows.push([label, 'accepted (2xx) / lost (non-2xx or no answer)', `${accepted} / ${statuses.length - accepted}`]);
+    rows.push([label, `webhook response p50 / p99 (${inFlight} in flight)`, `${ms(pct(times, 50))} / ${ms(pct(times, 99))}`]);
+    rows.push([label, 'all posted (throughput)', `${ms(postedAt)} (${((bodies.length / postedAt) * 1000).toFixed(0)} alerts/s)`]);
+    rows.push([
+      label,
+      `every workflow started (visible: ${seen} of ${expectWorkflows})`,
+      seen >= expectWorkflows ? ms(allStarted) : `not within 120 s`,
+    ]);
+    rows.push([label, 'engine process RSS: peak during storm / 5 s after', `${mb(peakRss)} / ${mb(process.memoryUsage().rss)}`]);
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+async function benchStorms(): Promise<void> {
+  const { names, targets } = downTargets('s', stormSize);
+  const engine = await startBenchEngine('storm', {
+    targets,
+    bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: names, runbook: 'serviceDown' }],
+    // Every incident asks the guard for a restart reservation and a slot before finding out the
+    // target cannot be restarted; the default cap of 2 would queue them behind each other.
+    guardrails: { restarts: { max: 10000, window: '1h' }, maxConcurrentDestructive: 10000, verifyDeadline: '2s', verifyInterval: '500ms' },
+  });
+  try {
+    const distinct = names.map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-distinct-${i}` }]));
+    await storm(engine, distinct, stormSize, `2a. storm: ${stormSize} distinct alerts`);
+    const terminated = await cleanUp(engine);
+    notes.push(`storm (distinct): terminated ${terminated} workflows afterwards`);
+
+    // One alert repeated: one workflow, the rest fold into it as alertFiring signals.
+    const one = payload([{ labels: { service: names[0]! }, fingerprint: `bench-${benchId}-same` }]);
+    await storm(engine, Array.from({ length: stormSize }, () => one), 1, `2b. storm: ${stormSize} copies of one alert`);
+  } finally {
+    const terminated = await cleanUp(engine);
+    notes.push(`storm (copies): terminated ${terminated} workflows afterwards`);
+    await engine.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Many open incidents, each waiting on its escalation timer.
+
+async function benchOpen(): Promise<void> {
+  const { names, targets } = downTargets('o', openCount);
+  const engine = await startBenchEngine('open', {
+    targets,
+    bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: names, runbook: 'serviceDown' }],
+    guardrails: { restarts: { max: 10000, window: '1h' }, maxConcurrentDestructive: 10000, verifyDeadline: '2s', verifyInterval: '500ms' },
+  });
+  const label = `3. ${openCount} open incidents`;
+  try {
+    const rssBefore = process.memoryUsage().rss;
+    const bodies = names.map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-open-${i}` }]));
+    const t0 = performance.now();
+    let lost = 0;
+    await mapLimited(bodies, inFlight, async (body) => {
+      if ((await post(engine.url, body)).status !== 200) lost++;
+    });
+    // Open means: the runbook gave up restarting (no restartVia) and sits in escalation, on its 1 h timer.
+    const waiting = new Set<string>();
+    const deadline = performance.now() + 300_000;
+    while (waiting.size < names.length - lost && performance.now() < deadline) {
+      await mapLimited(
+        names.filter((n) => !waiting.has(n)),
+        20,
+        async (name) => {
+          try {
+            const st = await engine.client.workflow.getHandle(incidentWorkflowId('serviceDown', name)).query(statusQuery);
+            if (st.step === 'escalate') waiting.add(name);
+          } catch {
+            // Not started or not yet processed: asked again next round.
+          }
+        },
+      );
+      if (waiting.size < names.length - lost) await sleep(1_000);
+    }
+    const reached = performance.now() - t0;
+    // Settle, then measure a quiet window: nothing should run but the worker's pollers.
+    await sleep(2_000);
+    const cpu0 = process.cpuUsage();
+    const w0 = performance.now();
+    await sleep(idleS * 1_000);
+    const cpu = process.cpuUsage(cpu0);
+    const wall = performance.now() - w0;
+    const rss = process.memoryUsage().rss;
+    rows.push([label, 'posted lost / all waiting on escalation timer after', `${lost} / ${waiting.size} of ${names.length} in ${ms(reached)}`]);
+    rows.push([label, 'engine process RSS: before alerts / while open', `${mb(rssBefore)} / ${mb(rss)}`]);
+    rows.push([
+      label,
+      `CPU over ${idleS} s idle window (user+system, % of one core)`,
+      `${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${(((cpu.user + cpu.system) / 1000 / wall) * 100).toFixed(2)} %)`,
+    ]);
+  } finally {
+    const terminated = await cleanUp(engine);
+    notes.push(`open incidents: terminated ${terminated} workflows afterwards`);
+    await engine.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function execFileAsync() {
+  const p = promisify(execFile);
+  return (cmd: string, args: string[]) => p(cmd, args, { timeout: 60_000 });
+}
+
+function sleep(msec: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, msec));
+}
+
+function pct(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function ms(v: number): string {
+  return Number.isFinite(v) ? `${v.toFixed(0)} ms` : 'n/a';
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+}
+
+async function mapLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const failures: string[] = [];
+  const benches: Array<[string, () => Promise<void>]> = [
+    ['recovery', benchRecovery],
+    ['storm', benchStorms],
+    ['open', benchOpen],
+  ];
+  for (const [name, fn] of benches) {
+    if (!only.has(name)) continue;
+    const t0 = performance.now();
+    console.error(`[bench] ${name}…`);
+    try {
+      await fn();
+    } catch (err) {
+      failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+      rows.push([name, 'FAILED', (err instanceof Error ? err.message : String(err)).slice(0, 200)]);
+    }
+    console.error(`[bench] ${name} took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+
+  const machine = `${availableParallelism()} CPUs (nproc), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory, Node ${process.version}, Temporal ${stack().temporalAddress}`;
+  console.log(`\nMachine: ${machine}\n`);
+  console.log('| bench | metric | value |');
+  console.log('|---|---|---|');
+  for (const [b, m, v] of rows) console.log(`| ${b} | ${m} | ${v} |`);
+  if (notes.length) console.log(`\n${notes.map((n) => `- ${n}`).join('\n')}`);
+  process.exit(failures.length ? 1 : 0);
+}
+
+await main();
