@@ -56,7 +56,10 @@ route:
   group_by: [alertname, service, instance]
   group_wait: 1s
   group_interval: 2s
-  repeat_interval: 1h
+  # Short on purpose: when the engine was down as an alert resolved, Alertmanager never records the
+  # resolution as sent, and an identical re-firing would wait a whole repeat_interval. The engine
+  # folds repeats into the running incident, so frequent repeats cost nothing.
+  repeat_interval: 15s
 receivers:
   - name: engine
     webhook_configs:
