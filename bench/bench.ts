@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism, totalmem } from 'node:os';
 import { parseArgs, promisify } from 'node:util';
 import { Client } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime, Worker } from '@temporalio/worker';
 import { pino } from 'pino';
 import { createEngineActivities } from '../activities/index.js';
 import { parseConfig } from '../config/load.js';
@@ -24,7 +24,11 @@ import { incidentWorkflowId, statusQuery } from '../workflows/messages.js';
 import { stack } from '../test/support/stack.js';
 
 // The SDK logs every expected activity failure (restarts refused for lack of restartVia) at WARN.
-Runtime.install({ logger: new DefaultLogger('ERROR') });
+// Core (Rust) logs, e.g. late completions of activities whose workflow the bench terminated, too.
+Runtime.install({
+  logger: new DefaultLogger('ERROR'),
+  telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }), forward: {} } },
+});
 const run = execFileAsync();
 const logger = pino({ level: process.env.BENCH_LOG ?? 'error' });
 const benchId = randomBytes(3).toString('hex');
