@@ -1,14 +1,14 @@
 // Runs the MySQL activities against the stack's MariaDB, on tables named t_db_* that this file
 // creates and drops. The configured user has PROCESS (sees every thread, reads InnoDB status).
 import { randomUUID } from 'node:crypto';
-import { createServer, type Socket } from 'node:net';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlActivities, deadlockSection, type MysqlConnection } from '../../activities/mysql.js';
 import { Secret } from '../../config/secret.js';
 import { stack } from '../support/stack.js';
+import { closedPort, failureOf, silentServer } from '../support/net.js';
 
 const suffix = randomUUID().slice(0, 8);
 const optTable = `t_db_opt_${suffix}`;
@@ -24,41 +24,6 @@ async function connect(): Promise<mysql.Connection> {
   const c = await mysql.createConnection({ host: s.host, port: s.port, user: s.user, password: s.password, database: s.database });
   c.on('error', () => {});
   return c;
-}
-
-async function failureOf(work: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await work;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected the call to fail');
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A server that accepts connections and never says a word: a hung process. */
-async function silentServer(): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {

@@ -4,7 +4,6 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresActivities, type PgConnection } from '../../activities/postgres.js';
 import { Secret } from '../../config/secret.js';
 import { stack } from '../support/stack.js';
+import { closedPort, failureOf, silentServer } from '../support/net.js';
 
 const run = promisify(execFile);
 const suffix = randomUUID().slice(0, 8);
@@ -31,42 +31,6 @@ function client(overrides: Partial<pg.ClientConfig> = {}): pg.Client {
   const c = new pg.Client({ host: s.host, port: s.port, user: s.user, password: s.password, database: s.database, ...overrides });
   c.on('error', () => {});
   return c;
-}
-
-async function failureOf(work: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await work;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected the call to fail');
-}
-
-/** A port nothing listens on: bound by us a moment ago, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A server that accepts connections and never says a word: a hung process. */
-async function silentServer(): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {

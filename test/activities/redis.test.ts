@@ -1,12 +1,11 @@
 // Runs the Redis activities against the stack's password-protected Redis. Keys are t:db:*.
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
-import { ApplicationFailure } from '@temporalio/common';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisActivities, parseInfo, type InfoSection, type RedisConnection } from '../../activities/redis.js';
 import { Secret } from '../../config/secret.js';
 import { stack } from '../support/stack.js';
+import { closedPort, failureOf, silentServer } from '../support/net.js';
 
 const suffix = randomUUID().slice(0, 8);
 const key = `t:db:${suffix}`;
@@ -15,41 +14,6 @@ const redis = createRedisActivities();
 
 let conn: RedisConnection;
 let admin: Redis;
-
-async function failureOf(work: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await work;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected the call to fail');
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A server that accepts connections and never says a word: a hung process. */
-async function silentServer(): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 beforeAll(async () => {
   const s = stack().redis;
