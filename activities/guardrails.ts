@@ -20,12 +20,12 @@ export interface GuardrailDeps {
   client: Client;
   /** The engine's task queue: the guard runs there when it has to be started. */
   taskQueue: string;
-  /** Tests give each worker its own guard; production keeps the one well-known id. */
+  /** Overrides the per-queue guard id (tests isolate a guard of their own). */
   workflowId?: string;
 }
 
 export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivities {
-  const workflowId = deps.workflowId ?? guardrailsWorkflowId;
+  const workflowId = deps.workflowId ?? guardrailsWorkflowId(deps.taskQueue);
 
   async function update<Ret, Args extends unknown[]>(
     def: UpdateDefinition<Ret, Args>,

@@ -1,19 +1,9 @@
 // The engine's Prometheus metrics, on a registry of its own (not prom-client's global default), so
 // two engines or two tests in one process never share or double-register counters.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Sinks } from '@temporalio/workflow';
 import type { InjectedSinks } from '@temporalio/worker';
-import type { Outcome } from '../workflows/messages.js';
+import type { Outcome, RunbookMetricsSinks } from '../workflows/messages.js';
 import type { UnmatchedCode } from './binding.js';
-
-/**
- * How workflow code reports a closed runbook: `proxySinks<RunbookMetricsSinks>().metrics.runbookOutcome(...)`.
- * A sink, because workflow code cannot touch prom-client; it is not called during replay, so a
- * workflow replayed on another engine is not counted twice.
- */
-export interface RunbookMetricsSinks extends Sinks {
-  metrics: { runbookOutcome(runbook: string, outcome: Outcome, durationMs: number): void };
-}
 
 export interface EngineMetrics {
   registry: Registry;

@@ -38,7 +38,12 @@ program
   .command('engine', { isDefault: true })
   .description('run the worker, the Alertmanager webhook and the maintenance schedules')
   .action(async () => {
-    const engine = await startEngine({ config: load(program.opts().config), logger });
+    const engine = await startEngine({
+      config: load(program.opts().config),
+      logger,
+      // A deployment may bundle the workflows once at build time instead of at every start.
+      workflowBundlePath: process.env.REMEDIATION_WORKFLOW_BUNDLE || undefined,
+    });
     onSignals(engine.stop);
     await engine.done;
   });

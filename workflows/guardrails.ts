@@ -20,7 +20,13 @@ import type {
 } from '../activities/contract.js';
 import { formatDuration } from '../config/duration.js';
 
-export const guardrailsWorkflowId = 'remediation-guardrails';
+/**
+ * One guard per task queue: engines sharing a queue share the guard (its caps are global to them),
+ * and engines on another queue in the same namespace keep theirs.
+ */
+export function guardrailsWorkflowId(taskQueue: string): string {
+  return `remediation-guardrails:${taskQueue}`;
+}
 
 export interface SlotLease {
   id: string;

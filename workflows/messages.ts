@@ -1,6 +1,6 @@
 // The runbooks' public surface: inputs, signals, queries, outcomes and ids. Triggers and the CLI
 // import these same objects, so a message's name and payload type exist exactly once.
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, type Sinks } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { RunbookName, TargetKind } from '../config/schema.js';
 import type { SilenceMatcher } from '../activities/contract.js';
@@ -87,6 +87,15 @@ export type Outcome =
   | 'failed'
   | 'completed'
   | 'cancelled';
+
+/**
+ * How a closing runbook reports itself to the engine's metrics. A sink, because workflow code cannot
+ * touch prom-client; the worker does not call it during replay, so a run replayed on another engine
+ * is not counted twice.
+ */
+export interface RunbookMetricsSinks extends Sinks {
+  metrics: { runbookOutcome(runbook: string, outcome: Outcome, durationMs: number): void };
+}
 
 export interface TimelineEntry {
   /** ISO time from the workflow clock. */

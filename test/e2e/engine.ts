@@ -10,9 +10,10 @@ import { stack } from '../support/stack.js';
 /** One task queue for every end-to-end run, so the guard workflow they share always has a worker. */
 export const e2eQueue = 'remediation-e2e';
 
-export function e2eConfig(overrides: Partial<EngineConfigInput> = {}) {
+/** The config an end-to-end engine runs with, as an operator would write it. */
+export function e2eConfigInput(overrides: Partial<EngineConfigInput> = {}): EngineConfigInput {
   const s = stack();
-  const input: EngineConfigInput = {
+  return {
     temporal: { address: s.temporalAddress, taskQueue: e2eQueue },
     webhook: { listen: `127.0.0.1:${s.webhookPort}`, token: s.webhookToken },
     alertmanager: { url: s.alertmanagerUrl },
@@ -34,7 +35,10 @@ export function e2eConfig(overrides: Partial<EngineConfigInput> = {}) {
     guardrails: { restarts: { max: 1000, window: '1h' }, restartBackoff: '1s', verifyDeadline: '20s', verifyInterval: '500ms' },
     ...overrides,
   };
-  return parseConfig(input, 'e2e config');
+}
+
+export function e2eConfig(overrides: Partial<EngineConfigInput> = {}) {
+  return parseConfig(e2eConfigInput(overrides), 'e2e config');
 }
 
 export async function startTestEngine(overrides: Partial<EngineConfigInput> = {}): Promise<RunningEngine> {

@@ -20,7 +20,8 @@ import type {
   Verification,
 } from '../../activities/contract.js';
 import { failureTypes } from '../../activities/failures.js';
-import type { MaintenanceInput, RunbookInput, RunbookStatus } from '../../workflows/messages.js';
+import type { InjectedSinks } from '@temporalio/worker';
+import type { MaintenanceInput, RunbookInput, RunbookMetricsSinks, RunbookStatus } from '../../workflows/messages.js';
 import { statusQuery } from '../../workflows/messages.js';
 import { startWorker, temporalClient, uniqueQueue } from '../support/temporal.js';
 
@@ -56,6 +57,8 @@ export interface Harness {
   guardId: string;
   guard: GuardrailActivities;
   calls: Call[];
+  /** What runbooks reported to the metrics sink as they closed. */
+  outcomes: Array<{ workflowId: string; runbook: string; outcome: string; durationMs: number }>;
   notifications: Array<NotificationRequest & { dryRun: boolean; at: number }>;
   script(target: string, script: TargetScript): TargetState;
   callsFor(target: string, activity?: string): Call[];
@@ -68,11 +71,12 @@ export function permanentFailure(message: string): ApplicationFailure {
 
 export async function startHarness(prefix: string): Promise<Harness> {
   const queue = uniqueQueue(prefix);
-  const guardId = `remediation-guardrails-${queue}`;
+  const guardId = `remediation-guardrails:${queue}`;
   const { client, connection } = await temporalClient();
   const scripts = new Map<string, { script: TargetScript; state: TargetState }>();
   const calls: Call[] = [];
   const notifications: Harness['notifications'] = [];
+  const outcomes: Harness['outcomes'] = [];
   let silences = 0;
 
   const of = (target: string) => {
@@ -162,6 +166,16 @@ export async function startHarness(prefix: string): Promise<Harness> {
   const worker = await startWorker({
     taskQueue: queue,
     activities: { ...targetActivities, ...engineActivities, ...guard },
+    sinks: <InjectedSinks<RunbookMetricsSinks>>{
+      metrics: {
+        runbookOutcome: {
+          fn: (info, runbook, outcome, durationMs) => {
+            outcomes.push({ workflowId: info.workflowId, runbook, outcome, durationMs });
+          },
+          callDuringReplay: false,
+        },
+      },
+    },
     shutdownGraceTime: '2s',
   });
 
@@ -171,6 +185,7 @@ export async function startHarness(prefix: string): Promise<Harness> {
     guardId,
     guard,
     calls,
+    outcomes,
     notifications,
     script(target, script) {
       const entry = of(target);

@@ -190,6 +190,9 @@ function historyFromText(text: string): StoredHistory {
   return History.fromObject(JSON.parse(text));
 }
 
+/** The engine's metrics sink, as a worker registers it: never called while replaying. */
+const replaySinks = { metrics: { runbookOutcome: { fn: () => {}, callDuringReplay: false } } };
+
 describe('workflow histories replay against the current code', () => {
   let h: Harness | undefined;
 
@@ -220,7 +223,7 @@ describe('workflow histories replay against the current code', () => {
 
   it.each(names)('%s replays without nondeterminism', async (name) => {
     const history = historyFromText(readFileSync(file(name), 'utf8'));
-    await Worker.runReplayHistory({ workflowBundle: { codePath: bundlePath }, replayName: name }, history, name);
+    await Worker.runReplayHistory({ workflowBundle: { codePath: bundlePath }, replayName: name, sinks: replaySinks }, history, name);
   });
 
   it('notices a history that the code would not produce', async () => {
@@ -232,7 +235,7 @@ describe('workflow histories replay against the current code', () => {
     );
     scheduled.activityTaskScheduledEventAttributes.activityType.name = 'backupTarget';
     const err = await Worker.runReplayHistory(
-      { workflowBundle: { codePath: bundlePath }, replayName: 'tampered' },
+      { workflowBundle: { codePath: bundlePath }, replayName: 'tampered', sinks: replaySinks },
       History.fromObject(json),
       'tampered',
     ).catch((e: unknown) => e);

@@ -48,6 +48,9 @@ describe('serviceDown', () => {
     expect(h.callsFor(target, 'restartTarget')[0]!.ctx).toMatchObject({ actor: 'engine', dryRun: false, incidentId: handle.workflowId });
     expect(h.notifications.filter((n) => n.incidentKey === handle.workflowId)).toHaveLength(0);
     expect((await handle.query(statusQuery)).restartAttempts).toBe(1);
+    const reported = h.outcomes.filter((o) => o.workflowId === handle.workflowId);
+    expect(reported).toEqual([{ workflowId: handle.workflowId, runbook: 'serviceDown', outcome: 'recovered', durationMs: expect.any(Number) }]);
+    expect(reported[0]!.durationMs).toBeGreaterThan(0);
   });
 
   it('recovers on the third restart, backing off between attempts, and counts a restart only once verified', async () => {

@@ -8,6 +8,7 @@ import {
   condition,
   isCancellation,
   log,
+  proxySinks,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -28,6 +29,7 @@ import {
   type AlertEvent,
   type OperatorDecision,
   type Outcome,
+  type RunbookMetricsSinks,
   type RunbookResult,
   type RunbookStatus,
   type TimelineEntry,
@@ -51,6 +53,8 @@ export interface IncidentOpening {
   alertName?: string;
   severity?: string;
 }
+
+const { metrics } = proxySinks<RunbookMetricsSinks>();
 
 export class Incident {
   readonly status: RunbookStatus;
@@ -152,7 +156,9 @@ export class Incident {
     upsertSearchAttributes([{ key: outcomeAttribute, value: outcome }]);
     // The one log line per run: everything else is on the timeline.
     log.info('runbook finished', { runbook: this.status.runbook, target: this.status.target, outcome, detail });
-    return { outcome, detail, startedAt: this.startedAt, endedAt: now(), timeline: [...this.status.timeline] };
+    const endedAt = now();
+    metrics.runbookOutcome(this.status.runbook, outcome, Date.parse(endedAt) - Date.parse(this.startedAt));
+    return { outcome, detail, startedAt: this.startedAt, endedAt, timeline: [...this.status.timeline] };
   }
 
   /**

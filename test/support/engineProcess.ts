@@ -1,0 +1,90 @@
+// The engine as an operator runs it: a separate process (`worker/main.ts engine`) with a config file,
+// so tests can kill -9 it, SIGTERM it, or run two side by side. It loads the bundle made in
+// globalSetup instead of bundling again.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EngineConfigInput } from '../../config/schema.js';
+import { bundlePath } from './globalSetup.js';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface EngineProcess {
+  pid: number;
+  /** http://127.0.0.1:<port> of this process's webhook server. */
+  webhookUrl: string;
+  /** Everything the process wrote so far (pino JSON lines and anything else). */
+  output(): string;
+  /** Resolves with how the process ended. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal: NodeJS.Signals): void;
+  /** SIGTERM and wait for the exit; SIGKILL if it has not exited after graceMs. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Writes the config where a process (or a container mounting the directory) can read it. */
+export function writeConfig(config: EngineConfigInput, dir = mkdtempSync(join(tmpdir(), 'remediation-e2e-'))): string {
+  const file = join(dir, 'config.json');
+  // JSON is YAML: the engine's loader reads it as any operator's config file.
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return file;
+}
+
+export async function spawnEngine(
+  config: EngineConfigInput,
+  options: { env?: NodeJS.ProcessEnv; startTimeoutMs?: number } = {},
+): Promise<EngineProcess> {
+  const file = writeConfig(config);
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', '--config', file, 'engine'], {
+    cwd: repoRoot,
+    env: { ...process.env, REMEDIATION_WORKFLOW_BUNDLE: bundlePath, LOG_LEVEL: 'info', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+
+  const webhookUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      clearInterval(poll);
+      child.kill('SIGKILL');
+      reject(new Error(`engine did not start within ${options.startTimeoutMs ?? 60_000} ms:\n${text.slice(-4_000)}`));
+    }, options.startTimeoutMs ?? 60_000);
+    const poll = setInterval(() => {
+      for (const line of text.split('\n')) {
+        if (!line.includes('"engine running"')) continue;
+        clearInterval(poll);
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { webhook: string }).webhook.replace(/\/alertmanager$/, ''));
+        return;
+      }
+    }, 100);
+    void exited.then(({ code, signal }) => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      reject(new Error(`engine exited (code ${code}, signal ${signal}) before it was running:\n${text.slice(-4_000)}`));
+    });
+  });
+
+  return {
+    pid: child.pid!,
+    webhookUrl,
+    output: () => text,
+    exited,
+    kill: (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+    async stop(graceMs = 30_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
