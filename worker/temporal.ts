@@ -42,7 +42,7 @@ export async function temporalEndpoint(config: EngineConfig, log: (msg: string) 
   return startDevServer(config, log);
 }
 
-function cliPath(): string {
+export function cliPath(): string {
   const candidates = [process.env.TEMPORAL_CLI_PATH, ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'temporal')),
     join(process.env.REMEDIATION_CACHE ?? join(homedir(), '.cache', 'remediation'), 'bin', 'temporal')];
   const found = candidates.find((c): c is string => Boolean(c) && existsSync(c!));

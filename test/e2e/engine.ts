@@ -6,6 +6,7 @@ import type { EngineConfigInput } from '../../config/schema.js';
 import { startEngine, type RunningEngine } from '../../worker/engine.js';
 import { bundlePath } from '../support/globalSetup.js';
 import { stack } from '../support/stack.js';
+import { quietRuntime } from '../support/temporal.js';
 
 /** One task queue for every end-to-end run, so the guard workflow they share always has a worker. */
 export const e2eQueue = 'remediation-e2e';
@@ -42,5 +43,6 @@ export function e2eConfig(overrides: Partial<EngineConfigInput> = {}) {
 }
 
 export async function startTestEngine(overrides: Partial<EngineConfigInput> = {}): Promise<RunningEngine> {
+  quietRuntime();
   return startEngine({ config: e2eConfig(overrides), logger: pino({ level: 'warn' }), workflowBundlePath: bundlePath });
 }

@@ -4,28 +4,12 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEngine } from '../../worker/engine.js';
 import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
+import { holdAlertLoop } from '../support/alertLoop.js';
 import { stack } from '../support/stack.js';
+import { httpOk as healthy, until } from '../support/wait.js';
 import { startTestEngine } from './engine.js';
 
 const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-async function healthy(url: string): Promise<boolean> {
-  try {
-    return (await fetch(url, { signal: AbortSignal.timeout(1_000) })).status === 200;
-  } catch {
-    return false;
-  }
-}
 
 async function promUp(job: string): Promise<number | undefined> {
   const r = await fetch(`${stack().prometheusUrl}/api/v1/query?query=${encodeURIComponent(`up{job="${job}"}`)}`);
@@ -36,20 +20,23 @@ async function promUp(job: string): Promise<number | undefined> {
 
 describe('service down, the real loop', () => {
   let engine: RunningEngine;
+  let release: (() => void) | undefined;
   const id = incidentWorkflowId('serviceDown', 'demo');
 
   beforeAll(async () => {
+    release = await holdAlertLoop();
     engine = await startTestEngine();
     // Start from a healthy demo service that Prometheus sees up, and no incident left running.
     docker('start', stack().demoContainer);
     await until('demo healthy', 30_000, async () => ((await healthy(`${stack().demoUrl}/health`)) ? true : undefined));
     await until('prometheus sees demo up', 30_000, async () => ((await promUp('demo')) === 1 ? true : undefined));
     await engine.client.workflow.getHandle(id).terminate('clean slate for the end-to-end test').catch(() => {});
-  });
+  }, 600_000);
 
   afterAll(async () => {
     docker('start', stack().demoContainer);
     await engine?.stop();
+    release?.();
   });
 
   async function runOnce(breakIt: () => void): Promise<RunbookResult> {
@@ -76,6 +63,10 @@ describe('service down, the real loop', () => {
     expect(result.timeline.some((e) => /restart/i.test(`${e.step} ${e.event}`))).toBe(true);
     expect(await healthy(`${stack().demoUrl}/health`)).toBe(true);
     await until('prometheus sees demo up again', 30_000, async () => ((await promUp('demo')) === 1 ? true : undefined));
+    // The outcome reached the engine's own metrics through the workflow's sink.
+    const metrics = await (await fetch(`${engine.webhookUrl}/metrics`)).text();
+    expect(metrics).toMatch(/runbook_outcomes_total\{runbook="serviceDown",outcome="recovered"\} [1-9]/);
+    expect(metrics).toMatch(/runbook_duration_seconds_count\{runbook="serviceDown",outcome="recovered"\} [1-9]/);
   }, 120_000);
 
   it('restarts a hung container that still runs but no longer answers', async () => {

@@ -6,7 +6,7 @@ import { bundlePath } from './globalSetup.js';
 import { stack } from './stack.js';
 
 let runtimeQuiet = false;
-function quietRuntime(): void {
+export function quietRuntime(): void {
   if (runtimeQuiet) return;
   runtimeQuiet = true;
   try {

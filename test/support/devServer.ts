@@ -1,0 +1,84 @@
+// A Temporal dev server of a test's own, persisted to a SQLite file, so the test can stop and start
+// it again (same ports, same file) without touching the stack's server that everyone else uses.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cliPath } from '../../worker/temporal.js';
+import { searchAttributeNames } from '../../workflows/messages.js';
+import { closedPort } from './net.js';
+import { until } from './wait.js';
+
+export interface DevServer {
+  /** 127.0.0.1:<port> of the frontend. */
+  address: string;
+  dbFile: string;
+  /** Starts the server (again) on the same ports and file; resolves once it answers. */
+  start(): Promise<void>;
+  /** Sends the signal and waits for the process to exit (SIGKILL after graceMs). */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
+  /** Everything the server wrote, across all its starts. */
+  output(): string;
+  /** Stops it and deletes its state. */
+  close(): Promise<void>;
+}
+
+function accepting(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, timeout: 1_000 });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
+
+export async function startDevServer(): Promise<DevServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'remediation-devserver-'));
+  const dbFile = join(dir, 'temporal.db');
+  const [port, httpPort, metricsPort] = [await closedPort(), await closedPort(), await closedPort()];
+  // Headless: a UI nobody looks at costs CPU on a small machine. The history, matching and worker
+  // services take free ports the CLI picks itself.
+  const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
+    '--http-port', String(httpPort), '--metrics-port', String(metricsPort), '--db-filename', dbFile, '--log-level', 'warn',
+    ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`])];
+  let text = '';
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  const server: DevServer = {
+    address: `127.0.0.1:${port}`,
+    dbFile,
+    async start() {
+      if (child && child.exitCode === null && child.signalCode === null) throw new Error('the dev server is already running');
+      const proc = spawn(cliPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = proc;
+      proc.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+      proc.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+      exited = new Promise((resolve) => proc.once('exit', () => resolve()));
+      await until(`the test's Temporal dev server at 127.0.0.1:${port}`, 60_000, async () => {
+        if (proc.exitCode !== null) throw new Error(`it exited with ${proc.exitCode}: ${text.slice(-2_000)}`);
+        return (await accepting(port)) ? true : undefined;
+      });
+    },
+    async stop(signal = 'SIGTERM', graceMs = 20_000) {
+      const proc = child;
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+    output: () => text,
+    async close() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await server.start();
+  return server;
+}
