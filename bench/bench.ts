@@ -8,18 +8,17 @@
 // starts is terminated before the next one begins.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { availableParallelism, totalmem } from 'node:os';
+import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { parseArgs, promisify } from 'node:util';
-import { Client } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime, Worker } from '@temporalio/worker';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { pino } from 'pino';
-import { createEngineActivities } from '../activities/index.js';
 import { parseConfig } from '../config/load.js';
 import type { EngineConfig, EngineConfigInput } from '../config/schema.js';
-import { createWebhookServer } from '../triggers/alertmanager.js';
-import { createMetrics } from '../triggers/metrics.js';
-import { workflowsPath } from '../worker/engine.js';
-import { connect, temporalEndpoint } from '../worker/temporal.js';
+import { startEngine, workflowsPath } from '../worker/engine.js';
+import { guardrailsWorkflowId } from '../workflows/guardrails.js';
 import { incidentWorkflowId, statusQuery } from '../workflows/messages.js';
 import { stack } from '../test/support/stack.js';
 
@@ -43,6 +42,7 @@ const { values: opts } = parseArgs({
     runs: { type: 'string', default: '20' },
     storm: { type: 'string', default: '1000' },
     concurrency: { type: 'string', default: '20' },
+    rate: { type: 'string', default: '200' },
     open: { type: 'string', default: '500' },
     idle: { type: 'string', default: '30' },
     only: { type: 'string', default: 'recovery,storm,open' },
@@ -51,6 +51,7 @@ const { values: opts } = parseArgs({
 const runs = Number(opts.runs);
 const stormSize = Number(opts.storm);
 const inFlight = Number(opts.concurrency);
+const stormRate = Number(opts.rate);
 const openCount = Number(opts.open);
 const idleS = Number(opts.idle);
 const only = new Set(opts.only!.split(','));
@@ -60,7 +61,8 @@ const rows: Row[] = [];
 const notes: string[] = [];
 
 // ---------------------------------------------------------------------------------------------
-// The engine, as worker/engine.ts builds it, minus schedules, plus an isolated guard workflow id.
+// The engine exactly as `npm start` runs it (worker/engine.ts), on a task queue of its own, so its
+// guard workflow (one per queue) and its incidents are the bench's alone.
 
 interface BenchEngine {
   url: string;
@@ -70,12 +72,11 @@ interface BenchEngine {
   stop(): Promise<void>;
 }
 
-let bundle: { code: string } | undefined;
+let bundleFile: string | undefined;
 
 async function startBenchEngine(name: string, overrides: Partial<EngineConfigInput>): Promise<BenchEngine> {
   const s = stack();
   const taskQueue = `bench-${benchId}-${name}`;
-  const guardId = `bench-guard-${benchId}-${name}`;
   const config: EngineConfig = parseConfig(
     {
       temporal: { address: s.temporalAddress, taskQueue },
@@ -90,36 +91,20 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
     },
     `bench ${name} config`,
   );
-  bundle ??= await bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) } });
-  const endpoint = await temporalEndpoint(config, () => {});
-  const { native, client: connection } = await connect(endpoint);
-  const client = new Client({ connection, namespace: endpoint.namespace });
-  const metrics = createMetrics();
-  const worker = await Worker.create({
-    connection: native,
-    namespace: endpoint.namespace,
-    taskQueue,
-    activities: createEngineActivities(config, { client, logger, guardWorkflowId: guardId }),
-    workflowBundle: bundle,
-    sinks: metrics.sinks(),
-    shutdownGraceTime: '5s',
-  });
-  const done = worker.run();
-  done.catch((err) => console.error(`bench worker ${taskQueue} stopped: ${String(err)}`));
-  const webhook = createWebhookServer({ config, client, taskQueue, metrics, logger, ready: async () => true });
-  const { port } = await webhook.listen();
+  if (!bundleFile) {
+    // Bundled once for all benches, as a deployment would at build time.
+    const { code } = await bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) } });
+    bundleFile = join(mkdtempSync(join(tmpdir(), 'remediation-bench-')), 'workflows.js');
+    writeFileSync(bundleFile, code);
+  }
+  const engine = await startEngine({ config, logger, workflowBundlePath: bundleFile });
+  engine.done.catch((err) => console.error(`bench worker ${taskQueue} stopped: ${String(err)}`));
   return {
-    url: `http://127.0.0.1:${port}/alertmanager`,
-    client,
+    url: `${engine.webhookUrl}/alertmanager`,
+    client: engine.client,
     taskQueue,
-    guardId,
-    async stop() {
-      await webhook.close();
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await done.catch(() => {});
-      await connection.close();
-      await native.close();
-    },
+    guardId: guardrailsWorkflowId(taskQueue),
+    stop: () => engine.stop(),
   };
 }
 
@@ -270,7 +255,12 @@ function downTargets(prefix: string, n: number) {
   return { names, targets };
 }
 
-async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: number, label: string): Promise<void> {
+/**
+ * Posts every body and reports what the webhook answered. `rate` set: an open-loop schedule (body i
+ * leaves at i/rate seconds whatever the earlier answers), the load Alertmanager produces. Unset: as
+ * fast as the receiver accepts, `inFlight` at a time.
+ */
+async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: number, label: string, rate?: number): Promise<void> {
   const statuses: number[] = [];
   const times: number[] = [];
   let peakRss = process.memoryUsage().rss;
@@ -278,11 +268,20 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
   const t0 = performance.now();
   let postedAt = 0;
   try {
-    await mapLimited(bodies, inFlight, async (body) => {
-      const r = await post(engine.url, body);
+    const record = (r: { status: number; ms: number }) => {
       statuses.push(r.status);
       times.push(r.ms);
-    });
+    };
+    if (rate) {
+      await Promise.all(
+        bodies.map(async (body, i) => {
+          await sleep(Math.max(0, t0 + (i * 1_000) / rate - performance.now()));
+          record(await post(engine.url, body));
+        }),
+      );
+    } else {
+      await mapLimited(bodies, inFlight, async (body) => record(await post(engine.url, body)));
+    }
     postedAt = performance.now() - t0;
     // The webhook answers 200 once Temporal accepted the start; visibility shows it a little later.
     const query = `TaskQueue = "${engine.taskQueue}" AND WorkflowType = "serviceDown" AND ExecutionStatus = "Running"`;
@@ -298,7 +297,8 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
     await sleep(5_000);
     const accepted = statuses.filter((s) => s >= 200 && s < 300).length;
     rows.push([label, 'accepted (2xx) / lost (non-2xx or no answer)', `${accepted} / ${statuses.length - accepted}`]);
-    rows.push([label, `webhook response p50 / p99 (${inFlight} in flight)`, `${ms(pct(times, 50))} / ${ms(pct(times, 99))}`]);
+    const load = rate ? `paced at ${rate}/s` : `${inFlight} in flight`;
+    rows.push([label, `webhook response p50 / p99 / max (${load})`, `${ms(pct(times, 50))} / ${ms(pct(times, 99))} / ${ms(Math.max(...times))}`]);
     rows.push([label, 'all posted (throughput)', `${ms(postedAt)} (${((bodies.length / postedAt) * 1000).toFixed(0)} alerts/s)`]);
     rows.push([
       label,
@@ -322,16 +322,17 @@ async function benchStorms(): Promise<void> {
   });
   try {
     const distinct = names.map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-distinct-${i}` }]));
-    await storm(engine, distinct, stormSize, `2a. storm: ${stormSize} distinct alerts`);
-    const terminated = await cleanUp(engine);
-    notes.push(`storm (distinct): terminated ${terminated} workflows afterwards`);
-
     // One alert repeated: one workflow, the rest fold into it as alertFiring signals.
     const one = payload([{ labels: { service: names[0]! }, fingerprint: `bench-${benchId}-same` }]);
-    await storm(engine, Array.from({ length: stormSize }, () => one), 1, `2b. storm: ${stormSize} copies of one alert`);
+    const copies = Array.from({ length: stormSize }, () => one);
+    for (const [mode, rate] of [['paced', stormRate], ['flat out', undefined]] as const) {
+      await storm(engine, distinct, stormSize, `2a. ${stormSize} distinct alerts, ${mode}`, rate);
+      notes.push(`storm (distinct, ${mode}): terminated ${await cleanUp(engine)} workflows afterwards`);
+      await storm(engine, copies, 1, `2b. ${stormSize} copies of one alert, ${mode}`, rate);
+      notes.push(`storm (copies, ${mode}): terminated ${await cleanUp(engine)} workflows afterwards`);
+    }
   } finally {
-    const terminated = await cleanUp(engine);
-    notes.push(`storm (copies): terminated ${terminated} workflows afterwards`);
+    await cleanUp(engine);
     await engine.stop();
   }
 }

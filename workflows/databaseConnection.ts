@@ -1,18 +1,9 @@
 // Database connection failure: confirm the database does not answer, gather what it is doing
 // (connections, processlist, long queries), and restart it only when an operator approves.
 import type { RunbookInput, RunbookResult } from './messages.js';
-import { awaitApproval } from './steps/awaitApproval.js';
 import { diagnose } from './steps/diagnose.js';
 import { suppression } from './steps/maintenanceWindow.js';
-import {
-  endResolvedExternally,
-  endSuppressed,
-  escalateAndEnd,
-  openRunbook,
-  pageText,
-  remediateApproved,
-  runRunbook,
-} from './steps/runbook.js';
+import { endResolvedExternally, endSuppressed, openRunbook, remediateOnApproval, runRunbook } from './steps/runbook.js';
 import { verify } from './steps/verify.js';
 
 export async function databaseConnection(input: RunbookInput): Promise<RunbookResult> {
@@ -29,24 +20,12 @@ export async function databaseConnection(input: RunbookInput): Promise<RunbookRe
     const diagnostics = await diagnose(incident, target, input.target, { withHealth: false });
     if (incident.resolved) return endResolvedExternally(rb);
 
-    const approval = await awaitApproval(incident, engine, {
-      step: 'approve-restart',
-      action: `restart database '${input.target}'`,
-      timeoutMs: input.guardrails.approvalTimeoutMs,
-      channels: input.escalation.levels[0]?.channels ?? [],
-      severity: input.alert.severity,
-      text: `'${input.target}' does not answer: ${ping.detail}\n\n${pageText(rb, diagnostics)}`,
-      dryRun: input.dryRun,
+    return remediateOnApproval(rb, {
+      kind: 'restart',
+      ask: `restart database '${input.target}'`,
+      timeoutReason: `nobody approved restarting '${input.target}' in time`,
+      lead: `'${input.target}' does not answer: ${ping.detail}`,
+      diagnostics,
     });
-    switch (approval.kind) {
-      case 'resolved':
-        return endResolvedExternally(rb);
-      case 'rejected':
-        return incident.finish('rejected', `restart rejected by ${approval.by}${approval.reason ? `: ${approval.reason}` : ''}`);
-      case 'timeout':
-        return escalateAndEnd(rb, `nobody approved restarting '${input.target}' in time`, diagnostics);
-      case 'approved':
-        return remediateApproved(rb, approval.by, 'restart', diagnostics);
-    }
   });
 }

@@ -1,18 +1,9 @@
 // Resource pressure (memory, disk, connections near their limit): diagnose, then restart only
 // with an operator's approval, and verify.
 import type { RunbookInput, RunbookResult } from './messages.js';
-import { awaitApproval } from './steps/awaitApproval.js';
 import { diagnose } from './steps/diagnose.js';
 import { suppression } from './steps/maintenanceWindow.js';
-import {
-  endResolvedExternally,
-  endSuppressed,
-  escalateAndEnd,
-  openRunbook,
-  pageText,
-  remediateApproved,
-  runRunbook,
-} from './steps/runbook.js';
+import { endResolvedExternally, endSuppressed, openRunbook, remediateOnApproval, runRunbook } from './steps/runbook.js';
 
 export async function resourcePressure(input: RunbookInput): Promise<RunbookResult> {
   const rb = openRunbook(input);
@@ -24,24 +15,11 @@ export async function resourcePressure(input: RunbookInput): Promise<RunbookResu
     const diagnostics = await diagnose(incident, target, input.target, { withHealth: true });
     if (incident.resolved) return endResolvedExternally(rb);
 
-    const approval = await awaitApproval(incident, engine, {
-      step: 'approve-restart',
-      action: `restart '${input.target}' to relieve resource pressure`,
-      timeoutMs: input.guardrails.approvalTimeoutMs,
-      channels: input.escalation.levels[0]?.channels ?? [],
-      severity: input.alert.severity,
-      text: pageText(rb, diagnostics),
-      dryRun: input.dryRun,
+    return remediateOnApproval(rb, {
+      kind: 'restart',
+      ask: `restart '${input.target}' to relieve resource pressure`,
+      timeoutReason: `nobody approved restarting '${input.target}' in time`,
+      diagnostics,
     });
-    switch (approval.kind) {
-      case 'resolved':
-        return endResolvedExternally(rb);
-      case 'rejected':
-        return incident.finish('rejected', `restart rejected by ${approval.by}${approval.reason ? `: ${approval.reason}` : ''}`);
-      case 'timeout':
-        return escalateAndEnd(rb, `nobody approved restarting '${input.target}' in time`, diagnostics);
-      case 'approved':
-        return remediateApproved(rb, approval.by, 'restart', diagnostics);
-    }
   });
 }

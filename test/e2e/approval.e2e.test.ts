@@ -156,7 +156,7 @@ describe('a database runbook waits for an operator', () => {
     expect(waiting.diagnosticsSummary).toContain('redis clients');
     expect(waiting.diagnosticsSummary).toContain(`container ${redis.name} state`);
     // The approval request was paged to the first level, with the diagnostics.
-    const [page] = await receiver.waitFor('/ops', 1);
+    const [page] = await receiver.waitFor('/ops', 1, 30_000);
     const request = page!.body as { event: string; title: string; text: string };
     expect(request.event).toBe('trigger');
     expect(request.title).toBe(`Approval needed: restart database '${cache}'`);

@@ -1,5 +1,5 @@
 // Bundles the workflow code once per test run; every test worker loads the same bundle.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -12,5 +12,8 @@ export default async function setup(): Promise<void> {
     logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} } as never,
   });
   mkdirSync(dirname(bundlePath), { recursive: true });
-  writeFileSync(bundlePath, code);
+  // Atomically: another vitest run (or an engine process a test started) may be loading it right now.
+  const tmp = `${bundlePath}.${process.pid}.tmp`;
+  writeFileSync(tmp, code);
+  renameSync(tmp, bundlePath);
 }

@@ -3,6 +3,7 @@
 import type { Diagnostics } from '../../activities/contract.js';
 import type { RunbookInput, RunbookResult } from '../messages.js';
 import { engineActivities, targetActivities, type EngineSteps, type TargetSteps } from './activities.js';
+import { awaitApproval } from './awaitApproval.js';
 import { escalate, resolve, trigger } from './escalate.js';
 import { describeFailure, Incident } from './incident.js';
 import { restartOnce } from './restartWithRetries.js';
@@ -143,4 +144,43 @@ export async function remediateApproved(
   if (verified.healthy) return endRecovered(rb, `healthy after the action approved by ${approver}`);
   if (incident.resolved) return endResolvedExternally(rb);
   return escalateAndEnd(rb, `approved action did not recover '${input.target}': ${verified.detail}`, diagnostics);
+}
+
+export interface ApprovedRemediation {
+  /** What an approval lets the runbook do: restart the target, or run its configured action. */
+  kind: 'restart' | 'action';
+  /** What the operator is asked to allow, in words: "restart database 'app-db'". */
+  ask: string;
+  /** The escalation reason when nobody decides in time. */
+  timeoutReason: string;
+  /** What the page says above the runbook's common page text. */
+  lead?: string;
+  diagnostics?: Diagnostics;
+}
+
+/**
+ * The second half of every approval runbook: ask, wait for an operator, then act (approved), stop
+ * (rejected), page (nobody decided) or stand down (the alert resolved meanwhile).
+ */
+export async function remediateOnApproval(rb: Runbook, plan: ApprovedRemediation): Promise<RunbookResult> {
+  const { incident, input } = rb;
+  const approval = await awaitApproval(incident, rb.engine, {
+    step: `approve-${plan.kind}`,
+    action: plan.ask,
+    timeoutMs: input.guardrails.approvalTimeoutMs,
+    channels: input.escalation.levels[0]?.channels ?? [],
+    severity: input.alert.severity,
+    text: plan.lead ? `${plan.lead}\n\n${pageText(rb, plan.diagnostics)}` : pageText(rb, plan.diagnostics),
+    dryRun: input.dryRun,
+  });
+  switch (approval.kind) {
+    case 'resolved':
+      return endResolvedExternally(rb);
+    case 'rejected':
+      return incident.finish('rejected', `${plan.kind} rejected by ${approval.by}${approval.reason ? `: ${approval.reason}` : ''}`);
+    case 'timeout':
+      return escalateAndEnd(rb, plan.timeoutReason, plan.diagnostics);
+    case 'approved':
+      return remediateApproved(rb, approval.by, plan.kind, plan.diagnostics);
+  }
 }

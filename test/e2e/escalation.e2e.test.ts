@@ -1,0 +1,248 @@
+// A service that cannot be brought back, end to end with real activities: its container exits as
+// soon as it starts. The runbook restarts it three times (each verified and failing), gathers its
+// state and logs, and pages level after level on a real webhook receiver until an operator
+// acknowledges from the CLI; then the paging stops and the paged channels hear who has it.
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkflowHandle } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { Diagnostics } from '../../activities/contract.js';
+import { parseConfig } from '../../config/load.js';
+import type { EngineConfigInput } from '../../config/schema.js';
+import { startEngine, type RunningEngine } from '../../worker/engine.js';
+import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
+import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
+import { repoRoot, writeConfig } from '../support/engineProcess.js';
+import { bundlePath } from '../support/globalSetup.js';
+import { closedPort } from '../support/net.js';
+import { startReceiver, type Receiver } from '../support/receiver.js';
+import { stack } from '../support/stack.js';
+import { uniqueQueue } from '../support/temporal.js';
+import { until } from '../support/wait.js';
+import { e2eConfigInput } from './engine.js';
+
+const run = promisify(execFile);
+const docker = async (...args: string[]) => (await run('docker', args, { timeout: 60_000 })).stdout.trim();
+
+interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The operator CLI as a child process, with only the config file telling it where Temporal is. */
+function remediate(configFile: string, ...args: string[]): Promise<CliRun> {
+  const env = { ...process.env };
+  delete env.TEMPORAL_ADDRESS;
+  delete env.REMEDIATION_CONFIG;
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(repoRoot, 'bin', 'remediate.js'), '--config', configFile, ...args], { cwd: repoRoot, env, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** What Alertmanager posts for one firing alert (webhook payload version 4). */
+function firingPayload(labels: Record<string, string>) {
+  return {
+    version: '4',
+    groupKey: `{}:{alertname="${labels.alertname}"}`,
+    truncatedAlerts: 0,
+    status: 'firing',
+    receiver: 'remediation',
+    groupLabels: { alertname: labels.alertname },
+    commonLabels: labels,
+    commonAnnotations: { summary: 'orders API is down' },
+    externalURL: 'http://127.0.0.1:19093',
+    alerts: [
+      {
+        status: 'firing',
+        labels,
+        annotations: { summary: 'orders API is down' },
+        startsAt: new Date().toISOString(),
+        endsAt: '0001-01-01T00:00:00Z',
+        generatorURL: 'http://127.0.0.1:19090/graph',
+        fingerprint: randomUUID().slice(0, 16),
+      },
+    ],
+  };
+}
+
+/** Results of one activity type, in order, read back from the workflow's history. */
+async function activityResults<T>(handle: WorkflowHandle, activityType: string): Promise<T[]> {
+  const history = await handle.fetchHistory();
+  const types = new Map<string, string>();
+  const results: T[] = [];
+  for (const event of history.events ?? []) {
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) types.set(String(event.eventId), scheduled.activityType?.name ?? '');
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed && types.get(String(completed.scheduledEventId)) === activityType) {
+      results.push(JSON.parse(Buffer.from(completed.result!.payloads![0]!.data!).toString('utf8')) as T);
+    }
+  }
+  return results;
+}
+
+const suffix = randomUUID().slice(0, 8);
+const target = `orders-${suffix}`;
+const container = `remediation-e2e-broken-${suffix}`;
+const fatal = 'fatal: cannot read /etc/orders/config.yaml: no such file or directory';
+const token = randomUUID();
+const workflowId = incidentWorkflowId('serviceDown', target);
+const managerAfterMs = 60_000;
+
+let receiver: Receiver;
+let engine: RunningEngine;
+let configFile: string;
+let queue: string;
+
+interface Page {
+  event: string;
+  title: string;
+  text: string;
+  idempotencyKey: string;
+}
+const pagesTo = (path: string) => receiver.requestsTo(path).map((r) => ({ ...(r.body as Page), at: r.at }));
+
+beforeAll(async () => {
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // Already installed in this process.
+  }
+  queue = uniqueQueue('e2e-escalation');
+  receiver = await startReceiver();
+  // A service whose every start fails at once, explaining why on stderr: no restart can fix it.
+  await docker(
+    'run', '-d', '--name', container, '--network', 'host', '--label', 'remediation.stack=1',
+    stack().busyboxImage, 'sh', '-c', `echo "orders-api starting"; echo "${fatal}" >&2; exit 78`,
+  );
+  await until(`${container} to exit`, 15_000, async () => ((await docker('inspect', '-f', '{{.State.Status}}', container)) === 'exited' ? true : undefined));
+  const input: EngineConfigInput = e2eConfigInput({
+    temporal: { address: stack().temporalAddress, taskQueue: queue },
+    webhook: { listen: '127.0.0.1:0', token },
+    targets: {
+      [target]: {
+        kind: 'container',
+        container,
+        stopTimeout: '2s',
+        health: { url: `http://127.0.0.1:${await closedPort()}/health`, timeout: '1s' },
+      },
+    },
+    bindings: [{ alert: 'ServiceDown', target, runbook: 'serviceDown' }],
+    channels: {
+      oncall: { type: 'webhook', url: `${receiver.url}/oncall` },
+      senior: { type: 'webhook', url: `${receiver.url}/senior` },
+      manager: { type: 'webhook', url: `${receiver.url}/manager` },
+    },
+    escalation: {
+      default: 'standard',
+      policies: {
+        standard: {
+          levels: [
+            { name: 'on-call', after: '0s', channels: ['oncall'] },
+            { name: 'senior', after: '5s', channels: ['senior'] },
+            { name: 'manager', after: `${managerAfterMs / 1_000}s`, channels: ['manager'] },
+          ],
+        },
+      },
+    },
+    operators: [{ name: 'alice' }],
+    // Short verification and backoff keep three failing restarts within seconds.
+    guardrails: { restarts: { max: 1000, window: '1h' }, restartAttempts: 3, restartBackoff: '500ms', verifyDeadline: '3s', verifyInterval: '500ms' },
+  });
+  configFile = writeConfig(input);
+  engine = await startEngine({ config: parseConfig(input, 'escalation e2e'), logger: pino({ level: 'warn' }), workflowBundlePath: bundlePath });
+});
+
+afterAll(async () => {
+  if (engine) {
+    await engine.client.workflow.getHandle(workflowId).terminate('end-to-end test finished').catch(() => undefined);
+    await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).terminate('end-to-end test finished').catch(() => undefined);
+    await engine.stop();
+  }
+  await docker('rm', '-f', container).catch(() => undefined);
+  await receiver?.close();
+  if (configFile) rmSync(dirname(configFile), { recursive: true, force: true });
+});
+
+describe('a service that cannot be brought back', () => {
+  it('restarts it three times, diagnoses it, pages on-call then senior, and stops paging when an operator acknowledges', async () => {
+    // Docker timestamps with a fraction: the container's own creation a moment ago must not count.
+    const since = (Date.now() / 1_000).toFixed(3);
+    const res = await fetch(`${engine.webhookUrl}/alertmanager`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify(firingPayload({ alertname: 'ServiceDown', severity: 'critical', service: target })),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { started: number }).started).toBe(1);
+
+    // Level 2 comes 5 s after level 1; only then does the operator answer.
+    await receiver.waitFor('/senior', 1, 60_000);
+    const handle = engine.client.workflow.getHandle(workflowId);
+    // The page lands a moment before the activity that sent it reports back to the workflow.
+    const status = await until('the run to record that it paged senior', 15_000, async () => {
+      const s = await handle.query(statusQuery);
+      return s.escalationLevel === 'senior' ? s : undefined;
+    });
+    expect(status.step).toBe('escalate');
+    expect(status.restartAttempts).toBe(3);
+    expect(status.acknowledgedBy).toBeUndefined();
+
+    const ack = await remediate(configFile, 'ack', workflowId, '--as', 'alice', '--reason', 'looking at the config');
+    expect(ack.code, ack.stderr).toBe(0);
+    const result = (await handle.result()) as RunbookResult;
+    const restarts = await docker('events', '--since', since, '--until', (Date.now() / 1_000).toFixed(3), '--filter', `container=${container}`, '--filter', 'event=restart', '--format', '{{.Action}}');
+
+    expect(result.outcome, result.detail).toBe('escalated');
+    expect(result.detail).toMatch(/^not healthy after 3 restarts: .*; acknowledged by alice$/);
+    // Three real restarts by the engine, each verified and found wanting, with backoff between them.
+    expect(restarts.split('\n').filter(Boolean)).toHaveLength(3);
+    const events = result.timeline.map((e) => e.event);
+    expect(events.filter((e) => e === 'restarting')).toHaveLength(3);
+    expect(events.filter((e) => e === 'backing off')).toHaveLength(2);
+    expect(events.filter((e) => e === 'unhealthy')).toHaveLength(4);
+    expect(result.timeline.find((e) => e.event === 'acknowledged')).toMatchObject({ actor: 'alice', detail: 'looking at the config' });
+    expect(events).toContain('paged on-call');
+    expect(events).toContain('paged senior');
+    expect(events).not.toContain('paged manager');
+    // The run ended well before the manager's level would have been paged.
+    const escalatingAt = Date.parse(result.timeline.find((e) => e.event === 'escalating')!.at);
+    expect(Date.parse(result.endedAt) - escalatingAt).toBeLessThan(managerAfterMs);
+
+    // Diagnostics: the container's state and its own logs (why it cannot start) were gathered.
+    const diagnosed = result.timeline.find((e) => e.event === 'diagnosed')!.detail!;
+    expect(diagnosed).toContain(`container ${container} state`);
+    expect(diagnosed).toContain(`container ${container} logs`);
+    const [diagnostics] = await activityResults<Diagnostics>(handle, 'diagnoseTarget');
+    const section = (title: string) => diagnostics!.sections.find((s) => s.title.startsWith(title));
+    expect(section(`container ${container} state`)!.text).toContain('exitCode: 78');
+    expect(section(`container ${container} logs`)!.text).toContain(fatal);
+    expect(section(`container ${container} resources`)!.text).toContain('running: false');
+
+    // The receiver got level 1, then level 2 five seconds into the escalation, each with the diagnosis, then the acknowledgement.
+    const oncall = pagesTo('/oncall');
+    const senior = pagesTo('/senior');
+    expect(oncall.map((p) => p.event)).toEqual(['trigger', 'acknowledge']);
+    expect(senior.map((p) => p.event)).toEqual(['trigger', 'acknowledge']);
+    expect(receiver.requestsTo('/manager')).toHaveLength(0);
+    // Level delays count from when escalation began (not from the previous page, which may have been slow to land).
+    expect(oncall[0]!.at).toBeLessThan(senior[0]!.at);
+    expect(senior[0]!.at - escalatingAt).toBeGreaterThanOrEqual(5_000);
+    expect(oncall[1]!.at).toBeGreaterThanOrEqual(senior[0]!.at);
+    for (const page of [oncall[0]!, senior[0]!]) {
+      expect(page.title).toBe(`[critical] ServiceDown on '${target}'`);
+      expect(page.text).toContain('not healthy after 3 restarts');
+      expect(page.text).toContain(`container ${container} logs`);
+    }
+    expect(oncall[1]!.title).toBe(`serviceDown on '${target}' acknowledged by alice`);
+    expect(oncall[1]!.text).toBe('looking at the config');
+  }, 90_000);
+});

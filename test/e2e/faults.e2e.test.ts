@@ -1,0 +1,332 @@
+// Crashes in the middle of a runbook: the engine killed with SIGKILL while a restart is under way
+// or while escalation waits for its next level, and the Temporal server itself restarted. Each test
+// runs the engine as a separate process on a task queue of its own, against a container of its own,
+// and asserts from the outside (Docker's events, the notifications received) that nothing ran more
+// often than the retry policies allow.
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EngineConfigInput } from '../../config/schema.js';
+import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
+import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
+import { startDevServer, type DevServer } from '../support/devServer.js';
+import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
+import { closedPort } from '../support/net.js';
+import { startReceiver, type Receiver } from '../support/receiver.js';
+import { stack } from '../support/stack.js';
+import { uniqueQueue } from '../support/temporal.js';
+import { httpOk, until } from '../support/wait.js';
+import { e2eConfigInput } from './engine.js';
+
+const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
+
+const containers: string[] = [];
+const engines: EngineProcess[] = [];
+const clients: Connection[] = [];
+let receiver: Receiver;
+let stackClient: Client;
+
+beforeAll(async () => {
+  receiver = await startReceiver();
+  const connection = await Connection.connect({ address: stack().temporalAddress });
+  clients.push(connection);
+  stackClient = new Client({ connection, namespace: 'default' });
+});
+
+afterAll(async () => {
+  await Promise.all(engines.map((e) => e.stop(5_000)));
+  for (const c of containers) {
+    try {
+      docker('rm', '-f', c);
+    } catch {
+      // Already gone.
+    }
+  }
+  await Promise.all(clients.map((c) => c.close()));
+  await receiver?.close();
+});
+
+/** A busybox container on the host network serving /health on 127.0.0.1:port. */
+function runContainer(what: string, port: number, command: string[] = []): string {
+  const name = `remediation-e2e-${what}-${randomUUID().slice(0, 8)}`;
+  containers.push(name);
+  docker('run', '-d', '--name', name, '--network', 'host', '--label', 'remediation.stack=1', '-e', `PORT=${port}`,
+    stack().busyboxImage, ...command);
+  return name;
+}
+
+/** The processes of a container, as host pids with their command lines. */
+function processesOf(container: string): Array<{ pid: number; args: string }> {
+  return docker('top', container, '-eo', 'pid,args')
+    .split('\n')
+    .slice(1)
+    .map((l) => {
+      const [pid, ...args] = l.trim().split(/\s+/);
+      return { pid: Number(pid), args: args.join(' ') };
+    });
+}
+
+/** Docker's lifecycle events for one container between two instants, oldest first. */
+function containerEvents(container: string, sinceMs: number, untilMs = Date.now()): Array<{ action: string; signal?: string }> {
+  const out = docker('events', '--since', (sinceMs / 1000).toFixed(3), '--until', (untilMs / 1000).toFixed(3),
+    '--filter', `container=${container}`, '--format', '{{json .}}');
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const e = JSON.parse(line) as { Action: string; Actor?: { Attributes?: Record<string, string> } };
+      return { action: e.Action, signal: e.Actor?.Attributes?.signal };
+    });
+}
+
+/** One target, one binding and one escalation policy, on a queue and webhook of the test's own. */
+function faultConfig(opts: {
+  target: string;
+  container: string;
+  healthUrl: string;
+  stopTimeout?: string;
+  levels: Array<{ name: string; after: string }>;
+  restartAttempts?: number;
+  temporalAddress?: string;
+}): EngineConfigInput {
+  const base = e2eConfigInput();
+  return {
+    ...base,
+    temporal: { address: opts.temporalAddress ?? stack().temporalAddress, taskQueue: uniqueQueue(`faults-${opts.target}`) },
+    webhook: { ...base.webhook, listen: '127.0.0.1:0' },
+    targets: {
+      [opts.target]: {
+        kind: 'container',
+        container: opts.container,
+        stopTimeout: opts.stopTimeout ?? '2s',
+        labels: { service: opts.target },
+        health: { url: opts.healthUrl, timeout: '1s' },
+      },
+    },
+    bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: [opts.target], runbook: 'serviceDown' }],
+    channels: { pager: { type: 'webhook', url: `${receiver.url}/${opts.target}` } },
+    escalation: {
+      default: 'standard',
+      policies: { standard: { levels: opts.levels.map((l) => ({ ...l, channels: ['pager'] })) } },
+    },
+    guardrails: {
+      restarts: { max: 1000, window: '1h' },
+      restartAttempts: opts.restartAttempts ?? 3,
+      restartBackoff: '500ms',
+      verifyDeadline: '3s',
+      verifyInterval: '500ms',
+    },
+  };
+}
+
+async function engineFor(config: EngineConfigInput): Promise<EngineProcess> {
+  const engine = await spawnEngine(config);
+  engines.push(engine);
+  return engine;
+}
+
+/** What Alertmanager would post for a firing ServiceDown on the target. */
+async function fire(engine: EngineProcess, target: string): Promise<void> {
+  const res = await fetch(`${engine.webhookUrl}/alertmanager`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${stack().webhookToken}` },
+    body: JSON.stringify({
+      version: '4',
+      groupKey: `{}:{alertname="ServiceDown",service="${target}"}`,
+      truncatedAlerts: 0,
+      status: 'firing',
+      receiver: 'remediation',
+      groupLabels: { alertname: 'ServiceDown' },
+      commonLabels: { alertname: 'ServiceDown', service: target, severity: 'critical' },
+      commonAnnotations: {},
+      externalURL: 'http://127.0.0.1:19093',
+      alerts: [
+        {
+          status: 'firing',
+          labels: { alertname: 'ServiceDown', service: target, severity: 'critical' },
+          annotations: { summary: `${target} is down` },
+          startsAt: new Date().toISOString(),
+          endsAt: '0001-01-01T00:00:00Z',
+          generatorURL: 'http://127.0.0.1:19090/graph',
+          fingerprint: `fp-${randomUUID().slice(0, 8)}`,
+        },
+      ],
+    }),
+  });
+  expect(res.status).toBe(200);
+}
+
+/** The level each notification was about: the idempotency key ends with the level's name. */
+function pagedLevels(target: string): string[] {
+  return receiver.requestsTo(`/${target}`).map((r) => {
+    const body = r.body as { event: string; idempotencyKey: string };
+    return `${body.event} ${body.idempotencyKey.split(':').at(-1)}`;
+  });
+}
+
+async function cleanUp(client: Client, workflowId: string, taskQueue: string): Promise<void> {
+  // The guard of this queue would otherwise wait for ever on a queue nobody polls again.
+  await client.workflow.getHandle(guardrailsWorkflowId(taskQueue)).terminate('end of the fault test').catch(() => {});
+  await client.workflow.getHandle(workflowId).terminate('end of the fault test').catch(() => {});
+}
+
+describe('the engine killed with SIGKILL', () => {
+  it('finishes a restart that was under way when the engine died, restarting the container at most twice', async () => {
+    const target = `slow-${randomUUID().slice(0, 6)}`;
+    const port = await closedPort();
+    // PID 1 ignores SIGTERM, so `docker restart` waits out the whole stop timeout before its SIGKILL:
+    // a restart that is still in progress when the engine dies. Only a fresh start brings httpd back.
+    const container = runContainer('slow-restart', port, [
+      'sh', '-c', 'trap "" TERM; /bin/busybox httpd -f -p "127.0.0.1:$PORT" -h /www & while :; do sleep 1; done',
+    ]);
+    const healthUrl = `http://127.0.0.1:${port}/health`;
+    await until('the slow container healthy', 30_000, async () => ((await httpOk(healthUrl)) ? true : undefined));
+    const config = faultConfig({ target, container, healthUrl, stopTimeout: '8s', levels: [{ name: 'on-call', after: '0s' }] });
+    const workflowId = incidentWorkflowId('serviceDown', target);
+    const since = Date.now();
+
+    // The web server dies; the container (and its PID 1) lives on, so only a restart helps.
+    const httpd = processesOf(container).find((p) => p.args.includes('httpd'))!;
+    process.kill(httpd.pid, 'SIGKILL');
+    await until('the health check failing', 10_000, async () => ((await httpOk(healthUrl)) ? undefined : true));
+
+    const first = await engineFor(config);
+    await fire(first, target);
+    // Docker has sent the SIGTERM of the restart and is waiting out the stop timeout.
+    await until('docker to be in the middle of the restart', 60_000, async () =>
+      containerEvents(container, since).some((e) => e.action === 'kill' && e.signal === '15') ? true : undefined,
+    );
+    const pending = (await stackClient.workflow.getHandle(workflowId).describe()).raw.pendingActivities ?? [];
+    expect(pending.map((a) => a.activityType?.name)).toContain('restartTarget');
+    first.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
+
+    await engineFor(config);
+    // Nobody heartbeats the dead attempt: the restart activity has no heartbeat timeout, so Temporal
+    // retries it only when its start-to-close timeout (3 minutes, workflows/steps/activities.ts) runs out.
+    const result = (await stackClient.workflow.getHandle(workflowId).result()) as RunbookResult;
+    expect(result.outcome).toBe('recovered');
+    expect(await httpOk(healthUrl)).toBe(true);
+
+    // The bound: the runbook made one restart attempt (it verified healthy), and the restart activity
+    // allows maximumAttempts 2 (workflows/steps/activities.ts, `restarts`); each attempt is one
+    // `docker restart`, so at most two starts. The dead engine's restart went on in Docker (the request
+    // had reached the daemon), and the retry restarted the container once more.
+    const starts = containerEvents(container, since).filter((e) => e.action === 'start');
+    expect(starts.length).toBeGreaterThanOrEqual(1);
+    expect(starts.length).toBeLessThanOrEqual(2);
+
+    const history = await stackClient.workflow.getHandle(workflowId).fetchHistory();
+    const restartsScheduled = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget');
+    expect(restartsScheduled).toHaveLength(1);
+    const started = (history.events ?? []).find(
+      (e) => e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() === restartsScheduled[0]!.eventId?.toString(),
+    );
+    expect(started?.activityTaskStartedEventAttributes?.attempt).toBeLessThanOrEqual(2);
+    expect(pagedLevels(target)).toEqual([]);
+    await cleanUp(stackClient, workflowId, config.temporal!.taskQueue!);
+  }, 300_000);
+
+  it('pages every escalation level exactly once, in order, when the engine dies between two levels', async () => {
+    const target = `dead-${randomUUID().slice(0, 6)}`;
+    const port = await closedPort();
+    const container = runContainer('escalation', port);
+    // The container serves, but its health URL points at a port nothing listens on: restarts
+    // "work" and never help, so the runbook restarts three times and escalates.
+    const healthUrl = `http://127.0.0.1:${await closedPort()}/health`;
+    await until('the container serving', 30_000, async () => ((await httpOk(`http://127.0.0.1:${port}/health`)) ? true : undefined));
+    const levels = [
+      { name: 'on-call', after: '0s' },
+      { name: 'senior', after: '6s' },
+      { name: 'manager', after: '12s' },
+    ];
+    const config = faultConfig({ target, container, healthUrl, levels });
+    const workflowId = incidentWorkflowId('serviceDown', target);
+    const since = Date.now();
+
+    const first = await engineFor(config);
+    await fire(first, target);
+    await receiver.waitFor(`/${target}`, 1, 90_000);
+    // The page's activity completion is in the history: the run now only waits for the next level.
+    await until('the first level recorded', 10_000, async () =>
+      (await stackClient.workflow.getHandle(workflowId).query(statusQuery)).escalationLevel === 'on-call' ? true : undefined,
+    );
+    first.kill('SIGKILL');
+    await first.exited;
+    expect(pagedLevels(target)).toEqual(['trigger on-call']);
+
+    await engineFor(config);
+    const secondStarted = Date.now();
+    const result = (await stackClient.workflow.getHandle(workflowId).result()) as RunbookResult;
+    expect(result.outcome).toBe('escalated');
+    expect(pagedLevels(target)).toEqual(['trigger on-call', 'trigger senior', 'trigger manager']);
+    const [, senior, manager] = receiver.requestsTo(`/${target}`);
+    expect(senior!.at).toBeGreaterThanOrEqual(secondStarted);
+    expect(manager!.at).toBeGreaterThanOrEqual(senior!.at);
+
+    // Three restart attempts configured; each is one `docker restart`, one start.
+    const starts = containerEvents(container, since).filter((e) => e.action === 'start');
+    expect(starts).toHaveLength(3);
+    await cleanUp(stackClient, workflowId, config.temporal!.taskQueue!);
+  }, 120_000);
+});
+
+describe('the Temporal server restarted', () => {
+  let server: DevServer;
+  let client: Client;
+
+  beforeAll(async () => {
+    server = await startDevServer();
+  }, 90_000);
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('carries on escalating after its Temporal dev server stopped and started again with the same state', async () => {
+    const target = `tsrv-${randomUUID().slice(0, 6)}`;
+    const port = await closedPort();
+    const container = runContainer('temporal-restart', port);
+    const healthUrl = `http://127.0.0.1:${await closedPort()}/health`;
+    await until('the container serving', 30_000, async () => ((await httpOk(`http://127.0.0.1:${port}/health`)) ? true : undefined));
+    const config = faultConfig({
+      target,
+      container,
+      healthUrl,
+      restartAttempts: 1,
+      temporalAddress: server.address,
+      // The second level falls due while the server is down.
+      levels: [
+        { name: 'on-call', after: '0s' },
+        { name: 'senior', after: '5s' },
+      ],
+    });
+    const workflowId = incidentWorkflowId('serviceDown', target);
+    const connection = await Connection.connect({ address: server.address });
+    clients.push(connection);
+    client = new Client({ connection, namespace: 'default' });
+
+    const engine = await engineFor(config);
+    await fire(engine, target);
+    await receiver.waitFor(`/${target}`, 1, 90_000);
+    await until('the first level recorded', 10_000, async () =>
+      (await client.workflow.getHandle(workflowId).query(statusQuery)).escalationLevel === 'on-call' ? true : undefined,
+    );
+
+    await server.stop('SIGTERM');
+    await new Promise((r) => setTimeout(r, 8_000));
+    expect(pagedLevels(target)).toEqual(['trigger on-call']);
+    await server.start();
+    const restarted = Date.now();
+
+    const result = (await client.workflow.getHandle(workflowId).result()) as RunbookResult;
+    expect(result.outcome).toBe('escalated');
+    expect(pagedLevels(target)).toEqual(['trigger on-call', 'trigger senior']);
+    expect(receiver.requestsTo(`/${target}`)[1]!.at).toBeGreaterThanOrEqual(restarted);
+    // The same engine process did it: its worker outlived the server's absence.
+    const stillRunning = await Promise.race([engine.exited.then(() => false), new Promise((r) => setTimeout(() => r(true), 100))]);
+    expect(stillRunning, engine.output().slice(-4_000)).toBe(true);
+    await cleanUp(client, workflowId, config.temporal!.taskQueue!);
+  }, 120_000);
+});
