@@ -138,6 +138,16 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     }
   }
 
+  /**
+   * The line of a section a page shows. For logs that is the end (where the crash is), not the first
+   * line of the tail; for the rest, the first line (the state, the first counter).
+   */
+  function headline(s: DiagnosticSection): string {
+    const text = s.text.split('\n').filter((l) => l.trim() !== '' && !/^(stdout|stderr):$/.test(l.trim()));
+    const picked = /\b(logs|journal)\b/.test(s.title) ? text.slice(-3).join(' | ') : (text[0] ?? '');
+    return picked.slice(0, 240);
+  }
+
   const lines = (o: Record<string, unknown>) => Object.entries(o).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n');
 
   function sectionsFor(name: string, t: Target): Array<Promise<DiagnosticSection>> {
@@ -224,7 +234,7 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     // The server behind a database or service (its container or unit) says why it is struggling.
     const via = 'restartVia' in t && t.restartVia && config.targets[t.restartVia] ? sectionsFor(t.restartVia, config.targets[t.restartVia]!) : [];
     const sections = await Promise.all([...own, ...via]);
-    const summary = sections.map((s) => `${s.ok ? 'ok' : 'FAILED'}: ${s.title}: ${s.text.split('\n')[0]!.slice(0, 160)}`).join('\n');
+    const summary = sections.map((s) => `${s.ok ? 'ok' : 'FAILED'}: ${s.title}: ${headline(s)}`).join('\n');
     return { target: name, sections, summary };
   }
 

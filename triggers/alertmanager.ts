@@ -67,7 +67,8 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   server.requestTimeout = 60_000;
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const path = requestPath(req.url);
+    if (path === undefined) return send(res, 400, { error: 'the request target is not a URL path' });
     if (path === '/alertmanager' || path === '/') {
       if (req.method !== 'POST') return send(res, 405, { error: `use POST on ${path}` }, { Allow: 'POST' });
       const stopTimer = metrics.webhookRequestDuration.startTimer();
@@ -107,9 +108,15 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     if (contentType !== 'application/json')
       throw new HttpError(400, `expected Content-Type application/json, got ${contentType ? JSON.stringify(contentType.slice(0, 60)) : 'none'}`);
     const body = await readBody(req, config.webhook.maxBodyBytes);
+    let text: string;
+    try {
+      text = utf8.decode(body);
+    } catch {
+      throw new HttpError(400, 'body is not valid UTF-8, which JSON must be');
+    }
     let raw: unknown;
     try {
-      raw = JSON.parse(body.toString('utf8'));
+      raw = JSON.parse(text);
     } catch (err) {
       throw new HttpError(400, `body is not valid JSON: ${(err as Error).message.slice(0, 120)}`);
     }
@@ -177,6 +184,9 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   }
 
   function authorize(req: IncomingMessage): void {
+    // Node keeps the first of repeated Authorization headers; a proxy in front may keep the last.
+    // Two credentials are ambiguous, so neither is trusted.
+    if ((req.headersDistinct.authorization?.length ?? 0) > 1) throw new HttpError(400, 'more than one Authorization header');
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     // Comparing fixed-length digests keeps the comparison constant-time whatever the token length.
@@ -237,7 +247,8 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     const onEnd = () => resolve(Buffer.concat(chunks));
     req.on('data', onData);
     req.on('end', onEnd);
-    req.on('error', reject);
+    // A sender that hangs up mid-body, or a malformed chunk, is a refused request, not an engine fault.
+    req.on('error', (err) => reject(new HttpError(400, `the request body could not be read: ${err.message.slice(0, 120)}`)));
   });
 }
 
@@ -249,6 +260,19 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   // answer is out, rather than draining an unbounded body.
   if (headers.Connection === 'close') res.on('finish', () => setTimeout(() => res.socket?.destroy(), 1_000).unref());
 }
+
+/** The path of the request target, or undefined when it is no URL at all ("//", "http://["). */
+function requestPath(target = '/'): string | undefined {
+  try {
+    return new URL(target, 'http://localhost').pathname;
+  } catch {
+    return undefined;
+  }
+}
+
+// Strict: lenient decoding would turn invalid bytes into U+FFFD and accept a label value the sender
+// never sent. The BOM is kept so that JSON.parse refuses it, as it always has.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);

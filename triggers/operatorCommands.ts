@@ -156,8 +156,9 @@ export async function sendDecision(
   kind: DecisionKind,
   decision: { operator: string; reason: string },
 ): Promise<void> {
-  // Approvals and rejections are the destructive decisions: refuse names the workflow would ignore.
-  if (kind !== 'acknowledge' && !config.operators.some((o) => o.name === decision.operator)) {
+  // The workflow ignores decisions from names it does not know (and records them); telling the
+  // operator so here beats a "sent" that changes nothing while the pages keep coming.
+  if (!config.operators.some((o) => o.name === decision.operator)) {
     const known = config.operators.map((o) => o.name).join(', ') || 'none configured';
     throw new CommandError(1, `'${decision.operator}' is not a configured operator and cannot ${kind} (operators: ${known})`);
   }

@@ -216,5 +216,9 @@ describe('a database runbook waits for an operator', () => {
     expect(await redis.state()).toBe('exited');
     expect(await redis.startedAt()).toBe(stoppedAt);
     expect(await redis.ping()).toBe(false);
+    // The approval page is closed by the decision, naming who decided and why.
+    const pages = receiver.requestsTo('/ops');
+    expect(pages.map((p) => (p.body as { event: string }).event)).toEqual(['trigger', 'resolve']);
+    expect((pages[1]!.body as { text: string }).text).toBe('restart rejected by alice: planned outage, leave it down');
   }, 90_000);
 });

@@ -16,7 +16,7 @@ import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { startEngine, type RunningEngine } from '../../worker/engine.js';
 import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
-import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
+import { acknowledgeSignal, incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
 import { repoRoot, writeConfig } from '../support/engineProcess.js';
 import { bundlePath } from '../support/globalSetup.js';
 import { closedPort } from '../support/net.js';
@@ -173,7 +173,7 @@ afterAll(async () => {
 });
 
 describe('a service that cannot be brought back', () => {
-  it('restarts it three times, diagnoses it, pages on-call then senior, and stops paging when an operator acknowledges', async () => {
+  it('restarts it three times, diagnoses it, pages on-call then senior (a non-operator cannot stop it), and stops paging when an operator acknowledges from the CLI', async () => {
     // Docker timestamps with a fraction: the container's own creation a moment ago must not count.
     const since = (Date.now() / 1_000).toFixed(3);
     const res = await fetch(`${engine.webhookUrl}/alertmanager`, {
@@ -184,9 +184,20 @@ describe('a service that cannot be brought back', () => {
     expect(res.status).toBe(200);
     expect(((await res.json()) as { started: number }).started).toBe(1);
 
-    // Level 2 comes 5 s after level 1; only then does the operator answer.
-    await receiver.waitFor('/senior', 1, 60_000);
+    // Someone not in the operator list acknowledges after level 1: the paging must go on regardless.
+    await receiver.waitFor('/oncall', 1, 60_000);
     const handle = engine.client.workflow.getHandle(workflowId);
+    const stray = await remediate(configFile, 'ack', workflowId, '--as', 'mallory', '--reason', 'mine');
+    expect(stray.code, stray.stderr).toBe(1);
+    expect(stray.stderr).toContain("'mallory' is not a configured operator");
+    // Past the CLI, straight to Temporal: the workflow records the stranger and keeps paging.
+    await handle.signal(acknowledgeSignal, { operator: 'mallory', reason: 'mine' });
+    await until('the stray acknowledgement to be recorded as ignored', 15_000, async () =>
+      (await handle.query(statusQuery)).timeline.some((e) => e.event === 'acknowledgement ignored' && e.actor === 'mallory') ? true : undefined,
+    );
+
+    // Level 2 comes 5 s into the escalation; only then does an operator answer.
+    await receiver.waitFor('/senior', 1, 60_000);
     // The page lands a moment before the activity that sent it reports back to the workflow.
     const status = await until('the run to record that it paged senior', 15_000, async () => {
       const s = await handle.query(statusQuery);
@@ -221,6 +232,7 @@ describe('a service that cannot be brought back', () => {
     const diagnosed = result.timeline.find((e) => e.event === 'diagnosed')!.detail!;
     expect(diagnosed).toContain(`container ${container} state`);
     expect(diagnosed).toContain(`container ${container} logs`);
+    expect(diagnosed).toContain(fatal);
     const [diagnostics] = await activityResults<Diagnostics>(handle, 'diagnoseTarget');
     const section = (title: string) => diagnostics!.sections.find((s) => s.title.startsWith(title));
     expect(section(`container ${container} state`)!.text).toContain('exitCode: 78');
@@ -241,6 +253,8 @@ describe('a service that cannot be brought back', () => {
       expect(page.title).toBe(`[critical] ServiceDown on '${target}'`);
       expect(page.text).toContain('not healthy after 3 restarts');
       expect(page.text).toContain(`container ${container} logs`);
+      // The page names why it cannot start: the end of its log, not the tail's first line.
+      expect(page.text).toContain(fatal);
     }
     expect(oncall[1]!.title).toBe(`serviceDown on '${target}' acknowledged by alice`);
     expect(oncall[1]!.text).toBe('looking at the config');

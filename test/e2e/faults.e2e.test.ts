@@ -165,6 +165,17 @@ function pagedLevels(target: string): string[] {
   });
 }
 
+/** A failed wait says where the run was: its timeline, and the end of the engine's log. */
+async function explained<T>(work: Promise<T>, client: Client, workflowId: string, engine?: EngineProcess): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    const status = await client.workflow.getHandle(workflowId).query(statusQuery).catch((e: unknown) => String(e));
+    const timeline = typeof status === 'string' ? status : status.timeline.map((e) => `${e.at} ${e.step}: ${e.event} ${e.detail ?? ''}`).join('\n');
+    throw new Error(`${(err as Error).message}\n--- ${workflowId}:\n${timeline}\n--- engine log:\n${engine?.output().slice(-3_000) ?? ''}`);
+  }
+}
+
 async function cleanUp(client: Client, workflowId: string, taskQueue: string): Promise<void> {
   // The guard of this queue would otherwise wait for ever on a queue nobody polls again.
   await client.workflow.getHandle(guardrailsWorkflowId(taskQueue)).terminate('end of the fault test').catch(() => {});
@@ -187,15 +198,21 @@ describe('the engine killed with SIGKILL', () => {
     const since = Date.now();
 
     // The web server dies; the container (and its PID 1) lives on, so only a restart helps.
-    const httpd = processesOf(container).find((p) => p.args.includes('httpd'))!;
+    const httpd = processesOf(container).find((p) => p.args.startsWith('/bin/busybox httpd'))!;
     process.kill(httpd.pid, 'SIGKILL');
     await until('the health check failing', 10_000, async () => ((await httpOk(healthUrl)) ? undefined : true));
+    expect(docker('inspect', '-f', '{{.State.Status}}', container)).toBe('running');
 
     const first = await engineFor(config);
     await fire(first, target);
     // Docker has sent the SIGTERM of the restart and is waiting out the stop timeout.
-    await until('docker to be in the middle of the restart', 60_000, async () =>
-      containerEvents(container, since).some((e) => e.action === 'kill' && e.signal === '15') ? true : undefined,
+    await explained(
+      until('docker to be in the middle of the restart', 60_000, async () =>
+        containerEvents(container, since).some((e) => e.action === 'kill' && e.signal === '15') ? true : undefined,
+      ),
+      stackClient,
+      workflowId,
+      first,
     );
     const pending = (await stackClient.workflow.getHandle(workflowId).describe()).raw.pendingActivities ?? [];
     expect(pending.map((a) => a.activityType?.name)).toContain('restartTarget');

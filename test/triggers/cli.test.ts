@@ -167,7 +167,13 @@ describe('remediate approvals', () => {
     const r = await remediate(withConfig('show', `incident:serviceDown:nope-${suffix()}`));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no workflow 'incident:serviceDown:nope-/);
-    expect((await remediate(withConfig('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'carol'))).code).toBe(2);
+    expect((await remediate(withConfig('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'bob'))).code).toBe(2);
+  });
+
+  it('refuses an acknowledgement from a name that is not a configured operator, as the workflow would ignore it', async () => {
+    const r = await remediate(withConfig('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'carol'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("'carol' is not a configured operator and cannot acknowledge (operators: alice, bob)");
   });
 });
 

@@ -81,6 +81,8 @@ describe('databaseConnection', () => {
     expect(result.outcome, result.detail).toBe('rejected');
     expect(result.detail).toBe('restart rejected by bob: failover in progress');
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+    // The decision closes the approval page: nothing stays open on the channel.
+    expect(h.notifications.filter((n) => n.incidentKey === handle.workflowId).map((n) => n.event)).toEqual(['trigger', 'resolve']);
   });
 
   it('escalates when nobody decides before the approval timeout', async () => {

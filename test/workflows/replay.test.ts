@@ -114,6 +114,16 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     await handle.result();
     return handle;
   },
+  // After the 'resolve-page-on-reject' patch: the rejection resolves the approval page.
+  'databaseConnection-rejected-page-resolved': async (h) => {
+    const target = uniqueTarget('db');
+    h.script(target, { healthy: () => false });
+    const handle = await startIncident(h, databaseConnection, runbookInput(h, target, { runbook: 'databaseConnection' }));
+    await waitForStatus(handle, pending);
+    await handle.signal(rejectSignal, { operator: 'bob', reason: 'failover in progress' });
+    await handle.result();
+    return handle;
+  },
   'resourcePressure-approved-action': async (h) => {
     const target = uniqueTarget('cache');
     h.script(target, { healthy: (s) => s.restarts >= 1 });

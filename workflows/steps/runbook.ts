@@ -1,5 +1,6 @@
 // What every incident runbook shares: opening the incident, and the handful of ways one ends
 // (suppressed, recovered, resolved externally, escalated), each closing the notification loop.
+import { patched } from '@temporalio/workflow';
 import type { Diagnostics } from '../../activities/contract.js';
 import type { RunbookInput, RunbookResult } from '../messages.js';
 import { engineActivities, targetActivities, type EngineSteps, type TargetSteps } from './activities.js';
@@ -176,8 +177,13 @@ export async function remediateOnApproval(rb: Runbook, plan: ApprovedRemediation
   switch (approval.kind) {
     case 'resolved':
       return endResolvedExternally(rb);
-    case 'rejected':
-      return incident.finish('rejected', `${plan.kind} rejected by ${approval.by}${approval.reason ? `: ${approval.reason}` : ''}`);
+    case 'rejected': {
+      const detail = `${plan.kind} rejected by ${approval.by}${approval.reason ? `: ${approval.reason}` : ''}`;
+      // The approval request was a page: a decision closes it, or PagerDuty keeps it open and the
+      // next incident on this target folds into it. Runs started before this change did not.
+      if (patched('resolve-page-on-reject')) await resolve(incident, rb.engine, detail, input.dryRun);
+      return incident.finish('rejected', detail);
+    }
     case 'timeout':
       return escalateAndEnd(rb, plan.timeoutReason, plan.diagnostics);
     case 'approved':

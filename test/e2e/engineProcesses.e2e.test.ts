@@ -1,0 +1,259 @@
+// Engines as operators run them: separate processes on one Temporal server and one task queue,
+// killed and stopped the way machines and deploys kill and stop them. Containers are real
+// (busybox, killed to make the incidents); which process did what is read from workflow history,
+// where every task records the identity (pid@host) of the worker that ran it.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import type { EngineConfigInput } from '../../config/schema.js';
+import { approveSignal, incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
+import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
+import { closedPort } from '../support/net.js';
+import { stack } from '../support/stack.js';
+import { temporalClient, uniqueQueue } from '../support/temporal.js';
+import { httpOk, until } from '../support/wait.js';
+import { e2eConfigInput } from './engine.js';
+
+const run = promisify(execFile);
+const docker = async (...args: string[]) => (await run('docker', args, { timeout: 60_000 })).stdout.trim();
+const token = `tok-${randomBytes(12).toString('hex')}`;
+const created: string[] = [];
+const engines: EngineProcess[] = [];
+let client: Client;
+let closeClient: () => Promise<void>;
+
+interface Service {
+  target: string;
+  container: string;
+  health: string;
+}
+
+/** A busybox web server on 127.0.0.1; `script` replaces its command (it runs again on every restart). */
+async function service(what: string, script?: string): Promise<Service> {
+  const port = await closedPort();
+  const container = `remediation-e2e-${what}-${randomBytes(3).toString('hex')}`;
+  created.push(container);
+  await docker('run', '-d', '--name', container, '--network', 'host', '--label', 'remediation.stack=1', '-e', `PORT=${port}`,
+    ...(script ? ['--entrypoint', '/bin/sh', stack().busyboxImage, '-c', script] : [stack().busyboxImage]));
+  return { target: what, container, health: `http://127.0.0.1:${port}/health` };
+}
+
+function config(taskQueue: string, services: Service[], extra: Partial<EngineConfigInput> = {}): EngineConfigInput {
+  const targets = services.map((s) => s.target);
+  return e2eConfigInput({
+    temporal: { address: stack().temporalAddress, taskQueue },
+    webhook: { listen: '127.0.0.1:0', token },
+    targets: Object.fromEntries(
+      services.map((s) => [s.target, { kind: 'container', container: s.container, stopTimeout: '5s', labels: { service: s.target }, health: { url: s.health, timeout: '1s' } }]),
+    ),
+    bindings: [
+      { alert: 'ServiceDown', targetLabel: 'service', targets, runbook: 'serviceDown' },
+      { alert: 'ResourcePressure', targetLabel: 'service', targets, runbook: 'resourcePressure' },
+    ],
+    guardrails: { restarts: { max: 1000, window: '1h' }, restartBackoff: '1s', verifyDeadline: '20s', verifyInterval: '500ms', maxConcurrentDestructive: 4 },
+    ...extra,
+  });
+}
+
+async function fire(engine: EngineProcess, alertname: string, target: string): Promise<{ started: number; folded: number }> {
+  const res = await fetch(`${engine.webhookUrl}/alertmanager`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify({
+      version: '4', groupKey: `{}:{alertname="${alertname}"}`, truncatedAlerts: 0, status: 'firing', receiver: 'remediation',
+      groupLabels: { alertname }, commonLabels: {}, commonAnnotations: {}, externalURL: stack().alertmanagerUrl,
+      alerts: [{
+        status: 'firing', labels: { alertname, service: target, severity: 'critical' }, annotations: { summary: `${target} is down` },
+        startsAt: new Date().toISOString(), endsAt: '0001-01-01T00:00:00Z', fingerprint: `fp-${alertname}-${target}`,
+      }],
+    }),
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { started: number; folded: number };
+}
+
+async function history(workflowId: string): Promise<temporal.api.history.v1.IHistoryEvent[]> {
+  return (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+}
+
+/** Which worker ran each activity, in order: [activity type, worker identity]. */
+async function activityRunners(workflowId: string): Promise<Array<[string, string]>> {
+  const events = await history(workflowId);
+  const typeOf = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!]));
+  return events
+    .filter((e) => e.activityTaskStartedEventAttributes)
+    .map((e) => [typeOf.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId))!, e.activityTaskStartedEventAttributes!.identity!]);
+}
+
+/** Identities of the workers that completed the run's workflow tasks. */
+async function workflowTaskRunners(workflowId: string): Promise<Set<string>> {
+  return new Set((await history(workflowId)).flatMap((e) => (e.workflowTaskCompletedEventAttributes ? [e.workflowTaskCompletedEventAttributes.identity!] : [])));
+}
+
+const identityOf = (engine: EngineProcess) => (identity: string) => identity.startsWith(`${engine.pid}@`);
+
+async function result(workflowId: string, ms: number): Promise<RunbookResult> {
+  return until(`${workflowId} to finish`, ms, async () => {
+    const d = await client.workflow.getHandle(workflowId).describe();
+    return d.status.name === 'RUNNING' ? undefined : ((await client.workflow.getHandle(workflowId).result()) as RunbookResult);
+  }, 500);
+}
+
+async function metric(engine: EngineProcess, line: string): Promise<number> {
+  const text = await (await fetch(`${engine.webhookUrl}/metrics`)).text();
+  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+  return found ? Number(found.split(' ').at(-1)) : 0;
+}
+
+async function spawn(cfg: EngineConfigInput): Promise<EngineProcess> {
+  const engine = await spawnEngine(cfg);
+  engines.push(engine);
+  return engine;
+}
+
+beforeAll(async () => {
+  ({ client, close: closeClient } = await temporalClient());
+});
+
+afterAll(async () => {
+  await Promise.all(engines.map((e) => e.stop(5_000)));
+  if (created.length) await docker('rm', '-f', ...created).catch(() => '');
+  await closeClient?.();
+});
+
+describe('two engine processes on one task queue', () => {
+  const queue = uniqueQueue('e2e-share');
+  let services: Service[];
+  const terminateLeftovers = async () => {
+    for await (const wf of client.workflow.list({ query: `TaskQueue = '${queue}' AND ExecutionStatus = 'Running'` }))
+      await client.workflow.getHandle(wf.workflowId).terminate('test cleanup').catch(() => {});
+  };
+  afterAll(terminateLeftovers);
+
+  it('share the work: each webhook starts runs, a run begun by one is finished by the other, and nothing runs twice', async () => {
+    // c1: A alone restarts it. c2: A diagnoses it and waits for approval, then A dies and B restarts it.
+    // c3: posted to B. c4: the same alert posted to both at once.
+    services = await Promise.all(['c1', 'c2', 'c3', 'c4'].map((n) => service(`share-${n}`)));
+    await Promise.all(services.map((s) => until(`${s.container} healthy`, 30_000, async () => ((await httpOk(s.health)) ? true : undefined))));
+    await docker('kill', ...services.map((s) => s.container));
+    const [c1, c2, c3, c4] = services.map((s) => s.target) as [string, string, string, string];
+    const cfg = config(queue, services);
+
+    const a = await spawn(cfg);
+    expect((await fire(a, 'ServiceDown', c1)).started).toBe(1);
+    expect((await fire(a, 'ResourcePressure', c2)).started).toBe(1);
+    const c2Id = incidentWorkflowId('resourcePressure', c2);
+    expect((await result(incidentWorkflowId('serviceDown', c1), 60_000)).outcome).toBe('recovered');
+    await until('c2 waiting for approval', 60_000, async () => (await client.workflow.getHandle(c2Id).query(statusQuery)).pendingApproval);
+
+    const b = await spawn(cfg);
+    expect((await fire(b, 'ServiceDown', c3)).started).toBe(1);
+    const both = await Promise.all([fire(a, 'ServiceDown', c4), fire(b, 'ServiceDown', c4)]);
+    expect(both.map((r) => r.started + r.folded)).toEqual([1, 1]);
+    expect(both[0].started + both[1].started).toBe(1);
+    for (const t of [c3, c4]) expect((await result(incidentWorkflowId('serviceDown', t), 60_000)).outcome).toBe('recovered');
+
+    // Every closed run is counted once, by whichever process closed it.
+    const closedByA = await metric(a, 'runbook_outcomes_total{runbook="serviceDown",outcome="recovered"}');
+    const closedByB = await metric(b, 'runbook_outcomes_total{runbook="serviceDown",outcome="recovered"}');
+    expect(closedByA).toBeGreaterThanOrEqual(1);
+    expect(closedByA + closedByB).toBe(3);
+
+    // A dies with nothing in flight (c2 only waits for a person), so the handover is not a timeout.
+    expect((await client.workflow.getHandle(c2Id).describe()).raw.pendingActivities ?? []).toEqual([]);
+    a.kill('SIGKILL');
+    expect(await a.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    const killedAt = Date.now();
+    await client.workflow.getHandle(c2Id).signal(approveSignal, { operator: 'alice', reason: 'e2e: restart it' });
+    const c2Result = await result(c2Id, 60_000);
+    console.log(`after SIGKILL of engine A, engine B finished the approved run in ${Date.now() - killedAt} ms`);
+    expect(c2Result.outcome).toBe('recovered');
+    expect(await httpOk(services[1]!.health)).toBe(true);
+
+    // c1 ran entirely on A (B did not exist yet); c2 was diagnosed on A and restarted on B.
+    expect([...(await workflowTaskRunners(incidentWorkflowId('serviceDown', c1)))].every(identityOf(a))).toBe(true);
+    const c2Runners = await activityRunners(c2Id);
+    const restart = c2Runners.filter(([type]) => type === 'restartTarget');
+    expect(c2Runners.some(([type, id]) => type === 'diagnoseTarget' && identityOf(a)(id))).toBe(true);
+    expect(restart).toHaveLength(1);
+    expect(identityOf(b)(restart[0]![1])).toBe(true);
+    expect(await metric(b, 'runbook_outcomes_total{runbook="resourcePressure",outcome="recovered"}')).toBe(1);
+
+    // One execution per incident id, the doubly-posted c4 included.
+    const ids: string[] = [];
+    for await (const wf of client.workflow.list({ query: `TaskQueue = '${queue}' AND WorkflowType != 'guardrails'` })) ids.push(wf.workflowId);
+    expect(ids.sort()).toEqual([c2Id, ...[c1, c3, c4].map((t) => incidentWorkflowId('serviceDown', t))].sort());
+  }, 150_000);
+});
+
+describe('graceful shutdown', () => {
+  const queue = uniqueQueue('e2e-shutdown');
+  afterAll(async () => {
+    for await (const wf of client.workflow.list({ query: `TaskQueue = '${queue}' AND ExecutionStatus = 'Running'` }))
+      await client.workflow.getHandle(wf.workflowId).terminate('test cleanup').catch(() => {});
+  });
+
+  it('SIGTERM mid-restart: refuses new alerts, finishes the restart in hand, exits 0; the next engine verifies and closes the run', async () => {
+    // Down at first (nothing listens); every later start serves. It ignores SIGTERM, so a restart
+    // takes the whole 5 s stop timeout: the window in which the engine is told to stop.
+    const slow = await service(
+      'slowstop',
+      'trap "" TERM; if [ -e /tmp/started ]; then /bin/busybox httpd -f -p 127.0.0.1:$PORT -h /www & else echo 1 > /tmp/started; sleep 3600 & fi; wait',
+    );
+    const cfg = config(queue, [slow]);
+    const first = await spawn(cfg);
+    const id = incidentWorkflowId('serviceDown', slow.target);
+    expect((await fire(first, 'ServiceDown', slow.target)).started).toBe(1);
+    await until('the restart activity running', 60_000, async () => {
+      const pending = (await client.workflow.getHandle(id).describe()).raw.pendingActivities ?? [];
+      return pending.some((p) => p.activityType?.name === 'restartTarget' && p.state === 2 /* STARTED */) ? true : undefined;
+    }, 100);
+
+    const termAt = Date.now();
+    first.kill('SIGTERM');
+    let exited = false;
+    void first.exited.then(() => (exited = true));
+    const refusal = await until('the webhook to refuse connections', 10_000, async () => {
+      try {
+        const r = await fetch(`${first.webhookUrl}/alertmanager`, { method: 'POST', signal: AbortSignal.timeout(1_000) });
+        return r.status === 503 ? 'HTTP 503' : undefined;
+      } catch (err) {
+        const code = (err as { cause?: { code?: string } }).cause?.code;
+        return code === 'ECONNREFUSED' ? code : undefined;
+      }
+    }, 50);
+    const refusedWhileDraining = !exited;
+    const end = await first.exited;
+    const stopMs = Date.now() - termAt;
+    console.log(`engine stopped ${stopMs} ms after SIGTERM with a restart in flight (webhook: ${refusal} while draining: ${refusedWhileDraining})`);
+    expect(end).toEqual({ code: 0, signal: null });
+    expect(refusedWhileDraining).toBe(true);
+    expect(stopMs).toBeLessThan(20_000 + 5_000); // shutdownGraceTime, plus closing connections
+
+    // The restart in hand was finished, and reported, by the stopping engine — not abandoned to time out.
+    const events = await history(id);
+    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget')!;
+    const completed = events.find((e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? '') === String(scheduled.eventId));
+    expect(completed, 'restartTarget completed').toBeDefined();
+    const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === String(scheduled.eventId))!;
+    expect(identityOf(first)(started.activityTaskStartedEventAttributes!.identity!)).toBe(true);
+    expect((await client.workflow.getHandle(id).describe()).status.name).toBe('RUNNING');
+
+    const next = await spawn(cfg);
+    const r = await result(id, 60_000);
+    expect(r.outcome).toBe('recovered');
+    const verifiedByNext = (await activityRunners(id)).filter(([type, who]) => type === 'verifyTarget' && identityOf(next)(who));
+    expect(verifiedByNext.length).toBeGreaterThanOrEqual(1);
+
+    // An idle engine stops at once.
+    const idleAt = Date.now();
+    next.kill('SIGTERM');
+    expect(await next.exited).toEqual({ code: 0, signal: null });
+    const idleMs = Date.now() - idleAt;
+    console.log(`idle engine stopped ${idleMs} ms after SIGTERM`);
+    expect(idleMs).toBeLessThan(5_000);
+  }, 150_000);
+});
