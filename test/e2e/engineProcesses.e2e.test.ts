@@ -6,8 +6,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
-import type { temporal } from '@temporalio/proto';
+import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { approveSignal, incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
@@ -23,7 +22,7 @@ const token = `tok-${randomBytes(12).toString('hex')}`;
 const created: string[] = [];
 const engines: EngineProcess[] = [];
 let client: Client;
-let closeClient: () => Promise<void>;
+let connection: Connection;
 
 interface Service {
   target: string;
@@ -75,7 +74,9 @@ async function fire(engine: EngineProcess, alertname: string, target: string): P
   return (await res.json()) as { started: number; folded: number };
 }
 
-async function history(workflowId: string): Promise<temporal.api.history.v1.IHistoryEvent[]> {
+type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
+
+async function history(workflowId: string): Promise<HistoryEvent[]> {
   return (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
 }
 
@@ -115,13 +116,13 @@ async function spawn(cfg: EngineConfigInput): Promise<EngineProcess> {
 }
 
 beforeAll(async () => {
-  ({ client, close: closeClient } = await temporalClient());
+  ({ client, connection } = await temporalClient());
 });
 
 afterAll(async () => {
   await Promise.all(engines.map((e) => e.stop(5_000)));
   if (created.length) await docker('rm', '-f', ...created).catch(() => '');
-  await closeClient?.();
+  await connection?.close();
 });
 
 describe('two engine processes on one task queue', () => {
@@ -147,7 +148,12 @@ describe('two engine processes on one task queue', () => {
     expect((await fire(a, 'ResourcePressure', c2)).started).toBe(1);
     const c2Id = incidentWorkflowId('resourcePressure', c2);
     expect((await result(incidentWorkflowId('serviceDown', c1), 60_000)).outcome).toBe('recovered');
-    await until('c2 waiting for approval', 60_000, async () => (await client.workflow.getHandle(c2Id).query(statusQuery)).pendingApproval);
+    // Waiting means the approval page has gone out too: no activity of c2's left in flight on A.
+    await until('c2 waiting for approval', 60_000, async () => {
+      const handle = client.workflow.getHandle(c2Id);
+      const waiting = (await handle.query(statusQuery)).pendingApproval;
+      return waiting && ((await handle.describe()).raw.pendingActivities ?? []).length === 0 ? waiting : undefined;
+    });
 
     const b = await spawn(cfg);
     expect((await fire(b, 'ServiceDown', c3)).started).toBe(1);
@@ -157,10 +163,13 @@ describe('two engine processes on one task queue', () => {
     for (const t of [c3, c4]) expect((await result(incidentWorkflowId('serviceDown', t), 60_000)).outcome).toBe('recovered');
 
     // Every closed run is counted once, by whichever process closed it.
-    const closedByA = await metric(a, 'runbook_outcomes_total{runbook="serviceDown",outcome="recovered"}');
-    const closedByB = await metric(b, 'runbook_outcomes_total{runbook="serviceDown",outcome="recovered"}');
-    expect(closedByA).toBeGreaterThanOrEqual(1);
-    expect(closedByA + closedByB).toBe(3);
+    const recovered = 'runbook_outcomes_total{runbook="serviceDown",outcome="recovered"}';
+    const closedBy = await until('three recoveries counted', 10_000, async () => {
+      const counts = [await metric(a, recovered), await metric(b, recovered)];
+      return counts[0]! + counts[1]! >= 3 ? counts : undefined;
+    });
+    expect(closedBy[0]).toBeGreaterThanOrEqual(1);
+    expect(closedBy[0]! + closedBy[1]!).toBe(3);
 
     // A dies with nothing in flight (c2 only waits for a person), so the handover is not a timeout.
     expect((await client.workflow.getHandle(c2Id).describe()).raw.pendingActivities ?? []).toEqual([]);
@@ -230,6 +239,7 @@ describe('graceful shutdown', () => {
     const stopMs = Date.now() - termAt;
     console.log(`engine stopped ${stopMs} ms after SIGTERM with a restart in flight (webhook: ${refusal} while draining: ${refusedWhileDraining})`);
     expect(end).toEqual({ code: 0, signal: null });
+    expect(first.output()).toContain('"msg":"stopped"');
     expect(refusedWhileDraining).toBe(true);
     expect(stopMs).toBeLessThan(20_000 + 5_000); // shutdownGraceTime, plus closing connections
 
@@ -253,6 +263,7 @@ describe('graceful shutdown', () => {
     next.kill('SIGTERM');
     expect(await next.exited).toEqual({ code: 0, signal: null });
     const idleMs = Date.now() - idleAt;
+    expect(next.output()).toContain('"msg":"stopped"');
     console.log(`idle engine stopped ${idleMs} ms after SIGTERM`);
     expect(idleMs).toBeLessThan(5_000);
   }, 150_000);
