@@ -17,7 +17,7 @@ import type {
 import type { DockerActivities } from './docker.js';
 import { badInput, targetNotFound } from './failures.js';
 import type { HttpActivities } from './http.js';
-import { capText } from './limits.js';
+import { capText, heartbeating } from './limits.js';
 import { mysqlConnection, type MysqlActivities } from './mysql.js';
 import { pgConnection, type PostgresActivities } from './postgres.js';
 import { redisConnection, type RedisActivities } from './redis.js';
@@ -283,5 +283,14 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     return { target: name, action: 'maintenance', dryRun: dryRun(ctx), summary };
   }
 
-  return { verifyTarget, restartTarget, diagnoseTarget, runTargetAction, backupTarget, maintainTarget };
+  return {
+    verifyTarget,
+    diagnoseTarget,
+    // Heartbeats for the whole call (the stop of a slow container takes its stop timeout), so a
+    // worker that dies mid-restart is noticed within the heartbeat timeout, not the 3-minute limit.
+    restartTarget: (name: string, ctx: ActionContext) => heartbeating(restartTarget(name, ctx), { op: 'restart', target: name }),
+    runTargetAction: (name: string, ctx: ActionContext) => heartbeating(runTargetAction(name, ctx), { op: 'action', target: name }),
+    backupTarget,
+    maintainTarget,
+  };
 }

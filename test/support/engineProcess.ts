@@ -2,7 +2,7 @@
 // so tests can kill -9 it, SIGTERM it, or run two side by side. It loads the bundle made in
 // globalSetup instead of bundling again.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +28,8 @@ export interface EngineProcess {
 export function writeConfig(config: EngineConfigInput, dir = mkdtempSync(join(tmpdir(), 'remediation-e2e-'))): string {
   const file = join(dir, 'config.json');
   // JSON is YAML: the engine's loader reads it as any operator's config file.
-  writeFileSync(file, JSON.stringify(config, null, 2));
+  // It holds the webhook token and database passwords.
+  writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
   return file;
 }
 
@@ -46,7 +47,10 @@ export async function spawnEngine(
   child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('exit', (code, signal) => {
+      rmSync(dirname(file), { recursive: true, force: true });
+      resolve({ code, signal });
+    }),
   );
 
   const webhookUrl = await new Promise<string>((resolve, reject) => {

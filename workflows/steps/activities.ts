@@ -24,7 +24,8 @@ export function targetActivities(taskQueue: string, longRunMs = 3_600_000): Targ
   const checks = proxyActivities<TargetActivities>({ taskQueue, ...opts('1m', 2) });
   const diagnosis = proxyActivities<TargetActivities>({ taskQueue, ...opts('2m', 2) });
   // A restart that timed out may still have happened: one retry at most, and verification decides.
-  const restarts = proxyActivities<TargetActivities>({ taskQueue, ...opts('3m', 2) });
+  // It heartbeats throughout, so a worker killed mid-restart costs 20 s, not the 3-minute limit.
+  const restarts = proxyActivities<TargetActivities>({ taskQueue, ...opts('3m', 2, { heartbeatTimeout: '20s' }) });
   // Backups and VACUUM run long; they heartbeat, so a dead worker is noticed in minutes, not hours.
   const long = proxyActivities<TargetActivities>({
     taskQueue,
