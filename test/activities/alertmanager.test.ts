@@ -4,11 +4,12 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAlertmanagerActivities } from '../../activities/alertmanager.js';
 import type { SilenceMatcher, SilenceRequest } from '../../activities/contract.js';
+import { failureOf } from '../support/net.js';
 import { stack } from '../support/stack.js';
+import { eventually } from '../support/wait.js';
 
 const run = randomUUID().slice(0, 8);
 const author = `remediation-test-${run}`;
@@ -52,25 +53,6 @@ async function postAlert(labels: Record<string, string>, endsAt: Date, annotatio
     signal: AbortSignal.timeout(5_000),
   });
   expect(res.status).toBe(200);
-}
-
-async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (ok(v) || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected a failure, got a result');
 }
 
 beforeAll(() => {

@@ -1,18 +1,17 @@
 // Docker activities against the real daemon, on containers this file creates (t-docker-*) and removes.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
-import { promisify } from 'node:util';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
 import { createDockerActivities, dockerClient, statsSnapshot } from '../../activities/docker.js';
 import { createHttpActivities } from '../../activities/http.js';
+import { docker } from '../support/docker.js';
+import { failureOf } from '../support/net.js';
 import { stack } from '../support/stack.js';
+import { eventually } from '../support/wait.js';
 
-const run = promisify(execFile);
 const suffix = randomUUID().slice(0, 6);
 const web = `t-docker-web-${suffix}`;
 const logs = `t-docker-logs-${suffix}`;
@@ -24,31 +23,8 @@ const webPort = 28001;
 const webHealth = `http://127.0.0.1:${webPort}/health`;
 const hangingSocket = `/tmp/t-docker-hang-${suffix}.sock`;
 
-async function docker(...args: string[]): Promise<string> {
-  const { stdout } = await run('docker', args, { timeout: 60_000 });
-  return stdout.trim();
-}
-
 async function busybox(name: string, extra: string[], ...cmd: string[]): Promise<void> {
   await docker('run', '-d', '--network', 'host', '--name', name, ...extra, stack().busyboxImage, ...cmd);
-}
-
-async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, ms = 10_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (done(v) || Date.now() > until) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function failureOf(work: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await work.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
 }
 
 let client: Docker;
@@ -68,7 +44,7 @@ const http = createHttpActivities({ outputBytes: 1_024 });
 const ref = (container: string, endpoint = 'local') => ({ endpoint, container });
 
 beforeAll(async () => {
-  await run('docker', ['rm', '-f', ...created]).catch(() => undefined);
+  await docker('rm', '-f', ...created).catch(() => undefined);
   client = dockerClient({ socketPath: stack().dockerSocket, timeout: '15s' });
   clients.local = () => client;
   clients.gone = () => dockerClient({ socketPath: `/tmp/t-docker-no-daemon-${suffix}.sock`, timeout: '15s' });
@@ -91,7 +67,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await run('docker', ['rm', '-f', ...created]).catch(() => undefined);
+  await docker('rm', '-f', ...created).catch(() => undefined);
   // Aborted requests close their side; anything still open here would be a leak worth seeing.
   const leaked = hangingConnections.size;
   for (const s of hangingConnections) s.destroy();

@@ -1,10 +1,10 @@
 // HTTP activities against a real local server (127.0.0.1:28050) that records what it receives.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHttpActivities } from '../../activities/http.js';
+import { failureOf } from '../support/net.js';
 
 const port = 28050;
 const base = `http://127.0.0.1:${port}`;
@@ -87,15 +87,6 @@ beforeEach(() => {
 });
 
 const http = createHttpActivities({ outputBytes: 1_024 });
-
-async function failureOf(work: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await work.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 describe('checkHealth', () => {
   it('is ok when the endpoint answers the expected status, with latency and body', async () => {

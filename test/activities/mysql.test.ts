@@ -7,8 +7,9 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlActivities, deadlockSection, type MysqlConnection } from '../../activities/mysql.js';
 import { Secret } from '../../config/secret.js';
-import { stack } from '../support/stack.js';
 import { closedPort, failureOf, silentServer } from '../support/net.js';
+import { stack } from '../support/stack.js';
+import { until } from '../support/wait.js';
 
 const suffix = randomUUID().slice(0, 8);
 const optTable = `t_db_opt_${suffix}`;
@@ -24,16 +25,6 @@ async function connect(): Promise<mysql.Connection> {
   const c = await mysql.createConnection({ host: s.host, port: s.port, user: s.user, password: s.password, database: s.database });
   c.on('error', () => {});
   return c;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** InnoDB's id for the table: OPTIMIZE rebuilds the table, which gives it a new one. */
@@ -124,7 +115,7 @@ describe('mysql diagnostics', () => {
       (err: { code?: string }) => err.code,
     );
     try {
-      const list = await until('the sleeping statement to show up', async () => {
+      const list = await until('the sleeping statement to show up', 15_000, async () => {
         const l = await my().processlist(conn, target, 1);
         return l.long.some((t) => t.id === id) ? l : undefined;
       });
@@ -171,7 +162,7 @@ describe('mysql diagnostics', () => {
         () => undefined,
         (err: { code?: string }) => err.code,
       );
-      await until('a to wait for the lock', async () => {
+      await until('a to wait for the lock', 15_000, async () => {
         const l = await my().processlist(conn, target, 0);
         return l.long.some((t) => t.id === a.threadId && t.info?.includes('WHERE id = 2')) ? true : undefined;
       });
@@ -249,12 +240,12 @@ describe('mysql table maintenance', () => {
         (err: unknown) => err,
       );
       const waiting = async () => (await my().processlist(conn, target, 0)).long.filter((t) => t.info?.startsWith(`OPTIMIZE TABLE \`${optTable}\``));
-      await until('OPTIMIZE to wait for the lock', async () => ((await waiting()).some((t) => /metadata lock/i.test(t.state ?? '')) ? true : undefined));
+      await until('OPTIMIZE to wait for the lock', 15_000, async () => ((await waiting()).some((t) => /metadata lock/i.test(t.state ?? '')) ? true : undefined));
       env.cancel();
       const started = Date.now();
       expect(await outcome).toBeInstanceOf(CancelledFailure);
       expect(Date.now() - started).toBeLessThan(5_000);
-      await until('OPTIMIZE to stop on the server', async () => ((await waiting()).length === 0 ? true : undefined), 5_000);
+      await until('OPTIMIZE to stop on the server', 5_000, async () => ((await waiting()).length === 0 ? true : undefined));
       expect(beats).toContainEqual({ op: 'optimize', target });
       await locker.query('UNLOCK TABLES');
       expect(await innodbTableId(optTable)).toBe(before);

@@ -12,6 +12,7 @@ import type { NotificationRequest } from '../../activities/contract.js';
 import { createNotifyActivities, pagerDutySeverity } from '../../activities/notify.js';
 import type { Channel } from '../../config/schema.js';
 import { Secret } from '../../config/secret.js';
+import { failureOf } from '../support/net.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack } from '../support/stack.js';
 import { temporalClient, uniqueQueue } from '../support/temporal.js';
@@ -32,16 +33,6 @@ function request(overrides: Partial<NotificationRequest & { dryRun: boolean }> =
     dryRun: false,
     ...overrides,
   };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected a failure, got a result');
 }
 
 beforeAll(async () => {

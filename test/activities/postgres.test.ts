@@ -13,8 +13,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresActivities, type PgConnection } from '../../activities/postgres.js';
 import { Secret } from '../../config/secret.js';
-import { stack } from '../support/stack.js';
 import { closedPort, failureOf, silentServer } from '../support/net.js';
+import { stack } from '../support/stack.js';
+import { until } from '../support/wait.js';
 
 const run = promisify(execFile);
 const suffix = randomUUID().slice(0, 8);
@@ -31,16 +32,6 @@ function client(overrides: Partial<pg.ClientConfig> = {}): pg.Client {
   const c = new pg.Client({ host: s.host, port: s.port, user: s.user, password: s.password, database: s.database, ...overrides });
   c.on('error', () => {});
   return c;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 async function tableStats(table: string): Promise<{ n_dead_tup: number; last_vacuum: Date | null; last_analyze: Date | null }> {
@@ -156,7 +147,7 @@ describe('postgres diagnostics', () => {
       (err: { code?: string }) => err,
     );
     try {
-      const found = await until('the sleeping query to show up', async () => {
+      const found = await until('the sleeping query to show up', 15_000, async () => {
         const long = await pgx().longQueries(conn, target, 1);
         return long.find((q) => q.pid === pid);
       });
@@ -198,7 +189,7 @@ describe('postgres vacuum', () => {
     await writer.query(`DELETE FROM ${vacTable} WHERE id > 1000`);
     // A backend flushes its table counters at exit at the latest.
     await writer.end();
-    await until('dead tuples to be counted', async () => ((await tableStats(vacTable))?.n_dead_tup >= 4000 ? true : undefined));
+    await until('dead tuples to be counted', 15_000, async () => ((await tableStats(vacTable))?.n_dead_tup >= 4000 ? true : undefined));
   });
 
   it('in dry-run reports the dead tuples and changes nothing', async () => {
@@ -250,12 +241,12 @@ describe('postgres vacuum', () => {
         (err: unknown) => err,
       );
       const waiting = `SELECT pid FROM pg_stat_activity WHERE query = 'VACUUM (ANALYZE) "${vacTable}"' AND state = 'active'`;
-      await until('VACUUM to wait for the lock', async () => ((await admin.query(`${waiting} AND wait_event_type = 'Lock'`)).rowCount ? true : undefined));
+      await until('VACUUM to wait for the lock', 15_000, async () => ((await admin.query(`${waiting} AND wait_event_type = 'Lock'`)).rowCount ? true : undefined));
       env.cancel();
       const started = Date.now();
       expect(await outcome).toBeInstanceOf(CancelledFailure);
       expect(Date.now() - started).toBeLessThan(5_000);
-      await until('VACUUM to stop on the server', async () => ((await admin.query(waiting)).rowCount === 0 ? true : undefined), 5_000);
+      await until('VACUUM to stop on the server', 5_000, async () => ((await admin.query(waiting)).rowCount === 0 ? true : undefined));
       expect(beats).toContainEqual({ op: 'vacuum', target });
       await locker.query('ROLLBACK');
       expect((await tableStats(vacTable)).last_vacuum).toEqual(lastVacuum);
@@ -359,13 +350,13 @@ describe('postgres backup', () => {
         (err: unknown) => err,
       );
       const dumping = "SELECT pid FROM pg_stat_activity WHERE application_name = 'remediation-engine' AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE%'";
-      await until('pg_dump to wait for the lock', async () => ((await admin.query(dumping)).rowCount ? true : undefined));
+      await until('pg_dump to wait for the lock', 15_000, async () => ((await admin.query(dumping)).rowCount ? true : undefined));
       env.cancel();
       const failure = await outcome;
       expect(failure).toBeInstanceOf(Error);
       expect(failure).not.toBeInstanceOf(ApplicationFailure);
       expect(beats).toContainEqual({ op: 'backup', target });
-      await until('pg_dump to disconnect', async () => ((await admin.query(dumping)).rowCount === 0 ? true : undefined), 5_000);
+      await until('pg_dump to disconnect', 5_000, async () => ((await admin.query(dumping)).rowCount === 0 ? true : undefined));
       expect(await readdir(backupDir)).toEqual([]);
     } finally {
       await locker.query('ROLLBACK');

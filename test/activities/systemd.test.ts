@@ -2,7 +2,6 @@
 // a host agent on that host runs them, against units this file creates and removes.
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApplicationFailure } from '@temporalio/common';
 import { TimeoutError } from '../../activities/failures.js';
 import {
   createSystemdActivities,
@@ -12,7 +11,9 @@ import {
   validUnitName,
   type CommandRunner,
 } from '../../activities/systemd.js';
+import { failureOf } from '../support/net.js';
 import { stack } from '../support/stack.js';
+import { until } from '../support/wait.js';
 
 const web = 't-systemd-web.service';
 const slow = 't-systemd-slow.service';
@@ -72,16 +73,6 @@ async function processes(): Promise<string> {
   return ps;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 async function health(): Promise<number | string> {
   try {
     const res = await fetch(healthUrl, { signal: AbortSignal.timeout(2_000) });
@@ -89,16 +80,6 @@ async function health(): Promise<number | string> {
   } catch (err) {
     return String((err as { cause?: { code?: string } }).cause?.code ?? err);
   }
-}
-
-/** The failure an activity threw, for asserting its type, retryability and message. */
-async function failureOf(work: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await work.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
 }
 
 function activities(timeoutMs = 20_000, runner: CommandRunner = run) {
@@ -169,14 +150,14 @@ describe('restart', () => {
     expect(r.after!.mainPid).toBeGreaterThan(1);
     expect(r.after!.mainPid).not.toBe(old.mainPid);
     expect(r.summary).toContain(`restarted systemd unit '${web}'`);
-    expect(await waitFor('health 200', async () => ((await health()) === 200 ? 200 : undefined))).toBe(200);
+    expect(await until('health 200', 15_000, async () => ((await health()) === 200 ? 200 : undefined))).toBe(200);
   });
 
   it('replaces the main process of a running unit and clears the count of automatic restarts', async () => {
     const first = await activities().unitStatus(web);
     await inContainer('/bin/busybox', 'kill', '-9', String(first.mainPid));
     // Restart=always brings it back by itself: that is what NRestarts counts.
-    const revived = await waitFor('automatic restart', async () => {
+    const revived = await until('automatic restart', 15_000, async () => {
       const s = await activities().unitStatus(web);
       return s.activeState === 'active' && s.mainPid > 0 && s.mainPid !== first.mainPid ? s : undefined;
     });
@@ -188,7 +169,7 @@ describe('restart', () => {
     expect(r.after!.mainPid).not.toBe(revived.mainPid);
     // A restart asked for by hand resets the counter systemd keeps for Restart=.
     expect(r.after!.nRestarts).toBe(0);
-    expect(await waitFor('health 200', async () => ((await health()) === 200 ? 200 : undefined))).toBe(200);
+    expect(await until('health 200', 15_000, async () => ((await health()) === 200 ? 200 : undefined))).toBe(200);
   });
 
   it('in dry-run reports what it would do and leaves the main process alone', async () => {

@@ -2,77 +2,24 @@
 // alert reaches the engine's webhook, the runbook confirms it, diagnoses, and waits for an operator.
 // Operators answer through the real CLI, as a separate process; only a configured operator's
 // approval restarts the container, and a rejection leaves it alone.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { rmSync } from 'node:fs';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
-import { startEngine, type RunningEngine } from '../../worker/engine.js';
+import type { RunningEngine } from '../../worker/engine.js';
 import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
-import {
-  approveSignal,
-  incidentWorkflowId,
-  statusQuery,
-  type RunbookResult,
-  type RunbookStatus,
-} from '../../workflows/messages.js';
-import { repoRoot, writeConfig } from '../support/engineProcess.js';
-import { bundlePath } from '../support/globalSetup.js';
+import { approveSignal, incidentWorkflowId, type RunbookResult, type RunbookStatus } from '../../workflows/messages.js';
+import { postAlerts } from '../support/alertmanagerPayload.js';
+import { writeConfig } from '../support/engineProcess.js';
+import { remediate } from '../support/operatorCli.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { startRedisContainer, type RedisContainer } from '../support/redisContainer.js';
+import { pendingApproval, statusWhen } from '../support/runStatus.js';
 import { stack } from '../support/stack.js';
 import { uniqueQueue } from '../support/temporal.js';
-import { until } from '../support/wait.js';
-import { e2eConfigInput } from './engine.js';
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The operator CLI as a child process, with only the config file telling it where Temporal is. */
-function remediate(configFile: string, ...args: string[]): Promise<CliRun> {
-  const env = { ...process.env };
-  delete env.TEMPORAL_ADDRESS;
-  delete env.REMEDIATION_CONFIG;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(repoRoot, 'bin', 'remediate.js'), '--config', configFile, ...args], { cwd: repoRoot, env, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-/** What Alertmanager posts for one firing alert (webhook payload version 4). */
-function firingPayload(labels: Record<string, string>) {
-  return {
-    version: '4',
-    groupKey: `{}:{alertname="${labels.alertname}"}`,
-    truncatedAlerts: 0,
-    status: 'firing',
-    receiver: 'remediation',
-    groupLabels: { alertname: labels.alertname },
-    commonLabels: labels,
-    commonAnnotations: { summary: 'cache does not accept connections' },
-    externalURL: 'http://127.0.0.1:19093',
-    alerts: [
-      {
-        status: 'firing',
-        labels,
-        annotations: { summary: 'cache does not accept connections' },
-        startsAt: new Date().toISOString(),
-        endsAt: '0001-01-01T00:00:00Z',
-        generatorURL: 'http://127.0.0.1:19090/graph',
-        fingerprint: randomUUID().slice(0, 16),
-      },
-    ],
-  };
-}
+import { e2eConfigInput, startTestEngine } from './engine.js';
 
 const suffix = randomUUID().slice(0, 8);
 const cache = `cache-${suffix}`;
@@ -88,35 +35,19 @@ let configFile: string;
 let queue: string;
 
 async function fireAlert(): Promise<void> {
-  const res = await fetch(`${engine.webhookUrl}/alertmanager`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-    body: JSON.stringify(firingPayload({ alertname, severity: 'critical', service: cache })),
-  });
-  const body = (await res.json()) as { started?: number };
-  expect(res.status, JSON.stringify(body)).toBe(200);
-  expect(body.started).toBe(1);
+  const { status, json } = await postAlerts(engine.webhookUrl, token, [
+    { labels: { alertname, severity: 'critical', service: cache }, annotations: { summary: 'cache does not accept connections' } },
+  ]);
+  expect(status, JSON.stringify(json)).toBe(200);
+  expect(json.started).toBe(1);
 }
 
 const handle = (): WorkflowHandle => engine.client.workflow.getHandle(workflowId);
 
-async function pendingApproval(): Promise<RunbookStatus> {
-  return until('the runbook to ask for approval', 45_000, async () => {
-    const s = await handle().query(statusQuery);
-    return s.pendingApproval && !s.outcome ? s : undefined;
-  });
-}
-
 beforeAll(async () => {
-  // The worker's own INFO lines would bury a failure's output.
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    // Already installed in this process.
-  }
   queue = uniqueQueue('e2e-approval');
   [redis, receiver] = await Promise.all([startRedisContainer(), startReceiver()]);
-  const input: EngineConfigInput = e2eConfigInput({
+  const overrides: Partial<EngineConfigInput> = {
     temporal: { address: stack().temporalAddress, taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: {
@@ -127,9 +58,9 @@ beforeAll(async () => {
     channels: { ops: { type: 'webhook', url: `${receiver.url}/ops` } },
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['ops'] }] } } },
     operators: [{ name: 'alice' }],
-  });
-  configFile = writeConfig(input);
-  engine = await startEngine({ config: parseConfig(input, 'approval e2e'), logger: pino({ level: 'warn' }), workflowBundlePath: bundlePath });
+  };
+  configFile = writeConfig(e2eConfigInput(overrides));
+  engine = await startTestEngine(overrides);
 });
 
 afterAll(async () => {
@@ -149,7 +80,7 @@ describe('a database runbook waits for an operator', () => {
     expect(await redis.ping()).toBe(false);
 
     await fireAlert();
-    const waiting = await pendingApproval();
+    const waiting = await pendingApproval(handle());
     expect(waiting.pendingApproval!.step).toBe('approve-restart');
     // The runbook confirmed the outage and diagnosed it before asking: the server behind the cache is stopped.
     expect(waiting.timeline.some((e) => e.step === 'verify' && e.event === 'unhealthy')).toBe(true);
@@ -168,13 +99,12 @@ describe('a database runbook waits for an operator', () => {
     expect(refused.stderr).toContain("'mallory' is not a configured operator");
     const shown = await remediate(configFile, '--json', 'show', workflowId);
     expect(shown.code, shown.stderr).toBe(0);
-    expect((JSON.parse(shown.stdout) as { live: RunbookStatus }).live.pendingApproval?.step).toBe('approve-restart');
+    expect((shown.json as { live: RunbookStatus }).live.pendingApproval?.step).toBe('approve-restart');
     // A signal sent around the CLI is no better: the workflow itself ignores non-operators.
     await handle().signal(approveSignal, { operator: 'mallory', reason: 'straight to Temporal' });
-    const ignored = await until('the stray approval to be recorded as ignored', 15_000, async () => {
-      const s = await handle().query(statusQuery);
-      return s.timeline.some((e) => e.event === 'approval ignored' && e.actor === 'mallory') ? s : undefined;
-    });
+    const ignored = await statusWhen(handle(), 'the stray approval to be recorded as ignored', 15_000, (s) =>
+      s.timeline.some((e) => e.event === 'approval ignored' && e.actor === 'mallory'),
+    );
     expect(ignored.pendingApproval?.step).toBe('approve-restart');
     expect(ignored.approvedBy).toBeUndefined();
     expect(await redis.state()).toBe('exited');
@@ -204,7 +134,7 @@ describe('a database runbook waits for an operator', () => {
     const stoppedAt = await redis.startedAt();
 
     await fireAlert();
-    await pendingApproval();
+    await pendingApproval(handle());
     const rejected = await remediate(configFile, 'reject', workflowId, '--as', 'alice', '--reason', 'planned outage, leave it down');
     expect(rejected.code, rejected.stderr).toBe(0);
 

@@ -11,6 +11,18 @@ import { quietRuntime } from '../support/temporal.js';
 /** One task queue for every end-to-end run, so the guard workflow they share always has a worker. */
 export const e2eQueue = 'remediation-e2e';
 
+/** The stack's demo container as a target, labelled as Prometheus's ServiceDown alert names it. */
+export function demoTarget(): NonNullable<EngineConfigInput['targets']>[string] {
+  const s = stack();
+  return {
+    kind: 'container',
+    container: s.demoContainer,
+    stopTimeout: '5s',
+    labels: { service: 'demo' },
+    health: { url: `${s.demoUrl}/health`, timeout: '1s' },
+  };
+}
+
 /** The config an end-to-end engine runs with, as an operator would write it. */
 export function e2eConfigInput(overrides: Partial<EngineConfigInput> = {}): EngineConfigInput {
   const s = stack();
@@ -19,15 +31,7 @@ export function e2eConfigInput(overrides: Partial<EngineConfigInput> = {}): Engi
     webhook: { listen: `127.0.0.1:${s.webhookPort}`, token: s.webhookToken },
     alertmanager: { url: s.alertmanagerUrl },
     hosts: { 'remediation-host': {} },
-    targets: {
-      demo: {
-        kind: 'container',
-        container: s.demoContainer,
-        stopTimeout: '5s',
-        labels: { service: 'demo' },
-        health: { url: `${s.demoUrl}/health`, timeout: '1s' },
-      },
-    },
+    targets: { demo: demoTarget() },
     bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: ['demo'], runbook: 'serviceDown' }],
     channels: { log: { type: 'log' } },
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['log'] }] } } },

@@ -2,22 +2,22 @@
 // killed and stopped the way machines and deploys kill and stop them. Containers are real
 // (busybox, killed to make the incidents); which process did what is read from workflow history,
 // where every task records the identity (pid@host) of the worker that ran it.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { approveSignal, incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
+import { postAlerts } from '../support/alertmanagerPayload.js';
+import { docker } from '../support/docker.js';
+import { engineMetric } from '../support/engineMetrics.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
+import { activityRunners, historyEvents, workflowTaskRunners } from '../support/history.js';
 import { closedPort } from '../support/net.js';
 import { stack } from '../support/stack.js';
-import { temporalClient, uniqueQueue } from '../support/temporal.js';
-import { httpOk, until } from '../support/wait.js';
+import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { httpOk, until, untilHttpOk } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';
 
-const run = promisify(execFile);
-const docker = async (...args: string[]) => (await run('docker', args, { timeout: 60_000 })).stdout.trim();
 const token = `tok-${randomBytes(12).toString('hex')}`;
 const created: string[] = [];
 const engines: EngineProcess[] = [];
@@ -58,40 +58,11 @@ function config(taskQueue: string, services: Service[], extra: Partial<EngineCon
 }
 
 async function fire(engine: EngineProcess, alertname: string, target: string): Promise<{ started: number; folded: number }> {
-  const res = await fetch(`${engine.webhookUrl}/alertmanager`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-    body: JSON.stringify({
-      version: '4', groupKey: `{}:{alertname="${alertname}"}`, truncatedAlerts: 0, status: 'firing', receiver: 'remediation',
-      groupLabels: { alertname }, commonLabels: {}, commonAnnotations: {}, externalURL: stack().alertmanagerUrl,
-      alerts: [{
-        status: 'firing', labels: { alertname, service: target, severity: 'critical' }, annotations: { summary: `${target} is down` },
-        startsAt: new Date().toISOString(), endsAt: '0001-01-01T00:00:00Z', fingerprint: `fp-${alertname}-${target}`,
-      }],
-    }),
-  });
-  expect(res.status).toBe(200);
-  return (await res.json()) as { started: number; folded: number };
-}
-
-type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
-
-async function history(workflowId: string): Promise<HistoryEvent[]> {
-  return (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-}
-
-/** Which worker ran each activity, in order: [activity type, worker identity]. */
-async function activityRunners(workflowId: string): Promise<Array<[string, string]>> {
-  const events = await history(workflowId);
-  const typeOf = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!]));
-  return events
-    .filter((e) => e.activityTaskStartedEventAttributes)
-    .map((e) => [typeOf.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId))!, e.activityTaskStartedEventAttributes!.identity!]);
-}
-
-/** Identities of the workers that completed the run's workflow tasks. */
-async function workflowTaskRunners(workflowId: string): Promise<Set<string>> {
-  return new Set((await history(workflowId)).flatMap((e) => (e.workflowTaskCompletedEventAttributes ? [e.workflowTaskCompletedEventAttributes.identity!] : [])));
+  const { status, json } = await postAlerts(engine.webhookUrl, token, [
+    { labels: { alertname, service: target, severity: 'critical' }, annotations: { summary: `${target} is down` }, fingerprint: `fp-${alertname}-${target}` },
+  ]);
+  expect(status).toBe(200);
+  return json as { started: number; folded: number };
 }
 
 const identityOf = (engine: EngineProcess) => (identity: string) => identity.startsWith(`${engine.pid}@`);
@@ -103,11 +74,7 @@ async function result(workflowId: string, ms: number): Promise<RunbookResult> {
   }, 500);
 }
 
-async function metric(engine: EngineProcess, line: string): Promise<number> {
-  const text = await (await fetch(`${engine.webhookUrl}/metrics`)).text();
-  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
-  return found ? Number(found.split(' ').at(-1)) : 0;
-}
+const metric = (engine: EngineProcess, series: string) => engineMetric(engine.webhookUrl, series);
 
 async function spawn(cfg: EngineConfigInput): Promise<EngineProcess> {
   const engine = await spawnEngine(cfg);
@@ -128,17 +95,13 @@ afterAll(async () => {
 describe('two engine processes on one task queue', () => {
   const queue = uniqueQueue('e2e-share');
   let services: Service[];
-  const terminateLeftovers = async () => {
-    for await (const wf of client.workflow.list({ query: `TaskQueue = '${queue}' AND ExecutionStatus = 'Running'` }))
-      await client.workflow.getHandle(wf.workflowId).terminate('test cleanup').catch(() => {});
-  };
-  afterAll(terminateLeftovers);
+  afterAll(() => terminateRunning(client, queue));
 
   it('share the work: each webhook starts runs, a run begun by one is finished by the other, and nothing runs twice', async () => {
     // c1: A alone restarts it. c2: A diagnoses it and waits for approval, then A dies and B restarts it.
     // c3: posted to B. c4: the same alert posted to both at once.
     services = await Promise.all(['c1', 'c2', 'c3', 'c4'].map((n) => service(`share-${n}`)));
-    await Promise.all(services.map((s) => until(`${s.container} healthy`, 30_000, async () => ((await httpOk(s.health)) ? true : undefined))));
+    await Promise.all(services.map((s) => untilHttpOk(s.health, `${s.container} healthy`)));
     await docker('kill', ...services.map((s) => s.container));
     const [c1, c2, c3, c4] = services.map((s) => s.target) as [string, string, string, string];
     const cfg = config(queue, services);
@@ -183,8 +146,8 @@ describe('two engine processes on one task queue', () => {
     expect(await httpOk(services[1]!.health)).toBe(true);
 
     // c1 ran entirely on A (B did not exist yet); c2 was diagnosed on A and restarted on B.
-    expect([...(await workflowTaskRunners(incidentWorkflowId('serviceDown', c1)))].every(identityOf(a))).toBe(true);
-    const c2Runners = await activityRunners(c2Id);
+    expect([...(await workflowTaskRunners(client.workflow.getHandle(incidentWorkflowId('serviceDown', c1))))].every(identityOf(a))).toBe(true);
+    const c2Runners = await activityRunners(client.workflow.getHandle(c2Id));
     const restart = c2Runners.filter(([type]) => type === 'restartTarget');
     expect(c2Runners.some(([type, id]) => type === 'diagnoseTarget' && identityOf(a)(id))).toBe(true);
     expect(restart).toHaveLength(1);
@@ -200,10 +163,7 @@ describe('two engine processes on one task queue', () => {
 
 describe('graceful shutdown', () => {
   const queue = uniqueQueue('e2e-shutdown');
-  afterAll(async () => {
-    for await (const wf of client.workflow.list({ query: `TaskQueue = '${queue}' AND ExecutionStatus = 'Running'` }))
-      await client.workflow.getHandle(wf.workflowId).terminate('test cleanup').catch(() => {});
-  });
+  afterAll(() => terminateRunning(client, queue));
 
   it('SIGTERM mid-restart: refuses new alerts, finishes the restart in hand, exits 0; the next engine verifies and closes the run', async () => {
     // Down at first (nothing listens); every later start serves. It ignores SIGTERM, so a restart
@@ -244,7 +204,7 @@ describe('graceful shutdown', () => {
     expect(stopMs).toBeLessThan(20_000 + 5_000); // shutdownGraceTime, plus closing connections
 
     // The restart in hand was finished, and reported, by the stopping engine — not abandoned to time out.
-    const events = await history(id);
+    const events = await historyEvents(client.workflow.getHandle(id));
     const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget')!;
     const completed = events.find((e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? '') === String(scheduled.eventId));
     expect(completed, 'restartTarget completed').toBeDefined();
@@ -255,7 +215,7 @@ describe('graceful shutdown', () => {
     const next = await spawn(cfg);
     const r = await result(id, 60_000);
     expect(r.outcome).toBe('recovered');
-    const verifiedByNext = (await activityRunners(id)).filter(([type, who]) => type === 'verifyTarget' && identityOf(next)(who));
+    const verifiedByNext = (await activityRunners(client.workflow.getHandle(id))).filter(([type, who]) => type === 'verifyTarget' && identityOf(next)(who));
     expect(verifiedByNext.length).toBeGreaterThanOrEqual(1);
 
     // An idle engine stops at once.

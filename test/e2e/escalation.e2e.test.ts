@@ -2,92 +2,27 @@
 // soon as it starts. The runbook restarts it three times (each verified and failing), gathers its
 // state and logs, and pages level after level on a real webhook receiver until an operator
 // acknowledges from the CLI; then the paging stops and the paged channels hear who has it.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
-import { pino } from 'pino';
+import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WorkflowHandle } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Diagnostics } from '../../activities/contract.js';
-import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
-import { startEngine, type RunningEngine } from '../../worker/engine.js';
+import type { RunningEngine } from '../../worker/engine.js';
 import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
-import { acknowledgeSignal, incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
-import { repoRoot, writeConfig } from '../support/engineProcess.js';
-import { bundlePath } from '../support/globalSetup.js';
+import { acknowledgeSignal, incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
+import { postAlerts } from '../support/alertmanagerPayload.js';
+import { containerActions, docker } from '../support/docker.js';
+import { writeConfig } from '../support/engineProcess.js';
+import { activityResults } from '../support/history.js';
 import { closedPort } from '../support/net.js';
+import { remediate } from '../support/operatorCli.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
+import { statusWhen } from '../support/runStatus.js';
 import { stack } from '../support/stack.js';
 import { uniqueQueue } from '../support/temporal.js';
 import { until } from '../support/wait.js';
-import { e2eConfigInput } from './engine.js';
-
-const run = promisify(execFile);
-const docker = async (...args: string[]) => (await run('docker', args, { timeout: 60_000 })).stdout.trim();
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The operator CLI as a child process, with only the config file telling it where Temporal is. */
-function remediate(configFile: string, ...args: string[]): Promise<CliRun> {
-  const env = { ...process.env };
-  delete env.TEMPORAL_ADDRESS;
-  delete env.REMEDIATION_CONFIG;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(repoRoot, 'bin', 'remediate.js'), '--config', configFile, ...args], { cwd: repoRoot, env, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-/** What Alertmanager posts for one firing alert (webhook payload version 4). */
-function firingPayload(labels: Record<string, string>) {
-  return {
-    version: '4',
-    groupKey: `{}:{alertname="${labels.alertname}"}`,
-    truncatedAlerts: 0,
-    status: 'firing',
-    receiver: 'remediation',
-    groupLabels: { alertname: labels.alertname },
-    commonLabels: labels,
-    commonAnnotations: { summary: 'orders API is down' },
-    externalURL: 'http://127.0.0.1:19093',
-    alerts: [
-      {
-        status: 'firing',
-        labels,
-        annotations: { summary: 'orders API is down' },
-        startsAt: new Date().toISOString(),
-        endsAt: '0001-01-01T00:00:00Z',
-        generatorURL: 'http://127.0.0.1:19090/graph',
-        fingerprint: randomUUID().slice(0, 16),
-      },
-    ],
-  };
-}
-
-/** Results of one activity type, in order, read back from the workflow's history. */
-async function activityResults<T>(handle: WorkflowHandle, activityType: string): Promise<T[]> {
-  const history = await handle.fetchHistory();
-  const types = new Map<string, string>();
-  const results: T[] = [];
-  for (const event of history.events ?? []) {
-    const scheduled = event.activityTaskScheduledEventAttributes;
-    if (scheduled) types.set(String(event.eventId), scheduled.activityType?.name ?? '');
-    const completed = event.activityTaskCompletedEventAttributes;
-    if (completed && types.get(String(completed.scheduledEventId)) === activityType) {
-      results.push(JSON.parse(Buffer.from(completed.result!.payloads![0]!.data!).toString('utf8')) as T);
-    }
-  }
-  return results;
-}
+import { e2eConfigInput, startTestEngine } from './engine.js';
 
 const suffix = randomUUID().slice(0, 8);
 const target = `orders-${suffix}`;
@@ -111,11 +46,6 @@ interface Page {
 const pagesTo = (path: string) => receiver.requestsTo(path).map((r) => ({ ...(r.body as Page), at: r.at }));
 
 beforeAll(async () => {
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    // Already installed in this process.
-  }
   queue = uniqueQueue('e2e-escalation');
   receiver = await startReceiver();
   // A service whose every start fails at once, explaining why on stderr: no restart can fix it.
@@ -124,7 +54,7 @@ beforeAll(async () => {
     stack().busyboxImage, 'sh', '-c', `echo "orders-api starting"; echo "${fatal}" >&2; exit 78`,
   );
   await until(`${container} to exit`, 15_000, async () => ((await docker('inspect', '-f', '{{.State.Status}}', container)) === 'exited' ? true : undefined));
-  const input: EngineConfigInput = e2eConfigInput({
+  const overrides: Partial<EngineConfigInput> = {
     temporal: { address: stack().temporalAddress, taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: {
@@ -156,9 +86,9 @@ beforeAll(async () => {
     operators: [{ name: 'alice' }],
     // Short verification and backoff keep three failing restarts within seconds.
     guardrails: { restarts: { max: 1000, window: '1h' }, restartAttempts: 3, restartBackoff: '500ms', verifyDeadline: '3s', verifyInterval: '500ms' },
-  });
-  configFile = writeConfig(input);
-  engine = await startEngine({ config: parseConfig(input, 'escalation e2e'), logger: pino({ level: 'warn' }), workflowBundlePath: bundlePath });
+  };
+  configFile = writeConfig(e2eConfigInput(overrides));
+  engine = await startTestEngine(overrides);
 });
 
 afterAll(async () => {
@@ -175,14 +105,12 @@ afterAll(async () => {
 describe('a service that cannot be brought back', () => {
   it('restarts it three times, diagnoses it, pages on-call then senior (a non-operator cannot stop it), and stops paging when an operator acknowledges from the CLI', async () => {
     // Docker timestamps with a fraction: the container's own creation a moment ago must not count.
-    const since = (Date.now() / 1_000).toFixed(3);
-    const res = await fetch(`${engine.webhookUrl}/alertmanager`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-      body: JSON.stringify(firingPayload({ alertname: 'ServiceDown', severity: 'critical', service: target })),
-    });
-    expect(res.status).toBe(200);
-    expect(((await res.json()) as { started: number }).started).toBe(1);
+    const since = Date.now();
+    const fired = await postAlerts(engine.webhookUrl, token, [
+      { labels: { alertname: 'ServiceDown', severity: 'critical', service: target }, annotations: { summary: 'orders API is down' } },
+    ]);
+    expect(fired.status).toBe(200);
+    expect(fired.json.started).toBe(1);
 
     // Someone not in the operator list acknowledges after level 1: the paging must go on regardless.
     await receiver.waitFor('/oncall', 1, 60_000);
@@ -192,17 +120,14 @@ describe('a service that cannot be brought back', () => {
     expect(stray.stderr).toContain("'mallory' is not a configured operator");
     // Past the CLI, straight to Temporal: the workflow records the stranger and keeps paging.
     await handle.signal(acknowledgeSignal, { operator: 'mallory', reason: 'mine' });
-    await until('the stray acknowledgement to be recorded as ignored', 15_000, async () =>
-      (await handle.query(statusQuery)).timeline.some((e) => e.event === 'acknowledgement ignored' && e.actor === 'mallory') ? true : undefined,
+    await statusWhen(handle, 'the stray acknowledgement to be recorded as ignored', 15_000, (s) =>
+      s.timeline.some((e) => e.event === 'acknowledgement ignored' && e.actor === 'mallory'),
     );
 
     // Level 2 comes 5 s into the escalation; only then does an operator answer.
     await receiver.waitFor('/senior', 1, 60_000);
     // The page lands a moment before the activity that sent it reports back to the workflow.
-    const status = await until('the run to record that it paged senior', 15_000, async () => {
-      const s = await handle.query(statusQuery);
-      return s.escalationLevel === 'senior' ? s : undefined;
-    });
+    const status = await statusWhen(handle, 'the run to record that it paged senior', 15_000, (s) => s.escalationLevel === 'senior');
     expect(status.step).toBe('escalate');
     expect(status.restartAttempts).toBe(3);
     expect(status.acknowledgedBy).toBeUndefined();
@@ -210,7 +135,7 @@ describe('a service that cannot be brought back', () => {
     const ack = await remediate(configFile, 'ack', workflowId, '--as', 'alice', '--reason', 'looking at the config');
     expect(ack.code, ack.stderr).toBe(0);
     const result = (await handle.result()) as RunbookResult;
-    const restarts = await docker('events', '--since', since, '--until', (Date.now() / 1_000).toFixed(3), '--filter', `container=${container}`, '--filter', 'event=restart', '--format', '{{.Action}}');
+    const restarts = await containerActions(container, since, ['restart']);
 
     expect(result.outcome, result.detail).toBe('escalated');
     expect(result.detail).toMatch(/^not healthy after 3 restarts: .*; acknowledged by alice$/);

@@ -4,7 +4,6 @@
 // done the silence is expired, the held alert reaches the engine and the service is restarted.
 // The window stays open long enough to watch because a transaction of the test's holds the lock
 // VACUUM needs on the maintained table, as a long-running job would in production.
-import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,13 +13,15 @@ import type { EngineConfigInput } from '../../config/schema.js';
 import { maintenanceScheduleId } from '../../triggers/schedules.js';
 import type { RunningEngine } from '../../worker/engine.js';
 import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
-import { holdAlertLoop } from '../support/alertLoop.js';
-import { repoRoot, writeConfig } from '../support/engineProcess.js';
+import { holdAlertLoop, runThatActed } from '../support/alertLoop.js';
+import { dockerSync } from '../support/docker.js';
+import { writeConfig } from '../support/engineProcess.js';
+import { remediate } from '../support/operatorCli.js';
+import { untilPromSeesUp } from '../support/prometheus.js';
 import { stack } from '../support/stack.js';
-import { httpOk, until } from '../support/wait.js';
-import { e2eConfigInput, startTestEngine } from './engine.js';
+import { httpOk, until, untilHttpOk } from '../support/wait.js';
+import { demoTarget, e2eConfigInput, startTestEngine } from './engine.js';
 
-const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
 const schedule = 'e2e-window';
 const table = 'e2e_maintenance';
 
@@ -28,13 +29,7 @@ function overrides(): Partial<EngineConfigInput> {
   const s = stack();
   return {
     targets: {
-      demo: {
-        kind: 'container',
-        container: s.demoContainer,
-        stopTimeout: '5s',
-        labels: { service: 'demo' },
-        health: { url: `${s.demoUrl}/health`, timeout: '1s' },
-      },
+      demo: demoTarget(),
       'app-db': { kind: 'postgres', ...s.pg, labels: { service: 'app-db' }, maintenanceTables: [table] },
     },
     bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: ['demo'], runbook: 'serviceDown' }],
@@ -42,14 +37,6 @@ function overrides(): Partial<EngineConfigInput> {
     maintenance: [{ name: schedule, cron: '0 3 1 1 *', window: '5m', targets: ['demo', 'app-db'] }],
     backupDir: mkdtempSync(join(tmpdir(), 'remediation-e2e-backups-')),
   };
-}
-
-function cli(file: string, ...args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(repoRoot, 'bin', 'remediate.js'), '--config', file, ...args], { cwd: repoRoot, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` }),
-    );
-  });
 }
 
 interface AmSilence {
@@ -64,13 +51,6 @@ interface AmAlert {
 }
 const am = async <T>(path: string): Promise<T> => (await (await fetch(`${stack().alertmanagerUrl}/api/v2/${path}`)).json()) as T;
 
-async function promUp(job: string): Promise<number | undefined> {
-  const r = await fetch(`${stack().prometheusUrl}/api/v1/query?query=${encodeURIComponent(`up{job="${job}"}`)}`);
-  const body = (await r.json()) as { data: { result: Array<{ value: [number, string] }> } };
-  const v = body.data.result[0]?.value[1];
-  return v === undefined ? undefined : Number(v);
-}
-
 describe('maintenance window on a schedule, the real loop', () => {
   let engine: RunningEngine;
   let release: (() => void) | undefined;
@@ -83,9 +63,9 @@ describe('maintenance window on a schedule, the real loop', () => {
     await blocker.query(`CREATE TABLE IF NOT EXISTS ${table} (id int primary key, note text)`);
     configFile = writeConfig(e2eConfigInput(overrides()));
     engine = await startTestEngine(overrides());
-    docker('start', stack().demoContainer);
-    await until('demo healthy', 30_000, async () => ((await httpOk(`${stack().demoUrl}/health`)) ? true : undefined));
-    await until('prometheus sees demo up', 30_000, async () => ((await promUp('demo')) === 1 ? true : undefined));
+    dockerSync('start', stack().demoContainer);
+    await untilHttpOk(`${stack().demoUrl}/health`, 'demo healthy');
+    await untilPromSeesUp('demo');
     await engine.client.workflow.getHandle(incidentWorkflowId('serviceDown', 'demo')).terminate('clean slate').catch(() => {});
   }, 600_000);
 
@@ -93,7 +73,7 @@ describe('maintenance window on a schedule, the real loop', () => {
     await blocker.query('ROLLBACK').catch(() => {});
     await blocker.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
     await blocker.end().catch(() => {});
-    docker('start', stack().demoContainer);
+    dockerSync('start', stack().demoContainer);
     await engine?.client.schedule.getHandle(maintenanceScheduleId(schedule)).delete().catch(() => {});
     await engine?.stop();
     release?.();
@@ -107,8 +87,8 @@ describe('maintenance window on a schedule, the real loop', () => {
     await blocker.query('BEGIN');
     await blocker.query(`LOCK TABLE ${table} IN SHARE UPDATE EXCLUSIVE MODE`);
 
-    const triggered = await cli(configFile, 'schedules', 'trigger', schedule);
-    expect(triggered.code, triggered.out).toBe(0);
+    const triggered = await remediate(configFile, 'schedules', 'trigger', schedule);
+    expect(triggered.code, `${triggered.stdout}${triggered.stderr}`).toBe(0);
     const run = await until('the scheduled maintenance run', 30_000, async () => (await scheduleHandle.describe()).info.runningActions[0]?.workflow);
     const handle = engine.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId);
     await until('maintenance waiting on VACUUM of app-db', 60_000, async () =>
@@ -121,7 +101,7 @@ describe('maintenance window on a schedule, the real loop', () => {
 
     // The service under maintenance dies: Prometheus fires, Alertmanager holds the alert.
     const killedAt = Date.now();
-    docker('kill', stack().demoContainer);
+    dockerSync('kill', stack().demoContainer);
     await until('ServiceDown for demo held by the silence', 60_000, async () => {
       const alerts = await am<AmAlert[]>(`alerts?filter=${encodeURIComponent('alertname="ServiceDown"')}&filter=${encodeURIComponent('service="demo"')}`);
       return alerts.some((a) => a.status.state === 'suppressed' && a.status.silencedBy.includes(silence!.id)) ? true : undefined;
@@ -130,7 +110,7 @@ describe('maintenance window on a schedule, the real loop', () => {
     await new Promise((r) => setTimeout(r, 6_000));
     const incident = await engine.client.workflow.getHandle(incidentWorkflowId('serviceDown', 'demo')).describe().catch(() => undefined);
     expect(incident === undefined || incident.startTime.getTime() < killedAt, 'no incident started during the window').toBe(true);
-    expect(docker('inspect', '-f', '{{.State.Running}}', stack().demoContainer)).toBe('false');
+    expect(dockerSync('inspect', '-f', '{{.State.Running}}', stack().demoContainer)).toBe('false');
 
     // The long job ends: VACUUM runs, the post-checks pass, the silence is expired.
     await blocker.query('COMMIT');
@@ -140,12 +120,7 @@ describe('maintenance window on a schedule, the real loop', () => {
     expect((await am<AmSilence[]>('silences')).find((s) => s.id === silence!.id)?.status.state).toBe('expired');
 
     // Now the held alert goes out and the runbook does its job.
-    const recovered = await until('the demo service remediated after the window', 90_000, async () => {
-      const d = await engine.client.workflow.getHandle(incidentWorkflowId('serviceDown', 'demo')).describe();
-      if (d.startTime.getTime() < killedAt) return undefined;
-      const r = (await engine.client.workflow.getHandle(d.workflowId, d.runId).result()) as RunbookResult;
-      return r.outcome === 'false-alarm' ? undefined : r;
-    });
+    const recovered = await runThatActed(engine.client, incidentWorkflowId('serviceDown', 'demo'), killedAt, 'the demo service remediated after the window');
     expect(recovered.outcome, recovered.detail).toBe('recovered');
     expect(await httpOk(`${stack().demoUrl}/health`)).toBe(true);
   }, 240_000);

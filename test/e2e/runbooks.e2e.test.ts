@@ -2,94 +2,29 @@
 // rate on an HTTP service fixed by its configured action (a cache clear), resource pressure on a
 // container fixed by a restart, and the same restart under dryRun, which must change nothing.
 // Alerts enter through the engine's webhook; the operator approves through the real CLI.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
-import { pino } from 'pino';
+import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WorkflowHandle } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Diagnostics } from '../../activities/contract.js';
-import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
-import { startEngine, type RunningEngine } from '../../worker/engine.js';
+import type { RunningEngine } from '../../worker/engine.js';
 import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
-import { incidentWorkflowId, statusQuery, type RunbookResult, type RunbookStatus } from '../../workflows/messages.js';
-import { repoRoot, writeConfig } from '../support/engineProcess.js';
-import { bundlePath } from '../support/globalSetup.js';
+import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
+import { postAlerts } from '../support/alertmanagerPayload.js';
+import { containerActions, docker } from '../support/docker.js';
+import { writeConfig } from '../support/engineProcess.js';
+import { activityResults } from '../support/history.js';
 import { closedPort } from '../support/net.js';
+import { remediate } from '../support/operatorCli.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
+import { pendingApproval } from '../support/runStatus.js';
 import { stack } from '../support/stack.js';
 import { uniqueQueue } from '../support/temporal.js';
-import { httpOk, until } from '../support/wait.js';
-import { e2eConfigInput } from './engine.js';
-
-const run = promisify(execFile);
-const docker = async (...args: string[]) => (await run('docker', args, { timeout: 60_000 })).stdout.trim();
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The operator CLI as a child process, with only the config file telling it where Temporal is. */
-function remediate(configFile: string, ...args: string[]): Promise<CliRun> {
-  const env = { ...process.env };
-  delete env.TEMPORAL_ADDRESS;
-  delete env.REMEDIATION_CONFIG;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(repoRoot, 'bin', 'remediate.js'), '--config', configFile, ...args], { cwd: repoRoot, env, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-/** What Alertmanager posts for one firing alert (webhook payload version 4). */
-function firingPayload(labels: Record<string, string>) {
-  return {
-    version: '4',
-    groupKey: `{}:{alertname="${labels.alertname}"}`,
-    truncatedAlerts: 0,
-    status: 'firing',
-    receiver: 'remediation',
-    groupLabels: { alertname: labels.alertname },
-    commonLabels: labels,
-    commonAnnotations: {},
-    externalURL: 'http://127.0.0.1:19093',
-    alerts: [
-      {
-        status: 'firing',
-        labels,
-        annotations: {},
-        startsAt: new Date().toISOString(),
-        endsAt: '0001-01-01T00:00:00Z',
-        generatorURL: 'http://127.0.0.1:19090/graph',
-        fingerprint: randomUUID().slice(0, 16),
-      },
-    ],
-  };
-}
-
-/** Results of one activity type, in order, read back from the workflow's history. */
-async function activityResults<T>(handle: WorkflowHandle, activityType: string): Promise<T[]> {
-  const history = await handle.fetchHistory();
-  const types = new Map<string, string>();
-  const results: T[] = [];
-  for (const event of history.events ?? []) {
-    const scheduled = event.activityTaskScheduledEventAttributes;
-    if (scheduled) types.set(String(event.eventId), scheduled.activityType?.name ?? '');
-    const completed = event.activityTaskCompletedEventAttributes;
-    if (completed && types.get(String(completed.scheduledEventId)) === activityType) {
-      results.push(JSON.parse(Buffer.from(completed.result!.payloads![0]!.data!).toString('utf8')) as T);
-    }
-  }
-  return results;
-}
+import { httpOk, untilHttpOk } from '../support/wait.js';
+import { e2eConfigInput, startTestEngine } from './engine.js';
 
 /**
  * A web service failing half its requests because of a poisoned cache: /health answers 500 and
@@ -146,47 +81,30 @@ const engines: TestEngine[] = [];
 
 async function engineFor(prefix: string, overrides: Partial<EngineConfigInput>): Promise<TestEngine> {
   const queue = uniqueQueue(prefix);
-  const input = e2eConfigInput({
+  const input: Partial<EngineConfigInput> = {
     temporal: { address: stack().temporalAddress, taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     channels: { ops: { type: 'webhook', url: `${receiver.url}/ops` } },
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['ops'] }] } } },
     operators: [{ name: 'alice' }],
     ...overrides,
-  });
-  const configFile = writeConfig(input);
-  const engine = await startEngine({ config: parseConfig(input, `${prefix} config`), logger: pino({ level: 'warn' }), workflowBundlePath: bundlePath });
+  };
+  const configFile = writeConfig(e2eConfigInput(input));
+  const engine = await startTestEngine(input);
   const started = { engine, configFile, queue };
   engines.push(started);
   return started;
 }
 
 async function fireAlert(e: TestEngine, labels: Record<string, string>): Promise<void> {
-  const res = await fetch(`${e.engine.webhookUrl}/alertmanager`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-    body: JSON.stringify(firingPayload(labels)),
-  });
-  const body = (await res.json()) as { started?: number };
-  expect(res.status, JSON.stringify(body)).toBe(200);
-  expect(body.started).toBe(1);
-}
-
-async function pendingApproval(handle: WorkflowHandle): Promise<RunbookStatus> {
-  return until('the runbook to ask for approval', 45_000, async () => {
-    const s = await handle.query(statusQuery);
-    return s.pendingApproval && !s.outcome ? s : undefined;
-  });
+  const { status, json } = await postAlerts(e.engine.webhookUrl, token, [{ labels }]);
+  expect(status, JSON.stringify(json)).toBe(200);
+  expect(json.started).toBe(1);
 }
 
 const startedAt = () => docker('inspect', '-f', '{{.State.StartedAt}}', container);
 
 beforeAll(async () => {
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    // Already installed in this process.
-  }
   [receiver, service] = await Promise.all([startReceiver(), startFailingService()]);
   const port = await closedPort();
   workerHealth = `http://127.0.0.1:${port}/health`;
@@ -194,7 +112,7 @@ beforeAll(async () => {
     'run', '-d', '--name', container, '--network', 'host', '--label', 'remediation.stack=1', '-e', `PORT=${port}`,
     stack().busyboxImage,
   );
-  await until(`${container} serving /health`, 30_000, async () => ((await httpOk(workerHealth)) ? true : undefined));
+  await untilHttpOk(workerHealth, `${container} serving /health`);
 
   const workerTarget = { kind: 'container' as const, container, stopTimeout: '5s', health: { url: workerHealth, timeout: '1s' } };
   [live, dry] = await Promise.all([
@@ -300,7 +218,7 @@ describe('runbooks that act only with approval', () => {
     const workflowId = incidentWorkflowId('resourcePressure', workerDry);
     const handle = dry.engine.client.workflow.getHandle(workflowId);
     const before = await startedAt();
-    const since = (Date.now() / 1_000).toFixed(3);
+    const since = Date.now();
     receiver.reset();
     await fireAlert(dry, { alertname: 'ContainerMemoryHigh', severity: 'warning', service: workerDry });
 
@@ -314,7 +232,7 @@ describe('runbooks that act only with approval', () => {
     expect(restarted.actor).toBe('alice');
     expect(restarted.detail).toMatch(new RegExp(`^would restart container '${container}'`));
     expect(result.timeline.find((e) => e.event === 'paged approval:approve-restart')!.detail).toBe('ops (dry-run)');
-    const lifecycle = await docker('events', '--since', since, '--until', (Date.now() / 1_000).toFixed(3), '--filter', `container=${container}`, '--filter', 'event=kill', '--filter', 'event=stop', '--filter', 'event=start', '--format', '{{.Action}}');
+    const lifecycle = await containerActions(container, since, ['kill', 'stop', 'start']);
     expect(lifecycle).toBe('');
     expect(await startedAt()).toBe(before);
     expect(receiver.requests).toHaveLength(0);

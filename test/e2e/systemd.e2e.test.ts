@@ -2,23 +2,24 @@
 // unit's main process is killed, ServiceDown fires, Alertmanager posts to the engine, and the runbook
 // restarts the unit through the host agent that runs inside that host (as a transient systemd unit,
 // the way an operator would run it) on the host's own task queue. The engine itself has no systemd.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostTaskQueue } from '../../config/load.js';
 import type { RunningEngine } from '../../worker/engine.js';
-import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
-import { holdAlertLoop } from '../support/alertLoop.js';
+import { incidentWorkflowId } from '../../workflows/messages.js';
+import { holdAlertLoop, runThatActed } from '../support/alertLoop.js';
+import { dockerSync } from '../support/docker.js';
 import { writeConfig } from '../support/engineProcess.js';
+import { untilPromSeesUp } from '../support/prometheus.js';
 import { stack } from '../support/stack.js';
-import { httpOk, until } from '../support/wait.js';
+import { httpOk, until, untilHttpOk } from '../support/wait.js';
 import { e2eConfig, e2eConfigInput, e2eQueue, startTestEngine } from './engine.js';
 
 const host = 'remediation-host';
 const agentUnit = 'remediation-agent-e2e.service';
-const inHost = (...args: string[]) => execFileSync('docker', ['exec', stack().systemdContainer, ...args], { encoding: 'utf8' }).trim();
+const inHost = (...args: string[]) => dockerSync('exec', stack().systemdContainer, ...args);
 const unitProperty = (name: string) => inHost('systemctl', 'show', '-p', name, '--value', stack().systemdUnit);
 
 function config() {
@@ -34,13 +35,6 @@ function config() {
     },
     bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: ['demo-web'], runbook: 'serviceDown' }],
   });
-}
-
-async function promUp(job: string): Promise<number | undefined> {
-  const r = await fetch(`${stack().prometheusUrl}/api/v1/query?query=${encodeURIComponent(`up{job="${job}"}`)}`);
-  const body = (await r.json()) as { data: { result: Array<{ value: [number, string] }> } };
-  const v = body.data.result[0]?.value[1];
-  return v === undefined ? undefined : Number(v);
 }
 
 describe('service down on a systemd unit, the real loop through a host agent', () => {
@@ -75,8 +69,8 @@ describe('service down on a systemd unit, the real loop through a host agent', (
       return (d.pollers ?? []).length > 0 ? true : undefined;
     });
     inHost('systemctl', 'start', stack().systemdUnit);
-    await until('demo-web healthy', 30_000, async () => ((await httpOk(`${stack().systemdDemoUrl}/health`)) ? true : undefined));
-    await until('prometheus sees demo-web up', 30_000, async () => ((await promUp('demo-web')) === 1 ? true : undefined));
+    await untilHttpOk(`${stack().systemdDemoUrl}/health`, 'demo-web healthy');
+    await untilPromSeesUp('demo-web');
     await engine.client.workflow.getHandle(id).terminate('clean slate for the end-to-end test').catch(() => {});
   }, 600_000);
 
@@ -97,14 +91,7 @@ describe('service down on a systemd unit, the real loop through a host agent', (
     inHost('systemctl', 'kill', '--signal=SIGKILL', stack().systemdUnit);
     await until('the unit to be down', 10_000, async () => (unitProperty('ActiveState') !== 'active' ? true : undefined));
 
-    const seen = new Set<string>();
-    const result = await until('a run that handles the outage', 90_000, async () => {
-      const d = await engine.client.workflow.getHandle(id).describe();
-      if (d.startTime.getTime() < since || seen.has(d.runId)) return undefined;
-      const r = (await engine.client.workflow.getHandle(id, d.runId).result()) as RunbookResult;
-      seen.add(d.runId);
-      return r.outcome === 'false-alarm' ? undefined : r;
-    });
+    const result = await runThatActed(engine.client, id, since, 'a run that handles the outage');
 
     expect(result.outcome, result.detail).toBe('recovered');
     expect(result.timeline.some((e) => e.step === 'restart' && /restart/i.test(e.event))).toBe(true);
@@ -113,6 +100,6 @@ describe('service down on a systemd unit, the real loop through a host agent', (
     // The restart was the agent's: its journal inside the host has the audit line, the engine has no systemd here.
     expect(inHost('journalctl', '-u', agentUnit, '--no-pager', '-o', 'cat')).toMatch(/restart/i);
     expect(await httpOk(`${stack().systemdDemoUrl}/health`)).toBe(true);
-    await until('prometheus sees demo-web up again', 30_000, async () => ((await promUp('demo-web')) === 1 ? true : undefined));
+    await untilPromSeesUp('demo-web', 'prometheus sees demo-web up again');
   }, 150_000);
 });

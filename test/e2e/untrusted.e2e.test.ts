@@ -4,21 +4,20 @@
 // way a label can, or name the configured one on bindings whose matchers do not fit. The webhook
 // accepts them (an unmatched alert is not an error: Alertmanager must not retry it), counts them,
 // starts nothing, and neither container is touched.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UnmatchedCode } from '../../triggers/binding.js';
 import type { RunningEngine } from '../../worker/engine.js';
 import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
+import { postAlerts, type AlertInit } from '../support/alertmanagerPayload.js';
+import { containerActions, docker } from '../support/docker.js';
+import { engineMetric } from '../support/engineMetrics.js';
 import { closedPort } from '../support/net.js';
 import { stack } from '../support/stack.js';
-import { uniqueQueue } from '../support/temporal.js';
-import { httpOk, until } from '../support/wait.js';
+import { terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { httpOk, until, untilHttpOk } from '../support/wait.js';
 import { startTestEngine } from './engine.js';
 
-const run = promisify(execFile);
-const docker = async (...args: string[]) => (await run('docker', args, { timeout: 60_000 })).stdout.trim();
 const tag = randomBytes(3).toString('hex');
 const stranger = `remediation-e2e-stranger-${tag}`;
 const guardedContainer = `remediation-e2e-guarded-${tag}`;
@@ -31,27 +30,16 @@ let engine: RunningEngine;
 /** What the engine could have changed about a container: its state and its start/stop history. */
 const stateOf = (name: string) => docker('inspect', '-f', '{{json .State}} restarts={{.RestartCount}}', name);
 
-async function post(alerts: Array<{ labels: Record<string, string>; status?: 'firing' | 'resolved' }>) {
-  const res = await fetch(`${engine.webhookUrl}/alertmanager`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-    body: JSON.stringify({
-      version: '4', groupKey: '{}:{}', truncatedAlerts: 0, status: 'firing', receiver: 'remediation',
-      groupLabels: {}, commonLabels: {}, commonAnnotations: {}, externalURL: stack().alertmanagerUrl,
-      alerts: alerts.map((a, i) => ({
-        status: a.status ?? 'firing', labels: a.labels, annotations: { summary: 'untrusted labels' },
-        startsAt: new Date().toISOString(), endsAt: '0001-01-01T00:00:00Z', fingerprint: `fp-untrusted-${i}`,
-      })),
-    }),
-  });
-  return { status: res.status, json: (await res.json()) as { started: number; folded: number; unmatched: Array<{ reason: string }> } };
+async function post(alerts: AlertInit[]) {
+  const { status, json } = await postAlerts(
+    engine.webhookUrl,
+    token,
+    alerts.map((a, i) => ({ annotations: { summary: 'untrusted labels' }, fingerprint: `fp-untrusted-${i}`, ...a })),
+  );
+  return { status, json: json as { started: number; folded: number; unmatched: Array<{ reason: string }> } };
 }
 
-async function metric(line: string): Promise<number> {
-  const text = await (await fetch(`${engine.webhookUrl}/metrics`)).text();
-  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
-  return found ? Number(found.split(' ').at(-1)) : 0;
-}
+const metric = (series: string) => engineMetric(engine.webhookUrl, series);
 
 async function runsOnQueue(): Promise<string[]> {
   const ids: string[] = [];
@@ -59,22 +47,18 @@ async function runsOnQueue(): Promise<string[]> {
   return ids.sort();
 }
 
-/** A whole second from which on docker's event log is ours alone (the setup's kills came before it). */
+/** The next whole second (as epoch ms), from which on docker's event log is ours alone (the setup's kills came before it). */
 async function freshSecond(): Promise<number> {
-  const next = Math.floor(Date.now() / 1_000) + 1;
-  await new Promise((r) => setTimeout(r, next * 1_000 - Date.now()));
+  const next = (Math.floor(Date.now() / 1_000) + 1) * 1_000;
+  await new Promise((r) => setTimeout(r, next - Date.now()));
   return next;
 }
-
-/** Docker's own record of anything done to the container since `since` (seconds). */
-const eventsFor = (name: string, since: number) =>
-  docker('events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1_000) + 1), '--filter', `container=${name}`, '--format', '{{.Action}}');
 
 beforeAll(async () => {
   [strangerPort, guardedPort] = [await closedPort(), await closedPort()];
   for (const [name, port] of [[stranger, strangerPort], [guardedContainer, guardedPort]] as const) {
     await docker('run', '-d', '--name', name, '--network', 'host', '--label', 'remediation.stack=1', '-e', `PORT=${port}`, stack().busyboxImage);
-    await until(`${name} serving`, 30_000, async () => ((await httpOk(`http://127.0.0.1:${port}/health`)) ? true : undefined));
+    await untilHttpOk(`http://127.0.0.1:${port}/health`, `${name} serving`);
     await docker('kill', name);
   }
   engine = await startTestEngine({
@@ -98,8 +82,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (engine) {
-    for await (const wf of engine.client.workflow.list({ query: `TaskQueue = '${queue}' AND ExecutionStatus = 'Running'` }))
-      await engine.client.workflow.getHandle(wf.workflowId).terminate('test cleanup').catch(() => {});
+    await terminateRunning(engine.client, queue);
     await engine.stop();
   }
   await docker('rm', '-f', stranger, guardedContainer).catch(() => '');
@@ -166,8 +149,8 @@ describe('alerts whose labels name what the config does not allow', () => {
     expect(await stateOf(stranger)).toBe(before.stranger);
     expect(await stateOf(guardedContainer)).toBe(before.guarded);
     expect(JSON.parse((await stateOf(stranger)).split(' restarts=')[0]!)).toMatchObject({ Running: false });
-    expect(await eventsFor(stranger, since)).toBe('');
-    expect(await eventsFor(guardedContainer, since)).toBe('');
+    expect(await containerActions(stranger, since)).toBe('');
+    expect(await containerActions(guardedContainer, since)).toBe('');
   }, 60_000);
 
   it('still acts on the configured target when an alert selects it properly, and the stranger stays untouched', async () => {
@@ -190,8 +173,8 @@ describe('alerts whose labels name what the config does not allow', () => {
     });
     expect(runs.filter((wid) => wid.startsWith('incident:'))).toEqual([id]);
     expect(await stateOf(stranger)).toBe(strangerBefore);
-    expect(await eventsFor(stranger, since)).toBe('');
+    expect(await containerActions(stranger, since)).toBe('');
     // ...and docker's event log does record what the engine did, so its silence above means something.
-    expect((await eventsFor(guardedContainer, since)).split('\n')).toContain('start');
+    expect((await containerActions(guardedContainer, since)).split('\n')).toContain('start');
   }, 60_000);
 });

@@ -4,7 +4,10 @@
 // forks, hence a lock between processes: a directory (mkdir is atomic) naming its holder's pid.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { RunbookResult } from '../../workflows/messages.js';
 import { stack } from './stack.js';
+import { until } from './wait.js';
 
 function holderAlive(dir: string): boolean {
   try {
@@ -37,4 +40,20 @@ export async function holdAlertLoop(timeoutMs = 600_000): Promise<() => void> {
     if (Date.now() > deadline) throw new Error(`the alert loop stayed held by another test file for ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/**
+ * The result of the first run of `workflowId` started after `sinceMs` that did something. Alertmanager
+ * starts the runs; a late repeat of an earlier alert may start one of its own that rightly ends as a
+ * false alarm, so those are passed over.
+ */
+export async function runThatActed(client: Client, workflowId: string, sinceMs: number, what: string, ms = 90_000): Promise<RunbookResult> {
+  const seen = new Set<string>();
+  return until(what, ms, async () => {
+    const d = await client.workflow.getHandle(workflowId).describe();
+    if (d.startTime.getTime() < sinceMs || seen.has(d.runId)) return undefined;
+    const r = (await client.workflow.getHandle(workflowId, d.runId).result()) as RunbookResult;
+    seen.add(d.runId);
+    return r.outcome === 'false-alarm' ? undefined : r;
+  });
 }

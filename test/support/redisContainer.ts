@@ -1,20 +1,12 @@
 // A Redis server of the test's own, in a container: the busybox image running the host's
 // redis-server (mounted read-only), so a runbook can stop, restart and ping a real database
 // without touching the stack's Redis.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { docker } from './docker.js';
 import { closedPort } from './net.js';
 import { stack } from './stack.js';
 import { until } from './wait.js';
-
-const run = promisify(execFile);
-
-async function docker(...args: string[]): Promise<string> {
-  const { stdout } = await run('docker', args, { timeout: 60_000 });
-  return stdout.trim();
-}
 
 export interface RedisContainer {
   /** The container's name, `remediation-e2e-redis-<random>`. */

@@ -20,6 +20,12 @@ export function uniqueQueue(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
 }
 
+/** Terminates whatever still runs on the queue: a failed test must not leave runs waiting for a worker that is gone. */
+export async function terminateRunning(client: Client, taskQueue: string, reason = 'test cleanup'): Promise<void> {
+  for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` }))
+    await client.workflow.getHandle(wf.workflowId).terminate(reason).catch(() => {});
+}
+
 export async function temporalClient(): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({ address: stack().temporalAddress });
   return { client: new Client({ connection, namespace: 'default' }), connection };

@@ -20,10 +20,28 @@ export async function until<T>(what: string, ms: number, probe: () => Promise<T 
   }
 }
 
+/**
+ * Reads until `done` holds or the time is up, and returns the last value either way, for the
+ * caller to assert on: a failure then shows what was seen, not only that time ran out.
+ */
+export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, ms = 15_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 export async function httpOk(url: string): Promise<boolean> {
   try {
     return (await fetch(url, { signal: AbortSignal.timeout(1_000) })).status === 200;
   } catch {
     return false;
   }
+}
+
+/** Waits until the URL answers 200 (30 s at most by default). */
+export async function untilHttpOk(url: string, what: string, ms = 30_000): Promise<void> {
+  await until(what, ms, async () => ((await httpOk(url)) ? true : undefined));
 }

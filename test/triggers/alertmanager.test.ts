@@ -1,50 +1,26 @@
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { pino } from 'pino';
 import { createWebhookServer, type WebhookServer } from '../../triggers/alertmanager.js';
 import { createMetrics, type EngineMetrics } from '../../triggers/metrics.js';
 import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
+import { alertmanagerPayload, postToWebhook, type AlertInit, type WebhookAnswer } from '../support/alertmanagerPayload.js';
+import { closedPort } from '../support/net.js';
 import { stack } from '../support/stack.js';
-import { uniqueQueue } from '../support/temporal.js';
+import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { eventually } from '../support/wait.js';
 import { triggerConfig, suffix, type TriggerFixture } from './support/config.js';
-import { eventually, startStubWorker, temporalClient } from './support/stubWorker.js';
+import { startStubWorker } from './support/stubWorker.js';
 
-interface AlertInit {
-  status?: 'firing' | 'resolved';
-  labels: Record<string, string>;
-  fingerprint?: string;
-}
-
-function payload(alerts: AlertInit[], overrides: Record<string, unknown> = {}) {
-  return {
-    version: '4',
-    groupKey: '{}:{alertname="X"}',
-    truncatedAlerts: 0,
-    status: alerts.some((a) => (a.status ?? 'firing') === 'firing') ? 'firing' : 'resolved',
-    receiver: 'remediation',
-    groupLabels: {},
-    commonLabels: {},
-    commonAnnotations: {},
-    externalURL: 'http://127.0.0.1:19093',
-    alerts: alerts.map((a) => ({
-      status: a.status ?? 'firing',
-      labels: a.labels,
-      annotations: { summary: 'test alert' },
-      startsAt: '2025-01-05T02:00:00Z',
-      endsAt: a.status === 'resolved' ? '2025-01-05T02:10:00Z' : '0001-01-01T00:00:00Z',
-      generatorURL: 'http://127.0.0.1:19090/graph',
-      fingerprint: a.fingerprint ?? `fp-${suffix()}`,
-    })),
-    ...overrides,
-  };
-}
+/** A notification of these alerts, each summarised as a test alert. */
+const payload = (alerts: AlertInit[], overrides: Record<string, unknown> = {}) =>
+  alertmanagerPayload(alerts.map((a) => ({ annotations: { summary: 'test alert' }, ...a })), overrides);
 
 let fx: TriggerFixture;
 let taskQueue: string;
 let client: Client;
-let closeClient: () => Promise<void>;
+let stackConnection: Connection;
 let stopWorker: () => Promise<void>;
 let server: WebhookServer;
 let metrics: EngineMetrics;
@@ -52,14 +28,7 @@ let url: string;
 let ready = true;
 const logLines: string[] = [];
 
-async function post(body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${url}/alertmanager`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${fx.token}`, ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
-}
+const post = (body: unknown, headers: Record<string, string> = {}): Promise<WebhookAnswer> => postToWebhook(url, fx.token, body, headers);
 
 async function metric(name: string, labels = ''): Promise<number> {
   const text = await metrics.registry.metrics();
@@ -77,7 +46,7 @@ beforeAll(async () => {
   taskQueue = uniqueQueue('triggers-webhook');
   fx = triggerConfig({ taskQueue, temporalAddress: stack().temporalAddress });
   ({ stop: stopWorker } = await startStubWorker(taskQueue));
-  ({ client, close: closeClient } = await temporalClient());
+  ({ client, connection: stackConnection } = await temporalClient());
   metrics = createMetrics({ processMetrics: false });
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
   server = createWebhookServer({ config: fx.config, client, taskQueue, metrics, logger, ready: async () => ready });
@@ -88,10 +57,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
   // Incidents left waiting by a failed test would otherwise run forever on a queue nobody polls.
-  for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` }))
-    await client.workflow.getHandle(wf.workflowId).terminate('test cleanup').catch(() => {});
+  await terminateRunning(client, taskQueue);
   await stopWorker?.();
-  await closeClient?.();
+  await stackConnection?.close();
 });
 
 describe('Alertmanager webhook: who may post', () => {
@@ -249,13 +217,7 @@ describe('Alertmanager webhook: alerts to runbooks', () => {
 describe('Alertmanager webhook: when Temporal is unreachable', () => {
   it('answers 503 within the deadline, so Alertmanager retries', async () => {
     // A port that was just free: nothing listens there.
-    const closedPort = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const port = (s.address() as { port: number }).port;
-        s.close(() => resolve(port));
-      });
-    });
-    const connection = Connection.lazy({ address: `127.0.0.1:${closedPort}` });
+    const connection = Connection.lazy({ address: `127.0.0.1:${await closedPort()}` });
     const down = createWebhookServer({
       config: fx.config,
       client: new Client({ connection, namespace: 'default' }),

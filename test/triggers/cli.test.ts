@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../config/load.js';
 import { matchBinding } from '../../triggers/binding.js';
@@ -13,44 +10,22 @@ import { createIncidentSignaller } from '../../triggers/incidents.js';
 import { planRunbook } from '../../triggers/plan.js';
 import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules.js';
 import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
+import { closedPort } from '../support/net.js';
+import { runCli } from '../support/operatorCli.js';
 import { stack } from '../support/stack.js';
-import { uniqueQueue } from '../support/temporal.js';
+import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { eventually } from '../support/wait.js';
 import { triggerConfig, suffix, type TriggerFixture } from './support/config.js';
-import { eventually, startStubWorker, temporalClient } from './support/stubWorker.js';
+import { startStubWorker } from './support/stubWorker.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let fx: TriggerFixture;
 let taskQueue: string;
 let client: Client;
-let closeClient: () => Promise<void>;
+let connection: Connection;
 let stopWorker: () => Promise<void>;
 let dir: string;
 let configPath: string;
 const maintenanceName = `cli-${suffix()}`;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: any;
-}
-
-function remediate(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const baseEnv = { ...process.env };
-  delete baseEnv.TEMPORAL_ADDRESS;
-  delete baseEnv.REMEDIATION_CONFIG;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(root, 'bin', 'remediate.js'), ...args], { cwd: root, env: { ...baseEnv, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      let json: unknown;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = undefined;
-      }
-      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr, json });
-    });
-  });
-}
 
 const withConfig = (...args: string[]) => ['--config', configPath, ...args];
 
@@ -76,21 +51,20 @@ beforeAll(async () => {
   configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, stringify(fx.raw));
   ({ stop: stopWorker } = await startStubWorker(taskQueue));
-  ({ client, close: closeClient } = await temporalClient());
+  ({ client, connection } = await temporalClient());
 });
 
 afterAll(async () => {
   await client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).delete().catch(() => {});
-  for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` }))
-    await client.workflow.getHandle(wf.workflowId).terminate('test cleanup').catch(() => {});
+  await terminateRunning(client, taskQueue);
   await stopWorker?.();
-  await closeClient?.();
+  await connection?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe('remediate preview', () => {
   it('shows which runbook and target an alert would start, without Temporal', async () => {
-    const r = await remediate([...withConfig('preview', '--label', 'alertname=ServiceDown', '--label', `service=${fx.web}`, '--label', 'severity=critical'), '--json'], {
+    const r = await runCli([...withConfig('preview', '--label', 'alertname=ServiceDown', '--label', `service=${fx.web}`, '--label', 'severity=critical'), '--json'], {
       TEMPORAL_ADDRESS: '127.0.0.1:1',
     });
     expect(r.code).toBe(0);
@@ -104,7 +78,7 @@ describe('remediate preview', () => {
   });
 
   it('explains why an alert with a foreign target label would start nothing', async () => {
-    const r = await remediate(['preview', '-l', 'alertname=ServiceDown', '-l', 'service=evil', '--json'], { REMEDIATION_CONFIG: configPath });
+    const r = await runCli(['preview', '-l', 'alertname=ServiceDown', '-l', 'service=evil', '--json'], { REMEDIATION_CONFIG: configPath });
     expect(r.code).toBe(0);
     expect(r.json).toEqual({
       matched: false,
@@ -114,10 +88,10 @@ describe('remediate preview', () => {
   });
 
   it('exits 1 with a clear message for a malformed label or a missing config', async () => {
-    const bad = await remediate(withConfig('preview', '--label', 'alertname'));
+    const bad = await runCli(withConfig('preview', '--label', 'alertname'));
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('--label "alertname": expected key=value');
-    const noConfig = await remediate(['preview', '--label', 'alertname=X']);
+    const noConfig = await runCli(['preview', '--label', 'alertname=X']);
     expect(noConfig.code).toBe(1);
     expect(noConfig.stderr).toContain('no configuration: pass --config <path> or set REMEDIATION_CONFIG');
   });
@@ -126,52 +100,52 @@ describe('remediate preview', () => {
 describe('remediate approvals', () => {
   it('approve unblocks an incident waiting for approval, and show reports before and after', async () => {
     const workflowId = await fireIncident({ alertname: 'ServiceDown', service: fx.api, severity: 'critical' });
-    const before = await remediate([...withConfig('show', workflowId), '--json']);
+    const before = await runCli([...withConfig('show', workflowId), '--json']);
     expect(before.code).toBe(0);
     expect(before.json).toMatchObject({ workflowId, status: 'RUNNING', target: fx.api, alert: 'ServiceDown', live: { pendingApproval: { step: 'restart' } } });
 
-    const stranger = await remediate(withConfig('approve', workflowId, '--as', 'mallory', '--reason', 'trust me'));
+    const stranger = await runCli(withConfig('approve', workflowId, '--as', 'mallory', '--reason', 'trust me'));
     expect(stranger.code).toBe(1);
     expect(stranger.stderr).toContain("'mallory' is not a configured operator and cannot approve (operators: alice, bob)");
 
-    const ok = await remediate([...withConfig('approve', workflowId, '--as', 'alice', '--reason', 'restart is safe'), '--json']);
+    const ok = await runCli([...withConfig('approve', workflowId, '--as', 'alice', '--reason', 'restart is safe'), '--json']);
     expect(ok.code).toBe(0);
     expect(ok.json).toEqual({ workflowId, signal: 'approve', operator: 'alice', sent: true });
     const result = (await client.workflow.getHandle(workflowId).result()) as RunbookResult;
     expect(result.outcome).toBe('recovered');
     expect(result.timeline.find((e) => e.event === 'approved')).toMatchObject({ actor: 'alice', detail: 'restart is safe' });
 
-    const after = await remediate([...withConfig('show', workflowId), '--json']);
+    const after = await runCli([...withConfig('show', workflowId), '--json']);
     expect(after.json).toMatchObject({ status: 'COMPLETED', result: { outcome: 'recovered' } });
-    const text = await remediate(withConfig('show', workflowId));
+    const text = await runCli(withConfig('show', workflowId));
     expect(text.stdout).toContain('outcome: recovered');
 
-    const again = await remediate(withConfig('approve', workflowId, '--as', 'alice', '--reason', 'again'));
+    const again = await runCli(withConfig('approve', workflowId, '--as', 'alice', '--reason', 'again'));
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`workflow '${workflowId}' is completed; there is nothing to approve`);
   });
 
   it('reject ends the incident as rejected; cancel cancels one', async () => {
     const rejected = await fireIncident({ alertname: 'ServiceDown', service: fx.web });
-    expect((await remediate(withConfig('reject', rejected, '--as', 'bob', '--reason', 'not now'))).code).toBe(0);
+    expect((await runCli(withConfig('reject', rejected, '--as', 'bob', '--reason', 'not now'))).code).toBe(0);
     expect(((await client.workflow.getHandle(rejected).result()) as RunbookResult).outcome).toBe('rejected');
 
     const cancelled = await fireIncident({ alertname: 'DatabaseDown' });
-    const c = await remediate(withConfig('cancel', cancelled));
+    const c = await runCli(withConfig('cancel', cancelled));
     expect(c).toMatchObject({ code: 0, stdout: `cancellation requested for ${cancelled}\n` });
     await expect(client.workflow.getHandle(cancelled).result()).rejects.toThrow();
     expect((await client.workflow.getHandle(cancelled).describe()).status.name).toBe('CANCELLED');
   });
 
   it('exits 2 for an incident that does not exist', async () => {
-    const r = await remediate(withConfig('show', `incident:serviceDown:nope-${suffix()}`));
+    const r = await runCli(withConfig('show', `incident:serviceDown:nope-${suffix()}`));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no workflow 'incident:serviceDown:nope-/);
-    expect((await remediate(withConfig('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'bob'))).code).toBe(2);
+    expect((await runCli(withConfig('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'bob'))).code).toBe(2);
   });
 
   it('refuses an acknowledgement from a name that is not a configured operator, as the workflow would ignore it', async () => {
-    const r = await remediate(withConfig('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'carol'));
+    const r = await runCli(withConfig('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'carol'));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("'carol' is not a configured operator and cannot acknowledge (operators: alice, bob)");
   });
@@ -180,29 +154,29 @@ describe('remediate approvals', () => {
 describe('remediate incidents and report', () => {
   it('lists incidents filtered by target, open or closed', async () => {
     const closed = await eventually(
-      () => remediate([...withConfig('incidents', '--closed', '--target', fx.api), '--json']),
+      () => runCli([...withConfig('incidents', '--closed', '--target', fx.api), '--json']),
       (r) => Array.isArray(r.json) && r.json.length === 1 && r.json[0].outcome === 'recovered',
     );
     expect(closed.json).toEqual([
       expect.objectContaining({ workflowId: incidentWorkflowId('serviceDown', fx.api), status: 'COMPLETED', target: fx.api, severity: 'critical', outcome: 'recovered' }),
     ]);
-    const open = await remediate([...withConfig('incidents', '--open', '--target', fx.api), '--json']);
+    const open = await runCli([...withConfig('incidents', '--open', '--target', fx.api), '--json']);
     expect(open.json).toEqual([]);
-    const table = await remediate(withConfig('incidents', '--target', fx.api));
+    const table = await runCli(withConfig('incidents', '--target', fx.api));
     expect(table.stdout).toMatch(/^WORKFLOW ID\s+STATUS\s+ALERT/);
     expect(table.stdout).toContain(incidentWorkflowId('serviceDown', fx.api));
   });
 
   it('refuses contradictory or unsafe filters with exit 1', async () => {
-    expect((await remediate(withConfig('incidents', '--open', '--closed'))).stderr).toContain('--open and --closed exclude each other');
-    const quote = await remediate(withConfig('incidents', '--target', "x' OR 1=1"));
+    expect((await runCli(withConfig('incidents', '--open', '--closed'))).stderr).toContain('--open and --closed exclude each other');
+    const quote = await runCli(withConfig('incidents', '--target', "x' OR 1=1"));
     expect(quote.code).toBe(1);
-    expect((await remediate(withConfig('incidents', '--outcome', 'great'))).code).toBe(1);
+    expect((await runCli(withConfig('incidents', '--outcome', 'great'))).code).toBe(1);
   });
 
   it('reports outcomes, automatic recovery and time to recover per target', async () => {
     const r = await eventually(
-      () => remediate([...withConfig('report', '--since', '1h'), '--json']),
+      () => runCli([...withConfig('report', '--since', '1h'), '--json']),
       (x) => x.json?.perTarget?.some((p: { target: string }) => p.target === fx.web),
     );
     expect(r.code).toBe(0);
@@ -211,30 +185,25 @@ describe('remediate incidents and report', () => {
     expect(api).toMatchObject({ incidents: 1, recovered: 1, recoveredAutomatically: 0, automaticRecoveryRate: 0, byOutcome: { recovered: 1 } });
     expect(api.timeToRecover.count).toBe(1);
     expect(r.json.perTarget.find((p: { target: string }) => p.target === fx.web)).toMatchObject({ byOutcome: { rejected: 1 } });
-    expect((await remediate(withConfig('report', '--since', 'last week'))).code).toBe(1);
+    expect((await runCli(withConfig('report', '--since', 'last week'))).code).toBe(1);
   });
 
   it('exits 3 when Temporal cannot be reached', async () => {
-    const closedPort = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const port = (s.address() as { port: number }).port;
-        s.close(() => resolve(port));
-      });
-    });
-    const r = await remediate(withConfig('incidents'), { TEMPORAL_ADDRESS: `127.0.0.1:${closedPort}` });
+    const port = await closedPort();
+    const r = await runCli(withConfig('incidents'), { TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain(`cannot reach Temporal at 127.0.0.1:${closedPort}`);
+    expect(r.stderr).toContain(`cannot reach Temporal at 127.0.0.1:${port}`);
   });
 });
 
 describe('remediate maintenance and schedules', () => {
   it('maintenance run starts the window now; an unknown schedule exits 2', async () => {
-    const r = await remediate([...withConfig('maintenance', 'run', maintenanceName), '--json']);
+    const r = await runCli([...withConfig('maintenance', 'run', maintenanceName), '--json']);
     expect(r.code).toBe(0);
     expect(r.json.workflowId).toBe(`maintenance:${maintenanceName}`);
     const result = (await client.workflow.getHandle(r.json.workflowId).result()) as RunbookResult;
     expect(result).toMatchObject({ outcome: 'completed', detail: `stub maintenance '${maintenanceName}' of ${fx.db}` });
-    const unknown = await remediate(withConfig('maintenance', 'run', 'nope'));
+    const unknown = await runCli(withConfig('maintenance', 'run', 'nope'));
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain(`no maintenance schedule 'nope' in the configuration (known: ${maintenanceName})`);
   });
@@ -242,21 +211,21 @@ describe('remediate maintenance and schedules', () => {
   it('lists, pauses, unpauses and triggers a synced schedule', async () => {
     await syncSchedules({ client, config: fx.config, taskQueue });
     const listed = await eventually(
-      () => remediate([...withConfig('schedules', 'list'), '--json']),
+      () => runCli([...withConfig('schedules', 'list'), '--json']),
       (r) => Array.isArray(r.json) && r.json.some((s: { name: string }) => s.name === maintenanceName),
     );
     expect(listed.json.find((s: { name: string }) => s.name === maintenanceName)).toMatchObject({ paused: false, scheduleId: maintenanceScheduleId(maintenanceName) });
 
-    expect((await remediate(withConfig('schedules', 'pause', maintenanceName, '--reason', 'db migration'))).code).toBe(0);
+    expect((await runCli(withConfig('schedules', 'pause', maintenanceName, '--reason', 'db migration'))).code).toBe(0);
     expect((await client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe()).state).toMatchObject({ paused: true, note: 'db migration' });
-    expect((await remediate(withConfig('schedules', 'unpause', maintenanceName))).code).toBe(0);
+    expect((await runCli(withConfig('schedules', 'unpause', maintenanceName))).code).toBe(0);
     expect((await client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe()).state.paused).toBe(false);
 
-    expect((await remediate(withConfig('schedules', 'trigger', maintenanceName))).code).toBe(0);
+    expect((await runCli(withConfig('schedules', 'trigger', maintenanceName))).code).toBe(0);
     const d = await eventually(() => client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe(), (x) => x.info.recentActions.length > 0);
     expect(d.info.recentActions).toHaveLength(1);
 
-    const missing = await remediate(withConfig('schedules', 'pause', 'nope'));
+    const missing = await runCli(withConfig('schedules', 'pause', 'nope'));
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("no maintenance schedule 'nope' in Temporal");
   });

@@ -1,16 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+import { ScheduleNotFoundError, type Client, type Connection } from '@temporalio/client';
 import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules.js';
 import type { MaintenanceInput, RunbookResult } from '../../workflows/messages.js';
 import { stack } from '../support/stack.js';
-import { uniqueQueue } from '../support/temporal.js';
+import { temporalClient, uniqueQueue } from '../support/temporal.js';
+import { eventually } from '../support/wait.js';
 import { triggerConfig, suffix } from './support/config.js';
-import { eventually, startStubWorker, temporalClient } from './support/stubWorker.js';
+import { startStubWorker } from './support/stubWorker.js';
 
 let client: Client;
-let closeClient: () => Promise<void>;
+let connection: Connection;
 let stopWorker: () => Promise<void>;
 let taskQueue: string;
 let raw: EngineConfigInput;
@@ -33,14 +34,14 @@ beforeAll(async () => {
   const fx = triggerConfig({ taskQueue, temporalAddress: stack().temporalAddress });
   raw = { ...fx.raw, alertmanager: { url: stack().alertmanagerUrl } };
   ({ stop: stopWorker } = await startStubWorker(taskQueue));
-  ({ client, close: closeClient } = await temporalClient());
+  ({ client, connection } = await temporalClient());
   created.add(maintenanceScheduleId(nightly)).add(maintenanceScheduleId(weekly));
 });
 
 afterAll(async () => {
   for (const id of created) await client.schedule.getHandle(id).delete().catch(() => {});
   await stopWorker?.();
-  await closeClient?.();
+  await connection?.close();
 });
 
 describe('maintenance schedule sync', () => {

@@ -9,17 +9,16 @@
 import { randomInt } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import { pino } from 'pino';
 import { createWebhookServer, type WebhookServer } from '../../triggers/alertmanager.js';
 import { webhookPayload } from '../../triggers/alertmanagerPayload.js';
 import { createMetrics, type EngineMetrics } from '../../triggers/metrics.js';
 import { incidentWorkflowId } from '../../workflows/messages.js';
 import { stack } from '../support/stack.js';
-import { uniqueQueue } from '../support/temporal.js';
+import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { until } from '../support/wait.js';
 import { triggerConfig, type TriggerFixture } from './support/config.js';
-import { temporalClient } from './support/stubWorker.js';
 
 const seed = Number(process.env.WEBHOOK_FUZZ_SEED ?? randomInt(2 ** 31));
 
@@ -458,7 +457,7 @@ const caseCount = 3_600;
 let fx: TriggerFixture;
 let taskQueue: string;
 let client: Client;
-let closeClient: () => Promise<void>;
+let connection: Connection;
 let server: WebhookServer;
 let metrics: EngineMetrics;
 let port: number;
@@ -482,7 +481,7 @@ beforeAll(async () => {
   console.log(`webhook fuzz seed ${seed} (replay: WEBHOOK_FUZZ_SEED=${seed} npx vitest run test/triggers/webhookFuzz.test.ts)`);
   taskQueue = uniqueQueue('fuzz-webhook');
   fx = triggerConfig({ taskQueue, temporalAddress: stack().temporalAddress });
-  ({ client, close: closeClient } = await temporalClient());
+  ({ client, connection } = await temporalClient());
   metrics = createMetrics({ processMetrics: false });
   const logger = pino({ level: 'warn' }, { write: (line: string) => void logLines.push(line) });
   // No worker polls the queue: a run started by mistake stays visible there, never does anything.
@@ -492,9 +491,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
-  for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` }))
-    await client.workflow.getHandle(wf.workflowId).terminate('webhook fuzz cleanup').catch(() => {});
-  await closeClient?.();
+  await terminateRunning(client, taskQueue, 'webhook fuzz cleanup');
+  await connection?.close();
 });
 
 describe(`webhook robustness (seed ${seed})`, () => {

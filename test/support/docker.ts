@@ -1,0 +1,28 @@
+// The docker CLI, for setting the scene around the engine and checking what it did: tests go to
+// the daemon the way an operator would, never through the engine's own Docker client.
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** `docker ...args`: its trimmed stdout; rejects when docker exits non-zero or takes over a minute. */
+export async function docker(...args: string[]): Promise<string> {
+  const { stdout } = await run('docker', args, { timeout: 60_000 });
+  return stdout.trim();
+}
+
+/** The same, blocking: for a step that must be over before the next line, such as killing the service under test. */
+export function dockerSync(...args: string[]): string {
+  return execFileSync('docker', args, { encoding: 'utf8' }).trim();
+}
+
+/**
+ * Docker's own record of what was done to a container between `sinceMs` and now: the actions
+ * (start, kill, restart, ...), one per line, optionally only those of the `events` named.
+ */
+export function containerActions(container: string, sinceMs: number, events: string[] = []): Promise<string> {
+  return docker(
+    'events', '--since', (sinceMs / 1_000).toFixed(3), '--until', (Date.now() / 1_000).toFixed(3),
+    '--filter', `container=${container}`, ...events.flatMap((e) => ['--filter', `event=${e}`]), '--format', '{{.Action}}',
+  );
+}

@@ -1,0 +1,42 @@
+// Reading a run's workflow history: what its activities returned and which worker ran what. History
+// is the record Temporal keeps whatever happened to the processes, so tests assert against it.
+import type { WorkflowHandle } from '@temporalio/client';
+
+export type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
+
+export async function historyEvents(handle: WorkflowHandle): Promise<HistoryEvent[]> {
+  return (await handle.fetchHistory()).events ?? [];
+}
+
+/** The activity type of each scheduled activity, by the id of its scheduled event. */
+function activityTypes(events: HistoryEvent[]): Map<string, string> {
+  return new Map(
+    events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '']] : [])),
+  );
+}
+
+/** Results of one activity type, in order. */
+export async function activityResults<T>(handle: WorkflowHandle, activityType: string): Promise<T[]> {
+  const events = await historyEvents(handle);
+  const types = activityTypes(events);
+  return events.flatMap((e) => {
+    const completed = e.activityTaskCompletedEventAttributes;
+    if (!completed || types.get(String(completed.scheduledEventId)) !== activityType) return [];
+    return [JSON.parse(Buffer.from(completed.result!.payloads![0]!.data!).toString('utf8')) as T];
+  });
+}
+
+/** Which worker started each activity attempt, in order: [activity type, worker identity (pid@host)]. */
+export async function activityRunners(handle: WorkflowHandle): Promise<Array<[string, string]>> {
+  const events = await historyEvents(handle);
+  const types = activityTypes(events);
+  return events.flatMap((e): Array<[string, string]> => {
+    const started = e.activityTaskStartedEventAttributes;
+    return started ? [[types.get(String(started.scheduledEventId))!, started.identity!]] : [];
+  });
+}
+
+/** Identities of the workers that completed the run's workflow tasks. */
+export async function workflowTaskRunners(handle: WorkflowHandle): Promise<Set<string>> {
+  return new Set((await historyEvents(handle)).flatMap((e) => (e.workflowTaskCompletedEventAttributes ? [e.workflowTaskCompletedEventAttributes.identity!] : [])));
+}
