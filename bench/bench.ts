@@ -10,16 +10,17 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { parseArgs, promisify } from 'node:util';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { pino } from 'pino';
 import { parseConfig } from '../config/load.js';
-import type { EngineConfig, EngineConfigInput } from '../config/schema.js';
-import { startEngine, workflowsPath } from '../worker/engine.js';
+import type { EngineConfigInput } from '../config/schema.js';
+import { workflowsPath } from '../worker/engine.js';
 import { guardrailsWorkflowId } from '../workflows/guardrails.js';
 import { incidentWorkflowId, statusQuery } from '../workflows/messages.js';
+import { spawnEngine } from '../test/support/engineProcess.js';
 import { stack } from '../test/support/stack.js';
 
 // The SDK logs every expected activity failure (restarts refused for lack of restartVia) at WARN.
@@ -61,51 +62,71 @@ const rows: Row[] = [];
 const notes: string[] = [];
 
 // ---------------------------------------------------------------------------------------------
-// The engine exactly as `npm start` runs it (worker/engine.ts), on a task queue of its own, so its
-// guard workflow (one per queue) and its incidents are the bench's alone.
+// The engine exactly as an operator runs it: its own process (`worker/main.ts engine` with a config
+// file and a prebuilt bundle), on a task queue of its own, so its guard workflow (one per queue) and
+// its incidents are the bench's alone, and its memory and CPU are its own, not the bench's.
 
 interface BenchEngine {
   url: string;
   client: Client;
   taskQueue: string;
   guardId: string;
-  stop(): Promise<void>;
+  /** Resident memory and CPU time (user+system) of the engine process, from /proc. */
+  usage(): { rss: number; cpuMs: number };
+  /** SIGTERM; resolves with how long the engine took to exit (SIGKILL after 60 s). */
+  stop(): Promise<number>;
 }
 
 let bundleFile: string | undefined;
+let benchClient: Client | undefined;
 
 async function startBenchEngine(name: string, overrides: Partial<EngineConfigInput>): Promise<BenchEngine> {
   const s = stack();
   const taskQueue = `bench-${benchId}-${name}`;
-  const config: EngineConfig = parseConfig(
-    {
-      temporal: { address: s.temporalAddress, taskQueue },
-      webhook: { listen: '127.0.0.1:0', token: s.webhookToken },
-      alertmanager: { url: s.alertmanagerUrl },
-      targets: {},
-      channels: { log: { type: 'log' } },
-      // The first level is an hour away: an incident that reaches escalation sits on its timer.
-      escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '1h', channels: ['log'] }] } } },
-      operators: [{ name: 'bench' }],
-      ...overrides,
-    },
-    `bench ${name} config`,
-  );
+  const input: EngineConfigInput = {
+    temporal: { address: s.temporalAddress, taskQueue },
+    webhook: { listen: '127.0.0.1:0', token: s.webhookToken },
+    alertmanager: { url: s.alertmanagerUrl },
+    targets: {},
+    channels: { log: { type: 'log' } },
+    // The first level is an hour away: an incident that reaches escalation sits on its timer.
+    escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '1h', channels: ['log'] }] } } },
+    operators: [{ name: 'bench' }],
+    ...overrides,
+  };
+  parseConfig(input, `bench ${name} config`);
   if (!bundleFile) {
     // Bundled once for all benches, as a deployment would at build time.
     const { code } = await bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) } });
     bundleFile = join(mkdtempSync(join(tmpdir(), 'remediation-bench-')), 'workflows.js');
     writeFileSync(bundleFile, code);
   }
-  const engine = await startEngine({ config, logger, workflowBundlePath: bundleFile });
-  engine.done.catch((err) => console.error(`bench worker ${taskQueue} stopped: ${String(err)}`));
+  benchClient ??= new Client({ connection: await Connection.connect({ address: s.temporalAddress }), namespace: 'default' });
+  const engine = await spawnEngine(input, { env: { REMEDIATION_WORKFLOW_BUNDLE: bundleFile } });
   return {
     url: `${engine.webhookUrl}/alertmanager`,
-    client: engine.client,
+    client: benchClient,
     taskQueue,
     guardId: guardrailsWorkflowId(taskQueue),
-    stop: () => engine.stop(),
+    usage: () => processUsage(engine.pid),
+    async stop() {
+      const t0 = performance.now();
+      await engine.stop(60_000);
+      const { signal } = await engine.exited;
+      if (signal === 'SIGKILL') notes.push(`${name}: the engine did not exit within 60 s of SIGTERM and was killed`);
+      return performance.now() - t0;
+    },
   };
+}
+
+function processUsage(pid: number): { rss: number; cpuMs: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  // Fields 14 and 15 of /proc/pid/stat (after the command in parentheses): utime and stime in ticks.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { rss: rssKb * 1024, cpuMs: (ticks * 1000) / 100 };
 }
 
 /** Terminates every running workflow on the bench's queue (incidents and its guard). */
@@ -263,8 +284,8 @@ function downTargets(prefix: string, n: number) {
 async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: number, label: string, rate?: number): Promise<void> {
   const statuses: number[] = [];
   const times: number[] = [];
-  let peakRss = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+  let peakRss = engine.usage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, engine.usage().rss)), 100);
   const t0 = performance.now();
   let postedAt = 0;
   try {
@@ -305,7 +326,7 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
       `every workflow started (visible: ${seen} of ${expectWorkflows})`,
       seen >= expectWorkflows ? ms(allStarted) : `not within 120 s`,
     ]);
-    rows.push([label, 'engine process RSS: peak during storm / 5 s after', `${mb(peakRss)} / ${mb(process.memoryUsage().rss)}`]);
+    rows.push([label, 'engine process RSS: peak during storm / 5 s after', `${mb(peakRss)} / ${mb(engine.usage().rss)}`]);
   } finally {
     clearInterval(sampler);
   }
@@ -349,7 +370,7 @@ async function benchOpen(): Promise<void> {
   });
   const label = `3. ${openCount} open incidents`;
   try {
-    const rssBefore = process.memoryUsage().rss;
+    const rssBefore = engine.usage().rss;
     const bodies = names.map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-open-${i}` }]));
     const t0 = performance.now();
     let lost = 0;
@@ -377,19 +398,21 @@ async function benchOpen(): Promise<void> {
     const reached = performance.now() - t0;
     // Settle, then measure a quiet window: nothing should run but the worker's pollers.
     await sleep(2_000);
-    const cpu0 = process.cpuUsage();
+    const cpu0 = engine.usage().cpuMs;
     const w0 = performance.now();
     await sleep(idleS * 1_000);
-    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = engine.usage().cpuMs - cpu0;
     const wall = performance.now() - w0;
-    const rss = process.memoryUsage().rss;
+    const rss = engine.usage().rss;
     rows.push([label, 'posted lost / all waiting on escalation timer after', `${lost} / ${waiting.size} of ${names.length} in ${ms(reached)}`]);
     rows.push([label, 'engine process RSS: before alerts / while open', `${mb(rssBefore)} / ${mb(rss)}`]);
     rows.push([
       label,
       `CPU over ${idleS} s idle window (user+system, % of one core)`,
-      `${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${(((cpu.user + cpu.system) / 1000 / wall) * 100).toFixed(2)} %)`,
+      `${cpuMs.toFixed(0)} ms (${((cpuMs / wall) * 100).toFixed(2)} %)`,
     ]);
+    // An operator restarting the engine now: SIGTERM with every incident open.
+    rows.push([label, 'SIGTERM to exit with all incidents open', ms(await engine.stop())]);
   } finally {
     const terminated = await cleanUp(engine);
     notes.push(`open incidents: terminated ${terminated} workflows afterwards`);
