@@ -9,23 +9,58 @@ import {
   closeWindowUpdate,
   guardrails,
   guardrailsWorkflowId,
+  guardStateQuery,
   openWindowUpdate,
   releaseSlotUpdate,
   reserveRestartUpdate,
-  windowForQuery,
+  type WindowLease,
 } from '../workflows/guardrails.js';
+import { activitySignal } from './limits.js';
 import { formatDuration } from '../config/duration.js';
 
 export interface GuardrailDeps {
   client: Client;
   /** The engine's task queue: the guard runs there when it has to be started. */
   taskQueue: string;
+  /** Where the guard runs when it has to be started (default: taskQueue). The engine gives it a
+   * queue and worker of its own, so its tasks never wait behind hundreds of incidents' tasks. */
+  guardQueue?: string;
   /** Overrides the per-queue guard id (tests isolate a guard of their own). */
   workflowId?: string;
+  /** How long one read of the open maintenance windows answers every incident asking (default 1 s). */
+  windowCacheMs?: number;
 }
+
+/** One call to the guard: at most this long, and abandoned when the activity is cancelled. */
+const guardCallMs = 20_000;
 
 export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivities {
   const workflowId = deps.workflowId ?? guardrailsWorkflowId(deps.taskQueue);
+  const windowCacheMs = deps.windowCacheMs ?? 1_000;
+
+  // The guard answers each query with a workflow task of its own, in line behind its updates: when
+  // an alert storm opens hundreds of incidents, one query per incident starves them all. So one
+  // read of the open windows at a time, shared by every incident asking within windowCacheMs. A
+  // window opened in that second is seen a second late, which the silence created with it covers.
+  let windows: { at: number; read: Promise<WindowLease[]> } | undefined;
+  const openWindows = (): Promise<WindowLease[]> => {
+    if (!windows || Date.now() - windows.at > windowCacheMs) {
+      const read = call(() => deps.client.workflow.getHandle(workflowId).query(guardStateQuery)).then((s) => s.windows);
+      windows = { at: Date.now(), read };
+      // A failed read is not shared: the next incident asks again.
+      read.catch(() => {
+        if (windows?.read === read) windows = undefined;
+      });
+    }
+    return windows.read;
+  };
+
+  /** Bounded in time, and given up when the activity is cancelled (worker shutdown, timeout). */
+  function call<T>(fn: () => Promise<T>): Promise<T> {
+    const signal = activitySignal();
+    const bounded = () => deps.client.connection.withDeadline(Date.now() + guardCallMs, fn);
+    return signal ? deps.client.connection.withAbortSignal(signal, bounded) : bounded();
+  }
 
   async function update<Ret, Args extends unknown[]>(
     def: UpdateDefinition<Ret, Args>,
@@ -36,17 +71,19 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     // A start operation can be used once, so every call builds its own.
     const startWorkflowOperation = new WithStartWorkflowOperation(guardrails, {
       workflowId,
-      taskQueue: deps.taskQueue,
+      taskQueue: deps.guardQueue ?? deps.taskQueue,
       args: [{}],
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
     try {
       // Update ids are unique across all of a workflow's updates, whatever their name.
-      return await deps.client.workflow.executeUpdateWithStart(def, {
-        args,
-        updateId: updateId === undefined ? undefined : `${def.name}:${updateId}`,
-        startWorkflowOperation,
-      });
+      return await call(() =>
+        deps.client.workflow.executeUpdateWithStart(def, {
+          args,
+          updateId: updateId === undefined ? undefined : `${def.name}:${updateId}`,
+          startWorkflowOperation,
+        }),
+      );
     } catch (err) {
       // The guard refused the request itself (validator): asking again cannot help.
       if (err instanceof WorkflowUpdateFailedError) throw badInput(what, err.cause?.message ?? err.message);
@@ -63,13 +100,17 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
 
     releaseSlot: (leaseId) => update(releaseSlotUpdate, `release of destructive slot '${leaseId}'`, [leaseId]),
 
-    openWindow: (req) => update(openWindowUpdate, `opening of maintenance window '${req.schedule}'`, [req]),
+    // This engine's own incidents see a window it opened or closed at once, not a second later.
+    openWindow: (req) =>
+      update(openWindowUpdate, `opening of maintenance window '${req.schedule}'`, [req]).finally(() => (windows = undefined)),
 
-    closeWindow: (holder) => update(closeWindowUpdate, `closing of maintenance windows held by '${holder}'`, [holder]),
+    closeWindow: (holder) =>
+      update(closeWindowUpdate, `closing of maintenance windows held by '${holder}'`, [holder]).finally(() => (windows = undefined)),
 
     async maintenanceWindowFor(target: string): Promise<Suppression> {
       try {
-        const window = await deps.client.workflow.getHandle(workflowId).query(windowForQuery, target);
+        const now = Date.now();
+        const window = (await openWindows()).find((w) => w.target === target && w.until > now);
         if (!window) return { suppressed: false };
         return {
           suppressed: true,

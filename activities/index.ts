@@ -49,6 +49,8 @@ export interface EngineActivityDeps {
   logger: Logger;
   /** Overrides the guard workflow id (tests isolate their guard). */
   guardWorkflowId?: string;
+  /** The task queue the guard workflow runs on, when the engine serves it apart. */
+  guardQueue?: string;
 }
 
 export function createEngineActivities(config: EngineConfig, deps: EngineActivityDeps) {
@@ -65,6 +67,7 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
   const guard = createGuardrailActivities({
     client: deps.client,
     taskQueue: config.temporal.taskQueue,
+    guardQueue: deps.guardQueue,
     workflowId: deps.guardWorkflowId,
   });
   const needAlertmanager = (what: string) => {

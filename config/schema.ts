@@ -256,6 +256,11 @@ export const engineConfig = z
           .optional(),
         uiPort: z.number().int().positive().default(8233),
         port: z.number().int().positive().default(7233),
+        /**
+         * Runs kept in the worker's memory between tasks. Most incidents sit for minutes on an
+         * escalation or approval timer; one that was evicted is replayed when its timer fires.
+         */
+        maxCachedWorkflows: z.number().int().min(0).default(200),
       })
       .strict()
       .default({}),

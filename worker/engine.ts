@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
+import { guardrailsTaskQueue } from '../workflows/guardrails.js';
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
 import { createEngineActivities } from '../activities/index.js';
@@ -40,17 +41,28 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   const metrics = createMetrics();
   const taskQueue = config.temporal.taskQueue;
 
-  const workerOptions: WorkerOptions = {
+  const guardQueue = guardrailsTaskQueue(taskQueue);
+  const workflowBundle = opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath };
+  const shutdown = {
+    shutdownGraceTime: '20s',
+    // An activity that ignores cancellation must not keep a SIGTERMed process alive for ever:
+    // what it was doing is retried elsewhere (restarts and guard calls are bounded and idempotent).
+    shutdownForceTime: '40s',
+  } satisfies Partial<WorkerOptions>;
+  const worker = await Worker.create({
     connection: native,
     namespace: endpoint.namespace,
     taskQueue,
-    activities: createEngineActivities(config, { client, logger }),
-    ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath }),
+    activities: createEngineActivities(config, { client, logger, guardQueue }),
+    ...workflowBundle,
+    maxCachedWorkflows: config.temporal.maxCachedWorkflows,
     sinks: metrics.sinks(),
-    shutdownGraceTime: '20s',
-  };
-  const worker = await Worker.create(workerOptions);
-  const done = worker.run();
+    ...shutdown,
+  });
+  // Every incident asks the guard before it restarts: in an alert storm it must not queue behind
+  // the incidents' own workflow tasks, so it runs on its own queue with its own task slots.
+  const guardWorker = await Worker.create({ connection: native, namespace: endpoint.namespace, taskQueue: guardQueue, ...workflowBundle, ...shutdown });
+  const done = Promise.all([worker.run(), guardWorker.run()]).then(() => undefined);
   let workerRunning = true;
   done.then(
     () => (workerRunning = false),
@@ -94,7 +106,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     (stopping ??= (async () => {
       logger.info('stopping: no new alerts accepted, draining the worker');
       await webhook.close();
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of [worker, guardWorker]) if (w.getState() === 'RUNNING') w.shutdown();
       await done.catch(() => {});
       await clientConnection.close();
       await native.close();

@@ -38,6 +38,9 @@ export async function startHostAgent(config: EngineConfig, host: string, logger:
     taskQueue,
     activities: createHostActivities(config, host, { logger }),
     shutdownGraceTime: '20s',
+    // An activity that ignores cancellation must not keep a SIGTERMed process alive for ever:
+    // what it was doing is retried elsewhere (restarts and guard calls are bounded and idempotent).
+    shutdownForceTime: '40s',
   });
   const done = worker.run();
   const units = Object.entries(config.targets).filter(([, t]) => t.kind === 'systemd' && t.host === host).map(([n]) => n);

@@ -28,6 +28,11 @@ export function guardrailsWorkflowId(taskQueue: string): string {
   return `remediation-guardrails:${taskQueue}`;
 }
 
+/** The guard's own task queue, served by a worker of its own in every engine. */
+export function guardrailsTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-guard`;
+}
+
 export interface SlotLease {
   id: string;
   holder: string;
