@@ -13,7 +13,8 @@ export async function docker(...args: string[]): Promise<string> {
 
 /** The same, blocking: for a step that must be over before the next line, such as killing the service under test. */
 export function dockerSync(...args: string[]): string {
-  return execFileSync('docker', args, { encoding: 'utf8' }).trim();
+  // stderr is kept in the thrown error rather than printed: expected failures stay out of the test log.
+  return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
 /**
