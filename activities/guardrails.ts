@@ -20,23 +20,23 @@ import { formatDuration } from '../config/duration.js';
 
 export interface GuardrailDeps {
   client: Client;
-  /** The engine's task queue: the guard runs there when it has to be started. */
+  /** The engine's task queue: it names the guard (one per queue). */
   taskQueue: string;
   /** Where the guard runs when it has to be started (default: taskQueue). The engine gives it a
    * queue and worker of its own, so its tasks never wait behind hundreds of incidents' tasks. */
   guardQueue?: string;
   /** Overrides the per-queue guard id (tests isolate a guard of their own). */
   workflowId?: string;
-  /** How long one read of the open maintenance windows answers every incident asking (default 1 s). */
-  windowCacheMs?: number;
 }
+
+/** How long one read of the open maintenance windows answers every incident asking. */
+const windowCacheMs = 1_000;
 
 /** One call to the guard: at most this long, and abandoned when the activity is cancelled. */
 const guardCallMs = 20_000;
 
 export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivities {
   const workflowId = deps.workflowId ?? guardrailsWorkflowId(deps.taskQueue);
-  const windowCacheMs = deps.windowCacheMs ?? 1_000;
 
   // The guard answers each query with a workflow task of its own, in line behind its updates: when
   // an alert storm opens hundreds of incidents, one query per incident starves them all. So one

@@ -5,32 +5,15 @@
 // which is often the very thing being remediated.
 import { ApplicationFailure } from '@temporalio/common';
 import mysql from 'mysql2/promise';
-import { parseDuration, formatDuration } from '../config/duration.js';
-import type { MysqlTarget } from '../config/schema.js';
-import { redact, type Secret } from '../config/secret.js';
+import { formatDuration } from '../config/duration.js';
+import { redact } from '../config/secret.js';
 import { authFailed, badInput, classify, failureTypes, operation, targetNotFound, transient, withTimeout } from './failures.js';
 import { activitySignal, capText, heartbeating } from './limits.js';
+import { sqlConnection, type SqlConnection, type SqlPing } from './sqlConnection.js';
 
-export interface MysqlConnection {
-  host: string;
-  port: number;
-  user?: string;
-  password?: Secret;
-  database?: string;
-  /** Connect timeout and statement timeout of ordinary calls. */
-  timeoutMs: number;
-}
-
-export function mysqlConnection(target: MysqlTarget): MysqlConnection {
-  const { host, port, user, password, database } = target;
-  return { host, port, user, password, database, timeoutMs: parseDuration(target.timeout) };
-}
-
-export interface MysqlPing {
-  ok: boolean;
-  latencyMs: number;
-  error?: string;
-}
+export type MysqlConnection = SqlConnection;
+export type MysqlPing = SqlPing;
+export const mysqlConnection = sqlConnection;
 
 export interface MysqlThreads {
   threadsConnected: number;

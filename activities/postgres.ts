@@ -12,32 +12,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import pg from 'pg';
-import { parseDuration, formatDuration } from '../config/duration.js';
-import type { PostgresTarget } from '../config/schema.js';
-import { redact, type Secret } from '../config/secret.js';
+import { formatDuration } from '../config/duration.js';
+import { redact } from '../config/secret.js';
 import { authFailed, badInput, classify, failureTypes, operation, targetNotFound, transient, withTimeout } from './failures.js';
 import { activitySignal, capText, heartbeating } from './limits.js';
+import { sqlConnection, type SqlConnection, type SqlPing } from './sqlConnection.js';
 
-export interface PgConnection {
-  host: string;
-  port: number;
-  user?: string;
-  password?: Secret;
-  database?: string;
-  /** Connect timeout and statement timeout of ordinary calls. */
-  timeoutMs: number;
-}
-
-export function pgConnection(target: PostgresTarget): PgConnection {
-  const { host, port, user, password, database } = target;
-  return { host, port, user, password, database, timeoutMs: parseDuration(target.timeout) };
-}
-
-export interface PgPing {
-  ok: boolean;
-  latencyMs: number;
-  error?: string;
-}
+export type PgConnection = SqlConnection;
+export type PgPing = SqlPing;
+export const pgConnection = sqlConnection;
 
 export interface PgConnections {
   /** "active", "idle", "idle in transaction", …; "hidden" for sessions of other users when the

@@ -14,12 +14,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
-import { pino } from 'pino';
 import { parseConfig } from '../config/load.js';
 import type { EngineConfigInput } from '../config/schema.js';
 import { workflowsPath } from '../worker/engine.js';
 import { guardrailsWorkflowId } from '../workflows/guardrails.js';
 import { incidentWorkflowId } from '../workflows/messages.js';
+import { alertmanagerPayload } from '../test/support/alertmanagerPayload.js';
 import { spawnEngine } from '../test/support/engineProcess.js';
 import { stack } from '../test/support/stack.js';
 
@@ -30,7 +30,6 @@ Runtime.install({
   telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }), forward: {} } },
 });
 const run = execFileAsync();
-const logger = pino({ level: process.env.BENCH_LOG ?? 'error' });
 const benchId = randomBytes(3).toString('hex');
 const svcName = 'bench-svc';
 const svcPort = 28600;
@@ -159,28 +158,17 @@ async function cleanUp(engine: BenchEngine): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Alertmanager's side: a version-4 webhook payload, posted with the stack's token.
 
-function payload(alerts: Array<{ labels: Record<string, string>; fingerprint: string }>) {
-  const now = new Date().toISOString();
-  return JSON.stringify({
-    version: '4',
-    groupKey: `{}:{alertname="ServiceDown"}`,
-    truncatedAlerts: 0,
-    status: 'firing',
-    receiver: 'bench',
-    groupLabels: { alertname: 'ServiceDown' },
-    commonLabels: { alertname: 'ServiceDown' },
-    commonAnnotations: {},
-    externalURL: 'http://127.0.0.1:19093',
-    alerts: alerts.map((a) => ({
-      status: 'firing',
-      labels: { alertname: 'ServiceDown', severity: 'critical', ...a.labels },
-      annotations: { summary: 'benchmark alert' },
-      startsAt: now,
-      endsAt: '0001-01-01T00:00:00Z',
-      generatorURL: 'http://127.0.0.1:19090/graph',
-      fingerprint: a.fingerprint,
-    })),
-  });
+/** The stack's Alertmanager notification for ServiceDown alerts, as a body to post. */
+function payload(alerts: Array<{ labels: Record<string, string>; fingerprint: string }>): string {
+  return JSON.stringify(
+    alertmanagerPayload(
+      alerts.map((a) => ({
+        labels: { alertname: 'ServiceDown', severity: 'critical', ...a.labels },
+        annotations: { summary: 'benchmark alert' },
+        fingerprint: a.fingerprint,
+      })),
+    ),
+  );
 }
 
 async function post(url: string, body: string): Promise<{ status: number; ms: number; text: string }> {

@@ -54,7 +54,7 @@ export function cliPath(): string {
 
 /** Something accepts connections at the address. A gRPC probe is not used: the SDK keeps retrying
  * in the background after a failed connect, and a closed channel then throws from a timer. */
-function serving(address: string): Promise<boolean> {
+export function serving(address: string): Promise<boolean> {
   const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
   return new Promise((resolvePromise) => {
     const socket = netConnect({ host, port, timeout: 1_000 });

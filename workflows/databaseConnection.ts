@@ -2,16 +2,15 @@
 // (connections, processlist, long queries), and restart it only when an operator approves.
 import type { RunbookInput, RunbookResult } from './messages.js';
 import { diagnose } from './steps/diagnose.js';
-import { suppression } from './steps/maintenanceWindow.js';
-import { endResolvedExternally, endSuppressed, openRunbook, remediateOnApproval, runRunbook } from './steps/runbook.js';
+import { endResolvedExternally, endIfSuppressed, openRunbook, remediateOnApproval, runRunbook } from './steps/runbook.js';
 import { verify } from './steps/verify.js';
 
 export async function databaseConnection(input: RunbookInput): Promise<RunbookResult> {
   const rb = openRunbook(input);
-  const { incident, target, engine } = rb;
+  const { incident, target } = rb;
   return runRunbook(rb, async () => {
-    const suppressed = await suppression(incident, engine, input.target);
-    if (suppressed.suppressed) return endSuppressed(rb, suppressed.reason ?? 'suppressed');
+    const suppressed = await endIfSuppressed(rb);
+    if (suppressed) return suppressed;
 
     const ping = await verify(incident, target, input.target);
     if (ping.healthy) return incident.finish('false-alarm', `'${input.target}' answers: ${ping.detail}`);

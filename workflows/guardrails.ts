@@ -75,7 +75,6 @@ export const releaseSlotUpdate = defineUpdate<boolean, [string]>('releaseSlot');
 export const openWindowUpdate = defineUpdate<void, [WindowRequest]>('openWindow');
 export const closeWindowUpdate = defineUpdate<number, [string]>('closeWindow');
 export const guardStateQuery = defineQuery<GuardSnapshot>('guardState');
-export const windowForQuery = defineQuery<WindowLease | undefined, [string]>('windowFor');
 
 const defaultHistoryLimit = 2_000;
 
@@ -127,10 +126,6 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
     now: Date.now(),
     runId: workflowInfo().runId,
   }));
-  setHandler(windowForQuery, (target) => {
-    const now = Date.now();
-    return state.windows.find((w) => w.target === target && w.until > now);
-  });
 
   const limit = input.historyLimit ?? defaultHistoryLimit;
   await condition(() => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= limit);

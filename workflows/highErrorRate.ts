@@ -3,15 +3,14 @@
 // when it has none, restart it.
 import type { RunbookInput, RunbookResult } from './messages.js';
 import { diagnose } from './steps/diagnose.js';
-import { suppression } from './steps/maintenanceWindow.js';
-import { endResolvedExternally, endSuppressed, openRunbook, remediateOnApproval, runRunbook } from './steps/runbook.js';
+import { endResolvedExternally, endIfSuppressed, openRunbook, remediateOnApproval, runRunbook } from './steps/runbook.js';
 
 export async function highErrorRate(input: RunbookInput): Promise<RunbookResult> {
   const rb = openRunbook(input);
-  const { incident, target, engine } = rb;
+  const { incident, target } = rb;
   return runRunbook(rb, async () => {
-    const suppressed = await suppression(incident, engine, input.target);
-    if (suppressed.suppressed) return endSuppressed(rb, suppressed.reason ?? 'suppressed');
+    const suppressed = await endIfSuppressed(rb);
+    if (suppressed) return suppressed;
 
     const diagnostics = await diagnose(incident, target, input.target, { withHealth: true });
     if (incident.resolved) return endResolvedExternally(rb);

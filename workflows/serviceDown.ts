@@ -2,17 +2,16 @@
 // and if it will not come back, diagnose and page until someone owns it.
 import type { RunbookInput, RunbookResult } from './messages.js';
 import { diagnose } from './steps/diagnose.js';
-import { suppression } from './steps/maintenanceWindow.js';
 import { restartWithRetries } from './steps/restartWithRetries.js';
-import { endRecovered, endResolvedExternally, endSuppressed, escalateAndEnd, openRunbook, runRunbook } from './steps/runbook.js';
+import { endRecovered, endResolvedExternally, endIfSuppressed, escalateAndEnd, openRunbook, runRunbook } from './steps/runbook.js';
 import { verify } from './steps/verify.js';
 
 export async function serviceDown(input: RunbookInput): Promise<RunbookResult> {
   const rb = openRunbook(input);
   const { incident, target, engine } = rb;
   return runRunbook(rb, async () => {
-    const suppressed = await suppression(incident, engine, input.target);
-    if (suppressed.suppressed) return endSuppressed(rb, suppressed.reason ?? 'suppressed');
+    const suppressed = await endIfSuppressed(rb);
+    if (suppressed) return suppressed;
 
     const first = await verify(incident, target, input.target);
     if (first.healthy) return incident.finish('false-alarm', `'${input.target}' is healthy: ${first.detail}`);

@@ -2,10 +2,9 @@
 // it again (same ports, same file) without touching the stack's server that everyone else uses.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliPath } from '../../worker/temporal.js';
+import { cliPath, serving } from '../../worker/temporal.js';
 import { searchAttributeNames } from '../../workflows/messages.js';
 import { closedPort } from './net.js';
 import { until } from './wait.js';
@@ -22,19 +21,6 @@ export interface DevServer {
   output(): string;
   /** Stops it and deletes its state. */
   close(): Promise<void>;
-}
-
-function accepting(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, timeout: 1_000 });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-    socket.once('timeout', () => done(false));
-  });
 }
 
 export async function startDevServer(): Promise<DevServer> {
@@ -62,7 +48,7 @@ export async function startDevServer(): Promise<DevServer> {
       exited = new Promise((resolve) => proc.once('exit', () => resolve()));
       await until(`the test's Temporal dev server at 127.0.0.1:${port}`, 60_000, async () => {
         if (proc.exitCode !== null) throw new Error(`it exited with ${proc.exitCode}: ${text.slice(-2_000)}`);
-        return (await accepting(port)) ? true : undefined;
+        return (await serving(`127.0.0.1:${port}`)) ? true : undefined;
       });
     },
     async stop(signal = 'SIGTERM', graceMs = 20_000) {

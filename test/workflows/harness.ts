@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { createGuardrailActivities } from '../../activities/guardrails.js';
+import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
 import type {
   ActionContext,
   ActionResult,
@@ -71,7 +72,7 @@ export function permanentFailure(message: string): ApplicationFailure {
 
 export async function startHarness(prefix: string): Promise<Harness> {
   const queue = uniqueQueue(prefix);
-  const guardId = `remediation-guardrails:${queue}`;
+  const guardId = guardrailsWorkflowId(queue);
   const { client, connection } = await temporalClient();
   const scripts = new Map<string, { script: TargetScript; state: TargetState }>();
   const calls: Call[] = [];
@@ -162,7 +163,7 @@ export async function startHarness(prefix: string): Promise<Harness> {
     },
   };
 
-  const guard = createGuardrailActivities({ client, taskQueue: queue, workflowId: guardId });
+  const guard = createGuardrailActivities({ client, taskQueue: queue });
   const worker = await startWorker({
     taskQueue: queue,
     activities: { ...targetActivities, ...engineActivities, ...guard },

@@ -7,6 +7,7 @@ import { engineActivities, targetActivities, type EngineSteps, type TargetSteps 
 import { awaitApproval } from './awaitApproval.js';
 import { escalate, resolve, trigger } from './escalate.js';
 import { describeFailure, Incident } from './incident.js';
+import { suppression } from './maintenanceWindow.js';
 import { restartOnce } from './restartWithRetries.js';
 import { verifyWithin } from './verify.js';
 
@@ -58,6 +59,15 @@ export function pageText(rb: Runbook, diagnostics?: Diagnostics): string {
       .join('\n')}`,
   ];
   return lines.filter(Boolean).join('\n\n');
+}
+
+/**
+ * Every incident runbook's first step: no automatic action on a target somebody silenced or that is
+ * in a maintenance window. Ends the run (told, not paged) and returns its result when suppressed.
+ */
+export async function endIfSuppressed(rb: Runbook): Promise<RunbookResult | undefined> {
+  const suppressed = await suppression(rb.incident, rb.engine, rb.input.target);
+  return suppressed.suppressed ? endSuppressed(rb, suppressed.reason ?? 'suppressed') : undefined;
 }
 
 export async function endSuppressed(rb: Runbook, reason: string): Promise<RunbookResult> {
