@@ -68,6 +68,19 @@ export function serving(address: string): Promise<boolean> {
   });
 }
 
+/**
+ * How every dev server this project starts is tuned (stack/lib/temporal.sh repeats it for the shell):
+ * - Activities are handed to the worker in the reply to the workflow task that scheduled them
+ *   (eager execution) instead of through the matching service: about 40 ms less per activity.
+ * - SQLite in write-ahead-log mode with normal sync: a commit survives the dev server being killed,
+ *   and no longer waits for an fsync of the whole database journal.
+ */
+export const devServerTuning = [
+  '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+  '--sqlite-pragma', 'journal_mode=wal',
+  '--sqlite-pragma', 'synchronous=normal',
+];
+
 async function startDevServer(config: EngineConfig, log: (msg: string) => void): Promise<TemporalEndpoint> {
   const dir = resolve(config.dataDir, 'temporal');
   mkdirSync(dir, { recursive: true });
@@ -82,7 +95,7 @@ async function startDevServer(config: EngineConfig, log: (msg: string) => void):
   }
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort),
     '--http-port', String(port + 10), '--metrics-port', String(port + 1), '--namespace', namespace,
-    '--db-filename', join(dir, 'temporal.db'), '--log-level', 'warn',
+    '--db-filename', join(dir, 'temporal.db'), '--log-level', 'warn', ...devServerTuning,
     ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`])];
   const out = openSync(join(dir, 'dev-server.log'), 'a');
   const child: ChildProcess = spawn(cliPath(), args, { stdio: ['ignore', out, out], detached: true });

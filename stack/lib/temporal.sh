@@ -26,10 +26,13 @@ temporal_up() {
   local bin; bin=$(temporal_bin)
   pid_alive "$STACK_DIR/pids/temporal.pid" && temporal_healthy && return
   mkdir -p "$STACK_DIR/temporal"
+  # Tuned as devServerTuning in worker/temporal.ts (eager activities; SQLite WAL, normal sync).
   start_bg temporal "$bin" server start-dev \
     --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
     --http-port $((TEMPORAL_PORT + 10)) --metrics-port $((TEMPORAL_PORT + 1)) \
     --db-filename "$STACK_DIR/temporal/temporal.db" --log-level warn \
+    --dynamic-config-value system.enableActivityEagerExecution=true \
+    --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
     --search-attribute RemediationTarget=Keyword --search-attribute AlertName=Keyword \
     --search-attribute Severity=Keyword --search-attribute Outcome=Keyword --search-attribute Runbook=Keyword
   wait_for temporal 90 temporal_healthy

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliPath, serving } from '../../worker/temporal.js';
+import { cliPath, devServerTuning, serving } from '../../worker/temporal.js';
 import { searchAttributeNames } from '../../workflows/messages.js';
 import { closedPort } from './net.js';
 import { until } from './wait.js';
@@ -31,7 +31,7 @@ export async function startDevServer(): Promise<DevServer> {
   // services take free ports the CLI picks itself.
   const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
     '--http-port', String(httpPort), '--metrics-port', String(metricsPort), '--db-filename', dbFile, '--log-level', 'warn',
-    ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`])];
+    ...devServerTuning, ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`])];
   let text = '';
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
