@@ -163,6 +163,19 @@ export interface SlotGrant {
   holders: string[];
 }
 
+/** A restart's anti-flap reservation and its destructive slot, asked of the guard in one call. */
+export interface RestartClaim extends RestartReservation {
+  /** The concurrency cap on destructive actions. */
+  maxConcurrent: number;
+  leaseMs: number;
+}
+
+/**
+ * Refused by anti-flap (`allowed` false); allowed but every slot taken (`acquired` false, nothing
+ * recorded: ask again); or allowed and held, the restart recorded. A dry run takes no lease.
+ */
+export interface RestartClaimed extends RestartDecision, SlotGrant {}
+
 export interface WindowRequest {
   holder: string;
   schedule: string;
@@ -173,6 +186,8 @@ export interface WindowRequest {
 export interface GuardrailActivities {
   reserveRestart(req: RestartReservation): Promise<RestartDecision>;
   acquireSlot(req: SlotRequest): Promise<SlotGrant>;
+  /** reserveRestart and acquireSlot as one guard call: what a restart asks since it was patched. */
+  claimRestart(req: RestartClaim): Promise<RestartClaimed>;
   releaseSlot(leaseId: string): Promise<boolean>;
   openWindow(req: WindowRequest): Promise<void>;
   /** Closes every window the holder opened; returns how many were open. */

@@ -6,6 +6,7 @@ import type { GuardrailActivities, Suppression } from './contract.js';
 import { badInput, classify, operation } from './failures.js';
 import {
   acquireSlotUpdate,
+  claimRestartUpdate,
   closeWindowUpdate,
   guardrails,
   guardrailsWorkflowId,
@@ -15,7 +16,7 @@ import {
   reserveRestartUpdate,
   type WindowLease,
 } from '../workflows/guardrails.js';
-import { activitySignal } from './limits.js';
+import { activitySignal, inFlightLimit } from './limits.js';
 import { formatDuration } from '../config/duration.js';
 
 export interface GuardrailDeps {
@@ -35,8 +36,17 @@ const windowCacheMs = 1_000;
 /** One call to the guard: at most this long, and abandoned when the activity is cancelled. */
 const guardCallMs = 20_000;
 
+/**
+ * Updates in flight to the guard from this process. The server admits 10 per workflow
+ * (history.maxInFlightUpdates) and refuses the rest with RESOURCE_EXHAUSTED, which the client
+ * retries after 1, 2, 4, 5 s: under an alert storm every restart claim took seconds. Two engines
+ * sharing a queue stay within the server's limit.
+ */
+const guardUpdatesInFlight = 5;
+
 export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivities {
   const workflowId = deps.workflowId ?? guardrailsWorkflowId(deps.taskQueue);
+  const inTurn = inFlightLimit(guardUpdatesInFlight);
 
   // The guard answers each query with a workflow task of its own, in line behind its updates: when
   // an alert storm opens hundreds of incidents, one query per incident starves them all. So one
@@ -77,12 +87,16 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     });
     try {
       // Update ids are unique across all of a workflow's updates, whatever their name.
-      return await call(() =>
-        deps.client.workflow.executeUpdateWithStart(def, {
-          args,
-          updateId: updateId === undefined ? undefined : `${def.name}:${updateId}`,
-          startWorkflowOperation,
-        }),
+      return await inTurn(
+        () =>
+          call(() =>
+            deps.client.workflow.executeUpdateWithStart(def, {
+              args,
+              updateId: updateId === undefined ? undefined : `${def.name}:${updateId}`,
+              startWorkflowOperation,
+            }),
+          ),
+        activitySignal(),
       );
     } catch (err) {
       // The guard refused the request itself (validator): asking again cannot help.
@@ -97,6 +111,9 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
 
     acquireSlot: (req) =>
       update(acquireSlotUpdate, operation('destructive slot request', 'target', req.target), [req], req.requestId),
+
+    claimRestart: (req) =>
+      update(claimRestartUpdate, operation('restart claim', 'target', req.target), [req], req.requestId),
 
     releaseSlot: (leaseId) => update(releaseSlotUpdate, `release of destructive slot '${leaseId}'`, [leaseId]),
 

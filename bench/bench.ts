@@ -45,6 +45,8 @@ const { values: opts } = parseArgs({
     rate: { type: 'string', default: '200' },
     open: { type: 'string', default: '500' },
     idle: { type: 'string', default: '30' },
+    /** The engine's temporal.maxCachedWorkflows (default: the config's own default). */
+    cached: { type: 'string' },
     only: { type: 'string', default: 'recovery,storm,open' },
   },
 });
@@ -61,8 +63,8 @@ const rows: Row[] = [];
 const notes: string[] = [];
 
 // ---------------------------------------------------------------------------------------------
-// The engine exactly as an operator runs it: its own process (`worker/main.ts engine` with a config
-// file and a prebuilt bundle), on a task queue of its own, so its guard workflow (one per queue) and
+// The engine exactly as an operator runs it: its own process (`dist/worker/main.js engine` with a
+// config file and a prebuilt bundle), on a task queue of its own, so its guard workflow (one per queue) and
 // its incidents are the bench's alone, and its memory and CPU are its own, not the bench's.
 
 interface BenchEngine {
@@ -83,7 +85,7 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
   const s = stack();
   const taskQueue = `bench-${benchId}-${name}`;
   const input: EngineConfigInput = {
-    temporal: { address: s.temporalAddress, taskQueue },
+    temporal: { address: s.temporalAddress, taskQueue, ...(opts.cached ? { maxCachedWorkflows: Number(opts.cached) } : {}) },
     webhook: { listen: '127.0.0.1:0', token: s.webhookToken },
     alertmanager: { url: s.alertmanagerUrl },
     targets: {},
@@ -95,13 +97,15 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
   };
   parseConfig(input, `bench ${name} config`);
   if (!bundleFile) {
+    // The engine runs compiled, as `npm start` runs it: built here so it is never stale.
+    await run('npm', ['run', '--silent', 'build']);
     // Bundled once for all benches, as a deployment would at build time.
     const { code } = await bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) } });
     bundleFile = join(mkdtempSync(join(tmpdir(), 'remediation-bench-')), 'workflows.js');
     writeFileSync(bundleFile, code);
   }
   benchClient ??= new Client({ connection: await Connection.connect({ address: s.temporalAddress }), namespace: 'default' });
-  const engine = await spawnEngine(input, { env: { REMEDIATION_WORKFLOW_BUNDLE: bundleFile } });
+  const engine = await spawnEngine(input, { env: { REMEDIATION_WORKFLOW_BUNDLE: bundleFile }, fromBuild: true });
   return {
     url: `${engine.webhookUrl}/alertmanager`,
     client: benchClient,
@@ -368,6 +372,8 @@ async function benchOpen(): Promise<void> {
   const label = `3. ${openCount} open incidents`;
   try {
     const rssBefore = engine.usage().rss;
+    let peakRss = rssBefore;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, engine.usage().rss)), 100);
     const bodies = names.map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-open-${i}` }]));
     const t0 = performance.now();
     let lost = 0;
@@ -402,8 +408,9 @@ async function benchOpen(): Promise<void> {
     const cpuMs = engine.usage().cpuMs - cpu0;
     const wall = performance.now() - w0;
     const rss = engine.usage().rss;
+    clearInterval(sampler);
     rows.push([label, 'posted lost / all waiting on escalation timer after', `${lost} / ${waiting.size} of ${names.length} in ${ms(reached)}`]);
-    rows.push([label, 'engine process RSS: before alerts / while open', `${mb(rssBefore)} / ${mb(rss)}`]);
+    rows.push([label, `engine process RSS: before alerts / peak / all open, after the ${idleS} s idle window`, `${mb(rssBefore)} / ${mb(peakRss)} / ${mb(rss)}`]);
     rows.push([
       label,
       `CPU over ${idleS} s idle window (user+system, % of one core)`,

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# The engine runs compiled (dist/): about 90 MB less resident memory than compiling on load with tsx.
+npm run --silent build
 # The engine embeds its own Temporal dev server; the stack brings up everything else.
 STACK_TEMPORAL=0 bash stack/stack.sh up
 . stack/lib/common.sh
@@ -18,4 +20,4 @@ docker exec remediation-systemd systemd-run --unit=remediation-agent --collect -
   --setenv=TEMPORAL_ADDRESS=127.0.0.1:7233 --setenv=WEBHOOK_TOKEN="$WEBHOOK_TOKEN" --setenv=PG_PASSWORD="$PG_PASSWORD" \
   --setenv=MYSQL_PASSWORD="$MYSQL_PASSWORD" --setenv=REDIS_PASSWORD="$REDIS_PASSWORD" \
   /usr/local/bin/node --import tsx worker/main.ts --config "$config" agent --host remediation-host >/dev/null
-exec node --import tsx worker/main.ts --config "$config" engine
+exec node dist/worker/main.js --config "$config" engine

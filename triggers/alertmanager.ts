@@ -33,9 +33,15 @@ export interface WebhookServer {
 }
 
 type Decision =
-  | { decision: 'started' | 'folded'; runbook: string; target: string; workflowId: string }
+  | { decision: 'started' | 'folded' | 'coalesced'; runbook: string; target: string; workflowId: string }
   | { decision: 'resolved' | 'resolved-without-run'; runbook: string; target: string }
   | { decision: 'unmatched'; reason: string };
+
+const firedMessage = {
+  started: 'runbook started',
+  folded: 'alert folded into running incident',
+  coalesced: 'identical delivery of an alert accepted moments ago',
+};
 
 /** Thrown inside a request to answer with a status and a message meant for the sender. */
 class HttpError extends Error {
@@ -145,6 +151,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       truncatedAlerts: payload.truncatedAlerts,
       started: count('started'),
       folded: count('folded'),
+      coalesced: count('coalesced'),
       resolved: count('resolved'),
       resolvedWithoutRun: count('resolved-without-run'),
       unmatched: ok.flatMap((x) => (x.decision === 'unmatched' ? [{ alertname: x.alertname, fingerprint: x.fingerprint, reason: x.reason }] : [])),
@@ -166,10 +173,10 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       if (alert.status === 'firing') {
         const input = planRunbook(config, match, alert, { engineQueue: deps.taskQueue });
         const r = await incidents.fire(input, { fingerprint: alert.fingerprint, at: eventTime(alert.startsAt) }, deps.taskQueue);
-        if (r.started) metrics.runbooksStarted.inc({ runbook: match.runbook });
-        else metrics.alertsFolded.inc({ runbook: match.runbook });
-        const decision = r.started ? 'started' : 'folded';
-        logger.info({ ...log, ...where, decision, workflowId: r.workflowId, runId: r.runId }, r.started ? 'runbook started' : 'alert folded into running incident');
+        const decision = r.coalesced ? 'coalesced' : r.started ? 'started' : 'folded';
+        const counter = { started: metrics.runbooksStarted, folded: metrics.alertsFolded, coalesced: metrics.alertsCoalesced }[decision];
+        counter.inc({ runbook: match.runbook });
+        logger.info({ ...log, ...where, decision, workflowId: r.workflowId, runId: r.runId }, firedMessage[decision]);
         return { ...base, decision, ...where, workflowId: r.workflowId };
       }
       const signaled = await incidents.resolve(match.runbook, match.target, { fingerprint: alert.fingerprint, at: eventTime(alert.endsAt) });

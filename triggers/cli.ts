@@ -200,7 +200,8 @@ function buildProgram(io: CliIO): Command {
     .command('report')
     .description('incidents by outcome, automatic recovery rate and time to recover, per target')
     .addOption(new Option('--since <duration>', 'how far back, e.g. 24h, 7d').default('7d'))
-    .action(async (opts: { since: string }, cmd: Command) => {
+    .option('--target <name>', 'only incidents on this target')
+    .action(async (opts: { since: string; target?: string }, cmd: Command) => {
       let sinceMs: number;
       try {
         sinceMs = parseDuration(opts.since);
@@ -209,9 +210,11 @@ function buildProgram(io: CliIO): Command {
       }
       const until = new Date();
       const since = new Date(until.getTime() - sinceMs);
-      const report = await withTemporal(cmd, async (t, config) =>
-        buildReport(await closedIncidentsSince(t, since), { since, until, operators: config.operators.map((o) => o.name) }),
-      );
+      const report = await withTemporal(cmd, async (t, config) => {
+        const { incidents, truncated } = await closedIncidentsSince(t, since, { target: opts.target, limit: reportLimit });
+        const built = buildReport(incidents, { since, until, operators: config.operators.map((o) => o.name) });
+        return { ...built, truncated };
+      });
       print(cmd, report, () => reportText(report));
     });
 
@@ -271,9 +274,13 @@ function timelineText(timeline: RunbookStatus['timeline']): string[] {
   return ['timeline:', ...timeline.map((e) => `  ${formatTime(e.at)}  ${e.step}: ${e.event} (${e.actor})${e.detail ? ` — ${e.detail}` : ''}`)];
 }
 
-function reportText(r: IncidentReport): string {
+/** Incidents one report reads (one history each): past this it says it is partial. */
+const reportLimit = 5_000;
+
+function reportText(r: IncidentReport & { truncated: boolean }): string {
   const ttr = r.timeToRecover;
   const head = [
+    ...(r.truncated ? [`PARTIAL: only the newest ${reportLimit} incidents were read; narrow --since or --target`] : []),
     `incidents closed ${formatTime(r.since)} – ${formatTime(r.until)}: ${r.incidents}`,
     `by outcome: ${Object.entries(r.byOutcome).map(([o, n]) => `${o} ${n}`).join(', ') || '-'}`,
     `automatic recovery rate: ${formatRate(r.automaticRecoveryRate)} (${r.recoveredAutomatically} recovered without an operator; false alarms and suppressed alerts excluded)`,

@@ -1,7 +1,8 @@
 // How a trigger tells incident workflows about alerts: SignalWithStart for firing alerts (one
 // workflow per runbook and target, repeats fold into it), a plain signal for resolved ones.
 // Every call carries a deadline, so a hung Temporal frontend turns into a fast 503, not a hung
-// Alertmanager notification.
+// Alertmanager notification. Identical deliveries of one alert (an Alertmanager HA pair, retried
+// batches) share one call while it runs and for a few seconds after Temporal accepted it.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Client, WorkflowClient, WorkflowNotFoundError } from '@temporalio/client';
 import {
@@ -22,7 +23,14 @@ export interface FireResult {
   runId: string;
   /** True when this call started the workflow; false when the alert folded into a running one. */
   started: boolean;
+  /** True when an identical delivery was already accepted (or in flight): no call of its own. */
+  coalesced: boolean;
 }
+
+/** How long an accepted alert answers identical deliveries without asking Temporal again. */
+export const coalesceMs = 5_000;
+/** At most this many accepted alerts remembered; the oldest are forgotten first. */
+const coalesceEntries = 10_000;
 
 export interface IncidentSignaller {
   fire(input: RunbookInput, event: AlertEvent, taskQueue: string): Promise<FireResult>;
@@ -33,31 +41,64 @@ export interface IncidentSignaller {
 export function createIncidentSignaller(client: Client, options: { timeoutMs: number }): IncidentSignaller {
   const workflows = startObservingClient(client);
   const withDeadline = <T>(fn: () => Promise<T>) => client.connection.withDeadline(Date.now() + options.timeoutMs, fn);
+  // Key: workflow id, fingerprint and start time, so a new firing of the alert (a new startsAt)
+  // or another alert for the same target is never mistaken for a copy. Only accepted calls are
+  // remembered: a failed one is forgotten at once, and the next delivery asks Temporal itself.
+  const recent = new Map<string, { call: Promise<FireResult>; acceptedAt?: number }>();
+
+  function remembered(key: string, now: number): Promise<FireResult> | undefined {
+    const hit = recent.get(key);
+    if (hit && (hit.acceptedAt === undefined || now - hit.acceptedAt < coalesceMs)) return hit.call;
+    if (hit) recent.delete(key);
+    return undefined;
+  }
+
+  function remember(key: string, call: Promise<FireResult>): void {
+    const entry: { call: Promise<FireResult>; acceptedAt?: number } = { call };
+    recent.set(key, entry);
+    call.then(
+      () => (entry.acceptedAt = Date.now()),
+      () => recent.get(key) === entry && recent.delete(key),
+    );
+    for (const [k, v] of recent) {
+      if (recent.size <= coalesceEntries) break;
+      if (v !== entry) recent.delete(k);
+    }
+  }
+
+  async function signalWithStart(input: RunbookInput, event: AlertEvent, taskQueue: string): Promise<FireResult> {
+    const workflowId = incidentWorkflowId(input.runbook, input.target);
+    const seen: { started?: boolean } = {};
+    // The default conflict policy of SignalWithStart is "use the running workflow", so the same
+    // alert delivered again later folds into the run as an alertFiring signal: idempotent.
+    const handle = await startObservation.run(seen, () =>
+      withDeadline(() =>
+        workflows.signalWithStart(input.runbook, {
+          workflowId,
+          taskQueue,
+          args: [input],
+          signal: alertFiringSignal,
+          signalArgs: [event],
+          typedSearchAttributes: [
+            { key: targetAttribute, value: input.target },
+            { key: alertNameAttribute, value: input.alert.name },
+            { key: severityAttribute, value: input.alert.severity },
+            { key: runbookAttribute, value: input.runbook },
+          ],
+        }),
+      ),
+    );
+    return { workflowId, runId: handle.signaledRunId, started: seen.started ?? false, coalesced: false };
+  }
 
   return {
     async fire(input, event, taskQueue) {
-      const workflowId = incidentWorkflowId(input.runbook, input.target);
-      const seen: { started?: boolean } = {};
-      // The default conflict policy of SignalWithStart is "use the running workflow", so ten
-      // deliveries of one alert are one workflow and nine alertFiring signals: idempotent.
-      const handle = await startObservation.run(seen, () =>
-        withDeadline(() =>
-          workflows.signalWithStart(input.runbook, {
-            workflowId,
-            taskQueue,
-            args: [input],
-            signal: alertFiringSignal,
-            signalArgs: [event],
-            typedSearchAttributes: [
-              { key: targetAttribute, value: input.target },
-              { key: alertNameAttribute, value: input.alert.name },
-              { key: severityAttribute, value: input.alert.severity },
-              { key: runbookAttribute, value: input.runbook },
-            ],
-          }),
-        ),
-      );
-      return { workflowId, runId: handle.signaledRunId, started: seen.started ?? false };
+      const key = JSON.stringify([incidentWorkflowId(input.runbook, input.target), event.fingerprint ?? '', event.at]);
+      const earlier = remembered(key, Date.now());
+      if (earlier) return { ...(await earlier), started: false, coalesced: true };
+      const call = signalWithStart(input, event, taskQueue);
+      remember(key, call);
+      return call;
     },
 
     async resolve(runbook, target, event) {

@@ -15,6 +15,8 @@ export interface EngineMetrics {
    * server's own answer to SignalWithStart (its `started` flag), not guessed: see alertmanager.ts.
    */
   alertsFolded: Counter<'runbook'>;
+  /** A firing alert identical to one accepted moments before (or in flight): no Temporal call. */
+  alertsCoalesced: Counter<'runbook'>;
   alertsUnmatched: Counter<'reason'>;
   /** A resolved alert whose incident had already finished (or never started): nothing to tell. */
   alertsResolvedWithoutRun: Counter<'runbook'>;
@@ -70,6 +72,12 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Engin
     alertsFolded: new Counter({
       name: 'alerts_folded_total',
       help: 'Firing alerts delivered as a signal to an incident workflow that was already running.',
+      labelNames: ['runbook'] as const,
+      registers,
+    }),
+    alertsCoalesced: new Counter({
+      name: 'alerts_coalesced_total',
+      help: 'Firing alerts identical to one accepted in the last few seconds, answered without a Temporal call.',
       labelNames: ['runbook'] as const,
       registers,
     }),

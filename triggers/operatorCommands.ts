@@ -237,8 +237,16 @@ export async function changeSchedule(t: Temporal, name: string, action: 'pause' 
 }
 
 /** Closed incidents since a time, with their results, for `remediate report`. */
-export async function closedIncidentsSince(t: Temporal, since: Date, limit = 5_000): Promise<ClosedIncident[]> {
-  const rows = await listIncidents(t, { closed: true, closedAfter: since, limit });
+/** Closed incidents, newest first, at most `limit`; `truncated` when there were more. */
+export async function closedIncidentsSince(
+  t: Temporal,
+  since: Date,
+  options: { target?: string; limit?: number } = {},
+): Promise<{ incidents: ClosedIncident[]; truncated: boolean }> {
+  const limit = options.limit ?? 5_000;
+  // One more than the limit tells "exactly the limit" from "more than that".
+  const listed = await listIncidents(t, { closed: true, closedAfter: since, target: options.target, limit: limit + 1 });
+  const rows = listed.slice(0, limit);
   const out: ClosedIncident[] = [];
   let next = 0;
   const fetchOne = async (row: IncidentRow): Promise<ClosedIncident> => {
@@ -266,7 +274,7 @@ export async function closedIncidentsSince(t: Temporal, since: Date, limit = 5_0
       while (next < rows.length) out.push(await fetchOne(rows[next++]!));
     }),
   );
-  return out;
+  return { incidents: out, truncated: listed.length > limit };
 }
 
 function notFound(message: string) {

@@ -1,7 +1,7 @@
 // The engine process: one worker for the runbooks and their engine-side activities, the Alertmanager
 // webhook, and the maintenance schedules. Any number of engines may run against one Temporal namespace;
 // they share the task queue, and Temporal hands each workflow task to exactly one of them.
-import { dirname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
@@ -14,7 +14,8 @@ import { createMetrics } from '../triggers/metrics.js';
 import { syncSchedules } from '../triggers/schedules.js';
 import { connect, temporalEndpoint } from './temporal.js';
 
-export const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
+/** The workflows' entry beside this module: index.ts from the sources, index.js from the build. */
+export const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows', `index${extname(fileURLToPath(import.meta.url))}`);
 
 export interface EngineOptions {
   config: EngineConfig;
@@ -43,6 +44,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
 
   const guardQueue = guardrailsTaskQueue(taskQueue);
   const workflowBundle = opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath };
+  logger.info(opts.workflowBundlePath ? { bundle: opts.workflowBundlePath } : { workflows: workflowsPath }, 'workflow code');
   const shutdown = {
     shutdownGraceTime: '20s',
     // An activity that ignores cancellation must not keep a SIGTERMed process alive for ever:

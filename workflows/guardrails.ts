@@ -12,6 +12,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type {
+  RestartClaim,
+  RestartClaimed,
   RestartDecision,
   RestartReservation,
   SlotGrant,
@@ -71,6 +73,7 @@ export interface GuardSnapshot extends GuardState {
 
 export const reserveRestartUpdate = defineUpdate<RestartDecision, [RestartReservation]>('reserveRestart');
 export const acquireSlotUpdate = defineUpdate<SlotGrant, [SlotRequest]>('acquireSlot');
+export const claimRestartUpdate = defineUpdate<RestartClaimed, [RestartClaim]>('claimRestart');
 export const releaseSlotUpdate = defineUpdate<boolean, [string]>('releaseSlot');
 export const openWindowUpdate = defineUpdate<void, [WindowRequest]>('openWindow');
 export const closeWindowUpdate = defineUpdate<number, [string]>('closeWindow');
@@ -93,6 +96,15 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
       need(req?.requestId, 'requestId');
       need(req?.target, 'target');
       if (!(req.max >= 1) || !(req.leaseMs > 0)) throw new Error('acquireSlot needs max >= 1 and leaseMs > 0');
+    },
+  });
+  setHandler(claimRestartUpdate, (req) => claimRestart(state, req, Date.now()), {
+    validator: (req) => {
+      need(req?.target, 'target');
+      need(req?.requestId, 'requestId');
+      need(req?.holder, 'holder');
+      if (!(req.max >= 0) || !(req.windowMs > 0)) throw new Error('claimRestart needs max >= 0 and windowMs > 0');
+      if (!(req.maxConcurrent >= 1) || !(req.leaseMs > 0)) throw new Error('claimRestart needs maxConcurrent >= 1 and leaseMs > 0');
     },
   });
   setHandler(releaseSlotUpdate, (leaseId) => {
@@ -151,12 +163,37 @@ export function reserveRestart(state: GuardState, req: RestartReservation, now: 
   return { allowed: true, recent: count, reason: `restart ${count} of '${req.target}' in the last ${window}` };
 }
 
+/**
+ * Anti-flap first (a flapping target is refused at once, not after a wait for a slot), then a slot;
+ * the restart is recorded only with the slot, so a caller told to wait has used up nothing. Asked
+ * again with the same request id (a retried activity), it returns the lease it already holds.
+ */
+export function claimRestart(state: GuardState, req: RestartClaim, now: number): RestartClaimed {
+  prune(state, now);
+  // Evaluated without recording: the count and the anti-flap verdict as they stand.
+  const check = reserveRestart(state, { ...req, dryRun: true }, now);
+  if (state.leases.some((l) => l.id === req.requestId)) {
+    return { ...reserveRestart(state, { ...req, dryRun: true, enforce: false }, now), ...acquireSlot(state, slotOf(req), now) };
+  }
+  if (!check.allowed) return { ...check, ...slotsInUse(state), acquired: false };
+  if (req.dryRun) return { ...check, ...slotsInUse(state), acquired: true };
+  const grant = acquireSlot(state, slotOf(req), now);
+  return grant.acquired ? { ...reserveRestart(state, req, now), ...grant } : { ...check, ...grant };
+}
+
+function slotOf(req: RestartClaim): SlotRequest {
+  return { requestId: req.requestId, holder: req.holder, target: req.target, action: 'restart', max: req.maxConcurrent, leaseMs: req.leaseMs };
+}
+
+function slotsInUse(state: GuardState): { inUse: number; holders: string[] } {
+  return { inUse: state.leases.length, holders: state.leases.map((l) => `${l.holder} ${l.action} ${l.target}`) };
+}
+
 export function acquireSlot(state: GuardState, req: SlotRequest, now: number): SlotGrant {
   prune(state, now);
-  const describe = () => state.leases.map((l) => `${l.holder} ${l.action} ${l.target}`);
   const existing = state.leases.find((l) => l.id === req.requestId);
-  if (existing) return { acquired: true, leaseId: existing.id, inUse: state.leases.length, holders: describe() };
-  if (state.leases.length >= req.max) return { acquired: false, inUse: state.leases.length, holders: describe() };
+  if (existing) return { acquired: true, leaseId: existing.id, ...slotsInUse(state) };
+  if (state.leases.length >= req.max) return { acquired: false, ...slotsInUse(state) };
   state.leases.push({
     id: req.requestId,
     holder: req.holder,
@@ -165,7 +202,7 @@ export function acquireSlot(state: GuardState, req: SlotRequest, now: number): S
     acquiredAt: now,
     expiresAt: now + req.leaseMs,
   });
-  return { acquired: true, leaseId: req.requestId, inUse: state.leases.length, holders: describe() };
+  return { acquired: true, leaseId: req.requestId, ...slotsInUse(state) };
 }
 
 /** Drops what can no longer matter: lapsed leases and windows, restarts older than any window. */

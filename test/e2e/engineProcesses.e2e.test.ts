@@ -2,7 +2,9 @@
 // killed and stopped the way machines and deploys kill and stop them. Containers are real
 // (busybox, killed to make the incidents); which process did what is read from workflow history,
 // where every task records the identity (pid@host) of the worker that ran it.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client, Connection } from '@temporalio/client';
 import type { EngineConfigInput } from '../../config/schema.js';
@@ -76,8 +78,8 @@ async function result(workflowId: string, ms: number): Promise<RunbookResult> {
 
 const metric = (engine: EngineProcess, series: string) => engineMetric(engine.webhookUrl, series);
 
-async function spawn(cfg: EngineConfigInput): Promise<EngineProcess> {
-  const engine = await spawnEngine(cfg);
+async function spawn(cfg: EngineConfigInput, options: Parameters<typeof spawnEngine>[1] = {}): Promise<EngineProcess> {
+  const engine = await spawnEngine(cfg, options);
   engines.push(engine);
   return engine;
 }
@@ -90,6 +92,24 @@ afterAll(async () => {
   await Promise.all(engines.map((e) => e.stop(5_000)));
   if (created.length) await docker('rm', '-f', ...created).catch(() => '');
   await connection?.close();
+});
+
+describe('the engine as `npm start` runs it', () => {
+  const queue = uniqueQueue('e2e-build');
+  afterAll(() => terminateRunning(client, queue));
+
+  it('builds, bundles its workflows from dist/ itself, and recovers a killed container', async () => {
+    await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: process.cwd(), timeout: 120_000 });
+    const svc = await service('build');
+    await untilHttpOk(svc.health, `${svc.container} healthy`);
+    await docker('kill', svc.container);
+    // No prebuilt bundle: the compiled engine must find and bundle dist/workflows/index.js.
+    const engine = await spawn(config(queue, [svc]), { fromBuild: true, env: { REMEDIATION_WORKFLOW_BUNDLE: '' }, startTimeoutMs: 120_000 });
+    expect(engine.output()).toContain('dist/workflows/index.js');
+    expect((await fire(engine, 'ServiceDown', svc.target)).started).toBe(1);
+    expect((await result(incidentWorkflowId('serviceDown', svc.target), 60_000)).outcome).toBe('recovered');
+    expect(await httpOk(svc.health)).toBe(true);
+  }, 180_000);
 });
 
 describe('two engine processes on one task queue', () => {

@@ -35,10 +35,12 @@ export function writeConfig(config: EngineConfigInput, dir = mkdtempSync(join(tm
 
 export async function spawnEngine(
   config: EngineConfigInput,
-  options: { env?: NodeJS.ProcessEnv; startTimeoutMs?: number } = {},
+  options: { env?: NodeJS.ProcessEnv; startTimeoutMs?: number; fromBuild?: boolean } = {},
 ): Promise<EngineProcess> {
   const file = writeConfig(config);
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', '--config', file, 'engine'], {
+  // From the sources (tsx) by default; fromBuild runs dist/ as `npm start` does (npm run build first).
+  const entry = options.fromBuild ? ['dist/worker/main.js'] : ['--import', 'tsx', 'worker/main.ts'];
+  const child: ChildProcess = spawn(process.execPath, [...entry, '--config', file, 'engine'], {
     cwd: repoRoot,
     env: { ...process.env, REMEDIATION_WORKFLOW_BUNDLE: bundlePath, LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

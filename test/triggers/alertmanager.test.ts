@@ -143,14 +143,17 @@ describe('Alertmanager webhook: what it accepts', () => {
 });
 
 describe('Alertmanager webhook: alerts to runbooks', () => {
-  it('starts one workflow for the same alert posted ten times, folding the rest into it', async () => {
+  it('starts one workflow for the same alert posted ten times: one Temporal call, the copies coalesced', async () => {
     const alert = { labels: { alertname: 'ServiceDown', service: fx.api, severity: 'critical' }, fingerprint: 'fp-api-1' };
     const startedBefore = await metric('runbooks_started_total', '{runbook="serviceDown"}');
-    const foldedBefore = await metric('alerts_folded_total', '{runbook="serviceDown"}');
-    const responses = await Promise.all(Array.from({ length: 10 }, () => post(payload([alert]))));
+    const coalescedBefore = await metric('alerts_coalesced_total', '{runbook="serviceDown"}');
+    // One notification delivered ten times (the same startsAt), as an Alertmanager HA pair or a
+    // retried batch delivers it.
+    const body = payload([alert]);
+    const responses = await Promise.all(Array.from({ length: 10 }, () => post(body)));
     expect(responses.map((r) => r.status)).toEqual(Array(10).fill(200));
     expect(responses.reduce((n, r) => n + r.json.started, 0)).toBe(1);
-    expect(responses.reduce((n, r) => n + r.json.folded, 0)).toBe(9);
+    expect(responses.reduce((n, r) => n + r.json.coalesced, 0)).toBe(9);
 
     const workflowId = incidentWorkflowId('serviceDown', fx.api);
     const handle = client.workflow.getHandle(workflowId);
@@ -158,11 +161,23 @@ describe('Alertmanager webhook: alerts to runbooks', () => {
     expect(d.type).toBe('serviceDown');
     expect(d.taskQueue).toBe(taskQueue);
     expect(d.searchAttributes).toMatchObject({ RemediationTarget: [fx.api], AlertName: ['ServiceDown'], Severity: ['critical'], Runbook: ['serviceDown'] });
-    const status = await eventually(() => handle.query(statusQuery), (s) => s.alertsFolded === 9);
-    expect(status.alertsFolded).toBe(9);
     expect(await eventually(() => executionsOf(workflowId), (n) => n === 1)).toBe(1);
+    // The copies never reached the workflow: one signal in its history, the one it started with.
+    const signals = (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes);
+    expect(signals).toHaveLength(1);
     expect((await metric('runbooks_started_total', '{runbook="serviceDown"}')) - startedBefore).toBe(1);
-    expect((await metric('alerts_folded_total', '{runbook="serviceDown"}')) - foldedBefore).toBe(9);
+    expect((await metric('alerts_coalesced_total', '{runbook="serviceDown"}')) - coalescedBefore).toBe(9);
+  });
+
+  it('folds another alert for the same target into the running workflow as a signal', async () => {
+    const labels = { alertname: 'ServiceDown', service: fx.api, severity: 'critical' };
+    const foldedBefore = await metric('alerts_folded_total', '{runbook="serviceDown"}');
+    // The incident the test above started is still open. A different fingerprint (another alert
+    // naming the same target) is no copy: Temporal is asked, and the run hears of it.
+    expect((await post(payload([{ labels, fingerprint: 'fp-api-2' }]))).json).toMatchObject({ started: 0, folded: 1, coalesced: 0 });
+    const handle = client.workflow.getHandle(incidentWorkflowId('serviceDown', fx.api));
+    expect((await eventually(() => handle.query(statusQuery), (s) => s.alertsFolded === 1)).alertsFolded).toBe(1);
+    expect((await metric('alerts_folded_total', '{runbook="serviceDown"}')) - foldedBefore).toBe(1);
   });
 
   it('signals the running workflow when the alert resolves, and it finishes', async () => {
@@ -228,19 +243,24 @@ describe('Alertmanager webhook: when Temporal is unreachable', () => {
       temporalTimeoutMs: 1_500,
     });
     const { port } = await down.listen();
-    try {
-      const began = Date.now();
-      const res = await fetch(`http://127.0.0.1:${port}/alertmanager`, {
+    const body = JSON.stringify(payload([{ labels: { alertname: 'ServiceDown', service: fx.api } }]));
+    const send = () =>
+      fetch(`http://127.0.0.1:${port}/alertmanager`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${fx.token}` },
-        body: JSON.stringify(payload([{ labels: { alertname: 'ServiceDown', service: fx.api } }])),
+        body,
       });
+    try {
+      const began = Date.now();
+      const res = await send();
       const elapsed = Date.now() - began;
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('10');
       expect(((await res.json()) as { error: string }).error).toMatch(/^Temporal did not accept 1 of 1 alert\(s\)/);
       expect(elapsed).toBeLessThan(5_000);
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(503);
+      // A delivery Temporal never accepted is not remembered: the retry asks again, and fails again.
+      expect((await send()).status).toBe(503);
     } finally {
       await down.close();
       await connection.close();

@@ -6,6 +6,7 @@ import type { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../config/load.js';
 import { matchBinding } from '../../triggers/binding.js';
+import { closedIncidentsSince } from '../../triggers/operatorCommands.js';
 import { createIncidentSignaller } from '../../triggers/incidents.js';
 import { planRunbook } from '../../triggers/plan.js';
 import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules.js';
@@ -175,17 +176,32 @@ describe('remediate incidents and report', () => {
   });
 
   it('reports outcomes, automatic recovery and time to recover per target', async () => {
-    const r = await eventually(
-      () => runCli([...withConfig('report', '--since', '1h'), '--json']),
-      (x) => x.json?.perTarget?.some((p: { target: string }) => p.target === fx.web),
-    );
+    // Per target, so other incidents on the same server (other tests, benchmarks) never crowd these out.
+    const report = (target: string) =>
+      eventually(
+        () => runCli([...withConfig('report', '--since', '1h', '--target', target), '--json']),
+        (x) => x.json?.perTarget?.some((p: { target: string }) => p.target === target),
+      );
+    const r = await report(fx.api);
     expect(r.code).toBe(0);
-    const api = r.json.perTarget.find((p: { target: string }) => p.target === fx.api);
+    expect(r.json.truncated).toBe(false);
+    expect(r.json.perTarget.map((p: { target: string }) => p.target)).toEqual([fx.api]);
     // alice approved it: recovered, but not automatically.
-    expect(api).toMatchObject({ incidents: 1, recovered: 1, recoveredAutomatically: 0, automaticRecoveryRate: 0, byOutcome: { recovered: 1 } });
-    expect(api.timeToRecover.count).toBe(1);
-    expect(r.json.perTarget.find((p: { target: string }) => p.target === fx.web)).toMatchObject({ byOutcome: { rejected: 1 } });
+    expect(r.json.perTarget[0]).toMatchObject({ incidents: 1, recovered: 1, recoveredAutomatically: 0, automaticRecoveryRate: 0, byOutcome: { recovered: 1 } });
+    expect(r.json.perTarget[0].timeToRecover.count).toBe(1);
+    expect((await report(fx.web)).json.perTarget[0]).toMatchObject({ target: fx.web, byOutcome: { rejected: 1 } });
     expect((await runCli(withConfig('report', '--since', 'last week'))).code).toBe(1);
+  });
+
+  it('says when a report read only part of the period', async () => {
+    const t = { client, address: stack().temporalAddress, call: <T>(fn: () => Promise<T>) => fn(), close: async () => {} };
+    const since = new Date(Date.now() - 3_600_000);
+    // The api and web incidents above are both closed: a limit of one cannot hold them.
+    const partial = await closedIncidentsSince(t, since, { limit: 1 });
+    expect(partial).toMatchObject({ truncated: true, incidents: [expect.anything()] });
+    const whole = await closedIncidentsSince(t, since, { target: fx.api, limit: 1 });
+    expect(whole.truncated).toBe(false);
+    expect(whole.incidents.map((i) => i.target)).toEqual([fx.api]);
   });
 
   it('exits 3 when Temporal cannot be reached', async () => {

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
-import type { RestartReservation } from '../../activities/contract.js';
+import type { RestartClaim, RestartReservation } from '../../activities/contract.js';
 import {
   acquireSlot,
+  claimRestart,
   guardStateQuery,
   guardrails,
   reserveRestart,
@@ -59,6 +60,51 @@ describe('guard rules', () => {
     expect(acquireSlot(state, req, 0).leaseId).toBe('a');
     expect(acquireSlot(state, req, 1).leaseId).toBe('a');
     expect(state.leases).toHaveLength(1);
+  });
+});
+
+describe('restart claims (anti-flap and a slot in one call)', () => {
+  const claim = (target: string, requestId: string, extra: Partial<RestartClaim> = {}): RestartClaim => ({
+    ...reservation(target, requestId),
+    maxConcurrent: 1,
+    leaseMs: 60_000,
+    ...extra,
+  });
+
+  it('records the restart only with the slot: told to wait, nothing is used up', () => {
+    const state = empty();
+    expect(claimRestart(state, claim('api', 'a'), 0)).toMatchObject({ allowed: true, acquired: true, leaseId: 'a', recent: 1 });
+    const waiting = claimRestart(state, claim('db', 'b'), 1);
+    expect(waiting).toMatchObject({ allowed: true, acquired: false, inUse: 1, holders: ['incident:serviceDown:api restart api'] });
+    expect(state.restarts['db']).toBeUndefined();
+    state.leases = [];
+    expect(claimRestart(state, claim('db', 'b2'), 2)).toMatchObject({ allowed: true, acquired: true, recent: 1 });
+  });
+
+  it('refuses a flapping target at once, even with every slot taken', () => {
+    const state = empty();
+    for (let i = 0; i < 3; i++) reserveRestart(state, reservation('api', `r${i}`), i);
+    acquireSlot(state, { requestId: 'other', holder: 'h', target: 'db', action: 'restart', max: 1, leaseMs: 60_000 }, 3);
+    const refused = claimRestart(state, claim('api', 'r3'), 4);
+    expect(refused).toMatchObject({ allowed: false, acquired: false, recent: 3 });
+    expect(refused.reason).toContain('anti-flap: 3 restarts');
+  });
+
+  it('answers a retried claim with the lease it holds, counting the restart once', () => {
+    const state = empty();
+    claimRestart(state, claim('api', 'a'), 0);
+    expect(claimRestart(state, claim('api', 'a'), 5)).toMatchObject({ acquired: true, leaseId: 'a', recent: 1 });
+    expect(state.restarts['api']).toHaveLength(1);
+    expect(state.leases).toHaveLength(1);
+  });
+
+  it('takes no lease and records nothing in a dry run, but still says whether anti-flap would refuse', () => {
+    const state = empty();
+    expect(claimRestart(state, claim('api', 'dry', { dryRun: true }), 0)).toMatchObject({ allowed: true, acquired: true, recent: 0 });
+    expect(state.leases).toHaveLength(0);
+    expect(state.restarts['api']).toBeUndefined();
+    for (let i = 0; i < 3; i++) reserveRestart(state, reservation('api', `r${i}`), i);
+    expect(claimRestart(state, claim('api', 'dry2', { dryRun: true }), 5)).toMatchObject({ allowed: false });
   });
 });
 

@@ -309,7 +309,7 @@ describe('serviceDown', () => {
     const handle = await start(runbookInput(h, target, { guardrails: { restartsPerWindow: { max: 3, windowMs: 0 } } as never }));
     const result = await handle.result();
     expect(result.outcome, result.detail).toBe('failed');
-    expect(result.detail).toContain('reserveRestart failed');
+    expect(result.detail).toContain('claimRestart failed');
     expect(result.detail).toContain('windowMs');
   });
 });

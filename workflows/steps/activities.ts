@@ -56,6 +56,7 @@ export function engineActivities(): EngineSteps {
     expireSilence: expire.expireSilence,
     reserveRestart: guard.reserveRestart,
     acquireSlot: guard.acquireSlot,
+    claimRestart: guard.claimRestart,
     releaseSlot: guard.releaseSlot,
     openWindow: guard.openWindow,
     closeWindow: guard.closeWindow,

@@ -2,6 +2,7 @@
 // deploy that takes down ten services must not become ten simultaneous restarts.
 import { CancellationScope } from '@temporalio/workflow';
 import { formatDuration } from '../../config/duration.js';
+import type { SlotGrant } from '../../activities/contract.js';
 import type { EngineSteps } from './activities.js';
 import { describeFailure, waitFor, type Incident } from './incident.js';
 
@@ -16,6 +17,8 @@ export interface SlotPlan {
   leaseMs: number;
   waitMs: number;
   dryRun: boolean;
+  /** For a restart: the anti-flap reservation, asked of the guard in the same call as the slot. */
+  restart?: { max: number; windowMs: number; enforce: boolean };
 }
 
 export type Slotted<T> = { ran: true; value: T } | { ran: false; reason: string };
@@ -25,15 +28,16 @@ export const defaultSlotWaitMs = 600_000;
 /**
  * Runs `work` holding one of the destructive slots, waiting for one if all are taken. Gives up
  * when the wait runs out or the alert resolves meanwhile. A dry run changes nothing, so it takes
- * no slot from real work.
+ * no slot from real work. With `restart`, anti-flap can refuse it outright, and `work` is given
+ * the guard's count ("restart 2 of 'api' in the last 1h").
  */
 export async function withDestructiveSlot<T>(
   incident: Incident,
   engine: EngineSteps,
   plan: SlotPlan,
-  work: () => Promise<T>,
+  work: (allowance: string) => Promise<T>,
 ): Promise<Slotted<T>> {
-  if (plan.dryRun) return { ran: true, value: await work() };
+  if (plan.dryRun && !plan.restart) return { ran: true, value: await work('') };
   // The run id keeps a later incident on the same workflow id from reusing this lease; the poll
   // number makes each ask a new request (a repeated request id returns the first answer).
   const base = `${incident.workflowId}/${incident.runId}/${plan.action}/${plan.key}`;
@@ -47,8 +51,16 @@ export async function withDestructiveSlot<T>(
   };
   const giveUpAt = Date.now() + plan.waitMs;
   const poll = Math.min(15_000, Math.max(250, Math.floor(plan.waitMs / 20)));
-  const ask = () => engine.acquireSlot({ ...request, requestId: `${base}/${polls++}` });
+  let allowance = '';
+  const ask = async (): Promise<SlotGrant & { refused?: string }> => {
+    const requestId = `${base}/${polls++}`;
+    if (!plan.restart) return engine.acquireSlot({ ...request, requestId });
+    const claim = await engine.claimRestart({ ...request, ...plan.restart, maxConcurrent: plan.max, requestId, dryRun: plan.dryRun });
+    allowance = claim.reason;
+    return claim.allowed ? claim : { ...claim, refused: claim.reason };
+  };
   let grant = await ask();
+  if (grant.refused) return { ran: false, reason: grant.refused };
   if (!grant.acquired) {
     incident.record('waiting for a slot', `${grant.inUse} of ${plan.max} destructive actions in flight: ${grant.holders.join(', ')}`);
   }
@@ -64,10 +76,13 @@ export async function withDestructiveSlot<T>(
       return { ran: false, reason: 'the alert resolved while waiting for a slot' };
     }
     grant = await ask();
+    if (grant.refused) return { ran: false, reason: grant.refused };
   }
-  const leaseId = grant.leaseId!;
+  const leaseId = grant.leaseId;
+  // A dry run's claim takes no lease: nothing to release.
+  if (leaseId === undefined) return { ran: true, value: await work(allowance) };
   try {
-    return { ran: true, value: await work() };
+    return { ran: true, value: await work(allowance) };
   } finally {
     // Released even when the run is being cancelled; if this fails the lease lapses on its own.
     await CancellationScope.nonCancellable(() => engine.releaseSlot(leaseId)).catch((err) =>

@@ -1,9 +1,10 @@
 // Restarting a target: a restart only counts once verification passes within the deadline, and
 // every restart first asks the guard (anti-flap across incidents, the concurrency cap).
+import { patched } from '@temporalio/workflow';
 import { formatDuration } from '../../config/duration.js';
 import type { GuardrailPlan } from '../messages.js';
 import type { EngineSteps, TargetSteps } from './activities.js';
-import { defaultSlotWaitMs, withDestructiveSlot } from './destructiveSlot.js';
+import { defaultSlotWaitMs, withDestructiveSlot, type SlotPlan } from './destructiveSlot.js';
 import { describeFailure, isPermanent, waitFor, type Incident } from './incident.js';
 import { verifyWithin } from './verify.js';
 
@@ -59,10 +60,81 @@ export async function restartWithRetries(
 }
 
 /**
- * One restart and its verification. The anti-flap reservation comes first, so a target that is
- * flapping is escalated at once rather than after a wait for a slot.
+ * One restart and its verification. One guard call claims both the anti-flap reservation and a
+ * destructive slot, so a target that is flapping is escalated at once rather than after a wait.
  */
 export async function restartOnce(
+  incident: Incident,
+  target: TargetSteps,
+  engine: EngineSteps,
+  plan: RestartPlan,
+  how: { attempt: number; actor: string; automatic: boolean },
+): Promise<RestartAttempt> {
+  // Runs started before the single claim asked the guard twice; their histories replay that way.
+  if (!patched('one-guard-call-per-restart')) return restartOnceReservedFirst(incident, target, engine, plan, how);
+  const g = plan.guardrails;
+  const slotted = await withDestructiveSlot(
+    incident,
+    engine,
+    {
+      ...restartSlot(plan, how.attempt),
+      restart: { max: g.restartsPerWindow.max, windowMs: g.restartsPerWindow.windowMs, enforce: how.automatic },
+    },
+    (allowance) => restartAndVerify(incident, target, plan, how, allowance),
+  );
+  if (!slotted.ran) {
+    incident.record('restart refused', slotted.reason);
+    return { kind: 'refused', detail: slotted.reason };
+  }
+  return slotted.value;
+}
+
+function restartSlot(plan: RestartPlan, attempt: number): SlotPlan {
+  const g = plan.guardrails;
+  return {
+    target: plan.target,
+    action: 'restart',
+    key: String(attempt),
+    max: g.maxConcurrentDestructive,
+    // Two restart tries of up to 3 minutes, the verification deadline, and slack.
+    leaseMs: 2 * 180_000 + g.verifyDeadlineMs + 120_000,
+    waitMs: g.slotWaitMs ?? defaultSlotWaitMs,
+    dryRun: plan.dryRun,
+  };
+}
+
+async function restartAndVerify(
+  incident: Incident,
+  target: TargetSteps,
+  plan: RestartPlan,
+  how: { attempt: number; actor: string },
+  allowance: string,
+): Promise<RestartAttempt> {
+  incident.status.restartAttempts += 1;
+  incident.record('restarting', `attempt ${how.attempt}; ${allowance}`, how.actor);
+  try {
+    const done = await target.restartTarget(plan.target, {
+      incidentId: incident.workflowId,
+      reason: plan.reason,
+      actor: how.actor,
+      dryRun: plan.dryRun,
+    });
+    incident.record('restarted', done.summary, how.actor);
+  } catch (err) {
+    const detail = describeFailure(err);
+    incident.record('restart failed', detail, how.actor);
+    if (isPermanent(err)) return { kind: 'failed', detail, permanent: true };
+    // A restart that timed out may still have happened: verification decides.
+  }
+  const verified = await verifyWithin(incident, target, plan.target, {
+    deadlineMs: plan.guardrails.verifyDeadlineMs,
+    intervalMs: plan.guardrails.verifyIntervalMs,
+  });
+  return { kind: verified.healthy ? 'recovered' : 'unhealthy', detail: verified.detail };
+}
+
+/** The unpatched restart: the reservation and the slot as two guard calls. */
+async function restartOnceReservedFirst(
   incident: Incident,
   target: TargetSteps,
   engine: EngineSteps,
@@ -83,42 +155,8 @@ export async function restartOnce(
     incident.record('restart refused', reservation.reason);
     return { kind: 'refused', detail: reservation.reason };
   }
-  const slotted = await withDestructiveSlot(
-    incident,
-    engine,
-    {
-      target: plan.target,
-      action: 'restart',
-      key: String(how.attempt),
-      max: g.maxConcurrentDestructive,
-      // Two restart tries of up to 3 minutes, the verification deadline, and slack.
-      leaseMs: 2 * 180_000 + g.verifyDeadlineMs + 120_000,
-      waitMs: g.slotWaitMs ?? defaultSlotWaitMs,
-      dryRun: plan.dryRun,
-    },
-    async (): Promise<RestartAttempt> => {
-      incident.status.restartAttempts += 1;
-      incident.record('restarting', `attempt ${how.attempt}; ${reservation.reason}`, how.actor);
-      try {
-        const done = await target.restartTarget(plan.target, {
-          incidentId: incident.workflowId,
-          reason: plan.reason,
-          actor: how.actor,
-          dryRun: plan.dryRun,
-        });
-        incident.record('restarted', done.summary, how.actor);
-      } catch (err) {
-        const detail = describeFailure(err);
-        incident.record('restart failed', detail, how.actor);
-        if (isPermanent(err)) return { kind: 'failed', detail, permanent: true };
-        // A restart that timed out may still have happened: verification decides.
-      }
-      const verified = await verifyWithin(incident, target, plan.target, {
-        deadlineMs: g.verifyDeadlineMs,
-        intervalMs: g.verifyIntervalMs,
-      });
-      return { kind: verified.healthy ? 'recovered' : 'unhealthy', detail: verified.detail };
-    },
+  const slotted = await withDestructiveSlot(incident, engine, restartSlot(plan, how.attempt), () =>
+    restartAndVerify(incident, target, plan, how, reservation.reason),
   );
   if (!slotted.ran) {
     incident.record('restart refused', slotted.reason);
