@@ -237,6 +237,9 @@ export async function changeSchedule(t: Temporal, name: string, action: 'pause' 
 }
 
 /** Closed incidents since a time, with their results, for `remediate report`. */
+/** Runs that closed without a result: cancelled and terminated by a person, the rest failures. */
+const closedWithout: Partial<Record<string, Outcome>> = { CANCELLED: 'cancelled', TERMINATED: 'terminated' };
+
 /** Closed incidents, newest first, at most `limit`; `truncated` when there were more. */
 export async function closedIncidentsSince(
   t: Temporal,
@@ -257,7 +260,7 @@ export async function closedIncidentsSince(
       startedAt: new Date(row.startTime),
       endedAt: new Date(row.closeTime ?? row.startTime),
     };
-    if (row.status !== 'COMPLETED') return { ...base, outcome: row.status === 'CANCELLED' ? 'cancelled' : 'failed' };
+    if (row.status !== 'COMPLETED') return { ...base, outcome: closedWithout[row.status] ?? 'failed' };
     const handle = t.client.workflow.getHandle(row.workflowId, row.runId);
     const result = (await t.call(() => handle.result())) as Partial<RunbookResult> | undefined;
     const outcome = (result?.outcome ?? (row.outcome || 'completed')) as Outcome;

@@ -86,7 +86,9 @@ export type Outcome =
   | 'suppressed'
   | 'failed'
   | 'completed'
-  | 'cancelled';
+  | 'cancelled'
+  /** Never returned by a runbook: a run somebody terminated, as reports list it. */
+  | 'terminated';
 
 /**
  * How a closing runbook reports itself to the engine's metrics. A sink, because workflow code cannot

@@ -204,6 +204,16 @@ describe('remediate incidents and report', () => {
     expect(whole.incidents.map((i) => i.target)).toEqual([fx.api]);
   });
 
+  it('tells runs somebody cancelled or terminated from failed ones', async () => {
+    // fx.db's first incident was cancelled above; its next one is terminated.
+    await client.workflow.getHandle(await fireIncident({ alertname: 'DatabaseDown' })).terminate('operator gave up');
+    const r = await eventually(
+      () => runCli([...withConfig('report', '--since', '1h', '--target', fx.db), '--json']),
+      (x) => x.json?.incidents === 2,
+    );
+    expect(r.json.byOutcome).toEqual({ cancelled: 1, terminated: 1 });
+  });
+
   it('exits 3 when Temporal cannot be reached', async () => {
     const port = await closedPort();
     const r = await runCli(withConfig('incidents'), { TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
