@@ -74,6 +74,8 @@ interface BenchEngine {
   guardId: string;
   /** Resident memory and CPU time (user+system) of the engine process, from /proc. */
   usage(): { rss: number; cpuMs: number };
+  /** The main thread's V8 heap in use and memory outside it, from the engine's /metrics. */
+  heap(): Promise<{ used: number; external: number }>;
   /** SIGTERM; resolves with how long the engine took to exit (SIGKILL after 60 s). */
   stop(): Promise<number>;
 }
@@ -105,13 +107,20 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
     writeFileSync(bundleFile, code);
   }
   benchClient ??= new Client({ connection: await Connection.connect({ address: s.temporalAddress }), namespace: 'default' });
-  const engine = await spawnEngine(input, { env: { REMEDIATION_WORKFLOW_BUNDLE: bundleFile }, fromBuild: true });
+  // MALLOC_ARENA_MAX as scripts/start.sh sets it.
+  const env = { REMEDIATION_WORKFLOW_BUNDLE: bundleFile, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
+  const engine = await spawnEngine(input, { env, fromBuild: true });
   return {
     url: `${engine.webhookUrl}/alertmanager`,
     client: benchClient,
     taskQueue,
     guardId: guardrailsWorkflowId(taskQueue),
     usage: () => processUsage(engine.pid),
+    async heap() {
+      const text = await (await fetch(`${engine.webhookUrl}/metrics`)).text();
+      const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      return { used: value('nodejs_heap_size_used_bytes'), external: value('nodejs_external_memory_bytes') };
+    },
     async stop() {
       const t0 = performance.now();
       await engine.stop(60_000);
@@ -411,6 +420,8 @@ async function benchOpen(): Promise<void> {
     clearInterval(sampler);
     rows.push([label, 'posted lost / all waiting on escalation timer after', `${lost} / ${waiting.size} of ${names.length} in ${ms(reached)}`]);
     rows.push([label, `engine process RSS: before alerts / peak / all open, after the ${idleS} s idle window`, `${mb(rssBefore)} / ${mb(peakRss)} / ${mb(rss)}`]);
+    const heap = await engine.heap();
+    rows.push([label, 'of which the main thread: V8 heap in use / external', `${mb(heap.used)} / ${mb(heap.external)}`]);
     rows.push([
       label,
       `CPU over ${idleS} s idle window (user+system, % of one core)`,
