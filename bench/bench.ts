@@ -21,7 +21,7 @@ import { guardrailsWorkflowId } from '../workflows/guardrails.js';
 import { incidentWorkflowId } from '../workflows/messages.js';
 import { alertmanagerPayload } from '../test/support/alertmanagerPayload.js';
 import { spawnEngine } from '../test/support/engineProcess.js';
-import { stack } from '../test/support/stack.js';
+import { stack, stackDir } from '../test/support/stack.js';
 
 // The SDK logs every expected activity failure (restarts refused for lack of restartVia) at WARN.
 // Core (Rust) logs, e.g. late completions of activities whose workflow the bench terminated, too.
@@ -138,6 +138,15 @@ async function onEscalationTimer(client: Client, workflowId: string): Promise<bo
   const timeout = Number(started?.timerStartedEventAttributes?.startToFireTimeout?.seconds ?? 0);
   const timerId = started?.timerStartedEventAttributes?.timerId;
   return timeout >= 3_000 && !events.some((e) => e.timerFiredEventAttributes?.timerId === timerId);
+}
+
+/** CPU time of the stack's Temporal dev server (NaN when it is not ours, e.g. an external cluster). */
+function serverCpuMs(): number {
+  try {
+    return processUsage(Number(readFileSync(join(stackDir, 'pids', 'temporal.pid'), 'utf8'))).cpuMs;
+  } catch {
+    return NaN;
+  }
 }
 
 function processUsage(pid: number): { rss: number; cpuMs: number } {
@@ -296,6 +305,7 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
   const times: number[] = [];
   let peakRss = engine.usage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, engine.usage().rss)), 100);
+  const cpu0 = { engine: engine.usage().cpuMs, server: serverCpuMs() };
   const t0 = performance.now();
   let postedAt = 0;
   try {
@@ -324,6 +334,8 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
       await sleep(100);
     }
     const allStarted = performance.now() - t0;
+    const share = (cpuMs: number) => `${((cpuMs / allStarted) * 100).toFixed(0)} %`;
+    const cpu = { engine: share(engine.usage().cpuMs - cpu0.engine), server: share(serverCpuMs() - cpu0.server) };
     // Let the runbooks reach their escalation timers before reading memory.
     await sleep(5_000);
     const accepted = statuses.filter((s) => s >= 200 && s < 300).length;
@@ -337,6 +349,7 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
       seen >= expectWorkflows ? ms(allStarted) : `not within 120 s`,
     ]);
     rows.push([label, 'engine process RSS: peak during storm / 5 s after', `${mb(peakRss)} / ${mb(engine.usage().rss)}`]);
+    rows.push([label, 'CPU until every workflow started, % of one core: engine / Temporal server', `${cpu.engine} / ${cpu.server}`]);
   } finally {
     clearInterval(sampler);
   }
