@@ -271,6 +271,12 @@ export const engineConfig = z
         listen: z.string().default('127.0.0.1:9797'),
         token: secretRef,
         maxBodyBytes: z.number().int().positive().default(1_048_576),
+        /**
+         * Answer Alertmanager once a batch is fsynced to a spool under dataDir, and forward it to
+         * Temporal after. Unset: on with the embedded dev server (its state is on the same disk),
+         * off with a cluster (200 only once the cluster took the alerts).
+         */
+        spool: z.boolean().optional(),
       })
       .strict(),
     alertmanager: z

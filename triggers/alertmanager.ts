@@ -14,6 +14,8 @@ import { planRunbook } from './plan.js';
 import { createIncidentSignaller, isTemporalUnavailable } from './incidents.js';
 import { countUnmatched, type EngineMetrics } from './metrics.js';
 import { describePayloadError, webhookPayload, type WebhookAlert } from './alertmanagerPayload.js';
+import type { Spool, SpoolEntry } from './spool.js';
+import { startForwarder } from './spoolForwarder.js';
 
 export interface WebhookDeps {
   config: EngineConfig;
@@ -25,11 +27,20 @@ export interface WebhookDeps {
   ready: () => Promise<boolean>;
   /** Deadline for each Temporal call (default 5 s): below Alertmanager's own webhook timeout. */
   temporalTimeoutMs?: number;
+  /**
+   * Set: a batch is answered 200 once it is on disk here, and forwarded to Temporal after (alerts
+   * spooled by an earlier process are forwarded first). Unset: 200 only once Temporal took it.
+   */
+  spool?: Spool;
+  /** Waits between forwarding tries of a spooled alert (default 0.5 s doubling to 30 s). */
+  spoolBackoffMs?: { first: number; max: number };
 }
 
 export interface WebhookServer {
   listen(): Promise<{ host: string; port: number }>;
   close(): Promise<void>;
+  /** With a spool: resolves once every spooled alert reached Temporal. */
+  drained(): Promise<void>;
 }
 
 type Decision =
@@ -58,10 +69,27 @@ class HttpError extends Error {
 // batch fast without stampeding the frontend.
 const temporalConcurrency = 8;
 
+/** Past this many alerts waiting in the spool, batches are refused (503) and Alertmanager holds them. */
+const maxSpooledAlerts = 100_000;
+
 export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   const { config, metrics, logger } = deps;
   const expectedDigest = sha256(config.webhook.token.reveal());
   const incidents = createIncidentSignaller(deps.client, { timeoutMs: deps.temporalTimeoutMs ?? 5_000 });
+  const spool = deps.spool;
+  const forwarder = spool
+    ? startForwarder({
+        spool,
+        deliver: async (alert) => !('error' in (await decide(alert))),
+        onPending: (n) => metrics.spoolPending.set(n),
+        backoffMs: deps.spoolBackoffMs,
+      })
+    : undefined;
+  if (spool) {
+    const left = spool.pending();
+    if (left.length) logger.info({ batches: left.length, alerts: spool.pendingAlerts() }, 'forwarding alerts spooled before this start');
+    for (const entry of left) forwarder!.enqueue(entry);
+  }
 
   const server = createServer((req, res) => {
     void route(req, res).catch((err: unknown) => {
@@ -132,6 +160,8 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     if (payload.truncatedAlerts > 0)
       logger.warn({ groupKey: payload.groupKey, truncatedAlerts: payload.truncatedAlerts }, 'Alertmanager truncated alerts from this group; raise max_alerts on the receiver');
 
+    for (const alert of payload.alerts) metrics.alertsReceived.inc({ status: alert.status });
+    if (spool) return spoolBatch(spool, payload.alerts, payload.truncatedAlerts);
     const decisions = await mapLimited(payload.alerts, temporalConcurrency, (alert) => decide(alert));
     const failures = decisions.filter((d): d is { error: unknown } => 'error' in d);
     if (failures.length > 0) {
@@ -158,8 +188,21 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     };
   }
 
+  async function spoolBatch(spool: Spool, alerts: WebhookAlert[], truncatedAlerts: number) {
+    if (spool.pendingAlerts() + alerts.length > maxSpooledAlerts) {
+      throw new HttpError(503, `the spool holds ${spool.pendingAlerts()} alerts not yet forwarded to Temporal; try again later`, { 'Retry-After': '10' });
+    }
+    let entry: SpoolEntry;
+    try {
+      entry = await spool.append(alerts);
+    } catch (err) {
+      throw new HttpError(503, `could not write the alerts to the spool: ${errorText(err)}`, { 'Retry-After': '10' });
+    }
+    forwarder!.enqueue(entry);
+    return { status: 'queued', alerts: alerts.length, truncatedAlerts };
+  }
+
   async function decide(alert: WebhookAlert): Promise<(Decision & { alertname: string; fingerprint: string }) | { error: unknown }> {
-    metrics.alertsReceived.inc({ status: alert.status });
     const base = { alertname: (alert.labels.alertname ?? '').slice(0, 200), fingerprint: alert.fingerprint };
     const log = { alert: base.alertname, fingerprint: alert.fingerprint, status: alert.status };
     const match = matchBinding(config, alert);
@@ -220,11 +263,15 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       return { host, port: bound };
     },
     async close() {
-      if (!server.listening) return;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      await closed;
+      if (server.listening) {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await closed;
+      }
+      // Undelivered alerts stay in the spool; the next start forwards them.
+      await forwarder?.stop();
     },
+    drained: () => forwarder?.drained() ?? Promise.resolve(),
   };
 }
 

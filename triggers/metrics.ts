@@ -1,6 +1,6 @@
 // The engine's Prometheus metrics, on a registry of its own (not prom-client's global default), so
 // two engines or two tests in one process never share or double-register counters.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { InjectedSinks } from '@temporalio/worker';
 import type { Outcome, RunbookMetricsSinks } from '../workflows/messages.js';
 import type { UnmatchedCode } from './binding.js';
@@ -21,6 +21,8 @@ export interface EngineMetrics {
   /** A resolved alert whose incident had already finished (or never started): nothing to tell. */
   alertsResolvedWithoutRun: Counter<'runbook'>;
   webhookRequestDuration: Histogram<'code'>;
+  /** Alerts the webhook accepted into its spool and has not yet handed to Temporal. */
+  spoolPending: Gauge;
   /** Observed by the worker when an incident workflow closes. */
   runbookOutcomes: Counter<'runbook' | 'outcome'>;
   runbookDuration: Histogram<'runbook' | 'outcome'>;
@@ -98,6 +100,11 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Engin
       help: 'Alertmanager webhook requests, from arrival to response, by HTTP status code.',
       labelNames: ['code'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    spoolPending: new Gauge({
+      name: 'webhook_spool_pending_alerts',
+      help: 'Alerts accepted into the webhook spool and not yet handed to Temporal.',
       registers,
     }),
     runbookOutcomes,

@@ -1,7 +1,7 @@
 // The engine process: one worker for the runbooks and their engine-side activities, the Alertmanager
 // webhook, and the maintenance schedules. Any number of engines may run against one Temporal namespace;
 // they share the task queue, and Temporal hands each workflow task to exactly one of them.
-import { dirname, extname, join } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
 import { createEngineActivities } from '../activities/index.js';
 import { createWebhookServer } from '../triggers/alertmanager.js';
+import { openSpool } from '../triggers/spool.js';
 import { createMetrics } from '../triggers/metrics.js';
 import { syncSchedules } from '../triggers/schedules.js';
 import { connect, temporalEndpoint } from './temporal.js';
@@ -77,13 +78,19 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   const changes = await syncSchedules({ client, config, taskQueue });
   logger.info({ schedules: changes }, 'maintenance schedules in sync with config');
 
+  // The embedded dev server keeps its state on this disk already: a spool there adds no new way to
+  // lose an alert, and takes Temporal's speed out of Alertmanager's answer.
+  const spooled = config.webhook.spool ?? endpoint.uiUrl !== undefined;
+  const spool = spooled ? await openSpool(resolve(config.dataDir, 'spool')) : undefined;
   const webhook = createWebhookServer({
     config: opts.listen ? { ...config, webhook: { ...config.webhook, listen: opts.listen } } : config,
     client,
     taskQueue,
     metrics,
     logger,
-    ready: async () => workerRunning && (await temporalReachable(client)),
+    spool,
+    // With a spool, alerts are taken while Temporal is away; without one they would only be refused.
+    ready: async () => workerRunning && (spooled || (await temporalReachable(client))),
   });
   const { port } = await webhook.listen();
   const host = (opts.listen ?? config.webhook.listen).split(':')[0];
@@ -99,6 +106,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       temporalUi: endpoint.uiUrl,
       taskQueue,
       dryRun: config.dryRun,
+      spool: spool ? resolve(config.dataDir, 'spool') : false,
     },
     'engine running',
   );
@@ -108,6 +116,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     (stopping ??= (async () => {
       logger.info('stopping: no new alerts accepted, draining the worker');
       await webhook.close();
+      await spool?.close();
       for (const w of [worker, guardWorker]) if (w.getState() === 'RUNNING') w.shutdown();
       await done.catch(() => {});
       await clientConnection.close();

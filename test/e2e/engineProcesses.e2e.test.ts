@@ -98,15 +98,18 @@ describe('the engine as `npm start` runs it', () => {
   const queue = uniqueQueue('e2e-build');
   afterAll(() => terminateRunning(client, queue));
 
-  it('builds, bundles its workflows from dist/ itself, and recovers a killed container', async () => {
+  it('builds, bundles its workflows from dist/ itself, spools the alert and recovers a killed container', async () => {
     await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: process.cwd(), timeout: 120_000 });
     const svc = await service('build');
     await untilHttpOk(svc.health, `${svc.container} healthy`);
     await docker('kill', svc.container);
-    // No prebuilt bundle: the compiled engine must find and bundle dist/workflows/index.js.
-    const engine = await spawn(config(queue, [svc]), { fromBuild: true, env: { REMEDIATION_WORKFLOW_BUNDLE: '' }, startTimeoutMs: 120_000 });
+    // No prebuilt bundle: the compiled engine must find and bundle dist/workflows/index.js. The
+    // spool is on, as it is by default with the embedded dev server `npm start` runs.
+    const cfg = config(queue, [svc]);
+    const engine = await spawn({ ...cfg, webhook: { ...cfg.webhook, spool: true } }, { fromBuild: true, env: { REMEDIATION_WORKFLOW_BUNDLE: '' }, startTimeoutMs: 120_000 });
     expect(engine.output()).toContain('dist/workflows/index.js');
-    expect((await fire(engine, 'ServiceDown', svc.target)).started).toBe(1);
+    const { status, json } = await postAlerts(engine.webhookUrl, token, [{ labels: { alertname: 'ServiceDown', service: svc.target, severity: 'critical' }, fingerprint: 'fp-build' }]);
+    expect({ status, json }).toMatchObject({ status: 200, json: { status: 'queued', alerts: 1 } });
     expect((await result(incidentWorkflowId('serviceDown', svc.target), 60_000)).outcome).toBe('recovered');
     expect(await httpOk(svc.health)).toBe(true);
   }, 180_000);

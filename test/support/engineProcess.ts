@@ -37,7 +37,9 @@ export async function spawnEngine(
   config: EngineConfigInput,
   options: { env?: NodeJS.ProcessEnv; startTimeoutMs?: number; fromBuild?: boolean } = {},
 ): Promise<EngineProcess> {
-  const file = writeConfig(config);
+  // Its data (the webhook spool) beside its config, never shared with another test's engine.
+  const dir = mkdtempSync(join(tmpdir(), 'remediation-e2e-'));
+  const file = writeConfig({ dataDir: join(dir, 'data'), ...config }, dir);
   // From the sources (tsx) by default; fromBuild runs dist/ as `npm start` does (npm run build first).
   const entry = options.fromBuild ? ['dist/worker/main.js'] : ['--import', 'tsx', 'worker/main.ts'];
   const child: ChildProcess = spawn(process.execPath, [...entry, '--config', file, 'engine'], {

@@ -1,0 +1,137 @@
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { WebhookAlert } from '../../triggers/alertmanagerPayload.js';
+import { openSpool, spoolFileName } from '../../triggers/spool.js';
+import { startForwarder } from '../../triggers/spoolForwarder.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function spoolDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'remediation-spool-'));
+  dirs.push(d);
+  return d;
+}
+
+function alert(fingerprint: string, status: 'firing' | 'resolved' = 'firing'): WebhookAlert {
+  return { status, labels: { alertname: 'ServiceDown', service: 'api' }, annotations: {}, startsAt: '2026-11-23T00:00:00Z', endsAt: '', fingerprint } as unknown as WebhookAlert;
+}
+
+describe('webhook spool', () => {
+  it('keeps what was accepted and not done across a restart, and forgets what was done', async () => {
+    const dir = spoolDir();
+    const first = await openSpool(dir);
+    const a = await first.append([alert('a1'), alert('a2')]);
+    const b = await first.append([alert('b1')]);
+    first.done(a.seq);
+    await first.close();
+
+    const again = await openSpool(dir);
+    expect(again.pending().map((e) => [e.seq, e.alerts.map((x) => x.fingerprint)])).toEqual([[b.seq, ['b1']]]);
+    expect(again.pendingAlerts()).toBe(1);
+    // Numbering carries on: a new batch never reuses a spooled one's number.
+    expect((await again.append([alert('c1')])).seq).toBe(b.seq + 1);
+    await again.close();
+  });
+
+  it('ignores a line cut short by a crash mid-write', async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir);
+    await s.append([alert('whole')]);
+    await s.close();
+    appendFileSync(join(dir, spoolFileName), '{"seq":2,"at":"2026-11-23T00:00:00Z","alerts":[{"stat');
+    const again = await openSpool(dir);
+    expect(again.pending().map((e) => e.alerts[0]!.fingerprint)).toEqual(['whole']);
+    await again.close();
+  });
+
+  it('shares one write among batches accepted together, each on disk when its promise resolves', async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir);
+    const entries = await Promise.all(Array.from({ length: 50 }, (_, i) => s.append([alert(`f${i}`)])));
+    expect(new Set(entries.map((e) => e.seq)).size).toBe(50);
+    const lines = readFileSync(join(dir, spoolFileName), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(50);
+    await s.close();
+  });
+
+  it('starts the file again once everything in it was forwarded and it has grown', async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir);
+    const big = Array.from({ length: 2_000 }, (_, i) => alert(`big-${i}-${'x'.repeat(400)}`));
+    const e = await s.append(big);
+    s.done(e.seq);
+    // The next done mark finds nothing pending and a file past the threshold.
+    const f = await s.append([alert('small')]);
+    s.done(f.seq);
+    await s.close();
+    expect(statSync(join(dir, spoolFileName)).size).toBeLessThan(1_000);
+    const again = await openSpool(dir);
+    expect(again.pending()).toEqual([]);
+    await again.close();
+  });
+});
+
+describe('spool lock', () => {
+  it('refuses a second opener while the first holds it, and takes over a lock whose process died', async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir);
+    await expect(openSpool(dir)).rejects.toThrow(/already open in this process/);
+    await s.close();
+    // A process that no longer exists (pids this large are never handed out here).
+    writeFileSync(join(dir, 'spool.lock'), '4194000');
+    const again = await openSpool(dir);
+    expect(readFileSync(join(dir, 'spool.lock'), 'utf8')).toBe(String(process.pid));
+    await again.close();
+  });
+
+  it('refuses a spool held by another live process', async () => {
+    const dir = spoolDir();
+    writeFileSync(join(dir, 'spool.lock'), String(process.ppid));
+    await expect(openSpool(dir)).rejects.toThrow(`in use by process ${process.ppid}`);
+  });
+});
+
+describe('spool forwarder', () => {
+  it('delivers each alert in order, retries while delivery fails, and marks batches done', async () => {
+    const s = await openSpool(spoolDir());
+    const seen: string[] = [];
+    let failuresLeft = 3;
+    const forwarder = startForwarder({
+      spool: s,
+      backoffMs: { first: 5, max: 20 },
+      deliver: async (a) => {
+        if (a.fingerprint === 'x' && a.status === 'firing' && failuresLeft-- > 0) return false;
+        seen.push(`${a.fingerprint}:${a.status}`);
+        return true;
+      },
+    });
+    forwarder.enqueue(await s.append([alert('x'), alert('y')]));
+    forwarder.enqueue(await s.append([alert('x', 'resolved')]));
+    await forwarder.drained();
+    // x's resolution waited for x's firing, however many tries that took; y did not wait for x.
+    expect(seen.indexOf('x:firing')).toBeLessThan(seen.indexOf('x:resolved'));
+    expect(seen.indexOf('y:firing')).toBeLessThan(seen.indexOf('x:firing'));
+    expect(failuresLeft).toBe(-1);
+    expect(s.pending()).toEqual([]);
+    await forwarder.stop();
+    await s.close();
+  });
+
+  it('leaves undelivered batches in the spool when stopped', async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir);
+    const forwarder = startForwarder({ spool: s, backoffMs: { first: 5, max: 5 }, deliver: async () => false });
+    forwarder.enqueue(await s.append([alert('stuck')]));
+    await new Promise((r) => setTimeout(r, 30));
+    await forwarder.stop();
+    await s.close();
+    const again = await openSpool(dir);
+    expect(again.pending().map((e) => e.alerts[0]!.fingerprint)).toEqual(['stuck']);
+    await again.close();
+  });
+});

@@ -1,0 +1,108 @@
+// The webhook with a spool, against a Temporal server of the test's own that it stops and starts:
+// alerts are acknowledged while Temporal is away, survive the webhook's process going away, and
+// reach Temporal once it is back.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import pino from 'pino';
+import { createWebhookServer, type WebhookServer } from '../../triggers/alertmanager.js';
+import { createMetrics, type EngineMetrics } from '../../triggers/metrics.js';
+import { openSpool, type Spool } from '../../triggers/spool.js';
+import { incidentWorkflowId } from '../../workflows/messages.js';
+import { alertmanagerPayload, postToWebhook } from '../support/alertmanagerPayload.js';
+import { startDevServer, type DevServer } from '../support/devServer.js';
+import { uniqueQueue } from '../support/temporal.js';
+import { until } from '../support/wait.js';
+import { triggerConfig, type TriggerFixture } from './support/config.js';
+
+let server: DevServer;
+let connection: Connection;
+let client: Client;
+let fx: TriggerFixture;
+let dir: string;
+const open: Array<{ webhook: WebhookServer; spool: Spool }> = [];
+
+beforeAll(async () => {
+  server = await startDevServer();
+  connection = await Connection.connect({ address: server.address });
+  client = new Client({ connection, namespace: 'default' });
+  fx = triggerConfig({ taskQueue: uniqueQueue('webhook-spool'), temporalAddress: server.address });
+  dir = mkdtempSync(join(tmpdir(), 'remediation-webhook-spool-'));
+}, 90_000);
+
+afterAll(async () => {
+  for (const o of open) {
+    await o.webhook.close();
+    await o.spool.close();
+  }
+  await connection?.close();
+  await server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function startWebhook(): Promise<{ url: string; webhook: WebhookServer; spool: Spool; metrics: EngineMetrics }> {
+  const spool = await openSpool(dir);
+  const metrics = createMetrics({ processMetrics: false });
+  const webhook = createWebhookServer({
+    config: fx.config,
+    client,
+    taskQueue: fx.config.temporal.taskQueue,
+    metrics,
+    logger: pino({ level: 'silent' }),
+    ready: async () => true,
+    temporalTimeoutMs: 1_000,
+    spool,
+    spoolBackoffMs: { first: 100, max: 500 },
+  });
+  const { port } = await webhook.listen();
+  open.push({ webhook, spool });
+  return { url: `http://127.0.0.1:${port}`, webhook, spool, metrics };
+}
+
+const fire = (url: string, service: string) =>
+  postToWebhook(url, fx.token, alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service, severity: 'critical' }, fingerprint: `fp-${service}` }]));
+
+const started = (target: string) =>
+  until(`the incident on ${target} in Temporal`, 60_000, async () => {
+    try {
+      return (await client.workflow.getHandle(incidentWorkflowId('serviceDown', target)).describe()).status.name;
+    } catch {
+      return undefined;
+    }
+  });
+
+describe('webhook with a spool', () => {
+  it('acknowledges alerts while Temporal is down, keeps them across a restart, and delivers them once it is back', async () => {
+    const first = await startWebhook();
+    await server.stop('SIGKILL');
+
+    const t0 = performance.now();
+    const answer = await fire(first.url, fx.api);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(answer).toMatchObject({ status: 200, json: { status: 'queued', alerts: 1 } });
+    expect(await first.metrics.registry.getSingleMetricAsString('webhook_spool_pending_alerts')).toMatch(/ 1$/m);
+
+    // The engine stops with the alert undelivered: it stays in the spool.
+    await first.webhook.close();
+    await first.spool.close();
+    open.splice(0);
+
+    await server.start();
+    const second = await startWebhook();
+    expect(await started(fx.api)).toBe('RUNNING');
+    await second.webhook.drained();
+    expect(second.spool.pendingAlerts()).toBe(0);
+
+    // Temporal goes away again under a running webhook: it retries until Temporal is back.
+    await server.stop('SIGKILL');
+    expect((await fire(second.url, fx.web)).json).toMatchObject({ status: 'queued' });
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(second.spool.pendingAlerts()).toBe(1);
+    await server.start();
+    expect(await started(fx.web)).toBe('RUNNING');
+    await second.webhook.drained();
+    expect(await second.metrics.registry.getSingleMetricAsString('webhook_spool_pending_alerts')).toMatch(/ 0$/m);
+  }, 180_000);
+});
