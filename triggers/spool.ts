@@ -8,7 +8,7 @@
 // every alert of batch 7 reached Temporal. Many requests arriving together share one write and one
 // fsync. Done marks are not fsynced: one lost in a crash means a batch is forwarded twice, which
 // folds into the incident it already started (SignalWithStart on a deterministic id).
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WebhookAlert } from './alertmanagerPayload.js';
@@ -43,22 +43,25 @@ export async function openSpool(dir: string): Promise<Spool> {
   const file = join(dir, spoolFileName);
   const pending = new Map<number, SpoolEntry>();
   let seq = 0;
-  if (existsSync(file)) {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      if (!line) continue;
-      let record: { seq?: number; done?: number; at?: string; alerts?: WebhookAlert[] };
-      try {
-        record = JSON.parse(line);
-      } catch {
-        // A line cut short by a crash mid-write: its request was never acknowledged.
-        continue;
-      }
-      if (typeof record.done === 'number') pending.delete(record.done);
-      else if (typeof record.seq === 'number' && Array.isArray(record.alerts)) {
-        pending.set(record.seq, { seq: record.seq, at: String(record.at ?? ''), alerts: record.alerts });
-      }
-      seq = Math.max(seq, record.seq ?? record.done ?? 0);
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  // Bytes after the last newline are a line a crash cut short (never acknowledged): cut them
+  // off, or the next line appended would be glued to them and unreadable.
+  const whole = text.endsWith('\n') || text === '' ? text.length : text.lastIndexOf('\n') + 1;
+  if (whole < text.length) truncateSync(file, Buffer.byteLength(text.slice(0, whole)));
+  for (const line of text.slice(0, whole).split('\n')) {
+    if (!line) continue;
+    let record: { seq?: number; done?: number; at?: string; alerts?: WebhookAlert[] };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      // Not ours to read (the file was edited): skipped, never fatal to the webhook.
+      continue;
     }
+    if (typeof record.done === 'number') pending.delete(record.done);
+    else if (typeof record.seq === 'number' && Array.isArray(record.alerts)) {
+      pending.set(record.seq, { seq: record.seq, at: String(record.at ?? ''), alerts: record.alerts });
+    }
+    seq = Math.max(seq, record.seq ?? record.done ?? 0);
   }
   const fh: FileHandle = await open(file, 'a', 0o600);
   let size = (await fh.stat()).size;
@@ -68,13 +71,15 @@ export async function openSpool(dir: string): Promise<Spool> {
   let queued: Array<{ line: string; sync: boolean; settle?: (err?: unknown) => void }> = [];
   let writing: Promise<void> | undefined;
   let closed = false;
+  // A write that failed may have left part of a line: the next one starts on a new line.
+  let torn = false;
 
   function flushSoon(): void {
     writing ??= (async () => {
       while (queued.length > 0) {
         const batch = queued;
         queued = [];
-        const text = batch.map((b) => b.line).join('');
+        const text = (torn ? '\n' : '') + batch.map((b) => b.line).join('');
         try {
           // The file only ever holds finished batches: start it again rather than let it grow.
           if (pending.size === 0 && size >= compactBytes && batch.every((b) => !b.sync)) {
@@ -82,7 +87,9 @@ export async function openSpool(dir: string): Promise<Spool> {
             size = 0;
             continue;
           }
+          torn = true;
           await fh.write(text);
+          torn = false;
           size += Buffer.byteLength(text);
           if (batch.some((b) => b.sync)) await fh.datasync();
           for (const b of batch) b.settle?.();

@@ -46,7 +46,12 @@ describe('webhook spool', () => {
     appendFileSync(join(dir, spoolFileName), '{"seq":2,"at":"2026-11-23T00:00:00Z","alerts":[{"stat');
     const again = await openSpool(dir);
     expect(again.pending().map((e) => e.alerts[0]!.fingerprint)).toEqual(['whole']);
+    // What is appended next starts a line of its own, not glued to the fragment.
+    await again.append([alert('after')]);
     await again.close();
+    const third = await openSpool(dir);
+    expect(third.pending().map((e) => e.alerts[0]!.fingerprint)).toEqual(['whole', 'after']);
+    await third.close();
   });
 
   it('shares one write among batches accepted together, each on disk when its promise resolves', async () => {
