@@ -258,9 +258,10 @@ export const engineConfig = z
         port: z.number().int().positive().default(7233),
         /**
          * Runs kept in the worker's memory between tasks. Most incidents sit for minutes on an
-         * escalation or approval timer; one that was evicted is replayed when its timer fires.
+         * escalation or approval timer; one that was evicted is replayed (milliseconds) when its
+         * timer fires. 100 rather than 200: with 500 incidents open, ~260 instead of ~400 MiB.
          */
-        maxCachedWorkflows: z.number().int().min(0).default(200),
+        maxCachedWorkflows: z.number().int().min(0).default(100),
       })
       .strict()
       .default({}),

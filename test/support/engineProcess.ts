@@ -40,8 +40,8 @@ export async function spawnEngine(
   // Its data (the webhook spool) beside its config, never shared with another test's engine.
   const dir = mkdtempSync(join(tmpdir(), 'remediation-e2e-'));
   const file = writeConfig({ dataDir: join(dir, 'data'), ...config }, dir);
-  // From the sources (tsx) by default; fromBuild runs dist/ as `npm start` does (npm run build first).
-  const entry = options.fromBuild ? ['dist/worker/main.js'] : ['--import', 'tsx', 'worker/main.ts'];
+  // From the sources (tsx) by default; fromBuild runs dist/ as scripts/start.sh does (npm run build first).
+  const entry = options.fromBuild ? ['--max-semi-space-size=4', 'dist/worker/main.js'] : ['--import', 'tsx', 'worker/main.ts'];
   const child: ChildProcess = spawn(process.execPath, [...entry, '--config', file, 'engine'], {
     cwd: repoRoot,
     env: { ...process.env, REMEDIATION_WORKFLOW_BUNDLE: bundlePath, LOG_LEVEL: 'info', ...options.env },
