@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliPath, devServerTuning, serving } from '../../worker/temporal.js';
 import { searchAttributeNames } from '../../workflows/messages.js';
-import { closedPort } from './net.js';
+import { reservedPort } from './net.js';
 import { until } from './wait.js';
 
 export interface DevServer {
@@ -26,11 +26,14 @@ export interface DevServer {
 export async function startDevServer(): Promise<DevServer> {
   const dir = mkdtempSync(join(tmpdir(), 'remediation-devserver-'));
   const dbFile = join(dir, 'temporal.db');
-  const [port, httpPort, metricsPort] = [await closedPort(), await closedPort(), await closedPort()];
-  // Headless: a UI nobody looks at costs CPU on a small machine. The history, matching and worker
-  // services take free ports the CLI picks itself.
+  const port = await reservedPort();
+  // Headless: a UI nobody looks at costs CPU on a small machine. Only the frontend's port is ours
+  // (clients must find it again after a restart). Every other port (HTTP, metrics, history,
+  // matching, worker) the CLI picks at each start: it reserves its picks in TIME_WAIT, so they never
+  // collide with each other, whereas a port chosen here and left unbound until the server binds it
+  // was once handed to the history service on a restart, which then could not start.
   const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
-    '--http-port', String(httpPort), '--metrics-port', String(metricsPort), '--db-filename', dbFile, '--log-level', 'warn',
+    '--db-filename', dbFile, '--log-level', 'warn',
     ...devServerTuning, ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`])];
   let text = '';
   let child: ChildProcess | undefined;

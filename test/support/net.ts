@@ -1,6 +1,6 @@
 // Network stand-ins for failure cases: a port nobody listens on, a server that never answers,
 // and the classified failure an activity threw.
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
 import { expect } from 'vitest';
 
@@ -19,6 +19,28 @@ export async function closedPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * A port for a server a test starts later, held back from other programs' picks: a connection to
+ * it is closed from the listening side first, which leaves the port in TIME_WAIT for a minute, and
+ * the kernel hands no port in that state to anyone binding port 0 (the Temporal CLI picks its
+ * internal ports that way). The server binding it on purpose still can.
+ */
+export async function reservedPort(): Promise<number> {
+  const server = createServer((s) => s.end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve, reject) => {
+    const client = connect(port, '127.0.0.1');
+    client.on('error', reject);
+    // The listening side ended first; closing ours now completes the handshake.
+    client.on('end', () => client.end());
+    client.on('close', () => resolve());
+    client.resume();
+  });
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
