@@ -77,10 +77,32 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   const expectedDigest = sha256(config.webhook.token.reveal());
   const incidents = createIncidentSignaller(deps.client, { timeoutMs: deps.temporalTimeoutMs ?? 5_000 });
   const spool = deps.spool;
+  // While Temporal is away every spooled alert is retried: one line when forwarding stalls and one
+  // when it resumes, not one per alert per try.
+  const forwarding = (() => {
+    let stalledSince: number | undefined;
+    return {
+      failed(err: unknown) {
+        if (stalledSince !== undefined) return;
+        stalledSince = Date.now();
+        logger.warn({ error: errorText(err), waiting: spool?.pendingAlerts() }, 'Temporal did not take spooled alerts; retrying until it does');
+      },
+      delivered() {
+        if (stalledSince === undefined) return;
+        logger.info({ stalledMs: Date.now() - stalledSince, waiting: spool?.pendingAlerts() }, 'Temporal takes spooled alerts again');
+        stalledSince = undefined;
+      },
+    };
+  })();
   const forwarder = spool
     ? startForwarder({
         spool,
-        deliver: async (alert) => !('error' in (await decide(alert))),
+        deliver: async (alert) => {
+          const outcome = await decide(alert, { quiet: true });
+          if ('error' in outcome) forwarding.failed(outcome.error);
+          else forwarding.delivered();
+          return !('error' in outcome);
+        },
         onPending: (n) => metrics.spoolPending.set(n),
         backoffMs: deps.spoolBackoffMs,
       })
@@ -202,7 +224,10 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     return { status: 'queued', alerts: alerts.length, truncatedAlerts };
   }
 
-  async function decide(alert: WebhookAlert): Promise<(Decision & { alertname: string; fingerprint: string }) | { error: unknown }> {
+  async function decide(
+    alert: WebhookAlert,
+    options: { quiet?: boolean } = {},
+  ): Promise<(Decision & { alertname: string; fingerprint: string }) | { error: unknown }> {
     const base = { alertname: (alert.labels.alertname ?? '').slice(0, 200), fingerprint: alert.fingerprint };
     const log = { alert: base.alertname, fingerprint: alert.fingerprint, status: alert.status };
     const match = matchBinding(config, alert);
@@ -228,7 +253,8 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       logger.info({ ...log, ...where, decision }, signaled ? 'resolution signalled to incident' : 'resolved alert has no running incident');
       return { ...base, decision, ...where };
     } catch (err) {
-      logger.warn({ ...log, ...where, error: errorText(err) }, 'Temporal did not accept the alert');
+      // The spool's forwarder retries and reports stalls itself.
+      logger[options.quiet ? 'debug' : 'warn']({ ...log, ...where, error: errorText(err) }, 'Temporal did not accept the alert');
       return { error: err };
     }
   }

@@ -42,15 +42,16 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startWebhook(): Promise<{ url: string; webhook: WebhookServer; spool: Spool; metrics: EngineMetrics }> {
+async function startWebhook(): Promise<{ url: string; webhook: WebhookServer; spool: Spool; metrics: EngineMetrics; log: string[] }> {
   const spool = await openSpool(dir);
   const metrics = createMetrics({ processMetrics: false });
+  const log: string[] = [];
   const webhook = createWebhookServer({
     config: fx.config,
     client,
     taskQueue: fx.config.temporal.taskQueue,
     metrics,
-    logger: pino({ level: 'silent' }),
+    logger: pino({ level: 'info' }, { write: (line: string) => void log.push(line) }),
     ready: async () => true,
     temporalTimeoutMs: 1_000,
     spool,
@@ -58,7 +59,7 @@ async function startWebhook(): Promise<{ url: string; webhook: WebhookServer; sp
   });
   const { port } = await webhook.listen();
   open.push({ webhook, spool });
-  return { url: `http://127.0.0.1:${port}`, webhook, spool, metrics };
+  return { url: `http://127.0.0.1:${port}`, webhook, spool, metrics, log };
 }
 
 const fire = (url: string, service: string) =>
@@ -104,5 +105,10 @@ describe('webhook with a spool', () => {
     expect(await started(fx.web)).toBe('RUNNING');
     await second.webhook.drained();
     expect(await second.metrics.registry.getSingleMetricAsString('webhook_spool_pending_alerts')).toMatch(/ 0$/m);
+    // Many failed tries during the outage, one line when it began and one when it ended.
+    const said = (msg: string) => second.log.filter((l) => l.includes(msg)).length;
+    expect(said('Temporal did not take spooled alerts')).toBe(1);
+    expect(said('Temporal takes spooled alerts again')).toBe(1);
+    expect(said('Temporal did not accept the alert')).toBe(0);
   }, 180_000);
 });
