@@ -4,7 +4,7 @@ import { patched } from '@temporalio/workflow';
 import { formatDuration } from '../../config/duration.js';
 import type { GuardrailPlan } from '../messages.js';
 import type { EngineSteps, TargetSteps } from './activities.js';
-import { defaultSlotWaitMs, withDestructiveSlot, type SlotPlan } from './destructiveSlot.js';
+import { defaultSlotWaitMs, withDestructiveSlot, type SlotPlan, type Slotted } from './destructiveSlot.js';
 import { describeFailure, isPermanent, waitFor, type Incident } from './incident.js';
 import { verifyWithin } from './verify.js';
 
@@ -21,6 +21,13 @@ export type RestartAttempt =
   /** The guard said no (anti-flap, concurrency cap) or the alert resolved first. */
   | { kind: 'refused'; detail: string }
   | { kind: 'failed'; detail: string; permanent: boolean };
+
+/** Which attempt, on whose behalf, and whether anti-flap may refuse it (automatic restarts only). */
+export interface RestartHow {
+  attempt: number;
+  actor: string;
+  automatic: boolean;
+}
 
 export interface RestartOutcome {
   recovered: boolean;
@@ -68,7 +75,7 @@ export async function restartOnce(
   target: TargetSteps,
   engine: EngineSteps,
   plan: RestartPlan,
-  how: { attempt: number; actor: string; automatic: boolean },
+  how: RestartHow,
 ): Promise<RestartAttempt> {
   // Runs started before the single claim asked the guard twice; their histories replay that way.
   if (!patched('one-guard-call-per-restart')) return restartOnceReservedFirst(incident, target, engine, plan, how);
@@ -82,11 +89,13 @@ export async function restartOnce(
     },
     (allowance) => restartAndVerify(incident, target, plan, how, allowance),
   );
-  if (!slotted.ran) {
-    incident.record('restart refused', slotted.reason);
-    return { kind: 'refused', detail: slotted.reason };
-  }
-  return slotted.value;
+  return refusedOr(incident, slotted);
+}
+
+function refusedOr(incident: Incident, slotted: Slotted<RestartAttempt>): RestartAttempt {
+  if (slotted.ran) return slotted.value;
+  incident.record('restart refused', slotted.reason);
+  return { kind: 'refused', detail: slotted.reason };
 }
 
 function restartSlot(plan: RestartPlan, attempt: number): SlotPlan {
@@ -107,7 +116,7 @@ async function restartAndVerify(
   incident: Incident,
   target: TargetSteps,
   plan: RestartPlan,
-  how: { attempt: number; actor: string },
+  how: Pick<RestartHow, 'attempt' | 'actor'>,
   allowance: string,
 ): Promise<RestartAttempt> {
   incident.status.restartAttempts += 1;
@@ -139,7 +148,7 @@ async function restartOnceReservedFirst(
   target: TargetSteps,
   engine: EngineSteps,
   plan: RestartPlan,
-  how: { attempt: number; actor: string; automatic: boolean },
+  how: RestartHow,
 ): Promise<RestartAttempt> {
   const g = plan.guardrails;
   const reservation = await engine.reserveRestart({
@@ -158,9 +167,5 @@ async function restartOnceReservedFirst(
   const slotted = await withDestructiveSlot(incident, engine, restartSlot(plan, how.attempt), () =>
     restartAndVerify(incident, target, plan, how, reservation.reason),
   );
-  if (!slotted.ran) {
-    incident.record('restart refused', slotted.reason);
-    return { kind: 'refused', detail: slotted.reason };
-  }
-  return slotted.value;
+  return refusedOr(incident, slotted);
 }
