@@ -8,7 +8,7 @@
 // every alert of batch 7 reached Temporal. Many requests arriving together share one write and one
 // fsync. Done marks are not fsynced: one lost in a crash means a batch is forwarded twice, which
 // folds into the incident it already started (SignalWithStart on a deterministic id).
-import { existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WebhookAlert } from './alertmanagerPayload.js';
@@ -34,8 +34,10 @@ export interface Spool {
 
 export const spoolFileName = 'webhook-spool.jsonl';
 
-/** An empty spool file is reset once it holds this much of finished batches. */
+/** A spool file with nothing pending is emptied once it holds this much of finished batches. */
 const compactBytes = 1_048_576;
+/** A spool file with batches still pending is rewritten with only those past this size. */
+const rewriteBytes = 16 * compactBytes;
 
 export async function openSpool(dir: string): Promise<Spool> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -63,7 +65,7 @@ export async function openSpool(dir: string): Promise<Spool> {
     }
     seq = Math.max(seq, record.seq ?? record.done ?? 0);
   }
-  const fh: FileHandle = await open(file, 'a', 0o600);
+  let fh: FileHandle = await open(file, 'a', 0o600);
   let size = (await fh.stat()).size;
   let alertsPending = [...pending.values()].reduce((n, e) => n + e.alerts.length, 0);
 
@@ -81,11 +83,19 @@ export async function openSpool(dir: string): Promise<Spool> {
         queued = [];
         const text = (torn ? '\n' : '') + batch.map((b) => b.line).join('');
         try {
-          // The file only ever holds finished batches: start it again rather than let it grow.
-          if (pending.size === 0 && size >= compactBytes && batch.every((b) => !b.sync)) {
-            await fh.truncate(0);
-            size = 0;
-            continue;
+          if (size >= compactBytes && batch.every((b) => !b.sync)) {
+            // Only done marks to write, and a file grown large. Nothing pending: start it again.
+            if (pending.size === 0) {
+              await fh.truncate(0);
+              size = 0;
+              continue;
+            }
+            // Some batch still waits (an alert Temporal keeps refusing) while the rest move on:
+            // rewrite the file with only what is pending, so it grows with that, not with traffic.
+            if (size >= rewriteBytes) {
+              await rewrite();
+              continue;
+            }
           }
           torn = true;
           await fh.write(text);
@@ -99,6 +109,24 @@ export async function openSpool(dir: string): Promise<Spool> {
       }
       writing = undefined;
     })();
+  }
+
+  /** Replaces the file by one holding only the pending batches (written, fsynced, renamed over). */
+  async function rewrite(): Promise<void> {
+    const fresh = `${file}.new`;
+    const text = [...pending.values()].sort((a, b) => a.seq - b.seq).map((e) => `${JSON.stringify(e)}\n`).join('');
+    const out = await open(fresh, 'w', 0o600);
+    try {
+      await out.write(text);
+      await out.datasync();
+    } finally {
+      await out.close();
+    }
+    renameSync(fresh, file);
+    await fh.close();
+    fh = await open(file, 'a', 0o600);
+    size = Buffer.byteLength(text);
+    torn = false;
   }
 
   return {

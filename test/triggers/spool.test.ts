@@ -81,6 +81,29 @@ describe('webhook spool', () => {
   });
 });
 
+describe('spool size', () => {
+  it('rewrites a large file with only the pending batches when one batch stays stuck', async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir);
+    const stuck = await s.append([alert('stuck')]);
+    // ~19 MB of traffic that is forwarded while one batch is not.
+    const pad = 'x'.repeat(1_000);
+    for (let i = 0; i < 35; i++) {
+      const e = await s.append(Array.from({ length: 500 }, (_, j) => alert(`moving-${i}-${j}-${pad}`)));
+      s.done(e.seq);
+    }
+    await s.append([alert('newest')]).then((e) => s.done(e.seq));
+    await s.close();
+    // Rewritten on the way past 16 MiB: what is left is the stuck batch and the traffic after.
+    expect(statSync(join(dir, spoolFileName)).size).toBeLessThan(16 * 1_048_576);
+    const again = await openSpool(dir);
+    expect(again.pending().map((e) => [e.seq, e.alerts[0]!.fingerprint])).toEqual([[stuck.seq, 'stuck']]);
+    // Numbering carries on past every batch ever written, not just the ones kept.
+    expect((await again.append([alert('next')])).seq).toBeGreaterThan(stuck.seq);
+    await again.close();
+  });
+});
+
 describe('spool lock', () => {
   it('refuses a second opener while the first holds it, and takes over a lock whose process died', async () => {
     const dir = spoolDir();
