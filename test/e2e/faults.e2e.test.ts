@@ -4,6 +4,9 @@
 // and asserts from the outside (Docker's events, the notifications received) that nothing ran more
 // often than the retry policies allow.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -365,4 +368,50 @@ describe('the Temporal server restarted', () => {
     expect(stillRunning, running.output().slice(-4_000)).toBe(true);
     await cleanUp(client, workflowId, config.temporal!.taskQueue!);
   }, 120_000);
+});
+
+describe('Temporal down and the engine killed, with alerts in its spool', () => {
+  let server: DevServer;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    server = await startDevServer();
+    dataDir = mkdtempSync(join(tmpdir(), 'remediation-faults-spool-'));
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const e of engines) await e.stop(10_000);
+    await server?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('acknowledges the alert while Temporal is down, and the next engine remediates it once Temporal is back', async () => {
+    const target = `spool-${randomUUID().slice(0, 6)}`;
+    const port = await closedPort();
+    const container = runContainer('spool', port);
+    const healthUrl = `http://127.0.0.1:${port}/health`;
+    await until('the container serving', 30_000, async () => ((await httpOk(healthUrl)) ? true : undefined));
+    const base = faultConfig({ target, container, healthUrl, temporalAddress: server.address, levels: [{ name: 'on-call', after: '0s' }] });
+    // The same dataDir for both engines: the second finds what the first spooled.
+    const config = { ...base, dataDir, webhook: { ...base.webhook, spool: true } };
+
+    const first = await engineFor(config);
+    await server.stop('SIGKILL');
+    docker('kill', container);
+    await fire(first, target);
+    first.kill('SIGKILL');
+    await first.exited;
+
+    await server.start();
+    const connection = await Connection.connect({ address: server.address });
+    clients.push(connection);
+    const client = new Client({ connection, namespace: 'default' });
+    const second = await engineFor(config);
+    expect(second.output()).toContain('forwarding alerts spooled before this start');
+    const workflowId = incidentWorkflowId('serviceDown', target);
+    const result = await outcomeOf(client, workflowId, 90_000, second);
+    expect(result.outcome).toBe('recovered');
+    expect(await httpOk(healthUrl)).toBe(true);
+    await cleanUp(client, workflowId, config.temporal!.taskQueue!);
+  }, 180_000);
 });
