@@ -41,37 +41,36 @@ export function activitySignal(): AbortSignal | undefined {
 }
 
 /**
- * At most `limit` calls at a time; the rest wait their turn in arrival order. A waiter whose
+ * At most `limit` calls at a time; the rest wait their turn in arrival order. A finishing call hands
+ * its place straight to the next in line, so a newcomer can never slip in between. A waiter whose
  * signal aborts leaves the line with the signal's reason.
  */
 export function inFlightLimit(limit: number): <T>(fn: () => Promise<T>, signal?: AbortSignal) => Promise<T> {
   let running = 0;
   const waiting: Array<() => void> = [];
-  const next = () => {
-    running--;
-    waiting.shift()?.();
-  };
   return async (fn, signal) => {
-    if (running >= limit) {
+    if (running < limit) running++;
+    else {
       await new Promise<void>((resolve, reject) => {
-        const go = () => {
-          signal?.removeEventListener('abort', leave);
-          resolve();
-        };
+        if (signal?.aborted) return reject(signal.reason);
         const leave = () => {
           waiting.splice(waiting.indexOf(go), 1);
           reject(signal!.reason);
         };
-        if (signal?.aborted) return reject(signal.reason);
+        const go = () => {
+          signal?.removeEventListener('abort', leave);
+          resolve();
+        };
         waiting.push(go);
         signal?.addEventListener('abort', leave, { once: true });
       });
     }
-    running++;
     try {
       return await fn();
     } finally {
-      next();
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
     }
   };
 }

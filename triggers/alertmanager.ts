@@ -77,32 +77,14 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   const expectedDigest = sha256(config.webhook.token.reveal());
   const incidents = createIncidentSignaller(deps.client, { timeoutMs: deps.temporalTimeoutMs ?? 5_000 });
   const spool = deps.spool;
-  // While Temporal is away every spooled alert is retried: one line when forwarding stalls and one
-  // when it resumes, not one per alert per try.
-  const forwarding = (() => {
-    let stalledSince: number | undefined;
-    return {
-      failed(err: unknown) {
-        if (stalledSince !== undefined) return;
-        stalledSince = Date.now();
-        logger.warn({ error: errorText(err), waiting: spool?.pendingAlerts() }, 'Temporal did not take spooled alerts; retrying until it does');
-      },
-      delivered() {
-        if (stalledSince === undefined) return;
-        logger.info({ stalledMs: Date.now() - stalledSince, waiting: spool?.pendingAlerts() }, 'Temporal takes spooled alerts again');
-        stalledSince = undefined;
-      },
-    };
-  })();
   const forwarder = spool
     ? startForwarder({
         spool,
         deliver: async (alert) => {
           const outcome = await decide(alert, { quiet: true });
-          if ('error' in outcome) forwarding.failed(outcome.error);
-          else forwarding.delivered();
-          return !('error' in outcome);
+          if ('error' in outcome) throw outcome.error;
         },
+        logger,
         onPending: (n) => metrics.spoolPending.set(n),
         backoffMs: deps.spoolBackoffMs,
       })

@@ -1,17 +1,21 @@
 // Hands spooled alerts to Temporal: in the order they arrived for any one alert (a resolution never
 // overtakes its firing), many alerts at once otherwise, and again and again while Temporal is
 // unreachable. A batch is marked done in the spool once every alert in it was delivered.
+import type { Logger } from 'pino';
+import { inFlightLimit } from '../activities/limits.js';
 import type { WebhookAlert } from './alertmanagerPayload.js';
 import type { Spool, SpoolEntry } from './spool.js';
 
 export interface ForwarderOptions {
   spool: Spool;
   /**
-   * True once Temporal took the alert. Anything else is tried again, however long it takes: a
+   * Resolves once Temporal took the alert. A rejection is tried again, however long it takes: a
    * refusal that is not Temporal being down (a search attribute missing, a namespace renamed) is a
    * setup to fix, and the alert waits in the spool until it is.
    */
-  deliver: (alert: WebhookAlert) => Promise<boolean>;
+  deliver: (alert: WebhookAlert) => Promise<unknown>;
+  /** Told once when deliveries start failing and once when they succeed again, not at every try. */
+  logger: Pick<Logger, 'warn' | 'info'>;
   /** Deliveries in flight at once. */
   concurrency?: number;
   /** Told after every change of what is pending (for the gauge). */
@@ -29,26 +33,32 @@ export interface Forwarder {
 }
 
 export function startForwarder(opts: ForwarderOptions): Forwarder {
-  const { spool } = opts;
-  const concurrency = opts.concurrency ?? 16;
+  const { spool, logger } = opts;
   const backoff = opts.backoffMs ?? { first: 500, max: 30_000 };
+  const inTurn = inFlightLimit(opts.concurrency ?? 16);
   let stopped = false;
   const wakeOnStop = new Set<() => void>();
   // One chain per alert: its next event waits for the one before it.
   const chains = new Map<string, Promise<void>>();
   const entries = new Set<Promise<void>>();
-  let running = 0;
-  const slots: Array<() => void> = [];
+  let stalledSince: number | undefined;
 
-  async function slot<T>(fn: () => Promise<T>): Promise<T> {
-    if (running >= concurrency) await new Promise<void>((r) => slots.push(r));
-    running++;
+  /** True once Temporal took it; false when it did not (yet). */
+  async function tryOnce(alert: WebhookAlert): Promise<boolean> {
     try {
-      return await fn();
-    } finally {
-      running--;
-      slots.shift()?.();
+      await inTurn(() => opts.deliver(alert));
+    } catch (err) {
+      if (stalledSince === undefined) {
+        stalledSince = Date.now();
+        logger.warn({ error: err instanceof Error ? err.message : String(err), waiting: spool.pendingAlerts() }, 'Temporal did not take spooled alerts; retrying until it does');
+      }
+      return false;
     }
+    if (stalledSince !== undefined) {
+      logger.info({ stalledMs: Date.now() - stalledSince, waiting: spool.pendingAlerts() }, 'Temporal takes spooled alerts again');
+      stalledSince = undefined;
+    }
+    return true;
   }
 
   function pause(ms: number): Promise<void> {
@@ -66,7 +76,7 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
   /** True once Temporal took it; false when stopped first. */
   async function deliverUntilTaken(alert: WebhookAlert): Promise<boolean> {
     for (let wait = backoff.first; !stopped; wait = Math.min(backoff.max, wait * 2)) {
-      if (await slot(() => opts.deliver(alert))) return true;
+      if (await tryOnce(alert)) return true;
       await pause(wait);
     }
     return false;

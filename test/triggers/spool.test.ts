@@ -132,10 +132,10 @@ describe('spool forwarder', () => {
     const forwarder = startForwarder({
       spool: s,
       backoffMs: { first: 5, max: 20 },
+      logger: { warn() {}, info() {} } as never,
       deliver: async (a) => {
-        if (a.fingerprint === 'x' && a.status === 'firing' && failuresLeft-- > 0) return false;
+        if (a.fingerprint === 'x' && a.status === 'firing' && failuresLeft-- > 0) throw new Error('Temporal is away');
         seen.push(`${a.fingerprint}:${a.status}`);
-        return true;
       },
     });
     forwarder.enqueue(await s.append([alert('x'), alert('y')]));
@@ -150,10 +150,37 @@ describe('spool forwarder', () => {
     await s.close();
   });
 
+  it('says once that Temporal stopped taking alerts and once that it takes them again, however many tries between', async () => {
+    const s = await openSpool(spoolDir());
+    const said: string[] = [];
+    let failuresLeft = 6;
+    const forwarder = startForwarder({
+      spool: s,
+      backoffMs: { first: 5, max: 10 },
+      logger: { warn: (_: unknown, msg: string) => void said.push(`warn ${msg}`), info: (_: unknown, msg: string) => void said.push(`info ${msg}`) } as never,
+      deliver: async () => {
+        if (failuresLeft-- > 0) throw new Error('Temporal is away');
+      },
+    });
+    forwarder.enqueue(await s.append([alert('p'), alert('q')]));
+    await forwarder.drained();
+    expect(failuresLeft).toBeLessThan(0);
+    expect(said).toEqual(['warn Temporal did not take spooled alerts; retrying until it does', 'info Temporal takes spooled alerts again']);
+    await forwarder.stop();
+    await s.close();
+  });
+
   it('leaves undelivered batches in the spool when stopped', async () => {
     const dir = spoolDir();
     const s = await openSpool(dir);
-    const forwarder = startForwarder({ spool: s, backoffMs: { first: 5, max: 5 }, deliver: async () => false });
+    const forwarder = startForwarder({
+      spool: s,
+      backoffMs: { first: 5, max: 5 },
+      logger: { warn() {}, info() {} } as never,
+      deliver: async () => {
+        throw new Error('Temporal is away');
+      },
+    });
     forwarder.enqueue(await s.append([alert('stuck')]));
     await new Promise((r) => setTimeout(r, 30));
     await forwarder.stop();

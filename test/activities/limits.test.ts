@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { inFlightLimit } from '../../activities/limits.js';
+
+/** A call the test finishes by hand. */
+function gate() {
+  let open!: () => void;
+  const done = new Promise<void>((r) => (open = r));
+  return { done, open };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('inFlightLimit', () => {
+  it('runs at most `limit` at once, the rest in arrival order, a late arrival behind them', async () => {
+    const inTurn = inFlightLimit(2);
+    const started: string[] = [];
+    const gates = new Map<string, ReturnType<typeof gate>>();
+    const call = (name: string) =>
+      inTurn(async () => {
+        started.push(name);
+        const g = gate();
+        gates.set(name, g);
+        await g.done;
+      });
+    const calls = ['a', 'b', 'c', 'd'].map(call);
+    await tick();
+    expect(started).toEqual(['a', 'b']);
+    gates.get('a')!.open();
+    // Arrives as a's place frees up: c and d were waiting first.
+    calls.push(call('e'));
+    await tick();
+    expect(started).toEqual(['a', 'b', 'c']);
+    for (const name of ['b', 'c', 'd']) {
+      gates.get(name)!.open();
+      await tick();
+    }
+    gates.get('e')!.open();
+    await Promise.all(calls);
+    expect(started).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('lets a waiter whose signal aborts leave the line without taking a place', async () => {
+    const inTurn = inFlightLimit(1);
+    const first = gate();
+    const running = inTurn(() => first.done);
+    const abort = new AbortController();
+    const leaving = inTurn(async () => 'ran', abort.signal);
+    const after = inTurn(async () => 'after');
+    abort.abort(new Error('cancelled'));
+    await expect(leaving).rejects.toThrow('cancelled');
+    first.open();
+    await running;
+    expect(await after).toBe('after');
+  });
+});
