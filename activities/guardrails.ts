@@ -66,8 +66,7 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
   };
 
   /** Bounded in time, and given up when the activity is cancelled (worker shutdown, timeout). */
-  function call<T>(fn: () => Promise<T>): Promise<T> {
-    const signal = activitySignal();
+  function call<T>(fn: () => Promise<T>, signal = activitySignal()): Promise<T> {
     const bounded = () => deps.client.connection.withDeadline(Date.now() + guardCallMs, fn);
     return signal ? deps.client.connection.withAbortSignal(signal, bounded) : bounded();
   }
@@ -87,17 +86,15 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     });
     try {
       // Update ids are unique across all of a workflow's updates, whatever their name.
-      return await inTurn(
-        () =>
-          call(() =>
-            deps.client.workflow.executeUpdateWithStart(def, {
-              args,
-              updateId: updateId === undefined ? undefined : `${def.name}:${updateId}`,
-              startWorkflowOperation,
-            }),
-          ),
-        activitySignal(),
-      );
+      const signal = activitySignal();
+      const ask = () =>
+        deps.client.workflow.executeUpdateWithStart(def, {
+          args,
+          updateId: updateId === undefined ? undefined : `${def.name}:${updateId}`,
+          startWorkflowOperation,
+        });
+      // Waiting for a turn and the call itself are both given up when the activity is.
+      return await inTurn(() => call(ask, signal), signal);
     } catch (err) {
       // The guard refused the request itself (validator): asking again cannot help.
       if (err instanceof WorkflowUpdateFailedError) throw badInput(what, err.cause?.message ?? err.message);

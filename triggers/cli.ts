@@ -14,6 +14,7 @@ import {
   cancelIncident,
   changeSchedule,
   closedIncidentsSince,
+  reportLimit,
   listIncidents,
   listSchedules,
   runMaintenanceNow,
@@ -211,7 +212,7 @@ function buildProgram(io: CliIO): Command {
       const until = new Date();
       const since = new Date(until.getTime() - sinceMs);
       const report = await withTemporal(cmd, async (t, config) => {
-        const { incidents, truncated } = await closedIncidentsSince(t, since, { target: opts.target, limit: reportLimit });
+        const { incidents, truncated } = await closedIncidentsSince(t, since, { target: opts.target });
         const built = buildReport(incidents, { since, until, operators: config.operators.map((o) => o.name) });
         return { ...built, truncated };
       });
@@ -273,9 +274,6 @@ function timelineText(timeline: RunbookStatus['timeline']): string[] {
   if (timeline.length === 0) return [];
   return ['timeline:', ...timeline.map((e) => `  ${formatTime(e.at)}  ${e.step}: ${e.event} (${e.actor})${e.detail ? ` — ${e.detail}` : ''}`)];
 }
-
-/** Incidents one report reads (one history each): past this it says it is partial. */
-const reportLimit = 5_000;
 
 function reportText(r: IncidentReport & { truncated: boolean }): string {
   const ttr = r.timeToRecover;

@@ -236,17 +236,22 @@ export async function changeSchedule(t: Temporal, name: string, action: 'pause' 
   else await t.call(() => handle.trigger(ScheduleOverlapPolicy.SKIP)).catch(missing);
 }
 
-/** Closed incidents since a time, with their results, for `remediate report`. */
 /** Runs that closed without a result: cancelled and terminated by a person, the rest failures. */
 const closedWithout: Partial<Record<string, Outcome>> = { CANCELLED: 'cancelled', TERMINATED: 'terminated' };
 
-/** Closed incidents, newest first, at most `limit`; `truncated` when there were more. */
+/** Incidents one report reads (one history each) unless told otherwise: past this it is partial. */
+export const reportLimit = 5_000;
+
+/**
+ * Closed incidents since a time, with their results, for `remediate report`: newest first, at most
+ * `limit`, and `truncated` when there were more.
+ */
 export async function closedIncidentsSince(
   t: Temporal,
   since: Date,
   options: { target?: string; limit?: number } = {},
 ): Promise<{ incidents: ClosedIncident[]; truncated: boolean }> {
-  const limit = options.limit ?? 5_000;
+  const limit = options.limit ?? reportLimit;
   // One more than the limit tells "exactly the limit" from "more than that".
   const listed = await listIncidents(t, { closed: true, closedAfter: since, target: options.target, limit: limit + 1 });
   const rows = listed.slice(0, limit);

@@ -4,7 +4,7 @@
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { Worker, type WorkerOptions } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { guardrailsTaskQueue } from '../workflows/guardrails.js';
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
@@ -13,7 +13,7 @@ import { createWebhookServer } from '../triggers/alertmanager.js';
 import { openSpool } from '../triggers/spool.js';
 import { createMetrics } from '../triggers/metrics.js';
 import { syncSchedules } from '../triggers/schedules.js';
-import { connect, temporalEndpoint } from './temporal.js';
+import { connect, temporalEndpoint, workerShutdown } from './temporal.js';
 
 /** The workflows' entry beside this module: index.ts from the sources, index.js from the build. */
 export const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows', `index${extname(fileURLToPath(import.meta.url))}`);
@@ -46,12 +46,6 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   const guardQueue = guardrailsTaskQueue(taskQueue);
   const workflowBundle = opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath };
   logger.info(opts.workflowBundlePath ? { bundle: opts.workflowBundlePath } : { workflows: workflowsPath }, 'workflow code');
-  const shutdown = {
-    shutdownGraceTime: '20s',
-    // An activity that ignores cancellation must not keep a SIGTERMed process alive for ever:
-    // what it was doing is retried elsewhere (restarts and guard calls are bounded and idempotent).
-    shutdownForceTime: '40s',
-  } satisfies Partial<WorkerOptions>;
   const worker = await Worker.create({
     connection: native,
     namespace: endpoint.namespace,
@@ -60,11 +54,11 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     ...workflowBundle,
     maxCachedWorkflows: config.temporal.maxCachedWorkflows,
     sinks: metrics.sinks(),
-    ...shutdown,
+    ...workerShutdown,
   });
   // Every incident asks the guard before it restarts: in an alert storm it must not queue behind
   // the incidents' own workflow tasks, so it runs on its own queue with its own task slots.
-  const guardWorker = await Worker.create({ connection: native, namespace: endpoint.namespace, taskQueue: guardQueue, ...workflowBundle, ...shutdown });
+  const guardWorker = await Worker.create({ connection: native, namespace: endpoint.namespace, taskQueue: guardQueue, ...workflowBundle, ...workerShutdown });
   const done = Promise.all([worker.run(), guardWorker.run()]).then(() => undefined);
   let workerRunning = true;
   done.then(
@@ -80,8 +74,8 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
 
   // The embedded dev server keeps its state on this disk already: a spool there adds no new way to
   // lose an alert, and takes Temporal's speed out of Alertmanager's answer.
-  const spooled = config.webhook.spool ?? endpoint.uiUrl !== undefined;
-  const spool = spooled ? await openSpool(resolve(config.dataDir, 'spool')) : undefined;
+  const spoolDir = (config.webhook.spool ?? endpoint.uiUrl !== undefined) ? resolve(config.dataDir, 'spool') : undefined;
+  const spool = spoolDir ? await openSpool(spoolDir) : undefined;
   const webhook = createWebhookServer({
     config: opts.listen ? { ...config, webhook: { ...config.webhook, listen: opts.listen } } : config,
     client,
@@ -90,7 +84,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     logger,
     spool,
     // With a spool, alerts are taken while Temporal is away; without one they would only be refused.
-    ready: async () => workerRunning && (spooled || (await temporalReachable(client))),
+    ready: async () => workerRunning && (spool !== undefined || (await temporalReachable(client))),
   });
   const { port } = await webhook.listen();
   const host = (opts.listen ?? config.webhook.listen).split(':')[0];
@@ -106,7 +100,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       temporalUi: endpoint.uiUrl,
       taskQueue,
       dryRun: config.dryRun,
-      spool: spool ? resolve(config.dataDir, 'spool') : false,
+      spool: spoolDir ?? false,
     },
     'engine running',
   );

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { hostTaskQueue } from '../config/load.js';
 import type { EngineConfig } from '../config/schema.js';
 import { createHostActivities } from '../activities/index.js';
-import { connect, temporalEndpoint } from './temporal.js';
+import { connect, temporalEndpoint, workerShutdown } from './temporal.js';
 
 export interface RunningAgent {
   taskQueue: string;
@@ -37,10 +37,7 @@ export async function startHostAgent(config: EngineConfig, host: string, logger:
     namespace: endpoint.namespace,
     taskQueue,
     activities: createHostActivities(config, host, { logger }),
-    shutdownGraceTime: '20s',
-    // An activity that ignores cancellation must not keep a SIGTERMed process alive for ever:
-    // what it was doing is retried elsewhere (restarts and guard calls are bounded and idempotent).
-    shutdownForceTime: '40s',
+    ...workerShutdown,
   });
   const done = worker.run();
   const units = Object.entries(config.targets).filter(([, t]) => t.kind === 'systemd' && t.host === host).map(([n]) => n);

@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { Connection } from '@temporalio/client';
-import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
+import { NativeConnection, type NativeConnectionOptions, type WorkerOptions } from '@temporalio/worker';
 import type { EngineConfig } from '../config/schema.js';
 import { searchAttributeNames } from '../workflows/messages.js';
 
@@ -67,6 +67,14 @@ export function serving(address: string): Promise<boolean> {
     socket.once('timeout', () => done(false));
   });
 }
+
+/** How every worker of this project stops on SIGTERM (the engine's two, the host agent's). */
+export const workerShutdown = {
+  shutdownGraceTime: '20s',
+  // An activity that ignores cancellation must not keep a SIGTERMed process alive for ever: what
+  // it was doing is retried elsewhere (restarts and guard calls are bounded and idempotent).
+  shutdownForceTime: '40s',
+} satisfies Partial<WorkerOptions>;
 
 /**
  * How every dev server this project starts is tuned (stack/lib/temporal.sh repeats it for the shell):

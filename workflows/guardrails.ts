@@ -170,11 +170,11 @@ export function reserveRestart(state: GuardState, req: RestartReservation, now: 
  */
 export function claimRestart(state: GuardState, req: RestartClaim, now: number): RestartClaimed {
   prune(state, now);
+  // A claim asked again after it was granted was recorded then: it is never refused now.
+  const held = state.leases.some((l) => l.id === req.requestId);
   // Evaluated without recording: the count and the anti-flap verdict as they stand.
-  const check = reserveRestart(state, { ...req, dryRun: true }, now);
-  if (state.leases.some((l) => l.id === req.requestId)) {
-    return { ...reserveRestart(state, { ...req, dryRun: true, enforce: false }, now), ...acquireSlot(state, slotOf(req), now) };
-  }
+  const check = reserveRestart(state, { ...req, dryRun: true, enforce: req.enforce && !held }, now);
+  if (held) return { ...check, ...acquireSlot(state, slotOf(req), now) };
   if (!check.allowed) return { ...check, ...slotsInUse(state), acquired: false };
   if (req.dryRun) return { ...check, ...slotsInUse(state), acquired: true };
   const grant = acquireSlot(state, slotOf(req), now);

@@ -60,11 +60,11 @@ export async function withDestructiveSlot<T>(
     return claim.allowed ? claim : { ...claim, refused: claim.reason };
   };
   let grant = await ask();
-  if (grant.refused) return { ran: false, reason: grant.refused };
-  if (!grant.acquired) {
+  if (!grant.acquired && !grant.refused) {
     incident.record('waiting for a slot', `${grant.inUse} of ${plan.max} destructive actions in flight: ${grant.holders.join(', ')}`);
   }
   while (!grant.acquired) {
+    if (grant.refused) return { ran: false, reason: grant.refused };
     const remaining = giveUpAt - Date.now();
     if (remaining <= 0) {
       return {
@@ -76,7 +76,6 @@ export async function withDestructiveSlot<T>(
       return { ran: false, reason: 'the alert resolved while waiting for a slot' };
     }
     grant = await ask();
-    if (grant.refused) return { ran: false, reason: grant.refused };
   }
   const leaseId = grant.leaseId;
   // A dry run's claim takes no lease: nothing to release.
