@@ -15,13 +15,14 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { parseConfig } from '../config/load.js';
+import { percentile } from '../triggers/report.js';
 import type { EngineConfigInput } from '../config/schema.js';
 import { workflowsPath } from '../worker/engine.js';
-import { guardrailsWorkflowId } from '../workflows/guardrails.js';
 import { incidentWorkflowId } from '../workflows/messages.js';
 import { alertmanagerPayload } from '../test/support/alertmanagerPayload.js';
 import { spawnEngine } from '../test/support/engineProcess.js';
 import { stack, stackDir } from '../test/support/stack.js';
+import { terminateRunning } from '../test/support/temporal.js';
 
 // The SDK logs every expected activity failure (restarts refused for lack of restartVia) at WARN.
 // Core (Rust) logs, e.g. late completions of activities whose workflow the bench terminated, too.
@@ -71,7 +72,6 @@ interface BenchEngine {
   url: string;
   client: Client;
   taskQueue: string;
-  guardId: string;
   /** Resident memory and CPU time (user+system) of the engine process, from /proc. */
   usage(): { rss: number; cpuMs: number };
   /** The main thread's V8 heap in use and memory outside it, from the engine's /metrics. */
@@ -114,11 +114,11 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
   // MALLOC_ARENA_MAX as scripts/start.sh sets it.
   const env = { REMEDIATION_WORKFLOW_BUNDLE: bundleFile, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
   const engine = await spawnEngine(input, { env, fromBuild: true });
+  let stopped: Promise<number> | undefined;
   return {
     url: `${engine.webhookUrl}/alertmanager`,
     client: benchClient,
     taskQueue,
-    guardId: guardrailsWorkflowId(taskQueue),
     usage: () => processUsage(engine.pid),
     async heap() {
       const value = await metricsOf(engine.webhookUrl);
@@ -137,12 +137,15 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
       const value = await metricsOf(engine.webhookUrl);
       return { p99: value('nodejs_eventloop_lag_p99_seconds') * 1_000, max: value('nodejs_eventloop_lag_max_seconds') * 1_000 };
     },
-    async stop() {
-      const t0 = performance.now();
-      await engine.stop(60_000);
-      const { signal } = await engine.exited;
-      if (signal === 'SIGKILL') notes.push(`${name}: the engine did not exit within 60 s of SIGTERM and was killed`);
-      return performance.now() - t0;
+    // Once: a bench that stopped it to time the exit also stops it again in its cleanup.
+    stop() {
+      return (stopped ??= (async () => {
+        const t0 = performance.now();
+        await engine.stop(60_000);
+        const { signal } = await engine.exited;
+        if (signal === 'SIGKILL') notes.push(`${name}: the engine did not exit within 60 s of SIGTERM and was killed`);
+        return performance.now() - t0;
+      })());
     },
   };
 }
@@ -183,21 +186,8 @@ function processUsage(pid: number): { rss: number; cpuMs: number } {
 }
 
 /** Terminates every running workflow on the bench's queue (incidents and its guard). */
-async function cleanUp(engine: BenchEngine): Promise<number> {
-  const ids: string[] = [];
-  for await (const wf of engine.client.workflow.list({ query: `TaskQueue = "${engine.taskQueue}" AND ExecutionStatus = "Running"` })) ids.push(wf.workflowId);
-  // Visibility lags: the guard may not be listed yet, but it is known by id.
-  if (!ids.includes(engine.guardId)) ids.push(engine.guardId);
-  let terminated = 0;
-  await mapLimited(ids, 20, async (id) => {
-    try {
-      await engine.client.workflow.getHandle(id).terminate('benchmark finished');
-      terminated++;
-    } catch {
-      // Already closed, or never started.
-    }
-  });
-  return terminated;
+function cleanUp(engine: BenchEngine): Promise<number> {
+  return terminateRunning(engine.client, engine.taskQueue, 'benchmark finished');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,10 +427,10 @@ async function benchOpen(): Promise<void> {
     guardrails: { restarts: { max: 10000, window: '1h' }, maxConcurrentDestructive: 10000, verifyDeadline: '2s', verifyInterval: '500ms' },
   });
   const label = `3. ${openCount} open incidents`;
+  const rssBefore = engine.usage().rss;
+  let peakRss = rssBefore;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, engine.usage().rss)), 100);
   try {
-    const rssBefore = engine.usage().rss;
-    let peakRss = rssBefore;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, engine.usage().rss)), 100);
     const bodies = names.map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-open-${i}` }]));
     const t0 = performance.now();
     let lost = 0;
@@ -488,6 +478,8 @@ async function benchOpen(): Promise<void> {
     // An operator restarting the engine now: SIGTERM with every incident open.
     rows.push([label, 'SIGTERM to exit with all incidents open', ms(await engine.stop())]);
   } finally {
+    // Before the engine goes: reading /proc of an exited process would throw in the timer.
+    clearInterval(sampler);
     const terminated = await cleanUp(engine);
     notes.push(`open incidents: terminated ${terminated} workflows afterwards`);
     await engine.stop();
@@ -505,10 +497,9 @@ function sleep(msec: number): Promise<void> {
   return new Promise((r) => setTimeout(r, msec));
 }
 
+/** The nearest-rank percentile `remediate report` uses; NaN (shown "n/a") when nothing was measured. */
 function pct(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  return values.length === 0 ? NaN : percentile(values, p / 100);
 }
 
 function ms(v: number): string {

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { inFlightLimit } from '../../activities/limits.js';
-
-/** A call the test finishes by hand. */
-function gate() {
-  let open!: () => void;
-  const done = new Promise<void>((r) => (open = r));
-  return { done, open };
-}
+import { gate } from '../support/wait.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 
@@ -20,7 +14,7 @@ describe('inFlightLimit', () => {
         started.push(name);
         const g = gate();
         gates.set(name, g);
-        await g.done;
+        await g.wait;
       });
     const calls = ['a', 'b', 'c', 'd'].map(call);
     await tick();
@@ -42,7 +36,7 @@ describe('inFlightLimit', () => {
   it('lets a waiter whose signal aborts leave the line without taking a place', async () => {
     const inTurn = inFlightLimit(1);
     const first = gate();
-    const running = inTurn(() => first.done);
+    const running = inTurn(() => first.wait);
     const abort = new AbortController();
     const leaving = inTurn(async () => 'ran', abort.signal);
     const after = inTurn(async () => 'after');

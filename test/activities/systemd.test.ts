@@ -150,7 +150,8 @@ describe('restart', () => {
     expect(r.after!.mainPid).toBeGreaterThan(1);
     expect(r.after!.mainPid).not.toBe(old.mainPid);
     expect(r.summary).toContain(`restarted systemd unit '${web}'`);
-    expect(await until('health 200', 15_000, async () => ((await health()) === 200 ? 200 : undefined))).toBe(200);
+    // Fails the test unless the unit answers 200 within 15 s.
+    await until('health 200', 15_000, async () => ((await health()) === 200 ? true : undefined));
   });
 
   it('replaces the main process of a running unit and clears the count of automatic restarts', async () => {
@@ -169,7 +170,8 @@ describe('restart', () => {
     expect(r.after!.mainPid).not.toBe(revived.mainPid);
     // A restart asked for by hand resets the counter systemd keeps for Restart=.
     expect(r.after!.nRestarts).toBe(0);
-    expect(await until('health 200', 15_000, async () => ((await health()) === 200 ? 200 : undefined))).toBe(200);
+    // Fails the test unless the unit answers 200 within 15 s.
+    await until('health 200', 15_000, async () => ((await health()) === 200 ? true : undefined));
   });
 
   it('in dry-run reports what it would do and leaves the main process alone', async () => {

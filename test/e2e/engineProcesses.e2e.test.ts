@@ -160,7 +160,7 @@ describe('two engine processes on one task queue', () => {
     // A dies with nothing in flight (c2 only waits for a person), so the handover is not a timeout.
     expect((await client.workflow.getHandle(c2Id).describe()).raw.pendingActivities ?? []).toEqual([]);
     a.kill('SIGKILL');
-    expect(await a.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    await a.exited;
     const killedAt = Date.now();
     await client.workflow.getHandle(c2Id).signal(approveSignal, { operator: 'alice', reason: 'e2e: restart it' });
     const c2Result = await result(c2Id, 60_000);

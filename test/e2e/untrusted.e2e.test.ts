@@ -148,7 +148,6 @@ describe('alerts whose labels name what the config does not allow', () => {
     expect(await runsOnQueue()).toEqual([]);
     expect(await stateOf(stranger)).toBe(before.stranger);
     expect(await stateOf(guardedContainer)).toBe(before.guarded);
-    expect(JSON.parse((await stateOf(stranger)).split(' restarts=')[0]!)).toMatchObject({ Running: false });
     expect(await containerActions(stranger, since)).toBe('');
     expect(await containerActions(guardedContainer, since)).toBe('');
   }, 60_000);
@@ -161,6 +160,8 @@ describe('alerts whose labels name what the config does not allow', () => {
     const r = await post([{ labels: { alertname: 'ServiceDown', team: 'payments', service: 'guarded', container: stranger } }]);
     expect(r).toMatchObject({ status: 200, json: { started: 1, unmatched: [] } });
     const id = incidentWorkflowId('serviceDown', 'guarded');
+    // The counter the test above found at 0 does count a start: its 0 meant none, not a missing series.
+    expect(await metric('runbooks_started_total{runbook="serviceDown"}')).toBe(1);
     const result = (await engine.client.workflow.getHandle(id).result()) as RunbookResult;
     expect(result.outcome).toBe('recovered');
     expect(await httpOk(`http://127.0.0.1:${guardedPort}/health`)).toBe(true);

@@ -2,6 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, DefaultLogger, type WorkerOptions } from '@temporalio/worker';
+import { inFlightLimit } from '../../activities/limits.js';
+import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
 import { bundlePath } from './globalSetup.js';
 import { stack } from './stack.js';
 
@@ -16,14 +18,38 @@ export function quietRuntime(): void {
   }
 }
 
+/** The engine's metrics sink as a test worker (or a replay) registers it: does nothing. */
+export const noopSinks = { metrics: { runbookOutcome: { fn: () => {}, callDuringReplay: false } } };
+
 export function uniqueQueue(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
 }
 
-/** Terminates whatever still runs on the queue: a failed test must not leave runs waiting for a worker that is gone. */
-export async function terminateRunning(client: Client, taskQueue: string, reason = 'test cleanup'): Promise<void> {
-  for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` }))
-    await client.workflow.getHandle(wf.workflowId).terminate(reason).catch(() => {});
+/**
+ * Terminates whatever still runs on the queue, and the queue's guard (on a queue of its own, and
+ * it never ends by itself): a failed test must not leave runs waiting for a worker that is gone.
+ */
+export async function terminateRunning(client: Client, taskQueue: string, reason = 'test cleanup'): Promise<number> {
+  const ids = new Set<string>();
+  for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` })) ids.add(wf.workflowId);
+  // Known by id: visibility may not list a guard started a moment ago.
+  ids.add(guardrailsWorkflowId(taskQueue));
+  const inTurn = inFlightLimit(20);
+  const terminated = await Promise.all(
+    [...ids].map((id) =>
+      inTurn(() =>
+        client.workflow
+          .getHandle(id)
+          .terminate(reason)
+          .then(
+            () => 1,
+            // Already closed, or never started.
+            () => 0,
+          ),
+      ),
+    ),
+  );
+  return terminated.reduce((a: number, b) => a + b, 0);
 }
 
 export async function temporalClient(): Promise<{ client: Client; connection: Connection }> {
@@ -41,7 +67,7 @@ export async function startWorker(
     namespace: 'default',
     workflowBundle: { codePath: bundlePath },
     // Runbooks report their outcome to the engine's metrics sink; a test worker without one would log an error per run.
-    sinks: { metrics: { runbookOutcome: { fn: () => {}, callDuringReplay: false } } },
+    sinks: noopSinks,
     ...options,
   });
   const running = worker.run();

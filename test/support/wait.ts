@@ -45,3 +45,10 @@ export async function httpOk(url: string): Promise<boolean> {
 export async function untilHttpOk(url: string, what: string, ms = 30_000): Promise<void> {
   await until(what, ms, async () => ((await httpOk(url)) ? true : undefined));
 }
+
+/** A promise the test resolves by hand: `wait` until somebody calls `open()`. */
+export function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}

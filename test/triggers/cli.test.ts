@@ -7,6 +7,7 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../config/load.js';
 import { matchBinding } from '../../triggers/binding.js';
 import { closedIncidentsSince } from '../../triggers/operatorCommands.js';
+import { connectTemporal } from '../../triggers/operatorTemporal.js';
 import { createIncidentSignaller } from '../../triggers/incidents.js';
 import { planRunbook } from '../../triggers/plan.js';
 import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules.js';
@@ -194,14 +195,19 @@ describe('remediate incidents and report', () => {
   });
 
   it('says when a report read only part of the period', async () => {
-    const t = { client, address: stack().temporalAddress, call: <T>(fn: () => Promise<T>) => fn(), close: async () => {} };
-    const since = new Date(Date.now() - 3_600_000);
-    // The api and web incidents above are both closed: a limit of one cannot hold them.
-    const partial = await closedIncidentsSince(t, since, { limit: 1 });
-    expect(partial).toMatchObject({ truncated: true, incidents: [expect.anything()] });
-    const whole = await closedIncidentsSince(t, since, { target: fx.api, limit: 1 });
-    expect(whole.truncated).toBe(false);
-    expect(whole.incidents.map((i) => i.target)).toEqual([fx.api]);
+    // The CLI's own connection: its deadlines and error mapping, as `remediate report` uses them.
+    const t = await connectTemporal(fx.config);
+    try {
+      const since = new Date(Date.now() - 3_600_000);
+      // The api and web incidents above are both closed: a limit of one cannot hold them.
+      const partial = await closedIncidentsSince(t, since, { limit: 1 });
+      expect(partial).toMatchObject({ truncated: true, incidents: [expect.anything()] });
+      const whole = await closedIncidentsSince(t, since, { target: fx.api, limit: 1 });
+      expect(whole.truncated).toBe(false);
+      expect(whole.incidents.map((i) => i.target)).toEqual([fx.api]);
+    } finally {
+      await t.close();
+    }
   });
 
   it('tells runs somebody cancelled or terminated from failed ones', async () => {

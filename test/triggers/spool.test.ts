@@ -1,10 +1,12 @@
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { open } from 'node:fs/promises';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WebhookAlert } from '../../triggers/alertmanagerPayload.js';
 import { openSpool, spoolFileName } from '../../triggers/spool.js';
 import { startForwarder } from '../../triggers/spoolForwarder.js';
+import { until } from '../support/wait.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -54,14 +56,24 @@ describe('webhook spool', () => {
     await third.close();
   });
 
-  it('shares one write among batches accepted together, each on disk when its promise resolves', async () => {
+  it('shares one write and one fsync among batches accepted together, each on disk when its promise resolves', async () => {
     const dir = spoolDir();
     const s = await openSpool(dir);
-    const entries = await Promise.all(Array.from({ length: 50 }, (_, i) => s.append([alert(`f${i}`)])));
-    expect(new Set(entries.map((e) => e.seq)).size).toBe(50);
-    const lines = readFileSync(join(dir, spoolFileName), 'utf8').trim().split('\n');
-    expect(lines).toHaveLength(50);
-    await s.close();
+    // The spool's file handle is a FileHandle like any other: count the fsyncs all of them make.
+    const probe = await open(join(dir, 'probe'), 'w');
+    const syncs = vi.spyOn(Object.getPrototypeOf(probe), 'datasync');
+    await probe.close();
+    try {
+      const entries = await Promise.all(Array.from({ length: 50 }, (_, i) => s.append([alert(`f${i}`)])));
+      expect(new Set(entries.map((e) => e.seq)).size).toBe(50);
+      const lines = readFileSync(join(dir, spoolFileName), 'utf8').trim().split('\n');
+      expect(lines).toHaveLength(50);
+      // The first append goes out alone; the 49 queued behind it share the next write.
+      expect(syncs.mock.calls.length).toBeLessThanOrEqual(2);
+    } finally {
+      syncs.mockRestore();
+      await s.close();
+    }
   });
 
   it('starts the file again once everything in it was forwarded and it has grown', async () => {
@@ -173,16 +185,19 @@ describe('spool forwarder', () => {
   it('leaves undelivered batches in the spool when stopped', async () => {
     const dir = spoolDir();
     const s = await openSpool(dir);
+    let tries = 0;
     const forwarder = startForwarder({
       spool: s,
       backoffMs: { first: 5, max: 5 },
       logger: { warn() {}, info() {} } as never,
       deliver: async () => {
+        tries++;
         throw new Error('Temporal is away');
       },
     });
     forwarder.enqueue(await s.append([alert('stuck')]));
-    await new Promise((r) => setTimeout(r, 30));
+    // Tried, and tried again, before the stop.
+    await until('a second try', 5_000, async () => (tries >= 2 ? true : undefined), 5);
     await forwarder.stop();
     await s.close();
     const again = await openSpool(dir);

@@ -279,11 +279,7 @@ export async function waitForStatus(
 }
 
 /** A promise a stubbed activity waits on until the test opens it. */
-export function gate(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((r) => (open = r));
-  return { wait, open };
-}
+export { gate } from '../support/wait.js';
 
 export function events(timeline: Array<{ event: string }>): string[] {
   return timeline.map((e) => e.event);

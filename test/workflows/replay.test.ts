@@ -27,6 +27,7 @@ import {
 import { resourcePressure } from '../../workflows/resourcePressure.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
 import { bundlePath } from '../support/globalSetup.js';
+import { noopSinks } from '../support/temporal.js';
 import { gate, maintenanceInput, permanentFailure, runbookInput, startHarness, uniqueTarget, waitForStatus, type Harness } from './harness.js';
 
 const historiesDir = join(dirname(fileURLToPath(import.meta.url)), 'histories');
@@ -200,9 +201,6 @@ function historyFromText(text: string): StoredHistory {
   return History.fromObject(JSON.parse(text));
 }
 
-/** The engine's metrics sink, as a worker registers it: never called while replaying. */
-const replaySinks = { metrics: { runbookOutcome: { fn: () => {}, callDuringReplay: false } } };
-
 describe('workflow histories replay against the current code', () => {
   let h: Harness | undefined;
 
@@ -233,7 +231,7 @@ describe('workflow histories replay against the current code', () => {
 
   it.each(names)('%s replays without nondeterminism', async (name) => {
     const history = historyFromText(readFileSync(file(name), 'utf8'));
-    await Worker.runReplayHistory({ workflowBundle: { codePath: bundlePath }, replayName: name, sinks: replaySinks }, history, name);
+    await Worker.runReplayHistory({ workflowBundle: { codePath: bundlePath }, replayName: name, sinks: noopSinks }, history, name);
   });
 
   it('notices a history that the code would not produce', async () => {
@@ -245,7 +243,7 @@ describe('workflow histories replay against the current code', () => {
     );
     scheduled.activityTaskScheduledEventAttributes.activityType.name = 'backupTarget';
     const err = await Worker.runReplayHistory(
-      { workflowBundle: { codePath: bundlePath }, replayName: 'tampered', sinks: replaySinks },
+      { workflowBundle: { codePath: bundlePath }, replayName: 'tampered', sinks: noopSinks },
       History.fromObject(json),
       'tampered',
     ).catch((e: unknown) => e);
