@@ -61,8 +61,28 @@ export interface BackupResult extends ActionResult {
   sha256?: string;
 }
 
+/** A runbook's `logs` step: the newest lines of a container's log or a unit's journal. */
+export interface LogRequest {
+  /** Lines read from the end (before filtering). */
+  tail: number;
+  /** Only lines newer than this many milliseconds. */
+  sinceMs?: number;
+  /** A regular expression (from the runbook file, never from an alert); only matching lines are kept. */
+  pattern?: string;
+}
+
+export interface LogResult {
+  target: string;
+  /** Capped at the config's limits.outputBytes, newest lines kept. */
+  text: string;
+  /** Lines read, and lines kept by the pattern. */
+  lines: number;
+  matched: number;
+}
+
 export interface TargetActivities {
   verifyTarget(target: string): Promise<Verification>;
+  targetLogs(target: string, req: LogRequest): Promise<LogResult>;
   restartTarget(target: string, ctx: ActionContext): Promise<ActionResult>;
   diagnoseTarget(target: string): Promise<Diagnostics>;
   /** The target's configured HTTP action (for example a cache clear). */
@@ -110,7 +130,33 @@ export interface Suppression {
   reason?: string;
 }
 
+/**
+ * A runbook's `http` step. The URL's origin must be one the config names (a target's health or action
+ * URL); a header value `{ secret }` names an entry of the config's `secrets`, resolved only here.
+ */
+export interface HttpStepRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: string;
+  headers: Record<string, string | { secret: string }>;
+  body?: string;
+  expectStatus: number[];
+  timeoutMs: number;
+  incidentId: string;
+  actor: string;
+  /** GET and HEAD run in a dry run (they change nothing); other methods are only described. */
+  dryRun: boolean;
+}
+
+export interface HttpStepResult {
+  status: number;
+  ok: boolean;
+  /** The start of the response body, capped, secrets redacted. */
+  body: string;
+  dryRun: boolean;
+}
+
 export interface EngineActivities {
+  httpRequest(req: HttpStepRequest): Promise<HttpStepResult>;
   notify(req: NotificationRequest & { dryRun: boolean }): Promise<NotificationResult>;
   createSilence(req: SilenceRequest): Promise<{ silenceId: string; dryRun: boolean }>;
   expireSilence(silenceId: string, dryRun: boolean): Promise<{ expired: boolean }>;

@@ -1,8 +1,18 @@
 // Configuration is read and checked once, at start-up; afterwards only typed values travel.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { engineConfig, type EngineConfig } from './schema.js';
+import { loadRunbookDir, RunbookError } from './runbookLoad.js';
+import { runbookReferenceProblems } from './runbookReferences.js';
+
+/** The runbooks shipped with the engine: used when the config names no folder of its own. */
+// config/ from the sources, dist/config/ from the build: the folder sits at the package root.
+export const shippedRunbooksDir = ['..', '../..']
+  .map((up) => resolve(dirname(fileURLToPath(import.meta.url)), up, 'runbooks'))
+  .find((dir) => existsSync(dir)) ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', 'runbooks');
 
 export class ConfigError extends Error {
   constructor(
@@ -27,15 +37,35 @@ export function loadConfigFile(path: string): EngineConfig {
   } catch (err) {
     throw new ConfigError(path, [`not valid YAML: ${(err as Error).message.split('\n')[0]}`]);
   }
-  return parseConfig(raw, path);
+  return parseConfig(raw, path, dirname(resolve(path)));
 }
 
-export function parseConfig(raw: unknown, source = 'config'): EngineConfig {
+/**
+ * Checks a config and loads the runbook files it uses. `baseDir` is what a relative `runbooks:`
+ * folder is relative to (the config file's folder; the working directory for configs built in code).
+ */
+export function parseConfig(raw: unknown, source = 'config', baseDir = process.cwd()): EngineConfig {
   const parsed = engineConfig.safeParse(raw);
   if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map((i) => describeIssue(i, raw)));
   const problems = crossReferences(parsed.data);
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return parsed.data;
+  const dir = runbooksDir(parsed.data.runbooks, baseDir);
+  let runbookDefinitions;
+  try {
+    runbookDefinitions = loadRunbookDir(dir);
+  } catch (err) {
+    if (err instanceof RunbookError) throw new ConfigError(source, err.problems);
+    throw err;
+  }
+  const config: EngineConfig = { ...parsed.data, runbookDefinitions };
+  const refs = runbookReferenceProblems(config);
+  if (refs.length > 0) throw new ConfigError(source, refs);
+  return config;
+}
+
+export function runbooksDir(configured: string | undefined, baseDir: string): string {
+  if (configured === undefined) return shippedRunbooksDir;
+  return resolve(baseDir, configured);
 }
 
 function describeIssue(issue: ZodIssue, raw: unknown): string {
@@ -60,7 +90,7 @@ function valueAt(raw: unknown, path: Array<string | number>): unknown {
 }
 
 /** Names that must point at something declared elsewhere in the file. */
-function crossReferences(c: EngineConfig): string[] {
+function crossReferences(c: Omit<EngineConfig, 'runbookDefinitions'>): string[] {
   const problems: string[] = [];
   const targets = new Set(Object.keys(c.targets));
   const missing = (key: string, kind: string, value: string, known: Iterable<string>) =>

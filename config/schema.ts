@@ -5,6 +5,7 @@ import { parseDuration } from './duration.js';
 import { Secret } from './secret.js';
 import { durationPattern } from './duration.js';
 import { unitNameProblem } from '../activities/systemd.js';
+import type { RunbookDefinition } from './runbookSchema.js';
 
 /** A duration written the way operators write them: "90s", "15m", "1h30m", "500ms". */
 const duration = z.string().regex(durationPattern, 'expected a duration such as "30s", "15m" or "1h"');
@@ -156,8 +157,12 @@ export const target = z.discriminatedUnion('kind', [
   httpTarget,
 ]);
 
+/** The compiled runbooks of earlier releases: still registered so their running histories replay. */
 export const runbookNames = ['serviceDown', 'databaseConnection', 'highErrorRate', 'resourcePressure', 'maintenance'] as const;
 export const runbookName = z.enum(runbookNames);
+
+/** A runbook file's `name:` (runbooks/<file>.yaml); checked against the loaded files at start-up. */
+const runbookRef = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,62}$/, 'expected the name of a runbook file');
 
 export const matcher = z
   .object({
@@ -173,7 +178,7 @@ const binding = z
     alert: z.string().min(1),
     /** Extra label matchers, Alertmanager style. */
     matchers: z.array(matcher).default([]),
-    runbook: runbookName,
+    runbook: runbookRef,
     /** Either one fixed target... */
     target: name.optional(),
     /** ...or a label whose value must name one of `targets`. Labels never name anything else. */
@@ -230,6 +235,8 @@ const maintenanceSchedule = z
     timezone: z.string().default('UTC'),
     window: duration.default('1h'),
     targets: z.array(name).min(1),
+    /** The maintenance runbook file the schedule runs. */
+    runbook: runbookRef.default('maintenance'),
     /** Alerts silenced for the window; defaults to each target's labels. */
     silence: z.array(matcher).default([]),
     paused: z.boolean().default(false),
@@ -267,6 +274,10 @@ export const engineConfig = z
       .default({}),
     dataDir: z.string().default('.data'),
     dryRun: z.boolean().default(false),
+    /** The folder of runbook files (relative to the config file). Unset: the runbooks shipped with the engine. */
+    runbooks: z.string().optional(),
+    /** Named secrets runbook steps may use by name (an http step's header), resolved only in activities. */
+    secrets: z.record(name, secretRef).default({}),
     webhook: z
       .object({
         listen: z.string().default('127.0.0.1:9797'),
@@ -323,7 +334,8 @@ export const engineConfig = z
   .strict();
 
 export type EngineConfigInput = z.input<typeof engineConfig>;
-export type EngineConfig = z.output<typeof engineConfig>;
+/** The checked config, with the runbook files it uses loaded and checked against it. */
+export type EngineConfig = z.output<typeof engineConfig> & { runbookDefinitions: Record<string, RunbookDefinition> };
 export type Target = z.output<typeof target>;
 export type TargetKind = Target['kind'];
 export type ContainerTarget = Extract<Target, { kind: 'container' }>;

@@ -4,7 +4,7 @@
 // Alert labels are untrusted input (anyone who can reach Alertmanager, or a mislabelled rule,
 // controls them). They may only *select* among targets the configuration already allows for a
 // binding; they never name a container, unit or database directly.
-import type { Binding, EngineConfig, RunbookName } from '../config/schema.js';
+import type { Binding, EngineConfig } from '../config/schema.js';
 import { matchesAll, formatMatchers } from '../config/matchers.js';
 
 /** What the binding matcher needs from an alert: its labels (alertname included). */
@@ -12,7 +12,8 @@ export interface AlertLabels {
   labels: Record<string, string>;
 }
 
-export type IncidentRunbook = Exclude<RunbookName, 'maintenance'>;
+/** The name of an incident runbook file (the compiled runbooks' names are the shipped files' names). */
+export type IncidentRunbook = string;
 
 /** Short, bounded codes: used as a metric label, where the free-text reason would explode cardinality. */
 export type UnmatchedCode =
@@ -49,8 +50,10 @@ export function matchBinding(config: EngineConfig, alert: AlertLabels): BindingM
   }
   const { binding, index } = hit;
 
-  if (binding.runbook === 'maintenance')
-    return unmatched('not-an-incident-runbook', `binding ${index} for alert ${show(alertname)} names the maintenance runbook, which only schedules start`);
+  // The loader refuses this; checked again because a config built in code skips the loader.
+  const def = config.runbookDefinitions?.[binding.runbook];
+  if (!def || def.kind !== 'incident')
+    return unmatched('not-an-incident-runbook', `binding ${index} for alert ${show(alertname)} names ${show(binding.runbook)}, which is not a loaded incident runbook`);
 
   let target: string;
   if (binding.target) {

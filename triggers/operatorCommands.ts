@@ -15,6 +15,7 @@ import {
   acknowledgeSignal,
   alertNameAttribute,
   approveSignal,
+  interpreterWorkflowType,
   maintenanceWorkflowId,
   outcomeAttribute,
   rejectSignal,
@@ -27,7 +28,7 @@ import {
   type RunbookStatus,
 } from '../workflows/messages.js';
 import { CommandError, type Temporal } from './operatorTemporal.js';
-import { planMaintenance } from './plan.js';
+import { planMaintenanceRun } from './plan.js';
 import type { ClosedIncident } from './report.js';
 import { maintenanceScheduleId, maintenanceSchedulePrefix } from './schedules.js';
 
@@ -66,9 +67,13 @@ export function incidentQuery(f: Omit<IncidentFilter, 'limit'>): string {
   if (f.open && f.closed) throw new CommandError(1, '--open and --closed exclude each other');
   if (f.outcome !== undefined && !outcomes.includes(f.outcome as Outcome))
     throw new CommandError(1, `--outcome ${JSON.stringify(f.outcome)} is not an outcome (one of: ${outcomes.join(', ')})`);
-  if (f.runbook !== undefined && !(incidentRunbooks as readonly string[]).includes(f.runbook))
-    throw new CommandError(1, `--runbook ${JSON.stringify(f.runbook)} is not an incident runbook (one of: ${incidentRunbooks.join(', ')})`);
-  const clauses = [f.runbook ? `WorkflowType = ${literal('--runbook', f.runbook)}` : `WorkflowType IN (${incidentRunbooks.map((r) => `'${r}'`).join(', ')})`];
+  if (f.runbook !== undefined && !/^[A-Za-z][A-Za-z0-9_-]{0,62}$/.test(f.runbook))
+    throw new CommandError(1, `--runbook ${JSON.stringify(f.runbook)} is not a runbook name`);
+  // Incidents are interpreter runs (a runbook file) or, for runs started before runbook files, the
+  // compiled runbook workflows; the Runbook search attribute names the runbook either way.
+  const types = [interpreterWorkflowType, ...incidentRunbooks].map((r) => `'${r}'`).join(', ');
+  const clauses = [`WorkflowType IN (${types})`, `WorkflowId STARTS_WITH 'incident:'`];
+  if (f.runbook !== undefined) clauses.push(`Runbook = ${literal('--runbook', f.runbook)}`);
   if (f.open) clauses.push(`ExecutionStatus = 'Running'`);
   if (f.closed) clauses.push(`ExecutionStatus != 'Running'`);
   if (f.target !== undefined) clauses.push(`RemediationTarget = ${literal('--target', f.target)}`);
@@ -176,7 +181,7 @@ async function requireRunning(t: Temporal, workflowId: string, what: string): Pr
   if (d.status.name !== 'RUNNING') throw new CommandError(1, `workflow '${workflowId}' is ${d.status.name.toLowerCase()}; there is nothing to ${what}`);
 }
 
-export async function runMaintenanceNow(t: Temporal, config: EngineConfig, name: string): Promise<{ workflowId: string; runId: string }> {
+export async function runMaintenanceNow(t: Temporal, config: EngineConfig, name: string, startedBy = 'schedule'): Promise<{ workflowId: string; runId: string }> {
   const schedule = config.maintenance.find((m) => m.name === name);
   if (!schedule) {
     const known = config.maintenance.map((m) => m.name).join(', ') || 'none';
@@ -185,10 +190,10 @@ export async function runMaintenanceNow(t: Temporal, config: EngineConfig, name:
   const workflowId = maintenanceWorkflowId(name);
   try {
     const handle = await t.call(() =>
-      t.client.workflow.start('maintenance', {
+      t.client.workflow.start(interpreterWorkflowType, {
         workflowId,
         taskQueue: config.temporal.taskQueue,
-        args: [planMaintenance(config, schedule)],
+        args: [planMaintenanceRun(config, schedule, { startedBy })],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
       }),
     );

@@ -6,7 +6,9 @@ import { hostTaskQueue } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import { matchesEverything } from '../config/matchers.js';
 import type { SilenceMatcher } from '../activities/contract.js';
-import type { AlertRef, GuardrailPlan, MaintenanceInput, RunbookInput } from '../workflows/messages.js';
+import { actionSteps } from '../config/runbookLoad.js';
+import type { RunbookDefinition } from '../config/runbookSchema.js';
+import type { AlertRef, GuardrailPlan, MaintenanceInput, RunbookInput, RunbookRunInput, TargetRef } from '../workflows/messages.js';
 import type { BindingMatch } from './binding.js';
 
 export interface IncomingAlert {
@@ -19,6 +21,10 @@ export interface IncomingAlert {
 export interface PlanOptions {
   /** The engine's task queue; defaults to config.temporal.taskQueue. */
   engineQueue?: string;
+  /** Who starts the run: 'alertmanager' (the default), 'schedule', or an operator's name. */
+  startedBy?: string;
+  /** Dry-run this run even when the config does not say so (`remediate run --dry-run`). */
+  dryRun?: boolean;
 }
 
 type Matched = Extract<BindingMatch, { matched: true }>;
@@ -30,7 +36,25 @@ const maxLabelValue = 1_024;
 const maxSummary = 500;
 const maxSeverity = 64;
 
-export function planRunbook(config: EngineConfig, match: Matched, alert: IncomingAlert, options: PlanOptions = {}): RunbookInput {
+/**
+ * The interpreter's input for an incident: the runbook file's checked definition travels with the
+ * run, with every target it may touch resolved to its queue and labels.
+ */
+export function planRunbook(config: EngineConfig, match: Matched, alert: IncomingAlert, options: PlanOptions = {}): RunbookRunInput {
+  const definition = config.runbookDefinitions[match.runbook];
+  if (!definition) throw new Error(`planning runbook '${match.runbook}' for target '${match.target}' failed: no such runbook file is loaded`);
+  const base = planIncident(config, match, alert, options);
+  return {
+    ...base,
+    definition,
+    targets: targetRefs(config, [match.target, ...namedTargets(definition)], options.engineQueue),
+    startedBy: options.startedBy ?? 'alertmanager',
+    ...(options.dryRun ? { dryRun: true } : {}),
+  };
+}
+
+/** The input of the compiled runbooks (kept registered for the runs that started on them). */
+export function planIncident(config: EngineConfig, match: Matched, alert: IncomingAlert, options: PlanOptions = {}): RunbookInput {
   const target = config.targets[match.target];
   if (!target) throw new Error(`planning ${match.runbook} for target '${match.target}' failed: no such target in the configuration`);
   const alertRef = alertRefOf(alert);
@@ -93,6 +117,44 @@ export function alertRefOf(alert: IncomingAlert): AlertRef {
     ...(alert.startsAt ? { startsAt: alert.startsAt } : {}),
     ...(summary ? { summary: cap(summary, maxSummary) } : {}),
   };
+}
+
+/** The interpreter's input for a schedule's maintenance runbook. */
+export function planMaintenanceRun(config: EngineConfig, schedule: MaintenanceSchedule, options: PlanOptions = {}): RunbookRunInput {
+  const definition = config.runbookDefinitions[schedule.runbook];
+  if (!definition) throw new Error(`planning maintenance '${schedule.name}' failed: no runbook file named '${schedule.runbook}' is loaded`);
+  const m = planMaintenance(config, schedule, options);
+  const first = schedule.targets[0]!;
+  const policyName = config.escalation.default;
+  return {
+    runbook: definition.name,
+    target: schedule.name,
+    targetKind: config.targets[first]!.kind,
+    targetQueue: options.engineQueue ?? config.temporal.taskQueue,
+    hasAction: false,
+    alert: { name: 'maintenance', severity: 'info', labels: {} },
+    escalation: { policy: policyName, levels: m.channels.length ? [{ name: 'maintenance', afterMs: 0, channels: m.channels }] : [] },
+    operators: config.operators.map((o) => o.name),
+    guardrails: guardrailPlan(config, config.targets[first]!),
+    dryRun: options.dryRun || config.dryRun,
+    definition,
+    targets: targetRefs(config, [...schedule.targets, ...namedTargets(definition)], options.engineQueue),
+    maintenance: { schedule: schedule.name, targets: [...schedule.targets], windowMs: m.windowMs, silence: m.silence, channels: m.channels },
+    startedBy: options.startedBy ?? 'schedule',
+  };
+}
+
+/** Targets a definition names literally (`with.target`). */
+function namedTargets(def: RunbookDefinition): string[] {
+  return actionSteps(def).flatMap((s) => (typeof s.with.target === 'string' ? [s.with.target] : []));
+}
+
+function targetRefs(config: EngineConfig, names: string[], engineQueue?: string): TargetRef[] {
+  return [...new Set(names)].map((name) => {
+    const t = config.targets[name];
+    if (!t) throw new Error(`planning a run failed: no target '${name}' in the configuration`);
+    return { name, kind: t.kind, queue: targetQueue(config, t, engineQueue), labels: { ...t.labels } };
+  });
 }
 
 /**

@@ -15,8 +15,8 @@ import {
 import type { Workflow } from '@temporalio/common';
 import type { Logger } from 'pino';
 import type { EngineConfig, MaintenanceSchedule } from '../config/schema.js';
-import { maintenanceWorkflowId } from '../workflows/messages.js';
-import { planMaintenance } from './plan.js';
+import { interpreterWorkflowType, maintenanceWorkflowId } from '../workflows/messages.js';
+import { planMaintenanceRun } from './plan.js';
 
 export const maintenanceSchedulePrefix = 'maintenance-';
 
@@ -100,7 +100,7 @@ export async function syncSchedules(deps: ScheduleSyncDeps): Promise<ScheduleSyn
     const current = await describeOrUndefined(handle);
     // Only schedules this engine owns (its task queue, its workflow type): another engine or
     // environment sharing the namespace keeps its own.
-    if (!current || current.action.type !== 'startWorkflow' || current.action.workflowType !== 'maintenance') continue;
+    if (!current || current.action.type !== 'startWorkflow' || !['maintenance', interpreterWorkflowType].includes(current.action.workflowType)) continue;
     if (current.action.taskQueue !== taskQueue) continue;
     try {
       await handle.delete();
@@ -115,7 +115,7 @@ export async function syncSchedules(deps: ScheduleSyncDeps): Promise<ScheduleSyn
 }
 
 function desiredSchedule(config: EngineConfig, schedule: MaintenanceSchedule, taskQueue: string) {
-  const input = planMaintenance(config, schedule, { engineQueue: taskQueue });
+  const input = planMaintenanceRun(config, schedule, { engineQueue: taskQueue });
   const definition = {
     cron: schedule.cron,
     timezone: schedule.timezone,
@@ -130,7 +130,7 @@ function desiredSchedule(config: EngineConfig, schedule: MaintenanceSchedule, ta
     spec: { cronExpressions: [schedule.cron], timezone: schedule.timezone },
     action: {
       type: 'startWorkflow' as const,
-      workflowType: 'maintenance',
+      workflowType: interpreterWorkflowType,
       workflowId: maintenanceWorkflowId(schedule.name),
       taskQueue,
       args: [input],

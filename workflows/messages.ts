@@ -2,7 +2,8 @@
 // import these same objects, so a message's name and payload type exist exactly once.
 import { defineQuery, defineSignal, type Sinks } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { RunbookName, TargetKind } from '../config/schema.js';
+import type { TargetKind } from '../config/schema.js';
+import type { RunbookDefinition } from '../config/runbookSchema.js';
 import type { SilenceMatcher } from '../activities/contract.js';
 
 export interface AlertRef {
@@ -34,7 +35,8 @@ export interface GuardrailPlan {
 }
 
 export interface RunbookInput {
-  runbook: Exclude<RunbookName, 'maintenance'>;
+  /** The runbook's name (a runbook file's `name:`; the compiled runbooks' own names in old runs). */
+  runbook: string;
   target: string;
   targetKind: TargetKind;
   /** Where the target's activities run: the engine's queue, or its host agent's. */
@@ -47,6 +49,35 @@ export interface RunbookInput {
   operators: string[];
   guardrails: GuardrailPlan;
   dryRun: boolean;
+}
+
+/** A target a run may touch besides (or as) its own: resolved from config when the run was planned. */
+export interface TargetRef {
+  name: string;
+  kind: TargetKind;
+  queue: string;
+  /** The target's configured labels: what a silence step matches. */
+  labels: Record<string, string>;
+}
+
+/**
+ * The interpreter's input. The definition travels with the run, so a run replays against the
+ * runbook it started with however the file changes afterwards.
+ */
+export interface RunbookRunInput extends RunbookInput {
+  definition: RunbookDefinition;
+  /** Every target the definition names, the run's own first: steps resolve their queue here. */
+  targets: TargetRef[];
+  /** Set for maintenance runbooks: the schedule, its targets (what forEach walks) and window. */
+  maintenance?: {
+    schedule: string;
+    targets: string[];
+    windowMs: number;
+    silence: SilenceMatcher[];
+    channels: string[];
+  };
+  /** Who started it: 'alertmanager', 'schedule', or the operator who ran it by hand. */
+  startedBy: string;
 }
 
 export interface MaintenanceInput {
@@ -109,7 +140,7 @@ export interface TimelineEntry {
 }
 
 export interface RunbookStatus {
-  runbook: RunbookName;
+  runbook: string;
   target: string;
   step: string;
   restartAttempts: number;
@@ -134,8 +165,11 @@ export interface RunbookResult {
 
 export const statusQuery = defineQuery<RunbookStatus>('status');
 
+/** The workflow type of the runbook interpreter: every runbook file runs as this one workflow. */
+export const interpreterWorkflowType = 'runbook';
+
 /** One remediation per target and runbook: repeats of an alert signal the running workflow. */
-export function incidentWorkflowId(runbook: RunbookName, target: string): string {
+export function incidentWorkflowId(runbook: string, target: string): string {
   return `incident:${runbook}:${target}`;
 }
 

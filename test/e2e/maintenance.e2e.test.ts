@@ -81,7 +81,10 @@ describe('maintenance window on a schedule, the real loop', () => {
 
   it('silences the window in Alertmanager, leaves a dying service alone during it, and remediates it once the silence is gone', async () => {
     const scheduleHandle = engine.client.schedule.getHandle(maintenanceScheduleId(schedule));
-    expect((await scheduleHandle.describe()).action).toMatchObject({ workflowType: 'maintenance' });
+    // The schedule runs the maintenance runbook file through the interpreter.
+    const action = (await scheduleHandle.describe()).action;
+    expect(action).toMatchObject({ workflowType: 'runbook' });
+    expect((action as { args?: Array<{ definition: { name: string } }> }).args?.[0]?.definition.name).toBe('maintenance');
 
     // A long transaction holds the lock VACUUM needs: the window stays open until the test commits.
     await blocker.query('BEGIN');

@@ -3,7 +3,7 @@ import { ScheduleNotFoundError, type Client, type Connection } from '@temporalio
 import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules.js';
-import type { MaintenanceInput, RunbookResult } from '../../workflows/messages.js';
+import type { RunbookRunInput, RunbookResult } from '../../workflows/messages.js';
 import { stack } from '../support/stack.js';
 import { temporalClient, uniqueQueue } from '../support/temporal.js';
 import { eventually } from '../support/wait.js';
@@ -61,9 +61,11 @@ describe('maintenance schedule sync', () => {
     expect(d.policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 600_000 });
     expect(d.state.paused).toBe(false);
     if (d.action.type !== 'startWorkflow') throw new Error('expected a startWorkflow action');
-    expect(d.action).toMatchObject({ workflowType: 'maintenance', taskQueue, workflowId: `maintenance:${nightly}` });
-    const input = d.action.args?.[0] as MaintenanceInput;
-    expect(input).toMatchObject({ schedule: nightly, windowMs: 1_800_000, targets: [{ name: targets()[2], kind: 'postgres', queue: taskQueue }] });
+    expect(d.action).toMatchObject({ workflowType: 'runbook', taskQueue, workflowId: `maintenance:${nightly}` });
+    const input = d.action.args?.[0] as RunbookRunInput;
+    expect(input.definition.name).toBe('maintenance');
+    expect(input.maintenance).toMatchObject({ schedule: nightly, windowMs: 1_800_000, targets: [targets()[2]] });
+    expect(input.targets).toMatchObject([{ name: targets()[2], kind: 'postgres', queue: taskQueue }]);
 
     expect((await client.schedule.getHandle(maintenanceScheduleId(weekly)).describe()).state.paused).toBe(true);
   });

@@ -34,6 +34,7 @@ export function targetActivities(taskQueue: string, longRunMs = 3_600_000): Targ
   return {
     verifyTarget: checks.verifyTarget,
     diagnoseTarget: diagnosis.diagnoseTarget,
+    targetLogs: diagnosis.targetLogs,
     restartTarget: restarts.restartTarget,
     runTargetAction: restarts.runTargetAction,
     backupTarget: long.backupTarget,
@@ -49,7 +50,10 @@ export function engineActivities(): EngineSteps {
   // Expiring the silence is the one cleanup that must happen, so it gets many tries.
   const expire = proxyActivities<EngineActivities>(opts('30s', 12));
   const guard = proxyActivities<GuardrailActivities>(opts('30s', 6));
+  // The activity answers within the step's own timeout; 5xx and refused connections are retried.
+  const http = proxyActivities<EngineActivities>(opts('2m', 3));
   return {
+    httpRequest: http.httpRequest,
     notify: notify.notify,
     createSilence: silences.createSilence,
     checkSuppression: silences.checkSuppression,

@@ -13,7 +13,6 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RunbookName } from '../../config/schema.js';
 import {
   acknowledgeSignal,
   alertFiringSignal,
@@ -47,7 +46,7 @@ export interface Decision {
 }
 
 export interface IncidentOpening {
-  runbook: RunbookName;
+  runbook: string;
   target: string;
   operators: string[];
   alertName?: string;

@@ -15,6 +15,7 @@ import {
   type Outcome,
   type RunbookInput,
   type RunbookResult,
+  type RunbookRunInput,
   type TimelineEntry,
 } from '../../../workflows/messages.js';
 
@@ -80,11 +81,21 @@ export const databaseConnection = incident;
 export const highErrorRate = incident;
 export const resourcePressure = incident;
 
+/** The interpreter's stand-in: a maintenance run, or an incident like the compiled ones. */
+export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
+  if (!input.maintenance) return incident(input);
+  return stubMaintenance(input.maintenance.schedule, input.maintenance.targets);
+}
+
 export async function maintenance(input: MaintenanceInput): Promise<RunbookResult> {
+  return stubMaintenance(input.schedule, input.targets.map((t) => t.name));
+}
+
+async function stubMaintenance(schedule: string, targets: string[]): Promise<RunbookResult> {
   const at = new Date().toISOString();
   return {
     outcome: 'completed',
-    detail: `stub maintenance '${input.schedule}' of ${input.targets.map((t) => t.name).join(', ')}`,
+    detail: `stub maintenance '${schedule}' of ${targets.join(', ')}`,
     startedAt: at,
     endedAt: at,
     timeline: [],

@@ -1,0 +1,272 @@
+// Reads runbook files: YAML → checked definitions, with every problem named by file, line, step id,
+// key and value, so an SRE fixes a runbook from the message alone. Structure is checked here
+// (catalog, ids, jumps, expressions); what the definition names in the engine's config (targets,
+// channels, URLs, secrets) is checked by checkRunbookReferences once both are loaded.
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import type { ZodIssue } from 'zod';
+import { expressionProblem, templateExpressions } from './expressions.js';
+import {
+  runbookFile,
+  stepCatalog,
+  stepShape,
+  stepTypes,
+  type ActionStep,
+  type RunbookDefinition,
+  type Step,
+  type StepType,
+} from './runbookSchema.js';
+
+export class RunbookError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid runbook${problems.length > 1 ? 's' : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'RunbookError';
+  }
+}
+
+export type Path = Array<string | number>;
+
+/** Finds the line of a path in the document, or of its nearest existing parent. */
+type Locate = (path: Path) => number | undefined;
+
+const maxFileBytes = 256 * 1024;
+
+/** Every `*.yaml` / `*.yml` in the folder, by runbook name. Problems of all files are reported together. */
+export function loadRunbookDir(dir: string): Record<string, RunbookDefinition> {
+  let files: string[];
+  try {
+    files = readdirSync(dir)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort();
+  } catch (err) {
+    throw new RunbookError([`${dir}: cannot read the runbooks folder: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  const out: Record<string, RunbookDefinition> = {};
+  const problems: string[] = [];
+  for (const f of files) {
+    const path = join(dir, f);
+    try {
+      const def = loadRunbookFile(path);
+      const earlier = out[def.name];
+      if (earlier) problems.push(`${path}: runbook name "${def.name}" is already used by ${earlier.source}`);
+      else out[def.name] = def;
+    } catch (err) {
+      if (err instanceof RunbookError) problems.push(...err.problems);
+      else throw err;
+    }
+  }
+  if (problems.length > 0) throw new RunbookError(problems);
+  return out;
+}
+
+export function loadRunbookFile(path: string): RunbookDefinition {
+  let text: string;
+  try {
+    if (statSync(path).size > maxFileBytes) throw new RunbookError([`${path}: larger than ${maxFileBytes} bytes`]);
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (err instanceof RunbookError) throw err;
+    throw new RunbookError([`${path}: cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  return parseRunbook(text, path);
+}
+
+/** Parses and checks one runbook's text; `source` names it in every problem. */
+export function parseRunbook(text: string, source: string): RunbookDefinition {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new RunbookError(doc.errors.map((e) => `${source}:${e.linePos?.[0]?.line ?? '?'}: not valid YAML: ${e.message.split('\n')[0]}`));
+  }
+  const locate: Locate = (path) => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true);
+      if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  const raw = doc.toJS({ maxAliasCount: 50 }) as unknown;
+  const problems: string[] = [];
+  const say = (path: Path, message: string, stepIdOf?: string) => {
+    const line = locate(path);
+    const where = stepIdOf ? ` step "${stepIdOf}":` : '';
+    problems.push(`${source}${line ? `:${line}` : ''}:${where} ${path.join('.') || '(top level)'}: ${message}`);
+  };
+
+  const top = runbookFile.safeParse(raw);
+  if (!top.success) {
+    for (const issue of top.error.issues) say(issue.path, issueText(issue, raw));
+    throw new RunbookError(problems);
+  }
+  const file = top.data;
+  const ids = new Map<string, Path>();
+  const read: Reader = { doc: raw, say, ids, locate };
+  const steps = file.steps.map((s, i) => readStep(s, ['steps', i], read, false));
+  const finallySteps = file.finally.map((s, i) => readStep(s, ['finally', i], read, true));
+  if (problems.length === 0) checkFlow(steps, finallySteps, say);
+  if (problems.length > 0) throw new RunbookError(problems);
+  return {
+    name: file.name,
+    description: file.description,
+    appliesTo: file.appliesTo,
+    kind: file.kind,
+    source: basename(source),
+    sha256: createHash('sha256').update(text).digest('hex'),
+    steps: steps as Step[],
+    finally: finallySteps as Step[],
+  };
+}
+
+type Say = (path: Path, message: string, stepId?: string) => void;
+
+interface Reader {
+  doc: unknown;
+  say: Say;
+  ids: Map<string, Path>;
+  locate: Locate;
+}
+
+function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): Step | undefined {
+  const { doc, say, ids } = read;
+  const line = read.locate(path);
+  const parsed = (stepShape as import('zod').ZodType<Record<string, unknown>>).safeParse(raw);
+  const rawId = typeof (raw as { id?: unknown })?.id === 'string' ? ((raw as { id: string }).id) : undefined;
+  if (!parsed.success) {
+    // The union's issues are hard to read; report the most specific branch that applies.
+    const r = raw as Record<string, unknown> | null;
+    const branch = r && typeof r === 'object' ? ('parallel' in r ? 0 : 'forEach' in r ? 1 : 2) : 2;
+    const union = parsed.error.issues.find((i) => i.code === 'invalid_union') as (ZodIssue & { unionErrors?: Array<{ issues: ZodIssue[] }> }) | undefined;
+    const issues = union?.unionErrors?.[branch]?.issues ?? parsed.error.issues;
+    for (const issue of issues) say([...path, ...issue.path], issueText(issue, valueAtPath(doc, path)), rawId);
+    return undefined;
+  }
+  const s = parsed.data as Record<string, unknown> & { id: string };
+  // `a-b` is also readable as `steps.a_b` in expressions, so the two spellings are one id.
+  const key = s.id.replaceAll('-', '_');
+  if (ids.has(key)) say([...path, 'id'], `step id "${s.id}" is used twice (first at ${ids.get(key)!.join('.')})`, s.id);
+  ids.set(key, path);
+  const base = {
+    id: s.id,
+    ...(s.when !== undefined ? { when: s.when as string } : {}),
+    ...(s.timeout !== undefined ? { timeoutMs: s.timeout as number } : {}),
+    onFailure: s.onFailure as ActionStep['onFailure'],
+    ...(s.description !== undefined ? { description: s.description as string } : {}),
+  };
+  if (s.when !== undefined) {
+    const problem = expressionProblem(s.when as string, 'condition');
+    if (problem) say([...path, 'when'], `condition ${JSON.stringify(s.when)} cannot be used: ${problem}`, s.id);
+  }
+  if (inFinally && typeof s.onFailure === 'object') say([...path, 'onFailure'], 'a finally step cannot jump', s.id);
+
+  if (Array.isArray(s.parallel) || Array.isArray(s.steps)) {
+    const kind = Array.isArray(s.parallel) ? 'parallel' : 'forEach';
+    const childKey = kind === 'parallel' ? 'parallel' : 'steps';
+    const children = (s[childKey] as unknown[]).map((c, i) => readStep(c, [...path, childKey, i], read, inFinally));
+    children.forEach((c, i) => {
+      if (c && c.kind === 'action' && c.uses === 'end') say([...path, childKey, i, 'uses'], 'a run ends from its top-level steps, not from inside a group', c.id);
+      if (c && typeof c.onFailure === 'object') say([...path, childKey, i, 'onFailure'], 'a step inside a group cannot jump; let the group jump', c.id);
+      if (c && c.kind !== 'action') say([...path, childKey, i], 'groups do not nest', c.id);
+    });
+    if (s.retry !== undefined) say([...path, 'retry'], 'retry applies to single steps, not groups', s.id);
+    return { kind, ...base, steps: children as Step[], ...(line ? { line } : {}) };
+  }
+
+  const uses = s.uses as string;
+  if (!(stepTypes as string[]).includes(uses)) {
+    say([...path, 'uses'], `unknown step type "${uses}" (known: ${stepTypes.join(', ')})`, s.id);
+    return undefined;
+  }
+  const params = stepCatalog[uses as StepType].safeParse(s.with ?? {});
+  if (!params.success) {
+    for (const issue of params.error.issues) say([...path, 'with', ...issue.path], issueText(issue, valueAtPath(doc, [...path, 'with'])), s.id);
+    return undefined;
+  }
+  const withParams = params.data as Record<string, unknown>;
+  checkExpressions(uses as StepType, withParams, [...path, 'with'], say, s.id);
+  const retry = s.retry as { attempts: number; backoff: number } | undefined;
+  return {
+    kind: 'action',
+    ...base,
+    uses: uses as StepType,
+    with: withParams,
+    ...(retry ? { retry: { attempts: retry.attempts, backoffMs: retry.backoff } } : {}),
+    ...(line ? { line } : {}),
+  };
+}
+
+/** Templates in text parameters and the `until` condition must parse now, not at 3 a.m. */
+function checkExpressions(uses: StepType, params: Record<string, unknown>, path: Path, say: Say, id: string): void {
+  for (const [key, value] of Object.entries(params)) {
+    if (typeof value !== 'string') continue;
+    if ((uses === 'waitUntil' && key === 'until') || (uses === 'assert' && key === 'that')) {
+      const problem = expressionProblem(value, 'condition');
+      if (problem) say([...path, key], `condition ${JSON.stringify(value)} cannot be used: ${problem}`, id);
+      continue;
+    }
+    for (const expr of templateExpressions(value)) {
+      const problem = expressionProblem(expr, 'value');
+      if (problem) say([...path, key], `expression ${JSON.stringify(expr)} cannot be used: ${problem}`, id);
+    }
+    if (/^(target|url|key)$/.test(key) && value.includes('${{')) say([...path, key], 'must be a literal, not an expression', id);
+  }
+}
+
+/**
+ * Control flow: jumps go forward to a step of the same list (so a runbook always ends: no cycles),
+ * and `approvedBy` names an earlier approval step.
+ */
+function checkFlow(steps: Array<Step | undefined>, finallySteps: Array<Step | undefined>, say: Say): void {
+  const check = (list: Array<Step | undefined>, key: string) => {
+    const position = new Map<string, number>();
+    list.forEach((s, i) => s && position.set(s.id, i));
+    list.forEach((s, i) => {
+      if (!s || typeof s.onFailure !== 'object') return;
+      const to = s.onFailure.goto;
+      const at = position.get(to);
+      if (at === undefined) say([key, i, 'onFailure', 'goto'], `jumps to step "${to}", which is not a step of ${key} at this level`, s.id);
+      else if (at <= i) say([key, i, 'onFailure', 'goto'], `jumps back to step "${to}": jumps go forward only, so a runbook cannot loop`, s.id);
+    });
+  };
+  check(steps, 'steps');
+  check(finallySteps, 'finally');
+  const approvals = new Set<string>();
+  const walk = (list: Array<Step | undefined>, key: string) =>
+    list.forEach((s, i) => {
+      if (!s) return;
+      if (s.kind !== 'action') return walk(s.steps, `${key}.${i}.${s.kind === 'parallel' ? 'parallel' : 'steps'}`);
+      const by = s.with.approvedBy as string | undefined;
+      if (by !== undefined && !approvals.has(by)) {
+        say([...key.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), i, 'with', 'approvedBy'], `names "${by}", which is not an earlier approval step`, s.id);
+      }
+      if (s.uses === 'approval') approvals.add(s.id);
+    });
+  walk(steps, 'steps');
+  walk(finallySteps, 'finally');
+}
+
+function issueText(issue: ZodIssue, raw: unknown): string {
+  if (issue.code === 'unrecognized_keys') return `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  const value = valueAtPath(raw, issue.path);
+  const shown = value === undefined ? '' : ` (got ${JSON.stringify(value)?.slice(0, 80)})`;
+  return `${issue.message}${shown}`;
+}
+
+function valueAtPath(raw: unknown, path: Path): unknown {
+  let cur: unknown = raw;
+  for (const p of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[p];
+  }
+  return cur;
+}
+
+/** Every action step, groups flattened, with where it sits in the file. */
+export function actionSteps(def: Pick<RunbookDefinition, 'steps' | 'finally'>): ActionStep[] {
+  const out: ActionStep[] = [];
+  const walk = (list: Step[]) => list.forEach((s) => (s.kind === 'action' ? out.push(s) : walk(s.steps)));
+  walk(def.steps);
+  walk(def.finally);
+  return out;
+}

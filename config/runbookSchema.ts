@@ -1,0 +1,279 @@
+// The runbook language: what a runbook file may say, and the catalog of step types with their
+// parameters. One schema is the single source of truth: the loader validates files against it and
+// the interpreter workflow reads its inferred types (type-only: zod never enters workflow code).
+import { z } from 'zod';
+import { durationPattern, parseDuration } from './duration.js';
+
+/** Where a step definition came from, for errors and `remediate runbooks show`. */
+export interface StepOrigin {
+  line?: number;
+}
+
+const duration = z
+  .string()
+  .regex(durationPattern, 'expected a duration such as "30s", "15m" or "1h"')
+  .transform((d) => parseDuration(d));
+
+const targetName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'expected a configured target name');
+const channelName = targetName;
+export const stepIdPattern = /^[a-z][a-z0-9-]{0,40}$/;
+const stepId = z.string().regex(stepIdPattern, 'expected a step id of lower-case letters, digits and "-" (at most 41, starting with a letter)');
+/** Text that may hold `${{ expression }}` parts; bounded, since it travels in workflow history. */
+const text = (max = 4_000) => z.string().max(max, `at most ${max} characters`);
+
+export const outcomes = [
+  'recovered',
+  'resolved-externally',
+  'false-alarm',
+  'escalated',
+  'rejected',
+  'suppressed',
+  'failed',
+  'completed',
+] as const;
+
+const regex = z
+  .string()
+  .max(200)
+  .superRefine((p, ctx) => {
+    try {
+      new RegExp(p);
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a regular expression: ${(err as Error).message}` });
+    }
+  });
+
+const onTarget = { target: targetName.optional() };
+
+/**
+ * Every step type with its parameters. Keys are what `uses:` names. A parameter that picks what is
+ * touched (`target`, `channels`, `url`) is a literal checked against the config at load time: never
+ * an expression, so alert labels can never steer an action.
+ */
+export const stepCatalog = {
+  checkSuppression: z.object({ ...onTarget }).strict(),
+  verify: z
+    .object({
+      ...onTarget,
+      /** Poll until healthy or this long has passed; "deadline" is guardrails.verifyDeadline. Unset: one check. */
+      within: z.union([z.literal('deadline'), duration]).optional(),
+      every: duration.optional(),
+    })
+    .strict(),
+  restart: z
+    .object({
+      ...onTarget,
+      /** Automatic attempts, each verified (default guardrails.restartAttempts). */
+      attempts: z.number().int().min(1).max(10).optional(),
+      /** The approval step whose approver this restart acts for: one attempt, never refused by anti-flap. */
+      approvedBy: stepId.optional(),
+    })
+    .strict(),
+  diagnose: z
+    .object({
+      ...onTarget,
+      /** Also run the health checks (detailed health endpoint, pings). */
+      health: z.boolean().default(false),
+      /** Keep only sections whose title contains one of these words ("logs", "connections", …). */
+      sections: z.array(z.string().min(1).max(60)).max(20).optional(),
+    })
+    .strict(),
+  logs: z
+    .object({
+      ...onTarget,
+      tail: z.number().int().min(1).max(10_000).default(100),
+      since: duration.optional(),
+      /** Keep only lines matching this regular expression, e.g. "ERROR|CRITICAL|FATAL|OOM". */
+      pattern: regex.optional(),
+    })
+    .strict(),
+  http: z
+    .object({
+      method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET'),
+      /** A literal URL; its origin must be one the config already names (a target's health or action URL). */
+      url: z.string().url().max(2_000),
+      /** Header values are literal, or `{ secret: NAME }` naming an entry of the config's `secrets`. */
+      headers: z
+        .record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'expected a header name'), z.union([z.string().max(1_000), z.object({ secret: targetName }).strict()]))
+        .default({}),
+      body: text(16_000).optional(),
+      expectStatus: z.array(z.number().int().min(100).max(599)).min(1).max(20).default([200, 201, 202, 204]),
+      timeout: duration.default('10s'),
+    })
+    .strict(),
+  runAction: z.object({ ...onTarget, approvedBy: stepId.optional() }).strict(),
+  backup: z.object({ ...onTarget }).strict(),
+  /** VACUUM (ANALYZE) on PostgreSQL, OPTIMIZE + ANALYZE TABLE on MySQL/MariaDB, the configured tables only. */
+  maintain: z.object({ ...onTarget }).strict(),
+  /** The schedule's maintenance window: incidents stand back, and its alerts are silenced. */
+  openWindow: z.object({}).strict(),
+  closeWindow: z.object({}).strict(),
+  silence: z
+    .object({
+      ...onTarget,
+      duration,
+      comment: text(500).default('silenced by runbook ${{ incident.runbook }} (${{ incident.workflowId }})'),
+    })
+    .strict(),
+  expireSilence: z.object({ silenceId: text(200) }).strict(),
+  notify: z
+    .object({
+      /** Default: the first level of the incident's escalation policy. */
+      channels: z.array(channelName).min(1).max(20).optional(),
+      key: z.string().regex(/^[A-Za-z0-9_.:-]{1,60}$/, 'expected a short key'),
+      event: z.enum(['trigger', 'resolve']).default('trigger'),
+      severity: text(64).optional(),
+      title: text(200),
+      text: text().default(''),
+    })
+    .strict(),
+  escalate: z.object({ reason: text(1_000) }).strict(),
+  approval: z
+    .object({
+      /** What an approval allows, in words: "restart database 'app-db'". */
+      action: text(300),
+      /** Default guardrails.approvalTimeout. */
+      timeout: duration.optional(),
+      /** What the request says above the diagnostics. */
+      lead: text(1_000).optional(),
+    })
+    .strict(),
+  sleep: z.object({ duration }).strict(),
+  /** Fails the step (and so, by default, the run) unless the condition holds. */
+  assert: z.object({ that: z.string().min(1).max(1_000), message: text(1_000) }).strict(),
+  waitUntil: z
+    .object({
+      ...onTarget,
+      /** The check repeated; its outputs are `check.*` in `until`. */
+      check: z.enum(['verify']).default('verify'),
+      until: z.string().min(1).max(1_000),
+      every: duration.default('5s'),
+      deadline: duration,
+    })
+    .strict(),
+  end: z.object({ outcome: z.enum(outcomes), detail: text(1_000).default('') }).strict(),
+} as const;
+
+export type StepType = keyof typeof stepCatalog;
+export const stepTypes = Object.keys(stepCatalog) as StepType[];
+export type StepParams<T extends StepType> = z.output<(typeof stepCatalog)[T]>;
+
+/** What each step type gives later steps, as `steps.<id>.<output>` (besides `status` and `error`). */
+export const stepOutputs: Record<StepType, string[]> = {
+  checkSuppression: ['suppressed', 'reason'],
+  verify: ['healthy', 'detail'],
+  restart: ['recovered', 'attempts', 'detail'],
+  diagnose: ['summary', 'ok', 'sections'],
+  logs: ['text', 'lines', 'matched'],
+  http: ['status', 'ok', 'body'],
+  runAction: ['summary'],
+  backup: ['summary', 'file', 'bytes'],
+  maintain: ['summary'],
+  openWindow: ['silenceId'],
+  closeWindow: [],
+  silence: ['silenceId'],
+  expireSilence: ['expired'],
+  notify: ['sent'],
+  escalate: ['end', 'acknowledgedBy', 'levels'],
+  approval: ['decision', 'by', 'reason'],
+  sleep: [],
+  assert: [],
+  waitUntil: ['met', 'polls', 'detail'],
+  end: [],
+};
+
+/** Step types that change something: dry-run applies, and `remediate runbooks plan` marks them. */
+export const mutatingSteps: ReadonlySet<StepType> = new Set<StepType>([
+  'restart',
+  'runAction',
+  'backup',
+  'maintain',
+  'openWindow',
+  'closeWindow',
+  'silence',
+  'expireSilence',
+  'notify',
+  'escalate',
+  'approval',
+  'http',
+]);
+
+const failurePolicy = z.union([z.enum(['fail', 'continue']), z.object({ goto: stepId }).strict()]);
+
+const common = {
+  id: stepId,
+  when: z.string().min(1).max(1_000).optional(),
+  /** The whole step fails if it has not finished in this long. */
+  timeout: duration.optional(),
+  /** Runs the step again when it fails (not when a check merely says "unhealthy"). */
+  retry: z.object({ attempts: z.number().int().min(1).max(10), backoff: duration.default('5s') }).strict().optional(),
+  onFailure: failurePolicy.default('fail'),
+  description: z.string().max(500).optional(),
+};
+
+const actionStep = z.object({ ...common, uses: z.string(), with: z.record(z.unknown()).default({}) }).strict();
+
+export type ActionStepRaw = z.output<typeof actionStep>;
+
+export interface ActionStep {
+  kind: 'action';
+  id: string;
+  uses: StepType;
+  with: Record<string, unknown>;
+  when?: string;
+  timeoutMs?: number;
+  retry?: { attempts: number; backoffMs: number };
+  onFailure: 'fail' | 'continue' | { goto: string };
+  description?: string;
+  line?: number;
+}
+
+export interface GroupStep {
+  kind: 'parallel' | 'forEach';
+  id: string;
+  /** forEach: the run's targets (a maintenance schedule's); each step sees the current one as `item`. */
+  steps: Step[];
+  when?: string;
+  timeoutMs?: number;
+  onFailure: 'fail' | 'continue' | { goto: string };
+  description?: string;
+  line?: number;
+}
+
+export type Step = ActionStep | GroupStep;
+
+const stepShape: z.ZodType<unknown> = z.lazy(() =>
+  z.union([
+    z.object({ ...common, parallel: z.array(stepShape).min(1).max(20) }).strict(),
+    z.object({ ...common, forEach: z.literal('targets'), steps: z.array(stepShape).min(1).max(50) }).strict(),
+    actionStep,
+  ]),
+);
+
+export const runbookFile = z
+  .object({
+    name: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,62}$/, 'expected a runbook name of letters, digits, "_" or "-"'),
+    description: z.string().min(1).max(2_000),
+    /** The target kinds this runbook may run on; a binding to another kind is refused at load. */
+    appliesTo: z.array(z.enum(['container', 'systemd', 'postgres', 'mysql', 'redis', 'http'])).min(1),
+    /** `incident` runbooks are started by alerts and by hand; `maintenance` ones by schedules. */
+    kind: z.enum(['incident', 'maintenance']).default('incident'),
+    steps: z.array(z.unknown()).min(1).max(100),
+    finally: z.array(z.unknown()).max(20).default([]),
+  })
+  .strict();
+
+export { stepShape };
+
+/** A runbook as it travels in workflow input: validated, durations in milliseconds, no secrets. */
+export interface RunbookDefinition {
+  name: string;
+  description: string;
+  appliesTo: string[];
+  kind: 'incident' | 'maintenance';
+  /** The file it came from and a hash of its text: a run records exactly which definition it ran. */
+  source: string;
+  sha256: string;
+  steps: Step[];
+  finally: Step[];
+}

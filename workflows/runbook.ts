@@ -1,0 +1,281 @@
+// The runbook interpreter: one durable workflow that runs any runbook file. The definition arrives
+// in the input (validated when it was loaded), so a run replays against the runbook it started with.
+// Steps run in order; `when` skips, `onFailure` continues, fails or jumps forward; groups run in
+// parallel or once per scheduled target; `end` closes the run with an outcome; `finally` steps run
+// however the run ends, cancellation included.
+import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
+import { formatDuration } from '../config/duration.js';
+import { evaluateCondition, type ExpressionContext } from '../config/expressions.js';
+import type { ActionStep, GroupStep, Step } from '../config/runbookSchema.js';
+import type { Diagnostics } from '../activities/contract.js';
+import type { Outcome, RunbookResult, RunbookRunInput, TargetRef } from './messages.js';
+import { runStepType, type Ending, type StepRun } from './steps/catalog.js';
+import { resolve, trigger } from './steps/escalate.js';
+import { describeFailure } from './steps/incident.js';
+import type { MaintenanceWindow } from './steps/maintenanceWindow.js';
+import { openRunbook, pageText, title, type Runbook } from './steps/runbook.js';
+
+/** What one step left for later steps: `steps.<id>.status`, `.error` and its outputs. */
+export type StepState = { status: 'ok' | 'failed' | 'skipped'; error?: string } & Record<string, unknown>;
+
+/** Outcomes truer than "the alert resolved meanwhile": a run about to end with one keeps it. */
+const truerThanResolution: ReadonlySet<Outcome> = new Set(['recovered', 'false-alarm', 'suppressed']);
+
+class StepFailed extends Error {}
+
+export interface RunState {
+  rb: Runbook;
+  input: RunbookRunInput;
+  steps: Record<string, StepState>;
+  /** The newest diagnosis: every page after it carries its summary. */
+  diagnostics?: Diagnostics;
+  window?: MaintenanceWindow;
+  /** Set while finally steps run: the outcome the run is about to end with. */
+  ending?: Ending;
+}
+
+export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
+  const rb = openRunbook(input);
+  const def = input.definition;
+  rb.incident.record('definition', `${def.source} (sha256 ${def.sha256.slice(0, 12)}), started by ${input.startedBy}${input.dryRun ? ', dry-run' : ''}`, input.startedBy);
+  const run: RunState = { rb, input, steps: {} };
+  let ending: Ending;
+  let cancelled: unknown;
+  try {
+    ending = (await runList(run, def.steps, undefined)) ?? (rb.incident.resolved && def.kind === 'incident' ? resolvedExternally(run) : { outcome: 'completed', detail: 'every step ran' });
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    cancelled = err;
+    ending = { outcome: 'cancelled', detail: 'the workflow was cancelled' };
+  }
+  // However the run ended: cleanup first, then the notification that closes the loop, then the outcome.
+  const result = await CancellationScope.nonCancellable(async () => {
+    run.ending = ending;
+    if (def.finally.length > 0) {
+      const cleanup = await runList(run, def.finally, undefined).catch((err: unknown) => ({ outcome: 'failed' as Outcome, detail: describeFailure(err) }));
+      if (cleanup && cleanup.outcome === 'failed' && ending.outcome !== 'failed' && ending.outcome !== 'cancelled')
+        ending = { outcome: 'failed', detail: `${ending.detail}; then a finally step failed: ${cleanup.detail}` };
+    }
+    await closeLoop(run, ending);
+    return rb.incident.finish(ending.outcome, ending.detail);
+  });
+  if (cancelled) throw cancelled;
+  return result;
+}
+
+/** Runs a list of steps; an Ending when a step ended the run, undefined when the list ran out. */
+async function runList(run: RunState, list: Step[], item: TargetRef | undefined): Promise<Ending | undefined> {
+  const position = new Map(list.map((s, i) => [s.id, i]));
+  for (let i = 0; i < list.length; i++) {
+    const step = list[i]!;
+    let outcome: Ending | { goto: string } | undefined;
+    try {
+      if (!(await shouldRun(run, step, item))) continue;
+      const early = resolutionEnding(run, step);
+      if (early) return early;
+      outcome = await runStep(run, step, item);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      outcome = failed(run, step, err, item);
+    }
+    if (outcome && 'goto' in outcome) {
+      i = position.get(outcome.goto)! - 1;
+      continue;
+    }
+    if (outcome) return outcome;
+  }
+  return undefined;
+}
+
+async function shouldRun(run: RunState, step: Step, item: TargetRef | undefined): Promise<boolean> {
+  if (step.when === undefined) return true;
+  let holds: boolean;
+  try {
+    holds = evaluateCondition(step.when, context(run, item));
+  } catch (err) {
+    throw new StepFailed(`its condition could not be evaluated: ${describeFailure(err)}`);
+  }
+  if (!holds) run.steps[step.id] = { status: 'skipped' };
+  return holds;
+}
+
+/**
+ * An incident whose alerts all resolved stops at the next step boundary: nothing is left to fix,
+ * and acting on a healthy service is how remediation causes outages.
+ */
+function resolutionEnding(run: RunState, step: Step): Ending | undefined {
+  if (run.ending || run.input.definition.kind !== 'incident' || !run.rb.incident.resolved) return undefined;
+  if (step.kind === 'action' && step.uses === 'end' && truerThanResolution.has(step.with.outcome as Outcome)) return undefined;
+  return resolvedExternally(run);
+}
+
+function resolvedExternally(run: RunState): Ending {
+  return { outcome: 'resolved-externally', detail: `the alert resolved during ${run.rb.incident.status.step}` };
+}
+
+/** One step with its timeout and retries: its state for later steps, or how the run ends. */
+async function runStep(run: RunState, step: Step, item: TargetRef | undefined): Promise<Ending | { goto: string } | undefined> {
+  const label = item ? `${step.id}:${item.name}` : step.id;
+  run.rb.incident.enter(label);
+  const attempts = step.kind === 'action' ? (step.retry?.attempts ?? 1) : 1;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const work = () => (step.kind === 'action' ? runAction(run, step, item) : runGroup(run, step));
+      const done = step.timeoutMs === undefined ? await work() : await CancellationScope.withTimeout(step.timeoutMs, work);
+      if (done.ending) return done.ending;
+      run.steps[step.id] = { status: 'ok', ...done.outputs };
+      return undefined;
+    } catch (caught) {
+      // withTimeout cancels the step's own scope: a cancellation the workflow did not get is the timeout.
+      const err = isCancellation(caught) && !CancellationScope.current().consideredCancelled ? new StepFailed(`timed out after ${formatDuration(step.timeoutMs ?? 0)}`) : caught;
+      if (isCancellation(err) || attempt >= attempts || step.kind !== 'action') throw err;
+      run.rb.incident.record('step failed, retrying', `${step.id} attempt ${attempt} of ${attempts}: ${describeFailure(err)}`);
+      await sleep(step.retry!.backoffMs);
+      run.rb.incident.enter(label);
+    }
+  }
+}
+
+function failed(run: RunState, step: Step, err: unknown, item: TargetRef | undefined): Ending | { goto: string } | undefined {
+  const message = describeFailure(err);
+  run.steps[step.id] = { status: 'failed', error: message };
+  const where = item ? ` for '${item.name}'` : '';
+  run.rb.incident.record('step failed', `${step.id}${where}: ${message}`);
+  if (step.onFailure === 'continue') return undefined;
+  if (typeof step.onFailure === 'object') {
+    run.rb.incident.record('jumping', `to ${step.onFailure.goto} after ${step.id} failed`);
+    return { goto: step.onFailure.goto };
+  }
+  return { outcome: 'failed', detail: `step ${step.id}${where} failed: ${message}` };
+}
+
+async function runAction(run: RunState, step: ActionStep, item: TargetRef | undefined): Promise<StepRun> {
+  // Resolved when the step asks: a maintenance run's window and notify steps act on no target.
+  return runStepType(run, step, () => targetFor(run, step, item), () => context(run, item));
+}
+
+/** Parallel: every step at once (diagnostics). forEach: the steps once per scheduled target, in order. */
+async function runGroup(run: RunState, group: GroupStep): Promise<StepRun> {
+  if (group.kind === 'parallel') {
+    const ran = await Promise.all(
+      group.steps.map(async (child) => {
+        try {
+          if (!(await shouldRun(run, child, undefined))) return undefined;
+          const r = await runStep(run, child, undefined);
+          return r && 'goto' in r ? undefined : r;
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          return failed(run, child, err, undefined);
+        }
+      }),
+    );
+    const failure = ran.find((r): r is Ending => r !== undefined && 'outcome' in r && r.outcome === 'failed');
+    if (failure) throw new StepFailed(failure.detail);
+    return { outputs: { failed: group.steps.filter((c) => run.steps[c.id]?.status === 'failed').map((c) => c.id) } };
+  }
+  const names = run.input.maintenance?.targets ?? [run.input.target];
+  const done: string[] = [];
+  for (const name of names) {
+    const item = run.input.targets.find((t) => t.name === name);
+    if (!item) throw new StepFailed(`target '${name}' was not planned for this run`);
+    if (run.window && Date.now() >= run.window.endsAt) throw new StepFailed(`the window ended before '${name}' was done${finished(done)}`);
+    const ending = await runList(run, group.steps, item);
+    if (ending?.outcome === 'failed') throw new StepFailed(`${ending.detail}${finished(done)}`);
+    if (ending) return { ending };
+    done.push(name);
+  }
+  return { outputs: { done } };
+}
+
+function finished(done: string[]): string {
+  return done.length ? ` (finished: ${done.join(', ')})` : '';
+}
+
+/** A step acts on its literal `target`, else the forEach target, else the run's own. */
+function targetFor(run: RunState, step: ActionStep, item: TargetRef | undefined): TargetRef {
+  const name = (step.with.target as string | undefined) ?? item?.name ?? run.input.target;
+  const ref = run.input.targets.find((t) => t.name === name);
+  if (!ref) throw new StepFailed(run.input.maintenance && name === run.input.target ? `${step.uses} acts on a target: put it inside the forEach group or name one with \`target:\`` : `target '${name}' was not planned for this run`);
+  return ref;
+}
+
+/** What expressions see. Built fresh for each evaluation from workflow state only. */
+export function context(run: RunState, item: TargetRef | undefined, check: Record<string, unknown> = {}): ExpressionContext {
+  const { input, rb } = run;
+  const own = input.targets[0];
+  const s = rb.incident.status;
+  return {
+    alert: {
+      name: input.alert.name,
+      severity: input.alert.severity,
+      labels: input.alert.labels,
+      summary: input.alert.summary ?? '',
+      fingerprint: input.alert.fingerprint ?? '',
+    },
+    target: { name: input.target, kind: own?.kind ?? input.targetKind, hasAction: input.hasAction, labels: own?.labels ?? {} },
+    steps: withAliases(run.steps),
+    incident: {
+      workflowId: rb.incident.workflowId,
+      runbook: input.runbook,
+      dryRun: input.dryRun,
+      resolved: rb.incident.resolved,
+      acknowledgedBy: s.acknowledgedBy ?? '',
+      approvedBy: s.approvedBy ?? '',
+      restartAttempts: s.restartAttempts,
+      startedBy: input.startedBy,
+      outcome: run.ending?.outcome ?? '',
+      outcomeDetail: run.ending?.detail ?? '',
+      schedule: input.maintenance?.schedule ?? '',
+      targets: input.maintenance?.targets ?? [input.target],
+    },
+    item: item ? { name: item.name, kind: item.kind, labels: item.labels } : {},
+    check,
+  };
+}
+
+/** `steps.approve_restart` for the step `approve-restart`: CEL names cannot hold a "-". */
+function withAliases(steps: Record<string, StepState>): Record<string, StepState> {
+  const out: Record<string, StepState> = { ...steps };
+  for (const [id, state] of Object.entries(steps)) if (id.includes('-')) out[id.replaceAll('-', '_')] = state;
+  return out;
+}
+
+/** The notification that goes with an outcome: resolve what was paged, tell of a stand-down, page a failure. */
+async function closeLoop(run: RunState, ending: Ending): Promise<void> {
+  const { rb, input } = run;
+  const firstLevel = input.escalation.levels[0]?.channels ?? [];
+  try {
+    switch (ending.outcome) {
+      case 'escalated':
+      case 'cancelled':
+        return;
+      case 'suppressed':
+        // Told, not paged: someone chose to silence this target, and no automatic action was taken.
+        await trigger(rb.incident, rb.engine, {
+          channels: firstLevel,
+          key: 'suppressed',
+          severity: 'info',
+          title: `${title(rb)}: no automatic action (suppressed)`,
+          text: `${ending.detail}\n\n${pageText(rb)}`,
+          dryRun: input.dryRun,
+        });
+        return;
+      case 'failed':
+        await trigger(rb.incident, rb.engine, {
+          channels: firstLevel,
+          key: 'failed',
+          severity: input.definition.kind === 'maintenance' ? 'critical' : input.alert.severity,
+          title: input.definition.kind === 'maintenance' ? `maintenance '${input.target}' failed` : `${title(rb)}: the runbook failed`,
+          text: input.definition.kind === 'maintenance' ? ending.detail : `${ending.detail}\n\n${pageText(rb, run.diagnostics)}`,
+          dryRun: input.dryRun,
+        });
+        return;
+      default: {
+        const text = input.definition.kind === 'maintenance' ? `maintenance '${input.target}' ${ending.outcome}: ${ending.detail}` : ending.detail;
+        await resolve(rb.incident, rb.engine, text, input.dryRun);
+      }
+    }
+  } catch (err) {
+    rb.incident.record('notification failed', describeFailure(err));
+  }
+}

@@ -1,0 +1,329 @@
+// The step catalog: what each `uses:` of a runbook file does, built from the same step functions
+// the compiled runbooks use (verify, restartWithRetries, diagnose, escalate, awaitApproval, the
+// maintenance window), so a runbook file keeps every guarantee: verification, anti-flap, the
+// destructive-action cap, dry-run, capped output, pages sent once.
+import { proxyActivities, sleep } from '@temporalio/workflow';
+import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
+import type { ActionStep, StepParams, StepType } from '../../config/runbookSchema.js';
+import type { EngineActivities } from '../../activities/contract.js';
+import type { Outcome, RunbookRunInput, TargetRef } from '../messages.js';
+import type { RunState } from '../runbook.js';
+import { targetActivities, type TargetSteps } from './activities.js';
+import { awaitApproval } from './awaitApproval.js';
+import { withDestructiveSlot } from './destructiveSlot.js';
+import { diagnose } from './diagnose.js';
+import { escalate, resolve, trigger } from './escalate.js';
+import { cap, capTail } from './incident.js';
+import { MaintenanceWindow, suppression } from './maintenanceWindow.js';
+import { restartOnce, restartWithRetries } from './restartWithRetries.js';
+import { verify, verifyWithin } from './verify.js';
+import { pageText, title } from './runbook.js';
+
+export interface Ending {
+  outcome: Outcome;
+  detail: string;
+}
+
+/** A step's result: outputs for later steps, or the end of the run. */
+export interface StepRun {
+  outputs?: Record<string, unknown>;
+  ending?: Ending;
+}
+
+class StepError extends Error {}
+
+interface StepCall<T extends StepType> {
+  run: RunState;
+  step: ActionStep;
+  params: StepParams<T>;
+  target: TargetRef;
+  /** Target activities on the target's queue; long ones get `longRunMs`. */
+  on: (longRunMs?: number) => TargetSteps;
+  text: (template: string) => string;
+  ctx: () => ExpressionContext;
+}
+
+type Impl<T extends StepType> = (call: StepCall<T>) => Promise<StepRun>;
+
+/** Output text that later steps and pages read stays small: it lives in workflow history. */
+const maxOutputText = 4_000;
+
+const outputs = (o: Record<string, unknown>): StepRun => ({ outputs: o });
+
+const catalog: { [T in StepType]: Impl<T> } = {
+  async checkSuppression({ run, target }) {
+    const s = await suppression(run.rb.incident, run.rb.engine, target.name);
+    return outputs({ suppressed: s.suppressed, reason: s.reason ?? '' });
+  },
+
+  async verify({ run, params, target, on }) {
+    const g = run.input.guardrails;
+    if (params.within === undefined) {
+      const r = await verify(run.rb.incident, on(), target.name);
+      return outputs({ healthy: r.healthy, detail: r.detail });
+    }
+    const r = await verifyWithin(run.rb.incident, on(), target.name, {
+      deadlineMs: params.within === 'deadline' ? g.verifyDeadlineMs : params.within,
+      intervalMs: params.every ?? g.verifyIntervalMs,
+    });
+    return outputs({ healthy: r.healthy, detail: r.detail });
+  },
+
+  async restart({ run, params, target, on }) {
+    const { incident, engine } = run.rb;
+    const input = run.input;
+    const guardrails = params.attempts ? { ...input.guardrails, restartAttempts: params.attempts } : input.guardrails;
+    if (params.approvedBy) {
+      const by = approver(run, params.approvedBy);
+      const r = await restartOnce(
+        incident,
+        on(),
+        engine,
+        { target: target.name, guardrails, reason: `${input.alert.name}: approved by ${by}`, dryRun: input.dryRun },
+        { attempt: 1, actor: by, automatic: false },
+      );
+      return outputs({ recovered: r.kind === 'recovered', attempts: 1, detail: r.detail });
+    }
+    const r = await restartWithRetries(incident, on(), engine, {
+      target: target.name,
+      guardrails,
+      reason: `${input.alert.name}: '${target.name}' is down`,
+      dryRun: input.dryRun,
+    });
+    return outputs({ recovered: r.recovered, attempts: r.attempts, detail: r.detail });
+  },
+
+  async diagnose({ run, params, target, on }) {
+    const d = await diagnose(run.rb.incident, on(), target.name, { withHealth: params.health });
+    const wanted = params.sections?.map((w) => w.toLowerCase());
+    const sections = wanted ? d.sections.filter((s) => wanted.some((w) => s.title.toLowerCase().includes(w))) : d.sections;
+    run.diagnostics = wanted ? { ...d, sections, summary: d.summary } : d;
+    return outputs({ summary: d.summary, ok: sections.every((s) => s.ok), sections: sections.map((s) => s.title) });
+  },
+
+  async logs({ run, params, target, on }) {
+    const r = await on().targetLogs(target.name, {
+      tail: params.tail,
+      ...(params.since !== undefined ? { sinceMs: params.since } : {}),
+      ...(params.pattern !== undefined ? { pattern: params.pattern } : {}),
+    });
+    run.rb.incident.record('logs', `${r.matched} of ${r.lines} lines${params.pattern ? ` matching /${params.pattern}/` : ''}`);
+    return outputs({ text: capTail(r.text, maxOutputText), lines: r.lines, matched: r.matched });
+  },
+
+  async http({ run, params, step, text }) {
+    const write = !['GET', 'HEAD'].includes(params.method);
+    // A write is tried once: repeating a POST is the runbook's decision (`retry`), never a transport's.
+    const http = proxyActivities<EngineActivities>({
+      startToCloseTimeout: params.timeout + 5_000,
+      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: write ? 1 : 3 },
+    });
+    const r = await http.httpRequest({
+      method: params.method,
+      url: params.url,
+      headers: params.headers,
+      ...(params.body !== undefined ? { body: text(params.body) } : {}),
+      expectStatus: params.expectStatus,
+      timeoutMs: params.timeout,
+      incidentId: run.rb.incident.workflowId,
+      actor: run.input.startedBy,
+      dryRun: run.input.dryRun,
+    });
+    run.rb.incident.record(r.dryRun ? 'http (dry-run)' : 'http', `${params.method} ${params.url} → ${r.dryRun ? 'not sent' : r.status}`);
+    if (!r.ok) throw new StepError(`${step.id}: ${params.method} ${params.url} answered ${r.status}, expected ${params.expectStatus.join(' or ')}`);
+    return outputs({ status: r.status, ok: r.ok, body: cap(r.body, maxOutputText) });
+  },
+
+  async runAction({ run, params, target, on }) {
+    const by = params.approvedBy ? approver(run, params.approvedBy) : run.input.startedBy;
+    const done = await on().runTargetAction(target.name, {
+      incidentId: run.rb.incident.workflowId,
+      reason: `${run.input.alert.name}: ${params.approvedBy ? `approved by ${by}` : `run by ${by}`}`,
+      actor: by,
+      dryRun: run.input.dryRun,
+    });
+    run.rb.incident.record('action ran', done.summary, by);
+    return outputs({ summary: done.summary });
+  },
+
+  async backup(call) {
+    const r = await slotted(call, 'backup', (t, ctx) => t.backupTarget(call.target.name, ctx));
+    call.run.rb.incident.record('backed up', r.summary);
+    return outputs({ summary: r.summary, file: r.file ?? '', bytes: r.bytes ?? 0 });
+  },
+
+  async maintain(call) {
+    const r = await slotted(call, 'maintenance', (t, ctx) => t.maintainTarget(call.target.name, ctx));
+    call.run.rb.incident.record('maintained', r.summary);
+    return outputs({ summary: r.summary });
+  },
+
+  async openWindow({ run }) {
+    const m = run.input.maintenance;
+    if (!m) throw new StepError('openWindow needs a maintenance run (started by a schedule)');
+    const window = new MaintenanceWindow(run.rb.incident, run.rb.engine, {
+      schedule: m.schedule,
+      targets: m.targets,
+      windowMs: m.windowMs,
+      silence: m.silence,
+      dryRun: run.input.dryRun,
+    });
+    run.window = window;
+    await window.open();
+    return outputs({ silenceId: window.silenceId ?? '' });
+  },
+
+  async closeWindow({ run }) {
+    await run.window?.close();
+    return outputs({});
+  },
+
+  async silence({ run, params, target, text }) {
+    const matchers = Object.entries(target.labels).map(([name, value]) => ({ name, value, isRegex: false, isEqual: true }));
+    if (matchers.length === 0) throw new StepError(`target '${target.name}' has no labels configured: a silence would match every alert`);
+    const s = await run.rb.engine.createSilence({
+      matchers,
+      durationMs: params.duration,
+      createdBy: 'remediation-engine',
+      comment: text(params.comment),
+      dryRun: run.input.dryRun,
+    });
+    run.rb.incident.record('silenced', `${s.silenceId}${s.dryRun ? ' (dry-run)' : ''} for '${target.name}'`);
+    return outputs({ silenceId: s.silenceId });
+  },
+
+  async expireSilence({ run, params, text }) {
+    const id = text(params.silenceId);
+    if (!id) return outputs({ expired: false });
+    const r = await run.rb.engine.expireSilence(id, run.input.dryRun);
+    run.rb.incident.record('silence expired', `${id}${r.expired ? '' : ' (was already gone)'}`);
+    return outputs({ expired: r.expired });
+  },
+
+  async notify({ run, params, text }) {
+    const { incident, engine } = run.rb;
+    if (params.event === 'resolve') {
+      await resolve(incident, engine, text(params.text || params.title), run.input.dryRun);
+      return outputs({ sent: incident.triggered.size > 0 });
+    }
+    const sent = await trigger(incident, engine, {
+      channels: params.channels ?? run.input.escalation.levels[0]?.channels ?? [],
+      key: params.key,
+      severity: params.severity !== undefined ? text(params.severity) : run.input.alert.severity,
+      title: text(params.title),
+      text: text(params.text),
+      dryRun: run.input.dryRun,
+    });
+    return outputs({ sent });
+  },
+
+  async escalate({ run, params, text }) {
+    const { rb } = run;
+    const end = await escalate(
+      rb.incident,
+      rb.engine,
+      { levels: run.input.escalation.levels, severity: run.input.alert.severity, title: title(rb), text: pageText(rb, run.diagnostics), dryRun: run.input.dryRun },
+      text(params.reason),
+    );
+    return outputs({ end, acknowledgedBy: rb.incident.acknowledgement?.operator ?? '', levels: run.input.escalation.levels.length });
+  },
+
+  async approval({ run, step, params, text }) {
+    const { rb, input } = run;
+    const body = pageText(rb, run.diagnostics);
+    const r = await awaitApproval(rb.incident, rb.engine, {
+      step: step.id,
+      action: text(params.action),
+      timeoutMs: params.timeout ?? input.guardrails.approvalTimeoutMs,
+      channels: input.escalation.levels[0]?.channels ?? [],
+      severity: input.alert.severity,
+      text: params.lead ? `${text(params.lead)}\n\n${body}` : body,
+      dryRun: input.dryRun,
+    });
+    return outputs({ decision: r.kind, by: 'by' in r ? r.by : '', reason: 'reason' in r ? r.reason : '' });
+  },
+
+  async sleep({ params }) {
+    await sleep(params.duration);
+    return outputs({});
+  },
+
+  async assert({ params, text, ctx }) {
+    if (!evaluateCondition(params.that, ctx())) throw new StepError(text(params.message));
+    return outputs({});
+  },
+
+  async waitUntil({ run, step, params, target, on, ctx }) {
+    const started = Date.now();
+    for (let polls = 1; ; polls++) {
+      const r = await verify(run.rb.incident, on(), target.name);
+      const check = { healthy: r.healthy, detail: r.detail };
+      if (evaluateCondition(params.until, { ...ctx(), check })) return outputs({ met: true, polls, detail: r.detail });
+      const remaining = started + params.deadline - Date.now();
+      if (remaining <= 0) {
+        run.rb.incident.record('deadline passed', `${step.id}: "${params.until}" did not hold after ${polls} checks`);
+        return outputs({ met: false, polls, detail: r.detail });
+      }
+      await sleep(Math.min(params.every, remaining));
+    }
+  },
+
+  async end({ params, text }) {
+    return { ending: { outcome: params.outcome, detail: text(params.detail) } };
+  },
+};
+
+/** Runs one action step of the catalog against its target. */
+export function runStepType(run: RunState, step: ActionStep, target: () => TargetRef, ctx: () => ExpressionContext): Promise<StepRun> {
+  const impl = catalog[step.uses] as Impl<StepType>;
+  return impl({
+    run,
+    step,
+    params: step.with as StepParams<StepType>,
+    get target() {
+      return target();
+    },
+    on: (longRunMs?: number) => targetActivities(target().queue, longRunMs),
+    text: (template) => renderTemplate(template, ctx()),
+    ctx,
+  });
+}
+
+/** The operator who approved the named approval step; a step acting for them needs that approval. */
+function approver(run: RunState, approvalStep: string): string {
+  const s = run.steps[approvalStep];
+  if (s?.decision !== 'approved') throw new StepError(`needs the approval of step ${approvalStep}, which is ${String(s?.decision ?? s?.status ?? 'not run')}`);
+  return String(s.by);
+}
+
+/**
+ * A long destructive call (backup, VACUUM) holding a destructive slot: inside a maintenance window
+ * it may take what is left of the window; otherwise an hour.
+ */
+async function slotted<R>(
+  call: StepCall<'backup' | 'maintain'>,
+  action: string,
+  work: (t: TargetSteps, ctx: { incidentId: string; reason: string; actor: string; dryRun: boolean }) => Promise<R>,
+): Promise<R> {
+  const { run, target, on } = call;
+  const remaining = run.window ? Math.max(1_000, run.window.endsAt - Date.now()) : 3_600_000;
+  const reason = run.input.maintenance ? `maintenance '${run.input.maintenance.schedule}'` : `${run.input.runbook} (${run.rb.incident.workflowId})`;
+  const slot = await withDestructiveSlot(
+    run.rb.incident,
+    run.rb.engine,
+    {
+      target: target.name,
+      action,
+      key: `${call.step.id}:${target.name}`,
+      max: run.input.guardrails.maxConcurrentDestructive,
+      leaseMs: remaining + 300_000,
+      waitMs: remaining,
+      dryRun: run.input.dryRun,
+    },
+    () => work(on(remaining), { incidentId: run.rb.incident.workflowId, reason, actor: run.input.startedBy === 'schedule' ? 'engine' : run.input.startedBy, dryRun: run.input.dryRun }),
+  );
+  if (!slot.ran) throw new StepError(`'${target.name}' not done: ${slot.reason}`);
+  return slot.value;
+}
+
+export type { RunbookRunInput };
