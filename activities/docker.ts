@@ -8,7 +8,8 @@ import Docker from 'dockerode';
 import { ApplicationFailure } from '@temporalio/common';
 import type { DockerEndpoint } from '../config/schema.js';
 import { authFailed, badInput, classify, operation, targetNotFound, TimeoutError, transient, withTimeout } from './failures.js';
-import { activitySignal, capText, heartbeating } from './limits.js';
+import { FrameDemuxer, LineSplitter, TailBuffer } from './dockerLogStream.js';
+import { activitySignal, heartbeating } from './limits.js';
 
 export interface ContainerRef {
   /** A configured docker endpoint name, such as "local". */
@@ -205,16 +206,19 @@ export function createDockerActivities(deps: DockerActivityDeps) {
     return { dryRun: false, before, after, summary: `started container '${ref.container}': was ${describe(before)}; now ${describe(after)}` };
   }
 
-  async function containerLogs(
+  /** Streams the container's log to `onChunk` in the order Docker wrote it, within the endpoint's timeout. */
+  async function readLog(
+    what: string,
     ref: ContainerRef,
-    opts: { tail?: number; since?: number; maxBytes?: number } = {},
-  ): Promise<ContainerLogs> {
-    const what = subject('log read', ref);
-    for (const key of ['tail', 'since', 'maxBytes'] as const) {
+    opts: { tail?: number; since?: number; timestamps?: boolean },
+    onChunk: (stream: 'stdout' | 'stderr', chunk: Buffer) => void,
+  ): Promise<void> {
+    for (const key of ['tail', 'since'] as const) {
       const v = opts[key];
-      if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw badInput(what, `${key} must be a whole number >= 0, got ${String(v)}`);
+      if (v !== undefined && (!Number.isFinite(v) || v < 0 || (key === 'tail' && !Number.isInteger(v)))) {
+        throw badInput(what, `${key} must be a ${key === 'tail' ? 'whole ' : ''}number >= 0, got ${String(v)}`);
+      }
     }
-    const maxBytes = Math.min(opts.maxBytes ?? deps.outputBytes, deps.outputBytes);
     const { docker, container, timeoutMs } = open(what, ref);
     const { info } = await inspect(what, ref, container, timeoutMs);
     const query: Record<string, unknown> = {
@@ -224,9 +228,9 @@ export function createDockerActivities(deps: DockerActivityDeps) {
       // A log is never read whole by default: a chatty service's gigabytes would only time out.
       tail: opts.tail ?? defaultLogTail,
     };
-    if (opts.since !== undefined) query.since = opts.since;
-    const stdout = new TailBuffer(maxBytes);
-    const stderr = new TailBuffer(maxBytes);
+    // Docker takes "seconds.fraction" as well as whole seconds, and compares it with each line's own time.
+    if (opts.since !== undefined) query.since = Number.isInteger(opts.since) ? opts.since : opts.since.toFixed(3);
+    if (opts.timestamps) query.timestamps = true;
     await bounded(what, timeoutMs, async (abortSignal) => {
       const res = await new Promise<IncomingMessage>((resolve, reject) =>
         docker.modem.dial(
@@ -243,13 +247,40 @@ export function createDockerActivities(deps: DockerActivityDeps) {
       );
       abortSignal.addEventListener('abort', () => res.destroy(), { once: true });
       // With a TTY Docker sends the raw terminal stream; without one, 8-byte framed stdout/stderr.
-      const demux = info.Config.Tty ? undefined : new FrameDemuxer(stdout, stderr);
+      const demux = info.Config.Tty ? undefined : new FrameDemuxer(onChunk);
       for await (const chunk of res as AsyncIterable<Buffer>) {
         if (demux) demux.push(chunk);
-        else stdout.push(chunk);
+        else onChunk('stdout', chunk);
       }
     });
+  }
+
+  async function containerLogs(
+    ref: ContainerRef,
+    opts: { tail?: number; since?: number; maxBytes?: number } = {},
+  ): Promise<ContainerLogs> {
+    const what = subject('log read', ref);
+    const v = opts.maxBytes;
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw badInput(what, `maxBytes must be a whole number >= 0, got ${String(v)}`);
+    const maxBytes = Math.min(opts.maxBytes ?? deps.outputBytes, deps.outputBytes);
+    const stdout = new TailBuffer(maxBytes);
+    const stderr = new TailBuffer(maxBytes);
+    await readLog(what, ref, { tail: opts.tail, since: opts.since }, (stream, chunk) => (stream === 'stderr' ? stderr : stdout).push(chunk));
     return { stdout: stdout.text(), stderr: stderr.text() };
+  }
+
+  /**
+   * The newest `tail` lines (since `since`, in seconds since the epoch), stdout and stderr interleaved
+   * as they were written, oldest first, each starting with the time Docker logged it
+   * ("2024-05-01T02:03:04.123Z message"). Lines go to `onLine` one by one, so a long tail can be
+   * filtered without being held in memory.
+   */
+  async function containerLogLines(ref: ContainerRef, opts: { tail: number; since?: number }, onLine: (line: string) => void): Promise<void> {
+    const what = subject('log read', ref);
+    const splitters = { stdout: new LineSplitter(onLine), stderr: new LineSplitter(onLine) };
+    await readLog(what, ref, { ...opts, timestamps: true }, (stream, chunk) => splitters[stream].push(chunk));
+    splitters.stdout.end();
+    splitters.stderr.end();
   }
 
   async function containerStats(ref: ContainerRef): Promise<ContainerStatsSnapshot> {
@@ -276,7 +307,7 @@ export function createDockerActivities(deps: DockerActivityDeps) {
     return { running: true, ...statsSnapshot(current, previous) };
   }
 
-  return { containerStatus, restartContainer, startContainer, containerLogs, containerStats };
+  return { containerStatus, restartContainer, startContainer, containerLogs, containerLogLines, containerStats };
 }
 
 export type DockerActivities = ReturnType<typeof createDockerActivities>;
@@ -378,50 +409,3 @@ export function statsSnapshot(current: Docker.ContainerStats, previous: Docker.C
 
 const mib = (bytes: number) => `${(bytes / 1_048_576).toFixed(1)} MiB`;
 const round2 = (n: number) => Math.round(n * 100) / 100;
-
-/** Keeps the last maxBytes of a stream: the newest lines are the ones that explain an outage. */
-class TailBuffer {
-  #chunks: Buffer[] = [];
-  #held = 0;
-  #dropped = 0;
-  constructor(private readonly maxBytes: number) {}
-
-  push(chunk: Buffer): void {
-    this.#chunks.push(chunk);
-    this.#held += chunk.length;
-    while (this.#chunks.length > 1 && this.#held - this.#chunks[0]!.length >= this.maxBytes) {
-      const gone = this.#chunks.shift()!;
-      this.#held -= gone.length;
-      this.#dropped += gone.length;
-    }
-  }
-
-  text(): string {
-    const all = Buffer.concat(this.#chunks);
-    if (this.#dropped === 0) return capText(all.toString('utf8'), this.maxBytes);
-    const kept = all.subarray(Math.max(0, all.length - this.maxBytes));
-    const cut = this.#dropped + all.length - kept.length;
-    // Same marker as capText, so readers see one format whichever path cut the text.
-    return `[... ${cut} bytes cut]\n${kept.toString('utf8').replace(/^\uFFFD+/, '')}`;
-  }
-}
-
-/** Docker's multiplexed log format: [stream, 0, 0, 0, size (uint32 BE)] then size bytes. */
-class FrameDemuxer {
-  #pending: Buffer = Buffer.alloc(0);
-  constructor(
-    private readonly stdout: TailBuffer,
-    private readonly stderr: TailBuffer,
-  ) {}
-
-  push(chunk: Buffer): void {
-    let buf = this.#pending.length ? Buffer.concat([this.#pending, chunk]) : chunk;
-    while (buf.length >= 8) {
-      const size = buf.readUInt32BE(4);
-      if (buf.length < 8 + size) break;
-      (buf[0] === 2 ? this.stderr : this.stdout).push(buf.subarray(8, 8 + size));
-      buf = buf.subarray(8 + size);
-    }
-    this.#pending = buf;
-  }
-}

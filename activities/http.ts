@@ -143,7 +143,7 @@ export function createHttpActivities(deps: { outputBytes: number }) {
 export type HttpActivities = ReturnType<typeof createHttpActivities>;
 
 /** Origin and path only: query strings and userinfo carry tokens. */
-function shown(url: URL): string {
+export function shown(url: URL): string {
   return `${url.origin}${url.pathname}`;
 }
 
@@ -157,7 +157,7 @@ function shownLocation(res: Response): string {
   }
 }
 
-function parseUrl(op: string, raw: string): URL {
+export function parseUrl(op: string, raw: string): URL {
   let url: URL;
   try {
     url = new URL(raw);
@@ -172,7 +172,7 @@ function parseUrl(op: string, raw: string): URL {
   return url;
 }
 
-function checkTimeout(what: string, ms: number): void {
+export function checkTimeout(what: string, ms: number): void {
   if (!Number.isInteger(ms) || ms <= 0 || ms > maxTimeoutMs) {
     throw badInput(what, `timeout must be whole milliseconds between 1 and ${maxTimeoutMs}, got ${String(ms)}`);
   }
@@ -215,7 +215,13 @@ async function send(
 
 /** Reads at most maxBytes of the body and stops the download there. */
 async function readCapped(res: Response, maxBytes: number, marker = true): Promise<string> {
-  if (!res.body) return '';
+  const { text, cut } = await readStart(res, maxBytes);
+  return cut && marker ? `${text}\n[... cut at ${maxBytes} bytes]` : text;
+}
+
+/** The first maxBytes of the body (the download stops there), and whether there was more. */
+export async function readStart(res: Response, maxBytes: number): Promise<{ text: string; cut: boolean }> {
+  if (!res.body) return { text: '', cut: false };
   const chunks: Uint8Array[] = [];
   let held = 0;
   let cut = false;
@@ -237,8 +243,7 @@ async function readCapped(res: Response, maxBytes: number, marker = true): Promi
     if (cut) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
-  const text = Buffer.concat(chunks).toString('utf8').replace(/\uFFFD+$/, '');
-  return cut && marker ? `${text}\n[... cut at ${maxBytes} bytes]` : text;
+  return { text: Buffer.concat(chunks).toString('utf8').replace(/\uFFFD+$/, ''), cut };
 }
 
 function elapsed(started: number): number {
@@ -246,7 +251,7 @@ function elapsed(started: number): number {
 }
 
 /** "connection refused (ECONNREFUSED)", "no response within 3000 ms". */
-function unreachable(err: unknown, timeoutMs: number): string {
+export function unreachable(err: unknown, timeoutMs: number): string {
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string; name?: string } };
   if (e?.name === 'TimeoutError' || e?.cause?.name === 'TimeoutError') return `no response within ${timeoutMs} ms`;
   const code = e?.cause?.code;

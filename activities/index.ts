@@ -10,6 +10,7 @@ import { createDockerActivities, dockerClient } from './docker.js';
 import { badInput } from './failures.js';
 import { createGuardrailActivities } from './guardrails.js';
 import { createHttpActivities } from './http.js';
+import { createHttpStep } from './httpStep.js';
 import { createMysqlActivities } from './mysql.js';
 import { createNotifyActivities } from './notify.js';
 import { createPostgresActivities } from './postgres.js';
@@ -75,7 +76,10 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
     return alertmanager;
   };
 
+  const httpStep = createHttpStep({ config, logger: deps.logger });
+
   const engine: EngineActivities = {
+    httpRequest: (req) => httpStep.httpRequest(req),
     notify: (req) => notifier.notify(req),
     createSilence: (req) => needAlertmanager('silence creation').createSilence({ ...req, dryRun: req.dryRun || config.dryRun }),
     expireSilence: (id, dryRun) => needAlertmanager(`expiry of silence ${id}`).expireSilence(id, dryRun || config.dryRun),

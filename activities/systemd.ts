@@ -225,6 +225,9 @@ function journalSince(since: string, what: string): string {
   throw badInput(what, `since '${shown(since)}' is neither an ISO timestamp nor a relative time like "-15min"`);
 }
 
+// What a filtering reader may take from journalctl at once: 10,000 long lines, held only while filtered.
+const journalReadBytes = 8 * 1_048_576;
+
 export function createSystemdActivities(deps: SystemdDeps) {
   const { run, timeoutMs, outputBytes } = deps;
 
@@ -272,6 +275,27 @@ export function createSystemdActivities(deps: SystemdDeps) {
     };
   }
 
+  /** Newest first, so that when the byte cap stops journalctl it is the oldest lines that are lost. */
+  async function readJournal(op: string, unit: string, opts: { lines: number; since?: string }, maxBytes: number) {
+    const what = operation(op, 'systemd unit', shown(unit));
+    validUnitName(unit, op);
+    if (!Number.isInteger(opts.lines) || opts.lines < 1 || opts.lines > 10_000) {
+      throw badInput(what, `lines must be an integer from 1 to 10000, not ${opts.lines}`);
+    }
+    const args = [`--unit=${unit}`, `--lines=${opts.lines}`, '--no-pager', '--quiet', '--output=short-iso'];
+    if (opts.since !== undefined) args.push(`--since=${journalSince(opts.since, what)}`);
+    args.push('--reverse');
+    const out = await runOrFail(what, 'journalctl', args, maxBytes);
+    if (out.code !== 0) {
+      const problem = firstLine(out.stderr);
+      if (/failed to parse/i.test(problem)) throw badInput(what, problem);
+      throw refusal(what, out.stderr) ?? classify(what, new Error(`journalctl exited ${out.code}: ${problem}`));
+    }
+    // "-- No entries --", and "-- Boot … --" between boots, are journalctl's notes, not the unit's lines.
+    const newestFirst = out.stdout.split('\n').filter((l) => l !== '' && !/^-- .* --$/.test(l));
+    return { newestFirst, truncated: Boolean(out.truncated) };
+  }
+
   return {
     async unitStatus(unit: string): Promise<UnitStatus> {
       const what = operation('status', 'systemd unit', shown(unit));
@@ -308,24 +332,9 @@ export function createSystemdActivities(deps: SystemdDeps) {
 
     /** The newest journal lines of the unit, oldest first, within maxBytes. */
     async journalTail(unit: string, opts: { lines: number; since?: string; maxBytes: number }): Promise<JournalTail> {
-      const what = operation('journal tail', 'systemd unit', shown(unit));
-      validUnitName(unit, 'journal tail');
-      if (!Number.isInteger(opts.lines) || opts.lines < 1 || opts.lines > 10_000) {
-        throw badInput(what, `lines must be an integer from 1 to 10000, not ${opts.lines}`);
-      }
       const maxBytes = Math.max(1, Math.min(opts.maxBytes, outputBytes));
-      const args = [`--unit=${unit}`, `--lines=${opts.lines}`, '--no-pager', '--quiet', '--output=short-iso'];
-      if (opts.since !== undefined) args.push(`--since=${journalSince(opts.since, what)}`);
-      // Newest first, so that when the byte cap stops journalctl it is the oldest lines that are lost.
-      args.push('--reverse');
-      const out = await runOrFail(what, 'journalctl', args, maxBytes);
-      if (out.code !== 0) {
-        const problem = firstLine(out.stderr);
-        if (/failed to parse/i.test(problem)) throw badInput(what, problem);
-        throw refusal(what, out.stderr) ?? classify(what, new Error(`journalctl exited ${out.code}: ${problem}`));
-      }
-      const newestFirst = out.stdout.split('\n').filter((l) => l !== '' && l !== '-- No entries --');
-      if (!out.truncated) {
+      const { newestFirst, truncated } = await readJournal('journal tail', unit, opts, maxBytes);
+      if (!truncated) {
         const lines = capLines(newestFirst.reverse(), opts.lines);
         return { lines, text: capText(lines.join('\n'), maxBytes) };
       }
@@ -342,6 +351,16 @@ export function createSystemdActivities(deps: SystemdDeps) {
       if (kept.length === 0 && newestFirst[0]) kept.push(newestFirst[0]);
       const lines = kept.reverse();
       return { lines, text: capText([marker, ...lines].join('\n'), maxBytes) };
+    },
+
+    /**
+     * The newest journal lines of the unit, oldest first, whole and uncapped by outputBytes: for a
+     * caller that filters them first and caps what it keeps. Past journalReadBytes the oldest are lost.
+     */
+    async journalLines(unit: string, opts: { lines: number; since?: string }): Promise<string[]> {
+      const { newestFirst, truncated } = await readJournal('journal read', unit, opts, journalReadBytes);
+      // The last line read (the oldest) was cut mid-way.
+      return (truncated ? newestFirst.slice(0, -1) : newestFirst).reverse();
     },
   };
 }

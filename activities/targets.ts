@@ -22,6 +22,7 @@ import { mysqlConnection, type MysqlActivities } from './mysql.js';
 import { pgConnection, type PostgresActivities } from './postgres.js';
 import { redisConnection, type RedisActivities } from './redis.js';
 import type { SystemdActivities } from './systemd.js';
+import { createTargetLogs } from './targetLogs.js';
 
 export interface TargetDeps {
   config: EngineConfig;
@@ -286,6 +287,7 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
   return {
     verifyTarget,
     diagnoseTarget,
+    targetLogs: createTargetLogs({ config, docker: deps.docker, systemd: deps.systemd }),
     // Heartbeats for the whole call (the stop of a slow container takes its stop timeout), so a
     // worker that dies mid-restart is noticed within the heartbeat timeout, not the 3-minute limit.
     restartTarget: (name: string, ctx: ActionContext) => heartbeating(restartTarget(name, ctx), { op: 'restart', target: name }),

@@ -251,6 +251,11 @@ async function benchRecovery(): Promise<void> {
   for (const spool of [false, true]) await recoveryRuns(spool);
 }
 
+/**
+ * Each round: the floor (a bare `docker start`), then the serviceDown runbook file through the
+ * interpreter, then the compiled serviceDown (a binding pinned with `compiled: true`), in that
+ * order, so the three are measured under the same load and compared within one run.
+ */
 async function recoveryRuns(spool: boolean): Promise<void> {
   const s = stack();
   const webhook = spool ? 'spooled' : 'synchronous';
@@ -262,13 +267,17 @@ async function recoveryRuns(spool: boolean): Promise<void> {
     targets: {
       [target]: { kind: 'container', container: svcName, stopTimeout: '1s', labels: { service: target }, health: { url: svcUrl, timeout: '1s' } },
     },
-    bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: [target], runbook: 'serviceDown' }],
+    bindings: [
+      { alert: 'ServiceDown', targetLabel: 'service', targets: [target], runbook: 'serviceDown' },
+      { alert: 'ServiceDownCompiled', targetLabel: 'service', targets: [target], runbook: 'serviceDown', compiled: true },
+    ],
     guardrails: { restarts: { max: 10000, window: '1h' }, restartBackoff: '1s', verifyDeadline: '20s', verifyInterval: '100ms' },
   });
-  const toHealthy: number[] = [];
-  const toDone: number[] = [];
   const floor: number[] = [];
-  const outcomes = new Map<string, number>();
+  const variants = [
+    { name: 'interpreter (runbooks/serviceDown.yaml)', alertname: 'ServiceDown', toHealthy: [] as number[], toDone: [] as number[], outcomes: new Map<string, number>() },
+    { name: 'compiled serviceDown', alertname: 'ServiceDownCompiled', toHealthy: [] as number[], toDone: [] as number[], outcomes: new Map<string, number>() },
+  ];
   try {
     await firstHealthy(15_000);
     for (let i = 0; i < runs; i++) {
@@ -278,31 +287,40 @@ async function recoveryRuns(spool: boolean): Promise<void> {
       await run('docker', ['start', svcName]);
       floor.push((await firstHealthy(20_000)) - f0);
 
-      await run('docker', ['kill', svcName]);
-      const body = payload([{ labels: { service: target }, fingerprint: `bench-${benchId}-recovery-${webhook}-${i}` }]);
-      const t0 = performance.now();
-      const posting = post(engine.url, body);
-      const healthyAt = firstHealthy(60_000);
-      const res = await posting;
-      if (res.status !== 200) throw new Error(`webhook answered ${res.status}: ${res.text.slice(0, 300)}`);
-      toHealthy.push((await healthyAt) - t0);
-      const result = (await engine.client.workflow.getHandle(incidentWorkflowId('serviceDown', target)).result()) as { outcome: string };
-      toDone.push(performance.now() - t0);
-      outcomes.set(result.outcome, (outcomes.get(result.outcome) ?? 0) + 1);
+      for (const v of variants) {
+        await run('docker', ['kill', svcName]);
+        const body = payload([{ labels: { alertname: v.alertname, service: target }, fingerprint: `bench-${benchId}-recovery-${webhook}-${v.alertname}-${i}` }]);
+        const t0 = performance.now();
+        const posting = post(engine.url, body);
+        const healthyAt = firstHealthy(60_000);
+        const res = await posting;
+        if (res.status !== 200) throw new Error(`webhook answered ${res.status}: ${res.text.slice(0, 300)}`);
+        v.toHealthy.push((await healthyAt) - t0);
+        const result = (await engine.client.workflow.getHandle(incidentWorkflowId('serviceDown', target)).result()) as { outcome: string };
+        v.toDone.push(performance.now() - t0);
+        v.outcomes.set(result.outcome, (v.outcomes.get(result.outcome) ?? 0) + 1);
+      }
     }
   } finally {
     await cleanUp(engine);
     await engine.stop();
     await run('docker', ['rm', '-f', svcName]).catch(() => {});
   }
-  const b = `1. alert→recovery (${runs} runs, ${webhook})`;
-  const p50h = pct(toHealthy, 50);
+  const b = `1. alert→recovery (${runs} rounds, ${webhook})`;
   const p50f = pct(floor, 50);
   rows.push([b, 'floor: docker start → first healthy probe, p50 / p95', `${ms(p50f)} / ${ms(pct(floor, 95))}`]);
-  rows.push([b, 'engine: webhook POST → first healthy probe, p50 / p95', `${ms(p50h)} / ${ms(pct(toHealthy, 95))}`]);
-  rows.push([b, 'engine: webhook POST → workflow completed, p50 / p95', `${ms(pct(toDone, 50))} / ${ms(pct(toDone, 95))}`]);
-  rows.push([b, 'overhead to healthy (p50 engine − p50 floor), ratio', `${ms(p50h - p50f)}, ×${(p50h / p50f).toFixed(2)}`]);
-  rows.push([b, 'outcomes', [...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')]);
+  for (const v of variants) {
+    const p50h = pct(v.toHealthy, 50);
+    rows.push([b, `${v.name}: webhook POST → first healthy probe, p50 / p95`, `${ms(p50h)} / ${ms(pct(v.toHealthy, 95))}`]);
+    rows.push([b, `${v.name}: webhook POST → workflow completed, p50 / p95`, `${ms(pct(v.toDone, 50))} / ${ms(pct(v.toDone, 95))}`]);
+    rows.push([b, `${v.name}: overhead to healthy (p50 − floor p50), ratio`, `${ms(p50h - p50f)}, ×${(p50h / p50f).toFixed(2)}`]);
+    rows.push([b, `${v.name}: outcomes`, [...v.outcomes].map(([k, n]) => `${k} ${n}`).join(', ')]);
+  }
+  const [interp, compiled] = variants.map((v) => pct(v.toHealthy, 50) - p50f);
+  rows.push([b, 'interpreter − compiled, overhead p50', `${ms(interp! - compiled!)}`]);
+  // Per-round differences: the spread of the comparison, not of the machine.
+  const diffs = variants[0]!.toHealthy.map((t, i) => t - variants[1]!.toHealthy[i]!);
+  rows.push([b, 'interpreter − compiled per round: p25 / p50 / p75', `${ms(pct(diffs, 25))} / ${ms(pct(diffs, 50))} / ${ms(pct(diffs, 75))}`]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ import type {
   Diagnostics,
   EngineActivities,
   GuardrailActivities,
+  HttpStepRequest,
+  HttpStepResult,
+  LogRequest,
+  LogResult,
   NotificationRequest,
   NotificationResult,
   SilenceRequest,
@@ -41,6 +45,8 @@ export interface TargetScript {
   maintain?: (ctx: ActionContext) => Promise<void> | void;
   /** An Alertmanager silence covering the target. */
   silencedBy?: string;
+  /** What targetLogs reads, one line per log line; filtered by the request's pattern like the real one. */
+  logs?: string;
 }
 
 export interface Call {
@@ -122,6 +128,13 @@ export async function startHarness(prefix: string): Promise<Harness> {
         summary: `logs: panic: out of cheese (${target})`,
       };
     },
+    async targetLogs(target, req: LogRequest): Promise<LogResult> {
+      record('targetLogs', target, undefined, req);
+      const all = (of(target).script.logs ?? 'INFO started\nERROR panic: out of cheese').split('\n').slice(-req.tail);
+      const pattern = req.pattern === undefined ? undefined : new RegExp(req.pattern);
+      const kept = pattern ? all.filter((l) => pattern.test(l)) : all;
+      return { target, text: kept.join('\n'), lines: all.length, matched: kept.length };
+    },
     async runTargetAction(target, ctx) {
       record('runTargetAction', target, ctx);
       await of(target).script.action?.(ctx);
@@ -140,6 +153,15 @@ export async function startHarness(prefix: string): Promise<Harness> {
   };
 
   const engineActivities: EngineActivities = {
+    // Like the real one: reads are sent even in a dry run, writes are only described.
+    async httpRequest(req: HttpStepRequest): Promise<HttpStepResult> {
+      record('httpRequest', undefined, undefined, req);
+      calls[calls.length - 1]!.dryRun = req.dryRun;
+      if (req.dryRun && !['GET', 'HEAD'].includes(req.method)) {
+        return { status: 0, ok: true, body: `dry-run: would ${req.method} ${req.url}`, dryRun: true };
+      }
+      return { status: 200, ok: req.expectStatus.includes(200), body: 'ok', dryRun: false };
+    },
     async notify(req): Promise<NotificationResult> {
       notifications.push({ ...req, at: Date.now() });
       record('notify', undefined, undefined, req);

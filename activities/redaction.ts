@@ -1,0 +1,18 @@
+// Text that leaves an activity from somewhere else (a service's log, an HTTP answer) may echo a
+// password or token the engine also holds: every secret in the config is scrubbed from it.
+import { Secret } from '../config/secret.js';
+
+/** Every Secret anywhere in the config (targets' passwords, named secrets, channel URLs, TLS keys). */
+export function configSecrets(config: object): Secret[] {
+  const found: Secret[] = [];
+  const seen = new WeakSet<object>();
+  const walk = (v: unknown): void => {
+    if (v instanceof Secret) return void found.push(v);
+    if (typeof v !== 'object' || v === null || seen.has(v)) return;
+    seen.add(v);
+    for (const child of Array.isArray(v) ? v : Object.values(v)) walk(child);
+  };
+  walk(config);
+  // Longest first: a secret that contains another is removed whole, not around the shorter one.
+  return found.sort((a, b) => b.reveal().length - a.reveal().length);
+}
