@@ -185,8 +185,16 @@ const binding = z
     targetLabel: z.string().optional(),
     targets: z.array(name).default([]),
     escalation: name.optional(),
+    /**
+     * Rollback lever while runbook files are new: run the compiled runbook of the same name (as
+     * releases before runbook files did) instead of the file. Only for the four compiled incident runbooks.
+     */
+    compiled: z.boolean().default(false),
   })
   .strict()
+  .refine((b) => !b.compiled || (runbookNames as readonly string[]).includes(b.runbook) && b.runbook !== 'maintenance', {
+    message: `compiled: true is only for the compiled runbooks ${runbookNames.filter((r) => r !== 'maintenance').join(', ')}`,
+  })
   .refine((b) => Boolean(b.target) !== Boolean(b.targetLabel), {
     message: 'set exactly one of target or targetLabel',
   })

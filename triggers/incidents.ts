@@ -15,6 +15,7 @@ import {
   severityAttribute,
   targetAttribute,
   type AlertEvent,
+  type RunbookInput,
   type RunbookRunInput,
 } from '../workflows/messages.js';
 import type { IncidentRunbook } from './binding.js';
@@ -34,7 +35,7 @@ export const coalesceMs = 5_000;
 const coalesceEntries = 10_000;
 
 export interface IncidentSignaller {
-  fire(input: RunbookRunInput, event: AlertEvent, taskQueue: string): Promise<FireResult>;
+  fire(input: RunbookRunInput | RunbookInput, event: AlertEvent, taskQueue: string): Promise<FireResult>;
   /** False when no incident workflow for this runbook and target is running. */
   resolve(runbook: IncidentRunbook, target: string, event: AlertEvent): Promise<boolean>;
 }
@@ -67,14 +68,15 @@ export function createIncidentSignaller(client: Client, options: { timeoutMs: nu
     }
   }
 
-  async function signalWithStart(input: RunbookRunInput, event: AlertEvent, taskQueue: string): Promise<FireResult> {
+  async function signalWithStart(input: RunbookRunInput | RunbookInput, event: AlertEvent, taskQueue: string): Promise<FireResult> {
     const workflowId = incidentWorkflowId(input.runbook, input.target);
     const seen: { started?: boolean } = {};
     // The default conflict policy of SignalWithStart is "use the running workflow", so the same
     // alert delivered again later folds into the run as an alertFiring signal: idempotent.
     const handle = await startObservation.run(seen, () =>
       withDeadline(() =>
-        workflows.signalWithStart(interpreterWorkflowType, {
+        // A binding pinned to a compiled runbook (`compiled: true`) starts that workflow instead.
+        workflows.signalWithStart('definition' in input ? interpreterWorkflowType : input.runbook, {
           workflowId,
           taskQueue,
           args: [input],

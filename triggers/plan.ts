@@ -40,7 +40,12 @@ const maxSeverity = 64;
  * The interpreter's input for an incident: the runbook file's checked definition travels with the
  * run, with every target it may touch resolved to its queue and labels.
  */
-export function planRunbook(config: EngineConfig, match: Matched, alert: IncomingAlert, options: PlanOptions = {}): RunbookRunInput {
+export function planRunbook(config: EngineConfig, match: Matched, alert: IncomingAlert, options: PlanOptions = {}): RunbookRunInput | RunbookInput {
+  if (match.binding.compiled) return planIncident(config, match, alert, options);
+  return planRunbookRun(config, match, alert, options);
+}
+
+export function planRunbookRun(config: EngineConfig, match: Matched, alert: IncomingAlert, options: PlanOptions = {}): RunbookRunInput {
   const definition = config.runbookDefinitions[match.runbook];
   if (!definition) throw new Error(`planning runbook '${match.runbook}' for target '${match.target}' failed: no such runbook file is loaded`);
   const base = planIncident(config, match, alert, options);
