@@ -40,6 +40,10 @@ export interface IncidentSignaller {
   resolve(runbook: IncidentRunbook, target: string, event: AlertEvent): Promise<boolean>;
 }
 
+/** Incidents whose held alerts are remembered, and alerts remembered per incident; oldest forgotten first. */
+const heldIncidents = 10_000;
+const heldPerIncident = 256;
+
 export function createIncidentSignaller(client: Client, options: { timeoutMs: number }): IncidentSignaller {
   const workflows = startObservingClient(client);
   const withDeadline = <T>(fn: () => Promise<T>) => client.connection.withDeadline(Date.now() + options.timeoutMs, fn);
@@ -65,6 +69,44 @@ export function createIncidentSignaller(client: Client, options: { timeoutMs: nu
     for (const [k, v] of recent) {
       if (recent.size <= coalesceEntries) break;
       if (v !== entry) recent.delete(k);
+    }
+  }
+
+  // Alerts this engine delivered firing to an incident's run, so a repeat of one the run already
+  // holds changes nothing and is folded here, without a signal: Alertmanager repeats a firing alert
+  // every repeat interval, and each signal would grow the run's history (Temporal refuses signals
+  // past 10,000 per run). A describe call (no history) confirms the run is still the one that holds
+  // it; anything uncertain (no memory, another run, an error) sends the signal as before.
+  const held = new Map<string, { runId: string; chain?: string; firing: Set<string> }>();
+
+  async function heldByRunningRun(workflowId: string, fingerprint: string | undefined): Promise<FireResult | undefined> {
+    const h = fingerprint ? held.get(workflowId) : undefined;
+    if (!h || !h.firing.has(fingerprint!)) return undefined;
+    try {
+      const d = await withDeadline(() => client.workflow.getHandle(workflowId).describe());
+      const chain = d.raw.workflowExecutionInfo?.firstRunId || undefined;
+      const sameRun = d.runId === h.runId || (h.chain !== undefined && chain === h.chain);
+      if (d.status.name !== 'RUNNING' || !sameRun) return undefined;
+      h.runId = d.runId;
+      if (chain) h.chain = chain;
+      return { workflowId, runId: d.runId, started: false, coalesced: false };
+    } catch {
+      return undefined;
+    }
+  }
+
+  function hold(workflowId: string, r: FireResult, fingerprint: string | undefined): void {
+    if (!fingerprint) return;
+    let h = held.get(workflowId);
+    if (!h || h.runId !== r.runId) {
+      h = { runId: r.runId, ...(r.started ? { chain: r.runId } : {}), firing: new Set() };
+      held.delete(workflowId);
+    }
+    held.set(workflowId, h);
+    if (h.firing.size < heldPerIncident) h.firing.add(fingerprint);
+    for (const k of held.keys()) {
+      if (held.size <= heldIncidents) break;
+      held.delete(k);
     }
   }
 
@@ -99,12 +141,24 @@ export function createIncidentSignaller(client: Client, options: { timeoutMs: nu
       const key = JSON.stringify([incidentWorkflowId(input.runbook, input.target), event.fingerprint ?? '', event.at]);
       const earlier = remembered(key, Date.now());
       if (earlier) return { ...(await earlier), started: false, coalesced: true };
-      const call = signalWithStart(input, event, taskQueue);
+      const workflowId = incidentWorkflowId(input.runbook, input.target);
+      const call = (async () => {
+        // A firing alert is one fingerprint and start time: Alertmanager repeats keep both, and an
+        // alert that resolved and fires again has a new start, so it is never folded away.
+        const alertKey = event.fingerprint ? `${event.fingerprint}@${event.at}` : undefined;
+        const folded = await heldByRunningRun(workflowId, alertKey);
+        if (folded) return folded;
+        const r = await signalWithStart(input, event, taskQueue);
+        hold(workflowId, r, alertKey);
+        return r;
+      })();
       remember(key, call);
       return call;
     },
 
     async resolve(runbook, target, event) {
+      const h = event.fingerprint ? held.get(incidentWorkflowId(runbook, target)) : undefined;
+      if (h) for (const k of [...h.firing]) if (k.startsWith(`${event.fingerprint}@`)) h.firing.delete(k);
       try {
         await withDeadline(() => client.workflow.getHandle(incidentWorkflowId(runbook, target)).signal(alertResolvedSignal, event));
         return true;

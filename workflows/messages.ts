@@ -4,7 +4,8 @@ import { defineQuery, defineSignal, type Sinks } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { TargetKind } from '../config/schema.js';
 import type { RunbookDefinition } from '../config/runbookSchema.js';
-import type { SilenceMatcher } from '../activities/contract.js';
+import type { Diagnostics, SilenceMatcher } from '../activities/contract.js';
+import type { IncidentSnapshot } from './steps/incident.js';
 
 export interface AlertRef {
   name: string;
@@ -78,6 +79,24 @@ export interface RunbookRunInput extends RunbookInput {
   };
   /** Who started it: 'alertmanager', 'schedule', or the operator who ran it by hand. */
   startedBy: string;
+  /** Set on a run continued as new: where the run before it stood. */
+  resume?: RunbookResume;
+}
+
+/**
+ * What a run continued as new carries (its history kept short under a storm of repeated alerts):
+ * the incident's state and timeline, every step's outputs, and the step it was waiting in.
+ */
+export interface RunbookResume {
+  incident: IncidentSnapshot;
+  steps: Record<string, Record<string, unknown>>;
+  /** The top-level step that was waiting (an escalation or an approval). */
+  at: string;
+  escalation?: { startedAt: number; paged: number };
+  approval?: { timeoutAt: number };
+  diagnostics?: Diagnostics;
+  /** Runs continued so far in this incident. */
+  continued: number;
 }
 
 export interface MaintenanceInput {

@@ -3,13 +3,14 @@
 // Steps run in order; `when` skips, `onFailure` continues, fails or jumps forward; groups run in
 // parallel or once per scheduled target; `end` closes the run with an outcome; `finally` steps run
 // however the run ends, cancellation included.
-import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
+import { CancellationScope, continueAsNew, isCancellation, sleep } from '@temporalio/workflow';
 import { formatDuration } from '../config/duration.js';
 import { evaluateCondition, type ExpressionContext } from '../config/expressions.js';
 import type { ActionStep, GroupStep, Step } from '../config/runbookSchema.js';
 import type { Diagnostics } from '../activities/contract.js';
-import type { Outcome, RunbookResult, RunbookRunInput, TargetRef } from './messages.js';
+import type { Outcome, RunbookResult, RunbookResume, RunbookRunInput, TargetRef } from './messages.js';
 import { runStepType, type Ending, type StepRun } from './steps/catalog.js';
+import { ContinueRun, historyTooLong } from './steps/continuation.js';
 import { resolve, trigger } from './steps/escalate.js';
 import { describeFailure } from './steps/incident.js';
 import type { MaintenanceWindow } from './steps/maintenanceWindow.js';
@@ -23,6 +24,7 @@ const truerThanResolution: ReadonlySet<Outcome> = new Set(['recovered', 'false-a
 
 class StepFailed extends Error {}
 
+
 export interface RunState {
   rb: Runbook;
   input: RunbookRunInput;
@@ -32,18 +34,35 @@ export interface RunState {
   window?: MaintenanceWindow;
   /** Set while finally steps run: the outcome the run is about to end with. */
   ending?: Ending;
+  /** A run continued as new: the waiting step picks up where the run before it stood, once. */
+  resume?: RunbookResume;
 }
 
 export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
-  const rb = openRunbook(input);
+  const rb = openRunbook(input, { perAlert: true, ...(input.resume ? { resumed: input.resume.incident } : {}) });
   const def = input.definition;
-  rb.incident.record('definition', `${def.source} (sha256 ${def.sha256.slice(0, 12)}), started by ${input.startedBy}${input.dryRun ? ', dry-run' : ''}`, input.startedBy);
-  const run: RunState = { rb, input, steps: {} };
+  const run: RunState = { rb, input, steps: (input.resume?.steps as Record<string, StepState>) ?? {} };
+  if (input.resume) {
+    run.resume = input.resume;
+    if (input.resume.diagnostics) run.diagnostics = input.resume.diagnostics;
+  } else {
+    rb.incident.record('definition', `${def.source} (sha256 ${def.sha256.slice(0, 12)}), started by ${input.startedBy}${input.dryRun ? ', dry-run' : ''}`, input.startedBy);
+  }
   let ending: Ending;
   let cancelled: unknown;
   try {
-    ending = (await runList(run, def.steps, undefined)) ?? (rb.incident.resolved && def.kind === 'incident' ? resolvedExternally(run) : { outcome: 'completed', detail: 'every step ran' });
+    ending = (await runList(run, def.steps, undefined, input.resume?.at)) ?? (rb.incident.resolved && def.kind === 'incident' ? resolvedExternally(run) : { outcome: 'completed', detail: 'every step ran' });
   } catch (err) {
+    if (err instanceof ContinueRun) {
+      const resume: RunbookResume = {
+        ...err.carry,
+        incident: rb.incident.snapshot(),
+        steps: run.steps,
+        ...(run.diagnostics ? { diagnostics: run.diagnostics } : {}),
+        continued: (input.resume?.continued ?? 0) + 1,
+      };
+      return continueAsNew<typeof runbook>({ ...input, resume });
+    }
     if (!isCancellation(err)) throw err;
     cancelled = err;
     ending = { outcome: 'cancelled', detail: 'the workflow was cancelled' };
@@ -64,18 +83,19 @@ export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
 }
 
 /** Runs a list of steps; an Ending when a step ended the run, undefined when the list ran out. */
-async function runList(run: RunState, list: Step[], item: TargetRef | undefined): Promise<Ending | undefined> {
+async function runList(run: RunState, list: Step[], item: TargetRef | undefined, from?: string): Promise<Ending | undefined> {
   const position = new Map(list.map((s, i) => [s.id, i]));
-  for (let i = 0; i < list.length; i++) {
+  for (let i = from === undefined ? 0 : (position.get(from) ?? 0); i < list.length; i++) {
     const step = list[i]!;
     let outcome: Ending | { goto: string } | undefined;
     try {
-      if (!(await shouldRun(run, step, item))) continue;
+      const resuming = run.resume?.at === step.id && i === position.get(step.id) && item === undefined;
+      if (!resuming && !(await shouldRun(run, step, item))) continue;
       const early = resolutionEnding(run, step);
       if (early) return early;
-      outcome = await runStep(run, step, item);
+      outcome = await runStep(run, step, item, list);
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (isCancellation(err) || err instanceof ContinueRun) throw err;
       outcome = failed(run, step, err, item);
     }
     if (outcome && 'goto' in outcome) {
@@ -114,13 +134,13 @@ function resolvedExternally(run: RunState): Ending {
 }
 
 /** One step with its timeout and retries: its state for later steps, or how the run ends. */
-async function runStep(run: RunState, step: Step, item: TargetRef | undefined): Promise<Ending | { goto: string } | undefined> {
+async function runStep(run: RunState, step: Step, item: TargetRef | undefined, list: Step[] = []): Promise<Ending | { goto: string } | undefined> {
   const label = item ? `${step.id}:${item.name}` : step.id;
   run.rb.incident.enter(label);
   const attempts = step.kind === 'action' ? (step.retry?.attempts ?? 1) : 1;
   for (let attempt = 1; ; attempt++) {
     try {
-      const work = () => (step.kind === 'action' ? runAction(run, step, item) : runGroup(run, step));
+      const work = () => (step.kind === 'action' ? runAction(run, step, item, list === run.input.definition.steps) : runGroup(run, step));
       const done = step.timeoutMs === undefined ? await work() : await CancellationScope.withTimeout(step.timeoutMs, work);
       if (done.ending) return done.ending;
       run.steps[step.id] = { status: 'ok', ...done.outputs };
@@ -128,7 +148,7 @@ async function runStep(run: RunState, step: Step, item: TargetRef | undefined): 
     } catch (caught) {
       // withTimeout cancels the step's own scope: a cancellation the workflow did not get is the timeout.
       const err = isCancellation(caught) && !CancellationScope.current().consideredCancelled ? new StepFailed(`timed out after ${formatDuration(step.timeoutMs ?? 0)}`) : caught;
-      if (isCancellation(err) || attempt >= attempts || step.kind !== 'action') throw err;
+      if (isCancellation(err) || err instanceof ContinueRun || attempt >= attempts || step.kind !== 'action') throw err;
       run.rb.incident.record('step failed, retrying', `${step.id} attempt ${attempt} of ${attempts}: ${describeFailure(err)}`);
       await sleep(step.retry!.backoffMs);
       run.rb.incident.enter(label);
@@ -149,9 +169,10 @@ function failed(run: RunState, step: Step, err: unknown, item: TargetRef | undef
   return { outcome: 'failed', detail: `step ${step.id}${where} failed: ${message}` };
 }
 
-async function runAction(run: RunState, step: ActionStep, item: TargetRef | undefined): Promise<StepRun> {
+async function runAction(run: RunState, step: ActionStep, item: TargetRef | undefined, topLevel: boolean): Promise<StepRun> {
   // Resolved when the step asks: a maintenance run's window and notify steps act on no target.
-  return runStepType(run, step, () => targetFor(run, step, item), () => context(run, item));
+  // Only a top-level step can be resumed by name, so only it may stop to continue as new.
+  return runStepType(run, step, () => targetFor(run, step, item), () => context(run, item), topLevel ? historyTooLong : undefined);
 }
 
 /** Parallel: every step at once (diagnostics). forEach: the steps once per scheduled target, in order. */

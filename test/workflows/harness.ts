@@ -69,6 +69,8 @@ export interface Harness {
   notifications: Array<NotificationRequest & { dryRun: boolean; at: number }>;
   script(target: string, script: TargetScript): TargetState;
   callsFor(target: string, activity?: string): Call[];
+  /** Stops the worker and starts a new one on the queue: an engine restart, with its cache gone. */
+  restartWorker(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -186,7 +188,7 @@ export async function startHarness(prefix: string): Promise<Harness> {
   };
 
   const guard = createGuardrailActivities({ client, taskQueue: queue });
-  const worker = await startWorker({
+  const start = () => startWorker({
     taskQueue: queue,
     activities: { ...targetActivities, ...engineActivities, ...guard },
     sinks: <InjectedSinks<RunbookMetricsSinks>>{
@@ -201,6 +203,7 @@ export async function startHarness(prefix: string): Promise<Harness> {
     },
     shutdownGraceTime: '2s',
   });
+  let worker = await start();
 
   return {
     queue,
@@ -214,6 +217,10 @@ export async function startHarness(prefix: string): Promise<Harness> {
       const entry = of(target);
       entry.script = script;
       return entry.state;
+    },
+    async restartWorker() {
+      await worker.stop();
+      worker = await start();
     },
     callsFor(target, activity) {
       return calls.filter((c) => c.target === target && (!activity || c.activity === activity));

@@ -20,23 +20,42 @@ export type ApprovalEnd =
   | { kind: 'approved'; by: string; reason: string }
   | { kind: 'rejected'; by: string; reason: string }
   | { kind: 'timeout' }
-  | { kind: 'resolved' };
+  | { kind: 'resolved' }
+  /** Runbook-file runs only: the wait stopped so the run can continue as new (see `interruptWhen`). */
+  | { kind: 'interrupted'; timeoutAt: number };
 
-export async function awaitApproval(incident: Incident, engine: EngineSteps, req: ApprovalRequest): Promise<ApprovalEnd> {
+/**
+ * Runbook-file runs may pass `resumeUntil` (a request an earlier run already made and paged: wait
+ * out its timeout, no new page) and `interruptWhen` (end the wait early to continue as new).
+ */
+export async function awaitApproval(
+  incident: Incident,
+  engine: EngineSteps,
+  req: ApprovalRequest,
+  carry: { resumeUntil?: number; interruptWhen?: () => boolean } = {},
+): Promise<ApprovalEnd> {
   incident.enter(req.step);
-  const timeoutAt = Date.now() + req.timeoutMs;
+  const timeoutAt = carry.resumeUntil ?? Date.now() + req.timeoutMs;
   const until = new Date(timeoutAt).toISOString();
-  incident.openApproval(req.step, until);
-  incident.record('approval requested', `${req.action}; until ${until}`);
-  await trigger(incident, engine, {
-    channels: req.channels,
-    key: `approval:${req.step}`,
-    severity: req.severity,
-    title: `Approval needed: ${req.action}`,
-    text: `${req.text}\n\nAn operator approves or rejects workflow ${incident.workflowId} (signals 'approve' / 'reject').`,
-    dryRun: req.dryRun,
-  });
-  await waitFor(() => incident.decided !== undefined || incident.resolved, timeoutAt - Date.now());
+  if (carry.resumeUntil === undefined) {
+    incident.openApproval(req.step, until);
+    incident.record('approval requested', `${req.action}; until ${until}`);
+    await trigger(incident, engine, {
+      channels: req.channels,
+      key: `approval:${req.step}`,
+      severity: req.severity,
+      title: `Approval needed: ${req.action}`,
+      text: `${req.text}\n\nAn operator approves or rejects workflow ${incident.workflowId} (signals 'approve' / 'reject').`,
+      dryRun: req.dryRun,
+    });
+  }
+  const decided = () => incident.decided !== undefined || incident.resolved;
+  const interrupt = carry.interruptWhen;
+  if (interrupt) {
+    if ((await waitFor(() => decided() || interrupt(), timeoutAt - Date.now())) && !decided()) return { kind: 'interrupted', timeoutAt };
+  } else {
+    await waitFor(decided, timeoutAt - Date.now());
+  }
   incident.closeApproval();
   // A resolved alert wins over a decision that arrived with it: there is nothing left to fix.
   if (incident.resolved) return { kind: 'resolved' };

@@ -6,8 +6,9 @@ import { proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
 import type { ActionStep, StepParams, StepType } from '../../config/runbookSchema.js';
 import type { EngineActivities } from '../../activities/contract.js';
-import type { Outcome, RunbookRunInput, TargetRef } from '../messages.js';
+import type { Outcome, RunbookResume, RunbookRunInput, TargetRef } from '../messages.js';
 import type { RunState } from '../runbook.js';
+import { ContinueRun } from './continuation.js';
 import { targetActivities, type TargetSteps } from './activities.js';
 import { awaitApproval } from './awaitApproval.js';
 import { withDestructiveSlot } from './destructiveSlot.js';
@@ -41,6 +42,8 @@ interface StepCall<T extends StepType> {
   on: (longRunMs?: number) => TargetSteps;
   text: (template: string) => string;
   ctx: () => ExpressionContext;
+  /** Set for top-level steps: a long wait may stop when this holds, to continue the run as new. */
+  interruptWhen?: () => boolean;
 }
 
 type Impl<T extends StepType> = (call: StepCall<T>) => Promise<StepRun>;
@@ -217,29 +220,47 @@ const catalog: { [T in StepType]: Impl<T> } = {
     return outputs({ sent });
   },
 
-  async escalate({ run, params, text }) {
+  async escalate({ run, step, params, text, interruptWhen }) {
     const { rb } = run;
+    const resumed = takeResume(run, step);
+    const progress = resumed?.escalation ?? { startedAt: Date.now(), paged: 0 };
     const end = await escalate(
       rb.incident,
       rb.engine,
-      { levels: run.input.escalation.levels, severity: run.input.alert.severity, title: title(rb), text: pageText(rb, run.diagnostics), dryRun: run.input.dryRun },
+      {
+        levels: run.input.escalation.levels,
+        severity: run.input.alert.severity,
+        title: title(rb),
+        text: pageText(rb, run.diagnostics),
+        dryRun: run.input.dryRun,
+        progress,
+        ...(interruptWhen ? { interruptWhen } : {}),
+      },
       text(params.reason),
     );
+    if (end === 'interrupted') throw new ContinueRun({ at: step.id, escalation: progress });
     return outputs({ end, acknowledgedBy: rb.incident.acknowledgement?.operator ?? '', levels: run.input.escalation.levels.length });
   },
 
-  async approval({ run, step, params, text }) {
+  async approval({ run, step, params, text, interruptWhen }) {
     const { rb, input } = run;
+    const resumed = takeResume(run, step);
     const body = pageText(rb, run.diagnostics);
-    const r = await awaitApproval(rb.incident, rb.engine, {
-      step: step.id,
-      action: text(params.action),
-      timeoutMs: params.timeout ?? input.guardrails.approvalTimeoutMs,
-      channels: input.escalation.levels[0]?.channels ?? [],
-      severity: input.alert.severity,
-      text: params.lead ? `${text(params.lead)}\n\n${body}` : body,
-      dryRun: input.dryRun,
-    });
+    const r = await awaitApproval(
+      rb.incident,
+      rb.engine,
+      {
+        step: step.id,
+        action: text(params.action),
+        timeoutMs: params.timeout ?? input.guardrails.approvalTimeoutMs,
+        channels: input.escalation.levels[0]?.channels ?? [],
+        severity: input.alert.severity,
+        text: params.lead ? `${text(params.lead)}\n\n${body}` : body,
+        dryRun: input.dryRun,
+      },
+      { ...(resumed?.approval ? { resumeUntil: resumed.approval.timeoutAt } : {}), ...(interruptWhen ? { interruptWhen } : {}) },
+    );
+    if (r.kind === 'interrupted') throw new ContinueRun({ at: step.id, approval: { timeoutAt: r.timeoutAt } });
     return outputs({ decision: r.kind, by: 'by' in r ? r.by : '', reason: 'reason' in r ? r.reason : '' });
   },
 
@@ -274,7 +295,13 @@ const catalog: { [T in StepType]: Impl<T> } = {
 };
 
 /** Runs one action step of the catalog against its target. */
-export function runStepType(run: RunState, step: ActionStep, target: () => TargetRef, ctx: () => ExpressionContext): Promise<StepRun> {
+export function runStepType(
+  run: RunState,
+  step: ActionStep,
+  target: () => TargetRef,
+  ctx: () => ExpressionContext,
+  interruptWhen?: () => boolean,
+): Promise<StepRun> {
   const impl = catalog[step.uses] as Impl<StepType>;
   return impl({
     run,
@@ -286,7 +313,16 @@ export function runStepType(run: RunState, step: ActionStep, target: () => Targe
     on: (longRunMs?: number) => targetActivities(target().queue, longRunMs),
     text: (template) => renderTemplate(template, ctx()),
     ctx,
+    ...(interruptWhen ? { interruptWhen } : {}),
   });
+}
+
+/** The carried state of a resumed step, handed to it once. */
+function takeResume(run: RunState, step: ActionStep): RunbookResume | undefined {
+  const r = run.resume;
+  if (!r || r.at !== step.id) return undefined;
+  delete run.resume;
+  return r;
 }
 
 /** The operator who approved the named approval step; a step acting for them needs that approval. */

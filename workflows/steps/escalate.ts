@@ -21,9 +21,21 @@ export interface EscalationPlan {
   title: string;
   text: string;
   dryRun: boolean;
+  /**
+   * Runbook-file runs: where an escalation continued from an earlier run stands (when it began, how
+   * many levels were paged), and a test that ends the wait early ('interrupted') so the run can
+   * continue as new. Unset for the compiled runbooks, whose waits must replay unchanged.
+   */
+  progress?: EscalationProgress;
+  interruptWhen?: () => boolean;
 }
 
-export type EscalationEnd = 'acknowledged' | 'resolved' | 'exhausted';
+export interface EscalationProgress {
+  startedAt: number;
+  paged: number;
+}
+
+export type EscalationEnd = 'acknowledged' | 'resolved' | 'exhausted' | 'interrupted';
 
 const maxText = 4_000;
 
@@ -34,13 +46,26 @@ export async function escalate(
   reason: string,
 ): Promise<EscalationEnd> {
   incident.enter('escalate');
-  incident.record('escalating', reason);
-  const started = Date.now();
+  const progress = plan.progress;
+  if (!progress?.paged) incident.record('escalating', reason);
+  const started = progress?.startedAt ?? Date.now();
+  if (progress) progress.startedAt = started;
   const answered = () => incident.acknowledgement !== undefined || incident.resolved;
+  const interrupt = plan.interruptWhen;
+  const waitOrInterrupt = (ms: number) => (interrupt ? waitFor(() => answered() || interrupt(), ms) : waitFor(answered, ms));
   let previousAfter = 0;
   let lastGap = 0;
-  for (const level of plan.levels) {
-    if (await waitFor(answered, started + level.afterMs - Date.now())) break;
+  for (const [i, level] of plan.levels.entries()) {
+    if (progress && i < progress.paged) {
+      // Paged by the run this one continues: only the spacing of the levels is carried on.
+      lastGap = level.afterMs - previousAfter;
+      previousAfter = level.afterMs;
+      continue;
+    }
+    if (await waitOrInterrupt(started + level.afterMs - Date.now())) {
+      if (answered()) break;
+      return 'interrupted';
+    }
     await trigger(incident, engine, {
       channels: level.channels,
       key: level.name,
@@ -50,11 +75,12 @@ export async function escalate(
       dryRun: plan.dryRun,
     });
     incident.status.escalationLevel = level.name;
+    if (progress) progress.paged = i + 1;
     lastGap = level.afterMs - previousAfter;
     previousAfter = level.afterMs;
   }
   // The last level gets as long to answer as the one before it had.
-  if (!answered()) await waitFor(answered, started + previousAfter + lastGap - Date.now());
+  if (!answered() && (await waitOrInterrupt(started + previousAfter + lastGap - Date.now())) && !answered()) return 'interrupted';
 
   if (incident.acknowledgement) {
     await acknowledge(incident, engine, plan.dryRun);
@@ -117,7 +143,7 @@ async function send(
       incidentKey: incident.workflowId,
       // The run id matters: the next incident on this target reuses the workflow id, and its
       // pages must not be taken for repeats of this one's.
-      idempotencyKey: `${incident.workflowId}:${incident.runId}:${page.key}`,
+      idempotencyKey: `${incident.workflowId}:${incident.pageRunId}:${page.key}`,
       severity: page.severity,
       title: cap(page.title, 200),
       text: cap(page.text, maxText),

@@ -51,7 +51,31 @@ export interface IncidentOpening {
   operators: string[];
   alertName?: string;
   severity?: string;
+  /**
+   * Runbook-file runs: alerts are held one by one (by fingerprint) and the incident is resolved only
+   * when every alert it holds is; repeats of a firing alert fold silently. The compiled runbooks keep
+   * the first-resolution rule their recorded histories replay with.
+   */
+  perAlert?: boolean;
+  /** A run continued as new: the state of the run before it. */
+  resumed?: IncidentSnapshot;
 }
+
+/** What a run continued as new carries over: everything operators and pages have seen. */
+export interface IncidentSnapshot {
+  status: RunbookStatus;
+  startedAt: string;
+  alerts: Array<[string, 'firing' | 'resolved']>;
+  alertsUntracked: number;
+  decision?: Decision;
+  acknowledgement?: OperatorDecision;
+  resolution?: AlertEvent;
+  triggered: string[];
+  dropped: number;
+}
+
+/** Alerts held one by one; past this, further fingerprints are counted, not tracked. */
+const maxTrackedAlerts = 500;
 
 const { metrics } = proxySinks<RunbookMetricsSinks>();
 
@@ -59,6 +83,11 @@ export class Incident {
   readonly status: RunbookStatus;
   readonly workflowId: string;
   readonly runId: string;
+  /**
+   * The run pages are keyed by: this run, or for a runbook-file run the first run of its chain, so
+   * a run continued as new never pages again for a level it already paged.
+   */
+  readonly pageRunId: string;
   readonly startedAt: string;
   private decision?: Decision;
   acknowledgement?: OperatorDecision;
@@ -69,14 +98,35 @@ export class Incident {
   private readonly firstTask: number;
   private startAlertSeen = false;
   private dropped = 0;
+  private readonly perAlert: boolean;
+  /** perAlert: every alert this incident holds, by fingerprint. */
+  private readonly alerts = new Map<string, 'firing' | 'resolved'>();
+  private alertsUntracked = 0;
 
   private constructor(opening: IncidentOpening) {
     const info = workflowInfo();
     this.workflowId = info.workflowId;
     this.runId = info.runId;
+    this.perAlert = opening.perAlert === true;
+    this.pageRunId = this.perAlert ? info.firstExecutionRunId : info.runId;
     this.firstTask = info.historyLength;
-    this.startedAt = now();
     this.operators = new Set(opening.operators);
+    const r = opening.resumed;
+    if (r) {
+      this.startedAt = r.startedAt;
+      this.status = r.status;
+      for (const [fp, state] of r.alerts) this.alerts.set(fp, state);
+      this.alertsUntracked = r.alertsUntracked;
+      if (r.decision) this.decision = r.decision;
+      if (r.acknowledgement) this.acknowledgement = r.acknowledgement;
+      if (r.resolution) this.resolution = r.resolution;
+      for (const c of r.triggered) this.triggered.add(c);
+      this.dropped = r.dropped;
+      // The alert that comes with a continued run's first task is a repeat, not an opening.
+      this.startAlertSeen = true;
+      return;
+    }
+    this.startedAt = now();
     this.status = {
       runbook: opening.runbook,
       target: opening.target,
@@ -87,10 +137,29 @@ export class Incident {
     };
   }
 
+  /** Everything a run continued as new needs to carry on where this one stopped. */
+  snapshot(): IncidentSnapshot {
+    return {
+      status: this.status,
+      startedAt: this.startedAt,
+      alerts: [...this.alerts],
+      alertsUntracked: this.alertsUntracked,
+      ...(this.decision ? { decision: this.decision } : {}),
+      ...(this.acknowledgement ? { acknowledgement: this.acknowledgement } : {}),
+      ...(this.resolution ? { resolution: this.resolution } : {}),
+      triggered: [...this.triggered],
+      dropped: this.dropped,
+    };
+  }
+
   /** Opens the incident: handlers first, then the search attributes that make it listable. */
   static open(opening: IncidentOpening): Incident {
     const incident = new Incident(opening);
     incident.listen();
+    if (opening.resumed) {
+      incident.record('continued', `history kept short: run ${incident.runId} carries on from where the last run stopped`);
+      return incident;
+    }
     const attributes = [
       { key: runbookAttribute, value: opening.runbook },
       { key: targetAttribute, value: opening.target },
@@ -195,6 +264,7 @@ export class Incident {
       this.record('acknowledged', d.reason, who);
     });
     setHandler(alertFiringSignal, (e) => {
+      if (this.perAlert) return this.alertFiring(e);
       // The signal that came with signal-with-start is the alert that opened the incident, not a
       // repeat: it is delivered in the first workflow task.
       if (!this.startAlertSeen && workflowInfo().historyLength === this.firstTask) {
@@ -205,10 +275,57 @@ export class Incident {
       this.record('alert repeated', `folded into this run (${this.status.alertsFolded} so far)`, 'alertmanager');
     });
     setHandler(alertResolvedSignal, (e) => {
+      if (this.perAlert) return this.alertResolved(e);
       if (this.resolution) return;
       this.resolution = { fingerprint: e?.fingerprint, at: String(e?.at ?? now()) };
       this.record('alert resolved', 'the run ends at the next safe point', 'alertmanager');
     });
+  }
+
+  /**
+   * A firing alert, runbook-file runs: a new fingerprint is held; a repeat of one already firing
+   * changes nothing and is only counted (the timeline notes the 1st, 10th, 100th… so a storm of
+   * repeats cannot crowd out what happened); one that resolved and fires again is held again.
+   */
+  private alertFiring(e: AlertEvent | undefined): void {
+    const fp = fingerprintOf(e);
+    const opening = !this.startAlertSeen && workflowInfo().historyLength === this.firstTask;
+    this.startAlertSeen = true;
+    const state = this.alerts.get(fp);
+    if (state === 'firing' || (state === undefined && this.alerts.size >= maxTrackedAlerts)) {
+      if (state === undefined) this.alertsUntracked += 1;
+      const n = (this.status.alertsFolded += 1);
+      if (Number.isInteger(Math.log10(n))) this.record('alert repeated', `${n} repeat${n === 1 ? '' : 's'} folded into this run so far`, 'alertmanager');
+      return;
+    }
+    this.alerts.set(fp, 'firing');
+    if (opening) return this.record('alert firing', e?.fingerprint, 'alertmanager');
+    if (state === 'resolved') {
+      if (this.resolution) {
+        delete this.resolution;
+        this.record('alert firing again', `${describeFingerprint(fp)}: the incident is open again`, 'alertmanager');
+      } else this.record('alert firing again', describeFingerprint(fp), 'alertmanager');
+      return;
+    }
+    this.record('alert firing', `another alert (${describeFingerprint(fp)}); ${this.firingCount()} firing`, 'alertmanager');
+  }
+
+  /** A resolved alert, runbook-file runs: the incident is resolved once every alert it holds is. */
+  private alertResolved(e: AlertEvent | undefined): void {
+    const fp = fingerprintOf(e);
+    if (this.resolution) return;
+    if (this.alerts.has(fp)) this.alerts.set(fp, 'resolved');
+    else if (this.alerts.size > 0) return this.record('alert resolved', `${describeFingerprint(fp)} is not one this incident holds; ignored`, 'alertmanager');
+    const firing = this.firingCount();
+    if (firing > 0) return this.record('alert resolved', `${describeFingerprint(fp)}; ${firing} still firing, the run carries on`, 'alertmanager');
+    this.resolution = { ...(e?.fingerprint ? { fingerprint: e.fingerprint } : {}), at: String(e?.at ?? now()) };
+    this.record('alert resolved', 'every alert of this incident resolved: the run ends at the next safe point', 'alertmanager');
+  }
+
+  private firingCount(): number {
+    let n = 0;
+    for (const s of this.alerts.values()) if (s === 'firing') n++;
+    return n;
   }
 
   private decide(approved: boolean, d: OperatorDecision): void {
@@ -262,6 +379,14 @@ export function describeFailure(err: unknown): string {
 export function isPermanent(err: unknown): boolean {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   return cause instanceof ApplicationFailure && cause.nonRetryable === true;
+}
+
+function fingerprintOf(e: AlertEvent | undefined): string {
+  return typeof e?.fingerprint === 'string' ? e.fingerprint.slice(0, 128) : '';
+}
+
+function describeFingerprint(fp: string): string {
+  return fp ? `fingerprint ${fp}` : 'an alert without fingerprint';
 }
 
 function nameOf(d: OperatorDecision | undefined): string {

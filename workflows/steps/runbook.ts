@@ -6,7 +6,7 @@ import type { RunbookInput, RunbookResult } from '../messages.js';
 import { engineActivities, targetActivities, type EngineSteps, type TargetSteps } from './activities.js';
 import { awaitApproval } from './awaitApproval.js';
 import { escalate, resolve, trigger } from './escalate.js';
-import { describeFailure, Incident } from './incident.js';
+import { describeFailure, Incident, type IncidentOpening } from './incident.js';
 import { suppression } from './maintenanceWindow.js';
 import { restartOnce } from './restartWithRetries.js';
 import { verifyWithin } from './verify.js';
@@ -18,13 +18,14 @@ export interface Runbook {
   engine: EngineSteps;
 }
 
-export function openRunbook(input: RunbookInput): Runbook {
+export function openRunbook(input: RunbookInput, extra: Pick<IncidentOpening, 'perAlert' | 'resumed'> = {}): Runbook {
   const incident = Incident.open({
     runbook: input.runbook,
     target: input.target,
     operators: input.operators,
     alertName: input.alert?.name,
     severity: input.alert?.severity,
+    ...extra,
   });
   return { input, incident, target: targetActivities(input.targetQueue), engine: engineActivities() };
 }
@@ -195,6 +196,8 @@ export async function remediateOnApproval(rb: Runbook, plan: ApprovedRemediation
       return incident.finish('rejected', detail);
     }
     case 'timeout':
+    // Only runbook-file runs ask for interruption; the compiled runbooks never see it.
+    case 'interrupted':
       return escalateAndEnd(rb, plan.timeoutReason, plan.diagnostics);
     case 'approved':
       return remediateApproved(rb, approval.by, plan.kind, plan.diagnostics);

@@ -1,0 +1,81 @@
+// Repeats of a firing alert that its incident already holds are folded by the trigger itself, with
+// no signal (Alertmanager resends a firing alert every repeat interval; each signal would grow the
+// run's history, and Temporal refuses signals past 10,000 per run). Real dev server, stub runbooks.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from '@temporalio/client';
+import { createIncidentSignaller, coalesceMs, type IncidentSignaller } from '../../triggers/incidents.js';
+import { matchBinding } from '../../triggers/binding.js';
+import { planRunbook } from '../../triggers/plan.js';
+import { statusQuery, type RunbookResult } from '../../workflows/messages.js';
+import { stack } from '../support/stack.js';
+import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { triggerConfig, type TriggerFixture } from './support/config.js';
+import { startStubWorker } from './support/stubWorker.js';
+
+let fx: TriggerFixture;
+let taskQueue: string;
+let client: Client;
+let stop: () => Promise<void>;
+let incidents: IncidentSignaller;
+
+beforeAll(async () => {
+  taskQueue = uniqueQueue('triggers-fold');
+  fx = triggerConfig({ taskQueue, temporalAddress: stack().temporalAddress });
+  ({ stop } = await startStubWorker(taskQueue));
+  ({ client } = await temporalClient());
+  incidents = createIncidentSignaller(client, { timeoutMs: 10_000 });
+});
+afterAll(async () => {
+  await terminateRunning(client, taskQueue);
+  await stop?.();
+});
+
+function inputFor(target: string) {
+  const labels = { alertname: 'ServiceDown', service: target };
+  const match = matchBinding(fx.config, { labels });
+  if (!match.matched) throw new Error(match.reason);
+  return planRunbook(fx.config, match, { labels }, { engineQueue: taskQueue });
+}
+
+const firing = { fingerprint: 'f00d', at: '2026-12-03T01:00:00.000Z' };
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('repeats of a held alert', () => {
+  it('are folded without a signal once the coalescing window has passed, while the run that holds them runs', async () => {
+    const input = inputFor(fx.api);
+    const first = await incidents.fire(input, firing, taskQueue);
+    expect(first.started).toBe(true);
+    await pause(coalesceMs + 200);
+    for (let i = 0; i < 20; i++) {
+      const r = await incidents.fire(input, firing, taskQueue);
+      // The first repeat is folded by the held-alert check; the next ones within 5 s share its answer.
+      expect(r).toMatchObject({ workflowId: first.workflowId, runId: first.runId, started: false, coalesced: i > 0 });
+    }
+    // The stub counts every alertFiring signal it gets: only the opening one arrived.
+    const status = await client.workflow.getHandle(first.workflowId).query(statusQuery);
+    expect(status.alertsFolded).toBe(0);
+    expect(status.timeline.filter((e) => e.event === 'firing')).toHaveLength(1);
+  });
+
+  it('still signals a new firing of the alert (a new start) and another alert on the same target', async () => {
+    const input = inputFor(fx.web);
+    const first = await incidents.fire(input, firing, taskQueue);
+    await pause(coalesceMs + 200);
+    await incidents.fire(input, { ...firing, at: '2026-12-03T02:00:00.000Z' }, taskQueue);
+    await incidents.fire(input, { fingerprint: 'beef', at: firing.at }, taskQueue);
+    const status = await client.workflow.getHandle(first.workflowId).query(statusQuery);
+    expect(status.alertsFolded).toBe(2);
+  });
+
+  it('starts a new run when the run that held the alert has ended', async () => {
+    const input = inputFor(fx.api);
+    const handle = client.workflow.getHandle(`incident:serviceDown:${fx.api}`);
+    const { runId: before } = await handle.describe();
+    await incidents.resolve('serviceDown', fx.api, { fingerprint: firing.fingerprint, at: new Date().toISOString() });
+    expect(((await handle.result()) as RunbookResult).outcome).toBe('resolved-externally');
+    await pause(coalesceMs + 200);
+    const again = await incidents.fire(input, firing, taskQueue);
+    expect(again.started).toBe(true);
+    expect(again.runId).not.toBe(before);
+  });
+});
