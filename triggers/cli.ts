@@ -8,6 +8,10 @@ import { incidentWorkflowId, type RunbookStatus } from '../workflows/messages.js
 import { matchBinding } from './binding.js';
 import { planRunbook } from './plan.js';
 import { buildReport, type IncidentReport } from './report.js';
+import { listRunbooks, listText, loadConfigOffline, showRunbook, showText, type OfflineConfig } from './runbookCommands.js';
+import { startedText, startRunbookByHand } from './runbookRun.js';
+import { validateRunbooks, validateText } from './runbookValidate.js';
+import { planRunbookSteps, planText } from './runbookPreview.js';
 import { formatRate, formatSpan, formatTime, renderTable } from './table.js';
 import { CommandError, connectTemporal, type Temporal } from './operatorTemporal.js';
 import {
@@ -39,10 +43,11 @@ const defaultIO: CliIO = {
 
 /** Runs one command; resolves to the process exit code. */
 export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
-  const program = buildProgram(io);
+  const outcome = { exitCode: 0 };
+  const program = buildProgram(io, outcome);
   try {
     await program.parseAsync(argv);
-    return 0;
+    return outcome.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;
     if (err instanceof CommandError) {
@@ -63,9 +68,10 @@ interface GlobalOptions {
   json?: boolean;
 }
 
-function buildProgram(io: CliIO): Command {
+/** `outcome.exitCode`: a command whose answer is printed but means "no" (validate found problems). */
+function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
   const program = new Command('remediate')
-    .description('Operate the remediation engine: incidents, approvals, maintenance schedules, previews and reports.')
+    .description('Operate the remediation engine: incidents, approvals, runbooks, maintenance schedules, previews and reports.')
     .option('-c, --config <path>', 'engine configuration file (default: $REMEDIATION_CONFIG)')
     .option('--json', 'print JSON instead of tables')
     .exitOverride()
@@ -73,10 +79,17 @@ function buildProgram(io: CliIO): Command {
     .showHelpAfterError('(run "remediate --help" for usage)');
 
   const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
+  const configPathOf = (cmd: Command): string | undefined => globals(cmd).config ?? io.env.REMEDIATION_CONFIG;
   const configOf = (cmd: Command): EngineConfig => {
-    const path = globals(cmd).config ?? io.env.REMEDIATION_CONFIG;
+    const path = configPathOf(cmd);
     if (!path) throw new CommandError(1, 'no configuration: pass --config <path> or set REMEDIATION_CONFIG');
     return loadConfigFile(path);
+  };
+  // For commands that only read runbooks: secrets they never use need not be resolvable.
+  const offlineConfigOf = (cmd: Command): OfflineConfig => {
+    const path = configPathOf(cmd);
+    if (!path) throw new CommandError(1, 'no configuration: pass --config <path> or set REMEDIATION_CONFIG');
+    return loadConfigOffline(path);
   };
   const print = (cmd: Command, json: unknown, text: () => string) => io.out(globals(cmd).json ? `${JSON.stringify(json, null, 2)}\n` : text());
   const withTemporal = async <T>(cmd: Command, fn: (t: Temporal, config: EngineConfig) => Promise<T>): Promise<T> => {
@@ -195,6 +208,57 @@ function buildProgram(io: CliIO): Command {
           '',
         ].join('\n'),
       );
+    });
+
+  const runbooks = program.command('runbooks').description('the runbook files: list, show, validate, plan (no Temporal needed)');
+  runbooks
+    .command('list')
+    .description('every runbook of the config, with the bindings and schedules that start it')
+    .action(async (_opts, cmd: Command) => {
+      const rows = listRunbooks(offlineConfigOf(cmd));
+      print(cmd, rows, () => listText(rows));
+    });
+  runbooks
+    .command('show <runbook>')
+    .description("a runbook's steps in order: condition, failure policy, parameters, outputs")
+    .action(async (name: string, _opts, cmd: Command) => {
+      const view = showRunbook(offlineConfigOf(cmd), name);
+      print(cmd, view, () => showText(view));
+    });
+  runbooks
+    .command('validate [files...]')
+    .description("check runbook files (default: the config's runbook folder) against the config; exit 1 on any problem")
+    .action(async (files: string[], _opts, cmd: Command) => {
+      const report = validateRunbooks(configPathOf(cmd), files);
+      print(cmd, report, () => validateText(report));
+      if (!report.ok) outcome.exitCode = 1;
+    });
+  runbooks
+    .command('plan <runbook>')
+    .description('which steps would run for an alert (or on a target), in order, with their parameters (starts nothing)')
+    .option('-l, --label <key=value>', 'an alert label; repeat for each (alertname=... selects the binding)', collectLabel, {})
+    .option('--target <name>', 'a configured target, instead of alert labels')
+    .option('--schedule <name>', 'for a maintenance runbook: the schedule that runs it')
+    .option('--dry-run', 'as a dry run would (mutating steps only report)')
+    .action(async (name: string, opts: { label: Record<string, string>; target?: string; schedule?: string; dryRun?: boolean }, cmd: Command) => {
+      const { config } = offlineConfigOf(cmd);
+      const plan = planRunbookSteps(config, { runbook: name, labels: opts.label, target: opts.target, schedule: opts.schedule, dryRun: Boolean(opts.dryRun) });
+      print(cmd, plan, () => planText(plan, name));
+    });
+
+  program
+    .command('run <runbook>')
+    .description('start an incident runbook on a target by hand, as a named operator')
+    .requiredOption('--target <name>', 'a configured target of a kind the runbook applies to')
+    .requiredOption('--as <operator>', 'your operator name, as listed in the config')
+    .option('--reason <text>', 'why; the run shows it as the alert summary')
+    .option('--severity <level>', "the run's severity (picks the escalation policy)", 'warning')
+    .option('--dry-run', 'mutating steps only report what they would do')
+    .action(async (name: string, opts: { target: string; as: string; reason?: string; severity: string; dryRun?: boolean }, cmd: Command) => {
+      const started = await withTemporal(cmd, (t, config) =>
+        startRunbookByHand(t, config, { runbook: name, target: opts.target, operator: opts.as, reason: opts.reason, severity: opts.severity, dryRun: Boolean(opts.dryRun) }),
+      );
+      print(cmd, started, () => startedText(started));
     });
 
   program

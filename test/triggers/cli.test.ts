@@ -164,6 +164,10 @@ describe('remediate incidents and report', () => {
     ]);
     const open = await runCli([...withConfig('incidents', '--open', '--target', fx.api), '--json']);
     expect(open.json).toEqual([]);
+    // --runbook filters on the Runbook search attribute: every runbook file runs as one workflow type.
+    const byRunbook = await runCli([...withConfig('incidents', '--runbook', 'serviceDown', '--target', fx.api), '--json']);
+    expect(byRunbook.json).toEqual([expect.objectContaining({ workflowId: incidentWorkflowId('serviceDown', fx.api), runbook: 'serviceDown' })]);
+    expect((await runCli([...withConfig('incidents', '--runbook', 'databaseConnection', '--target', fx.api), '--json'])).json).toEqual([]);
     const table = await runCli(withConfig('incidents', '--target', fx.api));
     expect(table.stdout).toMatch(/^WORKFLOW ID\s+STATUS\s+ALERT/);
     expect(table.stdout).toContain(incidentWorkflowId('serviceDown', fx.api));
@@ -174,6 +178,9 @@ describe('remediate incidents and report', () => {
     const quote = await runCli(withConfig('incidents', '--target', "x' OR 1=1"));
     expect(quote.code).toBe(1);
     expect((await runCli(withConfig('incidents', '--outcome', 'great'))).code).toBe(1);
+    const runbook = await runCli(withConfig('incidents', '--runbook', "serviceDown' OR 1=1"));
+    expect(runbook.code).toBe(1);
+    expect(runbook.stderr).toContain('is not a runbook name');
   });
 
   it('reports outcomes, automatic recovery and time to recover per target', async () => {
