@@ -141,7 +141,7 @@ async function runStep(run: RunState, step: Step, item: TargetRef | undefined, l
   for (let attempt = 1; ; attempt++) {
     try {
       const work = () => (step.kind === 'action' ? runAction(run, step, item, list === run.input.definition.steps) : runGroup(run, step));
-      const done = step.timeoutMs === undefined ? await work() : await CancellationScope.withTimeout(step.timeoutMs, work);
+      const done = step.timeoutMs === undefined ? await work() : await withStepTimeout(step.timeoutMs, work);
       if (done.ending) return done.ending;
       run.steps[step.id] = { status: 'ok', ...done.outputs };
       return undefined;
@@ -154,6 +154,17 @@ async function runStep(run: RunState, step: Step, item: TargetRef | undefined, l
       run.rb.incident.enter(label);
     }
   }
+}
+
+/**
+ * Runs a step within its timeout. A diagnosis or a check takes a call that could not run for a
+ * finding and returns normally, swallowing the cancellation: such a step still timed out.
+ */
+async function withStepTimeout<T>(ms: number, work: () => Promise<T>): Promise<T> {
+  const scope = new CancellationScope({ cancellable: true, timeout: ms });
+  const done = await scope.run(work);
+  if (scope.consideredCancelled && !CancellationScope.current().consideredCancelled) throw new StepFailed(`timed out after ${formatDuration(ms)}`);
+  return done;
 }
 
 function failed(run: RunState, step: Step, err: unknown, item: TargetRef | undefined): Ending | { goto: string } | undefined {

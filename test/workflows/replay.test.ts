@@ -2,6 +2,7 @@
 // change that would break running workflows on deploy (nondeterminism) fails here first.
 // Histories are recorded on the real server when missing; RECORD_HISTORIES=1 records them again
 // (do that only for a deliberate, versioned change, and commit the new files).
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,9 @@ import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
+import { loadRunbookDir, loadRunbookFile } from '../../config/runbookLoad.js';
+import type { RunbookDefinition } from '../../config/runbookSchema.js';
+import type { TargetKind } from '../../config/schema.js';
 import { databaseConnection } from '../../workflows/databaseConnection.js';
 import { guardrails } from '../../workflows/guardrails.js';
 import { highErrorRate } from '../../workflows/highErrorRate.js';
@@ -20,9 +24,12 @@ import {
   alertResolvedSignal,
   approveSignal,
   incidentWorkflowId,
+  interpreterWorkflowType,
   maintenanceWorkflowId,
   rejectSignal,
   type RunbookInput,
+  type RunbookResult,
+  type RunbookRunInput,
 } from '../../workflows/messages.js';
 import { resourcePressure } from '../../workflows/resourcePressure.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
@@ -38,6 +45,25 @@ const pending = (s: { pendingApproval?: unknown }) => s.pendingApproval !== unde
 
 function startIncident(h: Harness, wf: typeof serviceDown, input: RunbookInput) {
   return h.client.workflow.start(wf, { taskQueue: h.queue, workflowId: incidentWorkflowId(input.runbook, input.target), args: [input] });
+}
+
+const shippedRunbooks = loadRunbookDir('runbooks');
+/** An earlier serviceDown.yaml: a run recorded with it must replay whatever the shipped file says now. */
+const serviceDownV0 = join(dirname(fileURLToPath(import.meta.url)), 'runbooks', 'serviceDown-v0.yaml');
+
+/** The interpreter started as planRunbook would start it for an alert on `target`. */
+function startInterpreter(h: Harness, definition: RunbookDefinition, target: string, overrides: Partial<RunbookInput> = {}, kind: TargetKind = 'container') {
+  const input: RunbookRunInput = {
+    ...runbookInput(h, target, { runbook: definition.name, targetKind: kind, ...overrides }),
+    definition,
+    targets: [{ name: target, kind, queue: h.queue, labels: { service: target } }],
+    startedBy: 'alertmanager',
+  };
+  return h.client.workflow.start<(i: RunbookRunInput) => Promise<RunbookResult>>(interpreterWorkflowType, {
+    taskQueue: h.queue,
+    workflowId: incidentWorkflowId(definition.name, target),
+    args: [input],
+  });
 }
 
 /** Each scenario runs one workflow to its end and returns its handle. */
@@ -166,6 +192,31 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     finish.open();
     return handle;
   },
+  'runbook-serviceDown-recovered-on-third-restart': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: (s) => s.restarts >= 3 });
+    const handle = await startInterpreter(h, shippedRunbooks.serviceDown!, target);
+    await handle.result();
+    return handle;
+  },
+  'runbook-databaseConnection-approved': async (h) => {
+    const target = uniqueTarget('db');
+    h.script(target, { healthy: (s) => s.restarts >= 1 });
+    const handle = await startInterpreter(h, shippedRunbooks.databaseConnection!, target, { runbook: 'databaseConnection' }, 'postgres');
+    await waitForStatus(handle, pending);
+    await handle.signal(approveSignal, { operator: 'mallory', reason: 'not an operator' });
+    await handle.signal(approveSignal, { operator: 'alice', reason: 'pool exhausted' });
+    await handle.result();
+    return handle;
+  },
+  // Recorded with an earlier definition of serviceDown (test/workflows/runbooks/serviceDown-v0.yaml).
+  'runbook-serviceDown-earlier-definition': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: (s) => s.restarts >= 2 });
+    const handle = await startInterpreter(h, loadRunbookFile(serviceDownV0), target);
+    await handle.result();
+    return handle;
+  },
   'guardrails-continued-as-new': async (h) => {
     const handle = await h.client.workflow.start(guardrails, {
       taskQueue: h.queue,
@@ -246,6 +297,38 @@ describe('workflow histories replay against the current code', () => {
       { workflowBundle: { codePath: bundlePath }, replayName: 'tampered', sinks: noopSinks },
       History.fromObject(json),
       'tampered',
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeterminismViolationError);
+  });
+
+  it('a definition changed between two runs: the first run still replays', async () => {
+    // The run carries its definition in its input: what runbooks/serviceDown.yaml says now does not
+    // matter to a run that started on an earlier version of it.
+    const json = JSON.parse(readFileSync(file('runbook-serviceDown-earlier-definition'), 'utf8'));
+    const started = json.events[0].workflowExecutionStartedEventAttributes;
+    expect(started.workflowType.name).toBe(interpreterWorkflowType);
+    const input = JSON.parse(Buffer.from(started.input.payloads[0].data, 'base64').toString('utf8')) as RunbookRunInput;
+    const earlier = createHash('sha256').update(readFileSync(serviceDownV0)).digest('hex');
+    const current = createHash('sha256').update(readFileSync('runbooks/serviceDown.yaml')).digest('hex');
+    expect(input.definition.sha256).toBe(earlier);
+    expect(input.definition.name).toBe('serviceDown');
+    expect(current).not.toBe(earlier);
+    expect(shippedRunbooks.serviceDown!.sha256).toBe(current);
+    await Worker.runReplayHistory(
+      { workflowBundle: { codePath: bundlePath }, replayName: 'earlier-definition', sinks: noopSinks },
+      History.fromObject(json),
+      'earlier-definition',
+    );
+
+    // Had the run read the current file instead, its history would not replay: the shipped runbook
+    // checks suppression first, the earlier one verified first.
+    const swapped = structuredClone(json);
+    const swappedStart = swapped.events[0].workflowExecutionStartedEventAttributes;
+    swappedStart.input.payloads[0].data = Buffer.from(JSON.stringify({ ...input, definition: shippedRunbooks.serviceDown })).toString('base64');
+    const err = await Worker.runReplayHistory(
+      { workflowBundle: { codePath: bundlePath }, replayName: 'current-definition', sinks: noopSinks },
+      History.fromObject(swapped),
+      'current-definition',
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeterminismViolationError);
   });

@@ -1,0 +1,812 @@
+// The runbook interpreter on the real dev server: small definitions written inline exercise each
+// piece of the language, and the shipped runbook files run through their representative paths.
+// Targets, channels and Alertmanager are the harness's scripted stand-ins.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import { loadRunbookDir, parseRunbook } from '../../config/runbookLoad.js';
+import type { RunbookDefinition } from '../../config/runbookSchema.js';
+import type { TargetKind } from '../../config/schema.js';
+import {
+  acknowledgeSignal,
+  alertResolvedSignal,
+  approveSignal,
+  incidentWorkflowId,
+  interpreterWorkflowType,
+  maintenanceWorkflowId,
+  rejectSignal,
+  statusQuery,
+  type RunbookInput,
+  type RunbookResult,
+  type RunbookRunInput,
+} from '../../workflows/messages.js';
+import { until } from '../support/wait.js';
+import { events, gate, permanentFailure, runbookInput, startHarness, uniqueTarget, waitForStatus, type Harness } from './harness.js';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness('wf-interpreter');
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+type Interpreter = (input: RunbookRunInput) => Promise<RunbookResult>;
+type Run = WorkflowHandle<Interpreter>;
+
+const shipped = loadRunbookDir('runbooks');
+
+/** A definition from the step lines given, as a runbook file would hold them. */
+function definition(name: string, steps: string, extra = ''): RunbookDefinition {
+  return parseRunbook(`name: ${name}\ndescription: a runbook under test\nappliesTo: [container, postgres, http]\nsteps:\n${steps}${extra}`, 'test.yaml');
+}
+
+function runInput(target: string, def: RunbookDefinition, overrides: Partial<RunbookInput> = {}, kind: TargetKind = 'container'): RunbookRunInput {
+  return {
+    ...runbookInput(h, target, { runbook: def.name, targetKind: kind, ...overrides }),
+    definition: def,
+    targets: [{ name: target, kind, queue: h.queue, labels: { service: target } }],
+    startedBy: 'alertmanager',
+  };
+}
+
+function start(input: RunbookRunInput, workflowId = incidentWorkflowId(input.definition.name, input.target)): Promise<Run> {
+  return h.client.workflow.start<Interpreter>(interpreterWorkflowType, { taskQueue: h.queue, workflowId, args: [input] });
+}
+
+async function run(def: RunbookDefinition, target: string, overrides: Partial<RunbookInput> = {}, kind: TargetKind = 'container') {
+  const handle = await start(runInput(target, def, overrides, kind));
+  return { handle, result: await handle.result() };
+}
+
+/** Every notification this run sent, in order. */
+function sent(handle: Run) {
+  return h.notifications.filter((n) => n.incidentKey === handle.workflowId);
+}
+
+function titled(handle: Run, key: string): string | undefined {
+  return sent(handle).find((n) => n.idempotencyKey.endsWith(`:${key}`) && n.event === 'trigger')?.title;
+}
+
+/** The activities that touched the target, in order, checks included. */
+function activities(target: string): string[] {
+  return h.callsFor(target).map((c) => c.activity);
+}
+
+const pending = (s: { pendingApproval?: unknown }) => s.pendingApproval !== undefined;
+
+/** Levels far enough apart that an acknowledgement after the first lands well before the second. */
+const slowLevels = {
+  policy: 'slow',
+  levels: [
+    { name: 'primary', afterMs: 0, channels: ['ops'] },
+    { name: 'secondary', afterMs: 20_000, channels: ['lead'] },
+  ],
+};
+const oneLevel = { policy: 'one', levels: [{ name: 'primary', afterMs: 0, channels: ['ops'] }] };
+
+describe('the interpreter', () => {
+  it('runs steps in order and ends completed when the list runs out, resolving what it paged', async () => {
+    const def = definition(
+      'sequence',
+      `  - id: verify
+    uses: verify
+  - id: diagnose
+    uses: diagnose
+  - id: act
+    uses: runAction
+  - id: tell
+    uses: notify
+    with: { key: told, title: "done with \${{ target.name }}" }
+`,
+    );
+    const target = uniqueTarget('seq');
+    const { handle, result } = await run(def, target);
+    expect(result.outcome, result.detail).toBe('completed');
+    expect(result.detail).toBe('every step ran');
+    expect(activities(target)).toEqual(['verifyTarget', 'diagnoseTarget', 'runTargetAction']);
+    expect(sent(handle).map((n) => `${n.event} ${n.title}`)).toEqual([`trigger done with ${target}`, `resolve sequence on '${target}' resolved`]);
+    expect(result.timeline.find((e) => e.event === 'definition')?.detail).toBe(`test.yaml (sha256 ${def.sha256.slice(0, 12)}), started by alertmanager`);
+    expect(h.outcomes.filter((o) => o.workflowId === handle.workflowId)).toEqual([
+      { workflowId: handle.workflowId, runbook: 'sequence', outcome: 'completed', durationMs: expect.any(Number) },
+    ]);
+  });
+
+  it('runs the steps of a parallel group at once, and a child that may fail does not fail the group', async () => {
+    const def = definition(
+      'parallel',
+      `  - id: gather
+    parallel:
+      - id: diagnose
+        uses: diagnose
+      - id: logs
+        uses: logs
+        with: { tail: 10, pattern: ERROR }
+      - id: act
+        uses: runAction
+        onFailure: continue
+  - id: tell
+    uses: notify
+    with: { key: told, title: "failed: \${{ steps.gather.failed.join(',') }}; \${{ steps.logs.matched }} error line(s)" }
+`,
+    );
+    const target = uniqueTarget('par');
+    const slowDiagnosis = gate();
+    h.script(target, {
+      diagnose: async () => {
+        await slowDiagnosis.wait;
+        return { target, sections: [{ title: 'logs', ok: true, text: 'fine' }], summary: 'fine' };
+      },
+      action: () => {
+        throw permanentFailure(`action of '${target}' refused`);
+      },
+    });
+    const handle = await start(runInput(target, def));
+    // Logs and the action ran while the diagnosis was still running.
+    await until('the siblings of the slow diagnosis to run', 15_000, async () =>
+      h.callsFor(target, 'targetLogs').length && h.callsFor(target, 'runTargetAction').length ? true : undefined, 50);
+    expect(h.callsFor(target, 'diagnoseTarget')).toHaveLength(1);
+    slowDiagnosis.open();
+    const result = await handle.result();
+    expect(result.outcome, result.detail).toBe('completed');
+    expect(titled(handle, 'told')).toBe('failed: act; 1 error line(s)');
+  });
+
+  it('fails a parallel group whose child fails, after its siblings finished', async () => {
+    const def = definition(
+      'parallel-fails',
+      `  - id: gather
+    parallel:
+      - id: diagnose
+        uses: diagnose
+      - id: act
+        uses: runAction
+  - id: after
+    uses: verify
+`,
+    );
+    const target = uniqueTarget('parf');
+    h.script(target, {
+      action: () => {
+        throw permanentFailure('no such action');
+      },
+    });
+    const { result } = await run(def, target);
+    expect(result.outcome).toBe('failed');
+    expect(result.detail).toBe('step gather failed: step act failed: runTargetAction failed: no such action');
+    expect(h.callsFor(target, 'diagnoseTarget')).toHaveLength(1);
+    expect(h.callsFor(target, 'verifyTarget')).toHaveLength(0);
+  });
+
+  it('skips a step whose `when` is false and runs one whose `when` is true', async () => {
+    const def = definition(
+      'when',
+      `  - id: verify
+    uses: verify
+  - id: restart-if-healthy
+    when: steps.verify.healthy
+    uses: restart
+  - id: act-if-down
+    when: "!steps.verify.healthy"
+    uses: runAction
+  - id: tell
+    uses: notify
+    with: { key: told, title: "\${{ steps.restart_if_healthy.status }} / \${{ steps.act_if_down.status }}" }
+`,
+    );
+    const target = uniqueTarget('when');
+    h.script(target, { healthy: () => false });
+    const { handle, result } = await run(def, target);
+    expect(result.outcome, result.detail).toBe('completed');
+    expect(titled(handle, 'told')).toBe('skipped / ok');
+    expect(activities(target)).toEqual(['verifyTarget', 'runTargetAction']);
+  });
+
+  describe('onFailure', () => {
+    const failing = (target: string) =>
+      h.script(target, {
+        action: () => {
+          throw permanentFailure(`cache of '${target}' is read-only`);
+        },
+      });
+
+    it("'fail' (the default) ends the run failed and pages the first escalation level", async () => {
+      const def = definition('on-failure-fail', `  - id: act\n    uses: runAction\n  - id: after\n    uses: verify\n`);
+      const target = uniqueTarget('fail');
+      failing(target);
+      const { handle, result } = await run(def, target);
+      expect(result.outcome).toBe('failed');
+      expect(result.detail).toBe(`step act failed: runTargetAction failed: cache of '${target}' is read-only`);
+      expect(h.callsFor(target, 'verifyTarget')).toHaveLength(0);
+      const page = sent(handle).find((n) => n.idempotencyKey.endsWith(':failed'));
+      expect(page).toMatchObject({ event: 'trigger', channels: ['ops'], severity: 'critical', title: `[critical] ServiceDown on '${target}': the runbook failed` });
+      expect(page!.text).toContain(result.detail);
+      expect(events(result.timeline)).toContain('step failed');
+    });
+
+    it("'continue' records the failure as steps.<id>.status and .error and goes on", async () => {
+      const def = definition(
+        'on-failure-continue',
+        `  - id: act
+    uses: runAction
+    onFailure: continue
+  - id: tell
+    uses: notify
+    with: { key: told, title: "act \${{ steps.act.status }}: \${{ steps.act.error }}" }
+`,
+      );
+      const target = uniqueTarget('cont');
+      failing(target);
+      const { handle, result } = await run(def, target);
+      expect(result.outcome, result.detail).toBe('completed');
+      expect(titled(handle, 'told')).toBe(`act failed: runTargetAction failed: cache of '${target}' is read-only`);
+    });
+
+    it('`goto` jumps forward past the steps in between', async () => {
+      const def = definition(
+        'on-failure-goto',
+        `  - id: act
+    uses: runAction
+    onFailure: { goto: page-now }
+  - id: verify
+    uses: verify
+  - id: restart
+    uses: restart
+  - id: page-now
+    uses: notify
+    with: { key: jumped, title: "jumped after \${{ steps.act.error }}" }
+  - id: done
+    uses: end
+    with: { outcome: escalated, detail: "paged after the action failed" }
+`,
+      );
+      const target = uniqueTarget('goto');
+      failing(target);
+      const { handle, result } = await run(def, target);
+      expect(result.outcome, result.detail).toBe('escalated');
+      expect(result.detail).toBe('paged after the action failed');
+      expect(activities(target)).toEqual(['runTargetAction']);
+      expect(titled(handle, 'jumped')).toBe(`jumped after runTargetAction failed: cache of '${target}' is read-only`);
+      expect(result.timeline.find((e) => e.event === 'jumping')?.detail).toBe('to page-now after act failed');
+    });
+  });
+
+  describe('finally', () => {
+    const cleanup = `finally:
+  - id: cleanup
+    uses: notify
+    with: { key: cleanup, title: "cleanup after \${{ incident.outcome }}: \${{ incident.outcomeDetail }}" }
+`;
+
+    it('runs after a failed step, before the failure page', async () => {
+      const def = definition(
+        'finally-failed',
+        `  - id: verify
+    uses: verify
+  - id: up
+    uses: assert
+    with: { that: steps.verify.healthy, message: "'\${{ target.name }}' is down: \${{ steps.verify.detail }}" }
+`,
+        cleanup,
+      );
+      const target = uniqueTarget('fin');
+      h.script(target, { healthy: () => false });
+      const { handle, result } = await run(def, target);
+      expect(result.outcome).toBe('failed');
+      expect(result.detail).toBe(`step up failed: '${target}' is down: http failed: connection refused`);
+      expect(sent(handle).map((n) => n.idempotencyKey.split(':').pop())).toEqual(['cleanup', 'failed']);
+      expect(titled(handle, 'cleanup')).toBe(`cleanup after failed: ${result.detail}`);
+    });
+
+    it('runs when the run is cancelled, and the run ends cancelled', async () => {
+      const def = definition(
+        'finally-cancelled',
+        `  - id: verify
+    uses: verify
+  - id: wait
+    uses: sleep
+    with: { duration: 10m }
+  - id: never
+    uses: runAction
+`,
+        cleanup,
+      );
+      const target = uniqueTarget('cancel');
+      const handle = await start(runInput(target, def));
+      await waitForStatus(handle, (s) => s.step === 'wait');
+      await handle.cancel();
+      const err = await handle.result().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect(titled(handle, 'cleanup')).toBe('cleanup after cancelled: the workflow was cancelled');
+      expect(h.callsFor(target, 'runTargetAction')).toHaveLength(0);
+      const status = await handle.query(statusQuery);
+      expect(status.outcome).toBe('cancelled');
+      expect(h.outcomes.find((o) => o.workflowId === handle.workflowId)?.outcome).toBe('cancelled');
+    });
+  });
+
+  describe('waitUntil', () => {
+    const waiting = (deadline: string) =>
+      definition(
+        'wait-until',
+        `  - id: wait
+    uses: waitUntil
+    with: { until: check.healthy, every: 200ms, deadline: ${deadline} }
+  - id: done
+    when: steps.wait.met
+    uses: end
+    with: { outcome: recovered, detail: "healthy after \${{ steps.wait.polls }} checks: \${{ steps.wait.detail }}" }
+  - id: not-yet
+    uses: end
+    with: { outcome: escalated, detail: "still down after \${{ steps.wait.polls }} checks" }
+`,
+      );
+
+    it('repeats the check until `until` holds', async () => {
+      const target = uniqueTarget('wait');
+      h.script(target, { healthy: (s) => s.verifies >= 3 });
+      const { result } = await run(waiting('10s'), target);
+      expect(result.outcome, result.detail).toBe('recovered');
+      expect(result.detail).toBe('healthy after 3 checks: http ok: 200 OK');
+      expect(h.callsFor(target, 'verifyTarget')).toHaveLength(3);
+    });
+
+    it('gives up at its deadline with met false', async () => {
+      const target = uniqueTarget('wait');
+      h.script(target, { healthy: () => false });
+      const { result } = await run(waiting('1s'), target);
+      expect(result.outcome, result.detail).toBe('escalated');
+      const checks = h.callsFor(target, 'verifyTarget');
+      expect(result.detail).toBe(`still down after ${checks.length} checks`);
+      // The last check is the first one after the deadline (timers here fire on the server's clock, ~1 s apart at worst).
+      expect(checks.length).toBeGreaterThanOrEqual(2);
+      expect(checks.length).toBeLessThanOrEqual(7);
+      expect(checks.at(-1)!.at - checks[0]!.at).toBeGreaterThanOrEqual(900);
+      expect(events(result.timeline)).toContain('deadline passed');
+    });
+  });
+
+  it("passes a step's outputs to later conditions and templates", async () => {
+    const def = definition(
+      'outputs',
+      `  - id: restart
+    uses: restart
+  - id: tell
+    when: steps.restart.attempts >= 2
+    uses: notify
+    with:
+      key: told
+      title: "\${{ steps.restart.recovered ? 'recovered' : 'down' }} after \${{ steps.restart.attempts }}; a next one would be \${{ steps.restart.attempts + 1 }}"
+      text: "\${{ steps.restart.detail }}"
+`,
+    );
+    const target = uniqueTarget('out');
+    h.script(target, { healthy: (s) => s.restarts >= 2 });
+    const { handle, result } = await run(def, target);
+    expect(result.outcome, result.detail).toBe('completed');
+    const told = sent(handle).find((n) => n.idempotencyKey.endsWith(':told'));
+    expect(told).toMatchObject({ title: 'recovered after 2; a next one would be 3', text: 'healthy after restart 2' });
+  });
+
+  describe('timeout', () => {
+    it('fails a step that outlives it', async () => {
+      const def = definition(
+        'timeout-sleep',
+        `  - id: nap
+    uses: sleep
+    timeout: 300ms
+    onFailure: continue
+    with: { duration: 1m }
+  - id: tell
+    uses: notify
+    with: { key: told, title: "nap \${{ steps.nap.status }}: \${{ steps.nap.error }}" }
+`,
+      );
+      const target = uniqueTarget('nap');
+      const { handle, result } = await run(def, target);
+      expect(result.outcome, result.detail).toBe('completed');
+      expect(titled(handle, 'told')).toBe('nap failed: timed out after 300ms');
+    });
+
+    it('fails a step whose activity hangs, even one that takes a failed call for a finding', async () => {
+      const def = definition('timeout-activity', `  - id: diagnose\n    uses: diagnose\n    timeout: 500ms\n  - id: after\n    uses: verify\n`);
+      const target = uniqueTarget('hang');
+      const hung = gate();
+      h.script(target, {
+        diagnose: async () => {
+          await hung.wait;
+          return { target, sections: [], summary: 'late' };
+        },
+      });
+      try {
+        const started = Date.now();
+        const { result } = await run(def, target);
+        expect(result.outcome, result.detail).toBe('failed');
+        expect(result.detail).toBe('step diagnose failed: timed out after 500ms');
+        expect(Date.now() - started).toBeLessThan(10_000);
+        expect(h.callsFor(target, 'verifyTarget')).toHaveLength(0);
+      } finally {
+        hung.open();
+      }
+    });
+  });
+
+  describe('retry', () => {
+    const retrying = (attempts: number) =>
+      definition(
+        'retry',
+        `  - id: act
+    uses: runAction
+    retry: { attempts: ${attempts}, backoff: 100ms }
+  - id: tell
+    uses: notify
+    with: { key: told, title: "act \${{ steps.act.status }}" }
+`,
+      );
+    const flaky = (target: string, failures: number) => {
+      let calls = 0;
+      h.script(target, {
+        action: () => {
+          calls += 1;
+          if (calls <= failures) throw permanentFailure(`attempt ${calls} refused`);
+        },
+      });
+    };
+
+    it('runs a failing step again until it succeeds', async () => {
+      const target = uniqueTarget('retry');
+      flaky(target, 2);
+      const { handle, result } = await run(retrying(3), target);
+      expect(result.outcome, result.detail).toBe('completed');
+      expect(h.callsFor(target, 'runTargetAction')).toHaveLength(3);
+      expect(titled(handle, 'told')).toBe('act ok');
+      expect(result.timeline.filter((e) => e.event === 'step failed, retrying').map((e) => e.detail)).toEqual([
+        'act attempt 1 of 3: runTargetAction failed: attempt 1 refused',
+        'act attempt 2 of 3: runTargetAction failed: attempt 2 refused',
+      ]);
+    });
+
+    it('fails the step when every attempt failed', async () => {
+      const target = uniqueTarget('retry');
+      flaky(target, 10);
+      const { result } = await run(retrying(2), target);
+      expect(result.outcome).toBe('failed');
+      expect(result.detail).toBe('step act failed: runTargetAction failed: attempt 2 refused');
+      expect(h.callsFor(target, 'runTargetAction')).toHaveLength(2);
+    });
+  });
+
+  it('waits for an approval step, counting only configured operators, and acts in the approver’s name', async () => {
+    const def = definition(
+      'approval',
+      `  - id: approve-restart
+    uses: approval
+    with: { action: "restart '\${{ target.name }}'", timeout: 30s }
+  - id: restart
+    uses: restart
+    with: { approvedBy: approve-restart }
+  - id: done
+    uses: end
+    with: { outcome: recovered, detail: "approved by \${{ steps.approve_restart.by }} (\${{ steps.approve_restart.reason }}), recovered: \${{ steps.restart.recovered }}" }
+`,
+    );
+    const target = uniqueTarget('appr');
+    h.script(target, { healthy: (s) => s.restarts >= 1 });
+    const handle = await start(runInput(target, def));
+    const waiting = await waitForStatus(handle, pending);
+    expect(waiting.pendingApproval?.step).toBe('approve-restart');
+    expect(titled(handle, 'approval:approve-restart')).toBe(`Approval needed: restart '${target}'`);
+    await handle.signal(approveSignal, { operator: 'mallory', reason: 'let me in' });
+    await waitForStatus(handle, (s) => s.timeline.some((e) => e.event === 'approval ignored'));
+    expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+    expect((await handle.query(statusQuery)).pendingApproval).toBeDefined();
+    await handle.signal(approveSignal, { operator: 'alice', reason: 'go' });
+    const result = await handle.result();
+    expect(result.outcome, result.detail).toBe('recovered');
+    expect(result.detail).toBe('approved by alice (go), recovered: true');
+    expect(h.callsFor(target, 'restartTarget').map((c) => c.ctx?.actor)).toEqual(['alice']);
+    expect(result.timeline.find((e) => e.event === 'approval ignored')).toMatchObject({ actor: 'mallory', detail: "'mallory' is not an operator" });
+  });
+
+  it('escalates from a runbook file until an operator acknowledges', async () => {
+    const def = definition(
+      'escalation',
+      `  - id: escalate
+    uses: escalate
+    with: { reason: "'\${{ target.name }}' needs a human" }
+  - id: done
+    uses: end
+    with: { outcome: escalated, detail: "\${{ steps.escalate.end }} by \${{ steps.escalate.acknowledgedBy }} after \${{ steps.escalate.levels }} level(s)" }
+`,
+    );
+    const target = uniqueTarget('esc');
+    const handle = await start(runInput(target, def, { escalation: slowLevels }));
+    await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
+    await handle.signal(acknowledgeSignal, { operator: 'mallory', reason: 'me' });
+    await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'on it' });
+    const result = await handle.result();
+    expect(result.outcome, result.detail).toBe('escalated');
+    expect(result.detail).toBe('acknowledged by alice after 2 level(s)');
+    expect(sent(handle).map((n) => `${n.event} ${n.channels.join(',')}`)).toEqual(['trigger ops', 'acknowledge ops']);
+    expect(sent(handle)[0]!.text).toContain(`'${target}' needs a human`);
+    expect(events(result.timeline)).toContain('acknowledgement ignored');
+  });
+
+  it('ends resolved-externally at the next step boundary when the alert resolves mid-run', async () => {
+    const def = definition('resolution', `  - id: diagnose\n    uses: diagnose\n  - id: restart\n    uses: restart\n`);
+    const target = uniqueTarget('res');
+    const slow = gate();
+    h.script(target, {
+      diagnose: async () => {
+        await slow.wait;
+        return { target, sections: [], summary: 'nothing' };
+      },
+    });
+    const handle = await start(runInput(target, def));
+    await until('the diagnosis to start', 15_000, async () => (h.callsFor(target, 'diagnoseTarget').length ? true : undefined), 50);
+    await handle.signal(alertResolvedSignal, { at: new Date().toISOString() });
+    await waitForStatus(handle, (s) => s.timeline.some((e) => e.event === 'alert resolved'));
+    slow.open();
+    const result = await handle.result();
+    expect(result.outcome, result.detail).toBe('resolved-externally');
+    expect(result.detail).toBe('the alert resolved during diagnose');
+    expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+  });
+
+  it('passes dryRun to every mutating activity in a dry run', async () => {
+    const def = definition(
+      'dry-run',
+      `  - id: restart
+    uses: restart
+    with: { attempts: 1 }
+  - id: act
+    uses: runAction
+  - id: backup
+    uses: backup
+  - id: mute
+    uses: silence
+    with: { duration: 10m }
+  - id: flush
+    uses: http
+    with: { method: POST, url: "http://127.0.0.1:18090/flush" }
+  - id: tell
+    uses: notify
+    with: { key: told, title: "dry \${{ incident.dryRun }}; flush \${{ steps.flush.status }}; silence \${{ steps.mute.silenceId }}" }
+`,
+    );
+    const target = uniqueTarget('dry');
+    h.script(target, { healthy: () => false });
+    const { handle, result } = await run(def, target, { dryRun: true });
+    expect(result.outcome, result.detail).toBe('completed');
+    for (const activity of ['restartTarget', 'runTargetAction', 'backupTarget']) {
+      const calls = h.callsFor(target, activity);
+      expect(calls, activity).toHaveLength(1);
+      expect(calls[0]!.ctx?.dryRun, activity).toBe(true);
+    }
+    const mine = (activity: string) => h.calls.filter((c) => c.activity === activity && JSON.stringify(c.arg).includes(handle.workflowId));
+    expect(mine('createSilence').map((c) => c.dryRun)).toEqual([true]);
+    expect(mine('httpRequest').map((c) => c.dryRun)).toEqual([true]);
+    expect(sent(handle).every((n) => n.dryRun)).toBe(true);
+    expect(titled(handle, 'told')).toBe('dry true; flush 0; silence dry-run');
+  });
+});
+
+describe('the shipped runbooks', () => {
+  describe('serviceDown', () => {
+    const def = shipped.serviceDown!;
+
+    it('recovers on the second restart', async () => {
+      const target = uniqueTarget('svc');
+      h.script(target, { healthy: (s) => s.restarts >= 2 });
+      const { handle, result } = await run(def, target);
+      expect(result.outcome, result.detail).toBe('recovered');
+      expect(result.detail).toBe('healthy after restart 2');
+      expect(h.callsFor(target, 'restartTarget')).toHaveLength(2);
+      expect(h.callsFor(target, 'diagnoseTarget')).toHaveLength(0);
+      expect(sent(handle)).toHaveLength(0);
+    });
+
+    it('ends as a false alarm when the target answers', async () => {
+      const target = uniqueTarget('svc');
+      h.script(target, { healthy: () => true });
+      const { result } = await run(def, target);
+      expect(result.outcome, result.detail).toBe('false-alarm');
+      expect(result.detail).toBe(`'${target}' is healthy: http ok: 200 OK`);
+      expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+    });
+
+    it('stands down without touching a silenced target', async () => {
+      const target = uniqueTarget('svc');
+      h.script(target, { silencedBy: 'abc' });
+      const { handle, result } = await run(def, target);
+      expect(result.outcome, result.detail).toBe('suppressed');
+      expect(activities(target)).toEqual([]);
+      expect(sent(handle).map((n) => n.severity)).toEqual(['info']);
+    });
+
+    it('diagnoses and escalates when restarts do not help, until acknowledged', async () => {
+      const target = uniqueTarget('svc');
+      h.script(target, { healthy: () => false });
+      const handle = await start(runInput(target, def, { escalation: slowLevels, guardrails: { restartAttempts: 1 } as never }));
+      await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
+      await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'looking' });
+      const result = await handle.result();
+      expect(result.outcome, result.detail).toBe('escalated');
+      expect(result.detail).toMatch(/^not healthy after 1 restart: .*; acknowledged by alice$/);
+      const page = sent(handle)[0]!;
+      expect(page).toMatchObject({ event: 'trigger', channels: ['ops'] });
+      expect(page.text).toContain(`logs: panic: out of cheese (${target})`);
+      expect(h.callsFor(target, 'diagnoseTarget')[0]!.at).toBeLessThanOrEqual(page.at);
+      expect(sent(handle).map((n) => n.event)).toEqual(['trigger', 'acknowledge']);
+    });
+  });
+
+  describe('databaseConnection', () => {
+    const def = shipped.databaseConnection!;
+    const startDb = (target: string, overrides: Partial<RunbookInput> = {}) => start(runInput(target, def, { runbook: 'databaseConnection', ...overrides }, 'postgres'));
+
+    it('restarts the database once an operator approves', async () => {
+      const target = uniqueTarget('db');
+      h.script(target, { healthy: (s) => s.restarts >= 1 });
+      const handle = await startDb(target);
+      await waitForStatus(handle, pending);
+      expect(h.callsFor(target, 'diagnoseTarget')).toHaveLength(1);
+      expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+      await handle.signal(approveSignal, { operator: 'alice', reason: 'pool exhausted' });
+      const result = await handle.result();
+      expect(result.outcome, result.detail).toBe('recovered');
+      expect(result.detail).toBe('healthy after the restart approved by alice');
+      expect(h.callsFor(target, 'restartTarget').map((c) => c.ctx?.actor)).toEqual(['alice']);
+    });
+
+    it('stops when an operator rejects, and resolves the approval page', async () => {
+      const target = uniqueTarget('db');
+      h.script(target, { healthy: () => false });
+      const handle = await startDb(target);
+      await waitForStatus(handle, pending);
+      await handle.signal(rejectSignal, { operator: 'bob', reason: 'failover in progress' });
+      const result = await handle.result();
+      expect(result.outcome, result.detail).toBe('rejected');
+      expect(result.detail).toBe('restart rejected by bob: failover in progress');
+      expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+      expect(sent(handle).map((n) => n.event)).toEqual(['trigger', 'resolve']);
+    });
+
+    it('escalates when nobody decides in time', async () => {
+      const target = uniqueTarget('db');
+      h.script(target, { healthy: () => false });
+      const handle = await startDb(target, { escalation: oneLevel, guardrails: { approvalTimeoutMs: 1_000 } as never });
+      const result = await handle.result();
+      expect(result.outcome, result.detail).toBe('escalated');
+      expect(result.detail).toBe(`nobody approved restarting '${target}' in time; nobody acknowledged after 1 level(s)`);
+      expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+      expect(sent(handle).map((n) => n.idempotencyKey.split(':').pop())).toEqual(['approve-restart', 'primary']);
+    });
+  });
+
+  it('highErrorRate runs the configured action once approved, and verifies', async () => {
+    const target = uniqueTarget('api');
+    let acted = false;
+    h.script(target, {
+      healthy: () => acted,
+      action: () => {
+        acted = true;
+      },
+    });
+    const handle = await start(runInput(target, shipped.highErrorRate!, { runbook: 'highErrorRate', hasAction: true }, 'http'));
+    const waiting = await waitForStatus(handle, pending);
+    expect(waiting.pendingApproval?.step).toBe('approve-action');
+    await handle.signal(approveSignal, { operator: 'alice', reason: 'clear the cache' });
+    const result = await handle.result();
+    expect(result.outcome, result.detail).toBe('recovered');
+    expect(result.detail).toBe('healthy after the action approved by alice');
+    expect(h.callsFor(target, 'runTargetAction').map((c) => c.ctx?.actor)).toEqual(['alice']);
+    expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+  });
+
+  it('resourcePressure restarts once approved', async () => {
+    const target = uniqueTarget('cache');
+    h.script(target, { healthy: (s) => s.restarts >= 1 });
+    const handle = await start(runInput(target, shipped.resourcePressure!, { runbook: 'resourcePressure' }));
+    await waitForStatus(handle, pending);
+    expect(h.callsFor(target, 'diagnoseTarget')).toHaveLength(1);
+    await handle.signal(approveSignal, { operator: 'bob', reason: '' });
+    const result = await handle.result();
+    expect(result.outcome, result.detail).toBe('recovered');
+    expect(result.detail).toBe('healthy after the restart approved by bob');
+    expect(h.callsFor(target, 'restartTarget')).toHaveLength(1);
+  });
+
+  describe('maintenance', () => {
+    /** The input planMaintenanceRun makes for a schedule over these targets. */
+    function maintenanceRun(targets: string[]): RunbookRunInput {
+      const schedule = uniqueTarget('weekly');
+      const def = shipped.maintenance!;
+      return {
+        ...runbookInput(h, schedule, {
+          runbook: def.name,
+          targetKind: 'postgres',
+          alert: { name: 'maintenance', severity: 'info', labels: {} },
+          escalation: { policy: 'default', levels: [{ name: 'maintenance', afterMs: 0, channels: ['ops'] }] },
+        }),
+        definition: def,
+        targets: targets.map((name) => ({ name, kind: 'postgres', queue: h.queue, labels: { service: name } })),
+        maintenance: {
+          schedule,
+          targets,
+          windowMs: 60_000,
+          silence: [{ name: 'service', value: targets.join('|'), isRegex: true, isEqual: true }],
+          channels: ['ops'],
+        },
+        startedBy: 'schedule',
+      };
+    }
+    const startMaintenance = (input: RunbookRunInput) => start(input, maintenanceWorkflowId(input.maintenance!.schedule));
+    const silenceOf = (handle: Run) =>
+      h.calls.find((c) => c.activity === 'createSilence' && (c.arg as { comment: string }).comment.includes(handle.workflowId));
+
+    it('opens the window, backs up, maintains and checks each target, then closes the window', async () => {
+      const [a, b] = [uniqueTarget('pg'), uniqueTarget('pg')];
+      const inBackup = gate();
+      const release = gate();
+      h.script(a, {
+        healthy: () => true,
+        backup: async () => {
+          inBackup.open();
+          await release.wait;
+        },
+      });
+      h.script(b, { healthy: () => true });
+      const input = maintenanceRun([a, b]);
+      const handle = await startMaintenance(input);
+      await inBackup.wait;
+      expect((await h.guard.maintenanceWindowFor(b)).suppressed).toBe(true);
+      release.open();
+      const result = await handle.result();
+      expect(result.outcome, result.detail).toBe('completed');
+      expect(result.detail).toBe(`maintained ${a}, ${b}`);
+      expect(h.calls.filter((c) => c.target === a || c.target === b).map((c) => `${c.activity} ${c.target}`)).toEqual([
+        `backupTarget ${a}`,
+        `maintainTarget ${a}`,
+        `verifyTarget ${a}`,
+        `backupTarget ${b}`,
+        `maintainTarget ${b}`,
+        `verifyTarget ${b}`,
+      ]);
+      expect(h.callsFor(a, 'backupTarget')[0]!.ctx).toMatchObject({ actor: 'engine', dryRun: false, reason: `maintenance '${input.maintenance!.schedule}'` });
+      const silence = silenceOf(handle);
+      expect(silence?.arg).toMatchObject({ matchers: input.maintenance!.silence, durationMs: 60_000, dryRun: false });
+      const silenceId = (await handle.query(statusQuery)).timeline.find((e) => e.event === 'window opened')!.detail!.split(' ')[1];
+      expect(h.calls.filter((c) => c.activity === 'expireSilence').map((c) => c.arg)).toContain(silenceId);
+      expect((await h.guard.maintenanceWindowFor(a)).suppressed).toBe(false);
+      expect(sent(handle).map((n) => `${n.event} ${n.title}`)).toEqual([
+        `trigger maintenance '${input.maintenance!.schedule}' started`,
+        `resolve maintenance on '${input.maintenance!.schedule}' resolved`,
+      ]);
+      expect(sent(handle)[0]!.text).toBe(`${a}, ${b}`);
+      expect(sent(handle)[1]!.text).toBe(`maintenance '${input.maintenance!.schedule}' completed: maintained ${a}, ${b}`);
+    });
+
+    it('fails on a failing post-check, and still expires the silence and closes the window', async () => {
+      const [a, b] = [uniqueTarget('pg'), uniqueTarget('pg')];
+      h.script(a, { healthy: () => true });
+      h.script(b, { healthy: () => false });
+      const input = maintenanceRun([a, b]);
+      const handle = await startMaintenance(input);
+      const result = await handle.result();
+      expect(result.outcome).toBe('failed');
+      expect(result.detail).toBe(
+        `step each-target failed: step post-check-passed for '${b}' failed: post-check of '${b}' failed: http failed: connection refused (finished: ${a})`,
+      );
+      const silenceId = result.timeline.find((e) => e.event === 'window opened')!.detail!.split(' ')[1];
+      expect(silenceOf(handle)).toBeDefined();
+      expect(h.calls.filter((c) => c.activity === 'expireSilence').map((c) => c.arg)).toContain(silenceId);
+      expect(events(result.timeline)).toEqual(expect.arrayContaining(['silence expired', 'window closed']));
+      expect((await h.guard.maintenanceWindowFor(a)).suppressed).toBe(false);
+      expect((await h.guard.maintenanceWindowFor(b)).suppressed).toBe(false);
+      const page = sent(handle).find((n) => n.idempotencyKey.endsWith(':failed'));
+      expect(page).toMatchObject({ event: 'trigger', severity: 'critical', channels: ['ops'], title: `maintenance '${input.maintenance!.schedule}' failed` });
+    });
+  });
+});
