@@ -89,15 +89,15 @@ export function parseRunbook(text: string, source: string): RunbookDefinition {
   };
   const raw = doc.toJS({ maxAliasCount: 50 }) as unknown;
   const problems: string[] = [];
-  const say = (path: Path, message: string, stepIdOf?: string) => {
-    const line = locate(path);
+  const say = (path: Path, message: string, stepIdOf?: string, exact?: Path) => {
+    const line = (exact && locate(exact)) ?? locate(path);
     const where = stepIdOf ? ` step "${stepIdOf}":` : '';
     problems.push(`${source}${line ? `:${line}` : ''}:${where} ${path.join('.') || '(top level)'}: ${message}`);
   };
 
   const top = runbookFile.safeParse(raw);
   if (!top.success) {
-    for (const issue of top.error.issues) say(issue.path, issueText(issue, raw));
+    for (const issue of top.error.issues) say(issue.path, issueText(issue, raw), undefined, keyPath(issue, issue.path));
     throw new RunbookError(problems);
   }
   const file = top.data;
@@ -106,6 +106,7 @@ export function parseRunbook(text: string, source: string): RunbookDefinition {
   const steps = file.steps.map((s, i) => readStep(s, ['steps', i], read, false));
   const finallySteps = file.finally.map((s, i) => readStep(s, ['finally', i], read, true));
   if (problems.length === 0) checkFlow(steps, finallySteps, say);
+  if (problems.length === 0) checkStepReferences([...steps, ...finallySteps] as Step[], ids, say);
   if (problems.length > 0) throw new RunbookError(problems);
   return {
     name: file.name,
@@ -119,7 +120,12 @@ export function parseRunbook(text: string, source: string): RunbookDefinition {
   };
 }
 
-type Say = (path: Path, message: string, stepId?: string) => void;
+type Say = (path: Path, message: string, stepId?: string, exact?: Path) => void;
+
+/** An unknown key's own line, not its parent's. */
+function keyPath(issue: ZodIssue, path: Path): Path | undefined {
+  return issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...path, issue.keys[0]] : undefined;
+}
 
 interface Reader {
   doc: unknown;
@@ -139,7 +145,7 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
     const branch = r && typeof r === 'object' ? ('parallel' in r ? 0 : 'forEach' in r ? 1 : 2) : 2;
     const union = parsed.error.issues.find((i) => i.code === 'invalid_union') as (ZodIssue & { unionErrors?: Array<{ issues: ZodIssue[] }> }) | undefined;
     const issues = union?.unionErrors?.[branch]?.issues ?? parsed.error.issues;
-    for (const issue of issues) say([...path, ...issue.path], issueText(issue, valueAtPath(doc, path)), rawId);
+    for (const issue of issues) say([...path, ...issue.path], issueText(issue, valueAtPath(doc, path)), rawId, keyPath(issue, [...path, ...issue.path]));
     return undefined;
   }
   const s = parsed.data as Record<string, unknown> & { id: string };
@@ -180,7 +186,8 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
   }
   const params = stepCatalog[uses as StepType].safeParse(s.with ?? {});
   if (!params.success) {
-    for (const issue of params.error.issues) say([...path, 'with', ...issue.path], issueText(issue, valueAtPath(doc, [...path, 'with'])), s.id);
+    for (const issue of params.error.issues)
+      say([...path, 'with', ...issue.path], issueText(issue, valueAtPath(doc, [...path, 'with'])), s.id, keyPath(issue, [...path, 'with', ...issue.path]));
     return undefined;
   }
   const withParams = params.data as Record<string, unknown>;
@@ -244,6 +251,30 @@ function checkFlow(steps: Array<Step | undefined>, finallySteps: Array<Step | un
     });
   walk(steps, 'steps');
   walk(finallySteps, 'finally');
+}
+
+/**
+ * `steps.<id>` in a condition or template must name a step of this runbook: a typo would otherwise
+ * surface only when the run reaches it, at 3 a.m.
+ */
+function checkStepReferences(list: Step[], ids: Map<string, Path>, say: Say): void {
+  const walk = (steps: Step[]) =>
+    steps.forEach((s) => {
+      const texts: Array<[string, string]> = [];
+      if (s.when !== undefined) texts.push(['when', s.when]);
+      if (s.kind === 'action') for (const [k, v] of Object.entries(s.with)) if (typeof v === 'string') texts.push([`with.${k}`, v]);
+      for (const [key, text] of texts) {
+        for (const m of text.matchAll(/\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['"]([^'"]+)['"]\s*\])/g)) {
+          const id = (m[1] ?? m[2]!).replaceAll('-', '_');
+          if (!ids.has(id)) {
+            const at = ids.get(s.id.replaceAll('-', '_'))!;
+            say([...at, ...key.split('.')], `refers to steps.${m[1] ?? m[2]}, which is not a step of this runbook (known: ${[...ids.keys()].join(', ')})`, s.id);
+          }
+        }
+      }
+      if (s.kind !== 'action') walk(s.steps);
+    });
+  walk(list);
 }
 
 function issueText(issue: ZodIssue, raw: unknown): string {

@@ -96,7 +96,8 @@ describe('a runbook file is refused with its file, line and step named', () => {
   });
 
   it('for an unknown key of the step itself', () => {
-    const p = onlyProblem(runbook('  - id: verify', '    uses: verify', '    retries: 3'), 5, 'verify');
+    // The line of the unknown key itself, not of the step it sits in.
+    const p = onlyProblem(runbook('  - id: verify', '    uses: verify', '    retries: 3'), 7, 'verify');
     expect(p).toContain('steps.0: unknown key(s) "retries"');
   });
 
@@ -216,7 +217,15 @@ describe('a runbook file is refused with its file, line and step named', () => {
     expect(problemsOf(['name: probe', 'description: d', 'appliesTo: [container]', 'steps: []', ''].join('\n'))).toEqual([
       expect.stringMatching(/^bad\.yaml:4: steps: Array must contain at least 1 element/),
     ]);
-    expect(problemsOf(runbook('  - id: verify', '    uses: verify') + 'kinds: maintenance\n')).toEqual(['bad.yaml:1: (top level): unknown key(s) "kinds"']);
+    expect(problemsOf(runbook('  - id: verify', '    uses: verify') + 'kinds: maintenance\n')).toEqual(['bad.yaml:7: (top level): unknown key(s) "kinds"']);
+  });
+
+  it('for a condition or template naming a step the runbook does not have', () => {
+    const p = problemsOf(runbook('  - id: verify', '    uses: verify', '  - id: done', '    when: steps.verfy.healthy', '    uses: end', '    with: { outcome: recovered, detail: "${{ steps.nope.detail }}" }'));
+    expect(p).toEqual([
+      expect.stringMatching(/^bad\.yaml:8: step "done": steps\.1\.when: refers to steps\.verfy, which is not a step of this runbook/),
+      expect.stringMatching(/^bad\.yaml:10: step "done": steps\.1\.with\.detail: refers to steps\.nope, which is not a step of this runbook/),
+    ]);
   });
 
   it('with every problem of the file at once', () => {
