@@ -7,12 +7,13 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { ZodIssue } from 'zod';
-import { expressionProblem, templateExpressions } from './expressions.js';
+import { expressionProblem, isTemplate, templateExpressions } from './expressions.js';
 import {
   runbookFile,
   stepCatalog,
   stepShape,
   stepTypes,
+  templateParams,
   type ActionStep,
   type RunbookDefinition,
   type Step,
@@ -169,7 +170,9 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
   if (Array.isArray(s.parallel) || Array.isArray(s.steps)) {
     const kind = Array.isArray(s.parallel) ? 'parallel' : 'forEach';
     const childKey = kind === 'parallel' ? 'parallel' : 'steps';
-    const children = (s[childKey] as unknown[]).map((c, i) => readStep(c, [...path, childKey, i], read, inFinally));
+    // The children as written: the group's own parse has already turned their durations into numbers.
+    const rawChildren = (raw as Record<string, unknown[]>)[childKey]!;
+    const children = rawChildren.map((c, i) => readStep(c, [...path, childKey, i], read, inFinally));
     children.forEach((c, i) => {
       if (c && c.kind === 'action' && c.uses === 'end') say([...path, childKey, i, 'uses'], 'a run ends from its top-level steps, not from inside a group', c.id);
       if (c && typeof c.onFailure === 'object') say([...path, childKey, i, 'onFailure'], 'a step inside a group cannot jump; let the group jump', c.id);
@@ -212,11 +215,14 @@ function checkExpressions(uses: StepType, params: Record<string, unknown>, path:
       if (problem) say([...path, key], `condition ${JSON.stringify(value)} cannot be used: ${problem}`, id);
       continue;
     }
+    if (isTemplate(value) && !templateParams[uses].includes(key)) {
+      say([...path, key], `is used as written: only ${templateParams[uses].join(', ') || 'no parameter'} of ${uses} may hold \${{ }} expressions`, id);
+      continue;
+    }
     for (const expr of templateExpressions(value)) {
       const problem = expressionProblem(expr, 'value');
       if (problem) say([...path, key], `expression ${JSON.stringify(expr)} cannot be used: ${problem}`, id);
     }
-    if (/^(target|url|key)$/.test(key) && value.includes('${{')) say([...path, key], 'must be a literal, not an expression', id);
   }
 }
 

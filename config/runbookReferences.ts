@@ -25,6 +25,11 @@ export function runbookReferenceProblems(config: Loaded): string[] {
     const def = defs[m.runbook];
     if (!def) return problems.push(`maintenance[${i}].runbook: no runbook file named "${m.runbook}" (known: ${known})`);
     if (def.kind !== 'maintenance') problems.push(`maintenance[${i}].runbook: "${m.runbook}" is an ${def.kind} runbook; schedules start maintenance runbooks`);
+    for (const t of m.targets) {
+      const kind = config.targets[t]?.kind;
+      if (kind && !def.appliesTo.includes(kind))
+        problems.push(`maintenance[${i}]: runbook "${m.runbook}" applies to ${def.appliesTo.join(', ')}, and target "${t}" is a ${kind}`);
+    }
   });
   for (const def of Object.values(defs)) problems.push(...definitionProblems(def, config));
   return problems;

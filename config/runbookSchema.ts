@@ -182,6 +182,34 @@ export const stepOutputs: Record<StepType, string[]> = {
   end: [],
 };
 
+/**
+ * The parameters whose `${{ }}` parts are rendered when the step runs. Anything else is used as
+ * written, so a template there is refused at load: in particular what picks a target, a URL, a
+ * channel or a log pattern is never an expression.
+ */
+export const templateParams: Record<StepType, string[]> = {
+  checkSuppression: [],
+  verify: [],
+  restart: [],
+  diagnose: [],
+  logs: [],
+  http: ['body'],
+  runAction: [],
+  backup: [],
+  maintain: [],
+  openWindow: [],
+  closeWindow: [],
+  silence: ['comment'],
+  expireSilence: ['silenceId'],
+  notify: ['severity', 'title', 'text'],
+  escalate: ['reason'],
+  approval: ['action', 'lead'],
+  sleep: [],
+  assert: ['message'],
+  waitUntil: [],
+  end: ['detail'],
+};
+
 /** Step types that change something: dry-run applies, and `remediate runbooks plan` marks them. */
 export const mutatingSteps: ReadonlySet<StepType> = new Set<StepType>([
   'restart',
@@ -203,7 +231,7 @@ const failurePolicy = z.union([z.enum(['fail', 'continue']), z.object({ goto: st
 const common = {
   id: stepId,
   when: z.string().min(1).max(1_000).optional(),
-  /** The whole step fails if it has not finished in this long. */
+  /** An attempt of the step fails if it has not finished in this long (each retry gets it again). */
   timeout: duration.optional(),
   /** Runs the step again when it fails (not when a check merely says "unhealthy"). */
   retry: z.object({ attempts: z.number().int().min(1).max(10), backoff: duration.default('5s') }).strict().optional(),

@@ -1,7 +1,9 @@
 // The one schema for the engine's configuration. Every type the rest of the code uses
 // for configuration is inferred from here, so a key exists in exactly one place.
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { cronProblem, timeZoneProblem } from './cron.js';
+import { formatDuration, parseDuration } from './duration.js';
+import { validateMatcher } from './matchers.js';
 import { Secret } from './secret.js';
 import { durationPattern } from './duration.js';
 import { unitNameProblem } from '../activities/systemd.js';
@@ -9,6 +11,42 @@ import type { RunbookDefinition } from './runbookSchema.js';
 
 /** A duration written the way operators write them: "90s", "15m", "1h30m", "500ms". */
 const duration = z.string().regex(durationPattern, 'expected a duration such as "30s", "15m" or "1h"');
+
+/**
+ * A duration with bounds: a zero timeout fails every call, and an absurd one (a health check of a
+ * day) outlasts the activity that runs it, so both are refused at start-up rather than at 3 a.m.
+ */
+function durationWithin(minMs: number, maxMs: number, why = '') {
+  return duration.superRefine((text, ctx) => {
+    if (!durationPattern.test(text)) return;
+    const ms = parseDuration(text);
+    if (ms >= minMs && ms <= maxMs) return;
+    const low = minMs === 0 ? 'at least 0s' : minMs === 1 ? 'more than 0' : `at least ${formatDuration(minMs)}`;
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected ${low} and at most ${formatDuration(maxMs)}${why}` });
+  });
+}
+const second = 1_000;
+const minute = 60 * second;
+const hour = 60 * minute;
+const day = 24 * hour;
+/** A timeout: more than zero, at most max. */
+const timeout = (maxMs: number, why = '') => durationWithin(1, maxMs, why);
+
+const port = z.number().int().min(1).max(65_535);
+
+/** Only http and https: a file:, gopher: or javascript: URL has no business in a health check or a page. */
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => !URL.canParse(u) || /^https?:$/.test(new URL(u).protocol), { message: 'expected an http or https URL' });
+
+/** Table names go into VACUUM and OPTIMIZE statements: plain identifiers only, optionally schema-qualified. */
+const pgTable = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$/, 'expected a plain table name (letters, digits, "_" and "$"), optionally "schema.table"');
+const mysqlTable = z
+  .string()
+  .regex(/^(?!\d+(\.|$))[A-Za-z0-9_$]{1,64}(\.(?!\d+$)[A-Za-z0-9_$]{1,64})?$/, 'expected a plain table name (letters, digits, "_" and "$", not only digits), optionally "db.table"');
 
 /** Names that end up in workflow ids, task queues and search attributes. */
 const name = z
@@ -19,28 +57,40 @@ const name = z
  * A secret is never written inline in production configs; it is read from the environment
  * or a file when the config loads. Inline values are accepted for local stacks and tests.
  */
+/** Marks the schema positions that hold a secret: a config error never echoes what is there. */
+export const secretMarker = 'secret';
+
 export const secretRef = z
   .union([
     z.string().min(1),
     z.object({ env: z.string().min(1) }).strict(),
     z.object({ file: z.string().min(1) }).strict(),
   ])
-  .transform((ref, ctx) => {
-    try {
-      return Secret.resolve(ref);
-    } catch (err) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
-      return z.NEVER;
-    }
-  });
+  // Read on first use: which process needs which secret is the loader's to decide (config/load.ts).
+  .transform((ref) => Secret.lazy(ref))
+  .describe(secretMarker);
+
+/** Every secret in a parsed config, with its key ("targets.app-db.password"). */
+export function secretsIn(config: unknown): Array<{ path: Array<string | number>; secret: Secret }> {
+  const found: Array<{ path: Array<string | number>; secret: Secret }> = [];
+  const walk = (v: unknown, path: Array<string | number>): void => {
+    if (v instanceof Secret) return void found.push({ path, secret: v });
+    if (typeof v !== 'object' || v === null) return;
+    if (Array.isArray(v)) v.forEach((child, i) => walk(child, [...path, i]));
+    else for (const [k, child] of Object.entries(v)) walk(child, [...path, k]);
+  };
+  walk(config, []);
+  return found;
+}
 
 const healthCheck = z
   .object({
-    url: z.string().url(),
+    url: httpUrl,
     expectStatus: z.number().int().min(100).max(599).default(200),
-    timeout: duration.default('3s'),
+    // The verification activity that runs it has one minute.
+    timeout: timeout(30 * second).default('3s'),
     /** A JSON endpoint such as /health/detailed that reports per-dependency checks. */
-    detailedUrl: z.string().url().optional(),
+    detailedUrl: httpUrl.optional(),
   })
   .strict();
 
@@ -48,13 +98,13 @@ const dockerEndpoint = z
   .object({
     socketPath: z.string().optional(),
     host: z.string().optional(),
-    port: z.number().int().positive().optional(),
+    port: port.optional(),
     protocol: z.enum(['http', 'https', 'ssh']).optional(),
     username: z.string().optional(),
     ca: secretRef.optional(),
     cert: secretRef.optional(),
     key: secretRef.optional(),
-    timeout: duration.default('15s'),
+    timeout: timeout(2 * minute).default('15s'),
   })
   .strict()
   .refine((e) => Boolean(e.socketPath) !== Boolean(e.host), {
@@ -66,7 +116,7 @@ const targetBase = {
   labels: z.record(z.string()).default({}),
   health: healthCheck.optional(),
   /** Overrides of the global restart verification deadline for slow starters. */
-  verifyDeadline: duration.optional(),
+  verifyDeadline: timeout(hour).optional(),
 };
 
 const containerTarget = z
@@ -74,7 +124,8 @@ const containerTarget = z
     kind: z.literal('container'),
     container: z.string().min(1),
     docker: name.default('local'),
-    stopTimeout: duration.default('10s'),
+    // The restart activity has three minutes for the stop and the start.
+    stopTimeout: durationWithin(0, 2 * minute).default('10s'),
     ...targetBase,
   })
   .strict();
@@ -94,11 +145,11 @@ const systemdTarget = z
 
 const connection = {
   host: z.string().default('127.0.0.1'),
-  port: z.number().int().positive(),
+  port,
   user: z.string().optional(),
   password: secretRef.optional(),
   database: z.string().optional(),
-  timeout: duration.default('5s'),
+  timeout: timeout(30 * second).default('5s'),
 };
 
 const postgresTarget = z
@@ -106,7 +157,7 @@ const postgresTarget = z
     kind: z.literal('postgres'),
     ...connection,
     /** Tables VACUUM (ANALYZE) touches during maintenance; empty means the whole database. */
-    maintenanceTables: z.array(z.string()).default([]),
+    maintenanceTables: z.array(pgTable).default([]),
     /** The container or unit that runs the server, for an approved restart. */
     restartVia: name.optional(),
     ...targetBase,
@@ -117,7 +168,7 @@ const mysqlTarget = z
   .object({
     kind: z.literal('mysql'),
     ...connection,
-    maintenanceTables: z.array(z.string()).default([]),
+    maintenanceTables: z.array(mysqlTable).default([]),
     restartVia: name.optional(),
     ...targetBase,
   })
@@ -127,9 +178,9 @@ const redisTarget = z
   .object({
     kind: z.literal('redis'),
     host: z.string().default('127.0.0.1'),
-    port: z.number().int().positive(),
+    port,
     password: secretRef.optional(),
-    timeout: duration.default('3s'),
+    timeout: timeout(30 * second).default('3s'),
     restartVia: name.optional(),
     ...targetBase,
   })
@@ -140,7 +191,7 @@ const httpTarget = z
     kind: z.literal('http'),
     /** A configured action such as a cache clear, run only after approval. */
     action: z
-      .object({ method: z.enum(['POST', 'PUT', 'DELETE']).default('POST'), url: z.string().url() })
+      .object({ method: z.enum(['POST', 'PUT', 'DELETE']).default('POST'), url: httpUrl })
       .strict()
       .optional(),
     restartVia: name.optional(),
@@ -171,7 +222,16 @@ export const matcher = z
     isRegex: z.boolean().default(false),
     isEqual: z.boolean().default(true),
   })
-  .strict();
+  .strict()
+  // A regular expression that does not compile would fail every alert it is asked about, for ever.
+  .superRefine((m, ctx) => {
+    if (!m.isRegex) return;
+    try {
+      validateMatcher(m);
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['value'], message: (err as Error).message });
+    }
+  });
 
 const binding = z
   .object({
@@ -211,7 +271,7 @@ const channel = z.discriminatedUnion('type', [
     .object({
       type: z.literal('pagerduty'),
       routingKey: secretRef,
-      url: z.string().url().default('https://events.pagerduty.com/v2/enqueue'),
+      url: httpUrl.default('https://events.pagerduty.com/v2/enqueue'),
     })
     .strict(),
 ]);
@@ -219,7 +279,7 @@ const channel = z.discriminatedUnion('type', [
 const escalationLevel = z
   .object({
     name: z.string().min(1),
-    after: duration,
+    after: durationWithin(0, 30 * day),
     channels: z.array(name).min(1),
   })
   .strict();
@@ -227,7 +287,7 @@ const escalationLevel = z
 const escalationPolicy = z
   .object({ levels: z.array(escalationLevel).min(1) })
   .strict()
-  .refine((p) => p.levels.every((l, i) => i === 0 || parseDuration(l.after) >= parseDuration(p.levels[i - 1]!.after)), {
+  .refine((p) => p.levels.every((l, i) => i === 0 || !p.levels.slice(i - 1, i + 1).every((x) => durationPattern.test(x.after)) || parseDuration(l.after) >= parseDuration(p.levels[i - 1]!.after)), {
     message: 'levels must be in order of their "after" delay',
   });
 
@@ -239,9 +299,21 @@ const maintenanceSchedule = z
   .object({
     name: name,
     /** Cron in UTC unless timezone says otherwise. The seeds' default: Sunday 02:00 UTC. */
-    cron: z.string().default('0 2 * * 0'),
-    timezone: z.string().default('UTC'),
-    window: duration.default('1h'),
+    cron: z
+      .string()
+      .default('0 2 * * 0')
+      .superRefine((cron, ctx) => {
+        const problem = cronProblem(cron);
+        if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      }),
+    timezone: z
+      .string()
+      .default('UTC')
+      .superRefine((zone, ctx) => {
+        const problem = timeZoneProblem(zone);
+        if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      }),
+    window: timeout(7 * day).default('1h'),
     targets: z.array(name).min(1),
     /** The maintenance runbook file the schedule runs. */
     runbook: runbookRef.default('maintenance'),
@@ -251,7 +323,8 @@ const maintenanceSchedule = z
   })
   .strict();
 
-export const engineConfig = z
+/** The config's shape, secrets unresolved: parseConfig resolves those the process needs. */
+export const engineConfigShape = z
   .object({
     temporal: z
       .object({
@@ -269,8 +342,8 @@ export const engineConfig = z
           })
           .strict()
           .optional(),
-        uiPort: z.number().int().positive().default(8233),
-        port: z.number().int().positive().default(7233),
+        uiPort: port.default(8233),
+        port: port.default(7233),
         /**
          * Runs kept in the worker's memory between tasks. Most incidents sit for minutes on an
          * escalation or approval timer; one that was evicted is replayed (milliseconds) when its
@@ -300,7 +373,8 @@ export const engineConfig = z
       })
       .strict(),
     alertmanager: z
-      .object({ url: z.string().url(), timeout: duration.default('5s') })
+      // Its activities have 30 seconds.
+      .object({ url: httpUrl, timeout: timeout(25 * second).default('5s') })
       .strict()
       .optional(),
     docker: z.record(name, dockerEndpoint).default({ local: { socketPath: '/var/run/docker.sock', timeout: '15s' } }),
@@ -319,15 +393,19 @@ export const engineConfig = z
     operators: z.array(operator).default([]),
     guardrails: z
       .object({
-        restarts: z.object({ max: z.number().int().min(0).default(3), window: duration.default('1h') }).strict().default({}),
+        restarts: z.object({ max: z.number().int().min(0).default(3), window: timeout(30 * day).default('1h') }).strict().default({}),
         restartAttempts: z.number().int().min(1).max(10).default(3),
-        restartBackoff: duration.default('10s'),
-        verifyDeadline: duration.default('60s'),
-        verifyInterval: duration.default('2s'),
+        restartBackoff: durationWithin(0, hour).default('10s'),
+        verifyDeadline: timeout(hour).default('60s'),
+        verifyInterval: timeout(10 * minute).default('2s'),
         maxConcurrentDestructive: z.number().int().min(1).default(2),
-        approvalTimeout: duration.default('30m'),
+        approvalTimeout: timeout(30 * day).default('30m'),
       })
       .strict()
+      .refine((g) => !durationPattern.test(g.verifyInterval) || !durationPattern.test(g.verifyDeadline) || parseDuration(g.verifyInterval) <= parseDuration(g.verifyDeadline), {
+        message: 'verifyInterval must not be longer than verifyDeadline',
+        path: ['verifyInterval'],
+      })
       .default({}),
     maintenance: z.array(maintenanceSchedule).default([]),
     backupDir: z.string().default('.data/backups'),
@@ -339,7 +417,40 @@ export const engineConfig = z
       .strict()
       .default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    for (const p of embeddedPortProblems(c)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.path, message: p.message });
+  });
+
+/** The config as the engine needs it: every secret resolvable (an unset variable is an issue at its key). */
+export const engineConfig = engineConfigShape.superRefine((c, ctx) => {
+  for (const { path, secret } of secretsIn(c)) {
+    const problem = secret.check();
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path, message: problem });
+  }
+});
+
+/**
+ * The embedded dev server takes four ports: gRPC (port), metrics (port + 1), HTTP (port + 10) and
+ * the UI. Any two the same, or the webhook on one of them, and the server exits with an obscure error.
+ */
+function embeddedPortProblems(c: z.output<typeof engineConfigShape>): Array<{ path: string[]; message: string }> {
+  if (c.temporal.address) return [];
+  const { port: grpc, uiPort } = c.temporal;
+  if (!Number.isInteger(grpc) || !Number.isInteger(uiPort)) return [];
+  const taken: Array<[number, string]> = [[grpc, 'gRPC'], [grpc + 1, 'metrics'], [grpc + 10, 'HTTP']];
+  const layout = `temporal.port ${grpc} takes ${grpc} (gRPC), ${grpc + 1} (metrics) and ${grpc + 10} (HTTP)`;
+  const problems: Array<{ path: string[]; message: string }> = [];
+  if (grpc + 10 > 65_535) problems.push({ path: ['temporal', 'port'], message: `${grpc} leaves no room for the embedded server's HTTP port ${grpc + 10}` });
+  const clash = taken.find(([p]) => p === uiPort);
+  if (clash) problems.push({ path: ['temporal', 'uiPort'], message: `${uiPort} is the embedded server's ${clash[1]} port (${layout})` });
+  const listen = Number(/:(\d+)$/.exec(c.webhook.listen)?.[1]);
+  const webhookClash = [...taken, [uiPort, 'UI'] as [number, string]].find(([p]) => p === listen);
+  if (listen > 0 && webhookClash) {
+    problems.push({ path: ['webhook', 'listen'], message: `port ${listen} is the embedded Temporal server's ${webhookClash[1]} port (${layout}, UI ${uiPort})` });
+  }
+  return problems;
+}
 
 export type EngineConfigInput = z.input<typeof engineConfig>;
 /** The checked config, with the runbook files it uses loaded and checked against it. */

@@ -70,9 +70,11 @@ export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
   // However the run ended: cleanup first, then the notification that closes the loop, then the outcome.
   const result = await CancellationScope.nonCancellable(async () => {
     run.ending = ending;
-    if (def.finally.length > 0) {
-      const cleanup = await runList(run, def.finally, undefined).catch((err: unknown) => ({ outcome: 'failed' as Outcome, detail: describeFailure(err) }));
-      if (cleanup && cleanup.outcome === 'failed' && ending.outcome !== 'failed' && ending.outcome !== 'cancelled')
+    // Every finally step runs, whatever the one before it did: a failed silence expiry must not
+    // keep the window from closing. A failure turns an otherwise good ending into 'failed'.
+    for (const step of def.finally) {
+      const cleanup = await runList(run, [step], undefined).catch((err: unknown) => ({ outcome: 'failed' as Outcome, detail: describeFailure(err) }));
+      if (cleanup?.outcome === 'failed' && ending.outcome !== 'failed' && ending.outcome !== 'cancelled')
         ending = { outcome: 'failed', detail: `${ending.detail}; then a finally step failed: ${cleanup.detail}` };
     }
     await closeLoop(run, ending);

@@ -137,7 +137,7 @@ describe('a runbook file is refused with its file, line and step named', () => {
 
   it('for an expression where a literal is required (what is touched never comes from an alert)', () => {
     expect(onlyProblem(runbook('  - id: call', '    uses: http', '    with: { url: "https://api.example/${{ alert.labels.path }}" }'), 7, 'call')).toContain(
-      'steps.0.with.url: must be a literal, not an expression',
+      'steps.0.with.url: is used as written: only body of http may hold ${{ }} expressions',
     );
     expect(onlyProblem(runbook('  - id: verify', '    uses: verify', '    with: { target: "${{ alert.labels.service }}" }'), 7, 'verify')).toContain(
       'steps.0.with.target: expected a configured target name',
@@ -218,6 +218,16 @@ describe('a runbook file is refused with its file, line and step named', () => {
       expect.stringMatching(/^bad\.yaml:4: steps: Array must contain at least 1 element/),
     ]);
     expect(problemsOf(runbook('  - id: verify', '    uses: verify') + 'kinds: maintenance\n')).toEqual(['bad.yaml:7: (top level): unknown key(s) "kinds"']);
+  });
+
+  it('accepts timeout and retry on a step inside a group', () => {
+    const def = parseRunbook(
+      runbook('  - id: gather', '    parallel:', '      - id: logs', '        uses: logs', '        timeout: 1m', '        retry: { attempts: 2, backoff: 5s }', '      - id: look', '        uses: diagnose'),
+      'ok.yaml',
+    );
+    const group = def.steps[0]!;
+    expect(group.kind).toBe('parallel');
+    expect(group.kind !== 'action' && group.steps[0]).toMatchObject({ id: 'logs', timeoutMs: 60_000, retry: { attempts: 2, backoffMs: 5_000 } });
   });
 
   it('for a condition or template naming a step the runbook does not have', () => {

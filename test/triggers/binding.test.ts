@@ -115,7 +115,12 @@ describe('alert → runbook binding', () => {
   });
 
   it('never starts the maintenance runbook from an alert', () => {
-    const c = parseConfig({ ...base, bindings: [{ alert: 'Maint', runbook: 'maintenance', target: 'api' }] }, 't');
+    // Refused when the config loads...
+    expect(() => parseConfig({ ...base, bindings: [{ alert: 'Maint', runbook: 'maintenance', target: 'api' }] }, 't')).toThrow(
+      /bindings\[0\]\.runbook: "maintenance" is a maintenance runbook; alerts start incident runbooks/,
+    );
+    // ...and by the matcher too, for a config built in code.
+    const c = { ...config, bindings: [{ ...config.bindings[0]!, alert: 'Maint', runbook: 'maintenance', target: 'api', targetLabel: undefined, targets: [] }] };
     expect(matchBinding(c, labels({ alertname: 'Maint' }))).toMatchObject({ matched: false, code: 'not-an-incident-runbook' });
   });
 

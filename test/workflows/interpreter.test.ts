@@ -298,6 +298,49 @@ describe('the interpreter', () => {
       expect(titled(handle, 'cleanup')).toBe(`cleanup after failed: ${result.detail}`);
     });
 
+    it('runs every finally step even when one of them fails, and a failure there turns the ending into failed', async () => {
+      const def = definition(
+        'finally-all',
+        `  - id: verify
+    uses: verify
+`,
+        `finally:
+  - id: broken
+    uses: assert
+    with: { that: "false", message: cleanup broke }
+  - id: last
+    uses: notify
+    with: { key: last, title: "still ran after \${{ steps.broken.status }}" }
+`,
+      );
+      const target = uniqueTarget('fin-all');
+      h.script(target, { healthy: () => true });
+      const { handle, result } = await run(def, target);
+      expect(titled(handle, 'last')).toBe('still ran after failed');
+      expect(result.outcome).toBe('failed');
+      expect(result.detail).toBe('every step ran; then a finally step failed: step broken failed: cleanup broke');
+    });
+
+    it('expires nothing in a dry run: the silence a dry run "created" is not asked of Alertmanager', async () => {
+      const def = definition(
+        'dry-silence',
+        `  - id: mute
+    uses: silence
+    with: { duration: 10m }
+`,
+        `finally:
+  - id: unmute
+    uses: expireSilence
+    with: { silenceId: "\${{ steps.mute.silenceId }}" }
+`,
+      );
+      const target = uniqueTarget('dry-sil');
+      const { result } = await run(def, target, { dryRun: true });
+      expect(result.outcome, result.detail).toBe('completed');
+      expect(result.timeline.find((e) => e.step === 'unmute')?.detail).toBe('nothing to expire: the dry run created no silence');
+      expect(h.calls.filter((c) => c.activity === 'expireSilence' && c.arg === 'dry-run')).toHaveLength(0);
+    });
+
     it('runs when the run is cancelled, and the run ends cancelled', async () => {
       const def = definition(
         'finally-cancelled',

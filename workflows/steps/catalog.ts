@@ -15,7 +15,7 @@ import { withDestructiveSlot } from './destructiveSlot.js';
 import { diagnose } from './diagnose.js';
 import { escalate, resolve, trigger } from './escalate.js';
 import { cap, capTail } from './incident.js';
-import { MaintenanceWindow, suppression } from './maintenanceWindow.js';
+import { dryRunSilenceId, MaintenanceWindow, suppression } from './maintenanceWindow.js';
 import { restartOnce, restartWithRetries } from './restartWithRetries.js';
 import { verify, verifyWithin } from './verify.js';
 import { pageText, title } from './runbook.js';
@@ -198,6 +198,10 @@ const catalog: { [T in StepType]: Impl<T> } = {
   async expireSilence({ run, params, text }) {
     const id = text(params.silenceId);
     if (!id) return outputs({ expired: false });
+    if (id === dryRunSilenceId && run.input.dryRun) {
+      run.rb.incident.record('silence expired', 'nothing to expire: the dry run created no silence');
+      return outputs({ expired: false });
+    }
     const r = await run.rb.engine.expireSilence(id, run.input.dryRun);
     run.rb.incident.record('silence expired', `${id}${r.expired ? '' : ' (was already gone)'}`);
     return outputs({ expired: r.expired });

@@ -1,7 +1,11 @@
 // Maintenance windows seen from both sides: an incident checks whether its target is under a
 // silence or an open window (and then keeps its hands off), and the maintenance runbook opens a
 // window (guard entry + Alertmanager silence) and must close it however the run ends.
+import { patched } from '@temporalio/workflow';
 import type { SilenceMatcher, Suppression } from '../../activities/contract.js';
+
+/** What createSilence answers in a dry run: no silence was made. */
+export const dryRunSilenceId = 'dry-run';
 import type { EngineSteps } from './activities.js';
 import { describeFailure, type Incident } from './incident.js';
 
@@ -78,6 +82,11 @@ export class MaintenanceWindow {
   async close(): Promise<void> {
     const { incident, engine, plan } = this;
     incident.enter('close-window');
+    if (this.silenceId === dryRunSilenceId && plan.dryRun && patched('dry-run-silence-not-expired')) {
+      // A dry run created no silence: there is nothing to expire (Alertmanager would refuse the id).
+      incident.record('silence expired', 'nothing to expire: the dry run created no silence');
+      delete this.silenceId;
+    }
     if (this.silenceId !== undefined) {
       const silenceId = this.silenceId;
       try {

@@ -1,0 +1,124 @@
+// Maintenance schedules are handed to Temporal as cron strings, and Temporal parses them only when
+// the engine syncs its schedules, after start-up: a typo there used to stop a running engine. This
+// checks them at load with the grammar of Temporal's own parser (service/worker/scheduler, the
+// ScheduleSpec.cronExpressions documentation): 5, 6 or 7 fields, @hourly…@yearly, @every, "#" comments.
+//
+// Pure, no Node built-ins.
+
+interface Field {
+  name: string;
+  min: number;
+  max: number;
+  names?: readonly string[];
+  /** Shortest prefix of a name that is accepted (Temporal: three letters for months, two for days). */
+  prefix?: number;
+}
+
+const months = ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december'];
+const days = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'];
+
+const second: Field = { name: 'second', min: 0, max: 59 };
+const minute: Field = { name: 'minute', min: 0, max: 59 };
+const hour: Field = { name: 'hour', min: 0, max: 23 };
+const dayOfMonth: Field = { name: 'day of month', min: 1, max: 31 };
+const month: Field = { name: 'month', min: 1, max: 12, names: months, prefix: 3 };
+// 7 is Sunday too, as in most crons.
+const dayOfWeek: Field = { name: 'day of week', min: 0, max: 7, names: days, prefix: 2 };
+const year: Field = { name: 'year', min: 2000, max: 2100 };
+
+const layouts: Record<number, Field[]> = {
+  5: [minute, hour, dayOfMonth, month, dayOfWeek],
+  6: [minute, hour, dayOfMonth, month, dayOfWeek, year],
+  7: [second, minute, hour, dayOfMonth, month, dayOfWeek, year],
+};
+
+const predefined: Record<string, string> = {
+  '@yearly': '0 0 1 1 *',
+  '@annually': '0 0 1 1 *',
+  '@monthly': '0 0 1 * *',
+  '@weekly': '0 0 * * 0',
+  '@daily': '0 0 * * *',
+  '@midnight': '0 0 * * *',
+  '@hourly': '0 * * * *',
+};
+
+const interval = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h|d))+$/;
+
+/** What is wrong with a cron string as Temporal would read it, or undefined when it is valid. */
+export function cronProblem(cron: string): string | undefined {
+  let text = cron.trim();
+  if (/^(CRON_)?TZ=/.test(text)) return 'a time zone inside the cron string is not supported here; set the schedule\'s timezone instead';
+  text = text.split('#')[0]!.trim();
+  if (text === '') return 'the cron string is empty';
+  if (text.startsWith('@every')) {
+    const [, every, ...rest] = text.split(/\s+/);
+    if (!every || rest.length > 0) return '"@every" takes one interval such as "@every 12h" or "@every 24h/2h"';
+    const [length, phase, ...more] = every.split('/');
+    if (more.length > 0 || !interval.test(length!) || (phase !== undefined && !interval.test(phase))) {
+      return `"${every}" is not an interval such as "12h" or "24h/2h"`;
+    }
+    if (!/[1-9]/.test(length!)) return 'the interval of "@every" must be longer than zero';
+    return undefined;
+  }
+  if (text.startsWith('@')) {
+    const expanded = predefined[text];
+    if (!expanded) return `"${text}" is not one of ${Object.keys(predefined).join(', ')}, or @every`;
+    text = expanded;
+  }
+  const parts = text.split(/\s+/);
+  const layout = layouts[parts.length];
+  if (!layout) return `expected 5 fields (minute hour day-of-month month day-of-week), or 6 with a year, or 7 with seconds first; got ${parts.length}`;
+  for (const [i, part] of parts.entries()) {
+    const problem = fieldProblem(part, layout[i]!);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+function fieldProblem(text: string, f: Field): string | undefined {
+  for (const item of text.split(',')) {
+    const bad = (why: string) => `${f.name} "${text}": ${why}`;
+    const [range, step, ...extra] = item.split('/');
+    if (extra.length > 0) return bad('more than one "/"');
+    if (step !== undefined && !/^[1-9]\d*$/.test(step)) return bad(`the step "${step}" is not a whole number above 0`);
+    if (range === '*') continue;
+    const [from, to, ...more] = range!.split('-');
+    if (more.length > 0) return bad('more than one "-"');
+    const start = value(from!, f);
+    if (start === undefined) return bad(`"${from}" is not ${allowed(f)}`);
+    if (to === undefined) continue;
+    const end = value(to, f);
+    if (end === undefined) return bad(`"${to}" is not ${allowed(f)}`);
+    if (end < start) return bad(`the range ${from}-${to} ends before it starts`);
+  }
+  return undefined;
+}
+
+function value(text: string, f: Field): number | undefined {
+  if (/^\d+$/.test(text)) {
+    const n = Number(text);
+    return n >= f.min && n <= f.max ? n : undefined;
+  }
+  if (f.names && f.prefix && text.length >= f.prefix) {
+    const lower = text.toLowerCase();
+    const i = f.names.findIndex((n) => n.startsWith(lower));
+    if (i >= 0) return f === month ? i + 1 : i;
+  }
+  return undefined;
+}
+
+function allowed(f: Field): string {
+  return `${f.min}–${f.max}${f.names ? ` or a ${f === month ? 'month' : 'day'} name` : ''}`;
+}
+
+/** What is wrong with a time zone name, or undefined when it is one (IANA names, as Temporal loads them). */
+export function timeZoneProblem(zone: string): string | undefined {
+  // Offsets ("+02:00") are accepted by newer JavaScript engines but are not IANA zone names.
+  if (zone === '' || /^[+-]/.test(zone) || zone.trim() !== zone) return 'not an IANA time zone name such as "UTC" or "Europe/Berlin"';
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return undefined;
+  } catch {
+    return 'not an IANA time zone name such as "UTC" or "Europe/Berlin"';
+  }
+}
