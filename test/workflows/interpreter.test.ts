@@ -539,6 +539,8 @@ describe('the interpreter', () => {
     const handle = await start(runInput(target, def));
     const waiting = await waitForStatus(handle, pending);
     expect(waiting.pendingApproval?.step).toBe('approve-restart');
+    // Pending is marked before the request is paged, so an operator answering at once is never refused.
+    await waitForStatus(handle, (s) => s.timeline.some((e) => e.event === 'paged approval:approve-restart'));
     expect(titled(handle, 'approval:approve-restart')).toBe(`Approval needed: restart '${target}'`);
     await handle.signal(approveSignal, { operator: 'mallory', reason: 'let me in' });
     await waitForStatus(handle, (s) => s.timeline.some((e) => e.event === 'approval ignored'));
