@@ -80,6 +80,75 @@ export interface LogResult {
   matched: number;
 }
 
+/** A runbook's `command` step: a command the config lists for the target, named by its key. */
+export interface CommandRequest {
+  command: string;
+  incidentId: string;
+  reason: string;
+  actor: string;
+  /** A command the config does not mark readOnly is only described in a dry run. */
+  dryRun: boolean;
+}
+
+export interface CommandRun {
+  target: string;
+  command: string;
+  /** True when it was only described (a dry run of a command that is not readOnly). */
+  dryRun: boolean;
+  exitCode: number;
+  /** stdout, then filtered by the command's `keep`, masked by its `redact`, scrubbed of secrets, capped. */
+  output: string;
+  stderr: string;
+  summary: string;
+}
+
+export type HostDiagnosticSection = 'disk' | 'memory' | 'load' | 'processes' | 'sockets' | 'tcp' | 'paths';
+
+/** A runbook's `hostDiagnostics` step: read-only figures of the host (or container) the target runs on. */
+export interface HostDiagnosticsRequest {
+  /** Unset: every section that applies. */
+  sections?: HostDiagnosticSection[];
+  /** host:port to connect to, hosts the config names only. */
+  tcp: string[];
+  /** Processes listed by CPU and by memory. */
+  top: number;
+}
+
+export interface HostFigures {
+  /** The fullest filesystem's use, in percent (-1 when disk was not read). */
+  diskMaxPercent: number;
+  /** Memory in use (total less available), in percent (-1 when not read). */
+  memoryUsedPercent: number;
+  /** 1-minute load average (-1 when not read). */
+  load1: number;
+  cpus: number;
+  /** host:port that did not accept a connection. */
+  tcpFailed: string[];
+}
+
+export interface HostDiagnostics extends Diagnostics {
+  figures: HostFigures;
+}
+
+/** A runbook's `metric` step: one instant query against the configured Prometheus. */
+export interface MetricRequest {
+  /** The runbook's literal PromQL; its `{{target}}` placeholders are filled in here, escaped. */
+  query: string;
+  /** Whose name and configured labels fill the placeholders. */
+  target: string;
+  op: '<' | '<=' | '>' | '>=' | '==' | '!=';
+  threshold: number;
+}
+
+export interface MetricResult {
+  /** The value compared: the only series', else the one farthest from holding; null when nothing came back. */
+  value: number | null;
+  /** Every series returned holds `value op threshold`; false when nothing came back. */
+  holds: boolean;
+  series: number;
+  detail: string;
+}
+
 export interface TargetActivities {
   verifyTarget(target: string): Promise<Verification>;
   targetLogs(target: string, req: LogRequest): Promise<LogResult>;
@@ -90,6 +159,10 @@ export interface TargetActivities {
   backupTarget(target: string, ctx: ActionContext): Promise<BackupResult>;
   /** VACUUM (ANALYZE) for PostgreSQL, OPTIMIZE + ANALYZE TABLE for MySQL. */
   maintainTarget(target: string, ctx: ActionContext): Promise<ActionResult>;
+  /** A configured command: `docker exec` in a container, the host agent for a systemd unit. */
+  runTargetCommand(target: string, req: CommandRequest): Promise<CommandRun>;
+  /** Disk, memory, load, processes, sockets, connects, path sizes where the target runs. */
+  hostDiagnostics(target: string, req: HostDiagnosticsRequest): Promise<HostDiagnostics>;
 }
 
 export interface NotificationRequest {
@@ -157,6 +230,7 @@ export interface HttpStepResult {
 
 export interface EngineActivities {
   httpRequest(req: HttpStepRequest): Promise<HttpStepResult>;
+  queryMetric(req: MetricRequest): Promise<MetricResult>;
   notify(req: NotificationRequest & { dryRun: boolean }): Promise<NotificationResult>;
   createSilence(req: SilenceRequest): Promise<{ silenceId: string; dryRun: boolean }>;
   expireSilence(silenceId: string, dryRun: boolean): Promise<{ expired: boolean }>;

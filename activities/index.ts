@@ -1,22 +1,26 @@
 // Wires every activity module to real clients from the config: the engine registers all of them,
-// a host agent registers the target facade with systemd added for its own units.
+// a host agent registers the target facade for its own systemd units and nothing else.
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { parseDuration } from '../config/duration.js';
 import type { EngineConfig } from '../config/schema.js';
 import type { EngineActivities, Suppression } from './contract.js';
 import { createAlertmanagerActivities } from './alertmanager.js';
-import { createDockerActivities, dockerClient } from './docker.js';
+import { createDockerActivities, dockerClient, type DockerActivities } from './docker.js';
 import { badInput } from './failures.js';
 import { createGuardrailActivities } from './guardrails.js';
 import { createHttpActivities } from './http.js';
 import { createHttpStep } from './httpStep.js';
-import { createMysqlActivities } from './mysql.js';
+import { createMysqlActivities, type MysqlActivities } from './mysql.js';
 import { createNotifyActivities } from './notify.js';
-import { createPostgresActivities } from './postgres.js';
-import { createRedisActivities } from './redis.js';
+import { createPostgresActivities, type PostgresActivities } from './postgres.js';
+import { createRedisActivities, type RedisActivities } from './redis.js';
 import { createSystemdActivities, localRunner, type CommandRunner } from './systemd.js';
 import { createTargetActivities } from './targets.js';
+import { createDockerExec } from './dockerExec.js';
+import { createPrometheusActivities } from './prometheus.js';
+import { configSecrets } from './redaction.js';
+import { configuredHosts } from '../config/runbookReferences.js';
 import type Docker from 'dockerode';
 
 function systemClients(config: EngineConfig) {
@@ -42,6 +46,7 @@ function systemClients(config: EngineConfig) {
     postgres: createPostgresActivities({ outputBytes, backupDir: config.backupDir }),
     mysql: createMysqlActivities({ outputBytes }),
     redis: createRedisActivities(),
+    dockerExec: createDockerExec({ docker, apiTimeoutMs: (endpoint) => parseDuration(config.docker[endpoint]?.timeout ?? '15s') }),
   };
 }
 
@@ -77,9 +82,16 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
   };
 
   const httpStep = createHttpStep({ config, logger: deps.logger });
+  const prometheus = config.prometheus
+    ? createPrometheusActivities({ url: config.prometheus.url, timeoutMs: parseDuration(config.prometheus.timeout), targets: config.targets, secrets: configSecrets(config) })
+    : undefined;
 
   const engine: EngineActivities = {
     httpRequest: (req) => httpStep.httpRequest(req),
+    async queryMetric(req) {
+      if (!prometheus) throw badInput(`metric query${req?.target ? ` for target '${String(req.target)}'` : ''}`, 'no prometheus.url in the config');
+      return prometheus.queryMetric(req);
+    },
     notify: (req) => notifier.notify(req),
     createSilence: (req) => needAlertmanager('silence creation').createSilence({ ...req, dryRun: req.dryRun || config.dryRun }),
     expireSilence: (id, dryRun) => needAlertmanager(`expiry of silence ${id}`).expireSilence(id, dryRun || config.dryRun),
@@ -97,15 +109,36 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
   return { ...targets, ...engine, ...guard };
 }
 
-/** The activities a host agent serves: the target facade for its own units, systemd run locally. */
+/**
+ * The activities a host agent serves: the target facade for its own units (systemctl and journalctl
+ * run locally, the units' health URLs checked from here), and nothing else. Containers, databases and
+ * the other hosts' units are the engine's and their agents': named here, they are refused, and this
+ * process holds no client for them (nor their secrets: the loader did not read those).
+ */
 export function createHostActivities(config: EngineConfig, host: string, deps: { logger: Logger; run?: CommandRunner }) {
-  const mine = Object.fromEntries(
-    Object.entries(config.targets).filter(([, t]) => (t.kind === 'systemd' ? t.host === host : true)),
-  );
+  const mine = Object.fromEntries(Object.entries(config.targets).filter(([, t]) => t.kind === 'systemd' && t.host === host));
+  const outputBytes = config.limits.outputBytes;
   return createTargetActivities({
     config: { ...config, targets: mine },
     logger: deps.logger,
-    ...systemClients(config),
-    systemd: createSystemdActivities({ run: deps.run ?? localRunner, timeoutMs: 90_000, outputBytes: config.limits.outputBytes }),
+    owner: `the host agent of '${host}', which acts only on that host's systemd units`,
+    docker: notOnThisHost<DockerActivities>('container'),
+    http: createHttpActivities({ outputBytes }),
+    postgres: notOnThisHost<PostgresActivities>('postgres'),
+    mysql: notOnThisHost<MysqlActivities>('mysql'),
+    redis: notOnThisHost<RedisActivities>('redis'),
+    systemd: createSystemdActivities({ run: deps.run ?? localRunner, timeoutMs: 90_000, outputBytes }),
+    // Commands and host diagnostics of its units run here too; TCP checks may reach any host the whole config names.
+    hostRunner: deps.run ?? localRunner,
+    tcpHosts: configuredHosts(config),
+  });
+}
+
+/** Stands in for a system a host agent never touches: its config holds no target of that kind. */
+function notOnThisHost<T extends object>(kind: string): T {
+  return new Proxy({} as T, {
+    get: (_, op) => () => {
+      throw badInput(`${String(op)} of a ${kind} target`, 'a host agent acts only on its own systemd units');
+    },
   });
 }

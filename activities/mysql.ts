@@ -10,6 +10,7 @@ import { redact } from '../config/secret.js';
 import { authFailed, badInput, classify, failureTypes, operation, targetNotFound, transient, withTimeout } from './failures.js';
 import { activitySignal, capText, heartbeating } from './limits.js';
 import { sqlConnection, type SqlConnection, type SqlPing } from './sqlConnection.js';
+import { maskDeadlockReport, maskSql, statementCap } from './sqlText.js';
 
 export type MysqlConnection = SqlConnection;
 export type MysqlPing = SqlPing;
@@ -69,7 +70,8 @@ export interface MysqlDeps {
 }
 
 const kind = 'mysql';
-const infoCap = 500;
+// Read longer than kept: the masked text is shorter than what the server sends.
+const infoCap = 2 * statementCap;
 // Threads that are connected but not running a statement; "long" means a statement that runs long.
 const notRunning = new Set(['Sleep', 'Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Slave_IO', 'Slave_SQL', 'Slave_worker']);
 
@@ -94,7 +96,7 @@ export function createMysqlActivities(deps: MysqlDeps) {
         table: String(r.Table),
         op: String(r.Op),
         msgType: String(r.Msg_type),
-        msgText: capText(String(r.Msg_text ?? ''), infoCap),
+        msgText: capText(String(r.Msg_text ?? ''), statementCap),
       }));
       const errors = rows.filter((r) => r.msgType.toLowerCase() === 'error');
       const took = formatDuration(performance.now() - started);
@@ -156,7 +158,7 @@ export function createMysqlActivities(deps: MysqlDeps) {
           command: String(r.command ?? ''),
           timeS: Number(r.timeS),
           state: r.state == null || r.state === '' ? null : String(r.state),
-          info: r.info == null ? null : String(r.info),
+          info: r.info == null ? null : maskSql(String(r.info), 'mysql'),
         }));
         const byCommand: Record<string, number> = {};
         const byUser: Record<string, number> = {};
@@ -186,7 +188,7 @@ export function createMysqlActivities(deps: MysqlDeps) {
         const [result] = await c.query({ sql: 'SHOW ENGINE INNODB STATUS', timeout: conn.timeoutMs });
         const status = String((result as Array<{ Status?: string }>)[0]?.Status ?? '');
         const text = deadlockSection(status);
-        return text === undefined ? { found: false } : { found: true, text: capText(text, deps.outputBytes) };
+        return text === undefined ? { found: false } : { found: true, text: capText(maskDeadlockReport(text), deps.outputBytes) };
       });
     },
   };

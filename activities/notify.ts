@@ -12,7 +12,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Channel } from '../config/schema.js';
-import { redact, Secret } from '../config/secret.js';
+import { redact, redactUrls, Secret } from '../config/secret.js';
 import type { NotificationRequest, NotificationResult } from './contract.js';
 import { authFailed, badInput, failureTypes, targetNotFound, transient } from './failures.js';
 import { activitySignal } from './limits.js';
@@ -126,7 +126,7 @@ function combine(what: string, failures: ApplicationFailure[], delivered: string
 
 function asFailure(what: string, err: unknown): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
-  return transient(what, String((err as Error)?.message ?? err).slice(0, errorTextChars));
+  return transient(what, redactUrls(String((err as Error)?.message ?? err)).slice(0, errorTextChars));
 }
 
 type PostedChannel = Exclude<Channel, { type: 'log' }>;
@@ -182,11 +182,12 @@ async function post(name: string, channel: PostedChannel, req: NotificationReque
   } catch (err) {
     if (cancelled?.aborted) throw cancelled.reason;
     if (timeout.aborted) throw transient(what, `no answer within ${timeoutMs} ms`);
-    throw transient(what, redact(networkProblem(err), secrets));
+    throw transient(what, redactUrls(redact(networkProblem(err), secrets)));
   }
   if (res.status >= 200 && res.status < 300) return;
 
-  const said = `the receiver answered ${res.status}: ${redact(errorText(text), secrets)}`;
+  // A receiver's error page may quote the request (its URL and query, with the token).
+  const said = `the receiver answered ${res.status}: ${redactUrls(redact(errorText(text), secrets))}`;
   if (res.status >= 500 || res.status === 408 || res.status === 429) throw transient(what, said);
   if (res.status === 401 || res.status === 403) throw authFailed(what, said);
   if (res.status === 404 || res.status === 410) throw targetNotFound(what, said);
@@ -208,7 +209,8 @@ function payload(channel: PostedChannel, req: NotificationRequest): unknown {
         sentAt: new Date().toISOString(),
       };
     case 'slack':
-      return { text: `*${slackEscape(title)}*\n${slackEscape(text)}` };
+      // The title is one bold line: a newline from a label would end the bold and start a forged line.
+      return { text: `*${slackEscape(title.replace(/\s*[\r\n]+\s*/g, ' '))}*\n${slackEscape(text)}` };
     case 'pagerduty': {
       const base = { routing_key: channel.routingKey.reveal(), event_action: req.event, dedup_key: req.incidentKey };
       if (req.event !== 'trigger') return base;
@@ -238,9 +240,21 @@ export function pagerDutySeverity(severity: string): 'critical' | 'error' | 'war
   return 'error';
 }
 
-/** Slack reads <…> as links and mentions; &, < and > must be escaped to show as typed. */
-function slackEscape(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+/**
+ * Text from alerts (labels, annotations) is shown in Slack as typed, never as Slack markup:
+ * - &, < and > are escaped, so `<!channel>`, `<@U123>`, `<!subteam^S1>` and `<https://x|click>`
+ *   stay text (https://api.slack.com/reference/surfaces/formatting#escaping);
+ * - bare @here, @channel and @everyone get a word joiner after the "@", so that a receiver or
+ *   workspace that still links names (link_names) cannot turn them into a notification of everyone;
+ * - terminal and other control characters are dropped.
+ */
+export function slackEscape(text: string): string {
+  return text
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/@(here|channel|everyone)\b/gi, '@\u2060$1');
 }
 
 /**

@@ -17,6 +17,7 @@ import { redact } from '../config/secret.js';
 import { authFailed, badInput, classify, failureTypes, operation, targetNotFound, transient, withTimeout } from './failures.js';
 import { activitySignal, capText, heartbeating } from './limits.js';
 import { sqlConnection, type SqlConnection, type SqlPing } from './sqlConnection.js';
+import { maskSql, statementCap } from './sqlText.js';
 
 export type PgConnection = SqlConnection;
 export type PgPing = SqlPing;
@@ -69,7 +70,8 @@ export interface PostgresDeps {
 }
 
 const kind = 'postgres';
-const queryCap = 500;
+// Read longer than kept: the masked text is shorter than what the server sends.
+const queryCap = 2 * statementCap;
 const execFileAsync = promisify(execFile);
 
 export function createPostgresActivities(deps: PostgresDeps) {
@@ -123,7 +125,7 @@ export function createPostgresActivities(deps: PostgresDeps) {
       });
     },
 
-    /** Non-idle client sessions whose current statement started more than olderThanS ago, oldest first. */
+    /** Non-idle client sessions whose current statement started more than olderThanS ago, oldest first; statements without their literals. */
     async longQueries(conn: PgConnection, name: string, olderThanS: number): Promise<PgLongQuery[]> {
       const what = operation('long query scan', kind, name);
       if (!Number.isFinite(olderThanS) || olderThanS < 0) throw badInput(what, `olderThanS must be a number of seconds >= 0, got ${olderThanS}`);
@@ -144,7 +146,7 @@ export function createPostgresActivities(deps: PostgresDeps) {
           durationS: Math.round(r.duration_s * 10) / 10,
           state: r.state,
           user: r.usename ?? '',
-          query: r.query ?? '',
+          query: maskSql(r.query ?? '', 'postgres'),
         }));
         return withinBytes(found, deps.outputBytes);
       });

@@ -2,12 +2,16 @@
 // password or token the engine also holds: every secret in the config is scrubbed from it.
 import { Secret } from '../config/secret.js';
 
-/** Every Secret anywhere in the config (targets' passwords, named secrets, channel URLs, TLS keys). */
+/**
+ * Every Secret anywhere in the config (targets' passwords, named secrets, channel URLs, TLS keys)
+ * that this process has read. The loader reads all of them in the engine; a host agent reads only
+ * its own, and is not made to read the others just to look for them.
+ */
 export function configSecrets(config: object): Secret[] {
   const found: Secret[] = [];
   const seen = new WeakSet<object>();
   const walk = (v: unknown): void => {
-    if (v instanceof Secret) return void found.push(v);
+    if (v instanceof Secret) return void (v.resolved && found.push(v));
     if (typeof v !== 'object' || v === null || seen.has(v)) return;
     seen.add(v);
     for (const child of Array.isArray(v) ? v : Object.values(v)) walk(child);

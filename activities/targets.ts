@@ -4,6 +4,8 @@
 import type { Logger } from 'pino';
 import { parseDuration } from '../config/duration.js';
 import type { EngineConfig, Target } from '../config/schema.js';
+import { safeUrl } from '../config/secret.js';
+import { configuredHosts } from '../config/runbookReferences.js';
 import type {
   ActionContext,
   ActionResult,
@@ -23,6 +25,10 @@ import { pgConnection, type PostgresActivities } from './postgres.js';
 import { redisConnection, type RedisActivities } from './redis.js';
 import type { SystemdActivities } from './systemd.js';
 import { createTargetLogs } from './targetLogs.js';
+import { createTargetCommands } from './commands.js';
+import type { DockerExec } from './dockerExec.js';
+import { createHostDiagnostics } from './hostDiagnostics.js';
+import type { CommandRunner } from './systemd.js';
 
 export interface TargetDeps {
   config: EngineConfig;
@@ -34,6 +40,14 @@ export interface TargetDeps {
   redis: RedisActivities;
   /** Only on a host agent: systemd units are acted on where they live. */
   systemd?: SystemdActivities;
+  /** Who serves these targets when that is not the engine ("the host agent of 'web-1', …"), for refusals. */
+  owner?: string;
+  /** The engine: commands and diagnostics inside containers (`docker exec`). */
+  dockerExec?: DockerExec;
+  /** A host agent: commands and diagnostics on this host, for its own units. */
+  hostRunner?: CommandRunner;
+  /** The hosts a diagnostics TCP check may connect to (the whole config's; default: this config's). */
+  tcpHosts?: Set<string>;
 }
 
 /** Long-running statements worth showing in diagnostics. */
@@ -44,8 +58,8 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
   const sectionBytes = Math.max(1_024, Math.floor(config.limits.outputBytes / 4));
 
   function resolve(op: string, name: string): Target {
-    const target = config.targets[name];
-    if (!target) throw targetNotFound(`${op} of target '${name}'`, 'no such target in the config');
+    const target = Object.hasOwn(config.targets, name) ? config.targets[name] : undefined;
+    if (!target) throw targetNotFound(`${op} of target '${name}'`, deps.owner ? `not a target of ${deps.owner}` : 'no such target in the config');
     return target;
   }
 
@@ -215,11 +229,12 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     }
     if (t.health) {
       const health = t.health;
-      out.push(section(`health ${health.url}`, async () => lines({ ...(await deps.http.checkHealth({ url: health.url, expectStatus: health.expectStatus, timeoutMs: parseDuration(health.timeout) })) })));
+      // Titles reach pages, the timeline and Temporal's history: no user info, no query string.
+      out.push(section(`health ${safeUrl(health.url)}`, async () => lines({ ...(await deps.http.checkHealth({ url: health.url, expectStatus: health.expectStatus, timeoutMs: parseDuration(health.timeout) })) })));
       if (health.detailedUrl) {
         const url = health.detailedUrl;
         out.push(
-          section(`detailed health ${url}`, async () => {
+          section(`detailed health ${safeUrl(url)}`, async () => {
             const d = await deps.http.readDetailedHealth({ url, timeoutMs: parseDuration(health.timeout) });
             return d.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n') || (d.ok ? 'ok' : 'not ok');
           }),
@@ -288,6 +303,14 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     verifyTarget,
     diagnoseTarget,
     targetLogs: createTargetLogs({ config, docker: deps.docker, systemd: deps.systemd }),
+    runTargetCommand: createTargetCommands({ config, logger, dockerExec: deps.dockerExec, hostRunner: deps.hostRunner, owner: deps.owner }),
+    hostDiagnostics: createHostDiagnostics({
+      config,
+      dockerExec: deps.dockerExec,
+      hostRunner: deps.hostRunner,
+      tcpHosts: deps.tcpHosts ?? configuredHosts(config),
+      owner: deps.owner,
+    }),
     // Heartbeats for the whole call (the stop of a slow container takes its stop timeout), so a
     // worker that dies mid-restart is noticed within the heartbeat timeout, not the 3-minute limit.
     restartTarget: (name: string, ctx: ActionContext) => heartbeating(restartTarget(name, ctx), { op: 'restart', target: name }),

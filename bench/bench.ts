@@ -91,7 +91,7 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
   const s = stack();
   const taskQueue = `bench-${benchId}-${name}`;
   const input: EngineConfigInput = {
-    temporal: { address: s.temporalAddress, taskQueue, ...(opts.cached ? { maxCachedWorkflows: Number(opts.cached) } : {}) },
+    temporal: { address: s.temporalAddress, namespace: s.temporalNamespace, taskQueue, ...(opts.cached ? { maxCachedWorkflows: Number(opts.cached) } : {}) },
     webhook: { listen: '127.0.0.1:0', token: s.webhookToken },
     alertmanager: { url: s.alertmanagerUrl },
     targets: {},
@@ -110,7 +110,7 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
     bundleFile = join(mkdtempSync(join(tmpdir(), 'remediation-bench-')), 'workflows.js');
     writeFileSync(bundleFile, code);
   }
-  benchClient ??= new Client({ connection: await Connection.connect({ address: s.temporalAddress }), namespace: 'default' });
+  benchClient ??= new Client({ connection: await Connection.connect({ address: s.temporalAddress }), namespace: s.temporalNamespace });
   // MALLOC_ARENA_MAX as scripts/start.sh sets it.
   const env = { REMEDIATION_WORKFLOW_BUNDLE: bundleFile, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
   const engine = await spawnEngine(input, { env, fromBuild: true });

@@ -2,7 +2,8 @@
 // guard workflow how many updates it served per second and how long its workflow tasks took.
 //   npx tsx bench/timeline.ts 'WorkflowType = "serviceDown" AND ExecutionStatus = "Completed"'
 //   npx tsx bench/timeline.ts 'WorkflowType = "guardrails" AND ExecutionStatus = "Running"'
-// The newest execution the visibility query lists is shown; TEMPORAL_ADDRESS picks the server.
+// The newest execution the visibility query lists is shown; TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE
+// pick the server (the stack's by default, its cluster with TEMPORAL_MODE=cluster).
 import type { temporal } from '@temporalio/proto';
 import { Client, Connection } from '@temporalio/client';
 import { stack } from '../test/support/stack.js';
@@ -15,7 +16,7 @@ if (!query) {
   process.exit(2);
 }
 const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? stack().temporalAddress });
-const client = new Client({ connection });
+const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? stack().temporalNamespace });
 let newest: { workflowId: string; runId: string; type: string; startTime: Date } | undefined;
 for await (const wf of client.workflow.list({ query })) {
   if (!newest || wf.startTime > newest.startTime) newest = wf;

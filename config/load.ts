@@ -3,8 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import type { ZodIssue } from 'zod';
-import { engineConfig, type EngineConfig } from './schema.js';
+import { describeIssue } from './issueText.js';
+import { engineConfigShape, secretsIn, type EngineConfig } from './schema.js';
 import { loadRunbookDir, RunbookError } from './runbookLoad.js';
 import { runbookReferenceProblems } from './runbookReferences.js';
 
@@ -24,7 +24,18 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfigFile(path: string): EngineConfig {
+/**
+ * Which secrets the loading process resolves (and so must have) at start-up. The engine uses all
+ * of them; a host agent only the Temporal connection's and those of its host's units: the rest are
+ * never read on that host, so a database password need not be there at all.
+ */
+export type SecretScope = 'all' | { host: string };
+
+export interface LoadOptions {
+  secrets?: SecretScope;
+}
+
+export function loadConfigFile(path: string, options: LoadOptions = {}): EngineConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -37,16 +48,18 @@ export function loadConfigFile(path: string): EngineConfig {
   } catch (err) {
     throw new ConfigError(path, [`not valid YAML: ${(err as Error).message.split('\n')[0]}`]);
   }
-  return parseConfig(raw, path, dirname(resolve(path)));
+  return parseConfig(raw, path, dirname(resolve(path)), options);
 }
 
 /**
  * Checks a config and loads the runbook files it uses. `baseDir` is what a relative `runbooks:`
  * folder is relative to (the config file's folder; the working directory for configs built in code).
  */
-export function parseConfig(raw: unknown, source = 'config', baseDir = process.cwd()): EngineConfig {
-  const parsed = engineConfig.safeParse(raw);
+export function parseConfig(raw: unknown, source = 'config', baseDir = process.cwd(), options: LoadOptions = {}): EngineConfig {
+  const parsed = engineConfigShape.safeParse(raw);
   if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map((i) => describeIssue(i, raw)));
+  const unusable = secretProblems(parsed.data, options.secrets ?? 'all');
+  if (unusable.length > 0) throw new ConfigError(source, unusable);
   const problems = crossReferences(parsed.data);
   if (problems.length > 0) throw new ConfigError(source, problems);
   const dir = runbooksDir(parsed.data.runbooks, baseDir);
@@ -68,25 +81,27 @@ export function runbooksDir(configured: string | undefined, baseDir: string): st
   return resolve(baseDir, configured);
 }
 
-function describeIssue(issue: ZodIssue, raw: unknown): string {
-  const key = issue.path.join('.') || '(top level)';
-  const value = valueAt(raw, issue.path);
-  const shown = value === undefined ? '' : ` (got ${JSON.stringify(value)?.slice(0, 80)})`;
-  if (issue.code === 'unrecognized_keys') return `${key}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  return `${key}: ${issue.message}${isSecretPath(issue.path) ? '' : shown}`;
-}
-
-function isSecretPath(path: Array<string | number>): boolean {
-  return path.some((p) => typeof p === 'string' && /password|token|key|url|cert|ca$/i.test(p));
-}
-
-function valueAt(raw: unknown, path: Array<string | number>): unknown {
-  let cur: unknown = raw;
-  for (const p of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string | number, unknown>)[p];
+/** Resolves the secrets in scope; each one that cannot be read is a problem at its key. */
+function secretProblems(config: Omit<EngineConfig, 'runbookDefinitions'>, scope: SecretScope): string[] {
+  const inScope = (path: Array<string | number>): boolean => {
+    if (scope === 'all') return true;
+    if (path[0] === 'temporal') return true;
+    const t = path[0] === 'targets' ? config.targets[String(path[1])] : undefined;
+    return t?.kind === 'systemd' && t.host === scope.host;
+  };
+  const problems: string[] = [];
+  for (const { path, secret } of secretsIn(config)) {
+    if (!inScope(path)) continue;
+    const problem = secret.check();
+    if (problem) problems.push(`${path.join('.')}: ${problem}`);
   }
-  return cur;
+  // A webhook's URL is its secret, so it could not be checked as a URL while unread.
+  for (const [name, ch] of Object.entries(config.channels)) {
+    if ((ch.type !== 'webhook' && ch.type !== 'slack') || !inScope(['channels', name]) || !ch.url.resolved) continue;
+    const url = ch.url.reveal();
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) problems.push(`channels.${name}.url: expected an http or https URL`);
+  }
+  return problems;
 }
 
 /** Names that must point at something declared elsewhere in the file. */
@@ -105,6 +120,10 @@ function crossReferences(c: Omit<EngineConfig, 'runbookDefinitions'>): string[] 
       else if (via.kind !== 'container' && via.kind !== 'systemd')
         problems.push(`targets.${name}.restartVia: "${t.restartVia}" is a ${via.kind} target; it must be a container or systemd target`);
     }
+    t.dependsOn.forEach((dep, j) => {
+      if (dep === name) problems.push(`targets.${name}.dependsOn[${j}]: a target cannot depend on itself`);
+      else if (!targets.has(dep)) missing(`targets.${name}.dependsOn[${j}]`, 'target', dep, targets);
+    });
   }
   c.bindings.forEach((b, i) => {
     if (b.target && !targets.has(b.target)) missing(`bindings[${i}].target`, 'target', b.target, targets);

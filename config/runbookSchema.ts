@@ -3,6 +3,8 @@
 // the interpreter workflow reads its inferred types (type-only: zod never enters workflow code).
 import { z } from 'zod';
 import { durationPattern, parseDuration } from './duration.js';
+import { maxQueryLength, queryProblems } from './promql.js';
+import { commandName } from './targetCommands.js';
 
 /** Where a step definition came from, for errors and `remediate runbooks show`. */
 export interface StepOrigin {
@@ -44,6 +46,29 @@ const regex = z
   });
 
 const onTarget = { target: targetName.optional() };
+
+/** A literal PromQL instant query; `{{target}}` may stand only inside a quoted label value (config/promql.ts). */
+const promql = z
+  .string()
+  .min(1)
+  .max(maxQueryLength, `at most ${maxQueryLength} characters`)
+  .superRefine((q, ctx) => {
+    for (const problem of queryProblems(q)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  });
+export const comparisons = ['<', '<=', '>', '>=', '==', '!='] as const;
+const comparison = z.enum(comparisons);
+const threshold = z.number().finite();
+
+/** What `hostDiagnostics` can gather; `tcp` and `paths` only when there is something to check. */
+export const hostDiagnosticSections = ['disk', 'memory', 'load', 'processes', 'sockets', 'tcp', 'paths'] as const;
+/** `host:port` or `[v6]:port`; the host must be one the config names (checked at load). */
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([1-9][0-9]{0,4})$/, 'expected host:port, e.g. 127.0.0.1:5432')
+  .refine((hp) => Number(hp.slice(hp.lastIndexOf(':') + 1)) <= 65_535, 'the port must be at most 65535');
+
+/** What each `check` of a waitUntil offers its `until` as `check.*`. */
+export const waitChecks = { verify: ['healthy', 'detail'], metric: ['holds', 'value', 'series', 'detail'] } as const;
 
 /**
  * Every step type with its parameters. Keys are what `uses:` names. A parameter that picks what is
@@ -145,12 +170,57 @@ export const stepCatalog = {
     .object({
       ...onTarget,
       /** The check repeated; its outputs are `check.*` in `until`. */
-      check: z.enum(['verify']).default('verify'),
-      until: z.string().min(1).max(1_000),
+      check: z.enum(['verify', 'metric']).default('verify'),
+      /** check: metric: the query, and the comparison whose result is `check.holds`. */
+      query: promql.optional(),
+      op: comparison.optional(),
+      threshold: threshold.optional(),
+      /** Default: `check.healthy` (verify), `check.holds` (metric). */
+      until: z.string().min(1).max(1_000).optional(),
       every: duration.default('5s'),
       deadline: duration,
     })
+    .strict()
+    .superRefine((p, ctx) => {
+      const metricKeys = ['query', 'op', 'threshold'] as const;
+      for (const key of metricKeys) {
+        if (p.check === 'metric' && p[key] === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `check: metric needs ${key}` });
+        if (p.check === 'verify' && p[key] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `${key} is for check: metric` });
+      }
+      const offered: readonly string[] = waitChecks[p.check];
+      for (const m of (p.until ?? '').matchAll(/\bcheck\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)/g))
+        if (!offered.includes(m[1]!)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['until'], message: `check: ${p.check} offers check.${offered.join(', check.')}, not check.${m[1]}` });
+    }),
+  /** An instant PromQL query against the configured Prometheus, compared with a threshold. */
+  metric: z.object({ ...onTarget, query: promql, op: comparison, threshold }).strict(),
+  /** Checks, in parallel, the targets the step's target `dependsOn` in the config. */
+  dependencies: z.object({ ...onTarget }).strict(),
+  /** Runs a command the config lists for the target (`targets.<name>.commands`), by its name. */
+  command: z
+    .object({
+      ...onTarget,
+      command: commandName,
+      /** Run it in the name of that approval step's approver; the step fails unless it was approved. */
+      approvedBy: stepId.optional(),
+      /** Exit codes that count as success; any other fails the step. */
+      expectExit: z.array(z.number().int().min(0).max(255)).min(1).max(20).default([0]),
+    })
     .strict(),
+  /** Disk, memory, load, processes, sockets, TCP connects and path sizes, from the host agent or inside the container. */
+  hostDiagnostics: z
+    .object({
+      ...onTarget,
+      /** Default: all that apply (tcp when `tcp` lists something, paths when the target has diagnosticPaths). */
+      sections: z.array(z.enum(hostDiagnosticSections)).min(1).max(hostDiagnosticSections.length).optional(),
+      /** Connect checks from where the target runs; only hosts the config names. */
+      tcp: z.array(hostPort).max(20).default([]),
+      /** Processes listed by CPU and by memory. */
+      top: z.number().int().min(1).max(50).default(10),
+    })
+    .strict()
+    .superRefine((p, ctx) => {
+      if (p.sections?.includes('tcp') && p.tcp.length === 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['sections'], message: 'the tcp section needs the tcp list of host:port to connect to' });
+    }),
   end: z.object({ outcome: z.enum(outcomes), detail: text(1_000).default('') }).strict(),
 } as const;
 
@@ -180,6 +250,10 @@ export const stepOutputs: Record<StepType, string[]> = {
   assert: [],
   waitUntil: ['met', 'polls', 'detail'],
   end: [],
+  metric: ['value', 'holds', 'series', 'detail'],
+  dependencies: ['ok', 'failed', 'detail'],
+  command: ['exitCode', 'output', 'stderr', 'ran'],
+  hostDiagnostics: ['summary', 'ok', 'sections', 'diskMaxPercent', 'memoryUsedPercent', 'load1', 'cpus', 'tcpFailed'],
 };
 
 /**
@@ -208,6 +282,10 @@ export const templateParams: Record<StepType, string[]> = {
   assert: ['message'],
   waitUntil: [],
   end: ['detail'],
+  metric: [],
+  dependencies: [],
+  command: [],
+  hostDiagnostics: [],
 };
 
 /** Step types that change something: dry-run applies, and `remediate runbooks plan` marks them. */
@@ -225,6 +303,12 @@ export const mutatingSteps: ReadonlySet<StepType> = new Set<StepType>([
   'approval',
   'http',
 ]);
+
+/**
+ * Step types that change something or not depending on the config: a `command` does unless the
+ * config marks it `readOnly: true`. Plan and show ask the config; the activity applies dry-run.
+ */
+export const configMutatingSteps: ReadonlySet<StepType> = new Set<StepType>(['command']);
 
 const failurePolicy = z.union([z.enum(['fail', 'continue']), z.object({ goto: stepId }).strict()]);
 

@@ -7,6 +7,7 @@ import { validateMatcher } from './matchers.js';
 import { Secret } from './secret.js';
 import { durationPattern } from './duration.js';
 import { unitNameProblem } from '../activities/systemd.js';
+import { commandTargetKeys } from './targetCommands.js';
 import type { RunbookDefinition } from './runbookSchema.js';
 
 /** A duration written the way operators write them: "90s", "15m", "1h30m", "500ms". */
@@ -16,13 +17,13 @@ const duration = z.string().regex(durationPattern, 'expected a duration such as 
  * A duration with bounds: a zero timeout fails every call, and an absurd one (a health check of a
  * day) outlasts the activity that runs it, so both are refused at start-up rather than at 3 a.m.
  */
-function durationWithin(minMs: number, maxMs: number, why = '') {
+function durationWithin(minMs: number, maxMs: number) {
   return duration.superRefine((text, ctx) => {
     if (!durationPattern.test(text)) return;
     const ms = parseDuration(text);
     if (ms >= minMs && ms <= maxMs) return;
     const low = minMs === 0 ? 'at least 0s' : minMs === 1 ? 'more than 0' : `at least ${formatDuration(minMs)}`;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected ${low} and at most ${formatDuration(maxMs)}${why}` });
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected ${low} and at most ${formatDuration(maxMs)}` });
   });
 }
 const second = 1_000;
@@ -30,7 +31,7 @@ const minute = 60 * second;
 const hour = 60 * minute;
 const day = 24 * hour;
 /** A timeout: more than zero, at most max. */
-const timeout = (maxMs: number, why = '') => durationWithin(1, maxMs, why);
+const timeout = (maxMs: number) => durationWithin(1, maxMs);
 
 const port = z.number().int().min(1).max(65_535);
 
@@ -53,13 +54,13 @@ const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'expected a name of letters, digits, ".", "_" or "-" (at most 63)');
 
-/**
- * A secret is never written inline in production configs; it is read from the environment
- * or a file when the config loads. Inline values are accepted for local stacks and tests.
- */
 /** Marks the schema positions that hold a secret: a config error never echoes what is there. */
 export const secretMarker = 'secret';
 
+/**
+ * A secret is never written inline in production configs; it is read from the environment
+ * or a file. Inline values are accepted for local stacks and tests.
+ */
 export const secretRef = z
   .union([
     z.string().min(1),
@@ -117,6 +118,8 @@ const targetBase = {
   health: healthCheck.optional(),
   /** Overrides of the global restart verification deadline for slow starters. */
   verifyDeadline: timeout(hour).optional(),
+  /** Other configured targets this one needs (its database, cache, queue): what a `dependencies` step checks. */
+  dependsOn: z.array(name).max(20).default([]),
 };
 
 const containerTarget = z
@@ -126,6 +129,7 @@ const containerTarget = z
     docker: name.default('local'),
     // The restart activity has three minutes for the stop and the start.
     stopTimeout: durationWithin(0, 2 * minute).default('10s'),
+    ...commandTargetKeys,
     ...targetBase,
   })
   .strict();
@@ -139,6 +143,7 @@ const systemdTarget = z
     }),
     /** The host whose agent owns the unit; its activities run on that host's task queue. */
     host: name,
+    ...commandTargetKeys,
     ...targetBase,
   })
   .strict();
@@ -375,6 +380,12 @@ export const engineConfigShape = z
     alertmanager: z
       // Its activities have 30 seconds.
       .object({ url: httpUrl, timeout: timeout(25 * second).default('5s') })
+      .strict()
+      .optional(),
+    /** The Prometheus a runbook's `metric` step and `waitUntil` with `check: metric` query (instant queries). */
+    prometheus: z
+      // Its activity has one minute.
+      .object({ url: httpUrl, timeout: timeout(50 * second).default('10s') })
       .strict()
       .optional(),
     docker: z.record(name, dockerEndpoint).default({ local: { socketPath: '/var/run/docker.sock', timeout: '15s' } }),

@@ -12,13 +12,15 @@ STACK_TEMPORAL=0 bash stack/stack.sh up
 . stack/lib/temporal.sh
 export TEMPORAL_CLI_PATH=${TEMPORAL_CLI_PATH:-$(temporal_bin)}
 set -a; . "$STACK_DIR/stack.env"; set +a
-unset TEMPORAL_ADDRESS  # stack.env names the test server; the engine embeds its own unless configured
+# stack.env names the test server; the engine embeds its own unless configured.
+unset TEMPORAL_ADDRESS TEMPORAL_NAMESPACE TEMPORAL_MODE
 config=${REMEDIATION_CONFIG:-config/example.yaml}
 # The host agent for the systemd demo host runs inside that host as a systemd service, on its own task queue.
+# It is given no secret: it reads only its own units' (none here), and a transient unit's environment
+# is readable by every user of that host (systemctl show, /run/systemd/transient).
 docker exec remediation-systemd systemctl stop remediation-agent.service >/dev/null 2>&1 || true
 docker exec remediation-systemd systemd-run --unit=remediation-agent --collect -p WorkingDirectory=/opt/engine \
-  --setenv=TEMPORAL_ADDRESS=127.0.0.1:7233 --setenv=WEBHOOK_TOKEN="$WEBHOOK_TOKEN" --setenv=PG_PASSWORD="$PG_PASSWORD" \
-  --setenv=MYSQL_PASSWORD="$MYSQL_PASSWORD" --setenv=REDIS_PASSWORD="$REDIS_PASSWORD" \
+  --setenv=TEMPORAL_ADDRESS=127.0.0.1:7233 \
   /usr/local/bin/node --import tsx worker/main.ts --config "$config" agent --host remediation-host >/dev/null
 # Memory, measured by `npm run bench -- --only open`: two glibc malloc arenas instead of one per
 # thread (Temporal's core and V8 run many), and a young generation of 4 MiB semi-spaces in each of

@@ -4,6 +4,10 @@
 // batch. Any failure to reach Temporal answers 503, and Alertmanager retries the whole batch;
 // because starts are SignalWithStart on a deterministic workflow id, a retried batch folds into
 // the runs the first attempt started, so nothing is lost and nothing runs twice.
+//
+// Whatever reaches the port is untrusted: the sender is authorised before its body is read, every
+// field of the payload is bounded (alertmanagerPayload.ts), and a large batch is checked and
+// decided in slices that leave the event loop turns for probes and other batches (slices.ts).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
@@ -13,9 +17,11 @@ import { matchBinding } from './binding.js';
 import { planRunbook } from './plan.js';
 import { createIncidentSignaller, isTemporalUnavailable } from './incidents.js';
 import { countUnmatched, type EngineMetrics } from './metrics.js';
-import { describePayloadError, webhookPayload, type WebhookAlert } from './alertmanagerPayload.js';
-import type { Spool, SpoolEntry } from './spool.js';
+import { describePayloadError, parseWebhookPayload, webhookLimits, type WebhookAlert } from './alertmanagerPayload.js';
+import { timeSlices } from './slices.js';
+import { SpoolFullError, type Spool, type SpoolEntry, type SpoolLimits } from './spool.js';
 import { startForwarder } from './spoolForwarder.js';
+import { HttpError, parseListen, readBody, requestPath, send, utf8 } from './webhookHttp.js';
 
 export interface WebhookDeps {
   config: EngineConfig;
@@ -34,6 +40,13 @@ export interface WebhookDeps {
   spool?: Spool;
   /** Waits between forwarding tries of a spooled alert (default 0.5 s doubling to 30 s). */
   spoolBackoffMs?: { first: number; max: number };
+  /**
+   * Past this many bytes of alerts waiting in the spool, batches are refused (503) and Alertmanager
+   * holds them. Default: webhook.spoolMaxBytes, else 256 MiB.
+   */
+  spoolMaxBytes?: number;
+  /** Batches are refused (503) while the spool's filesystem has less free. Default: webhook.spoolMinFreeBytes, else 256 MiB. */
+  spoolMinFreeBytes?: number;
 }
 
 export interface WebhookServer {
@@ -54,29 +67,34 @@ const firedMessage = {
   coalesced: 'identical delivery of an alert accepted moments ago',
 };
 
-/** Thrown inside a request to answer with a status and a message meant for the sender. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
 // Alertmanager groups can hold hundreds of alerts; a few Temporal calls at a time keeps the
 // batch fast without stampeding the frontend.
 const temporalConcurrency = 8;
 
-/** Past this many alerts waiting in the spool, batches are refused (503) and Alertmanager holds them. */
-const maxSpooledAlerts = 100_000;
+const defaultSpoolMaxBytes = 256 * 1_048_576;
+const defaultSpoolMinFreeBytes = 256 * 1_048_576;
 
 export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   const { config, metrics, logger } = deps;
   const expectedDigest = sha256(config.webhook.token.reveal());
   const incidents = createIncidentSignaller(deps.client, { timeoutMs: deps.temporalTimeoutMs ?? 5_000 });
+  // Until config/schema.ts has webhook.spoolMaxBytes and spoolMinFreeBytes, they are read if present.
+  const webhookConfig = config.webhook as typeof config.webhook & { spoolMaxBytes?: number; spoolMinFreeBytes?: number };
+  const spoolLimits: SpoolLimits = {
+    maxBytes: deps.spoolMaxBytes ?? webhookConfig.spoolMaxBytes ?? defaultSpoolMaxBytes,
+    minFreeBytes: deps.spoolMinFreeBytes ?? webhookConfig.spoolMinFreeBytes ?? defaultSpoolMinFreeBytes,
+  };
+  // Shared by everything this server does in bulk (checking a batch, deciding about its alerts).
+  const slices = timeSlices();
   const spool = deps.spool;
+  if (spool && spool.pendingBatches() > 0) {
+    logger.info({ batches: spool.pendingBatches(), alerts: spool.pendingAlerts(), bytes: spool.pendingBytes() }, 'forwarding alerts spooled before this start');
+  }
+  const spoolGauges = () => {
+    metrics.spoolPending.set(spool!.pendingAlerts());
+    metrics.spoolPendingBytes.set(spool!.pendingBytes());
+  };
+  // Starts with whatever an earlier process left in the spool.
   const forwarder = spool
     ? startForwarder({
         spool,
@@ -85,22 +103,23 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
           if ('error' in outcome) throw outcome.error;
         },
         logger,
-        onPending: (n) => metrics.spoolPending.set(n),
+        onPending: spoolGauges,
         backoffMs: deps.spoolBackoffMs,
+        slices,
       })
     : undefined;
-  if (spool) {
-    const left = spool.pending();
-    if (left.length) logger.info({ batches: left.length, alerts: spool.pendingAlerts() }, 'forwarding alerts spooled before this start');
-    for (const entry of left) forwarder!.enqueue(entry);
-  }
+  if (spool) spoolGauges();
 
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     void route(req, res).catch((err: unknown) => {
       logger.error({ err: errorText(err) }, 'webhook request failed unexpectedly');
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
     });
-  });
+  };
+  const server = createServer(handle);
+  // Expect: 100-continue is answered by route() once the sender is authorised (Node would send the
+  // 100 at once, inviting an unauthenticated body).
+  server.on('checkContinue', handle);
   server.headersTimeout = 10_000;
   server.requestTimeout = 60_000;
 
@@ -112,7 +131,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       const stopTimer = metrics.webhookRequestDuration.startTimer();
       res.on('finish', () => stopTimer({ code: String(res.statusCode) }));
       try {
-        const summary = await receive(req);
+        const summary = await receive(req, res);
         send(res, 200, summary);
       } catch (err) {
         if (!(err instanceof HttpError)) throw err;
@@ -140,33 +159,39 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     }
   }
 
-  async function receive(req: IncomingMessage) {
+  async function receive(req: IncomingMessage, res: ServerResponse) {
+    // Before a byte of the body is read; the answer closes the connection (see send()).
     authorize(req);
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (contentType !== 'application/json')
       throw new HttpError(400, `expected Content-Type application/json, got ${contentType ? JSON.stringify(contentType.slice(0, 60)) : 'none'}`);
-    const body = await readBody(req, config.webhook.maxBodyBytes);
+    const body = await readBody(req, res, config.webhook.maxBodyBytes);
     let text: string;
     try {
       text = utf8.decode(body);
     } catch {
       throw new HttpError(400, 'body is not valid UTF-8, which JSON must be');
     }
+    await slices.turn();
     let raw: unknown;
     try {
       raw = JSON.parse(text);
     } catch (err) {
       throw new HttpError(400, `body is not valid JSON: ${(err as Error).message.slice(0, 120)}`);
     }
-    const parsed = webhookPayload.safeParse(raw);
+    await slices.turn();
+    const parsed = await parseWebhookPayload(raw, slices.turn);
     if (!parsed.success) throw new HttpError(400, describePayloadError(parsed.error));
     const payload = parsed.data;
     if (payload.truncatedAlerts > 0)
-      logger.warn({ groupKey: payload.groupKey, truncatedAlerts: payload.truncatedAlerts }, 'Alertmanager truncated alerts from this group; raise max_alerts on the receiver');
+      logger.warn({ groupKey: payload.groupKey.slice(0, 200), truncatedAlerts: payload.truncatedAlerts }, 'Alertmanager truncated alerts from this group; raise max_alerts on the receiver');
 
     for (const alert of payload.alerts) metrics.alertsReceived.inc({ status: alert.status });
     if (spool) return spoolBatch(spool, payload.alerts, payload.truncatedAlerts);
-    const decisions = await mapLimited(payload.alerts, temporalConcurrency, (alert) => decide(alert));
+    const decisions = await mapLimited(payload.alerts, temporalConcurrency, async (alert) => {
+      await slices.turn();
+      return decide(alert);
+    });
     const failures = decisions.filter((d): d is { error: unknown } => 'error' in d);
     if (failures.length > 0) {
       const first = failures[0]!.error;
@@ -193,13 +218,14 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   }
 
   async function spoolBatch(spool: Spool, alerts: WebhookAlert[], truncatedAlerts: number) {
-    if (spool.pendingAlerts() + alerts.length > maxSpooledAlerts) {
-      throw new HttpError(503, `the spool holds ${spool.pendingAlerts()} alerts not yet forwarded to Temporal; try again later`, { 'Retry-After': '10' });
-    }
     let entry: SpoolEntry;
     try {
-      entry = await spool.append(alerts);
+      entry = await spool.append(alerts, spoolLimits);
     } catch (err) {
+      if (err instanceof SpoolFullError) {
+        metrics.spoolRefused.inc({ reason: err.reason });
+        throw new HttpError(503, `${err.message}; try again later`, { 'Retry-After': '30' });
+      }
       throw new HttpError(503, `could not write the alerts to the spool: ${errorText(err)}`, { 'Retry-After': '10' });
     }
     forwarder!.enqueue(entry);
@@ -210,8 +236,9 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     alert: WebhookAlert,
     options: { quiet?: boolean } = {},
   ): Promise<(Decision & { alertname: string; fingerprint: string }) | { error: unknown }> {
-    const base = { alertname: (alert.labels.alertname ?? '').slice(0, 200), fingerprint: alert.fingerprint };
-    const log = { alert: base.alertname, fingerprint: alert.fingerprint, status: alert.status };
+    // Bounded at the door; sliced again for batches spooled before the bounds existed.
+    const base = { alertname: (alert.labels.alertname ?? '').slice(0, 200), fingerprint: String(alert.fingerprint).slice(0, webhookLimits.fingerprint) };
+    const log = { alert: base.alertname, fingerprint: base.fingerprint, status: alert.status };
     const match = matchBinding(config, alert);
     if (!match.matched) {
       countUnmatched(metrics, match.code);
@@ -281,65 +308,6 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     },
     drained: () => forwarder?.drained() ?? Promise.resolve(),
   };
-}
-
-/**
- * Reads at most `max` bytes. A declared Content-Length over the limit is refused before any
- * byte is read; a chunked body is cut off as soon as it passes the limit. Either way the
- * connection is closed after the 413 so the rest is never buffered.
- */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  const tooLarge = () => new HttpError(413, `body exceeds the limit of ${max} bytes (webhook.maxBodyBytes)`, { Connection: 'close' });
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        chunks.length = 0;
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => resolve(Buffer.concat(chunks));
-    req.on('data', onData);
-    req.on('end', onEnd);
-    // A sender that hangs up mid-body, or a malformed chunk, is a refused request, not an engine fault.
-    req.on('error', (err) => reject(new HttpError(400, `the request body could not be read: ${err.message.slice(0, 120)}`)));
-  });
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-  // After a 413 the sender may still be streaming: stop reading and drop the connection once the
-  // answer is out, rather than draining an unbounded body.
-  if (headers.Connection === 'close') res.on('finish', () => setTimeout(() => res.socket?.destroy(), 1_000).unref());
-}
-
-/** The path of the request target, or undefined when it is no URL at all ("//", "http://["). */
-function requestPath(target = '/'): string | undefined {
-  try {
-    return new URL(target, 'http://localhost').pathname;
-  } catch {
-    return undefined;
-  }
-}
-
-// Strict: lenient decoding would turn invalid bytes into U+FFFD and accept a label value the sender
-// never sent. The BOM is kept so that JSON.parse refuses it, as it always has.
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);
-  if (!m) throw new Error(`webhook.listen ${JSON.stringify(listen)} is not host:port`);
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
 }
 
 /** Alertmanager's zero time ("0001-01-01T00:00:00Z") and unparsable times become "now". */

@@ -12,7 +12,7 @@ import { listRunbooks, listText, loadConfigOffline, showRunbook, showText, type 
 import { startedText, startRunbookByHand } from './runbookRun.js';
 import { validateRunbooks, validateText } from './runbookValidate.js';
 import { planRunbookSteps, planText } from './runbookPreview.js';
-import { formatRate, formatSpan, formatTime, renderTable } from './table.js';
+import { formatRate, formatSpan, formatTime, renderTable, terminalSafe } from './table.js';
 import { CommandError, connectTemporal, type Temporal } from './operatorTemporal.js';
 import {
   cancelIncident,
@@ -308,35 +308,41 @@ function incidentsTable(rows: IncidentRow[]): string {
   );
 }
 
+// What these print comes from alerts, logs and operators: every value goes through terminalSafe, so
+// an escape sequence or a newline in a label or a log line can neither restyle the terminal nor forge
+// a line. Text that is legitimately several lines (a diagnosis) keeps them, indented under its label.
+const safe = (v: unknown) => terminalSafe(String(v ?? ''));
+const block = (v: string) => v.split('\n').map(terminalSafe).join('\n    ');
+
 function detailText(d: IncidentDetail): string {
   const lines = [
-    `${d.workflowId}  (${d.type}, ${d.status.toLowerCase()})`,
-    `target ${d.target || '-'}, alert ${d.alert || '-'} (${d.severity || '-'}), started ${formatTime(d.startTime)}` +
+    `${safe(d.workflowId)}  (${safe(d.type)}, ${d.status.toLowerCase()})`,
+    `target ${safe(d.target) || '-'}, alert ${safe(d.alert) || '-'} (${safe(d.severity) || '-'}), started ${formatTime(d.startTime)}` +
       (d.closeTime ? `, closed ${formatTime(d.closeTime)} after ${formatSpan(d.durationMs)}` : ''),
   ];
   if (d.live) lines.push(...liveText(d.live));
-  if (d.liveError) lines.push(d.liveError);
+  if (d.liveError) lines.push(safe(d.liveError));
   if (d.result) {
-    lines.push(`outcome: ${d.result.outcome}: ${d.result.detail}`);
+    lines.push(`outcome: ${safe(d.result.outcome)}: ${safe(d.result.detail)}`);
     lines.push(...timelineText(d.result.timeline));
   }
-  if (d.failure) lines.push(`failed: ${d.failure}`);
+  if (d.failure) lines.push(`failed: ${safe(d.failure)}`);
   return `${lines.join('\n')}\n`;
 }
 
 function liveText(s: RunbookStatus): string[] {
-  const lines = [`step: ${s.step}; restarts: ${s.restartAttempts}; alerts folded: ${s.alertsFolded}`];
+  const lines = [`step: ${safe(s.step)}; restarts: ${s.restartAttempts}; alerts folded: ${s.alertsFolded}`];
   if (s.pendingApproval)
-    lines.push(`waiting for approval of ${s.pendingApproval.step} since ${formatTime(s.pendingApproval.since)} (times out ${formatTime(s.pendingApproval.timeoutAt)})`);
-  if (s.escalationLevel) lines.push(`escalated to ${s.escalationLevel}${s.acknowledgedBy ? `, acknowledged by ${s.acknowledgedBy}` : ''}`);
-  if (s.diagnosticsSummary) lines.push(`diagnostics: ${s.diagnosticsSummary}`);
-  if (s.outcome) lines.push(`outcome: ${s.outcome}${s.outcomeDetail ? `: ${s.outcomeDetail}` : ''}`);
+    lines.push(`waiting for approval of ${safe(s.pendingApproval.step)} since ${formatTime(s.pendingApproval.since)} (times out ${formatTime(s.pendingApproval.timeoutAt)})`);
+  if (s.escalationLevel) lines.push(`escalated to ${safe(s.escalationLevel)}${s.acknowledgedBy ? `, acknowledged by ${safe(s.acknowledgedBy)}` : ''}`);
+  if (s.diagnosticsSummary) lines.push(`diagnostics: ${block(s.diagnosticsSummary)}`);
+  if (s.outcome) lines.push(`outcome: ${safe(s.outcome)}${s.outcomeDetail ? `: ${safe(s.outcomeDetail)}` : ''}`);
   return [...lines, ...timelineText(s.timeline)];
 }
 
 function timelineText(timeline: RunbookStatus['timeline']): string[] {
   if (timeline.length === 0) return [];
-  return ['timeline:', ...timeline.map((e) => `  ${formatTime(e.at)}  ${e.step}: ${e.event} (${e.actor})${e.detail ? ` — ${e.detail}` : ''}`)];
+  return ['timeline:', ...timeline.map((e) => `  ${formatTime(e.at)}  ${safe(e.step)}: ${safe(e.event)} (${safe(e.actor)})${e.detail ? ` — ${safe(e.detail)}` : ''}`)];
 }
 
 function reportText(r: IncidentReport & { truncated: boolean }): string {

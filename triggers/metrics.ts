@@ -23,6 +23,10 @@ export interface EngineMetrics {
   webhookRequestDuration: Histogram<'code'>;
   /** Alerts the webhook accepted into its spool and has not yet handed to Temporal. */
   spoolPending: Gauge;
+  /** Their size in the spool file: what its byte cap (webhook.spoolMaxBytes) is measured against. */
+  spoolPendingBytes: Gauge;
+  /** Batches answered 503 because the spool was full or its disk low: Alertmanager holds them. */
+  spoolRefused: Counter<'reason'>;
   /** Observed by the worker when an incident workflow closes. */
   runbookOutcomes: Counter<'runbook' | 'outcome'>;
   runbookDuration: Histogram<'runbook' | 'outcome'>;
@@ -105,6 +109,17 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Engin
     spoolPending: new Gauge({
       name: 'webhook_spool_pending_alerts',
       help: 'Alerts accepted into the webhook spool and not yet handed to Temporal.',
+      registers,
+    }),
+    spoolPendingBytes: new Gauge({
+      name: 'webhook_spool_pending_bytes',
+      help: 'Bytes of spool file holding alerts not yet handed to Temporal (capped by webhook.spoolMaxBytes).',
+      registers,
+    }),
+    spoolRefused: new Counter({
+      name: 'webhook_spool_refused_total',
+      help: 'Batches refused with 503 because the spool was at its byte cap (reason="bytes") or its disk low (reason="disk").',
+      labelNames: ['reason'] as const,
       registers,
     }),
     runbookOutcomes,

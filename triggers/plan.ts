@@ -154,11 +154,25 @@ function namedTargets(def: RunbookDefinition): string[] {
   return actionSteps(def).flatMap((s) => (typeof s.with.target === 'string' ? [s.with.target] : []));
 }
 
+/**
+ * The named targets, then what they depend on (a dependencies step checks each on its own queue).
+ * `dependsOn` and `readOnlyCommands` only where configured, so runs planned without them look as before.
+ */
 function targetRefs(config: EngineConfig, names: string[], engineQueue?: string): TargetRef[] {
-  return [...new Set(names)].map((name) => {
+  const all = new Set(names);
+  for (const name of names) for (const dep of config.targets[name]?.dependsOn ?? []) all.add(dep);
+  return [...all].map((name) => {
     const t = config.targets[name];
     if (!t) throw new Error(`planning a run failed: no target '${name}' in the configuration`);
-    return { name, kind: t.kind, queue: targetQueue(config, t, engineQueue), labels: { ...t.labels } };
+    const readOnly = 'commands' in t ? Object.entries(t.commands).filter(([, c]) => c.readOnly).map(([n]) => n) : [];
+    return {
+      name,
+      kind: t.kind,
+      queue: targetQueue(config, t, engineQueue),
+      labels: { ...t.labels },
+      ...(t.dependsOn.length > 0 ? { dependsOn: [...t.dependsOn] } : {}),
+      ...(readOnly.length > 0 ? { readOnlyCommands: readOnly } : {}),
+    };
   });
 }
 

@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { formatDuration } from '../config/duration.js';
 import { ConfigError, parseConfig, runbooksDir } from '../config/load.js';
 import { actionSteps } from '../config/runbookLoad.js';
-import { mutatingSteps, stepOutputs, type RunbookDefinition, type Step } from '../config/runbookSchema.js';
+import { configMutatingSteps, mutatingSteps, stepOutputs, type ActionStep, type RunbookDefinition, type Step } from '../config/runbookSchema.js';
 import { engineConfig, type EngineConfig } from '../config/schema.js';
 import { CommandError } from './operatorTemporal.js';
 import { renderTable } from './table.js';
@@ -164,8 +164,8 @@ export function showRunbook(loaded: OfflineConfig, name: string): RunbookView {
     file: join(loaded.runbooksDir, def.source),
     sha256: def.sha256.slice(0, 12),
     usedBy: usersOf(loaded.config, def.name),
-    steps: def.steps.map(stepView),
-    finally: def.finally.map(stepView),
+    steps: def.steps.map((s) => stepView(s, loaded.config)),
+    finally: def.finally.map((s) => stepView(s, loaded.config)),
   };
 }
 
@@ -178,7 +178,7 @@ export function definitionNamed(config: EngineConfig, name: string): RunbookDefi
 // Besides its own outputs every step leaves `status` and `error`; groups leave what runbook.ts gives them.
 const groupOutputs = { parallel: ['failed'], forEach: ['done'] } as const;
 
-function stepView(step: Step): StepView {
+function stepView(step: Step, config: EngineConfig): StepView {
   const common = {
     id: step.id,
     kind: step.kind,
@@ -189,7 +189,7 @@ function stepView(step: Step): StepView {
     ...(step.timeoutMs !== undefined ? { timeout: formatDuration(step.timeoutMs) } : {}),
   };
   if (step.kind !== 'action') {
-    const children = step.steps.map(stepView);
+    const children = step.steps.map((s) => stepView(s, config));
     return { ...common, outputs: [...groupOutputs[step.kind], 'status', 'error'], mutating: children.some((c) => c.mutating), steps: children };
   }
   return {
@@ -198,8 +198,16 @@ function stepView(step: Step): StepView {
     ...(step.retry ? { retry: `${step.retry.attempts} attempts, ${formatDuration(step.retry.backoffMs)} apart` } : {}),
     with: step.with,
     outputs: [...stepOutputs[step.uses], 'status', 'error'],
-    mutating: mutatingSteps.has(step.uses),
+    mutating: mutatingSteps.has(step.uses) || (configMutatingSteps.has(step.uses) && commandMayChange(step, config)),
   };
+}
+
+/** A command step changes something unless the command it names is readOnly on every target that has it. */
+function commandMayChange(step: ActionStep, config: EngineConfig): boolean {
+  const name = step.with.command as string;
+  const targets = typeof step.with.target === 'string' ? [config.targets[step.with.target]] : Object.values(config.targets);
+  const specs = targets.flatMap((t) => (t && 'commands' in t && Object.hasOwn(t.commands, name) ? [t.commands[name]!] : []));
+  return specs.length === 0 || specs.some((c) => !c.readOnly);
 }
 
 export function onFailureText(policy: Step['onFailure']): string {

@@ -2,9 +2,9 @@
 // for a schedule), in order, on which target and queue, with the parameters rendered as far as
 // they can be before the run. Nothing is started and Temporal is not needed. What only the run
 // can know (what earlier steps found) is shown as such, never guessed.
-import type { ZodObject, ZodRawShape } from 'zod';
+import { ZodEffects, type ZodObject, type ZodRawShape } from 'zod';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../config/expressions.js';
-import { mutatingSteps, stepCatalog, type Step, type StepType } from '../config/runbookSchema.js';
+import { configMutatingSteps, mutatingSteps, stepCatalog, type ActionStep, type Step, type StepType } from '../config/runbookSchema.js';
 import type { EngineConfig } from '../config/schema.js';
 import { incidentWorkflowId, maintenanceWorkflowId, type RunbookRunInput, type TargetRef } from '../workflows/messages.js';
 import { matchBinding } from './binding.js';
@@ -162,20 +162,33 @@ function planStep(step: Step, w: Walk): PlannedStep {
     ...base,
     uses: step.uses,
     ...(target !== undefined ? { target } : {}),
-    ...(inWorkflow.has(step.uses) ? {} : { queue: ref && onTargetQueue.has(step.uses) ? ref.queue : w.engineQueue }),
+    ...(inWorkflow.has(step.uses) ? {} : { queue: queueOf(step, ref, w) }),
     with: Object.fromEntries(Object.entries(step.with).map(([k, v]) => [k, renderKnown(v, ctx)])),
-    mutating: mutatingSteps.has(step.uses),
+    mutating: mutatingSteps.has(step.uses) || (configMutatingSteps.has(step.uses) && !ref?.readOnlyCommands?.includes(step.with.command as string)),
   };
 }
 
 /** Step types with a `target` parameter act on a target (their own, the forEach one, or the run's). */
 function actsOn(uses: StepType): boolean {
-  return 'target' in (stepCatalog[uses] as unknown as ZodObject<ZodRawShape>).shape;
+  const schema: unknown = stepCatalog[uses];
+  const object = (schema instanceof ZodEffects ? schema.innerType() : schema) as ZodObject<ZodRawShape>;
+  return 'target' in object.shape;
+}
+
+/** Where a step's activities run: the target's queue, each dependency's (a dependencies step), or the engine's. */
+function queueOf(step: ActionStep, ref: TargetRef | undefined, w: Walk): string {
+  if (step.uses === 'waitUntil' && step.with.check === 'metric') return w.engineQueue;
+  if (step.uses === 'dependencies' && ref) {
+    const queues = (ref.dependsOn ?? []).map((d) => w.input.targets.find((t) => t.name === d)?.queue ?? w.engineQueue);
+    return [...new Set(queues)].join(', ') || w.engineQueue;
+  }
+  return ref && onTargetQueue.has(step.uses) ? ref.queue : w.engineQueue;
 }
 
 // The steps whose activities run on the target's own queue (a host agent's, for systemd units);
 // the rest run on the engine's queue (workflows/steps/catalog.ts, `on()`).
-const onTargetQueue: ReadonlySet<StepType> = new Set<StepType>(['verify', 'restart', 'diagnose', 'logs', 'runAction', 'backup', 'maintain', 'waitUntil']);
+// A metric (and a waitUntil on one) asks Prometheus from the engine; a waitUntil that verifies runs on the target's.
+const onTargetQueue: ReadonlySet<StepType> = new Set<StepType>(['verify', 'restart', 'diagnose', 'logs', 'runAction', 'backup', 'maintain', 'waitUntil', 'command', 'hostDiagnostics']);
 // The steps the workflow does by itself: no activity, no queue.
 const inWorkflow: ReadonlySet<StepType> = new Set<StepType>(['end', 'assert', 'sleep']);
 

@@ -8,27 +8,62 @@
 // every alert of batch 7 reached Temporal. Many requests arriving together share one write and one
 // fsync. Done marks are not fsynced: one lost in a crash means a batch is forwarded twice, which
 // folds into the incident it already started (SignalWithStart on a deterministic id).
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+//
+// The spool is bounded by bytes and by the disk under it, not by trust in Temporal coming back
+// soon: past its limits a batch is refused (the webhook answers 503 and Alertmanager keeps the
+// alerts). In memory it keeps only where each pending batch sits in the file (spoolIndex.ts); the
+// forwarder reads batches back as it gets to them, so a backlog of any size costs the same memory.
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { open, statfs, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WebhookAlert } from './alertmanagerPayload.js';
+import { scanSpoolFile, type PendingBatches, type SpoolBatchRef } from './spoolIndex.js';
+
+export type { SpoolBatchRef } from './spoolIndex.js';
 
 export interface SpoolEntry {
   seq: number;
   /** When the webhook accepted the batch. */
   at: string;
   alerts: WebhookAlert[];
+  /** The length of its line in the file. */
+  bytes: number;
+}
+
+/** When to refuse a batch rather than spool it: the webhook answers 503 and Alertmanager holds it. */
+export interface SpoolLimits {
+  /** Pending (accepted, not yet forwarded) bytes the spool may hold, this batch included. */
+  maxBytes?: number;
+  /** Free space to leave on the spool's filesystem (Temporal's dev server may share it). */
+  minFreeBytes?: number;
+}
+
+/** A batch refused by SpoolLimits: nothing was written. */
+export class SpoolFullError extends Error {
+  constructor(
+    readonly reason: 'bytes' | 'disk',
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface Spool {
-  /** Resolves once the batch is on disk (fsynced); only then may the webhook answer 200. */
-  append(alerts: WebhookAlert[]): Promise<SpoolEntry>;
+  /**
+   * Resolves once the batch is on disk (fsynced); only then may the webhook answer 200. Rejects
+   * with SpoolFullError, before writing anything, when the batch would pass `limits`.
+   */
+  append(alerts: WebhookAlert[], limits?: SpoolLimits): Promise<SpoolEntry>;
   /** Batch `seq` reached Temporal: it will not be forwarded again after a restart. */
   done(seq: number): void;
-  /** Accepted and not yet done, oldest first: what a new forwarder must deliver. */
-  pending(): SpoolEntry[];
-  /** Alerts accepted and not yet done. */
+  /** The oldest batch not yet done numbered `seq` or later: where it is, not its alerts. */
+  nextPending(seq: number): SpoolBatchRef | undefined;
+  /** A pending batch read back from disk; undefined once it is done, or when its line is unreadable. */
+  read(seq: number): Promise<SpoolEntry | undefined>;
+  /** Batches, alerts and bytes accepted and not yet done. */
+  pendingBatches(): number;
   pendingAlerts(): number;
+  pendingBytes(): number;
   close(): Promise<void>;
 }
 
@@ -36,111 +71,198 @@ export const spoolFileName = 'webhook-spool.jsonl';
 
 /** A spool file with nothing pending is emptied once it holds this much of finished batches. */
 const compactBytes = 1_048_576;
-/** A spool file with batches still pending is rewritten with only those past this size. */
+/**
+ * A spool file with batches still pending is rewritten with only those once it holds this much of
+ * finished ones, and at least as much as is pending (so each rewrite copies no more than it drops).
+ */
 const rewriteBytes = 16 * compactBytes;
+/** How long a reading of the filesystem's free space is trusted (less what was written since). */
+const statfsMs = 1_000;
+
+interface Queued {
+  line: string;
+  bytes: number;
+  /** An accepted batch (fsynced before it settles), not a done mark. */
+  sync: boolean;
+  settle?: (err: unknown, offset: number) => void;
+}
 
 export async function openSpool(dir: string): Promise<Spool> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const unlock = lockSpool(dir);
   const file = join(dir, spoolFileName);
-  const pending = new Map<number, SpoolEntry>();
-  let seq = 0;
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  // Bytes after the last newline are a line a crash cut short (never acknowledged): cut them
-  // off, or the next line appended would be glued to them and unreadable.
-  const whole = text.endsWith('\n') || text === '' ? text.length : text.lastIndexOf('\n') + 1;
-  if (whole < text.length) truncateSync(file, Buffer.byteLength(text.slice(0, whole)));
-  for (const line of text.slice(0, whole).split('\n')) {
-    if (!line) continue;
-    let record: { seq?: number; done?: number; at?: string; alerts?: WebhookAlert[] };
+  let fh: FileHandle;
+  let rfh: FileHandle;
+  let index: PendingBatches;
+  let seq: number;
+  let size: number;
+  try {
+    const scan = await scanSpoolFile(file);
+    ({ pending: index, lastSeq: seq } = scan);
+    // Bytes after the last newline are a line a crash cut short (never acknowledged): cut them
+    // off, or the next line appended would be glued to them and unreadable.
+    let onDisk = 0;
     try {
-      record = JSON.parse(line);
+      onDisk = statSync(file).size;
     } catch {
-      // Not ours to read (the file was edited): skipped, never fatal to the webhook.
-      continue;
+      // No file yet.
     }
-    if (typeof record.done === 'number') pending.delete(record.done);
-    else if (typeof record.seq === 'number' && Array.isArray(record.alerts)) {
-      pending.set(record.seq, { seq: record.seq, at: String(record.at ?? ''), alerts: record.alerts });
-    }
-    seq = Math.max(seq, record.seq ?? record.done ?? 0);
+    if (scan.wholeBytes < onDisk) truncateSync(file, scan.wholeBytes);
+    fh = await open(file, 'a', 0o600);
+    rfh = await open(file, 'r');
+    size = (await fh.stat()).size;
+  } catch (err) {
+    unlock();
+    throw err;
   }
-  let fh: FileHandle = await open(file, 'a', 0o600);
-  let size = (await fh.stat()).size;
-  let alertsPending = [...pending.values()].reduce((n, e) => n + e.alerts.length, 0);
 
   // Group commit: lines queued while a write is in flight go out together in the next one.
-  let queued: Array<{ line: string; sync: boolean; settle?: (err?: unknown) => void }> = [];
+  let queued: Queued[] = [];
   let writing: Promise<void> | undefined;
   let closed = false;
   // A write that failed may have left part of a line: the next one starts on a new line.
   let torn = false;
+  /** Bytes of accepted batches queued and not yet written: counted against maxBytes already. */
+  let reserved = 0;
+  const reads = new Set<Promise<unknown>>();
+  let disk: { free: number; at: number } | undefined;
+
+  async function freeBytes(): Promise<number> {
+    if (!disk || Date.now() - disk.at > statfsMs) {
+      const s = await statfs(dir);
+      disk = { free: s.bavail * s.bsize, at: Date.now() };
+    }
+    return disk.free;
+  }
 
   function flushSoon(): void {
     writing ??= (async () => {
       while (queued.length > 0) {
-        const batch = queued;
+        let group = queued;
         queued = [];
-        const text = (torn ? '\n' : '') + batch.map((b) => b.line).join('');
+        // Done marks of this group name batches no longer in a compacted file: dropped with them.
+        if (await compactIfDue().catch(() => false)) group = group.filter((b) => b.sync);
+        if (group.length === 0) continue;
+        const text = (torn ? '\n' : '') + group.map((b) => b.line).join('');
+        let offset = size + (torn ? 1 : 0);
         try {
-          if (size >= compactBytes && batch.every((b) => !b.sync)) {
-            // Only done marks to write, and a file grown large. Nothing pending: start it again.
-            if (pending.size === 0) {
-              await fh.truncate(0);
-              size = 0;
-              continue;
-            }
-            // Some batch still waits (an alert Temporal keeps refusing) while the rest move on:
-            // rewrite the file with only what is pending, so it grows with that, not with traffic.
-            if (size >= rewriteBytes) {
-              await rewrite();
-              continue;
-            }
-          }
           torn = true;
           await fh.write(text);
           torn = false;
-          size += Buffer.byteLength(text);
-          if (batch.some((b) => b.sync)) await fh.datasync();
-          for (const b of batch) b.settle?.();
+          const written = Buffer.byteLength(text);
+          size += written;
+          if (disk) disk.free -= written;
+          if (group.some((b) => b.sync)) await fh.datasync();
+          for (const b of group) {
+            b.settle?.(undefined, offset);
+            offset += b.bytes;
+          }
         } catch (err) {
-          for (const b of batch) b.settle?.(err);
+          // Offsets of what comes next are taken from the file, whatever part of this reached it.
+          size = await fh.stat().then((s) => s.size, () => size);
+          for (const b of group) b.settle?.(err, -1);
         }
       }
       writing = undefined;
     })();
   }
 
-  /** Replaces the file by one holding only the pending batches (written, fsynced, renamed over). */
+  /** True when the file was emptied or rewritten (only the write loop calls it: nothing is written meanwhile). */
+  async function compactIfDue(): Promise<boolean> {
+    if (index.count === 0) {
+      // Nothing pending: start it again.
+      if (size < compactBytes) return false;
+      await fh.truncate(0);
+      size = 0;
+      torn = false;
+      return true;
+    }
+    // Some batch still waits (an alert Temporal keeps refusing) while the rest move on: rewrite
+    // the file with only what is pending, so it grows with that, not with traffic.
+    const finished = size - index.bytes;
+    if (finished < rewriteBytes || finished < index.bytes) return false;
+    await rewrite();
+    return true;
+  }
+
+  /**
+   * Replaces the file by one holding only the pending batches, copied line by line from the old one
+   * (written, fsynced, renamed over). Reads already under way finish on the old file.
+   */
   async function rewrite(): Promise<void> {
     const fresh = `${file}.new`;
-    const text = [...pending.values()].sort((a, b) => a.seq - b.seq).map((e) => `${JSON.stringify(e)}\n`).join('');
     const out = await open(fresh, 'w', 0o600);
+    const seqs: number[] = [];
+    const offsets: number[] = [];
+    let written = 0;
+    const buf = Buffer.allocUnsafe(compactBytes);
+    // Adjacent lines are copied as one run.
+    let run = { from: 0, to: 0 };
+    const copyRun = async () => {
+      for (let at = run.from; at < run.to; ) {
+        const { bytesRead } = await rfh.read(buf, 0, Math.min(buf.length, run.to - at), at);
+        if (bytesRead === 0) throw new Error(`the spool file ended before byte ${run.to}`);
+        await out.write(buf, 0, bytesRead);
+        at += bytesRead;
+        written += bytesRead;
+      }
+    };
+    let newRead: FileHandle | undefined;
     try {
-      await out.write(text);
+      for (const ref of index.inOrder()) {
+        if (ref.offset !== run.to) {
+          await copyRun();
+          run = { from: ref.offset, to: ref.offset };
+        }
+        seqs.push(ref.seq);
+        offsets.push(written + (ref.offset - run.from));
+        run.to = ref.offset + ref.bytes;
+      }
+      await copyRun();
       await out.datasync();
+      newRead = await open(fresh, 'r');
     } finally {
       await out.close();
+      if (!newRead) rmSync(fresh, { force: true });
     }
     renameSync(fresh, file);
+    index.relocate(seqs, offsets);
+    const oldRead = rfh;
+    rfh = newRead;
+    void Promise.allSettled([...reads]).then(() => oldRead.close());
     await fh.close();
     fh = await open(file, 'a', 0o600);
-    size = Buffer.byteLength(text);
+    size = written;
     torn = false;
   }
 
   return {
-    append(alerts) {
-      if (closed) return Promise.reject(new Error('the spool is closed'));
-      const entry: SpoolEntry = { seq: ++seq, at: new Date().toISOString(), alerts };
+    async append(alerts, limits = {}) {
+      if (closed) throw new Error('the spool is closed');
+      const alertsJson = JSON.stringify(alerts);
+      if (limits.minFreeBytes !== undefined) {
+        const free = await freeBytes();
+        if (free - alertsJson.length < limits.minFreeBytes)
+          throw new SpoolFullError('disk', `the spool's filesystem has ${mib(free)} free, below the ${mib(limits.minFreeBytes)} kept free`);
+      }
+      if (closed) throw new Error('the spool is closed');
+      const at = new Date().toISOString();
+      const line = `{"seq":${seq + 1},"at":${JSON.stringify(at)},"alerts":${alertsJson}}\n`;
+      const bytes = Buffer.byteLength(line);
+      if (limits.maxBytes !== undefined && index.bytes + reserved + bytes > limits.maxBytes) {
+        throw new SpoolFullError('bytes', `the spool holds ${mib(index.bytes + reserved)} (${index.alerts} alerts) not yet forwarded to Temporal, the most it takes is ${mib(limits.maxBytes)}`);
+      }
+      const entry: SpoolEntry = { seq: ++seq, at, alerts, bytes };
+      reserved += bytes;
       return new Promise((resolve, reject) => {
         queued.push({
-          line: `${JSON.stringify(entry)}\n`,
+          line,
+          bytes,
           sync: true,
-          settle: (err) => {
+          settle: (err, offset) => {
+            reserved -= bytes;
             if (err) return reject(err);
-            pending.set(entry.seq, entry);
-            alertsPending += alerts.length;
+            index.add({ seq: entry.seq, offset, bytes, alerts: alerts.length });
             resolve(entry);
           },
         });
@@ -148,23 +270,56 @@ export async function openSpool(dir: string): Promise<Spool> {
       });
     },
     done(n) {
-      const entry = pending.get(n);
-      if (!entry || closed) return;
-      pending.delete(n);
-      alertsPending -= entry.alerts.length;
-      queued.push({ line: `${JSON.stringify({ done: n })}\n`, sync: false });
+      if (closed || !index.remove(n)) return;
+      const line = `${JSON.stringify({ done: n })}\n`;
+      queued.push({ line, bytes: Buffer.byteLength(line), sync: false });
       flushSoon();
     },
-    pending: () => [...pending.values()].sort((a, b) => a.seq - b.seq),
-    pendingAlerts: () => alertsPending,
+    nextPending: (n) => index.firstFrom(n),
+    async read(n) {
+      const ref = index.get(n);
+      if (!ref || closed) return undefined;
+      const buf = Buffer.allocUnsafe(ref.bytes);
+      const reading = rfh.read(buf, 0, ref.bytes, ref.offset);
+      reads.add(reading);
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await reading);
+      } finally {
+        reads.delete(reading);
+      }
+      let record: { seq?: unknown; at?: unknown; alerts?: unknown };
+      try {
+        record = JSON.parse(buf.toString('utf8', 0, bytesRead));
+      } catch {
+        return undefined;
+      }
+      // The file may have been edited: a batch whose alerts have no labels is not one the webhook wrote.
+      if (record?.seq !== n || !Array.isArray(record.alerts) || !record.alerts.every(hasLabels)) return undefined;
+      return { seq: n, at: String(record.at ?? ''), alerts: record.alerts as WebhookAlert[], bytes: ref.bytes };
+    },
+    pendingBatches: () => index.count,
+    pendingAlerts: () => index.alerts,
+    pendingBytes: () => index.bytes,
     async close() {
       if (closed) return;
       closed = true;
       await writing;
+      await Promise.allSettled([...reads]);
       await fh.close();
+      await rfh.close();
       unlock();
     },
   };
+}
+
+function hasLabels(alert: unknown): boolean {
+  const labels = (alert as { labels?: unknown } | null)?.labels;
+  return typeof labels === 'object' && labels !== null;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1_048_576).toFixed(1)} MiB`;
 }
 
 const openHere = new Set<string>();

@@ -1,9 +1,14 @@
 // Hands spooled alerts to Temporal: in the order they arrived for any one alert (a resolution never
 // overtakes its firing), many alerts at once otherwise, and again and again while Temporal is
 // unreachable. A batch is marked done in the spool once every alert in it was delivered.
+//
+// Batches are taken from the spool oldest first, a window of them at a time (by their size on
+// disk): a backlog left by a long outage is read back from disk as the window moves, never held
+// whole in memory.
 import type { Logger } from 'pino';
 import { inFlightLimit } from '../activities/limits.js';
 import type { WebhookAlert } from './alertmanagerPayload.js';
+import { timeSlices, type TimeSlices } from './slices.js';
 import type { Spool, SpoolEntry } from './spool.js';
 
 export interface ForwarderOptions {
@@ -22,19 +27,36 @@ export interface ForwarderOptions {
   onPending?: (alerts: number) => void;
   /** Waits between tries of one alert: doubling from the first to the last. */
   backoffMs?: { first: number; max: number };
+  /** Batches held in memory at once, by their size on disk (default 16 MiB; one batch at least). */
+  windowBytes?: number;
+  /** Shared with the webhook, so deliveries that need no I/O still leave the event loop turns. */
+  slices?: TimeSlices;
 }
 
 export interface Forwarder {
+  /**
+   * A batch just spooled: forwarded after every batch before it. Kept in memory until then if the
+   * window has room, read back from disk otherwise.
+   */
   enqueue(entry: SpoolEntry): void;
-  /** Resolves when nothing enqueued is left to deliver (tests, shutdown reports). */
+  /** Resolves when nothing spooled is left to deliver, or once stopped (tests, shutdown reports). */
   drained(): Promise<void>;
   /** Stops retrying; what was not delivered stays in the spool for the next start. */
   stop(): Promise<void>;
 }
 
+/**
+ * Starts forwarding at once, beginning with whatever an earlier process left in the spool.
+ *
+ * A batch whose alert Temporal keeps refusing holds its place in the window, and so does every
+ * later batch with the same alert (they wait for it, in order); the window fills only if that
+ * alert keeps repeating for many megabytes, and the webhook's byte cap refuses new batches first.
+ */
 export function startForwarder(opts: ForwarderOptions): Forwarder {
   const { spool, logger } = opts;
   const backoff = opts.backoffMs ?? { first: 500, max: 30_000 };
+  const windowBytes = opts.windowBytes ?? 16 * 1_048_576;
+  const slices = opts.slices ?? timeSlices();
   const inTurn = inFlightLimit(opts.concurrency ?? 16);
   let stopped = false;
   const wakeOnStop = new Set<() => void>();
@@ -42,15 +64,41 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
   const chains = new Map<string, Promise<void>>();
   const entries = new Set<Promise<void>>();
   let stalledSince: number | undefined;
+  /** The next batch to take is the oldest pending one numbered this or later. */
+  let cursor = 0;
+  /** Bytes of the batches taken and not yet delivered. */
+  let held = 0;
+  /** Batches just spooled and not yet taken: spared a read from disk while they fit. */
+  const fresh = new Map<number, SpoolEntry>();
+  let freshBytes = 0;
+  let pumping: Promise<void> | undefined;
+  let pumpAgain = false;
+  /** Resolves at the next batch delivered, pump finished or stop: drained() looks again then. */
+  let changed!: Promise<void>;
+  let fireChanged!: () => void;
+  const renewChanged = () => (changed = new Promise<void>((resolve) => (fireChanged = resolve)));
+  renewChanged();
+  const announceChange = () => {
+    const fire = fireChanged;
+    renewChanged();
+    fire();
+  };
 
   /** True once Temporal took it; false when it did not (yet). */
   async function tryOnce(alert: WebhookAlert): Promise<boolean> {
     try {
-      await inTurn(() => opts.deliver(alert));
+      // Alerts queued for a delivery slot when the forwarder stops are not tried at all.
+      const tried = await inTurn(async () => {
+        if (stopped) return false;
+        await slices.turn();
+        await opts.deliver(alert);
+        return true;
+      });
+      if (!tried) return false;
     } catch (err) {
       if (stalledSince === undefined) {
         stalledSince = Date.now();
-        logger.warn({ error: err instanceof Error ? err.message : String(err), waiting: spool.pendingAlerts() }, 'Temporal did not take spooled alerts; retrying until it does');
+        logger.warn({ error: errorText(err), waiting: spool.pendingAlerts() }, 'Temporal did not take spooled alerts; retrying until it does');
       }
       return false;
     }
@@ -82,7 +130,7 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
     return false;
   }
 
-  function enqueue(entry: SpoolEntry): void {
+  function forward(entry: SpoolEntry, bytes: number): void {
     const settled = entry.alerts.map((alert) => {
       const key = alert.fingerprint || JSON.stringify(alert.labels);
       const previous = chains.get(key) ?? Promise.resolve();
@@ -98,22 +146,96 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
     });
     const whole = Promise.all(settled).then((oks) => {
       if (oks.every(Boolean)) spool.done(entry.seq);
+      held -= bytes;
       opts.onPending?.(spool.pendingAlerts());
+      announceChange();
+      pump();
     });
     entries.add(whole);
     void whole.finally(() => entries.delete(whole));
-    opts.onPending?.(spool.pendingAlerts());
   }
 
+  /** Takes batches, oldest first, while the window has room. One pump at a time. */
+  function pump(): void {
+    if (pumping) {
+      pumpAgain = true;
+      return;
+    }
+    pumpAgain = false;
+    pumping = takeWhileRoom()
+      .catch((err: unknown) => logger.warn({ error: errorText(err) }, 'a spooled batch could not be forwarded; it stays in the spool for the next start'))
+      .finally(() => {
+        pumping = undefined;
+        opts.onPending?.(spool.pendingAlerts());
+        announceChange();
+        if (pumpAgain && !stopped) pump();
+      });
+  }
+
+  async function takeWhileRoom(): Promise<void> {
+    while (!stopped) {
+      const next = spool.nextPending(cursor);
+      if (!next || (held > 0 && held + next.bytes > windowBytes)) return;
+      cursor = next.seq + 1;
+      held += next.bytes;
+      let entry = fresh.get(next.seq);
+      if (entry) {
+        fresh.delete(next.seq);
+        freshBytes -= entry.bytes;
+      }
+      try {
+        entry ??= await spool.read(next.seq);
+      } catch (err) {
+        // The disk failed us: take it again later, in its turn.
+        held -= next.bytes;
+        cursor = next.seq;
+        logger.warn({ seq: next.seq, error: errorText(err) }, 'could not read a spooled batch; trying again');
+        await pause(backoff.max);
+        continue;
+      }
+      if (!entry) {
+        // Done meanwhile, or a line that does not parse (the file was edited): nothing to send.
+        held -= next.bytes;
+        if (spool.nextPending(next.seq)?.seq === next.seq) {
+          logger.warn({ seq: next.seq }, 'a spooled batch could not be read back; dropped');
+          spool.done(next.seq);
+        }
+        continue;
+      }
+      forward(entry, next.bytes);
+      await slices.turn();
+    }
+  }
+
+  pump();
+
   return {
-    enqueue,
+    enqueue(entry) {
+      if (entry.seq >= cursor && freshBytes + entry.bytes <= windowBytes) {
+        fresh.set(entry.seq, entry);
+        freshBytes += entry.bytes;
+      }
+      opts.onPending?.(spool.pendingAlerts());
+      pump();
+    },
     async drained() {
-      while (entries.size > 0) await Promise.all([...entries]);
+      for (;;) {
+        const waiting = changed;
+        if (stopped || (spool.pendingBatches() === 0 && entries.size === 0 && !pumping)) return;
+        await waiting;
+      }
     },
     async stop() {
       stopped = true;
       for (const wake of [...wakeOnStop]) wake();
-      await Promise.all([...entries]);
+      announceChange();
+      await pumping;
+      while (entries.size > 0) await Promise.all([...entries]);
+      fresh.clear();
     },
   };
+}
+
+function errorText(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).slice(0, 500);
 }

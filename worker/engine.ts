@@ -3,9 +3,9 @@
 // they share the task queue, and Temporal hands each workflow task to exactly one of them.
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import { guardrailsTaskQueue } from '../workflows/guardrails.js';
+import { guardrailsTaskQueue, guardrailsWorkflowId } from '../workflows/guardrails.js';
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
 import { createEngineActivities } from '../activities/index.js';
@@ -13,7 +13,8 @@ import { createWebhookServer } from '../triggers/alertmanager.js';
 import { openSpool } from '../triggers/spool.js';
 import { createMetrics } from '../triggers/metrics.js';
 import { syncSchedules } from '../triggers/schedules.js';
-import { connect, temporalEndpoint, workerShutdown } from './temporal.js';
+import { engineReadiness, temporalReadiness } from './readiness.js';
+import { connect, shutdownDeadlineMs, temporalEndpoint, workerShutdown } from './temporal.js';
 
 /** The workflows' entry beside this module: index.ts from the sources, index.js from the build. */
 export const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows', `index${extname(fileURLToPath(import.meta.url))}`);
@@ -26,6 +27,18 @@ export interface EngineOptions {
   /** Overrides config.webhook.listen, e.g. port 0 in tests. */
   listen?: string;
 }
+
+/**
+ * How long one workflow activation may run before the SDK stops it. The SDK stops it by terminating
+ * the workflow thread's V8 isolate mid-activation, which leaves Node's async-hooks stack corrupt
+ * (the sandbox's promise hooks and AsyncLocalStorage are mid-callback) and aborts the whole process:
+ * "async hook stack has become corrupted". Its 5 s default is reached by honest work: an alert storm
+ * lands thousands of signals in one workflow task (3,941 seen), each of which the SDK pays a
+ * captured stack trace for, on a loaded machine. Temporal bounds a slow task already (the workflow
+ * task timeout, then a retry), so this limit only has to catch workflow code that never returns.
+ * The SDK honours the option but leaves it out of its WorkerOptions type.
+ */
+const workflowActivationLimit: object = { isolateExecutionTimeout: '60s' };
 
 export interface RunningEngine {
   webhookUrl: string;
@@ -54,11 +67,12 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     ...workflowBundle,
     maxCachedWorkflows: config.temporal.maxCachedWorkflows,
     sinks: metrics.sinks(),
+    ...workflowActivationLimit,
     ...workerShutdown,
   });
   // Every incident asks the guard before it restarts: in an alert storm it must not queue behind
   // the incidents' own workflow tasks, so it runs on its own queue with its own task slots.
-  const guardWorker = await Worker.create({ connection: native, namespace: endpoint.namespace, taskQueue: guardQueue, ...workflowBundle, ...workerShutdown });
+  const guardWorker = await Worker.create({ connection: native, namespace: endpoint.namespace, taskQueue: guardQueue, ...workflowBundle, ...workflowActivationLimit, ...workerShutdown });
   const done = Promise.all([worker.run(), guardWorker.run()]).then(() => undefined);
   let workerRunning = true;
   done.then(
@@ -68,6 +82,14 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       logger.error({ err: String(err) }, 'worker stopped with an error');
     },
   );
+
+  // Even with a spool: an engine that cannot reach Temporal runs no incident, so a load balancer
+  // should send Alertmanager to one that can.
+  const readiness = engineReadiness({
+    workerRunning: () => workerRunning,
+    temporal: temporalReadiness(client, { namespace: endpoint.namespace, workflowId: guardrailsWorkflowId(taskQueue) }),
+    logger,
+  });
 
   const changes = await syncSchedules({ client, config, taskQueue });
   logger.info({ schedules: changes }, 'maintenance schedules in sync with config');
@@ -83,8 +105,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     metrics,
     logger,
     spool,
-    // With a spool, alerts are taken while Temporal is away; without one they would only be refused.
-    ready: async () => workerRunning && (spool !== undefined || (await temporalReachable(client))),
+    ready: async () => (await readiness()).ready,
   });
   const { port } = await webhook.listen();
   const host = (opts.listen ?? config.webhook.listen).split(':')[0];
@@ -105,27 +126,58 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     'engine running',
   );
 
+  // Every step is bounded, so stop() settles within shutdownDeadlineMs whatever Temporal does (down,
+  // hung, partitioned): a batch still waiting on it is retried by Alertmanager, a spooled alert is
+  // forwarded by the next start, an activity is retried by another engine or after the restart.
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      const deadline = Date.now() + shutdownDeadlineMs - 500;
+      const step = (what: string, work: () => Promise<unknown>, by: number) => boundedStep(logger, what, work, Math.min(by, deadline));
+      const soon = (ms: number) => Date.now() + ms;
       logger.info('stopping: no new alerts accepted, draining the worker');
-      await webhook.close();
-      await spool?.close();
-      for (const w of [worker, guardWorker]) if (w.getState() === 'RUNNING') w.shutdown();
-      await done.catch(() => {});
-      await clientConnection.close();
-      await native.close();
-      await endpoint.stop();
+      // The workers drain while the webhook closes: running activities get the whole grace period.
+      const workers = [worker, guardWorker];
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      // A forwarder still waiting on Temporal keeps the spool: the process exit releases it, and
+      // the next start forwards what it holds.
+      if (await step('closing the webhook', () => webhook.close(), soon(5_000))) await step('closing the spool', async () => spool?.close(), soon(2_000));
+      // A stopped worker has nothing left to run; what follows is its goodbye to Temporal, which
+      // waits out an unreachable server's timeouts (30 s seen) and is worth no grace period.
+      const stopped = () => workers.every((w) => ['STOPPED', 'FAILED'].includes(w.getState()));
+      await step('draining the workers', () => Promise.race([done.catch(() => {}), until(stopped, deadline - 3_000)]), deadline - 3_000);
+      await step('telling Temporal the workers stopped', () => done.catch(() => {}), Math.min(soon(1_000), deadline - 2_000));
+      await step('closing the Temporal client', () => clientConnection.close(), soon(500));
+      await step("closing the workers' Temporal connection", () => native.close(), soon(500));
+      await step('stopping the embedded Temporal server', () => endpoint.stop(), deadline);
       logger.info('stopped');
     })());
   return { webhookUrl, client, done, stop };
 }
 
-async function temporalReachable(client: Client): Promise<boolean> {
-  try {
-    await (client.connection as Connection).healthService.check({});
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * Waits for one shutdown step until `by` (epoch ms); past that, says which step was left behind and
+ * moves on. True when the step finished.
+ */
+async function boundedStep(logger: Logger, what: string, work: () => Promise<unknown>, by: number): Promise<boolean> {
+  const ms = Math.max(0, by - Date.now());
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+  const outcome = await Promise.race([
+    work().then(
+      () => 'done' as const,
+      (err: unknown) => {
+        logger.warn({ step: what, err: String(err) }, 'shutdown step failed; carrying on');
+        return 'failed' as const;
+      },
+    ),
+    late,
+  ]);
+  clearTimeout(timer);
+  if (outcome === 'late') logger.warn({ step: what, waitedMs: ms }, 'shutdown step did not finish in time (Temporal unreachable?); left behind');
+  return outcome !== 'late';
+}
+
+async function until(done: () => boolean, by: number): Promise<void> {
+  while (!done() && Date.now() < by) await new Promise((r) => setTimeout(r, 100));
 }

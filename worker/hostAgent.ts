@@ -1,11 +1,13 @@
 // The host agent: runs on a machine that owns systemd units and serves only that host's task queue,
-// so `systemctl restart` runs where the unit lives. It registers the same target activities as the
-// engine, restricted to the targets that name this host.
+// so `systemctl restart` runs where the unit lives. It registers the target activities for this
+// host's units only (any other target is refused), and needs only their secrets (worker/main.ts
+// loads the config with that scope).
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { hostTaskQueue } from '../config/load.js';
 import type { EngineConfig } from '../config/schema.js';
 import { createHostActivities } from '../activities/index.js';
+import type { CommandRunner } from '../activities/systemd.js';
 import { connect, temporalEndpoint, workerShutdown } from './temporal.js';
 
 export interface RunningAgent {
@@ -14,7 +16,13 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-export async function startHostAgent(config: EngineConfig, host: string, logger: Logger): Promise<RunningAgent> {
+export async function startHostAgent(
+  config: EngineConfig,
+  host: string,
+  logger: Logger,
+  /** How systemctl and journalctl run; locally unless a test runs them inside a container. */
+  options: { run?: CommandRunner } = {},
+): Promise<RunningAgent> {
   if (!(host in config.hosts)) {
     throw new Error(`host "${host}" is not in the config's hosts (known: ${Object.keys(config.hosts).join(', ') || 'none'})`);
   }
@@ -36,7 +44,7 @@ export async function startHostAgent(config: EngineConfig, host: string, logger:
     connection: native,
     namespace: endpoint.namespace,
     taskQueue,
-    activities: createHostActivities(config, host, { logger }),
+    activities: createHostActivities(config, host, { logger, run: options.run }),
     ...workerShutdown,
   });
   const done = worker.run();

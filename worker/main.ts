@@ -1,9 +1,10 @@
 // Entry point: `engine` (default) runs the whole engine; `agent --host NAME` runs a host agent.
 import { Command } from 'commander';
 import { pino, destination } from 'pino';
-import { ConfigError, loadConfigFile } from '../config/load.js';
+import { ConfigError, loadConfigFile, type SecretScope } from '../config/load.js';
 import { startEngine } from './engine.js';
 import { startHostAgent } from './hostAgent.js';
+import { shutdownDeadlineMs } from './temporal.js';
 
 const logger = pino(
   { name: 'remediation', level: process.env.LOG_LEVEL ?? 'info' },
@@ -11,9 +12,9 @@ const logger = pino(
   process.env.LOG_FILE ? destination({ dest: process.env.LOG_FILE, append: true, mkdir: true }) : undefined,
 );
 
-function load(path: string) {
+function load(path: string, secrets: SecretScope = 'all') {
   try {
-    return loadConfigFile(path);
+    return loadConfigFile(path, { secrets });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -23,14 +24,44 @@ function load(path: string) {
   }
 }
 
-function onSignals(stop: () => Promise<void>): void {
+/**
+ * SIGTERM and SIGINT from the first instant, start-up included (a start waiting on an unreachable
+ * Temporal has nothing to drain): the engine or agent stops, and the process is gone within
+ * shutdownDeadlineMs whatever Temporal does. A stop that overruns it, or a second signal, ends the
+ * process at once, after saying so.
+ */
+function handleSignals(): { running(stop: () => Promise<void>): void } {
+  let stop: (() => Promise<void>) | undefined;
+  let signalled = false;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
+      if (signalled) {
+        logger.warn({ signal: sig }, 'second signal: exiting without waiting for the shutdown');
+        process.exit(1);
+      }
+      signalled = true;
       logger.info({ signal: sig }, 'shutting down');
-      stop().then(() => process.exit(0), () => process.exit(1));
+      if (!stop) {
+        logger.info('stopped during start-up');
+        process.exit(0);
+      }
+      setTimeout(() => {
+        logger.error({ deadlineMs: shutdownDeadlineMs }, 'shutdown overran its deadline; exiting anyway');
+        process.exit(1);
+      }, shutdownDeadlineMs);
+      stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err: String(err) }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
     });
   }
+  return { running: (s) => (stop = s) };
 }
+
+const signals = handleSignals();
 
 const program = new Command('remediation-engine').option('-c, --config <path>', 'config file', process.env.REMEDIATION_CONFIG ?? 'config/example.yaml');
 
@@ -44,7 +75,7 @@ program
       // A deployment may bundle the workflows once at build time instead of at every start.
       workflowBundlePath: process.env.REMEDIATION_WORKFLOW_BUNDLE || undefined,
     });
-    onSignals(engine.stop);
+    signals.running(engine.stop);
     await engine.done;
   });
 
@@ -53,8 +84,9 @@ program
   .description("run a host agent: this host's systemd activities on its own task queue")
   .requiredOption('--host <name>', 'the host name from the config')
   .action(async (opts: { host: string }) => {
-    const agent = await startHostAgent(load(program.opts().config), opts.host, logger);
-    onSignals(agent.stop);
+    // Only this host's secrets: the engine's database passwords and tokens need not be on this machine.
+    const agent = await startHostAgent(load(program.opts().config, { host: opts.host }), opts.host, logger);
+    signals.running(agent.stop);
     await agent.done;
   });
 

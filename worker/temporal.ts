@@ -1,7 +1,7 @@
 // How the engine reaches Temporal: a configured cluster (address, namespace, TLS or API key), or an
 // embedded dev server whose state lives under the data directory so workflows survive a restart.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect as netConnect } from 'node:net';
@@ -9,6 +9,7 @@ import { Connection } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions, type WorkerOptions } from '@temporalio/worker';
 import type { EngineConfig } from '../config/schema.js';
 import { searchAttributeNames } from '../workflows/messages.js';
+import { devServerOwnership, diesWithEngine } from './embeddedServer.js';
 
 export interface TemporalEndpoint {
   address: string;
@@ -73,8 +74,18 @@ export const workerShutdown = {
   shutdownGraceTime: '20s',
   // An activity that ignores cancellation must not keep a SIGTERMed process alive for ever: what
   // it was doing is retried elsewhere (restarts and guard calls are bounded and idempotent).
-  shutdownForceTime: '40s',
+  shutdownForceTime: '21s',
 } satisfies Partial<WorkerOptions>;
+
+/**
+ * After SIGTERM the process is gone within this, whatever Temporal is doing (down, hung, out of
+ * reach): the workers' grace and force times fit inside it, and whatever still waits on Temporal
+ * when it runs out is left to Alertmanager's retries, the spool, or another engine.
+ */
+export const shutdownDeadlineMs = 25_000;
+
+/** How long the embedded server gets to stop on SIGTERM before it is killed. */
+const devServerStopMs = 3_000;
 
 /**
  * How every dev server this project starts is tuned (stack/lib/temporal.sh repeats it for the shell):
@@ -89,30 +100,67 @@ export const devServerTuning = [
   '--sqlite-pragma', 'synchronous=normal',
 ];
 
+/**
+ * The dev server's state is every incident's history: alert labels, diagnostics, operators' notes.
+ * Its folder is the engine user's alone (0700, files 0600), including one an earlier release made 0755.
+ */
+function privateStateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  for (const f of readdirSync(dir, { withFileTypes: true })) if (f.isFile()) chmodSync(join(dir, f.name), 0o600);
+}
+
 async function startDevServer(config: EngineConfig, log: (msg: string) => void): Promise<TemporalEndpoint> {
   const dir = resolve(config.dataDir, 'temporal');
-  mkdirSync(dir, { recursive: true });
+  privateStateDir(dir);
   const { port, uiPort, namespace } = config.temporal;
   const address = `127.0.0.1:${port}`;
   const uiUrl = `http://127.0.0.1:${uiPort}`;
   const pidFile = join(dir, 'dev-server.pid');
-  // After a crash of the engine its dev server keeps running; adopting it keeps every workflow going.
+  const dbFile = join(dir, 'temporal.db');
+  // Reused only when it is this engine's own server (its pid file, its data file): one this data
+  // directory's engine left running where setpriv is missing, or one a second engine on it runs.
+  // Anything else would hold the incidents in state this engine never reads again.
   if (await serving(address)) {
-    log(`reusing the Temporal dev server already serving at ${address} (state ${join(dir, 'temporal.db')})`);
+    const owner = devServerOwnership({ pidFile, dbFile, port });
+    if (!owner.ours) {
+      throw new Error(`temporal.port ${port}: ${address} is already served by ${owner.answering}, not by this engine's dev server ` +
+        `(pid file ${pidFile}, state ${dbFile}); stop that process, choose another temporal.port, or set temporal.address to use that server on purpose`);
+    }
+    log(`reusing this engine's Temporal dev server (pid ${owner.pid}) at ${address} (state ${dbFile})`);
     return { address, namespace, options: {}, uiUrl, stop: async () => {} };
   }
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort),
     '--http-port', String(port + 10), '--metrics-port', String(port + 1), '--namespace', namespace,
-    '--db-filename', join(dir, 'temporal.db'), '--log-level', 'warn', ...devServerTuning,
+    '--db-filename', dbFile, '--log-level', 'warn', ...devServerTuning,
     ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`])];
-  const out = openSync(join(dir, 'dev-server.log'), 'a');
-  const child: ChildProcess = spawn(cliPath(), args, { stdio: ['ignore', out, out], detached: true });
+  const cli = cliPath();
+  // The server dies with the engine, however the engine dies: no orphan keeps the port and the state.
+  const command = diesWithEngine(cli, args);
+  if (!command) log('no setpriv on this machine: an engine killed with SIGKILL leaves its dev server running (the next start reuses it)');
+  const out = openSync(join(dir, 'dev-server.log'), 'a', 0o600);
+  // The server creates its database files (and their WAL) with the umask it inherits: owner only.
+  const umask = process.umask(0o077);
+  let child: ChildProcess;
+  try {
+    child = spawn(command?.command ?? cli, command?.args ?? args, { stdio: ['ignore', out, out], detached: true });
+  } finally {
+    process.umask(umask);
+  }
   child.unref();
-  writeFileSync(pidFile, String(child.pid));
+  writeFileSync(pidFile, String(child.pid), { mode: 0o600 });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  // Every other way out of the engine (an exit, a fatal error) takes the server along too.
+  const killOnExit = () => void (running() && child.kill('SIGKILL'));
+  process.once('exit', killOnExit);
   const deadline = Date.now() + 60_000;
   while (!(await serving(address))) {
-    if (child.exitCode !== null) throw new Error(`the embedded Temporal dev server exited with ${child.exitCode}; see ${join(dir, 'dev-server.log')}`);
-    if (Date.now() > deadline) throw new Error(`the embedded Temporal dev server did not answer at ${address} within 60s; see ${join(dir, 'dev-server.log')}`);
+    if (!running()) throw new Error(`the embedded Temporal dev server exited with ${child.exitCode ?? child.signalCode}; see ${join(dir, 'dev-server.log')}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the embedded Temporal dev server did not answer at ${address} within 60s; see ${join(dir, 'dev-server.log')}`);
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   return {
@@ -121,12 +169,12 @@ async function startDevServer(config: EngineConfig, log: (msg: string) => void):
     options: {},
     uiUrl,
     stop: async () => {
-      const pid = Number(readFileSync(pidFile, 'utf8'));
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // Already gone.
-      }
+      process.off('exit', killOnExit);
+      if (!running()) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), devServerStopMs);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }

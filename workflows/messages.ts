@@ -59,6 +59,10 @@ export interface TargetRef {
   queue: string;
   /** The target's configured labels: what a silence step matches. */
   labels: Record<string, string>;
+  /** The targets it depends on (config `dependsOn`): what a dependencies step checks. Absent in runs planned before. */
+  dependsOn?: string[];
+  /** Its configured commands marked readOnly: tried again on a transient failure, and run in a dry run. */
+  readOnlyCommands?: string[];
 }
 
 /**

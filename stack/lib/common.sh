@@ -47,12 +47,13 @@ start_bg() {
   echo $! > "$STACK_DIR/pids/$name.pid"
 }
 
+# stop_pid NAME [SECONDS]: SIGTERM, then SIGKILL after SECONDS (20 by default).
 stop_pid() {
-  local name=$1 pidfile=$STACK_DIR/pids/$1.pid
+  local name=$1 pidfile=$STACK_DIR/pids/$1.pid seconds=${2:-20}
   pid_alive "$pidfile" || { rm -f "$pidfile"; return 0; }
   local pid; pid=$(cat "$pidfile")
   kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  for _ in $(seq 1 $((seconds * 5))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   if kill -0 "$pid" 2>/dev/null; then log "$name did not stop on TERM; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
   rm -f "$pidfile"
 }

@@ -25,7 +25,8 @@ temporal_up() {
   fi
   local bin; bin=$(temporal_bin)
   pid_alive "$STACK_DIR/pids/temporal.pid" && temporal_healthy && return
-  mkdir -p "$STACK_DIR/temporal"
+  # Every workflow's history is in there: the owner's only.
+  mkdir -p "$STACK_DIR/temporal" && chmod 700 "$STACK_DIR/temporal"
   # Tuned as devServerTuning in worker/temporal.ts (eager activities; SQLite WAL, normal sync).
   start_bg temporal "$bin" server start-dev \
     --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \

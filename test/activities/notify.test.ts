@@ -301,7 +301,7 @@ describe('under real Temporal retries', () => {
     connection = await NativeConnection.connect({ address: stack().temporalAddress });
     worker = await Worker.create({
       connection,
-      namespace: 'default',
+      namespace: stack().temporalNamespace,
       taskQueue,
       workflowsPath: fileURLToPath(new URL('../support/notifyWorkflow.ts', import.meta.url)),
       activities: createNotifyActivities({

@@ -1,19 +1,19 @@
-// The logs step through the target facade, as a host agent wires it: container logs from the real
-// daemon (containers this file creates, t-logs-*), a unit's journal inside the stack's systemd
-// container (a unit this file creates), and the refusals a runbook author should see.
+// The logs step through the target facade: container logs from the real daemon (containers this
+// file creates, t-logs-*), a unit's journal inside the stack's systemd container (a unit this file
+// creates) as a host agent reads it, and the refusals a runbook author should see.
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from '../../config/schema.js';
-import type { LogResult } from '../../activities/contract.js';
+import type { LogResult, TargetActivities } from '../../activities/contract.js';
 import { createDockerActivities, dockerClient } from '../../activities/docker.js';
 import { createHttpActivities } from '../../activities/http.js';
 import { createHostActivities } from '../../activities/index.js';
 import { createMysqlActivities } from '../../activities/mysql.js';
 import { createPostgresActivities } from '../../activities/postgres.js';
 import { createRedisActivities } from '../../activities/redis.js';
-import { dockerExecRunner } from '../../activities/systemd.js';
+import { createSystemdActivities, dockerExecRunner } from '../../activities/systemd.js';
 import { createTargetActivities } from '../../activities/targets.js';
 import { docker } from '../support/docker.js';
 import { failureOf } from '../support/net.js';
@@ -51,7 +51,8 @@ function config(): EngineConfig {
   return { ...engineConfig.parse(raw), runbookDefinitions: {} };
 }
 
-let agent: ReturnType<typeof createHostActivities>;
+/** Containers are the engine's and units their host agent's: one facade with both stands in for the pair. */
+let agent: TargetActivities;
 
 /** The docker-exec runner stands in for a host agent running on the systemd host itself. */
 function inHost(...args: string[]): Promise<string> {
@@ -86,7 +87,16 @@ beforeAll(async () => {
   await inHost('systemctl', 'daemon-reload');
   await inHost('systemctl', 'start', unit);
 
-  agent = createHostActivities(config(), 'h1', { logger, run: dockerExecRunner(stack().systemdContainer) });
+  agent = createTargetActivities({
+    config: config(),
+    logger,
+    docker: createDockerActivities({ docker: () => dockerClient({ socketPath: stack().dockerSocket, timeout: '15s' }), outputBytes }),
+    http: createHttpActivities({ outputBytes }),
+    postgres: createPostgresActivities({ outputBytes, backupDir: '/tmp' }),
+    mysql: createMysqlActivities({ outputBytes }),
+    redis: createRedisActivities(),
+    systemd: createSystemdActivities({ run: dockerExecRunner(stack().systemdContainer), timeoutMs: 90_000, outputBytes }),
+  });
   await eventually(() => agent.targetLogs('app', { tail: 100 }), (r) => r.lines === 5);
   await eventually(() => agent.targetLogs('chatty', { tail: 5 }), (r) => r.text.endsWith('line 2999'));
 });
@@ -190,6 +200,14 @@ describe('unit journal', () => {
     const f = await failureOf(agent.targetLogs('gone', { tail: 10 }));
     expect(f).toMatchObject({ nonRetryable: true, type: 'TargetNotFound' });
     expect(f.message).toContain(`systemd unit '${missingUnit}'`);
+  });
+
+  it("the host agent reads its unit's journal, and refuses a container's log (the engine's)", async () => {
+    const host = createHostActivities(config(), 'h1', { logger, run: dockerExecRunner(stack().systemdContainer) });
+    const r = await eventually(() => host.targetLogs('web', { tail: 50, pattern: 'unit starting' }), (x) => x.matched === 1);
+    expect(r.target).toBe('web');
+    const f = await failureOf(host.targetLogs('app', { tail: 10 }));
+    expect(f).toMatchObject({ nonRetryable: true, type: 'TargetNotFound' });
   });
 
   it('the engine, which runs no units, refuses a unit target instead of reading its own host', async () => {

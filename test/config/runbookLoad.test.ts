@@ -381,4 +381,98 @@ describe('runbook files against the config', () => {
     const problems = configWith({ 'r.yaml': incident('r', 'container', '  - id: boom', '    uses: explode') });
     expect(problems).toEqual([expect.stringMatching(/runbooks\/r\.yaml:6: step "boom": steps\.0\.uses: unknown step type "explode"/)]);
   });
+
+  // The metric, dependencies, command and hostDiagnostics steps: what they name must be in the config.
+  const probeTargets: EngineConfigInput['targets'] = {
+    api: {
+      kind: 'container',
+      container: 'api',
+      labels: { service: 'api' },
+      health: { url: 'http://127.0.0.1:18080/health' },
+      dependsOn: ['db'],
+      commands: { env: { argv: ['/bin/busybox', 'env'], readOnly: true }, flush: { argv: ['/usr/local/bin/flush-cache', '--all'] } },
+    },
+    web: { kind: 'systemd', unit: 'web.service', host: 'h1', commands: { df: { argv: ['df', '-P'], readOnly: true } } },
+    db: { kind: 'postgres', port: 15432, labels: { service: 'db' } },
+  };
+  const probes = (bindings: EngineConfigInput['bindings'] = [], more: Partial<EngineConfigInput> = {}) => ({
+    targets: probeTargets,
+    hosts: { h1: {} },
+    prometheus: { url: 'http://127.0.0.1:19090' },
+    bindings,
+    ...more,
+  });
+
+  it('accept the new steps when what they name is configured', () => {
+    const ok = incident(
+      'looks',
+      'container',
+      '  - id: rate',
+      '    uses: metric',
+      '    with: { query: \'sum(rate(http_requests_total{service="{{target.labels.service}}"}[5m]))\', op: "<", threshold: 0.05 }',
+      '  - id: recovered',
+      '    uses: waitUntil',
+      '    with: { check: metric, query: \'up{service="{{target}}"}\', op: "==", threshold: 1, deadline: 5m }',
+      '  - id: deps',
+      '    uses: dependencies',
+      '  - id: env',
+      '    uses: command',
+      '    with: { command: env }',
+      '  - id: df',
+      '    uses: command',
+      '    with: { target: web, command: df }',
+      '  - id: host',
+      '    uses: hostDiagnostics',
+      '    with: { target: web, tcp: ["127.0.0.1:15432"] }',
+    );
+    expect(configWith({ 'looks.yaml': ok }, probes([{ alert: 'Down', runbook: 'looks', target: 'api' }]))).toEqual([]);
+  });
+
+  it("refuse a command the target does not list, and one on a kind that has nowhere to run it", () => {
+    const text = incident('r', 'container', '  - id: wipe', '    uses: command', '    with: { target: api, command: rm-rf }', '  - id: db-env', '    uses: command', '    with: { target: db, command: env }');
+    expect(configWith({ 'r.yaml': text }, probes())).toEqual([
+      'r.yaml:5: step "wipe": with.command: target "api" has no command "rm-rf" in the config (known: env, flush)',
+      'r.yaml:8: step "db-env": with: command runs in a container or on a systemd unit\'s host, and target "db" is a postgres',
+    ]);
+  });
+
+  it('refuse a command without a target: of its own that a bound target does not list', () => {
+    const text = incident('r', 'container, systemd', '  - id: flush', '    uses: command', '    with: { command: flush }');
+    expect(configWith({ 'r.yaml': text }, probes([{ alert: 'Down', runbook: 'r', targetLabel: 'service', targets: ['api', 'web'] }]))).toEqual([
+      'r.yaml:5: step "flush": with.command: target "web" has no command "flush" in the config (known: df)',
+    ]);
+  });
+
+  it('refuse a TCP check of a host the config does not name, and host diagnostics of a database', () => {
+    const text = incident('r', 'container', '  - id: host', '    uses: hostDiagnostics', '    with: { target: api, tcp: ["127.0.0.1:15432", "10.0.0.7:22"] }', '  - id: db-host', '    uses: hostDiagnostics', '    with: { target: db }');
+    expect(configWith({ 'r.yaml': text }, probes())).toEqual([
+      'r.yaml:5: step "host": with.tcp: 10.0.0.7:22: "10.0.0.7" is not a host the config names (known: 127.0.0.1)',
+      'r.yaml:8: step "db-host": with: hostDiagnostics runs in a container or on a systemd unit\'s host, and target "db" is a postgres',
+    ]);
+  });
+
+  it('refuse a metric check without a Prometheus, and a placeholder reading a label the target does not have', () => {
+    const text = incident('r', 'container', '  - id: rate', '    uses: metric', '    with: { target: api, query: \'up{team="{{target.labels.team}}"}\', op: ">", threshold: 0 }');
+    expect(configWith({ 'r.yaml': text }, { ...probes(), prometheus: undefined })).toEqual([
+      'r.yaml:5: step "rate": with.query: a metric check needs prometheus.url in the config, which has none',
+      'r.yaml:5: step "rate": with.query: {{target.labels.team}}: target "api" has no label "team" in the config',
+    ]);
+  });
+
+  it('refuse in the file a placeholder outside a quoted label value, and a waitUntil on a metric without its comparison', () => {
+    expect(onlyProblem(runbook('  - id: rate', '    uses: metric', '    with: { query: "up{service={{target}}}", op: ">", threshold: 0 }'), 7, 'rate')).toContain(
+      'steps.0.with.query: {{target}} must stand inside a quoted label value, e.g. up{service="{{target}}"}: outside a string it could change the query',
+    );
+    expect(onlyProblem(runbook('  - id: wait', '    uses: waitUntil', '    with: { check: metric, query: up, threshold: 1, deadline: 1m }'), 7, 'wait')).toContain(
+      'steps.0.with.op: check: metric needs op',
+    );
+  });
+
+  it('refuse a target depending on a target the config does not have, or on itself', () => {
+    const deps: EngineConfigInput['targets'] = { ...probeTargets, api: { ...probeTargets.api!, dependsOn: ['db', 'ghost', 'api'] } };
+    expect(configWith({ 'r.yaml': incident('r', 'container', '  - id: deps', '    uses: dependencies') }, probes([], { targets: deps }))).toEqual([
+      'targets.api.dependsOn[1]: no target named "ghost" (known: api, web, db)',
+      'targets.api.dependsOn[2]: a target cannot depend on itself',
+    ]);
+  });
 });

@@ -48,7 +48,7 @@ beforeAll(async () => {
   queue = uniqueQueue('e2e-approval');
   [redis, receiver] = await Promise.all([startRedisContainer(), startReceiver()]);
   const overrides: Partial<EngineConfigInput> = {
-    temporal: { address: stack().temporalAddress, taskQueue: queue },
+    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: {
       [cacheServer]: { kind: 'container', container: redis.name, stopTimeout: '5s' },

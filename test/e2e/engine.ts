@@ -27,7 +27,7 @@ export function demoTarget(): NonNullable<EngineConfigInput['targets']>[string] 
 export function e2eConfigInput(overrides: Partial<EngineConfigInput> = {}): EngineConfigInput {
   const s = stack();
   return {
-    temporal: { address: s.temporalAddress, taskQueue: e2eQueue },
+    temporal: { address: s.temporalAddress, namespace: s.temporalNamespace, taskQueue: e2eQueue },
     webhook: { listen: `127.0.0.1:${s.webhookPort}`, token: s.webhookToken },
     alertmanager: { url: s.alertmanagerUrl },
     hosts: { 'remediation-host': {} },

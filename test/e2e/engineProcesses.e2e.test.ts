@@ -45,7 +45,7 @@ async function service(what: string, script?: string): Promise<Service> {
 function config(taskQueue: string, services: Service[], extra: Partial<EngineConfigInput> = {}): EngineConfigInput {
   const targets = services.map((s) => s.target);
   return e2eConfigInput({
-    temporal: { address: stack().temporalAddress, taskQueue },
+    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: Object.fromEntries(
       services.map((s) => [s.target, { kind: 'container', container: s.container, stopTimeout: '5s', labels: { service: s.target }, health: { url: s.health, timeout: '1s' } }]),

@@ -55,7 +55,7 @@ beforeAll(async () => {
   );
   await until(`${container} to exit`, 15_000, async () => ((await docker('inspect', '-f', '{{.State.Status}}', container)) === 'exited' ? true : undefined));
   const overrides: Partial<EngineConfigInput> = {
-    temporal: { address: stack().temporalAddress, taskQueue: queue },
+    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: {
       [target]: {

@@ -82,7 +82,7 @@ const engines: TestEngine[] = [];
 async function engineFor(prefix: string, overrides: Partial<EngineConfigInput>): Promise<TestEngine> {
   const queue = uniqueQueue(prefix);
   const input: Partial<EngineConfigInput> = {
-    temporal: { address: stack().temporalAddress, taskQueue: queue },
+    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     channels: { ops: { type: 'webhook', url: `${receiver.url}/ops` } },
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['ops'] }] } } },

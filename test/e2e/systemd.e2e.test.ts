@@ -62,7 +62,7 @@ describe('service down on a systemd unit, the real loop through a host agent', (
     expect(queue).toBe(`${e2eQueue}-host-${host}`);
     await until('the host agent polling its queue', 60_000, async () => {
       const d = await engine.client.workflowService.describeTaskQueue({
-        namespace: 'default',
+        namespace: stack().temporalNamespace,
         taskQueue: { name: queue },
         taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
       });

@@ -62,7 +62,7 @@ beforeAll(async () => {
     await docker('kill', name);
   }
   engine = await startTestEngine({
-    temporal: { address: stack().temporalAddress, taskQueue: queue },
+    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: {
       // The target's name is not its container's name: labels must use the former, and only it.

@@ -12,6 +12,8 @@ import { until } from './wait.js';
 export interface DevServer {
   /** 127.0.0.1:<port> of the frontend. */
   address: string;
+  /** The only namespace it has (the stack's cluster uses another). */
+  namespace: 'default';
   dbFile: string;
   /** Starts the server (again) on the same ports and file; resolves once it answers. */
   start(): Promise<void>;
@@ -41,6 +43,7 @@ export async function startDevServer(): Promise<DevServer> {
 
   const server: DevServer = {
     address: `127.0.0.1:${port}`,
+    namespace: 'default',
     dbFile,
     async start() {
       if (child && child.exitCode === null && child.signalCode === null) throw new Error('the dev server is already running');

@@ -4,9 +4,19 @@ import { join } from 'node:path';
 
 export const stackDir = process.env.STACK_DIR ?? '/var/tmp/remediation-stack';
 
+/**
+ * Which Temporal a test run uses: the stack's dev server (the default), or with TEMPORAL_MODE=cluster
+ * in the test's environment the stack's cluster (`npm run stack -- up --temporal cluster`). Chosen by
+ * the run, not by the stack's last up: one stack serves a dev-server run and a cluster run at once.
+ */
+export type TemporalMode = 'dev' | 'cluster';
+
 export interface Stack {
+  temporalMode: TemporalMode;
   temporalAddress: string;
-  temporalUi: string;
+  temporalNamespace: string;
+  /** The dev server's UI; the cluster has none. */
+  temporalUi?: string;
   dockerSocket: string;
   busyboxImage: string;
   systemdImage: string;
@@ -27,6 +37,12 @@ export interface Stack {
 
 let cached: Stack | undefined;
 
+export function temporalMode(): TemporalMode {
+  const mode = process.env.TEMPORAL_MODE || 'dev';
+  if (mode !== 'dev' && mode !== 'cluster') throw new Error(`TEMPORAL_MODE=${mode}: expected dev or cluster`);
+  return mode;
+}
+
 export function stack(): Stack {
   if (cached) return cached;
   let text: string;
@@ -45,9 +61,23 @@ export function stack(): Stack {
     if (v === undefined) throw new Error(`stack.env has no ${k}`);
     return v;
   };
+  const mode = temporalMode();
+  const temporal = (key: 'ADDRESS' | 'NAMESPACE'): string => {
+    const v = env[`TEMPORAL_${mode.toUpperCase()}_${key}`];
+    if (v !== undefined) return v;
+    // A stack.env written before the stack knew modes names only the dev server.
+    if (mode === 'dev' && env.TEMPORAL_MODE === undefined) return key === 'ADDRESS' ? need('TEMPORAL_ADDRESS') : 'default';
+    throw new Error(
+      mode === 'cluster'
+        ? `the stack's Temporal cluster is not up (stack.env has no TEMPORAL_CLUSTER_${key}): run "npm run stack -- up --temporal cluster"`
+        : `the stack's Temporal dev server is not up (stack.env has no TEMPORAL_DEV_${key}): run "npm run stack -- up", or set TEMPORAL_MODE=cluster`,
+    );
+  };
   cached = {
-    temporalAddress: need('TEMPORAL_ADDRESS'),
-    temporalUi: need('TEMPORAL_UI'),
+    temporalMode: mode,
+    temporalAddress: temporal('ADDRESS'),
+    temporalNamespace: temporal('NAMESPACE'),
+    temporalUi: mode === 'dev' ? env.TEMPORAL_UI : undefined,
     dockerSocket: need('DOCKER_SOCKET'),
     busyboxImage: need('BUSYBOX_IMAGE'),
     systemdImage: need('SYSTEMD_IMAGE'),

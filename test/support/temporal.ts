@@ -54,7 +54,7 @@ export async function terminateRunning(client: Client, taskQueue: string, reason
 
 export async function temporalClient(): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({ address: stack().temporalAddress });
-  return { client: new Client({ connection, namespace: 'default' }), connection };
+  return { client: new Client({ connection, namespace: stack().temporalNamespace }), connection };
 }
 
 export async function startWorker(
@@ -64,7 +64,7 @@ export async function startWorker(
   const connection = await NativeConnection.connect({ address: stack().temporalAddress });
   const worker = await Worker.create({
     connection,
-    namespace: 'default',
+    namespace: stack().temporalNamespace,
     workflowBundle: { codePath: bundlePath },
     // Runbooks report their outcome to the engine's metrics sink; a test worker without one would log an error per run.
     sinks: noopSinks,

@@ -158,7 +158,8 @@ describe('Alertmanager webhook: alerts to runbooks', () => {
     const workflowId = incidentWorkflowId('serviceDown', fx.api);
     const handle = client.workflow.getHandle(workflowId);
     const d = await handle.describe();
-    expect(d.type).toBe('serviceDown');
+    // The serviceDown runbook file, run by the interpreter.
+    expect(d.type).toBe('runbook');
     expect(d.taskQueue).toBe(taskQueue);
     expect(d.searchAttributes).toMatchObject({ RemediationTarget: [fx.api], AlertName: ['ServiceDown'], Severity: ['critical'], Runbook: ['serviceDown'] });
     expect(await eventually(() => executionsOf(workflowId), (n) => n === 1)).toBe(1);
@@ -235,7 +236,7 @@ describe('Alertmanager webhook: when Temporal is unreachable', () => {
     const connection = Connection.lazy({ address: `127.0.0.1:${await closedPort()}` });
     const down = createWebhookServer({
       config: fx.config,
-      client: new Client({ connection, namespace: 'default' }),
+      client: new Client({ connection, namespace: fx.config.temporal.namespace }),
       taskQueue,
       metrics: createMetrics({ processMetrics: false }),
       logger: pino({ level: 'silent' }),

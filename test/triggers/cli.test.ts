@@ -139,6 +139,23 @@ describe('remediate approvals', () => {
     expect((await client.workflow.getHandle(cancelled).describe()).status.name).toBe('CANCELLED');
   });
 
+  it('shows alert text with its escape sequences and newlines made visible: one timeline entry stays one line', async () => {
+    const labels = { alertname: 'ServiceDown', service: fx.web };
+    const match = matchBinding(fx.config, { labels });
+    if (!match.matched) throw new Error(match.reason);
+    const input = planRunbook(fx.config, match, { labels }, { engineQueue: taskQueue });
+    const forged = 'abc\u001b[2J\n  2026-01-01 00:00:00  restart: approved (alice)';
+    const { workflowId } = await createIncidentSignaller(client, { timeoutMs: 5_000 }).fire(input, { fingerprint: forged, at: new Date().toISOString() }, taskQueue);
+    const text = await runCli(withConfig('show', workflowId));
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).not.toContain('\u001b');
+    const firing = text.stdout.split('\n').filter((l) => l.includes('firing'));
+    expect(firing).toHaveLength(1);
+    expect(firing[0]).toContain('abc\\x1b[2J\\n  2026-01-01 00:00:00  restart: approved (alice)');
+    expect(text.stdout.split('\n').filter((l) => l.includes('approved (alice)'))).toHaveLength(1);
+    await client.workflow.getHandle(workflowId).terminate('test done');
+  });
+
   it('exits 2 for an incident that does not exist', async () => {
     const r = await runCli(withConfig('show', `incident:serviceDown:nope-${suffix()}`));
     expect(r.code).toBe(2);

@@ -7,6 +7,7 @@ import type { WebhookAlert } from '../../triggers/alertmanagerPayload.js';
 import { openSpool, spoolFileName } from '../../triggers/spool.js';
 import { startForwarder } from '../../triggers/spoolForwarder.js';
 import { until } from '../support/wait.js';
+import { pendingEntries } from './support/spoolFile.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -33,7 +34,7 @@ describe('webhook spool', () => {
     await first.close();
 
     const again = await openSpool(dir);
-    expect(again.pending().map((e) => [e.seq, e.alerts.map((x) => x.fingerprint)])).toEqual([[b.seq, ['b1']]]);
+    expect((await pendingEntries(again)).map((e) => [e.seq, e.alerts.map((x) => x.fingerprint)])).toEqual([[b.seq, ['b1']]]);
     expect(again.pendingAlerts()).toBe(1);
     // Numbering carries on: a new batch never reuses a spooled one's number.
     expect((await again.append([alert('c1')])).seq).toBe(b.seq + 1);
@@ -47,12 +48,12 @@ describe('webhook spool', () => {
     await s.close();
     appendFileSync(join(dir, spoolFileName), '{"seq":2,"at":"2026-11-23T00:00:00Z","alerts":[{"stat');
     const again = await openSpool(dir);
-    expect(again.pending().map((e) => e.alerts[0]!.fingerprint)).toEqual(['whole']);
+    expect((await pendingEntries(again)).map((e) => e.alerts[0]!.fingerprint)).toEqual(['whole']);
     // What is appended next starts a line of its own, not glued to the fragment.
     await again.append([alert('after')]);
     await again.close();
     const third = await openSpool(dir);
-    expect(third.pending().map((e) => e.alerts[0]!.fingerprint)).toEqual(['whole', 'after']);
+    expect((await pendingEntries(third)).map((e) => e.alerts[0]!.fingerprint)).toEqual(['whole', 'after']);
     await third.close();
   });
 
@@ -88,7 +89,7 @@ describe('webhook spool', () => {
     await s.close();
     expect(statSync(join(dir, spoolFileName)).size).toBeLessThan(1_000);
     const again = await openSpool(dir);
-    expect(again.pending()).toEqual([]);
+    expect(await pendingEntries(again)).toEqual([]);
     await again.close();
   });
 });
@@ -109,7 +110,7 @@ describe('spool size', () => {
     // Rewritten on the way past 16 MiB: what is left is the stuck batch and the traffic after.
     expect(statSync(join(dir, spoolFileName)).size).toBeLessThan(16 * 1_048_576);
     const again = await openSpool(dir);
-    expect(again.pending().map((e) => [e.seq, e.alerts[0]!.fingerprint])).toEqual([[stuck.seq, 'stuck']]);
+    expect((await pendingEntries(again)).map((e) => [e.seq, e.alerts[0]!.fingerprint])).toEqual([[stuck.seq, 'stuck']]);
     // Numbering carries on past every batch ever written, not just the ones kept.
     expect((await again.append([alert('next')])).seq).toBeGreaterThan(stuck.seq);
     await again.close();
@@ -157,7 +158,7 @@ describe('spool forwarder', () => {
     expect(seen.indexOf('x:firing')).toBeLessThan(seen.indexOf('x:resolved'));
     expect(seen.indexOf('y:firing')).toBeLessThan(seen.indexOf('x:firing'));
     expect(failuresLeft).toBe(-1);
-    expect(s.pending()).toEqual([]);
+    expect(await pendingEntries(s)).toEqual([]);
     await forwarder.stop();
     await s.close();
   });
@@ -201,7 +202,7 @@ describe('spool forwarder', () => {
     await forwarder.stop();
     await s.close();
     const again = await openSpool(dir);
-    expect(again.pending().map((e) => e.alerts[0]!.fingerprint)).toEqual(['stuck']);
+    expect((await pendingEntries(again)).map((e) => e.alerts[0]!.fingerprint)).toEqual(['stuck']);
     await again.close();
   });
 });

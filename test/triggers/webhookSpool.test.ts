@@ -27,8 +27,8 @@ const open: Array<{ webhook: WebhookServer; spool: Spool }> = [];
 beforeAll(async () => {
   server = await startDevServer();
   connection = await Connection.connect({ address: server.address });
-  client = new Client({ connection, namespace: 'default' });
-  fx = triggerConfig({ taskQueue: uniqueQueue('webhook-spool'), temporalAddress: server.address });
+  client = new Client({ connection, namespace: server.namespace });
+  fx = triggerConfig({ taskQueue: uniqueQueue('webhook-spool'), temporalAddress: server.address, temporalNamespace: server.namespace });
   dir = mkdtempSync(join(tmpdir(), 'remediation-webhook-spool-'));
 }, 90_000);
 

@@ -10,13 +10,19 @@ import type {
   ActionContext,
   ActionResult,
   BackupResult,
+  CommandRequest,
+  CommandRun,
   Diagnostics,
+  HostDiagnostics,
+  HostDiagnosticsRequest,
   EngineActivities,
   GuardrailActivities,
   HttpStepRequest,
   HttpStepResult,
   LogRequest,
   LogResult,
+  MetricRequest,
+  MetricResult,
   NotificationRequest,
   NotificationResult,
   SilenceRequest,
@@ -47,6 +53,9 @@ export interface TargetScript {
   silencedBy?: string;
   /** What targetLogs reads, one line per log line; filtered by the request's pattern like the real one. */
   logs?: string;
+  /** Configured commands: what each prints and exits with; one not readOnly is only described in a dry run, like the real one. */
+  commands?: Record<string, { exitCode?: number; output?: string; stderr?: string; readOnly?: boolean }>;
+  hostDiagnostics?: (req: HostDiagnosticsRequest) => HostDiagnostics;
 }
 
 export interface Call {
@@ -68,6 +77,8 @@ export interface Harness {
   outcomes: Array<{ workflowId: string; runbook: string; outcome: string; durationMs: number }>;
   notifications: Array<NotificationRequest & { dryRun: boolean; at: number }>;
   script(target: string, script: TargetScript): TargetState;
+  /** What queryMetric answers (calls counts the queries so far, this one included); default: nothing comes back. */
+  onMetric(answer: (req: MetricRequest, calls: number) => MetricResult): void;
   callsFor(target: string, activity?: string): Call[];
   /** Stops the worker and starts a new one on the queue: an engine restart, with its cache gone. */
   restartWorker(): Promise<void>;
@@ -87,6 +98,8 @@ export async function startHarness(prefix: string): Promise<Harness> {
   const notifications: Harness['notifications'] = [];
   const outcomes: Harness['outcomes'] = [];
   let silences = 0;
+  let metricCalls = 0;
+  let metricAnswer: (req: MetricRequest, calls: number) => MetricResult = () => ({ value: null, holds: false, series: 0, detail: 'no series' });
 
   const of = (target: string) => {
     let entry = scripts.get(target);
@@ -152,9 +165,34 @@ export async function startHarness(prefix: string): Promise<Harness> {
       await of(target).script.maintain?.(ctx);
       return result(target, 'maintenance', ctx);
     },
+    async runTargetCommand(target, req: CommandRequest): Promise<CommandRun> {
+      record('runTargetCommand', target, undefined, req);
+      calls[calls.length - 1]!.dryRun = req.dryRun;
+      const c = of(target).script.commands?.[req.command];
+      if (!c) throw permanentFailure(`command '${req.command}' on target '${target}' refused: the target has no such command in the config`);
+      if (req.dryRun && !c.readOnly) return { target, command: req.command, dryRun: true, exitCode: 0, output: `dry run: would run '${req.command}'`, stderr: '', summary: `dry run: would run '${req.command}'` };
+      const exitCode = c.exitCode ?? 0;
+      return { target, command: req.command, dryRun: false, exitCode, output: c.output ?? '', stderr: c.stderr ?? '', summary: `'${req.command}' exited ${exitCode}` };
+    },
+    async hostDiagnostics(target, req: HostDiagnosticsRequest): Promise<HostDiagnostics> {
+      record('hostDiagnostics', target, undefined, req);
+      const scripted = of(target).script.hostDiagnostics;
+      if (scripted) return scripted(req);
+      return {
+        target,
+        sections: [{ title: 'disk', ok: true, text: ' 97% /: 9.7 GiB used, 300.0 MiB free of 10.0 GiB (overlay)' }],
+        summary: 'ok: disk:  97% /: 9.7 GiB used, 300.0 MiB free of 10.0 GiB (overlay)',
+        figures: { diskMaxPercent: 97, memoryUsedPercent: -1, load1: -1, cpus: 0, tcpFailed: [] },
+      };
+    },
   };
 
   const engineActivities: EngineActivities = {
+    async queryMetric(req: MetricRequest): Promise<MetricResult> {
+      metricCalls += 1;
+      record('queryMetric', req.target || undefined, undefined, req);
+      return metricAnswer(req, metricCalls);
+    },
     // Like the real one: reads are sent even in a dry run, writes are only described.
     async httpRequest(req: HttpStepRequest): Promise<HttpStepResult> {
       record('httpRequest', undefined, undefined, req);
@@ -217,6 +255,10 @@ export async function startHarness(prefix: string): Promise<Harness> {
       const entry = of(target);
       entry.script = script;
       return entry.state;
+    },
+    onMetric(answer) {
+      metricCalls = 0;
+      metricAnswer = answer;
     },
     async restartWorker() {
       await worker.stop();

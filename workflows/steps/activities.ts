@@ -39,7 +39,18 @@ export function targetActivities(taskQueue: string, longRunMs = 3_600_000): Targ
     runTargetAction: restarts.runTargetAction,
     backupTarget: long.backupTarget,
     maintainTarget: long.maintainTarget,
+    hostDiagnostics: diagnosis.hostDiagnostics,
+    runTargetCommand: commandActivity(taskQueue, false),
   };
+}
+
+/**
+ * A configured command: one that only reads is tried again on a transient failure; one that may
+ * change something is tried once (it may have run). It heartbeats, so a worker that dies is noticed
+ * in 30 s; the command's own timeout (at most 10 minutes) ends it before this limit.
+ */
+export function commandActivity(taskQueue: string, readOnly: boolean): TargetActivities['runTargetCommand'] {
+  return proxyActivities<TargetActivities>({ taskQueue, ...opts('11m', readOnly ? 3 : 1, { heartbeatTimeout: '30s' }) }).runTargetCommand;
 }
 
 /** Activities on the engine's own queue: notifications, silences and the guard. */
@@ -52,8 +63,11 @@ export function engineActivities(): EngineSteps {
   const guard = proxyActivities<GuardrailActivities>(opts('30s', 6));
   // The activity answers within the step's own timeout; 5xx and refused connections are retried.
   const http = proxyActivities<EngineActivities>(opts('2m', 3));
+  // A read: a Prometheus restarting is waited out; a query it refuses fails at once (non-retryable).
+  const metrics = proxyActivities<EngineActivities>(opts('1m', 3));
   return {
     httpRequest: http.httpRequest,
+    queryMetric: metrics.queryMetric,
     notify: notify.notify,
     createSilence: silences.createSilence,
     checkSuppression: silences.checkSuppression,

@@ -4,12 +4,13 @@
 // destructive-action cap, dry-run, capped output, pages sent once.
 import { proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
+import { safeUrl } from '../../config/safeUrl.js';
 import type { ActionStep, StepParams, StepType } from '../../config/runbookSchema.js';
 import type { EngineActivities } from '../../activities/contract.js';
 import type { Outcome, RunbookResume, RunbookRunInput, TargetRef } from '../messages.js';
 import type { RunState } from '../runbook.js';
 import { ContinueRun } from './continuation.js';
-import { targetActivities, type TargetSteps } from './activities.js';
+import { commandActivity, targetActivities, type TargetSteps } from './activities.js';
 import { awaitApproval } from './awaitApproval.js';
 import { withDestructiveSlot } from './destructiveSlot.js';
 import { diagnose } from './diagnose.js';
@@ -18,6 +19,7 @@ import { cap, capTail } from './incident.js';
 import { dryRunSilenceId, MaintenanceWindow, suppression } from './maintenanceWindow.js';
 import { restartOnce, restartWithRetries } from './restartWithRetries.js';
 import { verify, verifyWithin } from './verify.js';
+import { checkDependencies, metricRequest, pollMetric, withHostDiagnostics } from './probes.js';
 import { pageText, title } from './runbook.js';
 
 export interface Ending {
@@ -132,8 +134,10 @@ const catalog: { [T in StepType]: Impl<T> } = {
       actor: run.input.startedBy,
       dryRun: run.input.dryRun,
     });
-    run.rb.incident.record(r.dryRun ? 'http (dry-run)' : 'http', `${params.method} ${params.url} → ${r.dryRun ? 'not sent' : r.status}`);
-    if (!r.ok) throw new StepError(`${step.id}: ${params.method} ${params.url} answered ${r.status}, expected ${params.expectStatus.join(' or ')}`);
+    // The timeline and errors reach pages and history: the URL without credentials or query.
+    const shown = safeUrl(params.url);
+    run.rb.incident.record(r.dryRun ? 'http (dry-run)' : 'http', `${params.method} ${shown} → ${r.dryRun ? 'not sent' : r.status}`);
+    if (!r.ok) throw new StepError(`${step.id}: ${params.method} ${shown} answered ${r.status}, expected ${params.expectStatus.join(' or ')}`);
     return outputs({ status: r.status, ok: r.ok, body: cap(r.body, maxOutputText) });
   },
 
@@ -278,16 +282,28 @@ const catalog: { [T in StepType]: Impl<T> } = {
     return outputs({});
   },
 
-  async waitUntil({ run, step, params, target, on, ctx }) {
+  async waitUntil(call) {
+    const { run, step, params, on, ctx } = call;
+    const until = params.until ?? (params.check === 'metric' ? 'check.holds' : 'check.healthy');
     const started = Date.now();
     for (let polls = 1; ; polls++) {
-      const r = await verify(run.rb.incident, on(), target.name);
-      const check = { healthy: r.healthy, detail: r.detail };
-      if (evaluateCondition(params.until, { ...ctx(), check })) return outputs({ met: true, polls, detail: r.detail });
+      let check: Record<string, unknown>;
+      if (params.check === 'metric') {
+        const m = await pollMetric(run.rb.engine, metricRequest({ query: params.query!, op: params.op!, threshold: params.threshold! }, () => call.target));
+        check = { holds: m.holds, value: m.value, series: m.series, detail: m.detail };
+      } else {
+        const r = await verify(run.rb.incident, on(), call.target.name);
+        check = { healthy: r.healthy, detail: r.detail };
+      }
+      const detail = String(check.detail);
+      if (evaluateCondition(until, { ...ctx(), check })) {
+        if (params.check === 'metric') run.rb.incident.record('condition met', `${step.id}: ${detail} after ${polls} check${polls === 1 ? '' : 's'}`);
+        return outputs({ met: true, polls, detail });
+      }
       const remaining = started + params.deadline - Date.now();
       if (remaining <= 0) {
-        run.rb.incident.record('deadline passed', `${step.id}: "${params.until}" did not hold after ${polls} checks`);
-        return outputs({ met: false, polls, detail: r.detail });
+        run.rb.incident.record('deadline passed', `${step.id}: "${until}" did not hold after ${polls} checks${params.check === 'metric' ? `: ${detail}` : ''}`);
+        return outputs({ met: false, polls, detail });
       }
       await sleep(Math.min(params.every, remaining));
     }
@@ -295,6 +311,48 @@ const catalog: { [T in StepType]: Impl<T> } = {
 
   async end({ params, text }) {
     return { ending: { outcome: params.outcome, detail: text(params.detail) } };
+  },
+
+  async metric(call) {
+    const { run, params } = call;
+    const r = await run.rb.engine.queryMetric(metricRequest(params, () => call.target));
+    run.rb.incident.record('metric', r.detail);
+    return outputs({ value: r.value, holds: r.holds, series: r.series, detail: r.detail });
+  },
+
+  async dependencies({ run, target }) {
+    const r = await checkDependencies(run.rb.incident, target, run.input.targets);
+    return outputs({ ok: r.ok, failed: r.failed, detail: r.detail });
+  },
+
+  async command({ run, step, params, target }) {
+    const by = params.approvedBy ? approver(run, params.approvedBy) : run.input.startedBy;
+    const readOnly = target.readOnlyCommands?.includes(params.command) ?? false;
+    const r = await commandActivity(target.queue, readOnly)(target.name, {
+      command: params.command,
+      incidentId: run.rb.incident.workflowId,
+      reason: `${run.input.alert.name}: step ${step.id}${params.approvedBy ? `, approved by ${by}` : ''}`,
+      actor: by,
+      dryRun: run.input.dryRun,
+    });
+    run.rb.incident.record(r.dryRun ? 'command (dry-run)' : 'command ran', r.summary, by);
+    if (!r.dryRun && !params.expectExit.includes(r.exitCode)) {
+      const why = r.stderr.trim().split('\n').pop() ?? '';
+      throw new StepError(`${step.id}: '${params.command}' on '${target.name}' exited ${r.exitCode}, expected ${params.expectExit.join(' or ')}${why ? `: ${why.slice(0, 300)}` : ''}`);
+    }
+    return outputs({ exitCode: r.exitCode, output: capTail(r.output, maxOutputText), stderr: capTail(r.stderr, 1_000), ran: !r.dryRun });
+  },
+
+  async hostDiagnostics({ run, params, target, on }) {
+    const d = await on().hostDiagnostics(target.name, { ...(params.sections ? { sections: params.sections } : {}), tcp: params.tcp, top: params.top });
+    run.diagnostics = withHostDiagnostics(run.diagnostics, d);
+    run.rb.incident.record('host diagnostics', d.summary);
+    return outputs({
+      summary: cap(d.summary, 2_000),
+      ok: d.sections.every((s) => s.ok),
+      sections: d.sections.map((s) => s.title),
+      ...d.figures,
+    });
   },
 };
 

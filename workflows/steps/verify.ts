@@ -48,7 +48,8 @@ export async function verifyWithin(
   }
 }
 
-async function checkOnce(target: TargetSteps, name: string): Promise<VerifyResult> {
+/** One check, unrecorded; a check that cannot run is "not healthy" with the reason. */
+export async function checkOnce(target: TargetSteps, name: string): Promise<VerifyResult> {
   try {
     const v = await target.verifyTarget(name);
     return { healthy: v.healthy, detail: describeChecks(v) };

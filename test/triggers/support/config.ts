@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseConfig } from '../../../config/load.js';
 import type { EngineConfig, EngineConfigInput } from '../../../config/schema.js';
+import { stack } from '../../support/stack.js';
 
 export function suffix(): string {
   return randomBytes(4).toString('hex');
@@ -19,12 +20,22 @@ export interface TriggerFixture {
   db: string;
 }
 
-export function triggerConfig(options: { taskQueue: string; temporalAddress?: string; extra?: Partial<EngineConfigInput> }): TriggerFixture {
+/** With an address, the namespace is the stack's unless given (a test's own dev server has only 'default'). */
+export function triggerConfig(options: {
+  taskQueue: string;
+  temporalAddress?: string;
+  temporalNamespace?: string;
+  extra?: Partial<EngineConfigInput>;
+}): TriggerFixture {
   const s = suffix();
   const [api, web, db] = [`api-${s}`, `web-${s}`, `db-${s}`];
   const token = `tok-${randomBytes(16).toString('hex')}`;
   const raw: EngineConfigInput = {
-    temporal: { address: options.temporalAddress, taskQueue: options.taskQueue },
+    temporal: {
+      address: options.temporalAddress,
+      namespace: options.temporalNamespace ?? (options.temporalAddress ? stack().temporalNamespace : undefined),
+      taskQueue: options.taskQueue,
+    },
     webhook: { listen: '127.0.0.1:0', token, maxBodyBytes: 64 * 1024 },
     targets: {
       [api]: { kind: 'container', container: api, labels: { service: api } },

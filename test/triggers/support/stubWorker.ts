@@ -14,7 +14,7 @@ export async function startStubWorker(taskQueue: string): Promise<{ stop: () => 
   const connection = await NativeConnection.connect({ address: stack().temporalAddress });
   const worker = await Worker.create({
     connection,
-    namespace: 'default',
+    namespace: stack().temporalNamespace,
     taskQueue,
     workflowBundle: await (bundle ??= bundleWorkflowCode({
       workflowsPath,

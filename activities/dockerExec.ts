@@ -1,0 +1,121 @@
+// `docker exec` through the Engine API: a program and its arguments as an array (Cmd), never a
+// shell string, run inside a configured container. It is what the `command` and `hostDiagnostics`
+// steps use for container targets, behind the same CommandRunner interface the host agent's local
+// runner has, so both read a program's output the same way.
+//
+// The API has no way to stop an exec'd process: on timeout or cancellation the stream is closed and
+// the call fails, and a process that ignores its closed output may run on inside the container.
+import Docker from 'dockerode';
+import type { ContainerRef } from './docker.js';
+import { FrameDemuxer } from './dockerLogStream.js';
+import { TimeoutError, withTimeout } from './failures.js';
+import type { CommandResult, CommandRunner } from './systemd.js';
+
+export interface DockerExecDeps {
+  docker: (endpointName: string) => Docker;
+  /** Bound of one Engine API call (creating and inspecting the exec), per endpoint. */
+  apiTimeoutMs: (endpointName: string) => number;
+}
+
+export interface DockerExec {
+  /** Runs programs inside the container; rejects with `code` ENOENT (no such program), ENOCONTAINER, ENOTRUNNING. */
+  runner(ref: ContainerRef, options?: { env?: string[] }): CommandRunner;
+}
+
+const containerName = /^\/?[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+
+export function createDockerExec(deps: DockerExecDeps): DockerExec {
+  return {
+    runner(ref, options = {}) {
+      if (!containerName.test(ref.container)) throw Object.assign(new Error(`'${ref.container}' is not a container name`), { code: 'EINVAL' });
+      const name = ref.container.replace(/^\//, '');
+      return async (cmd, args, opts) => {
+        const docker = deps.docker(ref.endpoint);
+        const apiMs = deps.apiTimeoutMs(ref.endpoint);
+        const what = `${cmd} in container '${name}'`;
+        let exec: Docker.Exec;
+        try {
+          exec = await withTimeout(
+            what,
+            apiMs,
+            docker.getContainer(name).exec({ Cmd: [cmd, ...args], AttachStdout: true, AttachStderr: true, AttachStdin: false, Tty: false, ...(options.env ? { Env: options.env } : {}) }),
+          );
+        } catch (err) {
+          throw execFailure(err, name);
+        }
+        const out = new CappedText(opts.maxBytes);
+        const errOut = new CappedText(opts.maxBytes);
+        let stream: NodeJS.ReadWriteStream | undefined;
+        const read = (async () => {
+          stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadWriteStream;
+          const demux = new FrameDemuxer((which, payload) => (which === 'stderr' ? errOut : out).push(payload));
+          for await (const chunk of stream as AsyncIterable<Buffer>) demux.push(chunk);
+        })();
+        const stop = () => (stream as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+        const onAbort = () => stop();
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        try {
+          await withTimeout(what, opts.timeoutMs, read, stop);
+        } catch (err) {
+          if (opts.signal?.aborted) throw new Error(`${what} was cancelled`);
+          if (err instanceof TimeoutError) throw err;
+          throw execFailure(err, name);
+        } finally {
+          opts.signal?.removeEventListener('abort', onAbort);
+        }
+        const code = await exitCode(exec, what, name, apiMs);
+        const result: CommandResult = { code, stdout: out.text(), stderr: errOut.text(), ...(out.cut || errOut.cut ? { truncated: true } : {}) };
+        // The runtime answers a program it cannot start with 126/127 and its own message on stdout.
+        if ((code === 126 || code === 127) && /OCI runtime exec failed|executable file not found|no such file or directory/i.test(result.stdout + result.stderr)) {
+          throw Object.assign(new Error(`${cmd} cannot run in container '${name}': not found`), { code: 'ENOENT' });
+        }
+        return result;
+      };
+    },
+  };
+}
+
+/** The exit code once the daemon has it; a process whose output ended a moment before it exited is waited for. */
+async function exitCode(exec: Docker.Exec, what: string, container: string, apiMs: number): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const info = await withTimeout(what, apiMs, exec.inspect()).catch((err: unknown) => {
+      throw execFailure(err, container);
+    });
+    if (!info.Running && typeof info.ExitCode === 'number') return info.ExitCode;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw Object.assign(new Error(`${what} closed its output but did not exit within 5 s`), { code: 'ETIMEDOUT' });
+}
+
+function execFailure(err: unknown, container: string): Error {
+  if (err instanceof TimeoutError) return Object.assign(new Error(err.message), { code: 'ETIMEDOUT' });
+  const e = err as { statusCode?: number; json?: { message?: string }; message?: string; code?: string };
+  const says = String(e?.json?.message ?? e?.message ?? err).split('\n')[0]!.slice(0, 300);
+  if (e?.statusCode === 404) return Object.assign(new Error(`no such container '${container}'`), { code: 'ENOCONTAINER' });
+  if (e?.statusCode === 409) return Object.assign(new Error(`container '${container}' is not running: ${says}`), { code: 'ENOTRUNNING' });
+  return Object.assign(new Error(says), { code: e?.code ?? (e?.statusCode ? `HTTP${e.statusCode}` : undefined) });
+}
+
+/** The first maxBytes of a stream; the rest is read and dropped, so the program is never blocked on a full pipe. */
+class CappedText {
+  #chunks: Buffer[] = [];
+  #held = 0;
+  cut = false;
+  constructor(private readonly maxBytes: number) {}
+
+  push(chunk: Buffer): void {
+    if (this.#held >= this.maxBytes) {
+      this.cut = true;
+      return;
+    }
+    const room = this.maxBytes - this.#held;
+    if (chunk.length > room) this.cut = true;
+    const kept = chunk.subarray(0, room);
+    this.#chunks.push(kept);
+    this.#held += kept.length;
+  }
+
+  text(): string {
+    return Buffer.concat(this.#chunks).toString('utf8').replace(/\uFFFD+$/, '');
+  }
+}

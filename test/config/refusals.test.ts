@@ -1,0 +1,168 @@
+// Config that used to load and then fail later (at the first alert, at schedule sync, at the first
+// restart, in the dev server's exit code) is refused at start-up, naming the key and the value.
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../config/load.js';
+import type { EngineConfigInput } from '../../config/schema.js';
+
+function base(): EngineConfigInput {
+  return {
+    temporal: { taskQueue: 'refusals' },
+    webhook: { listen: '127.0.0.1:0', token: 'tok-refusals-0123456789' },
+    alertmanager: { url: 'http://127.0.0.1:19093' },
+    targets: {
+      api: { kind: 'container', container: 'api', labels: { service: 'api' }, health: { url: 'http://127.0.0.1:18080/health' } },
+      db: { kind: 'postgres', port: 15432, labels: { service: 'db' } },
+      shop: { kind: 'mysql', port: 13306 },
+      cache: { kind: 'redis', port: 16379 },
+    },
+    bindings: [{ alert: 'ServiceDown', runbook: 'serviceDown', targetLabel: 'service', targets: ['api'] }],
+    channels: { log: { type: 'log' } },
+    escalation: { policies: { standard: { levels: [{ name: 'oncall', after: '0s', channels: ['log'] }] } }, default: 'standard' },
+  };
+}
+
+/** The problems a config is refused with; [] when it loads. */
+function problems(change: (c: EngineConfigInput & Record<string, any>) => void): string[] {
+  const raw = base() as EngineConfigInput & Record<string, any>;
+  change(raw);
+  try {
+    parseConfig(raw, 'refusals test');
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.problems;
+  }
+}
+
+function refusedWith(change: (c: EngineConfigInput & Record<string, any>) => void, ...parts: string[]): void {
+  const found = problems(change);
+  expect(found.length, 'refused').toBeGreaterThan(0);
+  expect(found.some((p) => parts.every((part) => p.includes(part))), `a problem with ${parts.join(' … ')} in:\n${found.join('\n')}`).toBe(true);
+}
+
+describe('refused at start-up, naming key and value', () => {
+  it('the base config loads', () => {
+    expect(problems(() => {})).toEqual([]);
+  });
+
+  it('a binding matcher whose regular expression does not compile (it would fail every batch holding that alert)', () => {
+    refusedWith(
+      (c) => (c.bindings![0]!.matchers = [{ name: 'env', value: 'prod(', isRegex: true }]),
+      'bindings.0.matchers.0.value',
+      'invalid regular expression',
+      'env=~"prod("',
+    );
+    refusedWith((c) => (c.bindings![0]!.matchers = [{ name: 'env', value: '(?U)a+', isRegex: true }]), 'bindings.0.matchers.0.value', 'ungreedy');
+    // The same text as a plain value is fine, and so is a valid expression.
+    expect(problems((c) => (c.bindings![0]!.matchers = [{ name: 'env', value: 'prod(' }]))).toEqual([]);
+    expect(problems((c) => (c.bindings![0]!.matchers = [{ name: 'env', value: '(?i)prod|stag.*', isRegex: true }]))).toEqual([]);
+  });
+
+  it("a maintenance silence matcher whose regular expression does not compile", () => {
+    refusedWith(
+      (c) => (c.maintenance = [{ name: 'weekly', targets: ['db'], silence: [{ name: 'instance', value: 'db-[', isRegex: true }] }]),
+      'maintenance.0.silence.0.value',
+      'instance=~"db-["',
+    );
+  });
+
+  it('a cron string Temporal would reject at schedule sync', () => {
+    const cron = (value: string) => (c: EngineConfigInput & Record<string, any>) => (c.maintenance = [{ name: 'weekly', targets: ['db'], cron: value }]);
+    refusedWith(cron('0 25 * * 0'), 'maintenance.0.cron', 'hour "25"', '"0 25 * * 0"');
+    refusedWith(cron('61 2 * * 0'), 'maintenance.0.cron', 'minute "61"');
+    refusedWith(cron('0 2 * * 0 0'), 'maintenance.0.cron', 'year');
+    refusedWith(cron('0 2 * *'), 'maintenance.0.cron', 'expected 5 fields', 'got 4');
+    refusedWith(cron('every sunday'), 'maintenance.0.cron');
+    refusedWith(cron('0 2 * * FUNDAY'), 'maintenance.0.cron', 'day of week');
+    refusedWith(cron('0 2 5-1 * *'), 'maintenance.0.cron', 'ends before it starts');
+    refusedWith(cron('*/0 2 * * *'), 'maintenance.0.cron', 'step');
+    refusedWith(cron('@fortnightly'), 'maintenance.0.cron', '@fortnightly');
+    refusedWith(cron('@every soon'), 'maintenance.0.cron', 'interval');
+    refusedWith(cron('CRON_TZ=Europe/Berlin 0 2 * * 0'), 'maintenance.0.cron', 'timezone');
+    for (const ok of ['0 2 * * 0', '0 2 * * SUN', '30 2 * * 7', '*/15 0-6 1,15 JAN-mar mon-FRI', '0 2 * * 0 2030', '0 0 2 * * 0 *', '@weekly', '@every 12h', '@every 24h/2h', '0 2 * * 0 # weekly']) {
+      expect(problems(cron(ok)), ok).toEqual([]);
+    }
+  });
+
+  it('a time zone that is not an IANA name', () => {
+    const zone = (value: string) => (c: EngineConfigInput & Record<string, any>) => (c.maintenance = [{ name: 'weekly', targets: ['db'], timezone: value }]);
+    refusedWith(zone('Mars/Olympus_Mons'), 'maintenance.0.timezone', 'not an IANA time zone', '"Mars/Olympus_Mons"');
+    refusedWith(zone('+02:00'), 'maintenance.0.timezone');
+    refusedWith(zone(''), 'maintenance.0.timezone');
+    for (const ok of ['UTC', 'Europe/Berlin', 'America/Argentina/Buenos_Aires', 'Asia/Kolkata']) expect(problems(zone(ok)), ok).toEqual([]);
+  });
+
+  it('restartVia naming a target that is not a container or systemd unit', () => {
+    refusedWith((c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'cache'), 'targets.db.restartVia', '"cache" is a redis target');
+    refusedWith((c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'nowhere'), 'targets.db.restartVia', 'no target named "nowhere"');
+    expect(problems((c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'api'))).toEqual([]);
+  });
+
+  it('SQL table names that are not plain identifiers', () => {
+    const pg = (tables: string[]) => (c: EngineConfigInput & Record<string, any>) => ((c.targets!.db as Record<string, unknown>).maintenanceTables = tables);
+    const my = (tables: string[]) => (c: EngineConfigInput & Record<string, any>) => ((c.targets!.shop as Record<string, unknown>).maintenanceTables = tables);
+    refusedWith(pg(['orders; DROP TABLE users']), 'targets.db.maintenanceTables.0', 'plain table name', 'orders; DROP TABLE users');
+    refusedWith(pg(['a.b.c']), 'targets.db.maintenanceTables.0');
+    refusedWith(pg(['"Orders"']), 'targets.db.maintenanceTables.0');
+    refusedWith(my(['orders`; DROP']), 'targets.shop.maintenanceTables.0', 'plain table name');
+    refusedWith(my(['123']), 'targets.shop.maintenanceTables.0');
+    expect(problems(pg(['orders', 'public.Orders_2', 'ledger$x']))).toEqual([]);
+    expect(problems(my(['orders', 'app.orders', '2024_orders']))).toEqual([]);
+  });
+
+  it('zero and absurd timeouts', () => {
+    const target = (patch: Record<string, unknown>) => (c: EngineConfigInput & Record<string, any>) => Object.assign(c.targets!.api!, patch);
+    refusedWith(target({ health: { url: 'http://127.0.0.1:18080/health', timeout: '0s' } }), 'targets.api.health.timeout', 'more than 0', '"0s"');
+    refusedWith(target({ health: { url: 'http://127.0.0.1:18080/health', timeout: '2d' } }), 'targets.api.health.timeout', 'at most 30s', '"2d"');
+    refusedWith(target({ stopTimeout: '1h' }), 'targets.api.stopTimeout', 'at most 2m');
+    refusedWith(target({ verifyDeadline: '0ms' }), 'targets.api.verifyDeadline');
+    refusedWith((c) => ((c.targets!.db as Record<string, unknown>).timeout = '0s'), 'targets.db.timeout');
+    refusedWith((c) => ((c.targets!.cache as Record<string, unknown>).timeout = '99999999999d'), 'targets.cache.timeout');
+    refusedWith((c) => (c.alertmanager!.timeout = '1h'), 'alertmanager.timeout');
+    refusedWith((c) => (c.guardrails = { verifyDeadline: '0s' }), 'guardrails.verifyDeadline');
+    refusedWith((c) => (c.guardrails = { approvalTimeout: '400d' }), 'guardrails.approvalTimeout', 'at most 30d');
+    refusedWith((c) => (c.guardrails = { restarts: { window: '0s' } }), 'guardrails.restarts.window');
+    refusedWith((c) => (c.guardrails = { verifyInterval: '5m', verifyDeadline: '1m' }), 'guardrails.verifyInterval', 'verifyDeadline');
+    refusedWith((c) => (c.docker = { local: { socketPath: '/var/run/docker.sock', timeout: '0s' } }), 'docker.local.timeout');
+    refusedWith((c) => (c.maintenance = [{ name: 'weekly', targets: ['db'], window: '0s' }]), 'maintenance.0.window');
+    // Zero is a real value where it means "at once" or "no wait".
+    expect(problems((c) => ((c.guardrails = { restartBackoff: '0s' }), Object.assign(c.targets!.api!, { stopTimeout: '0s' })))).toEqual([]);
+  });
+
+  it('URLs that are not http or https', () => {
+    const health = (url: string, detailedUrl?: string) => (c: EngineConfigInput & Record<string, any>) =>
+      Object.assign(c.targets!.api!, { health: { url, ...(detailedUrl ? { detailedUrl } : {}) } });
+    refusedWith(health('file:///etc/passwd'), 'targets.api.health.url', 'http or https', 'file:///etc/passwd');
+    refusedWith(health('http://127.0.0.1/health', 'gopher://127.0.0.1/x'), 'targets.api.health.detailedUrl');
+    refusedWith((c) => (c.alertmanager = { url: 'ftp://127.0.0.1:19093' }), 'alertmanager.url', 'http or https');
+    refusedWith(
+      (c) => (c.targets!.purge = { kind: 'http', action: { url: 'javascript:alert(1)' } }),
+      'targets.purge.action.url',
+      'http or https',
+    );
+    refusedWith((c) => (c.channels!.pager = { type: 'pagerduty', routingKey: 'R0UTINGKEY', url: 'file:///tmp/pd' }), 'channels.pager.url', 'http or https');
+    // A webhook's URL is a secret: refused, and not shown.
+    const hook = problems((c) => (c.channels!.hook = { type: 'webhook', url: 'file:///var/lib/hook-s3cret' }));
+    expect(hook).toContain('channels.hook.url: expected an http or https URL');
+    expect(hook.join('\n')).not.toContain('s3cret');
+  });
+
+  it('ports of the embedded Temporal server that collide, or leave no room', () => {
+    const temporal = (patch: Record<string, unknown>) => (c: EngineConfigInput & Record<string, any>) => Object.assign(c.temporal!, patch);
+    refusedWith(temporal({ port: 7233, uiPort: 7234 }), 'temporal.uiPort', '7234', 'metrics');
+    refusedWith(temporal({ port: 7233, uiPort: 7243 }), 'temporal.uiPort', '7243', 'HTTP');
+    refusedWith(temporal({ port: 7233, uiPort: 7233 }), 'temporal.uiPort', 'gRPC');
+    refusedWith(temporal({ port: 65_530 }), 'temporal.port', '65540');
+    refusedWith(temporal({ port: 70_000 }), 'temporal.port');
+    refusedWith((c) => (c.webhook!.listen = '127.0.0.1:8233'), 'webhook.listen', '8233', 'UI');
+    refusedWith((c) => (c.webhook!.listen = '127.0.0.1:7234'), 'webhook.listen', 'metrics');
+    // With a cluster nothing is started here: those ports mean nothing.
+    expect(problems(temporal({ address: '127.0.0.1:7233', port: 7233, uiPort: 7234 }))).toEqual([]);
+    expect(problems(temporal({ port: 17233, uiPort: 18233 }))).toEqual([]);
+  });
+
+  it('database and docker ports out of range', () => {
+    refusedWith((c) => ((c.targets!.db as Record<string, unknown>).port = 65_536), 'targets.db.port');
+    refusedWith((c) => ((c.targets!.cache as Record<string, unknown>).port = 0), 'targets.cache.port');
+  });
+});

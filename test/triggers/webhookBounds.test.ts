@@ -1,0 +1,149 @@
+// Every field the webhook accepts is bounded, and a field past its bound is refused with a 400 that
+// names it. Unbounded, a fingerprint of 900 KB sent 70 times got a running incident terminated for
+// history size (and a fresh run paged again), and was written whole into every log line about it.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webhookLimits, webhookPayload } from '../../triggers/alertmanagerPayload.js';
+import { openSpool, type Spool } from '../../triggers/spool.js';
+import { postToWebhook } from '../support/alertmanagerPayload.js';
+import { metricValue, startLoneWebhook, type LoneWebhook } from './support/webhookAlone.js';
+
+type Payload = ReturnType<typeof notification>;
+
+/** One ServiceDown notification as Alertmanager sends it, every field well within its bound. */
+function notification(service: string) {
+  return {
+    version: '4',
+    groupKey: '{}:{alertname="ServiceDown"}',
+    truncatedAlerts: 0,
+    status: 'firing',
+    receiver: 'remediation',
+    groupLabels: { alertname: 'ServiceDown' } as Record<string, string>,
+    commonLabels: { alertname: 'ServiceDown' } as Record<string, string>,
+    commonAnnotations: {} as Record<string, string>,
+    externalURL: 'http://127.0.0.1:19093',
+    alerts: [
+      {
+        status: 'firing',
+        labels: { alertname: 'ServiceDown', service, severity: 'critical' } as Record<string, string>,
+        annotations: { summary: 'down' } as Record<string, string>,
+        startsAt: '2026-01-05T02:00:00Z',
+        endsAt: '0001-01-01T00:00:00Z',
+        generatorURL: 'http://127.0.0.1:19090/graph',
+        fingerprint: 'a1b2c3d4e5f60718',
+      },
+    ],
+  };
+}
+
+const many = (n: number, value: (i: number) => string) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`n${i}`, value(i)]));
+
+let w: LoneWebhook;
+let spool: Spool;
+let dir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'remediation-bounds-'));
+  spool = await openSpool(dir);
+  // With a spool, an accepted batch is answered without Temporal: what is accepted shows as a 200.
+  w = await startLoneWebhook({ maxBodyBytes: 4 * 1_048_576, deps: { spool } });
+});
+
+afterAll(async () => {
+  await w?.close();
+  await spool?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const post = (body: unknown) => postToWebhook(w.url, w.fx.token, body);
+
+describe('Alertmanager webhook: bounded fields', () => {
+  it('refuses a 900 KB fingerprint with a 400 naming the field, and never writes it to the log', async () => {
+    const body = notification(w.fx.api);
+    body.alerts[0]!.fingerprint = 'f'.repeat(900_000);
+    const logBefore = w.log.length;
+    const r = await post(body);
+    expect(r).toEqual({ status: 400, json: { error: 'invalid Alertmanager payload: alerts[0].fingerprint: longer than 128 characters' } });
+    const lines = w.log.slice(logBefore);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(line.length).toBeLessThan(1_000);
+    expect(await metricValue(w.metrics, 'alerts_received_total', '{status="firing"}')).toBe(0);
+    expect(spool.pendingBatches()).toBe(0);
+  });
+
+  const refusals: Array<[what: string, change: (p: Payload) => void, error: string]> = [
+    ['65 labels', (p) => Object.assign(p.alerts[0]!.labels, many(62, () => 'x')), 'alerts[0].labels: more than 64 labels'],
+    ['a label name of 129 characters', (p) => (p.alerts[0]!.labels[`l${'a'.repeat(128)}`] = 'x'), `alerts[0].labels["l${'a'.repeat(39)}..."]: name longer than 128 characters`],
+    ['a label name outside the Prometheus charset', (p) => (p.alerts[0]!.labels['service-name'] = 'x'), 'alerts[0].labels["service-name"]: not a label name (letters, digits and _, not starting with a digit)'],
+    ['a label name starting with a digit', (p) => (p.alerts[0]!.labels['1x'] = 'x'), 'alerts[0].labels["1x"]: not a label name (letters, digits and _, not starting with a digit)'],
+    ['a label value of 1,025 characters', (p) => (p.alerts[0]!.labels.service = 'v'.repeat(1_025)), 'alerts[0].labels.service: longer than 1024 characters'],
+    ['65 annotations', (p) => Object.assign(p.alerts[0]!.annotations, many(64, () => 'x')), 'alerts[0].annotations: more than 64 annotations'],
+    ['an annotation value of 8 KiB and one', (p) => (p.alerts[0]!.annotations.description = 'd'.repeat(8_193)), 'alerts[0].annotations.description: longer than 8192 characters'],
+    ['an annotation name outside the charset', (p) => (p.alerts[0]!.annotations['run book'] = 'x'), 'alerts[0].annotations["run book"]: not a label name (letters, digits and _, not starting with a digit)'],
+    ['a generatorURL of 2 KiB and one', (p) => (p.alerts[0]!.generatorURL = `http://x/${'g'.repeat(2_040)}`), 'alerts[0].generatorURL: longer than 2048 characters'],
+    ['a startsAt of 65 characters', (p) => (p.alerts[0]!.startsAt = '2'.repeat(65)), 'alerts[0].startsAt: longer than 64 characters'],
+    ['an endsAt of 65 characters', (p) => (p.alerts[0]!.endsAt = '0'.repeat(65)), 'alerts[0].endsAt: longer than 64 characters'],
+    ['an externalURL of 2 KiB and one', (p) => (p.externalURL = `http://x/${'e'.repeat(2_040)}`), 'externalURL: longer than 2048 characters'],
+    ['a receiver of 257 characters', (p) => (p.receiver = 'r'.repeat(257)), 'receiver: longer than 256 characters'],
+    ['a groupKey of 8 KiB and one', (p) => (p.groupKey = 'k'.repeat(8_193)), 'groupKey: longer than 8192 characters'],
+    ['group labels past their bounds', (p) => (p.groupLabels.alertname = 'a'.repeat(1_025)), 'groupLabels.alertname: longer than 1024 characters'],
+    ['common labels past their bounds', (p) => Object.assign(p.commonLabels, many(65, () => 'x')), 'commonLabels: more than 64 labels'],
+    ['common annotations past their bounds', (p) => (p.commonAnnotations.summary = 's'.repeat(8_193)), 'commonAnnotations.summary: longer than 8192 characters'],
+    ['1,001 alerts in one notification', (p) => (p.alerts = Array.from({ length: 1_001 }, (_, i) => ({ ...p.alerts[0]!, fingerprint: `fp${i}` }))), 'alerts: more than 1000 alerts in one notification (set max_alerts on the webhook receiver)'],
+  ];
+
+  it.each(refusals)('refuses %s with a 400 naming the field', async (_what, change, error) => {
+    const body = notification(w.fx.api);
+    change(body);
+    const r = await post(body);
+    expect(r).toEqual({ status: 400, json: { error: `invalid Alertmanager payload: ${error}` } });
+  });
+
+  it('accepts every field at its bound', async () => {
+    const body = notification(w.fx.api);
+    const a = body.alerts[0]!;
+    a.fingerprint = 'f'.repeat(webhookLimits.fingerprint);
+    a.labels = { alertname: 'ServiceDown', service: w.fx.api, ...many(61, () => 'v'.repeat(webhookLimits.labelValue)), [`L${'a'.repeat(127)}`]: 'x' };
+    a.annotations = many(webhookLimits.annotations, () => 'd'.repeat(webhookLimits.annotationValue));
+    a.generatorURL = `http://x/${'g'.repeat(webhookLimits.url - 9)}`;
+    a.startsAt = '2026-01-05T02:00:00.123456789+05:30'.padEnd(webhookLimits.time, ' ');
+    body.externalURL = `http://x/${'e'.repeat(webhookLimits.url - 9)}`;
+    body.receiver = 'r'.repeat(webhookLimits.receiver);
+    body.groupKey = 'k'.repeat(webhookLimits.groupKey);
+    body.alerts = [a, ...Array.from({ length: webhookLimits.alerts - 1 }, (_, i) => ({ ...notification(w.fx.api).alerts[0]!, fingerprint: `fp${i}` }))];
+    expect(Object.keys(a.labels)).toHaveLength(webhookLimits.labels);
+    expect(webhookPayload.safeParse(body).success).toBe(true);
+    const r = await post(body);
+    expect(r).toMatchObject({ status: 200, json: { status: 'queued', alerts: webhookLimits.alerts } });
+  });
+
+  it('quotes a label name that is not plain text, escaped and cut short, in the error and the log', async () => {
+    const body = notification(w.fx.api);
+    const forged = `x\u001b[31m\nFORGED ROW\u202e${'z'.repeat(50_000)}`;
+    body.alerts[0]!.labels[forged] = 'x';
+    const logBefore = w.log.length;
+    const r = await post(body);
+    expect(r.status).toBe(400);
+    // The first 40 characters, as a JSON string in printable ASCII.
+    const shown = `"x\\u001b[31m\\nFORGED ROW\\u202e${'z'.repeat(22)}..."`;
+    expect(r.json.error).toBe(
+      `invalid Alertmanager payload: alerts[0].labels[${shown}]: name longer than 128 characters; ` +
+        `alerts[0].labels[${shown}]: not a label name (letters, digits and _, not starting with a digit)`,
+    );
+    for (const line of w.log.slice(logBefore)) {
+      expect(line.length).toBeLessThan(1_000);
+      expect(line).not.toContain('\u001b');
+    }
+  });
+
+  it('cuts short a refused value the validator would quote', async () => {
+    const body = notification(w.fx.api);
+    body.alerts[0]!.status = `pending${'p'.repeat(100_000)}`;
+    const r = await post(body);
+    expect(r.status).toBe(400);
+    expect(r.json.error).toMatch(/^invalid Alertmanager payload: alerts\[0\]\.status: Invalid enum value\. Expected 'firing' \| 'resolved', received 'pendingp+…$/);
+    expect(r.json.error.length).toBeLessThan(300);
+  });
+});
