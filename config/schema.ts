@@ -375,6 +375,10 @@ export const engineConfigShape = z
          * off with a cluster (200 only once the cluster took the alerts).
          */
         spool: z.boolean().optional(),
+        /** Bytes of alerts the spool may hold not yet forwarded to Temporal; past it, batches get 503 and Alertmanager keeps them. */
+        spoolMaxBytes: z.number().int().positive().default(256 * 1_048_576),
+        /** Free space to keep on the spool's filesystem (the embedded Temporal server may share it); below it, batches get 503. */
+        spoolMinFreeBytes: z.number().int().min(0).default(256 * 1_048_576),
       })
       .strict(),
     alertmanager: z

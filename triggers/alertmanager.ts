@@ -78,11 +78,9 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   const { config, metrics, logger } = deps;
   const expectedDigest = sha256(config.webhook.token.reveal());
   const incidents = createIncidentSignaller(deps.client, { timeoutMs: deps.temporalTimeoutMs ?? 5_000 });
-  // Until config/schema.ts has webhook.spoolMaxBytes and spoolMinFreeBytes, they are read if present.
-  const webhookConfig = config.webhook as typeof config.webhook & { spoolMaxBytes?: number; spoolMinFreeBytes?: number };
   const spoolLimits: SpoolLimits = {
-    maxBytes: deps.spoolMaxBytes ?? webhookConfig.spoolMaxBytes ?? defaultSpoolMaxBytes,
-    minFreeBytes: deps.spoolMinFreeBytes ?? webhookConfig.spoolMinFreeBytes ?? defaultSpoolMinFreeBytes,
+    maxBytes: deps.spoolMaxBytes ?? config.webhook.spoolMaxBytes ?? defaultSpoolMaxBytes,
+    minFreeBytes: deps.spoolMinFreeBytes ?? config.webhook.spoolMinFreeBytes ?? defaultSpoolMinFreeBytes,
   };
   // Shared by everything this server does in bulk (checking a batch, deciding about its alerts).
   const slices = timeSlices();

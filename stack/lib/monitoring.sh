@@ -65,6 +65,8 @@ receivers:
     webhook_configs:
       - url: http://127.0.0.1:$WEBHOOK_PORT/alertmanager
         send_resolved: true
+        # The webhook refuses batches of more than 1,000 alerts (400, never retried): split them here.
+        max_alerts: 1000
         http_config:
           authorization:
             type: Bearer
