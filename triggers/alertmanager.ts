@@ -30,7 +30,8 @@ export interface WebhookDeps {
   taskQueue: string;
   metrics: EngineMetrics;
   logger: Logger;
-  ready: () => Promise<boolean>;
+  /** Whether the engine can start and signal workflows now; a reason says why not (shown in the 503). */
+  ready: () => Promise<boolean | { ready: boolean; reason?: string }>;
   /** Deadline for each Temporal call (default 5 s): below Alertmanager's own webhook timeout. */
   temporalTimeoutMs?: number;
   /**
@@ -146,8 +147,9 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     if (req.method !== 'GET') return send(res, 405, { error: `use GET on ${path}` }, { Allow: 'GET' });
     if (path === '/healthz') return send(res, 200, { status: 'ok' });
     if (path === '/readyz') {
-      const ready = await deps.ready().catch(() => false);
-      return send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+      const answer = await deps.ready().catch(() => false);
+      const { ready, reason } = typeof answer === 'boolean' ? { ready: answer, reason: undefined } : answer;
+      return send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', ...(reason ? { reason: reason.slice(0, 300) } : {}) });
     }
     if (path === '/metrics') {
       const text = await metrics.registry.metrics();

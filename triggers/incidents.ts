@@ -5,6 +5,7 @@
 // batches) share one call while it runs and for a few seconds after Temporal accepted it.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Client, WorkflowClient, WorkflowNotFoundError } from '@temporalio/client';
+import { NamespaceNotFoundError } from '@temporalio/common';
 import {
   alertFiringSignal,
   alertNameAttribute,
@@ -211,6 +212,8 @@ const unavailableCodes = new Set([1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 
 
 export function isTemporalUnavailable(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    // What a cluster whose persistence is down answers: not "no", but "not now" (503, retried).
+    if (e instanceof NamespaceNotFoundError) return true;
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'number' && unavailableCodes.has(code)) return true;
     if (e instanceof Error && /failed to connect|connection refused|ECONNREFUSED|deadline/i.test(e.message)) return true;

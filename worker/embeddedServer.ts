@@ -104,9 +104,11 @@ export function describeListener(port: number): string {
     });
     if (!links.some((l) => inodes.has(l))) continue;
     const args = commandLine(pid) ?? [];
-    const command = args.join(' ').slice(0, 300) || 'unknown command';
-    const deleted = links.find((l) => /\.db \(deleted\)$/.test(l));
-    return `pid ${pid} (${command})${deleted ? `, whose data file ${deleted.replace(/ \(deleted\)$/, '')} was deleted` : ''}`;
+    const command = args.join(' ').slice(0, 200) || 'unknown command';
+    const i = args.indexOf('--db-filename');
+    const db = i >= 0 ? args[i + 1] : undefined;
+    const state = db === undefined ? '' : links.includes(`${db} (deleted)`) ? `, whose data file ${db} was deleted` : `, on data file ${db}`;
+    return `pid ${pid} (${command}${command.length === 200 ? '…' : ''})${state}`;
   }
   return 'a process this engine cannot see (another user)';
 }

@@ -51,6 +51,8 @@ export interface RunningEngine {
 export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   const { config, logger } = opts;
   const endpoint = await temporalEndpoint(config, (m) => logger.info(m));
+  // A start that hangs here is waiting on Temporal: the log says where.
+  logger.info({ temporal: endpoint.address, namespace: endpoint.namespace }, 'connecting to Temporal');
   const { native, client: clientConnection } = await connect(endpoint);
   const client = new Client({ connection: clientConnection, namespace: endpoint.namespace });
   const metrics = createMetrics();
@@ -105,7 +107,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     metrics,
     logger,
     spool,
-    ready: async () => (await readiness()).ready,
+    ready: readiness,
   });
   const { port } = await webhook.listen();
   const host = (opts.listen ?? config.webhook.listen).split(':')[0];

@@ -16,6 +16,7 @@ import { repoRoot, spawnEngine, writeConfig, type EngineProcess } from '../suppo
 import { bundlePath } from '../support/globalSetup.js';
 import { closedPort } from '../support/net.js';
 import { freeze } from '../support/processes.js';
+import { until } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';
 
 const token = `tok-${randomBytes(12).toString('hex')}`;
@@ -109,8 +110,9 @@ describe('SIGTERM while Temporal hangs', () => {
     child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-    // Long enough to be waiting on the frozen server (the connection attempt gives up after ~20 s).
-    await new Promise((r) => setTimeout(r, 5_000));
+    // Waiting on the frozen server (the connection attempt gives up after ~20 s).
+    await until('the engine to connect to Temporal', 60_000, async () => (text.includes('"msg":"connecting to Temporal"') ? true : undefined));
+    await new Promise((r) => setTimeout(r, 3_000));
     expect(child.exitCode).toBeNull();
 
     const { outcome, ms } = await sigterm(exited, () => child.kill('SIGTERM'), 60_000);
