@@ -3,6 +3,7 @@
 // the interpreter workflow reads its inferred types (type-only: zod never enters workflow code).
 import { z } from 'zod';
 import { durationPattern, parseDuration } from './duration.js';
+import { regexText } from './regexText.js';
 import { maxQueryLength, queryProblems } from './promql.js';
 import { commandName } from './targetCommands.js';
 
@@ -34,16 +35,6 @@ export const outcomes = [
   'completed',
 ] as const;
 
-const regex = z
-  .string()
-  .max(200)
-  .superRefine((p, ctx) => {
-    try {
-      new RegExp(p);
-    } catch (err) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a regular expression: ${(err as Error).message}` });
-    }
-  });
 
 const onTarget = { target: targetName.optional() };
 
@@ -109,7 +100,7 @@ export const stepCatalog = {
       tail: z.number().int().min(1).max(10_000).default(100),
       since: duration.optional(),
       /** Keep only lines matching this regular expression, e.g. "ERROR|CRITICAL|FATAL|OOM". */
-      pattern: regex.optional(),
+      pattern: regexText.optional(),
     })
     .strict(),
   http: z

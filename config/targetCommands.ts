@@ -2,6 +2,7 @@
 // as argument arrays (never a shell string, never from a runbook file or an alert), and the paths
 // whose sizes `hostDiagnostics` reports. A runbook names a command only by its key here.
 import { z } from 'zod';
+import { regexText as regex } from './regexText.js';
 import { durationPattern, formatDuration, parseDuration } from './duration.js';
 
 /** A command's longest run: its activity heartbeats, but a page should not wait longer than this. */
@@ -16,17 +17,6 @@ const noNul = (what: string) => z.string().max(4_096).refine((s) => !s.includes(
 
 /** argv[0]: what execve (the host agent) or the container runtime (docker exec) starts, with no shell between. */
 export const programPattern = /^(\/[^\0\n]{0,1023}|[A-Za-z0-9_+][A-Za-z0-9._+-]{0,127})$/;
-
-const regex = z
-  .string()
-  .max(200)
-  .superRefine((p, ctx) => {
-    try {
-      new RegExp(p);
-    } catch (err) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a regular expression: ${(err as Error).message}` });
-    }
-  });
 
 const commandTimeout = z
   .string()

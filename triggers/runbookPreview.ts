@@ -4,6 +4,7 @@
 // can know (what earlier steps found) is shown as such, never guessed.
 import { ZodEffects, type ZodObject, type ZodRawShape } from 'zod';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../config/expressions.js';
+import { expressionContext } from '../workflows/steps/expressionContext.js';
 import { configMutatingSteps, mutatingSteps, stepCatalog, type ActionStep, type Step, type StepType } from '../config/runbookSchema.js';
 import type { EngineConfig } from '../config/schema.js';
 import { incidentWorkflowId, maintenanceWorkflowId, type RunbookRunInput, type TargetRef } from '../workflows/messages.js';
@@ -222,40 +223,9 @@ function renderKnown(value: unknown, ctx: ExpressionContext): unknown {
   });
 }
 
-/**
- * What expressions see when the run starts, as workflows/runbook.ts `context` builds it: the alert,
- * the target, the incident not yet resolved, acknowledged or approved, and no step run yet.
- */
+/** What expressions see when the run starts: no step run yet, nothing resolved, acknowledged or approved. */
 function startContext(w: Walk): ExpressionContext {
-  const { input, item } = w;
-  const own = input.targets[0];
-  return {
-    alert: {
-      name: input.alert.name,
-      severity: input.alert.severity,
-      labels: input.alert.labels,
-      summary: input.alert.summary ?? '',
-      fingerprint: input.alert.fingerprint ?? '',
-    },
-    target: { name: input.target, kind: own?.kind ?? input.targetKind, hasAction: input.hasAction, labels: own?.labels ?? {} },
-    steps: {},
-    incident: {
-      workflowId: w.workflowId,
-      runbook: input.runbook,
-      dryRun: input.dryRun,
-      resolved: false,
-      acknowledgedBy: '',
-      approvedBy: '',
-      restartAttempts: 0,
-      startedBy: input.startedBy,
-      outcome: '',
-      outcomeDetail: '',
-      schedule: input.maintenance?.schedule ?? '',
-      targets: input.maintenance?.targets ?? [input.target],
-    },
-    item: item ? { name: item.name, kind: item.kind, labels: item.labels } : {},
-    check: {},
-  };
+  return expressionContext(w.input, { workflowId: w.workflowId, steps: {}, resolved: false, restartAttempts: 0 }, w.item);
 }
 
 export function planText(p: RunbookPlan, runbook: string): string {

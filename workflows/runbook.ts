@@ -11,6 +11,7 @@ import type { Diagnostics } from '../activities/contract.js';
 import type { Outcome, RunbookResult, RunbookResume, RunbookRunInput, TargetRef } from './messages.js';
 import { runStepType, type Ending, type StepRun } from './steps/catalog.js';
 import { ContinueRun, historyTooLong } from './steps/continuation.js';
+import { expressionContext } from './steps/expressionContext.js';
 import { resolve, trigger } from './steps/escalate.js';
 import { describeFailure } from './steps/incident.js';
 import type { MaintenanceWindow } from './steps/maintenanceWindow.js';
@@ -235,43 +236,22 @@ function targetFor(run: RunState, step: ActionStep, item: TargetRef | undefined)
 
 /** What expressions see. Built fresh for each evaluation from workflow state only. */
 export function context(run: RunState, item: TargetRef | undefined, check: Record<string, unknown> = {}): ExpressionContext {
-  const { input, rb } = run;
-  const own = input.targets[0];
-  const s = rb.incident.status;
-  return {
-    alert: {
-      name: input.alert.name,
-      severity: input.alert.severity,
-      labels: input.alert.labels,
-      summary: input.alert.summary ?? '',
-      fingerprint: input.alert.fingerprint ?? '',
-    },
-    target: { name: input.target, kind: own?.kind ?? input.targetKind, hasAction: input.hasAction, labels: own?.labels ?? {} },
-    steps: withAliases(run.steps),
-    incident: {
-      workflowId: rb.incident.workflowId,
-      runbook: input.runbook,
-      dryRun: input.dryRun,
-      resolved: rb.incident.resolved,
-      acknowledgedBy: s.acknowledgedBy ?? '',
-      approvedBy: s.approvedBy ?? '',
+  const { incident } = run.rb;
+  const s = incident.status;
+  return expressionContext(
+    run.input,
+    {
+      workflowId: incident.workflowId,
+      steps: run.steps,
+      resolved: incident.resolved,
+      ...(s.acknowledgedBy ? { acknowledgedBy: s.acknowledgedBy } : {}),
+      ...(s.approvedBy ? { approvedBy: s.approvedBy } : {}),
       restartAttempts: s.restartAttempts,
-      startedBy: input.startedBy,
-      outcome: run.ending?.outcome ?? '',
-      outcomeDetail: run.ending?.detail ?? '',
-      schedule: input.maintenance?.schedule ?? '',
-      targets: input.maintenance?.targets ?? [input.target],
+      ...(run.ending ? { ending: run.ending } : {}),
     },
-    item: item ? { name: item.name, kind: item.kind, labels: item.labels } : {},
+    item,
     check,
-  };
-}
-
-/** `steps.approve_restart` for the step `approve-restart`: CEL names cannot hold a "-". */
-function withAliases(steps: Record<string, StepState>): Record<string, StepState> {
-  const out: Record<string, StepState> = { ...steps };
-  for (const [id, state] of Object.entries(steps)) if (id.includes('-')) out[id.replaceAll('-', '_')] = state;
-  return out;
+  );
 }
 
 /** The notification that goes with an outcome: resolve what was paged, tell of a stand-down, page a failure. */
