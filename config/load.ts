@@ -117,8 +117,12 @@ function crossReferences(c: Omit<EngineConfig, 'runbookDefinitions'>): string[] 
     if ('restartVia' in t && t.restartVia !== undefined) {
       const via = c.targets[t.restartVia];
       if (!via) missing(`targets.${name}.restartVia`, 'target', t.restartVia, targets);
-      else if (via.kind !== 'container' && via.kind !== 'systemd')
-        problems.push(`targets.${name}.restartVia: "${t.restartVia}" is a ${via.kind} target; it must be a container or systemd target`);
+      // A database's restart (and its logs) run on the engine, which acts on containers; a systemd
+      // unit is acted on only by its host's agent, which serves its own units and nothing else.
+      else if (via.kind !== 'container')
+        problems.push(
+          `targets.${name}.restartVia: "${t.restartVia}" is a ${via.kind} target; it must be a container target${via.kind === 'systemd' ? ' (a unit is restarted only by its host agent: bind the unit itself)' : ''}`,
+        );
     }
     t.dependsOn.forEach((dep, j) => {
       if (dep === name) problems.push(`targets.${name}.dependsOn[${j}]: a target cannot depend on itself`);

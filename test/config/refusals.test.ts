@@ -92,10 +92,16 @@ describe('refused at start-up, naming key and value', () => {
     for (const ok of ['UTC', 'Europe/Berlin', 'America/Argentina/Buenos_Aires', 'Asia/Kolkata']) expect(problems(zone(ok)), ok).toEqual([]);
   });
 
-  it('restartVia naming a target that is not a container or systemd unit', () => {
+  it('restartVia naming a target that is not a container', () => {
     refusedWith((c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'cache'), 'targets.db.restartVia', '"cache" is a redis target');
     refusedWith((c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'nowhere'), 'targets.db.restartVia', 'no target named "nowhere"');
     expect(problems((c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'api'))).toEqual([]);
+    // The engine runs a database's restart; it cannot act on a systemd unit (only that host's agent can).
+    refusedWith((c) => {
+      c.hosts = { h: {} };
+      (c.targets as Record<string, unknown>).unit = { kind: 'systemd', unit: 'pg.service', host: 'h' };
+      (c.targets!.db as Record<string, unknown>).restartVia = 'unit';
+    }, 'targets.db.restartVia', '"unit" is a systemd target; it must be a container target');
   });
 
   it('SQL table names that are not plain identifiers', () => {
