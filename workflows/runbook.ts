@@ -9,7 +9,7 @@ import { evaluateCondition, type ExpressionContext } from '../config/expressions
 import type { ActionStep, GroupStep, Step } from '../config/runbookSchema.js';
 import type { Diagnostics } from '../activities/contract.js';
 import type { Outcome, RunbookResult, RunbookResume, RunbookRunInput, TargetRef } from './messages.js';
-import { runStepType, type Ending, type StepRun } from './steps/catalog.js';
+import { runStepType, StepFailed, type Ending, type StepRun } from './steps/catalog.js';
 import { ContinueRun, historyTooLong } from './steps/continuation.js';
 import { expressionContext } from './steps/expressionContext.js';
 import { resolve, trigger } from './steps/escalate.js';
@@ -23,7 +23,6 @@ export type StepState = { status: 'ok' | 'failed' | 'skipped'; error?: string } 
 /** Outcomes truer than "the alert resolved meanwhile": a run about to end with one keeps it. */
 const truerThanResolution: ReadonlySet<Outcome> = new Set(['recovered', 'false-alarm', 'suppressed']);
 
-class StepFailed extends Error {}
 
 
 export interface RunState {
@@ -148,9 +147,7 @@ async function runStep(run: RunState, step: Step, item: TargetRef | undefined, l
       if (done.ending) return done.ending;
       run.steps[step.id] = { status: 'ok', ...done.outputs };
       return undefined;
-    } catch (caught) {
-      // withTimeout cancels the step's own scope: a cancellation the workflow did not get is the timeout.
-      const err = isCancellation(caught) && !CancellationScope.current().consideredCancelled ? new StepFailed(`timed out after ${formatDuration(step.timeoutMs ?? 0)}`) : caught;
+    } catch (err) {
       if (isCancellation(err) || err instanceof ContinueRun || attempt >= attempts || step.kind !== 'action') throw err;
       run.rb.incident.record('step failed, retrying', `${step.id} attempt ${attempt} of ${attempts}: ${describeFailure(err)}`);
       await sleep(step.retry!.backoffMs);
@@ -165,8 +162,17 @@ async function runStep(run: RunState, step: Step, item: TargetRef | undefined, l
  */
 async function withStepTimeout<T>(ms: number, work: () => Promise<T>): Promise<T> {
   const scope = new CancellationScope({ cancellable: true, timeout: ms });
-  const done = await scope.run(work);
-  if (scope.consideredCancelled && !CancellationScope.current().consideredCancelled) throw new StepFailed(`timed out after ${formatDuration(ms)}`);
+  // The step's own scope cancelled while the workflow's is not: that is the timeout, whether the
+  // step let the cancellation through or swallowed it.
+  const timedOut = () => scope.consideredCancelled && !CancellationScope.current().consideredCancelled;
+  let done: T;
+  try {
+    done = await scope.run(work);
+  } catch (err) {
+    if (isCancellation(err) && timedOut()) throw new StepFailed(`timed out after ${formatDuration(ms)}`);
+    throw err;
+  }
+  if (timedOut()) throw new StepFailed(`timed out after ${formatDuration(ms)}`);
   return done;
 }
 

@@ -104,7 +104,6 @@ describe('an incident that hears a lot', () => {
     expect(status.timeline.filter((e) => e.event === 'alert repeated').map((e) => e.detail)).toEqual(
       ['1 repeat', '10 repeats', '100 repeats', '1000 repeats', '10000 repeats'].map((r) => `${r} folded into this run so far`),
     );
-    expect(status.pendingApproval).toBeUndefined();
     expect(status.escalationLevel).toBe('on-call');
 
     // An engine restart: the new worker replays the current (short) run from scratch.

@@ -33,7 +33,8 @@ export interface StepRun {
   ending?: Ending;
 }
 
-class StepError extends Error {}
+/** A step that failed for a reason of its own (not an activity's): the run's onFailure decides. */
+export class StepFailed extends Error {}
 
 interface StepCall<T extends StepType> {
   run: RunState;
@@ -102,7 +103,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
     const d = await diagnose(run.rb.incident, on(), target.name, { withHealth: params.health });
     const wanted = params.sections?.map((w) => w.toLowerCase());
     const sections = wanted ? d.sections.filter((s) => wanted.some((w) => s.title.toLowerCase().includes(w))) : d.sections;
-    run.diagnostics = wanted ? { ...d, sections, summary: d.summary } : d;
+    run.diagnostics = wanted ? { ...d, sections } : d;
     return outputs({ summary: d.summary, ok: sections.every((s) => s.ok), sections: sections.map((s) => s.title) });
   },
 
@@ -137,7 +138,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
     // The timeline and errors reach pages and history: the URL without credentials or query.
     const shown = safeUrl(params.url);
     run.rb.incident.record(r.dryRun ? 'http (dry-run)' : 'http', `${params.method} ${shown} → ${r.dryRun ? 'not sent' : r.status}`);
-    if (!r.ok) throw new StepError(`${step.id}: ${params.method} ${shown} answered ${r.status}, expected ${params.expectStatus.join(' or ')}`);
+    if (!r.ok) throw new StepFailed(`${step.id}: ${params.method} ${shown} answered ${r.status}, expected ${params.expectStatus.join(' or ')}`);
     return outputs({ status: r.status, ok: r.ok, body: cap(r.body, maxOutputText) });
   },
 
@@ -167,7 +168,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
 
   async openWindow({ run }) {
     const m = run.input.maintenance;
-    if (!m) throw new StepError('openWindow needs a maintenance run (started by a schedule)');
+    if (!m) throw new StepFailed('openWindow needs a maintenance run (started by a schedule)');
     const window = new MaintenanceWindow(run.rb.incident, run.rb.engine, {
       schedule: m.schedule,
       targets: m.targets,
@@ -187,7 +188,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
 
   async silence({ run, params, target, text }) {
     const matchers = Object.entries(target.labels).map(([name, value]) => ({ name, value, isRegex: false, isEqual: true }));
-    if (matchers.length === 0) throw new StepError(`target '${target.name}' has no labels configured: a silence would match every alert`);
+    if (matchers.length === 0) throw new StepFailed(`target '${target.name}' has no labels configured: a silence would match every alert`);
     const s = await run.rb.engine.createSilence({
       matchers,
       durationMs: params.duration,
@@ -278,7 +279,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
   },
 
   async assert({ params, text, ctx }) {
-    if (!evaluateCondition(params.that, ctx())) throw new StepError(text(params.message));
+    if (!evaluateCondition(params.that, ctx())) throw new StepFailed(text(params.message));
     return outputs({});
   },
 
@@ -338,7 +339,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
     run.rb.incident.record(r.dryRun ? 'command (dry-run)' : 'command ran', r.summary, by);
     if (!r.dryRun && !params.expectExit.includes(r.exitCode)) {
       const why = r.stderr.trim().split('\n').pop() ?? '';
-      throw new StepError(`${step.id}: '${params.command}' on '${target.name}' exited ${r.exitCode}, expected ${params.expectExit.join(' or ')}${why ? `: ${why.slice(0, 300)}` : ''}`);
+      throw new StepFailed(`${step.id}: '${params.command}' on '${target.name}' exited ${r.exitCode}, expected ${params.expectExit.join(' or ')}${why ? `: ${why.slice(0, 300)}` : ''}`);
     }
     return outputs({ exitCode: r.exitCode, output: capTail(r.output, maxOutputText), stderr: capTail(r.stderr, 1_000), ran: !r.dryRun });
   },
@@ -390,7 +391,7 @@ function takeResume(run: RunState, step: ActionStep): RunbookResume | undefined 
 /** The operator who approved the named approval step; a step acting for them needs that approval. */
 function approver(run: RunState, approvalStep: string): string {
   const s = run.steps[approvalStep];
-  if (s?.decision !== 'approved') throw new StepError(`needs the approval of step ${approvalStep}, which is ${String(s?.decision ?? s?.status ?? 'not run')}`);
+  if (s?.decision !== 'approved') throw new StepFailed(`needs the approval of step ${approvalStep}, which is ${String(s?.decision ?? s?.status ?? 'not run')}`);
   return String(s.by);
 }
 
@@ -420,7 +421,7 @@ async function slotted<R>(
     },
     () => work(on(remaining), { incidentId: run.rb.incident.workflowId, reason, actor: run.input.startedBy === 'schedule' ? 'engine' : run.input.startedBy, dryRun: run.input.dryRun }),
   );
-  if (!slot.ran) throw new StepError(`'${target.name}' not done: ${slot.reason}`);
+  if (!slot.ran) throw new StepFailed(`'${target.name}' not done: ${slot.reason}`);
   return slot.value;
 }
 
