@@ -69,6 +69,8 @@ export interface LogRequest {
   sinceMs?: number;
   /** A regular expression (from the runbook file, never from an alert); only matching lines are kept. */
   pattern?: string;
+  /** A log file the target's config names (`logFiles.<file>`), read where the target runs; no `sinceMs` then. */
+  file?: string;
 }
 
 export interface LogResult {
@@ -163,6 +165,38 @@ export interface TargetActivities {
   runTargetCommand(target: string, req: CommandRequest): Promise<CommandRun>;
   /** Disk, memory, load, processes, sockets, connects, path sizes where the target runs. */
   hostDiagnostics(target: string, req: HostDiagnosticsRequest): Promise<HostDiagnostics>;
+  /** Deletes regular files older than the request's age under the target's `housekeeping.paths` (its host agent). */
+  housekeepFiles(target: string, req: HousekeepingRequest): Promise<HousekeepingResult>;
+  /** `logrotate -f` of the target's `housekeeping.logrotate` file (its host agent); `-d` in a dry run. */
+  rotateLogs(target: string, ctx: ActionContext): Promise<LogrotateResult>;
+}
+
+/** A runbook's `housekeeping` step. */
+export interface HousekeepingRequest extends ActionContext {
+  /** Files whose content changed longer ago than this many days go. */
+  olderThanDays: number;
+}
+
+export interface HousekeepingResult {
+  target: string;
+  dryRun: boolean;
+  /** Regular files deleted (in a dry run: that would be), over every configured directory. */
+  files: number;
+  bytes: number;
+  /** The first of them, by path (at most 20 per directory, 50 in all). */
+  listed: string[];
+  /** False when a directory's listing stopped at the read limit: there may be more (run it again). */
+  complete: boolean;
+  /** One line per directory, for the timeline. */
+  summary: string;
+}
+
+export interface LogrotateResult {
+  target: string;
+  dryRun: boolean;
+  /** What logrotate printed (in a dry run its -d report), scrubbed and capped. */
+  output: string;
+  summary: string;
 }
 
 export interface NotificationRequest {
@@ -176,7 +210,14 @@ export interface NotificationRequest {
   severity: string;
   title: string;
   text: string;
+  /**
+   * What the person paged may answer from the page itself: an approval request's approve and
+   * reject, an escalation's acknowledge. Chat channels show them as buttons; others ignore them.
+   */
+  actions?: PageAction[];
 }
+
+export type PageAction = 'approve' | 'reject' | 'acknowledge';
 
 export interface NotificationResult {
   delivered: Array<{ channel: string; status: 'sent' | 'duplicate' | 'dry-run' }>;
@@ -210,7 +251,7 @@ export interface Suppression {
 export interface HttpStepRequest {
   method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   url: string;
-  headers: Record<string, string | { secret: string }>;
+  headers: Record<string, string | { secret: string; prefix?: string }>;
   body?: string;
   expectStatus: number[];
   timeoutMs: number;

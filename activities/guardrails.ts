@@ -8,14 +8,14 @@ import {
   acquireSlotUpdate,
   claimRestartUpdate,
   closeWindowUpdate,
-  guardrails,
   guardrailsWorkflowId,
+  guardrailsWorkflowType,
   guardStateQuery,
   openWindowUpdate,
   releaseSlotUpdate,
   reserveRestartUpdate,
   type WindowLease,
-} from '../workflows/guardrails.js';
+} from './guardMessages.js';
 import { activitySignal, inFlightLimit } from './limits.js';
 import { formatDuration } from '../config/duration.js';
 
@@ -78,7 +78,7 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     updateId?: string,
   ): Promise<Ret> {
     // A start operation can be used once, so every call builds its own.
-    const startWorkflowOperation = new WithStartWorkflowOperation(guardrails, {
+    const startWorkflowOperation = new WithStartWorkflowOperation(guardrailsWorkflowType, {
       workflowId,
       taskQueue: deps.guardQueue ?? deps.taskQueue,
       args: [{}],

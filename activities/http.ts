@@ -42,7 +42,8 @@ const maxTimeoutMs = 300_000;
 const actionMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export function createHttpActivities(deps: { outputBytes: number }) {
-  async function checkHealth(req: { url: string; expectStatus?: number; timeoutMs: number }): Promise<HealthCheckResult> {
+  /** `headers` are resolved already (config secrets revealed by the caller, activities/requestHeaders.ts). */
+  async function checkHealth(req: { url: string; expectStatus?: number; timeoutMs: number; headers?: Record<string, string> }): Promise<HealthCheckResult> {
     const expect = req.expectStatus ?? 200;
     const url = parseUrl('health check', req.url);
     const what = `health check of '${shown(url)}'`;
@@ -50,7 +51,7 @@ export function createHttpActivities(deps: { outputBytes: number }) {
     if (!Number.isInteger(expect) || expect < 100 || expect > 599) throw badInput(what, `expected status ${String(expect)} is not an HTTP status`);
     const started = performance.now();
     try {
-      const { res, latencyMs } = await send(url, { method: 'GET', timeoutMs: req.timeoutMs }, started);
+      const { res, latencyMs } = await send(url, { method: 'GET', timeoutMs: req.timeoutMs, headers: req.headers }, started);
       const body = await readCapped(res, deps.outputBytes);
       const ok = res.status === expect;
       const result: HealthCheckResult = { ok, status: res.status, latencyMs, body };
@@ -62,7 +63,7 @@ export function createHttpActivities(deps: { outputBytes: number }) {
     }
   }
 
-  async function readDetailedHealth(req: { url: string; timeoutMs: number }): Promise<DetailedHealth> {
+  async function readDetailedHealth(req: { url: string; timeoutMs: number; headers?: Record<string, string> }): Promise<DetailedHealth> {
     const url = parseUrl('detailed health read', req.url);
     const what = `detailed health read of '${shown(url)}'`;
     checkTimeout(what, req.timeoutMs);
@@ -72,7 +73,7 @@ export function createHttpActivities(deps: { outputBytes: number }) {
     let text: string;
     let contentType: string;
     try {
-      const sent = await send(url, { method: 'GET', timeoutMs: req.timeoutMs, accept: 'application/json' }, started);
+      const sent = await send(url, { method: 'GET', timeoutMs: req.timeoutMs, accept: 'application/json', headers: req.headers }, started);
       ({ latencyMs } = sent);
       status = sent.res.status;
       contentType = sent.res.headers.get('content-type') ?? 'no content type';
@@ -98,6 +99,7 @@ export function createHttpActivities(deps: { outputBytes: number }) {
     timeoutMs: number;
     dryRun: boolean;
     idempotencyKey: string;
+    headers?: Record<string, string>;
   }): Promise<HttpActionResult> {
     const method = String(req.method ?? '').toUpperCase();
     const url = parseUrl(`${method || 'HTTP'} action`, req.url);
@@ -112,7 +114,7 @@ export function createHttpActivities(deps: { outputBytes: number }) {
     }
     let res: Response;
     try {
-      ({ res } = await send(url, { method, timeoutMs: req.timeoutMs, idempotencyKey: req.idempotencyKey }, performance.now()));
+      ({ res } = await send(url, { method, timeoutMs: req.timeoutMs, idempotencyKey: req.idempotencyKey, headers: req.headers }, performance.now()));
     } catch (err) {
       // Refused or timed out: the Idempotency-Key lets the retry be safe even if the first one landed.
       throw transient(what, unreachable(err, req.timeoutMs));
@@ -180,12 +182,12 @@ export function checkTimeout(what: string, ms: number): void {
 
 async function send(
   url: URL,
-  opts: { method: string; timeoutMs: number; accept?: string; idempotencyKey?: string },
+  opts: { method: string; timeoutMs: number; accept?: string; idempotencyKey?: string; headers?: Record<string, string> },
   started: number,
 ): Promise<{ res: Response; latencyMs: number }> {
   const cancelled = activitySignal();
   const timeout = AbortSignal.timeout(opts.timeoutMs);
-  const headers: Record<string, string> = { 'user-agent': 'remediation-engine' };
+  const headers: Record<string, string> = { 'user-agent': 'remediation-engine', ...opts.headers };
   if (opts.accept) headers.accept = opts.accept;
   if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
   // fetch refuses URLs with credentials; "http://user:pass@host/health" is still common in configs.

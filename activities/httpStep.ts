@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { configuredOrigins } from '../config/runbookReferences.js';
 import type { EngineConfig } from '../config/schema.js';
 import { redact, type Secret } from '../config/secret.js';
+import { resolveHeaders as resolveNamed } from './requestHeaders.js';
 import type { HttpStepRequest, HttpStepResult } from './contract.js';
 import { badInput, transient } from './failures.js';
 import { checkTimeout, parseUrl, readStart, shown, unreachable } from './http.js';
@@ -33,27 +34,7 @@ export function createHttpStep(deps: HttpStepDeps): { httpRequest(req: HttpStepR
   const secrets = configSecrets(config);
 
   function resolveHeaders(what: string, given: HttpStepRequest['headers']): Record<string, string> {
-    const out: Record<string, string> = { 'user-agent': 'remediation-engine' };
-    for (const [name, value] of Object.entries(given ?? {})) {
-      if (!/^[A-Za-z0-9-]{1,64}$/.test(name)) throw badInput(what, `'${name.slice(0, 64)}' is not a header name`);
-      let text: string;
-      if (typeof value === 'string') {
-        text = value;
-      } else if (typeof value?.secret === 'string') {
-        const secret: Secret | undefined = Object.hasOwn(config.secrets, value.secret) ? config.secrets[value.secret] : undefined;
-        if (!secret) {
-          const known = Object.keys(config.secrets).join(', ') || 'none';
-          throw badInput(what, `header ${name}: no secret named '${value.secret}' in the config's secrets (known: ${known})`);
-        }
-        text = secret.reveal();
-      } else {
-        throw badInput(what, `header ${name}: a value is a string or { secret: NAME }`);
-      }
-      // Checked here rather than left to fetch, whose message would quote the value.
-      if (/[\r\n\0]/.test(text)) throw badInput(what, `header ${name}: the value holds a line break or NUL`);
-      out[name.toLowerCase()] = text;
-    }
-    return out;
+    return { 'user-agent': 'remediation-engine', ...resolveNamed(what, given, config.secrets) };
   }
 
   function audit(req: HttpStepRequest, url: URL, dryRun: boolean, summary: string, status?: number): void {

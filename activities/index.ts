@@ -44,7 +44,7 @@ function systemClients(config: EngineConfig) {
     }),
     http: createHttpActivities({ outputBytes }),
     postgres: createPostgresActivities({ outputBytes, backupDir: config.backupDir }),
-    mysql: createMysqlActivities({ outputBytes }),
+    mysql: createMysqlActivities({ outputBytes, backupDir: config.backupDir }),
     redis: createRedisActivities(),
     dockerExec: createDockerExec({ docker, apiTimeoutMs: (endpoint) => parseDuration(config.docker[endpoint]?.timeout ?? '15s') }),
   };

@@ -11,6 +11,7 @@ import { authFailed, badInput, classify, failureTypes, operation, targetNotFound
 import { activitySignal, capText, heartbeating } from './limits.js';
 import { sqlConnection, type SqlConnection, type SqlPing } from './sqlConnection.js';
 import { maskDeadlockReport, maskSql, statementCap } from './sqlText.js';
+import { createMysqlBackup, type MysqlBackup } from './mysqlBackup.js';
 
 export type MysqlConnection = SqlConnection;
 export type MysqlPing = SqlPing;
@@ -65,8 +66,10 @@ export interface MysqlDeadlock {
 export interface MysqlDeps {
   /** Cap on text and lists returned (processlist, deadlock report). */
   outputBytes: number;
-  /** Bound on OPTIMIZE / ANALYZE TABLE, which may rebuild a table. Default 1h. */
+  /** Bound on OPTIMIZE / ANALYZE TABLE, which may rebuild a table, and on a backup. Default 1h. */
   maintenanceTimeoutMs?: number;
+  /** Where backups are written (mysqldump); unset: backups are refused. */
+  backupDir?: string;
 }
 
 const kind = 'mysql';
@@ -79,6 +82,11 @@ const retryableTableError = /lock wait timeout|deadlock found|query execution wa
 
 export function createMysqlActivities(deps: MysqlDeps) {
   const maintenanceMs = deps.maintenanceTimeoutMs ?? 3_600_000;
+  const backup: MysqlBackup = deps.backupDir
+    ? createMysqlBackup({ backupDir: deps.backupDir, timeoutMs: maintenanceMs })
+    : async (_conn, name) => {
+        throw badInput(operation('backup', kind, name), 'no backup directory configured for this worker');
+      };
 
   async function maintain(op: 'OPTIMIZE' | 'ANALYZE', conn: MysqlConnection, name: string, tables: string[], opts: { dryRun: boolean }): Promise<MysqlMaintenanceResult> {
     const what = operation(op.toLowerCase(), kind, name);
@@ -116,6 +124,9 @@ export function createMysqlActivities(deps: MysqlDeps) {
   }
 
   return {
+    /** mysqldump of the configured database into the backup directory, with its size and sha256 (activities/mysqlBackup.ts). */
+    backup,
+
     /** Connect and SELECT 1, measured. Refused or slow is an answer (ok: false), not an error. */
     async ping(conn: MysqlConnection, name: string): Promise<MysqlPing> {
       const what = operation('ping', kind, name);

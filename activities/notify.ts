@@ -1,5 +1,5 @@
-// Notifications to people: generic webhooks, Slack incoming webhooks, PagerDuty Events API v2, and
-// the engine's own log (for local runs and as the channel of last resort).
+// Notifications to people: generic webhooks, Slack incoming webhooks, PagerDuty Events API v2, email
+// over SMTP (activities/email.ts), and the engine's own log (for local runs and as the channel of last resort).
 //
 // A page sent twice at 3 a.m. costs trust, so retries must not double-post. Temporal retries the
 // whole activity, so each channel's delivery is recorded in the activity's heartbeat details the
@@ -16,6 +16,8 @@ import { redact, redactUrls, Secret } from '../config/secret.js';
 import type { NotificationRequest, NotificationResult } from './contract.js';
 import { authFailed, badInput, failureTypes, targetNotFound, transient } from './failures.js';
 import { activitySignal } from './limits.js';
+import { isPageAction, pageBlocks } from './slackPage.js';
+import { sendPageMail } from './email.js';
 
 export interface NotifyDeps {
   channels: Record<string, Channel>;
@@ -53,6 +55,8 @@ export function createNotifyActivities(deps: NotifyDeps) {
       }
       if (!events.has(req.event)) throw badInput(what, `event '${req.event}' is not one of trigger, acknowledge, resolve`);
       if (!req.idempotencyKey) throw badInput(what, 'no idempotency key');
+      if (req.actions !== undefined && (!Array.isArray(req.actions) || req.actions.length > 3 || !req.actions.every(isPageAction)))
+        throw badInput(what, 'actions: expected some of approve, reject, acknowledge');
 
       if (deps.dryRun || req.dryRun) return { delivered: channels.map((channel) => ({ channel, status: 'dry-run' })) };
 
@@ -70,6 +74,8 @@ export function createNotifyActivities(deps: NotifyDeps) {
             .filter((c) => !earlier.has(c))
             .map(async (name) => {
               const channel = deps.channels[name]!;
+              // A mail is recorded the moment the server takes it, before a refused recipient is reported.
+              if (channel.type === 'email') return sendPageMail(name, channel, req, () => (delivered.push(name), record()));
               if (channel.type === 'log') writeToLog(name, req, deps.log);
               else await post(name, channel, req, deps.timeoutMs);
               delivered.push(name);
@@ -129,7 +135,7 @@ function asFailure(what: string, err: unknown): ApplicationFailure {
   return transient(what, redactUrls(String((err as Error)?.message ?? err)).slice(0, errorTextChars));
 }
 
-type PostedChannel = Exclude<Channel, { type: 'log' }>;
+type PostedChannel = Exclude<Channel, { type: 'log' | 'email' }>;
 
 function writeToLog(name: string, req: NotificationRequest, log: NotifyDeps['log']): void {
   const fields = {
@@ -208,9 +214,16 @@ function payload(channel: PostedChannel, req: NotificationRequest): unknown {
         text,
         sentAt: new Date().toISOString(),
       };
-    case 'slack':
+    case 'slack': {
       // The title is one bold line: a newline from a label would end the bold and start a forged line.
-      return { text: `*${slackEscape(title.replace(/\s*[\r\n]+\s*/g, ' '))}*\n${slackEscape(text)}` };
+      const boldTitle = slackEscape(title.replace(/\s*[\r\n]+\s*/g, ' '));
+      // Slack has no incident to acknowledge or resolve: those arrive as messages marked as such.
+      const plain = { text: `${slackMarks[req.event]}*${boldTitle}*\n${slackEscape(text)}` };
+      // A page that asks something (approve, reject, acknowledge) carries buttons; `text` stays as
+      // the notification's fallback.
+      if (req.event !== 'trigger' || !req.actions?.length) return plain;
+      return { ...plain, blocks: pageBlocks(boldTitle, slackEscape(text), req.incidentKey, req.actions) };
+    }
     case 'pagerduty': {
       const base = { routing_key: channel.routingKey.reveal(), event_action: req.event, dedup_key: req.incidentKey };
       if (req.event !== 'trigger') return base;
@@ -226,6 +239,8 @@ function payload(channel: PostedChannel, req: NotificationRequest): unknown {
     }
   }
 }
+
+const slackMarks: Record<NotificationRequest['event'], string> = { trigger: '', acknowledge: ':eyes: ', resolve: ':white_check_mark: ' };
 
 /**
  * PagerDuty accepts exactly critical, error, warning and info. Alert severities come from labels

@@ -5,8 +5,6 @@
 // hold connections on a server that is running out of them, and a pooled connection broken by
 // the very outage being remediated would make the next diagnosis lie.
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +14,7 @@ import { formatDuration } from '../config/duration.js';
 import { redact } from '../config/secret.js';
 import { authFailed, badInput, classify, failureTypes, operation, targetNotFound, transient, withTimeout } from './failures.js';
 import { activitySignal, capText, heartbeating } from './limits.js';
+import { exists, sha256Of, utcStamp } from './backupFiles.js';
 import { sqlConnection, type SqlConnection, type SqlPing } from './sqlConnection.js';
 import { maskSql, statementCap } from './sqlText.js';
 
@@ -407,22 +406,4 @@ function percent(part: number, whole: number): number {
 
 function elapsed(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;
-}
-
-/** 2025-01-05T02:00:07.123Z → 20250105T020007Z: sortable and safe in file names. */
-function utcStamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

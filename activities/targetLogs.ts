@@ -70,7 +70,7 @@ export function createTargetLogs(deps: TargetLogDeps): (name: string, req: LogRe
   };
 }
 
-function checkRequest(what: string, req: LogRequest): { tail: number; sinceMs?: number; pattern?: RegExp } {
+export function checkRequest(what: string, req: LogRequest): { tail: number; sinceMs?: number; pattern?: RegExp } {
   const { tail, sinceMs, pattern } = req ?? ({} as LogRequest);
   if (!Number.isInteger(tail) || tail < 1 || tail > maxLogTail) throw badInput(what, `tail must be a whole number of lines from 1 to ${maxLogTail}, got ${String(tail)}`);
   if (sinceMs !== undefined && (!Number.isInteger(sinceMs) || sinceMs <= 0)) {
@@ -86,7 +86,7 @@ function checkRequest(what: string, req: LogRequest): { tail: number; sinceMs?: 
 }
 
 /** The newest lines whose text, with a marker when older ones were cut, stays within maxBytes. */
-class NewestLines {
+export class NewestLines {
   #lines: string[] = [];
   /** Of the held lines, each with its "\n". */
   #bytes = 0;

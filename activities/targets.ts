@@ -28,6 +28,11 @@ import { createTargetLogs } from './targetLogs.js';
 import { createTargetCommands } from './commands.js';
 import type { DockerExec } from './dockerExec.js';
 import { createHostDiagnostics } from './hostDiagnostics.js';
+import { createLogFiles } from './logFiles.js';
+import { createHousekeeping } from './housekeeping.js';
+import { resolveHeaders } from './requestHeaders.js';
+import { configSecrets } from './redaction.js';
+import { redact } from '../config/secret.js';
 import type { CommandRunner } from './systemd.js';
 
 export interface TargetDeps {
@@ -56,6 +61,10 @@ const slowQuerySeconds = 10;
 export function createTargetActivities(deps: TargetDeps): TargetActivities {
   const { config, logger } = deps;
   const sectionBytes = Math.max(1_024, Math.floor(config.limits.outputBytes / 4));
+  // A health endpoint may echo the token it was sent; a log line may hold a password.
+  const secrets = configSecrets(config);
+  /** A target's health or action headers, `{ secret }` resolved here, in the activity. */
+  const headersOf = (what: string, given: Parameters<typeof resolveHeaders>[1]) => resolveHeaders(what, given, config.secrets);
 
   function resolve(op: string, name: string): Target {
     const target = Object.hasOwn(config.targets, name) ? config.targets[name] : undefined;
@@ -104,15 +113,20 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     }
   }
 
-  async function healthCheck(t: Target): Promise<Check[]> {
+  async function healthCheck(name: string, t: Target): Promise<Check[]> {
     if (!t.health) return [];
-    const h = await deps.http.checkHealth({ url: t.health.url, expectStatus: t.health.expectStatus, timeoutMs: parseDuration(t.health.timeout) });
+    const h = await deps.http.checkHealth({
+      url: t.health.url,
+      expectStatus: t.health.expectStatus,
+      timeoutMs: parseDuration(t.health.timeout),
+      headers: headersOf(`health check of target '${name}'`, t.health.headers),
+    });
     return [{ check: 'http', ok: h.ok, detail: h.ok ? `HTTP ${h.status}` : (h.error ?? `HTTP ${h.status}`), latencyMs: h.latencyMs }];
   }
 
   async function verifyTarget(name: string): Promise<Verification> {
     const t = resolve('verification', name);
-    const [own, health] = await Promise.all([ownChecks(name, t), healthCheck(t)]);
+    const [own, health] = await Promise.all([ownChecks(name, t), healthCheck(name, t)]);
     const checks = [...own, ...health];
     if (checks.length === 0) throw badInput(`verification of target '${name}'`, 'the target has no health check configured');
     return { target: name, healthy: checks.every((c) => c.ok), checks };
@@ -147,9 +161,9 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
 
   async function section(title: string, work: () => Promise<string>): Promise<DiagnosticSection> {
     try {
-      return { title, ok: true, text: capText(await work(), sectionBytes) };
+      return { title, ok: true, text: capText(redact(await work(), secrets), sectionBytes) };
     } catch (err) {
-      return { title, ok: false, text: capText(`unavailable: ${(err as Error).message}`, sectionBytes) };
+      return { title, ok: false, text: capText(redact(`unavailable: ${(err as Error).message}`, secrets), sectionBytes) };
     }
   }
 
@@ -230,12 +244,17 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     if (t.health) {
       const health = t.health;
       // Titles reach pages, the timeline and Temporal's history: no user info, no query string.
-      out.push(section(`health ${safeUrl(health.url)}`, async () => lines({ ...(await deps.http.checkHealth({ url: health.url, expectStatus: health.expectStatus, timeoutMs: parseDuration(health.timeout) })) })));
+      const headers = () => headersOf(`health check of target '${name}'`, health.headers);
+      out.push(
+        section(`health ${safeUrl(health.url)}`, async () =>
+          lines({ ...(await deps.http.checkHealth({ url: health.url, expectStatus: health.expectStatus, timeoutMs: parseDuration(health.timeout), headers: headers() })) }),
+        ),
+      );
       if (health.detailedUrl) {
         const url = health.detailedUrl;
         out.push(
           section(`detailed health ${safeUrl(url)}`, async () => {
-            const d = await deps.http.readDetailedHealth({ url, timeoutMs: parseDuration(health.timeout) });
+            const d = await deps.http.readDetailedHealth({ url, timeoutMs: parseDuration(health.timeout), headers: headers() });
             return d.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n') || (d.ok ? 'ok' : 'not ok');
           }),
         );
@@ -263,6 +282,7 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       timeoutMs: 30_000,
       dryRun: dryRun(ctx),
       idempotencyKey: `${ctx.incidentId}:action`,
+      headers: headersOf(`action on target '${name}'`, t.action.headers),
     });
     audit('action', name, ctx, r.summary);
     return { target: name, action: 'http-action', dryRun: r.dryRun, summary: r.summary };
@@ -270,10 +290,10 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
 
   async function backupTarget(name: string, ctx: ActionContext): Promise<BackupResult> {
     const t = resolve('backup', name);
-    if (t.kind !== 'postgres') {
+    if (t.kind !== 'postgres' && t.kind !== 'mysql') {
       return { target: name, action: 'backup', dryRun: dryRun(ctx), summary: `no backup step for ${t.kind} targets; skipped` };
     }
-    const r = await deps.postgres.backup(pgConnection(t), name, { dryRun: dryRun(ctx) });
+    const r = t.kind === 'postgres' ? await deps.postgres.backup(pgConnection(t), name, { dryRun: dryRun(ctx) }) : await deps.mysql.backup(mysqlConnection(t), name, { dryRun: dryRun(ctx) });
     audit('backup', name, ctx, r.summary);
     return { target: name, action: 'backup', dryRun: dryRun(ctx), summary: r.summary, file: r.file, bytes: r.bytes, sha256: r.sha256 };
   }
@@ -284,14 +304,11 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     if (t.kind === 'postgres') {
       summary = (await deps.postgres.vacuum(pgConnection(t), name, t.maintenanceTables, { dryRun: dryRun(ctx) })).summary;
     } else if (t.kind === 'mysql') {
-      if (t.maintenanceTables.length === 0) {
-        summary = 'no maintenanceTables configured; OPTIMIZE/ANALYZE skipped';
-      } else {
-        const c = mysqlConnection(t);
-        const opt = await deps.mysql.optimize(c, name, t.maintenanceTables, { dryRun: dryRun(ctx) });
-        const ana = await deps.mysql.analyze(c, name, t.maintenanceTables, { dryRun: dryRun(ctx) });
-        summary = `${opt.summary}; ${ana.summary}`;
-      }
+      // No maintenanceTables: every base table of the configured database (mysqlcheck --optimize / --analyze of it).
+      const c = mysqlConnection(t);
+      const opt = await deps.mysql.optimize(c, name, t.maintenanceTables, { dryRun: dryRun(ctx) });
+      const ana = await deps.mysql.analyze(c, name, t.maintenanceTables, { dryRun: dryRun(ctx) });
+      summary = `${opt.summary}; ${ana.summary}`;
     } else {
       summary = `no maintenance step for ${t.kind} targets; skipped`;
     }
@@ -302,7 +319,8 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
   return {
     verifyTarget,
     diagnoseTarget,
-    targetLogs: createTargetLogs({ config, docker: deps.docker, systemd: deps.systemd }),
+    targetLogs: logsOf(createTargetLogs({ config, docker: deps.docker, systemd: deps.systemd }), createLogFiles({ config, dockerExec: deps.dockerExec, hostRunner: deps.hostRunner, owner: deps.owner })),
+    ...createHousekeeping({ config, logger, hostRunner: deps.hostRunner, owner: deps.owner }),
     runTargetCommand: createTargetCommands({ config, logger, dockerExec: deps.dockerExec, hostRunner: deps.hostRunner, owner: deps.owner }),
     hostDiagnostics: createHostDiagnostics({
       config,
@@ -318,4 +336,9 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     backupTarget,
     maintainTarget,
   };
+}
+
+/** A `logs` step reads a configured log file when it names one, else the container's log or the unit's journal. */
+function logsOf(stream: TargetActivities['targetLogs'], file: TargetActivities['targetLogs']): TargetActivities['targetLogs'] {
+  return (name, req) => (req?.file !== undefined ? file(name, req) : stream(name, req));
 }

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { parseArgs, promisify } from 'node:util';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
@@ -22,7 +22,7 @@ import { incidentWorkflowId } from '../workflows/messages.js';
 import { alertmanagerPayload } from '../test/support/alertmanagerPayload.js';
 import { spawnEngine } from '../test/support/engineProcess.js';
 import { stack, stackDir } from '../test/support/stack.js';
-import { terminateRunning } from '../test/support/temporal.js';
+import { temporalConfigInput, temporalConnectOptions, terminateRunning } from '../test/support/temporal.js';
 
 // The SDK logs every expected activity failure (restarts refused for lack of restartVia) at WARN.
 // Core (Rust) logs, e.g. late completions of activities whose workflow the bench terminated, too.
@@ -91,7 +91,8 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
   const s = stack();
   const taskQueue = `bench-${benchId}-${name}`;
   const input: EngineConfigInput = {
-    temporal: { address: s.temporalAddress, namespace: s.temporalNamespace, taskQueue, ...(opts.cached ? { maxCachedWorkflows: Number(opts.cached) } : {}) },
+    // On the stack's cluster, over mTLS with the engine's client certificate, as an operator deploys it.
+    temporal: { ...temporalConfigInput('engine'), taskQueue, ...(opts.cached ? { maxCachedWorkflows: Number(opts.cached) } : {}) },
     webhook: { listen: '127.0.0.1:0', token: s.webhookToken },
     alertmanager: { url: s.alertmanagerUrl },
     targets: {},
@@ -110,7 +111,7 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
     bundleFile = join(mkdtempSync(join(tmpdir(), 'remediation-bench-')), 'workflows.js');
     writeFileSync(bundleFile, code);
   }
-  benchClient ??= new Client({ connection: await Connection.connect({ address: s.temporalAddress }), namespace: s.temporalNamespace });
+  benchClient ??= new Client({ connection: await Connection.connect(temporalConnectOptions()), namespace: s.temporalNamespace });
   // MALLOC_ARENA_MAX as scripts/start.sh sets it.
   const env = { REMEDIATION_WORKFLOW_BUNDLE: bundleFile, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
   const engine = await spawnEngine(input, { env, fromBuild: true });
@@ -166,12 +167,65 @@ async function metricsOf(webhookUrl: string): Promise<(name: string) => number> 
   return (name) => Number(new RegExp(`^${escape(name)} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
 }
 
-/** CPU time of the stack's Temporal dev server (NaN when it is not ours, e.g. an external cluster). */
-function serverCpuMs(): number {
+/**
+ * The processes of the stack's Temporal this run uses: the dev server, or the cluster's four services
+ * and its PostgreSQL (the postmaster and its backends). Empty when they are not the stack's.
+ */
+function serverPids(): { temporal: number[]; postgres: number[] } {
+  const pidOf = (file: string) => Number(readFileSync(file, 'utf8').split('\n')[0]);
   try {
-    return processUsage(Number(readFileSync(join(stackDir, 'pids', 'temporal.pid'), 'utf8'))).cpuMs;
+    if (stack().temporalMode === 'dev') return { temporal: [pidOf(join(stackDir, 'pids', 'temporal.pid'))], postgres: [] };
+    const temporal = ['frontend', 'history', 'matching', 'worker'].map((svc) => pidOf(join(stackDir, 'pids', `temporal-${svc}.pid`)));
+    const postmaster = pidOf(join(stackDir, 'temporal-cluster', 'postgres', 'data', 'postmaster.pid'));
+    return { temporal, postgres: [postmaster, ...childrenOf(postmaster)] };
   } catch {
-    return NaN;
+    return { temporal: [], postgres: [] };
+  }
+}
+
+function childrenOf(parent: number): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .flatMap((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent ? [Number(d)] : [];
+      } catch {
+        return []; // gone meanwhile
+      }
+    });
+}
+
+/** CPU time of the stack's Temporal (all its processes; NaN when it is not ours, e.g. an external cluster). */
+function serverCpuMs(): number {
+  const { temporal, postgres } = serverPids();
+  const pids = [...temporal, ...postgres];
+  if (pids.length === 0) return NaN;
+  return pids.reduce((sum, pid) => sum + (safeUsage(pid)?.cpuMs ?? 0), 0);
+}
+
+/**
+ * Memory of the stack's Temporal: PSS (shared pages split among the processes sharing them, so
+ * PostgreSQL's shared buffers count once), Temporal's processes and PostgreSQL's apart.
+ */
+function serverMemory(): { temporal: number; temporalRss: number; postgres: number } {
+  const pss = (pid: number) => {
+    try {
+      return Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024;
+    } catch {
+      return 0;
+    }
+  };
+  const { temporal, postgres } = serverPids();
+  const sum = (pids: number[], of: (pid: number) => number) => (pids.length ? pids.reduce((a, pid) => a + of(pid), 0) : NaN);
+  return { temporal: sum(temporal, pss), temporalRss: sum(temporal, (pid) => safeUsage(pid)?.rss ?? 0), postgres: sum(postgres, pss) };
+}
+
+function safeUsage(pid: number): { rss: number; cpuMs: number } | undefined {
+  try {
+    return processUsage(pid);
+  } catch {
+    return undefined;
   }
 }
 
@@ -540,6 +594,7 @@ async function mapLimited<T>(items: T[], limit: number, fn: (item: T) => Promise
 
 async function main(): Promise<void> {
   const failures: string[] = [];
+  const serverBefore = serverMemory();
   const benches: Array<[string, () => Promise<void>]> = [
     ['recovery', benchRecovery],
     ['storm', benchStorms],
@@ -558,7 +613,11 @@ async function main(): Promise<void> {
     console.error(`[bench] ${name} took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
 
-  const machine = `${availableParallelism()} CPUs (nproc), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory, Node ${process.version}, Temporal ${stack().temporalAddress}`;
+  const after = serverMemory();
+  const what = stack().temporalMode === 'dev' ? 'dev server' : 'cluster (4 services)';
+  rows.push(['Temporal', `${what} PSS (RSS): before / after the benches`, `${mb(serverBefore.temporal)} (${mb(serverBefore.temporalRss)}) / ${mb(after.temporal)} (${mb(after.temporalRss)})`]);
+  if (stack().temporalMode === 'cluster') rows.push(['Temporal', 'its PostgreSQL PSS: before / after the benches', `${mb(serverBefore.postgres)} / ${mb(after.postgres)}`]);
+  const machine = `${availableParallelism()} CPUs (nproc), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory, Node ${process.version}, Temporal ${what} at ${stack().temporalAddress}${stack().temporalTls ? ' (mTLS)' : ''}`;
   console.log(`\nMachine: ${machine}\n`);
   console.log('| bench | metric | value |');
   console.log('|---|---|---|');

@@ -7,6 +7,7 @@
 import type { temporal } from '@temporalio/proto';
 import { Client, Connection } from '@temporalio/client';
 import { stack } from '../test/support/stack.js';
+import { temporalConnectOptions } from '../test/support/temporal.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -15,7 +16,8 @@ if (!query) {
   console.error('usage: npx tsx bench/timeline.ts <visibility query>');
   process.exit(2);
 }
-const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? stack().temporalAddress });
+// The stack's cluster over mTLS as its administrator; an address of your own without TLS.
+const connection = await Connection.connect(process.env.TEMPORAL_ADDRESS ? { address: process.env.TEMPORAL_ADDRESS } : temporalConnectOptions());
 const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? stack().temporalNamespace });
 let newest: { workflowId: string; runId: string; type: string; startTime: Date } | undefined;
 for await (const wf of client.workflow.list({ query })) {

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { describeIssue } from './issueText.js';
-import { engineConfigShape, secretsIn, type EngineConfig } from './schema.js';
+import { engineConfigShape, secretsIn, tokenHashPattern, type EngineConfig } from './schema.js';
 import { loadRunbookDir, RunbookError } from './runbookLoad.js';
 import { runbookReferenceProblems } from './runbookReferences.js';
 
@@ -86,6 +86,11 @@ function secretProblems(config: Omit<EngineConfig, 'runbookDefinitions'>, scope:
   const inScope = (path: Array<string | number>): boolean => {
     if (scope === 'all') return true;
     if (path[0] === 'temporal') return true;
+    // A named secret in the health-check headers of one of this host's units: the agent sends that check.
+    if (path[0] === 'secrets')
+      return Object.values(config.targets).some(
+        (t) => t.kind === 'systemd' && t.host === scope.host && Object.values(t.health?.headers ?? {}).some((v) => typeof v === 'object' && v.secret === path[1]),
+      );
     const t = path[0] === 'targets' ? config.targets[String(path[1])] : undefined;
     return t?.kind === 'systemd' && t.host === scope.host;
   };
@@ -95,6 +100,11 @@ function secretProblems(config: Omit<EngineConfig, 'runbookDefinitions'>, scope:
     const problem = secret.check();
     if (problem) problems.push(`${path.join('.')}: ${problem}`);
   }
+  // A token hash read from the environment or a file is checked once read, like a literal one.
+  config.operators.forEach((o, i) => {
+    if (!o.tokenHash?.resolved) return;
+    if (!tokenHashPattern.test(o.tokenHash.reveal())) problems.push(`operators[${i}].tokenHash: expected "sha256:" and 64 lowercase hex digits`);
+  });
   // A webhook's URL is its secret, so it could not be checked as a URL while unread.
   for (const [name, ch] of Object.entries(config.channels)) {
     if ((ch.type !== 'webhook' && ch.type !== 'slack') || !inScope(['channels', name]) || !ch.url.resolved) continue;
@@ -134,8 +144,10 @@ function crossReferences(c: Omit<EngineConfig, 'runbookDefinitions'>): string[] 
     b.targets.forEach((t, j) => {
       if (!targets.has(t)) missing(`bindings[${i}].targets[${j}]`, 'target', t, targets);
     });
-    if (b.escalation && !(b.escalation in c.escalation.policies))
+    if (b.escalation && !Object.hasOwn(c.escalation.policies, b.escalation))
       missing(`bindings[${i}].escalation`, 'escalation policy', b.escalation, Object.keys(c.escalation.policies));
+    for (const [sev, p] of Object.entries(b.escalationBySeverity))
+      if (!Object.hasOwn(c.escalation.policies, p)) missing(`bindings[${i}].escalationBySeverity.${sev}`, 'escalation policy', p, Object.keys(c.escalation.policies));
   });
   const policies = Object.keys(c.escalation.policies);
   if (!(c.escalation.default in c.escalation.policies)) missing('escalation.default', 'escalation policy', c.escalation.default, policies);
@@ -157,10 +169,28 @@ function crossReferences(c: Omit<EngineConfig, 'runbookDefinitions'>): string[] 
   });
   if (c.maintenance.length > 0 && !c.alertmanager) problems.push('alertmanager: maintenance windows silence alerts, so alertmanager.url is required');
   const operators = new Set<string>();
+  const tokenHashes = new Set<string>();
+  const chatUsers = new Set<string>();
   c.operators.forEach((o, i) => {
     if (operators.has(o.name)) problems.push(`operators[${i}].name: "${o.name}" is listed twice`);
     operators.add(o.name);
+    // One credential, one person: a shared token would make every action it signs ambiguous.
+    const hash = o.tokenHash?.resolved ? o.tokenHash.reveal() : undefined;
+    if (hash && tokenHashes.has(hash)) problems.push(`operators[${i}].tokenHash: the same token hash is given to another operator`);
+    if (hash) tokenHashes.add(hash);
+    if (o.chatUserId && chatUsers.has(o.chatUserId)) problems.push(`operators[${i}].chatUserId: "${o.chatUserId}" is given to another operator`);
+    if (o.chatUserId) chatUsers.add(o.chatUserId);
+    if (o.tokenExpires && !o.tokenHash) problems.push(`operators[${i}].tokenExpires: set without a tokenHash`);
+    o.targets?.forEach((t, j) => {
+      if (!targets.has(t)) missing(`operators[${i}].targets[${j}]`, 'target', t, targets);
+    });
   });
+  if (c.api) {
+    const apiPort = Number(c.api.listen.split(':').at(-1));
+    if (apiPort === Number(c.webhook.listen.split(':').at(-1)) && apiPort !== 0)
+      problems.push(`api.listen: port ${apiPort} is the webhook's; the operator API needs a listener of its own`);
+  }
+  if (c.chat.slack && !c.api) problems.push('chat.slack: chat approvals arrive on the operator API, so api must be configured');
   return problems;
 }
 

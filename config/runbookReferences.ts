@@ -2,12 +2,13 @@
 // notify channels and call URLs the config already names, and bindings and schedules can only start
 // runbooks that fit them. Checked once both are loaded, at start-up and by `remediate runbooks validate`.
 import { placeholderLabels } from './promql.js';
+import { hostStepProblems } from './hostStepReferences.js';
 import { actionSteps } from './runbookLoad.js';
 import type { ActionStep, RunbookDefinition } from './runbookSchema.js';
 import type { EngineConfig } from './schema.js';
 
 type Loaded = Pick<EngineConfig, 'targets' | 'channels' | 'secrets' | 'bindings' | 'maintenance' | 'runbookDefinitions'> &
-  Partial<Pick<EngineConfig, 'prometheus' | 'alertmanager' | 'docker' | 'temporal'>>;
+  Partial<Pick<EngineConfig, 'prometheus' | 'alertmanager' | 'docker' | 'temporal' | 'operators'>>;
 
 export function runbookReferenceProblems(config: Loaded): string[] {
   const problems: string[] = [];
@@ -33,6 +34,11 @@ export function runbookReferenceProblems(config: Loaded): string[] {
         problems.push(`maintenance[${i}]: runbook "${m.runbook}" applies to ${def.appliesTo.join(', ')}, and target "${t}" is a ${kind}`);
     }
   });
+  config.operators?.forEach((o, i) =>
+    o.runbooks?.forEach((r, j) => {
+      if (!defs[r]) problems.push(`operators[${i}].runbooks[${j}]: no runbook file named "${r}" (known: ${known})`);
+    }),
+  );
   for (const def of Object.values(defs)) problems.push(...definitionProblems(def, config));
   return problems;
 }
@@ -64,6 +70,7 @@ export function definitionProblems(
       }
     }
     problems.push(...targetStepProblems(step, def, config, hosts).map((p) => `${at}: ${p}`));
+    problems.push(...hostStepProblems(step, config.targets, () => actedOn(step, def, config)).map((p) => `${at}: ${p}`));
   }
   return problems;
 }
@@ -80,7 +87,7 @@ function targetStepProblems(step: ActionStep, def: RunbookDefinition, config: Pa
   const problems: string[] = [];
   const query = step.uses === 'metric' || (step.uses === 'waitUntil' && p.check === 'metric') ? (p.query as string) : undefined;
   if (step.uses !== 'command' && step.uses !== 'hostDiagnostics' && query === undefined) return problems;
-  const acted = typeof p.target === 'string' ? (Object.hasOwn(config.targets, p.target) ? [p.target] : []) : targetsStarting(def, config);
+  const acted = actedOn(step, def, config);
   if (query !== undefined) {
     if (!config.prometheus) problems.push(`with.query: a metric check needs prometheus.url in the config, which has none`);
     for (const name of acted)
@@ -103,6 +110,12 @@ function targetStepProblems(step: ActionStep, def: RunbookDefinition, config: Pa
       if (!hosts.has(host.toLowerCase())) problems.push(`with.tcp: ${hp}: "${host}" is not a host the config names (known: ${[...hosts].join(', ') || 'none'})`);
     }
   return problems;
+}
+
+/** What a step acts on: its literal `target:` (when configured), else what bindings and schedules start the runbook on. */
+function actedOn(step: ActionStep, def: RunbookDefinition, config: Parameters<typeof definitionProblems>[1]): string[] {
+  const t = step.with.target;
+  return typeof t === 'string' ? (Object.hasOwn(config.targets, t) ? [t] : []) : targetsStarting(def, config);
 }
 
 /** The targets bindings and schedules start a runbook on: what its steps without `target:` act on. */

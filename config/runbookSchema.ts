@@ -6,6 +6,7 @@ import { durationPattern, parseDuration } from './duration.js';
 import { regexText } from './regexText.js';
 import { maxQueryLength, queryProblems } from './promql.js';
 import { commandName } from './targetCommands.js';
+import { secretHeader } from './requestHeaders.js';
 
 /** Where a step definition came from, for errors and `remediate runbooks show`. */
 export interface StepOrigin {
@@ -101,16 +102,19 @@ export const stepCatalog = {
       since: duration.optional(),
       /** Keep only lines matching this regular expression, e.g. "ERROR|CRITICAL|FATAL|OOM". */
       pattern: regexText.optional(),
+      /** A log file the target's config names (`logFiles.<name>`), read instead of its container log or journal. */
+      file: commandName.optional(),
     })
-    .strict(),
+    .strict()
+    .refine((p) => p.file === undefined || p.since === undefined, { path: ['since'], message: 'since is for container logs and journals; a log file is read by its last lines (tail)' }),
   http: z
     .object({
       method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET'),
       /** A literal URL; its origin must be one the config already names (a target's health or action URL). */
       url: z.string().url().max(2_000),
-      /** Header values are literal, or `{ secret: NAME }` naming an entry of the config's `secrets`. */
+      /** Header values are literal, or `{ secret: NAME, prefix?: "Bearer " }` naming an entry of the config's `secrets`. */
       headers: z
-        .record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'expected a header name'), z.union([z.string().max(1_000), z.object({ secret: targetName }).strict()]))
+        .record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'expected a header name'), z.union([z.string().max(1_000), secretHeader]))
         .default({}),
       body: text(16_000).optional(),
       expectStatus: z.array(z.number().int().min(100).max(599)).min(1).max(20).default([200, 201, 202, 204]),
@@ -197,6 +201,29 @@ export const stepCatalog = {
       expectExit: z.array(z.number().int().min(0).max(255)).min(1).max(20).default([0]),
     })
     .strict(),
+  /**
+   * Restarts several targets in this order (the seeds' "full stack restart"), each verified before the
+   * next; stops at the first that does not come back. Every restart asks the guard as `restart` does.
+   */
+  groupRestart: z
+    .object({
+      targets: z
+        .array(targetName)
+        .min(1)
+        .max(20)
+        .refine((t) => new Set(t).size === t.length, 'a target is listed twice'),
+      /** Automatic attempts per target, each verified (ignored with `approvedBy`). */
+      attempts: z.number().int().min(1).max(10).default(1),
+      /** The approval step whose approver this restart acts for: one attempt each, never refused by anti-flap. */
+      approvedBy: stepId.optional(),
+    })
+    .strict()
+    // Each attempt is a restart and a verification's polls in the run's history: 20 of them keep a step within a few thousand events.
+    .refine((p) => p.targets.length * p.attempts <= 20, { path: ['attempts'], message: 'at most 20 restarts in all (targets × attempts)' }),
+  /** Deletes regular files older than this under the target's `housekeeping.paths` (on a systemd unit's host). */
+  housekeeping: z.object({ ...onTarget, olderThanDays: z.number().int().min(1).max(3_650) }).strict(),
+  /** `logrotate -f` of the target's `housekeeping.logrotate` file (on a systemd unit's host). */
+  logrotate: z.object({ ...onTarget }).strict(),
   /** Disk, memory, load, processes, sockets, TCP connects and path sizes, from the host agent or inside the container. */
   hostDiagnostics: z
     .object({
@@ -226,9 +253,9 @@ export const stepOutputs: Record<StepType, string[]> = {
   restart: ['recovered', 'attempts', 'detail'],
   diagnose: ['summary', 'ok', 'sections'],
   logs: ['text', 'lines', 'matched'],
-  http: ['status', 'ok', 'body'],
+  http: ['code', 'ok', 'body'],
   runAction: ['summary'],
-  backup: ['summary', 'file', 'bytes'],
+  backup: ['summary', 'file', 'bytes', 'sha256'],
   maintain: ['summary'],
   openWindow: ['silenceId'],
   closeWindow: [],
@@ -245,6 +272,9 @@ export const stepOutputs: Record<StepType, string[]> = {
   dependencies: ['ok', 'failed', 'detail'],
   command: ['exitCode', 'output', 'stderr', 'ran'],
   hostDiagnostics: ['summary', 'ok', 'sections', 'diskMaxPercent', 'memoryUsedPercent', 'load1', 'cpus', 'tcpFailed'],
+  groupRestart: ['recovered', 'restarted', 'failedTarget', 'results', 'detail'],
+  housekeeping: ['files', 'bytes', 'listed', 'complete', 'summary'],
+  logrotate: ['output', 'summary'],
 };
 
 /**
@@ -277,6 +307,9 @@ export const templateParams: Record<StepType, string[]> = {
   dependencies: [],
   command: [],
   hostDiagnostics: [],
+  groupRestart: [],
+  housekeeping: [],
+  logrotate: [],
 };
 
 /** Step types that change something: dry-run applies, and `remediate runbooks plan` marks them. */
@@ -293,6 +326,9 @@ export const mutatingSteps: ReadonlySet<StepType> = new Set<StepType>([
   'escalate',
   'approval',
   'http',
+  'groupRestart',
+  'housekeeping',
+  'logrotate',
 ]);
 
 /**

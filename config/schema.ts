@@ -6,8 +6,11 @@ import { formatDuration, parseDuration } from './duration.js';
 import { validateMatcher } from './matchers.js';
 import { Secret } from './secret.js';
 import { durationPattern } from './duration.js';
-import { unitNameProblem } from '../activities/systemd.js';
+import { unitNameProblem } from './systemdUnits.js';
 import { commandTargetKeys } from './targetCommands.js';
+import { housekeeping, logFiles } from './hostFiles.js';
+import { requestHeaders } from './requestHeaders.js';
+import { emailChannelSchema } from './mailChannel.js';
 import type { RunbookDefinition } from './runbookSchema.js';
 
 /** A duration written the way operators write them: "90s", "15m", "1h30m", "500ms". */
@@ -92,6 +95,8 @@ const healthCheck = z
     timeout: timeout(30 * second).default('3s'),
     /** A JSON endpoint such as /health/detailed that reports per-dependency checks. */
     detailedUrl: httpUrl.optional(),
+    /** Sent with both health requests; `{ secret: NAME, prefix?: "Bearer " }` names an entry of `secrets` (config/requestHeaders.ts). */
+    headers: requestHeaders,
   })
   .strict();
 
@@ -130,6 +135,8 @@ const containerTarget = z
     // The restart activity has three minutes for the stop and the start.
     stopTimeout: durationWithin(0, 2 * minute).default('10s'),
     ...commandTargetKeys,
+    /** Application log files a `logs` step reads by name, from inside the container. */
+    logFiles,
     ...targetBase,
   })
   .strict();
@@ -144,6 +151,9 @@ const systemdTarget = z
     /** The host whose agent owns the unit; its activities run on that host's task queue. */
     host: name,
     ...commandTargetKeys,
+    /** Application log files a `logs` step reads by name, through the host agent. */
+    logFiles,
+    housekeeping: housekeeping.optional(),
     ...targetBase,
   })
   .strict();
@@ -196,7 +206,7 @@ const httpTarget = z
     kind: z.literal('http'),
     /** A configured action such as a cache clear, run only after approval. */
     action: z
-      .object({ method: z.enum(['POST', 'PUT', 'DELETE']).default('POST'), url: httpUrl })
+      .object({ method: z.enum(['POST', 'PUT', 'DELETE']).default('POST'), url: httpUrl, headers: requestHeaders })
       .strict()
       .optional(),
     restartVia: name.optional(),
@@ -249,7 +259,10 @@ const binding = z
     /** ...or a label whose value must name one of `targets`. Labels never name anything else. */
     targetLabel: z.string().optional(),
     targets: z.array(name).default([]),
+    /** The binding's escalation policy; with escalationBySeverity, the one for severities the map does not name. */
     escalation: name.optional(),
+    /** Severity label value → policy name, for this binding's alerts (e.g. P1 → page-now, P4 → email). */
+    escalationBySeverity: z.record(z.string().min(1).max(64), name).default({}),
     /**
      * Rollback lever while runbook files are new: run the compiled runbook of the same name (as
      * releases before runbook files did) instead of the file. Only for the four compiled incident runbooks.
@@ -279,25 +292,135 @@ const channel = z.discriminatedUnion('type', [
       url: httpUrl.default('https://events.pagerduty.com/v2/enqueue'),
     })
     .strict(),
+  /** SMTP (config/mailChannel.ts); the notify activity has 30 s, so one delivery has at most 25. */
+  emailChannelSchema(secretRef, timeout(25 * second).default('10s')),
 ]);
 
 const escalationLevel = z
   .object({
-    name: z.string().min(1),
+    // Part of every page's idempotency key; later pages of a level are keyed "<name>#<n>".
+    name: z.string().min(1).max(60).regex(/^(?!.*#\d+$)/, 'expected a name not ending in "#<digits>" (later pages of a level are keyed so)'),
     after: durationWithin(0, 30 * day),
     channels: z.array(name).min(1),
+    /** Page this level again this often until someone acknowledges, the alerts clear or the next level is due. */
+    repeat: durationWithin(minute, day).optional(),
+    /** At most this many repeats (unset: until the next level is due; on the last level, until answered). */
+    repeatTimes: z.number().int().min(1).max(1_000).optional(),
   })
-  .strict();
+  .strict()
+  .refine((l) => l.repeatTimes === undefined || l.repeat !== undefined, { message: 'repeatTimes needs repeat', path: ['repeatTimes'] });
 
 const escalationPolicy = z
-  .object({ levels: z.array(escalationLevel).min(1) })
+  .object({
+    levels: z.array(escalationLevel).min(1).max(20),
+    /** An acknowledged incident still unresolved this long after the acknowledgement escalates again (runbook files). */
+    reescalateAfterAck: durationWithin(minute, 7 * day).optional(),
+    /** How long an acknowledged or fully paged incident whose alerts still fire stays open, to resolve its pages when they clear. */
+    keepOpen: durationWithin(minute, 30 * day).optional(),
+  })
   .strict()
   .refine((p) => p.levels.every((l, i) => i === 0 || !p.levels.slice(i - 1, i + 1).every((x) => durationPattern.test(x.after)) || parseDuration(l.after) >= parseDuration(p.levels[i - 1]!.after)), {
     message: 'levels must be in order of their "after" delay',
-  });
+  })
+  .refine((p) => new Set(p.levels.map((l) => l.name)).size === p.levels.length, { message: 'level names must differ: each names its pages', path: ['levels'] });
+
+/**
+ * What an operator may do, each role including the one before: a viewer reads; a responder also
+ * acknowledges; an operator also approves, rejects and starts runbooks by hand; an admin also
+ * cancels runs and starts maintenance. See config/operatorPolicy.ts.
+ */
+export const operatorRoles = ['viewer', 'responder', 'operator', 'admin'] as const;
+export const tokenHashPattern = /^sha256:[0-9a-f]{64}$/;
 
 const operator = z
-  .object({ name: name, role: z.enum(['operator', 'admin']).default('operator') })
+  .object({
+    name: name,
+    role: z.enum(operatorRoles).default('operator'),
+    /**
+     * The operator API token's SHA-256, as "sha256:<64 hex>" (`remediate operators token NAME` makes
+     * a token and prints both). The hash is not a secret; the token never enters the config.
+     */
+    tokenHash: z
+      .union([
+        z.string().regex(tokenHashPattern, 'expected "sha256:" and 64 lowercase hex digits (remediate operators token NAME prints one)'),
+        // Where hashes differ per environment: read like a secret (checked once read).
+        z.object({ env: z.string().min(1) }).strict(),
+        z.object({ file: z.string().min(1) }).strict(),
+      ])
+      .transform((ref) => Secret.lazy(ref))
+      .optional(),
+    /** The token stops being accepted at this instant (ISO 8601, e.g. 2027-01-31T00:00:00Z). */
+    tokenExpires: z
+      .string()
+      .refine((t) => /^\d{4}-\d{2}-\d{2}T/.test(t) && Number.isFinite(Date.parse(t)), { message: 'expected an ISO 8601 time such as 2027-01-31T00:00:00Z' })
+      .optional(),
+    /** The operator's user id in chat (Slack's "U…"): whose button press in a page is this operator's. */
+    chatUserId: z
+      .string()
+      .regex(/^[A-Z0-9]{2,32}$/, 'expected a chat user id such as U024BE7LH')
+      .optional(),
+    /** Only these runbooks (by name) may this operator act on; absent: all. Reading is never narrowed. */
+    runbooks: z.array(name).min(1).optional(),
+    /** Only incidents on these targets may this operator act on; absent: all. */
+    targets: z.array(name).min(1).optional(),
+  })
+  .strict();
+
+/**
+ * The operator API: its own listener, apart from the Alertmanager webhook, so each door can be
+ * exposed (or not) on its own. Every call but /healthz needs an operator's credentials.
+ */
+const operatorApi = z
+  .object({
+    listen: z.string().regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port such as 127.0.0.1:9798').default('127.0.0.1:9798'),
+    maxBodyBytes: z.number().int().positive().max(1_048_576).default(65_536),
+    /**
+     * Signed bearer tokens (JWT) from an identity provider, verified against a key set file (JWKS):
+     * the claim named by `subjectClaim` must be a configured operator's name; the role comes from
+     * the config, never from the token.
+     */
+    jwt: z
+      .object({
+        jwksFile: z.string().min(1),
+        issuer: z.string().min(1),
+        audience: z.string().min(1),
+        subjectClaim: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,62}$/).default('sub'),
+        algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).min(1).default(['RS256', 'ES256', 'EdDSA']),
+        /** Longest lifetime accepted (exp - iat): a token valid for a year is a leaked password. */
+        maxLifetime: timeout(7 * day).default('12h'),
+        clockTolerance: durationWithin(0, 5 * minute).default('30s'),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/** An origin ("https://hooks.slack.com"): scheme, host and port only; plain http on loopback only. */
+const chatResponseOrigin = z
+  .string()
+  .max(200)
+  .refine((o) => URL.canParse(o) && new URL(o).origin === o, { message: 'expected an origin such as https://hooks.slack.com (no path, no trailing slash)' })
+  .refine((o) => !URL.canParse(o) || new URL(o).protocol === 'https:' || (new URL(o).protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(o).hostname)), {
+    message: 'expected https (plain http only on 127.0.0.1, localhost or [::1])',
+  });
+
+/** Approvals from chat: Slack-compatible interactive requests, signed with the app's signing secret. */
+const chat = z
+  .object({
+    slack: z
+      .object({
+        signingSecret: secretRef,
+        /** How old a signed request may be (Slack: 5 minutes); older ones are replays. */
+        maxAge: durationWithin(1_000, 15 * minute).default('5m'),
+        /**
+         * Where a request's response_url may point: the engine posts "approved by alice" there, and
+         * the URL comes in the request, so it goes nowhere else. https, or http on loopback (a stand-in).
+         */
+        responseOrigins: z.array(chatResponseOrigin).min(1).max(20).default(['https://hooks.slack.com']),
+      })
+      .strict()
+      .optional(),
+  })
   .strict();
 
 const maintenanceSchedule = z
@@ -406,6 +529,9 @@ export const engineConfigShape = z
       })
       .strict(),
     operators: z.array(operator).default([]),
+    /** The operator API (approve, reject, acknowledge, cancel, run, read); absent: not served. */
+    api: operatorApi.optional(),
+    chat: chat.default({}),
     guardrails: z
       .object({
         restarts: z.object({ max: z.number().int().min(0).default(3), window: timeout(30 * day).default('1h') }).strict().default({}),
@@ -435,7 +561,21 @@ export const engineConfigShape = z
   .strict()
   .superRefine((c, ctx) => {
     for (const p of embeddedPortProblems(c)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.path, message: p.message });
+    for (const p of headerSecretProblems(c)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.path, message: p.message });
   });
+
+/** Every `{ secret: NAME }` of a health check's or an action's headers names an entry of `secrets`. */
+function headerSecretProblems(c: z.output<typeof engineConfigShape>): Array<{ path: Array<string | number>; message: string }> {
+  const problems: Array<{ path: Array<string | number>; message: string }> = [];
+  for (const [target, t] of Object.entries(c.targets)) {
+    const sets: Array<[string, Record<string, string | { secret: string }> | undefined]> = [['health', t.health?.headers], ['action', t.kind === 'http' ? t.action?.headers : undefined]];
+    for (const [key, headers] of sets)
+      for (const [header, value] of Object.entries(headers ?? {}))
+        if (typeof value === 'object' && !Object.hasOwn(c.secrets, value.secret))
+          problems.push({ path: ['targets', target, key, 'headers', header, 'secret'], message: `no secret named "${value.secret}" in secrets (known: ${Object.keys(c.secrets).join(', ') || 'none'})` });
+  }
+  return problems;
+}
 
 /** The config as the engine needs it: every secret resolvable (an unset variable is an issue at its key). */
 export const engineConfig = engineConfigShape.superRefine((c, ctx) => {
@@ -486,3 +626,6 @@ export type MaintenanceSchedule = z.output<typeof maintenanceSchedule>;
 export type DockerEndpoint = z.output<typeof dockerEndpoint>;
 export type RunbookName = z.output<typeof runbookName>;
 export type SecretRef = z.input<typeof secretRef>;
+export type Operator = z.output<typeof operator>;
+export type OperatorRole = Operator['role'];
+export type OperatorApiConfig = z.output<typeof operatorApi>;

@@ -15,6 +15,18 @@ set -a; . "$STACK_DIR/stack.env"; set +a
 # stack.env names the test server; the engine embeds its own unless configured.
 unset TEMPORAL_ADDRESS TEMPORAL_NAMESPACE TEMPORAL_MODE
 config=${REMEDIATION_CONFIG:-config/example.yaml}
+if [ "$config" = config/example.yaml ] && [ ! -s .data/operators/alice.sha256 ]; then
+  # The demo operator's API token, made once: its hash for the config, the token for the CLI (0600).
+  mkdir -p .data/operators
+  (umask 077; node --input-type=module -e '
+    import { randomBytes, createHash } from "node:crypto";
+    import { writeFileSync } from "node:fs";
+    const token = "rmd_" + randomBytes(32).toString("base64url");
+    writeFileSync(".data/remediate-credentials", `url = http://127.0.0.1:9798\ntoken = ${token}\n`, { mode: 0o600 });
+    writeFileSync(".data/operators/alice.sha256", "sha256:" + createHash("sha256").update(token).digest("hex"));
+  ')
+  echo "[start] operator token for alice (admin) in .data/remediate-credentials: export REMEDIATE_CREDENTIALS=.data/remediate-credentials" >&2
+fi
 # The host agent for the systemd demo host runs inside that host as a systemd service, on its own task queue.
 # It is given no secret: it reads only its own units' (none here), and a transient unit's environment
 # is readable by every user of that host (systemctl show, /run/systemd/transient).

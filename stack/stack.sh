@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The local stack every test runs against: Temporal, Docker (+ test images and containers), PostgreSQL,
-# MariaDB, Redis, Prometheus and Alertmanager, all on 127.0.0.1 with their own ports and data.
+# MariaDB, Redis, Prometheus, Alertmanager and a mail server (exim), all on 127.0.0.1 with their own ports and data.
 #   stack.sh up [--temporal dev|cluster]   idempotent: starts what is not running, health-checks everything.
 #                     Temporal is the CLI's dev server by default; `cluster` (or TEMPORAL_MODE=cluster)
 #                     runs the server's four services on a PostgreSQL of their own instead.
@@ -11,7 +11,7 @@
 #   stack.sh env      the addresses and credentials (written to $STACK_DIR/stack.env by up)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-for lib in common temporal cluster docker postgres mariadb redis monitoring; do
+for lib in common temporal cluster docker postgres mariadb redis monitoring mail; do
   # shellcheck source=/dev/null
   . "$here/lib/$lib.sh"
 done
@@ -32,6 +32,8 @@ temporal_env() {
   fi
   if [ "$mode" = cluster ] || cluster_running; then
     echo "TEMPORAL_CLUSTER_ADDRESS=$(cluster_address)"; echo "TEMPORAL_CLUSTER_NAMESPACE=$CLUSTER_NAMESPACE"
+    # The cluster takes only clients with a certificate (mTLS): the paths, never the keys themselves.
+    cluster_tls_env
   fi
 }
 
@@ -62,6 +64,7 @@ PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
 ALERTMANAGER_URL=http://127.0.0.1:$ALERTMANAGER_PORT
 WEBHOOK_PORT=$WEBHOOK_PORT
 WEBHOOK_TOKEN=$(secret webhook-token)
+$(mail_env)
 ENV
 )
   # Credentials: the owner's only (the umask above made it so; say it for a file that existed).
@@ -75,7 +78,7 @@ up() {
   local started=$SECONDS
   ensure_packages dockerd:docker.io /usr/lib/postgresql/15/bin/initdb:postgresql mariadbd:mariadb-server \
     redis-server:redis-server prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager \
-    debootstrap:debootstrap /bin/busybox:busybox-static curl:curl
+    debootstrap:debootstrap /bin/busybox:busybox-static curl:curl exim4:exim4-daemon-light openssl:openssl
   # STACK_TEMPORAL=0: the caller embeds its own Temporal (the engine's start command).
   local temporal=1; [ "${STACK_TEMPORAL:-1}" = 0 ] && temporal=0
   # The cluster's first build takes ~5 minutes: under way while everything else starts.
@@ -88,6 +91,7 @@ up() {
   postgres_up
   mariadb_up
   redis_up
+  mail_up
   alertmanager_up
   prometheus_up
   build_busybox_image
@@ -122,6 +126,7 @@ down() {
   containers_down
   prometheus_down
   alertmanager_down
+  mail_down
   redis_down
   mariadb_down
   postgres_down
@@ -140,6 +145,7 @@ status() {
   postgres_status
   mariadb_status
   redis_status
+  mail_status
   monitoring_status
 }
 

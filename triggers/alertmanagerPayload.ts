@@ -28,11 +28,13 @@ export const webhookLimits = {
 const longerThan = (n: number) => `longer than ${n} characters`;
 const bounded = (n: number) => z.string().max(n, longerThan(n));
 
-// Prometheus' label name charset; Alertmanager validates annotation names the same way.
+// Prometheus 3 allows any UTF-8 in label names (`service.name`, `http-route`), and a batch refused
+// with 400 is never retried: such an alert would be lost. What no label name needs is refused:
+// control and format characters (a forged log line, a bidi override) and the empty name.
 const labelName = z
   .string()
   .max(webhookLimits.name, `name ${longerThan(webhookLimits.name)}`)
-  .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a label name (letters, digits and _, not starting with a digit)');
+  .regex(/^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+$/u, 'not a label name (empty, or holds a control or format character)');
 
 /**
  * A label or annotation set. The count is checked before any entry is, so ten thousand labels cost

@@ -1,33 +1,29 @@
 // `remediate`: the operator's way in. Tables for people, --json for scripts, and exit codes a
-// script can branch on: 1 usage or bad input, 2 not found, 3 Temporal unreachable.
-import { Command, CommanderError, Option } from 'commander';
+// script can branch on: 1 usage, bad input or a conflict, 2 not found, 3 the engine or Temporal
+// unreachable, 4 no credentials, credentials refused, or not allowed.
+//
+// Operators' commands go through the engine's operator API with their own token (REMEDIATE_URL +
+// REMEDIATE_TOKEN, or a credentials file): no engine config, no Temporal access, no database secret.
+// `remediate admin …` is the same commands straight to Temporal with the engine config, for
+// administrators. preview, runbooks and operators read the config only.
+import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import type { EngineConfig } from '../config/schema.js';
-import { incidentWorkflowId, type RunbookStatus } from '../workflows/messages.js';
+import { incidentWorkflowId } from '../workflows/messages.js';
 import { matchBinding } from './binding.js';
+import { directToTemporal, throughApi, type OperatorAccess } from './cliAccess.js';
+import { incidentCommands, type CliContext, type Mode } from './cliIncidentCommands.js';
+import { findApiCredentials } from './cliCredentials.js';
+import { newTokenText, operatorRows, operatorsTable, whoamiText } from './cliText.js';
+import { CliError, OperatorApiClient } from './operatorApiClient.js';
+import { newOperatorToken } from './operators/credentials.js';
+import { CommandError } from './operatorTemporal.js';
 import { planRunbook } from './plan.js';
-import { buildReport, type IncidentReport } from './report.js';
-import { listRunbooks, listText, loadConfigOffline, showRunbook, showText, type OfflineConfig } from './runbookCommands.js';
-import { startedText, startRunbookByHand } from './runbookRun.js';
+import { listRunbooks, listText, loadConfigOffline, printable, showRunbook, showText, type OfflineConfig } from './runbookCommands.js';
 import { validateRunbooks, validateText } from './runbookValidate.js';
 import { planRunbookSteps, planText } from './runbookPreview.js';
-import { formatRate, formatSpan, formatTime, renderTable, terminalSafe } from './table.js';
-import { CommandError, connectTemporal, type Temporal } from './operatorTemporal.js';
-import {
-  cancelIncident,
-  changeSchedule,
-  closedIncidentsSince,
-  reportLimit,
-  listIncidents,
-  listSchedules,
-  runMaintenanceNow,
-  sendDecision,
-  showIncident,
-  type DecisionKind,
-  type IncidentDetail,
-  type IncidentRow,
-} from './operatorCommands.js';
+import { formatSpan } from './table.js';
 
 export interface CliIO {
   out: (text: string) => void;
@@ -50,7 +46,7 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     return outcome.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;
-    if (err instanceof CommandError) {
+    if (err instanceof CommandError || err instanceof CliError) {
       io.err(`remediate: ${err.message}\n`);
       return err.exitCode;
     }
@@ -71,10 +67,23 @@ interface GlobalOptions {
 /** `outcome.exitCode`: a command whose answer is printed but means "no" (validate found problems). */
 function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
   const program = new Command('remediate')
-    .description('Operate the remediation engine: incidents, approvals, runbooks, maintenance schedules, previews and reports.')
-    .option('-c, --config <path>', 'engine configuration file (default: $REMEDIATION_CONFIG)')
+    .description('Operate the remediation engine: incidents, approvals, runbooks, maintenance windows, reports.')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Incident commands go through the engine\'s operator API as the operator your token names:',
+        '  REMEDIATE_URL (default http://127.0.0.1:9798) and REMEDIATE_TOKEN, or url and token in',
+        '  ~/.config/remediate/credentials (mode 0600; REMEDIATE_CREDENTIALS names another file).',
+        'Administrators: "remediate admin <command> --config FILE ... --as NAME" goes straight to Temporal.',
+        'Exit codes: 1 bad input or conflict, 2 not found, 3 engine or Temporal unreachable,',
+        '  4 no token, token refused, or not allowed.',
+      ].join('\n'),
+    )
+    .option('-c, --config <path>', 'engine configuration file, for admin, preview, runbooks and operators (default: $REMEDIATION_CONFIG)')
     .option('--json', 'print JSON instead of tables')
     .exitOverride()
+    .configureHelp({ showGlobalOptions: true })
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError('(run "remediate --help" for usage)');
 
@@ -92,96 +101,36 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
     return loadConfigOffline(path);
   };
   const print = (cmd: Command, json: unknown, text: () => string) => io.out(globals(cmd).json ? `${JSON.stringify(json, null, 2)}\n` : text());
-  const withTemporal = async <T>(cmd: Command, fn: (t: Temporal, config: EngineConfig) => Promise<T>): Promise<T> => {
-    const config = configOf(cmd);
-    const t = await connectTemporal(config, io.env);
+  const apiClientOf = (cmd: Command): OperatorApiClient => {
+    const hint = globals(cmd).config ? '; --config is for "remediate admin", preview, runbooks and operators' : '';
+    const found = findApiCredentials(io.env, hint);
+    return new OperatorApiClient({ url: found.url, token: found.token, tokenFrom: found.tokenFrom, urlFrom: found.urlFrom });
+  };
+  const withAccess = async <T>(mode: Mode, cmd: Command, fn: (access: OperatorAccess) => Promise<T>): Promise<T> => {
+    const access = mode === 'api' ? throughApi(apiClientOf(cmd)) : await directToTemporal(configOf(cmd), io.env);
     try {
-      return await fn(t, config);
+      return await fn(access);
     } finally {
-      await t.close();
+      await access.close();
     }
   };
 
+  const ctx: CliContext = { env: io.env, print, withAccess, configOf };
+  incidentCommands(program, 'api', ctx);
   program
-    .command('incidents')
-    .description('list incident workflows, newest first')
-    .option('--open', 'only running incidents')
-    .option('--closed', 'only finished incidents')
-    .option('--target <name>', 'only this target')
-    .option('--alert <name>', 'only this alert name')
-    .option('--outcome <outcome>', 'only this outcome (recovered, escalated, ...)')
-    .option('--runbook <runbook>', 'only this runbook')
-    .addOption(new Option('--limit <n>', 'at most this many').default(50).argParser(positiveInt('--limit')))
-    .action(async (opts, cmd: Command) => {
-      const rows = await withTemporal(cmd, (t) => listIncidents(t, opts));
-      print(cmd, rows, () => incidentsTable(rows));
-    });
-
-  program
-    .command('show <workflowId>')
-    .description("an incident's live status, or the result of a finished one")
-    .action(async (workflowId: string, _opts, cmd: Command) => {
-      const detail = await withTemporal(cmd, (t) => showIncident(t, workflowId));
-      print(cmd, detail, () => detailText(detail));
-    });
-
-  const decision = (name: string, kind: DecisionKind, verb: string, reasonRequired: boolean) => {
-    const c = program
-      .command(`${name} <workflowId>`)
-      .description(`${verb} an incident as a named operator`)
-      .requiredOption('--as <operator>', 'your operator name, as listed in the config');
-    if (reasonRequired) c.requiredOption('--reason <text>', 'why; recorded in the incident timeline');
-    else c.option('--reason <text>', 'why; recorded in the incident timeline', 'acknowledged with remediate');
-    c.action(async (workflowId: string, opts: { as: string; reason: string }, cmd: Command) => {
-      await withTemporal(cmd, (t, config) => sendDecision(t, config, workflowId, kind, { operator: opts.as, reason: opts.reason }));
-      print(cmd, { workflowId, signal: kind, operator: opts.as, sent: true }, () => `${kind} by ${opts.as} sent to ${workflowId}\n`);
-    });
-  };
-  decision('approve', 'approve', 'approve the pending step of', true);
-  decision('reject', 'reject', 'reject the pending step of', true);
-  decision('ack', 'acknowledge', 'acknowledge (stop escalating)', false);
-
-  program
-    .command('cancel <workflowId>')
-    .description('cancel a running incident or maintenance workflow (it runs its cleanup)')
-    .action(async (workflowId: string, _opts, cmd: Command) => {
-      await withTemporal(cmd, (t) => cancelIncident(t, workflowId));
-      print(cmd, { workflowId, cancelRequested: true }, () => `cancellation requested for ${workflowId}\n`);
-    });
-
-  program
-    .command('maintenance')
-    .description('maintenance windows')
-    .command('run <schedule>')
-    .description('open the maintenance window of a configured schedule now')
-    .action(async (name: string, _opts, cmd: Command) => {
-      const started = await withTemporal(cmd, (t, config) => runMaintenanceNow(t, config, name));
-      print(cmd, started, () => `maintenance '${name}' started: workflow ${started.workflowId} (run ${started.runId})\n`);
-    });
-
-  const schedules = program.command('schedules').description('the Temporal schedules of maintenance windows');
-  schedules
-    .command('list')
+    .command('whoami')
+    .description('who the operator API takes your token for: operator, role, scopes')
     .action(async (_opts, cmd: Command) => {
-      const rows = await withTemporal(cmd, (t) => listSchedules(t));
-      print(cmd, rows, () =>
-        rows.length === 0
-          ? 'no maintenance schedules\n'
-          : renderTable(
-              ['NAME', 'STATE', 'NEXT RUN', 'LAST RUN', 'NOTE'],
-              rows.map((r) => [r.name, r.paused ? 'paused' : 'active', formatTime(r.nextRun), formatTime(r.lastRun), r.note ?? '']),
-            ),
-      );
+      const client = apiClientOf(cmd);
+      const who = await client.whoami();
+      print(cmd, { ...who, url: client.url }, () => whoamiText(who, client.url, client.tokenFrom));
     });
-  for (const action of ['pause', 'unpause', 'trigger'] as const) {
-    const c = schedules.command(`${action} <name>`).description(`${action} a maintenance schedule`);
-    if (action !== 'trigger') c.option('--reason <text>', 'note recorded on the schedule');
-    c.action(async (name: string, opts: { reason?: string }, cmd: Command) => {
-      await withTemporal(cmd, (t) => changeSchedule(t, name, action, opts.reason));
-      const done = { pause: 'paused', unpause: 'unpaused', trigger: 'triggered' }[action];
-      print(cmd, { schedule: name, action: done }, () => `schedule '${name}' ${done}\n`);
-    });
-  }
+
+  const admin = program
+    .command('admin')
+    .description('administrators: the incident commands straight to Temporal with the engine config (--config); decisions and runs name an operator with --as');
+  incidentCommands(admin, 'admin', ctx);
+
 
   program
     .command('preview')
@@ -246,41 +195,36 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
       print(cmd, plan, () => planText(plan, name));
     });
 
-  program
-    .command('run <runbook>')
-    .description('start an incident runbook on a target by hand, as a named operator')
-    .requiredOption('--target <name>', 'a configured target of a kind the runbook applies to')
-    .requiredOption('--as <operator>', 'your operator name, as listed in the config')
-    .option('--reason <text>', 'why; the run shows it as the alert summary')
-    .option('--severity <level>', "the run's severity (picks the escalation policy)", 'warning')
-    .option('--dry-run', 'mutating steps only report what they would do')
-    .action(async (name: string, opts: { target: string; as: string; reason?: string; severity: string; dryRun?: boolean }, cmd: Command) => {
-      const started = await withTemporal(cmd, (t, config) =>
-        startRunbookByHand(t, config, { runbook: name, target: opts.target, operator: opts.as, reason: opts.reason, severity: opts.severity, dryRun: Boolean(opts.dryRun) }),
-      );
-      print(cmd, started, () => startedText(started));
-    });
 
-  program
-    .command('report')
-    .description('incidents by outcome, automatic recovery rate and time to recover, per target')
-    .addOption(new Option('--since <duration>', 'how far back, e.g. 24h, 7d').default('7d'))
-    .option('--target <name>', 'only incidents on this target')
-    .action(async (opts: { since: string; target?: string }, cmd: Command) => {
-      let sinceMs: number;
-      try {
-        sinceMs = parseDuration(opts.since);
-      } catch (err) {
-        throw new CommandError(1, `--since: ${(err as Error).message}`);
+  const operators = program.command('operators').description('who may act: the configured operators, and new API tokens for them');
+  operators
+    .command('list')
+    .description('configured operators with their roles and scopes (never their token hashes)')
+    .action(async (_opts, cmd: Command) => {
+      const rows = operatorRows(offlineConfigOf(cmd).config.operators);
+      print(cmd, rows, () => operatorsTable(rows));
+    });
+  operators
+    .command('token <name>')
+    .description('a new API token for an operator, shown once, and the tokenHash line for the config (needs no config)')
+    .option('--expires <duration>', 'also print a tokenExpires line this far from now, e.g. 90d')
+    .action(async (name: string, opts: { expires?: string }, cmd: Command) => {
+      // The same rule as an operator's name in the config: the hash is pasted under that name.
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) throw new CliError(1, `${JSON.stringify(printable(name.slice(0, 80)))} is not an operator name (letters, digits, ".", "_" or "-", at most 63)`);
+      let tokenExpires: string | undefined;
+      if (opts.expires !== undefined) {
+        let ms: number;
+        try {
+          ms = parseDuration(opts.expires);
+        } catch (err) {
+          throw new CliError(1, `--expires: ${(err as Error).message}`);
+        }
+        if (ms < 60_000 || ms > 3 * 366 * 86_400_000) throw new CliError(1, `--expires ${opts.expires}: expected from 1m to 3 years (${formatSpan(ms)} given)`);
+        tokenExpires = `${new Date(Date.now() + ms).toISOString().slice(0, 19)}Z`;
       }
-      const until = new Date();
-      const since = new Date(until.getTime() - sinceMs);
-      const report = await withTemporal(cmd, async (t, config) => {
-        const { incidents, truncated } = await closedIncidentsSince(t, since, { target: opts.target });
-        const built = buildReport(incidents, { since, until, operators: config.operators.map((o) => o.name) });
-        return { ...built, truncated };
-      });
-      print(cmd, report, () => reportText(report));
+      const { token, tokenHash } = newOperatorToken();
+      const made = { operator: name, token, tokenHash, ...(tokenExpires ? { tokenExpires } : {}) };
+      print(cmd, made, () => newTokenText(made));
     });
 
   return program;
@@ -292,80 +236,3 @@ function collectLabel(text: string, labels: Record<string, string>): Record<stri
   return { ...labels, [text.slice(0, i)]: text.slice(i + 1) };
 }
 
-function positiveInt(flag: string) {
-  return (text: string) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n <= 0) throw new CommandError(1, `${flag} ${JSON.stringify(text)}: expected a positive whole number`);
-    return n;
-  };
-}
-
-function incidentsTable(rows: IncidentRow[]): string {
-  if (rows.length === 0) return 'no incidents\n';
-  return renderTable(
-    ['WORKFLOW ID', 'STATUS', 'ALERT', 'SEVERITY', 'OUTCOME', 'STARTED', 'DURATION'],
-    rows.map((r) => [r.workflowId, r.status.toLowerCase(), r.alert, r.severity, r.outcome || '-', formatTime(r.startTime), formatSpan(r.durationMs)]),
-  );
-}
-
-// What these print comes from alerts, logs and operators: every value goes through terminalSafe, so
-// an escape sequence or a newline in a label or a log line can neither restyle the terminal nor forge
-// a line. Text that is legitimately several lines (a diagnosis) keeps them, indented under its label.
-const safe = (v: unknown) => terminalSafe(String(v ?? ''));
-const block = (v: string) => v.split('\n').map(terminalSafe).join('\n    ');
-
-function detailText(d: IncidentDetail): string {
-  const lines = [
-    `${safe(d.workflowId)}  (${safe(d.type)}, ${d.status.toLowerCase()})`,
-    `target ${safe(d.target) || '-'}, alert ${safe(d.alert) || '-'} (${safe(d.severity) || '-'}), started ${formatTime(d.startTime)}` +
-      (d.closeTime ? `, closed ${formatTime(d.closeTime)} after ${formatSpan(d.durationMs)}` : ''),
-  ];
-  if (d.live) lines.push(...liveText(d.live));
-  if (d.liveError) lines.push(safe(d.liveError));
-  if (d.result) {
-    lines.push(`outcome: ${safe(d.result.outcome)}: ${safe(d.result.detail)}`);
-    lines.push(...timelineText(d.result.timeline));
-  }
-  if (d.failure) lines.push(`failed: ${safe(d.failure)}`);
-  return `${lines.join('\n')}\n`;
-}
-
-function liveText(s: RunbookStatus): string[] {
-  const lines = [`step: ${safe(s.step)}; restarts: ${s.restartAttempts}; alerts folded: ${s.alertsFolded}`];
-  if (s.pendingApproval)
-    lines.push(`waiting for approval of ${safe(s.pendingApproval.step)} since ${formatTime(s.pendingApproval.since)} (times out ${formatTime(s.pendingApproval.timeoutAt)})`);
-  if (s.escalationLevel) lines.push(`escalated to ${safe(s.escalationLevel)}${s.acknowledgedBy ? `, acknowledged by ${safe(s.acknowledgedBy)}` : ''}`);
-  if (s.diagnosticsSummary) lines.push(`diagnostics: ${block(s.diagnosticsSummary)}`);
-  if (s.outcome) lines.push(`outcome: ${safe(s.outcome)}${s.outcomeDetail ? `: ${safe(s.outcomeDetail)}` : ''}`);
-  return [...lines, ...timelineText(s.timeline)];
-}
-
-function timelineText(timeline: RunbookStatus['timeline']): string[] {
-  if (timeline.length === 0) return [];
-  return ['timeline:', ...timeline.map((e) => `  ${formatTime(e.at)}  ${safe(e.step)}: ${safe(e.event)} (${safe(e.actor)})${e.detail ? ` — ${safe(e.detail)}` : ''}`)];
-}
-
-function reportText(r: IncidentReport & { truncated: boolean }): string {
-  const ttr = r.timeToRecover;
-  const head = [
-    ...(r.truncated ? [`PARTIAL: only the newest ${reportLimit} incidents were read; narrow --since or --target`] : []),
-    `incidents closed ${formatTime(r.since)} – ${formatTime(r.until)}: ${r.incidents}`,
-    `by outcome: ${Object.entries(r.byOutcome).map(([o, n]) => `${o} ${n}`).join(', ') || '-'}`,
-    `automatic recovery rate: ${formatRate(r.automaticRecoveryRate)} (${r.recoveredAutomatically} recovered without an operator; false alarms and suppressed alerts excluded)`,
-    `time to recover: ${ttr ? `mean ${formatSpan(ttr.meanMs)}, p95 ${formatSpan(ttr.p95Ms)} over ${ttr.count}` : '-'}`,
-    '',
-  ].join('\n');
-  if (r.perTarget.length === 0) return head;
-  return `${head}\n${renderTable(
-    ['TARGET', 'INCIDENTS', 'RECOVERED', 'AUTO RATE', 'MEAN TTR', 'P95 TTR', 'OUTCOMES'],
-    r.perTarget.map((p) => [
-      p.target || '-',
-      String(p.incidents),
-      String(p.recovered),
-      formatRate(p.automaticRecoveryRate),
-      formatSpan(p.timeToRecover?.meanMs),
-      formatSpan(p.timeToRecover?.p95Ms),
-      Object.entries(p.byOutcome).map(([o, n]) => `${o} ${n}`).join(', '),
-    ]),
-  )}`;
-}

@@ -8,17 +8,14 @@ import { Client, WorkflowClient, WorkflowNotFoundError } from '@temporalio/clien
 import { NamespaceNotFoundError } from '@temporalio/common';
 import {
   alertFiringSignal,
-  alertNameAttribute,
   alertResolvedSignal,
   incidentWorkflowId,
   interpreterWorkflowType,
-  runbookAttribute,
-  severityAttribute,
-  targetAttribute,
   type AlertEvent,
   type RunbookInput,
   type RunbookRunInput,
 } from '../workflows/messages.js';
+import { incidentSearchAttributes } from './plan.js';
 import type { IncidentRunbook } from './binding.js';
 
 export interface FireResult {
@@ -125,12 +122,7 @@ export function createIncidentSignaller(client: Client, options: { timeoutMs: nu
           args: [input],
           signal: alertFiringSignal,
           signalArgs: [event],
-          typedSearchAttributes: [
-            { key: targetAttribute, value: input.target },
-            { key: alertNameAttribute, value: input.alert.name },
-            { key: severityAttribute, value: input.alert.severity },
-            { key: runbookAttribute, value: input.runbook },
-          ],
+          typedSearchAttributes: incidentSearchAttributes(input),
         }),
       ),
     );

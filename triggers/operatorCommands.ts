@@ -159,7 +159,7 @@ export async function sendDecision(
   config: EngineConfig,
   workflowId: string,
   kind: DecisionKind,
-  decision: { operator: string; reason: string },
+  decision: { operator: string; reason: string; via?: string },
 ): Promise<void> {
   // The workflow ignores decisions from names it does not know (and records them); telling the
   // operator so here beats a "sent" that changes nothing while the pages keep coming.
@@ -278,6 +278,7 @@ export async function closedIncidentsSince(
       ...base,
       outcome,
       ...(result?.startedAt ? { startedAt: new Date(result.startedAt) } : {}),
+      ...(result?.alertStartsAt ? { alertStartsAt: new Date(result.alertStartsAt) } : {}),
       ...(result?.endedAt ? { endedAt: new Date(result.endedAt) } : {}),
       ...(result?.timeline ? { timeline: result.timeline } : {}),
     };

@@ -47,7 +47,11 @@ export async function connectTemporal(config: EngineConfig, env: NodeJS.ProcessE
   } catch (err) {
     throw new CommandError(3, `cannot reach Temporal at ${address}: ${(err as Error).message}`);
   }
-  const client = new Client({ connection, namespace });
+  return temporalOf(new Client({ connection, namespace }), connection, address);
+}
+
+/** The operator commands over a connection someone else owns (the engine's, for its operator API). */
+export function temporalOf(client: Client, connection: Connection, address: string): Temporal {
   return {
     client,
     address,

@@ -1,14 +1,26 @@
 // Turns configuration plus a matched alert (or a maintenance schedule) into the workflow input.
 // Everything a runbook needs is resolved here, once, into plain numbers and names: workflow code
 // never reads configuration, and workflow history records exactly what the run was told.
-import type { EngineConfig, MaintenanceSchedule, Target } from '../config/schema.js';
+import { deciders, type ActionScope } from '../config/operatorPolicy.js';
+import type { EngineConfig, EscalationPolicy, MaintenanceSchedule, Target } from '../config/schema.js';
 import { hostTaskQueue } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import { matchesEverything } from '../config/matchers.js';
 import type { SilenceMatcher } from '../activities/contract.js';
 import { actionSteps } from '../config/runbookLoad.js';
 import type { RunbookDefinition } from '../config/runbookSchema.js';
-import type { AlertRef, GuardrailPlan, MaintenanceInput, RunbookInput, RunbookRunInput, TargetRef } from '../workflows/messages.js';
+import {
+  alertNameAttribute,
+  runbookAttribute,
+  severityAttribute,
+  targetAttribute,
+  type AlertRef,
+  type GuardrailPlan,
+  type MaintenanceInput,
+  type RunbookInput,
+  type RunbookRunInput,
+  type TargetRef,
+} from '../workflows/messages.js';
 import type { BindingMatch } from './binding.js';
 
 export interface IncomingAlert {
@@ -58,12 +70,22 @@ export function planRunbookRun(config: EngineConfig, match: Matched, alert: Inco
   };
 }
 
+/** The search attributes an incident starts with, whoever starts it (an alert, an operator): what listings and reports find it by. */
+export function incidentSearchAttributes(input: Pick<RunbookInput, 'target' | 'runbook' | 'alert'>) {
+  return [
+    { key: targetAttribute, value: input.target },
+    { key: alertNameAttribute, value: input.alert.name },
+    { key: severityAttribute, value: input.alert.severity },
+    { key: runbookAttribute, value: input.runbook },
+  ];
+}
+
 /** The input of the compiled runbooks (kept registered for the runs that started on them). */
 export function planIncident(config: EngineConfig, match: Matched, alert: IncomingAlert, options: PlanOptions = {}): RunbookInput {
   const target = config.targets[match.target];
   if (!target) throw new Error(`planning ${match.runbook} for target '${match.target}' failed: no such target in the configuration`);
   const alertRef = alertRefOf(alert);
-  const policyName = escalationPolicyName(config, match.binding.escalation, alertRef.severity);
+  const policyName = escalationPolicyName(config, match.binding, alertRef.severity);
   const policy = config.escalation.policies[policyName];
   if (!policy) throw new Error(`planning ${match.runbook} for target '${match.target}' failed: no escalation policy '${policyName}'`);
   return {
@@ -73,23 +95,45 @@ export function planIncident(config: EngineConfig, match: Matched, alert: Incomi
     targetQueue: targetQueue(config, target, options.engineQueue),
     hasAction: target.kind === 'http' && target.action !== undefined,
     alert: alertRef,
-    escalation: {
-      policy: policyName,
-      levels: policy.levels.map((l) => ({ name: l.name, afterMs: parseDuration(l.after), channels: [...l.channels] })),
-    },
-    operators: config.operators.map((o) => o.name),
+    escalation: escalationPlan(policyName, policy),
+    ...decidersFor(config, { runbook: match.runbook, target: match.target }),
     guardrails: guardrailPlan(config, target),
     dryRun: config.dryRun,
   };
 }
 
-/** The binding's own policy, else the one for the alert's severity, else the default. */
-export function escalationPolicyName(config: EngineConfig, bindingPolicy: string | undefined, severity: string): string {
-  if (bindingPolicy) return bindingPolicy;
+/**
+ * The binding's policy for the alert's severity, else the binding's own policy, else the config's
+ * for the severity, else the default: always a name the config gives, never one from the alert.
+ */
+export function escalationPolicyName(
+  config: EngineConfig,
+  binding: { escalation?: string; escalationBySeverity?: Record<string, string> } | undefined,
+  severity: string,
+): string {
+  // Own-property checks: a severity label of "constructor" must not find Object.prototype's.
+  const own = binding?.escalationBySeverity ?? {};
+  if (Object.hasOwn(own, severity)) return own[severity]!;
+  if (binding?.escalation) return binding.escalation;
   const bySeverity = config.escalation.bySeverity;
-  // Own-property check: a severity label of "constructor" must not find Object.prototype's.
   if (Object.hasOwn(bySeverity, severity)) return bySeverity[severity]!;
   return config.escalation.default;
+}
+
+/** A policy in milliseconds; its repeat and after-acknowledgement keys only where set, so plans without them look as before. */
+function escalationPlan(policyName: string, policy: EscalationPolicy): RunbookInput['escalation'] {
+  return {
+    policy: policyName,
+    levels: policy.levels.map((l) => ({
+      name: l.name,
+      afterMs: parseDuration(l.after),
+      channels: [...l.channels],
+      ...(l.repeat ? { repeatMs: parseDuration(l.repeat) } : {}),
+      ...(l.repeatTimes !== undefined ? { repeatTimes: l.repeatTimes } : {}),
+    })),
+    ...(policy.reescalateAfterAck ? { reescalateAfterAckMs: parseDuration(policy.reescalateAfterAck) } : {}),
+    ...(policy.keepOpen ? { keepOpenMs: parseDuration(policy.keepOpen) } : {}),
+  };
 }
 
 export function guardrailPlan(config: EngineConfig, target: Target): GuardrailPlan {
@@ -139,7 +183,7 @@ export function planMaintenanceRun(config: EngineConfig, schedule: MaintenanceSc
     hasAction: false,
     alert: { name: 'maintenance', severity: 'info', labels: {} },
     escalation: { policy: policyName, levels: m.channels.length ? [{ name: 'maintenance', afterMs: 0, channels: m.channels }] : [] },
-    operators: config.operators.map((o) => o.name),
+    ...decidersFor(config, { runbook: definition.name, targets: schedule.targets }),
     guardrails: guardrailPlan(config, config.targets[first]!),
     dryRun: options.dryRun || config.dryRun,
     definition,
@@ -149,9 +193,18 @@ export function planMaintenanceRun(config: EngineConfig, schedule: MaintenanceSc
   };
 }
 
-/** Targets a definition names literally (`with.target`). */
+/**
+ * Who the run takes decisions from: the names the operator policy lets approve this runbook on these
+ * targets, and those it lets only acknowledge (omitted when none, as runs planned before roles were).
+ */
+function decidersFor(config: EngineConfig, scope: ActionScope): { operators: string[]; responders?: string[] } {
+  const { approvers, responders } = deciders(config.operators, scope);
+  return { operators: approvers, ...(responders.length > 0 ? { responders } : {}) };
+}
+
+/** Targets a definition names literally (`with.target`, a group restart's `with.targets`). */
 function namedTargets(def: RunbookDefinition): string[] {
-  return actionSteps(def).flatMap((s) => (typeof s.with.target === 'string' ? [s.with.target] : []));
+  return actionSteps(def).flatMap((s) => [...(typeof s.with.target === 'string' ? [s.with.target] : []), ...(Array.isArray(s.with.targets) ? (s.with.targets as string[]) : [])]);
 }
 
 /**

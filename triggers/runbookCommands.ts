@@ -1,6 +1,7 @@
 // What an operator can ask of the runbook files, as plain data: which there are and what starts
 // them, and what one says step by step. Like validate and plan (runbookValidate.ts,
 // runbookPreview.ts) these read the config and the files only: no Temporal, and no secret they do not use.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -61,9 +62,20 @@ export function readRawConfig(path: string): RawConfig {
   for (const issue of secrets) {
     let at = patched;
     for (const key of issue.path.slice(0, -1)) at = at[key] as Record<string | number, unknown>;
-    at[issue.path.at(-1)!] = 'unresolved-secret';
+    at[issue.path.at(-1)!] = placeholderFor(issue.path);
   }
   return { raw: patched, baseDir, unresolvedSecrets: secrets.map((i) => i.path.join('.')) };
+}
+
+/**
+ * A stand-in a secret's own checks accept, so an unset secret is not reported as a bad one: a
+ * channel's URL must be a URL, an operator's token hash a hash (one per key, never shared).
+ */
+function placeholderFor(path: Array<string | number>): string {
+  const key = path.at(-1);
+  if (key === 'url') return 'http://unresolved-secret.invalid/';
+  if (key === 'tokenHash') return `sha256:${createHash('sha256').update(path.join('.')).digest('hex')}`;
+  return 'unresolved-secret';
 }
 
 export function loadConfigOffline(path: string): OfflineConfig {

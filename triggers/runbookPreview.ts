@@ -179,6 +179,10 @@ function actsOn(uses: StepType): boolean {
 /** Where a step's activities run: the target's queue, each dependency's (a dependencies step), or the engine's. */
 function queueOf(step: ActionStep, ref: TargetRef | undefined, w: Walk): string {
   if (step.uses === 'waitUntil' && step.with.check === 'metric') return w.engineQueue;
+  if (step.uses === 'groupRestart') {
+    const queues = (step.with.targets as string[]).map((t) => w.input.targets.find((r) => r.name === t)?.queue ?? w.engineQueue);
+    return [...new Set(queues)].join(', ');
+  }
   if (step.uses === 'dependencies' && ref) {
     const queues = (ref.dependsOn ?? []).map((d) => w.input.targets.find((t) => t.name === d)?.queue ?? w.engineQueue);
     return [...new Set(queues)].join(', ') || w.engineQueue;
@@ -189,7 +193,7 @@ function queueOf(step: ActionStep, ref: TargetRef | undefined, w: Walk): string 
 // The steps whose activities run on the target's own queue (a host agent's, for systemd units);
 // the rest run on the engine's queue (workflows/steps/catalog.ts, `on()`).
 // A metric (and a waitUntil on one) asks Prometheus from the engine; a waitUntil that verifies runs on the target's.
-const onTargetQueue: ReadonlySet<StepType> = new Set<StepType>(['verify', 'restart', 'diagnose', 'logs', 'runAction', 'backup', 'maintain', 'waitUntil', 'command', 'hostDiagnostics']);
+const onTargetQueue: ReadonlySet<StepType> = new Set<StepType>(['verify', 'restart', 'diagnose', 'logs', 'runAction', 'backup', 'maintain', 'waitUntil', 'command', 'hostDiagnostics', 'housekeeping', 'logrotate']);
 // The steps the workflow does by itself: no activity, no queue.
 const inWorkflow: ReadonlySet<StepType> = new Set<StepType>(['end', 'assert', 'sleep']);
 

@@ -4,18 +4,10 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import type { RunbookDefinition } from '../config/runbookSchema.js';
 import type { Binding, EngineConfig } from '../config/schema.js';
-import {
-  alertNameAttribute,
-  incidentWorkflowId,
-  interpreterWorkflowType,
-  runbookAttribute,
-  severityAttribute,
-  targetAttribute,
-  type RunbookRunInput,
-} from '../workflows/messages.js';
+import { incidentWorkflowId, interpreterWorkflowType, type RunbookRunInput } from '../workflows/messages.js';
 import type { BindingMatch } from './binding.js';
 import { CommandError, type Temporal } from './operatorTemporal.js';
-import { planRunbook, type IncomingAlert, type PlanOptions } from './plan.js';
+import { incidentSearchAttributes, planRunbook, type IncomingAlert, type PlanOptions } from './plan.js';
 import { definitionNamed, printable } from './runbookCommands.js';
 
 type Matched = Extract<BindingMatch, { matched: true }>;
@@ -102,12 +94,7 @@ export async function startRunbookByHand(t: Temporal, config: EngineConfig, run:
         // One incident per runbook and target: a run by hand never joins or replaces a running one.
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
         // The attributes the webhook sets, so `remediate incidents` and reports find it.
-        typedSearchAttributes: [
-          { key: targetAttribute, value: input.target },
-          { key: alertNameAttribute, value: input.alert.name },
-          { key: severityAttribute, value: input.alert.severity },
-          { key: runbookAttribute, value: input.runbook },
-        ],
+        typedSearchAttributes: incidentSearchAttributes(input),
       }),
     );
     return { workflowId, runId: handle.firstExecutionRunId, runbook: input.runbook, target: input.target, startedBy: input.startedBy, dryRun: input.dryRun };

@@ -1,8 +1,7 @@
 // The engine process: one worker for the runbooks and their engine-side activities, the Alertmanager
 // webhook, and the maintenance schedules. Any number of engines may run against one Temporal namespace;
 // they share the task queue, and Temporal hands each workflow task to exactly one of them.
-import { dirname, extname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { guardrailsTaskQueue, guardrailsWorkflowId } from '../workflows/guardrails.js';
@@ -13,11 +12,13 @@ import { createWebhookServer } from '../triggers/alertmanager.js';
 import { openSpool } from '../triggers/spool.js';
 import { createMetrics } from '../triggers/metrics.js';
 import { syncSchedules } from '../triggers/schedules.js';
+import { createOperatorApi, type OperatorApi } from '../triggers/operators/api.js';
+import { temporalOf } from '../triggers/operatorTemporal.js';
 import { engineReadiness, temporalReadiness } from './readiness.js';
 import { connect, shutdownDeadlineMs, temporalEndpoint, workerShutdown } from './temporal.js';
+import { bundleWorkflows, prebuiltBundle, workflowsPath } from './bundle.js';
 
-/** The workflows' entry beside this module: index.ts from the sources, index.js from the build. */
-export const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), '..', 'workflows', `index${extname(fileURLToPath(import.meta.url))}`);
+export { workflowsPath } from './bundle.js';
 
 export interface EngineOptions {
   config: EngineConfig;
@@ -26,6 +27,8 @@ export interface EngineOptions {
   workflowBundlePath?: string;
   /** Overrides config.webhook.listen, e.g. port 0 in tests. */
   listen?: string;
+  /** Overrides config.api.listen, e.g. port 0 in tests. */
+  apiListen?: string;
 }
 
 /**
@@ -42,6 +45,8 @@ const workflowActivationLimit: object = { isolateExecutionTimeout: '60s' };
 
 export interface RunningEngine {
   webhookUrl: string;
+  /** The operator API's base URL, when the config has an api section. */
+  apiUrl?: string;
   client: Client;
   /** Resolves when the worker stops (after stop(), or on a fatal worker error). */
   done: Promise<void>;
@@ -59,8 +64,10 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   const taskQueue = config.temporal.taskQueue;
 
   const guardQueue = guardrailsTaskQueue(taskQueue);
-  const workflowBundle = opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath };
-  logger.info(opts.workflowBundlePath ? { bundle: opts.workflowBundlePath } : { workflows: workflowsPath }, 'workflow code');
+  // One bundle for both workers: the build's, or one made now (webpack once, not once per worker).
+  const bundlePath = opts.workflowBundlePath ?? prebuiltBundle();
+  const workflowBundle = bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowBundle: { code: await bundleWorkflows(logger) } };
+  logger.info(bundlePath ? { bundle: bundlePath } : { workflows: workflowsPath }, 'workflow code');
   const worker = await Worker.create({
     connection: native,
     namespace: endpoint.namespace,
@@ -113,11 +120,20 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   const host = (opts.listen ?? config.webhook.listen).split(':')[0];
   const webhookUrl = `http://${host}:${port}`;
 
+  // The operators' door: its own listener, so the webhook's network exposure says nothing of it.
+  let operatorApi: OperatorApi | undefined;
+  let apiUrl: string | undefined;
+  if (config.api) {
+    operatorApi = createOperatorApi({ config, temporal: temporalOf(client, clientConnection, endpoint.address), logger, ...(opts.apiListen ? { listen: opts.apiListen } : {}) });
+    apiUrl = (await operatorApi.listen()).url;
+  }
+
   logger.info(
     {
       webhook: `${webhookUrl}/alertmanager`,
       health: `${webhookUrl}/healthz`,
       metrics: `${webhookUrl}/metrics`,
+      operatorApi: apiUrl ?? false,
       temporal: endpoint.address,
       namespace: endpoint.namespace,
       temporalUi: endpoint.uiUrl,
@@ -143,6 +159,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       // A forwarder still waiting on Temporal keeps the spool: the process exit releases it, and
       // the next start forwards what it holds.
+      if (operatorApi) await step('closing the operator API', () => operatorApi.close(), soon(2_000));
       if (await step('closing the webhook', () => webhook.close(), soon(5_000))) await step('closing the spool', async () => spool?.close(), soon(2_000));
       // A stopped worker has nothing left to run; what follows is its goodbye to Temporal, which
       // waits out an unreachable server's timeouts (30 s seen) and is worth no grace period.
@@ -154,7 +171,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       await step('stopping the embedded Temporal server', () => endpoint.stop(), deadline);
       logger.info('stopped');
     })());
-  return { webhookUrl, client, done, stop };
+  return { webhookUrl, ...(apiUrl ? { apiUrl } : {}), client, done, stop };
 }
 
 /**

@@ -1,16 +1,22 @@
 // Entry point: `engine` (default) runs the whole engine; `agent --host NAME` runs a host agent.
 import { Command } from 'commander';
-import { pino, destination } from 'pino';
+import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile, type SecretScope } from '../config/load.js';
 import { startEngine } from './engine.js';
 import { startHostAgent } from './hostAgent.js';
+import { createLogger, installSdkLogging } from './logging.js';
 import { shutdownDeadlineMs } from './temporal.js';
 
-const logger = pino(
-  { name: 'remediation', level: process.env.LOG_LEVEL ?? 'info' },
+let logger: Logger;
+try {
   // A host agent started detached (docker exec -d, a unit without a journal) logs to a file instead.
-  process.env.LOG_FILE ? destination({ dest: process.env.LOG_FILE, append: true, mkdir: true }) : undefined,
-);
+  logger = createLogger({ level: process.env.LOG_LEVEL, format: process.env.LOG_FORMAT, file: process.env.LOG_FILE || undefined });
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(1);
+}
+// Before any worker or connection exists: the SDK keeps the first runtime it is given.
+installSdkLogging(logger);
 
 function load(path: string, secrets: SecretScope = 'all') {
   try {

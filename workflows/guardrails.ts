@@ -2,82 +2,26 @@
 // Anti-flap and the concurrency cap only mean something across incidents and workers, so their
 // state lives here, in workflow history, rather than in any one worker's memory. Updates (not
 // signals) because the caller needs the answer before it acts.
+import { allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { RestartClaim, RestartClaimed, RestartDecision, RestartReservation, SlotGrant, SlotRequest, WindowRequest } from '../activities/contract.js';
 import {
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  defineQuery,
-  defineUpdate,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type {
-  RestartClaim,
-  RestartClaimed,
-  RestartDecision,
-  RestartReservation,
-  SlotGrant,
-  SlotRequest,
-  WindowRequest,
-} from '../activities/contract.js';
+  acquireSlotUpdate,
+  claimRestartUpdate,
+  closeWindowUpdate,
+  guardStateQuery,
+  openWindowUpdate,
+  releaseSlotUpdate,
+  reserveRestartUpdate,
+  type GuardrailsInput,
+  type GuardSnapshot,
+  type GuardState,
+  type SlotLease,
+  type WindowLease,
+} from '../activities/guardMessages.js';
 import { formatDuration } from '../config/duration.js';
 
-/**
- * One guard per task queue: engines sharing a queue share the guard (its caps are global to them),
- * and engines on another queue in the same namespace keep theirs.
- */
-export function guardrailsWorkflowId(taskQueue: string): string {
-  return `remediation-guardrails:${taskQueue}`;
-}
-
-/** The guard's own task queue, served by a worker of its own in every engine. */
-export function guardrailsTaskQueue(taskQueue: string): string {
-  return `${taskQueue}-guard`;
-}
-
-export interface SlotLease {
-  id: string;
-  holder: string;
-  target: string;
-  action: string;
-  acquiredAt: number;
-  expiresAt: number;
-}
-
-export interface WindowLease {
-  holder: string;
-  schedule: string;
-  target: string;
-  until: number;
-}
-
-export interface GuardState {
-  /** Target → times (epoch ms) of restarts recorded, oldest first. */
-  restarts: Record<string, number[]>;
-  leases: SlotLease[];
-  windows: WindowLease[];
-  /** The longest anti-flap window asked about: older restarts can never matter again. */
-  retainMs: number;
-}
-
-export interface GuardrailsInput {
-  state?: GuardState;
-  /** Continue-as-new past this many history events (tests lower it); the server's hint also counts. */
-  historyLimit?: number;
-}
-
-export interface GuardSnapshot extends GuardState {
-  now: number;
-  runId: string;
-}
-
-export const reserveRestartUpdate = defineUpdate<RestartDecision, [RestartReservation]>('reserveRestart');
-export const acquireSlotUpdate = defineUpdate<SlotGrant, [SlotRequest]>('acquireSlot');
-export const claimRestartUpdate = defineUpdate<RestartClaimed, [RestartClaim]>('claimRestart');
-export const releaseSlotUpdate = defineUpdate<boolean, [string]>('releaseSlot');
-export const openWindowUpdate = defineUpdate<void, [WindowRequest]>('openWindow');
-export const closeWindowUpdate = defineUpdate<number, [string]>('closeWindow');
-export const guardStateQuery = defineQuery<GuardSnapshot>('guardState');
+// Those who start, watch or test the guard import its surface from here too.
+export * from '../activities/guardMessages.js';
 
 const defaultHistoryLimit = 2_000;
 

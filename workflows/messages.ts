@@ -21,6 +21,44 @@ export interface EscalationLevelPlan {
   name: string;
   afterMs: number;
   channels: string[];
+  /** Page this level again this often while it is the latest paged and nobody has acknowledged. Absent in runs planned before. */
+  repeatMs?: number;
+  /** At most this many repeats of the level (absent: until the next level is due, or without end on the last). */
+  repeatTimes?: number;
+}
+
+/** The escalation a run follows: the policy's levels and what happens after an acknowledgement. */
+export interface EscalationPlanInput {
+  policy: string;
+  levels: EscalationLevelPlan[];
+  /** An acknowledged incident still unresolved this long after the acknowledgement escalates again. */
+  reescalateAfterAckMs?: number;
+  /** How long an acknowledged incident stays open waiting for its alerts to clear; default 24 h. */
+  keepOpenMs?: number;
+}
+
+/**
+ * Where a runbook file's escalation stands, carried by a run continued as new. Only `startedAt` and
+ * `paged` exist in runs started before repeats and re-escalation.
+ */
+export interface EscalationProgress {
+  /** The clock the levels' delays count from; a re-escalation moves it so the next level is due at once. */
+  startedAt: number;
+  /** Levels paged in the current pass. */
+  paged: number;
+  /** Pages sent per level (first page, repeats, re-escalations): each is keyed by its number. */
+  pages?: number[];
+  /** Repeats of the latest paged level in the current pass. */
+  repeats?: number;
+  /** Acknowledgements passed on to the paged channels. */
+  acks?: number;
+  /** Set while an acknowledged escalation waits for the alerts to clear: when the acknowledgement came. */
+  following?: { ackedAt: number };
+  /** The first acknowledgement followed: how long the incident stays open counts from here. */
+  openSince?: number;
+  reescalations?: number;
+  /** A re-escalation whose page is not yet sent. */
+  reescalating?: boolean;
 }
 
 export interface GuardrailPlan {
@@ -45,9 +83,11 @@ export interface RunbookInput {
   /** Whether the target has a configured HTTP action (offered by the high-error-rate runbook). */
   hasAction: boolean;
   alert: AlertRef;
-  escalation: { policy: string; levels: EscalationLevelPlan[] };
+  escalation: EscalationPlanInput;
   /** Names allowed to approve or reject; anyone else's signal is recorded and ignored. */
   operators: string[];
+  /** Names allowed only to acknowledge (the responder role). Absent in runs planned before roles. */
+  responders?: string[];
   guardrails: GuardrailPlan;
   dryRun: boolean;
 }
@@ -96,7 +136,7 @@ export interface RunbookResume {
   steps: Record<string, Record<string, unknown>>;
   /** The top-level step that was waiting (an escalation or an approval). */
   at: string;
-  escalation?: { startedAt: number; paged: number };
+  escalation?: EscalationProgress;
   approval?: { timeoutAt: number };
   diagnostics?: Diagnostics;
   /** Runs continued so far in this incident. */
@@ -118,6 +158,19 @@ export interface MaintenanceInput {
 export interface OperatorDecision {
   operator: string;
   reason: string;
+  /**
+   * The door it came through ('api', 'chat', 'console', 'cli'), set by the engine after it verified
+   * the operator's credentials; absent from a signal sent straight to Temporal.
+   */
+  via?: string;
+}
+
+/** An operator action the engine refused (no right to it): recorded on the incident's timeline. */
+export interface RefusedAction {
+  operator: string;
+  action: string;
+  reason: string;
+  via?: string;
 }
 
 export interface AlertEvent {
@@ -128,6 +181,7 @@ export interface AlertEvent {
 export const approveSignal = defineSignal<[OperatorDecision]>('approve');
 export const rejectSignal = defineSignal<[OperatorDecision]>('reject');
 export const acknowledgeSignal = defineSignal<[OperatorDecision]>('acknowledge');
+export const operatorRefusedSignal = defineSignal<[RefusedAction]>('operatorRefused');
 export const alertFiringSignal = defineSignal<[AlertEvent]>('alertFiring');
 export const alertResolvedSignal = defineSignal<[AlertEvent]>('alertResolved');
 
@@ -176,6 +230,8 @@ export interface RunbookStatus {
   timeline: TimelineEntry[];
   outcome?: Outcome;
   outcomeDetail?: string;
+  /** When the outage began: the opening alert's startsAt, when it was plausible. */
+  alertStartsAt?: string;
 }
 
 export interface RunbookResult {
@@ -184,6 +240,8 @@ export interface RunbookResult {
   startedAt: string;
   endedAt: string;
   timeline: TimelineEntry[];
+  /** When the outage began (the opening alert's startsAt); absent in older runs and runs without an alert. */
+  alertStartsAt?: string;
 }
 
 export const statusQuery = defineQuery<RunbookStatus>('status');

@@ -1,7 +1,8 @@
 # Temporal as a real cluster (`up --temporal cluster`, or TEMPORAL_MODE=cluster): the server's four
 # services, frontend, history, matching and worker, each its own process, on a PostgreSQL instance of
-# their own (never the demo database) with SQL visibility; the namespace and search attributes the
-# engine needs are created. Binaries are built once with `go install` and cached, like the CLI.
+# their own (never the demo database) with SQL visibility, mTLS on every gRPC and HTTP port
+# (cluster-tls.sh); the namespace and search attributes the engine needs are created. Binaries are
+# built once with `go install` and cached, like the CLI.
 TEMPORAL_SERVER_VERSION=v1.29.1
 GRPC_HEALTH_PROBE_VERSION=v0.4.63
 CLUSTER_ROOT=$STACK_DIR/temporal-cluster
@@ -20,6 +21,9 @@ CLUSTER_SERVICES=(history matching frontend worker)
 CLUSTER_SEARCH_ATTRIBUTES=(RemediationTarget AlertName Severity Outcome Runbook)
 
 cluster_address() { echo "127.0.0.1:$CLUSTER_PORT"; }
+
+# shellcheck source=/dev/null
+. "$(dirname "${BASH_SOURCE[0]}")/cluster-tls.sh"
 
 cluster_grpc_port() {
   case $1 in frontend) echo "$CLUSTER_PORT" ;; history) echo $((CLUSTER_PORT + 1)) ;;
@@ -131,8 +135,13 @@ cluster_schema() {
 # --- the server's configuration: one directory, one environment (file) per service ---
 
 # The services differ only in their metrics port (they share a host): `--env <service>` picks the file.
+# Services whose config file this up changed (a running one is restarted to read it, e.g. the first
+# up after mTLS came: a service still serving plaintext would never pass the TLS health check).
+CLUSTER_CONFIG_CHANGED=()
+
 cluster_config() {
   local dir=$CLUSTER_ROOT/config svc pw; pw=$(secret temporal-pg)
+  CLUSTER_CONFIG_CHANGED=()
   # The files hold the database password: the owner's only.
   mkdir -p "$dir" && chmod 700 "$dir"
   for svc in "${CLUSTER_SERVICES[@]}"; do
@@ -172,6 +181,34 @@ global:
   membership:
     maxJoinDuration: 30s
     broadcastAddress: 127.0.0.1
+  # mTLS everywhere: the frontend takes only clients with a certificate from the stack's CA (the
+  # engine, host agents, the admin CLI, the worker service), the services take only each other.
+  tls:
+    refreshInterval: 10m
+    internode:
+      server:
+        certFile: $(cluster_tls_cert internode)
+        keyFile: $(cluster_tls_key internode)
+        clientCaFiles: [$(cluster_tls_cert internode-ca)]
+        requireClientAuth: true
+      client:
+        serverName: $CLUSTER_TLS_SERVER_NAME
+        rootCaFiles: [$(cluster_tls_cert internode-ca)]
+    frontend:
+      server:
+        certFile: $(cluster_tls_cert frontend)
+        keyFile: $(cluster_tls_key frontend)
+        clientCaFiles: [$(cluster_tls_cert ca)]
+        requireClientAuth: true
+      client:
+        serverName: $CLUSTER_TLS_SERVER_NAME
+        rootCaFiles: [$(cluster_tls_cert ca)]
+    systemWorker:
+      certFile: $(cluster_tls_cert system-worker)
+      keyFile: $(cluster_tls_key system-worker)
+      client:
+        serverName: $CLUSTER_TLS_SERVER_NAME
+        rootCaFiles: [$(cluster_tls_cert ca)]
   metrics:
     prometheus:
       framework: tally
@@ -206,7 +243,9 @@ dynamicConfigClient:
   filepath: $dir/dynamicconfig.yaml
   pollInterval: 10s
 YAML
-    ) && mv "$dir/$svc.yaml.tmp" "$dir/$svc.yaml"
+    ) || die "writing the config of temporal-$svc failed"
+    cmp -s "$dir/$svc.yaml.tmp" "$dir/$svc.yaml" || CLUSTER_CONFIG_CHANGED+=("$svc")
+    mv "$dir/$svc.yaml.tmp" "$dir/$svc.yaml"
   done
   # What the README recommends for any cluster the engine runs on (see "Server settings" there):
   # eager activities save ~40 ms per step; the guard takes up to 5 updates in flight per engine
@@ -227,17 +266,15 @@ YAML
 cluster_pidfile() { echo "$STACK_DIR/pids/temporal-$1.pid"; }
 
 cluster_service_healthy() {
-  local svc=$1 probe; probe=$(cluster_bin grpc-health-probe)
+  local svc=$1
   case $svc in
-    frontend|history|matching)
-      local name=WorkflowService
-      [ "$svc" = history ] && name=HistoryService
-      [ "$svc" = matching ] && name=MatchingService
-      # History answers SERVING only once it owns its shards.
-      "$probe" -addr "127.0.0.1:$(cluster_grpc_port "$svc")" -service "temporal.api.workflowservice.v1.$name" -connect-timeout 1s -rpc-timeout 1s ;;
+    # History answers SERVING only once it owns its shards.
+    frontend) cluster_probe frontend WorkflowService ;;
+    history) cluster_probe history HistoryService ;;
+    matching) cluster_probe matching MatchingService ;;
     worker)
       # The worker service has no gRPC server of its own: healthy once its system workers poll the frontend.
-      pid_alive "$(cluster_pidfile worker)" && "$(temporal_bin)" task-queue describe --address "$(cluster_address)" \
+      pid_alive "$(cluster_pidfile worker)" && cluster_temporal task-queue describe \
         --namespace temporal-system --task-queue default-worker-tq -o json 2>/dev/null | grep -q '"identity"' ;;
   esac
 }
@@ -253,27 +290,26 @@ cluster_service_up() {
 }
 
 cluster_namespace() {
-  local cli address; cli=$(temporal_bin); address=$(cluster_address)
-  if ! "$cli" operator namespace describe --address "$address" --namespace "$CLUSTER_NAMESPACE" >/dev/null 2>&1; then
-    "$cli" operator namespace create --address "$address" --namespace "$CLUSTER_NAMESPACE" --retention 72h \
+  if ! cluster_temporal operator namespace describe --namespace "$CLUSTER_NAMESPACE" >/dev/null 2>&1; then
+    cluster_temporal operator namespace create --namespace "$CLUSTER_NAMESPACE" --retention 72h \
       --description "remediation engine (local stack)" >>"$LOG_DIR/temporal-setup.log" 2>&1 \
       || die "creating namespace $CLUSTER_NAMESPACE failed; see $LOG_DIR/temporal-setup.log"
   fi
   # A new namespace reaches each service's namespace cache within ~10 s (its refresh interval).
-  wait_for temporal-frontend 60 "$cli" workflow count --address "$address" --namespace "$CLUSTER_NAMESPACE"
+  wait_for temporal-frontend 60 cluster_temporal workflow count --namespace "$CLUSTER_NAMESPACE"
   local have missing=() name
-  have=$("$cli" operator search-attribute list --address "$address" --namespace "$CLUSTER_NAMESPACE")
+  have=$(cluster_temporal operator search-attribute list --namespace "$CLUSTER_NAMESPACE")
   for name in "${CLUSTER_SEARCH_ATTRIBUTES[@]}"; do
     grep -qw "$name" <<<"$have" || missing+=(--name "$name" --type Keyword)
   done
   if [ ${#missing[@]} -gt 0 ]; then
-    "$cli" operator search-attribute create --address "$address" --namespace "$CLUSTER_NAMESPACE" "${missing[@]}" \
+    cluster_temporal operator search-attribute create --namespace "$CLUSTER_NAMESPACE" "${missing[@]}" \
       >>"$LOG_DIR/temporal-setup.log" 2>&1 || die "registering search attributes failed; see $LOG_DIR/temporal-setup.log"
   fi
   # So do its search attributes: a query naming them all is accepted once the frontend knows them.
   local query="" sep=""
   for name in "${CLUSTER_SEARCH_ATTRIBUTES[@]}"; do query+="$sep$name = 'probe'"; sep=" AND "; done
-  wait_for temporal-frontend 60 "$cli" workflow count --address "$address" --namespace "$CLUSTER_NAMESPACE" --query "$query"
+  wait_for temporal-frontend 60 cluster_temporal workflow count --namespace "$CLUSTER_NAMESPACE" --query "$query"
 }
 
 # Each service joins the membership ring through the hosts that heartbeated in the last 20 s; right
@@ -291,9 +327,17 @@ cluster_up() {
   cluster_bin temporal-server >/dev/null
   cluster_pg_up
   cluster_schema
+  cluster_tls
   cluster_config
-  cluster_forget_members
   local svc
+  # Stopped in the reverse of the start order (the worker first), then started again below in order.
+  for svc in worker frontend matching history; do
+    if [[ " ${CLUSTER_CONFIG_CHANGED[*]} " == *" $svc "* ]] && pid_alive "$(cluster_pidfile "$svc")"; then
+      log "temporal-$svc runs with an older config; restarting it"
+      stop_pid "temporal-$svc" 40
+    fi
+  done
+  cluster_forget_members
   for svc in "${CLUSTER_SERVICES[@]}"; do cluster_service_up "$svc"; done
   cluster_namespace
   log "Temporal cluster up at $(cluster_address), namespace $CLUSTER_NAMESPACE, in $((SECONDS - started))s"

@@ -57,7 +57,8 @@ build_systemd_image() {
   ensure_packages debootstrap:debootstrap
   log "building $SYSTEMD_IMAGE with debootstrap (minutes, once; cached as a Docker image)"
   local root; root=$(mktemp -d)
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,busybox,libstdc++6,ca-certificates \
+  # logrotate: the `logrotate` step forces a rotation of a configured file on the host.
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,busybox,libstdc++6,ca-certificates,logrotate \
     bookworm "$root" http://deb.debian.org/debian >>"$LOG_DIR/debootstrap.log" 2>&1 \
     || { rm -rf "$root"; die "debootstrap failed; see $LOG_DIR/debootstrap.log"; }
   mkdir -p "$root/www"
@@ -87,6 +88,10 @@ UNIT
   rm -rf "$root"
 }
 
+# The image is named after its recipe: a change to build_systemd_image (a package added) is a new tag,
+# which `up` builds, and a container made from another tag is replaced by systemd_container_up.
+SYSTEMD_IMAGE=remediation/systemd:$(declare -f build_systemd_image | sha256sum | cut -c1-12)
+
 container_running() { [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 
 demo_up() {
@@ -101,7 +106,8 @@ systemd_container_up() {
   # The host agent inside runs this checkout's code, so a container made from another checkout is replaced.
   local node_bin; node_bin=$(readlink -f "$(command -v node)")
   if container_running "$SYSTEMD_CONTAINER" &&
-     [ "$(docker inspect -f '{{index .Config.Labels "remediation.repo"}}' "$SYSTEMD_CONTAINER")" = "$REPO" ]; then
+     [ "$(docker inspect -f '{{index .Config.Labels "remediation.repo"}}' "$SYSTEMD_CONTAINER")" = "$REPO" ] &&
+     [ "$(docker inspect -f '{{.Config.Image}}' "$SYSTEMD_CONTAINER")" = "$SYSTEMD_IMAGE" ]; then
     :
   else
     docker rm -f "$SYSTEMD_CONTAINER" >/dev/null 2>&1 || true

@@ -15,7 +15,7 @@ import { Secret } from '../../config/secret.js';
 import { failureOf } from '../support/net.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack } from '../support/stack.js';
-import { temporalClient, uniqueQueue } from '../support/temporal.js';
+import { temporalClient, temporalConnectOptions, uniqueQueue } from '../support/temporal.js';
 
 const routingKey = 'R0UTINGKEY0123456789abcdef012345';
 let receiver: Receiver;
@@ -83,6 +83,18 @@ describe('message formats', () => {
     const [r] = receiver.requestsTo('/services/T000/B000/slackSECRET');
     expect(r!.body).toEqual({ text: '*api &lt;prod&gt; down*\nerrors &amp; timeouts &gt; 5%\nsecond line' });
     expect(r!.headers['idempotency-key']).toBe(`${req.idempotencyKey}:slack`);
+  });
+
+  it.each([
+    ['acknowledge', ':eyes: '],
+    ['resolve', ':white_check_mark: '],
+  ] as const)('tells Slack, which has no incident to %s, in a message marked as such', async (event, mark) => {
+    const notify = createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify;
+    await notify(request({ channels: ['slack', 'hook'], event, title: "serviceDown on 'api' <closed>", text: 'healthy again' }));
+    const [r] = receiver.requestsTo('/services/T000/B000/slackSECRET');
+    expect(r!.body).toEqual({ text: `${mark}*serviceDown on 'api' &lt;closed&gt;*\nhealthy again` });
+    // A generic webhook carries the event itself.
+    expect(receiver.requestsTo('/hook/T0KEN-in-path')[0]!.body).toMatchObject({ event, title: "serviceDown on 'api' <closed>" });
   });
 
   it('posts a PagerDuty trigger event deduplicated by the incident key', async () => {
@@ -298,7 +310,7 @@ describe('under real Temporal retries', () => {
       // Installed by an earlier test in this process.
     }
     const c = (name: string): Channel => ({ type: 'webhook', url: Secret.of(`${receiver.url}/${name}`) });
-    connection = await NativeConnection.connect({ address: stack().temporalAddress });
+    connection = await NativeConnection.connect(temporalConnectOptions('engine'));
     worker = await Worker.create({
       connection,
       namespace: stack().temporalNamespace,

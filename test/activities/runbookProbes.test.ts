@@ -17,7 +17,7 @@ import { startHostAgent, type RunningAgent } from '../../worker/hostAgent.js';
 import { incidentWorkflowId, interpreterWorkflowType, type RunbookResult, type RunbookRunInput } from '../../workflows/messages.js';
 import { docker } from '../support/docker.js';
 import { stack } from '../support/stack.js';
-import { startWorker, temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { startWorker, temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
 
 const suffix = randomUUID().slice(0, 6);
 const app = `t-probe-app-${suffix}`;
@@ -64,7 +64,7 @@ steps:
 function config(): EngineConfig {
   const s = stack();
   const raw: EngineConfigInput = {
-    temporal: { address: s.temporalAddress, namespace: s.temporalNamespace, taskQueue: queue },
+    temporal: { ...temporalConfigInput(), taskQueue: queue },
     webhook: { token: 'unused-token' },
     docker: { local: { socketPath: s.dockerSocket } },
     prometheus: { url: s.prometheusUrl },

@@ -17,7 +17,7 @@ import { historyEvents } from '../support/history.js';
 import { closedPort } from '../support/net.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack, temporalMode } from '../support/stack.js';
-import { terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { temporalConfigInput, temporalConnectOptions, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { until, untilHttpOk } from '../support/wait.js';
 import { e2eConfigInput } from '../e2e/engine.js';
 
@@ -40,7 +40,7 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster failing mid-
   beforeAll(async () => {
     await clusterUp();
     receiver = await startReceiver();
-    connection = await Connection.connect({ address: stack().temporalAddress });
+    connection = await Connection.connect(temporalConnectOptions());
     client = new Client({ connection, namespace: stack().temporalNamespace });
   }, 200_000);
 
@@ -73,7 +73,7 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster failing mid-
     const base = e2eConfigInput();
     const config: EngineConfigInput = {
       ...base,
-      temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: uniqueQueue(`cluster-${target}`) },
+      temporal: { ...temporalConfigInput(), taskQueue: uniqueQueue(`cluster-${target}`) },
       webhook: { ...base.webhook, listen: '127.0.0.1:0' },
       targets: {
         [target]: {

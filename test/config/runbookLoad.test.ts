@@ -43,7 +43,7 @@ afterAll(() => {
 describe('the shipped runbooks', () => {
   it('load, each recording its file, the hash of its text and the line of every step', () => {
     const defs = loadRunbookDir('runbooks');
-    expect(Object.keys(defs).sort()).toEqual(['databaseConnection', 'highErrorRate', 'maintenance', 'resourcePressure', 'serviceDown']);
+    expect(Object.keys(defs).sort()).toEqual(['databaseConnection', 'highErrorRate', 'maintenance', 'resourcePressure', 'serviceDown', 'slaBreach']);
     for (const def of Object.values(defs)) {
       const text = readFileSync(join('runbooks', def.source), 'utf8');
       expect(def.sha256).toBe(createHash('sha256').update(text).digest('hex'));

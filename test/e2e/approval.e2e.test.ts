@@ -18,7 +18,7 @@ import { startReceiver, type Receiver } from '../support/receiver.js';
 import { startRedisContainer, type RedisContainer } from '../support/redisContainer.js';
 import { pendingApproval, statusWhen } from '../support/runStatus.js';
 import { stack } from '../support/stack.js';
-import { uniqueQueue } from '../support/temporal.js';
+import { temporalConfigInput, uniqueQueue } from '../support/temporal.js';
 import { e2eConfigInput, startTestEngine } from './engine.js';
 
 const suffix = randomUUID().slice(0, 8);
@@ -48,7 +48,7 @@ beforeAll(async () => {
   queue = uniqueQueue('e2e-approval');
   [redis, receiver] = await Promise.all([startRedisContainer(), startReceiver()]);
   const overrides: Partial<EngineConfigInput> = {
-    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: queue },
+    temporal: { ...temporalConfigInput(), taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: {
       [cacheServer]: { kind: 'container', container: redis.name, stopTimeout: '5s' },

@@ -6,7 +6,7 @@ import type { EngineConfigInput } from '../../config/schema.js';
 import { startEngine, type RunningEngine } from '../../worker/engine.js';
 import { bundlePath } from '../support/globalSetup.js';
 import { stack } from '../support/stack.js';
-import { quietRuntime } from '../support/temporal.js';
+import { quietRuntime, temporalConfigInput } from '../support/temporal.js';
 
 /** One task queue for every end-to-end run, so the guard workflow they share always has a worker. */
 export const e2eQueue = 'remediation-e2e';
@@ -27,7 +27,7 @@ export function demoTarget(): NonNullable<EngineConfigInput['targets']>[string] 
 export function e2eConfigInput(overrides: Partial<EngineConfigInput> = {}): EngineConfigInput {
   const s = stack();
   return {
-    temporal: { address: s.temporalAddress, namespace: s.temporalNamespace, taskQueue: e2eQueue },
+    temporal: { ...temporalConfigInput(), taskQueue: e2eQueue },
     webhook: { listen: `127.0.0.1:${s.webhookPort}`, token: s.webhookToken },
     alertmanager: { url: s.alertmanagerUrl },
     hosts: { 'remediation-host': {} },

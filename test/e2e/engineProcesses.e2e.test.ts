@@ -16,7 +16,7 @@ import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
 import { activityRunners, historyEvents, workflowTaskRunners } from '../support/history.js';
 import { closedPort } from '../support/net.js';
 import { stack } from '../support/stack.js';
-import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { httpOk, until, untilHttpOk } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';
 
@@ -45,7 +45,7 @@ async function service(what: string, script?: string): Promise<Service> {
 function config(taskQueue: string, services: Service[], extra: Partial<EngineConfigInput> = {}): EngineConfigInput {
   const targets = services.map((s) => s.target);
   return e2eConfigInput({
-    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue },
+    temporal: { ...temporalConfigInput(), taskQueue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: Object.fromEntries(
       services.map((s) => [s.target, { kind: 'container', container: s.container, stopTimeout: '5s', labels: { service: s.target }, health: { url: s.health, timeout: '1s' } }]),
@@ -98,16 +98,16 @@ describe('the engine as `npm start` runs it', () => {
   const queue = uniqueQueue('e2e-build');
   afterAll(() => terminateRunning(client, queue));
 
-  it('builds, bundles its workflows from dist/ itself, spools the alert and recovers a killed container', async () => {
+  it('builds its workflow bundle with npm run build, loads it from dist/, spools the alert and recovers a killed container', async () => {
     await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: process.cwd(), timeout: 120_000 });
     const svc = await service('build');
     await untilHttpOk(svc.health, `${svc.container} healthy`);
     await docker('kill', svc.container);
-    // No prebuilt bundle: the compiled engine must find and bundle dist/workflows/index.js. The
+    // No bundle named: the compiled engine must find the one `npm run build` made in dist/. The
     // spool is on, as it is by default with the embedded dev server `npm start` runs.
     const cfg = config(queue, [svc]);
     const engine = await spawn({ ...cfg, webhook: { ...cfg.webhook, spool: true } }, { fromBuild: true, env: { REMEDIATION_WORKFLOW_BUNDLE: '' }, startTimeoutMs: 120_000 });
-    expect(engine.output()).toContain('dist/workflows/index.js');
+    expect(engine.output()).toContain('dist/workflows.bundle.js');
     const { status, json } = await postAlerts(engine.webhookUrl, token, [{ labels: { alertname: 'ServiceDown', service: svc.target, severity: 'critical' }, fingerprint: 'fp-build' }]);
     expect({ status, json }).toMatchObject({ status: 200, json: { status: 'queued', alerts: 1 } });
     expect((await result(incidentWorkflowId('serviceDown', svc.target), 60_000)).outcome).toBe('recovered');

@@ -1,7 +1,8 @@
 // A service that cannot be brought back, end to end with real activities: its container exits as
 // soon as it starts. The runbook restarts it three times (each verified and failing), gathers its
 // state and logs, and pages level after level on a real webhook receiver until an operator
-// acknowledges from the CLI; then the paging stops and the paged channels hear who has it.
+// acknowledges from the CLI; then the paging stops, the paged channels hear who has it, and once the
+// alert clears they hear it is resolved.
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -20,7 +21,7 @@ import { remediate } from '../support/operatorCli.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { statusWhen } from '../support/runStatus.js';
 import { stack } from '../support/stack.js';
-import { uniqueQueue } from '../support/temporal.js';
+import { temporalConfigInput, uniqueQueue } from '../support/temporal.js';
 import { until } from '../support/wait.js';
 import { e2eConfigInput, startTestEngine } from './engine.js';
 
@@ -31,6 +32,7 @@ const fatal = 'fatal: cannot read /etc/orders/config.yaml: no such file or direc
 const token = randomUUID();
 const workflowId = incidentWorkflowId('serviceDown', target);
 const managerAfterMs = 60_000;
+const alertFingerprint = `orders-${suffix}`;
 
 let receiver: Receiver;
 let engine: RunningEngine;
@@ -55,7 +57,7 @@ beforeAll(async () => {
   );
   await until(`${container} to exit`, 15_000, async () => ((await docker('inspect', '-f', '{{.State.Status}}', container)) === 'exited' ? true : undefined));
   const overrides: Partial<EngineConfigInput> = {
-    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: queue },
+    temporal: { ...temporalConfigInput(), taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: {
       [target]: {
@@ -103,11 +105,11 @@ afterAll(async () => {
 });
 
 describe('a service that cannot be brought back', () => {
-  it('restarts it three times, diagnoses it, pages on-call then senior (a non-operator cannot stop it), and stops paging when an operator acknowledges from the CLI', async () => {
+  it('restarts it three times, diagnoses it, pages on-call then senior (a non-operator cannot stop it), stops paging when an operator acknowledges from the CLI, and resolves the pages when the alert clears', async () => {
     // Docker timestamps with a fraction: the container's own creation a moment ago must not count.
     const since = Date.now();
     const fired = await postAlerts(engine.webhookUrl, token, [
-      { labels: { alertname: 'ServiceDown', severity: 'critical', service: target }, annotations: { summary: 'orders API is down' } },
+      { labels: { alertname: 'ServiceDown', severity: 'critical', service: target }, annotations: { summary: 'orders API is down' }, fingerprint: alertFingerprint },
     ]);
     expect(fired.status).toBe(200);
     expect(fired.json.started).toBe(1);
@@ -134,11 +136,20 @@ describe('a service that cannot be brought back', () => {
 
     const ack = await remediate(configFile, 'ack', workflowId, '--as', 'alice', '--reason', 'looking at the config');
     expect(ack.code, ack.stderr).toBe(0);
+    // Acknowledged, the paging stops but the incident stays open while its alert fires; when the
+    // alert clears, every page is resolved.
+    const following = await statusWhen(handle, 'the run to follow the acknowledged incident', 15_000, (s) => s.timeline.some((e) => e.event === 'following'));
+    expect(following.acknowledgedBy).toBe('alice');
+    await receiver.waitFor('/senior', 2, 15_000);
+    const cleared = await postAlerts(engine.webhookUrl, token, [
+      { labels: { alertname: 'ServiceDown', severity: 'critical', service: target }, status: 'resolved', fingerprint: alertFingerprint },
+    ]);
+    expect(cleared.status).toBe(200);
     const result = (await handle.result()) as RunbookResult;
     const restarts = await containerActions(container, since, ['restart']);
 
-    expect(result.outcome, result.detail).toBe('escalated');
-    expect(result.detail).toMatch(/^not healthy after 3 restarts: .*; acknowledged by alice$/);
+    expect(result.outcome, result.detail).toBe('resolved-externally');
+    expect(result.detail).toBe('the alert resolved during escalate');
     // Three real restarts by the engine, each verified and found wanting, with backoff between them.
     expect(restarts.split('\n').filter(Boolean)).toHaveLength(3);
     const events = result.timeline.map((e) => e.event);
@@ -167,8 +178,8 @@ describe('a service that cannot be brought back', () => {
     // The receiver got level 1, then level 2 five seconds into the escalation, each with the diagnosis, then the acknowledgement.
     const oncall = pagesTo('/oncall');
     const senior = pagesTo('/senior');
-    expect(oncall.map((p) => p.event)).toEqual(['trigger', 'acknowledge']);
-    expect(senior.map((p) => p.event)).toEqual(['trigger', 'acknowledge']);
+    expect(oncall.map((p) => p.event)).toEqual(['trigger', 'acknowledge', 'resolve']);
+    expect(senior.map((p) => p.event)).toEqual(['trigger', 'acknowledge', 'resolve']);
     expect(receiver.requestsTo('/manager')).toHaveLength(0);
     // Level delays count from when escalation began (not from the previous page, which may have been slow to land).
     expect(oncall[0]!.at).toBeLessThan(senior[0]!.at);

@@ -16,7 +16,7 @@ import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
 import { closedPort } from '../support/net.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack } from '../support/stack.js';
-import { terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { temporalConfigInput, temporalConnectOptions, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { dockerSync } from '../support/docker.js';
 import { postAlerts } from '../support/alertmanagerPayload.js';
 import { httpOk, until, untilHttpOk } from '../support/wait.js';
@@ -30,7 +30,7 @@ let stackClient: Client;
 
 beforeAll(async () => {
   receiver = await startReceiver();
-  const connection = await Connection.connect({ address: stack().temporalAddress });
+  const connection = await Connection.connect(temporalConnectOptions());
   clients.push(connection);
   stackClient = new Client({ connection, namespace: stack().temporalNamespace });
 });
@@ -96,8 +96,7 @@ function faultConfig(opts: {
   return {
     ...base,
     temporal: {
-      address: opts.server?.address ?? stack().temporalAddress,
-      namespace: opts.server?.namespace ?? stack().temporalNamespace,
+      ...(opts.server ? { address: opts.server.address, namespace: opts.server.namespace } : temporalConfigInput()),
       taskQueue: uniqueQueue(`faults-${opts.target}`),
     },
     webhook: { ...base.webhook, listen: '127.0.0.1:0' },

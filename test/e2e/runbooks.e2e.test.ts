@@ -22,7 +22,7 @@ import { remediate } from '../support/operatorCli.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { pendingApproval } from '../support/runStatus.js';
 import { stack } from '../support/stack.js';
-import { uniqueQueue } from '../support/temporal.js';
+import { temporalConfigInput, uniqueQueue } from '../support/temporal.js';
 import { httpOk, untilHttpOk } from '../support/wait.js';
 import { e2eConfigInput, startTestEngine } from './engine.js';
 
@@ -82,7 +82,7 @@ const engines: TestEngine[] = [];
 async function engineFor(prefix: string, overrides: Partial<EngineConfigInput>): Promise<TestEngine> {
   const queue = uniqueQueue(prefix);
   const input: Partial<EngineConfigInput> = {
-    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: queue },
+    temporal: { ...temporalConfigInput(), taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     channels: { ops: { type: 'webhook', url: `${receiver.url}/ops` } },
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['ops'] }] } } },

@@ -14,7 +14,7 @@ import { containerActions, docker } from '../support/docker.js';
 import { engineMetric } from '../support/engineMetrics.js';
 import { closedPort } from '../support/net.js';
 import { stack } from '../support/stack.js';
-import { terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { httpOk, until, untilHttpOk } from '../support/wait.js';
 import { startTestEngine } from './engine.js';
 
@@ -62,7 +62,7 @@ beforeAll(async () => {
     await docker('kill', name);
   }
   engine = await startTestEngine({
-    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: queue },
+    temporal: { ...temporalConfigInput(), taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: {
       // The target's name is not its container's name: labels must use the former, and only it.

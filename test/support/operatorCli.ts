@@ -12,15 +12,30 @@ export interface CliRun {
 }
 
 /**
- * Runs the CLI with exactly these arguments. The test process's TEMPORAL_ADDRESS and
- * REMEDIATION_CONFIG are removed, so only the arguments (and `env`) tell it where to go.
+ * Runs the CLI with exactly these arguments. The test process's TEMPORAL_ADDRESS,
+ * REMEDIATION_CONFIG and REMEDIATE_* are removed, and the user's own credentials file is out of
+ * reach, so only the arguments (and `env`) tell it where to go and who it is.
  */
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   const base = { ...process.env };
   delete base.TEMPORAL_ADDRESS;
   delete base.REMEDIATION_CONFIG;
+  for (const name of Object.keys(base)) if (name.startsWith('REMEDIATE_')) delete base[name];
+  base.XDG_CONFIG_HOME = join(repoRoot, 'test', 'no-such-config-home');
+  return spawnCli(args, { ...base, ...env }, repoRoot);
+}
+
+/**
+ * Runs the CLI with nothing but `env` (and PATH) in its environment, from `cwd`: what an operator's
+ * laptop has, with no engine config, no Temporal address and none of the stack's secrets.
+ */
+export function runCliWithOnly(args: string[], env: Record<string, string>, cwd: string): Promise<CliRun> {
+  return spawnCli(args, { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, cwd);
+}
+
+function spawnCli(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(repoRoot, 'bin', 'remediate.js'), ...args], { cwd: repoRoot, env: { ...base, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [join(repoRoot, 'bin', 'remediate.js'), ...args], { cwd, env, timeout: 60_000 }, (err, stdout, stderr) => {
       let json: unknown;
       try {
         json = JSON.parse(stdout);
@@ -32,7 +47,15 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
   });
 }
 
-/** `remediate --config <configFile> ...args`: the config file alone says where Temporal is. */
+/**
+ * `remediate --config <configFile> admin ...args`: the administrators' mode, straight to Temporal;
+ * the config file alone says where Temporal is, and --as names the operator.
+ */
 export function remediate(configFile: string, ...args: string[]): Promise<CliRun> {
-  return runCli(['--config', configFile, ...args]);
+  return runCli(['--config', configFile, 'admin', ...args]);
+}
+
+/** `remediate ...args` through the operator API at `url` with `token`, as an operator runs it. */
+export function remediateWithToken(url: string, token: string, ...args: string[]): Promise<CliRun> {
+  return runCli(args, { REMEDIATE_URL: url, REMEDIATE_TOKEN: token });
 }

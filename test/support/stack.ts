@@ -11,10 +11,30 @@ export const stackDir = process.env.STACK_DIR ?? '/var/tmp/remediation-stack';
  */
 export type TemporalMode = 'dev' | 'cluster';
 
+/** A client certificate the stack issued for the cluster: PEM file paths (the key is 0600). */
+export interface ClientCertificate {
+  cert: string;
+  key: string;
+}
+
+/**
+ * The cluster's mTLS (stack/lib/cluster-tls.sh): the CA its frontend's certificate chains to, the
+ * name that certificate carries, and one client certificate per kind of caller. The dev server has none.
+ */
+export interface TemporalTls {
+  ca: string;
+  serverName: string;
+  engine: ClientCertificate;
+  hostAgent: ClientCertificate;
+  admin: ClientCertificate;
+}
+
 export interface Stack {
   temporalMode: TemporalMode;
   temporalAddress: string;
   temporalNamespace: string;
+  /** Set on the cluster, which refuses clients without a certificate from its CA. */
+  temporalTls?: TemporalTls;
   /** The dev server's UI; the cluster has none. */
   temporalUi?: string;
   dockerSocket: string;
@@ -73,10 +93,23 @@ export function stack(): Stack {
         : `the stack's Temporal dev server is not up (stack.env has no TEMPORAL_DEV_${key}): run "npm run stack -- up", or set TEMPORAL_MODE=cluster`,
     );
   };
+  // A cluster the stack brought up before it had mTLS has none; one with mTLS names every file.
+  const tls = (): TemporalTls | undefined => {
+    if (mode !== 'cluster' || env.TEMPORAL_CLUSTER_TLS_CA === undefined) return undefined;
+    const pair = (who: string): ClientCertificate => ({ cert: need(`TEMPORAL_CLUSTER_TLS_${who}_CERT`), key: need(`TEMPORAL_CLUSTER_TLS_${who}_KEY`) });
+    return {
+      ca: need('TEMPORAL_CLUSTER_TLS_CA'),
+      serverName: need('TEMPORAL_CLUSTER_TLS_SERVER_NAME'),
+      engine: pair('ENGINE'),
+      hostAgent: pair('HOST_AGENT'),
+      admin: pair('ADMIN'),
+    };
+  };
   cached = {
     temporalMode: mode,
     temporalAddress: temporal('ADDRESS'),
     temporalNamespace: temporal('NAMESPACE'),
+    temporalTls: tls(),
     temporalUi: mode === 'dev' ? env.TEMPORAL_UI : undefined,
     dockerSocket: need('DOCKER_SOCKET'),
     busyboxImage: need('BUSYBOX_IMAGE'),

@@ -1,11 +1,43 @@
 // A real worker on the stack's Temporal server, loading the bundle made once in globalSetup.
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import { readFileSync } from 'node:fs';
+import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, DefaultLogger, type WorkerOptions } from '@temporalio/worker';
 import { inFlightLimit } from '../../activities/limits.js';
 import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
 import { bundlePath } from './globalSetup.js';
-import { stack } from './stack.js';
+import type { EngineConfigInput } from '../../config/schema.js';
+import { stack, type TemporalTls } from './stack.js';
+
+/** Which of the stack's client certificates a caller presents to the cluster. */
+export type TemporalIdentity = Exclude<keyof TemporalTls, 'ca' | 'serverName'>;
+
+/**
+ * How a test process connects to the run's Temporal: plain to the dev server; to the cluster over
+ * mTLS as `identity` (tests act as the stack's administrator unless they say otherwise).
+ */
+export function temporalConnectOptions(identity: TemporalIdentity = 'admin'): { address: string; tls?: TLSConfig } {
+  const { temporalAddress: address, temporalTls: tls } = stack();
+  if (!tls) return { address };
+  return {
+    address,
+    tls: {
+      serverNameOverride: tls.serverName,
+      serverRootCACertificate: readFileSync(tls.ca),
+      clientCertPair: { crt: readFileSync(tls[identity].cert), key: readFileSync(tls[identity].key) },
+    },
+  };
+}
+
+/**
+ * The `temporal` section of a config for the run's Temporal, as an operator writes it: on the
+ * cluster, the CA and the client certificate as file secrets (the engine reads them, nothing copies them).
+ */
+export function temporalConfigInput(identity: TemporalIdentity = 'engine'): NonNullable<EngineConfigInput['temporal']> {
+  const { temporalAddress: address, temporalNamespace: namespace, temporalTls: tls } = stack();
+  if (!tls) return { address, namespace };
+  return { address, namespace, tls: { ca: { file: tls.ca }, cert: { file: tls[identity].cert }, key: { file: tls[identity].key }, serverName: tls.serverName } };
+}
 
 let runtimeQuiet = false;
 export function quietRuntime(): void {
@@ -53,7 +85,7 @@ export async function terminateRunning(client: Client, taskQueue: string, reason
 }
 
 export async function temporalClient(): Promise<{ client: Client; connection: Connection }> {
-  const connection = await Connection.connect({ address: stack().temporalAddress });
+  const connection = await Connection.connect(temporalConnectOptions());
   return { client: new Client({ connection, namespace: stack().temporalNamespace }), connection };
 }
 
@@ -61,7 +93,7 @@ export async function startWorker(
   options: Omit<WorkerOptions, 'connection' | 'workflowBundle' | 'workflowsPath'>,
 ): Promise<{ worker: Worker; running: Promise<void>; stop: () => Promise<void> }> {
   quietRuntime();
-  const connection = await NativeConnection.connect({ address: stack().temporalAddress });
+  const connection = await NativeConnection.connect(temporalConnectOptions('engine'));
   const worker = await Worker.create({
     connection,
     namespace: stack().temporalNamespace,

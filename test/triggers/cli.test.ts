@@ -30,6 +30,8 @@ let configPath: string;
 const maintenanceName = `cli-${suffix()}`;
 
 const withConfig = (...args: string[]) => ['--config', configPath, ...args];
+/** The administrators' mode: straight to Temporal with the config, operators named with --as. */
+const admin = (...args: string[]) => withConfig('admin', ...args);
 
 /** Starts a stub incident the way the webhook does, through the same signaller. */
 async function fireIncident(labels: Record<string, string>): Promise<string> {
@@ -99,41 +101,41 @@ describe('remediate preview', () => {
   });
 });
 
-describe('remediate approvals', () => {
+describe('remediate admin: approvals straight to Temporal', () => {
   it('approve unblocks an incident waiting for approval, and show reports before and after', async () => {
     const workflowId = await fireIncident({ alertname: 'ServiceDown', service: fx.api, severity: 'critical' });
-    const before = await runCli([...withConfig('show', workflowId), '--json']);
+    const before = await runCli([...admin('show', workflowId), '--json']);
     expect(before.code).toBe(0);
     expect(before.json).toMatchObject({ workflowId, status: 'RUNNING', target: fx.api, alert: 'ServiceDown', live: { pendingApproval: { step: 'restart' } } });
 
-    const stranger = await runCli(withConfig('approve', workflowId, '--as', 'mallory', '--reason', 'trust me'));
+    const stranger = await runCli(admin('approve', workflowId, '--as', 'mallory', '--reason', 'trust me'));
     expect(stranger.code).toBe(1);
     expect(stranger.stderr).toContain("'mallory' is not a configured operator and cannot approve (operators: alice, bob)");
 
-    const ok = await runCli([...withConfig('approve', workflowId, '--as', 'alice', '--reason', 'restart is safe'), '--json']);
+    const ok = await runCli([...admin('approve', workflowId, '--as', 'alice', '--reason', 'restart is safe'), '--json']);
     expect(ok.code).toBe(0);
     expect(ok.json).toEqual({ workflowId, signal: 'approve', operator: 'alice', sent: true });
     const result = (await client.workflow.getHandle(workflowId).result()) as RunbookResult;
     expect(result.outcome).toBe('recovered');
     expect(result.timeline.find((e) => e.event === 'approved')).toMatchObject({ actor: 'alice', detail: 'restart is safe' });
 
-    const after = await runCli([...withConfig('show', workflowId), '--json']);
+    const after = await runCli([...admin('show', workflowId), '--json']);
     expect(after.json).toMatchObject({ status: 'COMPLETED', result: { outcome: 'recovered' } });
-    const text = await runCli(withConfig('show', workflowId));
+    const text = await runCli(admin('show', workflowId));
     expect(text.stdout).toContain('outcome: recovered');
 
-    const again = await runCli(withConfig('approve', workflowId, '--as', 'alice', '--reason', 'again'));
+    const again = await runCli(admin('approve', workflowId, '--as', 'alice', '--reason', 'again'));
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`workflow '${workflowId}' is completed; there is nothing to approve`);
   });
 
   it('reject ends the incident as rejected; cancel cancels one', async () => {
     const rejected = await fireIncident({ alertname: 'ServiceDown', service: fx.web });
-    expect((await runCli(withConfig('reject', rejected, '--as', 'bob', '--reason', 'not now'))).code).toBe(0);
+    expect((await runCli(admin('reject', rejected, '--as', 'bob', '--reason', 'not now'))).code).toBe(0);
     expect(((await client.workflow.getHandle(rejected).result()) as RunbookResult).outcome).toBe('rejected');
 
     const cancelled = await fireIncident({ alertname: 'DatabaseDown' });
-    const c = await runCli(withConfig('cancel', cancelled));
+    const c = await runCli(admin('cancel', cancelled));
     expect(c).toMatchObject({ code: 0, stdout: `cancellation requested for ${cancelled}\n` });
     await expect(client.workflow.getHandle(cancelled).result()).rejects.toThrow();
     expect((await client.workflow.getHandle(cancelled).describe()).status.name).toBe('CANCELLED');
@@ -146,7 +148,7 @@ describe('remediate approvals', () => {
     const input = planRunbook(fx.config, match, { labels }, { engineQueue: taskQueue });
     const forged = 'abc\u001b[2J\n  2026-01-01 00:00:00  restart: approved (alice)';
     const { workflowId } = await createIncidentSignaller(client, { timeoutMs: 5_000 }).fire(input, { fingerprint: forged, at: new Date().toISOString() }, taskQueue);
-    const text = await runCli(withConfig('show', workflowId));
+    const text = await runCli(admin('show', workflowId));
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).not.toContain('\u001b');
     const firing = text.stdout.split('\n').filter((l) => l.includes('firing'));
@@ -157,45 +159,45 @@ describe('remediate approvals', () => {
   });
 
   it('exits 2 for an incident that does not exist', async () => {
-    const r = await runCli(withConfig('show', `incident:serviceDown:nope-${suffix()}`));
+    const r = await runCli(admin('show', `incident:serviceDown:nope-${suffix()}`));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no workflow 'incident:serviceDown:nope-/);
-    expect((await runCli(withConfig('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'bob'))).code).toBe(2);
+    expect((await runCli(admin('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'bob'))).code).toBe(2);
   });
 
   it('refuses an acknowledgement from a name that is not a configured operator, as the workflow would ignore it', async () => {
-    const r = await runCli(withConfig('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'carol'));
+    const r = await runCli(admin('ack', `incident:serviceDown:nope-${suffix()}`, '--as', 'carol'));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("'carol' is not a configured operator and cannot acknowledge (operators: alice, bob)");
   });
 });
 
-describe('remediate incidents and report', () => {
+describe('remediate admin: incidents and report', () => {
   it('lists incidents filtered by target, open or closed', async () => {
     const closed = await eventually(
-      () => runCli([...withConfig('incidents', '--closed', '--target', fx.api), '--json']),
+      () => runCli([...admin('incidents', '--closed', '--target', fx.api), '--json']),
       (r) => Array.isArray(r.json) && r.json.length === 1 && r.json[0].outcome === 'recovered',
     );
     expect(closed.json).toEqual([
       expect.objectContaining({ workflowId: incidentWorkflowId('serviceDown', fx.api), status: 'COMPLETED', target: fx.api, severity: 'critical', outcome: 'recovered' }),
     ]);
-    const open = await runCli([...withConfig('incidents', '--open', '--target', fx.api), '--json']);
+    const open = await runCli([...admin('incidents', '--open', '--target', fx.api), '--json']);
     expect(open.json).toEqual([]);
     // --runbook filters on the Runbook search attribute: every runbook file runs as one workflow type.
-    const byRunbook = await runCli([...withConfig('incidents', '--runbook', 'serviceDown', '--target', fx.api), '--json']);
+    const byRunbook = await runCli([...admin('incidents', '--runbook', 'serviceDown', '--target', fx.api), '--json']);
     expect(byRunbook.json).toEqual([expect.objectContaining({ workflowId: incidentWorkflowId('serviceDown', fx.api), runbook: 'serviceDown' })]);
-    expect((await runCli([...withConfig('incidents', '--runbook', 'databaseConnection', '--target', fx.api), '--json'])).json).toEqual([]);
-    const table = await runCli(withConfig('incidents', '--target', fx.api));
+    expect((await runCli([...admin('incidents', '--runbook', 'databaseConnection', '--target', fx.api), '--json'])).json).toEqual([]);
+    const table = await runCli(admin('incidents', '--target', fx.api));
     expect(table.stdout).toMatch(/^WORKFLOW ID\s+STATUS\s+ALERT/);
     expect(table.stdout).toContain(incidentWorkflowId('serviceDown', fx.api));
   });
 
   it('refuses contradictory or unsafe filters with exit 1', async () => {
-    expect((await runCli(withConfig('incidents', '--open', '--closed'))).stderr).toContain('--open and --closed exclude each other');
-    const quote = await runCli(withConfig('incidents', '--target', "x' OR 1=1"));
+    expect((await runCli(admin('incidents', '--open', '--closed'))).stderr).toContain('--open and --closed exclude each other');
+    const quote = await runCli(admin('incidents', '--target', "x' OR 1=1"));
     expect(quote.code).toBe(1);
-    expect((await runCli(withConfig('incidents', '--outcome', 'great'))).code).toBe(1);
-    const runbook = await runCli(withConfig('incidents', '--runbook', "serviceDown' OR 1=1"));
+    expect((await runCli(admin('incidents', '--outcome', 'great'))).code).toBe(1);
+    const runbook = await runCli(admin('incidents', '--runbook', "serviceDown' OR 1=1"));
     expect(runbook.code).toBe(1);
     expect(runbook.stderr).toContain('is not a runbook name');
   });
@@ -204,7 +206,7 @@ describe('remediate incidents and report', () => {
     // Per target, so other incidents on the same server (other tests, benchmarks) never crowd these out.
     const report = (target: string) =>
       eventually(
-        () => runCli([...withConfig('report', '--since', '1h', '--target', target), '--json']),
+        () => runCli([...admin('report', '--since', '1h', '--target', target), '--json']),
         (x) => x.json?.perTarget?.some((p: { target: string }) => p.target === target),
       );
     const r = await report(fx.api);
@@ -215,7 +217,7 @@ describe('remediate incidents and report', () => {
     expect(r.json.perTarget[0]).toMatchObject({ incidents: 1, recovered: 1, recoveredAutomatically: 0, automaticRecoveryRate: 0, byOutcome: { recovered: 1 } });
     expect(r.json.perTarget[0].timeToRecover.count).toBe(1);
     expect((await report(fx.web)).json.perTarget[0]).toMatchObject({ target: fx.web, byOutcome: { rejected: 1 } });
-    expect((await runCli(withConfig('report', '--since', 'last week'))).code).toBe(1);
+    expect((await runCli(admin('report', '--since', 'last week'))).code).toBe(1);
   });
 
   it('says when a report read only part of the period', async () => {
@@ -238,7 +240,7 @@ describe('remediate incidents and report', () => {
     // fx.db's first incident was cancelled above; its next one is terminated.
     await client.workflow.getHandle(await fireIncident({ alertname: 'DatabaseDown' })).terminate('operator gave up');
     const r = await eventually(
-      () => runCli([...withConfig('report', '--since', '1h', '--target', fx.db), '--json']),
+      () => runCli([...admin('report', '--since', '1h', '--target', fx.db), '--json']),
       (x) => x.json?.incidents === 2,
     );
     expect(r.json.byOutcome).toEqual({ cancelled: 1, terminated: 1 });
@@ -246,20 +248,20 @@ describe('remediate incidents and report', () => {
 
   it('exits 3 when Temporal cannot be reached', async () => {
     const port = await closedPort();
-    const r = await runCli(withConfig('incidents'), { TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
+    const r = await runCli(admin('incidents'), { TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(`cannot reach Temporal at 127.0.0.1:${port}`);
   });
 });
 
-describe('remediate maintenance and schedules', () => {
+describe('remediate admin: maintenance and schedules', () => {
   it('maintenance run starts the window now; an unknown schedule exits 2', async () => {
-    const r = await runCli([...withConfig('maintenance', 'run', maintenanceName), '--json']);
+    const r = await runCli([...admin('maintenance', 'run', maintenanceName), '--json']);
     expect(r.code).toBe(0);
     expect(r.json.workflowId).toBe(`maintenance:${maintenanceName}`);
     const result = (await client.workflow.getHandle(r.json.workflowId).result()) as RunbookResult;
     expect(result).toMatchObject({ outcome: 'completed', detail: `stub maintenance '${maintenanceName}' of ${fx.db}` });
-    const unknown = await runCli(withConfig('maintenance', 'run', 'nope'));
+    const unknown = await runCli(admin('maintenance', 'run', 'nope'));
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain(`no maintenance schedule 'nope' in the configuration (known: ${maintenanceName})`);
   });
@@ -267,21 +269,21 @@ describe('remediate maintenance and schedules', () => {
   it('lists, pauses, unpauses and triggers a synced schedule', async () => {
     await syncSchedules({ client, config: fx.config, taskQueue });
     const listed = await eventually(
-      () => runCli([...withConfig('schedules', 'list'), '--json']),
+      () => runCli([...admin('schedules', 'list'), '--json']),
       (r) => Array.isArray(r.json) && r.json.some((s: { name: string }) => s.name === maintenanceName),
     );
     expect(listed.json.find((s: { name: string }) => s.name === maintenanceName)).toMatchObject({ paused: false, scheduleId: maintenanceScheduleId(maintenanceName) });
 
-    expect((await runCli(withConfig('schedules', 'pause', maintenanceName, '--reason', 'db migration'))).code).toBe(0);
+    expect((await runCli(admin('schedules', 'pause', maintenanceName, '--reason', 'db migration'))).code).toBe(0);
     expect((await client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe()).state).toMatchObject({ paused: true, note: 'db migration' });
-    expect((await runCli(withConfig('schedules', 'unpause', maintenanceName))).code).toBe(0);
+    expect((await runCli(admin('schedules', 'unpause', maintenanceName))).code).toBe(0);
     expect((await client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe()).state.paused).toBe(false);
 
-    expect((await runCli(withConfig('schedules', 'trigger', maintenanceName))).code).toBe(0);
+    expect((await runCli(admin('schedules', 'trigger', maintenanceName))).code).toBe(0);
     const d = await eventually(() => client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe(), (x) => x.info.recentActions.length > 0);
     expect(d.info.recentActions).toHaveLength(1);
 
-    const missing = await runCli(withConfig('schedules', 'pause', 'nope'));
+    const missing = await runCli(admin('schedules', 'pause', 'nope'));
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("no maintenance schedule 'nope' in Temporal");
   });

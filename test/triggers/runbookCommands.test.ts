@@ -33,7 +33,16 @@ beforeAll(async () => {
   configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, stringify(fx.raw));
   secretlessConfigPath = join(dir, 'secretless.yaml');
-  writeFileSync(secretlessConfigPath, stringify({ ...fx.raw, webhook: { ...fx.raw.webhook, token: { env: 'REMEDIATE_TEST_NEVER_SET' } } }));
+  // Unset secrets of every shape: a token, a channel URL (checked as a URL once read), an operator's token hash.
+  writeFileSync(
+    secretlessConfigPath,
+    stringify({
+      ...fx.raw,
+      webhook: { ...fx.raw.webhook, token: { env: 'REMEDIATE_TEST_NEVER_SET' } },
+      channels: { ...fx.raw.channels, pager: { type: 'webhook', url: { env: 'REMEDIATE_TEST_NEVER_SET_URL' } } },
+      operators: [...(fx.raw.operators ?? []), { name: 'hashed-a', tokenHash: { env: 'REMEDIATE_TEST_NEVER_SET_A' } }, { name: 'hashed-b', tokenHash: { file: '/nonexistent/hash' } }],
+    }),
+  );
 });
 
 afterAll(async () => {
@@ -48,7 +57,7 @@ describe('remediate runbooks list and show', () => {
   it('lists the runbooks with the bindings that start them, without Temporal and without secrets it does not use', async () => {
     const r = await runCli(['--config', secretlessConfigPath, 'runbooks', 'list', '--json'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
     expect(r.code).toBe(0);
-    expect(r.json.map((row: { name: string }) => row.name)).toEqual(['databaseConnection', 'highErrorRate', 'maintenance', 'resourcePressure', 'serviceDown']);
+    expect(r.json.map((row: { name: string }) => row.name)).toEqual(['databaseConnection', 'highErrorRate', 'maintenance', 'resourcePressure', 'serviceDown', 'slaBreach']);
     expect(r.json.find((row: { name: string }) => row.name === 'serviceDown')).toEqual({
       name: 'serviceDown',
       kind: 'incident',
@@ -101,7 +110,7 @@ describe('remediate runbooks list and show', () => {
   it('exits 2 for a runbook that is not loaded', async () => {
     const r = await runCli(withConfig('runbooks', 'show', 'rebootTheWorld'));
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('no runbook "rebootTheWorld" (known: databaseConnection, highErrorRate, maintenance, resourcePressure, serviceDown)');
+    expect(r.stderr).toContain('no runbook "rebootTheWorld" (known: databaseConnection, highErrorRate, maintenance, resourcePressure, serviceDown, slaBreach)');
   });
 });
 
@@ -164,7 +173,7 @@ describe('remediate runbooks validate', () => {
   it("passes the config's runbook folder, with no Temporal and no unset secret in the way", async () => {
     const r = await runCli(['--config', secretlessConfigPath, 'runbooks', 'validate'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('ok: 5 runbooks');
+    expect(r.stdout).toContain('ok: 6 runbooks');
     expect(r.stdout).toContain('left unresolved: webhook.token');
   });
 
@@ -269,18 +278,19 @@ describe('remediate runbooks plan', () => {
   });
 });
 
-describe('remediate run', () => {
+// Started by hand as a named operator, straight to Temporal: the administrators' mode.
+describe('remediate admin run', () => {
   it('refuses a name that is not an operator, an unknown target, a target of another kind and a maintenance runbook', async () => {
-    const stranger = await runCli(withConfig('run', 'serviceDown', '--target', fx.api, '--as', 'mallory'));
+    const stranger = await runCli(withConfig('admin', 'run', 'serviceDown', '--target', fx.api, '--as', 'mallory'));
     expect(stranger.code).toBe(1);
     expect(stranger.stderr).toContain("'mallory' is not a configured operator and cannot start a runbook (operators: alice, bob)");
-    const unknown = await runCli(withConfig('run', 'serviceDown', '--target', 'nope', '--as', 'alice'));
+    const unknown = await runCli(withConfig('admin', 'run', 'serviceDown', '--target', 'nope', '--as', 'alice'));
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('no target "nope" in the configuration');
-    const kind = await runCli(withConfig('run', 'serviceDown', '--target', fx.db, '--as', 'alice'));
+    const kind = await runCli(withConfig('admin', 'run', 'serviceDown', '--target', fx.db, '--as', 'alice'));
     expect(kind.code).toBe(1);
     expect(kind.stderr).toContain(`runbook 'serviceDown' applies to container, systemd, http, and '${fx.db}' is a postgres`);
-    const maintenance = await runCli(withConfig('run', 'maintenance', '--target', fx.db, '--as', 'alice'));
+    const maintenance = await runCli(withConfig('admin', 'run', 'maintenance', '--target', fx.db, '--as', 'alice'));
     expect(maintenance.code).toBe(1);
     expect(maintenance.stderr).toContain("'maintenance' is a maintenance runbook");
     // Nothing was started by any of them.
@@ -290,7 +300,7 @@ describe('remediate run', () => {
   it('starts a dry run by hand that records who started it, and remediate show and incidents find it', async () => {
     // Down until restarted: the dry-run restart is reported, and the next check passes.
     h.script(fx.api, { healthy: (s) => s.verifies >= 2 });
-    const r = await runCli([...withConfig('run', 'serviceDown', '--target', fx.api, '--as', 'alice', '--reason', 'trying the new runbook', '--dry-run'), '--json']);
+    const r = await runCli([...withConfig('admin', 'run', 'serviceDown', '--target', fx.api, '--as', 'alice', '--reason', 'trying the new runbook', '--dry-run'), '--json']);
     expect(r.code).toBe(0);
     const workflowId = incidentWorkflowId('serviceDown', fx.api);
     expect(r.json).toMatchObject({ workflowId, runbook: 'serviceDown', target: fx.api, startedBy: 'alice', dryRun: true });
@@ -317,26 +327,26 @@ describe('remediate run', () => {
       definition: { name: 'serviceDown', source: 'serviceDown.yaml' },
     } satisfies Partial<Record<keyof RunbookRunInput, unknown>>);
 
-    const shown = await runCli([...withConfig('show', workflowId), '--json']);
+    const shown = await runCli([...withConfig('admin', 'show', workflowId), '--json']);
     expect(shown.json).toMatchObject({ status: 'COMPLETED', runbook: 'serviceDown', alert: 'manual', result: { outcome: 'recovered' } });
-    const text = await runCli(withConfig('show', workflowId));
+    const text = await runCli(withConfig('admin', 'show', workflowId));
     expect(text.stdout).toMatch(/definition \(alice\) — serviceDown\.yaml \(sha256 [0-9a-f]{12}\), started by alice, dry-run/);
 
     const listed = await eventually(
-      () => runCli([...withConfig('incidents', '--runbook', 'serviceDown', '--target', fx.api), '--json']),
+      () => runCli([...withConfig('admin', 'incidents', '--runbook', 'serviceDown', '--target', fx.api), '--json']),
       (x) => Array.isArray(x.json) && x.json.length === 1,
     );
     expect(listed.json[0]).toMatchObject({ workflowId, runbook: 'serviceDown', alert: 'manual', outcome: 'recovered' });
-    expect((await runCli([...withConfig('incidents', '--runbook', 'databaseConnection', '--target', fx.api), '--json'])).json).toEqual([]);
+    expect((await runCli([...withConfig('admin', 'incidents', '--runbook', 'databaseConnection', '--target', fx.api), '--json'])).json).toEqual([]);
   });
 
   it('refuses to start a runbook on a target where it is already running', async () => {
     // databaseConnection waits for an approval: it is still running when asked again.
-    const first = await runCli(withConfig('run', 'databaseConnection', '--target', fx.db, '--as', 'bob'));
+    const first = await runCli(withConfig('admin', 'run', 'databaseConnection', '--target', fx.db, '--as', 'bob'));
     expect(first.code).toBe(0);
     const workflowId = incidentWorkflowId('databaseConnection', fx.db);
     expect(first.stdout).toContain(`follow it: remediate show ${workflowId}`);
-    const again = await runCli(withConfig('run', 'databaseConnection', '--target', fx.db, '--as', 'alice'));
+    const again = await runCli(withConfig('admin', 'run', 'databaseConnection', '--target', fx.db, '--as', 'alice'));
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`runbook 'databaseConnection' on '${fx.db}' is already running (workflow ${workflowId})`);
     await h.client.workflow.getHandle(workflowId).terminate('test finished');

@@ -15,7 +15,7 @@ import { startHostAgent, type RunningAgent } from '../../worker/hostAgent.js';
 import { writeConfig } from '../support/engineProcess.js';
 import { probeHostAgent } from '../support/hostAgentProbe.js';
 import { stack } from '../support/stack.js';
-import { quietRuntime, temporalClient, uniqueQueue } from '../support/temporal.js';
+import { quietRuntime, temporalClient, temporalConfigInput, temporalConnectOptions, uniqueQueue } from '../support/temporal.js';
 
 const host = 'agent-test-host';
 const unset = `T_AGENT_UNSET_${randomBytes(6).toString('hex').toUpperCase()}`;
@@ -24,7 +24,7 @@ const taskQueue = uniqueQueue('t-agent');
 function configInput(): EngineConfigInput {
   const s = stack();
   return {
-    temporal: { address: s.temporalAddress, namespace: s.temporalNamespace, taskQueue },
+    temporal: { ...temporalConfigInput('hostAgent'), taskQueue },
     webhook: { listen: '127.0.0.1:0', token: { env: `${unset}_TOKEN` } },
     hosts: { [host]: {}, 'other-host': {} },
     targets: {
@@ -81,7 +81,7 @@ describe('a host agent', () => {
     expect(agent.taskQueue).toBe(hostTaskQueue(config, host));
 
     const probeQueue = uniqueQueue('t-agent-probe');
-    native = await NativeConnection.connect({ address: stack().temporalAddress });
+    native = await NativeConnection.connect(temporalConnectOptions('engine'));
     worker = await Worker.create({
       connection: native,
       namespace: stack().temporalNamespace,

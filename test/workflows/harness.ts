@@ -15,6 +15,9 @@ import type {
   Diagnostics,
   HostDiagnostics,
   HostDiagnosticsRequest,
+  HousekeepingRequest,
+  HousekeepingResult,
+  LogrotateResult,
   EngineActivities,
   GuardrailActivities,
   HttpStepRequest,
@@ -184,6 +187,15 @@ export async function startHarness(prefix: string): Promise<Harness> {
         summary: 'ok: disk:  97% /: 9.7 GiB used, 300.0 MiB free of 10.0 GiB (overlay)',
         figures: { diskMaxPercent: 97, memoryUsedPercent: -1, load1: -1, cpus: 0, tcpFailed: [] },
       };
+    },
+    async housekeepFiles(target, req: HousekeepingRequest): Promise<HousekeepingResult> {
+      record('housekeepFiles', target, req, req);
+      const summary = `/var/lib/app/runs: ${req.dryRun ? 'would delete' : 'deleted'} 2 file(s), 3.0 KiB older than ${req.olderThanDays} day(s)`;
+      return { target, dryRun: req.dryRun, files: 2, bytes: 3_072, listed: ['/var/lib/app/runs/a.json', '/var/lib/app/runs/b.json'], complete: true, summary };
+    },
+    async rotateLogs(target, ctx): Promise<LogrotateResult> {
+      record('rotateLogs', target, ctx);
+      return { target, dryRun: ctx.dryRun, output: ctx.dryRun ? 'rotating pattern: /var/log/app/*.log' : '', summary: ctx.dryRun ? 'dry run: logrotate -d' : 'logrotate -f: rotated' };
     },
   };
 

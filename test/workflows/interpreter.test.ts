@@ -617,7 +617,7 @@ describe('the interpreter', () => {
     with: { method: POST, url: "http://127.0.0.1:18090/flush" }
   - id: tell
     uses: notify
-    with: { key: told, title: "dry \${{ incident.dryRun }}; flush \${{ steps.flush.status }}; silence \${{ steps.mute.silenceId }}" }
+    with: { key: told, title: "dry \${{ incident.dryRun }}; flush \${{ steps.flush.code }} \${{ steps.flush.status }}; silence \${{ steps.mute.silenceId }}" }
 `,
     );
     const target = uniqueTarget('dry');
@@ -633,7 +633,7 @@ describe('the interpreter', () => {
     expect(mine('createSilence').map((c) => c.dryRun)).toEqual([true]);
     expect(mine('httpRequest').map((c) => c.dryRun)).toEqual([true]);
     expect(sent(handle).every((n) => n.dryRun)).toBe(true);
-    expect(titled(handle, 'told')).toBe('dry true; flush 0; silence dry-run');
+    expect(titled(handle, 'told')).toBe('dry true; flush 0 ok; silence dry-run');
   });
 });
 

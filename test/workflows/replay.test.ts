@@ -11,7 +11,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { loadRunbookDir, loadRunbookFile } from '../../config/runbookLoad.js';
+import { loadRunbookDir, loadRunbookFile, parseRunbook } from '../../config/runbookLoad.js';
 import type { RunbookDefinition } from '../../config/runbookSchema.js';
 import type { TargetKind } from '../../config/schema.js';
 import { databaseConnection } from '../../workflows/databaseConnection.js';
@@ -27,6 +27,7 @@ import {
   interpreterWorkflowType,
   maintenanceWorkflowId,
   rejectSignal,
+  type AlertEvent,
   type RunbookInput,
   type RunbookResult,
   type RunbookRunInput,
@@ -209,12 +210,98 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     await handle.result();
     return handle;
   },
+  // Recorded once an http step's HTTP status became its `code` output ('http-output-code' patched):
+  // `steps.probe.status` is the step's own 'ok'.
+  'runbook-http-step-code-output': async (h) => {
+    const target = uniqueTarget('svc');
+    const definition = parseRunbook(
+      [
+        'name: httpProbe',
+        'description: an http probe, then an end that reads its outputs',
+        'kind: incident',
+        'appliesTo: [container]',
+        'steps:',
+        '  - id: probe',
+        '    uses: http',
+        '    with: { method: GET, url: "http://127.0.0.1:9/health" }',
+        '  - id: done',
+        '    when: "steps.probe.status == \'ok\' && steps.probe.code == 200"',
+        '    uses: end',
+        '    with: { outcome: recovered, detail: "probe answered ${{ steps.probe.code }}" }',
+      ].join('\n'),
+      'httpProbe.yaml',
+    );
+    const handle = await startInterpreter(h, definition, target, { runbook: 'httpProbe' });
+    const result = (await handle.result()) as RunbookResult;
+    if (result.outcome !== 'recovered') throw new Error(`httpProbe ended ${result.outcome}: ${result.detail}`);
+    return handle;
+  },
   // Recorded with an earlier definition of serviceDown (test/workflows/runbooks/serviceDown-v0.yaml).
   'runbook-serviceDown-earlier-definition': async (h) => {
     const target = uniqueTarget('svc');
     h.script(target, { healthy: (s) => s.restarts >= 2 });
     const handle = await startInterpreter(h, loadRunbookFile(serviceDownV0), target);
     await handle.result();
+    return handle;
+  },
+  // Recorded before escalation followed an acknowledged incident until its alert cleared: the run,
+  // which holds a firing alert, ends at the acknowledgement ('escalation-follows-ack' not patched).
+  'runbook-serviceDown-acknowledged-before-follow': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: () => false });
+    const input: RunbookRunInput = {
+      ...runbookInput(h, target, { guardrails: { restartAttempts: 1 } as never }),
+      definition: shippedRunbooks.serviceDown!,
+      targets: [{ name: target, kind: 'container', queue: h.queue, labels: { service: target } }],
+      startedBy: 'alertmanager',
+    };
+    const handle = await h.client.workflow.signalWithStart<(i: RunbookRunInput) => Promise<RunbookResult>, [AlertEvent]>(interpreterWorkflowType, {
+      taskQueue: h.queue,
+      workflowId: incidentWorkflowId('serviceDown', target),
+      args: [input],
+      signal: alertFiringSignal,
+      signalArgs: [{ fingerprint: 'fp-ack', at: '2026-01-01T00:00:00Z' }],
+    });
+    await waitForStatus(handle, (s) => s.escalationLevel === 'secondary');
+    await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'on it' });
+    await handle.result();
+    return handle;
+  },
+  // After 'escalation-follows-alerts': a repeated page, an acknowledgement followed until it lapsed,
+  // a re-escalation to the last level again, a second acknowledgement, and the alert clearing.
+  'runbook-serviceDown-repeated-reescalated-resolved': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: () => false });
+    const escalation = {
+      policy: 'matrix',
+      levels: [
+        { name: 'primary', afterMs: 0, channels: ['ops'], repeatMs: 1_000, repeatTimes: 1 },
+        // Paged again by the re-escalation, it then has 10 s to be acknowledged before the run ends.
+        { name: 'secondary', afterMs: 5_000, channels: ['lead'] },
+      ],
+      reescalateAfterAckMs: 1_000,
+    };
+    const input: RunbookRunInput = {
+      ...runbookInput(h, target, { escalation, guardrails: { restartAttempts: 1 } as never }),
+      definition: shippedRunbooks.serviceDown!,
+      targets: [{ name: target, kind: 'container', queue: h.queue, labels: { service: target } }],
+      startedBy: 'alertmanager',
+    };
+    const handle = await h.client.workflow.signalWithStart<(i: RunbookRunInput) => Promise<RunbookResult>, [AlertEvent]>(interpreterWorkflowType, {
+      taskQueue: h.queue,
+      workflowId: incidentWorkflowId('serviceDown', target),
+      args: [input],
+      signal: alertFiringSignal,
+      signalArgs: [{ fingerprint: 'fp-matrix', at: '2026-01-01T00:00:00Z' }],
+    });
+    await waitForStatus(handle, (s) => s.escalationLevel === 'secondary');
+    await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'on it' });
+    await waitForStatus(handle, (s) => s.timeline.some((e) => e.event === 'paged secondary (re-escalation 1)'));
+    await handle.signal(acknowledgeSignal, { operator: 'bob', reason: 'taking over' });
+    await waitForStatus(handle, (s) => s.timeline.filter((e) => e.event === 'notified acknowledge').length === 2);
+    await handle.signal(alertResolvedSignal, { fingerprint: 'fp-matrix', at: '2026-01-01T00:05:00Z' });
+    const result = await handle.result();
+    expect(result.outcome).toBe('resolved-externally');
     return handle;
   },
   'guardrails-continued-as-new': async (h) => {

@@ -31,6 +31,10 @@ export function targetActivities(taskQueue: string, longRunMs = 3_600_000): Targ
     taskQueue,
     ...opts(`${Math.max(60_000, longRunMs)}ms`, 2, { heartbeatTimeout: '2m' }),
   });
+  // Deleting old files again deletes what is left: a second try is harmless. A forced rotation
+  // twice rotates twice: once only. Both heartbeat while their program runs.
+  const upkeep = proxyActivities<TargetActivities>({ taskQueue, ...opts('1h', 2, { heartbeatTimeout: '1m' }) });
+  const rotation = proxyActivities<TargetActivities>({ taskQueue, ...opts('6m', 1, { heartbeatTimeout: '1m' }) });
   return {
     verifyTarget: checks.verifyTarget,
     diagnoseTarget: diagnosis.diagnoseTarget,
@@ -41,6 +45,8 @@ export function targetActivities(taskQueue: string, longRunMs = 3_600_000): Targ
     maintainTarget: long.maintainTarget,
     hostDiagnostics: diagnosis.hostDiagnostics,
     runTargetCommand: commandActivity(taskQueue, false),
+    housekeepFiles: upkeep.housekeepFiles,
+    rotateLogs: rotation.rotateLogs,
   };
 }
 

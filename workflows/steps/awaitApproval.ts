@@ -47,6 +47,7 @@ export async function awaitApproval(
       title: `Approval needed: ${req.action}`,
       text: `${req.text}\n\nAn operator approves or rejects workflow ${incident.workflowId} (signals 'approve' / 'reject').`,
       dryRun: req.dryRun,
+      actions: ['approve', 'reject'],
     });
   }
   const decided = () => incident.decided !== undefined || incident.resolved;

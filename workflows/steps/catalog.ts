@@ -2,59 +2,31 @@
 // the compiled runbooks use (verify, restartWithRetries, diagnose, escalate, awaitApproval, the
 // maintenance window), so a runbook file keeps every guarantee: verification, anti-flap, the
 // destructive-action cap, dry-run, capped output, pages sent once.
-import { proxyActivities, sleep } from '@temporalio/workflow';
+import { patched, proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
 import { safeUrl } from '../../config/safeUrl.js';
 import type { ActionStep, StepParams, StepType } from '../../config/runbookSchema.js';
 import type { EngineActivities } from '../../activities/contract.js';
-import type { Outcome, RunbookResume, RunbookRunInput, TargetRef } from '../messages.js';
+import type { RunbookResume, RunbookRunInput, TargetRef } from '../messages.js';
 import type { RunState } from '../runbook.js';
 import { ContinueRun } from './continuation.js';
 import { commandActivity, targetActivities, type TargetSteps } from './activities.js';
 import { awaitApproval } from './awaitApproval.js';
 import { withDestructiveSlot } from './destructiveSlot.js';
 import { diagnose } from './diagnose.js';
-import { escalate, resolve, trigger } from './escalate.js';
+import { resolve, trigger } from './escalate.js';
+import { escalateByPolicy } from './escalationPolicy.js';
 import { cap, capTail } from './incident.js';
 import { dryRunSilenceId, MaintenanceWindow, suppression } from './maintenanceWindow.js';
 import { restartOnce, restartWithRetries } from './restartWithRetries.js';
 import { verify, verifyWithin } from './verify.js';
 import { checkDependencies, metricRequest, pollMetric, withHostDiagnostics } from './probes.js';
 import { pageText, title } from './runbook.js';
+import { approver, maxOutputText, outputs, StepFailed, type Impl, type StepCall, type StepRun } from './stepCall.js';
+import { groupRestart } from './groupRestart.js';
+import { housekeeping, logrotate } from './hostUpkeep.js';
 
-export interface Ending {
-  outcome: Outcome;
-  detail: string;
-}
-
-/** A step's result: outputs for later steps, or the end of the run. */
-export interface StepRun {
-  outputs?: Record<string, unknown>;
-  ending?: Ending;
-}
-
-/** A step that failed for a reason of its own (not an activity's): the run's onFailure decides. */
-export class StepFailed extends Error {}
-
-interface StepCall<T extends StepType> {
-  run: RunState;
-  step: ActionStep;
-  params: StepParams<T>;
-  target: TargetRef;
-  /** Target activities on the target's queue; long ones get `longRunMs`. */
-  on: (longRunMs?: number) => TargetSteps;
-  text: (template: string) => string;
-  ctx: () => ExpressionContext;
-  /** Set for top-level steps: a long wait may stop when this holds, to continue the run as new. */
-  interruptWhen?: () => boolean;
-}
-
-type Impl<T extends StepType> = (call: StepCall<T>) => Promise<StepRun>;
-
-/** Output text that later steps and pages read stays small: it lives in workflow history. */
-const maxOutputText = 4_000;
-
-const outputs = (o: Record<string, unknown>): StepRun => ({ outputs: o });
+export { StepFailed, type Ending, type StepRun } from './stepCall.js';
 
 const catalog: { [T in StepType]: Impl<T> } = {
   async checkSuppression({ run, target }) {
@@ -112,8 +84,9 @@ const catalog: { [T in StepType]: Impl<T> } = {
       tail: params.tail,
       ...(params.since !== undefined ? { sinceMs: params.since } : {}),
       ...(params.pattern !== undefined ? { pattern: params.pattern } : {}),
+      ...(params.file !== undefined ? { file: params.file } : {}),
     });
-    run.rb.incident.record('logs', `${r.matched} of ${r.lines} lines${params.pattern ? ` matching /${params.pattern}/` : ''}`);
+    run.rb.incident.record('logs', `${r.matched} of ${r.lines} lines${params.file ? ` of log file ${params.file}` : ''}${params.pattern ? ` matching /${params.pattern}/` : ''}`);
     return outputs({ text: capTail(r.text, maxOutputText), lines: r.lines, matched: r.matched });
   },
 
@@ -139,7 +112,11 @@ const catalog: { [T in StepType]: Impl<T> } = {
     const shown = safeUrl(params.url);
     run.rb.incident.record(r.dryRun ? 'http (dry-run)' : 'http', `${params.method} ${shown} → ${r.dryRun ? 'not sent' : r.status}`);
     if (!r.ok) throw new StepFailed(`${step.id}: ${params.method} ${shown} answered ${r.status}, expected ${params.expectStatus.join(' or ')}`);
-    return outputs({ status: r.status, ok: r.ok, body: cap(r.body, maxOutputText) });
+    // The HTTP status is `code`: an output named `status` would overwrite the step's own status
+    // ('ok'), so `steps.x.status == 'ok'` would be false for a call that succeeded. Runs started
+    // before keep the old shape they replay with.
+    if (!patched('http-output-code')) return outputs({ status: r.status, ok: r.ok, body: cap(r.body, maxOutputText) });
+    return outputs({ code: r.status, ok: r.ok, body: cap(r.body, maxOutputText) });
   },
 
   async runAction({ run, params, target, on }) {
@@ -157,7 +134,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
   async backup(call) {
     const r = await slotted(call, 'backup', (t, ctx) => t.backupTarget(call.target.name, ctx));
     call.run.rb.incident.record('backed up', r.summary);
-    return outputs({ summary: r.summary, file: r.file ?? '', bytes: r.bytes ?? 0 });
+    return outputs({ summary: r.summary, file: r.file ?? '', bytes: r.bytes ?? 0, sha256: r.sha256 ?? '' });
   },
 
   async maintain(call) {
@@ -233,11 +210,11 @@ const catalog: { [T in StepType]: Impl<T> } = {
     const { rb } = run;
     const resumed = takeResume(run, step);
     const progress = resumed?.escalation ?? { startedAt: Date.now(), paged: 0 };
-    const end = await escalate(
+    const end = await escalateByPolicy(
       rb.incident,
       rb.engine,
       {
-        levels: run.input.escalation.levels,
+        escalation: run.input.escalation,
         severity: run.input.alert.severity,
         title: title(rb),
         text: pageText(rb, run.diagnostics),
@@ -344,6 +321,10 @@ const catalog: { [T in StepType]: Impl<T> } = {
     return outputs({ exitCode: r.exitCode, output: capTail(r.output, maxOutputText), stderr: capTail(r.stderr, 1_000), ran: !r.dryRun });
   },
 
+  groupRestart,
+  housekeeping,
+  logrotate,
+
   async hostDiagnostics({ run, params, target, on }) {
     const d = await on().hostDiagnostics(target.name, { ...(params.sections ? { sections: params.sections } : {}), tcp: params.tcp, top: params.top });
     run.diagnostics = withHostDiagnostics(run.diagnostics, d);
@@ -386,13 +367,6 @@ function takeResume(run: RunState, step: ActionStep): RunbookResume | undefined 
   if (!r || r.at !== step.id) return undefined;
   delete run.resume;
   return r;
-}
-
-/** The operator who approved the named approval step; a step acting for them needs that approval. */
-function approver(run: RunState, approvalStep: string): string {
-  const s = run.steps[approvalStep];
-  if (s?.decision !== 'approved') throw new StepFailed(`needs the approval of step ${approvalStep}, which is ${String(s?.decision ?? s?.status ?? 'not run')}`);
-  return String(s.by);
 }
 
 /**

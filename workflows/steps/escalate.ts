@@ -1,6 +1,8 @@
-// Escalation: page each level in turn (its delay counted from when escalation began) until an
-// operator acknowledges, the alert resolves, or every level has been paged. Notifications use
-// PagerDuty semantics: trigger, then acknowledge or resolve on exactly the channels triggered.
+// Pages and the compiled runbooks' escalation. Notifications use PagerDuty semantics: trigger,
+// then acknowledge or resolve on exactly the channels triggered. The compiled runbooks page each
+// level in turn (its delay counted from when escalation began) until an operator acknowledges, the
+// alert resolves, or every level has been paged; runbook files escalate by escalationPolicy.ts.
+import type { PageAction } from '../../activities/contract.js';
 import type { EscalationLevelPlan } from '../messages.js';
 import type { EngineSteps } from './activities.js';
 import { cap, describeFailure, waitFor, type Incident } from './incident.js';
@@ -9,10 +11,14 @@ export interface Page {
   channels: string[];
   /** Names this message within the incident, e.g. the level name; part of the idempotency key. */
   key: string;
+  /** What the timeline calls it ("senior (repeat 2)"); the key when unset. */
+  label?: string;
   severity: string;
   title: string;
   text: string;
   dryRun: boolean;
+  /** What the person paged may answer from the page itself (chat buttons). */
+  actions?: PageAction[];
 }
 
 export interface EscalationPlan {
@@ -21,24 +27,13 @@ export interface EscalationPlan {
   title: string;
   text: string;
   dryRun: boolean;
-  /**
-   * Runbook-file runs: where an escalation continued from an earlier run stands (when it began, how
-   * many levels were paged), and a test that ends the wait early ('interrupted') so the run can
-   * continue as new. Unset for the compiled runbooks, whose waits must replay unchanged.
-   */
-  progress?: EscalationProgress;
-  interruptWhen?: () => boolean;
-}
-
-export interface EscalationProgress {
-  startedAt: number;
-  paged: number;
 }
 
 export type EscalationEnd = 'acknowledged' | 'resolved' | 'exhausted' | 'interrupted';
 
 const maxText = 4_000;
 
+/** The compiled runbooks' escalation: their recorded histories replay against exactly these waits. */
 export async function escalate(
   incident: Incident,
   engine: EngineSteps,
@@ -46,26 +41,13 @@ export async function escalate(
   reason: string,
 ): Promise<EscalationEnd> {
   incident.enter('escalate');
-  const progress = plan.progress;
-  if (!progress?.paged) incident.record('escalating', reason);
-  const started = progress?.startedAt ?? Date.now();
-  if (progress) progress.startedAt = started;
+  incident.record('escalating', reason);
+  const started = Date.now();
   const answered = () => incident.acknowledgement !== undefined || incident.resolved;
-  const interrupt = plan.interruptWhen;
-  const waitOrInterrupt = (ms: number) => (interrupt ? waitFor(() => answered() || interrupt(), ms) : waitFor(answered, ms));
   let previousAfter = 0;
   let lastGap = 0;
-  for (const [i, level] of plan.levels.entries()) {
-    if (progress && i < progress.paged) {
-      // Paged by the run this one continues: only the spacing of the levels is carried on.
-      lastGap = level.afterMs - previousAfter;
-      previousAfter = level.afterMs;
-      continue;
-    }
-    if (await waitOrInterrupt(started + level.afterMs - Date.now())) {
-      if (answered()) break;
-      return 'interrupted';
-    }
+  for (const level of plan.levels) {
+    if (await waitFor(answered, started + level.afterMs - Date.now())) break;
     await trigger(incident, engine, {
       channels: level.channels,
       key: level.name,
@@ -73,14 +55,14 @@ export async function escalate(
       title: plan.title,
       text: `${reason}\n\n${plan.text}`,
       dryRun: plan.dryRun,
+      actions: ['acknowledge'],
     });
     incident.status.escalationLevel = level.name;
-    if (progress) progress.paged = i + 1;
     lastGap = level.afterMs - previousAfter;
     previousAfter = level.afterMs;
   }
   // The last level gets as long to answer as the one before it had.
-  if (!answered() && (await waitOrInterrupt(started + previousAfter + lastGap - Date.now())) && !answered()) return 'interrupted';
+  if (!answered()) await waitFor(answered, started + previousAfter + lastGap - Date.now());
 
   if (incident.acknowledgement) {
     await acknowledge(incident, engine, plan.dryRun);
@@ -103,13 +85,13 @@ export async function trigger(incident: Incident, engine: EngineSteps, page: Pag
   return send(incident, engine, 'trigger', page);
 }
 
-/** Tells the channels that were paged that someone has it. */
-export async function acknowledge(incident: Incident, engine: EngineSteps, dryRun: boolean): Promise<void> {
+/** Tells the channels that were paged that someone has it (`key`: a later acknowledgement's own). */
+export async function acknowledge(incident: Incident, engine: EngineSteps, dryRun: boolean, key = 'acknowledge'): Promise<void> {
   const by = incident.acknowledgement?.operator ?? 'an operator';
   if (incident.triggered.size === 0) return;
   await send(incident, engine, 'acknowledge', {
     channels: [...incident.triggered],
-    key: 'acknowledge',
+    key,
     severity: 'info',
     title: `${incident.status.runbook} on '${incident.status.target}' acknowledged by ${by}`,
     text: incident.acknowledgement?.reason ?? '',
@@ -148,9 +130,10 @@ async function send(
       title: cap(page.title, 200),
       text: cap(page.text, maxText),
       dryRun: page.dryRun,
+      ...(page.actions ? { actions: page.actions } : {}),
     });
     const delivered = result.delivered.map((d) => `${d.channel} (${d.status})`).join(', ');
-    incident.record(event === 'trigger' ? `paged ${page.key}` : `notified ${event}`, delivered || 'no channel delivered');
+    incident.record(event === 'trigger' ? `paged ${page.label ?? page.key}` : `notified ${event}`, delivered || 'no channel delivered');
     return true;
   } catch (err) {
     incident.record(`notification failed`, `${event} ${page.key}: ${describeFailure(err)}`);

@@ -19,6 +19,7 @@ import {
   alertNameAttribute,
   alertResolvedSignal,
   approveSignal,
+  operatorRefusedSignal,
   outcomeAttribute,
   rejectSignal,
   runbookAttribute,
@@ -49,8 +50,12 @@ export interface IncidentOpening {
   runbook: string;
   target: string;
   operators: string[];
+  /** Names that may acknowledge but not decide. */
+  responders?: string[];
   alertName?: string;
   severity?: string;
+  /** The opening alert's startsAt (Alertmanager's): when the outage began, for time-to-recover. */
+  alertStartsAt?: string;
   /**
    * Runbook-file runs: alerts are held one by one (by fingerprint) and the incident is resolved only
    * when every alert it holds is; repeats of a firing alert fold silently. The compiled runbooks keep
@@ -95,6 +100,9 @@ export class Incident {
   /** Channels that were sent a trigger: they, and only they, get the acknowledge and resolve. */
   readonly triggered = new Set<string>();
   private readonly operators: Set<string>;
+  private readonly responders: Set<string>;
+  /** Refusals recorded on the timeline; past a few, only every 10th, 100th… is. */
+  private refusals = 0;
   private readonly firstTask: number;
   private startAlertSeen = false;
   private dropped = 0;
@@ -111,6 +119,7 @@ export class Incident {
     this.pageRunId = this.perAlert ? info.firstExecutionRunId : info.runId;
     this.firstTask = info.historyLength;
     this.operators = new Set(opening.operators);
+    this.responders = new Set(opening.responders ?? []);
     const r = opening.resumed;
     if (r) {
       this.startedAt = r.startedAt;
@@ -127,6 +136,7 @@ export class Incident {
       return;
     }
     this.startedAt = now();
+    const alertStartsAt = outageStart(opening.alertStartsAt, this.startedAt);
     this.status = {
       runbook: opening.runbook,
       target: opening.target,
@@ -134,6 +144,7 @@ export class Incident {
       restartAttempts: 0,
       alertsFolded: 0,
       timeline: [],
+      ...(alertStartsAt ? { alertStartsAt } : {}),
     };
   }
 
@@ -190,6 +201,19 @@ export class Incident {
     return this.resolution !== undefined;
   }
 
+  /** Whether an alert this incident holds still fires: a resolution may yet come (a run by hand holds none). */
+  get firing(): boolean {
+    return this.firingCount() > 0;
+  }
+
+  /** A re-escalation: the acknowledgement no longer stands, so the next one counts again. */
+  withdrawAcknowledgement(): OperatorDecision | undefined {
+    const ack = this.acknowledgement;
+    delete this.acknowledgement;
+    delete this.status.acknowledgedBy;
+    return ack;
+  }
+
   enter(step: string): void {
     this.status.step = step;
   }
@@ -226,7 +250,8 @@ export class Incident {
     log.info('runbook finished', { runbook: this.status.runbook, target: this.status.target, outcome, detail });
     const endedAt = now();
     metrics.runbookOutcome(this.status.runbook, outcome, Date.parse(endedAt) - Date.parse(this.startedAt));
-    return { outcome, detail, startedAt: this.startedAt, endedAt, timeline: [...this.status.timeline] };
+    const alertStartsAt = this.status.alertStartsAt;
+    return { outcome, detail, startedAt: this.startedAt, endedAt, timeline: [...this.status.timeline], ...(alertStartsAt ? { alertStartsAt } : {}) };
   }
 
   /**
@@ -257,11 +282,18 @@ export class Incident {
     setHandler(rejectSignal, (d) => this.decide(false, d));
     setHandler(acknowledgeSignal, (d) => {
       const who = nameOf(d);
-      if (!this.isOperator(who)) return this.record('acknowledgement ignored', `'${who}' is not an operator`, who || 'unknown');
-      if (this.acknowledgement) return this.record('acknowledgement repeated', d.reason, who);
+      if (!this.isOperator(who) && !this.responders.has(who)) return this.record('acknowledgement ignored', `'${who}' is not an operator`, who || 'unknown');
+      if (this.acknowledgement) return this.record('acknowledgement repeated', withDoor(d.reason, d), who);
       this.acknowledgement = { operator: who, reason: String(d.reason ?? '') };
       this.status.acknowledgedBy = who;
-      this.record('acknowledged', d.reason, who);
+      this.record('acknowledged', withDoor(d.reason, d), who);
+    });
+    setHandler(operatorRefusedSignal, (r) => {
+      const n = (this.refusals += 1);
+      if (n > 5 && !Number.isInteger(Math.log10(n))) return;
+      const action = typeof r?.action === 'string' ? r.action.slice(0, 32) : 'action';
+      const detail = `${String(r?.reason ?? '')}${n > 5 ? ` (${n} refusals so far)` : ''}`;
+      this.record(`${action} refused`, withDoor(detail, r), nameOf(r) || 'unknown');
     });
     setHandler(alertFiringSignal, (e) => {
       if (this.perAlert) return this.alertFiring(e);
@@ -337,7 +369,7 @@ export class Incident {
     if (this.decision) return this.record(`${verb} ignored`, `already decided by ${this.decision.by}`, who);
     this.decision = { approved, by: who, reason: String(d.reason ?? '') };
     if (approved) this.status.approvedBy = who;
-    this.record(approved ? 'approved' : 'rejected', `${pending.step}${d.reason ? `: ${d.reason}` : ''}`, who);
+    this.record(approved ? 'approved' : 'rejected', withDoor(`${pending.step}${d.reason ? `: ${d.reason}` : ''}`, d), who);
   }
 }
 
@@ -389,6 +421,28 @@ function describeFingerprint(fp: string): string {
   return fp ? `fingerprint ${fp}` : 'an alert without fingerprint';
 }
 
-function nameOf(d: OperatorDecision | undefined): string {
+/**
+ * The alert's startsAt as an outage start: an ISO time at most a day before the run started and not
+ * after it (a sender's clock or a zero time must not turn a 6 s outage into years). Undefined otherwise.
+ */
+function outageStart(startsAt: string | undefined, runStartedAt: string): string | undefined {
+  if (typeof startsAt !== 'string' || startsAt.length > 64) return undefined;
+  const at = Date.parse(startsAt);
+  const started = Date.parse(runStartedAt);
+  if (!Number.isFinite(at) || at > started + 5_000 || at < started - 86_400_000) return undefined;
+  return new Date(Math.min(at, started)).toISOString();
+}
+
+function nameOf(d: { operator?: unknown } | undefined): string {
   return typeof d?.operator === 'string' ? d.operator : '';
+}
+
+/**
+ * The door a decision came through, after its detail: "(via chat)". A door is a short word the
+ * engine sets; anything else (a hand-made signal) is left out rather than shown.
+ */
+function withDoor(detail: string | undefined, d: { via?: unknown } | undefined): string | undefined {
+  const via = typeof d?.via === 'string' && /^[a-z-]{1,16}$/.test(d.via) ? d.via : undefined;
+  if (!via) return detail;
+  return detail ? `${detail} (via ${via})` : `via ${via}`;
 }

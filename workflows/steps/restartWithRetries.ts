@@ -13,6 +13,11 @@ export interface RestartPlan {
   guardrails: GuardrailPlan;
   reason: string;
   dryRun: boolean;
+  /**
+   * Tells this target's restarts from the run's others in the guard (a group restart's targets):
+   * their slot requests would otherwise share ids. Unset: the attempt number, as runs before it had.
+   */
+  slotKey?: string;
 }
 
 export type RestartAttempt =
@@ -103,7 +108,7 @@ function restartSlot(plan: RestartPlan, attempt: number): SlotPlan {
   return {
     target: plan.target,
     action: 'restart',
-    key: String(attempt),
+    key: plan.slotKey === undefined ? String(attempt) : `${plan.slotKey}/${attempt}`,
     max: g.maxConcurrentDestructive,
     // Two restart tries of up to 3 minutes, the verification deadline, and slack.
     leaseMs: 2 * 180_000 + g.verifyDeadlineMs + 120_000,

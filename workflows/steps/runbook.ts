@@ -23,8 +23,10 @@ export function openRunbook(input: RunbookInput, extra: Pick<IncidentOpening, 'p
     runbook: input.runbook,
     target: input.target,
     operators: input.operators,
+    ...(input.responders ? { responders: input.responders } : {}),
     alertName: input.alert?.name,
     severity: input.alert?.severity,
+    ...(input.alert?.startsAt ? { alertStartsAt: input.alert.startsAt } : {}),
     ...extra,
   });
   return { input, incident, target: targetActivities(input.targetQueue), engine: engineActivities() };

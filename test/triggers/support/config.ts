@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { parseConfig } from '../../../config/load.js';
 import type { EngineConfig, EngineConfigInput } from '../../../config/schema.js';
 import { stack } from '../../support/stack.js';
+import { temporalConfigInput } from '../../support/temporal.js';
 
 export function suffix(): string {
   return randomBytes(4).toString('hex');
@@ -34,6 +35,8 @@ export function triggerConfig(options: {
     temporal: {
       address: options.temporalAddress,
       namespace: options.temporalNamespace ?? (options.temporalAddress ? stack().temporalNamespace : undefined),
+      // The stack's cluster takes only clients with a certificate; a test's own dev server has no TLS.
+      ...(options.temporalAddress === stack().temporalAddress ? { tls: temporalConfigInput().tls } : {}),
       taskQueue: options.taskQueue,
     },
     webhook: { listen: '127.0.0.1:0', token, maxBodyBytes: 64 * 1024 },

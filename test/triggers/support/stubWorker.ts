@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { stack } from '../../support/stack.js';
-import { quietRuntime } from '../../support/temporal.js';
+import { quietRuntime, temporalConnectOptions } from '../../support/temporal.js';
 
 const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), 'stubWorkflows.ts');
 
@@ -11,7 +11,7 @@ let bundle: Promise<{ code: string }> | undefined;
 
 export async function startStubWorker(taskQueue: string): Promise<{ stop: () => Promise<void> }> {
   quietRuntime();
-  const connection = await NativeConnection.connect({ address: stack().temporalAddress });
+  const connection = await NativeConnection.connect(temporalConnectOptions('engine'));
   const worker = await Worker.create({
     connection,
     namespace: stack().temporalNamespace,

@@ -1,0 +1,74 @@
+// The guard's public surface: its id and queue, its state's shape, its updates and query. The
+// guard workflow (workflows/guardrails.ts) handles them and the guardrail activities call them:
+// both import this one module, so an update's name and payload type exist once, and no activity
+// imports workflow code.
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type {
+  RestartClaim,
+  RestartClaimed,
+  RestartDecision,
+  RestartReservation,
+  SlotGrant,
+  SlotRequest,
+  WindowRequest,
+} from './contract.js';
+
+/** The guard workflow's type, as registered by the engine's workers. */
+export const guardrailsWorkflowType = 'guardrails';
+
+/**
+ * One guard per task queue: engines sharing a queue share the guard (its caps are global to them),
+ * and engines on another queue in the same namespace keep theirs.
+ */
+export function guardrailsWorkflowId(taskQueue: string): string {
+  return `remediation-guardrails:${taskQueue}`;
+}
+
+/** The guard's own task queue, served by a worker of its own in every engine. */
+export function guardrailsTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-guard`;
+}
+
+export interface SlotLease {
+  id: string;
+  holder: string;
+  target: string;
+  action: string;
+  acquiredAt: number;
+  expiresAt: number;
+}
+
+export interface WindowLease {
+  holder: string;
+  schedule: string;
+  target: string;
+  until: number;
+}
+
+export interface GuardState {
+  /** Target → times (epoch ms) of restarts recorded, oldest first. */
+  restarts: Record<string, number[]>;
+  leases: SlotLease[];
+  windows: WindowLease[];
+  /** The longest anti-flap window asked about: older restarts can never matter again. */
+  retainMs: number;
+}
+
+export interface GuardrailsInput {
+  state?: GuardState;
+  /** Continue-as-new past this many history events (tests lower it); the server's hint also counts. */
+  historyLimit?: number;
+}
+
+export interface GuardSnapshot extends GuardState {
+  now: number;
+  runId: string;
+}
+
+export const reserveRestartUpdate = defineUpdate<RestartDecision, [RestartReservation]>('reserveRestart');
+export const acquireSlotUpdate = defineUpdate<SlotGrant, [SlotRequest]>('acquireSlot');
+export const claimRestartUpdate = defineUpdate<RestartClaimed, [RestartClaim]>('claimRestart');
+export const releaseSlotUpdate = defineUpdate<boolean, [string]>('releaseSlot');
+export const openWindowUpdate = defineUpdate<void, [WindowRequest]>('openWindow');
+export const closeWindowUpdate = defineUpdate<number, [string]>('closeWindow');
+export const guardStateQuery = defineQuery<GuardSnapshot>('guardState');

@@ -1,0 +1,253 @@
+// The incident console in a real headless Chromium against a running engine: an operator logs in
+// with a token, watches a Redis-backed incident appear and wait for approval, approves it in the
+// page, and watches it finish as recovered with "(via console)" on the timeline. Around it: no
+// session → login page, a wrong token refused, a POST without the CSRF token refused, a viewer
+// shown no buttons, and hostile text (an alert's fingerprint, an operator's reason) shown as text.
+import { randomUUID } from 'node:crypto';
+import { pino } from 'pino';
+import type { Browser, Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkflowHandle } from '@temporalio/client';
+import { parseConfig } from '../../config/load.js';
+import type { EngineConfigInput } from '../../config/schema.js';
+import { newOperatorToken } from '../../triggers/operators/credentials.js';
+import { startEngine, type RunningEngine } from '../../worker/engine.js';
+import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
+import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
+import { postAlerts } from '../support/alertmanagerPayload.js';
+import { launchChromium, openPage } from '../support/chromium.js';
+import { bundlePath } from '../support/globalSetup.js';
+import { startRedisContainer, type RedisContainer } from '../support/redisContainer.js';
+import { pendingApproval } from '../support/runStatus.js';
+import { quietRuntime, temporalConfigInput, uniqueQueue } from '../support/temporal.js';
+import { e2eConfigInput } from './engine.js';
+
+const suffix = randomUUID().slice(0, 8);
+const cache = `cache-${suffix}`;
+const cacheServer = `cache-server-${suffix}`;
+const alertname = 'RedisConnectionFailed';
+const webhookToken = randomUUID();
+const workflowId = incidentWorkflowId('databaseConnection', cache);
+const tokens = { alice: newOperatorToken(), vera: newOperatorToken() };
+// What an alert sender or an operator could write: it must arrive on the page as text.
+const hostileFingerprint = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
+const hostileReason = '<img src=x onerror="window.__pwned=3"> looking <b>now</b>';
+
+let queue: string;
+let redis: RedisContainer;
+let engine: RunningEngine;
+let browser: Browser;
+let base: string;
+const logLines: string[] = [];
+
+// The page's globals, for the functions evaluated inside Chromium (tests compile without the DOM library).
+interface PageNode {
+  textContent: string | null;
+  children: ArrayLike<PageNode>;
+}
+declare const document: {
+  cookie: string;
+  getElementById(id: string): PageNode | null;
+  querySelector(selector: string): PageNode | null;
+  querySelectorAll(selector: string): ArrayLike<PageNode>;
+};
+declare const window: { __pwned?: number };
+declare const localStorage: object;
+declare const sessionStorage: object;
+
+const handle = (): WorkflowHandle => engine.client.workflow.getHandle(workflowId);
+const row = `table.open tr[data-incident="${workflowId}"]`;
+const closedRow = `table.closed tr[data-incident="${workflowId}"]`;
+
+beforeAll(async () => {
+  quietRuntime();
+  queue = uniqueQueue('e2e-console');
+  [redis, browser] = await Promise.all([startRedisContainer(), launchChromium()]);
+  const overrides: Partial<EngineConfigInput> = {
+    temporal: { ...temporalConfigInput(), taskQueue: queue },
+    webhook: { listen: '127.0.0.1:0', token: webhookToken },
+    targets: {
+      [cacheServer]: { kind: 'container', container: redis.name, stopTimeout: '5s' },
+      [cache]: { kind: 'redis', host: '127.0.0.1', port: redis.port, password: redis.password, timeout: '2s', restartVia: cacheServer },
+    },
+    bindings: [{ alert: alertname, target: cache, runbook: 'databaseConnection' }],
+    operators: [
+      { name: 'alice', role: 'operator', tokenHash: tokens.alice.tokenHash },
+      { name: 'vera', role: 'viewer', tokenHash: tokens.vera.tokenHash },
+    ],
+    api: { listen: '127.0.0.1:0' },
+  };
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+  engine = await startEngine({ config: parseConfig(e2eConfigInput(overrides), 'console e2e'), logger, workflowBundlePath: bundlePath });
+  base = engine.apiUrl!;
+});
+
+afterAll(async () => {
+  await browser?.close();
+  if (engine) {
+    await handle().terminate('end-to-end test finished').catch(() => undefined);
+    await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).terminate('end-to-end test finished').catch(() => undefined);
+    await engine.stop();
+  }
+  await redis?.remove();
+});
+
+async function logIn(page: Page, token: string): Promise<void> {
+  await page.goto(`${base}/console/`);
+  expect(new URL(page.url()).pathname).toBe('/console/login');
+  await page.type('#token', token);
+  await Promise.all([page.waitForNavigation(), page.click('#submit')]);
+  expect(new URL(page.url()).pathname).toBe('/console/');
+  await page.waitForFunction(() => document.getElementById('who')?.textContent !== '');
+}
+
+const text = (page: Page, selector: string) => page.$eval(selector, (e) => e.textContent ?? '');
+
+describe('the incident console in Chromium', () => {
+  it('sends a visitor without a session to the login page and refuses a wrong token', async () => {
+    const { context, page, problems } = await openPage(browser);
+    try {
+      const answer = await page.goto(`${base}/console/`);
+      expect(new URL(page.url()).pathname).toBe('/console/login');
+      expect(answer!.headers()['content-security-policy']).toContain("default-src 'self'");
+      await page.type('#token', newOperatorToken().token);
+      await page.click('#submit');
+      await page.waitForFunction(() => document.getElementById('error')?.textContent !== '');
+      expect(await text(page, '#error')).toBe('that token was not accepted');
+      expect(new URL(page.url()).pathname).toBe('/console/login');
+      // The field is emptied as soon as the token is sent.
+      expect(await page.$eval('#token', (e) => (e as unknown as { value: string }).value)).toBe('');
+      expect(await context.cookies()).toEqual([]);
+      // The JSON API without a session is refused too.
+      expect(await page.evaluate(async () => (await fetch('/api/v1/incidents')).status)).toBe(401);
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('shows the incident, lets the operator approve it, and shows it recovered with the approval "(via console)"', async () => {
+    const { context, page, problems } = await openPage(browser);
+    const viewer = await openPage(browser);
+    try {
+      await logIn(page, tokens.alice.token);
+      expect(await text(page, '#who')).toBe('alice (operator)');
+      // The browser holds a session cookie it cannot read from script, and the token nowhere.
+      const cookies = await context.cookies();
+      expect(cookies.map((c) => [c.name, c.httpOnly, c.sameSite, c.path])).toEqual([['rmd_console', true, 'Strict', '/']]);
+      expect(await page.evaluate(() => [document.cookie, JSON.stringify({ ...localStorage }), JSON.stringify({ ...sessionStorage })])).toEqual(['', '{}', '{}']);
+      expect(await page.content()).not.toContain(tokens.alice.token);
+
+      await redis.stop();
+      const stoppedAt = await redis.startedAt();
+      const alertAt = Date.now();
+      const posted = await postAlerts(engine.webhookUrl, webhookToken, [
+        { labels: { alertname, severity: 'critical', service: cache, note: '<script>window.__pwned=4</script>' }, fingerprint: hostileFingerprint },
+      ]);
+      expect(posted.status, JSON.stringify(posted.json)).toBe(200);
+
+      // The open view polls: the incident appears, then its approval buttons once the runbook asks.
+      await page.waitForSelector(row, { timeout: 30_000 });
+      const seenAt = Date.now();
+      await pendingApproval(handle());
+      await page.waitForSelector(`${row} button[data-action="approve"]:not([hidden])`, { timeout: 45_000 });
+      const askedAt = Date.now();
+      expect(await text(page, `${row} td:nth-child(6)`)).toBe('approve-restart');
+      expect(await text(page, `${row} td:nth-child(7)`)).toMatch(/^approval of approve-restart \(until /);
+
+      // A viewer sees the same incident and no buttons.
+      await logIn(viewer.page, tokens.vera.token);
+      await viewer.page.waitForSelector(row);
+      await viewer.page.waitForFunction((sel) => document.querySelector(`${sel} td:nth-child(6)`)?.textContent === 'approve-restart', {}, row);
+      expect(await viewer.page.$$(`${row} button`)).toHaveLength(0);
+
+      // A POST made with the session cookie but without the CSRF header is refused, and changes nothing.
+      const forged = await page.evaluate(async (id) => {
+        const r = await fetch(`/api/v1/incidents/${encodeURIComponent(id)}/approve`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"reason":"no csrf"}' });
+        return { status: r.status, body: (await r.json()) as { error?: string } };
+      }, workflowId);
+      expect(forged.status).toBe(403);
+      expect(forged.body.error).toContain('CSRF token');
+
+      // Acknowledge from the list, with a hostile reason.
+      await page.type(`${row} input[data-reason]`, hostileReason);
+      await page.click(`${row} button[data-action="acknowledge"]`);
+      await page.waitForFunction((sel) => document.querySelector(`${sel} [data-result]`)?.textContent === 'acknowledge sent as alice', {}, row);
+      await page.waitForSelector(`${row} button[data-action="acknowledge"][hidden]`);
+
+      // Into the incident, and approve there. One click on Reject only arms it; a click on Approve
+      // disarms Reject and arms Approve; the second click on Approve sends it.
+      await page.click(`${row} td:first-child a`);
+      await page.waitForFunction(() => document.querySelector('[data-fact="Acknowledged by"]')?.textContent === 'alice');
+      const button = (verb: string) => `main .decision button[data-action="${verb}"]`;
+      await page.type('main .decision input[data-reason]', 'cache is down, restart it');
+      await page.click(button('reject'));
+      expect(await text(page, button('reject'))).toBe('Confirm reject');
+      await page.click(button('approve'));
+      expect([await text(page, button('reject')), await text(page, button('approve'))]).toEqual(['Reject', 'Confirm approve']);
+      const approvedAt = Date.now();
+      await page.click(button('approve'));
+      await page.waitForFunction(() => document.querySelector('main .decision [data-result]')?.textContent === 'approve sent as alice');
+
+      // It finishes as recovered, and the timeline names the console.
+      await page.waitForFunction(() => document.querySelector('[data-fact="Outcome"]')?.textContent === 'recovered', { timeout: 45_000 });
+      const recoveredAt = Date.now();
+      const result = (await handle().result()) as RunbookResult;
+      expect(result.outcome, result.detail).toBe('recovered');
+      expect(result.detail).toBe('healthy after the restart approved by alice');
+      expect(await redis.ping()).toBe(true);
+      expect(await redis.startedAt()).not.toBe(stoppedAt);
+      expect(await text(page, 'p.result')).toBe('recovered: healthy after the restart approved by alice');
+
+      const timeline = await page.$$eval('table.timeline tbody tr', (rows) => rows.map((r) => Array.from((r as unknown as PageNode).children).map((c) => c.textContent ?? '')));
+      const approved = timeline.find((cells) => cells[2] === 'approved');
+      expect(approved?.[3]).toBe('alice');
+      expect(approved?.[4]).toBe('approve-restart: cache is down, restart it (via console)');
+      expect(result.timeline.find((e) => e.event === 'approved')?.detail).toBe('approve-restart: cache is down, restart it (via console)');
+      expect(result.timeline.some((e) => e.event === 'rejected')).toBe(false);
+      // Hostile text is on the page as the characters it was, and never became markup.
+      expect(timeline.find((cells) => cells[2] === 'acknowledged')?.[4]).toBe(`${hostileReason} (via console)`);
+      expect(timeline.find((cells) => cells[2] === 'alert firing')?.[4]).toBe(hostileFingerprint);
+      expect(await page.evaluate(() => [window.__pwned ?? null, document.querySelectorAll('main img, main script, main b').length])).toEqual([null, 0]);
+
+      // Closed incidents list it with its outcome; the report counts it.
+      await page.click('nav a[data-nav="closed"]');
+      await page.waitForFunction((sel) => document.querySelector(`${sel} td:nth-child(4)`)?.textContent === 'recovered', { timeout: 20_000 }, closedRow);
+      // The report reads every incident closed in the last 7 days: thousands in the shared test namespace.
+      const reportAsked = Date.now();
+      await page.click('nav a[data-nav="report"]');
+      await page.waitForFunction((t) => Array.from(document.querySelectorAll('table.per-target tbody tr td:first-child')).some((td) => td.textContent === t), { timeout: 90_000 }, cache);
+      const reportShown = Date.now();
+      const perTarget = await page.$$eval('table.per-target tbody tr', (rows) => rows.map((r) => Array.from((r as unknown as PageNode).children).map((c) => c.textContent ?? '')));
+      // One incident on this target, recovered, and not automatically: alice approved it.
+      expect(perTarget.find((cells) => cells[0] === cache)?.slice(0, 4)).toEqual([cache, '1', '1', '0']);
+
+      // Every decision was audited as coming through the console, and no line carries a token.
+      const audits = logLines.map((l) => JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string } }).flatMap((l) => (l.audit ? [l.audit] : []));
+      expect(audits.filter((a) => a.via === 'console' && a.result === 'done').map((a) => `${a.operator} ${a.action}`)).toEqual(
+        expect.arrayContaining(['alice login', 'vera login', 'alice acknowledge', 'alice approve']),
+      );
+      const log = logLines.join('\n');
+      for (const t of Object.values(tokens)) expect(log).not.toContain(t.token);
+      expect(problems).toEqual([]);
+      expect(viewer.problems).toEqual([]);
+      console.info(`console: incident on the page ${seenAt - alertAt} ms after the alert, buttons ${askedAt - alertAt} ms; approve click → recovered on the page ${recoveredAt - approvedAt} ms; report ${reportShown - reportAsked} ms`);
+    } finally {
+      await Promise.all([context.close(), viewer.context.close()]);
+    }
+  }, 180_000);
+
+  it('logs out: the cookie is gone and the page is the login page again', async () => {
+    const { context, page } = await openPage(browser);
+    try {
+      await logIn(page, tokens.vera.token);
+      await Promise.all([page.waitForNavigation(), page.click('#logout')]);
+      expect(new URL(page.url()).pathname).toBe('/console/login');
+      expect(await context.cookies()).toEqual([]);
+      await page.goto(`${base}/console/`);
+      expect(new URL(page.url()).pathname).toBe('/console/login');
+    } finally {
+      await context.close();
+    }
+  });
+});

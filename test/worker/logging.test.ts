@@ -1,0 +1,95 @@
+// One log stream: the engine's lines, the Temporal SDK's and its core's in one format, JSON for
+// machines and a line per entry for a terminal; no task tokens, no stack for an expected failure.
+import { spawn } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { ApplicationFailure } from '@temporalio/common';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cleanMeta, createLogger, logFormat, prettyLine } from '../../worker/logging.js';
+import { e2eConfigInput } from '../e2e/engine.js';
+import { repoRoot, spawnEngine, writeConfig, type EngineProcess } from '../support/engineProcess.js';
+import { uniqueQueue } from '../support/temporal.js';
+import { stack } from '../support/stack.js';
+
+function capture(): { lines: string[]; stream: Writable } {
+  const lines: string[] = [];
+  return { lines, stream: new Writable({ write: (c: Buffer, _e, done) => (lines.push(...c.toString().split('\n').filter(Boolean)), done()) }) };
+}
+
+describe('the log format', () => {
+  it('is pretty on a terminal and JSON otherwise, unless LOG_FORMAT says', () => {
+    expect(logFormat(undefined, true)).toBe('pretty');
+    expect(logFormat(undefined, false)).toBe('json');
+    expect(logFormat('json', true)).toBe('json');
+    expect(() => logFormat('xml', true)).toThrow('LOG_FORMAT "xml": expected pretty or json');
+    expect(() => createLogger({ level: 'verbose' })).toThrow(/LOG_LEVEL "verbose"/);
+  });
+
+  it('prints one line per entry, with untrusted values unable to forge another line', async () => {
+    const { lines, stream } = capture();
+    const log = createLogger({ format: 'pretty', stream });
+    log.warn({ target: 'api', label: 'x\n12:00:00.000 INFO  forged \u001b[31mred' }, 'restart failed');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.slice(12)).toBe(' WARN  restart failed target=api label="x\\n12:00:00.000 INFO  forged \\u001b[31mred"');
+    expect(prettyLine('not json\u0007')).toBe('not json\\u0007');
+  });
+
+  it('drops task tokens, and keeps an expected failure to its message', () => {
+    const failure = ApplicationFailure.nonRetryable("container 'api' not found", 'TargetMissing');
+    const meta = cleanMeta({ taskToken: 'c2VjcmV0', sdkComponent: 'activity', error: failure, attempt: 3 });
+    expect(meta).toEqual({ sdk: 'activity', error: { message: "container 'api' not found", type: 'TargetMissing', nonRetryable: true }, attempt: 3 });
+    const unexpected = cleanMeta({ error: new TypeError('x is undefined') });
+    expect((unexpected.error as { stack: string }).stack).toContain('TypeError: x is undefined');
+  });
+});
+
+describe('a real start', () => {
+  const engines: EngineProcess[] = [];
+  afterAll(async () => {
+    await Promise.all(engines.map((e) => e.stop()));
+  });
+
+  it('logs only JSON lines, SDK included, and bundles the workflows once, quietly', async () => {
+    const cfg = e2eConfigInput({ temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: uniqueQueue('logging') }, webhook: { listen: '127.0.0.1:0', token: 'logging-token-0123456789' } });
+    // No prebuilt bundle: this start bundles, as a start from the sources does.
+    const engine = await spawnEngine(cfg, { env: { REMEDIATION_WORKFLOW_BUNDLE: '', LOG_FORMAT: 'json' }, startTimeoutMs: 120_000 });
+    engines.push(engine);
+    await engine.stop();
+    const lines = engine.output().split('\n').filter(Boolean);
+    const notJson = lines.filter((l) => {
+      try {
+        return typeof JSON.parse(l) !== 'object';
+      } catch {
+        return true;
+      }
+    });
+    expect(notJson).toEqual([]);
+    const entries = lines.map((l) => JSON.parse(l) as { msg: string; time: string; component?: string });
+    expect(entries.every((e) => /^\d{4}-\d\d-\d\dT/.test(e.time))).toBe(true);
+    expect(entries.filter((e) => e.msg === 'workflow code')).toHaveLength(1);
+    expect(engine.output()).not.toMatch(/webpack|asset workflow-bundle|modules by path/i);
+    expect(entries.some((e) => e.msg === 'stopped')).toBe(true);
+    // The SDK's own warnings are among them, as JSON (the guard's worker registers no activities).
+    expect(entries.some((e) => e.component === 'temporal' && /No activities registered/.test(e.msg))).toBe(true);
+  }, 180_000);
+
+  it('logs one readable line per entry with LOG_FORMAT=pretty', async () => {
+    const cfg = e2eConfigInput({ temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: uniqueQueue('logging') }, webhook: { listen: '127.0.0.1:0', token: 'logging-token-0123456789' } });
+    const file = writeConfig(cfg);
+    const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', '--config', file, 'engine'], {
+      cwd: repoRoot,
+      env: { ...process.env, LOG_FORMAT: 'pretty', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    const deadline = Date.now() + 120_000;
+    while (!/ engine running /.test(text) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    const lines = text.split('\n').filter(Boolean);
+    expect(text).toMatch(/ engine running /);
+    expect(lines.filter((l) => !/^\d\d:\d\d:\d\d\.\d{3} (TRACE|DEBUG|INFO |WARN |ERROR|FATAL) /.test(l))).toEqual([]);
+  }, 180_000);
+});

@@ -1,0 +1,153 @@
+// What `remediate` prints for people. The same text whether the data came from the operator API or
+// straight from Temporal (admin mode): the API serves the very objects these render.
+import type { Operator } from '../config/schema.js';
+import type { RunbookStatus } from '../workflows/messages.js';
+import type { IncidentDetail, IncidentRow, ScheduleRow } from './operatorCommands.js';
+import type { Whoami } from './operatorApiClient.js';
+import { reportLimit } from './operatorCommands.js';
+import type { IncidentReport } from './report.js';
+import { formatRate, formatSpan, formatTime, renderTable, terminalSafe } from './table.js';
+
+export function incidentsTable(rows: IncidentRow[]): string {
+  if (rows.length === 0) return 'no incidents\n';
+  return renderTable(
+    ['WORKFLOW ID', 'STATUS', 'ALERT', 'SEVERITY', 'OUTCOME', 'STARTED', 'DURATION'],
+    rows.map((r) => [r.workflowId, r.status.toLowerCase(), r.alert, r.severity, r.outcome || '-', formatTime(r.startTime), formatSpan(r.durationMs)]),
+  );
+}
+
+export function schedulesTable(rows: ScheduleRow[]): string {
+  if (rows.length === 0) return 'no maintenance schedules\n';
+  return renderTable(
+    ['NAME', 'STATE', 'NEXT RUN', 'LAST RUN', 'NOTE'],
+    rows.map((r) => [r.name, r.paused ? 'paused' : 'active', formatTime(r.nextRun), formatTime(r.lastRun), r.note ?? '']),
+  );
+}
+
+// What these print comes from alerts, logs and operators: every value goes through terminalSafe, so
+// an escape sequence or a newline in a label or a log line can neither restyle the terminal nor forge
+// a line. Text that is legitimately several lines (a diagnosis) keeps them, indented under its label.
+const safe = (v: unknown) => terminalSafe(String(v ?? ''));
+const block = (v: string) => v.split('\n').map(terminalSafe).join('\n    ');
+
+export function detailText(d: IncidentDetail): string {
+  const lines = [
+    `${safe(d.workflowId)}  (${safe(d.type)}, ${safe(d.status).toLowerCase()})`,
+    `target ${safe(d.target) || '-'}, alert ${safe(d.alert) || '-'} (${safe(d.severity) || '-'}), started ${formatTime(d.startTime)}` +
+      (d.closeTime ? `, closed ${formatTime(d.closeTime)} after ${formatSpan(d.durationMs)}` : ''),
+  ];
+  if (d.live) lines.push(...liveText(d.live));
+  if (d.liveError) lines.push(safe(d.liveError));
+  if (d.result) {
+    lines.push(`outcome: ${safe(d.result.outcome)}: ${safe(d.result.detail)}`);
+    lines.push(...timelineText(d.result.timeline ?? []));
+  }
+  if (d.failure) lines.push(`failed: ${safe(d.failure)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function liveText(s: RunbookStatus): string[] {
+  const lines = [`step: ${safe(s.step)}; restarts: ${s.restartAttempts}; alerts folded: ${s.alertsFolded}`];
+  if (s.pendingApproval)
+    lines.push(`waiting for approval of ${safe(s.pendingApproval.step)} since ${formatTime(s.pendingApproval.since)} (times out ${formatTime(s.pendingApproval.timeoutAt)})`);
+  if (s.escalationLevel) lines.push(`escalated to ${safe(s.escalationLevel)}${s.acknowledgedBy ? `, acknowledged by ${safe(s.acknowledgedBy)}` : ''}`);
+  if (s.diagnosticsSummary) lines.push(`diagnostics: ${block(s.diagnosticsSummary)}`);
+  if (s.outcome) lines.push(`outcome: ${safe(s.outcome)}${s.outcomeDetail ? `: ${safe(s.outcomeDetail)}` : ''}`);
+  return [...lines, ...timelineText(s.timeline ?? [])];
+}
+
+function timelineText(timeline: RunbookStatus['timeline']): string[] {
+  if (timeline.length === 0) return [];
+  return ['timeline:', ...timeline.map((e) => `  ${formatTime(e.at)}  ${safe(e.step)}: ${safe(e.event)} (${safe(e.actor)})${e.detail ? ` — ${safe(e.detail)}` : ''}`)];
+}
+
+export function reportText(r: IncidentReport & { truncated: boolean }): string {
+  const ttr = r.timeToRecover;
+  const head = [
+    ...(r.truncated ? [`PARTIAL: only the newest ${reportLimit} incidents were read; narrow --since or --target`] : []),
+    `incidents closed ${formatTime(r.since)} – ${formatTime(r.until)}: ${r.incidents}`,
+    `by outcome: ${Object.entries(r.byOutcome).map(([o, n]) => `${safe(o)} ${n}`).join(', ') || '-'}`,
+    `automatic recovery rate: ${formatRate(r.automaticRecoveryRate)} (${r.recoveredAutomatically} recovered without an operator; false alarms and suppressed alerts excluded)`,
+    `time to recover (from the alert's startsAt): ${ttr ? `p50 ${formatSpan(ttr.p50Ms)}, p95 ${formatSpan(ttr.p95Ms)}, mean ${formatSpan(ttr.meanMs)} over ${ttr.count}` : '-'}`,
+    `by runbook: ${Object.entries(r.byRunbook ?? {}).map(([rb, n]) => `${safe(rb)} ${n}`).join(', ') || '-'}`,
+    '',
+  ].join('\n');
+  if (r.perTarget.length === 0) return head;
+  const budget = (ms: number) => `${ms < 0 ? '-' : ''}${formatSpan(Math.abs(ms))}`;
+  return `${head}\n${renderTable(
+    ['TARGET', 'INCIDENTS', 'AVAILABILITY', 'OBJECTIVE', 'DOWNTIME', 'BUDGET LEFT', 'AUTO RATE', 'P50 TTR', 'P95 TTR', 'OUTCOMES'],
+    r.perTarget.map((p) => [
+      p.target || '-',
+      String(p.incidents),
+      `${(p.availability * 100).toFixed(3)} %${p.met ? '' : ' MISSED'}`,
+      `${(p.objective * 100).toFixed(2)} %`,
+      formatSpan(p.downtimeMs),
+      budget(p.budgetLeftMs),
+      formatRate(p.automaticRecoveryRate),
+      formatSpan(p.timeToRecover?.p50Ms),
+      formatSpan(p.timeToRecover?.p95Ms),
+      Object.entries(p.byOutcome).map(([o, n]) => `${o} ${n}`).join(', '),
+    ]),
+  )}`;
+}
+
+export function whoamiText(w: Whoami, url: string, tokenFrom: string): string {
+  return [
+    `${safe(w.operator)} (${safe(w.role)}) at ${safe(url)}, by ${safe(w.credential)} from ${safe(tokenFrom)}`,
+    `may act on runbooks: ${w.runbooks ? w.runbooks.map(safe).join(', ') : 'all'}; targets: ${w.targets ? w.targets.map(safe).join(', ') : 'all'}`,
+    '',
+  ].join('\n');
+}
+
+/** An operator as `operators list` shows it: never the hash, only whether a token is set and until when. */
+export interface OperatorRow {
+  name: string;
+  role: string;
+  runbooks?: string[];
+  targets?: string[];
+  token: 'none' | 'set' | 'expired';
+  tokenExpires?: string;
+  chatUserId?: string;
+}
+
+export function operatorRows(operators: readonly Operator[], now = Date.now()): OperatorRow[] {
+  return operators.map((o) => ({
+    name: o.name,
+    role: o.role,
+    ...(o.runbooks ? { runbooks: o.runbooks } : {}),
+    ...(o.targets ? { targets: o.targets } : {}),
+    token: !o.tokenHash ? 'none' : o.tokenExpires && Date.parse(o.tokenExpires) <= now ? 'expired' : 'set',
+    ...(o.tokenExpires ? { tokenExpires: o.tokenExpires } : {}),
+    ...(o.chatUserId ? { chatUserId: o.chatUserId } : {}),
+  }));
+}
+
+export function operatorsTable(rows: OperatorRow[]): string {
+  if (rows.length === 0) return 'no operators configured: nobody can approve, reject or acknowledge\n';
+  return renderTable(
+    ['NAME', 'ROLE', 'RUNBOOKS', 'TARGETS', 'TOKEN', 'CHAT USER'],
+    rows.map((r) => [
+      r.name,
+      r.role,
+      r.runbooks?.join(', ') ?? 'all',
+      r.targets?.join(', ') ?? 'all',
+      r.token === 'none' ? '-' : r.tokenExpires ? `${r.token}, until ${formatTime(r.tokenExpires)}` : r.token,
+      r.chatUserId ?? '-',
+    ]),
+  );
+}
+
+export function newTokenText(t: { operator: string; token: string; tokenHash: string; tokenExpires?: string }): string {
+  return [
+    `New API token for '${t.operator}'. It is shown only now: the engine keeps only its hash. Hand it over privately;`,
+    `the operator keeps it in ~/.config/remediate/credentials (mode 0600) or in REMEDIATE_TOKEN.`,
+    '',
+    `  ${t.token}`,
+    '',
+    `Paste under '${t.operator}' in the engine config's operators: (replacing an older tokenHash revokes that token):`,
+    '',
+    `    tokenHash: ${t.tokenHash}`,
+    ...(t.tokenExpires ? [`    tokenExpires: ${t.tokenExpires}`] : []),
+    '',
+  ].join('\n');
+}

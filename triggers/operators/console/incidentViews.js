@@ -1,0 +1,209 @@
+// The incident views: open incidents (with their step and decision box), one incident (facts,
+// diagnostics, timeline) and closed incidents. Each returns { interval, refresh(), stop() } for
+// console.js to poll.
+import { api, incidentHref, incidentPath, Unauthenticated } from './api.js';
+import { decisionFor, forgetDecisions } from './decisions.js';
+import { cells, duration, el, keyedRows, setText, table, time } from './dom.js';
+
+/** Open incidents whose step and pending approval are fetched: one status query each. */
+const detailLimit = 20;
+
+export function openView(view) {
+  const t = table('open', ['Target', 'Runbook', 'Alert', 'Severity', 'Started', 'Step', 'Waiting for', 'Decision']);
+  const note = el('p', { class: 'note' });
+  view.replaceChildren(el('h2', { text: 'Open incidents' }), t.node, note);
+  // Each incident's step and pending approval come from its own status query, answered by the
+  // worker that runs it. They are fetched beside the list, a few at a time, so a run whose worker
+  // is gone (a 5 s query timeout) neither delays the list nor the other rows; such a run is asked
+  // again only every 30 s.
+  const details = new Map();
+  const queued = [];
+  let active = 0;
+  let incidents = [];
+  // Set when another view takes over: a detail arriving later must not draw into this one (it
+  // would take the decision box, which is shared, away from the incident view).
+  let stopped = false;
+  const due = (id, now) => {
+    if (queued.includes(id)) return false;
+    const d = details.get(id);
+    if (!d) return true;
+    if (d.fetching) return false;
+    return now - d.at >= (d.failed ? 30_000 : 0);
+  };
+  const pump = () => {
+    while (!stopped && active < 4 && queued.length > 0) {
+      const id = queued.shift();
+      const before = details.get(id);
+      details.set(id, { ...(before || { data: undefined, at: 0 }), fetching: true });
+      active += 1;
+      api('GET', incidentPath(id))
+        .then(
+          (data) => details.set(id, { data, at: Date.now() }),
+          (err) => {
+            if (!(err instanceof Unauthenticated)) details.set(id, { data: { ...((before && before.data) || {}), liveError: err.message }, at: Date.now(), failed: true });
+          },
+        )
+        .finally(() => {
+          active -= 1;
+          draw();
+          pump();
+        });
+    }
+  };
+  return {
+    interval: 2_000,
+    async refresh() {
+      ({ incidents } = await api('GET', '/api/v1/incidents?open=1&limit=100'));
+      const now = Date.now();
+      const listed = new Set(incidents.map((r) => r.workflowId));
+      for (const id of details.keys()) if (!listed.has(id)) details.delete(id);
+      forgetDecisions(listed);
+      for (const r of incidents.slice(0, detailLimit)) if (due(r.workflowId, now)) queued.push(r.workflowId);
+      draw();
+      pump();
+    },
+    stop() {
+      stopped = true;
+      queued.length = 0;
+    },
+  };
+  function draw() {
+    if (stopped) return;
+    keyedRows(
+      t.tbody,
+      incidents,
+      (r) => r.workflowId,
+      () => el('tr', { class: 'incident' }),
+      (tr, r) => {
+        tr.setAttribute('data-incident', r.workflowId);
+        const [target, runbook, alert, severity, started, step, waiting, decision] = cells(tr, 8);
+        if (!target.firstChild) target.append(el('a', { href: incidentHref(r.workflowId) }));
+        setText(target.firstChild, r.target || r.workflowId);
+        setText(runbook, r.runbook);
+        setText(alert, r.alert);
+        setText(severity, r.severity);
+        setText(started, time(r.startTime));
+        started.className = 'time';
+        const d = (details.get(r.workflowId) || {}).data;
+        const live = d && d.live;
+        setText(step, live ? live.step : d && d.liveError ? '(no status)' : '');
+        step.title = d && d.liveError ? d.liveError : '';
+        setText(
+          waiting,
+          live && live.pendingApproval
+            ? `approval of ${live.pendingApproval.step} (until ${time(live.pendingApproval.timeoutAt)})`
+            : live && live.escalationLevel && !live.acknowledgedBy
+              ? `acknowledgement (paged ${live.escalationLevel})`
+              : '',
+        );
+        const box = decisionFor(r.workflowId, live);
+        if (box) {
+          if (decision.firstChild !== box) decision.replaceChildren(box);
+        } else if (decision.firstChild) decision.replaceChildren();
+      },
+    );
+    setText(note, incidents.length > detailLimit ? `Step and approval shown for the first ${detailLimit} of ${incidents.length}; open one for the rest.` : '');
+  }
+}
+
+export function incidentView(view, id) {
+  const heading = el('h2', { text: id });
+  const facts = el('dl', { class: 'facts' });
+  const decision = el('div');
+  const diagnostics = el('pre', { class: 'diagnostics' });
+  const result = el('p', { class: 'result' });
+  const t = table('timeline', ['At', 'Step', 'Event', 'Actor', 'Detail']);
+  view.replaceChildren(
+    el('p', {}, el('a', { href: '#/open', text: '← open incidents' })),
+    heading,
+    // Above the facts, which grow as the incident goes on: the buttons stay where they are.
+    decision,
+    result,
+    facts,
+    el('h3', { text: 'Diagnostics' }),
+    diagnostics,
+    el('h3', { text: 'Timeline' }),
+    t.node,
+  );
+  return {
+    interval: 2_000,
+    async refresh() {
+      const d = await api('GET', incidentPath(id));
+      const live = d.live;
+      const pairs = [
+        ['Status', d.status],
+        ['Runbook', d.runbook],
+        ['Target', d.target],
+        ['Alert', d.alert],
+        ['Severity', d.severity],
+        ['Started', time(d.startTime)],
+        ['Closed', time(d.closeTime)],
+        ['Outcome', d.outcome],
+        ['Step', live && live.step],
+        ['Pending approval', live && live.pendingApproval ? `${live.pendingApproval.step} since ${time(live.pendingApproval.since)}, until ${time(live.pendingApproval.timeoutAt)}` : undefined],
+        ['Escalation level', live && live.escalationLevel],
+        ['Approved by', live && live.approvedBy],
+        ['Acknowledged by', live && live.acknowledgedBy],
+        ['Restart attempts', live ? live.restartAttempts : undefined],
+        ['Alerts folded', live ? live.alertsFolded : undefined],
+        ['Status query', d.liveError],
+        ['Failure', d.failure],
+      ].filter(([, v]) => v !== undefined && v !== null && v !== '');
+      facts.replaceChildren(...pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v, 'data-fact': k })]));
+      const box = decisionFor(id, live);
+      if (box) {
+        if (decision.firstChild !== box) decision.replaceChildren(box);
+      } else if (decision.firstChild) decision.replaceChildren();
+      setText(result, d.result ? `${d.result.outcome}: ${d.result.detail}` : live && live.outcome ? `${live.outcome}: ${live.outcomeDetail || ''}` : '');
+      const timeline = ((live && live.timeline) || (d.result && d.result.timeline) || []).slice(-1000);
+      // A closed run's result has no status: its diagnosis is the last "diagnosed" entry.
+      const diagnosed = [...timeline].reverse().find((e) => e.event === 'diagnosed');
+      setText(diagnostics, (live && live.diagnosticsSummary) || (diagnosed && diagnosed.detail) || '(none gathered)');
+      keyedRows(
+        t.tbody,
+        timeline.map((e, i) => ({ ...e, i })),
+        (e) => String(e.i),
+        () => el('tr', { class: 'event' }),
+        (tr, e) => {
+          const [at, step, event, actor, detail] = cells(tr, 5);
+          setText(at, time(e.at));
+          setText(step, e.step);
+          setText(event, e.event);
+          setText(actor, e.actor);
+          setText(detail, e.detail);
+        },
+      );
+    },
+  };
+}
+
+export function closedView(view) {
+  const t = table('closed', ['Target', 'Runbook', 'Alert', 'Outcome', 'Started', 'Closed', 'Took']);
+  view.replaceChildren(el('h2', { text: 'Closed incidents' }), t.node);
+  return {
+    interval: 5_000,
+    async refresh() {
+      const { incidents } = await api('GET', '/api/v1/incidents?closed=1&limit=100');
+      keyedRows(
+        t.tbody,
+        incidents,
+        (r) => `${r.workflowId}/${r.runId}`,
+        () => el('tr', { class: 'incident' }),
+        (tr, r) => {
+          tr.setAttribute('data-incident', r.workflowId);
+          const [target, runbook, alert, outcome, started, closed, took] = cells(tr, 7);
+          if (!target.firstChild) target.append(el('a', { href: incidentHref(r.workflowId) }));
+          setText(target.firstChild, r.target || r.workflowId);
+          setText(runbook, r.runbook);
+          setText(alert, r.alert);
+          setText(outcome, r.outcome);
+          outcome.className = `outcome-${String(r.outcome).replace(/[^a-z-]/g, '')}`;
+          setText(started, time(r.startTime));
+          setText(closed, time(r.closeTime));
+          started.className = closed.className = 'time';
+          setText(took, duration(r.durationMs));
+        },
+      );
+    },
+  };
+}

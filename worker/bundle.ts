@@ -1,0 +1,42 @@
+// The workflow code bundled once: by `npm run build` into dist/ (the engine loads it from there),
+// or at start when running from the sources. Both of the engine's workers load the same bundle.
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import type { Logger } from 'pino';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The workflows' entry beside this module: index.ts from the sources, index.js from the build. */
+export const workflowsPath = join(here, '..', 'workflows', `index${extname(fileURLToPath(import.meta.url))}`);
+/** Where `npm run build` puts the bundle: dist/workflows.bundle.js. */
+export const builtBundlePath = join(here, '..', 'workflows.bundle.js');
+
+/** The bundle `npm run build` made, when this module runs from that build. */
+export function prebuiltBundle(): string | undefined {
+  return extname(fileURLToPath(import.meta.url)) === '.js' && existsSync(builtBundlePath) ? builtBundlePath : undefined;
+}
+
+export async function bundleWorkflows(logger?: Logger): Promise<string> {
+  // webpack's module listing is not news to an operator: only its warnings and errors are logged.
+  const quiet = {
+    trace() {},
+    debug() {},
+    info() {},
+    log() {},
+    warn: (m: string) => logger?.warn({ component: 'bundle' }, m),
+    error: (m: string) => logger?.error({ component: 'bundle' }, m),
+  };
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quiet as never });
+  return code;
+}
+
+// `node dist/worker/bundle.js`: the build step.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const code = await bundleWorkflows();
+  mkdirSync(dirname(builtBundlePath), { recursive: true });
+  const tmp = `${builtBundlePath}.${process.pid}.tmp`;
+  writeFileSync(tmp, code);
+  renameSync(tmp, builtBundlePath);
+  process.stdout.write(`workflow bundle: ${builtBundlePath} (${Math.round(code.length / 1024)} KiB)\n`);
+}

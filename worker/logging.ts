@@ -1,0 +1,158 @@
+// One log stream per process: the engine's own lines, the Temporal SDK's (worker, activities,
+// workflows) and its native core's, all through one pino logger, in one format — JSON for machines,
+// a line per entry for a terminal (LOG_FORMAT=pretty|json; pretty by default on a TTY).
+import { Writable } from 'node:stream';
+import { LogLevel, Runtime, makeTelemetryFilterString, type Logger as SdkLogger, type LogMetadata } from '@temporalio/worker';
+import { pino, destination, type DestinationStream, type Logger } from 'pino';
+
+export type LogFormat = 'pretty' | 'json';
+
+export interface LoggingOptions {
+  level?: string;
+  format?: string;
+  /** Append to this file instead of stdout (a host agent started detached). */
+  file?: string;
+  isTTY?: boolean;
+  /** Where lines go (tests); stdout or the file otherwise. */
+  stream?: NodeJS.WritableStream;
+}
+
+const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export function createLogger(opts: LoggingOptions = {}): Logger {
+  const level = opts.level ?? 'info';
+  if (!levels.includes(level)) throw new Error(`LOG_LEVEL ${JSON.stringify(level)}: expected one of ${levels.join(', ')}`);
+  const format = logFormat(opts.format, opts.isTTY ?? process.stdout.isTTY === true);
+  const sink: DestinationStream | NodeJS.WritableStream = opts.stream ?? (opts.file ? destination({ dest: opts.file, append: true, mkdir: true }) : destination(1));
+  const out = format === 'json' ? sink : prettyStream(sink);
+  return pino({ name: 'remediation', level, timestamp: pino.stdTimeFunctions.isoTime }, out as DestinationStream);
+}
+
+export function logFormat(value: string | undefined, isTTY: boolean): LogFormat {
+  if (value === undefined || value === '') return isTTY ? 'pretty' : 'json';
+  if (value === 'pretty' || value === 'json') return value;
+  throw new Error(`LOG_FORMAT ${JSON.stringify(value)}: expected pretty or json`);
+}
+
+/**
+ * Routes the SDK's logs, and its native core's (forwarded), through the engine's logger. Call once,
+ * before any worker or connection is made; the SDK keeps the first runtime it was given.
+ */
+export function installSdkLogging(logger: Logger, level: 'WARN' | 'INFO' = 'WARN'): void {
+  Runtime.install({
+    logger: new PinoSdkLogger(logger.child({ component: 'temporal' }), level),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level, other: 'ERROR' }), forward: {} } },
+  });
+}
+
+const sdkSeverity: Record<LogLevel, number> = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4 };
+const pinoLevel: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
+
+/** The SDK's Logger interface over pino: metadata made one line, task tokens and stacks of expected failures dropped. */
+export class PinoSdkLogger implements SdkLogger {
+  private readonly min: number;
+  constructor(
+    private readonly logger: Logger,
+    level: LogLevel = 'WARN',
+  ) {
+    this.min = sdkSeverity[level];
+  }
+
+  log(level: LogLevel, message: string, meta?: LogMetadata): void {
+    if (sdkSeverity[level] < this.min) return;
+    this.logger[pinoLevel[level]](cleanMeta(meta), message);
+  }
+  trace(message: string, meta?: LogMetadata): void {
+    this.log('TRACE', message, meta);
+  }
+  debug(message: string, meta?: LogMetadata): void {
+    this.log('DEBUG', message, meta);
+  }
+  info(message: string, meta?: LogMetadata): void {
+    this.log('INFO', message, meta);
+  }
+  warn(message: string, meta?: LogMetadata): void {
+    this.log('WARN', message, meta);
+  }
+  error(message: string, meta?: LogMetadata): void {
+    this.log('ERROR', message, meta);
+  }
+}
+
+/**
+ * A task token is a credential for completing someone else's task: it never reaches a log. An
+ * expected failure (an ApplicationFailure: "container 'api' not found") is its message, type and
+ * retryability on one line, not a 30-line stack; an unexpected error keeps its stack.
+ */
+export function cleanMeta(meta: LogMetadata | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(meta ?? {})) {
+    if (/token/i.test(key)) continue;
+    if (key === 'sdkComponent') out.sdk = value;
+    else if (value instanceof Error) out[key] = describeError(value);
+    else out[key] = value;
+  }
+  return out;
+}
+
+function describeError(err: Error): Record<string, unknown> {
+  const chain: string[] = [];
+  let expected = false;
+  let type: string | undefined;
+  let nonRetryable: boolean | undefined;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    chain.push(e.message);
+    if (e.name === 'ApplicationFailure') {
+      expected = true;
+      type ??= (e as { type?: string }).type ?? undefined;
+      nonRetryable ??= (e as { nonRetryable?: boolean }).nonRetryable;
+    }
+    if (e.name === 'ActivityFailure' || e.name === 'TimeoutFailure' || e.name === 'CancelledFailure') expected = true;
+  }
+  return {
+    message: chain.filter((m, i) => m && chain.indexOf(m) === i).join(': '),
+    ...(type ? { type } : {}),
+    ...(nonRetryable !== undefined ? { nonRetryable } : {}),
+    ...(expected ? {} : { stack: err.stack }),
+  };
+}
+
+const levelNames: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
+/**
+ * pino's JSON made one readable line: `12:00:01.234 INFO  engine running webhook=… namespace=…`.
+ * Values come from alerts and operators too: control characters are escaped, so a line is a line.
+ */
+export function prettyStream(sink: NodeJS.WritableStream | DestinationStream): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) sink.write(`${prettyLine(line)}\n`);
+      done();
+    },
+  });
+}
+
+export function prettyLine(json: string): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return printable(json);
+  }
+  const { level, time, msg, name: _name, pid: _pid, hostname: _host, ...rest } = entry;
+  const at = typeof time === 'string' ? time.slice(11, 23) : new Date(Number(time)).toISOString().slice(11, 23);
+  const fields = Object.entries(rest)
+    .filter(([k]) => k !== 'stack')
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? quoteIfNeeded(v) : JSON.stringify(v)}`);
+  const head = `${at} ${(levelNames[Number(level)] ?? 'LOG').padEnd(5)} ${printable(String(msg ?? ''))}`;
+  return printable([head, ...fields].join(' '));
+}
+
+function quoteIfNeeded(v: string): string {
+  return /^[^\s"=]{1,200}$/.test(v) ? v : JSON.stringify(v.length > 2_000 ? `${v.slice(0, 2_000)}…` : v);
+}
+
+function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).replace(/\n/g, '\\n');
+}
