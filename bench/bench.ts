@@ -424,7 +424,8 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
     const answered1 = await engine.answered();
     // The webhook answers 200 once Temporal accepted the start (or, spooled, once the alert is on
     // disk); visibility shows the workflow a little later.
-    const query = `TaskQueue = "${engine.taskQueue}" AND WorkflowType = "serviceDown" AND ExecutionStatus = "Running"`;
+    // Incidents by id, whatever runs them: a runbook file's interpreter (`runbook`) or a compiled runbook.
+    const query = `TaskQueue = "${engine.taskQueue}" AND WorkflowId STARTS_WITH "incident:" AND ExecutionStatus = "Running"`;
     const deadline = performance.now() + 120_000;
     let seen = 0;
     while (performance.now() < deadline) {
