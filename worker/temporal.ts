@@ -1,7 +1,7 @@
 // How the engine reaches Temporal: a configured cluster (address, namespace, TLS or API key), or an
 // embedded dev server whose state lives under the data directory so workflows survive a restart.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect as netConnect } from 'node:net';
@@ -110,6 +110,23 @@ function privateStateDir(dir: string): void {
   for (const f of readdirSync(dir, { withFileTypes: true })) if (f.isFile()) chmodSync(join(dir, f.name), 0o600);
 }
 
+/** The end of a log, one line, control characters shown as spaces: for an error message on a terminal. */
+function lastWords(file: string, bytes = 1_200): string {
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(bytes, size));
+      readSync(fd, buf, 0, buf.length, size - buf.length);
+      return buf.toString('utf8').replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim() || '(nothing)';
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '(no log)';
+  }
+}
+
 async function startDevServer(config: EngineConfig, log: (msg: string) => void): Promise<TemporalEndpoint> {
   const dir = resolve(config.dataDir, 'temporal');
   privateStateDir(dir);
@@ -156,7 +173,10 @@ async function startDevServer(config: EngineConfig, log: (msg: string) => void):
   process.once('exit', killOnExit);
   const deadline = Date.now() + 60_000;
   while (!(await serving(address))) {
-    if (!running()) throw new Error(`the embedded Temporal dev server exited with ${child.exitCode ?? child.signalCode}; see ${join(dir, 'dev-server.log')}`);
+    if (!running()) {
+      const logFile = join(dir, 'dev-server.log');
+      throw new Error(`the embedded Temporal dev server exited with ${child.exitCode ?? child.signalCode}; see ${logFile}; it last wrote: ${lastWords(logFile)}`);
+    }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`the embedded Temporal dev server did not answer at ${address} within 60s; see ${join(dir, 'dev-server.log')}`);

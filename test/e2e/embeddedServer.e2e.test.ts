@@ -14,7 +14,7 @@ import { cliPath, devServerTuning, serving } from '../../worker/temporal.js';
 import { searchAttributeNames } from '../../workflows/messages.js';
 import { startDevServer, type DevServer } from '../support/devServer.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
-import { closedPort, reservedPort } from '../support/net.js';
+import { reservedDevServerPort, reservedPort } from '../support/net.js';
 import { alive, pidRunning } from '../support/processes.js';
 import { until } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';
@@ -36,7 +36,7 @@ afterAll(async () => {
 async function embedded(port: number, dataDir: string, extra: Partial<EngineConfigInput> = {}) {
   const input = e2eConfigInput({ webhook: { listen: '127.0.0.1:0', token }, ...extra });
   const engine = spawnEngine(
-    { ...input, temporal: { taskQueue: 'embedded-server', port, uiPort: await closedPort() }, dataDir },
+    { ...input, temporal: { taskQueue: 'embedded-server', port, uiPort: await reservedPort() }, dataDir },
     { env: { TEMPORAL_ADDRESS: '' } },
   );
   void engine.then((e) => engines.push(e), () => {});
@@ -64,7 +64,7 @@ async function serverAsAnEngineLeftIt(dataDir: string, port: number): Promise<{ 
 
 describe('the embedded Temporal dev server', () => {
   it('dies with the engine, even when the engine is killed with SIGKILL', async () => {
-    const port = await reservedPort();
+    const port = await reservedDevServerPort();
     const data = dataDir();
     const engine = await embedded(port, data);
     const pid = Number(readFileSync(join(data, 'temporal', 'dev-server.pid'), 'utf8'));

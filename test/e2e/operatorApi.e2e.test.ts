@@ -20,7 +20,7 @@ import { bundlePath } from '../support/globalSetup.js';
 import { startRedisContainer, type RedisContainer } from '../support/redisContainer.js';
 import { pendingApproval, statusWhen } from '../support/runStatus.js';
 import { stack } from '../support/stack.js';
-import { quietRuntime, uniqueQueue } from '../support/temporal.js';
+import { quietRuntime, temporalConfigInput, uniqueQueue } from '../support/temporal.js';
 import { e2eConfigInput } from './engine.js';
 
 const suffix = randomUUID().slice(0, 8);
@@ -73,7 +73,7 @@ beforeAll(async () => {
   queue = uniqueQueue('e2e-operator-api');
   redis = await startRedisContainer();
   const overrides: Partial<EngineConfigInput> = {
-    temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: queue },
+    temporal: { ...temporalConfigInput(), taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token: webhookToken },
     targets: {
       [cacheServer]: { kind: 'container', container: redis.name, stopTimeout: '5s' },

@@ -30,8 +30,34 @@ export async function closedPort(): Promise<number> {
  * internal ports that way). The server binding it on purpose still can.
  */
 export async function reservedPort(): Promise<number> {
+  return reserve(0);
+}
+
+/**
+ * A port for the engine's embedded dev server, with the two it derives from it (metrics at +1,
+ * HTTP at +10) held back as well: left to chance, the CLI's own pick for an internal service, or
+ * any other program's, once took one of them and the server exited at start.
+ */
+export async function reservedDevServerPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await reservedPort();
+    try {
+      await reserve(port + 1);
+      await reserve(port + 10);
+      return port;
+    } catch {
+      // One of them is taken: try another.
+    }
+  }
+  throw new Error('no port with +1 and +10 free after 50 tries');
+}
+
+async function reserve(wanted: number): Promise<number> {
   const server = createServer((s) => s.end());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(wanted, '127.0.0.1', resolve);
+  });
   const port = (server.address() as { port: number }).port;
   await new Promise<void>((resolve, reject) => {
     const client = connect(port, '127.0.0.1');

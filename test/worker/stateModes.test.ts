@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/load.js';
 import { temporalEndpoint, type TemporalEndpoint } from '../../worker/temporal.js';
-import { reservedPort } from '../support/net.js';
+import { reservedDevServerPort, reservedPort } from '../support/net.js';
 import { until } from '../support/wait.js';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
@@ -41,7 +41,7 @@ describe('embedded Temporal state on disk', () => {
     writeFileSync(join(dir, 'dev-server.log'), 'old log\n', { mode: 0o644 });
     chmodSync(join(dir, 'dev-server.log'), 0o644);
 
-    const port = await reservedPort();
+    const port = await reservedDevServerPort();
     const uiPort = await reservedPort();
     const config = parseConfig({
       dataDir,
