@@ -27,9 +27,10 @@ export class ConfigError extends Error {
 /**
  * Which secrets the loading process resolves (and so must have) at start-up. The engine uses all
  * of them; a host agent only the Temporal connection's and those of its host's units: the rest are
- * never read on that host, so a database password need not be there at all.
+ * never read on that host, so a database password need not be there at all. The administrators'
+ * CLI only the Temporal connection's.
  */
-export type SecretScope = 'all' | { host: string };
+export type SecretScope = 'all' | 'temporal' | { host: string };
 
 export interface LoadOptions {
   secrets?: SecretScope;
@@ -86,6 +87,7 @@ function secretProblems(config: Omit<EngineConfig, 'runbookDefinitions'>, scope:
   const inScope = (path: Array<string | number>): boolean => {
     if (scope === 'all') return true;
     if (path[0] === 'temporal') return true;
+    if (scope === 'temporal') return false;
     // A named secret in the health-check headers of one of this host's units: the agent sends that check.
     if (path[0] === 'secrets')
       return Object.values(config.targets).some(

@@ -5,8 +5,11 @@
 // Operators' commands go through the engine's operator API with their own token (REMEDIATE_URL +
 // REMEDIATE_TOKEN, or a credentials file): no engine config, no Temporal access, no database secret.
 // `remediate admin …` is the same commands straight to Temporal with the engine config, for
-// administrators. preview, runbooks and operators read the config only.
+// administrators. preview, runbooks and operators read the config only. The config file is found
+// as the engine finds it (--config, $REMEDIATION_CONFIG, config/example.yaml), and named on stderr.
+import { existsSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { configFileText, defaultConfigFile, findConfigFile } from '../config/configFile.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import type { EngineConfig } from '../config/schema.js';
@@ -80,7 +83,7 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
         '  4 no token, token refused, or not allowed.',
       ].join('\n'),
     )
-    .option('-c, --config <path>', 'engine configuration file, for admin, preview, runbooks and operators (default: $REMEDIATION_CONFIG)')
+    .option('-c, --config <path>', `engine configuration file, for admin, preview, runbooks and operators (default: $REMEDIATION_CONFIG, else ${defaultConfigFile} as the engine)`)
     .option('--json', 'print JSON instead of tables')
     .exitOverride()
     .configureHelp({ showGlobalOptions: true })
@@ -88,18 +91,22 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
     .showHelpAfterError('(run "remediate --help" for usage)');
 
   const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
-  const configPathOf = (cmd: Command): string | undefined => globals(cmd).config ?? io.env.REMEDIATION_CONFIG;
-  const configOf = (cmd: Command): EngineConfig => {
-    const path = configPathOf(cmd);
-    if (!path) throw new CommandError(1, 'no configuration: pass --config <path> or set REMEDIATION_CONFIG');
-    return loadConfigFile(path);
+  // The engine's rule; the default only where that file exists (validate then checks structure only).
+  const configPathOf = (cmd: Command): string | undefined => {
+    const found = findConfigFile(globals(cmd).config, io.env);
+    if (found.from === 'default' && !existsSync(found.path)) return undefined;
+    io.err(`remediate: ${configFileText(found)}\n`);
+    return found.path;
   };
-  // For commands that only read runbooks: secrets they never use need not be resolvable.
-  const offlineConfigOf = (cmd: Command): OfflineConfig => {
+  const requiredConfigPathOf = (cmd: Command): string => {
     const path = configPathOf(cmd);
-    if (!path) throw new CommandError(1, 'no configuration: pass --config <path> or set REMEDIATION_CONFIG');
-    return loadConfigOffline(path);
+    if (!path) throw new CommandError(1, `no configuration: pass --config <path> or set REMEDIATION_CONFIG (no ${defaultConfigFile} here, where the engine would look)`);
+    return path;
   };
+  // Administrators' commands use only the Temporal connection's secrets; a database password need not be set.
+  const configOf = (cmd: Command): EngineConfig => loadConfigFile(requiredConfigPathOf(cmd), { secrets: 'temporal' });
+  // For commands that only read the config: secrets they never use need not be resolvable.
+  const offlineConfigOf = (cmd: Command): OfflineConfig => loadConfigOffline(requiredConfigPathOf(cmd));
   const print = (cmd: Command, json: unknown, text: () => string) => io.out(globals(cmd).json ? `${JSON.stringify(json, null, 2)}\n` : text());
   const apiClientOf = (cmd: Command): OperatorApiClient => {
     const hint = globals(cmd).config ? '; --config is for "remediate admin", preview, runbooks and operators' : '';
@@ -137,7 +144,7 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
     .description('which runbook and target an alert with these labels would start (no Temporal needed)')
     .requiredOption('-l, --label <key=value>', 'an alert label; repeat for each (alertname=... is required)', collectLabel, {})
     .action(async (opts: { label: Record<string, string> }, cmd: Command) => {
-      const config = configOf(cmd);
+      const { config } = offlineConfigOf(cmd);
       const match = matchBinding(config, { labels: opts.label });
       if (!match.matched) {
         print(cmd, { matched: false, code: match.code, reason: match.reason }, () => `no runbook would start: ${match.reason}\n`);

@@ -1,6 +1,7 @@
 // Entry point: `engine` (default) runs the whole engine; `agent --host NAME` runs a host agent.
 import { Command } from 'commander';
 import type { Logger } from 'pino';
+import { findConfigFile } from '../config/configFile.js';
 import { ConfigError, loadConfigFile, type SecretScope } from '../config/load.js';
 import { startEngine } from './engine.js';
 import { startHostAgent } from './hostAgent.js';
@@ -18,9 +19,11 @@ try {
 // Before any worker or connection exists: the SDK keeps the first runtime it is given.
 installSdkLogging(logger);
 
-function load(path: string, secrets: SecretScope = 'all') {
+function load(flag: string | undefined, secrets: SecretScope = 'all') {
+  const found = findConfigFile(flag, process.env);
+  logger.info({ config: found.path, from: found.from }, 'configuration file');
   try {
-    return loadConfigFile(path, { secrets });
+    return loadConfigFile(found.path, { secrets });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -69,7 +72,7 @@ function handleSignals(): { running(stop: () => Promise<void>): void } {
 
 const signals = handleSignals();
 
-const program = new Command('remediation-engine').option('-c, --config <path>', 'config file', process.env.REMEDIATION_CONFIG ?? 'config/example.yaml');
+const program = new Command('remediation-engine').option('-c, --config <path>', 'config file (default: $REMEDIATION_CONFIG, else config/example.yaml)');
 
 program
   .command('engine', { isDefault: true })

@@ -14,15 +14,16 @@ export interface CliRun {
 /**
  * Runs the CLI with exactly these arguments. The test process's TEMPORAL_ADDRESS,
  * REMEDIATION_CONFIG and REMEDIATE_* are removed, and the user's own credentials file is out of
- * reach, so only the arguments (and `env`) tell it where to go and who it is.
+ * reach, so only the arguments (and `env`) tell it where to go and who it is. From the repository
+ * by default, where it finds config/example.yaml as the engine would; `cwd` elsewhere.
  */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+export function runCli(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Promise<CliRun> {
   const base = { ...process.env };
   delete base.TEMPORAL_ADDRESS;
   delete base.REMEDIATION_CONFIG;
   for (const name of Object.keys(base)) if (name.startsWith('REMEDIATE_')) delete base[name];
   base.XDG_CONFIG_HOME = join(repoRoot, 'test', 'no-such-config-home');
-  return spawnCli(args, { ...base, ...env }, repoRoot);
+  return spawnCli(args, { ...base, ...env }, cwd);
 }
 
 /**

@@ -84,6 +84,7 @@ describe('remediate preview', () => {
   it('explains why an alert with a foreign target label would start nothing', async () => {
     const r = await runCli(['preview', '-l', 'alertname=ServiceDown', '-l', 'service=evil', '--json'], { REMEDIATION_CONFIG: configPath });
     expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`remediate: config ${configPath} (from REMEDIATION_CONFIG)\n`);
     expect(r.json).toEqual({
       matched: false,
       code: 'target-not-allowed',
@@ -95,7 +96,8 @@ describe('remediate preview', () => {
     const bad = await runCli(withConfig('preview', '--label', 'alertname'));
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('--label "alertname": expected key=value');
-    const noConfig = await runCli(['preview', '--label', 'alertname=X']);
+    // Away from the repository, where no config/example.yaml is, as the engine would not find one either.
+    const noConfig = await runCli(['preview', '--label', 'alertname=X'], {}, dir);
     expect(noConfig.code).toBe(1);
     expect(noConfig.stderr).toContain('no configuration: pass --config <path> or set REMEDIATION_CONFIG');
   });

@@ -128,7 +128,7 @@ describe('the API mode refuses before sending anything', () => {
   });
 
   it('admin mode needs the config and --as', async () => {
-    const noConfig = await runCli(['admin', 'incidents']);
+    const noConfig = await runCli(['admin', 'incidents'], {}, dir);
     expect(noConfig.code).toBe(1);
     expect(noConfig.stderr).toContain('no configuration: pass --config <path> or set REMEDIATION_CONFIG');
     const noAs = await runCli(['--config', configPath, 'admin', 'approve', 'incident:serviceDown:demo', '--reason', 'x']);

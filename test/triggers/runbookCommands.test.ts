@@ -194,7 +194,7 @@ describe('remediate runbooks validate', () => {
 
   it('without a config checks the structure only, and says so', async () => {
     const [file] = writeBadRunbooks(join(dir, 'alone'), ['unknown-target.yaml']);
-    const r = await runCli(['runbooks', 'validate', file!]);
+    const r = await runCli(['runbooks', 'validate', file!], {}, dir);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('no configuration (--config or REMEDIATION_CONFIG): checked structure only');
     expect(r.stdout).toContain('ok: 1 runbook\n');
