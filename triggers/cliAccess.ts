@@ -46,8 +46,6 @@ export interface OperatorAccess {
   close(): Promise<void>;
 }
 
-const dayMs = 86_400_000;
-
 export function throughApi(client: OperatorApiClient): OperatorAccess {
   return {
     incidents: (filter) => client.incidents(filter),

@@ -3,7 +3,7 @@
 // state lives here, in workflow history, rather than in any one worker's memory. Updates (not
 // signals) because the caller needs the answer before it acts.
 import { allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { RestartClaim, RestartClaimed, RestartDecision, RestartReservation, SlotGrant, SlotRequest, WindowRequest } from '../activities/contract.js';
+import type { RestartClaim, RestartClaimed, RestartDecision, RestartReservation, SlotGrant, SlotRequest } from '../activities/contract.js';
 import {
   acquireSlotUpdate,
   claimRestartUpdate,
@@ -13,10 +13,7 @@ import {
   releaseSlotUpdate,
   reserveRestartUpdate,
   type GuardrailsInput,
-  type GuardSnapshot,
   type GuardState,
-  type SlotLease,
-  type WindowLease,
 } from '../activities/guardMessages.js';
 import { formatDuration } from '../config/duration.js';
 

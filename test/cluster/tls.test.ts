@@ -24,7 +24,7 @@ import { spawnEngine, writeConfig, type EngineProcess } from '../support/engineP
 import { historyEvents } from '../support/history.js';
 import { closedPort } from '../support/net.js';
 import { stack, temporalMode, type TemporalTls } from '../support/stack.js';
-import { temporalClient, temporalConfigInput, temporalConnectOptions, terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { until, untilHttpOk } from '../support/wait.js';
 
 const run = promisify(execFile);

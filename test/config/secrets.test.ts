@@ -3,7 +3,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig, type LoadOptions } from '../../config/load.js';
-import type { EngineConfigInput } from '../../config/schema.js';
 import { redactUrls, safeUrl, Secret } from '../../config/secret.js';
 
 const unset = `T_UNSET_${randomBytes(6).toString('hex').toUpperCase()}`;

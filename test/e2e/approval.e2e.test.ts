@@ -17,7 +17,6 @@ import { remediate } from '../support/operatorCli.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { startRedisContainer, type RedisContainer } from '../support/redisContainer.js';
 import { pendingApproval, statusWhen } from '../support/runStatus.js';
-import { stack } from '../support/stack.js';
 import { temporalConfigInput, uniqueQueue } from '../support/temporal.js';
 import { e2eConfigInput, startTestEngine } from './engine.js';
 

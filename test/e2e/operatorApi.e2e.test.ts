@@ -19,7 +19,6 @@ import { postAlerts } from '../support/alertmanagerPayload.js';
 import { bundlePath } from '../support/globalSetup.js';
 import { startRedisContainer, type RedisContainer } from '../support/redisContainer.js';
 import { pendingApproval, statusWhen } from '../support/runStatus.js';
-import { stack } from '../support/stack.js';
 import { quietRuntime, temporalConfigInput, uniqueQueue } from '../support/temporal.js';
 import { e2eConfigInput } from './engine.js';
 
