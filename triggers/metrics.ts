@@ -36,7 +36,10 @@ export interface EngineMetrics {
   sinks(): InjectedSinks<RunbookMetricsSinks>;
 }
 
-export function createMetrics(options: { processMetrics?: boolean } = {}): EngineMetrics {
+/** Outcomes whose counters start at zero, so the first one after a start is an increase Prometheus sees. */
+const outcomesWatched: readonly Outcome[] = ['recovered', 'escalated', 'failed'];
+
+export function createMetrics(options: { processMetrics?: boolean; runbooks?: readonly string[] } = {}): EngineMetrics {
   const registry = new Registry();
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
@@ -55,6 +58,17 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Engin
     buckets: [5, 15, 30, 60, 120, 300, 600, 1_800, 3_600, 7_200, 21_600],
     registers,
   });
+  // A counter series born at 1 has no earlier sample to rise from: increase() and the
+  // RemediationRunbooksFailing alert would miss the first failure after every engine start.
+  for (const runbook of options.runbooks ?? []) for (const outcome of outcomesWatched) runbookOutcomes.inc({ runbook, outcome }, 0);
+
+  const spoolRefused = new Counter({
+    name: 'webhook_spool_refused_total',
+    help: 'Batches refused with 503 because the spool was at its byte cap (reason="bytes") or its disk low (reason="disk").',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of ['bytes', 'disk']) spoolRefused.inc({ reason }, 0);
 
   const observeOutcome = (runbook: string, outcome: Outcome, durationMs: number) => {
     runbookOutcomes.inc({ runbook, outcome });
@@ -116,12 +130,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Engin
       help: 'Bytes of spool file holding alerts not yet handed to Temporal (capped by webhook.spoolMaxBytes).',
       registers,
     }),
-    spoolRefused: new Counter({
-      name: 'webhook_spool_refused_total',
-      help: 'Batches refused with 503 because the spool was at its byte cap (reason="bytes") or its disk low (reason="disk").',
-      labelNames: ['reason'] as const,
-      registers,
-    }),
+    spoolRefused,
     runbookOutcomes,
     runbookDuration,
     observeOutcome,

@@ -11,6 +11,7 @@ import { createEngineActivities } from '../activities/index.js';
 import { createWebhookServer } from '../triggers/alertmanager.js';
 import { openSpool } from '../triggers/spool.js';
 import { createMetrics } from '../triggers/metrics.js';
+import { registerDurableGauges } from '../triggers/durableGauges.js';
 import { syncSchedules } from '../triggers/schedules.js';
 import { createOperatorApi, type OperatorApi } from '../triggers/operators/api.js';
 import { temporalOf } from '../triggers/operatorTemporal.js';
@@ -60,8 +61,9 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   logger.info({ temporal: endpoint.address, namespace: endpoint.namespace }, 'connecting to Temporal');
   const { native, client: clientConnection } = await connect(endpoint);
   const client = new Client({ connection: clientConnection, namespace: endpoint.namespace });
-  const metrics = createMetrics();
+  const metrics = createMetrics({ runbooks: Object.keys(config.runbookDefinitions) });
   const taskQueue = config.temporal.taskQueue;
+  registerDurableGauges(metrics.registry, { client, taskQueue, maxConcurrentDestructive: config.guardrails.maxConcurrentDestructive });
 
   const guardQueue = guardrailsTaskQueue(taskQueue);
   // One bundle for both workers: the build's, or one made now (webpack once, not once per worker).

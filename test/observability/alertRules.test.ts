@@ -1,0 +1,74 @@
+// The engine's self-alerts and dashboard, checked without the stack: promtool validates the rules
+// and runs their unit tests (observability/prometheus/engine-alerts.test.yml), and every metric the
+// rules and the dashboard name is one the engine really registers, so a renamed metric fails here
+// rather than leaving a panel empty and an alert silent.
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Client } from '@temporalio/client';
+import { describe, expect, it } from 'vitest';
+import { registerDurableGauges } from '../../triggers/durableGauges.js';
+import { createMetrics } from '../../triggers/metrics.js';
+import { repoRoot } from '../support/engineProcess.js';
+import { dashboardExpressions, rulesFile, ruleExpressions } from './observabilityFiles.js';
+
+const run = promisify(execFile);
+
+async function promtool(...args: string[]): Promise<{ code: number; output: string }> {
+  try {
+    const { stdout, stderr } = await run('promtool', args, { cwd: join(repoRoot, 'observability', 'prometheus'), timeout: 30_000 });
+    return { code: 0, output: stdout + stderr };
+  } catch (err) {
+    const e = err as { code?: number | string; stdout?: string; stderr?: string };
+    if (e.code === 'ENOENT') throw new Error("promtool not found: it comes with Debian's prometheus package, which the stack installs");
+    return { code: typeof e.code === 'number' ? e.code : -1, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+/** Metric names an expression reads: identifiers followed by a label matcher. */
+function metricNames(expr: string): string[] {
+  return [...expr.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\{/g)].map((m) => m[1]!);
+}
+
+describe('the engine self-alerts', () => {
+  it('pass promtool check rules', async () => {
+    const { code, output } = await promtool('check', 'rules', 'engine-alerts.yml');
+    expect(output).toContain('SUCCESS: 9 rules found');
+    expect(code).toBe(0);
+  });
+
+  it("pass their promtool unit tests: each alert fires on the series it is for and not on the others", async () => {
+    const { code, output } = await promtool('test', 'rules', 'engine-alerts.test.yml');
+    expect(output).toContain('SUCCESS');
+    expect(code).toBe(0);
+  });
+
+  it('are refused by promtool when an expected alert does not fire (the unit tests can fail)', async () => {
+    // The same tests against a copy whose EngineDown waits 10 minutes: the 3 m expectation must fail.
+    const dir = mkdtempSync(join(tmpdir(), 'engine-alerts-'));
+    writeFileSync(join(dir, 'engine-alerts.yml'), readFileSync(rulesFile, 'utf8').replace('for: 2m', 'for: 10m'));
+    copyFileSync(join(repoRoot, 'observability', 'prometheus', 'engine-alerts.test.yml'), join(dir, 'engine-alerts.test.yml'));
+    const { code, output } = await promtool('test', 'rules', join(dir, 'engine-alerts.test.yml'));
+    rmSync(dir, { recursive: true, force: true });
+    expect(code).not.toBe(0);
+    expect(output).toContain('alertname: RemediationEngineDown');
+  });
+});
+
+describe('the metrics the rules and the dashboard read', () => {
+  const metrics = createMetrics({ processMetrics: false });
+  registerDurableGauges(metrics.registry, { client: {} as Client, taskQueue: 'q', maxConcurrentDestructive: 2 });
+  const registered = (name: string) =>
+    metrics.registry.getSingleMetric(name) !== undefined ||
+    (/_(bucket|sum|count)$/.test(name) && metrics.registry.getSingleMetric(name.replace(/_(bucket|sum|count)$/, ''))?.constructor.name === 'Histogram');
+  // Prometheus's own: the scrape's up and the rule manager's ALERTS.
+  const prometheusOwn = new Set(['up', 'ALERTS']);
+
+  it('are all registered by the engine', () => {
+    const used = [...new Set([...ruleExpressions(), ...dashboardExpressions().map((e) => e.expr)].flatMap(metricNames))];
+    expect(used.length).toBeGreaterThan(15);
+    expect(used.filter((n) => !prometheusOwn.has(n) && !registered(n))).toEqual([]);
+  });
+});

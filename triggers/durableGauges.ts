@@ -1,0 +1,163 @@
+// Gauges of what Temporal holds durably (the guard's destructive slots, open incidents, approvals
+// waiting), read from Temporal when Prometheus scrapes rather than counted in this process: an
+// engine that restarts, or one of several sharing a queue, reports the same numbers as any other.
+// Reads happen only when scraped, at most once per cacheMs, each bounded by timeoutMs; a slow or
+// unreachable Temporal leaves the previous values (and a failure count), never a slow /metrics.
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { guardrailsWorkflowId, guardStateQuery } from '../activities/guardMessages.js';
+import { runbookAttribute, statusQuery } from '../workflows/messages.js';
+import { incidentQuery } from './operatorCommands.js';
+
+export interface DurableGaugeOptions {
+  client: Client;
+  taskQueue: string;
+  /** guardrails.maxConcurrentDestructive: the slots the guard hands out. */
+  maxConcurrentDestructive: number;
+  /** Scrapes within this long of a read share it (default 10 s). */
+  cacheMs?: number;
+  /** One read of Temporal at most this long (default 4 s). */
+  timeoutMs?: number;
+  /** How long a scrape waits for a read it started before answering with the previous one (default 300 ms). */
+  scrapeWaitMs?: number;
+  /**
+   * Open incidents asked for their status (approvals waiting) per read, at most. Each is a query
+   * the incident's worker answers; past this many the approval gauges are a lower bound, and
+   * runbooks_open still counts them all.
+   */
+  statusLimit?: number;
+}
+
+interface Reading {
+  slotsInUse: number;
+  open: number;
+  /** Runbook → approvals waiting. */
+  approvals: Map<string, number>;
+  oldestApprovalSince?: number;
+}
+
+/** Status queries in flight at once: enough to read 200 incidents within the timeout, few enough not to crowd the workers. */
+const statusQueriesAtOnce = 8;
+
+export function registerDurableGauges(registry: Registry, opts: DurableGaugeOptions): void {
+  const cacheMs = opts.cacheMs ?? 10_000;
+  const timeoutMs = opts.timeoutMs ?? 4_000;
+  const statusLimit = opts.statusLimit ?? 200;
+  const scrapeWaitMs = opts.scrapeWaitMs ?? 300;
+  const registers = [registry];
+  const failures = new Counter({
+    name: 'engine_state_read_failures_total',
+    help: 'Reads of Temporal for the durable gauges that failed or timed out (the gauges kept their previous values), by source.',
+    labelNames: ['source'] as const,
+    registers,
+  });
+  for (const source of ['guard', 'incidents']) failures.inc({ source }, 0);
+
+  let last: Reading = { slotsInUse: 0, open: 0, approvals: new Map() };
+  let read: { at: number; done: Promise<Reading> } | undefined;
+  // A scrape waits for a fresh read only briefly, then answers with the last one: a scrape_timeout
+  // of a second must not turn a slow Temporal into a failed scrape (up == 0, RemediationEngineDown).
+  const current = async (): Promise<Reading> => {
+    if (!read || Date.now() - read.at > cacheMs) read = { at: Date.now(), done: readTemporal().then((r) => (last = r)) };
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, scrapeWaitMs)));
+    await Promise.race([read.done, waited]);
+    clearTimeout(timer);
+    return last;
+  };
+
+  const bounded = <T>(fn: () => Promise<T>) => opts.client.connection.withDeadline(Date.now() + timeoutMs, fn);
+
+  async function slotsInUse(): Promise<number> {
+    try {
+      const state = await bounded(() => opts.client.workflow.getHandle(guardrailsWorkflowId(opts.taskQueue)).query(guardStateQuery));
+      // Lapsed leases stay in the state until the guard's next update prunes them; they hold nothing.
+      return state.leases.filter((l) => l.expiresAt > state.now).length;
+    } catch (err) {
+      // No guard yet: nothing ever asked for a slot on this queue.
+      if (err instanceof WorkflowNotFoundError) return 0;
+      failures.inc({ source: 'guard' });
+      return last.slotsInUse;
+    }
+  }
+
+  async function incidents(): Promise<Pick<Reading, 'open' | 'approvals' | 'oldestApprovalSince'>> {
+    try {
+      return await bounded(async () => {
+        const query = `${incidentQuery({ open: true })} AND TaskQueue = '${opts.taskQueue}'`;
+        const { count } = await opts.client.workflow.count(query);
+        const listed: Array<{ workflowId: string; runbook: string }> = [];
+        for await (const info of opts.client.workflow.list({ query, pageSize: Math.min(statusLimit, 1_000) })) {
+          listed.push({ workflowId: info.workflowId, runbook: info.typedSearchAttributes.get(runbookAttribute) ?? info.type });
+          if (listed.length >= statusLimit) break;
+        }
+        const approvals = new Map<string, number>();
+        let oldest: number | undefined;
+        let next = 0;
+        const askNext = async (): Promise<void> => {
+          while (next < listed.length) {
+            const { workflowId, runbook } = listed[next++]!;
+            // An incident that closed meanwhile, or whose worker is busy, is not waiting on anyone here.
+            const status = await opts.client.workflow.getHandle(workflowId).query(statusQuery).catch(() => undefined);
+            if (!status?.pendingApproval || status.outcome) continue;
+            approvals.set(runbook, (approvals.get(runbook) ?? 0) + 1);
+            const since = Date.parse(status.pendingApproval.since);
+            if (Number.isFinite(since)) oldest = Math.min(oldest ?? since, since);
+          }
+        };
+        await Promise.all(Array.from({ length: statusQueriesAtOnce }, askNext));
+        return { open: count, approvals, ...(oldest !== undefined ? { oldestApprovalSince: oldest } : {}) };
+      });
+    } catch {
+      failures.inc({ source: 'incidents' });
+      return last;
+    }
+  }
+
+  async function readTemporal(): Promise<Reading> {
+    const [slots, open] = await Promise.all([slotsInUse(), incidents()]);
+    return { slotsInUse: slots, ...open };
+  }
+
+  new Gauge({
+    name: 'guard_destructive_slots_limit',
+    help: 'Destructive actions (restarts, actions) the guard allows at once on this task queue (guardrails.maxConcurrentDestructive).',
+    registers,
+  }).set(opts.maxConcurrentDestructive);
+  new Gauge({
+    name: 'guard_destructive_slots_in_use',
+    help: "Destructive slots the guard has leased and not yet released, read from the guard workflow's state.",
+    registers,
+    async collect() {
+      this.set((await current()).slotsInUse);
+    },
+  });
+  new Gauge({
+    name: 'runbooks_open',
+    help: 'Incident workflows running on this task queue, counted by Temporal visibility.',
+    registers,
+    async collect() {
+      this.set((await current()).open);
+    },
+  });
+  new Gauge({
+    name: 'runbook_approvals_waiting',
+    help: 'Open incidents waiting for an operator to approve or reject a step, by runbook.',
+    labelNames: ['runbook'] as const,
+    registers,
+    async collect() {
+      const r = await current();
+      this.reset();
+      for (const [runbook, n] of r.approvals) this.set({ runbook }, n);
+    },
+  });
+  new Gauge({
+    name: 'runbook_approval_oldest_wait_seconds',
+    help: 'How long the longest-waiting approval has waited; 0 when none waits.',
+    registers,
+    async collect() {
+      const r = await current();
+      this.set(r.oldestApprovalSince === undefined ? 0 : Math.max(0, Date.now() - r.oldestApprovalSince) / 1_000);
+    },
+  });
+}
