@@ -1,8 +1,46 @@
 #!/usr/bin/env bash
-# The whole test suite from nothing: dependencies, the real stack, type-check, then every test.
+# The whole test suite from nothing, in tiers: dependencies; then, while the real stack comes up in
+# the background, the type-check, the linter and the tests that need no stack (vitest.config.ts:
+# noStackTests), so a broken workflow fails in the first minutes; then every test that needs the stack.
+# With test files named (npm test -- test/x.test.ts): the stack, the type-check, then just those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-bash stack/stack.sh up
+if [ $# -gt 0 ]; then
+  bash stack/stack.sh up
+  npx tsc --noEmit -p .
+  exec npx vitest run "$@"
+fi
+
+stack_log=$(mktemp "${TMPDIR:-/tmp}/remediation-stack-up.XXXXXX")
+# Its own process group, so that a failure of the first tier stops it and everything it started.
+setsid bash stack/stack.sh up >"$stack_log" 2>&1 &
+stack_pid=$!
+stop_stack_start() {
+  if kill -0 "$stack_pid" 2>/dev/null; then
+    echo "[test] stopping the stack's start-up (its log: $stack_log)" >&2
+    kill -TERM -- "-$stack_pid" 2>/dev/null || true
+    wait "$stack_pid" 2>/dev/null || true
+  fi
+}
+trap stop_stack_start EXIT
+
+echo "[test] tier 1: type-check, lint, and the tests that need no stack (the stack comes up meanwhile)" >&2
 npx tsc --noEmit -p .
-npx vitest run "$@"
+npx eslint .
+# No stack.env where the tests look: a test here that secretly needs the stack fails instead of passing.
+no_stack=$(mktemp -d "${TMPDIR:-/tmp}/remediation-no-stack.XXXXXX")
+STACK_DIR=$no_stack npx vitest run --project no-stack
+rmdir "$no_stack"
+
+echo "[test] tier 2: waiting for the stack" >&2
+if ! wait "$stack_pid"; then
+  trap - EXIT
+  echo "[test] the stack did not come up:" >&2
+  cat "$stack_log" >&2
+  exit 1
+fi
+trap - EXIT
+cat "$stack_log" >&2
+rm -f "$stack_log"
+npx vitest run --project stack
