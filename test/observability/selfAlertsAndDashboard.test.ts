@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { registerDurableGauges } from '../../triggers/durableGauges.js';
 import { createMetrics } from '../../triggers/metrics.js';
 import { repoRoot } from '../support/engineProcess.js';
-import { dashboardExpressions, rulesFile, ruleExpressions } from './observabilityFiles.js';
+import { dashboard, dashboardExpressions, dashboardFile, rulesFile, ruleExpressions } from './observabilityFiles.js';
 
 const run = promisify(execFile);
 
@@ -70,5 +70,33 @@ describe('the metrics the rules and the dashboard read', () => {
     const used = [...new Set([...ruleExpressions(), ...dashboardExpressions().map((e) => e.expr)].flatMap(metricNames))];
     expect(used.length).toBeGreaterThan(15);
     expect(used.filter((n) => !prometheusOwn.has(n) && !registered(n))).toEqual([]);
+  });
+});
+
+describe('the dashboard file', () => {
+  const text = readFileSync(dashboardFile, 'utf8');
+  interface Target { refId: string; datasource?: unknown }
+  interface Panel { id: number; title: string; type: string; datasource?: unknown; gridPos: { x: number; w: number }; targets?: Target[] }
+  const board = JSON.parse(text) as { uid: string; panels: Panel[]; templating: ReturnType<typeof dashboard>['templating'] };
+
+  it('asks for its Prometheus through a datasource variable, never a datasource uid of some other Grafana', () => {
+    const variable = board.templating.list.find((v) => v.name === 'datasource');
+    expect(variable).toMatchObject({ type: 'datasource', query: 'prometheus' });
+    const uids = [...text.matchAll(/"uid": "([^"]*)"/g)].map((m) => m[1]);
+    expect(new Set(uids)).toEqual(new Set([board.uid, '${datasource}', '-- Grafana --']));
+    for (const p of board.panels.filter((p) => p.type !== 'row')) {
+      expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
+      for (const t of p.targets ?? []) expect(t.datasource, `${p.title} ${t.refId}`).toEqual({ type: 'prometheus', uid: '${datasource}' });
+    }
+  });
+
+  it('lays its panels out on Grafana\'s 24-column grid with unique ids and refIds', () => {
+    const ids = board.panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const p of board.panels) {
+      expect(p.gridPos.x + p.gridPos.w, p.title).toBeLessThanOrEqual(24);
+      const refs = (p.targets ?? []).map((t) => t.refId);
+      expect(new Set(refs).size, p.title).toBe(refs.length);
+    }
   });
 });
