@@ -4,6 +4,9 @@
 //   npx tsx bench/timeline.ts 'WorkflowType = "guardrails" AND ExecutionStatus = "Running"'
 // The newest execution the visibility query lists is shown; TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE
 // pick the server (the stack's by default, its cluster with TEMPORAL_MODE=cluster).
+//   npx tsx bench/timeline.ts --last 16 'WorkflowType = "serviceDown" AND ExecutionStatus = "Completed"'
+// With --last N: the N newest executions summed up instead, p50 / min / max of how long each took
+// to reach its restart (started → restartTarget scheduled) and how many workflow tasks that took.
 import type { temporal } from '@temporalio/proto';
 import { Client, Connection } from '@temporalio/client';
 import { stack } from '../test/support/stack.js';
@@ -11,24 +14,49 @@ import { temporalConnectOptions } from '../test/support/temporal.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-const query = process.argv[2];
-if (!query) {
-  console.error('usage: npx tsx bench/timeline.ts <visibility query>');
+const lastAt = process.argv.indexOf('--last');
+const last = lastAt >= 0 ? Number(process.argv[lastAt + 1]) : 0;
+const query = process.argv.filter((_, i) => lastAt < 0 || (i !== lastAt && i !== lastAt + 1))[2];
+if (!query || (lastAt >= 0 && !(last > 0))) {
+  console.error('usage: npx tsx bench/timeline.ts [--last N] <visibility query>');
   process.exit(2);
 }
 // The stack's cluster over mTLS as its administrator; an address of your own without TLS.
 const connection = await Connection.connect(process.env.TEMPORAL_ADDRESS ? { address: process.env.TEMPORAL_ADDRESS } : temporalConnectOptions());
 const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? stack().temporalNamespace });
-let newest: { workflowId: string; runId: string; type: string; startTime: Date } | undefined;
-for await (const wf of client.workflow.list({ query })) {
-  if (!newest || wf.startTime > newest.startTime) newest = wf;
-}
+const listed: Array<{ workflowId: string; runId: string; type: string; startTime: Date }> = [];
+for await (const wf of client.workflow.list({ query })) listed.push(wf);
+listed.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+const newest = listed[0];
 if (!newest) {
   console.error(`nothing matches: ${query}`);
   process.exit(1);
 }
-const events = (await client.workflow.getHandle(newest.workflowId, newest.runId).fetchHistory()).events ?? [];
 const at = (e: HistoryEvent) => Number(e.eventTime?.seconds ?? 0) * 1_000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+if (last > 0) {
+  const toRestart: number[] = [];
+  const tasks: number[] = [];
+  const taskMs: number[] = [];
+  for (const wf of listed.slice(0, last)) {
+    const evs = (await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()).events ?? [];
+    const restart = evs.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget');
+    if (restart < 0) continue;
+    const before = evs.slice(0, restart);
+    toRestart.push(at(evs[restart]!) - at(evs[0]!));
+    tasks.push(before.filter((e) => e.workflowTaskCompletedEventAttributes).length);
+    before.forEach((e, i) => {
+      if (e.workflowTaskStartedEventAttributes && before[i + 1]) taskMs.push(at(before[i + 1]!) - at(e));
+    });
+  }
+  const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const spread = (xs: number[]) => `p50 ${p50(xs)}, min ${Math.min(...xs)}, max ${Math.max(...xs)}`;
+  console.log(`${toRestart.length} of the ${Math.min(last, listed.length)} newest ${newest.type} runs reached restartTarget`);
+  console.log(`started → restartTarget scheduled (ms): ${spread(toRestart)}`);
+  console.log(`workflow tasks before it: ${spread(tasks)}; each started → completed (ms): ${spread(taskMs)}`);
+  await connection.close();
+  process.exit(0);
+}
+const events = (await client.workflow.getHandle(newest.workflowId, newest.runId).fetchHistory()).events ?? [];
 const t0 = at(events[0]!);
 console.log(`${newest.type} ${newest.workflowId} (${events.length} events)`);
 

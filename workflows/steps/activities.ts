@@ -1,7 +1,18 @@
 // Every activity a runbook may call, with its timeouts and retries chosen by what it does:
 // reads retry freely, idempotent writes (notify, expire) retry hard, destructive writes barely.
-import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  isCancellation,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  TemporalFailure,
+  type ActivityOptions,
+  type LocalActivityOptions,
+} from '@temporalio/workflow';
 import type { EngineActivities, GuardrailActivities, TargetActivities } from '../../activities/contract.js';
+import type { TargetKind } from '../../config/schema.js';
 
 // Bad input, a missing target and refused credentials are thrown as non-retryable failures by the
 // activities themselves (activities/failures.ts), so no list of types is repeated here; that module
@@ -15,13 +26,57 @@ function opts(startToClose: string, maximumAttempts: number, extra: Partial<Acti
   };
 }
 
+function localOpts(startToClose: string, maximumAttempts: number): LocalActivityOptions {
+  return { startToCloseTimeout: startToClose, retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts } };
+}
+
+/**
+ * A local activity's failure arrives as its bare cause (an ApplicationFailure), not wrapped in an
+ * ActivityFailure as an activity's is: wrapped here, so a failure still names the activity that
+ * failed ("claimRestart failed: …") and is judged permanent or not by its cause, whichever way it ran.
+ */
+function asActivity<A extends unknown[], R>(activityType: string, call: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return (...args) =>
+    call(...args).catch((err: unknown) => {
+      if (err instanceof ActivityFailure || isCancellation(err) || !(err instanceof TemporalFailure)) throw err;
+      const permanent = err instanceof ApplicationFailure && err.nonRetryable;
+      throw new ActivityFailure(err.message, activityType, undefined, permanent ? 'NON_RETRYABLE_FAILURE' : 'MAXIMUM_ATTEMPTS_REACHED', undefined, err);
+    });
+}
+
+/**
+ * The reads between an alert and its restart (the silence check, the maintenance-window read, a
+ * health check of a target on this worker's own queue) run as local activities: in the workflow
+ * task that asked for them, with no activity task and no further workflow task per read. Each was
+ * a server round trip (activity completed, workflow task scheduled, started, completed) of 10–25 ms
+ * on the alert's critical path (bench/timeline.ts). Runs started before asked them as activities
+ * and replay that way. A systemd unit is still checked on its host agent's queue: only that worker
+ * can reach it (triggers/plan.ts targetQueue). The target's kind decides, not a comparison with
+ * workflowInfo().taskQueue: a replaying worker has a queue name of its own.
+ */
+const localReads = 'local-reads';
+function readsLocally(): boolean {
+  return patched(localReads);
+}
+
+/**
+ * The guard's restart claim, the last step before a restart, as a local activity too: one server
+ * round trip less between the claim's answer and the restart. A claim asked again (the workflow
+ * task retried) carries the same request id, and the guard answers it with the lease it granted.
+ */
+const claimsLocally = 'local-restart-claim';
+
 export type TargetSteps = TargetActivities;
 export type EngineSteps = EngineActivities & GuardrailActivities;
 
-/** Activities that act on one target, on the queue of the worker (engine or host agent) that owns it. */
-export function targetActivities(taskQueue: string, longRunMs = 3_600_000): TargetSteps {
+/**
+ * Activities that act on one target, on the queue of the worker (engine or host agent) that owns it.
+ * Given the target's kind, a health check of a target the engine itself reaches is a local activity.
+ */
+export function targetActivities(taskQueue: string, longRunMs = 3_600_000, kind?: TargetKind): TargetSteps {
   // A verify inside a polling loop must answer quickly; the loop is the retry.
   const checks = proxyActivities<TargetActivities>({ taskQueue, ...opts('1m', 2) });
+  const localVerify = asActivity('verifyTarget', proxyLocalActivities<TargetActivities>(localOpts('1m', 2)).verifyTarget);
   const diagnosis = proxyActivities<TargetActivities>({ taskQueue, ...opts('2m', 2) });
   // A restart that timed out may still have happened: one retry at most, and verification decides.
   // It heartbeats throughout, so a worker killed mid-restart costs 20 s, not the 3-minute limit.
@@ -36,7 +91,7 @@ export function targetActivities(taskQueue: string, longRunMs = 3_600_000): Targ
   const upkeep = proxyActivities<TargetActivities>({ taskQueue, ...opts('1h', 2, { heartbeatTimeout: '1m' }) });
   const rotation = proxyActivities<TargetActivities>({ taskQueue, ...opts('6m', 1, { heartbeatTimeout: '1m' }) });
   return {
-    verifyTarget: checks.verifyTarget,
+    verifyTarget: (name) => (kind !== undefined && kind !== 'systemd' && readsLocally() ? localVerify : checks.verifyTarget)(name),
     diagnoseTarget: diagnosis.diagnoseTarget,
     targetLogs: diagnosis.targetLogs,
     restartTarget: restarts.restartTarget,
@@ -67,6 +122,11 @@ export function engineActivities(): EngineSteps {
   // Expiring the silence is the one cleanup that must happen, so it gets many tries.
   const expire = proxyActivities<EngineActivities>(opts('30s', 12));
   const guard = proxyActivities<GuardrailActivities>(opts('30s', 6));
+  const localSilences = proxyLocalActivities<EngineActivities>(localOpts('30s', 3));
+  const localGuard = proxyLocalActivities<GuardrailActivities>(localOpts('30s', 6));
+  const localSuppression = asActivity('checkSuppression', localSilences.checkSuppression);
+  const localWindow = asActivity('maintenanceWindowFor', localGuard.maintenanceWindowFor);
+  const localClaim = asActivity('claimRestart', localGuard.claimRestart);
   // The activity answers within the step's own timeout; 5xx and refused connections are retried.
   const http = proxyActivities<EngineActivities>(opts('2m', 3));
   // A read: a Prometheus restarting is waited out; a query it refuses fails at once (non-retryable).
@@ -76,14 +136,14 @@ export function engineActivities(): EngineSteps {
     queryMetric: metrics.queryMetric,
     notify: notify.notify,
     createSilence: silences.createSilence,
-    checkSuppression: silences.checkSuppression,
+    checkSuppression: (target) => (readsLocally() ? localSuppression : silences.checkSuppression)(target),
     expireSilence: expire.expireSilence,
     reserveRestart: guard.reserveRestart,
     acquireSlot: guard.acquireSlot,
-    claimRestart: guard.claimRestart,
+    claimRestart: (req) => (patched(claimsLocally) ? localClaim : guard.claimRestart)(req),
     releaseSlot: guard.releaseSlot,
     openWindow: guard.openWindow,
     closeWindow: guard.closeWindow,
-    maintenanceWindowFor: guard.maintenanceWindowFor,
+    maintenanceWindowFor: (target) => (readsLocally() ? localWindow : guard.maintenanceWindowFor)(target),
   };
 }

@@ -354,7 +354,7 @@ export function runStepType(
     get target() {
       return target();
     },
-    on: (longRunMs?: number) => targetActivities(target().queue, longRunMs),
+    on: (longRunMs?: number) => targetActivities(target().queue, longRunMs, target().kind),
     text: (template) => renderTemplate(template, ctx()),
     ctx,
     ...(interruptWhen ? { interruptWhen } : {}),

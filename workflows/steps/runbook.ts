@@ -29,7 +29,7 @@ export function openRunbook(input: RunbookInput, extra: Pick<IncidentOpening, 'p
     ...(input.alert?.startsAt ? { alertStartsAt: input.alert.startsAt } : {}),
     ...extra,
   });
-  return { input, incident, target: targetActivities(input.targetQueue), engine: engineActivities() };
+  return { input, incident, target: targetActivities(input.targetQueue, undefined, input.targetKind), engine: engineActivities() };
 }
 
 /** The body of a runbook, ending 'failed' (with a page to the first level) if a step breaks. */
