@@ -230,6 +230,9 @@ describe('the self-alerts, fired for real', () => {
     }, 700);
     expect(labels[0]!.instance).toBe(`127.0.0.1:${enginePort}`);
     expect(labels[0]!.severity).toBe('warning');
+    // Temporal out of reach costs the durable gauges their fresh reads, never a scrape: the engine stays up.
+    expect(await prometheus.values(`min_over_time(up{job="${job}"}[10s])`)).toEqual([1]);
+    await untilValue(`sum(engine_state_read_failures_total{job="${job}"})`, (v) => v > 0);
 
     // One batch bigger than what the spool has left: refused with 503, and counted.
     const big = Array.from({ length: 20 }, (_, i) => alert('ObsQuickFix', 'obs-quick', { annotations: { description: 'x'.repeat(3_000) }, fingerprint: `obsbig${i}` }));
