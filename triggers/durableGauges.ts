@@ -6,6 +6,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { guardrailsWorkflowId, guardStateQuery } from '../activities/guardMessages.js';
+import type { RunbookDefinition, Step } from '../config/runbookSchema.js';
 import { runbookAttribute, statusQuery } from '../workflows/messages.js';
 import { incidentQuery } from './operatorCommands.js';
 
@@ -20,6 +21,11 @@ export interface DurableGaugeOptions {
   timeoutMs?: number;
   /** How long a scrape waits for a read it started before answering with the previous one (default 300 ms). */
   scrapeWaitMs?: number;
+  /**
+   * The runbooks with an approval step (runbooksWithApproval): only their open incidents are asked
+   * for their status, so a storm of incidents that can never wait for an approval costs no query.
+   */
+  approvalRunbooks: readonly string[];
   /**
    * Open incidents asked for their status (approvals waiting) per read, at most. Each is a query
    * the incident's worker answers; past this many the approval gauges are a lower bound, and
@@ -38,6 +44,14 @@ interface Reading {
 
 /** Status queries in flight at once: enough to read 200 incidents within the timeout, few enough not to crowd the workers. */
 const statusQueriesAtOnce = 8;
+
+/** The runbooks that have an approval step anywhere (in a group or `finally` too). */
+export function runbooksWithApproval(definitions: Record<string, RunbookDefinition>): string[] {
+  const hasApproval = (steps: Step[]): boolean => steps.some((s) => (s.kind === 'action' ? s.uses === 'approval' : hasApproval(s.steps)));
+  return Object.values(definitions)
+    .filter((d) => /^[A-Za-z][A-Za-z0-9_-]{0,62}$/.test(d.name) && (hasApproval(d.steps) || hasApproval(d.finally)))
+    .map((d) => d.name);
+}
 
 export function registerDurableGauges(registry: Registry, opts: DurableGaugeOptions): void {
   const cacheMs = opts.cacheMs ?? 10_000;
@@ -87,9 +101,12 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
         const query = `${incidentQuery({ open: true })} AND TaskQueue = '${opts.taskQueue}'`;
         const { count } = await opts.client.workflow.count(query);
         const listed: Array<{ workflowId: string; runbook: string }> = [];
-        for await (const info of opts.client.workflow.list({ query, pageSize: Math.min(statusLimit, 1_000) })) {
-          listed.push({ workflowId: info.workflowId, runbook: info.typedSearchAttributes.get(runbookAttribute) ?? info.type });
-          if (listed.length >= statusLimit) break;
+        if (opts.approvalRunbooks.length > 0) {
+          const mayWait = `${query} AND Runbook IN (${opts.approvalRunbooks.map((r) => `'${r}'`).join(', ')})`;
+          for await (const info of opts.client.workflow.list({ query: mayWait, pageSize: Math.min(statusLimit, 1_000) })) {
+            listed.push({ workflowId: info.workflowId, runbook: info.typedSearchAttributes.get(runbookAttribute) ?? info.type });
+            if (listed.length >= statusLimit) break;
+          }
         }
         const approvals = new Map<string, number>();
         let oldest: number | undefined;

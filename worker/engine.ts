@@ -11,7 +11,7 @@ import { createEngineActivities } from '../activities/index.js';
 import { createWebhookServer } from '../triggers/alertmanager.js';
 import { openSpool } from '../triggers/spool.js';
 import { createMetrics } from '../triggers/metrics.js';
-import { registerDurableGauges } from '../triggers/durableGauges.js';
+import { registerDurableGauges, runbooksWithApproval } from '../triggers/durableGauges.js';
 import { syncSchedules } from '../triggers/schedules.js';
 import { createOperatorApi, type OperatorApi } from '../triggers/operators/api.js';
 import { temporalOf } from '../triggers/operatorTemporal.js';
@@ -63,7 +63,12 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   const client = new Client({ connection: clientConnection, namespace: endpoint.namespace });
   const metrics = createMetrics({ runbooks: Object.keys(config.runbookDefinitions) });
   const taskQueue = config.temporal.taskQueue;
-  registerDurableGauges(metrics.registry, { client, taskQueue, maxConcurrentDestructive: config.guardrails.maxConcurrentDestructive });
+  registerDurableGauges(metrics.registry, {
+    client,
+    taskQueue,
+    maxConcurrentDestructive: config.guardrails.maxConcurrentDestructive,
+    approvalRunbooks: runbooksWithApproval(config.runbookDefinitions),
+  });
 
   const guardQueue = guardrailsTaskQueue(taskQueue);
   // One bundle for both workers: the build's, or one made now (webpack once, not once per worker).

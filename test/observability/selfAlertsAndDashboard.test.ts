@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { registerDurableGauges } from '../../triggers/durableGauges.js';
+import { loadRunbookDir } from '../../config/runbookLoad.js';
+import { registerDurableGauges, runbooksWithApproval } from '../../triggers/durableGauges.js';
 import { createMetrics } from '../../triggers/metrics.js';
 import { repoRoot } from '../support/engineProcess.js';
 import { dashboard, dashboardExpressions, dashboardFile, rulesFile, ruleExpressions } from './observabilityFiles.js';
@@ -59,7 +60,7 @@ describe('the engine self-alerts', () => {
 
 describe('the metrics the rules and the dashboard read', () => {
   const metrics = createMetrics({ processMetrics: false });
-  registerDurableGauges(metrics.registry, { client: {} as Client, taskQueue: 'q', maxConcurrentDestructive: 2 });
+  registerDurableGauges(metrics.registry, { client: {} as Client, taskQueue: 'q', maxConcurrentDestructive: 2, approvalRunbooks: [] });
   const registered = (name: string) =>
     metrics.registry.getSingleMetric(name) !== undefined ||
     (/_(bucket|sum|count)$/.test(name) && metrics.registry.getSingleMetric(name.replace(/_(bucket|sum|count)$/, ''))?.constructor.name === 'Histogram');
@@ -98,5 +99,13 @@ describe('the dashboard file', () => {
       const refs = (p.targets ?? []).map((t) => t.refId);
       expect(new Set(refs).size, p.title).toBe(refs.length);
     }
+  });
+});
+
+describe('the approval gauges', () => {
+  it('ask only incidents of runbooks that have an approval step', () => {
+    const shipped = runbooksWithApproval(loadRunbookDir(join(repoRoot, 'runbooks')));
+    expect(shipped).toEqual(expect.arrayContaining(['resourcePressure', 'highErrorRate', 'databaseConnection']));
+    expect(shipped).not.toContain('serviceDown');
   });
 });
