@@ -6,11 +6,12 @@
 // activities) on its own task queue with its own guard workflow, so nothing here touches the
 // stack's Alertmanager-driven engine, the shared guard, or the demo containers. Everything a bench
 // starts is terminated before the next one begins.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { parseArgs, promisify } from 'node:util';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
@@ -49,6 +50,12 @@ const { values: opts } = parseArgs({
     /** The engine's temporal.maxCachedWorkflows (default: the config's own default). */
     cached: { type: 'string' },
     only: { type: 'string', default: 'recovery,storm,open' },
+    /** Storm variants to run: which webhook, which load, which alerts (default all of each). */
+    webhook: { type: 'string', default: 'spooled,synchronous' },
+    load: { type: 'string', default: 'paced,flat' },
+    alerts: { type: 'string', default: 'distinct,copies' },
+    /** Storms of distinct alerts repeated, the floor then the engine each time (spread within one run). */
+    repeat: { type: 'string', default: '1' },
   },
 });
 const runs = Number(opts.runs);
@@ -58,6 +65,10 @@ const stormRate = Number(opts.rate);
 const openCount = Number(opts.open);
 const idleS = Number(opts.idle);
 const only = new Set(opts.only!.split(','));
+const stormWebhooks = new Set(opts.webhook!.split(','));
+const stormLoads = new Set(opts.load!.split(','));
+const stormAlerts = new Set(opts.alerts!.split(','));
+const stormRepeats = Number(opts.repeat);
 
 type Row = [bench: string, metric: string, value: string];
 const rows: Row[] = [];
@@ -78,8 +89,8 @@ interface BenchEngine {
   heap(): Promise<{ used: number; external: number }>;
   /** The main thread's event-loop delay since the last call (prom-client resets it per scrape). */
   loopDelay(): Promise<{ p99: number; max: number }>;
-  /** Webhook requests answered 200 so far, and how many of them within 50 ms by the engine's clock. */
-  answered(): Promise<{ all: number; within50ms: number }>;
+  /** Webhook requests answered 200 so far, and how many of them within 10, 25 and 50 ms by the engine's clock. */
+  answered(): Promise<{ all: number; within10ms: number; within25ms: number; within50ms: number }>;
   /** SIGTERM; resolves with how long the engine took to exit (SIGKILL after 60 s). */
   stop(): Promise<number>;
 }
@@ -113,7 +124,12 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
   }
   benchClient ??= new Client({ connection: await Connection.connect(temporalConnectOptions()), namespace: s.temporalNamespace });
   // MALLOC_ARENA_MAX as scripts/start.sh sets it.
-  const env = { REMEDIATION_WORKFLOW_BUNDLE: bundleFile, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
+  // BENCH_ENGINE_NODE_OPTIONS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the engine alone.
+  const env = {
+    REMEDIATION_WORKFLOW_BUNDLE: bundleFile,
+    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+    ...(process.env.BENCH_ENGINE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_ENGINE_NODE_OPTIONS } : {}),
+  };
   const engine = await spawnEngine(input, { env, fromBuild: true });
   let stopped: Promise<number> | undefined;
   return {
@@ -131,6 +147,8 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
       const count = (name: string) => value(name) || 0;
       return {
         all: count('webhook_request_duration_seconds_count{code="200"}'),
+        within10ms: count('webhook_request_duration_seconds_bucket{le="0.01",code="200"}'),
+        within25ms: count('webhook_request_duration_seconds_bucket{le="0.025",code="200"}'),
         within50ms: count('webhook_request_duration_seconds_bucket{le="0.05",code="200"}'),
       };
     },
@@ -258,6 +276,38 @@ function payload(alerts: Array<{ labels: Record<string, string>; fingerprint: st
       })),
     ),
   );
+}
+
+// Storms and open incidents post with Node's own HTTP client over kept-alive connections, as
+// Alertmanager's Go client does: fetch (undici) cost the bench process more CPU per request than
+// the bare floor server spent answering it, and capped both at the client.
+const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 256 });
+
+function postFast(url: string, body: string): Promise<{ status: number; ms: number; text: string }> {
+  const t0 = performance.now();
+  const target = new URL(url);
+  return new Promise((resolve) => {
+    const req = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: 'POST',
+        agent: keepAlive,
+        timeout: 30_000,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Authorization: `Bearer ${stack().webhookToken}` },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0, text }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
+    req.on('error', (err) => resolve({ status: 0, ms: performance.now() - t0, text: String(err) }));
+    req.end(body);
+  });
 }
 
 async function post(url: string, body: string): Promise<{ status: number; ms: number; text: string }> {
@@ -390,36 +440,41 @@ function downTargets(prefix: string, n: number) {
 }
 
 /**
- * Posts every body and reports what the webhook answered. `rate` set: an open-loop schedule (body i
- * leaves at i/rate seconds whatever the earlier answers), the load Alertmanager produces. Unset: as
- * fast as the receiver accepts, `inFlight` at a time.
+ * Posts every body. `rate` set: an open-loop schedule (body i leaves at i/rate seconds whatever the
+ * earlier answers), the load Alertmanager produces. Unset: as fast as the receiver accepts,
+ * `inFlight` at a time.
  */
-async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: number, label: string, rate?: number): Promise<void> {
+async function postAll(url: string, bodies: string[], rate?: number): Promise<{ statuses: number[]; times: number[]; postedMs: number }> {
   const statuses: number[] = [];
   const times: number[] = [];
+  const record = (r: { status: number; ms: number }) => {
+    statuses.push(r.status);
+    times.push(r.ms);
+  };
+  const t0 = performance.now();
+  if (rate) {
+    await Promise.all(
+      bodies.map(async (body, i) => {
+        await sleep(Math.max(0, t0 + (i * 1_000) / rate - performance.now()));
+        record(await postFast(url, body));
+      }),
+    );
+  } else {
+    await mapLimited(bodies, inFlight, async (body) => record(await postFast(url, body)));
+  }
+  return { statuses, times, postedMs: performance.now() - t0 };
+}
+
+/** Reports what the webhook answered to a storm, and what it cost the engine. */
+async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: number, label: string, rate?: number): Promise<void> {
   let peakRss = engine.usage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, engine.usage().rss)), 100);
   const cpu0 = { engine: engine.usage().cpuMs, server: serverCpuMs() };
   await engine.loopDelay();
   const answered0 = await engine.answered();
   const t0 = performance.now();
-  let postedAt = 0;
   try {
-    const record = (r: { status: number; ms: number }) => {
-      statuses.push(r.status);
-      times.push(r.ms);
-    };
-    if (rate) {
-      await Promise.all(
-        bodies.map(async (body, i) => {
-          await sleep(Math.max(0, t0 + (i * 1_000) / rate - performance.now()));
-          record(await post(engine.url, body));
-        }),
-      );
-    } else {
-      await mapLimited(bodies, inFlight, async (body) => record(await post(engine.url, body)));
-    }
-    postedAt = performance.now() - t0;
+    const { statuses, times, postedMs: postedAt } = await postAll(engine.url, bodies, rate);
     const loop = await engine.loopDelay();
     const answered1 = await engine.answered();
     // The webhook answers 200 once Temporal accepted the start (or, spooled, once the alert is on
@@ -441,10 +496,14 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
     const accepted = statuses.filter((s) => s >= 200 && s < 300).length;
     rows.push([label, 'accepted (2xx) / lost (non-2xx or no answer)', `${accepted} / ${statuses.length - accepted}`]);
     const load = rate ? `paced at ${rate}/s` : `${inFlight} in flight`;
-    rows.push([label, `webhook response p50 / p99 / max (${load})`, `${ms(pct(times, 50))} / ${ms(pct(times, 99))} / ${ms(Math.max(...times))}`]);
-    const answeredAll = answered1.all - answered0.all;
-    const answeredFast = answered1.within50ms - answered0.within50ms;
-    rows.push([label, 'answered within 50 ms by the engine\'s own clock (its request histogram)', `${answeredFast} of ${answeredAll} (${((answeredFast / answeredAll) * 100).toFixed(1)} %)`]);
+    rows.push([label, `webhook response at the client p50 / p99 / max (${load})`, `${ms(pct(times, 50))} / ${ms(pct(times, 99))} / ${ms(Math.max(...times))}`]);
+    const all = answered1.all - answered0.all;
+    const within = (n: number) => `${(((n) / all) * 100).toFixed(1)} %`;
+    rows.push([
+      label,
+      "answered by the engine's own clock (its request histogram) within 10 / 25 / 50 ms",
+      `${within(answered1.within10ms - answered0.within10ms)} / ${within(answered1.within25ms - answered0.within25ms)} / ${within(answered1.within50ms - answered0.within50ms)} of ${all}`,
+    ]);
     rows.push([label, 'engine event-loop delay while posting, p99 / max', `${ms(loop.p99)} / ${ms(loop.max)}`]);
     rows.push([label, 'all posted (throughput)', `${ms(postedAt)} (${((bodies.length / postedAt) * 1000).toFixed(0)} alerts/s)`]);
     rows.push([
@@ -459,11 +518,46 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
   }
 }
 
+/**
+ * The floor: the same bodies, the same client, posted to a bare Node server that only parses each
+ * body and appends it to a file, answering after a group-committed fdatasync (bench/stormFloor.ts).
+ */
+async function stormFloor(bodies: string[], label: string, rate?: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'remediation-floor-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'stormFloor.ts'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.once('data', (d: Buffer) => resolve((JSON.parse(d.toString()) as { port: number }).port));
+      child.once('exit', (code) => reject(new Error(`the floor server exited (${code}) before listening`)));
+    });
+    const url = `http://127.0.0.1:${port}/`;
+    // The client's first requests are slow (connections, JIT): warmed here once, untimed.
+    await postAll(url, bodies.slice(0, 200));
+    await fetch(url);
+    const cpu0 = processUsage(child.pid!).cpuMs;
+    const { statuses, times, postedMs } = await postAll(url, bodies, rate);
+    const cpuMs = processUsage(child.pid!).cpuMs - cpu0;
+    const own = (await (await fetch(url)).json()) as number[];
+    const accepted = statuses.filter((s) => s === 200).length;
+    const load = rate ? `paced at ${rate}/s` : `${inFlight} in flight`;
+    rows.push([label, 'accepted (200) / lost', `${accepted} / ${statuses.length - accepted}`]);
+    rows.push([label, `response at the client p50 / p99 / max (${load})`, `${ms(pct(times, 50))} / ${ms(pct(times, 99))} / ${ms(Math.max(...times))}`]);
+    rows.push([label, "by the server's own clock p50 / p99 / max", `${ms1(pct(own, 50))} / ${ms1(pct(own, 99))} / ${ms1(Math.max(...own))}`]);
+    rows.push([label, 'all posted (throughput); server CPU, % of one core', `${ms(postedMs)} (${((bodies.length / postedMs) * 1000).toFixed(0)} alerts/s); ${((cpuMs / postedMs) * 100).toFixed(0)} %`]);
+  } finally {
+    child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function benchStorms(): Promise<void> {
   // Both ways the webhook can answer: once the alerts are fsynced to its spool (the default with
   // the embedded dev server, `npm start`), and once Temporal took them (the default with a cluster).
+  const loads = ([['paced', stormRate], ['flat out', undefined]] as const).filter(([mode]) => stormLoads.has(mode === 'paced' ? 'paced' : 'flat'));
   for (const [webhook, spool] of [['spooled', true], ['synchronous', false]] as const) {
+    if (!stormWebhooks.has(webhook)) continue;
     const { names, targets } = downTargets(`s${webhook[0]}`, stormSize);
+    const distinct = names.map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-${webhook}-distinct-${i}` }]));
     const engine = await startBenchEngine(`storm-${webhook}`, {
       webhook: { listen: '127.0.0.1:0', token: stack().webhookToken, spool },
       targets,
@@ -473,15 +567,21 @@ async function benchStorms(): Promise<void> {
       guardrails: { restarts: { max: 10000, window: '1h' }, maxConcurrentDestructive: 10000, verifyDeadline: '2s', verifyInterval: '500ms' },
     });
     try {
-      const distinct = names.map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-${webhook}-distinct-${i}` }]));
       // One alert repeated: one workflow; the copies are coalesced or fold into it as signals.
       const one = payload([{ labels: { service: names[0]! }, fingerprint: `bench-${benchId}-${webhook}-same` }]);
       const copies = Array.from({ length: stormSize }, () => one);
-      for (const [mode, rate] of [['paced', stormRate], ['flat out', undefined]] as const) {
-        await storm(engine, distinct, stormSize, `2a. ${stormSize} distinct alerts, ${mode}, ${webhook}`, rate);
-        notes.push(`storm (distinct, ${mode}, ${webhook}): terminated ${await cleanUp(engine)} workflows afterwards`);
-        await storm(engine, copies, 1, `2b. ${stormSize} copies of one alert, ${mode}, ${webhook}`, rate);
-        notes.push(`storm (copies, ${mode}, ${webhook}): terminated ${await cleanUp(engine)} workflows afterwards`);
+      for (const [mode, rate] of loads) {
+        for (let r = 1; r <= stormRepeats && stormAlerts.has('distinct'); r++) {
+          const nth = stormRepeats > 1 ? ` (run ${r})` : '';
+          // Just before, with the engine idle: the floor for these bodies, this client, this disk.
+          if (spool) await stormFloor(distinct, `2f. floor: ${stormSize} distinct alerts, ${mode}, bare Node parse + group-committed fdatasync${nth}`, rate);
+          await storm(engine, distinct, stormSize, `2a. ${stormSize} distinct alerts, ${mode}, ${webhook}${nth}`, rate);
+          notes.push(`storm (distinct, ${mode}, ${webhook}${nth}): terminated ${await cleanUp(engine)} workflows afterwards`);
+        }
+        if (stormAlerts.has('copies')) {
+          await storm(engine, copies, 1, `2b. ${stormSize} copies of one alert, ${mode}, ${webhook}`, rate);
+          notes.push(`storm (copies, ${mode}, ${webhook}): terminated ${await cleanUp(engine)} workflows afterwards`);
+        }
       }
     } finally {
       await cleanUp(engine);
@@ -509,7 +609,7 @@ async function benchOpen(): Promise<void> {
     const t0 = performance.now();
     let lost = 0;
     await mapLimited(bodies, inFlight, async (body) => {
-      if ((await post(engine.url, body)).status !== 200) lost++;
+      if ((await postFast(engine.url, body)).status !== 200) lost++;
     });
     // Open means: the runbook gave up restarting (no restartVia) and sits in escalation, on its 1 h timer.
     const waiting = new Set<string>();
@@ -578,6 +678,10 @@ function pct(values: number[], p: number): number {
 
 function ms(v: number): string {
   return Number.isFinite(v) ? `${v.toFixed(0)} ms` : 'n/a';
+}
+
+function ms1(v: number): string {
+  return Number.isFinite(v) ? `${v.toFixed(1)} ms` : 'n/a';
 }
 
 function mb(bytes: number): string {

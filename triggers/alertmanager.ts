@@ -93,11 +93,27 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     metrics.spoolPending.set(spool!.pendingAlerts());
     metrics.spoolPendingBytes.set(spool!.pendingBytes());
   };
+  // Acceptance first. The webhook shares its event loop with the forwarder and the worker; during a
+  // storm, every delivery started is a Temporal call, a workflow start and its activities competing
+  // with the next request's answer. Spooled alerts are already safe, so a delivery waits while
+  // batches are arriving (until none has for `quietMs`), but never longer than `deferMaxMs`: a
+  // storm that never ends slows forwarding down, it does not stop it.
+  let receiving = 0;
+  let lastArrival = -Infinity;
+  const quietMs = 10;
+  const deferMaxMs = 500;
+  async function afterAcceptance(): Promise<void> {
+    const until = performance.now() + deferMaxMs;
+    while ((receiving > 0 || performance.now() - lastArrival < quietMs) && performance.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, quietMs));
+    }
+  }
   // Starts with whatever an earlier process left in the spool.
   const forwarder = spool
     ? startForwarder({
         spool,
         deliver: async (alert) => {
+          await afterAcceptance();
           const outcome = await decide(alert, { quiet: true });
           if ('error' in outcome) throw outcome.error;
         },
@@ -129,6 +145,8 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       if (req.method !== 'POST') return send(res, 405, { error: `use POST on ${path}` }, { Allow: 'POST' });
       const stopTimer = metrics.webhookRequestDuration.startTimer();
       res.on('finish', () => stopTimer({ code: String(res.statusCode) }));
+      receiving++;
+      lastArrival = performance.now();
       try {
         const summary = await receive(req, res);
         send(res, 200, summary);
@@ -140,6 +158,9 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         if (err.status >= 500) logger.warn(where, 'webhook batch not accepted; Alertmanager will retry');
         else logger.warn(where, 'webhook request refused');
         send(res, err.status, { error: err.message }, err.headers);
+      } finally {
+        receiving--;
+        lastArrival = performance.now();
       }
       return;
     }

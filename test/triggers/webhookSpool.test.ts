@@ -42,8 +42,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startWebhook(): Promise<{ url: string; webhook: WebhookServer; spool: Spool; metrics: EngineMetrics; log: string[] }> {
-  const spool = await openSpool(dir);
+async function startWebhook(at = dir): Promise<{ url: string; webhook: WebhookServer; spool: Spool; metrics: EngineMetrics; log: string[] }> {
+  const spool = await openSpool(at);
   const metrics = createMetrics({ processMetrics: false });
   const log: string[] = [];
   const webhook = createWebhookServer({
@@ -108,4 +108,34 @@ describe('webhook with a spool', () => {
     expect(said('Temporal takes spooled alerts again')).toBe(1);
     expect(said('Temporal did not accept the alert')).toBe(0);
   }, 180_000);
+
+  it('answers batches before forwarding, yet a stream of batches that never pauses does not starve the forwarder', async () => {
+    const w = await startWebhook(mkdtempSync(join(dir, 'stream-')));
+    let streaming = true;
+    let posted = 0;
+    const refused: number[] = [];
+    // Four senders back to back: no 10 ms passes without a batch arriving, so only the cap on how
+    // long a delivery waits for acceptance lets the first alert through while they go on.
+    const stream = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (streaming) {
+          const fingerprint = `fp-stream-${posted++}`;
+          const answer = await postToWebhook(w.url, fx.token, alertmanagerPayload([{ labels: { alertname: 'DatabaseDown', severity: 'critical' }, fingerprint }]));
+          if (answer.status !== 200) refused.push(answer.status);
+        }
+      }),
+    );
+    try {
+      const incident = incidentWorkflowId('databaseConnection', fx.db);
+      expect(await until(`the incident on ${fx.db} in Temporal`, 30_000, async () => (await client.workflow.getHandle(incident).describe()).status.name)).toBe('RUNNING');
+      expect(streaming).toBe(true);
+    } finally {
+      streaming = false;
+      await stream;
+    }
+    expect(refused).toEqual([]);
+    expect(posted).toBeGreaterThan(4);
+    await w.webhook.drained();
+    expect(w.spool.pendingAlerts()).toBe(0);
+  }, 120_000);
 });
