@@ -1,5 +1,7 @@
-// ESLint (flat config): JavaScript's and typescript-eslint's recommended rules, without type
-// information (the whole tree lints in seconds), and no formatting rules.
+// ESLint (flat config): JavaScript's and typescript-eslint's recommended rules, no formatting rules;
+// with type information only for the engine's own code, for one rule: a promise nobody awaits (in a
+// workflow, an activity or a timer that nothing waits for). Measured on 2 cores: about 5 s for the
+// tree without types, 15-26 s with this rule on the sources; on the tests too, 23-53 s and 1.9 GB.
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
@@ -27,6 +29,17 @@ export default tseslint.config(
       'no-useless-assignment': 'off',
     },
   },
-  { files: ['bin/**/*.js', 'scripts/**/*.js', '*.js'], languageOptions: { globals: globals.node } },
+  {
+    files: ['config/**/*.ts', 'activities/**/*.ts', 'workflows/**/*.ts', 'triggers/**/*.ts', 'worker/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: { '@typescript-eslint/no-floating-promises': 'error' },
+  },
+  { files: ['bin/**/*.{js,mjs,cjs}', 'scripts/**/*.{js,mjs,cjs}', 'bench/**/*.{js,mjs,cjs}', '*.{js,mjs,cjs}'], languageOptions: { globals: globals.node } },
+  // CommonJS: require() is its import, and a top-level name is the module's own, not a global's.
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off', 'no-redeclare': ['error', { builtinGlobals: false }] },
+  },
   { files: ['triggers/operators/console/**/*.js'], languageOptions: { globals: globals.browser } },
 );

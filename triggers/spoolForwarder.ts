@@ -76,7 +76,9 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
   /** Resolves at the next batch delivered, pump finished or stop: drained() looks again then. */
   let changed!: Promise<void>;
   let fireChanged!: () => void;
-  const renewChanged = () => (changed = new Promise<void>((resolve) => (fireChanged = resolve)));
+  const renewChanged = (): void => {
+    changed = new Promise<void>((resolve) => (fireChanged = resolve));
+  };
   renewChanged();
   const announceChange = () => {
     const fire = fireChanged;
