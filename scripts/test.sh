@@ -26,8 +26,17 @@ stop_stack_start() {
 trap stop_stack_start EXIT
 
 echo "[test] tier 1: type-check, lint, and the tests that need no stack (the stack comes up meanwhile)" >&2
-npx tsc --noEmit -p .
-npx eslint .
+# Side by side: each builds its own TypeScript program, mostly on one core.
+npx tsc --noEmit -p . &
+tsc_pid=$!
+lint_ok=0
+npx eslint . || lint_ok=$?
+tsc_ok=0
+wait "$tsc_pid" || tsc_ok=$?
+if [ "$tsc_ok" != 0 ] || [ "$lint_ok" != 0 ]; then
+  echo "[test] the type-check (exit $tsc_ok) or the linter (exit $lint_ok) failed" >&2
+  exit 1
+fi
 # No stack.env where the tests look: a test here that secretly needs the stack fails instead of passing.
 no_stack=$(mktemp -d "${TMPDIR:-/tmp}/remediation-no-stack.XXXXXX")
 STACK_DIR=$no_stack npx vitest run --project no-stack
