@@ -350,6 +350,8 @@ export interface GuardrailActivities {
   /** reserveRestart and acquireSlot as one guard call: what a restart asks since it was patched. */
   claimRestart(req: RestartClaim): Promise<RestartClaimed>;
   releaseSlot(leaseId: string): Promise<boolean>;
+  /** Takes back a granted claim (by its request id) for a restart that did not happen: lease and count. */
+  withdrawClaim(requestId: string): Promise<boolean>;
   openWindow(req: WindowRequest): Promise<void>;
   /** Closes every window the holder opened; returns how many were open. */
   closeWindow(holder: string): Promise<number>;

@@ -69,6 +69,11 @@ export const reserveRestartUpdate = defineUpdate<RestartDecision, [RestartReserv
 export const acquireSlotUpdate = defineUpdate<SlotGrant, [SlotRequest]>('acquireSlot');
 export const claimRestartUpdate = defineUpdate<RestartClaimed, [RestartClaim]>('claimRestart');
 export const releaseSlotUpdate = defineUpdate<boolean, [string]>('releaseSlot');
+/**
+ * Takes back a restart claim whose restart never happened (it was asked beside the checks that
+ * decide whether to restart, and they said no): its lease is released and its restart uncounted.
+ */
+export const withdrawClaimUpdate = defineUpdate<boolean, [string]>('withdrawClaim');
 export const openWindowUpdate = defineUpdate<void, [WindowRequest]>('openWindow');
 export const closeWindowUpdate = defineUpdate<number, [string]>('closeWindow');
 export const guardStateQuery = defineQuery<GuardSnapshot>('guardState');

@@ -13,6 +13,7 @@ import {
   guardStateQuery,
   openWindowUpdate,
   releaseSlotUpdate,
+  withdrawClaimUpdate,
   reserveRestartUpdate,
   type WindowLease,
 } from './guardMessages.js';
@@ -113,6 +114,8 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
       update(claimRestartUpdate, operation('restart claim', 'target', req.target), [req], req.requestId),
 
     releaseSlot: (leaseId) => update(releaseSlotUpdate, `release of destructive slot '${leaseId}'`, [leaseId]),
+
+    withdrawClaim: (requestId) => update(withdrawClaimUpdate, `withdrawal of restart claim '${requestId}'`, [requestId], requestId),
 
     // This engine's own incidents see a window it opened or closed at once, not a second later.
     openWindow: (req) =>

@@ -11,6 +11,7 @@ import {
   guardStateQuery,
   openWindowUpdate,
   releaseSlotUpdate,
+  withdrawClaimUpdate,
   reserveRestartUpdate,
   type GuardrailsInput,
   type GuardState,
@@ -53,6 +54,7 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
     state.leases = state.leases.filter((l) => l.id !== leaseId);
     return state.leases.length < before;
   });
+  setHandler(withdrawClaimUpdate, (requestId) => withdrawClaim(state, requestId));
   setHandler(
     openWindowUpdate,
     (req) => {
@@ -120,6 +122,24 @@ export function claimRestart(state: GuardState, req: RestartClaim, now: number):
   if (req.dryRun) return { ...check, ...slotsInUse(state), acquired: true };
   const grant = acquireSlot(state, slotOf(req), now);
   return grant.acquired ? { ...reserveRestart(state, req, now), ...grant } : { ...check, ...grant };
+}
+
+/**
+ * Undoes a granted restart claim whose restart never happened: the lease goes, and so does the
+ * restart it recorded (stamped with the lease's own time), so a false alarm costs no anti-flap
+ * budget. False when no such claim is held (refused, a dry run, lapsed, or withdrawn already).
+ */
+export function withdrawClaim(state: GuardState, requestId: string): boolean {
+  const lease = state.leases.find((l) => l.id === requestId && l.action === 'restart');
+  if (!lease) return false;
+  state.leases = state.leases.filter((l) => l !== lease);
+  const times = state.restarts[lease.target];
+  const at = times?.indexOf(lease.acquiredAt) ?? -1;
+  if (times && at >= 0) {
+    times.splice(at, 1);
+    if (times.length === 0) delete state.restarts[lease.target];
+  }
+  return true;
 }
 
 function slotOf(req: RestartClaim): SlotRequest {

@@ -10,6 +10,7 @@ import type { ActionStep, GroupStep, Step } from '../config/runbookSchema.js';
 import type { Diagnostics } from '../activities/contract.js';
 import type { Outcome, RunbookResult, RunbookResume, RunbookRunInput, TargetRef } from './messages.js';
 import { runStepType, StepFailed, type Ending, type StepRun } from './steps/catalog.js';
+import { settleAhead, type ChecksAhead } from './steps/checksAhead.js';
 import { ContinueRun, historyTooLong } from './steps/continuation.js';
 import { expressionContext } from './steps/expressionContext.js';
 import { resolve, trigger } from './steps/escalate.js';
@@ -36,6 +37,8 @@ export interface RunState {
   ending?: Ending;
   /** A run continued as new: the waiting step picks up where the run before it stood, once. */
   resume?: RunbookResume;
+  /** The checks asked ahead by a suppression check, for the steps after it (steps/checksAhead.ts). */
+  ahead?: ChecksAhead;
 }
 
 export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
@@ -52,7 +55,9 @@ export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
   let cancelled: unknown;
   try {
     ending = (await runList(run, def.steps, undefined, input.resume?.at)) ?? (rb.incident.resolved && def.kind === 'incident' ? resolvedExternally(run) : { outcome: 'completed', detail: 'every step ran' });
+    await settleAhead(run);
   } catch (err) {
+    await settleAhead(run);
     if (err instanceof ContinueRun) {
       const resume: RunbookResume = {
         ...err.carry,

@@ -7,6 +7,7 @@ import {
   guardStateQuery,
   guardrails,
   reserveRestart,
+  withdrawClaim,
   type GuardState,
 } from '../../workflows/guardrails.js';
 import { startHarness, uniqueTarget, type Harness } from './harness.js';
@@ -105,6 +106,26 @@ describe('restart claims (anti-flap and a slot in one call)', () => {
     expect(state.restarts['api']).toBeUndefined();
     for (let i = 0; i < 3; i++) reserveRestart(state, reservation('api', `r${i}`), i);
     expect(claimRestart(state, claim('api', 'dry2', { dryRun: true }), 5)).toMatchObject({ allowed: false });
+  });
+
+  it('takes back a withdrawn claim: its slot frees and its restart no longer counts, the others still do', () => {
+    const state = empty();
+    claimRestart(state, claim('api', 'a', { maxConcurrent: 2 }), 0);
+    claimRestart(state, claim('api', 'b', { maxConcurrent: 2 }), 10);
+    expect(withdrawClaim(state, 'b')).toBe(true);
+    expect(state.leases.map((l) => l.id)).toEqual(['a']);
+    expect(state.restarts['api']).toEqual([0]);
+    // Withdrawn twice, or never granted: nothing more to take back.
+    expect(withdrawClaim(state, 'b')).toBe(false);
+    expect(withdrawClaim(state, 'never')).toBe(false);
+    expect(withdrawClaim(state, 'a')).toBe(true);
+    expect(state.restarts['api']).toBeUndefined();
+    // Three claims withdrawn leave the whole anti-flap budget.
+    for (const id of ['x', 'y', 'z']) {
+      claimRestart(state, claim('api', id), 20);
+      withdrawClaim(state, id);
+    }
+    expect(claimRestart(state, claim('api', 'w'), 30)).toMatchObject({ allowed: true, acquired: true, recent: 1 });
   });
 });
 

@@ -666,8 +666,13 @@ describe('the shipped runbooks', () => {
       h.script(target, { silencedBy: 'abc' });
       const { handle, result } = await run(def, target);
       expect(result.outcome, result.detail).toBe('suppressed');
-      expect(activities(target)).toEqual([]);
+      // Only a read: the first health check is asked beside the silence check, and nothing acts.
+      expect(activities(target)).toEqual(['verifyTarget']);
       expect(sent(handle).map((n) => n.severity)).toEqual(['info']);
+      // The first restart's claim, asked ahead too, was withdrawn: the guard holds and counts nothing.
+      const guard = await h.client.workflow.getHandle(h.guardId).query<{ restarts: Record<string, number[]>; leases: Array<{ target: string }> }>('guardState');
+      expect(guard.restarts[target]).toBeUndefined();
+      expect(guard.leases.filter((l) => l.target === target)).toEqual([]);
     });
 
     it('diagnoses and escalates when restarts do not help, until acknowledged', async () => {

@@ -76,6 +76,14 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     await handle.result();
     return handle;
   },
+  // The first restart's claim is asked beside the first check, then withdrawn when it finds the target healthy.
+  'serviceDown-false-alarm-claim-withdrawn': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: () => true });
+    const handle = await startIncident(h, serviceDown, runbookInput(h, target));
+    await handle.result();
+    return handle;
+  },
   'serviceDown-escalated-then-acknowledged': async (h) => {
     const target = uniqueTarget('svc');
     h.script(target, { healthy: () => false });

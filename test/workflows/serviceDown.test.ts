@@ -29,6 +29,13 @@ function start(input: RunbookInput) {
   });
 }
 
+/** The guard holds no lease for the target and counts no restart of it. */
+async function expectNothingClaimed(target: string) {
+  const guard = await h.client.workflow.getHandle(h.guardId).query<{ restarts: Record<string, number[]>; leases: Array<{ target: string }> }>('guardState');
+  expect(guard.restarts[target]).toBeUndefined();
+  expect(guard.leases.filter((l) => l.target === target)).toEqual([]);
+}
+
 describe('serviceDown', () => {
   it('ends as a false alarm without restarting when the target is healthy on the first check', async () => {
     const target = uniqueTarget('svc');
@@ -36,6 +43,21 @@ describe('serviceDown', () => {
     const result = await (await start(runbookInput(h, target))).result();
     expect(result.outcome, result.detail).toBe('false-alarm');
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+    // The first restart's claim, asked beside the check, was withdrawn: no slot held, nothing counted.
+    await expectNothingClaimed(target);
+  });
+
+  it('counts nothing against anti-flap for false alarms, however many', async () => {
+    const target = uniqueTarget('svc');
+    let down = false;
+    h.script(target, { healthy: (s) => !down || s.restarts >= 1 });
+    const limited = { guardrails: { restartsPerWindow: { max: 1, windowMs: 600_000 } } as never };
+    for (let i = 0; i < 3; i++) expect((await (await start(runbookInput(h, target, limited))).result()).outcome).toBe('false-alarm');
+    // Were any of the three counted, anti-flap (at most 1 in 10 minutes) would refuse this restart.
+    down = true;
+    const result = await (await start(runbookInput(h, target, limited))).result();
+    expect(result.outcome, result.detail).toBe('recovered');
+    expect(h.callsFor(target, 'restartTarget')).toHaveLength(1);
   });
 
   it('recovers on the first restart and pages nobody', async () => {
@@ -190,6 +212,7 @@ describe('serviceDown', () => {
     const mine = h.notifications.filter((n) => n.incidentKey === handle.workflowId);
     expect(mine).toHaveLength(1);
     expect(mine[0]!.title).toContain('suppressed');
+    await expectNothingClaimed(target);
   });
 
   it('takes no automatic action while a maintenance window covers the target', async () => {

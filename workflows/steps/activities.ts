@@ -142,6 +142,7 @@ export function engineActivities(): EngineSteps {
     acquireSlot: guard.acquireSlot,
     claimRestart: (req) => (patched(claimsLocally) ? localClaim : guard.claimRestart)(req),
     releaseSlot: guard.releaseSlot,
+    withdrawClaim: guard.withdrawClaim,
     openWindow: guard.openWindow,
     closeWindow: guard.closeWindow,
     maintenanceWindowFor: (target) => (readsLocally() ? localWindow : guard.maintenanceWindowFor)(target),

@@ -19,7 +19,8 @@ import { escalateByPolicy } from './escalationPolicy.js';
 import { cap, capTail } from './incident.js';
 import { dryRunSilenceId, MaintenanceWindow, suppression } from './maintenanceWindow.js';
 import { restartOnce, restartWithRetries } from './restartWithRetries.js';
-import { verify, verifyWithin } from './verify.js';
+import { verify, verifyFrom, verifyWithin } from './verify.js';
+import { askAhead, takeCheck, takeClaim } from './checksAhead.js';
 import { checkDependencies, metricRequest, pollMetric, withHostDiagnostics } from './probes.js';
 import { pageText, title } from './runbook.js';
 import { approver, maxOutputText, outputs, StepFailed, type Impl, type StepCall, type StepRun } from './stepCall.js';
@@ -29,15 +30,18 @@ import { housekeeping, logrotate } from './hostUpkeep.js';
 export { StepFailed, type Ending, type StepRun } from './stepCall.js';
 
 const catalog: { [T in StepType]: Impl<T> } = {
-  async checkSuppression({ run, target }) {
+  async checkSuppression({ run, step, target, on }) {
+    // Runs started before asked the check and the claim only when their own steps came.
+    if (patched('interpreter-checks-ahead')) askAhead(run, step, target, on());
     const s = await suppression(run.rb.incident, run.rb.engine, target.name);
     return outputs({ suppressed: s.suppressed, reason: s.reason ?? '' });
   },
 
-  async verify({ run, params, target, on }) {
+  async verify({ run, step, params, target, on }) {
     const g = run.input.guardrails;
     if (params.within === undefined) {
-      const r = await verify(run.rb.incident, on(), target.name);
+      const asked = takeCheck(run, step.id);
+      const r = asked ? await verifyFrom(run.rb.incident, asked) : await verify(run.rb.incident, on(), target.name);
       return outputs({ healthy: r.healthy, detail: r.detail });
     }
     const r = await verifyWithin(run.rb.incident, on(), target.name, {
@@ -47,7 +51,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
     return outputs({ healthy: r.healthy, detail: r.detail });
   },
 
-  async restart({ run, params, target, on }) {
+  async restart({ run, step, params, target, on }) {
     const { incident, engine } = run.rb;
     const input = run.input;
     const guardrails = params.attempts ? { ...input.guardrails, restartAttempts: params.attempts } : input.guardrails;
@@ -62,11 +66,13 @@ const catalog: { [T in StepType]: Impl<T> } = {
       );
       return outputs({ recovered: r.kind === 'recovered', attempts: 1, detail: r.detail });
     }
+    const ahead = takeClaim(run, step.id);
     const r = await restartWithRetries(incident, on(), engine, {
       target: target.name,
       guardrails,
       reason: `${input.alert.name}: '${target.name}' is down`,
       dryRun: input.dryRun,
+      ...(ahead ? { ahead } : {}),
     });
     return outputs({ recovered: r.recovered, attempts: r.attempts, detail: r.detail });
   },

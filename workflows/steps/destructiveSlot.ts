@@ -2,7 +2,7 @@
 // deploy that takes down ten services must not become ten simultaneous restarts.
 import { CancellationScope } from '@temporalio/workflow';
 import { formatDuration } from '../../config/duration.js';
-import type { SlotGrant } from '../../activities/contract.js';
+import type { RestartClaim, RestartClaimed, SlotGrant } from '../../activities/contract.js';
 import type { EngineSteps } from './activities.js';
 import { describeFailure, waitFor, type Incident } from './incident.js';
 
@@ -19,6 +19,8 @@ export interface SlotPlan {
   dryRun: boolean;
   /** For a restart: the anti-flap reservation, asked of the guard in the same call as the slot. */
   restart?: { max: number; windowMs: number; enforce: boolean };
+  /** For a restart: its first claim, already asked (claimAhead), taken as the answer to the first ask. */
+  claimed?: Promise<RestartClaimed>;
 }
 
 export type Slotted<T> = { ran: true; value: T } | { ran: false; reason: string };
@@ -38,24 +40,16 @@ export async function withDestructiveSlot<T>(
   work: (allowance: string) => Promise<T>,
 ): Promise<Slotted<T>> {
   if (plan.dryRun && !plan.restart) return { ran: true, value: await work('') };
-  // The run id keeps a later incident on the same workflow id from reusing this lease; the poll
-  // number makes each ask a new request (a repeated request id returns the first answer).
-  const base = `${incident.workflowId}/${incident.runId}/${plan.action}/${plan.key}`;
   let polls = 1;
-  const request = {
-    holder: incident.workflowId,
-    target: plan.target,
-    action: plan.action,
-    max: plan.max,
-    leaseMs: plan.leaseMs,
-  };
+  const request = slotRequest(incident, plan);
   const giveUpAt = Date.now() + plan.waitMs;
-  const poll = Math.min(15_000, Math.max(250, Math.floor(plan.waitMs / 20)));
+  const pollMs = Math.min(15_000, Math.max(250, Math.floor(plan.waitMs / 20)));
   let allowance = '';
   const ask = async (): Promise<SlotGrant & { refused?: string }> => {
-    const requestId = `${base}/${polls++}`;
+    const poll = polls++;
+    const requestId = requestIdOf(incident, plan, poll);
     if (!plan.restart) return engine.acquireSlot({ ...request, requestId });
-    const claim = await engine.claimRestart({ ...request, ...plan.restart, maxConcurrent: plan.max, requestId, dryRun: plan.dryRun });
+    const claim = await (poll === 1 && plan.claimed ? plan.claimed : engine.claimRestart(restartClaim(incident, plan, plan.restart, poll)));
     allowance = claim.reason;
     return claim.allowed ? claim : { ...claim, refused: claim.reason };
   };
@@ -72,7 +66,7 @@ export async function withDestructiveSlot<T>(
         reason: `concurrency cap: ${grant.inUse} of ${plan.max} destructive actions in flight for ${formatDuration(plan.waitMs)} (${grant.holders.join(', ')})`,
       };
     }
-    if (await waitFor(() => incident.resolved, Math.min(poll, remaining))) {
+    if (await waitFor(() => incident.resolved, Math.min(pollMs, remaining))) {
       return { ran: false, reason: 'the alert resolved while waiting for a slot' };
     }
     grant = await ask();
@@ -88,4 +82,21 @@ export async function withDestructiveSlot<T>(
       incident.record('slot release failed', `${describeFailure(err)}; the lease lapses by itself`),
     );
   }
+}
+
+function slotRequest(incident: Incident, plan: SlotPlan) {
+  return { holder: incident.workflowId, target: plan.target, action: plan.action, max: plan.max, leaseMs: plan.leaseMs };
+}
+
+/**
+ * The run id keeps a later incident on the same workflow id from reusing this lease; the poll
+ * number makes each ask a new request (a repeated request id returns the first answer).
+ */
+function requestIdOf(incident: Incident, plan: SlotPlan, poll: number): string {
+  return `${incident.workflowId}/${incident.runId}/${plan.action}/${plan.key}/${poll}`;
+}
+
+/** The guard request of a restart's `poll`th ask: anti-flap and a slot in one. */
+export function restartClaim(incident: Incident, plan: SlotPlan, restart: NonNullable<SlotPlan['restart']>, poll: number): RestartClaim {
+  return { ...slotRequest(incident, plan), ...restart, maxConcurrent: plan.max, requestId: requestIdOf(incident, plan, poll), dryRun: plan.dryRun };
 }

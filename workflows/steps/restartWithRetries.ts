@@ -1,10 +1,11 @@
 // Restarting a target: a restart only counts once verification passes within the deadline, and
 // every restart first asks the guard (anti-flap across incidents, the concurrency cap).
-import { patched } from '@temporalio/workflow';
+import { CancellationScope, patched } from '@temporalio/workflow';
 import { formatDuration } from '../../config/duration.js';
 import type { GuardrailPlan } from '../messages.js';
+import type { RestartClaimed } from '../../activities/contract.js';
 import type { EngineSteps, TargetSteps } from './activities.js';
-import { defaultSlotWaitMs, withDestructiveSlot, type SlotPlan, type Slotted } from './destructiveSlot.js';
+import { defaultSlotWaitMs, restartClaim, withDestructiveSlot, type SlotPlan, type Slotted } from './destructiveSlot.js';
 import { describeFailure, isPermanent, waitFor, type Incident } from './incident.js';
 import { verifyWithin } from './verify.js';
 
@@ -18,6 +19,43 @@ export interface RestartPlan {
    * their slot requests would otherwise share ids. Unset: the attempt number, as runs before it had.
    */
   slotKey?: string;
+  /** The first restart's claim, asked ahead of the checks (claimAhead): the first attempt takes it. */
+  ahead?: ClaimAhead;
+}
+
+/**
+ * The first restart's guard claim, asked at once, beside the reads that decide whether a restart is
+ * needed at all: the claim (a guard update, ~20 ms) is then off the path from alert to restart. The
+ * run hands it to restartWithRetries, or withdraws it when it ends without that restart (silenced,
+ * healthy, resolved), and the guard takes back both its lease and its count: a false alarm costs no
+ * anti-flap budget. Until then the claim holds a slot and counts, for the few milliseconds the reads take.
+ */
+export interface ClaimAhead {
+  take(): Promise<RestartClaimed>;
+  withdraw(): Promise<void>;
+}
+
+export function claimAhead(incident: Incident, engine: EngineSteps, plan: RestartPlan): ClaimAhead {
+  const slot = restartClaimSlot(plan, true);
+  const claimed = engine.claimRestart(restartClaim(incident, slot, slot.restart!, 1));
+  // Awaited later by whichever way the run goes; a failure then is that way's to handle.
+  claimed.catch(() => undefined);
+  let settled = false;
+  return {
+    take() {
+      settled = true;
+      return claimed;
+    },
+    async withdraw() {
+      if (settled) return;
+      settled = true;
+      const claim = await claimed.catch(() => undefined);
+      if (!claim?.acquired || claim.leaseId === undefined) return;
+      await CancellationScope.nonCancellable(() => engine.withdrawClaim(claim.leaseId!)).catch((err) =>
+        incident.record('restart claim withdrawal failed', `${describeFailure(err)}; its lease lapses by itself, the restart stays counted`),
+      );
+    },
+  };
 }
 
 export type RestartAttempt =
@@ -54,7 +92,10 @@ export async function restartWithRetries(
   const attempts = Math.max(1, plan.guardrails.restartAttempts);
   let last = '';
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (incident.resolved) return { recovered: false, attempts: attempt - 1, detail: 'the alert resolved before the next restart' };
+    if (incident.resolved) {
+      await plan.ahead?.withdraw();
+      return { recovered: false, attempts: attempt - 1, detail: 'the alert resolved before the next restart' };
+    }
     const result = await restartOnce(incident, target, engine, plan, { attempt, actor: 'engine', automatic: true });
     if (result.kind === 'recovered') return { recovered: true, attempts: attempt, detail: `healthy after restart ${attempt}` };
     if (result.kind === 'refused') return { recovered: false, attempts: attempt - 1, detail: result.detail };
@@ -84,17 +125,15 @@ export async function restartOnce(
 ): Promise<RestartAttempt> {
   // Runs started before the single claim asked the guard twice; their histories replay that way.
   if (!patched('one-guard-call-per-restart')) return restartOnceReservedFirst(incident, target, engine, plan, how);
-  const g = plan.guardrails;
-  const slotted = await withDestructiveSlot(
-    incident,
-    engine,
-    {
-      ...restartSlot(plan, how.attempt),
-      restart: { max: g.restartsPerWindow.max, windowMs: g.restartsPerWindow.windowMs, enforce: how.automatic },
-    },
-    (allowance) => restartAndVerify(incident, target, plan, how, allowance),
-  );
+  const slot = restartClaimSlot(plan, how.automatic, how.attempt);
+  if (how.attempt === 1 && how.automatic && plan.ahead) slot.claimed = plan.ahead.take();
+  const slotted = await withDestructiveSlot(incident, engine, slot, (allowance) => restartAndVerify(incident, target, plan, how, allowance));
   return refusedOr(incident, slotted);
+}
+
+function restartClaimSlot(plan: RestartPlan, automatic: boolean, attempt = 1): SlotPlan {
+  const g = plan.guardrails;
+  return { ...restartSlot(plan, attempt), restart: { max: g.restartsPerWindow.max, windowMs: g.restartsPerWindow.windowMs, enforce: automatic } };
 }
 
 function refusedOr(incident: Incident, slotted: Slotted<RestartAttempt>): RestartAttempt {

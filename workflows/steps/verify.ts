@@ -14,7 +14,16 @@ export interface VerifyResult {
 /** One check of the target, recorded on the timeline. */
 export async function verify(incident: Incident, target: TargetSteps, name: string): Promise<VerifyResult> {
   incident.enter('verify');
-  const result = await checkOnce(target, name);
+  return verified(incident, await checkOnce(target, name));
+}
+
+/** A check started earlier (beside the suppression check), recorded as verify() records its own. */
+export async function verifyFrom(incident: Incident, check: Promise<VerifyResult>): Promise<VerifyResult> {
+  incident.enter('verify');
+  return verified(incident, await check);
+}
+
+function verified(incident: Incident, result: VerifyResult): VerifyResult {
   incident.record(result.healthy ? 'healthy' : 'unhealthy', result.detail);
   return result;
 }

@@ -1,0 +1,84 @@
+// A runbook file that opens the usual way (checkSuppression, then verify, then restart of the same
+// target, with only conditional `end` steps between) has the reads that decide whether to restart
+// asked all at once when its suppression check runs: the check of the target and the first
+// restart's guard claim go out beside the silence and window reads, as compiled serviceDown does.
+// One wait for every read instead of three in a row on the path from alert to restart. The steps
+// still run in their order and record what they always did; the claim is withdrawn when the run
+// ends without its restart.
+import type { ActionStep, Step } from '../../config/runbookSchema.js';
+import type { TargetRef } from '../messages.js';
+import type { RunState } from '../runbook.js';
+import type { TargetSteps } from './activities.js';
+import { claimAhead, type ClaimAhead } from './restartWithRetries.js';
+import { checkOnce, type VerifyResult } from './verify.js';
+
+export interface ChecksAhead {
+  /** The verify step the check is for, and the check, until that step takes it. */
+  verifyStep: string;
+  check?: Promise<VerifyResult>;
+  /** The restart step the claim is for, and the claim, until that step takes it. */
+  restartStep?: string;
+  claim?: ClaimAhead;
+}
+
+/**
+ * Asks ahead what the steps after `step` (a top-level checkSuppression) will ask first, when they
+ * are the usual verify (a single check) and restart (automatic) of the same target.
+ */
+export function askAhead(run: RunState, step: ActionStep, target: TargetRef, on: TargetSteps): void {
+  // Once a run (a retried suppression check asks nothing again), and not under a step timeout,
+  // whose cancellation would reach the checks asked inside it.
+  if (run.ahead || step.timeoutMs !== undefined || run.input.maintenance) return;
+  const steps = run.input.definition.steps;
+  const at = steps.indexOf(step);
+  if (at < 0) return;
+  const verifyAt = nextAction(steps, at);
+  const verify = verifyAt >= 0 ? (steps[verifyAt] as ActionStep) : undefined;
+  if (!verify || verify.uses !== 'verify' || verify.with.within !== undefined || verify.with.target !== step.with.target) return;
+  run.ahead = { verifyStep: verify.id, check: checkOnce(on, target.name) };
+  const restart = steps[nextAction(steps, verifyAt)] as ActionStep | undefined;
+  if (!restart || restart.uses !== 'restart' || restart.with.approvedBy !== undefined || restart.with.target !== step.with.target) return;
+  const rb = run.rb;
+  run.ahead.restartStep = restart.id;
+  run.ahead.claim = claimAhead(rb.incident, rb.engine, {
+    target: target.name,
+    guardrails: run.input.guardrails,
+    reason: `${run.input.alert.name}: '${target.name}' is down`,
+    dryRun: run.input.dryRun,
+  });
+}
+
+/** The index of the next action step after `from` that is not an `end`, or -1. */
+function nextAction(steps: Step[], from: number): number {
+  for (let i = from + 1; i < steps.length; i++) {
+    const s = steps[i]!;
+    if (s.kind !== 'action') return -1;
+    if (s.uses !== 'end') return i;
+  }
+  return -1;
+}
+
+/** The check asked ahead for this verify step, once. */
+export function takeCheck(run: RunState, stepId: string): Promise<VerifyResult> | undefined {
+  if (run.ahead?.verifyStep !== stepId || !run.ahead.check) return undefined;
+  const check = run.ahead.check;
+  delete run.ahead.check;
+  return check;
+}
+
+/** The claim asked ahead for this restart step, once. */
+export function takeClaim(run: RunState, stepId: string): ClaimAhead | undefined {
+  if (run.ahead?.restartStep !== stepId || !run.ahead.claim) return undefined;
+  const claim = run.ahead.claim;
+  delete run.ahead.claim;
+  return claim;
+}
+
+/** At the end of the run: a claim no restart took is withdrawn, a check nobody read is let finish. */
+export async function settleAhead(run: RunState): Promise<void> {
+  const ahead = run.ahead;
+  if (!ahead) return;
+  delete run.ahead;
+  await ahead.claim?.withdraw();
+  await ahead.check;
+}
