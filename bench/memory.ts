@@ -6,7 +6,7 @@
 // core, Node, ICU; thread stacks). With --embedded the engine starts its own dev server, whose
 // memory is shown apart (it is another process). Prints one markdown table, each value per run.
 //
-// Usage: npx tsx bench/memory.ts [--runs 3] [--settle 15] [--embedded]
+// Usage: npx tsx bench/memory.ts [--runs 3] [--settle 15] [--embedded] [--bundle file.js]
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
@@ -22,6 +22,8 @@ const { values: opts } = parseArgs({
     runs: { type: 'string', default: '3' },
     settle: { type: 'string', default: '15' },
     embedded: { type: 'boolean', default: false },
+    /** Another workflow bundle for both workers (what a smaller one would save; default: the build's). */
+    bundle: { type: 'string' },
   },
 });
 const runs = Number(opts.runs);
@@ -182,7 +184,7 @@ async function main(): Promise<void> {
   const run = promisify(execFile);
   // The engine runs compiled, as `npm start` runs it: built here so it is never stale.
   await run('npm', ['run', '--silent', 'build'], { cwd: repoRoot, timeout: 300_000 });
-  const bundle = join(repoRoot, 'dist', 'workflows.bundle.js');
+  const bundle = opts.bundle ?? join(repoRoot, 'dist', 'workflows.bundle.js');
   const results: Array<Awaited<ReturnType<typeof measureOnce>>> = [];
   for (let i = 0; i < runs; i++) {
     console.error(`[memory] run ${i + 1} of ${runs}…`);

@@ -18,6 +18,7 @@ import { planRunbook } from './plan.js';
 import { createIncidentSignaller, isTemporalUnavailable } from './incidents.js';
 import { countUnmatched, type EngineMetrics } from './metrics.js';
 import { describePayloadError, parseWebhookPayload, webhookLimits, type WebhookAlert } from './alertmanagerPayload.js';
+import { acceptanceGate } from './acceptanceFirst.js';
 import { timeSlices } from './slices.js';
 import { SpoolFullError, type Spool, type SpoolEntry, type SpoolLimits } from './spool.js';
 import { startForwarder } from './spoolForwarder.js';
@@ -93,27 +94,14 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     metrics.spoolPending.set(spool!.pendingAlerts());
     metrics.spoolPendingBytes.set(spool!.pendingBytes());
   };
-  // Acceptance first. The webhook shares its event loop with the forwarder and the worker; during a
-  // storm, every delivery started is a Temporal call, a workflow start and its activities competing
-  // with the next request's answer. Spooled alerts are already safe, so a delivery waits while
-  // batches are arriving (until none has for `quietMs`), but never longer than `deferMaxMs`: a
-  // storm that never ends slows forwarding down, it does not stop it.
-  let receiving = 0;
-  let lastArrival = -Infinity;
-  const quietMs = 10;
-  const deferMaxMs = 500;
-  async function afterAcceptance(): Promise<void> {
-    const until = performance.now() + deferMaxMs;
-    while ((receiving > 0 || performance.now() - lastArrival < quietMs) && performance.now() < until) {
-      await new Promise((resolve) => setTimeout(resolve, quietMs));
-    }
-  }
+  // A storm's deliveries wait for its batches to be answered first (acceptanceFirst.ts).
+  const acceptance = acceptanceGate();
   // Starts with whatever an earlier process left in the spool.
   const forwarder = spool
     ? startForwarder({
         spool,
         deliver: async (alert) => {
-          await afterAcceptance();
+          await acceptance.quiet();
           const outcome = await decide(alert, { quiet: true });
           if ('error' in outcome) throw outcome.error;
         },
@@ -145,8 +133,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       if (req.method !== 'POST') return send(res, 405, { error: `use POST on ${path}` }, { Allow: 'POST' });
       const stopTimer = metrics.webhookRequestDuration.startTimer();
       res.on('finish', () => stopTimer({ code: String(res.statusCode) }));
-      receiving++;
-      lastArrival = performance.now();
+      acceptance.arrived();
       try {
         const summary = await receive(req, res);
         send(res, 200, summary);
@@ -159,8 +146,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         else logger.warn(where, 'webhook request refused');
         send(res, err.status, { error: err.message }, err.headers);
       } finally {
-        receiving--;
-        lastArrival = performance.now();
+        acceptance.answered();
       }
       return;
     }

@@ -109,23 +109,26 @@ describe('webhook with a spool', () => {
     expect(said('Temporal did not accept the alert')).toBe(0);
   }, 180_000);
 
-  it('answers batches before forwarding, yet a stream of batches that never pauses does not starve the forwarder', async () => {
+  it('forwards an alert posted in the middle of a stream of batches while the stream goes on', async () => {
     const w = await startWebhook(mkdtempSync(join(dir, 'stream-')));
     let streaming = true;
     let posted = 0;
     const refused: number[] = [];
-    // Four senders back to back: no 10 ms passes without a batch arriving, so only the cap on how
-    // long a delivery waits for acceptance lets the first alert through while they go on.
+    // Four senders back to back (alerts no runbook is bound to): a storm, in which deliveries wait for
+    // the batches to be answered first (acceptanceFirst.ts, whose own tests pin when), yet do happen.
     const stream = Promise.all(
       Array.from({ length: 4 }, async () => {
         while (streaming) {
           const fingerprint = `fp-stream-${posted++}`;
-          const answer = await postToWebhook(w.url, fx.token, alertmanagerPayload([{ labels: { alertname: 'DatabaseDown', severity: 'critical' }, fingerprint }]));
+          const answer = await postToWebhook(w.url, fx.token, alertmanagerPayload([{ labels: { alertname: 'StreamNoise', severity: 'info' }, fingerprint }]));
           if (answer.status !== 200) refused.push(answer.status);
         }
       }),
     );
     try {
+      await until('a storm under way', 10_000, async () => posted > 200 || undefined);
+      const answer = await postToWebhook(w.url, fx.token, alertmanagerPayload([{ labels: { alertname: 'DatabaseDown', severity: 'critical' }, fingerprint: 'fp-in-storm' }]));
+      expect(answer.status).toBe(200);
       const incident = incidentWorkflowId('databaseConnection', fx.db);
       expect(await until(`the incident on ${fx.db} in Temporal`, 30_000, async () => (await client.workflow.getHandle(incident).describe()).status.name)).toBe('RUNNING');
       expect(streaming).toBe(true);
@@ -134,7 +137,6 @@ describe('webhook with a spool', () => {
       await stream;
     }
     expect(refused).toEqual([]);
-    expect(posted).toBeGreaterThan(4);
     await w.webhook.drained();
     expect(w.spool.pendingAlerts()).toBe(0);
   }, 120_000);

@@ -1,0 +1,79 @@
+// The webhook's acceptance gate on a clock of the test's own: when a spooled alert's delivery
+// starts, relative to the batches still arriving.
+import { describe, expect, it } from 'vitest';
+import { acceptanceGate } from '../../triggers/acceptanceFirst.js';
+
+function clock() {
+  let t = 1_000;
+  const slept: number[] = [];
+  return {
+    now: () => t,
+    advance: (ms: number) => (t += ms),
+    slept,
+    /** Each wait advances the clock by its length, running `meanwhile` halfway (batches arriving). */
+    sleeper: (meanwhile: () => void = () => {}) => async (ms: number) => {
+      slept.push(ms);
+      t += ms / 2;
+      meanwhile();
+      t += ms / 2;
+    },
+  };
+}
+
+describe('acceptance before forwarding', () => {
+  it('forwards a lone alert at once, even while its own request is still being answered', async () => {
+    const c = clock();
+    const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });
+    gate.arrived();
+    await gate.quiet();
+    gate.answered();
+    expect(c.slept).toEqual([]);
+  });
+
+  it('in a storm, waits until no batch has arrived for the quiet period, then forwards', async () => {
+    const c = clock();
+    let more = 5;
+    // Five more batches, one at each wait, each answered within it: then the storm stops.
+    const gate = acceptanceGate({
+      now: c.now,
+      sleep: c.sleeper(() => {
+        if (more-- > 0) {
+          gate.arrived();
+          gate.answered();
+        }
+      }),
+    });
+    for (let i = 0; i < 8; i++) {
+      gate.arrived();
+      gate.answered();
+      c.advance(1);
+    }
+    const t0 = c.now();
+    await gate.quiet();
+    // Five waits while batches kept arriving, and one more until the last of them is 10 ms old.
+    expect(c.slept).toEqual([10, 10, 10, 10, 10, 10]);
+    expect(c.now() - t0).toBe(60);
+  });
+
+  it('in a storm that never pauses, forwards anyway once it has waited its longest', async () => {
+    const c = clock();
+    const gate = acceptanceGate({ now: c.now, sleep: c.sleeper(() => gate.arrived()), deferMaxMs: 500 });
+    for (let i = 0; i < 8; i++) gate.arrived();
+    const t0 = c.now();
+    await gate.quiet();
+    expect(c.now() - t0).toBe(500);
+  });
+
+  it('is no storm when the last eight batches took longer than 100 ms to arrive', async () => {
+    const c = clock();
+    const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });
+    for (let i = 0; i < 8; i++) {
+      gate.arrived();
+      gate.answered();
+      c.advance(15);
+    }
+    gate.arrived();
+    await gate.quiet();
+    expect(c.slept).toEqual([]);
+  });
+});
