@@ -23,8 +23,16 @@ export async function serviceDown(input: RunbookInput): Promise<RunbookResult> {
     if (patched('checks-and-claim-together')) {
       const check = checkOnce(target, input.target);
       const ahead = claimAhead(incident, engine, plan);
-      const suppressed = await suppression(incident, engine, input.target);
-      const first = await check;
+      let suppressed: Awaited<ReturnType<typeof suppression>>;
+      let first: Awaited<typeof check>;
+      try {
+        suppressed = await suppression(incident, engine, input.target);
+        first = await check;
+      } catch (err) {
+        // Cancelled while reading: the claim is not left holding a slot until its lease lapses.
+        await ahead.withdraw();
+        throw err;
+      }
       if (suppressed.suppressed || first.healthy || incident.resolved) await ahead.withdraw();
       if (suppressed.suppressed) return endSuppressed(rb, suppressed.reason ?? 'suppressed');
       await verifyFrom(incident, check);
