@@ -26,13 +26,26 @@ export async function activityResults<T>(handle: WorkflowHandle, activityType: s
   });
 }
 
-/** Which worker started each activity attempt, in order: [activity type, worker identity (pid@host)]. */
+/**
+ * Which worker ran each activity attempt, in order: [activity type, worker identity (pid@host)].
+ * An activity's attempt is named by its started event; a local activity has none, only the marker
+ * its workflow task recorded, so it is named by the worker that completed that workflow task.
+ */
 export async function activityRunners(handle: WorkflowHandle): Promise<Array<[string, string]>> {
   const events = await historyEvents(handle);
   const types = activityTypes(events);
+  const taskCompletedBy = new Map(
+    events.flatMap((e) => (e.workflowTaskCompletedEventAttributes ? [[String(e.eventId), e.workflowTaskCompletedEventAttributes.identity ?? '']] : [])),
+  );
   return events.flatMap((e): Array<[string, string]> => {
     const started = e.activityTaskStartedEventAttributes;
-    return started ? [[types.get(String(started.scheduledEventId))!, started.identity!]] : [];
+    if (started) return [[types.get(String(started.scheduledEventId))!, started.identity!]];
+    const marker = e.markerRecordedEventAttributes;
+    if (marker?.markerName !== 'core_local_activity') return [];
+    const data = marker.details?.['data']?.payloads?.[0]?.data;
+    if (!data) return [];
+    const { activity_type: type } = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string };
+    return [[type, taskCompletedBy.get(String(marker.workflowTaskCompletedEventId)) ?? '']];
   });
 }
 
