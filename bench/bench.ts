@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { parseConfig } from '../config/load.js';
-import { percentile } from '../triggers/report.js';
+import { percentile } from '../triggers/reports/report.js';
 import type { EngineConfigInput } from '../config/schema.js';
 import { workflowsPath } from '../worker/engine.js';
 import { incidentWorkflowId } from '../workflows/messages.js';

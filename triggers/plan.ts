@@ -21,7 +21,7 @@ import {
   type RunbookRunInput,
   type TargetRef,
 } from '../workflows/messages.js';
-import type { BindingMatch } from './binding.js';
+import type { BindingMatch } from './alerts/binding.js';
 
 export interface IncomingAlert {
   labels: Record<string, string>;

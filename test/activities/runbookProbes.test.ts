@@ -12,7 +12,7 @@ import { dockerExecRunner } from '../../activities/systemd.js';
 import { hostTaskQueue } from '../../config/load.js';
 import { parseRunbook } from '../../config/runbookLoad.js';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from '../../config/schema.js';
-import { manualAlert, manualMatch, planFileRun } from '../../triggers/runbookRun.js';
+import { manualAlert, manualMatch, planFileRun } from '../../triggers/cli/runbookRun.js';
 import { startHostAgent, type RunningAgent } from '../../worker/hostAgent.js';
 import { incidentWorkflowId, interpreterWorkflowType, type RunbookResult, type RunbookRunInput } from '../../workflows/messages.js';
 import { docker } from '../support/docker.js';

@@ -11,10 +11,10 @@ import { parse as parseYaml } from 'yaml';
 import { loadConfigFile } from '../../config/load.js';
 import { parseDuration } from '../../config/duration.js';
 import type { EngineConfig } from '../../config/schema.js';
-import { matchBinding } from '../../triggers/binding.js';
+import { matchBinding } from '../../triggers/alerts/binding.js';
 import { planRunbookRun } from '../../triggers/plan.js';
-import { planRunbookSteps, type PlanRequest, type PlannedStep } from '../../triggers/runbookPreview.js';
-import { validateRunbooks } from '../../triggers/runbookValidate.js';
+import { planRunbookSteps, type PlanRequest, type PlannedStep } from '../../triggers/cli/runbookPreview.js';
+import { validateRunbooks } from '../../triggers/cli/runbookValidate.js';
 
 const examples = join('runbooks', 'examples');
 const teams = ['halcytone', 'claude-code-manager', 'codexos', 'codementor', 'genesis'] as const;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineConfigInput } from '../../config/schema.js';
-import { maintenanceScheduleId } from '../../triggers/schedules.js';
+import { maintenanceScheduleId } from '../../triggers/schedules/schedules.js';
 import type { RunningEngine } from '../../worker/engine.js';
 import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
 import { holdAlertLoop, runThatActed } from '../support/alertLoop.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRunbookByHand } from '../../triggers/runbookRun.js';
+import { startRunbookByHand } from '../../triggers/cli/runbookRun.js';
 import { incidentWorkflowId, maintenanceWorkflowId, type RunbookResult } from '../../workflows/messages.js';
 import { holdAlertLoop, runThatActed } from '../support/alertLoop.js';
 import { dockerSync } from '../support/docker.js';

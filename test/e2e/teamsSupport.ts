@@ -14,7 +14,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../config/load.js';
 import type { EngineConfig } from '../../config/schema.js';
-import { maintenanceScheduleId } from '../../triggers/schedules.js';
+import { maintenanceScheduleId } from '../../triggers/schedules/schedules.js';
 import { startEngine, type RunningEngine } from '../../worker/engine.js';
 import type { RunbookResult } from '../../workflows/messages.js';
 import { repoRoot } from '../support/engineProcess.js';

@@ -6,7 +6,7 @@
 // starts nothing, and neither container is touched.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { UnmatchedCode } from '../../triggers/binding.js';
+import type { UnmatchedCode } from '../../triggers/alerts/binding.js';
 import type { RunningEngine } from '../../worker/engine.js';
 import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
 import { postAlerts, type AlertInit } from '../support/alertmanagerPayload.js';

@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { loadRunbookDir } from '../../config/runbookLoad.js';
-import { registerDurableGauges, runbooksWithApproval } from '../../triggers/durableGauges.js';
-import { createMetrics } from '../../triggers/metrics.js';
+import { registerDurableGauges, runbooksWithApproval } from '../../triggers/metrics/durableGauges.js';
+import { createMetrics } from '../../triggers/metrics/metrics.js';
 import { repoRoot } from '../support/engineProcess.js';
 import { dashboard, dashboardExpressions, dashboardFile, rulesFile, ruleExpressions } from './observabilityFiles.js';
 

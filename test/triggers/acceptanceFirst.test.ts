@@ -1,7 +1,7 @@
 // The webhook's acceptance gate on a clock of the test's own: when a spooled alert's delivery
 // starts, relative to the batches still arriving.
 import { describe, expect, it } from 'vitest';
-import { acceptanceGate } from '../../triggers/acceptanceFirst.js';
+import { acceptanceGate } from '../../triggers/alerts/acceptanceFirst.js';
 
 function clock() {
   let t = 1_000;

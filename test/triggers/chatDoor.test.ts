@@ -4,7 +4,7 @@
 // decisions themselves, against a running engine, are in test/e2e/chatApprovals.e2e.test.ts.
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CommandError, type Temporal } from '../../triggers/operatorTemporal.js';
+import { CommandError, type Temporal } from '../../triggers/operators/operatorTemporal.js';
 import { createOperatorApi, type OperatorApi } from '../../triggers/operators/api.js';
 import { chatRoute } from '../../triggers/operators/chat.js';
 import { SeenSignatures, verifySignature } from '../../triggers/operators/slackRequests.js';

@@ -6,8 +6,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkedUrl, credentialsPath, defaultApiUrl, findApiCredentials, parseCredentials, readCredentialsFile } from '../../triggers/cliCredentials.js';
-import { CliError } from '../../triggers/operatorApiClient.js';
+import { checkedUrl, credentialsPath, defaultApiUrl, findApiCredentials, parseCredentials, readCredentialsFile } from '../../triggers/cli/cliCredentials.js';
+import { CliError } from '../../triggers/cli/operatorApiClient.js';
 import { newOperatorToken } from '../../triggers/operators/credentials.js';
 
 const { token } = newOperatorToken();

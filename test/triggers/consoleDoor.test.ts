@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { createOperatorApi, type OperatorApi } from '../../triggers/operators/api.js';
 import { newOperatorToken } from '../../triggers/operators/credentials.js';
-import { CommandError, type Temporal } from '../../triggers/operatorTemporal.js';
+import { CommandError, type Temporal } from '../../triggers/operators/operatorTemporal.js';
 import { triggerConfig } from './support/config.js';
 
 const tokens = { alice: newOperatorToken(), vera: newOperatorToken(), soon: newOperatorToken(), old: newOperatorToken() };

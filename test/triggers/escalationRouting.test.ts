@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
-import { matchBinding } from '../../triggers/binding.js';
+import { matchBinding } from '../../triggers/alerts/binding.js';
 import { planRunbook } from '../../triggers/plan.js';
 
 function raw(): Record<string, any> {

@@ -3,8 +3,8 @@
 // run's history, and Temporal refuses signals past 10,000 per run). Real dev server, stub runbooks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
-import { createIncidentSignaller, coalesceMs, type IncidentSignaller } from '../../triggers/incidents.js';
-import { matchBinding } from '../../triggers/binding.js';
+import { createIncidentSignaller, coalesceMs, type IncidentSignaller } from '../../triggers/alerts/incidents.js';
+import { matchBinding } from '../../triggers/alerts/binding.js';
 import { planRunbook } from '../../triggers/plan.js';
 import { statusQuery, type RunbookResult } from '../../workflows/messages.js';
 import { stack } from '../support/stack.js';

@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { CliError, OperatorApiClient } from '../../triggers/operatorApiClient.js';
+import { CliError, OperatorApiClient } from '../../triggers/cli/operatorApiClient.js';
 import { newOperatorToken } from '../../triggers/operators/credentials.js';
 import { closedPort } from '../support/net.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
-import { matchBinding } from '../../triggers/binding.js';
+import { matchBinding } from '../../triggers/alerts/binding.js';
 import { planMaintenance, planRunbook, silenceForTargets } from '../../triggers/plan.js';
 
 const raw: EngineConfigInput = {

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/load.js';
-import { matchBinding } from '../../triggers/binding.js';
+import { matchBinding } from '../../triggers/alerts/binding.js';
 import { planRunbookRun } from '../../triggers/plan.js';
-import { planRunbookSteps } from '../../triggers/runbookPreview.js';
+import { planRunbookSteps } from '../../triggers/cli/runbookPreview.js';
 
 const dir = mkdtempSync(join(tmpdir(), 't-plan-group-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

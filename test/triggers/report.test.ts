@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildReport, percentile, type ClosedIncident } from '../../triggers/report.js';
+import { buildReport, percentile, type ClosedIncident } from '../../triggers/reports/report.js';
 import type { Outcome } from '../../workflows/messages.js';
 
 const t0 = new Date('2025-01-05T02:00:00Z');

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildReport, type ClosedIncident } from '../../triggers/report.js';
-import { reportHtml } from '../../triggers/reportHtml.js';
+import { buildReport, type ClosedIncident } from '../../triggers/reports/report.js';
+import { reportHtml } from '../../triggers/reports/reportHtml.js';
 import type { Outcome } from '../../workflows/messages.js';
 import { launchChromium, openPage } from '../support/chromium.js';
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScheduleNotFoundError, type Client, type Connection } from '@temporalio/client';
 import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
-import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules.js';
+import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules/schedules.js';
 import type { RunbookRunInput, RunbookResult } from '../../workflows/messages.js';
 import { stack } from '../support/stack.js';
 import { temporalClient, uniqueQueue } from '../support/temporal.js';

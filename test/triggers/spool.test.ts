@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'node:fs/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { WebhookAlert } from '../../triggers/alertmanagerPayload.js';
-import { openSpool, spoolFileName } from '../../triggers/spool.js';
-import { startForwarder } from '../../triggers/spoolForwarder.js';
+import type { WebhookAlert } from '../../triggers/alerts/alertmanagerPayload.js';
+import { openSpool, spoolFileName } from '../../triggers/alerts/spool.js';
+import { startForwarder } from '../../triggers/alerts/spoolForwarder.js';
 import { until } from '../support/wait.js';
 import { pendingEntries } from './support/spoolFile.js';
 

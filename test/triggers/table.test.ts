@@ -1,7 +1,7 @@
 // The CLI's tables print alert labels, which anyone who can fire an alert controls: one row must
 // stay one line, and nothing in a cell may reach the terminal as a control sequence.
 import { describe, expect, it } from 'vitest';
-import { renderTable, terminalSafe } from '../../triggers/table.js';
+import { renderTable, terminalSafe } from '../../triggers/cli/table.js';
 
 describe('terminal output of untrusted text', () => {
   it('a label with a newline cannot print a forged row, nor an escape sequence recolour or move anything', () => {

@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { webhookLimits, webhookPayload } from '../../triggers/alertmanagerPayload.js';
-import { openSpool, type Spool } from '../../triggers/spool.js';
+import { webhookLimits, webhookPayload } from '../../triggers/alerts/alertmanagerPayload.js';
+import { openSpool, type Spool } from '../../triggers/alerts/spool.js';
 import { postToWebhook } from '../support/alertmanagerPayload.js';
 import { metricValue, startLoneWebhook, type LoneWebhook } from './support/webhookAlone.js';
 

@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { openSpool, type Spool } from '../../triggers/spool.js';
+import { openSpool, type Spool } from '../../triggers/alerts/spool.js';
 import { startLoneWebhook, type LoneWebhook } from './support/webhookAlone.js';
 
 const MiB = 1_048_576;

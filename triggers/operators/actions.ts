@@ -25,10 +25,10 @@ import {
   type IncidentFilter,
   type IncidentRow,
   type ScheduleRow,
-} from '../operatorCommands.js';
-import { CommandError, type Temporal } from '../operatorTemporal.js';
-import { buildReport, type IncidentReport } from '../report.js';
-import { startRunbookByHand, type StartedRun } from '../runbookRun.js';
+} from './operatorCommands.js';
+import { CommandError, type Temporal } from './operatorTemporal.js';
+import { buildReport, type IncidentReport } from '../reports/report.js';
+import { startRunbookByHand, type StartedRun } from '../cli/runbookRun.js';
 import type { AuditLog, AuditResult } from './audit.js';
 import type { Identity } from './credentials.js';
 

@@ -6,7 +6,7 @@
 // soon as it is verified, and the decision's outcome goes to the message through response_url.
 import type { ServerResponse } from 'node:http';
 import { parseDuration } from '../../config/duration.js';
-import { HttpError, utf8 } from '../webhookHttp.js';
+import { HttpError, utf8 } from '../alerts/webhookHttp.js';
 import { ActionError } from './actions.js';
 import type { OperatorRoute, RouteContext } from './api.js';
 import type { Identity } from './credentials.js';

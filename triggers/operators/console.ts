@@ -7,7 +7,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { decodeJwt } from 'jose';
-import { HttpError, send } from '../webhookHttp.js';
+import { HttpError, send } from '../alerts/webhookHttp.js';
 import type { OperatorRoute, RouteContext } from './api.js';
 import type { Identity } from './credentials.js';
 import { clearedCookieHeader, ConsoleSessions, crossSiteReason, sessionCookieHeader } from './consoleSessions.js';

@@ -2,9 +2,9 @@
 // and forwards all of it, as a restarted engine would (delivering to a stand-in for Temporal), then
 // prints what it delivered and the most memory it ever held (VmHWM, the peak resident set).
 import { readFileSync } from 'node:fs';
-import type { WebhookAlert } from '../../../triggers/alertmanagerPayload.js';
-import { openSpool } from '../../../triggers/spool.js';
-import { startForwarder } from '../../../triggers/spoolForwarder.js';
+import type { WebhookAlert } from '../../../triggers/alerts/alertmanagerPayload.js';
+import { openSpool } from '../../../triggers/alerts/spool.js';
+import { startForwarder } from '../../../triggers/alerts/spoolForwarder.js';
 
 const dir = process.argv[2]!;
 const began = performance.now();

@@ -1,5 +1,5 @@
 // The webhook spool as tests see it: what is pending, read back as a forwarder would.
-import type { Spool, SpoolEntry } from '../../../triggers/spool.js';
+import type { Spool, SpoolEntry } from '../../../triggers/alerts/spool.js';
 
 /** Every batch still pending, oldest first, with its alerts read back from disk. */
 export async function pendingEntries(spool: Spool): Promise<SpoolEntry[]> {

@@ -2,8 +2,8 @@
 // spool's limits, its event loop): its Temporal client points at a port nobody listens on.
 import { Client, Connection } from '@temporalio/client';
 import { pino } from 'pino';
-import { createWebhookServer, type WebhookDeps, type WebhookServer } from '../../../triggers/alertmanager.js';
-import { createMetrics, type EngineMetrics } from '../../../triggers/metrics.js';
+import { createWebhookServer, type WebhookDeps, type WebhookServer } from '../../../triggers/alerts/alertmanager.js';
+import { createMetrics, type EngineMetrics } from '../../../triggers/metrics/metrics.js';
 import { closedPort } from '../../support/net.js';
 import { triggerConfig, type TriggerFixture } from './config.js';
 

@@ -5,10 +5,10 @@
 // unreachable Temporal leaves the previous values (and a failure count), never a slow /metrics.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { guardrailsWorkflowId, guardStateQuery } from '../activities/guardMessages.js';
-import type { RunbookDefinition, Step } from '../config/runbookSchema.js';
-import { runbookAttribute, statusQuery } from '../workflows/messages.js';
-import { incidentQuery } from './operatorCommands.js';
+import { guardrailsWorkflowId, guardStateQuery } from '../../activities/guardMessages.js';
+import type { RunbookDefinition, Step } from '../../config/runbookSchema.js';
+import { runbookAttribute, statusQuery } from '../../workflows/messages.js';
+import { incidentQuery } from '../operators/operatorCommands.js';
 
 export interface DurableGaugeOptions {
   client: Client;

@@ -14,9 +14,9 @@ import {
 } from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
 import type { Logger } from 'pino';
-import type { EngineConfig, MaintenanceSchedule } from '../config/schema.js';
-import { interpreterWorkflowType, maintenanceWorkflowId } from '../workflows/messages.js';
-import { planMaintenanceRun } from './plan.js';
+import type { EngineConfig, MaintenanceSchedule } from '../../config/schema.js';
+import { interpreterWorkflowType, maintenanceWorkflowId } from '../../workflows/messages.js';
+import { planMaintenanceRun } from '../plan.js';
 
 export const maintenanceSchedulePrefix = 'maintenance-';
 

@@ -2,12 +2,12 @@
 // target of a kind it applies to. The run is what an alert would start (the same input, id and
 // search attributes), with an alert named "manual" and the operator recorded as who started it.
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } from '@temporalio/client';
-import type { RunbookDefinition } from '../config/runbookSchema.js';
-import type { Binding, EngineConfig } from '../config/schema.js';
-import { incidentWorkflowId, interpreterWorkflowType, type RunbookRunInput } from '../workflows/messages.js';
-import type { BindingMatch } from './binding.js';
-import { CommandError, type Temporal } from './operatorTemporal.js';
-import { incidentSearchAttributes, planRunbook, type IncomingAlert, type PlanOptions } from './plan.js';
+import type { RunbookDefinition } from '../../config/runbookSchema.js';
+import type { Binding, EngineConfig } from '../../config/schema.js';
+import { incidentWorkflowId, interpreterWorkflowType, type RunbookRunInput } from '../../workflows/messages.js';
+import type { BindingMatch } from '../alerts/binding.js';
+import { CommandError, type Temporal } from '../operators/operatorTemporal.js';
+import { incidentSearchAttributes, planRunbook, type IncomingAlert, type PlanOptions } from '../plan.js';
 import { definitionNamed, printable } from './runbookCommands.js';
 
 type Matched = Extract<BindingMatch, { matched: true }>;

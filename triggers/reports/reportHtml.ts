@@ -2,7 +2,7 @@
 // JSON report, with charts drawn as inline SVG — outcomes per day, time to recover per target and
 // availability against the objective. No script, no external resource: it opens anywhere, offline,
 // and can be mailed. Every number carries a data-metric attribute naming where it comes from.
-import type { Outcome } from '../workflows/messages.js';
+import type { Outcome } from '../../workflows/messages.js';
 import type { IncidentReport } from './report.js';
 
 const outcomeColours: Record<string, string> = {

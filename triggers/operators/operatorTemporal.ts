@@ -1,8 +1,8 @@
 // The operator tools' connection to Temporal: the same address rules as the engine, a deadline
 // on every call, and failures turned into exit codes (3: Temporal unreachable).
 import { Client, Connection } from '@temporalio/client';
-import type { EngineConfig } from '../config/schema.js';
-import { isTemporalUnavailable } from './incidents.js';
+import type { EngineConfig } from '../../config/schema.js';
+import { isTemporalUnavailable } from '../alerts/incidents.js';
 
 export class CommandError extends Error {
   constructor(

@@ -4,8 +4,8 @@
 // Alert labels are untrusted input (anyone who can reach Alertmanager, or a mislabelled rule,
 // controls them). They may only *select* among targets the configuration already allows for a
 // binding; they never name a container, unit or database directly.
-import type { Binding, EngineConfig } from '../config/schema.js';
-import { matchesAll, formatMatchers } from '../config/matchers.js';
+import type { Binding, EngineConfig } from '../../config/schema.js';
+import { matchesAll, formatMatchers } from '../../config/matchers.js';
 
 /** What the binding matcher needs from an alert: its labels (alertname included). */
 export interface AlertLabels {

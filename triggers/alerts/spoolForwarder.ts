@@ -6,7 +6,7 @@
 // disk): a backlog left by a long outage is read back from disk as the window moves, never held
 // whole in memory.
 import type { Logger } from 'pino';
-import { inFlightLimit } from '../activities/limits.js';
+import { inFlightLimit } from '../../activities/limits.js';
 import type { WebhookAlert } from './alertmanagerPayload.js';
 import { timeSlices, type TimeSlices } from './slices.js';
 import type { Spool, SpoolEntry } from './spool.js';

@@ -1,11 +1,11 @@
 // What `remediate` prints for people. The same text whether the data came from the operator API or
 // straight from Temporal (admin mode): the API serves the very objects these render.
-import type { Operator } from '../config/schema.js';
-import type { RunbookStatus } from '../workflows/messages.js';
-import type { IncidentDetail, IncidentRow, ScheduleRow } from './operatorCommands.js';
+import type { Operator } from '../../config/schema.js';
+import type { RunbookStatus } from '../../workflows/messages.js';
+import type { IncidentDetail, IncidentRow, ScheduleRow } from '../operators/operatorCommands.js';
 import type { Whoami } from './operatorApiClient.js';
-import { reportLimit } from './operatorCommands.js';
-import type { IncidentReport } from './report.js';
+import { reportLimit } from '../operators/operatorCommands.js';
+import type { IncidentReport } from '../reports/report.js';
 import { formatRate, formatSpan, formatTime, renderTable, terminalSafe } from './table.js';
 
 export function incidentsTable(rows: IncidentRow[]): string {

@@ -2,8 +2,8 @@
 // two engines or two tests in one process never share or double-register counters.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { InjectedSinks } from '@temporalio/worker';
-import type { Outcome, RunbookMetricsSinks } from '../workflows/messages.js';
-import type { UnmatchedCode } from './binding.js';
+import type { Outcome, RunbookMetricsSinks } from '../../workflows/messages.js';
+import type { UnmatchedCode } from '../alerts/binding.js';
 
 export interface EngineMetrics {
   registry: Registry;

@@ -10,7 +10,7 @@ import {
   WorkflowNotFoundError,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
-import type { EngineConfig } from '../config/schema.js';
+import type { EngineConfig } from '../../config/schema.js';
 import {
   acknowledgeSignal,
   alertNameAttribute,
@@ -26,11 +26,11 @@ import {
   type Outcome,
   type RunbookResult,
   type RunbookStatus,
-} from '../workflows/messages.js';
+} from '../../workflows/messages.js';
 import { CommandError, type Temporal } from './operatorTemporal.js';
-import { planMaintenanceRun } from './plan.js';
-import type { ClosedIncident } from './report.js';
-import { maintenanceScheduleId, maintenanceSchedulePrefix } from './schedules.js';
+import { planMaintenanceRun } from '../plan.js';
+import type { ClosedIncident } from '../reports/report.js';
+import { maintenanceScheduleId, maintenanceSchedulePrefix } from '../schedules/schedules.js';
 
 export const incidentRunbooks = ['serviceDown', 'databaseConnection', 'highErrorRate', 'resourcePressure'] as const;
 export const outcomes: readonly Outcome[] = [

@@ -1,11 +1,11 @@
 // The CLI's side of the operator API: one HTTP call per command, with the operator's bearer token,
 // a deadline on the whole exchange, a bounded answer, and every failure turned into a message that
-// says what to do and an exit code a script can branch on (see triggers/cli.ts).
+// says what to do and an exit code a script can branch on (see triggers/cli/cli.ts).
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { formatDuration } from '../config/duration.js';
-import type { DecisionKind, IncidentDetail, IncidentFilter, IncidentRow, ScheduleRow } from './operatorCommands.js';
-import type { IncidentReport } from './report.js';
+import { formatDuration } from '../../config/duration.js';
+import type { DecisionKind, IncidentDetail, IncidentFilter, IncidentRow, ScheduleRow } from '../operators/operatorCommands.js';
+import type { IncidentReport } from '../reports/report.js';
 import type { StartedRun } from './runbookRun.js';
 import { terminalSafe } from './table.js';
 

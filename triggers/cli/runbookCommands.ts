@@ -5,12 +5,12 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { formatDuration } from '../config/duration.js';
-import { ConfigError, parseConfig, runbooksDir } from '../config/load.js';
-import { actionSteps } from '../config/runbookLoad.js';
-import { configMutatingSteps, mutatingSteps, stepOutputs, type ActionStep, type RunbookDefinition, type Step } from '../config/runbookSchema.js';
-import { engineConfig, type EngineConfig } from '../config/schema.js';
-import { CommandError } from './operatorTemporal.js';
+import { formatDuration } from '../../config/duration.js';
+import { ConfigError, parseConfig, runbooksDir } from '../../config/load.js';
+import { actionSteps } from '../../config/runbookLoad.js';
+import { configMutatingSteps, mutatingSteps, stepOutputs, type ActionStep, type RunbookDefinition, type Step } from '../../config/runbookSchema.js';
+import { engineConfig, type EngineConfig } from '../../config/schema.js';
+import { CommandError } from '../operators/operatorTemporal.js';
 import { renderTable } from './table.js';
 
 /**

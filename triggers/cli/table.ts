@@ -1,5 +1,5 @@
 // Plain-text tables and time formats for the CLI: readable in a terminal at 3 a.m., greppable after.
-import { formatDuration } from '../config/duration.js';
+import { formatDuration } from '../../config/duration.js';
 
 /**
  * Text from alerts (labels, annotations) and from services, made safe to print on a terminal: an

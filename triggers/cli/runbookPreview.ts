@@ -3,14 +3,14 @@
 // they can be before the run. Nothing is started and Temporal is not needed. What only the run
 // can know (what earlier steps found) is shown as such, never guessed.
 import { ZodEffects, type ZodObject, type ZodRawShape } from 'zod';
-import { evaluateCondition, renderTemplate, type ExpressionContext } from '../config/expressions.js';
-import { expressionContext } from '../workflows/steps/expressionContext.js';
-import { configMutatingSteps, mutatingSteps, stepCatalog, type ActionStep, type Step, type StepType } from '../config/runbookSchema.js';
-import type { EngineConfig } from '../config/schema.js';
-import { incidentWorkflowId, maintenanceWorkflowId, type RunbookRunInput, type TargetRef } from '../workflows/messages.js';
-import { matchBinding } from './binding.js';
-import { CommandError } from './operatorTemporal.js';
-import { planMaintenanceRun } from './plan.js';
+import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
+import { expressionContext } from '../../workflows/steps/expressionContext.js';
+import { configMutatingSteps, mutatingSteps, stepCatalog, type ActionStep, type Step, type StepType } from '../../config/runbookSchema.js';
+import type { EngineConfig } from '../../config/schema.js';
+import { incidentWorkflowId, maintenanceWorkflowId, type RunbookRunInput, type TargetRef } from '../../workflows/messages.js';
+import { matchBinding } from '../alerts/binding.js';
+import { CommandError } from '../operators/operatorTemporal.js';
+import { planMaintenanceRun } from '../plan.js';
 import { definitionNamed, onFailureText, paramText, printable } from './runbookCommands.js';
 import { checkedTarget, manualAlert, manualMatch, planFileRun } from './runbookRun.js';
 

@@ -3,15 +3,15 @@
 // straight to Temporal with the engine config, as the operator --as names. Same options, same
 // output: the API serves the very objects the admin mode reads (see cliAccess.ts).
 import { Command, Option } from 'commander';
-import { parseDuration } from '../config/duration.js';
-import type { EngineConfig } from '../config/schema.js';
+import { parseDuration } from '../../config/duration.js';
+import type { EngineConfig } from '../../config/schema.js';
 import type { OperatorAccess } from './cliAccess.js';
 import { detailText, incidentsTable, reportText, schedulesTable } from './cliText.js';
 import { CliError } from './operatorApiClient.js';
-import { changeSchedule, type DecisionKind, type IncidentFilter } from './operatorCommands.js';
-import { CommandError, connectTemporal } from './operatorTemporal.js';
+import { changeSchedule, type DecisionKind, type IncidentFilter } from '../operators/operatorCommands.js';
+import { CommandError, connectTemporal } from '../operators/operatorTemporal.js';
 import { printable } from './runbookCommands.js';
-import { reportHtml } from './reportHtml.js';
+import { reportHtml } from '../reports/reportHtml.js';
 import { startedText } from './runbookRun.js';
 import { terminalSafe } from './table.js';
 

@@ -3,11 +3,11 @@
 // secrets, the bindings and schedules that start them). Every problem names its file, line and step.
 import { readdirSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ConfigError, parseConfig, runbooksDir, shippedRunbooksDir } from '../config/load.js';
-import { loadRunbookDir, loadRunbookFile, RunbookError } from '../config/runbookLoad.js';
-import { definitionProblems, runbookReferenceProblems } from '../config/runbookReferences.js';
-import type { RunbookDefinition } from '../config/runbookSchema.js';
-import { engineConfig } from '../config/schema.js';
+import { ConfigError, parseConfig, runbooksDir, shippedRunbooksDir } from '../../config/load.js';
+import { loadRunbookDir, loadRunbookFile, RunbookError } from '../../config/runbookLoad.js';
+import { definitionProblems, runbookReferenceProblems } from '../../config/runbookReferences.js';
+import type { RunbookDefinition } from '../../config/runbookSchema.js';
+import { engineConfig } from '../../config/schema.js';
 import { printable, readRawConfig } from './runbookCommands.js';
 
 export interface ValidationReport {

@@ -3,7 +3,7 @@
 // database secret. Administrators (`remediate admin …`) go straight to Temporal with the engine
 // config: they name the operator with --as, and only the workflow's own list of deciders stands in
 // their way, so that mode is for the people who already hold the engine's Temporal credentials.
-import type { EngineConfig } from '../config/schema.js';
+import type { EngineConfig } from '../../config/schema.js';
 import {
   cancelIncident,
   closedIncidentsSince,
@@ -17,10 +17,10 @@ import {
   type IncidentFilter,
   type IncidentRow,
   type ScheduleRow,
-} from './operatorCommands.js';
+} from '../operators/operatorCommands.js';
 import { CliError, type Decided, type OperatorApiClient } from './operatorApiClient.js';
-import { connectTemporal } from './operatorTemporal.js';
-import { buildReport, type IncidentReport } from './report.js';
+import { connectTemporal } from '../operators/operatorTemporal.js';
+import { buildReport, type IncidentReport } from '../reports/report.js';
 import { startRunbookByHand, type StartedRun } from './runbookRun.js';
 
 export interface ManualRunRequest {

@@ -14,8 +14,8 @@ import {
   type AlertEvent,
   type RunbookInput,
   type RunbookRunInput,
-} from '../workflows/messages.js';
-import { incidentSearchAttributes } from './plan.js';
+} from '../../workflows/messages.js';
+import { incidentSearchAttributes } from '../plan.js';
 import type { IncidentRunbook } from './binding.js';
 
 export interface FireResult {

@@ -2,7 +2,7 @@
 // outcomes, time to recover counted from when the outage began (the alert's startsAt), and each
 // target's availability against its objective with the downtime budget left. Pure, so the
 // arithmetic is tested without a Temporal server.
-import type { Outcome, TimelineEntry } from '../workflows/messages.js';
+import type { Outcome, TimelineEntry } from '../../workflows/messages.js';
 
 export interface ClosedIncident {
   workflowId: string;
