@@ -15,7 +15,13 @@ export default tseslint.config(
       // A leading underscore marks a binding kept on purpose (a rest sibling that drops a key, an unused loop variable).
       '@typescript-eslint/no-unused-vars': [
         'error',
-        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true },
+        {
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+          caughtErrors: 'none',
+          ignoreRestSiblings: true,
+        },
       ],
       // Cases grouped under one comment share a body.
       'no-fallthrough': ['error', { allowEmptyCase: true }],
@@ -34,7 +40,10 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: { '@typescript-eslint/no-floating-promises': 'error' },
   },
-  { files: ['bin/**/*.{js,mjs,cjs}', 'scripts/**/*.{js,mjs,cjs}', 'bench/**/*.{js,mjs,cjs}', '*.{js,mjs,cjs}'], languageOptions: { globals: globals.node } },
+  {
+    files: ['bin/**/*.{js,mjs,cjs}', 'scripts/**/*.{js,mjs,cjs}', 'bench/**/*.{js,mjs,cjs}', '*.{js,mjs,cjs}'],
+    languageOptions: { globals: globals.node },
+  },
   // CommonJS: require() is its import, and a top-level name is the module's own, not a global's.
   {
     files: ['**/*.cjs'],

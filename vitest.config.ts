@@ -47,7 +47,10 @@ export default defineConfig({
     // The workflow bundle is made per project (about 2 s), not also for the root, which runs no test.
     projects: [
       { extends: true, test: { name: 'no-stack', include: noStackTests, globalSetup: ['test/support/globalSetup.ts'] } },
-      { extends: true, test: { name: 'stack', include: ['test/**/*.test.ts'], exclude: noStackTests, globalSetup: ['test/support/globalSetup.ts'] } },
+      {
+        extends: true,
+        test: { name: 'stack', include: ['test/**/*.test.ts'], exclude: noStackTests, globalSetup: ['test/support/globalSetup.ts'] },
+      },
     ],
   },
 });

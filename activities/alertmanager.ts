@@ -313,7 +313,9 @@ function networkProblem(err: unknown): string {
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
   const cause = e?.cause;
   if (cause?.code) return `${cause.message ?? cause.code} (${cause.code})`;
-  return String(cause?.message ?? e?.message ?? err).split('\n')[0]!.slice(0, errorTextChars);
+  return String(cause?.message ?? e?.message ?? err)
+    .split('\n')[0]!
+    .slice(0, errorTextChars);
 }
 
 function formatLabels(labels: Labels): string {
@@ -324,7 +326,10 @@ function formatLabels(labels: Labels): string {
 function capHead(text: string, maxBytes: number): string {
   const buf = Buffer.from(text, 'utf8');
   if (buf.length <= maxBytes) return text;
-  return `${buf.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD+$/, '')} [... ${buf.length - maxBytes} bytes cut]`;
+  return `${buf
+    .subarray(0, maxBytes)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '')} [... ${buf.length - maxBytes} bytes cut]`;
 }
 
 function warn(message: string): void {

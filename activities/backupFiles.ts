@@ -5,7 +5,10 @@ import { stat } from 'node:fs/promises';
 
 /** 2025-01-05T02:00:07.123Z → 20250105T020007Z: sortable and safe in file names. */
 export function utcStamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export async function exists(path: string): Promise<boolean> {

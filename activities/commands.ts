@@ -48,7 +48,8 @@ export function createTargetCommands(deps: TargetCommandDeps): (target: string, 
       return deps.dockerExec.runner({ endpoint: t.docker, container: t.container });
     }
     if (t.kind === 'systemd') {
-      if (!deps.hostRunner) throw badInput(what, `commands on systemd target '${name}' run on its host, by its host agent; this worker is not one`);
+      if (!deps.hostRunner)
+        throw badInput(what, `commands on systemd target '${name}' run on its host, by its host agent; this worker is not one`);
       return deps.hostRunner;
     }
     throw badInput(what, `a ${t.kind} target has no commands: commands run in containers and on systemd units' hosts`);
@@ -58,14 +59,28 @@ export function createTargetCommands(deps: TargetCommandDeps): (target: string, 
     const what = `command '${String(req?.command).slice(0, 63)}' on target '${name}'`;
     const t = Object.hasOwn(config.targets, name) ? config.targets[name] : undefined;
     if (!t) throw targetNotFound(what, deps.owner ? `not a target of ${deps.owner}` : 'no such target in the config');
-    if (t.kind !== 'container' && t.kind !== 'systemd') throw badInput(what, `a ${t.kind} target has no commands: commands run in containers and on systemd units' hosts`);
+    if (t.kind !== 'container' && t.kind !== 'systemd')
+      throw badInput(what, `a ${t.kind} target has no commands: commands run in containers and on systemd units' hosts`);
     const spec = typeof req?.command === 'string' && Object.hasOwn(t.commands, req.command) ? t.commands[req.command]! : undefined;
-    if (!spec) throw badInput(what, `the target has no such command in the config (known: ${Object.keys(t.commands).join(', ') || 'none'})`);
+    if (!spec)
+      throw badInput(what, `the target has no such command in the config (known: ${Object.keys(t.commands).join(', ') || 'none'})`);
     const argv = spec.argv;
     const shown = argv.map((a) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
     const dryRun = Boolean(req.dryRun || config.dryRun);
     const audit = (summary: string, exitCode?: number) =>
-      logger.info({ action: 'command', target: name, command: req.command, exitCode, incident: req.incidentId, actor: req.actor, reason: req.reason, dryRun }, summary);
+      logger.info(
+        {
+          action: 'command',
+          target: name,
+          command: req.command,
+          exitCode,
+          incident: req.incidentId,
+          actor: req.actor,
+          reason: req.reason,
+          dryRun,
+        },
+        summary,
+      );
 
     if (dryRun && !spec.readOnly) {
       const summary = `dry run: would run '${req.command}' (${redact(shown, secrets)}) ${where(name, t)}`;
@@ -75,14 +90,19 @@ export function createTargetCommands(deps: TargetCommandDeps): (target: string, 
     const run = runnerFor(what, name, t);
     let result;
     try {
-      result = await heartbeating(run(argv[0]!, argv.slice(1), { timeoutMs: parseDuration(spec.timeout), maxBytes: readBytes, signal: activitySignal() }), { what });
+      result = await heartbeating(
+        run(argv[0]!, argv.slice(1), { timeoutMs: parseDuration(spec.timeout), maxBytes: readBytes, signal: activitySignal() }),
+        { what },
+      );
     } catch (err) {
       const failure = commandFailure(what, err, argv[0]!, where(name, t), secrets);
       if (!spec.readOnly) audit(`'${req.command}' failed: ${failure.message}`);
       throw failure;
     }
     const cap = Math.min(spec.maxOutputBytes ?? config.limits.outputBytes, config.limits.outputBytes);
-    const output = capText(cleanOutput(result.stdout, spec, secrets), cap) + (result.truncated ? `\n[output stopped at ${readBytes} bytes: the command was cut short]` : '');
+    const output =
+      capText(cleanOutput(result.stdout, spec, secrets), cap) +
+      (result.truncated ? `\n[output stopped at ${readBytes} bytes: the command was cut short]` : '');
     const stderr = tail(cleanOutput(result.stderr, { redact: spec.redact }, secrets), Math.min(stderrChars, cap));
     const summary = `'${req.command}' ${where(name, t)} exited ${result.code}`;
     if (!spec.readOnly) audit(summary, result.code);

@@ -154,10 +154,7 @@ export function createDockerActivities(deps: DockerActivityDeps) {
     return (await inspect(what, ref, container, timeoutMs)).status;
   }
 
-  async function restartContainer(
-    ref: ContainerRef,
-    opts: { stopTimeoutS: number; dryRun: boolean },
-  ): Promise<ContainerActionResult> {
+  async function restartContainer(ref: ContainerRef, opts: { stopTimeoutS: number; dryRun: boolean }): Promise<ContainerActionResult> {
     const what = subject('restart', ref);
     if (!Number.isInteger(opts?.stopTimeoutS) || opts.stopTimeoutS < 0 || opts.stopTimeoutS > 3_600) {
       throw badInput(what, `stop timeout must be whole seconds between 0 and 3600, got ${String(opts?.stopTimeoutS)}`);
@@ -188,7 +185,12 @@ export function createDockerActivities(deps: DockerActivityDeps) {
     const { status: before } = await inspect(what, ref, container, timeoutMs);
     if (before.state === 'paused') throw badInput(what, 'the container is paused; it needs unpausing, not starting');
     if (before.running) {
-      return { dryRun: Boolean(opts?.dryRun), before, after: before, summary: `container '${ref.container}' is already ${describe(before)}; nothing to start` };
+      return {
+        dryRun: Boolean(opts?.dryRun),
+        before,
+        after: before,
+        summary: `container '${ref.container}' is already ${describe(before)}; nothing to start`,
+      };
     }
     if (opts?.dryRun) {
       return { dryRun: true, before, summary: `would start container '${ref.container}' (${describe(before)})` };
@@ -203,7 +205,12 @@ export function createDockerActivities(deps: DockerActivityDeps) {
       { container: ref.container, step: 'start' },
     );
     const { status: after } = await inspect(what, ref, container, timeoutMs);
-    return { dryRun: false, before, after, summary: `started container '${ref.container}': was ${describe(before)}; now ${describe(after)}` };
+    return {
+      dryRun: false,
+      before,
+      after,
+      summary: `started container '${ref.container}': was ${describe(before)}; now ${describe(after)}`,
+    };
   }
 
   /** Streams the container's log to `onChunk` in the order Docker wrote it, within the endpoint's timeout. */
@@ -255,17 +262,16 @@ export function createDockerActivities(deps: DockerActivityDeps) {
     });
   }
 
-  async function containerLogs(
-    ref: ContainerRef,
-    opts: { tail?: number; since?: number; maxBytes?: number } = {},
-  ): Promise<ContainerLogs> {
+  async function containerLogs(ref: ContainerRef, opts: { tail?: number; since?: number; maxBytes?: number } = {}): Promise<ContainerLogs> {
     const what = subject('log read', ref);
     const v = opts.maxBytes;
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw badInput(what, `maxBytes must be a whole number >= 0, got ${String(v)}`);
     const maxBytes = Math.min(opts.maxBytes ?? deps.outputBytes, deps.outputBytes);
     const stdout = new TailBuffer(maxBytes);
     const stderr = new TailBuffer(maxBytes);
-    await readLog(what, ref, { tail: opts.tail, since: opts.since }, (stream, chunk) => (stream === 'stderr' ? stderr : stdout).push(chunk));
+    await readLog(what, ref, { tail: opts.tail, since: opts.since }, (stream, chunk) =>
+      (stream === 'stderr' ? stderr : stdout).push(chunk),
+    );
     return { stdout: stdout.text(), stderr: stderr.text() };
   }
 
@@ -275,7 +281,11 @@ export function createDockerActivities(deps: DockerActivityDeps) {
    * ("2024-05-01T02:03:04.123Z message"). Lines go to `onLine` one by one, so a long tail can be
    * filtered without being held in memory.
    */
-  async function containerLogLines(ref: ContainerRef, opts: { tail: number; since?: number }, onLine: (line: string) => void): Promise<void> {
+  async function containerLogLines(
+    ref: ContainerRef,
+    opts: { tail: number; since?: number },
+    onLine: (line: string) => void,
+  ): Promise<void> {
     const what = subject('log read', ref);
     const splitters = { stdout: new LineSplitter(onLine), stderr: new LineSplitter(onLine) };
     await readLog(what, ref, { ...opts, timestamps: true }, (stream, chunk) => splitters[stream].push(chunk));
@@ -296,7 +306,8 @@ export function createDockerActivities(deps: DockerActivityDeps) {
     // Without one-shot the daemon waits for a second sample and fills precpu_stats; a freshly
     // started container can still come back without it, and then we take our own second sample.
     const first = await sample();
-    if (!hasSample(first)) return { running: true, ...noStats('no statistics: the docker daemon reports no cgroup data for this container') };
+    if (!hasSample(first))
+      return { running: true, ...noStats('no statistics: the docker daemon reports no cgroup data for this container') };
     let current = first;
     let previous = first.precpu_stats;
     if (!previous?.system_cpu_usage) {
@@ -332,7 +343,9 @@ async function bounded<T>(what: string, ms: number, call: (signal: AbortSignal) 
 function dockerFailure(what: string, err: unknown): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   const e = err as { statusCode?: number; code?: string; json?: { message?: string }; message?: string };
-  const daemonSays = String(e?.json?.message ?? e?.message ?? err).split('\n')[0]!.slice(0, 300);
+  const daemonSays = String(e?.json?.message ?? e?.message ?? err)
+    .split('\n')[0]!
+    .slice(0, 300);
   if (e?.statusCode === 404) return targetNotFound(what, 'no such container');
   if (e?.statusCode === 400) return badInput(what, `the docker daemon rejected the request: ${daemonSays}`);
   if (e?.statusCode === 401 || e?.statusCode === 403) return authFailed(what, `the docker daemon refused access: ${daemonSays}`);

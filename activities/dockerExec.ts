@@ -27,7 +27,8 @@ const containerName = /^\/?[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 export function createDockerExec(deps: DockerExecDeps): DockerExec {
   return {
     runner(ref, options = {}) {
-      if (!containerName.test(ref.container)) throw Object.assign(new Error(`'${ref.container}' is not a container name`), { code: 'EINVAL' });
+      if (!containerName.test(ref.container))
+        throw Object.assign(new Error(`'${ref.container}' is not a container name`), { code: 'EINVAL' });
       const name = ref.container.replace(/^\//, '');
       return async (cmd, args, opts) => {
         const docker = deps.docker(ref.endpoint);
@@ -38,7 +39,14 @@ export function createDockerExec(deps: DockerExecDeps): DockerExec {
           exec = await withTimeout(
             what,
             apiMs,
-            docker.getContainer(name).exec({ Cmd: [cmd, ...args], AttachStdout: true, AttachStderr: true, AttachStdin: false, Tty: false, ...(options.env ? { Env: options.env } : {}) }),
+            docker.getContainer(name).exec({
+              Cmd: [cmd, ...args],
+              AttachStdout: true,
+              AttachStderr: true,
+              AttachStdin: false,
+              Tty: false,
+              ...(options.env ? { Env: options.env } : {}),
+            }),
           );
         } catch (err) {
           throw execFailure(err, name);
@@ -64,9 +72,17 @@ export function createDockerExec(deps: DockerExecDeps): DockerExec {
           opts.signal?.removeEventListener('abort', onAbort);
         }
         const code = await exitCode(exec, what, name, apiMs);
-        const result: CommandResult = { code, stdout: out.text(), stderr: errOut.text(), ...(out.cut || errOut.cut ? { truncated: true } : {}) };
+        const result: CommandResult = {
+          code,
+          stdout: out.text(),
+          stderr: errOut.text(),
+          ...(out.cut || errOut.cut ? { truncated: true } : {}),
+        };
         // The runtime answers a program it cannot start with 126/127 and its own message on stdout.
-        if ((code === 126 || code === 127) && /OCI runtime exec failed|executable file not found|no such file or directory/i.test(result.stdout + result.stderr)) {
+        if (
+          (code === 126 || code === 127) &&
+          /OCI runtime exec failed|executable file not found|no such file or directory/i.test(result.stdout + result.stderr)
+        ) {
           throw Object.assign(new Error(`${cmd} cannot run in container '${name}': not found`), { code: 'ENOENT' });
         }
         return result;
@@ -90,7 +106,9 @@ async function exitCode(exec: Docker.Exec, what: string, container: string, apiM
 function execFailure(err: unknown, container: string): Error {
   if (err instanceof TimeoutError) return Object.assign(new Error(err.message), { code: 'ETIMEDOUT' });
   const e = err as { statusCode?: number; json?: { message?: string }; message?: string; code?: string };
-  const says = String(e?.json?.message ?? e?.message ?? err).split('\n')[0]!.slice(0, 300);
+  const says = String(e?.json?.message ?? e?.message ?? err)
+    .split('\n')[0]!
+    .slice(0, 300);
   if (e?.statusCode === 404) return Object.assign(new Error(`no such container '${container}'`), { code: 'ENOCONTAINER' });
   if (e?.statusCode === 409) return Object.assign(new Error(`container '${container}' is not running: ${says}`), { code: 'ENOTRUNNING' });
   return Object.assign(new Error(says), { code: e?.code ?? (e?.statusCode ? `HTTP${e.statusCode}` : undefined) });
@@ -116,6 +134,8 @@ class CappedText {
   }
 
   text(): string {
-    return Buffer.concat(this.#chunks).toString('utf8').replace(/\uFFFD+$/, '');
+    return Buffer.concat(this.#chunks)
+      .toString('utf8')
+      .replace(/\uFFFD+$/, '');
   }
 }

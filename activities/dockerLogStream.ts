@@ -74,6 +74,11 @@ export class LineSplitter {
 
   #emit(raw: Buffer): void {
     const line = raw.toString('utf8').replace(/\r$/, '');
-    this.onLine(line.replace(/^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,3})\d*)?Z /, (_, s: string, f?: string) => `${s}.${(f ?? '').padEnd(3, '0')}Z `));
+    this.onLine(
+      line.replace(
+        /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,3})\d*)?Z /,
+        (_, s: string, f?: string) => `${s}.${(f ?? '').padEnd(3, '0')}Z `,
+      ),
+    );
   }
 }

@@ -126,7 +126,10 @@ export async function sendPageMail(name: string, channel: EmailChannel, req: Not
   if (refused.length > 0) {
     const why = info.rejectedErrors?.[0]?.response ?? info.rejectedErrors?.[0]?.message ?? '';
     const took = (info.accepted ?? []).join(', ');
-    throw badInput(what, `the server took the mail for ${took} but refused ${refused.join(', ')}${why ? `: ${cut(redact(why, secrets))}` : ''}`);
+    throw badInput(
+      what,
+      `the server took the mail for ${took} but refused ${refused.join(', ')}${why ? `: ${cut(redact(why, secrets))}` : ''}`,
+    );
   }
 }
 
@@ -151,9 +154,13 @@ function mailFailure(what: string, err: unknown, secrets: Secret[], user: string
         return transient(what, `no SMTP greeting within ${timeoutMs} ms (a port of implicit TLS needs secure: true)`);
       return transient(what, said);
   }
-  if (code && untrustedCertificate.has(code)) return authFailed(what, `the server's TLS certificate is not trusted: ${said} (${code}; smtp.ca names the CA that signs it)`);
+  if (code && untrustedCertificate.has(code))
+    return authFailed(what, `the server's TLS certificate is not trusted: ${said} (${code}; smtp.ca names the CA that signs it)`);
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER')
-    return badInput(what, 'the server does not speak TLS from the first byte (secure: true is for implicit TLS, e.g. port 465; use secure: false with starttls)');
+    return badInput(
+      what,
+      'the server does not speak TLS from the first byte (secure: true is for implicit TLS, e.g. port 465; use secure: false with starttls)',
+    );
   return transient(what, code && !said.includes(code) ? `${said} (${code})` : said);
 }
 

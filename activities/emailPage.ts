@@ -36,7 +36,8 @@ export function pageMail(channelName: string, from: string, subjectPrefix: strin
   const body = capHead(multiLine(req.text), textBytes);
   const about = `Incident ${incident} · ${eventWords[req.event]}${severity ? ` · severity ${severity}` : ''}`;
   // The CLI command an on-call can paste; the page's own Acknowledge button lives in chat channels.
-  const ackHint = req.event === 'trigger' && req.actions?.includes('acknowledge') ? `To acknowledge: npx remediate ack ${incident} --reason "…"` : '';
+  const ackHint =
+    req.event === 'trigger' && req.actions?.includes('acknowledge') ? `To acknowledge: npx remediate ack ${incident} --reason "…"` : '';
 
   return {
     subject: oneLine(`${oneLine(subjectPrefix, 64)} ${mark}${title}`, subjectChars),
@@ -105,5 +106,8 @@ function multiLine(text: string): string {
 function capHead(text: string, maxBytes: number): string {
   const buf = Buffer.from(text, 'utf8');
   if (buf.length <= maxBytes) return text;
-  return `${buf.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD+$/, '')}\n[... ${buf.length - maxBytes} bytes cut]`;
+  return `${buf
+    .subarray(0, maxBytes)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '')}\n[... ${buf.length - maxBytes} bytes cut]`;
 }

@@ -55,7 +55,9 @@ export function classify(what: string, err: unknown, secrets: Array<Secret | und
   if (err instanceof ApplicationFailure) return err;
   const e = err as { code?: string; errno?: string; cause?: { code?: string }; message?: string };
   const code = e?.code ?? e?.cause?.code ?? e?.errno;
-  const message = redact(String(e?.message ?? err), secrets).split('\n')[0]!.slice(0, 500);
+  const message = redact(String(e?.message ?? err), secrets)
+    .split('\n')[0]!
+    .slice(0, 500);
   if (code && transientCodes.has(String(code))) return transient(what, `${message} (${code})`);
   return transient(what, message);
 }

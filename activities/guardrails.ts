@@ -104,14 +104,11 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
   }
 
   return {
-    reserveRestart: (req) =>
-      update(reserveRestartUpdate, operation('restart reservation', 'target', req.target), [req], req.requestId),
+    reserveRestart: (req) => update(reserveRestartUpdate, operation('restart reservation', 'target', req.target), [req], req.requestId),
 
-    acquireSlot: (req) =>
-      update(acquireSlotUpdate, operation('destructive slot request', 'target', req.target), [req], req.requestId),
+    acquireSlot: (req) => update(acquireSlotUpdate, operation('destructive slot request', 'target', req.target), [req], req.requestId),
 
-    claimRestart: (req) =>
-      update(claimRestartUpdate, operation('restart claim', 'target', req.target), [req], req.requestId),
+    claimRestart: (req) => update(claimRestartUpdate, operation('restart claim', 'target', req.target), [req], req.requestId),
 
     releaseSlot: (leaseId) => update(releaseSlotUpdate, `release of destructive slot '${leaseId}'`, [leaseId]),
 

@@ -41,7 +41,9 @@ const readBytes = 4 * 1_048_576;
 
 class Unavailable extends Error {}
 
-export function createHostDiagnostics(deps: HostDiagnosticsDeps): (target: string, req: HostDiagnosticsRequest) => Promise<HostDiagnostics> {
+export function createHostDiagnostics(
+  deps: HostDiagnosticsDeps,
+): (target: string, req: HostDiagnosticsRequest) => Promise<HostDiagnostics> {
   const { config } = deps;
   const secrets = configSecrets(config);
   const sampleMs = deps.sampleMs ?? 1_000;
@@ -49,10 +51,14 @@ export function createHostDiagnostics(deps: HostDiagnosticsDeps): (target: strin
   function runnerFor(what: string, name: string, t: Target): { run: CommandRunner; place: string } {
     if (t.kind === 'container') {
       if (!deps.dockerExec) throw badInput(what, `containers are the engine's; this worker cannot look inside them`);
-      return { run: deps.dockerExec.runner({ endpoint: t.docker, container: t.container }, { env: ['LANG=C', 'LC_ALL=C'] }), place: `container '${t.container}'` };
+      return {
+        run: deps.dockerExec.runner({ endpoint: t.docker, container: t.container }, { env: ['LANG=C', 'LC_ALL=C'] }),
+        place: `container '${t.container}'`,
+      };
     }
     if (t.kind === 'systemd') {
-      if (!deps.hostRunner) throw badInput(what, `systemd target '${name}' is diagnosed on its host, by its host agent; this worker is not one`);
+      if (!deps.hostRunner)
+        throw badInput(what, `systemd target '${name}' is diagnosed on its host, by its host agent; this worker is not one`);
       return { run: deps.hostRunner, place: `the host of '${name}'` };
     }
     throw badInput(what, `host diagnostics are for containers and systemd units, and '${name}' is a ${t.kind} target`);
@@ -101,7 +107,8 @@ export function createHostDiagnostics(deps: HostDiagnosticsDeps): (target: strin
 }
 
 function checkRequest(what: string, req: HostDiagnosticsRequest, allowed: Set<string>): string[] {
-  if (!Number.isInteger(req?.top) || req.top < 1 || req.top > 50) throw badInput(what, `top must be a whole number from 1 to 50, got ${String(req?.top)}`);
+  if (!Number.isInteger(req?.top) || req.top < 1 || req.top > 50)
+    throw badInput(what, `top must be a whole number from 1 to 50, got ${String(req?.top)}`);
   if (req.sections !== undefined && (!Array.isArray(req.sections) || !req.sections.every((s) => allSections.includes(s)))) {
     throw badInput(what, `sections must be among ${allSections.join(', ')}`);
   }
@@ -109,7 +116,8 @@ function checkRequest(what: string, req: HostDiagnosticsRequest, allowed: Set<st
   for (const hp of req.tcp) {
     const m = /^(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})$/.exec(String(hp));
     if (!m || Number(m[2]) < 1 || Number(m[2]) > 65_535) throw badInput(what, `'${String(hp).slice(0, 80)}' is not host:port`);
-    if (!allowed.has(m[1]!.toLowerCase())) throw badInput(what, `tcp check of ${hp}: '${m[1]}' is not a host the config names (known: ${[...allowed].join(', ') || 'none'})`);
+    if (!allowed.has(m[1]!.toLowerCase()))
+      throw badInput(what, `tcp check of ${hp}: '${m[1]}' is not a host the config names (known: ${[...allowed].join(', ') || 'none'})`);
   }
   return req.tcp;
 }
@@ -223,7 +231,10 @@ async function processes(host: Host, top: number, sampleMs: number): Promise<{ o
   if (rows.length === 0) throw new Error('no process could be read under /proc');
   const table = (list: typeof rows) => [
     '    PID   %CPU   %MEM        RSS COMMAND',
-    ...list.map((r) => `${String(r.pid).padStart(7)} ${r.cpu.toFixed(1).padStart(6)} ${r.mem.toFixed(1).padStart(6)} ${bytes(r.rssK * 1024).padStart(10)} ${r.comm}`),
+    ...list.map(
+      (r) =>
+        `${String(r.pid).padStart(7)} ${r.cpu.toFixed(1).padStart(6)} ${r.mem.toFixed(1).padStart(6)} ${bytes(r.rssK * 1024).padStart(10)} ${r.comm}`,
+    ),
   ];
   const byCpu = [...rows].sort((a, b) => b.cpu - a.cpu || b.rssK - a.rssK).slice(0, top);
   const byMem = [...rows].sort((a, b) => b.rssK - a.rssK).slice(0, top);
@@ -235,7 +246,10 @@ async function processes(host: Host, top: number, sampleMs: number): Promise<{ o
 async function connects(list: string[], figures: HostFigures): Promise<{ ok: boolean; text: string }> {
   const results = await Promise.all(list.map(async (hp) => ({ hp, ...(await tryConnect(hp)) })));
   figures.tcpFailed = results.filter((r) => !r.ok).map((r) => r.hp);
-  return { ok: figures.tcpFailed.length === 0, text: results.map((r) => (r.ok ? `ok     ${r.hp} (${r.ms} ms)` : `FAILED ${r.hp}: ${r.error}`)).join('\n') };
+  return {
+    ok: figures.tcpFailed.length === 0,
+    text: results.map((r) => (r.ok ? `ok     ${r.hp} (${r.ms} ms)` : `FAILED ${r.hp}: ${r.error}`)).join('\n'),
+  };
 }
 
 function tryConnect(hostPort: string): Promise<{ ok: boolean; ms: number; error?: string }> {
@@ -251,7 +265,9 @@ function tryConnect(hostPort: string): Promise<{ ok: boolean; ms: number; error?
     };
     socket.once('connect', () => done(true));
     socket.once('timeout', () => done(false, `no answer within ${connectMs} ms`));
-    socket.once('error', (err: NodeJS.ErrnoException) => done(false, err.code === 'ECONNREFUSED' ? 'connection refused (ECONNREFUSED)' : `${err.code ?? err.message}`));
+    socket.once('error', (err: NodeJS.ErrnoException) =>
+      done(false, err.code === 'ECONNREFUSED' ? 'connection refused (ECONNREFUSED)' : `${err.code ?? err.message}`),
+    );
   });
 }
 
@@ -263,7 +279,9 @@ async function pathSizes(host: Host, paths: string[]): Promise<{ ok: boolean; te
     const m = /^(\d+)\s+(.*)$/.exec(line);
     if (m) sizes.set(m[2]!, Number(m[1]) * 1024);
   }
-  const lines = paths.map((p) => (sizes.has(p) ? `${bytes(sizes.get(p)!).padStart(10)} ${p}` : `${'missing'.padStart(10)} ${p}: ${problemWith(r.stderr, p)}`));
+  const lines = paths.map((p) =>
+    sizes.has(p) ? `${bytes(sizes.get(p)!).padStart(10)} ${p}` : `${'missing'.padStart(10)} ${p}: ${problemWith(r.stderr, p)}`,
+  );
   return { ok: paths.every((p) => sizes.has(p)), text: lines.join('\n') };
 }
 
@@ -278,4 +296,3 @@ function firstLine(text: string): string {
 function reason(err: unknown): string {
   return firstLine((err as Error)?.message ?? String(err));
 }
-

@@ -14,7 +14,14 @@ export function disk(r: CommandResult, figures: HostFigures): { ok: boolean; tex
     .slice(1)
     .map((l) => l.trim().split(/\s+/))
     .filter((f) => f.length >= 6 && /^\d+$/.test(f[1]!) && Number(f[1]) > 0)
-    .map((f) => ({ fs: f[0]!, totalK: Number(f[1]), usedK: Number(f[2]), availK: Number(f[3]), percent: Number(f[4]!.replace('%', '')), mount: f.slice(5).join(' ') }));
+    .map((f) => ({
+      fs: f[0]!,
+      totalK: Number(f[1]),
+      usedK: Number(f[2]),
+      availK: Number(f[3]),
+      percent: Number(f[4]!.replace('%', '')),
+      mount: f.slice(5).join(' '),
+    }));
   if (rows.length === 0) throw new Error(`df printed no filesystems${r.code ? ` (exit ${r.code}: ${firstLine(r.stderr)})` : ''}`);
   // Docker masks parts of /proc and /sys with tmpfs, and binds single files (/etc/hosts) from the
   // host's disk: one line per filesystem, under its shortest mount point, is what a human reads.
@@ -28,7 +35,10 @@ export function disk(r: CommandResult, figures: HostFigures): { ok: boolean; tex
     });
   rows.sort((a, b) => b.percent - a.percent || a.mount.localeCompare(b.mount));
   figures.diskMaxPercent = rows[0]!.percent;
-  const lines = rows.map((x) => `${String(x.percent).padStart(3)}% ${x.mount}: ${bytes(x.usedK * 1024)} used, ${bytes(x.availK * 1024)} free of ${bytes(x.totalK * 1024)} (${x.fs})`);
+  const lines = rows.map(
+    (x) =>
+      `${String(x.percent).padStart(3)}% ${x.mount}: ${bytes(x.usedK * 1024)} used, ${bytes(x.availK * 1024)} free of ${bytes(x.totalK * 1024)} (${x.fs})`,
+  );
   return { ok: true, text: lines.join('\n') };
 }
 
@@ -55,7 +65,9 @@ export function memory(files: Map<string, string[]>, figures: HostFigures): { ok
   if (cgUsed && /^\d+$/.test(cgUsed)) {
     // v1 writes "no limit" as a huge number; v2 as "max".
     const limited = cgMax && /^\d+$/.test(cgMax) && Number(cgMax) < total;
-    lines.push(`cgroup: ${bytes(Number(cgUsed))} used${limited ? ` of a ${bytes(Number(cgMax))} limit (${Math.round((Number(cgUsed) / Number(cgMax)) * 100)}%)` : ', no limit below the host\'s memory'}`);
+    lines.push(
+      `cgroup: ${bytes(Number(cgUsed))} used${limited ? ` of a ${bytes(Number(cgMax))} limit (${Math.round((Number(cgUsed) / Number(cgMax)) * 100)}%)` : ", no limit below the host's memory"}`,
+    );
   }
   return { ok: true, text: lines.join('\n') };
 }
@@ -148,9 +160,13 @@ function hexAddress(hex: string): string {
 
 export function problemWith(stderr: string, path: string): string {
   const line = stderr.split('\n').find((l) => l.includes(path));
-  return line ? line.slice(line.indexOf(path) + path.length).replace(/^['":\s]+/, '').slice(0, 200) || 'not readable' : 'not readable';
+  return line
+    ? line
+        .slice(line.indexOf(path) + path.length)
+        .replace(/^['":\s]+/, '')
+        .slice(0, 200) || 'not readable'
+    : 'not readable';
 }
-
 
 export function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

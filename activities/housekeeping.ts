@@ -48,7 +48,8 @@ export function createHousekeeping(deps: HousekeepingDeps): HousekeepingActiviti
     const t = Object.hasOwn(config.targets, name) ? config.targets[name] : undefined;
     if (!t) throw targetNotFound(what, deps.owner ? `not a target of ${deps.owner}` : 'no such target in the config');
     if (t.kind !== 'systemd') throw badInput(what, `housekeeping runs on a systemd unit's host, and '${name}' is a ${t.kind} target`);
-    if (!deps.hostRunner) throw badInput(what, `it runs on the host of systemd target '${name}', by its host agent; this worker is not one`);
+    if (!deps.hostRunner)
+      throw badInput(what, `it runs on the host of systemd target '${name}', by its host agent; this worker is not one`);
     return { t, run: deps.hostRunner };
   }
 
@@ -81,7 +82,8 @@ export function createHousekeeping(deps: HousekeepingDeps): HousekeepingActiviti
     const what = `housekeeping of target '${name}'`;
     const { t, run: runner } = unitTarget(what, name);
     const days = req?.olderThanDays;
-    if (!Number.isInteger(days) || days < 1 || days > maxDays) throw badInput(what, `olderThanDays must be a whole number from 1 to ${maxDays}, got ${String(days)}`);
+    if (!Number.isInteger(days) || days < 1 || days > maxDays)
+      throw badInput(what, `olderThanDays must be a whole number from 1 to ${maxDays}, got ${String(days)}`);
     const dirs = t.housekeeping?.paths ?? [];
     if (dirs.length === 0) throw badInput(what, 'the target has no housekeeping.paths in the config');
     const dryRun = Boolean(req.dryRun || config.dryRun);
@@ -97,9 +99,22 @@ export function createHousekeeping(deps: HousekeepingDeps): HousekeepingActiviti
         lines.push(`${dir}: does not exist; nothing to do`);
         continue;
       }
-      if (kind !== 'directory') throw badInput(what, `${dir} is a ${kind}, not a directory${kind === 'symbolic link' ? ' (a link is never followed)' : ''}`);
+      if (kind !== 'directory')
+        throw badInput(what, `${dir} is a ${kind}, not a directory${kind === 'symbolic link' ? ' (a link is never followed)' : ''}`);
       // -mmin: "older than N days" to the minute; -mtime +N would mean N+1 whole days.
-      const argv = ['find', '-P', dir, '-xdev', '-type', 'f', '-mmin', `+${days * 1_440}`, ...(dryRun ? [] : ['-delete']), '-printf', '%s\\t%p\\0'];
+      const argv = [
+        'find',
+        '-P',
+        dir,
+        '-xdev',
+        '-type',
+        'f',
+        '-mmin',
+        `+${days * 1_440}`,
+        ...(dryRun ? [] : ['-delete']),
+        '-printf',
+        '%s\\t%p\\0',
+      ];
       const r = await run(what, runner, argv, findMs, listBytes);
       const found = parseList(r.stdout);
       files += found.files;
@@ -109,7 +124,9 @@ export function createHousekeeping(deps: HousekeepingDeps): HousekeepingActiviti
       // find goes on past a file it could not delete (and says so); the rest was still done.
       const problems = r.code === 0 ? '' : `; find exited ${r.code}: ${capText(redact(firstLine(r.stderr), secrets), 300)}`;
       const counted = `${r.truncated ? 'at least ' : ''}${found.files} file(s), ${formatBytes(found.bytes)}`;
-      lines.push(`${dir}: ${dryRun ? 'would delete' : 'deleted'} ${counted} older than ${days} day(s)${r.truncated ? ' (list cut short: run it again)' : ''}${problems}`);
+      lines.push(
+        `${dir}: ${dryRun ? 'would delete' : 'deleted'} ${counted} older than ${days} day(s)${r.truncated ? ' (list cut short: run it again)' : ''}${problems}`,
+      );
       if (r.code !== 0 && found.files === 0 && !r.truncated) {
         // Nothing deleted and find failed: permission denied on the directory, most likely. Waiting will not help.
         throw badInput(what, lines.at(-1)!);
@@ -131,7 +148,10 @@ export function createHousekeeping(deps: HousekeepingDeps): HousekeepingActiviti
     if (!/^regular (empty )?file$/.test(kind)) throw badInput(what, `${file} is a ${kind}, not a regular file`);
     // -d reports what would happen and changes nothing, not even the state file.
     const r = await run(what, runner, ['logrotate', ...(dryRun ? ['-d'] : []), '-f', '--', file], logrotateMs, 1_048_576);
-    const output = capText(redact([r.stdout, r.stderr].filter(Boolean).join('\n').trim(), secrets), Math.min(4_000, config.limits.outputBytes));
+    const output = capText(
+      redact([r.stdout, r.stderr].filter(Boolean).join('\n').trim(), secrets),
+      Math.min(4_000, config.limits.outputBytes),
+    );
     if (r.code !== 0) {
       const problem = `logrotate exited ${r.code}: ${firstError(redact(r.stderr || r.stdout, secrets))}`;
       audit('logrotate', name, ctx, dryRun, problem);

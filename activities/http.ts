@@ -43,12 +43,18 @@ const actionMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export function createHttpActivities(deps: { outputBytes: number }) {
   /** `headers` are resolved already (config secrets revealed by the caller, activities/requestHeaders.ts). */
-  async function checkHealth(req: { url: string; expectStatus?: number; timeoutMs: number; headers?: Record<string, string> }): Promise<HealthCheckResult> {
+  async function checkHealth(req: {
+    url: string;
+    expectStatus?: number;
+    timeoutMs: number;
+    headers?: Record<string, string>;
+  }): Promise<HealthCheckResult> {
     const expect = req.expectStatus ?? 200;
     const url = parseUrl('health check', req.url);
     const what = `health check of '${shown(url)}'`;
     checkTimeout(what, req.timeoutMs);
-    if (!Number.isInteger(expect) || expect < 100 || expect > 599) throw badInput(what, `expected status ${String(expect)} is not an HTTP status`);
+    if (!Number.isInteger(expect) || expect < 100 || expect > 599)
+      throw badInput(what, `expected status ${String(expect)} is not an HTTP status`);
     const started = performance.now();
     try {
       const { res, latencyMs } = await send(url, { method: 'GET', timeoutMs: req.timeoutMs, headers: req.headers }, started);
@@ -88,7 +94,13 @@ export function createHttpActivities(deps: { outputBytes: number }) {
       doc = JSON.parse(text);
     } catch {
       const snippet = text.slice(0, 120).replace(/\s+/g, ' ').trim();
-      return { ok: false, status, latencyMs, checks: [], detail: `response ${status} is not JSON (${contentType}): ${snippet || 'empty body'}` };
+      return {
+        ok: false,
+        status,
+        latencyMs,
+        checks: [],
+        detail: `response ${status} is not JSON (${contentType}): ${snippet || 'empty body'}`,
+      };
     }
     return { status, latencyMs, ...interpretHealth(doc, status) };
   }
@@ -114,7 +126,11 @@ export function createHttpActivities(deps: { outputBytes: number }) {
     }
     let res: Response;
     try {
-      ({ res } = await send(url, { method, timeoutMs: req.timeoutMs, idempotencyKey: req.idempotencyKey, headers: req.headers }, performance.now()));
+      ({ res } = await send(
+        url,
+        { method, timeoutMs: req.timeoutMs, idempotencyKey: req.idempotencyKey, headers: req.headers },
+        performance.now(),
+      ));
     } catch (err) {
       // Refused or timed out: the Idempotency-Key lets the retry be safe even if the first one landed.
       throw transient(what, unreachable(err, req.timeoutMs));
@@ -165,7 +181,10 @@ export function parseUrl(op: string, raw: string): URL {
     url = new URL(raw);
   } catch {
     // Not even parseable: show it without anything after "?" or "#" and without userinfo.
-    const safe = String(raw).split(/[?#]/)[0]!.replace(/\/\/[^/@]*@/, '//').slice(0, 200);
+    const safe = String(raw)
+      .split(/[?#]/)[0]!
+      .replace(/\/\/[^/@]*@/, '//')
+      .slice(0, 200);
     throw badInput(`${op} of '${safe}'`, 'not a valid URL');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -245,7 +264,12 @@ export async function readStart(res: Response, maxBytes: number): Promise<{ text
     if (cut) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
-  return { text: Buffer.concat(chunks).toString('utf8').replace(/\uFFFD+$/, ''), cut };
+  return {
+    text: Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\uFFFD+$/, ''),
+    cut,
+  };
 }
 
 function elapsed(started: number): number {
@@ -265,7 +289,23 @@ export function unreachable(err: unknown, timeoutMs: number): string {
   return `${message.replace(/\bhttps?:\/\/\S+/g, '[url]').slice(0, 200)}${code ? ` (${code})` : ''}`;
 }
 
-const okWords = new Set(['ok', 'up', 'pass', 'passed', 'passing', 'healthy', 'green', 'true', 'success', 'available', 'ready', 'warn', 'alive', 'online', 'running']);
+const okWords = new Set([
+  'ok',
+  'up',
+  'pass',
+  'passed',
+  'passing',
+  'healthy',
+  'green',
+  'true',
+  'success',
+  'available',
+  'ready',
+  'warn',
+  'alive',
+  'online',
+  'running',
+]);
 
 /**
  * The common health document shapes: Spring Boot ({"status":"UP","components":{...}}), MicroProfile
@@ -293,7 +333,11 @@ export function interpretHealth(doc: unknown, httpStatus: number): { ok: boolean
   }
   const failing = checks.filter((c) => !c.ok);
   if (overall === undefined && checks.length === 0) {
-    return { ok: false, checks, detail: `response ${httpStatus} has no status or checks this reader understands: ${JSON.stringify(doc).slice(0, 120)}` };
+    return {
+      ok: false,
+      checks,
+      detail: `response ${httpStatus} has no status or checks this reader understands: ${JSON.stringify(doc).slice(0, 120)}`,
+    };
   }
   const overallOk = overall === undefined || overall.ok;
   const ok = httpOk && overallOk && failing.length === 0;

@@ -38,7 +38,10 @@ export function createHttpStep(deps: HttpStepDeps): { httpRequest(req: HttpStepR
   }
 
   function audit(req: HttpStepRequest, url: URL, dryRun: boolean, summary: string, status?: number): void {
-    logger.info({ action: 'http', method: req.method, url: shown(url), status, incident: req.incidentId, actor: req.actor, dryRun }, summary);
+    logger.info(
+      { action: 'http', method: req.method, url: shown(url), status, incident: req.incidentId, actor: req.actor, dryRun },
+      summary,
+    );
   }
 
   async function send(what: string, req: HttpStepRequest, url: URL, headers: Record<string, string>): Promise<HttpStepResult> {
@@ -73,16 +76,25 @@ export function createHttpStep(deps: HttpStepDeps): { httpRequest(req: HttpStepR
     const url = parseUrl('http step', req?.url);
     const what = `${method || 'HTTP'} to '${shown(url)}'`;
     if (!methods.has(method)) throw badInput(what, `method must be one of ${[...methods].join(', ')}`);
-    if (url.username || url.password) throw badInput(what, 'credentials in the URL are not allowed; send them in a header from the config\'s secrets');
+    if (url.username || url.password)
+      throw badInput(what, "credentials in the URL are not allowed; send them in a header from the config's secrets");
     if (!origins.has(url.origin)) {
-      throw badInput(what, `${url.origin} is not the origin of any target's health or action URL in the config (known: ${[...origins].join(', ') || 'none'})`);
+      throw badInput(
+        what,
+        `${url.origin} is not the origin of any target's health or action URL in the config (known: ${[...origins].join(', ') || 'none'})`,
+      );
     }
     checkTimeout(what, req.timeoutMs);
-    if (!Array.isArray(req.expectStatus) || req.expectStatus.length === 0 || !req.expectStatus.every((s) => Number.isInteger(s) && s >= 100 && s <= 599)) {
+    if (
+      !Array.isArray(req.expectStatus) ||
+      req.expectStatus.length === 0 ||
+      !req.expectStatus.every((s) => Number.isInteger(s) && s >= 100 && s <= 599)
+    ) {
       throw badInput(what, 'expectStatus must list HTTP statuses');
     }
     const write = !reads.has(method);
-    if (req.body !== undefined && (!write || typeof req.body !== 'string')) throw badInput(what, write ? 'the body must be text' : `a ${method} has no body`);
+    if (req.body !== undefined && (!write || typeof req.body !== 'string'))
+      throw badInput(what, write ? 'the body must be text' : `a ${method} has no body`);
     const headers = resolveHeaders(what, req.headers);
     const dryRun = Boolean(req.dryRun || config.dryRun);
 

@@ -83,13 +83,19 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
 
   const httpStep = createHttpStep({ config, logger: deps.logger });
   const prometheus = config.prometheus
-    ? createPrometheusActivities({ url: config.prometheus.url, timeoutMs: parseDuration(config.prometheus.timeout), targets: config.targets, secrets: configSecrets(config) })
+    ? createPrometheusActivities({
+        url: config.prometheus.url,
+        timeoutMs: parseDuration(config.prometheus.timeout),
+        targets: config.targets,
+        secrets: configSecrets(config),
+      })
     : undefined;
 
   const engine: EngineActivities = {
     httpRequest: (req) => httpStep.httpRequest(req),
     async queryMetric(req) {
-      if (!prometheus) throw badInput(`metric query${req?.target ? ` for target '${String(req.target)}'` : ''}`, 'no prometheus.url in the config');
+      if (!prometheus)
+        throw badInput(`metric query${req?.target ? ` for target '${String(req.target)}'` : ''}`, 'no prometheus.url in the config');
       return prometheus.queryMetric(req);
     },
     notify: (req) => notifier.notify(req),

@@ -7,7 +7,10 @@ export function capText(text: string, maxBytes: number): string {
   if (buf.length <= maxBytes) return text;
   const marker = `\n[... ${buf.length - maxBytes} bytes cut]`;
   // Keep the end: the newest log lines are the ones that explain an outage.
-  return `${marker.trimStart()}\n${buf.subarray(buf.length - maxBytes).toString('utf8').replace(/^\uFFFD+/, '')}`;
+  return `${marker.trimStart()}\n${buf
+    .subarray(buf.length - maxBytes)
+    .toString('utf8')
+    .replace(/^\uFFFD+/, '')}`;
 }
 
 export function capLines(lines: string[], maxLines: number): string[] {

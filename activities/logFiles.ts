@@ -40,10 +40,14 @@ export function createLogFiles(deps: LogFileDeps): (name: string, req: LogReques
   function runnerFor(what: string, name: string, t: Target): { run: CommandRunner; place: string } {
     if (t.kind === 'container') {
       if (!deps.dockerExec) throw badInput(what, `containers are the engine's; this worker cannot read files in them`);
-      return { run: deps.dockerExec.runner({ endpoint: t.docker, container: t.container }, { env: ['LANG=C', 'LC_ALL=C'] }), place: `container '${t.container}'` };
+      return {
+        run: deps.dockerExec.runner({ endpoint: t.docker, container: t.container }, { env: ['LANG=C', 'LC_ALL=C'] }),
+        place: `container '${t.container}'`,
+      };
     }
     if (t.kind === 'systemd') {
-      if (!deps.hostRunner) throw badInput(what, `log files of systemd target '${name}' are read on its host, by its host agent; this worker is not one`);
+      if (!deps.hostRunner)
+        throw badInput(what, `log files of systemd target '${name}' are read on its host, by its host agent; this worker is not one`);
       return { run: deps.hostRunner, place: `the host of '${name}'` };
     }
     throw badInput(what, `a ${t.kind} target has no log files: they are read in containers and on systemd units' hosts`);
@@ -136,9 +140,18 @@ async function regularFileSize(tool: Tool, what: string, path: string, place: st
 /** The last `limit` bytes of the file, as text, and whether it started mid-file. */
 async function readEnd(tool: Tool, what: string, path: string, size: number, limit: number): Promise<{ text: string; cut: boolean }> {
   const skip = Math.max(0, size - limit);
-  const dd = await tool(['dd', `if=${path}`, 'iflag=nofollow,skip_bytes,count_bytes', `skip=${skip}`, `count=${limit}`, 'bs=65536', 'status=none']);
+  const dd = await tool([
+    'dd',
+    `if=${path}`,
+    'iflag=nofollow,skip_bytes,count_bytes',
+    `skip=${skip}`,
+    `count=${limit}`,
+    'bs=65536',
+    'status=none',
+  ]);
   if (dd.code === 0) return { text: dd.stdout, cut: skip > 0 };
-  if (/too many levels of symbolic links/i.test(dd.stderr)) throw new Refused(`${path} became a symbolic link while it was read; it is not followed`);
+  if (/too many levels of symbolic links/i.test(dd.stderr))
+    throw new Refused(`${path} became a symbolic link while it was read; it is not followed`);
   if (!/invalid|unknown|bad/i.test(dd.stderr)) throw new Error(`dd exited ${dd.code}: ${firstLine(dd.stderr)}`);
   // busybox dd has no nofollow: tail, right after stat said it is no link.
   const t = await tool(['tail', '-c', String(Math.min(limit, Math.max(size, 1))), '--', path]);

@@ -88,7 +88,13 @@ export function createMysqlActivities(deps: MysqlDeps) {
         throw badInput(operation('backup', kind, name), 'no backup directory configured for this worker');
       };
 
-  async function maintain(op: 'OPTIMIZE' | 'ANALYZE', conn: MysqlConnection, name: string, tables: string[], opts: { dryRun: boolean }): Promise<MysqlMaintenanceResult> {
+  async function maintain(
+    op: 'OPTIMIZE' | 'ANALYZE',
+    conn: MysqlConnection,
+    name: string,
+    tables: string[],
+    opts: { dryRun: boolean },
+  ): Promise<MysqlMaintenanceResult> {
     const what = operation(op.toLowerCase(), kind, name);
     // Refused before connecting: a bad name is a config error, not something to try on the server.
     for (const t of tables) quoteIdent(what, t);
@@ -148,13 +154,18 @@ export function createMysqlActivities(deps: MysqlDeps) {
         const [vars] = await c.query({ sql: 'SELECT @@GLOBAL.max_connections AS max', timeout: conn.timeoutMs });
         const threadsConnected = Number((status as Array<{ Value: string }>)[0]?.Value ?? NaN);
         const maxConnections = Number((vars as Array<{ max: number }>)[0]?.max ?? NaN);
-        return { threadsConnected, maxConnections, usedPercent: maxConnections > 0 ? Math.round((threadsConnected / maxConnections) * 1_000) / 10 : 0 };
+        return {
+          threadsConnected,
+          maxConnections,
+          usedPercent: maxConnections > 0 ? Math.round((threadsConnected / maxConnections) * 1_000) / 10 : 0,
+        };
       });
     },
 
     async processlist(conn: MysqlConnection, name: string, olderThanS: number): Promise<MysqlProcesslist> {
       const what = operation('processlist', kind, name);
-      if (!Number.isFinite(olderThanS) || olderThanS < 0) throw badInput(what, `olderThanS must be a number of seconds >= 0, got ${olderThanS}`);
+      if (!Number.isFinite(olderThanS) || olderThanS < 0)
+        throw badInput(what, `olderThanS must be a number of seconds >= 0, got ${olderThanS}`);
       return withConnection(conn, what, conn.timeoutMs, async (c) => {
         const [result] = await c.query({
           sql: `SELECT ID AS id, USER AS user, DB AS db, COMMAND AS command, TIME AS timeS, STATE AS state,
@@ -223,7 +234,12 @@ export function deadlockSection(status: string): string | undefined {
   return lines.slice(body, end).join('\n').trim();
 }
 
-async function withConnection<T>(conn: MysqlConnection, what: string, statementTimeoutMs: number, work: (c: mysql.Connection) => Promise<T>): Promise<T> {
+async function withConnection<T>(
+  conn: MysqlConnection,
+  what: string,
+  statementTimeoutMs: number,
+  work: (c: mysql.Connection) => Promise<T>,
+): Promise<T> {
   let c: mysql.Connection | undefined;
   try {
     c = await mysql.createConnection({
@@ -260,17 +276,28 @@ async function limitSession(c: mysql.Connection, statementMs: number, lockWaitMs
   const lockS = Math.max(1, Math.ceil(lockWaitMs / 1_000));
   try {
     // MariaDB: max_statement_time in seconds, for every kind of statement.
-    await c.query({ sql: 'SET SESSION max_statement_time = ?, lock_wait_timeout = ?, innodb_lock_wait_timeout = ?', values: [statementMs / 1_000, lockS, lockS], timeout: lockWaitMs });
+    await c.query({
+      sql: 'SET SESSION max_statement_time = ?, lock_wait_timeout = ?, innodb_lock_wait_timeout = ?',
+      values: [statementMs / 1_000, lockS, lockS],
+      timeout: lockWaitMs,
+    });
   } catch (err) {
     if ((err as { errno?: number }).errno !== 1193) throw err; // ER_UNKNOWN_SYSTEM_VARIABLE: MySQL, whose limit covers SELECT only
-    await c.query({ sql: 'SET SESSION max_execution_time = ?, lock_wait_timeout = ?, innodb_lock_wait_timeout = ?', values: [Math.round(statementMs), lockS, lockS], timeout: lockWaitMs });
+    await c.query({
+      sql: 'SET SESSION max_execution_time = ?, lock_wait_timeout = ?, innodb_lock_wait_timeout = ?',
+      values: [Math.round(statementMs), lockS, lockS],
+      timeout: lockWaitMs,
+    });
   }
 }
 
 function mysqlFailure(what: string, err: unknown, conn: MysqlConnection): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   const code = (err as { code?: unknown })?.code;
-  const message = () => redact(String((err as Error)?.message ?? err), [conn.password]).split('\n')[0]!.slice(0, 500);
+  const message = () =>
+    redact(String((err as Error)?.message ?? err), [conn.password])
+      .split('\n')[0]!
+      .slice(0, 500);
   switch (code) {
     case 'ER_ACCESS_DENIED_ERROR':
     case 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR':
@@ -327,7 +354,9 @@ async function allTables(c: mysql.Connection, what: string): Promise<TableRef[]>
     "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
   );
   // Names that need more than backticks (spaces, quotes) are left out rather than quoted creatively.
-  return (result as Array<{ t: string }>).filter((r) => /^[A-Za-z0-9_$]{1,64}$/.test(r.t)).map((r) => ({ name: r.t, quoted: `\`${r.t}\`` }));
+  return (result as Array<{ t: string }>)
+    .filter((r) => /^[A-Za-z0-9_$]{1,64}$/.test(r.t))
+    .map((r) => ({ name: r.t, quoted: `\`${r.t}\`` }));
 }
 
 async function currentDatabase(c: mysql.Connection): Promise<string | null> {
@@ -341,7 +370,13 @@ async function killOnAbort<T>(conn: MysqlConnection, threadId: number, work: Pro
   if (!signal) return work;
   const kill = () => {
     void mysql
-      .createConnection({ host: conn.host, port: conn.port, user: conn.user, password: conn.password?.reveal(), connectTimeout: conn.timeoutMs })
+      .createConnection({
+        host: conn.host,
+        port: conn.port,
+        user: conn.user,
+        password: conn.password?.reveal(),
+        connectTimeout: conn.timeoutMs,
+      })
       .then(async (k) => {
         k.on('error', () => {});
         await k.query('KILL QUERY ?', [threadId]).catch(() => undefined);

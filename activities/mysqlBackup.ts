@@ -47,7 +47,8 @@ export function createMysqlBackup(deps: MysqlBackupDeps) {
     const database = conn.database;
     if (!database) throw badInput(what, 'no database configured');
     // It ends up in argv: a name that could read as an option, or a path, is no database name.
-    if (!/^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$/.test(database)) throw badInput(what, `'${database.slice(0, 80)}' is not a plain database name`);
+    if (!/^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$/.test(database))
+      throw badInput(what, `'${database.slice(0, 80)}' is not a plain database name`);
     const file = join(deps.backupDir, `${name}-${utcStamp(new Date())}.sql`);
     if (opts.dryRun) return { dryRun: true, summary: `would run mysqldump --single-transaction of database '${database}' into ${file}` };
 

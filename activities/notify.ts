@@ -165,7 +165,8 @@ async function post(name: string, channel: PostedChannel, req: NotificationReque
   } catch {
     throw badInput(what, 'the configured URL is not a valid URL');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badInput(what, `the configured URL uses ${url.protocol}, not http or https`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw badInput(what, `the configured URL uses ${url.protocol}, not http or https`);
 
   const cancelled = activitySignal();
   const timeout = AbortSignal.timeout(timeoutMs);
@@ -301,12 +302,17 @@ function networkProblem(err: unknown): string {
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
   const cause = e?.cause;
   if (cause?.code) return `${cause.message ?? cause.code} (${cause.code})`;
-  return String(cause?.message ?? e?.message ?? err).split('\n')[0]!.slice(0, errorTextChars);
+  return String(cause?.message ?? e?.message ?? err)
+    .split('\n')[0]!
+    .slice(0, errorTextChars);
 }
 
 /** Notifications are read from the top: keep the head. */
 function capHead(text: string, maxBytes: number): string {
   const buf = Buffer.from(text, 'utf8');
   if (buf.length <= maxBytes) return text;
-  return `${buf.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD+$/, '')}\n[... ${buf.length - maxBytes} bytes cut]`;
+  return `${buf
+    .subarray(0, maxBytes)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '')}\n[... ${buf.length - maxBytes} bytes cut]`;
 }

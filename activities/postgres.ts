@@ -127,7 +127,8 @@ export function createPostgresActivities(deps: PostgresDeps) {
     /** Non-idle client sessions whose current statement started more than olderThanS ago, oldest first; statements without their literals. */
     async longQueries(conn: PgConnection, name: string, olderThanS: number): Promise<PgLongQuery[]> {
       const what = operation('long query scan', kind, name);
-      if (!Number.isFinite(olderThanS) || olderThanS < 0) throw badInput(what, `olderThanS must be a number of seconds >= 0, got ${olderThanS}`);
+      if (!Number.isFinite(olderThanS) || olderThanS < 0)
+        throw badInput(what, `olderThanS must be a number of seconds >= 0, got ${olderThanS}`);
       return withClient(conn, what, conn.timeoutMs, async (c) => {
         const { rows } = await c.query<{ pid: number; duration_s: number; state: string; usename: string | null; query: string | null }>(
           `SELECT pid, extract(epoch FROM clock_timestamp() - query_start)::float8 AS duration_s,
@@ -163,7 +164,13 @@ export function createPostgresActivities(deps: PostgresDeps) {
         const oids = await resolveTables(c, what, tables, idents);
         const before = await deadTuples(c, oids);
         if (opts.dryRun) {
-          return { dryRun: true, tables, deadTuplesBefore: before, deadTuplesAfter: before, summary: `would run VACUUM (ANALYZE) on ${subject} (${before} dead tuples now)` };
+          return {
+            dryRun: true,
+            tables,
+            deadTuplesBefore: before,
+            deadTuplesAfter: before,
+            summary: `would run VACUUM (ANALYZE) on ${subject} (${before} dead tuples now)`,
+          };
         }
         const warnings: string[] = [];
         // Tables the user does not own are skipped with a WARNING, not an error; the operator must hear about it.
@@ -191,7 +198,8 @@ export function createPostgresActivities(deps: PostgresDeps) {
       const database = conn.database ?? conn.user;
       if (!database) throw badInput(what, 'no database configured');
       // libpq reads a --dbname containing "=" or a URI as a whole connection string, which could point pg_dump elsewhere.
-      if (database.includes('=') || /^postgres(ql)?:/i.test(database)) throw badInput(what, `database name '${database}' looks like a connection string`);
+      if (database.includes('=') || /^postgres(ql)?:/i.test(database))
+        throw badInput(what, `database name '${database}' looks like a connection string`);
       const file = join(deps.backupDir, `${name}-${utcStamp(new Date())}.dump`);
       if (opts.dryRun) return { dryRun: true, summary: `would run pg_dump -Fc of database '${database}' into ${file}` };
 
@@ -283,7 +291,11 @@ function cancelledOr(err: unknown): unknown {
 function pgFailure(what: string, err: unknown, conn: PgConnection): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   const code = (err as { code?: unknown })?.code;
-  const message = () => redact(String((err as Error)?.message ?? err), [conn.password]).split('\n')[0]!.replace(/"/g, "'").slice(0, 500);
+  const message = () =>
+    redact(String((err as Error)?.message ?? err), [conn.password])
+      .split('\n')[0]!
+      .replace(/"/g, "'")
+      .slice(0, 500);
   switch (code) {
     case '28P01': // invalid_password
     case '28000': // invalid_authorization_specification (pg_hba rejects)
@@ -362,7 +374,14 @@ async function cancelOnAbort<T>(conn: PgConnection, pid: number, work: Promise<T
   const signal = activitySignal();
   if (!signal) return work;
   const cancel = () => {
-    const c = new pg.Client({ host: conn.host, port: conn.port, user: conn.user, password: conn.password?.reveal(), database: conn.database, connectionTimeoutMillis: conn.timeoutMs });
+    const c = new pg.Client({
+      host: conn.host,
+      port: conn.port,
+      user: conn.user,
+      password: conn.password?.reveal(),
+      database: conn.database,
+      connectionTimeoutMillis: conn.timeoutMs,
+    });
     c.on('error', () => {});
     void c
       .connect()

@@ -41,7 +41,11 @@ interface Sample {
 
 export function createPrometheusActivities(deps: PrometheusDeps): { queryMetric(req: MetricRequest): Promise<MetricResult> } {
   const base = new URL(deps.url);
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'user-agent': 'remediation-engine' };
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    accept: 'application/json',
+    'user-agent': 'remediation-engine',
+  };
   if (base.username || base.password) {
     headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`;
     base.username = '';
@@ -65,24 +69,35 @@ export function createPrometheusActivities(deps: PrometheusDeps): { queryMetric(
       if (cancelled?.aborted) throw cancelled.reason ?? err;
       throw transient(what, `${where}: ${unreachable(err, deps.timeoutMs)}`);
     }
-    if (read.cut) throw badInput(what, `the answer is larger than ${maxAnswerBytes} bytes: aggregate the query (sum, max, topk) so it returns a few series`);
+    if (read.cut)
+      throw badInput(
+        what,
+        `the answer is larger than ${maxAnswerBytes} bytes: aggregate the query (sum, max, topk) so it returns a few series`,
+      );
     let doc: { status?: string; error?: string; errorType?: string; data?: { resultType: string; result: unknown } };
     try {
       doc = JSON.parse(read.text);
     } catch {
       doc = {};
     }
-    const says = redact(String(doc.error ?? read.text.slice(0, 200)).split('\n')[0]!.slice(0, 300), deps.secrets);
+    const says = redact(
+      String(doc.error ?? read.text.slice(0, 200))
+        .split('\n')[0]!
+        .slice(0, 300),
+      deps.secrets,
+    );
     if (res.status === 401 || res.status === 403) throw badInput(what, `${where} refused access (HTTP ${res.status})`);
     if (res.status === 400 || res.status === 422) throw badInput(what, `${where} rejected the query: ${says}`);
     if (res.status >= 500 || res.status === 429) throw transient(what, `${where} answered HTTP ${res.status}: ${says}`);
-    if (res.status !== 200 || doc.status !== 'success' || !doc.data) throw transient(what, `${where} answered HTTP ${res.status} without a result: ${says}`);
+    if (res.status !== 200 || doc.status !== 'success' || !doc.data)
+      throw transient(what, `${where} answered HTTP ${res.status} without a result: ${says}`);
     return doc.data;
   }
 
   async function queryMetric(req: MetricRequest): Promise<MetricResult> {
     const what = `metric query${req?.target ? ` for target '${String(req.target)}'` : ''}`;
-    if (typeof req?.query !== 'string' || req.query.length === 0 || req.query.length > maxQueryLength) throw badInput(what, `the query must be 1 to ${maxQueryLength} characters`);
+    if (typeof req?.query !== 'string' || req.query.length === 0 || req.query.length > maxQueryLength)
+      throw badInput(what, `the query must be 1 to ${maxQueryLength} characters`);
     if (!Object.hasOwn(ops, req.op)) throw badInput(what, `op must be one of ${Object.keys(ops).join(' ')}`);
     if (typeof req.threshold !== 'number' || !Number.isFinite(req.threshold)) throw badInput(what, 'threshold must be a finite number');
     // Sent only when the query's placeholders need it.
@@ -114,7 +129,10 @@ function samplesOf(what: string, data: { resultType: string; result: unknown }):
         .filter((s) => s.value !== undefined)
         .map((s) => ({ labels: s.metric ?? {}, value: number(s.value![1]) }));
     default:
-      throw badInput(what, `the query gives a ${data.resultType}, not an instant vector or a scalar: drop the range selector ([5m]) or wrap it in rate()`);
+      throw badInput(
+        what,
+        `the query gives a ${data.resultType}, not an instant vector or a scalar: drop the range selector ([5m]) or wrap it in rate()`,
+      );
   }
 }
 
@@ -124,7 +142,8 @@ function samplesOf(what: string, data: { resultType: string; result: unknown }):
  * first that fails for == and !=), so a message quotes the number that matters.
  */
 export function compare(samples: Sample[], op: MetricRequest['op'], threshold: number): MetricResult {
-  if (samples.length === 0) return { value: null, holds: false, series: 0, detail: `no series: the query returned nothing (${op} ${threshold} cannot hold)` };
+  if (samples.length === 0)
+    return { value: null, holds: false, series: 0, detail: `no series: the query returned nothing (${op} ${threshold} cannot hold)` };
   const test = ops[op];
   const holding = (v: number) => !Number.isNaN(v) && test(v, threshold);
   let pick: Sample;
@@ -138,7 +157,8 @@ export function compare(samples: Sample[], op: MetricRequest['op'], threshold: n
     .filter(([k]) => k !== '__name__')
     .map(([k, v]) => `${k}="${v}"`)
     .join(', ');
-  const series = samples.length === 1 ? '' : ` (${labels ? `{${labels}}, ` : ''}the ${holds ? 'closest' : 'worst'} of ${samples.length} series)`;
+  const series =
+    samples.length === 1 ? '' : ` (${labels ? `{${labels}}, ` : ''}the ${holds ? 'closest' : 'worst'} of ${samples.length} series)`;
   return {
     value: finite ? pick.value : null,
     holds,

@@ -43,7 +43,8 @@ export function createRedisActivities() {
       const started = performance.now();
       try {
         const reply = await withRedis(conn, what, (r) => r.ping());
-        if (reply !== 'PONG') return { ok: false, latencyMs: elapsed(started), error: `${what} failed: unexpected reply '${String(reply).slice(0, 100)}'` };
+        if (reply !== 'PONG')
+          return { ok: false, latencyMs: elapsed(started), error: `${what} failed: unexpected reply '${String(reply).slice(0, 100)}'` };
         return { ok: true, latencyMs: elapsed(started) };
       } catch (err) {
         // A wrong password will not fix itself; a retrying ping would hide it.
@@ -122,7 +123,9 @@ async function withRedis<T>(conn: RedisConnection, what: string, work: (r: Redis
 
 function redisFailure(what: string, err: unknown, conn: RedisConnection): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
-  const message = redact(String((err as Error)?.message ?? err), [conn.password]).split('\n')[0]!.slice(0, 500);
+  const message = redact(String((err as Error)?.message ?? err), [conn.password])
+    .split('\n')[0]!
+    .slice(0, 500);
   if (/^(WRONGPASS|NOAUTH|NOPERM)\b/.test(message) || /invalid password/i.test(message)) return authFailed(what, message);
   return classify(what, err, [conn.password]);
 }

@@ -16,8 +16,13 @@ export function resolveHeaders(what: string, given: HeaderValues | undefined, se
       text = value;
     } else if (typeof value?.secret === 'string') {
       const secret = Object.hasOwn(secrets, value.secret) ? secrets[value.secret] : undefined;
-      if (!secret) throw badInput(what, `header ${name}: no secret named '${value.secret}' in the config's secrets (known: ${Object.keys(secrets).join(', ') || 'none'})`);
-      if (value.prefix !== undefined && (typeof value.prefix !== 'string' || !/^[\x20-\x7e]{1,40}$/.test(value.prefix))) throw badInput(what, `header ${name}: the prefix must be at most 40 printable characters`);
+      if (!secret)
+        throw badInput(
+          what,
+          `header ${name}: no secret named '${value.secret}' in the config's secrets (known: ${Object.keys(secrets).join(', ') || 'none'})`,
+        );
+      if (value.prefix !== undefined && (typeof value.prefix !== 'string' || !/^[\x20-\x7e]{1,40}$/.test(value.prefix)))
+        throw badInput(what, `header ${name}: the prefix must be at most 40 printable characters`);
       text = `${value.prefix ?? ''}${secret.reveal()}`;
     } else {
       throw badInput(what, `header ${name}: a value is a string or { secret: NAME }`);

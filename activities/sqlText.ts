@@ -40,7 +40,7 @@ export function maskSql(sql: string, dialect: SqlDialect, cap = statementCap): s
     }
     if (c === "'" || (c === '"' && dialect === 'mysql')) {
       // MySQL reads backslash escapes in every string; PostgreSQL only in E'…' strings.
-      const backslashes = dialect === 'mysql' || /[eE]$/.test(sql.slice(Math.max(0, i - 1), i)) && !isIdentChar(sql[i - 2]);
+      const backslashes = dialect === 'mysql' || (/[eE]$/.test(sql.slice(Math.max(0, i - 1), i)) && !isIdentChar(sql[i - 2]));
       i = skipQuoted(sql, i, c, backslashes);
       literal();
       continue;

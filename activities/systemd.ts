@@ -180,7 +180,14 @@ function optionalInt(value: string | undefined): number | undefined {
 }
 
 function firstLine(text: string): string {
-  return text.trim().split('\n').find((l) => l.trim() !== '')?.trim().slice(0, 300) ?? '';
+  return (
+    text
+      .trim()
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim()
+      .slice(0, 300) ?? ''
+  );
 }
 
 function describe(s: UnitStatus): string {
@@ -229,15 +236,16 @@ export function createSystemdActivities(deps: SystemdDeps) {
   async function status(unit: string, what: string): Promise<UnitStatus> {
     const args = ['show', '--timestamp=unix', `--property=${statusProperties.join(',')}`, '--', unit];
     const out = await runOrFail(what, 'systemctl', args);
-    if (out.code !== 0) throw refusal(what, out.stderr) ?? classify(what, new Error(`systemctl show exited ${out.code}: ${firstLine(out.stderr)}`));
+    if (out.code !== 0)
+      throw refusal(what, out.stderr) ?? classify(what, new Error(`systemctl show exited ${out.code}: ${firstLine(out.stderr)}`));
     const p = parseProperties(out.stdout);
     if (!p.LoadState) throw classify(what, new Error(`systemctl show printed no LoadState: ${firstLine(out.stdout + out.stderr)}`));
     if (p.LoadState === 'not-found') throw targetNotFound(what, 'no such unit');
     const activeState = p.ActiveState ?? 'unknown';
     const since =
       activeState === 'active'
-        ? isoFromUnix(p.ActiveEnterTimestamp) ?? isoFromUnix(p.StateChangeTimestamp)
-        : isoFromUnix(p.StateChangeTimestamp) ?? isoFromUnix(p.ActiveEnterTimestamp);
+        ? (isoFromUnix(p.ActiveEnterTimestamp) ?? isoFromUnix(p.StateChangeTimestamp))
+        : (isoFromUnix(p.StateChangeTimestamp) ?? isoFromUnix(p.ActiveEnterTimestamp));
     return {
       unit: p.Id || unit,
       loadState: p.LoadState,

@@ -29,7 +29,8 @@ export function createTargetLogs(deps: TargetLogDeps): (name: string, req: LogRe
     const t = config.targets[name];
     if (!t) throw targetNotFound(what, 'no such target in the config');
     if (t.kind === 'container' || t.kind === 'systemd') return { name, target: t };
-    if (!t.restartVia) throw badInput('log read', `target '${name}' (a ${t.kind} target) has no logs: no restartVia container or unit is configured`);
+    if (!t.restartVia)
+      throw badInput('log read', `target '${name}' (a ${t.kind} target) has no logs: no restartVia container or unit is configured`);
     const via = config.targets[t.restartVia];
     if (!via) throw targetNotFound(what, `its restartVia target '${t.restartVia}' is not in this worker's config`);
     if (via.kind !== 'container' && via.kind !== 'systemd') {
@@ -59,7 +60,11 @@ export function createTargetLogs(deps: TargetLogDeps): (name: string, req: LogRe
       const since = cutoffMs === undefined ? {} : { since: cutoffMs / 1_000 };
       await deps.docker.containerLogLines({ endpoint: t.docker, container: t.container }, { tail, ...since }, take);
     } else {
-      if (!deps.systemd) throw badInput(`log read of systemd target '${from.name}'`, 'systemd units are handled by their host agent; this worker is not one');
+      if (!deps.systemd)
+        throw badInput(
+          `log read of systemd target '${from.name}'`,
+          'systemd units are handled by their host agent; this worker is not one',
+        );
       const since = cutoffMs === undefined ? {} : { since: new Date(cutoffMs).toISOString() };
       const journal = await deps.systemd.journalLines(t.unit, { lines: tail, ...since });
       // journalctl answers "-- No entries --" for a unit it never heard of; systemd knows whether it exists.
@@ -72,12 +77,14 @@ export function createTargetLogs(deps: TargetLogDeps): (name: string, req: LogRe
 
 export function checkRequest(what: string, req: LogRequest): { tail: number; sinceMs?: number; pattern?: RegExp } {
   const { tail, sinceMs, pattern } = req ?? ({} as LogRequest);
-  if (!Number.isInteger(tail) || tail < 1 || tail > maxLogTail) throw badInput(what, `tail must be a whole number of lines from 1 to ${maxLogTail}, got ${String(tail)}`);
+  if (!Number.isInteger(tail) || tail < 1 || tail > maxLogTail)
+    throw badInput(what, `tail must be a whole number of lines from 1 to ${maxLogTail}, got ${String(tail)}`);
   if (sinceMs !== undefined && (!Number.isInteger(sinceMs) || sinceMs <= 0)) {
     throw badInput(what, `sinceMs must be a whole number of milliseconds above 0, got ${String(sinceMs)}`);
   }
   if (pattern === undefined) return { tail, sinceMs };
-  if (typeof pattern !== 'string' || pattern.length > maxPatternLength) throw badInput(what, `pattern must be a regular expression of at most ${maxPatternLength} characters`);
+  if (typeof pattern !== 'string' || pattern.length > maxPatternLength)
+    throw badInput(what, `pattern must be a regular expression of at most ${maxPatternLength} characters`);
   try {
     return { tail, sinceMs, pattern: new RegExp(pattern) };
   } catch (err) {
@@ -110,7 +117,10 @@ export class NewestLines {
       const cutMarker = `[start of the line cut at ${this.maxBytes} bytes]`;
       const buf = Buffer.from(newest, 'utf8');
       const room = Math.max(0, this.maxBytes - Buffer.byteLength(cutMarker) - 1);
-      return `${cutMarker}\n${buf.subarray(buf.length - room).toString('utf8').replace(/^\uFFFD+/, '')}`;
+      return `${cutMarker}\n${buf
+        .subarray(buf.length - room)
+        .toString('utf8')
+        .replace(/^\uFFFD+/, '')}`;
     }
     return [marker, ...this.#lines].join('\n');
   }

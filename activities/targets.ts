@@ -68,7 +68,8 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
 
   function resolve(op: string, name: string): Target {
     const target = Object.hasOwn(config.targets, name) ? config.targets[name] : undefined;
-    if (!target) throw targetNotFound(`${op} of target '${name}'`, deps.owner ? `not a target of ${deps.owner}` : 'no such target in the config');
+    if (!target)
+      throw targetNotFound(`${op} of target '${name}'`, deps.owner ? `not a target of ${deps.owner}` : 'no such target in the config');
     return target;
   }
 
@@ -94,15 +95,25 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       }
       case 'systemd': {
         const s = await systemd('verification', name).unitStatus(t.unit);
-        return [{ check: 'unit', ok: s.activeState === 'active', detail: `${s.activeState}/${s.subState}, pid ${s.mainPid}${s.nRestarts === undefined ? '' : `, ${s.nRestarts} restarts`}` }];
+        return [
+          {
+            check: 'unit',
+            ok: s.activeState === 'active',
+            detail: `${s.activeState}/${s.subState}, pid ${s.mainPid}${s.nRestarts === undefined ? '' : `, ${s.nRestarts} restarts`}`,
+          },
+        ];
       }
       case 'postgres': {
         const p = await deps.postgres.ping(pgConnection(t), name);
-        return [{ check: 'postgres', ok: p.ok, detail: p.ok ? 'accepting connections' : (p.error ?? 'not answering'), latencyMs: p.latencyMs }];
+        return [
+          { check: 'postgres', ok: p.ok, detail: p.ok ? 'accepting connections' : (p.error ?? 'not answering'), latencyMs: p.latencyMs },
+        ];
       }
       case 'mysql': {
         const p = await deps.mysql.ping(mysqlConnection(t), name);
-        return [{ check: 'mysql', ok: p.ok, detail: p.ok ? 'accepting connections' : (p.error ?? 'not answering'), latencyMs: p.latencyMs }];
+        return [
+          { check: 'mysql', ok: p.ok, detail: p.ok ? 'accepting connections' : (p.error ?? 'not answering'), latencyMs: p.latencyMs },
+        ];
       }
       case 'redis': {
         const p = await deps.redis.ping(redisConnection(t), name);
@@ -146,7 +157,14 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       }
       case 'systemd': {
         const r = await systemd('restart', name).restartUnit(t.unit, { dryRun: dryRun(ctx) });
-        result = { target: name, action: 'restart', dryRun: r.dryRun, summary: r.summary, before: r.before.activeState, after: r.after?.activeState };
+        result = {
+          target: name,
+          action: 'restart',
+          dryRun: r.dryRun,
+          summary: r.summary,
+          before: r.before.activeState,
+          after: r.after?.activeState,
+        };
         break;
       }
       default: {
@@ -177,7 +195,10 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     return picked.slice(0, 240);
   }
 
-  const lines = (o: Record<string, unknown>) => Object.entries(o).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n');
+  const lines = (o: Record<string, unknown>) =>
+    Object.entries(o)
+      .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`)
+      .join('\n');
 
   function sectionsFor(name: string, t: Target): Array<Promise<DiagnosticSection>> {
     const out: Array<Promise<DiagnosticSection>> = [];
@@ -198,7 +219,12 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       case 'systemd': {
         const sd = systemd('diagnosis', name);
         out.push(section(`unit ${t.unit} status`, async () => lines({ ...(await sd.unitStatus(t.unit)) })));
-        out.push(section(`unit ${t.unit} journal (last ${logLines} lines)`, async () => (await sd.journalTail(t.unit, { lines: logLines, maxBytes: sectionBytes })).text));
+        out.push(
+          section(
+            `unit ${t.unit} journal (last ${logLines} lines)`,
+            async () => (await sd.journalTail(t.unit, { lines: logLines, maxBytes: sectionBytes })).text,
+          ),
+        );
         break;
       }
       case 'postgres': {
@@ -219,8 +245,12 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
         out.push(
           section('mysql processlist', async () => {
             const p = await deps.mysql.processlist(c, name, slowQuerySeconds);
-            const long = p.long.map((x) => `id ${x.id} ${x.timeS}s ${x.user}@${x.db ?? '-'} ${x.command} ${x.state ?? ''}: ${x.info ?? ''}`);
-            return [`total ${p.total}`, `by command ${JSON.stringify(p.byCommand)}`, `by user ${JSON.stringify(p.byUser)}`, ...long].join('\n');
+            const long = p.long.map(
+              (x) => `id ${x.id} ${x.timeS}s ${x.user}@${x.db ?? '-'} ${x.command} ${x.state ?? ''}: ${x.info ?? ''}`,
+            );
+            return [`total ${p.total}`, `by command ${JSON.stringify(p.byCommand)}`, `by user ${JSON.stringify(p.byUser)}`, ...long].join(
+              '\n',
+            );
           }),
         );
         out.push(
@@ -247,7 +277,14 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       const headers = () => headersOf(`health check of target '${name}'`, health.headers);
       out.push(
         section(`health ${safeUrl(health.url)}`, async () =>
-          lines({ ...(await deps.http.checkHealth({ url: health.url, expectStatus: health.expectStatus, timeoutMs: parseDuration(health.timeout), headers: headers() })) }),
+          lines({
+            ...(await deps.http.checkHealth({
+              url: health.url,
+              expectStatus: health.expectStatus,
+              timeoutMs: parseDuration(health.timeout),
+              headers: headers(),
+            })),
+          }),
         ),
       );
       if (health.detailedUrl) {
@@ -267,7 +304,8 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     const t = resolve('diagnosis', name);
     const own = sectionsFor(name, t);
     // The server behind a database or service (its container or unit) says why it is struggling.
-    const via = 'restartVia' in t && t.restartVia && config.targets[t.restartVia] ? sectionsFor(t.restartVia, config.targets[t.restartVia]!) : [];
+    const via =
+      'restartVia' in t && t.restartVia && config.targets[t.restartVia] ? sectionsFor(t.restartVia, config.targets[t.restartVia]!) : [];
     const sections = await Promise.all([...own, ...via]);
     const summary = sections.map((s) => `${s.ok ? 'ok' : 'FAILED'}: ${s.title}: ${headline(s)}`).join('\n');
     return { target: name, sections, summary };
@@ -293,7 +331,10 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     if (t.kind !== 'postgres' && t.kind !== 'mysql') {
       return { target: name, action: 'backup', dryRun: dryRun(ctx), summary: `no backup step for ${t.kind} targets; skipped` };
     }
-    const r = t.kind === 'postgres' ? await deps.postgres.backup(pgConnection(t), name, { dryRun: dryRun(ctx) }) : await deps.mysql.backup(mysqlConnection(t), name, { dryRun: dryRun(ctx) });
+    const r =
+      t.kind === 'postgres'
+        ? await deps.postgres.backup(pgConnection(t), name, { dryRun: dryRun(ctx) })
+        : await deps.mysql.backup(mysqlConnection(t), name, { dryRun: dryRun(ctx) });
     audit('backup', name, ctx, r.summary);
     return { target: name, action: 'backup', dryRun: dryRun(ctx), summary: r.summary, file: r.file, bytes: r.bytes, sha256: r.sha256 };
   }
@@ -319,7 +360,10 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
   return {
     verifyTarget,
     diagnoseTarget,
-    targetLogs: logsOf(createTargetLogs({ config, docker: deps.docker, systemd: deps.systemd }), createLogFiles({ config, dockerExec: deps.dockerExec, hostRunner: deps.hostRunner, owner: deps.owner })),
+    targetLogs: logsOf(
+      createTargetLogs({ config, docker: deps.docker, systemd: deps.systemd }),
+      createLogFiles({ config, dockerExec: deps.dockerExec, hostRunner: deps.hostRunner, owner: deps.owner }),
+    ),
     ...createHousekeeping({ config, logger, hostRunner: deps.hostRunner, owner: deps.owner }),
     runTargetCommand: createTargetCommands({ config, logger, dockerExec: deps.dockerExec, hostRunner: deps.hostRunner, owner: deps.owner }),
     hostDiagnostics: createHostDiagnostics({

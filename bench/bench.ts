@@ -118,7 +118,10 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
     // The engine runs compiled, as `npm start` runs it: built here so it is never stale.
     await run('npm', ['run', '--silent', 'build']);
     // Bundled once for all benches, as a deployment would at build time.
-    const { code } = await bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) } });
+    const { code } = await bundleWorkflowCode({
+      workflowsPath,
+      logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) },
+    });
     bundleFile = join(mkdtempSync(join(tmpdir(), 'remediation-bench-')), 'workflows.js');
     writeFileSync(bundleFile, code);
   }
@@ -295,7 +298,11 @@ function postFast(url: string, body: string): Promise<{ status: number; ms: numb
         method: 'POST',
         agent: keepAlive,
         timeout: 30_000,
-        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Authorization: `Bearer ${stack().webhookToken}` },
+        headers: {
+          'Content-Type': 'application/json',
+          'Content-Length': Buffer.byteLength(body),
+          Authorization: `Bearer ${stack().webhookToken}`,
+        },
       },
       (res) => {
         let text = '';
@@ -369,7 +376,13 @@ async function recoveryRuns(spool: boolean): Promise<void> {
   const engine = await startBenchEngine(`recovery-${webhook}`, {
     webhook: { listen: '127.0.0.1:0', token: s.webhookToken, spool },
     targets: {
-      [target]: { kind: 'container', container: svcName, stopTimeout: '1s', labels: { service: target }, health: { url: svcUrl, timeout: '1s' } },
+      [target]: {
+        kind: 'container',
+        container: svcName,
+        stopTimeout: '1s',
+        labels: { service: target },
+        health: { url: svcUrl, timeout: '1s' },
+      },
     },
     bindings: [
       { alert: 'ServiceDown', targetLabel: 'service', targets: [target], runbook: 'serviceDown' },
@@ -379,8 +392,20 @@ async function recoveryRuns(spool: boolean): Promise<void> {
   });
   const floor: number[] = [];
   const variants = [
-    { name: 'interpreter (runbooks/serviceDown.yaml)', alertname: 'ServiceDown', toHealthy: [] as number[], toDone: [] as number[], outcomes: new Map<string, number>() },
-    { name: 'compiled serviceDown', alertname: 'ServiceDownCompiled', toHealthy: [] as number[], toDone: [] as number[], outcomes: new Map<string, number>() },
+    {
+      name: 'interpreter (runbooks/serviceDown.yaml)',
+      alertname: 'ServiceDown',
+      toHealthy: [] as number[],
+      toDone: [] as number[],
+      outcomes: new Map<string, number>(),
+    },
+    {
+      name: 'compiled serviceDown',
+      alertname: 'ServiceDownCompiled',
+      toHealthy: [] as number[],
+      toDone: [] as number[],
+      outcomes: new Map<string, number>(),
+    },
   ];
   try {
     await firstHealthy(15_000);
@@ -394,7 +419,9 @@ async function recoveryRuns(spool: boolean): Promise<void> {
       // Alternate which goes first, so neither gains from the order (a container just started, a warm cache).
       for (const v of i % 2 === 0 ? variants : [...variants].reverse()) {
         await run('docker', ['kill', svcName]);
-        const body = payload([{ labels: { alertname: v.alertname, service: target }, fingerprint: `bench-${benchId}-recovery-${webhook}-${v.alertname}-${i}` }]);
+        const body = payload([
+          { labels: { alertname: v.alertname, service: target }, fingerprint: `bench-${benchId}-recovery-${webhook}-${v.alertname}-${i}` },
+        ]);
         const t0 = performance.now();
         const posting = post(engine.url, body);
         const healthyAt = firstHealthy(60_000);
@@ -425,7 +452,11 @@ async function recoveryRuns(spool: boolean): Promise<void> {
   rows.push([b, 'interpreter − compiled, overhead p50', `${ms(interp! - compiled!)}`]);
   // Per-round differences: the spread of the comparison, not of the machine.
   const diffs = variants[0]!.toHealthy.map((t, i) => t - variants[1]!.toHealthy[i]!);
-  rows.push([b, 'interpreter − compiled per round: p25 / p50 / p75', `${ms(pct(diffs, 25))} / ${ms(pct(diffs, 50))} / ${ms(pct(diffs, 75))}`]);
+  rows.push([
+    b,
+    'interpreter − compiled per round: p25 / p50 / p75',
+    `${ms(pct(diffs, 25))} / ${ms(pct(diffs, 50))} / ${ms(pct(diffs, 75))}`,
+  ]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -496,9 +527,13 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
     const accepted = statuses.filter((s) => s >= 200 && s < 300).length;
     rows.push([label, 'accepted (2xx) / lost (non-2xx or no answer)', `${accepted} / ${statuses.length - accepted}`]);
     const load = rate ? `paced at ${rate}/s` : `${inFlight} in flight`;
-    rows.push([label, `webhook response at the client p50 / p99 / max (${load})`, `${ms(pct(times, 50))} / ${ms(pct(times, 99))} / ${ms(Math.max(...times))}`]);
+    rows.push([
+      label,
+      `webhook response at the client p50 / p99 / max (${load})`,
+      `${ms(pct(times, 50))} / ${ms(pct(times, 99))} / ${ms(Math.max(...times))}`,
+    ]);
     const all = answered1.all - answered0.all;
-    const within = (n: number) => `${(((n) / all) * 100).toFixed(1)} %`;
+    const within = (n: number) => `${((n / all) * 100).toFixed(1)} %`;
     rows.push([
       label,
       "answered by the engine's own clock (its request histogram) within 10 / 20 / 50 ms",
@@ -524,7 +559,9 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
  */
 async function stormFloor(bodies: string[], label: string, rate?: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'remediation-floor-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'stormFloor.ts'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'stormFloor.ts'), dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       child.stdout!.once('data', (d: Buffer) => resolve((JSON.parse(d.toString()) as { port: number }).port));
@@ -541,9 +578,21 @@ async function stormFloor(bodies: string[], label: string, rate?: number): Promi
     const accepted = statuses.filter((s) => s === 200).length;
     const load = rate ? `paced at ${rate}/s` : `${inFlight} in flight`;
     rows.push([label, 'accepted (200) / lost', `${accepted} / ${statuses.length - accepted}`]);
-    rows.push([label, `response at the client p50 / p99 / max (${load})`, `${ms(pct(times, 50))} / ${ms(pct(times, 99))} / ${ms(Math.max(...times))}`]);
-    rows.push([label, "by the server's own clock p50 / p99 / max", `${ms1(pct(own, 50))} / ${ms1(pct(own, 99))} / ${ms1(Math.max(...own))}`]);
-    rows.push([label, 'all posted (throughput); server CPU, % of one core', `${ms(postedMs)} (${((bodies.length / postedMs) * 1000).toFixed(0)} alerts/s); ${((cpuMs / postedMs) * 100).toFixed(0)} %`]);
+    rows.push([
+      label,
+      `response at the client p50 / p99 / max (${load})`,
+      `${ms(pct(times, 50))} / ${ms(pct(times, 99))} / ${ms(Math.max(...times))}`,
+    ]);
+    rows.push([
+      label,
+      "by the server's own clock p50 / p99 / max",
+      `${ms1(pct(own, 50))} / ${ms1(pct(own, 99))} / ${ms1(Math.max(...own))}`,
+    ]);
+    rows.push([
+      label,
+      'all posted (throughput); server CPU, % of one core',
+      `${ms(postedMs)} (${((bodies.length / postedMs) * 1000).toFixed(0)} alerts/s); ${((cpuMs / postedMs) * 100).toFixed(0)} %`,
+    ]);
   } finally {
     child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
@@ -553,18 +602,33 @@ async function stormFloor(bodies: string[], label: string, rate?: number): Promi
 async function benchStorms(): Promise<void> {
   // Both ways the webhook can answer: once the alerts are fsynced to its spool (the default with
   // the embedded dev server, `npm start`), and once Temporal took them (the default with a cluster).
-  const loads = ([['paced', stormRate], ['flat out', undefined]] as const).filter(([mode]) => stormLoads.has(mode === 'paced' ? 'paced' : 'flat'));
-  for (const [webhook, spool] of [['spooled', true], ['synchronous', false]] as const) {
+  const loads = (
+    [
+      ['paced', stormRate],
+      ['flat out', undefined],
+    ] as const
+  ).filter(([mode]) => stormLoads.has(mode === 'paced' ? 'paced' : 'flat'));
+  for (const [webhook, spool] of [
+    ['spooled', true],
+    ['synchronous', false],
+  ] as const) {
     if (!stormWebhooks.has(webhook)) continue;
     const { names, targets } = downTargets(`s${webhook[0]}`, stormSize);
-    const distinct = names.map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-${webhook}-distinct-${i}` }]));
+    const distinct = names.map((name, i) =>
+      payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-${webhook}-distinct-${i}` }]),
+    );
     const engine = await startBenchEngine(`storm-${webhook}`, {
       webhook: { listen: '127.0.0.1:0', token: stack().webhookToken, spool },
       targets,
       bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: names, runbook: 'serviceDown' }],
       // Every incident asks the guard for a restart reservation and a slot before finding out the
       // target cannot be restarted; the default cap of 2 would queue them behind each other.
-      guardrails: { restarts: { max: 10000, window: '1h' }, maxConcurrentDestructive: 10000, verifyDeadline: '2s', verifyInterval: '500ms' },
+      guardrails: {
+        restarts: { max: 10000, window: '1h' },
+        maxConcurrentDestructive: 10000,
+        verifyDeadline: '2s',
+        verifyInterval: '500ms',
+      },
     });
     try {
       // One alert repeated: one workflow; the copies are coalesced or fold into it as signals.
@@ -574,7 +638,12 @@ async function benchStorms(): Promise<void> {
         for (let r = 1; r <= stormRepeats && stormAlerts.has('distinct'); r++) {
           const nth = stormRepeats > 1 ? ` (run ${r})` : '';
           // Just before, with the engine idle: the floor for these bodies, this client, this disk.
-          if (spool) await stormFloor(distinct, `2f. floor: ${stormSize} distinct alerts, ${mode}, bare Node parse + group-committed fdatasync${nth}`, rate);
+          if (spool)
+            await stormFloor(
+              distinct,
+              `2f. floor: ${stormSize} distinct alerts, ${mode}, bare Node parse + group-committed fdatasync${nth}`,
+              rate,
+            );
           await storm(engine, distinct, stormSize, `2a. ${stormSize} distinct alerts, ${mode}, ${webhook}${nth}`, rate);
           notes.push(`storm (distinct, ${mode}, ${webhook}${nth}): terminated ${await cleanUp(engine)} workflows afterwards`);
         }
@@ -642,8 +711,16 @@ async function benchOpen(): Promise<void> {
     const wall = performance.now() - w0;
     const rss = engine.usage().rss;
     clearInterval(sampler);
-    rows.push([label, 'posted lost / all waiting on escalation timer after', `${lost} / ${waiting.size} of ${names.length} in ${ms(reached)}`]);
-    rows.push([label, `engine process RSS: before alerts / peak / all open, after the ${idleS} s idle window`, `${mb(rssBefore)} / ${mb(peakRss)} / ${mb(rss)}`]);
+    rows.push([
+      label,
+      'posted lost / all waiting on escalation timer after',
+      `${lost} / ${waiting.size} of ${names.length} in ${ms(reached)}`,
+    ]);
+    rows.push([
+      label,
+      `engine process RSS: before alerts / peak / all open, after the ${idleS} s idle window`,
+      `${mb(rssBefore)} / ${mb(peakRss)} / ${mb(rss)}`,
+    ]);
     const heap = await engine.heap();
     rows.push([label, 'of which the main thread: V8 heap in use / external', `${mb(heap.used)} / ${mb(heap.external)}`]);
     rows.push([
@@ -739,8 +816,13 @@ async function main(): Promise<void> {
 
   const after = serverMemory();
   const what = stack().temporalMode === 'dev' ? 'dev server' : 'cluster (4 services)';
-  rows.push(['Temporal', `${what} PSS (RSS): before / after the benches`, `${mb(serverBefore.temporal)} (${mb(serverBefore.temporalRss)}) / ${mb(after.temporal)} (${mb(after.temporalRss)})`]);
-  if (stack().temporalMode === 'cluster') rows.push(['Temporal', 'its PostgreSQL PSS: before / after the benches', `${mb(serverBefore.postgres)} / ${mb(after.postgres)}`]);
+  rows.push([
+    'Temporal',
+    `${what} PSS (RSS): before / after the benches`,
+    `${mb(serverBefore.temporal)} (${mb(serverBefore.temporalRss)}) / ${mb(after.temporal)} (${mb(after.temporalRss)})`,
+  ]);
+  if (stack().temporalMode === 'cluster')
+    rows.push(['Temporal', 'its PostgreSQL PSS: before / after the benches', `${mb(serverBefore.postgres)} / ${mb(after.postgres)}`]);
   const machine = `${availableParallelism()} CPUs (nproc), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory, Node ${process.version}, Temporal ${what} at ${stack().temporalAddress}${stack().temporalTls ? ' (mTLS)' : ''}`;
   console.log(`\nMachine: ${machine}\n`);
   console.log('| bench | metric | value |');

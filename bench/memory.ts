@@ -108,7 +108,9 @@ async function measureOnce(bundle: string): Promise<{ rows: Map<string, number>;
   const taskQueue = `bench-memory-${process.pid}-${Date.now().toString(36)}`;
   // The embedded server on ports of its own (four from `port`), clear of the stack's and of tests'.
   const embeddedPort = 27_400 + Math.floor(Math.random() * 50) * 20;
-  const temporal = opts.embedded ? { port: embeddedPort, uiPort: embeddedPort + 5, taskQueue } : { ...temporalConfigInput('engine'), taskQueue };
+  const temporal = opts.embedded
+    ? { port: embeddedPort, uiPort: embeddedPort + 5, taskQueue }
+    : { ...temporalConfigInput('engine'), taskQueue };
   const input: EngineConfigInput = {
     temporal,
     webhook: { listen: '127.0.0.1:0', token: s.webhookToken },
@@ -155,7 +157,13 @@ async function measureOnce(bundle: string): Promise<{ rows: Map<string, number>;
     const named: Array<[string, Isolate]> = [
       ['main thread', report.main],
       ...workers.map((w, i): [string, Isolate] => [
-        /workflow-worker-thread/.test(w.script) ? (i === 0 ? 'incidents workflow thread' : i === 1 ? 'guard workflow thread' : `workflow thread ${i + 1}`) : `thread ${w.threadId} (${w.script.split('/').slice(-2).join('/')})`,
+        /workflow-worker-thread/.test(w.script)
+          ? i === 0
+            ? 'incidents workflow thread'
+            : i === 1
+              ? 'guard workflow thread'
+              : `workflow thread ${i + 1}`
+          : `thread ${w.threadId} (${w.script.split('/').slice(-2).join('/')})`,
         w,
       ]),
     ];
@@ -192,7 +200,9 @@ async function main(): Promise<void> {
   }
   const mib = (b: number) => (Number.isFinite(b) ? (b / 1_048_576).toFixed(1) : 'n/a');
   const where = opts.embedded ? 'its embedded dev server' : `the stack's Temporal at ${stack().temporalAddress}`;
-  console.log(`\nMachine: ${availableParallelism()} CPUs, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB, Node ${process.version}; engine idle ${settleS} s after start, on ${where}; ${runs} runs\n`);
+  console.log(
+    `\nMachine: ${availableParallelism()} CPUs, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB, Node ${process.version}; engine idle ${settleS} s after start, on ${where}; ${runs} runs\n`,
+  );
   console.log('| part of the engine process | MiB, each run |');
   console.log('|---|---|');
   for (const key of results[0]!.rows.keys()) console.log(`| ${key} | ${results.map((r) => mib(r.rows.get(key) ?? NaN)).join(' / ')} |`);

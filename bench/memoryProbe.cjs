@@ -18,7 +18,7 @@ if (out) {
     return {
       threadId,
       // What each worker thread runs, so the report can name it (a Temporal workflow thread, a pool).
-      script: isMainThread ? process.argv[1] : require.main?.filename ?? process.argv[1] ?? '',
+      script: isMainThread ? process.argv[1] : (require.main?.filename ?? process.argv[1] ?? ''),
       heapUsed: h.used_heap_size,
       heapTotal: h.total_heap_size,
       physical: h.total_physical_size,

@@ -22,7 +22,9 @@ if (!query || (lastAt >= 0 && !(last > 0))) {
   process.exit(2);
 }
 // The stack's cluster over mTLS as its administrator; an address of your own without TLS.
-const connection = await Connection.connect(process.env.TEMPORAL_ADDRESS ? { address: process.env.TEMPORAL_ADDRESS } : temporalConnectOptions());
+const connection = await Connection.connect(
+  process.env.TEMPORAL_ADDRESS ? { address: process.env.TEMPORAL_ADDRESS } : temporalConnectOptions(),
+);
 const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? stack().temporalNamespace });
 const listed: Array<{ workflowId: string; runId: string; type: string; startTime: Date }> = [];
 for await (const wf of client.workflow.list({ query })) listed.push(wf);
@@ -65,7 +67,9 @@ if (newest.type === 'guardrails') {
   const taskMs = events.flatMap((e, i) => (e.workflowTaskStartedEventAttributes && events[i + 1] ? [at(events[i + 1]!) - at(e)] : []));
   const spanS = (updates.at(-1)! - updates[0]!) / 1_000;
   const p = (q: number) => [...taskMs].sort((a, b) => a - b)[Math.floor(taskMs.length * q)];
-  console.log(`updates ${updates.length} over ${spanS.toFixed(1)} s (${(updates.length / spanS).toFixed(1)}/s) in ${taskMs.length} workflow tasks`);
+  console.log(
+    `updates ${updates.length} over ${spanS.toFixed(1)} s (${(updates.length / spanS).toFixed(1)}/s) in ${taskMs.length} workflow tasks`,
+  );
   console.log(`workflow task started → completed: p50 ${p(0.5)} ms, p90 ${p(0.9)} ms`);
 } else {
   for (const e of events) {

@@ -47,7 +47,7 @@ const interval = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h|d))+$/;
 /** What is wrong with a cron string as Temporal would read it, or undefined when it is valid. */
 export function cronProblem(cron: string): string | undefined {
   let text = cron.trim();
-  if (/^(CRON_)?TZ=/.test(text)) return 'a time zone inside the cron string is not supported here; set the schedule\'s timezone instead';
+  if (/^(CRON_)?TZ=/.test(text)) return "a time zone inside the cron string is not supported here; set the schedule's timezone instead";
   text = text.split('#')[0]!.trim();
   if (text === '') return 'the cron string is empty';
   if (text.startsWith('@every')) {
@@ -67,7 +67,8 @@ export function cronProblem(cron: string): string | undefined {
   }
   const parts = text.split(/\s+/);
   const layout = layouts[parts.length];
-  if (!layout) return `expected 5 fields (minute hour day-of-month month day-of-week), or 6 with a year, or 7 with seconds first; got ${parts.length}`;
+  if (!layout)
+    return `expected 5 fields (minute hour day-of-month month day-of-week), or 6 with a year, or 7 with seconds first; got ${parts.length}`;
   for (const [i, part] of parts.entries()) {
     const problem = fieldProblem(part, layout[i]!);
     if (problem) return problem;

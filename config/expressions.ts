@@ -63,7 +63,8 @@ export function expressionProblem(text: string, as: 'condition' | 'value'): stri
     return firstLine(err);
   }
   if (!checked.valid) return checked.error ? firstLine(checked.error) : 'the expression does not type-check';
-  if (as === 'condition' && checked.type !== 'bool' && checked.type !== 'dyn') return `a condition must be a bool, this is a ${checked.type}`;
+  if (as === 'condition' && checked.type !== 'bool' && checked.type !== 'dyn')
+    return `a condition must be a bool, this is a ${checked.type}`;
   return undefined;
 }
 

@@ -20,13 +20,31 @@ export function pathProblem(path: string): string | undefined {
 // Trees no housekeeping rule belongs in (programs, configuration, kernel interfaces), and
 // directories that hold other software's state besides the application's.
 const systemTrees = ['/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64', '/libx32', '/proc', '/run', '/sbin', '/sys', '/usr'];
-const sharedDirs = new Set(['/home', '/media', '/mnt', '/opt', '/root', '/srv', '/tmp', '/var', '/var/backups', '/var/cache', '/var/lib', '/var/log', '/var/mail', '/var/spool', '/var/tmp', '/var/www']);
+const sharedDirs = new Set([
+  '/home',
+  '/media',
+  '/mnt',
+  '/opt',
+  '/root',
+  '/srv',
+  '/tmp',
+  '/var',
+  '/var/backups',
+  '/var/cache',
+  '/var/lib',
+  '/var/log',
+  '/var/mail',
+  '/var/spool',
+  '/var/tmp',
+  '/var/www',
+]);
 
 /** Why a directory may not be cleaned up by housekeeping, or undefined. */
 export function housekeepingDirProblem(dir: string): string | undefined {
   const problem = pathProblem(dir);
   if (problem) return problem;
-  if (dir === '/' || systemTrees.some((t) => dir === t || dir.startsWith(`${t}/`))) return `${dir} is a system directory; name the application's own directory`;
+  if (dir === '/' || systemTrees.some((t) => dir === t || dir.startsWith(`${t}/`)))
+    return `${dir} is a system directory; name the application's own directory`;
   if (sharedDirs.has(dir)) return `${dir} holds more than one application's files; name the application's own directory below it`;
   return undefined;
 }
@@ -41,7 +59,10 @@ const refined = (check: (p: string) => string | undefined) =>
     });
 
 /** `logFiles: { app: /var/log/app/app.log }`: what a `logs` step with `file: app` reads. */
-export const logFiles = z.record(commandName, refined(pathProblem)).refine((m) => Object.keys(m).length <= 20, 'at most 20 log files').default({});
+export const logFiles = z
+  .record(commandName, refined(pathProblem))
+  .refine((m) => Object.keys(m).length <= 20, 'at most 20 log files')
+  .default({});
 
 /** `housekeeping:` of a systemd target: what its `housekeeping` and `logrotate` steps may touch on its host. */
 export const housekeeping = z

@@ -22,16 +22,22 @@ export function hostStepProblems(step: ActionStep, targets: EngineConfig['target
   if (step.uses === 'logs' && typeof p.file === 'string') {
     for (const name of acted()) {
       const t = targets[name]!;
-      if (t.kind !== 'container' && t.kind !== 'systemd') problems.push(`with.file: log files are read in containers and on systemd units' hosts, and target "${name}" is a ${t.kind}`);
-      else if (!Object.hasOwn(t.logFiles, p.file)) problems.push(`with.file: target "${name}" has no log file "${p.file}" in its logFiles (known: ${Object.keys(t.logFiles).join(', ') || 'none'})`);
+      if (t.kind !== 'container' && t.kind !== 'systemd')
+        problems.push(`with.file: log files are read in containers and on systemd units' hosts, and target "${name}" is a ${t.kind}`);
+      else if (!Object.hasOwn(t.logFiles, p.file))
+        problems.push(
+          `with.file: target "${name}" has no log file "${p.file}" in its logFiles (known: ${Object.keys(t.logFiles).join(', ') || 'none'})`,
+        );
     }
   }
   if (step.uses === 'housekeeping' || step.uses === 'logrotate') {
     for (const name of acted()) {
       const t = targets[name]!;
       if (t.kind !== 'systemd') problems.push(`with: ${step.uses} runs on a systemd unit's host, and target "${name}" is a ${t.kind}`);
-      else if (step.uses === 'housekeeping' && !t.housekeeping?.paths.length) problems.push(`with: target "${name}" has no housekeeping.paths in the config`);
-      else if (step.uses === 'logrotate' && !t.housekeeping?.logrotate) problems.push(`with: target "${name}" has no housekeeping.logrotate file in the config`);
+      else if (step.uses === 'housekeeping' && !t.housekeeping?.paths.length)
+        problems.push(`with: target "${name}" has no housekeeping.paths in the config`);
+      else if (step.uses === 'logrotate' && !t.housekeeping?.logrotate)
+        problems.push(`with: target "${name}" has no housekeeping.logrotate file in the config`);
     }
   }
   return problems;

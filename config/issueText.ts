@@ -56,7 +56,8 @@ function childSchema(schema: ZodTypeAny | undefined, key: string | number, conta
   if (schema instanceof z.ZodRecord) return schema.valueSchema;
   if (schema instanceof z.ZodArray) return schema.element;
   if (schema instanceof z.ZodDiscriminatedUnion) {
-    const tag = container !== null && typeof container === 'object' ? (container as Record<string, unknown>)[schema.discriminator] : undefined;
+    const tag =
+      container !== null && typeof container === 'object' ? (container as Record<string, unknown>)[schema.discriminator] : undefined;
     const option = schema.optionsMap.get(tag as never);
     // An unknown kind: a key any of the kinds knows is as sensitive as it is there.
     const options: ZodTypeAny[] = option ? [option] : [...schema.optionsMap.values()];
@@ -64,7 +65,9 @@ function childSchema(schema: ZodTypeAny | undefined, key: string | number, conta
     return children.find((c) => unwrap(c).secret) ?? children[0];
   }
   if (schema instanceof z.ZodUnion) {
-    const children = (schema.options as ZodTypeAny[]).map((o) => childSchema(unwrap(o).schema, key, container)).filter((c): c is ZodTypeAny => c !== undefined);
+    const children = (schema.options as ZodTypeAny[])
+      .map((o) => childSchema(unwrap(o).schema, key, container))
+      .filter((c): c is ZodTypeAny => c !== undefined);
     return children.find((c) => unwrap(c).secret) ?? children[0];
   }
   return undefined;

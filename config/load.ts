@@ -10,9 +10,9 @@ import { runbookReferenceProblems } from './runbookReferences.js';
 
 /** The runbooks shipped with the engine: used when the config names no folder of its own. */
 // config/ from the sources, dist/config/ from the build: the folder sits at the package root.
-export const shippedRunbooksDir = ['..', '../..']
-  .map((up) => resolve(dirname(fileURLToPath(import.meta.url)), up, 'runbooks'))
-  .find((dir) => existsSync(dir)) ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', 'runbooks');
+export const shippedRunbooksDir =
+  ['..', '../..'].map((up) => resolve(dirname(fileURLToPath(import.meta.url)), up, 'runbooks')).find((dir) => existsSync(dir)) ??
+  resolve(dirname(fileURLToPath(import.meta.url)), '..', 'runbooks');
 
 export class ConfigError extends Error {
   constructor(
@@ -58,7 +58,11 @@ export function loadConfigFile(path: string, options: LoadOptions = {}): EngineC
  */
 export function parseConfig(raw: unknown, source = 'config', baseDir = process.cwd(), options: LoadOptions = {}): EngineConfig {
   const parsed = engineConfigShape.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map((i) => describeIssue(i, raw)));
+  if (!parsed.success)
+    throw new ConfigError(
+      source,
+      parsed.error.issues.map((i) => describeIssue(i, raw)),
+    );
   const unusable = secretProblems(parsed.data, options.secrets ?? 'all');
   if (unusable.length > 0) throw new ConfigError(source, unusable);
   const problems = crossReferences(parsed.data);
@@ -91,7 +95,10 @@ function secretProblems(config: Omit<EngineConfig, 'runbookDefinitions'>, scope:
     // A named secret in the health-check headers of one of this host's units: the agent sends that check.
     if (path[0] === 'secrets')
       return Object.values(config.targets).some(
-        (t) => t.kind === 'systemd' && t.host === scope.host && Object.values(t.health?.headers ?? {}).some((v) => typeof v === 'object' && v.secret === path[1]),
+        (t) =>
+          t.kind === 'systemd' &&
+          t.host === scope.host &&
+          Object.values(t.health?.headers ?? {}).some((v) => typeof v === 'object' && v.secret === path[1]),
       );
     const t = path[0] === 'targets' ? config.targets[String(path[1])] : undefined;
     return t?.kind === 'systemd' && t.host === scope.host;
@@ -105,13 +112,15 @@ function secretProblems(config: Omit<EngineConfig, 'runbookDefinitions'>, scope:
   // A token hash read from the environment or a file is checked once read, like a literal one.
   config.operators.forEach((o, i) => {
     if (!o.tokenHash?.resolved) return;
-    if (!tokenHashPattern.test(o.tokenHash.reveal())) problems.push(`operators[${i}].tokenHash: expected "sha256:" and 64 lowercase hex digits`);
+    if (!tokenHashPattern.test(o.tokenHash.reveal()))
+      problems.push(`operators[${i}].tokenHash: expected "sha256:" and 64 lowercase hex digits`);
   });
   // A webhook's URL is its secret, so it could not be checked as a URL while unread.
   for (const [name, ch] of Object.entries(config.channels)) {
     if ((ch.type !== 'webhook' && ch.type !== 'slack') || !inScope(['channels', name]) || !ch.url.resolved) continue;
     const url = ch.url.reveal();
-    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) problems.push(`channels.${name}.url: expected an http or https URL`);
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol))
+      problems.push(`channels.${name}.url: expected an http or https URL`);
   }
   return problems;
 }
@@ -124,7 +133,8 @@ function crossReferences(c: Omit<EngineConfig, 'runbookDefinitions'>): string[] 
     problems.push(`${key}: no ${kind} named "${value}" (known: ${[...known].join(', ') || 'none'})`);
 
   for (const [name, t] of Object.entries(c.targets)) {
-    if (t.kind === 'container' && !(t.docker in c.docker)) missing(`targets.${name}.docker`, 'docker endpoint', t.docker, Object.keys(c.docker));
+    if (t.kind === 'container' && !(t.docker in c.docker))
+      missing(`targets.${name}.docker`, 'docker endpoint', t.docker, Object.keys(c.docker));
     if (t.kind === 'systemd' && !(t.host in c.hosts)) missing(`targets.${name}.host`, 'host', t.host, Object.keys(c.hosts));
     if ('restartVia' in t && t.restartVia !== undefined) {
       const via = c.targets[t.restartVia];
@@ -149,7 +159,8 @@ function crossReferences(c: Omit<EngineConfig, 'runbookDefinitions'>): string[] 
     if (b.escalation && !Object.hasOwn(c.escalation.policies, b.escalation))
       missing(`bindings[${i}].escalation`, 'escalation policy', b.escalation, Object.keys(c.escalation.policies));
     for (const [sev, p] of Object.entries(b.escalationBySeverity))
-      if (!Object.hasOwn(c.escalation.policies, p)) missing(`bindings[${i}].escalationBySeverity.${sev}`, 'escalation policy', p, Object.keys(c.escalation.policies));
+      if (!Object.hasOwn(c.escalation.policies, p))
+        missing(`bindings[${i}].escalationBySeverity.${sev}`, 'escalation policy', p, Object.keys(c.escalation.policies));
   });
   const policies = Object.keys(c.escalation.policies);
   if (!(c.escalation.default in c.escalation.policies)) missing('escalation.default', 'escalation policy', c.escalation.default, policies);
@@ -158,7 +169,8 @@ function crossReferences(c: Omit<EngineConfig, 'runbookDefinitions'>): string[] 
   for (const [pname, policy] of Object.entries(c.escalation.policies))
     policy.levels.forEach((l, i) =>
       l.channels.forEach((ch, j) => {
-        if (!(ch in c.channels)) missing(`escalation.policies.${pname}.levels[${i}].channels[${j}]`, 'channel', ch, Object.keys(c.channels));
+        if (!(ch in c.channels))
+          missing(`escalation.policies.${pname}.levels[${i}].channels[${j}]`, 'channel', ch, Object.keys(c.channels));
       }),
     );
   const scheduleNames = new Set<string>();
@@ -169,7 +181,8 @@ function crossReferences(c: Omit<EngineConfig, 'runbookDefinitions'>): string[] 
       if (!targets.has(t)) missing(`maintenance[${i}].targets[${j}]`, 'target', t, targets);
     });
   });
-  if (c.maintenance.length > 0 && !c.alertmanager) problems.push('alertmanager: maintenance windows silence alerts, so alertmanager.url is required');
+  if (c.maintenance.length > 0 && !c.alertmanager)
+    problems.push('alertmanager: maintenance windows silence alerts, so alertmanager.url is required');
   const operators = new Set<string>();
   const tokenHashes = new Set<string>();
   const chatUsers = new Set<string>();
@@ -180,7 +193,8 @@ function crossReferences(c: Omit<EngineConfig, 'runbookDefinitions'>): string[] 
     const hash = o.tokenHash?.resolved ? o.tokenHash.reveal() : undefined;
     if (hash && tokenHashes.has(hash)) problems.push(`operators[${i}].tokenHash: the same token hash is given to another operator`);
     if (hash) tokenHashes.add(hash);
-    if (o.chatUserId && chatUsers.has(o.chatUserId)) problems.push(`operators[${i}].chatUserId: "${o.chatUserId}" is given to another operator`);
+    if (o.chatUserId && chatUsers.has(o.chatUserId))
+      problems.push(`operators[${i}].chatUserId: "${o.chatUserId}" is given to another operator`);
     if (o.chatUserId) chatUsers.add(o.chatUserId);
     if (o.tokenExpires && !o.tokenHash) problems.push(`operators[${i}].tokenExpires: set without a tokenHash`);
     o.targets?.forEach((t, j) => {

@@ -10,13 +10,18 @@ import { z } from 'zod';
 export const mailAddressPattern =
   /^(?=.{3,254}$)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64})*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-export const mailAddress = z.string().regex(mailAddressPattern, 'expected a plain mail address such as oncall@example.com (no display name)');
+export const mailAddress = z
+  .string()
+  .regex(mailAddressPattern, 'expected a plain mail address such as oncall@example.com (no display name)');
 
 /** A host name, an IPv4 address, or an IPv6 address (without brackets). */
 const smtpHost = z
   .string()
   .max(253)
-  .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]{2,45})$/, 'expected a host name or an IP address');
+  .regex(
+    /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]{2,45})$/,
+    'expected a host name or an IP address',
+  );
 
 /** What goes before every subject ("[remediation]"): one short line. */
 const subjectPrefix = z
@@ -40,7 +45,12 @@ export function emailChannelSchema<S extends z.ZodTypeAny, T extends z.ZodTypeAn
           secure: z.boolean().default(false),
           /** With secure: false. required: STARTTLS or nothing is sent; opportunistic: when offered; never. */
           starttls: z.enum(['required', 'opportunistic', 'never']).default('required'),
-          user: z.string().min(1).max(256).regex(/^[^\u0000-\u001f\u007f]+$/, 'expected no control characters').optional(),
+          user: z
+            .string()
+            .min(1)
+            .max(256)
+            .regex(/^[^\u0000-\u001f\u007f]+$/, 'expected no control characters')
+            .optional(),
           password: secretRef.optional(),
           /** PEM of the CA(s) the server's certificate must chain to (`{ file: path }`); unset: the system's. */
           ca: secretRef.optional(),

@@ -118,7 +118,8 @@ function compileAnchored(m: LabelMatcher): RegExp {
   let flags = '';
   const f = reFlags.exec(source);
   if (f) {
-    if (f[1]!.includes('U')) throw new Error(`invalid regular expression in matcher ${formatMatcher(m)}: the RE2 flag U (ungreedy) is not supported`);
+    if (f[1]!.includes('U'))
+      throw new Error(`invalid regular expression in matcher ${formatMatcher(m)}: the RE2 flag U (ungreedy) is not supported`);
     flags = [...new Set(f[1]!)].join('');
     source = source.slice(f[0].length);
   }

@@ -29,21 +29,30 @@ export interface ActionScope {
 
 export type Verdict = { allowed: true } | { allowed: false; reason: string };
 
-export function mayDo(operator: Pick<Operator, 'name' | 'role' | 'runbooks' | 'targets'>, action: OperatorAction, scope: ActionScope = {}): Verdict {
+export function mayDo(
+  operator: Pick<Operator, 'name' | 'role' | 'runbooks' | 'targets'>,
+  action: OperatorAction,
+  scope: ActionScope = {},
+): Verdict {
   const need = leastRole[action];
   if (operatorRoles.indexOf(operator.role) < operatorRoles.indexOf(need))
     return { allowed: false, reason: `'${operator.name}' is a ${operator.role}; ${verb(action)} needs the ${need} role or above` };
   // Reading is never narrowed: whoever is on call may see everything that is going on.
   if (action === 'read') return { allowed: true };
   if (operator.runbooks && scope.runbook !== undefined && !operator.runbooks.includes(scope.runbook))
-    return { allowed: false, reason: `'${operator.name}' may act on runbooks ${operator.runbooks.join(', ')} only, not '${scope.runbook}'` };
+    return {
+      allowed: false,
+      reason: `'${operator.name}' may act on runbooks ${operator.runbooks.join(', ')} only, not '${scope.runbook}'`,
+    };
   if (operator.runbooks && scope.runbook === undefined)
     return { allowed: false, reason: `'${operator.name}' may act on runbooks ${operator.runbooks.join(', ')} only, and this names none` };
   const targets = [...(scope.target !== undefined ? [scope.target] : []), ...(scope.targets ?? [])];
   if (operator.targets) {
-    if (targets.length === 0) return { allowed: false, reason: `'${operator.name}' may act on targets ${operator.targets.join(', ')} only, and this names none` };
+    if (targets.length === 0)
+      return { allowed: false, reason: `'${operator.name}' may act on targets ${operator.targets.join(', ')} only, and this names none` };
     const outside = targets.find((t) => !operator.targets!.includes(t));
-    if (outside !== undefined) return { allowed: false, reason: `'${operator.name}' may act on targets ${operator.targets.join(', ')} only, not '${outside}'` };
+    if (outside !== undefined)
+      return { allowed: false, reason: `'${operator.name}' may act on targets ${operator.targets.join(', ')} only, not '${outside}'` };
   }
   return { allowed: true };
 }

@@ -57,7 +57,9 @@ export function queryProblems(query: string): string[] {
     if (!known.test(p.name)) {
       problems.push(`unknown placeholder {{${p.name}}}: only {{target}} and {{target.labels.NAME}} are filled in`);
     } else if (!p.quote) {
-      problems.push(`{{${p.name}}} must stand inside a quoted label value, e.g. up{service="{{target}}"}: outside a string it could change the query`);
+      problems.push(
+        `{{${p.name}}} must stand inside a quoted label value, e.g. up{service="{{target}}"}: outside a string it could change the query`,
+      );
     } else if (p.quote === '`') {
       problems.push(`{{${p.name}}} cannot stand in a \`raw\` string, which has no escapes: use "double quotes"`);
     }
@@ -68,7 +70,9 @@ export function queryProblems(query: string): string[] {
 
 /** The labels a query's placeholders read (`{{target.labels.service}}` → service). */
 export function placeholderLabels(query: string): string[] {
-  return [...new Set(scan(query).found.flatMap((p) => (p.name.startsWith('target.labels.') ? [p.name.slice('target.labels.'.length)] : [])))];
+  return [
+    ...new Set(scan(query).found.flatMap((p) => (p.name.startsWith('target.labels.') ? [p.name.slice('target.labels.'.length)] : []))),
+  ];
 }
 
 /** The value escaped for a PromQL (Go-style) string literal in the given quotes. */
@@ -103,7 +107,8 @@ export function renderQuery(query: string, target: { name: string; labels: Recor
     if (p.name === 'target') value = target.name;
     else {
       const label = p.name.slice('target.labels.'.length);
-      if (!Object.hasOwn(target.labels, label)) throw new Error(`{{${p.name}}}: target '${target.name}' has no label '${label}' in the config`);
+      if (!Object.hasOwn(target.labels, label))
+        throw new Error(`{{${p.name}}}: target '${target.name}' has no label '${label}' in the config`);
       value = target.labels[label]!;
     }
     out += query.slice(at, p.start) + escapeForString(value, p.quote as '"' | "'");

@@ -17,6 +17,15 @@ export const headerName = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'expected a h
 
 /** A config's headers: literal values checked here, at load. */
 export const requestHeaders = z
-  .record(headerName, z.union([z.string().max(1_000).refine((v) => !/[\r\n\0]/.test(v), 'a header value holds no line break or NUL'), secretHeader]))
+  .record(
+    headerName,
+    z.union([
+      z
+        .string()
+        .max(1_000)
+        .refine((v) => !/[\r\n\0]/.test(v), 'a header value holds no line break or NUL'),
+      secretHeader,
+    ]),
+  )
   .refine((h) => Object.keys(h).length <= 20, 'at most 20 headers')
   .default({});

@@ -139,14 +139,16 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
   const { doc, say, ids } = read;
   const line = read.locate(path);
   const parsed = (stepShape as import('zod').ZodType<Record<string, unknown>>).safeParse(raw);
-  const rawId = typeof (raw as { id?: unknown })?.id === 'string' ? ((raw as { id: string }).id) : undefined;
+  const rawId = typeof (raw as { id?: unknown })?.id === 'string' ? (raw as { id: string }).id : undefined;
   if (!parsed.success) {
     // The union's issues are hard to read; report the most specific branch that applies.
     const r = raw as Record<string, unknown> | null;
     const branch = r && typeof r === 'object' ? ('parallel' in r ? 0 : 'forEach' in r ? 1 : 2) : 2;
-    const union = parsed.error.issues.find((i) => i.code === 'invalid_union') as (ZodIssue & { unionErrors?: Array<{ issues: ZodIssue[] }> }) | undefined;
+    const union = parsed.error.issues.find((i) => i.code === 'invalid_union') as
+      (ZodIssue & { unionErrors?: Array<{ issues: ZodIssue[] }> }) | undefined;
     const issues = union?.unionErrors?.[branch]?.issues ?? parsed.error.issues;
-    for (const issue of issues) say([...path, ...issue.path], issueText(issue, valueAtPath(doc, path)), rawId, keyPath(issue, [...path, ...issue.path]));
+    for (const issue of issues)
+      say([...path, ...issue.path], issueText(issue, valueAtPath(doc, path)), rawId, keyPath(issue, [...path, ...issue.path]));
     return undefined;
   }
   const s = parsed.data as Record<string, unknown> & { id: string };
@@ -174,8 +176,10 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
     const rawChildren = (raw as Record<string, unknown[]>)[childKey]!;
     const children = rawChildren.map((c, i) => readStep(c, [...path, childKey, i], read, inFinally));
     children.forEach((c, i) => {
-      if (c && c.kind === 'action' && c.uses === 'end') say([...path, childKey, i, 'uses'], 'a run ends from its top-level steps, not from inside a group', c.id);
-      if (c && typeof c.onFailure === 'object') say([...path, childKey, i, 'onFailure'], 'a step inside a group cannot jump; let the group jump', c.id);
+      if (c && c.kind === 'action' && c.uses === 'end')
+        say([...path, childKey, i, 'uses'], 'a run ends from its top-level steps, not from inside a group', c.id);
+      if (c && typeof c.onFailure === 'object')
+        say([...path, childKey, i, 'onFailure'], 'a step inside a group cannot jump; let the group jump', c.id);
       if (c && c.kind !== 'action') say([...path, childKey, i], 'groups do not nest', c.id);
     });
     if (s.retry !== undefined) say([...path, 'retry'], 'retry applies to single steps, not groups', s.id);
@@ -190,7 +194,12 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
   const params = stepCatalog[uses as StepType].safeParse(s.with ?? {});
   if (!params.success) {
     for (const issue of params.error.issues)
-      say([...path, 'with', ...issue.path], issueText(issue, valueAtPath(doc, [...path, 'with'])), s.id, keyPath(issue, [...path, 'with', ...issue.path]));
+      say(
+        [...path, 'with', ...issue.path],
+        issueText(issue, valueAtPath(doc, [...path, 'with'])),
+        s.id,
+        keyPath(issue, [...path, 'with', ...issue.path]),
+      );
     return undefined;
   }
   const withParams = params.data as Record<string, unknown>;
@@ -216,7 +225,11 @@ function checkExpressions(uses: StepType, params: Record<string, unknown>, path:
       continue;
     }
     if (isTemplate(value) && !templateParams[uses].includes(key)) {
-      say([...path, key], `is used as written: only ${templateParams[uses].join(', ') || 'no parameter'} of ${uses} may hold \${{ }} expressions`, id);
+      say(
+        [...path, key],
+        `is used as written: only ${templateParams[uses].join(', ') || 'no parameter'} of ${uses} may hold \${{ }} expressions`,
+        id,
+      );
       continue;
     }
     for (const expr of templateExpressions(value)) {
@@ -239,7 +252,8 @@ function checkFlow(steps: Array<Step | undefined>, finallySteps: Array<Step | un
       const to = s.onFailure.goto;
       const at = position.get(to);
       if (at === undefined) say([key, i, 'onFailure', 'goto'], `jumps to step "${to}", which is not a step of ${key} at this level`, s.id);
-      else if (at <= i) say([key, i, 'onFailure', 'goto'], `jumps back to step "${to}": jumps go forward only, so a runbook cannot loop`, s.id);
+      else if (at <= i)
+        say([key, i, 'onFailure', 'goto'], `jumps back to step "${to}": jumps go forward only, so a runbook cannot loop`, s.id);
     });
   };
   check(steps, 'steps');
@@ -251,7 +265,11 @@ function checkFlow(steps: Array<Step | undefined>, finallySteps: Array<Step | un
       if (s.kind !== 'action') return walk(s.steps, `${key}.${i}.${s.kind === 'parallel' ? 'parallel' : 'steps'}`);
       const by = s.with.approvedBy as string | undefined;
       if (by !== undefined && !approvals.has(by)) {
-        say([...key.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), i, 'with', 'approvedBy'], `names "${by}", which is not an earlier approval step`, s.id);
+        say(
+          [...key.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), i, 'with', 'approvedBy'],
+          `names "${by}", which is not an earlier approval step`,
+          s.id,
+        );
       }
       if (s.uses === 'approval') approvals.add(s.id);
     });
@@ -274,7 +292,11 @@ function checkStepReferences(list: Step[], ids: Map<string, Path>, say: Say): vo
           const id = (m[1] ?? m[2]!).replaceAll('-', '_');
           if (!ids.has(id)) {
             const at = ids.get(s.id.replaceAll('-', '_'))!;
-            say([...at, ...key.split('.')], `refers to steps.${m[1] ?? m[2]}, which is not a step of this runbook (known: ${[...ids.keys()].join(', ')})`, s.id);
+            say(
+              [...at, ...key.split('.')],
+              `refers to steps.${m[1] ?? m[2]}, which is not a step of this runbook (known: ${[...ids.keys()].join(', ')})`,
+              s.id,
+            );
           }
         }
       }

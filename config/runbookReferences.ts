@@ -17,7 +17,8 @@ export function runbookReferenceProblems(config: Loaded): string[] {
   config.bindings.forEach((b, i) => {
     const def = defs[b.runbook];
     if (!def) return problems.push(`bindings[${i}].runbook: no runbook file named "${b.runbook}" (known: ${known})`);
-    if (def.kind !== 'incident') return problems.push(`bindings[${i}].runbook: "${b.runbook}" is a ${def.kind} runbook; alerts start incident runbooks`);
+    if (def.kind !== 'incident')
+      return problems.push(`bindings[${i}].runbook: "${b.runbook}" is a ${def.kind} runbook; alerts start incident runbooks`);
     for (const t of b.target ? [b.target] : b.targets) {
       const kind = config.targets[t]?.kind;
       if (kind && !def.appliesTo.includes(kind))
@@ -27,7 +28,8 @@ export function runbookReferenceProblems(config: Loaded): string[] {
   config.maintenance.forEach((m, i) => {
     const def = defs[m.runbook];
     if (!def) return problems.push(`maintenance[${i}].runbook: no runbook file named "${m.runbook}" (known: ${known})`);
-    if (def.kind !== 'maintenance') problems.push(`maintenance[${i}].runbook: "${m.runbook}" is an ${def.kind} runbook; schedules start maintenance runbooks`);
+    if (def.kind !== 'maintenance')
+      problems.push(`maintenance[${i}].runbook: "${m.runbook}" is an ${def.kind} runbook; schedules start maintenance runbooks`);
     for (const t of m.targets) {
       const kind = config.targets[t]?.kind;
       if (kind && !def.appliesTo.includes(kind))
@@ -58,15 +60,20 @@ export function definitionProblems(
       problems.push(`${at}: with.target: no target named "${p.target}" (known: ${Object.keys(config.targets).join(', ')})`);
     if (Array.isArray(p.channels))
       for (const ch of p.channels as string[])
-        if (!Object.hasOwn(config.channels, ch)) problems.push(`${at}: with.channels: no channel named "${ch}" (known: ${Object.keys(config.channels).join(', ') || 'none'})`);
+        if (!Object.hasOwn(config.channels, ch))
+          problems.push(`${at}: with.channels: no channel named "${ch}" (known: ${Object.keys(config.channels).join(', ') || 'none'})`);
     if (step.uses === 'http') {
       const origin = new URL(p.url as string).origin;
       if (!origins.has(origin))
-        problems.push(`${at}: with.url: ${origin} is not the origin of any target's health or action URL in the config (known: ${[...origins].join(', ') || 'none'})`);
+        problems.push(
+          `${at}: with.url: ${origin} is not the origin of any target's health or action URL in the config (known: ${[...origins].join(', ') || 'none'})`,
+        );
       for (const [header, value] of Object.entries(p.headers as Record<string, unknown>)) {
         const secret = (value as { secret?: string })?.secret;
         if (secret !== undefined && !Object.hasOwn(config.secrets, secret))
-          problems.push(`${at}: with.headers.${header}: no secret named "${secret}" in the config's secrets (known: ${Object.keys(config.secrets).join(', ') || 'none'})`);
+          problems.push(
+            `${at}: with.headers.${header}: no secret named "${secret}" in the config's secrets (known: ${Object.keys(config.secrets).join(', ') || 'none'})`,
+          );
       }
     }
     problems.push(...targetStepProblems(step, def, config, hosts).map((p) => `${at}: ${p}`));
@@ -82,7 +89,12 @@ export function definitionProblems(
  * Checked on the step's literal target, else on every target a binding or schedule starts the
  * runbook on (a run by hand on another target is refused by the activity when the step runs).
  */
-function targetStepProblems(step: ActionStep, def: RunbookDefinition, config: Parameters<typeof definitionProblems>[1], hosts: Set<string>): string[] {
+function targetStepProblems(
+  step: ActionStep,
+  def: RunbookDefinition,
+  config: Parameters<typeof definitionProblems>[1],
+  hosts: Set<string>,
+): string[] {
   const p = step.with;
   const problems: string[] = [];
   const query = step.uses === 'metric' || (step.uses === 'waitUntil' && p.check === 'metric') ? (p.query as string) : undefined;
@@ -92,7 +104,8 @@ function targetStepProblems(step: ActionStep, def: RunbookDefinition, config: Pa
     if (!config.prometheus) problems.push(`with.query: a metric check needs prometheus.url in the config, which has none`);
     for (const name of acted)
       for (const label of placeholderLabels(query))
-        if (!Object.hasOwn(config.targets[name]!.labels, label)) problems.push(`with.query: {{target.labels.${label}}}: target "${name}" has no label "${label}" in the config`);
+        if (!Object.hasOwn(config.targets[name]!.labels, label))
+          problems.push(`with.query: {{target.labels.${label}}}: target "${name}" has no label "${label}" in the config`);
     return problems;
   }
   for (const name of acted) {
@@ -102,12 +115,15 @@ function targetStepProblems(step: ActionStep, def: RunbookDefinition, config: Pa
       continue;
     }
     if (step.uses === 'command' && !Object.hasOwn(t.commands, p.command as string))
-      problems.push(`with.command: target "${name}" has no command "${String(p.command)}" in the config (known: ${Object.keys(t.commands).join(', ') || 'none'})`);
+      problems.push(
+        `with.command: target "${name}" has no command "${String(p.command)}" in the config (known: ${Object.keys(t.commands).join(', ') || 'none'})`,
+      );
   }
   if (step.uses === 'hostDiagnostics')
     for (const hp of p.tcp as string[]) {
       const host = hp.slice(0, hp.lastIndexOf(':'));
-      if (!hosts.has(host.toLowerCase())) problems.push(`with.tcp: ${hp}: "${host}" is not a host the config names (known: ${[...hosts].join(', ') || 'none'})`);
+      if (!hosts.has(host.toLowerCase()))
+        problems.push(`with.tcp: ${hp}: "${host}" is not a host the config names (known: ${[...hosts].join(', ') || 'none'})`);
     }
   return problems;
 }
@@ -119,7 +135,10 @@ function actedOn(step: ActionStep, def: RunbookDefinition, config: Parameters<ty
 }
 
 /** The targets bindings and schedules start a runbook on: what its steps without `target:` act on. */
-function targetsStarting(def: RunbookDefinition, config: Partial<Pick<Loaded, 'bindings' | 'maintenance'>> & Pick<Loaded, 'targets'>): string[] {
+function targetsStarting(
+  def: RunbookDefinition,
+  config: Partial<Pick<Loaded, 'bindings' | 'maintenance'>> & Pick<Loaded, 'targets'>,
+): string[] {
   const names = new Set<string>();
   for (const b of config.bindings ?? []) if (b.runbook === def.name) for (const t of b.target ? [b.target] : b.targets) names.add(t);
   for (const m of config.maintenance ?? []) if (m.runbook === def.name) for (const t of m.targets) names.add(t);
@@ -131,7 +150,9 @@ function targetsStarting(def: RunbookDefinition, config: Partial<Pick<Loaded, 'b
  * action, Alertmanager and Prometheus URLs, Docker and Temporal endpoints): the only hosts a
  * runbook's TCP connect check may reach.
  */
-export function configuredHosts(config: Pick<Loaded, 'targets'> & Partial<Pick<Loaded, 'prometheus' | 'alertmanager' | 'docker' | 'temporal'>>): Set<string> {
+export function configuredHosts(
+  config: Pick<Loaded, 'targets'> & Partial<Pick<Loaded, 'prometheus' | 'alertmanager' | 'docker' | 'temporal'>>,
+): Set<string> {
   const out = new Set<string>();
   const url = (u: string | undefined) => {
     if (u && URL.canParse(u)) out.add(new URL(u).hostname.toLowerCase());
@@ -154,7 +175,8 @@ export function configuredHosts(config: Pick<Loaded, 'targets'> & Partial<Pick<L
 export function configuredOrigins(config: Pick<Loaded, 'targets'>): Set<string> {
   const out = new Set<string>();
   for (const t of Object.values(config.targets)) {
-    for (const url of [t.health?.url, t.health?.detailedUrl, t.kind === 'http' ? t.action?.url : undefined]) if (url) out.add(new URL(url).origin);
+    for (const url of [t.health?.url, t.health?.detailedUrl, t.kind === 'http' ? t.action?.url : undefined])
+      if (url) out.add(new URL(url).origin);
   }
   return out;
 }

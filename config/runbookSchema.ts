@@ -21,7 +21,9 @@ const duration = z
 const targetName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'expected a configured target name');
 const channelName = targetName;
 export const stepIdPattern = /^[a-z][a-z0-9-]{0,40}$/;
-const stepId = z.string().regex(stepIdPattern, 'expected a step id of lower-case letters, digits and "-" (at most 41, starting with a letter)');
+const stepId = z
+  .string()
+  .regex(stepIdPattern, 'expected a step id of lower-case letters, digits and "-" (at most 41, starting with a letter)');
 /** Text that may hold `${{ expression }}` parts; bounded, since it travels in workflow history. */
 const text = (max = 4_000) => z.string().max(max, `at most ${max} characters`);
 
@@ -35,7 +37,6 @@ export const outcomes = [
   'failed',
   'completed',
 ] as const;
-
 
 const onTarget = { target: targetName.optional() };
 
@@ -106,7 +107,10 @@ export const stepCatalog = {
       file: commandName.optional(),
     })
     .strict()
-    .refine((p) => p.file === undefined || p.since === undefined, { path: ['since'], message: 'since is for container logs and journals; a log file is read by its last lines (tail)' }),
+    .refine((p) => p.file === undefined || p.since === undefined, {
+      path: ['since'],
+      message: 'since is for container logs and journals; a log file is read by its last lines (tail)',
+    }),
   http: z
     .object({
       method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET'),
@@ -179,12 +183,19 @@ export const stepCatalog = {
     .superRefine((p, ctx) => {
       const metricKeys = ['query', 'op', 'threshold'] as const;
       for (const key of metricKeys) {
-        if (p.check === 'metric' && p[key] === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `check: metric needs ${key}` });
-        if (p.check === 'verify' && p[key] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `${key} is for check: metric` });
+        if (p.check === 'metric' && p[key] === undefined)
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `check: metric needs ${key}` });
+        if (p.check === 'verify' && p[key] !== undefined)
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `${key} is for check: metric` });
       }
       const offered: readonly string[] = waitChecks[p.check];
       for (const m of (p.until ?? '').matchAll(/\bcheck\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)/g))
-        if (!offered.includes(m[1]!)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['until'], message: `check: ${p.check} offers check.${offered.join(', check.')}, not check.${m[1]}` });
+        if (!offered.includes(m[1]!))
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['until'],
+            message: `check: ${p.check} offers check.${offered.join(', check.')}, not check.${m[1]}`,
+          });
     }),
   /** An instant PromQL query against the configured Prometheus, compared with a threshold. */
   metric: z.object({ ...onTarget, query: promql, op: comparison, threshold }).strict(),
@@ -237,7 +248,12 @@ export const stepCatalog = {
     })
     .strict()
     .superRefine((p, ctx) => {
-      if (p.sections?.includes('tcp') && p.tcp.length === 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['sections'], message: 'the tcp section needs the tcp list of host:port to connect to' });
+      if (p.sections?.includes('tcp') && p.tcp.length === 0)
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['sections'],
+          message: 'the tcp section needs the tcp list of host:port to connect to',
+        });
     }),
   end: z.object({ outcome: z.enum(outcomes), detail: text(1_000).default('') }).strict(),
 } as const;
@@ -345,7 +361,10 @@ const common = {
   /** An attempt of the step fails if it has not finished in this long (each retry gets it again). */
   timeout: duration.optional(),
   /** Runs the step again when it fails (not when a check merely says "unhealthy"). */
-  retry: z.object({ attempts: z.number().int().min(1).max(10), backoff: duration.default('5s') }).strict().optional(),
+  retry: z
+    .object({ attempts: z.number().int().min(1).max(10), backoff: duration.default('5s') })
+    .strict()
+    .optional(),
   onFailure: failurePolicy.default('fail'),
   description: z.string().max(500).optional(),
 };

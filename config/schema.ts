@@ -47,15 +47,19 @@ const httpUrl = z
 /** Table names go into VACUUM and OPTIMIZE statements: plain identifiers only, optionally schema-qualified. */
 const pgTable = z
   .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$/, 'expected a plain table name (letters, digits, "_" and "$"), optionally "schema.table"');
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$/,
+    'expected a plain table name (letters, digits, "_" and "$"), optionally "schema.table"',
+  );
 const mysqlTable = z
   .string()
-  .regex(/^(?!\d+(\.|$))[A-Za-z0-9_$]{1,64}(\.(?!\d+$)[A-Za-z0-9_$]{1,64})?$/, 'expected a plain table name (letters, digits, "_" and "$", not only digits), optionally "db.table"');
+  .regex(
+    /^(?!\d+(\.|$))[A-Za-z0-9_$]{1,64}(\.(?!\d+$)[A-Za-z0-9_$]{1,64})?$/,
+    'expected a plain table name (letters, digits, "_" and "$", not only digits), optionally "db.table"',
+  );
 
 /** Names that end up in workflow ids, task queues and search attributes. */
-const name = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'expected a name of letters, digits, ".", "_" or "-" (at most 63)');
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'expected a name of letters, digits, ".", "_" or "-" (at most 63)');
 
 /** Marks the schema positions that hold a secret: a config error never echoes what is there. */
 export const secretMarker = 'secret';
@@ -65,11 +69,7 @@ export const secretMarker = 'secret';
  * or a file. Inline values are accepted for local stacks and tests.
  */
 export const secretRef = z
-  .union([
-    z.string().min(1),
-    z.object({ env: z.string().min(1) }).strict(),
-    z.object({ file: z.string().min(1) }).strict(),
-  ])
+  .union([z.string().min(1), z.object({ env: z.string().min(1) }).strict(), z.object({ file: z.string().min(1) }).strict()])
   // Read on first use: which process needs which secret is the loader's to decide (config/load.ts).
   .transform((ref) => Secret.lazy(ref))
   .describe(secretMarker);
@@ -214,14 +214,7 @@ const httpTarget = z
   })
   .strict();
 
-export const target = z.discriminatedUnion('kind', [
-  containerTarget,
-  systemdTarget,
-  postgresTarget,
-  mysqlTarget,
-  redisTarget,
-  httpTarget,
-]);
+export const target = z.discriminatedUnion('kind', [containerTarget, systemdTarget, postgresTarget, mysqlTarget, redisTarget, httpTarget]);
 
 /** The compiled runbooks of earlier releases: still registered so their running histories replay. */
 export const runbookNames = ['serviceDown', 'databaseConnection', 'highErrorRate', 'resourcePressure', 'maintenance'] as const;
@@ -270,7 +263,7 @@ const binding = z
     compiled: z.boolean().default(false),
   })
   .strict()
-  .refine((b) => !b.compiled || (runbookNames as readonly string[]).includes(b.runbook) && b.runbook !== 'maintenance', {
+  .refine((b) => !b.compiled || ((runbookNames as readonly string[]).includes(b.runbook) && b.runbook !== 'maintenance'), {
     message: `compiled: true is only for the compiled runbooks ${runbookNames.filter((r) => r !== 'maintenance').join(', ')}`,
   })
   .refine((b) => Boolean(b.target) !== Boolean(b.targetLabel), {
@@ -299,7 +292,11 @@ const channel = z.discriminatedUnion('type', [
 const escalationLevel = z
   .object({
     // Part of every page's idempotency key; later pages of a level are keyed "<name>#<n>".
-    name: z.string().min(1).max(60).regex(/^(?!.*#\d+$)/, 'expected a name not ending in "#<digits>" (later pages of a level are keyed so)'),
+    name: z
+      .string()
+      .min(1)
+      .max(60)
+      .regex(/^(?!.*#\d+$)/, 'expected a name not ending in "#<digits>" (later pages of a level are keyed so)'),
     after: durationWithin(0, 30 * day),
     channels: z.array(name).min(1),
     /** Page this level again this often until someone acknowledges, the alerts clear or the next level is due. */
@@ -319,10 +316,22 @@ const escalationPolicy = z
     keepOpen: durationWithin(minute, 30 * day).optional(),
   })
   .strict()
-  .refine((p) => p.levels.every((l, i) => i === 0 || !p.levels.slice(i - 1, i + 1).every((x) => durationPattern.test(x.after)) || parseDuration(l.after) >= parseDuration(p.levels[i - 1]!.after)), {
-    message: 'levels must be in order of their "after" delay',
-  })
-  .refine((p) => new Set(p.levels.map((l) => l.name)).size === p.levels.length, { message: 'level names must differ: each names its pages', path: ['levels'] });
+  .refine(
+    (p) =>
+      p.levels.every(
+        (l, i) =>
+          i === 0 ||
+          !p.levels.slice(i - 1, i + 1).every((x) => durationPattern.test(x.after)) ||
+          parseDuration(l.after) >= parseDuration(p.levels[i - 1]!.after),
+      ),
+    {
+      message: 'levels must be in order of their "after" delay',
+    },
+  )
+  .refine((p) => new Set(p.levels.map((l) => l.name)).size === p.levels.length, {
+    message: 'level names must differ: each names its pages',
+    path: ['levels'],
+  });
 
 /**
  * What an operator may do, each role including the one before: a viewer reads; a responder also
@@ -352,7 +361,9 @@ const operator = z
     /** The token stops being accepted at this instant (ISO 8601, e.g. 2027-01-31T00:00:00Z). */
     tokenExpires: z
       .string()
-      .refine((t) => /^\d{4}-\d{2}-\d{2}T/.test(t) && Number.isFinite(Date.parse(t)), { message: 'expected an ISO 8601 time such as 2027-01-31T00:00:00Z' })
+      .refine((t) => /^\d{4}-\d{2}-\d{2}T/.test(t) && Number.isFinite(Date.parse(t)), {
+        message: 'expected an ISO 8601 time such as 2027-01-31T00:00:00Z',
+      })
       .optional(),
     /** The operator's user id in chat (Slack's "U…"): whose button press in a page is this operator's. */
     chatUserId: z
@@ -372,7 +383,10 @@ const operator = z
  */
 const operatorApi = z
   .object({
-    listen: z.string().regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port such as 127.0.0.1:9798').default('127.0.0.1:9798'),
+    listen: z
+      .string()
+      .regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port such as 127.0.0.1:9798')
+      .default('127.0.0.1:9798'),
     maxBodyBytes: z.number().int().positive().max(1_048_576).default(65_536),
     /**
      * Signed bearer tokens (JWT) from an identity provider, verified against a key set file (JWKS):
@@ -384,8 +398,14 @@ const operatorApi = z
         jwksFile: z.string().min(1),
         issuer: z.string().min(1),
         audience: z.string().min(1),
-        subjectClaim: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,62}$/).default('sub'),
-        algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).min(1).default(['RS256', 'ES256', 'EdDSA']),
+        subjectClaim: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,62}$/)
+          .default('sub'),
+        algorithms: z
+          .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA']))
+          .min(1)
+          .default(['RS256', 'ES256', 'EdDSA']),
         /** Longest lifetime accepted (exp - iat): a token valid for a year is a leaked password. */
         maxLifetime: timeout(7 * day).default('12h'),
         clockTolerance: durationWithin(0, 5 * minute).default('30s'),
@@ -399,10 +419,18 @@ const operatorApi = z
 const chatResponseOrigin = z
   .string()
   .max(200)
-  .refine((o) => URL.canParse(o) && new URL(o).origin === o, { message: 'expected an origin such as https://hooks.slack.com (no path, no trailing slash)' })
-  .refine((o) => !URL.canParse(o) || new URL(o).protocol === 'https:' || (new URL(o).protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(o).hostname)), {
-    message: 'expected https (plain http only on 127.0.0.1, localhost or [::1])',
-  });
+  .refine((o) => URL.canParse(o) && new URL(o).origin === o, {
+    message: 'expected an origin such as https://hooks.slack.com (no path, no trailing slash)',
+  })
+  .refine(
+    (o) =>
+      !URL.canParse(o) ||
+      new URL(o).protocol === 'https:' ||
+      (new URL(o).protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(o).hostname)),
+    {
+      message: 'expected https (plain http only on 127.0.0.1, localhost or [::1])',
+    },
+  );
 
 /** Approvals from chat: Slack-compatible interactive requests, signed with the app's signing secret. */
 const chat = z
@@ -499,9 +527,17 @@ export const engineConfigShape = z
          */
         spool: z.boolean().optional(),
         /** Bytes of alerts the spool may hold not yet forwarded to Temporal; past it, batches get 503 and Alertmanager keeps them. */
-        spoolMaxBytes: z.number().int().positive().default(256 * 1_048_576),
+        spoolMaxBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(256 * 1_048_576),
         /** Free space to keep on the spool's filesystem (the embedded Temporal server may share it); below it, batches get 503. */
-        spoolMinFreeBytes: z.number().int().min(0).default(256 * 1_048_576),
+        spoolMinFreeBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(256 * 1_048_576),
       })
       .strict(),
     alertmanager: z
@@ -534,7 +570,10 @@ export const engineConfigShape = z
     chat: chat.default({}),
     guardrails: z
       .object({
-        restarts: z.object({ max: z.number().int().min(0).default(3), window: timeout(30 * day).default('1h') }).strict().default({}),
+        restarts: z
+          .object({ max: z.number().int().min(0).default(3), window: timeout(30 * day).default('1h') })
+          .strict()
+          .default({}),
         restartAttempts: z.number().int().min(1).max(10).default(3),
         restartBackoff: durationWithin(0, hour).default('10s'),
         verifyDeadline: timeout(hour).default('60s'),
@@ -543,10 +582,16 @@ export const engineConfigShape = z
         approvalTimeout: timeout(30 * day).default('30m'),
       })
       .strict()
-      .refine((g) => !durationPattern.test(g.verifyInterval) || !durationPattern.test(g.verifyDeadline) || parseDuration(g.verifyInterval) <= parseDuration(g.verifyDeadline), {
-        message: 'verifyInterval must not be longer than verifyDeadline',
-        path: ['verifyInterval'],
-      })
+      .refine(
+        (g) =>
+          !durationPattern.test(g.verifyInterval) ||
+          !durationPattern.test(g.verifyDeadline) ||
+          parseDuration(g.verifyInterval) <= parseDuration(g.verifyDeadline),
+        {
+          message: 'verifyInterval must not be longer than verifyDeadline',
+          path: ['verifyInterval'],
+        },
+      )
       .default({}),
     maintenance: z.array(maintenanceSchedule).default([]),
     backupDir: z.string().default('.data/backups'),
@@ -568,11 +613,17 @@ export const engineConfigShape = z
 function headerSecretProblems(c: z.output<typeof engineConfigShape>): Array<{ path: Array<string | number>; message: string }> {
   const problems: Array<{ path: Array<string | number>; message: string }> = [];
   for (const [target, t] of Object.entries(c.targets)) {
-    const sets: Array<[string, Record<string, string | { secret: string }> | undefined]> = [['health', t.health?.headers], ['action', t.kind === 'http' ? t.action?.headers : undefined]];
+    const sets: Array<[string, Record<string, string | { secret: string }> | undefined]> = [
+      ['health', t.health?.headers],
+      ['action', t.kind === 'http' ? t.action?.headers : undefined],
+    ];
     for (const [key, headers] of sets)
       for (const [header, value] of Object.entries(headers ?? {}))
         if (typeof value === 'object' && !Object.hasOwn(c.secrets, value.secret))
-          problems.push({ path: ['targets', target, key, 'headers', header, 'secret'], message: `no secret named "${value.secret}" in secrets (known: ${Object.keys(c.secrets).join(', ') || 'none'})` });
+          problems.push({
+            path: ['targets', target, key, 'headers', header, 'secret'],
+            message: `no secret named "${value.secret}" in secrets (known: ${Object.keys(c.secrets).join(', ') || 'none'})`,
+          });
   }
   return problems;
 }
@@ -593,16 +644,24 @@ function embeddedPortProblems(c: z.output<typeof engineConfigShape>): Array<{ pa
   if (c.temporal.address) return [];
   const { port: grpc, uiPort } = c.temporal;
   if (!Number.isInteger(grpc) || !Number.isInteger(uiPort)) return [];
-  const taken: Array<[number, string]> = [[grpc, 'gRPC'], [grpc + 1, 'metrics'], [grpc + 10, 'HTTP']];
+  const taken: Array<[number, string]> = [
+    [grpc, 'gRPC'],
+    [grpc + 1, 'metrics'],
+    [grpc + 10, 'HTTP'],
+  ];
   const layout = `temporal.port ${grpc} takes ${grpc} (gRPC), ${grpc + 1} (metrics) and ${grpc + 10} (HTTP)`;
   const problems: Array<{ path: string[]; message: string }> = [];
-  if (grpc + 10 > 65_535) problems.push({ path: ['temporal', 'port'], message: `${grpc} leaves no room for the embedded server's HTTP port ${grpc + 10}` });
+  if (grpc + 10 > 65_535)
+    problems.push({ path: ['temporal', 'port'], message: `${grpc} leaves no room for the embedded server's HTTP port ${grpc + 10}` });
   const clash = taken.find(([p]) => p === uiPort);
   if (clash) problems.push({ path: ['temporal', 'uiPort'], message: `${uiPort} is the embedded server's ${clash[1]} port (${layout})` });
   const listen = Number(/:(\d+)$/.exec(c.webhook.listen)?.[1]);
   const webhookClash = [...taken, [uiPort, 'UI'] as [number, string]].find(([p]) => p === listen);
   if (listen > 0 && webhookClash) {
-    problems.push({ path: ['webhook', 'listen'], message: `port ${listen} is the embedded Temporal server's ${webhookClash[1]} port (${layout}, UI ${uiPort})` });
+    problems.push({
+      path: ['webhook', 'listen'],
+      message: `port ${listen} is the embedded Temporal server's ${webhookClash[1]} port (${layout}, UI ${uiPort})`,
+    });
   }
   return problems;
 }

@@ -13,7 +13,11 @@ export const commandName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'expected a command name of letters, digits, ".", "_" or "-" (at most 63)');
 
-const noNul = (what: string) => z.string().max(4_096).refine((s) => !s.includes('\0'), `${what} holds a NUL character`);
+const noNul = (what: string) =>
+  z
+    .string()
+    .max(4_096)
+    .refine((s) => !s.includes('\0'), `${what} holds a NUL character`);
 
 /** argv[0]: what execve (the host agent) or the container runtime (docker exec) starts, with no shell between. */
 export const programPattern = /^(\/[^\0\n]{0,1023}|[A-Za-z0-9_+][A-Za-z0-9._+-]{0,127})$/;
@@ -34,7 +38,11 @@ export const targetCommand = z
       .max(100)
       .superRefine((argv, ctx) => {
         if (argv[0] !== undefined && !programPattern.test(argv[0]))
-          ctx.addIssue({ code: z.ZodIssueCode.custom, path: [0], message: 'argv[0] must be an absolute path or a bare program name (no spaces, quotes or shell syntax)' });
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: [0],
+            message: 'argv[0] must be an absolute path or a bare program name (no spaces, quotes or shell syntax)',
+          });
       }),
     timeout: commandTimeout.default('30s'),
     /**

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite from nothing, in tiers: dependencies; then, while the real stack comes up in
-# the background, the type-check, the linter and the tests that need no stack (vitest.config.ts:
+# the background, the type-check, the linter, the formatter check and the tests that need no stack (vitest.config.ts:
 # noStackTests), so a broken workflow fails in the first minutes; then every test that needs the stack.
 # With test files named (npm test -- test/x.test.ts): the stack, the type-check, then just those.
 set -euo pipefail
@@ -31,10 +31,12 @@ npx tsc --noEmit -p . &
 tsc_pid=$!
 lint_ok=0
 npx eslint . || lint_ok=$?
+# The formatter's settings are .prettierrc.json; npm run format rewrites, this only checks.
+npx prettier --check --log-level warn '**/*.{ts,js,mjs,cjs}' || lint_ok=$?
 tsc_ok=0
 wait "$tsc_pid" || tsc_ok=$?
 if [ "$tsc_ok" != 0 ] || [ "$lint_ok" != 0 ]; then
-  echo "[test] the type-check (exit $tsc_ok) or the linter (exit $lint_ok) failed" >&2
+  echo "[test] the type-check (exit $tsc_ok) or the linter or formatter check (exit $lint_ok) failed (npm run format fixes the formatting)" >&2
   exit 1
 fi
 # No stack.env where the tests look: a test here that secretly needs the stack fails instead of passing.

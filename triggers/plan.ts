@@ -52,14 +52,20 @@ const maxSeverity = 64;
  * The interpreter's input for an incident: the runbook file's checked definition travels with the
  * run, with every target it may touch resolved to its queue and labels.
  */
-export function planRunbook(config: EngineConfig, match: Matched, alert: IncomingAlert, options: PlanOptions = {}): RunbookRunInput | RunbookInput {
+export function planRunbook(
+  config: EngineConfig,
+  match: Matched,
+  alert: IncomingAlert,
+  options: PlanOptions = {},
+): RunbookRunInput | RunbookInput {
   if (match.binding.compiled) return planIncident(config, match, alert, options);
   return planRunbookRun(config, match, alert, options);
 }
 
 export function planRunbookRun(config: EngineConfig, match: Matched, alert: IncomingAlert, options: PlanOptions = {}): RunbookRunInput {
   const definition = config.runbookDefinitions[match.runbook];
-  if (!definition) throw new Error(`planning runbook '${match.runbook}' for target '${match.target}' failed: no such runbook file is loaded`);
+  if (!definition)
+    throw new Error(`planning runbook '${match.runbook}' for target '${match.target}' failed: no such runbook file is loaded`);
   const base = planIncident(config, match, alert, options);
   return {
     ...base,
@@ -188,7 +194,13 @@ export function planMaintenanceRun(config: EngineConfig, schedule: MaintenanceSc
     dryRun: options.dryRun || config.dryRun,
     definition,
     targets: targetRefs(config, [...schedule.targets, ...namedTargets(definition)], options.engineQueue),
-    maintenance: { schedule: schedule.name, targets: [...schedule.targets], windowMs: m.windowMs, silence: m.silence, channels: m.channels },
+    maintenance: {
+      schedule: schedule.name,
+      targets: [...schedule.targets],
+      windowMs: m.windowMs,
+      silence: m.silence,
+      channels: m.channels,
+    },
     startedBy: options.startedBy ?? 'schedule',
   };
 }
@@ -204,7 +216,10 @@ function decidersFor(config: EngineConfig, scope: ActionScope): { operators: str
 
 /** Targets a definition names literally (`with.target`, a group restart's `with.targets`). */
 function namedTargets(def: RunbookDefinition): string[] {
-  return actionSteps(def).flatMap((s) => [...(typeof s.with.target === 'string' ? [s.with.target] : []), ...(Array.isArray(s.with.targets) ? (s.with.targets as string[]) : [])]);
+  return actionSteps(def).flatMap((s) => [
+    ...(typeof s.with.target === 'string' ? [s.with.target] : []),
+    ...(Array.isArray(s.with.targets) ? (s.with.targets as string[]) : []),
+  ]);
 }
 
 /**
@@ -217,7 +232,12 @@ function targetRefs(config: EngineConfig, names: string[], engineQueue?: string)
   return [...all].map((name) => {
     const t = config.targets[name];
     if (!t) throw new Error(`planning a run failed: no target '${name}' in the configuration`);
-    const readOnly = 'commands' in t ? Object.entries(t.commands).filter(([, c]) => c.readOnly).map(([n]) => n) : [];
+    const readOnly =
+      'commands' in t
+        ? Object.entries(t.commands)
+            .filter(([, c]) => c.readOnly)
+            .map(([n]) => n)
+        : [];
     return {
       name,
       kind: t.kind,

@@ -24,9 +24,14 @@ export function devServerOwnership(opts: { pidFile: string; dbFile: string; port
  * survives the exec. Node has no prctl of its own. Undefined: no setpriv on this machine.
  */
 export function diesWithEngine(command: string, args: string[]): { command: string; args: string[] } | undefined {
-  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv', ...(process.env.PATH ?? '').split(':').filter(Boolean).map((d) => `${d}/setpriv`)].find((p) =>
-    existsSync(p),
-  );
+  const setpriv = [
+    '/usr/bin/setpriv',
+    '/bin/setpriv',
+    ...(process.env.PATH ?? '')
+      .split(':')
+      .filter(Boolean)
+      .map((d) => `${d}/setpriv`),
+  ].find((p) => existsSync(p));
   // KILL rather than TERM: the port must be free for the next engine at once, and SQLite in WAL
   // mode keeps every commit through a kill.
   return setpriv ? { command: setpriv, args: ['--pdeathsig', 'KILL', '--', command, ...args] } : undefined;
@@ -107,7 +112,8 @@ export function describeListener(port: number): string {
     const command = args.join(' ').slice(0, 200) || 'unknown command';
     const i = args.indexOf('--db-filename');
     const db = i >= 0 ? args[i + 1] : undefined;
-    const state = db === undefined ? '' : links.includes(`${db} (deleted)`) ? `, whose data file ${db} was deleted` : `, on data file ${db}`;
+    const state =
+      db === undefined ? '' : links.includes(`${db} (deleted)`) ? `, whose data file ${db} was deleted` : `, on data file ${db}`;
     return `pid ${pid} (${command}${command.length === 200 ? '…' : ''})${state}`;
   }
   return 'a process this engine cannot see (another user)';

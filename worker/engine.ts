@@ -73,7 +73,9 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   const guardQueue = guardrailsTaskQueue(taskQueue);
   // One bundle for both workers: the build's, or one made now (webpack once, not once per worker).
   const bundlePath = opts.workflowBundlePath ?? prebuiltBundle();
-  const workflowBundle = bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowBundle: { code: await bundleWorkflows(logger) } };
+  const workflowBundle = bundlePath
+    ? { workflowBundle: { codePath: bundlePath } }
+    : { workflowBundle: { code: await bundleWorkflows(logger) } };
   logger.info(bundlePath ? { bundle: bundlePath } : { workflows: workflowsPath }, 'workflow code');
   const worker = await Worker.create({
     connection: native,
@@ -88,7 +90,14 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   });
   // Every incident asks the guard before it restarts: in an alert storm it must not queue behind
   // the incidents' own workflow tasks, so it runs on its own queue with its own task slots.
-  const guardWorker = await Worker.create({ connection: native, namespace: endpoint.namespace, taskQueue: guardQueue, ...workflowBundle, ...workflowActivationLimit, ...workerShutdown });
+  const guardWorker = await Worker.create({
+    connection: native,
+    namespace: endpoint.namespace,
+    taskQueue: guardQueue,
+    ...workflowBundle,
+    ...workflowActivationLimit,
+    ...workerShutdown,
+  });
   const done = Promise.all([worker.run(), guardWorker.run()]).then(() => undefined);
   let workerRunning = true;
   done.then(
@@ -131,7 +140,12 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   let operatorApi: OperatorApi | undefined;
   let apiUrl: string | undefined;
   if (config.api) {
-    operatorApi = createOperatorApi({ config, temporal: temporalOf(client, clientConnection, endpoint.address), logger, ...(opts.apiListen ? { listen: opts.apiListen } : {}) });
+    operatorApi = createOperatorApi({
+      config,
+      temporal: temporalOf(client, clientConnection, endpoint.address),
+      logger,
+      ...(opts.apiListen ? { listen: opts.apiListen } : {}),
+    });
     apiUrl = (await operatorApi.listen()).url;
   }
 
@@ -167,7 +181,8 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       // A forwarder still waiting on Temporal keeps the spool: the process exit releases it, and
       // the next start forwards what it holds.
       if (operatorApi) await step('closing the operator API', () => operatorApi.close(), soon(2_000));
-      if (await step('closing the webhook', () => webhook.close(), soon(5_000))) await step('closing the spool', async () => spool?.close(), soon(2_000));
+      if (await step('closing the webhook', () => webhook.close(), soon(5_000)))
+        await step('closing the spool', async () => spool?.close(), soon(2_000));
       // A stopped worker has nothing left to run; what follows is its goodbye to Temporal, which
       // waits out an unreachable server's timeouts (30 s seen) and is worth no grace period.
       const stopped = () => workers.every((w) => ['STOPPED', 'FAILED'].includes(w.getState()));
@@ -200,7 +215,8 @@ async function boundedStep(logger: Logger, what: string, work: () => Promise<unk
     late,
   ]);
   clearTimeout(timer);
-  if (outcome === 'late') logger.warn({ step: what, waitedMs: ms }, 'shutdown step did not finish in time (Temporal unreachable?); left behind');
+  if (outcome === 'late')
+    logger.warn({ step: what, waitedMs: ms }, 'shutdown step did not finish in time (Temporal unreachable?); left behind');
   return outcome !== 'late';
 }
 

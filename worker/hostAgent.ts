@@ -48,7 +48,9 @@ export async function startHostAgent(
     ...workerShutdown,
   });
   const done = worker.run();
-  const units = Object.entries(config.targets).filter(([, t]) => t.kind === 'systemd' && t.host === host).map(([n]) => n);
+  const units = Object.entries(config.targets)
+    .filter(([, t]) => t.kind === 'systemd' && t.host === host)
+    .map(([n]) => n);
   logger.info({ host, taskQueue, temporal: endpoint.address, targets: units }, 'host agent running');
   return {
     taskQueue,

@@ -23,7 +23,8 @@ export function createLogger(opts: LoggingOptions = {}): Logger {
   const level = opts.level ?? 'info';
   if (!levels.includes(level)) throw new Error(`LOG_LEVEL ${JSON.stringify(level)}: expected one of ${levels.join(', ')}`);
   const format = logFormat(opts.format, opts.isTTY ?? process.stdout.isTTY === true);
-  const sink: DestinationStream | NodeJS.WritableStream = opts.stream ?? (opts.file ? destination({ dest: opts.file, append: true, mkdir: true }) : destination(1));
+  const sink: DestinationStream | NodeJS.WritableStream =
+    opts.stream ?? (opts.file ? destination({ dest: opts.file, append: true, mkdir: true }) : destination(1));
   const out = format === 'json' ? sink : prettyStream(sink);
   return pino({ name: 'remediation', level, timestamp: pino.stdTimeFunctions.isoTime }, out as DestinationStream);
 }
@@ -46,7 +47,13 @@ export function installSdkLogging(logger: Logger, level: 'WARN' | 'INFO' = 'WARN
 }
 
 const sdkSeverity: Record<LogLevel, number> = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4 };
-const pinoLevel: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
+const pinoLevel: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+};
 
 /** The SDK's Logger interface over pino: metadata made one line, task tokens and stacks of expected failures dropped. */
 export class PinoSdkLogger implements SdkLogger {
@@ -153,5 +160,7 @@ function quoteIfNeeded(v: string): string {
 }
 
 function printable(s: string): string {
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).replace(/\n/g, '\\n');
+  return s
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    .replace(/\n/g, '\\n');
 }

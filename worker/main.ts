@@ -72,7 +72,10 @@ function handleSignals(): { running(stop: () => Promise<void>): void } {
 
 const signals = handleSignals();
 
-const program = new Command('remediation-engine').option('-c, --config <path>', 'config file (default: $REMEDIATION_CONFIG, else config/example.yaml)');
+const program = new Command('remediation-engine').option(
+  '-c, --config <path>',
+  'config file (default: $REMEDIATION_CONFIG, else config/example.yaml)',
+);
 
 program
   .command('engine', { isDefault: true })

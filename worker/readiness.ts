@@ -39,7 +39,10 @@ export function engineReadiness(opts: {
   };
 }
 
-export function cachedReadiness(check: ReadinessCheck, { timeoutMs = 2_000, cacheMs = 1_000 }: { timeoutMs?: number; cacheMs?: number } = {}): () => Promise<Readiness> {
+export function cachedReadiness(
+  check: ReadinessCheck,
+  { timeoutMs = 2_000, cacheMs = 1_000 }: { timeoutMs?: number; cacheMs?: number } = {},
+): () => Promise<Readiness> {
   let last: { at: number; result: Readiness } | undefined;
   let inFlight: Promise<Readiness> | undefined;
   return () => {
@@ -58,7 +61,10 @@ function bounded(check: ReadinessCheck, timeoutMs: number): Promise<Readiness> {
   const late = new Promise<Readiness>((resolve) => {
     timer = setTimeout(() => resolve({ ready: false, reason: `Temporal did not answer within ${timeoutMs} ms` }), timeoutMs);
   });
-  const checked = (async () => check(Date.now() + timeoutMs))().catch((err: unknown) => ({ ready: false, reason: describeTemporalError(err) }));
+  const checked = (async () => check(Date.now() + timeoutMs))().catch((err: unknown) => ({
+    ready: false,
+    reason: describeTemporalError(err),
+  }));
   return Promise.race([checked, late]).finally(() => clearTimeout(timer));
 }
 

@@ -44,11 +44,16 @@ export async function temporalEndpoint(config: EngineConfig, log: (msg: string) 
 }
 
 export function cliPath(): string {
-  const candidates = [process.env.TEMPORAL_CLI_PATH, ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'temporal')),
-    join(process.env.REMEDIATION_CACHE ?? join(homedir(), '.cache', 'remediation'), 'bin', 'temporal')];
+  const candidates = [
+    process.env.TEMPORAL_CLI_PATH,
+    ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'temporal')),
+    join(process.env.REMEDIATION_CACHE ?? join(homedir(), '.cache', 'remediation'), 'bin', 'temporal'),
+  ];
   const found = candidates.find((c): c is string => Boolean(c) && existsSync(c!));
   if (!found) {
-    throw new Error('no Temporal CLI for the embedded dev server: run "npm start" (it builds one), set TEMPORAL_CLI_PATH, or set temporal.address');
+    throw new Error(
+      'no Temporal CLI for the embedded dev server: run "npm start" (it builds one), set TEMPORAL_CLI_PATH, or set temporal.address',
+    );
   }
   return found;
 }
@@ -95,9 +100,12 @@ const devServerStopMs = 3_000;
  *   and no longer waits for an fsync of the whole database journal.
  */
 export const devServerTuning = [
-  '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
-  '--sqlite-pragma', 'journal_mode=wal',
-  '--sqlite-pragma', 'synchronous=normal',
+  '--dynamic-config-value',
+  'system.enableActivityEagerExecution=true',
+  '--sqlite-pragma',
+  'journal_mode=wal',
+  '--sqlite-pragma',
+  'synchronous=normal',
 ];
 
 /**
@@ -118,7 +126,12 @@ function lastWords(file: string, bytes = 1_200): string {
       const size = fstatSync(fd).size;
       const buf = Buffer.alloc(Math.min(bytes, size));
       readSync(fd, buf, 0, buf.length, size - buf.length);
-      return buf.toString('utf8').replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim() || '(nothing)';
+      return (
+        buf
+          .toString('utf8')
+          .replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
+          .trim() || '(nothing)'
+      );
     } finally {
       closeSync(fd);
     }
@@ -141,16 +154,36 @@ async function startDevServer(config: EngineConfig, log: (msg: string) => void):
   if (await serving(address)) {
     const owner = devServerOwnership({ pidFile, dbFile, port });
     if (!owner.ours) {
-      throw new Error(`temporal.port ${port}: ${address} is already served by ${owner.answering}, not by this engine's dev server ` +
-        `(pid file ${pidFile}, state ${dbFile}); stop that process, choose another temporal.port, or set temporal.address to use that server on purpose`);
+      throw new Error(
+        `temporal.port ${port}: ${address} is already served by ${owner.answering}, not by this engine's dev server ` +
+          `(pid file ${pidFile}, state ${dbFile}); stop that process, choose another temporal.port, or set temporal.address to use that server on purpose`,
+      );
     }
     log(`reusing this engine's Temporal dev server (pid ${owner.pid}) at ${address} (state ${dbFile})`);
     return { address, namespace, options: {}, uiUrl, stop: async () => {} };
   }
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort),
-    '--http-port', String(port + 10), '--metrics-port', String(port + 1), '--namespace', namespace,
-    '--db-filename', dbFile, '--log-level', 'warn', ...devServerTuning,
-    ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`])];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--http-port',
+    String(port + 10),
+    '--metrics-port',
+    String(port + 1),
+    '--namespace',
+    namespace,
+    '--db-filename',
+    dbFile,
+    '--log-level',
+    'warn',
+    ...devServerTuning,
+    ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
+  ];
   const cli = cliPath();
   // The server dies with the engine, however the engine dies: no orphan keeps the port and the state.
   const command = diesWithEngine(cli, args);
@@ -175,7 +208,9 @@ async function startDevServer(config: EngineConfig, log: (msg: string) => void):
   while (!(await serving(address))) {
     if (!running()) {
       const logFile = join(dir, 'dev-server.log');
-      throw new Error(`the embedded Temporal dev server exited with ${child.exitCode ?? child.signalCode}; see ${logFile}; it last wrote: ${lastWords(logFile)}`);
+      throw new Error(
+        `the embedded Temporal dev server exited with ${child.exitCode ?? child.signalCode}; see ${logFile}; it last wrote: ${lastWords(logFile)}`,
+      );
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

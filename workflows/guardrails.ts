@@ -143,7 +143,14 @@ export function withdrawClaim(state: GuardState, requestId: string): boolean {
 }
 
 function slotOf(req: RestartClaim): SlotRequest {
-  return { requestId: req.requestId, holder: req.holder, target: req.target, action: 'restart', max: req.maxConcurrent, leaseMs: req.leaseMs };
+  return {
+    requestId: req.requestId,
+    holder: req.holder,
+    target: req.target,
+    action: 'restart',
+    max: req.maxConcurrent,
+    leaseMs: req.leaseMs,
+  };
 }
 
 function slotsInUse(state: GuardState): { inUse: number; holders: string[] } {
@@ -181,4 +188,3 @@ export function prune(state: GuardState, now: number): GuardState {
 function need(value: unknown, field: string): void {
   if (typeof value !== 'string' || value === '') throw new Error(`guardrails request has no ${field}`);
 }
-

@@ -101,7 +101,14 @@ async function report(
 ): Promise<void> {
   const title = `maintenance '${input.schedule}' ${ending.outcome}`;
   if (ending.outcome === 'failed') {
-    await trigger(incident, engine, { channels: input.channels, key: 'failed', severity: 'critical', title, text: ending.detail, dryRun: input.dryRun });
+    await trigger(incident, engine, {
+      channels: input.channels,
+      key: 'failed',
+      severity: 'critical',
+      title,
+      text: ending.detail,
+      dryRun: input.dryRun,
+    });
   } else {
     await resolve(incident, engine, `${title}: ${ending.detail}`, input.dryRun);
   }

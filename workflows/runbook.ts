@@ -24,8 +24,6 @@ export type StepState = { status: 'ok' | 'failed' | 'skipped'; error?: string } 
 /** Outcomes truer than "the alert resolved meanwhile": a run about to end with one keeps it. */
 const truerThanResolution: ReadonlySet<Outcome> = new Set(['recovered', 'false-alarm', 'suppressed']);
 
-
-
 export interface RunState {
   rb: Runbook;
   input: RunbookRunInput;
@@ -49,12 +47,18 @@ export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
     run.resume = input.resume;
     if (input.resume.diagnostics) run.diagnostics = input.resume.diagnostics;
   } else {
-    rb.incident.record('definition', `${def.source} (sha256 ${def.sha256.slice(0, 12)}), started by ${input.startedBy}${input.dryRun ? ', dry-run' : ''}`, input.startedBy);
+    rb.incident.record(
+      'definition',
+      `${def.source} (sha256 ${def.sha256.slice(0, 12)}), started by ${input.startedBy}${input.dryRun ? ', dry-run' : ''}`,
+      input.startedBy,
+    );
   }
   let ending: Ending;
   let cancelled: unknown;
   try {
-    ending = (await runList(run, def.steps, undefined, input.resume?.at)) ?? (rb.incident.resolved && def.kind === 'incident' ? resolvedExternally(run) : { outcome: 'completed', detail: 'every step ran' });
+    ending =
+      (await runList(run, def.steps, undefined, input.resume?.at)) ??
+      (rb.incident.resolved && def.kind === 'incident' ? resolvedExternally(run) : { outcome: 'completed', detail: 'every step ran' });
     await settleAhead(run);
   } catch (err) {
     await settleAhead(run);
@@ -78,7 +82,10 @@ export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
     // Every finally step runs, whatever the one before it did: a failed silence expiry must not
     // keep the window from closing. A failure turns an otherwise good ending into 'failed'.
     for (const step of def.finally) {
-      const cleanup = await runList(run, [step], undefined).catch((err: unknown) => ({ outcome: 'failed' as Outcome, detail: describeFailure(err) }));
+      const cleanup = await runList(run, [step], undefined).catch((err: unknown) => ({
+        outcome: 'failed' as Outcome,
+        detail: describeFailure(err),
+      }));
       if (cleanup?.outcome === 'failed' && ending.outcome !== 'failed' && ending.outcome !== 'cancelled')
         ending = { outcome: 'failed', detail: `${ending.detail}; then a finally step failed: ${cleanup.detail}` };
     }
@@ -141,7 +148,12 @@ function resolvedExternally(run: RunState): Ending {
 }
 
 /** One step with its timeout and retries: its state for later steps, or how the run ends. */
-async function runStep(run: RunState, step: Step, item: TargetRef | undefined, list: Step[] = []): Promise<Ending | { goto: string } | undefined> {
+async function runStep(
+  run: RunState,
+  step: Step,
+  item: TargetRef | undefined,
+  list: Step[] = [],
+): Promise<Ending | { goto: string } | undefined> {
   const label = item ? `${step.id}:${item.name}` : step.id;
   run.rb.incident.enter(label);
   const attempts = step.kind === 'action' ? (step.retry?.attempts ?? 1) : 1;
@@ -197,7 +209,13 @@ function failed(run: RunState, step: Step, err: unknown, item: TargetRef | undef
 async function runAction(run: RunState, step: ActionStep, item: TargetRef | undefined, topLevel: boolean): Promise<StepRun> {
   // Resolved when the step asks: a maintenance run's window and notify steps act on no target.
   // Only a top-level step can be resumed by name, so only it may stop to continue as new.
-  return runStepType(run, step, () => targetFor(run, step, item), () => context(run, item), topLevel ? historyTooLong : undefined);
+  return runStepType(
+    run,
+    step,
+    () => targetFor(run, step, item),
+    () => context(run, item),
+    topLevel ? historyTooLong : undefined,
+  );
 }
 
 /** Parallel: every step at once (diagnostics). forEach: the steps once per scheduled target, in order. */
@@ -241,7 +259,12 @@ function finished(done: string[]): string {
 function targetFor(run: RunState, step: ActionStep, item: TargetRef | undefined): TargetRef {
   const name = (step.with.target as string | undefined) ?? item?.name ?? run.input.target;
   const ref = run.input.targets.find((t) => t.name === name);
-  if (!ref) throw new StepFailed(run.input.maintenance && name === run.input.target ? `${step.uses} acts on a target: put it inside the forEach group or name one with \`target:\`` : `target '${name}' was not planned for this run`);
+  if (!ref)
+    throw new StepFailed(
+      run.input.maintenance && name === run.input.target
+        ? `${step.uses} acts on a target: put it inside the forEach group or name one with \`target:\``
+        : `target '${name}' was not planned for this run`,
+    );
   return ref;
 }
 
@@ -296,7 +319,8 @@ async function closeLoop(run: RunState, ending: Ending): Promise<void> {
         });
         return;
       default: {
-        const text = input.definition.kind === 'maintenance' ? `maintenance '${input.target}' ${ending.outcome}: ${ending.detail}` : ending.detail;
+        const text =
+          input.definition.kind === 'maintenance' ? `maintenance '${input.target}' ${ending.outcome}: ${ending.detail}` : ending.detail;
         await resolve(rb.incident, rb.engine, text, input.dryRun);
       }
     }

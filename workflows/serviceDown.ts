@@ -5,7 +5,15 @@ import type { RunbookInput, RunbookResult } from './messages.js';
 import { diagnose } from './steps/diagnose.js';
 import { suppression } from './steps/maintenanceWindow.js';
 import { claimAhead, restartWithRetries, type RestartPlan } from './steps/restartWithRetries.js';
-import { endRecovered, endResolvedExternally, endIfSuppressed, endSuppressed, escalateAndEnd, openRunbook, runRunbook } from './steps/runbook.js';
+import {
+  endRecovered,
+  endResolvedExternally,
+  endIfSuppressed,
+  endSuppressed,
+  escalateAndEnd,
+  openRunbook,
+  runRunbook,
+} from './steps/runbook.js';
 import { checkOnce, verify, verifyFrom } from './steps/verify.js';
 
 export async function serviceDown(input: RunbookInput): Promise<RunbookResult> {

@@ -147,7 +147,9 @@ describe('silences', () => {
   it('applies != matchers with Alertmanager semantics: a missing label is the empty string', async () => {
     const instance = `am-test-${run}-neq`;
     const { silenceId } = await am.createSilence(
-      silenceRequest(instance, { matchers: [eq('instance', instance), { name: 'severity', value: 'info', isRegex: false, isEqual: false }] }),
+      silenceRequest(instance, {
+        matchers: [eq('instance', instance), { name: 'severity', value: 'info', isRegex: false, isEqual: false }],
+      }),
     );
     made.push(silenceId);
     const ids = async (labels: Record<string, string>) => (await am.findActiveSilences(labels)).map((s) => s.id);

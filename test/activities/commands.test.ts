@@ -44,10 +44,18 @@ function config(dryRun = false): EngineConfig {
         container: app,
         commands: {
           // The seeds' `env | grep -E "(DATABASE|REDIS|GITHUB)"`, with secret-looking values masked.
-          env: { argv: ['/bin/busybox', 'env'], readOnly: true, keep: '^(DATABASE|REDIS|GITHUB)_', redact: ['PASSWORD|TOKEN|SECRET', '_URL$'] },
+          env: {
+            argv: ['/bin/busybox', 'env'],
+            readOnly: true,
+            keep: '^(DATABASE|REDIS|GITHUB)_',
+            redact: ['PASSWORD|TOKEN|SECRET', '_URL$'],
+          },
           'touch-marker': { argv: ['/bin/busybox', 'touch', marker] },
           'has-marker': { argv: ['/bin/busybox', 'ls', marker], readOnly: true },
-          fails: { argv: ['/bin/busybox', 'sh', '-c', 'echo "it went wrong: DATABASE_PASSWORD=$DATABASE_PASSWORD" >&2; exit 3'], readOnly: true },
+          fails: {
+            argv: ['/bin/busybox', 'sh', '-c', 'echo "it went wrong: DATABASE_PASSWORD=$DATABASE_PASSWORD" >&2; exit 3'],
+            readOnly: true,
+          },
           chatty: { argv: ['/bin/busybox', 'seq', '1', '100000'], readOnly: true, maxOutputBytes: 200 },
           slow: { argv: ['/bin/busybox', 'sleep', '5'], readOnly: true, timeout: '500ms' },
           missing: { argv: ['/usr/bin/no-such-program'], readOnly: true },
@@ -79,16 +87,40 @@ let agent: TargetActivities;
 let dryEngine: TargetActivities;
 let dryAgent: TargetActivities;
 
-const req = (command: string, dryRun = false): CommandRequest => ({ command, incidentId: 'incident:test:cmd', reason: 'test', actor: 'alice', dryRun });
+const req = (command: string, dryRun = false): CommandRequest => ({
+  command,
+  incidentId: 'incident:test:cmd',
+  reason: 'test',
+  actor: 'alice',
+  dryRun,
+});
 const inHost = (...args: string[]) => docker('exec', stack().systemdContainer, ...args);
 
 beforeAll(async () => {
   await docker('rm', '-f', app, demo).catch(() => undefined);
   await docker('run', '-d', '--network', 'none', '--name', demo, '-e', 'PORT=18080', stack().busyboxImage);
-  await docker('run', '-d', '--network', 'none', '--name', app,
-    '-e', 'DATABASE_URL=postgres://app:hunter2@db/app', '-e', `DATABASE_PASSWORD=${dbPassword}`, '-e', 'REDIS_HOST=cache',
-    '-e', 'GITHUB_TOKEN=ghp_abcdef', '-e', 'UNRELATED=1',
-    stack().busyboxImage, '/bin/busybox', 'sleep', '3600');
+  await docker(
+    'run',
+    '-d',
+    '--network',
+    'none',
+    '--name',
+    app,
+    '-e',
+    'DATABASE_URL=postgres://app:hunter2@db/app',
+    '-e',
+    `DATABASE_PASSWORD=${dbPassword}`,
+    '-e',
+    'REDIS_HOST=cache',
+    '-e',
+    'GITHUB_TOKEN=ghp_abcdef',
+    '-e',
+    'UNRELATED=1',
+    stack().busyboxImage,
+    '/bin/busybox',
+    'sleep',
+    '3600',
+  );
   const engineOf = (c: EngineConfig) => createEngineActivities(c, { client: undefined as never, logger }) as unknown as TargetActivities;
   engine = engineOf(config());
   dryEngine = engineOf(config(true));
@@ -116,7 +148,12 @@ describe('a configured command in a container (docker exec)', () => {
 
   it("keeps only the lines the command's keep pattern matches, masks secret-looking values and scrubs the config's secrets", async () => {
     const r = await engine.runTargetCommand('app', req('env'));
-    expect(r.output.split('\n').sort()).toEqual(['DATABASE_PASSWORD=[redacted]', 'DATABASE_URL=[redacted]', 'GITHUB_TOKEN=[redacted]', 'REDIS_HOST=cache']);
+    expect(r.output.split('\n').sort()).toEqual([
+      'DATABASE_PASSWORD=[redacted]',
+      'DATABASE_URL=[redacted]',
+      'GITHUB_TOKEN=[redacted]',
+      'REDIS_HOST=cache',
+    ]);
     // Even where no redact pattern matches, a value the config holds as a secret never leaves.
     const f = await engine.runTargetCommand('app', req('fails'));
     expect(f.exitCode).toBe(3);
@@ -128,7 +165,7 @@ describe('a configured command in a container (docker exec)', () => {
     expect((await engine.runTargetCommand('app', req('quoted'))).output).toBe('$(id) ; rm -rf / `x`');
   });
 
-  it('caps the output at the command\'s maxOutputBytes, keeping the end', async () => {
+  it("caps the output at the command's maxOutputBytes, keeping the end", async () => {
     const r = await engine.runTargetCommand('app', req('chatty'));
     expect(Buffer.byteLength(r.output)).toBeLessThan(260);
     expect(r.output).toMatch(/^\[\.\.\. \d+ bytes cut\]\n/);
@@ -153,12 +190,18 @@ describe('a configured command in a container (docker exec)', () => {
     const unknown = await failureOf(engine.runTargetCommand('app', req('rm-rf')));
     expect(unknown.type).toBe(failureTypes.badInput);
     expect(unknown.nonRetryable).toBe(true);
-    expect(unknown.message).toBe("command 'rm-rf' on target 'app' refused: the target has no such command in the config (known: env, touch-marker, has-marker, fails, chatty, slow, missing, quoted)");
+    expect(unknown.message).toBe(
+      "command 'rm-rf' on target 'app' refused: the target has no such command in the config (known: env, touch-marker, has-marker, fails, chatty, slow, missing, quoted)",
+    );
     const missing = await failureOf(engine.runTargetCommand('app', req('missing')));
-    expect(missing.message).toBe(`command 'missing' on target 'app' refused: /usr/bin/no-such-program is not installed in container '${app}'`);
+    expect(missing.message).toBe(
+      `command 'missing' on target 'app' refused: /usr/bin/no-such-program is not installed in container '${app}'`,
+    );
     expect(missing.nonRetryable).toBe(true);
     const db = await failureOf(engine.runTargetCommand('db', req('env')));
-    expect(db.message).toBe("command 'env' on target 'db' refused: a postgres target has no commands: commands run in containers and on systemd units' hosts");
+    expect(db.message).toBe(
+      "command 'env' on target 'db' refused: a postgres target has no commands: commands run in containers and on systemd units' hosts",
+    );
     const ghost = await failureOf(engine.runTargetCommand('ghost', req('env')));
     expect(ghost.type).toBe(failureTypes.targetNotFound);
   });
@@ -195,9 +238,13 @@ describe('a configured command on a systemd host (its host agent)', () => {
 
   it('is refused by the engine, which is not the host agent, and by the agent for anything not its own', async () => {
     const byEngine = await failureOf(engine.runTargetCommand('web', req('df')));
-    expect(byEngine.message).toBe("command 'df' on target 'web' refused: commands on systemd target 'web' run on its host, by its host agent; this worker is not one");
+    expect(byEngine.message).toBe(
+      "command 'df' on target 'web' refused: commands on systemd target 'web' run on its host, by its host agent; this worker is not one",
+    );
     const notMine = await failureOf(agent.runTargetCommand('demo', req('env')));
     expect(notMine.type).toBe(failureTypes.targetNotFound);
-    expect(notMine.message).toBe("command 'env' on target 'demo' failed: not a target of the host agent of 'cmd-host', which acts only on that host's systemd units");
+    expect(notMine.message).toBe(
+      "command 'env' on target 'demo' failed: not a target of the host agent of 'cmd-host', which acts only on that host's systemd units",
+    );
   });
 });

@@ -63,7 +63,10 @@ beforeAll(async () => {
   await busybox(tty, ['-t'], '/bin/busybox', 'sh', '-c', 'echo out; echo err >&2; sleep 3600');
   await busybox(chatty, [], '/bin/busybox', 'sh', '-c', 'i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done; sleep 3600');
   await busybox(busy, ['--memory', '64m'], '/bin/busybox', 'sh', '-c', 'while :; do :; done');
-  await eventually(() => http.checkHealth({ url: webHealth, timeoutMs: 1_000 }), (r) => r.ok);
+  await eventually(
+    () => http.checkHealth({ url: webHealth, timeoutMs: 1_000 }),
+    (r) => r.ok,
+  );
 });
 
 afterAll(async () => {
@@ -105,7 +108,10 @@ describe('container status', () => {
     expect(result.after).toMatchObject({ state: 'running', running: true });
     expect(Date.parse(result.after!.startedAt!)).toBeGreaterThan(Date.parse(before.startedAt!));
     expect(result.summary).toMatch(new RegExp(`^restarted container '${web}': was exited with code 137.*; now running, started `));
-    const health = await eventually(() => http.checkHealth({ url: webHealth, timeoutMs: 1_000 }), (r) => r.ok);
+    const health = await eventually(
+      () => http.checkHealth({ url: webHealth, timeoutMs: 1_000 }),
+      (r) => r.ok,
+    );
     expect(health).toMatchObject({ ok: true, status: 200 });
   });
 
@@ -160,18 +166,27 @@ describe('container status', () => {
 
 describe('container logs', () => {
   it('separates stdout from stderr', async () => {
-    const out = await eventually(() => activities.containerLogs(ref(logs)), (l) => l.stderr !== '');
+    const out = await eventually(
+      () => activities.containerLogs(ref(logs)),
+      (l) => l.stderr !== '',
+    );
     expect(out).toEqual({ stdout: 'out\n', stderr: 'err\n' });
   });
 
   it('reads a TTY container as one plain stream', async () => {
-    const out = await eventually(() => activities.containerLogs(ref(tty)), (l) => l.stdout.includes('err'));
+    const out = await eventually(
+      () => activities.containerLogs(ref(tty)),
+      (l) => l.stdout.includes('err'),
+    );
     expect(out.stdout.replace(/\r/g, '')).toBe('out\nerr\n');
     expect(out.stderr).toBe('');
   });
 
   it('keeps only the newest lines within the byte cap and says how much was cut', async () => {
-    const out = await eventually(() => activities.containerLogs(ref(chatty), { tail: 3000, maxBytes: 100 }), (l) => l.stdout.includes('line 2999'));
+    const out = await eventually(
+      () => activities.containerLogs(ref(chatty), { tail: 3000, maxBytes: 100 }),
+      (l) => l.stdout.includes('line 2999'),
+    );
     const [marker, ...rest] = out.stdout.split('\n');
     const kept = rest.join('\n');
     expect(kept.endsWith('line 2999\n')).toBe(true);
@@ -270,7 +285,9 @@ describe('failures', () => {
   it('an unreachable daemon is a retryable failure', async () => {
     const f = await failureOf(activities.containerStatus(ref(web, 'gone')));
     expect(f.nonRetryable).toBe(false);
-    expect(f.message).toMatch(new RegExp(`^status check of container '${web}' on docker endpoint 'gone' failed: docker daemon unreachable`));
+    expect(f.message).toMatch(
+      new RegExp(`^status check of container '${web}' on docker endpoint 'gone' failed: docker daemon unreachable`),
+    );
   });
 
   it('a daemon that never answers is cut off at the endpoint timeout, retryably', async () => {
@@ -278,7 +295,9 @@ describe('failures', () => {
     const f = await failureOf(activities.restartContainer(ref(web, 'hanging'), { stopTimeoutS: 1, dryRun: false }));
     expect(Date.now() - started).toBeLessThan(3_000);
     expect(f.nonRetryable).toBe(false);
-    expect(f.message).toBe(`restart of container '${web}' on docker endpoint 'hanging' failed: the docker daemon did not answer within 300 ms`);
+    expect(f.message).toBe(
+      `restart of container '${web}' on docker endpoint 'hanging' failed: the docker daemon did not answer within 300 ms`,
+    );
   });
 
   it('refuses container names that could reach other API paths, and unknown endpoints', async () => {

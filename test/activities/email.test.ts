@@ -45,8 +45,25 @@ function channels(input: Record<string, EmailInput | { type: 'webhook'; url: str
   const raw = Object.fromEntries(
     Object.entries(input).map(([name, c]) => {
       if ('type' in c) return [name, c];
-      const smtp = { host: mail.host, port: mail.port, user: mail.user, password: mail.password, ca: { file: mail.caFile }, timeout: '5s', ...c.smtp };
-      return [name, { type: 'email', from: c.from ?? at('engine'), to: c.to ?? [at(`oncall-${uid()}`)], smtp, ...(c.subjectPrefix ? { subjectPrefix: c.subjectPrefix } : {}) }];
+      const smtp = {
+        host: mail.host,
+        port: mail.port,
+        user: mail.user,
+        password: mail.password,
+        ca: { file: mail.caFile },
+        timeout: '5s',
+        ...c.smtp,
+      };
+      return [
+        name,
+        {
+          type: 'email',
+          from: c.from ?? at('engine'),
+          to: c.to ?? [at(`oncall-${uid()}`)],
+          smtp,
+          ...(c.subjectPrefix ? { subjectPrefix: c.subjectPrefix } : {}),
+        },
+      ];
     }),
   );
   return channelSchema.parse(raw);
@@ -73,7 +90,8 @@ function page(overrides: Partial<NotificationRequest & { dryRun: boolean }> = {}
   };
 }
 
-const notifyWith = (chs: Record<string, Channel>, dryRun = false) => createNotifyActivities({ channels: chs, timeoutMs: 5_000, dryRun }).notify;
+const notifyWith = (chs: Record<string, Channel>, dryRun = false) =>
+  createNotifyActivities({ channels: chs, timeoutMs: 5_000, dryRun }).notify;
 
 function only(mails: DeliveredMail[]): DeliveredMail {
   expect(mails).toHaveLength(1);
@@ -110,8 +128,16 @@ describe('a page by email', () => {
     const notify = notifyWith(chs);
     const incidentKey = `incident:serviceDown:api-${uid()}`;
     const run = randomUUID();
-    const keyed = (key: string, event: NotificationRequest['event'] = 'trigger', r = run) => page({ incidentKey, idempotencyKey: `${incidentKey}:${r}:${key}`, event });
-    for (const req of [keyed('on-call'), keyed('on-call#2'), keyed('acknowledge', 'acknowledge'), keyed('resolve', 'resolve'), keyed('on-call', 'trigger', randomUUID())]) await notify(req);
+    const keyed = (key: string, event: NotificationRequest['event'] = 'trigger', r = run) =>
+      page({ incidentKey, idempotencyKey: `${incidentKey}:${r}:${key}`, event });
+    for (const req of [
+      keyed('on-call'),
+      keyed('on-call#2'),
+      keyed('acknowledge', 'acknowledge'),
+      keyed('resolve', 'resolve'),
+      keyed('on-call', 'trigger', randomUUID()),
+    ])
+      await notify(req);
 
     const mails = await waitForMail({ to: to! }, 5);
     expect(mails).toHaveLength(5);
@@ -140,7 +166,9 @@ describe('a page by email', () => {
     const m = only(await waitForMail({ to: to! }));
     const html = m.parsed.html as string;
     expect(html).not.toMatch(/<script|<img|<a |<b>/i);
-    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&quot;fetch(&#39;//evil&#39;)&quot;&gt; &amp; &lt;a href=&quot;https://evil.example&quot;&gt;login&lt;/a&gt;');
+    expect(html).toContain(
+      '&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&quot;fetch(&#39;//evil&#39;)&quot;&gt; &amp; &lt;a href=&quot;https://evil.example&quot;&gt;login&lt;/a&gt;',
+    );
     expect(html).toContain('<h2 style="margin:0 0 12px 0">api &lt;b&gt;down&lt;/b&gt; &amp; &quot;out&quot;</h2>');
     // The plain part carries the text as it was written.
     expect(m.parsed.text).toContain(hostile);
@@ -171,7 +199,8 @@ describe('a page by email', () => {
   it('makes every header value one line before nodemailer sees it (a second guard behind the library)', () => {
     const hostile = 'a\r\nBcc: x@example.com\u2028b\u0085c\u001b[31m';
     const m = pageMail('mail', at('engine'), '[x]\r\nY: z', page({ title: hostile, severity: hostile, incidentKey: hostile }));
-    for (const value of [m.subject, m.messageId, m.threadId, ...Object.values(m.headers)]) expect(value).toMatch(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/);
+    for (const value of [m.subject, m.messageId, m.threadId, ...Object.values(m.headers)])
+      expect(value).toMatch(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/);
     expect(m.subject).toBe('[x] Y: z [a Bcc: x@example.com b c [31m] a Bcc: x@example.com b c [31m');
   });
 
@@ -416,7 +445,9 @@ describe('under real Temporal retries', () => {
 
   const run = async (req: NotificationRequest & { dryRun: boolean }) => {
     const workflowId = `email-test-${randomUUID()}`;
-    const result = await client.client.workflow.execute('notifyWithRetries', { taskQueue, workflowId, args: [req] }).catch((e: unknown) => e);
+    const result = await client.client.workflow
+      .execute('notifyWithRetries', { taskQueue, workflowId, args: [req] })
+      .catch((e: unknown) => e);
     const history = await client.client.workflow.getHandle(workflowId).fetchHistory();
     const attempt = history.events?.find((e) => e.activityTaskStartedEventAttributes)?.activityTaskStartedEventAttributes?.attempt;
     return { result, attempts: Number(attempt ?? 0), history: JSON.stringify(history) };
@@ -485,15 +516,20 @@ steps:
     const chs = channels({ oncallMail: {}, seniorMail: {} });
     const s = await startSkipping(createNotifyActivities({ channels: chs, timeoutMs: 5_000, dryRun: false }));
     try {
-      const handle = await s.start(def, uniqueTarget('mailed'), {
-        escalation: {
-          policy: 'email',
-          levels: [
-            { name: 'on-call', afterMs: 0, channels: ['oncallMail'] },
-            { name: 'senior', afterMs: 20 * minute, channels: ['seniorMail'] },
-          ],
+      const handle = await s.start(
+        def,
+        uniqueTarget('mailed'),
+        {
+          escalation: {
+            policy: 'email',
+            levels: [
+              { name: 'on-call', afterMs: 0, channels: ['oncallMail'] },
+              { name: 'senior', afterMs: 20 * minute, channels: ['seniorMail'] },
+            ],
+          },
         },
-      }, 'fp-mail');
+        'fp-mail',
+      );
       const [oncall] = toOf(chs.oncallMail!);
       const [senior] = toOf(chs.seniorMail!);
       await waitForMail({ to: oncall! });

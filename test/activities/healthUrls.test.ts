@@ -61,7 +61,7 @@ function activities() {
 }
 
 describe('health URLs in what checks report', () => {
-  it("diagnostics name the health endpoints without their credentials or query", async () => {
+  it('diagnostics name the health endpoints without their credentials or query', async () => {
     const d = await activities().diagnoseTarget('shop');
     const titles = d.sections.map((s) => s.title);
     expect(titles).toEqual([`health http://${base}/health`, `detailed health http://${base}/health/detailed`]);
@@ -70,7 +70,11 @@ describe('health URLs in what checks report', () => {
     expect(everything).not.toContain('admin');
     expect(d.summary).toContain(`detailed health http://${base}/health/detailed: FAIL db: DOWN: refused`);
     // The checks did run with them: the credentials as a header, the query as sent.
-    expect(seen.some((r) => r.url === `/health?token=${token}` && r.authorization === `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`)).toBe(true);
+    expect(
+      seen.some(
+        (r) => r.url === `/health?token=${token}` && r.authorization === `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`,
+      ),
+    ).toBe(true);
   });
 
   it('a failed verification says why without the URL', async () => {

@@ -106,14 +106,18 @@ describe('host diagnostics on a systemd host, by its host agent', () => {
     expect(text.split('by memory:\n')[1]!.split('\n').length).toBeLessThanOrEqual(6);
   });
 
-  it('lists the listening sockets, the demo unit\'s among them', () => {
+  it("lists the listening sockets, the demo unit's among them", () => {
     const port = new URL(stack().systemdDemoUrl).port;
     expect(section(d, 'sockets')!.text).toMatch(new RegExp(`^tcp6? +(127\\.0\\.0\\.1|0\\.0\\.0\\.0|\\[::\\]):${port}$`, 'm'));
   });
 
   it('connects to each host:port and names the ones that refused', () => {
     expect(section(d, 'tcp')).toMatchObject({ ok: false });
-    expect(section(d, 'tcp')!.text).toMatch(new RegExp(`^ok +127\\.0\\.0\\.1:${stack().pg.port} \\(\\d+ ms\\)\\nFAILED 127\\.0\\.0\\.1:${closed}: connection refused \\(ECONNREFUSED\\)$`));
+    expect(section(d, 'tcp')!.text).toMatch(
+      new RegExp(
+        `^ok +127\\.0\\.0\\.1:${stack().pg.port} \\(\\d+ ms\\)\\nFAILED 127\\.0\\.0\\.1:${closed}: connection refused \\(ECONNREFUSED\\)$`,
+      ),
+    );
     expect(d.figures.tcpFailed).toEqual([`127.0.0.1:${closed}`]);
   });
 
@@ -156,14 +160,20 @@ describe('host diagnostics inside a container (docker exec)', () => {
     expect(down.type).toBe(failureTypes.transient);
     expect(down.message).toMatch(/^host diagnostics of target 'stopped' failed: container 't-hostdiag-stopped-\w+' is not running/);
     const db = await failureOf(engine.hostDiagnostics('app-db', { tcp: [], top: 5 }));
-    expect(db.message).toBe("host diagnostics of target 'app-db' refused: host diagnostics are for containers and systemd units, and 'app-db' is a postgres target");
+    expect(db.message).toBe(
+      "host diagnostics of target 'app-db' refused: host diagnostics are for containers and systemd units, and 'app-db' is a postgres target",
+    );
     const elsewhere = await failureOf(engine.hostDiagnostics('demo', { tcp: ['10.1.2.3:22'], top: 5 }));
     expect(elsewhere.nonRetryable).toBe(true);
-    expect(elsewhere.message).toBe("host diagnostics of target 'demo' refused: tcp check of 10.1.2.3:22: '10.1.2.3' is not a host the config names (known: 127.0.0.1)");
+    expect(elsewhere.message).toBe(
+      "host diagnostics of target 'demo' refused: tcp check of 10.1.2.3:22: '10.1.2.3' is not a host the config names (known: 127.0.0.1)",
+    );
   });
 
   it('is refused by the engine for a systemd unit, which its host agent diagnoses', async () => {
     const f = await failureOf(engine.hostDiagnostics('web', { tcp: [], top: 5 }));
-    expect(f.message).toBe("host diagnostics of target 'web' refused: systemd target 'web' is diagnosed on its host, by its host agent; this worker is not one");
+    expect(f.message).toBe(
+      "host diagnostics of target 'web' refused: systemd target 'web' is diagnosed on its host, by its host agent; this worker is not one",
+    );
   });
 });

@@ -33,7 +33,12 @@ function config(dryRun = false): EngineConfig {
         host: 'upkeep-host',
         housekeeping: { paths: [runs, '/var/lib/genesis/not-yet'], logrotate: '/etc/logrotate.d/genesis-orchestrator' },
       },
-      linked: { kind: 'systemd', unit: 'linked.service', host: 'upkeep-host', housekeeping: { paths: ['/var/lib/genesis/linked'], logrotate: '/etc/logrotate.d/broken' } },
+      linked: {
+        kind: 'systemd',
+        unit: 'linked.service',
+        host: 'upkeep-host',
+        housekeeping: { paths: ['/var/lib/genesis/linked'], logrotate: '/etc/logrotate.d/broken' },
+      },
       bare: { kind: 'systemd', unit: 'bare.service', host: 'upkeep-host' },
       app: { kind: 'container', container: 'whatever' },
     },
@@ -94,7 +99,9 @@ describe('housekeeping', () => {
     const r = await dryAgent.housekeepFiles('orchestrator', { ...ctx(), olderThanDays: 30 });
     expect(r).toMatchObject({ target: 'orchestrator', dryRun: true, files: 4, bytes: 1_026, complete: true });
     expect(r.listed).toEqual(old);
-    expect(r.summary).toBe(`${runs}: would delete 4 file(s), 1.0 KiB older than 30 day(s)\n/var/lib/genesis/not-yet: does not exist; nothing to do`);
+    expect(r.summary).toBe(
+      `${runs}: would delete 4 file(s), 1.0 KiB older than 30 day(s)\n/var/lib/genesis/not-yet: does not exist; nothing to do`,
+    );
     for (const f of ['old-1.json', 'old-2.json', 'sub/old-3.json']) expect(await exists(`${runs}/${f}`)).toBe(true);
   });
 
@@ -113,7 +120,9 @@ describe('housekeeping', () => {
   });
 
   it('stops reading a long list at its limit and says the list is incomplete', async () => {
-    await exec(`mkdir -p ${runs}/many && cd ${runs}/many && for i in $(seq 1 300); do echo $i > f-$i.json; done && touch -d '60 days ago' f-*.json`);
+    await exec(
+      `mkdir -p ${runs}/many && cd ${runs}/many && for i in $(seq 1 300); do echo $i > f-$i.json; done && touch -d '60 days ago' f-*.json`,
+    );
     const limited = createHousekeeping({ config: config(true), logger, hostRunner: dockerExecRunner(host), listBytes: 4_096 });
     const r = await limited.housekeepFiles('orchestrator', { ...ctx(true), olderThanDays: 30 });
     expect(r.complete).toBe(false);
@@ -129,18 +138,24 @@ describe('housekeeping', () => {
   it('refuses a configured directory that is a link, a target without paths, another kind, and a bad age, by name', async () => {
     const link = await failureOf(agent.housekeepFiles('linked', { ...ctx(), olderThanDays: 30 }));
     expect(link.type).toBe(failureTypes.badInput);
-    expect(link.message).toBe(`housekeeping of target 'linked' refused: /var/lib/genesis/linked is a symbolic link, not a directory (a link is never followed)`);
+    expect(link.message).toBe(
+      `housekeeping of target 'linked' refused: /var/lib/genesis/linked is a symbolic link, not a directory (a link is never followed)`,
+    );
     expect(await exec('ls /srv/keep')).toBe('inside-dir.log\nprecious.log');
 
     expect((await failureOf(agent.housekeepFiles('bare', { ...ctx(), olderThanDays: 30 }))).message).toBe(
       `housekeeping of target 'bare' refused: the target has no housekeeping.paths in the config`,
     );
-    expect((await failureOf(agent.housekeepFiles('orchestrator', { ...ctx(), olderThanDays: 0 }))).message).toMatch(/olderThanDays must be a whole number from 1 to 3650, got 0$/);
+    expect((await failureOf(agent.housekeepFiles('orchestrator', { ...ctx(), olderThanDays: 0 }))).message).toMatch(
+      /olderThanDays must be a whole number from 1 to 3650, got 0$/,
+    );
     expect((await failureOf(agent.housekeepFiles('app', { ...ctx(), olderThanDays: 30 }))).type).toBe(failureTypes.targetNotFound);
     const engine = createEngineActivities(config(), { client: undefined as never, logger });
     const notAgent = await failureOf(engine.housekeepFiles('orchestrator', { ...ctx(), olderThanDays: 30 }));
     expect(notAgent.message).toMatch(/by its host agent; this worker is not one$/);
-    expect((await failureOf(engine.housekeepFiles('app', { ...ctx(), olderThanDays: 30 }))).message).toMatch(/housekeeping runs on a systemd unit's host, and 'app' is a container target$/);
+    expect((await failureOf(engine.housekeepFiles('app', { ...ctx(), olderThanDays: 30 }))).message).toMatch(
+      /housekeeping runs on a systemd unit's host, and 'app' is a container target$/,
+    );
   });
 });
 
@@ -170,6 +185,8 @@ describe('logrotate', () => {
     expect(missing.type).toBe(failureTypes.targetNotFound);
     expect(missing.message).toBe(`logrotate of target 'linked' failed: /etc/logrotate.d/broken does not exist on the host`);
 
-    expect((await failureOf(agent.rotateLogs('bare', ctx()))).message).toBe(`logrotate of target 'bare' refused: the target has no housekeeping.logrotate file in the config`);
+    expect((await failureOf(agent.rotateLogs('bare', ctx()))).message).toBe(
+      `logrotate of target 'bare' refused: the target has no housekeeping.logrotate file in the config`,
+    );
   });
 });

@@ -39,7 +39,13 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
     res.end();
   },
   '/detailed/simple': (_q, res) => json(res, 200, { status: 'ok', checks: { db: { status: 'up' }, cache: 'ok' } }),
-  '/detailed/list': (_q, res) => json(res, 200, { checks: [{ name: 'db', status: 'fail', output: 'connection refused' }, { name: 'redis', status: 'pass' }] }),
+  '/detailed/list': (_q, res) =>
+    json(res, 200, {
+      checks: [
+        { name: 'db', status: 'fail', output: 'connection refused' },
+        { name: 'redis', status: 'pass' },
+      ],
+    }),
   '/detailed/spring': (_q, res) =>
     json(res, 503, { status: 'DOWN', components: { db: { status: 'UP' }, redis: { status: 'DOWN', details: { error: 'refused' } } } }),
   '/detailed/rfc': (_q, res) =>
@@ -215,7 +221,14 @@ describe('readDetailedHealth', () => {
 
 describe('runHttpAction', () => {
   const action = (path: string, extra: Partial<{ method: string; dryRun: boolean; url: string }> = {}) =>
-    http.runHttpAction({ method: 'POST', url: `${base}${path}?token=sekrit`, timeoutMs: 2_000, dryRun: false, idempotencyKey: 'incident-7/clear-cache', ...extra });
+    http.runHttpAction({
+      method: 'POST',
+      url: `${base}${path}?token=sekrit`,
+      timeoutMs: 2_000,
+      dryRun: false,
+      idempotencyKey: 'incident-7/clear-cache',
+      ...extra,
+    });
 
   it('sends the method with an Idempotency-Key and returns the answer', async () => {
     const r = await action('/action/ok');
@@ -262,7 +275,9 @@ describe('runHttpAction', () => {
 
   it('refuses a GET, or an action without an idempotency key', async () => {
     expect(await failureOf(action('/action/ok', { method: 'GET' }))).toMatchObject({ type: 'BadInput' });
-    const noKey = await failureOf(http.runHttpAction({ method: 'POST', url: `${base}/action/ok`, timeoutMs: 1_000, dryRun: false, idempotencyKey: '' }));
+    const noKey = await failureOf(
+      http.runHttpAction({ method: 'POST', url: `${base}/action/ok`, timeoutMs: 1_000, dryRun: false, idempotencyKey: '' }),
+    );
     expect(noKey.type).toBe('BadInput');
     expect(seen).toHaveLength(0);
   });

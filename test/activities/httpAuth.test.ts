@@ -18,12 +18,19 @@ const seen: Array<{ method: string; url: string; authorization?: string; tenant?
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, tenant: req.headers['x-tenant'] as string | undefined });
+    seen.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      authorization: req.headers.authorization,
+      tenant: req.headers['x-tenant'] as string | undefined,
+    });
     if (req.headers.authorization !== `Bearer ${token}`) return void res.writeHead(401).end('missing token');
     if (req.url === '/health/detailed') {
       res.writeHead(200, { 'content-type': 'application/json' });
       // A careless endpoint that echoes the credentials it got.
-      return void res.end(JSON.stringify({ status: 'UP', checks: [{ name: 'cache', status: 'UP', output: `auth ${req.headers.authorization}` }] }));
+      return void res.end(
+        JSON.stringify({ status: 'UP', checks: [{ name: 'cache', status: 'UP', output: `auth ${req.headers.authorization}` }] }),
+      );
     }
     if (req.url === '/api/cache/clear' && req.method === 'POST') return void res.writeHead(204).end();
     res.writeHead(200).end(`ok, you sent ${req.headers.authorization}`);
@@ -72,7 +79,11 @@ describe('a health check and an action with headers from secrets', () => {
   it('verifies healthy only with the token, which the server received and no result shows', async () => {
     seen.length = 0;
     const v = await activities(authed).verifyTarget('api');
-    expect(v).toEqual({ target: 'api', healthy: true, checks: [{ check: 'http', ok: true, detail: 'HTTP 200', latencyMs: expect.any(Number) }] });
+    expect(v).toEqual({
+      target: 'api',
+      healthy: true,
+      checks: [{ check: 'http', ok: true, detail: 'HTTP 200', latencyMs: expect.any(Number) }],
+    });
     expect(seen).toEqual([{ method: 'GET', url: '/health', authorization: `Bearer ${token}`, tenant: 'blue' }]);
 
     // Without the header the same endpoint answers 401: the check really depends on it.
@@ -99,7 +110,9 @@ describe('a health check and an action with headers from secrets', () => {
     const r = await activities(authed).runTargetAction('api', ctx);
     expect(r.summary).toBe(`POST ${base}/api/cache/clear → 204`);
     expect(seen[0]).toEqual({ method: 'POST', url: '/api/cache/clear', authorization: `Bearer ${token}`, tenant: 'blue' });
-    await expect(activities({}).runTargetAction('api', ctx)).rejects.toThrow(`POST to '${base}/api/cache/clear' failed: server answered 401 Unauthorized: missing token`);
+    await expect(activities({}).runTargetAction('api', ctx)).rejects.toThrow(
+      `POST to '${base}/api/cache/clear' failed: server answered 401 Unauthorized: missing token`,
+    );
   });
 
   it("makes a host agent read the header secret of its own units' health checks, and no other secret", () => {
@@ -112,7 +125,12 @@ describe('a health check and an action with headers from secrets', () => {
             ...rawConfig({}, { unitToken: { env: 'T_HTTP_AUTH_UNIT_TOKEN' }, apiToken: { env: 'T_HTTP_AUTH_API_TOKEN' } }),
             hosts: { h1: {} },
             targets: {
-              web: { kind: 'systemd', unit: 'web.service', host: 'h1', health: { url: `${base}/health`, headers: { Authorization: { secret: 'unitToken', prefix: 'Bearer ' } } } },
+              web: {
+                kind: 'systemd',
+                unit: 'web.service',
+                host: 'h1',
+                health: { url: `${base}/health`, headers: { Authorization: { secret: 'unitToken', prefix: 'Bearer ' } } },
+              },
               api: { kind: 'http', health: { url: `${base}/health`, headers: { Authorization: { secret: 'apiToken' } } } },
             },
           },
@@ -133,9 +151,15 @@ describe('a health check and an action with headers from secrets', () => {
 
   it('refuses at load a header secret the config does not have, and a literal value with a line break', () => {
     expect(() => parseConfig(rawConfig({ Authorization: { secret: 'nope' } }))).toThrow(ConfigError);
-    expect(() => parseConfig(rawConfig({ Authorization: { secret: 'nope' } }))).toThrow(/targets\.api\.health\.headers\.Authorization\.secret: no secret named "nope" in secrets \(known: apiToken\)/);
-    expect(() => parseConfig(rawConfig({ Authorization: { secret: 'nope' } }))).toThrow(/targets\.api\.action\.headers\.Authorization\.secret: no secret named "nope"/);
-    expect(() => parseConfig(rawConfig({ 'X-Evil': 'a\r\nHost: elsewhere' }))).toThrow(/targets\.api\.health\.headers\.X-Evil: a header value holds no line break or NUL/);
+    expect(() => parseConfig(rawConfig({ Authorization: { secret: 'nope' } }))).toThrow(
+      /targets\.api\.health\.headers\.Authorization\.secret: no secret named "nope" in secrets \(known: apiToken\)/,
+    );
+    expect(() => parseConfig(rawConfig({ Authorization: { secret: 'nope' } }))).toThrow(
+      /targets\.api\.action\.headers\.Authorization\.secret: no secret named "nope"/,
+    );
+    expect(() => parseConfig(rawConfig({ 'X-Evil': 'a\r\nHost: elsewhere' }))).toThrow(
+      /targets\.api\.health\.headers\.X-Evil: a header value holds no line break or NUL/,
+    );
     expect(() => parseConfig(rawConfig({ 'Bad Name': 'x' }))).toThrow(/expected a header name/);
   });
 });

@@ -150,7 +150,15 @@ describe('answers', () => {
     expect(seen).toEqual([{ method: 'POST', path: '/created', authorization: undefined, body: '{"drain":true}' }]);
     const audit = auditLines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(audit).toHaveLength(1);
-    expect(audit[0]).toMatchObject({ action: 'http', method: 'POST', url: `${base}/created`, status: 201, incident: 'incident:test:web', actor: 'alice', dryRun: false });
+    expect(audit[0]).toMatchObject({
+      action: 'http',
+      method: 'POST',
+      url: `${base}/created`,
+      status: 201,
+      incident: 'incident:test:web',
+      actor: 'alice',
+      dryRun: false,
+    });
   });
 });
 
@@ -181,7 +189,9 @@ describe('secrets', () => {
   it('an unknown secret name is refused before anything is sent', async () => {
     const f = await failureOf(request('/echo', { headers: { authorization: { secret: 'nope' } } }));
     expect(f).toMatchObject({ nonRetryable: true, type: 'BadInput' });
-    expect(f.message).toBe(`GET to '${base}/echo' refused: header authorization: no secret named 'nope' in the config's secrets (known: apiToken)`);
+    expect(f.message).toBe(
+      `GET to '${base}/echo' refused: header authorization: no secret named 'nope' in the config's secrets (known: apiToken)`,
+    );
     expect(seen).toHaveLength(0);
   });
 });
@@ -232,7 +242,16 @@ describe('dry run', () => {
 
   it("the config's dryRun holds back writes whatever the request says", async () => {
     const dry = createHttpStep({ config: config({ dryRun: true }), logger: pino({ level: 'silent' }) });
-    const r = await dry.httpRequest({ method: 'DELETE', url: `${base}/created`, headers: {}, expectStatus: [204], timeoutMs: 1_000, incidentId: 'i', actor: 'engine', dryRun: false });
+    const r = await dry.httpRequest({
+      method: 'DELETE',
+      url: `${base}/created`,
+      headers: {},
+      expectStatus: [204],
+      timeoutMs: 1_000,
+      incidentId: 'i',
+      actor: 'engine',
+      dryRun: false,
+    });
     expect(r).toMatchObject({ status: 0, dryRun: true });
     expect(seen).toHaveLength(0);
   });

@@ -38,7 +38,11 @@ function config(): EngineConfig {
         kind: 'systemd',
         unit: 'demo-web.service',
         host: 'logf-host',
-        logFiles: { orchestrator: '/var/log/genesis/orchestrator.log', big: '/var/log/genesis/big.log', swapped: '/var/log/genesis/swapped.log' },
+        logFiles: {
+          orchestrator: '/var/log/genesis/orchestrator.log',
+          big: '/var/log/genesis/big.log',
+          swapped: '/var/log/genesis/swapped.log',
+        },
       },
       db: { kind: 'postgres', port: stack().pg.port },
     },
@@ -98,7 +102,9 @@ describe('a configured log file in a container', () => {
   it('refuses a symbolic link, a directory, a missing file and a file the config does not name, each by name', async () => {
     const link = await failureOf(engine.targetLogs('app', { tail: 10, file: 'linked' }));
     expect(link.type).toBe(failureTypes.badInput);
-    expect(link.message).toBe(`read of log file 'linked' of target 'app' refused: /var/log/app/linked.log is a symbolic link; configure the file it points to (a link is never followed)`);
+    expect(link.message).toBe(
+      `read of log file 'linked' of target 'app' refused: /var/log/app/linked.log is a symbolic link; configure the file it points to (a link is never followed)`,
+    );
     expect(link.message).not.toMatch(/root:/);
 
     const dir = await failureOf(engine.targetLogs('app', { tail: 10, file: 'dir' }));
@@ -106,7 +112,9 @@ describe('a configured log file in a container', () => {
 
     const missing = await failureOf(engine.targetLogs('app', { tail: 10, file: 'missing' }));
     expect(missing.type).toBe(failureTypes.targetNotFound);
-    expect(missing.message).toBe(`read of log file 'missing' of target 'app' failed: /var/log/app/none.log does not exist in container '${app}'`);
+    expect(missing.message).toBe(
+      `read of log file 'missing' of target 'app' failed: /var/log/app/none.log does not exist in container '${app}'`,
+    );
 
     const unknown = await failureOf(engine.targetLogs('app', { tail: 10, file: '../../etc/shadow' }));
     expect(unknown.type).toBe(failureTypes.badInput);
@@ -140,7 +148,12 @@ describe('a configured log file on a systemd target, read by its host agent', ()
     const part = await small('web', { tail: 10_000, file: 'big' });
     expect(part.lines).toBeLessThan(1_000);
     expect(part.lines).toBeGreaterThan(900);
-    expect(part.text.split('\n').slice(1).every((l) => /^line \d{6} of the big log/.test(l))).toBe(true);
+    expect(
+      part.text
+        .split('\n')
+        .slice(1)
+        .every((l) => /^line \d{6} of the big log/.test(l)),
+    ).toBe(true);
   });
 
   it('refuses a file that became a link to another file, and names a missing file as the host has it', async () => {
@@ -153,7 +166,9 @@ describe('a configured log file on a systemd target, read by its host agent', ()
     await exec(host, 'rm /var/log/genesis/swapped.log');
     const gone = await failureOf(agent.targetLogs('web', { tail: 10, file: 'swapped' }));
     expect(gone.type).toBe(failureTypes.targetNotFound);
-    expect(gone.message).toBe(`read of log file 'swapped' of target 'web' failed: /var/log/genesis/swapped.log does not exist in the host of 'web'`);
+    expect(gone.message).toBe(
+      `read of log file 'swapped' of target 'web' failed: /var/log/genesis/swapped.log does not exist in the host of 'web'`,
+    );
   });
 
   it('refuses a link swapped in between the check and the read: dd opens the file with nofollow', async () => {
@@ -165,14 +180,26 @@ describe('a configured log file on a systemd target, read by its host agent', ()
       return inner(cmd, args, opts);
     };
     const c = config();
-    const reader = createLogFiles({ config: { ...c, targets: { ...c.targets, web: { ...(c.targets.web as Extract<typeof c.targets.web, { kind: 'systemd' }>), logFiles: { raced: '/var/log/genesis/raced.log' } } } }, hostRunner: racing });
+    const reader = createLogFiles({
+      config: {
+        ...c,
+        targets: {
+          ...c.targets,
+          web: {
+            ...(c.targets.web as Extract<typeof c.targets.web, { kind: 'systemd' }>),
+            logFiles: { raced: '/var/log/genesis/raced.log' },
+          },
+        },
+      },
+      hostRunner: racing,
+    });
     const f = await failureOf(reader('web', { tail: 10, file: 'raced' }));
     expect(f.type).toBe(failureTypes.badInput);
     expect(f.message).toMatch(/raced\.log became a symbolic link while it was read; it is not followed$/);
     expect(f.message).not.toMatch(/root:/);
   });
 
-  it('is refused by the engine, which is not the unit\'s host agent', async () => {
+  it("is refused by the engine, which is not the unit's host agent", async () => {
     const f = await failureOf(engine.targetLogs('web', { tail: 10, file: 'orchestrator' }));
     expect(f.type).toBe(failureTypes.badInput);
     expect(f.message).toMatch(/read on its host, by its host agent; this worker is not one$/);

@@ -29,7 +29,9 @@ async function connect(): Promise<mysql.Connection> {
 
 /** InnoDB's id for the table: OPTIMIZE rebuilds the table, which gives it a new one. */
 async function innodbTableId(table: string): Promise<number> {
-  const [rows] = await admin.query('SELECT TABLE_ID AS id FROM information_schema.INNODB_SYS_TABLES WHERE NAME = ?', [`${conn.database}/${table}`]);
+  const [rows] = await admin.query('SELECT TABLE_ID AS id FROM information_schema.INNODB_SYS_TABLES WHERE NAME = ?', [
+    `${conn.database}/${table}`,
+  ]);
   return Number((rows as Array<{ id: number }>)[0]!.id);
 }
 
@@ -191,7 +193,8 @@ describe('mysql diagnostics', () => {
   });
 
   it('finds no deadlock section in a status that has none', () => {
-    const status = '=====\nINNODB MONITOR OUTPUT\n=====\n----------\nSEMAPHORES\n----------\nOS WAIT ARRAY INFO\n------------\nTRANSACTIONS\n------------\nTrx id counter 1\n';
+    const status =
+      '=====\nINNODB MONITOR OUTPUT\n=====\n----------\nSEMAPHORES\n----------\nOS WAIT ARRAY INFO\n------------\nTRANSACTIONS\n------------\nTrx id counter 1\n';
     expect(deadlockSection(status)).toBeUndefined();
   });
 });
@@ -206,11 +209,17 @@ describe('mysql table maintenance', () => {
   it('OPTIMIZE in dry-run names the tables and leaves them untouched', async () => {
     const before = await innodbTableId(optTable);
     const result = await my().optimize(conn, target, [optTable], { dryRun: true });
-    expect(result).toMatchObject({ dryRun: true, tables: [optTable], rows: [], ok: true, summary: `would run OPTIMIZE TABLE on ${optTable}` });
+    expect(result).toMatchObject({
+      dryRun: true,
+      tables: [optTable],
+      rows: [],
+      ok: true,
+      summary: `would run OPTIMIZE TABLE on ${optTable}`,
+    });
     expect(await innodbTableId(optTable)).toBe(before);
   });
 
-  it('OPTIMIZE rebuilds the table and reports the server\'s rows for it', async () => {
+  it("OPTIMIZE rebuilds the table and reports the server's rows for it", async () => {
     const before = await innodbTableId(optTable);
     const result = await my().optimize(conn, target, [`${conn.database}.${optTable}`], { dryRun: false });
     expect(result.ok).toBe(true);
@@ -227,7 +236,14 @@ describe('mysql table maintenance', () => {
     expect(dry).toMatchObject({ dryRun: true, rows: [], summary: `would run ANALYZE TABLE on ${optTable}` });
     const result = await my().analyze(conn, target, [optTable], { dryRun: false });
     expect(result.ok).toBe(true);
-    expect(result.rows).toEqual([{ table: `${conn.database}.${optTable}`, op: 'analyze', msgType: 'status', msgText: expect.stringMatching(/^(OK|Table is already up to date)$/) }]);
+    expect(result.rows).toEqual([
+      {
+        table: `${conn.database}.${optTable}`,
+        op: 'analyze',
+        msgType: 'status',
+        msgText: expect.stringMatching(/^(OK|Table is already up to date)$/),
+      },
+    ]);
   });
 
   it('when its activity is cancelled, kills the waiting OPTIMIZE on the server, having heartbeated', async () => {
@@ -239,12 +255,17 @@ describe('mysql table maintenance', () => {
       const env = new MockActivityEnvironment();
       const beats: unknown[] = [];
       env.on('heartbeat', (d: unknown) => beats.push(d));
-      const outcome = env.run(() => my().optimize({ ...conn, timeoutMs: 30_000 }, target, [optTable], { dryRun: false })).then(
-        () => 'finished',
-        (err: unknown) => err,
+      const outcome = env
+        .run(() => my().optimize({ ...conn, timeoutMs: 30_000 }, target, [optTable], { dryRun: false }))
+        .then(
+          () => 'finished',
+          (err: unknown) => err,
+        );
+      const waiting = async () =>
+        (await my().processlist(conn, target, 0)).long.filter((t) => t.info?.startsWith(`OPTIMIZE TABLE \`${optTable}\``));
+      await until('OPTIMIZE to wait for the lock', 15_000, async () =>
+        (await waiting()).some((t) => /metadata lock/i.test(t.state ?? '')) ? true : undefined,
       );
-      const waiting = async () => (await my().processlist(conn, target, 0)).long.filter((t) => t.info?.startsWith(`OPTIMIZE TABLE \`${optTable}\``));
-      await until('OPTIMIZE to wait for the lock', 15_000, async () => ((await waiting()).some((t) => /metadata lock/i.test(t.state ?? '')) ? true : undefined));
       env.cancel();
       const started = Date.now();
       expect(await outcome).toBeInstanceOf(CancelledFailure);
@@ -267,7 +288,9 @@ describe('mysql table maintenance', () => {
       const failure = await failureOf(my().optimize({ ...conn, timeoutMs: 1_000 }, target, [optTable], { dryRun: false }));
       expect(Date.now() - started).toBeLessThan(4_000);
       expect(failure.type).toBe('Transient');
-      expect(failure.message).toMatch(new RegExp(`^optimize of mysql 't_db_mysql' failed: ${conn.database}\\.${optTable}: Lock wait timeout exceeded`));
+      expect(failure.message).toMatch(
+        new RegExp(`^optimize of mysql 't_db_mysql' failed: ${conn.database}\\.${optTable}: Lock wait timeout exceeded`),
+      );
     } finally {
       await locker.query('UNLOCK TABLES');
       await locker.end();

@@ -29,9 +29,24 @@ const ctx = (dryRun = false): ActionContext => ({ incidentId: 'incident:test', r
 
 /** The stack's MariaDB as root, over its socket: only root may create the scratch databases. */
 async function asRoot(sql: string, database?: string): Promise<string> {
-  const { stdout } = await run('mariadb', ['--no-defaults', `--socket=${join(stack().dir, 'mariadb', 'mysqld.sock')}`, '--default-character-set=utf8mb4', '-u', 'root', '--batch', '--skip-column-names', ...(database ? [database] : []), '-e', sql], {
-    timeout: 60_000,
-  });
+  const { stdout } = await run(
+    'mariadb',
+    [
+      '--no-defaults',
+      `--socket=${join(stack().dir, 'mariadb', 'mysqld.sock')}`,
+      '--default-character-set=utf8mb4',
+      '-u',
+      'root',
+      '--batch',
+      '--skip-column-names',
+      ...(database ? [database] : []),
+      '-e',
+      sql,
+    ],
+    {
+      timeout: 60_000,
+    },
+  );
   return stdout.trim();
 }
 
@@ -52,7 +67,10 @@ function config(database = source, password = stack().mysql.password, dir = back
 const facade = (c: EngineConfig) => createEngineActivities(c, { client: undefined as never, logger }) as unknown as TargetActivities;
 
 const rows = (database: string) =>
-  asRoot('SELECT id, name, HEX(data), note, amount FROM orders ORDER BY id; SELECT k, v FROM settings ORDER BY k; SELECT COUNT(*) FROM audit', database);
+  asRoot(
+    'SELECT id, name, HEX(data), note, amount FROM orders ORDER BY id; SELECT k, v FROM settings ORDER BY k; SELECT COUNT(*) FROM audit',
+    database,
+  );
 
 beforeAll(async () => {
   const s = stack().mysql;
@@ -66,7 +84,7 @@ beforeAll(async () => {
       "INSERT INTO settings VALUES ('mode', 'live'), ('retries', '3')",
       'CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME) ENGINE=InnoDB',
       'INSERT INTO audit (at) SELECT NOW() FROM seq_1_to_500',
-      "CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit (at) VALUES (NOW())",
+      'CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit (at) VALUES (NOW())',
     ].join(';\n'),
     source,
   );
@@ -74,7 +92,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const s = stack().mysql;
-  await asRoot(`DROP DATABASE IF EXISTS ${source}; DROP DATABASE IF EXISTS ${restored}; REVOKE ALL PRIVILEGES ON ${source}.* FROM '${s.user}'@'127.0.0.1'`).catch(() => undefined);
+  await asRoot(
+    `DROP DATABASE IF EXISTS ${source}; DROP DATABASE IF EXISTS ${restored}; REVOKE ALL PRIVILEGES ON ${source}.* FROM '${s.user}'@'127.0.0.1'`,
+  ).catch(() => undefined);
   rmSync(backupDir, { recursive: true, force: true });
 });
 
@@ -99,8 +119,14 @@ describe('mysql backup', () => {
     const info = await stat(file);
     expect(info.mode & 0o777).toBe(0o600);
     expect(r.bytes).toBe(info.size);
-    expect(r.sha256).toBe(createHash('sha256').update(await readFile(file)).digest('hex'));
-    expect(r.summary).toMatch(new RegExp(`^mysqldump of database '${source}' wrote ${info.size} bytes to ${file} in .* \\(sha256 ${r.sha256!.slice(0, 12)}…\\)$`));
+    expect(r.sha256).toBe(
+      createHash('sha256')
+        .update(await readFile(file))
+        .digest('hex'),
+    );
+    expect(r.summary).toMatch(
+      new RegExp(`^mysqldump of database '${source}' wrote ${info.size} bytes to ${file} in .* \\(sha256 ${r.sha256!.slice(0, 12)}…\\)$`),
+    );
     // Nothing of the run is left beside the dump: no partial file.
     expect(await readdir(backupDir)).toEqual([file.slice(backupDir.length + 1)]);
     const text = await readFile(file, 'utf8');
@@ -123,7 +149,9 @@ describe('mysql backup', () => {
     const files = await readdir(backupDir);
     const r = await facade(config()).backupTarget('db', ctx(true));
     expect(r).toMatchObject({ dryRun: true });
-    expect(r.summary).toMatch(new RegExp(`^would run mysqldump --single-transaction of database '${source}' into ${backupDir}/db-\\d{8}T\\d{6}Z\\.sql$`));
+    expect(r.summary).toMatch(
+      new RegExp(`^would run mysqldump --single-transaction of database '${source}' into ${backupDir}/db-\\d{8}T\\d{6}Z\\.sql$`),
+    );
     expect(await readdir(backupDir)).toEqual(files);
   });
 
@@ -152,7 +180,9 @@ describe('mysql backup', () => {
 describe('mysql maintenance of every table', () => {
   it('runs OPTIMIZE and ANALYZE TABLE on every table of the database when the target lists none', async () => {
     const r = await facade(config()).maintainTarget('db', ctx());
-    expect(r.summary).toMatch(/^OPTIMIZE TABLE on audit, orders, settings took .*: ok; ANALYZE TABLE on audit, orders, settings took .*: ok$/);
+    expect(r.summary).toMatch(
+      /^OPTIMIZE TABLE on audit, orders, settings took .*: ok; ANALYZE TABLE on audit, orders, settings took .*: ok$/,
+    );
     const dry = await facade(config()).maintainTarget('db', ctx(true));
     expect(dry.summary).toBe('would run OPTIMIZE TABLE on audit, orders, settings; would run ANALYZE TABLE on audit, orders, settings');
   });

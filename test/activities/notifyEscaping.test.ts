@@ -44,7 +44,8 @@ beforeEach(() => receiver.reset());
 describe('Slack pages show alert text as typed', () => {
   it('neither mentions, links nor special mentions in an annotation reach Slack as markup', async () => {
     const notify = createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify;
-    const text = 'disk full @channel @here @everyone <!channel> <!here|here> <@U024BE7LH> <!subteam^SAZ94GDB8> <https://evil.example/login|Acknowledge here>';
+    const text =
+      'disk full @channel @here @everyone <!channel> <!here|here> <@U024BE7LH> <!subteam^SAZ94GDB8> <https://evil.example/login|Acknowledge here>';
     await notify(request({ text }));
     const [r] = receiver.requestsTo('/services/T000/B000/slackSECRET');
     const posted = (r!.body as { text: string }).text;

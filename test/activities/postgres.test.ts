@@ -35,7 +35,9 @@ function client(overrides: Partial<pg.ClientConfig> = {}): pg.Client {
 }
 
 async function tableStats(table: string): Promise<{ n_dead_tup: number; last_vacuum: Date | null; last_analyze: Date | null }> {
-  const { rows } = await admin.query('SELECT n_dead_tup::int, last_vacuum, last_analyze FROM pg_stat_user_tables WHERE relname = $1', [table]);
+  const { rows } = await admin.query('SELECT n_dead_tup::int, last_vacuum, last_analyze FROM pg_stat_user_tables WHERE relname = $1', [
+    table,
+  ]);
   return rows[0];
 }
 
@@ -238,12 +240,16 @@ describe('postgres vacuum', () => {
       const env = new MockActivityEnvironment();
       const beats: unknown[] = [];
       env.on('heartbeat', (d: unknown) => beats.push(d));
-      const outcome = env.run(() => pgx().vacuum({ ...conn, timeoutMs: 30_000 }, target, [vacTable], { dryRun: false })).then(
-        () => 'finished',
-        (err: unknown) => err,
-      );
+      const outcome = env
+        .run(() => pgx().vacuum({ ...conn, timeoutMs: 30_000 }, target, [vacTable], { dryRun: false }))
+        .then(
+          () => 'finished',
+          (err: unknown) => err,
+        );
       const waiting = `SELECT pid FROM pg_stat_activity WHERE query = 'VACUUM (ANALYZE) "${vacTable}"' AND state = 'active'`;
-      await until('VACUUM to wait for the lock', 15_000, async () => ((await admin.query(`${waiting} AND wait_event_type = 'Lock'`)).rowCount ? true : undefined));
+      await until('VACUUM to wait for the lock', 15_000, async () =>
+        (await admin.query(`${waiting} AND wait_event_type = 'Lock'`)).rowCount ? true : undefined,
+      );
       env.cancel();
       const started = Date.now();
       expect(await outcome).toBeInstanceOf(CancelledFailure);
@@ -327,10 +333,27 @@ describe('postgres backup', () => {
     // A real restore of the one table: drop it, restore it from the dump, count its rows.
     await admin.query(`DROP TABLE ${backupTable}`);
     const s = stack().pg;
-    await run('pg_restore', ['--host', s.host, '--port', String(s.port), '--username', s.user, '--dbname', s.database, '--no-owner', '--table', backupTable, file], {
-      env: { PATH: process.env.PATH, PGPASSWORD: s.password },
-      timeout: 30_000,
-    });
+    await run(
+      'pg_restore',
+      [
+        '--host',
+        s.host,
+        '--port',
+        String(s.port),
+        '--username',
+        s.user,
+        '--dbname',
+        s.database,
+        '--no-owner',
+        '--table',
+        backupTable,
+        file,
+      ],
+      {
+        env: { PATH: process.env.PATH, PGPASSWORD: s.password },
+        timeout: 30_000,
+      },
+    );
     const { rows: counted } = await admin.query(`SELECT count(*)::int AS n FROM ${backupTable}`);
     expect(counted[0].n).toBe(rows);
   });
@@ -347,11 +370,14 @@ describe('postgres backup', () => {
       const beats: unknown[] = [];
       env.on('heartbeat', (d: unknown) => beats.push(d));
       const pgx = createPostgresActivities({ outputBytes: 16_384, backupDir });
-      const outcome = env.run(() => pgx.backup({ ...conn, timeoutMs: 30_000 }, target, { dryRun: false })).then(
-        () => 'finished',
-        (err: unknown) => err,
-      );
-      const dumping = "SELECT pid FROM pg_stat_activity WHERE application_name = 'remediation-engine' AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE%'";
+      const outcome = env
+        .run(() => pgx.backup({ ...conn, timeoutMs: 30_000 }, target, { dryRun: false }))
+        .then(
+          () => 'finished',
+          (err: unknown) => err,
+        );
+      const dumping =
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'remediation-engine' AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE%'";
       await until('pg_dump to wait for the lock', 15_000, async () => ((await admin.query(dumping)).rowCount ? true : undefined));
       env.cancel();
       const failure = await outcome;
@@ -371,7 +397,9 @@ describe('postgres backup', () => {
     const result = await createPostgresActivities({ outputBytes: 16_384, backupDir }).backup(conn, target, { dryRun: true });
     expect(result.dryRun).toBe(true);
     expect(result.file).toBeUndefined();
-    expect(result.summary).toMatch(new RegExp(`^would run pg_dump -Fc of database '${conn.database}' into ${backupDir}/t_db_pg-\\d{8}T\\d{6}Z\\.dump$`));
+    expect(result.summary).toMatch(
+      new RegExp(`^would run pg_dump -Fc of database '${conn.database}' into ${backupDir}/t_db_pg-\\d{8}T\\d{6}Z\\.dump$`),
+    );
     await expect(stat(join(scratch, 'dry'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
@@ -379,7 +407,9 @@ describe('postgres backup', () => {
     const backupDir = join(scratch, 'wrong', 'backups');
     const wrong = `t_db_wrong_${suffix}_Pw`;
     const failure = await failureOf(
-      createPostgresActivities({ outputBytes: 16_384, backupDir }).backup({ ...conn, password: Secret.of(wrong) }, target, { dryRun: false }),
+      createPostgresActivities({ outputBytes: 16_384, backupDir }).backup({ ...conn, password: Secret.of(wrong) }, target, {
+        dryRun: false,
+      }),
     );
     expect(failure.type).toBe('AuthFailed');
     expect(failure.nonRetryable).toBe(true);
@@ -390,7 +420,9 @@ describe('postgres backup', () => {
 
   it('refuses a target name that would escape the backup directory', async () => {
     const backupDir = join(scratch, 'escape', 'backups');
-    const failure = await failureOf(createPostgresActivities({ outputBytes: 16_384, backupDir }).backup(conn, '../t_db_pg', { dryRun: false }));
+    const failure = await failureOf(
+      createPostgresActivities({ outputBytes: 16_384, backupDir }).backup(conn, '../t_db_pg', { dryRun: false }),
+    );
     expect(failure.type).toBe('BadInput');
     await expect(stat(join(scratch, 'escape'))).rejects.toMatchObject({ code: 'ENOENT' });
   });

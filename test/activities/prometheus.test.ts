@@ -44,8 +44,13 @@ describe('a metric query against the real Prometheus', () => {
     expect(below).toMatchObject({ value: 1, holds: false, series: 1, detail: '1 < 0.5 does not hold' });
   });
 
-  it('fills {{target.labels.NAME}} in from the target\'s configured labels', async () => {
-    const r = await prometheus.queryMetric({ query: "sum(up{service='{{target.labels.service}}'})", target: 'demo-web', op: '>=', threshold: 1 });
+  it("fills {{target.labels.NAME}} in from the target's configured labels", async () => {
+    const r = await prometheus.queryMetric({
+      query: "sum(up{service='{{target.labels.service}}'})",
+      target: 'demo-web',
+      op: '>=',
+      threshold: 1,
+    });
     expect(r).toMatchObject({ value: 1, holds: true, series: 1 });
   });
 
@@ -71,7 +76,9 @@ describe('a metric query against the real Prometheus', () => {
 
   it('escapes a label value so that it stays one string: nothing is added to the query', async () => {
     const query = 'up{service="{{target.labels.service}}"}';
-    expect(renderQuery(query, { name: 'hostile', labels: config().targets.hostile!.labels })).toBe('up{service="x\\"} or vector(1) or up{job=\\"demo"}');
+    expect(renderQuery(query, { name: 'hostile', labels: config().targets.hostile!.labels })).toBe(
+      'up{service="x\\"} or vector(1) or up{job=\\"demo"}',
+    );
     // Pasted in as it is, the value would have made this query return the demo's `up` and a vector(1).
     const r = await prometheus.queryMetric({ query, target: 'hostile', op: '>=', threshold: 0 });
     expect(r).toMatchObject({ value: null, holds: false, series: 0 });
@@ -85,8 +92,12 @@ describe('a metric query against the real Prometheus', () => {
     const range = await failureOf(prometheus.queryMetric({ query: 'up[5m]', target: '', op: '>', threshold: 0 }));
     expect(range.message).toContain('the query gives a matrix, not an instant vector or a scalar');
     expect(range.nonRetryable).toBe(true);
-    const label = await failureOf(prometheus.queryMetric({ query: 'up{x="{{target.labels.team}}"}', target: 'demo', op: '>', threshold: 0 }));
-    expect(label.message).toBe("metric query for target 'demo' refused: {{target.labels.team}}: target 'demo' has no label 'team' in the config");
+    const label = await failureOf(
+      prometheus.queryMetric({ query: 'up{x="{{target.labels.team}}"}', target: 'demo', op: '>', threshold: 0 }),
+    );
+    expect(label.message).toBe(
+      "metric query for target 'demo' refused: {{target.labels.team}}: target 'demo' has no label 'team' in the config",
+    );
     const outside = await failureOf(prometheus.queryMetric({ query: 'up{service={{target}}}', target: 'demo', op: '>', threshold: 0 }));
     expect(outside.message).toContain('{{target}} must stand inside a quoted label value');
     const ghost = await failureOf(prometheus.queryMetric({ query: 'up{service="{{target}}"}', target: 'ghost', op: '>', threshold: 0 }));
@@ -95,7 +106,12 @@ describe('a metric query against the real Prometheus', () => {
 
   it('reports an unreachable Prometheus as retryable', async () => {
     const c = config();
-    const down = createPrometheusActivities({ url: `http://127.0.0.1:${await closedPort()}`, timeoutMs: 2_000, targets: c.targets, secrets: [] });
+    const down = createPrometheusActivities({
+      url: `http://127.0.0.1:${await closedPort()}`,
+      timeoutMs: 2_000,
+      targets: c.targets,
+      secrets: [],
+    });
     const f = await failureOf(down.queryMetric({ query: 'up', target: '', op: '>', threshold: 0 }));
     expect(f.type).toBe(failureTypes.transient);
     expect(f.nonRetryable).toBe(false);
@@ -110,7 +126,9 @@ describe('PromQL placeholders (pure)', () => {
     expect(queryProblems('up{service="x"} # {{target}} in a comment is text')).toEqual([]);
     expect(queryProblems('up{service={{target}}}')).toEqual([expect.stringContaining('must stand inside a quoted label value')]);
     expect(queryProblems('up{service=`{{target}}`}')).toEqual([expect.stringContaining('cannot stand in a `raw` string')]);
-    expect(queryProblems('up{service="{{alert.labels.service}}"}')).toEqual([expect.stringContaining('unknown placeholder {{alert.labels.service}}')]);
+    expect(queryProblems('up{service="{{alert.labels.service}}"}')).toEqual([
+      expect.stringContaining('unknown placeholder {{alert.labels.service}}'),
+    ]);
     expect(queryProblems('up{service="{{target}}')).toEqual(['a " string is not closed']);
   });
 

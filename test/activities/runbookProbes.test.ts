@@ -104,7 +104,22 @@ const inHost = (...args: string[]) => docker('exec', stack().systemdContainer, .
 
 beforeAll(async () => {
   await docker('rm', '-f', app, stopped).catch(() => undefined);
-  await docker('run', '-d', '--network', 'none', '--name', app, '-e', 'DATABASE_PASSWORD=hunter2', '-e', 'DATABASE_NAME=app', stack().busyboxImage, '/bin/busybox', 'sleep', '3600');
+  await docker(
+    'run',
+    '-d',
+    '--network',
+    'none',
+    '--name',
+    app,
+    '-e',
+    'DATABASE_PASSWORD=hunter2',
+    '-e',
+    'DATABASE_NAME=app',
+    stack().busyboxImage,
+    '/bin/busybox',
+    'sleep',
+    '3600',
+  );
   await docker('create', '--network', 'none', '--name', stopped, stack().busyboxImage, '/bin/busybox', 'sleep', '3600');
   const c = config();
   const { client, connection } = await temporalClient();
@@ -116,7 +131,10 @@ beforeAll(async () => {
   agent = await startHostAgent(c, host, logger, { run: dockerExecRunner(stack().systemdContainer) });
   expect(agent.taskQueue).toBe(hostTaskQueue(c, host));
   run = async (dryRun) => {
-    const input: RunbookRunInput = planFileRun(c, manualMatch(c, c.runbookDefinitions.probes!, 'app'), manualAlert('warning'), { dryRun, startedBy: 'alice' });
+    const input: RunbookRunInput = planFileRun(c, manualMatch(c, c.runbookDefinitions.probes!, 'app'), manualAlert('warning'), {
+      dryRun,
+      startedBy: 'alice',
+    });
     return client.workflow.execute(interpreterWorkflowType, {
       taskQueue: queue,
       workflowId: `${incidentWorkflowId('probes', 'app')}:${randomUUID().slice(0, 6)}`,
@@ -159,7 +177,9 @@ describe('the new steps on the real stack', () => {
     expect(parts[5]).toBe('scraped true 1');
     await expect(inHost('ls', marker)).rejects.toThrow();
     const deps = result.timeline.find((e) => e.event === 'dependencies down')!;
-    expect(deps.detail).toMatch(/^stopped: app-db ok: postgres ok: accepting connections; cache ok: redis ok: PONG; stopped DOWN: container failed: created/);
+    expect(deps.detail).toMatch(
+      /^stopped: app-db ok: postgres ok: accepting connections; cache ok: redis ok: PONG; stopped DOWN: container failed: created/,
+    );
   });
 
   it('for real runs the mutating command on the host, through its agent', async () => {

@@ -73,7 +73,9 @@ describe('buttons on Slack pages', () => {
 
   it('puts Acknowledge on an escalation page, and no buttons where nothing is asked', async () => {
     const escalation = await posted(request({ actions: ['acknowledge'], title: 'api is down' }));
-    expect(buttonsOf(escalation)).toEqual([{ action_id: 'remediate_acknowledge', value: `acknowledge:${workflowId}`, block_id: 'remediate_actions' }]);
+    expect(buttonsOf(escalation)).toEqual([
+      { action_id: 'remediate_acknowledge', value: `acknowledge:${workflowId}`, block_id: 'remediate_actions' },
+    ]);
 
     expect(await posted(request({ title: 'cleanup done', text: 'x' }))).toEqual({ text: '*cleanup done*\nx' });
     // A resolve never asks anything, whatever the request says (its wording is the resolve's own).
@@ -86,10 +88,22 @@ describe('buttons on Slack pages', () => {
   });
 
   it('keeps the generic webhook format as it was, and refuses actions it does not know', async () => {
-    await createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify(request({ channels: ['hook'], actions: ['approve', 'reject'] }));
+    await createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify(
+      request({ channels: ['hook'], actions: ['approve', 'reject'] }),
+    );
     const [hook] = await receiver.waitFor('/hook', 1);
-    expect(Object.keys(hook!.body as object).sort()).toEqual(['event', 'idempotencyKey', 'incidentKey', 'sentAt', 'severity', 'text', 'title']);
-    const f = await failureOf(createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify(request({ actions: ['cancel' as never] })));
+    expect(Object.keys(hook!.body as object).sort()).toEqual([
+      'event',
+      'idempotencyKey',
+      'incidentKey',
+      'sentAt',
+      'severity',
+      'text',
+      'title',
+    ]);
+    const f = await failureOf(
+      createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify(request({ actions: ['cancel' as never] })),
+    );
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toContain('actions: expected some of approve, reject, acknowledge');
   });

@@ -28,7 +28,7 @@ describe('statement text without its literals', () => {
     expect(maskSql(`SELECT ${'x, '.repeat(400)}1`, 'postgres')).toHaveLength(500);
   });
 
-  it('keeps a deadlock report readable without the statements\' values or the locked rows', () => {
+  it("keeps a deadlock report readable without the statements' values or the locked rows", () => {
     const report = [
       '*** (1) TRANSACTION:',
       'TRANSACTION 41, ACTIVE 0 sec starting index read',

@@ -209,7 +209,9 @@ describe('restart', () => {
     const took = Date.now() - started;
     expect(f.type).toBe('Transient');
     expect(f.nonRetryable).toBe(false);
-    expect(f.message).toMatch(new RegExp(`^restart of systemd unit '${slow}' failed: systemctl in container '${container}' timed out after 1500 ms`));
+    expect(f.message).toMatch(
+      new RegExp(`^restart of systemd unit '${slow}' failed: systemctl in container '${container}' timed out after 1500 ms`),
+    );
     expect(took).toBeGreaterThanOrEqual(1_500);
     expect(took).toBeLessThan(6_000);
     // The systemctl inside the container is gone too, not just the docker client.
@@ -271,11 +273,7 @@ describe('unit names', () => {
       return run(cmd, args, opts);
     };
     const a = activities(20_000, counting);
-    for (const work of [
-      a.unitStatus(name),
-      a.restartUnit(name, { dryRun: false }),
-      a.journalTail(name, { lines: 5, maxBytes: 1024 }),
-    ]) {
+    for (const work of [a.unitStatus(name), a.restartUnit(name, { dryRun: false }), a.journalTail(name, { lines: 5, maxBytes: 1024 })]) {
       const f = await failureOf(work);
       expect(f.type).toBe('BadInput');
       expect(f.nonRetryable).toBe(true);
@@ -286,7 +284,15 @@ describe('unit names', () => {
   });
 
   it('accepts the names systemd itself uses', () => {
-    for (const name of ['getty@tty1.service', 'sys-devices-virtual-net-lo.device', 'var-lib\\x2ddata.mount', 'a:b_c.socket', 'user@1000.service', 'x@a@b.timer', `${'a'.repeat(247)}.service`]) {
+    for (const name of [
+      'getty@tty1.service',
+      'sys-devices-virtual-net-lo.device',
+      'var-lib\\x2ddata.mount',
+      'a:b_c.socket',
+      'user@1000.service',
+      'x@a@b.timer',
+      `${'a'.repeat(247)}.service`,
+    ]) {
       expect(unitNameProblem(name), name).toBeUndefined();
       expect(validUnitName(name)).toBe(name);
     }

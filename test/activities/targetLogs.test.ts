@@ -71,7 +71,8 @@ ExecStart=/bin/sh -c 'echo "INFO unit starting"; echo "ERROR unit cannot open /d
 
 beforeAll(async () => {
   await docker('rm', '-f', app, chatty).catch(() => undefined);
-  const busybox = (name: string, script: string) => docker('run', '-d', '--network', 'none', '--name', name, stack().busyboxImage, '/bin/busybox', 'sh', '-c', script);
+  const busybox = (name: string, script: string) =>
+    docker('run', '-d', '--network', 'none', '--name', name, stack().busyboxImage, '/bin/busybox', 'sh', '-c', script);
   // Apart in time (for since) and never two streams at once: Docker may order simultaneous lines of stdout and stderr either way.
   await busybox(
     app,
@@ -81,7 +82,12 @@ beforeAll(async () => {
   await busybox(chatty, 'i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done; sleep 3600');
 
   await new Promise<void>((resolve, reject) => {
-    const child = execFile('docker', ['exec', '-i', stack().systemdContainer, 'tee', `/etc/systemd/system/${unit}`], { timeout: 30_000 }, (err) => (err ? reject(err) : resolve()));
+    const child = execFile(
+      'docker',
+      ['exec', '-i', stack().systemdContainer, 'tee', `/etc/systemd/system/${unit}`],
+      { timeout: 30_000 },
+      (err) => (err ? reject(err) : resolve()),
+    );
     child.stdin!.end(unitFile);
   });
   await inHost('systemctl', 'daemon-reload');
@@ -97,8 +103,14 @@ beforeAll(async () => {
     redis: createRedisActivities(),
     systemd: createSystemdActivities({ run: dockerExecRunner(stack().systemdContainer), timeoutMs: 90_000, outputBytes }),
   });
-  await eventually(() => agent.targetLogs('app', { tail: 100 }), (r) => r.lines === 5);
-  await eventually(() => agent.targetLogs('chatty', { tail: 5 }), (r) => r.text.endsWith('line 2999'));
+  await eventually(
+    () => agent.targetLogs('app', { tail: 100 }),
+    (r) => r.lines === 5,
+  );
+  await eventually(
+    () => agent.targetLogs('chatty', { tail: 5 }),
+    (r) => r.text.endsWith('line 2999'),
+  );
 });
 
 afterAll(async () => {
@@ -109,13 +121,20 @@ afterAll(async () => {
 });
 
 /** The log lines without Docker's timestamps ("2024-05-01T02:03:04.123Z "). */
-const messages = (r: LogResult) => (r.text === '' ? [] : r.text.split('\n').map((l) => l.replace(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /, '')));
+const messages = (r: LogResult) =>
+  r.text === '' ? [] : r.text.split('\n').map((l) => l.replace(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /, ''));
 
 describe('container logs', () => {
   it('reads stdout and stderr as written, oldest first, each line with the time Docker logged it', async () => {
     const r = await agent.targetLogs('app', { tail: 100 });
     expect(r).toMatchObject({ target: 'app', lines: 5, matched: 5 });
-    expect(messages(r)).toEqual(['INFO old: starting', 'ERROR old: config missing', 'INFO new: ready', 'ERROR new: disk full', 'WARN new: token=[redacted]']);
+    expect(messages(r)).toEqual([
+      'INFO old: starting',
+      'ERROR old: config missing',
+      'INFO new: ready',
+      'ERROR new: disk full',
+      'WARN new: token=[redacted]',
+    ]);
     const stamps = r.text.split('\n').map((l) => Date.parse(l.slice(0, 24)));
     expect(stamps.every((s) => Date.now() - s < 10 * 60_000)).toBe(true);
     expect([...stamps].sort((a, b) => a - b)).toEqual(stamps);
@@ -137,7 +156,13 @@ describe('container logs', () => {
 
   it('leaves out lines older than since', async () => {
     const all = await agent.targetLogs('app', { tail: 100 });
-    const at = (word: string) => Date.parse(all.text.split('\n').find((l) => l.includes(word))!.slice(0, 24));
+    const at = (word: string) =>
+      Date.parse(
+        all.text
+          .split('\n')
+          .find((l) => l.includes(word))!
+          .slice(0, 24),
+      );
     // Half-way through the 3 s pause between the old lines and the new ones.
     const middle = (at('ERROR old') + at('INFO new')) / 2;
     const r = await agent.targetLogs('app', { tail: 100, sinceMs: Math.round(Date.now() - middle) });
@@ -158,7 +183,9 @@ describe('container logs', () => {
     expect(Buffer.byteLength(r.text)).toBeLessThanOrEqual(outputBytes);
     const [marker, ...kept] = r.text.split('\n');
     expect(marker).toBe(`[older lines cut at ${outputBytes} bytes]`);
-    expect(messages({ ...r, text: kept.join('\n') })).toEqual(Array.from({ length: kept.length }, (_, i) => `line ${3_000 - kept.length + i}`));
+    expect(messages({ ...r, text: kept.join('\n') })).toEqual(
+      Array.from({ length: kept.length }, (_, i) => `line ${3_000 - kept.length + i}`),
+    );
     expect(kept.length).toBeGreaterThan(20);
   });
 
@@ -177,7 +204,10 @@ describe('container logs', () => {
 
 describe('unit journal', () => {
   it("reads the unit's journal where the unit lives, filtered by the pattern and scrubbed", async () => {
-    const r = await eventually(() => agent.targetLogs('web', { tail: 50, pattern: 'unit (cannot|token)' }), (x) => x.matched >= 2);
+    const r = await eventually(
+      () => agent.targetLogs('web', { tail: 50, pattern: 'unit (cannot|token)' }),
+      (x) => x.matched >= 2,
+    );
     expect(r.target).toBe('web');
     expect(r.matched).toBe(2);
     expect(r.lines).toBeGreaterThan(r.matched);
@@ -188,7 +218,10 @@ describe('unit journal', () => {
   });
 
   it('honours since: lines logged seconds ago are older than the last second', async () => {
-    const all = await eventually(() => agent.targetLogs('web', { tail: 50, pattern: 'unit starting' }), (x) => x.matched === 1);
+    const all = await eventually(
+      () => agent.targetLogs('web', { tail: 50, pattern: 'unit starting' }),
+      (x) => x.matched === 1,
+    );
     await new Promise((r) => setTimeout(r, 2_500));
     const recent = await agent.targetLogs('web', { tail: 50, sinceMs: 1_000, pattern: 'unit starting' });
     expect(recent.matched).toBe(0);
@@ -204,7 +237,10 @@ describe('unit journal', () => {
 
   it("the host agent reads its unit's journal, and refuses a container's log (the engine's)", async () => {
     const host = createHostActivities(config(), 'h1', { logger, run: dockerExecRunner(stack().systemdContainer) });
-    const r = await eventually(() => host.targetLogs('web', { tail: 50, pattern: 'unit starting' }), (x) => x.matched === 1);
+    const r = await eventually(
+      () => host.targetLogs('web', { tail: 50, pattern: 'unit starting' }),
+      (x) => x.matched === 1,
+    );
     expect(r.target).toBe('web');
     const f = await failureOf(host.targetLogs('app', { tail: 10 }));
     expect(f).toMatchObject({ nonRetryable: true, type: 'TargetNotFound' });
@@ -223,7 +259,9 @@ describe('unit journal', () => {
     });
     const f = await failureOf(engine.targetLogs('web', { tail: 10 }));
     expect(f).toMatchObject({ nonRetryable: true, type: 'BadInput' });
-    expect(f.message).toBe(`log read of systemd target 'web' refused: systemd units are handled by their host agent; this worker is not one`);
+    expect(f.message).toBe(
+      `log read of systemd target 'web' refused: systemd units are handled by their host agent; this worker is not one`,
+    );
   });
 });
 
@@ -243,13 +281,17 @@ describe('refusals', () => {
   it('a database with no container or unit behind it has no logs to read', async () => {
     const f = await failureOf(agent.targetLogs('plain-cache', { tail: 10 }));
     expect(f).toMatchObject({ nonRetryable: true, type: 'BadInput' });
-    expect(f.message).toBe("log read refused: target 'plain-cache' (a redis target) has no logs: no restartVia container or unit is configured");
+    expect(f.message).toBe(
+      "log read refused: target 'plain-cache' (a redis target) has no logs: no restartVia container or unit is configured",
+    );
   });
 
   it('a pattern that is not a regular expression is bad input, and nothing is read', async () => {
     const f = await failureOf(agent.targetLogs('ghost', { tail: 10, pattern: 'ERROR(' }));
     expect(f).toMatchObject({ nonRetryable: true, type: 'BadInput' });
-    expect(f.message).toMatch(/^log read of target 'ghost' refused: pattern is not a regular expression: Invalid regular expression: \/ERROR\(\/: Unterminated group/);
+    expect(f.message).toMatch(
+      /^log read of target 'ghost' refused: pattern is not a regular expression: Invalid regular expression: \/ERROR\(\/: Unterminated group/,
+    );
   });
 
   it.each([0, 10_001, 2.5])('refuses a tail of %s lines', async (tail) => {

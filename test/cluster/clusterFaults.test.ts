@@ -67,8 +67,22 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster failing mid-
     // Each start writes a line to the container's log, which outlives restarts: the count of starts
     // from the container itself (Docker's event log keeps only its last 256 events, which a busy
     // machine turns over within one of these tests).
-    dockerSync('run', '-d', '--name', container, '--network', 'host', '--label', 'remediation.stack=1', '-e', `PORT=${port}`,
-      stack().busyboxImage, 'sh', '-c', 'echo started; exec /bin/serve');
+    dockerSync(
+      'run',
+      '-d',
+      '--name',
+      container,
+      '--network',
+      'host',
+      '--label',
+      'remediation.stack=1',
+      '-e',
+      `PORT=${port}`,
+      stack().busyboxImage,
+      'sh',
+      '-c',
+      'echo started; exec /bin/serve',
+    );
     await untilHttpOk(`http://127.0.0.1:${port}/health`, 'the container serving');
     const base = e2eConfigInput();
     const config: EngineConfigInput = {
@@ -87,14 +101,24 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster failing mid-
       bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: [target], runbook: 'serviceDown' }],
       channels: { pager: { type: 'webhook', url: `${receiver.url}/${target}` } },
       escalation: { default: 'standard', policies: { standard: { levels: levels.map((l) => ({ ...l, channels: ['pager'] })) } } },
-      guardrails: { restarts: { max: 1000, window: '1h' }, restartAttempts, restartBackoff: '500ms', verifyDeadline: '3s', verifyInterval: '500ms' },
+      guardrails: {
+        restarts: { max: 1000, window: '1h' },
+        restartAttempts,
+        restartBackoff: '500ms',
+        verifyDeadline: '3s',
+        verifyInterval: '500ms',
+      },
     };
     return { container, config };
   }
 
   /** How often the container was started again after it was created. */
   function restarts(container: string): number {
-    return dockerSync('logs', container).split('\n').filter((l) => l === 'started').length - 1;
+    return (
+      dockerSync('logs', container)
+        .split('\n')
+        .filter((l) => l === 'started').length - 1
+    );
   }
 
   /** Every notification the receiver got for the target: event, level and idempotency key. */
@@ -116,7 +140,9 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster failing mid-
     const engine = await spawnEngine(config);
     engines.push(engine);
     const labels = { alertname: 'ServiceDown', service: target, severity: 'critical' };
-    const { status } = await postAlerts(engine.webhookUrl, stack().webhookToken, [{ labels, annotations: { summary: `${target} is down` } }]);
+    const { status } = await postAlerts(engine.webhookUrl, stack().webhookToken, [
+      { labels, annotations: { summary: `${target} is down` } },
+    ]);
     expect(status).toBe(200);
 
     if (moment === 'restarting') {
@@ -136,10 +162,14 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster failing mid-
     try {
       result = (await Promise.race([
         client.workflow.getHandle(workflowId).result(),
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`${workflowId} did not finish within 120 s of the cluster being back`)), 120_000)),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error(`${workflowId} did not finish within 120 s of the cluster being back`)), 120_000),
+        ),
       ])) as RunbookResult;
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- pages: ${JSON.stringify(pages(target))}\n--- engine log:\n${engine.output().slice(-3_000)}`);
+      throw new Error(
+        `${(err as Error).message}\n--- pages: ${JSON.stringify(pages(target))}\n--- engine log:\n${engine.output().slice(-3_000)}`,
+      );
     }
     expect(result.outcome, `cluster back ${backAfterMs} ms after the fault`).toBe('escalated');
     console.info(`${what}: the cluster served again ${backAfterMs} ms after the fault; the run ended ${Date.now() - faultAt} ms after it`);

@@ -78,9 +78,22 @@ describe.skipIf(temporalMode() !== 'cluster')('three engines on one queue of the
       channels: { pager: { type: 'webhook', url: `${receiver.url}/storm` } },
       escalation: {
         default: 'standard',
-        policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['pager'] }, { name: 'senior', after: '1h', channels: ['pager'] }] } },
+        policies: {
+          standard: {
+            levels: [
+              { name: 'on-call', after: '0s', channels: ['pager'] },
+              { name: 'senior', after: '1h', channels: ['pager'] },
+            ],
+          },
+        },
       },
-      guardrails: { restarts: { max: 100_000, window: '1h' }, maxConcurrentDestructive: 100_000, restartAttempts: 1, verifyDeadline: '2s', verifyInterval: '500ms' },
+      guardrails: {
+        restarts: { max: 100_000, window: '1h' },
+        maxConcurrentDestructive: 100_000,
+        restartAttempts: 1,
+        verifyDeadline: '2s',
+        verifyInterval: '500ms',
+      },
     };
     // Each engine its own fixed address, as a load balancer's backends: a restarted engine comes back on it.
     configs = [];
@@ -100,7 +113,9 @@ describe.skipIf(temporalMode() !== 'cluster')('three engines on one queue of the
   /** Posts one notification, starting at engine `first`, moving to the next engine on anything but a 2xx. */
   async function deliver(alert: number, first: number): Promise<Delivery> {
     const body = JSON.stringify(
-      alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service: names[alert]!, severity: 'critical' }, fingerprint: `${prefix}-fp-${alert}` }]),
+      alertmanagerPayload([
+        { labels: { alertname: 'ServiceDown', service: names[alert]!, severity: 'critical' }, fingerprint: `${prefix}-fp-${alert}` },
+      ]),
     );
     const deadline = Date.now() + 180_000;
     for (let posts = 1; ; posts++) {
@@ -149,7 +164,9 @@ describe.skipIf(temporalMode() !== 'cluster')('three engines on one queue of the
             .then(() => spawnEngine(configs[k]!, { startTimeoutMs: 120_000 }))
             .then((e) => {
               engines[k] = e;
-              kills.push(`engine ${k} at ${((killedAt - t0) / 1000).toFixed(1)} s, serving again ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`);
+              kills.push(
+                `engine ${k} at ${((killedAt - t0) / 1000).toFixed(1)} s, serving again ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`,
+              );
               restarting.delete(k);
             }),
         );
@@ -174,7 +191,11 @@ describe.skipIf(temporalMode() !== 'cluster')('three engines on one queue of the
     // The storm really met dead engines, and every engine took its share.
     expect(kills.length, context).toBeGreaterThanOrEqual(alerts >= 1_000 ? 2 : 1);
     expect(deliveries.filter((d) => d.posts > 1).length, context).toBeGreaterThan(0);
-    for (let e = 0; e < 3; e++) expect(deliveries.some((d) => d.engine === e), `engine ${e} answered some`).toBe(true);
+    for (let e = 0; e < 3; e++)
+      expect(
+        deliveries.some((d) => d.engine === e),
+        `engine ${e} answered some`,
+      ).toBe(true);
 
     // Nothing lost: every target paged on-call, once per idempotency key.
     const keysOf = () => {
@@ -191,18 +212,32 @@ describe.skipIf(temporalMode() !== 'cluster')('three engines on one queue of the
     // Paced by the guard (~16 updates/s here, two per incident): 3–4 minutes on a quiet machine, more on a busy one.
     await until(`all ${alerts} incidents paged (${context})`, 420_000, async () => (keysOf().size >= alerts ? true : undefined), 1_000);
     const pagedS = (Date.now() - t0) / 1000;
-    const pagedAt = receiver.requestsTo('/storm').map((r) => (r.at - t0) / 1000).sort((a, b) => a - b);
+    const pagedAt = receiver
+      .requestsTo('/storm')
+      .map((r) => (r.at - t0) / 1000)
+      .sort((a, b) => a - b);
     const at = (p: number) => pagedAt[Math.floor((pagedAt.length - 1) * p)]!.toFixed(1);
 
     // One incident per alert, one run each: visibility lists every execution the queue ever had.
-    const runs = await until('every incident visible', 60_000, async () => {
-      const seen = new Map<string, number>();
-      for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}'` })) seen.set(wf.workflowId, (seen.get(wf.workflowId) ?? 0) + 1);
-      return names.every((n) => seen.has(incidentWorkflowId('serviceDown', n))) ? seen : undefined;
-    }, 2_000);
+    const runs = await until(
+      'every incident visible',
+      60_000,
+      async () => {
+        const seen = new Map<string, number>();
+        for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}'` }))
+          seen.set(wf.workflowId, (seen.get(wf.workflowId) ?? 0) + 1);
+        return names.every((n) => seen.has(incidentWorkflowId('serviceDown', n))) ? seen : undefined;
+      },
+      2_000,
+    );
     const incidentRuns = names.map((n) => runs.get(incidentWorkflowId('serviceDown', n)));
-    expect(incidentRuns.filter((c) => c !== 1), 'incidents with more than one run').toEqual([]);
-    expect([...runs.keys()].filter((id) => id.startsWith('incident:') && !names.some((n) => id === incidentWorkflowId('serviceDown', n)))).toEqual([]);
+    expect(
+      incidentRuns.filter((c) => c !== 1),
+      'incidents with more than one run',
+    ).toEqual([]);
+    expect(
+      [...runs.keys()].filter((id) => id.startsWith('incident:') && !names.some((n) => id === incidentWorkflowId('serviceDown', n))),
+    ).toEqual([]);
 
     // From each history: one restart scheduled and within its retry policy; one page scheduled, and
     // a page delivered twice only where its activity was retried (a SIGKILLed engine mid-delivery).
@@ -232,17 +267,21 @@ function incidentProblems(target: string, events: HistoryEvent[], pageKeys: Map<
   const scheduled = (type: string) =>
     new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type).map((e) => String(e.eventId)));
   const attempts = (ids: Set<string>) =>
-    events.filter((e) => ids.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId))).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
+    events
+      .filter((e) => ids.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId)))
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
   const restarts = scheduled('restartTarget');
   if (restarts.size !== 1) problems.push(`${target}: ${restarts.size} restarts scheduled`);
-  if (Math.max(0, ...attempts(restarts)) > restartMaxAttempts) problems.push(`${target}: a restart beyond its ${restartMaxAttempts} attempts`);
+  if (Math.max(0, ...attempts(restarts)) > restartMaxAttempts)
+    problems.push(`${target}: a restart beyond its ${restartMaxAttempts} attempts`);
   const notifies = scheduled('notify');
   if (notifies.size !== 1) problems.push(`${target}: ${notifies.size} pages scheduled`);
   const notifyAttempts = Math.max(0, ...attempts(notifies));
   if (notifyAttempts > notifyMaxAttempts) problems.push(`${target}: a page beyond its ${notifyMaxAttempts} attempts`);
   if (pageKeys.size !== 1) problems.push(`${target}: ${pageKeys.size} page keys (${[...pageKeys.keys()].join(', ')})`);
   for (const [key, deliveries] of pageKeys) {
-    if (deliveries > 1 && notifyAttempts < deliveries) problems.push(`${target}: page ${key} delivered ${deliveries} times by ${notifyAttempts} attempt(s)`);
+    if (deliveries > 1 && notifyAttempts < deliveries)
+      problems.push(`${target}: page ${key} delivered ${deliveries} times by ${notifyAttempts} attempt(s)`);
   }
   return problems;
 }

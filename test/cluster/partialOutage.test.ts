@@ -68,9 +68,12 @@ describe.skipIf(temporalMode() !== 'cluster')('the engine while part of the clus
     ask(`${engine.webhookUrl}/alertmanager`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${stack().webhookToken}` },
-      body: JSON.stringify(alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service: target, severity: 'critical' }, fingerprint: `fp-${target}` }])),
+      body: JSON.stringify(
+        alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service: target, severity: 'critical' }, fingerprint: `fp-${target}` }]),
+      ),
     });
-  const paged = (target: string) => receiver.requestsTo('/outage').some((r) => (r.body as { idempotencyKey: string }).idempotencyKey.includes(`:${target}:`));
+  const paged = (target: string) =>
+    receiver.requestsTo('/outage').some((r) => (r.body as { idempotencyKey: string }).idempotencyKey.includes(`:${target}:`));
 
   /**
    * Takes `part` down, asks the webhook and /readyz, brings the cluster back, posts again as
@@ -82,17 +85,27 @@ describe.skipIf(temporalMode() !== 'cluster')('the engine while part of the clus
     await new Promise((r) => setTimeout(r, 3_000));
     const alert = await post(target);
     const ready = await ask(`${engine.webhookUrl}/readyz`);
-    console.info(`${part} down: webhook ${alert.status} in ${alert.ms} ms (Retry-After ${alert.retryAfter}) ${alert.body}; /readyz ${ready.status} in ${ready.ms} ms ${ready.body}`);
+    console.info(
+      `${part} down: webhook ${alert.status} in ${alert.ms} ms (Retry-After ${alert.retryAfter}) ${alert.body}; /readyz ${ready.status} in ${ready.ms} ms ${ready.body}`,
+    );
     const t0 = Date.now();
     await clusterUp();
     const backMs = Date.now() - t0;
     let retried: Answer | undefined;
-    if (alert.status !== 200) retried = await until(`the webhook taking the retried alert after ${part} is back`, 60_000, async () => {
-      const a = await post(target);
-      return a.status === 200 ? a : undefined;
-    }, 1_000);
+    if (alert.status !== 200)
+      retried = await until(
+        `the webhook taking the retried alert after ${part} is back`,
+        60_000,
+        async () => {
+          const a = await post(target);
+          return a.status === 200 ? a : undefined;
+        },
+        1_000,
+      );
     await until(`${target} paged after ${part} is back`, 120_000, async () => (paged(target) ? true : undefined), 500);
-    console.info(`${part}: cluster back in ${backMs} ms; ${retried ? 'the retried alert was taken' : 'the alert taken during the outage'} paged ${Date.now() - t0} ms after the restart began`);
+    console.info(
+      `${part}: cluster back in ${backMs} ms; ${retried ? 'the retried alert was taken' : 'the alert taken during the outage'} paged ${Date.now() - t0} ms after the restart began`,
+    );
 
     expect(alert.status, alert.body).toBe(expected.webhook);
     // Every refusal is bounded by the webhook's 5 s deadline on Temporal (6–8 s here, its calls and a

@@ -70,7 +70,9 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster over mTLS', 
     const address = stack().temporalAddress;
     const serverOnly = { serverRootCACertificate: read(tls.ca), serverNameOverride: tls.serverName };
     // The same connection with the engine's certificate is served: what is refused below is the missing certificate.
-    await expect(nativeConnect({ address, tls: { ...serverOnly, clientCertPair: { crt: read(tls.engine.cert), key: read(tls.engine.key) } } })).resolves.toBeUndefined();
+    await expect(
+      nativeConnect({ address, tls: { ...serverOnly, clientCertPair: { crt: read(tls.engine.cert), key: read(tls.engine.key) } } }),
+    ).resolves.toBeUndefined();
     // The server closes the handshake (reported as a broken pipe or a cancelled call, by timing).
     await expect(nativeConnect({ address, tls: serverOnly })).rejects.toThrow(/Failed to call GetSystemInfo/);
     await expect(nativeConnect({ address })).rejects.toThrow(/Failed to call GetSystemInfo/);
@@ -78,21 +80,29 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster over mTLS', 
     await expect(Connection.connect({ address, tls: serverOnly, connectTimeout: '3s' })).rejects.toThrow(/Failed to connect/);
   });
 
-  it('refuses a client certificate from another CA, even one with the engine\'s name and usage', async () => {
+  it("refuses a client certificate from another CA, even one with the engine's name and usage", async () => {
     const foreign = foreignClient('remediation-engine');
     cleanups.push(() => rmSync(dirname(foreign.ca), { recursive: true, force: true }));
     const address = stack().temporalAddress;
     await expect(
       nativeConnect({
         address,
-        tls: { serverRootCACertificate: read(tls.ca), serverNameOverride: tls.serverName, clientCertPair: { crt: read(foreign.cert), key: read(foreign.key) } },
+        tls: {
+          serverRootCACertificate: read(tls.ca),
+          serverNameOverride: tls.serverName,
+          clientCertPair: { crt: read(foreign.cert), key: read(foreign.key) },
+        },
       }),
     ).rejects.toThrow(/Failed to call GetSystemInfo/);
     // And a client that trusts another CA refuses the cluster: the server is authenticated too.
     await expect(
       nativeConnect({
         address,
-        tls: { serverRootCACertificate: read(foreign.ca), serverNameOverride: tls.serverName, clientCertPair: { crt: read(tls.engine.cert), key: read(tls.engine.key) } },
+        tls: {
+          serverRootCACertificate: read(foreign.ca),
+          serverNameOverride: tls.serverName,
+          clientCertPair: { crt: read(tls.engine.cert), key: read(tls.engine.key) },
+        },
       }),
     ).rejects.toThrow(/UnknownIssuer|certificate/i);
   });
@@ -101,11 +111,34 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster over mTLS', 
     const probe = join(process.env.REMEDIATION_CACHE ?? join(homedir(), '.cache', 'remediation'), 'bin', 'grpc-health-probe-v0.4.63');
     const historyAddress = stack().temporalAddress.replace(/:(\d+)$/, (_, p: string) => `:${Number(p) + 1}`);
     const asClient = (cert: string, key: string, ca: string) =>
-      run(probe, ['-addr', historyAddress, '-service', 'temporal.api.workflowservice.v1.HistoryService', '-connect-timeout', '2s', '-rpc-timeout', '2s',
-        '-tls', '-tls-ca-cert', ca, '-tls-client-cert', cert, '-tls-client-key', key, '-tls-server-name', tls.serverName], { timeout: 15_000 });
+      run(
+        probe,
+        [
+          '-addr',
+          historyAddress,
+          '-service',
+          'temporal.api.workflowservice.v1.HistoryService',
+          '-connect-timeout',
+          '2s',
+          '-rpc-timeout',
+          '2s',
+          '-tls',
+          '-tls-ca-cert',
+          ca,
+          '-tls-client-cert',
+          cert,
+          '-tls-client-key',
+          key,
+          '-tls-server-name',
+          tls.serverName,
+        ],
+        { timeout: 15_000 },
+      );
     const internode = (f: string) => join(dirname(tls.ca), f);
     // A node's certificate is served (the stack's own health check does this)…
-    await expect(asClient(internode('internode.pem'), internode('internode-key.pem'), internode('internode-ca.pem'))).resolves.toBeDefined();
+    await expect(
+      asClient(internode('internode.pem'), internode('internode-key.pem'), internode('internode-ca.pem')),
+    ).resolves.toBeDefined();
     // …the administrator's is not, though it is valid for the frontend.
     await expect(asClient(tls.admin.cert, tls.admin.key, internode('internode-ca.pem'))).rejects.toThrow(/certificate|handshake|failed/i);
 
@@ -114,8 +147,15 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster over mTLS', 
     const get = (cert?: { cert: string; key: string }) =>
       new Promise<number>((resolve, reject) => {
         const req = request(
-          { host: '127.0.0.1', port: httpPort, path: `/api/v1/namespaces/${stack().temporalNamespace}`, ca: read(tls.ca), servername: tls.serverName,
-            ...(cert ? { cert: read(cert.cert), key: read(cert.key) } : {}), timeout: 5_000 },
+          {
+            host: '127.0.0.1',
+            port: httpPort,
+            path: `/api/v1/namespaces/${stack().temporalNamespace}`,
+            ca: read(tls.ca),
+            servername: tls.serverName,
+            ...(cert ? { cert: read(cert.cert), key: read(cert.key) } : {}),
+            timeout: 5_000,
+          },
           (res) => {
             res.resume();
             resolve(res.statusCode ?? 0);
@@ -152,7 +192,13 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster over mTLS', 
       webhook: { listen: '127.0.0.1:0', token: stack().webhookToken },
       hosts: { [host]: {} },
       targets: {
-        web: { kind: 'systemd', unit: `remediation-tls-web-${unitPort}.service`, host, labels: { service: 'web' }, health: { url: healthUrl, timeout: '1s' } },
+        web: {
+          kind: 'systemd',
+          unit: `remediation-tls-web-${unitPort}.service`,
+          host,
+          labels: { service: 'web' },
+          health: { url: healthUrl, timeout: '1s' },
+        },
       },
       bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: ['web'], runbook: 'serviceDown' }],
       channels: { log: { type: 'log' } },
@@ -188,8 +234,22 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster over mTLS', 
     cleanups.push(() => rmSync(agentDir, { recursive: true, force: true }));
     const agentFile = writeConfig({ ...config, temporal: { ...temporalConfigInput('hostAgent'), taskQueue } }, agentDir);
     const agentUnit = `remediation-agent-tls-${port}.service`;
-    inHost('systemd-run', `--unit=${agentUnit}`, '-p', 'WorkingDirectory=/opt/engine', '--setenv=LOG_LEVEL=debug',
-      '/usr/local/bin/node', '--import', 'tsx', 'worker/main.ts', '--config', agentFile, 'agent', '--host', host);
+    inHost(
+      'systemd-run',
+      `--unit=${agentUnit}`,
+      '-p',
+      'WorkingDirectory=/opt/engine',
+      '--setenv=LOG_LEVEL=debug',
+      '/usr/local/bin/node',
+      '--import',
+      'tsx',
+      'worker/main.ts',
+      '--config',
+      agentFile,
+      'agent',
+      '--host',
+      host,
+    );
     // A transient unit: gone once stopped.
     cleanups.push(() => void inHost('systemctl', 'stop', agentUnit));
     const engine = await spawnEngine(config, { env: { LOG_LEVEL: 'debug' } });
@@ -208,14 +268,20 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster over mTLS', 
 
     const pidBefore = inHost('systemctl', 'show', '-p', 'MainPID', '--value', unit);
     inHost('systemctl', 'kill', '--signal=SIGKILL', unit);
-    await until(`${unit} down`, 10_000, async () => (inHost('systemctl', 'show', '-p', 'ActiveState', '--value', unit) !== 'active' ? true : undefined));
-    const answer = await postAlerts(engine.webhookUrl, stack().webhookToken, [{ labels: { alertname: 'ServiceDown', service: 'web', severity: 'critical' } }]);
+    await until(`${unit} down`, 10_000, async () =>
+      inHost('systemctl', 'show', '-p', 'ActiveState', '--value', unit) !== 'active' ? true : undefined,
+    );
+    const answer = await postAlerts(engine.webhookUrl, stack().webhookToken, [
+      { labels: { alertname: 'ServiceDown', service: 'web', severity: 'critical' } },
+    ]);
     expect(answer.status).toBe(200);
 
     const handle = client.workflow.getHandle(incidentWorkflowId('serviceDown', 'web'));
     const result = (await Promise.race([
       handle.result(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`no result within 90 s; engine log:\n${engine.output().slice(-3_000)}`)), 90_000)),
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error(`no result within 90 s; engine log:\n${engine.output().slice(-3_000)}`)), 90_000),
+      ),
     ])) as RunbookResult;
     expect(result.outcome, result.detail).toBe('recovered');
     expect(inHost('systemctl', 'show', '-p', 'ActiveState', '--value', unit)).toBe('active');
@@ -223,8 +289,12 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster over mTLS', 
 
     // The restart was the agent's, through its own connection: the history names its identity.
     const events = await historyEvents(handle);
-    const restarts = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget').map((e) => String(e.eventId)));
-    const startedBy = events.filter((e) => restarts.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId))).map((e) => e.activityTaskStartedEventAttributes!.identity);
+    const restarts = new Set(
+      events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget').map((e) => String(e.eventId)),
+    );
+    const startedBy = events
+      .filter((e) => restarts.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId)))
+      .map((e) => e.activityTaskStartedEventAttributes!.identity);
     expect(startedBy.length).toBeGreaterThan(0);
     expect(new Set(startedBy)).toEqual(new Set([agentPoller]));
 
@@ -235,6 +305,8 @@ describe.skipIf(temporalMode() !== 'cluster')('the Temporal cluster over mTLS', 
     expect(leakedKeyForms(inHost('journalctl', '-u', agentUnit, '--no-pager', '-o', 'cat'), keys)).toEqual([]);
     expect(leakedKeyForms(JSON.stringify(events), keys)).toEqual([]);
     // The check itself finds a key where there is one.
-    expect(leakedKeyForms(`x ${readFileSync(tls.engine.key, 'utf8')} ${JSON.stringify(readFileSync(tls.engine.key))}`, [tls.engine.key]).length).toBeGreaterThan(3);
+    expect(
+      leakedKeyForms(`x ${readFileSync(tls.engine.key, 'utf8')} ${JSON.stringify(readFileSync(tls.engine.key))}`, [tls.engine.key]).length,
+    ).toBeGreaterThan(3);
   }, 240_000);
 });

@@ -21,7 +21,13 @@ function context(overrides: Partial<ExpressionContext> = {}): ExpressionContext 
       diagnose: { status: 'failed', error: 'diagnoseTarget failed: timeout' },
       skipped: { status: 'skipped' },
     },
-    incident: { workflowId: 'incident:serviceDown:api', runbook: 'serviceDown', dryRun: false, targets: ['pg-1', 'my-1'], schedule: 'weekly' },
+    incident: {
+      workflowId: 'incident:serviceDown:api',
+      runbook: 'serviceDown',
+      dryRun: false,
+      targets: ['pg-1', 'my-1'],
+      schedule: 'weekly',
+    },
     item: {},
     check: {},
     ...overrides,
@@ -37,7 +43,7 @@ describe('conditions', () => {
     expect(evaluateCondition("steps.diagnose.status == 'failed' && steps.diagnose.error.contains('timeout')", ctx)).toBe(true);
     expect(evaluateCondition("steps.skipped.status == 'skipped'", ctx)).toBe(true);
     expect(evaluateCondition("target.kind == 'container' && !target.hasAction", ctx)).toBe(true);
-    expect(evaluateCondition("alert.labels.service == target.name", ctx)).toBe(true);
+    expect(evaluateCondition('alert.labels.service == target.name', ctx)).toBe(true);
     expect(evaluateCondition("'severity' in alert.labels && !('team' in alert.labels)", ctx)).toBe(true);
   });
 
@@ -57,12 +63,18 @@ describe('conditions', () => {
 
   it('refuse a value that is not a bool when evaluated, naming the expression', () => {
     expect(() => evaluateCondition('steps.verify.detail', context())).toThrow('condition "steps.verify.detail" gave a string, not a bool');
-    expect(() => evaluateCondition('steps.restart.attempts', context())).toThrow('condition "steps.restart.attempts" gave the int 3, not a bool');
+    expect(() => evaluateCondition('steps.restart.attempts', context())).toThrow(
+      'condition "steps.restart.attempts" gave the int 3, not a bool',
+    );
   });
 
   it('fail on a missing key with an error naming the expression and the key', () => {
-    expect(() => evaluateCondition('steps.rollback.healthy', context())).toThrow(/^expression "steps\.rollback\.healthy" failed: .*rollback/);
-    expect(() => evaluateCondition("alert.labels.team == 'db'", context())).toThrow(/^expression "alert\.labels\.team == 'db'" failed: .*team/);
+    expect(() => evaluateCondition('steps.rollback.healthy', context())).toThrow(
+      /^expression "steps\.rollback\.healthy" failed: .*rollback/,
+    );
+    expect(() => evaluateCondition("alert.labels.team == 'db'", context())).toThrow(
+      /^expression "alert\.labels\.team == 'db'" failed: .*team/,
+    );
   });
 });
 
@@ -81,7 +93,10 @@ describe('values and templates', () => {
     expect(renderTemplate("restart ${{ steps.restart.attempts + 1 }} of '${{ target.name }}'", ctx)).toBe("restart 4 of 'api'");
     expect(renderTemplate("${{ incident.targets.join(', ') }}${{ incident.dryRun ? ' (dry-run)' : '' }}", ctx)).toBe('pg-1, my-1');
     expect(
-      renderTemplate("restart rejected by ${{ steps.approve_restart.by }}${{ steps.approve_restart.reason != '' ? ': ' + steps.approve_restart.reason : '' }}", ctx),
+      renderTemplate(
+        "restart rejected by ${{ steps.approve_restart.by }}${{ steps.approve_restart.reason != '' ? ': ' + steps.approve_restart.reason : '' }}",
+        ctx,
+      ),
     ).toBe('restart rejected by alice');
     expect(renderTemplate('${{ steps.verify.healthy }} / ${{ steps.restart }}', ctx)).toBe(
       'false / {"status":"ok","recovered":false,"attempts":3,"detail":"not healthy after 3 restarts"}',
@@ -95,7 +110,9 @@ describe('values and templates', () => {
   });
 
   it('fail a template whose expression reads a missing key, naming the expression', () => {
-    expect(() => renderTemplate('detail: ${{ steps.escalate.end }}', context())).toThrow(/^expression "steps\.escalate\.end" failed: .*escalate/);
+    expect(() => renderTemplate('detail: ${{ steps.escalate.end }}', context())).toThrow(
+      /^expression "steps\.escalate\.end" failed: .*escalate/,
+    );
   });
 });
 
@@ -104,7 +121,10 @@ describe('checks at load time', () => {
     for (const [text, as] of [
       ['steps.suppression_check.suppressed', 'condition'],
       ["(target.hasAction ? steps.approve_action : steps.approve_restart).decision == 'rejected'", 'condition'],
-      ["steps.escalate.end == 'acknowledged' ? 'acknowledged by ' + steps.escalate.acknowledgedBy : 'nobody acknowledged after ' + string(steps.escalate.levels) + ' level(s)'", 'value'],
+      [
+        "steps.escalate.end == 'acknowledged' ? 'acknowledged by ' + steps.escalate.acknowledgedBy : 'nobody acknowledged after ' + string(steps.escalate.levels) + ' level(s)'",
+        'value',
+      ],
       ['steps.restart.attempts + 1', 'value'],
       // Step outputs are maps of unknown type: a condition over them is checked when it runs.
       ['steps.post_check.healthy', 'condition'],
@@ -127,7 +147,7 @@ describe('checks at load time', () => {
   it('refuse a condition whose type is known not to be a bool', () => {
     expect(expressionProblem('1 + 2', 'condition')).toBe('a condition must be a bool, this is a int');
     expect(expressionProblem("'yes'", 'condition')).toBe('a condition must be a bool, this is a string');
-    expect(expressionProblem("size(incident.targets)", 'condition')).toBe('a condition must be a bool, this is a int');
+    expect(expressionProblem('size(incident.targets)', 'condition')).toBe('a condition must be a bool, this is a int');
     // The same expressions are fine as values.
     expect(expressionProblem('1 + 2', 'value')).toBeUndefined();
   });

@@ -38,9 +38,20 @@ describe('paths in the config', () => {
     expect(pathProblem('/var/log//x')).toBe('holds "//"');
     expect(pathProblem('/var/log/x/')).toBe('ends in "/"');
     expect(pathProblem('/var/log/x\n.log')).toBe('holds a control character');
-    expect(problems({ web: unit({ logFiles: { app: '/var/log/../etc/shadow' } }) })).toEqual([expect.stringMatching(/^targets\.web\.logFiles\.app: holds a "\." or "\.\." segment/)]);
-    expect(problems({ web: unit({ logFiles: { 'bad name!': '/var/log/x.log' } }) })).toEqual([expect.stringContaining('targets.web.logFiles')]);
-    expect(problems({ web: unit({ logFiles: { app: '/var/log/genesis/app.log' }, housekeeping: { paths: ['/var/lib/genesis/runs'], logrotate: '/etc/logrotate.d/genesis' } }) })).toEqual([]);
+    expect(problems({ web: unit({ logFiles: { app: '/var/log/../etc/shadow' } }) })).toEqual([
+      expect.stringMatching(/^targets\.web\.logFiles\.app: holds a "\." or "\.\." segment/),
+    ]);
+    expect(problems({ web: unit({ logFiles: { 'bad name!': '/var/log/x.log' } }) })).toEqual([
+      expect.stringContaining('targets.web.logFiles'),
+    ]);
+    expect(
+      problems({
+        web: unit({
+          logFiles: { app: '/var/log/genesis/app.log' },
+          housekeeping: { paths: ['/var/lib/genesis/runs'], logrotate: '/etc/logrotate.d/genesis' },
+        }),
+      }),
+    ).toEqual([]);
   });
 
   it('never lets housekeeping loose on a system or shared directory, or on one directory twice', () => {
@@ -48,10 +59,16 @@ describe('paths in the config', () => {
       expect(housekeepingDirProblem(dir), dir).toBeDefined();
     for (const dir of ['/var/log/genesis', '/var/lib/genesis/orchestrator_runs', '/srv/app/tmp', '/opt/app/logs', '/home/app/runs'])
       expect(housekeepingDirProblem(dir), dir).toBeUndefined();
-    expect(problems({ web: unit({ housekeeping: { paths: ['/var/log'] } }) })).toEqual([expect.stringMatching(/^targets\.web\.housekeeping\.paths\.0: \/var\/log holds more than one application's files/)]);
-    expect(problems({ web: unit({ housekeeping: { paths: ['/srv/app', '/srv/app/tmp'] } }) })).toEqual([expect.stringMatching(/paths\.1: \/srv\/app\/tmp is inside \/srv\/app, already listed/)]);
+    expect(problems({ web: unit({ housekeeping: { paths: ['/var/log'] } }) })).toEqual([
+      expect.stringMatching(/^targets\.web\.housekeeping\.paths\.0: \/var\/log holds more than one application's files/),
+    ]);
+    expect(problems({ web: unit({ housekeeping: { paths: ['/srv/app', '/srv/app/tmp'] } }) })).toEqual([
+      expect.stringMatching(/paths\.1: \/srv\/app\/tmp is inside \/srv\/app, already listed/),
+    ]);
     // Housekeeping is a host's: a container target has no such key.
-    expect(problems({ app: { kind: 'container', container: 'app', housekeeping: { paths: ['/srv/app'] } } })).toEqual([expect.stringContaining('targets.app')]);
+    expect(problems({ app: { kind: 'container', container: 'app', housekeeping: { paths: ['/srv/app'] } } })).toEqual([
+      expect.stringContaining('targets.app'),
+    ]);
   });
 });
 
@@ -77,14 +94,22 @@ describe('what runbook files ask of it', () => {
   });
 
   it('a log file is one the target lists; housekeeping and logrotate only on a systemd target that configures them', () => {
-    expect(check(`  - id: l\n    uses: logs\n    with: { target: web, file: orchestrator }\n  - id: c\n    uses: housekeeping\n    with: { target: web, olderThanDays: 30 }\n`)).toEqual([]);
+    expect(
+      check(
+        `  - id: l\n    uses: logs\n    with: { target: web, file: orchestrator }\n  - id: c\n    uses: housekeeping\n    with: { target: web, olderThanDays: 30 }\n`,
+      ),
+    ).toEqual([]);
     expect(check(`  - id: l\n    uses: logs\n    with: { target: app, file: orchestrator }\n`)).toEqual([
       't.yaml:5: step "l": with.file: target "app" has no log file "orchestrator" in its logFiles (known: app)',
     ]);
     expect(check(`  - id: l\n    uses: logs\n    with: { target: db, file: app }\n`)).toEqual([
       `t.yaml:5: step "l": with.file: log files are read in containers and on systemd units' hosts, and target "db" is a mysql`,
     ]);
-    expect(check(`  - id: c\n    uses: housekeeping\n    with: { target: app, olderThanDays: 30 }\n  - id: r\n    uses: logrotate\n    with: { target: web }\n`)).toEqual([
+    expect(
+      check(
+        `  - id: c\n    uses: housekeeping\n    with: { target: app, olderThanDays: 30 }\n  - id: r\n    uses: logrotate\n    with: { target: web }\n`,
+      ),
+    ).toEqual([
       `t.yaml:5: step "c": with: housekeeping runs on a systemd unit's host, and target "app" is a container`,
       't.yaml:8: step "r": with: target "web" has no housekeeping.logrotate file in the config',
     ]);

@@ -37,7 +37,10 @@ function problems(change: (c: EngineConfigInput & Record<string, any>) => void):
 function refusedWith(change: (c: EngineConfigInput & Record<string, any>) => void, ...parts: string[]): void {
   const found = problems(change);
   expect(found.length, 'refused').toBeGreaterThan(0);
-  expect(found.some((p) => parts.every((part) => p.includes(part))), `a problem with ${parts.join(' … ')} in:\n${found.join('\n')}`).toBe(true);
+  expect(
+    found.some((p) => parts.every((part) => p.includes(part))),
+    `a problem with ${parts.join(' … ')} in:\n${found.join('\n')}`,
+  ).toBe(true);
 }
 
 describe('refused at start-up, naming key and value', () => {
@@ -52,13 +55,17 @@ describe('refused at start-up, naming key and value', () => {
       'invalid regular expression',
       'env=~"prod("',
     );
-    refusedWith((c) => (c.bindings![0]!.matchers = [{ name: 'env', value: '(?U)a+', isRegex: true }]), 'bindings.0.matchers.0.value', 'ungreedy');
+    refusedWith(
+      (c) => (c.bindings![0]!.matchers = [{ name: 'env', value: '(?U)a+', isRegex: true }]),
+      'bindings.0.matchers.0.value',
+      'ungreedy',
+    );
     // The same text as a plain value is fine, and so is a valid expression.
     expect(problems((c) => (c.bindings![0]!.matchers = [{ name: 'env', value: 'prod(' }]))).toEqual([]);
     expect(problems((c) => (c.bindings![0]!.matchers = [{ name: 'env', value: '(?i)prod|stag.*', isRegex: true }]))).toEqual([]);
   });
 
-  it("a maintenance silence matcher whose regular expression does not compile", () => {
+  it('a maintenance silence matcher whose regular expression does not compile', () => {
     refusedWith(
       (c) => (c.maintenance = [{ name: 'weekly', targets: ['db'], silence: [{ name: 'instance', value: 'db-[', isRegex: true }] }]),
       'maintenance.0.silence.0.value',
@@ -67,7 +74,8 @@ describe('refused at start-up, naming key and value', () => {
   });
 
   it('a cron string Temporal would reject at schedule sync', () => {
-    const cron = (value: string) => (c: EngineConfigInput & Record<string, any>) => (c.maintenance = [{ name: 'weekly', targets: ['db'], cron: value }]);
+    const cron = (value: string) => (c: EngineConfigInput & Record<string, any>) =>
+      (c.maintenance = [{ name: 'weekly', targets: ['db'], cron: value }]);
     refusedWith(cron('0 25 * * 0'), 'maintenance.0.cron', 'hour "25"', '"0 25 * * 0"');
     refusedWith(cron('61 2 * * 0'), 'maintenance.0.cron', 'minute "61"');
     refusedWith(cron('0 2 * * 0 0'), 'maintenance.0.cron', 'year');
@@ -79,13 +87,25 @@ describe('refused at start-up, naming key and value', () => {
     refusedWith(cron('@fortnightly'), 'maintenance.0.cron', '@fortnightly');
     refusedWith(cron('@every soon'), 'maintenance.0.cron', 'interval');
     refusedWith(cron('CRON_TZ=Europe/Berlin 0 2 * * 0'), 'maintenance.0.cron', 'timezone');
-    for (const ok of ['0 2 * * 0', '0 2 * * SUN', '30 2 * * 7', '*/15 0-6 1,15 JAN-mar mon-FRI', '0 2 * * 0 2030', '0 0 2 * * 0 *', '@weekly', '@every 12h', '@every 24h/2h', '0 2 * * 0 # weekly']) {
+    for (const ok of [
+      '0 2 * * 0',
+      '0 2 * * SUN',
+      '30 2 * * 7',
+      '*/15 0-6 1,15 JAN-mar mon-FRI',
+      '0 2 * * 0 2030',
+      '0 0 2 * * 0 *',
+      '@weekly',
+      '@every 12h',
+      '@every 24h/2h',
+      '0 2 * * 0 # weekly',
+    ]) {
       expect(problems(cron(ok)), ok).toEqual([]);
     }
   });
 
   it('a time zone that is not an IANA name', () => {
-    const zone = (value: string) => (c: EngineConfigInput & Record<string, any>) => (c.maintenance = [{ name: 'weekly', targets: ['db'], timezone: value }]);
+    const zone = (value: string) => (c: EngineConfigInput & Record<string, any>) =>
+      (c.maintenance = [{ name: 'weekly', targets: ['db'], timezone: value }]);
     refusedWith(zone('Mars/Olympus_Mons'), 'maintenance.0.timezone', 'not an IANA time zone', '"Mars/Olympus_Mons"');
     refusedWith(zone('+02:00'), 'maintenance.0.timezone');
     refusedWith(zone(''), 'maintenance.0.timezone');
@@ -93,20 +113,34 @@ describe('refused at start-up, naming key and value', () => {
   });
 
   it('restartVia naming a target that is not a container', () => {
-    refusedWith((c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'cache'), 'targets.db.restartVia', '"cache" is a redis target');
-    refusedWith((c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'nowhere'), 'targets.db.restartVia', 'no target named "nowhere"');
+    refusedWith(
+      (c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'cache'),
+      'targets.db.restartVia',
+      '"cache" is a redis target',
+    );
+    refusedWith(
+      (c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'nowhere'),
+      'targets.db.restartVia',
+      'no target named "nowhere"',
+    );
     expect(problems((c) => ((c.targets!.db as Record<string, unknown>).restartVia = 'api'))).toEqual([]);
     // The engine runs a database's restart; it cannot act on a systemd unit (only that host's agent can).
-    refusedWith((c) => {
-      c.hosts = { h: {} };
-      (c.targets as Record<string, unknown>).unit = { kind: 'systemd', unit: 'pg.service', host: 'h' };
-      (c.targets!.db as Record<string, unknown>).restartVia = 'unit';
-    }, 'targets.db.restartVia', '"unit" is a systemd target; it must be a container target');
+    refusedWith(
+      (c) => {
+        c.hosts = { h: {} };
+        (c.targets as Record<string, unknown>).unit = { kind: 'systemd', unit: 'pg.service', host: 'h' };
+        (c.targets!.db as Record<string, unknown>).restartVia = 'unit';
+      },
+      'targets.db.restartVia',
+      '"unit" is a systemd target; it must be a container target',
+    );
   });
 
   it('SQL table names that are not plain identifiers', () => {
-    const pg = (tables: string[]) => (c: EngineConfigInput & Record<string, any>) => ((c.targets!.db as Record<string, unknown>).maintenanceTables = tables);
-    const my = (tables: string[]) => (c: EngineConfigInput & Record<string, any>) => ((c.targets!.shop as Record<string, unknown>).maintenanceTables = tables);
+    const pg = (tables: string[]) => (c: EngineConfigInput & Record<string, any>) =>
+      ((c.targets!.db as Record<string, unknown>).maintenanceTables = tables);
+    const my = (tables: string[]) => (c: EngineConfigInput & Record<string, any>) =>
+      ((c.targets!.shop as Record<string, unknown>).maintenanceTables = tables);
     refusedWith(pg(['orders; DROP TABLE users']), 'targets.db.maintenanceTables.0', 'plain table name', 'orders; DROP TABLE users');
     refusedWith(pg(['a.b.c']), 'targets.db.maintenanceTables.0');
     refusedWith(pg(['"Orders"']), 'targets.db.maintenanceTables.0');
@@ -117,9 +151,20 @@ describe('refused at start-up, naming key and value', () => {
   });
 
   it('zero and absurd timeouts', () => {
-    const target = (patch: Record<string, unknown>) => (c: EngineConfigInput & Record<string, any>) => Object.assign(c.targets!.api!, patch);
-    refusedWith(target({ health: { url: 'http://127.0.0.1:18080/health', timeout: '0s' } }), 'targets.api.health.timeout', 'more than 0', '"0s"');
-    refusedWith(target({ health: { url: 'http://127.0.0.1:18080/health', timeout: '2d' } }), 'targets.api.health.timeout', 'at most 30s', '"2d"');
+    const target = (patch: Record<string, unknown>) => (c: EngineConfigInput & Record<string, any>) =>
+      Object.assign(c.targets!.api!, patch);
+    refusedWith(
+      target({ health: { url: 'http://127.0.0.1:18080/health', timeout: '0s' } }),
+      'targets.api.health.timeout',
+      'more than 0',
+      '"0s"',
+    );
+    refusedWith(
+      target({ health: { url: 'http://127.0.0.1:18080/health', timeout: '2d' } }),
+      'targets.api.health.timeout',
+      'at most 30s',
+      '"2d"',
+    );
     refusedWith(target({ stopTimeout: '1h' }), 'targets.api.stopTimeout', 'at most 2m');
     refusedWith(target({ verifyDeadline: '0ms' }), 'targets.api.verifyDeadline');
     refusedWith((c) => ((c.targets!.db as Record<string, unknown>).timeout = '0s'), 'targets.db.timeout');
@@ -146,7 +191,11 @@ describe('refused at start-up, naming key and value', () => {
       'targets.purge.action.url',
       'http or https',
     );
-    refusedWith((c) => (c.channels!.pager = { type: 'pagerduty', routingKey: 'R0UTINGKEY', url: 'file:///tmp/pd' }), 'channels.pager.url', 'http or https');
+    refusedWith(
+      (c) => (c.channels!.pager = { type: 'pagerduty', routingKey: 'R0UTINGKEY', url: 'file:///tmp/pd' }),
+      'channels.pager.url',
+      'http or https',
+    );
     // A webhook's URL is a secret: refused, and not shown.
     const hook = problems((c) => (c.channels!.hook = { type: 'webhook', url: 'file:///var/lib/hook-s3cret' }));
     expect(hook).toContain('channels.hook.url: expected an http or https URL');

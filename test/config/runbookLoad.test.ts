@@ -43,7 +43,14 @@ afterAll(() => {
 describe('the shipped runbooks', () => {
   it('load, each recording its file, the hash of its text and the line of every step', () => {
     const defs = loadRunbookDir('runbooks');
-    expect(Object.keys(defs).sort()).toEqual(['databaseConnection', 'highErrorRate', 'maintenance', 'resourcePressure', 'serviceDown', 'slaBreach']);
+    expect(Object.keys(defs).sort()).toEqual([
+      'databaseConnection',
+      'highErrorRate',
+      'maintenance',
+      'resourcePressure',
+      'serviceDown',
+      'slaBreach',
+    ]);
     for (const def of Object.values(defs)) {
       const text = readFileSync(join('runbooks', def.source), 'utf8');
       expect(def.sha256).toBe(createHash('sha256').update(text).digest('hex'));
@@ -51,12 +58,28 @@ describe('the shipped runbooks', () => {
     }
     expect(defs.maintenance!.kind).toBe('maintenance');
     expect(defs.serviceDown!.kind).toBe('incident');
-    expect(defs.serviceDown!.steps.map((s) => s.id)).toEqual(['suppression-check', 'stand-down', 'verify', 'false-alarm', 'restart', 'recovered', 'diagnose', 'escalate', 'escalated']);
+    expect(defs.serviceDown!.steps.map((s) => s.id)).toEqual([
+      'suppression-check',
+      'stand-down',
+      'verify',
+      'false-alarm',
+      'restart',
+      'recovered',
+      'diagnose',
+      'escalate',
+      'escalated',
+    ]);
   });
 
   it('carry durations in milliseconds and defaults filled in', () => {
     const def = parseRunbook(
-      runbook('  - id: wait', '    uses: waitUntil', '    timeout: 2m', '    retry: { attempts: 2 }', '    with: { until: check.healthy, deadline: 1m30s }'),
+      runbook(
+        '  - id: wait',
+        '    uses: waitUntil',
+        '    timeout: 2m',
+        '    retry: { attempts: 2 }',
+        '    with: { until: check.healthy, deadline: 1m30s }',
+      ),
       'ok.yaml',
     );
     expect(def.steps[0]).toMatchObject({
@@ -84,7 +107,9 @@ describe('a runbook file is refused with its file, line and step named', () => {
   });
 
   it('for a parameter out of range or not a duration', () => {
-    expect(onlyProblem(runbook('  - id: restart', '    uses: restart', '    with: { attempts: 50 }'), 7, 'restart')).toContain('steps.0.with.attempts:');
+    expect(onlyProblem(runbook('  - id: restart', '    uses: restart', '    with: { attempts: 50 }'), 7, 'restart')).toContain(
+      'steps.0.with.attempts:',
+    );
     expect(onlyProblem(runbook('  - id: nap', '    uses: sleep', '    with: { duration: soon }'), 7, 'nap')).toContain(
       'steps.0.with.duration: expected a duration such as "30s", "15m" or "1h" (got "soon")',
     );
@@ -102,17 +127,21 @@ describe('a runbook file is refused with its file, line and step named', () => {
   });
 
   it('for a condition that does not parse', () => {
-    const p = onlyProblem(runbook('  - id: verify', '    uses: verify', '  - id: again', '    when: steps.verify.healthy ==', '    uses: verify'), 8, 'again');
+    const p = onlyProblem(
+      runbook('  - id: verify', '    uses: verify', '  - id: again', '    when: steps.verify.healthy ==', '    uses: verify'),
+      8,
+      'again',
+    );
     expect(p).toContain('steps.1.when: condition "steps.verify.healthy ==" cannot be used: Unexpected token');
   });
 
   it("for a waitUntil's or an assert's condition that does not parse", () => {
-    expect(onlyProblem(runbook('  - id: wait', '    uses: waitUntil', '    with: { until: "check.healthy &&", deadline: 1m }'), 7, 'wait')).toContain(
-      'steps.0.with.until: condition "check.healthy &&" cannot be used',
-    );
-    expect(onlyProblem(runbook('  - id: check', '    uses: assert', '    with:', '      that: steps.(', '      message: no'), 8, 'check')).toContain(
-      'steps.0.with.that: condition "steps.(" cannot be used',
-    );
+    expect(
+      onlyProblem(runbook('  - id: wait', '    uses: waitUntil', '    with: { until: "check.healthy &&", deadline: 1m }'), 7, 'wait'),
+    ).toContain('steps.0.with.until: condition "check.healthy &&" cannot be used');
+    expect(
+      onlyProblem(runbook('  - id: check', '    uses: assert', '    with:', '      that: steps.(', '      message: no'), 8, 'check'),
+    ).toContain('steps.0.with.that: condition "steps.(" cannot be used');
   });
 
   it('for a condition that can never be a bool', () => {
@@ -122,7 +151,11 @@ describe('a runbook file is refused with its file, line and step named', () => {
   });
 
   it('for a template expression that does not parse', () => {
-    const p = onlyProblem(runbook('  - id: tell', '    uses: notify', '    with:', '      key: k', '      title: "restarted ${{ steps.restart. }}"'), 9, 'tell');
+    const p = onlyProblem(
+      runbook('  - id: tell', '    uses: notify', '    with:', '      key: k', '      title: "restarted ${{ steps.restart. }}"'),
+      9,
+      'tell',
+    );
     expect(p).toContain('steps.0.with.title: expression "steps.restart." cannot be used');
   });
 
@@ -130,18 +163,26 @@ describe('a runbook file is refused with its file, line and step named', () => {
     expect(onlyProblem(runbook('  - id: verify', '    when: "alerts.name == \'x\'"', '    uses: verify'), 6, 'verify')).toContain(
       'cannot be used: Unknown variable: alerts',
     );
-    expect(onlyProblem(runbook('  - id: done', '    uses: end', '    with: { outcome: recovered, detail: "${{ stepz.verify.detail }}" }'), 7, 'done')).toContain(
-      'steps.0.with.detail: expression "stepz.verify.detail" cannot be used: Unknown variable: stepz',
-    );
+    expect(
+      onlyProblem(
+        runbook('  - id: done', '    uses: end', '    with: { outcome: recovered, detail: "${{ stepz.verify.detail }}" }'),
+        7,
+        'done',
+      ),
+    ).toContain('steps.0.with.detail: expression "stepz.verify.detail" cannot be used: Unknown variable: stepz');
   });
 
   it('for an expression where a literal is required (what is touched never comes from an alert)', () => {
-    expect(onlyProblem(runbook('  - id: call', '    uses: http', '    with: { url: "https://api.example/${{ alert.labels.path }}" }'), 7, 'call')).toContain(
-      'steps.0.with.url: is used as written: only body of http may hold ${{ }} expressions',
-    );
-    expect(onlyProblem(runbook('  - id: verify', '    uses: verify', '    with: { target: "${{ alert.labels.service }}" }'), 7, 'verify')).toContain(
-      'steps.0.with.target: expected a configured target name',
-    );
+    expect(
+      onlyProblem(
+        runbook('  - id: call', '    uses: http', '    with: { url: "https://api.example/${{ alert.labels.path }}" }'),
+        7,
+        'call',
+      ),
+    ).toContain('steps.0.with.url: is used as written: only body of http may hold ${{ }} expressions');
+    expect(
+      onlyProblem(runbook('  - id: verify', '    uses: verify', '    with: { target: "${{ alert.labels.service }}" }'), 7, 'verify'),
+    ).toContain('steps.0.with.target: expected a configured target name');
   });
 
   it('for a goto to a step that does not exist', () => {
@@ -150,16 +191,44 @@ describe('a runbook file is refused with its file, line and step named', () => {
   });
 
   it('for a goto backwards or to itself: a runbook cannot loop', () => {
-    const back = onlyProblem(runbook('  - id: verify', '    uses: verify', '  - id: restart', '    uses: restart', '    onFailure: { goto: verify }'), 9, 'restart');
+    const back = onlyProblem(
+      runbook('  - id: verify', '    uses: verify', '  - id: restart', '    uses: restart', '    onFailure: { goto: verify }'),
+      9,
+      'restart',
+    );
     expect(back).toContain('steps.1.onFailure.goto: jumps back to step "verify": jumps go forward only, so a runbook cannot loop');
-    expect(onlyProblem(runbook('  - id: verify', '    uses: verify', '    onFailure: { goto: verify }'), 7, 'verify')).toContain('jumps back to step "verify"');
+    expect(onlyProblem(runbook('  - id: verify', '    uses: verify', '    onFailure: { goto: verify }'), 7, 'verify')).toContain(
+      'jumps back to step "verify"',
+    );
   });
 
   it('for a goto from inside a group, or from a finally step', () => {
     expect(
-      onlyProblem(runbook('  - id: gather', '    parallel:', '      - id: diagnose', '        uses: diagnose', '        onFailure: { goto: tell }', '  - id: tell', '    uses: escalate', '    with: { reason: r }'), 9, 'diagnose'),
+      onlyProblem(
+        runbook(
+          '  - id: gather',
+          '    parallel:',
+          '      - id: diagnose',
+          '        uses: diagnose',
+          '        onFailure: { goto: tell }',
+          '  - id: tell',
+          '    uses: escalate',
+          '    with: { reason: r }',
+        ),
+        9,
+        'diagnose',
+      ),
     ).toContain('steps.0.parallel.0.onFailure: a step inside a group cannot jump');
-    const text = runbook('  - id: verify', '    uses: verify', 'finally:', '  - id: a', '    uses: closeWindow', '    onFailure: { goto: b }', '  - id: b', '    uses: closeWindow');
+    const text = runbook(
+      '  - id: verify',
+      '    uses: verify',
+      'finally:',
+      '  - id: a',
+      '    uses: closeWindow',
+      '    onFailure: { goto: b }',
+      '  - id: b',
+      '    uses: closeWindow',
+    );
     expect(onlyProblem(text, 10, 'a')).toContain('finally.0.onFailure: a finally step cannot jump');
   });
 
@@ -167,12 +236,16 @@ describe('a runbook file is refused with its file, line and step named', () => {
     expect(onlyProblem(runbook('  - id: verify', '    uses: verify', '  - id: verify', '    uses: verify'), 7, 'verify')).toContain(
       'steps.1.id: step id "verify" is used twice (first at steps.0)',
     );
-    expect(onlyProblem(runbook('  - id: verify', '    uses: verify', '  - id: gather', '    parallel:', '      - id: verify', '        uses: verify'), 9, 'verify')).toContain(
-      'steps.1.parallel.0.id: step id "verify" is used twice (first at steps.0)',
-    );
-    expect(onlyProblem(runbook('  - id: verify', '    uses: verify', 'finally:', '  - id: verify', '    uses: verify'), 8, 'verify')).toContain(
-      'finally.0.id: step id "verify" is used twice (first at steps.0)',
-    );
+    expect(
+      onlyProblem(
+        runbook('  - id: verify', '    uses: verify', '  - id: gather', '    parallel:', '      - id: verify', '        uses: verify'),
+        9,
+        'verify',
+      ),
+    ).toContain('steps.1.parallel.0.id: step id "verify" is used twice (first at steps.0)');
+    expect(
+      onlyProblem(runbook('  - id: verify', '    uses: verify', 'finally:', '  - id: verify', '    uses: verify'), 8, 'verify'),
+    ).toContain('finally.0.id: step id "verify" is used twice (first at steps.0)');
   });
 
   it('for `a_b` beside `a-b`: both read as steps.a_b, and "_" is not allowed in an id', () => {
@@ -181,28 +254,73 @@ describe('a runbook file is refused with its file, line and step named', () => {
   });
 
   it('for an `end` inside a group', () => {
-    const parallel = runbook('  - id: gather', '    parallel:', '      - id: verify', '        uses: verify', '      - id: done', '        uses: end', '        with: { outcome: recovered }');
-    expect(onlyProblem(parallel, 10, 'done')).toContain('steps.0.parallel.1.uses: a run ends from its top-level steps, not from inside a group');
-    const forEach = runbook('  - id: each', '    forEach: targets', '    steps:', '      - id: done', '        uses: end', '        with: { outcome: completed }');
+    const parallel = runbook(
+      '  - id: gather',
+      '    parallel:',
+      '      - id: verify',
+      '        uses: verify',
+      '      - id: done',
+      '        uses: end',
+      '        with: { outcome: recovered }',
+    );
+    expect(onlyProblem(parallel, 10, 'done')).toContain(
+      'steps.0.parallel.1.uses: a run ends from its top-level steps, not from inside a group',
+    );
+    const forEach = runbook(
+      '  - id: each',
+      '    forEach: targets',
+      '    steps:',
+      '      - id: done',
+      '        uses: end',
+      '        with: { outcome: completed }',
+    );
     expect(onlyProblem(forEach, 9, 'done')).toContain('steps.0.steps.0.uses: a run ends from its top-level steps');
   });
 
   it('for nested groups and a retry on a group', () => {
-    expect(onlyProblem(runbook('  - id: outer', '    parallel:', '      - id: inner', '        parallel:', '          - id: verify', '            uses: verify'), 7, 'inner')).toContain(
-      'steps.0.parallel.0: groups do not nest',
-    );
-    expect(onlyProblem(runbook('  - id: gather', '    retry: { attempts: 2 }', '    parallel:', '      - id: verify', '        uses: verify'), 6, 'gather')).toContain(
-      'steps.0.retry: retry applies to single steps, not groups',
-    );
+    expect(
+      onlyProblem(
+        runbook(
+          '  - id: outer',
+          '    parallel:',
+          '      - id: inner',
+          '        parallel:',
+          '          - id: verify',
+          '            uses: verify',
+        ),
+        7,
+        'inner',
+      ),
+    ).toContain('steps.0.parallel.0: groups do not nest');
+    expect(
+      onlyProblem(
+        runbook('  - id: gather', '    retry: { attempts: 2 }', '    parallel:', '      - id: verify', '        uses: verify'),
+        6,
+        'gather',
+      ),
+    ).toContain('steps.0.retry: retry applies to single steps, not groups');
   });
 
   it('for approvedBy naming a step that is not an approval, a later approval, or nothing', () => {
-    expect(onlyProblem(runbook('  - id: verify', '    uses: verify', '  - id: restart', '    uses: restart', '    with: { approvedBy: verify }'), 9, 'restart')).toContain(
-      'steps.1.with.approvedBy: names "verify", which is not an earlier approval step',
+    expect(
+      onlyProblem(
+        runbook('  - id: verify', '    uses: verify', '  - id: restart', '    uses: restart', '    with: { approvedBy: verify }'),
+        9,
+        'restart',
+      ),
+    ).toContain('steps.1.with.approvedBy: names "verify", which is not an earlier approval step');
+    const later = runbook(
+      '  - id: restart',
+      '    uses: restart',
+      '    with: { approvedBy: ok }',
+      '  - id: ok',
+      '    uses: approval',
+      '    with: { action: restart it }',
     );
-    const later = runbook('  - id: restart', '    uses: restart', '    with: { approvedBy: ok }', '  - id: ok', '    uses: approval', '    with: { action: restart it }');
     expect(onlyProblem(later, 7, 'restart')).toContain('names "ok", which is not an earlier approval step');
-    expect(onlyProblem(runbook('  - id: act', '    uses: runAction', '    with: { approvedBy: ghost }'), 7, 'act')).toContain('names "ghost"');
+    expect(onlyProblem(runbook('  - id: act', '    uses: runAction', '    with: { approvedBy: ghost }'), 7, 'act')).toContain(
+      'names "ghost"',
+    );
   });
 
   it('for YAML that does not parse, with its line', () => {
@@ -210,36 +328,75 @@ describe('a runbook file is refused with its file, line and step named', () => {
     expect(p[0]).toMatch(/^bad\.yaml:7: not valid YAML: /);
     expect(problemsOf(runbook('  - id: verify', '    uses: [verify'))[0]).toMatch(/^bad\.yaml:7: not valid YAML: /);
     // A key given twice is an error, not "the last one wins".
-    expect(problemsOf(runbook('  - id: verify', '    uses: verify', '    uses: restart'))).toEqual([expect.stringMatching(/^bad\.yaml:7: not valid YAML: Map keys must be unique/)]);
+    expect(problemsOf(runbook('  - id: verify', '    uses: verify', '    uses: restart'))).toEqual([
+      expect.stringMatching(/^bad\.yaml:7: not valid YAML: Map keys must be unique/),
+    ]);
   });
 
   it('for a bad top level: no steps, an unknown key', () => {
     expect(problemsOf(['name: probe', 'description: d', 'appliesTo: [container]', 'steps: []', ''].join('\n'))).toEqual([
       expect.stringMatching(/^bad\.yaml:4: steps: Array must contain at least 1 element/),
     ]);
-    expect(problemsOf(runbook('  - id: verify', '    uses: verify') + 'kinds: maintenance\n')).toEqual(['bad.yaml:7: (top level): unknown key(s) "kinds"']);
+    expect(problemsOf(runbook('  - id: verify', '    uses: verify') + 'kinds: maintenance\n')).toEqual([
+      'bad.yaml:7: (top level): unknown key(s) "kinds"',
+    ]);
   });
 
   it('accepts timeout and retry on a step inside a group', () => {
     const def = parseRunbook(
-      runbook('  - id: gather', '    parallel:', '      - id: logs', '        uses: logs', '        timeout: 1m', '        retry: { attempts: 2, backoff: 5s }', '      - id: look', '        uses: diagnose'),
+      runbook(
+        '  - id: gather',
+        '    parallel:',
+        '      - id: logs',
+        '        uses: logs',
+        '        timeout: 1m',
+        '        retry: { attempts: 2, backoff: 5s }',
+        '      - id: look',
+        '        uses: diagnose',
+      ),
       'ok.yaml',
     );
     const group = def.steps[0]!;
     expect(group.kind).toBe('parallel');
-    expect(group.kind !== 'action' && group.steps[0]).toMatchObject({ id: 'logs', timeoutMs: 60_000, retry: { attempts: 2, backoffMs: 5_000 } });
+    expect(group.kind !== 'action' && group.steps[0]).toMatchObject({
+      id: 'logs',
+      timeoutMs: 60_000,
+      retry: { attempts: 2, backoffMs: 5_000 },
+    });
   });
 
   it('for a condition or template naming a step the runbook does not have', () => {
-    const p = problemsOf(runbook('  - id: verify', '    uses: verify', '  - id: done', '    when: steps.verfy.healthy', '    uses: end', '    with: { outcome: recovered, detail: "${{ steps.nope.detail }}" }'));
+    const p = problemsOf(
+      runbook(
+        '  - id: verify',
+        '    uses: verify',
+        '  - id: done',
+        '    when: steps.verfy.healthy',
+        '    uses: end',
+        '    with: { outcome: recovered, detail: "${{ steps.nope.detail }}" }',
+      ),
+    );
     expect(p).toEqual([
       expect.stringMatching(/^bad\.yaml:8: step "done": steps\.1\.when: refers to steps\.verfy, which is not a step of this runbook/),
-      expect.stringMatching(/^bad\.yaml:10: step "done": steps\.1\.with\.detail: refers to steps\.nope, which is not a step of this runbook/),
+      expect.stringMatching(
+        /^bad\.yaml:10: step "done": steps\.1\.with\.detail: refers to steps\.nope, which is not a step of this runbook/,
+      ),
     ]);
   });
 
   it('with every problem of the file at once', () => {
-    const p = problemsOf(runbook('  - id: boom', '    uses: explode', '  - id: verify', '    when: nope.x', '    uses: verify', '  - id: wait', '    uses: sleep', '    with: { duration: soon }'));
+    const p = problemsOf(
+      runbook(
+        '  - id: boom',
+        '    uses: explode',
+        '  - id: verify',
+        '    when: nope.x',
+        '    uses: verify',
+        '  - id: wait',
+        '    uses: sleep',
+        '    with: { duration: soon }',
+      ),
+    );
     expect(p.map((x) => x.split(' step')[0])).toEqual(['bad.yaml:6:', 'bad.yaml:8:', 'bad.yaml:12:']);
   });
 
@@ -259,7 +416,9 @@ describe('a runbook file is refused with its file, line and step named', () => {
     }
     expect(problems).toEqual([
       `${join(dir, 'big.yaml')}: larger than 262144 bytes`,
-      expect.stringMatching(new RegExp(`^${join(dir, 'broken.yaml').replace(/[.]/g, '\\.')}:6: step "boom": steps\\.0\\.uses: unknown step type "explode"`)),
+      expect.stringMatching(
+        new RegExp(`^${join(dir, 'broken.yaml').replace(/[.]/g, '\\.')}:6: step "boom": steps\\.0\\.uses: unknown step type "explode"`),
+      ),
     ]);
   });
 
@@ -302,7 +461,16 @@ describe('runbook files against the config', () => {
 
   const incident = (name: string, appliesTo: string, ...stepLines: string[]) =>
     ['name: ' + name, 'description: d', `appliesTo: [${appliesTo}]`, 'steps:', ...stepLines, ''].join('\n');
-  const maintenanceFile = ['name: weekly', 'description: d', 'appliesTo: [postgres]', 'kind: maintenance', 'steps:', '  - id: backup', '    uses: backup', ''].join('\n');
+  const maintenanceFile = [
+    'name: weekly',
+    'description: d',
+    'appliesTo: [postgres]',
+    'kind: maintenance',
+    'steps:',
+    '  - id: backup',
+    '    uses: backup',
+    '',
+  ].join('\n');
 
   it('accept a folder whose files name only what the config has', () => {
     const ok = incident(
@@ -321,44 +489,75 @@ describe('runbook files against the config', () => {
       '      url: http://127.0.0.1:18090/flush?all=1',
       '      headers: { Authorization: { secret: cacheToken } }',
     );
-    expect(configWith({ 'checks.yaml': ok, 'weekly.yaml': maintenanceFile }, { bindings: [{ alert: 'Down', runbook: 'checks', target: 'api' }] })).toEqual([]);
+    expect(
+      configWith(
+        { 'checks.yaml': ok, 'weekly.yaml': maintenanceFile },
+        { bindings: [{ alert: 'Down', runbook: 'checks', target: 'api' }] },
+      ),
+    ).toEqual([]);
   });
 
   it('refuse a step naming a target the config does not have', () => {
-    expect(configWith({ 'r.yaml': incident('r', 'container', '  - id: verify-db', '    uses: verify', '    with: { target: ghost }') })).toEqual([
-      'r.yaml:5: step "verify-db": with.target: no target named "ghost" (known: api, cache, db)',
-    ]);
+    expect(
+      configWith({ 'r.yaml': incident('r', 'container', '  - id: verify-db', '    uses: verify', '    with: { target: ghost }') }),
+    ).toEqual(['r.yaml:5: step "verify-db": with.target: no target named "ghost" (known: api, cache, db)']);
   });
 
   it('refuse a notify step naming an unknown channel', () => {
-    expect(configWith({ 'r.yaml': incident('r', 'container', '  - id: tell', '    uses: notify', '    with: { key: k, title: t, channels: [oncall, slack] }') })).toEqual([
-      'r.yaml:5: step "tell": with.channels: no channel named "slack" (known: oncall)',
-    ]);
+    expect(
+      configWith({
+        'r.yaml': incident(
+          'r',
+          'container',
+          '  - id: tell',
+          '    uses: notify',
+          '    with: { key: k, title: t, channels: [oncall, slack] }',
+        ),
+      }),
+    ).toEqual(['r.yaml:5: step "tell": with.channels: no channel named "slack" (known: oncall)']);
   });
 
   it('refuse an http step to an origin the config does not already name', () => {
-    expect(configWith({ 'r.yaml': incident('r', 'container', '  - id: call', '    uses: http', '    with: { url: "https://evil.example/steal" }') })).toEqual([
-      "r.yaml:5: step \"call\": with.url: https://evil.example is not the origin of any target's health or action URL in the config (known: http://127.0.0.1:18080, http://127.0.0.1:18090)",
+    expect(
+      configWith({
+        'r.yaml': incident('r', 'container', '  - id: call', '    uses: http', '    with: { url: "https://evil.example/steal" }'),
+      }),
+    ).toEqual([
+      'r.yaml:5: step "call": with.url: https://evil.example is not the origin of any target\'s health or action URL in the config (known: http://127.0.0.1:18080, http://127.0.0.1:18090)',
     ]);
   });
 
   it('refuse an http header naming an unknown secret', () => {
-    const text = incident('r', 'container', '  - id: call', '    uses: http', '    with:', '      url: http://127.0.0.1:18080/admin', '      headers: { Authorization: { secret: adminToken } }');
+    const text = incident(
+      'r',
+      'container',
+      '  - id: call',
+      '    uses: http',
+      '    with:',
+      '      url: http://127.0.0.1:18080/admin',
+      '      headers: { Authorization: { secret: adminToken } }',
+    );
     expect(configWith({ 'r.yaml': text })).toEqual([
       'r.yaml:5: step "call": with.headers.Authorization: no secret named "adminToken" in the config\'s secrets (known: cacheToken)',
     ]);
   });
 
   it('refuse a binding naming a runbook there is no file for', () => {
-    expect(configWith({ 'r.yaml': incident('r', 'container', '  - id: verify', '    uses: verify') }, { bindings: [{ alert: 'Down', runbook: 'serviceDown', target: 'api' }] })).toEqual([
-      'bindings[0].runbook: no runbook file named "serviceDown" (known: r)',
-    ]);
+    expect(
+      configWith(
+        { 'r.yaml': incident('r', 'container', '  - id: verify', '    uses: verify') },
+        { bindings: [{ alert: 'Down', runbook: 'serviceDown', target: 'api' }] },
+      ),
+    ).toEqual(['bindings[0].runbook: no runbook file named "serviceDown" (known: r)']);
   });
 
   it("refuse a binding to a target whose kind is not in the runbook's appliesTo", () => {
-    expect(configWith({ 'r.yaml': incident('r', 'container, http', '  - id: verify', '    uses: verify') }, { bindings: [{ alert: 'Down', runbook: 'r', targetLabel: 'service', targets: ['api', 'db'] }] })).toEqual([
-      'bindings[0]: runbook "r" applies to container, http, and target "db" is a postgres',
-    ]);
+    expect(
+      configWith(
+        { 'r.yaml': incident('r', 'container, http', '  - id: verify', '    uses: verify') },
+        { bindings: [{ alert: 'Down', runbook: 'r', targetLabel: 'service', targets: ['api', 'db'] }] },
+      ),
+    ).toEqual(['bindings[0]: runbook "r" applies to container, http, and target "db" is a postgres']);
   });
 
   it('refuse a binding to a maintenance runbook, and a schedule naming an incident runbook', () => {
@@ -428,8 +627,17 @@ describe('runbook files against the config', () => {
     expect(configWith({ 'looks.yaml': ok }, probes([{ alert: 'Down', runbook: 'looks', target: 'api' }]))).toEqual([]);
   });
 
-  it("refuse a command the target does not list, and one on a kind that has nowhere to run it", () => {
-    const text = incident('r', 'container', '  - id: wipe', '    uses: command', '    with: { target: api, command: rm-rf }', '  - id: db-env', '    uses: command', '    with: { target: db, command: env }');
+  it('refuse a command the target does not list, and one on a kind that has nowhere to run it', () => {
+    const text = incident(
+      'r',
+      'container',
+      '  - id: wipe',
+      '    uses: command',
+      '    with: { target: api, command: rm-rf }',
+      '  - id: db-env',
+      '    uses: command',
+      '    with: { target: db, command: env }',
+    );
     expect(configWith({ 'r.yaml': text }, probes())).toEqual([
       'r.yaml:5: step "wipe": with.command: target "api" has no command "rm-rf" in the config (known: env, flush)',
       'r.yaml:8: step "db-env": with: command runs in a container or on a systemd unit\'s host, and target "db" is a postgres',
@@ -438,13 +646,22 @@ describe('runbook files against the config', () => {
 
   it('refuse a command without a target: of its own that a bound target does not list', () => {
     const text = incident('r', 'container, systemd', '  - id: flush', '    uses: command', '    with: { command: flush }');
-    expect(configWith({ 'r.yaml': text }, probes([{ alert: 'Down', runbook: 'r', targetLabel: 'service', targets: ['api', 'web'] }]))).toEqual([
-      'r.yaml:5: step "flush": with.command: target "web" has no command "flush" in the config (known: df)',
-    ]);
+    expect(
+      configWith({ 'r.yaml': text }, probes([{ alert: 'Down', runbook: 'r', targetLabel: 'service', targets: ['api', 'web'] }])),
+    ).toEqual(['r.yaml:5: step "flush": with.command: target "web" has no command "flush" in the config (known: df)']);
   });
 
   it('refuse a TCP check of a host the config does not name, and host diagnostics of a database', () => {
-    const text = incident('r', 'container', '  - id: host', '    uses: hostDiagnostics', '    with: { target: api, tcp: ["127.0.0.1:15432", "10.0.0.7:22"] }', '  - id: db-host', '    uses: hostDiagnostics', '    with: { target: db }');
+    const text = incident(
+      'r',
+      'container',
+      '  - id: host',
+      '    uses: hostDiagnostics',
+      '    with: { target: api, tcp: ["127.0.0.1:15432", "10.0.0.7:22"] }',
+      '  - id: db-host',
+      '    uses: hostDiagnostics',
+      '    with: { target: db }',
+    );
     expect(configWith({ 'r.yaml': text }, probes())).toEqual([
       'r.yaml:5: step "host": with.tcp: 10.0.0.7:22: "10.0.0.7" is not a host the config names (known: 127.0.0.1)',
       'r.yaml:8: step "db-host": with: hostDiagnostics runs in a container or on a systemd unit\'s host, and target "db" is a postgres',
@@ -452,7 +669,13 @@ describe('runbook files against the config', () => {
   });
 
   it('refuse a metric check without a Prometheus, and a placeholder reading a label the target does not have', () => {
-    const text = incident('r', 'container', '  - id: rate', '    uses: metric', '    with: { target: api, query: \'up{team="{{target.labels.team}}"}\', op: ">", threshold: 0 }');
+    const text = incident(
+      'r',
+      'container',
+      '  - id: rate',
+      '    uses: metric',
+      '    with: { target: api, query: \'up{team="{{target.labels.team}}"}\', op: ">", threshold: 0 }',
+    );
     expect(configWith({ 'r.yaml': text }, { ...probes(), prometheus: undefined })).toEqual([
       'r.yaml:5: step "rate": with.query: a metric check needs prometheus.url in the config, which has none',
       'r.yaml:5: step "rate": with.query: {{target.labels.team}}: target "api" has no label "team" in the config',
@@ -460,17 +683,29 @@ describe('runbook files against the config', () => {
   });
 
   it('refuse in the file a placeholder outside a quoted label value, and a waitUntil on a metric without its comparison', () => {
-    expect(onlyProblem(runbook('  - id: rate', '    uses: metric', '    with: { query: "up{service={{target}}}", op: ">", threshold: 0 }'), 7, 'rate')).toContain(
+    expect(
+      onlyProblem(
+        runbook('  - id: rate', '    uses: metric', '    with: { query: "up{service={{target}}}", op: ">", threshold: 0 }'),
+        7,
+        'rate',
+      ),
+    ).toContain(
       'steps.0.with.query: {{target}} must stand inside a quoted label value, e.g. up{service="{{target}}"}: outside a string it could change the query',
     );
-    expect(onlyProblem(runbook('  - id: wait', '    uses: waitUntil', '    with: { check: metric, query: up, threshold: 1, deadline: 1m }'), 7, 'wait')).toContain(
-      'steps.0.with.op: check: metric needs op',
-    );
+    expect(
+      onlyProblem(
+        runbook('  - id: wait', '    uses: waitUntil', '    with: { check: metric, query: up, threshold: 1, deadline: 1m }'),
+        7,
+        'wait',
+      ),
+    ).toContain('steps.0.with.op: check: metric needs op');
   });
 
   it('refuse a target depending on a target the config does not have, or on itself', () => {
     const deps: EngineConfigInput['targets'] = { ...probeTargets, api: { ...probeTargets.api!, dependsOn: ['db', 'ghost', 'api'] } };
-    expect(configWith({ 'r.yaml': incident('r', 'container', '  - id: deps', '    uses: dependencies') }, probes([], { targets: deps }))).toEqual([
+    expect(
+      configWith({ 'r.yaml': incident('r', 'container', '  - id: deps', '    uses: dependencies') }, probes([], { targets: deps })),
+    ).toEqual([
       'targets.api.dependsOn[1]: no target named "ghost" (known: api, web, db)',
       'targets.api.dependsOn[2]: a target cannot depend on itself',
     ]);

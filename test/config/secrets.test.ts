@@ -36,7 +36,11 @@ function problemsOf(raw: unknown, options: LoadOptions = {}): string[] {
 describe('config errors never echo a secret', () => {
   const cases: Array<[string, (c: ReturnType<typeof base>) => void, string]> = [
     // A named secret's key is whatever the operator called it: the position, not the name, makes it secret.
-    ['a named secret with a typo in its reference', (c) => (c.secrets = { grafana: { env: 'GRAFANA', vaule: secretText } }), 'secrets.grafana'],
+    [
+      'a named secret with a typo in its reference',
+      (c) => (c.secrets = { grafana: { env: 'GRAFANA', vaule: secretText } }),
+      'secrets.grafana',
+    ],
     ['a named secret of the wrong type', (c) => (c.secrets = { grafana: [secretText] }), 'secrets.grafana'],
     [
       'a whole channel written as its webhook URL',
@@ -54,7 +58,11 @@ describe('config errors never echo a secret', () => {
       'channels.hook',
     ],
     ['a TLS key written as a list', (c) => (c.temporal.tls = { key: [`-----BEGIN KEY----- ${secretText}`] }), 'temporal.tls.key'],
-    ['a password with an extra key', (c) => (c.targets.db.password = { file: '/run/secrets/db', value: secretText }), 'targets.db.password'],
+    [
+      'a password with an extra key',
+      (c) => (c.targets.db.password = { file: '/run/secrets/db', value: secretText }),
+      'targets.db.password',
+    ],
     ['a webhook token that is a number', (c) => (c.webhook.token = 81_234_567_890), 'webhook.token'],
     [
       'a health URL with credentials and a token, of the wrong scheme',
@@ -72,7 +80,10 @@ describe('config errors never echo a secret', () => {
       const raw = base();
       change(raw);
       const problems = problemsOf(raw);
-      expect(problems.some((p) => p.startsWith(key)), problems.join('\n')).toBe(true);
+      expect(
+        problems.some((p) => p.startsWith(key)),
+        problems.join('\n'),
+      ).toBe(true);
       expect(problems.join('\n')).not.toContain('S3CRET');
     });
   }
@@ -85,7 +96,7 @@ describe('config errors never echo a secret', () => {
     expect(problems).toContain('targets.web.health.timeout: expected a duration such as "30s", "15m" or "1h" (got "soon")');
     expect(problems.some((p) => p.startsWith('targets.api.stopTimeout') && p.endsWith('(got "1h")'))).toBe(true);
     expect(safeUrl(`http://u:${secretText}@h:8080/p?token=${secretText}#${secretText}`)).toBe('http://h:8080/p');
-    expect(redactUrls(`GET https://u:p@h/x?key=${secretText} then ftp://h/y?z`)).toBe("GET https://h/x then ftp://h/y");
+    expect(redactUrls(`GET https://u:p@h/x?key=${secretText} then ftp://h/y?z`)).toBe('GET https://h/x then ftp://h/y');
   });
 });
 
@@ -118,7 +129,9 @@ describe('secrets resolved per process, at start-up', () => {
     // The Temporal connection's secrets are the agent's too.
     const withKey = withEnvSecrets();
     withKey.temporal.apiKey = { env: `${unset}_APIKEY` };
-    expect(problemsOf(withKey, { secrets: { host: 'web-1' } })).toEqual([`temporal.apiKey: environment variable ${unset}_APIKEY is not set`]);
+    expect(problemsOf(withKey, { secrets: { host: 'web-1' } })).toEqual([
+      `temporal.apiKey: environment variable ${unset}_APIKEY is not set`,
+    ]);
   });
 
   it('a webhook URL read from the environment must still be http or https, and is not shown', () => {

@@ -26,7 +26,8 @@ const configPath = (team: Team) => join(examples, team, 'config.yaml');
 const setEnv: string[] = [];
 function envNames(value: unknown): string[] {
   if (typeof value !== 'object' || value === null) return [];
-  if (!Array.isArray(value) && Object.keys(value).length === 1 && typeof (value as { env?: unknown }).env === 'string') return [(value as { env: string }).env];
+  if (!Array.isArray(value) && Object.keys(value).length === 1 && typeof (value as { env?: unknown }).env === 'string')
+    return [(value as { env: string }).env];
   return Object.values(value).flatMap(envNames);
 }
 beforeAll(() => {
@@ -92,7 +93,7 @@ describe.each(teams)('the %s runbooks', (team) => {
     }
   });
 
-  it('never lets the local stack\'s ServiceDown alert pick a target by its labels', () => {
+  it("never lets the local stack's ServiceDown alert pick a target by its labels", () => {
     const config = load(team);
     // The stack's alert for a service no binding of this team lists: refused, not re-routed.
     const m = matchBinding(config, { labels: { alertname: 'ServiceDown', service: 'app-db', severity: 'critical' } });
@@ -194,14 +195,28 @@ function matrix(team: Team, alert: string, severity: string): string[] {
 describe('the escalation matrices, as the documents give them', () => {
   it('GENESIS: on-call at once, management e-mail at 5 min, senior at 30, manager at 1 h, C-level at 2 h; unresolved 30 min after an acknowledgement, the next level', () => {
     expect(matrix('genesis', 'GenesisOrchestratorDown', 'critical')).toEqual([
-      'on-call-engineer@0m', 'management-email@5m', 'senior-engineer@30m', 'engineering-manager@60m', 'c-level@120m', 'again 30m after an acknowledgement',
+      'on-call-engineer@0m',
+      'management-email@5m',
+      'senior-engineer@30m',
+      'engineering-manager@60m',
+      'c-level@120m',
+      'again 30m after an acknowledgement',
     ]);
-    expect(matrix('genesis', 'HighOrchestrationLatency', 'warning')).toEqual(['on-call-engineer@0m every 15m', 'senior-engineer@60m', 'again 60m after an acknowledgement']);
+    expect(matrix('genesis', 'HighOrchestrationLatency', 'warning')).toEqual([
+      'on-call-engineer@0m every 15m',
+      'senior-engineer@60m',
+      'again 60m after an acknowledgement',
+    ]);
     expect(matrix('genesis', 'SLAAvailabilityBreach', 'critical')).toEqual(['engineering-manager@0m', 'c-level@120m']);
   });
 
   it('CodexOS: on-call, senior at 15 min, manager at 30, CTO after an hour, paged hourly; warnings to Slack every 4 hours', () => {
-    expect(matrix('codexos', 'HighErrorRate', 'critical')).toEqual(['on-call-engineer@0m', 'senior-engineer@15m', 'engineering-manager@30m', 'cto@60m every 60m']);
+    expect(matrix('codexos', 'HighErrorRate', 'critical')).toEqual([
+      'on-call-engineer@0m',
+      'senior-engineer@15m',
+      'engineering-manager@30m',
+      'cto@60m every 60m',
+    ]);
     expect(matrix('codexos', 'HighCPUUsage', 'warning')).toEqual(['on-call-engineer@0m every 240m', 'senior-engineer@60m']);
   });
 
@@ -212,7 +227,11 @@ describe('the escalation matrices, as the documents give them', () => {
   });
 
   it('Halcytone: development team, operations team, on-call manager', () => {
-    expect(matrix('halcytone', 'HalcytoneServiceDown', 'critical')).toEqual(['development-team@0m', 'operations-team@15m', 'on-call-manager@30m']);
+    expect(matrix('halcytone', 'HalcytoneServiceDown', 'critical')).toEqual([
+      'development-team@0m',
+      'operations-team@15m',
+      'on-call-manager@30m',
+    ]);
     expect(load('halcytone').channels['manager-phone']!.type).toBe('pagerduty');
   });
 });
@@ -229,7 +248,11 @@ function firings(cron: string): number[] {
     return out;
   };
   const [mi, h, dom, mon, dow] = cron.split(/\s+/);
-  const minutes = field(mi!, 0, 59), hours = field(h!, 0, 23), days = field(dom!, 1, 31), months = field(mon!, 1, 12), weekdays = field(dow!, 0, 7);
+  const minutes = field(mi!, 0, 59),
+    hours = field(h!, 0, 23),
+    days = field(dom!, 1, 31),
+    months = field(mon!, 1, 12),
+    weekdays = field(dow!, 0, 7);
   const out: number[] = [];
   const start = Date.UTC(2027, 0, 1);
   for (let d = 0; d < 365; d++) {
@@ -241,139 +264,568 @@ function firings(cron: string): number[] {
 }
 
 describe('maintenance schedules', () => {
-  it.each(teams)('%s: weekly every Sunday but the first, the monthly deep one on the first Sunday, and no two windows on a target overlap', (team) => {
-    const config = load(team);
-    const weekly = config.maintenance.find((m) => m.name.endsWith('-weekly'))!;
-    const monthly = config.maintenance.find((m) => m.name.endsWith('-monthly'))!;
-    const sundays = (m: typeof weekly) => firings(m.cron).map((t) => new Date(Date.UTC(2027, 0, 1) + t * 60_000));
-    expect(sundays(monthly)).toHaveLength(12);
-    for (const at of sundays(monthly)) expect([at.getUTCDay(), at.getUTCDate() <= 7, at.getUTCHours()]).toEqual([0, true, 2]);
-    // 52 Sundays in 2027, 12 of them first Sundays.
-    expect(sundays(weekly)).toHaveLength(40);
-    for (const at of sundays(weekly)) expect([at.getUTCDay(), at.getUTCDate() > 7]).toEqual([0, true]);
-    expect(parseDuration(monthly.window)).toBeGreaterThan(parseDuration(weekly.window));
+  it.each(teams)(
+    '%s: weekly every Sunday but the first, the monthly deep one on the first Sunday, and no two windows on a target overlap',
+    (team) => {
+      const config = load(team);
+      const weekly = config.maintenance.find((m) => m.name.endsWith('-weekly'))!;
+      const monthly = config.maintenance.find((m) => m.name.endsWith('-monthly'))!;
+      const sundays = (m: typeof weekly) => firings(m.cron).map((t) => new Date(Date.UTC(2027, 0, 1) + t * 60_000));
+      expect(sundays(monthly)).toHaveLength(12);
+      for (const at of sundays(monthly)) expect([at.getUTCDay(), at.getUTCDate() <= 7, at.getUTCHours()]).toEqual([0, true, 2]);
+      // 52 Sundays in 2027, 12 of them first Sundays.
+      expect(sundays(weekly)).toHaveLength(40);
+      for (const at of sundays(weekly)) expect([at.getUTCDay(), at.getUTCDate() > 7]).toEqual([0, true]);
+      expect(parseDuration(monthly.window)).toBeGreaterThan(parseDuration(weekly.window));
 
-    const windows = config.maintenance.flatMap((m) => firings(m.cron).map((t) => ({ m, from: t, to: t + parseDuration(m.window) / 60_000 })));
-    for (const a of windows)
-      for (const b of windows) {
-        if (a.m === b.m || a.from > b.from || !a.m.targets.some((t) => b.m.targets.includes(t))) continue;
-        expect(b.from >= a.to, `${a.m.name} and ${b.m.name} overlap at minute ${b.from}`).toBe(true);
-      }
-  });
+      const windows = config.maintenance.flatMap((m) =>
+        firings(m.cron).map((t) => ({ m, from: t, to: t + parseDuration(m.window) / 60_000 })),
+      );
+      for (const a of windows)
+        for (const b of windows) {
+          if (a.m === b.m || a.from > b.from || !a.m.targets.some((t) => b.m.targets.includes(t))) continue;
+          expect(b.from >= a.to, `${a.m.name} and ${b.m.name} overlap at minute ${b.from}`).toBe(true);
+        }
+    },
+  );
 
   it('GENESIS: the deep maintenance has its three-hour window, the weekly one hour, on the orchestrator, MySQL and Redis', () => {
     const m = load('genesis').maintenance;
-    expect(m.find((s) => s.name === 'genesis-monthly')).toMatchObject({ cron: '0 2 1-7 * 0', window: '3h', runbook: 'monthlyDeepMaintenance' });
-    expect(m.find((s) => s.name === 'genesis-weekly')).toMatchObject({ cron: '0 2 8-31 * 0', window: '1h', timezone: 'UTC', targets: ['genesis-orchestrator', 'genesis-mysql', 'genesis-redis'] });
+    expect(m.find((s) => s.name === 'genesis-monthly')).toMatchObject({
+      cron: '0 2 1-7 * 0',
+      window: '3h',
+      runbook: 'monthlyDeepMaintenance',
+    });
+    expect(m.find((s) => s.name === 'genesis-weekly')).toMatchObject({
+      cron: '0 2 8-31 * 0',
+      window: '1h',
+      timezone: 'UTC',
+      targets: ['genesis-orchestrator', 'genesis-mysql', 'genesis-redis'],
+    });
   });
 });
 
 /** For each runbook of each team: the request, and the steps its plan must name, in order. */
-const plans: Record<Team, Array<[string, Omit<PlanRequest, 'dryRun' | 'labels' | 'runbook'> & { labels?: Record<string, string> }, string[]]>> = {
+const plans: Record<
+  Team,
+  Array<[string, Omit<PlanRequest, 'dryRun' | 'labels' | 'runbook'> & { labels?: Record<string, string> }, string[]]>
+> = {
   halcytone: [
-    ['halcytoneServiceDown', { labels: { alertname: 'ServiceDown', service: 'demo', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'verify', 'false-alarm?', 'error-lines', 'restart', 'recovered?', 'diagnose', 'escalate', 'escalated']],
-    ['mockServiceDown', { labels: { alertname: 'MockCRMServiceDown', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'verify', 'false-alarm?', 'restart', 'recovered?', 'mock-log', 'diagnose', 'escalate', 'escalated']],
+    [
+      'halcytoneServiceDown',
+      { labels: { alertname: 'ServiceDown', service: 'demo', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'verify',
+        'false-alarm?',
+        'error-lines',
+        'restart',
+        'recovered?',
+        'diagnose',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'mockServiceDown',
+      { labels: { alertname: 'MockCRMServiceDown', severity: 'warning' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'verify',
+        'false-alarm?',
+        'restart',
+        'recovered?',
+        'mock-log',
+        'diagnose',
+        'escalate',
+        'escalated',
+      ],
+    ],
     // A critical latency is paged at once: no waiting for it to settle.
-    ['slowResponses', { labels: { alertname: 'CriticalResponseTime', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'gather[p95 resources state dependencies]', 'recent-changes', 'recovered?', 'escalate', 'escalated']],
-    ['slowResponses', { labels: { alertname: 'HighResponseTime', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'gather[p95 resources state dependencies]', 'recent-changes', 'settles', 'recovered?', 'escalate', 'escalated']],
-    ['highErrorRate', { labels: { alertname: 'HighErrorRate', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'gather[error-lines error-rate worst-endpoint dependencies]', 'escalate', 'escalated']],
-    ['resourcePressure', { labels: { alertname: 'HighCPUUsage', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'gather[processes container cpu memory]', 'scaling', 'cpu-settles', 'recovered?', 'escalate', 'escalated']],
-    ['resourcePressure', { labels: { alertname: 'CriticalMemoryUsage', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'gather[processes container cpu memory]', 'scaling', 'recovered?', 'escalate', 'escalated']],
-    ['dryRunModeDisabled', { labels: { alertname: 'DryRunModeDisabled', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'gather[setting mocks config-lines]', 'escalate', 'escalated']],
-    ['contentGeneration', { labels: { alertname: 'ContentGenerationFailures', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'gather[health mocks completions failures]', 'escalate', 'escalated']],
-    ['mockServiceInteraction', { labels: { alertname: 'MockServiceInteractionFailure', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'mocks', 'network', 'restart-crm?', 'restart-platform?', 'recheck?', 'recovered?', 'crm-log?', 'platform-log?', 'escalate', 'escalated']],
-    ['dailyChecks', { schedule: 'halcytone-daily' }, ['checks[service mocks dry-run resources firing p95]', 'report', 'all-healthy', 'still-dry-run']],
+    [
+      'slowResponses',
+      { labels: { alertname: 'CriticalResponseTime', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'gather[p95 resources state dependencies]',
+        'recent-changes',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'slowResponses',
+      { labels: { alertname: 'HighResponseTime', severity: 'warning' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'gather[p95 resources state dependencies]',
+        'recent-changes',
+        'settles',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'highErrorRate',
+      { labels: { alertname: 'HighErrorRate', severity: 'critical' } },
+      ['suppression-check', 'stand-down?', 'gather[error-lines error-rate worst-endpoint dependencies]', 'escalate', 'escalated'],
+    ],
+    [
+      'resourcePressure',
+      { labels: { alertname: 'HighCPUUsage', severity: 'warning' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'gather[processes container cpu memory]',
+        'scaling',
+        'cpu-settles',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'resourcePressure',
+      { labels: { alertname: 'CriticalMemoryUsage', severity: 'critical' } },
+      ['suppression-check', 'stand-down?', 'gather[processes container cpu memory]', 'scaling', 'recovered?', 'escalate', 'escalated'],
+    ],
+    [
+      'dryRunModeDisabled',
+      { labels: { alertname: 'DryRunModeDisabled', severity: 'warning' } },
+      ['suppression-check', 'stand-down?', 'gather[setting mocks config-lines]', 'escalate', 'escalated'],
+    ],
+    [
+      'contentGeneration',
+      { labels: { alertname: 'ContentGenerationFailures', severity: 'warning' } },
+      ['suppression-check', 'stand-down?', 'gather[health mocks completions failures]', 'escalate', 'escalated'],
+    ],
+    [
+      'mockServiceInteraction',
+      { labels: { alertname: 'MockServiceInteractionFailure', severity: 'warning' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'mocks',
+        'network',
+        'restart-crm?',
+        'restart-platform?',
+        'recheck?',
+        'recovered?',
+        'crm-log?',
+        'platform-log?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'dailyChecks',
+      { schedule: 'halcytone-daily' },
+      ['checks[service mocks dry-run resources firing p95]', 'report', 'all-healthy', 'still-dry-run'],
+    ],
     ['weeklyReview', { schedule: 'halcytone-weekly' }, ['figures[alerts p95 error-rate availability resources]', 'report']],
     ['monthlyReview', { schedule: 'halcytone-monthly' }, ['figures[availability p95 cpu memory capacity]', 'report']],
   ],
   'claude-code-manager': [
-    ['applicationDown', { labels: { alertname: 'ApplicationDown', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'verify', 'false-alarm?', 'look[last-lines state dependencies]', 'dependencies-up', 'restart', 'recovered?',
-        'root-cause[recent-errors resources settings]', 'escalate', 'escalated']],
-    ['highErrorRate', { labels: { alertname: 'HighErrorRate', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'gather[error-lines error-rate database github health]', 'back-under', 'recovered?', 'escalate', 'escalated']],
-    ['highResponseTime', { labels: { alertname: 'HighResponseTime', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'gather[p95 resources database]', 'traces', 'back-under', 'recovered?', 'escalate', 'escalated']],
-    ['databaseConnectionFailure', { labels: { alertname: 'DatabaseConnectionFailure', service: 'claude-manager-redis', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'verify', 'false-alarm?', 'look[diagnose server-log]', 'approve-restart', 'rejected?', 'escalate-unanswered?',
-        'escalated-unanswered?', 'restart', 'recovered?', 'escalate', 'escalated']],
-    ['githubRateLimit', { labels: { alertname: 'GitHubAPIRateLimitLow', severity: 'warning' } }, ['suppression-check', 'stand-down?', 'gather[rate-limit api-calls]', 'mitigate', 'escalated']],
+    [
+      'applicationDown',
+      { labels: { alertname: 'ApplicationDown', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'verify',
+        'false-alarm?',
+        'look[last-lines state dependencies]',
+        'dependencies-up',
+        'restart',
+        'recovered?',
+        'root-cause[recent-errors resources settings]',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'highErrorRate',
+      { labels: { alertname: 'HighErrorRate', severity: 'warning' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'gather[error-lines error-rate database github health]',
+        'back-under',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'highResponseTime',
+      { labels: { alertname: 'HighResponseTime', severity: 'warning' } },
+      ['suppression-check', 'stand-down?', 'gather[p95 resources database]', 'traces', 'back-under', 'recovered?', 'escalate', 'escalated'],
+    ],
+    [
+      'databaseConnectionFailure',
+      { labels: { alertname: 'DatabaseConnectionFailure', service: 'claude-manager-redis', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'verify',
+        'false-alarm?',
+        'look[diagnose server-log]',
+        'approve-restart',
+        'rejected?',
+        'escalate-unanswered?',
+        'escalated-unanswered?',
+        'restart',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'githubRateLimit',
+      { labels: { alertname: 'GitHubAPIRateLimitLow', severity: 'warning' } },
+      ['suppression-check', 'stand-down?', 'gather[rate-limit api-calls]', 'mitigate', 'escalated'],
+    ],
     ['securityAlert', { labels: { alertname: 'UnusualAPIUsage', severity: 'warning' } }, ['auth-lines', 'escalate', 'told']],
-    ['emergencyMaintenance', { target: 'claude-manager' },
-      ['tell-stakeholders', 'mute', 'diagnose', 'approve-fix', 'not-approved?', 'restart', 'check', 'follow-up', 'recovered?', 'escalate', 'escalated']],
-    ['fullStackRestart', { target: 'claude-manager' }, ['approve', 'not-approved?', 'mute', 'restart-all', 'recovered?', 'escalate', 'escalated']],
-    ['plannedMaintenance', { schedule: 'ccm-weekly' },
-      ['open-window', 'announce', 'backup', 'health[claude-manager:check claude-manager:healthy claude-manager-postgres:check claude-manager-postgres:healthy claude-manager-redis:check claude-manager-redis:healthy]', 'completed']],
-    ['monthlyMaintenance', { schedule: 'ccm-monthly' },
-      ['open-window', 'announce', 'backup', 'vacuum', 'health[claude-manager:check claude-manager:healthy claude-manager-postgres:check claude-manager-postgres:healthy claude-manager-redis:check claude-manager-redis:healthy]', 'disk', 'review', 'completed']],
+    [
+      'emergencyMaintenance',
+      { target: 'claude-manager' },
+      [
+        'tell-stakeholders',
+        'mute',
+        'diagnose',
+        'approve-fix',
+        'not-approved?',
+        'restart',
+        'check',
+        'follow-up',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'fullStackRestart',
+      { target: 'claude-manager' },
+      ['approve', 'not-approved?', 'mute', 'restart-all', 'recovered?', 'escalate', 'escalated'],
+    ],
+    [
+      'plannedMaintenance',
+      { schedule: 'ccm-weekly' },
+      [
+        'open-window',
+        'announce',
+        'backup',
+        'health[claude-manager:check claude-manager:healthy claude-manager-postgres:check claude-manager-postgres:healthy claude-manager-redis:check claude-manager-redis:healthy]',
+        'completed',
+      ],
+    ],
+    [
+      'monthlyMaintenance',
+      { schedule: 'ccm-monthly' },
+      [
+        'open-window',
+        'announce',
+        'backup',
+        'vacuum',
+        'health[claude-manager:check claude-manager:healthy claude-manager-postgres:check claude-manager-postgres:healthy claude-manager-redis:check claude-manager-redis:healthy]',
+        'disk',
+        'review',
+        'completed',
+      ],
+    ],
     ['monitoringHealth', { schedule: 'ccm-monitoring' }, ['checks[prometheus alertmanager grafana otel-collector]', 'all-answer']],
   ],
   codexos: [
-    ['serviceDown', { labels: { alertname: 'ServiceDown', service: 'codexos-frontend', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'verify', 'false-alarm?', 'last-lines', 'restart', 'recovered?', 'diagnose', 'escalate', 'escalated']],
-    ['databaseConnectionFailure', { labels: { alertname: 'DatabaseConnectionFailure', service: 'codexos-redis', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'verify', 'false-alarm?', 'diagnose', 'approve-restart', 'rejected?', 'escalate-unanswered?', 'escalated-unanswered?', 'restart', 'recovered?', 'escalate', 'escalated']],
-    ['highErrorRate', { labels: { alertname: 'HighErrorRate', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'gather[error-rate error-lines dependencies]', 'dependencies-up', 'approve-restart', 'rejected?', 'escalate-unanswered?', 'escalated-unanswered?',
-        'restart', 'back-under', 'recovered?', 'escalate', 'escalated']],
-    ['memoryExhaustion', { labels: { alertname: 'MemoryExhaustion', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'gather[stats processes]', 'approve-restart', 'rejected?', 'escalate-unanswered?', 'escalated-unanswered?', 'restart', 'recovered?', 'escalate', 'escalated']],
-    ['performanceDegradation', { labels: { alertname: 'HighResponseTime', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'gather[p95 queries backend redis]', 'approve-analyze', 'analyze?', 'back-under', 'recovered?', 'escalate', 'escalated']],
+    [
+      'serviceDown',
+      { labels: { alertname: 'ServiceDown', service: 'codexos-frontend', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'verify',
+        'false-alarm?',
+        'last-lines',
+        'restart',
+        'recovered?',
+        'diagnose',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'databaseConnectionFailure',
+      { labels: { alertname: 'DatabaseConnectionFailure', service: 'codexos-redis', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'verify',
+        'false-alarm?',
+        'diagnose',
+        'approve-restart',
+        'rejected?',
+        'escalate-unanswered?',
+        'escalated-unanswered?',
+        'restart',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'highErrorRate',
+      { labels: { alertname: 'HighErrorRate', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'gather[error-rate error-lines dependencies]',
+        'dependencies-up',
+        'approve-restart',
+        'rejected?',
+        'escalate-unanswered?',
+        'escalated-unanswered?',
+        'restart',
+        'back-under',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'memoryExhaustion',
+      { labels: { alertname: 'MemoryExhaustion', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'gather[stats processes]',
+        'approve-restart',
+        'rejected?',
+        'escalate-unanswered?',
+        'escalated-unanswered?',
+        'restart',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'performanceDegradation',
+      { labels: { alertname: 'HighResponseTime', severity: 'warning' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'gather[p95 queries backend redis]',
+        'approve-analyze',
+        'analyze?',
+        'back-under',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
     // Only the pool alert reads the database's connections, and waits on the pool metric.
-    ['resourceWarning', { labels: { alertname: 'ConnectionPool', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'gather[host container connections]', 'pool-settles', 'recovered?', 'escalate', 'escalated']],
-    ['resourceWarning', { labels: { alertname: 'DiskSpace', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'gather[host container -connections]', 'disk-settles', 'recovered?', 'escalate', 'escalated']],
+    [
+      'resourceWarning',
+      { labels: { alertname: 'ConnectionPool', severity: 'warning' } },
+      ['suppression-check', 'stand-down?', 'gather[host container connections]', 'pool-settles', 'recovered?', 'escalate', 'escalated'],
+    ],
+    [
+      'resourceWarning',
+      { labels: { alertname: 'DiskSpace', severity: 'warning' } },
+      ['suppression-check', 'stand-down?', 'gather[host container -connections]', 'disk-settles', 'recovered?', 'escalate', 'escalated'],
+    ],
     ['infoNotice', { labels: { alertname: 'Deployment', severity: 'info' } }, ['tell', 'told']],
     ['monitoringTroubleshooting', { target: 'codexos-backend' }, ['gather[prometheus-config metrics sockets grafana]', 'report', 'done']],
     ['dailyChecks', { schedule: 'codexos-daily' }, ['checks[backend postgres redis error-rate p95 resources]', 'report', 'all-answer']],
-    ['weeklyMaintenance', { schedule: 'codexos-weekly' },
-      ['open-window', 'backup', 'analyze', 'health[codexos-backend:check codexos-backend:healthy codexos-postgres:check codexos-postgres:healthy codexos-redis:check codexos-redis:healthy]', 'week', 'review', 'completed']],
-    ['monthlyMaintenance', { schedule: 'codexos-monthly' },
-      ['open-window', 'backup', 'analyze', 'health[codexos-backend:check codexos-backend:healthy codexos-postgres:check codexos-postgres:healthy codexos-redis:check codexos-redis:healthy]', 'figures[availability error-rate disk]', 'review', 'completed']],
+    [
+      'weeklyMaintenance',
+      { schedule: 'codexos-weekly' },
+      [
+        'open-window',
+        'backup',
+        'analyze',
+        'health[codexos-backend:check codexos-backend:healthy codexos-postgres:check codexos-postgres:healthy codexos-redis:check codexos-redis:healthy]',
+        'week',
+        'review',
+        'completed',
+      ],
+    ],
+    [
+      'monthlyMaintenance',
+      { schedule: 'codexos-monthly' },
+      [
+        'open-window',
+        'backup',
+        'analyze',
+        'health[codexos-backend:check codexos-backend:healthy codexos-postgres:check codexos-postgres:healthy codexos-redis:check codexos-redis:healthy]',
+        'figures[availability error-rate disk]',
+        'review',
+        'completed',
+      ],
+    ],
   ],
   codementor: [
-    ['apiDown', { labels: { alertname: 'CodeMentorApiDown', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'verify', 'false-alarm?', 'probes[live ready detailed dependencies error-stats]', 'kubernetes', 'escalate', 'escalated']],
-    ['dataStoreHealth', { labels: { alertname: 'RedisHealthCheckFailing', severity: 'critical' } }, ['suppression-check', 'stand-down?', 'verify', 'false-alarm?', 'diagnose', 'escalate', 'escalated']],
-    ['highErrorRate', { labels: { alertname: 'HighErrorRate', severity: 'high' } },
-      ['suppression-check', 'stand-down?', 'gather[error-stats error-rate dependencies database]', 'back-under', 'recovered?', 'escalate', 'escalated']],
-    ['resourceUsage', { labels: { alertname: 'HighCPUUsage', severity: 'warning' } }, ['suppression-check', 'stand-down?', 'system-metrics', 'cpu-settles', 'recovered?', 'escalate', 'escalated']],
-    ['alertDelivery', { labels: { alertname: 'AlertsNotBeingSent', severity: 'high' } }, ['gather[alert-stats active-alerts]', 'escalate', 'escalated']],
-    ['dailyChecks', { schedule: 'codementor-daily' }, ['checks[api postgres redis availability active-alerts error-stats]', 'report', 'all-answer']],
-    ['weeklyMaintenance', { schedule: 'codementor-weekly' },
-      ['open-window', 'backup', 'vacuum', 'health[codementor-api:check codementor-api:healthy codementor-postgres:check codementor-postgres:healthy codementor-redis:check codementor-redis:healthy]', 'figures[error-stats availability error-rate]', 'review', 'completed']],
+    [
+      'apiDown',
+      { labels: { alertname: 'CodeMentorApiDown', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'verify',
+        'false-alarm?',
+        'probes[live ready detailed dependencies error-stats]',
+        'kubernetes',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'dataStoreHealth',
+      { labels: { alertname: 'RedisHealthCheckFailing', severity: 'critical' } },
+      ['suppression-check', 'stand-down?', 'verify', 'false-alarm?', 'diagnose', 'escalate', 'escalated'],
+    ],
+    [
+      'highErrorRate',
+      { labels: { alertname: 'HighErrorRate', severity: 'high' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'gather[error-stats error-rate dependencies database]',
+        'back-under',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'resourceUsage',
+      { labels: { alertname: 'HighCPUUsage', severity: 'warning' } },
+      ['suppression-check', 'stand-down?', 'system-metrics', 'cpu-settles', 'recovered?', 'escalate', 'escalated'],
+    ],
+    [
+      'alertDelivery',
+      { labels: { alertname: 'AlertsNotBeingSent', severity: 'high' } },
+      ['gather[alert-stats active-alerts]', 'escalate', 'escalated'],
+    ],
+    [
+      'dailyChecks',
+      { schedule: 'codementor-daily' },
+      ['checks[api postgres redis availability active-alerts error-stats]', 'report', 'all-answer'],
+    ],
+    [
+      'weeklyMaintenance',
+      { schedule: 'codementor-weekly' },
+      [
+        'open-window',
+        'backup',
+        'vacuum',
+        'health[codementor-api:check codementor-api:healthy codementor-postgres:check codementor-postgres:healthy codementor-redis:check codementor-redis:healthy]',
+        'figures[error-stats availability error-rate]',
+        'review',
+        'completed',
+      ],
+    ],
     ['monthlyReview', { schedule: 'codementor-monthly' }, ['figures[api dependencies availability rules]', 'review']],
   ],
   genesis: [
-    ['orchestratorDown', { labels: { alertname: 'GenesisOrchestratorDown', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'verify', 'false-alarm?', 'restart', 'recovered?', 'investigate[status log-errors host dependencies environment router-config]', 'p0-procedure', 'escalate', 'escalated']],
+    [
+      'orchestratorDown',
+      { labels: { alertname: 'GenesisOrchestratorDown', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'verify',
+        'false-alarm?',
+        'restart',
+        'recovered?',
+        'investigate[status log-errors host dependencies environment router-config]',
+        'p0-procedure',
+        'escalate',
+        'escalated',
+      ],
+    ],
     ['slaAvailabilityBreach', { labels: { alertname: 'SLAAvailabilityBreach', severity: 'critical' } }, ['escalate', 'told']],
-    ['criticalPerformance', { labels: { alertname: 'CriticalOrchestrationLatency', severity: 'critical' } },
-      ['suppression-check', 'stand-down?', 'root-cause[failure-rate latency app-metrics host mysql]', 'recent-changes', 'approve-cache-clear', 'cache-clear?', 'latency-back', 'recovered?', 'escalate', 'escalated']],
-    ['performanceWarning', { labels: { alertname: 'HighFailureRate', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'failures-before', 'look[host slow-queries]', 'five-minutes', 'failures-after', 'improving', 'failures-settle', 'recovered?', 'escalate', 'escalated']],
-    ['stabilityScore', { labels: { alertname: 'RouterEfficiencyLow', severity: 'warning' } },
-      ['suppression-check', 'stand-down?', 'analyse[router-report runs]', 'approve-cache-rebuild', 'cache-clear?', 'escalate', 'escalated']],
-    ['diagnoseHost', { target: 'genesis-orchestrator' }, ['gather[router-config environment host journal log-errors mysql redis history]', 'report', 'done']],
-    ['weeklyMaintenance', { schedule: 'genesis-weekly' },
-      ['open-window', 'announce', 'backup', 'optimize', 'rotate-logs', 'old-artifacts',
-        'verify[genesis-orchestrator:check genesis-orchestrator:healthy genesis-mysql:check genesis-mysql:healthy genesis-redis:check genesis-redis:healthy]', 'completed']],
-    ['monthlyDeepMaintenance', { schedule: 'genesis-monthly' },
-      ['open-window', 'announce', 'backup', 'optimize', 'optimize-all', 'rotate-logs', 'old-artifacts', 'capacity', 'sla-30d', 'availability',
+    [
+      'criticalPerformance',
+      { labels: { alertname: 'CriticalOrchestrationLatency', severity: 'critical' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'root-cause[failure-rate latency app-metrics host mysql]',
+        'recent-changes',
+        'approve-cache-clear',
+        'cache-clear?',
+        'latency-back',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'performanceWarning',
+      { labels: { alertname: 'HighFailureRate', severity: 'warning' } },
+      [
+        'suppression-check',
+        'stand-down?',
+        'failures-before',
+        'look[host slow-queries]',
+        'five-minutes',
+        'failures-after',
+        'improving',
+        'failures-settle',
+        'recovered?',
+        'escalate',
+        'escalated',
+      ],
+    ],
+    [
+      'stabilityScore',
+      { labels: { alertname: 'RouterEfficiencyLow', severity: 'warning' } },
+      ['suppression-check', 'stand-down?', 'analyse[router-report runs]', 'approve-cache-rebuild', 'cache-clear?', 'escalate', 'escalated'],
+    ],
+    [
+      'diagnoseHost',
+      { target: 'genesis-orchestrator' },
+      ['gather[router-config environment host journal log-errors mysql redis history]', 'report', 'done'],
+    ],
+    [
+      'weeklyMaintenance',
+      { schedule: 'genesis-weekly' },
+      [
+        'open-window',
+        'announce',
+        'backup',
+        'optimize',
+        'rotate-logs',
+        'old-artifacts',
+        'verify[genesis-orchestrator:check genesis-orchestrator:healthy genesis-mysql:check genesis-mysql:healthy genesis-redis:check genesis-redis:healthy]',
+        'completed',
+      ],
+    ],
+    [
+      'monthlyDeepMaintenance',
+      { schedule: 'genesis-monthly' },
+      [
+        'open-window',
+        'announce',
+        'backup',
+        'optimize',
+        'optimize-all',
+        'rotate-logs',
+        'old-artifacts',
+        'capacity',
+        'sla-30d',
+        'availability',
         'verify[genesis-orchestrator:check genesis-orchestrator:healthy genesis-mysql:check genesis-mysql:healthy genesis-mysql-all-tables:check genesis-mysql-all-tables:healthy genesis-redis:check genesis-redis:healthy]',
-        'report', 'completed']],
+        'report',
+        'completed',
+      ],
+    ],
     // One runbook, three schedules: each runs only its period's part.
     ['slaReport', { schedule: 'genesis-sla-daily' }, ['period', 'daily[availability-1d report-1d]', 'send']],
     ['slaReport', { schedule: 'genesis-sla-monthly' }, ['period', 'monthly[availability-30d report-30d]', 'send']],
@@ -386,7 +838,14 @@ describe('the plan of each runbook names the steps expected', () => {
   });
 
   for (const team of teams)
-    it.each(plans[team].map(([runbook, req, steps]) => ({ runbook, req, steps, label: `${team} ${runbook} ${JSON.stringify(req.labels ?? req.schedule ?? req.target)}` })))('$label', ({ runbook, req, steps }) => {
+    it.each(
+      plans[team].map(([runbook, req, steps]) => ({
+        runbook,
+        req,
+        steps,
+        label: `${team} ${runbook} ${JSON.stringify(req.labels ?? req.schedule ?? req.target)}`,
+      })),
+    )('$label', ({ runbook, req, steps }) => {
       const p = plan(team, { runbook, ...req });
       expect(shape(p.steps)).toEqual(steps);
     });
@@ -396,8 +855,16 @@ describe('the plan of each runbook names the steps expected', () => {
       for (const def of Object.values(load(team).runbookDefinitions)) {
         const opens = JSON.stringify(def.steps).includes('"uses":"openWindow"');
         const silences = JSON.stringify(def.steps).includes('"uses":"silence"');
-        if (opens) expect(def.finally.map((s) => s.kind === 'action' && s.uses), `${team} ${def.name}`).toContain('closeWindow');
-        if (silences) expect(def.finally.map((s) => s.kind === 'action' && s.uses), `${team} ${def.name}`).toContain('expireSilence');
+        if (opens)
+          expect(
+            def.finally.map((s) => s.kind === 'action' && s.uses),
+            `${team} ${def.name}`,
+          ).toContain('closeWindow');
+        if (silences)
+          expect(
+            def.finally.map((s) => s.kind === 'action' && s.uses),
+            `${team} ${def.name}`,
+          ).toContain('expireSilence');
       }
   });
 
@@ -405,7 +872,8 @@ describe('the plan of each runbook names the steps expected', () => {
     const config = load('codementor');
     for (const def of Object.values(config.runbookDefinitions)) {
       const uses = JSON.stringify([def.steps, def.finally]);
-      for (const mutating of ['"uses":"restart"', '"uses":"groupRestart"', '"uses":"runAction"', '"uses":"command"']) expect(uses, `${def.name}`).not.toContain(mutating);
+      for (const mutating of ['"uses":"restart"', '"uses":"groupRestart"', '"uses":"runAction"', '"uses":"command"'])
+        expect(uses, `${def.name}`).not.toContain(mutating);
     }
     for (const name of ['apiDown', 'dataStoreHealth', 'highErrorRate', 'resourceUsage', 'alertDelivery'])
       expect(JSON.stringify(config.runbookDefinitions[name]!.steps), name).toMatch(/Not automated \(Kubernetes/);

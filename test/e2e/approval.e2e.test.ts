@@ -64,8 +64,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (engine) {
-    await handle().terminate('end-to-end test finished').catch(() => undefined);
-    await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).terminate('end-to-end test finished').catch(() => undefined);
+    await handle()
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
+    await engine.client.workflow
+      .getHandle(guardrailsWorkflowId(queue))
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
     await engine.stop();
   }
   await Promise.all([redis?.remove(), receiver?.close()]);

@@ -39,7 +39,11 @@ let stoppedAt: string;
 /** The approval request as the Slack channel received it, and its buttons. */
 let page: { text: string; blocks: unknown[] };
 let approve: SlackButton;
-const acknowledge = (): SlackButton => ({ action_id: 'remediate_acknowledge', value: `acknowledge:${workflowId}`, block_id: 'remediate_actions' });
+const acknowledge = (): SlackButton => ({
+  action_id: 'remediate_acknowledge',
+  value: `acknowledge:${workflowId}`,
+  block_id: 'remediate_actions',
+});
 const logLines: string[] = [];
 /** How long each press took to be answered: Slack gives up after 3 s. */
 const answeredInMs: number[] = [];
@@ -49,12 +53,22 @@ const status = (): Promise<RunbookStatus> => handle().query(statusQuery);
 
 const audits = () =>
   logLines
-    .map((l) => JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string; reason?: string; subject?: string } })
+    .map(
+      (l) =>
+        JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string; reason?: string; subject?: string } },
+    )
     .flatMap((l) => (l.audit ? [l.audit] : []));
 
 /** A press as Slack sends it; its response_url is a path of its own on the stand-in. */
 function pressOf(user: keyof typeof users, button: SlackButton, responsePath: string, opts: Partial<PressOptions> = {}) {
-  return signedPress({ secret: signingSecret, user: { id: users[user], username: user }, button, responseUrl: `${slack.url}${responsePath}`, message: page, ...opts });
+  return signedPress({
+    secret: signingSecret,
+    user: { id: users[user], username: user },
+    button,
+    responseUrl: `${slack.url}${responsePath}`,
+    message: page,
+    ...opts,
+  });
 }
 
 async function send(req: ReturnType<typeof signedPress>) {
@@ -91,7 +105,11 @@ beforeAll(async () => {
     chat: { slack: { signingSecret, maxAge: '5m', responseOrigins: [slack.url] } },
   };
   const config = parseConfig(e2eConfigInput(overrides), 'chat approvals e2e');
-  engine = await startEngine({ config, logger: pino({ level: 'info' }, { write: (l: string) => void logLines.push(l) }), workflowBundlePath: bundlePath });
+  engine = await startEngine({
+    config,
+    logger: pino({ level: 'info' }, { write: (l: string) => void logLines.push(l) }),
+    workflowBundlePath: bundlePath,
+  });
   interactions = `${engine.apiUrl!}/chat/slack/interactions`;
 
   await redis.stop();
@@ -102,13 +120,20 @@ beforeAll(async () => {
   const [posted] = await slack.waitFor('/services/T0/B0/incoming', 1, 30_000);
   page = posted!.body as typeof page;
   // The receiver has the page a moment before the workflow records that it was sent.
-  await statusWhen(handle(), 'the approval page on the timeline', 15_000, (st) => st.timeline.some((e) => e.event === 'paged approval:approve-restart'));
+  await statusWhen(handle(), 'the approval page on the timeline', 15_000, (st) =>
+    st.timeline.some((e) => e.event === 'paged approval:approve-restart'),
+  );
 });
 
 afterAll(async () => {
   if (engine) {
-    await handle().terminate('end-to-end test finished').catch(() => undefined);
-    await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).terminate().catch(() => undefined);
+    await handle()
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
+    await engine.client.workflow
+      .getHandle(guardrailsWorkflowId(queue))
+      .terminate()
+      .catch(() => undefined);
     await engine.stop();
   }
   await Promise.all([redis?.remove(), slack?.close()]);
@@ -152,7 +177,11 @@ describe('approvals from chat', () => {
     // Refused before anything could be answered: no update to those messages.
     for (const path of ['/r/unsigned', '/r/forged', '/r/stale']) expect(slack.requestsTo(path)).toEqual([]);
     expect(slack.requestsTo('/r/mallory')).toHaveLength(1);
-    expect(audits().slice(auditsBefore).map((a) => [a.via, a.operator, a.result, a.reason])).toEqual([
+    expect(
+      audits()
+        .slice(auditsBefore)
+        .map((a) => [a.via, a.operator, a.result, a.reason]),
+    ).toEqual([
       ['chat', undefined, 'unauthenticated', 'no X-Slack-Request-Timestamp'],
       ['chat', undefined, 'unauthenticated', 'signature does not match (forged, altered, or another signing secret)'],
       ['chat', undefined, 'unauthenticated', expect.stringMatching(/^timestamp \d+ is 36[01] s from now, outside chat.slack.maxAge$/)],
@@ -175,9 +204,14 @@ describe('approvals from chat', () => {
       replace_original: false,
       text: ":warning: Your approve was not taken: 'rita' is a responder; approving needs the operator role or above",
     });
-    const s = await statusWhen(handle(), "rita's refusal on the timeline", 15_000, (st) => st.timeline.some((e) => e.event === 'approve refused'));
+    const s = await statusWhen(handle(), "rita's refusal on the timeline", 15_000, (st) =>
+      st.timeline.some((e) => e.event === 'approve refused'),
+    );
     expect(s.timeline.find((e) => e.event === 'acknowledged')).toMatchObject({ actor: 'rita', detail: 'via chat' });
-    expect(s.timeline.find((e) => e.event === 'approve refused')).toMatchObject({ actor: 'rita', detail: "'rita' is a responder; approving needs the operator role or above (via chat)" });
+    expect(s.timeline.find((e) => e.event === 'approve refused')).toMatchObject({
+      actor: 'rita',
+      detail: "'rita' is a responder; approving needs the operator role or above (via chat)",
+    });
     expect(s.pendingApproval?.step).toBe('approve-restart');
     expect(s.approvedBy).toBeUndefined();
     expect(await redis.state()).toBe('exited');

@@ -78,8 +78,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (engine) {
-    await handle().terminate('end-to-end test finished').catch(() => undefined);
-    await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).terminate('end-to-end test finished').catch(() => undefined);
+    await handle()
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
+    await engine.client.workflow
+      .getHandle(guardrailsWorkflowId(queue))
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
     await engine.stop();
   }
   await redis?.remove();
@@ -107,9 +112,13 @@ describe('the CLI through the operator API', () => {
     // A viewer reads: the open incidents, and this one waiting for approval, as JSON and as text.
     const listed = await operatorCli(vera.token, 'incidents', '--open', '--target', cache, '--json');
     expect(listed.code, listed.stderr).toBe(0);
-    expect(listed.json).toEqual([expect.objectContaining({ workflowId, status: 'RUNNING', target: cache, alert: alertname, severity: 'critical' })]);
+    expect(listed.json).toEqual([
+      expect.objectContaining({ workflowId, status: 'RUNNING', target: cache, alert: alertname, severity: 'critical' }),
+    ]);
     const table = await operatorCli(vera.token, 'incidents', '--open', '--target', cache);
-    expect(table.stdout).toMatch(new RegExp(`^${workflowId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+running\\s+${alertname}\\s+critical`, 'm'));
+    expect(table.stdout).toMatch(
+      new RegExp(`^${workflowId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+running\\s+${alertname}\\s+critical`, 'm'),
+    );
     const shown = await operatorCli(vera.token, 'show', workflowId, '--json');
     expect(shown.code, shown.stderr).toBe(0);
     expect((shown.json as { live: RunbookStatus }).live.pendingApproval?.step).toBe('approve-restart');
@@ -122,8 +131,13 @@ describe('the CLI through the operator API', () => {
     expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/^remediate: refused: 'vera' is a viewer; (to approve|approving) needs the operator role or above\n$/);
     expect(refused.stdout).toBe('');
-    const after = await statusWhen(handle(), 'the refusal on the timeline', 15_000, (s) => s.timeline.some((e) => e.event === 'approve refused'));
-    expect(after.timeline.find((e) => e.event === 'approve refused')).toMatchObject({ actor: 'vera', detail: expect.stringContaining('(via cli)') });
+    const after = await statusWhen(handle(), 'the refusal on the timeline', 15_000, (s) =>
+      s.timeline.some((e) => e.event === 'approve refused'),
+    );
+    expect(after.timeline.find((e) => e.event === 'approve refused')).toMatchObject({
+      actor: 'vera',
+      detail: expect.stringContaining('(via cli)'),
+    });
     expect(after.pendingApproval?.step).toBe('approve-restart');
     expect(after.approvedBy).toBeUndefined();
     expect(await redis.state()).toBe('exited');
@@ -154,7 +168,10 @@ describe('the CLI through the operator API', () => {
     const result = (await handle().result()) as RunbookResult;
     expect(result.outcome, result.detail).toBe('recovered');
     expect(result.detail).toBe('healthy after the restart approved by alice');
-    expect(result.timeline.find((e) => e.event === 'approved')).toMatchObject({ actor: 'alice', detail: 'approve-restart: cache is down, restart it (via cli)' });
+    expect(result.timeline.find((e) => e.event === 'approved')).toMatchObject({
+      actor: 'alice',
+      detail: 'approve-restart: cache is down, restart it (via cli)',
+    });
     expect(await redis.ping()).toBe(true);
     expect(await redis.startedAt()).not.toBe(stoppedAt);
 

@@ -85,8 +85,13 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   if (engine) {
-    await handle().terminate('end-to-end test finished').catch(() => undefined);
-    await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).terminate('end-to-end test finished').catch(() => undefined);
+    await handle()
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
+    await engine.client.workflow
+      .getHandle(guardrailsWorkflowId(queue))
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
     await engine.stop();
   }
   await redis?.remove();
@@ -135,14 +140,19 @@ describe('the incident console in Chromium', () => {
       // The browser holds a session cookie it cannot read from script, and the token nowhere.
       const cookies = await context.cookies();
       expect(cookies.map((c) => [c.name, c.httpOnly, c.sameSite, c.path])).toEqual([['rmd_console', true, 'Strict', '/']]);
-      expect(await page.evaluate(() => [document.cookie, JSON.stringify({ ...localStorage }), JSON.stringify({ ...sessionStorage })])).toEqual(['', '{}', '{}']);
+      expect(
+        await page.evaluate(() => [document.cookie, JSON.stringify({ ...localStorage }), JSON.stringify({ ...sessionStorage })]),
+      ).toEqual(['', '{}', '{}']);
       expect(await page.content()).not.toContain(tokens.alice.token);
 
       await redis.stop();
       const stoppedAt = await redis.startedAt();
       const alertAt = Date.now();
       const posted = await postAlerts(engine.webhookUrl, webhookToken, [
-        { labels: { alertname, severity: 'critical', service: cache, note: '<script>window.__pwned=4</script>' }, fingerprint: hostileFingerprint },
+        {
+          labels: { alertname, severity: 'critical', service: cache, note: '<script>window.__pwned=4</script>' },
+          fingerprint: hostileFingerprint,
+        },
       ]);
       expect(posted.status, JSON.stringify(posted.json)).toBe(200);
 
@@ -158,12 +168,20 @@ describe('the incident console in Chromium', () => {
       // A viewer sees the same incident and no buttons.
       await logIn(viewer.page, tokens.vera.token);
       await viewer.page.waitForSelector(row);
-      await viewer.page.waitForFunction((sel) => document.querySelector(`${sel} td:nth-child(6)`)?.textContent === 'approve-restart', {}, row);
+      await viewer.page.waitForFunction(
+        (sel) => document.querySelector(`${sel} td:nth-child(6)`)?.textContent === 'approve-restart',
+        {},
+        row,
+      );
       expect(await viewer.page.$$(`${row} button`)).toHaveLength(0);
 
       // A POST made with the session cookie but without the CSRF header is refused, and changes nothing.
       const forged = await page.evaluate(async (id) => {
-        const r = await fetch(`/api/v1/incidents/${encodeURIComponent(id)}/approve`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"reason":"no csrf"}' });
+        const r = await fetch(`/api/v1/incidents/${encodeURIComponent(id)}/approve`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: '{"reason":"no csrf"}',
+        });
         return { status: r.status, body: (await r.json()) as { error?: string } };
       }, workflowId);
       expect(forged.status).toBe(403);
@@ -172,7 +190,11 @@ describe('the incident console in Chromium', () => {
       // Acknowledge from the list, with a hostile reason.
       await page.type(`${row} input[data-reason]`, hostileReason);
       await page.click(`${row} button[data-action="acknowledge"]`);
-      await page.waitForFunction((sel) => document.querySelector(`${sel} [data-result]`)?.textContent === 'acknowledge sent as alice', {}, row);
+      await page.waitForFunction(
+        (sel) => document.querySelector(`${sel} [data-result]`)?.textContent === 'acknowledge sent as alice',
+        {},
+        row,
+      );
       await page.waitForSelector(`${row} button[data-action="acknowledge"][hidden]`);
 
       // Into the incident, and approve there. One click on Reject only arms it; a click on Approve
@@ -199,7 +221,9 @@ describe('the incident console in Chromium', () => {
       expect(await redis.startedAt()).not.toBe(stoppedAt);
       expect(await text(page, 'p.result')).toBe('recovered: healthy after the restart approved by alice');
 
-      const timeline = await page.$$eval('table.timeline tbody tr', (rows) => rows.map((r) => Array.from((r as unknown as PageNode).children).map((c) => c.textContent ?? '')));
+      const timeline = await page.$$eval('table.timeline tbody tr', (rows) =>
+        rows.map((r) => Array.from((r as unknown as PageNode).children).map((c) => c.textContent ?? '')),
+      );
       const approved = timeline.find((cells) => cells[2] === 'approved');
       expect(approved?.[3]).toBe('alice');
       expect(approved?.[4]).toBe('approve-restart: cache is down, restart it (via console)');
@@ -208,22 +232,36 @@ describe('the incident console in Chromium', () => {
       // Hostile text is on the page as the characters it was, and never became markup.
       expect(timeline.find((cells) => cells[2] === 'acknowledged')?.[4]).toBe(`${hostileReason} (via console)`);
       expect(timeline.find((cells) => cells[2] === 'alert firing')?.[4]).toBe(hostileFingerprint);
-      expect(await page.evaluate(() => [window.__pwned ?? null, document.querySelectorAll('main img, main script, main b').length])).toEqual([null, 0]);
+      expect(
+        await page.evaluate(() => [window.__pwned ?? null, document.querySelectorAll('main img, main script, main b').length]),
+      ).toEqual([null, 0]);
 
       // Closed incidents list it with its outcome; the report counts it.
       await page.click('nav a[data-nav="closed"]');
-      await page.waitForFunction((sel) => document.querySelector(`${sel} td:nth-child(4)`)?.textContent === 'recovered', { timeout: 20_000 }, closedRow);
+      await page.waitForFunction(
+        (sel) => document.querySelector(`${sel} td:nth-child(4)`)?.textContent === 'recovered',
+        { timeout: 20_000 },
+        closedRow,
+      );
       // The report reads every incident closed in the last 7 days: thousands in the shared test namespace.
       const reportAsked = Date.now();
       await page.click('nav a[data-nav="report"]');
-      await page.waitForFunction((t) => Array.from(document.querySelectorAll('table.per-target tbody tr td:first-child')).some((td) => td.textContent === t), { timeout: 90_000 }, cache);
+      await page.waitForFunction(
+        (t) => Array.from(document.querySelectorAll('table.per-target tbody tr td:first-child')).some((td) => td.textContent === t),
+        { timeout: 90_000 },
+        cache,
+      );
       const reportShown = Date.now();
-      const perTarget = await page.$$eval('table.per-target tbody tr', (rows) => rows.map((r) => Array.from((r as unknown as PageNode).children).map((c) => c.textContent ?? '')));
+      const perTarget = await page.$$eval('table.per-target tbody tr', (rows) =>
+        rows.map((r) => Array.from((r as unknown as PageNode).children).map((c) => c.textContent ?? '')),
+      );
       // One incident on this target, recovered, and not automatically: alice approved it.
       expect(perTarget.find((cells) => cells[0] === cache)?.slice(0, 4)).toEqual([cache, '1', '1', '0']);
 
       // Every decision was audited as coming through the console, and no line carries a token.
-      const audits = logLines.map((l) => JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string } }).flatMap((l) => (l.audit ? [l.audit] : []));
+      const audits = logLines
+        .map((l) => JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string } })
+        .flatMap((l) => (l.audit ? [l.audit] : []));
       expect(audits.filter((a) => a.via === 'console' && a.result === 'done').map((a) => `${a.operator} ${a.action}`)).toEqual(
         expect.arrayContaining(['alice login', 'vera login', 'alice acknowledge', 'alice approve']),
       );
@@ -231,7 +269,9 @@ describe('the incident console in Chromium', () => {
       for (const t of Object.values(tokens)) expect(log).not.toContain(t.token);
       expect(problems).toEqual([]);
       expect(viewer.problems).toEqual([]);
-      console.info(`console: incident on the page ${seenAt - alertAt} ms after the alert, buttons ${askedAt - alertAt} ms; approve click → recovered on the page ${recoveredAt - approvedAt} ms; report ${reportShown - reportAsked} ms`);
+      console.info(
+        `console: incident on the page ${seenAt - alertAt} ms after the alert, buttons ${askedAt - alertAt} ms; approve click → recovered on the page ${recoveredAt - approvedAt} ms; report ${reportShown - reportAsked} ms`,
+      );
     } finally {
       await Promise.all([context.close(), viewer.context.close()]);
     }

@@ -39,7 +39,10 @@ async function embedded(port: number, dataDir: string, extra: Partial<EngineConf
     { ...input, temporal: { taskQueue: 'embedded-server', port, uiPort: await reservedPort() }, dataDir },
     { env: { TEMPORAL_ADDRESS: '' } },
   );
-  void engine.then((e) => engines.push(e), () => {});
+  void engine.then(
+    (e) => engines.push(e),
+    () => {},
+  );
   return engine;
 }
 
@@ -54,8 +57,25 @@ async function serverAsAnEngineLeftIt(dataDir: string, port: number): Promise<{ 
   const dir = join(dataDir, 'temporal');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const dbFile = join(dir, 'temporal.db');
-  const child = spawn(cliPath(), ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--db-filename', dbFile, '--log-level', 'warn',
-    ...devServerTuning, ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`])], { stdio: 'ignore' });
+  const child = spawn(
+    cliPath(),
+    [
+      'server',
+      'start-dev',
+      '--headless',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--db-filename',
+      dbFile,
+      '--log-level',
+      'warn',
+      ...devServerTuning,
+      ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
+    ],
+    { stdio: 'ignore' },
+  );
   children.push(child);
   writeFileSync(join(dir, 'dev-server.pid'), String(child.pid));
   await until(`a dev server at 127.0.0.1:${port}`, 60_000, async () => ((await serving(`127.0.0.1:${port}`)) ? true : undefined));
@@ -77,7 +97,7 @@ describe('the embedded Temporal dev server', () => {
     expect(pidRunning(join(data, 'temporal', 'temporal.db'))).toBeUndefined();
   }, 120_000);
 
-  it("refuses a server on its port running another data file, naming the port and the process", async () => {
+  it('refuses a server on its port running another data file, naming the port and the process', async () => {
     const foreign = await startDevServer();
     servers.push(foreign);
     const port = Number(foreign.address.split(':')[1]);

@@ -37,8 +37,19 @@ async function service(what: string, script?: string): Promise<Service> {
   const port = await closedPort();
   const container = `remediation-e2e-${what}-${randomBytes(3).toString('hex')}`;
   created.push(container);
-  await docker('run', '-d', '--name', container, '--network', 'host', '--label', 'remediation.stack=1', '-e', `PORT=${port}`,
-    ...(script ? ['--entrypoint', '/bin/sh', stack().busyboxImage, '-c', script] : [stack().busyboxImage]));
+  await docker(
+    'run',
+    '-d',
+    '--name',
+    container,
+    '--network',
+    'host',
+    '--label',
+    'remediation.stack=1',
+    '-e',
+    `PORT=${port}`,
+    ...(script ? ['--entrypoint', '/bin/sh', stack().busyboxImage, '-c', script] : [stack().busyboxImage]),
+  );
   return { target: what, container, health: `http://127.0.0.1:${port}/health` };
 }
 
@@ -48,20 +59,39 @@ function config(taskQueue: string, services: Service[], extra: Partial<EngineCon
     temporal: { ...temporalConfigInput(), taskQueue },
     webhook: { listen: '127.0.0.1:0', token },
     targets: Object.fromEntries(
-      services.map((s) => [s.target, { kind: 'container', container: s.container, stopTimeout: '5s', labels: { service: s.target }, health: { url: s.health, timeout: '1s' } }]),
+      services.map((s) => [
+        s.target,
+        {
+          kind: 'container',
+          container: s.container,
+          stopTimeout: '5s',
+          labels: { service: s.target },
+          health: { url: s.health, timeout: '1s' },
+        },
+      ]),
     ),
     bindings: [
       { alert: 'ServiceDown', targetLabel: 'service', targets, runbook: 'serviceDown' },
       { alert: 'ResourcePressure', targetLabel: 'service', targets, runbook: 'resourcePressure' },
     ],
-    guardrails: { restarts: { max: 1000, window: '1h' }, restartBackoff: '1s', verifyDeadline: '20s', verifyInterval: '500ms', maxConcurrentDestructive: 4 },
+    guardrails: {
+      restarts: { max: 1000, window: '1h' },
+      restartBackoff: '1s',
+      verifyDeadline: '20s',
+      verifyInterval: '500ms',
+      maxConcurrentDestructive: 4,
+    },
     ...extra,
   });
 }
 
 async function fire(engine: EngineProcess, alertname: string, target: string): Promise<{ started: number; folded: number }> {
   const { status, json } = await postAlerts(engine.webhookUrl, token, [
-    { labels: { alertname, service: target, severity: 'critical' }, annotations: { summary: `${target} is down` }, fingerprint: `fp-${alertname}-${target}` },
+    {
+      labels: { alertname, service: target, severity: 'critical' },
+      annotations: { summary: `${target} is down` },
+      fingerprint: `fp-${alertname}-${target}`,
+    },
   ]);
   expect(status).toBe(200);
   return json as { started: number; folded: number };
@@ -70,10 +100,15 @@ async function fire(engine: EngineProcess, alertname: string, target: string): P
 const identityOf = (engine: EngineProcess) => (identity: string) => identity.startsWith(`${engine.pid}@`);
 
 async function result(workflowId: string, ms: number): Promise<RunbookResult> {
-  return until(`${workflowId} to finish`, ms, async () => {
-    const d = await client.workflow.getHandle(workflowId).describe();
-    return d.status.name === 'RUNNING' ? undefined : ((await client.workflow.getHandle(workflowId).result()) as RunbookResult);
-  }, 500);
+  return until(
+    `${workflowId} to finish`,
+    ms,
+    async () => {
+      const d = await client.workflow.getHandle(workflowId).describe();
+      return d.status.name === 'RUNNING' ? undefined : ((await client.workflow.getHandle(workflowId).result()) as RunbookResult);
+    },
+    500,
+  );
 }
 
 const metric = (engine: EngineProcess, series: string) => engineMetric(engine.webhookUrl, series);
@@ -106,9 +141,14 @@ describe('the engine as `npm start` runs it', () => {
     // No bundle named: the compiled engine must find the one `npm run build` made in dist/. The
     // spool is on, as it is by default with the embedded dev server `npm start` runs.
     const cfg = config(queue, [svc]);
-    const engine = await spawn({ ...cfg, webhook: { ...cfg.webhook, spool: true } }, { fromBuild: true, env: { REMEDIATION_WORKFLOW_BUNDLE: '' }, startTimeoutMs: 120_000 });
+    const engine = await spawn(
+      { ...cfg, webhook: { ...cfg.webhook, spool: true } },
+      { fromBuild: true, env: { REMEDIATION_WORKFLOW_BUNDLE: '' }, startTimeoutMs: 120_000 },
+    );
     expect(engine.output()).toContain('dist/workflows.bundle.js');
-    const { status, json } = await postAlerts(engine.webhookUrl, token, [{ labels: { alertname: 'ServiceDown', service: svc.target, severity: 'critical' }, fingerprint: 'fp-build' }]);
+    const { status, json } = await postAlerts(engine.webhookUrl, token, [
+      { labels: { alertname: 'ServiceDown', service: svc.target, severity: 'critical' }, fingerprint: 'fp-build' },
+    ]);
     expect({ status, json }).toMatchObject({ status: 200, json: { status: 'queued', alerts: 1 } });
     expect((await result(incidentWorkflowId('serviceDown', svc.target), 60_000)).outcome).toBe('recovered');
     expect(await httpOk(svc.health)).toBe(true);
@@ -169,7 +209,9 @@ describe('two engine processes on one task queue', () => {
     expect(await httpOk(services[1]!.health)).toBe(true);
 
     // c1 ran entirely on A (B did not exist yet); c2 was diagnosed on A and restarted on B.
-    expect([...(await workflowTaskRunners(client.workflow.getHandle(incidentWorkflowId('serviceDown', c1))))].every(identityOf(a))).toBe(true);
+    expect([...(await workflowTaskRunners(client.workflow.getHandle(incidentWorkflowId('serviceDown', c1))))].every(identityOf(a))).toBe(
+      true,
+    );
     const c2Runners = await activityRunners(client.workflow.getHandle(c2Id));
     const restart = c2Runners.filter(([type]) => type === 'restartTarget');
     expect(c2Runners.some(([type, id]) => type === 'diagnoseTarget' && identityOf(a)(id))).toBe(true);
@@ -179,7 +221,8 @@ describe('two engine processes on one task queue', () => {
 
     // One execution per incident id, the doubly-posted c4 included.
     const ids: string[] = [];
-    for await (const wf of client.workflow.list({ query: `TaskQueue = '${queue}' AND WorkflowType != 'guardrails'` })) ids.push(wf.workflowId);
+    for await (const wf of client.workflow.list({ query: `TaskQueue = '${queue}' AND WorkflowType != 'guardrails'` }))
+      ids.push(wf.workflowId);
     expect(ids.sort()).toEqual([c2Id, ...[c1, c3, c4].map((t) => incidentWorkflowId('serviceDown', t))].sort());
   }, 150_000);
 });
@@ -199,28 +242,40 @@ describe('graceful shutdown', () => {
     const first = await spawn(cfg);
     const id = incidentWorkflowId('serviceDown', slow.target);
     expect((await fire(first, 'ServiceDown', slow.target)).started).toBe(1);
-    await until('the restart activity running', 60_000, async () => {
-      const pending = (await client.workflow.getHandle(id).describe()).raw.pendingActivities ?? [];
-      return pending.some((p) => p.activityType?.name === 'restartTarget' && p.state === 2 /* STARTED */) ? true : undefined;
-    }, 100);
+    await until(
+      'the restart activity running',
+      60_000,
+      async () => {
+        const pending = (await client.workflow.getHandle(id).describe()).raw.pendingActivities ?? [];
+        return pending.some((p) => p.activityType?.name === 'restartTarget' && p.state === 2 /* STARTED */) ? true : undefined;
+      },
+      100,
+    );
 
     const termAt = Date.now();
     first.kill('SIGTERM');
     let exited = false;
     void first.exited.then(() => (exited = true));
-    const refusal = await until('the webhook to refuse connections', 10_000, async () => {
-      try {
-        const r = await fetch(`${first.webhookUrl}/alertmanager`, { method: 'POST', signal: AbortSignal.timeout(1_000) });
-        return r.status === 503 ? 'HTTP 503' : undefined;
-      } catch (err) {
-        const code = (err as { cause?: { code?: string } }).cause?.code;
-        return code === 'ECONNREFUSED' ? code : undefined;
-      }
-    }, 50);
+    const refusal = await until(
+      'the webhook to refuse connections',
+      10_000,
+      async () => {
+        try {
+          const r = await fetch(`${first.webhookUrl}/alertmanager`, { method: 'POST', signal: AbortSignal.timeout(1_000) });
+          return r.status === 503 ? 'HTTP 503' : undefined;
+        } catch (err) {
+          const code = (err as { cause?: { code?: string } }).cause?.code;
+          return code === 'ECONNREFUSED' ? code : undefined;
+        }
+      },
+      50,
+    );
     const refusedWhileDraining = !exited;
     const end = await first.exited;
     const stopMs = Date.now() - termAt;
-    console.log(`engine stopped ${stopMs} ms after SIGTERM with a restart in flight (webhook: ${refusal} while draining: ${refusedWhileDraining})`);
+    console.log(
+      `engine stopped ${stopMs} ms after SIGTERM with a restart in flight (webhook: ${refusal} while draining: ${refusedWhileDraining})`,
+    );
     expect(end).toEqual({ code: 0, signal: null });
     expect(first.output()).toContain('"msg":"stopped"');
     expect(refusedWhileDraining).toBe(true);
@@ -229,7 +284,9 @@ describe('graceful shutdown', () => {
     // The restart in hand was finished, and reported, by the stopping engine — not abandoned to time out.
     const events = await historyEvents(client.workflow.getHandle(id));
     const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget')!;
-    const completed = events.find((e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? '') === String(scheduled.eventId));
+    const completed = events.find(
+      (e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? '') === String(scheduled.eventId),
+    );
     expect(completed, 'restartTarget completed').toBeDefined();
     const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === String(scheduled.eventId))!;
     expect(identityOf(first)(started.activityTaskStartedEventAttributes!.identity!)).toBe(true);
@@ -238,7 +295,9 @@ describe('graceful shutdown', () => {
     const next = await spawn(cfg);
     const r = await result(id, 60_000);
     expect(r.outcome).toBe('recovered');
-    const verifiedByNext = (await activityRunners(client.workflow.getHandle(id))).filter(([type, who]) => type === 'verifyTarget' && identityOf(next)(who));
+    const verifiedByNext = (await activityRunners(client.workflow.getHandle(id))).filter(
+      ([type, who]) => type === 'verifyTarget' && identityOf(next)(who),
+    );
     expect(verifiedByNext.length).toBeGreaterThanOrEqual(1);
 
     // An idle engine stops at once.

@@ -52,10 +52,22 @@ beforeAll(async () => {
   receiver = await startReceiver();
   // A service whose every start fails at once, explaining why on stderr: no restart can fix it.
   await docker(
-    'run', '-d', '--name', container, '--network', 'host', '--label', 'remediation.stack=1',
-    stack().busyboxImage, 'sh', '-c', `echo "orders-api starting"; echo "${fatal}" >&2; exit 78`,
+    'run',
+    '-d',
+    '--name',
+    container,
+    '--network',
+    'host',
+    '--label',
+    'remediation.stack=1',
+    stack().busyboxImage,
+    'sh',
+    '-c',
+    `echo "orders-api starting"; echo "${fatal}" >&2; exit 78`,
   );
-  await until(`${container} to exit`, 15_000, async () => ((await docker('inspect', '-f', '{{.State.Status}}', container)) === 'exited' ? true : undefined));
+  await until(`${container} to exit`, 15_000, async () =>
+    (await docker('inspect', '-f', '{{.State.Status}}', container)) === 'exited' ? true : undefined,
+  );
   const overrides: Partial<EngineConfigInput> = {
     temporal: { ...temporalConfigInput(), taskQueue: queue },
     webhook: { listen: '127.0.0.1:0', token },
@@ -87,7 +99,13 @@ beforeAll(async () => {
     },
     operators: [{ name: 'alice' }],
     // Short verification and backoff keep three failing restarts within seconds.
-    guardrails: { restarts: { max: 1000, window: '1h' }, restartAttempts: 3, restartBackoff: '500ms', verifyDeadline: '3s', verifyInterval: '500ms' },
+    guardrails: {
+      restarts: { max: 1000, window: '1h' },
+      restartAttempts: 3,
+      restartBackoff: '500ms',
+      verifyDeadline: '3s',
+      verifyInterval: '500ms',
+    },
   };
   configFile = writeConfig(e2eConfigInput(overrides));
   engine = await startTestEngine(overrides);
@@ -95,8 +113,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (engine) {
-    await engine.client.workflow.getHandle(workflowId).terminate('end-to-end test finished').catch(() => undefined);
-    await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).terminate('end-to-end test finished').catch(() => undefined);
+    await engine.client.workflow
+      .getHandle(workflowId)
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
+    await engine.client.workflow
+      .getHandle(guardrailsWorkflowId(queue))
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
     await engine.stop();
   }
   await docker('rm', '-f', container).catch(() => undefined);
@@ -109,7 +133,11 @@ describe('a service that cannot be brought back', () => {
     // Docker timestamps with a fraction: the container's own creation a moment ago must not count.
     const since = Date.now();
     const fired = await postAlerts(engine.webhookUrl, token, [
-      { labels: { alertname: 'ServiceDown', severity: 'critical', service: target }, annotations: { summary: 'orders API is down' }, fingerprint: alertFingerprint },
+      {
+        labels: { alertname: 'ServiceDown', severity: 'critical', service: target },
+        annotations: { summary: 'orders API is down' },
+        fingerprint: alertFingerprint,
+      },
     ]);
     expect(fired.status).toBe(200);
     expect(fired.json.started).toBe(1);
@@ -138,7 +166,9 @@ describe('a service that cannot be brought back', () => {
     expect(ack.code, ack.stderr).toBe(0);
     // Acknowledged, the paging stops but the incident stays open while its alert fires; when the
     // alert clears, every page is resolved.
-    const following = await statusWhen(handle, 'the run to follow the acknowledged incident', 15_000, (s) => s.timeline.some((e) => e.event === 'following'));
+    const following = await statusWhen(handle, 'the run to follow the acknowledged incident', 15_000, (s) =>
+      s.timeline.some((e) => e.event === 'following'),
+    );
     expect(following.acknowledgedBy).toBe('alice');
     await receiver.waitFor('/senior', 2, 15_000);
     const cleared = await postAlerts(engine.webhookUrl, token, [

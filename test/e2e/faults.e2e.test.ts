@@ -52,8 +52,20 @@ afterAll(async () => {
 function runContainer(what: string, port: number, command: string[] = []): string {
   const name = `remediation-e2e-${what}-${randomUUID().slice(0, 8)}`;
   containers.push(name);
-  dockerSync('run', '-d', '--name', name, '--network', 'host', '--label', 'remediation.stack=1', '-e', `PORT=${port}`,
-    stack().busyboxImage, ...command);
+  dockerSync(
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--network',
+    'host',
+    '--label',
+    'remediation.stack=1',
+    '-e',
+    `PORT=${port}`,
+    stack().busyboxImage,
+    ...command,
+  );
   return name;
 }
 
@@ -70,8 +82,17 @@ function processesOf(container: string): Array<{ pid: number; args: string }> {
 
 /** Docker's lifecycle events for one container between two instants, oldest first. */
 function containerEvents(container: string, sinceMs: number, untilMs = Date.now()): Array<{ action: string; signal?: string }> {
-  const out = dockerSync('events', '--since', (sinceMs / 1000).toFixed(3), '--until', (untilMs / 1000).toFixed(3),
-    '--filter', `container=${container}`, '--format', '{{json .}}');
+  const out = dockerSync(
+    'events',
+    '--since',
+    (sinceMs / 1000).toFixed(3),
+    '--until',
+    (untilMs / 1000).toFixed(3),
+    '--filter',
+    `container=${container}`,
+    '--format',
+    '{{json .}}',
+  );
   return out
     .split('\n')
     .filter(Boolean)
@@ -151,8 +172,12 @@ async function explained<T>(work: Promise<T>, client: Client, workflowId: string
   try {
     return await work;
   } catch (err) {
-    const status = await client.workflow.getHandle(workflowId).query(statusQuery).catch((e: unknown) => String(e));
-    const timeline = typeof status === 'string' ? status : status.timeline.map((e) => `${e.at} ${e.step}: ${e.event} ${e.detail ?? ''}`).join('\n');
+    const status = await client.workflow
+      .getHandle(workflowId)
+      .query(statusQuery)
+      .catch((e: unknown) => String(e));
+    const timeline =
+      typeof status === 'string' ? status : status.timeline.map((e) => `${e.at} ${e.step}: ${e.event} ${e.detail ?? ''}`).join('\n');
     throw new Error(`${(err as Error).message}\n--- ${workflowId}:\n${timeline}\n--- engine log:\n${engine?.output().slice(-3_000) ?? ''}`);
   }
 }
@@ -164,7 +189,12 @@ async function outcomeOf(client: Client, workflowId: string, ms: number, engine:
     timer = setTimeout(() => reject(new Error(`${workflowId} did not finish within ${ms} ms`)), ms);
   });
   try {
-    return await explained(Promise.race([client.workflow.getHandle(workflowId).result() as Promise<RunbookResult>, deadline]), client, workflowId, engine);
+    return await explained(
+      Promise.race([client.workflow.getHandle(workflowId).result() as Promise<RunbookResult>, deadline]),
+      client,
+      workflowId,
+      engine,
+    );
   } finally {
     clearTimeout(timer);
   }
@@ -177,7 +207,9 @@ describe('the engine killed with SIGKILL', () => {
     // PID 1 ignores SIGTERM, so `docker restart` waits out the whole stop timeout before its SIGKILL:
     // a restart that is still in progress when the engine dies. Only a fresh start brings httpd back.
     const container = runContainer('slow-restart', port, [
-      'sh', '-c', 'trap "" TERM; /bin/busybox httpd -f -p "127.0.0.1:$PORT" -h /www & while :; do sleep 1; done',
+      'sh',
+      '-c',
+      'trap "" TERM; /bin/busybox httpd -f -p "127.0.0.1:$PORT" -h /www & while :; do sleep 1; done',
     ]);
     const healthUrl = `http://127.0.0.1:${port}/health`;
     await untilHttpOk(healthUrl, 'the slow container healthy');
@@ -224,7 +256,9 @@ describe('the engine killed with SIGKILL', () => {
     expect(starts.length).toBeLessThanOrEqual(2);
 
     const history = await stackClient.workflow.getHandle(workflowId).fetchHistory();
-    const restartsScheduled = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget');
+    const restartsScheduled = (history.events ?? []).filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget',
+    );
     expect(restartsScheduled).toHaveLength(1);
     const started = (history.events ?? []).find(
       (e) => e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() === restartsScheduled[0]!.eventId?.toString(),
@@ -273,7 +307,9 @@ describe('the engine killed with SIGKILL', () => {
     expect(senior!.at).toBeGreaterThan(killedAt);
 
     // Three restart attempts configured; each is one `docker restart`, one start after the first.
-    const starts = dockerSync('logs', container).split('\n').filter((l) => l === 'started');
+    const starts = dockerSync('logs', container)
+      .split('\n')
+      .filter((l) => l === 'started');
     expect(starts).toHaveLength(1 + 3);
     await terminateRunning(stackClient, config.temporal!.taskQueue!, 'end of the fault test');
   }, 120_000);

@@ -66,7 +66,10 @@ describe('maintenance window on a schedule, the real loop', () => {
     dockerSync('start', stack().demoContainer);
     await untilHttpOk(`${stack().demoUrl}/health`, 'demo healthy');
     await untilPromSeesUp('demo');
-    await engine.client.workflow.getHandle(incidentWorkflowId('serviceDown', 'demo')).terminate('clean slate').catch(() => {});
+    await engine.client.workflow
+      .getHandle(incidentWorkflowId('serviceDown', 'demo'))
+      .terminate('clean slate')
+      .catch(() => {});
   }, 600_000);
 
   afterAll(async () => {
@@ -74,7 +77,10 @@ describe('maintenance window on a schedule, the real loop', () => {
     await blocker.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
     await blocker.end().catch(() => {});
     dockerSync('start', stack().demoContainer);
-    await engine?.client.schedule.getHandle(maintenanceScheduleId(schedule)).delete().catch(() => {});
+    await engine?.client.schedule
+      .getHandle(maintenanceScheduleId(schedule))
+      .delete()
+      .catch(() => {});
     await engine?.stop();
     release?.();
   });
@@ -92,7 +98,11 @@ describe('maintenance window on a schedule, the real loop', () => {
 
     const triggered = await remediate(configFile, 'schedules', 'trigger', schedule);
     expect(triggered.code, `${triggered.stdout}${triggered.stderr}`).toBe(0);
-    const run = await until('the scheduled maintenance run', 30_000, async () => (await scheduleHandle.describe()).info.runningActions[0]?.workflow);
+    const run = await until(
+      'the scheduled maintenance run',
+      30_000,
+      async () => (await scheduleHandle.describe()).info.runningActions[0]?.workflow,
+    );
     const handle = engine.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId);
     await until('maintenance waiting on VACUUM of app-db', 60_000, async () =>
       (await handle.query(statusQuery)).step === 'maintain:app-db' ? true : undefined,
@@ -106,12 +116,17 @@ describe('maintenance window on a schedule, the real loop', () => {
     const killedAt = Date.now();
     dockerSync('kill', stack().demoContainer);
     await until('ServiceDown for demo held by the silence', 60_000, async () => {
-      const alerts = await am<AmAlert[]>(`alerts?filter=${encodeURIComponent('alertname="ServiceDown"')}&filter=${encodeURIComponent('service="demo"')}`);
+      const alerts = await am<AmAlert[]>(
+        `alerts?filter=${encodeURIComponent('alertname="ServiceDown"')}&filter=${encodeURIComponent('service="demo"')}`,
+      );
       return alerts.some((a) => a.status.state === 'suppressed' && a.status.silencedBy.includes(silence!.id)) ? true : undefined;
     });
     // Several of Alertmanager's group intervals (2s) pass; still nobody touched the service.
     await new Promise((r) => setTimeout(r, 6_000));
-    const incident = await engine.client.workflow.getHandle(incidentWorkflowId('serviceDown', 'demo')).describe().catch(() => undefined);
+    const incident = await engine.client.workflow
+      .getHandle(incidentWorkflowId('serviceDown', 'demo'))
+      .describe()
+      .catch(() => undefined);
     expect(incident === undefined || incident.startTime.getTime() < killedAt, 'no incident started during the window').toBe(true);
     expect(dockerSync('inspect', '-f', '{{.State.Running}}', stack().demoContainer)).toBe('false');
 
@@ -119,11 +134,18 @@ describe('maintenance window on a schedule, the real loop', () => {
     await blocker.query('COMMIT');
     const result = (await handle.result()) as RunbookResult;
     expect(result.outcome, result.detail).toBe('completed');
-    expect(result.timeline.map((e) => e.event)).toEqual(expect.arrayContaining(['window opened', 'backed up', 'maintained', 'silence expired']));
+    expect(result.timeline.map((e) => e.event)).toEqual(
+      expect.arrayContaining(['window opened', 'backed up', 'maintained', 'silence expired']),
+    );
     expect((await am<AmSilence[]>('silences')).find((s) => s.id === silence!.id)?.status.state).toBe('expired');
 
     // Now the held alert goes out and the runbook does its job.
-    const recovered = await runThatActed(engine.client, incidentWorkflowId('serviceDown', 'demo'), killedAt, 'the demo service remediated after the window');
+    const recovered = await runThatActed(
+      engine.client,
+      incidentWorkflowId('serviceDown', 'demo'),
+      killedAt,
+      'the demo service remediated after the window',
+    );
     expect(recovered.outcome, recovered.detail).toBe('recovered');
     expect(await httpOk(`${stack().demoUrl}/health`)).toBe(true);
   }, 240_000);

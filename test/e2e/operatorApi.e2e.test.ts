@@ -49,10 +49,18 @@ const logLines: string[] = [];
 const handle = (): WorkflowHandle => engine.client.workflow.getHandle(workflowId);
 const path = (verb?: string) => `/api/v1/incidents/${encodeURIComponent(workflowId)}${verb ? `/${verb}` : ''}`;
 
-async function call(method: string, url: string, token?: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+async function call(
+  method: string,
+  url: string,
+  token?: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${api}${url}`, {
     method,
-    headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+    headers: {
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     signal: AbortSignal.timeout(20_000),
   });
@@ -61,7 +69,10 @@ async function call(method: string, url: string, token?: string, body?: unknown)
 
 const audits = () =>
   logLines
-    .map((l) => JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string; reason?: string; subject?: string } })
+    .map(
+      (l) =>
+        JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string; reason?: string; subject?: string } },
+    )
     .flatMap((l) => (l.audit ? [l.audit] : []));
 
 beforeAll(async () => {
@@ -98,8 +109,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (engine) {
-    await handle().terminate('end-to-end test finished').catch(() => undefined);
-    await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).terminate().catch(() => undefined);
+    await handle()
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
+    await engine.client.workflow
+      .getHandle(guardrailsWorkflowId(queue))
+      .terminate()
+      .catch(() => undefined);
     await engine.stop();
   }
   await redis?.remove();
@@ -109,18 +125,47 @@ afterAll(async () => {
 describe('the operator API', () => {
   it('answers 401 to no credentials, a wrong or expired token and a bad JWT, and says nothing more', async () => {
     const jwt = (sub: string, key: CryptoKey, expInS: number) =>
-      new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setSubject(sub).setIssuer(issuer).setAudience('remediation').setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1_000) + expInS).sign(key);
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256' })
+        .setSubject(sub)
+        .setIssuer(issuer)
+        .setAudience('remediation')
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1_000) + expInS)
+        .sign(key);
     const { privateKey: stranger } = await generateKeyPair('ES256');
-    for (const token of [undefined, newOperatorToken().token, tokens.old.token, await jwt('carol', stranger, 600), await jwt('carol', signingKey, -120)]) {
+    for (const token of [
+      undefined,
+      newOperatorToken().token,
+      tokens.old.token,
+      await jwt('carol', stranger, 600),
+      await jwt('carol', signingKey, -120),
+    ]) {
       const r = await call('GET', '/api/v1/incidents', token);
       expect(r.status).toBe(401);
       expect(r.json).toEqual({ error: 'authentication required: an operator token or a signed bearer token' });
     }
-    expect((await call('GET', '/api/v1/whoami', await jwt('carol', signingKey, 600))).json).toMatchObject({ operator: 'carol', role: 'admin', credential: 'jwt' });
-    expect((await call('GET', '/api/v1/whoami', tokens.vera.token)).json).toMatchObject({ operator: 'vera', role: 'viewer', credential: 'token' });
+    expect((await call('GET', '/api/v1/whoami', await jwt('carol', signingKey, 600))).json).toMatchObject({
+      operator: 'carol',
+      role: 'admin',
+      credential: 'jwt',
+    });
+    expect((await call('GET', '/api/v1/whoami', tokens.vera.token)).json).toMatchObject({
+      operator: 'vera',
+      role: 'viewer',
+      credential: 'token',
+    });
     // Why each was refused is in the audit log, and no credential is.
-    const refusedReasons = audits().filter((a) => a.result === 'unauthenticated').map((a) => a.reason);
-    expect(refusedReasons).toEqual(['no credentials', 'unknown token', "token of 'olga' expired at 2020-01-01T00:00:00Z", 'JWT refused: ERR_JWS_SIGNATURE_VERIFICATION_FAILED', 'JWT refused: ERR_JWT_EXPIRED']);
+    const refusedReasons = audits()
+      .filter((a) => a.result === 'unauthenticated')
+      .map((a) => a.reason);
+    expect(refusedReasons).toEqual([
+      'no credentials',
+      'unknown token',
+      "token of 'olga' expired at 2020-01-01T00:00:00Z",
+      'JWT refused: ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+      'JWT refused: ERR_JWT_EXPIRED',
+    ]);
     expect((await fetch(`${api}/healthz`)).status).toBe(200);
   });
 
@@ -148,7 +193,12 @@ describe('the operator API', () => {
     const operatorCancel = await call('POST', path('cancel'), tokens.alice.token, {});
     expect(operatorCancel.status).toBe(403);
     // Each refusal is on the incident's timeline, by the verified name.
-    const refused = await statusWhen(handle(), 'the refusals on the timeline', 15_000, (s) => s.timeline.filter((e) => e.event.endsWith(' refused')).length >= 4);
+    const refused = await statusWhen(
+      handle(),
+      'the refusals on the timeline',
+      15_000,
+      (s) => s.timeline.filter((e) => e.event.endsWith(' refused')).length >= 4,
+    );
     expect(refused.timeline.filter((e) => e.event.endsWith(' refused')).map((e) => [e.actor, e.event])).toEqual([
       ['vera', 'approve refused'],
       ['rita', 'approve refused'],
@@ -168,7 +218,10 @@ describe('the operator API', () => {
     expect(approved).toEqual({ status: 200, json: { workflowId, decision: 'approve', operator: 'alice' } });
     const result = (await handle().result()) as RunbookResult;
     expect(result.outcome, result.detail).toBe('recovered');
-    expect(result.timeline.find((e) => e.event === 'approved')).toMatchObject({ actor: 'alice', detail: 'approve-restart: cache is down (via api)' });
+    expect(result.timeline.find((e) => e.event === 'approved')).toMatchObject({
+      actor: 'alice',
+      detail: 'approve-restart: cache is down (via api)',
+    });
     expect(result.timeline.find((e) => e.event === 'acknowledged')).toMatchObject({ actor: 'rita', detail: 'looking (via api)' });
     expect(await redis.ping()).toBe(true);
 
@@ -206,7 +259,11 @@ describe('the operator API', () => {
       body: JSON.stringify({ reason: 'x'.repeat(200_000) }),
     });
     expect(huge.status).toBe(413);
-    const notJson = await fetch(`${api}${path('acknowledge')}`, { method: 'POST', headers: { Authorization: `Bearer ${tokens.alice.token}` }, body: '{"reason":' });
+    const notJson = await fetch(`${api}${path('acknowledge')}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${tokens.alice.token}` },
+      body: '{"reason":',
+    });
     expect(notJson.status).toBe(400);
     // A run by hand outside an operator's scope is refused; inside it, it starts.
     expect((await call('POST', '/api/v1/runbooks/databaseConnection/runs', tokens.dana.token, { target: cache })).status).toBe(403);

@@ -29,7 +29,9 @@ afterAll(async () => {
 });
 
 async function engine(taskQueue: string, spool: boolean): Promise<EngineProcess> {
-  const e = await spawnEngine(e2eConfigInput({ temporal: { address: server.address, taskQueue }, webhook: { listen: '127.0.0.1:0', token, spool } }));
+  const e = await spawnEngine(
+    e2eConfigInput({ temporal: { address: server.address, taskQueue }, webhook: { listen: '127.0.0.1:0', token, spool } }),
+  );
   engines.push(e);
   return e;
 }
@@ -59,12 +61,32 @@ describe('/readyz', () => {
       expect(answers.map((a) => a.status)).toEqual(answers.map(() => 503));
       expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(3_500);
       // The log says why (it may reach us after the answers do).
-      const notReady = () => e.output().split('\n').filter((l) => l.includes('"msg":"not ready"'));
-      expect((await eventually(async () => notReady(), (lines) => lines.length > 0, 5_000)).join('\n')).toMatch(/"reason":"Temporal /);
+      const notReady = () =>
+        e
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('"msg":"not ready"'));
+      expect(
+        (
+          await eventually(
+            async () => notReady(),
+            (lines) => lines.length > 0,
+            5_000,
+          )
+        ).join('\n'),
+      ).toMatch(/"reason":"Temporal /);
 
       thaw();
       thaw = undefined;
-      expect((await eventually(() => readyz(e), (a) => a.status === 200, 30_000)).status).toBe(200);
+      expect(
+        (
+          await eventually(
+            () => readyz(e),
+            (a) => a.status === 200,
+            30_000,
+          )
+        ).status,
+      ).toBe(200);
     }, 120_000);
   }
 
@@ -82,6 +104,14 @@ describe('/readyz', () => {
     } finally {
       await server.start();
     }
-    expect((await eventually(() => readyz(e), (a) => a.status === 200, 30_000)).status).toBe(200);
+    expect(
+      (
+        await eventually(
+          () => readyz(e),
+          (a) => a.status === 200,
+          30_000,
+        )
+      ).status,
+    ).toBe(200);
   }, 120_000);
 });

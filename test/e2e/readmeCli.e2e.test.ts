@@ -55,7 +55,11 @@ function bash(line: string, exports: string[]): Promise<Run> {
     line,
   ].join('\n');
   return new Promise((resolve) => {
-    const child = spawn('bash', ['-c', script], { cwd: home, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', ['-c', script], {
+      cwd: home,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -85,7 +89,12 @@ async function exampleConfig(): Promise<EngineConfigInput> {
   // Nothing is restarted, silenced or written: the demo container and databases are every test's.
   config.dryRun = true;
   // Its own embedded dev server, as npm start runs, on ports of its own.
-  config.temporal = { ...config.temporal, taskQueue: 'remediation-readme', port: await reservedDevServerPort(), uiPort: await reservedPort() };
+  config.temporal = {
+    ...config.temporal,
+    taskQueue: 'remediation-readme',
+    port: await reservedDevServerPort(),
+    uiPort: await reservedPort(),
+  };
   config.webhook = { listen: '127.0.0.1:0', token: webhookToken };
   config.api = { ...config.api, listen: `127.0.0.1:${await reservedPort()}` };
   config.alertmanager = { url: s.alertmanagerUrl };
@@ -94,11 +103,20 @@ async function exampleConfig(): Promise<EngineConfigInput> {
   config.targets!.demo = { ...config.targets!.demo, health: { url: down, timeout: '1s' }, dependsOn: [] } as never;
   config.targets!['app-db'] = { ...config.targets!['app-db'], port: await closedPort() } as never;
   config.operators = [{ name: 'alice', role: 'admin', tokenHash: alice.tokenHash }, { name: 'bob' }];
-  config.guardrails = { ...config.guardrails, restartBackoff: '1s', verifyDeadline: '3s', verifyInterval: '500ms', restarts: { max: 1000, window: '1h' } };
+  config.guardrails = {
+    ...config.guardrails,
+    restartBackoff: '1s',
+    verifyDeadline: '3s',
+    verifyInterval: '500ms',
+    restarts: { max: 1000, window: '1h' },
+  };
   return config;
 }
 
-const demoDown = { labels: { alertname: 'ServiceDown', service: 'demo', severity: 'warning' }, fingerprint: randomBytes(8).toString('hex') };
+const demoDown = {
+  labels: { alertname: 'ServiceDown', service: 'demo', severity: 'warning' },
+  fingerprint: randomBytes(8).toString('hex'),
+};
 
 async function postAlert(alert: AlertInit): Promise<void> {
   const res = await fetch(`${engine.webhookUrl}/alertmanager`, {
@@ -133,8 +151,12 @@ beforeAll(async () => {
   // app-db unreachable (waiting for approval to restart), from alerts as Alertmanager posts them.
   await postAlert(demoDown);
   await postAlert({ labels: { alertname: 'DatabaseConnectionFailure', service: 'app-db', severity: 'warning' } });
-  await until('app-db to wait for approval', 90_000, async () => ((await showJson('incident:databaseConnection:app-db'))?.live?.pendingApproval ? true : undefined));
-  await until('demo to be escalated', 90_000, async () => ((await showJson('incident:serviceDown:demo'))?.live?.escalationLevel ? true : undefined));
+  await until('app-db to wait for approval', 90_000, async () =>
+    (await showJson('incident:databaseConnection:app-db'))?.live?.pendingApproval ? true : undefined,
+  );
+  await until('demo to be escalated', 90_000, async () =>
+    (await showJson('incident:serviceDown:demo'))?.live?.escalationLevel ? true : undefined,
+  );
 }, 300_000);
 
 afterAll(async () => {
@@ -158,10 +180,13 @@ const expected: Array<[RegExp, (r: Run) => void]> = [
   [/^schedules list/, (r) => expect(r.stdout).toContain('weekly-db')],
   [/^report --since 7d/, (r) => expect(r.stdout).toMatch(/demo|app-db/)],
   [/--format html > report\.html/, () => expect(readFileSync(join(home, 'report.html'), 'utf8')).toMatch(/^<!doctype html>/i)],
-  [/^admin schedules trigger weekly-db/, (r) => {
-    expect(r.stdout).toBe("schedule 'weekly-db' triggered\n");
-    expect(r.stderr).toContain(`remediate: config ${configFile} (from the default, config/example.yaml in the working directory)`);
-  }],
+  [
+    /^admin schedules trigger weekly-db/,
+    (r) => {
+      expect(r.stdout).toBe("schedule 'weekly-db' triggered\n");
+      expect(r.stderr).toContain(`remediate: config ${configFile} (from the default, config/example.yaml in the working directory)`);
+    },
+  ],
 ];
 
 /** Before a line: what the engine must have finished by then, as an operator would wait for it. */
@@ -170,7 +195,9 @@ async function before(args: string): Promise<void> {
   // its alert, and ends once Alertmanager reports it resolved.
   if (args.startsWith('run serviceDown --target demo')) {
     await postAlert({ ...demoDown, status: 'resolved' });
-    await until('the acknowledged incident on demo to end', 60_000, async () => ((await showJson('incident:serviceDown:demo'))?.status !== 'RUNNING' ? true : undefined));
+    await until('the acknowledged incident on demo to end', 60_000, async () =>
+      (await showJson('incident:serviceDown:demo'))?.status !== 'RUNNING' ? true : undefined,
+    );
   }
 }
 
@@ -178,7 +205,10 @@ describe("the README's CLI examples", () => {
   it('are found, and each one is checked below', () => {
     expect(lines.length).toBeGreaterThanOrEqual(15);
     for (const line of lines.filter((l) => l.startsWith('npx remediate ')))
-      expect(expected.some(([m]) => m.test(line.slice('npx remediate '.length))), `no expectation for: ${line}`).toBe(true);
+      expect(
+        expected.some(([m]) => m.test(line.slice('npx remediate '.length))),
+        `no expectation for: ${line}`,
+      ).toBe(true);
   });
 
   it('run as printed against the engine npm start starts: exit 0 and the answer each is for', async () => {

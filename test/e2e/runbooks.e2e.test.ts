@@ -41,9 +41,9 @@ async function startFailingService(): Promise<{ url: string; clears: IncomingHtt
       res.writeHead(cleared ? 200 : 500, { 'content-type': 'text/plain' }).end(cleared ? 'ok' : 'error rate 48% over 5m');
     } else if (req.url === '/health/detailed') {
       const cache = cleared ? { status: 'pass' } : { status: 'fail', output: 'stale entries served: 48% of responses are 500' };
-      res.writeHead(cleared ? 200 : 503, { 'content-type': 'application/json' }).end(
-        JSON.stringify({ status: cleared ? 'pass' : 'fail', checks: { cache, database: { status: 'pass' } } }),
-      );
+      res
+        .writeHead(cleared ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ status: cleared ? 'pass' : 'fail', checks: { cache, database: { status: 'pass' } } }));
     } else {
       res.writeHead(404).end();
     }
@@ -52,10 +52,11 @@ async function startFailingService(): Promise<{ url: string; clears: IncomingHtt
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     clears,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -109,7 +110,16 @@ beforeAll(async () => {
   const port = await closedPort();
   workerHealth = `http://127.0.0.1:${port}/health`;
   await docker(
-    'run', '-d', '--name', container, '--network', 'host', '--label', 'remediation.stack=1', '-e', `PORT=${port}`,
+    'run',
+    '-d',
+    '--name',
+    container,
+    '--network',
+    'host',
+    '--label',
+    'remediation.stack=1',
+    '-e',
+    `PORT=${port}`,
     stack().busyboxImage,
   );
   await untilHttpOk(workerHealth, `${container} serving /health`);
@@ -140,8 +150,16 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const { engine, queue } of engines) {
-    for (const id of [incidentWorkflowId('highErrorRate', web), incidentWorkflowId('resourcePressure', worker), incidentWorkflowId('resourcePressure', workerDry), guardrailsWorkflowId(queue)]) {
-      await engine.client.workflow.getHandle(id).terminate('end-to-end test finished').catch(() => undefined);
+    for (const id of [
+      incidentWorkflowId('highErrorRate', web),
+      incidentWorkflowId('resourcePressure', worker),
+      incidentWorkflowId('resourcePressure', workerDry),
+      guardrailsWorkflowId(queue),
+    ]) {
+      await engine.client.workflow
+        .getHandle(id)
+        .terminate('end-to-end test finished')
+        .catch(() => undefined);
     }
   }
   await Promise.all(engines.map(({ engine }) => engine.stop()));

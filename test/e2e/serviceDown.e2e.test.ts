@@ -22,7 +22,10 @@ describe('service down, the real loop', () => {
     dockerSync('start', stack().demoContainer);
     await untilHttpOk(`${stack().demoUrl}/health`, 'demo healthy');
     await untilPromSeesUp('demo');
-    await engine.client.workflow.getHandle(id).terminate('clean slate for the end-to-end test').catch(() => {});
+    await engine.client.workflow
+      .getHandle(id)
+      .terminate('clean slate for the end-to-end test')
+      .catch(() => {});
   }, 600_000);
 
   afterAll(async () => {
@@ -56,7 +59,9 @@ describe('service down, the real loop', () => {
     await untilPromSeesUp('demo');
     // SIGSTOP the web server: the container stays "running", the port accepts, nothing answers.
     const result = await runOnce(() => {
-      const httpd = dockerSync('top', stack().demoContainer, '-eo', 'pid,args').split('\n').find((l) => l.includes('httpd'));
+      const httpd = dockerSync('top', stack().demoContainer, '-eo', 'pid,args')
+        .split('\n')
+        .find((l) => l.includes('httpd'));
       process.kill(Number(httpd!.trim().split(/\s+/)[0]), 'SIGSTOP');
     });
     expect(result.outcome).toBe('recovered');

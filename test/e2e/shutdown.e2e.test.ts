@@ -46,7 +46,14 @@ async function config(taskQueue: string, extra: Partial<EngineConfigInput> = {})
     temporal: { address: server.address, taskQueue },
     webhook: { listen: '127.0.0.1:0', token },
     dryRun: true,
-    targets: { ghost: { kind: 'container', container: 'remediation-e2e-ghost-absent', labels: { service: 'ghost' }, health: { url: health, timeout: '1s' } } },
+    targets: {
+      ghost: {
+        kind: 'container',
+        container: 'remediation-e2e-ghost-absent',
+        labels: { service: 'ghost' },
+        health: { url: health, timeout: '1s' },
+      },
+    },
     bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: ['ghost'], runbook: 'serviceDown' }],
     ...extra,
   });
@@ -63,13 +70,16 @@ async function sigterm(exited: Promise<{ code: number | null; signal: NodeJS.Sig
 const grace = shutdownDeadlineMs + 1_000;
 
 /** The shutdown steps the engine gave up waiting for. */
-const leftBehind = (output: string) => [...output.matchAll(/"step":"([^"]+)","waitedMs":\d+,"msg":"shutdown step did not finish/g)].map((m) => m[1]!);
+const leftBehind = (output: string) =>
+  [...output.matchAll(/"step":"([^"]+)","waitedMs":\d+,"msg":"shutdown step did not finish/g)].map((m) => m[1]!);
 
 describe('SIGTERM while Temporal hangs', () => {
   it('exits within the grace period while an incident runs', async () => {
     const engine = await spawnEngine(await config('shutdown-incident'));
     engines.push(engine);
-    const { status } = await postAlerts(engine.webhookUrl, token, [{ labels: { alertname: 'ServiceDown', service: 'ghost', severity: 'critical' } }]);
+    const { status } = await postAlerts(engine.webhookUrl, token, [
+      { labels: { alertname: 'ServiceDown', service: 'ghost', severity: 'critical' } },
+    ]);
     expect(status).toBe(200);
     await new Promise((r) => setTimeout(r, 2_000));
     thaw = freeze(server.dbFile);
@@ -87,7 +97,9 @@ describe('SIGTERM while Temporal hangs', () => {
     thaw = freeze(server.dbFile);
     // Each forwarding try now waits out its deadline, and a hundred wait their turn.
     for (let i = 0; i < 100; i++) {
-      const { status } = await postAlerts(engine.webhookUrl, token, [{ labels: { alertname: 'ServiceDown', service: 'ghost' }, fingerprint: `fp-${i}` }]);
+      const { status } = await postAlerts(engine.webhookUrl, token, [
+        { labels: { alertname: 'ServiceDown', service: 'ghost' }, fingerprint: `fp-${i}` },
+      ]);
       expect(status).toBe(200);
     }
 
@@ -109,9 +121,13 @@ describe('SIGTERM while Temporal hangs', () => {
     let text = '';
     child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+      child.once('exit', (code, signal) => r({ code, signal })),
+    );
     // Waiting on the frozen server (the connection attempt gives up after ~20 s).
-    await until('the engine to connect to Temporal', 60_000, async () => (text.includes('"msg":"connecting to Temporal"') ? true : undefined));
+    await until('the engine to connect to Temporal', 60_000, async () =>
+      text.includes('"msg":"connecting to Temporal"') ? true : undefined,
+    );
     await new Promise((r) => setTimeout(r, 3_000));
     expect(child.exitCode).toBeNull();
 

@@ -27,49 +27,63 @@ afterAll(async () => {
 });
 
 describe('an alert storm into one incident', () => {
-  it('leaves the engine running: thousands of distinct alerts for one target, flat out, for a minute', async () => {
-    // Nothing listens on the health URL: the incident stays open (and signalled) the whole storm.
-    // Dry-run: nothing is restarted.
-    const health = `http://127.0.0.1:${await closedPort()}/health`;
-    engine = await spawnEngine(
-      e2eConfigInput({
-        temporal: { address: server.address, taskQueue: 'signal-storm' },
-        webhook: { listen: '127.0.0.1:0', token },
-        dryRun: true,
-        targets: { storm: { kind: 'container', container: 'remediation-e2e-storm-absent', labels: { service: 'storm' }, health: { url: health, timeout: '1s' } } },
-        bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: ['storm'], runbook: 'serviceDown' }],
-      }),
-    );
-    const running = engine;
-    let exited = false;
-    void running.exited.then(() => (exited = true));
+  it(
+    'leaves the engine running: thousands of distinct alerts for one target, flat out, for a minute',
+    async () => {
+      // Nothing listens on the health URL: the incident stays open (and signalled) the whole storm.
+      // Dry-run: nothing is restarted.
+      const health = `http://127.0.0.1:${await closedPort()}/health`;
+      engine = await spawnEngine(
+        e2eConfigInput({
+          temporal: { address: server.address, taskQueue: 'signal-storm' },
+          webhook: { listen: '127.0.0.1:0', token },
+          dryRun: true,
+          targets: {
+            storm: {
+              kind: 'container',
+              container: 'remediation-e2e-storm-absent',
+              labels: { service: 'storm' },
+              health: { url: health, timeout: '1s' },
+            },
+          },
+          bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: ['storm'], runbook: 'serviceDown' }],
+        }),
+      );
+      const running = engine;
+      let exited = false;
+      void running.exited.then(() => (exited = true));
 
-    // 32 senders, 20 alerts a batch, each alert its own fingerprint: nothing is coalesced or folded.
-    let accepted = 0;
-    const until = Date.now() + stormMs;
-    await Promise.all(
-      Array.from({ length: 32 }, async () => {
-        while (!exited && Date.now() < until) {
-          const alerts = Array.from({ length: 20 }, () => ({ labels: { alertname: 'ServiceDown', service: 'storm', severity: 'critical' }, fingerprint: randomBytes(8).toString('hex') }));
-          try {
-            const res = await fetch(`${running.webhookUrl}/alertmanager`, {
-              method: 'POST',
-              headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-              body: JSON.stringify(alertmanagerPayload(alerts)),
-            });
-            await res.arrayBuffer();
-            if (res.status === 200) accepted += alerts.length;
-          } catch {
-            await new Promise((r) => setTimeout(r, 100));
+      // 32 senders, 20 alerts a batch, each alert its own fingerprint: nothing is coalesced or folded.
+      let accepted = 0;
+      const until = Date.now() + stormMs;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (!exited && Date.now() < until) {
+            const alerts = Array.from({ length: 20 }, () => ({
+              labels: { alertname: 'ServiceDown', service: 'storm', severity: 'critical' },
+              fingerprint: randomBytes(8).toString('hex'),
+            }));
+            try {
+              const res = await fetch(`${running.webhookUrl}/alertmanager`, {
+                method: 'POST',
+                headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+                body: JSON.stringify(alertmanagerPayload(alerts)),
+              });
+              await res.arrayBuffer();
+              if (res.status === 200) accepted += alerts.length;
+            } catch {
+              await new Promise((r) => setTimeout(r, 100));
+            }
           }
-        }
-      }),
-    );
+        }),
+      );
 
-    expect(running.output()).not.toContain('async hook stack has become corrupted');
-    expect(exited).toBe(false);
-    // It was a storm: thousands of signals reached the incident.
-    expect(accepted).toBeGreaterThan(3_000);
-    expect((await fetch(`${running.webhookUrl}/healthz`)).status).toBe(200);
-  }, stormMs + 60_000);
+      expect(running.output()).not.toContain('async hook stack has become corrupted');
+      expect(exited).toBe(false);
+      // It was a storm: thousands of signals reached the incident.
+      expect(accepted).toBeGreaterThan(3_000);
+      expect((await fetch(`${running.webhookUrl}/healthz`)).status).toBe(200);
+    },
+    stormMs + 60_000,
+  );
 });

@@ -54,8 +54,23 @@ describe('service down on a systemd unit, the real loop through a host agent', (
     } catch {
       // None running: the usual case.
     }
-    inHost('systemd-run', `--unit=${agentUnit}`, '--collect', '-p', 'WorkingDirectory=/opt/engine', '--setenv=LOG_LEVEL=info',
-      '/usr/local/bin/node', '--import', 'tsx', 'worker/main.ts', '--config', file, 'agent', '--host', host);
+    inHost(
+      'systemd-run',
+      `--unit=${agentUnit}`,
+      '--collect',
+      '-p',
+      'WorkingDirectory=/opt/engine',
+      '--setenv=LOG_LEVEL=info',
+      '/usr/local/bin/node',
+      '--import',
+      'tsx',
+      'worker/main.ts',
+      '--config',
+      file,
+      'agent',
+      '--host',
+      host,
+    );
     engine = await startTestEngine({ targets: config().targets, bindings: config().bindings });
     // The agent is ready when it polls its host's activity queue.
     const queue = hostTaskQueue(e2eConfig(config()), host);
@@ -71,7 +86,10 @@ describe('service down on a systemd unit, the real loop through a host agent', (
     inHost('systemctl', 'start', stack().systemdUnit);
     await untilHttpOk(`${stack().systemdDemoUrl}/health`, 'demo-web healthy');
     await untilPromSeesUp('demo-web');
-    await engine.client.workflow.getHandle(id).terminate('clean slate for the end-to-end test').catch(() => {});
+    await engine.client.workflow
+      .getHandle(id)
+      .terminate('clean slate for the end-to-end test')
+      .catch(() => {});
   }, 600_000);
 
   afterAll(async () => {

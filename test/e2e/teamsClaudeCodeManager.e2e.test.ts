@@ -23,7 +23,8 @@ interface AmSilence {
   comment: string;
   matchers: Array<{ name: string; value: string; isRegex: boolean }>;
 }
-const silences = async (): Promise<AmSilence[]> => (await (await fetch(`${stack().alertmanagerUrl}/api/v2/silences`)).json()) as AmSilence[];
+const silences = async (): Promise<AmSilence[]> =>
+  (await (await fetch(`${stack().alertmanagerUrl}/api/v2/silences`)).json()) as AmSilence[];
 
 describe('Claude Code Manager, the real loop and its planned maintenance', () => {
   const fx = demoTeamFixture('claude-code-manager', [incident, maintenanceWorkflowId('ccm-weekly')]);
@@ -32,7 +33,9 @@ describe('Claude Code Manager, the real loop and its planned maintenance', () =>
     const before = startedAt();
     const since = Date.now();
     // SIGSTOP the web server: the container stays "running", the port accepts, nothing answers.
-    const httpd = dockerSync('top', stack().demoContainer, '-eo', 'pid,args').split('\n').find((l) => l.includes('httpd'));
+    const httpd = dockerSync('top', stack().demoContainer, '-eo', 'pid,args')
+      .split('\n')
+      .find((l) => l.includes('httpd'));
     process.kill(Number(httpd!.trim().split(/\s+/)[0]), 'SIGSTOP');
 
     const result = await runThatActed(fx.team.engine.client, incident, since, 'applicationDown to handle the hung app');
@@ -46,7 +49,9 @@ describe('Claude Code Manager, the real loop and its planned maintenance', () =>
     const kinds = result.timeline.map((e) => e.event);
     expect(kinds.indexOf('logs')).toBeGreaterThan(-1);
     expect(kinds.indexOf('diagnosed')).toBeGreaterThan(-1);
-    expect(Math.max(kinds.indexOf('logs'), kinds.indexOf('diagnosed'), kinds.indexOf('dependencies healthy'))).toBeLessThan(kinds.indexOf('restarting'));
+    expect(Math.max(kinds.indexOf('logs'), kinds.indexOf('diagnosed'), kinds.indexOf('dependencies healthy'))).toBeLessThan(
+      kinds.indexOf('restarting'),
+    );
     expect(result.timeline.find((e) => e.event === 'logs')!.detail).toMatch(/^\d+ of \d+ lines$/);
     expect(events(result).some((e) => e.startsWith('page-dependency:'))).toBe(false);
     expect(startedAt()).not.toBe(before);
@@ -61,7 +66,9 @@ describe('Claude Code Manager, the real loop and its planned maintenance', () =>
     const result = await runSchedule(fx.team.engine.client, 'ccm-weekly');
 
     expectOutcome(result, 'completed');
-    expect(events(result)).toEqual(expect.arrayContaining(['open-window: window opened', 'backup: backed up', 'close-window: silence expired']));
+    expect(events(result)).toEqual(
+      expect.arrayContaining(['open-window: window opened', 'backup: backed up', 'close-window: silence expired']),
+    );
     // The dump is on disk where the config says, and not empty.
     const file = /backed up (\S+) \((\d+) bytes\)/.exec(result.detail);
     expect(file, result.detail).not.toBeNull();
@@ -71,7 +78,9 @@ describe('Claude Code Manager, the real loop and its planned maintenance', () =>
 
     // The window's silence covered the three services' alerts, and is expired now.
     // This run's: an earlier run of the schedule left an expired one with the same comment.
-    const silence = (await silences()).find((s) => s.comment.includes(maintenanceWorkflowId('ccm-weekly')) && Date.parse(s.startsAt) >= Date.parse(result.startedAt) - 1_000);
+    const silence = (await silences()).find(
+      (s) => s.comment.includes(maintenanceWorkflowId('ccm-weekly')) && Date.parse(s.startsAt) >= Date.parse(result.startedAt) - 1_000,
+    );
     expect(silence, 'the window silence').toBeDefined();
     expect(silence!.matchers).toEqual([expect.objectContaining({ name: 'service', isRegex: true, value: 'app-db|cache|demo' })]);
     expect(silence!.status.state).toBe('expired');

@@ -26,7 +26,11 @@ describe('CodeMentor AI, the real loop without a restart, and its weekly mainten
     const page = await until('the on-call page', 90_000, async () =>
       fx.receiver.requestsTo('/email').find((r) => {
         const b = r.body as { event: string; title: string; text: string };
-        return b.event === 'trigger' && b.title === "[critical] ServiceDown on 'codementor-api'" && !b.text.includes('Not automated (Kubernetes, out of reach');
+        return (
+          b.event === 'trigger' &&
+          b.title === "[critical] ServiceDown on 'codementor-api'" &&
+          !b.text.includes('Not automated (Kubernetes, out of reach')
+        );
       }),
     );
     const text = (page.body as { text: string }).text;
@@ -59,13 +63,16 @@ describe('CodeMentor AI, the real loop without a restart, and its weekly mainten
     await untilPromSeesUp('demo', 'prometheus sees the API up again');
   }, 150_000);
 
-  it('weekly maintenance from its schedule, over the database\'s own connection: dumped, vacuumed, every service healthy, review on Slack', async () => {
+  it("weekly maintenance from its schedule, over the database's own connection: dumped, vacuumed, every service healthy, review on Slack", async () => {
     fx.receiver.reset();
     const result = await runSchedule(fx.team.engine.client, 'codementor-weekly');
 
     expectOutcome(result, 'completed');
     expect(result.detail).toBe('backed up, vacuumed; healthy: codementor-api, codementor-postgres, codementor-redis');
-    const review = fx.receiver.requestsTo('/slack-alerts').map((r) => (r.body as { text: string }).text).find((t) => t.includes('CodeMentor weekly maintenance'));
+    const review = fx.receiver
+      .requestsTo('/slack-alerts')
+      .map((r) => (r.body as { text: string }).text)
+      .find((t) => t.includes('CodeMentor weekly maintenance'));
     expect(review).toBeDefined();
     expect(review).toMatch(/backup \/\S+codementor-postgres-\d{8}T\d{6}Z\.dump \(\d+ bytes\); VACUUM \(ANALYZE\) on the whole database/);
     // The stand-in has no monitoring API: the step failed, the run carried on and says so.

@@ -33,7 +33,8 @@ describe('CodexOS, the real loop and its weekly maintenance', () => {
     // service label, "demo", names no CodexOS service).
     expect(result.timeline[0]).toMatchObject({ event: 'alert firing' });
     expect(await httpOk(`${stack().demoUrl}/health`)).toBe(true);
-    for (const level of ['pager-duty', 'senior-pager', 'manager-pager', 'cto-pager']) expect(fx.receiver.requestsTo(`/${level}`), level).toHaveLength(0);
+    for (const level of ['pager-duty', 'senior-pager', 'manager-pager', 'cto-pager'])
+      expect(fx.receiver.requestsTo(`/${level}`), level).toHaveLength(0);
     await untilPromSeesUp('demo', 'prometheus sees the backend up again');
   }, 120_000);
 
@@ -48,7 +49,10 @@ describe('CodexOS, the real loop and its weekly maintenance', () => {
     expect(file, backedUp.detail).toBeDefined();
     expect(existsSync(file!)).toBe(true);
     expect(result.timeline.find((e) => e.event === 'maintained')!.detail).toMatch(/VACUUM \(ANALYZE\)/);
-    const review = fx.receiver.requestsTo('/slack').map((r) => (r.body as { text: string }).text).find((t) => t.includes('CodexOS weekly checks'));
+    const review = fx.receiver
+      .requestsTo('/slack')
+      .map((r) => (r.body as { text: string }).text)
+      .find((t) => t.includes('CodexOS weekly checks'));
     expect(review, JSON.stringify(fx.receiver.requests.map((r) => r.path))).toBeDefined();
     // Slack's escaping applied to the figures (">" is markup there).
     expect(review).toMatch(/availability this week: (0\.\d+|1) &gt;= 0\.999 (holds|does not hold)/);

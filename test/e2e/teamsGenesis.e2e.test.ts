@@ -22,7 +22,17 @@ import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack } from '../support/stack.js';
 import { uniqueQueue } from '../support/temporal.js';
 import { httpOk, until, untilHttpOk } from '../support/wait.js';
-import { cleanSlate, events, expectOutcome, nextFirings, runSchedule, startTeamEngine, teamConfigFor, writeAgentConfig, type TeamEngine } from './teamsSupport.js';
+import {
+  cleanSlate,
+  events,
+  expectOutcome,
+  nextFirings,
+  runSchedule,
+  startTeamEngine,
+  teamConfigFor,
+  writeAgentConfig,
+  type TeamEngine,
+} from './teamsSupport.js';
 
 const host = 'remediation-host';
 const agentUnit = 'remediation-agent-e2e-genesis.service';
@@ -41,8 +51,14 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
   /** Files the team's config names on the orchestrator's host: its log, its logrotate file, its run artefacts (one 40 days old). */
   function prepareHost(): void {
     inHost('mkdir', '-p', '/var/log/genesis', '/var/lib/genesis/orchestrator_runs/run-old', '/var/lib/genesis/orchestrator_runs/run-new');
-    writeFileSync(join(scratch, 'orchestrator.log'), 'INFO router ready\nERROR orchestration run 42 failed: budget exceeded\nINFO run 43 done\n');
-    writeFileSync(join(scratch, 'genesis-orchestrator'), '/var/log/genesis/orchestrator.log {\n  rotate 4\n  missingok\n  notifempty\n  copytruncate\n}\n');
+    writeFileSync(
+      join(scratch, 'orchestrator.log'),
+      'INFO router ready\nERROR orchestration run 42 failed: budget exceeded\nINFO run 43 done\n',
+    );
+    writeFileSync(
+      join(scratch, 'genesis-orchestrator'),
+      '/var/log/genesis/orchestrator.log {\n  rotate 4\n  missingok\n  notifempty\n  copytruncate\n}\n',
+    );
     dockerSync('cp', join(scratch, 'orchestrator.log'), `${stack().systemdContainer}:/var/log/genesis/orchestrator.log`);
     dockerSync('cp', join(scratch, 'genesis-orchestrator'), `${stack().systemdContainer}:/etc/logrotate.d/genesis-orchestrator`);
     inHost('chown', 'root:root', '/etc/logrotate.d/genesis-orchestrator');
@@ -56,7 +72,13 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
     release = await holdAlertLoop();
     receiver = await startReceiver();
     const s = stack();
-    db = await mysql.createConnection({ host: s.mysql.host, port: s.mysql.port, user: s.mysql.user, password: s.mysql.password, database: s.mysql.database });
+    db = await mysql.createConnection({
+      host: s.mysql.host,
+      port: s.mysql.port,
+      user: s.mysql.user,
+      password: s.mysql.password,
+      database: s.mysql.database,
+    });
     for (const t of tables) {
       await db.query(`CREATE TABLE IF NOT EXISTS ${t} (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(64)) ENGINE=InnoDB`);
       await db.query(`INSERT INTO ${t} (note) VALUES ('a'), ('b'), ('c')`);
@@ -78,8 +100,23 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
     } catch {
       // None left by an interrupted run: the usual case.
     }
-    inHost('systemd-run', `--unit=${agentUnit}`, '--collect', '-p', 'WorkingDirectory=/opt/engine', '--setenv=LOG_LEVEL=info',
-      '/usr/local/bin/node', '--import', 'tsx', 'worker/main.ts', '--config', file, 'agent', '--host', host);
+    inHost(
+      'systemd-run',
+      `--unit=${agentUnit}`,
+      '--collect',
+      '-p',
+      'WorkingDirectory=/opt/engine',
+      '--setenv=LOG_LEVEL=info',
+      '/usr/local/bin/node',
+      '--import',
+      'tsx',
+      'worker/main.ts',
+      '--config',
+      file,
+      'agent',
+      '--host',
+      host,
+    );
     team = await startTeamEngine('genesis', receiver, queue);
     await until('the GENESIS host agent polling its queue', 90_000, async () => {
       const d = await team.engine.client.workflowService.describeTaskQueue({
@@ -92,7 +129,11 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
     inHost('systemctl', 'start', s.systemdUnit);
     await untilHttpOk(`${s.systemdDemoUrl}/health`, 'the orchestrator (demo-web) healthy');
     await untilPromSeesUp('demo-web');
-    await cleanSlate(team.engine.client, [incident, maintenanceWorkflowId('genesis-weekly'), incidentWorkflowId('diagnoseHost', 'genesis-orchestrator')]);
+    await cleanSlate(team.engine.client, [
+      incident,
+      maintenanceWorkflowId('genesis-weekly'),
+      incidentWorkflowId('diagnoseHost', 'genesis-orchestrator'),
+    ]);
   }, 600_000);
 
   afterAll(async () => {
@@ -133,22 +174,38 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
 
   it('Temporal reads the crons as the document means: weekly on other Sundays 02:00, deep maintenance on the first, SLA reviews on Mondays', async () => {
     const client = team.engine.client;
-    for (const at of await nextFirings(client, 'genesis-weekly')) expect([at.getUTCDay(), at.getUTCHours(), at.getUTCDate() >= 8], at.toISOString()).toEqual([0, 2, true]);
+    for (const at of await nextFirings(client, 'genesis-weekly'))
+      expect([at.getUTCDay(), at.getUTCHours(), at.getUTCDate() >= 8], at.toISOString()).toEqual([0, 2, true]);
     const deep = await nextFirings(client, 'genesis-monthly');
     expect(deep.length).toBeGreaterThan(0);
     for (const at of deep) expect([at.getUTCDay(), at.getUTCHours(), at.getUTCDate() <= 7], at.toISOString()).toEqual([0, 2, true]);
     for (const at of await nextFirings(client, 'genesis-sla-weekly')) expect([at.getUTCDay(), at.getUTCHours()]).toEqual([1, 10]);
-    for (const at of await nextFirings(client, 'genesis-sla-monthly')) expect([at.getUTCDay(), at.getUTCHours(), at.getUTCDate() <= 7]).toEqual([1, 11, true]);
+    for (const at of await nextFirings(client, 'genesis-sla-monthly'))
+      expect([at.getUTCDay(), at.getUTCHours(), at.getUTCDate() <= 7]).toEqual([1, 11, true]);
   });
 
   it('by hand, diagnoseHost reads the host through its agent (ports, log file, journal, MySQL) and reports what it could not read', async () => {
     receiver.reset();
-    const t = { client: team.engine.client, address: stack().temporalAddress, call: <T>(fn: () => Promise<T>) => fn(), close: async () => {} };
-    const started = await startRunbookByHand(t, team.config, { runbook: 'diagnoseHost', target: 'genesis-orchestrator', operator: 'genesis-oncall', severity: 'warning', dryRun: false });
+    const t = {
+      client: team.engine.client,
+      address: stack().temporalAddress,
+      call: <T>(fn: () => Promise<T>) => fn(),
+      close: async () => {},
+    };
+    const started = await startRunbookByHand(t, team.config, {
+      runbook: 'diagnoseHost',
+      target: 'genesis-orchestrator',
+      operator: 'genesis-oncall',
+      severity: 'warning',
+      dryRun: false,
+    });
     const result = (await team.engine.client.workflow.getHandle(started.workflowId, started.runId).result()) as RunbookResult;
 
     expectOutcome(result, 'completed');
-    const report = receiver.requestsTo('/slack-alerts').map((r) => (r.body as { text: string }).text).find((x) => x.includes('GENESIS troubleshooting'));
+    const report = receiver
+      .requestsTo('/slack-alerts')
+      .map((r) => (r.body as { text: string }).text)
+      .find((x) => x.includes('GENESIS troubleshooting'));
     expect(report, JSON.stringify(receiver.requests.map((r) => r.path))).toBeDefined();
     // nc -zv to MySQL, Redis and Temporal, from the orchestrator's host: the section is ok only when all three connect.
     expect(report).toMatch(/ok: tcp: ok +127\.0\.0\.1:13306/);

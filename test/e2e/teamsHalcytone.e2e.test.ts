@@ -48,7 +48,7 @@ describe('Halcytone, the real loop and its schedules', () => {
     for (const at of monthly) expect([at.getUTCDay(), at.getUTCHours(), at.getUTCDate() <= 7], at.toISOString()).toEqual([0, 2, true]);
   });
 
-  it('the weekly review runs from its schedule and tells the development team the week\'s figures from Prometheus', async () => {
+  it("the weekly review runs from its schedule and tells the development team the week's figures from Prometheus", async () => {
     fx.receiver.reset();
     const result = await runSchedule(fx.team.engine.client, 'halcytone-weekly');
     expectOutcome(result, 'completed');

@@ -56,7 +56,9 @@ export function teamConfigFor(
   const channels: Record<string, unknown> = {};
   for (const [name, ch] of Object.entries(raw.channels as Record<string, { type: string }>))
     channels[name] =
-      ch.type === 'pagerduty' ? { type: 'pagerduty', routingKey: `routing-key-${name}`, url: `${opts.receiver.url}/${name}` } : { type: ch.type, url: `${opts.receiver.url}/${name}` };
+      ch.type === 'pagerduty'
+        ? { type: 'pagerduty', routingKey: `routing-key-${name}`, url: `${opts.receiver.url}/${name}` }
+        : { type: ch.type, url: `${opts.receiver.url}/${name}` };
   return {
     ...raw,
     temporal: { ...temporalConfigInput(opts.identity ?? 'engine'), taskQueue: opts.queue },
@@ -81,7 +83,11 @@ export function setTeamSecrets(team: TeamName): void {
     REDIS_PASSWORD: s.redis.password,
   };
   const names = (v: unknown): string[] =>
-    typeof v !== 'object' || v === null ? [] : typeof (v as { env?: unknown }).env === 'string' ? [(v as { env: string }).env] : Object.values(v).flatMap(names);
+    typeof v !== 'object' || v === null
+      ? []
+      : typeof (v as { env?: unknown }).env === 'string'
+        ? [(v as { env: string }).env]
+        : Object.values(v).flatMap(names);
   for (const name of names(teamConfigRaw(team))) process.env[name] = known[name] ?? `stand-in-${name.toLowerCase()}`;
 }
 
@@ -98,7 +104,11 @@ export async function startTeamEngine(team: TeamName, receiver: Receiver, queue 
     queue,
     backupDir: raw.backupDir as string,
     async stop() {
-      for (const m of config.maintenance) await engine.client.schedule.getHandle(maintenanceScheduleId(m.name)).delete().catch(() => {});
+      for (const m of config.maintenance)
+        await engine.client.schedule
+          .getHandle(maintenanceScheduleId(m.name))
+          .delete()
+          .catch(() => {});
       await terminateRunning(engine.client, queue, 'end-to-end test finished').catch(() => 0);
       await engine.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -125,7 +135,9 @@ export async function runSchedule(client: Client, schedule: string): Promise<Run
   await handle.trigger();
   const run = await until(`schedule ${schedule} to start its run`, 30_000, async () => {
     const d = await handle.describe();
-    return [...d.info.runningActions, ...d.info.recentActions.map((a) => a.action)].map((a) => a.workflow).find((w) => !before.has(w.firstExecutionRunId));
+    return [...d.info.runningActions, ...d.info.recentActions.map((a) => a.action)]
+      .map((a) => a.workflow)
+      .find((w) => !before.has(w.firstExecutionRunId));
   });
   return (await client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result()) as RunbookResult;
 }
@@ -149,10 +161,13 @@ export function expectOutcome(result: RunbookResult, outcome: RunbookResult['out
   expect(result.outcome, `${result.detail}\n${events(result).join('\n')}`).toBe(outcome);
 }
 
-
 /** Terminates runs left by an interrupted earlier test run (on a queue nobody polls any more), so the next alert starts afresh. */
 export async function cleanSlate(client: Client, workflowIds: string[]): Promise<void> {
-  for (const id of workflowIds) await client.workflow.getHandle(id).terminate('clean slate for the end-to-end test').catch(() => {});
+  for (const id of workflowIds)
+    await client.workflow
+      .getHandle(id)
+      .terminate('clean slate for the end-to-end test')
+      .catch(() => {});
 }
 
 /**

@@ -56,8 +56,23 @@ async function freshSecond(): Promise<number> {
 
 beforeAll(async () => {
   [strangerPort, guardedPort] = [await closedPort(), await closedPort()];
-  for (const [name, port] of [[stranger, strangerPort], [guardedContainer, guardedPort]] as const) {
-    await docker('run', '-d', '--name', name, '--network', 'host', '--label', 'remediation.stack=1', '-e', `PORT=${port}`, stack().busyboxImage);
+  for (const [name, port] of [
+    [stranger, strangerPort],
+    [guardedContainer, guardedPort],
+  ] as const) {
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'host',
+      '--label',
+      'remediation.stack=1',
+      '-e',
+      `PORT=${port}`,
+      stack().busyboxImage,
+    );
     await untilHttpOk(`http://127.0.0.1:${port}/health`, `${name} serving`);
     await docker('kill', name);
   }
@@ -67,12 +82,21 @@ beforeAll(async () => {
     targets: {
       // The target's name is not its container's name: labels must use the former, and only it.
       guarded: {
-        kind: 'container', container: guardedContainer, stopTimeout: '2s', labels: { service: 'guarded' },
+        kind: 'container',
+        container: guardedContainer,
+        stopTimeout: '2s',
+        labels: { service: 'guarded' },
         health: { url: `http://127.0.0.1:${guardedPort}/health`, timeout: '1s' },
       },
     },
     bindings: [
-      { alert: 'ServiceDown', matchers: [{ name: 'team', value: 'payments' }], targetLabel: 'service', targets: ['guarded'], runbook: 'serviceDown' },
+      {
+        alert: 'ServiceDown',
+        matchers: [{ name: 'team', value: 'payments' }],
+        targetLabel: 'service',
+        targets: ['guarded'],
+        runbook: 'serviceDown',
+      },
       { alert: 'ContainerDown', targetLabel: 'container', targets: ['guarded'], runbook: 'serviceDown' },
       { alert: 'UnitFailed', targetLabel: 'unit', targets: ['guarded'], runbook: 'serviceDown' },
       { alert: 'HostDown', matchers: [{ name: 'env', value: 'prod' }], target: 'guarded', runbook: 'serviceDown' },
@@ -103,7 +127,10 @@ describe('alerts whose labels name what the config does not allow', () => {
     ['target-not-allowed', { alertname: 'ContainerDown', container: stranger }],
     ['target-not-allowed', { alertname: 'ContainerDown', container: guardedContainer }],
     ['target-not-allowed', { alertname: 'UnitFailed', unit: `${stranger}.service` }],
-    ['no-target-label', { alertname: 'ServiceDown', team: 'payments', container: stranger, unit: `${stranger}.service`, instance: instance(), job: stranger }],
+    [
+      'no-target-label',
+      { alertname: 'ServiceDown', team: 'payments', container: stranger, unit: `${stranger}.service`, instance: instance(), job: stranger },
+    ],
     ['no-target-label', { alertname: 'ServiceDown', team: 'payments', service: '', container: stranger }],
     ['no-target-label', { alertname: 'ContainerDown', service: 'guarded', name: stranger }],
     // A configured target named on a binding whose matchers do not fit.
@@ -121,7 +148,9 @@ describe('alerts whose labels name what the config does not allow', () => {
     const before = { stranger: await stateOf(stranger), guarded: await stateOf(guardedContainer) };
     const list = cases();
     const codes = [...new Set(list.map(([code]) => code))];
-    const countsBefore = Object.fromEntries(await Promise.all(codes.map(async (c) => [c, await metric(`alerts_unmatched_total{reason="${c}"}`)] as const)));
+    const countsBefore = Object.fromEntries(
+      await Promise.all(codes.map(async (c) => [c, await metric(`alerts_unmatched_total{reason="${c}"}`)] as const)),
+    );
 
     // One batch as Alertmanager groups them, and each alone (a batch is judged alert by alert),
     // plus the resolved form of the first: a resolution selects nothing either.
@@ -139,7 +168,10 @@ describe('alerts whose labels name what the config does not allow', () => {
 
     for (const code of codes) {
       const expected = 2 * list.filter(([c]) => c === code).length + (code === list[0]![0] ? 1 : 0);
-      expect({ code, counted: (await metric(`alerts_unmatched_total{reason="${code}"}`)) - countsBefore[code]! }).toEqual({ code, counted: expected });
+      expect({ code, counted: (await metric(`alerts_unmatched_total{reason="${code}"}`)) - countsBefore[code]! }).toEqual({
+        code,
+        counted: expected,
+      });
     }
     expect(await metric('runbooks_started_total{runbook="serviceDown"}')).toBe(0);
 

@@ -40,7 +40,7 @@ describe('the engine self-alerts', () => {
     expect(code).toBe(0);
   });
 
-  it("pass their promtool unit tests: each alert fires on the series it is for and not on the others", async () => {
+  it('pass their promtool unit tests: each alert fires on the series it is for and not on the others', async () => {
     const { code, output } = await promtool('test', 'rules', 'engine-alerts.test.yml');
     expect(output).toContain('SUCCESS');
     expect(code).toBe(0);
@@ -63,7 +63,8 @@ describe('the metrics the rules and the dashboard read', () => {
   registerDurableGauges(metrics.registry, { client: {} as Client, taskQueue: 'q', maxConcurrentDestructive: 2, approvalRunbooks: [] });
   const registered = (name: string) =>
     metrics.registry.getSingleMetric(name) !== undefined ||
-    (/_(bucket|sum|count)$/.test(name) && metrics.registry.getSingleMetric(name.replace(/_(bucket|sum|count)$/, ''))?.constructor.name === 'Histogram');
+    (/_(bucket|sum|count)$/.test(name) &&
+      metrics.registry.getSingleMetric(name.replace(/_(bucket|sum|count)$/, ''))?.constructor.name === 'Histogram');
   // Prometheus's own: the scrape's up and the rule manager's ALERTS.
   const prometheusOwn = new Set(['up', 'ALERTS']);
 
@@ -76,8 +77,18 @@ describe('the metrics the rules and the dashboard read', () => {
 
 describe('the dashboard file', () => {
   const text = readFileSync(dashboardFile, 'utf8');
-  interface Target { refId: string; datasource?: unknown }
-  interface Panel { id: number; title: string; type: string; datasource?: unknown; gridPos: { x: number; w: number }; targets?: Target[] }
+  interface Target {
+    refId: string;
+    datasource?: unknown;
+  }
+  interface Panel {
+    id: number;
+    title: string;
+    type: string;
+    datasource?: unknown;
+    gridPos: { x: number; w: number };
+    targets?: Target[];
+  }
   const board = JSON.parse(text) as { uid: string; panels: Panel[]; templating: ReturnType<typeof dashboard>['templating'] };
 
   it('asks for its Prometheus through a datasource variable, never a datasource uid of some other Grafana', () => {
@@ -91,7 +102,7 @@ describe('the dashboard file', () => {
     }
   });
 
-  it('lays its panels out on Grafana\'s 24-column grid with unique ids and refIds', () => {
+  it("lays its panels out on Grafana's 24-column grid with unique ids and refIds", () => {
     const ids = board.panels.map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
     for (const p of board.panels) {

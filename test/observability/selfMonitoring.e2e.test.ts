@@ -33,8 +33,14 @@ const token = 'self-monitoring-token';
 function quickRules(): string {
   const text = readFileSync(rulesFile, 'utf8')
     .replace(/for: \d+m/g, 'for: 2s')
-    .replace(/webhook_spool_pending_alerts\{job="remediation-engine"\}\[5m\]/g, 'webhook_spool_pending_alerts{job="remediation-engine"}[10s]')
-    .replace('runbook_approval_oldest_wait_seconds{job="remediation-engine"}) > 1200', 'runbook_approval_oldest_wait_seconds{job="remediation-engine"}) > 5');
+    .replace(
+      /webhook_spool_pending_alerts\{job="remediation-engine"\}\[5m\]/g,
+      'webhook_spool_pending_alerts{job="remediation-engine"}[10s]',
+    )
+    .replace(
+      'runbook_approval_oldest_wait_seconds{job="remediation-engine"}) > 1200',
+      'runbook_approval_oldest_wait_seconds{job="remediation-engine"}) > 5',
+    );
   // Each rewrite must have taken: a rule left with its real wait would make its test time out, not fail clearly.
   expect(text).not.toMatch(/for: \d+m/);
   expect(text).toContain('[10s]');
@@ -45,23 +51,31 @@ function quickRules(): string {
 /** Three runbooks whose ends the test chooses: one recovers, one fails at a step, one waits for an approval. */
 function writeRunbooks(dir: string): void {
   const file = (name: string, text: string) => writeFileSync(join(dir, `${name}.yaml`), text);
-  file('quickFix', `name: quickFix
+  file(
+    'quickFix',
+    `name: quickFix
 description: Recovers at once (stands in for a remediation that worked).
 appliesTo: [http]
 steps:
   - id: fixed
     uses: end
     with: { outcome: recovered, detail: "fixed by the test" }
-`);
-  file('brokenStep', `name: brokenStep
+`,
+  );
+  file(
+    'brokenStep',
+    `name: brokenStep
 description: Fails at its only step (stands in for a runbook whose step cannot run).
 appliesTo: [http]
 steps:
   - id: precondition
     uses: assert
     with: { that: "1 == 2", message: "the precondition never holds" }
-`);
-  file('needsApproval', `name: needsApproval
+`,
+  );
+  file(
+    'needsApproval',
+    `name: needsApproval
 description: Waits for an operator to approve.
 appliesTo: [http]
 steps:
@@ -71,7 +85,8 @@ steps:
   - id: done
     uses: end
     with: { outcome: completed }
-`);
+`,
+  );
 }
 
 let dir: string;
@@ -90,7 +105,10 @@ async function startEngine(): Promise<EngineProcess> {
 }
 
 const http = (service: string) => ({ kind: 'http' as const, labels: { service } });
-const alert = (alertname: string, service: string, extra: Partial<AlertInit> = {}): AlertInit => ({ labels: { alertname, service }, ...extra });
+const alert = (alertname: string, service: string, extra: Partial<AlertInit> = {}): AlertInit => ({
+  labels: { alertname, service },
+  ...extra,
+});
 
 async function post(alerts: AlertInit[]): Promise<{ status: number; json: any }> {
   return postAlerts(engine!.webhookUrl, token, alerts);
@@ -165,11 +183,22 @@ describe('the dashboard against a real Prometheus scraping the engine', () => {
     // every batch "queued" and its forwarder decides in order: the counters say what happened.
     const fixed = alert('ObsQuickFix', 'obs-quick', { fingerprint: 'obsquick00000001' });
     const waiting = alert('ObsApproval', 'obs-approval', { fingerprint: 'obsapproval00001', startsAt: new Date().toISOString() });
-    for (const batch of [[fixed, alert('NoSuchAlert', 'nowhere'), waiting], [waiting], [alert('ObsApproval', 'obs-approval', { fingerprint: 'obsapproval00002' })]])
+    for (const batch of [
+      [fixed, alert('NoSuchAlert', 'nowhere'), waiting],
+      [waiting],
+      [alert('ObsApproval', 'obs-approval', { fingerprint: 'obsapproval00002' })],
+    ])
       expect((await post(batch)).json.status).toBe('queued');
     // A slot held on this queue's guard, as a restart holds it: the gauge reads the guard's state.
     const guard = createGuardrailActivities({ client: temporal.client, taskQueue: queue, guardQueue: guardrailsTaskQueue(queue) });
-    const grant = await guard.acquireSlot({ requestId: 'obs-slot', holder: 'self-monitoring test', target: 'obs-quick', action: 'restart', max: 2, leaseMs: 600_000 });
+    const grant = await guard.acquireSlot({
+      requestId: 'obs-slot',
+      holder: 'self-monitoring test',
+      target: 'obs-quick',
+      action: 'restart',
+      max: 2,
+      leaseMs: 600_000,
+    });
     expect(grant.acquired).toBe(true);
     await untilValue(`sum(runbook_outcomes_total{job="${job}", runbook="quickFix", outcome="recovered"})`, (v) => v === 1);
     expect((await post([{ ...fixed, status: 'resolved' }])).json.status).toBe('queued');
@@ -222,12 +251,17 @@ describe('the self-alerts, fired for real', () => {
     proxy.cut();
     // Alertmanager keeps sending while Temporal is away: each batch is spooled (200) and waits.
     let n = 0;
-    const labels = await until('RemediationSpoolBacklogGrowing firing', 45_000, async () => {
-      const r = await post([alert('ObsQuickFix', 'obs-quick', { fingerprint: `obsspool${String(n++).padStart(8, '0')}` })]);
-      expect(r.json.status, JSON.stringify(r.json)).toBe('queued');
-      const found = await firing('RemediationSpoolBacklogGrowing');
-      return found.length > 0 ? found : undefined;
-    }, 700);
+    const labels = await until(
+      'RemediationSpoolBacklogGrowing firing',
+      45_000,
+      async () => {
+        const r = await post([alert('ObsQuickFix', 'obs-quick', { fingerprint: `obsspool${String(n++).padStart(8, '0')}` })]);
+        expect(r.json.status, JSON.stringify(r.json)).toBe('queued');
+        const found = await firing('RemediationSpoolBacklogGrowing');
+        return found.length > 0 ? found : undefined;
+      },
+      700,
+    );
     expect(labels[0]!.instance).toBe(`127.0.0.1:${enginePort}`);
     expect(labels[0]!.severity).toBe('warning');
     // Temporal out of reach costs the durable gauges their fresh reads, never a scrape: the engine stays up.
@@ -235,7 +269,9 @@ describe('the self-alerts, fired for real', () => {
     await untilValue(`sum(engine_state_read_failures_total{job="${job}"})`, (v) => v > 0);
 
     // One batch bigger than what the spool has left: refused with 503, and counted.
-    const big = Array.from({ length: 20 }, (_, i) => alert('ObsQuickFix', 'obs-quick', { annotations: { description: 'x'.repeat(3_000) }, fingerprint: `obsbig${i}` }));
+    const big = Array.from({ length: 20 }, (_, i) =>
+      alert('ObsQuickFix', 'obs-quick', { annotations: { description: 'x'.repeat(3_000) }, fingerprint: `obsbig${i}` }),
+    );
     const refused = await postToWebhook(engine!.webhookUrl, token, alertmanagerPayload(big));
     expect(refused.status).toBe(503);
     const [refusing] = await untilFiring('RemediationSpoolRefusingAlerts', 20_000);
@@ -252,7 +288,9 @@ describe('the self-alerts, fired for real', () => {
 
     // A new process starts from nothing in memory; the slot and the approval live in Temporal.
     engine = await startEngine();
-    await until('RemediationEngineDown to resolve', 20_000, async () => ((await firing('RemediationEngineDown')).length === 0 ? true : undefined));
+    await until('RemediationEngineDown to resolve', 20_000, async () =>
+      (await firing('RemediationEngineDown')).length === 0 ? true : undefined,
+    );
     await untilValue(`max(guard_destructive_slots_in_use{job="${job}"})`, (v) => v === 1);
     await untilValue(`sum(runbook_approvals_waiting{job="${job}", runbook="needsApproval"})`, (v) => v === 1);
   });

@@ -17,10 +17,21 @@ describe("the stack's credentials file", () => {
     // function `up` uses to write it is called alone, in a stack directory of this test's own.
     writeFileSync(
       script,
-      ['set -- env', 'mkdir -p "$STACK_DIR"', 'printf "OLD=1\\n" > "$STACK_DIR/stack.env"', 'chmod 644 "$STACK_DIR/stack.env"',
-        '. "$REPO/stack/stack.sh" >/dev/null', 'write_env dev', ''].join('\n'),
+      [
+        'set -- env',
+        'mkdir -p "$STACK_DIR"',
+        'printf "OLD=1\\n" > "$STACK_DIR/stack.env"',
+        'chmod 644 "$STACK_DIR/stack.env"',
+        '. "$REPO/stack/stack.sh" >/dev/null',
+        'write_env dev',
+        '',
+      ].join('\n'),
     );
-    const r = spawnSync('bash', [script], { env: { PATH: process.env.PATH, HOME: process.env.HOME, STACK_DIR: stackDir, REPO: repoRoot }, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('bash', [script], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, STACK_DIR: stackDir, REPO: repoRoot },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     const file = join(stackDir, 'stack.env');
     expect((statSync(file).mode & 0o777).toString(8)).toBe('600');

@@ -66,7 +66,12 @@ export interface WebhookAnswer {
  * Posts `body` (an object is sent as JSON, a string as it is) to `${webhookUrl}/alertmanager` with
  * the bearer token; `headers` are added last, so a test can replace or blank any of them.
  */
-export async function postToWebhook(webhookUrl: string, token: string, body: unknown, headers: Record<string, string> = {}): Promise<WebhookAnswer> {
+export async function postToWebhook(
+  webhookUrl: string,
+  token: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<WebhookAnswer> {
   const res = await fetch(`${webhookUrl}/alertmanager`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}`, ...headers },

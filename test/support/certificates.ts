@@ -20,13 +20,56 @@ export interface IssuedClient {
  */
 export function foreignClient(cn = 'remediation-engine'): IssuedClient {
   const dir = mkdtempSync(join(tmpdir(), 'remediation-foreign-ca-'));
-  const [ca, caKey, cert, key] = ['ca.pem', 'ca-key.pem', 'client.pem', 'client-key.pem'].map((f) => join(dir, f)) as [string, string, string, string];
+  const [ca, caKey, cert, key] = ['ca.pem', 'ca-key.pem', 'client.pem', 'client-key.pem'].map((f) => join(dir, f)) as [
+    string,
+    string,
+    string,
+    string,
+  ];
   for (const k of [caKey, key]) openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', k);
-  openssl('req', '-x509', '-new', '-config', '/dev/null', '-key', caKey, '-subj', '/O=remediation stack/CN=remediation stack Temporal CA',
-    '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', ca);
-  openssl('req', '-new', '-config', '/dev/null', '-key', key, '-subj', `/O=remediation stack/CN=${cn}`, '-CA', ca, '-CAkey', caKey,
-    '-days', '2', '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature',
-    '-addext', 'extendedKeyUsage=clientAuth', '-out', cert);
+  openssl(
+    'req',
+    '-x509',
+    '-new',
+    '-config',
+    '/dev/null',
+    '-key',
+    caKey,
+    '-subj',
+    '/O=remediation stack/CN=remediation stack Temporal CA',
+    '-days',
+    '2',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE,pathlen:0',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-out',
+    ca,
+  );
+  openssl(
+    'req',
+    '-new',
+    '-config',
+    '/dev/null',
+    '-key',
+    key,
+    '-subj',
+    `/O=remediation stack/CN=${cn}`,
+    '-CA',
+    ca,
+    '-CAkey',
+    caKey,
+    '-days',
+    '2',
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
+    '-addext',
+    'keyUsage=critical,digitalSignature',
+    '-addext',
+    'extendedKeyUsage=clientAuth',
+    '-out',
+    cert,
+  );
   return { ca, cert, key };
 }
 
@@ -53,5 +96,9 @@ export function keyLeakForms(keyFile: string): string[] {
 
 /** Which of the key's forms occur in the text (none, when nothing leaked). */
 export function leakedKeyForms(text: string, keyFiles: string[]): string[] {
-  return keyFiles.flatMap((f) => keyLeakForms(f).filter((form) => text.includes(form)).map((form) => `${f}: ${form.slice(0, 24)}…`));
+  return keyFiles.flatMap((f) =>
+    keyLeakForms(f)
+      .filter((form) => text.includes(form))
+      .map((form) => `${f}: ${form.slice(0, 24)}…`),
+  );
 }

@@ -7,7 +7,8 @@ import puppeteer, { type Browser, type BrowserContext, type Page } from 'puppete
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(chromiumPath)) throw new Error(`no Chromium at ${chromiumPath}: run scripts/install.sh (it installs Debian's chromium) or set CHROMIUM_PATH`);
+  if (!existsSync(chromiumPath))
+    throw new Error(`no Chromium at ${chromiumPath}: run scripts/install.sh (it installs Debian's chromium) or set CHROMIUM_PATH`);
   return puppeteer.launch({
     executablePath: chromiumPath,
     headless: true,

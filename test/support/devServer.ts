@@ -34,9 +34,21 @@ export async function startDevServer(): Promise<DevServer> {
   // matching, worker) the CLI picks at each start: it reserves its picks in TIME_WAIT, so they never
   // collide with each other, whereas a port chosen here and left unbound until the server binds it
   // was once handed to the history service on a restart, which then could not start.
-  const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
-    '--db-filename', dbFile, '--log-level', 'warn',
-    ...devServerTuning, ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`])];
+  const args = [
+    'server',
+    'start-dev',
+    '--headless',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--db-filename',
+    dbFile,
+    '--log-level',
+    'warn',
+    ...devServerTuning,
+    ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
+  ];
   let text = '';
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();

@@ -23,7 +23,15 @@ export function dockerSync(...args: string[]): string {
  */
 export function containerActions(container: string, sinceMs: number, events: string[] = []): Promise<string> {
   return docker(
-    'events', '--since', (sinceMs / 1_000).toFixed(3), '--until', (Date.now() / 1_000).toFixed(3),
-    '--filter', `container=${container}`, ...events.flatMap((e) => ['--filter', `event=${e}`]), '--format', '{{.Action}}',
+    'events',
+    '--since',
+    (sinceMs / 1_000).toFixed(3),
+    '--until',
+    (Date.now() / 1_000).toFixed(3),
+    '--filter',
+    `container=${container}`,
+    ...events.flatMap((e) => ['--filter', `event=${e}`]),
+    '--format',
+    '{{.Action}}',
   );
 }

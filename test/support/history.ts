@@ -11,7 +11,9 @@ export async function historyEvents(handle: WorkflowHandle): Promise<HistoryEven
 /** The activity type of each scheduled activity, by the id of its scheduled event. */
 function activityTypes(events: HistoryEvent[]): Map<string, string> {
   return new Map(
-    events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '']] : [])),
+    events.flatMap((e) =>
+      e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '']] : [],
+    ),
   );
 }
 
@@ -35,7 +37,9 @@ export async function activityRunners(handle: WorkflowHandle): Promise<Array<[st
   const events = await historyEvents(handle);
   const types = activityTypes(events);
   const taskCompletedBy = new Map(
-    events.flatMap((e) => (e.workflowTaskCompletedEventAttributes ? [[String(e.eventId), e.workflowTaskCompletedEventAttributes.identity ?? '']] : [])),
+    events.flatMap((e) =>
+      e.workflowTaskCompletedEventAttributes ? [[String(e.eventId), e.workflowTaskCompletedEventAttributes.identity ?? '']] : [],
+    ),
   );
   return events.flatMap((e): Array<[string, string]> => {
     const started = e.activityTaskStartedEventAttributes;
@@ -51,5 +55,9 @@ export async function activityRunners(handle: WorkflowHandle): Promise<Array<[st
 
 /** Identities of the workers that completed the run's workflow tasks. */
 export async function workflowTaskRunners(handle: WorkflowHandle): Promise<Set<string>> {
-  return new Set((await historyEvents(handle)).flatMap((e) => (e.workflowTaskCompletedEventAttributes ? [e.workflowTaskCompletedEventAttributes.identity!] : [])));
+  return new Set(
+    (await historyEvents(handle)).flatMap((e) =>
+      e.workflowTaskCompletedEventAttributes ? [e.workflowTaskCompletedEventAttributes.identity!] : [],
+    ),
+  );
 }

@@ -88,7 +88,10 @@ function scan(): Array<{ file: string; messageId: string; envelopeTo: string[] }
         const lines = headerBlock(readFileSync(file, 'utf8'));
         entry = {
           messageId: header(lines, 'Message-ID')[0] ?? '',
-          envelopeTo: (header(lines, 'Envelope-to')[0] ?? '').split(',').map((a) => a.trim().toLowerCase()).filter(Boolean),
+          envelopeTo: (header(lines, 'Envelope-to')[0] ?? '')
+            .split(',')
+            .map((a) => a.trim().toLowerCase())
+            .filter(Boolean),
         };
         index.set(file, entry);
       }
@@ -105,7 +108,9 @@ async function load(file: string, envelopeTo: string[]): Promise<DeliveredMail> 
 
 /** Every delivered mail matching `which` (a Message-ID with its brackets, or a recipient's address). */
 export async function delivered(which: { messageId: string } | { to: string }): Promise<DeliveredMail[]> {
-  const hits = scan().filter((m) => ('messageId' in which ? m.messageId === which.messageId : m.envelopeTo.includes(which.to.toLowerCase())));
+  const hits = scan().filter((m) =>
+    'messageId' in which ? m.messageId === which.messageId : m.envelopeTo.includes(which.to.toLowerCase()),
+  );
   return Promise.all(hits.map((m) => load(m.file, m.envelopeTo)));
 }
 
@@ -116,12 +121,15 @@ export async function delivered(which: { messageId: string } | { to: string }): 
 export async function waitForMail(which: { messageId: string } | { to: string }, count = 1, timeoutMs = 10_000): Promise<DeliveredMail[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const found = scan().filter((m) => ('messageId' in which ? m.messageId === which.messageId : m.envelopeTo.includes(which.to.toLowerCase())));
+    const found = scan().filter((m) =>
+      'messageId' in which ? m.messageId === which.messageId : m.envelopeTo.includes(which.to.toLowerCase()),
+    );
     if (found.length >= count) {
       await new Promise((r) => setTimeout(r, 300));
       return delivered(which);
     }
-    if (Date.now() > deadline) throw new Error(`expected ${count} mail(s) for ${JSON.stringify(which)} within ${timeoutMs} ms; found ${found.length}`);
+    if (Date.now() > deadline)
+      throw new Error(`expected ${count} mail(s) for ${JSON.stringify(which)} within ${timeoutMs} ms; found ${found.length}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

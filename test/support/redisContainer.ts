@@ -30,12 +30,35 @@ export async function startRedisContainer(): Promise<RedisContainer> {
   const port = await closedPort();
   const password = randomUUID();
   await docker(
-    'run', '-d', '--name', name, '--network', 'host', '--label', 'remediation.stack=1',
-    '-v', '/usr:/usr:ro', '-v', '/usr/lib64:/lib64:ro', '-v', '/usr/lib:/lib:ro',
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--network',
+    'host',
+    '--label',
+    'remediation.stack=1',
+    '-v',
+    '/usr:/usr:ro',
+    '-v',
+    '/usr/lib64:/lib64:ro',
+    '-v',
+    '/usr/lib:/lib:ro',
     stack().busyboxImage,
     // No persistence: a restart must bring back a server, not a dataset, and must not write to /usr.
-    '/usr/bin/redis-server', '--bind', '127.0.0.1', '--port', String(port), '--requirepass', password,
-    '--save', '', '--appendonly', 'no', '--protected-mode', 'yes',
+    '/usr/bin/redis-server',
+    '--bind',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--requirepass',
+    password,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--protected-mode',
+    'yes',
   );
   const ping = () => pingRedis(port, password);
   await until(`redis in ${name} answering PING`, 30_000, async () => ((await ping()) ? true : undefined));

@@ -44,7 +44,15 @@ export function blockActionsPayload(opts: Pick<PressOptions, 'user' | 'button' |
     channel: { id: 'C0STANDIN', name: 'ops' },
     message: { type: 'message', ts: '1700000000.000100', ...(opts.message ?? {}) },
     response_url: opts.responseUrl,
-    actions: [{ type: 'button', block_id: opts.button.block_id ?? 'remediate_actions', action_id: opts.button.action_id, value: opts.button.value, action_ts: '1700000001.000200' }],
+    actions: [
+      {
+        type: 'button',
+        block_id: opts.button.block_id ?? 'remediate_actions',
+        action_id: opts.button.action_id,
+        value: opts.button.value,
+        action_ts: '1700000001.000200',
+      },
+    ],
   };
 }
 
@@ -56,7 +64,10 @@ export function signedPress(opts: PressOptions): SignedRequest {
 
 export function signedForm(secret: string, body: string, timestamp?: number, signature?: 'omit' | string): SignedRequest {
   const ts = String(timestamp ?? Math.floor(Date.now() / 1_000));
-  const headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': 'Slackbot 1.0 (+https://api.slack.com/robots)' };
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/x-www-form-urlencoded',
+    'User-Agent': 'Slackbot 1.0 (+https://api.slack.com/robots)',
+  };
   if (signature !== 'omit') {
     headers['X-Slack-Request-Timestamp'] = ts;
     headers['X-Slack-Signature'] = signature ?? slackSignature(secret, ts, body);
@@ -74,8 +85,17 @@ export async function deliver(url: string, req: SignedRequest): Promise<{ status
 
 /** The buttons of a message the engine posted to a Slack channel. */
 export function buttonsOf(message: unknown): SlackButton[] {
-  const blocks = (message as { blocks?: Array<{ type: string; block_id?: string; elements?: Array<{ type: string; action_id: string; value: string }> }> }).blocks ?? [];
+  const blocks =
+    (
+      message as {
+        blocks?: Array<{ type: string; block_id?: string; elements?: Array<{ type: string; action_id: string; value: string }> }>;
+      }
+    ).blocks ?? [];
   return blocks
     .filter((b) => b.type === 'actions')
-    .flatMap((b) => (b.elements ?? []).filter((e) => e.type === 'button').map((e) => ({ action_id: e.action_id, value: e.value, ...(b.block_id ? { block_id: b.block_id } : {}) })));
+    .flatMap((b) =>
+      (b.elements ?? [])
+        .filter((e) => e.type === 'button')
+        .map((e) => ({ action_id: e.action_id, value: e.value, ...(b.block_id ? { block_id: b.block_id } : {}) })),
+    );
 }

@@ -96,7 +96,10 @@ export function stack(): Stack {
   // A cluster the stack brought up before it had mTLS has none; one with mTLS names every file.
   const tls = (): TemporalTls | undefined => {
     if (mode !== 'cluster' || env.TEMPORAL_CLUSTER_TLS_CA === undefined) return undefined;
-    const pair = (who: string): ClientCertificate => ({ cert: need(`TEMPORAL_CLUSTER_TLS_${who}_CERT`), key: need(`TEMPORAL_CLUSTER_TLS_${who}_KEY`) });
+    const pair = (who: string): ClientCertificate => ({
+      cert: need(`TEMPORAL_CLUSTER_TLS_${who}_CERT`),
+      key: need(`TEMPORAL_CLUSTER_TLS_${who}_KEY`),
+    });
     return {
       ca: need('TEMPORAL_CLUSTER_TLS_CA'),
       serverName: need('TEMPORAL_CLUSTER_TLS_SERVER_NAME'),
@@ -119,8 +122,20 @@ export function stack(): Stack {
     systemdDemoUrl: need('SYSTEMD_DEMO_URL'),
     demoContainer: need('DEMO_CONTAINER'),
     demoUrl: need('DEMO_URL'),
-    pg: { host: '127.0.0.1', port: Number(need('PG_PORT')), user: need('PG_USER'), password: need('PG_PASSWORD'), database: need('PG_DATABASE') },
-    mysql: { host: '127.0.0.1', port: Number(need('MYSQL_PORT')), user: need('MYSQL_USER'), password: need('MYSQL_PASSWORD'), database: need('MYSQL_DATABASE') },
+    pg: {
+      host: '127.0.0.1',
+      port: Number(need('PG_PORT')),
+      user: need('PG_USER'),
+      password: need('PG_PASSWORD'),
+      database: need('PG_DATABASE'),
+    },
+    mysql: {
+      host: '127.0.0.1',
+      port: Number(need('MYSQL_PORT')),
+      user: need('MYSQL_USER'),
+      password: need('MYSQL_PASSWORD'),
+      database: need('MYSQL_DATABASE'),
+    },
     redis: { host: '127.0.0.1', port: Number(need('REDIS_PORT')), password: need('REDIS_PASSWORD') },
     prometheusUrl: need('PROMETHEUS_URL'),
     alertmanagerUrl: need('ALERTMANAGER_URL'),

@@ -36,7 +36,11 @@ export function temporalConnectOptions(identity: TemporalIdentity = 'admin'): { 
 export function temporalConfigInput(identity: TemporalIdentity = 'engine'): NonNullable<EngineConfigInput['temporal']> {
   const { temporalAddress: address, temporalNamespace: namespace, temporalTls: tls } = stack();
   if (!tls) return { address, namespace };
-  return { address, namespace, tls: { ca: { file: tls.ca }, cert: { file: tls[identity].cert }, key: { file: tls[identity].key }, serverName: tls.serverName } };
+  return {
+    address,
+    namespace,
+    tls: { ca: { file: tls.ca }, cert: { file: tls[identity].cert }, key: { file: tls[identity].key }, serverName: tls.serverName },
+  };
 }
 
 let runtimeQuiet = false;
@@ -63,7 +67,8 @@ export function uniqueQueue(prefix: string): string {
  */
 export async function terminateRunning(client: Client, taskQueue: string, reason = 'test cleanup'): Promise<number> {
   const ids = new Set<string>();
-  for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` })) ids.add(wf.workflowId);
+  for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` }))
+    ids.add(wf.workflowId);
   // Known by id: visibility may not list a guard started a moment ago.
   ids.add(guardrailsWorkflowId(taskQueue));
   const inTurn = inFlightLimit(20);

@@ -68,7 +68,8 @@ export async function startPrometheus(opts: { job: string; targets: string[]; ru
     throw new Error(`${(err as Error).message}:\n${text.slice(-2_000)}`);
   }
 
-  const get = async <T>(path: string): Promise<T> => (await (await fetch(`${url}${path}`, { signal: AbortSignal.timeout(5_000) })).json()) as T;
+  const get = async <T>(path: string): Promise<T> =>
+    (await (await fetch(`${url}${path}`, { signal: AbortSignal.timeout(5_000) })).json()) as T;
   const query = (expr: string) => get<QueryAnswer>(`/api/v1/query?query=${encodeURIComponent(expr)}`);
   return {
     url,

@@ -17,7 +17,10 @@ const run = promisify(execFile);
 /** The test server release; its jar's version and the Java SDK's are one. */
 export const testServerVersion = '1.31.0';
 
-const cacheDir = join(process.env.REMEDIATION_CACHE ?? join(homedir(), '.cache', 'remediation'), `temporal-test-server-${testServerVersion}`);
+const cacheDir = join(
+  process.env.REMEDIATION_CACHE ?? join(homedir(), '.cache', 'remediation'),
+  `temporal-test-server-${testServerVersion}`,
+);
 
 const pom = `<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -42,9 +45,13 @@ async function has(command: string): Promise<boolean> {
 async function ensureJava(): Promise<void> {
   const missing = [...((await has('java')) ? [] : ['default-jre-headless']), ...((await has('mvn')) ? [] : ['maven'])];
   if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) throw new Error(`the time-skipping test server needs ${missing.join(' and ')}: apt-get install ${missing.join(' ')}`);
+  if (process.getuid?.() !== 0)
+    throw new Error(`the time-skipping test server needs ${missing.join(' and ')}: apt-get install ${missing.join(' ')}`);
   await run('apt-get', ['update', '-qq'], { timeout: 300_000 });
-  await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { timeout: 900_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+    timeout: 900_000,
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
 }
 
 /** The jars in a folder of their own, built aside and renamed into place: two test processes installing at once never see half a folder. */
@@ -56,10 +63,23 @@ async function testServerJars(): Promise<string> {
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
   writeFileSync(join(staging, 'pom.xml'), pom);
-  await run('mvn', ['-q', '-B', '-f', join(staging, 'pom.xml'), 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${join(staging, 'lib')}`], {
-    timeout: 600_000,
-  });
-  if (!readdirSync(join(staging, 'lib')).some((f) => f.startsWith(`temporal-test-server-${testServerVersion}`))) throw new Error('mvn did not fetch temporal-test-server');
+  await run(
+    'mvn',
+    [
+      '-q',
+      '-B',
+      '-f',
+      join(staging, 'pom.xml'),
+      'dependency:copy-dependencies',
+      '-DincludeScope=runtime',
+      `-DoutputDirectory=${join(staging, 'lib')}`,
+    ],
+    {
+      timeout: 600_000,
+    },
+  );
+  if (!readdirSync(join(staging, 'lib')).some((f) => f.startsWith(`temporal-test-server-${testServerVersion}`)))
+    throw new Error('mvn did not fetch temporal-test-server');
   try {
     renameSync(staging, cacheDir);
   } catch (err) {
@@ -107,7 +127,16 @@ export async function timeSkippingEnvironment(): Promise<TimeSkipping> {
   quietRuntime();
   const lib = await testServerJars();
   const port = await freePort();
-  const java = ['java', '-Xmx256m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-cp', `${lib}/*`, 'io.temporal.testserver.TestServer', String(port)];
+  const java = [
+    'java',
+    '-Xmx256m',
+    '-XX:+UseSerialGC',
+    '-XX:TieredStopAtLevel=1',
+    '-cp',
+    `${lib}/*`,
+    'io.temporal.testserver.TestServer',
+    String(port),
+  ];
   const [command, ...args] = (await has('setpriv')) ? ['setpriv', '--pdeathsig', 'KILL', ...java] : java;
   const server = spawn(command!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -122,7 +151,8 @@ export async function timeSkippingEnvironment(): Promise<TimeSkipping> {
   };
   const deadline = Date.now() + 60_000;
   while (!(await accepts(port))) {
-    if (server.exitCode !== null) throw new Error(`the time-skipping test server exited with ${server.exitCode}: ${stderr.trim() || 'no output'}`);
+    if (server.exitCode !== null)
+      throw new Error(`the time-skipping test server exited with ${server.exitCode}: ${stderr.trim() || 'no output'}`);
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`the time-skipping test server did not listen on 127.0.0.1:${port} within 60 s: ${stderr.trim() || 'no output'}`);
@@ -131,7 +161,9 @@ export async function timeSkippingEnvironment(): Promise<TimeSkipping> {
   }
   // The SDK's own constructor for a server it did not start, with its time-skipping client: the
   // public createFromExistingServer assumes a server that cannot skip time.
-  const create = (TestWorkflowEnvironment as unknown as { create(opts: unknown): Promise<TestWorkflowEnvironment> }).create.bind(TestWorkflowEnvironment);
+  const create = (TestWorkflowEnvironment as unknown as { create(opts: unknown): Promise<TestWorkflowEnvironment> }).create.bind(
+    TestWorkflowEnvironment,
+  );
   let env: TestWorkflowEnvironment;
   try {
     env = await create({ server: { type: 'existing' }, address: `127.0.0.1:${port}`, namespace: 'default', supportsTimeSkipping: true });

@@ -11,12 +11,14 @@ function clock() {
     advance: (ms: number) => (t += ms),
     slept,
     /** Each wait advances the clock by its length, running `meanwhile` halfway (batches arriving). */
-    sleeper: (meanwhile: () => void = () => {}) => async (ms: number) => {
-      slept.push(ms);
-      t += ms / 2;
-      meanwhile();
-      t += ms / 2;
-    },
+    sleeper:
+      (meanwhile: () => void = () => {}) =>
+      async (ms: number) => {
+        slept.push(ms);
+        t += ms / 2;
+        meanwhile();
+        t += ms / 2;
+      },
   };
 }
 

@@ -15,7 +15,10 @@ import { startStubWorker } from './support/stubWorker.js';
 
 /** A notification of these alerts, each summarised as a test alert. */
 const payload = (alerts: AlertInit[], overrides: Record<string, unknown> = {}) =>
-  alertmanagerPayload(alerts.map((a) => ({ annotations: { summary: 'test alert' }, ...a })), overrides);
+  alertmanagerPayload(
+    alerts.map((a) => ({ annotations: { summary: 'test alert' }, ...a })),
+    overrides,
+  );
 
 let fx: TriggerFixture;
 let taskQueue: string;
@@ -73,7 +76,9 @@ describe('Alertmanager webhook: who may post', () => {
     expect(wrong.json.error).toBe('invalid bearer token');
     const basic = await post(body, { Authorization: `Basic ${Buffer.from(`x:${fx.token}`).toString('base64')}` });
     expect(basic.status).toBe(401);
-    await expect(client.workflow.getHandle(incidentWorkflowId('serviceDown', fx.api)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(client.workflow.getHandle(incidentWorkflowId('serviceDown', fx.api)).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
     expect(logLines.filter((l) => l.includes('webhook request refused') && l.includes('"status":401'))).toHaveLength(3);
   });
 });
@@ -93,7 +98,9 @@ describe('Alertmanager webhook: what it accepts', () => {
   it('names the payload version it understands', async () => {
     const r = await post(payload([], { version: '3' }));
     expect(r.status).toBe(400);
-    expect(r.json.error).toBe('invalid Alertmanager payload: version: expected "4" (the Alertmanager webhook payload version this receiver understands)');
+    expect(r.json.error).toBe(
+      'invalid Alertmanager payload: version: expected "4" (the Alertmanager webhook payload version this receiver understands)',
+    );
   });
 
   it('names the bad field of an alert', async () => {
@@ -161,8 +168,18 @@ describe('Alertmanager webhook: alerts to runbooks', () => {
     // The serviceDown runbook file, run by the interpreter.
     expect(d.type).toBe('runbook');
     expect(d.taskQueue).toBe(taskQueue);
-    expect(d.searchAttributes).toMatchObject({ RemediationTarget: [fx.api], AlertName: ['ServiceDown'], Severity: ['critical'], Runbook: ['serviceDown'] });
-    expect(await eventually(() => executionsOf(workflowId), (n) => n === 1)).toBe(1);
+    expect(d.searchAttributes).toMatchObject({
+      RemediationTarget: [fx.api],
+      AlertName: ['ServiceDown'],
+      Severity: ['critical'],
+      Runbook: ['serviceDown'],
+    });
+    expect(
+      await eventually(
+        () => executionsOf(workflowId),
+        (n) => n === 1,
+      ),
+    ).toBe(1);
     // The copies never reached the workflow: one signal in its history, the one it started with.
     const signals = (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes);
     expect(signals).toHaveLength(1);
@@ -177,7 +194,14 @@ describe('Alertmanager webhook: alerts to runbooks', () => {
     // naming the same target) is no copy: Temporal is asked, and the run hears of it.
     expect((await post(payload([{ labels, fingerprint: 'fp-api-2' }]))).json).toMatchObject({ started: 0, folded: 1, coalesced: 0 });
     const handle = client.workflow.getHandle(incidentWorkflowId('serviceDown', fx.api));
-    expect((await eventually(() => handle.query(statusQuery), (s) => s.alertsFolded === 1)).alertsFolded).toBe(1);
+    expect(
+      (
+        await eventually(
+          () => handle.query(statusQuery),
+          (s) => s.alertsFolded === 1,
+        )
+      ).alertsFolded,
+    ).toBe(1);
     expect((await metric('alerts_folded_total', '{runbook="serviceDown"}')) - foldedBefore).toBe(1);
   });
 
@@ -206,21 +230,27 @@ describe('Alertmanager webhook: alerts to runbooks', () => {
     expect(r.status).toBe(200);
     expect(r.json.started).toBe(0);
     expect(r.json.unmatched).toEqual([
-      { alertname: 'ServiceDown', fingerprint: 'fp-evil', reason: `label service='${evil}' names no target this binding allows (allowed: ${fx.api}, ${fx.web})` },
+      {
+        alertname: 'ServiceDown',
+        fingerprint: 'fp-evil',
+        reason: `label service='${evil}' names no target this binding allows (allowed: ${fx.api}, ${fx.web})`,
+      },
     ]);
-    await expect(client.workflow.getHandle(incidentWorkflowId('serviceDown', evil)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(client.workflow.getHandle(incidentWorkflowId('serviceDown', evil)).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
     expect((await metric('alerts_unmatched_total', '{reason="target-not-allowed"}')) - before).toBe(1);
     expect(logLines.some((l) => l.includes('"decision":"unmatched"') && l.includes(evil))).toBe(true);
   });
 
   it('handles a mixed batch: unbound alerts are counted, bound ones started', async () => {
     const r = await post(
-      payload([
-        { labels: { alertname: 'NobodyCares' } },
-        { labels: { alertname: 'ServiceDown', service: fx.web }, fingerprint: 'fp-web' },
-      ]),
+      payload([{ labels: { alertname: 'NobodyCares' } }, { labels: { alertname: 'ServiceDown', service: fx.web }, fingerprint: 'fp-web' }]),
     );
-    expect(r).toMatchObject({ status: 200, json: { alerts: 2, started: 1, unmatched: [{ alertname: 'NobodyCares', reason: "no binding for alert 'NobodyCares'" }] } });
+    expect(r).toMatchObject({
+      status: 200,
+      json: { alerts: 2, started: 1, unmatched: [{ alertname: 'NobodyCares', reason: "no binding for alert 'NobodyCares'" }] },
+    });
     expect((await client.workflow.getHandle(incidentWorkflowId('serviceDown', fx.web)).describe()).status.name).toBe('RUNNING');
   });
 

@@ -54,7 +54,10 @@ describe('alert → runbook binding', () => {
     const m = matchBinding(config, labels({ alertname: 'ServiceDown' }));
     expect(m).toMatchObject({ matched: false, code: 'no-target-label' });
     if (!m.matched) expect(m.reason).toContain('has no label service');
-    expect(matchBinding(config, labels({ alertname: 'ServiceDown', service: '' }))).toMatchObject({ matched: false, code: 'no-target-label' });
+    expect(matchBinding(config, labels({ alertname: 'ServiceDown', service: '' }))).toMatchObject({
+      matched: false,
+      code: 'no-target-label',
+    });
   });
 
   it('uses a binding’s fixed target whatever the labels say', () => {
@@ -63,24 +66,38 @@ describe('alert → runbook binding', () => {
   });
 
   it('picks the first binding whose matchers fit, with anchored regular expressions', () => {
-    expect(matchBinding(config, labels({ alertname: 'DatabaseDown', role: 'standby', env: 'prod' }))).toMatchObject({ target: 'db-replica', bindingIndex: 1 });
+    expect(matchBinding(config, labels({ alertname: 'DatabaseDown', role: 'standby', env: 'prod' }))).toMatchObject({
+      target: 'db-replica',
+      bindingIndex: 1,
+    });
     // "replica-2" is not "replica" or "standby": the regex is anchored, so the prod binding applies.
-    expect(matchBinding(config, labels({ alertname: 'DatabaseDown', role: 'replica-2', env: 'prod' }))).toMatchObject({ target: 'db-main', bindingIndex: 2 });
+    expect(matchBinding(config, labels({ alertname: 'DatabaseDown', role: 'replica-2', env: 'prod' }))).toMatchObject({
+      target: 'db-main',
+      bindingIndex: 2,
+    });
   });
 
   it('leaves an alert unmatched when no binding’s matchers fit, listing what was tried', () => {
     const m = matchBinding(config, labels({ alertname: 'DatabaseDown', env: 'dev' }));
     expect(m).toMatchObject({ matched: false, code: 'matchers' });
-    if (!m.matched) expect(m.reason).toBe(`alert 'DatabaseDown' matches none of its bindings' matchers ({role=~"replica|standby"} or {env="prod"})`);
+    if (!m.matched)
+      expect(m.reason).toBe(`alert 'DatabaseDown' matches none of its bindings' matchers ({role=~"replica|standby"} or {env="prod"})`);
   });
 
   it('honours negative matchers, treating a missing label as empty', () => {
-    expect(matchBinding(config, labels({ alertname: 'HighErrorRate', env: 'staging' }))).toMatchObject({ matched: false, code: 'matchers' });
+    expect(matchBinding(config, labels({ alertname: 'HighErrorRate', env: 'staging' }))).toMatchObject({
+      matched: false,
+      code: 'matchers',
+    });
     expect(matchBinding(config, labels({ alertname: 'HighErrorRate' }))).toMatchObject({ matched: true, target: 'api' });
   });
 
   it('ignores alerts nobody bound, and alerts without an alertname', () => {
-    expect(matchBinding(config, labels({ alertname: 'DiskFull' }))).toEqual({ matched: false, code: 'no-binding', reason: "no binding for alert 'DiskFull'" });
+    expect(matchBinding(config, labels({ alertname: 'DiskFull' }))).toEqual({
+      matched: false,
+      code: 'no-binding',
+      reason: "no binding for alert 'DiskFull'",
+    });
     expect(matchBinding(config, labels({ service: 'api' }))).toMatchObject({ matched: false, code: 'no-alertname' });
   });
 
@@ -95,14 +112,26 @@ describe('alert → runbook binding', () => {
       },
       'fallthrough test',
     );
-    expect(matchBinding(c, labels({ alertname: 'ServiceDown', service: 'other' }))).toMatchObject({ matched: false, code: 'target-not-allowed' });
+    expect(matchBinding(c, labels({ alertname: 'ServiceDown', service: 'other' }))).toMatchObject({
+      matched: false,
+      code: 'target-not-allowed',
+    });
   });
 
   it('is not fooled by label values that are names of Object.prototype members', () => {
-    const c = parseConfig({ ...base, bindings: [{ alert: 'ServiceDown', runbook: 'serviceDown', targetLabel: 'service', targets: ['api'] }] }, 't');
+    const c = parseConfig(
+      { ...base, bindings: [{ alert: 'ServiceDown', runbook: 'serviceDown', targetLabel: 'service', targets: ['api'] }] },
+      't',
+    );
     for (const evil of ['constructor', '__proto__', 'toString', 'hasOwnProperty'])
-      expect(matchBinding(c, labels({ alertname: 'ServiceDown', service: evil }))).toMatchObject({ matched: false, code: 'target-not-allowed' });
-    expect(matchBinding(c, { labels: JSON.parse('{"alertname":"ServiceDown","__proto__":"api"}') })).toMatchObject({ matched: false, code: 'no-target-label' });
+      expect(matchBinding(c, labels({ alertname: 'ServiceDown', service: evil }))).toMatchObject({
+        matched: false,
+        code: 'target-not-allowed',
+      });
+    expect(matchBinding(c, { labels: JSON.parse('{"alertname":"ServiceDown","__proto__":"api"}') })).toMatchObject({
+      matched: false,
+      code: 'no-target-label',
+    });
   });
 
   it('quotes and truncates hostile label values in reasons', () => {
@@ -120,12 +149,18 @@ describe('alert → runbook binding', () => {
       /bindings\[0\]\.runbook: "maintenance" is a maintenance runbook; alerts start incident runbooks/,
     );
     // ...and by the matcher too, for a config built in code.
-    const c = { ...config, bindings: [{ ...config.bindings[0]!, alert: 'Maint', runbook: 'maintenance', target: 'api', targetLabel: undefined, targets: [] }] };
+    const c = {
+      ...config,
+      bindings: [{ ...config.bindings[0]!, alert: 'Maint', runbook: 'maintenance', target: 'api', targetLabel: undefined, targets: [] }],
+    };
     expect(matchBinding(c, labels({ alertname: 'Maint' }))).toMatchObject({ matched: false, code: 'not-an-incident-runbook' });
   });
 
   it('refuses a binding whose target is missing from a config built without the loader', () => {
     const c = { ...config, bindings: [{ ...config.bindings[0]!, targets: ['ghost'] }] };
-    expect(matchBinding(c, labels({ alertname: 'ServiceDown', service: 'ghost' }))).toMatchObject({ matched: false, code: 'unknown-target' });
+    expect(matchBinding(c, labels({ alertname: 'ServiceDown', service: 'ghost' }))).toMatchObject({
+      matched: false,
+      code: 'unknown-target',
+    });
   });
 });

@@ -35,7 +35,10 @@ const temporal: Temporal = {
 
 const audits = () =>
   logLines
-    .map((l) => JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string; reason?: string; subject?: string } })
+    .map(
+      (l) =>
+        JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string; reason?: string; subject?: string } },
+    )
     .flatMap((l) => (l.audit ? [l.audit] : []));
 
 const press = (overrides: Partial<PressOptions> = {}) =>
@@ -79,7 +82,15 @@ describe('the chat door refuses what Slack did not sign', () => {
     const altered = { ...good, body: good.body.replace('approve%3A', 'reject%3A').replace('remediate_approve', 'remediate_reject') };
     const cases: Array<[string, ReturnType<typeof press>]> = [
       ['unsigned', press({ signature: 'omit' })],
-      ['wrong secret', signedPress({ secret: 'another-app', user: { id: 'U0ALICE' }, button: { action_id: 'remediate_approve', value: `approve:${workflowId}` }, responseUrl: `${receiver.url}/x` })],
+      [
+        'wrong secret',
+        signedPress({
+          secret: 'another-app',
+          user: { id: 'U0ALICE' },
+          button: { action_id: 'remediate_approve', value: `approve:${workflowId}` },
+          responseUrl: `${receiver.url}/x`,
+        }),
+      ],
       ['not hex', press({ signature: `v0=${'z'.repeat(64)}` })],
       ['altered body', altered],
       ['stale', press({ timestamp: now - 310 })],
@@ -96,7 +107,10 @@ describe('the chat door refuses what Slack did not sign', () => {
     expect((await deliver(url, once)).status).toBe(200);
     expect((await deliver(url, once)).status).toBe(401);
 
-    const reasons = audits().slice(before).filter((a) => a.result === 'unauthenticated').map((a) => a.reason);
+    const reasons = audits()
+      .slice(before)
+      .filter((a) => a.result === 'unauthenticated')
+      .map((a) => a.reason);
     expect(reasons).toEqual([
       'no X-Slack-Request-Timestamp',
       'signature does not match (forged, altered, or another signing secret)',
@@ -107,7 +121,11 @@ describe('the chat door refuses what Slack did not sign', () => {
       'chat user U0NOBODY is not a configured operator (no chatUserId)',
       'replayed: this signature was already accepted inside the replay window',
     ]);
-    expect(audits().slice(before).every((a) => a.via === 'chat' && a.operator === undefined)).toBe(true);
+    expect(
+      audits()
+        .slice(before)
+        .every((a) => a.via === 'chat' && a.operator === undefined),
+    ).toBe(true);
     expect(temporalCalls).toEqual([]);
     expect(logLines.join('\n')).not.toContain(secret);
   });
@@ -145,8 +163,12 @@ describe('the chat door refuses what Slack did not sign', () => {
     expect((await send(form({ ...base, actions: [] }))).status).toBe(400);
     // The action id and the value must agree, and the value must name a workflow id.
     expect((await send(form({ ...base, actions: [{ action_id: 'remediate_approve', value: `reject:${workflowId}` }] }))).status).toBe(400);
-    expect((await send(form({ ...base, actions: [{ action_id: 'remediate_approve', value: 'approve:../../etc/passwd' }] }))).status).toBe(400);
-    expect((await send(form({ ...base, actions: [{ action_id: 'remediate_approve', value: `approve:incident:${'x'.repeat(300)}` }] }))).status).toBe(400);
+    expect((await send(form({ ...base, actions: [{ action_id: 'remediate_approve', value: 'approve:../../etc/passwd' }] }))).status).toBe(
+      400,
+    );
+    expect(
+      (await send(form({ ...base, actions: [{ action_id: 'remediate_approve', value: `approve:incident:${'x'.repeat(300)}` }] }))).status,
+    ).toBe(400);
     expect((await send(form({ ...base, actions: [{ action_id: 'remediate_cancel', value: `cancel:${workflowId}` }] }))).status).toBe(400);
     // Another app's button or a modal: acknowledged, nothing done.
     expect((await send(form({ ...base, actions: [{ action_id: 'poll_vote', value: '3' }] }))).status).toBe(200);
@@ -178,11 +200,21 @@ describe('a press while Temporal does not answer', () => {
       },
     });
     const lines: string[] = [];
-    const stalledApi = createOperatorApi({ config, temporal: stalled, logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }), routes: [chatRoute({ maxInFlight: 2 })] });
+    const stalledApi = createOperatorApi({
+      config,
+      temporal: stalled,
+      logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }),
+      routes: [chatRoute({ maxInFlight: 2 })],
+    });
     const stalledUrl = `${(await stalledApi.listen()).url}/chat/slack/interactions`;
     try {
       const presses = ['/r/1', '/r/2', '/r/3'].map((path) =>
-        signedPress({ secret, user: { id: 'U0ALICE' }, button: { action_id: 'remediate_approve', value: `approve:${workflowId}` }, responseUrl: `${receiver.url}${path}` }),
+        signedPress({
+          secret,
+          user: { id: 'U0ALICE' },
+          button: { action_id: 'remediate_approve', value: `approve:${workflowId}` },
+          responseUrl: `${receiver.url}${path}`,
+        }),
       );
       const first = await deliver(stalledUrl, presses[0]!);
       const second = await deliver(stalledUrl, presses[1]!);
@@ -201,8 +233,12 @@ describe('a press while Temporal does not answer', () => {
         text: ':warning: Your approve was not taken: Temporal at nowhere:0 did not answer: deadline exceeded',
       });
       await receiver.waitFor('/r/2', 1);
-      const audit = lines.map((l) => JSON.parse(l) as { audit?: { operator?: string; result: string; reason?: string } }).flatMap((l) => (l.audit ? [l.audit] : []));
-      expect(audit).toContainEqual(expect.objectContaining({ operator: 'alice', result: 'failed', reason: '2 chat decisions already in progress' }));
+      const audit = lines
+        .map((l) => JSON.parse(l) as { audit?: { operator?: string; result: string; reason?: string } })
+        .flatMap((l) => (l.audit ? [l.audit] : []));
+      expect(audit).toContainEqual(
+        expect.objectContaining({ operator: 'alice', result: 'failed', reason: '2 chat decisions already in progress' }),
+      );
     } finally {
       await stalledApi.close();
     }
@@ -262,7 +298,11 @@ describe('posting to response_url', () => {
     for (const socket of sockets) socket.destroy();
     silent.close();
 
-    expect(await postResponse('https://user:pw@hooks.slack.com/actions/1', {}, { origins: ['https://hooks.slack.com'], timeoutMs: 100 })).toEqual({ ok: false, reason: 'response_url carries credentials' });
-    expect(await postResponse('https://hooks.slack.com.evil.test/actions/1', {}, { origins: ['https://hooks.slack.com'], timeoutMs: 100 })).toMatchObject({ ok: false });
+    expect(
+      await postResponse('https://user:pw@hooks.slack.com/actions/1', {}, { origins: ['https://hooks.slack.com'], timeoutMs: 100 }),
+    ).toEqual({ ok: false, reason: 'response_url carries credentials' });
+    expect(
+      await postResponse('https://hooks.slack.com.evil.test/actions/1', {}, { origins: ['https://hooks.slack.com'], timeoutMs: 100 }),
+    ).toMatchObject({ ok: false });
   });
 });

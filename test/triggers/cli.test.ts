@@ -59,7 +59,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).delete().catch(() => {});
+  await client.schedule
+    .getHandle(maintenanceScheduleId(maintenanceName))
+    .delete()
+    .catch(() => {});
   await terminateRunning(client, taskQueue);
   await stopWorker?.();
   await connection?.close();
@@ -68,9 +71,15 @@ afterAll(async () => {
 
 describe('remediate preview', () => {
   it('shows which runbook and target an alert would start, without Temporal', async () => {
-    const r = await runCli([...withConfig('preview', '--label', 'alertname=ServiceDown', '--label', `service=${fx.web}`, '--label', 'severity=critical'), '--json'], {
-      TEMPORAL_ADDRESS: '127.0.0.1:1',
-    });
+    const r = await runCli(
+      [
+        ...withConfig('preview', '--label', 'alertname=ServiceDown', '--label', `service=${fx.web}`, '--label', 'severity=critical'),
+        '--json',
+      ],
+      {
+        TEMPORAL_ADDRESS: '127.0.0.1:1',
+      },
+    );
     expect(r.code).toBe(0);
     expect(r.json).toMatchObject({
       matched: true,
@@ -108,7 +117,13 @@ describe('remediate admin: approvals straight to Temporal', () => {
     const workflowId = await fireIncident({ alertname: 'ServiceDown', service: fx.api, severity: 'critical' });
     const before = await runCli([...admin('show', workflowId), '--json']);
     expect(before.code).toBe(0);
-    expect(before.json).toMatchObject({ workflowId, status: 'RUNNING', target: fx.api, alert: 'ServiceDown', live: { pendingApproval: { step: 'restart' } } });
+    expect(before.json).toMatchObject({
+      workflowId,
+      status: 'RUNNING',
+      target: fx.api,
+      alert: 'ServiceDown',
+      live: { pendingApproval: { step: 'restart' } },
+    });
 
     const stranger = await runCli(admin('approve', workflowId, '--as', 'mallory', '--reason', 'trust me'));
     expect(stranger.code).toBe(1);
@@ -149,7 +164,11 @@ describe('remediate admin: approvals straight to Temporal', () => {
     if (!match.matched) throw new Error(match.reason);
     const input = planRunbook(fx.config, match, { labels }, { engineQueue: taskQueue });
     const forged = 'abc\u001b[2J\n  2026-01-01 00:00:00  restart: approved (alice)';
-    const { workflowId } = await createIncidentSignaller(client, { timeoutMs: 5_000 }).fire(input, { fingerprint: forged, at: new Date().toISOString() }, taskQueue);
+    const { workflowId } = await createIncidentSignaller(client, { timeoutMs: 5_000 }).fire(
+      input,
+      { fingerprint: forged, at: new Date().toISOString() },
+      taskQueue,
+    );
     const text = await runCli(admin('show', workflowId));
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).not.toContain('\u001b');
@@ -181,13 +200,21 @@ describe('remediate admin: incidents and report', () => {
       (r) => Array.isArray(r.json) && r.json.length === 1 && r.json[0].outcome === 'recovered',
     );
     expect(closed.json).toEqual([
-      expect.objectContaining({ workflowId: incidentWorkflowId('serviceDown', fx.api), status: 'COMPLETED', target: fx.api, severity: 'critical', outcome: 'recovered' }),
+      expect.objectContaining({
+        workflowId: incidentWorkflowId('serviceDown', fx.api),
+        status: 'COMPLETED',
+        target: fx.api,
+        severity: 'critical',
+        outcome: 'recovered',
+      }),
     ]);
     const open = await runCli([...admin('incidents', '--open', '--target', fx.api), '--json']);
     expect(open.json).toEqual([]);
     // --runbook filters on the Runbook search attribute: every runbook file runs as one workflow type.
     const byRunbook = await runCli([...admin('incidents', '--runbook', 'serviceDown', '--target', fx.api), '--json']);
-    expect(byRunbook.json).toEqual([expect.objectContaining({ workflowId: incidentWorkflowId('serviceDown', fx.api), runbook: 'serviceDown' })]);
+    expect(byRunbook.json).toEqual([
+      expect.objectContaining({ workflowId: incidentWorkflowId('serviceDown', fx.api), runbook: 'serviceDown' }),
+    ]);
     expect((await runCli([...admin('incidents', '--runbook', 'databaseConnection', '--target', fx.api), '--json'])).json).toEqual([]);
     const table = await runCli(admin('incidents', '--target', fx.api));
     expect(table.stdout).toMatch(/^WORKFLOW ID\s+STATUS\s+ALERT/);
@@ -216,7 +243,13 @@ describe('remediate admin: incidents and report', () => {
     expect(r.json.truncated).toBe(false);
     expect(r.json.perTarget.map((p: { target: string }) => p.target)).toEqual([fx.api]);
     // alice approved it: recovered, but not automatically.
-    expect(r.json.perTarget[0]).toMatchObject({ incidents: 1, recovered: 1, recoveredAutomatically: 0, automaticRecoveryRate: 0, byOutcome: { recovered: 1 } });
+    expect(r.json.perTarget[0]).toMatchObject({
+      incidents: 1,
+      recovered: 1,
+      recoveredAutomatically: 0,
+      automaticRecoveryRate: 0,
+      byOutcome: { recovered: 1 },
+    });
     expect(r.json.perTarget[0].timeToRecover.count).toBe(1);
     expect((await report(fx.web)).json.perTarget[0]).toMatchObject({ target: fx.web, byOutcome: { rejected: 1 } });
     expect((await runCli(admin('report', '--since', 'last week'))).code).toBe(1);
@@ -274,15 +307,24 @@ describe('remediate admin: maintenance and schedules', () => {
       () => runCli([...admin('schedules', 'list'), '--json']),
       (r) => Array.isArray(r.json) && r.json.some((s: { name: string }) => s.name === maintenanceName),
     );
-    expect(listed.json.find((s: { name: string }) => s.name === maintenanceName)).toMatchObject({ paused: false, scheduleId: maintenanceScheduleId(maintenanceName) });
+    expect(listed.json.find((s: { name: string }) => s.name === maintenanceName)).toMatchObject({
+      paused: false,
+      scheduleId: maintenanceScheduleId(maintenanceName),
+    });
 
     expect((await runCli(admin('schedules', 'pause', maintenanceName, '--reason', 'db migration'))).code).toBe(0);
-    expect((await client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe()).state).toMatchObject({ paused: true, note: 'db migration' });
+    expect((await client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe()).state).toMatchObject({
+      paused: true,
+      note: 'db migration',
+    });
     expect((await runCli(admin('schedules', 'unpause', maintenanceName))).code).toBe(0);
     expect((await client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe()).state.paused).toBe(false);
 
     expect((await runCli(admin('schedules', 'trigger', maintenanceName))).code).toBe(0);
-    const d = await eventually(() => client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe(), (x) => x.info.recentActions.length > 0);
+    const d = await eventually(
+      () => client.schedule.getHandle(maintenanceScheduleId(maintenanceName)).describe(),
+      (x) => x.info.recentActions.length > 0,
+    );
     expect(d.info.recentActions).toHaveLength(1);
 
     const missing = await runCli(admin('schedules', 'pause', 'nope'));

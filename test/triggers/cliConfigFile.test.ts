@@ -42,7 +42,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('remediate finds the config as the engine does', () => {
   it('uses config/example.yaml in the working directory when nothing names one, says so, and needs none of its secrets for preview', async () => {
-    const r = await runCliWithOnly(['preview', '--label', 'alertname=ServiceDown', '--label', 'service=demo', '--json'], { HOME: dir }, repoRoot);
+    const r = await runCliWithOnly(
+      ['preview', '--label', 'alertname=ServiceDown', '--label', 'service=demo', '--json'],
+      { HOME: dir },
+      repoRoot,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe(`remediate: config ${exampleConfig} (from the default, config/example.yaml in the working directory)\n`);
     expect(r.json).toMatchObject({ matched: true, runbook: 'serviceDown', target: 'demo', workflowId: 'incident:serviceDown:demo' });
@@ -55,7 +59,11 @@ describe('remediate finds the config as the engine does', () => {
     expect(fromEnv.json.find((r: { name: string }) => r.name === 'serviceDown').usedBy).toEqual(['alert ServiceDown (binding #0)']);
 
     // A relative --config is relative to the working directory, and printed absolute.
-    const fromFlag = await runCliWithOnly(['--config', 'engine.yaml', 'operators', 'list', '--json'], { HOME: dir, REMEDIATION_CONFIG: exampleConfig }, dir);
+    const fromFlag = await runCliWithOnly(
+      ['--config', 'engine.yaml', 'operators', 'list', '--json'],
+      { HOME: dir, REMEDIATION_CONFIG: exampleConfig },
+      dir,
+    );
     expect(fromFlag.code, fromFlag.stderr).toBe(0);
     expect(fromFlag.stderr).toBe(`remediate: config ${configPath} (from --config)\n`);
     expect(fromFlag.json.map((o: { name: string }) => o.name)).toEqual(['alice']);
@@ -64,7 +72,9 @@ describe('remediate finds the config as the engine does', () => {
   it('where the engine would find no config, says where it looked; validate checks structure only', async () => {
     const preview = await runCliWithOnly(['preview', '--label', 'alertname=ServiceDown'], { HOME: dir }, dir);
     expect(preview.code).toBe(1);
-    expect(preview.stderr).toContain('no configuration: pass --config <path> or set REMEDIATION_CONFIG (no config/example.yaml here, where the engine would look)');
+    expect(preview.stderr).toContain(
+      'no configuration: pass --config <path> or set REMEDIATION_CONFIG (no config/example.yaml here, where the engine would look)',
+    );
     const validate = await runCliWithOnly(['runbooks', 'validate'], { HOME: dir }, dir);
     expect(validate.code, validate.stderr).toBe(0);
     expect(validate.stdout).toContain('no configuration (--config or REMEDIATION_CONFIG): checked structure only');

@@ -6,7 +6,14 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkedUrl, credentialsPath, defaultApiUrl, findApiCredentials, parseCredentials, readCredentialsFile } from '../../triggers/cli/cliCredentials.js';
+import {
+  checkedUrl,
+  credentialsPath,
+  defaultApiUrl,
+  findApiCredentials,
+  parseCredentials,
+  readCredentialsFile,
+} from '../../triggers/cli/cliCredentials.js';
 import { CliError } from '../../triggers/cli/operatorApiClient.js';
 import { newOperatorToken } from '../../triggers/operators/credentials.js';
 
@@ -84,7 +91,9 @@ describe('the credentials file', () => {
   it('names the line of an unknown or repeated key and never echoes a value', () => {
     const typo = failure(() => parseCredentials(`url = http://127.0.0.1:1\ntokn = ${token}\n`, 'f'));
     expect(typo.message).toBe('credentials file f line 2: unknown key "tokn" (expected url, token)');
-    expect(failure(() => parseCredentials(`token=${token}\ntoken=${token}`, 'f')).message).toBe('credentials file f line 2: token is given twice');
+    expect(failure(() => parseCredentials(`token=${token}\ntoken=${token}`, 'f')).message).toBe(
+      'credentials file f line 2: token is given twice',
+    );
     expect(failure(() => parseCredentials(token, 'f')).message).toBe('credentials file f line 1: expected key = value');
     expect(failure(() => parseCredentials('{"token": 1}', 'f')).message).toBe('credentials file f: token must be a string');
     expect(failure(() => parseCredentials(`{"token": "${token}"`, 'f')).message).not.toContain(token);
@@ -101,9 +110,23 @@ describe('finding the API and the token', () => {
   it('takes the environment over the file, key by key, and the default URL last', () => {
     const path = file(`url = http://127.0.0.1:7000\ntoken = ${token}\n`);
     const other = newOperatorToken().token;
-    expect(findApiCredentials({ REMEDIATE_CREDENTIALS: path })).toEqual({ url: 'http://127.0.0.1:7000', token, urlFrom: path, tokenFrom: path });
-    expect(findApiCredentials({ REMEDIATE_CREDENTIALS: path, REMEDIATE_TOKEN: other })).toMatchObject({ url: 'http://127.0.0.1:7000', token: other, tokenFrom: 'REMEDIATE_TOKEN' });
-    expect(findApiCredentials({ REMEDIATE_TOKEN: other, HOME: dir })).toEqual({ url: defaultApiUrl, token: other, urlFrom: 'the default', tokenFrom: 'REMEDIATE_TOKEN' });
+    expect(findApiCredentials({ REMEDIATE_CREDENTIALS: path })).toEqual({
+      url: 'http://127.0.0.1:7000',
+      token,
+      urlFrom: path,
+      tokenFrom: path,
+    });
+    expect(findApiCredentials({ REMEDIATE_CREDENTIALS: path, REMEDIATE_TOKEN: other })).toMatchObject({
+      url: 'http://127.0.0.1:7000',
+      token: other,
+      tokenFrom: 'REMEDIATE_TOKEN',
+    });
+    expect(findApiCredentials({ REMEDIATE_TOKEN: other, HOME: dir })).toEqual({
+      url: defaultApiUrl,
+      token: other,
+      urlFrom: 'the default',
+      tokenFrom: 'REMEDIATE_TOKEN',
+    });
   });
 
   it('does not read the default file when the environment has both', () => {
@@ -128,7 +151,9 @@ describe('finding the API and the token', () => {
     expect(truncated.message).toBe('the token from REMEDIATE_TOKEN is an rmd_ token of 44 characters (expected 47: truncated or padded?)');
     const spaced = failure(() => findApiCredentials({ REMEDIATE_TOKEN: `${token}\r\nX-Evil: 1`, HOME: dir }));
     expect(spaced.message).not.toContain(token);
-    expect(failure(() => findApiCredentials({ REMEDIATE_TOKEN: 'hunter2', HOME: dir })).message).toBe('the token from REMEDIATE_TOKEN is neither an rmd_ token nor a JWT');
+    expect(failure(() => findApiCredentials({ REMEDIATE_TOKEN: 'hunter2', HOME: dir })).message).toBe(
+      'the token from REMEDIATE_TOKEN is neither an rmd_ token nor a JWT',
+    );
   });
 
   it('accepts a signed JWT as the token', () => {
@@ -152,7 +177,9 @@ describe('the API URL', () => {
     expect(() => checkedUrl('https://alice:secret@ops.example.com', 'x')).toThrow('carries a user or password');
     expect(() => checkedUrl('https://ops.example.com/?a=1', 'x')).toThrow('must not have a query or fragment');
     expect(() => checkedUrl('ftp://ops.example.com', 'x')).toThrow('must be http:// or https://, not ftp:');
-    expect(() => checkedUrl('127.0.0.1:9798', 'x')).toThrow('the operator API URL from x has no scheme: write http://127.0.0.1:9798 (or https://)');
+    expect(() => checkedUrl('127.0.0.1:9798', 'x')).toThrow(
+      'the operator API URL from x has no scheme: write http://127.0.0.1:9798 (or https://)',
+    );
     expect(() => checkedUrl('localhost:9798', 'x')).toThrow('has no scheme: write http://localhost:9798');
     expect(() => checkedUrl('not a url', 'x')).toThrow('is not a URL');
   });

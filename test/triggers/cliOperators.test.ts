@@ -44,7 +44,10 @@ describe('remediate operators token', () => {
   });
 
   it('makes a different token every time, and prints an expiry on request', async () => {
-    const [a, b] = await Promise.all([runCli(['operators', 'token', 'bob', '--json']), runCli(['operators', 'token', 'bob', '--expires', '90d', '--json'])]);
+    const [a, b] = await Promise.all([
+      runCli(['operators', 'token', 'bob', '--json']),
+      runCli(['operators', 'token', 'bob', '--expires', '90d', '--json']),
+    ]);
     expect(a.json.token).not.toBe(b.json.token);
     expect(a.json.tokenHash).toBe(`sha256:${createHash('sha256').update(a.json.token).digest('hex')}`);
     const expires = Date.parse(b.json.tokenExpires);
@@ -70,7 +73,14 @@ describe('remediate operators list', () => {
     expect(json.json).toEqual([
       { name: 'alice', role: 'operator', token: 'set', tokenExpires: '2099-01-01T00:00:00Z' },
       { name: 'vera', role: 'viewer', token: 'set' },
-      { name: 'dba', role: 'operator', runbooks: ['databaseConnection'], targets: [expect.stringMatching(/^db-/)], token: 'none', chatUserId: 'U024BE7LH' },
+      {
+        name: 'dba',
+        role: 'operator',
+        runbooks: ['databaseConnection'],
+        targets: [expect.stringMatching(/^db-/)],
+        token: 'none',
+        chatUserId: 'U024BE7LH',
+      },
       { name: 'olga', role: 'admin', token: 'expired', tokenExpires: '2020-01-01T00:00:00Z' },
     ]);
     const text = await runCli(['--config', configPath, 'operators', 'list']);
@@ -112,10 +122,14 @@ describe('the API mode refuses before sending anything', () => {
     expect(ok.stderr).toMatch(/cannot reach the operator API at http:\/\/127\.0\.0\.1:\d+ \(from .*credentials\): connection refused/);
   });
 
-  it('with --as: the identity is the token\'s, and admin mode is where a name is given', async () => {
-    const r = await runCli(['approve', 'incident:serviceDown:demo', '--as', 'alice', '--reason', 'x'], { REMEDIATE_TOKEN: newOperatorToken().token });
+  it("with --as: the identity is the token's, and admin mode is where a name is given", async () => {
+    const r = await runCli(['approve', 'incident:serviceDown:demo', '--as', 'alice', '--reason', 'x'], {
+      REMEDIATE_TOKEN: newOperatorToken().token,
+    });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('--as is not accepted here: through the operator API you act as the operator your token names ("remediate whoami" says who)');
+    expect(r.stderr).toContain(
+      '--as is not accepted here: through the operator API you act as the operator your token names ("remediate whoami" says who)',
+    );
     expect(r.stderr).toContain('"remediate admin approve … --as NAME"');
     const run = await runCli(['run', 'serviceDown', '--target', 'demo', '--as', 'alice'], { REMEDIATE_TOKEN: newOperatorToken().token });
     expect(run.stderr).toContain('"remediate admin run … --as NAME"');

@@ -33,7 +33,11 @@ function start(): { api: OperatorApi; url: Promise<string> } {
       api: { listen: '127.0.0.1:0' },
     },
   });
-  const api = createOperatorApi({ config, temporal: noTemporal, logger: pino({ level: 'info' }, { write: (l: string) => void logLines.push(l) }) });
+  const api = createOperatorApi({
+    config,
+    temporal: noTemporal,
+    logger: pino({ level: 'info' }, { write: (l: string) => void logLines.push(l) }),
+  });
   return { api, url: api.listen().then((l) => l.url) };
 }
 
@@ -47,7 +51,11 @@ beforeAll(async () => {
 });
 afterAll(() => api?.close());
 
-async function http(method: string, path: string, opts: { cookie?: string; headers?: Record<string, string>; body?: unknown; url?: string } = {}) {
+async function http(
+  method: string,
+  path: string,
+  opts: { cookie?: string; headers?: Record<string, string>; body?: unknown; url?: string } = {},
+) {
   const res = await fetch(`${opts.url ?? base}${path}`, {
     method,
     redirect: 'manual',
@@ -70,13 +78,19 @@ async function http(method: string, path: string, opts: { cookie?: string; heade
 }
 
 async function login(token: string, url?: string) {
-  const r = await http('POST', '/console/login', { body: { token }, url, headers: { Origin: url ?? base, 'Sec-Fetch-Site': 'same-origin' } });
+  const r = await http('POST', '/console/login', {
+    body: { token },
+    url,
+    headers: { Origin: url ?? base, 'Sec-Fetch-Site': 'same-origin' },
+  });
   const setCookie = r.headers.get('set-cookie') ?? '';
   return { ...r, setCookie, cookie: setCookie.split(';')[0]! };
 }
 
 const audits = () =>
-  logLines.map((l) => JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string; reason?: string } }).flatMap((l) => (l.audit ? [l.audit] : []));
+  logLines
+    .map((l) => JSON.parse(l) as { audit?: { operator?: string; via: string; action: string; result: string; reason?: string } })
+    .flatMap((l) => (l.audit ? [l.audit] : []));
 
 describe('the console door', () => {
   it('sends a visitor without a session to the login page, and every answer carries the security headers', async () => {
@@ -88,7 +102,15 @@ describe('the console door', () => {
     expect(loginPage.status).toBe(200);
     expect(loginPage.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(loginPage.text).toContain('<script src="/console/login.js" defer></script>');
-    for (const path of ['/console/login', '/console/console.js', '/console/incidentViews.js', '/console/console.css', '/console/', '/console/nope', '/console/constructor']) {
+    for (const path of [
+      '/console/login',
+      '/console/console.js',
+      '/console/incidentViews.js',
+      '/console/console.css',
+      '/console/',
+      '/console/nope',
+      '/console/constructor',
+    ]) {
       const r = await http('GET', path);
       expect(r.headers.get('content-security-policy'), path).toMatch(/^default-src 'self'; script-src 'self';/);
       expect(r.headers.get('content-security-policy'), path).toContain("frame-ancestors 'none'");
@@ -112,12 +134,17 @@ describe('the console door', () => {
     expect(wrong.json).toEqual({ error: 'that token was not accepted' });
     const expired = await login(tokens.old.token);
     expect(expired.json).toEqual({ error: 'that token was not accepted' });
-    expect(audits().some((a) => a.action === 'login' && a.result === 'unauthenticated' && a.reason?.includes("token of 'olga' expired"))).toBe(true);
+    expect(
+      audits().some((a) => a.action === 'login' && a.result === 'unauthenticated' && a.reason?.includes("token of 'olga' expired")),
+    ).toBe(true);
     expect(logLines.join('\n')).not.toContain(tokens.old.token);
   });
 
   it('refuses a login posted as a form, or from another site (login CSRF)', async () => {
-    const form = await http('POST', '/console/login', { body: `token=${tokens.alice.token}`, headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    const form = await http('POST', '/console/login', {
+      body: `token=${tokens.alice.token}`,
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    });
     expect(form.status).toBe(415);
     for (const headers of [{ Origin: 'https://evil.example' }, { 'Sec-Fetch-Site': 'cross-site' }] as Array<Record<string, string>>) {
       const r = await http('POST', '/console/login', { body: { token: tokens.alice.token }, headers });
@@ -159,13 +186,22 @@ describe('the console door', () => {
     const csrf = json.csrfToken as string;
     const approve = '/api/v1/incidents/not-an-id/approve';
     const before = audits().length;
-    const attempts: Array<Record<string, string>> = [{}, { 'X-CSRF-Token': 'x'.repeat(43) }, { 'X-CSRF-Token': csrf, Origin: 'https://evil.example' }, { 'X-CSRF-Token': csrf, 'Sec-Fetch-Site': 'cross-site' }];
+    const attempts: Array<Record<string, string>> = [
+      {},
+      { 'X-CSRF-Token': 'x'.repeat(43) },
+      { 'X-CSRF-Token': csrf, Origin: 'https://evil.example' },
+      { 'X-CSRF-Token': csrf, 'Sec-Fetch-Site': 'cross-site' },
+    ];
     for (const headers of attempts) {
       const r = await http('POST', approve, { cookie, headers, body: { reason: 'csrf' } });
       expect(r.status, JSON.stringify(headers)).toBe(403);
       expect(r.json.error).toContain('CSRF token');
     }
-    expect(audits().slice(before).filter((a) => a.via === 'console' && a.result === 'unauthenticated' && a.action.startsWith('POST /api/v1/incidents'))).toHaveLength(4);
+    expect(
+      audits()
+        .slice(before)
+        .filter((a) => a.via === 'console' && a.result === 'unauthenticated' && a.action.startsWith('POST /api/v1/incidents')),
+    ).toHaveLength(4);
     // With it, the request reaches the action (which refuses the made-up id itself).
     const through = await http('POST', approve, { cookie, headers: { 'X-CSRF-Token': csrf, Origin: base }, body: { reason: 'ok' } });
     expect(through.status).toBe(400);
@@ -175,7 +211,10 @@ describe('the console door', () => {
   it('refuses an unknown cookie with 401, and prefers a bearer credential over a cookie', async () => {
     const r = await http('GET', '/api/v1/whoami', { cookie: `rmd_console=${'A'.repeat(43)}` });
     expect(r.status).toBe(401);
-    const both = await http('GET', '/api/v1/whoami', { cookie: `rmd_console=${'A'.repeat(43)}`, headers: { Authorization: `Bearer ${tokens.vera.token}` } });
+    const both = await http('GET', '/api/v1/whoami', {
+      cookie: `rmd_console=${'A'.repeat(43)}`,
+      headers: { Authorization: `Bearer ${tokens.vera.token}` },
+    });
     expect(both.json).toMatchObject({ operator: 'vera', via: 'api' });
   });
 

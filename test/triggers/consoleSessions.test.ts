@@ -4,7 +4,13 @@ import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import type { Operator } from '../../config/schema.js';
 import type { Identity } from '../../triggers/operators/credentials.js';
-import { ConsoleSessions, crossSiteReason, sessionCookieHeader, sessionIdOf, type SessionLimits } from '../../triggers/operators/consoleSessions.js';
+import {
+  ConsoleSessions,
+  crossSiteReason,
+  sessionCookieHeader,
+  sessionIdOf,
+  type SessionLimits,
+} from '../../triggers/operators/consoleSessions.js';
 
 const alice: Operator = { name: 'alice', role: 'operator' };
 const bob: Operator = { name: 'bob', role: 'viewer' };
@@ -34,7 +40,11 @@ describe('console sessions', () => {
     const s = sessions.open(asAlice);
     expect(s.id).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const checked = sessions.check(request(s.id));
-    expect(checked).toMatchObject({ kind: 'ok', identity: { operator: { name: 'alice' }, via: 'console', credential: 'token' }, csrf: s.csrf });
+    expect(checked).toMatchObject({
+      kind: 'ok',
+      identity: { operator: { name: 'alice' }, via: 'console', credential: 'token' },
+      csrf: s.csrf,
+    });
     // The map holds digests: the id the browser holds is nowhere in it.
     expect(JSON.stringify([...(sessions as unknown as { sessions: Map<string, unknown> }).sessions.keys()])).not.toContain(s.id);
   });
@@ -52,14 +62,29 @@ describe('console sessions', () => {
     const sessions = new ConsoleSessions(limits);
     const s = sessions.open(asAlice);
     expect(sessions.check(request(s.id, { method: 'POST' }))).toMatchObject({ kind: 'refused', status: 403 });
-    expect(sessions.check(request(s.id, { method: 'POST', csrf: `${s.csrf.slice(0, -1)}x` }))).toMatchObject({ kind: 'refused', status: 403 });
+    expect(sessions.check(request(s.id, { method: 'POST', csrf: `${s.csrf.slice(0, -1)}x` }))).toMatchObject({
+      kind: 'refused',
+      status: 403,
+    });
     expect(sessions.check(request(s.id, { method: 'POST', csrf: 'short' }))).toMatchObject({ kind: 'refused', status: 403 });
     // Another session's token is no better.
     const other = sessions.open({ ...asAlice, operator: bob });
     expect(sessions.check(request(s.id, { method: 'POST', csrf: other.csrf }))).toMatchObject({ kind: 'refused', status: 403 });
-    for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }] as Array<Record<string, string>>)
-      expect(sessions.check(request(s.id, { method: 'POST', csrf: s.csrf, headers })), JSON.stringify(headers)).toMatchObject({ kind: 'refused', status: 403 });
-    expect(sessions.check(request(s.id, { method: 'POST', csrf: s.csrf, headers: { origin: 'http://127.0.0.1:9798', 'sec-fetch-site': 'same-origin' } }))).toMatchObject({ kind: 'ok' });
+    for (const headers of [
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+    ] as Array<Record<string, string>>)
+      expect(sessions.check(request(s.id, { method: 'POST', csrf: s.csrf, headers })), JSON.stringify(headers)).toMatchObject({
+        kind: 'refused',
+        status: 403,
+      });
+    expect(
+      sessions.check(
+        request(s.id, { method: 'POST', csrf: s.csrf, headers: { origin: 'http://127.0.0.1:9798', 'sec-fetch-site': 'same-origin' } }),
+      ),
+    ).toMatchObject({ kind: 'ok' });
     // Reads need no CSRF token: another site's page can neither send the cookie (SameSite) nor read the answer.
     expect(sessions.check(request(s.id))).toMatchObject({ kind: 'ok' });
   });
@@ -126,6 +151,8 @@ describe('console sessions', () => {
   it('lets requests without Origin or Sec-Fetch-Site through the cross-site check (curl, the CLI) but no foreign origin', () => {
     expect(crossSiteReason(request(undefined, { method: 'POST' }))).toBeUndefined();
     expect(crossSiteReason(request(undefined, { method: 'POST', headers: { 'sec-fetch-site': 'none' } }))).toBeUndefined();
-    expect(crossSiteReason(request(undefined, { method: 'POST', headers: { origin: 'http://127.0.0.1:9799' } }))).toContain('is not 127.0.0.1:9798');
+    expect(crossSiteReason(request(undefined, { method: 'POST', headers: { origin: 'http://127.0.0.1:9799' } }))).toContain(
+      'is not 127.0.0.1:9798',
+    );
   });
 });

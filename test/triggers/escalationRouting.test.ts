@@ -39,7 +39,12 @@ function raw(): Record<string, any> {
           reescalateAfterAck: '30m',
           keepOpen: '12h',
         },
-        'ccm-p2': { levels: [{ name: 'team', after: '0s', channels: ['chat'] }, { name: 'manager', after: '1h', channels: ['mail'] }] },
+        'ccm-p2': {
+          levels: [
+            { name: 'team', after: '0s', channels: ['chat'] },
+            { name: 'manager', after: '1h', channels: ['mail'] },
+          ],
+        },
         'ccm-mail': { levels: [{ name: 'team', after: '0s', channels: ['mail'] }] },
         'ccm-default': { levels: [{ name: 'team', after: '0s', channels: ['chat'] }] },
         critical: { levels: [{ name: 'pager', after: '0s', channels: ['pager'] }] },
@@ -82,7 +87,8 @@ describe('routing by severity', () => {
   });
 
   it('falls back to the binding’s own policy for any other severity, never to a name from the alert', () => {
-    for (const severity of ['P5', 'p1', 'critical', 'ccm-p1', 'constructor', '__proto__', 'x'.repeat(500)]) expect(policyFor('ServiceDown', severity).policy, severity).toBe('ccm-default');
+    for (const severity of ['P5', 'p1', 'critical', 'ccm-p1', 'constructor', '__proto__', 'x'.repeat(500)])
+      expect(policyFor('ServiceDown', severity).policy, severity).toBe('ccm-default');
     expect(policyFor('ServiceDown').policy).toBe('ccm-default');
   });
 
@@ -97,7 +103,9 @@ describe('routing by severity', () => {
     expect(problems((c) => (c.bindings[0].escalationBySeverity.P2 = 'nope'))).toEqual([
       expect.stringMatching(/^bindings\[0\]\.escalationBySeverity\.P2: .*"nope".*ccm-p1/),
     ]);
-    expect(problems((c) => (c.bindings[0].escalation = 'toString'))).toEqual([expect.stringMatching(/^bindings\[0\]\.escalation: .*"toString"/)]);
+    expect(problems((c) => (c.bindings[0].escalation = 'toString'))).toEqual([
+      expect.stringMatching(/^bindings\[0\]\.escalation: .*"toString"/),
+    ]);
   });
 });
 
@@ -122,16 +130,35 @@ describe('repeat and after-acknowledgement keys', () => {
   });
 
   it.each([
-    ['a repeat under a minute (a flood, not an escalation)', (c: any) => (c.escalation.policies['ccm-p1'].levels[0].repeat = '30s'), 'levels.0.repeat'],
+    [
+      'a repeat under a minute (a flood, not an escalation)',
+      (c: any) => (c.escalation.policies['ccm-p1'].levels[0].repeat = '30s'),
+      'levels.0.repeat',
+    ],
     ['a repeat over a day', (c: any) => (c.escalation.policies['ccm-p1'].levels[0].repeat = '2d'), 'levels.0.repeat'],
     ['repeatTimes without repeat', (c: any) => (c.escalation.policies['ccm-p2'].levels[0].repeatTimes = 2), 'levels.0.repeatTimes'],
     ['repeatTimes over 1,000', (c: any) => (c.escalation.policies['ccm-p1'].levels[0].repeatTimes = 1_001), 'levels.0.repeatTimes'],
-    ['a re-escalation after less than a minute', (c: any) => (c.escalation.policies['ccm-p1'].reescalateAfterAck = '10s'), 'reescalateAfterAck'],
+    [
+      'a re-escalation after less than a minute',
+      (c: any) => (c.escalation.policies['ccm-p1'].reescalateAfterAck = '10s'),
+      'reescalateAfterAck',
+    ],
     ['keepOpen over 30 days', (c: any) => (c.escalation.policies['ccm-p1'].keepOpen = '31d'), 'keepOpen'],
-    ['two levels of one name (their pages would share keys)', (c: any) => (c.escalation.policies['ccm-p2'].levels[1].name = 'team'), 'levels'],
-    ['a level name ending like a later page’s key', (c: any) => (c.escalation.policies['ccm-p2'].levels[1].name = 'team#2'), 'levels.1.name'],
+    [
+      'two levels of one name (their pages would share keys)',
+      (c: any) => (c.escalation.policies['ccm-p2'].levels[1].name = 'team'),
+      'levels',
+    ],
+    [
+      'a level name ending like a later page’s key',
+      (c: any) => (c.escalation.policies['ccm-p2'].levels[1].name = 'team#2'),
+      'levels.1.name',
+    ],
   ])('refuses %s, naming the key', (_what, change, key) => {
     const found = problems(change);
-    expect(found.some((p) => p.includes(key)), found.join('\n')).toBe(true);
+    expect(
+      found.some((p) => p.includes(key)),
+      found.join('\n'),
+    ).toBe(true);
   });
 });

@@ -15,7 +15,8 @@ const sockets = new Set<Socket>();
 let answer: (req: IncomingMessage, res: ServerResponse, body: string) => void;
 const seen: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: string }> = [];
 
-const client = (timeoutMs = 2_000) => new OperatorApiClient({ url, token, tokenFrom: 'REMEDIATE_TOKEN', urlFrom: 'REMEDIATE_URL', timeoutMs });
+const client = (timeoutMs = 2_000) =>
+  new OperatorApiClient({ url, token, tokenFrom: 'REMEDIATE_TOKEN', urlFrom: 'REMEDIATE_URL', timeoutMs });
 const json = (res: ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
@@ -59,10 +60,22 @@ afterAll(async () => {
 describe('the operator API client', () => {
   it('sends the bearer token, says it is the CLI, and puts the decision in a JSON body', async () => {
     answer = (_req, res) => json(res, 200, { workflowId: 'incident:a:b', decision: 'approve', operator: 'alice' });
-    expect(await client().decide('incident:a:b', 'approve', 'pool exhausted')).toEqual({ workflowId: 'incident:a:b', decision: 'approve', operator: 'alice' });
+    expect(await client().decide('incident:a:b', 'approve', 'pool exhausted')).toEqual({
+      workflowId: 'incident:a:b',
+      decision: 'approve',
+      operator: 'alice',
+    });
     expect(seen).toHaveLength(1);
-    expect(seen[0]).toMatchObject({ method: 'POST', url: '/api/v1/incidents/incident%3Aa%3Ab/approve', body: '{"reason":"pool exhausted"}' });
-    expect(seen[0]!.headers).toMatchObject({ authorization: `Bearer ${token}`, 'x-remediate-client': 'cli', 'content-type': 'application/json' });
+    expect(seen[0]).toMatchObject({
+      method: 'POST',
+      url: '/api/v1/incidents/incident%3Aa%3Ab/approve',
+      body: '{"reason":"pool exhausted"}',
+    });
+    expect(seen[0]!.headers).toMatchObject({
+      authorization: `Bearer ${token}`,
+      'x-remediate-client': 'cli',
+      'content-type': 'application/json',
+    });
   });
 
   it('cannot be steered into another route by what an operator types as an id', async () => {
@@ -81,17 +94,34 @@ describe('the operator API client', () => {
     answer = (_req, res) => json(res, 401, { error: 'authentication required: an operator token or a signed bearer token' });
     const err = await refusal(client().incidents({ limit: 1 }));
     expect(err.exitCode).toBe(4);
-    expect(err.message).toBe(`the token was refused by the operator API at ${url} (token from REMEDIATE_TOKEN): it is unknown, expired or revoked; ask an administrator for a new one`);
+    expect(err.message).toBe(
+      `the token was refused by the operator API at ${url} (token from REMEDIATE_TOKEN): it is unknown, expired or revoked; ask an administrator for a new one`,
+    );
     expect(err.message).not.toContain(token);
   });
 
   it("gives the server's reason on 403 (exit 4), and maps 404, 409, 400 and 503 to exit codes 2, 1, 1 and 3", async () => {
     const cases: Array<[number, string, number, string]> = [
-      [403, "'vera' is a viewer; to approve needs the operator role or above", 4, "refused: 'vera' is a viewer; to approve needs the operator role or above"],
+      [
+        403,
+        "'vera' is a viewer; to approve needs the operator role or above",
+        4,
+        "refused: 'vera' is a viewer; to approve needs the operator role or above",
+      ],
       [404, "no workflow 'incident:x:y'", 2, "no workflow 'incident:x:y'"],
-      [409, "nothing to approve: 'incident:x:y' is not waiting for an approval", 1, "nothing to approve: 'incident:x:y' is not waiting for an approval"],
+      [
+        409,
+        "nothing to approve: 'incident:x:y' is not waiting for an approval",
+        1,
+        "nothing to approve: 'incident:x:y' is not waiting for an approval",
+      ],
       [400, 'reason: at most 500 characters', 1, 'reason: at most 500 characters'],
-      [503, 'Temporal at 127.0.0.1:7233 did not answer', 3, `the operator API at ${url} could not do it (503): Temporal at 127.0.0.1:7233 did not answer`],
+      [
+        503,
+        'Temporal at 127.0.0.1:7233 did not answer',
+        3,
+        `the operator API at ${url} could not do it (503): Temporal at 127.0.0.1:7233 did not answer`,
+      ],
     ];
     for (const [status, said, exitCode, message] of cases) {
       answer = (_req, res) => json(res, status, { error: said });
@@ -115,7 +145,9 @@ describe('the operator API client', () => {
     };
     const err = await refusal(client().incidents({ limit: 1 }));
     expect(err.exitCode).toBe(3);
-    expect(err.message).toBe(`the operator API at ${url} answered 502 with something that is not JSON (text/html); is REMEDIATE_URL the engine's api.listen address (not its webhook)?`);
+    expect(err.message).toBe(
+      `the operator API at ${url} answered 502 with something that is not JSON (text/html); is REMEDIATE_URL the engine's api.listen address (not its webhook)?`,
+    );
   });
 
   it('refuses an answer of the wrong shape instead of printing nonsense', async () => {

@@ -28,12 +28,24 @@ const now = Date.parse('2026-12-04T03:00:00Z');
 
 function credentials(jwt = true): OperatorCredentials {
   return new OperatorCredentials(
-    { operators, api: { listen: '127.0.0.1:0', maxBodyBytes: 65_536, ...(jwt ? { jwt: { jwksFile, issuer, audience, subjectClaim: 'sub', algorithms: ['ES256'], maxLifetime: '12h', clockTolerance: '30s' } } : {}) } },
+    {
+      operators,
+      api: {
+        listen: '127.0.0.1:0',
+        maxBodyBytes: 65_536,
+        ...(jwt
+          ? { jwt: { jwksFile, issuer, audience, subjectClaim: 'sub', algorithms: ['ES256'], maxLifetime: '12h', clockTolerance: '30s' } }
+          : {}),
+      },
+    },
     () => now,
   );
 }
 
-function jwt(claims: Record<string, unknown>, opts: { key?: CryptoKey; iat?: number; exp?: number; iss?: string; aud?: string; alg?: string } = {}): Promise<string> {
+function jwt(
+  claims: Record<string, unknown>,
+  opts: { key?: CryptoKey; iat?: number; exp?: number; iss?: string; aud?: string; alg?: string } = {},
+): Promise<string> {
   const iat = opts.iat ?? now / 1_000 - 60;
   return new SignJWT(claims)
     .setProtectedHeader({ alg: opts.alg ?? 'ES256', kid: 'k1' })
@@ -63,7 +75,15 @@ describe('operator tokens', () => {
     const c = credentials();
     const ok = await c.authenticate(`Bearer ${alice.token}`, 'api');
     expect(ok).toMatchObject({ ok: true, identity: { operator: { name: 'alice' }, via: 'api', credential: 'token' } });
-    for (const header of [undefined, '', 'Basic YWxpY2U6eA==', `Bearer ${alice.token}x`, `Bearer ${newOperatorToken().token}`, `Bearer ${alice.tokenHash}`, `Bearer ${'a'.repeat(100_000)}`]) {
+    for (const header of [
+      undefined,
+      '',
+      'Basic YWxpY2U6eA==',
+      `Bearer ${alice.token}x`,
+      `Bearer ${newOperatorToken().token}`,
+      `Bearer ${alice.tokenHash}`,
+      `Bearer ${'a'.repeat(100_000)}`,
+    ]) {
       expect((await c.authenticate(header, 'api')).ok, String(header).slice(0, 40)).toBe(false);
     }
   });
@@ -105,16 +125,35 @@ describe('signed bearer tokens (JWT)', () => {
   });
 
   it('refuses every JWT when no key set is configured', async () => {
-    expect(await credentials(false).authenticate(`Bearer ${await jwt({ sub: 'carol' })}`, 'api')).toEqual({ ok: false, reason: 'a JWT, and no api.jwt is configured' });
+    expect(await credentials(false).authenticate(`Bearer ${await jwt({ sub: 'carol' })}`, 'api')).toEqual({
+      ok: false,
+      reason: 'a JWT, and no api.jwt is configured',
+    });
   });
 
   it('refuses a key set that holds a private key', async () => {
     const pair = await generateKeyPair('ES256', { extractable: true });
     const leaked = join(dir, 'leaked.json');
     writeFileSync(leaked, JSON.stringify({ keys: [await exportJWK(pair.privateKey)] }));
-    expect(() => new OperatorCredentials({ operators, api: { listen: '127.0.0.1:0', maxBodyBytes: 1, jwt: { jwksFile: leaked, issuer, audience, subjectClaim: 'sub', algorithms: ['ES256'], maxLifetime: '1h', clockTolerance: '0s' } } })).toThrow(
-      /holds a private key/,
-    );
+    expect(
+      () =>
+        new OperatorCredentials({
+          operators,
+          api: {
+            listen: '127.0.0.1:0',
+            maxBodyBytes: 1,
+            jwt: {
+              jwksFile: leaked,
+              issuer,
+              audience,
+              subjectClaim: 'sub',
+              algorithms: ['ES256'],
+              maxLifetime: '1h',
+              clockTolerance: '0s',
+            },
+          },
+        }),
+    ).toThrow(/holds a private key/);
   });
 });
 
@@ -123,7 +162,10 @@ describe('the operator policy', () => {
 
   it('lets each role do what the roles before it can, and no more', () => {
     expect(mayDo(o('viewer'), 'read').allowed).toBe(true);
-    expect(mayDo(o('viewer'), 'acknowledge')).toEqual({ allowed: false, reason: "'x' is a viewer; acknowledging needs the responder role or above" });
+    expect(mayDo(o('viewer'), 'acknowledge')).toEqual({
+      allowed: false,
+      reason: "'x' is a viewer; acknowledging needs the responder role or above",
+    });
     expect(mayDo(o('responder'), 'acknowledge').allowed).toBe(true);
     expect(mayDo(o('responder'), 'approve').allowed).toBe(false);
     expect(mayDo(o('operator'), 'approve').allowed).toBe(true);
@@ -136,7 +178,10 @@ describe('the operator policy', () => {
   it('narrows actions, never reading, to the runbooks and targets an operator lists', () => {
     const dba = o('operator', { runbooks: ['databaseConnection'], targets: ['orders-db'] });
     expect(mayDo(dba, 'approve', { runbook: 'databaseConnection', target: 'orders-db' }).allowed).toBe(true);
-    expect(mayDo(dba, 'approve', { runbook: 'databaseConnection', target: 'web' })).toEqual({ allowed: false, reason: "'x' may act on targets orders-db only, not 'web'" });
+    expect(mayDo(dba, 'approve', { runbook: 'databaseConnection', target: 'web' })).toEqual({
+      allowed: false,
+      reason: "'x' may act on targets orders-db only, not 'web'",
+    });
     expect(mayDo(dba, 'approve', { runbook: 'serviceDown', target: 'orders-db' }).allowed).toBe(false);
     expect(mayDo(dba, 'approve', {}).allowed).toBe(false);
     expect(mayDo(o('admin', { targets: ['a'] }), 'maintenance', { targets: ['a', 'b'] }).allowed).toBe(false);
@@ -151,6 +196,9 @@ describe('the operator policy', () => {
       { name: 'vic', role: 'viewer' },
     ];
     expect(deciders(list, { runbook: 'serviceDown', target: 'web' })).toEqual({ approvers: ['ann'], responders: ['res'] });
-    expect(deciders(list, { runbook: 'databaseConnection', target: 'orders-db' })).toEqual({ approvers: ['ann', 'dba'], responders: ['res'] });
+    expect(deciders(list, { runbook: 'databaseConnection', target: 'orders-db' })).toEqual({
+      approvers: ['ann', 'dba'],
+      responders: ['res'],
+    });
   });
 });

@@ -92,7 +92,10 @@ describe('runbook plan', () => {
 
   it('sends systemd targets to their host agent’s queue and everything else to the engine’s', () => {
     expect(plan({ alertname: 'Down', service_name: 'api' })).toMatchObject({ targetKind: 'container', targetQueue: 'engine-q' });
-    expect(plan({ alertname: 'Down', service_name: 'web-unit' })).toMatchObject({ targetKind: 'systemd', targetQueue: 'engine-q-host-host-a' });
+    expect(plan({ alertname: 'Down', service_name: 'web-unit' })).toMatchObject({
+      targetKind: 'systemd',
+      targetQueue: 'engine-q-host-host-a',
+    });
     expect(plan({ alertname: 'Down', service_name: 'b-unit' })).toMatchObject({ targetQueue: 'agent-b' });
   });
 
@@ -160,7 +163,9 @@ describe('maintenance plan', () => {
       { name: 'team', value: 'web', isRegex: false, isEqual: true },
     ]);
     // `team` is not on every target, so only `service` is used.
-    expect(planMaintenance(config, schedule('mixed')).silence).toEqual([{ name: 'service', value: 'api|cache|db', isRegex: true, isEqual: true }]);
+    expect(planMaintenance(config, schedule('mixed')).silence).toEqual([
+      { name: 'service', value: 'api|cache|db', isRegex: true, isEqual: true },
+    ]);
   });
 
   it('escapes label values that look like regular expressions', () => {
@@ -173,11 +178,15 @@ describe('maintenance plan', () => {
       },
       't',
     );
-    expect(silenceForTargets(c, ['a', 'b'])).toEqual([{ name: 'instance', value: 'a\\.example:80|b\\+\\(1\\)', isRegex: true, isEqual: true }]);
+    expect(silenceForTargets(c, ['a', 'b'])).toEqual([
+      { name: 'instance', value: 'a\\.example:80|b\\+\\(1\\)', isRegex: true, isEqual: true },
+    ]);
   });
 
   it('uses the schedule’s own matchers when it has them', () => {
-    expect(planMaintenance(config, schedule('explicit')).silence).toEqual([{ name: 'alertname', value: 'Disk.*', isRegex: true, isEqual: true }]);
+    expect(planMaintenance(config, schedule('explicit')).silence).toEqual([
+      { name: 'alertname', value: 'Disk.*', isRegex: true, isEqual: true },
+    ]);
   });
 
   it('creates no silence rather than one that would silence every alert', () => {

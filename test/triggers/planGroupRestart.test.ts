@@ -49,14 +49,19 @@ describe('planning a group restart', () => {
   it('plans every target of the group, each with its own queue', () => {
     const m = matchBinding(config, { labels: { alertname: 'StackDown' } });
     if (!m.matched) throw new Error(m.reason);
-    const input = planRunbookRun(config, m, { labels: { alertname: 'StackDown' }, annotations: {}, fingerprint: 'fp', startsAt: '2025-01-05T02:00:00Z' });
+    const input = planRunbookRun(config, m, {
+      labels: { alertname: 'StackDown' },
+      annotations: {},
+      fingerprint: 'fp',
+      startsAt: '2025-01-05T02:00:00Z',
+    });
     expect(input.targets.map((t) => [t.name, t.queue])).toEqual([
       ['web-unit', 'engine-q-host-host-a'],
       ['db-box', 'engine-q'],
     ]);
   });
 
-  it('shows the queues the step runs on, and housekeeping on the unit\'s host agent', () => {
+  it("shows the queues the step runs on, and housekeeping on the unit's host agent", () => {
     const p = planRunbookSteps(config, { runbook: 'fullStack', labels: { alertname: 'StackDown' }, dryRun: false });
     if (!p.matched) throw new Error(p.reason);
     expect(p.steps.map((s) => [s.id, s.queue, s.mutating])).toEqual([

@@ -39,7 +39,12 @@ describe('incident report', () => {
 
   it('leaves false alarms and suppressed alerts out of the automatic recovery rate', () => {
     const r = buildReport(
-      [incident('api', 'recovered', 1), incident('api', 'false-alarm', 0), incident('api', 'suppressed', 0), incident('api', 'escalated', 60)],
+      [
+        incident('api', 'recovered', 1),
+        incident('api', 'false-alarm', 0),
+        incident('api', 'suppressed', 0),
+        incident('api', 'escalated', 60),
+      ],
       window,
     );
     expect(r.automaticRecoveryRate).toBe(0.5);
@@ -49,7 +54,13 @@ describe('incident report', () => {
   it('measures mean and p95 time to recover over recovered incidents only', () => {
     const minutes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 100];
     const r = buildReport([...minutes.map((m) => incident('api', 'recovered', m)), incident('api', 'escalated', 500)], window);
-    expect(r.timeToRecover).toEqual({ count: 20, meanMs: (minutes.reduce((a, b) => a + b) / 20) * 60_000, p50Ms: 10 * 60_000, p95Ms: 19 * 60_000, fromAlert: 0 });
+    expect(r.timeToRecover).toEqual({
+      count: 20,
+      meanMs: (minutes.reduce((a, b) => a + b) / 20) * 60_000,
+      p50Ms: 10 * 60_000,
+      p95Ms: 19 * 60_000,
+      fromAlert: 0,
+    });
     expect(buildReport([incident('api', 'escalated', 5)], window).timeToRecover).toBeNull();
   });
 
@@ -65,7 +76,14 @@ describe('incident report', () => {
   it('measures availability per target against the objective, overlapping outages counted once', () => {
     const day = { since: new Date('2025-01-05T00:00:00Z'), until: new Date('2025-01-06T00:00:00Z'), operators: [], objective: 0.999 };
     const at = (h: number, m = 0) => new Date(Date.UTC(2025, 0, 5, h, m));
-    const outage = (from: Date, to: Date, outcome: Outcome = 'recovered'): ClosedIncident => ({ workflowId: String(Math.random()), runbook: 'serviceDown', target: 'api', outcome, startedAt: from, endedAt: to });
+    const outage = (from: Date, to: Date, outcome: Outcome = 'recovered'): ClosedIncident => ({
+      workflowId: String(Math.random()),
+      runbook: 'serviceDown',
+      target: 'api',
+      outcome,
+      startedAt: from,
+      endedAt: to,
+    });
     const r = buildReport(
       [
         outage(at(1), at(1, 10)),
@@ -82,7 +100,11 @@ describe('incident report', () => {
     expect(api.budgetLeftMs).toBeCloseTo(86_400 - 25 * 60_000, 6);
     expect(api.met).toBe(false);
     // 99.9 % of a 30-day month is 43.2 minutes of downtime.
-    const month = buildReport([outage(at(1), at(1, 10))], { since: new Date('2025-01-01T00:00:00Z'), until: new Date('2025-01-31T00:00:00Z'), operators: [] });
+    const month = buildReport([outage(at(1), at(1, 10))], {
+      since: new Date('2025-01-01T00:00:00Z'),
+      until: new Date('2025-01-31T00:00:00Z'),
+      operators: [],
+    });
     expect(month.perTarget[0]!.budgetMs).toBeCloseTo(43.2 * 60_000, 3);
     expect(month.perTarget[0]!.budgetLeftMs).toBeCloseTo(33.2 * 60_000, 3);
     expect(month.perTarget[0]!.met).toBe(true);
@@ -91,7 +113,15 @@ describe('incident report', () => {
   it('counts incidents per runbook and outcomes per day of the period', () => {
     const r = buildReport([incident('api', 'recovered', 2), { ...incident('db', 'escalated', 3), runbook: 'databaseConnection' }], window);
     expect(r.byRunbook).toEqual({ serviceDown: 1, databaseConnection: 1 });
-    expect(r.daily.map((d) => d.day)).toEqual(['2025-01-01', '2025-01-02', '2025-01-03', '2025-01-04', '2025-01-05', '2025-01-06', '2025-01-07']);
+    expect(r.daily.map((d) => d.day)).toEqual([
+      '2025-01-01',
+      '2025-01-02',
+      '2025-01-03',
+      '2025-01-04',
+      '2025-01-05',
+      '2025-01-06',
+      '2025-01-07',
+    ]);
     expect(r.daily[4]!.byOutcome).toEqual({ recovered: 1, escalated: 1 });
   });
 

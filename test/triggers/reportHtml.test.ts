@@ -25,7 +25,15 @@ const until = new Date('2026-12-04T00:00:00Z');
 const hostile = '<img src=x onerror="document.title=\'pwned\'">';
 function outage(target: string, outcome: Outcome, startMin: number, minutes: number, runbook = 'serviceDown'): ClosedIncident {
   const alertStartsAt = new Date(since.getTime() + startMin * 60_000);
-  return { workflowId: `incident:${runbook}:${target}:${startMin}`, runbook, target, outcome, alertStartsAt, startedAt: new Date(alertStartsAt.getTime() + 4_000), endedAt: new Date(alertStartsAt.getTime() + minutes * 60_000) };
+  return {
+    workflowId: `incident:${runbook}:${target}:${startMin}`,
+    runbook,
+    target,
+    outcome,
+    alertStartsAt,
+    startedAt: new Date(alertStartsAt.getTime() + 4_000),
+    endedAt: new Date(alertStartsAt.getTime() + minutes * 60_000),
+  };
 }
 
 describe('the HTML report', () => {
@@ -72,11 +80,20 @@ describe('the HTML report', () => {
       })),
     );
     expect(rows).toEqual(
-      report.perTarget.map((t) => ({ target: t.target, downtimeMs: Math.round(t.downtimeMs), budgetLeftMs: Math.round(t.budgetLeftMs), availability: `${(t.availability * 100).toFixed(3)} %` })),
+      report.perTarget.map((t) => ({
+        target: t.target,
+        downtimeMs: Math.round(t.downtimeMs),
+        budgetLeftMs: Math.round(t.budgetLeftMs),
+        availability: `${(t.availability * 100).toFixed(3)} %`,
+      })),
     );
     // api: 2 + 6 + 30 minutes down over 7 days.
     expect(report.perTarget.find((t) => t.target === 'api')!.downtimeMs).toBe(38 * 60_000);
-    expect(await page.$$eval('svg', (s) => s.map((e) => e.getAttribute('aria-label')))).toEqual(['outcomes per day', 'availability per target', 'time to recover per target']);
+    expect(await page.$$eval('svg', (s) => s.map((e) => e.getAttribute('aria-label')))).toEqual([
+      'outcomes per day',
+      'availability per target',
+      'time to recover per target',
+    ]);
     expect(await page.$$eval('svg[aria-label="outcomes per day"] rect', (r) => r.length)).toBeGreaterThanOrEqual(5);
 
     // The hostile target name is text, not markup: no image was requested, no script ran.

@@ -40,7 +40,11 @@ beforeAll(async () => {
       ...fx.raw,
       webhook: { ...fx.raw.webhook, token: { env: 'REMEDIATE_TEST_NEVER_SET' } },
       channels: { ...fx.raw.channels, pager: { type: 'webhook', url: { env: 'REMEDIATE_TEST_NEVER_SET_URL' } } },
-      operators: [...(fx.raw.operators ?? []), { name: 'hashed-a', tokenHash: { env: 'REMEDIATE_TEST_NEVER_SET_A' } }, { name: 'hashed-b', tokenHash: { file: '/nonexistent/hash' } }],
+      operators: [
+        ...(fx.raw.operators ?? []),
+        { name: 'hashed-a', tokenHash: { env: 'REMEDIATE_TEST_NEVER_SET_A' } },
+        { name: 'hashed-b', tokenHash: { file: '/nonexistent/hash' } },
+      ],
     }),
   );
 });
@@ -57,7 +61,14 @@ describe('remediate runbooks list and show', () => {
   it('lists the runbooks with the bindings that start them, without Temporal and without secrets it does not use', async () => {
     const r = await runCli(['--config', secretlessConfigPath, 'runbooks', 'list', '--json'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
     expect(r.code).toBe(0);
-    expect(r.json.map((row: { name: string }) => row.name)).toEqual(['databaseConnection', 'highErrorRate', 'maintenance', 'resourcePressure', 'serviceDown', 'slaBreach']);
+    expect(r.json.map((row: { name: string }) => row.name)).toEqual([
+      'databaseConnection',
+      'highErrorRate',
+      'maintenance',
+      'resourcePressure',
+      'serviceDown',
+      'slaBreach',
+    ]);
     expect(r.json.find((row: { name: string }) => row.name === 'serviceDown')).toEqual({
       name: 'serviceDown',
       kind: 'incident',
@@ -71,18 +82,43 @@ describe('remediate runbooks list and show', () => {
 
     const table = await runCli(withConfig('runbooks', 'list'));
     expect(table.stdout).toMatch(/^NAME\s+KIND\s+APPLIES TO\s+FILE\s+STEPS\s+USED BY\n/);
-    expect(table.stdout).toMatch(/serviceDown\s+incident\s+container, systemd, http\s+runbooks\/serviceDown\.yaml\s+9\s+alert ServiceDown \(binding #0\)/);
+    expect(table.stdout).toMatch(
+      /serviceDown\s+incident\s+container, systemd, http\s+runbooks\/serviceDown\.yaml\s+9\s+alert ServiceDown \(binding #0\)/,
+    );
   });
 
   it('shows every step in order with its condition, failure policy, parameters and outputs, marking the mutating ones', async () => {
     const r = await runCli([...withConfig('runbooks', 'show', 'serviceDown'), '--json']);
     expect(r.code).toBe(0);
-    const sha = createHash('sha256').update(readFileSync(shipped('serviceDown'))).digest('hex');
-    expect(r.json).toMatchObject({ name: 'serviceDown', kind: 'incident', file: shipped('serviceDown'), sha256: sha.slice(0, 12), finally: [] });
+    const sha = createHash('sha256')
+      .update(readFileSync(shipped('serviceDown')))
+      .digest('hex');
+    expect(r.json).toMatchObject({
+      name: 'serviceDown',
+      kind: 'incident',
+      file: shipped('serviceDown'),
+      sha256: sha.slice(0, 12),
+      finally: [],
+    });
     const steps = r.json.steps as Array<Record<string, unknown>>;
-    expect(steps.map((s) => s.id)).toEqual(['suppression-check', 'stand-down', 'verify', 'false-alarm', 'restart', 'recovered', 'diagnose', 'escalate', 'escalated']);
+    expect(steps.map((s) => s.id)).toEqual([
+      'suppression-check',
+      'stand-down',
+      'verify',
+      'false-alarm',
+      'restart',
+      'recovered',
+      'diagnose',
+      'escalate',
+      'escalated',
+    ]);
     const step = (id: string) => steps.find((s) => s.id === id)!;
-    expect(step('restart')).toMatchObject({ uses: 'restart', mutating: true, onFailure: 'fail', outputs: ['recovered', 'attempts', 'detail', 'status', 'error'] });
+    expect(step('restart')).toMatchObject({
+      uses: 'restart',
+      mutating: true,
+      onFailure: 'fail',
+      outputs: ['recovered', 'attempts', 'detail', 'status', 'error'],
+    });
     expect(step('verify')).toMatchObject({ mutating: false, outputs: ['healthy', 'detail', 'status', 'error'] });
     expect(step('stand-down')).toMatchObject({ uses: 'end', when: 'steps.suppression_check.suppressed', with: { outcome: 'suppressed' } });
     expect(step('diagnose')).toMatchObject({ onFailure: 'continue', with: { health: false } });
@@ -99,7 +135,12 @@ describe('remediate runbooks list and show', () => {
       kind: 'forEach',
       mutating: true,
       outputs: ['done', 'status', 'error'],
-      steps: [{ id: 'backup', mutating: true }, { id: 'maintain' }, { id: 'post-check', mutating: false }, { id: 'post-check-passed', uses: 'assert' }],
+      steps: [
+        { id: 'backup', mutating: true },
+        { id: 'maintain' },
+        { id: 'post-check', mutating: false },
+        { id: 'post-check-passed', uses: 'assert' },
+      ],
     });
     expect(r.json.finally).toMatchObject([{ id: 'close-window', uses: 'closeWindow' }]);
     const text = await runCli(withConfig('runbooks', 'show', 'maintenance'));
@@ -110,7 +151,9 @@ describe('remediate runbooks list and show', () => {
   it('exits 2 for a runbook that is not loaded', async () => {
     const r = await runCli(withConfig('runbooks', 'show', 'rebootTheWorld'));
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('no runbook "rebootTheWorld" (known: databaseConnection, highErrorRate, maintenance, resourcePressure, serviceDown, slaBreach)');
+    expect(r.stderr).toContain(
+      'no runbook "rebootTheWorld" (known: databaseConnection, highErrorRate, maintenance, resourcePressure, serviceDown, slaBreach)',
+    );
   });
 });
 
@@ -224,11 +267,21 @@ describe('remediate runbooks validate', () => {
 
 describe('remediate runbooks plan', () => {
   it('shows the steps a ServiceDown alert would run, in order, on which target and queue, marking restart mutating', async () => {
-    const r = await runCli([...withConfig('runbooks', 'plan', 'serviceDown', '-l', 'alertname=ServiceDown', '-l', `service=${fx.api}`), '--json'], {
-      TEMPORAL_ADDRESS: '127.0.0.1:1',
-    });
+    const r = await runCli(
+      [...withConfig('runbooks', 'plan', 'serviceDown', '-l', 'alertname=ServiceDown', '-l', `service=${fx.api}`), '--json'],
+      {
+        TEMPORAL_ADDRESS: '127.0.0.1:1',
+      },
+    );
     expect(r.code).toBe(0);
-    expect(r.json).toMatchObject({ matched: true, runbook: 'serviceDown', target: fx.api, workflowId: incidentWorkflowId('serviceDown', fx.api), binding: 0, dryRun: false });
+    expect(r.json).toMatchObject({
+      matched: true,
+      runbook: 'serviceDown',
+      target: fx.api,
+      workflowId: incidentWorkflowId('serviceDown', fx.api),
+      binding: 0,
+      dryRun: false,
+    });
     const steps = r.json.steps as Array<Record<string, unknown>>;
     expect(steps.map((s) => `${s.id}:${s.decision}`)).toEqual([
       'suppression-check:runs',
@@ -245,7 +298,10 @@ describe('remediate runbooks plan', () => {
     expect(step('restart')).toMatchObject({ uses: 'restart', target: fx.api, queue: h.queue, mutating: true });
     expect(step('verify')).toMatchObject({ target: fx.api, queue: h.queue, mutating: false });
     // What is known is rendered; what only the run will know stays as written.
-    expect(step('false-alarm')).toMatchObject({ because: 'depends on earlier steps: steps.verify.healthy', with: { detail: `'${fx.api}' is healthy: \${{ steps.verify.detail }}` } });
+    expect(step('false-alarm')).toMatchObject({
+      because: 'depends on earlier steps: steps.verify.healthy',
+      with: { detail: `'${fx.api}' is healthy: \${{ steps.verify.detail }}` },
+    });
 
     const text = await runCli(withConfig('runbooks', 'plan', 'serviceDown', '-l', 'alertname=ServiceDown', '-l', `service=${fx.api}`));
     expect(text.stdout).toContain(`   5. restart: restart on '${fx.api}' (queue ${h.queue})  [mutating]  runs`);
@@ -254,11 +310,19 @@ describe('remediate runbooks plan', () => {
   });
 
   it('explains an alert that would not start the runbook, with label values made harmless for a terminal', async () => {
-    const foreign = await runCli(withConfig('runbooks', 'plan', 'serviceDown', '-l', 'alertname=ServiceDown', '-l', 'service=\u001b[2Jevil'));
+    const foreign = await runCli(
+      withConfig('runbooks', 'plan', 'serviceDown', '-l', 'alertname=ServiceDown', '-l', 'service=\u001b[2Jevil'),
+    );
     expect(foreign.code).toBe(0);
-    expect(foreign.stdout).toBe(`serviceDown would not run: label service='?[2Jevil' names no target this binding allows (allowed: ${fx.api}, ${fx.web})\n`);
+    expect(foreign.stdout).toBe(
+      `serviceDown would not run: label service='?[2Jevil' names no target this binding allows (allowed: ${fx.api}, ${fx.web})\n`,
+    );
     const other = await runCli([...withConfig('runbooks', 'plan', 'serviceDown', '-l', 'alertname=DatabaseDown'), '--json']);
-    expect(other.json).toEqual({ matched: false, code: 'other-runbook', reason: `this alert would start 'databaseConnection' on '${fx.db}', not 'serviceDown'` });
+    expect(other.json).toEqual({
+      matched: false,
+      code: 'other-runbook',
+      reason: `this alert would start 'databaseConnection' on '${fx.db}', not 'serviceDown'`,
+    });
   });
 
   it('decides conditions known before the run, and checks a target given directly', async () => {
@@ -300,7 +364,10 @@ describe('remediate admin run', () => {
   it('starts a dry run by hand that records who started it, and remediate show and incidents find it', async () => {
     // Down until restarted: the dry-run restart is reported, and the next check passes.
     h.script(fx.api, { healthy: (s) => s.verifies >= 2 });
-    const r = await runCli([...withConfig('admin', 'run', 'serviceDown', '--target', fx.api, '--as', 'alice', '--reason', 'trying the new runbook', '--dry-run'), '--json']);
+    const r = await runCli([
+      ...withConfig('admin', 'run', 'serviceDown', '--target', fx.api, '--as', 'alice', '--reason', 'trying the new runbook', '--dry-run'),
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     const workflowId = incidentWorkflowId('serviceDown', fx.api);
     expect(r.json).toMatchObject({ workflowId, runbook: 'serviceDown', target: fx.api, startedBy: 'alice', dryRun: true });
@@ -308,7 +375,10 @@ describe('remediate admin run', () => {
     const handle = h.client.workflow.getHandle(workflowId);
     const result = (await handle.result()) as RunbookResult;
     expect(result.outcome).toBe('recovered');
-    expect(result.timeline.find((e) => e.event === 'definition')).toMatchObject({ actor: 'alice', detail: expect.stringContaining('started by alice, dry-run') });
+    expect(result.timeline.find((e) => e.event === 'definition')).toMatchObject({
+      actor: 'alice',
+      detail: expect.stringContaining('started by alice, dry-run'),
+    });
     expect(h.callsFor(fx.api, 'restartTarget').map((c) => c.dryRun)).toEqual([true]);
 
     const described = await handle.describe();
@@ -317,7 +387,9 @@ describe('remediate admin run', () => {
     const attributes = Object.fromEntries(described.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]));
     expect(attributes).toMatchObject({ RemediationTarget: fx.api, AlertName: 'manual', Severity: 'warning', Runbook: 'serviceDown' });
     const history = await handle.fetchHistory();
-    const input = h.client.options.loadedDataConverter.payloadConverter.fromPayload(history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!);
+    const input = h.client.options.loadedDataConverter.payloadConverter.fromPayload(
+      history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!,
+    );
     expect(input).toMatchObject({
       runbook: 'serviceDown',
       target: fx.api,
@@ -337,7 +409,9 @@ describe('remediate admin run', () => {
       (x) => Array.isArray(x.json) && x.json.length === 1,
     );
     expect(listed.json[0]).toMatchObject({ workflowId, runbook: 'serviceDown', alert: 'manual', outcome: 'recovered' });
-    expect((await runCli([...withConfig('admin', 'incidents', '--runbook', 'databaseConnection', '--target', fx.api), '--json'])).json).toEqual([]);
+    expect(
+      (await runCli([...withConfig('admin', 'incidents', '--runbook', 'databaseConnection', '--target', fx.api), '--json'])).json,
+    ).toEqual([]);
   });
 
   it('refuses to start a runbook on a target where it is already running', async () => {

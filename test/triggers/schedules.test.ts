@@ -39,7 +39,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const id of created) await client.schedule.getHandle(id).delete().catch(() => {});
+  for (const id of created)
+    await client.schedule
+      .getHandle(id)
+      .delete()
+      .catch(() => {});
   await stopWorker?.();
   await connection?.close();
 });
@@ -53,7 +57,12 @@ describe('maintenance schedule sync', () => {
       { name: weekly, targets: [targets()[0]!, targets()[1]!], paused: true },
     ]);
     const r = await syncSchedules({ client, config, taskQueue });
-    expect(r).toEqual({ created: [maintenanceScheduleId(nightly), maintenanceScheduleId(weekly)], updated: [], unchanged: [], deleted: [] });
+    expect(r).toEqual({
+      created: [maintenanceScheduleId(nightly), maintenanceScheduleId(weekly)],
+      updated: [],
+      unchanged: [],
+      deleted: [],
+    });
 
     const d = await client.schedule.getHandle(maintenanceScheduleId(nightly)).describe();
     expect(d.spec.timezone).toBe('Europe/Berlin');
@@ -76,7 +85,12 @@ describe('maintenance schedule sync', () => {
       { name: weekly, targets: [targets()[0]!, targets()[1]!], paused: true },
     ]);
     const r = await syncSchedules({ client, config, taskQueue });
-    expect(r).toEqual({ created: [], updated: [], unchanged: [maintenanceScheduleId(nightly), maintenanceScheduleId(weekly)], deleted: [] });
+    expect(r).toEqual({
+      created: [],
+      updated: [],
+      unchanged: [maintenanceScheduleId(nightly), maintenanceScheduleId(weekly)],
+      deleted: [],
+    });
     const ids = await eventually(listedIds, (l) => l.length === 2);
     expect(ids).toEqual([maintenanceScheduleId(nightly), maintenanceScheduleId(weekly)]);
   });
@@ -102,7 +116,10 @@ describe('maintenance schedule sync', () => {
   it('triggering a schedule starts a maintenance run on the engine’s queue', async () => {
     const handle = client.schedule.getHandle(maintenanceScheduleId(weekly));
     await handle.trigger();
-    const d = await eventually(() => handle.describe(), (x) => x.info.recentActions.length > 0);
+    const d = await eventually(
+      () => handle.describe(),
+      (x) => x.info.recentActions.length > 0,
+    );
     const action = d.info.recentActions[0]!.action;
     expect(action.type).toBe('startWorkflow');
     if (action.type !== 'startWorkflow') return;
@@ -123,6 +140,8 @@ describe('maintenance schedule sync', () => {
     const r = await syncSchedules({ client, config, taskQueue });
     expect(r).toEqual({ created: [], updated: [], unchanged: [maintenanceScheduleId(nightly)], deleted: [maintenanceScheduleId(weekly)] });
     await expect(client.schedule.getHandle(maintenanceScheduleId(weekly)).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
-    expect((await client.schedule.getHandle(maintenanceScheduleId(foreign)).describe()).action).toMatchObject({ taskQueue: `${taskQueue}-other` });
+    expect((await client.schedule.getHandle(maintenanceScheduleId(foreign)).describe()).action).toMatchObject({
+      taskQueue: `${taskQueue}-other`,
+    });
   });
 });

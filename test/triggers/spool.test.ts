@@ -21,7 +21,14 @@ function spoolDir(): string {
 }
 
 function alert(fingerprint: string, status: 'firing' | 'resolved' = 'firing'): WebhookAlert {
-  return { status, labels: { alertname: 'ServiceDown', service: 'api' }, annotations: {}, startsAt: '2026-11-23T00:00:00Z', endsAt: '', fingerprint } as unknown as WebhookAlert;
+  return {
+    status,
+    labels: { alertname: 'ServiceDown', service: 'api' },
+    annotations: {},
+    startsAt: '2026-11-23T00:00:00Z',
+    endsAt: '',
+    fingerprint,
+  } as unknown as WebhookAlert;
 }
 
 describe('webhook spool', () => {
@@ -170,7 +177,10 @@ describe('spool forwarder', () => {
     const forwarder = startForwarder({
       spool: s,
       backoffMs: { first: 5, max: 10 },
-      logger: { warn: (_: unknown, msg: string) => void said.push(`warn ${msg}`), info: (_: unknown, msg: string) => void said.push(`info ${msg}`) } as never,
+      logger: {
+        warn: (_: unknown, msg: string) => void said.push(`warn ${msg}`),
+        info: (_: unknown, msg: string) => void said.push(`info ${msg}`),
+      } as never,
       deliver: async () => {
         if (failuresLeft-- > 0) throw new Error('Temporal is away');
       },

@@ -47,7 +47,9 @@ async function writeBacklog(dir: string, batches: number, doneFirst: number): Pr
   const pad = 'x'.repeat(1_800);
   let alerts = 0;
   for (let seq = 1; seq <= batches; seq++) {
-    const batch = Array.from({ length: 50 }, (_, i) => alert(`fp${((seq * 50 + i) % 500).toString(16).padStart(14, '0')}`, seq * 50 + i, pad));
+    const batch = Array.from({ length: 50 }, (_, i) =>
+      alert(`fp${((seq * 50 + i) % 500).toString(16).padStart(14, '0')}`, seq * 50 + i, pad),
+    );
     if (seq > doneFirst) alerts += batch.length;
     const line = `${JSON.stringify({ seq, at: '2026-01-05T02:00:00.000Z', alerts: batch })}\n${seq === doneFirst ? Array.from({ length: doneFirst }, (_, i) => `{"done":${i + 1}}\n`).join('') : ''}`;
     if (!out.write(line)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
@@ -58,9 +60,13 @@ async function writeBacklog(dir: string, batches: number, doneFirst: number): Pr
 }
 
 function runChild(dir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./support/spoolBacklogChild.ts', import.meta.url)), dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./support/spoolBacklogChild.ts', import.meta.url)), dir],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -114,7 +120,10 @@ describe('webhook spool: byte cap and free disk', () => {
     try {
       const answers: Array<{ status: number; retryAfter: string | null; error?: string }> = [];
       for (let i = 0; i < 20; i++) {
-        const body = notification(w.fx.api, Array.from({ length: 10 }, (_, j) => alert(`fp${i}-${j}`, j, 'z'.repeat(600))));
+        const body = notification(
+          w.fx.api,
+          Array.from({ length: 10 }, (_, j) => alert(`fp${i}-${j}`, j, 'z'.repeat(600))),
+        );
         const res = await fetch(`${w.url}/alertmanager`, {
           method: 'POST',
           headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${w.fx.token}` },
@@ -126,7 +135,9 @@ describe('webhook spool: byte cap and free disk', () => {
       const accepted = answers.filter((a) => a.status === 200).length;
       expect(accepted).toBeGreaterThan(3);
       expect(answers.slice(accepted).every((a) => a.status === 503 && a.retryAfter === '30')).toBe(true);
-      expect(answers[accepted]!.error).toMatch(/^the spool holds \d+\.\d MiB \(\d+ alerts\) not yet forwarded to Temporal, the most it takes is 0\.1 MiB; try again later$/);
+      expect(answers[accepted]!.error).toMatch(
+        /^the spool holds \d+\.\d MiB \(\d+ alerts\) not yet forwarded to Temporal, the most it takes is 0\.1 MiB; try again later$/,
+      );
       expect(s.pendingBytes()).toBeLessThanOrEqual(64 * 1024);
       expect(await metricValue(w.metrics, 'webhook_spool_refused_total', '{reason="bytes"}')).toBe(20 - accepted);
       expect(await metricValue(w.metrics, 'webhook_spool_pending_bytes')).toBe(s.pendingBytes());

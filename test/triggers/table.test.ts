@@ -24,7 +24,13 @@ describe('terminal output of untrusted text', () => {
   });
 
   it('columns line up on what is printed', () => {
-    const out = renderTable(['A', 'B'], [['x\ny', '1'], ['long value', '2']]);
+    const out = renderTable(
+      ['A', 'B'],
+      [
+        ['x\ny', '1'],
+        ['long value', '2'],
+      ],
+    );
     const [head, first, second] = out.trimEnd().split('\n');
     expect(head!.indexOf('B')).toBe(first!.indexOf('1'));
     expect(first!.indexOf('1')).toBe(second!.indexOf('2'));

@@ -74,24 +74,92 @@ describe('Alertmanager webhook: bounded fields', () => {
   });
 
   const refusals: Array<[what: string, change: (p: Payload) => void, error: string]> = [
-    ['65 labels', (p) => Object.assign(p.alerts[0]!.labels, many(62, () => 'x')), 'alerts[0].labels: more than 64 labels'],
-    ['a label name of 129 characters', (p) => (p.alerts[0]!.labels[`l${'a'.repeat(128)}`] = 'x'), `alerts[0].labels["l${'a'.repeat(39)}..."]: name longer than 128 characters`],
-    ['a label name with a control character', (p) => (p.alerts[0]!.labels['service\nname'] = 'x'), 'alerts[0].labels["service\\nname"]: not a label name (empty, or holds a control or format character)'],
-    ['an empty label name', (p) => (p.alerts[0]!.labels[''] = 'x'), 'alerts[0].labels[""]: not a label name (empty, or holds a control or format character)'],
-    ['a label value of 1,025 characters', (p) => (p.alerts[0]!.labels.service = 'v'.repeat(1_025)), 'alerts[0].labels.service: longer than 1024 characters'],
-    ['65 annotations', (p) => Object.assign(p.alerts[0]!.annotations, many(64, () => 'x')), 'alerts[0].annotations: more than 64 annotations'],
-    ['an annotation value of 8 KiB and one', (p) => (p.alerts[0]!.annotations.description = 'd'.repeat(8_193)), 'alerts[0].annotations.description: longer than 8192 characters'],
-    ['an annotation name with a bidi override', (p) => (p.alerts[0]!.annotations['run\u202ebook'] = 'x'), 'alerts[0].annotations["run\\u202ebook"]: not a label name (empty, or holds a control or format character)'],
-    ['a generatorURL of 2 KiB and one', (p) => (p.alerts[0]!.generatorURL = `http://x/${'g'.repeat(2_040)}`), 'alerts[0].generatorURL: longer than 2048 characters'],
+    [
+      '65 labels',
+      (p) =>
+        Object.assign(
+          p.alerts[0]!.labels,
+          many(62, () => 'x'),
+        ),
+      'alerts[0].labels: more than 64 labels',
+    ],
+    [
+      'a label name of 129 characters',
+      (p) => (p.alerts[0]!.labels[`l${'a'.repeat(128)}`] = 'x'),
+      `alerts[0].labels["l${'a'.repeat(39)}..."]: name longer than 128 characters`,
+    ],
+    [
+      'a label name with a control character',
+      (p) => (p.alerts[0]!.labels['service\nname'] = 'x'),
+      'alerts[0].labels["service\\nname"]: not a label name (empty, or holds a control or format character)',
+    ],
+    [
+      'an empty label name',
+      (p) => (p.alerts[0]!.labels[''] = 'x'),
+      'alerts[0].labels[""]: not a label name (empty, or holds a control or format character)',
+    ],
+    [
+      'a label value of 1,025 characters',
+      (p) => (p.alerts[0]!.labels.service = 'v'.repeat(1_025)),
+      'alerts[0].labels.service: longer than 1024 characters',
+    ],
+    [
+      '65 annotations',
+      (p) =>
+        Object.assign(
+          p.alerts[0]!.annotations,
+          many(64, () => 'x'),
+        ),
+      'alerts[0].annotations: more than 64 annotations',
+    ],
+    [
+      'an annotation value of 8 KiB and one',
+      (p) => (p.alerts[0]!.annotations.description = 'd'.repeat(8_193)),
+      'alerts[0].annotations.description: longer than 8192 characters',
+    ],
+    [
+      'an annotation name with a bidi override',
+      (p) => (p.alerts[0]!.annotations['run\u202ebook'] = 'x'),
+      'alerts[0].annotations["run\\u202ebook"]: not a label name (empty, or holds a control or format character)',
+    ],
+    [
+      'a generatorURL of 2 KiB and one',
+      (p) => (p.alerts[0]!.generatorURL = `http://x/${'g'.repeat(2_040)}`),
+      'alerts[0].generatorURL: longer than 2048 characters',
+    ],
     ['a startsAt of 65 characters', (p) => (p.alerts[0]!.startsAt = '2'.repeat(65)), 'alerts[0].startsAt: longer than 64 characters'],
     ['an endsAt of 65 characters', (p) => (p.alerts[0]!.endsAt = '0'.repeat(65)), 'alerts[0].endsAt: longer than 64 characters'],
-    ['an externalURL of 2 KiB and one', (p) => (p.externalURL = `http://x/${'e'.repeat(2_040)}`), 'externalURL: longer than 2048 characters'],
+    [
+      'an externalURL of 2 KiB and one',
+      (p) => (p.externalURL = `http://x/${'e'.repeat(2_040)}`),
+      'externalURL: longer than 2048 characters',
+    ],
     ['a receiver of 257 characters', (p) => (p.receiver = 'r'.repeat(257)), 'receiver: longer than 256 characters'],
     ['a groupKey of 8 KiB and one', (p) => (p.groupKey = 'k'.repeat(8_193)), 'groupKey: longer than 8192 characters'],
-    ['group labels past their bounds', (p) => (p.groupLabels.alertname = 'a'.repeat(1_025)), 'groupLabels.alertname: longer than 1024 characters'],
-    ['common labels past their bounds', (p) => Object.assign(p.commonLabels, many(65, () => 'x')), 'commonLabels: more than 64 labels'],
-    ['common annotations past their bounds', (p) => (p.commonAnnotations.summary = 's'.repeat(8_193)), 'commonAnnotations.summary: longer than 8192 characters'],
-    ['1,001 alerts in one notification', (p) => (p.alerts = Array.from({ length: 1_001 }, (_, i) => ({ ...p.alerts[0]!, fingerprint: `fp${i}` }))), 'alerts: more than 1000 alerts in one notification (set max_alerts on the webhook receiver)'],
+    [
+      'group labels past their bounds',
+      (p) => (p.groupLabels.alertname = 'a'.repeat(1_025)),
+      'groupLabels.alertname: longer than 1024 characters',
+    ],
+    [
+      'common labels past their bounds',
+      (p) =>
+        Object.assign(
+          p.commonLabels,
+          many(65, () => 'x'),
+        ),
+      'commonLabels: more than 64 labels',
+    ],
+    [
+      'common annotations past their bounds',
+      (p) => (p.commonAnnotations.summary = 's'.repeat(8_193)),
+      'commonAnnotations.summary: longer than 8192 characters',
+    ],
+    [
+      '1,001 alerts in one notification',
+      (p) => (p.alerts = Array.from({ length: 1_001 }, (_, i) => ({ ...p.alerts[0]!, fingerprint: `fp${i}` }))),
+      'alerts: more than 1000 alerts in one notification (set max_alerts on the webhook receiver)',
+    ],
   ];
 
   it.each(refusals)('refuses %s with a 400 naming the field', async (_what, change, error) => {
@@ -112,14 +180,22 @@ describe('Alertmanager webhook: bounded fields', () => {
     const body = notification(w.fx.api);
     const a = body.alerts[0]!;
     a.fingerprint = 'f'.repeat(webhookLimits.fingerprint);
-    a.labels = { alertname: 'ServiceDown', service: w.fx.api, ...many(61, () => 'v'.repeat(webhookLimits.labelValue)), [`L${'a'.repeat(127)}`]: 'x' };
+    a.labels = {
+      alertname: 'ServiceDown',
+      service: w.fx.api,
+      ...many(61, () => 'v'.repeat(webhookLimits.labelValue)),
+      [`L${'a'.repeat(127)}`]: 'x',
+    };
     a.annotations = many(webhookLimits.annotations, () => 'd'.repeat(webhookLimits.annotationValue));
     a.generatorURL = `http://x/${'g'.repeat(webhookLimits.url - 9)}`;
     a.startsAt = '2026-01-05T02:00:00.123456789+05:30'.padEnd(webhookLimits.time, ' ');
     body.externalURL = `http://x/${'e'.repeat(webhookLimits.url - 9)}`;
     body.receiver = 'r'.repeat(webhookLimits.receiver);
     body.groupKey = 'k'.repeat(webhookLimits.groupKey);
-    body.alerts = [a, ...Array.from({ length: webhookLimits.alerts - 1 }, (_, i) => ({ ...notification(w.fx.api).alerts[0]!, fingerprint: `fp${i}` }))];
+    body.alerts = [
+      a,
+      ...Array.from({ length: webhookLimits.alerts - 1 }, (_, i) => ({ ...notification(w.fx.api).alerts[0]!, fingerprint: `fp${i}` })),
+    ];
     expect(Object.keys(a.labels)).toHaveLength(webhookLimits.labels);
     expect(webhookPayload.safeParse(body).success).toBe(true);
     const r = await post(body);
@@ -150,7 +226,9 @@ describe('Alertmanager webhook: bounded fields', () => {
     body.alerts[0]!.status = `pending${'p'.repeat(100_000)}`;
     const r = await post(body);
     expect(r.status).toBe(400);
-    expect(r.json.error).toMatch(/^invalid Alertmanager payload: alerts\[0\]\.status: Invalid enum value\. Expected 'firing' \| 'resolved', received 'pendingp+…$/);
+    expect(r.json.error).toMatch(
+      /^invalid Alertmanager payload: alerts\[0\]\.status: Invalid enum value\. Expected 'firing' \| 'resolved', received 'pendingp+…$/,
+    );
     expect(r.json.error.length).toBeLessThan(300);
   });
 });

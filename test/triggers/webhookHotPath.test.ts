@@ -71,7 +71,9 @@ function slowUpload(port: number, headers: string[], bodyBytes: number, options:
     socket.on('close', closed);
     socket.on('error', closed);
     socket.on('connect', async () => {
-      socket.write(`POST /alertmanager HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${bodyBytes}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`);
+      socket.write(
+        `POST /alertmanager HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${bodyBytes}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`,
+      );
       if (options.waitForContinue) await new Promise((r) => setTimeout(r, 300));
       const chunk = Buffer.alloc(16 * 1024, 0x20);
       while (sent < bodyBytes && closedAt === undefined) {
@@ -107,7 +109,12 @@ describe('Alertmanager webhook: refused uploads are not read', () => {
   it('still invites an authorised sender that expects 100-continue', async () => {
     const w = await webhook();
     const body = Buffer.from('{"version":"4"}');
-    const up = await slowUpload(w.port, ['Content-Type: application/json', `Authorization: Bearer ${w.fx.token}`, 'Expect: 100-continue'], body.length, { waitForContinue: true });
+    const up = await slowUpload(
+      w.port,
+      ['Content-Type: application/json', `Authorization: Bearer ${w.fx.token}`, 'Expect: 100-continue'],
+      body.length,
+      { waitForContinue: true },
+    );
     expect(up.answer).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 400 /);
   });
 });
@@ -207,7 +214,10 @@ async function stallWhile(w: LoneWebhook, body: string, settled: () => Promise<u
     await probing;
   }
   // Each decision is logged with the time it was made (Date.now(), the clock the turns were read on).
-  const decided = w.log.slice(logFrom).map((l) => JSON.parse(l) as { time: number; msg: string }).filter((l) => l.msg === 'alert matched no runbook');
+  const decided = w.log
+    .slice(logFrom)
+    .map((l) => JSON.parse(l) as { time: number; msg: string })
+    .filter((l) => l.msg === 'alert matched no runbook');
   expect(decided).toHaveLength(1_000);
   const [first, last] = [decided[0]!.time, decided.at(-1)!.time];
   const turnsWhileDeciding = turnedAt.filter((t) => t > first && t < last).length;

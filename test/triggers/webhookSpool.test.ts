@@ -42,7 +42,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startWebhook(at = dir): Promise<{ url: string; webhook: WebhookServer; spool: Spool; metrics: EngineMetrics; log: string[] }> {
+async function startWebhook(
+  at = dir,
+): Promise<{ url: string; webhook: WebhookServer; spool: Spool; metrics: EngineMetrics; log: string[] }> {
   const spool = await openSpool(at);
   const metrics = createMetrics({ processMetrics: false });
   const log: string[] = [];
@@ -63,11 +65,19 @@ async function startWebhook(at = dir): Promise<{ url: string; webhook: WebhookSe
 }
 
 const fire = (url: string, service: string) =>
-  postToWebhook(url, fx.token, alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service, severity: 'critical' }, fingerprint: `fp-${service}` }]));
+  postToWebhook(
+    url,
+    fx.token,
+    alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service, severity: 'critical' }, fingerprint: `fp-${service}` }]),
+  );
 
 // Not found yet is a throw, which `until` counts as "not yet".
 const started = (target: string) =>
-  until(`the incident on ${target} in Temporal`, 60_000, async () => (await client.workflow.getHandle(incidentWorkflowId('serviceDown', target)).describe()).status.name);
+  until(
+    `the incident on ${target} in Temporal`,
+    60_000,
+    async () => (await client.workflow.getHandle(incidentWorkflowId('serviceDown', target)).describe()).status.name,
+  );
 
 describe('webhook with a spool', () => {
   it('acknowledges alerts while Temporal is down, keeps them across a restart, and delivers them once it is back', async () => {
@@ -120,17 +130,31 @@ describe('webhook with a spool', () => {
       Array.from({ length: 4 }, async () => {
         while (streaming) {
           const fingerprint = `fp-stream-${posted++}`;
-          const answer = await postToWebhook(w.url, fx.token, alertmanagerPayload([{ labels: { alertname: 'StreamNoise', severity: 'info' }, fingerprint }]));
+          const answer = await postToWebhook(
+            w.url,
+            fx.token,
+            alertmanagerPayload([{ labels: { alertname: 'StreamNoise', severity: 'info' }, fingerprint }]),
+          );
           if (answer.status !== 200) refused.push(answer.status);
         }
       }),
     );
     try {
       await until('a storm under way', 10_000, async () => posted > 200 || undefined);
-      const answer = await postToWebhook(w.url, fx.token, alertmanagerPayload([{ labels: { alertname: 'DatabaseDown', severity: 'critical' }, fingerprint: 'fp-in-storm' }]));
+      const answer = await postToWebhook(
+        w.url,
+        fx.token,
+        alertmanagerPayload([{ labels: { alertname: 'DatabaseDown', severity: 'critical' }, fingerprint: 'fp-in-storm' }]),
+      );
       expect(answer.status).toBe(200);
       const incident = incidentWorkflowId('databaseConnection', fx.db);
-      expect(await until(`the incident on ${fx.db} in Temporal`, 30_000, async () => (await client.workflow.getHandle(incident).describe()).status.name)).toBe('RUNNING');
+      expect(
+        await until(
+          `the incident on ${fx.db} in Temporal`,
+          30_000,
+          async () => (await client.workflow.getHandle(incident).describe()).status.name,
+        ),
+      ).toBe('RUNNING');
       expect(streaming).toBe(true);
     } finally {
       streaming = false;

@@ -63,7 +63,7 @@ describe('a host agent', () => {
     await connection?.close();
   });
 
-  it("the engine still refuses to start without a secret it needs, naming the key", () => {
+  it('the engine still refuses to start without a secret it needs, naming the key', () => {
     let problems: string[] = [];
     try {
       loadConfigFile(file);
@@ -98,7 +98,10 @@ describe('a host agent', () => {
     });
 
     expect(result.verified).toMatchObject({ target: 'web', healthy: true });
-    expect(result.verified.checks.map((c) => [c.check, c.ok])).toEqual([['unit', true], ['http', true]]);
+    expect(result.verified.checks.map((c) => [c.check, c.ok])).toEqual([
+      ['unit', true],
+      ['http', true],
+    ]);
     expect(result.diagnosed).toEqual([
       `unit ${stack().systemdUnit} status`,
       `unit ${stack().systemdUnit} journal (last 50 lines)`,

@@ -12,7 +12,10 @@ import { stack } from '../support/stack.js';
 
 function capture(): { lines: string[]; stream: Writable } {
   const lines: string[] = [];
-  return { lines, stream: new Writable({ write: (c: Buffer, _e, done) => (lines.push(...c.toString().split('\n').filter(Boolean)), done()) }) };
+  return {
+    lines,
+    stream: new Writable({ write: (c: Buffer, _e, done) => (lines.push(...c.toString().split('\n').filter(Boolean)), done()) }),
+  };
 }
 
 describe('the log format', () => {
@@ -37,7 +40,11 @@ describe('the log format', () => {
   it('drops task tokens, and keeps an expected failure to its message', () => {
     const failure = ApplicationFailure.nonRetryable("container 'api' not found", 'TargetMissing');
     const meta = cleanMeta({ taskToken: 'c2VjcmV0', sdkComponent: 'activity', error: failure, attempt: 3 });
-    expect(meta).toEqual({ sdk: 'activity', error: { message: "container 'api' not found", type: 'TargetMissing', nonRetryable: true }, attempt: 3 });
+    expect(meta).toEqual({
+      sdk: 'activity',
+      error: { message: "container 'api' not found", type: 'TargetMissing', nonRetryable: true },
+      attempt: 3,
+    });
     const unexpected = cleanMeta({ error: new TypeError('x is undefined') });
     expect((unexpected.error as { stack: string }).stack).toContain('TypeError: x is undefined');
   });
@@ -50,7 +57,10 @@ describe('a real start', () => {
   });
 
   it('logs only JSON lines, SDK included, and bundles the workflows once, quietly', async () => {
-    const cfg = e2eConfigInput({ temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: uniqueQueue('logging') }, webhook: { listen: '127.0.0.1:0', token: 'logging-token-0123456789' } });
+    const cfg = e2eConfigInput({
+      temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: uniqueQueue('logging') },
+      webhook: { listen: '127.0.0.1:0', token: 'logging-token-0123456789' },
+    });
     // No prebuilt bundle: this start bundles, as a start from the sources does.
     const engine = await spawnEngine(cfg, { env: { REMEDIATION_WORKFLOW_BUNDLE: '', LOG_FORMAT: 'json' }, startTimeoutMs: 120_000 });
     engines.push(engine);
@@ -74,7 +84,10 @@ describe('a real start', () => {
   }, 180_000);
 
   it('logs one readable line per entry with LOG_FORMAT=pretty', async () => {
-    const cfg = e2eConfigInput({ temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: uniqueQueue('logging') }, webhook: { listen: '127.0.0.1:0', token: 'logging-token-0123456789' } });
+    const cfg = e2eConfigInput({
+      temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace, taskQueue: uniqueQueue('logging') },
+      webhook: { listen: '127.0.0.1:0', token: 'logging-token-0123456789' },
+    });
     const file = writeConfig(cfg);
     const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', '--config', file, 'engine'], {
       cwd: repoRoot,

@@ -52,18 +52,24 @@ describe('readiness', () => {
     const unavailable = cachedReadiness(async () => {
       throw grpcError(14, 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7233\nmore detail');
     });
-    expect(await unavailable()).toEqual({ ready: false, reason: 'Temporal is unavailable: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7233' });
+    expect(await unavailable()).toEqual({
+      ready: false,
+      reason: 'Temporal is unavailable: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7233',
+    });
     // What a cluster answers while its persistence is down.
     const persistence = cachedReadiness(async () => {
       throw grpcError(5, 'Namespace default is not found.');
     });
-    expect((await persistence()).reason).toBe('Temporal does not find the namespace (missing, or its persistence is down): Namespace default is not found.');
+    expect((await persistence()).reason).toBe(
+      'Temporal does not find the namespace (missing, or its persistence is down): Namespace default is not found.',
+    );
   });
 
   it('is not ready while the worker is not running, and logs each change once', async () => {
     let running = true;
     const lines: string[] = [];
-    const log = (line: string) => (obj: unknown, msg?: string) => lines.push(`${line} ${typeof obj === 'string' ? obj : `${msg} ${JSON.stringify(obj)}`}`);
+    const log = (line: string) => (obj: unknown, msg?: string) =>
+      lines.push(`${line} ${typeof obj === 'string' ? obj : `${msg} ${JSON.stringify(obj)}`}`);
     const probe = engineReadiness({
       workerRunning: () => running,
       temporal: async () => ({ ready: true }),

@@ -87,13 +87,35 @@ describe('repeated pages on the real notification path', () => {
     const result = await handle.result();
     expect(result.outcome, result.detail).toBe('resolved-externally');
 
-    expect(received('/oncall')).toEqual(['on-call 200', 'on-call#2 200', 'on-call#3 200', 'on-call#4 503', 'on-call#4 200', 'acknowledge 200', 'resolve 200']);
+    expect(received('/oncall')).toEqual([
+      'on-call 200',
+      'on-call#2 200',
+      'on-call#3 200',
+      'on-call#4 503',
+      'on-call#4 200',
+      'acknowledge 200',
+      'resolve 200',
+    ]);
     expect(received('/pd')).toEqual(['on-call 200', 'on-call#2 200', 'on-call#3 200', 'on-call#4 200', 'acknowledge 200', 'resolve 200']);
-    expect(receiver.requestsTo('/pd').map((r) => (r.body as { event_action: string }).event_action)).toEqual(['trigger', 'trigger', 'trigger', 'trigger', 'acknowledge', 'resolve']);
-    expect(receiver.requestsTo('/oncall').slice(-2).map((r) => (r.body as { event: string }).event)).toEqual(['acknowledge', 'resolve']);
+    expect(receiver.requestsTo('/pd').map((r) => (r.body as { event_action: string }).event_action)).toEqual([
+      'trigger',
+      'trigger',
+      'trigger',
+      'trigger',
+      'acknowledge',
+      'resolve',
+    ]);
+    expect(
+      receiver
+        .requestsTo('/oncall')
+        .slice(-2)
+        .map((r) => (r.body as { event: string }).event),
+    ).toEqual(['acknowledge', 'resolve']);
     // Slack, which cannot resolve anything, is told in a message.
     expect(received('/chat')).toEqual(['senior 200', 'acknowledge 200', 'resolve 200']);
-    expect((receiver.requestsTo('/chat')[2]!.body as { text: string }).text).toMatch(/^:white_check_mark: \*delivery on 'deliver-[0-9a-f]+' resolved\*/);
+    expect((receiver.requestsTo('/chat')[2]!.body as { text: string }).text).toMatch(
+      /^:white_check_mark: \*delivery on 'deliver-[0-9a-f]+' resolved\*/,
+    );
     // Repeats stop when the next level is paged: nothing to on-call between senior and the acknowledgement.
     expect(result.timeline.filter((e) => e.event.startsWith('paged ')).map((e) => e.event)).toEqual([
       'paged on-call',

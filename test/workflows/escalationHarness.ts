@@ -86,9 +86,15 @@ export async function startSkipping(activities?: Activities, options: { restarta
     queue,
     sent,
     async start(def, target, overrides = {}, fingerprint) {
-      const input: RunbookRunInput = { ...skippingInput(queue, target, def.name, overrides), definition: def, targets: [{ name: target, kind: 'container', queue, labels: { service: target } }], startedBy: 'alertmanager' };
+      const input: RunbookRunInput = {
+        ...skippingInput(queue, target, def.name, overrides),
+        definition: def,
+        targets: [{ name: target, kind: 'container', queue, labels: { service: target } }],
+        startedBy: 'alertmanager',
+      };
       const workflowId = incidentWorkflowId(def.name, target);
-      if (fingerprint === undefined) return env.client.workflow.start<Interpreter>(interpreterWorkflowType, { taskQueue: queue, workflowId, args: [input] });
+      if (fingerprint === undefined)
+        return env.client.workflow.start<Interpreter>(interpreterWorkflowType, { taskQueue: queue, workflowId, args: [input] });
       return env.client.workflow.signalWithStart<Interpreter, [AlertEvent]>(interpreterWorkflowType, {
         taskQueue: queue,
         workflowId,
@@ -114,9 +120,13 @@ export async function startSkipping(activities?: Activities, options: { restarta
  * registers them but (in this release) never completes the call, hence the short deadline.
  */
 async function registerSearchAttributes(env: TestWorkflowEnvironment): Promise<void> {
-  const searchAttributes = Object.fromEntries(searchAttributeNames.map((n) => [n, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]));
+  const searchAttributes = Object.fromEntries(
+    searchAttributeNames.map((n) => [n, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+  );
   await env.connection
-    .withDeadline(Date.now() + 1_000, () => env.connection.operatorService.addSearchAttributes({ namespace: env.namespace ?? 'default', searchAttributes }))
+    .withDeadline(Date.now() + 1_000, () =>
+      env.connection.operatorService.addSearchAttributes({ namespace: env.namespace ?? 'default', searchAttributes }),
+    )
     .catch(() => undefined);
 }
 
@@ -148,7 +158,12 @@ function skippingInput(queue: string, target: string, runbook: string, overrides
  * Lets the server's clock run `ms` (timers due meanwhile fire, the worker handles them), then
  * waits until the run has caught up: what the status query shows satisfies `ok`.
  */
-export async function advance(s: Skipping, handle: Run, ms: number, ok: (st: RunbookStatus) => boolean = () => true): Promise<RunbookStatus> {
+export async function advance(
+  s: Skipping,
+  handle: Run,
+  ms: number,
+  ok: (st: RunbookStatus) => boolean = () => true,
+): Promise<RunbookStatus> {
   await s.env.sleep(ms);
   return statusOf(handle, ok);
 }
@@ -167,7 +182,10 @@ export async function statusOf(handle: Run, ok: (st: RunbookStatus) => boolean, 
       // Not started yet, or a query left unanswered.
       if (/deadline/i.test(String(err))) stuck += 1;
     }
-    if (Date.now() > deadline) throw new Error(`status never matched (${stuck} queries unanswered); last: ${JSON.stringify(last && { ...last, timeline: last.timeline.slice(-8) })}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `status never matched (${stuck} queries unanswered); last: ${JSON.stringify(last && { ...last, timeline: last.timeline.slice(-8) })}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -175,10 +193,14 @@ export async function statusOf(handle: Run, ok: (st: RunbookStatus) => boolean, 
 /** The activity types the run scheduled, in order, from its history: what it touched. */
 export async function scheduledActivities(handle: WorkflowHandle): Promise<string[]> {
   const events = (await handle.fetchHistory()).events ?? [];
-  return events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name ?? ''] : []));
+  return events.flatMap((e) =>
+    e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name ?? ''] : [],
+  );
 }
 
 /** What the key of each page ends with ("on-call", "on-call#2", "acknowledge"…), per event. */
 export function keysOf(sent: Sent[], workflowId: string, event?: Sent['event']): string[] {
-  return sent.filter((n) => n.incidentKey === workflowId && (!event || n.event === event)).map((n) => n.idempotencyKey.split(':').slice(4).join(':'));
+  return sent
+    .filter((n) => n.incidentKey === workflowId && (!event || n.event === event))
+    .map((n) => n.idempotencyKey.split(':').slice(4).join(':'));
 }

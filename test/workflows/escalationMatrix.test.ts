@@ -5,8 +5,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRunbookDir, parseRunbook } from '../../config/runbookLoad.js';
 import type { RunbookDefinition } from '../../config/runbookSchema.js';
-import { acknowledgeSignal, alertFiringSignal, alertResolvedSignal, type EscalationPlanInput, type RunbookResult } from '../../workflows/messages.js';
-import { advance, hour, keysOf, minute, scheduledActivities, startSkipping, statusOf, type Run, type Skipping } from './escalationHarness.js';
+import {
+  acknowledgeSignal,
+  alertFiringSignal,
+  alertResolvedSignal,
+  type EscalationPlanInput,
+  type RunbookResult,
+} from '../../workflows/messages.js';
+import {
+  advance,
+  hour,
+  keysOf,
+  minute,
+  scheduledActivities,
+  startSkipping,
+  statusOf,
+  type Run,
+  type Skipping,
+} from './escalationHarness.js';
 import { events, uniqueTarget } from './harness.js';
 
 let s: Skipping;
@@ -52,13 +68,19 @@ function timeline(handle: Run, event?: 'trigger' | 'acknowledge' | 'resolve'): A
   return mine.flatMap((n, i) => (!event || n.event === event ? [[keys[i]!, Math.round((n.at - t0) / minute)] as [string, number]] : []));
 }
 
-const resolveAlert = (handle: Run, fingerprint: string) => handle.signal(alertResolvedSignal, { fingerprint, at: new Date().toISOString() });
+const resolveAlert = (handle: Run, fingerprint: string) =>
+  handle.signal(alertResolvedSignal, { fingerprint, at: new Date().toISOString() });
 
 describe('escalation levels and repeats', () => {
   it('pages on-call at once, senior after 30 min, manager after 1 h and C-level after 2 h, then resolves every page when the alert clears', async () => {
     const handle = await s.start(escalation, uniqueTarget('genesis'), { escalation: genesis }, 'fp-1');
     await advance(s, handle, 2 * hour + 10 * minute, (st) => st.escalationLevel === 'c-level');
-    expect(timeline(handle)).toEqual([['on-call', 0], ['senior', 30], ['manager', 60], ['c-level', 120]]);
+    expect(timeline(handle)).toEqual([
+      ['on-call', 0],
+      ['senior', 30],
+      ['manager', 60],
+      ['c-level', 120],
+    ]);
     await resolveAlert(handle, 'fp-1');
     const result = await handle.result();
     expect(result.outcome, result.detail).toBe('resolved-externally');
@@ -69,8 +91,12 @@ describe('escalation levels and repeats', () => {
 });
 
 const ack = (handle: Run, operator = 'alice', reason = 'on it') => handle.signal(acknowledgeSignal, { operator, reason });
-const notified = (n: number) => (st: { timeline: Array<{ event: string }> }) => st.timeline.filter((e) => e.event === 'notified acknowledge').length >= n;
-const recorded = (event: string, n = 1) => (st: { timeline: Array<{ event: string }> }) => st.timeline.filter((e) => e.event === event).length >= n;
+const notified = (n: number) => (st: { timeline: Array<{ event: string }> }) =>
+  st.timeline.filter((e) => e.event === 'notified acknowledge').length >= n;
+const recorded =
+  (event: string, n = 1) =>
+  (st: { timeline: Array<{ event: string }> }) =>
+    st.timeline.filter((e) => e.event === event).length >= n;
 
 describe('repeats at a level’s interval', () => {
   it('pages on-call again every 5 min until senior is due, senior every 10 min twice, each page once by its own key, then runs out', async () => {
@@ -87,15 +113,24 @@ describe('repeats at a level’s interval', () => {
     expect(result.outcome, result.detail).toBe('escalated');
     expect(result.detail).toBe('exhausted ');
     expect(timeline(handle)).toEqual([
-      ['on-call', 0], ['on-call#2', 5], ['on-call#3', 10], ['on-call#4', 15], ['on-call#5', 20], ['on-call#6', 25],
-      ['senior', 30], ['senior#2', 40], ['senior#3', 50],
+      ['on-call', 0],
+      ['on-call#2', 5],
+      ['on-call#3', 10],
+      ['on-call#4', 15],
+      ['on-call#5', 20],
+      ['on-call#6', 25],
+      ['senior', 30],
+      ['senior#2', 40],
+      ['senior#3', 50],
     ]);
     const ranFor = Date.parse(result.endedAt) - Date.parse(result.timeline.find((e) => e.event === 'escalating')!.at);
     expect(ranFor).toBeGreaterThanOrEqual(hour);
     expect(ranFor).toBeLessThan(hour + minute);
     expect(events(result.timeline)).toContain('escalation exhausted');
     expect(result.timeline.find((e) => e.event === 'paged on-call (repeat 2)')).toBeDefined();
-    expect(s.sent.find((n) => n.incidentKey === handle.workflowId && n.idempotencyKey.endsWith(':on-call#3'))!.text).toMatch(/^Paged again \(repeat 2\): nobody has acknowledged yet\./);
+    expect(s.sent.find((n) => n.incidentKey === handle.workflowId && n.idempotencyKey.endsWith(':on-call#3'))!.text).toMatch(
+      /^Paged again \(repeat 2\): nobody has acknowledged yet\./,
+    );
   });
 
   it('stops repeating at the acknowledgement, and resolves the pages when the alert clears hours later', async () => {
@@ -123,14 +158,21 @@ describe('repeats at a level’s interval', () => {
 
 describe('after an acknowledgement', () => {
   it('escalates again when the incident is still unresolved 30 min after each acknowledgement, on the timeline', async () => {
-    const handle = await s.start(escalation, uniqueTarget('reesc'), { escalation: { ...genesis, reescalateAfterAckMs: 30 * minute } }, 'fp-g');
+    const handle = await s.start(
+      escalation,
+      uniqueTarget('reesc'),
+      { escalation: { ...genesis, reescalateAfterAckMs: 30 * minute } },
+      'fp-g',
+    );
     await advance(s, handle, 5 * minute, (st) => st.escalationLevel === 'on-call');
     await ack(handle, 'alice', 'looking');
     await statusOf(handle, recorded('following'));
     // 35 min: the acknowledgement lapsed; senior is paged at once, and manager 30 min after that.
     let st = await advance(s, handle, 31 * minute, (x) => x.escalationLevel === 'senior');
     expect(st.acknowledgedBy).toBeUndefined();
-    expect(st.timeline.find((e) => e.event === 're-escalating')?.detail).toBe('acknowledged by alice 30m ago and not resolved: paging senior (re-escalation 1)');
+    expect(st.timeline.find((e) => e.event === 're-escalating')?.detail).toBe(
+      'acknowledged by alice 30m ago and not resolved: paging senior (re-escalation 1)',
+    );
     await advance(s, handle, 5 * minute);
     await ack(handle, 'bob', 'taking over');
     await statusOf(handle, notified(2));
@@ -144,10 +186,21 @@ describe('after an acknowledgement', () => {
     expect(result.outcome, result.detail).toBe('resolved-externally');
     expect(timeline(handle)).toEqual([
       // Acknowledged at 5 and 41 (the test looks 36 min in, then 5 min later): re-escalated at 35 and 71.
-      ['on-call', 0], ['acknowledge', 5], ['senior', 35], ['acknowledge#2', 41], ['manager', 71], ['resolve', 72],
+      ['on-call', 0],
+      ['acknowledge', 5],
+      ['senior', 35],
+      ['acknowledge#2', 41],
+      ['manager', 71],
+      ['resolve', 72],
     ]);
-    expect(s.sent.find((n) => n.incidentKey === handle.workflowId && n.idempotencyKey.endsWith(':senior'))!.text).toMatch(/^Escalated again \(re-escalation 1\): acknowledged, but still not resolved\./);
-    expect(s.sent.find((n) => n.event === 'resolve' && n.incidentKey === handle.workflowId)!.channels.sort()).toEqual(['manager', 'oncall', 'senior']);
+    expect(s.sent.find((n) => n.incidentKey === handle.workflowId && n.idempotencyKey.endsWith(':senior'))!.text).toMatch(
+      /^Escalated again \(re-escalation 1\): acknowledged, but still not resolved\./,
+    );
+    expect(s.sent.find((n) => n.event === 'resolve' && n.incidentKey === handle.workflowId)!.channels.sort()).toEqual([
+      'manager',
+      'oncall',
+      'senior',
+    ]);
   });
 
   it('pages the last level again when the acknowledgement lapses after every level was paged, without repeating the level before it', async () => {
@@ -169,7 +222,15 @@ describe('after an acknowledgement', () => {
     await statusOf(handle, notified(2));
     await resolveAlert(handle, 'fp-l');
     expect((await handle.result()).outcome).toBe('resolved-externally');
-    expect(timeline(handle).map(([k, t]) => `${k}@${t}`)).toEqual(['on-call@0', 'on-call#2@5', 'manager@10', 'acknowledge@15', 'manager#2@45', 'acknowledge#2@46', 'resolve@46']);
+    expect(timeline(handle).map(([k, t]) => `${k}@${t}`)).toEqual([
+      'on-call@0',
+      'on-call#2@5',
+      'manager@10',
+      'acknowledge@15',
+      'manager#2@45',
+      'acknowledge#2@46',
+      'resolve@46',
+    ]);
   });
 
   it('stops following an acknowledged incident whose alert never clears after keepOpen, leaving its pages open', async () => {
@@ -180,7 +241,9 @@ describe('after an acknowledgement', () => {
     const result = await handle.result();
     expect(result.outcome, result.detail).toBe('escalated');
     expect(result.detail).toBe('acknowledged alice');
-    expect(result.timeline.find((e) => e.event === 'no longer following')?.detail).toMatch(/^alerts still firing 2h after the first acknowledgement: the pages stay open/);
+    expect(result.timeline.find((e) => e.event === 'no longer following')?.detail).toMatch(
+      /^alerts still firing 2h after the first acknowledgement: the pages stay open/,
+    );
     expect(keysOf(s.sent, handle.workflowId)).toEqual(['on-call', 'acknowledge']);
     expect(Date.parse(result.endedAt) - Date.parse(result.startedAt)).toBeGreaterThanOrEqual(2 * hour);
   });
@@ -199,12 +262,17 @@ describe('after an acknowledgement', () => {
 
 describe('a long escalation continued as new', () => {
   it('pages each repeat once across runs continued as new under a storm of repeated alerts', async () => {
-    const policy: EscalationPlanInput = { policy: 'storm', levels: [{ name: 'on-call', afterMs: 0, channels: ['oncall'], repeatMs: 5 * minute }] };
+    const policy: EscalationPlanInput = {
+      policy: 'storm',
+      levels: [{ name: 'on-call', afterMs: 0, channels: ['oncall'], repeatMs: 5 * minute }],
+    };
     const handle = await s.start(escalation, uniqueTarget('storm'), { escalation: policy }, 'fp-s');
     await advance(s, handle, 11 * minute, (st) => st.timeline.some((e) => e.event === 'paged on-call (repeat 2)'));
     const firstRun = (await handle.describe()).runId;
     for (let sent = 0; sent < 2_100; sent += 50)
-      await Promise.all(Array.from({ length: 50 }, () => handle.signal(alertFiringSignal, { fingerprint: 'fp-s', at: 'repeat' }).catch(() => undefined)));
+      await Promise.all(
+        Array.from({ length: 50 }, () => handle.signal(alertFiringSignal, { fingerprint: 'fp-s', at: 'repeat' }).catch(() => undefined)),
+      );
     await statusOf(handle, recorded('continued'), 30_000);
     expect((await handle.describe()).runId).not.toBe(firstRun);
     await advance(s, handle, 10 * minute, (st) => st.timeline.some((e) => e.event === 'paged on-call (repeat 4)'));
@@ -227,7 +295,15 @@ describe('the notify-only runbook (slaBreach)', () => {
 
   it('tells management at once, pages on until acknowledged, resolves when the alert clears, and touches nothing', async () => {
     const target = uniqueTarget('sla');
-    const handle = await s.start(slaBreach, target, { escalation: management, alert: { name: 'SLAAvailabilityBreach', severity: 'critical', labels: {}, summary: 'availability 99.2% < 99.9%' } }, 'fp-sla');
+    const handle = await s.start(
+      slaBreach,
+      target,
+      {
+        escalation: management,
+        alert: { name: 'SLAAvailabilityBreach', severity: 'critical', labels: {}, summary: 'availability 99.2% < 99.9%' },
+      },
+      'fp-sla',
+    );
     await advance(s, handle, 31 * minute, (st) => st.escalationLevel === 'cto');
     await ack(handle, 'alice', 'telling customers');
     await statusOf(handle, recorded('following'));
@@ -238,7 +314,9 @@ describe('the notify-only runbook (slaBreach)', () => {
     expect(timeline(handle).map(([k, t]) => `${k}@${t}`)).toEqual(['engineering-manager@0', 'cto@30', 'acknowledge@31', 'resolve@91']);
     const first = s.sent.find((n) => n.incidentKey === handle.workflowId)!;
     expect(first).toMatchObject({ channels: ['management'], event: 'trigger', severity: 'critical' });
-    expect(first.text).toMatch(new RegExp(`^SLA breach: SLAAvailabilityBreach on '${target}' \\(critical\\)\\. availability 99\\.2% < 99\\.9%`));
+    expect(first.text).toMatch(
+      new RegExp(`^SLA breach: SLAAvailabilityBreach on '${target}' \\(critical\\)\\. availability 99\\.2% < 99\\.9%`),
+    );
     expect(first.text).toContain('Nothing is done automatically');
     // Its whole history: notifications, nothing else (no check, restart, silence or HTTP call).
     expect(new Set(await scheduledActivities(handle))).toEqual(new Set(['notify']));

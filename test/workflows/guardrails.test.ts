@@ -183,7 +183,10 @@ describe('guard workflow', () => {
       expect(state.leases.map((l) => l.id)).toEqual([lease.leaseId]);
       expect((await guard.reserveRestart(reservation(target, 'r12', { max: 12 }))).allowed).toBe(false);
     } finally {
-      await h.client.workflow.getHandle(guardId).terminate('test finished').catch(() => undefined);
+      await h.client.workflow
+        .getHandle(guardId)
+        .terminate('test finished')
+        .catch(() => undefined);
     }
   });
 });

@@ -102,7 +102,12 @@ export async function startHarness(prefix: string): Promise<Harness> {
   const outcomes: Harness['outcomes'] = [];
   let silences = 0;
   let metricCalls = 0;
-  let metricAnswer: (req: MetricRequest, calls: number) => MetricResult = () => ({ value: null, holds: false, series: 0, detail: 'no series' });
+  let metricAnswer: (req: MetricRequest, calls: number) => MetricResult = () => ({
+    value: null,
+    holds: false,
+    series: 0,
+    detail: 'no series',
+  });
 
   const of = (target: string) => {
     let entry = scripts.get(target);
@@ -172,10 +177,28 @@ export async function startHarness(prefix: string): Promise<Harness> {
       record('runTargetCommand', target, undefined, req);
       calls[calls.length - 1]!.dryRun = req.dryRun;
       const c = of(target).script.commands?.[req.command];
-      if (!c) throw permanentFailure(`command '${req.command}' on target '${target}' refused: the target has no such command in the config`);
-      if (req.dryRun && !c.readOnly) return { target, command: req.command, dryRun: true, exitCode: 0, output: `dry run: would run '${req.command}'`, stderr: '', summary: `dry run: would run '${req.command}'` };
+      if (!c)
+        throw permanentFailure(`command '${req.command}' on target '${target}' refused: the target has no such command in the config`);
+      if (req.dryRun && !c.readOnly)
+        return {
+          target,
+          command: req.command,
+          dryRun: true,
+          exitCode: 0,
+          output: `dry run: would run '${req.command}'`,
+          stderr: '',
+          summary: `dry run: would run '${req.command}'`,
+        };
       const exitCode = c.exitCode ?? 0;
-      return { target, command: req.command, dryRun: false, exitCode, output: c.output ?? '', stderr: c.stderr ?? '', summary: `'${req.command}' exited ${exitCode}` };
+      return {
+        target,
+        command: req.command,
+        dryRun: false,
+        exitCode,
+        output: c.output ?? '',
+        stderr: c.stderr ?? '',
+        summary: `'${req.command}' exited ${exitCode}`,
+      };
     },
     async hostDiagnostics(target, req: HostDiagnosticsRequest): Promise<HostDiagnostics> {
       record('hostDiagnostics', target, undefined, req);
@@ -191,11 +214,24 @@ export async function startHarness(prefix: string): Promise<Harness> {
     async housekeepFiles(target, req: HousekeepingRequest): Promise<HousekeepingResult> {
       record('housekeepFiles', target, req, req);
       const summary = `/var/lib/app/runs: ${req.dryRun ? 'would delete' : 'deleted'} 2 file(s), 3.0 KiB older than ${req.olderThanDays} day(s)`;
-      return { target, dryRun: req.dryRun, files: 2, bytes: 3_072, listed: ['/var/lib/app/runs/a.json', '/var/lib/app/runs/b.json'], complete: true, summary };
+      return {
+        target,
+        dryRun: req.dryRun,
+        files: 2,
+        bytes: 3_072,
+        listed: ['/var/lib/app/runs/a.json', '/var/lib/app/runs/b.json'],
+        complete: true,
+        summary,
+      };
     },
     async rotateLogs(target, ctx): Promise<LogrotateResult> {
       record('rotateLogs', target, ctx);
-      return { target, dryRun: ctx.dryRun, output: ctx.dryRun ? 'rotating pattern: /var/log/app/*.log' : '', summary: ctx.dryRun ? 'dry run: logrotate -d' : 'logrotate -f: rotated' };
+      return {
+        target,
+        dryRun: ctx.dryRun,
+        output: ctx.dryRun ? 'rotating pattern: /var/log/app/*.log' : '',
+        summary: ctx.dryRun ? 'dry run: logrotate -d' : 'logrotate -f: rotated',
+      };
     },
   };
 
@@ -238,21 +274,22 @@ export async function startHarness(prefix: string): Promise<Harness> {
   };
 
   const guard = createGuardrailActivities({ client, taskQueue: queue });
-  const start = () => startWorker({
-    taskQueue: queue,
-    activities: { ...targetActivities, ...engineActivities, ...guard },
-    sinks: <InjectedSinks<RunbookMetricsSinks>>{
-      metrics: {
-        runbookOutcome: {
-          fn: (info, runbook, outcome, durationMs) => {
-            outcomes.push({ workflowId: info.workflowId, runbook, outcome, durationMs });
+  const start = () =>
+    startWorker({
+      taskQueue: queue,
+      activities: { ...targetActivities, ...engineActivities, ...guard },
+      sinks: <InjectedSinks<RunbookMetricsSinks>>{
+        metrics: {
+          runbookOutcome: {
+            fn: (info, runbook, outcome, durationMs) => {
+              outcomes.push({ workflowId: info.workflowId, runbook, outcome, durationMs });
+            },
+            callDuringReplay: false,
           },
-          callDuringReplay: false,
         },
       },
-    },
-    shutdownGraceTime: '2s',
-  });
+      shutdownGraceTime: '2s',
+    });
   let worker = await start();
 
   return {
@@ -340,11 +377,7 @@ export function maintenanceInput(h: Harness, targets: string[], overrides: Parti
 }
 
 /** Polls the status query until `ok` holds; fails with the last status seen. */
-export async function waitForStatus(
-  handle: WorkflowHandle,
-  ok: (s: RunbookStatus) => boolean,
-  timeoutMs = 15_000,
-): Promise<RunbookStatus> {
+export async function waitForStatus(handle: WorkflowHandle, ok: (s: RunbookStatus) => boolean, timeoutMs = 15_000): Promise<RunbookStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: RunbookStatus | undefined;
   for (;;) {

@@ -38,10 +38,18 @@ const shipped = loadRunbookDir('runbooks');
 
 /** A definition from the step lines given, as a runbook file would hold them. */
 function definition(name: string, steps: string, extra = ''): RunbookDefinition {
-  return parseRunbook(`name: ${name}\ndescription: a runbook under test\nappliesTo: [container, postgres, http]\nsteps:\n${steps}${extra}`, 'test.yaml');
+  return parseRunbook(
+    `name: ${name}\ndescription: a runbook under test\nappliesTo: [container, postgres, http]\nsteps:\n${steps}${extra}`,
+    'test.yaml',
+  );
 }
 
-function runInput(target: string, def: RunbookDefinition, overrides: Partial<RunbookInput> = {}, kind: TargetKind = 'container'): RunbookRunInput {
+function runInput(
+  target: string,
+  def: RunbookDefinition,
+  overrides: Partial<RunbookInput> = {},
+  kind: TargetKind = 'container',
+): RunbookRunInput {
   return {
     ...runbookInput(h, target, { runbook: def.name, targetKind: kind, ...overrides }),
     definition: def,
@@ -105,8 +113,13 @@ describe('the interpreter', () => {
     expect(result.outcome, result.detail).toBe('completed');
     expect(result.detail).toBe('every step ran');
     expect(activities(target)).toEqual(['verifyTarget', 'diagnoseTarget', 'runTargetAction']);
-    expect(sent(handle).map((n) => `${n.event} ${n.title}`)).toEqual([`trigger done with ${target}`, `resolve sequence on '${target}' resolved`]);
-    expect(result.timeline.find((e) => e.event === 'definition')?.detail).toBe(`test.yaml (sha256 ${def.sha256.slice(0, 12)}), started by alertmanager`);
+    expect(sent(handle).map((n) => `${n.event} ${n.title}`)).toEqual([
+      `trigger done with ${target}`,
+      `resolve sequence on '${target}' resolved`,
+    ]);
+    expect(result.timeline.find((e) => e.event === 'definition')?.detail).toBe(
+      `test.yaml (sha256 ${def.sha256.slice(0, 12)}), started by alertmanager`,
+    );
     expect(h.outcomes.filter((o) => o.workflowId === handle.workflowId)).toEqual([
       { workflowId: handle.workflowId, runbook: 'sequence', outcome: 'completed', durationMs: expect.any(Number) },
     ]);
@@ -143,8 +156,12 @@ describe('the interpreter', () => {
     });
     const handle = await start(runInput(target, def));
     // Logs and the action ran while the diagnosis was still running.
-    await until('the siblings of the slow diagnosis to run', 15_000, async () =>
-      h.callsFor(target, 'targetLogs').length && h.callsFor(target, 'runTargetAction').length ? true : undefined, 50);
+    await until(
+      'the siblings of the slow diagnosis to run',
+      15_000,
+      async () => (h.callsFor(target, 'targetLogs').length && h.callsFor(target, 'runTargetAction').length ? true : undefined),
+      50,
+    );
     expect(h.callsFor(target, 'diagnoseTarget')).toHaveLength(1);
     slowDiagnosis.open();
     const result = await handle.result();
@@ -219,7 +236,12 @@ describe('the interpreter', () => {
       expect(result.detail).toBe(`step act failed: runTargetAction failed: cache of '${target}' is read-only`);
       expect(h.callsFor(target, 'verifyTarget')).toHaveLength(0);
       const page = sent(handle).find((n) => n.idempotencyKey.endsWith(':failed'));
-      expect(page).toMatchObject({ event: 'trigger', channels: ['ops'], severity: 'critical', title: `[critical] ServiceDown on '${target}': the runbook failed` });
+      expect(page).toMatchObject({
+        event: 'trigger',
+        channels: ['ops'],
+        severity: 'critical',
+        title: `[critical] ServiceDown on '${target}': the runbook failed`,
+      });
       expect(page!.text).toContain(result.detail);
       expect(events(result.timeline)).toContain('step failed');
     });
@@ -453,7 +475,10 @@ describe('the interpreter', () => {
     });
 
     it('fails a step whose activity hangs, even one that takes a failed call for a finding', async () => {
-      const def = definition('timeout-activity', `  - id: diagnose\n    uses: diagnose\n    timeout: 500ms\n  - id: after\n    uses: verify\n`);
+      const def = definition(
+        'timeout-activity',
+        `  - id: diagnose\n    uses: diagnose\n    timeout: 500ms\n  - id: after\n    uses: verify\n`,
+      );
       const target = uniqueTarget('hang');
       const hung = gate();
       h.script(target, {
@@ -551,7 +576,10 @@ describe('the interpreter', () => {
     expect(result.outcome, result.detail).toBe('recovered');
     expect(result.detail).toBe('approved by alice (go), recovered: true');
     expect(h.callsFor(target, 'restartTarget').map((c) => c.ctx?.actor)).toEqual(['alice']);
-    expect(result.timeline.find((e) => e.event === 'approval ignored')).toMatchObject({ actor: 'mallory', detail: "'mallory' is not an operator" });
+    expect(result.timeline.find((e) => e.event === 'approval ignored')).toMatchObject({
+      actor: 'mallory',
+      detail: "'mallory' is not an operator",
+    });
   });
 
   it('escalates from a runbook file until an operator acknowledges', async () => {
@@ -670,7 +698,9 @@ describe('the shipped runbooks', () => {
       expect(activities(target)).toEqual(['verifyTarget']);
       expect(sent(handle).map((n) => n.severity)).toEqual(['info']);
       // The first restart's claim, asked ahead too, was withdrawn: the guard holds and counts nothing.
-      const guard = await h.client.workflow.getHandle(h.guardId).query<{ restarts: Record<string, number[]>; leases: Array<{ target: string }> }>('guardState');
+      const guard = await h.client.workflow
+        .getHandle(h.guardId)
+        .query<{ restarts: Record<string, number[]>; leases: Array<{ target: string }> }>('guardState');
       expect(guard.restarts[target]).toBeUndefined();
       expect(guard.leases.filter((l) => l.target === target)).toEqual([]);
     });
@@ -694,7 +724,8 @@ describe('the shipped runbooks', () => {
 
   describe('databaseConnection', () => {
     const def = shipped.databaseConnection!;
-    const startDb = (target: string, overrides: Partial<RunbookInput> = {}) => start(runInput(target, def, { runbook: 'databaseConnection', ...overrides }, 'postgres'));
+    const startDb = (target: string, overrides: Partial<RunbookInput> = {}) =>
+      start(runInput(target, def, { runbook: 'databaseConnection', ...overrides }, 'postgres'));
 
     it('restarts the database once an operator approves', async () => {
       const target = uniqueTarget('db');
@@ -824,7 +855,11 @@ describe('the shipped runbooks', () => {
         `maintainTarget ${b}`,
         `verifyTarget ${b}`,
       ]);
-      expect(h.callsFor(a, 'backupTarget')[0]!.ctx).toMatchObject({ actor: 'engine', dryRun: false, reason: `maintenance '${input.maintenance!.schedule}'` });
+      expect(h.callsFor(a, 'backupTarget')[0]!.ctx).toMatchObject({
+        actor: 'engine',
+        dryRun: false,
+        reason: `maintenance '${input.maintenance!.schedule}'`,
+      });
       const silence = silenceOf(handle);
       expect(silence?.arg).toMatchObject({ matchers: input.maintenance!.silence, durationMs: 60_000, dryRun: false });
       const silenceId = (await handle.query(statusQuery)).timeline.find((e) => e.event === 'window opened')!.detail!.split(' ')[1];
@@ -856,7 +891,12 @@ describe('the shipped runbooks', () => {
       expect((await h.guard.maintenanceWindowFor(a)).suppressed).toBe(false);
       expect((await h.guard.maintenanceWindowFor(b)).suppressed).toBe(false);
       const page = sent(handle).find((n) => n.idempotencyKey.endsWith(':failed'));
-      expect(page).toMatchObject({ event: 'trigger', severity: 'critical', channels: ['ops'], title: `maintenance '${input.maintenance!.schedule}' failed` });
+      expect(page).toMatchObject({
+        event: 'trigger',
+        severity: 'critical',
+        channels: ['ops'],
+        title: `maintenance '${input.maintenance!.schedule}' failed`,
+      });
     });
   });
 });

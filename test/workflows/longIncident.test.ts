@@ -31,7 +31,13 @@ function input(name: string, target: string, overrides: Partial<RunbookRunInput>
   const base = runbookInput(h, target, {
     runbook: name,
     // On-call at once, senior an hour later: the run sits waiting between them.
-    escalation: { policy: 'p', levels: [{ name: 'on-call', afterMs: 0, channels: ['ops'] }, { name: 'senior', afterMs: 3_600_000, channels: ['lead'] }] },
+    escalation: {
+      policy: 'p',
+      levels: [
+        { name: 'on-call', afterMs: 0, channels: ['ops'] },
+        { name: 'senior', afterMs: 3_600_000, channels: ['lead'] },
+      ],
+    },
     guardrails: { restartAttempts: 1, approvalTimeoutMs: 3_600_000 } as never,
   });
   return {
@@ -60,7 +66,7 @@ function fire(name: string, target: string, fingerprint: string, overrides: Part
  */
 async function repeat(handle: WorkflowHandle, fingerprint: string, n: number, burst = 1_000, parallel = 32): Promise<void> {
   const before = (await handle.query(statusQuery)).alertsFolded;
-  for (let sent = 0; sent < n; ) {
+  for (let sent = 0; sent < n;) {
     const size = Math.min(burst, n - sent);
     let next = 0;
     await Promise.all(
@@ -108,19 +114,25 @@ describe('an incident that hears a lot', () => {
 
     // An engine restart: the new worker replays the current (short) run from scratch.
     await h.restartWorker();
-    await h.client.workflow.getHandle(started.workflowId).signal(alertResolvedSignal, { fingerprint: 'fp-a', at: new Date().toISOString() });
+    await h.client.workflow
+      .getHandle(started.workflowId)
+      .signal(alertResolvedSignal, { fingerprint: 'fp-a', at: new Date().toISOString() });
     const result = (await handle.result()) as RunbookResult;
     expect(result.outcome, result.detail).toBe('resolved-externally');
 
     const pages = h.notifications.filter((n) => n.incidentKey === started.workflowId);
-    expect(pages.filter((n) => n.event === 'trigger').map((n) => n.idempotencyKey)).toEqual([`${started.workflowId}:${firstRunId}:on-call`]);
+    expect(pages.filter((n) => n.event === 'trigger').map((n) => n.idempotencyKey)).toEqual([
+      `${started.workflowId}:${firstRunId}:on-call`,
+    ]);
     expect(pages.filter((n) => n.event === 'resolve')).toHaveLength(1);
   }, 180_000);
 
   it('keeps a pending approval across runs continued as new: no second request, and the approval still restarts', async () => {
     const target = uniqueTarget('db');
     h.script(target, { healthy: (s) => s.restarts > 0 });
-    const started = await fire('databaseConnection', target, 'fp-db', { targets: [{ name: target, kind: 'postgres', queue: h.queue, labels: {} }] });
+    const started = await fire('databaseConnection', target, 'fp-db', {
+      targets: [{ name: target, kind: 'postgres', queue: h.queue, labels: {} }],
+    });
     const handle = h.client.workflow.getHandle(started.workflowId);
     const waiting = await waitForStatus(handle, (s) => s.pendingApproval?.step === 'approve-restart');
     const firstRunId = (await handle.describe()).runId;
@@ -134,7 +146,9 @@ describe('an incident that hears a lot', () => {
     const result = (await handle.result()) as RunbookResult;
     expect(result.outcome, result.detail).toBe('recovered');
     expect(result.detail).toBe('healthy after the restart approved by alice');
-    const requests = h.notifications.filter((n) => n.incidentKey === started.workflowId && n.idempotencyKey.endsWith(':approval:approve-restart'));
+    const requests = h.notifications.filter(
+      (n) => n.incidentKey === started.workflowId && n.idempotencyKey.endsWith(':approval:approve-restart'),
+    );
     expect(requests).toHaveLength(1);
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(1);
   }, 120_000);

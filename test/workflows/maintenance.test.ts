@@ -4,7 +4,16 @@ import { CancelledFailure } from '@temporalio/common';
 import { maintenance } from '../../workflows/maintenance.js';
 import { incidentWorkflowId, maintenanceWorkflowId, statusQuery, type MaintenanceInput } from '../../workflows/messages.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
-import { gate, maintenanceInput, permanentFailure, runbookInput, startHarness, uniqueTarget, waitForStatus, type Harness } from './harness.js';
+import {
+  gate,
+  maintenanceInput,
+  permanentFailure,
+  runbookInput,
+  startHarness,
+  uniqueTarget,
+  waitForStatus,
+  type Harness,
+} from './harness.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -47,7 +56,9 @@ describe('maintenance', () => {
     const handle = await start(input);
     const result = await handle.result();
     expect(result.outcome, result.detail).toBe('completed');
-    const silence = h.calls.find((c) => c.activity === 'createSilence' && (c.arg as { comment: string }).comment.includes(handle.workflowId));
+    const silence = h.calls.find(
+      (c) => c.activity === 'createSilence' && (c.arg as { comment: string }).comment.includes(handle.workflowId),
+    );
     expect(silence?.arg).toMatchObject({ matchers: input.silence, durationMs: 60_000, dryRun: false });
     const silenceId = h.calls.filter((c) => c.activity === 'expireSilence').map((c) => c.arg);
     expect(silenceId).toContain('silence-1');
@@ -160,9 +171,7 @@ describe('maintenance', () => {
         (c.activity === 'expireSilence' && c.arg === 'dry-run'),
     );
     const mutating = mine.filter((c) => c.activity !== 'verifyTarget');
-    expect(mutating.map((c) => c.activity).sort()).toEqual(
-      ['backupTarget', 'createSilence', 'maintainTarget', 'notify', 'notify'].sort(),
-    );
+    expect(mutating.map((c) => c.activity).sort()).toEqual(['backupTarget', 'createSilence', 'maintainTarget', 'notify', 'notify'].sort());
     expect(mutating.every((c) => c.dryRun === true)).toBe(true);
     // The dry run created no silence, so none is expired (Alertmanager would refuse the id).
     expect(result.timeline.find((e) => e.event === 'silence expired')?.detail).toBe('nothing to expire: the dry run created no silence');

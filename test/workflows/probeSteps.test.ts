@@ -5,7 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { parseRunbook } from '../../config/runbookLoad.js';
 import type { RunbookDefinition } from '../../config/runbookSchema.js';
-import { incidentWorkflowId, interpreterWorkflowType, type RunbookInput, type RunbookResult, type RunbookRunInput, type TargetRef } from '../../workflows/messages.js';
+import {
+  incidentWorkflowId,
+  interpreterWorkflowType,
+  type RunbookInput,
+  type RunbookResult,
+  type RunbookRunInput,
+  type TargetRef,
+} from '../../workflows/messages.js';
 import { failureTypes } from '../../activities/failures.js';
 import { permanentFailure, runbookInput, startHarness, uniqueTarget, type Harness } from './harness.js';
 
@@ -24,14 +31,26 @@ function definition(name: string, steps: string): RunbookDefinition {
 }
 
 /** A run on `target`, with other planned targets (its dependencies) and what the plan resolved for each. */
-async function run(def: RunbookDefinition, target: string, extra: { own?: Partial<TargetRef>; others?: TargetRef[]; input?: Partial<RunbookInput> } = {}) {
+async function run(
+  def: RunbookDefinition,
+  target: string,
+  extra: { own?: Partial<TargetRef>; others?: TargetRef[]; input?: Partial<RunbookInput> } = {},
+) {
   const input: RunbookRunInput = {
-    ...runbookInput(h, target, { runbook: def.name, escalation: { policy: 'one', levels: [{ name: 'primary', afterMs: 0, channels: ['ops'] }] }, ...extra.input }),
+    ...runbookInput(h, target, {
+      runbook: def.name,
+      escalation: { policy: 'one', levels: [{ name: 'primary', afterMs: 0, channels: ['ops'] }] },
+      ...extra.input,
+    }),
     definition: def,
     targets: [{ name: target, kind: 'container', queue: h.queue, labels: { service: target }, ...extra.own }, ...(extra.others ?? [])],
     startedBy: 'alertmanager',
   };
-  const handle = await h.client.workflow.start<Interpreter>(interpreterWorkflowType, { taskQueue: h.queue, workflowId: incidentWorkflowId(def.name, target), args: [input] });
+  const handle = await h.client.workflow.start<Interpreter>(interpreterWorkflowType, {
+    taskQueue: h.queue,
+    workflowId: incidentWorkflowId(def.name, target),
+    args: [input],
+  });
   return { handle, result: await handle.result() };
 }
 
@@ -60,7 +79,12 @@ describe('metric', () => {
     expect(result.outcome, result.detail).toBe('false-alarm');
     expect(result.detail).toBe('error rate 0.01 over 1 series');
     const call = h.calls.find((c) => c.activity === 'queryMetric' && c.target === target)!;
-    expect(call.arg).toEqual({ query: 'sum(rate(http_requests_total{service="{{target}}",code=~"5.."}[5m]))', op: '<', threshold: 0.05, target });
+    expect(call.arg).toEqual({
+      query: 'sum(rate(http_requests_total{service="{{target}}",code=~"5.."}[5m]))',
+      op: '<',
+      threshold: 0.05,
+      target,
+    });
     expect(stepsOf(result)).toContain('metric: 0.01 < 0.05 holds');
   });
 
@@ -72,11 +96,17 @@ describe('metric', () => {
     expect(result.detail).toBe('no series: the query returned nothing (< 0.05 cannot hold)');
 
     h.onMetric(() => {
-      throw ApplicationFailure.create({ message: 'metric query refused: Prometheus rejected the query: parse error', type: failureTypes.badInput, nonRetryable: true });
+      throw ApplicationFailure.create({
+        message: 'metric query refused: Prometheus rejected the query: parse error',
+        type: failureTypes.badInput,
+        nonRetryable: true,
+      });
     });
     const refused = await run(def, uniqueTarget('metric'));
     expect(refused.result.outcome).toBe('failed');
-    expect(refused.result.detail).toBe('step errors failed: queryMetric failed: metric query refused: Prometheus rejected the query: parse error');
+    expect(refused.result.detail).toBe(
+      'step errors failed: queryMetric failed: metric query refused: Prometheus rejected the query: parse error',
+    );
   });
 
   it('sends no target for a query without placeholders, so a maintenance-wide check needs none', async () => {
@@ -104,7 +134,11 @@ describe('waitUntil on a metric', () => {
   );
 
   it('polls until the comparison holds (check.holds by default) and records the value it ended on', async () => {
-    h.onMetric((_req, calls) => (calls >= 3 ? { value: 0.02, holds: true, series: 1, detail: '0.02 < 0.05 holds' } : { value: 0.3, holds: false, series: 1, detail: '0.3 < 0.05 does not hold' }));
+    h.onMetric((_req, calls) =>
+      calls >= 3
+        ? { value: 0.02, holds: true, series: 1, detail: '0.02 < 0.05 holds' }
+        : { value: 0.3, holds: false, series: 1, detail: '0.3 < 0.05 does not hold' },
+    );
     const { result } = await run(def, uniqueTarget('wait'));
     expect(result.outcome, result.detail).toBe('recovered');
     expect(result.detail).toBe('error rate back under 5% after 3 checks: 0.02 < 0.05 holds');
@@ -123,7 +157,8 @@ describe('waitUntil on a metric', () => {
     );
     // The first poll's three attempts all fail: that poll is "not holding", and polling goes on.
     h.onMetric((_req, calls) => {
-      if (calls <= 3) throw ApplicationFailure.create({ message: 'Prometheus unreachable', type: failureTypes.transient, nonRetryable: false });
+      if (calls <= 3)
+        throw ApplicationFailure.create({ message: 'Prometheus unreachable', type: failureTypes.transient, nonRetryable: false });
       return { value: 1, holds: true, series: 1, detail: '1 > 0 holds' };
     });
     const target = uniqueTarget('wait');
@@ -135,10 +170,15 @@ describe('waitUntil on a metric', () => {
   }, 30_000);
 
   it('is refused at load when check.healthy is read from a metric, or a metric parameter is missing', () => {
-    expect(() => definition('x', `  - id: w\n    uses: waitUntil\n    with: { check: metric, query: up, op: ">", threshold: 0, until: check.healthy, deadline: 1m }\n`)).toThrow(
-      /with\.until: check: metric offers check\.holds, check\.value, check\.series, check\.detail, not check\.healthy/,
+    expect(() =>
+      definition(
+        'x',
+        `  - id: w\n    uses: waitUntil\n    with: { check: metric, query: up, op: ">", threshold: 0, until: check.healthy, deadline: 1m }\n`,
+      ),
+    ).toThrow(/with\.until: check: metric offers check\.holds, check\.value, check\.series, check\.detail, not check\.healthy/);
+    expect(() => definition('x', `  - id: w\n    uses: waitUntil\n    with: { check: metric, query: up, deadline: 1m }\n`)).toThrow(
+      /with\.op: check: metric needs op/,
     );
-    expect(() => definition('x', `  - id: w\n    uses: waitUntil\n    with: { check: metric, query: up, deadline: 1m }\n`)).toThrow(/with\.op: check: metric needs op/);
   });
 });
 
@@ -165,7 +205,9 @@ describe('dependencies', () => {
     expect(result.outcome).toBe('completed');
     expect(result.detail).toBe(`ok=false failed=${cache}: ${db} ok: http ok: 200 OK; ${cache} DOWN: http failed: connection refused`);
     expect(h.callsFor(target)).toEqual([]);
-    expect(stepsOf(result)).toContain(`dependencies down: ${cache}: ${db} ok: http ok: 200 OK; ${cache} DOWN: http failed: connection refused`);
+    expect(stepsOf(result)).toContain(
+      `dependencies down: ${cache}: ${db} ok: http ok: 200 OK; ${cache} DOWN: http failed: connection refused`,
+    );
   });
 
   it('counts a dependency whose check cannot run as down, with the reason, and is ok with no dependencies', async () => {
@@ -175,7 +217,10 @@ describe('dependencies', () => {
         throw permanentFailure(`status check of container '${gone}' failed: no such container`);
       },
     });
-    const { result } = await run(def, target, { own: { dependsOn: [gone, 'never-planned'] }, others: [{ name: gone, kind: 'container', queue: h.queue, labels: {} }] });
+    const { result } = await run(def, target, {
+      own: { dependsOn: [gone, 'never-planned'] },
+      others: [{ name: gone, kind: 'container', queue: h.queue, labels: {} }],
+    });
     expect(result.detail).toBe(
       `ok=false failed=${gone},never-planned: ${gone} DOWN: verification could not run: verifyTarget failed: status check of container '${gone}' failed: no such container; never-planned DOWN: not planned for this run`,
     );
@@ -221,14 +266,20 @@ describe('command', () => {
     const { result } = await run(def, target, { own: { readOnlyCommands: ['env'] }, input: { dryRun: true } });
     expect(result.outcome, result.detail).toBe('completed');
     expect(result.detail).toBe('env ran=true exit=0 [X=1]; flush ran=false exit=0');
-    expect(h.callsFor(target, 'runTargetCommand').map((c) => [(c.arg as { command: string }).command, c.dryRun])).toEqual([['env', true], ['flush-cache', true]]);
+    expect(h.callsFor(target, 'runTargetCommand').map((c) => [(c.arg as { command: string }).command, c.dryRun])).toEqual([
+      ['env', true],
+      ['flush-cache', true],
+    ]);
     expect(stepsOf(result)).toContain("command (dry-run): dry run: would run 'flush-cache'");
   });
 
   it('tries a readOnly command again on a transient failure, and one that may change something once', async () => {
     const target = uniqueTarget('cmd');
     let tries = 0;
-    const flaky = definition('flaky', `  - id: a\n    uses: command\n    with: { command: read }\n    onFailure: continue\n  - id: b\n    uses: command\n    with: { command: write }\n    onFailure: continue\n`);
+    const flaky = definition(
+      'flaky',
+      `  - id: a\n    uses: command\n    with: { command: read }\n    onFailure: continue\n  - id: b\n    uses: command\n    with: { command: write }\n    onFailure: continue\n`,
+    );
     // Both fail with a retryable failure; only the readOnly one is asked again.
     h.script(target, {
       commands: new Proxy(
@@ -251,7 +302,10 @@ describe('command', () => {
   it('runs for an approver only once the approval said yes', async () => {
     const target = uniqueTarget('cmd');
     h.script(target, { commands: { 'flush-cache': {} } });
-    const gated = definition('gated', `  - id: ask\n    when: "false"\n    uses: approval\n    with: { action: flush }\n  - id: flush\n    uses: command\n    with: { command: flush-cache, approvedBy: ask }\n`);
+    const gated = definition(
+      'gated',
+      `  - id: ask\n    when: "false"\n    uses: approval\n    with: { action: flush }\n  - id: flush\n    uses: command\n    with: { command: flush-cache, approvedBy: ask }\n`,
+    );
     const { result } = await run(gated, target);
     expect(result.outcome).toBe('failed');
     expect(result.detail).toBe('step flush failed: needs the approval of step ask, which is skipped');
@@ -292,7 +346,10 @@ describe('hostDiagnostics', () => {
       workflowId: incidentWorkflowId(def.name, target),
       args: [
         {
-          ...runbookInput(h, target, { runbook: def.name, escalation: { policy: 'fast', levels: [{ name: 'primary', afterMs: 0, channels: ['ops'] }] } }),
+          ...runbookInput(h, target, {
+            runbook: def.name,
+            escalation: { policy: 'fast', levels: [{ name: 'primary', afterMs: 0, channels: ['ops'] }] },
+          }),
           definition: def,
           targets: [{ name: target, kind: 'systemd', queue: h.queue, labels: {} }],
           startedBy: 'alertmanager',
@@ -310,4 +367,3 @@ describe('hostDiagnostics', () => {
     expect(page.text).toContain('FAILED: host tcp: FAILED 127.0.0.1:5432');
   });
 });
-

@@ -36,7 +36,16 @@ import { resourcePressure } from '../../workflows/resourcePressure.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
 import { bundlePath } from '../support/globalSetup.js';
 import { noopSinks } from '../support/temporal.js';
-import { gate, maintenanceInput, permanentFailure, runbookInput, startHarness, uniqueTarget, waitForStatus, type Harness } from './harness.js';
+import {
+  gate,
+  maintenanceInput,
+  permanentFailure,
+  runbookInput,
+  startHarness,
+  uniqueTarget,
+  waitForStatus,
+  type Harness,
+} from './harness.js';
 
 const historiesDir = join(dirname(fileURLToPath(import.meta.url)), 'histories');
 const rerecord = process.env.RECORD_HISTORIES === '1';
@@ -53,7 +62,13 @@ const shippedRunbooks = loadRunbookDir('runbooks');
 const serviceDownV0 = join(dirname(fileURLToPath(import.meta.url)), 'runbooks', 'serviceDown-v0.yaml');
 
 /** The interpreter started as planRunbook would start it for an alert on `target`. */
-function startInterpreter(h: Harness, definition: RunbookDefinition, target: string, overrides: Partial<RunbookInput> = {}, kind: TargetKind = 'container') {
+function startInterpreter(
+  h: Harness,
+  definition: RunbookDefinition,
+  target: string,
+  overrides: Partial<RunbookInput> = {},
+  kind: TargetKind = 'container',
+) {
   const input: RunbookRunInput = {
     ...runbookInput(h, target, { runbook: definition.name, targetKind: kind, ...overrides }),
     definition,
@@ -135,7 +150,11 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
   'databaseConnection-approval-timed-out': async (h) => {
     const target = uniqueTarget('db');
     h.script(target, { healthy: () => false });
-    const input = runbookInput(h, target, { runbook: 'databaseConnection', escalation: oneLevel, guardrails: { approvalTimeoutMs: 1_000 } as never });
+    const input = runbookInput(h, target, {
+      runbook: 'databaseConnection',
+      escalation: oneLevel,
+      guardrails: { approvalTimeoutMs: 1_000 } as never,
+    });
     const handle = await startIncident(h, databaseConnection, input);
     await handle.result();
     return handle;
@@ -178,7 +197,11 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
       },
     });
     const input = maintenanceInput(h, [target]);
-    const handle = await h.client.workflow.start(maintenance, { taskQueue: h.queue, workflowId: maintenanceWorkflowId(input.schedule), args: [input] });
+    const handle = await h.client.workflow.start(maintenance, {
+      taskQueue: h.queue,
+      workflowId: maintenanceWorkflowId(input.schedule),
+      args: [input],
+    });
     await handle.result();
     return handle;
   },
@@ -194,7 +217,11 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
       },
     });
     const input = maintenanceInput(h, [target]);
-    const handle = await h.client.workflow.start(maintenance, { taskQueue: h.queue, workflowId: maintenanceWorkflowId(input.schedule), args: [input] });
+    const handle = await h.client.workflow.start(maintenance, {
+      taskQueue: h.queue,
+      workflowId: maintenanceWorkflowId(input.schedule),
+      args: [input],
+    });
     await inBackup.wait;
     await handle.cancel();
     await handle.result().catch(() => undefined);
@@ -263,13 +290,16 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
       targets: [{ name: target, kind: 'container', queue: h.queue, labels: { service: target } }],
       startedBy: 'alertmanager',
     };
-    const handle = await h.client.workflow.signalWithStart<(i: RunbookRunInput) => Promise<RunbookResult>, [AlertEvent]>(interpreterWorkflowType, {
-      taskQueue: h.queue,
-      workflowId: incidentWorkflowId('serviceDown', target),
-      args: [input],
-      signal: alertFiringSignal,
-      signalArgs: [{ fingerprint: 'fp-ack', at: '2026-01-01T00:00:00Z' }],
-    });
+    const handle = await h.client.workflow.signalWithStart<(i: RunbookRunInput) => Promise<RunbookResult>, [AlertEvent]>(
+      interpreterWorkflowType,
+      {
+        taskQueue: h.queue,
+        workflowId: incidentWorkflowId('serviceDown', target),
+        args: [input],
+        signal: alertFiringSignal,
+        signalArgs: [{ fingerprint: 'fp-ack', at: '2026-01-01T00:00:00Z' }],
+      },
+    );
     await waitForStatus(handle, (s) => s.escalationLevel === 'secondary');
     await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'on it' });
     await handle.result();
@@ -295,13 +325,16 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
       targets: [{ name: target, kind: 'container', queue: h.queue, labels: { service: target } }],
       startedBy: 'alertmanager',
     };
-    const handle = await h.client.workflow.signalWithStart<(i: RunbookRunInput) => Promise<RunbookResult>, [AlertEvent]>(interpreterWorkflowType, {
-      taskQueue: h.queue,
-      workflowId: incidentWorkflowId('serviceDown', target),
-      args: [input],
-      signal: alertFiringSignal,
-      signalArgs: [{ fingerprint: 'fp-matrix', at: '2026-01-01T00:00:00Z' }],
-    });
+    const handle = await h.client.workflow.signalWithStart<(i: RunbookRunInput) => Promise<RunbookResult>, [AlertEvent]>(
+      interpreterWorkflowType,
+      {
+        taskQueue: h.queue,
+        workflowId: incidentWorkflowId('serviceDown', target),
+        args: [input],
+        signal: alertFiringSignal,
+        signalArgs: [{ fingerprint: 'fp-matrix', at: '2026-01-01T00:00:00Z' }],
+      },
+    );
     await waitForStatus(handle, (s) => s.escalationLevel === 'secondary');
     await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'on it' });
     await waitForStatus(handle, (s) => s.timeline.some((e) => e.event === 'paged secondary (re-escalation 1)'));
@@ -322,7 +355,16 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     const guard = createGuardrailActivities({ client: h.client, taskQueue: h.queue, workflowId: handle.workflowId });
     const lease = await guard.acquireSlot({ requestId: 'l1', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 60_000 });
     await guard.openWindow({ holder: 'm', schedule: 'weekly', targets: ['db'], untilMs: Date.now() + 60_000 });
-    for (let i = 0; i < 6; i++) await guard.reserveRestart({ target: 'api', holder: 'h', requestId: `r${i}`, max: 3, windowMs: 60_000, enforce: true, dryRun: false });
+    for (let i = 0; i < 6; i++)
+      await guard.reserveRestart({
+        target: 'api',
+        holder: 'h',
+        requestId: `r${i}`,
+        max: 3,
+        windowMs: 60_000,
+        enforce: true,
+        dryRun: false,
+      });
     await guard.releaseSlot(lease.leaseId!);
     await guard.closeWindow('m');
     // The first run, which ended in continue-as-new, is the interesting history.
@@ -372,7 +414,10 @@ describe('workflow histories replay against the current code', () => {
     await h?.close();
   });
 
-  const stored = () => readdirSync(historiesDir).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, ''));
+  const stored = () =>
+    readdirSync(historiesDir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.replace(/\.json$/, ''));
   const names = [...new Set([...Object.keys(scenarios), ...(existsSync(historiesDir) ? stored() : [])])].sort();
 
   it.each(names)('%s replays without nondeterminism', async (name) => {
@@ -419,7 +464,9 @@ describe('workflow histories replay against the current code', () => {
     // checks suppression first, the earlier one verified first.
     const swapped = structuredClone(json);
     const swappedStart = swapped.events[0].workflowExecutionStartedEventAttributes;
-    swappedStart.input.payloads[0].data = Buffer.from(JSON.stringify({ ...input, definition: shippedRunbooks.serviceDown })).toString('base64');
+    swappedStart.input.payloads[0].data = Buffer.from(JSON.stringify({ ...input, definition: shippedRunbooks.serviceDown })).toString(
+      'base64',
+    );
     const err = await Worker.runReplayHistory(
       { workflowBundle: { codePath: bundlePath }, replayName: 'current-definition', sinks: noopSinks },
       History.fromObject(swapped),

@@ -31,7 +31,9 @@ function start(input: RunbookInput) {
 
 /** The guard holds no lease for the target and counts no restart of it. */
 async function expectNothingClaimed(target: string) {
-  const guard = await h.client.workflow.getHandle(h.guardId).query<{ restarts: Record<string, number[]>; leases: Array<{ target: string }> }>('guardState');
+  const guard = await h.client.workflow
+    .getHandle(h.guardId)
+    .query<{ restarts: Record<string, number[]>; leases: Array<{ target: string }> }>('guardState');
   expect(guard.restarts[target]).toBeUndefined();
   expect(guard.leases.filter((l) => l.target === target)).toEqual([]);
 }
@@ -71,7 +73,9 @@ describe('serviceDown', () => {
     expect(h.notifications.filter((n) => n.incidentKey === handle.workflowId)).toHaveLength(0);
     expect((await handle.query(statusQuery)).restartAttempts).toBe(1);
     const reported = h.outcomes.filter((o) => o.workflowId === handle.workflowId);
-    expect(reported).toEqual([{ workflowId: handle.workflowId, runbook: 'serviceDown', outcome: 'recovered', durationMs: expect.any(Number) }]);
+    expect(reported).toEqual([
+      { workflowId: handle.workflowId, runbook: 'serviceDown', outcome: 'recovered', durationMs: expect.any(Number) },
+    ]);
     expect(reported[0]!.durationMs).toBeGreaterThan(0);
   });
 
@@ -236,7 +240,9 @@ describe('serviceDown', () => {
         throw permanentFailure(`restart of container '${target}' failed: no such container`);
       },
     });
-    const result = await (await start(runbookInput(h, target, { escalation: { policy: 'p', levels: [{ name: 'only', afterMs: 0, channels: ['ops'] }] } }))).result();
+    const result = await (
+      await start(runbookInput(h, target, { escalation: { policy: 'p', levels: [{ name: 'only', afterMs: 0, channels: ['ops'] }] } }))
+    ).result();
     expect(result.outcome, result.detail).toBe('escalated');
     expect(result.detail).toContain('no such container');
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(1);
@@ -251,7 +257,11 @@ describe('serviceDown', () => {
     const outcomes: string[] = [];
     let last;
     for (incidents = 1; incidents <= 4; incidents++) {
-      last = await (await start(runbookInput(h, target, { escalation: oneLevel, guardrails: { restartsPerWindow: { max: 3, windowMs: 600_000 } } as never }))).result();
+      last = await (
+        await start(
+          runbookInput(h, target, { escalation: oneLevel, guardrails: { restartsPerWindow: { max: 3, windowMs: 600_000 } } as never }),
+        )
+      ).result();
       outcomes.push(last.outcome);
     }
     expect(outcomes).toEqual(['recovered', 'recovered', 'recovered', 'escalated']);

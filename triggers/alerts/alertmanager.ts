@@ -88,7 +88,10 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   const slices = timeSlices();
   const spool = deps.spool;
   if (spool && spool.pendingBatches() > 0) {
-    logger.info({ batches: spool.pendingBatches(), alerts: spool.pendingAlerts(), bytes: spool.pendingBytes() }, 'forwarding alerts spooled before this start');
+    logger.info(
+      { batches: spool.pendingBatches(), alerts: spool.pendingAlerts(), bytes: spool.pendingBytes() },
+      'forwarding alerts spooled before this start',
+    );
   }
   const spoolGauges = () => {
     metrics.spoolPending.set(spool!.pendingAlerts());
@@ -171,7 +174,10 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     authorize(req);
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (contentType !== 'application/json')
-      throw new HttpError(400, `expected Content-Type application/json, got ${contentType ? JSON.stringify(contentType.slice(0, 60)) : 'none'}`);
+      throw new HttpError(
+        400,
+        `expected Content-Type application/json, got ${contentType ? JSON.stringify(contentType.slice(0, 60)) : 'none'}`,
+      );
     const body = await readBody(req, res, config.webhook.maxBodyBytes);
     let text: string;
     try {
@@ -191,7 +197,10 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     if (!parsed.success) throw new HttpError(400, describePayloadError(parsed.error));
     const payload = parsed.data;
     if (payload.truncatedAlerts > 0)
-      logger.warn({ groupKey: payload.groupKey.slice(0, 200), truncatedAlerts: payload.truncatedAlerts }, 'Alertmanager truncated alerts from this group; raise max_alerts on the receiver');
+      logger.warn(
+        { groupKey: payload.groupKey.slice(0, 200), truncatedAlerts: payload.truncatedAlerts },
+        'Alertmanager truncated alerts from this group; raise max_alerts on the receiver',
+      );
 
     for (const alert of payload.alerts) metrics.alertsReceived.inc({ status: alert.status });
     if (spool) return spoolBatch(spool, payload.alerts, payload.truncatedAlerts);
@@ -220,7 +229,9 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       coalesced: count('coalesced'),
       resolved: count('resolved'),
       resolvedWithoutRun: count('resolved-without-run'),
-      unmatched: ok.flatMap((x) => (x.decision === 'unmatched' ? [{ alertname: x.alertname, fingerprint: x.fingerprint, reason: x.reason }] : [])),
+      unmatched: ok.flatMap((x) =>
+        x.decision === 'unmatched' ? [{ alertname: x.alertname, fingerprint: x.fingerprint, reason: x.reason }] : [],
+      ),
     };
   }
 
@@ -244,7 +255,10 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     options: { quiet?: boolean } = {},
   ): Promise<(Decision & { alertname: string; fingerprint: string }) | { error: unknown }> {
     // Bounded at the door; sliced again for batches spooled before the bounds existed.
-    const base = { alertname: (alert.labels.alertname ?? '').slice(0, 200), fingerprint: String(alert.fingerprint).slice(0, webhookLimits.fingerprint) };
+    const base = {
+      alertname: (alert.labels.alertname ?? '').slice(0, 200),
+      fingerprint: String(alert.fingerprint).slice(0, webhookLimits.fingerprint),
+    };
     const log = { alert: base.alertname, fingerprint: base.fingerprint, status: alert.status };
     const match = matchBinding(config, alert);
     if (!match.matched) {
@@ -263,7 +277,10 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         logger.info({ ...log, ...where, decision, workflowId: r.workflowId, runId: r.runId }, firedMessage[decision]);
         return { ...base, decision, ...where, workflowId: r.workflowId };
       }
-      const signaled = await incidents.resolve(match.runbook, match.target, { fingerprint: alert.fingerprint, at: eventTime(alert.endsAt) });
+      const signaled = await incidents.resolve(match.runbook, match.target, {
+        fingerprint: alert.fingerprint,
+        at: eventTime(alert.endsAt),
+      });
       if (!signaled) metrics.alertsResolvedWithoutRun.inc({ runbook: match.runbook });
       const decision = signaled ? 'resolved' : 'resolved-without-run';
       logger.info({ ...log, ...where, decision }, signaled ? 'resolution signalled to incident' : 'resolved alert has no running incident');

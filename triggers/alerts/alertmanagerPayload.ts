@@ -65,7 +65,9 @@ export const webhookAlert = z.object({
 });
 
 const envelope = {
-  version: z.literal('4', { errorMap: () => ({ message: 'expected "4" (the Alertmanager webhook payload version this receiver understands)' }) }),
+  version: z.literal('4', {
+    errorMap: () => ({ message: 'expected "4" (the Alertmanager webhook payload version this receiver understands)' }),
+  }),
   groupKey: bounded(webhookLimits.groupKey),
   // Older Alertmanagers do not send it; absent means nothing was truncated.
   truncatedAlerts: z.number().int().min(0).default(0),
@@ -92,7 +94,10 @@ export type WebhookPayload = z.output<typeof webhookPayload>;
  * alerts take a while to check, and the webhook's other requests (probes, other batches) are
  * answered meanwhile.
  */
-export async function parseWebhookPayload(raw: unknown, between: () => Promise<void>): Promise<z.SafeParseReturnType<unknown, WebhookPayload>> {
+export async function parseWebhookPayload(
+  raw: unknown,
+  between: () => Promise<void>,
+): Promise<z.SafeParseReturnType<unknown, WebhookPayload>> {
   const head = webhookEnvelope.safeParse(raw);
   if (!head.success) return head;
   const issues: z.ZodIssue[] = [];

@@ -17,13 +17,7 @@ export type IncidentRunbook = string;
 
 /** Short, bounded codes: used as a metric label, where the free-text reason would explode cardinality. */
 export type UnmatchedCode =
-  | 'no-alertname'
-  | 'no-binding'
-  | 'matchers'
-  | 'no-target-label'
-  | 'target-not-allowed'
-  | 'unknown-target'
-  | 'not-an-incident-runbook';
+  'no-alertname' | 'no-binding' | 'matchers' | 'no-target-label' | 'target-not-allowed' | 'unknown-target' | 'not-an-incident-runbook';
 
 export type BindingMatch =
   | { matched: true; binding: Binding; bindingIndex: number; runbook: IncidentRunbook; target: string }
@@ -53,7 +47,10 @@ export function matchBinding(config: EngineConfig, alert: AlertLabels): BindingM
   // The loader refuses this; checked again because a config built in code skips the loader.
   const def = config.runbookDefinitions?.[binding.runbook];
   if (!def || def.kind !== 'incident')
-    return unmatched('not-an-incident-runbook', `binding ${index} for alert ${show(alertname)} names ${show(binding.runbook)}, which is not a loaded incident runbook`);
+    return unmatched(
+      'not-an-incident-runbook',
+      `binding ${index} for alert ${show(alertname)} names ${show(binding.runbook)}, which is not a loaded incident runbook`,
+    );
 
   let target: string;
   if (binding.target) {
@@ -62,7 +59,10 @@ export function matchBinding(config: EngineConfig, alert: AlertLabels): BindingM
     const labelName = binding.targetLabel!;
     const value = Object.prototype.hasOwnProperty.call(labels, labelName) ? labels[labelName] : undefined;
     if (value === undefined || value === '')
-      return unmatched('no-target-label', `alert ${show(alertname)} has no label ${labelName} to select its target (allowed: ${binding.targets.join(', ')})`);
+      return unmatched(
+        'no-target-label',
+        `alert ${show(alertname)} has no label ${labelName} to select its target (allowed: ${binding.targets.join(', ')})`,
+      );
     if (!binding.targets.includes(value))
       return unmatched(
         'target-not-allowed',
@@ -72,7 +72,10 @@ export function matchBinding(config: EngineConfig, alert: AlertLabels): BindingM
   }
   // The loader checks these references; checked again because a config built in code skips the loader.
   if (!Object.prototype.hasOwnProperty.call(config.targets, target))
-    return unmatched('unknown-target', `binding ${index} for alert ${show(alertname)} names target ${show(target)}, which is not configured`);
+    return unmatched(
+      'unknown-target',
+      `binding ${index} for alert ${show(alertname)} names target ${show(target)}, which is not configured`,
+    );
 
   return { matched: true, binding, bindingIndex: index, runbook: binding.runbook, target };
 }

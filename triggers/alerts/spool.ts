@@ -159,7 +159,10 @@ export async function openSpool(dir: string): Promise<Spool> {
           }
         } catch (err) {
           // Offsets of what comes next are taken from the file, whatever part of this reached it.
-          size = await fh.stat().then((s) => s.size, () => size);
+          size = await fh.stat().then(
+            (s) => s.size,
+            () => size,
+          );
           for (const b of group) b.settle?.(err, -1);
         }
       }
@@ -199,7 +202,7 @@ export async function openSpool(dir: string): Promise<Spool> {
     // Adjacent lines are copied as one run.
     let run = { from: 0, to: 0 };
     const copyRun = async () => {
-      for (let at = run.from; at < run.to; ) {
+      for (let at = run.from; at < run.to;) {
         const { bytesRead } = await rfh.read(buf, 0, Math.min(buf.length, run.to - at), at);
         if (bytesRead === 0) throw new Error(`the spool file ended before byte ${run.to}`);
         await out.write(buf, 0, bytesRead);
@@ -250,7 +253,10 @@ export async function openSpool(dir: string): Promise<Spool> {
       const line = `{"seq":${seq + 1},"at":${JSON.stringify(at)},"alerts":${alertsJson}}\n`;
       const bytes = Buffer.byteLength(line);
       if (limits.maxBytes !== undefined && index.bytes + reserved + bytes > limits.maxBytes) {
-        throw new SpoolFullError('bytes', `the spool holds ${mib(index.bytes + reserved)} (${index.alerts} alerts) not yet forwarded to Temporal, the most it takes is ${mib(limits.maxBytes)}`);
+        throw new SpoolFullError(
+          'bytes',
+          `the spool holds ${mib(index.bytes + reserved)} (${index.alerts} alerts) not yet forwarded to Temporal, the most it takes is ${mib(limits.maxBytes)}`,
+        );
       }
       const entry: SpoolEntry = { seq: ++seq, at, alerts, bytes };
       reserved += bytes;

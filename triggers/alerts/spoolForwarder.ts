@@ -100,7 +100,10 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
     } catch (err) {
       if (stalledSince === undefined) {
         stalledSince = Date.now();
-        logger.warn({ error: errorText(err), waiting: spool.pendingAlerts() }, 'Temporal did not take spooled alerts; retrying until it does');
+        logger.warn(
+          { error: errorText(err), waiting: spool.pendingAlerts() },
+          'Temporal did not take spooled alerts; retrying until it does',
+        );
       }
       return false;
     }
@@ -165,7 +168,9 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
     }
     pumpAgain = false;
     pumping = takeWhileRoom()
-      .catch((err: unknown) => logger.warn({ error: errorText(err) }, 'a spooled batch could not be forwarded; it stays in the spool for the next start'))
+      .catch((err: unknown) =>
+        logger.warn({ error: errorText(err) }, 'a spooled batch could not be forwarded; it stays in the spool for the next start'),
+      )
       .finally(() => {
         pumping = undefined;
         opts.onPending?.(spool.pendingAlerts());

@@ -100,7 +100,12 @@ export class PendingBatches {
   }
 
   #columns(ref: SpoolBatchRef): Array<[number[], number]> {
-    return [[this.#seqs, ref.seq], [this.#offsets, ref.offset], [this.#lengths, ref.bytes], [this.#alerts, ref.alerts]];
+    return [
+      [this.#seqs, ref.seq],
+      [this.#offsets, ref.offset],
+      [this.#lengths, ref.bytes],
+      [this.#alerts, ref.alerts],
+    ];
   }
 
   #at(i: number): SpoolBatchRef {

@@ -54,7 +54,12 @@ export function send(res: ServerResponse, status: number, body: unknown, headers
   const declared = req.headers['content-length'];
   const unread = !req.complete && (req.headers['transfer-encoding'] !== undefined || (declared !== undefined && declared !== '0'));
   const close = unread || headers.Connection === 'close';
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), ...headers, ...(close ? { Connection: 'close' } : {}) });
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    ...headers,
+    ...(close ? { Connection: 'close' } : {}),
+  });
   res.end(text);
   // Node ends the connection once a `Connection: close` answer is out; the socket is destroyed
   // too, so a sender still streaming is not read a byte further.

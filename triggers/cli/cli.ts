@@ -75,7 +75,7 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
       'after',
       [
         '',
-        'Incident commands go through the engine\'s operator API as the operator your token names:',
+        "Incident commands go through the engine's operator API as the operator your token names:",
         '  REMEDIATE_URL (default http://127.0.0.1:9798) and REMEDIATE_TOKEN, or url and token in',
         '  ~/.config/remediate/credentials (mode 0600; REMEDIATE_CREDENTIALS names another file).',
         'Administrators: "remediate admin <command> ... --as NAME" goes straight to Temporal.',
@@ -85,7 +85,10 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
         '  4 no token, token refused, or not allowed.',
       ].join('\n'),
     )
-    .option('-c, --config <path>', `engine configuration file, for admin, preview, runbooks and operators (default: $REMEDIATION_CONFIG, else ${defaultConfigFile} as the engine)`)
+    .option(
+      '-c, --config <path>',
+      `engine configuration file, for admin, preview, runbooks and operators (default: $REMEDIATION_CONFIG, else ${defaultConfigFile} as the engine)`,
+    )
     .option('--json', 'print JSON instead of tables')
     .exitOverride()
     .configureHelp({ showGlobalOptions: true })
@@ -102,14 +105,19 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
   };
   const requiredConfigPathOf = (cmd: Command): string => {
     const path = configPathOf(cmd);
-    if (!path) throw new CommandError(1, `no configuration: pass --config <path> or set REMEDIATION_CONFIG (no ${defaultConfigFile} here, where the engine would look)`);
+    if (!path)
+      throw new CommandError(
+        1,
+        `no configuration: pass --config <path> or set REMEDIATION_CONFIG (no ${defaultConfigFile} here, where the engine would look)`,
+      );
     return path;
   };
   // Administrators' commands use only the Temporal connection's secrets; a database password need not be set.
   const configOf = (cmd: Command): EngineConfig => loadConfigFile(requiredConfigPathOf(cmd), { secrets: 'temporal' });
   // For commands that only read the config: secrets they never use need not be resolvable.
   const offlineConfigOf = (cmd: Command): OfflineConfig => loadConfigOffline(requiredConfigPathOf(cmd));
-  const print = (cmd: Command, json: unknown, text: () => string) => io.out(globals(cmd).json ? `${JSON.stringify(json, null, 2)}\n` : text());
+  const print = (cmd: Command, json: unknown, text: () => string) =>
+    io.out(globals(cmd).json ? `${JSON.stringify(json, null, 2)}\n` : text());
   const apiClientOf = (cmd: Command): OperatorApiClient => {
     const hint = globals(cmd).config ? '; --config is for "remediate admin", preview, runbooks and operators' : '';
     const found = findApiCredentials(io.env, hint);
@@ -137,9 +145,10 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
 
   const admin = program
     .command('admin')
-    .description('administrators: the incident commands straight to Temporal with the engine config (--config); decisions and runs name an operator with --as');
+    .description(
+      'administrators: the incident commands straight to Temporal with the engine config (--config); decisions and runs name an operator with --as',
+    );
   incidentCommands(admin, 'admin', ctx);
-
 
   program
     .command('preview')
@@ -198,12 +207,19 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
     .option('--target <name>', 'a configured target, instead of alert labels')
     .option('--schedule <name>', 'for a maintenance runbook: the schedule that runs it')
     .option('--dry-run', 'as a dry run would (mutating steps only report)')
-    .action(async (name: string, opts: { label: Record<string, string>; target?: string; schedule?: string; dryRun?: boolean }, cmd: Command) => {
-      const { config } = offlineConfigOf(cmd);
-      const plan = planRunbookSteps(config, { runbook: name, labels: opts.label, target: opts.target, schedule: opts.schedule, dryRun: Boolean(opts.dryRun) });
-      print(cmd, plan, () => planText(plan, name));
-    });
-
+    .action(
+      async (name: string, opts: { label: Record<string, string>; target?: string; schedule?: string; dryRun?: boolean }, cmd: Command) => {
+        const { config } = offlineConfigOf(cmd);
+        const plan = planRunbookSteps(config, {
+          runbook: name,
+          labels: opts.label,
+          target: opts.target,
+          schedule: opts.schedule,
+          dryRun: Boolean(opts.dryRun),
+        });
+        print(cmd, plan, () => planText(plan, name));
+      },
+    );
 
   const operators = program.command('operators').description('who may act: the configured operators, and new API tokens for them');
   operators
@@ -219,7 +235,11 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
     .option('--expires <duration>', 'also print a tokenExpires line this far from now, e.g. 90d')
     .action(async (name: string, opts: { expires?: string }, cmd: Command) => {
       // The same rule as an operator's name in the config: the hash is pasted under that name.
-      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) throw new CliError(1, `${JSON.stringify(printable(name.slice(0, 80)))} is not an operator name (letters, digits, ".", "_" or "-", at most 63)`);
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name))
+        throw new CliError(
+          1,
+          `${JSON.stringify(printable(name.slice(0, 80)))} is not an operator name (letters, digits, ".", "_" or "-", at most 63)`,
+        );
       let tokenExpires: string | undefined;
       if (opts.expires !== undefined) {
         let ms: number;
@@ -228,7 +248,8 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
         } catch (err) {
           throw new CliError(1, `--expires: ${(err as Error).message}`);
         }
-        if (ms < 60_000 || ms > 3 * 366 * 86_400_000) throw new CliError(1, `--expires ${opts.expires}: expected from 1m to 3 years (${formatSpan(ms)} given)`);
+        if (ms < 60_000 || ms > 3 * 366 * 86_400_000)
+          throw new CliError(1, `--expires ${opts.expires}: expected from 1m to 3 years (${formatSpan(ms)} given)`);
         tokenExpires = `${new Date(Date.now() + ms).toISOString().slice(0, 19)}Z`;
       }
       const { token, tokenHash } = newOperatorToken();
@@ -244,4 +265,3 @@ function collectLabel(text: string, labels: Record<string, string>): Record<stri
   if (i <= 0) throw new CommandError(1, `--label ${JSON.stringify(text)}: expected key=value`);
   return { ...labels, [text.slice(0, i)]: text.slice(i + 1) };
 }
-

@@ -52,7 +52,13 @@ export function throughApi(client: OperatorApiClient): OperatorAccess {
     show: (id) => client.incident(id),
     decide: (id, kind, reason) => client.decide(id, kind, reason),
     cancel: (id, reason) => client.cancel(id, reason),
-    run: (r) => client.run(r.runbook, { target: r.target, dryRun: r.dryRun, severity: r.severity, ...(r.reason !== undefined ? { reason: r.reason } : {}) }),
+    run: (r) =>
+      client.run(r.runbook, {
+        target: r.target,
+        dryRun: r.dryRun,
+        severity: r.severity,
+        ...(r.reason !== undefined ? { reason: r.reason } : {}),
+      }),
     runMaintenance: (name) => client.runMaintenance(name),
     schedules: () => client.schedules(),
     report: (_sinceMs, sinceText, target, objectivePercent) => client.report(sinceText, target, objectivePercent),
@@ -83,7 +89,10 @@ export async function directToTemporal(config: EngineConfig, env: NodeJS.Process
       const since = new Date(until.getTime() - sinceMs);
       const { incidents, truncated } = await closedIncidentsSince(t, since, { target });
       const objective = objectivePercent === undefined ? undefined : objectivePercent / 100;
-      return { ...buildReport(incidents, { since, until, operators: config.operators.map((o) => o.name), ...(objective ? { objective } : {}) }), truncated };
+      return {
+        ...buildReport(incidents, { since, until, operators: config.operators.map((o) => o.name), ...(objective ? { objective } : {}) }),
+        truncated,
+      };
     },
     close: () => t.close(),
   };

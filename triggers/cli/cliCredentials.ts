@@ -78,12 +78,19 @@ export function readCredentialsFile(path: string, required: boolean): Partial<Re
     if (!st.isFile()) throw new CliError(4, `credentials file ${path} is not a regular file`);
     const uid = process.getuid?.();
     if (uid !== undefined && st.uid !== uid && st.uid !== 0)
-      throw new CliError(4, `credentials file ${path} belongs to uid ${st.uid}, not to you (uid ${uid}); refusing to use someone else's token`);
+      throw new CliError(
+        4,
+        `credentials file ${path} belongs to uid ${st.uid}, not to you (uid ${uid}); refusing to use someone else's token`,
+      );
     if ((st.mode & 0o077) !== 0) {
       const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-      throw new CliError(4, `credentials file ${path} is accessible by group or others (mode ${mode}); it holds a token: run "chmod 600 ${path}" (or get a new token if others could read it)`);
+      throw new CliError(
+        4,
+        `credentials file ${path} is accessible by group or others (mode ${mode}); it holds a token: run "chmod 600 ${path}" (or get a new token if others could read it)`,
+      );
     }
-    if (st.size > maxFileBytes) throw new CliError(4, `credentials file ${path} is ${st.size} bytes; a credentials file is a few lines (at most ${maxFileBytes})`);
+    if (st.size > maxFileBytes)
+      throw new CliError(4, `credentials file ${path} is ${st.size} bytes; a credentials file is a few lines (at most ${maxFileBytes})`);
     const buf = Buffer.alloc(maxFileBytes + 1);
     let length = 0;
     // The size was checked, but a file can grow between fstat and read.
@@ -106,7 +113,8 @@ export function readCredentialsFile(path: string, required: boolean): Partial<Re
 export function parseCredentials(text: string, path: string): Partial<Record<FileKey, string>> {
   const out: Partial<Record<FileKey, string>> = {};
   const set = (key: string, value: unknown, where: string) => {
-    if (!(fileKeys as readonly string[]).includes(key)) throw new CliError(4, `credentials file ${path}${where}: unknown key ${JSON.stringify(key.slice(0, 40))} (expected url, token)`);
+    if (!(fileKeys as readonly string[]).includes(key))
+      throw new CliError(4, `credentials file ${path}${where}: unknown key ${JSON.stringify(key.slice(0, 40))} (expected url, token)`);
     if (typeof value !== 'string') throw new CliError(4, `credentials file ${path}${where}: ${key} must be a string`);
     if (out[key as FileKey] !== undefined) throw new CliError(4, `credentials file ${path}${where}: ${key} is given twice`);
     out[key as FileKey] = value.trim();
@@ -118,7 +126,8 @@ export function parseCredentials(text: string, path: string): Partial<Record<Fil
     } catch {
       throw new CliError(4, `credentials file ${path}: starts with "{" but is not valid JSON`);
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new CliError(4, `credentials file ${path}: expected a JSON object with url and token`);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new CliError(4, `credentials file ${path}: expected a JSON object with url and token`);
     for (const [k, v] of Object.entries(parsed)) set(k, v, '');
     return out;
   }
@@ -137,7 +146,9 @@ export function parseCredentials(text: string, path: string): Partial<Record<Fil
 /** An operator token (rmd_…) or a signed JWT; said plainly when it is neither (a truncated paste, a stray space). */
 function checkToken(token: string, from: string): void {
   if (token.length <= maxTokenChars && (operatorTokenPattern.test(token) || jwtPattern.test(token))) return;
-  const shape = token.startsWith('rmd_') ? `an rmd_ token of ${token.length} characters (expected 47: truncated or padded?)` : 'neither an rmd_ token nor a JWT';
+  const shape = token.startsWith('rmd_')
+    ? `an rmd_ token of ${token.length} characters (expected 47: truncated or padded?)`
+    : 'neither an rmd_ token nor a JWT';
   throw new CliError(4, `the token from ${from} is ${shape}`);
 }
 
@@ -147,18 +158,30 @@ function checkToken(token: string, from: string): void {
  */
 export function checkedUrl(text: string, from: string): string {
   // api.listen is written host:port; the URL needs its scheme ("localhost:9798" would parse as one).
-  if (/^[^\s/:]+:\d{1,5}$/.test(text)) throw new CliError(1, `the operator API URL from ${from} has no scheme: write http://${text} (or https://)`);
+  if (/^[^\s/:]+:\d{1,5}$/.test(text))
+    throw new CliError(1, `the operator API URL from ${from} has no scheme: write http://${text} (or https://)`);
   let u: URL;
   try {
     u = new URL(text);
   } catch {
-    throw new CliError(1, `the operator API URL from ${from} is not a URL (expected e.g. ${defaultApiUrl} or https://remediation.example.com)`);
+    throw new CliError(
+      1,
+      `the operator API URL from ${from} is not a URL (expected e.g. ${defaultApiUrl} or https://remediation.example.com)`,
+    );
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CliError(1, `the operator API URL from ${from} must be http:// or https://, not ${u.protocol}`);
-  if (u.username || u.password) throw new CliError(1, `the operator API URL from ${from} carries a user or password; the token goes in REMEDIATE_TOKEN or the credentials file`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new CliError(1, `the operator API URL from ${from} must be http:// or https://, not ${u.protocol}`);
+  if (u.username || u.password)
+    throw new CliError(
+      1,
+      `the operator API URL from ${from} carries a user or password; the token goes in REMEDIATE_TOKEN or the credentials file`,
+    );
   if (u.search || u.hash) throw new CliError(1, `the operator API URL from ${from} must not have a query or fragment`);
   if (u.protocol === 'http:' && !isLoopback(u.hostname))
-    throw new CliError(1, `the operator API URL from ${from} is plain http to ${u.host}: the token would cross the network unencrypted; use https://`);
+    throw new CliError(
+      1,
+      `the operator API URL from ${from} is plain http to ${u.host}: the token would cross the network unencrypted; use https://`,
+    );
   return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
 }
 

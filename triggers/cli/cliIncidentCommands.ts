@@ -38,7 +38,9 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
   };
   // Hidden in API mode: accepted only to be refused with the reason, instead of "unknown option".
   const asOption = (c: Command, what: string) =>
-    mode === 'admin' ? c.requiredOption('--as <operator>', `the configured operator ${what} as`) : c.addOption(new Option('--as <operator>').hideHelp());
+    mode === 'admin'
+      ? c.requiredOption('--as <operator>', `the configured operator ${what} as`)
+      : c.addOption(new Option('--as <operator>').hideHelp());
 
   parent
     .command('incidents')
@@ -64,21 +66,29 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
     });
 
   const decision = (name: string, kind: DecisionKind, verb: string, reasonRequired: boolean) => {
-    const c = parent.command(`${name} <workflowId>`).description(`${verb} an incident, as ${mode === 'api' ? 'the operator your token names' : 'the operator named by --as'}`);
+    const c = parent
+      .command(`${name} <workflowId>`)
+      .description(`${verb} an incident, as ${mode === 'api' ? 'the operator your token names' : 'the operator named by --as'}`);
     asOption(c, 'this is done');
     if (reasonRequired) c.requiredOption('--reason <text>', 'why; recorded in the incident timeline');
     else c.option('--reason <text>', 'why; recorded in the incident timeline', 'acknowledged with remediate');
     c.action(async (workflowId: string, opts: { as?: string; reason: string }, cmd: Command) => {
       refuseAs(opts, name);
       const done = await withAccess(mode, cmd, (a) => a.decide(workflowId, kind, opts.reason, opts.as));
-      print(cmd, { workflowId: done.workflowId, signal: kind, operator: done.operator, sent: true }, () => `${kind} by ${printable(done.operator)} sent to ${printable(done.workflowId)}\n`);
+      print(
+        cmd,
+        { workflowId: done.workflowId, signal: kind, operator: done.operator, sent: true },
+        () => `${kind} by ${printable(done.operator)} sent to ${printable(done.workflowId)}\n`,
+      );
     });
   };
   decision('approve', 'approve', 'approve the pending step of', true);
   decision('reject', 'reject', 'reject the pending step of', true);
   decision('ack', 'acknowledge', 'acknowledge (stop escalating)', false);
 
-  const cancel = parent.command('cancel <workflowId>').description('cancel a running incident or maintenance workflow (it runs its cleanup)');
+  const cancel = parent
+    .command('cancel <workflowId>')
+    .description('cancel a running incident or maintenance workflow (it runs its cleanup)');
   if (mode === 'api') cancel.option('--reason <text>', 'why; recorded in the audit log');
   cancel.action(async (workflowId: string, opts: { reason?: string }, cmd: Command) => {
     await withAccess(mode, cmd, (a) => a.cancel(workflowId, opts.reason));
@@ -92,7 +102,11 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
     .description('open the maintenance window of a configured schedule now')
     .action(async (name: string, _opts, cmd: Command) => {
       const started = await withAccess(mode, cmd, (a) => a.runMaintenance(name));
-      print(cmd, started, () => `maintenance '${printable(name)}' started: workflow ${printable(started.workflowId)} (run ${printable(started.runId)})\n`);
+      print(
+        cmd,
+        started,
+        () => `maintenance '${printable(name)}' started: workflow ${printable(started.workflowId)} (run ${printable(started.runId)})\n`,
+      );
     });
 
   const schedules = parent.command('schedules').description('the Temporal schedules of maintenance windows');
@@ -106,9 +120,16 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
   for (const action of ['pause', 'unpause', 'trigger'] as const) {
     if (mode === 'api') {
       // The API does not change schedules (they follow the config); say where that is done.
-      schedules.command(`${action} [name]`, { hidden: true }).allowUnknownOption().allowExcessArguments().action(() => {
-        throw new CliError(1, `schedules ${action} is an administrator command: remediate admin schedules ${action} NAME (straight to Temporal, with the engine config)`);
-      });
+      schedules
+        .command(`${action} [name]`, { hidden: true })
+        .allowUnknownOption()
+        .allowExcessArguments()
+        .action(() => {
+          throw new CliError(
+            1,
+            `schedules ${action} is an administrator command: remediate admin schedules ${action} NAME (straight to Temporal, with the engine config)`,
+          );
+        });
       continue;
     }
     const c = schedules.command(`${action} <name>`).description(`${action} a maintenance schedule`);
@@ -127,21 +148,30 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
 
   const run = parent
     .command('run <runbook>')
-    .description(`start an incident runbook on a target by hand, as ${mode === 'api' ? 'the operator your token names' : 'the operator named by --as'}`)
+    .description(
+      `start an incident runbook on a target by hand, as ${mode === 'api' ? 'the operator your token names' : 'the operator named by --as'}`,
+    )
     .requiredOption('--target <name>', 'a configured target of a kind the runbook applies to');
   asOption(run, 'starting it');
   run
     .option('--reason <text>', 'why; the run shows it as the alert summary')
     .option('--severity <level>', "the run's severity (picks the escalation policy)", 'warning')
     .option('--dry-run', 'mutating steps only report what they would do')
-    .action(async (name: string, opts: { target: string; as?: string; reason?: string; severity: string; dryRun?: boolean }, cmd: Command) => {
-      refuseAs(opts, 'run');
-      const started = await withAccess(mode, cmd, (a) =>
-        a.run({ runbook: name, target: opts.target, reason: opts.reason, severity: opts.severity, dryRun: Boolean(opts.dryRun) }, opts.as),
-      );
-      const shown = Object.fromEntries(Object.entries(started).map(([k, v]) => [k, typeof v === 'string' ? terminalSafe(v) : v])) as typeof started;
-      print(cmd, started, () => startedText(shown));
-    });
+    .action(
+      async (name: string, opts: { target: string; as?: string; reason?: string; severity: string; dryRun?: boolean }, cmd: Command) => {
+        refuseAs(opts, 'run');
+        const started = await withAccess(mode, cmd, (a) =>
+          a.run(
+            { runbook: name, target: opts.target, reason: opts.reason, severity: opts.severity, dryRun: Boolean(opts.dryRun) },
+            opts.as,
+          ),
+        );
+        const shown = Object.fromEntries(
+          Object.entries(started).map(([k, v]) => [k, typeof v === 'string' ? terminalSafe(v) : v]),
+        ) as typeof started;
+        print(cmd, started, () => startedText(shown));
+      },
+    );
 
   parent
     .command('report')
@@ -149,7 +179,11 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
     .addOption(new Option('--since <duration>', 'how far back, e.g. 36h, 7d, 30d').default('7d'))
     .option('--target <name>', 'only incidents on this target')
     .addOption(new Option('--objective <percent>', 'the availability objective, e.g. 99.9 (= 43.2 min a month)').default('99.9'))
-    .addOption(new Option('--format <format>', 'table, json (as --json) or html (one self-contained file with charts, to stdout)').choices(['table', 'json', 'html']).default('table'))
+    .addOption(
+      new Option('--format <format>', 'table, json (as --json) or html (one self-contained file with charts, to stdout)')
+        .choices(['table', 'json', 'html'])
+        .default('table'),
+    )
     .action(async (opts: { since: string; target?: string; objective: string; format: 'table' | 'json' | 'html' }, cmd: Command) => {
       let sinceMs: number;
       try {
@@ -157,7 +191,8 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
       } catch (err) {
         throw new CommandError(1, `--since: ${(err as Error).message}`);
       }
-      if (sinceMs < 60_000 || sinceMs > 366 * 86_400_000) throw new CommandError(1, `--since ${printable(opts.since)}: expected a period from 1m to 366d`);
+      if (sinceMs < 60_000 || sinceMs > 366 * 86_400_000)
+        throw new CommandError(1, `--since ${printable(opts.since)}: expected a period from 1m to 366d`);
       if (!/^\d{1,2}(\.\d{1,4})?$/.test(opts.objective) || Number(opts.objective) <= 0)
         throw new CommandError(1, `--objective ${printable(opts.objective)}: expected a percentage such as 99.9`);
       const report = await withAccess(mode, cmd, (a) => a.report(sinceMs, opts.since, opts.target, Number(opts.objective)));

@@ -12,7 +12,15 @@ export function incidentsTable(rows: IncidentRow[]): string {
   if (rows.length === 0) return 'no incidents\n';
   return renderTable(
     ['WORKFLOW ID', 'STATUS', 'ALERT', 'SEVERITY', 'OUTCOME', 'STARTED', 'DURATION'],
-    rows.map((r) => [r.workflowId, r.status.toLowerCase(), r.alert, r.severity, r.outcome || '-', formatTime(r.startTime), formatSpan(r.durationMs)]),
+    rows.map((r) => [
+      r.workflowId,
+      r.status.toLowerCase(),
+      r.alert,
+      r.severity,
+      r.outcome || '-',
+      formatTime(r.startTime),
+      formatSpan(r.durationMs),
+    ]),
   );
 }
 
@@ -49,8 +57,11 @@ export function detailText(d: IncidentDetail): string {
 function liveText(s: RunbookStatus): string[] {
   const lines = [`step: ${safe(s.step)}; restarts: ${s.restartAttempts}; alerts folded: ${s.alertsFolded}`];
   if (s.pendingApproval)
-    lines.push(`waiting for approval of ${safe(s.pendingApproval.step)} since ${formatTime(s.pendingApproval.since)} (times out ${formatTime(s.pendingApproval.timeoutAt)})`);
-  if (s.escalationLevel) lines.push(`escalated to ${safe(s.escalationLevel)}${s.acknowledgedBy ? `, acknowledged by ${safe(s.acknowledgedBy)}` : ''}`);
+    lines.push(
+      `waiting for approval of ${safe(s.pendingApproval.step)} since ${formatTime(s.pendingApproval.since)} (times out ${formatTime(s.pendingApproval.timeoutAt)})`,
+    );
+  if (s.escalationLevel)
+    lines.push(`escalated to ${safe(s.escalationLevel)}${s.acknowledgedBy ? `, acknowledged by ${safe(s.acknowledgedBy)}` : ''}`);
   if (s.diagnosticsSummary) lines.push(`diagnostics: ${block(s.diagnosticsSummary)}`);
   if (s.outcome) lines.push(`outcome: ${safe(s.outcome)}${s.outcomeDetail ? `: ${safe(s.outcomeDetail)}` : ''}`);
   return [...lines, ...timelineText(s.timeline ?? [])];
@@ -58,7 +69,12 @@ function liveText(s: RunbookStatus): string[] {
 
 function timelineText(timeline: RunbookStatus['timeline']): string[] {
   if (timeline.length === 0) return [];
-  return ['timeline:', ...timeline.map((e) => `  ${formatTime(e.at)}  ${safe(e.step)}: ${safe(e.event)} (${safe(e.actor)})${e.detail ? ` — ${safe(e.detail)}` : ''}`)];
+  return [
+    'timeline:',
+    ...timeline.map(
+      (e) => `  ${formatTime(e.at)}  ${safe(e.step)}: ${safe(e.event)} (${safe(e.actor)})${e.detail ? ` — ${safe(e.detail)}` : ''}`,
+    ),
+  ];
 }
 
 export function reportText(r: IncidentReport & { truncated: boolean }): string {
@@ -66,10 +82,18 @@ export function reportText(r: IncidentReport & { truncated: boolean }): string {
   const head = [
     ...(r.truncated ? [`PARTIAL: only the newest ${reportLimit} incidents were read; narrow --since or --target`] : []),
     `incidents closed ${formatTime(r.since)} – ${formatTime(r.until)}: ${r.incidents}`,
-    `by outcome: ${Object.entries(r.byOutcome).map(([o, n]) => `${safe(o)} ${n}`).join(', ') || '-'}`,
+    `by outcome: ${
+      Object.entries(r.byOutcome)
+        .map(([o, n]) => `${safe(o)} ${n}`)
+        .join(', ') || '-'
+    }`,
     `automatic recovery rate: ${formatRate(r.automaticRecoveryRate)} (${r.recoveredAutomatically} recovered without an operator; false alarms and suppressed alerts excluded)`,
     `time to recover (from the alert's startsAt): ${ttr ? `p50 ${formatSpan(ttr.p50Ms)}, p95 ${formatSpan(ttr.p95Ms)}, mean ${formatSpan(ttr.meanMs)} over ${ttr.count}` : '-'}`,
-    `by runbook: ${Object.entries(r.byRunbook ?? {}).map(([rb, n]) => `${safe(rb)} ${n}`).join(', ') || '-'}`,
+    `by runbook: ${
+      Object.entries(r.byRunbook ?? {})
+        .map(([rb, n]) => `${safe(rb)} ${n}`)
+        .join(', ') || '-'
+    }`,
     '',
   ].join('\n');
   if (r.perTarget.length === 0) return head;
@@ -86,7 +110,9 @@ export function reportText(r: IncidentReport & { truncated: boolean }): string {
       formatRate(p.automaticRecoveryRate),
       formatSpan(p.timeToRecover?.p50Ms),
       formatSpan(p.timeToRecover?.p95Ms),
-      Object.entries(p.byOutcome).map(([o, n]) => `${o} ${n}`).join(', '),
+      Object.entries(p.byOutcome)
+        .map(([o, n]) => `${o} ${n}`)
+        .join(', '),
     ]),
   )}`;
 }

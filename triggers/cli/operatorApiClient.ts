@@ -81,11 +81,16 @@ export class OperatorApiClient {
   }
 
   incident(workflowId: string): Promise<IncidentDetail> {
-    return this.call('GET', `incidents/${encodeURIComponent(workflowId)}`, { expect: (b) => typeof b.workflowId === 'string' && typeof b.status === 'string' });
+    return this.call('GET', `incidents/${encodeURIComponent(workflowId)}`, {
+      expect: (b) => typeof b.workflowId === 'string' && typeof b.status === 'string',
+    });
   }
 
   decide(workflowId: string, kind: DecisionKind, reason: string): Promise<Decided> {
-    return this.call('POST', `incidents/${encodeURIComponent(workflowId)}/${kind}`, { body: { reason }, expect: (b) => typeof b.operator === 'string' });
+    return this.call('POST', `incidents/${encodeURIComponent(workflowId)}/${kind}`, {
+      body: { reason },
+      expect: (b) => typeof b.operator === 'string',
+    });
   }
 
   async cancel(workflowId: string, reason: string | undefined): Promise<void> {
@@ -93,12 +98,18 @@ export class OperatorApiClient {
   }
 
   schedules(): Promise<ScheduleRow[]> {
-    return this.call<{ schedules: ScheduleRow[] }>('GET', 'schedules', { expect: (b) => Array.isArray(b.schedules) }).then((a) => a.schedules);
+    return this.call<{ schedules: ScheduleRow[] }>('GET', 'schedules', { expect: (b) => Array.isArray(b.schedules) }).then(
+      (a) => a.schedules,
+    );
   }
 
   /** A report reads one history per closed incident: it gets more time than a read. */
   report(since: string, target?: string, objectivePercent?: number): Promise<IncidentReport & { truncated: boolean }> {
-    const query = new URLSearchParams({ since, ...(target !== undefined ? { target } : {}), ...(objectivePercent !== undefined ? { objective: String(objectivePercent) } : {}) });
+    const query = new URLSearchParams({
+      since,
+      ...(target !== undefined ? { target } : {}),
+      ...(objectivePercent !== undefined ? { objective: String(objectivePercent) } : {}),
+    });
     return this.call('GET', 'report', { query, timeoutMs: Math.max(this.timeoutMs, 120_000), expect: (b) => Array.isArray(b.perTarget) });
   }
 
@@ -118,14 +129,20 @@ export class OperatorApiClient {
     const url = new URL(`${this.opts.url}/api/v1/${route}${opts.query ? `?${opts.query}` : ''}`);
     const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-    const answer = await exchange(url, method, {
-      authorization: `Bearer ${this.opts.token}`,
-      // The engine records the door: the timeline says "(via cli)".
-      'x-remediate-client': 'cli',
-      accept: 'application/json',
-      'user-agent': 'remediate-cli',
-      ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}),
-    }, body, timeoutMs).catch((err: unknown) => {
+    const answer = await exchange(
+      url,
+      method,
+      {
+        authorization: `Bearer ${this.opts.token}`,
+        // The engine records the door: the timeline says "(via cli)".
+        'x-remediate-client': 'cli',
+        accept: 'application/json',
+        'user-agent': 'remediate-cli',
+        ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}),
+      },
+      body,
+      timeoutMs,
+    ).catch((err: unknown) => {
       throw unreachable(this.opts.url, this.opts.urlFrom, err, timeoutMs);
     });
     let parsed: unknown;
@@ -135,12 +152,16 @@ export class OperatorApiClient {
       throw new CliError(
         answer.status >= 500 ? 3 : 1,
         `the operator API at ${this.opts.url} answered ${answer.status} with something that is not JSON (${terminalSafe(answer.contentType || 'no content type')}); ` +
-          'is REMEDIATE_URL the engine\'s api.listen address (not its webhook)?',
+          "is REMEDIATE_URL the engine's api.listen address (not its webhook)?",
       );
     }
     const json = (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed : {}) as Record<string, unknown>;
     if (answer.status >= 200 && answer.status < 300) {
-      if (opts.expect && !opts.expect(json)) throw new CliError(3, `the operator API at ${this.opts.url} answered ${method} /api/v1/${route.split('/')[0]} with an unexpected shape (an engine of another version?)`);
+      if (opts.expect && !opts.expect(json))
+        throw new CliError(
+          3,
+          `the operator API at ${this.opts.url} answered ${method} /api/v1/${route.split('/')[0]} with an unexpected shape (an engine of another version?)`,
+        );
       return json as T;
     }
     throw this.refusal(answer, json);
@@ -154,7 +175,10 @@ export class OperatorApiClient {
       );
     const said = typeof json.error === 'string' ? terminalSafe(json.error.slice(0, maxErrorChars)) : `HTTP ${status}`;
     if (status === 401)
-      return new CliError(4, `the token was refused by the operator API at ${this.opts.url} (token from ${this.opts.tokenFrom}): it is unknown, expired or revoked; ask an administrator for a new one`);
+      return new CliError(
+        4,
+        `the token was refused by the operator API at ${this.opts.url} (token from ${this.opts.tokenFrom}): it is unknown, expired or revoked; ask an administrator for a new one`,
+      );
     if (status === 403) return new CliError(4, `refused: ${said}`);
     if (status === 404) return new CliError(2, said);
     if (status >= 500) return new CliError(3, `the operator API at ${this.opts.url} could not do it (${status}): ${said}`);
@@ -185,7 +209,8 @@ function exchange(url: URL, method: string, headers: Record<string, string>, bod
       let size = 0;
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > maxAnswerBytes) return void req.destroy(Object.assign(new Error(`answer over ${maxAnswerBytes} bytes`), { code: 'ETOOBIG' }));
+        if (size > maxAnswerBytes)
+          return void req.destroy(Object.assign(new Error(`answer over ${maxAnswerBytes} bytes`), { code: 'ETOOBIG' }));
         chunks.push(chunk);
       });
       res.on('error', fail);
@@ -207,11 +232,18 @@ function unreachable(url: string, urlFrom: string | undefined, err: unknown, tim
   const code = (err as NodeJS.ErrnoException).code ?? '';
   const from = urlFrom === undefined ? '' : urlFrom === 'the default' ? ' (the default; set REMEDIATE_URL)' : ` (from ${urlFrom})`;
   const where = `the operator API at ${url}${from}`;
-  if (code === 'ECONNREFUSED') return new CliError(3, `cannot reach ${where}: connection refused (is the engine running with an api section, and is REMEDIATE_URL right?)`);
+  if (code === 'ECONNREFUSED')
+    return new CliError(
+      3,
+      `cannot reach ${where}: connection refused (is the engine running with an api section, and is REMEDIATE_URL right?)`,
+    );
   if (code === 'ETIMEDOUT') return new CliError(3, `${where} did not answer within ${formatDuration(timeoutMs)}`);
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new CliError(3, `cannot reach ${where}: its host name does not resolve`);
   if (code === 'ETOOBIG') return new CliError(3, `${where} sent an answer over ${maxAnswerBytes} bytes; refusing it`);
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code))
-    return new CliError(3, `cannot reach ${where}: its TLS certificate is not trusted (${code}); NODE_EXTRA_CA_CERTS=<ca.pem> adds a private CA`);
+    return new CliError(
+      3,
+      `cannot reach ${where}: its TLS certificate is not trusted (${code}); NODE_EXTRA_CA_CERTS=<ca.pem> adds a private CA`,
+    );
   return new CliError(3, `cannot reach ${where}: ${terminalSafe(code || (err as Error).message || String(err))}`);
 }

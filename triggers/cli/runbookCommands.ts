@@ -8,7 +8,14 @@ import { parse as parseYaml } from 'yaml';
 import { formatDuration } from '../../config/duration.js';
 import { ConfigError, parseConfig, runbooksDir } from '../../config/load.js';
 import { actionSteps } from '../../config/runbookLoad.js';
-import { configMutatingSteps, mutatingSteps, stepOutputs, type ActionStep, type RunbookDefinition, type Step } from '../../config/runbookSchema.js';
+import {
+  configMutatingSteps,
+  mutatingSteps,
+  stepOutputs,
+  type ActionStep,
+  type RunbookDefinition,
+  type Step,
+} from '../../config/runbookSchema.js';
 import { engineConfig, type EngineConfig } from '../../config/schema.js';
 import { CommandError } from '../operators/operatorTemporal.js';
 import { renderTable } from './table.js';
@@ -51,7 +58,9 @@ export function readRawConfig(path: string): RawConfig {
   try {
     raw = parseYaml(readFileSync(path, 'utf8'));
   } catch (err) {
-    const problem = (err as NodeJS.ErrnoException).code ? `cannot read the file: ${(err as NodeJS.ErrnoException).code}` : `not valid YAML: ${(err as Error).message.split('\n')[0]}`;
+    const problem = (err as NodeJS.ErrnoException).code
+      ? `cannot read the file: ${(err as NodeJS.ErrnoException).code}`
+      : `not valid YAML: ${(err as Error).message.split('\n')[0]}`;
     throw new ConfigError(path, [problem]);
   }
   const baseDir = dirname(resolve(path));
@@ -122,7 +131,9 @@ export function listText(rows: RunbookRow[]): string {
   if (rows.length === 0) return 'no runbooks\n';
   return renderTable(
     ['NAME', 'KIND', 'APPLIES TO', 'FILE', 'STEPS', 'USED BY'],
-    rows.map((r) => [r.name, r.kind, r.appliesTo.join(', '), shortPath(r.file), String(r.steps), r.usedBy.join('; ') || '-'].map(printable)),
+    rows.map((r) =>
+      [r.name, r.kind, r.appliesTo.join(', '), shortPath(r.file), String(r.steps), r.usedBy.join('; ') || '-'].map(printable),
+    ),
   );
 }
 
@@ -202,7 +213,12 @@ function stepView(step: Step, config: EngineConfig): StepView {
   };
   if (step.kind !== 'action') {
     const children = step.steps.map((s) => stepView(s, config));
-    return { ...common, outputs: [...groupOutputs[step.kind], 'status', 'error'], mutating: children.some((c) => c.mutating), steps: children };
+    return {
+      ...common,
+      outputs: [...groupOutputs[step.kind], 'status', 'error'],
+      mutating: children.some((c) => c.mutating),
+      steps: children,
+    };
   }
   return {
     ...common,

@@ -70,27 +70,46 @@ export function planRunbookSteps(config: EngineConfig, req: PlanRequest): Runboo
   let binding: number | undefined;
 
   if (def.kind === 'maintenance') {
-    if (hasLabels || req.target) throw new CommandError(1, `'${def.name}' is a maintenance runbook: name its schedule with --schedule, not an alert or a target`);
+    if (hasLabels || req.target)
+      throw new CommandError(1, `'${def.name}' is a maintenance runbook: name its schedule with --schedule, not an alert or a target`);
     const schedules = config.maintenance.filter((m) => m.runbook === def.name);
-    const schedule = req.schedule ? config.maintenance.find((m) => m.name === req.schedule) : schedules.length === 1 ? schedules[0] : undefined;
+    const schedule = req.schedule
+      ? config.maintenance.find((m) => m.name === req.schedule)
+      : schedules.length === 1
+        ? schedules[0]
+        : undefined;
     if (!schedule) {
       const known = schedules.map((m) => m.name).join(', ') || 'none in this config';
-      throw new CommandError(req.schedule ? 2 : 1, `${req.schedule ? `no maintenance schedule ${JSON.stringify(printable(req.schedule))}` : 'which schedule? pass --schedule'} (schedules running '${def.name}': ${known})`);
+      throw new CommandError(
+        req.schedule ? 2 : 1,
+        `${req.schedule ? `no maintenance schedule ${JSON.stringify(printable(req.schedule))}` : 'which schedule? pass --schedule'} (schedules running '${def.name}': ${known})`,
+      );
     }
-    if (schedule.runbook !== def.name) return { matched: false, code: 'other-runbook', reason: `schedule '${schedule.name}' runs '${schedule.runbook}', not '${def.name}'` };
+    if (schedule.runbook !== def.name)
+      return { matched: false, code: 'other-runbook', reason: `schedule '${schedule.name}' runs '${schedule.runbook}', not '${def.name}'` };
     input = planMaintenanceRun(config, schedule, { dryRun: req.dryRun });
     workflowId = maintenanceWorkflowId(schedule.name);
   } else {
-    if (req.schedule) throw new CommandError(1, `'${def.name}' is an incident runbook: give alert labels (--label) or --target, not a schedule`);
-    if (!hasLabels && !req.target) throw new CommandError(1, `give the alert's labels (--label alertname=... --label ...) or a target (--target)`);
+    if (req.schedule)
+      throw new CommandError(1, `'${def.name}' is an incident runbook: give alert labels (--label) or --target, not a schedule`);
+    if (!hasLabels && !req.target)
+      throw new CommandError(1, `give the alert's labels (--label alertname=... --label ...) or a target (--target)`);
     let match;
     if (hasLabels) {
       match = matchBinding(config, { labels: req.labels });
       if (!match.matched) return { matched: false, code: match.code, reason: match.reason };
       if (match.runbook !== def.name)
-        return { matched: false, code: 'other-runbook', reason: `this alert would start '${match.runbook}' on '${match.target}', not '${def.name}'` };
+        return {
+          matched: false,
+          code: 'other-runbook',
+          reason: `this alert would start '${match.runbook}' on '${match.target}', not '${def.name}'`,
+        };
       if (req.target !== undefined && req.target !== match.target)
-        return { matched: false, code: 'other-target', reason: `this alert selects target '${match.target}', not ${JSON.stringify(printable(req.target))}` };
+        return {
+          matched: false,
+          code: 'other-target',
+          reason: `this alert selects target '${match.target}', not ${JSON.stringify(printable(req.target))}`,
+        };
       binding = match.bindingIndex;
     } else {
       match = manualMatch(config, def, checkedTarget(config, def, req.target!));
@@ -153,7 +172,10 @@ function planStep(step: Step, w: Walk): PlannedStep {
   };
   if (step.kind !== 'action') {
     // parallel: every step once; forEach: the steps once per target of the run, each pass its own item.
-    const items = step.kind === 'parallel' ? [w.item] : (w.input.maintenance?.targets ?? [w.input.target]).map((name) => w.input.targets.find((t) => t.name === name));
+    const items =
+      step.kind === 'parallel'
+        ? [w.item]
+        : (w.input.maintenance?.targets ?? [w.input.target]).map((name) => w.input.targets.find((t) => t.name === name));
     const steps = items.flatMap((item) => walkSteps(step.steps, { ...w, item }));
     return { ...base, mutating: steps.some((s) => s.mutating), steps };
   }
@@ -165,7 +187,8 @@ function planStep(step: Step, w: Walk): PlannedStep {
     ...(target !== undefined ? { target } : {}),
     ...(inWorkflow.has(step.uses) ? {} : { queue: queueOf(step, ref, w) }),
     with: Object.fromEntries(Object.entries(step.with).map(([k, v]) => [k, renderKnown(v, ctx)])),
-    mutating: mutatingSteps.has(step.uses) || (configMutatingSteps.has(step.uses) && !ref?.readOnlyCommands?.includes(step.with.command as string)),
+    mutating:
+      mutatingSteps.has(step.uses) || (configMutatingSteps.has(step.uses) && !ref?.readOnlyCommands?.includes(step.with.command as string)),
   };
 }
 
@@ -193,7 +216,20 @@ function queueOf(step: ActionStep, ref: TargetRef | undefined, w: Walk): string 
 // The steps whose activities run on the target's own queue (a host agent's, for systemd units);
 // the rest run on the engine's queue (workflows/steps/catalog.ts, `on()`).
 // A metric (and a waitUntil on one) asks Prometheus from the engine; a waitUntil that verifies runs on the target's.
-const onTargetQueue: ReadonlySet<StepType> = new Set<StepType>(['verify', 'restart', 'diagnose', 'logs', 'runAction', 'backup', 'maintain', 'waitUntil', 'command', 'hostDiagnostics', 'housekeeping', 'logrotate']);
+const onTargetQueue: ReadonlySet<StepType> = new Set<StepType>([
+  'verify',
+  'restart',
+  'diagnose',
+  'logs',
+  'runAction',
+  'backup',
+  'maintain',
+  'waitUntil',
+  'command',
+  'hostDiagnostics',
+  'housekeeping',
+  'logrotate',
+]);
 // The steps the workflow does by itself: no activity, no queue.
 const inWorkflow: ReadonlySet<StepType> = new Set<StepType>(['end', 'assert', 'sleep']);
 
@@ -240,7 +276,13 @@ export function planText(p: RunbookPlan, runbook: string): string {
     p.kind === 'incident'
       ? `alert:       ${p.alert.name} (${p.alert.severity})${p.binding !== undefined ? ` via binding #${p.binding}` : ''}; escalation ${p.escalation}`
       : `schedule:    ${p.target}`,
-    ...(Object.keys(p.alert.labels).length > 0 ? [`labels:      ${Object.entries(p.alert.labels).map(([k, v]) => `${k}=${v}`).join(', ')}`] : []),
+    ...(Object.keys(p.alert.labels).length > 0
+      ? [
+          `labels:      ${Object.entries(p.alert.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(', ')}`,
+        ]
+      : []),
     `dry run:     ${p.dryRun ? 'yes: mutating steps only report what they would do' : 'no: mutating steps act'}`,
     '',
     'steps, in order (what earlier steps find is known only during the run):',
@@ -272,7 +314,8 @@ function stepsText(steps: PlannedStep[], indent: string): string[] {
           : 'in parallel';
     lines.push(`${pad}${String(n).padStart(2)}. ${s.id}: ${what}${s.mutating ? '  [mutating]' : ''}  ${decisionText[s.decision]}`);
     const detail = `${pad}      `;
-    if (s.because) lines.push(`${detail}${s.decision === 'skipped' ? 'skipped: ' : s.decision === 'not-reached' ? 'not reached: ' : ''}${s.because}`);
+    if (s.because)
+      lines.push(`${detail}${s.decision === 'skipped' ? 'skipped: ' : s.decision === 'not-reached' ? 'not reached: ' : ''}${s.because}`);
     if (s.onFailure !== 'fail') lines.push(`${detail}on failure: ${s.onFailure}`);
     for (const [key, value] of Object.entries(s.with ?? {})) lines.push(`${detail}${key}: ${paramText(value)}`);
     if (s.steps) lines.push(...stepsText(s.steps, `${pad}      `));

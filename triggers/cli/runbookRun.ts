@@ -40,13 +40,20 @@ export function planManualRun(config: EngineConfig, run: ManualRun): RunbookRunI
     throw new CommandError(1, `'${printable(run.operator)}' is not a configured operator and cannot start a runbook (operators: ${known})`);
   }
   const def = definitionNamed(config, run.runbook);
-  if (def.kind !== 'incident') throw new CommandError(1, `'${def.name}' is a ${def.kind} runbook: schedules start it (remediate maintenance run <schedule>)`);
+  if (def.kind !== 'incident')
+    throw new CommandError(1, `'${def.name}' is a ${def.kind} runbook: schedules start it (remediate maintenance run <schedule>)`);
   const target = checkedTarget(config, def, run.target);
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(run.severity)) throw new CommandError(1, `--severity ${JSON.stringify(printable(run.severity))}: expected a word such as warning or critical`);
-  return planFileRun(config, manualMatch(config, def, target), manualAlert(run.severity, run.reason ?? `started by hand by ${run.operator}`), {
-    startedBy: run.operator,
-    dryRun: run.dryRun,
-  });
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(run.severity))
+    throw new CommandError(1, `--severity ${JSON.stringify(printable(run.severity))}: expected a word such as warning or critical`);
+  return planFileRun(
+    config,
+    manualMatch(config, def, target),
+    manualAlert(run.severity, run.reason ?? `started by hand by ${run.operator}`),
+    {
+      startedBy: run.operator,
+      dryRun: run.dryRun,
+    },
+  );
 }
 
 export function manualAlert(severity: string, summary?: string): IncomingAlert {
@@ -97,10 +104,20 @@ export async function startRunbookByHand(t: Temporal, config: EngineConfig, run:
         typedSearchAttributes: incidentSearchAttributes(input),
       }),
     );
-    return { workflowId, runId: handle.firstExecutionRunId, runbook: input.runbook, target: input.target, startedBy: input.startedBy, dryRun: input.dryRun };
+    return {
+      workflowId,
+      runId: handle.firstExecutionRunId,
+      runbook: input.runbook,
+      target: input.target,
+      startedBy: input.startedBy,
+      dryRun: input.dryRun,
+    };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError)
-      throw new CommandError(1, `runbook '${input.runbook}' on '${input.target}' is already running (workflow ${workflowId}); see remediate show ${workflowId}`);
+      throw new CommandError(
+        1,
+        `runbook '${input.runbook}' on '${input.target}' is already running (workflow ${workflowId}); see remediate show ${workflowId}`,
+      );
     throw err;
   }
 }

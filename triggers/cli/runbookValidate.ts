@@ -92,7 +92,11 @@ export function validateRunbooks(configPath: string | undefined, files: string[]
   return report(files, [...given.problems, ...after.filter((p) => !before.has(p))], { ...meta, referencesChecked: true });
 }
 
-function loadFiles(files: string[]): { definitions: Record<string, RunbookDefinition>; sources: Record<string, string>; problems: string[] } {
+function loadFiles(files: string[]): {
+  definitions: Record<string, RunbookDefinition>;
+  sources: Record<string, string>;
+  problems: string[];
+} {
   const definitions: Record<string, RunbookDefinition> = {};
   const sources: Record<string, string> = {};
   const problems: string[] = [];
@@ -152,7 +156,10 @@ function report(
 
 export function validateText(r: ValidationReport): string {
   const lines: string[] = [];
-  if (!r.config) lines.push('no configuration (--config or REMEDIATION_CONFIG): checked structure only, not the targets, channels, URLs and secrets the runbooks name');
+  if (!r.config)
+    lines.push(
+      'no configuration (--config or REMEDIATION_CONFIG): checked structure only, not the targets, channels, URLs and secrets the runbooks name',
+    );
   else if (!r.referencesChecked) lines.push(`the configuration ${r.config} does not load, so references were not checked`);
   if (r.unresolvedSecrets.length > 0) lines.push(`(not needed here, left unresolved: ${r.unresolvedSecrets.join(', ')})`);
   if (r.ok) lines.push(`ok: ${r.runbooks} runbook${r.runbooks === 1 ? '' : 's'}`);

@@ -115,7 +115,10 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
           while (next < listed.length) {
             const { workflowId, runbook } = listed[next++]!;
             // An incident that closed meanwhile, or whose worker is busy, is not waiting on anyone here.
-            const status = await opts.client.workflow.getHandle(workflowId).query(statusQuery).catch(() => undefined);
+            const status = await opts.client.workflow
+              .getHandle(workflowId)
+              .query(statusQuery)
+              .catch(() => undefined);
             if (!status?.pendingApproval || status.outcome) continue;
             approvals.set(runbook, (approvals.get(runbook) ?? 0) + 1);
             const since = Date.parse(status.pendingApproval.since);

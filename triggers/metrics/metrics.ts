@@ -137,7 +137,10 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     observeOutcome,
     sinks: () => ({
       metrics: {
-        runbookOutcome: { fn: (_info, runbook, outcome, durationMs) => observeOutcome(runbook, outcome, durationMs), callDuringReplay: false },
+        runbookOutcome: {
+          fn: (_info, runbook, outcome, durationMs) => observeOutcome(runbook, outcome, durationMs),
+          callDuringReplay: false,
+        },
       },
     }),
   };

@@ -5,13 +5,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { mayDo, type ActionScope, type OperatorAction } from '../../config/operatorPolicy.js';
 import type { EngineConfig } from '../../config/schema.js';
-import {
-  operatorRefusedSignal,
-  runbookAttribute,
-  statusQuery,
-  targetAttribute,
-  type RunbookStatus,
-} from '../../workflows/messages.js';
+import { operatorRefusedSignal, runbookAttribute, statusQuery, targetAttribute, type RunbookStatus } from '../../workflows/messages.js';
 import {
   cancelIncident,
   closedIncidentsSince,
@@ -83,29 +77,60 @@ export class OperatorActions {
   }
 
   /** Closed incidents of the last `sinceMs` (a minute to 366 days), against an availability objective (0..1). */
-  async report(who: Identity, sinceMs: number, remote?: string, target?: string, objective = 0.999): Promise<IncidentReport & { truncated: boolean }> {
+  async report(
+    who: Identity,
+    sinceMs: number,
+    remote?: string,
+    target?: string,
+    objective = 0.999,
+  ): Promise<IncidentReport & { truncated: boolean }> {
     this.allow(who, 'read', {}, 'report', undefined, remote);
-    if (!Number.isFinite(sinceMs) || sinceMs < 60_000 || sinceMs > 366 * 86_400_000) throw new ActionError(400, 'since: expected a period from 1m to 366d');
-    if (!Number.isFinite(objective) || objective <= 0 || objective >= 1) throw new ActionError(400, 'objective: expected a percentage above 0 and below 100, e.g. 99.9');
-    return this.perform(who, 'report', `${Math.round(sinceMs / 60_000)}m`, remote, async () => {
-      const until = new Date();
-      const since = new Date(until.getTime() - sinceMs);
-      const { incidents, truncated } = await closedIncidentsSince(this.deps.temporal, since, { target });
-      return { ...buildReport(incidents, { since, until, objective, operators: this.deps.config.operators.map((o) => o.name) }), truncated };
-    }, { quiet: true });
+    if (!Number.isFinite(sinceMs) || sinceMs < 60_000 || sinceMs > 366 * 86_400_000)
+      throw new ActionError(400, 'since: expected a period from 1m to 366d');
+    if (!Number.isFinite(objective) || objective <= 0 || objective >= 1)
+      throw new ActionError(400, 'objective: expected a percentage above 0 and below 100, e.g. 99.9');
+    return this.perform(
+      who,
+      'report',
+      `${Math.round(sinceMs / 60_000)}m`,
+      remote,
+      async () => {
+        const until = new Date();
+        const since = new Date(until.getTime() - sinceMs);
+        const { incidents, truncated } = await closedIncidentsSince(this.deps.temporal, since, { target });
+        return {
+          ...buildReport(incidents, { since, until, objective, operators: this.deps.config.operators.map((o) => o.name) }),
+          truncated,
+        };
+      },
+      { quiet: true },
+    );
   }
 
   /** Approve, reject or acknowledge: signalled with the verified name and the door it came through. */
-  async decide(who: Identity, workflowId: string, kind: DecisionKind, reason: unknown, remote?: string): Promise<{ workflowId: string; decision: DecisionKind; operator: string }> {
+  async decide(
+    who: Identity,
+    workflowId: string,
+    kind: DecisionKind,
+    reason: unknown,
+    remote?: string,
+  ): Promise<{ workflowId: string; decision: DecisionKind; operator: string }> {
     const id = checkedWorkflowId(workflowId);
     const text = checkedReason(reason);
     const scope = await this.scopeOf(id, who, kind, remote);
     await this.allowOnIncident(who, kind, scope, id, remote);
-    return this.perform(who, kind, id, remote, async () => {
-      if (kind !== 'acknowledge') await this.requirePendingApproval(id, kind);
-      await sendDecision(this.deps.temporal, this.deps.config, id, kind, { operator: who.operator.name, reason: text, via: who.via });
-      return { workflowId: id, decision: kind, operator: who.operator.name };
-    }, { reason: text });
+    return this.perform(
+      who,
+      kind,
+      id,
+      remote,
+      async () => {
+        if (kind !== 'acknowledge') await this.requirePendingApproval(id, kind);
+        await sendDecision(this.deps.temporal, this.deps.config, id, kind, { operator: who.operator.name, reason: text, via: who.via });
+        return { workflowId: id, decision: kind, operator: who.operator.name };
+      },
+      { reason: text },
+    );
   }
 
   async cancel(who: Identity, workflowId: string, reason: unknown, remote?: string): Promise<{ workflowId: string; cancelled: true }> {
@@ -113,10 +138,17 @@ export class OperatorActions {
     const text = checkedReason(reason);
     const scope = await this.scopeOf(id, who, 'cancel', remote);
     await this.allowOnIncident(who, 'cancel', scope, id, remote);
-    return this.perform(who, 'cancel', id, remote, async () => {
-      await cancelIncident(this.deps.temporal, id);
-      return { workflowId: id, cancelled: true as const };
-    }, { reason: text });
+    return this.perform(
+      who,
+      'cancel',
+      id,
+      remote,
+      async () => {
+        await cancelIncident(this.deps.temporal, id);
+        return { workflowId: id, cancelled: true as const };
+      },
+      { reason: text },
+    );
   }
 
   async run(who: Identity, request: RunRequest, remote?: string): Promise<StartedRun> {
@@ -139,26 +171,55 @@ export class OperatorActions {
     const found = this.deps.config.maintenance.find((m) => m.name === schedule);
     const scope = found ? { runbook: found.runbook, targets: found.targets } : {};
     this.allow(who, 'maintenance', scope, 'run maintenance', schedule.slice(0, 64), remote);
-    return this.perform(who, 'run maintenance', schedule, remote, () => runMaintenanceNow(this.deps.temporal, this.deps.config, schedule, who.operator.name));
+    return this.perform(who, 'run maintenance', schedule, remote, () =>
+      runMaintenanceNow(this.deps.temporal, this.deps.config, schedule, who.operator.name),
+    );
   }
 
   /** Throws 403 (after auditing it) unless the policy allows the action. */
-  private allow(who: Identity, action: OperatorAction, scope: ActionScope, what: string, subject: string | undefined, remote: string | undefined): void {
+  private allow(
+    who: Identity,
+    action: OperatorAction,
+    scope: ActionScope,
+    what: string,
+    subject: string | undefined,
+    remote: string | undefined,
+  ): void {
     const verdict = mayDo(who.operator, action, scope);
     if (verdict.allowed) return;
-    this.deps.audit({ operator: who.operator.name, via: who.via, action: what, subject, result: 'refused', reason: verdict.reason, remote });
+    this.deps.audit({
+      operator: who.operator.name,
+      via: who.via,
+      action: what,
+      subject,
+      result: 'refused',
+      reason: verdict.reason,
+      remote,
+    });
     throw new ActionError(403, verdict.reason);
   }
 
   /** As allow(), and a refusal also goes on the incident's own timeline (a few per minute at most). */
-  private async allowOnIncident(who: Identity, action: OperatorAction, scope: ActionScope, workflowId: string, remote: string | undefined): Promise<void> {
+  private async allowOnIncident(
+    who: Identity,
+    action: OperatorAction,
+    scope: ActionScope,
+    workflowId: string,
+    remote: string | undefined,
+  ): Promise<void> {
     try {
       this.allow(who, action, scope, action, workflowId, remote);
     } catch (err) {
       if (err instanceof ActionError && this.mayNoteRefusal(workflowId)) {
         const t = this.deps.temporal;
         await t
-          .call(() => t.client.workflow.getHandle(workflowId).signal(operatorRefusedSignal, { operator: who.operator.name, action, reason: err.message, via: who.via }), 5_000)
+          .call(
+            () =>
+              t.client.workflow
+                .getHandle(workflowId)
+                .signal(operatorRefusedSignal, { operator: who.operator.name, action, reason: err.message, via: who.via }),
+            5_000,
+          )
           .catch(() => undefined);
       }
       throw err;
@@ -189,13 +250,23 @@ export class OperatorActions {
         throw new ActionError(404, `no workflow '${workflowId}'`);
       }
       const failure = toActionError(err);
-      this.deps.audit({ operator: who.operator.name, via: who.via, action, subject: workflowId, result: 'failed', reason: failure.message, remote });
+      this.deps.audit({
+        operator: who.operator.name,
+        via: who.via,
+        action,
+        subject: workflowId,
+        result: 'failed',
+        reason: failure.message,
+        remote,
+      });
       throw failure;
     }
     const sa = description.typedSearchAttributes;
     const runbook = sa.get(runbookAttribute);
     const target = sa.get(targetAttribute);
-    const schedule = workflowId.startsWith('maintenance:') ? this.deps.config.maintenance.find((m) => `maintenance:${m.name}` === workflowId) : undefined;
+    const schedule = workflowId.startsWith('maintenance:')
+      ? this.deps.config.maintenance.find((m) => `maintenance:${m.name}` === workflowId)
+      : undefined;
     if (schedule) return { runbook: runbook ?? schedule.runbook, targets: schedule.targets };
     return { ...(runbook ? { runbook } : {}), ...(target ? { target } : {}) };
   }
@@ -214,15 +285,32 @@ export class OperatorActions {
   }
 
   /** Runs the action, audits how it ended, and turns failures into ActionErrors. */
-  private async perform<T>(who: Identity, action: string, subject: string | undefined, remote: string | undefined, work: () => Promise<T>, opts: { quiet?: boolean; reason?: string } = {}): Promise<T> {
+  private async perform<T>(
+    who: Identity,
+    action: string,
+    subject: string | undefined,
+    remote: string | undefined,
+    work: () => Promise<T>,
+    opts: { quiet?: boolean; reason?: string } = {},
+  ): Promise<T> {
     try {
       const out = await work();
       // Reads are not actions: auditing each would bury the decisions in a console's polling.
-      if (!opts.quiet) this.deps.audit({ operator: who.operator.name, via: who.via, action, subject, result: 'done', ...(opts.reason ? { reason: opts.reason } : {}), remote });
+      if (!opts.quiet)
+        this.deps.audit({
+          operator: who.operator.name,
+          via: who.via,
+          action,
+          subject,
+          result: 'done',
+          ...(opts.reason ? { reason: opts.reason } : {}),
+          remote,
+        });
       return out;
     } catch (err) {
       const failure = toActionError(err);
-      const result: AuditResult = failure.status === 404 ? 'not-found' : failure.status === 409 ? 'conflict' : failure.status === 400 ? 'invalid' : 'failed';
+      const result: AuditResult =
+        failure.status === 404 ? 'not-found' : failure.status === 409 ? 'conflict' : failure.status === 400 ? 'invalid' : 'failed';
       this.deps.audit({ operator: who.operator.name, via: who.via, action, subject, result, reason: failure.message, remote });
       throw failure;
     }
@@ -240,7 +328,8 @@ function toActionError(err: unknown): ActionError {
 }
 
 export function checkedWorkflowId(id: unknown): string {
-  if (typeof id !== 'string' || !workflowIdPattern.test(id)) throw new ActionError(400, 'expected an incident or maintenance workflow id (incident:… or maintenance:…)');
+  if (typeof id !== 'string' || !workflowIdPattern.test(id))
+    throw new ActionError(400, 'expected an incident or maintenance workflow id (incident:… or maintenance:…)');
   return id;
 }
 

@@ -97,7 +97,9 @@ export function createOperatorApi(opts: OperatorApiOptions): OperatorApi {
         audit({ via, action: `${req.method} ${(path ?? '?').slice(0, 120)}`, result: 'unauthenticated', reason: result.reason, remote });
         // The caller learns only that it was refused: which part of its credential was wrong
         // (unknown, expired, bad signature) is for the audit log.
-        throw new HttpError(401, 'authentication required: an operator token or a signed bearer token', { 'WWW-Authenticate': 'Bearer realm="remediation"' });
+        throw new HttpError(401, 'authentication required: an operator token or a signed bearer token', {
+          'WWW-Authenticate': 'Bearer realm="remediation"',
+        });
       },
       json: async () => {
         const text = utf8Decode(await body());
@@ -158,23 +160,37 @@ function apiRoutes(): OperatorRoute {
     async handle(ctx) {
       const who = await ctx.authenticate(ctx.req.headers['x-remediate-client'] === 'cli' ? 'cli' : 'api');
       const method = ctx.req.method ?? 'GET';
-      const parts = ctx.path.slice(prefix.length + 1).split('/').map(decodeSegment);
+      const parts = ctx.path
+        .slice(prefix.length + 1)
+        .split('/')
+        .map(decodeSegment);
       const reply = (body: unknown, status = 200) => send(ctx.res, status, body, noStore);
       const { actions, remote } = ctx;
 
       if (method === 'GET' && parts[0] === 'whoami' && parts.length === 1) {
         const o = who.operator;
-        return reply({ operator: o.name, role: o.role, via: who.via, credential: who.credential, ...(o.runbooks ? { runbooks: o.runbooks } : {}), ...(o.targets ? { targets: o.targets } : {}) });
+        return reply({
+          operator: o.name,
+          role: o.role,
+          via: who.via,
+          credential: who.credential,
+          ...(o.runbooks ? { runbooks: o.runbooks } : {}),
+          ...(o.targets ? { targets: o.targets } : {}),
+        });
       }
-      if (method === 'GET' && parts[0] === 'incidents' && parts.length === 1) return reply({ incidents: await actions.listIncidents(who, incidentFilter(ctx.query), remote) });
-      if (method === 'GET' && parts[0] === 'incidents' && parts.length === 2) return reply(await actions.showIncident(who, parts[1]!, remote));
+      if (method === 'GET' && parts[0] === 'incidents' && parts.length === 1)
+        return reply({ incidents: await actions.listIncidents(who, incidentFilter(ctx.query), remote) });
+      if (method === 'GET' && parts[0] === 'incidents' && parts.length === 2)
+        return reply(await actions.showIncident(who, parts[1]!, remote));
       if (method === 'POST' && parts[0] === 'incidents' && parts.length === 3) {
         const [, id, verb] = parts;
         const body = await ctx.json();
-        if (decisions.includes(verb as DecisionKind)) return reply(await actions.decide(who, id!, verb as DecisionKind, body.reason, remote));
+        if (decisions.includes(verb as DecisionKind))
+          return reply(await actions.decide(who, id!, verb as DecisionKind, body.reason, remote));
         if (verb === 'cancel') return reply(await actions.cancel(who, id!, body.reason, remote));
       }
-      if (method === 'GET' && parts[0] === 'schedules' && parts.length === 1) return reply({ schedules: await actions.listSchedules(who, remote) });
+      if (method === 'GET' && parts[0] === 'schedules' && parts.length === 1)
+        return reply({ schedules: await actions.listSchedules(who, remote) });
       if (method === 'GET' && parts[0] === 'report' && parts.length === 1) {
         const { sinceMs, objective } = reportPeriod(ctx.query);
         return reply(await actions.report(who, sinceMs, remote, ctx.query.get('target') || undefined, objective));
@@ -186,11 +202,22 @@ function apiRoutes(): OperatorRoute {
         if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new HttpError(400, 'dryRun: expected true or false');
         if (body.severity !== undefined && typeof body.severity !== 'string') throw new HttpError(400, 'severity: expected a string');
         return reply(
-          await actions.run(who, { runbook: parts[1]!, target, dryRun: body.dryRun as boolean | undefined, reason: body.reason as string | undefined, severity: body.severity as string | undefined }, remote),
+          await actions.run(
+            who,
+            {
+              runbook: parts[1]!,
+              target,
+              dryRun: body.dryRun as boolean | undefined,
+              reason: body.reason as string | undefined,
+              severity: body.severity as string | undefined,
+            },
+            remote,
+          ),
           201,
         );
       }
-      if (method === 'POST' && parts[0] === 'maintenance' && parts[2] === 'runs' && parts.length === 3) return reply(await actions.runMaintenance(who, parts[1]!, remote), 201);
+      if (method === 'POST' && parts[0] === 'maintenance' && parts[2] === 'runs' && parts.length === 3)
+        return reply(await actions.runMaintenance(who, parts[1]!, remote), 201);
       throw new HttpError(404, `no route ${method} ${ctx.path.slice(0, 120)}`);
     },
   };
@@ -205,7 +232,8 @@ function incidentFilter(q: URLSearchParams): IncidentFilter {
   const limit = Number(q.get('limit') ?? '50');
   if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) throw new HttpError(400, 'limit: expected a whole number from 1 to 1000');
   const outcome = text('outcome');
-  if (outcome !== undefined && !outcomes.includes(outcome as never)) throw new HttpError(400, `outcome: expected one of ${outcomes.join(', ')}`);
+  if (outcome !== undefined && !outcomes.includes(outcome as never))
+    throw new HttpError(400, `outcome: expected one of ${outcomes.join(', ')}`);
   return {
     ...(flag('open') ? { open: true } : {}),
     ...(flag('closed') ? { closed: true } : {}),

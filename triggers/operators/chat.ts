@@ -61,13 +61,23 @@ export function chatRoute(opts: ChatRouteOptions = {}): OperatorRoute {
       const admitted = seen.admit(verified.signature, verified.timestampMs, now());
       if (admitted === 'replayed') refuse('replayed: this signature was already accepted inside the replay window');
       if (admitted === 'full') {
-        ctx.audit({ via: 'chat', action: auditAction, result: 'failed', reason: `${seen.capacity} signed requests inside the replay window; refusing more`, remote: ctx.remote });
+        ctx.audit({
+          via: 'chat',
+          action: auditAction,
+          result: 'failed',
+          reason: `${seen.capacity} signed requests inside the replay window; refusing more`,
+          remote: ctx.remote,
+        });
         throw new HttpError(429, 'too many chat requests; try again shortly', { 'Retry-After': '30' });
       }
 
       // Signed by Slack from here on: its content is still bounded and checked.
-      const type = String(ctx.req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (type !== 'application/x-www-form-urlencoded') return invalid(ctx, `content type ${type.slice(0, 60) || 'none'}, expected application/x-www-form-urlencoded`, 415);
+      const type = String(ctx.req.headers['content-type'] ?? '')
+        .split(';')[0]!
+        .trim()
+        .toLowerCase();
+      if (type !== 'application/x-www-form-urlencoded')
+        return invalid(ctx, `content type ${type.slice(0, 60) || 'none'}, expected application/x-www-form-urlencoded`, 415);
       let text: string;
       try {
         text = utf8.decode(body);
@@ -83,17 +93,39 @@ export function chatRoute(opts: ChatRouteOptions = {}): OperatorRoute {
       const press = parsed.interaction;
       const responses = { origins: slack.responseOrigins, timeoutMs: responseTimeoutMs };
       const responseProblem = responseUrlProblem(press.responseUrl, slack.responseOrigins);
-      if (responseProblem) ctx.logger.warn({ chatUser: press.userId, problem: responseProblem }, 'chat interaction: the message will not be updated');
+      if (responseProblem)
+        ctx.logger.warn({ chatUser: press.userId, problem: responseProblem }, 'chat interaction: the message will not be updated');
 
       const operator = ctx.credentials.operatorForChatUser(press.userId);
       if (!operator) {
-        ctx.audit({ via: 'chat', action: press.button.action, subject: press.button.workflowId, result: 'unauthenticated', reason: `chat user ${press.userId} is not a configured operator (no chatUserId)`, remote: ctx.remote });
+        ctx.audit({
+          via: 'chat',
+          action: press.button.action,
+          subject: press.button.workflowId,
+          result: 'unauthenticated',
+          reason: `chat user ${press.userId} is not a configured operator (no chatUserId)`,
+          remote: ctx.remote,
+        });
         acknowledge(ctx.res);
-        if (!responseProblem) void reply(ctx, press, refusedMessage(press.button.action, 'your chat user is not mapped to an operator of this engine'), responses);
+        if (!responseProblem)
+          void reply(
+            ctx,
+            press,
+            refusedMessage(press.button.action, 'your chat user is not mapped to an operator of this engine'),
+            responses,
+          );
         return;
       }
       if (inFlight >= maxInFlight) {
-        ctx.audit({ operator: operator.name, via: 'chat', action: press.button.action, subject: press.button.workflowId, result: 'failed', reason: `${maxInFlight} chat decisions already in progress`, remote: ctx.remote });
+        ctx.audit({
+          operator: operator.name,
+          via: 'chat',
+          action: press.button.action,
+          subject: press.button.workflowId,
+          result: 'failed',
+          reason: `${maxInFlight} chat decisions already in progress`,
+          remote: ctx.remote,
+        });
         throw new HttpError(429, 'too many chat decisions in progress; press again shortly', { 'Retry-After': '5' });
       }
 
@@ -108,7 +140,13 @@ export function chatRoute(opts: ChatRouteOptions = {}): OperatorRoute {
   };
 }
 
-async function decide(ctx: RouteContext, who: Identity, press: Interaction, mayReply: boolean, responses: { origins: readonly string[]; timeoutMs: number }): Promise<void> {
+async function decide(
+  ctx: RouteContext,
+  who: Identity,
+  press: Interaction,
+  mayReply: boolean,
+  responses: { origins: readonly string[]; timeoutMs: number },
+): Promise<void> {
   const { action, workflowId } = press.button;
   let message: Record<string, unknown>;
   try {
@@ -122,10 +160,22 @@ async function decide(ctx: RouteContext, who: Identity, press: Interaction, mayR
   if (mayReply) await reply(ctx, press, message, responses);
 }
 
-async function reply(ctx: RouteContext, press: Interaction, message: Record<string, unknown>, responses: { origins: readonly string[]; timeoutMs: number }): Promise<void> {
-  const delivered = await postResponse(press.responseUrl!, message, responses).catch((err: unknown) => ({ ok: false as const, reason: String(err).slice(0, 200) }));
+async function reply(
+  ctx: RouteContext,
+  press: Interaction,
+  message: Record<string, unknown>,
+  responses: { origins: readonly string[]; timeoutMs: number },
+): Promise<void> {
+  const delivered = await postResponse(press.responseUrl!, message, responses).catch((err: unknown) => ({
+    ok: false as const,
+    reason: String(err).slice(0, 200),
+  }));
   // The response_url is a credential for that message: only its origin is logged.
-  if (!delivered.ok) ctx.logger.warn({ origin: safeOrigin(press.responseUrl), reason: delivered.reason, workflowId: press.button.workflowId }, 'chat message update not delivered');
+  if (!delivered.ok)
+    ctx.logger.warn(
+      { origin: safeOrigin(press.responseUrl), reason: delivered.reason, workflowId: press.button.workflowId },
+      'chat message update not delivered',
+    );
 }
 
 function acknowledge(res: ServerResponse): void {

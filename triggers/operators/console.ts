@@ -60,7 +60,13 @@ export function consoleRoute(): ConsoleRoute {
     const checked = sessions.check(ctx.req);
     if (checked.kind === 'none') return undefined;
     if (checked.kind === 'ok') return checked.identity;
-    ctx.audit({ via: 'console', action: `${ctx.req.method} ${ctx.path.slice(0, 120)}`, result: 'unauthenticated', reason: checked.reason, remote: ctx.remote });
+    ctx.audit({
+      via: 'console',
+      action: `${ctx.req.method} ${ctx.path.slice(0, 120)}`,
+      result: 'unauthenticated',
+      reason: checked.reason,
+      remote: ctx.remote,
+    });
     throw checked.status === 401
       ? new HttpError(401, 'the console session is unknown or has expired: log in again', securityHeaders)
       : new HttpError(403, 'refused: a console request needs its CSRF token and must come from the console page', securityHeaders);
@@ -93,11 +99,19 @@ export function consoleRoute(): ConsoleRoute {
     // log a victim into the attacker's own session (login CSRF) past these checks.
     const crossSite = crossSiteReason(req);
     if (crossSite) refuse(403, 'refused: log in from the console page', crossSite);
-    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) refuse(415, 'expected Content-Type: application/json', 'login without a JSON body');
-    if (tooManyFailures(address)) refuse(429, 'too many failed logins from this address: wait a minute', `failed-login limit (${failedLoginsPerMinute}/min) reached by ${address}`, { 'Retry-After': '60' });
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? ''))
+      refuse(415, 'expected Content-Type: application/json', 'login without a JSON body');
+    if (tooManyFailures(address))
+      refuse(
+        429,
+        'too many failed logins from this address: wait a minute',
+        `failed-login limit (${failedLoginsPerMinute}/min) reached by ${address}`,
+        { 'Retry-After': '60' },
+      );
     const body = await ctx.json();
     const token = body.token;
-    if (typeof token !== 'string' || token.length === 0 || token.length > maxTokenChars || !/^\S+$/.test(token)) refuse(400, 'token: expected an operator token or a signed bearer token', 'login without a well-formed token');
+    if (typeof token !== 'string' || token.length === 0 || token.length > maxTokenChars || !/^\S+$/.test(token))
+      refuse(400, 'token: expected an operator token or a signed bearer token', 'login without a well-formed token');
     const result = await ctx.credentials.authenticate(`Bearer ${token as string}`, 'console');
     if (!result.ok) {
       noteFailure(address);
@@ -109,10 +123,15 @@ export function consoleRoute(): ConsoleRoute {
     const session = sessions.open(result.identity, expiresAt);
     const o = result.identity.operator;
     ctx.audit({ operator: o.name, via: 'console', action: 'login', result: 'done', remote });
-    send(res, 200, { operator: o.name, role: o.role, expiresAt: new Date(session.expiresAt).toISOString() }, {
-      ...securityHeaders,
-      'Set-Cookie': sessionCookieHeader(session.id, session.lifetimeMs, isSecure(ctx)),
-    });
+    send(
+      res,
+      200,
+      { operator: o.name, role: o.role, expiresAt: new Date(session.expiresAt).toISOString() },
+      {
+        ...securityHeaders,
+        'Set-Cookie': sessionCookieHeader(session.id, session.lifetimeMs, isSecure(ctx)),
+      },
+    );
   }
 
   function serve(res: ServerResponse, name: string): void {
@@ -155,7 +174,12 @@ export function consoleRoute(): ConsoleRoute {
         const checked = sessions.check(req);
         if (checked.kind !== 'ok') throw new HttpError(401, 'no console session: log in', securityHeaders);
         const o = checked.identity.operator;
-        return send(res, 200, { operator: o.name, role: o.role, csrfToken: checked.csrf, expiresAt: new Date(checked.expiresAt).toISOString() }, securityHeaders);
+        return send(
+          res,
+          200,
+          { operator: o.name, role: o.role, csrfToken: checked.csrf, expiresAt: new Date(checked.expiresAt).toISOString() },
+          securityHeaders,
+        );
       }
       if (method === 'POST' && path === '/console/logout') {
         const identity = sessionOf(ctx);
@@ -174,7 +198,10 @@ export function consoleRoute(): ConsoleRoute {
  * files are not copied next to the module: the source folder of the same checkout is used.
  */
 function loadAssets(): Map<string, Buffer> {
-  const candidates = [fileURLToPath(new URL('./console/', import.meta.url)), fileURLToPath(new URL('../../../triggers/operators/console/', import.meta.url))];
+  const candidates = [
+    fileURLToPath(new URL('./console/', import.meta.url)),
+    fileURLToPath(new URL('../../../triggers/operators/console/', import.meta.url)),
+  ];
   const found = candidates.find((d) => existsSync(`${d}/index.html`));
   const assets = new Map<string, Buffer>();
   if (!found) return assets;

@@ -23,7 +23,12 @@ export interface SessionLimits {
   maxPerOperator: number;
 }
 
-export const defaultSessionLimits: SessionLimits = { lifetimeMs: 8 * 3_600_000, idleMs: 30 * 60_000, maxSessions: 1_000, maxPerOperator: 20 };
+export const defaultSessionLimits: SessionLimits = {
+  lifetimeMs: 8 * 3_600_000,
+  idleMs: 30 * 60_000,
+  maxSessions: 1_000,
+  maxPerOperator: 20,
+};
 
 interface Session {
   operator: Operator;
@@ -105,10 +110,16 @@ export class ConsoleSessions {
       const crossSite = crossSiteReason(req);
       if (crossSite) return { kind: 'refused', status: 403, reason: crossSite };
       const sent = req.headers[csrfHeader];
-      if (typeof sent !== 'string' || !sameSecret(sent, session.csrf)) return { kind: 'refused', status: 403, reason: `console request of '${session.operator.name}' without its CSRF token` };
+      if (typeof sent !== 'string' || !sameSecret(sent, session.csrf))
+        return { kind: 'refused', status: 403, reason: `console request of '${session.operator.name}' without its CSRF token` };
     }
     session.lastSeen = now;
-    return { kind: 'ok', identity: { operator: session.operator, via: 'console', credential: session.credential }, csrf: session.csrf, expiresAt: session.expiresAt };
+    return {
+      kind: 'ok',
+      identity: { operator: session.operator, via: 'console', credential: session.credential },
+      csrf: session.csrf,
+      expiresAt: session.expiresAt,
+    };
   }
 
   private sweep(now: number): void {
@@ -136,7 +147,8 @@ export function sessionIdOf(req: IncomingMessage): string | undefined {
  */
 export function crossSiteReason(req: IncomingMessage): string | undefined {
   const site = req.headers['sec-fetch-site'];
-  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `cross-site console request (Sec-Fetch-Site: ${site.slice(0, 20)})`;
+  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none')
+    return `cross-site console request (Sec-Fetch-Site: ${site.slice(0, 20)})`;
   const origin = req.headers.origin;
   if (typeof origin === 'string') {
     let host: string | undefined;
@@ -145,7 +157,8 @@ export function crossSiteReason(req: IncomingMessage): string | undefined {
     } catch {
       host = undefined;
     }
-    if (host === undefined || host !== req.headers.host) return `cross-site console request (Origin ${origin.slice(0, 100)} is not ${String(req.headers.host).slice(0, 100)})`;
+    if (host === undefined || host !== req.headers.host)
+      return `cross-site console request (Origin ${origin.slice(0, 100)} is not ${String(req.headers.host).slice(0, 100)})`;
   }
   return undefined;
 }

@@ -46,7 +46,8 @@ export class OperatorCredentials {
     this.hashed = config.operators.flatMap((operator) => {
       const hash = operator.tokenHash?.reveal();
       if (hash === undefined) return [];
-      if (!tokenHashPattern.test(hash)) throw new Error(`operators '${operator.name}' tokenHash: expected "sha256:" and 64 lowercase hex digits`);
+      if (!tokenHashPattern.test(hash))
+        throw new Error(`operators '${operator.name}' tokenHash: expected "sha256:" and 64 lowercase hex digits`);
       return [{ digest: Buffer.from(hash.slice('sha256:'.length), 'hex'), operator }];
     });
     this.byName = new Map(config.operators.map((o) => [o.name, o]));
@@ -82,7 +83,8 @@ export class OperatorCredentials {
     let found: Operator | undefined;
     for (const h of this.hashed) if (timingSafeEqual(h.digest, digest)) found = h.operator;
     if (!found) return { ok: false, reason: 'unknown token' };
-    if (found.tokenExpires && Date.parse(found.tokenExpires) <= this.now()) return { ok: false, reason: `token of '${found.name}' expired at ${found.tokenExpires}` };
+    if (found.tokenExpires && Date.parse(found.tokenExpires) <= this.now())
+      return { ok: false, reason: `token of '${found.name}' expired at ${found.tokenExpires}` };
     return { ok: true, identity: { operator: found, via, credential: 'token' } };
   }
 
@@ -99,10 +101,15 @@ export class OperatorCredentials {
         requiredClaims: ['exp', 'iat', config.subjectClaim],
       });
       const lifetimeS = (payload.exp ?? 0) - (payload.iat ?? 0);
-      if (lifetimeS * 1_000 > parseDuration(config.maxLifetime)) return { ok: false, reason: `JWT lifetime ${lifetimeS}s is over api.jwt.maxLifetime (${config.maxLifetime})` };
+      if (lifetimeS * 1_000 > parseDuration(config.maxLifetime))
+        return { ok: false, reason: `JWT lifetime ${lifetimeS}s is over api.jwt.maxLifetime (${config.maxLifetime})` };
       const subject = payload[config.subjectClaim];
       const operator = typeof subject === 'string' ? this.byName.get(subject) : undefined;
-      if (!operator) return { ok: false, reason: `JWT ${config.subjectClaim} ${JSON.stringify(String(subject).slice(0, 64))} is not a configured operator` };
+      if (!operator)
+        return {
+          ok: false,
+          reason: `JWT ${config.subjectClaim} ${JSON.stringify(String(subject).slice(0, 64))} is not a configured operator`,
+        };
       return { ok: true, identity: { operator, via, credential: 'jwt' } };
     } catch (err) {
       if (err instanceof joseErrors.JOSEError) return { ok: false, reason: `JWT refused: ${err.code}` };
@@ -119,8 +126,10 @@ function readKeySet(path: string): JSONWebKeySet {
     throw new Error(`api.jwt.jwksFile ${path}: cannot read a JSON key set: ${(err as Error).message}`);
   }
   const keys = (parsed as { keys?: unknown }).keys;
-  if (!Array.isArray(keys) || keys.length === 0) throw new Error(`api.jwt.jwksFile ${path}: expected {"keys": [...]} with at least one key`);
+  if (!Array.isArray(keys) || keys.length === 0)
+    throw new Error(`api.jwt.jwksFile ${path}: expected {"keys": [...]} with at least one key`);
   // A key set is public keys only: a private key here means someone copied the wrong file.
-  if (keys.some((k) => typeof k === 'object' && k !== null && 'd' in k)) throw new Error(`api.jwt.jwksFile ${path}: holds a private key; give the public key set only`);
+  if (keys.some((k) => typeof k === 'object' && k !== null && 'd' in k))
+    throw new Error(`api.jwt.jwksFile ${path}: holds a private key; give the public key set only`);
   return parsed as JSONWebKeySet;
 }

@@ -34,7 +34,15 @@ import { maintenanceScheduleId, maintenanceSchedulePrefix } from '../schedules/s
 
 export const incidentRunbooks = ['serviceDown', 'databaseConnection', 'highErrorRate', 'resourcePressure'] as const;
 export const outcomes: readonly Outcome[] = [
-  'recovered', 'resolved-externally', 'false-alarm', 'escalated', 'rejected', 'suppressed', 'failed', 'completed', 'cancelled',
+  'recovered',
+  'resolved-externally',
+  'false-alarm',
+  'escalated',
+  'rejected',
+  'suppressed',
+  'failed',
+  'completed',
+  'cancelled',
 ];
 
 export interface IncidentRow {
@@ -168,7 +176,9 @@ export async function sendDecision(
     throw new CommandError(1, `'${decision.operator}' is not a configured operator and cannot ${kind} (operators: ${known})`);
   }
   await requireRunning(t, workflowId, kind);
-  await t.call(() => t.client.workflow.getHandle(workflowId).signal(decisionSignals[kind], decision)).catch(notFound(`no running workflow '${workflowId}'`));
+  await t
+    .call(() => t.client.workflow.getHandle(workflowId).signal(decisionSignals[kind], decision))
+    .catch(notFound(`no running workflow '${workflowId}'`));
 }
 
 export async function cancelIncident(t: Temporal, workflowId: string): Promise<void> {
@@ -178,10 +188,16 @@ export async function cancelIncident(t: Temporal, workflowId: string): Promise<v
 
 async function requireRunning(t: Temporal, workflowId: string, what: string): Promise<void> {
   const d = await t.call(() => t.client.workflow.getHandle(workflowId).describe()).catch(notFound(`no workflow '${workflowId}'`));
-  if (d.status.name !== 'RUNNING') throw new CommandError(1, `workflow '${workflowId}' is ${d.status.name.toLowerCase()}; there is nothing to ${what}`);
+  if (d.status.name !== 'RUNNING')
+    throw new CommandError(1, `workflow '${workflowId}' is ${d.status.name.toLowerCase()}; there is nothing to ${what}`);
 }
 
-export async function runMaintenanceNow(t: Temporal, config: EngineConfig, name: string, startedBy = 'schedule'): Promise<{ workflowId: string; runId: string }> {
+export async function runMaintenanceNow(
+  t: Temporal,
+  config: EngineConfig,
+  name: string,
+  startedBy = 'schedule',
+): Promise<{ workflowId: string; runId: string }> {
   const schedule = config.maintenance.find((m) => m.name === name);
   if (!schedule) {
     const known = config.maintenance.map((m) => m.name).join(', ') || 'none';
@@ -199,7 +215,8 @@ export async function runMaintenanceNow(t: Temporal, config: EngineConfig, name:
     );
     return { workflowId, runId: handle.firstExecutionRunId };
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) throw new CommandError(1, `maintenance '${name}' is already running (workflow ${workflowId})`);
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      throw new CommandError(1, `maintenance '${name}' is already running (workflow ${workflowId})`);
     throw err;
   }
 }

@@ -19,12 +19,18 @@ const signaturePattern = /^v0=[0-9a-f]{64}$/;
 const timestampPattern = /^\d{1,12}$/;
 
 /** Checks the timestamp alone: done before the body is read, so a stale request costs nothing. */
-export function checkTimestamp(timestamp: SignedRequest['timestamp'], nowMs: number, maxAgeMs: number): { ok: true; ms: number } | { ok: false; reason: string } {
+export function checkTimestamp(
+  timestamp: SignedRequest['timestamp'],
+  nowMs: number,
+  maxAgeMs: number,
+): { ok: true; ms: number } | { ok: false; reason: string } {
   if (timestamp === undefined) return { ok: false, reason: 'no X-Slack-Request-Timestamp' };
-  if (typeof timestamp !== 'string' || !timestampPattern.test(timestamp)) return { ok: false, reason: 'X-Slack-Request-Timestamp is not a number of seconds' };
+  if (typeof timestamp !== 'string' || !timestampPattern.test(timestamp))
+    return { ok: false, reason: 'X-Slack-Request-Timestamp is not a number of seconds' };
   const ms = Number(timestamp) * 1_000;
   // Either side: a clock far ahead is as suspect as a request from the past.
-  if (Math.abs(nowMs - ms) > maxAgeMs) return { ok: false, reason: `timestamp ${timestamp} is ${Math.round((nowMs - ms) / 1_000)} s from now, outside chat.slack.maxAge` };
+  if (Math.abs(nowMs - ms) > maxAgeMs)
+    return { ok: false, reason: `timestamp ${timestamp} is ${Math.round((nowMs - ms) / 1_000)} s from now, outside chat.slack.maxAge` };
   return { ok: true, ms };
 }
 
@@ -33,9 +39,14 @@ export function verifySignature(req: SignedRequest, secret: string, nowMs: numbe
   if (!ts.ok) return ts;
   const given = req.signature;
   if (given === undefined) return { ok: false, reason: 'no X-Slack-Signature' };
-  if (typeof given !== 'string' || !signaturePattern.test(given)) return { ok: false, reason: 'X-Slack-Signature is not "v0=" and 64 hex digits' };
-  const expected = createHmac('sha256', secret).update(`v0:${req.timestamp as string}:`).update(req.body).digest();
-  if (!timingSafeEqual(expected, Buffer.from(given.slice(3), 'hex'))) return { ok: false, reason: 'signature does not match (forged, altered, or another signing secret)' };
+  if (typeof given !== 'string' || !signaturePattern.test(given))
+    return { ok: false, reason: 'X-Slack-Signature is not "v0=" and 64 hex digits' };
+  const expected = createHmac('sha256', secret)
+    .update(`v0:${req.timestamp as string}:`)
+    .update(req.body)
+    .digest();
+  if (!timingSafeEqual(expected, Buffer.from(given.slice(3), 'hex')))
+    return { ok: false, reason: 'signature does not match (forged, altered, or another signing secret)' };
   return { ok: true, signature: given, timestampMs: ts.ms };
 }
 
@@ -84,7 +95,8 @@ export interface Interaction {
   messageBlocks?: unknown[];
 }
 
-export type ParsedInteraction = { kind: 'press'; interaction: Interaction } | { kind: 'ignored'; reason: string } | { kind: 'invalid'; reason: string };
+export type ParsedInteraction =
+  { kind: 'press'; interaction: Interaction } | { kind: 'ignored'; reason: string } | { kind: 'invalid'; reason: string };
 
 const userIdPattern = /^[A-Z0-9]{2,32}$/;
 const maxResponseUrlChars = 2_048;
@@ -103,26 +115,39 @@ export function parseInteraction(body: string): ParsedInteraction {
     return { kind: 'invalid', reason: 'payload is not JSON' };
   }
   if (!isObject(payload)) return { kind: 'invalid', reason: 'payload is not a JSON object' };
-  if (payload.type !== 'block_actions') return { kind: 'ignored', reason: `interaction type ${JSON.stringify(String(payload.type).slice(0, 40))}` };
+  if (payload.type !== 'block_actions')
+    return { kind: 'ignored', reason: `interaction type ${JSON.stringify(String(payload.type).slice(0, 40))}` };
   const user = payload.user;
-  if (!isObject(user) || typeof user.id !== 'string' || !userIdPattern.test(user.id)) return { kind: 'invalid', reason: 'user.id: expected a Slack user id' };
+  if (!isObject(user) || typeof user.id !== 'string' || !userIdPattern.test(user.id))
+    return { kind: 'invalid', reason: 'user.id: expected a Slack user id' };
   const actions = payload.actions;
   // A button press carries exactly one action.
-  if (!Array.isArray(actions) || actions.length !== 1 || !isObject(actions[0])) return { kind: 'invalid', reason: 'actions: expected exactly one action' };
+  if (!Array.isArray(actions) || actions.length !== 1 || !isObject(actions[0]))
+    return { kind: 'invalid', reason: 'actions: expected exactly one action' };
   const action = actions[0];
   if (typeof action.action_id !== 'string' || !action.action_id.startsWith('remediate_'))
     return { kind: 'ignored', reason: `action ${JSON.stringify(String(action.action_id).slice(0, 40))} is not one of the engine's` };
   const button = parseButton(action.action_id, action.value);
-  if (!button) return { kind: 'invalid', reason: `action ${action.action_id.slice(0, 40)}: the value is not "<action>:<workflow id>" for that action` };
+  if (!button)
+    return {
+      kind: 'invalid',
+      reason: `action ${action.action_id.slice(0, 40)}: the value is not "<action>:<workflow id>" for that action`,
+    };
 
   const interaction: Interaction = {
     userId: user.id,
     userName: typeof user.username === 'string' ? user.username.slice(0, 64) : '',
     button,
   };
-  if (typeof payload.response_url === 'string' && payload.response_url.length <= maxResponseUrlChars) interaction.responseUrl = payload.response_url;
+  if (typeof payload.response_url === 'string' && payload.response_url.length <= maxResponseUrlChars)
+    interaction.responseUrl = payload.response_url;
   const message = payload.message;
-  if (isObject(message) && Array.isArray(message.blocks) && message.blocks.length <= maxBlocks && JSON.stringify(message.blocks).length <= maxBlocksJsonChars)
+  if (
+    isObject(message) &&
+    Array.isArray(message.blocks) &&
+    message.blocks.length <= maxBlocks &&
+    JSON.stringify(message.blocks).length <= maxBlocksJsonChars
+  )
     interaction.messageBlocks = message.blocks.filter(isObject);
   return { kind: 'press', interaction };
 }

@@ -32,7 +32,9 @@ export function responseUrlProblem(url: string | undefined, origins: readonly st
  */
 export function decidedMessage(action: PageAction, operator: string, at: Date, original: unknown[] | undefined): Record<string, unknown> {
   const line = `${icon[action]} ${done[action]} by *${slackEscape(operator)}* (via chat) at ${at.toISOString().slice(0, 19)}Z`;
-  const settled = new Set(action === 'acknowledge' ? [`${actionIdPrefix}acknowledge`] : [`${actionIdPrefix}approve`, `${actionIdPrefix}reject`]);
+  const settled = new Set(
+    action === 'acknowledge' ? [`${actionIdPrefix}acknowledge`] : [`${actionIdPrefix}approve`, `${actionIdPrefix}reject`],
+  );
   const kept = (original ?? []).flatMap((b) => {
     const block = b as { type?: unknown; block_id?: unknown; elements?: unknown };
     if (block.type !== 'actions' || block.block_id !== actionsBlockId || !Array.isArray(block.elements)) return [b];

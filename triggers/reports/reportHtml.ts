@@ -51,7 +51,8 @@ ${availabilityChart(r)}
 <table><thead><tr><th>target</th><th>incidents</th><th>availability</th><th>objective</th><th>downtime</th><th>budget left</th><th>TTR p50</th><th>TTR p95</th></tr></thead><tbody>
 ${r.perTarget
   .map(
-    (t) => `<tr data-target="${esc(t.target)}"><td>${esc(t.target)}</td><td data-metric="incidents">${t.incidents}</td><td data-metric="availability" class="${t.met ? 'met' : 'missed'}">${pct(t.availability, 3)}</td><td>${pct(t.objective, 2)}</td><td data-metric="downtimeMs" data-value="${Math.round(t.downtimeMs)}">${span(t.downtimeMs)}</td><td data-metric="budgetLeftMs" data-value="${Math.round(t.budgetLeftMs)}" class="${t.met ? 'met' : 'missed'}">${t.budgetLeftMs < 0 ? '−' : ''}${span(Math.abs(t.budgetLeftMs))}</td><td data-metric="timeToRecover.p50Ms" data-value="${t.timeToRecover?.p50Ms ?? ''}">${t.timeToRecover ? span(t.timeToRecover.p50Ms) : '–'}</td><td data-metric="timeToRecover.p95Ms" data-value="${t.timeToRecover?.p95Ms ?? ''}">${t.timeToRecover ? span(t.timeToRecover.p95Ms) : '–'}</td></tr>`,
+    (t) =>
+      `<tr data-target="${esc(t.target)}"><td>${esc(t.target)}</td><td data-metric="incidents">${t.incidents}</td><td data-metric="availability" class="${t.met ? 'met' : 'missed'}">${pct(t.availability, 3)}</td><td>${pct(t.objective, 2)}</td><td data-metric="downtimeMs" data-value="${Math.round(t.downtimeMs)}">${span(t.downtimeMs)}</td><td data-metric="budgetLeftMs" data-value="${Math.round(t.budgetLeftMs)}" class="${t.met ? 'met' : 'missed'}">${t.budgetLeftMs < 0 ? '−' : ''}${span(Math.abs(t.budgetLeftMs))}</td><td data-metric="timeToRecover.p50Ms" data-value="${t.timeToRecover?.p50Ms ?? ''}">${t.timeToRecover ? span(t.timeToRecover.p50Ms) : '–'}</td><td data-metric="timeToRecover.p95Ms" data-value="${t.timeToRecover?.p95Ms ?? ''}">${t.timeToRecover ? span(t.timeToRecover.p95Ms) : '–'}</td></tr>`,
   )
   .join('\n')}
 </tbody></table>
@@ -103,7 +104,15 @@ function dailyChart(r: IncidentReport): string {
         .join('');
     })
     .join('');
-  const labels = days.length <= 31 ? days.map((d, i) => `<text x="${(i * bw + bw / 2).toFixed(1)}" y="${h + 14}" font-size="10" text-anchor="middle">${esc(d.day.slice(5))}</text>`).join('') : '';
+  const labels =
+    days.length <= 31
+      ? days
+          .map(
+            (d, i) =>
+              `<text x="${(i * bw + bw / 2).toFixed(1)}" y="${h + 14}" font-size="10" text-anchor="middle">${esc(d.day.slice(5))}</text>`,
+          )
+          .join('')
+      : '';
   return `<svg role="img" aria-label="outcomes per day" width="${w}" height="${h + 20}" viewBox="0 0 ${w} ${h + 20}">${bars}${labels}<text x="2" y="12" font-size="10">max ${max}/day</text></svg>`;
 }
 

@@ -100,7 +100,12 @@ export async function syncSchedules(deps: ScheduleSyncDeps): Promise<ScheduleSyn
     const current = await describeOrUndefined(handle);
     // Only schedules this engine owns (its task queue, its workflow type): another engine or
     // environment sharing the namespace keeps its own.
-    if (!current || current.action.type !== 'startWorkflow' || !['maintenance', interpreterWorkflowType].includes(current.action.workflowType)) continue;
+    if (
+      !current ||
+      current.action.type !== 'startWorkflow' ||
+      !['maintenance', interpreterWorkflowType].includes(current.action.workflowType)
+    )
+      continue;
     if (current.action.taskQueue !== taskQueue) continue;
     try {
       await handle.delete();

@@ -27,7 +27,10 @@ function opts(startToClose: string, maximumAttempts: number, extra: Partial<Acti
 }
 
 function localOpts(startToClose: string, maximumAttempts: number): LocalActivityOptions {
-  return { startToCloseTimeout: startToClose, retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts } };
+  return {
+    startToCloseTimeout: startToClose,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts },
+  };
 }
 
 /**
@@ -40,7 +43,14 @@ function asActivity<A extends unknown[], R>(activityType: string, call: (...args
     call(...args).catch((err: unknown) => {
       if (err instanceof ActivityFailure || isCancellation(err) || !(err instanceof TemporalFailure)) throw err;
       const permanent = err instanceof ApplicationFailure && err.nonRetryable;
-      throw new ActivityFailure(err.message, activityType, undefined, permanent ? 'NON_RETRYABLE_FAILURE' : 'MAXIMUM_ATTEMPTS_REACHED', undefined, err);
+      throw new ActivityFailure(
+        err.message,
+        activityType,
+        undefined,
+        permanent ? 'NON_RETRYABLE_FAILURE' : 'MAXIMUM_ATTEMPTS_REACHED',
+        undefined,
+        err,
+      );
     });
 }
 

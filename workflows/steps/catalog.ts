@@ -92,7 +92,10 @@ const catalog: { [T in StepType]: Impl<T> } = {
       ...(params.pattern !== undefined ? { pattern: params.pattern } : {}),
       ...(params.file !== undefined ? { file: params.file } : {}),
     });
-    run.rb.incident.record('logs', `${r.matched} of ${r.lines} lines${params.file ? ` of log file ${params.file}` : ''}${params.pattern ? ` matching /${params.pattern}/` : ''}`);
+    run.rb.incident.record(
+      'logs',
+      `${r.matched} of ${r.lines} lines${params.file ? ` of log file ${params.file}` : ''}${params.pattern ? ` matching /${params.pattern}/` : ''}`,
+    );
     return outputs({ text: capTail(r.text, maxOutputText), lines: r.lines, matched: r.matched });
   },
 
@@ -117,7 +120,8 @@ const catalog: { [T in StepType]: Impl<T> } = {
     // The timeline and errors reach pages and history: the URL without credentials or query.
     const shown = safeUrl(params.url);
     run.rb.incident.record(r.dryRun ? 'http (dry-run)' : 'http', `${params.method} ${shown} → ${r.dryRun ? 'not sent' : r.status}`);
-    if (!r.ok) throw new StepFailed(`${step.id}: ${params.method} ${shown} answered ${r.status}, expected ${params.expectStatus.join(' or ')}`);
+    if (!r.ok)
+      throw new StepFailed(`${step.id}: ${params.method} ${shown} answered ${r.status}, expected ${params.expectStatus.join(' or ')}`);
     // The HTTP status is `code`: an output named `status` would overwrite the step's own status
     // ('ok'), so `steps.x.status == 'ok'` would be false for a call that succeeded. Runs started
     // before keep the old shape they replay with.
@@ -273,7 +277,10 @@ const catalog: { [T in StepType]: Impl<T> } = {
     for (let polls = 1; ; polls++) {
       let check: Record<string, unknown>;
       if (params.check === 'metric') {
-        const m = await pollMetric(run.rb.engine, metricRequest({ query: params.query!, op: params.op!, threshold: params.threshold! }, () => call.target));
+        const m = await pollMetric(
+          run.rb.engine,
+          metricRequest({ query: params.query!, op: params.op!, threshold: params.threshold! }, () => call.target),
+        );
         check = { holds: m.holds, value: m.value, series: m.series, detail: m.detail };
       } else {
         const r = await verify(run.rb.incident, on(), call.target.name);
@@ -281,12 +288,16 @@ const catalog: { [T in StepType]: Impl<T> } = {
       }
       const detail = String(check.detail);
       if (evaluateCondition(until, { ...ctx(), check })) {
-        if (params.check === 'metric') run.rb.incident.record('condition met', `${step.id}: ${detail} after ${polls} check${polls === 1 ? '' : 's'}`);
+        if (params.check === 'metric')
+          run.rb.incident.record('condition met', `${step.id}: ${detail} after ${polls} check${polls === 1 ? '' : 's'}`);
         return outputs({ met: true, polls, detail });
       }
       const remaining = started + params.deadline - Date.now();
       if (remaining <= 0) {
-        run.rb.incident.record('deadline passed', `${step.id}: "${until}" did not hold after ${polls} checks${params.check === 'metric' ? `: ${detail}` : ''}`);
+        run.rb.incident.record(
+          'deadline passed',
+          `${step.id}: "${until}" did not hold after ${polls} checks${params.check === 'metric' ? `: ${detail}` : ''}`,
+        );
         return outputs({ met: false, polls, detail });
       }
       await sleep(Math.min(params.every, remaining));
@@ -322,7 +333,9 @@ const catalog: { [T in StepType]: Impl<T> } = {
     run.rb.incident.record(r.dryRun ? 'command (dry-run)' : 'command ran', r.summary, by);
     if (!r.dryRun && !params.expectExit.includes(r.exitCode)) {
       const why = r.stderr.trim().split('\n').pop() ?? '';
-      throw new StepFailed(`${step.id}: '${params.command}' on '${target.name}' exited ${r.exitCode}, expected ${params.expectExit.join(' or ')}${why ? `: ${why.slice(0, 300)}` : ''}`);
+      throw new StepFailed(
+        `${step.id}: '${params.command}' on '${target.name}' exited ${r.exitCode}, expected ${params.expectExit.join(' or ')}${why ? `: ${why.slice(0, 300)}` : ''}`,
+      );
     }
     return outputs({ exitCode: r.exitCode, output: capTail(r.output, maxOutputText), stderr: capTail(r.stderr, 1_000), ran: !r.dryRun });
   },
@@ -332,7 +345,11 @@ const catalog: { [T in StepType]: Impl<T> } = {
   logrotate,
 
   async hostDiagnostics({ run, params, target, on }) {
-    const d = await on().hostDiagnostics(target.name, { ...(params.sections ? { sections: params.sections } : {}), tcp: params.tcp, top: params.top });
+    const d = await on().hostDiagnostics(target.name, {
+      ...(params.sections ? { sections: params.sections } : {}),
+      tcp: params.tcp,
+      top: params.top,
+    });
     run.diagnostics = withHostDiagnostics(run.diagnostics, d);
     run.rb.incident.record('host diagnostics', d.summary);
     return outputs({
@@ -386,7 +403,9 @@ async function slotted<R>(
 ): Promise<R> {
   const { run, target, on } = call;
   const remaining = run.window ? Math.max(1_000, run.window.endsAt - Date.now()) : 3_600_000;
-  const reason = run.input.maintenance ? `maintenance '${run.input.maintenance.schedule}'` : `${run.input.runbook} (${run.rb.incident.workflowId})`;
+  const reason = run.input.maintenance
+    ? `maintenance '${run.input.maintenance.schedule}'`
+    : `${run.input.runbook} (${run.rb.incident.workflowId})`;
   const slot = await withDestructiveSlot(
     run.rb.incident,
     run.rb.engine,
@@ -399,7 +418,13 @@ async function slotted<R>(
       waitMs: remaining,
       dryRun: run.input.dryRun,
     },
-    () => work(on(remaining), { incidentId: run.rb.incident.workflowId, reason, actor: run.input.startedBy === 'schedule' ? 'engine' : run.input.startedBy, dryRun: run.input.dryRun }),
+    () =>
+      work(on(remaining), {
+        incidentId: run.rb.incident.workflowId,
+        reason,
+        actor: run.input.startedBy === 'schedule' ? 'engine' : run.input.startedBy,
+        dryRun: run.input.dryRun,
+      }),
   );
   if (!slot.ran) throw new StepFailed(`'${target.name}' not done: ${slot.reason}`);
   return slot.value;

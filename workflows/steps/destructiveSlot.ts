@@ -98,5 +98,11 @@ function requestIdOf(incident: Incident, plan: SlotPlan, poll: number): string {
 
 /** The guard request of a restart's `poll`th ask: anti-flap and a slot in one. */
 export function restartClaim(incident: Incident, plan: SlotPlan, restart: NonNullable<SlotPlan['restart']>, poll: number): RestartClaim {
-  return { ...slotRequest(incident, plan), ...restart, maxConcurrent: plan.max, requestId: requestIdOf(incident, plan, poll), dryRun: plan.dryRun };
+  return {
+    ...slotRequest(incident, plan),
+    ...restart,
+    maxConcurrent: plan.max,
+    requestId: requestIdOf(incident, plan, poll),
+    dryRun: plan.dryRun,
+  };
 }

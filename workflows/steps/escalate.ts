@@ -34,12 +34,7 @@ export type EscalationEnd = 'acknowledged' | 'resolved' | 'exhausted' | 'interru
 const maxText = 4_000;
 
 /** The compiled runbooks' escalation: their recorded histories replay against exactly these waits. */
-export async function escalate(
-  incident: Incident,
-  engine: EngineSteps,
-  plan: EscalationPlan,
-  reason: string,
-): Promise<EscalationEnd> {
+export async function escalate(incident: Incident, engine: EngineSteps, plan: EscalationPlan, reason: string): Promise<EscalationEnd> {
   incident.enter('escalate');
   incident.record('escalating', reason);
   const started = Date.now();
@@ -112,12 +107,7 @@ export async function resolve(incident: Incident, engine: EngineSteps, text: str
   });
 }
 
-async function send(
-  incident: Incident,
-  engine: EngineSteps,
-  event: 'trigger' | 'acknowledge' | 'resolve',
-  page: Page,
-): Promise<boolean> {
+async function send(incident: Incident, engine: EngineSteps, event: 'trigger' | 'acknowledge' | 'resolve', page: Page): Promise<boolean> {
   try {
     const result = await engine.notify({
       channels: page.channels,

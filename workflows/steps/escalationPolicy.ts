@@ -32,7 +32,12 @@ export const followPatch = 'escalation-follows-alerts';
 /** How long an acknowledged incident stays open for its alerts to clear, unless the policy says. */
 export const defaultKeepOpenMs = 24 * 3_600_000;
 
-export async function escalateByPolicy(incident: Incident, engine: EngineSteps, plan: PolicyEscalation, reason: string): Promise<EscalationEnd> {
+export async function escalateByPolicy(
+  incident: Incident,
+  engine: EngineSteps,
+  plan: PolicyEscalation,
+  reason: string,
+): Promise<EscalationEnd> {
   incident.enter('escalate');
   const p = plan.progress;
   const levels = plan.escalation.levels;
@@ -78,26 +83,39 @@ export async function escalateByPolicy(incident: Incident, engine: EngineSteps, 
       const repeats = p.repeats ?? 0;
       const lastPageAt = current ? p.startedAt + current.afterMs + repeats * (current.repeatMs ?? 0) : p.startedAt;
       // A re-escalation pages its level at once; the level before it is not repeated first.
-      const repeating = current?.repeatMs !== undefined && !p.reescalating && (current.repeatTimes === undefined || repeats < current.repeatTimes);
+      const repeating =
+        current?.repeatMs !== undefined && !p.reescalating && (current.repeatTimes === undefined || repeats < current.repeatTimes);
       const repeatAt = repeating ? lastPageAt + current.repeatMs! : Infinity;
       const levelAt = next ? p.startedAt + next.afterMs : Infinity;
       let at = Math.min(levelAt, repeatAt);
       const last = at === Infinity;
       // The last level gets as long to answer as its repeat interval, or as the level before it had.
-      if (last) at = current!.repeatMs !== undefined ? lastPageAt + current!.repeatMs : p.startedAt + 2 * current!.afterMs - (levels[p.paged - 2]?.afterMs ?? 0);
+      if (last)
+        at =
+          current!.repeatMs !== undefined
+            ? lastPageAt + current!.repeatMs
+            : p.startedAt + 2 * current!.afterMs - (levels[p.paged - 2]?.afterMs ?? 0);
       if (await waitUntil(at, answered)) return answered() ? 'answered' : 'interrupted';
       if (last) return 'exhausted';
       if (levelAt <= repeatAt) {
         if (p.reescalating) {
           const n = p.reescalations ?? 0;
-          await page(p.paged, `Escalated again (re-escalation ${n}): acknowledged, but still not resolved.\n`, `${next!.name} (re-escalation ${n})`);
+          await page(
+            p.paged,
+            `Escalated again (re-escalation ${n}): acknowledged, but still not resolved.\n`,
+            `${next!.name} (re-escalation ${n})`,
+          );
           delete p.reescalating;
         } else await page(p.paged, '', next!.name);
         p.paged += 1;
         p.repeats = 0;
       } else {
         p.repeats = repeats + 1;
-        await page(p.paged - 1, `Paged again (repeat ${p.repeats}): nobody has acknowledged yet.\n`, `${current!.name} (repeat ${p.repeats})`);
+        await page(
+          p.paged - 1,
+          `Paged again (repeat ${p.repeats}): nobody has acknowledged yet.\n`,
+          `${current!.name} (repeat ${p.repeats})`,
+        );
       }
     }
   };
@@ -125,7 +143,10 @@ export async function escalateByPolicy(incident: Incident, engine: EngineSteps, 
     p.reescalating = true;
     delete p.following;
     const ago = since === undefined ? '' : ` ${formatDuration(Date.now() - since)} ago`;
-    incident.record('re-escalating', `acknowledged by ${ack?.operator ?? 'an operator'}${ago} and not resolved: paging ${levels[i]!.name} (re-escalation ${n})`);
+    incident.record(
+      're-escalating',
+      `acknowledged by ${ack?.operator ?? 'an operator'}${ago} and not resolved: paging ${levels[i]!.name} (re-escalation ${n})`,
+    );
   };
 
   for (;;) {
@@ -144,9 +165,14 @@ export async function escalateByPolicy(incident: Incident, engine: EngineSteps, 
       p.openSince ??= now;
       p.following = { ackedAt: now };
       const again =
-        plan.escalation.reescalateAfterAckMs !== undefined ? `; escalates again if not resolved ${formatDuration(plan.escalation.reescalateAfterAckMs)} after the acknowledgement` : '';
+        plan.escalation.reescalateAfterAckMs !== undefined
+          ? `; escalates again if not resolved ${formatDuration(plan.escalation.reescalateAfterAckMs)} after the acknowledgement`
+          : '';
       const until = formatDuration(Math.max(0, p.openSince + keepOpenMs - now));
-      incident.record('following', `acknowledged: the incident stays open until its alerts clear (at most ${until} more), then its pages are resolved${again}`);
+      incident.record(
+        'following',
+        `acknowledged: the incident stays open until its alerts clear (at most ${until} more), then its pages are resolved${again}`,
+      );
     }
     const end = await follow(p.following.ackedAt);
     if (end === 'resolved') return 'resolved';
@@ -155,7 +181,10 @@ export async function escalateByPolicy(incident: Incident, engine: EngineSteps, 
       reescalate();
       continue;
     }
-    incident.record('no longer following', `alerts still firing ${formatDuration(Date.now() - p.openSince!)} after the first acknowledgement: the pages stay open for people to close`);
+    incident.record(
+      'no longer following',
+      `alerts still firing ${formatDuration(Date.now() - p.openSince!)} after the first acknowledgement: the pages stay open for people to close`,
+    );
     return 'acknowledged';
   }
 }

@@ -14,7 +14,12 @@ export interface ContextState {
   ending?: { outcome: string; detail: string };
 }
 
-export function expressionContext(input: RunbookRunInput, state: ContextState, item?: TargetRef, check: Record<string, unknown> = {}): ExpressionContext {
+export function expressionContext(
+  input: RunbookRunInput,
+  state: ContextState,
+  item?: TargetRef,
+  check: Record<string, unknown> = {},
+): ExpressionContext {
   const own = input.targets[0];
   return {
     alert: {

@@ -251,7 +251,14 @@ export class Incident {
     const endedAt = now();
     metrics.runbookOutcome(this.status.runbook, outcome, Date.parse(endedAt) - Date.parse(this.startedAt));
     const alertStartsAt = this.status.alertStartsAt;
-    return { outcome, detail, startedAt: this.startedAt, endedAt, timeline: [...this.status.timeline], ...(alertStartsAt ? { alertStartsAt } : {}) };
+    return {
+      outcome,
+      detail,
+      startedAt: this.startedAt,
+      endedAt,
+      timeline: [...this.status.timeline],
+      ...(alertStartsAt ? { alertStartsAt } : {}),
+    };
   }
 
   /**
@@ -282,7 +289,8 @@ export class Incident {
     setHandler(rejectSignal, (d) => this.decide(false, d));
     setHandler(acknowledgeSignal, (d) => {
       const who = nameOf(d);
-      if (!this.isOperator(who) && !this.responders.has(who)) return this.record('acknowledgement ignored', `'${who}' is not an operator`, who || 'unknown');
+      if (!this.isOperator(who) && !this.responders.has(who))
+        return this.record('acknowledgement ignored', `'${who}' is not an operator`, who || 'unknown');
       if (this.acknowledgement) return this.record('acknowledgement repeated', withDoor(d.reason, d), who);
       this.acknowledgement = { operator: who, reason: String(d.reason ?? '') };
       this.status.acknowledgedBy = who;
@@ -327,7 +335,8 @@ export class Incident {
     if (state === 'firing' || (state === undefined && this.alerts.size >= maxTrackedAlerts)) {
       if (state === undefined) this.alertsUntracked += 1;
       const n = (this.status.alertsFolded += 1);
-      if (Number.isInteger(Math.log10(n))) this.record('alert repeated', `${n} repeat${n === 1 ? '' : 's'} folded into this run so far`, 'alertmanager');
+      if (Number.isInteger(Math.log10(n)))
+        this.record('alert repeated', `${n} repeat${n === 1 ? '' : 's'} folded into this run so far`, 'alertmanager');
       return;
     }
     this.alerts.set(fp, 'firing');
@@ -347,9 +356,11 @@ export class Incident {
     const fp = fingerprintOf(e);
     if (this.resolution) return;
     if (this.alerts.has(fp)) this.alerts.set(fp, 'resolved');
-    else if (this.alerts.size > 0) return this.record('alert resolved', `${describeFingerprint(fp)} is not one this incident holds; ignored`, 'alertmanager');
+    else if (this.alerts.size > 0)
+      return this.record('alert resolved', `${describeFingerprint(fp)} is not one this incident holds; ignored`, 'alertmanager');
     const firing = this.firingCount();
-    if (firing > 0) return this.record('alert resolved', `${describeFingerprint(fp)}; ${firing} still firing, the run carries on`, 'alertmanager');
+    if (firing > 0)
+      return this.record('alert resolved', `${describeFingerprint(fp)}; ${firing} still firing, the run carries on`, 'alertmanager');
     this.resolution = { ...(e?.fingerprint ? { fingerprint: e.fingerprint } : {}), at: String(e?.at ?? now()) };
     this.record('alert resolved', 'every alert of this incident resolved: the run ends at the next safe point', 'alertmanager');
   }

@@ -17,7 +17,10 @@ import { describeFailure, type Incident } from './incident.js';
 export async function suppression(incident: Incident, engine: EngineSteps, target: string): Promise<Suppression> {
   incident.enter('suppression-check');
   const [silence, window] = await Promise.allSettled([engine.checkSuppression(target), engine.maintenanceWindowFor(target)]);
-  for (const [what, r] of [['silence', silence], ['maintenance window', window]] as const) {
+  for (const [what, r] of [
+    ['silence', silence],
+    ['maintenance window', window],
+  ] as const) {
     if (r.status === 'rejected') incident.record(`${what} check failed`, `${describeFailure(r.reason)}; proceeding as not suppressed`);
   }
   for (const r of [window, silence]) {

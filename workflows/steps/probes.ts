@@ -48,7 +48,10 @@ export async function checkDependencies(incident: Incident, target: TargetRef, p
   );
   const failed = results.filter((r) => !r.healthy).map((r) => r.name);
   const detail = cap(results.map((r) => `${r.name} ${r.healthy ? 'ok' : 'DOWN'}: ${r.detail}`).join('; '), 1_000);
-  incident.record(failed.length === 0 ? 'dependencies healthy' : 'dependencies down', failed.length === 0 ? detail : `${failed.join(', ')}: ${detail}`);
+  incident.record(
+    failed.length === 0 ? 'dependencies healthy' : 'dependencies down',
+    failed.length === 0 ? detail : `${failed.join(', ')}: ${detail}`,
+  );
   return { ok: failed.length === 0, failed, detail };
 }
 
@@ -66,5 +69,9 @@ export function withHostDiagnostics(previous: Diagnostics | undefined, host: Hos
     .split('\n')
     .filter((l) => !/^(ok|FAILED): host /.test(l))
     .join('\n');
-  return { target: host.target, sections: [...kept, ...tagged].slice(0, 20), summary: cap([keptSummary, summary].filter(Boolean).join('\n'), 2_000) };
+  return {
+    target: host.target,
+    sections: [...kept, ...tagged].slice(0, 20),
+    summary: cap([keptSummary, summary].filter(Boolean).join('\n'), 2_000),
+  };
 }

@@ -52,7 +52,10 @@ export function claimAhead(incident: Incident, engine: EngineSteps, plan: Restar
       const claim = await claimed.catch(() => undefined);
       if (!claim?.acquired || claim.leaseId === undefined) return;
       await CancellationScope.nonCancellable(() => engine.withdrawClaim(claim.leaseId!)).catch((err) =>
-        incident.record('restart claim withdrawal failed', `${describeFailure(err)}; its lease lapses by itself, the restart stays counted`),
+        incident.record(
+          'restart claim withdrawal failed',
+          `${describeFailure(err)}; its lease lapses by itself, the restart stays counted`,
+        ),
       );
     },
   };
@@ -127,13 +130,18 @@ export async function restartOnce(
   if (!patched('one-guard-call-per-restart')) return restartOnceReservedFirst(incident, target, engine, plan, how);
   const slot = restartClaimSlot(plan, how.automatic, how.attempt);
   if (how.attempt === 1 && how.automatic && plan.ahead) slot.claimed = plan.ahead.take();
-  const slotted = await withDestructiveSlot(incident, engine, slot, (allowance) => restartAndVerify(incident, target, plan, how, allowance));
+  const slotted = await withDestructiveSlot(incident, engine, slot, (allowance) =>
+    restartAndVerify(incident, target, plan, how, allowance),
+  );
   return refusedOr(incident, slotted);
 }
 
 function restartClaimSlot(plan: RestartPlan, automatic: boolean, attempt = 1): SlotPlan {
   const g = plan.guardrails;
-  return { ...restartSlot(plan, attempt), restart: { max: g.restartsPerWindow.max, windowMs: g.restartsPerWindow.windowMs, enforce: automatic } };
+  return {
+    ...restartSlot(plan, attempt),
+    restart: { max: g.restartsPerWindow.max, windowMs: g.restartsPerWindow.windowMs, enforce: automatic },
+  };
 }
 
 function refusedOr(incident: Incident, slotted: Slotted<RestartAttempt>): RestartAttempt {

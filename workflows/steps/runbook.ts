@@ -145,7 +145,12 @@ export async function remediateApproved(
   }
   incident.enter('action');
   try {
-    const done = await rb.target.runTargetAction(input.target, { incidentId: incident.workflowId, reason, actor: approver, dryRun: input.dryRun });
+    const done = await rb.target.runTargetAction(input.target, {
+      incidentId: incident.workflowId,
+      reason,
+      actor: approver,
+      dryRun: input.dryRun,
+    });
     incident.record('action ran', done.summary, approver);
   } catch (err) {
     incident.record('action failed', describeFailure(err), approver);

@@ -43,6 +43,7 @@ export const outputs = (o: Record<string, unknown>): StepRun => ({ outputs: o })
 /** The operator who approved the named approval step; a step acting for them needs that approval. */
 export function approver(run: RunState, approvalStep: string): string {
   const s = run.steps[approvalStep];
-  if (s?.decision !== 'approved') throw new StepFailed(`needs the approval of step ${approvalStep}, which is ${String(s?.decision ?? s?.status ?? 'not run')}`);
+  if (s?.decision !== 'approved')
+    throw new StepFailed(`needs the approval of step ${approvalStep}, which is ${String(s?.decision ?? s?.status ?? 'not run')}`);
   return String(s.by);
 }

@@ -37,7 +37,9 @@ export function triggerConfig(options: {
       namespace: options.temporalNamespace ?? (options.temporalAddress ? stack().temporalNamespace : undefined),
       // The stack's cluster takes only clients with a certificate; a test's own dev server has no TLS.
       // Asked only when an address is given: a config with none (the webhook alone) needs no stack.
-      ...(options.temporalAddress !== undefined && options.temporalAddress === stack().temporalAddress ? { tls: temporalConfigInput().tls } : {}),
+      ...(options.temporalAddress !== undefined && options.temporalAddress === stack().temporalAddress
+        ? { tls: temporalConfigInput().tls }
+        : {}),
       taskQueue: options.taskQueue,
     },
     webhook: { listen: '127.0.0.1:0', token, maxBodyBytes: 64 * 1024 },

@@ -9,7 +9,12 @@ import { startForwarder } from '../../../triggers/alerts/spoolForwarder.js';
 const dir = process.argv[2]!;
 const began = performance.now();
 const spool = await openSpool(dir);
-const opened = { batches: spool.pendingBatches(), alerts: spool.pendingAlerts(), bytes: spool.pendingBytes(), ms: Math.round(performance.now() - began) };
+const opened = {
+  batches: spool.pendingBatches(),
+  alerts: spool.pendingAlerts(),
+  bytes: spool.pendingBytes(),
+  ms: Math.round(performance.now() - began),
+};
 
 // Each alert carries its place in the file (annotation `n`): one alert's events must arrive in it.
 const lastSeen = new Map<string, number>();
@@ -28,4 +33,6 @@ const left = spool.pendingBatches();
 await spool.close();
 
 const hwmKiB = Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
-process.stdout.write(`${JSON.stringify({ opened, delivered, outOfOrder, left, vmHWMMiB: Math.round(hwmKiB / 1024), ms: Math.round(performance.now() - began) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ opened, delivered, outOfOrder, left, vmHWMMiB: Math.round(hwmKiB / 1024), ms: Math.round(performance.now() - began) })}\n`,
+);

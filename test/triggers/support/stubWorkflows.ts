@@ -73,7 +73,13 @@ async function incident(input: RunbookInput): Promise<RunbookResult> {
   await condition(() => resolved || approvedBy !== undefined || rejectedBy !== undefined);
   const outcome: Outcome = approvedBy ? 'recovered' : rejectedBy ? 'rejected' : 'resolved-externally';
   upsertSearchAttributes([{ key: outcomeAttribute, value: outcome }]);
-  return { outcome, detail: `stub ${input.runbook} on ${input.target}: ${alerts} alert(s)`, startedAt, endedAt: new Date().toISOString(), timeline };
+  return {
+    outcome,
+    detail: `stub ${input.runbook} on ${input.target}: ${alerts} alert(s)`,
+    startedAt,
+    endedAt: new Date().toISOString(),
+    timeline,
+  };
 }
 
 export const serviceDown = incident;
@@ -88,7 +94,10 @@ export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
 }
 
 export async function maintenance(input: MaintenanceInput): Promise<RunbookResult> {
-  return stubMaintenance(input.schedule, input.targets.map((t) => t.name));
+  return stubMaintenance(
+    input.schedule,
+    input.targets.map((t) => t.name),
+  );
 }
 
 async function stubMaintenance(schedule: string, targets: string[]): Promise<RunbookResult> {

@@ -15,7 +15,12 @@ export async function api(method, path, body) {
     headers['X-CSRF-Token'] = session.csrf;
     headers['Content-Type'] = 'application/json';
   }
-  const res = await fetch(path, { method, credentials: 'same-origin', headers, ...(method !== 'GET' ? { body: JSON.stringify(body || {}) } : {}) });
+  const res = await fetch(path, {
+    method,
+    credentials: 'same-origin',
+    headers,
+    ...(method !== 'GET' ? { body: JSON.stringify(body || {}) } : {}),
+  });
   if (res.status === 401) {
     location.replace('/console/login');
     throw new Unauthenticated('the session has ended');

@@ -40,7 +40,8 @@ export function openView(view) {
         .then(
           (data) => details.set(id, { data, at: Date.now() }),
           (err) => {
-            if (!(err instanceof Unauthenticated)) details.set(id, { data: { ...((before && before.data) || {}), liveError: err.message }, at: Date.now(), failed: true });
+            if (!(err instanceof Unauthenticated))
+              details.set(id, { data: { ...((before && before.data) || {}), liveError: err.message }, at: Date.now(), failed: true });
           },
         )
         .finally(() => {
@@ -102,7 +103,12 @@ export function openView(view) {
         } else if (decision.firstChild) decision.replaceChildren();
       },
     );
-    setText(note, incidents.length > detailLimit ? `Step and approval shown for the first ${detailLimit} of ${incidents.length}; open one for the rest.` : '');
+    setText(
+      note,
+      incidents.length > detailLimit
+        ? `Step and approval shown for the first ${detailLimit} of ${incidents.length}; open one for the rest.`
+        : '',
+    );
   }
 }
 
@@ -140,7 +146,12 @@ export function incidentView(view, id) {
         ['Closed', time(d.closeTime)],
         ['Outcome', d.outcome],
         ['Step', live && live.step],
-        ['Pending approval', live && live.pendingApproval ? `${live.pendingApproval.step} since ${time(live.pendingApproval.since)}, until ${time(live.pendingApproval.timeoutAt)}` : undefined],
+        [
+          'Pending approval',
+          live && live.pendingApproval
+            ? `${live.pendingApproval.step} since ${time(live.pendingApproval.since)}, until ${time(live.pendingApproval.timeoutAt)}`
+            : undefined,
+        ],
         ['Escalation level', live && live.escalationLevel],
         ['Approved by', live && live.approvedBy],
         ['Acknowledged by', live && live.acknowledgedBy],
@@ -154,7 +165,10 @@ export function incidentView(view, id) {
       if (box) {
         if (decision.firstChild !== box) decision.replaceChildren(box);
       } else if (decision.firstChild) decision.replaceChildren();
-      setText(result, d.result ? `${d.result.outcome}: ${d.result.detail}` : live && live.outcome ? `${live.outcome}: ${live.outcomeDetail || ''}` : '');
+      setText(
+        result,
+        d.result ? `${d.result.outcome}: ${d.result.detail}` : live && live.outcome ? `${live.outcome}: ${live.outcomeDetail || ''}` : '',
+      );
       const timeline = ((live && live.timeline) || (d.result && d.result.timeline) || []).slice(-1000);
       // A closed run's result has no status: its diagnosis is the last "diagnosed" entry.
       const diagnosed = [...timeline].reverse().find((e) => e.event === 'diagnosed');

@@ -8,9 +8,12 @@
   const error = document.getElementById('error');
 
   // Already logged in (a second tab, the back button): straight to the console.
-  fetch('/console/session', { credentials: 'same-origin' }).then((r) => {
-    if (r.ok) location.replace('/console/');
-  }, () => undefined);
+  fetch('/console/session', { credentials: 'same-origin' }).then(
+    (r) => {
+      if (r.ok) location.replace('/console/');
+    },
+    () => undefined,
+  );
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();

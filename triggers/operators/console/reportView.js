@@ -4,7 +4,11 @@ import { api } from './api.js';
 import { cells, duration, el, keyedRows, setText, table, time } from './dom.js';
 
 export function reportView(view, refreshNow) {
-  const days = el('select', { 'aria-label': 'days' }, ...[1, 7, 30, 90].map((n) => el('option', { value: n, text: `last ${n} day${n === 1 ? '' : 's'}` })));
+  const days = el(
+    'select',
+    { 'aria-label': 'days' },
+    ...[1, 7, 30, 90].map((n) => el('option', { value: n, text: `last ${n} day${n === 1 ? '' : 's'}` })),
+  );
   days.value = '7';
   const summary = el('dl', { class: 'facts' });
   const t = table('per-target', ['Target', 'Incidents', 'Recovered', 'Automatically', 'Auto rate', 'MTTR', 'p95', 'Outcomes']);
@@ -12,7 +16,10 @@ export function reportView(view, refreshNow) {
   const computing = el('span', { class: 'note' });
   view.replaceChildren(el('h2', {}, 'Report ', days, ' ', refresh, ' ', computing), summary, el('h3', { text: 'Per target' }), t.node);
   const rate = (r) => (r === null || r === undefined ? '—' : `${Math.round(r * 100)} %`);
-  const outcomes = (by) => Object.entries(by || {}).map(([k, v]) => `${k} ${v}`).join(', ');
+  const outcomes = (by) =>
+    Object.entries(by || {})
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
   const refreshing = {
     // The report reads every incident closed in the period (thousands on a busy engine): on
     // demand and every few minutes, not at the incident lists' pace.
@@ -32,7 +39,10 @@ export function reportView(view, refreshNow) {
         ['Recovered', r.recovered],
         ['Recovered automatically', r.recoveredAutomatically],
         ['Automatic recovery rate', rate(r.automaticRecoveryRate)],
-        ['Time to recover (mean / p95)', r.timeToRecover ? `${duration(r.timeToRecover.meanMs)} / ${duration(r.timeToRecover.p95Ms)}` : '—'],
+        [
+          'Time to recover (mean / p95)',
+          r.timeToRecover ? `${duration(r.timeToRecover.meanMs)} / ${duration(r.timeToRecover.p95Ms)}` : '—',
+        ],
         ['Outcomes', outcomes(r.byOutcome)],
         ...(r.truncated ? [['Note', 'more incidents closed than the report reads: counts are partial']] : []),
       ];
@@ -44,7 +54,16 @@ export function reportView(view, refreshNow) {
         () => el('tr'),
         (tr, p) => {
           const c = cells(tr, 8);
-          const values = [p.target, p.incidents, p.recovered, p.recoveredAutomatically, rate(p.automaticRecoveryRate), p.timeToRecover ? duration(p.timeToRecover.meanMs) : '—', p.timeToRecover ? duration(p.timeToRecover.p95Ms) : '—', outcomes(p.byOutcome)];
+          const values = [
+            p.target,
+            p.incidents,
+            p.recovered,
+            p.recoveredAutomatically,
+            rate(p.automaticRecoveryRate),
+            p.timeToRecover ? duration(p.timeToRecover.meanMs) : '—',
+            p.timeToRecover ? duration(p.timeToRecover.p95Ms) : '—',
+            outcomes(p.byOutcome),
+          ];
           values.forEach((v, i) => setText(c[i], v));
         },
       );
