@@ -223,13 +223,14 @@ async function runGroup(run: RunState, group: GroupStep): Promise<StepRun> {
   if (group.kind === 'parallel') {
     const ran = await Promise.all(
       group.steps.map(async (child) => {
+        const lane = inLane(run, child.id);
         try {
-          if (!(await shouldRun(run, child, undefined))) return undefined;
-          const r = await runStep(run, child, undefined);
+          if (!(await shouldRun(lane, child, undefined))) return undefined;
+          const r = await runStep(lane, child, undefined);
           return r && 'goto' in r ? undefined : r;
         } catch (err) {
           if (isCancellation(err)) throw err;
-          return failed(run, child, err, undefined);
+          return failed(lane, child, err, undefined);
         }
       }),
     );
@@ -249,6 +250,12 @@ async function runGroup(run: RunState, group: GroupStep): Promise<StepRun> {
     done.push(name);
   }
   return { outputs: { done } };
+}
+
+/** The run as a step of a parallel group sees it: the same state, its own timeline label (Incident.lane). */
+function inLane(run: RunState, step: string): RunState {
+  const rb = { ...run.rb, incident: run.rb.incident.lane(step) };
+  return new Proxy(run, { get: (state, key, receiver) => (key === 'rb' ? rb : (Reflect.get(state, key, receiver) as unknown)) });
 }
 
 function finished(done: string[]): string {

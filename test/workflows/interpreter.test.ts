@@ -167,6 +167,11 @@ describe('the interpreter', () => {
     const result = await handle.result();
     expect(result.outcome, result.detail).toBe('completed');
     expect(titled(handle, 'told')).toBe('failed: act; 1 error line(s)');
+    // Each sibling's entries are filed under its own step, not under whichever entered last (act).
+    const stepOf = (event: string) => result.timeline.filter((e) => e.event === event).map((e) => e.step);
+    expect(stepOf('diagnosed')).toEqual(['diagnose']);
+    expect(stepOf('step failed')).toEqual(['act']);
+    expect(result.timeline.filter((e) => e.step === 'act').map((e) => e.event)).toEqual(['step failed']);
   });
 
   it('fails a parallel group whose child fails, after its siblings finished', async () => {

@@ -218,8 +218,33 @@ export class Incident {
     this.status.step = step;
   }
 
+  /** The step a timeline entry is filed under. */
+  protected currentStep(): string {
+    return this.status.step;
+  }
+
+  /**
+   * This incident as one of several steps running side by side (a parallel group) sees it: what it
+   * records is filed under its own step, not under whichever sibling entered last. Everything else,
+   * the status and the timeline included, is the incident's own.
+   */
+  lane(step: string): Incident {
+    let current = step;
+    return new Proxy(this, {
+      get(incident, key, receiver) {
+        if (key === 'enter')
+          return (next: string) => {
+            current = next;
+            incident.enter(next);
+          };
+        if (key === 'currentStep') return () => current;
+        return Reflect.get(incident, key, receiver) as unknown;
+      },
+    });
+  }
+
   record(event: string, detail?: string, actor = 'engine'): void {
-    const entry: TimelineEntry = { at: now(), step: this.status.step, event, actor };
+    const entry: TimelineEntry = { at: now(), step: this.currentStep(), event, actor };
     if (detail !== undefined) entry.detail = cap(detail, maxDetail);
     const timeline = this.status.timeline;
     timeline.push(entry);
