@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
 import { createGuardrailActivities } from '../../activities/guardrails.js';
 import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
 import type {
@@ -54,6 +55,8 @@ export interface TargetScript {
   maintain?: (ctx: ActionContext) => Promise<void> | void;
   /** An Alertmanager silence covering the target. */
   silencedBy?: string;
+  /** The silence check answers only once this settles (a run caught while its first reads are out). */
+  suppressionHeld?: Promise<unknown>;
   /** What targetLogs reads, one line per log line; filtered by the request's pattern like the real one. */
   logs?: string;
   /** Configured commands: what each prints and exits with; one not readOnly is only described in a dry run, like the real one. */
@@ -268,6 +271,9 @@ export async function startHarness(prefix: string): Promise<Harness> {
       return { expired: true };
     },
     async checkSuppression(target): Promise<Suppression> {
+      // Like the real check, it stops when its run is cancelled.
+      const held = of(target).script.suppressionHeld;
+      if (held) await Promise.race([held, Context.current().cancelled]);
       const by = of(target).script.silencedBy;
       return by ? { suppressed: true, reason: `silence ${by}` } : { suppressed: false };
     },

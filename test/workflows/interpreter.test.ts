@@ -710,6 +710,35 @@ describe('the shipped runbooks', () => {
       expect(guard.leases.filter((l) => l.target === target)).toEqual([]);
     });
 
+    it('withdraws the claim asked ahead when it is cancelled while its first reads are out', async () => {
+      const target = uniqueTarget('svc');
+      const held = gate();
+      h.script(target, { suppressionHeld: held.wait });
+      const guardState = () =>
+        h.client.workflow
+          .getHandle(h.guardId)
+          .query<{ restarts: Record<string, number[]>; leases: Array<{ target: string }> }>('guardState');
+      try {
+        const handle = await start(runInput(target, def));
+        await until(
+          'the guard to hold a lease for the target',
+          10_000,
+          async () => ((await guardState()).leases.some((l) => l.target === target) ? true : undefined),
+          50,
+        );
+        await handle.cancel();
+        const err = await handle.result().catch((e: unknown) => e);
+        expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+        expect((await handle.query(statusQuery)).outcome).toBe('cancelled');
+      } finally {
+        held.open();
+      }
+      const guard = await guardState();
+      expect(guard.restarts[target]).toBeUndefined();
+      expect(guard.leases.filter((l) => l.target === target)).toEqual([]);
+      expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+    });
+
     it('diagnoses and escalates when restarts do not help, until acknowledged', async () => {
       const target = uniqueTarget('svc');
       h.script(target, { healthy: () => false });

@@ -36,6 +36,7 @@ import { resourcePressure } from '../../workflows/resourcePressure.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
 import { bundlePath } from '../support/globalSetup.js';
 import { noopSinks } from '../support/temporal.js';
+import { until } from '../support/wait.js';
 import {
   gate,
   maintenanceInput,
@@ -228,6 +229,16 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     finish.open();
     return handle;
   },
+  // Recorded once a cancelled silence check stopped the run ('cancelled-suppression-check-stops'):
+  // cancelled while its first reads are out, the claim asked beside them is withdrawn.
+  'serviceDown-cancelled-during-first-reads': async (h) => {
+    const target = uniqueTarget('svc');
+    return cancelledDuringFirstReads(h, target, () => startIncident(h, serviceDown, runbookInput(h, target)));
+  },
+  'runbook-serviceDown-cancelled-during-first-reads': async (h) => {
+    const target = uniqueTarget('svc');
+    return cancelledDuringFirstReads(h, target, () => startInterpreter(h, shippedRunbooks.serviceDown!, target));
+  },
   'runbook-serviceDown-recovered-on-third-restart': async (h) => {
     const target = uniqueTarget('svc');
     h.script(target, { healthy: (s) => s.restarts >= 3 });
@@ -377,6 +388,29 @@ const file = (name: string) => join(historiesDir, `${name}.json`);
 // Stored as protobufjs' object JSON (enum names, base64 bytes, string longs) rather than with
 // @temporalio/common's historyToJSON: that helper fails in this install ("type must be a Type")
 // because @temporalio/common and @temporalio/proto each carry their own copy of protobufjs.
+/** Cancels the run while its silence check has not answered, once the guard holds the claim asked beside it. */
+async function cancelledDuringFirstReads(h: Harness, target: string, start: () => Promise<WorkflowHandle>): Promise<WorkflowHandle> {
+  const held = gate();
+  h.script(target, { suppressionHeld: held.wait });
+  try {
+    const handle = await start();
+    await until(
+      'the guard to hold a lease for the target',
+      10_000,
+      async () => {
+        const guard = await h.client.workflow.getHandle(h.guardId).query<{ leases: Array<{ target: string }> }>('guardState');
+        return guard.leases.some((l) => l.target === target) ? true : undefined;
+      },
+      50,
+    );
+    await handle.cancel();
+    await handle.result().catch(() => undefined);
+    return handle;
+  } finally {
+    held.open();
+  }
+}
+
 const History = proto.temporal.api.history.v1.History;
 type StoredHistory = ReturnType<typeof History.fromObject>;
 

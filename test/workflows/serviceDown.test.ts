@@ -1,8 +1,10 @@
+import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertFiringSignal, alertResolvedSignal, acknowledgeSignal, incidentWorkflowId, statusQuery } from '../../workflows/messages.js';
 import type { RunbookInput } from '../../workflows/messages.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
 import { events, gate, permanentFailure, runbookInput, startHarness, uniqueTarget, waitForStatus, type Harness } from './harness.js';
+import { until } from '../support/wait.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -47,6 +49,34 @@ describe('serviceDown', () => {
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
     // The first restart's claim, asked beside the check, was withdrawn: no slot held, nothing counted.
     await expectNothingClaimed(target);
+  });
+
+  it('withdraws the claim asked beside its first reads when it is cancelled while they are out', async () => {
+    const target = uniqueTarget('svc');
+    const held = gate();
+    h.script(target, { suppressionHeld: held.wait });
+    try {
+      const handle = await start(runbookInput(h, target));
+      // The first restart's claim went out beside the silence check, which has not answered yet.
+      await until(
+        'the guard to hold a lease for the target',
+        10_000,
+        async () => {
+          const guard = await h.client.workflow.getHandle(h.guardId).query<{ leases: Array<{ target: string }> }>('guardState');
+          return guard.leases.some((l) => l.target === target) ? true : undefined;
+        },
+        50,
+      );
+      await handle.cancel();
+      const err = await handle.result().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    } finally {
+      held.open();
+    }
+    // Not left holding a slot until its lease lapses, and not counted against anti-flap.
+    await expectNothingClaimed(target);
+    expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
   });
 
   it('counts nothing against anti-flap for false alarms, however many', async () => {

@@ -1,13 +1,15 @@
 // Maintenance windows seen from both sides: an incident checks whether its target is under a
 // silence or an open window (and then keeps its hands off), and the maintenance runbook opens a
 // window (guard entry + Alertmanager silence) and must close it however the run ends.
-import { patched } from '@temporalio/workflow';
+import { isCancellation, patched } from '@temporalio/workflow';
 import type { SilenceMatcher, Suppression } from '../../activities/contract.js';
 
 /** What createSilence answers in a dry run: no silence was made. */
 export const dryRunSilenceId = 'dry-run';
 import type { EngineSteps } from './activities.js';
 import { describeFailure, type Incident } from './incident.js';
+
+const cancelledCheckStops = 'cancelled-suppression-check-stops';
 
 /**
  * Whether automatic action on the target is suppressed. Checked against both Alertmanager silences
@@ -17,6 +19,10 @@ import { describeFailure, type Incident } from './incident.js';
 export async function suppression(incident: Incident, engine: EngineSteps, target: string): Promise<Suppression> {
   incident.enter('suppression-check');
   const [silence, window] = await Promise.allSettled([engine.checkSuppression(target), engine.maintenanceWindowFor(target)]);
+  // A cancelled run is not a failed check: it stops here, instead of going on to verify and restart
+  // as if nothing were silenced. Runs recorded before went on; they replay that way.
+  const cancelled = [silence, window].find((r): r is PromiseRejectedResult => r.status === 'rejected' && isCancellation(r.reason));
+  if (cancelled && patched(cancelledCheckStops)) throw cancelled.reason;
   for (const [what, r] of [
     ['silence', silence],
     ['maintenance window', window],
