@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client, Connection } from '@temporalio/client';
@@ -11,7 +11,8 @@ import { connectTemporal } from '../../triggers/operators/operatorTemporal.js';
 import { createIncidentSignaller } from '../../triggers/alerts/incidents.js';
 import { planRunbook } from '../../triggers/plan.js';
 import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules/schedules.js';
-import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
+import { approveSignal, incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
+import { historyEvents } from '../support/history.js';
 import { closedPort } from '../support/net.js';
 import { runCli } from '../support/operatorCli.js';
 import { stack } from '../support/stack.js';
@@ -135,6 +136,17 @@ describe('remediate admin: approvals straight to Temporal', () => {
     const result = (await client.workflow.getHandle(workflowId).result()) as RunbookResult;
     expect(result.outcome).toBe('recovered');
     expect(result.timeline.find((e) => e.event === 'approved')).toMatchObject({ actor: 'alice', detail: 'restart is safe' });
+    // Temporal's history names who really sent it: the account and host that ran the command, not --as.
+    const signalled = (await historyEvents(client.workflow.getHandle(workflowId))).filter(
+      (e) => e.workflowExecutionSignaledEventAttributes?.signalName === approveSignal.name,
+    );
+    expect(signalled).toHaveLength(1);
+    // It says which door it came through, so the incident's timeline reads "(via admin)".
+    const payload = signalled[0]!.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!.data!;
+    expect(JSON.parse(Buffer.from(payload).toString('utf8'))).toEqual({ operator: 'alice', reason: 'restart is safe', via: 'admin' });
+    expect(signalled[0]!.workflowExecutionSignaledEventAttributes!.identity).toBe(
+      `remediate admin ${userInfo().username}@${hostname()} pid ${/pid (\d+)$/.exec(signalled[0]!.workflowExecutionSignaledEventAttributes!.identity!)?.[1]}`,
+    );
 
     const after = await runCli([...admin('show', workflowId), '--json']);
     expect(after.json).toMatchObject({ status: 'COMPLETED', result: { outcome: 'recovered' } });
@@ -156,6 +168,10 @@ describe('remediate admin: approvals straight to Temporal', () => {
     expect(c).toMatchObject({ code: 0, stdout: `cancellation requested for ${cancelled}\n` });
     await expect(client.workflow.getHandle(cancelled).result()).rejects.toThrow();
     expect((await client.workflow.getHandle(cancelled).describe()).status.name).toBe('CANCELLED');
+    const requested = (await historyEvents(client.workflow.getHandle(cancelled))).find(
+      (e) => e.workflowExecutionCancelRequestedEventAttributes,
+    );
+    expect(requested?.workflowExecutionCancelRequestedEventAttributes?.identity).toMatch(/^remediate admin \S+@\S+ pid \d+$/);
   });
 
   it('shows alert text with its escape sequences and newlines made visible: one timeline entry stays one line', async () => {

@@ -3,6 +3,7 @@
 // database secret. Administrators (`remediate admin …`) go straight to Temporal with the engine
 // config: they name the operator with --as, and only the workflow's own list of deciders stands in
 // their way, so that mode is for the people who already hold the engine's Temporal credentials.
+import { hostname, userInfo } from 'node:os';
 import type { EngineConfig } from '../../config/schema.js';
 import {
   cancelIncident,
@@ -66,8 +67,23 @@ export function throughApi(client: OperatorApiClient): OperatorAccess {
   };
 }
 
+/**
+ * Who an administrator's call to Temporal comes from, as Temporal records it in the run's history
+ * (the identity of a signal, a cancel request, a start): the operating-system account and host
+ * that ran the command, whatever name --as gives.
+ */
+export function adminIdentity(env: NodeJS.ProcessEnv = process.env): string {
+  let user = env.USER || env.LOGNAME || 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry for this uid (a container): the environment's name stands.
+  }
+  return `remediate admin ${user}@${hostname()} pid ${process.pid}`.slice(0, 200);
+}
+
 export async function directToTemporal(config: EngineConfig, env: NodeJS.ProcessEnv): Promise<OperatorAccess> {
-  const t = await connectTemporal(config, env);
+  const t = await connectTemporal(config, env, adminIdentity(env));
   const named = (as: string | undefined): string => {
     if (as === undefined) throw new CliError(1, 'admin mode needs --as <operator>: the configured operator this is done as');
     return as;
@@ -77,7 +93,7 @@ export async function directToTemporal(config: EngineConfig, env: NodeJS.Process
     show: (id) => showIncident(t, id),
     decide: async (id, kind, reason, as) => {
       const operator = named(as);
-      await sendDecision(t, config, id, kind, { operator, reason });
+      await sendDecision(t, config, id, kind, { operator, reason, via: 'admin' });
       return { workflowId: id, decision: kind, operator };
     },
     cancel: (id) => cancelIncident(t, id),

@@ -5,7 +5,7 @@
 import { Command, Option } from 'commander';
 import { parseDuration } from '../../config/duration.js';
 import type { EngineConfig } from '../../config/schema.js';
-import type { OperatorAccess } from './cliAccess.js';
+import { adminIdentity, type OperatorAccess } from './cliAccess.js';
 import { detailText, incidentsTable, reportText, schedulesTable } from './cliText.js';
 import { CliError } from './operatorApiClient.js';
 import { changeSchedule, type DecisionKind, type IncidentFilter } from '../operators/operatorCommands.js';
@@ -135,7 +135,7 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
     const c = schedules.command(`${action} <name>`).description(`${action} a maintenance schedule`);
     if (action !== 'trigger') c.option('--reason <text>', 'note recorded on the schedule');
     c.action(async (name: string, opts: { reason?: string }, cmd: Command) => {
-      const t = await connectTemporal(configOf(cmd), ctx.env);
+      const t = await connectTemporal(configOf(cmd), ctx.env, adminIdentity(ctx.env));
       try {
         await changeSchedule(t, name, action, opts.reason);
       } finally {

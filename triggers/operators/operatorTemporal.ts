@@ -22,7 +22,7 @@ export interface Temporal {
 }
 
 /** TEMPORAL_ADDRESS overrides the config, as it does for the engine; no address means the embedded dev server. */
-export async function connectTemporal(config: EngineConfig, env: NodeJS.ProcessEnv = process.env): Promise<Temporal> {
+export async function connectTemporal(config: EngineConfig, env: NodeJS.ProcessEnv = process.env, identity?: string): Promise<Temporal> {
   const address = env.TEMPORAL_ADDRESS || config.temporal.address || `127.0.0.1:${config.temporal.port}`;
   const namespace = env.TEMPORAL_NAMESPACE || config.temporal.namespace;
   const { tls, apiKey } = config.temporal;
@@ -47,7 +47,7 @@ export async function connectTemporal(config: EngineConfig, env: NodeJS.ProcessE
   } catch (err) {
     throw new CommandError(3, `cannot reach Temporal at ${address}: ${(err as Error).message}`);
   }
-  return temporalOf(new Client({ connection, namespace }), connection, address);
+  return temporalOf(new Client({ connection, namespace, ...(identity ? { identity } : {}) }), connection, address);
 }
 
 /** The operator commands over a connection someone else owns (the engine's, for its operator API). */
