@@ -109,6 +109,28 @@ export const devServerTuning = [
 ];
 
 /**
+ * A dev server's command line: on 127.0.0.1 at `port`, its state in `dbFile`, warnings only, the
+ * engine's tuning and search attributes; `more` adds the caller's own flags.
+ */
+export function devServerArgs(port: number, dbFile: string, more: string[] = []): string[] {
+  return [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    ...more,
+    '--db-filename',
+    dbFile,
+    '--log-level',
+    'warn',
+    ...devServerTuning,
+    ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
+  ];
+}
+
+/**
  * The dev server's state is every incident's history: alert labels, diagnostics, operators' notes.
  * Its folder is the engine user's alone (0700, files 0600), including one an earlier release made 0755.
  */
@@ -162,13 +184,7 @@ async function startDevServer(config: EngineConfig, log: (msg: string) => void):
     log(`reusing this engine's Temporal dev server (pid ${owner.pid}) at ${address} (state ${dbFile})`);
     return { address, namespace, options: {}, uiUrl, stop: async () => {} };
   }
-  const args = [
-    'server',
-    'start-dev',
-    '--ip',
-    '127.0.0.1',
-    '--port',
-    String(port),
+  const args = devServerArgs(port, dbFile, [
     '--ui-port',
     String(uiPort),
     '--http-port',
@@ -177,13 +193,7 @@ async function startDevServer(config: EngineConfig, log: (msg: string) => void):
     String(port + 1),
     '--namespace',
     namespace,
-    '--db-filename',
-    dbFile,
-    '--log-level',
-    'warn',
-    ...devServerTuning,
-    ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
-  ];
+  ]);
   const cli = cliPath();
   // The server dies with the engine, however the engine dies: no orphan keeps the port and the state.
   const command = diesWithEngine(cli, args);

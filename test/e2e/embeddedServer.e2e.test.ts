@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EngineConfigInput } from '../../config/schema.js';
-import { cliPath, devServerTuning, serving } from '../../worker/temporal.js';
-import { searchAttributeNames } from '../../workflows/messages.js';
+import { cliPath, devServerArgs, serving } from '../../worker/temporal.js';
 import { startDevServer, type DevServer } from '../support/devServer.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
 import { reservedDevServerPort, reservedPort } from '../support/net.js';
@@ -57,25 +56,7 @@ async function serverAsAnEngineLeftIt(dataDir: string, port: number): Promise<{ 
   const dir = join(dataDir, 'temporal');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const dbFile = join(dir, 'temporal.db');
-  const child = spawn(
-    cliPath(),
-    [
-      'server',
-      'start-dev',
-      '--headless',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--db-filename',
-      dbFile,
-      '--log-level',
-      'warn',
-      ...devServerTuning,
-      ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
-    ],
-    { stdio: 'ignore' },
-  );
+  const child = spawn(cliPath(), devServerArgs(port, dbFile, ['--headless']), { stdio: 'ignore' });
   children.push(child);
   writeFileSync(join(dir, 'dev-server.pid'), String(child.pid));
   await until(`a dev server at 127.0.0.1:${port}`, 60_000, async () => ((await serving(`127.0.0.1:${port}`)) ? true : undefined));

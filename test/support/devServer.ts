@@ -4,8 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliPath, devServerTuning, serving } from '../../worker/temporal.js';
-import { searchAttributeNames } from '../../workflows/messages.js';
+import { cliPath, devServerArgs, serving } from '../../worker/temporal.js';
 import { reservedPort } from './net.js';
 import { until } from './wait.js';
 
@@ -34,21 +33,7 @@ export async function startDevServer(): Promise<DevServer> {
   // matching, worker) the CLI picks at each start: it reserves its picks in TIME_WAIT, so they never
   // collide with each other, whereas a port chosen here and left unbound until the server binds it
   // was once handed to the history service on a restart, which then could not start.
-  const args = [
-    'server',
-    'start-dev',
-    '--headless',
-    '--ip',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--db-filename',
-    dbFile,
-    '--log-level',
-    'warn',
-    ...devServerTuning,
-    ...searchAttributeNames.flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
-  ];
+  const args = devServerArgs(port, dbFile, ['--headless']);
   let text = '';
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
