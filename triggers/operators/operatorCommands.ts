@@ -1,6 +1,7 @@
 // What an operator can ask of running and past incidents, as plain data. The CLI renders it; the
 // same functions are usable from tests or another front end. Failures are CommandErrors whose
 // exit code says what kind of problem it was (1 bad input, 2 not found, 3 Temporal unreachable).
+import { outcomes as runbookOutcomes } from '../../config/runbookSchema.js';
 import {
   ScheduleNotFoundError,
   ScheduleOverlapPolicy,
@@ -33,18 +34,8 @@ import type { ClosedIncident } from '../reports/report.js';
 import { maintenanceScheduleId, maintenanceSchedulePrefix } from '../schedules/schedules.js';
 
 export const incidentRunbooks = ['serviceDown', 'databaseConnection', 'highErrorRate', 'resourcePressure'] as const;
-export const outcomes: readonly Outcome[] = [
-  'recovered',
-  'resolved-externally',
-  'false-alarm',
-  'escalated',
-  'rejected',
-  'suppressed',
-  'failed',
-  'completed',
-  'cancelled',
-];
-
+/** A runbook's outcomes (an `end` step may name any), and a cancelled run's. */
+export const outcomes: readonly Outcome[] = [...runbookOutcomes, 'cancelled'];
 export interface IncidentRow {
   workflowId: string;
   runId: string;
