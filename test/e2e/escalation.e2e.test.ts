@@ -186,7 +186,10 @@ describe('a service that cannot be brought back', () => {
     expect(events.filter((e) => e === 'restarting')).toHaveLength(3);
     expect(events.filter((e) => e === 'backing off')).toHaveLength(2);
     expect(events.filter((e) => e === 'unhealthy')).toHaveLength(4);
-    expect(result.timeline.find((e) => e.event === 'acknowledged')).toMatchObject({ actor: 'alice', detail: 'looking at the config' });
+    expect(result.timeline.find((e) => e.event === 'acknowledged')).toMatchObject({
+      actor: 'alice',
+      detail: 'looking at the config (via admin)',
+    });
     expect(events).toContain('paged on-call');
     expect(events).toContain('paged senior');
     expect(events).not.toContain('paged manager');
