@@ -114,13 +114,13 @@ async function post(alerts: AlertInit[]): Promise<{ status: number; json: any }>
   return postAlerts(engine!.webhookUrl, token, alerts);
 }
 
-async function firing(alertname: string): Promise<Array<Record<string, string>>> {
-  return (await prometheus.alerts()).filter((a) => a.labels.alertname === alertname && a.state === 'firing').map((a) => a.labels);
+async function firing(alertname: string, on: TestPrometheus = prometheus): Promise<Array<Record<string, string>>> {
+  return (await on.alerts()).filter((a) => a.labels.alertname === alertname && a.state === 'firing').map((a) => a.labels);
 }
 
-async function untilFiring(alertname: string, ms: number): Promise<Array<Record<string, string>>> {
+async function untilFiring(alertname: string, ms: number, on: TestPrometheus = prometheus): Promise<Array<Record<string, string>>> {
   return until(`${alertname} firing in the test's Prometheus`, ms, async () => {
-    const found = await firing(alertname);
+    const found = await firing(alertname, on);
     return found.length > 0 ? found : undefined;
   });
 }
@@ -239,6 +239,22 @@ describe('the self-alerts, fired for real', () => {
     expect(labels[0]!.severity).toBe('warning');
   });
 
+  it("RemediationRunbooksMostlyEscalating fires once most of a runbook's last three runs failed, and only for it", async () => {
+    // The run above failed; two more of the same runbook, each a new firing once the last has ended.
+    const failed = `sum(runbook_outcomes_total{job="${job}", runbook="brokenStep", outcome="failed"})`;
+    await untilValue(failed, (v) => v === 1);
+    expect(await firing('RemediationRunbooksMostlyEscalating')).toEqual([]);
+    for (const n of [2, 3]) {
+      const again = alert('ObsBroken', 'obs-broken', { fingerprint: `obsbroken${n}0000000`, startsAt: new Date().toISOString() });
+      expect((await post([again])).status).toBe(200);
+      await untilValue(failed, (v) => v === n);
+    }
+    const labels = await untilFiring('RemediationRunbooksMostlyEscalating', 30_000);
+    // quickFix recovered its one run: it is no part of this.
+    expect(labels.map((l) => l.runbook)).toEqual(['brokenStep']);
+    expect(labels[0]!.severity).toBe('warning');
+  });
+
   it('RemediationApprovalWaitingTooLong fires while the approval waits', async () => {
     const [labels] = await untilFiring('RemediationApprovalWaitingTooLong', 30_000);
     expect(labels!.severity).toBe('warning');
@@ -276,6 +292,10 @@ describe('the self-alerts, fired for real', () => {
     expect(refused.status).toBe(503);
     const [refusing] = await untilFiring('RemediationSpoolRefusingAlerts', 20_000);
     expect(refusing).toMatchObject({ reason: 'bytes', severity: 'critical', instance: `127.0.0.1:${enginePort}` });
+    // The gauges read from Temporal could not be refreshed all this while: said, by source.
+    const unreadable = await untilFiring('RemediationEngineStateUnreadable', 30_000);
+    expect(unreadable[0]).toMatchObject({ severity: 'warning', instance: `127.0.0.1:${enginePort}` });
+    expect(unreadable[0]!.source).toMatch(/^[a-z-]+$/);
   });
 
   it('RemediationEngineDown fires when the engine is killed, and the next engine reports the same durable state', async () => {
@@ -293,5 +313,39 @@ describe('the self-alerts, fired for real', () => {
     );
     await untilValue(`max(guard_destructive_slots_in_use{job="${job}"})`, (v) => v === 1);
     await untilValue(`sum(runbook_approvals_waiting{job="${job}", runbook="needsApproval"})`, (v) => v === 1);
+  });
+
+  it('RemediationDestructiveSlotsSaturated fires when every slot is held, and clears when one is freed', async () => {
+    expect(await firing('RemediationDestructiveSlotsSaturated')).toEqual([]);
+    // One slot is held since the first test; the config allows two (guardrails.maxConcurrentDestructive).
+    await untilValue(`max(guard_destructive_slots_limit{job="${job}"})`, (v) => v === 2);
+    const guard = createGuardrailActivities({ client: temporal.client, taskQueue: queue, guardQueue: guardrailsTaskQueue(queue) });
+    const grant = await guard.acquireSlot({
+      requestId: 'obs-slot-2',
+      holder: 'self-monitoring test',
+      target: 'obs-approval',
+      action: 'restart',
+      max: 2,
+      leaseMs: 600_000,
+    });
+    expect(grant.acquired).toBe(true);
+    const [labels] = await untilFiring('RemediationDestructiveSlotsSaturated', 30_000);
+    expect(labels).toMatchObject({ severity: 'warning', job });
+    await guard.releaseSlot(grant.leaseId!);
+    await until('RemediationDestructiveSlotsSaturated to clear', 30_000, async () =>
+      (await firing('RemediationDestructiveSlotsSaturated')).length === 0 ? true : undefined,
+    );
+  });
+
+  it('RemediationEngineNotScraped fires in a Prometheus whose scrape job finds no engine', async () => {
+    const blind = await startPrometheus({ job: 'some-other-job', targets: [], rules: quickRules() });
+    try {
+      const [labels] = await untilFiring('RemediationEngineNotScraped', 30_000, blind);
+      expect(labels!.severity).toBe('warning');
+      // The Prometheus that does scrape the engine never says so.
+      expect(await firing('RemediationEngineNotScraped')).toEqual([]);
+    } finally {
+      await blind.stop();
+    }
   });
 });
