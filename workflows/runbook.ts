@@ -16,6 +16,7 @@ import { expressionContext } from './steps/expressionContext.js';
 import { resolve, trigger } from './steps/escalate.js';
 import { describeFailure } from './steps/incident.js';
 import type { MaintenanceWindow } from './steps/maintenanceWindow.js';
+import { decidePatchesFirst } from './steps/patchesFirst.js';
 import { openRunbook, pageText, title, type Runbook } from './steps/runbook.js';
 
 /** What one step left for later steps: `steps.<id>.status`, `.error` and its outputs. */
@@ -40,6 +41,7 @@ export interface RunState {
 }
 
 export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
+  decidePatchesFirst();
   const rb = openRunbook(input, { perAlert: true, ...(input.resume ? { resumed: input.resume.incident } : {}) });
   const def = input.definition;
   const run: RunState = { rb, input, steps: (input.resume?.steps as Record<string, StepState>) ?? {} };

@@ -3,6 +3,7 @@
 import { patched } from '@temporalio/workflow';
 import type { RunbookInput, RunbookResult } from './messages.js';
 import { diagnose } from './steps/diagnose.js';
+import { decidePatchesFirst } from './steps/patchesFirst.js';
 import { suppression } from './steps/maintenanceWindow.js';
 import { claimAhead, restartWithRetries, type RestartPlan } from './steps/restartWithRetries.js';
 import {
@@ -17,6 +18,7 @@ import {
 import { checkOnce, verify, verifyFrom } from './steps/verify.js';
 
 export async function serviceDown(input: RunbookInput): Promise<RunbookResult> {
+  decidePatchesFirst();
   const rb = openRunbook(input);
   const { incident, target, engine } = rb;
   const plan: RestartPlan = {

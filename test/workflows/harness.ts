@@ -57,6 +57,8 @@ export interface TargetScript {
   silencedBy?: string;
   /** The silence check answers only once this settles (a run caught while its first reads are out). */
   suppressionHeld?: Promise<unknown>;
+  /** The guard's restart claim answers this much later (a busy guard: it comes after the other first reads). */
+  claimDelayMs?: number;
   /** What targetLogs reads, one line per log line; filtered by the request's pattern like the real one. */
   logs?: string;
   /** Configured commands: what each prints and exits with; one not readOnly is only described in a dry run, like the real one. */
@@ -283,7 +285,16 @@ export async function startHarness(prefix: string): Promise<Harness> {
   const start = () =>
     startWorker({
       taskQueue: queue,
-      activities: { ...targetActivities, ...engineActivities, ...guard },
+      activities: {
+        ...targetActivities,
+        ...engineActivities,
+        ...guard,
+        async claimRestart(req: Parameters<typeof guard.claimRestart>[0]) {
+          const delay = of(req.target).script.claimDelayMs;
+          if (delay) await new Promise((r) => setTimeout(r, delay));
+          return guard.claimRestart(req);
+        },
+      },
       sinks: <InjectedSinks<RunbookMetricsSinks>>{
         metrics: {
           runbookOutcome: {

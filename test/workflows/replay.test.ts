@@ -27,6 +27,7 @@ import {
   interpreterWorkflowType,
   maintenanceWorkflowId,
   rejectSignal,
+  statusQuery,
   type AlertEvent,
   type RunbookInput,
   type RunbookResult,
@@ -239,6 +240,22 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     const target = uniqueTarget('svc');
     return cancelledDuringFirstReads(h, target, () => startInterpreter(h, shippedRunbooks.serviceDown!, target));
   },
+  // The guard's claim answering after the other first reads, as a busy guard does: its result
+  // lands in a later workflow task than theirs. (A storm once showed such a history failing replay.)
+  'runbook-serviceDown-slow-claim': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: (s) => s.restarts >= 1, claimDelayMs: 300 });
+    const handle = await startInterpreter(h, shippedRunbooks.serviceDown!, target);
+    await handle.result();
+    return handle;
+  },
+  'serviceDown-slow-claim': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: (s) => s.restarts >= 1, claimDelayMs: 300 });
+    const handle = await startIncident(h, serviceDown, runbookInput(h, target));
+    await handle.result();
+    return handle;
+  },
   'runbook-serviceDown-recovered-on-third-restart': async (h) => {
     const target = uniqueTarget('svc');
     h.script(target, { healthy: (s) => s.restarts >= 3 });
@@ -411,6 +428,69 @@ async function cancelledDuringFirstReads(h: Harness, target: string, start: () =
   }
 }
 
+interface StoredEvent {
+  eventId: string;
+  eventType: string;
+  [attributes: string]: unknown;
+}
+
+/**
+ * The history as a worker under load can leave it: its first workflow task completed once the
+ * first reads (health check, silence check, window read) had answered but before the workflow had
+ * seen their answers, so everything the workflow did next (a patch marker, the claim's marker, the
+ * restart) is in a second task. Made by moving the task boundary of a recorded history; the storm
+ * in CI that showed it recorded exactly this shape.
+ */
+function withFirstTaskEndingAfterReads(json: { events: StoredEvent[] }): { events: StoredEvent[] } {
+  const events = json.events;
+  const reads = new Set(['verifyTarget', 'checkSuppression', 'maintenanceWindowFor']);
+  const laType = (e: StoredEvent): string | undefined => {
+    const m = e.markerRecordedEventAttributes as
+      { markerName?: string; details?: Record<string, { payloads: Array<{ data: string }> }> } | undefined;
+    if (m?.markerName !== 'core_local_activity') return undefined;
+    return (JSON.parse(Buffer.from(m.details!.data!.payloads[0]!.data, 'base64').toString('utf8')) as { activity_type: string })
+      .activity_type;
+  };
+  const firstCompleted = events.findIndex((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_TASK_COMPLETED');
+  const secondScheduled = events.findIndex((e, i) => i > firstCompleted && e.eventType === 'EVENT_TYPE_WORKFLOW_TASK_SCHEDULED');
+  let lastRead = -1;
+  for (let i = firstCompleted + 1; i < secondScheduled; i++) if (reads.has(laType(events[i]!) ?? '')) lastRead = i;
+  expect(lastRead, 'the first task holds the reads').toBeGreaterThan(firstCompleted);
+  expect(lastRead, 'something follows the reads in the first task').toBeLessThan(secondScheduled - 1);
+  const at = Number(events[lastRead]!.eventId);
+  const renumber = (id: number) => (id > at ? id + 3 : id);
+  const completedId = String(at + 3);
+  const moved = (i: number) => i > lastRead && i < secondScheduled;
+  const out = events.map((e, i) => {
+    const copy = JSON.parse(JSON.stringify(e)) as StoredEvent;
+    copy.eventId = String(renumber(Number(e.eventId)));
+    for (const [key, value] of Object.entries(copy)) {
+      if (!key.endsWith('Attributes') || typeof value !== 'object' || value === null) continue;
+      for (const [field, ref] of Object.entries(value as Record<string, unknown>)) {
+        if (!field.endsWith('EventId') || typeof ref !== 'string') continue;
+        (value as Record<string, unknown>)[field] =
+          field === 'workflowTaskCompletedEventId' && moved(i) ? completedId : String(renumber(Number(ref)));
+      }
+    }
+    return copy;
+  });
+  const first = events[firstCompleted - 2]!;
+  const task = (id: number, type: string, attributes: Record<string, unknown>): StoredEvent => ({
+    eventId: String(id),
+    eventTime: events[lastRead]!.eventTime,
+    eventType: `EVENT_TYPE_WORKFLOW_TASK_${type}`,
+    [`workflowTask${type[0]}${type.slice(1).toLowerCase()}EventAttributes`]: attributes,
+  });
+  out.splice(
+    lastRead + 1,
+    0,
+    task(at + 1, 'SCHEDULED', first.workflowTaskScheduledEventAttributes as Record<string, unknown>),
+    task(at + 2, 'STARTED', { scheduledEventId: String(at + 1), identity: 'replay-test', requestId: 'split' }),
+    task(at + 3, 'COMPLETED', { scheduledEventId: String(at + 1), startedEventId: String(at + 2), identity: 'replay-test' }),
+  );
+  return { ...json, events: out };
+}
+
 const History = proto.temporal.api.history.v1.History;
 type StoredHistory = ReturnType<typeof History.fromObject>;
 
@@ -457,6 +537,31 @@ describe('workflow histories replay against the current code', () => {
   it.each(names)('%s replays without nondeterminism', async (name) => {
     const history = historyFromText(readFileSync(file(name), 'utf8'));
     await Worker.runReplayHistory({ workflowBundle: { codePath: bundlePath }, replayName: name, sinks: noopSinks }, history, name);
+  });
+
+  it.each(['runbook-serviceDown-slow-claim', 'serviceDown-slow-claim'])(
+    "%s replays when its first task ended before the workflow saw its reads' answers",
+    async (name) => {
+      const split = withFirstTaskEndingAfterReads(JSON.parse(readFileSync(file(name), 'utf8')));
+      await Worker.runReplayHistory(
+        { workflowBundle: { codePath: bundlePath }, replayName: `${name}-split`, sinks: noopSinks },
+        History.fromObject(split),
+        `${name}-split`,
+      );
+    },
+  );
+
+  it('a run recorded before the patches were decided first breaks on such a history, as the CI storm did', async () => {
+    // The check above would prove nothing if the split it makes were harmless: on a run whose restart
+    // patch came after its reads, the same split fails replay with the storm's error.
+    const split = withFirstTaskEndingAfterReads(JSON.parse(readFileSync(file('runbook-serviceDown-slow-claim-late-patch'), 'utf8')));
+    const err = await Worker.runReplayHistory(
+      { workflowBundle: { codePath: bundlePath }, replayName: 'late-patch-split', sinks: noopSinks },
+      History.fromObject(split),
+      'late-patch-split',
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeterminismViolationError);
+    expect((err as Error).message).toContain('one-guard-call-per-restart');
   });
 
   it('notices a history that the code would not produce', async () => {

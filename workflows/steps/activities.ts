@@ -13,6 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { EngineActivities, GuardrailActivities, TargetActivities } from '../../activities/contract.js';
 import type { TargetKind } from '../../config/schema.js';
+import { localRestartClaim } from './patchesFirst.js';
 
 // Bad input, a missing target and refused credentials are thrown as non-retryable failures by the
 // activities themselves (activities/failures.ts), so no list of types is repeated here; that module
@@ -74,7 +75,7 @@ function readsLocally(): boolean {
  * round trip less between the claim's answer and the restart. A claim asked again (the workflow
  * task retried) carries the same request id, and the guard answers it with the lease it granted.
  */
-const claimsLocally = 'local-restart-claim';
+const claimsLocally = localRestartClaim;
 
 export type TargetSteps = TargetActivities;
 export type EngineSteps = EngineActivities & GuardrailActivities;

@@ -2,6 +2,7 @@
 // the compiled runbooks use (verify, restartWithRetries, diagnose, escalate, awaitApproval, the
 // maintenance window), so a runbook file keeps every guarantee: verification, anti-flap, the
 // destructive-action cap, dry-run, capped output, pages sent once.
+import { interpreterChecksAhead } from './patchesFirst.js';
 import { patched, proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
 import { safeUrl } from '../../config/safeUrl.js';
@@ -32,7 +33,7 @@ export { StepFailed, type Ending, type StepRun } from './stepCall.js';
 const catalog: { [T in StepType]: Impl<T> } = {
   async checkSuppression({ run, step, target, on }) {
     // Runs started before asked the check and the claim only when their own steps came.
-    if (patched('interpreter-checks-ahead')) askAhead(run, step, target, on());
+    if (patched(interpreterChecksAhead)) askAhead(run, step, target, on());
     const s = await suppression(run.rb.incident, run.rb.engine, target.name);
     return outputs({ suppressed: s.suppressed, reason: s.reason ?? '' });
   },

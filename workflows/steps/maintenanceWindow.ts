@@ -8,8 +8,7 @@ import type { SilenceMatcher, Suppression } from '../../activities/contract.js';
 export const dryRunSilenceId = 'dry-run';
 import type { EngineSteps } from './activities.js';
 import { describeFailure, type Incident } from './incident.js';
-
-const cancelledCheckStops = 'cancelled-suppression-check-stops';
+import { cancelledCheckStops, dryRunSilenceNotExpired } from './patchesFirst.js';
 
 /**
  * Whether automatic action on the target is suppressed. Checked against both Alertmanager silences
@@ -91,7 +90,7 @@ export class MaintenanceWindow {
   async close(): Promise<void> {
     const { incident, engine, plan } = this;
     incident.enter('close-window');
-    if (this.silenceId === dryRunSilenceId && plan.dryRun && patched('dry-run-silence-not-expired')) {
+    if (this.silenceId === dryRunSilenceId && plan.dryRun && patched(dryRunSilenceNotExpired)) {
       // A dry run created no silence: there is nothing to expire (Alertmanager would refuse the id).
       incident.record('silence expired', 'nothing to expire: the dry run created no silence');
       delete this.silenceId;

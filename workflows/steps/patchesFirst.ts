@@ -1,0 +1,36 @@
+// Patches a run decides in its first activation, before it asks anything.
+//
+// A patched() call reached only once a local activity has answered is not safe. The worker may
+// complete the workflow task that holds that activity's marker before the workflow has seen the
+// answer: the patch marker then lands in the next task. Replay hands the answer over in the earlier
+// task, where that patch is not yet known, so replay takes the unpatched branch and fails
+// ("Non-deprecated patch marker encountered … but there is no corresponding change command"). A
+// storm in CI produced exactly that for the first restart's patch. Asked here, the marker sits at
+// the start of the first task, and a later call only reads the remembered answer.
+import { patched } from '@temporalio/workflow';
+
+/** One guard update claims the anti-flap reservation and the destructive slot (restartWithRetries). */
+export const oneGuardCallPerRestart = 'one-guard-call-per-restart';
+/** The guard's restart claim as a local activity (steps/activities.ts). */
+export const localRestartClaim = 'local-restart-claim';
+/** The interpreter asks the first check and claim beside its silence check (steps/checksAhead.ts). */
+export const interpreterChecksAhead = 'interpreter-checks-ahead';
+/** A cancelled silence check stops the run (steps/maintenanceWindow.ts). */
+export const cancelledCheckStops = 'cancelled-suppression-check-stops';
+/** A dry run's pretend silence is not expired (steps/maintenanceWindow.ts). */
+export const dryRunSilenceNotExpired = 'dry-run-silence-not-expired';
+
+const patchesFirst = 'patches-first';
+
+/**
+ * Decides, in a new run's first activation, every patch a step may first ask after a local read
+ * has answered (or been cancelled). The others are first asked before any local read (local-reads,
+ * checks-and-claim-together) or after an event of the run's own history (an activity's completion,
+ * an operator's signal), where replay sees what the run saw. Runs recorded before asked them
+ * later; they replay that way.
+ */
+export function decidePatchesFirst(): void {
+  if (!patched(patchesFirst)) return;
+  for (const id of [oneGuardCallPerRestart, localRestartClaim, interpreterChecksAhead, cancelledCheckStops, dryRunSilenceNotExpired])
+    patched(id);
+}
