@@ -27,7 +27,6 @@ import {
   interpreterWorkflowType,
   maintenanceWorkflowId,
   rejectSignal,
-  statusQuery,
   type AlertEvent,
   type RunbookInput,
   type RunbookResult,
