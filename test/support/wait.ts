@@ -33,9 +33,14 @@ export async function eventually<T>(read: () => Promise<T>, done: (value: T) => 
   }
 }
 
+/**
+ * One GET: true if it answers 200. It may take 5 s: on a machine at load 20 (a full CI run) a
+ * local web server that had just answered the engine's health check was seen not to answer this
+ * one within 1 s. A refused connection is false at once.
+ */
 export async function httpOk(url: string): Promise<boolean> {
   try {
-    return (await fetch(url, { signal: AbortSignal.timeout(1_000) })).status === 200;
+    return (await fetch(url, { signal: AbortSignal.timeout(5_000) })).status === 200;
   } catch {
     return false;
   }
