@@ -34,7 +34,7 @@ export async function eventually<T>(read: () => Promise<T>, done: (value: T) => 
 }
 
 /**
- * One GET: true if it answers 200. It may take 5 s: on a machine at load 20 (a full CI run) a
+ * One GET: true if it answers 200. It may take 5 s: in a full CI run a
  * local web server that had just answered the engine's health check was seen not to answer this
  * one within 1 s. A refused connection is false at once.
  */
