@@ -125,6 +125,9 @@ async function untilFiring(alertname: string, ms: number, on: TestPrometheus = p
   });
 }
 
+/** This queue's guard, as a restart reaches it: slots taken here show on the engine's gauges. */
+const guard = () => createGuardrailActivities({ client: temporal.client, taskQueue: queue, guardQueue: guardrailsTaskQueue(queue) });
+
 /** The first value of an instant query once it satisfies `ok`. */
 async function untilValue(expr: string, ok: (v: number) => boolean, ms = 30_000): Promise<number> {
   return until(`${expr} to reach the expected value`, ms, async () => {
@@ -190,8 +193,7 @@ describe('the dashboard against a real Prometheus scraping the engine', () => {
     ])
       expect((await post(batch)).json.status).toBe('queued');
     // A slot held on this queue's guard, as a restart holds it: the gauge reads the guard's state.
-    const guard = createGuardrailActivities({ client: temporal.client, taskQueue: queue, guardQueue: guardrailsTaskQueue(queue) });
-    const grant = await guard.acquireSlot({
+    const grant = await guard().acquireSlot({
       requestId: 'obs-slot',
       holder: 'self-monitoring test',
       target: 'obs-quick',
@@ -319,8 +321,7 @@ describe('the self-alerts, fired for real', () => {
     expect(await firing('RemediationDestructiveSlotsSaturated')).toEqual([]);
     // One slot is held since the first test; the config allows two (guardrails.maxConcurrentDestructive).
     await untilValue(`max(guard_destructive_slots_limit{job="${job}"})`, (v) => v === 2);
-    const guard = createGuardrailActivities({ client: temporal.client, taskQueue: queue, guardQueue: guardrailsTaskQueue(queue) });
-    const grant = await guard.acquireSlot({
+    const grant = await guard().acquireSlot({
       requestId: 'obs-slot-2',
       holder: 'self-monitoring test',
       target: 'obs-approval',
@@ -331,7 +332,7 @@ describe('the self-alerts, fired for real', () => {
     expect(grant.acquired).toBe(true);
     const [labels] = await untilFiring('RemediationDestructiveSlotsSaturated', 30_000);
     expect(labels).toMatchObject({ severity: 'warning', job });
-    await guard.releaseSlot(grant.leaseId!);
+    await guard().releaseSlot(grant.leaseId!);
     await until('RemediationDestructiveSlotsSaturated to clear', 30_000, async () =>
       (await firing('RemediationDestructiveSlotsSaturated')).length === 0 ? true : undefined,
     );

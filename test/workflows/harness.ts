@@ -5,8 +5,9 @@ import { randomUUID } from 'node:crypto';
 import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
+import { gate, until } from '../support/wait.js';
 import { createGuardrailActivities } from '../../activities/guardrails.js';
-import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
+import { guardrailsWorkflowId, guardStateQuery } from '../../workflows/guardrails.js';
 import type {
   ActionContext,
   ActionResult,
@@ -412,7 +413,46 @@ export async function waitForStatus(handle: WorkflowHandle, ok: (s: RunbookStatu
 }
 
 /** A promise a stubbed activity waits on until the test opens it. */
-export { gate } from '../support/wait.js';
+export { gate };
+
+/** What the harness's guard holds for one target: how many leases, and the restarts it counts (undefined: none ever). */
+export async function guardHolds(h: Harness, target: string): Promise<{ leases: number; restarts: number[] | undefined }> {
+  const state = await h.client.workflow.getHandle(h.guardId).query(guardStateQuery);
+  return { leases: state.leases.filter((l) => l.target === target).length, restarts: state.restarts[target] };
+}
+
+/**
+ * Starts a run whose silence check does not answer, waits until the guard holds the claim asked
+ * beside it, and cancels the run there; the check answers afterwards. Returns the run and what its
+ * result threw.
+ */
+export async function cancelWhileFirstReadsOut(
+  h: Harness,
+  target: string,
+  start: () => Promise<WorkflowHandle>,
+): Promise<{ handle: WorkflowHandle; error: unknown }> {
+  const held = gate();
+  h.script(target, { suppressionHeld: held.wait });
+  try {
+    const handle = await start();
+    await until(
+      'the guard to hold a lease for the target',
+      10_000,
+      async () => ((await guardHolds(h, target)).leases > 0 ? true : undefined),
+      50,
+    );
+    await handle.cancel();
+    return {
+      handle,
+      error: await handle.result().then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    };
+  } finally {
+    held.open();
+  }
+}
 
 export function events(timeline: Array<{ event: string }>): string[] {
   return timeline.map((e) => e.event);

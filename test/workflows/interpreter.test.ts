@@ -21,7 +21,18 @@ import {
   type RunbookRunInput,
 } from '../../workflows/messages.js';
 import { until } from '../support/wait.js';
-import { events, gate, permanentFailure, runbookInput, startHarness, uniqueTarget, waitForStatus, type Harness } from './harness.js';
+import {
+  cancelWhileFirstReadsOut,
+  events,
+  gate,
+  guardHolds,
+  permanentFailure,
+  runbookInput,
+  startHarness,
+  uniqueTarget,
+  waitForStatus,
+  type Harness,
+} from './harness.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -703,39 +714,15 @@ describe('the shipped runbooks', () => {
       expect(activities(target)).toEqual(['verifyTarget']);
       expect(sent(handle).map((n) => n.severity)).toEqual(['info']);
       // The first restart's claim, asked ahead too, was withdrawn: the guard holds and counts nothing.
-      const guard = await h.client.workflow
-        .getHandle(h.guardId)
-        .query<{ restarts: Record<string, number[]>; leases: Array<{ target: string }> }>('guardState');
-      expect(guard.restarts[target]).toBeUndefined();
-      expect(guard.leases.filter((l) => l.target === target)).toEqual([]);
+      expect(await guardHolds(h, target)).toEqual({ leases: 0, restarts: undefined });
     });
 
     it('withdraws the claim asked ahead when it is cancelled while its first reads are out', async () => {
       const target = uniqueTarget('svc');
-      const held = gate();
-      h.script(target, { suppressionHeld: held.wait });
-      const guardState = () =>
-        h.client.workflow
-          .getHandle(h.guardId)
-          .query<{ restarts: Record<string, number[]>; leases: Array<{ target: string }> }>('guardState');
-      try {
-        const handle = await start(runInput(target, def));
-        await until(
-          'the guard to hold a lease for the target',
-          10_000,
-          async () => ((await guardState()).leases.some((l) => l.target === target) ? true : undefined),
-          50,
-        );
-        await handle.cancel();
-        const err = await handle.result().catch((e: unknown) => e);
-        expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-        expect((await handle.query(statusQuery)).outcome).toBe('cancelled');
-      } finally {
-        held.open();
-      }
-      const guard = await guardState();
-      expect(guard.restarts[target]).toBeUndefined();
-      expect(guard.leases.filter((l) => l.target === target)).toEqual([]);
+      const { handle, error } = await cancelWhileFirstReadsOut(h, target, () => start(runInput(target, def)));
+      expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect((await handle.query(statusQuery)).outcome).toBe('cancelled');
+      expect(await guardHolds(h, target)).toEqual({ leases: 0, restarts: undefined });
       expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
     });
 

@@ -36,8 +36,8 @@ import { resourcePressure } from '../../workflows/resourcePressure.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
 import { bundlePath } from '../support/globalSetup.js';
 import { noopSinks } from '../support/temporal.js';
-import { until } from '../support/wait.js';
 import {
+  cancelWhileFirstReadsOut,
   gate,
   maintenanceInput,
   permanentFailure,
@@ -233,11 +233,11 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
   // cancelled while its first reads are out, the claim asked beside them is withdrawn.
   'serviceDown-cancelled-during-first-reads': async (h) => {
     const target = uniqueTarget('svc');
-    return cancelledDuringFirstReads(h, target, () => startIncident(h, serviceDown, runbookInput(h, target)));
+    return (await cancelWhileFirstReadsOut(h, target, () => startIncident(h, serviceDown, runbookInput(h, target)))).handle;
   },
   'runbook-serviceDown-cancelled-during-first-reads': async (h) => {
     const target = uniqueTarget('svc');
-    return cancelledDuringFirstReads(h, target, () => startInterpreter(h, shippedRunbooks.serviceDown!, target));
+    return (await cancelWhileFirstReadsOut(h, target, () => startInterpreter(h, shippedRunbooks.serviceDown!, target))).handle;
   },
   // The guard's claim answering after the other first reads, as a busy guard does: its result
   // lands in a later workflow task than theirs. (A storm once showed such a history failing replay.)
@@ -404,29 +404,6 @@ const file = (name: string) => join(historiesDir, `${name}.json`);
 // Stored as protobufjs' object JSON (enum names, base64 bytes, string longs) rather than with
 // @temporalio/common's historyToJSON: that helper fails in this install ("type must be a Type")
 // because @temporalio/common and @temporalio/proto each carry their own copy of protobufjs.
-/** Cancels the run while its silence check has not answered, once the guard holds the claim asked beside it. */
-async function cancelledDuringFirstReads(h: Harness, target: string, start: () => Promise<WorkflowHandle>): Promise<WorkflowHandle> {
-  const held = gate();
-  h.script(target, { suppressionHeld: held.wait });
-  try {
-    const handle = await start();
-    await until(
-      'the guard to hold a lease for the target',
-      10_000,
-      async () => {
-        const guard = await h.client.workflow.getHandle(h.guardId).query<{ leases: Array<{ target: string }> }>('guardState');
-        return guard.leases.some((l) => l.target === target) ? true : undefined;
-      },
-      50,
-    );
-    await handle.cancel();
-    await handle.result().catch(() => undefined);
-    return handle;
-  } finally {
-    held.open();
-  }
-}
-
 interface StoredEvent {
   eventId: string;
   eventType: string;

@@ -3,8 +3,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertFiringSignal, alertResolvedSignal, acknowledgeSignal, incidentWorkflowId, statusQuery } from '../../workflows/messages.js';
 import type { RunbookInput } from '../../workflows/messages.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
-import { events, gate, permanentFailure, runbookInput, startHarness, uniqueTarget, waitForStatus, type Harness } from './harness.js';
-import { until } from '../support/wait.js';
+import {
+  cancelWhileFirstReadsOut,
+  events,
+  gate,
+  guardHolds,
+  permanentFailure,
+  runbookInput,
+  startHarness,
+  uniqueTarget,
+  waitForStatus,
+  type Harness,
+} from './harness.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -33,11 +43,7 @@ function start(input: RunbookInput) {
 
 /** The guard holds no lease for the target and counts no restart of it. */
 async function expectNothingClaimed(target: string) {
-  const guard = await h.client.workflow
-    .getHandle(h.guardId)
-    .query<{ restarts: Record<string, number[]>; leases: Array<{ target: string }> }>('guardState');
-  expect(guard.restarts[target]).toBeUndefined();
-  expect(guard.leases.filter((l) => l.target === target)).toEqual([]);
+  expect(await guardHolds(h, target)).toEqual({ leases: 0, restarts: undefined });
 }
 
 describe('serviceDown', () => {
@@ -53,27 +59,10 @@ describe('serviceDown', () => {
 
   it('withdraws the claim asked beside its first reads when it is cancelled while they are out', async () => {
     const target = uniqueTarget('svc');
-    const held = gate();
-    h.script(target, { suppressionHeld: held.wait });
-    try {
-      const handle = await start(runbookInput(h, target));
-      // The first restart's claim went out beside the silence check, which has not answered yet.
-      await until(
-        'the guard to hold a lease for the target',
-        10_000,
-        async () => {
-          const guard = await h.client.workflow.getHandle(h.guardId).query<{ leases: Array<{ target: string }> }>('guardState');
-          return guard.leases.some((l) => l.target === target) ? true : undefined;
-        },
-        50,
-      );
-      await handle.cancel();
-      const err = await handle.result().catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(WorkflowFailedError);
-      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-    } finally {
-      held.open();
-    }
+    // The first restart's claim went out beside the silence check, which has not answered yet.
+    const { error } = await cancelWhileFirstReadsOut(h, target, () => start(runbookInput(h, target)));
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
     // Not left holding a slot until its lease lapses, and not counted against anti-flap.
     await expectNothingClaimed(target);
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
