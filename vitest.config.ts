@@ -8,6 +8,7 @@ import { defineConfig } from 'vitest/config';
  * stack.env or a stack service does not belong here: the run without one fails it.
  */
 export const noStackTests = [
+  'test/bench/**/*.test.ts',
   'test/config/**/*.test.ts',
   'test/workflows/escalationDelivery.test.ts',
   'test/workflows/escalationMatrix.test.ts',

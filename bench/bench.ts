@@ -17,6 +17,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { parseConfig } from '../config/load.js';
 import { percentile } from '../triggers/reports/report.js';
+import { parsePeerTable, peerRss } from './peerTable.js';
 import type { EngineConfigInput } from '../config/schema.js';
 import { workflowsPath } from '../worker/engine.js';
 import { incidentWorkflowId } from '../workflows/messages.js';
@@ -46,10 +47,15 @@ const { values: opts } = parseArgs({
     concurrency: { type: 'string', default: '20' },
     rate: { type: 'string', default: '200' },
     open: { type: 'string', default: '500' },
+    /** Engine processes holding the open incidents, on one task queue. */
+    engines: { type: 'string', default: '1' },
     idle: { type: 'string', default: '30' },
     /** The engine's temporal.maxCachedWorkflows (default: the config's own default). */
     cached: { type: 'string' },
-    only: { type: 'string', default: 'recovery,storm,open' },
+    only: { type: 'string', default: 'peers,recovery,storm,open' },
+    /** Side-by-side runs (bench/peers.sh) and rounds in each. */
+    'peer-runs': { type: 'string', default: '3' },
+    'peer-rounds': { type: 'string', default: '20' },
     /** Storm variants to run: which webhook, which load, which alerts (default all of each). */
     webhook: { type: 'string', default: 'spooled,synchronous' },
     load: { type: 'string', default: 'paced,flat' },
@@ -63,6 +69,9 @@ const stormSize = Number(opts.storm);
 const inFlight = Number(opts.concurrency);
 const stormRate = Number(opts.rate);
 const openCount = Number(opts.open);
+const openEngines = Number(opts.engines);
+const peerRuns = Number(opts['peer-runs']);
+const peerRounds = Number(opts['peer-rounds']);
 const idleS = Number(opts.idle);
 const only = new Set(opts.only!.split(','));
 const stormWebhooks = new Set(opts.webhook!.split(','));
@@ -660,6 +669,50 @@ async function benchStorms(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 0. Side by side with what SREs would run instead (../shared/peers through bench/peers.sh): the
+// engine as `npm start` runs it beside adnanh/webhook + a shell runbook and the `docker start` floors,
+// in the same interleaved rounds. Compared within a run only (the paired Δ), over several runs.
+
+async function benchPeers(): Promise<void> {
+  const label = `0. side by side (bench/peers.sh, ${peerRounds} rounds a run)`;
+  const gaps: number[] = [];
+  const overApi: number[] = [];
+  for (let i = 1; i <= peerRuns; i++) {
+    const { stdout } = await promisify(execFile)('bash', ['bench/peers.sh'], {
+      env: { ...process.env, ROUNDS: String(peerRounds) },
+      timeout: 30 * 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const t = parsePeerTable(stdout);
+    const [floor, api, script, engine] = ['floor-start', 'floor-api', 'webhook', 'engine'].map((k) => t.get(k));
+    if (!floor || !api || !script || !engine) throw new Error(`run ${i}: the peers' table lacks a row:\n${stdout.slice(-2_000)}`);
+    const rss = peerRss(stdout, 'engine');
+    gaps.push(engine.delta - script.delta);
+    overApi.push(engine.delta - api.delta);
+    rows.push([
+      label,
+      `run ${i}: p50 (paired Δ vs \`docker start\`): floor ${floor.p50} ms; Engine API ${api.p50} ms (${signed(api.delta)}); webhook + shell ${script.p50} ms (${signed(script.delta)}); the engine ${engine.p50} ms (${signed(engine.delta)})`,
+      `engine − script **${signed(engine.delta - script.delta)}**; engine − Engine API ${signed(engine.delta - api.delta)}${rss ? `; engine RSS idle ${rss.idle}, peak ${rss.peak}` : ''}`,
+    ]);
+  }
+  const range = (xs: number[]) => `${signed(Math.min(...xs))} … ${signed(Math.max(...xs))}`;
+  rows.push([
+    label,
+    `engine − webhook script over ${peerRuns} runs (target ≤ +20 ms)`,
+    `${range(gaps)}: ${Math.max(...gaps) <= 20 ? 'met' : 'missed'}`,
+  ]);
+  rows.push([
+    label,
+    `engine − Engine API floor over ${peerRuns} runs (target < 40 ms)`,
+    `${range(overApi)}: ${Math.max(...overApi) < 40 ? 'met' : 'missed'}`,
+  ]);
+}
+
+function signed(v: number): string {
+  return `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(0)} ms`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3. Many open incidents, each waiting on its escalation timer.
 
 async function benchOpen(): Promise<void> {
@@ -669,22 +722,28 @@ async function benchOpen(): Promise<void> {
     bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: names, runbook: 'serviceDown' }],
     guardrails: { restarts: { max: 10000, window: '1h' }, maxConcurrentDestructive: 10000, verifyDeadline: '2s', verifyInterval: '500ms' },
   };
-  let engine = await startBenchEngine('open', openConfig);
-  const label = `3. ${openCount} open incidents`;
-  const rssBefore = engine.usage().rss;
-  let peakRss = rssBefore;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, engine.usage().rss)), 100);
+  // N engine processes on one task queue (one guard, the incidents shared out by Temporal's matching),
+  // each its own webhook; alerts posted round-robin, as a load balancer in front of them would.
+  const startAll = () => Promise.all(Array.from({ length: openEngines }, () => startBenchEngine('open', openConfig)));
+  let engines = await startAll();
+  const label = `3. ${openCount} open incidents${openEngines > 1 ? `, ${openEngines} engines` : ''}`;
+  const each = (of: (e: BenchEngine) => string) => engines.map(of).join(' / ');
+  const rssBefore = engines.map((e) => e.usage().rss);
+  const peakRss = [...rssBefore];
+  const sampler = setInterval(() => engines.forEach((e, i) => (peakRss[i] = Math.max(peakRss[i]!, e.usage().rss))), 100);
   try {
     const bodies = names.map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-open-${i}` }]));
     const t0 = performance.now();
     let lost = 0;
+    let nth = 0;
     await mapLimited(bodies, inFlight, async (body) => {
-      if ((await postFast(engine.url, body)).status !== 200) lost++;
+      if ((await postFast(engines[nth++ % engines.length]!.url, body)).status !== 200) lost++;
     });
     // Open means: the runbook gave up restarting (no restartVia) and sits in escalation, on its 1 h timer.
+    const client = engines[0]!.client;
     const waiting = new Set<string>();
     // 500 took 24–41 s; the bound grows with the count (10,000: 20 min).
-    const deadline = performance.now() + Math.max(300_000, openCount * 120);
+    const deadline = performance.now() + Math.max(300_000, openCount * 150);
     while (waiting.size < names.length - lost && performance.now() < deadline) {
       await mapLimited(
         names.filter((n) => !waiting.has(n)),
@@ -693,7 +752,7 @@ async function benchOpen(): Promise<void> {
           // Read from the server's history, not by querying the workflow: 500 status queries a
           // second would each be a workflow task for the worker being measured.
           try {
-            if (await onEscalationTimer(engine.client, incidentWorkflowId('serviceDown', name))) waiting.add(name);
+            if (await onEscalationTimer(client, incidentWorkflowId('serviceDown', name))) waiting.add(name);
           } catch {
             // Not started yet: asked again next round.
           }
@@ -704,55 +763,70 @@ async function benchOpen(): Promise<void> {
     const reached = performance.now() - t0;
     // Settle, then measure a quiet window: nothing should run but the worker's pollers.
     await sleep(2_000);
-    const cpu0 = engine.usage().cpuMs;
+    const cpu0 = engines.map((e) => e.usage().cpuMs);
     const w0 = performance.now();
     await sleep(idleS * 1_000);
-    const cpuMs = engine.usage().cpuMs - cpu0;
     const wall = performance.now() - w0;
-    const rss = engine.usage().rss;
+    const cpuPct = engines.map((e, i) => ((e.usage().cpuMs - cpu0[i]!) / wall) * 100);
+    const rss = engines.map((e) => e.usage().rss);
     clearInterval(sampler);
     rows.push([
       label,
       'posted lost / all waiting on escalation timer after',
       `${lost} / ${waiting.size} of ${names.length} in ${ms(reached)}`,
     ]);
+    const per = openEngines > 1 ? ' (each engine)' : '';
     rows.push([
       label,
-      `engine process RSS: before alerts / peak / all open, after the ${idleS} s idle window`,
-      `${mb(rssBefore)} / ${mb(peakRss)} / ${mb(rss)}`,
+      `engine process RSS${per}: before alerts / peak / all open, after the ${idleS} s idle window`,
+      engines.map((_, i) => `${mb(rssBefore[i]!)} / ${mb(peakRss[i]!)} / ${mb(rss[i]!)}`).join('; '),
     ]);
-    const heap = await engine.heap();
-    rows.push([label, 'of which the main thread: V8 heap in use / external', `${mb(heap.used)} / ${mb(heap.external)}`]);
+    const heaps = await Promise.all(engines.map((e) => e.heap()));
     rows.push([
       label,
-      `CPU over ${idleS} s idle window (user+system, % of one core)`,
-      `${cpuMs.toFixed(0)} ms (${((cpuMs / wall) * 100).toFixed(2)} %)`,
+      `of which the main thread${per}: V8 heap in use / external`,
+      heaps.map((h) => `${mb(h.used)} / ${mb(h.external)}`).join('; '),
+    ]);
+    rows.push([
+      label,
+      `CPU over ${idleS} s idle window${per} (user+system, % of one core)`,
+      cpuPct.map((c) => `${c.toFixed(2)} %`).join(' / '),
     ]);
     const server = serverMemory();
-    rows.push([label, 'Temporal server (its own process) with all open: PSS (RSS)', `${mb(server.temporal)} (${mb(server.temporalRss)})`]);
-    // An operator restarting the engine now: SIGTERM with every incident open, then a new engine on
-    // the same queue (the same incidents, none of them in its cache).
-    rows.push([label, 'SIGTERM to exit with all incidents open', ms(await engine.stop())]);
-    clearInterval(sampler);
+    const what =
+      stack().temporalMode === 'dev' ? 'Temporal dev server (its own process)' : 'Temporal cluster (4 services; its PostgreSQL apart)';
+    rows.push([label, `${what} with all open: PSS (RSS)`, `${mb(server.temporal)} (${mb(server.temporalRss)})`]);
+    if (stack().temporalMode === 'cluster') rows.push([label, "the cluster's PostgreSQL with all open: PSS", mb(server.postgres)]);
+    // An operator restarting the engines now: SIGTERM with every incident open, then new engines on
+    // the same queue (the same incidents, none of them in a cache).
+    rows.push([
+      label,
+      `SIGTERM to exit with all incidents open${per}`,
+      (await Promise.all(engines.map((e) => e.stop()))).map(ms).join(' / '),
+    ]);
     const s0 = performance.now();
-    engine = await startBenchEngine('open', openConfig);
+    engines = await startAll();
     const started = performance.now() - s0;
     await sleep(idleS * 1_000);
-    const c0 = engine.usage().cpuMs;
+    const c0 = engines.map((e) => e.usage().cpuMs);
     await sleep(10_000);
     rows.push([
       label,
-      `restart with all open: start to running (process spawn included) / RSS after ${idleS} s / CPU over the next 10 s`,
-      `${ms(started)} / ${mb(engine.usage().rss)} / ${(((engine.usage().cpuMs - c0) / 10_000) * 100).toFixed(2)} %`,
+      `restart with all open: start to running (process spawn included) / RSS after ${idleS} s${per} / CPU over the next 10 s${per}`,
+      `${ms(started)} / ${each((e) => mb(e.usage().rss))} / ${engines.map((e, i) => `${(((e.usage().cpuMs - c0[i]!) / 10_000) * 100).toFixed(2)} %`).join(' / ')}`,
     ]);
-    rows.push([label, 'the restarted engine: SIGTERM to exit', ms(await engine.stop())]);
-    engine = await startBenchEngine('open', openConfig);
+    rows.push([
+      label,
+      `the restarted engines: SIGTERM to exit${per}`,
+      (await Promise.all(engines.map((e) => e.stop()))).map(ms).join(' / '),
+    ]);
+    engines = [await startBenchEngine('open', openConfig)];
   } finally {
-    // Before the engine goes: reading /proc of an exited process would throw in the timer.
+    // Before the engines go: reading /proc of an exited process would throw in the timer.
     clearInterval(sampler);
-    const terminated = await cleanUp(engine);
+    const terminated = await cleanUp(engines[0]!);
     notes.push(`open incidents: terminated ${terminated} workflows afterwards`);
-    await engine.stop();
+    await Promise.all(engines.map((e) => e.stop()));
   }
 }
 
@@ -797,6 +871,7 @@ async function main(): Promise<void> {
   const failures: string[] = [];
   const serverBefore = serverMemory();
   const benches: Array<[string, () => Promise<void>]> = [
+    ['peers', benchPeers],
     ['recovery', benchRecovery],
     ['storm', benchStorms],
     ['open', benchOpen],

@@ -75,8 +75,24 @@ if (newest.type === 'guardrails') {
   for (const e of events) {
     const kind = Object.keys(e).find((k) => k.endsWith('EventAttributes')) ?? '?';
     const attrs = (e as Record<string, { activityType?: { name?: string }; signalName?: string; timerId?: string }>)[kind];
-    const what = attrs?.activityType?.name ?? attrs?.signalName ?? attrs?.timerId ?? '';
+    const what = attrs?.activityType?.name ?? attrs?.signalName ?? attrs?.timerId ?? localActivity(e, t0) ?? '';
     console.log(`${String(at(e) - t0).padStart(7)} ms  ${kind.replace('EventAttributes', '')} ${what}`);
   }
 }
 await connection.close();
+
+/**
+ * A local activity's marker is recorded when its workflow task completes; the activity itself ran
+ * earlier, inside that task: its type and when it completed (core's marker data), from the start.
+ */
+function localActivity(e: HistoryEvent, t0: number): string | undefined {
+  const m = e.markerRecordedEventAttributes;
+  const data = m?.markerName === 'core_local_activity' ? m.details?.['data']?.payloads?.[0]?.data : undefined;
+  if (!data) return m?.markerName ?? undefined;
+  const d = JSON.parse(Buffer.from(data).toString('utf8')) as {
+    activity_type?: string;
+    complete_time?: { seconds?: number; nanos?: number };
+  };
+  const done = d.complete_time ? Number(d.complete_time.seconds ?? 0) * 1_000 + Math.floor((d.complete_time.nanos ?? 0) / 1e6) - t0 : NaN;
+  return `local activity ${d.activity_type ?? '?'} (completed at ${Number.isFinite(done) ? `${done} ms` : '?'})`;
+}
