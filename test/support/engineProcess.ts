@@ -41,7 +41,12 @@ export async function spawnEngine(
   const dir = mkdtempSync(join(tmpdir(), 'remediation-e2e-'));
   const file = writeConfig({ dataDir: join(dir, 'data'), ...config }, dir);
   // From the sources (tsx) by default; fromBuild runs dist/ as scripts/start.sh does (npm run build first).
-  const entry = options.fromBuild ? ['--max-semi-space-size=4', 'dist/worker/main.js'] : ['--import', 'tsx', 'worker/main.ts'];
+  // ENGINE_EXEC_ARGV: node options for the engine alone, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
+  // (a profile per thread: main, incidents' workflows, guard's workflows); NODE_OPTIONS refuses --cpu-prof.
+  const nodeArgs = process.env.ENGINE_EXEC_ARGV?.split(' ').filter(Boolean) ?? [];
+  const entry = options.fromBuild
+    ? [...nodeArgs, '--max-semi-space-size=4', 'dist/worker/main.js']
+    : [...nodeArgs, '--import', 'tsx', 'worker/main.ts'];
   const child: ChildProcess = spawn(process.execPath, [...entry, '--config', file, 'engine'], {
     cwd: repoRoot,
     env: { ...process.env, REMEDIATION_WORKFLOW_BUNDLE: bundlePath, LOG_LEVEL: 'info', ...options.env },
