@@ -13,11 +13,14 @@ import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { parseArgs, promisify } from 'node:util';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { parseConfig } from '../config/load.js';
 import { percentile } from '../triggers/reports/report.js';
 import { parsePeerTable, peerRss } from './peerTable.js';
+import * as floorActivities from './floor/activities.js';
+import { alertSignal, type floorRestart } from './floor/workflow.js';
 import type { EngineConfigInput } from '../config/schema.js';
 import { workflowsPath } from '../worker/engine.js';
 import { incidentWorkflowId } from '../workflows/messages.js';
@@ -399,6 +402,18 @@ async function recoveryRuns(spool: boolean): Promise<void> {
     guardrails: { restarts: { max: 10000, window: '1h' }, restartBackoff: '1s', verifyDeadline: '20s', verifyInterval: '100ms' },
   });
   const floor: number[] = [];
+  // Temporal's own floor, in the same rounds: bench/floor (signal-with-start, one local activity, an
+  // Engine API start), on a worker in this process against the same server.
+  const floorQueue = `bench-${benchId}-floor-${webhook}`;
+  const floorWorker = await Worker.create({
+    connection: await NativeConnection.connect(temporalConnectOptions()),
+    namespace: s.temporalNamespace,
+    taskQueue: floorQueue,
+    workflowsPath: fileURLToPath(new URL('./floor/workflow.ts', import.meta.url)),
+    activities: floorActivities,
+  });
+  const floorRunning = floorWorker.run();
+  const temporalFloor: number[] = [];
   const variants = [
     {
       name: 'interpreter (runbooks/serviceDown.yaml)',
@@ -424,6 +439,19 @@ async function recoveryRuns(spool: boolean): Promise<void> {
       await run('docker', ['start', svcName]);
       floor.push((await firstHealthy(20_000)) - f0);
 
+      await run('docker', ['kill', svcName]);
+      const t0 = performance.now();
+      const started = engine.client.workflow.signalWithStart<typeof floorRestart, [unknown]>('floorRestart', {
+        taskQueue: floorQueue,
+        workflowId: `bench-${benchId}-floor-${webhook}-${i}`,
+        args: [svcName],
+        signal: alertSignal,
+        signalArgs: [{}],
+      });
+      const healthyAt = firstHealthy(60_000);
+      await (await started).result();
+      temporalFloor.push((await healthyAt) - t0);
+
       // Alternate which goes first, so neither gains from the order (a container just started, a warm cache).
       for (const v of i % 2 === 0 ? variants : [...variants].reverse()) {
         await run('docker', ['kill', svcName]);
@@ -442,6 +470,8 @@ async function recoveryRuns(spool: boolean): Promise<void> {
       }
     }
   } finally {
+    floorWorker.shutdown();
+    await floorRunning;
     await cleanUp(engine);
     await engine.stop();
     await run('docker', ['rm', '-f', svcName]).catch(() => {});
@@ -449,11 +479,21 @@ async function recoveryRuns(spool: boolean): Promise<void> {
   const b = `1. alert→recovery (${runs} rounds, ${webhook})`;
   const p50f = pct(floor, 50);
   rows.push([b, 'floor: docker start → first healthy probe, p50 / p95', `${ms(p50f)} / ${ms(pct(floor, 95))}`]);
+  const p50t = pct(temporalFloor, 50);
+  rows.push([
+    b,
+    'Temporal floor (bench/floor: signal-with-start, one local activity, an Engine API start) → first healthy probe, p50 / p95; over the floor',
+    `${ms(p50t)} / ${ms(pct(temporalFloor, 95))}; ${ms(p50t - p50f)}`,
+  ]);
   for (const v of variants) {
     const p50h = pct(v.toHealthy, 50);
     rows.push([b, `${v.name}: webhook POST → first healthy probe, p50 / p95`, `${ms(p50h)} / ${ms(pct(v.toHealthy, 95))}`]);
     rows.push([b, `${v.name}: webhook POST → workflow completed, p50 / p95`, `${ms(pct(v.toDone, 50))} / ${ms(pct(v.toDone, 95))}`]);
-    rows.push([b, `${v.name}: overhead to healthy (p50 − floor p50), ratio`, `${ms(p50h - p50f)}, ×${(p50h / p50f).toFixed(2)}`]);
+    rows.push([
+      b,
+      `${v.name}: overhead to healthy (p50 − floor p50), ratio; over the Temporal floor`,
+      `${ms(p50h - p50f)}, ×${(p50h / p50f).toFixed(2)}; ${ms(p50h - p50t)}`,
+    ]);
     rows.push([b, `${v.name}: outcomes`, [...v.outcomes].map(([k, n]) => `${k} ${n}`).join(', ')]);
   }
   const [interp, compiled] = variants.map((v) => pct(v.toHealthy, 50) - p50f);
