@@ -108,6 +108,9 @@ interface BenchEngine {
 }
 
 let bundleFile: string | undefined;
+/** bench/floor's workflow code, bundled once for both webhook modes. */
+let floorBundle: string | undefined;
+const quietBundler = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => console.error(m) };
 let benchClient: Client | undefined;
 
 async function startBenchEngine(name: string, overrides: Partial<EngineConfigInput>): Promise<BenchEngine> {
@@ -130,10 +133,7 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
     // The engine runs compiled, as `npm start` runs it: built here so it is never stale.
     await run('npm', ['run', '--silent', 'build']);
     // Bundled once for all benches, as a deployment would at build time.
-    const { code } = await bundleWorkflowCode({
-      workflowsPath,
-      logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) },
-    });
+    const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietBundler });
     bundleFile = join(mkdtempSync(join(tmpdir(), 'remediation-bench-')), 'workflows.js');
     writeFileSync(bundleFile, code);
   }
@@ -409,7 +409,11 @@ async function recoveryRuns(spool: boolean): Promise<void> {
     connection: await NativeConnection.connect(temporalConnectOptions()),
     namespace: s.temporalNamespace,
     taskQueue: floorQueue,
-    workflowsPath: fileURLToPath(new URL('./floor/workflow.ts', import.meta.url)),
+    workflowBundle: {
+      code: (floorBundle ??= (
+        await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('./floor/workflow.ts', import.meta.url)), logger: quietBundler })
+      ).code),
+    },
     activities: floorActivities,
   });
   const floorRunning = floorWorker.run();

@@ -10,6 +10,7 @@
 import type { temporal } from '@temporalio/proto';
 import { Client, Connection } from '@temporalio/client';
 import { stack } from '../test/support/stack.js';
+import { localActivityMarker } from '../test/support/history.js';
 import { temporalConnectOptions } from '../test/support/temporal.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -81,18 +82,10 @@ if (newest.type === 'guardrails') {
 }
 await connection.close();
 
-/**
- * A local activity's marker is recorded when its workflow task completes; the activity itself ran
- * earlier, inside that task: its type and when it completed (core's marker data), from the start.
- */
+/** A local activity's marker, named with its type and when it completed, from the start. */
 function localActivity(e: HistoryEvent, t0: number): string | undefined {
-  const m = e.markerRecordedEventAttributes;
-  const data = m?.markerName === 'core_local_activity' ? m.details?.['data']?.payloads?.[0]?.data : undefined;
-  if (!data) return m?.markerName ?? undefined;
-  const d = JSON.parse(Buffer.from(data).toString('utf8')) as {
-    activity_type?: string;
-    complete_time?: { seconds?: number; nanos?: number };
-  };
-  const done = d.complete_time ? Number(d.complete_time.seconds ?? 0) * 1_000 + Math.floor((d.complete_time.nanos ?? 0) / 1e6) - t0 : NaN;
-  return `local activity ${d.activity_type ?? '?'} (completed at ${Number.isFinite(done) ? `${done} ms` : '?'})`;
+  const local = localActivityMarker(e);
+  if (!local) return e.markerRecordedEventAttributes?.markerName ?? undefined;
+  const done = local.completedAtMs - t0;
+  return `local activity ${local.type} (completed at ${Number.isFinite(done) ? `${done} ms` : '?'})`;
 }

@@ -8,6 +8,23 @@ export async function historyEvents(handle: WorkflowHandle): Promise<HistoryEven
   return (await handle.fetchHistory()).events ?? [];
 }
 
+/**
+ * A local activity's marker (recorded when its workflow task completes; the activity ran earlier,
+ * inside that task): its type and when it completed, from core's marker data. Undefined for any
+ * other event.
+ */
+export function localActivityMarker(e: HistoryEvent): { type: string; completedAtMs: number } | undefined {
+  const m = e.markerRecordedEventAttributes;
+  const data = m?.markerName === 'core_local_activity' ? m.details?.['data']?.payloads?.[0]?.data : undefined;
+  if (!data) return undefined;
+  const d = JSON.parse(Buffer.from(data).toString('utf8')) as {
+    activity_type: string;
+    complete_time?: { seconds?: number; nanos?: number };
+  };
+  const t = d.complete_time;
+  return { type: d.activity_type, completedAtMs: t ? Number(t.seconds ?? 0) * 1_000 + Math.floor((t.nanos ?? 0) / 1e6) : NaN };
+}
+
 /** The activity type of each scheduled activity, by the id of its scheduled event. */
 function activityTypes(events: HistoryEvent[]): Map<string, string> {
   return new Map(
@@ -44,12 +61,9 @@ export async function activityRunners(handle: WorkflowHandle): Promise<Array<[st
   return events.flatMap((e): Array<[string, string]> => {
     const started = e.activityTaskStartedEventAttributes;
     if (started) return [[types.get(String(started.scheduledEventId))!, started.identity!]];
-    const marker = e.markerRecordedEventAttributes;
-    if (marker?.markerName !== 'core_local_activity') return [];
-    const data = marker.details?.['data']?.payloads?.[0]?.data;
-    if (!data) return [];
-    const { activity_type: type } = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string };
-    return [[type, taskCompletedBy.get(String(marker.workflowTaskCompletedEventId)) ?? '']];
+    const local = localActivityMarker(e);
+    if (!local) return [];
+    return [[local.type, taskCompletedBy.get(String(e.markerRecordedEventAttributes!.workflowTaskCompletedEventId)) ?? '']];
   });
 }
 

@@ -401,6 +401,11 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
 
 const file = (name: string) => join(historiesDir, `${name}.json`);
 
+/** Replays a history against the current bundle: rejects, as a worker would fail its task, on nondeterminism. */
+function replay(history: Parameters<typeof Worker.runReplayHistory>[1], name: string): Promise<void> {
+  return Worker.runReplayHistory({ workflowBundle: { codePath: bundlePath }, replayName: name, sinks: noopSinks }, history, name);
+}
+
 // Stored as protobufjs' object JSON (enum names, base64 bytes, string longs) rather than with
 // @temporalio/common's historyToJSON: that helper fails in this install ("type must be a Type")
 // because @temporalio/common and @temporalio/proto each carry their own copy of protobufjs.
@@ -512,18 +517,14 @@ describe('workflow histories replay against the current code', () => {
 
   it.each(names)('%s replays without nondeterminism', async (name) => {
     const history = historyFromText(readFileSync(file(name), 'utf8'));
-    await Worker.runReplayHistory({ workflowBundle: { codePath: bundlePath }, replayName: name, sinks: noopSinks }, history, name);
+    await replay(history, name);
   });
 
   it.each(['runbook-serviceDown-slow-claim', 'serviceDown-slow-claim'])(
     "%s replays when its first task ended before the workflow saw its reads' answers",
     async (name) => {
       const split = withFirstTaskEndingAfterReads(JSON.parse(readFileSync(file(name), 'utf8')));
-      await Worker.runReplayHistory(
-        { workflowBundle: { codePath: bundlePath }, replayName: `${name}-split`, sinks: noopSinks },
-        History.fromObject(split),
-        `${name}-split`,
-      );
+      await replay(History.fromObject(split), `${name}-split`);
     },
   );
 
@@ -531,11 +532,7 @@ describe('workflow histories replay against the current code', () => {
     // The check above would prove nothing if the split it makes were harmless: on a run whose restart
     // patch came after its reads, the same split fails replay with the storm's error.
     const split = withFirstTaskEndingAfterReads(JSON.parse(readFileSync(file('runbook-serviceDown-slow-claim-late-patch'), 'utf8')));
-    const err = await Worker.runReplayHistory(
-      { workflowBundle: { codePath: bundlePath }, replayName: 'late-patch-split', sinks: noopSinks },
-      History.fromObject(split),
-      'late-patch-split',
-    ).catch((e: unknown) => e);
+    const err = await replay(History.fromObject(split), 'late-patch-split').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeterminismViolationError);
     expect((err as Error).message).toContain('one-guard-call-per-restart');
   });
@@ -548,11 +545,7 @@ describe('workflow histories replay against the current code', () => {
         e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget',
     );
     scheduled.activityTaskScheduledEventAttributes.activityType.name = 'backupTarget';
-    const err = await Worker.runReplayHistory(
-      { workflowBundle: { codePath: bundlePath }, replayName: 'tampered', sinks: noopSinks },
-      History.fromObject(json),
-      'tampered',
-    ).catch((e: unknown) => e);
+    const err = await replay(History.fromObject(json), 'tampered').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeterminismViolationError);
   });
 
@@ -569,11 +562,7 @@ describe('workflow histories replay against the current code', () => {
     expect(input.definition.name).toBe('serviceDown');
     expect(current).not.toBe(earlier);
     expect(shippedRunbooks.serviceDown!.sha256).toBe(current);
-    await Worker.runReplayHistory(
-      { workflowBundle: { codePath: bundlePath }, replayName: 'earlier-definition', sinks: noopSinks },
-      History.fromObject(json),
-      'earlier-definition',
-    );
+    await replay(History.fromObject(json), 'earlier-definition');
 
     // Had the run read the current file instead, its history would not replay: the shipped runbook
     // checks suppression first, the earlier one verified first.
@@ -582,11 +571,7 @@ describe('workflow histories replay against the current code', () => {
     swappedStart.input.payloads[0].data = Buffer.from(JSON.stringify({ ...input, definition: shippedRunbooks.serviceDown })).toString(
       'base64',
     );
-    const err = await Worker.runReplayHistory(
-      { workflowBundle: { codePath: bundlePath }, replayName: 'current-definition', sinks: noopSinks },
-      History.fromObject(swapped),
-      'current-definition',
-    ).catch((e: unknown) => e);
+    const err = await replay(History.fromObject(swapped), 'current-definition').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeterminismViolationError);
   });
 
