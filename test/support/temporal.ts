@@ -95,7 +95,7 @@ export async function temporalClient(): Promise<{ client: Client; connection: Co
 }
 
 export async function startWorker(
-  options: Omit<WorkerOptions, 'connection' | 'workflowBundle' | 'workflowsPath'>,
+  options: Omit<WorkerOptions, 'connection' | 'workflowsPath'>,
 ): Promise<{ worker: Worker; running: Promise<void>; stop: () => Promise<void> }> {
   quietRuntime();
   const connection = await NativeConnection.connect(temporalConnectOptions('engine'));

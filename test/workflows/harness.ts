@@ -36,7 +36,7 @@ import type {
   Verification,
 } from '../../activities/contract.js';
 import { failureTypes } from '../../activities/failures.js';
-import type { InjectedSinks } from '@temporalio/worker';
+import type { InjectedSinks, WorkerOptions } from '@temporalio/worker';
 import type { MaintenanceInput, RunbookInput, RunbookMetricsSinks, RunbookStatus } from '../../workflows/messages.js';
 import { statusQuery } from '../../workflows/messages.js';
 import { startWorker, temporalClient, uniqueQueue } from '../support/temporal.js';
@@ -44,6 +44,8 @@ import { startWorker, temporalClient, uniqueQueue } from '../support/temporal.js
 export interface TargetState {
   verifies: number;
   restarts: number;
+  /** Silence checks asked, a cancelled one included. */
+  suppressionChecks: number;
 }
 
 /** How one fake target behaves. Everything defaults to "works, and is unhealthy". */
@@ -98,7 +100,10 @@ export function permanentFailure(message: string): ApplicationFailure {
   return ApplicationFailure.create({ message, type: failureTypes.targetNotFound, nonRetryable: true });
 }
 
-export async function startHarness(prefix: string): Promise<Harness> {
+/** What a test may set on the harness's worker: a bundle of its own (with a test interceptor, say). */
+export type HarnessWorkerOptions = Pick<WorkerOptions, 'workflowBundle'>;
+
+export async function startHarness(prefix: string, workerOptions: HarnessWorkerOptions = {}): Promise<Harness> {
   const queue = uniqueQueue(prefix);
   const guardId = guardrailsWorkflowId(queue);
   const { client, connection } = await temporalClient();
@@ -118,7 +123,7 @@ export async function startHarness(prefix: string): Promise<Harness> {
   const of = (target: string) => {
     let entry = scripts.get(target);
     if (!entry) {
-      entry = { script: {}, state: { verifies: 0, restarts: 0 } };
+      entry = { script: {}, state: { verifies: 0, restarts: 0, suppressionChecks: 0 } };
       scripts.set(target, entry);
     }
     return entry;
@@ -274,9 +279,10 @@ export async function startHarness(prefix: string): Promise<Harness> {
       return { expired: true };
     },
     async checkSuppression(target): Promise<Suppression> {
-      // Like the real check, it stops when its run is cancelled.
-      const held = of(target).script.suppressionHeld;
-      if (held) await Promise.race([held, Context.current().cancelled]);
+      // Like the real check, it stops when it is cancelled.
+      const { script, state } = of(target);
+      state.suppressionChecks += 1;
+      if (script.suppressionHeld) await Promise.race([script.suppressionHeld, Context.current().cancelled]);
       const by = of(target).script.silencedBy;
       return by ? { suppressed: true, reason: `silence ${by}` } : { suppressed: false };
     },
@@ -307,6 +313,7 @@ export async function startHarness(prefix: string): Promise<Harness> {
         },
       },
       shutdownGraceTime: '2s',
+      ...workerOptions,
     });
   let worker = await start();
 

@@ -262,6 +262,15 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     await handle.result();
     return handle;
   },
+  // Recorded once a run decided in its first task to ask again a local read the worker dropped
+  // ('dropped-local-reads-asked-again', steps/activities.ts).
+  'runbook-serviceDown-recovered-dropped-reads-patch': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: (s) => s.restarts >= 2 });
+    const handle = await startInterpreter(h, shippedRunbooks.serviceDown!, target);
+    await handle.result();
+    return handle;
+  },
   'runbook-databaseConnection-approved': async (h) => {
     const target = uniqueTarget('db');
     h.script(target, { healthy: (s) => s.restarts >= 1 });

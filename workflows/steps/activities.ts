@@ -3,17 +3,20 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   isCancellation,
+  log,
   patched,
   proxyActivities,
   proxyLocalActivities,
+  sleep,
   TemporalFailure,
   type ActivityOptions,
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { EngineActivities, GuardrailActivities, TargetActivities } from '../../activities/contract.js';
 import type { TargetKind } from '../../config/schema.js';
-import { localRestartClaim } from './patchesFirst.js';
+import { dropsAskedAgain, localRestartClaim } from './patchesFirst.js';
 
 // Bad input, a missing target and refused credentials are thrown as non-retryable failures by the
 // activities themselves (activities/failures.ts), so no list of types is repeated here; that module
@@ -35,24 +38,59 @@ function localOpts(startToClose: string, maximumAttempts: number): LocalActivity
 }
 
 /**
+ * How many times a local read the worker dropped is asked again, and the pause before each. Each
+ * time costs the run a workflow task, which under the backlog that causes it may wait minutes.
+ */
+export const droppedReadRetries = 10;
+const droppedReadPauseMs = 1_000;
+
+/**
  * A local activity's failure arrives as its bare cause (an ApplicationFailure), not wrapped in an
  * ActivityFailure as an activity's is: wrapped here, so a failure still names the activity that
  * failed ("claimRestart failed: …") and is judged permanent or not by its cause, whichever way it ran.
+ *
+ * A local read can also come back cancelled when the run was not: the worker cancels a run's
+ * outstanding local activities when it evicts the run from its cache (sdk-core, a full cache under
+ * a backlog), and records them so. Such a read is asked again after a pause (the pause lets the
+ * task end and the eviction finish; asked at once, the same eviction would cancel it again). It is
+ * the same request: a claim carries its request id, and the guard answers a repeated one with the
+ * lease it granted. After `droppedReadRetries` it fails as a read that could not be made, which is
+ * not a cancellation: the run goes on as it does when a read fails. Runs started before stopped
+ * at such a read; they replay that way (patchesFirst.ts, decided in the run's first activation).
  */
 function asActivity<A extends unknown[], R>(activityType: string, call: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-  return (...args) =>
-    call(...args).catch((err: unknown) => {
-      if (err instanceof ActivityFailure || isCancellation(err) || !(err instanceof TemporalFailure)) throw err;
-      const permanent = err instanceof ApplicationFailure && err.nonRetryable;
-      throw new ActivityFailure(
-        err.message,
-        activityType,
-        undefined,
-        permanent ? 'NON_RETRYABLE_FAILURE' : 'MAXIMUM_ATTEMPTS_REACHED',
-        undefined,
-        err,
-      );
-    });
+  return async (...args) => {
+    const scope = CancellationScope.current();
+    for (let retry = 0; ; retry++) {
+      try {
+        return await call(...args);
+      } catch (err) {
+        if (!isCancellation(err) || scope.consideredCancelled || !dropsAskedAgain()) throw named(activityType, err);
+        if (retry === droppedReadRetries) {
+          const cause = ApplicationFailure.retryable(
+            `the worker dropped it ${retry + 1} times (evicting the run from its cache) while the run was not cancelled`,
+            'LocalReadDropped',
+          );
+          throw new ActivityFailure(cause.message, activityType, undefined, 'MAXIMUM_ATTEMPTS_REACHED', undefined, cause);
+        }
+        log.warn('local read dropped by the worker; asking again', { activityType, retry: retry + 1 });
+        await sleep(droppedReadPauseMs);
+      }
+    }
+  };
+}
+
+function named(activityType: string, err: unknown): unknown {
+  if (err instanceof ActivityFailure || isCancellation(err) || !(err instanceof TemporalFailure)) return err;
+  const permanent = err instanceof ApplicationFailure && err.nonRetryable;
+  return new ActivityFailure(
+    err.message,
+    activityType,
+    undefined,
+    permanent ? 'NON_RETRYABLE_FAILURE' : 'MAXIMUM_ATTEMPTS_REACHED',
+    undefined,
+    err,
+  );
 }
 
 /**

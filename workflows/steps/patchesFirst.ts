@@ -19,6 +19,8 @@ export const interpreterChecksAhead = 'interpreter-checks-ahead';
 export const cancelledCheckStops = 'cancelled-suppression-check-stops';
 /** A dry run's pretend silence is not expired (steps/maintenanceWindow.ts). */
 export const dryRunSilenceNotExpired = 'dry-run-silence-not-expired';
+/** A local read the worker dropped, not the run, is asked again (steps/activities.ts). */
+export const droppedReadsAskedAgain = 'dropped-local-reads-asked-again';
 
 const patchesFirst = 'patches-first';
 
@@ -33,4 +35,17 @@ export function decidePatchesFirst(): void {
   if (!patched(patchesFirst)) return;
   for (const id of [oneGuardCallPerRestart, localRestartClaim, interpreterChecksAhead, cancelledCheckStops, dryRunSilenceNotExpired])
     patched(id);
+  asksDroppedReadsAgain = patched(droppedReadsAskedAgain);
+}
+
+// Module state is the run's own: each workflow run has its own module instances.
+let asksDroppedReadsAgain = false;
+
+/**
+ * Whether this run asks again a local read the worker dropped: decided in its first activation
+ * only. A run that started before (its first task holds no marker) never asks it later, when the
+ * marker would land after a read's answer, where replay cannot place it.
+ */
+export function dropsAskedAgain(): boolean {
+  return asksDroppedReadsAgain;
 }
