@@ -10,12 +10,11 @@ import type { Client, Connection } from '@temporalio/client';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { approveSignal, incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
 import { postAlerts } from '../support/alertmanagerPayload.js';
-import { docker } from '../support/docker.js';
+import { busyboxRun, docker } from '../support/docker.js';
 import { engineMetric } from '../support/engineMetrics.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
 import { activityRunners, historyEvents, workflowTaskRunners } from '../support/history.js';
 import { closedPort } from '../support/net.js';
-import { stack } from '../support/stack.js';
 import { temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { httpOk, until, untilHttpOk } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';
@@ -37,19 +36,7 @@ async function service(what: string, script?: string): Promise<Service> {
   const port = await closedPort();
   const container = `remediation-e2e-${what}-${randomBytes(3).toString('hex')}`;
   created.push(container);
-  await docker(
-    'run',
-    '-d',
-    '--name',
-    container,
-    '--network',
-    'host',
-    '--label',
-    'remediation.stack=1',
-    '-e',
-    `PORT=${port}`,
-    ...(script ? ['--entrypoint', '/bin/sh', stack().busyboxImage, '-c', script] : [stack().busyboxImage]),
-  );
+  await docker(...busyboxRun(container, { port, ...(script ? { entrypoint: '/bin/sh', command: ['-c', script] } : {}) }));
   return { target: what, container, health: `http://127.0.0.1:${port}/health` };
 }
 

@@ -13,14 +13,13 @@ import type { RunningEngine } from '../../worker/engine.js';
 import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
 import { acknowledgeSignal, incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
 import { postAlerts } from '../support/alertmanagerPayload.js';
-import { containerActions, docker } from '../support/docker.js';
+import { busyboxRun, containerActions, docker } from '../support/docker.js';
 import { writeConfig } from '../support/engineProcess.js';
 import { activityResults } from '../support/history.js';
 import { closedPort } from '../support/net.js';
 import { remediate } from '../support/operatorCli.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { statusWhen } from '../support/runStatus.js';
-import { stack } from '../support/stack.js';
 import { temporalConfigInput, uniqueQueue } from '../support/temporal.js';
 import { until } from '../support/wait.js';
 import { e2eConfigInput, startTestEngine } from './engine.js';
@@ -51,20 +50,7 @@ beforeAll(async () => {
   queue = uniqueQueue('e2e-escalation');
   receiver = await startReceiver();
   // A service whose every start fails at once, explaining why on stderr: no restart can fix it.
-  await docker(
-    'run',
-    '-d',
-    '--name',
-    container,
-    '--network',
-    'host',
-    '--label',
-    'remediation.stack=1',
-    stack().busyboxImage,
-    'sh',
-    '-c',
-    `echo "orders-api starting"; echo "${fatal}" >&2; exit 78`,
-  );
+  await docker(...busyboxRun(container, { command: ['sh', '-c', `echo "orders-api starting"; echo "${fatal}" >&2; exit 78`] }));
   await until(`${container} to exit`, 15_000, async () =>
     (await docker('inspect', '-f', '{{.State.Status}}', container)) === 'exited' ? true : undefined,
   );

@@ -17,7 +17,7 @@ import { closedPort } from '../support/net.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack } from '../support/stack.js';
 import { temporalConfigInput, temporalConnectOptions, terminateRunning, uniqueQueue } from '../support/temporal.js';
-import { dockerSync } from '../support/docker.js';
+import { busyboxRun, dockerSync } from '../support/docker.js';
 import { postAlerts } from '../support/alertmanagerPayload.js';
 import { httpOk, until, untilHttpOk } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';
@@ -52,20 +52,7 @@ afterAll(async () => {
 function runContainer(what: string, port: number, command: string[] = []): string {
   const name = `remediation-e2e-${what}-${randomUUID().slice(0, 8)}`;
   containers.push(name);
-  dockerSync(
-    'run',
-    '-d',
-    '--name',
-    name,
-    '--network',
-    'host',
-    '--label',
-    'remediation.stack=1',
-    '-e',
-    `PORT=${port}`,
-    stack().busyboxImage,
-    ...command,
-  );
+  dockerSync(...busyboxRun(name, { port, command }));
   return name;
 }
 

@@ -14,14 +14,13 @@ import type { RunningEngine } from '../../worker/engine.js';
 import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
 import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
 import { postAlerts } from '../support/alertmanagerPayload.js';
-import { containerActions, docker } from '../support/docker.js';
+import { busyboxRun, containerActions, docker } from '../support/docker.js';
 import { writeConfig } from '../support/engineProcess.js';
 import { activityResults } from '../support/history.js';
 import { closedPort } from '../support/net.js';
 import { remediate } from '../support/operatorCli.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { pendingApproval } from '../support/runStatus.js';
-import { stack } from '../support/stack.js';
 import { temporalConfigInput, uniqueQueue } from '../support/temporal.js';
 import { httpOk, untilHttpOk } from '../support/wait.js';
 import { e2eConfigInput, startTestEngine } from './engine.js';
@@ -109,19 +108,7 @@ beforeAll(async () => {
   [receiver, service] = await Promise.all([startReceiver(), startFailingService()]);
   const port = await closedPort();
   workerHealth = `http://127.0.0.1:${port}/health`;
-  await docker(
-    'run',
-    '-d',
-    '--name',
-    container,
-    '--network',
-    'host',
-    '--label',
-    'remediation.stack=1',
-    '-e',
-    `PORT=${port}`,
-    stack().busyboxImage,
-  );
+  await docker(...busyboxRun(container, { port }));
   await untilHttpOk(workerHealth, `${container} serving /health`);
 
   const workerTarget = { kind: 'container' as const, container, stopTimeout: '5s', health: { url: workerHealth, timeout: '1s' } };

@@ -10,10 +10,9 @@ import type { UnmatchedCode } from '../../triggers/alerts/binding.js';
 import type { RunningEngine } from '../../worker/engine.js';
 import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
 import { postAlerts, type AlertInit } from '../support/alertmanagerPayload.js';
-import { containerActions, docker } from '../support/docker.js';
+import { busyboxRun, containerActions, docker } from '../support/docker.js';
 import { engineMetric } from '../support/engineMetrics.js';
 import { closedPort } from '../support/net.js';
-import { stack } from '../support/stack.js';
 import { temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { httpOk, until, untilHttpOk } from '../support/wait.js';
 import { startTestEngine } from './engine.js';
@@ -60,19 +59,7 @@ beforeAll(async () => {
     [stranger, strangerPort],
     [guardedContainer, guardedPort],
   ] as const) {
-    await docker(
-      'run',
-      '-d',
-      '--name',
-      name,
-      '--network',
-      'host',
-      '--label',
-      'remediation.stack=1',
-      '-e',
-      `PORT=${port}`,
-      stack().busyboxImage,
-    );
+    await docker(...busyboxRun(name, { port }));
     await untilHttpOk(`http://127.0.0.1:${port}/health`, `${name} serving`);
     await docker('kill', name);
   }

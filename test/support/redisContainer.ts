@@ -3,9 +3,8 @@
 // without touching the stack's Redis.
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { docker } from './docker.js';
+import { busyboxRun, docker } from './docker.js';
 import { closedPort } from './net.js';
-import { stack } from './stack.js';
 import { until } from './wait.js';
 
 export interface RedisContainer {
@@ -30,35 +29,25 @@ export async function startRedisContainer(): Promise<RedisContainer> {
   const port = await closedPort();
   const password = randomUUID();
   await docker(
-    'run',
-    '-d',
-    '--name',
-    name,
-    '--network',
-    'host',
-    '--label',
-    'remediation.stack=1',
-    '-v',
-    '/usr:/usr:ro',
-    '-v',
-    '/usr/lib64:/lib64:ro',
-    '-v',
-    '/usr/lib:/lib:ro',
-    stack().busyboxImage,
-    // No persistence: a restart must bring back a server, not a dataset, and must not write to /usr.
-    '/usr/bin/redis-server',
-    '--bind',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--requirepass',
-    password,
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--protected-mode',
-    'yes',
+    ...busyboxRun(name, {
+      mounts: ['/usr:/usr:ro', '/usr/lib64:/lib64:ro', '/usr/lib:/lib:ro'],
+      // No persistence: a restart must bring back a server, not a dataset, and must not write to /usr.
+      command: [
+        '/usr/bin/redis-server',
+        '--bind',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--requirepass',
+        password,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--protected-mode',
+        'yes',
+      ],
+    }),
   );
   const ping = () => pingRedis(port, password);
   await until(`redis in ${name} answering PING`, 30_000, async () => ((await ping()) ? true : undefined));
