@@ -132,7 +132,8 @@ let release: (() => void) | undefined;
 
 beforeAll(async () => {
   // The demo incident's silence check reads the stack's Alertmanager, where other files' maintenance
-  // windows silence service=demo: while one is open the incident ends suppressed, never escalated.
+  // windows (maintenance.e2e; the claude-code-manager team's weekly run) silence service=demo: while
+  // one is open the incident ends suppressed, never escalated. Those files hold this lock.
   release = await holdAlertLoop();
   const config = await exampleConfig();
   // Where npm start leaves them: the config the CLI finds as the engine does, and alice's credentials.
