@@ -504,8 +504,18 @@ export const engineConfigShape = z
          * Runs kept in the worker's memory between tasks. Most incidents sit for minutes on an
          * escalation or approval timer; one that was evicted is replayed (milliseconds) when its
          * timer fires. 100 rather than 200: with 500 incidents open, ~260 instead of ~400 MiB.
+         * Not below 10: 0 (no cache) has the worker drop every run's local reads at the end of each
+         * task, and with a handful of slots a run waiting on a slow read can keep the worker from
+         * taking new incidents at all (its task slots are capped at the cache size).
          */
-        maxCachedWorkflows: z.number().int().min(0).default(100),
+        maxCachedWorkflows: z
+          .number()
+          .int()
+          .min(
+            10,
+            'must be at least 10: 0 drops every local read at the end of its task, and a few slots can keep new incidents from being taken',
+          )
+          .default(100),
       })
       .strict()
       .default({}),

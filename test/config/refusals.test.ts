@@ -216,6 +216,11 @@ describe('refused at start-up, naming key and value', () => {
     expect(problems(temporal({ port: 17233, uiPort: 18233 }))).toEqual([]);
   });
 
+  it('a worker cache too small to run incidents', () => {
+    for (const n of [0, 5]) refusedWith((c) => (c.temporal!.maxCachedWorkflows = n), 'temporal.maxCachedWorkflows', 'at least 10');
+    expect(problems((c) => (c.temporal!.maxCachedWorkflows = 10))).toEqual([]);
+  });
+
   it('database and docker ports out of range', () => {
     refusedWith((c) => ((c.targets!.db as Record<string, unknown>).port = 65_536), 'targets.db.port');
     refusedWith((c) => ((c.targets!.cache as Record<string, unknown>).port = 0), 'targets.cache.port');
