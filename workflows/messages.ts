@@ -204,7 +204,11 @@ export type Outcome =
  * is not counted twice.
  */
 export interface RunbookMetricsSinks extends Sinks {
-  metrics: { runbookOutcome(runbook: string, outcome: Outcome, durationMs: number): void };
+  metrics: {
+    runbookOutcome(runbook: string, outcome: Outcome, durationMs: number): void;
+    /** A local read the worker dropped (evicting the run from its cache), asked again (steps/activities.ts). */
+    localReadDropped(activityType: string): void;
+  };
 }
 
 export interface TimelineEntry {

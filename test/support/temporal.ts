@@ -55,7 +55,9 @@ export function quietRuntime(): void {
 }
 
 /** The engine's metrics sink as a test worker (or a replay) registers it: does nothing. */
-export const noopSinks = { metrics: { runbookOutcome: { fn: () => {}, callDuringReplay: false } } };
+export const noopSinks = {
+  metrics: { runbookOutcome: { fn: () => {}, callDuringReplay: false }, localReadDropped: { fn: () => {}, callDuringReplay: false } },
+};
 
 export function uniqueQueue(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;

@@ -80,6 +80,11 @@ describe.each(runs)('%s, its silence check dropped by the worker', (_name, start
     // Two pauses, then the third ask reached the activity; the run saw no failed check.
     expect(state.suppressionChecks).toBe(1);
     expect(await timers(handle)).toBeGreaterThanOrEqual(2);
+    // Each drop is counted for the engine's local_reads_dropped_total.
+    expect(h.droppedReads.filter((d) => d.workflowId === handle.workflowId).map((d) => d.activityType)).toEqual([
+      'checkSuppression',
+      'checkSuppression',
+    ]);
     expect(events((await handle.query(statusQuery)).timeline)).not.toContain('silence check failed');
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(1);
     // The claim asked beside the check was the one the restart used: one restart counted, no lease left.

@@ -86,6 +86,8 @@ export interface Harness {
   calls: Call[];
   /** What runbooks reported to the metrics sink as they closed. */
   outcomes: Array<{ workflowId: string; runbook: string; outcome: string; durationMs: number }>;
+  /** Local reads runs reported to the metrics sink as dropped by the worker and asked again. */
+  droppedReads: Array<{ workflowId: string; activityType: string }>;
   notifications: Array<NotificationRequest & { dryRun: boolean; at: number }>;
   script(target: string, script: TargetScript): TargetState;
   /** What queryMetric answers (calls counts the queries so far, this one included); default: nothing comes back. */
@@ -111,6 +113,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
   const calls: Call[] = [];
   const notifications: Harness['notifications'] = [];
   const outcomes: Harness['outcomes'] = [];
+  const droppedReads: Harness['droppedReads'] = [];
   let silences = 0;
   let metricCalls = 0;
   let metricAnswer: (req: MetricRequest, calls: number) => MetricResult = () => ({
@@ -310,6 +313,10 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
             },
             callDuringReplay: false,
           },
+          localReadDropped: {
+            fn: (info, activityType) => void droppedReads.push({ workflowId: info.workflowId, activityType }),
+            callDuringReplay: false,
+          },
         },
       },
       shutdownGraceTime: '2s',
@@ -324,6 +331,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
     guard,
     calls,
     outcomes,
+    droppedReads,
     notifications,
     script(target, script) {
       const entry = of(target);

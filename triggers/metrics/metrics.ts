@@ -30,11 +30,16 @@ export interface EngineMetrics {
   /** Observed by the worker when an incident workflow closes. */
   runbookOutcomes: Counter<'runbook' | 'outcome'>;
   runbookDuration: Histogram<'runbook' | 'outcome'>;
+  /** Local reads the worker dropped while evicting a run from its cache, each asked again. */
+  localReadsDropped: Counter<'activity'>;
   /** Convenience for the worker: one call per closed incident. */
   observeOutcome(runbook: string, outcome: Outcome, durationMs: number): void;
   /** For Worker.create({ sinks }): routes RunbookMetricsSinks calls to observeOutcome. */
   sinks(): InjectedSinks<RunbookMetricsSinks>;
 }
+
+/** The reads that run as local activities (workflows/steps/activities.ts). */
+const localReads = ['checkSuppression', 'maintenanceWindowFor', 'verifyTarget', 'claimRestart'] as const;
 
 /** Outcomes whose counters start at zero, so the first one after a start is an increase Prometheus sees. */
 const outcomesWatched: readonly Outcome[] = ['recovered', 'escalated', 'failed'];
@@ -61,6 +66,14 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
   // A counter series born at 1 has no earlier sample to rise from: increase() and the
   // RemediationRunbooksFailing alert would miss the first failure after every engine start.
   for (const runbook of options.runbooks ?? []) for (const outcome of outcomesWatched) runbookOutcomes.inc({ runbook, outcome }, 0);
+
+  const localReadsDropped = new Counter({
+    name: 'local_reads_dropped_total',
+    help: 'Local reads (silence check, window read, health check, restart claim) the worker dropped while evicting a run from its cache, each asked again after a pause: runs in progress outnumber temporal.maxCachedWorkflows.',
+    labelNames: ['activity'] as const,
+    registers,
+  });
+  for (const activity of localReads) localReadsDropped.inc({ activity }, 0);
 
   const spoolRefused = new Counter({
     name: 'webhook_spool_refused_total',
@@ -134,11 +147,19 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     spoolRefused,
     runbookOutcomes,
     runbookDuration,
+    localReadsDropped,
     observeOutcome,
     sinks: () => ({
       metrics: {
         runbookOutcome: {
           fn: (_info, runbook, outcome, durationMs) => observeOutcome(runbook, outcome, durationMs),
+          callDuringReplay: false,
+        },
+        localReadDropped: {
+          // The type comes from the workflow code, not from an alert: still, only the known four are series.
+          fn: (_info, activityType) => {
+            if ((localReads as readonly string[]).includes(activityType)) localReadsDropped.inc({ activity: activityType });
+          },
           callDuringReplay: false,
         },
       },

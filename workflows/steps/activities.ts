@@ -9,6 +9,7 @@ import {
   patched,
   proxyActivities,
   proxyLocalActivities,
+  proxySinks,
   sleep,
   TemporalFailure,
   type ActivityOptions,
@@ -16,6 +17,7 @@ import {
 } from '@temporalio/workflow';
 import type { EngineActivities, GuardrailActivities, TargetActivities } from '../../activities/contract.js';
 import type { TargetKind } from '../../config/schema.js';
+import type { RunbookMetricsSinks } from '../messages.js';
 import { dropsAskedAgain, localRestartClaim } from './patchesFirst.js';
 
 // Bad input, a missing target and refused credentials are thrown as non-retryable failures by the
@@ -74,6 +76,7 @@ function asActivity<A extends unknown[], R>(activityType: string, call: (...args
           throw new ActivityFailure(cause.message, activityType, undefined, 'MAXIMUM_ATTEMPTS_REACHED', undefined, cause);
         }
         log.warn('local read dropped by the worker; asking again', { activityType, retry: retry + 1 });
+        proxySinks<RunbookMetricsSinks>().metrics.localReadDropped(activityType);
         await sleep(droppedReadPauseMs);
       }
     }
