@@ -75,6 +75,24 @@ describe('the metrics the rules and the dashboard read', () => {
   });
 });
 
+describe('local_reads_dropped_total', () => {
+  it('counts what runs report through the metrics sink, from zero, for the four local reads only', async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    const value = async (activity: string) =>
+      (await metrics.localReadsDropped.get()).values.find((v) => v.labels.activity === activity)?.value;
+    expect(await value('checkSuppression')).toBe(0);
+    const sink = metrics.sinks().metrics.localReadDropped.fn;
+    sink({} as never, 'checkSuppression');
+    sink({} as never, 'checkSuppression');
+    sink({} as never, 'claimRestart');
+    sink({} as never, 'not-a-local-read');
+    expect(await value('checkSuppression')).toBe(2);
+    expect(await value('claimRestart')).toBe(1);
+    expect(await value('not-a-local-read')).toBeUndefined();
+    expect((await metrics.localReadsDropped.get()).values).toHaveLength(4);
+  });
+});
+
 describe('the dashboard file', () => {
   const text = readFileSync(dashboardFile, 'utf8');
   interface Target {
