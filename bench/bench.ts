@@ -99,6 +99,8 @@ interface BenchEngine {
   usage(): { rss: number; cpuMs: number };
   /** The main thread's V8 heap in use and memory outside it, from the engine's /metrics. */
   heap(): Promise<{ used: number; external: number }>;
+  /** Local reads its worker dropped (evicting runs from its cache) and runs asked again, from /metrics. */
+  droppedReads(): Promise<number>;
   /** The main thread's event-loop delay since the last call (prom-client resets it per scrape). */
   loopDelay(): Promise<{ p99: number; max: number }>;
   /** Webhook requests answered 200 so far, and how many of them within 10, 20 and 50 ms by the engine's clock. */
@@ -154,6 +156,12 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
     async heap() {
       const value = await metricsOf(engine.webhookUrl);
       return { used: value('nodejs_heap_size_used_bytes'), external: value('nodejs_external_memory_bytes') };
+    },
+    async droppedReads() {
+      const value = await metricsOf(engine.webhookUrl);
+      return ['checkSuppression', 'maintenanceWindowFor', 'verifyTarget', 'claimRestart']
+        .map((activity) => value(`local_reads_dropped_total{activity="${activity}"}`))
+        .reduce((a, b) => a + b, 0);
     },
     async answered() {
       const value = await metricsOf(engine.webhookUrl);
@@ -839,6 +847,11 @@ async function benchOpen(): Promise<void> {
       `${ms(posted)} / ${[...refused].map(([c, n]) => `${n}× ${c}`).join(', ') || 'none'} / ${lost} / ${waiting.size} of ${names.length} in ${ms(reached)}`,
     ]);
     rows.push([label, 'runs that failed instead of escalating (Temporal visibility)', String(failed)]);
+    rows.push([
+      label,
+      `local reads the worker dropped evicting runs, asked again (engine /metrics)${openEngines > 1 ? ' (each engine)' : ''}`,
+      (await Promise.all(engines.map((e) => e.droppedReads()))).join(' / '),
+    ]);
     const per = openEngines > 1 ? ' (each engine)' : '';
     rows.push([
       label,
