@@ -23,7 +23,7 @@ import * as floorActivities from './floor/activities.js';
 import { alertSignal, type floorRestart } from './floor/workflow.js';
 import type { EngineConfigInput } from '../config/schema.js';
 import { workflowsPath } from '../worker/engine.js';
-import { incidentWorkflowId } from '../workflows/messages.js';
+import { incidentWorkflowId, localReadTypes } from '../workflows/messages.js';
 import { alertmanagerPayload } from '../test/support/alertmanagerPayload.js';
 import { spawnEngine } from '../test/support/engineProcess.js';
 import { stack, stackDir } from '../test/support/stack.js';
@@ -159,9 +159,7 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
     },
     async droppedReads() {
       const value = await metricsOf(engine.webhookUrl);
-      return ['checkSuppression', 'maintenanceWindowFor', 'verifyTarget', 'claimRestart']
-        .map((activity) => value(`local_reads_dropped_total{activity="${activity}"}`))
-        .reduce((a, b) => a + b, 0);
+      return localReadTypes.map((activity) => value(`local_reads_dropped_total{activity="${activity}"}`)).reduce((a, b) => a + b, 0);
     },
     async answered() {
       const value = await metricsOf(engine.webhookUrl);

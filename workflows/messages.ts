@@ -198,6 +198,9 @@ export type Outcome =
   /** Never returned by a runbook: a run somebody terminated, as reports list it. */
   | 'terminated';
 
+/** The reads that run as local activities (steps/activities.ts): the ones the worker can drop. */
+export const localReadTypes = ['checkSuppression', 'maintenanceWindowFor', 'verifyTarget', 'claimRestart'] as const;
+
 /**
  * How a closing runbook reports itself to the engine's metrics. A sink, because workflow code cannot
  * touch prom-client; the worker does not call it during replay, so a run replayed on another engine

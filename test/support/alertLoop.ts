@@ -1,8 +1,9 @@
 // The stack's Alertmanager posts every alert to one webhook port. Test files that close the real loop
 // through it (container, systemd, maintenance) take turns: each holds this lock for its whole run, so
 // no two engines ever compete for the port or see each other's alerts. So does a file whose incidents
-// read its silences (the README's CLI examples): a maintenance window silences service=demo. vitest runs files in parallel
-// forks, hence a lock between processes: a directory (mkdir is atomic) naming its holder's pid.
+// read its silences (the README's CLI examples): a maintenance window silences service=demo. vitest
+// runs files in parallel forks, hence a lock between processes: a directory (mkdir is atomic) naming
+// its holder's pid.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';

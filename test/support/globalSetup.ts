@@ -6,11 +6,17 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 
 export const bundlePath = join(dirname(fileURLToPath(import.meta.url)), '..', '.bundle', 'workflows.js');
 
-export default async function setup(): Promise<void> {
-  const { code } = await bundleWorkflowCode({
+/** The engine's workflow code bundled, with test interceptor modules when a test needs them. */
+export async function bundleEngineWorkflows(workflowInterceptorModules: string[] = []): Promise<{ code: string }> {
+  return bundleWorkflowCode({
     workflowsPath: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'workflows', 'index.ts'),
+    workflowInterceptorModules,
     logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} } as never,
   });
+}
+
+export default async function setup(): Promise<void> {
+  const { code } = await bundleEngineWorkflows();
   mkdirSync(dirname(bundlePath), { recursive: true });
   // Atomically: another vitest run (or an engine process a test started) may be loading it right now.
   const tmp = `${bundlePath}.${process.pid}.tmp`;

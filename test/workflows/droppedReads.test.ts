@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { loadRunbookDir } from '../../config/runbookLoad.js';
 import {
@@ -19,18 +18,14 @@ import {
 } from '../../workflows/messages.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
 import { droppedReadRetries } from '../../workflows/steps/activities.js';
+import { bundleEngineWorkflows } from '../support/globalSetup.js';
 import { historyEvents } from '../support/history.js';
 import { cancelWhileFirstReadsOut, events, guardHolds, runbookInput, startHarness, type Harness } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 let h: Harness;
 beforeAll(async () => {
-  const workflowBundle = await bundleWorkflowCode({
-    workflowsPath: join(here, '..', '..', 'workflows', 'index.ts'),
-    workflowInterceptorModules: [join(here, 'droppedReads.ts')],
-    logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} } as never,
-  });
-  h = await startHarness('wf-dropped', { workflowBundle });
+  h = await startHarness('wf-dropped', { workflowBundle: await bundleEngineWorkflows([join(here, 'droppedReads.ts')]) });
 }, 60_000);
 afterAll(async () => {
   await h?.close();

@@ -2,7 +2,7 @@
 // two engines or two tests in one process never share or double-register counters.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { InjectedSinks } from '@temporalio/worker';
-import type { Outcome, RunbookMetricsSinks } from '../../workflows/messages.js';
+import { localReadTypes, type Outcome, type RunbookMetricsSinks } from '../../workflows/messages.js';
 import type { UnmatchedCode } from '../alerts/binding.js';
 
 export interface EngineMetrics {
@@ -38,9 +38,6 @@ export interface EngineMetrics {
   sinks(): InjectedSinks<RunbookMetricsSinks>;
 }
 
-/** The reads that run as local activities (workflows/steps/activities.ts). */
-const localReads = ['checkSuppression', 'maintenanceWindowFor', 'verifyTarget', 'claimRestart'] as const;
-
 /** Outcomes whose counters start at zero, so the first one after a start is an increase Prometheus sees. */
 const outcomesWatched: readonly Outcome[] = ['recovered', 'escalated', 'failed'];
 
@@ -73,7 +70,7 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     labelNames: ['activity'] as const,
     registers,
   });
-  for (const activity of localReads) localReadsDropped.inc({ activity }, 0);
+  for (const activity of localReadTypes) localReadsDropped.inc({ activity }, 0);
 
   const spoolRefused = new Counter({
     name: 'webhook_spool_refused_total',
@@ -158,7 +155,7 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
         localReadDropped: {
           // The type comes from the workflow code, not from an alert: still, only the known four are series.
           fn: (_info, activityType) => {
-            if ((localReads as readonly string[]).includes(activityType)) localReadsDropped.inc({ activity: activityType });
+            if ((localReadTypes as readonly string[]).includes(activityType)) localReadsDropped.inc({ activity: activityType });
           },
           callDuringReplay: false,
         },

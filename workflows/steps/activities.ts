@@ -17,7 +17,7 @@ import {
 } from '@temporalio/workflow';
 import type { EngineActivities, GuardrailActivities, TargetActivities } from '../../activities/contract.js';
 import type { TargetKind } from '../../config/schema.js';
-import type { RunbookMetricsSinks } from '../messages.js';
+import type { localReadTypes, RunbookMetricsSinks } from '../messages.js';
 import { dropsAskedAgain, localRestartClaim } from './patchesFirst.js';
 
 // Bad input, a missing target and refused credentials are thrown as non-retryable failures by the
@@ -60,7 +60,10 @@ const droppedReadPauseMs = 1_000;
  * not a cancellation: the run goes on as it does when a read fails. Runs started before stopped
  * at such a read; they replay that way (patchesFirst.ts, decided in the run's first activation).
  */
-function asActivity<A extends unknown[], R>(activityType: string, call: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+function asActivity<A extends unknown[], R>(
+  activityType: (typeof localReadTypes)[number],
+  call: (...args: A) => Promise<R>,
+): (...args: A) => Promise<R> {
   return async (...args) => {
     const scope = CancellationScope.current();
     for (let retry = 0; ; retry++) {
