@@ -1,9 +1,8 @@
 // Service down: check it is not silenced, confirm it is down, restart it (each restart verified),
 // and if it will not come back, diagnose and page until someone owns it.
-import { patched } from '@temporalio/workflow';
 import type { RunbookInput, RunbookResult } from './messages.js';
 import { diagnose } from './steps/diagnose.js';
-import { decidePatchesFirst } from './steps/patchesFirst.js';
+import { checksAndClaimTogether, decidePatchesFirst, isPatched } from './steps/patchesFirst.js';
 import { suppression } from './steps/maintenanceWindow.js';
 import { claimAhead, restartWithRetries, type RestartPlan } from './steps/restartWithRetries.js';
 import {
@@ -30,7 +29,7 @@ export async function serviceDown(input: RunbookInput): Promise<RunbookResult> {
   return runRunbook(rb, async () => {
     // The first check and the first restart's guard claim start with the suppression check: one
     // wait for all the reads instead of three in a row. Runs started before waited for each.
-    if (patched('checks-and-claim-together')) {
+    if (isPatched(checksAndClaimTogether)) {
       const check = checkOnce(target, input.target);
       const ahead = claimAhead(incident, engine, plan);
       let suppressed: Awaited<ReturnType<typeof suppression>>;

@@ -408,6 +408,24 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
   },
 };
 
+/**
+ * The same runs, recorded once a new run marked every patch at once ('all-patches-2026-12',
+ * steps/patchesFirst.ts): one patch marker in place of each patch's own. The histories above keep
+ * the runs that asked each patch on its own.
+ */
+const oneMarker = (name: string) => `${name}-one-patch-marker`;
+const recordedWithOneMarker = [
+  'serviceDown-recovered-on-third-restart',
+  'serviceDown-false-alarm-claim-withdrawn',
+  'serviceDown-slow-claim',
+  'runbook-serviceDown-recovered-on-third-restart',
+  'runbook-serviceDown-slow-claim',
+  'runbook-serviceDown-cancelled-during-first-reads',
+  'runbook-serviceDown-repeated-reescalated-resolved',
+  'runbook-http-step-code-output',
+];
+for (const name of recordedWithOneMarker) scenarios[oneMarker(name)] = scenarios[name]!;
+
 const file = (name: string) => join(historiesDir, `${name}.json`);
 
 /** Replays a history against the current bundle: rejects, as a worker would fail its task, on nondeterminism. */
@@ -529,13 +547,14 @@ describe('workflow histories replay against the current code', () => {
     await replay(history, name);
   });
 
-  it.each(['runbook-serviceDown-slow-claim', 'serviceDown-slow-claim'])(
-    "%s replays when its first task ended before the workflow saw its reads' answers",
-    async (name) => {
-      const split = withFirstTaskEndingAfterReads(JSON.parse(readFileSync(file(name), 'utf8')));
-      await replay(History.fromObject(split), `${name}-split`);
-    },
-  );
+  it.each([
+    'runbook-serviceDown-slow-claim',
+    'serviceDown-slow-claim',
+    ...['runbook-serviceDown-slow-claim', 'serviceDown-slow-claim'].map(oneMarker),
+  ])("%s replays when its first task ended before the workflow saw its reads' answers", async (name) => {
+    const split = withFirstTaskEndingAfterReads(JSON.parse(readFileSync(file(name), 'utf8')));
+    await replay(History.fromObject(split), `${name}-split`);
+  });
 
   it('a run recorded before the patches were decided first breaks on such a history, as the CI storm did', async () => {
     // The check above would prove nothing if the split it makes were harmless: on a run whose restart
@@ -544,6 +563,32 @@ describe('workflow histories replay against the current code', () => {
     const err = await replay(History.fromObject(split), 'late-patch-split').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeterminismViolationError);
     expect((err as Error).message).toContain('one-guard-call-per-restart');
+  });
+
+  it('a new run records one patch marker and one version upsert where a run before recorded one of each per patch (8 here)', () => {
+    const patches = (name: string) => {
+      const events = (JSON.parse(readFileSync(file(name), 'utf8')) as { events: StoredEvent[] }).events;
+      const markers = events
+        .map(
+          (e) =>
+            e.markerRecordedEventAttributes as { markerName?: string; details?: Record<string, { payloads: Array<{ data: string }> }> },
+        )
+        .filter((m) => m?.markerName === 'core_patch')
+        .map((m) => (JSON.parse(Buffer.from(m.details!['patch-data']!.payloads[0]!.data, 'base64').toString('utf8')) as { id: string }).id);
+      const versionUpserts = events.filter((e) => {
+        const fields = (e.upsertWorkflowSearchAttributesEventAttributes as { searchAttributes?: { indexedFields?: object } } | undefined)
+          ?.searchAttributes?.indexedFields;
+        return fields !== undefined && 'TemporalChangeVersion' in fields;
+      }).length;
+      return { markers, versionUpserts };
+    };
+    for (const name of ['serviceDown-recovered-on-third-restart', 'runbook-serviceDown-recovered-on-third-restart']) {
+      expect(patches(oneMarker(name)), name).toEqual({ markers: ['all-patches-2026-12'], versionUpserts: 1 });
+    }
+    // The run before it, for the scale of the difference: each patch its own marker and upsert.
+    const before = patches('runbook-serviceDown-recovered-dropped-reads-patch');
+    expect(before.markers).toHaveLength(8);
+    expect(before.versionUpserts).toBe(8);
   });
 
   it('notices a history that the code would not produce', async () => {

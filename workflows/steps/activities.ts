@@ -6,7 +6,6 @@ import {
   CancellationScope,
   isCancellation,
   log,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   proxySinks,
@@ -18,7 +17,7 @@ import {
 import type { EngineActivities, GuardrailActivities, TargetActivities } from '../../activities/contract.js';
 import type { TargetKind } from '../../config/schema.js';
 import type { localReadTypes, RunbookMetricsSinks } from '../messages.js';
-import { dropsAskedAgain, localRestartClaim } from './patchesFirst.js';
+import { dropsAskedAgain, isPatched, localReads, localRestartClaim } from './patchesFirst.js';
 
 // Bad input, a missing target and refused credentials are thrown as non-retryable failures by the
 // activities themselves (activities/failures.ts), so no list of types is repeated here; that module
@@ -109,9 +108,8 @@ function named(activityType: string, err: unknown): unknown {
  * can reach it (triggers/plan.ts targetQueue). The target's kind decides, not a comparison with
  * workflowInfo().taskQueue: a replaying worker has a queue name of its own.
  */
-const localReads = 'local-reads';
 function readsLocally(): boolean {
-  return patched(localReads);
+  return isPatched(localReads);
 }
 
 /**
@@ -195,7 +193,7 @@ export function engineActivities(): EngineSteps {
     expireSilence: expire.expireSilence,
     reserveRestart: guard.reserveRestart,
     acquireSlot: guard.acquireSlot,
-    claimRestart: (req) => (patched(claimsLocally) ? localClaim : guard.claimRestart)(req),
+    claimRestart: (req) => (isPatched(claimsLocally) ? localClaim : guard.claimRestart)(req),
     releaseSlot: guard.releaseSlot,
     withdrawClaim: guard.withdrawClaim,
     openWindow: guard.openWindow,

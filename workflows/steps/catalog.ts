@@ -2,8 +2,8 @@
 // the compiled runbooks use (verify, restartWithRetries, diagnose, escalate, awaitApproval, the
 // maintenance window), so a runbook file keeps every guarantee: verification, anti-flap, the
 // destructive-action cap, dry-run, capped output, pages sent once.
-import { interpreterChecksAhead } from './patchesFirst.js';
-import { patched, proxyActivities, sleep } from '@temporalio/workflow';
+import { httpOutputCode, interpreterChecksAhead, isPatched } from './patchesFirst.js';
+import { proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
 import { safeUrl } from '../../config/safeUrl.js';
 import type { ActionStep, StepParams, StepType } from '../../config/runbookSchema.js';
@@ -33,7 +33,7 @@ export { StepFailed, type Ending, type StepRun } from './stepCall.js';
 const catalog: { [T in StepType]: Impl<T> } = {
   async checkSuppression({ run, step, target, on }) {
     // Runs started before asked the check and the claim only when their own steps came.
-    if (patched(interpreterChecksAhead)) askAhead(run, step, target, on());
+    if (isPatched(interpreterChecksAhead)) askAhead(run, step, target, on());
     const s = await suppression(run.rb.incident, run.rb.engine, target.name);
     return outputs({ suppressed: s.suppressed, reason: s.reason ?? '' });
   },
@@ -126,7 +126,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
     // The HTTP status is `code`: an output named `status` would overwrite the step's own status
     // ('ok'), so `steps.x.status == 'ok'` would be false for a call that succeeded. Runs started
     // before keep the old shape they replay with.
-    if (!patched('http-output-code')) return outputs({ status: r.status, ok: r.ok, body: cap(r.body, maxOutputText) });
+    if (!isPatched(httpOutputCode)) return outputs({ status: r.status, ok: r.ok, body: cap(r.body, maxOutputText) });
     return outputs({ code: r.status, ok: r.ok, body: cap(r.body, maxOutputText) });
   },
 

@@ -7,12 +7,12 @@
 // Every page has a key of its own: a level's first page is keyed by its name, later ones (repeats,
 // re-escalations) `<level>#<n>`. With the run chain's first run id in the idempotency key and the
 // progress carried across continue-as-new, a retried activity or a continued run never pages twice.
-import { patched } from '@temporalio/workflow';
 import { formatDuration } from '../../config/duration.js';
 import type { EscalationPlanInput, EscalationProgress } from '../messages.js';
 import type { EngineSteps } from './activities.js';
 import { acknowledge, trigger, type EscalationEnd } from './escalate.js';
 import { waitFor, type Incident } from './incident.js';
+import { followPatch, isPatched } from './patchesFirst.js';
 
 export interface PolicyEscalation {
   escalation: EscalationPlanInput;
@@ -25,9 +25,6 @@ export interface PolicyEscalation {
   /** Ends a wait early ('interrupted') so the run can continue as new. */
   interruptWhen?: () => boolean;
 }
-
-/** Runs recorded before an escalation followed its incident until the alerts cleared end at the acknowledgement. */
-export const followPatch = 'escalation-follows-alerts';
 
 /** How long an acknowledged incident stays open for its alerts to clear, unless the policy says. */
 export const defaultKeepOpenMs = 24 * 3_600_000;
@@ -160,7 +157,7 @@ export async function escalateByPolicy(
       }
       await passOnAcknowledgement();
       // Nothing to wait for in a run by hand (no alert held) or one whose alerts already cleared.
-      if (!(incident.firing || incident.resolved) || !patched(followPatch)) return 'acknowledged';
+      if (!(incident.firing || incident.resolved) || !isPatched(followPatch)) return 'acknowledged';
       const now = Date.now();
       p.openSince ??= now;
       p.following = { ackedAt: now };

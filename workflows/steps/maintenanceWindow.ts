@@ -1,14 +1,14 @@
 // Maintenance windows seen from both sides: an incident checks whether its target is under a
 // silence or an open window (and then keeps its hands off), and the maintenance runbook opens a
 // window (guard entry + Alertmanager silence) and must close it however the run ends.
-import { isCancellation, patched } from '@temporalio/workflow';
+import { isCancellation } from '@temporalio/workflow';
 import type { SilenceMatcher, Suppression } from '../../activities/contract.js';
 
 /** What createSilence answers in a dry run: no silence was made. */
 export const dryRunSilenceId = 'dry-run';
 import type { EngineSteps } from './activities.js';
 import { describeFailure, type Incident } from './incident.js';
-import { cancelledCheckStops, dryRunSilenceNotExpired } from './patchesFirst.js';
+import { cancelledCheckStops, dryRunSilenceNotExpired, isPatched } from './patchesFirst.js';
 
 /**
  * Whether automatic action on the target is suppressed. Checked against both Alertmanager silences
@@ -21,7 +21,7 @@ export async function suppression(incident: Incident, engine: EngineSteps, targe
   // A cancelled run is not a failed check: it stops here, instead of going on to verify and restart
   // as if nothing were silenced. Runs recorded before went on; they replay that way.
   const cancelled = [silence, window].find((r): r is PromiseRejectedResult => r.status === 'rejected' && isCancellation(r.reason));
-  if (cancelled && patched(cancelledCheckStops)) throw cancelled.reason;
+  if (cancelled && isPatched(cancelledCheckStops)) throw cancelled.reason;
   for (const [what, r] of [
     ['silence', silence],
     ['maintenance window', window],
@@ -90,7 +90,7 @@ export class MaintenanceWindow {
   async close(): Promise<void> {
     const { incident, engine, plan } = this;
     incident.enter('close-window');
-    if (this.silenceId === dryRunSilenceId && plan.dryRun && patched(dryRunSilenceNotExpired)) {
+    if (this.silenceId === dryRunSilenceId && plan.dryRun && isPatched(dryRunSilenceNotExpired)) {
       // A dry run created no silence: there is nothing to expire (Alertmanager would refuse the id).
       incident.record('silence expired', 'nothing to expire: the dry run created no silence');
       delete this.silenceId;

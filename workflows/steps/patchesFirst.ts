@@ -23,6 +23,38 @@ export const dryRunSilenceNotExpired = 'dry-run-silence-not-expired';
 export const droppedReadsAskedAgain = 'dropped-local-reads-asked-again';
 
 const patchesFirst = 'patches-first';
+/** The reads before a restart as local activities (steps/activities.ts). Asked before any read. */
+export const localReads = 'local-reads';
+/** serviceDown asks its first check and claim beside its silence check. Asked before any read. */
+export const checksAndClaimTogether = 'checks-and-claim-together';
+/** An http step's status is its `code` output (steps/catalog.ts). Asked after the step's activity. */
+export const httpOutputCode = 'http-output-code';
+/** A rejection resolves the approval page (steps/runbook.ts). Asked after the operator's signal. */
+export const resolvePageOnReject = 'resolve-page-on-reject';
+/** An acknowledged escalation follows its incident until the alerts clear (steps/escalationPolicy.ts). */
+export const followPatch = 'escalation-follows-alerts';
+
+/**
+ * Every patch above in one marker. A run that records it takes every patched branch without asking
+ * each: one marker and one search-attribute upsert in its first task instead of twelve of each (core
+ * upserts TemporalChangeVersion once per patch, each a history event and a visibility write). Runs
+ * recorded before it asked each patch on its own and replay that way. A patch made after this one is
+ * asked on its own, in decidePatchesFirst, whichever way this one went.
+ */
+const allPatchesOfDecember = 'all-patches-2026-12';
+
+export type PatchId =
+  | typeof localReads
+  | typeof checksAndClaimTogether
+  | typeof httpOutputCode
+  | typeof resolvePageOnReject
+  | typeof followPatch
+  | typeof oneGuardCallPerRestart
+  | typeof localRestartClaim
+  | typeof interpreterChecksAhead
+  | typeof cancelledCheckStops
+  | typeof dryRunSilenceNotExpired
+  | typeof droppedReadsAskedAgain;
 
 /**
  * Decides, in a new run's first activation, every patch a step may first ask after a local read
@@ -32,6 +64,11 @@ const patchesFirst = 'patches-first';
  * later; they replay that way.
  */
 export function decidePatchesFirst(): void {
+  allPatched = patched(allPatchesOfDecember);
+  if (allPatched) {
+    asksDroppedReadsAgain = true;
+    return;
+  }
   if (!patched(patchesFirst)) return;
   for (const id of [oneGuardCallPerRestart, localRestartClaim, interpreterChecksAhead, cancelledCheckStops, dryRunSilenceNotExpired])
     patched(id);
@@ -40,6 +77,17 @@ export function decidePatchesFirst(): void {
 
 // Module state is the run's own: each workflow run has its own module instances.
 let asksDroppedReadsAgain = false;
+let allPatched = false;
+
+/**
+ * Whether this run takes a patch's new branch: yes without asking when its first activation
+ * recorded the one marker for all of them (decided there only, so a run that started before never
+ * records it later); otherwise patched(), as the run asked before. Workflows that do not call
+ * decidePatchesFirst ask patched() each time, as they always did.
+ */
+export function isPatched(id: PatchId): boolean {
+  return allPatched || patched(id);
+}
 
 /**
  * Whether this run asks again a local read the worker dropped: decided in its first activation

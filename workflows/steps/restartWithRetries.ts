@@ -1,13 +1,13 @@
 // Restarting a target: a restart only counts once verification passes within the deadline, and
 // every restart first asks the guard (anti-flap across incidents, the concurrency cap).
-import { CancellationScope, patched } from '@temporalio/workflow';
+import { CancellationScope } from '@temporalio/workflow';
 import { formatDuration } from '../../config/duration.js';
 import type { GuardrailPlan } from '../messages.js';
 import type { RestartClaimed } from '../../activities/contract.js';
 import type { EngineSteps, TargetSteps } from './activities.js';
 import { defaultSlotWaitMs, restartClaim, withDestructiveSlot, type SlotPlan, type Slotted } from './destructiveSlot.js';
 import { describeFailure, isPermanent, waitFor, type Incident } from './incident.js';
-import { oneGuardCallPerRestart } from './patchesFirst.js';
+import { isPatched, oneGuardCallPerRestart } from './patchesFirst.js';
 import { verifyWithin } from './verify.js';
 
 export interface RestartPlan {
@@ -128,7 +128,7 @@ export async function restartOnce(
   how: RestartHow,
 ): Promise<RestartAttempt> {
   // Runs started before the single claim asked the guard twice; their histories replay that way.
-  if (!patched(oneGuardCallPerRestart)) return restartOnceReservedFirst(incident, target, engine, plan, how);
+  if (!isPatched(oneGuardCallPerRestart)) return restartOnceReservedFirst(incident, target, engine, plan, how);
   const slot = restartClaimSlot(plan, how.automatic, how.attempt);
   if (how.attempt === 1 && how.automatic && plan.ahead) slot.claimed = plan.ahead.take();
   const slotted = await withDestructiveSlot(incident, engine, slot, (allowance) =>

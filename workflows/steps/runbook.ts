@@ -1,6 +1,5 @@
 // What every incident runbook shares: opening the incident, and the handful of ways one ends
 // (suppressed, recovered, resolved externally, escalated), each closing the notification loop.
-import { patched } from '@temporalio/workflow';
 import type { Diagnostics } from '../../activities/contract.js';
 import type { RunbookInput, RunbookResult } from '../messages.js';
 import { engineActivities, targetActivities, type EngineSteps, type TargetSteps } from './activities.js';
@@ -8,6 +7,7 @@ import { awaitApproval } from './awaitApproval.js';
 import { escalate, resolve, trigger } from './escalate.js';
 import { describeFailure, Incident, type IncidentOpening } from './incident.js';
 import { suppression } from './maintenanceWindow.js';
+import { isPatched, resolvePageOnReject } from './patchesFirst.js';
 import { restartOnce } from './restartWithRetries.js';
 import { verifyWithin } from './verify.js';
 
@@ -199,7 +199,7 @@ export async function remediateOnApproval(rb: Runbook, plan: ApprovedRemediation
       const detail = `${plan.kind} rejected by ${approval.by}${approval.reason ? `: ${approval.reason}` : ''}`;
       // The approval request was a page: a decision closes it, or PagerDuty keeps it open and the
       // next incident on this target folds into it. Runs started before this change did not.
-      if (patched('resolve-page-on-reject')) await resolve(incident, rb.engine, detail, input.dryRun);
+      if (isPatched(resolvePageOnReject)) await resolve(incident, rb.engine, detail, input.dryRun);
       return incident.finish('rejected', detail);
     }
     case 'timeout':
