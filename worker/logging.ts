@@ -55,6 +55,23 @@ const pinoLevel: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'>
   ERROR: 'error',
 };
 
+/**
+ * Core messages logged at ERROR that this engine has traced to a harmless cause, logged as WARN with
+ * what they mean, so that a page-worthy ERROR in the engine's log stays one. Nothing else is
+ * rewritten.
+ */
+export const knownCoreMessages: ReadonlyArray<{ match: RegExp; meaning: string }> = [
+  {
+    // managed_run.rs prepare_complete_resp: a local read the worker dropped while evicting a run
+    // (steps/activities.ts asks it again after a 1 s timer) whose cancellation came with the
+    // eviction itself. Core drops the timer with the evicted run; the run replays from its history.
+    match:
+      /There should not be any outgoing commands or messages when preparing a completion response if the activation was only an eviction/,
+    meaning:
+      'a run evicted from the worker cache while its local read was being asked again; its task is retried from history and nothing is lost (local_reads_dropped_total counts these)',
+  },
+];
+
 /** The SDK's Logger interface over pino: metadata made one line, task tokens and stacks of expected failures dropped. */
 export class PinoSdkLogger implements SdkLogger {
   private readonly min: number;
@@ -66,6 +83,11 @@ export class PinoSdkLogger implements SdkLogger {
   }
 
   log(level: LogLevel, message: string, meta?: LogMetadata): void {
+    const known = level === 'ERROR' ? knownCoreMessages.find((k) => k.match.test(message)) : undefined;
+    if (known) {
+      this.logger.warn({ ...cleanMeta(meta), known: known.meaning }, message);
+      return;
+    }
     if (sdkSeverity[level] < this.min) return;
     this.logger[pinoLevel[level]](cleanMeta(meta), message);
   }

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanMeta, createLogger, logFormat, prettyLine } from '../../worker/logging.js';
+import { cleanMeta, createLogger, logFormat, PinoSdkLogger, prettyLine } from '../../worker/logging.js';
 import { e2eConfigInput } from '../e2e/engine.js';
 import { repoRoot, spawnEngine, writeConfig, type EngineProcess } from '../support/engineProcess.js';
 import { uniqueQueue } from '../support/temporal.js';
@@ -47,6 +47,23 @@ describe('the log format', () => {
     });
     const unexpected = cleanMeta({ error: new TypeError('x is undefined') });
     expect((unexpected.error as { stack: string }).stack).toContain('TypeError: x is undefined');
+  });
+
+  it("logs core's known-harmless ERROR as a WARN that says what it means, and every other ERROR as it is", async () => {
+    const { lines, stream } = capture();
+    const sdk = new PinoSdkLogger(createLogger({ format: 'json', stream }));
+    sdk.error(
+      'There should not be any outgoing commands or messages when preparing a completion response if the activation was only an eviction. This is an SDK bug.',
+      { sdkComponent: 'core', runId: 'r1' },
+    );
+    sdk.error('Failed to complete workflow task', { sdkComponent: 'core' });
+    sdk.info('not shown below WARN');
+    await new Promise((r) => setTimeout(r, 20));
+    const entries = lines.map((l) => JSON.parse(l) as { level: number; msg: string; known?: string; runId?: string });
+    expect(entries).toHaveLength(2);
+    expect(entries[0]).toMatchObject({ level: 40, runId: 'r1', known: expect.stringContaining('nothing is lost') });
+    expect(entries[1]).toMatchObject({ level: 50, msg: 'Failed to complete workflow task' });
+    expect(entries[1]!.known).toBeUndefined();
   });
 });
 
