@@ -33,6 +33,7 @@ import {
   type RunbookRunInput,
 } from '../../workflows/messages.js';
 import { resourcePressure } from '../../workflows/resourcePressure.js';
+import { incidentSearchAttributes } from '../../triggers/plan.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
 import { bundlePath } from '../support/globalSetup.js';
 import { noopSinks } from '../support/temporal.js';
@@ -54,8 +55,14 @@ const rerecord = process.env.RECORD_HISTORIES === '1';
 const oneLevel = { policy: 'p', levels: [{ name: 'primary', afterMs: 0, channels: ['ops'] }] };
 const pending = (s: { pendingApproval?: unknown }) => s.pendingApproval !== undefined;
 
+/** Started with the search attributes the webhook gives an incident (triggers/alerts/incidents.ts). */
 function startIncident(h: Harness, wf: typeof serviceDown, input: RunbookInput) {
-  return h.client.workflow.start(wf, { taskQueue: h.queue, workflowId: incidentWorkflowId(input.runbook, input.target), args: [input] });
+  return h.client.workflow.start(wf, {
+    taskQueue: h.queue,
+    workflowId: incidentWorkflowId(input.runbook, input.target),
+    args: [input],
+    typedSearchAttributes: incidentSearchAttributes(input),
+  });
 }
 
 const shippedRunbooks = loadRunbookDir('runbooks');
@@ -80,6 +87,7 @@ function startInterpreter(
     taskQueue: h.queue,
     workflowId: incidentWorkflowId(definition.name, target),
     args: [input],
+    typedSearchAttributes: incidentSearchAttributes(input),
   });
 }
 
@@ -565,9 +573,14 @@ describe('workflow histories replay against the current code', () => {
     expect((err as Error).message).toContain('one-guard-call-per-restart');
   });
 
-  it('a new run records one patch marker and one version upsert where a run before recorded one of each per patch (8 here)', () => {
-    const patches = (name: string) => {
-      const events = (JSON.parse(readFileSync(file(name), 'utf8')) as { events: StoredEvent[] }).events;
+  it('a new run records one patch marker and upserts only its version; a run before recorded each patch and its upsert, and the incident attributes', () => {
+    const firstTask = (name: string) => {
+      const all = (JSON.parse(readFileSync(file(name), 'utf8')) as { events: StoredEvent[] }).events;
+      // The first workflow task's commands: up to the restart it schedules.
+      const events = all.slice(
+        0,
+        all.findIndex((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'),
+      );
       const markers = events
         .map(
           (e) =>
@@ -575,20 +588,25 @@ describe('workflow histories replay against the current code', () => {
         )
         .filter((m) => m?.markerName === 'core_patch')
         .map((m) => (JSON.parse(Buffer.from(m.details!['patch-data']!.payloads[0]!.data, 'base64').toString('utf8')) as { id: string }).id);
-      const versionUpserts = events.filter((e) => {
-        const fields = (e.upsertWorkflowSearchAttributesEventAttributes as { searchAttributes?: { indexedFields?: object } } | undefined)
-          ?.searchAttributes?.indexedFields;
-        return fields !== undefined && 'TemporalChangeVersion' in fields;
-      }).length;
-      return { markers, versionUpserts };
+      const upserted = events
+        .map(
+          (e) =>
+            (e.upsertWorkflowSearchAttributesEventAttributes as { searchAttributes?: { indexedFields?: object } } | undefined)
+              ?.searchAttributes?.indexedFields,
+        )
+        .filter((fields) => fields !== undefined)
+        .map((fields) => Object.keys(fields!).sort().join(','));
+      return { markers, upserted };
     };
     for (const name of ['serviceDown-recovered-on-third-restart', 'runbook-serviceDown-recovered-on-third-restart']) {
-      expect(patches(oneMarker(name)), name).toEqual({ markers: ['all-patches-2026-12'], versionUpserts: 1 });
+      expect(firstTask(oneMarker(name)), name).toEqual({ markers: ['all-patches-2026-12'], upserted: ['TemporalChangeVersion'] });
     }
-    // The run before it, for the scale of the difference: each patch its own marker and upsert.
-    const before = patches('runbook-serviceDown-recovered-dropped-reads-patch');
+    // The run before: each patch its own marker and upsert, and the incident's attributes upserted
+    // whether its start had set them or not.
+    const before = firstTask('runbook-serviceDown-recovered-dropped-reads-patch');
     expect(before.markers).toHaveLength(8);
-    expect(before.versionUpserts).toBe(8);
+    expect(before.upserted.filter((keys) => keys === 'TemporalChangeVersion')).toHaveLength(8);
+    expect(before.upserted).toContain('AlertName,RemediationTarget,Runbook,Severity');
   });
 
   it('notices a history that the code would not produce', async () => {

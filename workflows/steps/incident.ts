@@ -34,6 +34,7 @@ import {
   type RunbookStatus,
   type TimelineEntry,
 } from '../messages.js';
+import { markedAllAtOnce } from './patchesFirst.js';
 
 /** Enough to read a long incident; a signal storm cannot grow history or the query without bound. */
 const maxTimeline = 200;
@@ -177,7 +178,11 @@ export class Incident {
       ...(opening.alertName ? [{ key: alertNameAttribute, value: opening.alertName }] : []),
       ...(opening.severity ? [{ key: severityAttribute, value: opening.severity }] : []),
     ];
-    upsertSearchAttributes(attributes);
+    // A run the webhook or the CLI started carries them from its start (triggers/plan.ts): it
+    // upserts only what is missing, where each upsert is a history event and a visibility write.
+    const given = workflowInfo().typedSearchAttributes;
+    const toSet = markedAllAtOnce() ? attributes.filter((a) => given.get(a.key) !== a.value) : attributes;
+    if (toSet.length > 0) upsertSearchAttributes(toSet);
     incident.record('opened', `${opening.runbook} for '${opening.target}'`);
     return incident;
   }

@@ -90,6 +90,15 @@ export function isPatched(id: PatchId): boolean {
 }
 
 /**
+ * Whether this run recorded the one marker: a change that came with it, and has no patch of its
+ * own, takes its new branch only then (steps/incident.ts: search attributes the start already set
+ * are not upserted again).
+ */
+export function markedAllAtOnce(): boolean {
+  return allPatched;
+}
+
+/**
  * Whether this run asks again a local read the worker dropped: decided in its first activation
  * only. A run that started before (its first task holds no marker) never asks it later, when the
  * marker would land after a read's answer, where replay cannot place it.
