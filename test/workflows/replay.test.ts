@@ -609,6 +609,17 @@ describe('workflow histories replay against the current code', () => {
     expect(before.upserted).toContain('AlertName,RemediationTarget,Runbook,Severity');
   });
 
+  it('workflow code asks patches only through steps/patchesFirst.ts, where the one marker and the order are decided', () => {
+    const sources = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+      );
+    const asking = sources('workflows').filter(
+      (f) => !f.endsWith(join('steps', 'patchesFirst.ts')) && /\b(patched|deprecatePatch)\(/.test(readFileSync(f, 'utf8')),
+    );
+    expect(asking).toEqual([]);
+  });
+
   it('notices a history that the code would not produce', async () => {
     // The same history with one step swapped: replay must refuse it, or the checks above prove nothing.
     const json = JSON.parse(readFileSync(file('serviceDown-recovered-on-third-restart'), 'utf8'));

@@ -36,25 +36,32 @@ export const followPatch = 'escalation-follows-alerts';
 
 /**
  * Every patch above in one marker. A run that records it takes every patched branch without asking
- * each: one marker and one search-attribute upsert in its first task instead of twelve of each (core
- * upserts TemporalChangeVersion once per patch, each a history event and a visibility write). Runs
- * recorded before it asked each patch on its own and replay that way. A patch made after this one is
- * asked on its own, in decidePatchesFirst, whichever way this one went.
+ * each: one marker and one search-attribute upsert in its first task instead of one of each per
+ * patch (eight in serviceDown's first task; core upserts TemporalChangeVersion once per patch, each
+ * a history event and a visibility write). Runs recorded before it asked each patch on its own and
+ * replay that way.
  */
 const allPatchesOfDecember = 'all-patches-2026-12';
 
-export type PatchId =
-  | typeof localReads
-  | typeof checksAndClaimTogether
-  | typeof httpOutputCode
-  | typeof resolvePageOnReject
-  | typeof followPatch
-  | typeof oneGuardCallPerRestart
-  | typeof localRestartClaim
-  | typeof interpreterChecksAhead
-  | typeof cancelledCheckStops
-  | typeof dryRunSilenceNotExpired
-  | typeof droppedReadsAskedAgain;
+/**
+ * The patches the one marker stands for, and only those. A patch made after it is asked with
+ * patched() of its own (decided here, first, whichever way the marker went) and never added to this
+ * list: a run recorded with the marker before that patch existed would take its new branch on replay.
+ */
+const coveredByOneMarker = [
+  localReads,
+  checksAndClaimTogether,
+  httpOutputCode,
+  resolvePageOnReject,
+  followPatch,
+  oneGuardCallPerRestart,
+  localRestartClaim,
+  interpreterChecksAhead,
+  cancelledCheckStops,
+  dryRunSilenceNotExpired,
+  droppedReadsAskedAgain,
+] as const;
+export type PatchId = (typeof coveredByOneMarker)[number];
 
 /**
  * Decides, in a new run's first activation, every patch a step may first ask after a local read
@@ -86,7 +93,7 @@ let allPatched = false;
  * decidePatchesFirst ask patched() each time, as they always did.
  */
 export function isPatched(id: PatchId): boolean {
-  return allPatched || patched(id);
+  return (allPatched && coveredByOneMarker.includes(id)) || patched(id);
 }
 
 /**
