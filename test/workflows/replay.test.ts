@@ -35,6 +35,7 @@ import {
 import { resourcePressure } from '../../workflows/resourcePressure.js';
 import { incidentSearchAttributes } from '../../triggers/plan.js';
 import { serviceDown } from '../../workflows/serviceDown.js';
+import { coveredByOneMarker } from '../../workflows/steps/patchesFirst.js';
 import { bundlePath } from '../support/globalSetup.js';
 import { noopSinks } from '../support/temporal.js';
 import {
@@ -607,6 +608,22 @@ describe('workflow histories replay against the current code', () => {
     expect(before.markers).toHaveLength(8);
     expect(before.upserted.filter((keys) => keys === 'TemporalChangeVersion')).toHaveLength(8);
     expect(before.upserted).toContain('AlertName,RemediationTarget,Runbook,Severity');
+  });
+
+  it('the one marker stands for the eleven patches it was recorded with, no more: a patch added to it would turn true in runs recorded before that patch existed', () => {
+    expect([...coveredByOneMarker].sort()).toEqual([
+      'cancelled-suppression-check-stops',
+      'checks-and-claim-together',
+      'dropped-local-reads-asked-again',
+      'dry-run-silence-not-expired',
+      'escalation-follows-alerts',
+      'http-output-code',
+      'interpreter-checks-ahead',
+      'local-reads',
+      'local-restart-claim',
+      'one-guard-call-per-restart',
+      'resolve-page-on-reject',
+    ]);
   });
 
   it('workflow code asks patches only through steps/patchesFirst.ts, where the one marker and the order are decided', () => {

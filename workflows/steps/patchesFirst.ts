@@ -48,7 +48,7 @@ const allPatchesOfDecember = 'all-patches-2026-12';
  * patched() of its own (decided here, first, whichever way the marker went) and never added to this
  * list: a run recorded with the marker before that patch existed would take its new branch on replay.
  */
-const coveredByOneMarker = [
+export const coveredByOneMarker = [
   localReads,
   checksAndClaimTogether,
   httpOutputCode,
