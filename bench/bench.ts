@@ -606,9 +606,50 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
     ]);
     rows.push([label, 'engine process RSS: peak during storm / 5 s after', `${mb(peakRss)} / ${mb(engine.usage().rss)}`]);
     rows.push([label, 'CPU until every workflow started, % of one core: engine / Temporal server', `${cpu.engine} / ${cpu.server}`]);
+    if (expectWorkflows >= firstTaskSample) {
+      const applied = await firstTaskApplied(engine.client, query);
+      rows.push([
+        label,
+        `Temporal applying a run's first workflow task (${applied.runs} runs read after the storm): p50 / p90; events it wrote`,
+        `${ms1(pct(applied.ms, 50))} / ${ms1(pct(applied.ms, 90))}; ${pct(applied.events, 50)}`,
+      ]);
+    }
   } finally {
     clearInterval(sampler);
   }
+}
+
+const firstTaskSample = 40;
+
+/**
+ * For some runs of a storm, read once it is over (so the reading is not the load): how long the
+ * server took from a run's first *workflow task completed* event to the last event written for that
+ * task's commands (each names the completion it came from), and how many there were. A storm's
+ * rows count runs started; this is the server's cost of what each run asked first.
+ */
+async function firstTaskApplied(client: Client, query: string): Promise<{ runs: number; ms: number[]; events: number[] }> {
+  const out = { runs: 0, ms: [] as number[], events: [] as number[] };
+  const at = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) =>
+    Number(e.eventTime?.seconds ?? 0) * 1_000 + (e.eventTime?.nanos ?? 0) / 1e6;
+  for await (const wf of client.workflow.list({ query, pageSize: firstTaskSample })) {
+    const events = (await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()).events ?? [];
+    const completed = events.find((e) => e.workflowTaskCompletedEventAttributes);
+    if (completed) {
+      const id = Number(completed.eventId);
+      const batch = events.filter((e) =>
+        Object.entries(e).some(
+          ([key, value]) =>
+            key.endsWith('EventAttributes') &&
+            Number((value as { workflowTaskCompletedEventId?: unknown } | null)?.workflowTaskCompletedEventId ?? 0) === id,
+        ),
+      );
+      out.runs++;
+      out.events.push(batch.length);
+      out.ms.push(Math.max(at(completed), ...batch.map(at)) - at(completed));
+    }
+    if (out.runs >= firstTaskSample) break;
+  }
+  return out;
 }
 
 /**
