@@ -269,9 +269,8 @@ describe('a long escalation continued as new', () => {
     const handle = await s.start(escalation, uniqueTarget('storm'), { escalation: policy }, 'fp-s');
     await advance(s, handle, 11 * minute, (st) => st.timeline.some((e) => e.event === 'paged on-call (repeat 2)'));
     const firstRun = (await handle.describe()).runId;
-    // Each signal bounded, as each query in statusOf is: the test server can leave a call that met the
-    // run continuing as new unanswered, and one such signal held this burst (and the test) for ever
-    // in a CI run. A signal lost that way is one repeated alert fewer; the pages are what is checked.
+    // Each signal bounded, as each query in statusOf is. A signal lost is one repeated alert fewer;
+    // the pages are what is checked.
     const signal = () =>
       handle.client.connection
         .withDeadline(Date.now() + 5_000, () => handle.signal(alertFiringSignal, { fingerprint: 'fp-s', at: 'repeat' }))
