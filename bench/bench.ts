@@ -25,6 +25,7 @@ import type { EngineConfigInput } from '../config/schema.js';
 import { workflowsPath } from '../worker/engine.js';
 import { incidentWorkflowId, localReadTypes } from '../workflows/messages.js';
 import { alertmanagerPayload } from '../test/support/alertmanagerPayload.js';
+import { eventTimeMs } from '../test/support/history.js';
 import { spawnEngine } from '../test/support/engineProcess.js';
 import { stack, stackDir } from '../test/support/stack.js';
 import { temporalConfigInput, temporalConnectOptions, terminateRunning } from '../test/support/temporal.js';
@@ -629,8 +630,6 @@ const firstTaskSample = 40;
  */
 async function firstTaskApplied(client: Client, query: string): Promise<{ runs: number; ms: number[]; events: number[] }> {
   const out = { runs: 0, ms: [] as number[], events: [] as number[] };
-  const at = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) =>
-    Number(e.eventTime?.seconds ?? 0) * 1_000 + (e.eventTime?.nanos ?? 0) / 1e6;
   for await (const wf of client.workflow.list({ query, pageSize: firstTaskSample })) {
     const events = (await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()).events ?? [];
     const completed = events.find((e) => e.workflowTaskCompletedEventAttributes);
@@ -645,7 +644,7 @@ async function firstTaskApplied(client: Client, query: string): Promise<{ runs: 
       );
       out.runs++;
       out.events.push(batch.length);
-      out.ms.push(Math.max(at(completed), ...batch.map(at)) - at(completed));
+      out.ms.push(Math.max(eventTimeMs(completed), ...batch.map(eventTimeMs)) - eventTimeMs(completed));
     }
     if (out.runs >= firstTaskSample) break;
   }

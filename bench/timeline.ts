@@ -10,7 +10,7 @@
 import type { temporal } from '@temporalio/proto';
 import { Client, Connection } from '@temporalio/client';
 import { stack } from '../test/support/stack.js';
-import { localActivityMarker } from '../test/support/history.js';
+import { eventTimeMs, localActivityMarker } from '../test/support/history.js';
 import { temporalConnectOptions } from '../test/support/temporal.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -35,7 +35,7 @@ if (!newest) {
   console.error(`nothing matches: ${query}`);
   process.exit(1);
 }
-const at = (e: HistoryEvent) => Number(e.eventTime?.seconds ?? 0) * 1_000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+const at = (e: HistoryEvent) => Math.floor(eventTimeMs(e));
 if (last > 0) {
   const toRestart: number[] = [];
   const tasks: number[] = [];

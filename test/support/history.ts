@@ -8,6 +8,11 @@ export async function historyEvents(handle: WorkflowHandle): Promise<HistoryEven
   return (await handle.fetchHistory()).events ?? [];
 }
 
+/** When the server wrote an event, in milliseconds since the epoch (sub-millisecond kept). */
+export function eventTimeMs(e: Pick<HistoryEvent, 'eventTime'>): number {
+  return Number(e.eventTime?.seconds ?? 0) * 1_000 + (e.eventTime?.nanos ?? 0) / 1e6;
+}
+
 /**
  * A local activity's marker (recorded when its workflow task completes; the activity ran earlier,
  * inside that task): its type and when it completed, from core's marker data. Undefined for any

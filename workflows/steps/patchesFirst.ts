@@ -72,10 +72,7 @@ export type PatchId = (typeof coveredByOneMarker)[number];
  */
 export function decidePatchesFirst(): void {
   allPatched = patched(allPatchesOfDecember);
-  if (allPatched) {
-    asksDroppedReadsAgain = true;
-    return;
-  }
+  if (allPatched) return;
   if (!patched(patchesFirst)) return;
   for (const id of [oneGuardCallPerRestart, localRestartClaim, interpreterChecksAhead, cancelledCheckStops, dryRunSilenceNotExpired])
     patched(id);
@@ -111,5 +108,5 @@ export function markedAllAtOnce(): boolean {
  * marker would land after a read's answer, where replay cannot place it.
  */
 export function dropsAskedAgain(): boolean {
-  return asksDroppedReadsAgain;
+  return allPatched || asksDroppedReadsAgain;
 }
