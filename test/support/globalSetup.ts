@@ -3,13 +3,14 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { workflowBundleOptions } from '../../worker/bundle.js';
 
 export const bundlePath = join(dirname(fileURLToPath(import.meta.url)), '..', '.bundle', 'workflows.js');
 
 /** The engine's workflow code bundled, with test interceptor modules when a test needs them. */
 export async function bundleEngineWorkflows(workflowInterceptorModules: string[] = []): Promise<{ code: string }> {
   return bundleWorkflowCode({
-    workflowsPath: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'workflows', 'index.ts'),
+    ...workflowBundleOptions,
     workflowInterceptorModules,
     logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} } as never,
   });
