@@ -74,6 +74,19 @@ export const releaseSlotUpdate = defineUpdate<boolean, [string]>('releaseSlot');
  * decide whether to restart, and they said no): its lease is released and its restart uncounted.
  */
 export const withdrawClaimUpdate = defineUpdate<boolean, [string]>('withdrawClaim');
+/**
+ * What many incidents ask the guard at once, sent as one update (a group commit): in an alert storm
+ * a thousand incidents each claim a restart and release it, and one update per request kept them
+ * queued behind the guard's workflow tasks (~36 updates/s here, at most 10 in flight per workflow on
+ * the server). Each operation is decided as its own update would decide it, in the order given.
+ */
+export type GuardOp =
+  { op: 'claimRestart'; req: RestartClaim } | { op: 'releaseSlot'; leaseId: string } | { op: 'withdrawClaim'; requestId: string };
+/** One operation's answer: what its own update returns, or why the guard refused the request itself. */
+export type GuardOpResult = { ok: RestartClaimed | boolean } | { refused: string };
+/** Operations in one guardBatch update: its payload and the guard's one workflow task stay small. */
+export const maxGuardBatch = 50;
+export const guardBatchUpdate = defineUpdate<GuardOpResult[], [GuardOp[]]>('guardBatch');
 export const openWindowUpdate = defineUpdate<void, [WindowRequest]>('openWindow');
 export const closeWindowUpdate = defineUpdate<number, [string]>('closeWindow');
 export const guardStateQuery = defineQuery<GuardSnapshot>('guardState');

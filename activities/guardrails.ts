@@ -2,12 +2,13 @@
 // comes into being on first use and nobody has to remember to start it before the first incident.
 import { Client, WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
-import type { GuardrailActivities, Suppression } from './contract.js';
+import type { GuardrailActivities, RestartClaimed, Suppression } from './contract.js';
 import { badInput, classify, operation } from './failures.js';
 import {
   acquireSlotUpdate,
   claimRestartUpdate,
   closeWindowUpdate,
+  guardBatchUpdate,
   guardrailsWorkflowId,
   guardrailsWorkflowType,
   guardStateQuery,
@@ -15,8 +16,12 @@ import {
   releaseSlotUpdate,
   withdrawClaimUpdate,
   reserveRestartUpdate,
+  maxGuardBatch,
+  type GuardOp,
+  type GuardOpResult,
   type WindowLease,
 } from './guardMessages.js';
+import { groupCommit } from './groupCommit.js';
 import { activitySignal, inFlightLimit } from './limits.js';
 import { formatDuration } from '../config/duration.js';
 
@@ -33,6 +38,15 @@ export interface GuardrailDeps {
 
 /** How long one read of the open maintenance windows answers every incident asking. */
 const windowCacheMs = 1_000;
+
+/** After a guard refused guardBatch (an older engine serves it), how long to ask one by one before trying again. */
+const batchRetryMs = 60_000;
+
+/** A single update's refusal by the guard (its validator) as an answer; anything else stays an error. */
+function refusedOrThrow(err: unknown): GuardOpResult {
+  if (err instanceof WorkflowUpdateFailedError) return { refused: err.cause?.message ?? err.message };
+  throw err;
+}
 
 /** One call to the guard: at most this long, and abandoned when the activity is cancelled. */
 const guardCallMs = 20_000;
@@ -66,10 +80,22 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     return windows.read;
   };
 
+  /** The guard started if it is not running yet. A start operation can be used once: every call builds its own. */
+  const startGuard = () =>
+    new WithStartWorkflowOperation(guardrailsWorkflowType, {
+      workflowId,
+      taskQueue: deps.guardQueue ?? deps.taskQueue,
+      args: [{}],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+
   /** Bounded in time, and given up when the activity is cancelled (worker shutdown, timeout). */
   function call<T>(fn: () => Promise<T>, signal = activitySignal()): Promise<T> {
-    const bounded = () => deps.client.connection.withDeadline(Date.now() + guardCallMs, fn);
-    return signal ? deps.client.connection.withAbortSignal(signal, bounded) : bounded();
+    return signal ? deps.client.connection.withAbortSignal(signal, () => bounded(fn)) : bounded(fn);
+  }
+  /** Bounded in time only: a batch serves many activities, so no one of them can call it off. */
+  function bounded<T>(fn: () => Promise<T>): Promise<T> {
+    return deps.client.connection.withDeadline(Date.now() + guardCallMs, fn);
   }
 
   async function update<Ret, Args extends unknown[]>(
@@ -78,13 +104,7 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     args: Args,
     updateId?: string,
   ): Promise<Ret> {
-    // A start operation can be used once, so every call builds its own.
-    const startWorkflowOperation = new WithStartWorkflowOperation(guardrailsWorkflowType, {
-      workflowId,
-      taskQueue: deps.guardQueue ?? deps.taskQueue,
-      args: [{}],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-    });
+    const startWorkflowOperation = startGuard();
     try {
       // Update ids are unique across all of a workflow's updates, whatever their name.
       const signal = activitySignal();
@@ -103,16 +123,67 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     }
   }
 
+  // Claims, releases and withdrawals from every incident of this process, as few updates as the
+  // guard's turns allow: each update carries whatever queued while the one before waited. A guard
+  // served by an engine from before guardBatch refuses it: then each is asked on its own again.
+  let batchRefusedAt: number | undefined;
+  const sendBatch = async (ops: GuardOp[]): Promise<GuardOpResult[]> => {
+    if (batchRefusedAt === undefined || Date.now() - batchRefusedAt > batchRetryMs) {
+      try {
+        return await bounded(() =>
+          deps.client.workflow.executeUpdateWithStart(guardBatchUpdate, { args: [ops], startWorkflowOperation: startGuard() }),
+        );
+      } catch (err) {
+        if (!(err instanceof WorkflowUpdateFailedError && /No registered handler for update/.test(err.cause?.message ?? ''))) throw err;
+        batchRefusedAt = Date.now();
+      }
+    }
+    // One at a time: the server admits only a few updates in flight per workflow.
+    const answers: GuardOpResult[] = [];
+    for (const op of ops) answers.push(await bounded(() => single(op)).then((ok) => ({ ok }), refusedOrThrow));
+    return answers;
+  };
+  const single = (op: GuardOp): Promise<RestartClaimed | boolean> => {
+    const startWorkflowOperation = startGuard();
+    switch (op.op) {
+      case 'claimRestart':
+        return deps.client.workflow.executeUpdateWithStart(claimRestartUpdate, {
+          args: [op.req],
+          updateId: `${claimRestartUpdate.name}:${op.req.requestId}`,
+          startWorkflowOperation,
+        });
+      case 'releaseSlot':
+        return deps.client.workflow.executeUpdateWithStart(releaseSlotUpdate, { args: [op.leaseId], startWorkflowOperation });
+      case 'withdrawClaim':
+        return deps.client.workflow.executeUpdateWithStart(withdrawClaimUpdate, {
+          args: [op.requestId],
+          updateId: `${withdrawClaimUpdate.name}:${op.requestId}`,
+          startWorkflowOperation,
+        });
+    }
+  };
+  const batched = groupCommit(sendBatch, inTurn, maxGuardBatch);
+  async function viaBatch<T extends RestartClaimed | boolean>(op: GuardOp, what: string): Promise<T> {
+    let answer: GuardOpResult;
+    try {
+      answer = await batched(op, activitySignal());
+    } catch (err) {
+      throw classify(what, err);
+    }
+    if ('refused' in answer) throw badInput(what, answer.refused);
+    return answer.ok as T;
+  }
+
   return {
     reserveRestart: (req) => update(reserveRestartUpdate, operation('restart reservation', 'target', req.target), [req], req.requestId),
 
     acquireSlot: (req) => update(acquireSlotUpdate, operation('destructive slot request', 'target', req.target), [req], req.requestId),
 
-    claimRestart: (req) => update(claimRestartUpdate, operation('restart claim', 'target', req.target), [req], req.requestId),
+    claimRestart: (req) => viaBatch<RestartClaimed>({ op: 'claimRestart', req }, operation('restart claim', 'target', req.target)),
 
-    releaseSlot: (leaseId) => update(releaseSlotUpdate, `release of destructive slot '${leaseId}'`, [leaseId]),
+    releaseSlot: (leaseId) => viaBatch<boolean>({ op: 'releaseSlot', leaseId }, `release of destructive slot '${leaseId}'`),
 
-    withdrawClaim: (requestId) => update(withdrawClaimUpdate, `withdrawal of restart claim '${requestId}'`, [requestId], requestId),
+    withdrawClaim: (requestId) => viaBatch<boolean>({ op: 'withdrawClaim', requestId }, `withdrawal of restart claim '${requestId}'`),
 
     // This engine's own incidents see a window it opened or closed at once, not a second later.
     openWindow: (req) =>

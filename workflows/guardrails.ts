@@ -8,11 +8,15 @@ import {
   acquireSlotUpdate,
   claimRestartUpdate,
   closeWindowUpdate,
+  guardBatchUpdate,
   guardStateQuery,
+  maxGuardBatch,
   openWindowUpdate,
   releaseSlotUpdate,
   withdrawClaimUpdate,
   reserveRestartUpdate,
+  type GuardOp,
+  type GuardOpResult,
   type GuardrailsInput,
   type GuardState,
 } from '../activities/guardMessages.js';
@@ -40,21 +44,16 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
       if (!(req.max >= 1) || !(req.leaseMs > 0)) throw new Error('acquireSlot needs max >= 1 and leaseMs > 0');
     },
   });
-  setHandler(claimRestartUpdate, (req) => claimRestart(state, req, Date.now()), {
-    validator: (req) => {
-      need(req?.target, 'target');
-      need(req?.requestId, 'requestId');
-      need(req?.holder, 'holder');
-      if (!(req.max >= 0) || !(req.windowMs > 0)) throw new Error('claimRestart needs max >= 0 and windowMs > 0');
-      if (!(req.maxConcurrent >= 1) || !(req.leaseMs > 0)) throw new Error('claimRestart needs maxConcurrent >= 1 and leaseMs > 0');
+  setHandler(claimRestartUpdate, (req) => claimRestart(state, req, Date.now()), { validator: checkClaim });
+  setHandler(releaseSlotUpdate, (leaseId) => releaseSlot(state, leaseId));
+  setHandler(withdrawClaimUpdate, (requestId) => withdrawClaim(state, requestId));
+  setHandler(guardBatchUpdate, (ops) => ops.map((op) => applyOp(state, op, Date.now())), {
+    validator: (ops) => {
+      if (!Array.isArray(ops) || ops.length < 1 || ops.length > maxGuardBatch) {
+        throw new Error(`guardBatch needs 1 to ${maxGuardBatch} operations`);
+      }
     },
   });
-  setHandler(releaseSlotUpdate, (leaseId) => {
-    const before = state.leases.length;
-    state.leases = state.leases.filter((l) => l.id !== leaseId);
-    return state.leases.length < before;
-  });
-  setHandler(withdrawClaimUpdate, (requestId) => withdrawClaim(state, requestId));
   setHandler(
     openWindowUpdate,
     (req) => {
@@ -87,6 +86,45 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
   // Updates accepted in this run must complete here: an update cut off by continue-as-new is lost.
   await condition(allHandlersFinished);
   await continueAsNew<typeof guardrails>({ state: prune(state, Date.now()), historyLimit: input.historyLimit });
+}
+
+function checkClaim(req: RestartClaim): void {
+  need(req?.target, 'target');
+  need(req?.requestId, 'requestId');
+  need(req?.holder, 'holder');
+  if (!(req.max >= 0) || !(req.windowMs > 0)) throw new Error('claimRestart needs max >= 0 and windowMs > 0');
+  if (!(req.maxConcurrent >= 1) || !(req.leaseMs > 0)) throw new Error('claimRestart needs maxConcurrent >= 1 and leaseMs > 0');
+}
+
+/**
+ * One operation of a guardBatch, decided as its own update would be. A request the guard refuses
+ * (what a validator rejects) is answered as refused and changes nothing: the batch's other
+ * operations, other incidents' requests, go on.
+ */
+export function applyOp(state: GuardState, op: GuardOp, now: number): GuardOpResult {
+  try {
+    switch (op?.op) {
+      case 'claimRestart':
+        checkClaim(op.req);
+        return { ok: claimRestart(state, op.req, now) };
+      case 'releaseSlot':
+        need(op.leaseId, 'leaseId');
+        return { ok: releaseSlot(state, op.leaseId) };
+      case 'withdrawClaim':
+        need(op.requestId, 'requestId');
+        return { ok: withdrawClaim(state, op.requestId) };
+      default:
+        throw new Error(`guardrails has no operation ${JSON.stringify(String((op as { op?: unknown } | undefined)?.op).slice(0, 40))}`);
+    }
+  } catch (err) {
+    return { refused: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+export function releaseSlot(state: GuardState, leaseId: string): boolean {
+  const before = state.leases.length;
+  state.leases = state.leases.filter((l) => l.id !== leaseId);
+  return state.leases.length < before;
 }
 
 export function reserveRestart(state: GuardState, req: RestartReservation, now: number): RestartDecision {
@@ -153,8 +191,18 @@ function slotOf(req: RestartClaim): SlotRequest {
   };
 }
 
+/**
+ * Holders named in an answer; `inUse` counts them all. Every answer lands in the guard's history,
+ * and a batch holds up to maxGuardBatch of them: with a thousand leases held, naming each would
+ * make one update's answer megabytes, past what the server takes.
+ */
+export const maxHoldersNamed = 10;
+
 function slotsInUse(state: GuardState): { inUse: number; holders: string[] } {
-  return { inUse: state.leases.length, holders: state.leases.map((l) => `${l.holder} ${l.action} ${l.target}`) };
+  return {
+    inUse: state.leases.length,
+    holders: state.leases.slice(0, maxHoldersNamed).map((l) => `${l.holder} ${l.action} ${l.target}`),
+  };
 }
 
 export function acquireSlot(state: GuardState, req: SlotRequest, now: number): SlotGrant {

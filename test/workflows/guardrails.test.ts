@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { RestartClaim, RestartReservation } from '../../activities/contract.js';
 import {
   acquireSlot,
+  applyOp,
   claimRestart,
   guardStateQuery,
   guardrails,
@@ -10,6 +11,7 @@ import {
   withdrawClaim,
   type GuardState,
 } from '../../workflows/guardrails.js';
+import { holdersOf } from '../../workflows/steps/destructiveSlot.js';
 import { startHarness, uniqueTarget, type Harness } from './harness.js';
 
 const hour = 3_600_000;
@@ -53,6 +55,17 @@ describe('guard rules', () => {
     expect(acquireSlot(state, { ...req, requestId: 'a' }, 0).acquired).toBe(true);
     expect(acquireSlot(state, { ...req, requestId: 'b' }, 500)).toMatchObject({ acquired: false, inUse: 1, holders: ['h restart api'] });
     expect(acquireSlot(state, { ...req, requestId: 'b' }, 1_001).acquired).toBe(true);
+  });
+
+  it('names at most ten holders in an answer, and counts them all', () => {
+    const state = empty();
+    const req = { holder: 'h', target: 'api', action: 'restart', max: 12, leaseMs: 1_000 };
+    for (let i = 0; i < 12; i++) acquireSlot(state, { ...req, holder: `h${i}`, requestId: `a${i}` }, 0);
+    const full = acquireSlot(state, { ...req, requestId: 'late' }, 1);
+    expect(full).toMatchObject({ acquired: false, inUse: 12 });
+    expect(full.holders).toEqual(Array.from({ length: 10 }, (_, i) => `h${i} restart api`));
+    expect(holdersOf(full)).toBe(`${full.holders.join(', ')} and 2 more`);
+    expect(holdersOf({ acquired: false, inUse: 1, holders: ['h restart api'] })).toBe('h restart api');
   });
 
   it('returns the same lease when the same request asks again', () => {
@@ -129,6 +142,47 @@ describe('restart claims (anti-flap and a slot in one call)', () => {
   });
 });
 
+describe('a batch of guard operations (guardBatch)', () => {
+  const claim = (target: string, requestId: string): RestartClaim => ({
+    ...reservation(target, requestId),
+    maxConcurrent: 5,
+    leaseMs: 60_000,
+  });
+
+  it('decides each operation as its own update would, in order', () => {
+    const state = empty();
+    const ops = [
+      { op: 'claimRestart', req: claim('api', 'a') },
+      { op: 'claimRestart', req: claim('api', 'b') },
+      { op: 'withdrawClaim', requestId: 'b' },
+      { op: 'releaseSlot', leaseId: 'a' },
+      { op: 'releaseSlot', leaseId: 'a' },
+    ] as const;
+    const answers = ops.map((op) => applyOp(state, op, 100));
+    expect(answers[0]).toMatchObject({ ok: { acquired: true, leaseId: 'a', recent: 1 } });
+    expect(answers[1]).toMatchObject({ ok: { acquired: true, leaseId: 'b', recent: 2 } });
+    expect(answers.slice(2)).toEqual([{ ok: true }, { ok: true }, { ok: false }]);
+    // The withdrawn claim is uncounted; the released one still counts.
+    expect(state.restarts['api']).toEqual([100]);
+    expect(state.leases).toEqual([]);
+  });
+
+  it('refuses a malformed operation alone and changes nothing for it', () => {
+    const state = empty();
+    const answers = [
+      applyOp(state, { op: 'claimRestart', req: { ...claim('api', 'a'), target: '' } }, 1),
+      applyOp(state, { op: 'releaseSlot', leaseId: '' }, 1),
+      applyOp(state, { op: 'launchMissiles' } as never, 1),
+      applyOp(state, { op: 'claimRestart', req: claim('db', 'd') }, 1),
+    ];
+    expect(answers[0]).toEqual({ refused: 'guardrails request has no target' });
+    expect(answers[1]).toEqual({ refused: 'guardrails request has no leaseId' });
+    expect(answers[2]).toEqual({ refused: 'guardrails has no operation "launchMissiles"' });
+    expect(answers[3]).toMatchObject({ ok: { acquired: true, leaseId: 'd' } });
+    expect(Object.keys(state.restarts)).toEqual(['db']);
+  });
+});
+
 describe('guard workflow', () => {
   let h: Harness;
   beforeAll(async () => {
@@ -146,6 +200,49 @@ describe('guard workflow', () => {
     expect(retried).toEqual(first);
     const state = await h.client.workflow.getHandle(h.guardId).query(guardStateQuery);
     expect(state.restarts[target]).toHaveLength(1);
+  });
+
+  it('answers a storm of concurrent claims in a few batched updates, anti-flap exact across them', async () => {
+    const target = uniqueTarget('api');
+    const claims = Array.from({ length: 40 }, (_, i) => ({
+      ...reservation(target, `storm/${i}`, { max: 10 }),
+      holder: `incident:serviceDown:${target}-${i}`,
+      maxConcurrent: 100,
+      leaseMs: 60_000,
+    }));
+    // One malformed among them: refused alone, as bad input.
+    const bad = { ...claims[0]!, requestId: 'storm/bad', target: '' };
+    const answers = await Promise.allSettled([...claims, bad].map((c) => h.guard.claimRestart(c)));
+    const granted = answers.filter((a) => a.status === 'fulfilled' && a.value.acquired);
+    const refused = answers.filter((a) => a.status === 'fulfilled' && !a.value.allowed);
+    expect(granted).toHaveLength(10);
+    expect(refused).toHaveLength(30);
+    for (const r of refused) expect((r as PromiseFulfilledResult<{ reason: string }>).value.reason).toContain('anti-flap: 10 restarts');
+    const failed = answers.at(-1)!;
+    expect(failed.status).toBe('rejected');
+    expect((failed as PromiseRejectedResult).reason).toMatchObject({ type: 'BadInput', nonRetryable: true });
+    // The guard's history: far fewer updates than requests, and every request in one of them.
+    const { events } = await h.client.workflow.getHandle(h.guardId).fetchHistory();
+    const mine = (events ?? []).filter((e) => {
+      const input = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input;
+      return (
+        input?.name === 'guardBatch' &&
+        Buffer.from(input.args?.payloads?.[0]?.data ?? [])
+          .toString()
+          .includes(target)
+      );
+    });
+    const ops = mine.map((e) => {
+      const data = e.workflowExecutionUpdateAcceptedEventAttributes!.acceptedRequest!.input!.args!.payloads![0]!.data!;
+      return (JSON.parse(Buffer.from(data).toString()) as unknown[]).length;
+    });
+    expect(ops.reduce((a, b) => a + b, 0)).toBe(41);
+    expect(mine.length).toBeLessThan(41 / 2);
+    const state = await h.client.workflow.getHandle(h.guardId).query(guardStateQuery);
+    expect(state.restarts[target]).toHaveLength(10);
+    for (const g of granted) await h.guard.releaseSlot((g as PromiseFulfilledResult<{ leaseId: string }>).value.leaseId);
+    const after = await h.client.workflow.getHandle(h.guardId).query(guardStateQuery);
+    expect(after.leases.filter((l) => l.target === target)).toEqual([]);
   });
 
   it('refuses a malformed request as bad input that no retry can fix', async () => {

@@ -415,6 +415,34 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     // The first run, which ended in continue-as-new, is the interesting history.
     return h.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
   },
+  'guardrails-batched-claims': async (h) => {
+    const handle = await h.client.workflow.start(guardrails, {
+      taskQueue: h.queue,
+      workflowId: `${h.guardId}-batched`,
+      args: [{ historyLimit: 30 }],
+    });
+    const { createGuardrailActivities } = await import('../../activities/guardrails.js');
+    const guard = createGuardrailActivities({ client: h.client, taskQueue: h.queue, workflowId: handle.workflowId });
+    // Claims from many incidents at once: they go to the guard as a few guardBatch updates.
+    const claims = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        guard.claimRestart({
+          target: `api-${i % 3}`,
+          holder: `incident:serviceDown:api-${i}`,
+          requestId: `claim-${i}`,
+          max: 3,
+          windowMs: 60_000,
+          enforce: true,
+          dryRun: false,
+          maxConcurrent: 4,
+          leaseMs: 60_000,
+        }),
+      ),
+    );
+    const held = claims.filter((c) => c.acquired).map((c) => c.leaseId!);
+    await Promise.all([guard.withdrawClaim(held[0]!), ...held.slice(1).map((id) => guard.releaseSlot(id))]);
+    return h.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
+  },
 };
 
 /**

@@ -55,7 +55,7 @@ export async function withDestructiveSlot<T>(
   };
   let grant = await ask();
   if (!grant.acquired && !grant.refused) {
-    incident.record('waiting for a slot', `${grant.inUse} of ${plan.max} destructive actions in flight: ${grant.holders.join(', ')}`);
+    incident.record('waiting for a slot', `${grant.inUse} of ${plan.max} destructive actions in flight: ${holdersOf(grant)}`);
   }
   while (!grant.acquired) {
     if (grant.refused) return { ran: false, reason: grant.refused };
@@ -63,7 +63,7 @@ export async function withDestructiveSlot<T>(
     if (remaining <= 0) {
       return {
         ran: false,
-        reason: `concurrency cap: ${grant.inUse} of ${plan.max} destructive actions in flight for ${formatDuration(plan.waitMs)} (${grant.holders.join(', ')})`,
+        reason: `concurrency cap: ${grant.inUse} of ${plan.max} destructive actions in flight for ${formatDuration(plan.waitMs)} (${holdersOf(grant)})`,
       };
     }
     if (await waitFor(() => incident.resolved, Math.min(pollMs, remaining))) {
@@ -82,6 +82,12 @@ export async function withDestructiveSlot<T>(
       incident.record('slot release failed', `${describeFailure(err)}; the lease lapses by itself`),
     );
   }
+}
+
+/** Who holds the slots: the guard names the first few of them. */
+export function holdersOf(grant: SlotGrant): string {
+  const more = grant.inUse - grant.holders.length;
+  return `${grant.holders.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
 }
 
 function slotRequest(incident: Incident, plan: SlotPlan) {
