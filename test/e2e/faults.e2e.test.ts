@@ -401,6 +401,9 @@ describe('Temporal down and the engine killed, with alerts in its spool', () => 
     const second = await engineFor(config);
     expect(second.output()).toContain('forwarding alerts spooled before this start');
     const workflowId = incidentWorkflowId('serviceDown', target);
+    // The engine forwards its spool after it is running: until then the run does not exist, and
+    // asking for its result would fail as not found (seen once on a loaded machine).
+    await until('the spooled alert started its run', 30_000, () => client.workflow.getHandle(workflowId).describe());
     const result = await outcomeOf(client, workflowId, 90_000, second);
     expect(result.outcome).toBe('recovered');
     expect(await httpOk(healthUrl)).toBe(true);
