@@ -775,10 +775,15 @@ async function benchStorms(): Promise<void> {
     ['synchronous', false],
   ] as const) {
     if (!stormWebhooks.has(webhook)) continue;
-    const { names, targets } = downTargets(`s${webhook[0]}`, stormSize);
-    const distinct = names.map((name, i) =>
-      payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-${webhook}-distinct-${i}` }]),
-    );
+    // Targets of their own for each repeat: a storm on the targets of the one before would reuse
+    // its (just terminated) runs' workflow ids, which Temporal starts more slowly (10.2 → 13.2 s for
+    // the third storm against 10.6 → 8.7 s with fresh ones), so the repeats would not measure alike.
+    const { names, targets } = downTargets(`s${webhook[0]}`, stormSize * stormRepeats * loads.length);
+    const distinctOf = (repeat: number) =>
+      names
+        .slice((repeat - 1) * stormSize, repeat * stormSize)
+        .map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-${webhook}-distinct-${repeat}-${i}` }]));
+    let stormsRun = 0;
     const engine = await startBenchEngine(`storm-${webhook}`, {
       webhook: { listen: '127.0.0.1:0', token: stack().webhookToken, spool },
       targets,
@@ -799,6 +804,7 @@ async function benchStorms(): Promise<void> {
       for (const [mode, rate] of loads) {
         for (let r = 1; r <= stormRepeats && stormAlerts.has('distinct'); r++) {
           const nth = stormRepeats > 1 ? ` (run ${r})` : '';
+          const distinct = distinctOf(++stormsRun);
           // Just before, with the engine idle: the floor for these bodies, this client, this disk.
           if (spool)
             await stormFloor(
