@@ -144,7 +144,9 @@ describe('a page by email', () => {
     const ids = new Set(mails.map((m) => m.parsed.messageId));
     expect(ids.size).toBe(5);
     const threadOf = (m: DeliveredMail) => ({ inReplyTo: m.parsed.inReplyTo, references: m.parsed.references });
-    const thread = threadOf(mails.find((m) => m.parsed.subject?.includes('[critical]'))!);
+    // The first run's thread, by its acknowledgement: both runs' triggers say [critical], and the
+    // Maildir does not list the mails in the order they were sent.
+    const thread = threadOf(mails.find((m) => m.parsed.subject?.startsWith('[remediation] [acknowledged] '))!);
     expect(thread.inReplyTo).toMatch(/^<incident\.[0-9a-f]{40}@remediation\.test>$/);
     expect(thread.references).toBe(thread.inReplyTo);
     const subjects = mails.map((m) => m.parsed.subject);
