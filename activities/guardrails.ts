@@ -98,24 +98,25 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     return deps.client.connection.withDeadline(Date.now() + guardCallMs, fn);
   }
 
+  /** One update to the guard, starting it if need be. Update ids are unique across all of a workflow's updates, whatever their name. */
+  function ask<Ret, Args extends unknown[]>(def: UpdateDefinition<Ret, Args>, args: Args, updateId?: string): Promise<Ret> {
+    return deps.client.workflow.executeUpdateWithStart(def, {
+      args,
+      updateId: updateId === undefined ? undefined : `${def.name}:${updateId}`,
+      startWorkflowOperation: startGuard(),
+    });
+  }
+
   async function update<Ret, Args extends unknown[]>(
     def: UpdateDefinition<Ret, Args>,
     what: string,
     args: Args,
     updateId?: string,
   ): Promise<Ret> {
-    const startWorkflowOperation = startGuard();
     try {
-      // Update ids are unique across all of a workflow's updates, whatever their name.
-      const signal = activitySignal();
-      const ask = () =>
-        deps.client.workflow.executeUpdateWithStart(def, {
-          args,
-          updateId: updateId === undefined ? undefined : `${def.name}:${updateId}`,
-          startWorkflowOperation,
-        });
       // Waiting for a turn and the call itself are both given up when the activity is.
-      return await inTurn(() => call(ask, signal), signal);
+      const signal = activitySignal();
+      return await inTurn(() => call(() => ask(def, args, updateId), signal), signal);
     } catch (err) {
       // The guard refused the request itself (validator): asking again cannot help.
       if (err instanceof WorkflowUpdateFailedError) throw badInput(what, err.cause?.message ?? err.message);
@@ -130,9 +131,7 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
   const sendBatch = async (ops: GuardOp[]): Promise<GuardOpResult[]> => {
     if (batchRefusedAt === undefined || Date.now() - batchRefusedAt > batchRetryMs) {
       try {
-        return await bounded(() =>
-          deps.client.workflow.executeUpdateWithStart(guardBatchUpdate, { args: [ops], startWorkflowOperation: startGuard() }),
-        );
+        return await bounded(() => ask(guardBatchUpdate, [ops]));
       } catch (err) {
         if (!(err instanceof WorkflowUpdateFailedError && /No registered handler for update/.test(err.cause?.message ?? ''))) throw err;
         batchRefusedAt = Date.now();
@@ -143,23 +142,15 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     for (const op of ops) answers.push(await bounded(() => single(op)).then((ok) => ({ ok }), refusedOrThrow));
     return answers;
   };
+  // Not update(): the batch already holds a turn, and waiting for another would deadlock.
   const single = (op: GuardOp): Promise<RestartClaimed | boolean> => {
-    const startWorkflowOperation = startGuard();
     switch (op.op) {
       case 'claimRestart':
-        return deps.client.workflow.executeUpdateWithStart(claimRestartUpdate, {
-          args: [op.req],
-          updateId: `${claimRestartUpdate.name}:${op.req.requestId}`,
-          startWorkflowOperation,
-        });
+        return ask(claimRestartUpdate, [op.req], op.req.requestId);
       case 'releaseSlot':
-        return deps.client.workflow.executeUpdateWithStart(releaseSlotUpdate, { args: [op.leaseId], startWorkflowOperation });
+        return ask(releaseSlotUpdate, [op.leaseId]);
       case 'withdrawClaim':
-        return deps.client.workflow.executeUpdateWithStart(withdrawClaimUpdate, {
-          args: [op.requestId],
-          updateId: `${withdrawClaimUpdate.name}:${op.requestId}`,
-          startWorkflowOperation,
-        });
+        return ask(withdrawClaimUpdate, [op.requestId], op.requestId);
     }
   };
   const batched = groupCommit(sendBatch, inTurn, maxGuardBatch);

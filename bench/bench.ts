@@ -608,7 +608,8 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
     ]);
     // When the server itself started the last of them: each run's start time, which visibility
     // lists only once its (asynchronous) record is written, so the row above also counts that lag.
-    const lastStart = await lastStartTime(engine.client, query);
+    const runs = await stormRuns(engine.client, query);
+    const lastStart = runs.length > 0 ? Math.max(...runs.map((r) => r.start)) : undefined;
     rows.push([
       label,
       "every workflow started, by the server's own start times (the last one); visible that much later",
@@ -617,7 +618,7 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
     if (expectWorkflows >= firstTaskSample) {
       // Started is not acting: a run's first workflow task asks its reads and the guard's restart
       // claim, and only then does the runbook act.
-      const through = await firstTasksDone(engine.client, query, 120_000);
+      const through = await firstTasksDone(engine.client, runs, 120_000);
       const after = through.at.map((at) => at - wall0);
       rows.push([
         label,
@@ -644,20 +645,35 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
 
 const firstTaskSample = 40;
 
-/**
- * When each run the query lists completed its first workflow task (ms since the epoch), from its
- * history. Waits until the ten runs started last are through (a full pass before that would only
- * load the server), then reads every run once, and again only those not through yet.
- */
-async function firstTasksDone(client: Client, query: string, withinMs: number): Promise<{ runs: number; at: number[]; missing: number }> {
-  let pending: Array<{ workflowId: string; runId: string; start: number }> = [];
+interface StormRun {
+  workflowId: string;
+  runId: string;
+  /** The server's start time, ms since the epoch. */
+  start: number;
+}
+
+/** The runs the query lists (visibility lists a run once its asynchronous record is written). */
+async function stormRuns(client: Client, query: string): Promise<StormRun[]> {
+  const runs: StormRun[] = [];
   for await (const wf of client.workflow.list({ query, pageSize: 1_000 })) {
-    pending.push({ workflowId: wf.workflowId, runId: wf.runId, start: wf.startTime.getTime() });
+    runs.push({ workflowId: wf.workflowId, runId: wf.runId, start: wf.startTime.getTime() });
   }
-  const runs = pending.length;
-  pending.sort((a, b) => b.start - a.start);
+  return runs;
+}
+
+/**
+ * When each run completed its first workflow task (ms since the epoch), from its history. Waits
+ * until the ten runs started last are through (a full pass before that would only load the
+ * server), then reads every run once, and again only those not through yet.
+ */
+async function firstTasksDone(
+  client: Client,
+  runs: StormRun[],
+  withinMs: number,
+): Promise<{ runs: number; at: number[]; missing: number }> {
+  let pending = [...runs].sort((a, b) => b.start - a.start);
   const at: number[] = [];
-  const firstTaskAt = async (r: (typeof pending)[number]): Promise<number | undefined> => {
+  const firstTaskAt = async (r: StormRun): Promise<number | undefined> => {
     const events = (await client.workflow.getHandle(r.workflowId, r.runId).fetchHistory()).events ?? [];
     const done = events.find((e) => e.workflowTaskCompletedEventAttributes);
     return done ? eventTimeMs(done) : undefined;
@@ -669,21 +685,14 @@ async function firstTasksDone(client: Client, query: string, withinMs: number): 
       await sleep(1_000);
       continue;
     }
-    const still: typeof pending = [];
+    const still: StormRun[] = [];
     for (let i = 0; i < pending.length; i += 8) {
       const slice = pending.slice(i, i + 8);
       (await Promise.all(slice.map(firstTaskAt))).forEach((t, j) => (t === undefined ? still.push(slice[j]!) : at.push(t)));
     }
     pending = still;
   }
-  return { runs, at, missing: pending.length };
-}
-
-/** The latest start time (ms since the epoch) of the runs the query lists. */
-async function lastStartTime(client: Client, query: string): Promise<number | undefined> {
-  let last: number | undefined;
-  for await (const wf of client.workflow.list({ query, pageSize: 1_000 })) last = Math.max(last ?? 0, wf.startTime.getTime());
-  return last;
+  return { runs: runs.length, at, missing: pending.length };
 }
 
 /**

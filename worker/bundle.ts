@@ -6,9 +6,12 @@ import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { Logger } from 'pino';
 
-const here = dirname(fileURLToPath(import.meta.url));
+const self = fileURLToPath(import.meta.url);
+const here = dirname(self);
+/** .ts when running from the sources, .js from the build. */
+const ext = extname(self);
 /** The workflows' entry beside this module: index.ts from the sources, index.js from the build. */
-export const workflowsPath = join(here, '..', 'workflows', `index${extname(fileURLToPath(import.meta.url))}`);
+export const workflowsPath = join(here, '..', 'workflows', `index${ext}`);
 /**
  * Modules evaluated once per workflow thread instead of once per run: with Temporal's reusable V8
  * context every run imports the bundle's modules afresh, and the expression library's were the
@@ -17,10 +20,7 @@ export const workflowsPath = join(here, '..', 'workflows', `index${extname(fileU
  * see another run leave behind. config/expressions.ts keeps a parse cache keyed by the text, which
  * is the same for every run.
  */
-export const sharedWorkflowModules = [
-  '@marcbachmann/cel-js',
-  join(here, '..', 'config', `expressions${extname(fileURLToPath(import.meta.url))}`),
-];
+export const sharedWorkflowModules = ['@marcbachmann/cel-js', join(here, '..', 'config', `expressions${ext}`)];
 
 /** How the engine's workflow code is bundled, everywhere it is (the build, the tests, the benches). */
 export const workflowBundleOptions = { workflowsPath, preloadModules: sharedWorkflowModules };
@@ -30,7 +30,7 @@ export const builtBundlePath = join(here, '..', 'workflows.bundle.js');
 
 /** The bundle `npm run build` made, when this module runs from that build. */
 export function prebuiltBundle(): string | undefined {
-  return extname(fileURLToPath(import.meta.url)) === '.js' && existsSync(builtBundlePath) ? builtBundlePath : undefined;
+  return ext === '.js' && existsSync(builtBundlePath) ? builtBundlePath : undefined;
 }
 
 export async function bundleWorkflows(logger?: Logger): Promise<string> {
