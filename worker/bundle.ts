@@ -18,9 +18,13 @@ export const workflowsPath = join(here, '..', 'workflows', `index${ext}`);
  * most of that (~1.2 ms of a new run's first workflow task). Only pure modules belong here: the
  * SDK shares them between runs (and freezes their exports), so they must hold nothing a run could
  * see another run leave behind. config/expressions.ts keeps a parse cache keyed by the text, which
- * is the same for every run.
+ * is the same for every run. workflows/errorStacks.ts is here because it must run before the freeze.
  */
-export const sharedWorkflowModules = ['@marcbachmann/cel-js', join(here, '..', 'config', `expressions${ext}`)];
+export const sharedWorkflowModules = [
+  join(here, '..', 'workflows', `errorStacks${ext}`),
+  '@marcbachmann/cel-js',
+  join(here, '..', 'config', `expressions${ext}`),
+];
 
 /** How the engine's workflow code is bundled, everywhere it is (the build, the tests, the benches). */
 export const workflowBundleOptions = { workflowsPath, preloadModules: sharedWorkflowModules };

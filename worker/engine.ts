@@ -126,6 +126,9 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   const webhook = createWebhookServer({
     config: opts.listen ? { ...config, webhook: { ...config.webhook, listen: opts.listen } } : config,
     client,
+    // Eager start hands a new incident's first workflow task to this process's worker in the
+    // start call's reply: only a client on the worker's own connection can receive it.
+    eagerClient: new Client({ connection: native, namespace: endpoint.namespace }),
     taskQueue,
     metrics,
     logger,

@@ -90,6 +90,12 @@ export interface RunbookInput {
   responders?: string[];
   guardrails: GuardrailPlan;
   dryRun: boolean;
+  /**
+   * The alert that opened the incident, when the webhook started the run with it (an eager start,
+   * whose first workflow task comes back in the start call's reply) instead of signal-with-start.
+   * Absent in runs started by signal-with-start: their opening alert is the first alertFiring signal.
+   */
+  openingAlert?: AlertEvent;
 }
 
 /** A target a run may touch besides (or as) its own: resolved from config when the run was planned. */

@@ -17,21 +17,24 @@ let taskQueue: string;
 let client: Client;
 let stop: () => Promise<void>;
 let incidents: IncidentSignaller;
+let eager: IncidentSignaller;
 
 beforeAll(async () => {
   taskQueue = uniqueQueue('triggers-fold');
   fx = triggerConfig({ taskQueue, temporalAddress: stack().temporalAddress });
-  ({ stop } = await startStubWorker(taskQueue));
+  let eagerClient: Client;
+  ({ stop, eagerClient } = await startStubWorker(taskQueue));
   ({ client } = await temporalClient());
   incidents = createIncidentSignaller(client, { timeoutMs: 10_000 });
+  eager = createIncidentSignaller(client, { timeoutMs: 10_000, eagerClient });
 });
 afterAll(async () => {
   await terminateRunning(client, taskQueue);
   await stop?.();
 });
 
-function inputFor(target: string) {
-  const labels = { alertname: 'ServiceDown', service: target };
+function inputFor(target: string, alertname = 'ServiceDown') {
+  const labels = { alertname, service: target };
   const match = matchBinding(fx.config, { labels });
   if (!match.matched) throw new Error(match.reason);
   return planRunbook(fx.config, match, { labels }, { engineQueue: taskQueue });
@@ -77,5 +80,27 @@ describe('repeats of a held alert', () => {
     const again = await incidents.fire(input, firing, taskQueue);
     expect(again.started).toBe(true);
     expect(again.runId).not.toBe(before);
+  });
+});
+
+describe('eager start', () => {
+  it("starts a new incident with its alert in the input and the first task in the start's reply; an alert for a running one is signalled", async () => {
+    const input = inputFor(fx.db, 'DatabaseDown');
+    const first = await eager.fire(input, firing, taskQueue);
+    expect(first).toMatchObject({ started: true, eager: true, coalesced: false });
+    const handle = client.workflow.getHandle(first.workflowId);
+    const history = (await handle.fetchHistory()).events ?? [];
+    // No signal carried the opening alert, and the first task was started with the run itself.
+    expect(history.filter((e) => e.workflowExecutionSignaledEventAttributes)).toHaveLength(0);
+    expect(history[0]!.workflowExecutionStartedEventAttributes?.input?.payloads).toHaveLength(1);
+    let status = await handle.query(statusQuery);
+    expect(status.timeline.filter((e) => e.event === 'firing').map((e) => e.detail)).toEqual([firing.fingerprint]);
+
+    // Another alert for the running incident: the start finds it running, signal-with-start delivers it.
+    const second = await eager.fire(input, { fingerprint: 'beef', at: firing.at }, taskQueue);
+    expect(second).toMatchObject({ workflowId: first.workflowId, runId: first.runId, started: false, coalesced: false });
+    status = await handle.query(statusQuery);
+    expect(status.timeline.filter((e) => e.event === 'firing').map((e) => e.detail)).toEqual([firing.fingerprint, 'beef']);
+    expect(status.alertsFolded).toBe(1);
   });
 });

@@ -155,6 +155,23 @@ describe('an incident that hears a lot', () => {
 });
 
 describe('an incident holding several alerts', () => {
+  it('takes an opening alert from its input (the eager start) as it takes the first signal: the same alert again is a repeat', async () => {
+    const target = uniqueTarget('eager');
+    h.script(target, { healthy: () => false });
+    const handle = await h.client.workflow.start('runbook', {
+      taskQueue: h.queue,
+      workflowId: incidentWorkflowId('serviceDown', target),
+      args: [{ ...input('serviceDown', target), openingAlert: { fingerprint: 'fp-open', at: new Date().toISOString() } }],
+    });
+    await waitForStatus(handle, (s) => s.escalationLevel === 'on-call');
+    await handle.signal(alertFiringSignal, { fingerprint: 'fp-open', at: 'repeat' });
+    const status = await waitForStatus(handle, (s) => s.alertsFolded === 1);
+    expect(status.timeline.filter((e) => e.event === 'alert firing').map((e) => e.detail)).toEqual(['fp-open']);
+    // Held like a signalled alert: its resolution resolves the incident.
+    await handle.signal(alertResolvedSignal, { fingerprint: 'fp-open', at: new Date().toISOString() });
+    expect(((await handle.result()) as RunbookResult).outcome).toBe('resolved-externally');
+  });
+
   it('carries on while one of two alerts is still firing, and is resolved once both are', async () => {
     const target = uniqueTarget('two');
     h.script(target, { healthy: () => false });

@@ -390,6 +390,21 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     expect(result.outcome).toBe('resolved-externally');
     return handle;
   },
+  // Eagerly started by the webhook: the opening alert in the input, not a signal; then a repeat and its resolution.
+  'runbook-serviceDown-opening-alert-in-input-resolved': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: () => false });
+    const handle = await startInterpreter(h, shippedRunbooks.serviceDown!, target, {
+      openingAlert: { fingerprint: 'fp-eager', at: '2026-01-01T00:00:00Z' },
+      guardrails: { restartAttempts: 1 } as never,
+    });
+    await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
+    await handle.signal(alertFiringSignal, { fingerprint: 'fp-eager', at: '2026-01-01T00:00:00Z' });
+    await waitForStatus(handle, (s) => s.alertsFolded === 1);
+    await handle.signal(alertResolvedSignal, { fingerprint: 'fp-eager', at: '2026-01-01T00:05:00Z' });
+    expect((await handle.result()).outcome).toBe('resolved-externally');
+    return handle;
+  },
   'guardrails-continued-as-new': async (h) => {
     const handle = await h.client.workflow.start(guardrails, {
       taskQueue: h.queue,

@@ -224,6 +224,25 @@ describe('serviceDown', () => {
     expect((await first.result()).outcome).toBe('resolved-externally');
   });
 
+  it('takes an opening alert from its input (the eager start) as the alert that opened it, not a repeat', async () => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: () => false });
+    const input = runbookInput(h, target, { guardrails: { restartBackoffMs: 3_000 } as never });
+    const alert = { fingerprint: 'abc', at: new Date().toISOString() };
+    const handle = await h.client.workflow.start(serviceDown, {
+      taskQueue: h.queue,
+      workflowId: incidentWorkflowId('serviceDown', target),
+      args: [{ ...input, openingAlert: alert }],
+    });
+    await waitForStatus(handle, (s) => s.restartAttempts === 1);
+    expect((await handle.query(statusQuery)).alertsFolded).toBe(0);
+    await handle.signal(alertFiringSignal, alert);
+    const status = await waitForStatus(handle, (s) => s.alertsFolded === 1);
+    expect(events(status.timeline).filter((e) => e === 'alert firing')).toHaveLength(1);
+    await handle.signal(alertResolvedSignal, { at: new Date().toISOString() });
+    expect((await handle.result()).outcome).toBe('resolved-externally');
+  });
+
   it('takes no automatic action under a matching silence', async () => {
     const target = uniqueTarget('svc');
     h.script(target, { healthy: () => false, silencedBy: '3f2a by alice' });

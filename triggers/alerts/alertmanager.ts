@@ -27,6 +27,8 @@ import { HttpError, parseListen, readBody, requestPath, send, utf8 } from './web
 export interface WebhookDeps {
   config: EngineConfig;
   client: Client;
+  /** A client on the engine worker's own connection: new incidents start eagerly (triggers/alerts/incidents.ts). */
+  eagerClient?: Client;
   /** The engine's task queue: incident workflows run there. */
   taskQueue: string;
   metrics: EngineMetrics;
@@ -79,7 +81,10 @@ const defaultSpoolMinFreeBytes = 256 * 1_048_576;
 export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   const { config, metrics, logger } = deps;
   const expectedDigest = sha256(config.webhook.token.reveal());
-  const incidents = createIncidentSignaller(deps.client, { timeoutMs: deps.temporalTimeoutMs ?? 5_000 });
+  const incidents = createIncidentSignaller(deps.client, {
+    timeoutMs: deps.temporalTimeoutMs ?? 5_000,
+    ...(deps.eagerClient ? { eagerClient: deps.eagerClient } : {}),
+  });
   const spoolLimits: SpoolLimits = {
     maxBytes: deps.spoolMaxBytes ?? config.webhook.spoolMaxBytes ?? defaultSpoolMaxBytes,
     minFreeBytes: deps.spoolMinFreeBytes ?? config.webhook.spoolMinFreeBytes ?? defaultSpoolMinFreeBytes,

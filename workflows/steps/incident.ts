@@ -65,6 +65,8 @@ export interface IncidentOpening {
   perAlert?: boolean;
   /** A run continued as new: the state of the run before it. */
   resumed?: IncidentSnapshot;
+  /** The opening alert, when it came in the run's input instead of as the first alertFiring signal. */
+  openingAlert?: AlertEvent;
 }
 
 /** What a run continued as new carries over: everything operators and pages have seen. */
@@ -184,6 +186,8 @@ export class Incident {
     const toSet = markedAllAtOnce() ? attributes.filter((a) => given.get(a.key) !== a.value) : attributes;
     if (toSet.length > 0) upsertSearchAttributes(toSet);
     incident.record('opened', `${opening.runbook} for '${opening.target}'`);
+    // What the signal that comes with signal-with-start does in the first workflow task.
+    if (opening.openingAlert) incident.alertFiringSignalled(opening.openingAlert);
     return incident;
   }
 
@@ -333,23 +337,25 @@ export class Incident {
       const detail = `${String(r?.reason ?? '')}${n > 5 ? ` (${n} refusals so far)` : ''}`;
       this.record(`${action} refused`, withDoor(detail, r), nameOf(r) || 'unknown');
     });
-    setHandler(alertFiringSignal, (e) => {
-      if (this.perAlert) return this.alertFiring(e);
-      // The signal that came with signal-with-start is the alert that opened the incident, not a
-      // repeat: it is delivered in the first workflow task.
-      if (!this.startAlertSeen && workflowInfo().historyLength === this.firstTask) {
-        this.startAlertSeen = true;
-        return this.record('alert firing', e?.fingerprint, 'alertmanager');
-      }
-      this.status.alertsFolded += 1;
-      this.record('alert repeated', `folded into this run (${this.status.alertsFolded} so far)`, 'alertmanager');
-    });
+    setHandler(alertFiringSignal, (e) => this.alertFiringSignalled(e));
     setHandler(alertResolvedSignal, (e) => {
       if (this.perAlert) return this.alertResolved(e);
       if (this.resolution) return;
       this.resolution = { fingerprint: e?.fingerprint, at: String(e?.at ?? now()) };
       this.record('alert resolved', 'the run ends at the next safe point', 'alertmanager');
     });
+  }
+
+  private alertFiringSignalled(e: AlertEvent | undefined): void {
+    if (this.perAlert) return this.alertFiring(e);
+    // The signal that came with signal-with-start is the alert that opened the incident, not a
+    // repeat: it is delivered in the first workflow task.
+    if (!this.startAlertSeen && workflowInfo().historyLength === this.firstTask) {
+      this.startAlertSeen = true;
+      return this.record('alert firing', e?.fingerprint, 'alertmanager');
+    }
+    this.status.alertsFolded += 1;
+    this.record('alert repeated', `folded into this run (${this.status.alertsFolded} so far)`, 'alertmanager');
   }
 
   /**

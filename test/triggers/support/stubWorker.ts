@@ -1,6 +1,7 @@
 // A real worker on the stack's Temporal, running the stub runbooks on a task queue of its own.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { stack } from '../../support/stack.js';
 import { quietRuntime, temporalConnectOptions } from '../../support/temporal.js';
@@ -9,7 +10,8 @@ const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), 'stubWorkflo
 
 let bundle: Promise<{ code: string }> | undefined;
 
-export async function startStubWorker(taskQueue: string): Promise<{ stop: () => Promise<void> }> {
+/** The worker, and a client on its own connection (what an eager start needs to hand it the first task). */
+export async function startStubWorker(taskQueue: string): Promise<{ stop: () => Promise<void>; eagerClient: Client }> {
   quietRuntime();
   const connection = await NativeConnection.connect(temporalConnectOptions('engine'));
   const worker = await Worker.create({
@@ -23,6 +25,7 @@ export async function startStubWorker(taskQueue: string): Promise<{ stop: () => 
   });
   const running = worker.run();
   return {
+    eagerClient: new Client({ connection, namespace: stack().temporalNamespace }),
     stop: async () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;

@@ -34,6 +34,11 @@ async function incident(input: RunbookInput): Promise<RunbookResult> {
     alerts++;
     record('alert', 'firing', 'alertmanager', e.fingerprint);
   });
+  // An eager start brings the opening alert in the input instead of as the first signal.
+  if (input.openingAlert) {
+    alerts++;
+    record('alert', 'firing', 'alertmanager', input.openingAlert.fingerprint);
+  }
   setHandler(alertResolvedSignal, (e) => {
     resolved = true;
     record('alert', 'resolved', 'alertmanager', e.fingerprint);
