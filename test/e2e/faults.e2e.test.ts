@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineConfigInput } from '../../config/schema.js';
@@ -255,6 +256,49 @@ describe('the engine killed with SIGKILL', () => {
     expect(pagedLevels(target)).toEqual([]);
     await terminateRunning(stackClient, config.temporal!.taskQueue!, 'end of the fault test');
   }, 180_000);
+
+  it("carries on an incident whose first workflow task was handed to the engine in its start's reply when that engine dies", async () => {
+    const target = `eager-${randomUUID().slice(0, 6)}`;
+    const port = await closedPort();
+    const container = runContainer('eager', port);
+    const healthUrl = `http://127.0.0.1:${port}/health`;
+    await untilHttpOk(healthUrl, 'the container serving');
+    dockerSync('stop', '-t', '0', container);
+    // The first engine's Alertmanager takes connections and never answers: its first task (the
+    // silence check beside the other first reads) stays open until the engine is killed.
+    const reached: Socket[] = [];
+    const silent = createServer((s) => {
+      reached.push(s);
+      s.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const config = faultConfig({ target, container, healthUrl, levels: [{ name: 'on-call', after: '1h' }] });
+    const workflowId = incidentWorkflowId('serviceDown', target);
+    try {
+      const first = await engineFor({ ...config, alertmanager: { url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` } });
+      await fire(first, target);
+      await until('the silence check to reach the silent Alertmanager', 20_000, async () => (reached.length > 0 ? true : undefined));
+      first.kill('SIGKILL');
+      await first.exited;
+
+      const second = await engineFor(config);
+      const result = await outcomeOf(stackClient, workflowId, 90_000, second);
+      expect(result.outcome, result.detail).toBe('recovered');
+      expect(await httpOk(healthUrl)).toBe(true);
+      const events = (await stackClient.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+      // Started eagerly: the first task was the dead engine's from the start, no signal carried the alert.
+      expect(events.filter((e) => e.workflowExecutionSignaledEventAttributes)).toHaveLength(0);
+      const tasksStarted = events.filter((e) => e.workflowTaskStartedEventAttributes);
+      expect(tasksStarted[0]!.workflowTaskStartedEventAttributes!.identity).not.toBe(
+        tasksStarted.at(-1)!.workflowTaskStartedEventAttributes!.identity,
+      );
+      expect(events.some((e) => e.workflowTaskTimedOutEventAttributes)).toBe(true);
+      expect(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget')).toHaveLength(1);
+    } finally {
+      for (const s of reached) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 150_000);
 
   it('pages every escalation level exactly once, in order, when the engine dies between two levels', async () => {
     const target = `dead-${randomUUID().slice(0, 6)}`;
