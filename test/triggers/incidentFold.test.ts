@@ -2,13 +2,15 @@
 // no signal (Alertmanager resends a firing alert every repeat interval; each signal would grow the
 // run's history, and Temporal refuses signals past 10,000 per run). Real dev server, stub runbooks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
-import { createIncidentSignaller, coalesceMs, type IncidentSignaller } from '../../triggers/alerts/incidents.js';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { createIncidentSignaller, coalesceMs, isTemporalUnavailable, type IncidentSignaller } from '../../triggers/alerts/incidents.js';
 import { matchBinding } from '../../triggers/alerts/binding.js';
 import { planRunbook } from '../../triggers/plan.js';
 import { statusQuery, type RunbookResult } from '../../workflows/messages.js';
 import { stack } from '../support/stack.js';
-import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { startTcpProxy } from '../support/tcpProxy.js';
+import { temporalClient, temporalConnectOptions, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { triggerConfig, type TriggerFixture } from './support/config.js';
 import { startStubWorker } from './support/stubWorker.js';
 
@@ -102,5 +104,34 @@ describe('eager start', () => {
     status = await handle.query(statusQuery);
     expect(status.timeline.filter((e) => e.event === 'firing').map((e) => e.detail)).toEqual([firing.fingerprint, 'beef']);
     expect(status.alertsFolded).toBe(1);
+  });
+
+  it('gives up within its deadline, as Temporal unreachable, when the path to Temporal is cut', async () => {
+    const proxy = await startTcpProxy(stack().temporalAddress);
+    const options = { ...temporalConnectOptions(), address: proxy.address };
+    const native = await NativeConnection.connect(options);
+    const grpc = await Connection.connect(options);
+    try {
+      const namespace = stack().temporalNamespace;
+      const cutOff = createIncidentSignaller(new Client({ connection: grpc, namespace }), {
+        timeoutMs: 2_000,
+        eagerClient: new Client({ connection: native, namespace }),
+      });
+      proxy.cut();
+      const asked = Date.now();
+      const err = await cutOff.fire(inputFor(fx.web), { fingerprint: 'cut', at: new Date().toISOString() }, taskQueue).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      // The native client retries a refused connection on its own: only the deadline ends it.
+      expect(err).toBeDefined();
+      expect(isTemporalUnavailable(err), String(err)).toBe(true);
+      expect(Date.now() - asked).toBeLessThan(4_500);
+    } finally {
+      proxy.restore();
+      await native.close();
+      await grpc.close();
+      await proxy.close();
+    }
   });
 });

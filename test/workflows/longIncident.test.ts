@@ -167,6 +167,8 @@ describe('an incident holding several alerts', () => {
     await handle.signal(alertFiringSignal, { fingerprint: 'fp-open', at: 'repeat' });
     const status = await waitForStatus(handle, (s) => s.alertsFolded === 1);
     expect(status.timeline.filter((e) => e.event === 'alert firing').map((e) => e.detail)).toEqual(['fp-open']);
+    // First on the timeline, as the signal that came with signal-with-start was.
+    expect(status.timeline[0]).toMatchObject({ event: 'alert firing' });
     // Held like a signalled alert: its resolution resolves the incident.
     await handle.signal(alertResolvedSignal, { fingerprint: 'fp-open', at: new Date().toISOString() });
     expect(((await handle.result()) as RunbookResult).outcome).toBe('resolved-externally');

@@ -239,6 +239,7 @@ describe('serviceDown', () => {
     await handle.signal(alertFiringSignal, alert);
     const status = await waitForStatus(handle, (s) => s.alertsFolded === 1);
     expect(events(status.timeline).filter((e) => e === 'alert firing')).toHaveLength(1);
+    expect(events(status.timeline)[0]).toBe('alert firing');
     await handle.signal(alertResolvedSignal, { at: new Date().toISOString() });
     expect((await handle.result()).outcome).toBe('resolved-externally');
   });

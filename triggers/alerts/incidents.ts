@@ -57,7 +57,7 @@ export interface SignallerOptions {
 
 export function createIncidentSignaller(client: Client, options: SignallerOptions): IncidentSignaller {
   const workflows = startObservingClient(client);
-  const eagerWorkflows = options.eagerClient?.workflow;
+  const eager = options.eagerClient;
   const withDeadline = <T>(fn: () => Promise<T>) => client.connection.withDeadline(Date.now() + options.timeoutMs, fn);
   // Key: workflow id, fingerprint and start time, so a new firing of the alert (a new startsAt)
   // or another alert for the same target is never mistaken for a copy. Only accepted calls are
@@ -128,11 +128,14 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
    * then the alert goes to it by signal-with-start, as it always did.
    */
   async function eagerStart(input: RunbookRunInput | RunbookInput, event: AlertEvent, taskQueue: string): Promise<FireResult | undefined> {
-    if (!eagerWorkflows) return undefined;
+    if (!eager) return undefined;
     const workflowId = incidentWorkflowId(input.runbook, input.target);
     try {
-      const handle = await withDeadline(() =>
-        eagerWorkflows.start('definition' in input ? interpreterWorkflowType : input.runbook, {
+      // The worker's native connection retries a refused connection on its own, past any deadline
+      // given to it: the call is given up here instead (a start that lands later is found running
+      // by the retry, which signals it).
+      const handle = await givenUpAfter(options.timeoutMs, () =>
+        eager.workflow.start('definition' in input ? interpreterWorkflowType : input.runbook, {
           workflowId,
           taskQueue,
           args: [{ ...input, openingAlert: event }],
@@ -240,6 +243,20 @@ function startObservingClient(client: Client): WorkflowClient {
   });
 }
 
+/** The call's answer, or after ms a deadline error (isTemporalUnavailable) while the call goes on unheard. */
+function givenUpAfter<T>(ms: number, call: () => Promise<T>): Promise<T> {
+  const asked = call();
+  asked.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(Object.assign(new Error(`deadline exceeded: Temporal did not answer within ${ms} ms`), { code: 4 })),
+      ms,
+    );
+  });
+  return Promise.race([asked, late]).finally(() => clearTimeout(timer));
+}
+
 /** gRPC codes that mean "Temporal could not be reached in time", not "Temporal said no". */
 const unavailableCodes = new Set([1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 8 /* RESOURCE_EXHAUSTED */, 14 /* UNAVAILABLE */]);
 
@@ -249,7 +266,8 @@ export function isTemporalUnavailable(err: unknown): boolean {
     if (e instanceof NamespaceNotFoundError) return true;
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'number' && unavailableCodes.has(code)) return true;
-    if (e instanceof Error && /failed to connect|connection refused|ECONNREFUSED|deadline/i.test(e.message)) return true;
+    // The worker's native connection says only "transport error" (code UNKNOWN) when it cannot connect.
+    if (e instanceof Error && /failed to connect|connection refused|ECONNREFUSED|deadline|transport error/i.test(e.message)) return true;
   }
   return false;
 }

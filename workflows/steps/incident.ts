@@ -170,6 +170,9 @@ export class Incident {
   static open(opening: IncidentOpening): Incident {
     const incident = new Incident(opening);
     incident.listen();
+    // An opening alert in the input (an eager start) is taken where the signal that comes with
+    // signal-with-start is: as soon as its handler is set, first on the timeline.
+    if (opening.openingAlert && !opening.resumed) incident.alertFiringSignalled(opening.openingAlert);
     if (opening.resumed) {
       incident.record('continued', `history kept short: run ${incident.runId} carries on from where the last run stopped`);
       return incident;
@@ -186,8 +189,6 @@ export class Incident {
     const toSet = markedAllAtOnce() ? attributes.filter((a) => given.get(a.key) !== a.value) : attributes;
     if (toSet.length > 0) upsertSearchAttributes(toSet);
     incident.record('opened', `${opening.runbook} for '${opening.target}'`);
-    // What the signal that comes with signal-with-start does in the first workflow task.
-    if (opening.openingAlert) incident.alertFiringSignalled(opening.openingAlert);
     return incident;
   }
 
