@@ -16,7 +16,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 engine_dir=${ENGINE_DIR:-$here}
 peers=${PEERS_DIR:-$here/../shared/peers}
 [ -d "$engine_dir/node_modules" ] || ln -s "$here/node_modules" "$engine_dir/node_modules"
-(cd "$engine_dir" && npm run --silent build >/dev/null)
+# PEERS_BUILT=1: the caller built this engine already (npm run bench, from its second run on).
+[ "${PEERS_BUILT:-}" = 1 ] || (cd "$engine_dir" && npm run --silent build >/dev/null)
 
 . "$here/stack/lib/common.sh"
 . "$here/stack/lib/temporal.sh"
