@@ -631,7 +631,7 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
     rows.push([label, 'engine process RSS: peak during storm / 5 s after', `${mb(peakRss)} / ${mb(engine.usage().rss)}`]);
     rows.push([label, 'CPU until every workflow started, % of one core: engine / Temporal server', `${cpu.engine} / ${cpu.server}`]);
     if (expectWorkflows >= firstTaskSample) {
-      const applied = await firstTaskApplied(engine.client, query);
+      const applied = await firstTaskApplied(engine.client, runs);
       rows.push([
         label,
         `Temporal applying a run's first workflow task (${applied.runs} runs read after the storm): p50 / p90; events it wrote`,
@@ -701,9 +701,9 @@ async function firstTasksDone(
  * task's commands (each names the completion it came from), and how many there were. A storm's
  * rows count runs started; this is the server's cost of what each run asked first.
  */
-async function firstTaskApplied(client: Client, query: string): Promise<{ runs: number; ms: number[]; events: number[] }> {
+async function firstTaskApplied(client: Client, runs: StormRun[]): Promise<{ runs: number; ms: number[]; events: number[] }> {
   const out = { runs: 0, ms: [] as number[], events: [] as number[] };
-  for await (const wf of client.workflow.list({ query, pageSize: firstTaskSample })) {
+  for (const wf of runs) {
     const events = (await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()).events ?? [];
     const completed = events.find((e) => e.workflowTaskCompletedEventAttributes);
     if (completed) {

@@ -88,7 +88,7 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
   await continueAsNew<typeof guardrails>({ state: prune(state, Date.now()), historyLimit: input.historyLimit });
 }
 
-function checkClaim(req: RestartClaim): void {
+export function checkClaim(req: RestartClaim): void {
   need(req?.target, 'target');
   need(req?.requestId, 'requestId');
   need(req?.holder, 'holder');

@@ -7,14 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
 import { startDevServer, type DevServer } from '../support/devServer.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
-import { closedPort } from '../support/net.js';
+import { closedPort, silentServer } from '../support/net.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack } from '../support/stack.js';
 import { temporalConfigInput, temporalConnectOptions, terminateRunning, uniqueQueue } from '../support/temporal.js';
@@ -55,6 +54,15 @@ function runContainer(what: string, port: number, command: string[] = []): strin
   containers.push(name);
   dockerSync(...busyboxRun(name, { port, command }));
   return name;
+}
+
+/** A busybox container serving /health on a free port, once it answers. */
+async function servingContainer(what: string): Promise<{ container: string; healthUrl: string }> {
+  const port = await closedPort();
+  const container = runContainer(what, port);
+  const healthUrl = `http://127.0.0.1:${port}/health`;
+  await untilHttpOk(healthUrl, 'the container serving');
+  return { container, healthUrl };
 }
 
 /** The processes of a container, as host pids with their command lines. */
@@ -259,25 +267,17 @@ describe('the engine killed with SIGKILL', () => {
 
   it("carries on an incident whose first workflow task was handed to the engine in its start's reply when that engine dies", async () => {
     const target = `eager-${randomUUID().slice(0, 6)}`;
-    const port = await closedPort();
-    const container = runContainer('eager', port);
-    const healthUrl = `http://127.0.0.1:${port}/health`;
-    await untilHttpOk(healthUrl, 'the container serving');
+    const { container, healthUrl } = await servingContainer('eager');
     dockerSync('stop', '-t', '0', container);
     // The first engine's Alertmanager takes connections and never answers: its first task (the
     // silence check beside the other first reads) stays open until the engine is killed.
-    const reached: Socket[] = [];
-    const silent = createServer((s) => {
-      reached.push(s);
-      s.on('error', () => {});
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silent = await silentServer();
     const config = faultConfig({ target, container, healthUrl, levels: [{ name: 'on-call', after: '1h' }] });
     const workflowId = incidentWorkflowId('serviceDown', target);
     try {
-      const first = await engineFor({ ...config, alertmanager: { url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` } });
+      const first = await engineFor({ ...config, alertmanager: { url: `http://127.0.0.1:${silent.port}` } });
       await fire(first, target);
-      await until('the silence check to reach the silent Alertmanager', 20_000, async () => (reached.length > 0 ? true : undefined));
+      await until('the silence check to reach the silent Alertmanager', 20_000, async () => (silent.connections() > 0 ? true : undefined));
       first.kill('SIGKILL');
       await first.exited;
 
@@ -295,8 +295,7 @@ describe('the engine killed with SIGKILL', () => {
       expect(events.some((e) => e.workflowTaskTimedOutEventAttributes)).toBe(true);
       expect(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget')).toHaveLength(1);
     } finally {
-      for (const s of reached) s.destroy();
-      await new Promise((resolve) => silent.close(resolve));
+      await silent.close();
     }
   }, 150_000);
 
@@ -423,10 +422,7 @@ describe('Temporal down and the engine killed, with alerts in its spool', () => 
 
   it('acknowledges the alert while Temporal is down, and the next engine remediates it once Temporal is back', async () => {
     const target = `spool-${randomUUID().slice(0, 6)}`;
-    const port = await closedPort();
-    const container = runContainer('spool', port);
-    const healthUrl = `http://127.0.0.1:${port}/health`;
-    await untilHttpOk(healthUrl, 'the container serving');
+    const { container, healthUrl } = await servingContainer('spool');
     const base = faultConfig({ target, container, healthUrl, server, levels: [{ name: 'on-call', after: '0s' }] });
     // The same dataDir for both engines: the second finds what the first spooled.
     const config = { ...base, dataDir, webhook: { ...base.webhook, spool: true } };

@@ -72,15 +72,19 @@ async function reserve(wanted: number): Promise<number> {
 }
 
 /** A server that accepts connections and never says a word: a hung process. */
-export async function silentServer(): Promise<{ port: number; close: () => Promise<void> }> {
+export async function silentServer(): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
+  let accepted = 0;
   const server = createServer((s) => {
+    accepted++;
     sockets.add(s);
     s.on('error', () => {});
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
+    /** Connections accepted so far. */
+    connections: () => accepted,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => server.close(resolve));

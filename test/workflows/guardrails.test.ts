@@ -1,5 +1,8 @@
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
+import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { createGuardrailActivities } from '../../activities/guardrails.js';
 import type { RestartClaim, RestartReservation } from '../../activities/contract.js';
 import {
   acquireSlot,
@@ -12,6 +15,8 @@ import {
   type GuardState,
 } from '../../workflows/guardrails.js';
 import { holdersOf } from '../../workflows/steps/destructiveSlot.js';
+import { stack } from '../support/stack.js';
+import { quietRuntime, temporalClient, temporalConnectOptions, uniqueQueue } from '../support/temporal.js';
 import { startHarness, uniqueTarget, type Harness } from './harness.js';
 
 const hour = 3_600_000;
@@ -284,6 +289,63 @@ describe('guard workflow', () => {
         .getHandle(guardId)
         .terminate('test finished')
         .catch(() => undefined);
+    }
+  });
+});
+
+describe('guardrail activities against a guard served by an engine from before guardBatch', () => {
+  it('ask each request on its own, keep a refusal to the request it concerns, and decide as before', async () => {
+    quietRuntime();
+    const taskQueue = uniqueQueue('guard-before-batch');
+    const connection = await NativeConnection.connect(temporalConnectOptions('engine'));
+    const worker = await Worker.create({
+      connection,
+      namespace: stack().temporalNamespace,
+      taskQueue,
+      workflowBundle: await bundleWorkflowCode({
+        workflowsPath: fileURLToPath(new URL('./guardBeforeBatch.ts', import.meta.url)),
+        logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} } as never,
+      }),
+    });
+    const running = worker.run();
+    const { client, connection: clientConnection } = await temporalClient();
+    const workflowId = `${taskQueue}-guard`;
+    try {
+      const guard = createGuardrailActivities({ client, taskQueue, workflowId });
+      const target = uniqueTarget('api');
+      const claim = (i: number): RestartClaim => ({
+        ...reservation(target, `old/${i}`, { max: 2 }),
+        holder: `incident:serviceDown:${target}-${i}`,
+        maxConcurrent: 10,
+        leaseMs: 60_000,
+      });
+      const answers = await Promise.allSettled(
+        [0, 1, 2, 3].map((i) => guard.claimRestart(claim(i))).concat(guard.claimRestart({ ...claim(4), target: '' })),
+      );
+      const values = answers.slice(0, 4).map((a) => (a as PromiseFulfilledResult<{ allowed: boolean }>).value.allowed);
+      expect(values.filter((v) => v)).toHaveLength(2);
+      expect(values.filter((v) => !v)).toHaveLength(2);
+      expect((answers[4] as PromiseRejectedResult).reason).toMatchObject({ type: 'BadInput', nonRetryable: true });
+      // Every request reached the old guard as its own update; its guardBatch was refused, never accepted.
+      const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+      const accepted = events.flatMap((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? []);
+      expect(accepted.filter((n) => n === 'claimRestart')).toHaveLength(4);
+      expect(accepted).not.toContain('guardBatch');
+      const granted = answers.slice(0, 4).flatMap((a) => {
+        const v = (a as PromiseFulfilledResult<{ acquired: boolean; leaseId?: string }>).value;
+        return v.acquired && v.leaseId ? [v.leaseId] : [];
+      });
+      expect(granted).toHaveLength(2);
+      for (const leaseId of granted) expect(await guard.releaseSlot(leaseId)).toBe(true);
+    } finally {
+      await client.workflow
+        .getHandle(workflowId)
+        .terminate('test finished')
+        .catch(() => undefined);
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await clientConnection.close();
     }
   });
 });

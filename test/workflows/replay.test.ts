@@ -92,6 +92,17 @@ function startInterpreter(
   });
 }
 
+/** A guard workflow of the scenario's own (its history limit given), and the activities that ask it. */
+async function guardOfItsOwn(h: Harness, suffix: string, historyLimit: number) {
+  const handle = await h.client.workflow.start(guardrails, {
+    taskQueue: h.queue,
+    workflowId: `${h.guardId}-${suffix}`,
+    args: [{ historyLimit }],
+  });
+  const { createGuardrailActivities } = await import('../../activities/guardrails.js');
+  return { handle, guard: createGuardrailActivities({ client: h.client, taskQueue: h.queue, workflowId: handle.workflowId }) };
+}
+
 /** Each scenario runs one workflow to its end and returns its handle. */
 const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
   'serviceDown-recovered-on-third-restart': async (h) => {
@@ -406,13 +417,7 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     return handle;
   },
   'guardrails-continued-as-new': async (h) => {
-    const handle = await h.client.workflow.start(guardrails, {
-      taskQueue: h.queue,
-      workflowId: `${h.guardId}-replay`,
-      args: [{ historyLimit: 20 }],
-    });
-    const { createGuardrailActivities } = await import('../../activities/guardrails.js');
-    const guard = createGuardrailActivities({ client: h.client, taskQueue: h.queue, workflowId: handle.workflowId });
+    const { handle, guard } = await guardOfItsOwn(h, 'replay', 20);
     const lease = await guard.acquireSlot({ requestId: 'l1', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 60_000 });
     await guard.openWindow({ holder: 'm', schedule: 'weekly', targets: ['db'], untilMs: Date.now() + 60_000 });
     for (let i = 0; i < 6; i++)
@@ -431,13 +436,7 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     return h.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
   },
   'guardrails-batched-claims': async (h) => {
-    const handle = await h.client.workflow.start(guardrails, {
-      taskQueue: h.queue,
-      workflowId: `${h.guardId}-batched`,
-      args: [{ historyLimit: 30 }],
-    });
-    const { createGuardrailActivities } = await import('../../activities/guardrails.js');
-    const guard = createGuardrailActivities({ client: h.client, taskQueue: h.queue, workflowId: handle.workflowId });
+    const { handle, guard } = await guardOfItsOwn(h, 'batched', 30);
     // Claims from many incidents at once: they go to the guard as a few guardBatch updates.
     const claims = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>

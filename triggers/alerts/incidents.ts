@@ -15,6 +15,7 @@ import {
   type RunbookInput,
   type RunbookRunInput,
 } from '../../workflows/messages.js';
+import { TimeoutError, withTimeout } from '../../activities/failures.js';
 import { incidentSearchAttributes } from '../plan.js';
 import type { IncidentRunbook } from './binding.js';
 
@@ -134,7 +135,9 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
       // The worker's native connection retries a refused connection on its own, past any deadline
       // given to it: the call is given up here instead (a start that lands later is found running
       // by the retry, which signals it).
-      const handle = await givenUpAfter(options.timeoutMs, () =>
+      const handle = await withTimeout(
+        `the start of ${workflowId}`,
+        options.timeoutMs,
         eager.workflow.start('definition' in input ? interpreterWorkflowType : input.runbook, {
           workflowId,
           taskQueue,
@@ -243,20 +246,6 @@ function startObservingClient(client: Client): WorkflowClient {
   });
 }
 
-/** The call's answer, or after ms a deadline error (isTemporalUnavailable) while the call goes on unheard. */
-function givenUpAfter<T>(ms: number, call: () => Promise<T>): Promise<T> {
-  const asked = call();
-  asked.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(Object.assign(new Error(`deadline exceeded: Temporal did not answer within ${ms} ms`), { code: 4 })),
-      ms,
-    );
-  });
-  return Promise.race([asked, late]).finally(() => clearTimeout(timer));
-}
-
 /** gRPC codes that mean "Temporal could not be reached in time", not "Temporal said no". */
 const unavailableCodes = new Set([1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 8 /* RESOURCE_EXHAUSTED */, 14 /* UNAVAILABLE */]);
 
@@ -264,6 +253,8 @@ export function isTemporalUnavailable(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     // What a cluster whose persistence is down answers: not "no", but "not now" (503, retried).
     if (e instanceof NamespaceNotFoundError) return true;
+    // A call this engine gave up on itself (withTimeout): Temporal did not answer in time.
+    if (e instanceof TimeoutError) return true;
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'number' && unavailableCodes.has(code)) return true;
     // The worker's native connection says only "transport error" (code UNKNOWN) when it cannot connect.

@@ -170,13 +170,13 @@ export class Incident {
   static open(opening: IncidentOpening): Incident {
     const incident = new Incident(opening);
     incident.listen();
-    // An opening alert in the input (an eager start) is taken where the signal that comes with
-    // signal-with-start is: as soon as its handler is set, first on the timeline.
-    if (opening.openingAlert && !opening.resumed) incident.alertFiringSignalled(opening.openingAlert);
     if (opening.resumed) {
       incident.record('continued', `history kept short: run ${incident.runId} carries on from where the last run stopped`);
       return incident;
     }
+    // An opening alert in the input (an eager start) is taken where the signal that comes with
+    // signal-with-start is: as soon as its handler is set, first on the timeline.
+    if (opening.openingAlert) incident.alertFiringSignalled(opening.openingAlert);
     const attributes = [
       { key: runbookAttribute, value: opening.runbook },
       { key: targetAttribute, value: opening.target },

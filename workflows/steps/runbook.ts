@@ -27,7 +27,7 @@ export function openRunbook(input: RunbookInput, extra: Pick<IncidentOpening, 'p
     alertName: input.alert?.name,
     severity: input.alert?.severity,
     ...(input.alert?.startsAt ? { alertStartsAt: input.alert.startsAt } : {}),
-    ...(input.openingAlert && !extra.resumed ? { openingAlert: input.openingAlert } : {}),
+    ...(input.openingAlert ? { openingAlert: input.openingAlert } : {}),
     ...extra,
   });
   return { input, incident, target: targetActivities(input.targetQueue, undefined, input.targetKind), engine: engineActivities() };
