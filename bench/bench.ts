@@ -19,8 +19,8 @@ import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeCon
 import { parseConfig } from '../config/load.js';
 import { percentile } from '../triggers/reports/report.js';
 import { parsePeerTable, peerRss } from './peerTable.js';
-import * as floorActivities from './floor/activities.js';
-import { alertSignal, type floorRestart } from './floor/workflow.js';
+import { floorActivities } from './floor/activities.js';
+import type { floorRestart, floorRestartGuarded } from './floor/workflow.js';
 import type { EngineConfigInput } from '../config/schema.js';
 import { workflowBundleOptions } from '../worker/bundle.js';
 import { incidentWorkflowId, localReadTypes } from '../workflows/messages.js';
@@ -409,22 +409,32 @@ async function recoveryRuns(spool: boolean): Promise<void> {
     guardrails: { restarts: { max: 10000, window: '1h' }, restartBackoff: '1s', verifyDeadline: '20s', verifyInterval: '100ms' },
   });
   const floor: number[] = [];
-  // Temporal's own floor, in the same rounds: bench/floor (signal-with-start, one local activity, an
-  // Engine API start), on a worker in this process against the same server.
+  // Temporal's own floor, in the same rounds: bench/floor (an eager start, one local activity, an
+  // Engine API start), and the same with a claim on a guard workflow, on workers in this process
+  // against the same server. Eager start needs a client on the worker's own connection.
   const floorQueue = `bench-${benchId}-floor-${webhook}`;
+  const floorConnection = await NativeConnection.connect(temporalConnectOptions());
+  const floorClient = new Client({ connection: floorConnection, namespace: s.temporalNamespace });
+  floorBundle ??= (
+    await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('./floor/workflow.ts', import.meta.url)), logger: quietBundler })
+  ).code;
   const floorWorker = await Worker.create({
-    connection: await NativeConnection.connect(temporalConnectOptions()),
+    connection: floorConnection,
     namespace: s.temporalNamespace,
     taskQueue: floorQueue,
-    workflowBundle: {
-      code: (floorBundle ??= (
-        await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('./floor/workflow.ts', import.meta.url)), logger: quietBundler })
-      ).code),
-    },
-    activities: floorActivities,
+    workflowBundle: { code: floorBundle },
+    activities: floorActivities(floorClient, `${floorQueue}-guard`),
   });
-  const floorRunning = floorWorker.run();
+  const floorGuardWorker = await Worker.create({
+    connection: floorConnection,
+    namespace: s.temporalNamespace,
+    taskQueue: `${floorQueue}-guard`,
+    workflowBundle: { code: floorBundle },
+  });
+  const floorGuardId = `${floorQueue}-guard`;
+  const floorRunning = Promise.all([floorWorker.run(), floorGuardWorker.run()]);
   const temporalFloor: number[] = [];
+  const guardedFloor: number[] = [];
   const variants = [
     {
       name: 'interpreter (runbooks/serviceDown.yaml)',
@@ -450,18 +460,22 @@ async function recoveryRuns(spool: boolean): Promise<void> {
       await run('docker', ['start', svcName]);
       floor.push((await firstHealthy(20_000)) - f0);
 
-      await run('docker', ['kill', svcName]);
-      const t0 = performance.now();
-      const started = engine.client.workflow.signalWithStart<typeof floorRestart, [unknown]>('floorRestart', {
-        taskQueue: floorQueue,
-        workflowId: `bench-${benchId}-floor-${webhook}-${i}`,
-        args: [svcName],
-        signal: alertSignal,
-        signalArgs: [{}],
-      });
-      const healthyAt = firstHealthy(60_000);
-      await (await started).result();
-      temporalFloor.push((await healthyAt) - t0);
+      for (const [workflow, times] of [
+        ['floorRestart', temporalFloor],
+        ['floorRestartGuarded', guardedFloor],
+      ] as const) {
+        await run('docker', ['kill', svcName]);
+        const t0 = performance.now();
+        const started = floorClient.workflow.start<typeof floorRestart | typeof floorRestartGuarded>(workflow, {
+          taskQueue: floorQueue,
+          workflowId: `${floorQueue}-${workflow}-${i}`,
+          args: [svcName, floorGuardId],
+          requestEagerStart: true,
+        });
+        const healthyAt = firstHealthy(60_000);
+        await (await started).result();
+        times.push((await healthyAt) - t0);
+      }
 
       // Alternate which goes first, so neither gains from the order (a container just started, a warm cache).
       for (const v of i % 2 === 0 ? variants : [...variants].reverse()) {
@@ -481,8 +495,14 @@ async function recoveryRuns(spool: boolean): Promise<void> {
       }
     }
   } finally {
+    await floorClient.workflow
+      .getHandle(floorGuardId)
+      .terminate('bench done')
+      .catch(() => {});
     floorWorker.shutdown();
+    floorGuardWorker.shutdown();
     await floorRunning;
+    await floorConnection.close();
     await cleanUp(engine);
     await engine.stop();
     await run('docker', ['rm', '-f', svcName]).catch(() => {});
@@ -493,8 +513,14 @@ async function recoveryRuns(spool: boolean): Promise<void> {
   const p50t = pct(temporalFloor, 50);
   rows.push([
     b,
-    'Temporal floor (bench/floor: signal-with-start, one local activity, an Engine API start) → first healthy probe, p50 / p95; over the floor',
+    'Temporal floor (bench/floor: an eager start, one local activity, an Engine API start) → first healthy probe, p50 / p95; over the floor',
     `${ms(p50t)} / ${ms(pct(temporalFloor, 95))}; ${ms(p50t - p50f)}`,
+  ]);
+  const p50g = pct(guardedFloor, 50);
+  rows.push([
+    b,
+    'Temporal floor with a guard (its local activity also an update-with-start on a guard workflow) → first healthy probe, p50 / p95; over the floor',
+    `${ms(p50g)} / ${ms(pct(guardedFloor, 95))}; ${ms(p50g - p50f)}`,
   ]);
   for (const v of variants) {
     const p50h = pct(v.toHealthy, 50);
@@ -502,8 +528,8 @@ async function recoveryRuns(spool: boolean): Promise<void> {
     rows.push([b, `${v.name}: webhook POST → workflow completed, p50 / p95`, `${ms(pct(v.toDone, 50))} / ${ms(pct(v.toDone, 95))}`]);
     rows.push([
       b,
-      `${v.name}: overhead to healthy (p50 − floor p50), ratio; over the Temporal floor`,
-      `${ms(p50h - p50f)}, ×${(p50h / p50f).toFixed(2)}; ${ms(p50h - p50t)}`,
+      `${v.name}: overhead to healthy (p50 − floor p50), ratio; over the Temporal floor; over the floor with a guard`,
+      `${ms(p50h - p50f)}, ×${(p50h / p50f).toFixed(2)}; ${ms(p50h - p50t)}; ${ms(p50h - p50g)}`,
     ]);
     rows.push([b, `${v.name}: outcomes`, [...v.outcomes].map(([k, n]) => `${k} ${n}`).join(', ')]);
   }
