@@ -2,6 +2,9 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WebhookAlert } from '../../triggers/alerts/alertmanagerPayload.js';
 import { openSpool, spoolFileName } from '../../triggers/alerts/spool.js';
@@ -9,6 +12,7 @@ import { startForwarder } from '../../triggers/alerts/spoolForwarder.js';
 import { until } from '../support/wait.js';
 import { pendingEntries } from './support/spoolFile.js';
 
+const execFileP = promisify(execFile);
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -61,6 +65,42 @@ describe('webhook spool', () => {
     await again.close();
     const third = await openSpool(dir);
     expect((await pendingEntries(third)).map((e) => e.alerts[0]!.fingerprint)).toEqual(['whole', 'after']);
+    await third.close();
+  });
+
+  it('refuses a batch the disk took only part of, and reads back after a restart every batch it acknowledged', async () => {
+    const dir = spoolDir();
+    // A file-size limit cuts a write short the way a full disk or a quota does: the write returns
+    // fewer bytes than asked, without an error; only the next write fails. 64 KiB: the 7th batch crosses it.
+    const { stdout } = await execFileP(
+      'bash',
+      [
+        '-c',
+        'ulimit -f 64 && exec "$@"',
+        'bash',
+        process.execPath,
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('./support/spoolUnderFileLimit.ts', import.meta.url)),
+        dir,
+      ],
+      { timeout: 30_000 },
+    );
+    const answers = JSON.parse(stdout) as Array<{ fingerprint: string; acknowledged: boolean; error?: string }>;
+    const acknowledged = answers.filter((a) => a.acknowledged).map((a) => a.fingerprint);
+    const refused = answers.filter((a) => !a.acknowledged);
+    expect(acknowledged.length).toBeGreaterThan(0);
+    expect(refused[0]!.error).toMatch(/spool write cut short: \d+ of \d+ bytes/);
+    // Everything after the first refusal is refused too: nothing acknowledged past the cut.
+    expect(answers.findIndex((a) => !a.acknowledged)).toBe(acknowledged.length);
+
+    const again = await openSpool(dir);
+    expect((await pendingEntries(again)).map((e) => e.alerts[0]!.fingerprint)).toEqual(acknowledged);
+    // The fragment the short write left is gone: a batch appended now reads back whole.
+    await again.append([alert('after')]);
+    await again.close();
+    const third = await openSpool(dir);
+    expect((await pendingEntries(third)).map((e) => e.alerts[0]!.fingerprint)).toEqual([...acknowledged, 'after']);
     await third.close();
   });
 

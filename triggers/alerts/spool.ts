@@ -147,9 +147,17 @@ export async function openSpool(dir: string): Promise<Spool> {
         let offset = size + (torn ? 1 : 0);
         try {
           torn = true;
-          await fh.write(text);
+          const bytes = Buffer.from(text);
+          // A full disk, a quota or a file-size limit cuts a write short without an error (only the
+          // next one fails): a batch not wholly on disk must not be acknowledged.
+          const { bytesWritten } = await fh.write(bytes);
+          if (bytesWritten < bytes.length) {
+            throw new Error(
+              `spool write cut short: ${bytesWritten} of ${bytes.length} bytes reached ${file} (disk full, quota or file-size limit)`,
+            );
+          }
           torn = false;
-          const written = Buffer.byteLength(text);
+          const written = bytes.length;
           size += written;
           if (disk) disk.free -= written;
           if (group.some((b) => b.sync)) await fh.datasync();
