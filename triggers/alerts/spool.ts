@@ -213,7 +213,9 @@ export async function openSpool(dir: string): Promise<Spool> {
       for (let at = run.from; at < run.to;) {
         const { bytesRead } = await rfh.read(buf, 0, Math.min(buf.length, run.to - at), at);
         if (bytesRead === 0) throw new Error(`the spool file ended before byte ${run.to}`);
-        await out.write(buf, 0, bytesRead);
+        // Cut short (a full disk): give the rewrite up, the old file stays as it was.
+        const { bytesWritten } = await out.write(buf, 0, bytesRead);
+        if (bytesWritten < bytesRead) throw new Error(`spool rewrite cut short: ${bytesWritten} of ${bytesRead} bytes reached ${fresh}`);
         at += bytesRead;
         written += bytesRead;
       }
