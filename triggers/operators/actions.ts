@@ -4,8 +4,15 @@
 // is also put on that incident's timeline.
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { mayDo, type ActionScope, type OperatorAction } from '../../config/operatorPolicy.js';
-import type { EngineConfig } from '../../config/schema.js';
-import { operatorRefusedSignal, runbookAttribute, statusQuery, targetAttribute, type RunbookStatus } from '../../workflows/messages.js';
+import type { EngineConfig, MaintenanceSchedule } from '../../config/schema.js';
+import {
+  maintenanceWorkflowId,
+  operatorRefusedSignal,
+  runbookAttribute,
+  statusQuery,
+  targetAttribute,
+  type RunbookStatus,
+} from '../../workflows/messages.js';
 import {
   cancelIncident,
   closedIncidentsSince,
@@ -264,11 +271,21 @@ export class OperatorActions {
     const sa = description.typedSearchAttributes;
     const runbook = sa.get(runbookAttribute);
     const target = sa.get(targetAttribute);
-    const schedule = workflowId.startsWith('maintenance:')
-      ? this.deps.config.maintenance.find((m) => `maintenance:${m.name}` === workflowId)
-      : undefined;
+    const schedule = workflowId.startsWith('maintenance:') ? this.scheduleOf(workflowId, target) : undefined;
     if (schedule) return { runbook: runbook ?? schedule.runbook, targets: schedule.targets };
     return { ...(runbook ? { runbook } : {}), ...(target ? { target } : {}) };
+  }
+
+  /**
+   * A maintenance run's schedule: a run started by hand has the schedule's own id; Temporal gives a
+   * scheduled run that id and `-<its scheduled time>`, and the engine sets its target attribute to
+   * the schedule's name (which tells `weekly` from `weekly-db`).
+   */
+  private scheduleOf(workflowId: string, target: string | undefined): MaintenanceSchedule | undefined {
+    return this.deps.config.maintenance.find((m) => {
+      const id = maintenanceWorkflowId(m.name);
+      return workflowId === id || (target === m.name && workflowId.startsWith(`${id}-`));
+    });
   }
 
   private async requirePendingApproval(workflowId: string, kind: DecisionKind): Promise<void> {

@@ -1,0 +1,81 @@
+// A target-scoped operator acting on a maintenance run: the run's scope is its schedule's targets,
+// whether it was started by hand (maintenance:<name>) or by its schedule, which Temporal starts as
+// maintenance:<name>-<scheduled time>. Against the stack's Temporal; the runs have no worker.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client, Connection } from '@temporalio/client';
+import { parseConfig } from '../../config/load.js';
+import { OperatorActions } from '../../triggers/operators/actions.js';
+import type { Identity } from '../../triggers/operators/credentials.js';
+import { connectTemporal, type Temporal } from '../../triggers/operators/operatorTemporal.js';
+import { interpreterWorkflowType, maintenanceWorkflowId, runbookAttribute, targetAttribute } from '../../workflows/messages.js';
+import { stack } from '../support/stack.js';
+import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
+import { suffix, triggerConfig } from './support/config.js';
+
+const queue = uniqueQueue('operator-scope');
+const weekly = `weekly-${suffix()}`;
+// A second schedule whose name extends the first's: its scheduled runs' ids start with the first's id.
+const weeklyDb = `${weekly}-db`;
+let client: Client;
+let connection: Connection;
+let temporal: Temporal;
+let actions: OperatorActions;
+let who: (name: string) => Identity;
+
+beforeAll(async () => {
+  const fx = triggerConfig({
+    taskQueue: queue,
+    temporalAddress: stack().temporalAddress,
+    extra: { alertmanager: { url: stack().alertmanagerUrl } },
+  });
+  const db2 = `${fx.db}-2`;
+  fx.raw.targets = { ...fx.raw.targets, [db2]: { kind: 'postgres', port: 1, labels: { service: db2 } } };
+  fx.raw.maintenance = [
+    { name: weekly, targets: [fx.db] },
+    { name: weeklyDb, targets: [db2] },
+  ];
+  fx.raw.operators = [
+    { name: 'dora', role: 'admin', targets: [fx.db] },
+    { name: 'wes', role: 'admin', targets: [db2] },
+  ];
+  const config = parseConfig(fx.raw, 'operator scope test');
+  ({ client, connection } = await temporalClient());
+  temporal = await connectTemporal(config);
+  actions = new OperatorActions({ config, temporal, audit: () => {} });
+  who = (name) => ({ operator: config.operators.find((o) => o.name === name)!, via: 'api', credential: 'token' });
+});
+
+afterAll(async () => {
+  if (client) await terminateRunning(client, queue);
+  await temporal?.close();
+  await connection?.close();
+});
+
+/** A maintenance run as its schedule starts it: the schedule's name as its target attribute. */
+async function scheduledRun(schedule: string): Promise<string> {
+  const workflowId = `${maintenanceWorkflowId(schedule)}-2026-12-06T02:00:00Z`;
+  await client.workflow.start(interpreterWorkflowType, {
+    taskQueue: queue,
+    workflowId,
+    args: [{}],
+    typedSearchAttributes: [
+      { key: targetAttribute, value: schedule },
+      { key: runbookAttribute, value: 'maintenance' },
+    ],
+  });
+  return workflowId;
+}
+
+describe('operator scope on maintenance runs', () => {
+  it("lets an operator scoped to a schedule's targets cancel its scheduled run, and refuses one scoped elsewhere", async () => {
+    const id = await scheduledRun(weekly);
+    await expect(actions.cancel(who('wes'), id, 'not mine')).rejects.toMatchObject({ status: 403 });
+    await expect(actions.cancel(who('dora'), id, 'the window overran')).resolves.toEqual({ workflowId: id, cancelled: true });
+  });
+
+  it("tells a schedule from one whose name extends it by the run's target attribute, not by the id's prefix", async () => {
+    const id = await scheduledRun(weeklyDb);
+    await expect(actions.cancel(who('dora'), id, 'not mine')).rejects.toMatchObject({ status: 403 });
+    await expect(actions.cancel(who('wes'), id, 'the window overran')).resolves.toEqual({ workflowId: id, cancelled: true });
+  });
+});
