@@ -133,7 +133,7 @@ export function createMysqlActivities(deps: MysqlDeps) {
     /** mysqldump of the configured database into the backup directory, with its size and sha256 (activities/mysqlBackup.ts). */
     backup,
 
-    /** Connect and SELECT 1, measured. Refused or slow is an answer (ok: false), not an error. */
+    /** Connect and SELECT 1, measured. Unreachable or slow is an answer (ok: false), not an error. */
     async ping(conn: MysqlConnection, name: string): Promise<MysqlPing> {
       const what = operation('ping', kind, name);
       const started = performance.now();
@@ -141,7 +141,9 @@ export function createMysqlActivities(deps: MysqlDeps) {
         await withConnection(conn, what, conn.timeoutMs, (c) => c.query({ sql: 'SELECT 1', timeout: conn.timeoutMs }));
         return { ok: true, latencyMs: elapsed(started) };
       } catch (err) {
-        // A wrong password or a missing database will not fix itself; a retrying ping would hide that.
+        // An account the server refuses (wrong password, expired, locked, over its own limits) or a
+        // missing database says nothing of whether the server is up: reported as ok:false, it would
+        // have a runbook restart a healthy database. It fails, naming what to fix, and is not retried.
         if (!(err instanceof ApplicationFailure) || err.type !== failureTypes.transient) throw err;
         return { ok: false, latencyMs: elapsed(started), error: err.message };
       }
@@ -298,6 +300,8 @@ function mysqlFailure(what: string, err: unknown, conn: MysqlConnection): Applic
     redact(String((err as Error)?.message ?? err), [conn.password])
       .split('\n')[0]!
       .slice(0, 500);
+  const refused = accountRefused((err as { errno?: unknown })?.errno, message(), conn.user);
+  if (refused) return authFailed(what, refused);
   switch (code) {
     case 'ER_ACCESS_DENIED_ERROR':
     case 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR':
@@ -310,6 +314,36 @@ function mysqlFailure(what: string, err: unknown, conn: MysqlConnection): Applic
       return targetNotFound(what, message());
     default:
       return classify(what, err, [conn.password]);
+  }
+}
+
+/**
+ * The server is up and answering, but will not serve the engine's account: what is wrong and what
+ * to do about it, or undefined for any other error. By number, not name: mysql2 names the codes
+ * after MySQL's list, and MariaDB numbers some of them differently.
+ */
+function accountRefused(errno: unknown, said: string, user: string | undefined): string | undefined {
+  const account = user ? `account '${user}'` : "the engine's account";
+  switch (errno) {
+    case 1820: // ER_MUST_CHANGE_PASSWORD: MariaDB by default lets the login in, then refuses every statement
+    case 1862: // ER_MUST_CHANGE_PASSWORD_LOGIN: MySQL, or MariaDB with disconnect_on_expired_password
+      return `the password of ${account} has expired (${said}): set a new one on the server (ALTER USER ... IDENTIFIED BY) and in the target's config`;
+    case 3118: // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL)
+    case 4151: // ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB); MySQL's 4151 is a LOAD DATA error the engine never causes
+      return `${account} is locked (${said}): unlock it on the server (ALTER USER ... ACCOUNT UNLOCK)`;
+    case 3955: // MySQL: locked for a time after FAILED_LOGIN_ATTEMPTS wrong passwords
+      return `${account} is locked after too many failed logins (${said}): check the target's password, then unlock it on the server (ALTER USER ... ACCOUNT UNLOCK)`;
+    case 1130: // ER_HOST_NOT_PRIVILEGED: no account at all for the host the engine connects from
+      return `the server accepts no account from the engine's host (${said}): grant ${account} access from that host`;
+    case 1129: // ER_HOST_IS_BLOCKED
+      return `the server has blocked the engine's host after too many connection errors (${said}): unblock it with FLUSH HOSTS (mariadb-admin flush-hosts)`;
+    // The account's own limits, not the server's: other accounts still get in, so the server is
+    // not down, and a restart is never the cure. A polling verification asks again on its own.
+    case 1203: // ER_TOO_MANY_USER_CONNECTIONS: the global max_user_connections
+    case 1226: // ER_USER_LIMIT_REACHED: the account's MAX_USER_CONNECTIONS, MAX_QUERIES_PER_HOUR, ...
+      return `the server is up but refuses ${account} more: it has reached a limit of its own (${said}); give the engine an account of its own, or raise the limit`;
+    default:
+      return undefined;
   }
 }
 

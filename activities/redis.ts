@@ -37,7 +37,7 @@ const kind = 'redis';
 
 export function createRedisActivities() {
   return {
-    /** Connect (with AUTH) and PING, measured. Refused or slow is an answer (ok: false), not an error. */
+    /** Connect (with AUTH) and PING, measured. Unreachable or slow is an answer (ok: false), not an error. */
     async ping(conn: RedisConnection, name: string): Promise<RedisPing> {
       const what = operation('ping', kind, name);
       const started = performance.now();
@@ -47,7 +47,9 @@ export function createRedisActivities() {
           return { ok: false, latencyMs: elapsed(started), error: `${what} failed: unexpected reply '${String(reply).slice(0, 100)}'` };
         return { ok: true, latencyMs: elapsed(started) };
       } catch (err) {
-        // A wrong password will not fix itself; a retrying ping would hide it.
+        // A password the server refuses (or has no use for) says nothing of whether the server is up:
+        // reported as ok:false, it would have a runbook restart a healthy Redis. It fails, naming
+        // what to fix, and is not retried.
         if (!(err instanceof ApplicationFailure) || err.type !== failureTypes.transient) throw err;
         return { ok: false, latencyMs: elapsed(started), error: err.message };
       }
@@ -126,7 +128,16 @@ function redisFailure(what: string, err: unknown, conn: RedisConnection): Applic
   const message = redact(String((err as Error)?.message ?? err), [conn.password])
     .split('\n')[0]!
     .slice(0, 500);
-  if (/^(WRONGPASS|NOAUTH|NOPERM)\b/.test(message) || /invalid password/i.test(message)) return authFailed(what, message);
+  if (/^(WRONGPASS|NOAUTH|NOPERM)\b/.test(message) || /invalid (password|username-password pair)/i.test(message))
+    return authFailed(what, message);
+  // Redis 6+: "ERR AUTH <password> called without any password configured for the default user";
+  // before: "ERR Client sent AUTH, but no password is set". The server is up and would answer.
+  if (/called without any password configured|no password is set/i.test(message)) {
+    return authFailed(
+      what,
+      `the target is configured with a password but the server has none for its default user (${message}): remove the password from the target's config, or set one on the server (requirepass) if it should have one`,
+    );
+  }
   return classify(what, err, [conn.password]);
 }
 

@@ -1,7 +1,11 @@
 // Runs the MySQL activities against the stack's MariaDB, on tables named t_db_* that this file
 // creates and drops. The configured user has PROCESS (sees every thread, reads InnoDB status).
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { CancelledFailure } from '@temporalio/common';
+import { connect as connectTcp, createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +23,14 @@ const target = 't_db_mysql';
 let conn: MysqlConnection;
 let admin: mysql.Connection;
 const my = () => createMysqlActivities({ outputBytes: 16_384 });
+
+/** The stack's MariaDB as root, over its socket: only root may create accounts. */
+async function asRoot(sql: string): Promise<string> {
+  const socket = join(stack().dir, 'mariadb', 'mysqld.sock');
+  const args = ['--no-defaults', `--socket=${socket}`, '-u', 'root', '--batch', '--skip-column-names', '-e', sql];
+  const { stdout } = await promisify(execFile)('mariadb', args, { timeout: 30_000 });
+  return stdout.trim();
+}
 
 async function connect(): Promise<mysql.Connection> {
   const s = stack().mysql;
@@ -95,6 +107,101 @@ describe('mysql ping', () => {
     expect(failure.type).toBe('AuthFailed');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toContain(`t_db_missing_${suffix}`);
+  });
+});
+
+describe('mysql ping of an account the server refuses', () => {
+  // Accounts of this file's own, made by root over the socket (the configured user may not create
+  // users): the server is up throughout, so none of these may read as "the server is down".
+  const host = '127.0.0.1';
+  const password = `t_db_acct_${suffix}_Pw`;
+  const expired = `t_db_exp_${suffix}`;
+  const locked = `t_db_lock_${suffix}`;
+  const limited = `t_db_lim_${suffix}`;
+  const as = (user: string): MysqlConnection => ({ ...conn, user, password: Secret.of(password), database: undefined });
+
+  beforeAll(async () => {
+    await asRoot(
+      [expired, locked, limited]
+        .map((u) => `CREATE USER '${u}'@'${host}' IDENTIFIED BY '${password}'${u === limited ? ' WITH MAX_USER_CONNECTIONS 1' : ''}`)
+        .join('; '),
+    );
+  });
+
+  afterAll(async () => {
+    await asRoot([expired, locked, limited].map((u) => `DROP USER IF EXISTS '${u}'@'${host}'`).join('; '));
+  });
+
+  function expectAccountFault(failure: ApplicationFailure, problem: RegExp): void {
+    expect(failure.type).toBe('AuthFailed');
+    expect(failure.nonRetryable).toBe(true);
+    expect(failure.message).toMatch(/^ping of mysql 't_db_mysql' failed: /);
+    expect(failure.message).toMatch(problem);
+    expect(JSON.stringify(failure)).not.toContain(password);
+  }
+
+  it('fails non-retryably, saying to reset it, when the password has expired, whether the server lets the login in or not', async () => {
+    await asRoot(`ALTER USER '${expired}'@'${host}' PASSWORD EXPIRE`);
+    // MariaDB's default: logged in, then every statement refused (ER_MUST_CHANGE_PASSWORD).
+    const sandboxed = await failureOf(my().ping(as(expired), target));
+    expectAccountFault(sandboxed, new RegExp(`the password of account '${expired}' has expired .*: set a new one`));
+    expect(sandboxed.message).toContain('You must SET PASSWORD');
+
+    // MySQL's default, and MariaDB's with disconnect_on_expired_password: the login itself is refused
+    // (ER_MUST_CHANGE_PASSWORD_LOGIN). Only logins of expired accounts notice the setting.
+    const before = await asRoot('SELECT @@GLOBAL.disconnect_on_expired_password');
+    await asRoot('SET GLOBAL disconnect_on_expired_password = ON');
+    try {
+      const refused = await failureOf(my().ping(as(expired), target));
+      expectAccountFault(refused, new RegExp(`the password of account '${expired}' has expired .*Your password has expired`));
+    } finally {
+      await asRoot(`SET GLOBAL disconnect_on_expired_password = ${before === '1' ? 'ON' : 'OFF'}`);
+    }
+  });
+
+  it('fails non-retryably, saying to unlock it, when the account is locked', async () => {
+    await asRoot(`ALTER USER '${locked}'@'${host}' ACCOUNT LOCK`);
+    const failure = await failureOf(my().ping(as(locked), target));
+    expectAccountFault(failure, new RegExp(`account '${locked}' is locked \\(Access denied, this account is locked\\): unlock it`));
+  });
+
+  it('fails non-retryably, naming the limit, when the account has used up its own connections', async () => {
+    const s = stack().mysql;
+    const held = await mysql.createConnection({ host: s.host, port: s.port, user: limited, password });
+    held.on('error', () => {});
+    try {
+      const failure = await failureOf(my().ping(as(limited), target));
+      expectAccountFault(
+        failure,
+        new RegExp(`refuses account '${limited}' more: it has reached a limit of its own .*'max_user_connections'`),
+      );
+    } finally {
+      await held.end();
+    }
+    expect(await my().ping(as(limited), target)).toMatchObject({ ok: true });
+  });
+
+  it('fails non-retryably when the server accepts no account from the engine host', async () => {
+    // The server sees this proxy's connections come from 127.0.0.2, a host no account names.
+    const proxy = createServer((client) => {
+      const upstream = connectTcp({ host: conn.host, port: conn.port, localAddress: '127.0.0.2' });
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (proxy.address() as AddressInfo).port;
+      const failure = await failureOf(my().ping({ ...conn, port }, target));
+      expect(failure.type).toBe('AuthFailed');
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.message).toMatch(
+        /^ping of mysql 't_db_mysql' failed: the server accepts no account from the engine's host \(Host '127\.0\.0\.2' is not allowed/,
+      );
+      expect(JSON.stringify(failure)).not.toContain(conn.password!.reveal());
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 // Runs the Redis activities against the stack's password-protected Redis. Keys are t:db:*.
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +7,7 @@ import { createRedisActivities, parseInfo, type InfoSection, type RedisConnectio
 import { Secret } from '../../config/secret.js';
 import { stack } from '../support/stack.js';
 import { closedPort, failureOf, silentServer } from '../support/net.js';
+import { until } from '../support/wait.js';
 
 const suffix = randomUUID().slice(0, 8);
 const key = `t:db:${suffix}`;
@@ -70,6 +72,32 @@ describe('redis ping', () => {
     const failure = await failureOf(redis.info({ ...conn, password: undefined }, target, ['clients']));
     expect(failure.type).toBe('AuthFailed');
     expect(failure.message).toMatch(/^info of redis 't_db_redis' failed: NOAUTH/);
+  });
+
+  it('fails non-retryably, as a config problem and not the server down, when the target has a password and the server none', async () => {
+    // A server of this test's own: the stack's requires a password, and AUTH with one password
+    // only ever speaks to the default user.
+    const port = await closedPort();
+    const server = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+    try {
+      const open = { ...conn, port, password: undefined };
+      await until('the password-less redis to answer', 10_000, async () => ((await redis.ping(open, target)).ok ? true : undefined));
+      const failure = await failureOf(redis.ping({ ...conn, port }, target));
+      expect(failure.type).toBe('AuthFailed');
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.message).toMatch(
+        /^ping of redis 't_db_redis' failed: the target is configured with a password but the server has none for its default user \(ERR AUTH <password> called without any password configured .*\): remove the password from the target's config/,
+      );
+      expect(JSON.stringify(failure)).not.toContain(conn.password!.reveal());
+    } finally {
+      if (server.exitCode === null && server.signalCode === null) {
+        const exited = new Promise((resolve) => server.once('exit', resolve));
+        server.kill();
+        await exited;
+      }
+    }
   });
 });
 
