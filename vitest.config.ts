@@ -9,6 +9,7 @@ import { defineConfig } from 'vitest/config';
  */
 export const noStackTests = [
   'test/bench/**/*.test.ts',
+  'test/activities/backupFiles.test.ts',
   'test/activities/groupCommit.test.ts',
   'test/config/**/*.test.ts',
   'test/workflows/escalationDelivery.test.ts',

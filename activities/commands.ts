@@ -30,9 +30,15 @@ export interface TargetCommandDeps {
   owner?: string;
 }
 
-/** Read more than is kept: `keep` filters before the cap, and a command stopped at its read limit is cut short. */
+/** Read more than is kept: `keep` filters before the cap. On a host, a command still writing at this limit is killed. */
 const readBytes = 8 * 1_048_576;
 const stderrChars = 2_000;
+/**
+ * What a program killed at the read limit is reported as: 128 + SIGKILL, as a shell or Docker
+ * reports a killed process. It did not finish (a change it was making may be half done), so the
+ * step must fail as any unexpected exit does, and never pass as 0.
+ */
+const stoppedExitCode = 137;
 
 export function createTargetCommands(deps: TargetCommandDeps): (target: string, req: CommandRequest) => Promise<CommandRun> {
   const { config, logger } = deps;
@@ -100,13 +106,23 @@ export function createTargetCommands(deps: TargetCommandDeps): (target: string, 
       throw failure;
     }
     const cap = Math.min(spec.maxOutputBytes ?? config.limits.outputBytes, config.limits.outputBytes);
-    const output =
-      capText(cleanOutput(result.stdout, spec, secrets), cap) +
-      (result.truncated ? `\n[output stopped at ${readBytes} bytes: the command was cut short]` : '');
-    const stderr = tail(cleanOutput(result.stderr, { redact: spec.redact }, secrets), Math.min(stderrChars, cap));
-    const summary = `'${req.command}' ${where(name, t)} exited ${result.code}`;
-    if (!spec.readOnly) audit(summary, result.code);
-    return { target: name, command: req.command, dryRun: false, exitCode: result.code, output, stderr, summary };
+    // The host's runner kills a program at the read limit; a container's reads on and drops the rest.
+    const stopped = Boolean(result.stoppedAtLimit);
+    const note = stopped
+      ? `[stopped after ${readBytes} bytes of output: the command did not finish]`
+      : result.truncated
+        ? `[output cut at ${readBytes} bytes; the command ran to the end]`
+        : '';
+    const output = capText(cleanOutput(result.stdout, spec, secrets), cap) + (note ? `\n${note}` : '');
+    const stderrText = tail(cleanOutput(result.stderr, { redact: spec.redact }, secrets), Math.min(stderrChars, cap));
+    // A failed step quotes the last line of stderr: there, it says why.
+    const stderr = stopped ? `${stderrText ? `${stderrText}\n` : ''}${note}` : stderrText;
+    const exitCode = stopped ? stoppedExitCode : result.code;
+    const summary = stopped
+      ? `'${req.command}' ${where(name, t)} was stopped after ${readBytes} bytes of output and did not finish`
+      : `'${req.command}' ${where(name, t)} exited ${result.code}`;
+    if (!spec.readOnly) audit(summary, exitCode);
+    return { target: name, command: req.command, dryRun: false, exitCode, output, stderr, summary };
   };
 }
 

@@ -4,8 +4,10 @@
 // failing, so a workflow can tell "down" from "the engine could not ask". An action is different:
 // a refusal or 5xx is retried (with the same Idempotency-Key), a 4xx is not.
 // URLs may carry tokens in their query or userinfo, so messages only ever show origin + path.
+import { redact, Secret } from '../config/secret.js';
 import { authFailed, badInput, targetNotFound, transient } from './failures.js';
 import { activitySignal } from './limits.js';
+import { longestFirst } from './redaction.js';
 
 export interface HealthCheckResult {
   ok: boolean;
@@ -112,6 +114,8 @@ export function createHttpActivities(deps: { outputBytes: number }) {
     dryRun: boolean;
     idempotencyKey: string;
     headers?: Record<string, string>;
+    /** Scrubbed from the answer before any of it is kept: the config's secrets, which the headers' values come from. */
+    secrets?: Secret[];
   }): Promise<HttpActionResult> {
     const method = String(req.method ?? '').toUpperCase();
     const url = parseUrl(`${method || 'HTTP'} action`, req.url);
@@ -135,12 +139,15 @@ export function createHttpActivities(deps: { outputBytes: number }) {
       // Refused or timed out: the Idempotency-Key lets the retry be safe even if the first one landed.
       throw transient(what, unreachable(err, req.timeoutMs));
     }
-    let body: string;
+    let read: string;
     try {
-      body = await readCapped(res, deps.outputBytes);
+      read = await readCapped(res, deps.outputBytes);
     } catch (err) {
       throw transient(what, `response body could not be read: ${unreachable(err, req.timeoutMs)}`);
     }
+    // An error page may quote the request's credentials back, and the failure message goes to the
+    // workflow's history and the incident's timeline: scrubbed whole, before any of it is cut.
+    const body = redact(read, longestFirst([...(req.secrets ?? []), ...urlCredentials(url)]));
     const answered = `server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
     const snippet = body ? `: ${body.slice(0, 200).replace(/\s+/g, ' ').trim()}` : '';
     const s = res.status;
@@ -211,10 +218,9 @@ async function send(
   if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
   // fetch refuses URLs with credentials; "http://user:pass@host/health" is still common in configs.
   const target = new URL(url);
-  if (target.username || target.password) {
-    const user = decodeURIComponent(target.username);
-    const pass = decodeURIComponent(target.password);
-    headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+  const basic = basicCredentials(url);
+  if (basic !== undefined) {
+    headers.authorization = `Basic ${basic}`;
     target.username = '';
     target.password = '';
   }
@@ -232,6 +238,23 @@ async function send(
     if (cancelled?.aborted) throw cancelled.reason ?? err;
     throw err;
   }
+}
+
+/** The Basic credentials a URL's userinfo is sent as, base64-encoded; undefined when it has none. */
+function basicCredentials(url: URL): string | undefined {
+  if (!url.username && !url.password) return undefined;
+  return Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64');
+}
+
+/**
+ * A password written in the URL, in every form a server may echo: as written, decoded, and inside
+ * the Basic credentials sent. It is plain config text, not a Secret, so no list of secrets has it.
+ */
+function urlCredentials(url: URL): Secret[] {
+  // Called once send() has decoded the same userinfo, so decoding cannot fail here.
+  const basic = basicCredentials(url);
+  if (!url.password || basic === undefined) return [];
+  return [url.password, decodeURIComponent(url.password), basic].map((v) => Secret.of(v));
 }
 
 /** Reads at most maxBytes of the body and stops the download there. */

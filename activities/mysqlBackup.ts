@@ -90,7 +90,7 @@ export function createMysqlBackup(deps: MysqlBackupDeps) {
     } finally {
       await rm(secretDir, { recursive: true, force: true });
     }
-    const [bytes, sha256] = await Promise.all([stat(file).then((s) => s.size), sha256Of(file)]);
+    const [bytes, sha256] = await Promise.all([stat(file).then((s) => s.size), sha256Of(file, { op: 'backup checksum', target: name })]);
     return {
       dryRun: false,
       file,

@@ -241,7 +241,7 @@ export function createPostgresActivities(deps: PostgresDeps) {
         await rm(partial, { force: true });
         throw cancelledOr(err) ?? pgDumpFailure(what, err, conn, maintenanceMs);
       }
-      const [bytes, sha256] = await Promise.all([stat(file).then((s) => s.size), sha256Of(file)]);
+      const [bytes, sha256] = await Promise.all([stat(file).then((s) => s.size), sha256Of(file, { op: 'backup checksum', target: name })]);
       return {
         dryRun: false,
         file,

@@ -17,6 +17,13 @@ export function configSecrets(config: object): Secret[] {
     for (const child of Array.isArray(v) ? v : Object.values(v)) walk(child);
   };
   walk(config);
-  // Longest first: a secret that contains another is removed whole, not around the shorter one.
-  return found.sort((a, b) => b.reveal().length - a.reveal().length);
+  return longestFirst(found);
+}
+
+/**
+ * The secrets already read (redact skips the others, and reading one here could fail), longest
+ * first: a secret that contains another is removed whole, not around the shorter one.
+ */
+export function longestFirst(secrets: Secret[]): Secret[] {
+  return secrets.filter((s) => s.resolved).sort((a, b) => b.reveal().length - a.reveal().length);
 }

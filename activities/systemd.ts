@@ -12,8 +12,14 @@ export interface CommandResult {
   code: number;
   stdout: string;
   stderr: string;
-  /** stdout reached maxBytes and the command was stopped; stdout holds the first maxBytes. */
+  /** The output reached maxBytes; stdout and stderr hold at most their first maxBytes. */
   truncated?: boolean;
+  /**
+   * The program was killed when its output reached maxBytes (the local runner's way of capping):
+   * it did not finish, and `code` is no exit status of its own. A reader that wants only the start
+   * of the output may take it; a caller that needs the program to have run to the end must not.
+   */
+  stoppedAtLimit?: boolean;
 }
 
 /** Runs a program with an argument array (never a shell). Resolves with the exit code, whatever it
@@ -46,7 +52,7 @@ function execFileRunner(env: NodeJS.ProcessEnv, describe: (cmd: string) => strin
           if (!err) return resolve({ code: 0, stdout, stderr });
           const e = err as NodeJS.ErrnoException & { code?: string | number; killed?: boolean; signal?: string };
           if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
-            return resolve({ code: 0, stdout, stderr, truncated: true });
+            return resolve({ code: 0, stdout, stderr, truncated: true, stoppedAtLimit: true });
           }
           if (e.name === 'AbortError') return reject(new Error(`${describe(cmd)} was cancelled`));
           if (e.killed && e.signal === 'SIGKILL') return reject(new TimeoutError(describe(cmd), opts.timeoutMs));

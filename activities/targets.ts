@@ -321,6 +321,7 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       dryRun: dryRun(ctx),
       idempotencyKey: `${ctx.incidentId}:action`,
       headers: headersOf(`action on target '${name}'`, t.action.headers),
+      secrets,
     });
     audit('action', name, ctx, r.summary);
     return { target: name, action: 'http-action', dryRun: r.dryRun, summary: r.summary };

@@ -5,12 +5,13 @@
 // its host agent runs them (the agent's facade, its runner executing inside that host), with output
 // filtered, masked, scrubbed of the config's secrets and capped, and dry-run honoured.
 import { randomUUID } from 'node:crypto';
+import { access, rm } from 'node:fs/promises';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandRequest, TargetActivities } from '../../activities/contract.js';
 import { failureTypes } from '../../activities/failures.js';
 import { createEngineActivities, createHostActivities } from '../../activities/index.js';
-import { dockerExecRunner } from '../../activities/systemd.js';
+import { dockerExecRunner, localRunner } from '../../activities/systemd.js';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from '../../config/schema.js';
 import { docker } from '../support/docker.js';
 import { failureOf } from '../support/net.js';
@@ -20,6 +21,9 @@ const suffix = randomUUID().slice(0, 6);
 const app = `t-cmd-app-${suffix}`;
 const demo = `t-cmd-demo-${suffix}`;
 const marker = `/tmp/t-cmd-marker-${suffix}`;
+/** Touched on this machine by a host command, once it has written past the read limit. */
+const localMarker = `/tmp/t-cmd-flood-${suffix}`;
+const readLimit = 8 * 1_048_576;
 const dbPassword = `pw-${randomUUID()}`;
 const logger = pino({ level: 'silent' });
 
@@ -37,6 +41,7 @@ function config(dryRun = false): EngineConfig {
         commands: {
           env: { argv: ['/bin/busybox', 'env'], readOnly: true, redact: ['^PORT$', 'hostname'] },
           'env-port': { argv: ['/bin/busybox', 'env'], readOnly: true, keep: '^PORT=' },
+          flood: { argv: ['/bin/busybox', 'sh', '-c', 'head -c 9000000 /dev/zero; echo finished >&2; exit 0'], readOnly: true },
         },
       },
       app: {
@@ -71,6 +76,8 @@ function config(dryRun = false): EngineConfig {
           df: { argv: ['df', '-P', '-k', '/'], readOnly: true },
           loadavg: { argv: ['/bin/cat', '/proc/loadavg', '/proc/uptime'], readOnly: true },
           'touch-marker': { argv: ['/usr/bin/touch', marker] },
+          // The pause: the runner closes the pipe a moment before it kills the shell, which meanwhile goes on.
+          flood: { argv: ['/bin/sh', '-c', `head -c 9000000 /dev/zero; sleep 1; touch ${localMarker}; exit 0`] },
         },
       },
       db: { kind: 'postgres', port: stack().pg.port },
@@ -86,6 +93,8 @@ let engine: TargetActivities;
 let agent: TargetActivities;
 let dryEngine: TargetActivities;
 let dryAgent: TargetActivities;
+/** A host agent as it runs in production: its commands run on this machine. */
+let localAgent: TargetActivities;
 
 const req = (command: string, dryRun = false): CommandRequest => ({
   command,
@@ -126,11 +135,13 @@ beforeAll(async () => {
   dryEngine = engineOf(config(true));
   agent = createHostActivities(config(), 'cmd-host', { logger, run: dockerExecRunner(stack().systemdContainer) });
   dryAgent = createHostActivities(config(true), 'cmd-host', { logger, run: dockerExecRunner(stack().systemdContainer) });
+  localAgent = createHostActivities(config(), 'cmd-host', { logger, run: localRunner });
 });
 
 afterAll(async () => {
   await docker('rm', '-f', app, demo).catch(() => undefined);
   await inHost('rm', '-f', marker).catch(() => undefined);
+  await rm(localMarker, { force: true });
 });
 
 describe('a configured command in a container (docker exec)', () => {
@@ -246,5 +257,28 @@ describe('a configured command on a systemd host (its host agent)', () => {
     expect(notMine.message).toBe(
       "command 'env' on target 'demo' failed: not a target of the host agent of 'cmd-host', which acts only on that host's systemd units",
     );
+  });
+});
+
+describe('a configured command whose output passes the read limit', () => {
+  it('fails a host command stopped at the read limit, which did not finish, instead of passing it as exit 0', async () => {
+    const r = await localAgent.runTargetCommand('web', req('flood'));
+    const note = `[stopped after ${readLimit} bytes of output: the command did not finish]`;
+    expect(r.exitCode).toBe(137);
+    expect(r.summary).toBe(`'flood' on the host of systemd target 'web' was stopped after ${readLimit} bytes of output and did not finish`);
+    expect(r.output.endsWith(`\n${note}`)).toBe(true);
+    // The last line of stderr is what a failed step quotes.
+    expect(r.stderr.trim().split('\n').pop()).toBe(note);
+    // It really was stopped half-way: what it does after its output never happens.
+    await new Promise((r) => setTimeout(r, 1_500));
+    await expect(access(localMarker)).rejects.toThrow();
+  });
+
+  it('reports the real exit code of a container command whose output was cut, since it ran to the end', async () => {
+    const r = await engine.runTargetCommand('demo', req('flood'));
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toBe('finished');
+    expect(r.summary).toBe(`'flood' in container '${demo}' exited 0`);
+    expect(r.output.endsWith(`\n[output cut at ${readLimit} bytes; the command ran to the end]`)).toBe(true);
   });
 });

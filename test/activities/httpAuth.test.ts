@@ -10,6 +10,7 @@ import type { ActionContext, TargetActivities } from '../../activities/contract.
 import { createHttpActivities } from '../../activities/http.js';
 import { createTargetActivities } from '../../activities/targets.js';
 import { ConfigError, parseConfig } from '../../config/load.js';
+import { failureOf } from '../support/net.js';
 
 const token = 'tok-S3CRET-api-7f3a9c';
 let server: Server;
@@ -24,6 +25,8 @@ beforeAll(async () => {
       authorization: req.headers.authorization,
       tenant: req.headers['x-tenant'] as string | undefined,
     });
+    // A careless endpoint that quotes the credentials it refuses.
+    if (req.url === '/api/drain') return void res.writeHead(403).end(`denied for ${req.headers.authorization}`);
     if (req.headers.authorization !== `Bearer ${token}`) return void res.writeHead(401).end('missing token');
     if (req.url === '/health/detailed') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -43,7 +46,11 @@ afterAll(async () => {
   await new Promise((resolve) => server?.close(resolve));
 });
 
-function rawConfig(headers: Record<string, unknown>, secrets: Record<string, unknown> = { apiToken: token }) {
+function rawConfig(
+  headers: Record<string, unknown>,
+  secrets: Record<string, unknown> = { apiToken: token },
+  actionUrl = `${base}/api/cache/clear`,
+) {
   return {
     webhook: { listen: '127.0.0.1:0', token: 'tok-http-auth-0123' },
     secrets,
@@ -51,7 +58,7 @@ function rawConfig(headers: Record<string, unknown>, secrets: Record<string, unk
       api: {
         kind: 'http',
         health: { url: `${base}/health`, detailedUrl: `${base}/health/detailed`, timeout: '2s', headers },
-        action: { url: `${base}/api/cache/clear`, headers },
+        action: { url: actionUrl, headers },
       },
     },
     channels: { log: { type: 'log' } },
@@ -59,10 +66,10 @@ function rawConfig(headers: Record<string, unknown>, secrets: Record<string, unk
   };
 }
 
-function activities(headers: Record<string, unknown>): TargetActivities {
+function activities(headers: Record<string, unknown>, actionUrl?: string): TargetActivities {
   const none = {} as never;
   return createTargetActivities({
-    config: parseConfig(rawConfig(headers)),
+    config: parseConfig(rawConfig(headers, undefined, actionUrl)),
     logger: pino({ level: 'silent' }),
     docker: none,
     http: createHttpActivities({ outputBytes: 4_096 }),
@@ -113,6 +120,22 @@ describe('a health check and an action with headers from secrets', () => {
     await expect(activities({}).runTargetAction('api', ctx)).rejects.toThrow(
       `POST to '${base}/api/cache/clear' failed: server answered 401 Unauthorized: missing token`,
     );
+  });
+
+  it('keeps the token out of the failure when the server quotes it in its refusal', async () => {
+    const f = await failureOf(activities(authed, `${base}/api/drain`).runTargetAction('api', ctx));
+    expect(f.type).toBe('AuthFailed');
+    expect(f.message).not.toContain(token);
+    expect(f.message).toBe(`POST to '${base}/api/drain' failed: server answered 403 Forbidden: denied for Bearer [redacted]`);
+  });
+
+  it('keeps a password written in the action URL out of the failure, as sent (Basic) and as written', async () => {
+    const password = 'pa$$-W0rd-9c1e';
+    const basic = Buffer.from(`ops:${password}`).toString('base64');
+    const url = `${base.replace('//', `//ops:${encodeURIComponent(password)}@`)}/api/drain`;
+    const f = await failureOf(activities({}, url).runTargetAction('api', ctx));
+    for (const leak of [basic, password, encodeURIComponent(password)]) expect(f.message).not.toContain(leak);
+    expect(f.message).toBe(`POST to '${base}/api/drain' failed: server answered 403 Forbidden: denied for Basic [redacted]`);
   });
 
   it("makes a host agent read the header secret of its own units' health checks, and no other secret", () => {

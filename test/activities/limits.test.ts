@@ -1,5 +1,6 @@
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
-import { inFlightLimit } from '../../activities/limits.js';
+import { heartbeating, inFlightLimit } from '../../activities/limits.js';
 import { gate } from '../support/wait.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -45,5 +46,19 @@ describe('inFlightLimit', () => {
     first.open();
     await running;
     expect(await after).toBe('after');
+  });
+});
+
+describe('heartbeating', () => {
+  it('heartbeats at once and then every interval while the work runs, and not after it ends', async () => {
+    const env = new MockActivityEnvironment();
+    let beats = 0;
+    env.on('heartbeat', () => beats++);
+    const result = await env.run(() => heartbeating(new Promise((r) => setTimeout(() => r('done'), 250)), { op: 'backup' }, 20));
+    expect(result).toBe('done');
+    expect(beats).toBeGreaterThanOrEqual(5);
+    const after = beats;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(beats).toBe(after);
   });
 });

@@ -306,10 +306,12 @@ describe('command runners', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
-  it('stops a local command at maxBytes and says the output was truncated', async () => {
+  it('stops a local command at maxBytes and says the output was truncated and the command did not finish', async () => {
     const out = await localRunner('head', ['-c', '1000000', '/dev/zero'], { timeoutMs: 5_000, maxBytes: 4096 });
     expect(out.truncated).toBe(true);
+    expect(out.stoppedAtLimit).toBe(true);
     expect(out.stdout.length).toBe(4096);
+    expect((await localRunner('head', ['-c', '4096', '/dev/zero'], { timeoutMs: 5_000, maxBytes: 4096 })).stoppedAtLimit).toBeUndefined();
   });
 
   it('passes exit codes through and gives children only a minimal environment', async () => {
