@@ -30,6 +30,7 @@ import type {
   MetricResult,
   NotificationRequest,
   NotificationResult,
+  RestartClaim,
   SilenceRequest,
   Suppression,
   TargetActivities,
@@ -84,6 +85,8 @@ export interface Harness {
   guardId: string;
   guard: GuardrailActivities;
   calls: Call[];
+  /** Every restart claim the guard was asked, as asked (request id, target, holder), in order. */
+  claims: RestartClaim[];
   /** What runbooks reported to the metrics sink as they closed. */
   outcomes: Array<{ workflowId: string; runbook: string; outcome: string; durationMs: number }>;
   /** Local reads runs reported to the metrics sink as dropped by the worker and asked again. */
@@ -111,6 +114,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
   const { client, connection } = await temporalClient();
   const scripts = new Map<string, { script: TargetScript; state: TargetState }>();
   const calls: Call[] = [];
+  const claims: RestartClaim[] = [];
   const notifications: Harness['notifications'] = [];
   const outcomes: Harness['outcomes'] = [];
   const droppedReads: Harness['droppedReads'] = [];
@@ -300,6 +304,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
         ...engineActivities,
         ...guard,
         async claimRestart(req: Parameters<typeof guard.claimRestart>[0]) {
+          claims.push(req);
           const delay = of(req.target).script.claimDelayMs;
           if (delay) await new Promise((r) => setTimeout(r, delay));
           return guard.claimRestart(req);
@@ -330,6 +335,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
     guardId,
     guard,
     calls,
+    claims,
     outcomes,
     droppedReads,
     notifications,

@@ -185,6 +185,51 @@ describe('the interpreter', () => {
     expect(result.timeline.filter((e) => e.step === 'act').map((e) => e.event)).toEqual(['step failed']);
   });
 
+  it('restarts two targets side by side as two claims of their own: each restart counted, so anti-flap refuses both next time', async () => {
+    const [a, b] = [uniqueTarget('par-a'), uniqueTarget('par-b')];
+    const def = definition(
+      'parallel-restarts',
+      `  - id: both
+    parallel:
+      - id: restart-a
+        uses: restart
+        with: { target: ${a} }
+      - id: restart-b
+        uses: restart
+        with: { target: ${b} }
+`,
+    );
+    for (const t of [a, b]) h.script(t, { healthy: (s) => s.restarts > 0 });
+    const input = (max: number) => ({
+      ...runInput(a, def, { guardrails: { restartAttempts: 1, restartsPerWindow: { max, windowMs: 3_600_000 } } as never }),
+      targets: [a, b].map((name) => ({ name, kind: 'container' as const, queue: h.queue, labels: { service: name } })),
+    });
+    const claimsOf = (handle: Run) => h.claims.filter((c) => c.holder === handle.workflowId && (c.target === a || c.target === b));
+
+    // Both claims go out in the same workflow task, so each is asked while the other is held.
+    const first = await start(input(1));
+    const done = await first.result();
+    expect(done.outcome, done.detail).toBe('completed');
+    expect([a, b].map((t) => h.callsFor(t, 'restartTarget').length)).toEqual([1, 1]);
+    const firstClaims = claimsOf(first);
+    expect(firstClaims.map((c) => c.target).sort()).toEqual([a, b].sort());
+    expect(new Set(firstClaims.map((c) => c.requestId)).size).toBe(2);
+    for (const t of [a, b]) expect((await guardHolds(h, t)).restarts, `restarts of ${t} counted`).toHaveLength(1);
+
+    // With at most one restart an hour, the next run may restart neither.
+    const second = await start(input(1));
+    const refused = await second.result();
+    expect(refused.outcome, refused.detail).toBe('completed');
+    expect([a, b].map((t) => h.callsFor(t, 'restartTarget').length)).toEqual([1, 1]);
+    const refusals = refused.timeline.filter((e) => e.event === 'restart refused').map((e) => e.detail ?? '');
+    expect(refusals).toHaveLength(2);
+    for (const t of [a, b])
+      expect(
+        refusals.some((d) => d.startsWith(`anti-flap: 1 restarts of '${t}' in the last 1h`)),
+        t,
+      ).toBe(true);
+  });
+
   it('fails a parallel group whose child fails, after its siblings finished', async () => {
     const def = definition(
       'parallel-fails',

@@ -4,7 +4,7 @@
 // holding several alerts is resolved only when every one of them is.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
-import { loadRunbookDir } from '../../config/runbookLoad.js';
+import { loadRunbookDir, parseRunbook } from '../../config/runbookLoad.js';
 import type { RunbookDefinition } from '../../config/runbookSchema.js';
 import {
   alertFiringSignal,
@@ -207,4 +207,49 @@ describe('an incident holding several alerts', () => {
     const result = (await handle.result()) as RunbookResult;
     expect(result.outcome).toBe('resolved-externally');
   });
+
+  it('opens again when a new alert fires after every alert it held resolved, and pages for it', async () => {
+    const target = uniqueTarget('reopen');
+    h.script(target, { healthy: () => false });
+    // A step that does not watch resolution: the run only sees it at the next step boundary.
+    const definition = parseRunbook(
+      [
+        'name: reopen',
+        'description: a wait, then a page',
+        'appliesTo: [container]',
+        'steps:',
+        '  - id: hold',
+        '    uses: sleep',
+        '    with: { duration: 8s }',
+        '  - id: escalate',
+        '    uses: escalate',
+        '    with: { reason: "an alert fires" }',
+        '  - id: escalated',
+        '    uses: end',
+        '    with: { outcome: escalated, detail: "${{ steps.escalate.end }}" }',
+      ].join('\n'),
+      'reopen.yaml',
+    );
+    const handle = await fire('reopen', target, 'fp-a', { definition });
+    await waitForStatus(handle, (s) => s.step === 'hold');
+    await handle.signal(alertResolvedSignal, { fingerprint: 'fp-a', at: new Date().toISOString() });
+    await waitForStatus(handle, (s) => s.timeline.some((e) => /every alert of this incident resolved/.test(e.detail ?? '')));
+    await fire('reopen', target, 'fp-b', { definition });
+    const reopened = await waitForStatus(handle, (s) => s.timeline.some((e) => /fp-b/.test(e.detail ?? '')));
+    // All of it while the run still sleeps: otherwise the test shows nothing.
+    expect(reopened.step).toBe('hold');
+    expect(reopened.timeline.at(-1)).toMatchObject({
+      event: 'alert firing',
+      detail: 'another alert (fingerprint fp-b): the incident is open again',
+    });
+
+    const paging = await waitForStatus(handle, (s) => s.escalationLevel !== undefined || s.outcome !== undefined, 30_000);
+    expect(paging.outcome, paging.outcomeDetail).toBeUndefined();
+    expect(paging.escalationLevel).toBe('on-call');
+    await handle.signal(alertResolvedSignal, { fingerprint: 'fp-b', at: new Date().toISOString() });
+    const result = (await handle.result()) as RunbookResult;
+    expect(result.outcome, result.detail).toBe('resolved-externally');
+    const pages = h.notifications.filter((n) => n.incidentKey === handle.workflowId);
+    expect(pages.map((n) => n.event)).toEqual(['trigger', 'resolve']);
+  }, 60_000);
 });

@@ -416,6 +416,87 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     expect((await handle.result()).outcome).toBe('resolved-externally');
     return handle;
   },
+  // After 'restart-slot-keyed-by-step-and-target': two restart steps side by side, each claiming
+  // its own slot (its requests keyed by its step and target).
+  'runbook-parallel-restarts-keyed-by-step': async (h) => {
+    const [a, b] = [uniqueTarget('svc-a'), uniqueTarget('svc-b')];
+    for (const t of [a, b]) h.script(t, { healthy: (s) => s.restarts >= 1 });
+    const definition = parseRunbook(
+      [
+        'name: bothRestarted',
+        'description: two targets restarted side by side',
+        'kind: incident',
+        'appliesTo: [container]',
+        'steps:',
+        '  - id: both',
+        '    parallel:',
+        `      - { id: restart-a, uses: restart, with: { target: ${a} } }`,
+        `      - { id: restart-b, uses: restart, with: { target: ${b} } }`,
+      ].join('\n'),
+      'bothRestarted.yaml',
+    );
+    const input: RunbookRunInput = {
+      ...runbookInput(h, a, { runbook: 'bothRestarted', guardrails: { restartAttempts: 1 } as never }),
+      definition,
+      targets: [a, b].map((name) => ({ name, kind: 'container' as const, queue: h.queue, labels: { service: name } })),
+      startedBy: 'alertmanager',
+    };
+    const handle = await h.client.workflow.start<(i: RunbookRunInput) => Promise<RunbookResult>>(interpreterWorkflowType, {
+      taskQueue: h.queue,
+      workflowId: incidentWorkflowId('bothRestarted', a),
+      args: [input],
+      typedSearchAttributes: incidentSearchAttributes(input),
+    });
+    const result = await handle.result();
+    if (result.outcome !== 'completed') throw new Error(`bothRestarted ended ${result.outcome}: ${result.detail}`);
+    return handle;
+  },
+  // After 'new-alert-reopens-incident': a new alert fires while the run sleeps, after the one it
+  // held resolved; the run pages for it, and ends once it resolves too.
+  'runbook-new-alert-reopens-incident': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: () => false });
+    const definition = parseRunbook(
+      [
+        'name: reopened',
+        'description: a wait, then a page',
+        'kind: incident',
+        'appliesTo: [container]',
+        'steps:',
+        '  - { id: hold, uses: sleep, with: { duration: 3s } }',
+        '  - { id: escalate, uses: escalate, with: { reason: "an alert fires" } }',
+      ].join('\n'),
+      'reopened.yaml',
+    );
+    // Paged at once, then waiting for a level a minute away: the alert's resolution ends the wait.
+    const pagedThenWaiting = { policy: 'p', levels: [oneLevel.levels[0]!, { name: 'secondary', afterMs: 60_000, channels: ['lead'] }] };
+    const fire = (fingerprint: string) =>
+      h.client.workflow.signalWithStart<(i: RunbookRunInput) => Promise<RunbookResult>, [AlertEvent]>(interpreterWorkflowType, {
+        taskQueue: h.queue,
+        workflowId: incidentWorkflowId('reopened', target),
+        args: [
+          {
+            ...runbookInput(h, target, { runbook: 'reopened', escalation: pagedThenWaiting }),
+            definition,
+            targets: [{ name: target, kind: 'container', queue: h.queue, labels: { service: target } }],
+            startedBy: 'alertmanager',
+          },
+        ],
+        signal: alertFiringSignal,
+        signalArgs: [{ fingerprint, at: '2026-01-01T00:00:00Z' }],
+      });
+    const handle = await fire('fp-a');
+    await waitForStatus(handle, (s) => s.step === 'hold');
+    await handle.signal(alertResolvedSignal, { fingerprint: 'fp-a', at: '2026-01-01T00:05:00Z' });
+    await waitForStatus(handle, (s) => s.timeline.some((e) => /every alert of this incident resolved/.test(e.detail ?? '')));
+    await fire('fp-b');
+    const reopened = await waitForStatus(handle, (s) => s.timeline.some((e) => /open again/.test(e.detail ?? '')));
+    if (reopened.step !== 'hold') throw new Error(`fp-b came after the sleep (${reopened.step}): record again`);
+    await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
+    await handle.signal(alertResolvedSignal, { fingerprint: 'fp-b', at: '2026-01-01T00:10:00Z' });
+    expect((await handle.result()).outcome).toBe('resolved-externally');
+    return handle;
+  },
   'guardrails-continued-as-new': async (h) => {
     const { handle, guard } = await guardOfItsOwn(h, 'replay', 20);
     const lease = await guard.acquireSlot({ requestId: 'l1', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 60_000 });
@@ -650,6 +731,22 @@ describe('workflow histories replay against the current code', () => {
     expect(before.markers).toHaveLength(8);
     expect(before.upserted.filter((keys) => keys === 'TemporalChangeVersion')).toHaveLength(8);
     expect(before.upserted).toContain('AlertName,RemediationTarget,Runbook,Severity');
+  });
+
+  it('a change made after the one marker comes with a newer marker standing for all of them: still one marker in a new run', () => {
+    const eventsOf = (name: string) => (JSON.parse(readFileSync(file(name), 'utf8')) as { events: StoredEvent[] }).events;
+    const patchIds = (events: StoredEvent[]) =>
+      events.flatMap((e) => {
+        const m = e.markerRecordedEventAttributes as {
+          markerName?: string;
+          details?: Record<string, { payloads: Array<{ data: string }> }>;
+        };
+        if (m?.markerName !== 'core_patch') return [];
+        return [(JSON.parse(Buffer.from(m.details!['patch-data']!.payloads[0]!.data, 'base64').toString('utf8')) as { id: string }).id];
+      });
+    for (const name of ['runbook-parallel-restarts-keyed-by-step', 'runbook-new-alert-reopens-incident']) {
+      expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05']);
+    }
   });
 
   it('the one marker stands for the eleven patches it was recorded with, no more: a patch added to it would turn true in runs recorded before that patch existed', () => {

@@ -19,7 +19,7 @@ import { resolve, trigger } from './escalate.js';
 import { escalateByPolicy } from './escalationPolicy.js';
 import { cap, capTail } from './incident.js';
 import { dryRunSilenceId, MaintenanceWindow, suppression } from './maintenanceWindow.js';
-import { restartOnce, restartWithRetries } from './restartWithRetries.js';
+import { restartOnce, restartStepKey, restartWithRetries } from './restartWithRetries.js';
 import { verify, verifyFrom, verifyWithin } from './verify.js';
 import { askAhead, takeCheck, takeClaim } from './checksAhead.js';
 import { checkDependencies, metricRequest, pollMetric, withHostDiagnostics } from './probes.js';
@@ -56,13 +56,14 @@ const catalog: { [T in StepType]: Impl<T> } = {
     const { incident, engine } = run.rb;
     const input = run.input;
     const guardrails = params.attempts ? { ...input.guardrails, restartAttempts: params.attempts } : input.guardrails;
+    const key = restartStepKey(step.id, target.name);
     if (params.approvedBy) {
       const by = approver(run, params.approvedBy);
       const r = await restartOnce(
         incident,
         on(),
         engine,
-        { target: target.name, guardrails, reason: `${input.alert.name}: approved by ${by}`, dryRun: input.dryRun },
+        { target: target.name, guardrails, reason: `${input.alert.name}: approved by ${by}`, dryRun: input.dryRun, ...key },
         { attempt: 1, actor: by, automatic: false },
       );
       return outputs({ recovered: r.kind === 'recovered', attempts: 1, detail: r.detail });
@@ -73,6 +74,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
       guardrails,
       reason: `${input.alert.name}: '${target.name}' is down`,
       dryRun: input.dryRun,
+      ...key,
       ...(ahead ? { ahead } : {}),
     });
     return outputs({ recovered: r.recovered, attempts: r.attempts, detail: r.detail });

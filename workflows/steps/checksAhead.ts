@@ -9,7 +9,7 @@ import type { ActionStep, Step } from '../../config/runbookSchema.js';
 import type { TargetRef } from '../messages.js';
 import type { RunState } from '../runbook.js';
 import type { TargetSteps } from './activities.js';
-import { claimAhead, type ClaimAhead } from './restartWithRetries.js';
+import { claimAhead, restartStepKey, type ClaimAhead } from './restartWithRetries.js';
 import { checkOnce, type VerifyResult } from './verify.js';
 
 export interface ChecksAhead {
@@ -45,6 +45,8 @@ export function askAhead(run: RunState, step: ActionStep, target: TargetRef, on:
     guardrails: run.input.guardrails,
     reason: `${run.input.alert.name}: '${target.name}' is down`,
     dryRun: run.input.dryRun,
+    // The claim the restart step takes as its first: asked as that step would ask it.
+    ...restartStepKey(restart.id, target.name),
   });
 }
 

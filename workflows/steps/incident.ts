@@ -34,7 +34,7 @@ import {
   type RunbookStatus,
   type TimelineEntry,
 } from '../messages.js';
-import { markedAllAtOnce } from './patchesFirst.js';
+import { markedAllAtOnce, newAlertReopensIncident } from './patchesFirst.js';
 
 /** Enough to read a long incident; a signal storm cannot grow history or the query without bound. */
 const maxTimeline = 200;
@@ -363,6 +363,7 @@ export class Incident {
    * A firing alert, runbook-file runs: a new fingerprint is held; a repeat of one already firing
    * changes nothing and is only counted (the timeline notes the 1st, 10th, 100th… so a storm of
    * repeats cannot crowd out what happened); one that resolved and fires again is held again.
+   * Either opens again an incident whose alerts had all resolved.
    */
   private alertFiring(e: AlertEvent | undefined): void {
     const fp = fingerprintOf(e);
@@ -384,6 +385,12 @@ export class Incident {
         this.record('alert firing again', `${describeFingerprint(fp)}: the incident is open again`, 'alertmanager');
       } else this.record('alert firing again', describeFingerprint(fp), 'alertmanager');
       return;
+    }
+    // An alert the incident never held, after every one it held resolved: the outage is not over,
+    // and ending now would leave this alert unhandled until Alertmanager repeats it (hours).
+    if (this.resolution && newAlertReopensIncident()) {
+      delete this.resolution;
+      return this.record('alert firing', `another alert (${describeFingerprint(fp)}): the incident is open again`, 'alertmanager');
     }
     this.record('alert firing', `another alert (${describeFingerprint(fp)}); ${this.firingCount()} firing`, 'alertmanager');
   }

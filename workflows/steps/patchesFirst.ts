@@ -44,9 +44,9 @@ export const followPatch = 'escalation-follows-alerts';
 const allPatchesOfDecember = 'all-patches-2026-12';
 
 /**
- * The patches the one marker stands for, and only those. A patch made after it is asked with
- * patched() of its own (decided here, first, whichever way the marker went) and never added to this
- * list: a run recorded with the marker before that patch existed would take its new branch on replay.
+ * The patches the one marker stands for, and only those. A change made after it comes with a newer
+ * marker that stands for it and all of these (allPatchesOfDecember5), never with an addition to this
+ * list: a run recorded with the marker before that change existed would take its new branch on replay.
  */
 export const coveredByOneMarker = [
   localReads,
@@ -64,6 +64,18 @@ export const coveredByOneMarker = [
 export type PatchId = (typeof coveredByOneMarker)[number];
 
 /**
+ * Every patch of the one marker, and the changes made after it, still one marker and one upsert in a
+ * new run's first task:
+ * - a runbook file's `restart` step keys its guard requests by its step and target
+ *   (steps/catalog.ts): restarts side by side in a parallel group each claim a slot and an
+ *   anti-flap count of their own (restartsKeyedByStep);
+ * - a new alert firing after every alert of an incident resolved opens it again (steps/incident.ts,
+ *   newAlertReopensIncident).
+ * Never widened either: a later change gets a marker of its own kind, asked before this one.
+ */
+const allPatchesOfDecember5 = 'all-patches-2026-12-05';
+
+/**
  * Decides, in a new run's first activation, every patch a step may first ask after a local read
  * has answered (or been cancelled). The others are first asked before any local read (local-reads,
  * checks-and-claim-together) or after an event of the run's own history (an activity's completion,
@@ -71,6 +83,11 @@ export type PatchId = (typeof coveredByOneMarker)[number];
  * later; they replay that way.
  */
 export function decidePatchesFirst(): void {
+  if (patched(allPatchesOfDecember5)) {
+    allPatched = laterPatched = true;
+    return;
+  }
+  // A run recorded before the newest marker: it replays as it ran, without the later changes.
   allPatched = patched(allPatchesOfDecember);
   if (allPatched) return;
   if (!patched(patchesFirst)) return;
@@ -82,6 +99,8 @@ export function decidePatchesFirst(): void {
 // Module state is the run's own: each workflow run has its own module instances.
 let asksDroppedReadsAgain = false;
 let allPatched = false;
+/** The newest marker: the patches made after the one marker, too. */
+let laterPatched = false;
 
 /**
  * Whether this run takes a patch's new branch: yes without asking when its first activation
@@ -109,4 +128,14 @@ export function markedAllAtOnce(): boolean {
  */
 export function dropsAskedAgain(): boolean {
   return allPatched || asksDroppedReadsAgain;
+}
+
+/** Whether this run's `restart` steps key their guard requests by step and target. */
+export function restartsKeyedByStep(): boolean {
+  return laterPatched;
+}
+
+/** Whether a new alert opens again an incident whose alerts all resolved. */
+export function newAlertReopensIncident(): boolean {
+  return laterPatched;
 }

@@ -7,7 +7,7 @@ import type { RestartClaimed } from '../../activities/contract.js';
 import type { EngineSteps, TargetSteps } from './activities.js';
 import { defaultSlotWaitMs, restartClaim, withDestructiveSlot, type SlotPlan, type Slotted } from './destructiveSlot.js';
 import { describeFailure, isPermanent, waitFor, type Incident } from './incident.js';
-import { isPatched, oneGuardCallPerRestart } from './patchesFirst.js';
+import { isPatched, oneGuardCallPerRestart, restartsKeyedByStep } from './patchesFirst.js';
 import { verifyWithin } from './verify.js';
 
 export interface RestartPlan {
@@ -22,6 +22,16 @@ export interface RestartPlan {
   slotKey?: string;
   /** The first restart's claim, asked ahead of the checks (claimAhead): the first attempt takes it. */
   ahead?: ClaimAhead;
+}
+
+/**
+ * The slot key of a runbook file's `restart` step on `target`: steps side by side in a parallel
+ * group would otherwise ask the guard with one request id, and the second would be handed the
+ * first's lease, with no anti-flap check and no restart counted. Runs started before keyed by the
+ * attempt alone.
+ */
+export function restartStepKey(step: string, target: string): Pick<RestartPlan, 'slotKey'> {
+  return restartsKeyedByStep() ? { slotKey: `${step}/${target}` } : {};
 }
 
 /**
