@@ -7,11 +7,18 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { ZodIssue } from 'zod';
+import { expressionReads } from './expressionReads.js';
 import { expressionProblem, isTemplate, templateExpressions } from './expressions.js';
+import { runPollingProblem, stepPollingProblem } from './runbookPolling.js';
 import {
+  groupOutputs,
   runbookFile,
+  selectingTemplateParams,
   stepCatalog,
+  stepOutputs,
   stepShape,
+  stepStateFields,
+  stepStatuses,
   stepTypes,
   templateParams,
   type ActionStep,
@@ -108,6 +115,10 @@ export function parseRunbook(text: string, source: string): RunbookDefinition {
   const finallySteps = file.finally.map((s, i) => readStep(s, ['finally', i], read, true));
   if (problems.length === 0) checkFlow(steps, finallySteps, say);
   if (problems.length === 0) checkStepReferences([...steps, ...finallySteps] as Step[], ids, say);
+  if (problems.length === 0) {
+    const p = runPollingProblem([...steps, ...finallySteps] as Step[]);
+    if (p) say([...ids.get(p.step.id.replaceAll('-', '_'))!, ...p.key.split('.')], p.message, p.step.id);
+  }
   if (problems.length > 0) throw new RunbookError(problems);
   return {
     name: file.name,
@@ -205,7 +216,7 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
   const withParams = params.data as Record<string, unknown>;
   checkExpressions(uses as StepType, withParams, [...path, 'with'], say, s.id);
   const retry = s.retry as { attempts: number; backoff: number } | undefined;
-  return {
+  const step: ActionStep = {
     kind: 'action',
     ...base,
     uses: uses as StepType,
@@ -213,6 +224,9 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
     ...(retry ? { retry: { attempts: retry.attempts, backoffMs: retry.backoff } } : {}),
     ...(line ? { line } : {}),
   };
+  const polling = stepPollingProblem(step);
+  if (polling) say([...path, ...polling.key.split('.')], polling.message, s.id);
+  return step;
 }
 
 /** Templates in text parameters and the `until` condition must parse now, not at 3 a.m. */
@@ -235,6 +249,12 @@ function checkExpressions(uses: StepType, params: Record<string, unknown>, path:
     for (const expr of templateExpressions(value)) {
       const problem = expressionProblem(expr, 'value');
       if (problem) say([...path, key], `expression ${JSON.stringify(expr)} cannot be used: ${problem}`, id);
+      else if (selectingTemplateParams[uses]?.includes(key) && expressionReads(expr)?.alert)
+        say(
+          [...path, key],
+          `expression ${JSON.stringify(expr)} reads the alert: ${key} picks what ${uses} acts on, and alert labels choose nothing (read what this run made, e.g. steps.<silence step>.silenceId)`,
+          id,
+        );
     }
   }
 }
@@ -278,31 +298,66 @@ function checkFlow(steps: Array<Step | undefined>, finallySteps: Array<Step | un
 }
 
 /**
- * `steps.<id>` in a condition or template must name a step of this runbook: a typo would otherwise
- * surface only when the run reaches it, at 3 a.m.
+ * What conditions and templates read of a step must exist: `steps.<id>` a step of this runbook,
+ * `steps.<id>.<field>` a field that step's kind gives (its outputs, status and error; a group's
+ * failed or done), and a status compared only with a status it can have. A typo would otherwise
+ * surface only when the run reaches it, at 3 a.m., as "No such key" or as a test quietly false.
  */
 function checkStepReferences(list: Step[], ids: Map<string, Path>, say: Say): void {
+  const gives = new Map<string, { kind: string; fields: string[] }>();
+  const collect = (steps: Step[]) =>
+    steps.forEach((s) => {
+      const key = s.id.replaceAll('-', '_');
+      if (s.kind === 'action') return gives.set(key, { kind: s.uses, fields: [...stepStateFields, ...stepOutputs[s.uses]] });
+      gives.set(key, { kind: s.kind, fields: [...stepStateFields, ...groupOutputs[s.kind]] });
+      collect(s.steps);
+    });
+  collect(list);
   const walk = (steps: Step[]) =>
     steps.forEach((s) => {
-      const texts: Array<[string, string]> = [];
-      if (s.when !== undefined) texts.push(['when', s.when]);
-      if (s.kind === 'action') for (const [k, v] of Object.entries(s.with)) if (typeof v === 'string') texts.push([`with.${k}`, v]);
-      for (const [key, text] of texts) {
-        for (const m of text.matchAll(/\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['"]([^'"]+)['"]\s*\])/g)) {
-          const id = (m[1] ?? m[2]!).replaceAll('-', '_');
-          if (!ids.has(id)) {
-            const at = ids.get(s.id.replaceAll('-', '_'))!;
-            say(
-              [...at, ...key.split('.')],
-              `refers to steps.${m[1] ?? m[2]}, which is not a step of this runbook (known: ${[...ids.keys()].join(', ')})`,
-              s.id,
-            );
+      const at = ids.get(s.id.replaceAll('-', '_'))!;
+      const said = new Set<string>();
+      for (const [key, expression] of evaluatedTexts(s))
+        for (const r of expressionReads(expression)?.steps ?? []) {
+          const step = gives.get(r.step.replaceAll('-', '_'));
+          const written = `steps.${r.step}`;
+          const problems: string[] = [];
+          if (!step) problems.push(`refers to ${written}, which is not a step of this runbook (known: ${[...ids.keys()].join(', ')})`);
+          else if (r.field !== undefined && !step.fields.includes(r.field)) {
+            const kind = step.kind === 'parallel' || step.kind === 'forEach' ? `a ${step.kind} group` : `a ${step.kind} step`;
+            problems.push(`reads ${written}.${r.field}, which ${kind} does not give (it gives ${step.fields.join(', ')})`);
+          } else if (r.field === 'status')
+            for (const v of r.comparedWith)
+              if (
+                (typeof v === 'string' && !(stepStatuses as readonly string[]).includes(v)) ||
+                typeof v === 'bigint' ||
+                typeof v === 'number'
+              )
+                problems.push(
+                  `compares ${written}.status with ${typeof v === 'string' ? `'${v}'` : String(v)}, which it never is: a step's status is ${stepStatuses.map((x) => `'${x}'`).join(', ')}${step.kind === 'http' ? ` (the HTTP status is ${written}.code)` : ''}`,
+                );
+          for (const p of problems) {
+            if (said.has(`${key} ${p}`)) continue;
+            said.add(`${key} ${p}`);
+            say([...at, ...key.split('.')], p, s.id);
           }
         }
-      }
       if (s.kind !== 'action') walk(s.steps);
     });
   walk(list);
+}
+
+/** The expressions of a step that are evaluated when it runs, by the key they sit at. */
+function evaluatedTexts(s: Step): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  if (s.when !== undefined) out.push(['when', s.when]);
+  if (s.kind !== 'action') return out;
+  for (const [k, v] of Object.entries(s.with)) {
+    if (typeof v !== 'string') continue;
+    if ((s.uses === 'waitUntil' && k === 'until') || (s.uses === 'assert' && k === 'that')) out.push([`with.${k}`, v]);
+    else if (templateParams[s.uses].includes(k)) for (const e of templateExpressions(v)) out.push([`with.${k}`, e]);
+  }
+  return out;
 }
 
 function issueText(issue: ZodIssue, raw: unknown): string {

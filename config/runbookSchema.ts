@@ -2,7 +2,7 @@
 // parameters. One schema is the single source of truth: the loader validates files against it and
 // the interpreter workflow reads its inferred types (type-only: zod never enters workflow code).
 import { z } from 'zod';
-import { durationPattern, parseDuration } from './duration.js';
+import { durationPattern, formatDuration, parseDuration } from './duration.js';
 import { regexText } from './regexText.js';
 import { maxQueryLength, queryProblems } from './promql.js';
 import { commandName } from './targetCommands.js';
@@ -17,6 +17,17 @@ const duration = z
   .string()
   .regex(durationPattern, 'expected a duration such as "30s", "15m" or "1h"')
   .transform((d) => parseDuration(d));
+
+/**
+ * The shortest wait between two checks of a polling step (`verify` with `within`, `waitUntil`).
+ * Faster only loads the target; how many checks a step may make is bounded at load by
+ * config/runbookPolling.ts, since each one is written to the run's history.
+ */
+export const minPollIntervalMs = 100;
+const pollInterval = duration.superRefine((ms, ctx) => {
+  if (typeof ms === 'number' && ms < minPollIntervalMs)
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected at least ${formatDuration(minPollIntervalMs)} between checks` });
+});
 
 const targetName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'expected a configured target name');
 const channelName = targetName;
@@ -75,7 +86,7 @@ export const stepCatalog = {
       ...onTarget,
       /** Poll until healthy or this long has passed; "deadline" is guardrails.verifyDeadline. Unset: one check. */
       within: z.union([z.literal('deadline'), duration]).optional(),
-      every: duration.optional(),
+      every: pollInterval.optional(),
     })
     .strict(),
   restart: z
@@ -176,7 +187,7 @@ export const stepCatalog = {
       threshold: threshold.optional(),
       /** Default: `check.healthy` (verify), `check.holds` (metric). */
       until: z.string().min(1).max(1_000).optional(),
-      every: duration.default('5s'),
+      every: pollInterval.default('5s'),
       deadline: duration,
     })
     .strict()
@@ -293,6 +304,13 @@ export const stepOutputs: Record<StepType, string[]> = {
   logrotate: ['output', 'summary'],
 };
 
+/** What every step leaves for later steps besides its outputs (workflows/runbook.ts, StepState). */
+export const stepStateFields = ['status', 'error'] as const;
+/** `status` is always one of these: never an HTTP code (an http step's is its `code`). */
+export const stepStatuses = ['ok', 'failed', 'skipped'] as const;
+/** What a group gives later steps besides status and error: the ids of its failed children, the targets done. */
+export const groupOutputs: Record<GroupStep['kind'], string[]> = { parallel: ['failed'], forEach: ['done'] };
+
 /**
  * The parameters whose `${{ }}` parts are rendered when the step runs. Anything else is used as
  * written, so a template there is refused at load: in particular what picks a target, a URL, a
@@ -326,6 +344,14 @@ export const templateParams: Record<StepType, string[]> = {
   groupRestart: [],
   housekeeping: [],
   logrotate: [],
+};
+
+/**
+ * Template parameters that pick what a write acts on. Alert labels choose nothing: these may read
+ * the run's own state (`steps.mute.silenceId`), never `alert.*`.
+ */
+export const selectingTemplateParams: Partial<Record<StepType, string[]>> = {
+  expireSilence: ['silenceId'],
 };
 
 /** Step types that change something: dry-run applies, and `remediate runbooks plan` marks them. */

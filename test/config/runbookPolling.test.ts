@@ -1,0 +1,128 @@
+// Polling steps are bounded at load: each check is written to the run's history, and a run Temporal
+// terminates at its history limit runs no finally (no closeWindow, no silence expiry, no page).
+import { describe, expect, it } from 'vitest';
+import { parseRunbook, RunbookError } from '../../config/runbookLoad.js';
+import { maxChecksPerRun, maxChecksPerStep } from '../../config/runbookPolling.js';
+
+/** A runbook file: the header, then the step lines given (line 5 is the first step line). */
+function runbook(...stepLines: string[]): string {
+  return ['name: probe', 'description: a runbook under test', 'appliesTo: [container]', 'steps:', ...stepLines, ''].join('\n');
+}
+
+function problemsOf(text: string): string[] {
+  try {
+    parseRunbook(text, 'bad.yaml');
+  } catch (err) {
+    if (err instanceof RunbookError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+/** The one problem of a file, which must start with `bad.yaml:line: step "id":`. */
+function onlyProblem(text: string, line: number, step: string): string {
+  const problems = problemsOf(text);
+  expect(problems, problems.join('\n')).toHaveLength(1);
+  expect(problems[0]!.startsWith(`bad.yaml:${line}: step "${step}":`), problems[0]).toBe(true);
+  return problems[0]!;
+}
+
+const wait = (id: string, params: string, ...more: string[]) => [`  - id: ${id}`, '    uses: waitUntil', ...more, `    with: ${params}`];
+const metric = 'check: metric, query: up, op: ">", threshold: 0';
+
+describe('a polling step is refused at load when it could fill the run history', () => {
+  it('for a metric wait every second for two hours (7,201 checks: the history limit after ~78 minutes)', () => {
+    const p = onlyProblem(runbook(...wait('back-under', `{ ${metric}, every: 1s, deadline: 2h }`)), 7, 'back-under');
+    expect(p).toContain('steps.0.with.deadline: deadline 2h / every 1s is 7201 checks; a step may check at most 1000 times');
+    expect(p).toContain('51,200 events runs no finally');
+  });
+
+  it('for a wait every millisecond for thirty days: below the shortest interval between checks', () => {
+    expect(onlyProblem(runbook(...wait('wait', '{ every: 1ms, deadline: 30d }')), 7, 'wait')).toContain(
+      'steps.0.with.every: expected at least 100ms between checks (got "1ms")',
+    );
+    expect(onlyProblem(runbook(...wait('wait', '{ every: 0s, deadline: 1m }')), 7, 'wait')).toContain(
+      'steps.0.with.every: expected at least 100ms between checks (got "0s")',
+    );
+  });
+
+  it('for a wait at the default interval (5s) for a day', () => {
+    expect(onlyProblem(runbook(...wait('wait', '{ deadline: 1d }')), 7, 'wait')).toContain(
+      'steps.0.with.deadline: deadline 1d / every 5s is 17281 checks',
+    );
+  });
+
+  it('for a verify polling too often or too long, naming the interval it is counted at', () => {
+    const verify = (params: string) => runbook('  - id: verify', '    uses: verify', `    with: ${params}`);
+    expect(onlyProblem(verify('{ within: 1d, every: 1m }'), 7, 'verify')).toContain(
+      'steps.0.with.within: within 1d / every 1m is 1441 checks; a step may check at most 1000 times',
+    );
+    expect(onlyProblem(verify('{ within: 1h }'), 7, 'verify')).toContain(
+      'steps.0.with.within: within 1h / every unset (guardrails.verifyInterval, 2s by default) is 1801 checks',
+    );
+    expect(onlyProblem(verify('{ within: deadline, every: 1s }'), 7, 'verify')).toContain(
+      'steps.0.with.within: within: deadline (guardrails.verifyDeadline, up to 1h) / every 1s is 3601 checks',
+    );
+    expect(onlyProblem(verify('{ within: 2m, every: 10ms }'), 7, 'verify')).toContain(
+      'steps.0.with.every: expected at least 100ms between checks (got "10ms")',
+    );
+  });
+
+  it('for retries that multiply an allowed step past the bound, at the retry', () => {
+    const p = onlyProblem(runbook(...wait('wait', '{ every: 1s, deadline: 10m }', '    retry: { attempts: 3 }')), 7, 'wait');
+    expect(p).toContain('steps.0.retry.attempts: retry.attempts 3 × (deadline 10m / every 1s) is 1803 checks');
+    expect(p).toContain('fewer attempts, a longer every or a shorter deadline');
+  });
+
+  it('for polling steps that together could check more than a run may, at the step that passes the bound', () => {
+    const steps = ['a', 'b', 'c', 'd'].flatMap((id) => wait(id, '{ every: 1s, deadline: 10m }'));
+    const p = onlyProblem(runbook(...steps), 16, 'd');
+    expect(p).toContain(
+      `steps.3.with.deadline: the runbook's polling steps could check 2404 times in all (a 601, b 601, c 601, d 601); a run may check at most ${maxChecksPerRun} times`,
+    );
+    // Inside a group and in finally, they count too.
+    const grouped = runbook(
+      ...wait('a', '{ every: 1s, deadline: 10m }'),
+      '  - id: each',
+      '    forEach: targets',
+      '    steps:',
+      ...wait('b', '{ every: 1s, deadline: 10m }').map((l) => `    ${l}`),
+      'finally:',
+      ...wait('c', '{ every: 1s, deadline: 10m }'),
+      ...wait('d', '{ every: 1s, deadline: 10m }'),
+    );
+    expect(problemsOf(grouped)).toEqual([
+      expect.stringMatching(/^bad\.yaml:20: step "d": finally\.1\.with\.deadline: the runbook's polling/),
+    ]);
+  });
+});
+
+describe('polling steps within the bounds load', () => {
+  it('as the shipped runbooks poll: every 30s or 1m for 10-15 minutes, verify within 2m or the deadline', () => {
+    expect(
+      problemsOf(
+        runbook(
+          ...wait('a', `{ ${metric}, every: 30s, deadline: 10m }`),
+          ...wait('b', `{ ${metric}, every: 1m, deadline: 15m }`),
+          '  - id: c',
+          '    uses: verify',
+          '    with: { within: 2m }',
+          '  - id: d',
+          '    uses: verify',
+          '    with: { within: deadline }',
+          '  - id: e',
+          '    uses: verify',
+        ),
+      ),
+    ).toEqual([]);
+  });
+
+  it('at exactly the bound, and at the shortest interval', () => {
+    // 1 + 999s / 1s = 1,000 checks.
+    expect(problemsOf(runbook(...wait('wait', '{ every: 1s, deadline: 999s }')))).toEqual([]);
+    expect(problemsOf(runbook(...wait('wait', '{ every: 1s, deadline: 1000s }')))[0]).toContain(
+      `is 1001 checks; a step may check at most ${maxChecksPerStep} times`,
+    );
+    expect(problemsOf(runbook(...wait('wait', '{ every: 100ms, deadline: 10s }')))).toEqual([]);
+  });
+});
