@@ -479,6 +479,14 @@ const maintenanceSchedule = z
   })
   .strict();
 
+/**
+ * The largest webhook.maxBodyBytes. A spooled batch is one line of the spool file, never longer
+ * than the body it came in (the same alerts, re-serialised, in a smaller envelope), and the spool
+ * reads back lines up to this length only (triggers/alerts/spoolIndex.ts): a longer batch would be
+ * acknowledged, then skipped at the next start.
+ */
+export const maxWebhookBodyBytes = 64 * 1_048_576;
+
 /** The config's shape, secrets unresolved: parseConfig resolves those the process needs. */
 export const engineConfigShape = z
   .object({
@@ -529,7 +537,15 @@ export const engineConfigShape = z
       .object({
         listen: z.string().default('127.0.0.1:9797'),
         token: secretRef,
-        maxBodyBytes: z.number().int().positive().default(1_048_576),
+        maxBodyBytes: z
+          .number()
+          .int()
+          .positive()
+          .max(
+            maxWebhookBodyBytes,
+            `must be at most ${maxWebhookBodyBytes} bytes (64 MiB), the longest batch the spool reads back: a larger one would be acknowledged, then lost at the next start`,
+          )
+          .default(1_048_576),
         /**
          * Answer Alertmanager once a batch is fsynced to a spool under dataDir, and forward it to
          * Temporal after. Unset: on with the embedded dev server (its state is on the same disk),

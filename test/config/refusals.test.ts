@@ -221,6 +221,14 @@ describe('refused at start-up, naming key and value', () => {
     expect(problems((c) => (c.temporal!.maxCachedWorkflows = 10))).toEqual([]);
   });
 
+  it('a webhook body limit over the longest batch line the spool reads back (the batch would be acknowledged, then skipped)', () => {
+    const problem = problems((c) => (c.webhook!.maxBodyBytes = 64 * 1_048_576 + 1));
+    expect(problem).toHaveLength(1);
+    expect(problem[0]).toMatch(/^webhook\.maxBodyBytes: .*67108865.*/);
+    expect(problem[0]).toContain('at most 67108864 bytes (64 MiB)');
+    expect(problems((c) => (c.webhook!.maxBodyBytes = 64 * 1_048_576))).toEqual([]);
+  });
+
   it('database and docker ports out of range', () => {
     refusedWith((c) => ((c.targets!.db as Record<string, unknown>).port = 65_536), 'targets.db.port');
     refusedWith((c) => ((c.targets!.cache as Record<string, unknown>).port = 0), 'targets.cache.port');

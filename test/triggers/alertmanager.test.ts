@@ -6,7 +6,7 @@ import { createWebhookServer, type WebhookServer } from '../../triggers/alerts/a
 import { createMetrics, type EngineMetrics } from '../../triggers/metrics/metrics.js';
 import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
 import { alertmanagerPayload, postToWebhook, type AlertInit, type WebhookAnswer } from '../support/alertmanagerPayload.js';
-import { closedPort } from '../support/net.js';
+import { closedPort, silentServer } from '../support/net.js';
 import { stack } from '../support/stack.js';
 import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { eventually } from '../support/wait.js';
@@ -295,6 +295,194 @@ describe('Alertmanager webhook: when Temporal is unreachable', () => {
     } finally {
       await down.close();
       await connection.close();
+    }
+  });
+});
+
+describe('Alertmanager webhook: a large batch while Temporal is unreachable', () => {
+  const deadlineMs = 1_500;
+  const batchOf = (n: number, tag: string) =>
+    JSON.stringify(
+      payload(
+        Array.from({ length: n }, (_, i) => ({ labels: { alertname: 'ServiceDown', service: fx.api }, fingerprint: `fp-${tag}-${i}` })),
+      ),
+    );
+
+  /** A webhook whose Temporal is at `port`, and the number of signal-with-start calls it has begun. */
+  async function webhookOn(port: number) {
+    const connection = Connection.lazy({ address: `127.0.0.1:${port}` });
+    let calls = 0;
+    const counting = new Client({
+      connection,
+      namespace: fx.config.temporal.namespace,
+      interceptors: { workflow: [{ signalWithStart: (input, next) => (calls++, next(input)) }] },
+    });
+    const down = createWebhookServer({
+      config: fx.config,
+      client: counting,
+      taskQueue,
+      metrics: createMetrics({ processMetrics: false }),
+      logger: pino({ level: 'silent' }),
+      ready: async () => false,
+      temporalTimeoutMs: deadlineMs,
+    });
+    const { port: webhookPort } = await down.listen();
+    return {
+      url: `http://127.0.0.1:${webhookPort}/alertmanager`,
+      calls: () => calls,
+      close: async () => {
+        await down.close();
+        await connection.close();
+      },
+    };
+  }
+
+  it('answers 503 once the first call finds Temporal unreachable, and begins no call after', async () => {
+    const hook = await webhookOn(await closedPort());
+    try {
+      const began = Date.now();
+      const res = await fetch(hook.url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${fx.token}` },
+        body: batchOf(40, 'outage'),
+      });
+      const elapsed = Date.now() - began;
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('10');
+      expect(((await res.json()) as { error: string }).error).toMatch(/^Temporal did not accept 40 of 40 alert\(s\)/);
+      // One round of calls, each given up at its deadline; before, five rounds one after another (7.5 s).
+      expect(elapsed).toBeLessThan(2 * deadlineMs + 1_000);
+      const atAnswer = hook.calls();
+      expect(atAnswer).toBeGreaterThan(0);
+      expect(atAnswer).toBeLessThanOrEqual(8);
+      await new Promise((r) => setTimeout(r, 2 * deadlineMs));
+      expect(hook.calls()).toBe(atAnswer);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('stops the batch when Alertmanager hangs up, and begins no call after', async () => {
+    const temporal = await silentServer();
+    const hook = await webhookOn(temporal.port);
+    try {
+      const hangUp = new AbortController();
+      const answered = fetch(hook.url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${fx.token}` },
+        body: batchOf(40, 'gone'),
+        signal: hangUp.signal,
+      }).catch((err: Error) => err.name);
+      // The first eight calls in flight, waiting on a Temporal that never answers.
+      await eventually(
+        async () => hook.calls(),
+        (n) => n === 8,
+        5_000,
+        20,
+      );
+      const atHangUp = hook.calls();
+      hangUp.abort();
+      expect(await answered).toBe('AbortError');
+      // Past the deadline of the calls in flight: before, the next eight would have begun by now.
+      await new Promise((r) => setTimeout(r, deadlineMs + 1_000));
+      expect(hook.calls()).toBe(atHangUp);
+    } finally {
+      await hook.close();
+      await temporal.close();
+    }
+  });
+
+  it('answers 503 at the batch deadline when Temporal takes each alert, but too slowly for the whole batch', async () => {
+    // A Temporal that answers every signal-with-start, half a second late: 40 alerts take 2.5 s.
+    let calls = 0;
+    const connection = Connection.lazy({ address: `127.0.0.1:${await closedPort()}` });
+    const slow = new Client({
+      connection,
+      namespace: fx.config.temporal.namespace,
+      interceptors: {
+        workflow: [{ signalWithStart: () => (calls++, new Promise<string>((resolve) => setTimeout(() => resolve('run-slow'), 500))) }],
+      },
+    });
+    const hook = createWebhookServer({
+      config: fx.config,
+      client: slow,
+      taskQueue,
+      metrics: createMetrics({ processMetrics: false }),
+      logger: pino({ level: 'silent' }),
+      ready: async () => true,
+      batchTimeoutMs: 1_000,
+    });
+    const hookUrl = `http://127.0.0.1:${(await hook.listen()).port}`;
+    try {
+      const began = Date.now();
+      const r = await postToWebhook(hookUrl, fx.token, JSON.parse(batchOf(40, 'slow')));
+      expect(r.status).toBe(503);
+      expect(r.json.error).toMatch(/^Temporal did not accept \d+ of 40 alert\(s\) within the batch deadline of 1000 ms$/);
+      expect(Date.now() - began).toBeLessThan(2_000);
+      const atAnswer = calls;
+      expect(atAnswer).toBeLessThan(40);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(calls).toBe(atAnswer);
+    } finally {
+      await hook.close();
+      await connection.close();
+    }
+  });
+
+  it('keeps what a stopped batch delivered: its retry is answered 200 and the incident hears each alert once', async () => {
+    // Targets of its own: the incident starts in this test, so its history holds only these alerts.
+    const own = triggerConfig({ taskQueue, temporalAddress: stack().temporalAddress });
+    let outage = true;
+    const flaky = new Client({
+      connection: stackConnection,
+      namespace: own.config.temporal.namespace,
+      interceptors: {
+        workflow: [
+          {
+            signalWithStart: (input, next) => {
+              const { fingerprint } = input.signalArgs[0] as { fingerprint?: string };
+              // What the gRPC client reports for a frontend it cannot reach, for the batch's first alert only.
+              if (outage && fingerprint === 'fp-kept-0')
+                return Promise.reject(Object.assign(new Error('14 UNAVAILABLE: no connection established'), { code: 14 }));
+              return next(input);
+            },
+          },
+        ],
+      },
+    });
+    const hook = createWebhookServer({
+      config: own.config,
+      client: flaky,
+      taskQueue,
+      metrics: createMetrics({ processMetrics: false }),
+      logger: pino({ level: 'silent' }),
+      ready: async () => true,
+    });
+    const hookUrl = `http://127.0.0.1:${(await hook.listen()).port}`;
+    const body = payload(
+      Array.from({ length: 20 }, (_, i) => ({ labels: { alertname: 'ServiceDown', service: own.api }, fingerprint: `fp-kept-${i}` })),
+    );
+    const handle = client.workflow.getHandle(incidentWorkflowId('serviceDown', own.api));
+    try {
+      expect((await postToWebhook(hookUrl, own.token, body)).status).toBe(503);
+      outage = false;
+      const retry = await postToWebhook(hookUrl, own.token, body);
+      expect(retry.status).toBe(200);
+      expect(retry.json.alerts).toBe(20);
+      expect(
+        await eventually(
+          () => executionsOf(handle.workflowId),
+          (n) => n === 1,
+        ),
+      ).toBe(1);
+      const firings = async () =>
+        (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'alertFiring')
+          .length;
+      // The history can trail the accepted signals by a moment; once all are there, there is no more.
+      await eventually(firings, (n) => n >= 20);
+      expect(await firings()).toBe(20);
+    } finally {
+      await hook.close();
     }
   });
 });

@@ -229,16 +229,19 @@ describe('the console door', () => {
     expect((await http('GET', '/console/', { cookie })).headers.get('location')).toBe('/console/login');
   });
 
-  it('answers 429 after ten failed logins from one address in a minute, even to a right token', async () => {
+  it('answers 429 to an address past ten failed logins in a minute, and still logs in a right token from it', async () => {
     const other = start();
     const url = await other.url;
     try {
       for (let i = 0; i < 10; i += 1) expect((await login(newOperatorToken().token, url)).status).toBe(401);
-      const limited = await login(tokens.alice.token, url);
+      // Behind a TLS proxy every operator shares its address: a stranger's failures lock nobody out.
+      const operator = await login(tokens.alice.token, url);
+      expect(operator.status).toBe(200);
+      expect(operator.json.operator).toBe('alice');
+      const limited = await login(newOperatorToken().token, url);
       expect(limited.status).toBe(429);
       expect(limited.headers.get('retry-after')).toBe('60');
-      // The engine's other listener is untouched by the flood.
-      expect((await login(tokens.alice.token)).status).toBe(200);
+      expect((await login(tokens.vera.token, url)).status).toBe(200);
     } finally {
       await other.api.close();
     }

@@ -112,10 +112,21 @@ describe('signed bearer tokens (JWT)', () => {
     ['for another audience', () => jwt({ sub: 'carol' }, { aud: 'grafana' }), 'JWT refused: ERR_JWT_CLAIM_VALIDATION_FAILED'],
     ['naming nobody configured', () => jwt({ sub: 'mallory' }), 'JWT sub "mallory" is not a configured operator'],
     ['valid for a week', () => jwt({ sub: 'carol' }, { exp: now / 1_000 + 7 * 86_400 }), 'JWT lifetime'],
+    // An hour from iat to exp, but iat a year ahead: it would pass as a one-hour token for a year.
+    [
+      'issued in the future',
+      () => jwt({ sub: 'carol' }, { iat: now / 1_000 + 364 * 86_400 }),
+      'JWT refused: ERR_JWT_CLAIM_VALIDATION_FAILED (iat)',
+    ],
   ])('refuses a JWT %s', async (_what, make, reason) => {
     const r = await credentials().authenticate(`Bearer ${await make()}`, 'api');
     expect(r.ok).toBe(false);
     expect(!r.ok && r.reason).toContain(reason);
+  });
+
+  it('accepts a JWT issued a few seconds ahead of this clock, within api.jwt.clockTolerance', async () => {
+    const r = await credentials().authenticate(`Bearer ${await jwt({ sub: 'carol' }, { iat: now / 1_000 + 20 })}`, 'api');
+    expect(r.ok).toBe(true);
   });
 
   it('refuses an unsigned ("alg": "none") token', async () => {

@@ -1,9 +1,10 @@
 // The Alertmanager webhook: where alerts enter the engine.
 //
 // Contract with Alertmanager: 200 only after Temporal has accepted every start and signal of the
-// batch. Any failure to reach Temporal answers 503, and Alertmanager retries the whole batch;
-// because starts are SignalWithStart on a deterministic workflow id, a retried batch folds into
-// the runs the first attempt started, so nothing is lost and nothing runs twice.
+// batch. Any failure to reach Temporal answers 503, at once (the batch's other calls would each
+// wait out the same deadline), and Alertmanager retries the whole batch; because starts are
+// SignalWithStart on a deterministic workflow id, a retried batch folds into the runs the first
+// attempt started, so nothing is lost and nothing runs twice.
 //
 // Whatever reaches the port is untrusted: the sender is authorised before its body is read, every
 // field of the payload is bounded (alertmanagerPayload.ts), and a large batch is checked and
@@ -38,6 +39,11 @@ export interface WebhookDeps {
   /** Deadline for each Temporal call (default 5 s): below Alertmanager's own webhook timeout. */
   temporalTimeoutMs?: number;
   /**
+   * Deadline for deciding a whole batch without a spool (default 30 s): past it the batch is
+   * answered 503 and the alerts not yet begun are left to Alertmanager's retry.
+   */
+  batchTimeoutMs?: number;
+  /**
    * Set: a batch is answered 200 once it is on disk here, and forwarded to Temporal after (alerts
    * spooled by an earlier process are forwarded first). Unset: 200 only once Temporal took it.
    */
@@ -65,6 +71,11 @@ type Decision =
   | { decision: 'resolved' | 'resolved-without-run'; runbook: string; target: string }
   | { decision: 'unmatched'; reason: string };
 
+type Outcome = (Decision & { alertname: string; fingerprint: string }) | { error: unknown };
+
+/** Why a batch was given up before all its alerts were decided. */
+type BatchStop = 'temporal-unavailable' | 'deadline' | 'sender-gone';
+
 const firedMessage = {
   started: 'runbook started',
   folded: 'alert folded into running incident',
@@ -74,6 +85,11 @@ const firedMessage = {
 // Alertmanager groups can hold hundreds of alerts; a few Temporal calls at a time keeps the
 // batch fast without stampeding the frontend.
 const temporalConcurrency = 8;
+
+// Room for a thousand alerts at ~200 ms a call. A batch Temporal cannot take at all is stopped by
+// its first unreachable call long before; this bounds one it takes too slowly, when nothing tells
+// us the sender left (a proxy that keeps the connection open after Alertmanager gave up).
+const defaultBatchTimeoutMs = 30_000;
 
 const defaultSpoolMaxBytes = 256 * 1_048_576;
 const defaultSpoolMinFreeBytes = 256 * 1_048_576;
@@ -85,6 +101,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     timeoutMs: deps.temporalTimeoutMs ?? 5_000,
     ...(deps.eagerClient ? { eagerClient: deps.eagerClient } : {}),
   });
+  const batchTimeoutMs = deps.batchTimeoutMs ?? defaultBatchTimeoutMs;
   const spoolLimits: SpoolLimits = {
     maxBytes: deps.spoolMaxBytes ?? config.webhook.spoolMaxBytes ?? defaultSpoolMaxBytes,
     minFreeBytes: deps.spoolMinFreeBytes ?? config.webhook.spoolMinFreeBytes ?? defaultSpoolMinFreeBytes,
@@ -209,21 +226,24 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
 
     for (const alert of payload.alerts) metrics.alertsReceived.inc({ status: alert.status });
     if (spool) return spoolBatch(spool, payload.alerts, payload.truncatedAlerts);
-    const decisions = await mapLimited(payload.alerts, temporalConcurrency, async (alert) => {
-      await slices.turn();
-      return decide(alert);
-    });
-    const failures = decisions.filter((d): d is { error: unknown } => 'error' in d);
+    const { outcomes, stoppedBy } = await decideBatch(payload.alerts, res);
+    const total = payload.alerts.length;
+    const notAccepted = outcomes.filter((d) => d === undefined || 'error' in d).length;
+    const failures = outcomes.filter((d): d is { error: unknown } => d !== undefined && 'error' in d);
+    // Every 503 leaves the batch to Alertmanager's retry; what this attempt delivered folds into the
+    // runs it reached (incidents.ts), so the retry repeats nothing.
+    const retryLater = { 'Retry-After': '10' };
+    const notAcceptedText = `Temporal did not accept ${notAccepted} of ${total} alert(s)`;
+    if (stoppedBy === 'deadline')
+      throw new HttpError(503, `${notAcceptedText} within the batch deadline of ${batchTimeoutMs} ms`, retryLater);
+    if (stoppedBy === 'sender-gone')
+      throw new HttpError(503, `the sender closed the connection before the answer: ${notAccepted} of ${total} alert(s) left to its retry`);
     if (failures.length > 0) {
       const first = failures[0]!.error;
-      const unavailable = failures.some((f) => isTemporalUnavailable(f.error));
-      throw new HttpError(
-        unavailable ? 503 : 500,
-        `Temporal did not accept ${failures.length} of ${payload.alerts.length} alert(s): ${errorText(first)}`,
-        unavailable ? { 'Retry-After': '10' } : {},
-      );
+      const unavailable = stoppedBy === 'temporal-unavailable' || failures.some((f) => isTemporalUnavailable(f.error));
+      throw new HttpError(unavailable ? 503 : 500, `${notAcceptedText}: ${errorText(first)}`, unavailable ? retryLater : {});
     }
-    const ok = decisions as Array<Decision & { alertname: string; fingerprint: string }>;
+    const ok = outcomes as Array<Decision & { alertname: string; fingerprint: string }>;
     const count = (d: Decision['decision']) => ok.filter((x) => x.decision === d).length;
     return {
       status: 'accepted',
@@ -238,6 +258,46 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         x.decision === 'unmatched' ? [{ alertname: x.alertname, fingerprint: x.fingerprint, reason: x.reason }] : [],
       ),
     };
+  }
+
+  /**
+   * Decides a batch's alerts, a few Temporal calls at a time, until all are decided or the batch is
+   * given up: when a call finds Temporal unreachable (every other call would wait out its deadline
+   * too), at the batch deadline, or when the sender hangs up. Then it returns at once: the calls in
+   * flight end by their own deadline, the alerts not begun stay undefined, and none is begun after.
+   */
+  async function decideBatch(
+    alerts: WebhookAlert[],
+    res: ServerResponse,
+  ): Promise<{ outcomes: Array<Outcome | undefined>; stoppedBy?: BatchStop }> {
+    const outcomes = new Array<Outcome | undefined>(alerts.length);
+    const stopped = new AbortController();
+    const stop = (why: BatchStop) => stopped.signal.aborted || stopped.abort(why);
+    const given = new Promise<void>((resolve) => stopped.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const deadline = setTimeout(() => stop('deadline'), batchTimeoutMs);
+    // Before the answer is written, a closed response means the connection went: nobody will read it.
+    const onClose = () => res.writableEnded || stop('sender-gone');
+    res.once('close', onClose);
+    if (res.destroyed) stop('sender-gone');
+    let next = 0;
+    const worker = async () => {
+      while (next < alerts.length && !stopped.signal.aborted) {
+        const i = next++;
+        await slices.turn();
+        if (stopped.signal.aborted) return;
+        const outcome = await decide(alerts[i]!);
+        outcomes[i] = outcome;
+        if ('error' in outcome && isTemporalUnavailable(outcome.error)) stop('temporal-unavailable');
+      }
+    };
+    try {
+      await Promise.race([Promise.all(Array.from({ length: Math.min(temporalConcurrency, alerts.length) }, worker)), given]);
+    } finally {
+      clearTimeout(deadline);
+      res.off('close', onClose);
+    }
+    // A copy: calls still in flight must not change the answer being written.
+    return { outcomes: [...outcomes], ...(stopped.signal.aborted ? { stoppedBy: stopped.signal.reason as BatchStop } : {}) };
   }
 
   async function spoolBatch(spool: Spool, alerts: WebhookAlert[], truncatedAlerts: number) {
@@ -255,10 +315,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     return { status: 'queued', alerts: alerts.length, truncatedAlerts };
   }
 
-  async function decide(
-    alert: WebhookAlert,
-    options: { quiet?: boolean } = {},
-  ): Promise<(Decision & { alertname: string; fingerprint: string }) | { error: unknown }> {
+  async function decide(alert: WebhookAlert, options: { quiet?: boolean } = {}): Promise<Outcome> {
     // Bounded at the door; sliced again for batches spooled before the bounds existed.
     const base = {
       alertname: (alert.labels.alertname ?? '').slice(0, 200),
@@ -353,17 +410,4 @@ function errorText(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
   return `${msg}${cause}`.slice(0, 500);
-}
-
-async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  });
-  await Promise.all(workers);
-  return out;
 }

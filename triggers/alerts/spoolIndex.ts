@@ -4,6 +4,7 @@
 // string long enough at the next start); now it is scanned line by line once, and a batch's alerts
 // are read back from disk only when the forwarder gets to it.
 import { createReadStream } from 'node:fs';
+import { maxWebhookBodyBytes } from '../../config/schema.js';
 
 /** A batch still to forward: its place in the file and its size. */
 export interface SpoolBatchRef {
@@ -137,8 +138,8 @@ export interface SpoolScan {
   wholeBytes: number;
 }
 
-/** Longer than any batch the webhook writes (its body limit): a line past it is not ours, skipped. */
-const maxLineBytes = 64 * 1_048_576;
+/** No batch the webhook writes is longer (config/schema.ts bounds its body limit by it): a longer line is not ours, skipped. */
+const maxLineBytes = maxWebhookBodyBytes;
 
 /** Reads the spool file once, as a stream, and finds what is still pending in it. */
 export async function scanSpoolFile(file: string): Promise<SpoolScan> {

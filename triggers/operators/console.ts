@@ -36,7 +36,7 @@ const assetTypes: Record<string, string> = {
   'console.css': 'text/css; charset=utf-8',
 };
 
-/** Failed logins per remote address per minute before it is answered 429 without a check. */
+/** Failed logins per remote address per minute; past them, every further failure is answered 429. */
 const failedLoginsPerMinute = 10;
 const maxTokenChars = 8_192;
 
@@ -101,18 +101,25 @@ export function consoleRoute(): ConsoleRoute {
     if (crossSite) refuse(403, 'refused: log in from the console page', crossSite);
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? ''))
       refuse(415, 'expected Content-Type: application/json', 'login without a JSON body');
-    if (tooManyFailures(address))
+    const body = await ctx.json();
+    const token = body.token;
+    const wellFormed = typeof token === 'string' && token.length > 0 && token.length <= maxTokenChars && /^\S+$/.test(token);
+    // The credential is checked first and a right one always logs in: behind a TLS proxy every
+    // operator shares the proxy's address, and a limit that refused right credentials let one
+    // stranger lock them all out. Tokens are 256 random bits or signed JWTs, nothing to guess: the
+    // limit only tells a client that keeps failing to back off (429, Retry-After).
+    const result = wellFormed ? await ctx.credentials.authenticate(`Bearer ${token}`, 'console') : undefined;
+    if (!result?.ok && tooManyFailures(address))
       refuse(
         429,
         'too many failed logins from this address: wait a minute',
         `failed-login limit (${failedLoginsPerMinute}/min) reached by ${address}`,
         { 'Retry-After': '60' },
       );
-    const body = await ctx.json();
-    const token = body.token;
-    if (typeof token !== 'string' || token.length === 0 || token.length > maxTokenChars || !/^\S+$/.test(token))
+    if (!result) {
       refuse(400, 'token: expected an operator token or a signed bearer token', 'login without a well-formed token');
-    const result = await ctx.credentials.authenticate(`Bearer ${token as string}`, 'console');
+      return;
+    }
     if (!result.ok) {
       noteFailure(address);
       // As the API does: which part of the credential was wrong is for the audit log only.

@@ -91,6 +91,7 @@ export class OperatorCredentials {
   private async byJwt(token: string, via: Door): Promise<Authentication> {
     if (!this.jwt) return { ok: false, reason: 'a JWT, and no api.jwt is configured' };
     const { config, keys } = this.jwt;
+    const maxLifetimeMs = parseDuration(config.maxLifetime);
     try {
       const { payload } = await jwtVerify(token, keys, {
         issuer: config.issuer,
@@ -99,9 +100,13 @@ export class OperatorCredentials {
         clockTolerance: Math.round(parseDuration(config.clockTolerance) / 1_000),
         currentDate: new Date(this.now()),
         requiredClaims: ['exp', 'iat', config.subjectClaim],
+        // The lifetime below is exp - iat as the token states them: only with maxTokenAge does jose
+        // also refuse an iat ahead of the clock (past clockTolerance), without which a token issued
+        // a year ahead with exp an hour after it would pass as a one-hour token valid for a year.
+        maxTokenAge: Math.round(maxLifetimeMs / 1_000),
       });
       const lifetimeS = (payload.exp ?? 0) - (payload.iat ?? 0);
-      if (lifetimeS * 1_000 > parseDuration(config.maxLifetime))
+      if (lifetimeS * 1_000 > maxLifetimeMs)
         return { ok: false, reason: `JWT lifetime ${lifetimeS}s is over api.jwt.maxLifetime (${config.maxLifetime})` };
       const subject = payload[config.subjectClaim];
       const operator = typeof subject === 'string' ? this.byName.get(subject) : undefined;
@@ -112,6 +117,8 @@ export class OperatorCredentials {
         };
       return { ok: true, identity: { operator, via, credential: 'jwt' } };
     } catch (err) {
+      // Which claim failed (iss, aud, iat in the future) tells the audit log's reader what to fix.
+      if (err instanceof joseErrors.JWTClaimValidationFailed) return { ok: false, reason: `JWT refused: ${err.code} (${err.claim})` };
       if (err instanceof joseErrors.JOSEError) return { ok: false, reason: `JWT refused: ${err.code}` };
       throw err;
     }
