@@ -87,6 +87,8 @@ export interface Harness {
   calls: Call[];
   /** Every restart claim the guard was asked, as asked (request id, target, holder), in order. */
   claims: RestartClaim[];
+  /** Set: createSilence answers only once this settles (Alertmanager slow); like the real one, it does not see a cancel. */
+  holds: { silence?: Promise<unknown> };
   /** What runbooks reported to the metrics sink as they closed. */
   outcomes: Array<{ workflowId: string; runbook: string; outcome: string; durationMs: number }>;
   /** Local reads runs reported to the metrics sink as dropped by the worker and asked again. */
@@ -115,6 +117,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
   const scripts = new Map<string, { script: TargetScript; state: TargetState }>();
   const calls: Call[] = [];
   const claims: RestartClaim[] = [];
+  const holds: Harness['holds'] = {};
   const notifications: Harness['notifications'] = [];
   const outcomes: Harness['outcomes'] = [];
   const droppedReads: Harness['droppedReads'] = [];
@@ -277,6 +280,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
     async createSilence(req: SilenceRequest) {
       silences += 1;
       record('createSilence', undefined, undefined, req);
+      await holds.silence;
       calls[calls.length - 1]!.dryRun = req.dryRun;
       return { silenceId: req.dryRun ? 'dry-run' : `silence-${silences}`, dryRun: req.dryRun };
     },
@@ -336,6 +340,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
     guard,
     calls,
     claims,
+    holds,
     outcomes,
     droppedReads,
     notifications,

@@ -867,7 +867,7 @@ describe('the shipped runbooks', () => {
 
   describe('maintenance', () => {
     /** The input planMaintenanceRun makes for a schedule over these targets. */
-    function maintenanceRun(targets: string[]): RunbookRunInput {
+    function maintenanceRun(targets: string[], windowMs = 60_000): RunbookRunInput {
       const schedule = uniqueTarget('weekly');
       const def = shipped.maintenance!;
       return {
@@ -882,7 +882,7 @@ describe('the shipped runbooks', () => {
         maintenance: {
           schedule,
           targets,
-          windowMs: 60_000,
+          windowMs,
           silence: [{ name: 'service', value: targets.join('|'), isRegex: true, isEqual: true }],
           channels: ['ops'],
         },
@@ -937,6 +937,48 @@ describe('the shipped runbooks', () => {
       ]);
       expect(sent(handle)[0]!.text).toBe(`${a}, ${b}`);
       expect(sent(handle)[1]!.text).toBe(`maintenance '${input.maintenance!.schedule}' completed: maintained ${a}, ${b}`);
+    });
+
+    it('expires a silence whose creation was still under way when the run was cancelled', async () => {
+      const a = uniqueTarget('pg');
+      h.script(a, { healthy: () => true });
+      const alertmanagerSlow = gate();
+      h.holds.silence = alertmanagerSlow.wait;
+      try {
+        const handle = await startMaintenance(maintenanceRun([a]));
+        await until('the silence to be asked for', 10_000, async () => silenceOf(handle), 50);
+        await handle.cancel();
+        // The activity goes on (it does not heartbeat, so it never hears of the cancel) and creates it.
+        await new Promise((r) => setTimeout(r, 500));
+        alertmanagerSlow.open();
+        const err = await handle.result().catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(WorkflowFailedError);
+        const status = await handle.query(statusQuery);
+        const opened = status.timeline.find((e) => e.event === 'window opened');
+        expect(opened?.detail).toMatch(/^silence silence-\d+ /);
+        expect(h.calls.filter((c) => c.activity === 'expireSilence').map((c) => c.arg)).toContain(opened!.detail!.split(' ')[1]);
+        expect(h.callsFor(a, 'backupTarget')).toHaveLength(0);
+      } finally {
+        delete h.holds.silence;
+        alertmanagerSlow.open();
+      }
+    });
+
+    it("gives a backup what is left of the window, its retry included: one still running at the window's end fails there", async () => {
+      const a = uniqueTarget('pg');
+      h.script(a, {
+        healthy: () => true,
+        backup: () => new Promise((r) => setTimeout(r, 8_000)),
+      });
+      const started = Date.now();
+      const handle = await startMaintenance(maintenanceRun([a], 3_000));
+      const result = await handle.result();
+      expect(result.outcome).toBe('failed');
+      expect(result.detail).toMatch(/timed out|timeout/i);
+      // Given up at the window's end, not after the 8 s backup (nor a minute's start-to-close).
+      expect(Date.now() - started).toBeLessThan(7_500);
+      expect(h.callsFor(a, 'maintainTarget')).toHaveLength(0);
+      expect(events(result.timeline)).toEqual(expect.arrayContaining(['silence expired', 'window closed']));
     });
 
     it('fails on a failing post-check, and still expires the silence and closes the window', async () => {

@@ -49,6 +49,7 @@ import {
   waitForStatus,
   type Harness,
 } from './harness.js';
+import { until } from '../support/wait.js';
 
 const historiesDir = join(dirname(fileURLToPath(import.meta.url)), 'histories');
 const rerecord = process.env.RECORD_HISTORIES === '1';
@@ -497,6 +498,56 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     expect((await handle.result()).outcome).toBe('resolved-externally');
     return handle;
   },
+  // After 'all-patches-2026-12-05': the shipped maintenance runbook, cancelled while Alertmanager is
+  // still creating its silence: the creation is waited out, then the silence expired.
+  'runbook-maintenance-cancelled-while-silencing': async (h) => {
+    const target = uniqueTarget('pg');
+    h.script(target, { healthy: () => true });
+    const schedule = uniqueTarget('weekly');
+    const input: RunbookRunInput = {
+      ...runbookInput(h, schedule, {
+        runbook: 'maintenance',
+        targetKind: 'postgres',
+        alert: { name: 'maintenance', severity: 'info', labels: {} },
+        escalation: { policy: 'default', levels: [{ name: 'maintenance', afterMs: 0, channels: ['ops'] }] },
+      }),
+      definition: shippedRunbooks.maintenance!,
+      targets: [{ name: target, kind: 'postgres', queue: h.queue, labels: { service: target } }],
+      maintenance: {
+        schedule,
+        targets: [target],
+        windowMs: 60_000,
+        silence: [{ name: 'service', value: target, isRegex: false, isEqual: true }],
+        channels: ['ops'],
+      },
+      startedBy: 'schedule',
+    };
+    const slow = gate();
+    h.holds.silence = slow.wait;
+    try {
+      const handle = await h.client.workflow.start<(i: RunbookRunInput) => Promise<RunbookResult>>(interpreterWorkflowType, {
+        taskQueue: h.queue,
+        workflowId: maintenanceWorkflowId(schedule),
+        args: [input],
+      });
+      await until(
+        'the silence to be asked for',
+        10_000,
+        async () =>
+          h.calls.some((c) => c.activity === 'createSilence' && (c.arg as { comment: string }).comment.includes(handle.workflowId))
+            ? true
+            : undefined,
+        50,
+      );
+      await handle.cancel();
+      slow.open();
+      await handle.result().catch(() => undefined);
+      return handle;
+    } finally {
+      delete h.holds.silence;
+      slow.open();
+    }
+  },
   'guardrails-continued-as-new': async (h) => {
     const { handle, guard } = await guardOfItsOwn(h, 'replay', 20);
     const lease = await guard.acquireSlot({ requestId: 'l1', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 60_000 });
@@ -744,7 +795,11 @@ describe('workflow histories replay against the current code', () => {
         if (m?.markerName !== 'core_patch') return [];
         return [(JSON.parse(Buffer.from(m.details!['patch-data']!.payloads[0]!.data, 'base64').toString('utf8')) as { id: string }).id];
       });
-    for (const name of ['runbook-parallel-restarts-keyed-by-step', 'runbook-new-alert-reopens-incident']) {
+    for (const name of [
+      'runbook-parallel-restarts-keyed-by-step',
+      'runbook-new-alert-reopens-incident',
+      'runbook-maintenance-cancelled-while-silencing',
+    ]) {
       expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05']);
     }
   });

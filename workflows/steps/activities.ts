@@ -126,7 +126,12 @@ export type EngineSteps = EngineActivities & GuardrailActivities;
  * Activities that act on one target, on the queue of the worker (engine or host agent) that owns it.
  * Given the target's kind, a health check of a target the engine itself reaches is a local activity.
  */
-export function targetActivities(taskQueue: string, longRunMs = 3_600_000, kind?: TargetKind): TargetSteps {
+/**
+ * `longRunMs`: how long a backup or VACUUM may take. `untilMs`, inside a maintenance window: the
+ * window's end, which no attempt of them may pass (the retry included), since the window's silence
+ * and guard entry end there.
+ */
+export function targetActivities(taskQueue: string, longRunMs = 3_600_000, kind?: TargetKind, untilMs?: number): TargetSteps {
   // A verify inside a polling loop must answer quickly; the loop is the retry.
   const checks = proxyActivities<TargetActivities>({ taskQueue, ...opts('1m', 2) });
   const localVerify = asActivity('verifyTarget', proxyLocalActivities<TargetActivities>(localOpts('1m', 2)).verifyTarget);
@@ -137,7 +142,10 @@ export function targetActivities(taskQueue: string, longRunMs = 3_600_000, kind?
   // Backups and VACUUM run long; they heartbeat, so a dead worker is noticed in minutes, not hours.
   const long = proxyActivities<TargetActivities>({
     taskQueue,
-    ...opts(`${Math.max(60_000, longRunMs)}ms`, 2, { heartbeatTimeout: '2m' }),
+    ...opts(`${Math.max(60_000, longRunMs)}ms`, 2, {
+      heartbeatTimeout: '2m',
+      ...(untilMs !== undefined ? { scheduleToCloseTimeout: `${Math.max(1_000, untilMs - Date.now())}ms` } : {}),
+    }),
   });
   // Deleting old files again deletes what is left: a second try is harmless. A forced rotation
   // twice rotates twice: once only. Both heartbeat while their program runs.

@@ -2,7 +2,7 @@
 // the compiled runbooks use (verify, restartWithRetries, diagnose, escalate, awaitApproval, the
 // maintenance window), so a runbook file keeps every guarantee: verification, anti-flap, the
 // destructive-action cap, dry-run, capped output, pages sent once.
-import { httpOutputCode, interpreterChecksAhead, isPatched } from './patchesFirst.js';
+import { httpOutputCode, interpreterChecksAhead, isPatched, windowBoundsSlottedWork } from './patchesFirst.js';
 import { proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
 import { safeUrl } from '../../config/safeUrl.js';
@@ -380,7 +380,7 @@ export function runStepType(
     get target() {
       return target();
     },
-    on: (longRunMs?: number) => targetActivities(target().queue, longRunMs, target().kind),
+    on: (longRunMs?: number, untilMs?: number) => targetActivities(target().queue, longRunMs, target().kind, untilMs),
     text: (template) => renderTemplate(template, ctx()),
     ctx,
     ...(interruptWhen ? { interruptWhen } : {}),
@@ -421,13 +421,20 @@ async function slotted<R>(
       waitMs: remaining,
       dryRun: run.input.dryRun,
     },
-    () =>
-      work(on(remaining), {
+    () => {
+      const ctx = {
         incidentId: run.rb.incident.workflowId,
         reason,
         actor: run.input.startedBy === 'schedule' ? 'engine' : run.input.startedBy,
         dryRun: run.input.dryRun,
-      }),
+      };
+      if (!run.window || !windowBoundsSlottedWork()) return work(on(remaining), ctx);
+      // What is left once the slot is granted, not before the wait: the work, its retry included,
+      // ends with the window, whose silence and guard entry end there too.
+      const left = run.window.endsAt - Date.now();
+      if (left <= 0) throw new StepFailed(`'${target.name}' not done: the maintenance window ended while it waited for a destructive slot`);
+      return work(on(left, run.window.endsAt), ctx);
+    },
   );
   if (!slot.ran) throw new StepFailed(`'${target.name}' not done: ${slot.reason}`);
   return slot.value;

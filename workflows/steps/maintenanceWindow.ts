@@ -1,14 +1,14 @@
 // Maintenance windows seen from both sides: an incident checks whether its target is under a
 // silence or an open window (and then keeps its hands off), and the maintenance runbook opens a
 // window (guard entry + Alertmanager silence) and must close it however the run ends.
-import { isCancellation } from '@temporalio/workflow';
+import { CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { SilenceMatcher, Suppression } from '../../activities/contract.js';
 
 /** What createSilence answers in a dry run: no silence was made. */
 export const dryRunSilenceId = 'dry-run';
 import type { EngineSteps } from './activities.js';
 import { describeFailure, type Incident } from './incident.js';
-import { cancelledCheckStops, dryRunSilenceNotExpired, isPatched } from './patchesFirst.js';
+import { cancelledCheckStops, dryRunSilenceNotExpired, isPatched, silenceCreatedWhole } from './patchesFirst.js';
 
 /**
  * Whether automatic action on the target is suppressed. Checked against both Alertmanager silences
@@ -75,13 +75,18 @@ export class MaintenanceWindow {
       incident.record('no silence', 'the schedule names no matchers; alerts are not silenced');
       return;
     }
-    const silence = await engine.createSilence({
-      matchers: plan.silence,
-      durationMs: plan.windowMs,
-      createdBy: 'remediation-engine',
-      comment: `maintenance '${plan.schedule}' (${incident.workflowId}): ${plan.targets.join(', ')}`,
-      dryRun: plan.dryRun,
-    });
+    const create = () =>
+      engine.createSilence({
+        matchers: plan.silence,
+        durationMs: plan.windowMs,
+        createdBy: 'remediation-engine',
+        comment: `maintenance '${plan.schedule}' (${incident.workflowId}): ${plan.targets.join(', ')}`,
+        dryRun: plan.dryRun,
+      });
+    // A cancel (or the step's timeout) while Alertmanager is being asked would stop the run waiting
+    // but not the activity: the silence would then exist with no id to expire, muting these targets'
+    // alerts for the whole window. Waited out instead, so close() expires it; the cancel still lands.
+    const silence = await (silenceCreatedWhole() ? CancellationScope.nonCancellable(create) : create());
     this.silenceId = silence.silenceId;
     incident.record('window opened', `silence ${silence.silenceId}${silence.dryRun ? ' (dry-run)' : ''} for ${plan.targets.join(', ')}`);
   }

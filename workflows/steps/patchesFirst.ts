@@ -70,7 +70,12 @@ export type PatchId = (typeof coveredByOneMarker)[number];
  *   (steps/catalog.ts): restarts side by side in a parallel group each claim a slot and an
  *   anti-flap count of their own (restartsKeyedByStep);
  * - a new alert firing after every alert of an incident resolved opens it again (steps/incident.ts,
- *   newAlertReopensIncident).
+ *   newAlertReopensIncident);
+ * - a backup or VACUUM in a maintenance window gets what is left of it once its slot is granted, not
+ *   before the wait, and its retry cannot pass the window's end (steps/catalog.ts,
+ *   windowBoundsSlottedWork);
+ * - a window's silence is created whole even when the run is cancelled meanwhile, so that closing
+ *   the window expires it (steps/maintenanceWindow.ts, silenceCreatedWhole).
  * Never widened either: a later change gets a marker of its own kind, asked before this one.
  */
 const allPatchesOfDecember5 = 'all-patches-2026-12-05';
@@ -137,5 +142,15 @@ export function restartsKeyedByStep(): boolean {
 
 /** Whether a new alert opens again an incident whose alerts all resolved. */
 export function newAlertReopensIncident(): boolean {
+  return laterPatched;
+}
+
+/** Whether a backup or VACUUM in a maintenance window is bounded by the window's end as it starts. */
+export function windowBoundsSlottedWork(): boolean {
+  return laterPatched;
+}
+
+/** Whether a window's silence is created in a scope the run's cancellation cannot cut short. */
+export function silenceCreatedWhole(): boolean {
   return laterPatched;
 }

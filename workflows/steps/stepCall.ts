@@ -25,8 +25,8 @@ export interface StepCall<T extends StepType> {
   step: ActionStep;
   params: StepParams<T>;
   target: TargetRef;
-  /** Target activities on the target's queue; long ones get `longRunMs`. */
-  on: (longRunMs?: number) => TargetSteps;
+  /** Target activities on the target's queue; long ones get `longRunMs`, and end by `untilMs` when given. */
+  on: (longRunMs?: number, untilMs?: number) => TargetSteps;
   text: (template: string) => string;
   ctx: () => ExpressionContext;
   /** Set for top-level steps: a long wait may stop when this holds, to continue the run as new. */
