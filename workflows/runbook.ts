@@ -38,6 +38,8 @@ export interface RunState {
   resume?: RunbookResume;
   /** The checks asked ahead by a suppression check, for the steps after it (steps/checksAhead.ts). */
   ahead?: ChecksAhead;
+  /** Targets whose last one-off check could not run for good, and why: no automatic restart is blind. */
+  uncheckable?: Record<string, string>;
 }
 
 export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {

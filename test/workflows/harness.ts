@@ -107,6 +107,11 @@ export function permanentFailure(message: string): ApplicationFailure {
   return ApplicationFailure.create({ message, type: failureTypes.targetNotFound, nonRetryable: true });
 }
 
+/** What an activity throws when the target refuses the engine's credentials. */
+export function authRefused(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ message, type: failureTypes.authFailed, nonRetryable: true });
+}
+
 /** What a test may set on the harness's worker: a bundle of its own (with a test interceptor, say). */
 export type HarnessWorkerOptions = Pick<WorkerOptions, 'workflowBundle'>;
 

@@ -26,6 +26,7 @@ import {
   events,
   gate,
   guardHolds,
+  authRefused,
   permanentFailure,
   runbookInput,
   startHarness,
@@ -769,6 +770,28 @@ describe('the shipped runbooks', () => {
       expect((await handle.query(statusQuery)).outcome).toBe('cancelled');
       expect(await guardHolds(h, target)).toEqual({ leases: 0, restarts: undefined });
       expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+    });
+
+    it('restarts nothing when the engine cannot check the target for good, and diagnoses and pages instead', async () => {
+      const target = uniqueTarget('svc');
+      h.script(target, {
+        healthy: () => {
+          throw authRefused(`health check of container '${target}' failed: server answered 401 Unauthorized`);
+        },
+      });
+      const handle = await start(runInput(target, def, { escalation: slowLevels }));
+      await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
+      await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'rotating the token' });
+      const result = await handle.result();
+      expect(result.outcome, result.detail).toBe('escalated');
+      expect(result.detail).toMatch(
+        new RegExp(`^not restarted: the engine cannot check '${target}' \\(verification could not run: .*401 Unauthorized`),
+      );
+      expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+      expect(h.callsFor(target, 'diagnoseTarget')).toHaveLength(1);
+      expect(events(result.timeline)).toContain('restart skipped');
+      // The claim asked beside the first reads went back to the guard: no slot held, no restart counted.
+      expect(await guardHolds(h, target)).toEqual({ leases: 0, restarts: undefined });
     });
 
     it('diagnoses and escalates when restarts do not help, until acknowledged', async () => {

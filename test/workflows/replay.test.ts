@@ -39,6 +39,7 @@ import { coveredByOneMarker } from '../../workflows/steps/patchesFirst.js';
 import { bundlePath } from '../support/globalSetup.js';
 import { noopSinks } from '../support/temporal.js';
 import {
+  authRefused,
   cancelWhileFirstReadsOut,
   gate,
   maintenanceInput,
@@ -548,6 +549,20 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
       slow.open();
     }
   },
+  // After 'all-patches-2026-12-05': a target the engine cannot check (its credentials refused) is
+  // not restarted; the run diagnoses and pages its one level.
+  'runbook-serviceDown-uncheckable-not-restarted': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, {
+      healthy: () => {
+        throw authRefused(`health check of container '${target}' failed: server answered 401 Unauthorized`);
+      },
+    });
+    const handle = await startInterpreter(h, shippedRunbooks.serviceDown!, target, { escalation: oneLevel });
+    const result = await handle.result();
+    if (!result.detail.startsWith('not restarted')) throw new Error(`the run restarted: ${result.detail}`);
+    return handle;
+  },
   'guardrails-continued-as-new': async (h) => {
     const { handle, guard } = await guardOfItsOwn(h, 'replay', 20);
     const lease = await guard.acquireSlot({ requestId: 'l1', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 60_000 });
@@ -799,6 +814,7 @@ describe('workflow histories replay against the current code', () => {
       'runbook-parallel-restarts-keyed-by-step',
       'runbook-new-alert-reopens-incident',
       'runbook-maintenance-cancelled-while-silencing',
+      'runbook-serviceDown-uncheckable-not-restarted',
     ]) {
       expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05']);
     }

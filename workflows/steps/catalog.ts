@@ -2,7 +2,7 @@
 // the compiled runbooks use (verify, restartWithRetries, diagnose, escalate, awaitApproval, the
 // maintenance window), so a runbook file keeps every guarantee: verification, anti-flap, the
 // destructive-action cap, dry-run, capped output, pages sent once.
-import { httpOutputCode, interpreterChecksAhead, isPatched, windowBoundsSlottedWork } from './patchesFirst.js';
+import { httpOutputCode, interpreterChecksAhead, isPatched, skipsBlindRestarts, windowBoundsSlottedWork } from './patchesFirst.js';
 import { proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
 import { safeUrl } from '../../config/safeUrl.js';
@@ -43,6 +43,11 @@ const catalog: { [T in StepType]: Impl<T> } = {
     if (params.within === undefined) {
       const asked = takeCheck(run, step.id);
       const r = asked ? await verifyFrom(run.rb.incident, asked) : await verify(run.rb.incident, on(), target.name);
+      if (skipsBlindRestarts()) {
+        run.uncheckable ??= {};
+        if (r.uncheckable) run.uncheckable[target.name] = r.detail;
+        else delete run.uncheckable[target.name];
+      }
       return outputs({ healthy: r.healthy, detail: r.detail });
     }
     const r = await verifyWithin(run.rb.incident, on(), target.name, {
@@ -67,6 +72,16 @@ const catalog: { [T in StepType]: Impl<T> } = {
         { attempt: 1, actor: by, automatic: false },
       );
       return outputs({ recovered: r.kind === 'recovered', attempts: 1, detail: r.detail });
+    }
+    // "Not healthy" because the engine could not ask (its credentials refused, say) is no reason to
+    // restart: the target may be fine. The step ends unrecovered, so the runbook goes on to
+    // diagnose and page; its claim asked ahead is withdrawn with the run. An approved restart is
+    // an operator's call and goes ahead.
+    const blind = run.uncheckable?.[target.name];
+    if (blind !== undefined) {
+      const detail = `not restarted: the engine cannot check '${target.name}' (${blind})`;
+      incident.record('restart skipped', detail);
+      return outputs({ recovered: false, attempts: 0, detail });
     }
     const ahead = takeClaim(run, step.id);
     const r = await restartWithRetries(incident, on(), engine, {

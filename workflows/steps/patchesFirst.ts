@@ -75,7 +75,9 @@ export type PatchId = (typeof coveredByOneMarker)[number];
  *   before the wait, and its retry cannot pass the window's end (steps/catalog.ts,
  *   windowBoundsSlottedWork);
  * - a window's silence is created whole even when the run is cancelled meanwhile, so that closing
- *   the window expires it (steps/maintenanceWindow.ts, silenceCreatedWhole).
+ *   the window expires it (steps/maintenanceWindow.ts, silenceCreatedWhole);
+ * - an automatic restart is skipped when the target's last check could not run for good (the
+ *   engine's credentials refused, say): the target may be healthy (steps/catalog.ts, skipsBlindRestarts).
  * Never widened either: a later change gets a marker of its own kind, asked before this one.
  */
 const allPatchesOfDecember5 = 'all-patches-2026-12-05';
@@ -152,5 +154,10 @@ export function windowBoundsSlottedWork(): boolean {
 
 /** Whether a window's silence is created in a scope the run's cancellation cannot cut short. */
 export function silenceCreatedWhole(): boolean {
+  return laterPatched;
+}
+
+/** Whether a `restart` step skips a target the engine could not check (its check failed for good). */
+export function skipsBlindRestarts(): boolean {
   return laterPatched;
 }

@@ -4,11 +4,16 @@ import { sleep } from '@temporalio/workflow';
 import type { Verification } from '../../activities/contract.js';
 import { formatDuration } from '../../config/duration.js';
 import type { TargetSteps } from './activities.js';
-import { describeFailure, type Incident } from './incident.js';
+import { describeFailure, isPermanent, type Incident } from './incident.js';
 
 export interface VerifyResult {
   healthy: boolean;
   detail: string;
+  /**
+   * The check could not run and asking again will not help (the engine's credentials refused, the
+   * target's config wrong): "not healthy" then says nothing of the target itself.
+   */
+  uncheckable?: true;
 }
 
 /** One check of the target, recorded on the timeline. */
@@ -63,7 +68,11 @@ export async function checkOnce(target: TargetSteps, name: string): Promise<Veri
     const v = await target.verifyTarget(name);
     return { healthy: v.healthy, detail: describeChecks(v) };
   } catch (err) {
-    return { healthy: false, detail: `verification could not run: ${describeFailure(err)}` };
+    return {
+      healthy: false,
+      detail: `verification could not run: ${describeFailure(err)}`,
+      ...(isPermanent(err) ? { uncheckable: true as const } : {}),
+    };
   }
 }
 
