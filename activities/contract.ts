@@ -23,6 +23,8 @@ export interface Check {
   ok: boolean;
   detail: string;
   latencyMs?: number;
+  /** Failed because the target refused the engine (its credentials), not because it is down. */
+  refused?: true;
 }
 
 export interface Verification {

@@ -15,6 +15,8 @@ export interface HealthCheckResult {
   latencyMs: number;
   body: string;
   error?: string;
+  /** The endpoint answered 401 or 403 (not the status expected): it is up, and refused the engine. */
+  refused?: true;
 }
 
 export interface HealthCheckDetail {
@@ -64,6 +66,10 @@ export function createHttpActivities(deps: { outputBytes: number }) {
       const ok = res.status === expect;
       const result: HealthCheckResult = { ok, status: res.status, latencyMs, body };
       if (!ok) result.error = `expected status ${expect}, got ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
+      if (!ok && (res.status === 401 || res.status === 403)) {
+        result.refused = true;
+        result.error += ": the endpoint refused the engine's credentials";
+      }
       return result;
     } catch (err) {
       if (activitySignal()?.aborted) throw err;

@@ -132,7 +132,15 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       timeoutMs: parseDuration(t.health.timeout),
       headers: headersOf(`health check of target '${name}'`, t.health.headers),
     });
-    return [{ check: 'http', ok: h.ok, detail: h.ok ? `HTTP ${h.status}` : (h.error ?? `HTTP ${h.status}`), latencyMs: h.latencyMs }];
+    return [
+      {
+        check: 'http',
+        ok: h.ok,
+        detail: h.ok ? `HTTP ${h.status}` : (h.error ?? `HTTP ${h.status}`),
+        latencyMs: h.latencyMs,
+        ...(h.refused ? { refused: true as const } : {}),
+      },
+    ];
   }
 
   async function verifyTarget(name: string): Promise<Verification> {

@@ -96,7 +96,12 @@ describe('a health check and an action with headers from secrets', () => {
     // Without the header the same endpoint answers 401: the check really depends on it.
     const bare = await activities({}).verifyTarget('api');
     expect(bare.healthy).toBe(false);
-    expect(bare.checks[0]!.detail).toBe('expected status 200, got 401 Unauthorized');
+    // Told apart from "down": the endpoint answered, and refused the engine (a runbook does not restart for that).
+    expect(bare.checks[0]).toMatchObject({
+      ok: false,
+      refused: true,
+      detail: "expected status 200, got 401 Unauthorized: the endpoint refused the engine's credentials",
+    });
   });
 
   it('sends them with the diagnosis health checks, and scrubs the token an endpoint echoes', async () => {

@@ -59,6 +59,8 @@ export interface TargetScript {
   maintain?: (ctx: ActionContext) => Promise<void> | void;
   /** An Alertmanager silence covering the target. */
   silencedBy?: string;
+  /** When not healthy: its health endpoint answers 401 (the engine's token refused), not "down". */
+  refusesEngine?: boolean;
   /** The silence check answers only once this settles (a run caught while its first reads are out). */
   suppressionHeld?: Promise<unknown>;
   /** The guard's restart claim answers this much later (a busy guard: it comes after the other first reads). */
@@ -158,6 +160,12 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
       state.verifies += 1;
       record('verifyTarget', target);
       const healthy = script.healthy?.(state) ?? false;
+      if (!healthy && script.refusesEngine)
+        return {
+          target,
+          healthy,
+          checks: [{ check: 'http', ok: false, detail: 'expected status 200, got 401 Unauthorized', refused: true }],
+        };
       return { target, healthy, checks: [{ check: 'http', ok: healthy, detail: healthy ? '200 OK' : 'connection refused' }] };
     },
     async restartTarget(target, ctx) {

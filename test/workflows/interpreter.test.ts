@@ -794,6 +794,18 @@ describe('the shipped runbooks', () => {
       expect(await guardHolds(h, target)).toEqual({ leases: 0, restarts: undefined });
     });
 
+    it('restarts nothing when the health endpoint refuses the engine (401), since the target answered', async () => {
+      const target = uniqueTarget('svc');
+      h.script(target, { healthy: () => false, refusesEngine: true });
+      const handle = await start(runInput(target, def, { escalation: slowLevels }));
+      await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
+      await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'rotating the token' });
+      const result = await handle.result();
+      expect(result.outcome, result.detail).toBe('escalated');
+      expect(result.detail).toMatch(/^not restarted: the engine cannot check .*401 Unauthorized/);
+      expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+    });
+
     it('diagnoses and escalates when restarts do not help, until acknowledged', async () => {
       const target = uniqueTarget('svc');
       h.script(target, { healthy: () => false });

@@ -66,7 +66,11 @@ export async function verifyWithin(
 export async function checkOnce(target: TargetSteps, name: string): Promise<VerifyResult> {
   try {
     const v = await target.verifyTarget(name);
-    return { healthy: v.healthy, detail: describeChecks(v) };
+    // Every failing check refused the engine (a 401 from a health endpoint whose token rotated): the
+    // target answered, and nothing says it is down.
+    const failing = v.checks.filter((c) => !c.ok);
+    const refused = !v.healthy && failing.length > 0 && failing.every((c) => c.refused);
+    return { healthy: v.healthy, detail: describeChecks(v), ...(refused ? { uncheckable: true as const } : {}) };
   } catch (err) {
     return {
       healthy: false,
