@@ -11,6 +11,7 @@ import {
   alertResolvedSignal,
   approveSignal,
   incidentWorkflowId,
+  maintenanceWorkflowId,
   statusQuery,
   type RunbookResult,
   type RunbookRunInput,
@@ -151,6 +152,63 @@ describe('an incident that hears a lot', () => {
     );
     expect(requests).toHaveLength(1);
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(1);
+  }, 120_000);
+});
+
+describe('a maintenance run with its window open', () => {
+  it('does not continue as new while it holds the window, so its finally still expires the silence and closes the window', async () => {
+    const target = uniqueTarget('pg');
+    h.script(target, { healthy: () => true });
+    const schedule = uniqueTarget('weekly');
+    const definition = parseRunbook(
+      [
+        'name: windowedApproval',
+        'description: a window held open while an operator decides',
+        'kind: maintenance',
+        'appliesTo: [postgres]',
+        'steps:',
+        '  - { id: open-window, uses: openWindow }',
+        '  - { id: go-on, uses: approval, with: { action: "go on with the maintenance" } }',
+        'finally:',
+        '  - { id: close-window, uses: closeWindow }',
+      ].join('\n'),
+      'windowedApproval.yaml',
+    );
+    const handle = await h.client.workflow.start('runbook', {
+      taskQueue: h.queue,
+      workflowId: maintenanceWorkflowId(schedule),
+      args: [
+        {
+          ...input('windowedApproval', schedule, {
+            definition,
+            targets: [{ name: target, kind: 'postgres', queue: h.queue, labels: { service: target } }],
+            startedBy: 'schedule',
+          }),
+          targetKind: 'postgres',
+          maintenance: {
+            schedule,
+            targets: [target],
+            windowMs: 600_000,
+            silence: [{ name: 'service', value: target, isRegex: false, isEqual: true }],
+            channels: ['ops'],
+          },
+        },
+      ],
+    });
+    await waitForStatus(handle, (s) => s.pendingApproval?.step === 'go-on');
+    const firstRunId = (await handle.describe()).runId;
+    // Past the history a run continues as new at (a top-level approval is where it would): an
+    // alert, then its repeats, each an event.
+    await handle.signal(alertFiringSignal, { fingerprint: 'fp-noise', at: new Date().toISOString() });
+    await waitForStatus(handle, (s) => s.timeline.some((e) => e.detail?.includes('fp-noise')));
+    await repeat(handle, 'fp-noise', historyLimit + 500);
+    expect((await handle.describe()).runId).toBe(firstRunId);
+    await handle.signal(approveSignal, { operator: 'alice', reason: 'go' });
+    const result = (await handle.result()) as RunbookResult;
+    const silenceId = result.timeline.find((e) => e.event === 'window opened')!.detail!.split(' ')[1];
+    expect(h.calls.filter((c) => c.activity === 'expireSilence').map((c) => c.arg)).toContain(silenceId);
+    expect(result.timeline.map((e) => e.event)).toContain('window closed');
+    expect((await h.guard.maintenanceWindowFor(target)).suppressed).toBe(false);
   }, 120_000);
 });
 

@@ -91,6 +91,11 @@ export class MaintenanceWindow {
     incident.record('window opened', `silence ${silence.silenceId}${silence.dryRun ? ' (dry-run)' : ''} for ${plan.targets.join(', ')}`);
   }
 
+  /** Its silence or its guard entry is still there to remove. */
+  get holdsSomething(): boolean {
+    return this.silenceId !== undefined || this.guardOpen;
+  }
+
   /** Call inside CancellationScope.nonCancellable: it must run even when the workflow is cancelled. */
   async close(): Promise<void> {
     const { incident, engine, plan } = this;

@@ -77,7 +77,9 @@ export type PatchId = (typeof coveredByOneMarker)[number];
  * - a window's silence is created whole even when the run is cancelled meanwhile, so that closing
  *   the window expires it (steps/maintenanceWindow.ts, silenceCreatedWhole);
  * - an automatic restart is skipped when the target's last check could not run for good (the
- *   engine's credentials refused, say): the target may be healthy (steps/catalog.ts, skipsBlindRestarts).
+ *   engine's credentials refused, say): the target may be healthy (steps/catalog.ts, skipsBlindRestarts);
+ * - a run holding a maintenance window open does not continue as new, which would lose the window
+ *   (runbook.ts, keepsRunWhileWindowOpen).
  * Never widened either: a later change gets a marker of its own kind, asked before this one.
  */
 const allPatchesOfDecember5 = 'all-patches-2026-12-05';
@@ -159,5 +161,10 @@ export function silenceCreatedWhole(): boolean {
 
 /** Whether a `restart` step skips a target the engine could not check (its check failed for good). */
 export function skipsBlindRestarts(): boolean {
+  return laterPatched;
+}
+
+/** Whether a run with a maintenance window open keeps its run instead of continuing as new. */
+export function keepsRunWhileWindowOpen(): boolean {
   return laterPatched;
 }
