@@ -194,7 +194,8 @@ async function post(name: string, channel: PostedChannel, req: NotificationReque
   if (res.status >= 200 && res.status < 300) return;
 
   // A receiver's error page may quote the request (its URL and query, with the token).
-  const said = `the receiver answered ${res.status}: ${redactUrls(redact(errorText(text), secrets))}`;
+  // Scrubbed whole before it is cut: a secret across the cut would otherwise keep its first half.
+  const said = `the receiver answered ${res.status}: ${errorText(redactUrls(redact(text.slice(0, 65_536), secrets)))}`;
   if (res.status >= 500 || res.status === 408 || res.status === 429) throw transient(what, said);
   if (res.status === 401 || res.status === 403) throw authFailed(what, said);
   if (res.status === 404 || res.status === 410) throw targetNotFound(what, said);

@@ -5,7 +5,7 @@
 // hold connections on a server that is running out of them, and a pooled connection broken by
 // the very outage being remediated would make the next diagnosis lie.
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
@@ -206,6 +206,10 @@ export function createPostgresActivities(deps: PostgresDeps) {
       await mkdir(deps.backupDir, { recursive: true, mode: 0o700 });
       if (await exists(file)) throw transient(what, `${file} already exists (another backup in the same second)`);
       const partial = `${file}.partial`;
+      // pg_dump creates its file by the umask (0644 as a rule): made here first, the owner's only,
+      // so the dump is never readable by others while it is written (pg_dump truncates, keeping the mode).
+      await rm(partial, { force: true });
+      await writeFile(partial, '', { mode: 0o600, flag: 'wx' });
       const args = [
         '--format=custom',
         `--file=${partial}`,

@@ -261,6 +261,14 @@ describe('failures', () => {
     expect(f.message).toContain('invalid_token');
   });
 
+  it('keeps a secret out of a failure even where the answer is cut, across the cut', async () => {
+    const notify = createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify;
+    // The routing key starts just before the 300th character the failure keeps of the answer.
+    receiver.alwaysAnswer('/pd', 400, `${'x'.repeat(290)} ${routingKey}`);
+    const f = await failureOf(notify(request({ channels: ['pager'] })));
+    expect(f.message).not.toContain(routingKey.slice(0, 8));
+  });
+
   it('is retryable when the receiver refuses connections, without naming its path', async () => {
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -310,6 +310,28 @@ describe('postgres backup', () => {
   beforeAll(async () => {
     await admin.query(`CREATE TABLE ${backupTable} (id int PRIMARY KEY, note text)`);
     await admin.query(`INSERT INTO ${backupTable} SELECT g, 'row ' || g FROM generate_series(1, ${rows}) g`);
+  });
+
+  it("makes the dump file the owner's only before pg_dump writes a byte of it", async () => {
+    const backupDir = join(scratch, 'mode', 'backups');
+    // pg_dump, with a look first at the file it is told to write: its mode then, or that it is not there yet.
+    const wrapper = join(scratch, 'pg_dump-looking');
+    const marker = join(scratch, 'mode-seen');
+    await writeFile(
+      wrapper,
+      [
+        '#!/bin/sh',
+        'for a in "$@"; do case "$a" in --file=*) f="${a#--file=}";; esac; done',
+        `if [ -e "$f" ]; then stat -c %a "$f" > '${marker}'; else echo absent > '${marker}'; fi`,
+        'exec pg_dump "$@"',
+      ].join('\n'),
+      { mode: 0o700 },
+    );
+    const result = await createPostgresActivities({ outputBytes: 16_384, backupDir, pgDumpPath: wrapper }).backup(conn, target, {
+      dryRun: false,
+    });
+    expect((await readFile(marker, 'utf8')).trim()).toBe('600');
+    expect((await stat(result.file!)).mode & 0o777).toBe(0o600);
   });
 
   it('writes a custom-format dump that restores the table with all its rows', async () => {
