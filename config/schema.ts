@@ -603,7 +603,8 @@ export const engineConfigShape = z
         restartAttempts: z.number().int().min(1).max(10).default(3),
         restartBackoff: durationWithin(0, hour).default('10s'),
         verifyDeadline: timeout(hour).default('60s'),
-        verifyInterval: timeout(10 * minute).default('2s'),
+        // Faster only loads the target; each poll of a restart's verification is written to history.
+        verifyInterval: durationWithin(100, 10 * minute).default('2s'),
         maxConcurrentDestructive: z.number().int().min(1).default(2),
         approvalTimeout: timeout(30 * day).default('30m'),
       })
@@ -631,9 +632,32 @@ export const engineConfigShape = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    for (const p of verificationPollProblems(c)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.path, message: p.message });
     for (const p of embeddedPortProblems(c)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.path, message: p.message });
     for (const p of headerSecretProblems(c)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.path, message: p.message });
   });
+
+/** Polls of one restart's verification at most: each is written to the run's history (Temporal cuts a run off at 51,200 events). */
+export const maxVerificationPolls = 1_000;
+
+/** A restart's verification polls every verifyInterval until verifyDeadline (the global one, or a target's own). */
+function verificationPollProblems(c: z.output<typeof engineConfigShape>): Array<{ path: Array<string | number>; message: string }> {
+  const g = c.guardrails;
+  if (!durationPattern.test(g.verifyInterval)) return [];
+  const interval = parseDuration(g.verifyInterval);
+  const deadlines: Array<{ path: Array<string | number>; text: string }> = [
+    { path: ['guardrails', 'verifyDeadline'], text: g.verifyDeadline },
+    ...Object.entries(c.targets).flatMap(([name, t]) =>
+      t.verifyDeadline ? [{ path: ['targets', name, 'verifyDeadline'], text: t.verifyDeadline }] : [],
+    ),
+  ];
+  return deadlines
+    .filter((d) => durationPattern.test(d.text) && Math.ceil(parseDuration(d.text) / interval) > maxVerificationPolls)
+    .map((d) => ({
+      path: d.path,
+      message: `${d.text} / guardrails.verifyInterval ${g.verifyInterval} is ${Math.ceil(parseDuration(d.text) / interval)} polls of a restart's verification; at most ${maxVerificationPolls} (each is written to the run's history): a longer verifyInterval or a shorter deadline`,
+    }));
+}
 
 /** Every `{ secret: NAME }` of a health check's or an action's headers names an entry of `secrets`. */
 function headerSecretProblems(c: z.output<typeof engineConfigShape>): Array<{ path: Array<string | number>; message: string }> {

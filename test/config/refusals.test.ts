@@ -174,6 +174,16 @@ describe('refused at start-up, naming key and value', () => {
     refusedWith((c) => (c.guardrails = { approvalTimeout: '400d' }), 'guardrails.approvalTimeout', 'at most 30d');
     refusedWith((c) => (c.guardrails = { restarts: { window: '0s' } }), 'guardrails.restarts.window');
     refusedWith((c) => (c.guardrails = { verifyInterval: '5m', verifyDeadline: '1m' }), 'guardrails.verifyInterval', 'verifyDeadline');
+    refusedWith((c) => (c.guardrails = { verifyInterval: '10ms' }), 'guardrails.verifyInterval', 'at least 100ms');
+    // Each poll of a restart's verification is written to history: bounded, globally and per target.
+    refusedWith(
+      (c) => (c.guardrails = { verifyInterval: '1s', verifyDeadline: '1h' }),
+      'guardrails.verifyDeadline',
+      '3600 polls',
+      'at most 1000',
+    );
+    refusedWith(target({ verifyDeadline: '1h' }), 'targets.api.verifyDeadline', '1800 polls', 'at most 1000');
+    expect(problems((c) => (c.guardrails = { verifyInterval: '4s', verifyDeadline: '1h' }))).toEqual([]);
     refusedWith((c) => (c.docker = { local: { socketPath: '/var/run/docker.sock', timeout: '0s' } }), 'docker.local.timeout');
     refusedWith((c) => (c.maintenance = [{ name: 'weekly', targets: ['db'], window: '0s' }]), 'maintenance.0.window');
     // Zero is a real value where it means "at once" or "no wait".
