@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WebhookAlert } from '../../triggers/alerts/alertmanagerPayload.js';
-import { openSpool, spoolFileName } from '../../triggers/alerts/spool.js';
+import { lockHolder, openSpool, spoolFileName } from '../../triggers/alerts/spool.js';
 import { startForwarder } from '../../triggers/alerts/spoolForwarder.js';
 import { until } from '../support/wait.js';
 import { pendingEntries } from './support/spoolFile.js';
@@ -173,14 +173,26 @@ describe('spool lock', () => {
     // A process that no longer exists (pids this large are never handed out here).
     writeFileSync(join(dir, 'spool.lock'), '4194000');
     const again = await openSpool(dir);
-    expect(readFileSync(join(dir, 'spool.lock'), 'utf8')).toBe(String(process.pid));
+    expect(readFileSync(join(dir, 'spool.lock'), 'utf8')).toBe(lockHolder(process.pid));
     await again.close();
   });
 
   it('refuses a spool held by another live process', async () => {
     const dir = spoolDir();
+    writeFileSync(join(dir, 'spool.lock'), lockHolder(process.ppid));
+    await expect(openSpool(dir)).rejects.toThrow(`in use by process ${process.ppid}`);
+    // A lock written before start times were kept: the live pid alone still holds it.
     writeFileSync(join(dir, 'spool.lock'), String(process.ppid));
     await expect(openSpool(dir)).rejects.toThrow(`in use by process ${process.ppid}`);
+  });
+
+  it('takes over a lock whose pid a later process was given (the engine was killed, the pid reused)', async () => {
+    const dir = spoolDir();
+    // A live pid, but not the process that wrote the lock: that one started at another time.
+    writeFileSync(join(dir, 'spool.lock'), `${process.ppid} 1`);
+    const s = await openSpool(dir);
+    expect(readFileSync(join(dir, 'spool.lock'), 'utf8')).toBe(lockHolder(process.pid));
+    await s.close();
   });
 });
 

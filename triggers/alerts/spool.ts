@@ -351,7 +351,7 @@ function lockSpool(dir: string): () => void {
   if (openHere.has(lock)) throw new Error(`the webhook spool in ${dir} is already open in this process`);
   for (let tries = 0; ; tries++) {
     try {
-      writeFileSync(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+      writeFileSync(lock, lockHolder(process.pid), { flag: 'wx', mode: 0o600 });
       openHere.add(lock);
       return () => {
         openHere.delete(lock);
@@ -359,12 +359,33 @@ function lockSpool(dir: string): () => void {
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 0) throw err;
-      const holder = Number(readFileSync(lock, 'utf8'));
-      if (holder > 0 && holder !== process.pid && alive(holder)) {
+      const [pid, started] = readFileSync(lock, 'utf8').trim().split(' ');
+      const holder = Number(pid);
+      // A pid is reused after a crash (the host's next process may get it): the holder is that
+      // process only if it also started when the lock says (Linux's /proc; elsewhere the pid alone).
+      const same = started === undefined || startTimeOf(holder) === undefined || startTimeOf(holder) === started;
+      if (holder > 0 && holder !== process.pid && alive(holder) && same) {
         throw new Error(`the webhook spool in ${dir} is in use by process ${holder}; give each engine on this host its own dataDir`);
       }
       rmSync(lock, { force: true });
     }
+  }
+}
+
+/** What a lock file says of its holder: its pid, and when it started where that can be read. */
+export function lockHolder(pid: number): string {
+  const started = startTimeOf(pid);
+  return started === undefined ? String(pid) : `${pid} ${started}`;
+}
+
+/** When a process started, in clock ticks since boot (field 22 of /proc/<pid>/stat), if readable. */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
   }
 }
 
