@@ -3,8 +3,16 @@
 // steps use for container targets, behind the same CommandRunner interface the host agent's local
 // runner has, so both read a program's output the same way.
 //
-// The API has no way to stop an exec'd process: on timeout or cancellation the stream is closed and
-// the call fails, and a process that ignores its closed output may run on inside the container.
+// The API has no way to stop an exec'd process, and the daemon does not stop one whose client went
+// away: a hung command would run on after its activity reported a timeout, and each retry would add
+// another copy. So every exec carries a marker of its own in its environment, and on timeout or
+// cancellation a second exec, as root, kills each process whose environment holds that marker (the
+// program and the children that inherited it). Only the container can say which of its processes
+// it is: the exec's Pid is the host's, and the engine may not share the host of a remote endpoint.
+// Limits: that second exec needs sh, tr and grep in the container (a distroless or scratch image has
+// none, and its command is left running, as before), and a process that clears its environment is
+// not found.
+import { randomUUID } from 'node:crypto';
 import Docker from 'dockerode';
 import type { ContainerRef } from './docker.js';
 import { FrameDemuxer } from './dockerLogStream.js';
@@ -34,6 +42,7 @@ export function createDockerExec(deps: DockerExecDeps): DockerExec {
         const docker = deps.docker(ref.endpoint);
         const apiMs = deps.apiTimeoutMs(ref.endpoint);
         const what = `${cmd} in container '${name}'`;
+        const marker = randomUUID();
         let exec: Docker.Exec;
         try {
           exec = await withTimeout(
@@ -45,7 +54,7 @@ export function createDockerExec(deps: DockerExecDeps): DockerExec {
               AttachStderr: true,
               AttachStdin: false,
               Tty: false,
-              ...(options.env ? { Env: options.env } : {}),
+              Env: [...(options.env ?? []), `${markerName}=${marker}`],
             }),
           );
         } catch (err) {
@@ -54,22 +63,34 @@ export function createDockerExec(deps: DockerExecDeps): DockerExec {
         const out = new CappedText(opts.maxBytes);
         const errOut = new CappedText(opts.maxBytes);
         let stream: NodeJS.ReadWriteStream | undefined;
+        let givenUp = false;
+        const starting = exec.start({ hijack: true, stdin: false }) as Promise<NodeJS.ReadWriteStream>;
         const read = (async () => {
-          stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadWriteStream;
+          stream = await starting;
+          // Given up on before the daemon answered: nobody will read this stream, and draining it
+          // would hold a socket for as long as the program runs.
+          if (givenUp) return destroy(stream);
           const demux = new FrameDemuxer((which, payload) => (which === 'stderr' ? errOut : out).push(payload));
           for await (const chunk of stream as AsyncIterable<Buffer>) demux.push(chunk);
         })();
-        const stop = () => (stream as unknown as { destroy?: () => void } | undefined)?.destroy?.();
-        const onAbort = () => stop();
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        const stop = () => {
+          givenUp = true;
+          destroy(stream);
+        };
+        opts.signal?.addEventListener('abort', stop, { once: true });
         try {
           await withTimeout(what, opts.timeoutMs, read, stop);
         } catch (err) {
-          if (opts.signal?.aborted) throw new Error(`${what} was cancelled`);
+          const cancelled = opts.signal?.aborted;
+          if (cancelled || err instanceof TimeoutError) {
+            stop();
+            await killMarked(docker, name, marker, starting, apiMs);
+          }
+          if (cancelled) throw new Error(`${what} was cancelled`);
           if (err instanceof TimeoutError) throw err;
           throw execFailure(err, name);
         } finally {
-          opts.signal?.removeEventListener('abort', onAbort);
+          opts.signal?.removeEventListener('abort', stop);
         }
         const code = await exitCode(exec, what, name, apiMs);
         const result: CommandResult = {
@@ -89,6 +110,47 @@ export function createDockerExec(deps: DockerExecDeps): DockerExec {
       };
     },
   };
+}
+
+const markerName = 'REMEDIATION_EXEC_ID';
+// The marker comes in as $1, so this script's own command line is all that holds it, not its environment.
+const killScript = `for p in /proc/[0-9]*; do tr '\\0' '\\n' < "$p/environ" 2>/dev/null | grep -qxF "${markerName}=$1" && kill -KILL "\${p#/proc/}" 2>/dev/null; done; true`;
+
+/**
+ * Kills the processes of one exec (see the header). Best effort: the caller reports the timeout or
+ * cancellation either way, and a container that cannot run the script is one this cannot cover.
+ */
+async function killMarked(docker: Docker, container: string, marker: string, starting: Promise<unknown>, apiMs: number): Promise<void> {
+  // A kill that ran before the program started would find nothing, and the program would then start.
+  const started = await withTimeout('start', apiMs, starting).then(
+    () => true,
+    () => false,
+  );
+  if (!started) return;
+  try {
+    await withTimeout(
+      `kill of a timed-out command in container '${container}'`,
+      apiMs,
+      (async () => {
+        const killer = await docker.getContainer(container).exec({
+          Cmd: ['sh', '-c', killScript, 'sh', marker],
+          User: '0',
+          AttachStdout: true,
+          AttachStderr: true,
+          AttachStdin: false,
+          Tty: false,
+        });
+        const s = (await killer.start({ hijack: true, stdin: false })) as NodeJS.ReadWriteStream;
+        for await (const _ of s as AsyncIterable<Buffer>);
+      })(),
+    );
+  } catch {
+    // Nothing more to do from here; the header names the containers this does not cover.
+  }
+}
+
+function destroy(stream: NodeJS.ReadWriteStream | undefined): void {
+  (stream as unknown as { destroy?: () => void } | undefined)?.destroy?.();
 }
 
 /** The exit code once the daemon has it; a process whose output ended a moment before it exited is waited for. */

@@ -105,7 +105,7 @@ export function createMysqlActivities(deps: MysqlDeps) {
       if (opts.dryRun) return { dryRun: true, tables: names, ok: true, rows: [], summary: `would run ${op} TABLE on ${names.join(', ')}` };
       const started = performance.now();
       const running = c.query({ sql: `${op} TABLE ${targets.map((t) => t.quoted).join(', ')}`, timeout: maintenanceMs + 2_000 });
-      const [result] = await killOnAbort(conn, c.threadId, heartbeating(running, { op: op.toLowerCase(), target: name }));
+      const [result] = await stoppedOnGiveUp(conn, c, heartbeating(running, { op: op.toLowerCase(), target: name }));
       const rows = (result as Array<Record<string, unknown>>).map((r) => ({
         table: String(r.Table),
         op: String(r.Op),
@@ -398,35 +398,49 @@ async function currentDatabase(c: mysql.Connection): Promise<string | null> {
   return (rows as Array<{ db: string | null }>)[0]?.db ?? null;
 }
 
-/** The activity's cancellation reaches the server: a closed socket does not stop a table rebuild. */
-async function killOnAbort<T>(conn: MysqlConnection, threadId: number, work: Promise<T>): Promise<T> {
+/**
+ * A statement that stops on the server when the engine stops waiting for it: on the activity's
+ * cancellation, and on the client's own timeout. A closed socket does not stop a table rebuild, and
+ * mysql2's timeout only rejects the call: the statement runs on, and end() queues QUIT behind it.
+ * On MySQL nothing else bounds it (max_execution_time covers SELECT only).
+ */
+export async function stoppedOnGiveUp<T>(conn: MysqlConnection, c: mysql.Connection, work: Promise<T>): Promise<T> {
+  const threadId = c.threadId;
   const signal = activitySignal();
-  if (!signal) return work;
-  const kill = () => {
-    void mysql
-      .createConnection({
-        host: conn.host,
-        port: conn.port,
-        user: conn.user,
-        password: conn.password?.reveal(),
-        connectTimeout: conn.timeoutMs,
-      })
-      .then(async (k) => {
-        k.on('error', () => {});
-        await k.query('KILL QUERY ?', [threadId]).catch(() => undefined);
-        await k.end().catch(() => undefined);
-      })
-      .catch(() => undefined);
-  };
-  signal.addEventListener('abort', kill, { once: true });
+  const kill = () => void killQuery(conn, threadId);
+  signal?.addEventListener('abort', kill, { once: true });
   try {
     const result = await work;
     // A killed OPTIMIZE may answer with an error row instead of an error.
-    if (signal.aborted) throw signal.reason;
+    if (signal?.aborted) throw signal.reason;
     return result;
+  } catch (err) {
+    if ((err as { code?: unknown })?.code === 'PROTOCOL_SEQUENCE_TIMEOUT') {
+      await killQuery(conn, threadId);
+      // mysql2's destroy() only half-closes, and would wait for the server like end() does.
+      (c as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
+    }
+    throw err;
   } finally {
-    signal.removeEventListener('abort', kill);
+    signal?.removeEventListener('abort', kill);
   }
+}
+
+/** KILL QUERY over a connection of its own: the statement's own connection is busy waiting for it. */
+async function killQuery(conn: MysqlConnection, threadId: number): Promise<void> {
+  const k = await mysql
+    .createConnection({
+      host: conn.host,
+      port: conn.port,
+      user: conn.user,
+      password: conn.password?.reveal(),
+      connectTimeout: conn.timeoutMs,
+    })
+    .catch(() => undefined);
+  if (!k) return;
+  k.on('error', () => {});
+  await withTimeout('kill query', conn.timeoutMs, k.query('KILL QUERY ?', [threadId])).catch(() => undefined);
+  await withTimeout('close', 2_000, k.end()).catch(() => k.destroy());
 }
 
 /** Keeps whole entries, in order, while their JSON fits the output budget. */

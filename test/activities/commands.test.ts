@@ -63,6 +63,8 @@ function config(dryRun = false): EngineConfig {
           },
           chatty: { argv: ['/bin/busybox', 'seq', '1', '100000'], readOnly: true, maxOutputBytes: 200 },
           slow: { argv: ['/bin/busybox', 'sleep', '5'], readOnly: true, timeout: '500ms' },
+          // Not 3600: the container's own main process is `sleep 3600`. The shell's child proves the kill reaches children.
+          hang: { argv: ['/bin/busybox', 'sh', '-c', '/bin/busybox sleep 3599; echo never'], readOnly: true, timeout: '500ms' },
           missing: { argv: ['/usr/bin/no-such-program'], readOnly: true },
           quoted: { argv: ['/bin/busybox', 'echo', '$(id)', '; rm -rf /', '`x`'], readOnly: true },
         },
@@ -202,7 +204,7 @@ describe('a configured command in a container (docker exec)', () => {
     expect(unknown.type).toBe(failureTypes.badInput);
     expect(unknown.nonRetryable).toBe(true);
     expect(unknown.message).toBe(
-      "command 'rm-rf' on target 'app' refused: the target has no such command in the config (known: env, touch-marker, has-marker, fails, chatty, slow, missing, quoted)",
+      "command 'rm-rf' on target 'app' refused: the target has no such command in the config (known: env, touch-marker, has-marker, fails, chatty, slow, hang, missing, quoted)",
     );
     const missing = await failureOf(engine.runTargetCommand('app', req('missing')));
     expect(missing.message).toBe(
@@ -226,6 +228,21 @@ describe('a configured command in a container (docker exec)', () => {
     expect(slow.type).toBe(failureTypes.transient);
     expect(slow.message).toContain('timed out after 500 ms');
     expect(Date.now() - started).toBeLessThan(3_000);
+  });
+});
+
+describe('a configured command in a container that hangs', () => {
+  it('fails fast as a retryable timeout and leaves neither it nor its children running in the container', async () => {
+    const started = Date.now();
+    const hung = await failureOf(engine.runTargetCommand('app', req('hang')));
+    expect(hung.type).toBe(failureTypes.transient);
+    expect(hung.message).toContain('timed out after 500 ms');
+    expect(Date.now() - started).toBeLessThan(3_000);
+    // docker top reads the container's processes from the host side, with no exec of its own.
+    const left = async () => (await docker('top', app)).split('\n').filter((l) => /sleep 3599/.test(l));
+    const deadline = Date.now() + 3_000;
+    while ((await left()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await left()).toEqual([]);
   });
 });
 

@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMysqlActivities, deadlockSection, type MysqlConnection } from '../../activities/mysql.js';
+import { createMysqlActivities, deadlockSection, stoppedOnGiveUp, type MysqlConnection } from '../../activities/mysql.js';
 import { Secret } from '../../config/secret.js';
 import { closedPort, failureOf, silentServer } from '../support/net.js';
 import { stack } from '../support/stack.js';
@@ -425,5 +425,28 @@ describe('mysql table maintenance', () => {
     const failure = await failureOf(my().optimize(conn, target, [optTable, `t_db_missing_${suffix}`], { dryRun: false }));
     expect(failure.type).toBe('TargetNotFound');
     expect(failure.message).toBe(`optimize of mysql 't_db_mysql' failed: no table 't_db_missing_${suffix}'`);
+  });
+});
+
+describe('a maintenance statement the client stops waiting for', () => {
+  it('is killed on the server and its connection dropped when the client times out, even where no server limit would stop it', async () => {
+    const c = await connect();
+    try {
+      // As on MySQL, where max_execution_time covers SELECT only: nothing on the server ends it.
+      await c.query('SET SESSION max_statement_time = 0');
+      const started = Date.now();
+      const failure = await stoppedOnGiveUp(conn, c, c.query({ sql: 'DO SLEEP(30)', timeout: 300 })).catch((err: unknown) => err);
+      expect(failure).toMatchObject({ code: 'PROTOCOL_SEQUENCE_TIMEOUT' });
+      const thread = async () => {
+        const [rows] = await admin.query('SELECT INFO AS info FROM information_schema.PROCESSLIST WHERE ID = ?', [c.threadId]);
+        return rows as Array<{ info: string | null }>;
+      };
+      await until('the sleeping statement and its connection to be gone from the server', 2_000, async () =>
+        (await thread()).length === 0 ? true : undefined,
+      );
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      c.destroy();
+    }
   });
 });
