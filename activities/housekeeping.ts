@@ -148,6 +148,13 @@ export function createHousekeeping(deps: HousekeepingDeps): HousekeepingActiviti
     if (!/^regular (empty )?file$/.test(kind)) throw badInput(what, `${file} is a ${kind}, not a regular file`);
     // -d reports what would happen and changes nothing, not even the state file.
     const r = await run(what, runner, ['logrotate', ...(dryRun ? ['-d'] : []), '-f', '--', file], logrotateMs, 1_048_576);
+    // Killed at the read limit (a config matching thousands of files, in a dry run's chatter): it did
+    // not finish, and some logs may be rotated and others not.
+    if (r.stoppedAtLimit) {
+      const problem = 'logrotate was stopped after 1 MiB of output and did not finish; some logs may be rotated and others not';
+      audit('logrotate', name, ctx, dryRun, problem);
+      throw transient(what, problem);
+    }
     const output = capText(
       redact([r.stdout, r.stderr].filter(Boolean).join('\n').trim(), secrets),
       Math.min(4_000, config.limits.outputBytes),

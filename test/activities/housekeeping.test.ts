@@ -175,6 +175,22 @@ describe('logrotate', () => {
     expect(await exists('/var/log/genesis/orchestrator.log')).toBe(false);
   });
 
+  it('fails a rotation stopped at its output limit, which did not finish, instead of calling it rotated', async () => {
+    // The host's runner kills a program whose output passes the limit (systemd.test.ts shows it does).
+    const stopped = createHousekeeping({
+      config: config(false),
+      logger,
+      hostRunner: async (cmd) =>
+        cmd === 'stat'
+          ? { code: 0, stdout: 'regular file\n', stderr: '' }
+          : { code: 0, stdout: 'considering log …\n', stderr: '', truncated: true, stoppedAtLimit: true },
+    });
+    const f = await failureOf(stopped.rotateLogs('orchestrator', ctx()));
+    expect(f.message).toBe(
+      "logrotate of target 'orchestrator' failed: logrotate was stopped after 1 MiB of output and did not finish; some logs may be rotated and others not",
+    );
+  });
+
   it('refuses a configuration logrotate rejects, a missing file and a target without one, by name', async () => {
     const broken = await failureOf(agent.rotateLogs('linked', ctx()));
     expect(broken.type).toBe(failureTypes.badInput);
