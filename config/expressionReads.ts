@@ -19,6 +19,8 @@ export interface ExpressionReads {
   steps: StepRead[];
   /** `alert` itself is read, anywhere in the expression. */
   alert: boolean;
+  /** `alert` is read somewhere other than inside a json(…) call, which quotes and escapes it. */
+  alertUnquoted: boolean;
 }
 
 interface Node {
@@ -41,7 +43,8 @@ export function expressionReads(text: string): ExpressionReads | undefined {
   } catch {
     return undefined;
   }
-  const out: ExpressionReads = { steps: [], alert: false };
+  const out: ExpressionReads = { steps: [], alert: false, alertUnquoted: false };
+  let inJson = 0;
 
   /** `steps.x` or `steps['x']`: the step x, when `steps` is the run's. */
   const stepOf = (n: unknown, bound: ReadonlySet<string>): string | undefined => {
@@ -69,7 +72,16 @@ export function expressionReads(text: string): ExpressionReads | undefined {
     const step = stepOf(n, bound);
     if (step !== undefined) return void out.steps.push({ step, comparedWith: [] });
     if (n.op === 'id') {
-      if (n.args === 'alert' && !bound.has('alert')) out.alert = true;
+      if (n.args === 'alert' && !bound.has('alert')) {
+        out.alert = true;
+        if (inJson === 0) out.alertUnquoted = true;
+      }
+      return;
+    }
+    if (n.op === 'call' && (n.args as [string, unknown])[0] === 'json') {
+      inJson += 1;
+      walk((n.args as [string, unknown])[1], bound);
+      inJson -= 1;
       return;
     }
     if (comparisons.has(n.op) || n.op === 'in') {

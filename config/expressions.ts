@@ -26,8 +26,18 @@ function env(): Environment {
   if (!environment) {
     environment = new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false, limits });
     for (const name of expressionVariables) environment.registerVariable(name, 'map');
+    // A value as a JSON literal, quoted and escaped: how alert text goes into a request body
+    // (`"service": ${{ json(alert.labels.service) }}`) without a label shaping the JSON around it.
+    environment.registerFunction('json(dyn): string', (value: unknown) => JSON.stringify(value, jsonValue) ?? 'null');
   }
   return environment;
+}
+
+/** CEL's ints are bigints and its maps may be Maps: as JSON, numbers and objects. */
+function jsonValue(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  if (value instanceof Map) return Object.fromEntries(value);
+  return value;
 }
 
 type Compiled = ReturnType<Environment['parse']>;

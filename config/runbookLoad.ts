@@ -255,6 +255,12 @@ function checkExpressions(uses: StepType, params: Record<string, unknown>, path:
           `expression ${JSON.stringify(expr)} reads the alert: ${key} picks what ${uses} acts on, and alert labels choose nothing (read what this run made, e.g. steps.<silence step>.silenceId)`,
           id,
         );
+      else if (uses === 'http' && key === 'body' && expressionReads(expr)?.alertUnquoted)
+        say(
+          [...path, key],
+          `expression ${JSON.stringify(expr)} puts alert text into a request body as it is: a label could shape the request around it; write json(${expr}), which quotes and escapes it`,
+          id,
+        );
     }
   }
 }

@@ -114,6 +114,17 @@ describe('values and templates', () => {
       /^expression "steps\.escalate\.end" failed: .*escalate/,
     );
   });
+
+  it('json() quotes and escapes a value for a request body: a hostile label stays one string', () => {
+    const hostile = 'api", "admin": true, "x": "';
+    const ctx = context({ alert: { name: 'ServiceDown', labels: { service: hostile }, count: 3 } });
+    const body = renderTemplate(
+      '{"service": ${{ json(alert.labels.service) }}, "n": ${{ json(alert.count) }}, "all": ${{ json(alert.labels) }}}',
+      ctx,
+    );
+    expect(JSON.parse(body)).toEqual({ service: hostile, n: 3, all: { service: hostile } });
+    expect(evaluateValue('json(1 + 2)', ctx)).toBe('3');
+  });
 });
 
 describe('checks at load time', () => {

@@ -179,9 +179,20 @@ describe('alert labels choose nothing: what picks the object of a write never re
       '    with: { key: k, title: "${{ alert.name }}", severity: "${{ alert.labels.severity }}" }',
       '  - id: post',
       '    uses: http',
-      '    with: { method: POST, url: "http://127.0.0.1:18080/hook", body: "${{ alert.summary }}" }',
+      `    with: { method: POST, url: "http://127.0.0.1:18080/hook", body: '{"summary": \${{ json(alert.summary) }}}' }`,
     );
     expect(problemsOf(text)).toEqual([]);
+  });
+
+  it('refuses alert text in an http body unless json(…) quotes it: a label could shape the request around it', () => {
+    const text = runbook(
+      '  - id: post',
+      '    uses: http',
+      `    with: { method: POST, url: "http://127.0.0.1:18080/hook", body: '{"summary": "\${{ alert.summary }}"}' }`,
+    );
+    expect(problemsOf(text).join('\n')).toMatch(
+      /steps\.0\.with\.body: expression "alert\.summary" puts alert text into a request body as it is: .* write json\(alert\.summary\)/,
+    );
   });
 });
 
@@ -195,12 +206,17 @@ describe('expressionReads', () => {
         { step: 's', field: 'status', comparedWith: ['ok'] },
       ],
       alert: false,
+      alertUnquoted: false,
     });
     expect(expressionReads('cel.bind(alert, steps.q.r, alert.x)')).toEqual({
       steps: [{ step: 'q', field: 'r', comparedWith: [] }],
       alert: false,
+      alertUnquoted: false,
     });
     expect(expressionReads('cel.bind(x, alert.labels, x.y)')!.alert).toBe(true);
+    // Inside json(…) the alert is read quoted; anywhere else, as it is.
+    expect(expressionReads('json(alert.labels.service)')).toMatchObject({ alert: true, alertUnquoted: false });
+    expect(expressionReads("json(alert.name) + alert.labels['x']")).toMatchObject({ alert: true, alertUnquoted: true });
     expect(expressionReads('steps.(')).toBeUndefined();
   });
 });
