@@ -24,7 +24,8 @@ export function createLogger(opts: LoggingOptions = {}): Logger {
   if (!levels.includes(level)) throw new Error(`LOG_LEVEL ${JSON.stringify(level)}: expected one of ${levels.join(', ')}`);
   const format = logFormat(opts.format, opts.isTTY ?? process.stdout.isTTY === true);
   const sink: DestinationStream | NodeJS.WritableStream =
-    opts.stream ?? (opts.file ? destination({ dest: opts.file, append: true, mkdir: true }) : destination(1));
+    // The log names targets, alerts and errors: the owner's only, as the engine's other state is.
+    opts.stream ?? (opts.file ? destination({ dest: opts.file, append: true, mkdir: true, mode: 0o600 }) : destination(1));
   const out = format === 'json' ? sink : prettyStream(sink);
   return pino({ name: 'remediation', level, timestamp: pino.stdTimeFunctions.isoTime }, out as DestinationStream);
 }

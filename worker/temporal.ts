@@ -37,8 +37,10 @@ export function connectionOptions(config: EngineConfig): Pick<NativeConnectionOp
 }
 
 export async function temporalEndpoint(config: EngineConfig, log: (msg: string) => void): Promise<TemporalEndpoint> {
-  const address = process.env.TEMPORAL_ADDRESS ?? config.temporal.address;
-  const namespace = process.env.TEMPORAL_NAMESPACE ?? config.temporal.namespace;
+  // An empty variable is an unset one (compose's `${TEMPORAL_ADDRESS}`, a Kubernetes `value: ""`),
+  // as for the operator tools: it must not turn a configured cluster into a private dev server.
+  const address = process.env.TEMPORAL_ADDRESS || config.temporal.address;
+  const namespace = process.env.TEMPORAL_NAMESPACE || config.temporal.namespace;
   if (address) return { address, namespace, options: connectionOptions(config), stop: async () => {} };
   return startDevServer(config, log);
 }

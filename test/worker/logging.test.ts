@@ -1,6 +1,9 @@
 // One log stream: the engine's lines, the Temporal SDK's and its core's in one format, JSON for
 // machines and a line per entry for a terminal; no task tokens, no stack for an expected failure.
 import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,6 +12,7 @@ import { e2eConfigInput } from '../e2e/engine.js';
 import { repoRoot, spawnEngine, writeConfig, type EngineProcess } from '../support/engineProcess.js';
 import { uniqueQueue } from '../support/temporal.js';
 import { stack } from '../support/stack.js';
+import { until } from '../support/wait.js';
 
 function capture(): { lines: string[]; stream: Writable } {
   const lines: string[] = [];
@@ -19,6 +23,21 @@ function capture(): { lines: string[]; stream: Writable } {
 }
 
 describe('the log format', () => {
+  it('writes a LOG_FILE the owner alone may read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'remediation-log-'));
+    try {
+      const file = join(dir, 'logs', 'engine.log');
+      const log = createLogger({ file, format: 'json' });
+      log.info({ target: 'api' }, 'a line');
+      await until('the line to reach the file', 5_000, async () =>
+        existsSync(file) && readFileSync(file, 'utf8').includes('a line') ? true : undefined,
+      );
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('is pretty on a terminal and JSON otherwise, unless LOG_FORMAT says', () => {
     expect(logFormat(undefined, true)).toBe('pretty');
     expect(logFormat(undefined, false)).toBe('json');

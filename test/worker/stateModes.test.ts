@@ -12,6 +12,43 @@ import { until } from '../support/wait.js';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 
+describe('which Temporal', () => {
+  it('takes an empty TEMPORAL_ADDRESS or TEMPORAL_NAMESPACE as unset: the configured cluster, not a dev server of its own', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'remediation-which-'));
+    const config = parseConfig({
+      // Where a wrongly started dev server would keep its state: not the checkout.
+      dataDir: scratch,
+      temporal: { address: 'temporal-frontend.internal:7233', namespace: 'prod' },
+      webhook: { listen: '127.0.0.1:0', token: 'tok-state-modes-0123' },
+      targets: {},
+      escalation: { policies: { p: { levels: [{ name: 'l', after: '0s', channels: ['log'] }] } }, default: 'p' },
+      channels: { log: { type: 'log' } },
+    });
+    const before = { address: process.env.TEMPORAL_ADDRESS, namespace: process.env.TEMPORAL_NAMESPACE };
+    process.env.TEMPORAL_ADDRESS = '';
+    process.env.TEMPORAL_NAMESPACE = '';
+    let endpoint: TemporalEndpoint | undefined;
+    try {
+      endpoint = await temporalEndpoint(config, () => {});
+      expect({ address: endpoint.address, namespace: endpoint.namespace, embedded: endpoint.uiUrl !== undefined }).toEqual({
+        address: 'temporal-frontend.internal:7233',
+        namespace: 'prod',
+        embedded: false,
+      });
+    } finally {
+      await endpoint?.stop();
+      rmSync(scratch, { recursive: true, force: true });
+      for (const [key, value] of [
+        ['TEMPORAL_ADDRESS', before.address],
+        ['TEMPORAL_NAMESPACE', before.namespace],
+      ] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
+  });
+});
+
 describe('embedded Temporal state on disk', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'remediation-state-'));
   let endpoint: TemporalEndpoint | undefined;
