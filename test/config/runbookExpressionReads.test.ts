@@ -2,30 +2,7 @@
 // status compared with what it never is, and the alert steering what a write acts on.
 import { describe, expect, it } from 'vitest';
 import { expressionReads } from '../../config/expressionReads.js';
-import { parseRunbook, RunbookError } from '../../config/runbookLoad.js';
-
-/** A runbook file: the header, then the step lines given (line 5 is the first step line). */
-function runbook(...stepLines: string[]): string {
-  return ['name: probe', 'description: a runbook under test', 'appliesTo: [container]', 'steps:', ...stepLines, ''].join('\n');
-}
-
-function problemsOf(text: string): string[] {
-  try {
-    parseRunbook(text, 'bad.yaml');
-  } catch (err) {
-    if (err instanceof RunbookError) return err.problems;
-    throw err;
-  }
-  return [];
-}
-
-/** The one problem of a file, which must start with `bad.yaml:line: step "id":`. */
-function onlyProblem(text: string, line: number, step: string): string {
-  const problems = problemsOf(text);
-  expect(problems, problems.join('\n')).toHaveLength(1);
-  expect(problems[0]!.startsWith(`bad.yaml:${line}: step "${step}":`), problems[0]).toBe(true);
-  return problems[0]!;
-}
+import { onlyProblem, problemsOf, runbook } from './support/runbookText.js';
 
 const verify = ['  - id: verify', '    uses: verify'];
 const call = ['  - id: call', '    uses: http', '    with: { url: "http://127.0.0.1:18080/health" }'];

@@ -1,31 +1,8 @@
 // Polling steps are bounded at load: each check is written to the run's history, and a run Temporal
 // terminates at its history limit runs no finally (no closeWindow, no silence expiry, no page).
 import { describe, expect, it } from 'vitest';
-import { parseRunbook, RunbookError } from '../../config/runbookLoad.js';
+import { onlyProblem, problemsOf, runbook } from './support/runbookText.js';
 import { maxChecksPerRun, maxChecksPerStep } from '../../config/runbookPolling.js';
-
-/** A runbook file: the header, then the step lines given (line 5 is the first step line). */
-function runbook(...stepLines: string[]): string {
-  return ['name: probe', 'description: a runbook under test', 'appliesTo: [container]', 'steps:', ...stepLines, ''].join('\n');
-}
-
-function problemsOf(text: string): string[] {
-  try {
-    parseRunbook(text, 'bad.yaml');
-  } catch (err) {
-    if (err instanceof RunbookError) return err.problems;
-    throw err;
-  }
-  return [];
-}
-
-/** The one problem of a file, which must start with `bad.yaml:line: step "id":`. */
-function onlyProblem(text: string, line: number, step: string): string {
-  const problems = problemsOf(text);
-  expect(problems, problems.join('\n')).toHaveLength(1);
-  expect(problems[0]!.startsWith(`bad.yaml:${line}: step "${step}":`), problems[0]).toBe(true);
-  return problems[0]!;
-}
 
 const wait = (id: string, params: string, ...more: string[]) => [`  - id: ${id}`, '    uses: waitUntil', ...more, `    with: ${params}`];
 const metric = 'check: metric, query: up, op: ">", threshold: 0';
