@@ -16,7 +16,7 @@ import { expressionContext } from './steps/expressionContext.js';
 import { resolve, trigger } from './steps/escalate.js';
 import { describeFailure } from './steps/incident.js';
 import type { MaintenanceWindow } from './steps/maintenanceWindow.js';
-import { decidePatchesFirst, keepsRunWhileWindowOpen } from './steps/patchesFirst.js';
+import { decidePatchesFirst, takesLaterChanges } from './steps/patchesFirst.js';
 import { openRunbook, pageText, title, type Runbook } from './steps/runbook.js';
 
 /** What one step left for later steps: `steps.<id>.status`, `.error` and its outputs. */
@@ -220,7 +220,7 @@ async function runAction(run: RunState, step: ActionStep, item: TargetRef | unde
     () => context(run, item),
     // Not while a maintenance window is open: the run after it would not know the window, and its
     // finally could not close it (the silence and the guard's window would last to their end).
-    topLevel && !(run.window?.holdsSomething && keepsRunWhileWindowOpen()) ? historyTooLong : undefined,
+    topLevel && !(run.window?.holdsSomething && takesLaterChanges()) ? historyTooLong : undefined,
   );
 }
 

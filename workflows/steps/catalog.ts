@@ -2,7 +2,7 @@
 // the compiled runbooks use (verify, restartWithRetries, diagnose, escalate, awaitApproval, the
 // maintenance window), so a runbook file keeps every guarantee: verification, anti-flap, the
 // destructive-action cap, dry-run, capped output, pages sent once.
-import { httpOutputCode, interpreterChecksAhead, isPatched, skipsBlindRestarts, windowBoundsSlottedWork } from './patchesFirst.js';
+import { httpOutputCode, interpreterChecksAhead, isPatched, takesLaterChanges } from './patchesFirst.js';
 import { proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
 import { safeUrl } from '../../config/safeUrl.js';
@@ -43,7 +43,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
     if (params.within === undefined) {
       const asked = takeCheck(run, step.id);
       const r = asked ? await verifyFrom(run.rb.incident, asked) : await verify(run.rb.incident, on(), target.name);
-      if (skipsBlindRestarts()) {
+      if (takesLaterChanges()) {
         run.uncheckable ??= {};
         if (r.uncheckable) run.uncheckable[target.name] = r.detail;
         else delete run.uncheckable[target.name];
@@ -443,7 +443,7 @@ async function slotted<R>(
         actor: run.input.startedBy === 'schedule' ? 'engine' : run.input.startedBy,
         dryRun: run.input.dryRun,
       };
-      if (!run.window || !windowBoundsSlottedWork()) return work(on(remaining), ctx);
+      if (!run.window || !takesLaterChanges()) return work(on(remaining), ctx);
       // What is left once the slot is granted, not before the wait: the work, its retry included,
       // ends with the window, whose silence and guard entry end there too.
       const left = run.window.endsAt - Date.now();

@@ -34,7 +34,7 @@ import {
   type RunbookStatus,
   type TimelineEntry,
 } from '../messages.js';
-import { markedAllAtOnce, newAlertReopensIncident } from './patchesFirst.js';
+import { markedAllAtOnce, takesLaterChanges } from './patchesFirst.js';
 
 /** Enough to read a long incident; a signal storm cannot grow history or the query without bound. */
 const maxTimeline = 200;
@@ -388,7 +388,7 @@ export class Incident {
     }
     // An alert the incident never held, after every one it held resolved: the outage is not over,
     // and ending now would leave this alert unhandled until Alertmanager repeats it (hours).
-    if (this.resolution && newAlertReopensIncident()) {
+    if (this.resolution && takesLaterChanges()) {
       delete this.resolution;
       return this.record('alert firing', `another alert (${describeFingerprint(fp)}): the incident is open again`, 'alertmanager');
     }

@@ -8,7 +8,7 @@ import type { SilenceMatcher, Suppression } from '../../activities/contract.js';
 export const dryRunSilenceId = 'dry-run';
 import type { EngineSteps } from './activities.js';
 import { describeFailure, type Incident } from './incident.js';
-import { cancelledCheckStops, dryRunSilenceNotExpired, isPatched, silenceCreatedWhole } from './patchesFirst.js';
+import { cancelledCheckStops, dryRunSilenceNotExpired, isPatched, takesLaterChanges } from './patchesFirst.js';
 
 /**
  * Whether automatic action on the target is suppressed. Checked against both Alertmanager silences
@@ -86,7 +86,7 @@ export class MaintenanceWindow {
     // A cancel (or the step's timeout) while Alertmanager is being asked would stop the run waiting
     // but not the activity: the silence would then exist with no id to expire, muting these targets'
     // alerts for the whole window. Waited out instead, so close() expires it; the cancel still lands.
-    const silence = await (silenceCreatedWhole() ? CancellationScope.nonCancellable(create) : create());
+    const silence = await (takesLaterChanges() ? CancellationScope.nonCancellable(create) : create());
     this.silenceId = silence.silenceId;
     incident.record('window opened', `silence ${silence.silenceId}${silence.dryRun ? ' (dry-run)' : ''} for ${plan.targets.join(', ')}`);
   }

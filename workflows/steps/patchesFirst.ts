@@ -68,19 +68,18 @@ export type PatchId = (typeof coveredByOneMarker)[number];
  * new run's first task:
  * - a runbook file's `restart` step keys its guard requests by its step and target
  *   (steps/catalog.ts): restarts side by side in a parallel group each claim a slot and an
- *   anti-flap count of their own (restartsKeyedByStep);
- * - a new alert firing after every alert of an incident resolved opens it again (steps/incident.ts,
- *   newAlertReopensIncident);
+ *   anti-flap count of their own;
+ * - a new alert firing after every alert of an incident resolved opens it again (steps/incident.ts);
  * - a backup or VACUUM in a maintenance window gets what is left of it once its slot is granted, not
- *   before the wait, and its retry cannot pass the window's end (steps/catalog.ts,
- *   windowBoundsSlottedWork);
+ *   before the wait, and its retry cannot pass the window's end (steps/catalog.ts);
  * - a window's silence is created whole even when the run is cancelled meanwhile, so that closing
- *   the window expires it (steps/maintenanceWindow.ts, silenceCreatedWhole);
+ *   the window expires it (steps/maintenanceWindow.ts);
  * - an automatic restart is skipped when the target's last check could not run for good (the
- *   engine's credentials refused, say): the target may be healthy (steps/catalog.ts, skipsBlindRestarts);
+ *   engine's credentials refused, say): the target may be healthy (steps/catalog.ts);
  * - a run holding a maintenance window open does not continue as new, which would lose the window
- *   (runbook.ts, keepsRunWhileWindowOpen).
- * Never widened either: a later change gets a marker of its own kind, asked before this one.
+ *   (runbook.ts).
+ * Each asks takesLaterChanges(). Never widened either: a later change gets a marker of its own
+ * kind, asked before this one.
  */
 const allPatchesOfDecember5 = 'all-patches-2026-12-05';
 
@@ -139,32 +138,10 @@ export function dropsAskedAgain(): boolean {
   return allPatched || asksDroppedReadsAgain;
 }
 
-/** Whether this run's `restart` steps key their guard requests by step and target. */
-export function restartsKeyedByStep(): boolean {
-  return laterPatched;
-}
-
-/** Whether a new alert opens again an incident whose alerts all resolved. */
-export function newAlertReopensIncident(): boolean {
-  return laterPatched;
-}
-
-/** Whether a backup or VACUUM in a maintenance window is bounded by the window's end as it starts. */
-export function windowBoundsSlottedWork(): boolean {
-  return laterPatched;
-}
-
-/** Whether a window's silence is created in a scope the run's cancellation cannot cut short. */
-export function silenceCreatedWhole(): boolean {
-  return laterPatched;
-}
-
-/** Whether a `restart` step skips a target the engine could not check (its check failed for good). */
-export function skipsBlindRestarts(): boolean {
-  return laterPatched;
-}
-
-/** Whether a run with a maintenance window open keeps its run instead of continuing as new. */
-export function keepsRunWhileWindowOpen(): boolean {
+/**
+ * Whether this run takes the changes made after the one marker (listed at allPatchesOfDecember5):
+ * decided in its first activation only, so a run that started before never takes them later.
+ */
+export function takesLaterChanges(): boolean {
   return laterPatched;
 }

@@ -7,7 +7,7 @@ import type { RestartClaimed } from '../../activities/contract.js';
 import type { EngineSteps, TargetSteps } from './activities.js';
 import { defaultSlotWaitMs, restartClaim, withDestructiveSlot, type SlotPlan, type Slotted } from './destructiveSlot.js';
 import { describeFailure, isPermanent, waitFor, type Incident } from './incident.js';
-import { isPatched, oneGuardCallPerRestart, restartsKeyedByStep } from './patchesFirst.js';
+import { isPatched, oneGuardCallPerRestart, takesLaterChanges } from './patchesFirst.js';
 import { verifyWithin } from './verify.js';
 
 export interface RestartPlan {
@@ -31,7 +31,7 @@ export interface RestartPlan {
  * attempt alone.
  */
 export function restartStepKey(step: string, target: string): Pick<RestartPlan, 'slotKey'> {
-  return restartsKeyedByStep() ? { slotKey: `${step}/${target}` } : {};
+  return takesLaterChanges() ? { slotKey: `${step}/${target}` } : {};
 }
 
 /**
