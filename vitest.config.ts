@@ -35,7 +35,7 @@ export const noStackTests = [
   'test/triggers/webhookBounds.test.ts',
   'test/triggers/webhookHotPath.test.ts',
   'test/worker/readiness.test.ts',
-  'test/support/net.test.ts',
+  'test/support/ports.test.ts',
   'test/stack/stackEnv.test.ts',
 ];
 

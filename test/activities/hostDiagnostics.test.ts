@@ -12,7 +12,8 @@ import { createEngineActivities, createHostActivities } from '../../activities/i
 import { dockerExecRunner } from '../../activities/systemd.js';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from '../../config/schema.js';
 import { docker } from '../support/docker.js';
-import { closedPort, failureOf } from '../support/net.js';
+import { failureOf } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { stack } from '../support/stack.js';
 
 const suffix = randomUUID().slice(0, 6);

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { engineConfig, type EngineConfig } from '../../config/schema.js';
 import type { HttpStepRequest } from '../../activities/contract.js';
 import { createHttpStep } from '../../activities/httpStep.js';
-import { closedPort, failureOf } from '../support/net.js';
+import { failureOf } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 
 const token = `tok-${randomUUID()}`;
 

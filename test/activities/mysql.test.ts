@@ -11,7 +11,8 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlActivities, deadlockSection, stoppedOnGiveUp, type MysqlConnection } from '../../activities/mysql.js';
 import { Secret } from '../../config/secret.js';
-import { closedPort, failureOf, silentServer } from '../support/net.js';
+import { failureOf, silentServer } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { stack } from '../support/stack.js';
 import { until } from '../support/wait.js';
 

@@ -13,7 +13,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresActivities, type PgConnection } from '../../activities/postgres.js';
 import { Secret } from '../../config/secret.js';
-import { closedPort, failureOf, silentServer } from '../support/net.js';
+import { failureOf, silentServer } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { stack } from '../support/stack.js';
 import { until } from '../support/wait.js';
 

@@ -6,7 +6,8 @@ import { failureTypes } from '../../activities/failures.js';
 import { compare, createPrometheusActivities } from '../../activities/prometheus.js';
 import { escapeForString, queryProblems, renderQuery } from '../../config/promql.js';
 import { engineConfig, type EngineConfig } from '../../config/schema.js';
-import { closedPort, failureOf } from '../support/net.js';
+import { failureOf } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { untilPromSeesUp } from '../support/prometheus.js';
 import { stack } from '../support/stack.js';
 

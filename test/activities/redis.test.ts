@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisActivities, parseInfo, type InfoSection, type RedisConnection } from '../../activities/redis.js';
 import { Secret } from '../../config/secret.js';
 import { stack } from '../support/stack.js';
-import { closedPort, failureOf, silentServer } from '../support/net.js';
+import { failureOf, silentServer } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { until } from '../support/wait.js';
 
 const suffix = randomUUID().slice(0, 8);

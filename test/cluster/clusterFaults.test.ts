@@ -14,7 +14,7 @@ import { clusterUp, crashClusterPostgres, killClusterService, type ClusterServic
 import { dockerSync } from '../support/docker.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
 import { historyEvents } from '../support/history.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack, temporalMode } from '../support/stack.js';
 import { temporalConfigInput, temporalConnectOptions, terminateRunning, uniqueQueue } from '../support/temporal.js';

@@ -15,7 +15,7 @@ import { alertmanagerPayload } from '../support/alertmanagerPayload.js';
 import { clusterUp } from '../support/cluster.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
 import { historyEvents, type HistoryEvent } from '../support/history.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack, temporalMode } from '../support/stack.js';
 import { temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';

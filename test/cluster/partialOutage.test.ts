@@ -11,7 +11,7 @@ import type { EngineConfigInput } from '../../config/schema.js';
 import { alertmanagerPayload } from '../support/alertmanagerPayload.js';
 import { clusterUp, crashClusterPostgres, killClusterService } from '../support/cluster.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack, temporalMode } from '../support/stack.js';
 import { temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';

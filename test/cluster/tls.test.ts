@@ -22,7 +22,7 @@ import { clusterUp } from '../support/cluster.js';
 import { dockerSync } from '../support/docker.js';
 import { spawnEngine, writeConfig, type EngineProcess } from '../support/engineProcess.js';
 import { historyEvents } from '../support/history.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { stack, temporalMode, type TemporalTls } from '../support/stack.js';
 import { temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { until, untilHttpOk } from '../support/wait.js';

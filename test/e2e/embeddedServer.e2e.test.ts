@@ -13,7 +13,7 @@ import type { EngineConfigInput } from '../../config/schema.js';
 import { cliPath, devServerArgs, serving } from '../../worker/temporal.js';
 import { startDevServer, type DevServer } from '../support/devServer.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
-import { reservedDevServerPort, reservedPort } from '../support/net.js';
+import { reservedDevServerPort, reservedPort } from '../support/ports.js';
 import { alive, pidRunning } from '../support/processes.js';
 import { until } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';

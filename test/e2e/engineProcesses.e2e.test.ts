@@ -14,7 +14,7 @@ import { busyboxRun, docker } from '../support/docker.js';
 import { engineMetric } from '../support/engineMetrics.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
 import { activityRunners, historyEvents, workflowTaskRunners } from '../support/history.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { httpOk, until, untilHttpOk } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';

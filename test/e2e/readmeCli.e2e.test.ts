@@ -17,7 +17,7 @@ import { newOperatorToken } from '../../triggers/operators/credentials.js';
 import { holdAlertLoop } from '../support/alertLoop.js';
 import { alertmanagerPayload, type AlertInit } from '../support/alertmanagerPayload.js';
 import { repoRoot, spawnEngine, type EngineProcess } from '../support/engineProcess.js';
-import { closedPort, reservedDevServerPort, reservedPort } from '../support/net.js';
+import { closedPort, reservedDevServerPort, reservedPort } from '../support/ports.js';
 import { stack } from '../support/stack.js';
 import { until } from '../support/wait.js';
 

@@ -17,7 +17,7 @@ import { postAlerts } from '../support/alertmanagerPayload.js';
 import { busyboxRun, containerActions, docker } from '../support/docker.js';
 import { writeConfig } from '../support/engineProcess.js';
 import { activityResults } from '../support/history.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { remediate } from '../support/operatorCli.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { pendingApproval } from '../support/runStatus.js';

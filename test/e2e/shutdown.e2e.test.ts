@@ -14,7 +14,7 @@ import { postAlerts } from '../support/alertmanagerPayload.js';
 import { startDevServer, type DevServer } from '../support/devServer.js';
 import { repoRoot, spawnEngine, writeConfig, type EngineProcess } from '../support/engineProcess.js';
 import { bundlePath } from '../support/globalSetup.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { freeze } from '../support/processes.js';
 import { until } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertmanagerPayload } from '../support/alertmanagerPayload.js';
 import { startDevServer, type DevServer } from '../support/devServer.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { e2eConfigInput } from './engine.js';
 
 const token = `tok-${randomBytes(12).toString('hex')}`;

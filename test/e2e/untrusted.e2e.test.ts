@@ -12,7 +12,7 @@ import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages
 import { postAlerts, type AlertInit } from '../support/alertmanagerPayload.js';
 import { busyboxRun, containerActions, docker } from '../support/docker.js';
 import { engineMetric } from '../support/engineMetrics.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { httpOk, until, untilHttpOk } from '../support/wait.js';
 import { startTestEngine } from './engine.js';

@@ -14,7 +14,7 @@ import { guardrailsTaskQueue } from '../../workflows/guardrails.js';
 import { e2eConfigInput } from '../e2e/engine.js';
 import { alertmanagerPayload, postAlerts, postToWebhook, type AlertInit } from '../support/alertmanagerPayload.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
-import { reservedPort } from '../support/net.js';
+import { reservedPort } from '../support/ports.js';
 import { stack } from '../support/stack.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
 import { temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';

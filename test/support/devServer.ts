@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliPath, devServerArgs, serving } from '../../worker/temporal.js';
-import { reservedPort } from './net.js';
+import { reservedPort } from './ports.js';
 import { until } from './wait.js';
 
 export interface DevServer {

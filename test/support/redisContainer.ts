@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { busyboxRun, docker } from './docker.js';
-import { closedPort } from './net.js';
+import { closedPort } from './ports.js';
 import { until } from './wait.js';
 
 export interface RedisContainer {

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { reservedPort } from './net.js';
+import { reservedPort } from './ports.js';
 import { untilHttpOk } from './wait.js';
 
 export interface QueryAnswer {

@@ -6,7 +6,8 @@ import { createWebhookServer, type WebhookServer } from '../../triggers/alerts/a
 import { createMetrics, type EngineMetrics } from '../../triggers/metrics/metrics.js';
 import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
 import { alertmanagerPayload, postToWebhook, type AlertInit, type WebhookAnswer } from '../support/alertmanagerPayload.js';
-import { closedPort, silentServer } from '../support/net.js';
+import { silentServer } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { stack } from '../support/stack.js';
 import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { eventually } from '../support/wait.js';

@@ -13,7 +13,7 @@ import { planRunbook } from '../../triggers/plan.js';
 import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules/schedules.js';
 import { approveSignal, incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
 import { historyEvents } from '../support/history.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { runCli } from '../support/operatorCli.js';
 import { stack } from '../support/stack.js';
 import { temporalClient, terminateRunning, uniqueQueue } from '../support/temporal.js';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { repoRoot } from '../support/engineProcess.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { runCliWithOnly } from '../support/operatorCli.js';
 
 let dir: string;

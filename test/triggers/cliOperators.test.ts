@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { newOperatorToken } from '../../triggers/operators/credentials.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 import { runCli, runCliWithOnly } from '../support/operatorCli.js';
 import { triggerConfig } from './support/config.js';
 

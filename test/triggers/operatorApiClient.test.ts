@@ -6,7 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CliError, OperatorApiClient } from '../../triggers/cli/operatorApiClient.js';
 import { newOperatorToken } from '../../triggers/operators/credentials.js';
-import { closedPort } from '../support/net.js';
+import { closedPort } from '../support/ports.js';
 
 const { token } = newOperatorToken();
 let server: Server;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/load.js';
 import { temporalEndpoint, type TemporalEndpoint } from '../../worker/temporal.js';
-import { reservedDevServerPort, reservedPort } from '../support/net.js';
+import { reservedDevServerPort, reservedPort } from '../support/ports.js';
 import { until } from '../support/wait.js';
 
 const mode = (path: string) => statSync(path).mode & 0o777;

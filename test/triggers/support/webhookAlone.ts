@@ -4,7 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { pino } from 'pino';
 import { createWebhookServer, type WebhookDeps, type WebhookServer } from '../../../triggers/alerts/alertmanager.js';
 import { createMetrics, type EngineMetrics } from '../../../triggers/metrics/metrics.js';
-import { closedPort } from '../../support/net.js';
+import { closedPort } from '../../support/ports.js';
 import { triggerConfig, type TriggerFixture } from './config.js';
 
 export interface LoneWebhook {
