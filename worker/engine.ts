@@ -8,8 +8,8 @@ import { guardrailsTaskQueue, guardrailsWorkflowId } from '../workflows/guardrai
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
 import { createEngineActivities } from '../activities/index.js';
-import { createWebhookServer } from '../triggers/alerts/alertmanager.js';
-import { openSpool } from '../triggers/alerts/spool.js';
+import { createWebhookServer, type WebhookServer } from '../triggers/alerts/alertmanager.js';
+import { openSpool, type Spool } from '../triggers/alerts/spool.js';
 import { createMetrics } from '../triggers/metrics/metrics.js';
 import { registerDurableGauges, runbooksWithApproval } from '../triggers/metrics/durableGauges.js';
 import { syncSchedules } from '../triggers/schedules/schedules.js';
@@ -30,6 +30,19 @@ export interface EngineOptions {
   listen?: string;
   /** Overrides config.api.listen, e.g. port 0 in tests. */
   apiListen?: string;
+  /**
+   * Given the engine's stop as soon as its workers run, before the rest of start-up (schedules,
+   * webhook, operator API): a SIGTERM from then on drains the activities already running.
+   */
+  stoppable?: (stop: () => Promise<void>) => void;
+}
+
+/** What startEngine throws when stop() was called before start-up finished. */
+export class StoppedDuringStart extends Error {
+  constructor() {
+    super('the engine was stopped during start-up');
+    this.name = 'StoppedDuringStart';
+  }
 }
 
 /**
@@ -108,66 +121,11 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     },
   );
 
-  // Even with a spool: an engine that cannot reach Temporal runs no incident, so a load balancer
-  // should send Alertmanager to one that can.
-  const readiness = engineReadiness({
-    workerRunning: () => workerRunning,
-    temporal: temporalReadiness(client, { namespace: endpoint.namespace, workflowId: guardrailsWorkflowId(taskQueue) }),
-    logger,
-  });
-
-  const changes = await syncSchedules({ client, config, taskQueue });
-  logger.info({ schedules: changes }, 'maintenance schedules in sync with config');
-
-  // The embedded dev server keeps its state on this disk already: a spool there adds no new way to
-  // lose an alert, and takes Temporal's speed out of Alertmanager's answer.
-  const spoolDir = (config.webhook.spool ?? endpoint.uiUrl !== undefined) ? resolve(config.dataDir, 'spool') : undefined;
-  const spool = spoolDir ? await openSpool(spoolDir) : undefined;
-  const webhook = createWebhookServer({
-    config: opts.listen ? { ...config, webhook: { ...config.webhook, listen: opts.listen } } : config,
-    client,
-    // Eager start hands a new incident's first workflow task to this process's worker in the
-    // start call's reply: only a client on the worker's own connection can receive it.
-    eagerClient: new Client({ connection: native, namespace: endpoint.namespace }),
-    taskQueue,
-    metrics,
-    logger,
-    spool,
-    ready: readiness,
-  });
-  const { port } = await webhook.listen();
-  const host = (opts.listen ?? config.webhook.listen).split(':')[0];
-  const webhookUrl = `http://${host}:${port}`;
-
-  // The operators' door: its own listener, so the webhook's network exposure says nothing of it.
+  // Made before the rest of start-up, so a stop from now on drains the workers; what start-up has
+  // not opened yet is not there to close.
+  let webhook: WebhookServer | undefined;
   let operatorApi: OperatorApi | undefined;
-  let apiUrl: string | undefined;
-  if (config.api) {
-    operatorApi = createOperatorApi({
-      config,
-      temporal: temporalOf(client, clientConnection, endpoint.address),
-      logger,
-      ...(opts.apiListen ? { listen: opts.apiListen } : {}),
-    });
-    apiUrl = (await operatorApi.listen()).url;
-  }
-
-  logger.info(
-    {
-      webhook: `${webhookUrl}/alertmanager`,
-      health: `${webhookUrl}/healthz`,
-      metrics: `${webhookUrl}/metrics`,
-      operatorApi: apiUrl ?? false,
-      temporal: endpoint.address,
-      namespace: endpoint.namespace,
-      temporalUi: endpoint.uiUrl,
-      taskQueue,
-      dryRun: config.dryRun,
-      spool: spoolDir ?? false,
-    },
-    'engine running',
-  );
-
+  let spool: Spool | undefined;
   // Every step is bounded, so stop() settles within shutdownDeadlineMs whatever Temporal does (down,
   // hung, partitioned): a batch still waiting on it is retried by Alertmanager, a spooled alert is
   // forwarded by the next start, an activity is retried by another engine or after the restart.
@@ -183,8 +141,9 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       // A forwarder still waiting on Temporal keeps the spool: the process exit releases it, and
       // the next start forwards what it holds.
-      if (operatorApi) await step('closing the operator API', () => operatorApi.close(), soon(2_000));
-      if (await step('closing the webhook', () => webhook.close(), soon(5_000)))
+      const [api, hook] = [operatorApi, webhook];
+      if (api) await step('closing the operator API', () => api.close(), soon(2_000));
+      if (!hook || (await step('closing the webhook', () => hook.close(), soon(5_000))))
         await step('closing the spool', async () => spool?.close(), soon(2_000));
       // A stopped worker has nothing left to run; what follows is its goodbye to Temporal, which
       // waits out an unreachable server's timeouts (30 s seen) and is worth no grace period.
@@ -196,7 +155,87 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       await step('stopping the embedded Temporal server', () => endpoint.stop(), deadline);
       logger.info('stopped');
     })());
-  return { webhookUrl, ...(apiUrl ? { apiUrl } : {}), client, done, stop };
+  opts.stoppable?.(stop);
+  const unlessStopping = <T>(value: T): T => {
+    if (stopping) throw new StoppedDuringStart();
+    return value;
+  };
+
+  // Anything failing from here (the webhook's port taken, say) stops what did start, the workers
+  // drained, before the error reaches the caller.
+  const finishStart = async (): Promise<RunningEngine> => {
+    // Even with a spool: an engine that cannot reach Temporal runs no incident, so a load balancer
+    // should send Alertmanager to one that can.
+    const readiness = engineReadiness({
+      workerRunning: () => workerRunning,
+      temporal: temporalReadiness(client, { namespace: endpoint.namespace, workflowId: guardrailsWorkflowId(taskQueue) }),
+      logger,
+    });
+
+    const changes = unlessStopping(await syncSchedules({ client, config, taskQueue }));
+    logger.info({ schedules: changes }, 'maintenance schedules in sync with config');
+
+    // The embedded dev server keeps its state on this disk already: a spool there adds no new way to
+    // lose an alert, and takes Temporal's speed out of Alertmanager's answer.
+    const spoolDir = (config.webhook.spool ?? endpoint.uiUrl !== undefined) ? resolve(config.dataDir, 'spool') : undefined;
+    const opened = spoolDir ? await openSpool(spoolDir) : undefined;
+    if (stopping) await opened?.close();
+    spool = unlessStopping(opened);
+    webhook = createWebhookServer({
+      config: opts.listen ? { ...config, webhook: { ...config.webhook, listen: opts.listen } } : config,
+      client,
+      // Eager start hands a new incident's first workflow task to this process's worker in the
+      // start call's reply: only a client on the worker's own connection can receive it.
+      eagerClient: new Client({ connection: native, namespace: endpoint.namespace }),
+      taskQueue,
+      metrics,
+      logger,
+      spool,
+      ready: readiness,
+    });
+    const { port } = unlessStopping(await webhook.listen());
+    const host = (opts.listen ?? config.webhook.listen).split(':')[0];
+    const webhookUrl = `http://${host}:${port}`;
+
+    // The operators' door: its own listener, so the webhook's network exposure says nothing of it.
+    let apiUrl: string | undefined;
+    if (config.api) {
+      operatorApi = createOperatorApi({
+        config,
+        temporal: temporalOf(client, clientConnection, endpoint.address),
+        logger,
+        ...(opts.apiListen ? { listen: opts.apiListen } : {}),
+      });
+      apiUrl = unlessStopping(await operatorApi.listen()).url;
+    }
+
+    logger.info(
+      {
+        webhook: `${webhookUrl}/alertmanager`,
+        health: `${webhookUrl}/healthz`,
+        metrics: `${webhookUrl}/metrics`,
+        operatorApi: apiUrl ?? false,
+        temporal: endpoint.address,
+        namespace: endpoint.namespace,
+        temporalUi: endpoint.uiUrl,
+        taskQueue,
+        dryRun: config.dryRun,
+        spool: spoolDir ?? false,
+      },
+      'engine running',
+    );
+
+    return { webhookUrl, ...(apiUrl ? { apiUrl } : {}), client, done, stop };
+  };
+  try {
+    return await finishStart();
+  } catch (err) {
+    // A stop under way fails what start-up still waits on (its connections close): that is the stop.
+    if (stopping) throw new StoppedDuringStart();
+    logger.error({ err: String(err) }, 'start-up failed; stopping what had started');
+    await stop();
+    throw err;
+  }
 }
 
 /**

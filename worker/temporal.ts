@@ -248,6 +248,11 @@ async function startDevServer(config: EngineConfig, log: (msg: string) => void):
 
 export async function connect(endpoint: TemporalEndpoint): Promise<{ native: NativeConnection; client: Connection }> {
   const native = await NativeConnection.connect({ address: endpoint.address, ...endpoint.options });
-  const client = await Connection.connect({ address: endpoint.address, ...endpoint.options });
-  return { native, client };
+  try {
+    return { native, client: await Connection.connect({ address: endpoint.address, ...endpoint.options }) };
+  } catch (err) {
+    // A host agent retries this for as long as Temporal is away: no connection left per attempt.
+    await native.close().catch(() => {});
+    throw err;
+  }
 }
