@@ -100,8 +100,8 @@ export interface Harness {
   /** What queryMetric answers (calls counts the queries so far, this one included); default: nothing comes back. */
   onMetric(answer: (req: MetricRequest, calls: number) => MetricResult): void;
   callsFor(target: string, activity?: string): Call[];
-  /** Stops the worker and starts a new one on the queue: an engine restart, with its cache gone. */
-  restartWorker(): Promise<void>;
+  /** Stops the worker and starts a new one on the queue: an engine restart, with its cache gone; `whileDown` runs between. */
+  restartWorker(whileDown?: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -366,8 +366,9 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
       metricCalls = 0;
       metricAnswer = answer;
     },
-    async restartWorker() {
+    async restartWorker(whileDown) {
       await worker.stop();
+      await whileDown?.();
       worker = await start();
     },
     callsFor(target, activity) {

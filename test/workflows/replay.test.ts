@@ -51,6 +51,7 @@ import {
   type Harness,
 } from './harness.js';
 import { until } from '../support/wait.js';
+import { escalationThroughOutage, repeatEveryMs } from './missedRepeats.js';
 
 const historiesDir = join(dirname(fileURLToPath(import.meta.url)), 'histories');
 const rerecord = process.env.RECORD_HISTORIES === '1';
@@ -563,6 +564,13 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     if (!result.detail.startsWith('not restarted')) throw new Error(`the run restarted: ${result.detail}`);
     return handle;
   },
+  // After 'all-patches-2026-12-05-late': repeats that fell due while no worker ran are sent as one
+  // page when a worker runs the incident again.
+  'runbook-serviceDown-missed-repeats-caught-up': async (h) => {
+    const { handle, result } = await escalationThroughOutage(h, 4 * repeatEveryMs);
+    if (!result.timeline.some((e) => e.event === 'repeats caught up')) throw new Error('no repeat was caught up');
+    return handle;
+  },
   'guardrails-continued-as-new': async (h) => {
     const { handle, guard } = await guardOfItsOwn(h, 'replay', 20);
     const lease = await guard.acquireSlot({ requestId: 'l1', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 60_000 });
@@ -818,6 +826,8 @@ describe('workflow histories replay against the current code', () => {
     ]) {
       expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05']);
     }
+    // The change after that one came with a marker of its own, asked first.
+    expect(patchIds(eventsOf('runbook-serviceDown-missed-repeats-caught-up'))).toEqual(['all-patches-2026-12-05-late']);
   });
 
   it('the one marker stands for the eleven patches it was recorded with, no more: a patch added to it would turn true in runs recorded before that patch existed', () => {

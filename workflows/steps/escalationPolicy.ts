@@ -12,7 +12,7 @@ import type { EscalationPlanInput, EscalationProgress } from '../messages.js';
 import type { EngineSteps } from './activities.js';
 import { acknowledge, trigger, type EscalationEnd } from './escalate.js';
 import { waitFor, type Incident } from './incident.js';
-import { followPatch, isPatched } from './patchesFirst.js';
+import { catchesUpMissedRepeats, followPatch, isPatched } from './patchesFirst.js';
 
 export interface PolicyEscalation {
   escalation: EscalationPlanInput;
@@ -107,10 +107,19 @@ export async function escalateByPolicy(
         p.paged += 1;
         p.repeats = 0;
       } else {
-        p.repeats = repeats + 1;
+        // Due while nothing ran this incident (every engine down, Temporal away): one page stands
+        // for every repeat missed, rather than one page each in a burst.
+        const missed = catchesUpMissedRepeats() ? missedRepeats(current!, repeatAt, Math.min(Date.now(), levelAt - 1), repeats) : 0;
+        if (missed > 0) {
+          incident.record(
+            'repeats caught up',
+            `${missed} repeat(s) of ${current!.name} fell due while no engine ran this incident: one page is sent for them`,
+          );
+        }
+        p.repeats = repeats + missed + 1;
         await page(
           p.paged - 1,
-          `Paged again (repeat ${p.repeats}): nobody has acknowledged yet.\n`,
+          `Paged again (repeat ${p.repeats}${missed > 0 ? `; ${missed} before it fell due while no engine ran` : ''}): nobody has acknowledged yet.\n`,
           `${current!.name} (repeat ${p.repeats})`,
         );
       }
@@ -184,4 +193,16 @@ export async function escalateByPolicy(
     );
     return 'acknowledged';
   }
+}
+
+/**
+ * How many of a level's repeats due by `by`, after the one due at `dueAt`, were missed: they are
+ * skipped, and the page sent now counts as the latest of them. Never more than the level's
+ * repeatTimes allows.
+ */
+function missedRepeats(level: { repeatMs?: number; repeatTimes?: number }, dueAt: number, by: number, sent: number): number {
+  const every = level.repeatMs;
+  if (every === undefined || every <= 0 || by < dueAt + every) return 0;
+  const due = Math.floor((by - dueAt) / every);
+  return level.repeatTimes === undefined ? due : Math.max(0, Math.min(due, level.repeatTimes - sent - 1));
 }

@@ -84,6 +84,15 @@ export type PatchId = (typeof coveredByOneMarker)[number];
 const allPatchesOfDecember5 = 'all-patches-2026-12-05';
 
 /**
+ * Everything allPatchesOfDecember5 stands for, and the change made after it:
+ * - repeats of a level that fell due while no worker ran the incident (every engine down, Temporal
+ *   away) are sent as one page when it runs again, not as one page each in a burst
+ *   (steps/escalationPolicy.ts).
+ * Asked via catchesUpMissedRepeats(). Never widened: a later change gets a marker of its own.
+ */
+const allPatchesOfDecember5Late = 'all-patches-2026-12-05-late';
+
+/**
  * Decides, in a new run's first activation, every patch a step may first ask after a local read
  * has answered (or been cancelled). The others are first asked before any local read (local-reads,
  * checks-and-claim-together) or after an event of the run's own history (an activity's completion,
@@ -91,6 +100,10 @@ const allPatchesOfDecember5 = 'all-patches-2026-12-05';
  * later; they replay that way.
  */
 export function decidePatchesFirst(): void {
+  if (patched(allPatchesOfDecember5Late)) {
+    allPatched = laterPatched = repeatsCaughtUp = true;
+    return;
+  }
   if (patched(allPatchesOfDecember5)) {
     allPatched = laterPatched = true;
     return;
@@ -107,8 +120,10 @@ export function decidePatchesFirst(): void {
 // Module state is the run's own: each workflow run has its own module instances.
 let asksDroppedReadsAgain = false;
 let allPatched = false;
-/** The newest marker: the patches made after the one marker, too. */
+/** The marker of December 5: the patches made after the one marker, too. */
 let laterPatched = false;
+/** The newest marker: missed repeats caught up with one page, too. */
+let repeatsCaughtUp = false;
 
 /**
  * Whether this run takes a patch's new branch: yes without asking when its first activation
@@ -144,4 +159,12 @@ export function dropsAskedAgain(): boolean {
  */
 export function takesLaterChanges(): boolean {
   return laterPatched;
+}
+
+/**
+ * Whether this run sends repeats that fell due while it was not running as one page (listed at
+ * allPatchesOfDecember5Late): decided in its first activation only.
+ */
+export function catchesUpMissedRepeats(): boolean {
+  return repeatsCaughtUp;
 }
