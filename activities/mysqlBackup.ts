@@ -16,6 +16,7 @@ import { redact } from '../config/secret.js';
 import { authFailed, badInput, classify, operation, targetNotFound, transient } from './failures.js';
 import { activitySignal, capText, heartbeating } from './limits.js';
 import { exists, sha256Of, utcStamp } from './backupFiles.js';
+import { accountRefused } from './mysqlAccounts.js';
 import type { SqlConnection } from './sqlConnection.js';
 
 export interface MysqlBackupDeps {
@@ -142,6 +143,12 @@ function dumpFailure(what: string, err: unknown, conn: SqlConnection, timeoutMs:
   if (!e.stderr) return classify(what, err, [conn.password]);
   const lines = redact(e.stderr, [conn.password]).trim().split('\n');
   const text = capText(lines.filter((l) => /error|fatal|got/i.test(l)).join('; ') || lines.join('; '), 1_000).replace(/"/g, "'");
+  // The dump program prints the server's error number ("Got error: 1820: ...", "... (1226)"): the
+  // account faults the other MySQL activities name (expired, locked, host refused, its own limits)
+  // are no more transient here, and a retry would only knock again.
+  const errno = Number(/Got error: (\d{4}):/.exec(text)?.[1] ?? /\((\d{4})\)/.exec(text)?.[1]);
+  const refused = accountRefused(errno, text, conn.user);
+  if (refused) return authFailed(what, refused);
   if (/access denied/i.test(text)) return authFailed(what, text);
   if (/unknown database/i.test(text)) return targetNotFound(what, text);
   return transient(what, text);

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import mysql from 'mysql2/promise';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionContext, TargetActivities } from '../../activities/contract.js';
@@ -50,13 +51,13 @@ async function asRoot(sql: string, database?: string): Promise<string> {
   return stdout.trim();
 }
 
-function config(database = source, password = stack().mysql.password, dir = backupDir): EngineConfig {
+function config(database = source, password = stack().mysql.password, dir = backupDir, user = stack().mysql.user): EngineConfig {
   const s = stack().mysql;
   const raw: EngineConfigInput = {
     webhook: { token: 'unused-token' },
     backupDir: dir,
     targets: {
-      db: { kind: 'mysql', host: s.host, port: s.port, user: s.user, password, database },
+      db: { kind: 'mysql', host: s.host, port: s.port, user, password, database },
     },
     escalation: { policies: { p: { levels: [{ name: 'oncall', after: '0s', channels: ['log'] }] } }, default: 'p' },
     channels: { log: { type: 'log' } },
@@ -174,6 +175,50 @@ describe('mysql backup', () => {
     // Failed runs leave no partial dump behind.
     expect(await readdir(dir)).toEqual(['missing']);
     expect(await readdir(join(dir, 'missing'))).toEqual([]);
+  });
+});
+
+describe('mysql backup with an account the server refuses', () => {
+  const host = stack().mysql.host === 'localhost' ? 'localhost' : '%';
+  const password = `pw-${randomUUID()}`;
+  const expired = `t_bk_exp_${suffix}`;
+  const limited = `t_bk_lim_${suffix}`;
+  const dir = join(backupDir, 'accounts');
+
+  beforeAll(async () => {
+    await asRoot(
+      [
+        `CREATE USER '${expired}'@'${host}' IDENTIFIED BY '${password}'`,
+        `CREATE USER '${limited}'@'${host}' IDENTIFIED BY '${password}' WITH MAX_USER_CONNECTIONS 1`,
+        `GRANT SELECT, LOCK TABLES, SHOW VIEW, EVENT, TRIGGER ON \`${source}\`.* TO '${expired}'@'${host}', '${limited}'@'${host}'`,
+        `ALTER USER '${expired}'@'${host}' PASSWORD EXPIRE`,
+      ].join('; '),
+    );
+  });
+
+  afterAll(async () => {
+    await asRoot([expired, limited].map((u) => `DROP USER IF EXISTS '${u}'@'${host}'`).join('; '));
+  });
+
+  it('fails without retry, saying what to do, when the password has expired or the account used up its own connections', async () => {
+    const gone = await failureOf(facade(config(source, password, dir, expired)).backupTarget('db', ctx()));
+    expect(gone.type, gone.message).toBe(failureTypes.authFailed);
+    expect(gone.nonRetryable).toBe(true);
+    expect(gone.message).toMatch(
+      new RegExp(`^backup of mysql 'db' failed: the password of account '${expired}' has expired .*: set a new one`),
+    );
+
+    const s = stack().mysql;
+    const held = await mysql.createConnection({ host: s.host, port: s.port, user: limited, password });
+    held.on('error', () => {});
+    try {
+      const full = await failureOf(facade(config(source, password, dir, limited)).backupTarget('db', ctx()));
+      expect(full.type, full.message).toBe(failureTypes.authFailed);
+      expect(full.message).toMatch(new RegExp(`refuses account '${limited}' more: it has reached a limit of its own`));
+      expect(JSON.stringify([gone, full])).not.toContain(password);
+    } finally {
+      await held.end();
+    }
   });
 });
 
