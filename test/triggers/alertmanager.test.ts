@@ -318,11 +318,12 @@ describe('Alertmanager webhook: a large batch while Temporal is unreachable', ()
       namespace: fx.config.temporal.namespace,
       interceptors: { workflow: [{ signalWithStart: (input, next) => (calls++, next(input)) }] },
     });
+    const metrics = createMetrics({ processMetrics: false });
     const down = createWebhookServer({
       config: fx.config,
       client: counting,
       taskQueue,
-      metrics: createMetrics({ processMetrics: false }),
+      metrics,
       logger: pino({ level: 'silent' }),
       ready: async () => false,
       temporalTimeoutMs: deadlineMs,
@@ -331,6 +332,7 @@ describe('Alertmanager webhook: a large batch while Temporal is unreachable', ()
     return {
       url: `http://127.0.0.1:${webhookPort}/alertmanager`,
       calls: () => calls,
+      metrics: () => metrics.registry.metrics(),
       close: async () => {
         await down.close();
         await connection.close();
@@ -387,6 +389,8 @@ describe('Alertmanager webhook: a large batch while Temporal is unreachable', ()
       // Past the deadline of the calls in flight: before, the next eight would have begun by now.
       await new Promise((r) => setTimeout(r, deadlineMs + 1_000));
       expect(hook.calls()).toBe(atHangUp);
+      // Counted, as nginx logs a request whose client went first: 499, answer never delivered.
+      expect(await hook.metrics()).toMatch(/webhook_request_duration_seconds_count\{code="499"\} 1\n/);
     } finally {
       await hook.close();
       await temporal.close();

@@ -157,7 +157,9 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     if (path === '/alertmanager' || path === '/') {
       if (req.method !== 'POST') return send(res, 405, { error: `use POST on ${path}` }, { Allow: 'POST' });
       const stopTimer = metrics.webhookRequestDuration.startTimer();
-      res.on('finish', () => stopTimer({ code: String(res.statusCode) }));
+      // To the end of the exchange: a sender that hung up before its answer counts as 499, as nginx
+      // logs it (on 'finish' alone it was not counted at all).
+      res.once('close', () => stopTimer({ code: res.writableFinished ? String(res.statusCode) : '499' }));
       acceptance.arrived();
       try {
         const summary = await receive(req, res);
