@@ -8,7 +8,7 @@ import { hostTaskQueue } from '../config/load.js';
 import type { EngineConfig } from '../config/schema.js';
 import { createHostActivities } from '../activities/index.js';
 import type { CommandRunner } from '../activities/systemd.js';
-import { connect, temporalEndpoint, workerShutdown } from './temporal.js';
+import { agentEndpoint, connect, workerShutdown } from './temporal.js';
 
 export interface RunningAgent {
   taskQueue: string;
@@ -26,7 +26,12 @@ export async function startHostAgent(
   if (!(host in config.hosts)) {
     throw new Error(`host "${host}" is not in the config's hosts (known: ${Object.keys(config.hosts).join(', ') || 'none'})`);
   }
-  const endpoint = await temporalEndpoint(config, (m) => logger.info(m));
+  const endpoint = agentEndpoint(config);
+  if (endpoint.embedded)
+    logger.info(
+      { temporal: endpoint.address },
+      'temporal.address is not set: this agent serves the engine on this machine, through its embedded dev server (it never starts one of its own)',
+    );
   // An agent outlives restarts of Temporal and may start before it: keep trying rather than exit.
   let native: NativeConnection | undefined;
   for (let attempt = 1; !native; attempt++) {

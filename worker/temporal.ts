@@ -45,6 +45,18 @@ export async function temporalEndpoint(config: EngineConfig, log: (msg: string) 
   return startDevServer(config, log);
 }
 
+/**
+ * Where a host agent finds Temporal: the configured one, else the embedded dev server of an engine
+ * on this machine (127.0.0.1 at temporal.port), which the agent waits for and never starts: a
+ * server of the agent's own would be one no engine sends work to, and the agent would sit idle.
+ */
+export function agentEndpoint(config: EngineConfig): TemporalEndpoint & { embedded: boolean } {
+  const address = process.env.TEMPORAL_ADDRESS || config.temporal.address;
+  const namespace = process.env.TEMPORAL_NAMESPACE || config.temporal.namespace;
+  if (address) return { address, namespace, options: connectionOptions(config), embedded: false, stop: async () => {} };
+  return { address: `127.0.0.1:${config.temporal.port}`, namespace, options: {}, embedded: true, stop: async () => {} };
+}
+
 export function cliPath(): string {
   const candidates = [
     process.env.TEMPORAL_CLI_PATH,

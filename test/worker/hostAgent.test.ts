@@ -3,15 +3,20 @@
 // diagnoses its unit (inside the stack's systemd host) when a runbook asks on its queue, and refuses
 // containers, databases and another host's units.
 import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Client, Connection } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerExecRunner } from '../../activities/systemd.js';
-import { ConfigError, hostTaskQueue, loadConfigFile } from '../../config/load.js';
+import { ConfigError, hostTaskQueue, loadConfigFile, parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { startHostAgent, type RunningAgent } from '../../worker/hostAgent.js';
+import { serving } from '../../worker/temporal.js';
+import { startDevServer } from '../support/devServer.js';
 import { writeConfig } from '../support/engineProcess.js';
 import { probeHostAgent } from '../support/hostAgentProbe.js';
 import { stack } from '../support/stack.js';
@@ -117,4 +122,58 @@ describe('a host agent', () => {
     expect(db?.kind === 'postgres' && db.password?.resolved).toBe(false);
     expect(config.webhook.token.resolved).toBe(false);
   });
+});
+
+describe('a host agent without temporal.address', () => {
+  it('waits for the embedded dev server of the engine on its machine, never starts one of its own, and serves once it answers', async () => {
+    quietRuntime();
+    const server = await startDevServer();
+    await server.stop();
+    const dataDir = mkdtempSync(join(tmpdir(), 'agent-embedded-'));
+    const saved = { address: process.env.TEMPORAL_ADDRESS, namespace: process.env.TEMPORAL_NAMESPACE };
+    delete process.env.TEMPORAL_ADDRESS;
+    delete process.env.TEMPORAL_NAMESPACE;
+    let agent: RunningAgent | undefined;
+    try {
+      const s = stack();
+      const config = parseConfig(
+        {
+          temporal: { port: Number(server.address.split(':')[1]), taskQueue: uniqueQueue('t-agent-embedded') },
+          dataDir,
+          webhook: { listen: '127.0.0.1:0', token: 'unused-token-0123456789' },
+          hosts: { [host]: {} },
+          targets: { web: { kind: 'systemd', unit: s.systemdUnit, host } },
+          channels: { log: { type: 'log' } },
+          escalation: { policies: { standard: { levels: [{ name: 'oncall', after: '0s', channels: ['log'] }] } }, default: 'standard' },
+        },
+        'agent config',
+      );
+      const lines: string[] = [];
+      const starting = startHostAgent(config, host, pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }), {
+        run: dockerExecRunner(s.systemdContainer),
+      });
+      void starting.catch(() => {});
+      await new Promise((r) => setTimeout(r, 3_000));
+      // Before, it started a dev server of its own here: one no engine would ever send work to.
+      expect(await serving(server.address)).toBe(false);
+      expect(existsSync(join(dataDir, 'temporal'))).toBe(false);
+      expect(lines.join('')).toContain('this agent serves the engine on this machine, through its embedded dev server');
+      expect(lines.join('')).toContain('Temporal not reachable yet; retrying');
+
+      await server.start();
+      agent = await starting;
+      expect(agent.taskQueue).toBe(hostTaskQueue(config, host));
+      expect(lines.join('')).toContain('host agent running');
+    } finally {
+      await agent?.stop();
+      Object.assign(
+        process.env,
+        Object.fromEntries(
+          Object.entries({ TEMPORAL_ADDRESS: saved.address, TEMPORAL_NAMESPACE: saved.namespace }).filter(([, v]) => v !== undefined),
+        ),
+      );
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
