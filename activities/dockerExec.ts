@@ -9,10 +9,13 @@
 // cancellation a second exec, as root, kills each process whose environment holds that marker (the
 // program and the children that inherited it). Only the container can say which of its processes
 // it is: the exec's Pid is the host's, and the engine may not share the host of a remote endpoint.
-// Limits: that second exec needs sh, tr and grep in the container (a distroless or scratch image has
-// none, and its command is left running, as before), and a process that clears its environment is
-// not found.
+// A container that cannot run that exec (a distroless or scratch image has no sh) is covered from
+// the engine's side when the engine shares the daemon's host and can read its processes (root, not
+// in a container of its own): the processes holding the marker are found in /proc and killed there.
+// Left running, as before: such a container on a remote daemon, and a process that clears its
+// environment.
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import Docker from 'dockerode';
 import type { ContainerRef } from './docker.js';
 import { FrameDemuxer } from './dockerLogStream.js';
@@ -145,7 +148,38 @@ async function killMarked(docker: Docker, container: string, marker: string, sta
       })(),
     );
   } catch {
-    // Nothing more to do from here; the header names the containers this does not cover.
+    // The engine's side may still reach it (below).
+  }
+  killMarkedOnThisHost(marker);
+}
+
+/**
+ * Kills, from this machine, every process whose environment holds the marker: the exec's program
+ * and its children when the engine runs on the daemon's host with the right to read them. The marker
+ * is a random id of this exec alone, so nothing else can match; where nothing can be read (another
+ * host, another user, another pid namespace), this finds nothing and does nothing.
+ */
+function killMarkedOnThisHost(marker: string): void {
+  const wanted = Buffer.from(`${markerName}=${marker}\0`);
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d));
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    let environ: Buffer;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`);
+    } catch {
+      continue;
+    }
+    if (!environ.includes(wanted)) continue;
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // Gone already, or not ours to kill.
+    }
   }
 }
 

@@ -5,7 +5,11 @@
 // its host agent runs them (the agent's facade, its runner executing inside that host), with output
 // filtered, masked, scrubbed of the config's secrets and capped, and dry-run honoured.
 import { randomUUID } from 'node:crypto';
-import { access, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { access, chmod, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandRequest, TargetActivities } from '../../activities/contract.js';
@@ -20,6 +24,9 @@ import { stack } from '../support/stack.js';
 const suffix = randomUUID().slice(0, 6);
 const app = `t-cmd-app-${suffix}`;
 const demo = `t-cmd-demo-${suffix}`;
+/** A container of an image that holds busybox alone: no sh to run anything of the engine's in it. */
+const bare = `t-cmd-bare-${suffix}`;
+const bareImage = `t-cmd-bare-image:${suffix}`;
 const marker = `/tmp/t-cmd-marker-${suffix}`;
 /** Touched on this machine by a host command, once it has written past the read limit. */
 const localMarker = `/tmp/t-cmd-flood-${suffix}`;
@@ -70,6 +77,11 @@ function config(dryRun = false): EngineConfig {
         },
       },
       gone: { kind: 'container', container: `t-cmd-gone-${suffix}`, commands: { env: { argv: ['env'], readOnly: true } } },
+      bare: {
+        kind: 'container',
+        container: bare,
+        commands: { hang: { argv: ['/bin/busybox', 'sleep', '3598'], readOnly: true, timeout: '500ms' } },
+      },
       web: {
         kind: 'systemd',
         unit: stack().systemdUnit,
@@ -107,8 +119,24 @@ const req = (command: string, dryRun = false): CommandRequest => ({
 });
 const inHost = (...args: string[]) => docker('exec', stack().systemdContainer, ...args);
 
+/** An image of /bin/busybox and nothing else: not even the links that name its applets. */
+async function bareBusyboxImage(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 't-cmd-bare-'));
+  try {
+    await mkdir(join(dir, 'root', 'bin'), { recursive: true });
+    await copyFile('/bin/busybox', join(dir, 'root', 'bin', 'busybox'));
+    await chmod(join(dir, 'root', 'bin', 'busybox'), 0o755);
+    await promisify(execFile)('tar', ['-C', join(dir, 'root'), '-cf', join(dir, 'image.tar'), '.']);
+    await docker('import', join(dir, 'image.tar'), bareImage);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 beforeAll(async () => {
-  await docker('rm', '-f', app, demo).catch(() => undefined);
+  await docker('rm', '-f', app, demo, bare).catch(() => undefined);
+  await bareBusyboxImage();
+  await docker('run', '-d', '--network', 'none', '--name', bare, bareImage, '/bin/busybox', 'sleep', '3600');
   await docker('run', '-d', '--network', 'none', '--name', demo, '-e', 'PORT=18080', stack().busyboxImage);
   await docker(
     'run',
@@ -141,7 +169,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await docker('rm', '-f', app, demo).catch(() => undefined);
+  await docker('rm', '-f', app, demo, bare).catch(() => undefined);
+  await docker('rmi', bareImage).catch(() => undefined);
   await inHost('rm', '-f', marker).catch(() => undefined);
   await rm(localMarker, { force: true });
 });
@@ -243,6 +272,21 @@ describe('a configured command in a container that hangs', () => {
     const deadline = Date.now() + 3_000;
     while ((await left()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(await left()).toEqual([]);
+  });
+});
+
+describe('a configured command that hangs in a container with no shell', () => {
+  it('is killed from the engine side, which shares the daemon host: the second exec has no sh to run', async () => {
+    const hung = await failureOf(engine.runTargetCommand('bare', req('hang')));
+    expect(hung.type).toBe(failureTypes.transient);
+    expect(hung.message).toContain('timed out after 500 ms');
+    await expect(docker('exec', bare, 'sh', '-c', 'true')).rejects.toThrow();
+    const left = async () => (await docker('top', bare)).split('\n').filter((l) => /sleep 3598/.test(l));
+    const deadline = Date.now() + 3_000;
+    while ((await left()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await left()).toEqual([]);
+    // The container's own process is untouched.
+    expect((await docker('top', bare)).split('\n').filter((l) => /sleep 3600/.test(l))).toHaveLength(1);
   });
 });
 
