@@ -115,6 +115,16 @@ describe('console sessions', () => {
     expect(sessions.check(request(expiring.id)).kind).toBe('ok');
   });
 
+  it('lets a session opened with a JWT live until the JWT ends, even when the operator static token expired before', () => {
+    const c = clock();
+    const sessions = new ConsoleSessions(limits, c.now);
+    const lapsed = { ...alice, tokenExpires: new Date(c.t - 86_400_000).toISOString() };
+    const s = sessions.open({ operator: lapsed, via: 'console', credential: 'jwt' }, c.t + 3_600_000);
+    expect(s.expiresAt).toBe(c.t + 3_600_000);
+    c.t += 30 * 60_000 - 1;
+    expect(sessions.check(request(s.id)).kind).toBe('ok');
+  });
+
   it('holds at most maxPerOperator sessions per operator and maxSessions in all, dropping the oldest', () => {
     const c = clock();
     const sessions = new ConsoleSessions(limits, c.now);

@@ -76,7 +76,10 @@ export class ConsoleSessions {
     // Map order is insertion order: the first entries are the oldest.
     for (const [key] of mine.slice(0, Math.max(0, mine.length - this.limits.maxPerOperator + 1))) this.sessions.delete(key);
     while (this.sessions.size >= this.limits.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
-    const tokenExpires = identity.operator.tokenExpires ? Date.parse(identity.operator.tokenExpires) : Infinity;
+    // The static token's expiry bounds only a session that token opened: one opened with a JWT ends
+    // with the JWT, whatever became of the token.
+    const tokenExpires =
+      identity.credential === 'token' && identity.operator.tokenExpires ? Date.parse(identity.operator.tokenExpires) : Infinity;
     const expiresAt = Math.min(now + this.limits.lifetimeMs, tokenExpires, credentialExpiresAt ?? Infinity);
     const id = randomBytes(32).toString('base64url');
     const csrf = randomBytes(32).toString('base64url');
