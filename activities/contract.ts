@@ -217,6 +217,12 @@ export interface NotificationRequest {
    * reject, an escalation's acknowledge. Chat channels show them as buttons; others ignore them.
    */
   actions?: PageAction[];
+  /**
+   * Which run chain (the first run id, the same across continue-as-new) and which approval step the
+   * actions are about: a button pressed on this page later acts on that incident and step only, not
+   * on whatever run now has the same workflow id.
+   */
+  about?: { chain: string; step?: string };
 }
 
 export type PageAction = 'approve' | 'reject' | 'acknowledge';

@@ -57,6 +57,13 @@ export function createNotifyActivities(deps: NotifyDeps) {
       if (!req.idempotencyKey) throw badInput(what, 'no idempotency key');
       if (req.actions !== undefined && (!Array.isArray(req.actions) || req.actions.length > 3 || !req.actions.every(isPageAction)))
         throw badInput(what, 'actions: expected some of approve, reject, acknowledge');
+      if (
+        req.about !== undefined &&
+        (typeof req.about?.chain !== 'string' ||
+          req.about.chain.length > 64 ||
+          (req.about.step !== undefined && (typeof req.about.step !== 'string' || req.about.step.length > 41)))
+      )
+        throw badInput(what, 'about: expected a run chain id and an optional approval step id');
 
       if (deps.dryRun || req.dryRun) return { delivered: channels.map((channel) => ({ channel, status: 'dry-run' })) };
 
@@ -224,7 +231,7 @@ function payload(channel: PostedChannel, req: NotificationRequest): unknown {
       // A page that asks something (approve, reject, acknowledge) carries buttons; `text` stays as
       // the notification's fallback.
       if (req.event !== 'trigger' || !req.actions?.length) return plain;
-      return { ...plain, blocks: pageBlocks(boldTitle, slackEscape(text), req.incidentKey, req.actions) };
+      return { ...plain, blocks: pageBlocks(boldTitle, slackEscape(text), req.incidentKey, req.actions, req.about) };
     }
     case 'pagerduty': {
       const base = { routing_key: channel.routingKey.reveal(), event_action: req.event, dedup_key: req.incidentKey };

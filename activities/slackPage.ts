@@ -1,15 +1,19 @@
 // A page as a Slack Block Kit message: the title and text as escaped mrkdwn, and, when the page asks
 // something of the person reading it, Approve / Reject / Acknowledge buttons. A button press comes
 // back to the engine's chat door (triggers/operators/chat.ts) carrying the button's value: the
-// action and the workflow id, nothing secret, and nothing the engine trusts without checking the
-// request's signature and the presser's role.
+// action, the run chain and approval step the page is about, and the workflow id; nothing secret,
+// and nothing the engine trusts without checking the request's signature and the presser's role.
+// The chain and step make an old page's button refuse to act on a later incident that reuses the
+// workflow id, or on another approval of the same run.
 import type { PageAction } from './contract.js';
 
 /** Slack's limit on a section's text. */
 const sectionChars = 3_000;
-/** Our own bound on a button value (Slack allows 2,000): an action and a workflow id. */
-export const maxButtonValueChars = 240;
+/** Our own bound on a button value (Slack allows 2,000): an action, a run id, a step id and a workflow id. */
+export const maxButtonValueChars = 400;
 const workflowIdPattern = /^(incident|maintenance):[A-Za-z0-9_.:-]{1,200}$/;
+const chainPattern = /^[A-Za-z0-9-]{1,64}$/;
+const stepPattern = /^[a-z][a-z0-9-]{0,40}$/;
 const pageActions: readonly PageAction[] = ['approve', 'reject', 'acknowledge'];
 
 /** The block that holds the buttons; the chat door drops it from the message once someone decided. */
@@ -19,6 +23,10 @@ export const actionIdPrefix = 'remediate_';
 export interface PageButton {
   action: PageAction;
   workflowId: string;
+  /** The run chain the page is about (absent on buttons posted before pages carried it). */
+  chain?: string;
+  /** The approval step an approve or reject button is about. */
+  step?: string;
 }
 
 export function isPageAction(a: unknown): a is PageAction {
@@ -26,7 +34,8 @@ export function isPageAction(a: unknown): a is PageAction {
 }
 
 export function buttonValue(b: PageButton): string {
-  return `${b.action}:${b.workflowId}`;
+  if (b.chain === undefined) return `${b.action}:${b.workflowId}`;
+  return `${b.action}|${b.chain}|${b.step ?? ''}|${b.workflowId}`;
 }
 
 /**
@@ -38,6 +47,13 @@ export function parseButton(actionId: unknown, value: unknown): PageButton | und
   if (!actionId.startsWith(actionIdPrefix)) return undefined;
   const action = actionId.slice(actionIdPrefix.length);
   if (!isPageAction(action)) return undefined;
+  if (value.startsWith(`${action}|`)) {
+    const [, chain, step, ...rest] = value.split('|');
+    const workflowId = rest.join('|');
+    if (!chainPattern.test(chain!) || (step !== '' && !stepPattern.test(step!)) || !workflowIdPattern.test(workflowId)) return undefined;
+    return { action, workflowId, chain, ...(step ? { step } : {}) };
+  }
+  // A button posted before pages named their run chain.
   const sep = value.indexOf(':');
   if (value.slice(0, sep) !== action) return undefined;
   const workflowId = value.slice(sep + 1);
@@ -49,12 +65,26 @@ export function parseButton(actionId: unknown, value: unknown): PageButton | und
  * 3,000 characters, then one actions block. Buttons go only on pages about a workflow the engine
  * runs (the incident key is its workflow id).
  */
-export function pageBlocks(escapedTitle: string, escapedText: string, workflowId: string, actions: readonly PageAction[]): unknown[] {
+export function pageBlocks(
+  escapedTitle: string,
+  escapedText: string,
+  workflowId: string,
+  actions: readonly PageAction[],
+  about?: { chain: string; step?: string },
+): unknown[] {
   const blocks: unknown[] = [section(`*${escapedTitle}*`)];
   for (const chunk of chunks(escapedText, sectionChars)) blocks.push(section(chunk));
   const wanted = pageActions.filter((a) => actions.includes(a));
   if (wanted.length > 0 && workflowIdPattern.test(workflowId)) {
-    blocks.push({ type: 'actions', block_id: actionsBlockId, elements: wanted.map((action) => button({ action, workflowId })) });
+    const of =
+      about && chainPattern.test(about.chain)
+        ? { chain: about.chain, ...(about.step && stepPattern.test(about.step) ? { step: about.step } : {}) }
+        : {};
+    blocks.push({
+      type: 'actions',
+      block_id: actionsBlockId,
+      elements: wanted.map((action) => button({ action, workflowId, ...of, ...(action === 'acknowledge' ? { step: undefined } : {}) })),
+    });
   }
   return blocks;
 }

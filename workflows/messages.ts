@@ -169,6 +169,11 @@ export interface OperatorDecision {
    * the operator's credentials; absent from a signal sent straight to Temporal.
    */
   via?: string;
+  /**
+   * The approval step the decision is about (a chat button names the step of its page): ignored
+   * when the run now waits on another step. Absent: whatever approval is pending.
+   */
+  step?: string;
 }
 
 /** An operator action the engine refused (no right to it): recorded on the incident's timeline. */

@@ -71,6 +71,31 @@ describe('buttons on Slack pages', () => {
     ]);
   });
 
+  it('names the run chain and the approval step in the buttons of a page that says what it is about', async () => {
+    const chain = randomUUID();
+    const approval = await posted(request({ actions: ['approve', 'reject'], about: { chain, step: 'approve-restart' } }));
+    expect(buttonsOf(approval).map((b) => [b.value, parseButton(b.action_id, b.value)])).toEqual([
+      [`approve|${chain}|approve-restart|${workflowId}`, { action: 'approve', workflowId, chain, step: 'approve-restart' }],
+      [`reject|${chain}|approve-restart|${workflowId}`, { action: 'reject', workflowId, chain, step: 'approve-restart' }],
+    ]);
+    // An acknowledgement is about the incident, whichever step it is at.
+    const escalation = await posted(request({ actions: ['acknowledge'], about: { chain } }));
+    expect(buttonsOf(escalation).map((b) => parseButton(b.action_id, b.value))).toEqual([{ action: 'acknowledge', workflowId, chain }]);
+
+    // What a forged value tries is refused: another action than its id, a chain or step outside their forms, a foreign id.
+    expect(parseButton('remediate_approve', `reject|${chain}|approve-restart|${workflowId}`)).toBeUndefined();
+    expect(parseButton('remediate_approve', `approve|${chain}:x|approve-restart|${workflowId}`)).toBeUndefined();
+    expect(parseButton('remediate_approve', `approve|${chain}|Approve Restart|${workflowId}`)).toBeUndefined();
+    expect(parseButton('remediate_approve', `approve|${chain}|approve-restart|somewhere:else`)).toBeUndefined();
+    expect(parseButton('remediate_approve', `approve|${chain}|approve-restart|${workflowId}${'x'.repeat(400)}`)).toBeUndefined();
+    // A request whose `about` is not what the engine sends is refused before anything is posted.
+    await expect(
+      createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify(
+        request({ actions: ['approve'], about: { chain: 'x'.repeat(65) } }),
+      ),
+    ).rejects.toThrow(/about: expected a run chain id/);
+  });
+
   it('puts Acknowledge on an escalation page, and no buttons where nothing is asked', async () => {
     const escalation = await posted(request({ actions: ['acknowledge'], title: 'api is down' }));
     expect(buttonsOf(escalation)).toEqual([

@@ -19,6 +19,7 @@ import { startRedisContainer, type RedisContainer } from '../support/redisContai
 import { pendingApproval, statusWhen } from '../support/runStatus.js';
 import { buttonsOf, deliver, signedPress, type PressOptions, type SlackButton } from '../support/slackStandIn.js';
 import { quietRuntime, temporalConfigInput, uniqueQueue } from '../support/temporal.js';
+import { until } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';
 
 const suffix = randomUUID().slice(0, 8);
@@ -140,12 +141,16 @@ afterAll(async () => {
 });
 
 describe('approvals from chat', () => {
-  it('pages the approval request to Slack with Approve and Reject buttons naming the incident', () => {
+  it('pages the approval request to Slack with Approve and Reject buttons naming the incident', async () => {
     expect(page.text).toContain(`Approval needed: restart database '${cache}'`);
     const buttons = buttonsOf(page);
+    // Each names the run chain and the approval step it is about, not only the workflow id a later
+    // incident on this target reuses.
+    const chain = (await handle().describe()).raw.workflowExecutionInfo!.firstRunId!;
+    expect(chain).toMatch(/^[0-9a-f-]{36}$/);
     expect(buttons.map((b) => [b.action_id, b.value])).toEqual([
-      ['remediate_approve', `approve:${workflowId}`],
-      ['remediate_reject', `reject:${workflowId}`],
+      ['remediate_approve', `approve|${chain}|approve-restart|${workflowId}`],
+      ['remediate_reject', `reject|${chain}|approve-restart|${workflowId}`],
     ]);
     approve = buttons[0]!;
   });
@@ -255,5 +260,41 @@ describe('approvals from chat', () => {
     const everything = logLines.join('\n');
     expect(everything).not.toContain(signingSecret);
     expect(everything).not.toContain('/r/alice');
+  }, 90_000);
+
+  it('refuses a press on the old page once a later incident of the same target waits for approval: nothing is approved for it', async () => {
+    await redis.stop();
+    const down = await redis.startedAt();
+    const fired = await postAlerts(engine.webhookUrl, webhookToken, [{ labels: { alertname, severity: 'critical', service: cache } }]);
+    expect(fired.status).toBe(200);
+    await pendingApproval(handle());
+    // The channel has had the first incident's resolution since: the later page is the next one with buttons.
+    const laterApprove = await until('the later approval page', 30_000, async () =>
+      slack
+        .requestsTo('/services/T0/B0/incoming')
+        .slice(1)
+        .flatMap((r) => buttonsOf(r.body as typeof page))
+        .find((b) => b.action_id === 'remediate_approve'),
+    );
+    expect(laterApprove.value).not.toBe(approve.value);
+
+    // The first incident's Approve, pressed (freshly signed) on the message still in the channel.
+    expect((await send(pressOf('alice', approve, '/r/old-page'))).status).toBe(200);
+    expect(await updateAt('/r/old-page')).toEqual({
+      response_type: 'ephemeral',
+      replace_original: false,
+      text: `:warning: Your approve was not taken: this page is about an earlier run of '${workflowId}', which has ended; the current one has pages of its own (or use the console)`,
+    });
+    await new Promise((r) => setTimeout(r, 1_000));
+    const s = await status();
+    expect(s.pendingApproval?.step).toBe('approve-restart');
+    expect(s.approvedBy).toBeUndefined();
+    expect(await redis.state()).toBe('exited');
+    expect(await redis.startedAt()).toBe(down);
+
+    // The later page's own button does approve it.
+    expect((await send(pressOf('alice', laterApprove, '/r/later-page'))).status).toBe(200);
+    expect(await updateAt('/r/later-page')).toMatchObject({ replace_original: true, text: 'Approved by alice' });
+    expect(((await handle().result()) as RunbookResult).outcome).toBe('recovered');
   }, 90_000);
 });

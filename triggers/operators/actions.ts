@@ -114,13 +114,18 @@ export class OperatorActions {
     );
   }
 
-  /** Approve, reject or acknowledge: signalled with the verified name and the door it came through. */
+  /**
+   * Approve, reject or acknowledge: signalled with the verified name and the door it came through.
+   * `about` (a chat button's page): the run chain and approval step the page was about; a run that
+   * is not that chain, or waits on another step, is refused rather than decided for.
+   */
   async decide(
     who: Identity,
     workflowId: string,
     kind: DecisionKind,
     reason: unknown,
     remote?: string,
+    about?: { chain?: string; step?: string },
   ): Promise<{ workflowId: string; decision: DecisionKind; operator: string }> {
     const id = checkedWorkflowId(workflowId);
     const text = checkedReason(reason);
@@ -132,8 +137,18 @@ export class OperatorActions {
       id,
       remote,
       async () => {
-        if (kind !== 'acknowledge') await this.requirePendingApproval(id, kind);
-        await sendDecision(this.deps.temporal, this.deps.config, id, kind, { operator: who.operator.name, reason: text, via: who.via });
+        if (about?.chain !== undefined && scope.chain !== undefined && about.chain !== scope.chain)
+          throw new ActionError(
+            409,
+            `this page is about an earlier run of '${id}', which has ended; the current one has pages of its own (or use the console)`,
+          );
+        if (kind !== 'acknowledge') await this.requirePendingApproval(id, kind, about?.step);
+        await sendDecision(this.deps.temporal, this.deps.config, id, kind, {
+          operator: who.operator.name,
+          reason: text,
+          via: who.via,
+          ...(kind !== 'acknowledge' && about?.step ? { step: about.step } : {}),
+        });
         return { workflowId: id, decision: kind, operator: who.operator.name };
       },
       { reason: text },
@@ -246,7 +261,12 @@ export class OperatorActions {
   }
 
   /** The runbook and target(s) an incident is about, from its search attributes (set by the engine). */
-  private async scopeOf(workflowId: string, who: Identity, action: string, remote: string | undefined): Promise<ActionScope> {
+  private async scopeOf(
+    workflowId: string,
+    who: Identity,
+    action: string,
+    remote: string | undefined,
+  ): Promise<ActionScope & { chain?: string }> {
     const t = this.deps.temporal;
     let description;
     try {
@@ -271,9 +291,12 @@ export class OperatorActions {
     const sa = description.typedSearchAttributes;
     const runbook = sa.get(runbookAttribute);
     const target = sa.get(targetAttribute);
+    // The first run of the chain: the same across continue-as-new, another for the next incident.
+    const firstRun = description.raw.workflowExecutionInfo?.firstRunId;
+    const chain = firstRun ? { chain: firstRun } : {};
     const schedule = workflowId.startsWith('maintenance:') ? this.scheduleOf(workflowId, target) : undefined;
-    if (schedule) return { runbook: runbook ?? schedule.runbook, targets: schedule.targets };
-    return { ...(runbook ? { runbook } : {}), ...(target ? { target } : {}) };
+    if (schedule) return { runbook: runbook ?? schedule.runbook, targets: schedule.targets, ...chain };
+    return { ...(runbook ? { runbook } : {}), ...(target ? { target } : {}), ...chain };
   }
 
   /**
@@ -288,7 +311,7 @@ export class OperatorActions {
     });
   }
 
-  private async requirePendingApproval(workflowId: string, kind: DecisionKind): Promise<void> {
+  private async requirePendingApproval(workflowId: string, kind: DecisionKind, step?: string): Promise<void> {
     const t = this.deps.temporal;
     let status: RunbookStatus | undefined;
     try {
@@ -299,6 +322,8 @@ export class OperatorActions {
     }
     if (status && !status.pendingApproval && status.outcome === undefined)
       throw new ActionError(409, `nothing to ${kind}: '${workflowId}' is not waiting for an approval (it is at step ${status.step})`);
+    if (step !== undefined && status?.pendingApproval && status.pendingApproval.step !== step)
+      throw new ActionError(409, `this page asks about step ${step}; '${workflowId}' now waits on ${status.pendingApproval.step}`);
   }
 
   /** Runs the action, audits how it ended, and turns failures into ActionErrors. */

@@ -147,11 +147,12 @@ async function decide(
   mayReply: boolean,
   responses: { origins: readonly string[]; timeoutMs: number },
 ): Promise<void> {
-  const { action, workflowId } = press.button;
+  const { action, workflowId, chain, step } = press.button;
   let message: Record<string, unknown>;
   try {
     // Roles, scopes, audit and the refusal on the timeline are the actions' own (as for the API).
-    const result = await ctx.actions.decide(who, workflowId, action, '', ctx.remote);
+    const about = chain ? { chain, ...(step ? { step } : {}) } : undefined;
+    const result = await ctx.actions.decide(who, workflowId, action, '', ctx.remote, about);
     message = decidedMessage(action, result.operator, new Date(), press.messageBlocks);
   } catch (err) {
     if (!(err instanceof ActionError)) ctx.logger.error({ err: String(err).slice(0, 300), workflowId }, 'chat decision failed');

@@ -158,7 +158,7 @@ export async function sendDecision(
   config: EngineConfig,
   workflowId: string,
   kind: DecisionKind,
-  decision: { operator: string; reason: string; via?: string },
+  decision: { operator: string; reason: string; via?: string; step?: string },
 ): Promise<void> {
   // The workflow ignores decisions from names it does not know (and records them); telling the
   // operator so here beats a "sent" that changes nothing while the pages keep coming.

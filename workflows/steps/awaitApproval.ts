@@ -48,6 +48,7 @@ export async function awaitApproval(
       text: `${req.text}\n\nAn operator approves or rejects workflow ${incident.workflowId} (signals 'approve' / 'reject').`,
       dryRun: req.dryRun,
       actions: ['approve', 'reject'],
+      approvalStep: req.step,
     });
   }
   const decided = () => incident.decided !== undefined || incident.resolved;

@@ -19,6 +19,8 @@ export interface Page {
   dryRun: boolean;
   /** What the person paged may answer from the page itself (chat buttons). */
   actions?: PageAction[];
+  /** The approval this page asks for: its buttons act on that step only. */
+  approvalStep?: string;
 }
 
 export interface EscalationPlan {
@@ -120,7 +122,9 @@ async function send(incident: Incident, engine: EngineSteps, event: 'trigger' | 
       title: cap(page.title, 200),
       text: cap(page.text, maxText),
       dryRun: page.dryRun,
-      ...(page.actions ? { actions: page.actions } : {}),
+      ...(page.actions
+        ? { actions: page.actions, about: { chain: incident.chainId, ...(page.approvalStep ? { step: page.approvalStep } : {}) } }
+        : {}),
     });
     const delivered = result.delivered.map((d) => `${d.channel} (${d.status})`).join(', ');
     incident.record(event === 'trigger' ? `paged ${page.label ?? page.key}` : `notified ${event}`, delivered || 'no channel delivered');

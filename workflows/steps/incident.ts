@@ -96,6 +96,8 @@ export class Incident {
    * a run continued as new never pages again for a level it already paged.
    */
   readonly pageRunId: string;
+  /** The first run of this run's chain: the same across continue-as-new; chat buttons carry it. */
+  readonly chainId: string;
   readonly startedAt: string;
   private decision?: Decision;
   acknowledgement?: OperatorDecision;
@@ -120,6 +122,7 @@ export class Incident {
     this.runId = info.runId;
     this.perAlert = opening.perAlert === true;
     this.pageRunId = this.perAlert ? info.firstExecutionRunId : info.runId;
+    this.chainId = info.firstExecutionRunId;
     this.firstTask = info.historyLength;
     this.operators = new Set(opening.operators);
     this.responders = new Set(opening.responders ?? []);
@@ -421,6 +424,8 @@ export class Incident {
     if (!this.isOperator(who)) return this.record(`${verb} ignored`, `'${who}' is not an operator`, who || 'unknown');
     const pending = this.status.pendingApproval;
     if (!pending) return this.record(`${verb} ignored`, 'no approval is pending', who);
+    if (d.step !== undefined && d.step !== pending.step)
+      return this.record(`${verb} ignored`, `it was for step ${String(d.step).slice(0, 41)}, and the run waits on ${pending.step}`, who);
     if (this.decision) return this.record(`${verb} ignored`, `already decided by ${this.decision.by}`, who);
     this.decision = { approved, by: who, reason: String(d.reason ?? '') };
     if (approved) this.status.approvedBy = who;
