@@ -485,6 +485,11 @@ const maintenanceSchedule = z
  * reads back lines up to this length only (triggers/alerts/spoolIndex.ts): a longer batch would be
  * acknowledged, then skipped at the next start.
  */
+/**
+ * The webhook's default body limit: a 1,000-alert notification (max_alerts) of alerts as
+ * Kubernetes labels them is over 1 MB; a 413 is never retried, and the group's alerts are lost.
+ */
+export const defaultWebhookBodyBytes = 16 * 1_048_576;
 export const maxWebhookBodyBytes = 64 * 1_048_576;
 
 /** The config's shape, secrets unresolved: parseConfig resolves those the process needs. */
@@ -545,7 +550,7 @@ export const engineConfigShape = z
             maxWebhookBodyBytes,
             `must be at most ${maxWebhookBodyBytes} bytes (64 MiB), the longest batch the spool reads back: a larger one would be acknowledged, then lost at the next start`,
           )
-          .default(1_048_576),
+          .default(defaultWebhookBodyBytes),
         /**
          * Answer Alertmanager once a batch is fsynced to a spool under dataDir, and forward it to
          * Temporal after. Unset: on with the embedded dev server (its state is on the same disk),

@@ -374,7 +374,8 @@ function caseGenerator(rng: Rng, fx: TriggerFixture, maxBody: number) {
               p
             ),
           ],
-          ['alert', () => ((p.alerts[rng.int(2)] = rng.pick([null, [], 'alert', 1, {}])), p)],
+          // The only alert (a junk one beside a good one is a partial batch: the good one is taken, webhookBounds.test.ts).
+          ['alert', () => ((p.alerts[0] = rng.pick([null, [], 'alert', 1, {}])), p)],
           [
             'alert field',
             () => (

@@ -227,7 +227,17 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       );
 
     for (const alert of payload.alerts) metrics.alertsReceived.inc({ status: alert.status });
-    if (spool) return spoolBatch(spool, payload.alerts, payload.truncatedAlerts);
+    // Left out, named, and counted; the rest of the batch is taken (a 400 would lose it all).
+    const left = payload.invalidAlerts;
+    const invalid = left.length > 0 ? { invalid: left.length, invalidAlerts: left.slice(0, 5) } : {};
+    if (left.length > 0) {
+      metrics.alertsInvalid.inc(left.length);
+      logger.warn(
+        { invalid: left.length, first: left.slice(0, 5), taken: payload.alerts.length, remote: req.socket.remoteAddress },
+        'alerts left out of a batch: their labels or fingerprint break the webhook bounds; the rest was taken',
+      );
+    }
+    if (spool) return { ...(await spoolBatch(spool, payload.alerts, payload.truncatedAlerts)), ...invalid };
     const { outcomes, stoppedBy } = await decideBatch(payload.alerts, res);
     const total = payload.alerts.length;
     const notAccepted = outcomes.filter((d) => d === undefined || 'error' in d).length;
@@ -251,6 +261,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       status: 'accepted',
       alerts: ok.length,
       truncatedAlerts: payload.truncatedAlerts,
+      ...invalid,
       started: count('started'),
       folded: count('folded'),
       coalesced: count('coalesced'),

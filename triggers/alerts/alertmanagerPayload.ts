@@ -4,8 +4,10 @@
 // Every field is bounded. Whatever is accepted travels on: into the spool, into workflow history
 // (a 900 KB fingerprint sent 70 times got an incident terminated for history size), into every log
 // line about the alert. The bounds sit well above what Alertmanager sends (a fingerprint is 16 hex
-// characters, a label value rarely passes a few hundred) and refuse the rest with a 400 naming
-// the field.
+// characters, a label value rarely passes a few hundred). Alertmanager never retries a 400, so what
+// decides nothing (URLs, annotation values, the group key) is cut to its bound, not refused; an
+// alert whose labels or fingerprint break theirs is left out of its batch, and named; only a batch
+// with nothing left to act on (or a broken envelope) is refused with a 400 naming the field.
 import { z } from 'zod';
 
 export const webhookLimits = {
@@ -27,6 +29,8 @@ export const webhookLimits = {
 
 const longerThan = (n: number) => `longer than ${n} characters`;
 const bounded = (n: number) => z.string().max(n, longerThan(n));
+/** Text that decides nothing: past its bound it is cut there (ending in …), not refused. */
+const cut = (n: number) => z.string().transform((s) => (s.length > n ? `${s.slice(0, n - 1)}…` : s));
 
 // Prometheus 3 allows any UTF-8 in label names (`service.name`, `http-route`), and a batch refused
 // with 400 is never retried: such an alert would be lost. What no label name needs is refused:
@@ -46,13 +50,13 @@ function nameValueSet(what: 'labels' | 'annotations', maxEntries: number, maxVal
     .superRefine((set, ctx) => {
       if (Object.keys(set).length > maxEntries) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `more than ${maxEntries} ${what}` });
     })
-    .pipe(z.record(labelName, bounded(maxValue)));
+    .pipe(z.record(labelName, what === 'labels' ? bounded(maxValue) : cut(maxValue)));
 }
 
 const labelSet = nameValueSet('labels', webhookLimits.labels, webhookLimits.labelValue);
 const annotationSet = nameValueSet('annotations', webhookLimits.annotations, webhookLimits.annotationValue);
 const time = bounded(webhookLimits.time);
-const url = bounded(webhookLimits.url);
+const url = cut(webhookLimits.url);
 
 export const webhookAlert = z.object({
   status: z.enum(['firing', 'resolved']),
@@ -68,11 +72,11 @@ const envelope = {
   version: z.literal('4', {
     errorMap: () => ({ message: 'expected "4" (the Alertmanager webhook payload version this receiver understands)' }),
   }),
-  groupKey: bounded(webhookLimits.groupKey),
+  groupKey: cut(webhookLimits.groupKey),
   // Older Alertmanagers do not send it; absent means nothing was truncated.
   truncatedAlerts: z.number().int().min(0).default(0),
   status: z.enum(['firing', 'resolved']),
-  receiver: bounded(webhookLimits.receiver),
+  receiver: cut(webhookLimits.receiver),
   groupLabels: labelSet,
   commonLabels: labelSet,
   commonAnnotations: annotationSet,
@@ -89,27 +93,38 @@ const webhookEnvelope = z.object({ ...envelope, alerts: z.array(z.unknown()).max
 export type WebhookAlert = z.output<typeof webhookAlert>;
 export type WebhookPayload = z.output<typeof webhookPayload>;
 
+/** An alert left out of its batch: where it was, and why (the field named, no value echoed). */
+export interface InvalidAlert {
+  index: number;
+  reason: string;
+}
+
 /**
- * webhookPayload.safeParse, one alert at a time with `between()` awaited in between: a thousand
- * alerts take a while to check, and the webhook's other requests (probes, other batches) are
- * answered meanwhile.
+ * The envelope, then one alert at a time with `between()` awaited in between (a thousand alerts
+ * take a while to check, and the webhook's other requests are answered meanwhile). An alert that
+ * breaks its bounds is left out and listed; the batch fails only when its envelope does, or when
+ * it held alerts and none of them passed.
  */
 export async function parseWebhookPayload(
   raw: unknown,
   between: () => Promise<void>,
-): Promise<z.SafeParseReturnType<unknown, WebhookPayload>> {
+): Promise<z.SafeParseReturnType<unknown, WebhookPayload & { invalidAlerts: InvalidAlert[] }>> {
   const head = webhookEnvelope.safeParse(raw);
   if (!head.success) return head;
   const issues: z.ZodIssue[] = [];
   const alerts: WebhookAlert[] = [];
+  const invalidAlerts: InvalidAlert[] = [];
   for (const [i, alert] of head.data.alerts.entries()) {
     await between();
     const r = webhookAlert.safeParse(alert, { path: ['alerts', i] });
     if (r.success) alerts.push(r.data);
-    else issues.push(...r.error.issues);
+    else {
+      issues.push(...r.error.issues);
+      invalidAlerts.push({ index: i, reason: describeIssues(r.error.issues.slice(0, 1)) });
+    }
   }
-  if (issues.length > 0) return { success: false, error: new z.ZodError(issues) };
-  return { success: true, data: { ...head.data, alerts } };
+  if (alerts.length === 0 && issues.length > 0) return { success: false, error: new z.ZodError(issues) };
+  return { success: true, data: { ...head.data, alerts, invalidAlerts } };
 }
 
 /**
@@ -118,7 +133,12 @@ export async function parseWebhookPayload(
  * its control and non-ASCII characters escaped, and cut short, as is every message.
  */
 export function describePayloadError(error: z.ZodError): string {
-  const shown = error.issues.slice(0, 5).map((issue) => {
+  const more = error.issues.length > 5 ? ` (and ${error.issues.length - 5} more)` : '';
+  return `invalid Alertmanager payload: ${describeIssues(error.issues.slice(0, 5))}${more}`;
+}
+
+function describeIssues(issues: z.ZodIssue[]): string {
+  const shown = issues.map((issue) => {
     const path = issue.path.reduce<string>((acc, p) => {
       if (typeof p === 'number') return `${acc}[${p}]`;
       if (/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(p)) return acc ? `${acc}.${p}` : p;
@@ -126,8 +146,7 @@ export function describePayloadError(error: z.ZodError): string {
     }, '');
     return `${path || '(body)'}: ${clip(issue.message, 200)}`;
   });
-  const more = error.issues.length > 5 ? ` (and ${error.issues.length - 5} more)` : '';
-  return `invalid Alertmanager payload: ${shown.join('; ')}${more}`;
+  return shown.join('; ');
 }
 
 function clip(text: string, n: number): string {

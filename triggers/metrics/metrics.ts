@@ -8,6 +8,7 @@ import type { UnmatchedCode } from '../alerts/binding.js';
 export interface EngineMetrics {
   registry: Registry;
   alertsReceived: Counter<'status'>;
+  alertsInvalid: Counter;
   /** A firing alert that started a new incident workflow. */
   runbooksStarted: Counter<'runbook'>;
   /**
@@ -91,6 +92,11 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
       name: 'alerts_received_total',
       help: 'Alerts received on the Alertmanager webhook, by alert status.',
       labelNames: ['status'] as const,
+      registers,
+    }),
+    alertsInvalid: new Counter({
+      name: 'alerts_invalid_total',
+      help: 'Alerts left out of their webhook batch because their labels or fingerprint break the bounds (the rest of the batch was taken).',
       registers,
     }),
     runbooksStarted: new Counter({
