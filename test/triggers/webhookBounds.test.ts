@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultWebhookBodyBytes } from '../../config/schema.js';
+import { acceptanceGate } from '../../triggers/alerts/acceptanceFirst.js';
 import { webhookLimits, webhookPayload } from '../../triggers/alerts/alertmanagerPayload.js';
 import { openSpool, type Spool } from '../../triggers/alerts/spool.js';
 import { postToWebhook } from '../support/alertmanagerPayload.js';
@@ -97,6 +98,30 @@ describe('Alertmanager webhook: the default body limit', () => {
       // Past the 1 MiB the default was.
       expect(size).toBeGreaterThan(1_048_576);
       expect(await postToWebhook(lone.url, lone.fx.token, body)).toMatchObject({ status: 200, json: { status: 'queued', alerts: 1_000 } });
+    } finally {
+      await lone.close();
+      await ownSpool.close();
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Alertmanager webhook: who counts as arriving', () => {
+  it('counts only authorised batches, so a flood without the token does not hold back spooled deliveries', async () => {
+    const gate = acceptanceGate();
+    const seen = { arrived: 0, answered: 0 };
+    const counting = { ...gate, arrived: () => (seen.arrived++, gate.arrived()), answered: () => (seen.answered++, gate.answered()) };
+    const own = mkdtempSync(join(tmpdir(), 'remediation-bounds-gate-'));
+    const ownSpool = await openSpool(own);
+    const lone = await startLoneWebhook({ deps: { spool: ownSpool, acceptance: counting } });
+    try {
+      const unauthorised = await Promise.all(
+        Array.from({ length: 50 }, () => postToWebhook(lone.url, 'not-the-token', notification(lone.fx.api))),
+      );
+      expect(unauthorised.every((r) => r.status === 401)).toBe(true);
+      expect(seen).toEqual({ arrived: 0, answered: 0 });
+      expect((await postToWebhook(lone.url, lone.fx.token, notification(lone.fx.api))).status).toBe(200);
+      expect(seen).toEqual({ arrived: 1, answered: 1 });
     } finally {
       await lone.close();
       await ownSpool.close();

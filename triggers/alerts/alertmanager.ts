@@ -19,7 +19,7 @@ import { planRunbook } from '../plan.js';
 import { createIncidentSignaller, isTemporalUnavailable } from './incidents.js';
 import { countUnmatched, type EngineMetrics } from '../metrics/metrics.js';
 import { describePayloadError, parseWebhookPayload, webhookLimits, type WebhookAlert } from './alertmanagerPayload.js';
-import { acceptanceGate } from './acceptanceFirst.js';
+import { acceptanceGate, type AcceptanceGate } from './acceptanceFirst.js';
 import { timeSlices } from './slices.js';
 import { SpoolFullError, type Spool, type SpoolEntry, type SpoolLimits } from './spool.js';
 import { startForwarder } from './spoolForwarder.js';
@@ -57,6 +57,8 @@ export interface WebhookDeps {
   spoolMaxBytes?: number;
   /** Batches are refused (503) while the spool's filesystem has less free. Default: webhook.spoolMinFreeBytes, else 256 MiB. */
   spoolMinFreeBytes?: number;
+  /** How spooled deliveries give way to arriving batches; a test may watch it. */
+  acceptance?: AcceptanceGate;
 }
 
 export interface WebhookServer {
@@ -120,7 +122,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     metrics.spoolPendingBytes.set(spool!.pendingBytes());
   };
   // A storm's deliveries wait for its batches to be answered first (acceptanceFirst.ts).
-  const acceptance = acceptanceGate();
+  const acceptance = deps.acceptance ?? acceptanceGate();
   // Starts with whatever an earlier process left in the spool.
   const forwarder = spool
     ? startForwarder({
@@ -160,9 +162,15 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       // To the end of the exchange: a sender that hung up before its answer counts as 499, as nginx
       // logs it (on 'finish' alone it was not counted at all).
       res.once('close', () => stopTimer({ code: res.writableFinished ? String(res.statusCode) : '499' }));
-      acceptance.arrived();
+      // Only an authorised batch counts as an arrival: a flood of requests without the token must
+      // not hold back the forwarding of accepted alerts (acceptanceFirst.ts).
+      let arrived = false;
+      const authorised = () => {
+        arrived = true;
+        acceptance.arrived();
+      };
       try {
-        const summary = await receive(req, res);
+        const summary = await receive(req, res, authorised);
         send(res, 200, summary);
       } catch (err) {
         if (!(err instanceof HttpError)) throw err;
@@ -173,7 +181,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         else logger.warn(where, 'webhook request refused');
         send(res, err.status, { error: err.message }, err.headers);
       } finally {
-        acceptance.answered();
+        if (arrived) acceptance.answered();
       }
       return;
     }
@@ -193,9 +201,10 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     }
   }
 
-  async function receive(req: IncomingMessage, res: ServerResponse) {
+  async function receive(req: IncomingMessage, res: ServerResponse, authorised: () => void) {
     // Before a byte of the body is read; the answer closes the connection (see send()).
     authorize(req);
+    authorised();
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (contentType !== 'application/json')
       throw new HttpError(
