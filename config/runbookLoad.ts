@@ -146,6 +146,18 @@ interface Reader {
   locate: Locate;
 }
 
+/**
+ * Steps that only the runbook's top-level `steps` may hold, and why. A run has one pending approval
+ * and one escalation, and carries them across continue-as-new only from a top-level wait (a group's
+ * or finally's would grow the history until Temporal ends the run); it holds one maintenance window.
+ */
+const topLevelOnly: Partial<Record<StepType, string>> = {
+  approval: 'a run waits on one approval at a time, and only a top-level wait carries over when the run continues as new',
+  escalate:
+    'only a top-level escalation carries over when the run continues as new; in a group or in finally its history grows until Temporal ends the run',
+  openWindow: 'a run holds one maintenance window, opened by its steps and closed in finally',
+};
+
 function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): Step | undefined {
   const { doc, say, ids } = read;
   const line = read.locate(path);
@@ -192,12 +204,16 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
       if (c && typeof c.onFailure === 'object')
         say([...path, childKey, i, 'onFailure'], 'a step inside a group cannot jump; let the group jump', c.id);
       if (c && c.kind !== 'action') say([...path, childKey, i], 'groups do not nest', c.id);
+      if (c && c.kind === 'action' && topLevelOnly[c.uses])
+        say([...path, childKey, i, 'uses'], `${c.uses} is a top-level step, not one inside a group: ${topLevelOnly[c.uses]}`, c.id);
     });
     if (s.retry !== undefined) say([...path, 'retry'], 'retry applies to single steps, not groups', s.id);
     return { kind, ...base, steps: children as Step[], ...(line ? { line } : {}) };
   }
 
   const uses = s.uses as string;
+  if (inFinally && topLevelOnly[uses as StepType])
+    say([...path, 'uses'], `${uses} is a step of the runbook's steps, not of finally: ${topLevelOnly[uses as StepType]}`, s.id);
   if (!(stepTypes as string[]).includes(uses)) {
     say([...path, 'uses'], `unknown step type "${uses}" (known: ${stepTypes.join(', ')})`, s.id);
     return undefined;
@@ -285,10 +301,20 @@ function checkFlow(steps: Array<Step | undefined>, finallySteps: Array<Step | un
   check(steps, 'steps');
   check(finallySteps, 'finally');
   const approvals = new Set<string>();
+  let window: string | undefined;
   const walk = (list: Array<Step | undefined>, key: string) =>
     list.forEach((s, i) => {
       if (!s) return;
       if (s.kind !== 'action') return walk(s.steps, `${key}.${i}.${s.kind === 'parallel' ? 'parallel' : 'steps'}`);
+      if (s.uses === 'openWindow') {
+        if (window !== undefined)
+          say(
+            [...key.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), i, 'uses'],
+            `a second openWindow (the first is step "${window}"): a run holds one maintenance window, and a second would leave the first one's silence behind`,
+            s.id,
+          );
+        window ??= s.id;
+      }
       const by = s.with.approvedBy as string | undefined;
       if (by !== undefined && !approvals.has(by)) {
         say(

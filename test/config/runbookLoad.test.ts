@@ -301,6 +301,41 @@ describe('a runbook file is refused with its file, line and step named', () => {
     ).toContain('steps.0.retry: retry applies to single steps, not groups');
   });
 
+  it('for an approval or an escalation inside a group or in finally, and a second openWindow: they wait, or hold, for the whole run', () => {
+    const grouped = problemsOf(
+      runbook(
+        '  - id: ask',
+        '    parallel:',
+        '      - { id: approve-db, uses: approval, with: { action: restart the database } }',
+        '      - { id: approve-app, uses: approval, with: { action: restart the app } }',
+        '      - { id: page, uses: escalate, with: { reason: down } }',
+      ),
+    );
+    expect(grouped).toEqual([
+      expect.stringMatching(
+        /^bad\.yaml:7: step "approve-db": steps\.0\.parallel\.0\.uses: approval is a top-level step, not one inside a group: a run waits on one approval at a time/,
+      ),
+      expect.stringMatching(/^bad\.yaml:8: step "approve-app": steps\.0\.parallel\.1\.uses: approval is a top-level step/),
+      expect.stringMatching(
+        /^bad\.yaml:9: step "page": steps\.0\.parallel\.2\.uses: escalate is a top-level step, not one inside a group: only a top-level escalation carries over/,
+      ),
+    ]);
+    const inFinally = [
+      ...runbook('  - { id: check, uses: verify }').trimEnd().split('\n'),
+      'finally:',
+      '  - { id: page, uses: escalate, with: { reason: down } }',
+      '',
+    ].join('\n');
+    expect(onlyProblem(inFinally, 7, 'page')).toContain("finally.0.uses: escalate is a step of the runbook's steps, not of finally");
+    const twoWindows = runbook(
+      '  - { id: first, uses: openWindow }',
+      '  - { id: second, uses: openWindow }',
+    );
+    expect(problemsOf(twoWindows)).toContainEqual(
+      expect.stringContaining('step "second": steps.1.uses: a second openWindow (the first is step "first")'),
+    );
+  });
+
   it('for approvedBy naming a step that is not an approval, a later approval, or nothing', () => {
     expect(
       onlyProblem(
