@@ -644,6 +644,37 @@ describe('the interpreter', () => {
     });
   });
 
+  it('closes an approval its step timeout cut off: no operator can decide it afterwards', async () => {
+    const def = definition(
+      'approval-cut',
+      `  - id: approve-restart
+    uses: approval
+    timeout: 1s
+    onFailure: continue
+    with: { action: "restart '\${{ target.name }}'", timeout: 30s }
+  - id: page
+    uses: escalate
+    with: { reason: "nobody approved in time" }
+  - id: done
+    uses: end
+    with: { outcome: escalated, detail: "\${{ steps.page.end }}" }
+`,
+    );
+    const target = uniqueTarget('appr-cut');
+    const handle = await start(runInput(target, def, { escalation: slowLevels }));
+    await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
+    expect((await handle.query(statusQuery)).pendingApproval).toBeUndefined();
+    await handle.signal(approveSignal, { operator: 'alice', reason: 'late' });
+    const ignored = await waitForStatus(handle, (s) => s.timeline.some((e) => e.event === 'approval ignored'));
+    expect(ignored.timeline.find((e) => e.event === 'approval ignored')).toMatchObject({
+      actor: 'alice',
+      detail: 'no approval is pending',
+    });
+    expect(ignored.approvedBy).toBeUndefined();
+    await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'mine' });
+    expect((await handle.result()).outcome).toBe('escalated');
+  });
+
   it('escalates from a runbook file until an operator acknowledges', async () => {
     const def = definition(
       'escalation',

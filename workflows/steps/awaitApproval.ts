@@ -53,10 +53,17 @@ export async function awaitApproval(
   }
   const decided = () => incident.decided !== undefined || incident.resolved;
   const interrupt = carry.interruptWhen;
-  if (interrupt) {
-    if ((await waitFor(() => decided() || interrupt(), timeoutAt - Date.now())) && !decided()) return { kind: 'interrupted', timeoutAt };
-  } else {
-    await waitFor(decided, timeoutAt - Date.now());
+  try {
+    if (interrupt) {
+      if ((await waitFor(() => decided() || interrupt(), timeoutAt - Date.now())) && !decided()) return { kind: 'interrupted', timeoutAt };
+    } else {
+      await waitFor(decided, timeoutAt - Date.now());
+    }
+  } catch (err) {
+    // Cut off by its step's or group's timeout, or by a cancellation: nothing waits on it any more,
+    // so no operator may decide it (a decision now would be recorded and acted on by nobody).
+    incident.closeApproval();
+    throw err;
   }
   incident.closeApproval();
   // A resolved alert wins over a decision that arrived with it: there is nothing left to fix.
