@@ -358,7 +358,11 @@ function checkStepReferences(list: Step[], ids: Map<string, Path>, say: Say): vo
           else if (r.field !== undefined && !step.fields.includes(r.field)) {
             const kind = step.kind === 'parallel' || step.kind === 'forEach' ? `a ${step.kind} group` : `a ${step.kind} step`;
             problems.push(`reads ${written}.${r.field}, which ${kind} does not give (it gives ${step.fields.join(', ')})`);
-          } else if (r.field === 'status')
+          } else if (r.field === 'status' && step.kind === 'http' && r.comparedWith.length === 0)
+            problems.push(
+              `reads ${written}.status outside a comparison: that is the step's status ('ok', 'failed', ...), not the HTTP status, which is ${written}.code`,
+            );
+          else if (r.field === 'status')
             for (const v of r.comparedWith)
               if (
                 (typeof v === 'string' && !(stepStatuses as readonly string[]).includes(v)) ||

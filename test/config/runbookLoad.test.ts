@@ -327,12 +327,27 @@ describe('a runbook file is refused with its file, line and step named', () => {
       '',
     ].join('\n');
     expect(onlyProblem(inFinally, 7, 'page')).toContain("finally.0.uses: escalate is a step of the runbook's steps, not of finally");
-    const twoWindows = runbook(
-      '  - { id: first, uses: openWindow }',
-      '  - { id: second, uses: openWindow }',
-    );
+    const twoWindows = runbook('  - { id: first, uses: openWindow }', '  - { id: second, uses: openWindow }');
     expect(problemsOf(twoWindows)).toContainEqual(
       expect.stringContaining('step "second": steps.1.uses: a second openWindow (the first is step "first")'),
+    );
+  });
+
+  it("for an http step's status read as if it were the HTTP status", () => {
+    const text = runbook(
+      '  - { id: live, uses: http, with: { url: "http://127.0.0.1:8080/health" } }',
+      '  - { id: page, uses: escalate, with: { reason: "live: HTTP ${{ string(steps.live.status) }}" } }',
+    );
+    expect(onlyProblem(text, 6, 'page')).toContain(
+      "reads steps.live.status outside a comparison: that is the step's status ('ok', 'failed', ...), not the HTTP status, which is steps.live.code",
+    );
+    // Compared with a status, or the code read, is what was meant.
+    parseRunbook(
+      runbook(
+        '  - { id: live, uses: http, with: { url: "http://127.0.0.1:8080/health" } }',
+        `  - { id: page, uses: escalate, with: { reason: "live: \${{ steps.live.status == 'ok' ? 'HTTP ' + string(steps.live.code) : 'failed' }}" } }`,
+      ),
+      'good.yaml',
     );
   });
 
