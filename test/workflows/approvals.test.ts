@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseConnection } from '../../workflows/databaseConnection.js';
 import { highErrorRate } from '../../workflows/highErrorRate.js';
 import {
+  acknowledgeSignal,
   alertResolvedSignal,
   approveSignal,
   incidentWorkflowId,
@@ -118,20 +119,32 @@ describe('databaseConnection', () => {
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
   });
 
-  it('keeps the timeline bounded when flooded with signals, keeping how the incident began', async () => {
+  it('keeps the timeline short when flooded with signals that change nothing, and keeps who decided', async () => {
     const target = uniqueTarget('db');
     h.script(target, { healthy: () => false });
     const handle = await start('databaseConnection', target, { guardrails: { approvalTimeoutMs: 120_000 } as never });
     await waitForStatus(handle, pending);
     await Promise.all(Array.from({ length: 230 }, (_, i) => handle.signal(approveSignal, { operator: `bot-${i}`, reason: '' })));
-    // Sent after all the others, so it is the newest entry once handled.
-    await handle.signal(approveSignal, { operator: 'bot-last', reason: '' });
-    const status = await waitForStatus(handle, (s) => s.timeline.some((e) => e.actor === 'bot-last'));
-    expect(status.timeline.length).toBeLessThanOrEqual(200);
+    await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'on it' });
+    // A stuck button, or a script: three hundred acknowledgements more.
+    for (let i = 0; i < 3; i++)
+      await Promise.all(Array.from({ length: 100 }, () => handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'on it' })));
+    // Handled in order: once this one is on the timeline, all before it were handled.
+    await handle.signal(rejectSignal, { operator: 'mallory', reason: 'last' });
+    const status = await waitForStatus(handle, (s) => s.timeline.some((e) => e.event === 'rejection ignored'));
+    const noise = (event: string) => status.timeline.filter((e) => e.event === event).map((e) => e.detail);
+    // The first five of each, then the 10th and the 100th: not 230 and 300 entries.
+    expect(noise('approval ignored')).toHaveLength(7);
+    expect(noise('approval ignored').at(-1)).toMatch(/^'bot-\d+' is not an operator \(100 so far\)$/);
+    expect(noise('acknowledgement repeated')).toHaveLength(7);
+    expect(noise('acknowledgement repeated').at(-1)).toMatch(/^on it.* \(100 so far\)$/);
+    expect(status.timeline.length).toBeLessThan(40);
     expect(status.timeline[0]!.event).toBe('opened');
-    expect(status.timeline).toContainEqual(expect.objectContaining({ event: 'entries dropped' }));
+    expect(status.timeline.filter((e) => e.event === 'acknowledged')).toEqual([expect.objectContaining({ actor: 'alice' })]);
     await handle.signal(rejectSignal, { operator: 'alice', reason: '' });
-    expect((await handle.result()).outcome).toBe('rejected');
+    const result = await handle.result();
+    expect(result.outcome).toBe('rejected');
+    expect(events(result.timeline)).toContain('rejected');
   });
 
   it('ends a pending approval when the alert resolves', async () => {

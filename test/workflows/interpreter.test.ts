@@ -738,7 +738,7 @@ describe('the interpreter', () => {
     with: { method: POST, url: "http://127.0.0.1:18090/flush" }
   - id: tell
     uses: notify
-    with: { key: told, title: "dry \${{ incident.dryRun }}; flush \${{ steps.flush.code }} \${{ steps.flush.status }}; silence \${{ steps.mute.silenceId }}" }
+    with: { key: told, title: "dry \${{ incident.dryRun }}; flush \${{ steps.flush.code }} \${{ steps.flush.status == 'ok' ? 'ok' : 'not ok' }}; silence \${{ steps.mute.silenceId }}" }
 `,
     );
     const target = uniqueTarget('dry');

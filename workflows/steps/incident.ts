@@ -39,6 +39,8 @@ import { markedAllAtOnce, takesLaterChanges } from './patchesFirst.js';
 /** Enough to read a long incident; a signal storm cannot grow history or the query without bound. */
 const maxTimeline = 200;
 const keptHead = 20;
+/** Entries the timeline never drops: who decided what (each happens at most a few times a run). */
+const keptWhole = new Set(['approved', 'rejected', 'acknowledged']);
 const maxDetail = 1_000;
 
 export interface Decision {
@@ -108,6 +110,8 @@ export class Incident {
   private readonly responders: Set<string>;
   /** Refusals recorded on the timeline; past a few, only every 10th, 100th… is. */
   private refusals = 0;
+  /** Operator signals that change nothing (a repeated acknowledgement, an ignored decision), by event: counted as refusals are. */
+  private readonly noise = new Map<string, number>();
   private readonly firstTask: number;
   private startAlertSeen = false;
   private dropped = 0;
@@ -256,18 +260,34 @@ export class Incident {
     });
   }
 
+  /**
+   * An entry that changes nothing, which a script or a stuck button can send by the hundred: the
+   * first five of each kind, then every 10th, 100th…, so it never pushes what mattered (who
+   * approved, what was restarted) out of the timeline.
+   */
+  private recordNoise(event: string, detail: string | undefined, actor: string): void {
+    const n = (this.noise.get(event) ?? 0) + 1;
+    this.noise.set(event, n);
+    if (n > 5 && !Number.isInteger(Math.log10(n))) return;
+    this.record(event, n > 5 ? `${detail ?? ''} (${n} so far)` : detail, actor);
+  }
+
   record(event: string, detail?: string, actor = 'engine'): void {
     const entry: TimelineEntry = { at: now(), step: this.currentStep(), event, actor };
     if (detail !== undefined) entry.detail = cap(detail, maxDetail);
     const timeline = this.status.timeline;
     timeline.push(entry);
     if (timeline.length <= maxTimeline) return;
-    // Keep how the incident began and how it is going; drop the middle.
-    if (this.dropped === 0) {
-      timeline.splice(keptHead, 2, { at: entry.at, step: 'timeline', event: 'entries dropped', actor: 'engine' });
-      this.dropped = 2;
-    } else {
-      timeline.splice(keptHead + 1, 1);
+    // Keep how the incident began and how it is going, and every operator decision; drop the
+    // oldest of the rest. A run continued as new carries the marker (and its count) over.
+    const marker = timeline[keptHead];
+    if (marker?.step === 'timeline' && marker.event === 'entries dropped') {
+      if (this.dropped === 0) this.dropped = Number(/^(\d+)/.exec(marker.detail ?? '')?.[1] ?? 0);
+    } else timeline.splice(keptHead, 0, { at: entry.at, step: 'timeline', event: 'entries dropped', actor: 'engine' });
+    while (timeline.length > maxTimeline) {
+      let i = keptHead + 1;
+      while (i < timeline.length - 1 && keptWhole.has(timeline[i]!.event)) i++;
+      timeline.splice(i, 1);
       this.dropped += 1;
     }
     timeline[keptHead]!.detail = `${this.dropped} entries dropped to keep the timeline short`;
@@ -328,8 +348,8 @@ export class Incident {
     setHandler(acknowledgeSignal, (d) => {
       const who = nameOf(d);
       if (!this.isOperator(who) && !this.responders.has(who))
-        return this.record('acknowledgement ignored', `'${who}' is not an operator`, who || 'unknown');
-      if (this.acknowledgement) return this.record('acknowledgement repeated', withDoor(d.reason, d), who);
+        return this.recordNoise('acknowledgement ignored', `'${who}' is not an operator`, who || 'unknown');
+      if (this.acknowledgement) return this.recordNoise('acknowledgement repeated', withDoor(d.reason, d), who);
       this.acknowledgement = { operator: who, reason: String(d.reason ?? '') };
       this.status.acknowledgedBy = who;
       this.record('acknowledged', withDoor(d.reason, d), who);
@@ -421,12 +441,12 @@ export class Incident {
   private decide(approved: boolean, d: OperatorDecision): void {
     const who = nameOf(d);
     const verb = approved ? 'approval' : 'rejection';
-    if (!this.isOperator(who)) return this.record(`${verb} ignored`, `'${who}' is not an operator`, who || 'unknown');
+    if (!this.isOperator(who)) return this.recordNoise(`${verb} ignored`, `'${who}' is not an operator`, who || 'unknown');
     const pending = this.status.pendingApproval;
-    if (!pending) return this.record(`${verb} ignored`, 'no approval is pending', who);
+    if (!pending) return this.recordNoise(`${verb} ignored`, 'no approval is pending', who);
     if (d.step !== undefined && d.step !== pending.step)
       return this.record(`${verb} ignored`, `it was for step ${String(d.step).slice(0, 41)}, and the run waits on ${pending.step}`, who);
-    if (this.decision) return this.record(`${verb} ignored`, `already decided by ${this.decision.by}`, who);
+    if (this.decision) return this.recordNoise(`${verb} ignored`, `already decided by ${this.decision.by}`, who);
     this.decision = { approved, by: who, reason: String(d.reason ?? '') };
     if (approved) this.status.approvedBy = who;
     this.record(approved ? 'approved' : 'rejected', withDoor(`${pending.step}${d.reason ? `: ${d.reason}` : ''}`, d), who);
