@@ -245,6 +245,67 @@ describe('spool forwarder', () => {
     await s.close();
   });
 
+  it('never forwards again, after a restart, a firing delivered before its resolution while another alert of its batch still waited', async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir);
+    const sent: string[] = [];
+    const forwarder = startForwarder({
+      spool: s,
+      backoffMs: { first: 5, max: 5 },
+      logger: { warn() {}, info() {} } as never,
+      deliver: async (a) => {
+        // Temporal refuses B (its incident at a limit, say): its batch stays pending.
+        if (a.fingerprint === 'B') throw new Error('refused');
+        sent.push(`${a.fingerprint}:${a.status}`);
+      },
+    });
+    forwarder.enqueue(await s.append([alert('A'), alert('B')]));
+    forwarder.enqueue(await s.append([alert('A', 'resolved')]));
+    await until('A fired and resolved', 5_000, async () => (sent.length === 2 ? true : undefined), 5);
+    expect(sent).toEqual(['A:firing', 'A:resolved']);
+    // A crash right now (no graceful close: the file is left as it is, unflushed marks aside).
+    await forwarder.stop();
+    await s.close();
+
+    const again = await openSpool(dir);
+    const after: string[] = [];
+    const next = startForwarder({
+      spool: again,
+      backoffMs: { first: 5, max: 5 },
+      logger: { warn() {}, info() {} } as never,
+      deliver: async (a) => void after.push(`${a.fingerprint}:${a.status}`),
+    });
+    await next.drained();
+    // Only B: A's firing would reopen its incident for an outage that is over.
+    expect(after).toEqual(['B:firing']);
+    expect(again.pendingBatches()).toBe(0);
+    await next.stop();
+    await again.close();
+  });
+
+  it('keeps what was delivered of a pending batch across a rewrite of the spool file', async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir);
+    const stuck = await s.append([alert('A'), alert('B')]);
+    s.delivered(stuck.seq, 0);
+    await s.syncMarks();
+    // Traffic since: far more finished than pending, so the next write rewrites the file.
+    for (let i = 0; i < 40; i++) {
+      const b = await s.append([{ ...alert(`bulk-${i}`), annotations: { pad: 'x'.repeat(500_000) } } as WebhookAlert]);
+      s.done(b.seq);
+    }
+    await s.append([alert('after')]);
+    await s.close();
+    // Rewritten on the way (20 MB went through it).
+    expect(statSync(join(dir, spoolFileName)).size).toBeLessThan(10 * 1_048_576);
+
+    const again = await openSpool(dir);
+    const entry = await again.read(stuck.seq);
+    expect(entry?.alerts.map((a) => a.fingerprint)).toEqual(['A', 'B']);
+    expect([...(entry?.sent ?? [])]).toEqual([0]);
+    await again.close();
+  });
+
   it('leaves undelivered batches in the spool when stopped', async () => {
     const dir = spoolDir();
     const s = await openSpool(dir);

@@ -4,10 +4,14 @@
 // alert: what was acknowledged is on disk, and an engine that dies with alerts still spooled
 // forwards them when it starts again.
 //
-// One file of JSON lines: `{"seq":7,"at":"…","alerts":[…]}` for a batch accepted, `{"done":7}` once
-// every alert of batch 7 reached Temporal. Many requests arriving together share one write and one
-// fsync. Done marks are not fsynced: one lost in a crash means a batch is forwarded twice, which
-// folds into the incident it already started (SignalWithStart on a deterministic id).
+// One file of JSON lines: `{"seq":7,"at":"…","alerts":[…]}` for a batch accepted, `{"sent":7,"i":[2]}`
+// once its third alert reached Temporal, `{"done":7}` once every alert of batch 7 did. Many requests
+// arriving together share one write and one fsync. Progress marks are not fsynced as they are
+// written: one lost in a crash means an alert is forwarded twice, which folds into the incident it
+// already started (SignalWithStart on a deterministic id). Except that a lost mark must never bring
+// back a firing whose resolution was delivered after it (its incident would open again for an
+// outage that is over): the forwarder fsyncs the marks written so far before it delivers a
+// resolution (syncMarks).
 //
 // The spool is bounded by bytes and by the disk under it, not by trust in Temporal coming back
 // soon: past its limits a batch is refused (the webhook answers 503 and Alertmanager keeps the
@@ -56,10 +60,17 @@ export interface Spool {
   append(alerts: WebhookAlert[], limits?: SpoolLimits): Promise<SpoolEntry>;
   /** Batch `seq` reached Temporal: it will not be forwarded again after a restart. */
   done(seq: number): void;
+  /** Alert `index` of batch `seq` reached Temporal: a restart forwards the rest of the batch only. */
+  delivered(seq: number, index: number): void;
+  /** Resolves once every progress mark written so far is on disk (fsynced). */
+  syncMarks(): Promise<void>;
   /** The oldest batch not yet done numbered `seq` or later: where it is, not its alerts. */
   nextPending(seq: number): SpoolBatchRef | undefined;
-  /** A pending batch read back from disk; undefined once it is done, or when its line is unreadable. */
-  read(seq: number): Promise<SpoolEntry | undefined>;
+  /**
+   * A pending batch read back from disk, with the alerts of it already delivered (`sent`, by index);
+   * undefined once it is done, or when its line is unreadable.
+   */
+  read(seq: number): Promise<(SpoolEntry & { sent?: ReadonlySet<number> }) | undefined>;
   /** Batches, alerts and bytes accepted and not yet done. */
   pendingBatches(): number;
   pendingAlerts(): number;
@@ -94,11 +105,12 @@ export async function openSpool(dir: string): Promise<Spool> {
   let fh: FileHandle;
   let rfh: FileHandle;
   let index: PendingBatches;
+  let sent: Map<number, Set<number>>;
   let seq: number;
   let size: number;
   try {
     const scan = await scanSpoolFile(file);
-    ({ pending: index, lastSeq: seq } = scan);
+    ({ pending: index, lastSeq: seq, sent } = scan);
     // Bytes after the last newline are a line a crash cut short (never acknowledged): cut them
     // off, or the next line appended would be glued to them and unreadable.
     let onDisk = 0;
@@ -126,6 +138,8 @@ export async function openSpool(dir: string): Promise<Spool> {
   let reserved = 0;
   const reads = new Set<Promise<unknown>>();
   let disk: { free: number; at: number } | undefined;
+  /** Progress marks queued since the last fsync was asked for. */
+  let unsyncedMarks = 0;
 
   async function freeBytes(): Promise<number> {
     if (!disk || Date.now() - disk.at > statfsMs) {
@@ -140,7 +154,8 @@ export async function openSpool(dir: string): Promise<Spool> {
       while (queued.length > 0) {
         let group = queued;
         queued = [];
-        // Done marks of this group name batches no longer in a compacted file: dropped with them.
+        // Marks of this group name batches no longer in a compacted file (done ones), or ones the
+        // rewrite wrote again from memory (sent ones): dropped either way.
         if (await compactIfDue().catch(() => false)) group = group.filter((b) => b.sync);
         if (group.length === 0) continue;
         const text = (torn ? '\n' : '') + group.map((b) => b.line).join('');
@@ -232,6 +247,12 @@ export async function openSpool(dir: string): Promise<Spool> {
         run.to = ref.offset + ref.bytes;
       }
       await copyRun();
+      // What was delivered of the batches still pending, from memory: the old file's marks are gone.
+      for (const [n, marks] of sent) {
+        if (!index.get(n) || marks.size === 0) continue;
+        const { bytesWritten } = await out.write(`${JSON.stringify({ sent: n, i: [...marks] })}\n`);
+        written += bytesWritten;
+      }
       await out.datasync();
       newRead = await open(fresh, 'r');
     } finally {
@@ -287,9 +308,30 @@ export async function openSpool(dir: string): Promise<Spool> {
     },
     done(n) {
       if (closed || !index.remove(n)) return;
+      sent.delete(n);
       const line = `${JSON.stringify({ done: n })}\n`;
       queued.push({ line, bytes: Buffer.byteLength(line), sync: false });
       flushSoon();
+    },
+    delivered(n, i) {
+      if (closed || !index.get(n)) return;
+      const marks = sent.get(n) ?? new Set<number>();
+      if (marks.has(i)) return;
+      marks.add(i);
+      sent.set(n, marks);
+      const line = `${JSON.stringify({ sent: n, i: [i] })}\n`;
+      unsyncedMarks++;
+      queued.push({ line, bytes: Buffer.byteLength(line), sync: false });
+      flushSoon();
+    },
+    syncMarks() {
+      if (closed || unsyncedMarks === 0) return Promise.resolve();
+      unsyncedMarks = 0;
+      // A barrier: written (and fsynced) after every mark queued before it.
+      return new Promise((resolve, reject) => {
+        queued.push({ line: '', bytes: 0, sync: true, settle: (err) => (err ? reject(err) : resolve()) });
+        flushSoon();
+      });
     },
     nextPending: (n) => index.firstFrom(n),
     async read(n) {
@@ -312,7 +354,14 @@ export async function openSpool(dir: string): Promise<Spool> {
       }
       // The file may have been edited: a batch whose alerts have no labels is not one the webhook wrote.
       if (record?.seq !== n || !Array.isArray(record.alerts) || !record.alerts.every(hasLabels)) return undefined;
-      return { seq: n, at: String(record.at ?? ''), alerts: record.alerts as WebhookAlert[], bytes: ref.bytes };
+      const marks = sent.get(n);
+      return {
+        seq: n,
+        at: String(record.at ?? ''),
+        alerts: record.alerts as WebhookAlert[],
+        bytes: ref.bytes,
+        ...(marks ? { sent: marks } : {}),
+      };
     },
     pendingBatches: () => index.count,
     pendingAlerts: () => index.alerts,

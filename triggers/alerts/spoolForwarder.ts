@@ -1,6 +1,8 @@
 // Hands spooled alerts to Temporal: in the order they arrived for any one alert (a resolution never
 // overtakes its firing), many alerts at once otherwise, and again and again while Temporal is
-// unreachable. A batch is marked done in the spool once every alert in it was delivered.
+// unreachable. Each alert delivered is marked in the spool, and a batch is marked done once every
+// alert in it was: a restart forwards only what was not delivered, so a firing whose resolution
+// went out after it is never sent again (the marks before a resolution are fsynced first).
 //
 // Batches are taken from the spool oldest first, a window of them at a time (by their size on
 // disk): a backlog left by a long outage is read back from disk as the window moves, never held
@@ -135,13 +137,19 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
     return false;
   }
 
-  function forward(entry: SpoolEntry, bytes: number): void {
-    const settled = entry.alerts.map((alert) => {
+  function forward(entry: SpoolEntry & { sent?: ReadonlySet<number> }, bytes: number): void {
+    const settled = entry.alerts.map((alert, i) => {
+      // Delivered before a restart: not again.
+      if (entry.sent?.has(i)) return Promise.resolve(true);
       const key = alert.fingerprint || JSON.stringify(alert.labels);
       const previous = chains.get(key) ?? Promise.resolve();
       let ok = false;
       const mine = previous.then(async () => {
-        if (!stopped) ok = await deliverUntilTaken(alert);
+        if (stopped) return;
+        // What was delivered before this resolution (its firing, above all) must not come back after a crash.
+        if (alert.status === 'resolved') await spool.syncMarks().catch(() => undefined);
+        ok = await deliverUntilTaken(alert);
+        if (ok) spool.delivered(entry.seq, i);
       });
       chains.set(key, mine);
       void mine.then(() => {

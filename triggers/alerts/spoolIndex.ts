@@ -132,6 +132,8 @@ export class PendingBatches {
 
 export interface SpoolScan {
   pending: PendingBatches;
+  /** Alerts of pending batches already delivered, by batch: not delivered again. */
+  sent: Map<number, Set<number>>;
   /** The highest batch number the file ever mentions: numbering carries on after it. */
   lastSeq: number;
   /** Bytes up to the end of the last whole line: anything after is a line a crash cut short. */
@@ -144,10 +146,11 @@ const maxLineBytes = maxWebhookBodyBytes;
 /** Reads the spool file once, as a stream, and finds what is still pending in it. */
 export async function scanSpoolFile(file: string): Promise<SpoolScan> {
   const pending = new PendingBatches();
+  const sent = new Map<number, Set<number>>();
   let lastSeq = 0;
   let wholeBytes = 0;
   const take = (line: Buffer, offset: number) => {
-    let record: { seq?: unknown; done?: unknown; alerts?: unknown };
+    let record: { seq?: unknown; done?: unknown; alerts?: unknown; sent?: unknown; i?: unknown };
     try {
       record = JSON.parse(line.toString('utf8'));
     } catch {
@@ -157,7 +160,14 @@ export async function scanSpoolFile(file: string): Promise<SpoolScan> {
     if (typeof record !== 'object' || record === null) return;
     if (typeof record.done === 'number') {
       pending.remove(record.done);
+      sent.delete(record.done);
       lastSeq = Math.max(lastSeq, record.done);
+    } else if (typeof record.sent === 'number' && Array.isArray(record.i)) {
+      const ref = pending.get(record.sent);
+      if (!ref) return;
+      const marks = sent.get(record.sent) ?? new Set<number>();
+      for (const i of record.i) if (Number.isInteger(i) && i >= 0 && i < ref.alerts) marks.add(i as number);
+      sent.set(record.sent, marks);
     } else if (typeof record.seq === 'number' && Array.isArray(record.alerts)) {
       pending.add({ seq: record.seq, offset, bytes: line.length + 1, alerts: record.alerts.length });
       lastSeq = Math.max(lastSeq, record.seq);
@@ -201,5 +211,5 @@ export async function scanSpoolFile(file: string): Promise<SpoolScan> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  return { pending, lastSeq, wholeBytes };
+  return { pending, sent, lastSeq, wholeBytes };
 }
