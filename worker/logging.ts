@@ -27,7 +27,23 @@ export function createLogger(opts: LoggingOptions = {}): Logger {
     // The log names targets, alerts and errors: the owner's only, as the engine's other state is.
     opts.stream ?? (opts.file ? destination({ dest: opts.file, append: true, mkdir: true, mode: 0o600 }) : destination(1));
   const out = format === 'json' ? sink : prettyStream(sink);
-  return pino({ name: 'remediation', level, timestamp: pino.stdTimeFunctions.isoTime }, out as DestinationStream);
+  return pino(
+    { name: 'remediation', level, timestamp: pino.stdTimeFunctions.isoTime, hooks: { streamWrite: escapeInvisible } },
+    out as DestinationStream,
+  );
+}
+
+/**
+ * Characters JSON leaves raw that make a log line lie where people read it (Loki, Grafana, a
+ * browser, a terminal): line and paragraph separators, C1 controls (NEL), and format characters (a
+ * bidi override reorders what follows, a zero-width one hides). Alert labels and operators' text
+ * reach log lines; each such character is written as its \u escape, which JSON reads back whole.
+ */
+const invisible = /[\u0080-\u009f\u2028\u2029\p{Cf}]/gu;
+export function escapeInvisible(line: string): string {
+  return line.replace(invisible, (c) =>
+    [...Array(c.length).keys()].map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''),
+  );
 }
 
 export function logFormat(value: string | undefined, isTTY: boolean): LogFormat {
@@ -183,7 +199,7 @@ function quoteIfNeeded(v: string): string {
 }
 
 function printable(s: string): string {
-  return s
-    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
-    .replace(/\n/g, '\\n');
+  return escapeInvisible(
+    s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+  ).replace(/\n/g, '\\n');
 }

@@ -56,6 +56,21 @@ describe('the log format', () => {
     expect(prettyLine('not json\u0007')).toBe('not json\\u0007');
   });
 
+  it('writes no raw line separator, C1 control or bidi and zero-width character, in either format, and JSON reads the value back whole', async () => {
+    const hostile = 'X\u2028{"level":50,"msg":"forged"}\u2029\u202eevil\u200b\u0085end\u{e0041}';
+    const json = capture();
+    createLogger({ format: 'json', stream: json.stream }).warn({ alert: hostile }, 'alert matched no runbook');
+    const pretty = capture();
+    createLogger({ format: 'pretty', stream: pretty.stream }).warn({ alert: hostile }, 'alert matched no runbook');
+    await new Promise((r) => setTimeout(r, 20));
+    for (const line of [...json.lines, ...pretty.lines]) expect(line, line).not.toMatch(/[\u0080-\u009f\u2028\u2029\p{Cf}]/u);
+    expect(json.lines).toHaveLength(1);
+    expect((JSON.parse(json.lines[0]!) as { alert: string }).alert).toBe(hostile);
+    expect(pretty.lines).toHaveLength(1);
+    expect(pretty.lines[0]).toContain('\\u2028{');
+    expect(pretty.lines[0]).toContain('\\u202eevil\\u200b\\u0085end\\udb40\\udc41');
+  });
+
   it('drops task tokens, and keeps an expected failure to its message', () => {
     const failure = ApplicationFailure.nonRetryable("container 'api' not found", 'TargetMissing');
     const meta = cleanMeta({ taskToken: 'c2VjcmV0', sdkComponent: 'activity', error: failure, attempt: 3 });

@@ -87,5 +87,5 @@ function unmatched(code: UnmatchedCode, reason: string): BindingMatch {
 /** Label values are attacker-controlled: quote them and keep messages and logs short. */
 function show(value: string): string {
   const cut = value.length > 80 ? `${value.slice(0, 80)}…` : value;
-  return `'${cut.replace(/[\u0000-\u001f\u007f]/g, '?')}'`;
+  return `'${cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\p{Cf}]/gu, '?')}'`;
 }
