@@ -25,6 +25,7 @@ export const noStackTests = [
   'test/triggers/escalationRouting.test.ts',
   'test/triggers/operatorApiClient.test.ts',
   'test/triggers/operatorCredentials.test.ts',
+  'test/triggers/operatorReports.test.ts',
   'test/triggers/plan.test.ts',
   'test/triggers/planGroupRestart.test.ts',
   'test/triggers/report.test.ts',

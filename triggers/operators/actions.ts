@@ -36,7 +36,7 @@ import type { Identity } from './credentials.js';
 /** An action that did not happen, with the HTTP status that says why. */
 export class ActionError extends Error {
   constructor(
-    readonly status: 400 | 403 | 404 | 409 | 503,
+    readonly status: 400 | 403 | 404 | 409 | 429 | 503,
     message: string,
   ) {
     super(message);
@@ -62,8 +62,12 @@ export interface RunRequest {
   severity?: string;
 }
 
+/** Reports made at once, over all operators. */
+const maxReportsAtOnce = 2;
+
 export class OperatorActions {
   private readonly refusals = new Map<string, { minute: number; count: number }>();
+  private reportsRunning = 0;
 
   constructor(private readonly deps: OperatorActionsDeps) {}
 
@@ -96,6 +100,11 @@ export class OperatorActions {
       throw new ActionError(400, 'since: expected a period from 1m to 366d');
     if (!Number.isFinite(objective) || objective <= 0 || objective >= 1)
       throw new ActionError(400, 'objective: expected a percentage above 0 and below 100, e.g. 99.9');
+    // A report reads up to 5,000 histories over the engine's own Temporal client, the one alerts
+    // start incidents with: a few viewers' tabs must not crowd them out.
+    if (this.reportsRunning >= maxReportsAtOnce)
+      throw new ActionError(429, `${maxReportsAtOnce} reports are being made already; ask again in a minute`);
+    this.reportsRunning++;
     return this.perform(
       who,
       'report',
@@ -111,7 +120,7 @@ export class OperatorActions {
         };
       },
       { quiet: true },
-    );
+    ).finally(() => this.reportsRunning--);
   }
 
   /**

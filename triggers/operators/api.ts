@@ -282,7 +282,8 @@ function utf8Decode(bytes: Buffer): string {
 function answerError(res: ServerResponse, logger: Logger, err: unknown): void {
   if (res.headersSent) return void res.destroy();
   if (err instanceof HttpError) return send(res, err.status, { error: err.message }, { ...noStore, ...err.headers });
-  if (err instanceof ActionError) return send(res, err.status, { error: err.message }, noStore);
+  if (err instanceof ActionError)
+    return send(res, err.status, { error: err.message }, err.status === 429 ? { ...noStore, 'Retry-After': '30' } : noStore);
   // CommandError from a query's validation (a bad filter value) is the caller's mistake.
   if (err instanceof Error && 'exitCode' in err) {
     const code = (err as { exitCode: number }).exitCode;
