@@ -8,7 +8,7 @@ import { parseDuration } from '../config/duration.js';
 import { matchesEverything } from '../config/matchers.js';
 import type { SilenceMatcher } from '../activities/contract.js';
 import { actionSteps } from '../config/runbookLoad.js';
-import type { RunbookDefinition } from '../config/runbookSchema.js';
+import { configMutatingSteps, mutatingSteps, type ActionStep, type RunbookDefinition } from '../config/runbookSchema.js';
 import {
   alertNameAttribute,
   runbookAttribute,
@@ -69,6 +69,8 @@ export function planRunbookRun(config: EngineConfig, match: Matched, alert: Inco
   const base = planIncident(config, match, alert, options);
   return {
     ...base,
+    // Whoever decides for the run must have in scope every target it changes, not only the incident's.
+    ...decidersFor(config, { runbook: match.runbook, target: match.target, targets: actedOnTargets(config, definition) }),
     definition,
     targets: targetRefs(config, [match.target, ...namedTargets(definition)], options.engineQueue),
     startedBy: options.startedBy ?? 'alertmanager',
@@ -189,7 +191,7 @@ export function planMaintenanceRun(config: EngineConfig, schedule: MaintenanceSc
     hasAction: false,
     alert: { name: 'maintenance', severity: 'info', labels: {} },
     escalation: { policy: policyName, levels: m.channels.length ? [{ name: 'maintenance', afterMs: 0, channels: m.channels }] : [] },
-    ...decidersFor(config, { runbook: definition.name, targets: schedule.targets }),
+    ...decidersFor(config, { runbook: definition.name, targets: [...schedule.targets, ...actedOnTargets(config, definition)] }),
     guardrails: guardrailPlan(config, config.targets[first]!),
     dryRun: options.dryRun || config.dryRun,
     definition,
@@ -214,9 +216,30 @@ function decidersFor(config: EngineConfig, scope: ActionScope): { operators: str
   return { operators: approvers, ...(responders.length > 0 ? { responders } : {}) };
 }
 
+/**
+ * Targets a definition changes beyond the run's own: those its mutating steps name (a restart of
+ * the database a full-stack runbook also restarts). An operator deciding for the run, or starting
+ * it, must have each of them in scope as well as the incident's target.
+ */
+export function actedOnTargets(config: EngineConfig, def: RunbookDefinition): string[] {
+  const acted = actionSteps(def).filter((s) => {
+    if (mutatingSteps.has(s.uses)) return true;
+    if (!configMutatingSteps.has(s.uses)) return false;
+    // A command changes something unless the config marks it read-only on the target it names.
+    const named = typeof s.with.target === 'string' ? config.targets[s.with.target] : undefined;
+    const command = named && 'commands' in named ? named.commands?.[s.with.command as string] : undefined;
+    return command?.readOnly !== true;
+  });
+  return [...new Set(targetsNamedBy(acted))];
+}
+
 /** Targets a definition names literally (`with.target`, a group restart's `with.targets`). */
 function namedTargets(def: RunbookDefinition): string[] {
-  return actionSteps(def).flatMap((s) => [
+  return targetsNamedBy(actionSteps(def));
+}
+
+function targetsNamedBy(steps: ActionStep[]): string[] {
+  return steps.flatMap((s) => [
     ...(typeof s.with.target === 'string' ? [s.with.target] : []),
     ...(Array.isArray(s.with.targets) ? (s.with.targets as string[]) : []),
   ]);

@@ -9,6 +9,9 @@ import { parseConfig } from '../../config/load.js';
 import { matchBinding } from '../../triggers/alerts/binding.js';
 import { planRunbookRun } from '../../triggers/plan.js';
 import { planRunbookSteps } from '../../triggers/cli/runbookPreview.js';
+import { OperatorActions } from '../../triggers/operators/actions.js';
+import type { Identity } from '../../triggers/operators/credentials.js';
+import type { Temporal } from '../../triggers/operators/operatorTemporal.js';
 
 const dir = mkdtempSync(join(tmpdir(), 't-plan-group-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,6 +42,11 @@ const config = parseConfig(
       'web-unit': { kind: 'systemd', unit: 'web.service', host: 'host-a', housekeeping: { paths: ['/var/lib/web/runs'] } },
     },
     bindings: [{ alert: 'StackDown', runbook: 'fullStack', target: 'web-unit' }],
+    operators: [
+      { name: 'wendy', role: 'operator', targets: ['web-unit'] },
+      { name: 'ava', role: 'operator', targets: ['web-unit', 'db-box'] },
+      { name: 'rob', role: 'responder' },
+    ],
     channels: { log: { type: 'log' } },
     escalation: { policies: { p: { levels: [{ name: 'l', after: '0s', channels: ['log'] }] } }, default: 'p' },
   },
@@ -59,6 +67,37 @@ describe('planning a group restart', () => {
       ['web-unit', 'engine-q-host-host-a'],
       ['db-box', 'engine-q'],
     ]);
+  });
+
+  it('takes decisions only from operators who have every target it restarts in scope, not only the incident target', () => {
+    const m = matchBinding(config, { labels: { alertname: 'StackDown' } });
+    if (!m.matched) throw new Error(m.reason);
+    const input = planRunbookRun(config, m, {
+      labels: { alertname: 'StackDown' },
+      annotations: {},
+      fingerprint: 'fp',
+      startsAt: '2025-01-05T02:00:00Z',
+    });
+    // wendy may act on web-unit only; the run also restarts db-box.
+    expect(input.operators).toEqual(['ava']);
+    expect(input.responders).toEqual(['rob']);
+  });
+
+  it('refuses wendy, at the operator door, a start of it by hand: it would restart db-box, outside her scope', async () => {
+    const temporal = {
+      address: 'nowhere:0',
+      client: {},
+      call: () => Promise.reject(new Error('Temporal must not be reached')),
+      close: async () => undefined,
+    } as unknown as Temporal;
+    const actions = new OperatorActions({ config, temporal, audit: () => {} });
+    const as = (name: string): Identity => ({ operator: config.operators.find((o) => o.name === name)!, via: 'api', credential: 'token' });
+    await expect(actions.run(as('wendy'), { runbook: 'fullStack', target: 'web-unit' })).rejects.toMatchObject({
+      status: 403,
+      message: "'wendy' may act on targets web-unit only, not 'db-box'",
+    });
+    // ava passes the check and gets as far as Temporal.
+    await expect(actions.run(as('ava'), { runbook: 'fullStack', target: 'web-unit' })).rejects.not.toMatchObject({ status: 403 });
   });
 
   it("shows the queues the step runs on, and housekeeping on the unit's host agent", () => {

@@ -32,6 +32,7 @@ import { buildReport, type IncidentReport } from '../reports/report.js';
 import { startRunbookByHand, type StartedRun } from '../cli/runbookRun.js';
 import type { AuditLog, AuditResult } from './audit.js';
 import type { Identity } from './credentials.js';
+import { actedOnTargets } from '../plan.js';
 
 /** An action that did not happen, with the HTTP status that says why. */
 export class ActionError extends Error {
@@ -184,7 +185,14 @@ export class OperatorActions {
 
   async run(who: Identity, request: RunRequest, remote?: string): Promise<StartedRun> {
     const subject = `${String(request.runbook).slice(0, 64)} on ${String(request.target).slice(0, 64)}`;
-    this.allow(who, 'run', { runbook: request.runbook, target: request.target }, 'run', subject, remote);
+    this.allow(
+      who,
+      'run',
+      { runbook: request.runbook, target: request.target, targets: this.actedOn(request.runbook) },
+      'run',
+      subject,
+      remote,
+    );
     const reason = request.reason === undefined ? undefined : checkedReason(request.reason);
     return this.perform(who, 'run', subject, remote, () =>
       startRunbookByHand(this.deps.temporal, this.deps.config, {
@@ -200,7 +208,7 @@ export class OperatorActions {
 
   async runMaintenance(who: Identity, schedule: string, remote?: string): Promise<{ workflowId: string; runId: string }> {
     const found = this.deps.config.maintenance.find((m) => m.name === schedule);
-    const scope = found ? { runbook: found.runbook, targets: found.targets } : {};
+    const scope = found ? { runbook: found.runbook, targets: [...found.targets, ...this.actedOn(found.runbook)] } : {};
     this.allow(who, 'maintenance', scope, 'run maintenance', schedule.slice(0, 64), remote);
     return this.perform(who, 'run maintenance', schedule, remote, () =>
       runMaintenanceNow(this.deps.temporal, this.deps.config, schedule, who.operator.name),
@@ -304,8 +312,21 @@ export class OperatorActions {
     const firstRun = description.raw.workflowExecutionInfo?.firstRunId;
     const chain = firstRun ? { chain: firstRun } : {};
     const schedule = workflowId.startsWith('maintenance:') ? this.scheduleOf(workflowId, target) : undefined;
-    if (schedule) return { runbook: runbook ?? schedule.runbook, targets: schedule.targets, ...chain };
-    return { ...(runbook ? { runbook } : {}), ...(target ? { target } : {}), ...chain };
+    if (schedule) {
+      const name = runbook ?? schedule.runbook;
+      return { runbook: name, targets: [...schedule.targets, ...this.actedOn(name)], ...chain };
+    }
+    const acted = runbook ? this.actedOn(runbook) : [];
+    return { ...(runbook ? { runbook } : {}), ...(target ? { target } : {}), ...(acted.length ? { targets: acted } : {}), ...chain };
+  }
+
+  /** The other targets a runbook file changes (the config's definition of it; none for a compiled one). */
+  private actedOn(runbook: unknown): string[] {
+    const def =
+      typeof runbook === 'string' && Object.hasOwn(this.deps.config.runbookDefinitions, runbook)
+        ? this.deps.config.runbookDefinitions[runbook]
+        : undefined;
+    return def ? actedOnTargets(this.deps.config, def) : [];
   }
 
   /**
