@@ -21,6 +21,13 @@ export interface ExpressionReads {
   alert: boolean;
   /** `alert` is read somewhere other than inside a json(…) call, which quotes and escapes it. */
   alertUnquoted: boolean;
+  /**
+   * Text that may carry the alert's, read outside json(…): the alert, a step's `error` (an assert's
+   * message may be alert text), the run's `incident.outcomeDetail` (an end's detail may be).
+   */
+  untrustedUnquoted: boolean;
+  /** The run's variables read (alert, incident, target, …), `steps` read through a step aside. */
+  variables: string[];
 }
 
 interface Node {
@@ -43,7 +50,8 @@ export function expressionReads(text: string): ExpressionReads | undefined {
   } catch {
     return undefined;
   }
-  const out: ExpressionReads = { steps: [], alert: false, alertUnquoted: false };
+  const out: ExpressionReads = { steps: [], alert: false, alertUnquoted: false, untrustedUnquoted: false, variables: [] };
+  const variables = new Set<string>();
   let inJson = 0;
 
   /** `steps.x` or `steps['x']`: the step x, when `steps` is the run's. */
@@ -68,13 +76,21 @@ export function expressionReads(text: string): ExpressionReads | undefined {
     if (Array.isArray(n)) return n.forEach((c) => walk(c, bound));
     if (!isNode(n)) return;
     const read = fieldRead(n, bound);
-    if (read) return void out.steps.push(read);
+    if (read) {
+      if (read.field === 'error' && inJson === 0) out.untrustedUnquoted = true;
+      return void out.steps.push(read);
+    }
+    if (n.op === '.' && inJson === 0 && !bound.has('incident')) {
+      const [obj, field] = n.args as [unknown, unknown];
+      if (isNode(obj) && obj.op === 'id' && obj.args === 'incident' && field === 'outcomeDetail') out.untrustedUnquoted = true;
+    }
     const step = stepOf(n, bound);
     if (step !== undefined) return void out.steps.push({ step, comparedWith: [] });
     if (n.op === 'id') {
+      if (typeof n.args === 'string' && !bound.has(n.args)) variables.add(n.args);
       if (n.args === 'alert' && !bound.has('alert')) {
         out.alert = true;
-        if (inJson === 0) out.alertUnquoted = true;
+        if (inJson === 0) out.alertUnquoted = out.untrustedUnquoted = true;
       }
       return;
     }
@@ -105,7 +121,8 @@ export function expressionReads(text: string): ExpressionReads | undefined {
       const [name, receiver, args] = n.args as [string, unknown, unknown[]];
       const variable = args[0];
       if (binding.has(name) && isNode(variable) && variable.op === 'id' && typeof variable.args === 'string') {
-        walk(receiver, bound);
+        // `cel` in cel.bind(…) is the namespace, not a variable of the run.
+        if (!(name === 'bind' && isNode(receiver) && receiver.op === 'id' && receiver.args === 'cel')) walk(receiver, bound);
         // cel.bind(x, init, body): init is read outside x; a comprehension's body inside it.
         const inside = new Set(bound).add(variable.args);
         if (name === 'bind') {
@@ -118,5 +135,6 @@ export function expressionReads(text: string): ExpressionReads | undefined {
     walk(n.args, bound);
   };
   walk(root, new Set());
+  out.variables = [...variables];
   return out;
 }

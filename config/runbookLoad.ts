@@ -265,20 +265,29 @@ function checkExpressions(uses: StepType, params: Record<string, unknown>, path:
     for (const expr of templateExpressions(value)) {
       const problem = expressionProblem(expr, 'value');
       if (problem) say([...path, key], `expression ${JSON.stringify(expr)} cannot be used: ${problem}`, id);
-      else if (selectingTemplateParams[uses]?.includes(key) && expressionReads(expr)?.alert)
+      else if (selectingTemplateParams[uses]?.includes(key) && !onlyMadeByTheRun(expr, key))
         say(
           [...path, key],
-          `expression ${JSON.stringify(expr)} reads the alert: ${key} picks what ${uses} acts on, and alert labels choose nothing (read what this run made, e.g. steps.<silence step>.silenceId)`,
+          `expression ${JSON.stringify(expr)} reads something other than steps.<step>.${key}: ${key} picks what ${uses} acts on, and only what this run made may pick it (alert labels, and text that may carry them, choose nothing)`,
           id,
         );
-      else if (uses === 'http' && key === 'body' && expressionReads(expr)?.alertUnquoted)
+      else if (uses === 'http' && key === 'body' && expressionReads(expr)?.untrustedUnquoted)
         say(
           [...path, key],
-          `expression ${JSON.stringify(expr)} puts alert text into a request body as it is: a label could shape the request around it; write json(${expr}), which quotes and escapes it`,
+          `expression ${JSON.stringify(expr)} puts text that may carry the alert's (the alert, a step's error, incident.outcomeDetail) into a request body as it is: a label could shape the request around it; write json(${expr}), which quotes and escapes it`,
           id,
         );
     }
   }
+}
+
+/**
+ * The expression reads nothing but `steps.<step>.<field>` (what a step of this run gave) and steps'
+ * statuses (a closed set of words): no alert, no incident, no other output, whose text may be the alert's.
+ */
+function onlyMadeByTheRun(expr: string, field: string): boolean {
+  const reads = expressionReads(expr);
+  return reads !== undefined && reads.variables.length === 0 && reads.steps.every((r) => r.field === field || r.field === 'status');
 }
 
 /**

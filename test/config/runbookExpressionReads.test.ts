@@ -138,12 +138,16 @@ describe('alert labels choose nothing: what picks the object of a write never re
         `    with: { silenceId: "${silenceId}" }`,
       );
     expect(onlyProblem(expire('${{ alert.labels.x }}'), 10, 'unmute')).toBe(
-      'bad.yaml:10: step "unmute": steps.1.with.silenceId: expression "alert.labels.x" reads the alert: silenceId picks what expireSilence acts on, and alert labels choose nothing (read what this run made, e.g. steps.<silence step>.silenceId)',
+      'bad.yaml:10: step "unmute": steps.1.with.silenceId: expression "alert.labels.x" reads something other than steps.<step>.silenceId: silenceId picks what expireSilence acts on, and only what this run made may pick it (alert labels, and text that may carry them, choose nothing)',
     );
     expect(onlyProblem(expire("${{ steps.mute.status == 'ok' ? steps.mute.silenceId : alert.labels['x'] }}"), 10, 'unmute')).toContain(
-      'reads the alert: silenceId picks what expireSilence acts on',
+      'reads something other than steps.<step>.silenceId',
     );
+    // Alert text carried through the run's own state: an assert's message, an end's detail.
+    for (const carried of ['${{ steps.mute.error }}', '${{ incident.outcomeDetail }}', "${{ string(target.labels['x']) }}"])
+      expect(onlyProblem(expire(carried), 10, 'unmute'), carried).toContain('reads something other than steps.<step>.silenceId');
     expect(problemsOf(expire('${{ steps.mute.silenceId }}'))).toEqual([]);
+    expect(problemsOf(expire("${{ steps.mute.status == 'ok' ? steps.mute.silenceId : '' }}"))).toEqual([]);
   });
 
   it('lets texts read the alert: a comment, a page, an http body', () => {
@@ -168,7 +172,20 @@ describe('alert labels choose nothing: what picks the object of a write never re
       `    with: { method: POST, url: "http://127.0.0.1:18080/hook", body: '{"summary": "\${{ alert.summary }}"}' }`,
     );
     expect(problemsOf(text).join('\n')).toMatch(
-      /steps\.0\.with\.body: expression "alert\.summary" puts alert text into a request body as it is: .* write json\(alert\.summary\)/,
+      /steps\.0\.with\.body: expression "alert\.summary" puts text that may carry the alert's .* into a request body as it is: .* write json\(alert\.summary\)/,
+    );
+    // The same text carried through the run's state: an assert's message, an end's detail.
+    const carried = runbook(
+      '  - id: carry',
+      '    uses: assert',
+      `    with: { that: "false", message: "\${{ alert.labels.x }}" }`,
+      '    onFailure: continue',
+      '  - id: post',
+      '    uses: http',
+      `    with: { method: POST, url: "http://127.0.0.1:18080/hook", body: '{"why": "\${{ steps.carry.error }}"}' }`,
+    );
+    expect(problemsOf(carried).join('\n')).toMatch(
+      /steps\.1\.with\.body: expression "steps\.carry\.error" puts text that may carry the alert's/,
     );
   });
 });
@@ -184,12 +201,23 @@ describe('expressionReads', () => {
       ],
       alert: false,
       alertUnquoted: false,
+      untrustedUnquoted: false,
+      variables: [],
     });
     expect(expressionReads('cel.bind(alert, steps.q.r, alert.x)')).toEqual({
       steps: [{ step: 'q', field: 'r', comparedWith: [] }],
       alert: false,
       alertUnquoted: false,
+      untrustedUnquoted: false,
+      variables: [],
     });
+    // The run's variables read, and text that may carry the alert's outside json(…).
+    expect(expressionReads('target.name + incident.outcomeDetail')).toMatchObject({
+      variables: ['target', 'incident'],
+      untrustedUnquoted: true,
+    });
+    expect(expressionReads('json(steps.a.error) + json(incident.outcomeDetail)')).toMatchObject({ untrustedUnquoted: false });
+    expect(expressionReads('steps.a.error')).toMatchObject({ untrustedUnquoted: true, alert: false });
     expect(expressionReads('cel.bind(x, alert.labels, x.y)')!.alert).toBe(true);
     // Inside json(…) the alert is read quoted; anywhere else, as it is.
     expect(expressionReads('json(alert.labels.service)')).toMatchObject({ alert: true, alertUnquoted: false });
