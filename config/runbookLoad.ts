@@ -429,3 +429,15 @@ export function actionSteps(def: Pick<RunbookDefinition, 'steps' | 'finally'>): 
   walk(def.finally);
   return out;
 }
+
+/** Targets a definition names literally (`with.target`, a group restart's `with.targets`). */
+export function namedTargets(def: Pick<RunbookDefinition, 'steps' | 'finally'>): string[] {
+  return targetsNamedBy(actionSteps(def));
+}
+
+export function targetsNamedBy(steps: ActionStep[]): string[] {
+  return steps.flatMap((s) => [
+    ...(typeof s.with.target === 'string' ? [s.with.target] : []),
+    ...(Array.isArray(s.with.targets) ? (s.with.targets as string[]) : []),
+  ]);
+}

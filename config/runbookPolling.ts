@@ -30,8 +30,17 @@ export interface PollingPlan {
   reckoning: string;
 }
 
+/** What the count may know once the config is loaded. */
+export interface PollingContext {
+  /** The shortest guardrails.verifyInterval a run of it may poll at (the default's 2 s unknown). */
+  verifyIntervalMs?: number;
+  /** How many targets a forEach may run its steps for (1 unknown). */
+  forEachRuns?: number;
+}
+
 /** The most checks a step can make, or undefined for a step that checks once or does not poll. */
-export function pollingPlan(step: ActionStep): PollingPlan | undefined {
+export function pollingPlan(step: ActionStep, context: PollingContext = {}): PollingPlan | undefined {
+  const verifyIntervalMs = context.verifyIntervalMs ?? verifyIntervalDefaultMs;
   const p = step.with;
   let windowMs: number;
   let intervalMs: number;
@@ -48,14 +57,14 @@ export function pollingPlan(step: ActionStep): PollingPlan | undefined {
     // The config's deadline at its own interval is the config's to bound.
     if (p.within === 'deadline' && every === undefined) return undefined;
     windowMs = p.within === 'deadline' ? verifyDeadlineMaxMs : (p.within as number);
-    intervalMs = every ?? verifyIntervalDefaultMs;
+    intervalMs = every ?? verifyIntervalMs;
     const within =
       p.within === 'deadline'
         ? `within: deadline (guardrails.verifyDeadline, up to ${formatDuration(windowMs)})`
         : `within ${formatDuration(windowMs)}`;
     const interval =
       every === undefined
-        ? `every unset (guardrails.verifyInterval, ${formatDuration(intervalMs)} by default)`
+        ? `every unset (guardrails.verifyInterval, ${formatDuration(intervalMs)}${context.verifyIntervalMs === undefined ? ' by default' : ''})`
         : `every ${formatDuration(intervalMs)}`;
     reckoning = `${within} / ${interval}`;
   } else {
@@ -95,15 +104,16 @@ export function stepPollingProblem(step: ActionStep): PollingProblem | undefined
  * A runbook whose polling steps together could check more than a run may, counted as if every one
  * ran once (a forEach's steps run once per target): the problem is the step that passes the bound.
  */
-export function runPollingProblem(list: Step[]): (PollingProblem & { step: ActionStep }) | undefined {
+export function runPollingProblem(list: Step[], context: PollingContext = {}): (PollingProblem & { step: ActionStep }) | undefined {
   const polling: Array<[ActionStep, PollingPlan]> = [];
-  const walk = (steps: Step[]) =>
+  const walk = (steps: Step[], times: number) =>
     steps.forEach((s) => {
-      if (s.kind !== 'action') return walk(s.steps);
-      const plan = pollingPlan(s);
-      if (plan) polling.push([s, plan]);
+      if (s.kind !== 'action') return walk(s.steps, s.kind === 'forEach' ? times * (context.forEachRuns ?? 1) : times);
+      const plan = pollingPlan(s, context);
+      if (plan)
+        polling.push([s, times === 1 ? plan : { ...plan, total: plan.total * times, reckoning: `${times} targets × (${plan.reckoning})` }]);
     });
-  walk(list);
+  walk(list, 1);
   const all = polling.reduce((n, [, p]) => n + p.total, 0);
   if (all <= maxChecksPerRun) return undefined;
   let sum = 0;

@@ -3,12 +3,23 @@
 // runbooks that fit them. Checked once both are loaded, at start-up and by `remediate runbooks validate`.
 import { placeholderLabels } from './promql.js';
 import { hostStepProblems } from './hostStepReferences.js';
-import { actionSteps } from './runbookLoad.js';
+import { actionSteps, namedTargets } from './runbookLoad.js';
+import { runPollingProblem } from './runbookPolling.js';
+import { parseDuration } from './duration.js';
 import type { ActionStep, RunbookDefinition } from './runbookSchema.js';
 import type { EngineConfig } from './schema.js';
 
 type Loaded = Pick<EngineConfig, 'targets' | 'channels' | 'secrets' | 'bindings' | 'maintenance' | 'runbookDefinitions'> &
-  Partial<Pick<EngineConfig, 'prometheus' | 'alertmanager' | 'docker' | 'temporal' | 'operators'>>;
+  Partial<Pick<EngineConfig, 'prometheus' | 'alertmanager' | 'docker' | 'temporal' | 'operators' | 'guardrails'>>;
+
+/** The shortest verifyInterval any target polls at: the global one, or a target's own. */
+function shortestVerifyInterval(config: Loaded & Pick<EngineConfig, 'guardrails'>): number {
+  const own = Object.values(config.targets).flatMap((t) => {
+    const g = (t as { guardrails?: { verifyInterval?: string } }).guardrails;
+    return g?.verifyInterval ? [parseDuration(g.verifyInterval)] : [];
+  });
+  return Math.min(parseDuration(config.guardrails.verifyInterval), ...own);
+}
 
 export function runbookReferenceProblems(config: Loaded): string[] {
   const problems: string[] = [];
@@ -35,6 +46,21 @@ export function runbookReferenceProblems(config: Loaded): string[] {
       if (kind && !def.appliesTo.includes(kind))
         problems.push(`maintenance[${i}]: runbook "${m.runbook}" applies to ${def.appliesTo.join(', ')}, and target "${t}" is a ${kind}`);
     }
+  });
+  // The polling bound again, now that the config says how often a verify polls and how many targets
+  // a run's forEach goes through: a run past it would be terminated by Temporal, finally and all.
+  const verifyIntervalMs = config.guardrails ? shortestVerifyInterval(config as Loaded & Pick<EngineConfig, 'guardrails'>) : undefined;
+  const pollingOf = (where: string, def: RunbookDefinition, runTargets: number) => {
+    const p = runPollingProblem([...def.steps, ...def.finally], { verifyIntervalMs, forEachRuns: runTargets });
+    if (p) problems.push(`${where}: runbook "${def.name}", step "${p.step.id}": ${p.message}`);
+  };
+  config.maintenance.forEach((m, i) => {
+    const def = defs[m.runbook];
+    if (def) pollingOf(`maintenance[${i}]`, def, new Set([...m.targets, ...namedTargets(def)]).size);
+  });
+  config.bindings.forEach((b, i) => {
+    const def = defs[b.runbook];
+    if (def) pollingOf(`bindings[${i}]`, def, new Set(['', ...namedTargets(def)]).size);
   });
   config.operators?.forEach((o, i) =>
     o.runbooks?.forEach((r, j) => {

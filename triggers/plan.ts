@@ -7,8 +7,8 @@ import { hostTaskQueue } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import { matchesEverything } from '../config/matchers.js';
 import type { SilenceMatcher } from '../activities/contract.js';
-import { actionSteps } from '../config/runbookLoad.js';
-import { configMutatingSteps, mutatingSteps, type ActionStep, type RunbookDefinition } from '../config/runbookSchema.js';
+import { actionSteps, namedTargets, targetsNamedBy } from '../config/runbookLoad.js';
+import { configMutatingSteps, mutatingSteps, type RunbookDefinition } from '../config/runbookSchema.js';
 import {
   alertNameAttribute,
   runbookAttribute,
@@ -231,18 +231,6 @@ export function actedOnTargets(config: EngineConfig, def: RunbookDefinition): st
     return command?.readOnly !== true;
   });
   return [...new Set(targetsNamedBy(acted))];
-}
-
-/** Targets a definition names literally (`with.target`, a group restart's `with.targets`). */
-function namedTargets(def: RunbookDefinition): string[] {
-  return targetsNamedBy(actionSteps(def));
-}
-
-function targetsNamedBy(steps: ActionStep[]): string[] {
-  return steps.flatMap((s) => [
-    ...(typeof s.with.target === 'string' ? [s.with.target] : []),
-    ...(Array.isArray(s.with.targets) ? (s.with.targets as string[]) : []),
-  ]);
 }
 
 /**

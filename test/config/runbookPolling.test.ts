@@ -1,6 +1,11 @@
 // Polling steps are bounded at load: each check is written to the run's history, and a run Temporal
 // terminates at its history limit runs no finally (no closeWindow, no silence expiry, no page).
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../config/load.js';
+import type { EngineConfigInput } from '../../config/schema.js';
 import { onlyProblem, problemsOf, runbook } from './support/runbookText.js';
 import { maxChecksPerRun, maxChecksPerStep } from '../../config/runbookPolling.js';
 
@@ -101,5 +106,80 @@ describe('polling steps within the bounds load', () => {
       `is 1001 checks; a step may check at most ${maxChecksPerStep} times`,
     );
     expect(problemsOf(runbook(...wait('wait', '{ every: 100ms, deadline: 10s }')))).toEqual([]);
+  });
+});
+
+describe('polling counted again against the config', () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  /** The config's problems with one runbook file, ten container targets, and the extra config given. */
+  function problemsWith(file: string, extra: Partial<EngineConfigInput>): string[] {
+    const dir = mkdtempSync(join(tmpdir(), 'polling-config-'));
+    dirs.push(dir);
+    mkdirSync(join(dir, 'runbooks'));
+    writeFileSync(join(dir, 'runbooks', 'r.yaml'), file);
+    const targets = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`c${i}`, { kind: 'container' as const, container: `c${i}` }]));
+    try {
+      parseConfig(
+        {
+          webhook: { token: 'tok-polling-0123' },
+          alertmanager: { url: 'http://127.0.0.1:19093' },
+          prometheus: { url: 'http://127.0.0.1:19090' },
+          runbooks: 'runbooks',
+          targets,
+          channels: { log: { type: 'log' } },
+          escalation: { policies: { p: { levels: [{ name: 'l', after: '0s', channels: ['log'] }] } }, default: 'p' },
+          ...extra,
+        },
+        'engine.yaml',
+        dir,
+      );
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+    return [];
+  }
+
+  it("multiplies a forEach's polling by the targets of the schedule that runs it", () => {
+    const each = [
+      'name: r',
+      'description: d',
+      'kind: maintenance',
+      'appliesTo: [container]',
+      'steps:',
+      '  - id: each',
+      '    forEach: targets',
+      '    steps:',
+      `      - { id: settle, uses: waitUntil, with: { ${metric}, every: 1s, deadline: 8m } }`,
+      '',
+    ].join('\n');
+    // 481 checks: alone within the bounds; once per target of a ten-target schedule, 4,810.
+    expect(problemsOf(each)).toEqual([]);
+    expect(problemsWith(each, { maintenance: [{ name: 'weekly', runbook: 'r', targets: ['c0', 'c1'] }] })).toEqual([]);
+    const ten = problemsWith(each, {
+      maintenance: [{ name: 'weekly', runbook: 'r', targets: Array.from({ length: 10 }, (_, i) => `c${i}`) }],
+    });
+    expect(ten.join('\n')).toMatch(
+      /maintenance\[0\]: runbook "r", step "settle": the runbook's polling steps could check 4810 times in all \(settle 4810\)/,
+    );
+  });
+
+  it("counts a verify without every at the config's verifyInterval, not at the default", () => {
+    const verify = [
+      'name: r',
+      'description: d',
+      'appliesTo: [container]',
+      'steps:',
+      '  - { id: first, uses: verify, with: { within: 30m } }',
+      '  - { id: second, uses: verify, with: { within: 30m } }',
+      '',
+    ].join('\n');
+    const binding = { bindings: [{ alert: 'Down', target: 'c0', runbook: 'r' }] };
+    // At 2 s: 901 checks each, 1,802 in all.
+    expect(problemsWith(verify, binding)).toEqual([]);
+    const fast = problemsWith(verify, { ...binding, guardrails: { verifyInterval: '100ms', verifyDeadline: '30s' } });
+    expect(fast.join('\n')).toMatch(/bindings\[0\]: runbook "r", step "first": .*could check 36002 times in all/);
   });
 });
