@@ -306,6 +306,44 @@ describe('spool forwarder', () => {
     await again.close();
   });
 
+  it('lets the alerts behind one Temporal keeps refusing move on once its batches have held the window a while, and names it once', async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir);
+    const sent: string[] = [];
+    const warned: unknown[] = [];
+    const stuckCounts: number[] = [];
+    const forwarder = startForwarder({
+      spool: s,
+      backoffMs: { first: 5, max: 20 },
+      windowBytes: 1,
+      stuckAfterMs: 200,
+      onStuck: (n) => stuckCounts.push(n),
+      logger: { warn: (o: unknown, m: string) => void warned.push([o, m]), info() {} } as never,
+      deliver: async (a) => {
+        if (a.fingerprint === 'F') throw new Error('the incident of F takes no more signals');
+        sent.push(a.fingerprint);
+      },
+    });
+    // F's group notified again and again, then an unrelated alert.
+    for (let i = 0; i < 3; i++) forwarder.enqueue(await s.append([alert('F')]));
+    forwarder.enqueue(await s.append([alert('other')]));
+    await until('the unrelated alert delivered', 5_000, async () => (sent.includes('other') ? true : undefined), 10);
+    expect(sent).toEqual(['other']);
+    const named = warned.filter((w) => (w as [unknown, string])[1].startsWith('Temporal keeps refusing a spooled alert'));
+    expect(named).toHaveLength(1);
+    expect((named[0] as [Record<string, unknown>])[0]).toMatchObject({
+      alert: 'ServiceDown',
+      fingerprint: 'F',
+      error: 'the incident of F takes no more signals',
+    });
+    expect(stuckCounts[0]).toBe(1);
+    // F's batches stay in the spool for a later try.
+    expect(s.pendingAlerts()).toBe(3);
+    await forwarder.stop();
+    expect(stuckCounts.at(-1)).toBe(0);
+    await s.close();
+  });
+
   it('leaves undelivered batches in the spool when stopped', async () => {
     const dir = spoolDir();
     const s = await openSpool(dir);

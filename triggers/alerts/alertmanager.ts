@@ -134,6 +134,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         },
         logger,
         onPending: spoolGauges,
+        onStuck: (n) => metrics.spoolStuck.set(n),
         backoffMs: deps.spoolBackoffMs,
         slices,
       })

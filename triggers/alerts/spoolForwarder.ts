@@ -33,6 +33,13 @@ export interface ForwarderOptions {
   windowBytes?: number;
   /** Shared with the webhook, so deliveries that need no I/O still leave the event loop turns. */
   slices?: TimeSlices;
+  /**
+   * A batch still held this long (an alert of it Temporal keeps refusing) gives its room in the
+   * window back; only its undelivered alerts stay in memory, in their turn (default 60 s).
+   */
+  stuckAfterMs?: number;
+  /** Told how many alerts have been refused for longer than stuckAfterMs (for the gauge). */
+  onStuck?: (alerts: number) => void;
 }
 
 export interface Forwarder {
@@ -50,13 +57,17 @@ export interface Forwarder {
 /**
  * Starts forwarding at once, beginning with whatever an earlier process left in the spool.
  *
- * A batch whose alert Temporal keeps refusing holds its place in the window, and so does every
- * later batch with the same alert (they wait for it, in order); the window fills only if that
- * alert keeps repeating for many megabytes, and the webhook's byte cap refuses new batches first.
+ * A batch whose alert Temporal keeps refusing stays pending in the spool, and so does every later
+ * batch with the same alert (they wait for it, in order). After stuckAfterMs such a batch gives its
+ * room in the window back, so the other alerts behind it move on; the refused alert is named in
+ * the log once, and counted in the stuck gauge while it waits.
  */
 export function startForwarder(opts: ForwarderOptions): Forwarder {
   const { spool, logger } = opts;
   const backoff = opts.backoffMs ?? { first: 500, max: 30_000 };
+  const stuckAfterMs = opts.stuckAfterMs ?? 60_000;
+  /** Alerts refused for longer than stuckAfterMs, by their key: named once each in the log. */
+  const stuck = new Set<string>();
   const windowBytes = opts.windowBytes ?? 16 * 1_048_576;
   const slices = opts.slices ?? timeSlices();
   const inTurn = inFlightLimit(opts.concurrency ?? 16);
@@ -89,7 +100,7 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
   };
 
   /** True once Temporal took it; false when it did not (yet). */
-  async function tryOnce(alert: WebhookAlert): Promise<boolean> {
+  async function tryOnce(alert: WebhookAlert, refused: (err: unknown) => void = () => {}): Promise<boolean> {
     try {
       // Alerts queued for a delivery slot when the forwarder stops are not tried at all.
       const tried = await inTurn(async () => {
@@ -100,6 +111,7 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
       });
       if (!tried) return false;
     } catch (err) {
+      refused(err);
       if (stalledSince === undefined) {
         stalledSince = Date.now();
         logger.warn(
@@ -129,15 +141,48 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
   }
 
   /** True once Temporal took it; false when stopped first. */
-  async function deliverUntilTaken(alert: WebhookAlert): Promise<boolean> {
-    for (let wait = backoff.first; !stopped; wait = Math.min(backoff.max, wait * 2)) {
-      if (await tryOnce(alert)) return true;
-      await pause(wait);
+  async function deliverUntilTaken(alert: WebhookAlert, key: string): Promise<boolean> {
+    const since = Date.now();
+    let lastError: unknown;
+    try {
+      for (let wait = backoff.first; !stopped; wait = Math.min(backoff.max, wait * 2)) {
+        if (await tryOnce(alert, (err) => (lastError = err))) return true;
+        if (!stuck.has(key) && Date.now() - since >= stuckAfterMs) {
+          stuck.add(key);
+          opts.onStuck?.(stuck.size);
+          logger.warn(
+            {
+              alert: String(alert.labels?.alertname ?? '').slice(0, 200),
+              fingerprint: String(alert.fingerprint ?? '').slice(0, 128),
+              refusedForMs: Date.now() - since,
+              error: errorText(lastError),
+            },
+            'Temporal keeps refusing a spooled alert; it stays in the spool and is tried again, and the alerts behind it move on',
+          );
+        }
+        await pause(wait);
+      }
+      return false;
+    } finally {
+      if (stuck.delete(key)) opts.onStuck?.(stuck.size);
     }
-    return false;
   }
 
   function forward(entry: SpoolEntry & { sent?: ReadonlySet<number> }, bytes: number): void {
+    // Closures below keep the batch's number and their own alert, not the batch: once its room in
+    // the window is given back, what was delivered of it can be let go.
+    const seq = entry.seq;
+    let holding = true;
+    const release = () => {
+      if (!holding) return;
+      holding = false;
+      held -= bytes;
+    };
+    const giveRoomBack = setTimeout(() => {
+      release();
+      pump();
+    }, stuckAfterMs);
+    giveRoomBack.unref?.();
     const settled = entry.alerts.map((alert, i) => {
       // Delivered before a restart: not again.
       if (entry.sent?.has(i)) return Promise.resolve(true);
@@ -148,8 +193,8 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
         if (stopped) return;
         // What was delivered before this resolution (its firing, above all) must not come back after a crash.
         if (alert.status === 'resolved') await spool.syncMarks().catch(() => undefined);
-        ok = await deliverUntilTaken(alert);
-        if (ok) spool.delivered(entry.seq, i);
+        ok = await deliverUntilTaken(alert, key);
+        if (ok) spool.delivered(seq, i);
       });
       chains.set(key, mine);
       void mine.then(() => {
@@ -158,8 +203,9 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
       return mine.then(() => ok);
     });
     const whole = Promise.all(settled).then((oks) => {
-      if (oks.every(Boolean)) spool.done(entry.seq);
-      held -= bytes;
+      clearTimeout(giveRoomBack);
+      if (oks.every(Boolean)) spool.done(seq);
+      release();
       opts.onPending?.(spool.pendingAlerts());
       announceChange();
       pump();

@@ -26,6 +26,7 @@ export interface EngineMetrics {
   spoolPending: Gauge;
   /** Their size in the spool file: what its byte cap (webhook.spoolMaxBytes) is measured against. */
   spoolPendingBytes: Gauge;
+  spoolStuck: Gauge;
   /** Batches answered 503 because the spool was full or its disk low: Alertmanager holds them. */
   spoolRefused: Counter<'reason'>;
   /** Observed by the worker when an incident workflow closes. */
@@ -145,6 +146,11 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     spoolPendingBytes: new Gauge({
       name: 'webhook_spool_pending_bytes',
       help: 'Bytes of spool file holding alerts not yet handed to Temporal (capped by webhook.spoolMaxBytes).',
+      registers,
+    }),
+    spoolStuck: new Gauge({
+      name: 'webhook_spool_stuck_alerts',
+      help: 'Spooled alerts Temporal has refused for over a minute (each named once in the log); they are tried again and the rest move on.',
       registers,
     }),
     spoolRefused,
