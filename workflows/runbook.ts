@@ -10,13 +10,13 @@ import type { ActionStep, GroupStep, Step } from '../config/runbookSchema.js';
 import type { Diagnostics } from '../activities/contract.js';
 import type { Outcome, RunbookResult, RunbookResume, RunbookRunInput, TargetRef } from './messages.js';
 import { runStepType, StepFailed, type Ending, type StepRun } from './steps/catalog.js';
-import { settleAhead, type ChecksAhead } from './steps/checksAhead.js';
+import { settleAhead, withdrawPassedClaim, type ChecksAhead } from './steps/checksAhead.js';
 import { ContinueRun, historyTooLong } from './steps/continuation.js';
 import { expressionContext } from './steps/expressionContext.js';
 import { resolve, trigger } from './steps/escalate.js';
 import { describeFailure } from './steps/incident.js';
 import type { MaintenanceWindow } from './steps/maintenanceWindow.js';
-import { decidePatchesFirst, takesLaterChanges } from './steps/patchesFirst.js';
+import { cleansUpCutSteps, decidePatchesFirst, takesLaterChanges } from './steps/patchesFirst.js';
 import { openRunbook, pageText, title, type Runbook } from './steps/runbook.js';
 
 /** What one step left for later steps: `steps.<id>.status`, `.error` and its outputs. */
@@ -103,7 +103,9 @@ export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
 /** Runs a list of steps; an Ending when a step ended the run, undefined when the list ran out. */
 async function runList(run: RunState, list: Step[], item: TargetRef | undefined, from?: string): Promise<Ending | undefined> {
   const position = new Map(list.map((s, i) => [s.id, i]));
+  const topLevel = list === run.input.definition.steps;
   for (let i = from === undefined ? 0 : (position.get(from) ?? 0); i < list.length; i++) {
+    if (topLevel && cleansUpCutSteps()) await withdrawPassedClaim(run, i);
     const step = list[i]!;
     let outcome: Ending | { goto: string } | undefined;
     try {

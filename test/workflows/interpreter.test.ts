@@ -675,6 +675,46 @@ describe('the interpreter', () => {
     expect((await handle.result()).outcome).toBe('escalated');
   });
 
+  it('makes a silence whole though the run was cancelled meanwhile, so its finally expires it: it would otherwise outlive the run', async () => {
+    const def = definition(
+      'silence-cut',
+      `  - id: mute
+    uses: silence
+    with: { duration: 1h }
+  - id: ask
+    uses: approval
+    with: { action: "restart it", timeout: 1h }
+  - id: done
+    uses: end
+    with: { outcome: completed, detail: "asked" }
+finally:
+  - id: unmute
+    uses: expireSilence
+    when: has(steps.mute.silenceId)
+    with: { silenceId: "\${{ steps.mute.silenceId }}" }
+`,
+    );
+    const target = uniqueTarget('mute');
+    let answer!: () => void;
+    h.holds.silence = new Promise<void>((r) => (answer = r));
+    try {
+      const handle = await start(runInput(target, def));
+      const asked = () => h.calls.findIndex((c) => c.activity === 'createSilence' && JSON.stringify(c.arg).includes(target));
+      await until('the silence asked for', 10_000, async () => (asked() >= 0 ? true : undefined));
+      await handle.cancel();
+      await new Promise((r) => setTimeout(r, 300));
+      // Alertmanager answers after the cancellation: the silence exists.
+      answer();
+      await expect(handle.result()).rejects.toThrow();
+      const made = `silence-${h.calls.filter((c) => c.activity === 'createSilence').findIndex((c) => JSON.stringify(c.arg).includes(target)) + 1}`;
+      expect(h.calls.filter((c) => c.activity === 'expireSilence').map((c) => c.arg)).toContain(made);
+      const status = await handle.query(statusQuery);
+      expect(status.timeline.find((e) => e.event === 'silenced')?.detail).toBe(`${made} for '${target}'`);
+    } finally {
+      h.holds.silence = undefined;
+    }
+  });
+
   it('escalates from a runbook file until an operator acknowledges', async () => {
     const def = definition(
       'escalation',
@@ -812,6 +852,8 @@ describe('the shipped runbooks', () => {
       });
       const handle = await start(runInput(target, def, { escalation: slowLevels }));
       await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
+      // While it pages, not only once it ends: the claim asked ahead went back when the restart step passed.
+      expect(await guardHolds(h, target)).toEqual({ leases: 0, restarts: undefined });
       await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'rotating the token' });
       const result = await handle.result();
       expect(result.outcome, result.detail).toBe('escalated');

@@ -564,6 +564,59 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     if (!result.detail.startsWith('not restarted')) throw new Error(`the run restarted: ${result.detail}`);
     return handle;
   },
+  // After 'all-patches-2026-12-05-night': a target the engine cannot check is not restarted, and
+  // the claim asked ahead is withdrawn as the run goes past the restart step, before it pages.
+  'runbook-serviceDown-uncheckable-claim-withdrawn-at-once': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, {
+      healthy: () => {
+        throw authRefused(`health check of container '${target}' failed: server answered 401 Unauthorized`);
+      },
+    });
+    const handle = await startInterpreter(h, shippedRunbooks.serviceDown!, target, { escalation: oneLevel });
+    const result = await handle.result();
+    if (!result.detail.startsWith('not restarted')) throw new Error(`the run restarted: ${result.detail}`);
+    return handle;
+  },
+  // After 'all-patches-2026-12-05-night': a silence made whole though the run was cancelled while
+  // Alertmanager took it, then expired by the runbook's finally.
+  'runbook-silence-made-whole-through-cancel': async (h) => {
+    const target = uniqueTarget('mute');
+    const def = parseRunbook(
+      [
+        'name: silenceCut',
+        'description: silences, then waits for an approval; finally expires the silence',
+        'appliesTo: [container]',
+        'steps:',
+        '  - { id: mute, uses: silence, with: { duration: 1h } }',
+        '  - { id: ask, uses: approval, with: { action: restart it, timeout: 1h } }',
+        '  - { id: done, uses: end, with: { outcome: completed, detail: asked } }',
+        'finally:',
+        '  - id: unmute',
+        '    uses: expireSilence',
+        '    when: has(steps.mute.silenceId)',
+        '    with: { silenceId: "${{ steps.mute.silenceId }}" }',
+        '',
+      ].join('\n'),
+      'silenceCut.yaml',
+    );
+    const slow = gate();
+    h.holds.silence = slow.wait;
+    try {
+      const handle = await startInterpreter(h, def, target);
+      await until('the silence asked for', 10_000, async () =>
+        h.calls.some((c) => c.activity === 'createSilence' && JSON.stringify(c.arg).includes(target)) ? true : undefined,
+      );
+      await handle.cancel();
+      await new Promise((r) => setTimeout(r, 300));
+      slow.open();
+      await handle.result().catch(() => undefined);
+      return handle;
+    } finally {
+      delete h.holds.silence;
+      slow.open();
+    }
+  },
   // After 'all-patches-2026-12-05-late': repeats that fell due while no worker ran are sent as one
   // page when a worker runs the incident again.
   'runbook-serviceDown-missed-repeats-caught-up': async (h) => {
@@ -828,6 +881,8 @@ describe('workflow histories replay against the current code', () => {
     }
     // The change after that one came with a marker of its own, asked first.
     expect(patchIds(eventsOf('runbook-serviceDown-missed-repeats-caught-up'))).toEqual(['all-patches-2026-12-05-late']);
+    for (const name of ['runbook-serviceDown-uncheckable-claim-withdrawn-at-once', 'runbook-silence-made-whole-through-cancel'])
+      expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05-night']);
   });
 
   it('the one marker stands for the eleven patches it was recorded with, no more: a patch added to it would turn true in runs recorded before that patch existed', () => {

@@ -2,8 +2,8 @@
 // the compiled runbooks use (verify, restartWithRetries, diagnose, escalate, awaitApproval, the
 // maintenance window), so a runbook file keeps every guarantee: verification, anti-flap, the
 // destructive-action cap, dry-run, capped output, pages sent once.
-import { httpOutputCode, interpreterChecksAhead, isPatched, takesLaterChanges } from './patchesFirst.js';
-import { proxyActivities, sleep } from '@temporalio/workflow';
+import { cleansUpCutSteps, httpOutputCode, interpreterChecksAhead, isPatched, takesLaterChanges } from './patchesFirst.js';
+import { CancellationScope, proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
 import { safeUrl } from '../../config/safeUrl.js';
 import type { ActionStep, StepParams, StepType } from '../../config/runbookSchema.js';
@@ -194,14 +194,19 @@ const catalog: { [T in StepType]: Impl<T> } = {
   async silence({ run, params, target, text }) {
     const matchers = Object.entries(target.labels).map(([name, value]) => ({ name, value, isRegex: false, isEqual: true }));
     if (matchers.length === 0) throw new StepFailed(`target '${target.name}' has no labels configured: a silence would match every alert`);
-    const s = await run.rb.engine.createSilence({
-      matchers,
-      durationMs: params.duration,
-      createdBy: 'remediation-engine',
-      comment: text(params.comment),
-      dryRun: run.input.dryRun,
-    });
-    run.rb.incident.record('silenced', `${s.silenceId}${s.dryRun ? ' (dry-run)' : ''} for '${target.name}'`);
+    const create = async () => {
+      const s = await run.rb.engine.createSilence({
+        matchers,
+        durationMs: params.duration,
+        createdBy: 'remediation-engine',
+        comment: text(params.comment),
+        dryRun: run.input.dryRun,
+      });
+      run.rb.incident.record('silenced', `${s.silenceId}${s.dryRun ? ' (dry-run)' : ''} for '${target.name}'`);
+      return s;
+    };
+    // Made whole even when a timeout or a cancellation comes meanwhile: half-made, nobody would know its id.
+    const s = await (cleansUpCutSteps() ? CancellationScope.nonCancellable(create) : create());
     return outputs({ silenceId: s.silenceId });
   },
 

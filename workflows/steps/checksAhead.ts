@@ -76,6 +76,21 @@ export function takeClaim(run: RunState, stepId: string): ClaimAhead | undefined
   return claim;
 }
 
+/**
+ * The run is at `next` in its top-level steps, past the restart step the claim was for, which did
+ * not take it (skipped, jumped over, or not restarting a target it could not check): withdrawn now,
+ * so neither the destructive slot nor the anti-flap count is held while the run goes on.
+ */
+export async function withdrawPassedClaim(run: RunState, next: number): Promise<void> {
+  const ahead = run.ahead;
+  if (!ahead?.claim || ahead.restartStep === undefined) return;
+  const at = run.input.definition.steps.findIndex((s) => s.id === ahead.restartStep);
+  if (at < 0 || at >= next) return;
+  const claim = ahead.claim;
+  delete ahead.claim;
+  await claim.withdraw();
+}
+
 /** At the end of the run: a claim no restart took is withdrawn, a check nobody read is let finish. */
 export async function settleAhead(run: RunState): Promise<void> {
   const ahead = run.ahead;

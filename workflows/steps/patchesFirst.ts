@@ -93,6 +93,18 @@ const allPatchesOfDecember5 = 'all-patches-2026-12-05';
 const allPatchesOfDecember5Late = 'all-patches-2026-12-05-late';
 
 /**
+ * Everything allPatchesOfDecember5Late stands for, and the changes made after it:
+ * - a restart step's claim asked ahead is withdrawn as soon as the run goes past that step without
+ *   restarting (skipped, jumped over, or not restarted because the target could not be checked),
+ *   not only when the run ends: the slot and the anti-flap count are not held meanwhile
+ *   (runbook.ts, steps/checksAhead.ts);
+ * - a `silence` step creates its silence whole even when the run is cancelled meanwhile, so its id
+ *   reaches `steps.<id>.silenceId` and the runbook's finally can expire it (steps/catalog.ts).
+ * Asked via cleansUpCutSteps(). Never widened: a later change gets a marker of its own.
+ */
+const allPatchesOfDecember5Night = 'all-patches-2026-12-05-night';
+
+/**
  * Decides, in a new run's first activation, every patch a step may first ask after a local read
  * has answered (or been cancelled). The others are first asked before any local read (local-reads,
  * checks-and-claim-together) or after an event of the run's own history (an activity's completion,
@@ -100,6 +112,10 @@ const allPatchesOfDecember5Late = 'all-patches-2026-12-05-late';
  * later; they replay that way.
  */
 export function decidePatchesFirst(): void {
+  if (patched(allPatchesOfDecember5Night)) {
+    allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = true;
+    return;
+  }
   if (patched(allPatchesOfDecember5Late)) {
     allPatched = laterPatched = repeatsCaughtUp = true;
     return;
@@ -122,8 +138,10 @@ let asksDroppedReadsAgain = false;
 let allPatched = false;
 /** The marker of December 5: the patches made after the one marker, too. */
 let laterPatched = false;
-/** The newest marker: missed repeats caught up with one page, too. */
+/** The late marker of December 5: missed repeats caught up with one page, too. */
 let repeatsCaughtUp = false;
+/** The newest marker: claims withdrawn once passed, silences made whole, too. */
+let cutStepsCleaned = false;
 
 /**
  * Whether this run takes a patch's new branch: yes without asking when its first activation
@@ -167,4 +185,12 @@ export function takesLaterChanges(): boolean {
  */
 export function catchesUpMissedRepeats(): boolean {
   return repeatsCaughtUp;
+}
+
+/**
+ * Whether this run withdraws a passed claim at once and makes a silence whole through a
+ * cancellation (listed at allPatchesOfDecember5Night): decided in its first activation only.
+ */
+export function cleansUpCutSteps(): boolean {
+  return cutStepsCleaned;
 }
