@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'node:fs/promises';
@@ -192,6 +192,40 @@ describe('spool lock', () => {
     writeFileSync(join(dir, 'spool.lock'), `${process.ppid} 1`);
     const s = await openSpool(dir);
     expect(readFileSync(join(dir, 'spool.lock'), 'utf8')).toBe(lockHolder(process.pid));
+    await s.close();
+  });
+});
+
+describe('spool lock across containers', () => {
+  /** A lock as an engine in another container writes it: its own pid namespace, this host's boot. */
+  const foreign = (pid: number) => `${pid} 12345 pid:[4026500000] ${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}`;
+
+  it("refuses a spool whose holder in another pid namespace keeps its lock fresh, though its pid means nothing here (pid 1, or this process's)", async () => {
+    for (const pid of [1, process.pid]) {
+      const dir = spoolDir();
+      const lock = join(dir, 'spool.lock');
+      writeFileSync(lock, foreign(pid));
+      // The other engine, alive: it touches its lock.
+      const alive = setInterval(() => utimesSync(lock, new Date(), new Date()), 50);
+      try {
+        const began = Date.now();
+        await expect(openSpool(dir, { lockLeaseMs: 300 })).rejects.toThrow(`is in use by process ${pid} of another container or host`);
+        // It waited for the lease to lapse before giving up.
+        expect(Date.now() - began).toBeGreaterThanOrEqual(550);
+      } finally {
+        clearInterval(alive);
+      }
+    }
+  });
+
+  it('takes over such a lock once it has not been touched for the lease, and keeps its own fresh', async () => {
+    const dir = spoolDir();
+    const lock = join(dir, 'spool.lock');
+    writeFileSync(lock, foreign(1));
+    const s = await openSpool(dir, { lockLeaseMs: 300 });
+    expect(readFileSync(lock, 'utf8')).toBe(lockHolder(process.pid));
+    await new Promise((r) => setTimeout(r, 700));
+    expect(Date.now() - statSync(lock).mtimeMs).toBeLessThan(300);
     await s.close();
   });
 });

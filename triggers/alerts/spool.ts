@@ -17,7 +17,7 @@
 // soon: past its limits a batch is refused (the webhook answers 503 and Alertmanager keeps the
 // alerts). In memory it keeps only where each pending batch sits in the file (spoolIndex.ts); the
 // forwarder reads batches back as it gets to them, so a backlog of any size costs the same memory.
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { open, statfs, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WebhookAlert } from './alertmanagerPayload.js';
@@ -98,9 +98,9 @@ interface Queued {
   settle?: (err: unknown, offset: number) => void;
 }
 
-export async function openSpool(dir: string): Promise<Spool> {
+export async function openSpool(dir: string, options: { lockLeaseMs?: number } = {}): Promise<Spool> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const unlock = lockSpool(dir);
+  const unlock = await lockSpool(dir, options.lockLeaseMs ?? 15_000);
   const file = join(dir, spoolFileName);
   let fh: FileHandle;
   let rfh: FileHandle;
@@ -390,41 +390,94 @@ function mib(bytes: number): string {
 const openHere = new Set<string>();
 
 /**
- * One process per spool: two engines given the same dataDir on one host would forward each other's
- * alerts and mark each other's batches done. A lock left by a process that died is taken over.
+ * One process per spool: two engines given the same dataDir would forward each other's alerts,
+ * mark each other's batches done, and empty the file under each other. The lock names its holder
+ * (pid, start time, pid namespace, boot) and the holder touches it every leaseMs/5. A holder in
+ * this pid namespace is known by its pid: a lock left by a process that died is taken over at
+ * once. A holder in another (another container on a shared volume, another host) has a pid that
+ * says nothing here: its lock is taken over only once it has not been touched for leaseMs, and
+ * until then the opener waits, up to twice that, then gives up naming it.
  */
-function lockSpool(dir: string): () => void {
+async function lockSpool(dir: string, leaseMs: number): Promise<() => void> {
   const lock = join(dir, 'spool.lock');
   // A lock naming this very process is stale (a container's engine is often pid 1 on every start),
   // unless this process holds it itself.
   if (openHere.has(lock)) throw new Error(`the webhook spool in ${dir} is already open in this process`);
+  const giveUpAt = Date.now() + 2 * leaseMs;
   for (let tries = 0; ; tries++) {
     try {
       writeFileSync(lock, lockHolder(process.pid), { flag: 'wx', mode: 0o600 });
       openHere.add(lock);
+      const touch = setInterval(
+        () => {
+          try {
+            const now = new Date();
+            utimesSync(lock, now, now);
+          } catch {
+            // Gone (the directory removed under us): nothing to keep fresh.
+          }
+        },
+        Math.max(50, Math.floor(leaseMs / 5)),
+      );
+      touch.unref();
       return () => {
+        clearInterval(touch);
         openHere.delete(lock);
         rmSync(lock, { force: true });
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 0) throw err;
-      const [pid, started] = readFileSync(lock, 'utf8').trim().split(' ');
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 1_000) throw err;
+      const [pid, started, pidNamespace, boot] = readFileSync(lock, 'utf8').trim().split(' ');
       const holder = Number(pid);
-      // A pid is reused after a crash (the host's next process may get it): the holder is that
-      // process only if it also started when the lock says (Linux's /proc; elsewhere the pid alone).
-      const same = started === undefined || startTimeOf(holder) === undefined || startTimeOf(holder) === started;
-      if (holder > 0 && holder !== process.pid && alive(holder) && same) {
-        throw new Error(`the webhook spool in ${dir} is in use by process ${holder}; give each engine on this host its own dataDir`);
+      const here = pidNamespace === undefined || (pidNamespace === ownPidNamespace() && boot === ownBootId());
+      if (here) {
+        // A pid is reused after a crash (the host's next process may get it): the holder is that
+        // process only if it also started when the lock says (Linux's /proc; elsewhere the pid alone).
+        const same = started === undefined || startTimeOf(holder) === undefined || startTimeOf(holder) === started;
+        if (holder > 0 && holder !== process.pid && alive(holder) && same) {
+          throw new Error(`the webhook spool in ${dir} is in use by process ${holder}; give each engine on this host its own dataDir`);
+        }
+      } else {
+        const idleMs = Date.now() - statSync(lock).mtimeMs;
+        if (idleMs < leaseMs) {
+          if (Date.now() >= giveUpAt)
+            throw new Error(
+              `the webhook spool in ${dir} is in use by process ${holder} of another container or host (its lock was touched ${Math.round(idleMs)} ms ago); give each engine its own dataDir`,
+            );
+          await new Promise((r) => setTimeout(r, Math.min(1_000, Math.max(50, Math.floor(leaseMs / 5)))));
+          continue;
+        }
       }
       rmSync(lock, { force: true });
     }
   }
 }
 
-/** What a lock file says of its holder: its pid, and when it started where that can be read. */
+/** What a lock file says of its holder: its pid, when it started, its pid namespace and boot, where those can be read. */
 export function lockHolder(pid: number): string {
   const started = startTimeOf(pid);
-  return started === undefined ? String(pid) : `${pid} ${started}`;
+  if (started === undefined) return String(pid);
+  const space = ownPidNamespace();
+  const boot = ownBootId();
+  return space && boot ? `${pid} ${started} ${space} ${boot}` : `${pid} ${started}`;
+}
+
+/** This process's pid namespace ("pid:[4026531836]"), which tells a container's pids from the host's. */
+function ownPidNamespace(): string | undefined {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+}
+
+/** This boot of this machine: another host, or this one rebooted, has another. */
+function ownBootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** When a process started, in clock ticks since boot (field 22 of /proc/<pid>/stat), if readable. */
