@@ -170,8 +170,15 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
     const union = parsed.error.issues.find((i) => i.code === 'invalid_union') as
       (ZodIssue & { unionErrors?: Array<{ issues: ZodIssue[] }> }) | undefined;
     const issues = union?.unionErrors?.[branch]?.issues ?? parsed.error.issues;
-    for (const issue of issues)
+    // A group's children are read one by one, each reported as its own step with its own key, not
+    // as "Invalid input" under the group.
+    const childKey = branch === 0 ? 'parallel' : branch === 1 ? 'steps' : undefined;
+    const rawChildren = childKey ? (r as Record<string, unknown>)[childKey] : undefined;
+    const ofChild = (issue: ZodIssue) => Array.isArray(rawChildren) && issue.path[0] === childKey && typeof issue.path[1] === 'number';
+    for (const issue of issues.filter((i) => !ofChild(i)))
       say([...path, ...issue.path], issueText(issue, valueAtPath(doc, path)), rawId, keyPath(issue, [...path, ...issue.path]));
+    const badChildren = new Set(issues.filter(ofChild).map((i) => i.path[1] as number));
+    for (const i of badChildren) readStep((rawChildren as unknown[])[i], [...path, childKey!, i], read, inFinally);
     return undefined;
   }
   const s = parsed.data as Record<string, unknown> & { id: string };

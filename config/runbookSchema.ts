@@ -379,7 +379,10 @@ export const mutatingSteps: ReadonlySet<StepType> = new Set<StepType>([
  */
 export const configMutatingSteps: ReadonlySet<StepType> = new Set<StepType>(['command']);
 
-const failurePolicy = z.union([z.enum(['fail', 'continue']), z.object({ goto: stepId }).strict()]);
+const failurePolicy = z.union([z.enum(['fail', 'continue']), z.object({ goto: stepId }).strict()], {
+  errorMap: (issue, ctx) =>
+    issue.code === 'invalid_union' ? { message: 'expected fail, continue or { goto: <step id> }' } : { message: ctx.defaultError },
+});
 
 const common = {
   id: stepId,

@@ -277,6 +277,22 @@ describe('a runbook file is refused with its file, line and step named', () => {
     expect(onlyProblem(forEach, 9, 'done')).toContain('steps.0.steps.0.uses: a run ends from its top-level steps');
   });
 
+  it("for a bad key of a step inside a group, naming that step and the key, not 'Invalid input' under the group", () => {
+    const problems = problemsOf(
+      runbook(
+        '  - id: g',
+        '    parallel:',
+        '      - { id: a, uses: verify }',
+        '      - { id: b, uses: verify, onFailure: contnue }',
+        '      - { id: c, uses: verify, timeout: 5 }',
+      ),
+    );
+    expect(problems).toEqual([
+      'bad.yaml:8: step "b": steps.0.parallel.1.onFailure: expected fail, continue or { goto: <step id> } (got "contnue")',
+      'bad.yaml:9: step "c": steps.0.parallel.2.timeout: Expected string, received number (got 5)',
+    ]);
+  });
+
   it('for nested groups and a retry on a group', () => {
     expect(
       onlyProblem(
