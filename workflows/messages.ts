@@ -1,6 +1,6 @@
 // The runbooks' public surface: inputs, signals, queries, outcomes and ids. Triggers and the CLI
 // import these same objects, so a message's name and payload type exist exactly once.
-import { defineQuery, defineSignal, type Sinks } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate, type Sinks } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { TargetKind } from '../config/schema.js';
 import type { RunbookDefinition } from '../config/runbookSchema.js';
@@ -188,6 +188,29 @@ export interface AlertEvent {
   fingerprint?: string;
   at: string;
 }
+
+/** An operator's decision as the operator doors send it: the update's validator refuses one that cannot take effect. */
+export interface DecisionRequest extends OperatorDecision {
+  kind: 'approve' | 'reject' | 'acknowledge';
+}
+
+/** What the run did with a decision it took. */
+export interface DecisionTaken {
+  kind: DecisionRequest['kind'];
+  operator: string;
+  /** The approval step it decided (approve, reject). */
+  step?: string;
+}
+
+/**
+ * A decision as an update: taken, or refused with the reason (nothing pending, already decided,
+ * another step, not a decider) before anything is recorded, so the door answers what really
+ * happened. The signals stay for runs and tools that send them.
+ */
+export const decisionUpdate = defineUpdate<DecisionTaken, [DecisionRequest]>('decide');
+
+/** Sent by the operator doors just before they cancel a run: who asked, and why, for its timeline. */
+export const cancelRequestedSignal = defineSignal<[OperatorDecision]>('cancelRequested');
 
 export const approveSignal = defineSignal<[OperatorDecision]>('approve');
 export const rejectSignal = defineSignal<[OperatorDecision]>('reject');

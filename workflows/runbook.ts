@@ -78,7 +78,7 @@ export async function runbook(input: RunbookRunInput): Promise<RunbookResult> {
     }
     if (!isCancellation(err)) throw err;
     cancelled = err;
-    ending = { outcome: 'cancelled', detail: 'the workflow was cancelled' };
+    ending = { outcome: 'cancelled', detail: rb.incident.cancelledDetail() };
   }
   // However the run ended: cleanup first, then the notification that closes the loop, then the outcome.
   const result = await CancellationScope.nonCancellable(async () => {

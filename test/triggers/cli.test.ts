@@ -131,7 +131,7 @@ describe('remediate admin: approvals straight to Temporal', () => {
     expect(stranger.stderr).toContain("'mallory' is not a configured operator and cannot approve (operators: alice, bob)");
 
     const ok = await runCli([...admin('approve', workflowId, '--as', 'alice', '--reason', 'restart is safe'), '--json']);
-    expect(ok.code).toBe(0);
+    expect(ok.code, ok.stderr).toBe(0);
     expect(ok.json).toEqual({ workflowId, signal: 'approve', operator: 'alice', sent: true });
     const result = (await client.workflow.getHandle(workflowId).result()) as RunbookResult;
     expect(result.outcome).toBe('recovered');

@@ -53,16 +53,21 @@ const config = parseConfig(
   'plan group test',
 );
 
+/** The run a StackDown alert plans. */
+function plannedRun() {
+  const m = matchBinding(config, { labels: { alertname: 'StackDown' } });
+  if (!m.matched) throw new Error(m.reason);
+  return planRunbookRun(config, m, {
+    labels: { alertname: 'StackDown' },
+    annotations: {},
+    fingerprint: 'fp',
+    startsAt: '2025-01-05T02:00:00Z',
+  });
+}
+
 describe('planning a group restart', () => {
   it('plans every target of the group, each with its own queue', () => {
-    const m = matchBinding(config, { labels: { alertname: 'StackDown' } });
-    if (!m.matched) throw new Error(m.reason);
-    const input = planRunbookRun(config, m, {
-      labels: { alertname: 'StackDown' },
-      annotations: {},
-      fingerprint: 'fp',
-      startsAt: '2025-01-05T02:00:00Z',
-    });
+    const input = plannedRun();
     expect(input.targets.map((t) => [t.name, t.queue])).toEqual([
       ['web-unit', 'engine-q-host-host-a'],
       ['db-box', 'engine-q'],
@@ -70,14 +75,7 @@ describe('planning a group restart', () => {
   });
 
   it('takes decisions only from operators who have every target it restarts in scope, not only the incident target', () => {
-    const m = matchBinding(config, { labels: { alertname: 'StackDown' } });
-    if (!m.matched) throw new Error(m.reason);
-    const input = planRunbookRun(config, m, {
-      labels: { alertname: 'StackDown' },
-      annotations: {},
-      fingerprint: 'fp',
-      startsAt: '2025-01-05T02:00:00Z',
-    });
+    const input = plannedRun();
     // wendy may act on web-unit only; the run also restarts db-box.
     expect(input.operators).toEqual(['ava']);
     expect(input.responders).toEqual(['rob']);

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { databaseConnection } from '../../workflows/databaseConnection.js';
 import { highErrorRate } from '../../workflows/highErrorRate.js';
 import {
   acknowledgeSignal,
+  decisionUpdate,
   alertResolvedSignal,
   approveSignal,
   incidentWorkflowId,
@@ -145,6 +147,35 @@ describe('databaseConnection', () => {
     const result = await handle.result();
     expect(result.outcome).toBe('rejected');
     expect(events(result.timeline)).toContain('rejected');
+  });
+
+  it('takes one of two decisions sent at once as updates, and refuses the other with the reason, recording nothing for it', async () => {
+    const target = uniqueTarget('db');
+    h.script(target, { healthy: () => false });
+    const handle = await start('databaseConnection', target, { guardrails: { approvalTimeoutMs: 120_000 } as never });
+    await waitForStatus(handle, pending);
+    // One acknowledgement taken, a second refused: neither floods the timeline.
+    await handle.executeUpdate(decisionUpdate, { args: [{ kind: 'acknowledge', operator: 'alice', reason: 'mine' }] });
+    const again = await handle
+      .executeUpdate(decisionUpdate, { args: [{ kind: 'acknowledge', operator: 'bob', reason: 'mine' }] })
+      .catch((err: unknown) => err);
+    expect(again).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect((again as WorkflowUpdateFailedError).cause?.message).toBe('already acknowledged by alice');
+    const [a, b] = await Promise.allSettled([
+      handle.executeUpdate(decisionUpdate, { args: [{ kind: 'approve', operator: 'alice', reason: 'go', via: 'api' }] }),
+      handle.executeUpdate(decisionUpdate, { args: [{ kind: 'reject', operator: 'bob', reason: 'no', via: 'chat' }] }),
+    ]);
+    const refused = [a, b].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect([a, b].filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.reason).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect((refused[0]!.reason as WorkflowUpdateFailedError).cause?.message).toMatch(/^already (approved by alice|rejected by bob)$/);
+    const status = await waitForStatus(handle, (s) => s.timeline.some((e) => e.event === 'approved' || e.event === 'rejected'));
+    const seen = events(status.timeline);
+    expect(seen.filter((e) => e === 'approved' || e === 'rejected')).toHaveLength(1);
+    expect(seen.filter((e) => e === 'acknowledged')).toHaveLength(1);
+    expect(seen.filter((e) => e.endsWith(' ignored') || e === 'acknowledgement repeated')).toEqual([]);
+    await handle.terminate('test done').catch(() => undefined);
   });
 
   it('ends a pending approval when the alert resolves', async () => {

@@ -21,6 +21,8 @@ import {
   type RunbookRunInput,
 } from '../../workflows/messages.js';
 import { until } from '../support/wait.js';
+import { cancelIncident } from '../../triggers/operators/operatorCommands.js';
+import { temporalOf } from '../../triggers/operators/operatorTemporal.js';
 import {
   cancelWhileFirstReadsOut,
   events,
@@ -713,6 +715,29 @@ finally:
     } finally {
       h.holds.silence = undefined;
     }
+  });
+
+  it('names who cancelled it and why, as the operator doors say before they cancel', async () => {
+    const def = definition(
+      'cancel-by',
+      `  - id: ask
+    uses: approval
+    with: { action: "restart it", timeout: 1h }
+`,
+    );
+    const target = uniqueTarget('cancel');
+    const handle = await start(runInput(target, def));
+    await waitForStatus(handle, pending);
+    await cancelIncident(temporalOf(h.client, h.client.connection as never, 'harness'), handle.workflowId, {
+      operator: 'bob',
+      reason: 'wrong target',
+      via: 'api',
+    });
+    await expect(handle.result()).rejects.toThrow();
+    const status = await handle.query(statusQuery);
+    expect(status.timeline.find((e) => e.event === 'cancel requested')).toMatchObject({ actor: 'bob', detail: 'wrong target (via api)' });
+    expect(status.outcome).toBe('cancelled');
+    expect(status.timeline.at(-1)).toMatchObject({ event: 'cancelled', detail: 'cancelled by bob: wrong target' });
   });
 
   it('escalates from a runbook file until an operator acknowledges', async () => {

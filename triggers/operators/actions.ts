@@ -20,6 +20,7 @@ import {
   listSchedules,
   runMaintenanceNow,
   sendDecision,
+  DecisionRefused,
   showIncident,
   type DecisionKind,
   type IncidentDetail,
@@ -158,6 +159,10 @@ export class OperatorActions {
           reason: text,
           via: who.via,
           ...(kind !== 'acknowledge' && about?.step ? { step: about.step } : {}),
+        }).catch((err: unknown) => {
+          // The run itself said no (someone decided first, nothing pending any more): nothing was recorded.
+          if (err instanceof DecisionRefused) throw new ActionError(409, `'${id}' did not take the ${kind}: ${err.message}`);
+          throw err;
         });
         return { workflowId: id, decision: kind, operator: who.operator.name };
       },
@@ -176,7 +181,7 @@ export class OperatorActions {
       id,
       remote,
       async () => {
-        await cancelIncident(this.deps.temporal, id);
+        await cancelIncident(this.deps.temporal, id, { operator: who.operator.name, reason: text, via: who.via });
         return { workflowId: id, cancelled: true as const };
       },
       { reason: text },

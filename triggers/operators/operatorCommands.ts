@@ -9,6 +9,7 @@ import {
   WorkflowFailedError,
   WorkflowIdConflictPolicy,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
 import type { EngineConfig } from '../../config/schema.js';
@@ -16,6 +17,8 @@ import {
   acknowledgeSignal,
   alertNameAttribute,
   approveSignal,
+  cancelRequestedSignal,
+  decisionUpdate,
   interpreterWorkflowType,
   maintenanceWorkflowId,
   outcomeAttribute,
@@ -153,6 +156,18 @@ export async function showIncident(t: Temporal, workflowId: string): Promise<Inc
 export type DecisionKind = 'approve' | 'reject' | 'acknowledge';
 const decisionSignals = { approve: approveSignal, reject: rejectSignal, acknowledge: acknowledgeSignal } as const;
 
+/** The run refused the decision (nothing pending, already decided, another step): nothing was recorded. */
+export class DecisionRefused extends CommandError {
+  constructor(message: string) {
+    super(1, message);
+  }
+}
+
+/**
+ * Sends an operator's decision as an update, so the answer says whether the run took it: refused
+ * (DecisionRefused) when it cannot take effect, an error when no worker answered in time (then it
+ * was not taken). A run whose worker predates the update gets the signal, as before.
+ */
 export async function sendDecision(
   t: Temporal,
   config: EngineConfig,
@@ -167,14 +182,37 @@ export async function sendDecision(
     throw new CommandError(1, `'${decision.operator}' is not a configured operator and cannot ${kind} (operators: ${known})`);
   }
   await requireRunning(t, workflowId, kind);
-  await t
-    .call(() => t.client.workflow.getHandle(workflowId).signal(decisionSignals[kind], decision))
-    .catch(notFound(`no running workflow '${workflowId}'`));
+  const handle = t.client.workflow.getHandle(workflowId);
+  try {
+    await t.call(() => handle.executeUpdate(decisionUpdate, { args: [{ ...decision, kind }] }), 15_000);
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      const said = err.cause?.message ?? err.message;
+      // A worker from before the update: the signal, which that worker handles.
+      if (!/no registered handler for update|unknown update/i.test(said)) throw new DecisionRefused(said);
+      await t.call(() => handle.signal(decisionSignals[kind], decision)).catch(notFound(`no running workflow '${workflowId}'`));
+      return;
+    }
+    if (err instanceof CommandError) throw err;
+    if (/deadline|timed? ?out/i.test(String(err)))
+      throw new CommandError(3, `no engine worker took the ${kind} of '${workflowId}' within 15 s: it was not taken; try again`);
+    return notFound(`no running workflow '${workflowId}'`)(err);
+  }
 }
 
-export async function cancelIncident(t: Temporal, workflowId: string): Promise<void> {
+/**
+ * Cancels a run. `by`: who asked and why, signalled first so the run's timeline and result name
+ * them (Temporal's cancellation itself carries no one); best effort, the cancel goes ahead anyway.
+ */
+export async function cancelIncident(
+  t: Temporal,
+  workflowId: string,
+  by?: { operator: string; reason: string; via?: string },
+): Promise<void> {
   await requireRunning(t, workflowId, 'cancel');
-  await t.call(() => t.client.workflow.getHandle(workflowId).cancel()).catch(notFound(`no running workflow '${workflowId}'`));
+  const handle = t.client.workflow.getHandle(workflowId);
+  if (by) await t.call(() => handle.signal(cancelRequestedSignal, by), 5_000).catch(() => undefined);
+  await t.call(() => handle.cancel()).catch(notFound(`no running workflow '${workflowId}'`));
 }
 
 async function requireRunning(t: Temporal, workflowId: string, what: string): Promise<void> {

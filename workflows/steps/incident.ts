@@ -26,7 +26,11 @@ import {
   severityAttribute,
   statusQuery,
   targetAttribute,
+  cancelRequestedSignal,
+  decisionUpdate,
   type AlertEvent,
+  type DecisionRequest,
+  type DecisionTaken,
   type OperatorDecision,
   type Outcome,
   type RunbookMetricsSinks,
@@ -103,6 +107,8 @@ export class Incident {
   readonly startedAt: string;
   private decision?: Decision;
   acknowledgement?: OperatorDecision;
+  /** Who asked the doors to cancel this run, and why (the cancellation itself names nobody). */
+  cancelRequest?: { operator: string; reason: string };
   resolution?: AlertEvent;
   /** Channels that were sent a trigger: they, and only they, get the acknowledge and resolve. */
   readonly triggered = new Set<string>();
@@ -328,7 +334,7 @@ export class Incident {
       return await body();
     } catch (err) {
       if (isCancellation(err)) {
-        this.finish('cancelled', 'the workflow was cancelled');
+        this.finish('cancelled', this.cancelledDetail());
         throw err;
       }
       const detail = describeFailure(err);
@@ -345,15 +351,23 @@ export class Incident {
     setHandler(statusQuery, () => this.status);
     setHandler(approveSignal, (d) => this.decide(true, d));
     setHandler(rejectSignal, (d) => this.decide(false, d));
-    setHandler(acknowledgeSignal, (d) => {
+    setHandler(acknowledgeSignal, (d) => this.acknowledge(d));
+    setHandler(cancelRequestedSignal, (d) => {
       const who = nameOf(d);
-      if (!this.isOperator(who) && !this.responders.has(who))
-        return this.recordNoise('acknowledgement ignored', `'${who}' is not an operator`, who || 'unknown');
-      if (this.acknowledgement) return this.recordNoise('acknowledgement repeated', withDoor(d.reason, d), who);
-      this.acknowledgement = { operator: who, reason: String(d.reason ?? '') };
-      this.status.acknowledgedBy = who;
-      this.record('acknowledged', withDoor(d.reason, d), who);
+      if (this.cancelRequest || !who) return;
+      this.cancelRequest = { operator: who, reason: String(d.reason ?? '').slice(0, 500) };
+      this.record('cancel requested', withDoor(d.reason || undefined, d), who);
     });
+    setHandler(
+      decisionUpdate,
+      (d): DecisionTaken => {
+        const pending = this.status.pendingApproval?.step;
+        if (d.kind === 'acknowledge') this.acknowledge(d);
+        else this.decide(d.kind === 'approve', d);
+        return { kind: d.kind, operator: nameOf(d), ...(d.kind !== 'acknowledge' && pending ? { step: pending } : {}) };
+      },
+      { validator: (d) => this.refusal(d) },
+    );
     setHandler(operatorRefusedSignal, (r) => {
       const n = (this.refusals += 1);
       if (n > 5 && !Number.isInteger(Math.log10(n))) return;
@@ -436,6 +450,44 @@ export class Incident {
     let n = 0;
     for (const s of this.alerts.values()) if (s === 'firing') n++;
     return n;
+  }
+
+  /** How a cancellation reads on the timeline and in the result: by whom and why, when a door said. */
+  cancelledDetail(): string {
+    const c = this.cancelRequest;
+    if (!c) return 'the workflow was cancelled';
+    return `cancelled by ${c.operator}${c.reason ? `: ${c.reason}` : ''}`;
+  }
+
+  private acknowledge(d: OperatorDecision): void {
+    const who = nameOf(d);
+    if (!this.isOperator(who) && !this.responders.has(who))
+      return this.recordNoise('acknowledgement ignored', `'${who}' is not an operator`, who || 'unknown');
+    if (this.acknowledgement) return this.recordNoise('acknowledgement repeated', withDoor(d.reason, d), who);
+    this.acknowledgement = { operator: who, reason: String(d.reason ?? '') };
+    this.status.acknowledgedBy = who;
+    this.record('acknowledged', withDoor(d.reason, d), who);
+  }
+
+  /**
+   * Why a decision sent as an update cannot take effect (thrown: the update is refused and nothing
+   * is recorded), checked against the run's state when it arrives, not when a door last looked.
+   */
+  private refusal(d: DecisionRequest): void {
+    const who = nameOf(d);
+    const kind = d?.kind;
+    if (kind !== 'approve' && kind !== 'reject' && kind !== 'acknowledge') throw new Error('expected approve, reject or acknowledge');
+    if (kind === 'acknowledge') {
+      if (!this.isOperator(who) && !this.responders.has(who)) throw new Error(`'${who}' may not acknowledge this run`);
+      if (this.acknowledgement) throw new Error(`already acknowledged by ${this.acknowledgement.operator}`);
+      return;
+    }
+    if (!this.isOperator(who)) throw new Error(`'${who}' may not decide for this run`);
+    const pending = this.status.pendingApproval;
+    if (!pending) throw new Error(`nothing to ${kind}: the run is not waiting for an approval (it is at step ${this.status.step})`);
+    if (this.decision) throw new Error(`already ${this.decision.approved ? 'approved' : 'rejected'} by ${this.decision.by}`);
+    if (d.step !== undefined && d.step !== pending.step)
+      throw new Error(`this is about step ${String(d.step).slice(0, 41)}; the run waits on ${pending.step}`);
   }
 
   private decide(approved: boolean, d: OperatorDecision): void {
