@@ -307,12 +307,16 @@ describe('remediate admin: incidents and report', () => {
 
 describe('remediate admin: maintenance and schedules', () => {
   it('maintenance run starts the window now; an unknown schedule exits 2', async () => {
-    const r = await runCli([...admin('maintenance', 'run', maintenanceName), '--json']);
+    // An administrator says who they start it as, as for every other action.
+    const nobody = await runCli(admin('maintenance', 'run', maintenanceName));
+    expect(nobody.code).toBe(1);
+    expect(nobody.stderr).toContain("required option '--as <operator>' not specified");
+    const r = await runCli([...admin('maintenance', 'run', maintenanceName, '--as', 'alice'), '--json']);
     expect(r.code).toBe(0);
     expect(r.json.workflowId).toBe(`maintenance:${maintenanceName}`);
     const result = (await client.workflow.getHandle(r.json.workflowId).result()) as RunbookResult;
     expect(result).toMatchObject({ outcome: 'completed', detail: `stub maintenance '${maintenanceName}' of ${fx.db}` });
-    const unknown = await runCli(admin('maintenance', 'run', 'nope'));
+    const unknown = await runCli(admin('maintenance', 'run', 'nope', '--as', 'alice'));
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain(`no maintenance schedule 'nope' in the configuration (known: ${maintenanceName})`);
   });

@@ -41,7 +41,7 @@ export interface OperatorAccess {
   decide(workflowId: string, kind: DecisionKind, reason: string, as?: string): Promise<Decided>;
   cancel(workflowId: string, reason?: string): Promise<void>;
   run(request: ManualRunRequest, as?: string): Promise<StartedRun>;
-  runMaintenance(schedule: string): Promise<{ workflowId: string; runId: string }>;
+  runMaintenance(schedule: string, as?: string): Promise<{ workflowId: string; runId: string }>;
   schedules(): Promise<ScheduleRow[]>;
   report(sinceMs: number, sinceText: string, target?: string, objectivePercent?: number): Promise<Report>;
   close(): Promise<void>;
@@ -98,7 +98,7 @@ export async function directToTemporal(config: EngineConfig, env: NodeJS.Process
     },
     cancel: (id) => cancelIncident(t, id),
     run: (r, as) => startRunbookByHand(t, config, { ...r, operator: named(as) }),
-    runMaintenance: (name) => runMaintenanceNow(t, config, name),
+    runMaintenance: (name, as) => runMaintenanceNow(t, config, name, named(as)),
     schedules: () => listSchedules(t),
     report: async (sinceMs, _text, target, objectivePercent) => {
       const until = new Date();

@@ -95,19 +95,23 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
     print(cmd, { workflowId, cancelRequested: true }, () => `cancellation requested for ${printable(workflowId)}\n`);
   });
 
-  parent
+  const maintenanceRun = parent
     .command('maintenance')
     .description('maintenance windows')
     .command('run <schedule>')
-    .description('open the maintenance window of a configured schedule now')
-    .action(async (name: string, _opts, cmd: Command) => {
-      const started = await withAccess(mode, cmd, (a) => a.runMaintenance(name));
-      print(
-        cmd,
-        started,
-        () => `maintenance '${printable(name)}' started: workflow ${printable(started.workflowId)} (run ${printable(started.runId)})\n`,
-      );
-    });
+    .description(
+      `open the maintenance window of a configured schedule now, as ${mode === 'api' ? 'the operator your token names' : 'the operator named by --as'}`,
+    );
+  asOption(maintenanceRun, 'starting it');
+  maintenanceRun.action(async (name: string, opts: { as?: string }, cmd: Command) => {
+    refuseAs(opts, 'maintenance run');
+    const started = await withAccess(mode, cmd, (a) => a.runMaintenance(name, opts.as));
+    print(
+      cmd,
+      started,
+      () => `maintenance '${printable(name)}' started: workflow ${printable(started.workflowId)} (run ${printable(started.runId)})\n`,
+    );
+  });
 
   const schedules = parent.command('schedules').description('the Temporal schedules of maintenance windows');
   schedules
