@@ -52,8 +52,8 @@ afterAll(async () => {
 });
 
 /** A maintenance run as its schedule starts it: the schedule's name as its target attribute. */
-async function scheduledRun(schedule: string): Promise<string> {
-  const workflowId = `${maintenanceWorkflowId(schedule)}-2026-12-06T02:00:00Z`;
+async function scheduledRun(schedule: string, at = '2026-12-06T02:00:00Z'): Promise<string> {
+  const workflowId = `${maintenanceWorkflowId(schedule)}-${at}`;
   await client.workflow.start(interpreterWorkflowType, {
     taskQueue: queue,
     workflowId,
@@ -78,4 +78,20 @@ describe('operator scope on maintenance runs', () => {
     await expect(actions.cancel(who('dora'), id, 'not mine')).rejects.toMatchObject({ status: 403 });
     await expect(actions.cancel(who('wes'), id, 'the window overran')).resolves.toEqual({ workflowId: id, cancelled: true });
   });
+});
+
+describe('a decision nobody runs the workflow to take', () => {
+  it('is answered 503, not taken, when no engine worker answers within 15 s: the update never reached the run', async () => {
+    const id = await scheduledRun(weekly, '2026-12-13T02:00:00Z');
+    const began = Date.now();
+    const refused = await actions.decide(who('dora'), id, 'acknowledge', 'on it').catch((err: unknown) => err);
+    expect(refused).toMatchObject({
+      status: 503,
+      message: expect.stringContaining(`no engine worker took the acknowledge of '${id}' within 15 s: it was not taken; try again`),
+    });
+    expect(Date.now() - began).toBeGreaterThanOrEqual(14_000);
+    // Nothing reached the run's history: no signal, no update accepted.
+    const events = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
+    expect(events.some((e) => e.workflowExecutionSignaledEventAttributes || e.workflowExecutionUpdateAcceptedEventAttributes)).toBe(false);
+  }, 40_000);
 });

@@ -193,9 +193,10 @@ export async function sendDecision(
       await t.call(() => handle.signal(decisionSignals[kind], decision)).catch(notFound(`no running workflow '${workflowId}'`));
       return;
     }
-    if (err instanceof CommandError) throw err;
-    if (/deadline|timed? ?out/i.test(String(err)))
+    // Temporal answered the describe a moment ago: an update that times out found no worker to take it.
+    if ((err instanceof CommandError && err.exitCode === 3) || /deadline|timed? ?out/i.test(String(err)))
       throw new CommandError(3, `no engine worker took the ${kind} of '${workflowId}' within 15 s: it was not taken; try again`);
+    if (err instanceof CommandError) throw err;
     return notFound(`no running workflow '${workflowId}'`)(err);
   }
 }
