@@ -95,6 +95,37 @@ function startInterpreter(
   });
 }
 
+/**
+ * Starts a run and cancels it while Alertmanager is still taking the silence `isOurs` picks out;
+ * Alertmanager answers `answerAfterMs` after the cancel. The run as it then ended.
+ */
+async function cancelWhileSilencing(
+  h: Harness,
+  start: () => Promise<WorkflowHandle>,
+  isOurs: (silenceRequest: unknown) => boolean,
+  answerAfterMs = 0,
+): Promise<WorkflowHandle> {
+  const slow = gate();
+  h.holds.silence = slow.wait;
+  try {
+    const handle = await start();
+    await until(
+      'the silence to be asked for',
+      10_000,
+      async () => (h.calls.some((c) => c.activity === 'createSilence' && isOurs(c.arg)) ? true : undefined),
+      50,
+    );
+    await handle.cancel();
+    if (answerAfterMs > 0) await new Promise((r) => setTimeout(r, answerAfterMs));
+    slow.open();
+    await handle.result().catch(() => undefined);
+    return handle;
+  } finally {
+    delete h.holds.silence;
+    slow.open();
+  }
+}
+
 /** A guard workflow of the scenario's own (its history limit given), and the activities that ask it. */
 async function guardOfItsOwn(h: Harness, suffix: string, historyLimit: number) {
   const handle = await h.client.workflow.start(guardrails, {
@@ -524,31 +555,16 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
       },
       startedBy: 'schedule',
     };
-    const slow = gate();
-    h.holds.silence = slow.wait;
-    try {
-      const handle = await h.client.workflow.start<(i: RunbookRunInput) => Promise<RunbookResult>>(interpreterWorkflowType, {
-        taskQueue: h.queue,
-        workflowId: maintenanceWorkflowId(schedule),
-        args: [input],
-      });
-      await until(
-        'the silence to be asked for',
-        10_000,
-        async () =>
-          h.calls.some((c) => c.activity === 'createSilence' && (c.arg as { comment: string }).comment.includes(handle.workflowId))
-            ? true
-            : undefined,
-        50,
-      );
-      await handle.cancel();
-      slow.open();
-      await handle.result().catch(() => undefined);
-      return handle;
-    } finally {
-      delete h.holds.silence;
-      slow.open();
-    }
+    return cancelWhileSilencing(
+      h,
+      () =>
+        h.client.workflow.start<(i: RunbookRunInput) => Promise<RunbookResult>>(interpreterWorkflowType, {
+          taskQueue: h.queue,
+          workflowId: maintenanceWorkflowId(schedule),
+          args: [input],
+        }),
+      (arg) => (arg as { comment: string }).comment.includes(maintenanceWorkflowId(schedule)),
+    );
   },
   // After 'all-patches-2026-12-05': a target the engine cannot check (its credentials refused) is
   // not restarted; the run diagnoses and pages its one level.
@@ -586,22 +602,12 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
       ].join('\n'),
       'silenceCut.yaml',
     );
-    const slow = gate();
-    h.holds.silence = slow.wait;
-    try {
-      const handle = await startInterpreter(h, def, target);
-      await until('the silence asked for', 10_000, async () =>
-        h.calls.some((c) => c.activity === 'createSilence' && JSON.stringify(c.arg).includes(target)) ? true : undefined,
-      );
-      await handle.cancel();
-      await new Promise((r) => setTimeout(r, 300));
-      slow.open();
-      await handle.result().catch(() => undefined);
-      return handle;
-    } finally {
-      delete h.holds.silence;
-      slow.open();
-    }
+    return cancelWhileSilencing(
+      h,
+      () => startInterpreter(h, def, target),
+      (arg) => JSON.stringify(arg).includes(target),
+      300,
+    );
   },
   // After 'all-patches-2026-12-05-late': repeats that fell due while no worker ran are sent as one
   // page when a worker runs the incident again.

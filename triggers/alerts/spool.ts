@@ -310,6 +310,8 @@ export async function openSpool(dir: string, options: { lockLeaseMs?: number } =
       if (closed || !index.remove(n)) return;
       sent.delete(n);
       const line = `${JSON.stringify({ done: n })}\n`;
+      // A done mark is progress as a sent mark is: a resolution waits for it to be on disk too.
+      unsyncedMarks++;
       queued.push({ line, bytes: Buffer.byteLength(line), sync: false });
       flushSoon();
     },
@@ -404,21 +406,19 @@ async function lockSpool(dir: string, leaseMs: number): Promise<() => void> {
   // unless this process holds it itself.
   if (openHere.has(lock)) throw new Error(`the webhook spool in ${dir} is already open in this process`);
   const giveUpAt = Date.now() + 2 * leaseMs;
+  const touchEveryMs = Math.max(50, Math.floor(leaseMs / 5));
   for (let tries = 0; ; tries++) {
     try {
       writeFileSync(lock, lockHolder(process.pid), { flag: 'wx', mode: 0o600 });
       openHere.add(lock);
-      const touch = setInterval(
-        () => {
-          try {
-            const now = new Date();
-            utimesSync(lock, now, now);
-          } catch {
-            // Gone (the directory removed under us): nothing to keep fresh.
-          }
-        },
-        Math.max(50, Math.floor(leaseMs / 5)),
-      );
+      const touch = setInterval(() => {
+        try {
+          const now = new Date();
+          utimesSync(lock, now, now);
+        } catch {
+          // Gone (the directory removed under us): nothing to keep fresh.
+        }
+      }, touchEveryMs);
       touch.unref();
       return () => {
         clearInterval(touch);
@@ -444,7 +444,7 @@ async function lockSpool(dir: string, leaseMs: number): Promise<() => void> {
             throw new Error(
               `the webhook spool in ${dir} is in use by process ${holder} of another container or host (its lock was touched ${Math.round(idleMs)} ms ago); give each engine its own dataDir`,
             );
-          await new Promise((r) => setTimeout(r, Math.min(1_000, Math.max(50, Math.floor(leaseMs / 5)))));
+          await new Promise((r) => setTimeout(r, Math.min(1_000, touchEveryMs)));
           continue;
         }
       }

@@ -172,6 +172,8 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
     // Closures below keep the batch's number and their own alert, not the batch: once its room in
     // the window is given back, what was delivered of it can be let go.
     const seq = entry.seq;
+    // A batch of one is done when its alert is: its done mark says it, with one write less.
+    const markEach = entry.alerts.length > 1;
     let holding = true;
     const release = () => {
       if (!holding) return;
@@ -194,7 +196,7 @@ export function startForwarder(opts: ForwarderOptions): Forwarder {
         // What was delivered before this resolution (its firing, above all) must not come back after a crash.
         if (alert.status === 'resolved') await spool.syncMarks().catch(() => undefined);
         ok = await deliverUntilTaken(alert, key);
-        if (ok) spool.delivered(seq, i);
+        if (ok && markEach) spool.delivered(seq, i);
       });
       chains.set(key, mine);
       void mine.then(() => {
