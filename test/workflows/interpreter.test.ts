@@ -677,7 +677,7 @@ describe('the interpreter', () => {
     expect((await handle.result()).outcome).toBe('escalated');
   });
 
-  it('makes a silence whole though the run was cancelled meanwhile, so its finally expires it: it would otherwise outlive the run', async () => {
+  it('makes a silence whole though the run was cancelled meanwhile, and expires it: it would otherwise outlive the run', async () => {
     const def = definition(
       'silence-cut',
       `  - id: mute
@@ -714,6 +714,43 @@ finally:
       expect(status.timeline.find((e) => e.event === 'silenced')?.detail).toBe(`${made} for '${target}'`);
     } finally {
       h.holds.silence = undefined;
+    }
+  });
+
+  it('expires at once a silence Alertmanager made after its step timed out: the step failed, and nothing may keep the target silenced', async () => {
+    const def = definition(
+      'silence-slow',
+      `  - id: mute
+    uses: silence
+    timeout: 500ms
+    onFailure: continue
+    with: { duration: 1h }
+  - id: tell
+    uses: notify
+    with: { key: told, title: "mute \${{ steps.mute.status }}: \${{ steps.mute.error }}; id \${{ has(steps.mute.silenceId) ? steps.mute.silenceId : 'none' }}" }
+`,
+    );
+    const target = uniqueTarget('mute');
+    const slow = gate();
+    h.holds.silence = slow.wait;
+    try {
+      const handle = await start(runInput(target, def));
+      const asked = () => h.calls.findIndex((c) => c.activity === 'createSilence' && JSON.stringify(c.arg).includes(target));
+      await until('the silence asked for', 10_000, async () => (asked() >= 0 ? true : undefined));
+      // Alertmanager answers well after the step's 500 ms.
+      await new Promise((r) => setTimeout(r, 1_500));
+      slow.open();
+      const result = await handle.result();
+      expect(result.outcome, result.detail).toBe('completed');
+      const made = `silence-${h.calls.filter((c) => c.activity === 'createSilence').findIndex((c) => JSON.stringify(c.arg).includes(target)) + 1}`;
+      expect(h.calls.filter((c) => c.activity === 'expireSilence').map((c) => c.arg)).toContain(made);
+      expect(titled(handle, 'told')).toBe('mute failed: timed out after 500ms; id none');
+      const timeline = (await handle.query(statusQuery)).timeline.map((e) => [e.event, e.detail]);
+      expect(timeline).toContainEqual(['silence expired', `${made}: Alertmanager made it after the step was cut off`]);
+      expect(timeline).toContainEqual(['step failed', 'mute: timed out after 500ms']);
+    } finally {
+      h.holds.silence = undefined;
+      slow.open();
     }
   });
 

@@ -609,6 +609,43 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
       300,
     );
   },
+  // After 'all-patches-2026-12-05-day': a silence Alertmanager made after its step timed out is
+  // expired at once; the step fails and its id is not handed on.
+  'runbook-silence-step-timed-out-expired-at-once': async (h) => {
+    const target = uniqueTarget('mute');
+    const def = parseRunbook(
+      [
+        'name: silenceSlow',
+        'description: silences within half a second, carries on if it cannot',
+        'appliesTo: [container]',
+        'steps:',
+        '  - { id: mute, uses: silence, timeout: 500ms, onFailure: continue, with: { duration: 1h } }',
+        '  - { id: done, uses: end, with: { outcome: completed, detail: "mute ${{ steps.mute.status }}" } }',
+        '',
+      ].join('\n'),
+      'silenceSlow.yaml',
+    );
+    const slow = gate();
+    h.holds.silence = slow.wait;
+    try {
+      const handle = await startInterpreter(h, def, target);
+      await until(
+        'the silence to be asked for',
+        10_000,
+        async () => (h.calls.some((c) => c.activity === 'createSilence' && JSON.stringify(c.arg).includes(target)) ? true : undefined),
+        50,
+      );
+      await new Promise((r) => setTimeout(r, 1_000));
+      slow.open();
+      const result = (await handle.result()) as { outcome: string; detail: string };
+      if (result.detail !== 'mute failed') throw new Error(`the step did not fail: ${result.detail}`);
+      if (!h.calls.some((c) => c.activity === 'expireSilence')) throw new Error('the silence was not expired');
+      return handle;
+    } finally {
+      delete h.holds.silence;
+      slow.open();
+    }
+  },
   // After 'all-patches-2026-12-05-late': repeats that fell due while no worker ran are sent as one
   // page when a worker runs the incident again.
   'runbook-serviceDown-missed-repeats-caught-up': async (h) => {
@@ -878,6 +915,7 @@ describe('workflow histories replay against the current code', () => {
     expect(patchIds(eventsOf('runbook-serviceDown-missed-repeats-caught-up'))).toEqual(['all-patches-2026-12-05-late']);
     for (const name of ['runbook-serviceDown-uncheckable-claim-withdrawn-at-once', 'runbook-silence-made-whole-through-cancel'])
       expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05-night']);
+    expect(patchIds(eventsOf('runbook-silence-step-timed-out-expired-at-once'))).toEqual(['all-patches-2026-12-05-day']);
   });
 
   it('the one marker stands for the eleven patches it was recorded with, no more: a patch added to it would turn true in runs recorded before that patch existed', () => {

@@ -2,7 +2,14 @@
 // the compiled runbooks use (verify, restartWithRetries, diagnose, escalate, awaitApproval, the
 // maintenance window), so a runbook file keeps every guarantee: verification, anti-flap, the
 // destructive-action cap, dry-run, capped output, pages sent once.
-import { cleansUpCutSteps, httpOutputCode, interpreterChecksAhead, isPatched, takesLaterChanges } from './patchesFirst.js';
+import {
+  cleansUpCutSteps,
+  expiresCutSilences,
+  httpOutputCode,
+  interpreterChecksAhead,
+  isPatched,
+  takesLaterChanges,
+} from './patchesFirst.js';
 import { CancellationScope, proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
 import { safeUrl } from '../../config/safeUrl.js';
@@ -17,7 +24,7 @@ import { withDestructiveSlot } from './destructiveSlot.js';
 import { diagnose } from './diagnose.js';
 import { resolve, trigger } from './escalate.js';
 import { escalateByPolicy } from './escalationPolicy.js';
-import { cap, capTail } from './incident.js';
+import { cap, capTail, describeFailure } from './incident.js';
 import { dryRunSilenceId, MaintenanceWindow, suppression } from './maintenanceWindow.js';
 import { restartOnce, restartStepKey, restartWithRetries } from './restartWithRetries.js';
 import { verify, verifyFrom, verifyWithin } from './verify.js';
@@ -207,6 +214,25 @@ const catalog: { [T in StepType]: Impl<T> } = {
     };
     // Made whole even when a timeout or a cancellation comes meanwhile: half-made, nobody would know its id.
     const s = await (cleansUpCutSteps() ? CancellationScope.nonCancellable(create) : create());
+    if (expiresCutSilences() && CancellationScope.current().consideredCancelled && !s.dryRun) {
+      // The step was cut off while Alertmanager took it: it fails (or the run ends), and a step
+      // that failed leaves nothing behind. Left to a finally, a runbook without one would keep
+      // the target's alerts silenced for the whole duration.
+      try {
+        const r = await CancellationScope.nonCancellable(() => run.rb.engine.expireSilence(s.silenceId, false));
+        run.rb.incident.record(
+          'silence expired',
+          `${s.silenceId}${r.expired ? '' : ' (was already gone)'}: Alertmanager made it after the step was cut off`,
+        );
+        return outputs({});
+      } catch (err) {
+        // Its id handed on, so a finally may try again; the timeline says to expire it by hand.
+        run.rb.incident.record(
+          'silence not expired',
+          `${s.silenceId}, made after the step was cut off, could not be expired (expire it in Alertmanager): ${describeFailure(err)}`,
+        );
+      }
+    }
     return outputs({ silenceId: s.silenceId });
   },
 

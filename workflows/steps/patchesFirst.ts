@@ -105,6 +105,16 @@ const allPatchesOfDecember5Late = 'all-patches-2026-12-05-late';
 const allPatchesOfDecember5Night = 'all-patches-2026-12-05-night';
 
 /**
+ * Everything allPatchesOfDecember5Night stands for, and the change made after it:
+ * - a `silence` step cut off (its timeout, a cancellation) while Alertmanager took the silence
+ *   expires that silence at once instead of handing its id on: a step that failed leaves nothing
+ *   behind, and a silence nobody expires hides the target's alerts for its whole duration
+ *   (steps/catalog.ts).
+ * Asked via expiresCutSilences(). Never widened: a later change gets a marker of its own.
+ */
+const allPatchesOfDecember5Day = 'all-patches-2026-12-05-day';
+
+/**
  * Decides, in a new run's first activation, every patch a step may first ask after a local read
  * has answered (or been cancelled). The others are first asked before any local read (local-reads,
  * checks-and-claim-together) or after an event of the run's own history (an activity's completion,
@@ -112,6 +122,10 @@ const allPatchesOfDecember5Night = 'all-patches-2026-12-05-night';
  * later; they replay that way.
  */
 export function decidePatchesFirst(): void {
+  if (patched(allPatchesOfDecember5Day)) {
+    allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = cutSilencesExpired = true;
+    return;
+  }
   if (patched(allPatchesOfDecember5Night)) {
     allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = true;
     return;
@@ -140,8 +154,10 @@ let allPatched = false;
 let laterPatched = false;
 /** The late marker of December 5: missed repeats caught up with one page, too. */
 let repeatsCaughtUp = false;
-/** The newest marker: claims withdrawn once passed, silences made whole, too. */
+/** The night marker: claims withdrawn once passed, silences made whole, too. */
 let cutStepsCleaned = false;
+/** The newest marker: a silence made after its step was cut off is expired at once, too. */
+let cutSilencesExpired = false;
 
 /**
  * Whether this run takes a patch's new branch: yes without asking when its first activation
@@ -193,4 +209,12 @@ export function catchesUpMissedRepeats(): boolean {
  */
 export function cleansUpCutSteps(): boolean {
   return cutStepsCleaned;
+}
+
+/**
+ * Whether this run expires at once a silence Alertmanager made after its step was cut off (listed
+ * at allPatchesOfDecember5Day): decided in its first activation only.
+ */
+export function expiresCutSilences(): boolean {
+  return cutSilencesExpired;
 }
