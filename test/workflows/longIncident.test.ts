@@ -10,6 +10,7 @@ import {
   alertFiringSignal,
   alertResolvedSignal,
   approveSignal,
+  cancelRequestedSignal,
   incidentWorkflowId,
   maintenanceWorkflowId,
   statusQuery,
@@ -152,6 +153,24 @@ describe('an incident that hears a lot', () => {
     );
     expect(requests).toHaveLength(1);
     expect(h.callsFor(target, 'restartTarget')).toHaveLength(1);
+  }, 120_000);
+
+  it('carries who asked for a cancel into the run continued as new, so the cancellation that lands there still names them', async () => {
+    const target = uniqueTarget('cancel');
+    h.script(target, { healthy: () => false });
+    const started = await fire('serviceDown', target, 'fp-c');
+    const handle = h.client.workflow.getHandle(started.workflowId);
+    await waitForStatus(handle, (s) => s.escalationLevel === 'on-call');
+    const firstRunId = (await handle.describe()).runId;
+    // The door's signal lands in one run; its cancel, sent next, in the run after it.
+    await handle.signal(cancelRequestedSignal, { operator: 'bob', reason: 'taking it by hand', via: 'api' });
+    await repeat(handle, 'fp-c', 2_500);
+    expect((await handle.describe()).runId).not.toBe(firstRunId);
+    await handle.cancel();
+    await expect(handle.result()).rejects.toThrow();
+    const status = await handle.query(statusQuery);
+    expect(status.outcome).toBe('cancelled');
+    expect(status.timeline.at(-1)).toMatchObject({ event: 'cancelled', detail: 'cancelled by bob: taking it by hand' });
   }, 120_000);
 });
 

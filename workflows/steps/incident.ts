@@ -83,6 +83,8 @@ export interface IncidentSnapshot {
   alertsUntracked: number;
   decision?: Decision;
   acknowledgement?: OperatorDecision;
+  /** A cancel asked for by a door whose cancellation reaches the run continued as new. */
+  cancelRequest?: { operator: string; reason: string };
   resolution?: AlertEvent;
   triggered: string[];
   dropped: number;
@@ -144,6 +146,7 @@ export class Incident {
       this.alertsUntracked = r.alertsUntracked;
       if (r.decision) this.decision = r.decision;
       if (r.acknowledgement) this.acknowledgement = r.acknowledgement;
+      if (r.cancelRequest) this.cancelRequest = r.cancelRequest;
       if (r.resolution) this.resolution = r.resolution;
       for (const c of r.triggered) this.triggered.add(c);
       this.dropped = r.dropped;
@@ -173,6 +176,7 @@ export class Incident {
       alertsUntracked: this.alertsUntracked,
       ...(this.decision ? { decision: this.decision } : {}),
       ...(this.acknowledgement ? { acknowledgement: this.acknowledgement } : {}),
+      ...(this.cancelRequest ? { cancelRequest: this.cancelRequest } : {}),
       ...(this.resolution ? { resolution: this.resolution } : {}),
       triggered: [...this.triggered],
       dropped: this.dropped,
