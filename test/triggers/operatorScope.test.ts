@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client, Connection } from '@temporalio/client';
 import { parseConfig } from '../../config/load.js';
 import { OperatorActions } from '../../triggers/operators/actions.js';
+import { cancelIncident, sendDecision } from '../../triggers/operators/operatorCommands.js';
 import type { Identity } from '../../triggers/operators/credentials.js';
 import { connectTemporal, type Temporal } from '../../triggers/operators/operatorTemporal.js';
 import { interpreterWorkflowType, maintenanceWorkflowId, runbookAttribute, targetAttribute } from '../../workflows/messages.js';
@@ -21,6 +22,7 @@ let connection: Connection;
 let temporal: Temporal;
 let actions: OperatorActions;
 let who: (name: string) => Identity;
+let config: ReturnType<typeof parseConfig>;
 
 beforeAll(async () => {
   const fx = triggerConfig({
@@ -38,7 +40,7 @@ beforeAll(async () => {
     { name: 'dora', role: 'admin', targets: [fx.db] },
     { name: 'wes', role: 'admin', targets: [db2] },
   ];
-  const config = parseConfig(fx.raw, 'operator scope test');
+  config = parseConfig(fx.raw, 'operator scope test');
   ({ client, connection } = await temporalClient());
   temporal = await connectTemporal(config);
   actions = new OperatorActions({ config, temporal, audit: () => {} });
@@ -93,5 +95,31 @@ describe('a decision nobody runs the workflow to take', () => {
     // Nothing reached the run's history: no signal, no update accepted.
     const events = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
     expect(events.some((e) => e.workflowExecutionSignaledEventAttributes || e.workflowExecutionUpdateAcceptedEventAttributes)).toBe(false);
+  }, 40_000);
+});
+
+describe('a decision or cancel authorised on one run', () => {
+  it('is not applied to a new run started under the same id meanwhile: it names the run that ended', async () => {
+    const id = await scheduledRun(weekly, '2026-12-20T02:00:00Z');
+    const first = await client.workflow.getHandle(id).describe();
+    // The run the operator was authorised on ends, and the next one starts under its id.
+    await client.workflow.getHandle(id).terminate('ended before the operator pressed');
+    await scheduledRun(weekly, '2026-12-20T02:00:00Z');
+    const described = { chain: first.raw.workflowExecutionInfo!.firstRunId!, runId: first.runId };
+    const began = Date.now();
+    await expect(sendDecision(temporal, config, id, 'acknowledge', { operator: 'dora', reason: 'on it' }, described)).rejects.toThrow(
+      `the run of '${id}' this was about has ended; there is nothing to acknowledge`,
+    );
+    // Answered by the server at once, not after the 15 s an update waits for a worker.
+    expect(Date.now() - began).toBeLessThan(10_000);
+    await expect(cancelIncident(temporal, id, { operator: 'dora', reason: 'stop it' }, described)).rejects.toThrow(
+      `the run of '${id}' this was about has ended; there is nothing to cancel`,
+    );
+    const now = await client.workflow.getHandle(id).describe();
+    expect(now.status.name).toBe('RUNNING');
+    const events = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
+    expect(events.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes || e.workflowExecutionCancelRequestedEventAttributes)).toBe(
+      false,
+    );
   }, 40_000);
 });

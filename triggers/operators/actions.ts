@@ -5,14 +5,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { mayDo, type ActionScope, type OperatorAction } from '../../config/operatorPolicy.js';
 import type { EngineConfig, MaintenanceSchedule } from '../../config/schema.js';
-import {
-  maintenanceWorkflowId,
-  operatorRefusedSignal,
-  runbookAttribute,
-  statusQuery,
-  targetAttribute,
-  type RunbookStatus,
-} from '../../workflows/messages.js';
+import { maintenanceWorkflowId, operatorRefusedSignal, runbookAttribute, targetAttribute } from '../../workflows/messages.js';
 import {
   cancelIncident,
   closedIncidentsSince,
@@ -153,13 +146,22 @@ export class OperatorActions {
             409,
             `this page is about an earlier run of '${id}', which has ended; the current one has pages of its own (or use the console)`,
           );
-        if (kind !== 'acknowledge') await this.requirePendingApproval(id, kind, about?.step);
-        await sendDecision(this.deps.temporal, this.deps.config, id, kind, {
-          operator: who.operator.name,
-          reason: text,
-          via: who.via,
-          ...(kind !== 'acknowledge' && about?.step ? { step: about.step } : {}),
-        }).catch((err: unknown) => {
+        requireRunning(scope, id, kind);
+        // The run's own validator refuses what cannot take effect (nothing pending, decided
+        // already, another step) against its state when the update arrives.
+        await sendDecision(
+          this.deps.temporal,
+          this.deps.config,
+          id,
+          kind,
+          {
+            operator: who.operator.name,
+            reason: text,
+            via: who.via,
+            ...(kind !== 'acknowledge' && about?.step ? { step: about.step } : {}),
+          },
+          { chain: scope.chain },
+        ).catch((err: unknown) => {
           // The run itself said no (someone decided first, nothing pending any more): nothing was recorded.
           if (err instanceof DecisionRefused) throw new ActionError(409, `'${id}' did not take the ${kind}: ${err.message}`);
           throw err;
@@ -181,7 +183,8 @@ export class OperatorActions {
       id,
       remote,
       async () => {
-        await cancelIncident(this.deps.temporal, id, { operator: who.operator.name, reason: text, via: who.via });
+        requireRunning(scope, id, 'cancel');
+        await cancelIncident(this.deps.temporal, id, { operator: who.operator.name, reason: text, via: who.via }, scope);
         return { workflowId: id, cancelled: true as const };
       },
       { reason: text },
@@ -288,7 +291,7 @@ export class OperatorActions {
     who: Identity,
     action: string,
     remote: string | undefined,
-  ): Promise<ActionScope & { chain?: string }> {
+  ): Promise<ActionScope & DescribedScope> {
     const t = this.deps.temporal;
     let description;
     try {
@@ -315,7 +318,7 @@ export class OperatorActions {
     const target = sa.get(targetAttribute);
     // The first run of the chain: the same across continue-as-new, another for the next incident.
     const firstRun = description.raw.workflowExecutionInfo?.firstRunId;
-    const chain = firstRun ? { chain: firstRun } : {};
+    const chain = { ...(firstRun ? { chain: firstRun } : {}), runId: description.runId, state: description.status.name };
     const schedule = workflowId.startsWith('maintenance:') ? this.scheduleOf(workflowId, target) : undefined;
     if (schedule) {
       const name = runbook ?? schedule.runbook;
@@ -344,21 +347,6 @@ export class OperatorActions {
       const id = maintenanceWorkflowId(m.name);
       return workflowId === id || (target === m.name && workflowId.startsWith(`${id}-`));
     });
-  }
-
-  private async requirePendingApproval(workflowId: string, kind: DecisionKind, step?: string): Promise<void> {
-    const t = this.deps.temporal;
-    let status: RunbookStatus | undefined;
-    try {
-      status = await t.call(() => t.client.workflow.getHandle(workflowId).query(statusQuery), 5_000);
-    } catch {
-      // No worker answering the query: the signal is still recorded, and the workflow decides.
-      return;
-    }
-    if (status && !status.pendingApproval && status.outcome === undefined)
-      throw new ActionError(409, `nothing to ${kind}: '${workflowId}' is not waiting for an approval (it is at step ${status.step})`);
-    if (step !== undefined && status?.pendingApproval && status.pendingApproval.step !== step)
-      throw new ActionError(409, `this page asks about step ${step}; '${workflowId}' now waits on ${status.pendingApproval.step}`);
   }
 
   /** Runs the action, audits how it ended, and turns failures into ActionErrors. */
@@ -392,6 +380,19 @@ export class OperatorActions {
       throw failure;
     }
   }
+}
+
+/** What scopeOf read of the run besides its scope: its chain and its state then. */
+interface DescribedScope {
+  chain?: string;
+  runId: string;
+  state: string;
+}
+
+/** A run the describe found ended: nothing to decide or cancel (the run's id may start again later). */
+function requireRunning(scope: DescribedScope, workflowId: string, what: string): void {
+  if (scope.state !== 'RUNNING')
+    throw new ActionError(409, `workflow '${workflowId}' is ${scope.state.toLowerCase()}; there is nothing to ${what}`);
 }
 
 function toActionError(err: unknown): ActionError {

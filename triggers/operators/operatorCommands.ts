@@ -164,9 +164,41 @@ export class DecisionRefused extends CommandError {
 }
 
 /**
+ * The run a door has already described, found running and authorised the operator on: its chain
+ * (the first run's id, the same across continue-as-new). A decision or cancel then goes to that
+ * chain only, so an incident that ended meanwhile and a new one started under the same workflow
+ * id is not decided for on the old authorisation, and no second describe is made.
+ */
+export interface DescribedRun {
+  chain?: string;
+  /** The run it was then: the cancel's who-and-why signal goes to it alone (a signal cannot name a chain). */
+  runId?: string;
+}
+
+function runHandle(t: Temporal, workflowId: string, described?: DescribedRun) {
+  return t.client.workflow.getHandle(workflowId, undefined, described?.chain ? { firstExecutionRunId: described.chain } : undefined);
+}
+
+/** The run a decision or cancel was about ended, and another may run under its id: nothing was sent to it. */
+function endedMeanwhile(workflowId: string, what: string, described?: DescribedRun) {
+  return (err: unknown): never => {
+    if (described?.chain) {
+      try {
+        notFound('')(err);
+      } catch (e) {
+        if (e instanceof CommandError && e.exitCode === 2)
+          throw new CommandError(1, `the run of '${workflowId}' this was about has ended; there is nothing to ${what}`);
+      }
+    }
+    return notFound(`no running workflow '${workflowId}'`)(err);
+  };
+}
+
+/**
  * Sends an operator's decision as an update, so the answer says whether the run took it: refused
  * (DecisionRefused) when it cannot take effect, an error when no worker answered in time (then it
- * was not taken). A run whose worker predates the update gets the signal, as before.
+ * was not taken). A run whose worker predates the update gets the signal, as before, once a query
+ * shows it waits for what the decision is about.
  */
 export async function sendDecision(
   t: Temporal,
@@ -174,6 +206,7 @@ export async function sendDecision(
   workflowId: string,
   kind: DecisionKind,
   decision: { operator: string; reason: string; via?: string; step?: string },
+  described?: DescribedRun,
 ): Promise<void> {
   // The workflow ignores decisions from names it does not know (and records them); telling the
   // operator so here beats a "sent" that changes nothing while the pages keep coming.
@@ -181,8 +214,8 @@ export async function sendDecision(
     const known = config.operators.map((o) => o.name).join(', ') || 'none configured';
     throw new CommandError(1, `'${decision.operator}' is not a configured operator and cannot ${kind} (operators: ${known})`);
   }
-  await requireRunning(t, workflowId, kind);
-  const handle = t.client.workflow.getHandle(workflowId);
+  if (!described) await requireRunning(t, workflowId, kind);
+  const handle = runHandle(t, workflowId, described);
   try {
     await t.call(() => handle.executeUpdate(decisionUpdate, { args: [{ ...decision, kind }] }), 15_000);
   } catch (err) {
@@ -190,6 +223,7 @@ export async function sendDecision(
       const said = err.cause?.message ?? err.message;
       // A worker from before the update: the signal, which that worker handles.
       if (!/no registered handler for update|unknown update/i.test(said)) throw new DecisionRefused(said);
+      if (kind !== 'acknowledge') await requirePendingApproval(t, workflowId, kind, decision.step);
       await t.call(() => handle.signal(decisionSignals[kind], decision)).catch(notFound(`no running workflow '${workflowId}'`));
       return;
     }
@@ -197,23 +231,41 @@ export async function sendDecision(
     if ((err instanceof CommandError && err.exitCode === 3) || /deadline|timed? ?out/i.test(String(err)))
       throw new CommandError(3, `no engine worker took the ${kind} of '${workflowId}' within 15 s: it was not taken; try again`);
     if (err instanceof CommandError) throw err;
-    return notFound(`no running workflow '${workflowId}'`)(err);
+    return endedMeanwhile(workflowId, kind, described)(err);
   }
+}
+
+/** For a worker from before the decision update: what its validator would refuse, asked by query. */
+async function requirePendingApproval(t: Temporal, workflowId: string, kind: DecisionKind, step?: string): Promise<void> {
+  let status: RunbookStatus | undefined;
+  try {
+    status = await t.call(() => t.client.workflow.getHandle(workflowId).query(statusQuery), 5_000);
+  } catch {
+    // No worker answering the query: the signal is still recorded, and the workflow decides.
+    return;
+  }
+  if (status && !status.pendingApproval && status.outcome === undefined)
+    throw new DecisionRefused(`nothing to ${kind}: the run is not waiting for an approval (it is at step ${status.step})`);
+  if (step !== undefined && status?.pendingApproval && status.pendingApproval.step !== step)
+    throw new DecisionRefused(`this is about step ${step}; the run waits on ${status.pendingApproval.step}`);
 }
 
 /**
  * Cancels a run. `by`: who asked and why, signalled first so the run's timeline and result name
  * them (Temporal's cancellation itself carries no one); best effort, the cancel goes ahead anyway.
+ * `described`: as for sendDecision, the cancel goes to that run's chain only.
  */
 export async function cancelIncident(
   t: Temporal,
   workflowId: string,
   by?: { operator: string; reason: string; via?: string },
+  described?: DescribedRun,
 ): Promise<void> {
-  await requireRunning(t, workflowId, 'cancel');
-  const handle = t.client.workflow.getHandle(workflowId);
-  if (by) await t.call(() => handle.signal(cancelRequestedSignal, by), 5_000).catch(() => undefined);
-  await t.call(() => handle.cancel()).catch(notFound(`no running workflow '${workflowId}'`));
+  if (!described) await requireRunning(t, workflowId, 'cancel');
+  const handle = runHandle(t, workflowId, described);
+  const tell = described?.runId ? t.client.workflow.getHandle(workflowId, described.runId) : handle;
+  if (by) await t.call(() => tell.signal(cancelRequestedSignal, by), 5_000).catch(() => undefined);
+  await t.call(() => handle.cancel()).catch(endedMeanwhile(workflowId, 'cancel', described));
 }
 
 async function requireRunning(t: Temporal, workflowId: string, what: string): Promise<void> {
