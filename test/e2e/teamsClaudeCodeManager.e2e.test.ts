@@ -5,12 +5,12 @@
 // announcement, a real pg_dump, the health checks, the silence expired and the announcement resolved.
 import { existsSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { incidentWorkflowId, maintenanceWorkflowId } from '../../workflows/messages.js';
+import { decisionUpdate, incidentWorkflowId, maintenanceWorkflowId, statusQuery } from '../../workflows/messages.js';
 import { runThatActed } from '../support/alertLoop.js';
 import { dockerSync } from '../support/docker.js';
 import { untilPromSeesUp } from '../support/prometheus.js';
 import { stack } from '../support/stack.js';
-import { httpOk } from '../support/wait.js';
+import { httpOk, until } from '../support/wait.js';
 import { demoTeamFixture, events, expectOutcome, runSchedule, sentTo } from './teamsSupport.js';
 
 const incident = incidentWorkflowId('applicationDown', 'claude-manager');
@@ -61,14 +61,31 @@ describe('Claude Code Manager, the real loop and its planned maintenance', () =>
     await untilPromSeesUp('demo', 'prometheus sees the app up again');
   }, 120_000);
 
-  it('planned maintenance from its schedule: silenced, announced on Slack, PostgreSQL dumped, every service healthy, silence expired, announcement resolved', async () => {
+  it('planned maintenance from its schedule: silenced, announced on Slack, PostgreSQL dumped, held open for the work until an operator closes it, silence expired, every service healthy, announcement resolved', async () => {
     fx.receiver.reset();
-    const result = await runSchedule(fx.team.engine.client, 'ccm-weekly');
+    let silencedDuringWork: AmSilence | undefined;
+    const result = await runSchedule(fx.team.engine.client, 'ccm-weekly', async (run) => {
+      // "During maintenance" is people's work: the window stays open until an operator closes it.
+      await until('the window held open for the work', 60_000, async () =>
+        (await run.query(statusQuery)).pendingApproval?.step === 'work' ? true : undefined,
+      );
+      silencedDuringWork = (await silences()).find(
+        (s) => s.comment.includes(maintenanceWorkflowId('ccm-weekly')) && s.status.state === 'active',
+      );
+      await run.executeUpdate(decisionUpdate, { args: [{ kind: 'approve', operator: 'infra-oncall', reason: 'changes made and tested' }] });
+    });
 
     expectOutcome(result, 'completed');
+    expect(silencedDuringWork, 'the window silence while people worked').toBeDefined();
     expect(events(result)).toEqual(
       expect.arrayContaining(['open-window: window opened', 'backup: backed up', 'close-window: silence expired']),
     );
+    // The silences were removed before the services were checked, as the document orders it.
+    const kinds = events(result);
+    const firstCheck = kinds.findIndex((e) => e.startsWith('check:'));
+    expect(firstCheck, kinds.join('\n')).toBeGreaterThan(kinds.indexOf('close-window: silence expired'));
+    expect(kinds.indexOf('work: approved')).toBeLessThan(kinds.indexOf('close-window: silence expired'));
+    expect(result.detail).toContain('window closed by infra-oncall');
     // The dump is on disk where the config says, and not empty.
     const file = /backed up (\S+) \((\d+) bytes\)/.exec(result.detail);
     expect(file, result.detail).not.toBeNull();

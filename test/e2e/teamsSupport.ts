@@ -8,7 +8,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -129,7 +129,11 @@ export function writeAgentConfig(config: Record<string, any>, name: string): str
  * The schedule the engine synced from the team's config, fired now (as Temporal fires it at its
  * time), and the result of the maintenance run it started.
  */
-export async function runSchedule(client: Client, schedule: string): Promise<RunbookResult> {
+export async function runSchedule(
+  client: Client,
+  schedule: string,
+  whileRunning?: (run: WorkflowHandle) => Promise<void>,
+): Promise<RunbookResult> {
   const handle = client.schedule.getHandle(maintenanceScheduleId(schedule));
   const before = new Set((await handle.describe()).info.recentActions.map((a) => a.action.workflow.firstExecutionRunId));
   await handle.trigger();
@@ -139,7 +143,9 @@ export async function runSchedule(client: Client, schedule: string): Promise<Run
       .map((a) => a.workflow)
       .find((w) => !before.has(w.firstExecutionRunId));
   });
-  return (await client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result()) as RunbookResult;
+  const started = client.workflow.getHandle(run.workflowId, undefined, { firstExecutionRunId: run.firstExecutionRunId });
+  await whileRunning?.(started);
+  return (await started.result()) as RunbookResult;
 }
 
 /** When Temporal will next fire a schedule, as it computes it from the cron string. */
