@@ -205,8 +205,15 @@ export interface NotificationRequest {
   channels: string[];
   /** trigger opens or updates the incident; acknowledge and resolve close the loop (PagerDuty semantics). */
   event: 'trigger' | 'acknowledge' | 'resolve';
-  /** Stable per incident, so every channel groups messages of one incident together. */
+  /** The incident's workflow id: what a page's buttons act on, and how channels group its messages. */
   incidentKey: string;
+  /**
+   * The incident's run chain (its first run id, the same across continue-as-new). Set, PagerDuty
+   * deduplicates by `<incidentKey>:<incidentRun>`: the next incident on the target reuses the
+   * workflow id, and PagerDuty would fold its trigger into this one's alert, acknowledged or not,
+   * and notify nobody. Unset (runs started before it was set), by the workflow id alone.
+   */
+  incidentRun?: string;
   /** Stable per message, so a retried activity never posts twice. */
   idempotencyKey: string;
   severity: string;

@@ -234,7 +234,7 @@ function payload(channel: PostedChannel, req: NotificationRequest): unknown {
       return { ...plain, blocks: pageBlocks(boldTitle, slackEscape(text), req.incidentKey, req.actions, req.about) };
     }
     case 'pagerduty': {
-      const base = { routing_key: channel.routingKey.reveal(), event_action: req.event, dedup_key: req.incidentKey };
+      const base = { routing_key: channel.routingKey.reveal(), event_action: req.event, dedup_key: pagerDutyDedupKey(req) };
       if (req.event !== 'trigger') return base;
       return {
         ...base,
@@ -247,6 +247,11 @@ function payload(channel: PostedChannel, req: NotificationRequest): unknown {
       };
     }
   }
+}
+
+/** One PagerDuty alert per incident, not per workflow id (see NotificationRequest.incidentRun); PagerDuty allows 255 characters. */
+export function pagerDutyDedupKey(req: Pick<NotificationRequest, 'incidentKey' | 'incidentRun'>): string {
+  return (req.incidentRun ? `${req.incidentKey}:${req.incidentRun}` : req.incidentKey).slice(0, 255);
 }
 
 const slackMarks: Record<NotificationRequest['event'], string> = { trigger: '', acknowledge: ':eyes: ', resolve: ':white_check_mark: ' };

@@ -111,6 +111,24 @@ describe('message formats', () => {
     });
   });
 
+  it('deduplicates PagerDuty by the incident, not the workflow id the next incident on the target reuses', async () => {
+    const notify = createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify;
+    await notify(request({ channels: ['pager'], incidentRun: 'run-1', idempotencyKey: 'incident:serviceDown:api:run-1:on-call' }));
+    await notify(request({ channels: ['pager'], incidentRun: 'run-2', idempotencyKey: 'incident:serviceDown:api:run-2:on-call' }));
+    await notify(
+      request({ channels: ['pager'], event: 'resolve', incidentRun: 'run-1', idempotencyKey: 'incident:serviceDown:api:run-1:resolve' }),
+    );
+    expect(
+      receiver
+        .requestsTo('/pd')
+        .map((r) => [(r.body as { event_action: string }).event_action, (r.body as { dedup_key: string }).dedup_key]),
+    ).toEqual([
+      ['trigger', 'incident:serviceDown:api:run-1'],
+      ['trigger', 'incident:serviceDown:api:run-2'],
+      ['resolve', 'incident:serviceDown:api:run-1'],
+    ]);
+  });
+
   it.each(['acknowledge', 'resolve'] as const)('posts a PagerDuty %s event with only routing key, action and dedup key', async (event) => {
     const notify = createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify;
     await notify(request({ channels: ['pager'], event }));

@@ -754,6 +754,27 @@ finally:
     }
   });
 
+  it('pages each incident on a target under a PagerDuty key of its own: the next one under the same workflow id does not fold into the last', async () => {
+    const def = definition(
+      'pages-by-run',
+      `  - id: tell
+    uses: notify
+    with: { key: told, title: "down" }
+`,
+    );
+    const target = uniqueTarget('pd');
+    const first = await run(def, target);
+    const second = await run(def, target);
+    expect(second.handle.workflowId).toBe(first.handle.workflowId);
+    const runsOf = (chain: string) =>
+      h.notifications.filter((n) => n.incidentKey === first.handle.workflowId && n.incidentRun === chain).map((n) => n.event);
+    const chains = [first, second].map(({ handle }) => (handle as typeof handle & { firstExecutionRunId: string }).firstExecutionRunId);
+    expect(chains[0]).not.toBe(chains[1]);
+    // Each incident's trigger and its resolve under its own key.
+    expect(runsOf(chains[0]!)).toEqual(['trigger', 'resolve']);
+    expect(runsOf(chains[1]!)).toEqual(['trigger', 'resolve']);
+  });
+
   it('names who cancelled it and why, as the operator doors say before they cancel', async () => {
     const def = definition(
       'cancel-by',

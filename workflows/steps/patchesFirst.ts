@@ -105,12 +105,15 @@ const allPatchesOfDecember5Late = 'all-patches-2026-12-05-late';
 const allPatchesOfDecember5Night = 'all-patches-2026-12-05-night';
 
 /**
- * Everything allPatchesOfDecember5Night stands for, and the change made after it:
+ * Everything allPatchesOfDecember5Night stands for, and the changes made after it:
  * - a `silence` step cut off (its timeout, a cancellation) while Alertmanager took the silence
  *   expires that silence at once instead of handing its id on: a step that failed leaves nothing
  *   behind, and a silence nobody expires hides the target's alerts for its whole duration
- *   (steps/catalog.ts).
- * Asked via expiresCutSilences(). Never widened: a later change gets a marker of its own.
+ *   (steps/catalog.ts);
+ * - its pages carry the run chain, so PagerDuty keeps one alert per incident instead of one per
+ *   workflow id (steps/escalate.ts): a run keeps one key from its first page to its resolve.
+ * Asked via expiresCutSilences() and keysPagesByRun(). Never widened: a later change gets a marker
+ * of its own.
  */
 const allPatchesOfDecember5Day = 'all-patches-2026-12-05-day';
 
@@ -156,7 +159,7 @@ let laterPatched = false;
 let repeatsCaughtUp = false;
 /** The night marker: claims withdrawn once passed, silences made whole, too. */
 let cutStepsCleaned = false;
-/** The newest marker: a silence made after its step was cut off is expired at once, too. */
+/** The newest marker: a silence made after its step was cut off is expired at once, and pages keyed by run, too. */
 let cutSilencesExpired = false;
 
 /**
@@ -216,5 +219,15 @@ export function cleansUpCutSteps(): boolean {
  * at allPatchesOfDecember5Day): decided in its first activation only.
  */
 export function expiresCutSilences(): boolean {
+  return cutSilencesExpired;
+}
+
+/**
+ * Whether this run's pages carry its run chain for PagerDuty's deduplication (listed at
+ * allPatchesOfDecember5Day): decided in its first activation only, so a run keeps one key from its
+ * first page to its resolve. Workflows that do not decide patches first (the compiled runbooks)
+ * keep the workflow id alone.
+ */
+export function keysPagesByRun(): boolean {
   return cutSilencesExpired;
 }
