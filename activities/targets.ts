@@ -1,6 +1,7 @@
 // The facade workflows call: every operation names a configured target, and this module decides
 // what that means for the target's kind (container, systemd unit, database, HTTP service).
 // A name that is not in the config is refused here, so alert labels can never reach anything else.
+import { Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { parseDuration } from '../config/duration.js';
 import type { EngineConfig, Target } from '../config/schema.js';
@@ -319,6 +320,22 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     return { target: name, sections, summary };
   }
 
+  /**
+   * The same across the retries of one action, another for the next: the run and the activity, not
+   * the workflow id alone, which the next incident on the target reuses (an endpoint that honours
+   * Idempotency-Key would answer it with the first incident's result and do nothing).
+   */
+  function actionKey(ctx: ActionContext): string {
+    let info;
+    try {
+      info = Context.current().info;
+    } catch {
+      return `${ctx.incidentId}:action`;
+    }
+    const runId = info.workflowExecution?.runId;
+    return runId ? `${ctx.incidentId}:${runId}:${info.activityId}:action` : `${ctx.incidentId}:action`;
+  }
+
   async function runTargetAction(name: string, ctx: ActionContext): Promise<ActionResult> {
     const t = resolve('action', name);
     if (t.kind !== 'http' || !t.action) throw badInput(`action on target '${name}'`, 'the target has no configured HTTP action');
@@ -327,7 +344,7 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
       url: t.action.url,
       timeoutMs: 30_000,
       dryRun: dryRun(ctx),
-      idempotencyKey: `${ctx.incidentId}:action`,
+      idempotencyKey: actionKey(ctx),
       headers: headersOf(`action on target '${name}'`, t.action.headers),
       secrets,
     });

@@ -2,6 +2,7 @@
 // verification, diagnosis, detailed health) and its configured action send headers whose values come
 // from the config's secrets, against a real HTTP server that answers 401 without the token. The token
 // reaches the server and nothing else: not results, not diagnosis text, not errors.
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
@@ -15,7 +16,7 @@ import { failureOf } from '../support/net.js';
 const token = 'tok-S3CRET-api-7f3a9c';
 let server: Server;
 let base: string;
-const seen: Array<{ method: string; url: string; authorization?: string; tenant?: string }> = [];
+const seen: Array<{ method: string; url: string; authorization?: string; tenant?: string; key?: string }> = [];
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -24,6 +25,7 @@ beforeAll(async () => {
       url: req.url ?? '',
       authorization: req.headers.authorization,
       tenant: req.headers['x-tenant'] as string | undefined,
+      ...(req.headers['idempotency-key'] ? { key: req.headers['idempotency-key'] as string } : {}),
     });
     // A careless endpoint that quotes the credentials it refuses.
     if (req.url === '/api/drain') return void res.writeHead(403).end(`denied for ${req.headers.authorization}`);
@@ -121,10 +123,35 @@ describe('a health check and an action with headers from secrets', () => {
     seen.length = 0;
     const r = await activities(authed).runTargetAction('api', ctx);
     expect(r.summary).toBe(`POST ${base}/api/cache/clear → 204`);
-    expect(seen[0]).toEqual({ method: 'POST', url: '/api/cache/clear', authorization: `Bearer ${token}`, tenant: 'blue' });
+    expect(seen[0]).toEqual({
+      method: 'POST',
+      url: '/api/cache/clear',
+      authorization: `Bearer ${token}`,
+      tenant: 'blue',
+      key: `${ctx.incidentId}:action`,
+    });
     await expect(activities({}).runTargetAction('api', ctx)).rejects.toThrow(
       `POST to '${base}/api/cache/clear' failed: server answered 401 Unauthorized: missing token`,
     );
+  });
+
+  it("keys the action by the incident's run and activity: the same across retries, another for the next incident on the target", async () => {
+    seen.length = 0;
+    const act = activities(authed).runTargetAction;
+    const attempt = (runId: string, activityId: string, attemptNo: number) =>
+      new MockActivityEnvironment({
+        workflowExecution: { workflowId: ctx.incidentId, runId },
+        activityId,
+        attempt: attemptNo,
+      } as never).run(act, 'api', ctx);
+    await attempt('run-1', '7', 1);
+    await attempt('run-1', '7', 2);
+    await attempt('run-2', '7', 1);
+    expect(seen.map((s) => s.key)).toEqual([
+      `${ctx.incidentId}:run-1:7:action`,
+      `${ctx.incidentId}:run-1:7:action`,
+      `${ctx.incidentId}:run-2:7:action`,
+    ]);
   });
 
   it('keeps the token out of the failure when the server quotes it in its refusal', async () => {
