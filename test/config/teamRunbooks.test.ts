@@ -521,6 +521,8 @@ const plans: Record<
         'open-window',
         'announce',
         'backup',
+        'work',
+        'close-window',
         'health[claude-manager:check claude-manager:healthy claude-manager-postgres:check claude-manager-postgres:healthy claude-manager-redis:check claude-manager-redis:healthy]',
         'completed',
       ],
@@ -885,5 +887,26 @@ describe('the plan of each runbook names the steps expected', () => {
     expect(p.dryRun).toBe(true);
     const mutating = p.steps.filter((s) => s.mutating).map((s) => s.id);
     expect(mutating).toEqual(['open-window', 'announce', 'backup', 'optimize', 'rotate-logs', 'old-artifacts']);
+  });
+});
+
+describe("credentials sent as the documents' curl lines send them", () => {
+  // A secret is the token alone (so it is scrubbed wherever an endpoint echoes it); the scheme the
+  // API expects goes in `prefix`. Without it, every call carrying it is refused 401.
+  const schemes: Record<string, string> = { 'monitoring-token': 'Bearer ', 'github-token': 'token ' };
+  const files = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.yaml') ? [join(dir, e.name)] : [],
+    );
+
+  it.each(Object.entries(schemes))("sends '%s' with its scheme in every Authorization header", (secret, scheme) => {
+    const uses = files('runbooks/examples').flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .map((line, i) => ({ where: `${file}:${i + 1}`, line }))
+        .filter(({ line }) => /Authorization:/.test(line) && line.includes(`secret: ${secret}`)),
+    );
+    expect(uses.length).toBeGreaterThan(0);
+    for (const { where, line } of uses) expect(line, where).toContain(`prefix: ${JSON.stringify(scheme)}`);
   });
 });
