@@ -3,7 +3,8 @@
 // Unit names arrive from config and, indirectly, from alert labels, and end up in argv. They are
 // checked against systemd's own naming rules before any process starts, and are placed after "--"
 // (or glued to "--unit=") so that nothing can ever be read as an option.
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
 import { unitNameProblem } from '../config/systemdUnits.js';
 import { badInput, classify, operation, targetNotFound, authFailed, TimeoutError } from './failures.js';
 import { activitySignal, capLines, capText, heartbeating } from './limits.js';
@@ -33,35 +34,120 @@ export type CommandRunner = (
 // systemctl and journalctl localise dates and messages and may start a pager; parsing needs neither.
 const quietEnv = { LANG: 'C', LC_ALL: 'C', SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0', SYSTEMD_URLIFY: '0' };
 
+/** Between the TERM to a timed-out or cancelled program's process group and the KILL. */
+const killGraceMs = 1_000;
+
+/** Process groups of programs still running, or being stopped: what is left of them dies with this process. */
+const liveGroups = new Set<number>();
+let killOnExit = false;
+
+function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: the group is gone already.
+  }
+}
+
+/**
+ * Runs a program with an argument array, never a shell, in a process group of its own (it is the
+ * group's leader), with no stdin. A timeout or a cancellation stops the whole group, the program
+ * and every child it started that stayed in it (TERM, then KILL after a grace): killing the program
+ * alone would leave a shell's children running on, re-parented, to act after the step has been
+ * reported failed, one more copy per retry. So does stopping the program at maxBytes (KILL at once).
+ * When this process exits, every group still running or being stopped is killed with it.
+ * A program that finishes is not chased: what it started and left in the background stays.
+ */
 function execFileRunner(env: NodeJS.ProcessEnv, describe: (cmd: string) => string, timeoutBackstopMs = 0): CommandRunner {
   return (cmd, args, opts) =>
     new Promise((resolve, reject) => {
-      execFile(
-        cmd,
-        args,
-        {
-          timeout: opts.timeoutMs + timeoutBackstopMs,
-          maxBuffer: opts.maxBytes,
-          killSignal: 'SIGKILL',
-          env,
-          shell: false,
-          windowsHide: true,
-          signal: opts.signal,
-        },
-        (err, stdout, stderr) => {
-          if (!err) return resolve({ code: 0, stdout, stderr });
-          const e = err as NodeJS.ErrnoException & { code?: string | number; killed?: boolean; signal?: string };
-          if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
-            return resolve({ code: 0, stdout, stderr, truncated: true, stoppedAtLimit: true });
-          }
-          if (e.name === 'AbortError') return reject(new Error(`${describe(cmd)} was cancelled`));
-          if (e.killed && e.signal === 'SIGKILL') return reject(new TimeoutError(describe(cmd), opts.timeoutMs));
-          if (typeof e.code === 'number') return resolve({ code: e.code, stdout, stderr });
-          // A signal from elsewhere (OOM killer, an operator) is an outcome, not a failure to run.
-          if (e.signal) return resolve({ code: 128, stdout, stderr: `${stderr}killed by ${e.signal}` });
-          reject(err);
-        },
-      );
+      if (opts.signal?.aborted) return reject(new Error(`${describe(cmd)} was cancelled`));
+      if (!killOnExit) {
+        killOnExit = true;
+        process.on('exit', () => {
+          for (const pgid of liveGroups) killGroup(pgid, 'SIGKILL');
+        });
+      }
+      const child = spawn(cmd, args, {
+        env,
+        shell: false,
+        windowsHide: true,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const pgid = child.pid;
+      if (pgid !== undefined) liveGroups.add(pgid);
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const length = { out: 0, err: 0 };
+      let stopped: 'timeout' | 'cancelled' | 'limit' | undefined;
+      let graceTimer: NodeJS.Timeout | undefined;
+      let settled = false;
+
+      const release = () => {
+        if (pgid !== undefined) liveGroups.delete(pgid);
+      };
+      const stop = (why: NonNullable<typeof stopped>) => {
+        if (stopped) return;
+        stopped = why;
+        child.stdout.destroy();
+        child.stderr.destroy();
+        if (pgid === undefined) return;
+        if (why === 'limit') {
+          killGroup(pgid, 'SIGKILL');
+          return release();
+        }
+        killGroup(pgid, 'SIGTERM');
+        // Children that ignore TERM, or outlive the program, are killed after the grace even when
+        // the program itself is gone. Unreferenced: this timer never holds the engine up; an exit
+        // before it fires kills the group anyway.
+        graceTimer = setTimeout(() => {
+          killGroup(pgid, 'SIGKILL');
+          release();
+        }, killGraceMs);
+        graceTimer.unref();
+      };
+      const timer = setTimeout(() => stop('timeout'), opts.timeoutMs + timeoutBackstopMs);
+      const onAbort = () => stop('cancelled');
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+      const collect = (chunks: Buffer[], which: 'out' | 'err') => (chunk: Buffer) => {
+        if (stopped) return;
+        const room = opts.maxBytes - length[which];
+        length[which] += chunk.length;
+        if (length[which] <= opts.maxBytes) return chunks.push(chunk);
+        chunks.push(chunk.subarray(0, room));
+        stop('limit');
+      };
+      child.stdout.on('data', collect(out, 'out'));
+      child.stderr.on('data', collect(err, 'err'));
+
+      const finish = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (!stopped) release();
+        // A program stopped at maxBytes may have been cut inside a character: that half is dropped.
+        const text = (chunks: Buffer[]) =>
+          stopped === 'limit' ? new StringDecoder('utf8').write(Buffer.concat(chunks)) : Buffer.concat(chunks).toString('utf8');
+        const stdout = text(out);
+        const stderr = text(err);
+        if (stopped === 'limit') return resolve({ code: 0, stdout, stderr, truncated: true, stoppedAtLimit: true });
+        if (stopped === 'cancelled') return reject(new Error(`${describe(cmd)} was cancelled`));
+        if (stopped === 'timeout') return reject(new TimeoutError(describe(cmd), opts.timeoutMs));
+        if (error) return reject(error);
+        if (typeof code === 'number') return resolve({ code, stdout, stderr });
+        // A signal from elsewhere (OOM killer, an operator) is an outcome, not a failure to run.
+        return resolve({ code: 128, stdout, stderr: `${stderr}killed by ${signal}` });
+      };
+      // Not started (ENOENT, EACCES): no process, no group; `code` names the reason.
+      child.on('error', (e) => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish(null, null, e);
+      });
+      child.on('close', (code, signal) => finish(code, signal));
     });
 }
 

@@ -6,10 +6,11 @@
 // filtered, masked, scrubbed of the config's secrets and capped, and dry-run honoured.
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { access, chmod, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { access, chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandRequest, TargetActivities } from '../../activities/contract.js';
@@ -31,6 +32,17 @@ const marker = `/tmp/t-cmd-marker-${suffix}`;
 /** Touched on this machine by a host command, once it has written past the read limit. */
 const localMarker = `/tmp/t-cmd-flood-${suffix}`;
 const readLimit = 8 * 1_048_576;
+/**
+ * Host commands whose shell leaves a child behind that would touch a marker on this machine after
+ * 3 s; the sleeps' odd lengths are unique to this run, so /proc can tell whether any is still there.
+ */
+const orphan = (marker: string, n: number): string[] => [
+  '/bin/sh',
+  '-c',
+  `(sleep 3.${n}; touch ${marker}) & sleep 600.${n}; touch ${marker}`,
+];
+const orphanTag = 100_000 + Math.floor(Math.random() * 800_000);
+const orphanMarker = (what: string) => `/tmp/t-cmd-orphan-${what}-${suffix}`;
 const dbPassword = `pw-${randomUUID()}`;
 const logger = pino({ level: 'silent' });
 
@@ -92,6 +104,8 @@ function config(dryRun = false): EngineConfig {
           'touch-marker': { argv: ['/usr/bin/touch', marker] },
           // The pause: the runner closes the pipe a moment before it kills the shell, which meanwhile goes on.
           flood: { argv: ['/bin/sh', '-c', `head -c 9000000 /dev/zero; sleep 1; touch ${localMarker}; exit 0`] },
+          'orphan-timeout': { argv: orphan(orphanMarker('timeout'), orphanTag), readOnly: true, timeout: '1s' },
+          'orphan-cancel': { argv: orphan(orphanMarker('cancel'), orphanTag + 1), readOnly: true, timeout: '60s' },
         },
       },
       db: { kind: 'postgres', port: stack().pg.port },
@@ -173,6 +187,7 @@ afterAll(async () => {
   await docker('rmi', bareImage).catch(() => undefined);
   await inHost('rm', '-f', marker).catch(() => undefined);
   await rm(localMarker, { force: true });
+  for (const what of ['timeout', 'cancel']) await rm(orphanMarker(what), { force: true });
 });
 
 describe('a configured command in a container (docker exec)', () => {
@@ -341,5 +356,41 @@ describe('a configured command whose output passes the read limit', () => {
     expect(r.stderr).toBe('finished');
     expect(r.summary).toBe(`'flood' in container '${demo}' exited 0`);
     expect(r.output.endsWith(`\n[output cut at ${readLimit} bytes; the command ran to the end]`)).toBe(true);
+  });
+});
+
+/** The processes on this machine whose command line holds `needle`. */
+async function processesWith(needle: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of (await readdir('/proc')).filter((d) => /^\d+$/.test(d))) {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(needle)) found.push(`${pid}: ${cmdline.replace(/\0/g, ' ')}`);
+  }
+  return found;
+}
+
+describe('a configured host command that leaves children behind', () => {
+  it('at its timeout fails as retryable and is stopped with all its children, which never act afterwards', async () => {
+    const started = Date.now();
+    const f = await failureOf(localAgent.runTargetCommand('web', req('orphan-timeout')));
+    expect(f.type).toBe(failureTypes.transient);
+    expect(f.message).toBe("command 'orphan-timeout' on target 'web' failed: no answer: /bin/sh timed out after 1000 ms");
+    expect(Date.now() - started).toBeLessThan(4_000);
+    await new Promise((r) => setTimeout(r, 5_000));
+    await expect(access(orphanMarker('timeout'))).rejects.toThrow();
+    expect(await processesWith(`.${orphanTag}`)).toEqual([]);
+  });
+
+  it('when its activity is cancelled fails as cancelled and is stopped with all its children', async () => {
+    const env = new MockActivityEnvironment();
+    const running = env.run(localAgent.runTargetCommand, 'web', req('orphan-cancel'));
+    setTimeout(() => env.cancel(), 500);
+    const started = Date.now();
+    const f = await failureOf(running);
+    expect(f.message).toBe("command 'orphan-cancel' on target 'web' failed: /bin/sh was cancelled");
+    expect(Date.now() - started).toBeLessThan(4_000);
+    await new Promise((r) => setTimeout(r, 5_000));
+    await expect(access(orphanMarker('cancel'))).rejects.toThrow();
+    expect(await processesWith(`.${orphanTag + 1}`)).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 // Runs the systemd activities inside the stack's systemd container through `docker exec`, the way
 // a host agent on that host runs them, against units this file creates and removes.
 import { execFile } from 'node:child_process';
+import { access, readdir, readFile, rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TimeoutError } from '../../activities/failures.js';
 import {
@@ -312,6 +313,30 @@ describe('command runners', () => {
     expect(out.stoppedAtLimit).toBe(true);
     expect(out.stdout.length).toBe(4096);
     expect((await localRunner('head', ['-c', '4096', '/dev/zero'], { timeoutMs: 5_000, maxBytes: 4096 })).stoppedAtLimit).toBeUndefined();
+  });
+
+  it('gives a local command no stdin: one that reads it sees its end at once', async () => {
+    expect(await localRunner('cat', [], { timeoutMs: 2_000, maxBytes: 1024 })).toEqual({ code: 0, stdout: '', stderr: '' });
+  });
+
+  it('stops the children of a local command stopped at maxBytes along with it', async () => {
+    const n = 100_000 + Math.floor(Math.random() * 800_000);
+    const marker = `/tmp/t-systemd-orphan-${n}`;
+    try {
+      const script = `(sleep 2.${n}; touch ${marker}) & head -c 100000 /dev/zero; sleep 600.${n}`;
+      const out = await localRunner('/bin/sh', ['-c', script], { timeoutMs: 10_000, maxBytes: 4096 });
+      expect(out.stoppedAtLimit).toBe(true);
+      await new Promise((r) => setTimeout(r, 3_500));
+      await expect(access(marker)).rejects.toThrow();
+      const left: string[] = [];
+      for (const pid of (await readdir('/proc')).filter((d) => /^\d+$/.test(d))) {
+        const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmdline.includes(`.${n}`)) left.push(cmdline.replace(/\0/g, ' '));
+      }
+      expect(left).toEqual([]);
+    } finally {
+      await rm(marker, { force: true });
+    }
   });
 
   it('passes exit codes through and gives children only a minimal environment', async () => {
