@@ -119,31 +119,76 @@ function isIdentChar(c: string | undefined): boolean {
  * InnoDB's LATEST DETECTED DEADLOCK section, fit for a page: each transaction's statement masked
  * with maskSql, and the record dumps ("0: len 4; hex 80000001; asc ;;", the locked rows' column
  * values) left out. Which transactions, which tables and indexes, which lock modes: all kept.
+ *
+ * The server prints a statement as it was sent, line breaks and all, right after its session line
+ * ("MariaDB thread id 10, OS thread handle …, query id 55 … Updating") and before the next "*** "
+ * header. Everything in between is that statement, masked as one (a line break inside it, a keyword
+ * alone on a line, tells nothing). The server cuts a long statement, perhaps inside a literal, and a
+ * literal may itself hold a line that starts with "*** ", so where a statement ends is not sure: outside
+ * the statements, only lines shaped like InnoDB's own are kept, and any other line is left out, counted.
  */
 export function maskDeadlockReport(text: string): string {
-  const lines = text.split('\n');
   const out: string[] = [];
   let dumps = 0;
+  let unknown = 0;
   let statement: string[] | undefined;
   const flush = () => {
     if (statement && statement.length > 0) out.push(...maskSql(statement.join('\n'), 'mysql', 2_000).split('\n'));
     statement = undefined;
   };
-  for (const line of lines) {
-    if (/^\s*\d+: (len \d+; hex |SQL NULL;)/.test(line)) {
-      dumps += 1;
-      continue;
-    }
-    if (statement && /^(\*\*\*|RECORD LOCKS |TABLE LOCK |Record lock,|---|[A-Z][A-Z /]+$)/.test(line)) flush();
-    if (statement) {
+  const leftOut = () => {
+    if (unknown > 0) out.push(`[${unknown} unrecognised line(s) left out: they may be statement text]`);
+    unknown = 0;
+  };
+  for (const line of text.split('\n')) {
+    if (statement && !line.startsWith('***')) {
       statement.push(line);
       continue;
     }
+    flush();
+    if (recordDump.test(line)) {
+      dumps += 1;
+      continue;
+    }
+    if (!innodbLines.some((re) => re.test(line))) {
+      unknown += 1;
+      continue;
+    }
+    leftOut();
     out.push(line);
-    // The statement follows the session line ("MySQL thread id 10, OS thread handle …, query id 55 … updating").
-    if (/^(MySQL|MariaDB) thread id \d+/.test(line)) statement = [];
+    if (sessionLine.test(line)) statement = [];
   }
   flush();
+  leftOut();
   if (dumps > 0) out.push(`[${dumps} record dump line(s) left out: they hold the locked rows' values]`);
   return out.join('\n');
 }
+
+/** " 0: len 4; hex 80000001; asc     ;;", " 2: SQL NULL;": a locked row's column values. */
+const recordDump = /^\s*\d+: (len \d+; hex |SQL NULL;)/;
+
+/** "MariaDB thread id 10, OS thread handle 1398, query id 55 127.0.0.1 app Updating": the statement follows it. */
+const sessionLine = /^(MySQL|MariaDB) thread id \d+, (OS thread handle (0x)?[0-9a-fA-F]+, )?query id \d+[^'"]*$/;
+
+/**
+ * The lines InnoDB writes around the statements (MariaDB 10.x/11.x, MySQL 5.6 to 8). None holds a quote,
+ * so the tail of a string literal that held a line break can't pass for one of them.
+ */
+const innodbLines: RegExp[] = [
+  /^\s*$/,
+  /^-+$/,
+  // 2024-05-01 10:20:13 0x7f2b81ccf6c0 (MariaDB), 2024-05-01T10:20:13.123456Z 1402 (MySQL 8), 240501 10:20:13 (old).
+  /^\d{2,4}-?\d\d-?\d\d[ T]\s*\d{1,2}:\d\d:\d\d[0-9.:+Z-]*( (0x)?[0-9a-fA-F]+)?$/,
+  /^\*\*\* (\(\d{1,3}\) )?TRANSACTION:$/,
+  /^\*\*\* (\(\d{1,3}\) )?(HOLDS THE LOCK\(S\)|WAITING FOR THIS LOCK TO BE GRANTED):$/,
+  /^\*\*\* CONFLICTING WITH:$/,
+  /^\*\*\* WE ROLL BACK TRANSACTION \(\d{1,3}\)$/,
+  /^TOO DEEP OR LONG SEARCH IN THE LOCK TABLE WAITS-FOR GRAPH[A-Z ,]*$/,
+  /^TRANSACTION [0-9A-Fa-f ]+, [A-Za-z0-9 (),._-]*$/,
+  /^mysql tables in use \d+, locked \d+$/,
+  /^(LOCK WAIT )?\d+ lock struct\(s\), [a-z0-9 (),_-]+$/,
+  sessionLine,
+  /^RECORD LOCKS space id \d+ page no \d+ n bits \d+ index [^'"]+ of table [^'"]+ trx id [0-9A-Fa-f ]+ lock[_ ]mode [A-Za-z0-9 _-]+$/,
+  /^TABLE LOCK table [^'"]+ trx id [0-9A-Fa-f ]+ lock mode [A-Za-z0-9 _-]+$/,
+  /^Record lock, heap no \d+ PHYSICAL RECORD: [a-z0-9_ ;-]+$/,
+];

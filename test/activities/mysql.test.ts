@@ -259,8 +259,8 @@ describe('mysql diagnostics', () => {
   });
 
   it("reports the latest deadlock, naming the tables involved, without the statements' values or the locked rows", async () => {
-    await admin.query(`CREATE TABLE ${lockTable} (id INT PRIMARY KEY, v INT) ENGINE=InnoDB`);
-    await admin.query(`INSERT INTO ${lockTable} VALUES (1, 0), (2, 0)`);
+    await admin.query(`CREATE TABLE ${lockTable} (id INT PRIMARY KEY, v BIGINT, note VARCHAR(100)) ENGINE=InnoDB`);
+    await admin.query(`INSERT INTO ${lockTable} VALUES (1, 0, 'row-secret-1'), (2, 0, 'row-secret-2')`);
     const a = await connect();
     const b = await connect();
     try {
@@ -270,18 +270,25 @@ describe('mysql diagnostics', () => {
       await b.beginTransaction();
       await a.query(`UPDATE ${lockTable} SET v = 1 WHERE id = 1`);
       await b.query(`UPDATE ${lockTable} SET v = 2 WHERE id = 2`);
-      const aWaits = a.query(`UPDATE ${lockTable} SET v = 1 WHERE id = 2`).then(
-        () => undefined,
-        (err: { code?: string }) => err.code,
-      );
+      // Formatted SQL: keywords alone on their lines, the literals on others. The server prints it as sent.
+      const aWaits = a
+        .query(`UPDATE ${lockTable}\nSET\n  v = 4111111111111111, note = 'hunter2-secret'\nWHERE\n  id = 2\nAND\n  v >= 0`)
+        .then(
+          () => undefined,
+          (err: { code?: string }) => err.code,
+        );
       await until('a to wait for the lock', 15_000, async () => {
         const l = await my().processlist(conn, target, 0);
         return l.long.some((t) => t.id === a.threadId && t.info?.startsWith('UPDATE')) ? true : undefined;
       });
-      const bCloses = b.query(`UPDATE ${lockTable} SET v = 2 WHERE id = 1`).then(
-        () => undefined,
-        (err: { code?: string }) => err.code,
-      );
+      const bCloses = b
+        .query(
+          `INSERT INTO ${lockTable} (id, v, note)\nVALUES\n  (1, 97531, "dq-secret")\nON DUPLICATE KEY UPDATE\n  note = 'it\\'s-secret'`,
+        )
+        .then(
+          () => undefined,
+          (err: { code?: string }) => err.code,
+        );
       const codes = await Promise.all([aWaits, bCloses]);
       expect(codes).toContain('ER_LOCK_DEADLOCK');
 
@@ -290,8 +297,15 @@ describe('mysql diagnostics', () => {
       expect(report.text).toContain(lockTable);
       expect(report.text).toContain('*** (1) TRANSACTION');
       expect(report.text).not.toMatch(/^-+\n?TRANSACTIONS/m);
-      expect(report.text).toContain(`UPDATE ${lockTable} SET v = ? WHERE id = ?`);
-      expect(report.text).not.toMatch(/SET v = \d|WHERE id = \d|; hex [0-9a-f]+; asc /);
+      expect(report.text).toContain(`UPDATE ${lockTable}\nSET\n  v = ?, note = ?\nWHERE\n  id = ?\nAND\n  v >= ?\n`);
+      expect(report.text).toContain(`INSERT INTO ${lockTable} (id, v, note)\nVALUES\n  (?, ?, ?)\nON DUPLICATE KEY UPDATE\n  note = ?\n`);
+      expect(report.text).not.toMatch(/secret|4111111111111111|97531|= \d|; hex [0-9a-f]+; asc /);
+      expect(report.text).toMatch(
+        /^RECORD LOCKS space id \d+ page no \d+ n bits \d+ index PRIMARY of table `[^`]+`\.`t_db_dl_\w+` .*lock_mode X/m,
+      );
+      expect(report.text).toContain('*** WE ROLL BACK TRANSACTION');
+      expect(report.text).toMatch(/\[\d+ record dump line\(s\) left out/);
+      expect(report.text).not.toContain('unrecognised');
     } finally {
       await a.rollback().catch(() => undefined);
       await b.rollback().catch(() => undefined);
