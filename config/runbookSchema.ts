@@ -162,7 +162,16 @@ export const stepCatalog = {
       text: text().default(''),
     })
     .strict(),
-  escalate: z.object({ reason: text(1_000) }).strict(),
+  escalate: z
+    .object({
+      reason: text(1_000),
+      /**
+       * What the levels' `after` counts from: this step's start (default), or the incident's, so
+       * the restarts, the gathering and an approval before it do not push the matrix back.
+       */
+      from: z.enum(['step', 'incident']).optional(),
+    })
+    .strict(),
   approval: z
     .object({
       /** What an approval allows, in words: "restart database 'app-db'". */

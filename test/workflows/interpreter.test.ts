@@ -822,6 +822,39 @@ finally:
     expect(events(result.timeline)).toContain('acknowledgement ignored');
   });
 
+  it.each([
+    ['incident', 'at once: its 2 s fell due while the run slept'],
+    ['step', 'only 2 s into the step'],
+  ] as const)('counts the levels from the %s when asked: the second level paged %s', async (from, _how) => {
+    const def = definition(
+      `escalation-from-${from}`,
+      `  - id: nap
+    uses: sleep
+    with: { duration: 3s }
+  - id: escalate
+    uses: escalate
+    with: { reason: "down", from: ${from} }
+`,
+    );
+    const target = uniqueTarget('from');
+    const levels = {
+      policy: 'matrix',
+      levels: [
+        { name: 'on-call', afterMs: 0, channels: ['ops'] },
+        { name: 'senior', afterMs: 2_000, channels: ['lead'] },
+        { name: 'manager', afterMs: 60_000, channels: ['boss'] },
+      ],
+    };
+    const handle = await start(runInput(target, def, { escalation: levels }));
+    await waitForStatus(handle, (s) => s.escalationLevel === 'senior', 20_000);
+    const status = await handle.query(statusQuery);
+    const at = (event: string) => Date.parse(status.timeline.find((e) => e.event === event)!.at);
+    const intoStep = at('paged senior') - at('paged on-call');
+    if (from === 'incident') expect(intoStep).toBeLessThan(1_000);
+    else expect(intoStep).toBeGreaterThanOrEqual(2_000);
+    await handle.terminate('seen');
+  });
+
   it('ends resolved-externally at the next step boundary when the alert resolves mid-run', async () => {
     const def = definition('resolution', `  - id: diagnose\n    uses: diagnose\n  - id: restart\n    uses: restart\n`);
     const target = uniqueTarget('res');

@@ -268,7 +268,9 @@ const catalog: { [T in StepType]: Impl<T> } = {
   async escalate({ run, step, params, text, interruptWhen }) {
     const { rb } = run;
     const resumed = takeResume(run, step);
-    const progress = resumed?.escalation ?? { startedAt: Date.now(), paged: 0 };
+    // From the incident's start, levels already due are paged at once, in order.
+    const startedAt = params.from === 'incident' ? Date.parse(rb.incident.startedAt) : Date.now();
+    const progress = resumed?.escalation ?? { startedAt, paged: 0 };
     const end = await escalateByPolicy(
       rb.incident,
       rb.engine,
