@@ -743,6 +743,7 @@ const plans: Record<
         'stand-down?',
         'verify',
         'false-alarm?',
+        'page-on-call',
         'restart',
         'recovered?',
         'investigate[status log-errors host dependencies environment router-config]',

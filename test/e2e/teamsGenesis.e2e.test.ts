@@ -152,7 +152,7 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
     release?.();
   });
 
-  it('GenesisOrchestratorDown: the killed unit is restarted by the host agent and verified; nobody paged', async () => {
+  it('GenesisOrchestratorDown: on-call paged on PagerDuty and #genesis-critical at once, the killed unit restarted by the host agent and verified, both pages resolved', async () => {
     const pidBefore = unitProperty('MainPID');
     const since = Date.now();
     inHost('systemctl', 'kill', '--signal=SIGKILL', stack().systemdUnit);
@@ -167,7 +167,15 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
     // The restart was the agent's, in its journal inside the host; the engine has no systemd here.
     expect(inHost('journalctl', '-u', agentUnit, '--no-pager', '-o', 'cat')).toMatch(/restart/i);
     expect(events(result).some((e) => e.startsWith('p0-procedure:'))).toBe(false);
-    expect(receiver.requestsTo('/pagerduty-oncall')).toHaveLength(0);
+    // "Automatic page to on-call engineer" and "automatic notification to #genesis-critical", before
+    // the restart; the recovery resolves both.
+    const pd = receiver.requestsTo('/pagerduty-oncall').map((r) => (r.body as { event_action: string }).event_action);
+    expect(pd).toEqual(['trigger', 'resolve']);
+    const slack = receiver.requestsTo('/slack-critical').map((r) => (r.body as { text: string }).text);
+    expect(slack[0]).toMatch(/^\*P0: 'genesis-orchestrator' is down; restarting it/);
+    expect(slack.at(-1)).toMatch(/^:white_check_mark: /);
+    const kinds = events(result);
+    expect(kinds.findIndex((e) => e.startsWith('page-on-call: paged'))).toBeLessThan(kinds.findIndex((e) => e.startsWith('restart:')));
     expect(await httpOk(`${stack().systemdDemoUrl}/health`)).toBe(true);
     await untilPromSeesUp('demo-web', 'prometheus sees the orchestrator up again');
   }, 150_000);
