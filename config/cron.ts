@@ -42,7 +42,34 @@ const predefined: Record<string, string> = {
   '@hourly': '0 * * * *',
 };
 
-const interval = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h|d))+$/;
+/** Nanoseconds per unit, as Temporal's duration parser reads them (Go's, plus "d" for 24 hours). */
+const units: Record<string, bigint> = {
+  ns: 1n,
+  us: 1_000n,
+  '\u00b5s': 1_000n,
+  '\u03bcs': 1_000n,
+  ms: 1_000_000n,
+  s: 1_000_000_000n,
+  m: 60_000_000_000n,
+  h: 3_600_000_000_000n,
+  d: 86_400_000_000_000n,
+};
+const interval = /^(\d+(\.\d+)?(ns|us|\u00b5s|\u03bcs|ms|s|m|h|d))+$/;
+const intervalPart = /(\d+)(?:\.(\d+))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h|d)/g;
+/** Temporal refuses a shorter interval ("interval is too small": service/worker/scheduler, validateInterval). */
+const shortestInterval = units.s!;
+/** Go's time.Duration: an interval longer than this is not a duration to Temporal at all. */
+const longestDuration = 2n ** 63n - 1n;
+
+/** The length of a well-formed interval ("1h30m", "1.5d") in nanoseconds. */
+function nanoseconds(text: string): bigint {
+  let total = 0n;
+  for (const [, whole, fraction = '', unit] of text.matchAll(intervalPart)) {
+    const per = units[unit!]!;
+    total += BigInt(whole!) * per + (BigInt(fraction || '0') * per) / 10n ** BigInt(fraction.length);
+  }
+  return total;
+}
 
 /** What is wrong with a cron string as Temporal would read it, or undefined when it is valid. */
 export function cronProblem(cron: string): string | undefined {
@@ -53,11 +80,19 @@ export function cronProblem(cron: string): string | undefined {
   if (text.startsWith('@every')) {
     const [, every, ...rest] = text.split(/\s+/);
     if (!every || rest.length > 0) return '"@every" takes one interval such as "@every 12h" or "@every 24h/2h"';
+    // Temporal takes the interval from after the first space: a second space, or a tab, leaves it unreadable.
+    if (text !== `@every ${every}`) return '"@every" and its interval are separated by one space, such as "@every 12h"';
     const [length, phase, ...more] = every.split('/');
     if (more.length > 0 || !interval.test(length!) || (phase !== undefined && !interval.test(phase))) {
       return `"${every}" is not an interval such as "12h" or "24h/2h"`;
     }
-    if (!/[1-9]/.test(length!)) return 'the interval of "@every" must be longer than zero';
+    const ns = nanoseconds(length!);
+    if (ns > longestDuration || (phase !== undefined && nanoseconds(phase) > longestDuration))
+      return `"${every}" is longer than Temporal can hold (about 292 years)`;
+    if (ns < shortestInterval) return `the interval of "@every" must be at least 1s (Temporal's shortest), not ${length}`;
+    // Temporal: "phase cannot be greater than Interval", also when they are equal.
+    if (phase !== undefined && nanoseconds(phase) >= ns)
+      return `the phase ${phase} must be shorter than the interval ${length} (it is the offset of each run within one interval)`;
     return undefined;
   }
   if (text.startsWith('@')) {
@@ -112,14 +147,25 @@ function allowed(f: Field): string {
   return `${f.min}–${f.max}${f.names ? ` or a ${f === month ? 'month' : 'day'} name` : ''}`;
 }
 
-/** What is wrong with a time zone name, or undefined when it is one (IANA names, as Temporal loads them). */
+/**
+ * What is wrong with a time zone name, or undefined when it is one (IANA names, as Temporal loads them).
+ * Temporal (Go's time.LoadLocation) reads the name case-sensitively, and Node's Intl does not.
+ */
 export function timeZoneProblem(zone: string): string | undefined {
+  const notIana = 'not an IANA time zone name such as "UTC" or "Europe/Berlin"';
   // Offsets ("+02:00") are accepted by newer JavaScript engines but are not IANA zone names.
-  if (zone === '' || /^[+-]/.test(zone) || zone.trim() !== zone) return 'not an IANA time zone name such as "UTC" or "Europe/Berlin"';
+  if (zone === '' || /^[+-]/.test(zone) || zone.trim() !== zone) return notIana;
+  let resolved: string;
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return undefined;
+    resolved = new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
   } catch {
-    return 'not an IANA time zone name such as "UTC" or "Europe/Berlin"';
+    return notIana;
   }
+  if (resolved === zone) return undefined;
+  const misspelt = 'not spelled as in the IANA database (Temporal reads time zone names case-sensitively)';
+  if (resolved.toLowerCase() === zone.toLowerCase()) return `${misspelt}: did you mean '${resolved}'?`;
+  // Another name of the zone Intl resolved to ("Asia/Kolkata" and "Asia/Calcutta", "Etc/UTC" and
+  // "UTC"), whose own spelling Intl does not give; every word of an IANA name starts with a capital.
+  if (zone.split('/').some((word) => !/^[A-Z]/.test(word))) return `${misspelt}: did you mean '${resolved}' (the same zone)?`;
+  return undefined;
 }

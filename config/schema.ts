@@ -38,6 +38,48 @@ const timeout = (maxMs: number) => durationWithin(1, maxMs);
 
 const port = z.number().int().min(1).max(65_535);
 
+/**
+ * What is wrong with a listener's host:port, or undefined. The webhook and the operator API read it
+ * with parseListen (triggers/alerts/webhookHttp.ts): an IPv4 address, an [IPv6] address or a host
+ * name (none: 127.0.0.1), then a port 0–65535 (0: any free one). Node refuses anything else only when
+ * the listener opens, after the workers have started and the schedules synced.
+ */
+function listenProblem(text: string): string | undefined {
+  const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d+)$/.exec(text);
+  if (!m) {
+    const v6 = /^(.*:.*):(\d+)$/.exec(text);
+    if (v6 && !text.startsWith('[') && isIpv6(v6[1]!)) return `an IPv6 address goes in brackets: [${v6[1]}]:${v6[2]}`;
+    return text.includes(':') ? 'not host:port' : 'no port';
+  }
+  const [, v6, host, portText] = m;
+  if (Number(portText) > 65_535) return `port ${portText} is out of range 0–65535`;
+  if (v6 !== undefined) return isIpv6(v6) ? undefined : `"${v6}" is not an IPv6 address`;
+  if (host === '') return undefined;
+  // Node would look up "256.0.0.1" or "010.0.0.1" as a host name, and the resolver read the latter as octal.
+  if (/^[\d.]+$/.test(host!))
+    return /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/.test(host!)
+      ? undefined
+      : `"${host}" is not an IPv4 address`;
+  const label = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?';
+  return host!.length <= 253 && new RegExp(`^${label}(?:\\.${label})*$`).test(host!)
+    ? undefined
+    : `"${host}" is not a host name (letters, digits, "-", "_" and dots)`;
+}
+
+/** An IPv6 address, with or without a zone ("fe80::1%eth0"), as the WHATWG URL parser reads it. */
+function isIpv6(text: string): boolean {
+  const [address, zone, ...more] = text.split('%');
+  return more.length === 0 && (zone === undefined || /^[A-Za-z0-9_.-]+$/.test(zone)) && URL.canParse(`http://[${address}]/`);
+}
+
+/** A listener's address: see listenProblem. */
+function listenAddress(example: string) {
+  return z.string().superRefine((text, ctx) => {
+    const problem = listenProblem(text);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${problem} (expected host:port such as ${example})` });
+  });
+}
+
 /** Only http and https: a file:, gopher: or javascript: URL has no business in a health check or a page. */
 const httpUrl = z
   .string()
@@ -383,10 +425,7 @@ const operator = z
  */
 const operatorApi = z
   .object({
-    listen: z
-      .string()
-      .regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port such as 127.0.0.1:9798')
-      .default('127.0.0.1:9798'),
+    listen: listenAddress('127.0.0.1:9798').default('127.0.0.1:9798'),
     maxBodyBytes: z.number().int().positive().max(1_048_576).default(65_536),
     /**
      * Signed bearer tokens (JWT) from an identity provider, verified against a key set file (JWKS):
@@ -540,7 +579,7 @@ export const engineConfigShape = z
     secrets: z.record(name, secretRef).default({}),
     webhook: z
       .object({
-        listen: z.string().default('127.0.0.1:9797'),
+        listen: listenAddress('127.0.0.1:9797').default('127.0.0.1:9797'),
         token: secretRef,
         maxBodyBytes: z
           .number()

@@ -98,6 +98,63 @@ describe('regular expression matchers', () => {
     expect(() => validateMatcher(re('job', '(?U)a+'))).toThrow(/ungreedy/);
   });
 
+  it('read RE2-only syntax as Alertmanager reads it: POSIX classes, \\Q…\\E, \\pL, bare script names, \\A and \\z', () => {
+    // Each of these loaded and then never matched: the lenient retry read "[[:alpha:]]+" as a class of
+    // "[:alph" followed by "]+", "\Q" as "Q", "\pL" as "pL".
+    const read: Array<[string, string, string]> = [
+      ['[[:alpha:]]+', 'db', '42'],
+      ['[[:digit:]]+', '42', 'db'],
+      ['db-[^[:space:]]+', 'db-1', 'db- 1'],
+      ['[[:alpha:][:digit:]_]+', 'db_1', 'db-1'],
+      ['[[:^alpha:]]+', '42', 'db'],
+      ['\\Qdb.1\\E', 'db.1', 'dbx1'],
+      ['\\Qa+(b\\E-c', 'a+(b-c', 'aab-c'],
+      ['\\pL+', 'été', '42'],
+      ['\\PN+', 'db', '42'],
+      ['\\p{Greek}+', 'αβ', 'ab'],
+      ['\\Adb\\z', 'db', 'xdb'],
+      ['(?m)\\Adb\\z', 'db', 'db\nx'],
+    ];
+    for (const [value, yes, no] of read) {
+      expect(matches(re('instance', value), { instance: yes }), `${value} ~ ${yes}`).toBe(true);
+      expect(matches(re('instance', value), { instance: no }), `${value} !~ ${no}`).toBe(false);
+    }
+  });
+
+  it('refuse what RE2 syntax cannot be read as here, naming the construct', () => {
+    const refused: Array<[string, string]> = [
+      ['[a[:^alpha:]]', 'a negated POSIX class [[:^alpha:]] inside a class is not supported: use [^A-Za-z] on its own'],
+      ['[[:alfa:]]', '[:alfa:] is not a POSIX class, and JavaScript has none'],
+      ['(a)\\1', '\\1: backreferences are not supported (RE2 has none)'],
+    ];
+    for (const [value, message] of refused) {
+      expect(() => validateMatcher(re('instance', value)), value).toThrow(
+        `invalid regular expression in matcher instance=~${JSON.stringify(value)}: ${message}`,
+      );
+    }
+  });
+
+  it('read the RE2 syntax the lenient retry was for as RE2 does, in unicode mode', () => {
+    // Escaped punctuation, literal braces and brackets, octal and \x{…}: valid RE2, read the same way.
+    expect(matches(re('path', '/api/\\:id\\-\\_x'), { path: '/api/:id-_x' })).toBe(true);
+    expect(matches(re('path', '/api/{id}'), { path: '/api/{id}' })).toBe(true);
+    expect(matches(re('path', 'a{,2}'), { path: 'a{,2}' })).toBe(true);
+    expect(matches(re('path', 'a{2}'), { path: 'aa' })).toBe(true);
+    expect(matches(re('path', 'x]'), { path: 'x]' })).toBe(true);
+    expect(matches(re('path', '[]a]+'), { path: ']a]' })).toBe(true);
+    expect(matches(re('path', '[\\w-]+'), { path: 'db-1' })).toBe(true);
+    expect(matches(re('path', '[\\d-z]+'), { path: '1-z' })).toBe(true);
+    expect(matches(re('path', '[\\d-z]+'), { path: '5' })).toBe(true);
+    expect(matches(re('path', '[a\\-c]+'), { path: 'a-c' })).toBe(true);
+    expect(matches(re('path', '[a\\-c]+'), { path: 'b' })).toBe(false);
+    expect(matches(re('path', '\\101\\x{42}\\x43'), { path: 'ABC' })).toBe(true);
+    expect(matches(re('path', '\\x{42}'), { path: 'x'.repeat(42) })).toBe(false);
+    // \p{…} works together with an escape that needed the lenient mode before (where \p{L} was "p{L}").
+    expect(matches(re('path', '\\p{L}+\\-\\d'), { path: 'été-1' })).toBe(true);
+    expect(matches(re('path', '\\p{L}+\\-\\d'), { path: 'p{L}-1' })).toBe(false);
+    expect(matches(re('path', '\\p{Script=Greek}+'), { path: 'αβ' })).toBe(true);
+  });
+
   it('do not compile anything for plain equality, so regex syntax in values is literal', () => {
     expect(matches(eq('instance', 'db-(1'), { instance: 'db-(1' })).toBe(true);
     expect(matches(eq('instance', '.*'), alert)).toBe(false);

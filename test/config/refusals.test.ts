@@ -87,6 +87,16 @@ describe('refused at start-up, naming key and value', () => {
     refusedWith(cron('@fortnightly'), 'maintenance.0.cron', '@fortnightly');
     refusedWith(cron('@every soon'), 'maintenance.0.cron', 'interval');
     refusedWith(cron('CRON_TZ=Europe/Berlin 0 2 * * 0'), 'maintenance.0.cron', 'timezone');
+    // Temporal's own limits on intervals (service/worker/scheduler/spec.go validateInterval).
+    refusedWith(cron('@every 500ms'), 'maintenance.0.cron', 'the interval of "@every" must be at least 1s', '"@every 500ms"');
+    refusedWith(cron('@every 0.5s'), 'maintenance.0.cron', 'at least 1s');
+    refusedWith(cron('@every 1h/2h'), 'maintenance.0.cron', 'the phase 2h must be shorter than the interval 1h');
+    refusedWith(cron('@every 24h/24h'), 'maintenance.0.cron', 'the phase 24h must be shorter than the interval 24h');
+    refusedWith(cron('@every 1d/1440m'), 'maintenance.0.cron', 'the phase 1440m must be shorter than the interval 1d');
+    refusedWith(cron('@every 3000000h'), 'maintenance.0.cron', 'longer than Temporal can hold');
+    // Temporal splits "@every" from its interval at one space.
+    refusedWith(cron('@every  12h'), 'maintenance.0.cron', 'one space');
+    refusedWith(cron('@every\t12h'), 'maintenance.0.cron', 'one space');
     for (const ok of [
       '0 2 * * 0',
       '0 2 * * SUN',
@@ -97,6 +107,11 @@ describe('refused at start-up, naming key and value', () => {
       '@weekly',
       '@every 12h',
       '@every 24h/2h',
+      '@every 1s',
+      '@every 24h/23h59m59s',
+      '@every 1d/12h',
+      '@every 90m/0s',
+      '@every 1.5h # comment',
       '0 2 * * 0 # weekly',
     ]) {
       expect(problems(cron(ok)), ok).toEqual([]);
@@ -109,7 +124,30 @@ describe('refused at start-up, naming key and value', () => {
     refusedWith(zone('Mars/Olympus_Mons'), 'maintenance.0.timezone', 'not an IANA time zone', '"Mars/Olympus_Mons"');
     refusedWith(zone('+02:00'), 'maintenance.0.timezone');
     refusedWith(zone(''), 'maintenance.0.timezone');
-    for (const ok of ['UTC', 'Europe/Berlin', 'America/Argentina/Buenos_Aires', 'Asia/Kolkata']) expect(problems(zone(ok)), ok).toEqual([]);
+    // Temporal (Go's time.LoadLocation) reads names case-sensitively; Node's Intl does not.
+    refusedWith(zone('utc'), 'maintenance.0.timezone', 'not spelled as in the IANA database', "did you mean 'UTC'?", '"utc"');
+    refusedWith(zone('europe/berlin'), 'maintenance.0.timezone', "did you mean 'Europe/Berlin'?", '"europe/berlin"');
+    refusedWith(zone('Europe/berlin'), 'maintenance.0.timezone', "did you mean 'Europe/Berlin'?");
+    refusedWith(zone('EUROPE/BERLIN'), 'maintenance.0.timezone', "did you mean 'Europe/Berlin'?");
+    // Names Intl resolves to another (canonical) name: a lower-case word is never IANA spelling.
+    refusedWith(zone('etc/utc'), 'maintenance.0.timezone', 'not spelled as in the IANA database', '"etc/utc"');
+    refusedWith(zone('us/pacific'), 'maintenance.0.timezone', 'not spelled as in the IANA database');
+    for (const ok of [
+      'UTC',
+      'Etc/UTC',
+      'GMT',
+      'Europe/Berlin',
+      'America/Argentina/Buenos_Aires',
+      'Asia/Kolkata',
+      'Asia/Calcutta',
+      'US/Pacific',
+      'Europe/Kyiv',
+      'EST5EDT',
+      'Etc/GMT+5',
+      'Antarctica/DumontDUrville',
+      'America/Port-au-Prince',
+    ])
+      expect(problems(zone(ok)), ok).toEqual([]);
   });
 
   it('restartVia naming a target that is not a container', () => {
@@ -239,8 +277,45 @@ describe('refused at start-up, naming key and value', () => {
     expect(problems((c) => (c.webhook!.maxBodyBytes = 64 * 1_048_576))).toEqual([]);
   });
 
+  it('a listen address the webhook or the operator API could not open (it failed only when the listener opened)', () => {
+    const webhook = (listen: string) => (c: EngineConfigInput & Record<string, any>) => (c.webhook!.listen = listen);
+    const api = (listen: string) => (c: EngineConfigInput & Record<string, any>) => (c.api = { listen });
+    refusedWith(webhook('localhost'), 'webhook.listen', 'expected host:port such as 127.0.0.1:9797', '"localhost"');
+    refusedWith(webhook('127.0.0.1:99999'), 'webhook.listen', 'port 99999 is out of range 0–65535', '"127.0.0.1:99999"');
+    refusedWith(webhook('127.0.0.1:'), 'webhook.listen', 'host:port');
+    refusedWith(webhook('127.0.0.1:http'), 'webhook.listen', 'host:port');
+    refusedWith(webhook('::1:9797'), 'webhook.listen', 'an IPv6 address goes in brackets: [::1]:9797');
+    refusedWith(webhook('[::g]:9797'), 'webhook.listen', '"::g" is not an IPv6 address');
+    refusedWith(webhook('256.0.0.1:9797'), 'webhook.listen', '"256.0.0.1" is not an IPv4 address');
+    refusedWith(webhook('010.0.0.1:9797'), 'webhook.listen', 'not an IPv4 address');
+    refusedWith(webhook('my host:9797'), 'webhook.listen', '"my host" is not a host name');
+    refusedWith(webhook('-db:9797'), 'webhook.listen', 'not a host name');
+    refusedWith(api('localhost'), 'api.listen', 'expected host:port such as 127.0.0.1:9798', '"localhost"');
+    refusedWith(api('127.0.0.1:99999'), 'api.listen', 'port 99999 is out of range 0–65535');
+    for (const ok of [
+      '127.0.0.1:9797',
+      '0.0.0.0:9797',
+      'localhost:9797',
+      'engine.internal:9797',
+      'db_1:9797',
+      '[::1]:9797',
+      '[::]:9797',
+      '[fe80::1%eth0]:9797',
+      ':9797',
+      '127.0.0.1:0',
+      '127.0.0.1:65535',
+    ]) {
+      expect(problems(webhook(ok)), ok).toEqual([]);
+    }
+    for (const ok of ['127.0.0.1:9798', '[::1]:9798', 'localhost:0']) expect(problems(api(ok)), ok).toEqual([]);
+  });
+
   it('database and docker ports out of range', () => {
     refusedWith((c) => ((c.targets!.db as Record<string, unknown>).port = 65_536), 'targets.db.port');
     refusedWith((c) => ((c.targets!.cache as Record<string, unknown>).port = 0), 'targets.cache.port');
+    refusedWith((c) => ((c.targets!.shop as Record<string, unknown>).port = 99_999), 'targets.shop.port', '65535');
+    refusedWith((c) => ((c.targets!.db as Record<string, unknown>).port = 5432.5), 'targets.db.port', 'integer');
+    refusedWith((c) => (c.docker = { remote: { host: 'docker.internal', port: 70_000 } }), 'docker.remote.port', '65535');
+    refusedWith((c) => (c.temporal!.uiPort = 0), 'temporal.uiPort');
   });
 });
