@@ -129,7 +129,7 @@ const alertsOf: Record<Team, Array<[alert: string, severity: string, runbook: st
     ['GitHubAPIRateLimitLow', 'warning', 'githubRateLimit', 'p3'],
     ['ApplicationDown', 'high', 'applicationDown', 'p2'],
     ['GitHubAPIRateLimitLow', 'info', 'githubRateLimit', 'p4'],
-    ['FailedAuthenticationAttempts', 'critical', 'securityAlert', 'security'],
+    ['FailedAuthenticationAttempts', 'critical', 'securityAlert', 'security-breach'],
     ['UnusualAPIUsage', 'warning', 'securityAlert', 'security'],
   ],
   codexos: [
@@ -204,7 +204,7 @@ describe('the escalation matrices, as the documents give them', () => {
     ]);
     expect(matrix('genesis', 'HighOrchestrationLatency', 'warning')).toEqual([
       'on-call-engineer@0m every 15m',
-      'senior-engineer@60m',
+      'senior-engineer@30m',
       'again 60m after an acknowledgement',
     ]);
     expect(matrix('genesis', 'SLAAvailabilityBreach', 'critical')).toEqual(['engineering-manager@0m', 'c-level@120m']);
