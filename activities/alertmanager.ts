@@ -24,6 +24,16 @@ export interface ActiveSilence {
   comment: string;
   startsAt: string;
   endsAt: string;
+  /** Found as the config's manual override (alertmanager.override), not by the labels. */
+  override?: true;
+}
+
+/** A silence as the engine reports it: its comment capped. */
+function activeSilence(
+  s: { id: string; createdBy: string; comment: string; startsAt: string; endsAt: string },
+  matchers: SilenceMatcher[],
+): ActiveSilence {
+  return { id: s.id, matchers, createdBy: s.createdBy, comment: capHead(s.comment, commentBytes), startsAt: s.startsAt, endsAt: s.endsAt };
 }
 
 export interface FiringAlert {
@@ -144,13 +154,24 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
       return { expired: true };
     },
 
-    /** Active silences whose matchers all match the labels, as Alertmanager would apply them. */
-    async findActiveSilences(labels: Labels): Promise<ActiveSilence[]> {
+    /**
+     * Active silences whose matchers all match the labels, as Alertmanager would apply them; with
+     * `override`, also every active silence carrying each of those matchers as written (a team's
+     * manual override, such as alertname=~"Auto.*", which silences no real alert), override first.
+     */
+    async findActiveSilences(labels: Labels, override: readonly SilenceMatcher[] = []): Promise<ActiveSilence[]> {
       const what = `lookup of silences covering ${formatLabels(labels)}`;
       const found: ActiveSilence[] = [];
+      const overrides: ActiveSilence[] = [];
+      const same = (a: SilenceMatcher, b: SilenceMatcher) =>
+        a.name === b.name && a.value === b.value && a.isRegex === b.isRegex && a.isEqual === b.isEqual;
       for (const s of await silences(what)) {
         if (s.status.state !== 'active') continue;
         const matchers = s.matchers.map((m) => ({ name: m.name, value: m.value, isRegex: m.isRegex, isEqual: m.isEqual ?? true }));
+        if (override.length > 0 && override.every((o) => matchers.some((m) => same(m, o)))) {
+          overrides.push({ ...activeSilence(s, matchers), override: true });
+          continue;
+        }
         let covers: boolean;
         try {
           covers = matchesAll(matchers, labels);
@@ -160,18 +181,9 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
           warn(`silence ${s.id} skipped: ${(err as Error).message}`);
           continue;
         }
-        if (covers) {
-          found.push({
-            id: s.id,
-            matchers,
-            createdBy: s.createdBy,
-            comment: capHead(s.comment, commentBytes),
-            startsAt: s.startsAt,
-            endsAt: s.endsAt,
-          });
-        }
+        if (covers) found.push(activeSilence(s, matchers));
       }
-      return found;
+      return [...overrides, ...found];
     },
 
     /** Firing alerts that carry all the given labels (with the same values). */

@@ -105,11 +105,16 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
     // are the guard's to answer: the workflow asks maintenanceWindowFor alongside this.)
     async checkSuppression(target: string): Promise<Suppression> {
       const labels = config.targets[target]?.labels ?? {};
-      if (!alertmanager || Object.keys(labels).length === 0) return { suppressed: false };
-      const silences = await alertmanager.findActiveSilences(labels);
+      const override = config.alertmanager?.override ?? [];
+      if (!alertmanager || (Object.keys(labels).length === 0 && override.length === 0)) return { suppressed: false };
+      // No labels: only the override can cover the target (an empty label set matches no silence).
+      const silences = (await alertmanager.findActiveSilences(labels, override)).filter(
+        (s) => s.override || Object.keys(labels).length > 0,
+      );
       const s = silences[0];
       if (!s) return { suppressed: false };
-      return { suppressed: true, reason: `silence ${s.id} by ${s.createdBy} until ${s.endsAt}: ${s.comment}` };
+      const what = s.override ? `manual override: silence ${s.id}` : `silence ${s.id}`;
+      return { suppressed: true, reason: `${what} by ${s.createdBy} until ${s.endsAt}: ${s.comment}` };
     },
   };
   return { ...targets, ...engine, ...guard };

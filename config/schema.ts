@@ -612,7 +612,16 @@ export const engineConfigShape = z
       .strict(),
     alertmanager: z
       // Its activities have 30 seconds.
-      .object({ url: httpUrl, timeout: timeout(25 * second).default('5s') })
+      .object({
+        url: httpUrl,
+        timeout: timeout(25 * second).default('5s'),
+        /**
+         * A team's manual override: while any active silence carries every one of these matchers
+         * as written (e.g. alertname=~"Auto.*", a silence no real alert falls under), every
+         * incident's suppression check stands down, whatever target it is about.
+         */
+        override: z.array(matcher).max(8).default([]),
+      })
       .strict()
       .optional(),
     /** The Prometheus a runbook's `metric` step and `waitUntil` with `check: metric` query (instant queries). */

@@ -99,6 +99,29 @@ describe('silences', () => {
     expect((await am.findActiveSilences({ instance })).map((s) => s.id)).not.toContain(silenceId);
   });
 
+  it('finds a team\'s manual-override silence (alertname=~"Auto.*") whatever the labels, by its matchers as written', async () => {
+    // A value of this run's own: other tests' engines with an override never see it as theirs.
+    const auto = { name: 'alertname', value: `Auto-${run}.*`, isRegex: true, isEqual: true };
+    const { silenceId } = await am.createSilence({
+      matchers: [auto],
+      durationMs: 10 * 60_000,
+      createdBy: author,
+      comment: 'hands off: maintenance by hand',
+      dryRun: false,
+    });
+    made.push(silenceId);
+    const labels = { service: `demo-web-${run}` };
+    // By the labels alone it covers nothing: no alert is named Auto-….
+    expect((await am.findActiveSilences(labels)).map((s) => s.id)).not.toContain(silenceId);
+    const found = await am.findActiveSilences(labels, [auto]);
+    expect(found[0]).toMatchObject({ id: silenceId, override: true, comment: 'hands off: maintenance by hand' });
+    // Only the matcher as written: another value, or the same value not as a regex, is not the override.
+    expect((await am.findActiveSilences(labels, [{ ...auto, value: `Auto-${run}` }])).map((s) => s.id)).not.toContain(silenceId);
+    expect((await am.findActiveSilences(labels, [{ ...auto, isRegex: false }])).map((s) => s.id)).not.toContain(silenceId);
+    await am.expireSilence(silenceId, false);
+    expect((await am.findActiveSilences(labels, [auto])).map((s) => s.id)).not.toContain(silenceId);
+  });
+
   it('expires a silence so that Alertmanager reports it expired and it no longer covers the labels', async () => {
     const instance = `am-test-${run}-b`;
     const { silenceId } = await am.createSilence(silenceRequest(instance));

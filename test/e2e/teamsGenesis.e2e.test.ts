@@ -180,6 +180,45 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
     await untilPromSeesUp('demo-web', 'prometheus sees the orchestrator up again');
   }, 150_000);
 
+  it('the manual override: with alertname=~"Auto.*" silenced as the document says, the killed unit is left alone, on-call told as info', async () => {
+    receiver.reset();
+    const am = stack().alertmanagerUrl;
+    const now = Date.now();
+    // amtool silence add alertname="Auto.*" --duration="1h" --author="maintenance" --comment="Maintenance window"
+    const res = await fetch(`${am}/api/v2/silences`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        matchers: [{ name: 'alertname', value: 'Auto.*', isRegex: true, isEqual: true }],
+        startsAt: new Date(now).toISOString(),
+        endsAt: new Date(now + 10 * 60_000).toISOString(),
+        createdBy: 'maintenance',
+        comment: 'Maintenance window',
+      }),
+    });
+    const { silenceID } = (await res.json()) as { silenceID: string };
+    try {
+      const since = Date.now();
+      inHost('systemctl', 'kill', '--signal=SIGKILL', stack().systemdUnit);
+      await until('the unit to be down', 10_000, async () => (unitProperty('ActiveState') !== 'active' ? true : undefined));
+      const result = await runThatActed(team.engine.client, incident, since, 'orchestratorDown to stand down');
+      expectOutcome(result, 'suppressed');
+      expect(result.detail).toMatch(new RegExp(`^manual override: silence ${silenceID} by maintenance until .*: Maintenance window$`));
+      expect(unitProperty('ActiveState')).not.toBe('active');
+      // Told, not paged: the outage is real, and the people on the override hear of it as info.
+      const pd = receiver
+        .requestsTo('/pagerduty-oncall')
+        .map((r) => r.body as { event_action: string; payload: { severity: string; summary: string } });
+      expect(pd).toHaveLength(1);
+      expect(pd[0]).toMatchObject({ event_action: 'trigger', payload: { severity: 'info' } });
+      expect(pd[0]!.payload.summary).toMatch(/no automatic action \(suppressed\)$/);
+    } finally {
+      await fetch(`${am}/api/v2/silence/${silenceID}`, { method: 'DELETE' }).catch(() => undefined);
+      inHost('systemctl', 'start', stack().systemdUnit);
+    }
+    await untilPromSeesUp('demo-web', 'prometheus sees the orchestrator up again');
+  }, 150_000);
+
   it('Temporal reads the crons as the document means: weekly on other Sundays 02:00, deep maintenance on the first, SLA reviews on Mondays', async () => {
     const client = team.engine.client;
     for (const at of await nextFirings(client, 'genesis-weekly'))

@@ -63,7 +63,7 @@ export function teamConfigFor(
     ...raw,
     temporal: { ...temporalConfigInput(opts.identity ?? 'engine'), taskQueue: opts.queue },
     webhook: { ...raw.webhook, listen: `127.0.0.1:${s.webhookPort}` },
-    alertmanager: { url: s.alertmanagerUrl },
+    alertmanager: { ...raw.alertmanager, url: s.alertmanagerUrl },
     prometheus: { url: s.prometheusUrl },
     runbooks: opts.runbooksDir ?? resolve(repoRoot, 'runbooks', 'examples', team, 'runbooks'),
     dataDir: join(opts.dir, 'data'),
