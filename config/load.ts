@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { describeIssue } from './issueText.js';
 import { engineConfigShape, secretsIn, tokenHashPattern, type EngineConfig } from './schema.js';
 import { loadRunbookDir, RunbookError } from './runbookLoad.js';
@@ -43,14 +43,43 @@ export function loadConfigFile(path: string, options: LoadOptions = {}): EngineC
   } catch (err) {
     throw new ConfigError(path, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (err) {
-    throw new ConfigError(path, [`not valid YAML: ${(err as Error).message.split('\n')[0]}`]);
-  }
-  return parseConfig(raw, path, dirname(resolve(path)), options);
+  return parseConfig(parseConfigYaml(text, path), path, dirname(resolve(path)), options);
 }
+
+/**
+ * A config file's YAML, or a ConfigError saying where it is not valid. The YAML library's own
+ * messages quote the text they stumbled on, and an unquoted secret starting with `*` or `!` is
+ * what they would quote ("Unresolved alias: Sup3rS3cret"): only the line, the column and what is
+ * wrong are told. An unknown tag is refused, not dropped (`token: !abc x` would be the token "x").
+ */
+export function parseConfigYaml(text: string, path: string): unknown {
+  // prettyErrors: line and column (linePos); the messages themselves are not used.
+  const doc = parseDocument(text, { logLevel: 'silent', uniqueKeys: true, prettyErrors: true });
+  const problems = [...doc.errors, ...doc.warnings].map((e) => {
+    const at = e.linePos?.[0];
+    return `not valid YAML${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${yamlProblems[e.code] ?? e.code.toLowerCase().replace(/_/g, ' ')}`;
+  });
+  if (problems.length > 0) throw new ConfigError(path, problems);
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    const what = /alias/i.test((err as Error).message) ? yamlProblems.BAD_ALIAS! : 'it cannot be read as data';
+    throw new ConfigError(path, [`not valid YAML: ${what}`]);
+  }
+}
+
+/** What the YAML library's error codes mean, in words that quote nothing from the file. */
+const yamlProblems: Record<string, string> = {
+  BAD_ALIAS: 'an alias (*name) that names no anchor: a value that starts with * or & must be quoted',
+  TAG_RESOLVE_FAILED: 'an unknown tag (!name): a value that starts with ! must be quoted',
+  DUPLICATE_KEY: 'a key given twice in one mapping',
+  BAD_INDENT: 'wrong indentation',
+  BLOCK_AS_IMPLICIT_KEY: 'a nested mapping on one line (a value with ": " in it must be quoted)',
+  MISSING_CHAR: 'a bracket, brace or quote is not closed',
+  MULTILINE_IMPLICIT_KEY: 'a key that runs over more than one line',
+  TAB_AS_INDENT: 'a tab used for indentation',
+  UNEXPECTED_TOKEN: 'an unexpected character (a value that starts with @, ` or % must be quoted)',
+};
 
 /**
  * Checks a config and loads the runbook files it uses. `baseDir` is what a relative `runbooks:`

@@ -1,8 +1,11 @@
 // Secrets in the config: a config error never echoes one (wherever the schema holds a secret, not
 // only under keys that look like one), and each process resolves the secrets it needs, at start-up.
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig, type LoadOptions } from '../../config/load.js';
+import { ConfigError, loadConfigFile, parseConfig, type LoadOptions } from '../../config/load.js';
 import { redactUrls, safeUrl, Secret } from '../../config/secret.js';
 
 const unset = `T_UNSET_${randomBytes(6).toString('hex').toUpperCase()}`;
@@ -145,5 +148,44 @@ describe('secrets resolved per process, at start-up', () => {
     } finally {
       delete process.env[name];
     }
+  });
+});
+
+describe('a config file whose YAML is not valid', () => {
+  // An unquoted secret starting with * or ! is YAML syntax: the library's own messages quote it.
+  const cases: Array<[string, string, RegExp]> = [
+    ['an alias', `webhook:\n  listen: 127.0.0.1:0\n  token: *${secretText}\n`, /^not valid YAML: an alias \(\*name\) that names no anchor/],
+    [
+      'a tag',
+      `webhook:\n  listen: 127.0.0.1:0\n  token: !${secretText} x\n`,
+      /^not valid YAML at line 3, column 10: an unknown tag \(!name\): a value that starts with ! must be quoted$/,
+    ],
+    ['a flow not closed', `webhook: { token: "${secretText}"\n`, /^not valid YAML at line \d+, column \d+: /],
+  ];
+
+  it.each(cases)('refuses %s by line and column, never quoting the text, and prints nothing', (_what, text, message) => {
+    const dir = mkdtempSync(join(tmpdir(), 'yaml-secret-'));
+    const file = join(dir, 'engine.yaml');
+    writeFileSync(file, text);
+    const printed: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    const warn = console.warn;
+    process.stderr.write = ((chunk: unknown) => (printed.push(String(chunk)), true)) as typeof process.stderr.write;
+    console.warn = (...args: unknown[]) => void printed.push(args.join(' '));
+    let err: unknown;
+    try {
+      loadConfigFile(file);
+    } catch (e) {
+      err = e;
+    } finally {
+      process.stderr.write = write;
+      console.warn = warn;
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems;
+    expect(problems[0]).toMatch(message);
+    expect(JSON.stringify(problems)).not.toContain(secretText);
+    expect(printed.join('')).not.toContain(secretText);
   });
 });

@@ -4,9 +4,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { formatDuration } from '../../config/duration.js';
-import { ConfigError, parseConfig, runbooksDir } from '../../config/load.js';
+import { ConfigError, parseConfig, parseConfigYaml, runbooksDir } from '../../config/load.js';
 import { actionSteps } from '../../config/runbookLoad.js';
 import {
   configMutatingSteps,
@@ -54,15 +53,13 @@ export interface RawConfig {
  * not need one. Everything else is checked exactly as at start-up.
  */
 export function readRawConfig(path: string): RawConfig {
-  let raw: unknown;
+  let text: string;
   try {
-    raw = parseYaml(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
   } catch (err) {
-    const problem = (err as NodeJS.ErrnoException).code
-      ? `cannot read the file: ${(err as NodeJS.ErrnoException).code}`
-      : `not valid YAML: ${(err as Error).message.split('\n')[0]}`;
-    throw new ConfigError(path, [problem]);
+    throw new ConfigError(path, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
   }
+  const raw = parseConfigYaml(text, path);
   const baseDir = dirname(resolve(path));
   const checked = engineConfig.safeParse(raw);
   const secrets = checked.success ? [] : checked.error.issues.filter((i) => i.code === 'custom' && unresolvableSecret.test(i.message));
