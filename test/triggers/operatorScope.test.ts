@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client, Connection } from '@temporalio/client';
 import { parseConfig } from '../../config/load.js';
 import { OperatorActions } from '../../triggers/operators/actions.js';
-import { cancelIncident, sendDecision } from '../../triggers/operators/operatorCommands.js';
+import { cancelIncident, runMaintenanceNow, sendDecision } from '../../triggers/operators/operatorCommands.js';
+import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules/schedules.js';
+import { until } from '../support/wait.js';
 import type { Identity } from '../../triggers/operators/credentials.js';
 import { connectTemporal, type Temporal } from '../../triggers/operators/operatorTemporal.js';
 import { interpreterWorkflowType, maintenanceWorkflowId, runbookAttribute, targetAttribute } from '../../workflows/messages.js';
@@ -48,6 +50,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const name of [weekly, weeklyDb])
+    await client?.schedule
+      .getHandle(maintenanceScheduleId(name))
+      .delete()
+      .catch(() => undefined);
   if (client) await terminateRunning(client, queue);
   await temporal?.close();
   await connection?.close();
@@ -121,5 +128,20 @@ describe('a decision or cancel authorised on one run', () => {
     expect(events.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes || e.workflowExecutionCancelRequestedEventAttributes)).toBe(
       false,
     );
+  }, 40_000);
+});
+
+describe('a maintenance run started by hand', () => {
+  it("is refused while the schedule's own run of the same window is running: two windows would back up and VACUUM side by side", async () => {
+    await syncSchedules({ client, config, taskQueue: queue });
+    const schedule = client.schedule.getHandle(maintenanceScheduleId(weeklyDb));
+    await schedule.trigger();
+    const started = await until('the scheduled run to start', 20_000, async () => (await schedule.describe()).info.recentActions[0]);
+    const running = started.action;
+    await expect(runMaintenanceNow(temporal, config, weeklyDb, 'dora')).rejects.toThrow(
+      `maintenance '${weeklyDb}' is already running from its schedule (workflow ${running.workflow.workflowId})`,
+    );
+    // Nothing was started under the schedule's plain id.
+    await expect(client.workflow.getHandle(maintenanceWorkflowId(weeklyDb)).describe()).rejects.toThrow();
   }, 40_000);
 });

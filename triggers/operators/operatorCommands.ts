@@ -286,6 +286,10 @@ export async function runMaintenanceNow(
     throw new CommandError(2, `no maintenance schedule '${name}' in the configuration (known: ${known})`);
   }
   const workflowId = maintenanceWorkflowId(name);
+  // The schedule's own runs have ids of their own (…-<scheduled time>): the id conflict below does
+  // not see them, and two windows on the same targets would back up and VACUUM side by side.
+  const scheduled = await scheduledRunStillRunning(t, name);
+  if (scheduled) throw new CommandError(1, `maintenance '${name}' is already running from its schedule (workflow ${scheduled})`);
   try {
     const handle = await t.call(() =>
       t.client.workflow.start(interpreterWorkflowType, {
@@ -301,6 +305,31 @@ export async function runMaintenanceNow(
       throw new CommandError(1, `maintenance '${name}' is already running (workflow ${workflowId})`);
     throw err;
   }
+}
+
+/**
+ * A run the schedule started that is still running: the schedule's running actions, and its latest
+ * actions looked up one by one (a run it started a moment ago may not be listed as running yet).
+ */
+async function scheduledRunStillRunning(t: Temporal, name: string): Promise<string | undefined> {
+  let d;
+  try {
+    d = await t.call(() => t.client.schedule.getHandle(maintenanceScheduleId(name)).describe());
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError || (err as { code?: number }).code === 5) return undefined;
+    throw err;
+  }
+  const running = d.info.runningActions[0];
+  if (running) return running.workflow.workflowId;
+  for (const a of d.info.recentActions.slice(-3)) {
+    const w = a.action.workflow;
+    const status = await t
+      .call(() => t.client.workflow.getHandle(w.workflowId, w.firstExecutionRunId).describe())
+      .then((r) => r.status.name)
+      .catch(() => undefined);
+    if (status === 'RUNNING') return w.workflowId;
+  }
+  return undefined;
 }
 
 export interface ScheduleRow {
