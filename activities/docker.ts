@@ -5,6 +5,7 @@
 // as such (non-retryable) rather than as a generic 404 that Temporal would retry for an hour.
 import type { IncomingMessage } from 'node:http';
 import Docker from 'dockerode';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { DockerEndpoint } from '../config/schema.js';
 import { authFailed, badInput, classify, operation, targetNotFound, TimeoutError, transient, withTimeout } from './failures.js';
@@ -163,6 +164,19 @@ export function createDockerActivities(deps: DockerActivityDeps) {
     const { status: before } = await inspect(what, ref, container, timeoutMs);
     if (opts.dryRun) {
       return { dryRun: true, before, summary: `would restart container '${ref.container}' (${describe(before)})` };
+    }
+    // A retry after a timed-out attempt: aborting the request did not stop the daemon's restart. A
+    // container started since that attempt began was restarted by it (or is being): a second restart
+    // would only kill it again. Verification decides whether it came up well.
+    const firstBegan = firstAttemptBegan();
+    if (firstBegan !== undefined && startedSince(before, firstBegan)) {
+      const state = before.state === 'restarting' ? 'is under way' : 'took effect';
+      return {
+        dryRun: false,
+        before,
+        after: before,
+        summary: `not restarted again: the restart of attempt 1 ${state} (container '${ref.container}' ${before.state}, started ${before.startedAt})`,
+      };
     }
     // Docker answers only once the container is stopped (up to the stop timeout) and started again.
     const restartMs = opts.stopTimeoutS * 1_000 + 2 * timeoutMs;
@@ -338,6 +352,28 @@ async function bounded<T>(what: string, ms: number, call: (signal: AbortSignal) 
   } finally {
     cancelled?.removeEventListener('abort', onCancel);
   }
+}
+
+/**
+ * On a retry of the running activity, the time its first attempt began at the earliest: the
+ * activity's scheduled time (which Temporal keeps from the first attempt). Undefined on a first
+ * attempt, and outside an activity, which is one.
+ */
+function firstAttemptBegan(): number | undefined {
+  let info;
+  try {
+    info = Context.current().info;
+  } catch {
+    return undefined;
+  }
+  return info.attempt > 1 ? info.scheduledTimestampMs : undefined;
+}
+
+/** Running or being restarted by Docker, on a start at or after `sinceMs` (Docker's clock). */
+function startedSince(s: ContainerStatus, sinceMs: number): boolean {
+  if (s.state !== 'running' && s.state !== 'restarting') return false;
+  const started = s.startedAt ? Date.parse(s.startedAt) : NaN;
+  return Number.isFinite(started) && started >= sinceMs;
 }
 
 function dockerFailure(what: string, err: unknown): ApplicationFailure {

@@ -100,7 +100,10 @@ export function createMysqlActivities(deps: MysqlDeps) {
     // Refused before connecting: a bad name is a config error, not something to try on the server.
     for (const t of tables) quoteIdent(what, t);
     return withConnection(conn, what, maintenanceMs, async (c) => {
-      const targets = tables.length ? await checkTables(c, what, tables) : await allTables(c, what);
+      // Bounded like the ordinary calls, not by the maintenance timeout: a server that hangs after the
+      // login must not hold the call (and its connection) for an hour before the first heartbeat.
+      const setup: Setup = { conn, c };
+      const targets = tables.length ? await checkTables(setup, what, tables) : await allTables(setup, what);
       const names = targets.map((t) => t.name);
       if (!targets.length) return { dryRun: opts.dryRun, tables: [], ok: true, rows: [], summary: 'no tables to maintain' };
       if (opts.dryRun) return { dryRun: true, tables: names, ok: true, rows: [], summary: `would run ${op} TABLE on ${names.join(', ')}` };
@@ -244,6 +247,7 @@ async function withConnection<T>(
   work: (c: mysql.Connection) => Promise<T>,
 ): Promise<T> {
   let c: mysql.Connection | undefined;
+  let timedOut = false;
   try {
     c = await mysql.createConnection({
       host: conn.host,
@@ -261,14 +265,28 @@ async function withConnection<T>(
     await limitSession(c, statementTimeoutMs, conn.timeoutMs);
     return await work(c);
   } catch (err) {
+    timedOut = (err as { code?: unknown })?.code === 'PROTOCOL_SEQUENCE_TIMEOUT';
     // Once the activity is cancelled, its cancellation is the outcome, not whatever the killed statement threw.
     const signal = activitySignal();
     if (signal?.aborted) throw signal.reason ?? err;
     throw mysqlFailure(what, err, conn);
   } finally {
     const open = c;
-    if (open) await withTimeout('close', 2_000, open.end()).catch(() => open.destroy());
+    // After a statement timed out, QUIT would only queue behind it: the socket is closed at once.
+    if (open && timedOut) dropConnection(open);
+    else if (open) await withTimeout('close', 2_000, open.end()).catch(() => dropConnection(open));
   }
+}
+
+/**
+ * Closes the socket now. mysql2's destroy() only half-closes it: a server that has stopped reading
+ * never closes its side, and the connection would stay open for as long as the process runs.
+ */
+function dropConnection(c: mysql.Connection): void {
+  const stream = (c as unknown as { connection?: { stream?: { destroyed?: boolean; destroy?: () => void } } }).connection?.stream;
+  if (stream?.destroyed) return;
+  c.destroy();
+  stream?.destroy?.();
 }
 
 /**
@@ -332,20 +350,42 @@ function quoteIdent(what: string, table: string): string {
   return parts.map((p) => `\`${p}\``).join('.');
 }
 
+/** The connection a maintenance call looks up its tables on, and the target's bound for ordinary calls. */
+interface Setup {
+  conn: MysqlConnection;
+  c: mysql.Connection;
+}
+
+/**
+ * A look-up before the maintenance statement, within the target's timeout. The session's server-side
+ * limit is the maintenance timeout, so a look-up the client gives up on is killed on the server, in
+ * the background: the server may be the one not answering, and the call fails now, not after that.
+ */
+async function lookup(s: Setup, sql: string, values?: unknown[]): Promise<unknown> {
+  try {
+    const [rows] = await s.c.query({ sql, values, timeout: s.conn.timeoutMs });
+    return rows;
+  } catch (err) {
+    if ((err as { code?: unknown })?.code === 'PROTOCOL_SEQUENCE_TIMEOUT') void killQuery(s.conn, s.c.threadId);
+    throw err;
+  }
+}
+
 /** OPTIMIZE on a missing table only reports an error row; refusing up front makes a config typo non-retryable. */
-async function checkTables(c: mysql.Connection, what: string, tables: string[]): Promise<TableRef[]> {
-  const current = await currentDatabase(c);
+async function checkTables(s: Setup, what: string, tables: string[]): Promise<TableRef[]> {
+  const current = await currentDatabase(s);
   const refs = tables.map((t) => {
     const [a, b] = t.split('.');
     return b === undefined ? { schema: current, table: a!, name: t } : { schema: a!, table: b, name: t };
   });
   const unqualified = refs.filter((r) => r.schema === null);
   if (unqualified.length) throw badInput(what, `no database configured to find ${unqualified.map((r) => `'${r.name}'`).join(', ')} in`);
-  const [result] = await c.query({
-    sql: `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES
-           WHERE (TABLE_SCHEMA, TABLE_NAME) IN (${refs.map(() => '(?, ?)').join(', ')})`,
-    values: refs.flatMap((r) => [r.schema, r.table]),
-  });
+  const result = await lookup(
+    s,
+    `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES
+      WHERE (TABLE_SCHEMA, TABLE_NAME) IN (${refs.map(() => '(?, ?)').join(', ')})`,
+    refs.flatMap((r) => [r.schema, r.table]),
+  );
   // information_schema compares names case-insensitively; so does this check.
   const found = new Set((result as Array<{ s: string; t: string }>).map((r) => `${r.s}.${r.t}`.toLowerCase()));
   const missing = refs.filter((r) => !found.has(`${r.schema}.${r.table}`.toLowerCase()));
@@ -353,9 +393,10 @@ async function checkTables(c: mysql.Connection, what: string, tables: string[]):
   return refs.map((r) => ({ name: r.name, quoted: quoteIdent(what, r.name) }));
 }
 
-async function allTables(c: mysql.Connection, what: string): Promise<TableRef[]> {
-  if ((await currentDatabase(c)) === null) throw badInput(what, 'no tables named and no database configured');
-  const [result] = await c.query(
+async function allTables(s: Setup, what: string): Promise<TableRef[]> {
+  if ((await currentDatabase(s)) === null) throw badInput(what, 'no tables named and no database configured');
+  const result = await lookup(
+    s,
     "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
   );
   // Names that need more than backticks (spaces, quotes) are left out rather than quoted creatively.
@@ -364,8 +405,8 @@ async function allTables(c: mysql.Connection, what: string): Promise<TableRef[]>
     .map((r) => ({ name: r.t, quoted: `\`${r.t}\`` }));
 }
 
-async function currentDatabase(c: mysql.Connection): Promise<string | null> {
-  const [rows] = await c.query('SELECT DATABASE() AS db');
+async function currentDatabase(s: Setup): Promise<string | null> {
+  const rows = await lookup(s, 'SELECT DATABASE() AS db');
   return (rows as Array<{ db: string | null }>)[0]?.db ?? null;
 }
 
@@ -411,7 +452,7 @@ async function killQuery(conn: MysqlConnection, threadId: number): Promise<void>
   if (!k) return;
   k.on('error', () => {});
   await withTimeout('kill query', conn.timeoutMs, k.query('KILL QUERY ?', [threadId])).catch(() => undefined);
-  await withTimeout('close', 2_000, k.end()).catch(() => k.destroy());
+  await withTimeout('close', 2_000, k.end()).catch(() => dropConnection(k));
 }
 
 /** Keeps whole entries, in order, while their JSON fits the output budget. */

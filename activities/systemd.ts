@@ -5,6 +5,7 @@
 // (or glued to "--unit=") so that nothing can ever be read as an option.
 import { spawn } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
+import { Context } from '@temporalio/activity';
 import { unitNameProblem } from '../config/systemdUnits.js';
 import { badInput, classify, operation, targetNotFound, authFailed, TimeoutError } from './failures.js';
 import { activitySignal, capLines, capText, heartbeating } from './limits.js';
@@ -258,11 +259,32 @@ function parseProperties(text: string): Record<string, string> {
   return props;
 }
 
-/** `--timestamp=unix` prints "@1718000000"; unset timestamps are empty or "n/a". */
-function isoFromUnix(value: string | undefined): string | undefined {
-  const m = /^@(\d+)$/.exec(value ?? '');
-  if (!m || m[1] === '0') return undefined;
-  return new Date(Number(m[1]) * 1000).toISOString();
+/**
+ * `--timestamp=us+utc` prints "Sat 2024-06-10 06:13:20.123456 UTC": to the microsecond, as a start
+ * is compared with the activity's own times (`unix` gives whole seconds). Unset timestamps are
+ * empty or "n/a".
+ */
+function isoFromSystemd(value: string | undefined): string | undefined {
+  const m = /^(?:[A-Za-z]{3} )?(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))? UTC$/.exec(value ?? '');
+  if (!m) return undefined;
+  // Milliseconds, cut rather than rounded: a start is never moved later than it was.
+  const ms = Date.parse(`${m[1]}T${m[2]}.${(m[3] ?? '').padEnd(3, '0').slice(0, 3)}Z`);
+  return Number.isNaN(ms) || ms === 0 ? undefined : new Date(ms).toISOString();
+}
+
+/**
+ * On a retry of the running activity, the time its first attempt began at the earliest: the
+ * activity's scheduled time (which Temporal keeps from the first attempt). Undefined on a first
+ * attempt, and outside an activity, which is one.
+ */
+function firstAttemptBegan(): number | undefined {
+  let info;
+  try {
+    info = Context.current().info;
+  } catch {
+    return undefined;
+  }
+  return info.attempt > 1 ? info.scheduledTimestampMs : undefined;
 }
 
 function optionalInt(value: string | undefined): number | undefined {
@@ -285,6 +307,16 @@ function firstLine(text: string): string {
 function describe(s: UnitStatus): string {
   const pid = s.mainPid > 0 ? `, MainPID ${s.mainPid}` : '';
   return `${s.activeState}/${s.subState}${pid}`;
+}
+
+/**
+ * Active, starting or reloading, having entered that state at or after `sinceMs` (the host's clock):
+ * for `active` when it became active, for the others when the start or reload began.
+ */
+function startedSince(s: UnitStatus, sinceMs: number): boolean {
+  if (!['active', 'activating', 'reloading'].includes(s.activeState)) return false;
+  const since = s.since ? Date.parse(s.since) : NaN;
+  return Number.isFinite(since) && since >= sinceMs;
 }
 
 // journalctl --since accepts its own forms; an ISO timestamp becomes epoch seconds, which every
@@ -326,7 +358,7 @@ export function createSystemdActivities(deps: SystemdDeps) {
   }
 
   async function status(unit: string, what: string): Promise<UnitStatus> {
-    const args = ['show', '--timestamp=unix', `--property=${statusProperties.join(',')}`, '--', unit];
+    const args = ['show', '--timestamp=us+utc', `--property=${statusProperties.join(',')}`, '--', unit];
     const out = await runOrFail(what, 'systemctl', args);
     if (out.code !== 0)
       throw refusal(what, out.stderr) ?? classify(what, new Error(`systemctl show exited ${out.code}: ${firstLine(out.stderr)}`));
@@ -336,8 +368,8 @@ export function createSystemdActivities(deps: SystemdDeps) {
     const activeState = p.ActiveState ?? 'unknown';
     const since =
       activeState === 'active'
-        ? (isoFromUnix(p.ActiveEnterTimestamp) ?? isoFromUnix(p.StateChangeTimestamp))
-        : (isoFromUnix(p.StateChangeTimestamp) ?? isoFromUnix(p.ActiveEnterTimestamp));
+        ? (isoFromSystemd(p.ActiveEnterTimestamp) ?? isoFromSystemd(p.StateChangeTimestamp))
+        : (isoFromSystemd(p.StateChangeTimestamp) ?? isoFromSystemd(p.ActiveEnterTimestamp));
     return {
       unit: p.Id || unit,
       loadState: p.LoadState,
@@ -389,6 +421,20 @@ export function createSystemdActivities(deps: SystemdDeps) {
       if (before.loadState !== 'loaded') throw badInput(what, `the unit is ${before.loadState}`);
       if (opts.dryRun) {
         return { unit, dryRun: true, before, summary: `dry run: would restart systemd unit '${unit}' (now ${describe(before)})` };
+      }
+      // A retry after a timed-out attempt: killing systemctl did not cancel the restart job it queued.
+      // A unit started (or starting) since that attempt began was restarted by it: a second restart
+      // would replace the start job, killing the half-started service. Verification decides.
+      const firstBegan = firstAttemptBegan();
+      if (firstBegan !== undefined && startedSince(before, firstBegan)) {
+        const state = before.activeState === 'active' ? 'took effect' : 'is under way';
+        return {
+          unit,
+          dryRun: false,
+          before,
+          after: before,
+          summary: `not restarted again: the restart of attempt 1 ${state} (systemd unit '${unit}' ${before.activeState} since ${before.since}; ${describe(before)})`,
+        };
       }
       const out = await runOrFail(what, 'systemctl', ['restart', '--', unit]);
       if (out.code !== 0) {

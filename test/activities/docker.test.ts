@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
 import { createDockerActivities, dockerClient, statsSnapshot } from '../../activities/docker.js';
 import { createHttpActivities } from '../../activities/http.js';
-import { docker } from '../support/docker.js';
+import { containerActions, docker } from '../support/docker.js';
 import { failureOf } from '../support/net.js';
 import { stack } from '../support/stack.js';
 import { eventually } from '../support/wait.js';
@@ -161,6 +161,67 @@ describe('container status', () => {
     const again = await activities.startContainer(ref(web), { dryRun: false });
     expect(again.summary).toMatch(/is already running.*nothing to start/);
     expect(again.after!.startedAt).toBe(started.after!.startedAt);
+  });
+});
+
+describe('restart on a retry of the activity', () => {
+  type Restart = Awaited<ReturnType<typeof activities.restartContainer>>;
+  /** Attempt 2 of a restart activity first scheduled at `scheduledMs`, as Temporal runs it after a timed-out attempt. */
+  const secondAttempt = (scheduledMs: number) =>
+    new MockActivityEnvironment({ attempt: 2, scheduledTimestampMs: scheduledMs, currentAttemptScheduledTimestampMs: Date.now() }).run(
+      activities.restartContainer,
+      ref(web),
+      { stopTimeoutS: 1, dryRun: false },
+    ) as Promise<Restart>;
+
+  beforeAll(async () => {
+    await activities.startContainer(ref(web), { dryRun: false });
+  });
+
+  it('leaves alone a container the first attempt restarted: StartedAt unchanged, nothing done to it', async () => {
+    const scheduled = Date.now();
+    // Attempt 1: its restart happened, though (as after a timeout) the activity never reported it.
+    await docker('restart', '-t', '1', web);
+    const restarted = await activities.containerStatus(ref(web));
+    expect(Date.parse(restarted.startedAt!)).toBeGreaterThanOrEqual(scheduled);
+    const retried = Date.now();
+
+    const r = await secondAttempt(scheduled);
+
+    expect(r.dryRun).toBe(false);
+    expect(r.summary).toBe(
+      `not restarted again: the restart of attempt 1 took effect (container '${web}' running, started ${restarted.startedAt})`,
+    );
+    expect(r.after).toMatchObject({ state: 'running', startedAt: restarted.startedAt });
+    const now = await activities.containerStatus(ref(web));
+    expect(now.startedAt).toBe(restarted.startedAt);
+    expect(await containerActions(web, retried, ['kill', 'stop', 'die', 'start', 'restart'])).toBe('');
+  });
+
+  it('restarts a container that has been running since before the first attempt began', async () => {
+    const before = await activities.containerStatus(ref(web));
+    expect(before.running).toBe(true);
+    await new Promise((r) => setTimeout(r, 20));
+
+    const r = await secondAttempt(Date.now());
+
+    expect(r.summary).toMatch(new RegExp(`^restarted container '${web}': was running`));
+    expect(Date.parse(r.after!.startedAt!)).toBeGreaterThan(Date.parse(before.startedAt!));
+    expect((await activities.containerStatus(ref(web))).startedAt).toBe(r.after!.startedAt);
+  });
+
+  it('starts a container that stopped after the first attempt restarted it', async () => {
+    const scheduled = Date.now();
+    await docker('restart', '-t', '1', web);
+    await docker('kill', web);
+    const stopped = await activities.containerStatus(ref(web));
+    expect(stopped).toMatchObject({ state: 'exited', running: false });
+
+    const r = await secondAttempt(scheduled);
+
+    expect(r.summary).toMatch(new RegExp(`^restarted container '${web}': was exited with code 137`));
+    expect(r.after).toMatchObject({ state: 'running', running: true });
+    expect(Date.parse(r.after!.startedAt!)).toBeGreaterThan(Date.parse(stopped.startedAt!));
   });
 });
 

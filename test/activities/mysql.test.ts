@@ -2,7 +2,7 @@
 // creates and drops. The configured user has PROCESS (sees every thread, reads InnoDB status).
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { connect as connectTcp, createServer, type AddressInfo } from 'node:net';
+import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -46,6 +46,58 @@ async function innodbTableId(table: string): Promise<number> {
     `${conn.database}/${table}`,
   ]);
   return Number((rows as Array<{ id: number }>)[0]!.id);
+}
+
+/**
+ * A relay to the stack's MariaDB that goes silent once the client sends a statement matching
+ * `stallAt`: the login and the session set-up pass, the statement and everything after it are
+ * swallowed, and the relay never closes its side (a server that hangs after login). It records
+ * when each stalled client closed its connection.
+ */
+async function stallingRelay(stallAt: RegExp) {
+  const stalled: Array<{ closedAt?: number }> = [];
+  const sockets = new Set<Socket>();
+  const relay = createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = connectTcp({ host: conn.host, port: conn.port });
+    for (const sock of [client, upstream]) {
+      sockets.add(sock);
+      sock.on('error', () => {});
+      sock.on('close', () => sockets.delete(sock));
+    }
+    let stall: { closedAt?: number } | undefined;
+    client.on('data', (chunk: Buffer) => {
+      if (!stall && stallAt.test(chunk.toString('latin1'))) {
+        stall = {};
+        stalled.push(stall);
+        const closed = () => (stall!.closedAt ??= Date.now());
+        client.on('end', closed);
+        client.on('close', closed);
+      }
+      if (!stall) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!stall) client.write(chunk);
+    });
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (relay.address() as AddressInfo).port,
+    stalled,
+    close: async () => {
+      for (const sock of sockets) sock.destroy();
+      await new Promise((resolve) => relay.close(resolve));
+    },
+  };
+}
+
+/** The promise's outcome, or a failure of the test once `ms` have passed without one. */
+function within<T>(ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 beforeAll(async () => {
@@ -423,6 +475,31 @@ describe('mysql table maintenance', () => {
     const result = await my().optimize(conn, target, [], { dryRun: true });
     expect(result.tables).toContain(optTable);
     expect(result.rows).toEqual([]);
+  });
+
+  it('gives up within its timeout on a server that stops answering after the login, and closes its connection at once', async () => {
+    const relay = await stallingRelay(/SELECT DATABASE\(\)/);
+    try {
+      // No tables named (every table of the database is looked up) and named tables (each is checked).
+      for (const tables of [[], [optTable]]) {
+        const started = Date.now();
+        const work = my().optimize({ ...conn, port: relay.port, timeoutMs: 1_000 }, target, tables, { dryRun: true });
+        const failure = await within(8_000, failureOf(work));
+        const took = Date.now() - started;
+        expect(failure.type).toBe('Transient');
+        expect(failure.nonRetryable).toBe(false);
+        expect(failure.message).toBe("optimize of mysql 't_db_mysql' failed: Query inactivity timeout");
+        expect(took).toBeGreaterThanOrEqual(1_000);
+        expect(took).toBeLessThan(2_500);
+        const stall = relay.stalled.at(-1)!;
+        expect(relay.stalled).toHaveLength(tables.length === 0 ? 1 : 2);
+        // Closed with the failure, not 2 s later behind a QUIT that would never be answered.
+        await until('the stalled connection to be closed by the client', 500, async () => (stall.closedAt ? true : undefined), 20);
+        expect(stall.closedAt! - started).toBeLessThan(took + 500);
+      }
+    } finally {
+      await relay.close();
+    }
   });
 
   it('refuses names that are not plain identifiers, before connecting', async () => {

@@ -2,6 +2,7 @@
 // a host agent on that host runs them, against units this file creates and removes.
 import { execFile } from 'node:child_process';
 import { access, readdir, readFile, rm } from 'node:fs/promises';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TimeoutError } from '../../activities/failures.js';
 import {
@@ -218,6 +219,88 @@ describe('restart', () => {
     // The systemctl inside the container is gone too, not just the docker client.
     expect(await processes()).not.toContain(`systemctl restart -- ${slow}`);
     await inContainer('systemctl', 'stop', slow);
+  });
+});
+
+describe('restart on a retry of the activity', () => {
+  type Restart = Awaited<ReturnType<ReturnType<typeof activities>['restartUnit']>>;
+  /** Attempt 2 of a restart activity first scheduled at `scheduledMs`, as Temporal runs it after a timed-out attempt. */
+  const secondAttempt = (unit: string, scheduledMs: number, timeoutMs = 20_000) =>
+    new MockActivityEnvironment({ attempt: 2, scheduledTimestampMs: scheduledMs, currentAttemptScheduledTimestampMs: Date.now() }).run(
+      activities(timeoutMs).restartUnit,
+      unit,
+      { dryRun: false },
+    ) as Promise<Restart>;
+
+  /** What a second start job would change: a new invocation, a new ExecStartPre process. */
+  const invocation = async (unit: string) => (await inContainer('systemctl', 'show', '-p', 'InvocationID,ControlPID', '--', unit)).trim();
+
+  it('leaves the start job of a slow unit that the timed-out first attempt left running alone', async () => {
+    const scheduled = Date.now();
+    // Attempt 1: systemctl is killed at the timeout; the start job it queued goes on (a minute of ExecStartPre).
+    const f = await failureOf(activities(1_500).restartUnit(slow, { dryRun: false }));
+    expect(f.message).toContain('timed out after 1500 ms');
+    const starting = await activities().unitStatus(slow);
+    expect(starting.activeState).toBe('activating');
+    const job = await invocation(slow);
+    expect(job).toMatch(/ControlPID=[1-9]/);
+
+    try {
+      // Another `systemctl restart` would replace the job and wait for the new one: over this timeout.
+      const r = await secondAttempt(slow, scheduled, 5_000);
+
+      expect(r.dryRun).toBe(false);
+      expect(r.summary).toBe(
+        `not restarted again: the restart of attempt 1 is under way (systemd unit '${slow}' activating since ${starting.since}; activating/start-pre)`,
+      );
+      expect(r.after).toMatchObject({ activeState: 'activating', since: starting.since });
+      expect(await invocation(slow)).toBe(job);
+      expect((await activities().unitStatus(slow)).since).toBe(starting.since);
+    } finally {
+      await inContainer('systemctl', 'stop', slow);
+    }
+  });
+
+  it('leaves alone a unit the first attempt restarted: active since after the attempt began, same main process', async () => {
+    const scheduled = Date.now();
+    await activities().restartUnit(web, { dryRun: false });
+    const restarted = await activities().unitStatus(web);
+    expect(restarted.activeState).toBe('active');
+    expect(Date.parse(restarted.since!)).toBeGreaterThanOrEqual(scheduled);
+
+    const r = await secondAttempt(web, scheduled);
+
+    expect(r.summary).toBe(
+      `not restarted again: the restart of attempt 1 took effect (systemd unit '${web}' active since ${restarted.since}; active/running, MainPID ${restarted.mainPid})`,
+    );
+    const now = await activities().unitStatus(web);
+    expect(now.mainPid).toBe(restarted.mainPid);
+    expect(now.since).toBe(restarted.since);
+  });
+
+  it('restarts a unit that has been active since before the first attempt began', async () => {
+    const before = await activities().unitStatus(web);
+    expect(before.activeState).toBe('active');
+    await new Promise((r) => setTimeout(r, 20));
+
+    const r = await secondAttempt(web, Date.now());
+
+    expect(r.summary).toContain(`restarted systemd unit '${web}'`);
+    expect(r.after!.activeState).toBe('active');
+    expect(r.after!.mainPid).not.toBe(before.mainPid);
+  });
+
+  it('starts a unit that stopped after the first attempt restarted it', async () => {
+    const scheduled = Date.now();
+    await activities().restartUnit(web, { dryRun: false });
+    await inContainer('systemctl', 'stop', web);
+
+    const r = await secondAttempt(web, scheduled);
+
+    expect(r.before).toMatchObject({ activeState: 'inactive', mainPid: 0 });
+    expect(r.after).toMatchObject({ activeState: 'active', subState: 'running' });
+    expect(r.summary).toContain(`restarted systemd unit '${web}'`);
+    await until('health 200', 15_000, async () => ((await health()) === 200 ? true : undefined));
   });
 });
 
