@@ -12,7 +12,7 @@ import { createGuardrailActivities } from './guardrails.js';
 import { createHttpActivities } from './http.js';
 import { createHttpStep } from './httpStep.js';
 import { createMysqlActivities, type MysqlActivities } from './mysql.js';
-import { createNotifyActivities } from './notify.js';
+import { createNotifyActivities, type NotifyDeps } from './notify.js';
 import { createPostgresActivities, type PostgresActivities } from './postgres.js';
 import { createRedisActivities, type RedisActivities } from './redis.js';
 import { createSystemdActivities, localRunner, type CommandRunner } from './systemd.js';
@@ -57,6 +57,8 @@ export interface EngineActivityDeps {
   guardWorkflowId?: string;
   /** The task queue the guard workflow runs on, when the engine serves it apart. */
   guardQueue?: string;
+  /** The engine's notification_failures_total: each channel's failed deliveries. */
+  notificationFailures?: NotifyDeps['failures'];
 }
 
 export function createEngineActivities(config: EngineConfig, deps: EngineActivityDeps) {
@@ -69,6 +71,7 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
     timeoutMs: 10_000,
     dryRun: config.dryRun,
     log: (message, fields) => deps.logger.warn({ notification: fields }, message),
+    ...(deps.notificationFailures ? { failures: deps.notificationFailures } : {}),
   });
   const guard = createGuardrailActivities({
     client: deps.client,

@@ -11,6 +11,7 @@
 // Webhook URLs and routing keys are credentials: they never appear in results or errors.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import type { Counter } from 'prom-client';
 import type { Channel } from '../config/schema.js';
 import { redact, redactUrls, Secret } from '../config/secret.js';
 import type { NotificationRequest, NotificationResult } from './contract.js';
@@ -27,7 +28,18 @@ export interface NotifyDeps {
   dryRun: boolean;
   /** Where "log" channels write; the activity's logger (the worker's runtime logger) when not given. */
   log?: (message: string, fields: Record<string, unknown>) => void;
+  /** The engine's notification_failures_total (triggers/metrics/metrics.ts): one per channel per failed attempt. */
+  failures?: Pick<Counter<'channel' | 'kind'>, 'inc'>;
 }
+
+/**
+ * How a delivery to a channel failed, for notification_failures_total: transient (the activity is
+ * retried), exhausted (transient, on the activity's last attempt: the channel does not get this
+ * notification), permanent (refused for good: a 4xx, credentials, a refused recipient, a bad URL),
+ * unknown-channel (the request names a channel the config does not have).
+ */
+export const notificationFailureKinds = ['transient', 'exhausted', 'permanent', 'unknown-channel'] as const;
+export type NotificationFailureKind = (typeof notificationFailureKinds)[number];
 
 /** What survives between attempts, in the heartbeat details. */
 interface DeliveryCheckpoint {
@@ -44,15 +56,15 @@ const errorTextChars = 300;
 const heartbeatEveryMs = 2_000;
 
 export function createNotifyActivities(deps: NotifyDeps) {
+  // Every configured channel's series exist from the start at zero, so the first failure after an
+  // engine start is an increase Prometheus sees (RemediationPagingFailing).
+  for (const [channel, c] of Object.entries(deps.channels))
+    if (c.type !== 'log') for (const kind of ['transient', 'exhausted', 'permanent'] as const) deps.failures?.inc({ channel, kind }, 0);
+  const count = (channel: string, kind: NotificationFailureKind) => deps.failures?.inc({ channel: channel.slice(0, 63), kind });
+
   return {
     async notify(req: NotificationRequest & { dryRun: boolean }): Promise<NotificationResult> {
       const what = `notification '${req.idempotencyKey}' of incident '${req.incidentKey}'`;
-      const channels = [...new Set(req.channels)];
-      const unknown = channels.filter((c) => !Object.prototype.hasOwnProperty.call(deps.channels, c));
-      if (unknown.length > 0) {
-        const known = Object.keys(deps.channels).join(', ') || 'none';
-        throw badInput(what, `no channel named ${unknown.map((c) => `'${c}'`).join(', ')} (configured: ${known})`);
-      }
       if (!events.has(req.event)) throw badInput(what, `event '${req.event}' is not one of trigger, acknowledge, resolve`);
       if (!req.idempotencyKey) throw badInput(what, 'no idempotency key');
       if (req.actions !== undefined && (!Array.isArray(req.actions) || req.actions.length > 3 || !req.actions.every(isPageAction)))
@@ -65,7 +77,24 @@ export function createNotifyActivities(deps: NotifyDeps) {
       )
         throw badInput(what, 'about: expected a run chain id and an optional approval step id');
 
-      if (deps.dryRun || req.dryRun) return { delivered: channels.map((channel) => ({ channel, status: 'dry-run' })) };
+      // A run names its channels when it starts and an incident stays open for hours: a channel
+      // renamed or removed from the config since (or an engine on an older config in a rolling
+      // deploy) must not stop the pages, acknowledgements and resolves of the channels that still
+      // exist. Those are delivered; the unknown ones are reported after, final (no retry adds them).
+      const channels = [...new Set(req.channels)];
+      const known = channels.filter((c) => Object.prototype.hasOwnProperty.call(deps.channels, c));
+      const unknown = channels.filter((c) => !Object.prototype.hasOwnProperty.call(deps.channels, c));
+      const notConfigured = unknown.length > 0 ? unknownChannels(what, unknown, known.length === 0, deps.channels) : undefined;
+
+      // A dry run posts and counts nothing; a channel it could not have posted to is still refused.
+      if (deps.dryRun || req.dryRun) {
+        if (notConfigured) throw notConfigured;
+        return { delivered: channels.map((channel) => ({ channel, status: 'dry-run' })) };
+      }
+      if (notConfigured && known.length === 0) {
+        for (const c of unknown) count(c, 'unknown-channel');
+        throw notConfigured;
+      }
 
       const earlier = previousDeliveries(req.idempotencyKey);
       const delivered = [...earlier];
@@ -74,26 +103,38 @@ export function createNotifyActivities(deps: NotifyDeps) {
       // workflow's heartbeat timeout shorter than timeoutMs does not cut a healthy delivery.
       record();
       const alive = setInterval(record, heartbeatEveryMs);
+      const pending = known.filter((c) => !earlier.has(c));
       let results: PromiseSettledResult<void>[];
       try {
         results = await Promise.allSettled(
-          channels
-            .filter((c) => !earlier.has(c))
-            .map(async (name) => {
-              const channel = deps.channels[name]!;
-              // A mail is recorded the moment the server takes it, before a refused recipient is reported.
-              if (channel.type === 'email') return sendPageMail(name, channel, req, () => (delivered.push(name), record()));
-              if (channel.type === 'log') writeToLog(name, req, deps.log);
-              else await post(name, channel, req, deps.timeoutMs);
-              delivered.push(name);
-              record();
-            }),
+          pending.map(async (name) => {
+            const channel = deps.channels[name]!;
+            // A mail is recorded the moment the server takes it, before a refused recipient is reported.
+            if (channel.type === 'email') return sendPageMail(name, channel, req, () => (delivered.push(name), record()));
+            if (channel.type === 'log') writeToLog(name, req, deps.log);
+            else await post(name, channel, req, deps.timeoutMs);
+            delivered.push(name);
+            record();
+          }),
         );
       } finally {
         clearInterval(alive);
       }
 
-      const failures = results.flatMap((r) => (r.status === 'rejected' ? [asFailure(what, r.reason)] : []));
+      const failures: ApplicationFailure[] = [];
+      // A cancelled attempt (the run gave up waiting, the worker shuts down) says nothing of the channels.
+      const cancelled = activitySignal()?.aborted === true;
+      const last = lastAttempt();
+      results.forEach((r, i) => {
+        if (r.status === 'fulfilled') return;
+        const failure = asFailure(what, r.reason);
+        failures.push(failure);
+        if (!cancelled) count(pending[i]!, failure.nonRetryable ? 'permanent' : last ? 'exhausted' : 'transient');
+      });
+      if (notConfigured) {
+        if (!cancelled) for (const c of unknown) count(c, 'unknown-channel');
+        failures.push(notConfigured);
+      }
       if (failures.length > 0) throw combine(what, failures, delivered);
       return {
         delivered: channels.map((channel): Delivery => ({ channel, status: earlier.has(channel) ? 'duplicate' : 'sent' })),
@@ -115,6 +156,31 @@ function previousDeliveries(idempotencyKey: string): Set<string> {
   const d = details as Partial<DeliveryCheckpoint> | undefined;
   if (!d || d.idempotencyKey !== idempotencyKey || !Array.isArray(d.delivered)) return new Set();
   return new Set(d.delivered.filter((c): c is string => typeof c === 'string'));
+}
+
+/** Whether no retry follows a retryable failure of this attempt (its retry policy's last attempt). */
+function lastAttempt(): boolean {
+  try {
+    const { attempt, retryPolicy } = Context.current().info;
+    const max = retryPolicy?.maximumAttempts ?? 0;
+    return max > 0 && attempt >= max;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The channels a request names that the config does not have. Alone in the request, it is refused
+ * as it always was; beside known channels, it is their failure, reported once those were delivered.
+ */
+function unknownChannels(what: string, unknown: string[], alone: boolean, configured: Record<string, Channel>): ApplicationFailure {
+  const names = unknown.map((c) => `'${c}'`).join(', ');
+  const known = Object.keys(configured).join(', ') || 'none';
+  if (alone) return badInput(what, `no channel named ${names} in the config (configured: ${known})`);
+  return badInput(
+    `notification to channel${unknown.length > 1 ? 's' : ''} ${names}`,
+    `not in the config (configured: ${known}), so nothing was sent to it; the others were tried regardless`,
+  );
 }
 
 function checkpoint(details: DeliveryCheckpoint): void {

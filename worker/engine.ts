@@ -94,7 +94,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     connection: native,
     namespace: endpoint.namespace,
     taskQueue,
-    activities: createEngineActivities(config, { client, logger, guardQueue }),
+    activities: createEngineActivities(config, { client, logger, guardQueue, notificationFailures: metrics.notificationFailures }),
     ...workflowBundle,
     maxCachedWorkflows: config.temporal.maxCachedWorkflows,
     sinks: metrics.sinks(),

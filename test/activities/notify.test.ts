@@ -12,6 +12,7 @@ import type { NotificationRequest } from '../../activities/contract.js';
 import { createNotifyActivities, pagerDutySeverity } from '../../activities/notify.js';
 import type { Channel } from '../../config/schema.js';
 import { Secret } from '../../config/secret.js';
+import { createMetrics, type EngineMetrics } from '../../triggers/metrics/metrics.js';
 import { failureOf } from '../support/net.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 import { stack } from '../support/stack.js';
@@ -218,13 +219,38 @@ describe('dry run and refusals', () => {
     expect(receiver.requests).toEqual([]);
   });
 
-  it('refuses an unknown channel without sending to the known ones', async () => {
+  it('refuses a notification whose channels are all unknown, sending nothing', async () => {
     const notify = createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify;
-    const f = await failureOf(notify(request({ channels: ['hook', 'sms-oncall'] })));
+    const f = await failureOf(notify(request({ channels: ['sms-oncall', 'gone'] })));
     expect(f.nonRetryable).toBe(true);
     expect(f.type).toBe('BadInput');
-    expect(f.message).toContain("no channel named 'sms-oncall'");
+    expect(f.message).toContain("no channel named 'sms-oncall', 'gone' in the config");
     expect(f.message).toContain('configured: hook, slack, pager');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(receiver.requests).toEqual([]);
+  });
+
+  it('delivers to the channels the config knows, then fails for good naming the ones it does not', async () => {
+    // A run's channels are fixed when it starts: one renamed in the config since must not stop PagerDuty.
+    const notify = createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify;
+    const req = request({ channels: ['pager', 'gone'] });
+    const f = await failureOf(notify(req));
+    expect(f.nonRetryable).toBe(true);
+    expect(f.type).toBe('BadInput');
+    expect(f.message).toContain("notification to channel 'gone' refused: not in the config (configured: hook, slack, pager)");
+    expect(f.message).toContain("delivered to 'pager'");
+    const [r, ...more] = receiver.requestsTo('/pd');
+    expect(more).toEqual([]);
+    expect(r!.status).toBe(200);
+    expect(r!.body).toMatchObject({ routing_key: routingKey, event_action: 'trigger', dedup_key: req.incidentKey });
+  });
+
+  it('sends nothing in a dry run naming an unknown channel, and says which', async () => {
+    const notify = createNotifyActivities({ channels, timeoutMs: 2_000, dryRun: false }).notify;
+    const f = await failureOf(notify(request({ channels: ['pager', 'gone'], dryRun: true })));
+    expect(f.nonRetryable).toBe(true);
+    expect(f.message).toContain("channel 'gone' refused: not in the config");
+    await new Promise((r) => setTimeout(r, 100));
     expect(receiver.requests).toEqual([]);
   });
 
@@ -327,6 +353,7 @@ describe('under real Temporal retries', () => {
   let running: Promise<void>;
   let connection: NativeConnection;
   let client: Awaited<ReturnType<typeof temporalClient>>;
+  let metrics: EngineMetrics;
   const taskQueue = uniqueQueue('notify-test');
 
   beforeAll(async () => {
@@ -336,6 +363,7 @@ describe('under real Temporal retries', () => {
       // Installed by an earlier test in this process.
     }
     const c = (name: string): Channel => ({ type: 'webhook', url: Secret.of(`${receiver.url}/${name}`) });
+    metrics = createMetrics({ processMetrics: false });
     connection = await NativeConnection.connect(temporalConnectOptions('engine'));
     worker = await Worker.create({
       connection,
@@ -346,6 +374,7 @@ describe('under real Temporal retries', () => {
         channels: { first: c('first'), second: c('second'), third: c('third'), rejecting: c('rejecting') },
         timeoutMs: 2_000,
         dryRun: false,
+        failures: metrics.notificationFailures,
       }),
     });
     running = worker.run();
@@ -427,6 +456,38 @@ describe('under real Temporal retries', () => {
     expect(cause.nonRetryable).toBe(true);
     expect(cause.type).toBe('BadInput');
     expect(await activityAttempts()).toBe(1);
+  });
+
+  it('delivers the known channels once across retries and still fails for good naming the unknown one', async () => {
+    receiver.failNext('/second', 1, 503);
+    const req = request({ channels: ['first', 'second', 'gone'] });
+    const err = await runNotify(req).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause?.cause as ApplicationFailure;
+    expect(cause.nonRetryable).toBe(true);
+    expect(cause.type).toBe('BadInput');
+    expect(cause.message).toContain("notification to channel 'gone' refused: not in the config");
+    expect(cause.message).toContain("delivered to 'first', 'second'");
+    // The first attempt's 503 made it retryable; the retry skipped 'first' and delivered 'second'.
+    expect(receiver.requestsTo('/first')).toHaveLength(1);
+    expect(receiver.requestsTo('/second').map((r) => r.status)).toEqual([503, 200]);
+    expect(await activityAttempts()).toBe(2);
+  });
+
+  it('counts a failing channel once per attempt, the last attempt as exhausted', async () => {
+    const value = async (channel: string, kind: string) =>
+      (await metrics.notificationFailures.get()).values.find((v) => v.labels.channel === channel && v.labels.kind === kind)?.value;
+    // Series of every configured channel exist from the start (earlier tests here failed 'third' too).
+    const before = { transient: await value('third', 'transient'), exhausted: await value('third', 'exhausted') };
+    expect(before).toEqual({ transient: expect.any(Number), exhausted: 0 });
+    receiver.alwaysAnswer('/third', 503);
+    const err = await runNotify(request({ channels: ['first', 'third'] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    // notifyWorkflow allows 4 attempts: 3 retried, the 4th lost.
+    expect(receiver.requestsTo('/third')).toHaveLength(4);
+    expect(await value('third', 'transient')).toBe(before.transient! + 3);
+    expect(await value('third', 'exhausted')).toBe(1);
+    expect(await value('first', 'transient')).toBe(0);
   });
 
   it('sends nothing in a dry run', async () => {

@@ -176,6 +176,10 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
     expect(slack.at(-1)).toMatch(/^:white_check_mark: /);
     const kinds = events(result);
     expect(kinds.findIndex((e) => e.startsWith('page-on-call: paged'))).toBeLessThan(kinds.findIndex((e) => e.startsWith('restart:')));
+    // Each paging channel is watched by the engine's own metrics (RemediationPagingFailing): none lost one.
+    const metrics = await (await fetch(`${team.engine.webhookUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^notification_failures_total\{channel="pagerduty-oncall",kind="permanent"\} 0$/m);
+    expect(metrics).toMatch(/^notification_failures_total\{channel="slack-critical",kind="exhausted"\} 0$/m);
     expect(await httpOk(`${stack().systemdDemoUrl}/health`)).toBe(true);
     await untilPromSeesUp('demo-web', 'prometheus sees the orchestrator up again');
   }, 150_000);

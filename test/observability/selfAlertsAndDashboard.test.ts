@@ -9,10 +9,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
+import { createNotifyActivities } from '../../activities/notify.js';
 import { loadRunbookDir } from '../../config/runbookLoad.js';
+import { Secret } from '../../config/secret.js';
 import { registerDurableGauges, runbooksWithApproval } from '../../triggers/metrics/durableGauges.js';
 import { createMetrics } from '../../triggers/metrics/metrics.js';
 import { repoRoot } from '../support/engineProcess.js';
+import { startReceiver } from '../support/receiver.js';
 import { dashboard, dashboardExpressions, dashboardFile, rulesFile, ruleExpressions } from './observabilityFiles.js';
 
 const run = promisify(execFile);
@@ -36,7 +39,7 @@ function metricNames(expr: string): string[] {
 describe('the engine self-alerts', () => {
   it('pass promtool check rules', async () => {
     const { code, output } = await promtool('check', 'rules', 'engine-alerts.yml');
-    expect(output).toContain('SUCCESS: 11 rules found');
+    expect(output).toContain('SUCCESS: 12 rules found');
     expect(code).toBe(0);
   });
 
@@ -90,6 +93,55 @@ describe('local_reads_dropped_total', () => {
     expect(await value('claimRestart')).toBe(1);
     expect(await value('not-a-local-read')).toBeUndefined();
     expect((await metrics.localReadsDropped.get()).values).toHaveLength(4);
+  });
+});
+
+describe('notification_failures_total', () => {
+  it('counts each failed delivery by channel and kind, from zero for the configured channels', async () => {
+    const receiver = await startReceiver();
+    try {
+      const metrics = createMetrics({ processMetrics: false });
+      const notify = createNotifyActivities({
+        channels: {
+          hook: { type: 'webhook', url: Secret.of(`${receiver.url}/hook`) },
+          slack: { type: 'slack', url: Secret.of(`${receiver.url}/slack`) },
+          engineLog: { type: 'log' },
+        },
+        timeoutMs: 2_000,
+        dryRun: false,
+        failures: metrics.notificationFailures,
+        log: () => {},
+      }).notify;
+      const value = async (channel: string, kind: string) =>
+        (await metrics.notificationFailures.get()).values.find((v) => v.labels.channel === channel && v.labels.kind === kind)?.value;
+      expect(await value('hook', 'permanent')).toBe(0);
+      expect(await value('slack', 'transient')).toBe(0);
+      expect(await value('engineLog', 'transient')).toBeUndefined();
+
+      // An archived webhook (404) and a channel removed from the config, beside one that works.
+      receiver.alwaysAnswer('/hook', 404);
+      const req = {
+        channels: ['hook', 'slack', 'gone'],
+        event: 'trigger' as const,
+        incidentKey: 'incident:serviceDown:api',
+        idempotencyKey: 'incident:serviceDown:api:run:escalate-1',
+        severity: 'critical',
+        title: 'api is down',
+        text: '',
+        dryRun: false,
+      };
+      await expect(notify(req)).rejects.toThrow(/channel 'hook'/);
+      expect(await value('hook', 'permanent')).toBe(1);
+      expect(await value('gone', 'unknown-channel')).toBe(1);
+      expect(await value('slack', 'permanent')).toBe(0);
+
+      receiver.failNext('/slack', 1, 503);
+      await expect(notify({ ...req, channels: ['slack'] })).rejects.toThrow(/answered 503/);
+      expect(await value('slack', 'transient')).toBe(1);
+      expect(await metrics.registry.metrics()).toContain('notification_failures_total{channel="hook",kind="permanent"} 1');
+    } finally {
+      await receiver.close();
+    }
   });
 });
 

@@ -34,6 +34,12 @@ export interface EngineMetrics {
   runbookDuration: Histogram<'runbook' | 'outcome'>;
   /** Local reads the worker dropped while evicting a run from its cache, each asked again. */
   localReadsDropped: Counter<'activity'>;
+  /**
+   * Deliveries of a notification to a channel that failed, one per channel per attempt of the
+   * notify activity, by kind (activities/notify.ts: notificationFailureKinds). Given to it as
+   * NotifyDeps.failures, which also starts each configured channel's series at zero.
+   */
+  notificationFailures: Counter<'channel' | 'kind'>;
   /** Convenience for the worker: one call per closed incident. */
   observeOutcome(runbook: string, outcome: Outcome, durationMs: number): void;
   /** For Worker.create({ sinks }): routes RunbookMetricsSinks calls to observeOutcome. */
@@ -81,6 +87,14 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     registers,
   });
   for (const reason of ['bytes', 'disk']) spoolRefused.inc({ reason }, 0);
+
+  // Channel names come from the config (and, for kind="unknown-channel", from runbooks): bounded.
+  const notificationFailures = new Counter({
+    name: 'notification_failures_total',
+    help: 'Failed deliveries of a notification to a channel, one per channel per attempt of the notify activity, by kind: transient (retried), exhausted (transient at the last attempt: not delivered), permanent (refused for good: 4xx, credentials, recipient), unknown-channel (not in the config).',
+    labelNames: ['channel', 'kind'] as const,
+    registers,
+  });
 
   const observeOutcome = (runbook: string, outcome: Outcome, durationMs: number) => {
     runbookOutcomes.inc({ runbook, outcome });
@@ -157,6 +171,7 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     runbookOutcomes,
     runbookDuration,
     localReadsDropped,
+    notificationFailures,
     observeOutcome,
     sinks: () => ({
       metrics: {
