@@ -178,9 +178,13 @@ describe('runbooks that act only with approval', () => {
 
     expect(result.outcome, result.detail).toBe('recovered');
     expect(result.detail).toBe('healthy after the action approved by alice');
-    // The configured action ran exactly once, with a key that makes a retried POST harmless.
+    // The configured action ran exactly once, with a key that makes a retried POST harmless: this
+    // run's and this activity's, so the next incident on the target is not answered from this one.
     expect(service.clears).toHaveLength(1);
-    expect(service.clears[0]!['idempotency-key']).toBe(`${workflowId}:action`);
+    const runId = (await handle.describe()).runId;
+    expect(service.clears[0]!['idempotency-key']).toMatch(
+      new RegExp(`^${workflowId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${runId}:\\d+:action$`),
+    );
     expect(result.timeline.find((e) => e.event === 'action ran')).toMatchObject({
       actor: 'alice',
       detail: `POST ${service.url}/admin/cache/clear → 200`,
