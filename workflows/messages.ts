@@ -59,6 +59,8 @@ export interface EscalationProgress {
   reescalations?: number;
   /** A re-escalation whose page is not yet sent. */
   reescalating?: boolean;
+  /** An escalation that began acknowledged told the first level why, once. */
+  toldEarlyAck?: boolean;
 }
 
 export interface GuardrailPlan {

@@ -855,6 +855,36 @@ finally:
     await handle.terminate('seen');
   });
 
+  it('tells the first level why the runbook gave up when the escalation starts already acknowledged, and escalates no further', async () => {
+    const def = definition(
+      'early-ack',
+      `  - id: ask
+    uses: approval
+    with: { action: "restart it", timeout: 2s }
+  - id: escalate
+    when: steps.ask.decision != 'approved'
+    uses: escalate
+    with: { reason: "nobody approved restarting '\${{ target.name }}'" }
+  - id: done
+    uses: end
+    with: { outcome: escalated, detail: "\${{ steps.escalate.end }} by \${{ steps.escalate.acknowledgedBy }}" }
+`,
+    );
+    const target = uniqueTarget('early');
+    const handle = await start(runInput(target, def, { escalation: slowLevels }));
+    await waitForStatus(handle, pending);
+    // A responder takes it while the approval waits; nobody approves.
+    await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'looking' });
+    const result = await handle.result();
+    expect(result.detail).toBe('acknowledged by alice');
+    const pages = sent(handle).filter((n) => n.event === 'trigger' && !n.idempotencyKey.includes(':approval:'));
+    expect(pages.map((n) => n.idempotencyKey.split(':').at(-1))).toEqual(['primary']);
+    expect(pages[0]!.text).toMatch(
+      new RegExp(`^Acknowledged earlier by alice; the runbook has now given up on its own:\\nnobody approved restarting '${target}'`),
+    );
+    expect(sent(handle).some((n) => n.idempotencyKey.endsWith(':secondary'))).toBe(false);
+  });
+
   it('ends resolved-externally at the next step boundary when the alert resolves mid-run', async () => {
     const def = definition('resolution', `  - id: diagnose\n    uses: diagnose\n  - id: restart\n    uses: restart\n`);
     const target = uniqueTarget('res');

@@ -27,6 +27,7 @@ import {
   interpreterWorkflowType,
   maintenanceWorkflowId,
   rejectSignal,
+  statusQuery,
   type AlertEvent,
   type RunbookInput,
   type RunbookResult,
@@ -609,6 +610,30 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
       300,
     );
   },
+  // After 'all-patches-2026-12-05-day': acknowledged while its approval waited, nobody approved:
+  // the escalation pages the first level once with why, and escalates no further.
+  'runbook-escalation-after-early-ack': async (h) => {
+    const target = uniqueTarget('early');
+    const def = parseRunbook(
+      [
+        'name: earlyAck',
+        'description: asks, and escalates when nobody approves',
+        'appliesTo: [container]',
+        'steps:',
+        '  - { id: ask, uses: approval, with: { action: restart it, timeout: 2s } }',
+        '  - { id: escalate, when: "steps.ask.decision != \'approved\'", uses: escalate, with: { reason: nobody approved } }',
+        '',
+      ].join('\n'),
+      'earlyAck.yaml',
+    );
+    const handle = await startInterpreter(h, def, target, { escalation: oneLevel });
+    await waitForStatus(handle, pending);
+    await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'looking' });
+    await handle.result();
+    const status = await handle.query(statusQuery);
+    if (!status.timeline.some((e) => e.event === 'paged primary (acknowledged earlier)')) throw new Error('the first level was not told');
+    return handle;
+  },
   // After 'all-patches-2026-12-05-day': a silence Alertmanager made after its step timed out is
   // expired at once; the step fails and its id is not handed on.
   'runbook-silence-step-timed-out-expired-at-once': async (h) => {
@@ -915,7 +940,8 @@ describe('workflow histories replay against the current code', () => {
     expect(patchIds(eventsOf('runbook-serviceDown-missed-repeats-caught-up'))).toEqual(['all-patches-2026-12-05-late']);
     for (const name of ['runbook-serviceDown-uncheckable-claim-withdrawn-at-once', 'runbook-silence-made-whole-through-cancel'])
       expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05-night']);
-    expect(patchIds(eventsOf('runbook-silence-step-timed-out-expired-at-once'))).toEqual(['all-patches-2026-12-05-day']);
+    for (const name of ['runbook-silence-step-timed-out-expired-at-once', 'runbook-escalation-after-early-ack'])
+      expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05-day']);
   });
 
   it('the one marker stands for the eleven patches it was recorded with, no more: a patch added to it would turn true in runs recorded before that patch existed', () => {

@@ -12,7 +12,7 @@ import type { EscalationPlanInput, EscalationProgress } from '../messages.js';
 import type { EngineSteps } from './activities.js';
 import { acknowledge, trigger, type EscalationEnd } from './escalate.js';
 import { waitFor, type Incident } from './incident.js';
-import { catchesUpMissedRepeats, followPatch, isPatched } from './patchesFirst.js';
+import { catchesUpMissedRepeats, escalatesAfterEarlyAck, followPatch, isPatched } from './patchesFirst.js';
 
 export interface PolicyEscalation {
   escalation: EscalationPlanInput;
@@ -154,6 +154,18 @@ export async function escalateByPolicy(
       `acknowledged by ${ack?.operator ?? 'an operator'}${ago} and not resolved: paging ${levels[i]!.name} (re-escalation ${n})`,
     );
   };
+
+  // Acknowledged before the escalation began (while an approval waited, say): the acknowledgement
+  // stands, so no level is escalated to, but the first level hears once why the runbook gave up.
+  const ack = incident.acknowledgement;
+  if (ack && !p.paged && !p.following && !p.toldEarlyAck && levels.length > 0 && escalatesAfterEarlyAck()) {
+    p.toldEarlyAck = true;
+    await page(
+      0,
+      `Acknowledged earlier by ${ack.operator}; the runbook has now given up on its own:\n`,
+      `${levels[0]!.name} (acknowledged earlier)`,
+    );
+  }
 
   for (;;) {
     if (!p.following) {

@@ -111,9 +111,12 @@ const allPatchesOfDecember5Night = 'all-patches-2026-12-05-night';
  *   behind, and a silence nobody expires hides the target's alerts for its whole duration
  *   (steps/catalog.ts);
  * - its pages carry the run chain, so PagerDuty keeps one alert per incident instead of one per
- *   workflow id (steps/escalate.ts): a run keeps one key from its first page to its resolve.
- * Asked via expiresCutSilences() and keysPagesByRun(). Never widened: a later change gets a marker
- * of its own.
+ *   workflow id (steps/escalate.ts): a run keeps one key from its first page to its resolve;
+ * - an escalation that starts already acknowledged (an acknowledgement given while, say, an
+ *   approval waited) still tells the first level why the runbook gave up, once, before it follows
+ *   the acknowledgement (steps/escalationPolicy.ts).
+ * Asked via expiresCutSilences(), keysPagesByRun() and escalatesAfterEarlyAck(). Never widened: a
+ * later change gets a marker of its own.
  */
 const allPatchesOfDecember5Day = 'all-patches-2026-12-05-day';
 
@@ -126,7 +129,7 @@ const allPatchesOfDecember5Day = 'all-patches-2026-12-05-day';
  */
 export function decidePatchesFirst(): void {
   if (patched(allPatchesOfDecember5Day)) {
-    allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = cutSilencesExpired = true;
+    allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = dayChanges = true;
     return;
   }
   if (patched(allPatchesOfDecember5Night)) {
@@ -160,7 +163,7 @@ let repeatsCaughtUp = false;
 /** The night marker: claims withdrawn once passed, silences made whole, too. */
 let cutStepsCleaned = false;
 /** The newest marker: a silence made after its step was cut off is expired at once, and pages keyed by run, too. */
-let cutSilencesExpired = false;
+let dayChanges = false;
 
 /**
  * Whether this run takes a patch's new branch: yes without asking when its first activation
@@ -219,7 +222,7 @@ export function cleansUpCutSteps(): boolean {
  * at allPatchesOfDecember5Day): decided in its first activation only.
  */
 export function expiresCutSilences(): boolean {
-  return cutSilencesExpired;
+  return dayChanges;
 }
 
 /**
@@ -229,5 +232,13 @@ export function expiresCutSilences(): boolean {
  * keep the workflow id alone.
  */
 export function keysPagesByRun(): boolean {
-  return cutSilencesExpired;
+  return dayChanges;
+}
+
+/**
+ * Whether this run's escalation tells the first level why the runbook gave up when it starts
+ * already acknowledged (listed at allPatchesOfDecember5Day): decided in its first activation only.
+ */
+export function escalatesAfterEarlyAck(): boolean {
+  return dayChanges;
 }
