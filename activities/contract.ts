@@ -291,7 +291,13 @@ export interface EngineActivities {
   createSilence(req: SilenceRequest): Promise<{ silenceId: string; dryRun: boolean }>;
   expireSilence(silenceId: string, dryRun: boolean): Promise<{ expired: boolean }>;
   /** Active Alertmanager silences that cover the target's configured labels. */
-  checkSuppression(target: string): Promise<Suppression>;
+  /**
+   * Whether an active silence stands the target's runs down. `alertLabels`: the labels of the alert
+   * the run is about, when it is about this target: silences are matched against them (with the
+   * target's labels filling in what they lack), as Alertmanager matches them; without, against the
+   * target's labels alone.
+   */
+  checkSuppression(target: string, alertLabels?: Record<string, string>): Promise<Suppression>;
 }
 
 // Guardrails live in one long-lived workflow (workflows/guardrails.ts) so that every incident, on

@@ -106,8 +106,10 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
     expireSilence: (id, dryRun) => needAlertmanager(`expiry of silence ${id}`).expireSilence(id, dryRun || config.dryRun),
     // No automatic action on a target that somebody silenced on purpose. (Open maintenance windows
     // are the guard's to answer: the workflow asks maintenanceWindowFor alongside this.)
-    async checkSuppression(target: string): Promise<Suppression> {
-      const labels = config.targets[target]?.labels ?? {};
+    async checkSuppression(target: string, alertLabels?: Record<string, string>): Promise<Suppression> {
+      // The alert's labels as Alertmanager matches them (a silence on alertname, or severity!="critical"),
+      // the target's filling in what they lack. Only ever a reason to stand down, never to act.
+      const labels = { ...(config.targets[target]?.labels ?? {}), ...boundedLabels(alertLabels) };
       const override = config.alertmanager?.override ?? [];
       if (!alertmanager || (Object.keys(labels).length === 0 && override.length === 0)) return { suppressed: false };
       // No labels: only the override can cover the target (an empty label set matches no silence).
@@ -121,6 +123,14 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
     },
   };
   return { ...targets, ...engine, ...guard };
+}
+
+/** At most 64 labels of at most 1,024 characters each: an alert's labels are untrusted input. */
+function boundedLabels(labels: Record<string, string> | undefined): Record<string, string> {
+  if (!labels || typeof labels !== 'object') return {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels).slice(0, 64)) if (typeof v === 'string') out[k.slice(0, 1_024)] = v.slice(0, 1_024);
+  return out;
 }
 
 /**

@@ -6,6 +6,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAlertmanagerActivities } from '../../activities/alertmanager.js';
+import { createEngineActivities } from '../../activities/index.js';
+import { parseConfig } from '../../config/load.js';
+import { pino } from 'pino';
 import type { SilenceMatcher, SilenceRequest } from '../../activities/contract.js';
 import { failureOf } from '../support/net.js';
 import { stack } from '../support/stack.js';
@@ -120,6 +123,50 @@ describe('silences', () => {
     expect((await am.findActiveSilences(labels, [{ ...auto, isRegex: false }])).map((s) => s.id)).not.toContain(silenceId);
     await am.expireSilence(silenceId, false);
     expect((await am.findActiveSilences(labels, [auto])).map((s) => s.id)).not.toContain(silenceId);
+  });
+
+  it("matches silences against the alert's labels when the check is about the alert, as Alertmanager does", async () => {
+    const service = `am-alert-${run}`;
+    const config = parseConfig({
+      webhook: { listen: '127.0.0.1:0', token: 'tok-am-suppression-0123' },
+      alertmanager: { url: amUrl },
+      targets: { web: { kind: 'container', container: service, labels: { service } } },
+      channels: { log: { type: 'log' } },
+      escalation: { policies: { p: { levels: [{ name: 'l', after: '0s', channels: ['log'] }] } }, default: 'p' },
+    });
+    const engine = createEngineActivities(config, { client: {} as never, logger: pino({ level: 'silent' }) });
+    // An SRE silences the alert by its name, not by the labels the engine's config gives the target.
+    const byName = await am.createSilence({
+      matchers: [eq('alertname', `Probe${run}Down`)],
+      durationMs: 10 * 60_000,
+      createdBy: author,
+      comment: 'by alert name',
+      dryRun: false,
+    });
+    made.push(byName.silenceId);
+    // "Mute the noise, not the pages": everything of the service but critical alerts.
+    const notCritical = await am.createSilence({
+      matchers: [eq('service', service), { name: 'severity', value: 'critical', isRegex: false, isEqual: false }],
+      durationMs: 10 * 60_000,
+      createdBy: author,
+      comment: 'noise only',
+      dryRun: false,
+    });
+    made.push(notCritical.silenceId);
+    const critical = { alertname: `Probe${run}Down`, service, severity: 'critical' };
+    expect(await engine.checkSuppression('web', critical)).toMatchObject({
+      suppressed: true,
+      reason: expect.stringContaining(byName.silenceId),
+    });
+    // A critical alert of another name: Alertmanager delivered it, the noise silence does not cover it.
+    expect(await engine.checkSuppression('web', { ...critical, alertname: `Other${run}Down` })).toEqual({ suppressed: false });
+    // By the target's labels alone (a run by hand): no severity label, so the noise silence covers it.
+    expect(await engine.checkSuppression('web')).toMatchObject({
+      suppressed: true,
+      reason: expect.stringContaining(notCritical.silenceId),
+    });
+    await am.expireSilence(byName.silenceId, false);
+    await am.expireSilence(notCritical.silenceId, false);
   });
 
   it('expires a silence so that Alertmanager reports it expired and it no longer covers the labels', async () => {

@@ -47,6 +47,8 @@ export interface TargetState {
   restarts: number;
   /** Silence checks asked, a cancelled one included. */
   suppressionChecks: number;
+  /** The alert labels the latest suppression check was given, if any. */
+  suppressionLabels?: Record<string, string>;
 }
 
 /** How one fake target behaves. Everything defaults to "works, and is unhealthy". */
@@ -302,10 +304,11 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
       calls[calls.length - 1]!.dryRun = dryRun;
       return { expired: true };
     },
-    async checkSuppression(target): Promise<Suppression> {
+    async checkSuppression(target, alertLabels): Promise<Suppression> {
       // Like the real check, it stops when it is cancelled.
       const { script, state } = of(target);
       state.suppressionChecks += 1;
+      state.suppressionLabels = alertLabels;
       if (script.suppressionHeld) await Promise.race([script.suppressionHeld, Context.current().cancelled]);
       const by = of(target).script.silencedBy;
       return by ? { suppressed: true, reason: `silence ${by}` } : { suppressed: false };

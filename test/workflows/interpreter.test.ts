@@ -885,6 +885,36 @@ finally:
     expect(sent(handle).some((n) => n.idempotencyKey.endsWith(':secondary'))).toBe(false);
   });
 
+  it("gives the suppression check the alert's labels for the alert's own target, and none for another", async () => {
+    const def = definition(
+      'suppression-labels',
+      `  - id: own
+    uses: checkSuppression
+  - id: other
+    uses: checkSuppression
+    with: { target: elsewhere }
+`,
+    );
+    const target = uniqueTarget('supp');
+    const other = uniqueTarget('elsewhere');
+    const input = runInput(target, def, { alert: { name: 'ServiceDown', severity: 'critical', labels: { service: target, team: 'web' } } });
+    const withOther = {
+      ...input,
+      definition: parseRunbook(
+        `name: suppression-labels\ndescription: two checks\nappliesTo: [container]\nsteps:\n  - id: own\n    uses: checkSuppression\n  - id: other\n    uses: checkSuppression\n    with: { target: ${other} }\n`,
+        'test.yaml',
+      ),
+      targets: [...input.targets, { name: other, kind: 'container' as const, queue: h.queue, labels: { service: other } }],
+    };
+    const state = h.script(target, {});
+    const otherState = h.script(other, {});
+    const result = await (await start(withOther)).result();
+    expect(result.outcome, result.detail).toBe('completed');
+    expect(state.suppressionLabels).toEqual({ service: target, team: 'web' });
+    expect(otherState.suppressionChecks).toBe(1);
+    expect(otherState.suppressionLabels).toBeUndefined();
+  });
+
   it('ends resolved-externally at the next step boundary when the alert resolves mid-run', async () => {
     const def = definition('resolution', `  - id: diagnose\n    uses: diagnose\n  - id: restart\n    uses: restart\n`);
     const target = uniqueTarget('res');

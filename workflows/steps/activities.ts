@@ -197,7 +197,10 @@ export function engineActivities(): EngineSteps {
     queryMetric: metrics.queryMetric,
     notify: notify.notify,
     createSilence: silences.createSilence,
-    checkSuppression: (target) => (readsLocally() ? localSuppression : silences.checkSuppression)(target),
+    checkSuppression: (target, alertLabels) =>
+      alertLabels
+        ? (readsLocally() ? localSuppression : silences.checkSuppression)(target, alertLabels)
+        : (readsLocally() ? localSuppression : silences.checkSuppression)(target),
     expireSilence: expire.expireSilence,
     reserveRestart: guard.reserveRestart,
     acquireSlot: guard.acquireSlot,

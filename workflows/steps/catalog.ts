@@ -6,6 +6,7 @@ import {
   cleansUpCutSteps,
   expiresCutSilences,
   httpOutputCode,
+  matchesSilencesToTheAlert,
   interpreterChecksAhead,
   isPatched,
   takesLaterChanges,
@@ -41,7 +42,17 @@ const catalog: { [T in StepType]: Impl<T> } = {
   async checkSuppression({ run, step, target, on }) {
     // Runs started before asked the check and the claim only when their own steps came.
     if (isPatched(interpreterChecksAhead)) askAhead(run, step, target, on());
-    const s = await suppression(run.rb.incident, run.rb.engine, target.name);
+    // The alert's labels, when the check is of the target the alert is about (silences are written
+    // against alerts: alertname="…", severity!="critical").
+    const { input } = run;
+    const alertLabels =
+      matchesSilencesToTheAlert() &&
+      input.definition.kind === 'incident' &&
+      target.name === input.target &&
+      Object.keys(input.alert.labels).length
+        ? input.alert.labels
+        : undefined;
+    const s = await suppression(run.rb.incident, run.rb.engine, target.name, alertLabels);
     return outputs({ suppressed: s.suppressed, reason: s.reason ?? '' });
   },
 

@@ -15,9 +15,17 @@ import { cancelledCheckStops, dryRunSilenceNotExpired, isPatched, takesLaterChan
  * and the guard's open windows. A check that fails does not suppress: the alert reached us, so
  * acting (and recording that the check failed) beats doing nothing at 3 a.m.
  */
-export async function suppression(incident: Incident, engine: EngineSteps, target: string): Promise<Suppression> {
+export async function suppression(
+  incident: Incident,
+  engine: EngineSteps,
+  target: string,
+  alertLabels?: Record<string, string>,
+): Promise<Suppression> {
   incident.enter('suppression-check');
-  const [silence, window] = await Promise.allSettled([engine.checkSuppression(target), engine.maintenanceWindowFor(target)]);
+  const [silence, window] = await Promise.allSettled([
+    alertLabels ? engine.checkSuppression(target, alertLabels) : engine.checkSuppression(target),
+    engine.maintenanceWindowFor(target),
+  ]);
   // A cancelled run is not a failed check: it stops here, instead of going on to verify and restart
   // as if nothing were silenced. Runs recorded before went on; they replay that way.
   const cancelled = [silence, window].find((r): r is PromiseRejectedResult => r.status === 'rejected' && isCancellation(r.reason));

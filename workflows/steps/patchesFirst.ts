@@ -114,9 +114,11 @@ const allPatchesOfDecember5Night = 'all-patches-2026-12-05-night';
  *   workflow id (steps/escalate.ts): a run keeps one key from its first page to its resolve;
  * - an escalation that starts already acknowledged (an acknowledgement given while, say, an
  *   approval waited) still tells the first level why the runbook gave up, once, before it follows
- *   the acknowledgement (steps/escalationPolicy.ts).
- * Asked via expiresCutSilences(), keysPagesByRun() and escalatesAfterEarlyAck(). Never widened: a
- * later change gets a marker of its own.
+ *   the acknowledgement (steps/escalationPolicy.ts);
+ * - a `checkSuppression` of the alert's own target matches silences against the alert's labels, as
+ *   Alertmanager does, not the target's configured labels alone (steps/catalog.ts).
+ * Asked via expiresCutSilences(), keysPagesByRun(), escalatesAfterEarlyAck() and
+ * matchesSilencesToTheAlert(). Never widened: a later change gets a marker of its own.
  */
 const allPatchesOfDecember5Day = 'all-patches-2026-12-05-day';
 
@@ -240,5 +242,13 @@ export function keysPagesByRun(): boolean {
  * already acknowledged (listed at allPatchesOfDecember5Day): decided in its first activation only.
  */
 export function escalatesAfterEarlyAck(): boolean {
+  return dayChanges;
+}
+
+/**
+ * Whether this run's suppression check of its alert's target matches silences against the alert's
+ * labels (listed at allPatchesOfDecember5Day): decided in its first activation only.
+ */
+export function matchesSilencesToTheAlert(): boolean {
   return dayChanges;
 }
