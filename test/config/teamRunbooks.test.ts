@@ -512,7 +512,7 @@ const plans: Record<
     [
       'fullStackRestart',
       { target: 'claude-manager' },
-      ['approve', 'not-approved?', 'mute', 'restart-all', 'recovered?', 'escalate', 'escalated'],
+      ['approve', 'not-approved?', 'mute', 'mute-db', 'mute-cache', 'restart-all', 'recovered?', 'escalate', 'escalated'],
     ],
     [
       'plannedMaintenance',
