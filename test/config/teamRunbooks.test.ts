@@ -159,8 +159,8 @@ const alertsOf: Record<Team, Array<[alert: string, severity: string, runbook: st
   genesis: [
     ['GenesisOrchestratorDown', 'critical', 'orchestratorDown', 'critical'],
     ['SLAAvailabilityBreach', 'critical', 'slaAvailabilityBreach', 'management'],
-    ['CriticalFailureRate', 'critical', 'criticalPerformance', 'critical'],
-    ['CriticalOrchestrationLatency', 'critical', 'criticalPerformance', 'critical'],
+    ['CriticalFailureRate', 'critical', 'criticalPerformance', 'critical-p1'],
+    ['CriticalOrchestrationLatency', 'critical', 'criticalPerformance', 'critical-p1'],
     ['HighOrchestrationLatency', 'warning', 'performanceWarning', 'warning'],
     ['HighFailureRate', 'warning', 'performanceWarning', 'warning'],
     ['StabilityScoreDropped', 'warning', 'stabilityScore', 'warning'],
@@ -208,6 +208,14 @@ describe('the escalation matrices, as the documents give them', () => {
       'again 60m after an acknowledgement',
     ]);
     expect(matrix('genesis', 'SLAAvailabilityBreach', 'critical')).toEqual(['engineering-manager@0m', 'c-level@120m']);
+    // The CTO is for P0 only: a P1 (severe degradation) stops at the engineering manager.
+    expect(matrix('genesis', 'CriticalFailureRate', 'critical')).toEqual([
+      'on-call-engineer@0m',
+      'management-email@5m',
+      'senior-engineer@30m',
+      'engineering-manager@60m',
+      'again 30m after an acknowledgement',
+    ]);
   });
 
   it('CodexOS: on-call, senior at 15 min, manager at 30, CTO after an hour, paged hourly; warnings to Slack every 4 hours', () => {
