@@ -12,12 +12,41 @@ export function configSecrets(config: object): Secret[] {
   const seen = new WeakSet<object>();
   const walk = (v: unknown): void => {
     if (v instanceof Secret) return void (v.resolved && found.push(v));
+    if (typeof v === 'string') return void found.push(...urlCredentials(v));
     if (typeof v !== 'object' || v === null || seen.has(v)) return;
     seen.add(v);
     for (const child of Array.isArray(v) ? v : Object.values(v)) walk(child);
   };
   walk(config);
   return longestFirst(found);
+}
+
+/** A query parameter whose name says it carries a credential. */
+const credentialParam = /token|key|secret|pass|auth|sig|session|credential|code/i;
+
+/**
+ * Credentials written into a configured URL (a health URL with user:password@, or ?token=…): plain
+ * config text, not secrets, yet an endpoint that echoes its request ("Cannot GET /health?token=…")
+ * would carry them into a diagnosis, the history and a page. Scrubbed like secrets.
+ */
+function urlCredentials(text: string): Secret[] {
+  if (!/^https?:\/\//i.test(text)) return [];
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return [];
+  }
+  const values = new Set<string>();
+  if (url.password) values.add(url.password).add(decodeURIComponent(url.password));
+  for (const [name, value] of url.searchParams)
+    if (value.length >= 6 && (credentialParam.test(name) || value.length >= 20)) values.add(value);
+  for (const raw of url.search.slice(1).split('&')) {
+    const value = raw.slice(raw.indexOf('=') + 1);
+    if (raw.includes('=') && value.length >= 6 && (credentialParam.test(raw.slice(0, raw.indexOf('='))) || value.length >= 20))
+      values.add(value);
+  }
+  return [...values].map((v) => Secret.of(v));
 }
 
 /**

@@ -27,6 +27,8 @@ beforeAll(async () => {
       tenant: req.headers['x-tenant'] as string | undefined,
       ...(req.headers['idempotency-key'] ? { key: req.headers['idempotency-key'] as string } : {}),
     });
+    // A careless endpoint that echoes the request it could not route, query string and all.
+    if (req.url?.startsWith('/echo')) return void res.writeHead(404).end(`Cannot GET ${req.url}`);
     // A careless endpoint that quotes the credentials it refuses.
     if (req.url === '/api/drain') return void res.writeHead(403).end(`denied for ${req.headers.authorization}`);
     if (req.headers.authorization !== `Bearer ${token}`) return void res.writeHead(401).end('missing token');
@@ -52,6 +54,7 @@ function rawConfig(
   headers: Record<string, unknown>,
   secrets: Record<string, unknown> = { apiToken: token },
   actionUrl = `${base}/api/cache/clear`,
+  healthUrl = `${base}/health`,
 ) {
   return {
     webhook: { listen: '127.0.0.1:0', token: 'tok-http-auth-0123' },
@@ -59,7 +62,7 @@ function rawConfig(
     targets: {
       api: {
         kind: 'http',
-        health: { url: `${base}/health`, detailedUrl: `${base}/health/detailed`, timeout: '2s', headers },
+        health: { url: healthUrl, detailedUrl: `${base}/health/detailed`, timeout: '2s', headers },
         action: { url: actionUrl, headers },
       },
     },
@@ -68,10 +71,10 @@ function rawConfig(
   };
 }
 
-function activities(headers: Record<string, unknown>, actionUrl?: string): TargetActivities {
+function activities(headers: Record<string, unknown>, actionUrl?: string, healthUrl?: string): TargetActivities {
   const none = {} as never;
   return createTargetActivities({
-    config: parseConfig(rawConfig(headers, undefined, actionUrl)),
+    config: parseConfig(rawConfig(headers, undefined, actionUrl, healthUrl)),
     logger: pino({ level: 'silent' }),
     docker: none,
     http: createHttpActivities({ outputBytes: 4_096 }),
@@ -152,6 +155,14 @@ describe('a health check and an action with headers from secrets', () => {
       `${ctx.incidentId}:run-1:7:action`,
       `${ctx.incidentId}:run-2:7:action`,
     ]);
+  });
+
+  it('keeps a token written into the health URL out of a diagnosis when the endpoint echoes the request', async () => {
+    const inUrl = 'tok-in-URL-5ecret-9f2b';
+    const d = await activities(authed, undefined, `${base}/echo?access_token=${inUrl}&verbose=1`).diagnoseTarget('api');
+    const health = d.sections.find((s) => s.title.startsWith('health '))!;
+    expect(health.text).toContain('Cannot GET /echo?access_token=[redacted]');
+    expect(JSON.stringify(d)).not.toContain(inUrl);
   });
 
   it('keeps the token out of the failure when the server quotes it in its refusal', async () => {
