@@ -17,6 +17,12 @@ export interface ActionContext {
   dryRun: boolean;
 }
 
+/** How a maintain step maintains; absent, as before it existed: VACUUM (ANALYZE), OPTIMIZE + ANALYZE TABLE. */
+export interface MaintainOptions {
+  /** Only refresh the planner statistics: ANALYZE (PostgreSQL), ANALYZE TABLE without OPTIMIZE (MySQL). */
+  analyzeOnly?: boolean;
+}
+
 export interface Check {
   /** "container", "unit", "http", "postgres", "mysql", "redis". */
   check: string;
@@ -161,8 +167,11 @@ export interface TargetActivities {
   /** The target's configured HTTP action (for example a cache clear). */
   runTargetAction(target: string, ctx: ActionContext): Promise<ActionResult>;
   backupTarget(target: string, ctx: ActionContext): Promise<BackupResult>;
-  /** VACUUM (ANALYZE) for PostgreSQL, OPTIMIZE + ANALYZE TABLE for MySQL. */
-  maintainTarget(target: string, ctx: ActionContext): Promise<ActionResult>;
+  /**
+   * VACUUM (ANALYZE) for PostgreSQL, OPTIMIZE + ANALYZE TABLE for MySQL; with `analyzeOnly`, ANALYZE
+   * for PostgreSQL and ANALYZE TABLE alone for MySQL (planner statistics, nothing rewritten).
+   */
+  maintainTarget(target: string, ctx: ActionContext, opts?: MaintainOptions): Promise<ActionResult>;
   /** A configured command: `docker exec` in a container, the host agent for a systemd unit. */
   runTargetCommand(target: string, req: CommandRequest): Promise<CommandRun>;
   /** Disk, memory, load, processes, sockets, connects, path sizes where the target runs. */

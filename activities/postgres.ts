@@ -1,5 +1,5 @@
 // PostgreSQL as a runbook sees it: is it answering, how full is it, what is stuck, and the two
-// maintenance actions an SRE would otherwise type by hand (VACUUM (ANALYZE) and pg_dump).
+// maintenance actions an SRE would otherwise type by hand (VACUUM (ANALYZE) or ANALYZE, and pg_dump).
 //
 // Every call opens its own short-lived connection and closes it: a remediation engine must not
 // hold connections on a server that is running out of them, and a pooled connection broken by
@@ -75,6 +75,59 @@ const execFileAsync = promisify(execFile);
 
 export function createPostgresActivities(deps: PostgresDeps) {
   const maintenanceMs = deps.maintenanceTimeoutMs ?? 3_600_000;
+
+  async function maintain(
+    statement: 'VACUUM (ANALYZE)' | 'ANALYZE',
+    conn: PgConnection,
+    name: string,
+    tables: string[],
+    opts: { dryRun: boolean },
+  ): Promise<PgVacuumResult> {
+    const op = statement === 'ANALYZE' ? 'analyze' : 'vacuum';
+    const what = operation(op, kind, name);
+    const idents = tables.map((t) => quoteIdent(what, t));
+    const subject = idents.length ? idents.join(', ') : 'the whole database';
+    return withClient(conn, what, maintenanceMs, async (c) => {
+      const oids = await resolveTables(c, what, tables, idents);
+      const before = await deadTuples(c, oids);
+      if (opts.dryRun) {
+        return {
+          dryRun: true,
+          tables,
+          deadTuplesBefore: before,
+          deadTuplesAfter: before,
+          summary: `would run ${statement} on ${subject} (${before} dead tuples now)`,
+        };
+      }
+      const warnings: string[] = [];
+      // Tables the user does not own are skipped with a WARNING, not an error; the operator must hear about it.
+      c.on('notice', (n) => warnings.push(n.message ?? ''));
+      const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const started = performance.now();
+      const running = c.query(`${statement} ${idents.join(', ')}`);
+      await cancelOnAbort(conn, pid, heartbeating(running, { op, target: name }));
+      const took = formatDuration(performance.now() - started);
+      const notes = warningSummary(warnings, op);
+      if (statement === 'ANALYZE') {
+        // ANALYZE replaces the dead-tuple count with its own sample's estimate: a before → after would read as a vacuum.
+        return {
+          dryRun: false,
+          tables,
+          deadTuplesBefore: before,
+          deadTuplesAfter: before,
+          summary: `ANALYZE on ${subject} took ${took}; planner statistics refreshed, nothing vacuumed (${before} dead tuples)${notes}`,
+        };
+      }
+      const after = await deadTuples(c, oids);
+      return {
+        dryRun: false,
+        tables,
+        deadTuplesBefore: before,
+        deadTuplesAfter: after,
+        summary: `VACUUM (ANALYZE) on ${subject} took ${took}; dead tuples ${before} → ${after}${notes}`,
+      };
+    });
+  }
 
   return {
     /** pg_isready, measured: connect and SELECT 1. Refused or slow is an answer (ok: false), not an error. */
@@ -156,39 +209,16 @@ export function createPostgresActivities(deps: PostgresDeps) {
      * VACUUM (ANALYZE) of the named tables, or of the whole database when the list is empty.
      * Names are taken literally ("Orders" is not "orders"), optionally schema-qualified.
      */
-    async vacuum(conn: PgConnection, name: string, tables: string[], opts: { dryRun: boolean }): Promise<PgVacuumResult> {
-      const what = operation('vacuum', kind, name);
-      const idents = tables.map((t) => quoteIdent(what, t));
-      const subject = idents.length ? idents.join(', ') : 'the whole database';
-      return withClient(conn, what, maintenanceMs, async (c) => {
-        const oids = await resolveTables(c, what, tables, idents);
-        const before = await deadTuples(c, oids);
-        if (opts.dryRun) {
-          return {
-            dryRun: true,
-            tables,
-            deadTuplesBefore: before,
-            deadTuplesAfter: before,
-            summary: `would run VACUUM (ANALYZE) on ${subject} (${before} dead tuples now)`,
-          };
-        }
-        const warnings: string[] = [];
-        // Tables the user does not own are skipped with a WARNING, not an error; the operator must hear about it.
-        c.on('notice', (n) => warnings.push(n.message ?? ''));
-        const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-        const started = performance.now();
-        const vacuuming = c.query(`VACUUM (ANALYZE) ${idents.join(', ')}`);
-        await cancelOnAbort(conn, pid, heartbeating(vacuuming, { op: 'vacuum', target: name }));
-        const after = await deadTuples(c, oids);
-        const notes = warningSummary(warnings);
-        return {
-          dryRun: false,
-          tables,
-          deadTuplesBefore: before,
-          deadTuplesAfter: after,
-          summary: `VACUUM (ANALYZE) on ${subject} took ${formatDuration(performance.now() - started)}; dead tuples ${before} → ${after}${notes}`,
-        };
-      });
+    vacuum(conn: PgConnection, name: string, tables: string[], opts: { dryRun: boolean }): Promise<PgVacuumResult> {
+      return maintain('VACUUM (ANALYZE)', conn, name, tables, opts);
+    },
+
+    /**
+     * ANALYZE alone, same table selection as vacuum: fresh planner statistics, nothing vacuumed or
+     * rewritten (it still reads a sample of every table and takes the lock VACUUM takes).
+     */
+    analyze(conn: PgConnection, name: string, tables: string[], opts: { dryRun: boolean }): Promise<PgVacuumResult> {
+      return maintain('ANALYZE', conn, name, tables, opts);
     },
 
     /** pg_dump -Fc into deps.backupDir as <target>-<UTC timestamp>.dump, with its size and sha256. */
@@ -326,20 +356,20 @@ function pgDumpFailure(what: string, err: unknown, conn: PgConnection, timeoutMs
   return transient(what, text);
 }
 
-/** Skips for lack of ownership come one per relation (a whole-database VACUUM by a database owner
+/** Skips for lack of ownership come one per relation (a whole-database VACUUM or ANALYZE by a database owner
  * skips every shared catalog), so they are counted; anything else is quoted. */
-function warningSummary(warnings: string[]): string {
+function warningSummary(warnings: string[], op: 'vacuum' | 'analyze'): string {
   const skipped: string[] = [];
   const other: string[] = [];
   for (const w of warnings) {
-    const m = /^skipping "([^"]+)" --- only .* can vacuum it/.exec(w);
+    const m = /^skipping "([^"]+)" --- only .* can (?:vacuum|analyze) it/.exec(w);
     if (m) skipped.push(m[1]!);
     else other.push(w);
   }
   let text = '';
   if (skipped.length) {
     const names = skipped.slice(0, 5).join(', ') + (skipped.length > 5 ? ', …' : '');
-    text += `; skipped ${skipped.length} relation(s) this user may not vacuum (${names})`;
+    text += `; skipped ${skipped.length} relation(s) this user may not ${op} (${names})`;
   }
   if (other.length) text += `; warnings: ${capText(other.join('; '), 1_000)}`;
   return text;
@@ -373,7 +403,7 @@ async function deadTuples(c: pg.Client, oids: number[] | undefined): Promise<num
   return Number(rows[0].dead);
 }
 
-/** The activity's cancellation reaches the server: closing our socket would not stop a running VACUUM. */
+/** The activity's cancellation reaches the server: closing our socket would not stop a running VACUUM or ANALYZE. */
 async function cancelOnAbort<T>(conn: PgConnection, pid: number, work: Promise<T>): Promise<T> {
   const signal = activitySignal();
   if (!signal) return work;

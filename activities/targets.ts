@@ -14,6 +14,7 @@ import type {
   Check,
   DiagnosticSection,
   Diagnostics,
+  MaintainOptions,
   TargetActivities,
   Verification,
 } from './contract.js';
@@ -365,17 +366,19 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
     return { target: name, action: 'backup', dryRun: dryRun(ctx), summary: r.summary, file: r.file, bytes: r.bytes, sha256: r.sha256 };
   }
 
-  async function maintainTarget(name: string, ctx: ActionContext): Promise<ActionResult> {
+  async function maintainTarget(name: string, ctx: ActionContext, opts: MaintainOptions = {}): Promise<ActionResult> {
     const t = resolve('maintenance', name);
+    const analyzeOnly = opts.analyzeOnly === true;
     let summary: string;
     if (t.kind === 'postgres') {
-      summary = (await deps.postgres.vacuum(pgConnection(t), name, t.maintenanceTables, { dryRun: dryRun(ctx) })).summary;
+      const maintain = analyzeOnly ? deps.postgres.analyze : deps.postgres.vacuum;
+      summary = (await maintain(pgConnection(t), name, t.maintenanceTables, { dryRun: dryRun(ctx) })).summary;
     } else if (t.kind === 'mysql') {
       // No maintenanceTables: every base table of the configured database (mysqlcheck --optimize / --analyze of it).
       const c = mysqlConnection(t);
-      const opt = await deps.mysql.optimize(c, name, t.maintenanceTables, { dryRun: dryRun(ctx) });
+      const opt = analyzeOnly ? undefined : await deps.mysql.optimize(c, name, t.maintenanceTables, { dryRun: dryRun(ctx) });
       const ana = await deps.mysql.analyze(c, name, t.maintenanceTables, { dryRun: dryRun(ctx) });
-      summary = `${opt.summary}; ${ana.summary}`;
+      summary = opt ? `${opt.summary}; ${ana.summary}` : ana.summary;
     } else {
       summary = `no maintenance step for ${t.kind} targets; skipped`;
     }

@@ -139,7 +139,13 @@ export const stepCatalog = {
   runAction: z.object({ ...onTarget, approvedBy: stepId.optional() }).strict(),
   backup: z.object({ ...onTarget }).strict(),
   /** VACUUM (ANALYZE) on PostgreSQL, OPTIMIZE + ANALYZE TABLE on MySQL/MariaDB, the configured tables only. */
-  maintain: z.object({ ...onTarget }).strict(),
+  maintain: z
+    .object({
+      ...onTarget,
+      /** Only refresh the planner statistics: ANALYZE on PostgreSQL, ANALYZE TABLE (no OPTIMIZE) on MySQL/MariaDB. */
+      analyzeOnly: z.boolean().optional(),
+    })
+    .strict(),
   /** The schedule's maintenance window: incidents stand back, and its alerts are silenced. */
   openWindow: z.object({}).strict(),
   closeWindow: z.object({}).strict(),

@@ -10,8 +10,12 @@ import { promisify } from 'node:util';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import pg from 'pg';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ActionContext, TargetActivities } from '../../activities/contract.js';
+import { createEngineActivities } from '../../activities/index.js';
 import { createPostgresActivities, type PgConnection } from '../../activities/postgres.js';
+import { engineConfig, type EngineConfig, type EngineConfigInput } from '../../config/schema.js';
 import { Secret } from '../../config/secret.js';
 import { failureOf, silentServer } from '../support/net.js';
 import { closedPort } from '../support/ports.js';
@@ -21,6 +25,7 @@ import { until } from '../support/wait.js';
 const run = promisify(execFile);
 const suffix = randomUUID().slice(0, 8);
 const vacTable = `t_db_vac_${suffix}`;
+const anaTable = `t_db_ana_${suffix}`;
 const backupTable = `t_db_bk_${suffix}`;
 const target = 't_db_pg';
 
@@ -51,7 +56,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await admin?.query(`DROP TABLE IF EXISTS ${vacTable}, ${backupTable}`);
+  await admin?.query(`DROP TABLE IF EXISTS ${vacTable}, ${anaTable}, ${backupTable}`);
   await admin?.end();
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
@@ -302,6 +307,135 @@ describe('postgres vacuum', () => {
     const failure = await failureOf(pgx().vacuum(conn, target, [vacTable, `t_db_missing_${suffix}`], { dryRun: true }));
     expect(failure.type).toBe('TargetNotFound');
     expect(failure.message).toBe(`vacuum of postgres 't_db_pg' failed: no table 't_db_missing_${suffix}'`);
+  });
+});
+
+describe('postgres analyze (maintain with analyzeOnly)', () => {
+  const pgx = () => createPostgresActivities({ outputBytes: 16_384, backupDir: join(scratch, 'unused') });
+
+  beforeAll(async () => {
+    await admin.query(`CREATE TABLE ${anaTable} (id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = false)`);
+    const writer = client();
+    await writer.connect();
+    await writer.query(`INSERT INTO ${anaTable} SELECT g, repeat('p', 100) FROM generate_series(1, 5000) g`);
+    await writer.query(`DELETE FROM ${anaTable} WHERE id > 1000`);
+    await writer.end();
+    await until('dead tuples to be counted', 15_000, async () => ((await tableStats(anaTable))?.n_dead_tup >= 4000 ? true : undefined));
+  });
+
+  it('in dry-run says what it would run and touches nothing', async () => {
+    const result = await pgx().analyze(conn, target, [anaTable], { dryRun: true });
+    expect(result.dryRun).toBe(true);
+    expect(result.summary).toBe(`would run ANALYZE on "${anaTable}" (${result.deadTuplesBefore} dead tuples now)`);
+    const whole = await pgx().analyze(conn, target, [], { dryRun: true });
+    expect(whole.summary).toMatch(/^would run ANALYZE on the whole database \(\d+ dead tuples now\)$/);
+    const stats = await tableStats(anaTable);
+    expect(stats.last_analyze).toBeNull();
+    expect(stats.last_vacuum).toBeNull();
+  });
+
+  it('refreshes the statistics and vacuums nothing: last_analyze advances, last_vacuum does not, the dead tuples stay', async () => {
+    const result = await pgx().analyze(conn, target, [`public.${anaTable}`], { dryRun: false });
+    expect(result.dryRun).toBe(false);
+    expect(result.tables).toEqual([`public.${anaTable}`]);
+    expect(result.summary).toMatch(
+      new RegExp(
+        `^ANALYZE on "public"\\."${anaTable}" took \\d+(ms|s); planner statistics refreshed, nothing vacuumed \\(\\d+ dead tuples\\)$`,
+      ),
+    );
+    const stats = await tableStats(anaTable);
+    expect(stats.last_analyze).not.toBeNull();
+    expect(stats.last_vacuum).toBeNull();
+    expect(stats.n_dead_tup).toBeGreaterThanOrEqual(4000);
+    const { rows } = await admin.query<{ reltuples: number }>('SELECT reltuples::float8 AS reltuples FROM pg_class WHERE relname = $1', [
+      anaTable,
+    ]);
+    expect(rows[0]!.reltuples).toBe(1000);
+  });
+
+  it('when its activity is cancelled, stops the ANALYZE on the server, having heartbeated while it waited', async () => {
+    const lastAnalyze = (await tableStats(anaTable)).last_analyze;
+    const locker = client();
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query(`LOCK TABLE ${anaTable} IN ACCESS EXCLUSIVE MODE`);
+    try {
+      const env = new MockActivityEnvironment();
+      const beats: unknown[] = [];
+      env.on('heartbeat', (d: unknown) => beats.push(d));
+      const outcome = env
+        .run(() => pgx().analyze({ ...conn, timeoutMs: 30_000 }, target, [anaTable], { dryRun: false }))
+        .then(
+          () => 'finished',
+          (err: unknown) => err,
+        );
+      const waiting = `SELECT pid FROM pg_stat_activity WHERE query = 'ANALYZE "${anaTable}"' AND state = 'active'`;
+      await until('ANALYZE to wait for the lock', 15_000, async () =>
+        (await admin.query(`${waiting} AND wait_event_type = 'Lock'`)).rowCount ? true : undefined,
+      );
+      env.cancel();
+      const started = Date.now();
+      expect(await outcome).toBeInstanceOf(CancelledFailure);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await until('ANALYZE to stop on the server', 5_000, async () => ((await admin.query(waiting)).rowCount === 0 ? true : undefined));
+      expect(beats).toContainEqual({ op: 'analyze', target });
+      await locker.query('ROLLBACK');
+      expect((await tableStats(anaTable)).last_analyze).toEqual(lastAnalyze);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
+  });
+
+  it("is what a maintain step with analyzeOnly runs on the target's maintenanceTables; without it, VACUUM (ANALYZE) as before", async () => {
+    const s = stack().pg;
+    const raw: EngineConfigInput = {
+      webhook: { token: 'unused-token' },
+      backupDir: join(scratch, 'unused'),
+      targets: {
+        db: {
+          kind: 'postgres',
+          host: s.host,
+          port: s.port,
+          user: s.user,
+          password: s.password,
+          database: s.database,
+          maintenanceTables: [anaTable],
+        },
+      },
+      escalation: { policies: { p: { levels: [{ name: 'oncall', after: '0s', channels: ['log'] }] } }, default: 'p' },
+      channels: { log: { type: 'log' } },
+    };
+    const config: EngineConfig = { ...engineConfig.parse(raw), runbookDefinitions: {} };
+    const facade = createEngineActivities(config, {
+      client: undefined as never,
+      logger: pino({ level: 'silent' }),
+    }) as unknown as TargetActivities;
+    const ctx = (dryRun: boolean): ActionContext => ({ incidentId: 'incident:test', reason: 'slow', actor: 'alice', dryRun });
+
+    expect((await facade.maintainTarget('db', ctx(true))).summary).toMatch(new RegExp(`^would run VACUUM \\(ANALYZE\\) on "${anaTable}"`));
+    expect((await facade.maintainTarget('db', ctx(true), { analyzeOnly: true })).summary).toMatch(
+      new RegExp(`^would run ANALYZE on "${anaTable}"`),
+    );
+    const lastAnalyze = (await tableStats(anaTable)).last_analyze!;
+    const r = await facade.maintainTarget('db', ctx(false), { analyzeOnly: true });
+    expect(r).toMatchObject({ target: 'db', action: 'maintenance', dryRun: false });
+    expect(r.summary).toMatch(new RegExp(`^ANALYZE on "${anaTable}" took `));
+    const stats = await tableStats(anaTable);
+    expect(stats.last_analyze!.getTime()).toBeGreaterThan(lastAnalyze.getTime());
+    expect(stats.last_vacuum).toBeNull();
+    expect(stats.n_dead_tup).toBeGreaterThanOrEqual(4000);
+  });
+
+  it('reports relations the user was not allowed to analyze, and refuses bad or missing names like vacuum', async () => {
+    const result = await pgx().analyze(conn, target, ['pg_catalog.pg_authid'], { dryRun: false });
+    expect(result.summary).toMatch(/; skipped 1 relation\(s\) this user may not analyze \(pg_authid\)$/);
+    const bad = await failureOf(pgx().analyze({ ...conn, port: 1 }, target, [`${anaTable}; DROP TABLE ${anaTable}`], { dryRun: false }));
+    expect(bad.type).toBe('BadInput');
+    expect(bad.message).toMatch(/^analyze of postgres 't_db_pg' refused: /);
+    const missing = await failureOf(pgx().analyze(conn, target, [`t_db_missing_${suffix}`], { dryRun: false }));
+    expect(missing.type).toBe('TargetNotFound');
+    expect(missing.message).toBe(`analyze of postgres 't_db_pg' failed: no table 't_db_missing_${suffix}'`);
   });
 });
 

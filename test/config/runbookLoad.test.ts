@@ -106,6 +106,17 @@ describe('a runbook file is refused with its file, line and step named', () => {
     expect(p).toContain('steps.0.with.attempts: Expected number, received string (got "three")');
   });
 
+  it("for a maintain step's analyzeOnly that is not a bool, naming the key; true, false or absent load", () => {
+    const p = onlyProblem(runbook('  - id: analyze', '    uses: maintain', '    with:', '      analyzeOnly: "yes"'), 8, 'analyze');
+    expect(p).toContain('steps.0.with.analyzeOnly: Expected boolean, received string (got "yes")');
+    const step = (w: string) => parseRunbook(runbook('  - id: analyze', '    uses: maintain', `    with: ${w}`), 'ok.yaml').steps[0];
+    expect(step('{ analyzeOnly: true }')).toMatchObject({ uses: 'maintain', with: { analyzeOnly: true } });
+    expect(step('{ analyzeOnly: false }')).toMatchObject({ with: { analyzeOnly: false } });
+    // Absent stays absent: the steps of runbooks written before it read as they did.
+    expect(step('{}')).toMatchObject({ with: {} });
+    expect((step('{}') as { with: object }).with).not.toHaveProperty('analyzeOnly');
+  });
+
   it('for a parameter out of range or not a duration', () => {
     expect(onlyProblem(runbook('  - id: restart', '    uses: restart', '    with: { attempts: 50 }'), 7, 'restart')).toContain(
       'steps.0.with.attempts:',

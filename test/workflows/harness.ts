@@ -204,8 +204,9 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
       await of(target).script.backup?.(ctx);
       return { ...result(target, 'backup', ctx), file: `/backups/${target}.sql` };
     },
-    async maintainTarget(target, ctx) {
-      record('maintainTarget', target, ctx);
+    async maintainTarget(target, ctx, ...opts) {
+      // The arguments after the context as they came: none from a step without options.
+      record('maintainTarget', target, ctx, opts);
       await of(target).script.maintain?.(ctx);
       return result(target, 'maintenance', ctx);
     },

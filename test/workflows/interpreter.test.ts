@@ -972,6 +972,27 @@ finally:
     expect(sent(handle).every((n) => n.dryRun)).toBe(true);
     expect(titled(handle, 'told')).toBe('dry true; flush 0 ok; silence dry-run');
   });
+
+  it("hands maintain's analyzeOnly to the activity only when it is set: a step without it calls it as before", async () => {
+    const def = definition(
+      'maintain-options',
+      `  - id: vacuum
+    uses: maintain
+  - id: analyze
+    uses: maintain
+    with: { analyzeOnly: true }
+  - id: said-false
+    uses: maintain
+    with: { analyzeOnly: false }
+`,
+    );
+    const target = uniqueTarget('maint');
+    h.script(target, {});
+    const { result } = await run(def, target, {}, 'postgres');
+    expect(result.outcome, result.detail).toBe('completed');
+    // The arguments after the context, as the activity received them.
+    expect(h.callsFor(target, 'maintainTarget').map((c) => c.arg)).toEqual([[], [{ analyzeOnly: true }], []]);
+  });
 });
 
 describe('the shipped runbooks', () => {

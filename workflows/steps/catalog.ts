@@ -184,7 +184,10 @@ const catalog: { [T in StepType]: Impl<T> } = {
   },
 
   async maintain(call) {
-    const r = await slotted(call, 'maintenance', (t, ctx) => t.maintainTarget(call.target.name, ctx));
+    // The option goes to the activity only when set: a run started before it existed calls it as it did.
+    const r = await slotted(call, 'maintenance', (t, ctx) =>
+      call.params.analyzeOnly ? t.maintainTarget(call.target.name, ctx, { analyzeOnly: true }) : t.maintainTarget(call.target.name, ctx),
+    );
     call.run.rb.incident.record('maintained', r.summary);
     return outputs({ summary: r.summary });
   },
@@ -455,7 +458,7 @@ function takeResume(run: RunState, step: ActionStep): RunbookResume | undefined 
 }
 
 /**
- * A long destructive call (backup, VACUUM) holding a destructive slot: inside a maintenance window
+ * A long destructive call (backup, VACUUM, ANALYZE) holding a destructive slot: inside a maintenance window
  * it may take what is left of the window; otherwise an hour.
  */
 async function slotted<R>(
