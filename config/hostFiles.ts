@@ -17,9 +17,64 @@ export function pathProblem(path: string): string | undefined {
   return undefined;
 }
 
-// Trees no housekeeping rule belongs in (programs, configuration, kernel interfaces), and
-// directories that hold other software's state besides the application's.
-const systemTrees = ['/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64', '/libx32', '/proc', '/run', '/sbin', '/sys', '/usr'];
+// Directories housekeeping never deletes in, nor anywhere below: what they hold is not the
+// application's to clean (a database's relation files, a container runtime's layers, the system).
+// Its `find … -delete` of old files is recursive: one typo here would delete them.
+const protectedDirs: ReadonlyArray<readonly [string, string]> = [
+  ...(['/bin', '/sbin'] as const).map((d) => [d, "the system's programs"] as const),
+  ...(['/lib', '/lib32', '/lib64', '/libx32'] as const).map((d) => [d, "the system's libraries"] as const),
+  ['/usr', 'the installed programs and libraries'],
+  ['/boot', 'the kernel and the boot loader'],
+  ['/efi', 'the boot loader'],
+  ['/etc', "the system's configuration"],
+  ['/dev', 'the devices'],
+  ...(['/proc', '/sys'] as const).map((d) => [d, "the kernel's interfaces"] as const),
+  ['/run', "the running system's sockets, locks and pid files"],
+  ['/lost+found', "the file system's recovered files"],
+  ['/snap', 'the snap packages'],
+  // The system's state under /var.
+  ...(['/var/lib/dpkg', '/var/lib/apt', '/var/lib/rpm', '/var/lib/dnf', '/var/lib/yum'] as const).map(
+    (d) => [d, "the package manager's database"] as const,
+  ),
+  ['/var/lib/snapd', "snapd's state"],
+  ['/var/lib/systemd', "systemd's state"],
+  ['/var/log/journal', "the systemd journal's files"],
+  ['/var/spool/cron', "the users' crontabs"],
+  // Databases.
+  ['/var/lib/postgresql', "PostgreSQL's data"],
+  ['/var/lib/pgsql', "PostgreSQL's data"],
+  ['/var/lib/mysql', "MySQL's or MariaDB's data"],
+  ['/var/lib/mariadb', "MariaDB's data"],
+  ['/var/lib/redis', "Redis's data"],
+  ['/var/lib/valkey', "Valkey's data"],
+  ['/var/lib/mongodb', "MongoDB's data"],
+  ['/var/lib/mongo', "MongoDB's data"],
+  ['/var/lib/cassandra', "Cassandra's data"],
+  ['/var/lib/elasticsearch', "Elasticsearch's data"],
+  ['/var/lib/opensearch', "OpenSearch's data"],
+  ['/var/lib/clickhouse', "ClickHouse's data"],
+  ['/var/lib/influxdb', "InfluxDB's data"],
+  ['/var/lib/couchdb', "CouchDB's data"],
+  ['/var/lib/neo4j', "Neo4j's data"],
+  ['/var/lib/rabbitmq', "RabbitMQ's queues"],
+  ['/var/lib/kafka', "Kafka's logs"],
+  ['/var/lib/zookeeper', "ZooKeeper's data"],
+  ['/var/lib/prometheus', "Prometheus's time series"],
+  ['/var/lib/etcd', "etcd's data"],
+  // Container runtimes and virtual machines.
+  ['/var/lib/docker', "Docker's images, containers and volumes"],
+  ['/var/lib/containerd', "containerd's images and containers"],
+  ['/opt/containerd', "containerd's plugins"],
+  ['/var/lib/containers', "Podman's or CRI-O's images and containers"],
+  ['/var/lib/kubelet', "the kubelet's pods and volumes"],
+  ['/var/lib/cni', "the container network's state"],
+  ['/var/lib/rancher', "k3s's or RKE2's cluster data"],
+  ...(['/var/lib/lxc', '/var/lib/lxd', '/var/lib/incus'] as const).map((d) => [d, 'system containers'] as const),
+  ['/var/lib/machines', "systemd-nspawn's containers"],
+  ['/var/lib/libvirt', "virtual machines' disks"],
+];
+
+// Directories that hold other software's files besides the application's.
 const sharedDirs = new Set([
   '/home',
   '/media',
@@ -43,9 +98,18 @@ const sharedDirs = new Set([
 export function housekeepingDirProblem(dir: string): string | undefined {
   const problem = pathProblem(dir);
   if (problem) return problem;
-  if (dir === '/' || systemTrees.some((t) => dir === t || dir.startsWith(`${t}/`)))
-    return `${dir} is a system directory; name the application's own directory`;
+  if (dir === '/') return '/ holds the whole system: housekeeping never deletes there';
+  const inside = protectedDirs.find(([p]) => dir === p || dir.startsWith(`${p}/`));
+  if (inside) {
+    const [p, what] = inside;
+    return dir === p
+      ? `${dir} holds ${what}: housekeeping never deletes there`
+      : `${dir} is inside ${p}, which holds ${what}: housekeeping never deletes there`;
+  }
   if (sharedDirs.has(dir)) return `${dir} holds more than one application's files; name the application's own directory below it`;
+  // A folder above one of them would reach it too.
+  const below = protectedDirs.find(([p]) => p.startsWith(`${dir}/`));
+  if (below) return `${dir} holds ${below[0]} (${below[1]}): housekeeping never deletes there`;
   return undefined;
 }
 

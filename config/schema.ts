@@ -80,6 +80,47 @@ function listenAddress(example: string) {
   });
 }
 
+/**
+ * Why a text is not an RFC 3339 time with its zone whose fields are real, or undefined. Date.parse
+ * alone is lenient: "2027-02-30T00:00:00Z" becomes 2 March, and a time without a zone is read in
+ * the host's local time. The instant Date.parse gives (what the engine later reads) must, shown
+ * again in the text's own offset, give back the very date and time written.
+ */
+function zonedTimeProblem(text: string): string | undefined {
+  const expected = 'expected an RFC 3339 time with its zone, e.g. 2027-01-31T00:00:00Z';
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?([Zz]|([+-])(\d{2}):(\d{2}))$/.exec(text);
+  if (!m) {
+    if (/^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/.test(text))
+      return `${expected}; it has no zone (Z or ±hh:mm), and would be read in the engine host's local time`;
+    return expected;
+  }
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const [zone, sign, oh, om] = [m[7]!, m[8], Number(m[9]), Number(m[10])];
+  if (sign && (oh > 23 || om > 59)) return `${expected}; ${zone} is not a zone offset`;
+  const offsetMs = sign ? (sign === '-' ? -1 : 1) * (oh * 60 + om) * 60_000 : 0;
+  const back = new Date(Date.parse(text) + offsetMs);
+  const same =
+    Number.isFinite(back.getTime()) &&
+    back.getUTCFullYear() === y &&
+    back.getUTCMonth() + 1 === mo &&
+    back.getUTCDate() === d &&
+    back.getUTCHours() === h &&
+    back.getUTCMinutes() === mi &&
+    back.getUTCSeconds() === s;
+  if (same) return undefined;
+  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1];
+  if (days === undefined || d < 1 || d > days) return `${expected}; ${text.slice(0, 10)} is not a date`;
+  if (h > 23 || mi > 59 || s > 59) return `${expected}; ${text.slice(11, 19)} is not a time`;
+  return `${expected}; it does not read back as the same time`;
+}
+
+/** An instant an operator writes: see zonedTimeProblem. */
+const zonedTime = z.string().superRefine((text, ctx) => {
+  const problem = zonedTimeProblem(text);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+});
+
 /** Only http and https: a file:, gopher: or javascript: URL has no business in a health check or a page. */
 const httpUrl = z
   .string()
@@ -400,13 +441,8 @@ const operator = z
       ])
       .transform((ref) => Secret.lazy(ref))
       .optional(),
-    /** The token stops being accepted at this instant (ISO 8601, e.g. 2027-01-31T00:00:00Z). */
-    tokenExpires: z
-      .string()
-      .refine((t) => /^\d{4}-\d{2}-\d{2}T/.test(t) && Number.isFinite(Date.parse(t)), {
-        message: 'expected an ISO 8601 time such as 2027-01-31T00:00:00Z',
-      })
-      .optional(),
+    /** The token stops being accepted at this instant (RFC 3339 with its zone, e.g. 2027-01-31T00:00:00Z). */
+    tokenExpires: zonedTime.optional(),
     /** The operator's user id in chat (Slack's "U…"): whose button press in a page is this operator's. */
     chatUserId: z
       .string()

@@ -70,6 +70,49 @@ describe('paths in the config', () => {
       expect.stringContaining('targets.app'),
     ]);
   });
+
+  it("refuses a database's, a container runtime's or the system's directory, anything under it and any folder above it", () => {
+    const refused: Array<[string, string]> = [
+      ['/var/lib/postgresql', "PostgreSQL's data"],
+      ['/var/lib/pgsql', "PostgreSQL's data"],
+      ['/var/lib/mysql', "MySQL's or MariaDB's data"],
+      ['/var/lib/redis', "Redis's data"],
+      ['/var/lib/mongodb', "MongoDB's data"],
+      ['/var/lib/etcd', "etcd's data"],
+      ['/var/lib/docker', "Docker's images, containers and volumes"],
+      ['/var/lib/containerd', "containerd's images and containers"],
+      ['/var/lib/containers', "Podman's or CRI-O's images and containers"],
+      ['/var/lib/kubelet', "the kubelet's pods and volumes"],
+      ['/var/lib/dpkg', "the package manager's database"],
+      ['/var/lib/systemd', "systemd's state"],
+      ['/var/log/journal', "the systemd journal's files"],
+      ['/etc', "the system's configuration"],
+      ['/boot', 'the kernel and the boot loader'],
+      ['/usr', 'the installed programs and libraries'],
+      ['/run', "the running system's sockets, locks and pid files"],
+    ];
+    for (const [dir, what] of refused) {
+      expect(housekeepingDirProblem(dir), dir).toBe(`${dir} holds ${what}: housekeeping never deletes there`);
+      expect(housekeepingDirProblem(`${dir}/sub/dir`), `${dir}/sub/dir`).toBe(
+        `${dir}/sub/dir is inside ${dir}, which holds ${what}: housekeeping never deletes there`,
+      );
+    }
+    expect(housekeepingDirProblem('/var/lib/postgresql/16/main/base')).toBe(
+      "/var/lib/postgresql/16/main/base is inside /var/lib/postgresql, which holds PostgreSQL's data: housekeeping never deletes there",
+    );
+    // A name that merely starts the same is another directory.
+    for (const dir of ['/var/lib/postgresql-exporter', '/var/lib/mysql_backups_app', '/var/lib/dockerapp', '/etcetera/app', '/usrdata/app'])
+      expect(housekeepingDirProblem(dir), dir).toBeUndefined();
+    // Folders above them are refused as shared, whatever else they hold.
+    for (const dir of ['/', '/var', '/var/lib', '/var/log']) expect(housekeepingDirProblem(dir), dir).toBeDefined();
+    expect(housekeepingDirProblem('/var/lib/genesis/orchestrator_runs')).toBeUndefined();
+    expect(
+      problems({ web: unit({ housekeeping: { paths: ['/var/lib/genesis/orchestrator_runs', '/var/lib/postgresql/16/main'] } }) }),
+    ).toEqual([
+      'targets.web.housekeeping.paths.1: /var/lib/postgresql/16/main is inside /var/lib/postgresql, which holds PostgreSQL\'s data: housekeeping never deletes there (got "/var/lib/postgresql/16/main")',
+    ]);
+    expect(problems({ web: unit({ housekeeping: { paths: ['/var/lib/genesis/orchestrator_runs'] } }) })).toEqual([]);
+  });
 });
 
 describe('what runbook files ask of it', () => {

@@ -310,6 +310,47 @@ describe('refused at start-up, naming key and value', () => {
     for (const ok of ['127.0.0.1:9798', '[::1]:9798', 'localhost:0']) expect(problems(api(ok)), ok).toEqual([]);
   });
 
+  it("an operator's tokenExpires that is not a real RFC 3339 time with its zone (Feb 30 became Mar 2; no zone was the host's local time)", () => {
+    const expires = (value: string) => (c: EngineConfigInput & Record<string, any>) =>
+      (c.operators = [{ name: 'alice', tokenHash: `sha256:${'0'.repeat(64)}`, tokenExpires: value }]);
+    const expected = 'expected an RFC 3339 time with its zone, e.g. 2027-01-31T00:00:00Z';
+    refusedWith(
+      expires('2027-02-30T00:00:00Z'),
+      'operators.0.tokenExpires',
+      `${expected}; 2027-02-30 is not a date`,
+      '"2027-02-30T00:00:00Z"',
+    );
+    refusedWith(expires('2027-02-29T00:00:00Z'), 'operators.0.tokenExpires', '2027-02-29 is not a date');
+    refusedWith(expires('2027-13-01T00:00:00Z'), 'operators.0.tokenExpires', '2027-13-01 is not a date');
+    refusedWith(expires('2027-04-31T12:00:00+02:00'), 'operators.0.tokenExpires', '2027-04-31 is not a date');
+    refusedWith(expires('2027-01-00T00:00:00Z'), 'operators.0.tokenExpires', '2027-01-00 is not a date');
+    refusedWith(expires('2027-01-31T24:00:00Z'), 'operators.0.tokenExpires', '24:00:00 is not a time');
+    refusedWith(expires('2027-01-31T23:59:60Z'), 'operators.0.tokenExpires', '23:59:60 is not a time');
+    refusedWith(expires('2027-01-31T12:60:00Z'), 'operators.0.tokenExpires', '12:60:00 is not a time');
+    refusedWith(expires('2027-01-31T00:00:00+24:00'), 'operators.0.tokenExpires', '+24:00 is not a zone offset');
+    refusedWith(expires('2027-01-31T00:00:00+05:60'), 'operators.0.tokenExpires', '+05:60 is not a zone offset');
+    for (const local of ['2027-01-31T00:00', '2027-01-31T00:00:00', '2027-01-31T00:00:00.5'])
+      refusedWith(expires(local), 'operators.0.tokenExpires', `${expected}; it has no zone (Z or ±hh:mm)`, JSON.stringify(local));
+    for (const bad of [
+      '2027-01-31',
+      '2027-01-31 00:00:00Z',
+      '2027-1-31T00:00:00Z',
+      '2027-01-31T00:00:00 Z',
+      '2027-01-31T00:00:00+0100',
+      'tomorrow',
+    ])
+      refusedWith(expires(bad), 'operators.0.tokenExpires', expected, JSON.stringify(bad));
+    for (const ok of [
+      '2027-01-31T00:00:00Z',
+      '2027-01-31T00:00:00.123Z',
+      '2028-02-29T23:59:59Z',
+      '2027-01-31T09:30:00+09:30',
+      '2027-01-30T19:00:00-05:00',
+      '2027-12-31T23:59:59-00:00',
+    ])
+      expect(problems(expires(ok)), ok).toEqual([]);
+  });
+
   it('database and docker ports out of range', () => {
     refusedWith((c) => ((c.targets!.db as Record<string, unknown>).port = 65_536), 'targets.db.port');
     refusedWith((c) => ((c.targets!.cache as Record<string, unknown>).port = 0), 'targets.cache.port');

@@ -11,7 +11,7 @@ import { connectTemporal } from '../../triggers/operators/operatorTemporal.js';
 import { createIncidentSignaller } from '../../triggers/alerts/incidents.js';
 import { planRunbook } from '../../triggers/plan.js';
 import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules/schedules.js';
-import { approveSignal, incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
+import { approveSignal, cancelRequestedSignal, incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
 import { historyEvents } from '../support/history.js';
 import { closedPort } from '../support/ports.js';
 import { runCli } from '../support/operatorCli.js';
@@ -164,14 +164,32 @@ describe('remediate admin: approvals straight to Temporal', () => {
     expect(((await client.workflow.getHandle(rejected).result()) as RunbookResult).outcome).toBe('rejected');
 
     const cancelled = await fireIncident({ alertname: 'DatabaseDown' });
-    const c = await runCli(admin('cancel', cancelled));
+    // Like a decision: a configured operator named with --as, a reason of at most 500 characters.
+    const nobody = await runCli(admin('cancel', cancelled, '--reason', 'wrong target'));
+    expect(nobody.code).toBe(1);
+    expect(nobody.stderr).toContain("required option '--as <operator>' not specified");
+    const stranger = await runCli(admin('cancel', cancelled, '--as', 'mallory', '--reason', 'trust me'));
+    expect(stranger.code).toBe(1);
+    expect(stranger.stderr).toContain("'mallory' is not a configured operator and cannot cancel (operators: alice, bob)");
+    const long = await runCli(admin('cancel', cancelled, '--as', 'bob', '--reason', 'x'.repeat(501)));
+    expect(long.code).toBe(1);
+    expect(long.stderr).toContain('--reason: at most 500 characters');
+    expect((await client.workflow.getHandle(cancelled).describe()).status.name).toBe('RUNNING');
+
+    const c = await runCli(admin('cancel', cancelled, '--as', 'bob', '--reason', 'wrong\u001b[2J target\n'));
     expect(c).toMatchObject({ code: 0, stdout: `cancellation requested for ${cancelled}\n` });
     await expect(client.workflow.getHandle(cancelled).result()).rejects.toThrow();
     expect((await client.workflow.getHandle(cancelled).describe()).status.name).toBe('CANCELLED');
-    const requested = (await historyEvents(client.workflow.getHandle(cancelled))).find(
-      (e) => e.workflowExecutionCancelRequestedEventAttributes,
-    );
+    const history = await historyEvents(client.workflow.getHandle(cancelled));
+    const requested = history.find((e) => e.workflowExecutionCancelRequestedEventAttributes);
     expect(requested?.workflowExecutionCancelRequestedEventAttributes?.identity).toMatch(/^remediate admin \S+@\S+ pid \d+$/);
+    // The run is told who cancelled it and why, before the cancel request, so its timeline reads
+    // "cancelled by bob: wrong [2J target (via admin)" rather than "the workflow was cancelled".
+    const told = history.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === cancelRequestedSignal.name);
+    expect(told).toHaveLength(1);
+    expect(Number(told[0]!.eventId)).toBeLessThan(Number(requested!.eventId));
+    const payload = told[0]!.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!.data!;
+    expect(JSON.parse(Buffer.from(payload).toString('utf8'))).toEqual({ operator: 'bob', reason: 'wrong [2J target', via: 'admin' });
   });
 
   it('shows alert text with its escape sequences and newlines made visible: one timeline entry stays one line', async () => {
@@ -311,6 +329,10 @@ describe('remediate admin: maintenance and schedules', () => {
     const nobody = await runCli(admin('maintenance', 'run', maintenanceName));
     expect(nobody.code).toBe(1);
     expect(nobody.stderr).toContain("required option '--as <operator>' not specified");
+    // Only a configured operator: the run would say it was started by whatever --as says.
+    const stranger = await runCli(admin('maintenance', 'run', maintenanceName, '--as', 'schedule'));
+    expect(stranger.code).toBe(1);
+    expect(stranger.stderr).toContain("'schedule' is not a configured operator and cannot start maintenance (operators: alice, bob)");
     const r = await runCli([...admin('maintenance', 'run', maintenanceName, '--as', 'alice'), '--json']);
     expect(r.code).toBe(0);
     expect(r.json.workflowId).toBe(`maintenance:${maintenanceName}`);

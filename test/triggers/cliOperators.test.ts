@@ -133,6 +133,11 @@ describe('the API mode refuses before sending anything', () => {
     expect(r.stderr).toContain('"remediate admin approve … --as NAME"');
     const run = await runCli(['run', 'serviceDown', '--target', 'demo', '--as', 'alice'], { REMEDIATE_TOKEN: newOperatorToken().token });
     expect(run.stderr).toContain('"remediate admin run … --as NAME"');
+    const cancel = await runCli(['cancel', 'incident:serviceDown:demo', '--as', 'alice', '--reason', 'x'], {
+      REMEDIATE_TOKEN: newOperatorToken().token,
+    });
+    expect(cancel.code).toBe(1);
+    expect(cancel.stderr).toContain('"remediate admin cancel … --as NAME"');
   });
 
   it('a schedule change through the API points to admin mode', async () => {
@@ -148,5 +153,13 @@ describe('the API mode refuses before sending anything', () => {
     const noAs = await runCli(['--config', configPath, 'admin', 'approve', 'incident:serviceDown:demo', '--reason', 'x']);
     expect(noAs.code).toBe(1);
     expect(noAs.stderr).toContain("required option '--as <operator>' not specified");
+    // A cancel names its operator as a decision does, and says why on the run's timeline.
+    const cancelNoAs = await runCli(['--config', configPath, 'admin', 'cancel', 'incident:serviceDown:demo', '--reason', 'x']);
+    expect(cancelNoAs.code).toBe(1);
+    expect(cancelNoAs.stderr).toContain("required option '--as <operator>' not specified");
+    const help = await runCli(['--config', configPath, 'admin', 'cancel', '--help']);
+    expect(help.stdout).toContain('Usage: remediate admin cancel [options] <workflowId>');
+    expect(help.stdout).toMatch(/--as <operator> +the configured operator this is done as/);
+    expect(help.stdout).toMatch(/--reason <text> +why; recorded in the incident timeline/);
   });
 });

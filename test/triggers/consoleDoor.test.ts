@@ -247,3 +247,20 @@ describe('the console door', () => {
     }
   });
 });
+
+describe('the operator API body limit', () => {
+  it('answers a POST over api.maxBodyBytes with 413 naming api.maxBodyBytes (not the webhook limit), before Temporal is asked', async () => {
+    const approve = `/api/v1/incidents/${encodeURIComponent('incident:serviceDown:demo')}/approve`;
+    const headers = { Authorization: `Bearer ${tokens.alice.token}` };
+    const huge = await http('POST', approve, { headers, body: { reason: 'x'.repeat(70_000) } });
+    expect(huge.status).toBe(413);
+    expect(huge.json.error).toBe('body exceeds the limit of 65536 bytes (api.maxBodyBytes)');
+    // The console's login reads its body through the same listener and the same limit.
+    const login = await http('POST', '/console/login', {
+      body: { token: 'x'.repeat(70_000) },
+      headers: { Origin: base, 'Sec-Fetch-Site': 'same-origin' },
+    });
+    expect(login.status).toBe(413);
+    expect(login.json.error).toBe('body exceeds the limit of 65536 bytes (api.maxBodyBytes)');
+  });
+});

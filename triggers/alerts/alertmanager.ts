@@ -212,7 +212,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         400,
         `expected Content-Type application/json, got ${contentType ? JSON.stringify(contentType.slice(0, 60)) : 'none'}`,
       );
-    const body = await readBody(req, res, config.webhook.maxBodyBytes);
+    const body = await readBody(req, res, config.webhook.maxBodyBytes, 'webhook.maxBodyBytes');
     let text: string;
     try {
       text = utf8.decode(body);

@@ -16,10 +16,11 @@ export class HttpError extends Error {
 /**
  * Reads at most `max` bytes. A declared Content-Length over the limit is refused before any
  * byte is read; a chunked body is cut off as soon as it passes the limit. Either way the
- * connection is closed after the 413 so the rest is never buffered.
+ * connection is closed after the 413 so the rest is never buffered. `limitKey` is the config key
+ * the limit comes from (webhook.maxBodyBytes, api.maxBodyBytes): the 413 names it.
  */
-export function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<Buffer> {
-  const tooLarge = () => new HttpError(413, `body exceeds the limit of ${max} bytes (webhook.maxBodyBytes)`, { Connection: 'close' });
+export function readBody(req: IncomingMessage, res: ServerResponse, max: number, limitKey: string): Promise<Buffer> {
+  const tooLarge = () => new HttpError(413, `body exceeds the limit of ${max} bytes (${limitKey})`, { Connection: 'close' });
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > max) return Promise.reject(tooLarge());
   // Only now, the sender authorised and the declared size acceptable, is it asked for the body.

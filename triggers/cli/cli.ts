@@ -146,7 +146,7 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
   const admin = program
     .command('admin')
     .description(
-      'administrators: the incident commands straight to Temporal with the engine config (--config); decisions and runs name an operator with --as',
+      'administrators: the incident commands straight to Temporal with the engine config (--config); decisions, cancels and runs name an operator with --as',
     );
   incidentCommands(admin, 'admin', ctx);
 

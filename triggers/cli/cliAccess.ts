@@ -39,7 +39,7 @@ export interface OperatorAccess {
   incidents(filter: IncidentFilter): Promise<IncidentRow[]>;
   show(workflowId: string): Promise<IncidentDetail>;
   decide(workflowId: string, kind: DecisionKind, reason: string, as?: string): Promise<Decided>;
-  cancel(workflowId: string, reason?: string): Promise<void>;
+  cancel(workflowId: string, reason?: string, as?: string): Promise<void>;
   run(request: ManualRunRequest, as?: string): Promise<StartedRun>;
   runMaintenance(schedule: string, as?: string): Promise<{ workflowId: string; runId: string }>;
   schedules(): Promise<ScheduleRow[]>;
@@ -82,23 +82,52 @@ export function adminIdentity(env: NodeJS.ProcessEnv = process.env): string {
   return `remediate admin ${user}@${hostname()} pid ${process.pid}`.slice(0, 200);
 }
 
+/** At most this many characters of reason, as the operator API takes (triggers/operators/actions.ts). */
+const maxReasonChars = 500;
+
+/**
+ * A reason given in admin mode, bounded and cleaned as the operator API's checkedReason does
+ * (triggers/operators/actions.ts): control characters would rewrite a terminal that prints the timeline.
+ */
+function adminReason(reason: string | undefined): string {
+  if (reason === undefined) return '';
+  if (reason.length > maxReasonChars) throw new CliError(1, `--reason: at most ${maxReasonChars} characters`);
+  return reason.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim();
+}
+
 export async function directToTemporal(config: EngineConfig, env: NodeJS.ProcessEnv): Promise<OperatorAccess> {
   const t = await connectTemporal(config, env, adminIdentity(env));
   const named = (as: string | undefined): string => {
     if (as === undefined) throw new CliError(1, 'admin mode needs --as <operator>: the configured operator this is done as');
     return as;
   };
+  // As a decision is (sendDecision): the run would record a name its config does not know.
+  const configured = (as: string | undefined, what: string): string => {
+    const operator = named(as);
+    if (!config.operators.some((o) => o.name === operator)) {
+      const known = config.operators.map((o) => o.name).join(', ') || 'none configured';
+      throw new CliError(1, `'${operator}' is not a configured operator and cannot ${what} (operators: ${known})`);
+    }
+    return operator;
+  };
   return {
     incidents: (filter) => listIncidents(t, filter),
     show: (id) => showIncident(t, id),
     decide: async (id, kind, reason, as) => {
       const operator = named(as);
-      await sendDecision(t, config, id, kind, { operator, reason, via: 'admin' });
+      await sendDecision(t, config, id, kind, { operator, reason: adminReason(reason), via: 'admin' });
       return { workflowId: id, decision: kind, operator };
     },
-    cancel: (id) => cancelIncident(t, id),
-    run: (r, as) => startRunbookByHand(t, config, { ...r, operator: named(as) }),
-    runMaintenance: (name, as) => runMaintenanceNow(t, config, name, named(as)),
+    cancel: async (id, reason, as) => {
+      const operator = configured(as, 'cancel');
+      // Told first, so the run's timeline and outcome say "cancelled by <operator>: <reason>".
+      await cancelIncident(t, id, { operator, reason: adminReason(reason), via: 'admin' });
+    },
+    run: (r, as) => {
+      const reason = r.reason === undefined ? undefined : adminReason(r.reason);
+      return startRunbookByHand(t, config, { ...r, reason: reason || undefined, operator: named(as) });
+    },
+    runMaintenance: (name, as) => runMaintenanceNow(t, config, name, configured(as, 'start maintenance')),
     schedules: () => listSchedules(t),
     report: async (sinceMs, _text, target, objectivePercent) => {
       const until = new Date();

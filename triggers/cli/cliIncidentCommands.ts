@@ -88,10 +88,14 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
 
   const cancel = parent
     .command('cancel <workflowId>')
-    .description('cancel a running incident or maintenance workflow (it runs its cleanup)');
-  if (mode === 'api') cancel.option('--reason <text>', 'why; recorded in the audit log');
-  cancel.action(async (workflowId: string, opts: { reason?: string }, cmd: Command) => {
-    await withAccess(mode, cmd, (a) => a.cancel(workflowId, opts.reason));
+    .description(
+      `cancel a running incident or maintenance workflow (it runs its cleanup), as ${mode === 'api' ? 'the operator your token names' : 'the operator named by --as'}`,
+    );
+  asOption(cancel, 'this is done');
+  cancel.option('--reason <text>', `why; recorded in the incident timeline${mode === 'api' ? ' and the audit log' : ''}`);
+  cancel.action(async (workflowId: string, opts: { as?: string; reason?: string }, cmd: Command) => {
+    refuseAs(opts, 'cancel');
+    await withAccess(mode, cmd, (a) => a.cancel(workflowId, opts.reason, opts.as));
     print(cmd, { workflowId, cancelRequested: true }, () => `cancellation requested for ${printable(workflowId)}\n`);
   });
 

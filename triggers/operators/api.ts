@@ -75,7 +75,7 @@ export function createOperatorApi(opts: OperatorApiOptions): OperatorApi {
     const path = requestPath(req.url);
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     let bodyRead: Promise<Buffer> | undefined;
-    const body = () => (bodyRead ??= readBody(req, res, api.maxBodyBytes));
+    const body = () => (bodyRead ??= readBody(req, res, api.maxBodyBytes, 'api.maxBodyBytes'));
     const ctx: RouteContext = {
       req,
       res,
