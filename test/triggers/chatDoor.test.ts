@@ -2,6 +2,7 @@
 // test if anything reaches it: every request that is not correctly signed, fresh and new is a 401
 // and an audit line and touches nothing; a press by an unmapped user is refused and told why. The
 // decisions themselves, against a running engine, are in test/e2e/chatApprovals.e2e.test.ts.
+import { decidedMessage } from '../../triggers/operators/slackResponses.js';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CommandError, type Temporal } from '../../triggers/operators/operatorTemporal.js';
@@ -249,6 +250,23 @@ describe('signatures and the replay window', () => {
   const body = Buffer.from('payload=%7B%7D');
   const now = 1_700_000_000_000;
   const ts = String(now / 1_000);
+
+  it('never erases a page it did not get back whole: a decision on a page whose blocks were too big to take is said beside it', () => {
+    const at = new Date('2026-12-05T03:00:00Z');
+    const page = [
+      { type: 'section', text: { type: 'mrkdwn', text: 'diagnostics' } },
+      {
+        type: 'actions',
+        block_id: 'remediate_actions',
+        elements: [{ action_id: 'remediate_approve' }, { action_id: 'remediate_reject' }, { action_id: 'remediate_acknowledge' }],
+      },
+    ];
+    const replaced = decidedMessage('approve', 'alice', at, page);
+    expect(replaced).toMatchObject({ replace_original: true });
+    expect(JSON.stringify(replaced)).toContain('diagnostics');
+    const beside = decidedMessage('approve', 'alice', at, undefined);
+    expect(beside).toMatchObject({ replace_original: false, response_type: 'in_channel', text: 'Approved by alice' });
+  });
 
   it('accepts exactly the documented signature, at the edges of the window', () => {
     const sig = slackSignature(secret, ts, body.toString());

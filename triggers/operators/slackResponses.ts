@@ -28,10 +28,20 @@ export function responseUrlProblem(url: string | undefined, origins: readonly st
 
 /**
  * The page again with a line saying who decided (Slack replaces the original). The buttons the
- * decision settles go: approve and reject together, acknowledge on its own; others stay.
+ * decision settles go: approve and reject together, acknowledge on its own; others stay. Without
+ * the page's blocks, a message of its own beside the page.
  */
 export function decidedMessage(action: PageAction, operator: string, at: Date, original: unknown[] | undefined): Record<string, unknown> {
   const line = `${icon[action]} ${done[action]} by *${slackEscape(operator)}* (via chat) at ${at.toISOString().slice(0, 19)}Z`;
+  // The page's blocks did not come with the press (too big to take, or none): replacing it would
+  // leave only this line and erase the diagnostics for everyone. The decision is said beside it.
+  if (original === undefined)
+    return {
+      response_type: 'in_channel',
+      replace_original: false,
+      text: `${done[action]} by ${slackEscape(operator)}`,
+      blocks: [{ type: 'context', elements: [{ type: 'mrkdwn', text: line }] }],
+    };
   const settled = new Set(
     action === 'acknowledge' ? [`${actionIdPrefix}acknowledge`] : [`${actionIdPrefix}approve`, `${actionIdPrefix}reject`],
   );
