@@ -169,3 +169,77 @@ export function timeZoneProblem(zone: string): string | undefined {
   if (zone.split('/').some((word) => !/^[A-Z]/.test(word))) return `${misspelt}: did you mean '${resolved}' (the same zone)?`;
   return undefined;
 }
+
+/** The values a field of a valid cron string stands for (fieldProblem has passed). */
+function expand(text: string, f: Field): Set<number> {
+  const out = new Set<number>();
+  for (const item of text.split(',')) {
+    const [range, step] = item.split('/');
+    const [from, to] = range === '*' ? [f.min, f.max] : range!.split('-').map((v) => value(v, f)!);
+    const last = to ?? (step !== undefined ? f.max : from!);
+    for (let v = from!; v <= last; v += step ? Number(step) : 1) out.add(f === dayOfWeek && v === 7 ? 0 : v);
+  }
+  return out;
+}
+
+const clocks = new Map<string, Intl.DateTimeFormat>();
+
+/** The wall-clock fields of an instant in a time zone. */
+function wallClock(ms: number, zone: string): { y: number; mo: number; d: number; h: number; mi: number } {
+  let f = clocks.get(zone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+    });
+    clocks.set(zone, f);
+  }
+  const parts = f.formatToParts(ms);
+  const get = (type: string) => Number(parts.find((p) => p.type === type)!.value);
+  return { y: get('year'), mo: get('month'), d: get('day'), h: get('hour'), mi: get('minute') };
+}
+
+/** The zone's offset from UTC at an instant, in ms (to the minute). */
+function offsetAt(ms: number, zone: string): number {
+  const w = wallClock(ms, zone);
+  return Date.UTC(w.y, w.mo - 1, w.d, w.h, w.mi) - Math.floor(ms / 60_000) * 60_000;
+}
+
+/**
+ * The local times a 5-field cron names in `zone` that do not exist there, within `days` days from
+ * `fromMs` (the hour the clocks skip when they go forward): Temporal has no instant for them, so the
+ * schedule skips that run without a word. "2027-03-28 02:00" for "0 2 * * 0" in Europe/Berlin.
+ */
+export function skippedByClockChange(cron: string, zone: string, fromMs: number, days = 400): string[] {
+  const text = (predefined[cron.trim()] ?? cron).split('#')[0]!.trim();
+  const fields = text.split(/\s+/);
+  if (fields.length !== 5 || cronProblem(text) || timeZoneProblem(zone)) return [];
+  const [mins, hours, doms, months_, dows] = fields.map((t, i) => expand(t, layouts[5]![i]!));
+  const skipped: string[] = [];
+  const pad = (n: number) => String(n).padStart(2, '0');
+  for (let i = 0; i < days; i++) {
+    const day = wallClock(fromMs + i * 86_400_000, zone);
+    const weekday = new Date(Date.UTC(day.y, day.mo - 1, day.d)).getUTCDay();
+    if (!months_!.has(day.mo) || !doms!.has(day.d) || !dows!.has(weekday)) continue;
+    // A day with one offset throughout has every local time: only a day the clocks change is looked at.
+    const midnight = Date.UTC(day.y, day.mo - 1, day.d);
+    const [before, after] = [offsetAt(midnight - 14 * 3_600_000, zone), offsetAt(midnight + 38 * 3_600_000, zone)];
+    if (before === after) continue;
+    for (const h of hours!)
+      for (const mi of mins!) {
+        // A local time exists if reading it with the offset before or after the change gives it back.
+        const naive = Date.UTC(day.y, day.mo - 1, day.d, h, mi);
+        const exists = [before, after].some((o) => {
+          const w = wallClock(naive - o, zone);
+          return w.d === day.d && w.h === h && w.mi === mi;
+        });
+        if (!exists) skipped.push(`${day.y}-${pad(day.mo)}-${pad(day.d)} ${pad(h)}:${pad(mi)}`);
+      }
+  }
+  return skipped;
+}

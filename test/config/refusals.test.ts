@@ -1,6 +1,7 @@
 // Config that used to load and then fail later (at the first alert, at schedule sync, at the first
 // restart, in the dev server's exit code) is refused at start-up, naming the key and the value.
 import { describe, expect, it } from 'vitest';
+import { skippedByClockChange } from '../../config/cron.js';
 import { ConfigError, parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
 
@@ -358,5 +359,21 @@ describe('refused at start-up, naming key and value', () => {
     refusedWith((c) => ((c.targets!.db as Record<string, unknown>).port = 5432.5), 'targets.db.port', 'integer');
     refusedWith((c) => (c.docker = { remote: { host: 'docker.internal', port: 70_000 } }), 'docker.remote.port', '65535');
     refusedWith((c) => (c.temporal!.uiPort = 0), 'temporal.uiPort');
+  });
+});
+
+describe('a maintenance time the clocks skip', () => {
+  const from = Date.UTC(2027, 0, 1);
+  it('is found for the year ahead in a zone with summer time, at the hour the clocks go forward, and nowhere else', () => {
+    expect(skippedByClockChange('0 2 * * 0', 'Europe/Berlin', from)).toEqual(['2027-03-28 02:00']);
+    expect(skippedByClockChange('30 2 * * 0', 'America/New_York', from)).toEqual(['2027-03-14 02:30']);
+    expect(skippedByClockChange('*/30 * * * *', 'Europe/Berlin', from)).toEqual(['2027-03-28 02:00', '2027-03-28 02:30']);
+    // The hour the clocks go back exists (twice): Temporal runs it once.
+    expect(skippedByClockChange('30 2 * * 0', 'Europe/Berlin', Date.UTC(2027, 9, 1), 60)).toEqual([]);
+    expect(skippedByClockChange('0 2 * * 0', 'UTC', from)).toEqual([]);
+    expect(skippedByClockChange('0 3 * * 0', 'Europe/Berlin', from)).toEqual([]);
+    // Only on the days the cron runs: the first Sunday of March 2027 is not the last.
+    expect(skippedByClockChange('0 2 1-7 * 0', 'Europe/Berlin', from)).toEqual([]);
+    expect(skippedByClockChange('@every 1h', 'Europe/Berlin', from)).toEqual([]);
   });
 });

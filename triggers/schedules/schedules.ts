@@ -14,6 +14,7 @@ import {
 } from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
 import type { Logger } from 'pino';
+import { skippedByClockChange } from '../../config/cron.js';
 import type { EngineConfig, MaintenanceSchedule } from '../../config/schema.js';
 import { interpreterWorkflowType, maintenanceWorkflowId } from '../../workflows/messages.js';
 import { planMaintenanceRun } from '../plan.js';
@@ -59,6 +60,13 @@ export async function syncSchedules(deps: ScheduleSyncDeps): Promise<ScheduleSyn
   for (const schedule of config.maintenance) {
     const id = maintenanceScheduleId(schedule.name);
     wanted.add(id);
+    // Temporal skips a run whose local time the clocks jump over, and says nothing.
+    const skipped = skippedByClockChange(schedule.cron, schedule.timezone, Date.now());
+    if (skipped.length > 0)
+      deps.logger?.warn(
+        { schedule: schedule.name, skipped },
+        `maintenance '${schedule.name}' will not run at ${skipped.join(', ')} ${schedule.timezone}: the clocks go forward over that time and Temporal skips it; move the cron out of the hour the clocks skip, or use UTC`,
+      );
     const desired = desiredSchedule(config, schedule, taskQueue);
     const handle = client.schedule.getHandle(id);
     let current: ScheduleDescription | undefined = await describeOrUndefined(handle);
