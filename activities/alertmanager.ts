@@ -155,26 +155,29 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
     },
 
     /**
-     * Active silences whose matchers all match the labels, as Alertmanager would apply them; with
-     * `override`, also every active silence carrying each of those matchers as written (a team's
-     * manual override, such as alertname=~"Auto.*", which silences no real alert), override first.
+     * Active silences whose matchers all match the labels (or, given several label sets, any one of
+     * them), as Alertmanager would apply them; with `override`, also every active silence made of
+     * exactly those matchers as written, = or =~ alike (a team's manual override, such as amtool's
+     * alertname="Auto.*", which silences no real alert), override first.
      */
-    async findActiveSilences(labels: Labels, override: readonly SilenceMatcher[] = []): Promise<ActiveSilence[]> {
-      const what = `lookup of silences covering ${formatLabels(labels)}`;
+    async findActiveSilences(labels: Labels | Labels[], override: readonly SilenceMatcher[] = []): Promise<ActiveSilence[]> {
+      const sets = Array.isArray(labels) ? labels : [labels];
+      const what = `lookup of silences covering ${formatLabels(sets[0] ?? {})}`;
       const found: ActiveSilence[] = [];
       const overrides: ActiveSilence[] = [];
-      const same = (a: SilenceMatcher, b: SilenceMatcher) =>
-        a.name === b.name && a.value === b.value && a.isRegex === b.isRegex && a.isEqual === b.isEqual;
+      // amtool's alertname="Auto.*" is an equality matcher whose value is the text Auto.*; a team that
+      // writes =~ means the same override.
+      const same = (a: SilenceMatcher, b: SilenceMatcher) => a.name === b.name && a.value === b.value && a.isEqual === b.isEqual;
       for (const s of await silences(what)) {
         if (s.status.state !== 'active') continue;
         const matchers = s.matchers.map((m) => ({ name: m.name, value: m.value, isRegex: m.isRegex, isEqual: m.isEqual ?? true }));
-        if (override.length > 0 && override.every((o) => matchers.some((m) => same(m, o)))) {
+        if (override.length > 0 && matchers.length === override.length && override.every((o) => matchers.some((m) => same(m, o)))) {
           overrides.push({ ...activeSilence(s, matchers), override: true });
           continue;
         }
         let covers: boolean;
         try {
-          covers = matchesAll(matchers, labels);
+          covers = sets.some((set) => matchesAll(matchers, set));
         } catch (err) {
           // RE2 accepts a few things JavaScript does not (named groups as (?P<x>…)). One such silence
           // must not blind the engine to every other one.

@@ -107,15 +107,18 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
     // No automatic action on a target that somebody silenced on purpose. (Open maintenance windows
     // are the guard's to answer: the workflow asks maintenanceWindowFor alongside this.)
     async checkSuppression(target: string, alertLabels?: Record<string, string>): Promise<Suppression> {
-      // The alert's labels as Alertmanager matches them (a silence on alertname, or severity!="critical"),
-      // the target's filling in what they lack. Only ever a reason to stand down, never to act.
-      const labels = { ...(config.targets[target]?.labels ?? {}), ...boundedLabels(alertLabels) };
+      // A silence on the target's own labels stands its runs down as before; one on the alert's labels
+      // (alertname="…", or severity!="critical" that a critical alert escapes) too, as Alertmanager
+      // matches it: covered under either reading, the alert's over the target's or the target's over
+      // the alert's (a binding may pick the target by a label value the target's labels do not carry).
+      const own = config.targets[target]?.labels ?? {};
+      const alert = boundedLabels(alertLabels);
+      const labels = { ...own, ...alert };
       const override = config.alertmanager?.override ?? [];
       if (!alertmanager || (Object.keys(labels).length === 0 && override.length === 0)) return { suppressed: false };
       // No labels: only the override can cover the target (an empty label set matches no silence).
-      const silences = (await alertmanager.findActiveSilences(labels, override)).filter(
-        (s) => s.override || Object.keys(labels).length > 0,
-      );
+      const sets = Object.keys(alert).length ? [labels, { ...alert, ...own }] : [labels];
+      const silences = (await alertmanager.findActiveSilences(sets, override)).filter((s) => s.override || Object.keys(labels).length > 0);
       const s = silences[0];
       if (!s) return { suppressed: false };
       const what = s.override ? `manual override: silence ${s.id}` : `silence ${s.id}`;

@@ -118,9 +118,20 @@ describe('silences', () => {
     expect((await am.findActiveSilences(labels)).map((s) => s.id)).not.toContain(silenceId);
     const found = await am.findActiveSilences(labels, [auto]);
     expect(found[0]).toMatchObject({ id: silenceId, override: true, comment: 'hands off: maintenance by hand' });
-    // Only the matcher as written: another value, or the same value not as a regex, is not the override.
+    // The matcher as written, = or =~ alike (amtool's alertname="Auto.*" is =): another value is not it.
     expect((await am.findActiveSilences(labels, [{ ...auto, value: `Auto-${run}` }])).map((s) => s.id)).not.toContain(silenceId);
-    expect((await am.findActiveSilences(labels, [{ ...auto, isRegex: false }])).map((s) => s.id)).not.toContain(silenceId);
+    expect((await am.findActiveSilences(labels, [{ ...auto, isRegex: false }])).map((s) => s.id)).toContain(silenceId);
+    // A silence with more matchers than the override's is a silence of something, not the override.
+    const narrower = await am.createSilence({
+      matchers: [auto, eq('instance', `host-${run}`)],
+      durationMs: 10 * 60_000,
+      createdBy: author,
+      comment: 'one host',
+      dryRun: false,
+    });
+    made.push(narrower.silenceId);
+    expect((await am.findActiveSilences(labels, [auto])).map((s) => s.id)).not.toContain(narrower.silenceId);
+    await am.expireSilence(narrower.silenceId, false);
     await am.expireSilence(silenceId, false);
     expect((await am.findActiveSilences(labels, [auto])).map((s) => s.id)).not.toContain(silenceId);
   });
@@ -165,6 +176,20 @@ describe('silences', () => {
       suppressed: true,
       reason: expect.stringContaining(notCritical.silenceId),
     });
+    // A silence of the target's own labels still covers an alert whose labels say otherwise (a
+    // binding that picked the target by another label value).
+    const own = await am.createSilence({
+      matchers: [eq('service', service)],
+      durationMs: 10 * 60_000,
+      createdBy: author,
+      comment: 'the target',
+      dryRun: false,
+    });
+    made.push(own.silenceId);
+    expect(await engine.checkSuppression('web', { ...critical, alertname: `Other${run}Down`, service: 'by-another-name' })).toMatchObject({
+      suppressed: true,
+    });
+    await am.expireSilence(own.silenceId, false);
     await am.expireSilence(byName.silenceId, false);
     await am.expireSilence(notCritical.silenceId, false);
   });

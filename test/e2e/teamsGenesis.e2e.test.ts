@@ -193,7 +193,8 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
-        matchers: [{ name: 'alertname', value: 'Auto.*', isRegex: true, isEqual: true }],
+        // What amtool sends for alertname="Auto.*": an equality matcher.
+        matchers: [{ name: 'alertname', value: 'Auto.*', isRegex: false, isEqual: true }],
         startsAt: new Date(now).toISOString(),
         endsAt: new Date(now + 10 * 60_000).toISOString(),
         createdBy: 'maintenance',
