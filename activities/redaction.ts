@@ -21,8 +21,9 @@ export function configSecrets(config: object): Secret[] {
   return longestFirst(found);
 }
 
-/** A query parameter whose name says it carries a credential. */
-const credentialParam = /token|key|secret|pass|auth|sig|session|credential|code/i;
+/** A query parameter whose name says it carries a credential (the whole name, any case, - or _). */
+const credentialParam =
+  /^(access[-_]?token|auth[-_]?token|id[-_]?token|refresh[-_]?token|token|api[-_]?key|apikey|key|secret|client[-_]?secret|password|passwd|pass|pwd|auth|authorization|sig|signature|x-amz-signature|session[-_]?id|sessionid|credential|credentials)$/i;
 
 /**
  * Credentials written into a configured URL (a health URL with user:password@, or ?token=…): plain
@@ -38,13 +39,20 @@ function urlCredentials(text: string): Secret[] {
     return [];
   }
   const values = new Set<string>();
-  if (url.password) values.add(url.password).add(decodeURIComponent(url.password));
-  for (const [name, value] of url.searchParams)
-    if (value.length >= 6 && (credentialParam.test(name) || value.length >= 20)) values.add(value);
+  const decoded = (v: string) => {
+    try {
+      return decodeURIComponent(v);
+    } catch {
+      return v;
+    }
+  };
+  if (url.password) values.add(url.password).add(decoded(url.password));
+  // A credential by its parameter's name (6 characters or more), or any value long enough to be one.
+  const secretLike = (name: string, value: string) => value.length >= 6 && (credentialParam.test(name) || value.length >= 32);
+  for (const [name, value] of url.searchParams) if (secretLike(name, value)) values.add(value);
   for (const raw of url.search.slice(1).split('&')) {
-    const value = raw.slice(raw.indexOf('=') + 1);
-    if (raw.includes('=') && value.length >= 6 && (credentialParam.test(raw.slice(0, raw.indexOf('='))) || value.length >= 20))
-      values.add(value);
+    const at = raw.indexOf('=');
+    if (at > 0 && secretLike(decoded(raw.slice(0, at)), raw.slice(at + 1))) values.add(raw.slice(at + 1));
   }
   return [...values].map((v) => Secret.of(v));
 }

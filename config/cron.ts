@@ -222,9 +222,13 @@ export function skippedByClockChange(cron: string, zone: string, fromMs: number,
   const [mins, hours, doms, months_, dows] = fields.map((t, i) => expand(t, layouts[5]![i]!));
   const skipped: string[] = [];
   const pad = (n: number) => String(n).padStart(2, '0');
+  // Local calendar days from the zone's date at fromMs (stepping 24 h of instants would jump over a
+  // day when the clocks change at night).
+  const first = wallClock(fromMs, zone);
   for (let i = 0; i < days; i++) {
-    const day = wallClock(fromMs + i * 86_400_000, zone);
-    const weekday = new Date(Date.UTC(day.y, day.mo - 1, day.d)).getUTCDay();
+    const date = new Date(Date.UTC(first.y, first.mo - 1, first.d + i));
+    const day = { y: date.getUTCFullYear(), mo: date.getUTCMonth() + 1, d: date.getUTCDate() };
+    const weekday = date.getUTCDay();
     if (!months_!.has(day.mo) || !doms!.has(day.d) || !dows!.has(weekday)) continue;
     // A day with one offset throughout has every local time: only a day the clocks change is looked at.
     const midnight = Date.UTC(day.y, day.mo - 1, day.d);

@@ -375,5 +375,7 @@ describe('a maintenance time the clocks skip', () => {
     // Only on the days the cron runs: the first Sunday of March 2027 is not the last.
     expect(skippedByClockChange('0 2 1-7 * 0', 'Europe/Berlin', from)).toEqual([]);
     expect(skippedByClockChange('@every 1h', 'Europe/Berlin', from)).toEqual([]);
+    // Asked late in the evening, local time: the day the clocks change is still looked at.
+    expect(skippedByClockChange('30 2 * * 0', 'Europe/Berlin', Date.UTC(2027, 2, 20, 22, 30), 30)).toEqual(['2027-03-28 02:30']);
   });
 });

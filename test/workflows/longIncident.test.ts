@@ -127,6 +127,8 @@ describe('an incident that hears a lot', () => {
       `${started.workflowId}:${firstRunId}:on-call`,
     ]);
     expect(pages.filter((n) => n.event === 'resolve')).toHaveLength(1);
+    // One PagerDuty key from the first page to the resolve, across every run continued as new.
+    expect(new Set(pages.map((n) => n.incidentRun))).toEqual(new Set([firstRunId]));
   }, 180_000);
 
   it('keeps a pending approval across runs continued as new: no second request, and the approval still restarts', async () => {

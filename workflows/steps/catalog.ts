@@ -238,9 +238,11 @@ const catalog: { [T in StepType]: Impl<T> } = {
           'silence expired',
           `${s.silenceId}${r.expired ? '' : ' (was already gone)'}: Alertmanager made it after the step was cut off`,
         );
-        return outputs({});
+        // No id to hand on (a cleanup reading steps.<id>.silenceId finds '' and has nothing to expire).
+        return outputs({ silenceId: '' });
       } catch (err) {
-        // Its id handed on, so a finally may try again; the timeline says to expire it by hand.
+        // The timeline names it to expire by hand; a cancelled run also hands the id on to its finally
+        // (a timed-out step fails, and its outputs go with it).
         run.rb.incident.record(
           'silence not expired',
           `${s.silenceId}, made after the step was cut off, could not be expired (expire it in Alertmanager): ${describeFailure(err)}`,

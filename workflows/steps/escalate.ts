@@ -6,7 +6,6 @@ import type { PageAction } from '../../activities/contract.js';
 import type { EscalationLevelPlan } from '../messages.js';
 import type { EngineSteps } from './activities.js';
 import { cap, describeFailure, waitFor, type Incident } from './incident.js';
-import { keysPagesByRun } from './patchesFirst.js';
 
 export interface Page {
   channels: string[];
@@ -116,7 +115,7 @@ async function send(incident: Incident, engine: EngineSteps, event: 'trigger' | 
       channels: page.channels,
       event,
       incidentKey: incident.workflowId,
-      ...(keysPagesByRun() ? { incidentRun: incident.chainId } : {}),
+      ...(incident.pagesKeyedByRun ? { incidentRun: incident.chainId } : {}),
       // The run id matters: the next incident on this target reuses the workflow id, and its
       // pages must not be taken for repeats of this one's.
       idempotencyKey: `${incident.workflowId}:${incident.pageRunId}:${page.key}`,

@@ -38,7 +38,7 @@ import {
   type RunbookStatus,
   type TimelineEntry,
 } from '../messages.js';
-import { markedAllAtOnce, takesLaterChanges } from './patchesFirst.js';
+import { keysPagesByRun, markedAllAtOnce, takesLaterChanges } from './patchesFirst.js';
 
 /** Enough to read a long incident; a signal storm cannot grow history or the query without bound. */
 const maxTimeline = 200;
@@ -85,6 +85,8 @@ export interface IncidentSnapshot {
   acknowledgement?: OperatorDecision;
   /** A cancel asked for by a door whose cancellation reaches the run continued as new. */
   cancelRequest?: { operator: string; reason: string };
+  /** Its pages carried the run chain for PagerDuty (keysPagesByRun): the next run keeps the key. */
+  pagesKeyedByRun?: boolean;
   resolution?: AlertEvent;
   triggered: string[];
   dropped: number;
@@ -121,6 +123,8 @@ export class Incident {
   /** Operator signals that change nothing (a repeated acknowledgement, an ignored decision), by event: counted as refusals are. */
   private readonly noise = new Map<string, number>();
   private readonly firstTask: number;
+  /** Set in a run continued as new: whether the run before keyed its pages by run (undefined: a first run). */
+  private resumedKeyedByRun?: boolean;
   private startAlertSeen = false;
   private dropped = 0;
   private readonly perAlert: boolean;
@@ -147,6 +151,7 @@ export class Incident {
       if (r.decision) this.decision = r.decision;
       if (r.acknowledgement) this.acknowledgement = r.acknowledgement;
       if (r.cancelRequest) this.cancelRequest = r.cancelRequest;
+      this.resumedKeyedByRun = r.pagesKeyedByRun === true;
       if (r.resolution) this.resolution = r.resolution;
       for (const c of r.triggered) this.triggered.add(c);
       this.dropped = r.dropped;
@@ -167,6 +172,14 @@ export class Incident {
     };
   }
 
+  /**
+   * Whether pages carry the run chain for PagerDuty: decided by the run that first paged, so an
+   * incident keeps one dedup key across continue-as-new whatever marker a later run records.
+   */
+  get pagesKeyedByRun(): boolean {
+    return this.resumedKeyedByRun ?? keysPagesByRun();
+  }
+
   /** Everything a run continued as new needs to carry on where this one stopped. */
   snapshot(): IncidentSnapshot {
     return {
@@ -177,6 +190,7 @@ export class Incident {
       ...(this.decision ? { decision: this.decision } : {}),
       ...(this.acknowledgement ? { acknowledgement: this.acknowledgement } : {}),
       ...(this.cancelRequest ? { cancelRequest: this.cancelRequest } : {}),
+      ...(this.pagesKeyedByRun ? { pagesKeyedByRun: true } : {}),
       ...(this.resolution ? { resolution: this.resolution } : {}),
       triggered: [...this.triggered],
       dropped: this.dropped,
