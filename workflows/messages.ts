@@ -61,6 +61,12 @@ export interface EscalationProgress {
   reescalating?: boolean;
   /** An escalation that began acknowledged told the first level why, once. */
   toldEarlyAck?: boolean;
+  /**
+   * Set by an escalation counted from the incident's start (`from: incident`): when each level was
+   * first paged. Its repeats count from then, not from when it fell due, so a level paged late is
+   * not paged again at once.
+   */
+  levelPagedAt?: number[];
 }
 
 export interface GuardrailPlan {

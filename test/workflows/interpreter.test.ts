@@ -855,6 +855,34 @@ finally:
     await handle.terminate('seen');
   });
 
+  it('repeats a level paged late (from: incident) from when it was paged, not at once', async () => {
+    const def = definition(
+      'late-repeat',
+      `  - id: nap
+    uses: sleep
+    with: { duration: 3s }
+  - id: escalate
+    uses: escalate
+    with: { reason: "down", from: incident }
+`,
+    );
+    const target = uniqueTarget('late');
+    const levels = {
+      policy: 'repeating',
+      levels: [
+        { name: 'on-call', afterMs: 0, channels: ['ops'], repeatMs: 2_000 },
+        { name: 'senior', afterMs: 60_000, channels: ['lead'] },
+      ],
+    };
+    const handle = await start(runInput(target, def, { escalation: levels }));
+    await waitForStatus(handle, (s) => s.timeline.some((e) => e.event === 'paged on-call (repeat 1)'), 20_000);
+    const status = await handle.query(statusQuery);
+    const at = (event: string) => Date.parse(status.timeline.find((e) => e.event === event)!.at);
+    // Paged 3 s in (its nominal repeat at 2 s had passed): the repeat comes 2 s after the page.
+    expect(at('paged on-call (repeat 1)') - at('paged on-call')).toBeGreaterThanOrEqual(1_900);
+    await handle.terminate('seen');
+  });
+
   it('tells the first level why the runbook gave up when the escalation starts already acknowledged, and escalates no further', async () => {
     const def = definition(
       'early-ack',

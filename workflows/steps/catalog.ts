@@ -286,7 +286,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
     const resumed = takeResume(run, step);
     // From the incident's start, levels already due are paged at once, in order.
     const startedAt = params.from === 'incident' ? Date.parse(rb.incident.startedAt) : Date.now();
-    const progress = resumed?.escalation ?? { startedAt, paged: 0 };
+    const progress = resumed?.escalation ?? { startedAt, paged: 0, ...(params.from === 'incident' ? { levelPagedAt: [] } : {}) };
     const end = await escalateByPolicy(
       rb.incident,
       rb.engine,

@@ -50,6 +50,7 @@ export async function escalateByPolicy(
   const page = async (i: number, lead: string, label: string) => {
     const level = levels[i]!;
     const n = (pages[i] = (pages[i] ?? 0) + 1);
+    if (p.levelPagedAt && n === 1) p.levelPagedAt[i] = Date.now();
     await trigger(incident, engine, {
       channels: level.channels,
       key: n === 1 ? level.name : `${level.name}#${n}`,
@@ -78,7 +79,10 @@ export async function escalateByPolicy(
       const current = p.paged > 0 ? levels[p.paged - 1] : undefined;
       if (!next && !current) return 'exhausted';
       const repeats = p.repeats ?? 0;
-      const lastPageAt = current ? p.startedAt + current.afterMs + repeats * (current.repeatMs ?? 0) : p.startedAt;
+      // A level paged later than it fell due (from: incident) repeats from when it was paged.
+      const pagedAt = p.levelPagedAt?.[p.paged - 1];
+      const levelAt0 = current ? Math.max(p.startedAt + current.afterMs, pagedAt ?? -Infinity) : p.startedAt;
+      const lastPageAt = current ? levelAt0 + repeats * (current.repeatMs ?? 0) : p.startedAt;
       // A re-escalation pages its level at once; the level before it is not repeated first.
       const repeating =
         current?.repeatMs !== undefined && !p.reescalating && (current.repeatTimes === undefined || repeats < current.repeatTimes);
