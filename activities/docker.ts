@@ -5,12 +5,11 @@
 // as such (non-retryable) rather than as a generic 404 that Temporal would retry for an hour.
 import type { IncomingMessage } from 'node:http';
 import Docker from 'dockerode';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { DockerEndpoint } from '../config/schema.js';
 import { authFailed, badInput, classify, operation, targetNotFound, TimeoutError, transient, withTimeout } from './failures.js';
 import { FrameDemuxer, LineSplitter, TailBuffer } from './dockerLogStream.js';
-import { activitySignal, heartbeating } from './limits.js';
+import { activitySignal, firstAttemptBegan, heartbeating } from './limits.js';
 
 export interface ContainerRef {
   /** A configured docker endpoint name, such as "local". */
@@ -352,21 +351,6 @@ async function bounded<T>(what: string, ms: number, call: (signal: AbortSignal) 
   } finally {
     cancelled?.removeEventListener('abort', onCancel);
   }
-}
-
-/**
- * On a retry of the running activity, the time its first attempt began at the earliest: the
- * activity's scheduled time (which Temporal keeps from the first attempt). Undefined on a first
- * attempt, and outside an activity, which is one.
- */
-function firstAttemptBegan(): number | undefined {
-  let info;
-  try {
-    info = Context.current().info;
-  } catch {
-    return undefined;
-  }
-  return info.attempt > 1 ? info.scheduledTimestampMs : undefined;
 }
 
 /** Running or being restarted by Docker, on a start at or after `sinceMs` (Docker's clock). */

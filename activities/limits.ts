@@ -43,6 +43,25 @@ export function activitySignal(): AbortSignal | undefined {
   }
 }
 
+/** The running activity's info, if there is one (undefined outside an activity). */
+export function activityInfo(): ReturnType<typeof Context.current>['info'] | undefined {
+  try {
+    return Context.current().info;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * On a retry of the running activity, the time its first attempt began at the earliest: the
+ * activity's scheduled time (which Temporal keeps from the first attempt). Undefined on a first
+ * attempt, and outside an activity, which is one.
+ */
+export function firstAttemptBegan(): number | undefined {
+  const info = activityInfo();
+  return info && info.attempt > 1 ? info.scheduledTimestampMs : undefined;
+}
+
 /**
  * At most `limit` calls at a time; the rest wait their turn in arrival order. A finishing call hands
  * its place straight to the next in line, so a newcomer can never slip in between. A waiter whose

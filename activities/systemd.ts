@@ -5,10 +5,9 @@
 // (or glued to "--unit=") so that nothing can ever be read as an option.
 import { spawn } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
-import { Context } from '@temporalio/activity';
 import { unitNameProblem } from '../config/systemdUnits.js';
 import { badInput, classify, operation, targetNotFound, authFailed, TimeoutError } from './failures.js';
-import { activitySignal, capLines, capText, heartbeating } from './limits.js';
+import { activitySignal, capLines, capText, firstAttemptBegan, heartbeating } from './limits.js';
 
 export interface CommandResult {
   code: number;
@@ -270,21 +269,6 @@ function isoFromSystemd(value: string | undefined): string | undefined {
   // Milliseconds, cut rather than rounded: a start is never moved later than it was.
   const ms = Date.parse(`${m[1]}T${m[2]}.${(m[3] ?? '').padEnd(3, '0').slice(0, 3)}Z`);
   return Number.isNaN(ms) || ms === 0 ? undefined : new Date(ms).toISOString();
-}
-
-/**
- * On a retry of the running activity, the time its first attempt began at the earliest: the
- * activity's scheduled time (which Temporal keeps from the first attempt). Undefined on a first
- * attempt, and outside an activity, which is one.
- */
-function firstAttemptBegan(): number | undefined {
-  let info;
-  try {
-    info = Context.current().info;
-  } catch {
-    return undefined;
-  }
-  return info.attempt > 1 ? info.scheduledTimestampMs : undefined;
 }
 
 function optionalInt(value: string | undefined): number | undefined {

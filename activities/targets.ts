@@ -1,7 +1,6 @@
 // The facade workflows call: every operation names a configured target, and this module decides
 // what that means for the target's kind (container, systemd unit, database, HTTP service).
 // A name that is not in the config is refused here, so alert labels can never reach anything else.
-import { Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { parseDuration } from '../config/duration.js';
 import type { EngineConfig, Target } from '../config/schema.js';
@@ -21,7 +20,7 @@ import type {
 import type { DockerActivities } from './docker.js';
 import { badInput, targetNotFound } from './failures.js';
 import type { HttpActivities } from './http.js';
-import { capText, heartbeating } from './limits.js';
+import { activityInfo, capText, heartbeating } from './limits.js';
 import { mysqlConnection, type MysqlActivities } from './mysql.js';
 import { pgConnection, type PostgresActivities } from './postgres.js';
 import { redisConnection, type RedisActivities } from './redis.js';
@@ -327,14 +326,9 @@ export function createTargetActivities(deps: TargetDeps): TargetActivities {
    * Idempotency-Key would answer it with the first incident's result and do nothing).
    */
   function actionKey(ctx: ActionContext): string {
-    let info;
-    try {
-      info = Context.current().info;
-    } catch {
-      return `${ctx.incidentId}:action`;
-    }
-    const runId = info.workflowExecution?.runId;
-    return runId ? `${ctx.incidentId}:${runId}:${info.activityId}:action` : `${ctx.incidentId}:action`;
+    const info = activityInfo();
+    const runId = info?.workflowExecution?.runId;
+    return runId ? `${ctx.incidentId}:${runId}:${info!.activityId}:action` : `${ctx.incidentId}:action`;
   }
 
   async function runTargetAction(name: string, ctx: ActionContext): Promise<ActionResult> {

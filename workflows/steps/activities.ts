@@ -197,10 +197,11 @@ export function engineActivities(): EngineSteps {
     queryMetric: metrics.queryMetric,
     notify: notify.notify,
     createSilence: silences.createSilence,
-    checkSuppression: (target, alertLabels) =>
-      alertLabels
-        ? (readsLocally() ? localSuppression : silences.checkSuppression)(target, alertLabels)
-        : (readsLocally() ? localSuppression : silences.checkSuppression)(target),
+    // Without alert labels, the one argument runs started before asked with.
+    checkSuppression: (target, alertLabels) => {
+      const check = readsLocally() ? localSuppression : silences.checkSuppression;
+      return alertLabels ? check(target, alertLabels) : check(target);
+    },
     expireSilence: expire.expireSilence,
     reserveRestart: guard.reserveRestart,
     acquireSlot: guard.acquireSlot,

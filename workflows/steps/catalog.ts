@@ -2,15 +2,7 @@
 // the compiled runbooks use (verify, restartWithRetries, diagnose, escalate, awaitApproval, the
 // maintenance window), so a runbook file keeps every guarantee: verification, anti-flap, the
 // destructive-action cap, dry-run, capped output, pages sent once.
-import {
-  cleansUpCutSteps,
-  expiresCutSilences,
-  httpOutputCode,
-  matchesSilencesToTheAlert,
-  interpreterChecksAhead,
-  isPatched,
-  takesLaterChanges,
-} from './patchesFirst.js';
+import { cleansUpCutSteps, httpOutputCode, takesDayChanges, interpreterChecksAhead, isPatched, takesLaterChanges } from './patchesFirst.js';
 import { CancellationScope, proxyActivities, sleep } from '@temporalio/workflow';
 import { evaluateCondition, renderTemplate, type ExpressionContext } from '../../config/expressions.js';
 import { safeUrl } from '../../config/safeUrl.js';
@@ -46,10 +38,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
     // against alerts: alertname="…", severity!="critical").
     const { input } = run;
     const alertLabels =
-      matchesSilencesToTheAlert() &&
-      input.definition.kind === 'incident' &&
-      target.name === input.target &&
-      Object.keys(input.alert.labels).length
+      takesDayChanges() && input.definition.kind === 'incident' && target.name === input.target && Object.keys(input.alert.labels).length
         ? input.alert.labels
         : undefined;
     const s = await suppression(run.rb.incident, run.rb.engine, target.name, alertLabels);
@@ -228,7 +217,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
     };
     // Made whole even when a timeout or a cancellation comes meanwhile: half-made, nobody would know its id.
     const s = await (cleansUpCutSteps() ? CancellationScope.nonCancellable(create) : create());
-    if (expiresCutSilences() && CancellationScope.current().consideredCancelled && !s.dryRun) {
+    if (takesDayChanges() && CancellationScope.current().consideredCancelled && !s.dryRun) {
       // The step was cut off while Alertmanager took it: it fails (or the run ends), and a step
       // that failed leaves nothing behind. Left to a finally, a runbook without one would keep
       // the target's alerts silenced for the whole duration.

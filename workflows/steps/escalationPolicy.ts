@@ -12,7 +12,7 @@ import type { EscalationPlanInput, EscalationProgress } from '../messages.js';
 import type { EngineSteps } from './activities.js';
 import { acknowledge, trigger, type EscalationEnd } from './escalate.js';
 import { waitFor, type Incident } from './incident.js';
-import { catchesUpMissedRepeats, escalatesAfterEarlyAck, followPatch, isPatched } from './patchesFirst.js';
+import { catchesUpMissedRepeats, followPatch, isPatched, takesDayChanges } from './patchesFirst.js';
 
 export interface PolicyEscalation {
   escalation: EscalationPlanInput;
@@ -162,7 +162,7 @@ export async function escalateByPolicy(
   // Acknowledged before the escalation began (while an approval waited, say): the acknowledgement
   // stands, so no level is escalated to, but the first level hears once why the runbook gave up.
   const ack = incident.acknowledgement;
-  if (ack && !p.paged && !p.following && !p.toldEarlyAck && levels.length > 0 && escalatesAfterEarlyAck()) {
+  if (ack && !p.paged && !p.following && !p.toldEarlyAck && levels.length > 0 && takesDayChanges()) {
     p.toldEarlyAck = true;
     await page(
       0,

@@ -38,7 +38,7 @@ import {
   type RunbookStatus,
   type TimelineEntry,
 } from '../messages.js';
-import { keysPagesByRun, markedAllAtOnce, takesLaterChanges } from './patchesFirst.js';
+import { markedAllAtOnce, takesDayChanges, takesLaterChanges } from './patchesFirst.js';
 
 /** Enough to read a long incident; a signal storm cannot grow history or the query without bound. */
 const maxTimeline = 200;
@@ -85,7 +85,7 @@ export interface IncidentSnapshot {
   acknowledgement?: OperatorDecision;
   /** A cancel asked for by a door whose cancellation reaches the run continued as new. */
   cancelRequest?: { operator: string; reason: string };
-  /** Its pages carried the run chain for PagerDuty (keysPagesByRun): the next run keeps the key. */
+  /** Its pages carried the run chain for PagerDuty (takesDayChanges): the next run keeps the key. */
   pagesKeyedByRun?: boolean;
   resolution?: AlertEvent;
   triggered: string[];
@@ -177,7 +177,7 @@ export class Incident {
    * incident keeps one dedup key across continue-as-new whatever marker a later run records.
    */
   get pagesKeyedByRun(): boolean {
-    return this.resumedKeyedByRun ?? keysPagesByRun();
+    return this.resumedKeyedByRun ?? takesDayChanges();
   }
 
   /** Everything a run continued as new needs to carry on where this one stopped. */

@@ -22,10 +22,7 @@ export async function suppression(
   alertLabels?: Record<string, string>,
 ): Promise<Suppression> {
   incident.enter('suppression-check');
-  const [silence, window] = await Promise.allSettled([
-    alertLabels ? engine.checkSuppression(target, alertLabels) : engine.checkSuppression(target),
-    engine.maintenanceWindowFor(target),
-  ]);
+  const [silence, window] = await Promise.allSettled([engine.checkSuppression(target, alertLabels), engine.maintenanceWindowFor(target)]);
   // A cancelled run is not a failed check: it stops here, instead of going on to verify and restart
   // as if nothing were silenced. Runs recorded before went on; they replay that way.
   const cancelled = [silence, window].find((r): r is PromiseRejectedResult => r.status === 'rejected' && isCancellation(r.reason));

@@ -117,8 +117,8 @@ const allPatchesOfDecember5Night = 'all-patches-2026-12-05-night';
  *   the acknowledgement (steps/escalationPolicy.ts);
  * - a `checkSuppression` of the alert's own target matches silences against the alert's labels, as
  *   Alertmanager does, not the target's configured labels alone (steps/catalog.ts).
- * Asked via expiresCutSilences(), keysPagesByRun(), escalatesAfterEarlyAck() and
- * matchesSilencesToTheAlert(). Never widened: a later change gets a marker of its own.
+ * Each asks takesDayChanges(); the PagerDuty key is kept by the incident across continue-as-new
+ * (steps/incident.ts). Never widened: a later change gets a marker of its own.
  */
 const allPatchesOfDecember5Day = 'all-patches-2026-12-05-day';
 
@@ -220,35 +220,9 @@ export function cleansUpCutSteps(): boolean {
 }
 
 /**
- * Whether this run expires at once a silence Alertmanager made after its step was cut off (listed
- * at allPatchesOfDecember5Day): decided in its first activation only.
+ * Whether this run takes the changes listed at allPatchesOfDecember5Day: decided in its first
+ * activation only. Workflows that do not decide patches first (the compiled runbooks) never do.
  */
-export function expiresCutSilences(): boolean {
-  return dayChanges;
-}
-
-/**
- * Whether this run's pages carry its run chain for PagerDuty's deduplication (listed at
- * allPatchesOfDecember5Day): decided in its first activation only, so a run keeps one key from its
- * first page to its resolve. Workflows that do not decide patches first (the compiled runbooks)
- * keep the workflow id alone.
- */
-export function keysPagesByRun(): boolean {
-  return dayChanges;
-}
-
-/**
- * Whether this run's escalation tells the first level why the runbook gave up when it starts
- * already acknowledged (listed at allPatchesOfDecember5Day): decided in its first activation only.
- */
-export function escalatesAfterEarlyAck(): boolean {
-  return dayChanges;
-}
-
-/**
- * Whether this run's suppression check of its alert's target matches silences against the alert's
- * labels (listed at allPatchesOfDecember5Day): decided in its first activation only.
- */
-export function matchesSilencesToTheAlert(): boolean {
+export function takesDayChanges(): boolean {
   return dayChanges;
 }
