@@ -86,7 +86,22 @@ export type GuardOp =
 export type GuardOpResult = { ok: RestartClaimed | boolean } | { refused: string };
 /** Operations in one guardBatch update: its payload and the guard's one workflow task stay small. */
 export const maxGuardBatch = 50;
-export const guardBatchUpdate = defineUpdate<GuardOpResult[], [GuardOp[]]>('guardBatch');
+/**
+ * Asked beside a batch: the open maintenance windows of these targets (the targets its claims
+ * restart). An incident reads its target's window beside its restart claim, and a query of its own
+ * would be answered in a guard workflow task ahead of the batch's: the claim, on the path from alert
+ * to restart, waited for it (~10 ms here). A guard from before this answers the bare list, which
+ * the engine takes as "no windows answered" and queries as before.
+ */
+export interface GuardBatchAsk {
+  windowsFor: string[];
+}
+/** A batch's answer when windows were asked: one result per operation, and those targets' open windows. */
+export interface GuardBatchAnswer {
+  answers: GuardOpResult[];
+  windows: WindowLease[];
+}
+export const guardBatchUpdate = defineUpdate<GuardOpResult[] | GuardBatchAnswer, [GuardOp[], GuardBatchAsk?]>('guardBatch');
 export const openWindowUpdate = defineUpdate<void, [WindowRequest]>('openWindow');
 export const closeWindowUpdate = defineUpdate<number, [string]>('closeWindow');
 export const guardStateQuery = defineQuery<GuardSnapshot>('guardState');

@@ -17,6 +17,7 @@ import {
   withdrawClaimUpdate,
   reserveRestartUpdate,
   maxGuardBatch,
+  type GuardBatchAnswer,
   type GuardOp,
   type GuardOpResult,
   type WindowLease,
@@ -80,6 +81,35 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     return windows.read;
   };
 
+  // The open windows of the targets a batch's claims restart, as the guard answered them with the
+  // batch. An incident asks its target's window beside its restart claim: a read asked while that
+  // batch is at the guard takes its answer instead of a query, which the guard would answer in a
+  // workflow task ahead of the batch's, holding up the claim on the path from alert to restart.
+  // Resolves undefined when the guard answered no windows (one from before) or the batch failed:
+  // the read then queries. An answer is as fresh as the batch, within windowCacheMs like a query's;
+  // a window this engine opens or closes drops them all (generation), as it drops the shared read.
+  let generation = 0;
+  const windowsWithClaims = new Map<string, { at: number; generation: number; read: Promise<WindowLease[] | undefined> }>();
+  const besideClaim = (target: string, now: number): Promise<WindowLease[] | undefined> | undefined => {
+    if (windows && now - windows.at <= windowCacheMs) return undefined;
+    const asked = windowsWithClaims.get(target);
+    return asked && asked.generation === generation && now - asked.at <= windowCacheMs ? asked.read : undefined;
+  };
+  const windowsChanged = () => {
+    windows = undefined;
+    generation++;
+    windowsWithClaims.clear();
+  };
+  /** Registers the batch's window answer for `targets` before it is sent; settle it with what the guard answered. */
+  const awaitWindows = (targets: string[]): ((answer: WindowLease[] | undefined) => void) => {
+    let settle: (answer: WindowLease[] | undefined) => void = () => undefined;
+    const read = new Promise<WindowLease[] | undefined>((resolve) => (settle = resolve));
+    const at = Date.now();
+    for (const [target, asked] of windowsWithClaims) if (at - asked.at > windowCacheMs) windowsWithClaims.delete(target);
+    for (const target of targets) windowsWithClaims.set(target, { at, generation, read });
+    return settle;
+  };
+
   /** The guard started if it is not running yet. A start operation can be used once: every call builds its own. */
   const startGuard = () =>
     new WithStartWorkflowOperation(guardrailsWorkflowType, {
@@ -130,9 +160,18 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
   let batchRefusedAt: number | undefined;
   const sendBatch = async (ops: GuardOp[]): Promise<GuardOpResult[]> => {
     if (batchRefusedAt === undefined || Date.now() - batchRefusedAt > batchRetryMs) {
+      const targets = [
+        ...new Set(ops.flatMap((o) => (o.op === 'claimRestart' && typeof o.req?.target === 'string' ? [o.req.target] : []))),
+      ];
+      const settleWindows = awaitWindows(targets);
       try {
-        return await bounded(() => ask(guardBatchUpdate, [ops]));
+        const answer: GuardOpResult[] | GuardBatchAnswer = await bounded(() =>
+          ask(guardBatchUpdate, targets.length > 0 ? [ops, { windowsFor: targets }] : [ops]),
+        );
+        settleWindows(Array.isArray(answer) ? undefined : answer.windows);
+        return Array.isArray(answer) ? answer : answer.answers;
       } catch (err) {
+        settleWindows(undefined);
         if (!(err instanceof WorkflowUpdateFailedError && /No registered handler for update/.test(err.cause?.message ?? ''))) throw err;
         batchRefusedAt = Date.now();
       }
@@ -177,16 +216,16 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     withdrawClaim: (requestId) => viaBatch<boolean>({ op: 'withdrawClaim', requestId }, `withdrawal of restart claim '${requestId}'`),
 
     // This engine's own incidents see a window it opened or closed at once, not a second later.
-    openWindow: (req) =>
-      update(openWindowUpdate, `opening of maintenance window '${req.schedule}'`, [req]).finally(() => (windows = undefined)),
+    openWindow: (req) => update(openWindowUpdate, `opening of maintenance window '${req.schedule}'`, [req]).finally(windowsChanged),
 
     closeWindow: (holder) =>
-      update(closeWindowUpdate, `closing of maintenance windows held by '${holder}'`, [holder]).finally(() => (windows = undefined)),
+      update(closeWindowUpdate, `closing of maintenance windows held by '${holder}'`, [holder]).finally(windowsChanged),
 
     async maintenanceWindowFor(target: string): Promise<Suppression> {
       try {
         const now = Date.now();
-        const window = (await openWindows()).find((w) => w.target === target && w.until > now);
+        const leases = (await besideClaim(target, now)) ?? (await openWindows());
+        const window = leases.find((w) => w.target === target && w.until > now);
         if (!window) return { suppressed: false };
         return {
           suppressed: true,

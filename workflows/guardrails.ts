@@ -15,6 +15,8 @@ import {
   releaseSlotUpdate,
   withdrawClaimUpdate,
   reserveRestartUpdate,
+  type GuardBatchAnswer,
+  type GuardBatchAsk,
   type GuardOp,
   type GuardOpResult,
   type GuardrailsInput,
@@ -47,10 +49,17 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
   setHandler(claimRestartUpdate, (req) => claimRestart(state, req, Date.now()), { validator: checkClaim });
   setHandler(releaseSlotUpdate, (leaseId) => releaseSlot(state, leaseId));
   setHandler(withdrawClaimUpdate, (requestId) => withdrawClaim(state, requestId));
-  setHandler(guardBatchUpdate, (ops) => ops.map((op) => applyOp(state, op, Date.now())), {
-    validator: (ops) => {
+  setHandler(guardBatchUpdate, (ops, ask?: GuardBatchAsk) => batchAnswer(state, ops, ask, Date.now()), {
+    validator: (ops, ask?: GuardBatchAsk) => {
       if (!Array.isArray(ops) || ops.length < 1 || ops.length > maxGuardBatch) {
         throw new Error(`guardBatch needs 1 to ${maxGuardBatch} operations`);
+      }
+      const targets = ask?.windowsFor;
+      if (
+        ask !== undefined &&
+        (!Array.isArray(targets) || targets.length > maxGuardBatch || !targets.every((t) => typeof t === 'string'))
+      ) {
+        throw new Error(`guardBatch asks windows for 0 to ${maxGuardBatch} target names`);
       }
     },
   });
@@ -94,6 +103,22 @@ export function checkClaim(req: RestartClaim): void {
   need(req?.holder, 'holder');
   if (!(req.max >= 0) || !(req.windowMs > 0)) throw new Error('claimRestart needs max >= 0 and windowMs > 0');
   if (!(req.maxConcurrent >= 1) || !(req.leaseMs > 0)) throw new Error('claimRestart needs maxConcurrent >= 1 and leaseMs > 0');
+}
+
+/**
+ * A guardBatch's answer: each operation decided in order, and when asked, the open maintenance
+ * windows of the targets named (read after the operations, which never change a window).
+ */
+export function batchAnswer(
+  state: GuardState,
+  ops: GuardOp[],
+  ask: GuardBatchAsk | undefined,
+  now: number,
+): GuardOpResult[] | GuardBatchAnswer {
+  const answers = ops.map((op) => applyOp(state, op, now));
+  if (!ask) return answers;
+  const targets = new Set(ask.windowsFor);
+  return { answers, windows: state.windows.filter((w) => targets.has(w.target) && w.until > now) };
 }
 
 /**

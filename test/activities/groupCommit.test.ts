@@ -1,5 +1,6 @@
 // The group commit the guard's claims go through (activities/groupCommit.ts), and the way the
-// guardrail activities fall back to one update per request when a guard predates guardBatch.
+// guardrail activities fall back to one update per request when a guard predates guardBatch, and
+// read a maintenance window from the answer of the claim batch beside it.
 import { describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
@@ -7,6 +8,11 @@ import { groupCommit } from '../../activities/groupCommit.js';
 import { createGuardrailActivities } from '../../activities/guardrails.js';
 import { inFlightLimit } from '../../activities/limits.js';
 import type { RestartClaim } from '../../activities/contract.js';
+
+/** A restart claim of `target` with request id `id`. */
+function claim(id: string, target = 'api'): RestartClaim {
+  return { target, holder: 'h', requestId: id, max: 3, windowMs: 60_000, enforce: true, dryRun: false, maxConcurrent: 5, leaseMs: 60_000 };
+}
 
 /** A send that answers when told to, recording what it was given. */
 function heldSend() {
@@ -119,17 +125,6 @@ describe('guardrail activities against a guard that predates guardBatch', () => 
       },
     } as unknown as Client;
     const guard = createGuardrailActivities({ client, taskQueue: 'q' });
-    const claim = (id: string, target = 'api'): RestartClaim => ({
-      target,
-      holder: 'h',
-      requestId: id,
-      max: 3,
-      windowMs: 60_000,
-      enforce: true,
-      dryRun: false,
-      maxConcurrent: 5,
-      leaseMs: 60_000,
-    });
     const answers = await Promise.allSettled(
       ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((id) => guard.claimRestart(claim(id, id === 'g' ? '' : 'api'))),
     );
@@ -150,5 +145,58 @@ describe('guardrail activities against a guard that predates guardBatch', () => 
     const before = asked.length;
     await guard.claimRestart(claim('h'));
     expect(asked.slice(before)).toEqual(['claimRestart']);
+  });
+});
+
+describe('a maintenance-window read asked beside a restart claim', () => {
+  function guardAnswering(windowsAnswered: boolean) {
+    const asked: unknown[][] = [];
+    let queries = 0;
+    const client = {
+      connection: {
+        withDeadline: (_: number, fn: () => Promise<unknown>) => fn(),
+        withAbortSignal: (_: AbortSignal, fn: () => Promise<unknown>) => fn(),
+      },
+      workflow: {
+        async executeUpdateWithStart(_: { name: string }, opts: { args: unknown[] }) {
+          asked.push(opts.args);
+          await tick();
+          const [ops, ask] = opts.args as [Array<{ req: RestartClaim }>, { windowsFor: string[] } | undefined];
+          const answers = ops.map((op) => ({
+            ok: { allowed: true, acquired: true, leaseId: op.req.requestId, recent: 1, reason: 'ok', inUse: 1, holders: [] },
+          }));
+          // A guard from before answers the bare list whatever it is asked.
+          if (!windowsAnswered || !ask) return answers;
+          return { answers, windows: [{ holder: 'm', schedule: 'weekly', target: 'db', until: Date.now() + 60_000 }] };
+        },
+        getHandle: () => ({
+          async query() {
+            queries++;
+            return { restarts: {}, leases: [], windows: [], retainMs: 0, now: Date.now(), runId: 'r' };
+          },
+        }),
+      },
+    } as unknown as Client;
+    return { guard: createGuardrailActivities({ client, taskQueue: 'q' }), asked, queries: () => queries };
+  }
+
+  it("takes the windows the claim's batch answered, with no query of its own", async () => {
+    const { guard, asked, queries } = guardAnswering(true);
+    const claimed = guard.claimRestart(claim('a', 'db'));
+    expect(await guard.maintenanceWindowFor('db')).toMatchObject({ suppressed: true, reason: expect.stringContaining("'weekly'") });
+    expect(queries()).toBe(0);
+    expect(asked[0]![1]).toEqual({ windowsFor: ['db'] });
+    expect((await claimed).acquired).toBe(true);
+    // A target no claim was asked for is read by a query.
+    expect(await guard.maintenanceWindowFor('cache')).toEqual({ suppressed: false });
+    expect(queries()).toBe(1);
+  });
+
+  it('queries when the guard answered no windows (served by an engine from before)', async () => {
+    const { guard, queries } = guardAnswering(false);
+    const claimed = guard.claimRestart(claim('a', 'db'));
+    expect(await guard.maintenanceWindowFor('db')).toEqual({ suppressed: false });
+    expect(queries()).toBe(1);
+    expect((await claimed).acquired).toBe(true);
   });
 });

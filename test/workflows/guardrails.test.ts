@@ -7,6 +7,7 @@ import type { RestartClaim, RestartReservation } from '../../activities/contract
 import {
   acquireSlot,
   applyOp,
+  batchAnswer,
   claimRestart,
   guardStateQuery,
   guardrails,
@@ -172,6 +173,24 @@ describe('a batch of guard operations (guardBatch)', () => {
     expect(state.leases).toEqual([]);
   });
 
+  it('answers, when asked, the open windows of the targets named after its operations, and the bare list when not', () => {
+    const state = empty();
+    state.windows = [
+      { holder: 'maintenance:weekly', schedule: 'weekly', target: 'db', until: 500 },
+      { holder: 'maintenance:weekly', schedule: 'weekly', target: 'api', until: 500 },
+      { holder: 'maintenance:old', schedule: 'old', target: 'db', until: 100 },
+    ];
+    const ops = [{ op: 'claimRestart', req: claim('db', 'a') }] as const;
+    expect(batchAnswer(state, [...ops], { windowsFor: ['db', 'cache'] }, 200)).toEqual({
+      answers: [expect.objectContaining({ ok: expect.objectContaining({ acquired: true, leaseId: 'a' }) })],
+      // Another target's window and one that lapsed are left out.
+      windows: [{ holder: 'maintenance:weekly', schedule: 'weekly', target: 'db', until: 500 }],
+    });
+    // Asked as before (one argument): the bare list, as an engine from before reads it.
+    const answers = batchAnswer(empty(), [...ops], undefined, 200);
+    expect(Array.isArray(answers)).toBe(true);
+  });
+
   it('refuses a malformed operation alone and changes nothing for it', () => {
     const state = empty();
     const answers = [
@@ -265,6 +284,56 @@ describe('guard workflow', () => {
     expect(await h.guard.maintenanceWindowFor(b)).toEqual({ suppressed: false });
     expect(await h.guard.closeWindow('maintenance:weekly')).toBe(1);
     expect(await h.guard.maintenanceWindowFor(a)).toEqual({ suppressed: false });
+  });
+
+  it("answers a window read asked beside a restart claim from the claim's batch, with no query of its own", async () => {
+    // The guard's activities on a client that counts its queries of the guard.
+    let queries = 0;
+    const counting = new Proxy(h.client.workflow, {
+      get(workflows, key) {
+        if (key !== 'getHandle') return Reflect.get(workflows, key, workflows);
+        return (...args: Parameters<typeof workflows.getHandle>) => {
+          const handle = workflows.getHandle(...args);
+          const query: typeof handle.query = (...q) => {
+            queries++;
+            return handle.query(...q);
+          };
+          return { ...handle, query };
+        };
+      },
+    });
+    const client = { connection: h.client.connection, workflow: counting } as unknown as typeof h.client;
+    const guard = createGuardrailActivities({ client, taskQueue: h.queue, workflowId: h.guardId });
+    const [a, b] = [uniqueTarget('db'), uniqueTarget('db')];
+    const claim = (target: string, requestId: string): RestartClaim => ({
+      ...reservation(target, requestId),
+      holder: `incident:serviceDown:${target}`,
+      maxConcurrent: 100,
+      leaseMs: 60_000,
+    });
+    await guard.openWindow({ holder: 'maintenance:beside', schedule: 'beside', targets: [a], untilMs: Date.now() + 60_000 });
+    const claimed = guard.claimRestart(claim(a, `${a}/1`));
+    expect(await guard.maintenanceWindowFor(a)).toMatchObject({
+      suppressed: true,
+      reason: expect.stringContaining("maintenance window 'beside'"),
+    });
+    expect(queries).toBe(0);
+    // No claim of b was at the guard: read by a query.
+    expect(await guard.maintenanceWindowFor(b)).toEqual({ suppressed: false });
+    expect(queries).toBe(1);
+    expect((await claimed).acquired).toBe(true);
+    // The batch asked the windows of the target it claimed for.
+    const { events } = await h.client.workflow.getHandle(h.guardId).fetchHistory();
+    const asked = (events ?? []).flatMap((e) => {
+      const input = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input;
+      const payloads = input?.name === 'guardBatch' ? (input.args?.payloads ?? []) : [];
+      const ops = payloads[0] ? Buffer.from(payloads[0].data ?? []).toString() : '';
+      return ops.includes(`${a}/1`) && payloads[1] ? [JSON.parse(Buffer.from(payloads[1].data ?? []).toString()) as unknown] : [];
+    });
+    expect(asked).toEqual([{ windowsFor: [a] }]);
+    // Closed by this engine: the answer beside the claim is dropped, and the next read sees it closed.
+    expect(await guard.closeWindow('maintenance:beside')).toBe(1);
+    expect(await guard.maintenanceWindowFor(a)).toEqual({ suppressed: false });
   });
 
   it('keeps its restart history and leases across continue-as-new', async () => {

@@ -11,6 +11,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
+import type { RestartClaim } from '../../activities/contract.js';
 import { loadRunbookDir, loadRunbookFile, parseRunbook } from '../../config/runbookLoad.js';
 import type { RunbookDefinition } from '../../config/runbookSchema.js';
 import type { TargetKind } from '../../config/schema.js';
@@ -128,6 +129,22 @@ async function cancelWhileSilencing(
 }
 
 /** A guard workflow of the scenario's own (its history limit given), and the activities that ask it. */
+/** Incident i's claim of a restart of target, as the guard scenarios ask it. */
+function incidentClaim(target: string, i: number): RestartClaim {
+  const holder = `incident:serviceDown:${target.replace(/-\d+$/, '')}-${i}`;
+  return {
+    target,
+    holder,
+    requestId: `claim-${i}`,
+    max: 3,
+    windowMs: 60_000,
+    enforce: true,
+    dryRun: false,
+    maxConcurrent: 4,
+    leaseMs: 60_000,
+  };
+}
+
 async function guardOfItsOwn(h: Harness, suffix: string, historyLimit: number) {
   const handle = await h.client.workflow.start(guardrails, {
     taskQueue: h.queue,
@@ -700,23 +717,21 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
   'guardrails-batched-claims': async (h) => {
     const { handle, guard } = await guardOfItsOwn(h, 'batched', 30);
     // Claims from many incidents at once: they go to the guard as a few guardBatch updates.
-    const claims = await Promise.all(
-      Array.from({ length: 12 }, (_, i) =>
-        guard.claimRestart({
-          target: `api-${i % 3}`,
-          holder: `incident:serviceDown:api-${i}`,
-          requestId: `claim-${i}`,
-          max: 3,
-          windowMs: 60_000,
-          enforce: true,
-          dryRun: false,
-          maxConcurrent: 4,
-          leaseMs: 60_000,
-        }),
-      ),
-    );
+    const claims = await Promise.all(Array.from({ length: 12 }, (_, i) => guard.claimRestart(incidentClaim(`api-${i % 3}`, i))));
     const held = claims.filter((c) => c.acquired).map((c) => c.leaseId!);
     await Promise.all([guard.withdrawClaim(held[0]!), ...held.slice(1).map((id) => guard.releaseSlot(id))]);
+    return h.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
+  },
+  // Claims that ask the windows of their targets, a window read beside them answered from it.
+  'guardrails-claims-with-windows': async (h) => {
+    const { handle, guard } = await guardOfItsOwn(h, 'windows', 30);
+    await guard.openWindow({ holder: 'm', schedule: 'weekly', targets: ['db-0'], untilMs: Date.now() + 60_000 });
+    const claims = Array.from({ length: 4 }, (_, i) => guard.claimRestart(incidentClaim(`db-${i % 2}`, i)));
+    const read = await guard.maintenanceWindowFor('db-0');
+    if (!read.suppressed) throw new Error('the window was not seen beside the claim');
+    const held = (await Promise.all(claims)).filter((c) => c.acquired).map((c) => c.leaseId!);
+    await Promise.all(held.map((id) => guard.releaseSlot(id)));
+    await guard.closeWindow('m');
     return h.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
   },
 };
