@@ -365,7 +365,13 @@ export interface RestartClaim extends RestartReservation {
  * Refused by anti-flap (`allowed` false); allowed but every slot taken (`acquired` false, nothing
  * recorded: ask again); or allowed and held, the restart recorded. A dry run takes no lease.
  */
-export interface RestartClaimed extends RestartDecision, SlotGrant {}
+export interface RestartClaimed extends RestartDecision, SlotGrant {
+  /**
+   * The target's maintenance window, as the guard answered it with the claim (its batch asks the
+   * windows of the targets it claims for). Absent when the guard did not answer it (one from before).
+   */
+  window?: Suppression;
+}
 
 export interface WindowRequest {
   holder: string;

@@ -168,8 +168,12 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
         const answer: GuardOpResult[] | GuardBatchAnswer = await bounded(() =>
           ask(guardBatchUpdate, targets.length > 0 ? [ops, { windowsFor: targets }] : [ops]),
         );
-        settleWindows(Array.isArray(answer) ? undefined : answer.windows);
-        return Array.isArray(answer) ? answer : answer.answers;
+        if (Array.isArray(answer)) {
+          settleWindows(undefined);
+          return answer;
+        }
+        settleWindows(answer.windows);
+        return withWindows(ops, answer);
       } catch (err) {
         settleWindows(undefined);
         if (!(err instanceof WorkflowUpdateFailedError && /No registered handler for update/.test(err.cause?.message ?? ''))) throw err;
@@ -224,15 +228,7 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     async maintenanceWindowFor(target: string): Promise<Suppression> {
       try {
         const now = Date.now();
-        const leases = (await besideClaim(target, now)) ?? (await openWindows());
-        const window = leases.find((w) => w.target === target && w.until > now);
-        if (!window) return { suppressed: false };
-        return {
-          suppressed: true,
-          reason: `maintenance window '${window.schedule}' until ${new Date(window.until).toISOString()} (${formatDuration(
-            Math.max(0, window.until - Date.now()),
-          )} left)`,
-        };
+        return windowSuppression(target, (await besideClaim(target, now)) ?? (await openWindows()), now);
       } catch (err) {
         // No guard yet means nothing was ever opened.
         if (err instanceof WorkflowNotFoundError) return { suppressed: false };
@@ -240,4 +236,28 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
       }
     },
   };
+}
+
+/** The open window among `leases` that covers `target`, as a suppression. */
+function windowSuppression(target: string, leases: WindowLease[], now: number): Suppression {
+  const window = leases.find((w) => w.target === target && w.until > now);
+  if (!window) return { suppressed: false };
+  const left = formatDuration(Math.max(0, window.until - now));
+  return {
+    suppressed: true,
+    reason: `maintenance window '${window.schedule}' until ${new Date(window.until).toISOString()} (${left} left)`,
+  };
+}
+
+/**
+ * A batch's answers, each claim's with its target's window as the guard answered it beside: a run
+ * that asked its claim ahead reads the window from it instead of asking again (steps/checksAhead.ts).
+ */
+function withWindows(ops: GuardOp[], answer: GuardBatchAnswer): GuardOpResult[] {
+  const now = Date.now();
+  return answer.answers.map((result, i) => {
+    const op = ops[i];
+    if (op?.op !== 'claimRestart' || !('ok' in result) || typeof result.ok !== 'object') return result;
+    return { ok: { ...result.ok, window: windowSuppression(op.req.target, answer.windows, now) } };
+  });
 }

@@ -186,7 +186,8 @@ describe('a maintenance-window read asked beside a restart claim', () => {
     expect(await guard.maintenanceWindowFor('db')).toMatchObject({ suppressed: true, reason: expect.stringContaining("'weekly'") });
     expect(queries()).toBe(0);
     expect(asked[0]![1]).toEqual({ windowsFor: ['db'] });
-    expect((await claimed).acquired).toBe(true);
+    // The claim's answer carries the window too, for a run that reads it from there.
+    expect(await claimed).toMatchObject({ acquired: true, window: { suppressed: true, reason: expect.stringContaining("'weekly'") } });
     // A target no claim was asked for is read by a query.
     expect(await guard.maintenanceWindowFor('cache')).toEqual({ suppressed: false });
     expect(queries()).toBe(1);
@@ -197,6 +198,8 @@ describe('a maintenance-window read asked beside a restart claim', () => {
     const claimed = guard.claimRestart(claim('a', 'db'));
     expect(await guard.maintenanceWindowFor('db')).toEqual({ suppressed: false });
     expect(queries()).toBe(1);
-    expect((await claimed).acquired).toBe(true);
+    const answer = await claimed;
+    expect(answer.acquired).toBe(true);
+    expect(answer).not.toHaveProperty('window');
   });
 });

@@ -15,19 +15,21 @@ export function eventTimeMs(e: Pick<HistoryEvent, 'eventTime'>): number {
 
 /**
  * A local activity's marker (recorded when its workflow task completes; the activity ran earlier,
- * inside that task): its type and when it completed, from core's marker data. Undefined for any
+ * inside that task): its type, its sequence number (the order the workflow asked it in) and when
+ * it completed, from core's marker data. Undefined for any
  * other event.
  */
-export function localActivityMarker(e: HistoryEvent): { type: string; completedAtMs: number } | undefined {
+export function localActivityMarker(e: HistoryEvent): { type: string; seq: number; completedAtMs: number } | undefined {
   const m = e.markerRecordedEventAttributes;
   const data = m?.markerName === 'core_local_activity' ? m.details?.['data']?.payloads?.[0]?.data : undefined;
   if (!data) return undefined;
   const d = JSON.parse(Buffer.from(data).toString('utf8')) as {
     activity_type: string;
+    seq: number;
     complete_time?: { seconds?: number; nanos?: number };
   };
   const t = d.complete_time;
-  return { type: d.activity_type, completedAtMs: t ? Number(t.seconds ?? 0) * 1_000 + Math.floor((t.nanos ?? 0) / 1e6) : NaN };
+  return { type: d.activity_type, seq: d.seq, completedAtMs: t ? Number(t.seconds ?? 0) * 1_000 + Math.floor((t.nanos ?? 0) / 1e6) : NaN };
 }
 
 /** The activity type of each scheduled activity, by the id of its scheduled event. */

@@ -20,6 +20,7 @@ import {
   type RunbookResult,
   type RunbookRunInput,
 } from '../../workflows/messages.js';
+import { localActivityMarker } from '../support/history.js';
 import { until } from '../support/wait.js';
 import { cancelIncident } from '../../triggers/operators/operatorCommands.js';
 import { temporalOf } from '../../triggers/operators/operatorTemporal.js';
@@ -1057,6 +1058,37 @@ describe('the shipped runbooks', () => {
       expect(sent(handle).map((n) => n.severity)).toEqual(['info']);
       // The first restart's claim, asked ahead too, was withdrawn: the guard holds and counts nothing.
       expect(await guardHolds(h, target)).toEqual({ leases: 0, restarts: undefined });
+    });
+
+    it("asks its claim first and reads its target's window from the claim's answer, with no read of its own", async () => {
+      const target = uniqueTarget('svc');
+      h.script(target, { healthy: (s) => s.restarts >= 1 });
+      const { handle, result } = await run(def, target);
+      expect(result.outcome, result.detail).toBe('recovered');
+      const reads = (await handle.fetchHistory()).events!.flatMap((e) => {
+        const m = localActivityMarker(e);
+        return m ? [[m.seq, m.type] as const] : [];
+      });
+      // Asked in this order, the claim first; the window came with the claim, not from a read.
+      const types = reads.sort(([a], [b]) => a - b).map(([, type]) => type);
+      expect(types.slice(0, 3)).toEqual(['claimRestart', 'verifyTarget', 'checkSuppression']);
+      expect(types).not.toContain('maintenanceWindowFor');
+    });
+
+    it("stands down in an open maintenance window read from the claim's answer, and takes the claim back", async () => {
+      const target = uniqueTarget('svc');
+      await h.guard.openWindow({ holder: `maintenance:${target}`, schedule: 'weekly', targets: [target], untilMs: Date.now() + 60_000 });
+      try {
+        const { handle, result } = await run(def, target);
+        expect(result.outcome, result.detail).toBe('suppressed');
+        expect(result.detail).toContain("maintenance window 'weekly'");
+        expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+        const reads = (await handle.fetchHistory()).events!.flatMap((e) => localActivityMarker(e)?.type ?? []);
+        expect(reads).not.toContain('maintenanceWindowFor');
+        expect(await guardHolds(h, target)).toEqual({ leases: 0, restarts: undefined });
+      } finally {
+        await h.guard.closeWindow(`maintenance:${target}`);
+      }
     });
 
     it('withdraws the claim asked ahead when it is cancelled while its first reads are out', async () => {

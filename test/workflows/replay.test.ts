@@ -695,6 +695,27 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     if (!result.timeline.some((e) => e.event === 'repeats caught up')) throw new Error('no repeat was caught up');
     return handle;
   },
+  // After 'all-patches-2026-12-05-afternoon': the claim asked ahead goes first, and the target's
+  // maintenance window is read from its answer instead of a read of its own.
+  'runbook-serviceDown-window-read-with-claim': async (h) => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: (s) => s.restarts >= 2 });
+    const handle = await startInterpreter(h, shippedRunbooks.serviceDown!, target);
+    await handle.result();
+    return handle;
+  },
+  'runbook-serviceDown-in-window-read-with-claim': async (h) => {
+    const target = uniqueTarget('svc');
+    await h.guard.openWindow({ holder: `maintenance:${target}`, schedule: 'weekly', targets: [target], untilMs: Date.now() + 60_000 });
+    try {
+      const handle = await startInterpreter(h, shippedRunbooks.serviceDown!, target);
+      const result = (await handle.result()) as { outcome: string };
+      if (result.outcome !== 'suppressed') throw new Error(`not suppressed by the window: ${result.outcome}`);
+      return handle;
+    } finally {
+      await h.guard.closeWindow(`maintenance:${target}`);
+    }
+  },
   'guardrails-continued-as-new': async (h) => {
     const { handle, guard } = await guardOfItsOwn(h, 'replay', 20);
     const lease = await guard.acquireSlot({ requestId: 'l1', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 60_000 });
@@ -957,6 +978,8 @@ describe('workflow histories replay against the current code', () => {
       expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05-night']);
     for (const name of ['runbook-silence-step-timed-out-expired-at-once', 'runbook-escalation-after-early-ack'])
       expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05-day']);
+    for (const name of ['runbook-serviceDown-window-read-with-claim', 'runbook-serviceDown-in-window-read-with-claim'])
+      expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05-afternoon']);
   });
 
   it('the one marker stands for the eleven patches it was recorded with, no more: a patch added to it would turn true in runs recorded before that patch existed', () => {

@@ -21,7 +21,7 @@ import { cap, capTail, describeFailure } from './incident.js';
 import { dryRunSilenceId, MaintenanceWindow, suppression } from './maintenanceWindow.js';
 import { restartOnce, restartStepKey, restartWithRetries } from './restartWithRetries.js';
 import { verify, verifyFrom, verifyWithin } from './verify.js';
-import { askAhead, takeCheck, takeClaim } from './checksAhead.js';
+import { askAhead, takeCheck, takeClaim, windowFromClaim } from './checksAhead.js';
 import { checkDependencies, metricRequest, pollMetric, withHostDiagnostics } from './probes.js';
 import { pageText, title } from './runbook.js';
 import { approver, maxOutputText, outputs, StepFailed, type Impl, type StepCall, type StepRun } from './stepCall.js';
@@ -41,7 +41,7 @@ const catalog: { [T in StepType]: Impl<T> } = {
       takesDayChanges() && input.definition.kind === 'incident' && target.name === input.target && Object.keys(input.alert.labels).length
         ? input.alert.labels
         : undefined;
-    const s = await suppression(run.rb.incident, run.rb.engine, target.name, alertLabels);
+    const s = await suppression(run.rb.incident, run.rb.engine, target.name, alertLabels, windowFromClaim(run, target.name));
     return outputs({ suppressed: s.suppressed, reason: s.reason ?? '' });
   },
 

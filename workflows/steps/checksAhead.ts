@@ -5,11 +5,13 @@
 // One wait for every read instead of three in a row on the path from alert to restart. The steps
 // still run in their order and record what they always did; the claim is withdrawn when the run
 // ends without its restart.
+import type { Suppression } from '../../activities/contract.js';
 import type { ActionStep, Step } from '../../config/runbookSchema.js';
 import type { TargetRef } from '../messages.js';
 import type { RunState } from '../runbook.js';
 import type { TargetSteps } from './activities.js';
 import { claimAhead, restartStepKey, type ClaimAhead } from './restartWithRetries.js';
+import { readsWindowWithClaim } from './patchesFirst.js';
 import { checkOnce, type VerifyResult } from './verify.js';
 
 export interface ChecksAhead {
@@ -19,6 +21,8 @@ export interface ChecksAhead {
   /** The restart step the claim is for, and the claim, until that step takes it. */
   restartStep?: string;
   claim?: ClaimAhead;
+  /** The target the claim is for. */
+  claimTarget?: string;
 }
 
 /**
@@ -35,19 +39,36 @@ export function askAhead(run: RunState, step: ActionStep, target: TargetRef, on:
   const verifyAt = nextAction(steps, at);
   const verify = verifyAt >= 0 ? (steps[verifyAt] as ActionStep) : undefined;
   if (!verify || verify.uses !== 'verify' || verify.with.within !== undefined || verify.with.target !== step.with.target) return;
-  run.ahead = { verifyStep: verify.id, check: checkOnce(on, target.name) };
   const restart = steps[nextAction(steps, verifyAt)] as ActionStep | undefined;
-  if (!restart || restart.uses !== 'restart' || restart.with.approvedBy !== undefined || restart.with.target !== step.with.target) return;
-  const rb = run.rb;
+  const claims = restart && restart.uses === 'restart' && restart.with.approvedBy === undefined && restart.with.target === step.with.target;
+  const claim = () => {
+    const rb = run.rb;
+    return claimAhead(rb.incident, rb.engine, {
+      target: target.name,
+      guardrails: run.input.guardrails,
+      reason: `${run.input.alert.name}: '${target.name}' is down`,
+      dryRun: run.input.dryRun,
+      // The claim the restart step takes as its first: asked as that step would ask it.
+      ...restartStepKey(restart!.id, target.name),
+    });
+  };
+  // The claim is the slowest read (a guard update): asked first, it is on its way sooner. Runs
+  // started before asked the check first; they replay that way.
+  const first = claims && readsWindowWithClaim() ? claim() : undefined;
+  run.ahead = { verifyStep: verify.id, check: checkOnce(on, target.name) };
+  if (!claims) return;
   run.ahead.restartStep = restart.id;
-  run.ahead.claim = claimAhead(rb.incident, rb.engine, {
-    target: target.name,
-    guardrails: run.input.guardrails,
-    reason: `${run.input.alert.name}: '${target.name}' is down`,
-    dryRun: run.input.dryRun,
-    // The claim the restart step takes as its first: asked as that step would ask it.
-    ...restartStepKey(restart.id, target.name),
-  });
+  run.ahead.claim = first ?? claim();
+  run.ahead.claimTarget = target.name;
+}
+
+/**
+ * The target's maintenance window as the guard answered it with the claim asked ahead for this
+ * target, when the run reads it so (readsWindowWithClaim). Undefined: the check reads it itself.
+ */
+export function windowFromClaim(run: RunState, target: string): Promise<Suppression | undefined> | undefined {
+  if (!readsWindowWithClaim() || !run.ahead?.claim || run.ahead.claimTarget !== target) return undefined;
+  return run.ahead.claim.window();
 }
 
 /** The index of the next action step after `from` that is not an `end`, or -1. */

@@ -20,9 +20,16 @@ export async function suppression(
   engine: EngineSteps,
   target: string,
   alertLabels?: Record<string, string>,
+  /** The window as the guard answered it with a claim asked ahead (checksAhead.ts): read only when it did not. */
+  windowWithClaim?: Promise<Suppression | undefined>,
 ): Promise<Suppression> {
   incident.enter('suppression-check');
-  const [silence, window] = await Promise.allSettled([engine.checkSuppression(target, alertLabels), engine.maintenanceWindowFor(target)]);
+  const silenceRead = engine.checkSuppression(target, alertLabels);
+  // Asked at once, as runs before asked it, unless the claim's answer may carry it.
+  const windowRead = windowWithClaim
+    ? windowWithClaim.then((w) => w ?? engine.maintenanceWindowFor(target))
+    : engine.maintenanceWindowFor(target);
+  const [silence, window] = await Promise.allSettled([silenceRead, windowRead]);
   // A cancelled run is not a failed check: it stops here, instead of going on to verify and restart
   // as if nothing were silenced. Runs recorded before went on; they replay that way.
   const cancelled = [silence, window].find((r): r is PromiseRejectedResult => r.status === 'rejected' && isCancellation(r.reason));

@@ -123,6 +123,17 @@ const allPatchesOfDecember5Night = 'all-patches-2026-12-05-night';
 const allPatchesOfDecember5Day = 'all-patches-2026-12-05-day';
 
 /**
+ * Everything allPatchesOfDecember5Day stands for, and the change made after it:
+ * - a run that asks its first restart's claim ahead asks it first, before the target's check, and
+ *   reads its target's maintenance window from the claim's answer (the guard answers the window
+ *   with the claim) instead of a read of its own; when the answer carries none (a guard from
+ *   before), it reads it as before (steps/checksAhead.ts, steps/maintenanceWindow.ts). One local
+ *   activity less on the path from alert to restart.
+ * Asked via readsWindowWithClaim(). Never widened: a later change gets a marker of its own.
+ */
+const allPatchesOfDecember5Afternoon = 'all-patches-2026-12-05-afternoon';
+
+/**
  * Decides, in a new run's first activation, every patch a step may first ask after a local read
  * has answered (or been cancelled). The others are first asked before any local read (local-reads,
  * checks-and-claim-together) or after an event of the run's own history (an activity's completion,
@@ -130,6 +141,10 @@ const allPatchesOfDecember5Day = 'all-patches-2026-12-05-day';
  * later; they replay that way.
  */
 export function decidePatchesFirst(): void {
+  if (patched(allPatchesOfDecember5Afternoon)) {
+    allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = dayChanges = windowWithClaim = true;
+    return;
+  }
   if (patched(allPatchesOfDecember5Day)) {
     allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = dayChanges = true;
     return;
@@ -164,8 +179,10 @@ let laterPatched = false;
 let repeatsCaughtUp = false;
 /** The night marker: claims withdrawn once passed, silences made whole, too. */
 let cutStepsCleaned = false;
-/** The newest marker: a silence made after its step was cut off is expired at once, and pages keyed by run, too. */
+/** The day marker: a silence made after its step was cut off is expired at once, and pages keyed by run, too. */
 let dayChanges = false;
+/** The newest marker: the claim asked ahead first, and the window read from its answer, too. */
+let windowWithClaim = false;
 
 /**
  * Whether this run takes a patch's new branch: yes without asking when its first activation
@@ -225,4 +242,12 @@ export function cleansUpCutSteps(): boolean {
  */
 export function takesDayChanges(): boolean {
   return dayChanges;
+}
+
+/**
+ * Whether this run asks its claim ahead first and reads its target's window from the claim's answer
+ * (listed at allPatchesOfDecember5Afternoon): decided in its first activation only.
+ */
+export function readsWindowWithClaim(): boolean {
+  return windowWithClaim;
 }

@@ -3,7 +3,7 @@
 import { CancellationScope } from '@temporalio/workflow';
 import { formatDuration } from '../../config/duration.js';
 import type { GuardrailPlan } from '../messages.js';
-import type { RestartClaimed } from '../../activities/contract.js';
+import type { RestartClaimed, Suppression } from '../../activities/contract.js';
 import type { EngineSteps, TargetSteps } from './activities.js';
 import { defaultSlotWaitMs, restartClaim, withDestructiveSlot, type SlotPlan, type Slotted } from './destructiveSlot.js';
 import { describeFailure, isPermanent, waitFor, type Incident } from './incident.js';
@@ -44,6 +44,8 @@ export function restartStepKey(step: string, target: string): Pick<RestartPlan, 
 export interface ClaimAhead {
   take(): Promise<RestartClaimed>;
   withdraw(): Promise<void>;
+  /** The target's maintenance window as the guard answered it with the claim; undefined when it did not. */
+  window(): Promise<Suppression | undefined>;
 }
 
 export function claimAhead(incident: Incident, engine: EngineSteps, plan: RestartPlan): ClaimAhead {
@@ -57,6 +59,11 @@ export function claimAhead(incident: Incident, engine: EngineSteps, plan: Restar
       settled = true;
       return claimed;
     },
+    window: () =>
+      claimed.then(
+        (c) => c.window,
+        () => undefined,
+      ),
     async withdraw() {
       if (settled) return;
       settled = true;
