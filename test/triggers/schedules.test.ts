@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScheduleNotFoundError, type Client, type Connection } from '@temporalio/client';
 import { parseConfig } from '../../config/load.js';
@@ -143,5 +144,47 @@ describe('maintenance schedule sync', () => {
     expect((await client.schedule.getHandle(maintenanceScheduleId(foreign)).describe()).action).toMatchObject({
       taskQueue: `${taskQueue}-other`,
     });
+  });
+
+  it('leaves alone, and starts anyway, a schedule of the namespace it cannot read (another environment deleting it meanwhile)', async () => {
+    // Another environment's schedule in the same namespace (another task queue), listed.
+    const name = `unreadable-${s}`;
+    const foreign = maintenanceScheduleId(name);
+    created.add(foreign);
+    await syncSchedules({ client, config: configWith([{ name, targets: [targets()[0]!] }]), taskQueue: `${taskQueue}-other` });
+    await eventually(listedIds, (l) => l.includes(foreign));
+    const config = configWith([{ name: nightly, cron: '0 4 * * *', timezone: 'UTC', window: '45m', targets: [targets()[2]!] }]);
+    // The server refuses to describe the other environment's schedule, as it does one being deleted.
+    const refusing = {
+      ...client,
+      schedule: new Proxy(client.schedule, {
+        get(schedules, key) {
+          if (key !== 'getHandle') return Reflect.get(schedules, key, schedules) as unknown;
+          return (id: string) => {
+            const handle = schedules.getHandle(id);
+            if (id !== foreign) return handle;
+            const refused = new Error('Failed to describe schedule', {
+              cause: new Error('9 FAILED_PRECONDITION: schedule is being deleted'),
+            });
+            return { ...handle, scheduleId: id, describe: () => Promise.reject(refused) };
+          };
+        },
+      }),
+    } as Client;
+    const warned: Array<{ obj: unknown; msg: string }> = [];
+    const logger = { info() {}, warn: (obj: unknown, msg?: string) => void warned.push({ obj, msg: msg ?? '' }) } as unknown as Pick<
+      Logger,
+      'info' | 'warn'
+    >;
+    const r = await syncSchedules({ client: refusing, config, taskQueue, logger });
+    expect(r.deleted).toEqual([]);
+    expect(warned).toContainEqual({
+      obj: {
+        schedule: foreign,
+        error: `reading schedule '${foreign}' failed: Failed to describe schedule: 9 FAILED_PRECONDITION: schedule is being deleted`,
+      },
+      msg: `schedule '${foreign}' could not be read; left alone`,
+    });
+    expect((await client.schedule.getHandle(foreign).describe()).action).toMatchObject({ taskQueue: `${taskQueue}-other` });
   });
 });

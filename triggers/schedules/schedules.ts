@@ -105,7 +105,16 @@ export async function syncSchedules(deps: ScheduleSyncDeps): Promise<ScheduleSyn
     const id = summary.scheduleId;
     if (!id.startsWith(maintenanceSchedulePrefix) || wanted.has(id)) continue;
     const handle = client.schedule.getHandle(id);
-    const current = await describeOrUndefined(handle);
+    let current: ScheduleDescription | undefined;
+    try {
+      current = await describeOrUndefined(handle);
+    } catch (err) {
+      // Not one of this config's: another engine or environment sharing the namespace may be
+      // deleting it this moment (the server then refuses to describe it). Not known to be ours, so
+      // it is left alone, and start-up goes on; the next sync looks at it again.
+      deps.logger?.warn({ schedule: id, error: (err as Error).message }, `schedule '${id}' could not be read; left alone`);
+      continue;
+    }
     // Only schedules this engine owns (its task queue, its workflow type): another engine or
     // environment sharing the namespace keeps its own.
     if (
@@ -167,7 +176,9 @@ async function describeOrUndefined(handle: ScheduleHandle): Promise<ScheduleDesc
     return await handle.describe();
   } catch (err) {
     if (err instanceof ScheduleNotFoundError) return undefined;
-    throw new Error(`reading schedule '${handle.scheduleId}' failed: ${(err as Error).message}`);
+    // The client's message ("Failed to describe schedule") says nothing of why; the server's does.
+    const cause = (err as Error).cause instanceof Error ? `: ${((err as Error).cause as Error).message}` : '';
+    throw new Error(`reading schedule '${handle.scheduleId}' failed: ${(err as Error).message}${cause}`);
   }
 }
 
