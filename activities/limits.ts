@@ -34,6 +34,15 @@ export async function heartbeating<T>(work: Promise<T>, details?: unknown, every
   }
 }
 
+/** Heartbeats `details` at once, as progress a retry may read (the SDK still throttles what reaches the server). */
+export function heartbeatNow(details: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // Not in an activity (a direct call): nothing to record.
+  }
+}
+
 /** The abort signal of the running activity (cancelled or timed out), if there is one. */
 export function activitySignal(): AbortSignal | undefined {
   try {

@@ -8,7 +8,7 @@ import mysql from 'mysql2/promise';
 import { formatDuration } from '../config/duration.js';
 import { redact } from '../config/secret.js';
 import { authFailed, badInput, classify, failureTypes, operation, targetNotFound, transient, withTimeout } from './failures.js';
-import { activitySignal, capText, heartbeating } from './limits.js';
+import { activityInfo, activitySignal, capText, heartbeatNow, heartbeating } from './limits.js';
 import { sqlConnection, type SqlConnection, type SqlPing } from './sqlConnection.js';
 import { maskDeadlockReport, maskSql, statementCap } from './sqlText.js';
 import { accountRefused } from './mysqlAccounts.js';
@@ -108,27 +108,47 @@ export function createMysqlActivities(deps: MysqlDeps) {
       if (!targets.length) return { dryRun: opts.dryRun, tables: [], ok: true, rows: [], summary: 'no tables to maintain' };
       if (opts.dryRun) return { dryRun: true, tables: names, ok: true, rows: [], summary: `would run ${op} TABLE on ${names.join(', ')}` };
       const started = performance.now();
-      const running = c.query({ sql: `${op} TABLE ${targets.map((t) => t.quoted).join(', ')}`, timeout: maintenanceMs + 2_000 });
-      const [result] = await stoppedOnGiveUp(conn, c, heartbeating(running, { op: op.toLowerCase(), target: name }));
-      const rows = (result as Array<Record<string, unknown>>).map((r) => ({
-        table: String(r.Table),
-        op: String(r.Op),
-        msgType: String(r.Msg_type),
-        msgText: capText(String(r.Msg_text ?? ''), statementCap),
-      }));
+      const deadline = Date.now() + maintenanceMs;
+      // Table by table (as the server runs a list anyway), heartbeating the ones done: a retry, after
+      // a lock wait or a lost connection, rebuilds only what its earlier attempts did not finish.
+      const progress = attemptProgress(name);
+      const key = op === 'OPTIMIZE' ? 'optimize' : 'analyze';
+      const done = (progress.done[key] ??= []);
+      const before = new Set(done);
+      const todo = targets.filter((t) => !before.has(t.name));
+      const rows: MysqlMaintenanceResult['rows'] = [];
+      const signal = activitySignal();
+      for (const t of todo) {
+        // Given up between two tables: the next is not begun.
+        if (signal?.aborted) throw signal.reason;
+        const running = c.query({ sql: `${op} TABLE ${t.quoted}`, timeout: Math.max(1_000, deadline - Date.now()) + 2_000 });
+        const [result] = await stoppedOnGiveUp(conn, c, heartbeating(running, progress));
+        const own = (result as Array<Record<string, unknown>>).map((r) => ({
+          table: String(r.Table),
+          op: String(r.Op),
+          msgType: String(r.Msg_type),
+          msgText: capText(String(r.Msg_text ?? ''), statementCap),
+        }));
+        rows.push(...own);
+        if (!own.some((r) => r.msgType.toLowerCase() === 'error')) {
+          done.push(t.name);
+          heartbeatNow(progress);
+        }
+      }
       const errors = rows.filter((r) => r.msgType.toLowerCase() === 'error');
       const took = formatDuration(performance.now() - started);
       const listed = capText(errors.map((e) => `${e.table}: ${e.msgText}`).join('; '), 1_000);
       // The server reports these as rows, not errors; they are the ones waiting can cure.
       if (errors.some((e) => retryableTableError.test(e.msgText))) throw transient(what, listed);
+      const earlier = before.size ? ` (${names.filter((n) => before.has(n)).join(', ')} done by an earlier attempt)` : '';
       return {
         dryRun: false,
         tables: names,
         ok: errors.length === 0,
         rows: withinBytes(rows, deps.outputBytes),
         summary: errors.length
-          ? `${op} TABLE on ${targets.length} table(s) took ${took}; errors: ${listed}`
-          : `${op} TABLE on ${names.join(', ')} took ${took}: ok`,
+          ? `${op} TABLE on ${todo.length} table(s) took ${took}; errors: ${listed}${earlier}`
+          : `${op} TABLE on ${todo.map((t) => t.name).join(', ') || 'no table'} took ${took}: ok${earlier}`,
       };
     });
   }
@@ -469,4 +489,33 @@ function withinBytes<T>(items: T[], maxBytes: number): T[] {
 
 function elapsed(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;
+}
+
+/**
+ * What a maintenance activity heartbeats: the tables it has finished, per operation (its OPTIMIZE
+ * and then its ANALYZE run in one activity), for a retry to skip.
+ */
+interface MaintenanceProgress {
+  target: string;
+  done: { optimize?: string[]; analyze?: string[] };
+}
+
+/** Each running activity's progress, by its info (one object per activity attempt). */
+const attempts = new WeakMap<object, MaintenanceProgress>();
+
+/**
+ * This attempt's progress on `target`, begun with what the last heartbeat of an earlier attempt
+ * said was done. Outside an activity (a direct call): nothing done, and nothing kept.
+ */
+function attemptProgress(target: string): MaintenanceProgress {
+  const info = activityInfo();
+  if (!info) return { target, done: {} };
+  const kept = attempts.get(info);
+  if (kept?.target === target) return kept;
+  const last = (info.attempt > 1 ? info.heartbeatDetails : undefined) as Partial<MaintenanceProgress> | undefined;
+  const tables = (v: unknown) => (Array.isArray(v) ? v.filter((t): t is string => typeof t === 'string') : undefined);
+  const done = last?.target === target && typeof last.done === 'object' && last.done !== null ? last.done : {};
+  const progress: MaintenanceProgress = { target, done: { optimize: tables(done.optimize), analyze: tables(done.analyze) } };
+  attempts.set(info, progress);
+  return progress;
 }

@@ -19,7 +19,10 @@ import { until } from '../support/wait.js';
 const suffix = randomUUID().slice(0, 8);
 const optTable = `t_db_opt_${suffix}`;
 const lockTable = `t_db_dl_${suffix}`;
+const optTable2 = `t_db_opt2_${suffix}`;
 const target = 't_db_mysql';
+/** What OPTIMIZE and ANALYZE answer. */
+type Maintained = Awaited<ReturnType<ReturnType<typeof createMysqlActivities>['optimize']>>;
 
 let conn: MysqlConnection;
 let admin: mysql.Connection;
@@ -107,7 +110,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await admin?.query(`DROP TABLE IF EXISTS ${optTable}, ${lockTable}`);
+  await admin?.query(`DROP TABLE IF EXISTS ${optTable}, ${optTable2}, ${lockTable}`);
   await admin?.end();
 });
 
@@ -448,13 +451,52 @@ describe('mysql table maintenance', () => {
       expect(await outcome).toBeInstanceOf(CancelledFailure);
       expect(Date.now() - started).toBeLessThan(5_000);
       await until('OPTIMIZE to stop on the server', 5_000, async () => ((await waiting()).length === 0 ? true : undefined));
-      expect(beats).toContainEqual({ op: 'optimize', target });
+      expect(beats).toContainEqual({ target, done: { optimize: [] } });
       await locker.query('UNLOCK TABLES');
       expect(await innodbTableId(optTable)).toBe(before);
     } finally {
       await locker.query('UNLOCK TABLES');
       await locker.end();
     }
+  });
+
+  it('a retry after a table someone held locked rebuilds only the tables its first attempt did not finish', async () => {
+    await admin.query(`CREATE TABLE IF NOT EXISTS ${optTable2} (id INT PRIMARY KEY) ENGINE=InnoDB`);
+    const [first, second] = [await innodbTableId(optTable), await innodbTableId(optTable2)];
+    const locker = await connect();
+    await locker.query(`LOCK TABLES ${optTable2} WRITE`);
+    const beats: unknown[] = [];
+    try {
+      const env = new MockActivityEnvironment({ attempt: 1 });
+      env.on('heartbeat', (d: unknown) => beats.push(d));
+      const failure = await failureOf(
+        env.run(() => my().optimize({ ...conn, timeoutMs: 1_000 }, target, [optTable, optTable2], { dryRun: false })),
+      );
+      expect(failure.type).toBe('Transient');
+      expect(failure.message).toContain(`${optTable2}: Lock wait timeout exceeded`);
+    } finally {
+      await locker.query('UNLOCK TABLES');
+      await locker.end();
+    }
+    // The first table was rebuilt, and its attempt said so before it failed on the second.
+    const rebuilt = await innodbTableId(optTable);
+    expect(rebuilt).not.toBe(first);
+    expect(await innodbTableId(optTable2)).toBe(second);
+    const last = beats.at(-1);
+    expect(last).toEqual({ target, done: { optimize: [optTable] } });
+    // Temporal hands the retry its last heartbeat: only the second table is rebuilt.
+    const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: last });
+    const result = (await retry.run(() => my().optimize(conn, target, [optTable, optTable2], { dryRun: false }))) as Maintained;
+    expect(result.ok).toBe(true);
+    expect(result.tables).toEqual([optTable, optTable2]);
+    expect(new Set(result.rows.map((r) => r.table))).toEqual(new Set([`${conn.database}.${optTable2}`]));
+    expect(result.summary).toMatch(new RegExp(`^OPTIMIZE TABLE on ${optTable2} took .*: ok \\(${optTable} done by an earlier attempt\\)$`));
+    expect(await innodbTableId(optTable)).toBe(rebuilt);
+    expect(await innodbTableId(optTable2)).not.toBe(second);
+    // Another target's or another operation's progress is not taken for this one's.
+    const other = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { target: 'elsewhere', done: { optimize: [optTable] } } });
+    const again = (await other.run(() => my().analyze(conn, target, [optTable], { dryRun: false }))) as Maintained;
+    expect(again.rows.map((r) => r.table)).toEqual([`${conn.database}.${optTable}`]);
   });
 
   it('gives up on a table someone holds locked after its timeout, retryably, instead of queueing behind the lock', async () => {
