@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScheduleNotFoundError, type Client, type Connection } from '@temporalio/client';
+import { skippedByClockChange } from '../../config/cron.js';
 import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { maintenanceScheduleId, syncSchedules } from '../../triggers/schedules/schedules.js';
@@ -144,6 +145,40 @@ describe('maintenance schedule sync', () => {
     expect((await client.schedule.getHandle(maintenanceScheduleId(foreign)).describe()).action).toMatchObject({
       taskQueue: `${taskQueue}-other`,
     });
+  });
+
+  it('warns, naming the time, about a run the clocks going forward would make Temporal skip without a word', async () => {
+    const name = `dst-${s}`;
+    created.add(maintenanceScheduleId(name));
+    const [cron, timezone] = ['30 2 * * 0', 'Europe/Berlin'];
+    // The next Sunday the clocks skip 02:00-03:00 there (the last of March).
+    const expected = skippedByClockChange(cron, timezone, Date.now());
+    expect(expected).toHaveLength(1);
+    expect(expected[0]).toMatch(/^\d{4}-03-(2[5-9]|3[01]) 02:30$/);
+    const warned: Array<{ obj: unknown; msg: string }> = [];
+    const logger = { info() {}, warn: (obj: unknown, msg?: string) => void warned.push({ obj, msg: msg ?? '' }) } as unknown as Pick<
+      Logger,
+      'info' | 'warn'
+    >;
+    await syncSchedules({
+      client,
+      config: configWith([{ name, cron, timezone, targets: [targets()[0]!] }]),
+      taskQueue: `${taskQueue}-dst`,
+      logger,
+    });
+    expect(warned).toContainEqual({
+      obj: { schedule: name, skipped: expected },
+      msg: `maintenance '${name}' will not run at ${expected[0]} ${timezone}: the clocks go forward over that time and Temporal skips it; move the cron out of the hour the clocks skip, or use UTC`,
+    });
+    // A time the clocks never skip: no warning.
+    warned.length = 0;
+    await syncSchedules({
+      client,
+      config: configWith([{ name, cron: '30 3 * * 0', timezone, targets: [targets()[0]!] }]),
+      taskQueue: `${taskQueue}-dst`,
+      logger,
+    });
+    expect(warned).toEqual([]);
   });
 
   it('leaves alone, and starts anyway, a schedule of the namespace it cannot read (another environment deleting it meanwhile)', async () => {
