@@ -87,17 +87,15 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
   // workflow task ahead of the batch's, holding up the claim on the path from alert to restart.
   // Resolves undefined when the guard answered no windows (one from before) or the batch failed:
   // the read then queries. An answer is as fresh as the batch, within windowCacheMs like a query's;
-  // a window this engine opens or closes drops them all (generation), as it drops the shared read.
-  let generation = 0;
-  const windowsWithClaims = new Map<string, { at: number; generation: number; read: Promise<WindowLease[] | undefined> }>();
+  // a window this engine opens or closes drops them all, as it drops the shared read.
+  const windowsWithClaims = new Map<string, { at: number; read: Promise<WindowLease[] | undefined> }>();
   const besideClaim = (target: string, now: number): Promise<WindowLease[] | undefined> | undefined => {
     if (windows && now - windows.at <= windowCacheMs) return undefined;
     const asked = windowsWithClaims.get(target);
-    return asked && asked.generation === generation && now - asked.at <= windowCacheMs ? asked.read : undefined;
+    return asked && now - asked.at <= windowCacheMs ? asked.read : undefined;
   };
   const windowsChanged = () => {
     windows = undefined;
-    generation++;
     windowsWithClaims.clear();
   };
   /** Registers the batch's window answer for `targets` before it is sent; settle it with what the guard answered. */
@@ -106,7 +104,7 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
     const read = new Promise<WindowLease[] | undefined>((resolve) => (settle = resolve));
     const at = Date.now();
     for (const [target, asked] of windowsWithClaims) if (at - asked.at > windowCacheMs) windowsWithClaims.delete(target);
-    for (const target of targets) windowsWithClaims.set(target, { at, generation, read });
+    for (const target of targets) windowsWithClaims.set(target, { at, read });
     return settle;
   };
 
@@ -227,8 +225,10 @@ export function createGuardrailActivities(deps: GuardrailDeps): GuardrailActivit
 
     async maintenanceWindowFor(target: string): Promise<Suppression> {
       try {
-        const now = Date.now();
-        return windowSuppression(target, (await besideClaim(target, now)) ?? (await openWindows()), now);
+        // Waiting for the batch is given up with the activity, as a query would be.
+        const beside = besideClaim(target, Date.now());
+        const leases = (beside && (await untilAborted(beside, activitySignal()))) ?? (await openWindows());
+        return windowSuppression(target, leases, Date.now());
       } catch (err) {
         // No guard yet means nothing was ever opened.
         if (err instanceof WorkflowNotFoundError) return { suppressed: false };
@@ -259,5 +259,16 @@ function withWindows(ops: GuardOp[], answer: GuardBatchAnswer): GuardOpResult[] 
     const op = ops[i];
     if (op?.op !== 'claimRestart' || !('ok' in result) || typeof result.ok !== 'object') return result;
     return { ok: { ...result.ok, window: windowSuppression(op.req.target, answer.windows, now) } };
+  });
+}
+
+/** `work`'s outcome, or the signal's reason as soon as it aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }

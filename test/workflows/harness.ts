@@ -67,6 +67,8 @@ export interface TargetScript {
   suppressionHeld?: Promise<unknown>;
   /** The guard's restart claim answers this much later (a busy guard: it comes after the other first reads). */
   claimDelayMs?: number;
+  /** The guard refuses the restart claim (bad input): the claim answers nothing, a window included. */
+  claimRefused?: boolean;
   /** What targetLogs reads, one line per log line; filtered by the request's pattern like the real one. */
   logs?: string;
   /** Configured commands: what each prints and exits with; one not readOnly is only described in a dry run, like the real one. */
@@ -328,6 +330,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
           claims.push(req);
           const delay = of(req.target).script.claimDelayMs;
           if (delay) await new Promise((r) => setTimeout(r, delay));
+          if (of(req.target).script.claimRefused) throw ApplicationFailure.nonRetryable('the guard refused the claim', 'BadInput');
           return guard.claimRestart(req);
         },
       },

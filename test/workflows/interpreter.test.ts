@@ -1075,6 +1075,21 @@ describe('the shipped runbooks', () => {
       expect(types).not.toContain('maintenanceWindowFor');
     });
 
+    it('reads the window on its own when the claim answered none (the guard refused it), and still stands down in it', async () => {
+      const target = uniqueTarget('svc');
+      h.script(target, { claimRefused: true });
+      await h.guard.openWindow({ holder: `maintenance:${target}`, schedule: 'weekly', targets: [target], untilMs: Date.now() + 60_000 });
+      try {
+        const { handle, result } = await run(def, target);
+        expect(result.outcome, result.detail).toBe('suppressed');
+        expect(result.detail).toContain("maintenance window 'weekly'");
+        const reads = (await handle.fetchHistory()).events!.flatMap((e) => localActivityMarker(e)?.type ?? []);
+        expect(reads).toContain('maintenanceWindowFor');
+      } finally {
+        await h.guard.closeWindow(`maintenance:${target}`);
+      }
+    });
+
     it("stands down in an open maintenance window read from the claim's answer, and takes the claim back", async () => {
       const target = uniqueTarget('svc');
       await h.guard.openWindow({ holder: `maintenance:${target}`, schedule: 'weekly', targets: [target], untilMs: Date.now() + 60_000 });

@@ -23,6 +23,8 @@ export interface ChecksAhead {
   claim?: ClaimAhead;
   /** The target the claim is for. */
   claimTarget?: string;
+  /** The claim's window was handed to a suppression check: a later check (a goto back) reads its own. */
+  windowTaken?: boolean;
 }
 
 /**
@@ -67,7 +69,8 @@ export function askAhead(run: RunState, step: ActionStep, target: TargetRef, on:
  * target, when the run reads it so (readsWindowWithClaim). Undefined: the check reads it itself.
  */
 export function windowFromClaim(run: RunState, target: string): Promise<Suppression | undefined> | undefined {
-  if (!readsWindowWithClaim() || !run.ahead?.claim || run.ahead.claimTarget !== target) return undefined;
+  if (!readsWindowWithClaim() || !run.ahead?.claim || run.ahead.claimTarget !== target || run.ahead.windowTaken) return undefined;
+  run.ahead.windowTaken = true;
   return run.ahead.claim.window();
 }
 

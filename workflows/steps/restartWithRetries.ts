@@ -1,6 +1,6 @@
 // Restarting a target: a restart only counts once verification passes within the deadline, and
 // every restart first asks the guard (anti-flap across incidents, the concurrency cap).
-import { CancellationScope } from '@temporalio/workflow';
+import { CancellationScope, isCancellation } from '@temporalio/workflow';
 import { formatDuration } from '../../config/duration.js';
 import type { GuardrailPlan } from '../messages.js';
 import type { RestartClaimed, Suppression } from '../../activities/contract.js';
@@ -59,10 +59,13 @@ export function claimAhead(incident: Incident, engine: EngineSteps, plan: Restar
       settled = true;
       return claimed;
     },
+    // A claim the guard refused leaves the window to a read of its own; one that failed after its
+    // retries (the guard unreachable) fails the window check too, rather than a second read
+    // spending its own retries on the same guard before the run can stand down or go on.
     window: () =>
       claimed.then(
         (c) => c.window,
-        () => undefined,
+        (err: unknown) => (isPermanent(err) && !isCancellation(err) ? undefined : Promise.reject(err as Error)),
       ),
     async withdraw() {
       if (settled) return;
