@@ -172,7 +172,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       logger,
     });
 
-    const changes = unlessStopping(await syncSchedules({ client, config, taskQueue }));
+    const changes = unlessStopping(await syncSchedules({ client, config, taskQueue, logger }));
     logger.info({ schedules: changes }, 'maintenance schedules in sync with config');
 
     // The embedded dev server keeps its state on this disk already: a spool there adds no new way to

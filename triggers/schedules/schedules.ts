@@ -30,6 +30,8 @@ export interface ScheduleSyncResult {
   updated: string[];
   unchanged: string[];
   deleted: string[];
+  /** Schedules of the namespace not in the config that could not be read, left alone (not deleted). */
+  unreadable: string[];
 }
 
 export interface ScheduleSyncDeps {
@@ -54,7 +56,7 @@ interface SyncMemo {
 
 export async function syncSchedules(deps: ScheduleSyncDeps): Promise<ScheduleSyncResult> {
   const { client, config, taskQueue } = deps;
-  const result: ScheduleSyncResult = { created: [], updated: [], unchanged: [], deleted: [] };
+  const result: ScheduleSyncResult = { created: [], updated: [], unchanged: [], deleted: [], unreadable: [] };
   const wanted = new Set<string>();
 
   for (const schedule of config.maintenance) {
@@ -113,6 +115,7 @@ export async function syncSchedules(deps: ScheduleSyncDeps): Promise<ScheduleSyn
       // deleting it this moment (the server then refuses to describe it). Not known to be ours, so
       // it is left alone, and start-up goes on; the next sync looks at it again.
       deps.logger?.warn({ schedule: id, error: (err as Error).message }, `schedule '${id}' could not be read; left alone`);
+      result.unreadable.push(id);
       continue;
     }
     // Only schedules this engine owns (its task queue, its workflow type): another engine or
