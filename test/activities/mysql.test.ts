@@ -468,7 +468,8 @@ describe('mysql table maintenance', () => {
     const beats: unknown[] = [];
     try {
       const env = new MockActivityEnvironment({ attempt: 1 });
-      env.on('heartbeat', (d: unknown) => beats.push(d));
+      // A copy of each: the activity heartbeats one object it keeps adding to.
+      env.on('heartbeat', (d: unknown) => beats.push(structuredClone(d)));
       const failure = await failureOf(
         env.run(() => my().optimize({ ...conn, timeoutMs: 1_000 }, target, [optTable, optTable2], { dryRun: false })),
       );
@@ -484,6 +485,8 @@ describe('mysql table maintenance', () => {
     expect(await innodbTableId(optTable2)).toBe(second);
     const last = beats.at(-1);
     expect(last).toEqual({ target, done: { optimize: [optTable] } });
+    // Said as soon as the first table was done, not only at the end.
+    expect(beats[0]).toEqual({ target, done: { optimize: [] } });
     // Temporal hands the retry its last heartbeat: only the second table is rebuilt.
     const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: last });
     const result = (await retry.run(() => my().optimize(conn, target, [optTable, optTable2], { dryRun: false }))) as Maintained;
@@ -493,10 +496,16 @@ describe('mysql table maintenance', () => {
     expect(result.summary).toMatch(new RegExp(`^OPTIMIZE TABLE on ${optTable2} took .*: ok \\(${optTable} done by an earlier attempt\\)$`));
     expect(await innodbTableId(optTable)).toBe(rebuilt);
     expect(await innodbTableId(optTable2)).not.toBe(second);
-    // Another target's or another operation's progress is not taken for this one's.
-    const other = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { target: 'elsewhere', done: { optimize: [optTable] } } });
-    const again = (await other.run(() => my().analyze(conn, target, [optTable], { dryRun: false }))) as Maintained;
-    expect(again.rows.map((r) => r.table)).toEqual([`${conn.database}.${optTable}`]);
+    // Another target's progress is not taken for this one's, nor one operation's for another's.
+    const elsewhere = new MockActivityEnvironment({
+      attempt: 2,
+      heartbeatDetails: { target: 'elsewhere', done: { optimize: [optTable] } },
+    });
+    const again = (await elsewhere.run(() => my().optimize(conn, target, [optTable], { dryRun: false }))) as Maintained;
+    expect(again.rows.map((r) => r.table)).toContain(`${conn.database}.${optTable}`);
+    const analyzed = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { target, done: { optimize: [optTable] } } });
+    const analysis = (await analyzed.run(() => my().analyze(conn, target, [optTable], { dryRun: false }))) as Maintained;
+    expect(analysis.rows.map((r) => r.table)).toEqual([`${conn.database}.${optTable}`]);
   });
 
   it('gives up on a table someone holds locked after its timeout, retryably, instead of queueing behind the lock', async () => {
