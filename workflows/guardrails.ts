@@ -75,6 +75,16 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
       validator: (req) => {
         need(req?.holder, 'holder');
         if (!Array.isArray(req.targets) || !(req.untilMs > 0)) throw new Error('openWindow needs targets and untilMs');
+        // The schedule's own runs never overlap (Temporal skips a firing while one runs), and a run
+        // by hand is refused while the schedule's runs; but a firing while a run by hand holds the
+        // window would back up and VACUUM the same targets side by side. Refused here, where every
+        // run of the schedule opens its window. (A validator's refusal is not in the history.)
+        const other = state.windows.find((w) => w.schedule === req.schedule && w.holder !== req.holder && w.until > Date.now());
+        if (other) {
+          throw new Error(
+            `maintenance '${req.schedule}' is already running: ${other.holder} holds its window on '${other.target}' until ${new Date(other.until).toISOString()}`,
+          );
+        }
       },
     },
   );

@@ -336,6 +336,37 @@ describe('guard workflow', () => {
     expect(await guard.maintenanceWindowFor(a)).toEqual({ suppressed: false });
   });
 
+  it("refuses a second run's window of the same schedule while the first holds it, as bad input naming the holder", async () => {
+    const [db, cache] = [uniqueTarget('db'), uniqueTarget('cache')];
+    const schedule = uniqueTarget('weekly');
+    const byHand = { holder: `maintenance:${schedule}`, schedule, targets: [db], untilMs: Date.now() + 60_000 };
+    await h.guard.openWindow(byHand);
+    // The same run asking again (a retried activity) is fine.
+    await h.guard.openWindow(byHand);
+    const fired = { holder: `maintenance:${schedule}-2026-12-06T02:00:00Z`, schedule, targets: [db, cache], untilMs: Date.now() + 60_000 };
+    const err = await h.guard.openWindow(fired).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err).toMatchObject({ type: 'BadInput', nonRetryable: true });
+    expect((err as Error).message).toContain(
+      `maintenance '${schedule}' is already running: maintenance:${schedule} holds its window on '${db}'`,
+    );
+    // Nothing of the refused run was opened.
+    expect((await h.guard.maintenanceWindowFor(cache)).suppressed).toBe(false);
+    // Another schedule on the same target is not this rule's business.
+    await h.guard.openWindow({
+      holder: 'maintenance:monthly',
+      schedule: `${schedule}-monthly`,
+      targets: [db],
+      untilMs: Date.now() + 60_000,
+    });
+    // Once the first run closed its window, the next may open it.
+    expect(await h.guard.closeWindow(byHand.holder)).toBe(1);
+    await h.guard.openWindow(fired);
+    expect((await h.guard.maintenanceWindowFor(cache)).suppressed).toBe(true);
+    await h.guard.closeWindow(fired.holder);
+    await h.guard.closeWindow('maintenance:monthly');
+  });
+
   it('keeps its restart history and leases across continue-as-new', async () => {
     // A guard of its own, with a tiny history limit, so it continues as new within the test.
     const guardId = `${h.guardId}-can`;

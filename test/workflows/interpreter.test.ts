@@ -1273,6 +1273,26 @@ describe('the shipped runbooks', () => {
     const silenceOf = (handle: Run) =>
       h.calls.find((c) => c.activity === 'createSilence' && (c.arg as { comment: string }).comment.includes(handle.workflowId));
 
+    it('fails at its window, touching nothing, while a run by hand of the same schedule holds it, and leaves that run its window', async () => {
+      const a = uniqueTarget('pg');
+      h.script(a, { healthy: () => true });
+      const input = maintenanceRun([a]);
+      const schedule = input.maintenance!.schedule;
+      const byHand = `maintenance:${schedule}`;
+      await h.guard.openWindow({ holder: byHand, schedule, targets: [a], untilMs: Date.now() + 60_000 });
+      try {
+        // The schedule's own firing: a workflow id of its own.
+        const handle = await start(input, `${maintenanceWorkflowId(schedule)}-2026-12-06T02:00:00Z`);
+        const result = await handle.result();
+        expect(result.outcome, result.detail).toBe('failed');
+        expect(result.detail).toContain(`maintenance '${schedule}' is already running: ${byHand} holds its window`);
+        expect(h.calls.filter((c) => c.target === a && ['backupTarget', 'maintainTarget'].includes(c.activity))).toEqual([]);
+        expect((await h.guard.maintenanceWindowFor(a)).suppressed).toBe(true);
+      } finally {
+        await h.guard.closeWindow(byHand);
+      }
+    });
+
     it('opens the window, backs up, maintains and checks each target, then closes the window', async () => {
       const [a, b] = [uniqueTarget('pg'), uniqueTarget('pg')];
       const inBackup = gate();
