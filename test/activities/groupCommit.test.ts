@@ -9,6 +9,17 @@ import { createGuardrailActivities } from '../../activities/guardrails.js';
 import { inFlightLimit } from '../../activities/limits.js';
 import type { RestartClaim } from '../../activities/contract.js';
 
+/** A client whose connection passes every call straight through, with `workflow` for its workflow client. */
+function stubClient(workflow: object): Client {
+  return {
+    connection: {
+      withDeadline: (_: number, fn: () => Promise<unknown>) => fn(),
+      withAbortSignal: (_: AbortSignal, fn: () => Promise<unknown>) => fn(),
+    },
+    workflow,
+  } as unknown as Client;
+}
+
 /** A restart claim of `target` with request id `id`. */
 function claim(id: string, target = 'api'): RestartClaim {
   return { target, holder: 'h', requestId: id, max: 3, windowMs: 60_000, enforce: true, dryRun: false, maxConcurrent: 5, leaseMs: 60_000 };
@@ -96,34 +107,28 @@ describe('guardrail activities against a guard that predates guardBatch', () => 
     const asked: string[] = [];
     let inFlight = 0;
     let most = 0;
-    const client = {
-      connection: {
-        withDeadline: (_: number, fn: () => Promise<unknown>) => fn(),
-        withAbortSignal: (_: AbortSignal, fn: () => Promise<unknown>) => fn(),
+    const client = stubClient({
+      async executeUpdateWithStart(def: { name: string }, opts: { args: unknown[] }) {
+        asked.push(def.name);
+        if (def.name === 'guardBatch') {
+          throw new WorkflowUpdateFailedError(
+            'Workflow Update failed',
+            ApplicationFailure.nonRetryable('No registered handler for update: guardBatch'),
+          );
+        }
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await tick();
+        inFlight--;
+        const req = opts.args[0] as RestartClaim;
+        if (!req.target)
+          throw new WorkflowUpdateFailedError(
+            'Workflow Update failed',
+            ApplicationFailure.nonRetryable('guardrails request has no target'),
+          );
+        return { allowed: true, acquired: true, leaseId: req.requestId, recent: 1, reason: 'ok', inUse: 1, holders: [] };
       },
-      workflow: {
-        async executeUpdateWithStart(def: { name: string }, opts: { args: unknown[] }) {
-          asked.push(def.name);
-          if (def.name === 'guardBatch') {
-            throw new WorkflowUpdateFailedError(
-              'Workflow Update failed',
-              ApplicationFailure.nonRetryable('No registered handler for update: guardBatch'),
-            );
-          }
-          inFlight++;
-          most = Math.max(most, inFlight);
-          await tick();
-          inFlight--;
-          const req = opts.args[0] as RestartClaim;
-          if (!req.target)
-            throw new WorkflowUpdateFailedError(
-              'Workflow Update failed',
-              ApplicationFailure.nonRetryable('guardrails request has no target'),
-            );
-          return { allowed: true, acquired: true, leaseId: req.requestId, recent: 1, reason: 'ok', inUse: 1, holders: [] };
-        },
-      },
-    } as unknown as Client;
+    });
     const guard = createGuardrailActivities({ client, taskQueue: 'q' });
     const answers = await Promise.allSettled(
       ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((id) => guard.claimRestart(claim(id, id === 'g' ? '' : 'api'))),
@@ -152,31 +157,25 @@ describe('a maintenance-window read asked beside a restart claim', () => {
   function guardAnswering(windowsAnswered: boolean) {
     const asked: unknown[][] = [];
     let queries = 0;
-    const client = {
-      connection: {
-        withDeadline: (_: number, fn: () => Promise<unknown>) => fn(),
-        withAbortSignal: (_: AbortSignal, fn: () => Promise<unknown>) => fn(),
+    const client = stubClient({
+      async executeUpdateWithStart(_: { name: string }, opts: { args: unknown[] }) {
+        asked.push(opts.args);
+        await tick();
+        const [ops, ask] = opts.args as [Array<{ req: RestartClaim }>, { windowsFor: string[] } | undefined];
+        const answers = ops.map((op) => ({
+          ok: { allowed: true, acquired: true, leaseId: op.req.requestId, recent: 1, reason: 'ok', inUse: 1, holders: [] },
+        }));
+        // A guard from before answers the bare list whatever it is asked.
+        if (!windowsAnswered || !ask) return answers;
+        return { answers, windows: [{ holder: 'm', schedule: 'weekly', target: 'db', until: Date.now() + 60_000 }] };
       },
-      workflow: {
-        async executeUpdateWithStart(_: { name: string }, opts: { args: unknown[] }) {
-          asked.push(opts.args);
-          await tick();
-          const [ops, ask] = opts.args as [Array<{ req: RestartClaim }>, { windowsFor: string[] } | undefined];
-          const answers = ops.map((op) => ({
-            ok: { allowed: true, acquired: true, leaseId: op.req.requestId, recent: 1, reason: 'ok', inUse: 1, holders: [] },
-          }));
-          // A guard from before answers the bare list whatever it is asked.
-          if (!windowsAnswered || !ask) return answers;
-          return { answers, windows: [{ holder: 'm', schedule: 'weekly', target: 'db', until: Date.now() + 60_000 }] };
+      getHandle: () => ({
+        async query() {
+          queries++;
+          return { restarts: {}, leases: [], windows: [], retainMs: 0, now: Date.now(), runId: 'r' };
         },
-        getHandle: () => ({
-          async query() {
-            queries++;
-            return { restarts: {}, leases: [], windows: [], retainMs: 0, now: Date.now(), runId: 'r' };
-          },
-        }),
-      },
-    } as unknown as Client;
+      }),
+    });
     return { guard: createGuardrailActivities({ client, taskQueue: 'q' }), asked, queries: () => queries };
   }
 

@@ -14,6 +14,7 @@ import { Secret } from '../../config/secret.js';
 import { failureOf, silentServer } from '../support/net.js';
 import { closedPort } from '../support/ports.js';
 import { stack } from '../support/stack.js';
+import { cancellableActivity } from '../support/activityEnv.js';
 import { until } from '../support/wait.js';
 
 const suffix = randomUUID().slice(0, 8);
@@ -432,21 +433,15 @@ describe('mysql table maintenance', () => {
     // OPTIMIZE needs the table's metadata lock; this session holds it, so OPTIMIZE waits.
     await locker.query(`LOCK TABLES ${optTable} WRITE`);
     try {
-      const env = new MockActivityEnvironment();
-      const beats: unknown[] = [];
-      env.on('heartbeat', (d: unknown) => beats.push(d));
-      const outcome = env
-        .run(() => my().optimize({ ...conn, timeoutMs: 30_000 }, target, [optTable], { dryRun: false }))
-        .then(
-          () => 'finished',
-          (err: unknown) => err,
-        );
+      const { beats, outcome, cancel } = cancellableActivity(() =>
+        my().optimize({ ...conn, timeoutMs: 30_000 }, target, [optTable], { dryRun: false }),
+      );
       const waiting = async () =>
         (await my().processlist(conn, target, 0)).long.filter((t) => t.info?.startsWith(`OPTIMIZE TABLE \`${optTable}\``));
       await until('OPTIMIZE to wait for the lock', 15_000, async () =>
         (await waiting()).some((t) => /metadata lock/i.test(t.state ?? '')) ? true : undefined,
       );
-      env.cancel();
+      cancel();
       const started = Date.now();
       expect(await outcome).toBeInstanceOf(CancelledFailure);
       expect(Date.now() - started).toBeLessThan(5_000);

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +19,7 @@ import { Secret } from '../../config/secret.js';
 import { failureOf, silentServer } from '../support/net.js';
 import { closedPort } from '../support/ports.js';
 import { stack } from '../support/stack.js';
+import { cancellableActivity } from '../support/activityEnv.js';
 import { until } from '../support/wait.js';
 
 const run = promisify(execFile);
@@ -60,6 +60,40 @@ afterAll(async () => {
   await admin?.end();
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
+
+/**
+ * Runs `op` on `table` while another session holds the table locked, cancels its activity once the
+ * statement waits for the lock, and checks it stopped on the server at once, having heartbeated,
+ * and did nothing (`stat` of the table unchanged).
+ */
+async function cancelledWhileLocked(op: 'vacuum' | 'analyze', table: string, statement: string, stat: 'last_vacuum' | 'last_analyze') {
+  const before = (await tableStats(table))[stat];
+  const locker = client();
+  await locker.connect();
+  await locker.query('BEGIN');
+  await locker.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+  try {
+    const pg = createPostgresActivities({ outputBytes: 16_384, backupDir: join(scratch, 'unused') });
+    const { beats, outcome, cancel } = cancellableActivity(() =>
+      pg[op]({ ...conn, timeoutMs: 30_000 }, target, [table], { dryRun: false }),
+    );
+    const waiting = `SELECT pid FROM pg_stat_activity WHERE query = '${statement}' AND state = 'active'`;
+    await until(`${op} to wait for the lock`, 15_000, async () =>
+      (await admin.query(`${waiting} AND wait_event_type = 'Lock'`)).rowCount ? true : undefined,
+    );
+    cancel();
+    const started = Date.now();
+    expect(await outcome).toBeInstanceOf(CancelledFailure);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await until(`${op} to stop on the server`, 5_000, async () => ((await admin.query(waiting)).rowCount === 0 ? true : undefined));
+    expect(beats).toContainEqual({ op, target });
+    await locker.query('ROLLBACK');
+    expect((await tableStats(table))[stat]).toEqual(before);
+  } finally {
+    await locker.query('ROLLBACK');
+    await locker.end();
+  }
+}
 
 describe('postgres ping', () => {
   const pgx = () => createPostgresActivities({ outputBytes: 16_384, backupDir: join(scratch, 'unused') });
@@ -237,37 +271,7 @@ describe('postgres vacuum', () => {
 
   it('when its activity is cancelled, stops the VACUUM on the server, having heartbeated while it waited', async () => {
     // Someone else holds the table: VACUUM queues behind the lock until cancelled.
-    const lastVacuum = (await tableStats(vacTable)).last_vacuum;
-    const locker = client();
-    await locker.connect();
-    await locker.query('BEGIN');
-    await locker.query(`LOCK TABLE ${vacTable} IN ACCESS EXCLUSIVE MODE`);
-    try {
-      const env = new MockActivityEnvironment();
-      const beats: unknown[] = [];
-      env.on('heartbeat', (d: unknown) => beats.push(d));
-      const outcome = env
-        .run(() => pgx().vacuum({ ...conn, timeoutMs: 30_000 }, target, [vacTable], { dryRun: false }))
-        .then(
-          () => 'finished',
-          (err: unknown) => err,
-        );
-      const waiting = `SELECT pid FROM pg_stat_activity WHERE query = 'VACUUM (ANALYZE) "${vacTable}"' AND state = 'active'`;
-      await until('VACUUM to wait for the lock', 15_000, async () =>
-        (await admin.query(`${waiting} AND wait_event_type = 'Lock'`)).rowCount ? true : undefined,
-      );
-      env.cancel();
-      const started = Date.now();
-      expect(await outcome).toBeInstanceOf(CancelledFailure);
-      expect(Date.now() - started).toBeLessThan(5_000);
-      await until('VACUUM to stop on the server', 5_000, async () => ((await admin.query(waiting)).rowCount === 0 ? true : undefined));
-      expect(beats).toContainEqual({ op: 'vacuum', target });
-      await locker.query('ROLLBACK');
-      expect((await tableStats(vacTable)).last_vacuum).toEqual(lastVacuum);
-    } finally {
-      await locker.query('ROLLBACK');
-      await locker.end();
-    }
+    await cancelledWhileLocked('vacuum', vacTable, `VACUUM (ANALYZE) "${vacTable}"`, 'last_vacuum');
   });
 
   it('gives up on a table someone holds locked after its timeout, retryably, instead of queueing behind the lock', async () => {
@@ -354,37 +358,7 @@ describe('postgres analyze (maintain with analyzeOnly)', () => {
   });
 
   it('when its activity is cancelled, stops the ANALYZE on the server, having heartbeated while it waited', async () => {
-    const lastAnalyze = (await tableStats(anaTable)).last_analyze;
-    const locker = client();
-    await locker.connect();
-    await locker.query('BEGIN');
-    await locker.query(`LOCK TABLE ${anaTable} IN ACCESS EXCLUSIVE MODE`);
-    try {
-      const env = new MockActivityEnvironment();
-      const beats: unknown[] = [];
-      env.on('heartbeat', (d: unknown) => beats.push(d));
-      const outcome = env
-        .run(() => pgx().analyze({ ...conn, timeoutMs: 30_000 }, target, [anaTable], { dryRun: false }))
-        .then(
-          () => 'finished',
-          (err: unknown) => err,
-        );
-      const waiting = `SELECT pid FROM pg_stat_activity WHERE query = 'ANALYZE "${anaTable}"' AND state = 'active'`;
-      await until('ANALYZE to wait for the lock', 15_000, async () =>
-        (await admin.query(`${waiting} AND wait_event_type = 'Lock'`)).rowCount ? true : undefined,
-      );
-      env.cancel();
-      const started = Date.now();
-      expect(await outcome).toBeInstanceOf(CancelledFailure);
-      expect(Date.now() - started).toBeLessThan(5_000);
-      await until('ANALYZE to stop on the server', 5_000, async () => ((await admin.query(waiting)).rowCount === 0 ? true : undefined));
-      expect(beats).toContainEqual({ op: 'analyze', target });
-      await locker.query('ROLLBACK');
-      expect((await tableStats(anaTable)).last_analyze).toEqual(lastAnalyze);
-    } finally {
-      await locker.query('ROLLBACK');
-      await locker.end();
-    }
+    await cancelledWhileLocked('analyze', anaTable, `ANALYZE "${anaTable}"`, 'last_analyze');
   });
 
   it("is what a maintain step with analyzeOnly runs on the target's maintenanceTables; without it, VACUUM (ANALYZE) as before", async () => {
@@ -523,20 +497,12 @@ describe('postgres backup', () => {
     // pg_dump needs a share lock on every table; this one is held, so it waits.
     await locker.query(`LOCK TABLE ${backupTable} IN ACCESS EXCLUSIVE MODE`);
     try {
-      const env = new MockActivityEnvironment();
-      const beats: unknown[] = [];
-      env.on('heartbeat', (d: unknown) => beats.push(d));
       const pgx = createPostgresActivities({ outputBytes: 16_384, backupDir });
-      const outcome = env
-        .run(() => pgx.backup({ ...conn, timeoutMs: 30_000 }, target, { dryRun: false }))
-        .then(
-          () => 'finished',
-          (err: unknown) => err,
-        );
+      const { beats, outcome, cancel } = cancellableActivity(() => pgx.backup({ ...conn, timeoutMs: 30_000 }, target, { dryRun: false }));
       const dumping =
         "SELECT pid FROM pg_stat_activity WHERE application_name = 'remediation-engine' AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE%'";
       await until('pg_dump to wait for the lock', 15_000, async () => ((await admin.query(dumping)).rowCount ? true : undefined));
-      env.cancel();
+      cancel();
       const failure = await outcome;
       expect(failure).toBeInstanceOf(Error);
       expect(failure).not.toBeInstanceOf(ApplicationFailure);

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
+import { localActivityMarker } from '../support/history.js';
 import { gate, until } from '../support/wait.js';
 import { createGuardrailActivities } from '../../activities/guardrails.js';
 import { guardrailsWorkflowId, guardStateQuery } from '../../workflows/guardrails.js';
@@ -461,6 +462,26 @@ export async function waitForStatus(handle: WorkflowHandle, ok: (s: RunbookStatu
 
 /** A promise a stubbed activity waits on until the test opens it. */
 export { gate };
+
+/** `fn` run while the harness's guard holds a maintenance window ('weekly') open on `target`; closed after. */
+export async function inMaintenanceWindow<T>(h: Harness, target: string, fn: () => Promise<T>): Promise<T> {
+  const holder = `maintenance:${target}`;
+  await h.guard.openWindow({ holder, schedule: 'weekly', targets: [target], untilMs: Date.now() + 60_000 });
+  try {
+    return await fn();
+  } finally {
+    await h.guard.closeWindow(holder);
+  }
+}
+
+/** The local activities a run asked, in the order it asked them (their sequence numbers). */
+export async function localReads(handle: WorkflowHandle): Promise<string[]> {
+  const marked = ((await handle.fetchHistory()).events ?? []).flatMap((e) => {
+    const m = localActivityMarker(e);
+    return m ? [m] : [];
+  });
+  return marked.sort((a, b) => a.seq - b.seq).map((m) => m.type);
+}
 
 /** What the harness's guard holds for one target: how many leases, and the restarts it counts (undefined: none ever). */
 export async function guardHolds(h: Harness, target: string): Promise<{ leases: number; restarts: number[] | undefined }> {

@@ -20,7 +20,6 @@ import {
   type RunbookResult,
   type RunbookRunInput,
 } from '../../workflows/messages.js';
-import { localActivityMarker } from '../support/history.js';
 import { until } from '../support/wait.js';
 import { cancelIncident } from '../../triggers/operators/operatorCommands.js';
 import { temporalOf } from '../../triggers/operators/operatorTemporal.js';
@@ -29,6 +28,8 @@ import {
   events,
   gate,
   guardHolds,
+  inMaintenanceWindow,
+  localReads,
   authRefused,
   permanentFailure,
   runbookInput,
@@ -1065,45 +1066,33 @@ describe('the shipped runbooks', () => {
       h.script(target, { healthy: (s) => s.restarts >= 1 });
       const { handle, result } = await run(def, target);
       expect(result.outcome, result.detail).toBe('recovered');
-      const reads = (await handle.fetchHistory()).events!.flatMap((e) => {
-        const m = localActivityMarker(e);
-        return m ? [[m.seq, m.type] as const] : [];
-      });
       // Asked in this order, the claim first; the window came with the claim, not from a read.
-      const types = reads.sort(([a], [b]) => a - b).map(([, type]) => type);
-      expect(types.slice(0, 3)).toEqual(['claimRestart', 'verifyTarget', 'checkSuppression']);
-      expect(types).not.toContain('maintenanceWindowFor');
+      const reads = await localReads(handle);
+      expect(reads.slice(0, 3)).toEqual(['claimRestart', 'verifyTarget', 'checkSuppression']);
+      expect(reads).not.toContain('maintenanceWindowFor');
     });
 
     it('reads the window on its own when the claim answered none (the guard refused it), and still stands down in it', async () => {
       const target = uniqueTarget('svc');
       h.script(target, { claimRefused: true });
-      await h.guard.openWindow({ holder: `maintenance:${target}`, schedule: 'weekly', targets: [target], untilMs: Date.now() + 60_000 });
-      try {
-        const { handle, result } = await run(def, target);
-        expect(result.outcome, result.detail).toBe('suppressed');
-        expect(result.detail).toContain("maintenance window 'weekly'");
-        const reads = (await handle.fetchHistory()).events!.flatMap((e) => localActivityMarker(e)?.type ?? []);
-        expect(reads).toContain('maintenanceWindowFor');
-      } finally {
-        await h.guard.closeWindow(`maintenance:${target}`);
-      }
+      const { handle, result } = await inMaintenanceWindow(h, target, () => run(def, target));
+      expect(result.outcome, result.detail).toBe('suppressed');
+      expect(result.detail).toContain("maintenance window 'weekly'");
+      expect(await localReads(handle)).toContain('maintenanceWindowFor');
     });
 
     it("stands down in an open maintenance window read from the claim's answer, and takes the claim back", async () => {
       const target = uniqueTarget('svc');
-      await h.guard.openWindow({ holder: `maintenance:${target}`, schedule: 'weekly', targets: [target], untilMs: Date.now() + 60_000 });
-      try {
-        const { handle, result } = await run(def, target);
-        expect(result.outcome, result.detail).toBe('suppressed');
-        expect(result.detail).toContain("maintenance window 'weekly'");
-        expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
-        const reads = (await handle.fetchHistory()).events!.flatMap((e) => localActivityMarker(e)?.type ?? []);
-        expect(reads).not.toContain('maintenanceWindowFor');
+      const { handle, result } = await inMaintenanceWindow(h, target, async () => {
+        const ran = await run(def, target);
+        // Checked while the window is open: the claim was taken back, nothing held or counted.
         expect(await guardHolds(h, target)).toEqual({ leases: 0, restarts: undefined });
-      } finally {
-        await h.guard.closeWindow(`maintenance:${target}`);
-      }
+        return ran;
+      });
+      expect(result.outcome, result.detail).toBe('suppressed');
+      expect(result.detail).toContain("maintenance window 'weekly'");
+      expect(h.callsFor(target, 'restartTarget')).toHaveLength(0);
+      expect(await localReads(handle)).not.toContain('maintenanceWindowFor');
     });
 
     it('withdraws the claim asked ahead when it is cancelled while its first reads are out', async () => {

@@ -44,6 +44,7 @@ import {
   authRefused,
   cancelWhileFirstReadsOut,
   gate,
+  inMaintenanceWindow,
   maintenanceInput,
   permanentFailure,
   runbookInput,
@@ -696,25 +697,15 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     return handle;
   },
   // After 'all-patches-2026-12-05-afternoon': the claim asked ahead goes first, and the target's
-  // maintenance window is read from its answer instead of a read of its own.
-  'runbook-serviceDown-window-read-with-claim': async (h) => {
-    const target = uniqueTarget('svc');
-    h.script(target, { healthy: (s) => s.restarts >= 2 });
-    const handle = await startInterpreter(h, shippedRunbooks.serviceDown!, target);
-    await handle.result();
-    return handle;
-  },
+  // maintenance window, open here, is read from its answer instead of a read of its own.
   'runbook-serviceDown-in-window-read-with-claim': async (h) => {
     const target = uniqueTarget('svc');
-    await h.guard.openWindow({ holder: `maintenance:${target}`, schedule: 'weekly', targets: [target], untilMs: Date.now() + 60_000 });
-    try {
+    return inMaintenanceWindow(h, target, async () => {
       const handle = await startInterpreter(h, shippedRunbooks.serviceDown!, target);
       const result = (await handle.result()) as { outcome: string };
       if (result.outcome !== 'suppressed') throw new Error(`not suppressed by the window: ${result.outcome}`);
       return handle;
-    } finally {
-      await h.guard.closeWindow(`maintenance:${target}`);
-    }
+    });
   },
   'guardrails-continued-as-new': async (h) => {
     const { handle, guard } = await guardOfItsOwn(h, 'replay', 20);
@@ -777,6 +768,9 @@ for (const name of recordedWithOneMarker) scenarios[oneMarker(name)] = scenarios
 // After 'all-patches-2026-12-05-night': the same run, whose claim asked ahead is now withdrawn as
 // the run goes past the restart step, before it pages.
 scenarios['runbook-serviceDown-uncheckable-claim-withdrawn-at-once'] = scenarios['runbook-serviceDown-uncheckable-not-restarted']!;
+// After 'all-patches-2026-12-05-afternoon': the same recovery, its claim asked first and the window
+// read from the claim's answer.
+scenarios['runbook-serviceDown-window-read-with-claim'] = scenarios['runbook-serviceDown-recovered-dropped-reads-patch']!;
 
 const file = (name: string) => join(historiesDir, `${name}.json`);
 

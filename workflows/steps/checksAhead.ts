@@ -21,10 +21,6 @@ export interface ChecksAhead {
   /** The restart step the claim is for, and the claim, until that step takes it. */
   restartStep?: string;
   claim?: ClaimAhead;
-  /** The target the claim is for. */
-  claimTarget?: string;
-  /** The claim's window was handed to a suppression check: a later check (a goto back) reads its own. */
-  windowTaken?: boolean;
 }
 
 /**
@@ -61,7 +57,6 @@ export function askAhead(run: RunState, step: ActionStep, target: TargetRef, on:
   if (!claims) return;
   run.ahead.restartStep = restart.id;
   run.ahead.claim = first ?? claim();
-  run.ahead.claimTarget = target.name;
 }
 
 /**
@@ -69,9 +64,8 @@ export function askAhead(run: RunState, step: ActionStep, target: TargetRef, on:
  * target, when the run reads it so (readsWindowWithClaim). Undefined: the check reads it itself.
  */
 export function windowFromClaim(run: RunState, target: string): Promise<Suppression | undefined> | undefined {
-  if (!readsWindowWithClaim() || !run.ahead?.claim || run.ahead.claimTarget !== target || run.ahead.windowTaken) return undefined;
-  run.ahead.windowTaken = true;
-  return run.ahead.claim.window();
+  const claim = run.ahead?.claim;
+  return readsWindowWithClaim() && claim?.target === target ? claim.window() : undefined;
 }
 
 /** The index of the next action step after `from` that is not an `end`, or -1. */

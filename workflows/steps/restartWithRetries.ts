@@ -42,10 +42,15 @@ export function restartStepKey(step: string, target: string): Pick<RestartPlan, 
  * anti-flap budget. Until then the claim holds a slot and counts, for the few milliseconds the reads take.
  */
 export interface ClaimAhead {
+  /** The target claimed for. */
+  readonly target: string;
   take(): Promise<RestartClaimed>;
   withdraw(): Promise<void>;
-  /** The target's maintenance window as the guard answered it with the claim; undefined when it did not. */
-  window(): Promise<Suppression | undefined>;
+  /**
+   * The target's maintenance window as the guard answered it with the claim (resolving undefined
+   * when it did not), handed out once: undefined when asked again, so a retried check reads its own.
+   */
+  window(): Promise<Suppression | undefined> | undefined;
 }
 
 export function claimAhead(incident: Incident, engine: EngineSteps, plan: RestartPlan): ClaimAhead {
@@ -54,7 +59,9 @@ export function claimAhead(incident: Incident, engine: EngineSteps, plan: Restar
   // Awaited later by whichever way the run goes; a failure then is that way's to handle.
   claimed.catch(() => undefined);
   let settled = false;
+  let windowGiven = false;
   return {
+    target: plan.target,
     take() {
       settled = true;
       return claimed;
@@ -62,11 +69,14 @@ export function claimAhead(incident: Incident, engine: EngineSteps, plan: Restar
     // A claim the guard refused leaves the window to a read of its own; one that failed after its
     // retries (the guard unreachable) fails the window check too, rather than a second read
     // spending its own retries on the same guard before the run can stand down or go on.
-    window: () =>
-      claimed.then(
+    window() {
+      if (windowGiven) return undefined;
+      windowGiven = true;
+      return claimed.then(
         (c) => c.window,
         (err: unknown) => (isPermanent(err) && !isCancellation(err) ? undefined : Promise.reject(err as Error)),
-      ),
+      );
+    },
     async withdraw() {
       if (settled) return;
       settled = true;
