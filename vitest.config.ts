@@ -11,6 +11,7 @@ export const noStackTests = [
   'test/bench/**/*.test.ts',
   'test/activities/backupFiles.test.ts',
   'test/activities/groupCommit.test.ts',
+  'test/activities/readAhead.test.ts',
   'test/config/**/*.test.ts',
   'test/workflows/escalationDelivery.test.ts',
   'test/workflows/escalationMatrix.test.ts',

@@ -23,7 +23,7 @@ import {
   type WindowLease,
 } from './guardMessages.js';
 import { groupCommit } from './groupCommit.js';
-import { activitySignal, inFlightLimit } from './limits.js';
+import { activitySignal, inFlightLimit, untilAborted } from './limits.js';
 import { formatDuration } from '../config/duration.js';
 
 export interface GuardrailDeps {
@@ -259,16 +259,5 @@ function withWindows(ops: GuardOp[], answer: GuardBatchAnswer): GuardOpResult[] 
     const op = ops[i];
     if (op?.op !== 'claimRestart' || !('ok' in result) || typeof result.ok !== 'object') return result;
     return { ok: { ...result.ok, window: windowSuppression(op.req.target, answer.windows, now) } };
-  });
-}
-
-/** `work`'s outcome, or the signal's reason as soon as it aborts. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }

@@ -20,6 +20,7 @@ import { createTargetActivities } from './targets.js';
 import { createDockerExec } from './dockerExec.js';
 import { createPrometheusActivities } from './prometheus.js';
 import { configSecrets } from './redaction.js';
+import { fromTheDoor, type DoorReads } from './readAhead.js';
 import { configuredHosts } from '../config/runbookReferences.js';
 import type Docker from 'dockerode';
 
@@ -59,6 +60,8 @@ export interface EngineActivityDeps {
   guardQueue?: string;
   /** The engine's notification_failures_total: each channel's failed deliveries. */
   notificationFailures?: NotifyDeps['failures'];
+  /** Reads the webhook took for runs it started (readAhead.ts): their first reads answer with them. */
+  doorReads?: DoorReads;
 }
 
 export function createEngineActivities(config: EngineConfig, deps: EngineActivityDeps) {
@@ -125,7 +128,15 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
       return { suppressed: true, reason: `${what} by ${s.createdBy} until ${s.endsAt}: ${s.comment}` };
     },
   };
-  return { ...targets, ...engine, ...guard };
+  const doors = deps.doorReads;
+  return {
+    ...targets,
+    ...engine,
+    ...guard,
+    verifyTarget: fromTheDoor(doors, 'verifyTarget', targets.verifyTarget),
+    checkSuppression: fromTheDoor(doors, 'checkSuppression', engine.checkSuppression),
+    claimRestart: fromTheDoor(doors, 'claimRestart', guard.claimRestart),
+  };
 }
 
 /** At most 64 labels of at most 1,024 characters each: an alert's labels are untrusted input. */

@@ -6,6 +6,8 @@
 #
 #   bash bench/peers.sh                        # 20 rounds, this checkout
 #   ROUNDS=10 ENGINE_DIR=/path/to/other/checkout bash bench/peers.sh   # another build of the engine
+#   PEERS_TIMELINE=1 bash bench/peers.sh       # and then how the engine's runs reached their restart
+#   ENGINE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" bash bench/peers.sh   # node flags for the engine
 #
 # ENGINE_DIR is built (npm run build) and run from there with this checkout's node_modules when it
 # has none. Everything listens on 127.0.0.1: the engine's webhook on 29090, its dev server on
@@ -45,7 +47,7 @@ cat >"$work/config.json" <<JSON
 JSON
 
 export PEERS_WEBHOOK_TOKEN=$token
-(cd "$engine_dir" && MALLOC_ARENA_MAX=2 exec node --max-semi-space-size=4 dist/worker/main.js --config "$work/config.json" engine) >"$work/engine.log" 2>&1 &
+(cd "$engine_dir" && MALLOC_ARENA_MAX=2 exec node --max-semi-space-size=4 ${ENGINE_NODE_ARGS:-} dist/worker/main.js --config "$work/config.json" engine) >"$work/engine.log" 2>&1 &
 engine=$!
 cleanup() {
   kill -TERM "$engine" 2>/dev/null || true
@@ -64,3 +66,10 @@ RECEIVER_URL=http://127.0.0.1:29090/alertmanager RECEIVER_TOKEN=$token RECEIVER_
   TARGET_CONTAINER=peer-engine TARGET_HEALTH_URL=http://127.0.0.1:29085/health ALERT_LABELS='{"service":"web"}' \
   RECEIVER_PID=$engine ONLY=${ONLY:-extra,webhook} ROUNDS=${ROUNDS:-20} PROBES=${PROBES:-0} EXTRA_PROBES=0 \
   bash "$peers/run.sh"
+
+# PEERS_TIMELINE=1: where the engine's rounds spent their time before the restart, from their histories.
+if [ "${PEERS_TIMELINE:-}" = 1 ]; then
+  done='WorkflowType = "runbook" AND ExecutionStatus = "Completed"'
+  (cd "$here" && export TEMPORAL_ADDRESS=127.0.0.1:29233 TEMPORAL_NAMESPACE=default &&
+    node_modules/.bin/tsx bench/timeline.ts "$done" && node_modules/.bin/tsx bench/timeline.ts --last "${ROUNDS:-20}" "$done")
+fi

@@ -8,6 +8,8 @@ import { guardrailsTaskQueue, guardrailsWorkflowId } from '../workflows/guardrai
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
 import { createEngineActivities } from '../activities/index.js';
+import { createDoorReads } from '../activities/readAhead.js';
+import { doorReadsFor } from '../triggers/alerts/doorReads.js';
 import { createWebhookServer, type WebhookServer } from '../triggers/alerts/alertmanager.js';
 import { openSpool, type Spool } from '../triggers/alerts/spool.js';
 import { createMetrics } from '../triggers/metrics/metrics.js';
@@ -90,11 +92,20 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     ? { workflowBundle: { codePath: bundlePath } }
     : { workflowBundle: { code: await bundleWorkflows(logger) } };
   logger.info(bundlePath ? { bundle: bundlePath } : { workflows: workflowsPath }, 'workflow code');
+  // Reads the webhook takes beside an eager start, for the run's first activities to answer with.
+  const doors = createDoorReads({ onOutcome: (read, outcome) => metrics.doorReads.inc({ read, outcome }) });
+  const activities = createEngineActivities(config, {
+    client,
+    logger,
+    guardQueue,
+    notificationFailures: metrics.notificationFailures,
+    doorReads: doors,
+  });
   const worker = await Worker.create({
     connection: native,
     namespace: endpoint.namespace,
     taskQueue,
-    activities: createEngineActivities(config, { client, logger, guardQueue, notificationFailures: metrics.notificationFailures }),
+    activities,
     ...workflowBundle,
     maxCachedWorkflows: config.temporal.maxCachedWorkflows,
     sinks: metrics.sinks(),
@@ -187,6 +198,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       // Eager start hands a new incident's first workflow task to this process's worker in the
       // start call's reply: only a client on the worker's own connection can receive it.
       eagerClient: new Client({ connection: native, namespace: endpoint.namespace }),
+      doorReads: doorReadsFor(doors, activities),
       taskQueue,
       metrics,
       logger,

@@ -53,6 +53,10 @@ describe('service down, the real loop', () => {
     const metrics = await (await fetch(`${engine.webhookUrl}/metrics`)).text();
     expect(metrics).toMatch(/runbook_outcomes_total\{runbook="serviceDown",outcome="recovered"\} [1-9]/);
     expect(metrics).toMatch(/runbook_duration_seconds_count\{runbook="serviceDown",outcome="recovered"\} [1-9]/);
+    // The run's first reads were the ones the webhook took beside its start: asked with the same
+    // arguments (the claim with the run's own request id), each taken as the run's own.
+    for (const read of ['checkSuppression', 'verifyTarget', 'claimRestart'])
+      expect(metrics).toMatch(new RegExp(`door_reads_total\\{read="${read}",outcome="taken"\\} [1-9]`));
   }, 120_000);
 
   it('restarts a hung container that still runs but no longer answers', async () => {

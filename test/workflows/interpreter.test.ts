@@ -23,6 +23,7 @@ import {
 import { until } from '../support/wait.js';
 import { cancelIncident } from '../../triggers/operators/operatorCommands.js';
 import { temporalOf } from '../../triggers/operators/operatorTemporal.js';
+import { firstReads } from '../../workflows/steps/checksAhead.js';
 import {
   cancelWhileFirstReadsOut,
   events,
@@ -1398,5 +1399,44 @@ describe('the shipped runbooks', () => {
         title: `maintenance '${input.maintenance!.schedule}' failed`,
       });
     });
+  });
+});
+
+describe('the reads the webhook takes beside a start (checksAhead.ts firstReads)', () => {
+  it("predicts a serviceDown run's first reads exactly: the silences with the alert's labels, the check, the claim with the run's request id", async () => {
+    const target = uniqueTarget('door');
+    const def = shipped.serviceDown!;
+    const input = runInput(target, def, { alert: { name: 'ServiceDown', severity: 'critical', labels: { service: target, team: 'web' } } });
+    const first = firstReads(input)!;
+    const state = h.script(target, { healthy: (s) => s.restarts > 0 });
+    const { handle, result } = await run(def, target, { alert: input.alert });
+    expect(result.outcome).toBe('recovered');
+    expect(first.suppression).toEqual([target, state.suppressionLabels]);
+    expect(first.verify).toEqual([target]);
+    expect(h.callsFor(target, 'verifyTarget').length).toBeGreaterThan(0);
+    const runId = (await handle.describe()).runId;
+    expect(h.claims.find((c) => c.holder === handle.workflowId)).toEqual(first.claim!(handle.workflowId, runId));
+  });
+
+  it('predicts nothing for a run that opens otherwise, and no check where a host agent checks', () => {
+    const target = uniqueTarget('door');
+    const opensWithNotify = definition(
+      'diagnose-first',
+      `  - id: look\n    uses: diagnose\n  - id: check\n    uses: checkSuppression\n  - id: verify\n    uses: verify\n`,
+    );
+    expect(firstReads(runInput(target, opensWithNotify))).toBeUndefined();
+    const conditional = definition(
+      'when-first',
+      `  - id: check\n    uses: checkSuppression\n    when: "true"\n  - id: verify\n    uses: verify\n`,
+    );
+    expect(firstReads(runInput(target, conditional))).toBeUndefined();
+    const diagnoses = definition(
+      'diagnose-third',
+      `  - id: check\n    uses: checkSuppression\n  - id: verify\n    uses: verify\n  - id: look\n    uses: diagnose\n`,
+    );
+    const reads = firstReads(runInput(target, diagnoses))!;
+    expect(reads.claim).toBeUndefined();
+    expect(reads.suppression).toEqual([target, { service: target }]);
+    expect(firstReads(runInput(target, diagnoses, {}, 'systemd'))?.verify).toBeUndefined();
   });
 });

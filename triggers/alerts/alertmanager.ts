@@ -24,12 +24,15 @@ import { timeSlices } from './slices.js';
 import { SpoolFullError, type Spool, type SpoolEntry, type SpoolLimits } from './spool.js';
 import { startForwarder } from './spoolForwarder.js';
 import { HttpError, parseListen, readBody, requestPath, send, utf8 } from './webhookHttp.js';
+import type { OpenDoorReads } from './doorReads.js';
 
 export interface WebhookDeps {
   config: EngineConfig;
   client: Client;
   /** A client on the engine worker's own connection: new incidents start eagerly (triggers/alerts/incidents.ts). */
   eagerClient?: Client;
+  /** Reads a new run asks first, taken beside its eager start (doorReads.ts): only with eagerClient. */
+  doorReads?: OpenDoorReads;
   /** The engine's task queue: incident workflows run there. */
   taskQueue: string;
   metrics: EngineMetrics;
@@ -102,6 +105,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   const incidents = createIncidentSignaller(deps.client, {
     timeoutMs: deps.temporalTimeoutMs ?? 5_000,
     ...(deps.eagerClient ? { eagerClient: deps.eagerClient } : {}),
+    ...(deps.doorReads ? { doorReads: deps.doorReads } : {}),
   });
   const batchTimeoutMs = deps.batchTimeoutMs ?? defaultBatchTimeoutMs;
   const spoolLimits: SpoolLimits = {

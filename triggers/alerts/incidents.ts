@@ -18,6 +18,7 @@ import {
 import { TimeoutError, withTimeout } from '../../activities/failures.js';
 import { incidentSearchAttributes } from '../plan.js';
 import type { IncidentRunbook } from './binding.js';
+import type { OpenDoorReads } from './doorReads.js';
 
 export interface FireResult {
   workflowId: string;
@@ -54,6 +55,8 @@ export interface SignallerOptions {
    * webhook without a worker beside it): signal-with-start only.
    */
   eagerClient?: Client;
+  /** Reads a new run of a runbook file asks first, taken beside its eager start (doorReads.ts). */
+  doorReads?: OpenDoorReads;
 }
 
 export function createIncidentSignaller(client: Client, options: SignallerOptions): IncidentSignaller {
@@ -131,6 +134,7 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
   async function eagerStart(input: RunbookRunInput | RunbookInput, event: AlertEvent, taskQueue: string): Promise<FireResult | undefined> {
     if (!eager) return undefined;
     const workflowId = incidentWorkflowId(input.runbook, input.target);
+    const door = 'definition' in input ? options.doorReads?.(input, workflowId) : undefined;
     try {
       // The worker's native connection retries a refused connection on its own, past any deadline
       // given to it: the call is given up here instead (a start that lands later is found running
@@ -147,8 +151,10 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
           typedSearchAttributes: incidentSearchAttributes(input),
         }),
       );
+      door?.started(handle.firstExecutionRunId);
       return { workflowId, runId: handle.firstExecutionRunId, started: true, coalesced: false, eager: handle.eagerlyStarted };
     } catch (err) {
+      door?.dropped();
       if (err instanceof WorkflowExecutionAlreadyStartedError) return undefined;
       throw err;
     }

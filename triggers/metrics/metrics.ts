@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { InjectedSinks } from '@temporalio/worker';
 import { localReadTypes, type Outcome, type RunbookMetricsSinks } from '../../workflows/messages.js';
 import type { UnmatchedCode } from '../alerts/binding.js';
+import { doorReadKinds, doorReadOutcomes } from '../../activities/readAhead.js';
 
 export interface EngineMetrics {
   registry: Registry;
@@ -34,6 +35,8 @@ export interface EngineMetrics {
   runbookDuration: Histogram<'runbook' | 'outcome'>;
   /** Local reads the worker dropped while evicting a run from its cache, each asked again. */
   localReadsDropped: Counter<'activity'>;
+  /** What became of the reads taken at the door (activities/readAhead.ts). */
+  doorReads: Counter<'read' | 'outcome'>;
   /**
    * Deliveries of a notification to a channel that failed, one per channel per attempt of the
    * notify activity, by kind (activities/notify.ts: notificationFailureKinds). Given to it as
@@ -79,6 +82,14 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     registers,
   });
   for (const activity of localReadTypes) localReadsDropped.inc({ activity }, 0);
+
+  const doorReads = new Counter({
+    name: 'door_reads_total',
+    help: "Reads the webhook took beside a run's start (its silence check, health check and restart claim) by what became of them: taken by the run as its own, failed (the run asked again), or unused (the run did not ask within 2 s, or did not start).",
+    labelNames: ['read', 'outcome'] as const,
+    registers,
+  });
+  for (const read of doorReadKinds) for (const outcome of doorReadOutcomes) doorReads.inc({ read, outcome }, 0);
 
   const spoolRefused = new Counter({
     name: 'webhook_spool_refused_total',
@@ -171,6 +182,7 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     runbookOutcomes,
     runbookDuration,
     localReadsDropped,
+    doorReads,
     notificationFailures,
     observeOutcome,
     sinks: () => ({

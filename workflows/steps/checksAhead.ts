@@ -7,10 +7,12 @@
 // ends without its restart.
 import type { Suppression } from '../../activities/contract.js';
 import type { ActionStep, Step } from '../../config/runbookSchema.js';
-import type { TargetRef } from '../messages.js';
+import type { RestartClaim } from '../../activities/contract.js';
+import type { RunbookRunInput, TargetRef } from '../messages.js';
 import type { RunState } from '../runbook.js';
 import type { TargetSteps } from './activities.js';
-import { claimAhead, restartStepKey, type ClaimAhead } from './restartWithRetries.js';
+import { restartClaim } from './destructiveSlot.js';
+import { claimAhead, restartClaimSlot, restartStepKey, stepSlotKey, type ClaimAhead, type RestartPlan } from './restartWithRetries.js';
 import { readsWindowWithClaim } from './patchesFirst.js';
 import { checkOnce, type VerifyResult } from './verify.js';
 
@@ -31,32 +33,86 @@ export function askAhead(run: RunState, step: ActionStep, target: TargetRef, on:
   // Once a run (a retried suppression check asks nothing again), and not under a step timeout,
   // whose cancellation would reach the checks asked inside it.
   if (run.ahead || step.timeoutMs !== undefined || run.input.maintenance) return;
-  const steps = run.input.definition.steps;
-  const at = steps.indexOf(step);
-  if (at < 0) return;
-  const verifyAt = nextAction(steps, at);
-  const verify = verifyAt >= 0 ? (steps[verifyAt] as ActionStep) : undefined;
-  if (!verify || verify.uses !== 'verify' || verify.with.within !== undefined || verify.with.target !== step.with.target) return;
-  const restart = steps[nextAction(steps, verifyAt)] as ActionStep | undefined;
-  const claims = restart && restart.uses === 'restart' && restart.with.approvedBy === undefined && restart.with.target === step.with.target;
+  const ahead = aheadSteps(run.input.definition.steps, step);
+  if (!ahead) return;
+  const { verify, restart } = ahead;
   const claim = () => {
     const rb = run.rb;
     return claimAhead(rb.incident, rb.engine, {
-      target: target.name,
-      guardrails: run.input.guardrails,
+      ...firstClaimPlan(run.input, target.name),
       reason: `${run.input.alert.name}: '${target.name}' is down`,
-      dryRun: run.input.dryRun,
       // The claim the restart step takes as its first: asked as that step would ask it.
       ...restartStepKey(restart!.id, target.name),
     });
   };
   // The claim is the slowest read (a guard update): asked first, it is on its way sooner. Runs
   // started before asked the check first; they replay that way.
-  const first = claims && readsWindowWithClaim() ? claim() : undefined;
+  const first = restart && readsWindowWithClaim() ? claim() : undefined;
   run.ahead = { verifyStep: verify.id, check: checkOnce(on, target.name) };
-  if (!claims) return;
+  if (!restart) return;
   run.ahead.restartStep = restart.id;
   run.ahead.claim = first ?? claim();
+}
+
+/**
+ * The verify step a top-level checkSuppression `step` asks ahead for, when the next action after it
+ * is the usual verify (a single check of the same target), and the restart whose claim it asks too,
+ * when the action after that restarts the same target automatically.
+ */
+export function aheadSteps(steps: Step[], step: ActionStep): { verify: ActionStep; restart?: ActionStep } | undefined {
+  const at = steps.indexOf(step);
+  if (at < 0) return undefined;
+  const verifyAt = nextAction(steps, at);
+  const verify = verifyAt >= 0 ? (steps[verifyAt] as ActionStep) : undefined;
+  if (!verify || verify.uses !== 'verify' || verify.with.within !== undefined || verify.with.target !== step.with.target) return undefined;
+  const restart = steps[nextAction(steps, verifyAt)] as ActionStep | undefined;
+  const claims = restart && restart.uses === 'restart' && restart.with.approvedBy === undefined && restart.with.target === step.with.target;
+  return claims ? { verify, restart } : { verify };
+}
+
+function firstClaimPlan(input: RunbookRunInput, target: string): Omit<RestartPlan, 'reason'> {
+  return { target, guardrails: input.guardrails, dryRun: input.dryRun };
+}
+
+/**
+ * What a new run of `input` asks first, before anything else, when its first step is a suppression
+ * check of its own target that asks ahead: the silences (with these arguments), the target's health
+ * (a local read unless a host agent checks it) and, once the run has an id, the first restart's
+ * claim. The webhook reads them beside the start (activities/readAhead.ts). Undefined for any other
+ * opening: such a run reads when its steps come.
+ */
+export function firstReads(input: RunbookRunInput): FirstReads | undefined {
+  const step = input.definition.steps[0];
+  if (input.maintenance || input.resume || input.definition.kind !== 'incident') return undefined;
+  if (!step || step.kind !== 'action' || step.uses !== 'checkSuppression') return undefined;
+  if (step.when !== undefined || step.timeoutMs !== undefined || step.with.target !== undefined) return undefined;
+  const ahead = aheadSteps(input.definition.steps, step);
+  const ref = input.targets.find((t) => t.name === input.target);
+  if (!ahead || !ref) return undefined;
+  const target = ref.name;
+  const { restart } = ahead;
+  const labels = input.alert.labels;
+  return {
+    // As the suppression check asks a new run's (catalog.ts, activities.ts).
+    suppression: Object.keys(labels).length ? [target, labels] : [target],
+    verify: ref.kind !== 'systemd' ? [target] : undefined,
+    claim: restart
+      ? (workflowId, runId) => {
+          const plan = { ...firstClaimPlan(input, target), reason: '', slotKey: stepSlotKey(restart.id, target) };
+          const slot = restartClaimSlot(plan, true);
+          return restartClaim({ workflowId, runId }, slot, slot.restart!, 1);
+        }
+      : undefined,
+  };
+}
+
+export interface FirstReads {
+  /** checkSuppression's arguments. */
+  suppression: [string] | [string, Record<string, string>];
+  /** verifyTarget's, when the engine checks the target itself. */
+  verify?: [string];
+  /** claimRestart's, once the run's id is known. */
+  claim?: (workflowId: string, runId: string) => RestartClaim;
 }
 
 /**

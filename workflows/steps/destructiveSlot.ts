@@ -23,6 +23,9 @@ export interface SlotPlan {
   claimed?: Promise<RestartClaimed>;
 }
 
+/** The run a guard request is made for. */
+type RunIds = Pick<Incident, 'workflowId' | 'runId'>;
+
 export type Slotted<T> = { ran: true; value: T } | { ran: false; reason: string };
 
 export const defaultSlotWaitMs = 600_000;
@@ -90,7 +93,7 @@ export function holdersOf(grant: SlotGrant): string {
   return `${grant.holders.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
 }
 
-function slotRequest(incident: Incident, plan: SlotPlan) {
+function slotRequest(incident: RunIds, plan: SlotPlan) {
   return { holder: incident.workflowId, target: plan.target, action: plan.action, max: plan.max, leaseMs: plan.leaseMs };
 }
 
@@ -98,12 +101,12 @@ function slotRequest(incident: Incident, plan: SlotPlan) {
  * The run id keeps a later incident on the same workflow id from reusing this lease; the poll
  * number makes each ask a new request (a repeated request id returns the first answer).
  */
-function requestIdOf(incident: Incident, plan: SlotPlan, poll: number): string {
+function requestIdOf(incident: RunIds, plan: SlotPlan, poll: number): string {
   return `${incident.workflowId}/${incident.runId}/${plan.action}/${plan.key}/${poll}`;
 }
 
 /** The guard request of a restart's `poll`th ask: anti-flap and a slot in one. */
-export function restartClaim(incident: Incident, plan: SlotPlan, restart: NonNullable<SlotPlan['restart']>, poll: number): RestartClaim {
+export function restartClaim(incident: RunIds, plan: SlotPlan, restart: NonNullable<SlotPlan['restart']>, poll: number): RestartClaim {
   return {
     ...slotRequest(incident, plan),
     ...restart,

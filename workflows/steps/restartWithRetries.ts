@@ -31,7 +31,12 @@ export interface RestartPlan {
  * attempt alone.
  */
 export function restartStepKey(step: string, target: string): Pick<RestartPlan, 'slotKey'> {
-  return takesLaterChanges() ? { slotKey: `${step}/${target}` } : {};
+  return takesLaterChanges() ? { slotKey: stepSlotKey(step, target) } : {};
+}
+
+/** The slot key of a `restart` step on `target`, in the runs that key by step (restartStepKey). */
+export function stepSlotKey(step: string, target: string): string {
+  return `${step}/${target}`;
 }
 
 /**
@@ -167,7 +172,7 @@ export async function restartOnce(
   return refusedOr(incident, slotted);
 }
 
-function restartClaimSlot(plan: RestartPlan, automatic: boolean, attempt = 1): SlotPlan {
+export function restartClaimSlot(plan: RestartPlan, automatic: boolean, attempt = 1): SlotPlan {
   const g = plan.guardrails;
   return {
     ...restartSlot(plan, attempt),

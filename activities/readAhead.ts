@@ -1,0 +1,170 @@
+// Reads taken at the door. A run that opens the usual way (suppression check, verify, restart) asks
+// the same three things first, as local activities, once its first workflow task has run: the
+// silences, the target's health and the guard's restart claim. The webhook knows all three when it
+// starts the run, so it asks them itself beside the start, and the run's activities answer with
+// what came back (or is still on its way) instead of asking again: the ~10 ms of the start and the
+// first task are no longer waited out before the reads, and the path from alert to restart is
+// shorter by the reads' own time. Each read is still the run's own: recorded in its history as the
+// activity's result, asked with the same arguments, for that run only (its run id), once, and only
+// while fresh. A read the run never takes is dropped; one that failed is asked again by the activity.
+import { activityInfo, activitySignal, untilAborted } from './limits.js';
+
+/** The activities whose first call in a run may be answered by a read taken at the door. */
+export const doorReadKinds = ['checkSuppression', 'verifyTarget', 'claimRestart'] as const;
+export type DoorReadKind = (typeof doorReadKinds)[number];
+
+/** Older than this, a door read is not taken: the run reads for itself. */
+export const doorReadFreshMs = 2_000;
+
+/**
+ * Runs (bound or not) holding door reads at once. A run takes its reads within milliseconds of its
+ * start; beyond this many, in a storm, a run reads for itself, and the door adds no load of its own.
+ */
+export const maxDoorRuns = 64;
+
+interface DoorRead {
+  kind: DoorReadKind;
+  args: string;
+  answer: Promise<unknown>;
+}
+
+interface Held {
+  at: number;
+  reads: DoorRead[];
+  runId?: string;
+}
+
+/** The door reads of one run about to start. */
+export interface DoorTicket {
+  /** Starts `read` now, for the run's first call of `kind` with exactly `args`. */
+  read(kind: DoorReadKind, args: unknown[], read: () => Promise<unknown>): void;
+  /** The run started: its activities may take what was read. */
+  bind(runId: string): void;
+  /** No run started (one was running already, or the start failed): nothing is taken. */
+  drop(): void;
+}
+
+/** What became of a door read: its run took it, took it but it had failed (asked again), or never took it. */
+export const doorReadOutcomes = ['taken', 'failed', 'unused'] as const;
+export type DoorReadOutcome = (typeof doorReadOutcomes)[number];
+
+export interface DoorReads {
+  /** A ticket for a run about to start, or undefined when too many are held already. */
+  open(): DoorTicket | undefined;
+  /** The read taken at the door for this run's call, once; undefined when there is none (or it is stale). */
+  take(runId: string, kind: DoorReadKind, args: unknown[]): Promise<unknown> | undefined;
+  /** Counts what became of a read (door_reads_total). */
+  note(kind: DoorReadKind, outcome: DoorReadOutcome): void;
+  /** Runs holding door reads (bound or not). */
+  readonly size: number;
+}
+
+export function createDoorReads(
+  opts: { now?: () => number; freshMs?: number; maxRuns?: number; onOutcome?: (kind: DoorReadKind, outcome: DoorReadOutcome) => void } = {},
+): DoorReads {
+  const now = opts.now ?? Date.now;
+  const note = opts.onOutcome ?? (() => undefined);
+  const freshMs = opts.freshMs ?? doorReadFreshMs;
+  const maxRuns = opts.maxRuns ?? maxDoorRuns;
+  const held = new Set<Held>();
+  const byRun = new Map<string, Held>();
+
+  const forget = (h: Held) => {
+    if (!held.has(h)) return;
+    for (const r of h.reads) note(r.kind, 'unused');
+    held.delete(h);
+    if (h.runId !== undefined && byRun.get(h.runId) === h) byRun.delete(h.runId);
+  };
+  const sweep = (t: number) => {
+    for (const h of held) if (t - h.at > freshMs) forget(h);
+  };
+
+  return {
+    open() {
+      const t = now();
+      sweep(t);
+      if (held.size >= maxRuns) return undefined;
+      const h: Held = { at: t, reads: [] };
+      held.add(h);
+      return {
+        read(kind, args, read) {
+          if (!held.has(h)) return;
+          let answer: Promise<unknown>;
+          try {
+            answer = read();
+          } catch (err) {
+            answer = Promise.reject(err as Error);
+          }
+          // Awaited by the activity that takes it, or by nobody: never an unhandled rejection.
+          answer.catch(() => undefined);
+          h.reads.push({ kind, args: canonical(args), answer });
+        },
+        bind(runId) {
+          if (!held.has(h)) return;
+          h.runId = runId;
+          byRun.set(runId, h);
+        },
+        drop: () => forget(h),
+      };
+    },
+
+    take(runId, kind, args) {
+      const h = byRun.get(runId);
+      if (!h) return undefined;
+      if (now() - h.at > freshMs) {
+        forget(h);
+        return undefined;
+      }
+      const key = canonical(args);
+      const at = h.reads.findIndex((r) => r.kind === kind && r.args === key);
+      if (at < 0) return undefined;
+      const [read] = h.reads.splice(at, 1);
+      if (h.reads.length === 0) forget(h);
+      return read!.answer;
+    },
+
+    note,
+
+    get size() {
+      return held.size;
+    },
+  };
+}
+
+/**
+ * `call`, answered by the read taken at the door for the running activity's run when there is one.
+ * A door read that failed is asked again here, as the activity's own first try would have been.
+ */
+export function fromTheDoor<A extends unknown[], R>(
+  doors: DoorReads | undefined,
+  kind: DoorReadKind,
+  call: (...args: A) => Promise<R>,
+): (...args: A) => Promise<R> {
+  if (!doors) return call;
+  return async (...args: A): Promise<R> => {
+    const info = activityInfo();
+    const runId = info?.attempt === 1 ? info.workflowExecution?.runId : undefined;
+    const early = runId === undefined ? undefined : doors.take(runId, kind, args);
+    if (early) {
+      const signal = activitySignal();
+      try {
+        const answer = (await untilAborted(early, signal)) as R;
+        doors.note(kind, 'taken');
+        return answer;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        doors.note(kind, 'failed');
+      }
+    }
+    return call(...args);
+  };
+}
+
+/** JSON with object keys sorted: the same arguments however their objects were built. */
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}

@@ -1,0 +1,137 @@
+// The reads the webhook takes beside a run's start: each is its run's own, once, fresh, with the
+// arguments the run asks with; anything else reads for itself.
+import { describe, expect, it } from 'vitest';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createDoorReads, fromTheDoor, type DoorReadKind, type DoorReadOutcome } from '../../activities/readAhead.js';
+
+function doors(opts: { maxRuns?: number } = {}) {
+  let t = 1_000;
+  const noted: Array<[DoorReadKind, DoorReadOutcome]> = [];
+  const d = createDoorReads({ now: () => t, freshMs: 2_000, ...opts, onOutcome: (k, o) => noted.push([k, o]) });
+  return { d, noted, advance: (ms: number) => (t += ms) };
+}
+
+/** Runs `fn` as attempt `attempt` of an activity of run `runId`. */
+function inActivity<T>(runId: string, fn: () => Promise<T>, attempt = 1): Promise<T> {
+  return new MockActivityEnvironment({ attempt, workflowExecution: { workflowId: 'incident:x:web', runId } }).run(fn);
+}
+
+describe('door reads', () => {
+  it('hands a run its read once, for the same arguments however their keys are ordered', async () => {
+    const { d } = doors();
+    const ticket = d.open()!;
+    ticket.read('checkSuppression', ['web', { alertname: 'Down', service: 'web' }], async () => ({ suppressed: false }));
+    ticket.bind('run-1');
+    expect(d.take('run-1', 'checkSuppression', ['web', { service: 'web', alertname: 'Down' }])).toBeDefined();
+    await expect(d.take('run-1', 'checkSuppression', ['web', { service: 'web', alertname: 'Down' }])).toBeUndefined();
+  });
+
+  it('gives nothing to another run, another read, other arguments, or before the start said which run', () => {
+    const { d } = doors();
+    const ticket = d.open()!;
+    ticket.read('verifyTarget', ['web'], async () => ({ healthy: false }));
+    expect(d.take('run-1', 'verifyTarget', ['web'])).toBeUndefined();
+    ticket.bind('run-1');
+    expect(d.take('run-2', 'verifyTarget', ['web'])).toBeUndefined();
+    expect(d.take('run-1', 'checkSuppression', ['web'])).toBeUndefined();
+    expect(d.take('run-1', 'verifyTarget', ['api'])).toBeUndefined();
+    expect(d.take('run-1', 'verifyTarget', ['web'])).toBeDefined();
+  });
+
+  it('drops a stale read and a dropped start, counting them unused', () => {
+    const { d, noted, advance } = doors();
+    const stale = d.open()!;
+    stale.read('verifyTarget', ['web'], async () => ({ healthy: false }));
+    stale.bind('run-1');
+    advance(2_001);
+    expect(d.take('run-1', 'verifyTarget', ['web'])).toBeUndefined();
+    const dropped = d.open()!;
+    dropped.read('checkSuppression', ['web'], async () => ({ suppressed: false }));
+    dropped.drop();
+    dropped.bind('run-2');
+    expect(d.take('run-2', 'checkSuppression', ['web'])).toBeUndefined();
+    expect(noted).toEqual([
+      ['verifyTarget', 'unused'],
+      ['checkSuppression', 'unused'],
+    ]);
+    expect(d.size).toBe(0);
+  });
+
+  it('holds at most maxRuns starts, and opens again once the old ones went stale', () => {
+    const { d, advance } = doors({ maxRuns: 2 });
+    expect(d.open()).toBeDefined();
+    expect(d.open()).toBeDefined();
+    expect(d.open()).toBeUndefined();
+    advance(2_001);
+    expect(d.open()).toBeDefined();
+    expect(d.size).toBe(1);
+  });
+
+  it('turns a read that throws at once into a failed answer, never an unhandled rejection', async () => {
+    const { d } = doors();
+    const ticket = d.open()!;
+    ticket.read('verifyTarget', ['web'], () => {
+      throw new Error('docker socket gone');
+    });
+    ticket.bind('run-1');
+    await expect(d.take('run-1', 'verifyTarget', ['web'])).rejects.toThrow('docker socket gone');
+  });
+
+  describe('an activity answered from the door', () => {
+    /** A check of 'web' whose door read for run-1 is `door`; `calls` lists the checks it asked itself. */
+    function verifyWithDoor(door: () => Promise<unknown>) {
+      const { d, noted } = doors();
+      const calls: string[] = [];
+      const ticket = d.open()!;
+      ticket.read('verifyTarget', ['web'], door);
+      ticket.bind('run-1');
+      const verify = fromTheDoor(d, 'verifyTarget', async (target: string) => {
+        calls.push(target);
+        return { target, healthy: true, from: 'own' };
+      });
+      return { verify, calls, noted };
+    }
+    const fromDoor = async () => ({ target: 'web', healthy: false, from: 'door' });
+
+    it("answers its run's first attempt with the door's read, without asking itself", async () => {
+      const { verify, calls, noted } = verifyWithDoor(fromDoor);
+      await expect(inActivity('run-1', () => verify('web'))).resolves.toMatchObject({ from: 'door' });
+      // Once: the run's next check is its own.
+      await expect(inActivity('run-1', () => verify('web'))).resolves.toMatchObject({ from: 'own' });
+      expect(calls).toEqual(['web']);
+      expect(noted).toEqual([['verifyTarget', 'taken']]);
+    });
+
+    it('asks itself on a retry, for another run, and outside an activity', async () => {
+      const { verify, calls } = verifyWithDoor(fromDoor);
+      await expect(inActivity('run-1', () => verify('web'), 2)).resolves.toMatchObject({ from: 'own' });
+      await expect(inActivity('run-2', () => verify('web'))).resolves.toMatchObject({ from: 'own' });
+      await expect(verify('web')).resolves.toMatchObject({ from: 'own' });
+      expect(calls).toEqual(['web', 'web', 'web']);
+    });
+
+    it('asks again itself when the door read failed, as its own first try would have', async () => {
+      const { verify, calls, noted } = verifyWithDoor(async () => {
+        throw new Error('connection reset');
+      });
+      await expect(inActivity('run-1', () => verify('web'))).resolves.toMatchObject({ from: 'own' });
+      expect(calls).toEqual(['web']);
+      expect(noted).toEqual([['verifyTarget', 'failed']]);
+    });
+
+    it('stops waiting for the door read when the activity is cancelled, and asks nothing', async () => {
+      const { verify, calls } = verifyWithDoor(() => new Promise(() => undefined));
+      const env = new MockActivityEnvironment({ attempt: 1, workflowExecution: { workflowId: 'incident:x:web', runId: 'run-1' } });
+      const outcome = env
+        .run(() => verify('web'))
+        .then(
+          () => 'finished',
+          (err: unknown) => err,
+        );
+      await new Promise((r) => setTimeout(r, 20));
+      env.cancel();
+      expect(await outcome).not.toBe('finished');
+      expect(calls).toEqual([]);
+    });
+  });
+});
