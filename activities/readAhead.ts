@@ -60,14 +60,24 @@ export interface DoorReads {
 }
 
 export function createDoorReads(
-  opts: { now?: () => number; freshMs?: number; maxRuns?: number; onOutcome?: (kind: DoorReadKind, outcome: DoorReadOutcome) => void } = {},
+  opts: {
+    now?: () => number;
+    freshMs?: number;
+    maxRuns?: number;
+    onOutcome?: (kind: DoorReadKind, outcome: DoorReadOutcome) => void;
+  } = {},
 ): DoorReads {
-  const now = opts.now ?? Date.now;
+  // A monotonic clock: a wall clock stepped back would keep a read fresh for longer than freshMs.
+  const now = opts.now ?? (() => performance.now());
   const note = opts.onOutcome ?? (() => undefined);
   const freshMs = opts.freshMs ?? doorReadFreshMs;
   const maxRuns = opts.maxRuns ?? maxDoorRuns;
   const held = new Set<Held>();
   const byRun = new Map<string, Held>();
+  // Reads still out, dropped runs' included (a read cannot be called back): no new run reads at the
+  // door while as many are out as the held runs could ask, so a flood adds no load of the door's own.
+  let inFlight = 0;
+  const maxInFlight = 3 * maxRuns;
 
   const forget = (h: Held) => {
     if (!held.has(h)) return;
@@ -78,29 +88,38 @@ export function createDoorReads(
   const sweep = (t: number) => {
     for (const h of held) if (t - h.at > freshMs) forget(h);
   };
+  /** Held and fresh; forgotten when it went stale (a start that took longer than freshMs). */
+  const stillFresh = (h: Held): boolean => {
+    if (held.has(h) && now() - h.at > freshMs) forget(h);
+    return held.has(h);
+  };
 
   return {
     open() {
       const t = now();
       sweep(t);
-      if (held.size >= maxRuns) return undefined;
+      if (held.size >= maxRuns || inFlight >= maxInFlight) return undefined;
       const h: Held = { at: t, reads: [] };
       held.add(h);
       return {
         read(kind, args, read) {
-          if (!held.has(h)) return;
+          if (!stillFresh(h)) return;
           let answer: Promise<unknown>;
           try {
             answer = read();
           } catch (err) {
             answer = Promise.reject(err as Error);
           }
+          inFlight += 1;
           // Awaited by the activity that takes it, or by nobody: never an unhandled rejection.
-          answer.catch(() => undefined);
+          answer.then(
+            () => (inFlight -= 1),
+            () => (inFlight -= 1),
+          );
           h.reads.push({ kind, args: canonical(args), answer });
         },
         bind(runId) {
-          if (!held.has(h)) return;
+          if (!stillFresh(h)) return;
           h.runId = runId;
           byRun.set(runId, h);
         },
@@ -111,10 +130,7 @@ export function createDoorReads(
     take(runId, kind, args) {
       const h = byRun.get(runId);
       if (!h) return undefined;
-      if (now() - h.at > freshMs) {
-        forget(h);
-        return undefined;
-      }
+      if (!stillFresh(h)) return undefined;
       const key = canonical(args);
       const at = h.reads.findIndex((r) => r.kind === kind && r.args === key);
       if (at < 0) return undefined;

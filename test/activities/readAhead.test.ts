@@ -67,6 +67,32 @@ describe('door reads', () => {
     expect(d.size).toBe(1);
   });
 
+  it('reads nothing more for a start that took longer than the reads stay fresh', () => {
+    const { d, advance } = doors();
+    const ticket = d.open()!;
+    advance(2_001);
+    let asked = false;
+    ticket.bind('run-1');
+    ticket.read('claimRestart', [{ requestId: 'r' }], async () => (asked = true));
+    expect(asked).toBe(false);
+    expect(d.take('run-1', 'claimRestart', [{ requestId: 'r' }])).toBeUndefined();
+  });
+
+  it('opens no door while as many reads are out as its held runs could ask, dropped runs included', async () => {
+    const { d } = doors({ maxRuns: 2 });
+    const answers: Array<() => void> = [];
+    for (let i = 0; i < 2; i++) {
+      const ticket = d.open()!;
+      for (let j = 0; j < 3; j++) ticket.read('verifyTarget', [`t${i}${j}`], () => new Promise<void>((r) => answers.push(r)));
+      ticket.drop();
+    }
+    expect(d.size).toBe(0);
+    expect(d.open()).toBeUndefined();
+    answers.pop()!();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(d.open()).toBeDefined();
+  });
+
   it('turns a read that throws at once into a failed answer, never an unhandled rejection', async () => {
     const { d } = doors();
     const ticket = d.open()!;

@@ -7,7 +7,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createIncidentSignaller, coalesceMs, isTemporalUnavailable, type IncidentSignaller } from '../../triggers/alerts/incidents.js';
 import { matchBinding } from '../../triggers/alerts/binding.js';
 import { planRunbook } from '../../triggers/plan.js';
-import { statusQuery, type RunbookResult } from '../../workflows/messages.js';
+import { incidentWorkflowId, statusQuery, type RunbookResult } from '../../workflows/messages.js';
 import { stack } from '../support/stack.js';
 import { startTcpProxy } from '../support/tcpProxy.js';
 import { temporalClient, temporalConnectOptions, terminateRunning, uniqueQueue } from '../support/temporal.js';
@@ -20,15 +20,17 @@ let client: Client;
 let stop: () => Promise<void>;
 let incidents: IncidentSignaller;
 let eager: IncidentSignaller;
+let eagerClient: () => Client;
 
 beforeAll(async () => {
   taskQueue = uniqueQueue('triggers-fold');
   fx = triggerConfig({ taskQueue, temporalAddress: stack().temporalAddress });
-  let eagerClient: Client;
-  ({ stop, eagerClient } = await startStubWorker(taskQueue));
+  const worker = await startStubWorker(taskQueue);
+  stop = worker.stop;
+  eagerClient = () => worker.eagerClient;
   ({ client } = await temporalClient());
   incidents = createIncidentSignaller(client, { timeoutMs: 10_000 });
-  eager = createIncidentSignaller(client, { timeoutMs: 10_000, eagerClient });
+  eager = createIncidentSignaller(client, { timeoutMs: 10_000, eagerClient: worker.eagerClient });
 });
 afterAll(async () => {
   await terminateRunning(client, taskQueue);
@@ -104,6 +106,35 @@ describe('eager start', () => {
     status = await handle.query(statusQuery);
     expect(status.timeline.filter((e) => e.event === 'firing').map((e) => e.detail)).toEqual([firing.fingerprint, 'beef']);
     expect(status.alertsFolded).toBe(1);
+  });
+
+  it('reads at the door for a run it starts eagerly, drops them when the incident runs already, and then reads no more for it', async () => {
+    const doors: Array<{ workflowId: string; told: string[] }> = [];
+    const signaller = createIncidentSignaller(client, {
+      timeoutMs: 10_000,
+      eagerClient: eagerClient(),
+      doorReads: (_input, workflowId) => {
+        const door = { workflowId, told: [] as string[] };
+        doors.push(door);
+        return { started: (runId) => door.told.push(`started ${runId}`), dropped: () => door.told.push('dropped') };
+      },
+    });
+    const input = inputFor(fx.web);
+    expect('definition' in input).toBe(true);
+    // A new incident: whatever an earlier test left running on this target ends first.
+    await client.workflow
+      .getHandle(incidentWorkflowId(input.runbook, input.target))
+      .terminate('a new incident for the door test')
+      .catch(() => undefined);
+    const first = await signaller.fire(input, { fingerprint: 'd001', at: firing.at }, taskQueue);
+    expect(first).toMatchObject({ started: true, eager: true });
+    // Another alert while it runs: the start fails, its door is dropped; the ones after open none.
+    await signaller.fire(input, { fingerprint: 'd002', at: firing.at }, taskQueue);
+    await signaller.fire(input, { fingerprint: 'd003', at: firing.at }, taskQueue);
+    expect(doors).toEqual([
+      { workflowId: first.workflowId, told: [`started ${first.runId}`] },
+      { workflowId: first.workflowId, told: ['dropped'] },
+    ]);
   });
 
   it('gives up within its deadline, as Temporal unreachable, when the path to Temporal is cut', async () => {

@@ -18,7 +18,7 @@ import {
 import { TimeoutError, withTimeout } from '../../activities/failures.js';
 import { incidentSearchAttributes } from '../plan.js';
 import type { IncidentRunbook } from './binding.js';
-import type { OpenDoorReads } from './doorReads.js';
+import type { DoorStart, OpenDoorReads } from './doorReads.js';
 
 export interface FireResult {
   workflowId: string;
@@ -45,6 +45,8 @@ export interface IncidentSignaller {
 /** Incidents whose held alerts are remembered, and alerts remembered per incident; oldest forgotten first. */
 const heldIncidents = 10_000;
 const heldPerIncident = 256;
+/** How long after a start found an incident running its next alerts take no door reads. */
+const foundRunningMs = 30_000;
 
 export interface SignallerOptions {
   timeoutMs: number;
@@ -111,6 +113,18 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
     }
   }
 
+  // Incidents whose start found them running, and when: no door reads for them for a while.
+  const runningFound = new Map<string, number>();
+  const foundRunning = (workflowId: string) => Date.now() - (runningFound.get(workflowId) ?? -Infinity) < foundRunningMs;
+  const found = (workflowId: string) => {
+    runningFound.delete(workflowId);
+    runningFound.set(workflowId, Date.now());
+    for (const k of runningFound.keys()) {
+      if (runningFound.size <= heldIncidents) break;
+      runningFound.delete(k);
+    }
+  };
+
   function hold(workflowId: string, r: FireResult, fingerprint: string | undefined): void {
     if (!fingerprint) return;
     let h = held.get(workflowId);
@@ -134,7 +148,9 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
   async function eagerStart(input: RunbookRunInput | RunbookInput, event: AlertEvent, taskQueue: string): Promise<FireResult | undefined> {
     if (!eager) return undefined;
     const workflowId = incidentWorkflowId(input.runbook, input.target);
-    const door = 'definition' in input ? options.doorReads?.(input, workflowId) : undefined;
+    // Not for an incident found running a moment ago: its start fails again, and the reads would be
+    // for nothing (a flood of new alerts on one running incident).
+    const door = 'definition' in input && !foundRunning(workflowId) ? options.doorReads?.(input, workflowId) : undefined;
     try {
       // The worker's native connection retries a refused connection on its own, past any deadline
       // given to it: the call is given up here instead (a start that lands later is found running
@@ -151,11 +167,19 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
           typedSearchAttributes: incidentSearchAttributes(input),
         }),
       );
-      door?.started(handle.firstExecutionRunId);
+      // Only a run whose first task this process's worker holds takes its door reads at once, on
+      // this build: one the server queued (no eager slot) may run late or elsewhere, and a claim
+      // asked for it could outlive its lease untaken.
+      if (handle.eagerlyStarted) startedAtTheDoor(door, handle.firstExecutionRunId);
+      else door?.dropped();
+      runningFound.delete(workflowId);
       return { workflowId, runId: handle.firstExecutionRunId, started: true, coalesced: false, eager: handle.eagerlyStarted };
     } catch (err) {
       door?.dropped();
-      if (err instanceof WorkflowExecutionAlreadyStartedError) return undefined;
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        found(workflowId);
+        return undefined;
+      }
       throw err;
     }
   }
@@ -214,6 +238,15 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
       }
     },
   };
+}
+
+/** The run started: its door reads are its own. A fault in them never fails the start that worked. */
+function startedAtTheDoor(door: DoorStart | undefined, runId: string): void {
+  try {
+    door?.started(runId);
+  } catch {
+    door?.dropped();
+  }
 }
 
 // The SDK's signalWithStart returns only a handle, but the server's reply says whether it started
