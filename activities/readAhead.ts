@@ -6,7 +6,9 @@
 // first task are no longer waited out before the reads, and the path from alert to restart is
 // shorter by the reads' own time. Each read is still the run's own: recorded in its history as the
 // activity's result, asked with the same arguments, for that run only (its run id), once, and only
-// while fresh. A read the run never takes is dropped; one that failed is asked again by the activity.
+// while fresh. A read the run never takes is dropped; one that failed is asked again by the activity,
+// unless it was refused for good.
+import { ApplicationFailure } from '@temporalio/common';
 import { activityInfo, activitySignal, untilAborted } from './limits.js';
 
 /** The activities whose first call in a run may be answered by a read taken at the door. */
@@ -21,6 +23,13 @@ export const doorReadFreshMs = 2_000;
  * start; beyond this many, in a storm, a run reads for itself, and the door adds no load of its own.
  */
 export const maxDoorRuns = 64;
+
+/**
+ * Runs given door reads per second, at most. An engine starting more than this is in a storm: its
+ * runs' first tasks queue for seconds, door reads go stale unread, and they would add their load to
+ * the webhook's while it has the most to do (1,000 alerts flat out started ~3 s later with them).
+ */
+export const maxDoorRunsPerSecond = 10;
 
 interface DoorRead {
   kind: DoorReadKind;
@@ -64,6 +73,7 @@ export function createDoorReads(
     now?: () => number;
     freshMs?: number;
     maxRuns?: number;
+    maxPerSecond?: number;
     onOutcome?: (kind: DoorReadKind, outcome: DoorReadOutcome) => void;
   } = {},
 ): DoorReads {
@@ -78,6 +88,9 @@ export function createDoorReads(
   // door while as many are out as the held runs could ask, so a flood adds no load of the door's own.
   let inFlight = 0;
   const maxInFlight = 3 * maxRuns;
+  const maxPerSecond = opts.maxPerSecond ?? maxDoorRunsPerSecond;
+  /** When the runs of the last second were given door reads, oldest first. */
+  const opened: number[] = [];
 
   const forget = (h: Held) => {
     if (!held.has(h)) return;
@@ -98,7 +111,9 @@ export function createDoorReads(
     open() {
       const t = now();
       sweep(t);
-      if (held.size >= maxRuns || inFlight >= maxInFlight) return undefined;
+      while (opened.length > 0 && t - opened[0]! >= 1_000) opened.shift();
+      if (held.size >= maxRuns || inFlight >= maxInFlight || opened.length >= maxPerSecond) return undefined;
+      opened.push(t);
       const h: Held = { at: t, reads: [] };
       held.add(h);
       return {
@@ -149,7 +164,8 @@ export function createDoorReads(
 
 /**
  * `call`, answered by the read taken at the door for the running activity's run when there is one.
- * A door read that failed is asked again here, as the activity's own first try would have been.
+ * A door read that failed is asked again here, as the activity's own first try would have been;
+ * one refused for good (non-retryable) is the answer as it stands.
  */
 export function fromTheDoor<A extends unknown[], R>(
   doors: DoorReads | undefined,
@@ -170,6 +186,9 @@ export function fromTheDoor<A extends unknown[], R>(
       } catch (err) {
         if (signal?.aborted) throw err;
         doors.note(kind, 'failed');
+        // A refusal for good (a target that is not there, a claim the guard refuses) is this
+        // attempt's answer too: asking again would only repeat it. Anything else is asked again.
+        if (err instanceof ApplicationFailure && err.nonRetryable) throw err;
       }
     }
     return call(...args);

@@ -1,10 +1,11 @@
 // The reads the webhook takes beside a run's start: each is its run's own, once, fresh, with the
 // arguments the run asks with; anything else reads for itself.
 import { describe, expect, it } from 'vitest';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createDoorReads, fromTheDoor, type DoorReadKind, type DoorReadOutcome } from '../../activities/readAhead.js';
 
-function doors(opts: { maxRuns?: number } = {}) {
+function doors(opts: { maxRuns?: number; maxPerSecond?: number } = {}) {
   let t = 1_000;
   const noted: Array<[DoorReadKind, DoorReadOutcome]> = [];
   const d = createDoorReads({ now: () => t, freshMs: 2_000, ...opts, onOutcome: (k, o) => noted.push([k, o]) });
@@ -55,6 +56,16 @@ describe('door reads', () => {
       ['checkSuppression', 'unused'],
     ]);
     expect(d.size).toBe(0);
+  });
+
+  it('gives door reads to at most maxPerSecond runs a second: a storm reads for itself', () => {
+    const { d, advance } = doors({ maxPerSecond: 3 });
+    for (let i = 0; i < 3; i++) d.open()!.drop();
+    expect(d.open()).toBeUndefined();
+    advance(999);
+    expect(d.open()).toBeUndefined();
+    advance(1);
+    expect(d.open()).toBeDefined();
   });
 
   it('holds at most maxRuns starts, and opens again once the old ones went stale', () => {
@@ -142,6 +153,15 @@ describe('door reads', () => {
       });
       await expect(inActivity('run-1', () => verify('web'))).resolves.toMatchObject({ from: 'own' });
       expect(calls).toEqual(['web']);
+      expect(noted).toEqual([['verifyTarget', 'failed']]);
+    });
+
+    it('answers with a refusal for good as it stands, without asking again', async () => {
+      const { verify, calls, noted } = verifyWithDoor(async () => {
+        throw ApplicationFailure.create({ message: "target 'web' not found", nonRetryable: true });
+      });
+      await expect(inActivity('run-1', () => verify('web'))).rejects.toThrow("target 'web' not found");
+      expect(calls).toEqual([]);
       expect(noted).toEqual([['verifyTarget', 'failed']]);
     });
 
