@@ -86,13 +86,19 @@ async function fire(engine: EngineProcess, alertname: string, target: string): P
 
 const identityOf = (engine: EngineProcess) => (identity: string) => identity.startsWith(`${engine.pid}@`);
 
-async function result(workflowId: string, ms: number): Promise<RunbookResult> {
+/**
+ * The result of the newest run of `workflowId`, once it finished. With `startedFrom`, only a run the
+ * server started then or later: an alert answered from the spool is started after its 200, and until
+ * then the newest run is an earlier test's (the dev server keeps closed runs, and the id is the target's).
+ */
+async function result(workflowId: string, ms: number, startedFrom = 0): Promise<RunbookResult> {
   return until(
     `${workflowId} to finish`,
     ms,
     async () => {
       const d = await client.workflow.getHandle(workflowId).describe();
-      return d.status.name === 'RUNNING' ? undefined : ((await client.workflow.getHandle(workflowId).result()) as RunbookResult);
+      if (d.startTime.getTime() < startedFrom || d.status.name === 'RUNNING') return undefined;
+      return (await client.workflow.getHandle(workflowId, d.runId).result()) as RunbookResult;
     },
     500,
   );
@@ -133,11 +139,12 @@ describe('the engine as `npm start` runs it', () => {
       { fromBuild: true, env: { REMEDIATION_WORKFLOW_BUNDLE: '' }, startTimeoutMs: 120_000 },
     );
     expect(engine.output()).toContain('dist/workflows.bundle.js');
+    const posted = Date.now();
     const { status, json } = await postAlerts(engine.webhookUrl, token, [
       { labels: { alertname: 'ServiceDown', service: svc.target, severity: 'critical' }, fingerprint: 'fp-build' },
     ]);
     expect({ status, json }).toMatchObject({ status: 200, json: { status: 'queued', alerts: 1 } });
-    expect((await result(incidentWorkflowId('serviceDown', svc.target), 60_000)).outcome).toBe('recovered');
+    expect((await result(incidentWorkflowId('serviceDown', svc.target), 60_000, posted)).outcome).toBe('recovered');
     expect(await httpOk(svc.health)).toBe(true);
   }, 180_000);
 });
