@@ -58,7 +58,7 @@ export const doorReadOutcomes = ['taken', 'failed', 'unused'] as const;
 export type DoorReadOutcome = (typeof doorReadOutcomes)[number];
 
 export interface DoorReads {
-  /** A ticket for a run about to start, or undefined when too many are held already. */
+  /** A ticket for a run about to start, or undefined past a cap (runs held, reads out, runs a second). */
   open(): DoorTicket | undefined;
   /** The read taken at the door for this run's call, once; undefined when there is none (or it is stale). */
   take(runId: string, kind: DoorReadKind, args: unknown[]): Promise<unknown> | undefined;
@@ -98,19 +98,16 @@ export function createDoorReads(
     held.delete(h);
     if (h.runId !== undefined && byRun.get(h.runId) === h) byRun.delete(h.runId);
   };
-  const sweep = (t: number) => {
-    for (const h of held) if (t - h.at > freshMs) forget(h);
-  };
   /** Held and fresh; forgotten when it went stale (a start that took longer than freshMs). */
-  const stillFresh = (h: Held): boolean => {
-    if (held.has(h) && now() - h.at > freshMs) forget(h);
+  const stillFresh = (h: Held, t = now()): boolean => {
+    if (held.has(h) && t - h.at > freshMs) forget(h);
     return held.has(h);
   };
 
   return {
     open() {
       const t = now();
-      sweep(t);
+      for (const h of held) stillFresh(h, t);
       while (opened.length > 0 && t - opened[0]! >= 1_000) opened.shift();
       if (held.size >= maxRuns || inFlight >= maxInFlight || opened.length >= maxPerSecond) return undefined;
       opened.push(t);

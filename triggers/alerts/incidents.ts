@@ -48,6 +48,14 @@ const heldPerIncident = 256;
 /** How long after a start found an incident running its next alerts take no door reads. */
 const foundRunningMs = 30_000;
 
+/** Forgets a map's oldest entries (insertion order) past `max`. */
+function dropOldest(map: Map<string, unknown>, max: number): void {
+  for (const k of map.keys()) {
+    if (map.size <= max) break;
+    map.delete(k);
+  }
+}
+
 export interface SignallerOptions {
   timeoutMs: number;
   /**
@@ -119,10 +127,7 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
   const found = (workflowId: string) => {
     runningFound.delete(workflowId);
     runningFound.set(workflowId, Date.now());
-    for (const k of runningFound.keys()) {
-      if (runningFound.size <= heldIncidents) break;
-      runningFound.delete(k);
-    }
+    dropOldest(runningFound, heldIncidents);
   };
 
   function hold(workflowId: string, r: FireResult, fingerprint: string | undefined): void {
@@ -134,10 +139,7 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
     }
     held.set(workflowId, h);
     if (h.firing.size < heldPerIncident) h.firing.add(fingerprint);
-    for (const k of held.keys()) {
-      if (held.size <= heldIncidents) break;
-      held.delete(k);
-    }
+    dropOldest(held, heldIncidents);
   }
 
   /**
