@@ -189,6 +189,24 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
       return [...overrides, ...found];
     },
 
+    /**
+     * Silences not yet expired (active or pending) that this engine made (createdBy) with a comment
+     * that starts with `commentStart`: how a maintenance window's silence is found again once the
+     * run that made it, and knew its id, is gone.
+     */
+    async engineSilences(createdBy: string, commentStart: string): Promise<ActiveSilence[]> {
+      const what = `lookup of silences by '${createdBy}'`;
+      if (!createdBy || !commentStart) throw badInput(what, 'no author or comment given');
+      return (await silences(what))
+        .filter((s) => s.status.state !== 'expired' && s.createdBy === createdBy && s.comment.startsWith(commentStart))
+        .map((s) =>
+          activeSilence(
+            s,
+            s.matchers.map((m) => ({ name: m.name, value: m.value, isRegex: m.isRegex, isEqual: m.isEqual ?? true })),
+          ),
+        );
+    },
+
     /** Firing alerts that carry all the given labels (with the same values). */
     async listAlerts(labels: Labels, options: ListAlertsOptions = {}): Promise<FiringAlert[]> {
       const what = `listing of alerts with ${formatLabels(labels)}`;

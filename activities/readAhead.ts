@@ -9,7 +9,7 @@
 // while fresh. A read the run never takes is dropped; one that failed is asked again by the activity,
 // unless it was refused for good.
 import { ApplicationFailure } from '@temporalio/common';
-import { activityInfo, activitySignal, untilAborted } from './limits.js';
+import { activityInfo, activitySignal, perSecondCap, untilAborted } from './limits.js';
 
 /** The activities whose first call in a run may be answered by a read taken at the door. */
 export const doorReadKinds = ['checkSuppression', 'verifyTarget', 'claimRestart'] as const;
@@ -88,9 +88,7 @@ export function createDoorReads(
   // door while as many are out as the held runs could ask, so a flood adds no load of the door's own.
   let inFlight = 0;
   const maxInFlight = 3 * maxRuns;
-  const maxPerSecond = opts.maxPerSecond ?? maxDoorRunsPerSecond;
-  /** When the runs of the last second were given door reads, oldest first. */
-  const opened: number[] = [];
+  const perSecond = perSecondCap(opts.maxPerSecond ?? maxDoorRunsPerSecond, now);
 
   const forget = (h: Held) => {
     if (!held.has(h)) return;
@@ -108,9 +106,7 @@ export function createDoorReads(
     open() {
       const t = now();
       for (const h of held) stillFresh(h, t);
-      while (opened.length > 0 && t - opened[0]! >= 1_000) opened.shift();
-      if (held.size >= maxRuns || inFlight >= maxInFlight || opened.length >= maxPerSecond) return undefined;
-      opened.push(t);
+      if (held.size >= maxRuns || inFlight >= maxInFlight || !perSecond.take()) return undefined;
       const h: Held = { at: t, reads: [] };
       held.add(h);
       return {

@@ -149,4 +149,65 @@ describe('maintenance window on a schedule, the real loop', () => {
     expect(recovered.outcome, recovered.detail).toBe('recovered');
     expect(await httpOk(`${stack().demoUrl}/health`)).toBe(true);
   }, 240_000);
+
+  it('closes, from the CLI, the window and silence a terminated run left open, and not while the run runs', async () => {
+    const scheduleHandle = engine.client.schedule.getHandle(maintenanceScheduleId(schedule));
+    await blocker.query('BEGIN');
+    await blocker.query(`LOCK TABLE ${table} IN SHARE UPDATE EXCLUSIVE MODE`);
+    const runOf = async (after: string | undefined) => {
+      expect((await remediate(configFile, 'schedules', 'trigger', schedule)).code).toBe(0);
+      return until('a new scheduled maintenance run', 30_000, async () => {
+        const w = (await scheduleHandle.describe()).info.runningActions[0]?.workflow;
+        return w && w.workflowId !== after ? w : undefined;
+      });
+    };
+    const atVacuum = (run: { workflowId: string; firstExecutionRunId: string }) =>
+      until('maintenance waiting on VACUUM of app-db', 60_000, async () =>
+        (await engine.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).query(statusQuery)).step === 'maintain:app-db'
+          ? true
+          : undefined,
+      );
+    const run = await runOf(undefined);
+    await atVacuum(run);
+    const silenceOf = async (workflowId: string) =>
+      (await am<AmSilence[]>('silences')).find((s) => s.status.state === 'active' && s.comment.includes(workflowId));
+    const silence = await silenceOf(run.workflowId);
+    expect(silence, 'an active silence for the window').toBeDefined();
+
+    // While it runs: refused, naming the run to cancel instead; nothing closed.
+    const refused = await remediate(configFile, 'maintenance', 'close', schedule, '--as', 'alice');
+    expect(refused.code, refused.stdout).toBe(1);
+    expect(refused.stderr).toContain(`is still running (workflow ${run.workflowId}): cancel it instead`);
+
+    // Terminated (no cleanup runs): its silence and guard window stay, and the next run is refused its window.
+    await engine.client.workflow.getHandle(run.workflowId).terminate('e2e: terminated mid-window');
+    expect((await silenceOf(run.workflowId))?.id).toBe(silence!.id);
+    await blocker.query('COMMIT');
+    const blockedRun = await runOf(run.workflowId);
+    const blocked = (await engine.client.workflow
+      .getHandle(blockedRun.workflowId, blockedRun.firstExecutionRunId)
+      .result()) as RunbookResult;
+    expect(blocked.outcome).toBe('failed');
+    expect(JSON.stringify(blocked.timeline)).toContain(`already running: ${run.workflowId} holds its window`);
+
+    const dry = await remediate(configFile, 'maintenance', 'close', schedule, '--dry-run', '--as', 'alice');
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`would close window on demo, app-db`);
+    expect(dry.stdout).toContain(`would expire silence ${silence!.id}`);
+    expect((await silenceOf(run.workflowId))?.id).toBe(silence!.id);
+
+    const closed = await remediate(configFile, 'maintenance', 'close', schedule, '--as', 'alice', '--json');
+    expect(closed.code, closed.stderr).toBe(0);
+    expect(closed.json).toMatchObject({ schedule, dryRun: false, silencesExpired: [silence!.id], silencesLeft: [] });
+    expect(closed.json.holders).toEqual(
+      expect.arrayContaining([expect.objectContaining({ workflowId: run.workflowId, status: 'terminated', targets: ['demo', 'app-db'] })]),
+    );
+    expect((await am<AmSilence[]>('silences')).find((s) => s.id === silence!.id)?.status.state).toBe('expired');
+
+    // The schedule runs again, its window its own.
+    const next = await runOf(blockedRun.workflowId);
+    const result = (await engine.client.workflow.getHandle(next.workflowId, next.firstExecutionRunId).result()) as RunbookResult;
+    expect(result.outcome, result.detail).toBe('completed');
+    expect(result.timeline.map((e) => e.event)).toEqual(expect.arrayContaining(['window opened', 'silence expired']));
+  }, 240_000);
 });

@@ -128,7 +128,8 @@ describe('eager start', () => {
       .catch(() => undefined);
     const first = await signaller.fire(input, { fingerprint: 'd001', at: firing.at }, taskQueue);
     expect(first).toMatchObject({ started: true, eager: true });
-    // Another alert while it runs: the start fails, its door is dropped; the ones after open none.
+    // Another alert while it runs: the start fails, its door is dropped; the ones after go straight
+    // to signal-with-start (no start that would fail again), and so open none.
     await signaller.fire(input, { fingerprint: 'd002', at: firing.at }, taskQueue);
     await signaller.fire(input, { fingerprint: 'd003', at: firing.at }, taskQueue);
     expect(doors).toEqual([

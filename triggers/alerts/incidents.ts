@@ -144,15 +144,16 @@ export function createIncidentSignaller(client: Client, options: SignallerOption
 
   /**
    * A new incident started with its opening alert in its input (workflows/steps/incident.ts takes it
-   * as the first alertFiring signal), eagerly. Undefined when a run with this id is running already:
-   * then the alert goes to it by signal-with-start, as it always did.
+   * as the first alertFiring signal), eagerly. Undefined when a run with this id is running already
+   * (or was a moment ago): then the alert goes by signal-with-start, which signals the run (or
+   * starts one, if it ended meanwhile).
    */
   async function eagerStart(input: RunbookRunInput | RunbookInput, event: AlertEvent, taskQueue: string): Promise<FireResult | undefined> {
-    if (!eager) return undefined;
     const workflowId = incidentWorkflowId(input.runbook, input.target);
-    // Not for an incident found running a moment ago: its start fails again, and the reads would be
-    // for nothing (a flood of new alerts on one running incident).
-    const door = 'definition' in input && !foundRunning(workflowId) ? options.doorReads?.(input, workflowId) : undefined;
+    // Not for an incident found running a moment ago: its start would fail again (one call more
+    // for each alert of a flood on one running incident), and door reads would be for nothing.
+    if (!eager || foundRunning(workflowId)) return undefined;
+    const door = 'definition' in input ? options.doorReads?.(input, workflowId) : undefined;
     try {
       // The worker's native connection retries a refused connection on its own, past any deadline
       // given to it: the call is given up here instead (a start that lands later is found running

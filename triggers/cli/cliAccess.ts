@@ -21,6 +21,7 @@ import {
 } from '../operators/operatorCommands.js';
 import { CliError, type Decided, type OperatorApiClient } from './operatorApiClient.js';
 import { connectTemporal } from '../operators/operatorTemporal.js';
+import { closeMaintenanceWindow, windowSilencesOf, type ClosedWindows } from '../operators/maintenanceWindows.js';
 import { buildReport, type IncidentReport } from '../reports/report.js';
 import { startRunbookByHand, type StartedRun } from './runbookRun.js';
 
@@ -42,6 +43,7 @@ export interface OperatorAccess {
   cancel(workflowId: string, reason?: string, as?: string): Promise<void>;
   run(request: ManualRunRequest, as?: string): Promise<StartedRun>;
   runMaintenance(schedule: string, as?: string): Promise<{ workflowId: string; runId: string }>;
+  closeMaintenance(schedule: string, dryRun: boolean, as?: string): Promise<ClosedWindows>;
   schedules(): Promise<ScheduleRow[]>;
   report(sinceMs: number, sinceText: string, target?: string, objectivePercent?: number): Promise<Report>;
   close(): Promise<void>;
@@ -61,6 +63,7 @@ export function throughApi(client: OperatorApiClient): OperatorAccess {
         ...(r.reason !== undefined ? { reason: r.reason } : {}),
       }),
     runMaintenance: (name) => client.runMaintenance(name),
+    closeMaintenance: (name, dryRun) => client.closeMaintenance(name, dryRun),
     schedules: () => client.schedules(),
     report: (_sinceMs, sinceText, target, objectivePercent) => client.report(sinceText, target, objectivePercent),
     close: async () => undefined,
@@ -128,6 +131,10 @@ export async function directToTemporal(config: EngineConfig, env: NodeJS.Process
       return startRunbookByHand(t, config, { ...r, reason: reason || undefined, operator: named(as) });
     },
     runMaintenance: (name, as) => runMaintenanceNow(t, config, name, configured(as, 'start maintenance')),
+    closeMaintenance: (name, dryRun, as) => {
+      configured(as, 'close a maintenance window');
+      return closeMaintenanceWindow(t, config, name, { alertmanager: windowSilencesOf(config), dryRun });
+    },
     schedules: () => listSchedules(t),
     report: async (sinceMs, _text, target, objectivePercent) => {
       const until = new Date();

@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { parseDuration } from '../../config/duration.js';
 import type { EngineConfig } from '../../config/schema.js';
 import { adminIdentity, type OperatorAccess } from './cliAccess.js';
-import { detailText, incidentsTable, reportText, schedulesTable } from './cliText.js';
+import { closedWindowsText, detailText, incidentsTable, reportText, schedulesTable } from './cliText.js';
 import { CliError } from './operatorApiClient.js';
 import { changeSchedule, type DecisionKind, type IncidentFilter } from '../operators/operatorCommands.js';
 import { CommandError, connectTemporal } from '../operators/operatorTemporal.js';
@@ -99,9 +99,8 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
     print(cmd, { workflowId, cancelRequested: true }, () => `cancellation requested for ${printable(workflowId)}\n`);
   });
 
-  const maintenanceRun = parent
-    .command('maintenance')
-    .description('maintenance windows')
+  const maintenance = parent.command('maintenance').description('maintenance windows');
+  const maintenanceRun = maintenance
     .command('run <schedule>')
     .description(
       `open the maintenance window of a configured schedule now, as ${mode === 'api' ? 'the operator your token names' : 'the operator named by --as'}`,
@@ -115,6 +114,19 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
       started,
       () => `maintenance '${printable(name)}' started: workflow ${printable(started.workflowId)} (run ${printable(started.runId)})\n`,
     );
+  });
+
+  const maintenanceClose = maintenance
+    .command('close <schedule>')
+    .description(
+      `close the window a maintenance run left open when it ended without closing it (terminated): its guard entry and its Alertmanager silence; refused while the run still runs (cancel that instead), as ${mode === 'api' ? 'the operator your token names' : 'the operator named by --as'}`,
+    )
+    .option('--dry-run', 'only say what would be closed');
+  asOption(maintenanceClose, 'this is done');
+  maintenanceClose.action(async (name: string, opts: { as?: string; dryRun?: boolean }, cmd: Command) => {
+    refuseAs(opts, 'maintenance close');
+    const closed = await withAccess(mode, cmd, (a) => a.closeMaintenance(name, opts.dryRun === true, opts.as));
+    print(cmd, closed, () => closedWindowsText(closed));
   });
 
   const schedules = parent.command('schedules').description('the Temporal schedules of maintenance windows');

@@ -6,6 +6,7 @@ import type { IncidentDetail, IncidentRow, ScheduleRow } from '../operators/oper
 import type { Whoami } from './operatorApiClient.js';
 import { reportLimit } from '../operators/operatorCommands.js';
 import type { IncidentReport } from '../reports/report.js';
+import type { ClosedWindows } from '../operators/maintenanceWindows.js';
 import { formatRate, formatSpan, formatTime, renderTable, terminalSafe } from './table.js';
 
 export function incidentsTable(rows: IncidentRow[]): string {
@@ -22,6 +23,24 @@ export function incidentsTable(rows: IncidentRow[]): string {
       formatSpan(r.durationMs),
     ]),
   );
+}
+
+/** What `remediate maintenance close` did (or, in a dry run, would do). */
+export function closedWindowsText(c: ClosedWindows): string {
+  const safe = terminalSafe;
+  const would = c.dryRun ? 'would close' : 'closed';
+  const lines = c.holders.map((h) => {
+    const window =
+      h.targets.length > 0 ? `window on ${h.targets.map(safe).join(', ')}${h.until ? ` (until ${formatTime(h.until)})` : ''}` : 'no window';
+    return `${would} ${window}, left by workflow ${safe(h.workflowId)} (${safe(h.status)})`;
+  });
+  if (c.silencesExpired.length > 0)
+    lines.push(
+      `${c.dryRun ? 'would expire' : 'expired'} silence${c.silencesExpired.length > 1 ? 's' : ''} ${c.silencesExpired.map(safe).join(', ')}`,
+    );
+  for (const left of c.silencesLeft)
+    lines.push(`could not expire silence ${safe(left.id)}: ${safe(left.error)} (it ends by itself with the window)`);
+  return `maintenance '${safe(c.schedule)}': ${lines.join('\n  ')}\n`;
 }
 
 export function schedulesTable(rows: ScheduleRow[]): string {

@@ -8,6 +8,7 @@ import type { DecisionKind, IncidentDetail, IncidentFilter, IncidentRow, Schedul
 import type { IncidentReport } from '../reports/report.js';
 import type { StartedRun } from './runbookRun.js';
 import { terminalSafe } from './table.js';
+import type { ClosedWindows } from '../operators/maintenanceWindows.js';
 
 /**
  * A CLI failure with its exit code: 1 bad input or conflict, 2 not found, 3 the engine (or its
@@ -119,6 +120,13 @@ export class OperatorApiClient {
 
   runMaintenance(schedule: string): Promise<{ workflowId: string; runId: string }> {
     return this.call('POST', `maintenance/${encodeURIComponent(schedule)}/runs`, { expect: (b) => typeof b.workflowId === 'string' });
+  }
+
+  closeMaintenance(schedule: string, dryRun: boolean): Promise<ClosedWindows> {
+    return this.call('POST', `maintenance/${encodeURIComponent(schedule)}/close`, {
+      body: { dryRun },
+      expect: (b) => Array.isArray(b.holders) && Array.isArray(b.silencesExpired),
+    });
   }
 
   private async call<T>(

@@ -26,6 +26,7 @@ import { buildReport, type IncidentReport } from '../reports/report.js';
 import { startRunbookByHand, type StartedRun } from '../cli/runbookRun.js';
 import type { AuditLog, AuditResult } from './audit.js';
 import type { Identity } from './credentials.js';
+import { closeMaintenanceWindow, windowSilencesOf, type ClosedWindows, type WindowSilences } from './maintenanceWindows.js';
 import { actedOnTargets } from '../plan.js';
 
 /** An action that did not happen, with the HTTP status that says why. */
@@ -47,6 +48,8 @@ export interface OperatorActionsDeps {
   config: EngineConfig;
   temporal: Temporal;
   audit: AuditLog;
+  /** Where maintenance windows' silences are (maintenanceWindows.ts); by default the config's Alertmanager. */
+  windowSilences?: WindowSilences;
 }
 
 export interface RunRequest {
@@ -63,6 +66,7 @@ const maxReportsAtOnce = 2;
 export class OperatorActions {
   private readonly refusals = new Map<string, { minute: number; count: number }>();
   private reportsRunning = 0;
+  private windowSilences?: WindowSilences;
 
   constructor(private readonly deps: OperatorActionsDeps) {}
 
@@ -220,6 +224,19 @@ export class OperatorActions {
     this.allow(who, 'maintenance', scope, 'run maintenance', schedule.slice(0, 64), remote);
     return this.perform(who, 'run maintenance', schedule, remote, () =>
       runMaintenanceNow(this.deps.temporal, this.deps.config, schedule, who.operator.name),
+    );
+  }
+
+  /** Closes the window (guard entry and silence) a maintenance run left behind when it ended without closing it. */
+  async closeMaintenance(who: Identity, schedule: string, dryRun: boolean, remote?: string): Promise<ClosedWindows> {
+    const found = this.deps.config.maintenance.find((m) => m.name === schedule);
+    const scope = found ? { runbook: found.runbook, targets: [...found.targets, ...this.actedOn(found.runbook)] } : {};
+    this.allow(who, 'maintenance', scope, 'close maintenance window', schedule.slice(0, 64), remote);
+    return this.perform(who, dryRun ? 'close maintenance window (dry run)' : 'close maintenance window', schedule, remote, () =>
+      closeMaintenanceWindow(this.deps.temporal, this.deps.config, schedule, {
+        alertmanager: this.deps.windowSilences ?? (this.windowSilences ??= windowSilencesOf(this.deps.config)),
+        dryRun,
+      }),
     );
   }
 
@@ -400,7 +417,7 @@ function toActionError(err: unknown): ActionError {
   if (err instanceof CommandError) {
     if (err.exitCode === 2) return new ActionError(404, err.message);
     if (err.exitCode === 3) return new ActionError(503, err.message);
-    return new ActionError(/already running|there is nothing to/.test(err.message) ? 409 : 400, err.message);
+    return new ActionError(/already running|still running|there is nothing to/.test(err.message) ? 409 : 400, err.message);
   }
   return new ActionError(503, `the engine could not complete this: ${(err as Error).message?.slice(0, 200) ?? String(err)}`);
 }

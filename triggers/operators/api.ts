@@ -218,6 +218,11 @@ function apiRoutes(): OperatorRoute {
       }
       if (method === 'POST' && parts[0] === 'maintenance' && parts[2] === 'runs' && parts.length === 3)
         return reply(await actions.runMaintenance(who, parts[1]!, remote), 201);
+      if (method === 'POST' && parts[0] === 'maintenance' && parts[2] === 'close' && parts.length === 3) {
+        const body = await ctx.json();
+        if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new HttpError(400, 'dryRun: expected true or false');
+        return reply(await actions.closeMaintenance(who, parts[1]!, body.dryRun === true, remote));
+      }
       throw new HttpError(404, `no route ${method} ${ctx.path.slice(0, 120)}`);
     },
   };

@@ -49,6 +49,12 @@ export async function suppression(
   return { suppressed: false };
 }
 
+/** Who a window's silence says made it, and how its comment starts: found by these once its run is gone. */
+export const windowSilenceAuthor = 'remediation-engine';
+export function windowSilenceCommentStart(schedule: string, holder: string): string {
+  return `maintenance '${schedule}' (${holder}): `;
+}
+
 export interface WindowPlan {
   schedule: string;
   targets: string[];
@@ -91,8 +97,8 @@ export class MaintenanceWindow {
       engine.createSilence({
         matchers: plan.silence,
         durationMs: plan.windowMs,
-        createdBy: 'remediation-engine',
-        comment: `maintenance '${plan.schedule}' (${incident.workflowId}): ${plan.targets.join(', ')}`,
+        createdBy: windowSilenceAuthor,
+        comment: `${windowSilenceCommentStart(plan.schedule, incident.workflowId)}${plan.targets.join(', ')}`,
         dryRun: plan.dryRun,
       });
     // A cancel (or the step's timeout) while Alertmanager is being asked would stop the run waiting
