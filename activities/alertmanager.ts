@@ -6,7 +6,8 @@
 // and is reported with Alertmanager's own words, non-retryable.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { SilenceMatcher, SilenceRequest } from './contract.js';
+import type { FiringAlertsRequest, FiringAlertsResult, SilenceMatcher, SilenceRequest } from './contract.js';
+import { maxAlertLines } from '../config/runbookSchema.js';
 import { formatMatchers, matchesAll, matchesEverything, validateMatcher, type Labels } from '../config/matchers.js';
 import { authFailed, badInput, operation, targetNotFound, transient } from './failures.js';
 import { activitySignal } from './limits.js';
@@ -74,6 +75,11 @@ interface GettableAlert {
 }
 
 const commentBytes = 1_024;
+/** A label value in an `alerts` step's lines, at most this many characters. */
+const alertLabelChars = 120;
+/** An `alerts` step's line, before its start time, at most this many characters. */
+const alertLineChars = 400;
+const alertNames = 50;
 const annotationBytes = 2_048;
 const errorTextChars = 300;
 /**
@@ -87,6 +93,33 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
 
   async function silences(what: string): Promise<GettableSilence[]> {
     return (await am.call(what, 'GET', '/api/v2/silences')).json as GettableSilence[];
+  }
+
+  /** Firing alerts that carry all the given labels (with the same values). */
+  async function listAlerts(labels: Labels, options: ListAlertsOptions = {}): Promise<FiringAlert[]> {
+    const what = `listing of alerts with ${formatLabels(labels)}`;
+    const query = new URLSearchParams({
+      active: 'true',
+      silenced: String(options.silenced ?? true),
+      inhibited: String(options.inhibited ?? true),
+    });
+    // Alertmanager filters server-side with its own matcher parser; names outside the classic
+    // label syntax are left to the filter below, which is the one that decides.
+    for (const [name, value] of Object.entries(labels)) {
+      if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) query.append('filter', `${name}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
+    }
+    const alerts = (await am.call(what, 'GET', `/api/v2/alerts?${query}`)).json as GettableAlert[];
+    return alerts
+      .filter((a) => Object.entries(labels).every(([k, v]) => a.labels[k] === v))
+      .map((a) => ({
+        fingerprint: a.fingerprint,
+        labels: a.labels,
+        annotations: Object.fromEntries(Object.entries(a.annotations ?? {}).map(([k, v]) => [k, capHead(v, annotationBytes)])),
+        startsAt: a.startsAt,
+        state: a.status.state,
+        silencedBy: a.status.silencedBy ?? [],
+        inhibitedBy: a.status.inhibitedBy ?? [],
+      }));
   }
 
   async function silence(what: string, id: string): Promise<GettableSilence> {
@@ -207,32 +240,19 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
         );
     },
 
-    /** Firing alerts that carry all the given labels (with the same values). */
-    async listAlerts(labels: Labels, options: ListAlertsOptions = {}): Promise<FiringAlert[]> {
-      const what = `listing of alerts with ${formatLabels(labels)}`;
-      const query = new URLSearchParams({
-        active: 'true',
-        silenced: String(options.silenced ?? true),
-        inhibited: String(options.inhibited ?? true),
-      });
-      // Alertmanager filters server-side with its own matcher parser; names outside the classic
-      // label syntax are left to the filter below, which is the one that decides.
-      for (const [name, value] of Object.entries(labels)) {
-        if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) query.append('filter', `${name}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
-      }
-      const alerts = (await am.call(what, 'GET', `/api/v2/alerts?${query}`)).json as GettableAlert[];
-      return alerts
-        .filter((a) => Object.entries(labels).every(([k, v]) => a.labels[k] === v))
-        .map((a) => ({
-          fingerprint: a.fingerprint,
-          labels: a.labels,
-          annotations: Object.fromEntries(Object.entries(a.annotations ?? {}).map(([k, v]) => [k, capHead(v, annotationBytes)])),
-          startsAt: a.startsAt,
-          state: a.status.state,
-          silencedBy: a.status.silencedBy ?? [],
-          inhibitedBy: a.status.inhibitedBy ?? [],
-        }));
+    /** The `alerts` step: what is firing now, counted, named and summed up in lines a page can carry. */
+    async firingAlerts(req: FiringAlertsRequest): Promise<FiringAlertsResult> {
+      const what = `listing of firing alerts${Object.keys(req?.labels ?? {}).length ? ` with ${formatLabels(req.labels)}` : ''}`;
+      if (!req || typeof req.labels !== 'object' || req.labels === null) throw badInput(what, 'no labels given ({} for every alert)');
+      if (!Number.isInteger(req.limit) || req.limit < 1 || req.limit > maxAlertLines)
+        throw badInput(what, `limit must be 1 to ${maxAlertLines}`);
+      const alerts = (await listAlerts(req.labels, { silenced: req.silenced, inhibited: req.silenced })).filter(
+        (a) => req.silenced || a.state === 'active',
+      );
+      return summariseAlerts(alerts, req.limit);
     },
+
+    listAlerts,
   };
 }
 
@@ -371,4 +391,40 @@ function warn(message: string): void {
   } catch {
     // Outside an activity (tests, CLI): nothing to log to.
   }
+}
+
+const severityRank = (s: string | undefined) => {
+  const i = ['critical', 'error', 'warning', 'info'].indexOf(s ?? '');
+  return i < 0 ? 4 : i;
+};
+
+/** Counted, named and, up to `limit`, one line each: most severe first, then newest. */
+export function summariseAlerts(alerts: FiringAlert[], limit: number): FiringAlertsResult {
+  // Alertmanager's labels are anyone's text: a line break in one must not start a line of its own
+  // (a forged alert in the list), so control characters are written out; long values are cut.
+  const cap = (v: string) => {
+    const cut = v.length > alertLabelChars ? `${v.slice(0, alertLabelChars)}…` : v;
+    return cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  };
+  const sorted = [...alerts].sort(
+    (a, b) => severityRank(a.labels.severity) - severityRank(b.labels.severity) || b.startsAt.localeCompare(a.startsAt),
+  );
+  const lines = sorted.slice(0, limit).map((a) => {
+    const { alertname, severity, ...rest } = a.labels;
+    const labels = Object.entries(rest)
+      .sort(([x], [y]) => x.localeCompare(y))
+      .map(([k, v]) => `${cap(k)}=${cap(v)}`)
+      .join(', ');
+    const held = a.state === 'active' ? '' : ` (${a.state})`;
+    const line = `${cap(alertname ?? '(no alertname)')}${severity ? ` [${cap(severity)}]` : ''}${labels ? ` {${labels}}` : ''}`;
+    // Many labels make a long line: its end (when, and whether it is held) is kept.
+    return `${line.length > alertLineChars ? `${line.slice(0, alertLineChars)}…}` : line} since ${cap(a.startsAt)}${held}`;
+  });
+  if (sorted.length > limit) lines.push(`… and ${sorted.length - limit} more`);
+  const names = [...new Set(alerts.map((a) => cap(a.labels.alertname ?? '(no alertname)')))].sort();
+  return {
+    count: alerts.length,
+    names: names.length > alertNames ? [...names.slice(0, alertNames), `… and ${names.length - alertNames} more`] : names,
+    summary: lines.join('\n'),
+  };
 }

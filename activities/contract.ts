@@ -150,6 +150,25 @@ export interface MetricRequest {
   threshold: number;
 }
 
+/** A runbook's `alerts` step: the alerts firing now in the configured Alertmanager (a read). */
+export interface FiringAlertsRequest {
+  /** Only alerts carrying all these labels, with these values; {} for every alert. */
+  labels: Record<string, string>;
+  /** Also alerts a silence or an inhibition holds back (by default only those people are being told of). */
+  silenced: boolean;
+  /** Alerts listed in the summary, at most (all are counted). */
+  limit: number;
+}
+
+export interface FiringAlertsResult {
+  /** Every firing alert that matched. */
+  count: number;
+  /** Their distinct alert names, sorted (at most 50). */
+  names: string[];
+  /** One line per alert, most severe and newest first, at most `limit`; label values capped. */
+  summary: string;
+}
+
 export interface MetricResult {
   /** The value compared: the only series', else the one farthest from holding; null when nothing came back. */
   value: number | null;
@@ -296,6 +315,7 @@ export interface HttpStepResult {
 export interface EngineActivities {
   httpRequest(req: HttpStepRequest): Promise<HttpStepResult>;
   queryMetric(req: MetricRequest): Promise<MetricResult>;
+  firingAlerts(req: FiringAlertsRequest): Promise<FiringAlertsResult>;
   notify(req: NotificationRequest & { dryRun: boolean }): Promise<NotificationResult>;
   createSilence(req: SilenceRequest): Promise<{ silenceId: string; dryRun: boolean }>;
   expireSilence(silenceId: string, dryRun: boolean): Promise<{ expired: boolean }>;

@@ -104,6 +104,8 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
         throw badInput(`metric query${req?.target ? ` for target '${String(req.target)}'` : ''}`, 'no prometheus.url in the config');
       return prometheus.queryMetric(req);
     },
+    // A read: asked of Alertmanager even in a dry run.
+    firingAlerts: (req) => needAlertmanager('listing of firing alerts').firingAlerts(req),
     notify: (req) => notifier.notify(req),
     createSilence: (req) => needAlertmanager('silence creation').createSilence({ ...req, dryRun: req.dryRun || config.dryRun }),
     expireSilence: (id, dryRun) => needAlertmanager(`expiry of silence ${id}`).expireSilence(id, dryRun || config.dryRun),

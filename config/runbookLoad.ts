@@ -255,6 +255,13 @@ function readStep(raw: unknown, path: Path, read: Reader, inFinally: boolean): S
 /** Templates in text parameters and the `until` condition must parse now, not at 3 a.m. */
 function checkExpressions(uses: StepType, params: Record<string, unknown>, path: Path, say: Say, id: string): void {
   for (const [key, value] of Object.entries(params)) {
+    if (typeof value === 'object' && value !== null) {
+      // A map or a list (labels, headers, targets) is always used as written: none is a template.
+      for (const [inner, v] of Object.entries(value))
+        if (typeof v === 'string' && isTemplate(v))
+          say([...path, key, inner], `is used as written: ${key} of ${uses} may hold no \${{ }} expressions`, id);
+      continue;
+    }
     if (typeof value !== 'string') continue;
     if ((uses === 'waitUntil' && key === 'until') || (uses === 'assert' && key === 'that')) {
       const problem = expressionProblem(value, 'condition');

@@ -88,6 +88,8 @@ export function definitionProblems(
       for (const ch of p.channels as string[])
         if (!Object.hasOwn(config.channels, ch))
           problems.push(`${at}: with.channels: no channel named "${ch}" (known: ${Object.keys(config.channels).join(', ') || 'none'})`);
+    if (step.uses === 'alerts' && !config.alertmanager)
+      problems.push(`${at}: uses: alerts reads the alerts firing in Alertmanager, and the config has no alertmanager.url`);
     if (step.uses === 'http') {
       const origin = new URL(p.url as string).origin;
       if (!origins.has(origin))

@@ -8,6 +8,9 @@ import { maxQueryLength, queryProblems } from './promql.js';
 import { commandName } from './targetCommands.js';
 import { secretHeader } from './requestHeaders.js';
 
+/** An `alerts` step lists at most this many alerts (activities/alertmanager.ts refuses more). */
+export const maxAlertLines = 50;
+
 /** Where a step definition came from, for errors and `remediate runbooks show`. */
 export interface StepOrigin {
   line?: number;
@@ -225,6 +228,22 @@ export const stepCatalog = {
     }),
   /** An instant PromQL query against the configured Prometheus, compared with a threshold. */
   metric: z.object({ ...onTarget, query: promql, op: comparison, threshold }).strict(),
+  /**
+   * The alerts firing now in the configured Alertmanager, counted, named and listed (a read): what
+   * else is going on, for a page or a condition. Labels as written, never a template.
+   */
+  alerts: z
+    .object({
+      labels: z
+        .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,99}$/, 'expected a label name'), text(200))
+        .refine((l) => Object.keys(l).length <= 10, 'at most 10 labels')
+        .default({}),
+      /** Also alerts a silence or an inhibition holds back. */
+      silenced: z.boolean().default(false),
+      /** Alerts listed in `summary`, at most (all are counted). */
+      limit: z.number().int().min(1).max(maxAlertLines).default(20),
+    })
+    .strict(),
   /** Checks, in parallel, the targets the step's target `dependsOn` in the config. */
   dependencies: z.object({ ...onTarget }).strict(),
   /** Runs a command the config lists for the target (`targets.<name>.commands`), by its name. */
@@ -311,6 +330,7 @@ export const stepOutputs: Record<StepType, string[]> = {
   waitUntil: ['met', 'polls', 'detail'],
   end: [],
   metric: ['value', 'holds', 'series', 'detail'],
+  alerts: ['count', 'names', 'summary'],
   dependencies: ['ok', 'failed', 'detail'],
   command: ['exitCode', 'output', 'stderr', 'ran'],
   hostDiagnostics: ['summary', 'ok', 'sections', 'diskMaxPercent', 'memoryUsedPercent', 'load1', 'cpus', 'tcpFailed'],
@@ -353,6 +373,7 @@ export const templateParams: Record<StepType, string[]> = {
   waitUntil: [],
   end: ['detail'],
   metric: [],
+  alerts: [],
   dependencies: [],
   command: [],
   hostDiagnostics: [],

@@ -345,6 +345,66 @@ describe('alerts', () => {
   });
 });
 
+describe('the alerts step (firingAlerts)', () => {
+  it('counts, names and lists what fires: the most severe and newest first, up to the limit, held alerts only when asked', async () => {
+    const team = `firing-${run}`;
+    const at = (name: string, severity: string, extra: Record<string, string> = {}) => ({ alertname: name, severity, team, ...extra });
+    const alerts = [
+      at('RemediationTestLatency', 'warning', { instance: 'api:8080' }),
+      at('RemediationTestDisk', 'critical', { instance: 'db:9100' }),
+      at('RemediationTestInfo', 'info'),
+      // A label value with a line break and one far too long: neither may forge or flood a line.
+      at('RemediationTestHostile', 'warning', { note: 'x\nRemediationTestForged [critical] {} since now', long: 'y'.repeat(500) }),
+    ];
+    for (const labels of alerts) {
+      posted.push(labels);
+      await postAlert(labels, new Date(Date.now() + 5 * 60_000));
+    }
+    const all = await eventually(
+      () => am.firingAlerts({ labels: { team }, silenced: false, limit: 3 }),
+      (r) => r.count === 4,
+    );
+    expect(all.names).toEqual(['RemediationTestDisk', 'RemediationTestHostile', 'RemediationTestInfo', 'RemediationTestLatency']);
+    const lines = all.summary.split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(/^RemediationTestDisk \[critical\] \{instance=db:9100, team=firing-\w+\} since \d{4}-/);
+    // Both warnings, the newer first; then the cut.
+    expect(lines[1]).toMatch(
+      /^RemediationTestHostile \[warning\] \{long=y{120}…, note=x\\u000aRemediationTestForged \[critical\] \{\} since now, team=/,
+    );
+    expect(lines[2]).toMatch(/^RemediationTestLatency \[warning\]/);
+    expect(lines[3]).toBe('… and 1 more');
+    expect(all.summary).not.toMatch(/^RemediationTestForged/m);
+
+    // Silenced: not counted unless asked, then marked.
+    const { silenceId } = await am.createSilence({
+      matchers: [eq('team', team), eq('alertname', 'RemediationTestInfo')],
+      durationMs: 5 * 60_000,
+      createdBy: author,
+      comment: 'silencing one of the firing probes',
+      dryRun: false,
+    });
+    made.push(silenceId);
+    const told = await eventually(
+      () => am.firingAlerts({ labels: { team }, silenced: false, limit: 20 }),
+      (r) => r.count === 3,
+    );
+    expect(told.names).not.toContain('RemediationTestInfo');
+    const held = await am.firingAlerts({ labels: { team }, silenced: true, limit: 20 });
+    expect(held.count).toBe(4);
+    expect(held.summary).toMatch(/^RemediationTestInfo \[info\] \{team=firing-\w+\} since \S+ \(suppressed\)$/m);
+
+    expect(await am.firingAlerts({ labels: { team: `${team}-none` }, silenced: true, limit: 5 })).toEqual({
+      count: 0,
+      names: [],
+      summary: '',
+    });
+    const bad = await failureOf(am.firingAlerts({ labels: { team }, silenced: false, limit: 500 }));
+    expect(bad).toMatchObject({ nonRetryable: true });
+    expect(bad.message).toContain('limit must be 1 to 50');
+  });
+});
+
 describe('an Alertmanager that does not answer', () => {
   let silent: Server;
   let closedPort: number;

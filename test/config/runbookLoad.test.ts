@@ -759,6 +759,20 @@ describe('runbook files against the config', () => {
     ]);
   });
 
+  it('refuse an alerts step without an Alertmanager, a template in its labels, and a limit past 50', () => {
+    const text = incident('r', 'container', '  - id: firing', '    uses: alerts', '    with: { labels: { team: genesis } }');
+    expect(configWith({ 'r.yaml': text }, { ...probes(), alertmanager: undefined })).toEqual([
+      'r.yaml:5: step "firing": uses: alerts reads the alerts firing in Alertmanager, and the config has no alertmanager.url',
+    ]);
+    expect(configWith({ 'r.yaml': text }, probes())).toEqual([]);
+    expect(
+      onlyProblem(runbook('  - id: firing', '    uses: alerts', '    with: { labels: { team: "${{ alert.labels.team }}" } }'), 7, 'firing'),
+    ).toContain('steps.0.with.labels.team: is used as written: labels of alerts may hold no ${{ }} expressions');
+    expect(onlyProblem(runbook('  - id: firing', '    uses: alerts', '    with: { limit: 500 }'), 7, 'firing')).toContain(
+      'steps.0.with.limit',
+    );
+  });
+
   it('refuse in the file a placeholder outside a quoted label value, and a waitUntil on a metric without its comparison', () => {
     expect(
       onlyProblem(

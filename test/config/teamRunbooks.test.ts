@@ -764,7 +764,11 @@ const plans: Record<
         'escalated',
       ],
     ],
-    ['slaAvailabilityBreach', { labels: { alertname: 'SLAAvailabilityBreach', severity: 'critical' } }, ['escalate', 'told']],
+    [
+      'slaAvailabilityBreach',
+      { labels: { alertname: 'SLAAvailabilityBreach', severity: 'critical' } },
+      ['firing', 'health', 'escalate', 'told'],
+    ],
     [
       'criticalPerformance',
       { labels: { alertname: 'CriticalOrchestrationLatency', severity: 'critical' } },

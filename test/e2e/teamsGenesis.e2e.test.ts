@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRunbookByHand } from '../../triggers/cli/runbookRun.js';
 import { incidentWorkflowId, maintenanceWorkflowId, type RunbookResult } from '../../workflows/messages.js';
 import { holdAlertLoop, runThatActed } from '../support/alertLoop.js';
+import { alertmanagerPayload, postToWebhook } from '../support/alertmanagerPayload.js';
 import { dockerSync } from '../support/docker.js';
 import { untilPromSeesUp } from '../support/prometheus.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
@@ -28,6 +29,7 @@ import {
   expectOutcome,
   nextFirings,
   runSchedule,
+  sentTo,
   startTeamEngine,
   teamConfigFor,
   writeAgentConfig,
@@ -222,6 +224,53 @@ describe('GENESIS Orchestrator, the real loop through its host agent and its wee
       inHost('systemctl', 'start', stack().systemdUnit);
     }
     await untilPromSeesUp('demo-web', 'prometheus sees the orchestrator up again');
+  }, 150_000);
+
+  it("SLAAvailabilityBreach: management told at once with what else Alertmanager has firing and the orchestrator's health; nothing touched", async () => {
+    receiver.reset();
+    const am = stack().alertmanagerUrl;
+    // Another alert firing in Alertmanager meanwhile (bound to nothing: the engine leaves it alone).
+    const probe = { alertname: 'RemediationTestProbe', instance: `genesis-sla-${Date.now()}`, severity: 'warning' };
+    const probeAlert = (endsAt: number) =>
+      fetch(`${am}/api/v2/alerts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify([{ labels: probe, startsAt: new Date().toISOString(), endsAt: new Date(endsAt).toISOString() }]),
+      });
+    expect((await probeAlert(Date.now() + 5 * 60_000)).status).toBe(200);
+    const slaIncident = incidentWorkflowId('slaAvailabilityBreach', 'genesis-orchestrator');
+    await cleanSlate(team.engine.client, [slaIncident]);
+    const sla = {
+      labels: { alertname: 'SLAAvailabilityBreach', severity: 'critical' },
+      annotations: { summary: 'availability 99.2% < 99.9%' },
+      fingerprint: 'genesis-sla-e2e',
+    };
+    try {
+      const since = Date.now();
+      const token = team.config.webhook.token!.reveal();
+      expect((await postToWebhook(team.engine.webhookUrl, token, alertmanagerPayload([sla]))).status).toBe(200);
+      const page = await until('the page to management', 60_000, async () => sentTo(receiver, 'email-management', 'SLA breach')[0]);
+      const text = JSON.stringify(page.body);
+      expect(text).toContain('genesis-orchestrator now: healthy');
+      // Whatever else fires on the stack (an earlier test's ServiceDown) is listed too, the most severe first.
+      expect(text).toMatch(/Firing in Alertmanager: \d+\\n/);
+      expect(text).toMatch(new RegExp(`\\\\nRemediationTestProbe \\[warning\\] \\{instance=${probe.instance}\\} since `));
+      expect(text).not.toContain('not read');
+
+      // The breach clears: the pages are resolved and the run ends; it only read and told.
+      expect((await postToWebhook(team.engine.webhookUrl, token, alertmanagerPayload([{ ...sla, status: 'resolved' }]))).status).toBe(200);
+      const result = await runThatActed(team.engine.client, slaIncident, since, 'slaAvailabilityBreach to end');
+      expect(
+        events(result).some((e) => e.endsWith(': healthy')),
+        events(result).join('; '),
+      ).toBe(true);
+      const firing = result.timeline.find((e) => e.event === 'alerts');
+      expect(firing?.detail).toMatch(/^\d+ firing: .*RemediationTestProbe/);
+      const acted = events(result).filter((e) => /restart|silence|command|http/.test(e));
+      expect(acted).toEqual([]);
+    } finally {
+      await probeAlert(Date.now());
+    }
   }, 150_000);
 
   it('Temporal reads the crons as the document means: weekly on other Sundays 02:00, deep maintenance on the first, SLA reviews on Mondays', async () => {

@@ -27,6 +27,8 @@ import type {
   HttpStepResult,
   LogRequest,
   LogResult,
+  FiringAlertsRequest,
+  FiringAlertsResult,
   MetricRequest,
   MetricResult,
   NotificationRequest,
@@ -276,6 +278,15 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
   };
 
   const engineActivities: EngineActivities = {
+    async firingAlerts(req: FiringAlertsRequest): Promise<FiringAlertsResult> {
+      record('firingAlerts', undefined, undefined, req);
+      return {
+        count: 2,
+        names: ['DiskFull', 'HighLatency'],
+        summary:
+          'DiskFull [critical] {service=db} since 2026-12-05T00:00:00Z\nHighLatency [warning] {service=api} since 2026-12-05T00:01:00Z',
+      };
+    },
     async queryMetric(req: MetricRequest): Promise<MetricResult> {
       metricCalls += 1;
       record('queryMetric', req.target || undefined, undefined, req);

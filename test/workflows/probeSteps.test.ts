@@ -56,6 +56,39 @@ async function run(
 
 const stepsOf = (result: RunbookResult) => result.timeline.map((e) => `${e.event}: ${e.detail ?? ''}`);
 
+describe('alerts', () => {
+  it('leaves count, names and summary for conditions and templates, asking with the labels as written', async () => {
+    const def = definition(
+      'whatElse',
+      `  - id: firing
+    uses: alerts
+    with: { labels: { team: genesis }, limit: 5 }
+  - id: busy
+    when: steps.firing.count > 1 && 'DiskFull' in steps.firing.names
+    uses: end
+    with: { outcome: escalated, detail: "\${{ steps.firing.count }} firing: \${{ steps.firing.summary }}" }
+  - id: quiet
+    uses: end
+    with: { outcome: false-alarm }
+`,
+    );
+    const target = uniqueTarget('alerts');
+    const { result, handle } = await run(def, target);
+    expect(result.outcome, result.detail).toBe('escalated');
+    expect(result.detail).toBe(
+      '2 firing: DiskFull [critical] {service=db} since 2026-12-05T00:00:00Z\nHighLatency [warning] {service=api} since 2026-12-05T00:01:00Z',
+    );
+    expect(stepsOf(result)).toContain('alerts: 2 firing: DiskFull, HighLatency');
+    const history = JSON.stringify((await handle.fetchHistory()).events);
+    expect(history).toContain('firingAlerts');
+    expect(h.calls.filter((c) => c.activity === 'firingAlerts').map((c) => c.arg)).toContainEqual({
+      labels: { team: 'genesis' },
+      silenced: false,
+      limit: 5,
+    });
+  });
+});
+
 describe('metric', () => {
   const def = definition(
     'errorRate',

@@ -195,6 +195,8 @@ export function engineActivities(): EngineSteps {
   return {
     httpRequest: http.httpRequest,
     queryMetric: metrics.queryMetric,
+    // A read like a metric: an Alertmanager restarting is waited out.
+    firingAlerts: metrics.firingAlerts,
     notify: notify.notify,
     createSilence: silences.createSilence,
     // Without alert labels, the one argument runs started before asked with.

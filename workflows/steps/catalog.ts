@@ -371,6 +371,12 @@ const catalog: { [T in StepType]: Impl<T> } = {
     return outputs({ value: r.value, holds: r.holds, series: r.series, detail: r.detail });
   },
 
+  async alerts({ run, params }) {
+    const r = await run.rb.engine.firingAlerts({ labels: params.labels, silenced: params.silenced, limit: params.limit });
+    run.rb.incident.record('alerts', r.count === 0 ? 'none firing' : `${r.count} firing: ${r.names.join(', ')}`);
+    return outputs({ count: r.count, names: r.names, summary: r.summary });
+  },
+
   async dependencies({ run, target }) {
     const r = await checkDependencies(run.rb.incident, target, run.input.targets);
     return outputs({ ok: r.ok, failed: r.failed, detail: r.detail });
