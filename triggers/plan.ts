@@ -302,7 +302,8 @@ export function silenceForTargets(config: EngineConfig, names: string[]): Silenc
   return matchers;
 }
 
-function escapeRegex(value: string): string {
+/** The text as a regular expression matching exactly it. */
+export function escapeRegex(value: string): string {
   return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 

@@ -152,6 +152,8 @@ describe('maintenance window on a schedule, the real loop', () => {
 
   it('closes, from the CLI, the window and silence a terminated run left open, and not while the run runs', async () => {
     const scheduleHandle = engine.client.schedule.getHandle(maintenanceScheduleId(schedule));
+    // A window an interrupted earlier run of this test left behind would refuse this one's runs.
+    await remediate(configFile, 'maintenance', 'close', schedule, '--as', 'alice');
     await blocker.query('BEGIN');
     await blocker.query(`LOCK TABLE ${table} IN SHARE UPDATE EXCLUSIVE MODE`);
     const runOf = async (after: string | undefined) => {
@@ -190,15 +192,28 @@ describe('maintenance window on a schedule, the real loop', () => {
     expect(blocked.outcome).toBe('failed');
     expect(JSON.stringify(blocked.timeline)).toContain(`already running: ${run.workflowId} holds its window`);
 
+    const windows = await remediate(configFile, 'maintenance', 'windows');
+    expect(windows.code, windows.stderr).toBe(0);
+    expect(windows.stdout).toMatch(new RegExp(`^${schedule} +${run.workflowId} +terminated +demo, app-db +\\d{4}-`, 'm'));
+    expect(windows.stdout).toContain(`'${schedule}' is held by a run that ended: remediate maintenance close ${schedule}`);
+
     const dry = await remediate(configFile, 'maintenance', 'close', schedule, '--dry-run', '--as', 'alice');
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain(`would close window on demo, app-db`);
     expect(dry.stdout).toContain(`would expire silence ${silence!.id}`);
+    // It was VACUUMing app-db when terminated: the slot is released with the window.
+    expect(dry.stdout).toContain('would release destructive slot maintenance app-db');
     expect((await silenceOf(run.workflowId))?.id).toBe(silence!.id);
 
     const closed = await remediate(configFile, 'maintenance', 'close', schedule, '--as', 'alice', '--json');
     expect(closed.code, closed.stderr).toBe(0);
-    expect(closed.json).toMatchObject({ schedule, dryRun: false, silencesExpired: [silence!.id], silencesLeft: [] });
+    expect(closed.json).toMatchObject({
+      schedule,
+      dryRun: false,
+      slotsReleased: ['maintenance app-db'],
+      silencesExpired: [silence!.id],
+      silencesLeft: [],
+    });
     expect(closed.json.holders).toEqual(
       expect.arrayContaining([expect.objectContaining({ workflowId: run.workflowId, status: 'terminated', targets: ['demo', 'app-db'] })]),
     );

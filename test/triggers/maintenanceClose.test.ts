@@ -71,6 +71,9 @@ describe('closing a maintenance window its run left open', () => {
     // (A guard workflow type on a queue nobody polls: a run that is simply RUNNING.)
     const run = await h.client.workflow.start(guardrails, { taskQueue: `${h.queue}-nobody`, workflowId: holder, args: [{}] });
     await h.guard.openWindow({ holder, schedule, targets: [target], untilMs: Date.now() + 3_600_000 });
+    // Mid-VACUUM: it holds the target's one destructive slot, for longer than the window.
+    const slot = { holder, target, action: 'maintenance', max: 1, leaseMs: 7_200_000 };
+    expect(await h.guard.acquireSlot({ ...slot, requestId: `${holder}-vacuum` })).toMatchObject({ acquired: true });
     const { silenceId } = await am().createSilence({
       matchers: [{ name: 'service', value: target, isRegex: false, isEqual: true }],
       durationMs: 3_600_000,
@@ -94,7 +97,14 @@ describe('closing a maintenance window its run left open', () => {
     expect(await windowsOf()).toHaveLength(1);
     expect(await silenceState(silenceId)).toBe('active');
 
+    // Listed for anyone who may read, with its run still running.
+    const listed = (await actions.maintenanceWindows(who('otto'))).filter((w) => w.schedule === schedule);
+    expect(listed).toEqual([{ schedule, holder, status: 'running', targets: [target], until: expect.any(String) }]);
+
     await run.terminate('terminated mid-window');
+    expect((await actions.maintenanceWindows(who('otto'))).filter((w) => w.schedule === schedule)).toEqual([
+      { schedule, holder, status: 'terminated', targets: [target], until: listed[0]!.until },
+    ]);
     // Meanwhile the window blocks the schedule's next run.
     const next = { holder: `${holder}-2026-12-06T02:00:00Z`, schedule, targets: [target], untilMs: Date.now() + 60_000 };
     await expect(h.guard.openWindow(next)).rejects.toThrow(/already running/);
@@ -104,15 +114,32 @@ describe('closing a maintenance window its run left open', () => {
     expect(audit.at(-1)).toMatchObject({ operator: 'otto', action: 'close maintenance window', result: 'refused' });
 
     const dry = await actions.closeMaintenance(who('ada'), schedule, true);
-    expect(dry).toMatchObject({ schedule, dryRun: true, silencesExpired: [silenceId], silencesLeft: [] });
+    expect(dry).toMatchObject({
+      schedule,
+      dryRun: true,
+      slotsReleased: [`maintenance ${target}`],
+      silencesExpired: [silenceId],
+      silencesLeft: [],
+    });
     expect(dry.holders).toEqual([{ workflowId: holder, status: 'terminated', targets: [target], until: expect.any(String) }]);
     expect(await windowsOf()).toHaveLength(1);
     expect(await silenceState(silenceId)).toBe('active');
 
     const closed = await actions.closeMaintenance(who('ada'), schedule, false);
-    expect(closed).toMatchObject({ schedule, dryRun: false, silencesExpired: [silenceId], silencesLeft: [] });
+    expect(closed).toMatchObject({
+      schedule,
+      dryRun: false,
+      slotsReleased: [`maintenance ${target}`],
+      silencesExpired: [silenceId],
+      silencesLeft: [],
+    });
+    // The next run gets the slot at once instead of waiting two hours for the lease to lapse.
+    expect(await h.guard.acquireSlot({ ...slot, holder: 'maintenance:next', requestId: `${holder}-next` })).toMatchObject({
+      acquired: true,
+    });
     expect(closed.holders.map((x) => x.workflowId)).toEqual([holder]);
     expect(await windowsOf()).toEqual([]);
+    expect((await actions.maintenanceWindows(who('otto'))).filter((w) => w.schedule === schedule)).toEqual([]);
     expect(await silenceState(silenceId)).toBe('expired');
     expect(await silenceState(foreign)).toBe('active');
     expect(audit.at(-1)).toMatchObject({ operator: 'ada', action: 'close maintenance window', subject: schedule, result: 'done' });
@@ -121,6 +148,7 @@ describe('closing a maintenance window its run left open', () => {
     const again = await refusal(actions.closeMaintenance(who('ada'), schedule, false));
     expect(again).toMatchObject({ status: 409 });
     expect((again as Error).message).toContain('there is nothing to close');
+    await h.guard.releaseSlot(`${holder}-next`);
     await h.guard.openWindow(next);
     await h.guard.closeWindow(next.holder);
     await am().expireSilence(foreign, false);

@@ -21,7 +21,13 @@ import {
 } from '../operators/operatorCommands.js';
 import { CliError, type Decided, type OperatorApiClient } from './operatorApiClient.js';
 import { connectTemporal } from '../operators/operatorTemporal.js';
-import { closeMaintenanceWindow, windowSilencesOf, type ClosedWindows } from '../operators/maintenanceWindows.js';
+import {
+  closeMaintenanceWindow,
+  openMaintenanceWindows,
+  windowSilencesOf,
+  type ClosedWindows,
+  type OpenWindow,
+} from '../operators/maintenanceWindows.js';
 import { buildReport, type IncidentReport } from '../reports/report.js';
 import { startRunbookByHand, type StartedRun } from './runbookRun.js';
 
@@ -44,6 +50,7 @@ export interface OperatorAccess {
   run(request: ManualRunRequest, as?: string): Promise<StartedRun>;
   runMaintenance(schedule: string, as?: string): Promise<{ workflowId: string; runId: string }>;
   closeMaintenance(schedule: string, dryRun: boolean, as?: string): Promise<ClosedWindows>;
+  maintenanceWindows(): Promise<OpenWindow[]>;
   schedules(): Promise<ScheduleRow[]>;
   report(sinceMs: number, sinceText: string, target?: string, objectivePercent?: number): Promise<Report>;
   close(): Promise<void>;
@@ -64,6 +71,7 @@ export function throughApi(client: OperatorApiClient): OperatorAccess {
       }),
     runMaintenance: (name) => client.runMaintenance(name),
     closeMaintenance: (name, dryRun) => client.closeMaintenance(name, dryRun),
+    maintenanceWindows: () => client.maintenanceWindows(),
     schedules: () => client.schedules(),
     report: (_sinceMs, sinceText, target, objectivePercent) => client.report(sinceText, target, objectivePercent),
     close: async () => undefined,
@@ -131,6 +139,7 @@ export async function directToTemporal(config: EngineConfig, env: NodeJS.Process
       return startRunbookByHand(t, config, { ...r, reason: reason || undefined, operator: named(as) });
     },
     runMaintenance: (name, as) => runMaintenanceNow(t, config, name, configured(as, 'start maintenance')),
+    maintenanceWindows: () => openMaintenanceWindows(t, config),
     closeMaintenance: (name, dryRun, as) => {
       configured(as, 'close a maintenance window');
       return closeMaintenanceWindow(t, config, name, { alertmanager: windowSilencesOf(config), dryRun });

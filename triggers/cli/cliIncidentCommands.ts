@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { parseDuration } from '../../config/duration.js';
 import type { EngineConfig } from '../../config/schema.js';
 import { adminIdentity, type OperatorAccess } from './cliAccess.js';
-import { closedWindowsText, detailText, incidentsTable, reportText, schedulesTable } from './cliText.js';
+import { closedWindowsText, detailText, incidentsTable, reportText, schedulesTable, windowsTable } from './cliText.js';
 import { CliError } from './operatorApiClient.js';
 import { changeSchedule, type DecisionKind, type IncidentFilter } from '../operators/operatorCommands.js';
 import { CommandError, connectTemporal } from '../operators/operatorTemporal.js';
@@ -116,6 +116,13 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
     );
   });
 
+  maintenance
+    .command('windows')
+    .description('the open maintenance windows: schedule, the run that holds each and whether it still runs, targets, end')
+    .action(async (_opts, cmd: Command) => {
+      const rows = await withAccess(mode, cmd, (a) => a.maintenanceWindows());
+      print(cmd, rows, () => windowsTable(rows));
+    });
   const maintenanceClose = maintenance
     .command('close <schedule>')
     .description(

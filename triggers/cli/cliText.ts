@@ -6,7 +6,7 @@ import type { IncidentDetail, IncidentRow, ScheduleRow } from '../operators/oper
 import type { Whoami } from './operatorApiClient.js';
 import { reportLimit } from '../operators/operatorCommands.js';
 import type { IncidentReport } from '../reports/report.js';
-import type { ClosedWindows } from '../operators/maintenanceWindows.js';
+import type { ClosedWindows, OpenWindow } from '../operators/maintenanceWindows.js';
 import { formatRate, formatSpan, formatTime, renderTable, terminalSafe } from './table.js';
 
 export function incidentsTable(rows: IncidentRow[]): string {
@@ -25,6 +25,19 @@ export function incidentsTable(rows: IncidentRow[]): string {
   );
 }
 
+/** `remediate maintenance windows`: one row per open window, and what to do about one whose run ended. */
+export function windowsTable(rows: OpenWindow[]): string {
+  if (rows.length === 0) return 'no open maintenance windows\n';
+  const table = renderTable(
+    ['SCHEDULE', 'HELD BY', 'RUN', 'TARGETS', 'UNTIL'],
+    rows.map((r) => [r.schedule, r.holder, r.status, r.targets.join(', '), formatTime(r.until)]),
+  );
+  const left = [...new Set(rows.filter((r) => r.status !== 'running').map((r) => r.schedule))];
+  return left.length === 0
+    ? table
+    : `${table}${left.map((s) => `'${terminalSafe(s)}' is held by a run that ended: remediate maintenance close ${terminalSafe(s)}\n`).join('')}`;
+}
+
 /** What `remediate maintenance close` did (or, in a dry run, would do). */
 export function closedWindowsText(c: ClosedWindows): string {
   const safe = terminalSafe;
@@ -34,6 +47,10 @@ export function closedWindowsText(c: ClosedWindows): string {
       h.targets.length > 0 ? `window on ${h.targets.map(safe).join(', ')}${h.until ? ` (until ${formatTime(h.until)})` : ''}` : 'no window';
     return `${would} ${window}, left by workflow ${safe(h.workflowId)} (${safe(h.status)})`;
   });
+  if (c.slotsReleased.length > 0)
+    lines.push(
+      `${c.dryRun ? 'would release' : 'released'} destructive slot${c.slotsReleased.length > 1 ? 's' : ''} ${c.slotsReleased.map(safe).join(', ')}`,
+    );
   if (c.silencesExpired.length > 0)
     lines.push(
       `${c.dryRun ? 'would expire' : 'expired'} silence${c.silencesExpired.length > 1 ? 's' : ''} ${c.silencesExpired.map(safe).join(', ')}`,

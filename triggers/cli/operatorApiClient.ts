@@ -8,7 +8,7 @@ import type { DecisionKind, IncidentDetail, IncidentFilter, IncidentRow, Schedul
 import type { IncidentReport } from '../reports/report.js';
 import type { StartedRun } from './runbookRun.js';
 import { terminalSafe } from './table.js';
-import type { ClosedWindows } from '../operators/maintenanceWindows.js';
+import type { ClosedWindows, OpenWindow } from '../operators/maintenanceWindows.js';
 
 /**
  * A CLI failure with its exit code: 1 bad input or conflict, 2 not found, 3 the engine (or its
@@ -120,6 +120,12 @@ export class OperatorApiClient {
 
   runMaintenance(schedule: string): Promise<{ workflowId: string; runId: string }> {
     return this.call('POST', `maintenance/${encodeURIComponent(schedule)}/runs`, { expect: (b) => typeof b.workflowId === 'string' });
+  }
+
+  maintenanceWindows(): Promise<OpenWindow[]> {
+    return this.call<{ windows: OpenWindow[] }>('GET', 'maintenance/windows', { expect: (b) => Array.isArray(b.windows) }).then(
+      (a) => a.windows,
+    );
   }
 
   closeMaintenance(schedule: string, dryRun: boolean): Promise<ClosedWindows> {

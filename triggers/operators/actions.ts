@@ -26,7 +26,14 @@ import { buildReport, type IncidentReport } from '../reports/report.js';
 import { startRunbookByHand, type StartedRun } from '../cli/runbookRun.js';
 import type { AuditLog, AuditResult } from './audit.js';
 import type { Identity } from './credentials.js';
-import { closeMaintenanceWindow, windowSilencesOf, type ClosedWindows, type WindowSilences } from './maintenanceWindows.js';
+import {
+  closeMaintenanceWindow,
+  openMaintenanceWindows,
+  windowSilencesOf,
+  type ClosedWindows,
+  type OpenWindow,
+  type WindowSilences,
+} from './maintenanceWindows.js';
 import { actedOnTargets } from '../plan.js';
 
 /** An action that did not happen, with the HTTP status that says why. */
@@ -224,6 +231,21 @@ export class OperatorActions {
     this.allow(who, 'maintenance', scope, 'run maintenance', schedule.slice(0, 64), remote);
     return this.perform(who, 'run maintenance', schedule, remote, () =>
       runMaintenanceNow(this.deps.temporal, this.deps.config, schedule, who.operator.name),
+    );
+  }
+
+  /** The open maintenance windows, and whether the run that holds each still runs. */
+  async maintenanceWindows(who: Identity, remote?: string): Promise<OpenWindow[]> {
+    this.allow(who, 'read', {}, 'list maintenance windows', undefined, remote);
+    return this.perform(
+      who,
+      'list maintenance windows',
+      undefined,
+      remote,
+      () => openMaintenanceWindows(this.deps.temporal, this.deps.config),
+      {
+        quiet: true,
+      },
     );
   }
 

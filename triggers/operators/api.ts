@@ -218,6 +218,8 @@ function apiRoutes(): OperatorRoute {
       }
       if (method === 'POST' && parts[0] === 'maintenance' && parts[2] === 'runs' && parts.length === 3)
         return reply(await actions.runMaintenance(who, parts[1]!, remote), 201);
+      if (method === 'GET' && parts[0] === 'maintenance' && parts[1] === 'windows' && parts.length === 2)
+        return reply({ windows: await actions.maintenanceWindows(who, remote) });
       if (method === 'POST' && parts[0] === 'maintenance' && parts[2] === 'close' && parts.length === 3) {
         const body = await ctx.json();
         if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new HttpError(400, 'dryRun: expected true or false');
