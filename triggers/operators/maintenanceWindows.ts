@@ -49,7 +49,7 @@ export interface OpenWindow {
 /** Every open maintenance window, one row per schedule and holder, soonest end first. */
 export async function openMaintenanceWindows(t: Temporal, config: EngineConfig): Promise<OpenWindow[]> {
   const guard = t.client.workflow.getHandle(guardrailsWorkflowId(config.temporal.taskQueue));
-  const leases: WindowLease[] = await t
+  const windows: WindowLease[] = await t
     .call(() => guard.query(guardStateQuery))
     .then((s) => s.windows)
     .catch((err: unknown) => {
@@ -57,7 +57,7 @@ export async function openMaintenanceWindows(t: Temporal, config: EngineConfig):
       throw err;
     });
   const rows = new Map<string, OpenWindow>();
-  for (const w of leases) {
+  for (const w of windows) {
     const key = JSON.stringify([w.schedule, w.holder]);
     const row = rows.get(key) ?? { schedule: w.schedule, holder: w.holder, status: '', targets: [], until: '' };
     row.targets.push(w.target);
@@ -136,7 +136,7 @@ export async function closeMaintenanceWindow(
   if (holders.length > maxHolders)
     throw new CommandError(
       1,
-      `maintenance '${name}' has ${holders.length} holders of windows or silences; close them in Temporal and Alertmanager`,
+      `maintenance '${name}' has ${holders.length} runs holding windows, slots or silences; close them in Temporal and Alertmanager`,
     );
 
   const result: ClosedWindows = { schedule: name, dryRun, holders: [], slotsReleased: [], silencesExpired: [], silencesLeft: [] };
