@@ -32,7 +32,6 @@ import {
   windowSilencesOf,
   type ClosedWindows,
   type OpenWindow,
-  type WindowSilences,
 } from './maintenanceWindows.js';
 import { actedOnTargets } from '../plan.js';
 
@@ -55,8 +54,6 @@ export interface OperatorActionsDeps {
   config: EngineConfig;
   temporal: Temporal;
   audit: AuditLog;
-  /** Where maintenance windows' silences are (maintenanceWindows.ts); by default the config's Alertmanager. */
-  windowSilences?: WindowSilences;
 }
 
 export interface RunRequest {
@@ -73,7 +70,6 @@ const maxReportsAtOnce = 2;
 export class OperatorActions {
   private readonly refusals = new Map<string, { minute: number; count: number }>();
   private reportsRunning = 0;
-  private windowSilences?: WindowSilences;
 
   constructor(private readonly deps: OperatorActionsDeps) {}
 
@@ -226,9 +222,7 @@ export class OperatorActions {
   }
 
   async runMaintenance(who: Identity, schedule: string, remote?: string): Promise<{ workflowId: string; runId: string }> {
-    const found = this.deps.config.maintenance.find((m) => m.name === schedule);
-    const scope = found ? { runbook: found.runbook, targets: [...found.targets, ...this.actedOn(found.runbook)] } : {};
-    this.allow(who, 'maintenance', scope, 'run maintenance', schedule.slice(0, 64), remote);
+    this.allow(who, 'maintenance', this.maintenanceScope(schedule), 'run maintenance', schedule.slice(0, 64), remote);
     return this.perform(who, 'run maintenance', schedule, remote, () =>
       runMaintenanceNow(this.deps.temporal, this.deps.config, schedule, who.operator.name),
     );
@@ -251,15 +245,19 @@ export class OperatorActions {
 
   /** Closes the window (guard entry and silence) a maintenance run left behind when it ended without closing it. */
   async closeMaintenance(who: Identity, schedule: string, dryRun: boolean, remote?: string): Promise<ClosedWindows> {
-    const found = this.deps.config.maintenance.find((m) => m.name === schedule);
-    const scope = found ? { runbook: found.runbook, targets: [...found.targets, ...this.actedOn(found.runbook)] } : {};
-    this.allow(who, 'maintenance', scope, 'close maintenance window', schedule.slice(0, 64), remote);
+    this.allow(who, 'maintenance', this.maintenanceScope(schedule), 'close maintenance window', schedule.slice(0, 64), remote);
     return this.perform(who, dryRun ? 'close maintenance window (dry run)' : 'close maintenance window', schedule, remote, () =>
       closeMaintenanceWindow(this.deps.temporal, this.deps.config, schedule, {
-        alertmanager: this.deps.windowSilences ?? (this.windowSilences ??= windowSilencesOf(this.deps.config)),
+        alertmanager: windowSilencesOf(this.deps.config),
         dryRun,
       }),
     );
+  }
+
+  /** A schedule's runbook and every target its runs act on; {} for a schedule the config lacks (refused later, by name). */
+  private maintenanceScope(schedule: string): ActionScope {
+    const found = this.deps.config.maintenance.find((m) => m.name === schedule);
+    return found ? { runbook: found.runbook, targets: [...found.targets, ...this.actedOn(found.runbook)] } : {};
   }
 
   /** Throws 403 (after auditing it) unless the policy allows the action. */
