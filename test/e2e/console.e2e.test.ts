@@ -3,6 +3,8 @@
 // page, and watches it finish as recovered with "(via console)" on the timeline. Around it: no
 // session → login page, a wrong token refused, a POST without the CSRF token refused, a viewer
 // shown no buttons, and hostile text (an alert's fingerprint, an operator's reason) shown as text.
+// And the maintenance view: a window its run left open, previewed (a dry run) and closed by an
+// admin in two clicks, with nothing offered to a viewer.
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import type { Browser, Page } from 'puppeteer-core';
@@ -12,8 +14,10 @@ import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { newOperatorToken } from '../../triggers/operators/credentials.js';
 import { startEngine, type RunningEngine } from '../../worker/engine.js';
-import { guardrailsWorkflowId } from '../../workflows/guardrails.js';
-import { incidentWorkflowId, type RunbookResult } from '../../workflows/messages.js';
+import { createGuardrailActivities } from '../../activities/guardrails.js';
+import { maintenanceScheduleId } from '../../triggers/schedules/schedules.js';
+import { guardrails, guardrailsWorkflowId, guardStateQuery } from '../../workflows/guardrails.js';
+import { incidentWorkflowId, maintenanceWorkflowId, type RunbookResult } from '../../workflows/messages.js';
 import { postAlerts } from '../support/alertmanagerPayload.js';
 import { launchChromium, openPage } from '../support/chromium.js';
 import { bundlePath } from '../support/globalSetup.js';
@@ -28,7 +32,9 @@ const cacheServer = `cache-server-${suffix}`;
 const alertname = 'RedisConnectionFailed';
 const webhookToken = randomUUID();
 const workflowId = incidentWorkflowId('databaseConnection', cache);
-const tokens = { alice: newOperatorToken(), vera: newOperatorToken() };
+const tokens = { alice: newOperatorToken(), vera: newOperatorToken(), ada: newOperatorToken() };
+const schedule = `weekly-${suffix}`;
+const holder = maintenanceWorkflowId(schedule);
 // What an alert sender or an operator could write: it must arrive on the page as text.
 const hostileFingerprint = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
 const hostileReason = '<img src=x onerror="window.__pwned=3"> looking <b>now</b>';
@@ -74,7 +80,10 @@ beforeAll(async () => {
     operators: [
       { name: 'alice', role: 'operator', tokenHash: tokens.alice.tokenHash },
       { name: 'vera', role: 'viewer', tokenHash: tokens.vera.tokenHash },
+      { name: 'ada', role: 'admin', tokenHash: tokens.ada.tokenHash },
     ],
+    // Paused: the engine keeps the schedule, and nothing runs from it here.
+    maintenance: [{ name: schedule, cron: '0 3 1 1 *', window: '5m', targets: [cache], paused: true }],
     api: { listen: '127.0.0.1:0' },
   };
   const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
@@ -89,8 +98,16 @@ afterAll(async () => {
       .terminate('end-to-end test finished')
       .catch(() => undefined);
     await engine.client.workflow
+      .getHandle(holder)
+      .terminate('end-to-end test finished')
+      .catch(() => undefined);
+    await engine.client.workflow
       .getHandle(guardrailsWorkflowId(queue))
       .terminate('end-to-end test finished')
+      .catch(() => undefined);
+    await engine.client.schedule
+      .getHandle(maintenanceScheduleId(schedule))
+      .delete()
       .catch(() => undefined);
     await engine.stop();
   }
@@ -276,6 +293,96 @@ describe('the incident console in Chromium', () => {
       await Promise.all([context.close(), viewer.context.close()]);
     }
   }, 180_000);
+
+  it('shows a maintenance window its run left open; an admin previews the close, confirms it, and the window is gone; a viewer gets no button', async () => {
+    const guard = createGuardrailActivities({ client: engine.client, taskQueue: queue });
+    // The run as it stands mid-window: it holds the guard's window on the target. (A guard workflow
+    // type on a queue nobody polls: a run that is simply RUNNING.)
+    const run = await engine.client.workflow.start(guardrails, { taskQueue: `${queue}-nobody`, workflowId: holder, args: [{}] });
+    await guard.openWindow({ holder, schedule, targets: [cache], untilMs: Date.now() + 3_600_000 });
+    const windowsLeft = async () =>
+      (await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).query(guardStateQuery)).windows.filter(
+        (w) => w.schedule === schedule,
+      );
+    const admin = await openPage(browser);
+    const viewer = await openPage(browser);
+    const windowRow = `table.windows tr[data-schedule="${schedule}"]`;
+    try {
+      await logIn(admin.page, tokens.ada.token);
+      await admin.page.click('nav a[data-nav="maintenance"]');
+      await admin.page.waitForSelector(windowRow, { timeout: 15_000 });
+      expect(await text(admin.page, `${windowRow} td:nth-child(2)`)).toBe(cache);
+      expect(await text(admin.page, `${windowRow} td:nth-child(4)`)).toBe(holder);
+      expect(await text(admin.page, `${windowRow} td:nth-child(5)`)).toBe('running');
+      // A run still running is cancelled, not closed: no button for it.
+      expect(await admin.page.$$(`${windowRow} button`)).toHaveLength(0);
+
+      await run.terminate('terminated mid-window');
+      const close = `${windowRow} button[data-action="close"]`;
+      await admin.page.waitForSelector(close, { timeout: 15_000 });
+      expect(await text(admin.page, `${windowRow} td:nth-child(5)`)).toBe('terminated: ended without closing its window');
+
+      // A viewer sees the same window and nothing to press.
+      await logIn(viewer.page, tokens.vera.token);
+      await viewer.page.goto(`${base}/console/#/maintenance`);
+      await viewer.page.waitForFunction(
+        (sel) => document.querySelector(`${sel} td:nth-child(6)`)?.textContent === 'an admin can close it',
+        { timeout: 15_000 },
+        windowRow,
+      );
+      expect(await viewer.page.$$(`${windowRow} button`)).toHaveLength(0);
+
+      // First click: a dry run says what would be closed, and nothing is.
+      await admin.page.click(close);
+      await admin.page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'Confirm close', { timeout: 15_000 }, close);
+      const preview = await text(admin.page, '[data-close-result]');
+      expect(preview).toContain(`Would close maintenance ${schedule}: 1 run (${holder}, terminated); window on ${cache}`);
+      expect(preview).toContain('Press "Confirm close" within 10 s');
+      expect(await windowsLeft()).toHaveLength(1);
+
+      // Second click: closed, audited under the admin's name, and the row goes.
+      await admin.page.click(close);
+      await admin.page.waitForFunction(
+        (sel) => document.querySelector(sel)?.textContent?.startsWith('Closed maintenance'),
+        { timeout: 15_000 },
+        '[data-close-result]',
+      );
+      expect(await text(admin.page, '[data-close-result]')).toContain(
+        `Closed maintenance ${schedule}: 1 run (${holder}, terminated); window on ${cache}`,
+      );
+      expect(await windowsLeft()).toEqual([]);
+      await admin.page.waitForFunction((sel) => document.querySelector(sel) === null, { timeout: 15_000 }, windowRow);
+      const audits = logLines.map((l) => (JSON.parse(l) as { audit?: Record<string, unknown> }).audit).filter((a) => a !== undefined);
+      expect(audits).toContainEqual(
+        expect.objectContaining({
+          operator: 'ada',
+          via: 'console',
+          action: 'close maintenance window (dry run)',
+          subject: schedule,
+          result: 'done',
+        }),
+      );
+      expect(audits).toContainEqual(
+        expect.objectContaining({ operator: 'ada', via: 'console', action: 'close maintenance window', subject: schedule, result: 'done' }),
+      );
+
+      // Nothing left: a close sent now is refused with the engine's reason, shown as such.
+      const again = await admin.page.evaluate(async (name) => {
+        const csrf = (await fetch('/console/session').then((r) => r.json())) as { csrfToken: string };
+        const r = await fetch(`/api/v1/maintenance/${encodeURIComponent(name)}/close`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf.csrfToken },
+          body: '{}',
+        });
+        return [r.status, ((await r.json()) as { error: string }).error];
+      }, schedule);
+      expect(again).toEqual([409, expect.stringContaining('there is nothing to close')]);
+      expect(admin.problems).toEqual([]);
+      expect(viewer.problems).toEqual([]);
+    } finally {
+      await Promise.all([admin.context.close(), viewer.context.close()]);
+    }
+  }, 120_000);
 
   it('logs out: the cookie is gone and the page is the login page again', async () => {
     const { context, page } = await openPage(browser);

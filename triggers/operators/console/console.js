@@ -1,10 +1,11 @@
 // The incident console's page: polls the operator API with the session cookie and draws the view
-// the address names (#/open, #/incident/<id>, #/closed, #/report). The views are in
-// incidentViews.js and reportView.js; text from the engine goes into the page as text only (dom.js).
+// the address names (#/open, #/incident/<id>, #/closed, #/report, #/maintenance). The views are in
+// incidentViews.js, reportView.js and maintenanceView.js; text from the engine goes into the page as text only (dom.js).
 import { api, session, Unauthenticated } from './api.js';
 import { onDecided } from './decisions.js';
 import { setText, time } from './dom.js';
 import { closedView, incidentView, openView } from './incidentViews.js';
+import { maintenanceView } from './maintenanceView.js';
 import { reportView } from './reportView.js';
 
 const view = document.getElementById('view');
@@ -58,6 +59,9 @@ function route() {
   } else if (hash === '#/report') {
     made = reportView(view, refreshNow);
     nav = 'report';
+  } else if (hash === '#/maintenance') {
+    made = maintenanceView(view, refreshNow);
+    nav = 'maintenance';
   } else made = openView(view);
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('current', a.dataset.nav === nav);
   current = { generation: current.generation + 1, timer: undefined, inFlight: false, stop: undefined, ...made };
