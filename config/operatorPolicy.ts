@@ -4,7 +4,7 @@
 // without the right is still recorded and ignored by the workflow.
 import { operatorRoles, type Operator, type OperatorRole } from './schema.js';
 
-export type OperatorAction = 'read' | 'acknowledge' | 'approve' | 'reject' | 'run' | 'cancel' | 'maintenance';
+export type OperatorAction = 'read' | 'acknowledge' | 'approve' | 'reject' | 'run' | 'cancel' | 'release' | 'maintenance';
 
 /** The least role each action needs; every role can do what the roles before it can. */
 const leastRole: Record<OperatorAction, OperatorRole> = {
@@ -14,6 +14,8 @@ const leastRole: Record<OperatorAction, OperatorRole> = {
   reject: 'operator',
   run: 'operator',
   cancel: 'admin',
+  // Freeing the destructive slot a run that ended kept: what cancelling that run would have done.
+  release: 'admin',
   maintenance: 'admin',
 };
 
@@ -75,6 +77,7 @@ function verb(action: OperatorAction): string {
     reject: 'rejecting',
     run: 'starting a runbook',
     cancel: 'cancelling a run',
+    release: 'releasing a destructive slot',
     maintenance: 'starting maintenance',
   };
   return gerund[action];

@@ -217,6 +217,15 @@ describe('the CLI through the operator API', () => {
     const schedules = await operatorCli(vera.token, 'schedules', 'list', '--json');
     expect(schedules.code, schedules.stderr).toBe(0);
     expect(Array.isArray(schedules.json)).toBe(true);
+    // The destructive slots: read by a viewer (the table, or none held); a release needs an admin.
+    const slots = await operatorCli(vera.token, 'slots', '--json');
+    expect(slots.code, slots.stderr).toBe(0);
+    expect(Array.isArray(slots.json)).toBe(true);
+    const slotsText = await operatorCli(vera.token, 'slots');
+    expect(slotsText.stdout).toMatch(/^(no destructive slot held\n|HELD BY +RUN +ACTION)/);
+    const release = await operatorCli(vera.token, 'slots', 'release', `incident:serviceDown:nope-${suffix}`, '--dry-run');
+    expect(release.code).toBe(4);
+    expect(release.stderr).toContain("refused: 'vera' is a viewer; releasing a destructive slot needs the admin role or above");
     // Reading is not starting: a viewer's run is refused with the reason.
     const run = await operatorCli(vera.token, 'run', 'databaseConnection', '--target', cache, '--dry-run');
     expect(run.code).toBe(4);

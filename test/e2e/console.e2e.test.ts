@@ -3,8 +3,8 @@
 // page, and watches it finish as recovered with "(via console)" on the timeline. Around it: no
 // session → login page, a wrong token refused, a POST without the CSRF token refused, a viewer
 // shown no buttons, and hostile text (an alert's fingerprint, an operator's reason) shown as text.
-// And the maintenance view: a window its run left open, previewed (a dry run) and closed by an
-// admin in two clicks, with nothing offered to a viewer.
+// And the guardrails view: a maintenance window and a destructive slot their runs left held,
+// each previewed (a dry run) and freed by an admin in two clicks, with nothing offered to a viewer.
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import type { Browser, Page } from 'puppeteer-core';
@@ -35,6 +35,7 @@ const workflowId = incidentWorkflowId('databaseConnection', cache);
 const tokens = { alice: newOperatorToken(), vera: newOperatorToken(), ada: newOperatorToken() };
 const schedule = `weekly-${suffix}`;
 const holder = maintenanceWorkflowId(schedule);
+const slotHolder = incidentWorkflowId('serviceDown', cacheServer);
 // What an alert sender or an operator could write: it must arrive on the page as text.
 const hostileFingerprint = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
 const hostileReason = '<img src=x onerror="window.__pwned=3"> looking <b>now</b>';
@@ -97,10 +98,11 @@ afterAll(async () => {
     await handle()
       .terminate('end-to-end test finished')
       .catch(() => undefined);
-    await engine.client.workflow
-      .getHandle(holder)
-      .terminate('end-to-end test finished')
-      .catch(() => undefined);
+    for (const id of [holder, slotHolder])
+      await engine.client.workflow
+        .getHandle(id)
+        .terminate('end-to-end test finished')
+        .catch(() => undefined);
     await engine.client.workflow
       .getHandle(guardrailsWorkflowId(queue))
       .terminate('end-to-end test finished')
@@ -294,7 +296,7 @@ describe('the incident console in Chromium', () => {
     }
   }, 180_000);
 
-  it('shows a maintenance window its run left open; an admin previews the close, confirms it, and the window is gone; a viewer gets no button', async () => {
+  it('shows a maintenance window and a destructive slot their runs left held; an admin previews each, confirms, and they are gone; a viewer gets no button', async () => {
     const guard = createGuardrailActivities({ client: engine.client, taskQueue: queue });
     // The run as it stands mid-window: it holds the guard's window on the target. (A guard workflow
     // type on a queue nobody polls: a run that is simply RUNNING.)
@@ -304,12 +306,17 @@ describe('the incident console in Chromium', () => {
       (await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).query(guardStateQuery)).windows.filter(
         (w) => w.schedule === schedule,
       );
+    const slotsLeft = async () =>
+      (await engine.client.workflow.getHandle(guardrailsWorkflowId(queue)).query(guardStateQuery)).leases.filter(
+        (l) => l.holder === slotHolder,
+      );
+    const audits = () => logLines.map((l) => (JSON.parse(l) as { audit?: Record<string, unknown> }).audit).filter((a) => a !== undefined);
     const admin = await openPage(browser);
     const viewer = await openPage(browser);
     const windowRow = `table.windows tr[data-schedule="${schedule}"]`;
     try {
       await logIn(admin.page, tokens.ada.token);
-      await admin.page.click('nav a[data-nav="maintenance"]');
+      await admin.page.click('nav a[data-nav="guardrails"]');
       await admin.page.waitForSelector(windowRow, { timeout: 15_000 });
       expect(await text(admin.page, `${windowRow} td:nth-child(2)`)).toBe(cache);
       expect(await text(admin.page, `${windowRow} td:nth-child(4)`)).toBe(holder);
@@ -324,7 +331,7 @@ describe('the incident console in Chromium', () => {
 
       // A viewer sees the same window and nothing to press.
       await logIn(viewer.page, tokens.vera.token);
-      await viewer.page.goto(`${base}/console/#/maintenance`);
+      await viewer.page.goto(`${base}/console/#/guardrails`);
       await viewer.page.waitForFunction(
         (sel) => document.querySelector(`${sel} td:nth-child(6)`)?.textContent === 'an admin can close it',
         { timeout: 15_000 },
@@ -335,9 +342,9 @@ describe('the incident console in Chromium', () => {
       // First click: a dry run says what would be closed, and nothing is.
       await admin.page.click(close);
       await admin.page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'Confirm close', { timeout: 15_000 }, close);
-      const preview = await text(admin.page, '[data-close-result]');
+      const preview = await text(admin.page, '[data-result]');
       expect(preview).toContain(`Would close maintenance ${schedule}: 1 run (${holder}, terminated); window on ${cache}`);
-      expect(preview).toContain('Press "Confirm close" within 10 s');
+      expect(preview).toContain('Press "Confirm close" within 10 s to do it.');
       expect(await windowsLeft()).toHaveLength(1);
 
       // Second click: closed, audited under the admin's name, and the row goes.
@@ -345,15 +352,14 @@ describe('the incident console in Chromium', () => {
       await admin.page.waitForFunction(
         (sel) => document.querySelector(sel)?.textContent?.startsWith('Closed maintenance'),
         { timeout: 15_000 },
-        '[data-close-result]',
+        '[data-result]',
       );
-      expect(await text(admin.page, '[data-close-result]')).toContain(
+      expect(await text(admin.page, '[data-result]')).toContain(
         `Closed maintenance ${schedule}: 1 run (${holder}, terminated); window on ${cache}`,
       );
       expect(await windowsLeft()).toEqual([]);
       await admin.page.waitForFunction((sel) => document.querySelector(sel) === null, { timeout: 15_000 }, windowRow);
-      const audits = logLines.map((l) => (JSON.parse(l) as { audit?: Record<string, unknown> }).audit).filter((a) => a !== undefined);
-      expect(audits).toContainEqual(
+      expect(audits()).toContainEqual(
         expect.objectContaining({
           operator: 'ada',
           via: 'console',
@@ -362,7 +368,7 @@ describe('the incident console in Chromium', () => {
           result: 'done',
         }),
       );
-      expect(audits).toContainEqual(
+      expect(audits()).toContainEqual(
         expect.objectContaining({ operator: 'ada', via: 'console', action: 'close maintenance window', subject: schedule, result: 'done' }),
       );
 
@@ -377,6 +383,58 @@ describe('the incident console in Chromium', () => {
         return [r.status, ((await r.json()) as { error: string }).error];
       }, schedule);
       expect(again).toEqual([409, expect.stringContaining('there is nothing to close')]);
+
+      // A destructive slot an incident run kept when it was terminated mid-restart.
+      const slotRun = await engine.client.workflow.start(guardrails, { taskQueue: `${queue}-nobody`, workflowId: slotHolder, args: [{}] });
+      const requestId = `${slotHolder}/${slotRun.firstExecutionRunId}/restart/1`;
+      expect(
+        await guard.acquireSlot({ holder: slotHolder, target: cacheServer, action: 'restart', max: 50, leaseMs: 600_000, requestId }),
+      ).toMatchObject({
+        acquired: true,
+      });
+      const slotRow = `table.slots tr[data-holder="${slotHolder}"]`;
+      await admin.page.waitForSelector(slotRow, { timeout: 15_000 });
+      expect(await text(admin.page, `${slotRow} td:nth-child(6)`)).toBe('running');
+      expect(await admin.page.$$(`${slotRow} button`)).toHaveLength(0);
+      await slotRun.terminate('terminated mid-restart');
+      const release = `${slotRow} button[data-action="release"]`;
+      await admin.page.waitForSelector(release, { timeout: 15_000 });
+      expect(await text(admin.page, `${slotRow} td:nth-child(6)`)).toBe('terminated: ended holding its slot');
+      await viewer.page.waitForFunction(
+        (sel) => document.querySelector(`${sel} td:nth-child(7)`)?.textContent === 'an admin can release it',
+        { timeout: 15_000 },
+        slotRow,
+      );
+      await admin.page.click(release);
+      await admin.page.waitForFunction(
+        (sel) => document.querySelector(sel)?.textContent === 'Confirm release',
+        { timeout: 15_000 },
+        release,
+      );
+      expect(await text(admin.page, '[data-result]')).toBe(
+        `Would release the slots of ${slotHolder}: restart of ${cacheServer} (run terminated). Press "Confirm release" within 10 s to do it.`,
+      );
+      expect(await slotsLeft()).toHaveLength(1);
+      await admin.page.click(release);
+      await admin.page.waitForFunction(
+        (sel) => document.querySelector(sel)?.textContent?.startsWith('Released'),
+        { timeout: 15_000 },
+        '[data-result]',
+      );
+      expect(await text(admin.page, '[data-result]')).toBe(
+        `Released the slots of ${slotHolder}: restart of ${cacheServer} (run terminated)`,
+      );
+      expect(await slotsLeft()).toEqual([]);
+      await admin.page.waitForFunction((sel) => document.querySelector(sel) === null, { timeout: 15_000 }, slotRow);
+      expect(audits()).toContainEqual(
+        expect.objectContaining({
+          operator: 'ada',
+          via: 'console',
+          action: 'release destructive slots',
+          subject: slotHolder,
+          result: 'done',
+        }),
+      );
       expect(admin.problems).toEqual([]);
       expect(viewer.problems).toEqual([]);
     } finally {

@@ -268,5 +268,16 @@ describe('the operator API', () => {
     // A run by hand outside an operator's scope is refused; inside it, it starts.
     expect((await call('POST', '/api/v1/runbooks/databaseConnection/runs', tokens.dana.token, { target: cache })).status).toBe(403);
     expect((await call('POST', '/api/v1/maintenance/weekly/runs', tokens.alice.token, {})).status).toBe(403);
+    // The destructive slots: read by a viewer; a release needs a run's id, a boolean dryRun and an admin.
+    const slots = await call('GET', '/api/v1/slots', tokens.vera.token);
+    expect(slots.status).toBe(200);
+    expect(Array.isArray(slots.json.slots)).toBe(true);
+    expect((await call('POST', '/api/v1/slots/not-a-run/release', tokens.alice.token, {})).status).toBe(400);
+    expect(
+      (await call('POST', `/api/v1/slots/${encodeURIComponent(workflowId)}/release`, tokens.alice.token, { dryRun: 'yes' })).status,
+    ).toBe(400);
+    const operatorRelease = await call('POST', `/api/v1/slots/${encodeURIComponent(workflowId)}/release`, tokens.alice.token, {});
+    expect(operatorRelease.status).toBe(403);
+    expect(operatorRelease.json.error).toContain('needs the admin role');
   });
 });

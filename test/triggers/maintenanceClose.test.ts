@@ -4,23 +4,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAlertmanagerActivities } from '../../activities/alertmanager.js';
 import { guardStateQuery } from '../../activities/guardMessages.js';
-import { parseConfig } from '../../config/load.js';
-import { ActionError, OperatorActions } from '../../triggers/operators/actions.js';
+import { ActionError, type OperatorActions } from '../../triggers/operators/actions.js';
 import type { AuditEntry } from '../../triggers/operators/audit.js';
 import type { Identity } from '../../triggers/operators/credentials.js';
-import { connectTemporal, type Temporal } from '../../triggers/operators/operatorTemporal.js';
+import type { Temporal } from '../../triggers/operators/operatorTemporal.js';
 import { guardrails } from '../../workflows/guardrails.js';
 import { maintenanceWorkflowId } from '../../workflows/messages.js';
 import { windowSilenceAuthor, windowSilenceCommentStart } from '../../workflows/steps/maintenanceWindow.js';
 import { stack } from '../support/stack.js';
 import { startHarness, uniqueTarget, type Harness } from '../workflows/harness.js';
 import { suffix, triggerConfig } from './support/config.js';
+import { operatorActionsFor } from './support/operatorActions.js';
 
 let h: Harness;
 let temporal: Temporal;
 let actions: OperatorActions;
 let who: (name: string) => Identity;
-const audit: AuditEntry[] = [];
+let audit: AuditEntry[];
 const am = () => createAlertmanagerActivities({ url: stack().alertmanagerUrl, timeoutMs: 5_000 });
 const schedule = `close-${suffix()}`;
 const holder = maintenanceWorkflowId(schedule);
@@ -37,10 +37,7 @@ beforeAll(async () => {
     { name: 'ada', role: 'admin' },
     { name: 'otto', role: 'operator' },
   ];
-  const config = parseConfig(fx.raw, 'maintenance close test');
-  temporal = await connectTemporal(config);
-  actions = new OperatorActions({ config, temporal, audit: (e) => void audit.push(e) });
-  who = (name) => ({ operator: config.operators.find((o) => o.name === name)!, via: 'api', credential: 'token' });
+  ({ temporal, actions, audit, who } = await operatorActionsFor(fx.raw, 'maintenance close test'));
 });
 
 afterAll(async () => {

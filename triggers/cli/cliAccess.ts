@@ -28,6 +28,7 @@ import {
   type ClosedWindows,
   type OpenWindow,
 } from '../operators/maintenanceWindows.js';
+import { heldSlots, releaseSlotsOf, type HeldSlot, type ReleasedSlots } from '../operators/destructiveSlots.js';
 import { buildReport, type IncidentReport } from '../reports/report.js';
 import { startRunbookByHand, type StartedRun } from './runbookRun.js';
 
@@ -51,6 +52,8 @@ export interface OperatorAccess {
   runMaintenance(schedule: string, as?: string): Promise<{ workflowId: string; runId: string }>;
   closeMaintenance(schedule: string, dryRun: boolean, as?: string): Promise<ClosedWindows>;
   maintenanceWindows(): Promise<OpenWindow[]>;
+  slots(): Promise<HeldSlot[]>;
+  releaseSlots(workflowId: string, dryRun: boolean, as?: string): Promise<ReleasedSlots>;
   schedules(): Promise<ScheduleRow[]>;
   report(sinceMs: number, sinceText: string, target?: string, objectivePercent?: number): Promise<Report>;
   close(): Promise<void>;
@@ -72,6 +75,8 @@ export function throughApi(client: OperatorApiClient): OperatorAccess {
     runMaintenance: (name) => client.runMaintenance(name),
     closeMaintenance: (name, dryRun) => client.closeMaintenance(name, dryRun),
     maintenanceWindows: () => client.maintenanceWindows(),
+    slots: () => client.slots(),
+    releaseSlots: (id, dryRun) => client.releaseSlots(id, dryRun),
     schedules: () => client.schedules(),
     report: (_sinceMs, sinceText, target, objectivePercent) => client.report(sinceText, target, objectivePercent),
     close: async () => undefined,
@@ -143,6 +148,11 @@ export async function directToTemporal(config: EngineConfig, env: NodeJS.Process
     closeMaintenance: (name, dryRun, as) => {
       configured(as, 'close a maintenance window');
       return closeMaintenanceWindow(t, config, name, { alertmanager: windowSilencesOf(config), dryRun });
+    },
+    slots: () => heldSlots(t, config),
+    releaseSlots: (id, dryRun, as) => {
+      configured(as, 'release destructive slots');
+      return releaseSlotsOf(t, config, id, { dryRun });
     },
     schedules: () => listSchedules(t),
     report: async (sinceMs, _text, target, objectivePercent) => {

@@ -6,7 +6,16 @@ import { Command, Option } from 'commander';
 import { parseDuration } from '../../config/duration.js';
 import type { EngineConfig } from '../../config/schema.js';
 import { adminIdentity, type OperatorAccess } from './cliAccess.js';
-import { closedWindowsText, detailText, incidentsTable, reportText, schedulesTable, windowsTable } from './cliText.js';
+import {
+  closedWindowsText,
+  detailText,
+  incidentsTable,
+  releasedSlotsText,
+  reportText,
+  schedulesTable,
+  slotsTable,
+  windowsTable,
+} from './cliText.js';
 import { CliError } from './operatorApiClient.js';
 import { changeSchedule, type DecisionKind, type IncidentFilter } from '../operators/operatorCommands.js';
 import { CommandError, connectTemporal } from '../operators/operatorTemporal.js';
@@ -134,6 +143,31 @@ export function incidentCommands(parent: Command, mode: Mode, ctx: CliContext): 
     refuseAs(opts, 'maintenance close');
     const closed = await withAccess(mode, cmd, (a) => a.closeMaintenance(name, opts.dryRun === true, opts.as));
     print(cmd, closed, () => closedWindowsText(closed));
+  });
+
+  const slots = parent
+    .command('slots')
+    .description(
+      'the destructive-action slots (guardrails.maxConcurrentDestructive): who holds each, and releasing those of a run that ended',
+    );
+  slots
+    .command('list', { isDefault: true })
+    .description('every slot held: the run holding it and whether it still runs, its action and target, since when, when it lapses')
+    .action(async (_opts, cmd: Command) => {
+      const rows = await withAccess(mode, cmd, (a) => a.slots());
+      print(cmd, rows, () => slotsTable(rows));
+    });
+  const slotsRelease = slots
+    .command('release <workflow-id>')
+    .description(
+      `release the slots a run kept when it ended without releasing them (terminated); refused while it still runs (cancel it instead), as ${mode === 'api' ? 'the operator your token names' : 'the operator named by --as'}`,
+    )
+    .option('--dry-run', 'only say what would be released');
+  asOption(slotsRelease, 'this is done');
+  slotsRelease.action(async (workflowId: string, opts: { as?: string; dryRun?: boolean }, cmd: Command) => {
+    refuseAs(opts, 'slots release');
+    const released = await withAccess(mode, cmd, (a) => a.releaseSlots(workflowId, opts.dryRun === true, opts.as));
+    print(cmd, released, () => releasedSlotsText(released));
   });
 
   const schedules = parent.command('schedules').description('the Temporal schedules of maintenance windows');

@@ -7,6 +7,7 @@ import type { Whoami } from './operatorApiClient.js';
 import { reportLimit } from '../operators/operatorCommands.js';
 import type { IncidentReport } from '../reports/report.js';
 import type { ClosedWindows, OpenWindow } from '../operators/maintenanceWindows.js';
+import type { HeldSlot, ReleasedSlots } from '../operators/destructiveSlots.js';
 import { formatRate, formatSpan, formatTime, renderTable, terminalSafe } from './table.js';
 
 export function incidentsTable(rows: IncidentRow[]): string {
@@ -58,6 +59,25 @@ export function closedWindowsText(c: ClosedWindows): string {
   for (const left of c.silencesLeft)
     lines.push(`could not expire silence ${safe(left.id)}: ${safe(left.error)} (it ends by itself with the window)`);
   return `maintenance '${safe(c.schedule)}': ${lines.join('\n  ')}\n`;
+}
+
+export function slotsTable(rows: HeldSlot[]): string {
+  if (rows.length === 0) return 'no destructive slot held\n';
+  const table = renderTable(
+    ['HELD BY', 'RUN', 'ACTION', 'TARGET', 'SINCE', 'LAPSES'],
+    rows.map((r) => [r.holder, r.status, r.action, r.target, formatTime(r.since), formatTime(r.lapses)]),
+  );
+  const left = [...new Set(rows.filter((r) => r.status !== 'running').map((r) => r.holder))];
+  return `${table}${left.map((h) => `'${terminalSafe(h)}' ended holding its slot: remediate slots release ${terminalSafe(h)}\n`).join('')}`;
+}
+
+/** What `remediate slots release` did (or, in a dry run, would do). */
+export function releasedSlotsText(r: ReleasedSlots): string {
+  const lines = r.released.map(
+    (s) =>
+      `${r.dryRun ? 'would release' : 'released'} the slot for its ${terminalSafe(s.action)} of ${terminalSafe(s.target)} (held since ${formatTime(s.since)}, run ${terminalSafe(s.status)})`,
+  );
+  return `${terminalSafe(r.workflowId)}: ${lines.join('\n  ')}\n`;
 }
 
 export function schedulesTable(rows: ScheduleRow[]): string {

@@ -9,6 +9,7 @@ import type { IncidentReport } from '../reports/report.js';
 import type { StartedRun } from './runbookRun.js';
 import { terminalSafe } from './table.js';
 import type { ClosedWindows, OpenWindow } from '../operators/maintenanceWindows.js';
+import type { HeldSlot, ReleasedSlots } from '../operators/destructiveSlots.js';
 
 /**
  * A CLI failure with its exit code: 1 bad input or conflict, 2 not found, 3 the engine (or its
@@ -132,6 +133,17 @@ export class OperatorApiClient {
     return this.call('POST', `maintenance/${encodeURIComponent(schedule)}/close`, {
       body: { dryRun },
       expect: (b) => Array.isArray(b.holders) && Array.isArray(b.silencesExpired),
+    });
+  }
+
+  slots(): Promise<HeldSlot[]> {
+    return this.call<{ slots: HeldSlot[] }>('GET', 'slots', { expect: (b) => Array.isArray(b.slots) }).then((a) => a.slots);
+  }
+
+  releaseSlots(workflowId: string, dryRun: boolean): Promise<ReleasedSlots> {
+    return this.call('POST', `slots/${encodeURIComponent(workflowId)}/release`, {
+      body: { dryRun },
+      expect: (b) => Array.isArray(b.released),
     });
   }
 

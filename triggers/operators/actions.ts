@@ -33,6 +33,7 @@ import {
   type ClosedWindows,
   type OpenWindow,
 } from './maintenanceWindows.js';
+import { heldSlots, releaseSlotsOf, slotTargetsOf, type HeldSlot, type ReleasedSlots } from './destructiveSlots.js';
 import { actedOnTargets } from '../plan.js';
 
 /** An action that did not happen, with the HTTP status that says why. */
@@ -252,6 +253,35 @@ export class OperatorActions {
         dryRun,
       }),
     );
+  }
+
+  /** The destructive slots the guard holds, and whether the run holding each still runs. */
+  async slots(who: Identity, remote?: string): Promise<HeldSlot[]> {
+    this.allow(who, 'read', {}, 'list destructive slots', undefined, remote);
+    return this.perform(who, 'list destructive slots', undefined, remote, () => heldSlots(this.deps.temporal, this.deps.config), {
+      quiet: true,
+    });
+  }
+
+  /** Releases the destructive slots a run kept when it ended without releasing them (terminated). */
+  async releaseSlots(who: Identity, workflowId: unknown, dryRun: boolean, remote?: string): Promise<ReleasedSlots> {
+    const id = checkedWorkflowId(workflowId);
+    const what = dryRun ? 'release destructive slots (dry run)' : 'release destructive slots';
+    // Cancelling a run is what releases its slot; releasing it by hand needs the same role, on the
+    // run's runbook and the targets its slots are for.
+    const targets = await this.perform(who, what, id, remote, () => slotTargetsOf(this.deps.temporal, this.deps.config, id), {
+      quiet: true,
+    });
+    this.allow(who, 'release', { runbook: this.runbookOf(id), targets }, what, id, remote);
+    return this.perform(who, what, id, remote, () => releaseSlotsOf(this.deps.temporal, this.deps.config, id, { dryRun }));
+  }
+
+  /** The runbook a workflow id names: incident:<runbook>:<target>, or a configured schedule's. */
+  private runbookOf(workflowId: string): string | undefined {
+    if (workflowId.startsWith('incident:')) return workflowId.split(':')[1];
+    // By hand maintenance:<name>; from its schedule maintenance:<name>-<time>.
+    const schedule = workflowId.replace(/-\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/, '');
+    return this.deps.config.maintenance.find((m) => maintenanceWorkflowId(m.name) === schedule)?.runbook;
   }
 
   /** A schedule's runbook and every target its runs act on; {} for a schedule the config lacks (refused later, by name). */

@@ -225,6 +225,12 @@ function apiRoutes(): OperatorRoute {
         if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new HttpError(400, 'dryRun: expected true or false');
         return reply(await actions.closeMaintenance(who, parts[1]!, body.dryRun === true, remote));
       }
+      if (method === 'GET' && parts[0] === 'slots' && parts.length === 1) return reply({ slots: await actions.slots(who, remote) });
+      if (method === 'POST' && parts[0] === 'slots' && parts[2] === 'release' && parts.length === 3) {
+        const body = await ctx.json();
+        if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw new HttpError(400, 'dryRun: expected true or false');
+        return reply(await actions.releaseSlots(who, parts[1]!, body.dryRun === true, remote));
+      }
       throw new HttpError(404, `no route ${method} ${ctx.path.slice(0, 120)}`);
     },
   };

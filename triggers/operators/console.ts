@@ -32,7 +32,7 @@ const assetTypes: Record<string, string> = {
   'decisions.js': 'text/javascript; charset=utf-8',
   'incidentViews.js': 'text/javascript; charset=utf-8',
   'reportView.js': 'text/javascript; charset=utf-8',
-  'maintenanceView.js': 'text/javascript; charset=utf-8',
+  'guardrailsView.js': 'text/javascript; charset=utf-8',
   'login.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
 };

@@ -1,11 +1,11 @@
 // The incident console's page: polls the operator API with the session cookie and draws the view
-// the address names (#/open, #/incident/<id>, #/closed, #/report, #/maintenance). The views are in
-// incidentViews.js, reportView.js and maintenanceView.js; text from the engine goes into the page as text only (dom.js).
+// the address names (#/open, #/incident/<id>, #/closed, #/report, #/guardrails). The views are in
+// incidentViews.js, reportView.js and guardrailsView.js; text from the engine goes into the page as text only (dom.js).
 import { api, session, Unauthenticated } from './api.js';
 import { onDecided } from './decisions.js';
 import { setText, time } from './dom.js';
 import { closedView, incidentView, openView } from './incidentViews.js';
-import { maintenanceView } from './maintenanceView.js';
+import { guardrailsView } from './guardrailsView.js';
 import { reportView } from './reportView.js';
 
 const view = document.getElementById('view');
@@ -59,9 +59,9 @@ function route() {
   } else if (hash === '#/report') {
     made = reportView(view, refreshNow);
     nav = 'report';
-  } else if (hash === '#/maintenance') {
-    made = maintenanceView(view, refreshNow);
-    nav = 'maintenance';
+  } else if (hash === '#/guardrails') {
+    made = guardrailsView(view, refreshNow);
+    nav = 'guardrails';
   } else made = openView(view);
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('current', a.dataset.nav === nav);
   current = { generation: current.generation + 1, timer: undefined, inFlight: false, stop: undefined, ...made };
