@@ -5,8 +5,9 @@
 // meanwhile, or gives up waiting. This lists them with their runs' status, and releases a dead
 // run's, only that run's, never a slot whose run still runs.
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { guardBatchUpdate, guardrailsWorkflowId, guardStateQuery, maxGuardBatch, type SlotLease } from '../../activities/guardMessages.js';
+import { guardBatchUpdate, maxGuardBatch, type SlotLease } from '../../activities/guardMessages.js';
 import type { EngineConfig } from '../../config/schema.js';
+import { guardHandle, guardStateChanged, readGuardState } from './guardState.js';
 import { CommandError, type Temporal } from './operatorTemporal.js';
 
 /** A slot as the guard holds it, with the status of the run that holds it. */
@@ -34,17 +35,10 @@ export interface ReleasedSlots {
 /** Runs whose status is read for one listing: the guard holds maxConcurrentDestructive slots, rarely more. */
 const maxListed = 50;
 
-const guardOf = (t: Temporal, config: EngineConfig) => t.client.workflow.getHandle(guardrailsWorkflowId(config.temporal.taskQueue));
-
-async function leasesOf(t: Temporal, config: EngineConfig): Promise<SlotLease[]> {
-  return t
-    .call(() => guardOf(t, config).query(guardStateQuery))
-    .then((s) => s.leases.filter((l) => l.expiresAt > Date.now()))
-    .catch((err: unknown) => {
-      // No guard yet: nothing was ever held.
-      if (err instanceof WorkflowNotFoundError) return [];
-      throw err;
-    });
+/** The leases held now: a lapsed one stays in the guard's state until its next update, holding nothing. */
+async function leasesOf(t: Temporal, config: EngineConfig, fresh = false): Promise<SlotLease[]> {
+  const state = await readGuardState(t, config, { fresh });
+  return state.leases.filter((l) => l.expiresAt > state.now);
 }
 
 /** The run a lease names: its request id is "<workflow id>/<run id>/…". */
@@ -107,7 +101,7 @@ export async function releaseSlotsOf(
   opts: { dryRun?: boolean } = {},
 ): Promise<ReleasedSlots> {
   const dryRun = opts.dryRun === true;
-  const leases = (await leasesOf(t, config)).filter((l) => l.holder === workflowId).slice(0, maxGuardBatch);
+  const leases = (await leasesOf(t, config, true)).filter((l) => l.holder === workflowId).slice(0, maxGuardBatch);
   if (leases.length === 0) throw new CommandError(1, `workflow '${workflowId}' holds no destructive slot: there is nothing to release`);
   const slots = await described(t, leases);
   const running = slots.find((s) => s.status === 'running');
@@ -116,9 +110,13 @@ export async function releaseSlotsOf(
       1,
       `workflow '${workflowId}' is still running${running.runId ? ` (run ${running.runId})` : ''} and holds its slot for its ${running.action} of '${running.target}': cancel it instead ('remediate cancel ${workflowId}'), which releases it`,
     );
-  if (!dryRun)
+  if (!dryRun) {
     await t.call(() =>
-      guardOf(t, config).executeUpdate(guardBatchUpdate, { args: [leases.map((l) => ({ op: 'releaseSlot' as const, leaseId: l.id }))] }),
+      guardHandle(t, config).executeUpdate(guardBatchUpdate, {
+        args: [leases.map((l) => ({ op: 'releaseSlot' as const, leaseId: l.id }))],
+      }),
     );
+    guardStateChanged(t, config);
+  }
   return { workflowId, dryRun, released: slots };
 }

@@ -6,19 +6,12 @@
 // only them: never a window whose run is still running (cancelling that run closes it properly).
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { createAlertmanagerActivities, type AlertmanagerActivities } from '../../activities/alertmanager.js';
-import {
-  closeWindowUpdate,
-  guardBatchUpdate,
-  guardrailsWorkflowId,
-  guardStateQuery,
-  maxGuardBatch,
-  type SlotLease,
-  type WindowLease,
-} from '../../activities/guardMessages.js';
+import { closeWindowUpdate, guardBatchUpdate, maxGuardBatch } from '../../activities/guardMessages.js';
 import { parseDuration } from '../../config/duration.js';
 import type { EngineConfig } from '../../config/schema.js';
 import { maintenanceWorkflowId } from '../../workflows/messages.js';
 import { windowSilenceAuthor, windowSilenceCommentStart } from '../../workflows/steps/maintenanceWindow.js';
+import { guardHandle, guardStateChanged, readGuardState } from './guardState.js';
 import { CommandError, type Temporal } from './operatorTemporal.js';
 import { escapeRegex } from '../plan.js';
 
@@ -48,14 +41,7 @@ export interface OpenWindow {
 
 /** Every open maintenance window, one row per schedule and holder, soonest end first. */
 export async function openMaintenanceWindows(t: Temporal, config: EngineConfig): Promise<OpenWindow[]> {
-  const guard = t.client.workflow.getHandle(guardrailsWorkflowId(config.temporal.taskQueue));
-  const windows: WindowLease[] = await t
-    .call(() => guard.query(guardStateQuery))
-    .then((s) => s.windows)
-    .catch((err: unknown) => {
-      if (err instanceof WorkflowNotFoundError) return [];
-      throw err;
-    });
+  const { windows } = await readGuardState(t, config);
   const rows = new Map<string, OpenWindow>();
   for (const w of windows) {
     const key = JSON.stringify([w.schedule, w.holder]);
@@ -102,14 +88,8 @@ export async function closeMaintenanceWindow(
     throw new CommandError(2, `no maintenance schedule '${name}' in the configuration (known: ${known})`);
   }
   const dryRun = opts.dryRun === true;
-  const guard = t.client.workflow.getHandle(guardrailsWorkflowId(config.temporal.taskQueue));
-  const state = await t
-    .call(() => guard.query(guardStateQuery))
-    .catch((err: unknown) => {
-      // No guard yet: nothing was ever opened.
-      if (err instanceof WorkflowNotFoundError) return { windows: [] as WindowLease[], leases: [] as SlotLease[] };
-      throw err;
-    });
+  const guard = guardHandle(t, config);
+  const state = await readGuardState(t, config, { fresh: true });
   const windows = state.windows.filter((w) => w.schedule === name);
   const commentStart = `maintenance '${name}' (`;
   const silences = opts.alertmanager ? await opts.alertmanager.engineSilences(windowSilenceAuthor, commentStart) : [];
@@ -167,6 +147,7 @@ export async function closeMaintenanceWindow(
       await t.call(() =>
         guard.executeUpdate(guardBatchUpdate, { args: [leases.map((l) => ({ op: 'releaseSlot' as const, leaseId: l.id }))] }),
       );
+    if (!dryRun) guardStateChanged(t, config);
     for (const s of silences) {
       if (!s.comment.startsWith(windowSilenceCommentStart(name, holder.workflowId))) continue;
       if (dryRun) {
