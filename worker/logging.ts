@@ -2,7 +2,7 @@
 // workflows) and its native core's, all through one pino logger, in one format — JSON for machines,
 // a line per entry for a terminal (LOG_FORMAT=pretty|json; pretty by default on a TTY).
 import { Writable } from 'node:stream';
-import { LogLevel, Runtime, makeTelemetryFilterString, type Logger as SdkLogger, type LogMetadata } from '@temporalio/worker';
+import { LogLevel, LogTimestamp, Runtime, makeTelemetryFilterString, type Logger as SdkLogger, type LogMetadata } from '@temporalio/worker';
 import { pino, destination, type DestinationStream, type Logger } from 'pino';
 
 export type LogFormat = 'pretty' | 'json';
@@ -106,7 +106,7 @@ export class PinoSdkLogger implements SdkLogger {
       return;
     }
     if (sdkSeverity[level] < this.min) return;
-    this.logger[pinoLevel[level]](cleanMeta(meta), message);
+    this.logger[pinoLevel[level]]({ ...cleanMeta(meta), ...emittedAt(meta) }, message);
   }
   trace(message: string, meta?: LogMetadata): void {
     this.log('TRACE', message, meta);
@@ -123,6 +123,18 @@ export class PinoSdkLogger implements SdkLogger {
   error(message: string, meta?: LogMetadata): void {
     this.log('ERROR', message, meta);
   }
+}
+
+/**
+ * When the SDK's core wrote a line it forwards: core hands its lines over in batches, so the
+ * logger's own time can be tens of milliseconds later than the event, and out of order with the
+ * engine's lines. Microseconds, UTC.
+ */
+function emittedAt(meta: LogMetadata | undefined): { emittedAt?: string } {
+  const ns = (meta as Record<symbol, unknown> | undefined)?.[LogTimestamp];
+  if (typeof ns !== 'bigint') return {};
+  const iso = new Date(Number(ns / 1_000_000n)).toISOString();
+  return { emittedAt: `${iso.slice(0, 23)}${String((ns / 1_000n) % 1_000n).padStart(3, '0')}Z` };
 }
 
 /**

@@ -323,6 +323,21 @@ describe('remediate admin: incidents and report', () => {
   });
 });
 
+describe('remediate admin: destructive slots', () => {
+  it('lists the slots straight from the guard, and says when a run holds none to release', async () => {
+    const listed = await runCli([...admin('slots'), '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(Array.isArray(listed.json)).toBe(true);
+    const id = 'incident:serviceDown:never-held';
+    const nobody = await runCli(admin('slots', 'release', id));
+    expect(nobody.code).toBe(1);
+    expect(nobody.stderr).toContain("required option '--as <operator>' not specified");
+    const none = await runCli(admin('slots', 'release', id, '--as', 'alice', '--dry-run'));
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(`remediate: workflow '${id}' holds no destructive slot: there is nothing to release\n`);
+  });
+});
+
 describe('remediate admin: maintenance and schedules', () => {
   it('maintenance run starts the window now; an unknown schedule exits 2', async () => {
     // An administrator says who they start it as, as for every other action.

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
+import { LogTimestamp, type LogMetadata } from '@temporalio/worker';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanMeta, createLogger, logFormat, PinoSdkLogger, prettyLine } from '../../worker/logging.js';
 import { e2eConfigInput } from '../e2e/engine.js';
@@ -81,6 +82,17 @@ describe('the log format', () => {
     });
     const unexpected = cleanMeta({ error: new TypeError('x is undefined') });
     expect((unexpected.error as { stack: string }).stack).toContain('TypeError: x is undefined');
+  });
+
+  it("keeps when core wrote a forwarded line, to the microsecond, beside the logger's own time", async () => {
+    const { lines, stream } = capture();
+    const sdk = new PinoSdkLogger(createLogger({ format: 'json', stream }));
+    sdk.warn('from core', { sdkComponent: 'core', [LogTimestamp]: 1_764_970_000_123_456_789n } as LogMetadata);
+    sdk.warn('from the SDK', { sdkComponent: 'worker' });
+    await new Promise((r) => setTimeout(r, 20));
+    const entries = lines.map((l) => JSON.parse(l) as { msg: string; emittedAt?: string });
+    expect(entries[0]).toMatchObject({ msg: 'from core', emittedAt: '2025-12-05T21:26:40.123456Z' });
+    expect(entries[1]!.emittedAt).toBeUndefined();
   });
 
   it("logs core's known-harmless ERROR as a WARN that says what it means, and every other ERROR as it is", async () => {
