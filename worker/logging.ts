@@ -56,7 +56,21 @@ export function logFormat(value: string | undefined, isTTY: boolean): LogFormat 
  * Routes the SDK's logs, and its native core's (forwarded), through the engine's logger. Call once,
  * before any worker or connection is made; the SDK keeps the first runtime it was given.
  */
-export function installSdkLogging(logger: Logger, level: 'WARN' | 'INFO' = 'WARN'): void {
+export type SdkLogLevel = 'WARN' | 'INFO' | 'DEBUG';
+
+/**
+ * TEMPORAL_LOG_LEVEL: how much of the SDK's and its core's own log to keep (WARN unless set). DEBUG
+ * shows every workflow task and activation with when the core wrote it (emittedAt): where an
+ * incident's milliseconds went. Verbose: for a diagnosis, not for production.
+ */
+export function sdkLogLevel(value: string | undefined): SdkLogLevel {
+  if (value === undefined || value === '') return 'WARN';
+  const upper = value.toUpperCase();
+  if (upper === 'WARN' || upper === 'INFO' || upper === 'DEBUG') return upper;
+  throw new Error(`TEMPORAL_LOG_LEVEL ${JSON.stringify(value)}: expected warn, info or debug`);
+}
+
+export function installSdkLogging(logger: Logger, level: SdkLogLevel = 'WARN'): void {
   Runtime.install({
     logger: new PinoSdkLogger(logger.child({ component: 'temporal' }), level),
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level, other: 'ERROR' }), forward: {} } },
@@ -106,7 +120,7 @@ export class PinoSdkLogger implements SdkLogger {
       return;
     }
     if (sdkSeverity[level] < this.min) return;
-    this.logger[pinoLevel[level]]({ ...cleanMeta(meta), ...emittedAt(meta) }, message);
+    this.logger[pinoLevel[level]]({ ...cleanMeta(meta), ...emittedAt(meta) }, withoutTaskTokens(message));
   }
   trace(message: string, meta?: LogMetadata): void {
     this.log('TRACE', message, meta);
@@ -148,9 +162,18 @@ export function cleanMeta(meta: LogMetadata | undefined): Record<string, unknown
     if (/token/i.test(key)) continue;
     if (key === 'sdkComponent') out.sdk = value;
     else if (value instanceof Error) out[key] = describeError(value);
+    else if (typeof value === 'string') out[key] = withoutTaskTokens(value);
     else out[key] = value;
   }
   return out;
+}
+
+/**
+ * The core's debug lines print whole structs, task tokens inside them ("task_token:
+ * TaskToken(CiQw…)"): each is written as "TaskToken(redacted)".
+ */
+export function withoutTaskTokens(text: string): string {
+  return text.replace(/TaskToken\([^)]*\)/g, 'TaskToken(redacted)');
 }
 
 function describeError(err: Error): Record<string, unknown> {

@@ -5,19 +5,21 @@ import { findConfigFile } from '../config/configFile.js';
 import { ConfigError, loadConfigFile, type SecretScope } from '../config/load.js';
 import { startEngine } from './engine.js';
 import { startHostAgent } from './hostAgent.js';
-import { createLogger, installSdkLogging } from './logging.js';
+import { createLogger, installSdkLogging, sdkLogLevel, type SdkLogLevel } from './logging.js';
 import { shutdownDeadlineMs } from './temporal.js';
 
 let logger: Logger;
+let sdkLevel: SdkLogLevel;
 try {
   // A host agent started detached (docker exec -d, a unit without a journal) logs to a file instead.
   logger = createLogger({ level: process.env.LOG_LEVEL, format: process.env.LOG_FORMAT, file: process.env.LOG_FILE || undefined });
+  sdkLevel = sdkLogLevel(process.env.TEMPORAL_LOG_LEVEL);
 } catch (err) {
   process.stderr.write(`${(err as Error).message}\n`);
   process.exit(1);
 }
 // Before any worker or connection exists: the SDK keeps the first runtime it is given.
-installSdkLogging(logger);
+installSdkLogging(logger, sdkLevel);
 
 function load(flag: string | undefined, secrets: SecretScope = 'all') {
   const found = findConfigFile(flag, process.env);

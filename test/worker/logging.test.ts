@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
 import { LogTimestamp, type LogMetadata } from '@temporalio/worker';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanMeta, createLogger, logFormat, PinoSdkLogger, prettyLine } from '../../worker/logging.js';
+import { cleanMeta, createLogger, logFormat, PinoSdkLogger, prettyLine, sdkLogLevel } from '../../worker/logging.js';
 import { e2eConfigInput } from '../e2e/engine.js';
 import { repoRoot, spawnEngine, writeConfig, type EngineProcess } from '../support/engineProcess.js';
 import { uniqueQueue } from '../support/temporal.js';
@@ -82,6 +82,29 @@ describe('the log format', () => {
     });
     const unexpected = cleanMeta({ error: new TypeError('x is undefined') });
     expect((unexpected.error as { stack: string }).stack).toContain('TypeError: x is undefined');
+  });
+
+  it("writes no task token from the core's debug lines, which print them inside whole structs", async () => {
+    const { lines, stream } = capture();
+    const sdk = new PinoSdkLogger(createLogger({ format: 'json', level: 'debug', stream }), 'DEBUG');
+    const token = 'CiQwMWEyNDg3ZC02ZTM4LTdiMDktYTgwNi1jMzc0MTZjZDRi';
+    sdk.debug(`New WFT TaskToken(${token})`, {
+      sdkComponent: 'core',
+      action: `NewWft(PermittedWft(PreparedWFT { task_token: TaskToken(${token}), attempt: 1 }))`,
+      taskToken: token,
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toContain(token);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      msg: 'New WFT TaskToken(redacted)',
+      action: 'NewWft(PermittedWft(PreparedWFT { task_token: TaskToken(redacted), attempt: 1 }))',
+    });
+  });
+
+  it('takes TEMPORAL_LOG_LEVEL as warn (unset), info or debug, and names anything else', () => {
+    expect([undefined, '', 'warn', 'INFO', 'debug'].map(sdkLogLevel)).toEqual(['WARN', 'WARN', 'WARN', 'INFO', 'DEBUG']);
+    expect(() => sdkLogLevel('trace')).toThrow('TEMPORAL_LOG_LEVEL "trace": expected warn, info or debug');
   });
 
   it("keeps when core wrote a forwarded line, to the microsecond, beside the logger's own time", async () => {
