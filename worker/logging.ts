@@ -52,10 +52,6 @@ export function logFormat(value: string | undefined, isTTY: boolean): LogFormat 
   throw new Error(`LOG_FORMAT ${JSON.stringify(value)}: expected pretty or json`);
 }
 
-/**
- * Routes the SDK's logs, and its native core's (forwarded), through the engine's logger. Call once,
- * before any worker or connection is made; the SDK keeps the first runtime it was given.
- */
 export type SdkLogLevel = 'WARN' | 'INFO' | 'DEBUG';
 
 /**
@@ -70,6 +66,10 @@ export function sdkLogLevel(value: string | undefined): SdkLogLevel {
   throw new Error(`TEMPORAL_LOG_LEVEL ${JSON.stringify(value)}: expected warn, info or debug`);
 }
 
+/**
+ * Routes the SDK's logs, and its native core's (forwarded), through the engine's logger. Call once,
+ * before any worker or connection is made; the SDK keeps the first runtime it was given.
+ */
 export function installSdkLogging(logger: Logger, level: SdkLogLevel = 'WARN'): void {
   Runtime.install({
     logger: new PinoSdkLogger(logger.child({ component: 'temporal' }), level),

@@ -4,11 +4,10 @@
 // until its lease lapses (a restart's ~10 minutes), and every other incident waits for a slot
 // meanwhile, or gives up waiting. This lists them with their runs' status, and releases a dead
 // run's, only that run's, never a slot whose run still runs.
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { guardBatchUpdate, maxGuardBatch, type SlotLease } from '../../activities/guardMessages.js';
 import type { EngineConfig } from '../../config/schema.js';
 import { guardHandle, guardStateChanged, readGuardState } from './guardState.js';
-import { CommandError, type Temporal } from './operatorTemporal.js';
+import { CommandError, runStatus, type Temporal } from './operatorTemporal.js';
 
 /** A slot as the guard holds it, with the status of the run that holds it. */
 export interface HeldSlot {
@@ -48,23 +47,13 @@ export function leaseRunId(lease: Pick<SlotLease, 'id' | 'holder'>): string | un
   return runId && /^[0-9a-f-]{8,64}$/i.test(runId) ? runId : undefined;
 }
 
-async function statusOf(t: Temporal, workflowId: string, runId: string | undefined): Promise<string> {
-  return t
-    .call(() => t.client.workflow.getHandle(workflowId, runId).describe())
-    .then((d) => d.status.name.toLowerCase())
-    .catch((err: unknown) => {
-      if (err instanceof WorkflowNotFoundError) return 'not-found';
-      throw err;
-    });
-}
-
 async function described(t: Temporal, leases: SlotLease[]): Promise<HeldSlot[]> {
   const statuses = new Map<string, Promise<string>>();
   return Promise.all(
     leases.map(async (l) => {
       const runId = leaseRunId(l);
       const key = `${l.holder}\n${runId ?? ''}`;
-      if (!statuses.has(key)) statuses.set(key, statusOf(t, l.holder, runId));
+      if (!statuses.has(key)) statuses.set(key, runStatus(t, l.holder, runId));
       return {
         holder: l.holder,
         ...(runId ? { runId } : {}),

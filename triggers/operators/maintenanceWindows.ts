@@ -4,7 +4,6 @@
 // the window's end, and the guard refuses the schedule's next run meanwhile (and the destructive
 // slots it held until their leases lapse, which the next run waits for). This closes them, and
 // only them: never a window whose run is still running (cancelling that run closes it properly).
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { createAlertmanagerActivities, type AlertmanagerActivities } from '../../activities/alertmanager.js';
 import { closeWindowUpdate, guardBatchUpdate, maxGuardBatch } from '../../activities/guardMessages.js';
 import { parseDuration } from '../../config/duration.js';
@@ -12,7 +11,7 @@ import type { EngineConfig } from '../../config/schema.js';
 import { maintenanceWorkflowId } from '../../workflows/messages.js';
 import { windowSilenceAuthor, windowSilenceCommentStart } from '../../workflows/steps/maintenanceWindow.js';
 import { guardHandle, guardStateChanged, readGuardState } from './guardState.js';
-import { CommandError, type Temporal } from './operatorTemporal.js';
+import { CommandError, runStatus, type Temporal } from './operatorTemporal.js';
 import { escapeRegex } from '../plan.js';
 
 export interface ClosedWindows {
@@ -51,18 +50,8 @@ export async function openMaintenanceWindows(t: Temporal, config: EngineConfig):
     rows.set(key, row);
   }
   const open = [...rows.values()].sort((a, b) => a.until.localeCompare(b.until)).slice(0, maxHolders);
-  for (const row of open) row.status = await statusOf(t, row.holder);
+  await Promise.all(open.map(async (row) => (row.status = await runStatus(t, row.holder))));
   return open;
-}
-
-async function statusOf(t: Temporal, workflowId: string): Promise<string> {
-  return t
-    .call(() => t.client.workflow.getHandle(workflowId).describe())
-    .then((d) => d.status.name.toLowerCase())
-    .catch((err: unknown) => {
-      if (err instanceof WorkflowNotFoundError) return 'not-found';
-      throw err;
-    });
 }
 
 export type WindowSilences = Pick<AlertmanagerActivities, 'engineSilences' | 'expireSilence'>;
@@ -122,7 +111,7 @@ export async function closeMaintenanceWindow(
   const result: ClosedWindows = { schedule: name, dryRun, holders: [], slotsReleased: [], silencesExpired: [], silencesLeft: [] };
   // Every holder is checked before anything is closed: one still running refuses the whole close.
   for (const holder of holders) {
-    const status = await statusOf(t, holder);
+    const status = await runStatus(t, holder);
     if (status === 'running') {
       throw new CommandError(
         1,
@@ -147,7 +136,6 @@ export async function closeMaintenanceWindow(
       await t.call(() =>
         guard.executeUpdate(guardBatchUpdate, { args: [leases.map((l) => ({ op: 'releaseSlot' as const, leaseId: l.id }))] }),
       );
-    if (!dryRun) guardStateChanged(t, config);
     for (const s of silences) {
       if (!s.comment.startsWith(windowSilenceCommentStart(name, holder.workflowId))) continue;
       if (dryRun) {
@@ -162,5 +150,6 @@ export async function closeMaintenanceWindow(
       }
     }
   }
+  if (!dryRun) guardStateChanged(t, config);
   return result;
 }

@@ -1,6 +1,6 @@
 // The operator tools' connection to Temporal: the same address rules as the engine, a deadline
 // on every call, and failures turned into exit codes (3: Temporal unreachable).
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { EngineConfig } from '../../config/schema.js';
 import { isTemporalUnavailable } from '../alerts/incidents.js';
 
@@ -66,4 +66,15 @@ export function temporalOf(client: Client, connection: Connection, address: stri
     },
     close: () => connection.close(),
   };
+}
+
+/** A run's status in lower case (running, completed, terminated, …; not-found once its history is gone); the newest run without runId. */
+export async function runStatus(t: Temporal, workflowId: string, runId?: string): Promise<string> {
+  return t
+    .call(() => t.client.workflow.getHandle(workflowId, runId).describe())
+    .then((d) => d.status.name.toLowerCase())
+    .catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return 'not-found';
+      throw err;
+    });
 }
