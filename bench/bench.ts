@@ -128,7 +128,7 @@ async function startBenchEngine(name: string, overrides: Partial<EngineConfigInp
     channels: { log: { type: 'log' } },
     // The first level is an hour away: an incident that reaches escalation sits on its timer.
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '1h', channels: ['log'] }] } } },
-    operators: [{ name: 'bench' }],
+    operators: [{ name: 'bench', role: 'viewer' }],
     ...overrides,
   };
   parseConfig(input, `bench ${name} config`);

@@ -118,7 +118,7 @@ async function measureOnce(bundle: string): Promise<{ rows: Map<string, number>;
     targets: {},
     channels: { log: { type: 'log' } },
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '1h', channels: ['log'] }] } } },
-    operators: [{ name: 'bench' }],
+    operators: [{ name: 'bench', role: 'viewer' }],
   };
   const engine = await spawnEngine(input, {
     fromBuild: true,

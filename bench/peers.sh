@@ -41,7 +41,7 @@ cat >"$work/config.json" <<JSON
   "bindings": [{ "alert": "ServiceDown", "targetLabel": "service", "targets": ["web"], "runbook": "serviceDown" }],
   "channels": { "log": { "type": "log" } },
   "escalation": { "default": "standard", "policies": { "standard": { "levels": [{ "name": "on-call", "after": "1h", "channels": ["log"] }] } } },
-  "operators": [{ "name": "bench" }],
+  "operators": [{ "name": "bench", "role": "viewer" }],
   "guardrails": { "restarts": { "max": 100000, "window": "1h" }, "restartBackoff": "1s", "verifyDeadline": "20s", "verifyInterval": "100ms" }
 }
 JSON

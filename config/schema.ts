@@ -427,7 +427,9 @@ export const tokenHashPattern = /^sha256:[0-9a-f]{64}$/;
 const operator = z
   .object({
     name: name,
-    role: z.enum(operatorRoles).default('operator'),
+    // Given, never assumed: a role left out was 'operator' before, which could approve and start
+    // runbooks without anyone having written so.
+    role: z.enum(operatorRoles, { required_error: `required: one of ${operatorRoles.join(', ')} (what this operator may do)` }),
     /**
      * The operator API token's SHA-256, as "sha256:<64 hex>" (`remediate operators token NAME` makes
      * a token and prints both). The hash is not a secret; the token never enters the config.

@@ -89,7 +89,7 @@ function config(): EngineConfig {
     },
     channels: { log: { type: 'log' } },
     escalation: { policies: { p: { levels: [{ name: 'oncall', after: '0s', channels: ['log'] }] } }, default: 'p' },
-    operators: [{ name: 'alice' }],
+    operators: [{ name: 'alice', role: 'operator' }],
   };
   const parsed = engineConfig.parse(raw);
   const def = parseRunbook(runbookText, 'probes.yaml');

@@ -311,9 +311,23 @@ describe('refused at start-up, naming key and value', () => {
     for (const ok of ['127.0.0.1:9798', '[::1]:9798', 'localhost:0']) expect(problems(api(ok)), ok).toEqual([]);
   });
 
+  it('an operator without a role, or with one that does not exist (a role left out was operator before: approving without anyone writing so)', () => {
+    const operators =
+      (...ops: unknown[]) =>
+      (c: EngineConfigInput & Record<string, any>) =>
+        (c.operators = ops);
+    refusedWith(
+      operators({ name: 'alice', role: 'admin' }, { name: 'bob' }),
+      'operators.1.role',
+      'required: one of viewer, responder, operator, admin',
+    );
+    refusedWith(operators({ name: 'bob', role: 'superuser' }), 'operators.0.role', 'superuser');
+    expect(problems(operators({ name: 'vera', role: 'viewer' }))).toEqual([]);
+  });
+
   it("an operator's tokenExpires that is not a real RFC 3339 time with its zone (Feb 30 became Mar 2; no zone was the host's local time)", () => {
     const expires = (value: string) => (c: EngineConfigInput & Record<string, any>) =>
-      (c.operators = [{ name: 'alice', tokenHash: `sha256:${'0'.repeat(64)}`, tokenExpires: value }]);
+      (c.operators = [{ name: 'alice', role: 'operator', tokenHash: `sha256:${'0'.repeat(64)}`, tokenExpires: value }]);
     const expected = 'expected an RFC 3339 time with its zone, e.g. 2027-01-31T00:00:00Z';
     refusedWith(
       expires('2027-02-30T00:00:00Z'),

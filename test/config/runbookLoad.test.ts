@@ -524,7 +524,7 @@ describe('runbook files against the config', () => {
       secrets: { cacheToken: 'secret-value' },
       escalation: { policies: { standard: { levels: [{ name: 'oncall', after: '0s', channels: ['oncall'] }] } }, default: 'standard' },
       alertmanager: { url: 'http://127.0.0.1:19093' },
-      operators: [{ name: 'alice' }],
+      operators: [{ name: 'alice', role: 'operator' }],
       ...extra,
     };
     try {

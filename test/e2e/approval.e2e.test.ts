@@ -56,7 +56,7 @@ beforeAll(async () => {
     bindings: [{ alert: alertname, target: cache, runbook: 'databaseConnection' }],
     channels: { ops: { type: 'webhook', url: `${receiver.url}/ops` } },
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['ops'] }] } } },
-    operators: [{ name: 'alice' }],
+    operators: [{ name: 'alice', role: 'operator' }],
   };
   configFile = writeConfig(e2eConfigInput(overrides));
   engine = await startTestEngine(overrides);

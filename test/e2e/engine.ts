@@ -35,7 +35,7 @@ export function e2eConfigInput(overrides: Partial<EngineConfigInput> = {}): Engi
     bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: ['demo'], runbook: 'serviceDown' }],
     channels: { log: { type: 'log' } },
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['log'] }] } } },
-    operators: [{ name: 'alice' }],
+    operators: [{ name: 'alice', role: 'operator' }],
     // Many runs of these tests fall inside one hour: the anti-flap limit is tested on its own.
     guardrails: { restarts: { max: 1000, window: '1h' }, restartBackoff: '1s', verifyDeadline: '20s', verifyInterval: '500ms' },
     ...overrides,

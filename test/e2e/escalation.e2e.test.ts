@@ -83,7 +83,7 @@ beforeAll(async () => {
         },
       },
     },
-    operators: [{ name: 'alice' }],
+    operators: [{ name: 'alice', role: 'operator' }],
     // Short verification and backoff keep three failing restarts within seconds.
     guardrails: {
       restarts: { max: 1000, window: '1h' },

@@ -86,7 +86,7 @@ async function engineFor(prefix: string, overrides: Partial<EngineConfigInput>):
     webhook: { listen: '127.0.0.1:0', token },
     channels: { ops: { type: 'webhook', url: `${receiver.url}/ops` } },
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['ops'] }] } } },
-    operators: [{ name: 'alice' }],
+    operators: [{ name: 'alice', role: 'operator' }],
     ...overrides,
   };
   const configFile = writeConfig(e2eConfigInput(input));

@@ -28,7 +28,7 @@ function configWithUnsetSecrets(temporalPort: number): EngineConfigInput {
     bindings: [{ alert: 'ServiceDown', runbook: 'serviceDown', targetLabel: 'service', targets: ['orders'] }],
     channels: { log: { type: 'log' } },
     escalation: { default: 'standard', policies: { standard: { levels: [{ name: 'on-call', after: '0s', channels: ['log'] }] } } },
-    operators: [{ name: 'alice' }],
+    operators: [{ name: 'alice', role: 'operator' }],
   };
 }
 

@@ -42,8 +42,8 @@ beforeAll(async () => {
       channels: { ...fx.raw.channels, pager: { type: 'webhook', url: { env: 'REMEDIATE_TEST_NEVER_SET_URL' } } },
       operators: [
         ...(fx.raw.operators ?? []),
-        { name: 'hashed-a', tokenHash: { env: 'REMEDIATE_TEST_NEVER_SET_A' } },
-        { name: 'hashed-b', tokenHash: { file: '/nonexistent/hash' } },
+        { name: 'hashed-a', role: 'operator', tokenHash: { env: 'REMEDIATE_TEST_NEVER_SET_A' } },
+        { name: 'hashed-b', role: 'operator', tokenHash: { file: '/nonexistent/hash' } },
       ],
     }),
   );
