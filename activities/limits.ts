@@ -116,22 +116,3 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefine
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
-
-/** Admits at most `max` events in any second (a sliding window of their times). */
-export interface PerSecondCap {
-  /** True, and counted, when one more fits in the last second; false past the cap. */
-  take(): boolean;
-}
-
-export function perSecondCap(max: number, now: () => number = () => performance.now()): PerSecondCap {
-  const times: number[] = [];
-  return {
-    take() {
-      const t = now();
-      while (times.length > 0 && t - times[0]! >= 1_000) times.shift();
-      if (times.length >= max) return false;
-      times.push(t);
-      return true;
-    },
-  };
-}

@@ -1,6 +1,6 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
-import { heartbeating, inFlightLimit, perSecondCap } from '../../activities/limits.js';
+import { heartbeating, inFlightLimit } from '../../activities/limits.js';
 import { gate } from '../support/wait.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -60,25 +60,5 @@ describe('heartbeating', () => {
     const after = beats;
     await new Promise((r) => setTimeout(r, 100));
     expect(beats).toBe(after);
-  });
-});
-
-describe('perSecondCap', () => {
-  it('admits at most `max` in any second, counts only what it admits, and admits again as the oldest leave the second', () => {
-    let t = 0;
-    const cap = perSecondCap(3, () => t);
-    expect([cap.take(), cap.take(), cap.take(), cap.take()]).toEqual([true, true, true, false]);
-    t = 500;
-    // Still three within the last second: refused, and a refusal takes no place.
-    expect(cap.take()).toBe(false);
-    t = 999.9;
-    expect(cap.take()).toBe(false);
-    t = 1_000;
-    // The first three were at 0: all of them left the second at once.
-    expect([cap.take(), cap.take(), cap.take(), cap.take()]).toEqual([true, true, true, false]);
-    t = 1_999;
-    expect(cap.take()).toBe(false);
-    t = 2_000;
-    expect(cap.take()).toBe(true);
   });
 });

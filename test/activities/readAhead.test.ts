@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createDoorReads, fromTheDoor, type DoorReadKind, type DoorReadOutcome } from '../../activities/readAhead.js';
+import { createDoorReads, doorBacklogPauseMs, fromTheDoor, type DoorReadKind, type DoorReadOutcome } from '../../activities/readAhead.js';
 
 function doors(opts: { maxRuns?: number; maxPerSecond?: number } = {}) {
   let t = 1_000;
@@ -41,30 +41,65 @@ describe('door reads', () => {
 
   it('drops a stale read and a dropped start, counting them unused', () => {
     const { d, noted, advance } = doors();
-    const stale = d.open()!;
-    stale.read('verifyTarget', ['web'], async () => ({ healthy: false }));
-    stale.bind('run-1');
-    advance(2_001);
-    expect(d.take('run-1', 'verifyTarget', ['web'])).toBeUndefined();
     const dropped = d.open()!;
     dropped.read('checkSuppression', ['web'], async () => ({ suppressed: false }));
     dropped.drop();
     dropped.bind('run-2');
     expect(d.take('run-2', 'checkSuppression', ['web'])).toBeUndefined();
+    const stale = d.open()!;
+    stale.read('verifyTarget', ['web'], async () => ({ healthy: false }));
+    stale.bind('run-1');
+    advance(2_001);
+    expect(d.take('run-1', 'verifyTarget', ['web'])).toBeUndefined();
     expect(noted).toEqual([
-      ['verifyTarget', 'unused'],
       ['checkSuppression', 'unused'],
+      ['verifyTarget', 'unused'],
     ]);
     expect(d.size).toBe(0);
   });
 
-  it('gives door reads to at most maxPerSecond runs a second: a storm reads for itself', () => {
+  it('gives no door reads in a storm: while the last second saw more than maxPerSecond starts, refused ones counted', () => {
     const { d, advance } = doors({ maxPerSecond: 3 });
     for (let i = 0; i < 3; i++) d.open()!.drop();
     expect(d.open()).toBeUndefined();
-    advance(999);
+    // A storm that goes on (5 starts a second) never gets them: each refused start counts too.
+    for (let i = 0; i < 50; i++) {
+      advance(200);
+      expect(d.open()).toBeUndefined();
+    }
+    // Once the last second saw 3 starts or fewer, the next one reads at the door again.
+    advance(1_000);
+    expect(d.open()).toBeDefined();
+    advance(400);
+    expect(d.open()).toBeDefined();
+    advance(400);
+    expect(d.open()).toBeDefined();
+  });
+
+  it('pauses door reads for doorBacklogPauseMs once one went stale unread (the worker is behind), and only then', () => {
+    const { d, advance } = doors();
+    // A start that failed (dropped) is not a backlog.
+    d.open()!.drop();
+    expect(d.open()).toBeDefined();
+    advance(2_001);
+    const late = d.open()!;
+    late.read('verifyTarget', ['web'], async () => ({ healthy: false }));
+    late.bind('run-1');
+    advance(2_001);
+    expect(d.take('run-1', 'verifyTarget', ['web'])).toBeUndefined();
     expect(d.open()).toBeUndefined();
-    advance(1);
+    advance(doorBacklogPauseMs - 2);
+    expect(d.open()).toBeUndefined();
+    advance(2);
+    expect(d.open()).toBeDefined();
+  });
+
+  it('is not paused by a stale read noticed long after it went stale', () => {
+    const { d, advance } = doors();
+    const ticket = d.open()!;
+    ticket.read('verifyTarget', ['web'], async () => ({ healthy: false }));
+    ticket.bind('run-1');
+    advance(60_000);
     expect(d.open()).toBeDefined();
   });
 
