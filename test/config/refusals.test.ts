@@ -315,7 +315,7 @@ describe('refused at start-up, naming key and value', () => {
     const operators =
       (...ops: unknown[]) =>
       (c: EngineConfigInput & Record<string, any>) =>
-        (c.operators = ops);
+        (c.operators = ops as EngineConfigInput['operators']);
     refusedWith(
       operators({ name: 'alice', role: 'admin' }, { name: 'bob' }),
       'operators.1.role',
