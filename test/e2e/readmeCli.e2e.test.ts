@@ -103,7 +103,10 @@ async function exampleConfig(): Promise<EngineConfigInput> {
   // Down to the engine: the demo's health check and app-db's port answer nothing.
   config.targets!.demo = { ...config.targets!.demo, health: { url: down, timeout: '1s' }, dependsOn: [] } as never;
   config.targets!['app-db'] = { ...config.targets!['app-db'], port: await closedPort() } as never;
-  config.operators = [{ name: 'alice', role: 'admin', tokenHash: alice.tokenHash }, { name: 'bob', role: 'operator' }];
+  config.operators = [
+    { name: 'alice', role: 'admin', tokenHash: alice.tokenHash },
+    { name: 'bob', role: 'operator' },
+  ];
   config.guardrails = {
     ...config.guardrails,
     restartBackoff: '1s',

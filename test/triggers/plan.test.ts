@@ -40,7 +40,10 @@ const raw: EngineConfigInput = {
     bySeverity: { critical: 'urgent' },
     default: 'standard',
   },
-  operators: [{ name: 'alice', role: 'operator' }, { name: 'bob', role: 'admin' }],
+  operators: [
+    { name: 'alice', role: 'operator' },
+    { name: 'bob', role: 'admin' },
+  ],
   guardrails: { restartAttempts: 4, restartBackoff: '5s', verifyDeadline: '45s', restarts: { max: 2, window: '30m' } },
   maintenance: [
     { name: 'weekly', targets: ['db'], window: '2h' },

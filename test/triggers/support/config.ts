@@ -54,7 +54,10 @@ export function triggerConfig(options: {
     ],
     channels: { oncall: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } },
     escalation: { policies: { standard: { levels: [{ name: 'oncall', after: '0s', channels: ['oncall'] }] } }, default: 'standard' },
-    operators: [{ name: 'alice', role: 'operator' }, { name: 'bob', role: 'admin' }],
+    operators: [
+      { name: 'alice', role: 'operator' },
+      { name: 'bob', role: 'admin' },
+    ],
     ...options.extra,
   };
   return { config: parseConfig(raw, 'trigger test'), raw, token, api, web, db };
