@@ -10,7 +10,7 @@ import type { FiringAlertsRequest, FiringAlertsResult, SilenceMatcher, SilenceRe
 import { maxAlertLines } from '../config/runbookSchema.js';
 import { formatMatchers, matchesAll, matchesEverything, validateMatcher, type Labels } from '../config/matchers.js';
 import { authFailed, badInput, operation, targetNotFound, transient } from './failures.js';
-import { activitySignal } from './limits.js';
+import { activitySignal, untilAborted } from './limits.js';
 
 export interface AlertmanagerDeps {
   /** Base URL such as http://127.0.0.1:9093 (a path prefix is kept; user:password becomes basic auth). */
@@ -95,6 +95,47 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
     return (await am.call(what, 'GET', '/api/v2/silences')).json as GettableSilence[];
   }
 
+  // Alertmanager lists every silence it keeps, the expired ones of its whole retention (5 days by
+  // default) included: hundreds of kilobytes to fetch and parse for each check in a storm. Checks
+  // asked while a listing is on its way share it, but only one asked after this engine's last
+  // silence write ended: a check after a create sees that silence, as it would with a listing of
+  // its own. Each check still waits on its own cancellation, and fails under its own name.
+  let listing: { askedAt: number; answer: Promise<GettableSilence[]> } | undefined;
+  let writing = 0;
+  let lastWriteEnd = -Infinity;
+  const listingWhat = 'listing of silences';
+
+  async function sharedSilences(what: string): Promise<GettableSilence[]> {
+    const now = performance.now();
+    if (!listing || writing > 0 || listing.askedAt <= lastWriteEnd) {
+      const mine = {
+        askedAt: now,
+        answer: am.call(listingWhat, 'GET', '/api/v2/silences', undefined, { shared: true }).then((r) => r.json as GettableSilence[]),
+      };
+      listing = mine;
+      const forget = () => {
+        if (listing === mine) listing = undefined;
+      };
+      mine.answer.then(forget, forget);
+    }
+    try {
+      return await untilAborted(listing.answer, activitySignal());
+    } catch (err) {
+      throw renamed(err, listingWhat, what);
+    }
+  }
+
+  /** A silence write (create, expire): a check asked after it ends does not share a listing asked before. */
+  async function write<T>(work: () => Promise<T>): Promise<T> {
+    writing++;
+    try {
+      return await work();
+    } finally {
+      writing--;
+      lastWriteEnd = performance.now();
+    }
+  }
+
   /** Firing alerts that carry all the given labels (with the same values). */
   async function listAlerts(labels: Labels, options: ListAlertsOptions = {}): Promise<FiringAlert[]> {
     const what = `listing of alerts with ${formatLabels(labels)}`;
@@ -152,13 +193,15 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
       );
       if (earlier) return { silenceId: earlier.id, dryRun: false };
 
-      const res = await am.call(what, 'POST', '/api/v2/silences', {
-        matchers: req.matchers.map((m) => ({ name: m.name, value: m.value, isRegex: m.isRegex, isEqual: m.isEqual })),
-        startsAt: startsAt.toISOString(),
-        endsAt: endsAt.toISOString(),
-        createdBy: req.createdBy,
-        comment: req.comment,
-      });
+      const res = await write(() =>
+        am.call(what, 'POST', '/api/v2/silences', {
+          matchers: req.matchers.map((m) => ({ name: m.name, value: m.value, isRegex: m.isRegex, isEqual: m.isEqual })),
+          startsAt: startsAt.toISOString(),
+          endsAt: endsAt.toISOString(),
+          createdBy: req.createdBy,
+          comment: req.comment,
+        }),
+      );
       const id = (res.json as { silenceID?: string } | undefined)?.silenceID;
       if (!id) throw transient(what, `Alertmanager answered ${res.status} without a silence id`);
       return { silenceId: id, dryRun: false };
@@ -174,9 +217,11 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
       if (current.status.state === 'expired') return { expired: true };
       if (dryRun) return { expired: false };
       try {
-        await am.call(what, 'DELETE', `/api/v2/silence/${encodeURIComponent(silenceId)}`, undefined, {
-          notFound: `Alertmanager has no silence '${silenceId}'`,
-        });
+        await write(() =>
+          am.call(what, 'DELETE', `/api/v2/silence/${encodeURIComponent(silenceId)}`, undefined, {
+            notFound: `Alertmanager has no silence '${silenceId}'`,
+          }),
+        );
       } catch (err) {
         // Some Alertmanager versions answer 500 "already expired" rather than 200 when the silence
         // ended between the two calls (by time, or by a concurrent expiry).
@@ -201,7 +246,7 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
       // amtool's alertname="Auto.*" is an equality matcher whose value is the text Auto.*; a team that
       // writes =~ means the same override.
       const same = (a: SilenceMatcher, b: SilenceMatcher) => a.name === b.name && a.value === b.value && a.isEqual === b.isEqual;
-      for (const s of await silences(what)) {
+      for (const s of await sharedSilences(what)) {
         if (s.status.state !== 'active') continue;
         const matchers = s.matchers.map((m) => ({ name: m.name, value: m.value, isRegex: m.isRegex, isEqual: m.isEqual ?? true }));
         if (override.length > 0 && matchers.length === override.length && override.every((o) => matchers.some((m) => same(m, o)))) {
@@ -287,6 +332,8 @@ function sameMatchers(a: GettableSilence['matchers'], b: SilenceMatcher[]): bool
 interface CallOptions {
   /** The message for a 404, which then means "no such thing" (non-retryable). */
   notFound?: string;
+  /** Not cancelled with the running activity: a call other activities share. */
+  shared?: boolean;
 }
 
 interface CallResult {
@@ -313,7 +360,7 @@ function alertmanagerApi(deps: AlertmanagerDeps) {
     const [pathname, search] = path.split('?');
     url.pathname = `${prefix}${pathname}`;
     url.search = search ? `?${search}` : '';
-    const cancelled = activitySignal();
+    const cancelled = opts.shared ? undefined : activitySignal();
     const timeout = AbortSignal.timeout(deps.timeoutMs);
     let res: Response;
     let text: string;
@@ -345,6 +392,16 @@ function alertmanagerApi(deps: AlertmanagerDeps) {
   }
 
   return { call };
+}
+
+/** A failure of a call made for `from`, named for `to` ("lookup of silences covering … failed: …"). */
+function renamed(err: unknown, from: string, to: string): unknown {
+  if (!(err instanceof ApplicationFailure) || !err.message.startsWith(`${from} `)) return err;
+  return ApplicationFailure.create({
+    message: `${to}${err.message.slice(from.length)}`,
+    type: err.type ?? undefined,
+    nonRetryable: err.nonRetryable ?? undefined,
+  });
 }
 
 /** Alertmanager's errors are a JSON string, an object with a message, or plain text. */

@@ -295,6 +295,107 @@ describe('silences', () => {
   });
 });
 
+describe('one silence listing shared by the checks in flight', () => {
+  // The real Alertmanager behind a proxy that counts the silence listings asked, and holds each
+  // one back while `hold` is set: checks asked meanwhile find it still on its way.
+  let proxy: Server;
+  let listings = 0;
+  let hold: Promise<void> | undefined;
+  let shared: ReturnType<typeof createAlertmanagerActivities>;
+
+  beforeAll(async () => {
+    proxy = createServer((req, res) => {
+      const listing = req.method === 'GET' && req.url === '/api/v2/silences';
+      if (listing) listings++;
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        void (async () => {
+          if (listing) await hold;
+          const body = chunks.length ? Buffer.concat(chunks) : undefined;
+          const upstream = await fetch(`${amUrl}${req.url}`, {
+            method: req.method,
+            headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
+            body,
+            signal: AbortSignal.timeout(5_000),
+          });
+          res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' });
+          res.end(Buffer.from(await upstream.arrayBuffer()));
+        })().catch(() => res.destroy());
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    shared = createAlertmanagerActivities({ url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, timeoutMs: 5_000 });
+  });
+
+  afterAll(async () => {
+    proxy.closeAllConnections();
+    await new Promise<void>((r) => proxy.close(() => r()));
+  });
+
+  it('answers checks asked together with one listing, each as it would alone', async () => {
+    const instance = `am-test-${run}-shared`;
+    const { silenceId } = await am.createSilence(silenceRequest(instance));
+    made.push(silenceId);
+    let release!: () => void;
+    hold = new Promise<void>((r) => (release = r));
+    const before = listings;
+    const checks = [0, 1, 2, 3, 4].map((i) =>
+      shared.findActiveSilences({ alertname: 'RemediationTestDown', instance: i === 4 ? `${instance}-other` : instance }),
+    );
+    await eventually(
+      async () => listings - before,
+      (n) => n === 1,
+      5_000,
+      5,
+    );
+    release();
+    hold = undefined;
+    const found = await Promise.all(checks);
+    expect(listings - before).toBe(1);
+    for (const f of found.slice(0, 4)) expect(f.map((s) => s.id)).toContain(silenceId);
+    expect(found[4]!.map((s) => s.id)).not.toContain(silenceId);
+  });
+
+  it('does not share a listing asked before its own silence write ended: a check after a create sees it', async () => {
+    const instance = `am-test-${run}-after-create`;
+    let release!: () => void;
+    hold = new Promise<void>((r) => (release = r));
+    const before = listings;
+    const early = shared.findActiveSilences({ alertname: 'RemediationTestDown', instance });
+    await eventually(
+      async () => listings - before,
+      (n) => n === 1,
+      5_000,
+      5,
+    );
+    hold = undefined;
+    // The create's own look for an earlier attempt is a listing of its own, not the one held back.
+    const { silenceId } = await shared.createSilence(silenceRequest(instance));
+    made.push(silenceId);
+    const after = await shared.findActiveSilences({ alertname: 'RemediationTestDown', instance });
+    expect(after.map((s) => s.id)).toContain(silenceId);
+    expect(listings - before).toBe(3);
+    release();
+    await early;
+  });
+
+  it('fails each check under its own name when the listing they share fails', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const closedPort = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const down = createAlertmanagerActivities({ url: `http://127.0.0.1:${closedPort}`, timeoutMs: 2_000 });
+    const [a, b] = await Promise.all([
+      failureOf(down.findActiveSilences({ instance: 'first' })),
+      failureOf(down.findActiveSilences({ instance: 'second' })),
+    ]);
+    expect(a.message).toMatch(/^lookup of silences covering \{instance="first"\} failed: .*ECONNREFUSED/);
+    expect(b.message).toMatch(/^lookup of silences covering \{instance="second"\} failed: .*ECONNREFUSED/);
+    expect([a.type, b.type]).toEqual(['Transient', 'Transient']);
+  });
+});
+
 describe('alerts', () => {
   it('lists an alert posted to Alertmanager by its labels, and only alerts carrying all of them', async () => {
     const instance = `am-test-${run}-alert`;
