@@ -91,35 +91,29 @@ const reuseSlackMs = 5 * 60_000;
 export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
   const am = alertmanagerApi(deps);
 
-  async function silences(what: string): Promise<GettableSilence[]> {
-    return (await am.call(what, 'GET', '/api/v2/silences')).json as GettableSilence[];
+  async function silences(what: string, opts: CallOptions = {}): Promise<GettableSilence[]> {
+    return (await am.call(what, 'GET', '/api/v2/silences', undefined, opts)).json as GettableSilence[];
   }
 
   // Alertmanager lists every silence it keeps, the expired ones of its whole retention (5 days by
   // default) included: hundreds of kilobytes to fetch and parse for each check in a storm. Checks
-  // asked while a listing is on its way share it, but only one asked after this engine's last
-  // silence write ended: a check after a create sees that silence, as it would with a listing of
-  // its own. Each check still waits on its own cancellation, and fails under its own name.
-  let listing: { askedAt: number; answer: Promise<GettableSilence[]> } | undefined;
-  let writing = 0;
-  let lastWriteEnd = -Infinity;
+  // asked while a listing is on its way share it, but each silence write of this engine's drops the
+  // listing on its way when it ends: a check after a create sees that silence, as it would with a
+  // listing of its own. Each check still waits on its own cancellation, and fails under its own name.
+  let listing: Promise<GettableSilence[]> | undefined;
   const listingWhat = 'listing of silences';
 
   async function sharedSilences(what: string): Promise<GettableSilence[]> {
-    const now = performance.now();
-    if (!listing || writing > 0 || listing.askedAt <= lastWriteEnd) {
-      const mine = {
-        askedAt: now,
-        answer: am.call(listingWhat, 'GET', '/api/v2/silences', undefined, { shared: true }).then((r) => r.json as GettableSilence[]),
-      };
+    if (!listing) {
+      const mine = silences(listingWhat, { shared: true });
       listing = mine;
       const forget = () => {
         if (listing === mine) listing = undefined;
       };
-      mine.answer.then(forget, forget);
+      mine.then(forget, forget);
     }
     try {
-      return await untilAborted(listing.answer, activitySignal());
+      return await untilAborted(listing, activitySignal());
     } catch (err) {
       throw renamed(err, listingWhat, what);
     }
@@ -127,12 +121,10 @@ export function createAlertmanagerActivities(deps: AlertmanagerDeps) {
 
   /** A silence write (create, expire): a check asked after it ends does not share a listing asked before. */
   async function write<T>(work: () => Promise<T>): Promise<T> {
-    writing++;
     try {
       return await work();
     } finally {
-      writing--;
-      lastWriteEnd = performance.now();
+      listing = undefined;
     }
   }
 

@@ -379,21 +379,6 @@ describe('one silence listing shared by the checks in flight', () => {
     release();
     await early;
   });
-
-  it('fails each check under its own name when the listing they share fails', async () => {
-    const probe = createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const closedPort = (probe.address() as AddressInfo).port;
-    await new Promise<void>((r) => probe.close(() => r()));
-    const down = createAlertmanagerActivities({ url: `http://127.0.0.1:${closedPort}`, timeoutMs: 2_000 });
-    const [a, b] = await Promise.all([
-      failureOf(down.findActiveSilences({ instance: 'first' })),
-      failureOf(down.findActiveSilences({ instance: 'second' })),
-    ]);
-    expect(a.message).toMatch(/^lookup of silences covering \{instance="first"\} failed: .*ECONNREFUSED/);
-    expect(b.message).toMatch(/^lookup of silences covering \{instance="second"\} failed: .*ECONNREFUSED/);
-    expect([a.type, b.type]).toEqual(['Transient', 'Transient']);
-  });
 });
 
 describe('alerts', () => {
@@ -533,6 +518,17 @@ describe('an Alertmanager that does not answer', () => {
     expect(f.message).toMatch(/ECONNREFUSED/);
     const c = await failureOf(down.createSilence(silenceRequest(`am-test-${run}-down`)));
     expect(c.nonRetryable).toBe(false);
+  });
+
+  it('fails each check under its own name when the listing they share fails', async () => {
+    const down = createAlertmanagerActivities({ url: `http://127.0.0.1:${closedPort}`, timeoutMs: 2_000 });
+    const [a, b] = await Promise.all([
+      failureOf(down.findActiveSilences({ instance: 'first' })),
+      failureOf(down.findActiveSilences({ instance: 'second' })),
+    ]);
+    expect(a.message).toMatch(/^lookup of silences covering \{instance="first"\} failed: .*ECONNREFUSED/);
+    expect(b.message).toMatch(/^lookup of silences covering \{instance="second"\} failed: .*ECONNREFUSED/);
+    expect([a.type, b.type]).toEqual(['Transient', 'Transient']);
   });
 
   it('is a retryable failure after the timeout when nothing answers', async () => {
