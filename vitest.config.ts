@@ -37,6 +37,7 @@ export const noStackTests = [
   'test/triggers/table.test.ts',
   'test/triggers/webhookBounds.test.ts',
   'test/triggers/webhookHotPath.test.ts',
+  'test/triggers/webhookThread.test.ts',
   'test/worker/readiness.test.ts',
   'test/support/ports.test.ts',
   'test/stack/stackEnv.test.ts',

@@ -10,8 +10,9 @@ import type { EngineConfig } from '../config/schema.js';
 import { createEngineActivities } from '../activities/index.js';
 import { createDoorReads } from '../activities/readAhead.js';
 import { doorReadsFor } from '../triggers/alerts/doorReads.js';
-import { createWebhookServer, type WebhookServer } from '../triggers/alerts/alertmanager.js';
-import { openSpool, type Spool } from '../triggers/alerts/spool.js';
+import { createWebhookServer, webhookThreadSettings, type WebhookServer } from '../triggers/alerts/alertmanager.js';
+import type { Spool } from '../triggers/alerts/spool.js';
+import { startWebhookThread, type WebhookThread } from '../triggers/alerts/webhookThread.js';
 import { createMetrics } from '../triggers/metrics/metrics.js';
 import { registerDurableGauges, runbooksWithApproval } from '../triggers/metrics/durableGauges.js';
 import { syncSchedules } from '../triggers/schedules/schedules.js';
@@ -137,6 +138,8 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   let webhook: WebhookServer | undefined;
   let operatorApi: OperatorApi | undefined;
   let spool: Spool | undefined;
+  /** The webhook's thread died: the engine stops, and says why (its supervisor starts it again). */
+  let webhookFailure: Error | undefined;
   // Every step is bounded, so stop() settles within shutdownDeadlineMs whatever Temporal does (down,
   // hung, partitioned): a batch still waiting on it is retried by Alertmanager, a spooled alert is
   // forwarded by the next start, an activity is retried by another engine or after the restart.
@@ -189,11 +192,24 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     // The embedded dev server keeps its state on this disk already: a spool there adds no new way to
     // lose an alert, and takes Temporal's speed out of Alertmanager's answer.
     const spoolDir = (config.webhook.spool ?? endpoint.uiUrl !== undefined) ? resolve(config.dataDir, 'spool') : undefined;
-    const opened = spoolDir ? await openSpool(spoolDir) : undefined;
-    if (stopping) await opened?.close();
-    spool = unlessStopping(opened);
+    const webhookConfig = opts.listen ? { ...config, webhook: { ...config.webhook, listen: opts.listen } } : config;
+    // The spool is kept by the webhook's own thread, which answers Alertmanager once a batch is
+    // fsynced there, whatever this event loop is busy with (triggers/alerts/webhookThread.ts).
+    const opened: WebhookThread | undefined = spoolDir
+      ? await startWebhookThread({
+          settings: webhookThreadSettings(webhookConfig, spoolDir),
+          logger,
+          metrics,
+          onFailure: (err) => {
+            webhookFailure = err;
+            void stop();
+          },
+        })
+      : undefined;
+    if (stopping) await opened?.spool.close();
+    spool = unlessStopping(opened)?.spool;
     webhook = createWebhookServer({
-      config: opts.listen ? { ...config, webhook: { ...config.webhook, listen: opts.listen } } : config,
+      config: webhookConfig,
       client,
       // Eager start hands a new incident's first workflow task to this process's worker in the
       // start call's reply: only a client on the worker's own connection can receive it.
@@ -202,7 +218,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       taskQueue,
       metrics,
       logger,
-      spool,
+      ...(opened ? { thread: opened } : {}),
       ready: readiness,
     });
     const { port } = unlessStopping(await webhook.listen());
@@ -237,7 +253,10 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       'engine running',
     );
 
-    return { webhookUrl, ...(apiUrl ? { apiUrl } : {}), client, done, stop };
+    const doneOrFailed = done.then(() => {
+      if (webhookFailure) throw new Error(`the webhook thread failed: ${webhookFailure.message}`);
+    });
+    return { webhookUrl, ...(apiUrl ? { apiUrl } : {}), client, done: doneOrFailed, stop };
   };
   try {
     return await finishStart();

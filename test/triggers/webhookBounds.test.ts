@@ -66,9 +66,8 @@ describe('Alertmanager webhook: the default body limit', () => {
   it('takes a full notification of 1,000 alerts labelled as Kubernetes labels them (1.1 KB each)', async () => {
     const own = mkdtempSync(join(tmpdir(), 'remediation-bounds-default-'));
     const ownSpool = await openSpool(own);
-    const lone = await startLoneWebhook({ deps: { spool: ownSpool } });
     // The fixture's own small limit off: the engine's default, as an operator gets it.
-    lone.fx.config.webhook.maxBodyBytes = defaultWebhookBodyBytes;
+    const lone = await startLoneWebhook({ maxBodyBytes: defaultWebhookBodyBytes, deps: { spool: ownSpool } });
     try {
       const body = notification(lone.fx.api);
       body.alerts = Array.from({ length: webhookLimits.alerts }, (_, i) => ({

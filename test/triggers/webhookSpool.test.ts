@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
-import { createWebhookServer, type WebhookServer } from '../../triggers/alerts/alertmanager.js';
+import { createWebhookServer, webhookThreadSettings, type WebhookServer } from '../../triggers/alerts/alertmanager.js';
+import { startWebhookThread } from '../../triggers/alerts/webhookThread.js';
 import { createMetrics, type EngineMetrics } from '../../triggers/metrics/metrics.js';
 import { openSpool, type Spool } from '../../triggers/alerts/spool.js';
 import { incidentWorkflowId } from '../../workflows/messages.js';
@@ -42,21 +43,34 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Where the spool is kept and the batches answered: the engine's own thread, or one of the webhook's. */
+type Mode = 'in the event loop' | 'on the webhook thread';
+
 async function startWebhook(
-  at = dir,
+  mode: Mode,
+  at: string,
 ): Promise<{ url: string; webhook: WebhookServer; spool: Spool; metrics: EngineMetrics; log: string[] }> {
-  const spool = await openSpool(at);
   const metrics = createMetrics({ processMetrics: false });
   const log: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void log.push(line) });
+  const thread =
+    mode === 'on the webhook thread'
+      ? await startWebhookThread({
+          settings: webhookThreadSettings(fx.config, at),
+          logger,
+          metrics,
+        })
+      : undefined;
+  const spool = thread?.spool ?? (await openSpool(at));
   const webhook = createWebhookServer({
     config: fx.config,
     client,
     taskQueue: fx.config.temporal.taskQueue,
     metrics,
-    logger: pino({ level: 'info' }, { write: (line: string) => void log.push(line) }),
+    logger,
     ready: async () => true,
     temporalTimeoutMs: 1_000,
-    spool,
+    ...(thread ? { thread } : { spool }),
     spoolBackoffMs: { first: 100, max: 500 },
   });
   const { port } = await webhook.listen();
@@ -79,9 +93,10 @@ const started = (target: string) =>
     async () => (await client.workflow.getHandle(incidentWorkflowId('serviceDown', target)).describe()).status.name,
   );
 
-describe('webhook with a spool', () => {
+describe.each<Mode>(['in the event loop', 'on the webhook thread'])('webhook with a spool, kept %s', (mode) => {
   it('acknowledges alerts while Temporal is down, keeps them across a restart, and delivers them once it is back', async () => {
-    const first = await startWebhook();
+    const at = mkdtempSync(join(dir, 'restart-'));
+    const first = await startWebhook(mode, at);
     await server.stop('SIGKILL');
 
     const t0 = performance.now();
@@ -96,7 +111,7 @@ describe('webhook with a spool', () => {
     open.splice(0);
 
     await server.start();
-    const second = await startWebhook();
+    const second = await startWebhook(mode, at);
     expect(await started(fx.api)).toBe('RUNNING');
     await second.webhook.drained();
     expect(second.spool.pendingAlerts()).toBe(0);
@@ -120,7 +135,7 @@ describe('webhook with a spool', () => {
   }, 180_000);
 
   it('forwards an alert posted in the middle of a stream of batches while the stream goes on', async () => {
-    const w = await startWebhook(mkdtempSync(join(dir, 'stream-')));
+    const w = await startWebhook(mode, mkdtempSync(join(dir, 'stream-')));
     let streaming = true;
     let posted = 0;
     const refused: number[] = [];

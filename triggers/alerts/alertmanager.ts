@@ -6,11 +6,13 @@
 // SignalWithStart on a deterministic workflow id, a retried batch folds into the runs the first
 // attempt started, so nothing is lost and nothing runs twice.
 //
+// With a spool, 200 once the batch is fsynced there; the spool's forwarder hands it to Temporal.
+// The engine's spool is kept by the webhook's own thread (webhookThread.ts), which also answers.
+//
 // Whatever reaches the port is untrusted: the sender is authorised before its body is read, every
-// field of the payload is bounded (alertmanagerPayload.ts), and a large batch is checked and
-// decided in slices that leave the event loop turns for probes and other batches (slices.ts).
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+// field of the payload is bounded (webhookDoor.ts), and a large batch is checked and decided in
+// slices that leave the event loop turns for probes and other batches (slices.ts).
+import type { Server, ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../../config/schema.js';
@@ -18,12 +20,15 @@ import { matchBinding } from './binding.js';
 import { planRunbook } from '../plan.js';
 import { createIncidentSignaller, isTemporalUnavailable } from './incidents.js';
 import { countUnmatched, type EngineMetrics } from '../metrics/metrics.js';
-import { describePayloadError, parseWebhookPayload, webhookLimits, type WebhookAlert } from './alertmanagerPayload.js';
+import { webhookLimits, type WebhookAlert } from './alertmanagerPayload.js';
 import { acceptanceGate, type AcceptanceGate } from './acceptanceFirst.js';
 import { timeSlices } from './slices.js';
-import { SpoolFullError, type Spool, type SpoolEntry, type SpoolLimits } from './spool.js';
+import type { Spool, SpoolEntry, SpoolLimits } from './spool.js';
 import { startForwarder } from './spoolForwarder.js';
-import { HttpError, parseListen, readBody, requestPath, send, utf8 } from './webhookHttp.js';
+import { doorServer, errorText, spoolBatch, tokenDigest, type CheckedBatch, type DoorCounts } from './webhookDoor.js';
+import { HttpError, parseListen } from './webhookHttp.js';
+import type { WebhookThread } from './webhookThread.js';
+import { writeAnswer, type Answer, type ThreadSettings } from './webhookThreadMessages.js';
 import type { OpenDoorReads } from './doorReads.js';
 
 export interface WebhookDeps {
@@ -51,6 +56,11 @@ export interface WebhookDeps {
    * spooled by an earlier process are forwarded first). Unset: 200 only once Temporal took it.
    */
   spool?: Spool;
+  /**
+   * The webhook's own thread, which keeps the spool and answers on the port (instead of `spool`):
+   * a batch is answered once fsynced, whatever this event loop is busy with.
+   */
+  thread?: WebhookThread;
   /** Waits between forwarding tries of a spooled alert (default 0.5 s doubling to 30 s). */
   spoolBackoffMs?: { first: number; max: number };
   /**
@@ -99,22 +109,40 @@ const defaultBatchTimeoutMs = 30_000;
 const defaultSpoolMaxBytes = 256 * 1_048_576;
 const defaultSpoolMinFreeBytes = 256 * 1_048_576;
 
+/** When the spool refuses a batch (503): past this many bytes waiting, or this little free space. */
+export function webhookSpoolLimits(
+  config: EngineConfig,
+  given: Pick<WebhookDeps, 'spoolMaxBytes' | 'spoolMinFreeBytes'> = {},
+): SpoolLimits {
+  return {
+    maxBytes: given.spoolMaxBytes ?? config.webhook.spoolMaxBytes ?? defaultSpoolMaxBytes,
+    minFreeBytes: given.spoolMinFreeBytes ?? config.webhook.spoolMinFreeBytes ?? defaultSpoolMinFreeBytes,
+  };
+}
+
+/** What the webhook's thread is started with: the token's digest, never the token. */
+export function webhookThreadSettings(config: EngineConfig, spoolDir: string): Omit<ThreadSettings, 'logLevels'> {
+  return {
+    dir: spoolDir,
+    listen: config.webhook.listen,
+    tokenDigest: tokenDigest(config.webhook.token.reveal()),
+    maxBodyBytes: config.webhook.maxBodyBytes,
+    limits: webhookSpoolLimits(config),
+  };
+}
+
 export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   const { config, metrics, logger } = deps;
-  const expectedDigest = sha256(config.webhook.token.reveal());
   const incidents = createIncidentSignaller(deps.client, {
     timeoutMs: deps.temporalTimeoutMs ?? 5_000,
     ...(deps.eagerClient ? { eagerClient: deps.eagerClient } : {}),
     ...(deps.doorReads ? { doorReads: deps.doorReads } : {}),
   });
   const batchTimeoutMs = deps.batchTimeoutMs ?? defaultBatchTimeoutMs;
-  const spoolLimits: SpoolLimits = {
-    maxBytes: deps.spoolMaxBytes ?? config.webhook.spoolMaxBytes ?? defaultSpoolMaxBytes,
-    minFreeBytes: deps.spoolMinFreeBytes ?? config.webhook.spoolMinFreeBytes ?? defaultSpoolMinFreeBytes,
-  };
+  const spoolLimits = webhookSpoolLimits(config, deps);
   // Shared by everything this server does in bulk (checking a batch, deciding about its alerts).
   const slices = timeSlices();
-  const spool = deps.spool;
+  const spool = deps.thread?.spool ?? deps.spool;
   if (spool && spool.pendingBatches() > 0) {
     logger.info(
       { batches: spool.pendingBatches(), alerts: spool.pendingAlerts(), bytes: spool.pendingBytes() },
@@ -145,115 +173,56 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     : undefined;
   if (spool) spoolGauges();
 
-  const handle = (req: IncomingMessage, res: ServerResponse) => {
-    void route(req, res).catch((err: unknown) => {
-      logger.error({ err: errorText(err) }, 'webhook request failed unexpectedly');
-      if (!res.headersSent) send(res, 500, { error: 'internal error' });
-    });
-  };
-  const server = createServer(handle);
-  // Expect: 100-continue is answered by route() once the sender is authorised (Node would send the
-  // 100 at once, inviting an unauthenticated body).
-  server.on('checkContinue', handle);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 60_000;
-
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = requestPath(req.url);
-    if (path === undefined) return send(res, 400, { error: 'the request target is not a URL path' });
-    if (path === '/alertmanager' || path === '/') {
-      if (req.method !== 'POST') return send(res, 405, { error: `use POST on ${path}` }, { Allow: 'POST' });
+  const counts: DoorCounts = {
+    received: (status) => metrics.alertsReceived.inc({ status }),
+    invalid: (alerts) => metrics.alertsInvalid.inc(alerts),
+    spoolRefused: (reason) => metrics.spoolRefused.inc({ reason }),
+    request() {
       const stopTimer = metrics.webhookRequestDuration.startTimer();
-      // To the end of the exchange: a sender that hung up before its answer counts as 499, as nginx
-      // logs it (on 'finish' alone it was not counted at all).
-      res.once('close', () => stopTimer({ code: res.writableFinished ? String(res.statusCode) : '499' }));
-      // Only an authorised batch counts as an arrival: a flood of requests without the token must
-      // not hold back the forwarding of accepted alerts (acceptanceFirst.ts).
-      let arrived = false;
-      const authorised = () => {
-        arrived = true;
-        acceptance.arrived();
-      };
-      try {
-        const summary = await receive(req, res, authorised);
-        send(res, 200, summary);
-      } catch (err) {
-        if (!(err instanceof HttpError)) throw err;
-        // Refusals are logged (without the body or any header value) so a misconfigured
-        // Alertmanager, or someone probing the endpoint, shows up in the engine's log.
-        const where = { status: err.status, error: err.message, remote: req.socket.remoteAddress };
-        if (err.status >= 500) logger.warn(where, 'webhook batch not accepted; Alertmanager will retry');
-        else logger.warn(where, 'webhook request refused');
-        send(res, err.status, { error: err.message }, err.headers);
-      } finally {
-        if (arrived) acceptance.answered();
-      }
-      return;
-    }
-    if (!['/healthz', '/readyz', '/metrics'].includes(path)) return send(res, 404, { error: `no such path ${path.slice(0, 100)}` });
-    if (req.method !== 'GET') return send(res, 405, { error: `use GET on ${path}` }, { Allow: 'GET' });
-    if (path === '/healthz') return send(res, 200, { status: 'ok' });
+      return (code) => stopTimer({ code });
+    },
+  };
+  const server = deps.thread
+    ? undefined
+    : doorServer({
+        tokenDigest: tokenDigest(config.webhook.token.reveal()),
+        maxBodyBytes: config.webhook.maxBodyBytes,
+        logger,
+        counts,
+        slices,
+        acceptance,
+        take: async (batch, res) => {
+          if (!spool) return decideAll(batch, res);
+          const { entry, answer } = await spoolBatch(spool, batch, spoolLimits, counts);
+          accepted(entry);
+          return answer;
+        },
+        other: async (req, res, path) => writeAnswer(res, await answerOther(req.method ?? 'GET', path)),
+      });
+
+  function accepted(entry: SpoolEntry): void {
+    forwarder!.enqueue(entry);
+  }
+
+  /** Health, readiness and metrics: the engine's own to say, wherever the port is. */
+  async function answerOther(method: string, path: string): Promise<Answer> {
+    if (!['/healthz', '/readyz', '/metrics'].includes(path))
+      return { status: 404, json: { error: `no such path ${path.slice(0, 100)}` }, headers: {} };
+    if (method !== 'GET') return { status: 405, json: { error: `use GET on ${path}` }, headers: { Allow: 'GET' } };
+    if (path === '/healthz') return { status: 200, json: { status: 'ok' }, headers: {} };
     if (path === '/readyz') {
       const answer = await deps.ready().catch(() => false);
       const { ready, reason } = typeof answer === 'boolean' ? { ready: answer, reason: undefined } : answer;
-      return send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', ...(reason ? { reason: reason.slice(0, 300) } : {}) });
+      const json = { status: ready ? 'ready' : 'not ready', ...(reason ? { reason: reason.slice(0, 300) } : {}) };
+      return { status: ready ? 200 : 503, json, headers: {} };
     }
-    if (path === '/metrics') {
-      const text = await metrics.registry.metrics();
-      res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
-      res.end(text);
-      return;
-    }
+    return { status: 200, text: await metrics.registry.metrics(), headers: { 'Content-Type': metrics.registry.contentType } };
   }
 
-  async function receive(req: IncomingMessage, res: ServerResponse, authorised: () => void) {
-    // Before a byte of the body is read; the answer closes the connection (see send()).
-    authorize(req);
-    authorised();
-    const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (contentType !== 'application/json')
-      throw new HttpError(
-        400,
-        `expected Content-Type application/json, got ${contentType ? JSON.stringify(contentType.slice(0, 60)) : 'none'}`,
-      );
-    const body = await readBody(req, res, config.webhook.maxBodyBytes, 'webhook.maxBodyBytes');
-    let text: string;
-    try {
-      text = utf8.decode(body);
-    } catch {
-      throw new HttpError(400, 'body is not valid UTF-8, which JSON must be');
-    }
-    await slices.turn();
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch (err) {
-      throw new HttpError(400, `body is not valid JSON: ${(err as Error).message.slice(0, 120)}`);
-    }
-    await slices.turn();
-    const parsed = await parseWebhookPayload(raw, slices.turn);
-    if (!parsed.success) throw new HttpError(400, describePayloadError(parsed.error));
-    const payload = parsed.data;
-    if (payload.truncatedAlerts > 0)
-      logger.warn(
-        { groupKey: payload.groupKey.slice(0, 200), truncatedAlerts: payload.truncatedAlerts },
-        'Alertmanager truncated alerts from this group; raise max_alerts on the receiver',
-      );
-
-    for (const alert of payload.alerts) metrics.alertsReceived.inc({ status: alert.status });
-    // Left out, named, and counted; the rest of the batch is taken (a 400 would lose it all).
-    const left = payload.invalidAlerts;
-    const invalid = left.length > 0 ? { invalid: left.length, invalidAlerts: left.slice(0, 5) } : {};
-    if (left.length > 0) {
-      metrics.alertsInvalid.inc(left.length);
-      logger.warn(
-        { invalid: left.length, first: left.slice(0, 5), taken: payload.alerts.length, remote: req.socket.remoteAddress },
-        'alerts left out of a batch: their labels or fingerprint break the webhook bounds; the rest was taken',
-      );
-    }
-    if (spool) return { ...(await spoolBatch(spool, payload.alerts, payload.truncatedAlerts)), ...invalid };
-    const { outcomes, stoppedBy } = await decideBatch(payload.alerts, res);
-    const total = payload.alerts.length;
+  /** Without a spool: 200 only once Temporal took every alert of the batch. */
+  async function decideAll(batch: CheckedBatch, res: ServerResponse): Promise<object> {
+    const { outcomes, stoppedBy } = await decideBatch(batch.alerts, res);
+    const total = batch.alerts.length;
     const notAccepted = outcomes.filter((d) => d === undefined || 'error' in d).length;
     const failures = outcomes.filter((d): d is { error: unknown } => d !== undefined && 'error' in d);
     // Every 503 leaves the batch to Alertmanager's retry; what this attempt delivered folds into the
@@ -274,8 +243,8 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     return {
       status: 'accepted',
       alerts: ok.length,
-      truncatedAlerts: payload.truncatedAlerts,
-      ...invalid,
+      truncatedAlerts: batch.truncatedAlerts,
+      ...batch.invalid,
       started: count('started'),
       folded: count('folded'),
       coalesced: count('coalesced'),
@@ -327,21 +296,6 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     return { outcomes: [...outcomes], ...(stopped.signal.aborted ? { stoppedBy: stopped.signal.reason as BatchStop } : {}) };
   }
 
-  async function spoolBatch(spool: Spool, alerts: WebhookAlert[], truncatedAlerts: number) {
-    let entry: SpoolEntry;
-    try {
-      entry = await spool.append(alerts, spoolLimits);
-    } catch (err) {
-      if (err instanceof SpoolFullError) {
-        metrics.spoolRefused.inc({ reason: err.reason });
-        throw new HttpError(503, `${err.message}; try again later`, { 'Retry-After': '30' });
-      }
-      throw new HttpError(503, `could not write the alerts to the spool: ${errorText(err)}`, { 'Retry-After': '10' });
-    }
-    forwarder!.enqueue(entry);
-    return { status: 'queued', alerts: alerts.length, truncatedAlerts };
-  }
-
   async function decide(alert: WebhookAlert, options: { quiet?: boolean } = {}): Promise<Outcome> {
     // Bounded at the door; sliced again for batches spooled before the bounds existed.
     const base = {
@@ -381,39 +335,19 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     }
   }
 
-  function authorize(req: IncomingMessage): void {
-    // Node keeps the first of repeated Authorization headers; a proxy in front may keep the last.
-    // Two credentials are ambiguous, so neither is trusted.
-    if ((req.headersDistinct.authorization?.length ?? 0) > 1) throw new HttpError(400, 'more than one Authorization header');
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    // Comparing fixed-length digests keeps the comparison constant-time whatever the token length.
-    if (!m || !timingSafeEqual(sha256(m[1]!), expectedDigest)) {
-      throw new HttpError(401, m ? 'invalid bearer token' : 'missing bearer token (Authorization: Bearer <token>)', {
-        'WWW-Authenticate': 'Bearer realm="remediation"',
-      });
-    }
-  }
-
   return {
     async listen() {
-      const { host, port } = parseListen(config.webhook.listen);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      const addr = server.address();
-      const bound = typeof addr === 'object' && addr ? addr.port : port;
-      logger.info({ host, port: bound }, 'Alertmanager webhook listening');
-      return { host, port: bound };
+      const { host, port } = deps.thread
+        ? await deps.thread.listen({ accepted, other: answerOther, acceptance })
+        : await listenHere(server!, parseListen(config.webhook.listen));
+      logger.info({ host, port, ...(deps.thread ? { thread: true } : {}) }, 'Alertmanager webhook listening');
+      return { host, port };
     },
     async close() {
-      if (server.listening) {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
+      if (deps.thread) await deps.thread.closeServer();
+      else if (server!.listening) {
+        const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+        server!.closeIdleConnections();
         await closed;
       }
       // Undelivered alerts stay in the spool; the next start forwards them.
@@ -429,12 +363,14 @@ function eventTime(text: string): string {
   return Number.isFinite(t) && t > Date.UTC(2000, 0, 1) ? new Date(t).toISOString() : new Date().toISOString();
 }
 
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
-}
-
-function errorText(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-  return `${msg}${cause}`.slice(0, 500);
+async function listenHere(server: Server, at: { host: string; port: number }): Promise<{ host: string; port: number }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  return { host: at.host, port: typeof addr === 'object' && addr ? addr.port : at.port };
 }

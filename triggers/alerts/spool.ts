@@ -75,6 +75,8 @@ export interface Spool {
   pendingBatches(): number;
   pendingAlerts(): number;
   pendingBytes(): number;
+  /** Where each pending batch sits, oldest first. */
+  pendingRefs(): SpoolBatchRef[];
   close(): Promise<void>;
 }
 
@@ -368,6 +370,7 @@ export async function openSpool(dir: string, options: { lockLeaseMs?: number } =
     pendingBatches: () => index.count,
     pendingAlerts: () => index.alerts,
     pendingBytes: () => index.bytes,
+    pendingRefs: () => [...index.inOrder()],
     async close() {
       if (closed) return;
       closed = true;
@@ -392,7 +395,7 @@ function mib(bytes: number): string {
 const openHere = new Set<string>();
 
 /**
- * One process per spool: two engines given the same dataDir would forward each other's alerts,
+ * One opener per spool: two engines given the same dataDir would forward each other's alerts,
  * mark each other's batches done, and empty the file under each other. The lock names its holder
  * (pid, start time, pid namespace, boot) and the holder touches it every leaseMs/5. A holder in
  * this pid namespace is known by its pid: a lock left by a process that died is taken over at
@@ -430,6 +433,11 @@ async function lockSpool(dir: string, leaseMs: number): Promise<() => void> {
       const [pid, started, pidNamespace, boot] = readFileSync(lock, 'utf8').trim().split(' ');
       const holder = Number(pid);
       const here = pidNamespace === undefined || (pidNamespace === ownPidNamespace() && boot === ownBootId());
+      if (here && holder === process.pid && started !== undefined && started === startTimeOf(process.pid)) {
+        // Written by this very process (its start time says so), not by an earlier one given the
+        // same pid: another thread of it holds the spool (the webhook's thread, webhookThread.ts).
+        throw new Error(`the webhook spool in ${dir} is already open in this process`);
+      }
       if (here) {
         // A pid is reused after a crash (the host's next process may get it): the holder is that
         // process only if it also started when the lock says (Linux's /proc; elsewhere the pid alone).

@@ -1,0 +1,121 @@
+// Runs in the webhook's own thread (webhookThread.ts starts it): the webhook's port, its door, and
+// the spool. A batch is authorised, checked, written and fsynced, and answered here, so no load on
+// the engine's event loop (a storm's workflow tasks, its Temporal calls) delays an answer. Accepted
+// batches, log lines and counts go to the engine as messages; the paths that need the engine
+// (health, readiness, metrics) are asked of it.
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { timeSlices } from './slices.js';
+import { openSpool, type Spool } from './spool.js';
+import { doorServer, spoolBatch, type DoorCounts, type DoorLogger } from './webhookDoor.js';
+import { parseListen } from './webhookHttp.js';
+import { writeAnswer, type FromThread, type ThreadSettings, type ToThread } from './webhookThreadMessages.js';
+
+const port = parentPort as MessagePort;
+const settings = workerData as ThreadSettings;
+const post = (message: FromThread) => port.postMessage(message);
+
+const logAt =
+  (level: 'debug' | 'info' | 'warn' | 'error') =>
+  (fields: object, msg?: string): void => {
+    if (settings.logLevels.includes(level)) post({ t: 'log', level, fields, msg: msg ?? '' });
+  };
+const logger = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') } as unknown as DoorLogger;
+
+const counts: DoorCounts = {
+  received: (status) => post({ t: 'count', what: 'received', label: status }),
+  invalid: (alerts) => post({ t: 'count', what: 'invalid', value: alerts }),
+  spoolRefused: (reason) => post({ t: 'count', what: 'spoolRefused', label: reason }),
+  request() {
+    const began = performance.now();
+    return (code) => post({ t: 'count', what: 'request', label: code, value: (performance.now() - began) / 1_000 });
+  },
+};
+
+let spool: Spool;
+let server: Server | undefined;
+let asked = 0;
+const answers = new Map<number, (answer: Extract<ToThread, { t: 'answer' }>) => void>();
+
+/** Health, readiness and metrics are the engine's to say: asked of it, answered here. */
+async function other(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  const id = ++asked;
+  const answer = await new Promise<Extract<ToThread, { t: 'answer' }>>((resolve) => {
+    answers.set(id, resolve);
+    post({ t: 'ask', id, method: req.method ?? 'GET', path });
+  });
+  writeAnswer(res, answer);
+}
+
+async function call(op: Extract<ToThread, { t: 'call' }>): Promise<unknown> {
+  switch (op.op) {
+    case 'listen': {
+      const { host, port: wanted } = parseListen(settings.listen);
+      const s = doorServer({
+        tokenDigest: settings.tokenDigest,
+        maxBodyBytes: settings.maxBodyBytes,
+        logger,
+        counts,
+        slices: timeSlices(),
+        acceptance: { arrived: () => post({ t: 'arrived' }), answered: () => post({ t: 'answered' }) },
+        take: async (batch) => {
+          const { entry, answer } = await spoolBatch(spool, batch, settings.limits, counts);
+          post({ t: 'accepted', entry });
+          return answer;
+        },
+        other,
+      });
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(wanted, host, () => {
+          s.off('error', reject);
+          resolve();
+        });
+      });
+      server = s;
+      const addr = s.address();
+      return { host, port: typeof addr === 'object' && addr ? addr.port : wanted };
+    }
+    case 'closeServer': {
+      const s = server;
+      if (!s?.listening) return undefined;
+      const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+      s.closeIdleConnections();
+      await closed;
+      return undefined;
+    }
+    case 'read':
+      return spool.read(op.seq);
+    case 'syncMarks':
+      return spool.syncMarks();
+    case 'close':
+      await spool.close();
+      port.close();
+      return undefined;
+  }
+}
+
+port.on('message', (message: ToThread) => {
+  switch (message.t) {
+    case 'done':
+      return spool.done(message.seq);
+    case 'delivered':
+      return spool.delivered(message.seq, message.i);
+    case 'answer':
+      answers.get(message.id)?.(message);
+      answers.delete(message.id);
+      return;
+    case 'call':
+      call(message).then(
+        (value) => post({ t: 'reply', id: message.id, value }),
+        (err: unknown) => post({ t: 'reply', id: message.id, error: err instanceof Error ? err.message : String(err) }),
+      );
+  }
+});
+
+try {
+  spool = await openSpool(settings.dir);
+  post({ t: 'opened', pending: spool.pendingRefs() });
+} catch (err) {
+  post({ t: 'failed', error: err instanceof Error ? err.message : String(err) });
+}
