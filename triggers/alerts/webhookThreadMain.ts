@@ -89,8 +89,8 @@ async function call(op: Extract<ToThread, { t: 'call' }>): Promise<unknown> {
     case 'syncMarks':
       return spool.syncMarks();
     case 'close':
+      // The engine ends the thread once it has the reply.
       await spool.close();
-      port.close();
       return undefined;
   }
 }
