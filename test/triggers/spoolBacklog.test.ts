@@ -13,7 +13,7 @@ import type { WebhookAlert } from '../../triggers/alerts/alertmanagerPayload.js'
 import { openSpool, spoolFileName, SpoolFullError, type Spool } from '../../triggers/alerts/spool.js';
 import { postToWebhook } from '../support/alertmanagerPayload.js';
 import { pendingEntries } from './support/spoolFile.js';
-import { metricValue, startLoneWebhook } from './support/webhookAlone.js';
+import { metricValue, notification, startLoneWebhook } from './support/webhookAlone.js';
 
 const MiB = 1_048_576;
 const dirs: string[] = [];
@@ -185,18 +185,3 @@ describe('webhook spool: rewritten under a reader', () => {
     await s.close();
   });
 });
-
-function notification(service: string, alerts: WebhookAlert[]) {
-  return {
-    version: '4',
-    groupKey: '{}:{alertname="ServiceDown"}',
-    truncatedAlerts: 0,
-    status: 'firing',
-    receiver: 'remediation',
-    groupLabels: { alertname: 'ServiceDown' },
-    commonLabels: {},
-    commonAnnotations: {},
-    externalURL: 'http://127.0.0.1:19093',
-    alerts: alerts.map((a) => ({ ...a, labels: { ...a.labels, service } })),
-  };
-}

@@ -9,8 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { webhookThreadSettings } from '../../triggers/alerts/alertmanager.js';
 import { openSpool, spoolFileName } from '../../triggers/alerts/spool.js';
 import { startWebhookThread, type WebhookThread } from '../../triggers/alerts/webhookThread.js';
-import { alertmanagerPayload, postToWebhook } from '../support/alertmanagerPayload.js';
-import { metricValue, startLoneWebhook, type LoneWebhook } from './support/webhookAlone.js';
+import { postToWebhook } from '../support/alertmanagerPayload.js';
+import { metricValue, notification, startLoneWebhook, type LoneWebhook } from './support/webhookAlone.js';
 import { triggerConfig } from './support/config.js';
 import { pino } from 'pino';
 import { createMetrics } from '../../triggers/metrics/metrics.js';
@@ -47,9 +47,19 @@ async function threaded(): Promise<LoneWebhook> {
   return { ...w, fx, metrics, log };
 }
 
-/** An alert bound to a runbook: its forwarding waits on a Temporal that is not there. */
+/** A notification of one alert bound to a runbook: its forwarding waits on a Temporal that is not there. */
 const batch = (hook: LoneWebhook, fingerprint: string) =>
-  alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service: hook.fx.api, severity: 'critical' }, fingerprint }]);
+  notification(hook.fx.api, [
+    {
+      status: 'firing',
+      labels: { alertname: 'ServiceDown', severity: 'critical' },
+      annotations: {},
+      startsAt: new Date().toISOString(),
+      endsAt: '0001-01-01T00:00:00Z',
+      generatorURL: 'http://127.0.0.1:19090/graph',
+      fingerprint,
+    },
+  ]);
 
 describe('the webhook on its own thread', () => {
   it("answers a batch once it is fsynced, while the engine's event loop is held", async () => {

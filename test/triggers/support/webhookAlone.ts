@@ -3,6 +3,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { pino } from 'pino';
 import { createWebhookServer, type WebhookDeps, type WebhookServer } from '../../../triggers/alerts/alertmanager.js';
+import type { WebhookAlert } from '../../../triggers/alerts/alertmanagerPayload.js';
 import { createMetrics, type EngineMetrics } from '../../../triggers/metrics/metrics.js';
 import { closedPort } from '../../support/ports.js';
 import { triggerConfig, type TriggerFixture } from './config.js';
@@ -54,4 +55,20 @@ export async function startLoneWebhook(options: { maxBodyBytes?: number; deps?: 
 export async function metricValue(metrics: EngineMetrics, name: string, labels = ''): Promise<number> {
   const line = (await metrics.registry.metrics()).split('\n').find((l) => l.startsWith(`${name}${labels} `));
   return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+/** A notification of ServiceDown alerts for `service`, as Alertmanager sends it (no stack needed). */
+export function notification(service: string, alerts: WebhookAlert[]) {
+  return {
+    version: '4',
+    groupKey: '{}:{alertname="ServiceDown"}',
+    truncatedAlerts: 0,
+    status: 'firing',
+    receiver: 'remediation',
+    groupLabels: { alertname: 'ServiceDown' },
+    commonLabels: {},
+    commonAnnotations: {},
+    externalURL: 'http://127.0.0.1:19093',
+    alerts: alerts.map((a) => ({ ...a, labels: { ...a.labels, service } })),
+  };
 }
