@@ -12,7 +12,7 @@
 // Whatever reaches the port is untrusted: the sender is authorised before its body is read, every
 // field of the payload is bounded (webhookDoor.ts), and a large batch is checked and decided in
 // slices that leave the event loop turns for probes and other batches (slices.ts).
-import type { Server, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../../config/schema.js';
@@ -26,7 +26,7 @@ import { timeSlices } from './slices.js';
 import type { Spool, SpoolEntry, SpoolLimits } from './spool.js';
 import { startForwarder } from './spoolForwarder.js';
 import { doorServer, errorText, spoolBatch, tokenDigest, type CheckedBatch, type DoorCounts } from './webhookDoor.js';
-import { HttpError, parseListen } from './webhookHttp.js';
+import { closeListener, HttpError, listenOn } from './webhookHttp.js';
 import type { WebhookThread } from './webhookThread.js';
 import { writeAnswer, type Answer, type ThreadSettings } from './webhookThreadMessages.js';
 import type { OpenDoorReads } from './doorReads.js';
@@ -339,17 +339,12 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     async listen() {
       const { host, port } = deps.thread
         ? await deps.thread.listen({ accepted, other: answerOther, acceptance })
-        : await listenHere(server!, parseListen(config.webhook.listen));
+        : await listenOn(server!, config.webhook.listen);
       logger.info({ host, port, ...(deps.thread ? { thread: true } : {}) }, 'Alertmanager webhook listening');
       return { host, port };
     },
     async close() {
-      if (deps.thread) await deps.thread.closeServer();
-      else if (server!.listening) {
-        const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
-        server!.closeIdleConnections();
-        await closed;
-      }
+      await (deps.thread ? deps.thread.closeServer() : closeListener(server!));
       // Undelivered alerts stay in the spool; the next start forwards them.
       await forwarder?.stop();
     },
@@ -361,16 +356,4 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
 function eventTime(text: string): string {
   const t = Date.parse(text);
   return Number.isFinite(t) && t > Date.UTC(2000, 0, 1) ? new Date(t).toISOString() : new Date().toISOString();
-}
-
-async function listenHere(server: Server, at: { host: string; port: number }): Promise<{ host: string; port: number }> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address();
-  return { host: at.host, port: typeof addr === 'object' && addr ? addr.port : at.port };
 }

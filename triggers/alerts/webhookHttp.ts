@@ -1,6 +1,6 @@
 // How the webhook speaks HTTP: bodies read up to a limit and no further, answers that say why, and
 // a connection dropped rather than drained when the answer comes before the body was read.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 
 /** Thrown inside a request to answer with a status and a message meant for the sender. */
 export class HttpError extends Error {
@@ -87,4 +87,26 @@ export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);
   if (!m) throw new Error(`webhook.listen ${JSON.stringify(listen)} is not host:port`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
+}
+
+/** Listens on `listen` (host:port, port 0 for any); resolves to the port bound. */
+export async function listenOn(server: Server, listen: string): Promise<{ host: string; port: number }> {
+  const { host, port } = parseListen(listen);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  return { host, port: typeof addr === 'object' && addr ? addr.port : port };
+}
+
+/** Stops listening; requests under way are answered first, idle connections are closed now. */
+export async function closeListener(server: Server): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  await closed;
 }

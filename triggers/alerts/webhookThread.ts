@@ -13,6 +13,7 @@ import type { EngineMetrics } from '../metrics/metrics.js';
 import type { AcceptanceGate } from './acceptanceFirst.js';
 import type { Spool, SpoolEntry } from './spool.js';
 import { PendingBatches } from './spoolIndex.js';
+import { errorText } from './webhookDoor.js';
 import type { Answer, FromThread, ThreadSettings, ToThread } from './webhookThreadMessages.js';
 
 export interface WebhookThread {
@@ -29,8 +30,7 @@ export interface WebhookThread {
   closeServer(): Promise<void>;
 }
 
-type Call = Extract<ToThread, { t: 'call' }>;
-type CallOp = Call extends infer C ? (C extends { op: infer O } ? O : never) : never;
+type CallOp = Extract<ToThread, { t: 'call' }>['op'];
 
 /**
  * Starts the thread and opens the spool in it. Rejects, naming the spool, when it cannot be opened
@@ -106,7 +106,7 @@ export async function startWebhookThread(opts: {
         const asked = handlers?.other(message.method, message.path) ?? Promise.resolve(unavailable);
         void asked
           .catch((err: unknown) => {
-            logger.error({ err: String(err).slice(0, 300) }, 'webhook request failed unexpectedly');
+            logger.error({ err: errorText(err) }, 'webhook request failed unexpectedly');
             return { status: 500, json: { error: 'internal error' }, headers: {} };
           })
           .then((answer) => post({ t: 'answer', id: message.id, ...answer }));

@@ -8,7 +8,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { timeSlices } from './slices.js';
 import { openSpool, type Spool } from './spool.js';
 import { doorServer, spoolBatch, type DoorCounts, type DoorLogger } from './webhookDoor.js';
-import { parseListen } from './webhookHttp.js';
+import { closeListener, listenOn } from './webhookHttp.js';
 import { writeAnswer, type FromThread, type ThreadSettings, type ToThread } from './webhookThreadMessages.js';
 
 const port = parentPort as MessagePort;
@@ -50,8 +50,7 @@ async function other(req: IncomingMessage, res: ServerResponse, path: string): P
 async function call(op: Extract<ToThread, { t: 'call' }>): Promise<unknown> {
   switch (op.op) {
     case 'listen': {
-      const { host, port: wanted } = parseListen(settings.listen);
-      const s = doorServer({
+      server = doorServer({
         tokenDigest: settings.tokenDigest,
         maxBodyBytes: settings.maxBodyBytes,
         logger,
@@ -65,25 +64,11 @@ async function call(op: Extract<ToThread, { t: 'call' }>): Promise<unknown> {
         },
         other,
       });
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(wanted, host, () => {
-          s.off('error', reject);
-          resolve();
-        });
-      });
-      server = s;
-      const addr = s.address();
-      return { host, port: typeof addr === 'object' && addr ? addr.port : wanted };
+      return listenOn(server, settings.listen);
     }
-    case 'closeServer': {
-      const s = server;
-      if (!s?.listening) return undefined;
-      const closed = new Promise<void>((resolve) => s.close(() => resolve()));
-      s.closeIdleConnections();
-      await closed;
+    case 'closeServer':
+      if (server) await closeListener(server);
       return undefined;
-    }
     case 'read':
       return spool.read(op.seq);
     case 'syncMarks':
