@@ -2,13 +2,14 @@
 // the engine's event loop is held; what it accepts reaches the engine (its forwarder, its metrics,
 // its log); the paths only the engine can answer are asked of it; the spool stays one process's.
 import { spawnSync } from 'node:child_process';
+import type { Worker } from 'node:worker_threads';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { webhookThreadSettings } from '../../triggers/alerts/alertmanager.js';
 import { openSpool, spoolFileName } from '../../triggers/alerts/spool.js';
-import { startWebhookThread, type WebhookThread } from '../../triggers/alerts/webhookThread.js';
+import { startWebhookThread, webhookThreadOf, type WebhookThread } from '../../triggers/alerts/webhookThread.js';
 import { postToWebhook } from '../support/alertmanagerPayload.js';
 import { metricValue, notification, startLoneWebhook, type LoneWebhook } from './support/webhookAlone.js';
 import { triggerConfig } from './support/config.js';
@@ -23,6 +24,7 @@ let ready = true;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'remediation-webhook-thread-'));
   ready = true;
+  failures = [];
 });
 
 afterEach(async () => {
@@ -31,6 +33,10 @@ afterEach(async () => {
   w = thread = undefined;
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** The thread's handle, to end it as a crash would. */
+let handle: Worker | undefined;
+let failures: Error[] = [];
 
 /** A webhook whose spool and port are on their own thread; its Temporal is a closed port. */
 async function threaded(): Promise<LoneWebhook> {
@@ -42,6 +48,8 @@ async function threaded(): Promise<LoneWebhook> {
     settings: webhookThreadSettings(fx.config, dir),
     logger,
     metrics,
+    onFailure: (err) => failures.push(err),
+    spawn: (settings) => (handle = webhookThreadOf(settings)),
   });
   w = await startLoneWebhook({ deps: { config: fx.config, thread, metrics, logger, ready: async () => ready } });
   return { ...w, fx, metrics, log };
@@ -132,6 +140,31 @@ describe('the webhook on its own thread', () => {
     } finally {
       await reopened.close();
     }
+  });
+
+  it('a thread that dies while running is loud: logged, its port closed, the spool refuses, the engine told once', async () => {
+    const hook = await threaded();
+    expect((await postToWebhook(hook.url, hook.fx.token, batch(hook, 'fp-before'))).json).toMatchObject({ status: 'queued' });
+    await expect.poll(() => thread!.spool.pendingAlerts()).toBe(1);
+    expect(failures).toEqual([]);
+    // As a crash would: the thread ends without its close.
+    await handle!.terminate();
+    await expect.poll(() => failures.length).toBe(1);
+    expect(failures[0]!.message).toMatch(/webhook thread exited/);
+    expect(hook.log.filter((l) => l.includes('the webhook thread failed; its port is closed'))).toHaveLength(1);
+    // Alertmanager finds the port closed (and retries elsewhere or later); nothing answers 200.
+    await expect(fetch(`${hook.url}/alertmanager`, { method: 'POST', body: '{}' })).rejects.toThrow();
+    // What the forwarder asks of the spool now fails, naming the thread, instead of hanging.
+    await expect(thread!.spool.syncMarks()).rejects.toThrow(/webhook thread exited/);
+    await expect(thread!.spool.read(thread!.spool.nextPending(0)!.seq)).rejects.toThrow(/webhook thread exited/);
+    // The accepted batch is on disk for the next start: the engine's, after this process exits (its
+    // lock names this process, so nothing in it takes the spool over meanwhile).
+    expect(readFileSync(join(dir, spoolFileName), 'utf8')).toContain('fp-before');
+    await expect(openSpool(dir)).rejects.toThrow(/already open in this process/);
+    // Closing afterwards (the engine's stop) settles; the failure is not reported twice.
+    await thread!.spool.close();
+    thread = undefined;
+    expect(failures).toHaveLength(1);
   });
 
   it('refuses to start on a spool another opener holds, naming it, and leaves no thread behind', async () => {

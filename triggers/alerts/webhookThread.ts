@@ -42,11 +42,13 @@ export async function startWebhookThread(opts: {
   logger: Logger;
   metrics: EngineMetrics;
   onFailure?: (err: Error) => void;
+  /** Starts the thread (tests keep its handle to end it). */
+  spawn?: (settings: ThreadSettings) => Worker;
 }): Promise<WebhookThread> {
   const { logger, metrics } = opts;
   const levels = ['debug', 'info', 'warn', 'error'] as const;
   const settings: ThreadSettings = { ...opts.settings, logLevels: levels.filter((l) => logger.isLevelEnabled(l)) };
-  const worker = threadOf(settings);
+  const worker = (opts.spawn ?? webhookThreadOf)(settings);
   const mirror = new PendingBatches();
   const calls = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
   let nextId = 0;
@@ -179,7 +181,7 @@ const unavailable: Answer = { status: 503, json: { error: 'the engine is not ans
  * The built engine runs the thread's compiled module; tests and `tsx` run the sources, which the
  * thread compiles with tsx as it loads them.
  */
-function threadOf(settings: ThreadSettings): Worker {
+export function webhookThreadOf(settings: ThreadSettings): Worker {
   const fromSources = import.meta.url.endsWith('.ts');
   const entry = new URL(`./webhookThreadMain.${fromSources ? 'ts' : 'js'}`, import.meta.url);
   if (!fromSources) return new Worker(entry, { workerData: settings });
