@@ -74,13 +74,16 @@ export function firstAttemptBegan(): number | undefined {
 /**
  * At most `limit` calls at a time; the rest wait their turn in arrival order. A finishing call hands
  * its place straight to the next in line, so a newcomer can never slip in between. A waiter whose
- * signal aborts leaves the line with the signal's reason.
+ * signal aborts leaves the line with the signal's reason. A limit that changes (a function, asked at
+ * each arrival and each finish) is followed from then on: raised, as many waiters go in at the next
+ * finish as it allows; lowered, the calls already running finish, and nobody goes in until below it.
  */
-export function inFlightLimit(limit: number): <T>(fn: () => Promise<T>, signal?: AbortSignal) => Promise<T> {
+export function inFlightLimit(limit: number | (() => number)): <T>(fn: () => Promise<T>, signal?: AbortSignal) => Promise<T> {
+  const max = typeof limit === 'number' ? () => limit : limit;
   let running = 0;
   const waiting: Array<() => void> = [];
   return async (fn, signal) => {
-    if (running < limit) running++;
+    if (running < max()) running++;
     else {
       await new Promise<void>((resolve, reject) => {
         if (signal?.aborted) return reject(signal.reason);
@@ -99,9 +102,11 @@ export function inFlightLimit(limit: number): <T>(fn: () => Promise<T>, signal?:
     try {
       return await fn();
     } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else running--;
+      running--;
+      while (waiting.length > 0 && running < max()) {
+        running++;
+        waiting.shift()!();
+      }
     }
   };
 }

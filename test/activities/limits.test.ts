@@ -5,24 +5,30 @@ import { gate } from '../support/wait.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** Calls made through `inTurn`, each named, recorded when it starts, and held until its gate opens. */
+function calls(inTurn: ReturnType<typeof inFlightLimit>) {
+  const started: string[] = [];
+  const gates = new Map<string, ReturnType<typeof gate>>();
+  const call = (name: string) =>
+    inTurn(async () => {
+      started.push(name);
+      const g = gate();
+      gates.set(name, g);
+      await g.wait;
+    });
+  return { started, gates, call };
+}
+
 describe('inFlightLimit', () => {
   it('runs at most `limit` at once, the rest in arrival order, a late arrival behind them', async () => {
     const inTurn = inFlightLimit(2);
-    const started: string[] = [];
-    const gates = new Map<string, ReturnType<typeof gate>>();
-    const call = (name: string) =>
-      inTurn(async () => {
-        started.push(name);
-        const g = gate();
-        gates.set(name, g);
-        await g.wait;
-      });
-    const calls = ['a', 'b', 'c', 'd'].map(call);
+    const { started, gates, call } = calls(inTurn);
+    const made = ['a', 'b', 'c', 'd'].map(call);
     await tick();
     expect(started).toEqual(['a', 'b']);
     gates.get('a')!.open();
     // Arrives as a's place frees up: c and d were waiting first.
-    calls.push(call('e'));
+    made.push(call('e'));
     await tick();
     expect(started).toEqual(['a', 'b', 'c']);
     for (const name of ['b', 'c', 'd']) {
@@ -30,8 +36,40 @@ describe('inFlightLimit', () => {
       await tick();
     }
     gates.get('e')!.open();
-    await Promise.all(calls);
+    await Promise.all(made);
     expect(started).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('follows a limit that changes: a raised one lets as many waiters in at the next place freed, a lowered one lets none in until below it', async () => {
+    let limit = 1;
+    const inTurn = inFlightLimit(() => limit);
+    const { started, gates, call } = calls(inTurn);
+    const made = ['a', 'b', 'c', 'd', 'e', 'f'].map(call);
+    await tick();
+    expect(started).toEqual(['a']);
+    limit = 3;
+    gates.get('a')!.open();
+    await tick();
+    // a's place and two more: three running.
+    expect(started).toEqual(['a', 'b', 'c', 'd']);
+    // A late arrival queues behind the waiters even with the limit raised.
+    made.push(call('g'));
+    limit = 1;
+    gates.get('b')!.open();
+    gates.get('c')!.open();
+    await tick();
+    // d still runs, alone: nobody else gets in.
+    expect(started).toEqual(['a', 'b', 'c', 'd']);
+    gates.get('d')!.open();
+    await tick();
+    expect(started).toEqual(['a', 'b', 'c', 'd', 'e']);
+    for (const name of ['e', 'f']) {
+      gates.get(name)!.open();
+      await tick();
+    }
+    gates.get('g')!.open();
+    await Promise.all(made);
+    expect(started).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
   });
 
   it('lets a waiter whose signal aborts leave the line without taking a place', async () => {

@@ -66,6 +66,30 @@ describe('acceptance before forwarding', () => {
     expect(c.now() - t0).toBe(500);
   });
 
+  it('says batches are arriving only in a storm, while one is received or the last was answered within the quiet period', () => {
+    const c = clock();
+    const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });
+    gate.arrived();
+    // A lone alert being received is no storm.
+    expect(gate.receiving()).toBe(false);
+    gate.answered();
+    for (let i = 0; i < 8; i++) {
+      gate.arrived();
+      gate.answered();
+      c.advance(1);
+    }
+    expect(gate.receiving()).toBe(true);
+    c.advance(10);
+    expect(gate.receiving()).toBe(false);
+    gate.arrived();
+    c.advance(50);
+    // One still being received, in the storm's window.
+    expect(gate.receiving()).toBe(true);
+    gate.answered();
+    c.advance(100);
+    expect(gate.receiving()).toBe(false);
+  });
+
   it('is no storm when the last eight batches took longer than 100 ms to arrive', async () => {
     const c = clock();
     const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });

@@ -11,6 +11,8 @@ export interface AcceptanceGate {
   arrived(): void;
   /** Its answer was sent (or it was refused). */
   answered(): void;
+  /** Batches are arriving in a storm: deliveries wait. */
+  receiving(): boolean;
   /** Resolves when a delivery may start: at once outside a storm, else at a quiet or the cap. */
   quiet(): Promise<void>;
 }
@@ -49,6 +51,7 @@ export function acceptanceGate(options: AcceptanceGateOptions = {}): AcceptanceG
       receiving--;
       lastActivity = now();
     },
+    receiving: () => inStorm() && (receiving > 0 || now() - lastActivity < quietMs),
     async quiet() {
       const until = now() + deferMaxMs;
       while (inStorm() && (receiving > 0 || now() - lastActivity < quietMs) && now() < until) await sleep(quietMs);

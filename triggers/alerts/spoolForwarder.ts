@@ -24,7 +24,7 @@ export interface ForwarderOptions {
   /** Told once when deliveries start failing and once when they succeed again, not at every try. */
   logger: Pick<Logger, 'warn' | 'info'>;
   /** Deliveries in flight at once. */
-  concurrency?: number;
+  concurrency?: number | (() => number);
   /** Told after every change of what is pending (for the gauge). */
   onPending?: (alerts: number) => void;
   /** Waits between tries of one alert: doubling from the first to the last. */
