@@ -66,28 +66,31 @@ describe('acceptance before forwarding', () => {
     expect(c.now() - t0).toBe(500);
   });
 
-  it('says batches are arriving only in a storm, while one is received or the last was answered within the quiet period', () => {
+  it('says a storm is on from its eighth quick batch until a second passes without one', () => {
     const c = clock();
     const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });
-    gate.arrived();
-    // A lone alert being received is no storm.
-    expect(gate.receiving()).toBe(false);
-    gate.answered();
+    // Batches 15 ms apart are no storm, however many.
+    for (let i = 0; i < 10; i++) {
+      gate.arrived();
+      gate.answered();
+      c.advance(15);
+    }
+    expect(gate.storming()).toBe(false);
     for (let i = 0; i < 8; i++) {
       gate.arrived();
       gate.answered();
       c.advance(1);
     }
-    expect(gate.receiving()).toBe(true);
-    c.advance(10);
-    expect(gate.receiving()).toBe(false);
-    gate.arrived();
-    c.advance(50);
-    // One still being received, in the storm's window.
-    expect(gate.receiving()).toBe(true);
-    gate.answered();
-    c.advance(100);
-    expect(gate.receiving()).toBe(false);
+    expect(gate.storming()).toBe(true);
+    // The engine's loop held for 300 ms: still the storm, and the arrivals it hears of at once then
+    // carry it on.
+    c.advance(300);
+    expect(gate.storming()).toBe(true);
+    for (let i = 0; i < 8; i++) gate.arrived();
+    c.advance(999);
+    expect(gate.storming()).toBe(true);
+    c.advance(1);
+    expect(gate.storming()).toBe(false);
   });
 
   it('is no storm when the last eight batches took longer than 100 ms to arrive', async () => {

@@ -11,8 +11,12 @@ export interface AcceptanceGate {
   arrived(): void;
   /** Its answer was sent (or it was refused). */
   answered(): void;
-  /** Batches are arriving in a storm: deliveries wait. */
-  receiving(): boolean;
+  /**
+   * A storm's batches arrived within the last `stormOverMs`: fewer deliveries run at once. A second,
+   * not the gaps between batches, since the engine hears of arrivals only when its event loop turns
+   * (every 100–300 ms in a storm on 2 cores).
+   */
+  storming(): boolean;
   /** Resolves when a delivery may start: at once outside a storm, else at a quiet or the cap. */
   quiet(): Promise<void>;
 }
@@ -22,6 +26,7 @@ export interface AcceptanceGateOptions {
   deferMaxMs?: number;
   stormArrivals?: number;
   stormWindowMs?: number;
+  stormOverMs?: number;
   /** Injected by tests. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -32,6 +37,7 @@ export function acceptanceGate(options: AcceptanceGateOptions = {}): AcceptanceG
   const deferMaxMs = options.deferMaxMs ?? 500;
   const stormArrivals = options.stormArrivals ?? 8;
   const stormWindowMs = options.stormWindowMs ?? 100;
+  const stormOverMs = options.stormOverMs ?? 1_000;
   const now = options.now ?? (() => performance.now());
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let receiving = 0;
@@ -40,18 +46,20 @@ export function acceptanceGate(options: AcceptanceGateOptions = {}): AcceptanceG
   const arrivals = new Array<number>(stormArrivals).fill(-Infinity);
   let next = 0;
   const inStorm = () => now() - arrivals[next]! < stormWindowMs;
+  let stormArrival = -Infinity;
   return {
     arrived() {
       receiving++;
       lastActivity = now();
       arrivals[next] = lastActivity;
       next = (next + 1) % stormArrivals;
+      if (inStorm()) stormArrival = lastActivity;
     },
     answered() {
       receiving--;
       lastActivity = now();
     },
-    receiving: () => inStorm() && (receiving > 0 || now() - lastActivity < quietMs),
+    storming: () => now() - stormArrival < stormOverMs,
     async quiet() {
       const until = now() + deferMaxMs;
       while (inStorm() && (receiving > 0 || now() - lastActivity < quietMs) && now() < until) await sleep(quietMs);
