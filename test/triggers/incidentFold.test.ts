@@ -1,7 +1,7 @@
 // Repeats of a firing alert that its incident already holds are folded by the trigger itself, with
 // no signal (Alertmanager resends a firing alert every repeat interval; each signal would grow the
 // run's history, and Temporal refuses signals past 10,000 per run). Real dev server, stub runbooks.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createIncidentSignaller, coalesceMs, isTemporalUnavailable, type IncidentSignaller } from '../../triggers/alerts/incidents.js';
@@ -108,13 +108,15 @@ describe('eager start', () => {
     expect(status.alertsFolded).toBe(1);
   });
 
-  it('reads at the door for a run it starts eagerly, drops them when the incident runs already, and then reads no more for it', async () => {
+  it('reads at the door for a run it starts eagerly, once its start is sent; drops them when the incident runs already, and then reads no more for it', async () => {
     const doors: Array<{ workflowId: string; told: string[] }> = [];
+    // The start's request, as the connection is handed it.
+    const sent = vi.spyOn(eagerClient().workflowService, 'startWorkflowExecution');
     const signaller = createIncidentSignaller(client, {
       timeoutMs: 10_000,
       eagerClient: eagerClient(),
       doorReads: (_input, workflowId) => {
-        const door = { workflowId, told: [] as string[] };
+        const door = { workflowId, told: [`opened after ${sent.mock.calls.length} start(s) sent`] };
         doors.push(door);
         return { started: (runId) => door.told.push(`started ${runId}`), dropped: () => door.told.push('dropped') };
       },
@@ -133,9 +135,10 @@ describe('eager start', () => {
     await signaller.fire(input, { fingerprint: 'd002', at: firing.at }, taskQueue);
     await signaller.fire(input, { fingerprint: 'd003', at: firing.at }, taskQueue);
     expect(doors).toEqual([
-      { workflowId: first.workflowId, told: [`started ${first.runId}`] },
-      { workflowId: first.workflowId, told: ['dropped'] },
+      { workflowId: first.workflowId, told: ['opened after 1 start(s) sent', `started ${first.runId}`] },
+      { workflowId: first.workflowId, told: ['opened after 2 start(s) sent', 'dropped'] },
     ]);
+    sent.mockRestore();
   });
 
   it('gives up within its deadline, as Temporal unreachable, when the path to Temporal is cut', async () => {
