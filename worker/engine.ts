@@ -2,6 +2,7 @@
 // webhook, and the maintenance schedules. Any number of engines may run against one Temporal namespace;
 // they share the task queue, and Temporal hands each workflow task to exactly one of them.
 import { resolve } from 'node:path';
+import type { Worker as WebhookThreadWorker } from 'node:worker_threads';
 import { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { guardrailsTaskQueue, guardrailsWorkflowId } from '../workflows/guardrails.js';
@@ -13,6 +14,7 @@ import { doorReadsFor } from '../triggers/alerts/doorReads.js';
 import { createWebhookServer, webhookThreadSettings, type WebhookServer } from '../triggers/alerts/alertmanager.js';
 import type { Spool } from '../triggers/alerts/spool.js';
 import { startWebhookThread, type WebhookThread } from '../triggers/alerts/webhookThread.js';
+import type { ThreadSettings } from '../triggers/alerts/webhookThreadMessages.js';
 import { createMetrics } from '../triggers/metrics/metrics.js';
 import { registerDurableGauges, runbooksWithApproval } from '../triggers/metrics/durableGauges.js';
 import { syncSchedules } from '../triggers/schedules/schedules.js';
@@ -38,6 +40,8 @@ export interface EngineOptions {
    * webhook, operator API): a SIGTERM from then on drains the activities already running.
    */
   stoppable?: (stop: () => Promise<void>) => void;
+  /** Starts the spooled webhook's thread (tests keep its handle, to end it as a crash would). */
+  spawnWebhookThread?: (settings: ThreadSettings) => WebhookThreadWorker;
 }
 
 /** What startEngine throws when stop() was called before start-up finished. */
@@ -204,6 +208,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
             webhookFailure = err;
             void stop();
           },
+          ...(opts.spawnWebhookThread ? { spawn: opts.spawnWebhookThread } : {}),
         })
       : undefined;
     if (stopping) await opened?.spool.close();
@@ -253,8 +258,12 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       'engine running',
     );
 
-    const doneOrFailed = done.then(() => {
-      if (webhookFailure) throw new Error(`the webhook thread failed: ${webhookFailure.message}`);
+    // A dead webhook thread fails the engine only once its stop has finished (the embedded server
+    // stopped, not killed by the process's exit).
+    const doneOrFailed = done.then(async () => {
+      if (!webhookFailure) return;
+      await stop();
+      throw new Error(`the webhook thread failed: ${webhookFailure.message}`);
     });
     return { webhookUrl, ...(apiUrl ? { apiUrl } : {}), client, done: doneOrFailed, stop };
   };
