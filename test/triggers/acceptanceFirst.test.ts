@@ -22,6 +22,15 @@ function clock() {
   };
 }
 
+/** `count` batches, each answered at once, `apartMs` from one to the next. */
+function batches(gate: ReturnType<typeof acceptanceGate>, c: ReturnType<typeof clock>, count: number, apartMs: number) {
+  for (let i = 0; i < count; i++) {
+    gate.arrived();
+    gate.answered();
+    c.advance(apartMs);
+  }
+}
+
 describe('acceptance before forwarding', () => {
   it('forwards a lone alert at once, even while its own request is still being answered', async () => {
     const c = clock();
@@ -45,11 +54,7 @@ describe('acceptance before forwarding', () => {
         }
       }),
     });
-    for (let i = 0; i < 8; i++) {
-      gate.arrived();
-      gate.answered();
-      c.advance(1);
-    }
+    batches(gate, c, 8, 1);
     const t0 = c.now();
     await gate.quiet();
     // Five waits while batches kept arriving, and one more until the last of them is 10 ms old.
@@ -70,17 +75,9 @@ describe('acceptance before forwarding', () => {
     const c = clock();
     const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });
     // Batches 15 ms apart are no storm, however many.
-    for (let i = 0; i < 10; i++) {
-      gate.arrived();
-      gate.answered();
-      c.advance(15);
-    }
+    batches(gate, c, 10, 15);
     expect(gate.storming()).toBe(false);
-    for (let i = 0; i < 8; i++) {
-      gate.arrived();
-      gate.answered();
-      c.advance(1);
-    }
+    batches(gate, c, 8, 1);
     expect(gate.storming()).toBe(true);
     // The engine's loop held for 300 ms: still the storm, and the arrivals it hears of at once then
     // carry it on.
@@ -96,11 +93,7 @@ describe('acceptance before forwarding', () => {
   it('is no storm when the last eight batches took longer than 100 ms to arrive', async () => {
     const c = clock();
     const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });
-    for (let i = 0; i < 8; i++) {
-      gate.arrived();
-      gate.answered();
-      c.advance(15);
-    }
+    batches(gate, c, 8, 15);
     gate.arrived();
     await gate.quiet();
     expect(c.slept).toEqual([]);

@@ -20,6 +20,9 @@ let dir: string;
 let thread: WebhookThread | undefined;
 let w: LoneWebhook | undefined;
 let ready = true;
+/** The thread's handle, to end it as a crash would, and what the engine was told of its failures. */
+let handle: Worker | undefined;
+let failures: Error[] = [];
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'remediation-webhook-thread-'));
@@ -33,10 +36,6 @@ afterEach(async () => {
   w = thread = undefined;
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** The thread's handle, to end it as a crash would. */
-let handle: Worker | undefined;
-let failures: Error[] = [];
 
 /** A webhook whose spool and port are on their own thread; its Temporal is a closed port. */
 async function threaded(): Promise<LoneWebhook> {
