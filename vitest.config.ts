@@ -38,6 +38,7 @@ export const noStackTests = [
   'test/triggers/webhookBounds.test.ts',
   'test/triggers/webhookHotPath.test.ts',
   'test/triggers/webhookThread.test.ts',
+  'test/triggers/threadPriority.test.ts',
   'test/worker/readiness.test.ts',
   'test/support/ports.test.ts',
   'test/stack/stackEnv.test.ts',

@@ -634,6 +634,12 @@ export const engineConfigShape = z
          * off with a cluster (200 only once the cluster took the alerts).
          */
         spool: z.boolean().optional(),
+        /**
+         * The nice value of the spooled webhook's thread (Linux: -20 runs first, 19 last; the engine's
+         * other threads keep theirs). Below 0, a storm's answers come before its workflow work; it needs
+         * CAP_SYS_NICE, without which the thread keeps the engine's priority and logs why.
+         */
+        threadNice: z.number().int().min(-20).max(19).default(-10),
         /** Bytes of alerts the spool may hold not yet forwarded to Temporal; past it, batches get 503 and Alertmanager keeps them. */
         spoolMaxBytes: z
           .number()

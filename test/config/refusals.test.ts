@@ -278,6 +278,13 @@ describe('refused at start-up, naming key and value', () => {
     expect(problems((c) => (c.webhook!.maxBodyBytes = 64 * 1_048_576))).toEqual([]);
   });
 
+  it("a webhook thread nice value outside Linux's -20 to 19", () => {
+    refusedWith((c) => (c.webhook!.threadNice = -21), 'webhook.threadNice', '-20');
+    refusedWith((c) => (c.webhook!.threadNice = 20), 'webhook.threadNice', '19');
+    refusedWith((c) => (c.webhook!.threadNice = 1.5), 'webhook.threadNice', 'integer');
+    for (const n of [-20, 0, 19]) expect(problems((c) => (c.webhook!.threadNice = n))).toEqual([]);
+  });
+
   it('a listen address the webhook or the operator API could not open (it failed only when the listener opened)', () => {
     const webhook = (listen: string) => (c: EngineConfigInput & Record<string, any>) => (c.webhook!.listen = listen);
     const api = (listen: string) => (c: EngineConfigInput & Record<string, any>) => (c.api = { listen });

@@ -13,6 +13,7 @@ import { startWebhookThread, webhookThreadOf, type WebhookThread } from '../../t
 import { postToWebhook } from '../support/alertmanagerPayload.js';
 import { metricValue, notification, startLoneWebhook, type LoneWebhook } from './support/webhookAlone.js';
 import { triggerConfig } from './support/config.js';
+import { niceOf } from './support/threadNice.js';
 import { pino } from 'pino';
 import { createMetrics } from '../../triggers/metrics/metrics.js';
 
@@ -118,6 +119,23 @@ describe('the webhook on its own thread', () => {
     expect(metrics).toMatch(/^webhook_request_duration_seconds_count\{code="401"\} 1$/m);
     await expect.poll(() => hook.log.some((l) => l.includes('"status":401') && l.includes('webhook request refused'))).toBe(true);
     expect(hook.log.join('\n')).not.toContain(hook.fx.token);
+  });
+
+  it("runs at webhook.threadNice, the engine's own threads at theirs", async () => {
+    const hook = await threaded();
+    expect(hook.fx.config.webhook.threadNice).toBe(-10);
+    await expect.poll(() => hook.log.some((l) => l.includes('webhook thread priority') || l.includes('keeps its priority'))).toBe(true);
+    const line = JSON.parse(hook.log.find((l) => l.includes('webhook thread'))!) as { tid: number; nice?: number; unchanged?: string };
+    const own = niceOf(process.pid);
+    if (process.getuid?.() === 0) {
+      expect(line).toMatchObject({ msg: 'webhook thread priority set', nice: -10 });
+      expect(niceOf(line.tid)).toBe(-10);
+      expect(own).not.toBe(-10);
+    } else {
+      // Raising a priority needs CAP_SYS_NICE: the thread says so and runs as the engine does.
+      expect(line.unchanged).toContain('CAP_SYS_NICE');
+      expect(niceOf(line.tid)).toBe(own);
+    }
   });
 
   it('keeps the spool: what was not forwarded is there for the next start, done marks written by the thread', async () => {

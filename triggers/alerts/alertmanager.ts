@@ -128,6 +128,7 @@ export function webhookThreadSettings(config: EngineConfig, spoolDir: string): O
     tokenDigest: tokenDigest(config.webhook.token.reveal()),
     maxBodyBytes: config.webhook.maxBodyBytes,
     limits: webhookSpoolLimits(config),
+    nice: config.webhook.threadNice,
   };
 }
 

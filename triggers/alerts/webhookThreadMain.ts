@@ -6,6 +6,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { timeSlices } from './slices.js';
+import { setThisThreadNice } from './threadPriority.js';
 import { openSpool, type Spool } from './spool.js';
 import { doorServer, spoolBatch, type DoorCounts, type DoorLogger } from './webhookDoor.js';
 import { closeListener, listenOn } from './webhookHttp.js';
@@ -31,6 +32,11 @@ const counts: DoorCounts = {
     return (code) => post({ t: 'count', what: 'request', label: code, value: (performance.now() - began) / 1_000 });
   },
 };
+
+// Before anything is listened to or written: a storm's first batch is answered at this priority.
+const priority = setThisThreadNice(settings.nice);
+if (priority.unchanged) logger.info({ ...priority, asked: settings.nice }, 'webhook thread keeps its priority');
+else logger.info(priority, 'webhook thread priority set');
 
 let spool: Spool;
 let server: Server | undefined;

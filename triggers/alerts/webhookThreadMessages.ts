@@ -11,6 +11,8 @@ export interface ThreadSettings {
   tokenDigest: Uint8Array;
   maxBodyBytes: number;
   limits: SpoolLimits;
+  /** The thread's nice value (webhook.threadNice): set as it starts (threadPriority.ts). */
+  nice: number;
   /** The levels the engine's logger writes: the thread sends no line it would drop. */
   logLevels: string[];
 }
