@@ -329,6 +329,23 @@ export interface EngineActivities {
   checkSuppression(target: string, alertLabels?: Record<string, string>): Promise<Suppression>;
 }
 
+/**
+ * A run's first reads asked as one local activity (workflows/steps/readsTogether.ts): the silence
+ * check, the target's check and the first restart's claim, each with the arguments its own activity
+ * takes. One local activity is one answer to the run instead of one per read.
+ */
+export type TogetherRead =
+  | { kind: 'checkSuppression'; args: [string] | [string, Record<string, string>] }
+  | { kind: 'verifyTarget'; args: [string] }
+  | { kind: 'claimRestart'; args: [RestartClaim] };
+
+/** Each read's answer, in the order asked and named by its kind, or why it failed (the run then asks that read on its own). */
+export type TogetherAnswer = { kind: TogetherRead['kind'] } & ({ value: unknown } | { failed: string });
+
+export interface FirstReadActivities {
+  readsTogether(reads: TogetherRead[]): Promise<TogetherAnswer[]>;
+}
+
 // Guardrails live in one long-lived workflow (workflows/guardrails.ts) so that every incident, on
 // every worker, sees the same restart history and the same count of destructive actions in flight.
 // Workflows reach it through these activities (update-with-start), never through a client.

@@ -21,6 +21,7 @@ import { createDockerExec } from './dockerExec.js';
 import { createPrometheusActivities } from './prometheus.js';
 import { configSecrets } from './redaction.js';
 import { fromTheDoor, type DoorReads } from './readAhead.js';
+import { readsTogetherOver } from './readsTogether.js';
 import { configuredHosts } from '../config/runbookReferences.js';
 import type Docker from 'dockerode';
 
@@ -131,13 +132,17 @@ export function createEngineActivities(config: EngineConfig, deps: EngineActivit
     },
   };
   const doors = deps.doorReads;
+  const firstReads = {
+    verifyTarget: fromTheDoor(doors, 'verifyTarget', targets.verifyTarget),
+    checkSuppression: fromTheDoor(doors, 'checkSuppression', engine.checkSuppression),
+    claimRestart: fromTheDoor(doors, 'claimRestart', guard.claimRestart),
+  };
   return {
     ...targets,
     ...engine,
     ...guard,
-    verifyTarget: fromTheDoor(doors, 'verifyTarget', targets.verifyTarget),
-    checkSuppression: fromTheDoor(doors, 'checkSuppression', engine.checkSuppression),
-    claimRestart: fromTheDoor(doors, 'claimRestart', guard.claimRestart),
+    ...firstReads,
+    ...readsTogetherOver(firstReads),
   };
 }
 

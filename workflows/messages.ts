@@ -240,8 +240,8 @@ export type Outcome =
   /** Never returned by a runbook: a run somebody terminated, as reports list it. */
   | 'terminated';
 
-/** The reads that run as local activities (steps/activities.ts): the ones the worker can drop. */
-export const localReadTypes = ['checkSuppression', 'maintenanceWindowFor', 'verifyTarget', 'claimRestart'] as const;
+/** The reads that run as local activities (steps/activities.ts, steps/readsTogether.ts): the ones the worker can drop. */
+export const localReadTypes = ['checkSuppression', 'maintenanceWindowFor', 'verifyTarget', 'claimRestart', 'readsTogether'] as const;
 
 /**
  * How a closing runbook reports itself to the engine's metrics. A sink, because workflow code cannot

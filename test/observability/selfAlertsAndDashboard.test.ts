@@ -79,7 +79,7 @@ describe('the metrics the rules and the dashboard read', () => {
 });
 
 describe('local_reads_dropped_total', () => {
-  it('counts what runs report through the metrics sink, from zero, for the four local reads only', async () => {
+  it('counts what runs report through the metrics sink, from zero, for the local reads only', async () => {
     const metrics = createMetrics({ processMetrics: false });
     const value = async (activity: string) =>
       (await metrics.localReadsDropped.get()).values.find((v) => v.labels.activity === activity)?.value;
@@ -92,7 +92,8 @@ describe('local_reads_dropped_total', () => {
     expect(await value('checkSuppression')).toBe(2);
     expect(await value('claimRestart')).toBe(1);
     expect(await value('not-a-local-read')).toBeUndefined();
-    expect((await metrics.localReadsDropped.get()).values).toHaveLength(4);
+    expect(await value('readsTogether')).toBe(0);
+    expect((await metrics.localReadsDropped.get()).values).toHaveLength(5);
   });
 });
 

@@ -5,9 +5,10 @@ import { randomUUID } from 'node:crypto';
 import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
-import { localActivityMarker } from '../support/history.js';
+import { localActivityMarker, type HistoryEvent } from '../support/history.js';
 import { gate, until } from '../support/wait.js';
 import { createGuardrailActivities } from '../../activities/guardrails.js';
+import { readsTogetherOver } from '../../activities/readsTogether.js';
 import { guardrailsWorkflowId, guardStateQuery } from '../../workflows/guardrails.js';
 import type {
   ActionContext,
@@ -38,6 +39,7 @@ import type {
   Suppression,
   TargetActivities,
   Verification,
+  TogetherAnswer,
 } from '../../activities/contract.js';
 import { failureTypes } from '../../activities/failures.js';
 import type { InjectedSinks, WorkerOptions } from '@temporalio/worker';
@@ -331,21 +333,23 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
   };
 
   const guard = createGuardrailActivities({ client, taskQueue: queue });
+  const activities = {
+    ...targetActivities,
+    ...engineActivities,
+    ...guard,
+    async claimRestart(req: Parameters<typeof guard.claimRestart>[0]) {
+      claims.push(req);
+      const delay = of(req.target).script.claimDelayMs;
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      if (of(req.target).script.claimRefused) throw ApplicationFailure.nonRetryable('the guard refused the claim', 'BadInput');
+      return guard.claimRestart(req);
+    },
+  };
   const start = () =>
     startWorker({
       taskQueue: queue,
-      activities: {
-        ...targetActivities,
-        ...engineActivities,
-        ...guard,
-        async claimRestart(req: Parameters<typeof guard.claimRestart>[0]) {
-          claims.push(req);
-          const delay = of(req.target).script.claimDelayMs;
-          if (delay) await new Promise((r) => setTimeout(r, delay));
-          if (of(req.target).script.claimRefused) throw ApplicationFailure.nonRetryable('the guard refused the claim', 'BadInput');
-          return guard.claimRestart(req);
-        },
-      },
+      // The first reads asked together run the scripted reads above, as the engine's run its own.
+      activities: { ...activities, ...readsTogetherOver(activities) },
       sinks: <InjectedSinks<RunbookMetricsSinks>>{
         metrics: {
           runbookOutcome: {
@@ -489,9 +493,18 @@ export async function inMaintenanceWindow<T>(h: Harness, target: string, fn: () 
 export async function localReads(handle: WorkflowHandle): Promise<string[]> {
   const marked = ((await handle.fetchHistory()).events ?? []).flatMap((e) => {
     const m = localActivityMarker(e);
-    return m ? [m] : [];
+    return m ? [{ ...m, event: e }] : [];
   });
-  return marked.sort((a, b) => a.seq - b.seq).map((m) => m.type);
+  // The reads asked together, each named in their one answer (activities/readsTogether.ts).
+  return marked
+    .sort((a, b) => a.seq - b.seq)
+    .flatMap((m) => (m.type === 'readsTogether' ? togetherKinds(m.event).map((k) => `readsTogether/${k}`) : [m.type]));
+}
+
+function togetherKinds(e: HistoryEvent): string[] {
+  const data = e.markerRecordedEventAttributes?.details?.['result']?.payloads?.[0]?.data;
+  if (!data) return ['(no answer)'];
+  return (JSON.parse(Buffer.from(data).toString('utf8')) as TogetherAnswer[]).map((a) => ('failed' in a ? `${a.kind}(failed)` : a.kind));
 }
 
 /** What the harness's guard holds for one target: how many leases, and the restarts it counts (undefined: none ever). */

@@ -1070,9 +1070,9 @@ describe('the shipped runbooks', () => {
       h.script(target, { healthy: (s) => s.restarts >= 1 });
       const { handle, result } = await run(def, target);
       expect(result.outcome, result.detail).toBe('recovered');
-      // Asked in this order, the claim first; the window came with the claim, not from a read.
+      // Asked in this order, the claim first, as one local activity; the window came with the claim, not from a read.
       const reads = await localReads(handle);
-      expect(reads.slice(0, 3)).toEqual(['claimRestart', 'verifyTarget', 'checkSuppression']);
+      expect(reads.slice(0, 3)).toEqual(['readsTogether/claimRestart', 'readsTogether/verifyTarget', 'readsTogether/checkSuppression']);
       expect(reads).not.toContain('maintenanceWindowFor');
     });
 

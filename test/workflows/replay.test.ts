@@ -771,6 +771,10 @@ scenarios['runbook-serviceDown-uncheckable-claim-withdrawn-at-once'] = scenarios
 // After 'all-patches-2026-12-05-afternoon': the same recovery, its claim asked first and the window
 // read from the claim's answer.
 scenarios['runbook-serviceDown-window-read-with-claim'] = scenarios['runbook-serviceDown-recovered-dropped-reads-patch']!;
+// After 'all-patches-2026-12-06': the same runs, their first reads asked as one local activity.
+scenarios['runbook-serviceDown-reads-together'] = scenarios['runbook-serviceDown-recovered-dropped-reads-patch']!;
+scenarios['runbook-serviceDown-reads-together-cancelled'] = scenarios['runbook-serviceDown-cancelled-during-first-reads']!;
+scenarios['serviceDown-reads-together'] = scenarios['serviceDown-recovered-on-third-restart']!;
 
 const file = (name: string) => join(historiesDir, `${name}.json`);
 
@@ -797,7 +801,7 @@ interface StoredEvent {
  */
 function withFirstTaskEndingAfterReads(json: { events: StoredEvent[] }): { events: StoredEvent[] } {
   const events = json.events;
-  const reads = new Set(['verifyTarget', 'checkSuppression', 'maintenanceWindowFor']);
+  const reads = new Set(['verifyTarget', 'checkSuppression', 'maintenanceWindowFor', 'readsTogether']);
   const laType = (e: StoredEvent): string | undefined => {
     const m = e.markerRecordedEventAttributes as
       { markerName?: string; details?: Record<string, { payloads: Array<{ data: string }> }> } | undefined;
@@ -897,6 +901,8 @@ describe('workflow histories replay against the current code', () => {
     'runbook-serviceDown-slow-claim',
     'serviceDown-slow-claim',
     ...['runbook-serviceDown-slow-claim', 'serviceDown-slow-claim'].map(oneMarker),
+    'runbook-serviceDown-reads-together',
+    'serviceDown-reads-together',
   ])("%s replays when its first task ended before the workflow saw its reads' answers", async (name) => {
     const split = withFirstTaskEndingAfterReads(JSON.parse(readFileSync(file(name), 'utf8')));
     await replay(History.fromObject(split), `${name}-split`);
@@ -974,6 +980,8 @@ describe('workflow histories replay against the current code', () => {
       expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05-day']);
     for (const name of ['runbook-serviceDown-window-read-with-claim', 'runbook-serviceDown-in-window-read-with-claim'])
       expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-05-afternoon']);
+    for (const name of ['runbook-serviceDown-reads-together', 'runbook-serviceDown-reads-together-cancelled', 'serviceDown-reads-together'])
+      expect(patchIds(eventsOf(name)), name).toEqual(['all-patches-2026-12-06']);
   });
 
   it('the one marker stands for the eleven patches it was recorded with, no more: a patch added to it would turn true in runs recorded before that patch existed', () => {

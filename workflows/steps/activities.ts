@@ -18,6 +18,7 @@ import type { EngineActivities, GuardrailActivities, TargetActivities } from '..
 import type { TargetKind } from '../../config/schema.js';
 import type { localReadTypes, RunbookMetricsSinks } from '../messages.js';
 import { dropsAskedAgain, isPatched, localReads, localRestartClaim } from './patchesFirst.js';
+import { droppedReadPauseMs, together } from './readsTogether.js';
 
 // Bad input, a missing target and refused credentials are thrown as non-retryable failures by the
 // activities themselves (activities/failures.ts), so no list of types is repeated here; that module
@@ -43,7 +44,6 @@ function localOpts(startToClose: string, maximumAttempts: number): LocalActivity
  * time costs the run a workflow task, which under the backlog that causes it may wait minutes.
  */
 export const droppedReadRetries = 10;
-const droppedReadPauseMs = 1_000;
 
 /**
  * A local activity's failure arrives as its bare cause (an ApplicationFailure), not wrapped in an
@@ -134,7 +134,10 @@ export type EngineSteps = EngineActivities & GuardrailActivities;
 export function targetActivities(taskQueue: string, longRunMs = 3_600_000, kind?: TargetKind, untilMs?: number): TargetSteps {
   // A verify inside a polling loop must answer quickly; the loop is the retry.
   const checks = proxyActivities<TargetActivities>({ taskQueue, ...opts('1m', 2) });
-  const localVerify = asActivity('verifyTarget', proxyLocalActivities<TargetActivities>(localOpts('1m', 2)).verifyTarget);
+  const localVerify = together(
+    'verifyTarget',
+    asActivity('verifyTarget', proxyLocalActivities<TargetActivities>(localOpts('1m', 2)).verifyTarget),
+  );
   const diagnosis = proxyActivities<TargetActivities>({ taskQueue, ...opts('2m', 2) });
   // A restart that timed out may still have happened: one retry at most, and verification decides.
   // It heartbeats throughout, so a worker killed mid-restart costs 20 s, not the 3-minute limit.
@@ -185,9 +188,9 @@ export function engineActivities(): EngineSteps {
   const guard = proxyActivities<GuardrailActivities>(opts('30s', 6));
   const localSilences = proxyLocalActivities<EngineActivities>(localOpts('30s', 3));
   const localGuard = proxyLocalActivities<GuardrailActivities>(localOpts('30s', 6));
-  const localSuppression = asActivity('checkSuppression', localSilences.checkSuppression);
+  const localSuppression = together('checkSuppression', asActivity('checkSuppression', localSilences.checkSuppression));
   const localWindow = asActivity('maintenanceWindowFor', localGuard.maintenanceWindowFor);
-  const localClaim = asActivity('claimRestart', localGuard.claimRestart);
+  const localClaim = together('claimRestart', asActivity('claimRestart', localGuard.claimRestart));
   // The activity answers within the step's own timeout; 5xx and refused connections are retried.
   const http = proxyActivities<EngineActivities>(opts('2m', 3));
   // A read: a Prometheus restarting is waited out; a query it refuses fails at once (non-retryable).

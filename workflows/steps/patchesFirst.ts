@@ -134,6 +134,16 @@ const allPatchesOfDecember5Day = 'all-patches-2026-12-05-day';
 const allPatchesOfDecember5Afternoon = 'all-patches-2026-12-05-afternoon';
 
 /**
+ * Everything allPatchesOfDecember5Afternoon stands for, and the change made after it:
+ * - the first reads a run asks in one turn (its silence check, its target's check, its first
+ *   restart's claim) go out as one local activity, readsTogether, instead of one each: one answer
+ *   to the run instead of one activation per answer (steps/readsTogether.ts). A read that failed
+ *   in it is asked again on its own activity.
+ * Asked via asksReadsTogether(). Never widened: a later change gets a marker of its own.
+ */
+const allPatchesOfDecember6 = 'all-patches-2026-12-06';
+
+/**
  * Decides, in a new run's first activation, every patch a step may first ask after a local read
  * has answered (or been cancelled). The others are first asked before any local read (local-reads,
  * checks-and-claim-together) or after an event of the run's own history (an activity's completion,
@@ -141,6 +151,10 @@ const allPatchesOfDecember5Afternoon = 'all-patches-2026-12-05-afternoon';
  * later; they replay that way.
  */
 export function decidePatchesFirst(): void {
+  if (patched(allPatchesOfDecember6)) {
+    allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = dayChanges = windowWithClaim = readsTogether = true;
+    return;
+  }
   if (patched(allPatchesOfDecember5Afternoon)) {
     allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = dayChanges = windowWithClaim = true;
     return;
@@ -181,8 +195,10 @@ let repeatsCaughtUp = false;
 let cutStepsCleaned = false;
 /** The day marker: a silence made after its step was cut off is expired at once, and pages keyed by run, too. */
 let dayChanges = false;
-/** The newest marker: the claim asked ahead first, and the window read from its answer, too. */
+/** The afternoon marker: the claim asked ahead first, and the window read from its answer, too. */
 let windowWithClaim = false;
+/** The newest marker: the first reads asked as one local activity, too. */
+let readsTogether = false;
 
 /**
  * Whether this run takes a patch's new branch: yes without asking when its first activation
@@ -250,4 +266,12 @@ export function takesDayChanges(): boolean {
  */
 export function readsWindowWithClaim(): boolean {
   return windowWithClaim;
+}
+
+/**
+ * Whether this run asks the reads of one turn as one local activity (listed at
+ * allPatchesOfDecember6): decided in its first activation only.
+ */
+export function asksReadsTogether(): boolean {
+  return readsTogether;
 }

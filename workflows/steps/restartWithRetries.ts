@@ -7,7 +7,7 @@ import type { RestartClaimed, Suppression } from '../../activities/contract.js';
 import type { EngineSteps, TargetSteps } from './activities.js';
 import { defaultSlotWaitMs, restartClaim, withDestructiveSlot, type SlotPlan, type Slotted } from './destructiveSlot.js';
 import { describeFailure, isPermanent, waitFor, type Incident } from './incident.js';
-import { isPatched, oneGuardCallPerRestart, takesLaterChanges } from './patchesFirst.js';
+import { asksReadsTogether, isPatched, oneGuardCallPerRestart, takesLaterChanges } from './patchesFirst.js';
 import { verifyWithin } from './verify.js';
 
 export interface RestartPlan {
@@ -60,7 +60,8 @@ export interface ClaimAhead {
 
 export function claimAhead(incident: Incident, engine: EngineSteps, plan: RestartPlan): ClaimAhead {
   const slot = restartClaimSlot(plan, true);
-  const claimed = engine.claimRestart(restartClaim(incident, slot, slot.restart!, 1));
+  const request = restartClaim(incident, slot, slot.restart!, 1);
+  const claimed = engine.claimRestart(request);
   // Awaited later by whichever way the run goes; a failure then is that way's to handle.
   claimed.catch(() => undefined);
   let settled = false;
@@ -85,7 +86,11 @@ export function claimAhead(incident: Incident, engine: EngineSteps, plan: Restar
     async withdraw() {
       if (settled) return;
       settled = true;
-      const claim = await claimed.catch(() => undefined);
+      const claim = await claimed.catch((err: unknown) =>
+        // Asked together with reads the run's cancellation cut off, its answer never reached the run,
+        // but the guard may have granted it: its lease, if any, has the request's id.
+        asksReadsTogether() && isCancellation(err) ? { acquired: true, leaseId: request.requestId } : undefined,
+      );
       if (!claim?.acquired || claim.leaseId === undefined) return;
       await CancellationScope.nonCancellable(() => engine.withdrawClaim(claim.leaseId!)).catch((err) =>
         incident.record(
