@@ -2,7 +2,8 @@
 // target, with only conditional `end` steps between) has the reads that decide whether to restart
 // asked all at once when its suppression check runs: the check of the target and the first
 // restart's guard claim go out beside the silence and window reads, as compiled serviceDown does.
-// One wait for every read instead of three in a row on the path from alert to restart. The steps
+// One wait for every read instead of three in a row on the path from alert to restart, and, in the
+// runs that ask them together (readsTogether.ts), one answer for all three. The steps
 // still run in their order and record what they always did; the claim is withdrawn when the run
 // ends without its restart.
 import type { Suppression } from '../../activities/contract.js';
