@@ -15,6 +15,7 @@ import {
   runRunbook,
 } from './steps/runbook.js';
 import { checkOnce, verify, verifyFrom } from './steps/verify.js';
+import { firstReadsTogether } from './steps/readsTogether.js';
 
 export async function serviceDown(input: RunbookInput): Promise<RunbookResult> {
   decidePatchesFirst();
@@ -30,12 +31,13 @@ export async function serviceDown(input: RunbookInput): Promise<RunbookResult> {
     // The first check and the first restart's guard claim start with the suppression check: one
     // wait for all the reads instead of three in a row. Runs started before waited for each.
     if (isPatched(checksAndClaimTogether)) {
-      const check = checkOnce(target, input.target);
-      const ahead = claimAhead(incident, engine, plan);
+      const [check, ahead, suppressing] = firstReadsTogether(
+        () => [checkOnce(target, input.target), claimAhead(incident, engine, plan), suppression(incident, engine, input.target)] as const,
+      );
       let suppressed: Awaited<ReturnType<typeof suppression>>;
       let first: Awaited<typeof check>;
       try {
-        suppressed = await suppression(incident, engine, input.target);
+        suppressed = await suppressing;
         first = await check;
       } catch (err) {
         // Cancelled while reading: the claim is not left holding a slot until its lease lapses.

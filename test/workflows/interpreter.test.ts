@@ -220,6 +220,8 @@ describe('the interpreter', () => {
     const firstClaims = claimsOf(first);
     expect(firstClaims.map((c) => c.target).sort()).toEqual([a, b].sort());
     expect(new Set(firstClaims.map((c) => c.requestId)).size).toBe(2);
+    // Only a run's first reads go together: these claims go on their own, neither waiting for the other's answer.
+    expect((await localReads(first)).filter((r) => r.startsWith('readsTogether'))).toEqual([]);
     for (const t of [a, b]) expect((await guardHolds(h, t)).restarts, `restarts of ${t} counted`).toHaveLength(1);
 
     // With at most one restart an hour, the next run may restart neither.

@@ -22,6 +22,7 @@ import { dryRunSilenceId, MaintenanceWindow, suppression } from './maintenanceWi
 import { restartOnce, restartStepKey, restartWithRetries } from './restartWithRetries.js';
 import { verify, verifyFrom, verifyWithin } from './verify.js';
 import { askAhead, takeCheck, takeClaim, windowFromClaim } from './checksAhead.js';
+import { firstReadsTogether } from './readsTogether.js';
 import { checkDependencies, metricRequest, pollMetric, withHostDiagnostics } from './probes.js';
 import { pageText, title } from './runbook.js';
 import { approver, maxOutputText, outputs, StepFailed, type Impl, type StepCall, type StepRun } from './stepCall.js';
@@ -32,8 +33,6 @@ export { StepFailed, type Ending, type StepRun } from './stepCall.js';
 
 const catalog: { [T in StepType]: Impl<T> } = {
   async checkSuppression({ run, step, target, on }) {
-    // Runs started before asked the check and the claim only when their own steps came.
-    if (isPatched(interpreterChecksAhead)) askAhead(run, step, target, on());
     // The alert's labels, when the check is of the target the alert is about (silences are written
     // against alerts: alertname="…", severity!="critical").
     const { input } = run;
@@ -41,7 +40,11 @@ const catalog: { [T in StepType]: Impl<T> } = {
       takesDayChanges() && input.definition.kind === 'incident' && target.name === input.target && Object.keys(input.alert.labels).length
         ? input.alert.labels
         : undefined;
-    const s = await suppression(run.rb.incident, run.rb.engine, target.name, alertLabels, windowFromClaim(run, target.name));
+    const s = await firstReadsTogether(() => {
+      // Runs started before asked the check and the claim only when their own steps came.
+      if (isPatched(interpreterChecksAhead)) askAhead(run, step, target, on());
+      return suppression(run.rb.incident, run.rb.engine, target.name, alertLabels, windowFromClaim(run, target.name));
+    });
     return outputs({ suppressed: s.suppressed, reason: s.reason ?? '' });
   },
 

@@ -5,7 +5,9 @@
 // busy cores) before the restart could be asked. As one, they reach it in one. Each read keeps its
 // own code path: its call site is unchanged, and a read that failed in the batch (or a batch that
 // failed as a whole, not cancelled with the run) is asked again on its own activity, with that
-// activity's retries. A turn with a single read asks it on its own activity, as before.
+// activity's retries. Only the first reads are gathered (firstReadsTogether): reads asked anywhere
+// else (a parallel group's checks, a later step's) go on their own, so none waits for another's
+// answer; a gathering of a single read asks it on its own activity, as before.
 import { CancellationScope, isCancellation, log, proxyLocalActivities, proxySinks, sleep } from '@temporalio/workflow';
 import type { FirstReadActivities, TogetherAnswer, TogetherRead } from '../../activities/contract.js';
 import type { RunbookMetricsSinks } from '../messages.js';
@@ -26,27 +28,50 @@ interface Waiting {
 export const droppedReadPauseMs = 1_000;
 
 // Module state is the run's own: each workflow run has its own module instances.
+let gathering = false;
 let waiting: Waiting[] | undefined;
 
 // No retries of its own: a read that failed is asked again on its own activity, which has them.
 const batch = proxyLocalActivities<FirstReadActivities>({ startToCloseTimeout: '1m', retry: { maximumAttempts: 1 } });
 
 /**
- * `alone`, asked with the other reads of the same turn as one local activity, in the runs that do
- * (asksReadsTogether); on its own otherwise.
+ * Runs `ask`, whose synchronous part asks a run's first reads (checksAhead.ts askAhead and the
+ * silence check after it): in the runs that do (asksReadsTogether), those go out as one local
+ * activity once it returns.
+ */
+export function firstReadsTogether<T>(ask: () => T): T {
+  if (!asksReadsTogether()) return ask();
+  gathering = true;
+  try {
+    return ask();
+  } finally {
+    gathering = false;
+  }
+}
+
+/**
+ * `alone`, asked with the other first reads of the same gathering as one local activity; on its own
+ * anywhere else.
  */
 export function together<A extends unknown[], R>(
   kind: TogetherRead['kind'],
   alone: (...args: A) => Promise<R>,
 ): (...args: A) => Promise<R> {
   return (...args) => {
-    if (!asksReadsTogether()) return alone(...args);
+    if (!gathering) return alone(...args);
     return new Promise<R>((resolve, reject) => {
       if (!waiting) {
-        waiting = [];
-        // Once this turn's synchronous code has asked what it asks: deterministic, as every microtask
-        // of a workflow is.
-        void Promise.resolve().then(askWaiting);
+        const asked: Waiting[] = (waiting = []);
+        // Once the gathering's synchronous code has asked what it asks: deterministic, as every
+        // microtask of a workflow is. Whatever goes wrong on the way is each read's failure.
+        void Promise.resolve()
+          .then(() => {
+            waiting = undefined;
+            return askTogether(asked);
+          })
+          .catch((err: unknown) => {
+            for (const w of asked) w.reject(err);
+          });
       }
       waiting.push({
         read: { kind, args } as unknown as TogetherRead,
@@ -58,9 +83,7 @@ export function together<A extends unknown[], R>(
   };
 }
 
-async function askWaiting(): Promise<void> {
-  const asked = waiting ?? [];
-  waiting = undefined;
+async function askTogether(asked: Waiting[]): Promise<void> {
   if (asked.length === 1) return settle(asked[0]!, asked[0]!.alone());
   let answers: TogetherAnswer[];
   try {
@@ -78,6 +101,7 @@ async function askWaiting(): Promise<void> {
     if (cancelled) {
       log.warn('first reads dropped by the worker; asking each on its own', { reads: asked.map((w) => w.read.kind) });
       proxySinks<RunbookMetricsSinks>().metrics.localReadDropped('readsTogether');
+      // Cancelled during the pause: every read is (askTogether's caller rejects them).
       await sleep(droppedReadPauseMs);
     }
     for (const w of asked) settle(w, w.alone());
