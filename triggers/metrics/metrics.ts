@@ -77,7 +77,7 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
 
   const localReadsDropped = new Counter({
     name: 'local_reads_dropped_total',
-    help: 'Local reads (silence check, window read, health check, restart claim) the worker dropped while evicting a run from its cache, each asked again after a pause: runs in progress outnumber temporal.maxCachedWorkflows.',
+    help: 'Local reads (silence check, window read, health check, restart claim, the first reads of a run asked together) the worker dropped while evicting a run from its cache, each asked again after a pause: runs in progress outnumber temporal.maxCachedWorkflows.',
     labelNames: ['activity'] as const,
     registers,
   });
