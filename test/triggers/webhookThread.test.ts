@@ -127,6 +127,8 @@ describe('the webhook on its own thread', () => {
     await expect.poll(() => hook.log.some((l) => l.includes('webhook thread priority') || l.includes('keeps its priority'))).toBe(true);
     const line = JSON.parse(hook.log.find((l) => l.includes('webhook thread'))!) as { tid: number; nice?: number; unchanged?: string };
     const own = niceOf(process.pid);
+    // On the engine's /metrics too, as the kernel reports it.
+    await expect.poll(() => metricValue(hook.metrics, 'webhook_thread_nice')).toBe(niceOf(line.tid));
     if (process.getuid?.() === 0) {
       expect(line).toMatchObject({ msg: 'webhook thread priority set', nice: -10 });
       expect(niceOf(line.tid)).toBe(-10);

@@ -98,6 +98,8 @@ export async function startWebhookThread(opts: {
             return metrics.alertsReceived.inc({ status: message.label });
           case 'invalid':
             return metrics.alertsInvalid.inc(message.value);
+          case 'nice':
+            return metrics.webhookThreadNice.set(message.value);
           case 'spoolRefused':
             return metrics.spoolRefused.inc({ reason: message.label });
           case 'request':

@@ -28,6 +28,8 @@ export interface EngineMetrics {
   /** Their size in the spool file: what its byte cap (webhook.spoolMaxBytes) is measured against. */
   spoolPendingBytes: Gauge;
   spoolStuck: Gauge;
+  /** The nice value the spooled webhook's thread runs at (webhook.threadNice, when it could be set). */
+  webhookThreadNice: Gauge;
   /** Batches answered 503 because the spool was full or its disk low: Alertmanager holds them. */
   spoolRefused: Counter<'reason'>;
   /** Observed by the worker when an incident workflow closes. */
@@ -176,6 +178,11 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     spoolStuck: new Gauge({
       name: 'webhook_spool_stuck_alerts',
       help: 'Spooled alerts Temporal has refused for over a minute (each named once in the log); they are tried again and the rest move on.',
+      registers,
+    }),
+    webhookThreadNice: new Gauge({
+      name: 'webhook_thread_nice',
+      help: "The nice value of the spooled webhook's thread (Linux: -20 runs first, 19 last); the engine's other threads keep theirs. Not webhook.threadNice when raising it was not allowed (no CAP_SYS_NICE): the log says why.",
       registers,
     }),
     spoolRefused,
