@@ -320,7 +320,7 @@ describe('the engine killed with SIGKILL', () => {
 
     const first = await engineFor(config);
     await fire(first, target);
-    await receiver.waitFor(`/${target}`, 1, 90_000);
+    await explained(receiver.waitFor(`/${target}`, 1, 90_000), stackClient, workflowId, first);
     // The page's activity completion is in the history: the run now only waits for the next level.
     await until('the first level recorded', 10_000, async () =>
       (await stackClient.workflow.getHandle(workflowId).query(statusQuery)).escalationLevel === 'on-call' ? true : undefined,
