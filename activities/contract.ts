@@ -335,7 +335,7 @@ export interface EngineActivities {
  * takes. One local activity is one answer to the run instead of one per read.
  */
 export type TogetherRead =
-  | { kind: 'checkSuppression'; args: [string] | [string, Record<string, string>] }
+  | { kind: 'checkSuppression'; args: [target: string, labels?: Record<string, string>] }
   | { kind: 'verifyTarget'; args: [string] }
   | { kind: 'claimRestart'; args: [RestartClaim] };
 

@@ -44,8 +44,9 @@ function callOf(reads: TogetherReadActivities, read: TogetherRead, i: number): (
   if (!read || typeof read !== 'object' || !Array.isArray(args)) throw badInput(`first read ${i}`, 'not a read with its arguments');
   switch (read.kind) {
     case 'checkSuppression':
-      // As many arguments as asked: a read taken at the door is matched by its exact arguments.
-      return () => (read.args.length === 2 ? reads.checkSuppression(read.args[0], read.args[1]) : reads.checkSuppression(read.args[0]));
+      // As many arguments as asked (a spread keeps them): a read taken at the door is matched by its
+      // exact arguments.
+      return () => reads.checkSuppression(...read.args);
     case 'verifyTarget':
       return () => reads.verifyTarget(...read.args);
     case 'claimRestart':

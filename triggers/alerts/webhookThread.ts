@@ -98,14 +98,14 @@ export async function startWebhookThread(opts: {
             return metrics.alertsReceived.inc({ status: message.label });
           case 'invalid':
             return metrics.alertsInvalid.inc(message.value);
-          case 'nice':
-            return metrics.webhookThreadNice.set(message.value);
           case 'spoolRefused':
             return metrics.spoolRefused.inc({ reason: message.label });
           case 'request':
             return metrics.webhookRequestDuration.observe({ code: message.label }, message.value);
         }
         return;
+      case 'gauge':
+        return metrics.webhookThreadNice.set(message.value);
       case 'ask': {
         const asked = handlers?.other(message.method, message.path) ?? Promise.resolve(unavailable);
         void asked

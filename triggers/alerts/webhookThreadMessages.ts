@@ -43,9 +43,9 @@ export type FromThread =
   | { t: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; fields: object; msg: string }
   | { t: 'count'; what: 'received' | 'spoolRefused'; label: string }
   | { t: 'count'; what: 'invalid'; value: number }
-  /** The thread's nice value, as the kernel answers it once set (threadPriority.ts). */
-  | { t: 'count'; what: 'nice'; value: number }
   | { t: 'count'; what: 'request'; label: string; value: number }
+  /** The thread's nice value, as the kernel answers it once set (threadPriority.ts). */
+  | { t: 'gauge'; what: 'nice'; value: number }
   | { t: 'ask'; id: number; method: string; path: string }
   | { t: 'reply'; id: number; value?: unknown; error?: string };
 

@@ -13,6 +13,9 @@ import type { FirstReadActivities, TogetherAnswer, TogetherRead } from '../../ac
 import type { RunbookMetricsSinks } from '../messages.js';
 import { asksReadsTogether } from './patchesFirst.js';
 
+/** The arguments a read of this kind is asked with: `together` ties each kind to its own. */
+type ArgsOf<K extends TogetherRead['kind']> = Extract<TogetherRead, { kind: K }>['args'];
+
 interface Waiting {
   read: TogetherRead;
   resolve(value: unknown): void;
@@ -53,8 +56,8 @@ export function firstReadsTogether<T>(ask: () => T): T {
  * `alone`, asked with the other first reads of the same gathering as one local activity; on its own
  * anywhere else.
  */
-export function together<A extends unknown[], R>(
-  kind: TogetherRead['kind'],
+export function together<K extends TogetherRead['kind'], A extends ArgsOf<K>, R>(
+  kind: K,
   alone: (...args: A) => Promise<R>,
 ): (...args: A) => Promise<R> {
   return (...args) => {
@@ -74,7 +77,7 @@ export function together<A extends unknown[], R>(
           });
       }
       waiting.push({
-        read: { kind, args } as unknown as TogetherRead,
+        read: { kind, args } as TogetherRead,
         resolve: resolve as (v: unknown) => void,
         reject,
         alone: () => alone(...args),

@@ -86,13 +86,15 @@ export function claimAhead(incident: Incident, engine: EngineSteps, plan: Restar
     async withdraw() {
       if (settled) return;
       settled = true;
-      const claim = await claimed.catch((err: unknown) =>
+      const leaseId = await claimed.then(
+        (claim) => (claim.acquired ? claim.leaseId : undefined),
         // Asked together with reads the run's cancellation cut off, its answer never reached the run,
-        // but the guard may have granted it: its lease, if any, has the request's id.
-        asksReadsTogether() && isCancellation(err) ? { acquired: true, leaseId: request.requestId } : undefined,
+        // but the guard may have granted it: its lease, if any, has the request's id (the guard
+        // answers false when it holds none).
+        (err: unknown) => (asksReadsTogether() && isCancellation(err) ? request.requestId : undefined),
       );
-      if (!claim?.acquired || claim.leaseId === undefined) return;
-      await CancellationScope.nonCancellable(() => engine.withdrawClaim(claim.leaseId!)).catch((err) =>
+      if (leaseId === undefined) return;
+      await CancellationScope.nonCancellable(() => engine.withdrawClaim(leaseId)).catch((err) =>
         incident.record(
           'restart claim withdrawal failed',
           `${describeFailure(err)}; its lease lapses by itself, the restart stays counted`,
