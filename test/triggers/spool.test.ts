@@ -124,6 +124,33 @@ describe('webhook spool', () => {
     }
   });
 
+  it("written on the calling thread (the webhook's), shares one write among the batches of one turn, on disk when the first resolves", async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir, { writeOnThisThread: true });
+    try {
+      const linesWhenFirstResolved = s.append([alert('f0')]).then(() => readFileSync(join(dir, spoolFileName), 'utf8').trim().split('\n'));
+      // Each asked in a turn of its own code, as requests read from different sockets are.
+      const rest = [];
+      for (let i = 1; i < 50; i++) {
+        await Promise.resolve();
+        rest.push(s.append([alert(`f${i}`)]));
+      }
+      // Not the first alone and the rest behind it (as on Node's pool): all of the turn's at once.
+      expect(await linesWhenFirstResolved).toHaveLength(50);
+      const entries = await Promise.all(rest);
+      expect(entries.map((e) => e.seq)).toEqual(Array.from({ length: 49 }, (_, i) => i + 2));
+      await s.append([alert('later')]);
+    } finally {
+      await s.close();
+    }
+    const again = await openSpool(dir);
+    expect((await pendingEntries(again)).map((e) => e.alerts[0]!.fingerprint)).toEqual([
+      ...Array.from({ length: 50 }, (_, i) => `f${i}`),
+      'later',
+    ]);
+    await again.close();
+  });
+
   it('starts the file again once everything in it was forwarded and it has grown', async () => {
     const dir = spoolDir();
     const s = await openSpool(dir);

@@ -17,7 +17,19 @@
 // soon: past its limits a batch is refused (the webhook answers 503 and Alertmanager keeps the
 // alerts). In memory it keeps only where each pending batch sits in the file (spoolIndex.ts); the
 // forwarder reads batches back as it gets to them, so a backlog of any size costs the same memory.
-import { mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  fdatasyncSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { open, statfs, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WebhookAlert } from './alertmanagerPayload.js';
@@ -100,7 +112,17 @@ interface Queued {
   settle?: (err: unknown, offset: number) => void;
 }
 
-export async function openSpool(dir: string, options: { lockLeaseMs?: number } = {}): Promise<Spool> {
+export interface SpoolOptions {
+  lockLeaseMs?: number;
+  /**
+   * Appends written and fsynced on the calling thread, not Node's shared pool: for a thread of its
+   * own (the webhook's), whose priority then covers them; appends that arrive together still share
+   * one write. Never on an event loop that serves anything else: it waits out each fsync.
+   */
+  writeOnThisThread?: boolean;
+}
+
+export async function openSpool(dir: string, options: SpoolOptions = {}): Promise<Spool> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const unlock = await lockSpool(dir, options.lockLeaseMs ?? 15_000);
   const file = join(dir, spoolFileName);
@@ -151,8 +173,10 @@ export async function openSpool(dir: string, options: { lockLeaseMs?: number } =
     return disk.free;
   }
 
+  const inline = options.writeOnThisThread === true;
   function flushSoon(): void {
-    writing ??= (async () => {
+    // Inline, the write waits for this turn's other appends (setImmediate runs after the turn's I/O).
+    writing ??= (inline ? new Promise<void>((r) => setImmediate(r)) : Promise.resolve()).then(async () => {
       while (queued.length > 0) {
         let group = queued;
         queued = [];
@@ -167,7 +191,7 @@ export async function openSpool(dir: string, options: { lockLeaseMs?: number } =
           const bytes = Buffer.from(text);
           // A full disk, a quota or a file-size limit cuts a write short without an error (only the
           // next one fails): a batch not wholly on disk must not be acknowledged.
-          const { bytesWritten } = await fh.write(bytes);
+          const bytesWritten = inline ? writeSync(fh.fd, bytes) : (await fh.write(bytes)).bytesWritten;
           if (bytesWritten < bytes.length) {
             throw new Error(
               `spool write cut short: ${bytesWritten} of ${bytes.length} bytes reached ${file} (disk full, quota or file-size limit)`,
@@ -177,7 +201,10 @@ export async function openSpool(dir: string, options: { lockLeaseMs?: number } =
           const written = bytes.length;
           size += written;
           if (disk) disk.free -= written;
-          if (group.some((b) => b.sync)) await fh.datasync();
+          if (group.some((b) => b.sync)) {
+            if (inline) fdatasyncSync(fh.fd);
+            else await fh.datasync();
+          }
           for (const b of group) {
             b.settle?.(undefined, offset);
             offset += b.bytes;
@@ -192,7 +219,7 @@ export async function openSpool(dir: string, options: { lockLeaseMs?: number } =
         }
       }
       writing = undefined;
-    })();
+    });
   }
 
   /** True when the file was emptied or rewritten (only the write loop calls it: nothing is written meanwhile). */

@@ -106,7 +106,7 @@ port.on('message', (message: ToThread) => {
 });
 
 try {
-  spool = await openSpool(settings.dir);
+  spool = await openSpool(settings.dir, { writeOnThisThread: true });
   post({ t: 'opened', pending: spool.pendingRefs() });
 } catch (err) {
   post({ t: 'failed', error: err instanceof Error ? err.message : String(err) });
