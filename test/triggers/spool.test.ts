@@ -1,13 +1,13 @@
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { open } from 'node:fs/promises';
+import { open, statfs } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WebhookAlert } from '../../triggers/alerts/alertmanagerPayload.js';
-import { lockHolder, openSpool, spoolFileName } from '../../triggers/alerts/spool.js';
+import { lockHolder, openSpool, spoolFileName, SpoolFullError } from '../../triggers/alerts/spool.js';
 import { startForwarder } from '../../triggers/alerts/spoolForwarder.js';
 import { until } from '../support/wait.js';
 import { pendingEntries } from './support/spoolFile.js';
@@ -149,6 +149,22 @@ describe('webhook spool', () => {
       'later',
     ]);
     await again.close();
+  });
+
+  it('written on the calling thread, refuses a batch while the disk has less free than it must keep, and takes it when it has', async () => {
+    const dir = spoolDir();
+    const s = await openSpool(dir, { writeOnThisThread: true });
+    try {
+      const fsStat = await statfs(dir);
+      const free = fsStat.bavail * fsStat.bsize;
+      const refused = await s.append([alert('full')], { minFreeBytes: free + 1024 ** 3 }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(SpoolFullError);
+      expect((refused as SpoolFullError).reason).toBe('disk');
+      expect((await s.append([alert('room')], { minFreeBytes: 1024 })).seq).toBe(1);
+      expect(s.pendingBatches()).toBe(1);
+    } finally {
+      await s.close();
+    }
   });
 
   it('starts the file again once everything in it was forwarded and it has grown', async () => {

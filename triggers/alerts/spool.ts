@@ -24,6 +24,7 @@ import {
   readlinkSync,
   renameSync,
   rmSync,
+  statfsSync,
   statSync,
   truncateSync,
   utimesSync,
@@ -115,9 +116,10 @@ interface Queued {
 export interface SpoolOptions {
   lockLeaseMs?: number;
   /**
-   * Appends written and fsynced on the calling thread, not Node's shared pool: for a thread of its
-   * own (the webhook's), whose priority then covers them; appends that arrive together still share
-   * one write. Never on an event loop that serves anything else: it waits out each fsync.
+   * Appends written and fsynced (and the disk's free space read) on the calling thread, not Node's
+   * shared pool: for a thread of its own (the webhook's), whose priority then covers them; appends
+   * that arrive together still share one write. Never on an event loop that serves anything else:
+   * it waits out each fsync.
    */
   writeOnThisThread?: boolean;
 }
@@ -162,18 +164,19 @@ export async function openSpool(dir: string, options: SpoolOptions = {}): Promis
   let reserved = 0;
   const reads = new Set<Promise<unknown>>();
   let disk: { free: number; at: number } | undefined;
+  /** The disk calls of appends (statfs, write, fsync) on this thread: writeOnThisThread. */
+  const inline = options.writeOnThisThread === true;
   /** Progress marks queued since the last fsync was asked for. */
   let unsyncedMarks = 0;
 
   async function freeBytes(): Promise<number> {
     if (!disk || Date.now() - disk.at > statfsMs) {
-      const s = await statfs(dir);
+      const s = inline ? statfsSync(dir) : await statfs(dir);
       disk = { free: s.bavail * s.bsize, at: Date.now() };
     }
     return disk.free;
   }
 
-  const inline = options.writeOnThisThread === true;
   function flushSoon(): void {
     // Inline, the write waits for this turn's other appends (setImmediate runs after the turn's I/O).
     writing ??= (inline ? new Promise<void>((r) => setImmediate(r)) : Promise.resolve()).then(async () => {
