@@ -68,7 +68,10 @@ describe('webhook spool', () => {
     await third.close();
   });
 
-  it('refuses a batch the disk took only part of, and reads back after a restart every batch it acknowledged', async () => {
+  it.each([
+    ["written on the calling thread (the webhook's)", 'this-thread'],
+    ["written on Node's pool", 'pool'],
+  ])('%s, refuses a batch the disk took only part of, and reads back after a restart every batch it acknowledged', async (_, mode) => {
     const dir = spoolDir();
     // A file-size limit cuts a write short the way a full disk or a quota does: the write returns
     // fewer bytes than asked, without an error; only the next write fails. 64 KiB: the 7th batch crosses it.
@@ -83,6 +86,7 @@ describe('webhook spool', () => {
         'tsx',
         fileURLToPath(new URL('./support/spoolUnderFileLimit.ts', import.meta.url)),
         dir,
+        mode,
       ],
       { timeout: 30_000 },
     );
