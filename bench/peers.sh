@@ -17,7 +17,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 engine_dir=${ENGINE_DIR:-$here}
 peers=${PEERS_DIR:-$here/../shared/peers}
-[ -d "$engine_dir/node_modules" ] || ln -s "$here/node_modules" "$engine_dir/node_modules"
+if [ ! -d "$here/node_modules" ]; then
+  echo "peers.sh: $here has no node_modules: run npm ci there first" >&2
+  exit 1
+fi
+# Another checkout borrows this one's dependencies (never a link from a folder to itself).
+[ "$engine_dir" = "$here" ] || [ -d "$engine_dir/node_modules" ] || ln -s "$here/node_modules" "$engine_dir/node_modules"
 # PEERS_BUILT=1: the caller built this engine already (npm run bench, from its second run on).
 [ "${PEERS_BUILT:-}" = 1 ] || (cd "$engine_dir" && npm run --silent build >/dev/null)
 
@@ -52,6 +57,7 @@ engine=$!
 cleanup() {
   kill -TERM "$engine" 2>/dev/null || true
   wait "$engine" 2>/dev/null || true
+  [ -z "${PEERS_KEEP_LOG:-}" ] || cp "$work/engine.log" "$PEERS_KEEP_LOG"
   rm -rf "$work"
 }
 trap cleanup EXIT
