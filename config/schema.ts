@@ -397,6 +397,12 @@ const escalationPolicy = z
     reescalateAfterAck: durationWithin(minute, 7 * day).optional(),
     /** How long an acknowledged or fully paged incident whose alerts still fire stays open, to resolve its pages when they clear. */
     keepOpen: durationWithin(minute, 30 * day).optional(),
+    /**
+     * How long the last level has to acknowledge after its last page before the runbook gives up
+     * (triggers/plan.ts lastAnswerMs: by default its repeat interval, else its gap from the level
+     * before, else 15 min).
+     */
+    answerWithin: durationWithin(minute, 7 * day).optional(),
   })
   .strict()
   .refine(

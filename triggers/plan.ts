@@ -141,7 +141,26 @@ function escalationPlan(policyName: string, policy: EscalationPolicy): RunbookIn
     })),
     ...(policy.reescalateAfterAck ? { reescalateAfterAckMs: parseDuration(policy.reescalateAfterAck) } : {}),
     ...(policy.keepOpen ? { keepOpenMs: parseDuration(policy.keepOpen) } : {}),
+    lastAnswerMs: lastAnswerMs(policy),
   };
+}
+
+/** The last level's time to answer when neither the policy nor the levels' spacing give it any. */
+export const defaultLastAnswerMs = 15 * 60_000;
+
+/**
+ * How long the last level has to acknowledge after its last page before the runbook gives up: the
+ * policy's `answerWithin`, else the level's `repeat` interval, else as long as the level before it
+ * had (a single level: its own delay), else (a single level at 0 s, two last levels at the same
+ * delay) defaultLastAnswerMs, never no time at all.
+ */
+export function lastAnswerMs(policy: EscalationPolicy): number {
+  if (policy.answerWithin) return parseDuration(policy.answerWithin);
+  const last = policy.levels.at(-1)!;
+  if (last.repeat) return parseDuration(last.repeat);
+  const before = policy.levels.at(-2);
+  const gap = parseDuration(last.after) - (before ? parseDuration(before.after) : 0);
+  return gap > 0 ? gap : defaultLastAnswerMs;
 }
 
 export function guardrailPlan(config: EngineConfig, target: Target): GuardrailPlan {

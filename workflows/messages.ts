@@ -35,6 +35,12 @@ export interface EscalationPlanInput {
   reescalateAfterAckMs?: number;
   /** How long an acknowledged incident stays open waiting for its alerts to clear; default 24 h. */
   keepOpenMs?: number;
+  /**
+   * How long the last level has to acknowledge after its last page before the run gives up. Absent
+   * in runs planned before: they give it as long as the level before it had, which is no time at
+   * all for a single level at 0 s (or two last levels at the same delay).
+   */
+  lastAnswerMs?: number;
 }
 
 /**

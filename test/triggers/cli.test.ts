@@ -89,6 +89,12 @@ describe('remediate preview', () => {
       workflowId: incidentWorkflowId('serviceDown', fx.web),
       input: { targetKind: 'container', targetQueue: taskQueue, operators: ['alice', 'bob'], alert: { severity: 'critical' } },
     });
+    // One level at 0 s: waited on for 15 min, not given up as it pages; the text says so.
+    expect((r.json as { input: { escalation: { lastAnswerMs: number } } }).input.escalation.lastAnswerMs).toBe(900_000);
+    const text = await runCli(withConfig('preview', '-l', 'alertname=ServiceDown', '-l', `service=${fx.web}`), {
+      TEMPORAL_ADDRESS: '127.0.0.1:1',
+    });
+    expect(text.stdout).toContain('escalation:  standard: oncall after 0ms → oncall; the last has 15m to answer');
   });
 
   it('explains why an alert with a foreign target label would start nothing', async () => {

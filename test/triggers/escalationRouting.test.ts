@@ -119,6 +119,8 @@ describe('repeat and after-acknowledgement keys', () => {
       ],
       reescalateAfterAckMs: 1_800_000,
       keepOpenMs: 43_200_000,
+      // Manager's repeats run out after 3: then it has one more interval to answer.
+      lastAnswerMs: 600_000,
     });
     expect(policyFor('ServiceDown', 'P2')).toEqual({
       policy: 'ccm-p2',
@@ -126,7 +128,31 @@ describe('repeat and after-acknowledgement keys', () => {
         { name: 'team', afterMs: 0, channels: ['chat'] },
         { name: 'manager', afterMs: 3_600_000, channels: ['mail'] },
       ],
+      // As long as the team had before it.
+      lastAnswerMs: 3_600_000,
     });
+  });
+
+  it('gives the last level time to answer even when its delay and the levels before it give none', () => {
+    // P3/P4 mail the team at once and nothing else: before, the run gave up as it sent the mail.
+    expect(policyFor('ServiceDown', 'P3')).toEqual({
+      policy: 'ccm-mail',
+      levels: [{ name: 'team', afterMs: 0, channels: ['mail'] }],
+      lastAnswerMs: 900_000,
+    });
+    const c = raw();
+    c.escalation.policies['ccm-mail'].answerWithin = '4h';
+    c.escalation.policies['ccm-p2'].levels.push({ name: 'director', after: '1h', channels: ['mail'] });
+    const configured = parseConfig(c, 'routing test');
+    const plan = (severity: string) => {
+      const labels = { alertname: 'ServiceDown', severity };
+      const m = matchBinding(configured, { labels });
+      if (!m.matched) throw new Error(m.reason);
+      return planRunbook(configured, m, { labels }).escalation.lastAnswerMs;
+    };
+    expect(plan('P3')).toBe(4 * 3_600_000);
+    // Two last levels at the same delay: no gap between them, so the default.
+    expect(plan('P2')).toBe(900_000);
   });
 
   it.each([
@@ -144,6 +170,8 @@ describe('repeat and after-acknowledgement keys', () => {
       'reescalateAfterAck',
     ],
     ['keepOpen over 30 days', (c: any) => (c.escalation.policies['ccm-p1'].keepOpen = '31d'), 'keepOpen'],
+    ['answerWithin under a minute', (c: any) => (c.escalation.policies['ccm-mail'].answerWithin = '0s'), 'answerWithin'],
+    ['answerWithin over 7 days', (c: any) => (c.escalation.policies['ccm-mail'].answerWithin = '8d'), 'answerWithin'],
     [
       'two levels of one name (their pages would share keys)',
       (c: any) => (c.escalation.policies['ccm-p2'].levels[1].name = 'team'),

@@ -294,6 +294,50 @@ describe('a long escalation continued as new', () => {
   }, 120_000);
 });
 
+describe('the last level’s time to answer', () => {
+  /** One level, paged at once, no repeat: Claude Code Manager's P3/P4 mail to the team. */
+  const mailOnly = (lastAnswerMs?: number): EscalationPlanInput => ({
+    policy: 'ccm-mail',
+    levels: [{ name: 'team', afterMs: 0, channels: ['mail'] }],
+    ...(lastAnswerMs === undefined ? {} : { lastAnswerMs }),
+  });
+
+  it('waits for an acknowledgement after a single level paged at once, and passes it on', async () => {
+    const handle = await s.start(
+      escalation,
+      uniqueTarget('one-level'),
+      { escalation: { ...mailOnly(15 * minute), keepOpenMs: hour } },
+      'fp-1l',
+    );
+    await advance(s, handle, 10 * minute, (st) => st.escalationLevel === 'team');
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    await ack(handle, 'alice', 'mine');
+    await statusOf(handle, notified(1));
+    await resolveAlert(handle, 'fp-1l');
+    const result = await handle.result();
+    expect(result.outcome, result.detail).toBe('resolved-externally');
+    expect(timeline(handle).map(([k]) => k)).toEqual(['team', 'acknowledge', 'resolve']);
+  });
+
+  it('gives up once the last level had its time, not as it pages', async () => {
+    const handle = await s.start(escalation, uniqueTarget('one-level'), { escalation: mailOnly(15 * minute) }, 'fp-1m');
+    const result = await handle.result();
+    expect(result.outcome, result.detail).toBe('escalated');
+    expect(result.detail).toBe('exhausted ');
+    const ranFor = Date.parse(result.endedAt) - Date.parse(result.timeline.find((e) => e.event === 'escalating')!.at);
+    expect(ranFor).toBeGreaterThanOrEqual(15 * minute);
+    expect(ranFor).toBeLessThan(16 * minute);
+  });
+
+  it('keeps the old end for a run planned before the plan carried the time (it replays as it ran)', async () => {
+    const handle = await s.start(escalation, uniqueTarget('one-level'), { escalation: mailOnly() }, 'fp-1o');
+    const result = await handle.result();
+    expect(result.detail).toBe('exhausted ');
+    const ranFor = Date.parse(result.endedAt) - Date.parse(result.timeline.find((e) => e.event === 'escalating')!.at);
+    expect(ranFor).toBeLessThan(minute);
+  });
+});
+
 describe('the notify-only runbook (slaBreach)', () => {
   const slaBreach = loadRunbookDir('runbooks').slaBreach!;
   const management: EscalationPlanInput = {

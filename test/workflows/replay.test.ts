@@ -652,6 +652,29 @@ const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
     if (!status.timeline.some((e) => e.event === 'paged primary (acknowledged earlier)')) throw new Error('the first level was not told');
     return handle;
   },
+  // A plan that gives the last level time to answer (lastAnswerMs): a single level paged at once
+  // waits for the acknowledgement on a timer, where runs planned before gave up as they paged.
+  'runbook-escalation-one-level-waits-for-ack': async (h) => {
+    const target = uniqueTarget('one');
+    const def = parseRunbook(
+      [
+        'name: oneLevel',
+        'description: pages one level and waits for it',
+        'appliesTo: [container]',
+        'steps:',
+        '  - { id: escalate, uses: escalate, with: { reason: needs a human } }',
+        '',
+      ].join('\n'),
+      'oneLevel.yaml',
+    );
+    const handle = await startInterpreter(h, def, target, { escalation: { ...oneLevel, lastAnswerMs: 60_000 } });
+    await waitForStatus(handle, (s) => s.escalationLevel === 'primary');
+    await handle.signal(acknowledgeSignal, { operator: 'alice', reason: 'mine' });
+    await handle.result();
+    const status = await handle.query(statusQuery);
+    if (!status.timeline.some((e) => e.event === 'notified acknowledge')) throw new Error('the acknowledgement was not passed on');
+    return handle;
+  },
   // After 'all-patches-2026-12-05-day': a silence Alertmanager made after its step timed out is
   // expired at once; the step fails and its id is not handed on.
   'runbook-silence-step-timed-out-expired-at-once': async (h) => {

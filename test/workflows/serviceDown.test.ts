@@ -156,6 +156,24 @@ describe('serviceDown', () => {
     expect((await handle.query(statusQuery)).acknowledgedBy).toBe('alice');
   });
 
+  it('gives a single level paged at once the plan’s time to answer (before, it gave up as it paged)', async () => {
+    const target = uniqueTarget('svc');
+    h.script(target, { healthy: () => false });
+    const oneLevel = { policy: 'mail', levels: [{ name: 'team', afterMs: 0, channels: ['ops'] }] };
+    const handle = await start(
+      runbookInput(h, target, { escalation: { ...oneLevel, lastAnswerMs: 60_000 }, guardrails: { restartAttempts: 1 } as never }),
+    );
+    await waitForStatus(handle, (s) => s.escalationLevel === 'team');
+    await handle.signal(acknowledgeSignal, { operator: 'bob', reason: 'mine' });
+    const result = await handle.result();
+    expect(result.detail).toContain('acknowledged by bob');
+    // Planned before the plan carried the time: it ends as it pages, as it ran then.
+    const earlier = uniqueTarget('svc');
+    h.script(earlier, { healthy: () => false });
+    const before = await start(runbookInput(h, earlier, { escalation: oneLevel, guardrails: { restartAttempts: 1 } as never }));
+    expect((await before.result()).detail).toContain('nobody acknowledged after 1 level(s)');
+  });
+
   it('ignores an acknowledgement from someone who is not an operator, recording the name', async () => {
     const target = uniqueTarget('svc');
     h.script(target, { healthy: () => false });

@@ -169,7 +169,7 @@ function buildProgram(io: CliIO, outcome: { exitCode: number }): Command {
           `target:      ${match.target} (${input.targetKind}, activities on queue ${input.targetQueue})`,
           `workflow id: ${workflowId} (repeats of the alert fold into it)`,
           `binding:     #${match.bindingIndex} (alert ${match.binding.alert})`,
-          `escalation:  ${input.escalation.policy}: ${input.escalation.levels.map((l) => `${l.name} after ${formatSpan(l.afterMs)} → ${l.channels.join(', ')}`).join('; ')}`,
+          `escalation:  ${input.escalation.policy}: ${input.escalation.levels.map((l) => `${l.name} after ${formatSpan(l.afterMs)} → ${l.channels.join(', ')}`).join('; ')}${input.escalation.lastAnswerMs !== undefined ? `; the last has ${formatSpan(input.escalation.lastAnswerMs)} to answer` : ''}`,
           `operators:   ${input.operators.join(', ') || 'none (approvals impossible)'}`,
           `dry run:     ${input.dryRun ? 'yes' : 'no'}`,
           '',

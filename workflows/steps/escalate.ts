@@ -25,6 +25,8 @@ export interface Page {
 
 export interface EscalationPlan {
   levels: EscalationLevelPlan[];
+  /** The last level's time to answer after its page; absent in runs planned before (then: the gap before it). */
+  lastAnswerMs?: number;
   severity: string;
   title: string;
   text: string;
@@ -58,8 +60,9 @@ export async function escalate(incident: Incident, engine: EngineSteps, plan: Es
     lastGap = level.afterMs - previousAfter;
     previousAfter = level.afterMs;
   }
-  // The last level gets as long to answer as the one before it had.
-  if (!answered()) await waitFor(answered, started + previousAfter + lastGap - Date.now());
+  // The last level gets the time its plan gives it; in runs planned before, as long as the one
+  // before it had (none for a single level at 0 s).
+  if (!answered()) await waitFor(answered, started + previousAfter + (plan.lastAnswerMs ?? lastGap) - Date.now());
 
   if (incident.acknowledgement) {
     await acknowledge(incident, engine, plan.dryRun);

@@ -90,12 +90,18 @@ export async function escalateByPolicy(
       const levelAt = next ? p.startedAt + next.afterMs : Infinity;
       let at = Math.min(levelAt, repeatAt);
       const last = at === Infinity;
-      // The last level gets as long to answer as its repeat interval, or as the level before it had.
-      if (last)
+      // The last level gets the time its plan gives it to answer (never none). Runs planned before
+      // gave it its repeat interval, or as long as the level before it had: none for a single
+      // level at 0 s, which ended the escalation as it paged.
+      if (last) {
+        const answerMs = plan.escalation.lastAnswerMs;
         at =
-          current!.repeatMs !== undefined
-            ? lastPageAt + current!.repeatMs
-            : p.startedAt + 2 * current!.afterMs - (levels[p.paged - 2]?.afterMs ?? 0);
+          answerMs !== undefined
+            ? lastPageAt + answerMs
+            : current!.repeatMs !== undefined
+              ? lastPageAt + current!.repeatMs
+              : p.startedAt + 2 * current!.afterMs - (levels[p.paged - 2]?.afterMs ?? 0);
+      }
       if (await waitUntil(at, answered)) return answered() ? 'answered' : 'interrupted';
       if (last) return 'exhausted';
       if (levelAt <= repeatAt) {

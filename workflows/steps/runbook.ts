@@ -105,6 +105,7 @@ export async function escalateAndEnd(rb: Runbook, reason: string, diagnostics?: 
     rb.engine,
     {
       levels: rb.input.escalation.levels,
+      ...(rb.input.escalation.lastAnswerMs !== undefined ? { lastAnswerMs: rb.input.escalation.lastAnswerMs } : {}),
       severity: rb.input.alert.severity,
       title: title(rb),
       text: pageText(rb, diagnostics),
