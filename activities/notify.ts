@@ -4,8 +4,10 @@
 // A page sent twice at 3 a.m. costs trust, so retries must not double-post. Temporal retries the
 // whole activity, so each channel's delivery is recorded in the activity's heartbeat details the
 // moment it succeeds; the worker reports the last details with a failure, and the next attempt
-// skips those channels (reported as "duplicate"). What remains is the window between a receiver
-// accepting a post and the heartbeat being recorded (a worker crash right then): every request
+// skips those channels (reported as "duplicate"). A process killed outright reports nothing: the
+// retry has what the server kept, and the SDK holds a later heartbeat back for its throttle interval
+// (the worker's defaultHeartbeatThrottleInterval, 1 s: worker/temporal.ts). What remains is that
+// second between a receiver accepting a post and its record reaching the server: every request
 // carries an Idempotency-Key and PagerDuty groups by dedup_key, so receivers can fold that one.
 //
 // Webhook URLs and routing keys are credentials: they never appear in results or errors.

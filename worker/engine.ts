@@ -21,7 +21,7 @@ import { syncSchedules } from '../triggers/schedules/schedules.js';
 import { createOperatorApi, type OperatorApi } from '../triggers/operators/api.js';
 import { temporalOf } from '../triggers/operators/operatorTemporal.js';
 import { engineReadiness, temporalReadiness } from './readiness.js';
-import { connect, shutdownDeadlineMs, temporalEndpoint, workerShutdown } from './temporal.js';
+import { connect, shutdownDeadlineMs, temporalEndpoint, workerHeartbeats, workerShutdown } from './temporal.js';
 import { bundleWorkflows, prebuiltBundle, workflowsPath } from './bundle.js';
 
 export { workflowsPath } from './bundle.js';
@@ -116,6 +116,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     sinks: metrics.sinks(),
     ...workflowActivationLimit,
     ...workerShutdown,
+    ...workerHeartbeats,
   });
   // Every incident asks the guard before it restarts: in an alert storm it must not queue behind
   // the incidents' own workflow tasks, so it runs on its own queue with its own task slots.

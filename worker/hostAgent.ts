@@ -8,7 +8,7 @@ import { hostTaskQueue } from '../config/load.js';
 import type { EngineConfig } from '../config/schema.js';
 import { createHostActivities } from '../activities/index.js';
 import type { CommandRunner } from '../activities/systemd.js';
-import { agentEndpoint, connect, workerShutdown } from './temporal.js';
+import { agentEndpoint, connect, workerHeartbeats, workerShutdown } from './temporal.js';
 
 export interface RunningAgent {
   taskQueue: string;
@@ -51,6 +51,7 @@ export async function startHostAgent(
     taskQueue,
     activities: createHostActivities(config, host, { logger, run: options.run }),
     ...workerShutdown,
+    ...workerHeartbeats,
   });
   const done = worker.run();
   const units = Object.entries(config.targets)

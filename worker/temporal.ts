@@ -97,6 +97,18 @@ export const workerShutdown = {
 } satisfies Partial<WorkerOptions>;
 
 /**
+ * How soon an activity's heartbeat details reach the server when it sets no heartbeat timeout (the
+ * notify activity): the SDK sends the first at once and holds later ones back for this interval,
+ * 30 s by default. notify records each channel it delivered to in its details, so that a retry
+ * skips it; a process killed while one was held back lost that record, and the retry paged the
+ * channel a second time. At 1 s that window is a second. A fast activity completes before its
+ * held-back heartbeat is due and sends nothing more; a slow one sends at most one a second.
+ */
+export const workerHeartbeats = {
+  defaultHeartbeatThrottleInterval: '1s',
+} satisfies Partial<WorkerOptions>;
+
+/**
  * After SIGTERM the process is gone within this, whatever Temporal is doing (down, hung, out of
  * reach): the workers' grace and force times fit inside it, and whatever still waits on Temporal
  * when it runs out is left to Alertmanager's retries, the spool, or another engine.
