@@ -64,7 +64,12 @@ function plan(labels: Record<string, string>, annotations: Record<string, string
 describe('runbook plan', () => {
   it('escalates by the severity label when the binding names no policy', () => {
     const p = plan({ alertname: 'Down', service_name: 'api', severity: 'critical' });
-    expect(p.escalation).toEqual({ policy: 'urgent', levels: [{ name: 'page', afterMs: 0, channels: ['pager'] }] });
+    expect(p.escalation).toEqual({
+      policy: 'urgent',
+      levels: [{ name: 'page', afterMs: 0, channels: ['pager'] }],
+      // One level at 0 s: 15 min to answer, not none.
+      lastAnswerMs: 15 * 60_000,
+    });
   });
 
   it('falls back to the default policy for unlisted severities, with level delays in milliseconds', () => {
@@ -77,7 +82,12 @@ describe('runbook plan', () => {
 
   it('prefers the binding’s own escalation policy over the severity', () => {
     const p = plan({ alertname: 'Errors', severity: 'critical' });
-    expect(p.escalation).toEqual({ policy: 'quiet', levels: [{ name: 'chat', afterMs: 5_400_000, channels: ['chat'] }] });
+    expect(p.escalation).toEqual({
+      policy: 'quiet',
+      levels: [{ name: 'chat', afterMs: 5_400_000, channels: ['chat'] }],
+      // One level at 90 min: as long again to answer.
+      lastAnswerMs: 5_400_000,
+    });
   });
 
   it('resolves guardrails to milliseconds, with the target’s own verify deadline', () => {
