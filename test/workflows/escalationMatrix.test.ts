@@ -329,7 +329,7 @@ describe('the last level’s time to answer', () => {
     expect(ranFor).toBeLessThan(16 * minute);
   });
 
-  it('keeps the old end for a run planned before the plan carried the time (it replays as it ran)', async () => {
+  it('ends as it pages in a run planned before the plan carried the time, as such runs did', async () => {
     const handle = await s.start(escalation, uniqueTarget('one-level'), { escalation: mailOnly() }, 'fp-1o');
     const result = await handle.result();
     expect(result.detail).toBe('exhausted ');
