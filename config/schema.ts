@@ -710,6 +710,12 @@ export const engineConfigShape = z
         verifyInterval: durationWithin(100, 10 * minute).default('2s'),
         maxConcurrentDestructive: z.number().int().min(1).default(2),
         approvalTimeout: timeout(30 * day).default('30m'),
+        /**
+         * How long a step on a host agent's queue (a systemd unit's check, restart, logs, backup)
+         * waits for the agent to take it: past this, no agent is polling that host's queue, and the
+         * step fails saying so, instead of the run waiting for ever without paging anyone.
+         */
+        agentWait: durationWithin(5 * second, hour).default('1m'),
       })
       .strict()
       .refine(

@@ -173,6 +173,7 @@ export function guardrailPlan(config: EngineConfig, target: Target): GuardrailPl
     approvalTimeoutMs: parseDuration(g.approvalTimeout),
     restartsPerWindow: { max: g.restarts.max, windowMs: parseDuration(g.restarts.window) },
     maxConcurrentDestructive: g.maxConcurrentDestructive,
+    agentWaitMs: parseDuration(g.agentWait),
   };
 }
 

@@ -85,6 +85,11 @@ export interface GuardrailPlan {
   maxConcurrentDestructive: number;
   /** How long a destructive action waits for a free slot before escalating instead (default 10 minutes). */
   slotWaitMs?: number;
+  /**
+   * How long an activity on a host agent's queue waits for an agent to take it before it fails
+   * (steps/activities.ts). Absent in runs planned before: they wait as long as it takes.
+   */
+  agentWaitMs?: number;
 }
 
 export interface RunbookInput {

@@ -214,6 +214,9 @@ describe('refused at start-up, naming key and value', () => {
     refusedWith((c) => (c.guardrails = { restarts: { window: '0s' } }), 'guardrails.restarts.window');
     refusedWith((c) => (c.guardrails = { verifyInterval: '5m', verifyDeadline: '1m' }), 'guardrails.verifyInterval', 'verifyDeadline');
     refusedWith((c) => (c.guardrails = { verifyInterval: '10ms' }), 'guardrails.verifyInterval', 'at least 100ms');
+    // A wait for a host agent shorter than an agent's own restart would fail steps it is about to take.
+    refusedWith((c) => (c.guardrails = { agentWait: '1s' }), 'guardrails.agentWait', 'at least 5s');
+    refusedWith((c) => (c.guardrails = { agentWait: '2h' }), 'guardrails.agentWait', 'at most 1h');
     // Each poll of a restart's verification is written to history: bounded, globally and per target.
     refusedWith(
       (c) => (c.guardrails = { verifyInterval: '1s', verifyDeadline: '1h' }),

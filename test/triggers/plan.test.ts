@@ -99,6 +99,8 @@ describe('runbook plan', () => {
       approvalTimeoutMs: 30 * 60_000,
       restartsPerWindow: { max: 2, windowMs: 30 * 60_000 },
       maxConcurrentDestructive: 2,
+      // A host agent that does not take a step within a minute is not running.
+      agentWaitMs: 60_000,
     });
     expect(plan({ alertname: 'Down', service_name: 'cache' }).guardrails.verifyDeadlineMs).toBe(45_000);
   });

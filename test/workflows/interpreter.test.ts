@@ -1442,3 +1442,43 @@ describe('the reads the webhook takes beside a start (checksAhead.ts firstReads)
     expect(firstReads(runInput(target, diagnoses, {}, 'systemd'))?.verify).toBeUndefined();
   });
 });
+
+describe('a target whose host agent is not running', () => {
+  /** The shipped serviceDown on a systemd unit of a host whose queue no agent polls. */
+  function onDeadHost(target: string, agentWaitMs?: number): RunbookRunInput {
+    const queue = `no-agent-${target}`;
+    const input = runInput(target, shipped.serviceDown!, {}, 'systemd');
+    return {
+      ...input,
+      targetQueue: queue,
+      targets: [{ name: target, kind: 'systemd', queue, labels: { service: target } }],
+      guardrails: { ...input.guardrails, ...(agentWaitMs === undefined ? {} : { agentWaitMs }) },
+    };
+  }
+
+  it('fails the check saying no agent took it, restarts nothing, and pages within the wait', async () => {
+    const target = uniqueTarget('unit');
+    const startedAt = Date.now();
+    const handle = await start(onDeadHost(target, 1_500));
+    const result = await handle.result();
+    expect(result.outcome, result.detail).toBe('escalated');
+    const unhealthy = result.timeline.find((e) => e.event === 'unhealthy');
+    expect(unhealthy?.detail).toMatch(
+      /^verification could not run: verifyTarget failed: no host agent took it within guardrails\.agentWait: is the agent for this target's host running/,
+    );
+    // Not one restart was asked of a host nobody answers for, and the first level was paged.
+    expect(h.callsFor(target).map((c) => c.activity)).not.toContain('restartTarget');
+    expect(sent(handle).some((n) => n.event === 'trigger')).toBe(true);
+    expect(Date.now() - startedAt).toBeLessThan(30_000);
+  });
+
+  it('waits without end in a run planned before the wait existed, as such runs did', async () => {
+    const target = uniqueTarget('unit');
+    const handle = await start(onDeadHost(target));
+    await new Promise((r) => setTimeout(r, 3_000));
+    const st = await handle.query(statusQuery);
+    expect(st.timeline.some((e) => e.event === 'unhealthy')).toBe(false);
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    await handle.terminate('test over');
+  });
+});

@@ -13,6 +13,7 @@ import {
   TemporalFailure,
   type ActivityOptions,
   type LocalActivityOptions,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { EngineActivities, GuardrailActivities, TargetActivities } from '../../activities/contract.js';
 import type { TargetKind } from '../../config/schema.js';
@@ -126,6 +127,27 @@ export type EngineSteps = EngineActivities & GuardrailActivities;
  * Activities that act on one target, on the queue of the worker (engine or host agent) that owns it.
  * Given the target's kind, a health check of a target the engine itself reaches is a local activity.
  */
+// Module state is the run's own: each workflow run has its own module instances.
+let agentWaitMs: number | undefined;
+
+/**
+ * How long this run's activities on a host agent's queue wait for an agent to take them (the plan's
+ * guardrails.agentWait): a dead agent then fails the step ("no host agent took it"), and the run
+ * goes on to escalate, instead of waiting without end and paging nobody. Runs planned before carry
+ * none and wait as long as it takes, as they did.
+ */
+export function waitForAgentsAtMost(ms: number | undefined): void {
+  agentWaitMs = ms;
+}
+
+/**
+ * The wait for a worker, on a queue this engine does not poll itself: a host agent's. The engine's
+ * own queue gets none, so a step asked while every engine is down runs when one is back.
+ */
+function agentWait(taskQueue: string): Partial<ActivityOptions> {
+  return agentWaitMs !== undefined && taskQueue !== workflowInfo().taskQueue ? { scheduleToStartTimeout: agentWaitMs } : {};
+}
+
 /**
  * `longRunMs`: how long a backup or VACUUM may take. `untilMs`, inside a maintenance window: the
  * window's end, which no attempt of them may pass (the retry included), since the window's silence
@@ -133,27 +155,29 @@ export type EngineSteps = EngineActivities & GuardrailActivities;
  */
 export function targetActivities(taskQueue: string, longRunMs = 3_600_000, kind?: TargetKind, untilMs?: number): TargetSteps {
   // A verify inside a polling loop must answer quickly; the loop is the retry.
-  const checks = proxyActivities<TargetActivities>({ taskQueue, ...opts('1m', 2) });
+  const remote = agentWait(taskQueue);
+  const checks = proxyActivities<TargetActivities>({ taskQueue, ...opts('1m', 2, remote) });
   const localVerify = together(
     'verifyTarget',
     asActivity('verifyTarget', proxyLocalActivities<TargetActivities>(localOpts('1m', 2)).verifyTarget),
   );
-  const diagnosis = proxyActivities<TargetActivities>({ taskQueue, ...opts('2m', 2) });
+  const diagnosis = proxyActivities<TargetActivities>({ taskQueue, ...opts('2m', 2, remote) });
   // A restart that timed out may still have happened: one retry at most, and verification decides.
   // It heartbeats throughout, so a worker killed mid-restart costs 20 s, not the 3-minute limit.
-  const restarts = proxyActivities<TargetActivities>({ taskQueue, ...opts('3m', 2, { heartbeatTimeout: '20s' }) });
+  const restarts = proxyActivities<TargetActivities>({ taskQueue, ...opts('3m', 2, { heartbeatTimeout: '20s', ...remote }) });
   // Backups and VACUUM run long; they heartbeat, so a dead worker is noticed in minutes, not hours.
   const long = proxyActivities<TargetActivities>({
     taskQueue,
     ...opts(`${Math.max(60_000, longRunMs)}ms`, 2, {
       heartbeatTimeout: '2m',
+      ...remote,
       ...(untilMs !== undefined ? { scheduleToCloseTimeout: `${Math.max(1_000, untilMs - Date.now())}ms` } : {}),
     }),
   });
   // Deleting old files again deletes what is left: a second try is harmless. A forced rotation
   // twice rotates twice: once only. Both heartbeat while their program runs.
-  const upkeep = proxyActivities<TargetActivities>({ taskQueue, ...opts('1h', 2, { heartbeatTimeout: '1m' }) });
-  const rotation = proxyActivities<TargetActivities>({ taskQueue, ...opts('6m', 1, { heartbeatTimeout: '1m' }) });
+  const upkeep = proxyActivities<TargetActivities>({ taskQueue, ...opts('1h', 2, { heartbeatTimeout: '1m', ...remote }) });
+  const rotation = proxyActivities<TargetActivities>({ taskQueue, ...opts('6m', 1, { heartbeatTimeout: '1m', ...remote }) });
   return {
     verifyTarget: (name) => (kind !== undefined && kind !== 'systemd' && readsLocally() ? localVerify : checks.verifyTarget)(name),
     diagnoseTarget: diagnosis.diagnoseTarget,
@@ -175,7 +199,10 @@ export function targetActivities(taskQueue: string, longRunMs = 3_600_000, kind?
  * in 30 s; the command's own timeout (at most 10 minutes) ends it before this limit.
  */
 export function commandActivity(taskQueue: string, readOnly: boolean): TargetActivities['runTargetCommand'] {
-  return proxyActivities<TargetActivities>({ taskQueue, ...opts('11m', readOnly ? 3 : 1, { heartbeatTimeout: '30s' }) }).runTargetCommand;
+  return proxyActivities<TargetActivities>({
+    taskQueue,
+    ...opts('11m', readOnly ? 3 : 1, { heartbeatTimeout: '30s', ...agentWait(taskQueue) }),
+  }).runTargetCommand;
 }
 
 /** Activities on the engine's own queue: notifications, silences and the guard. */

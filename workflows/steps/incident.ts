@@ -10,6 +10,7 @@ import {
   log,
   proxySinks,
   setHandler,
+  TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -549,6 +550,9 @@ export function capTail(text: string, max: number): string {
 
 /** The reason a step failed, as an SRE needs it: the activity and its own message. */
 export function describeFailure(err: unknown): string {
+  if (err instanceof ActivityFailure && noWorkerTookIt(err)) {
+    return `${err.activityType} failed: no host agent took it within guardrails.agentWait: is the agent for this target's host running and polling its queue?`;
+  }
   if (err instanceof ActivityFailure) {
     const cause = err.cause instanceof Error ? err.cause.message : err.message;
     return `${err.activityType} failed: ${cause}`;
@@ -557,10 +561,19 @@ export function describeFailure(err: unknown): string {
   return String(err);
 }
 
-/** Whether retrying the failed activity could ever help (a missing target or bad input cannot). */
+/**
+ * Whether retrying the failed activity could ever help (a missing target or bad input cannot, and
+ * neither can asking a host agent that did not take the step within the plan's wait: none is running).
+ */
 export function isPermanent(err: unknown): boolean {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof ApplicationFailure && cause.nonRetryable === true;
+  return (cause instanceof ApplicationFailure && cause.nonRetryable === true) || noWorkerTookIt(err);
+}
+
+/** The activity waited on its queue for a worker past its schedule-to-start timeout (steps/activities.ts agentWait). */
+function noWorkerTookIt(err: unknown): boolean {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof TimeoutFailure && cause.timeoutType === 'SCHEDULE_TO_START';
 }
 
 function fingerprintOf(e: AlertEvent | undefined): string {

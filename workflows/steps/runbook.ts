@@ -2,7 +2,7 @@
 // (suppressed, recovered, resolved externally, escalated), each closing the notification loop.
 import type { Diagnostics } from '../../activities/contract.js';
 import type { RunbookInput, RunbookResult } from '../messages.js';
-import { engineActivities, targetActivities, type EngineSteps, type TargetSteps } from './activities.js';
+import { engineActivities, targetActivities, waitForAgentsAtMost, type EngineSteps, type TargetSteps } from './activities.js';
 import { awaitApproval } from './awaitApproval.js';
 import { escalate, resolve, trigger } from './escalate.js';
 import { describeFailure, Incident, type IncidentOpening } from './incident.js';
@@ -30,6 +30,7 @@ export function openRunbook(input: RunbookInput, extra: Pick<IncidentOpening, 'p
     ...(input.openingAlert ? { openingAlert: input.openingAlert } : {}),
     ...extra,
   });
+  waitForAgentsAtMost(input.guardrails?.agentWaitMs);
   return { input, incident, target: targetActivities(input.targetQueue, undefined, input.targetKind), engine: engineActivities() };
 }
 
