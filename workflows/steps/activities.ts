@@ -123,10 +123,6 @@ const claimsLocally = localRestartClaim;
 export type TargetSteps = TargetActivities;
 export type EngineSteps = EngineActivities & GuardrailActivities;
 
-/**
- * Activities that act on one target, on the queue of the worker (engine or host agent) that owns it.
- * Given the target's kind, a health check of a target the engine itself reaches is a local activity.
- */
 // Module state is the run's own: each workflow run has its own module instances.
 let agentWaitMs: number | undefined;
 
@@ -148,6 +144,10 @@ function agentWait(taskQueue: string): Partial<ActivityOptions> {
   return agentWaitMs !== undefined && taskQueue !== workflowInfo().taskQueue ? { scheduleToStartTimeout: agentWaitMs } : {};
 }
 
+/**
+ * Activities that act on one target, on the queue of the worker (engine or host agent) that owns it.
+ * Given the target's kind, a health check of a target the engine itself reaches is a local activity.
+ */
 /**
  * `longRunMs`: how long a backup or VACUUM may take. `untilMs`, inside a maintenance window: the
  * window's end, which no attempt of them may pass (the retry included), since the window's silence
