@@ -116,12 +116,12 @@ describe('the engine killed in the middle of a notification', () => {
     expect(hungRequests, 'the second channel was asked').toBe(1);
     // The first channel's record reaches the server while the attempt still waits on the second
     // (within the second it is held back, not the SDK's default 30 s); then the engine is killed.
-    const recordedAt = await serverRecord(handle.workflowId, 'first', 3_000);
+    const recordedAt = await serverRecord(handle.workflowId, 'first', 6_000);
     expect(recordedAt, "the server had the first channel's delivery before the kill").toBeDefined();
     engine.kill('SIGKILL');
     expect((await engine.exited).signal).toBe('SIGKILL');
 
-    // Another worker takes the retry once the server gives up on the killed attempt (5 s).
+    // Another worker takes the retry once the server gives up on the killed attempt (10 s).
     await run({
       connection: native!,
       namespace: stack().temporalNamespace,

@@ -14,13 +14,13 @@ export async function notifyWithRetries(req: NotificationRequest & { dryRun: boo
 }
 
 /**
- * notify on another queue (an engine's), each attempt cut off after 5 s: a test can kill the process
+ * notify on another queue (an engine's), each attempt cut off after 10 s: a test can kill the process
  * running an attempt and watch the next one run elsewhere with what the first recorded.
  */
 export async function notifyOnQueue(taskQueue: string, req: NotificationRequest & { dryRun: boolean }): Promise<NotificationResult> {
   const onQueue = proxyActivities<{ notify(r: NotificationRequest & { dryRun: boolean }): Promise<NotificationResult> }>({
     taskQueue,
-    startToCloseTimeout: '5s',
+    startToCloseTimeout: '10s',
     retry: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '200ms', maximumAttempts: 3 },
   });
   return onQueue.notify(req);
