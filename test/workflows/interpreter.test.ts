@@ -1456,6 +1456,14 @@ describe('a target whose host agent is not running', () => {
     };
   }
 
+  /** The schedule-to-start timeout the run's first check was asked with, as the server recorded it (0: none). */
+  async function checkWaitMs(handle: Run): Promise<number> {
+    const events = (await handle.fetchHistory()).events ?? [];
+    const check = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'verifyTarget');
+    const t = check?.activityTaskScheduledEventAttributes?.scheduleToStartTimeout;
+    return Number(t?.seconds ?? 0) * 1_000 + Math.round((t?.nanos ?? 0) / 1e6);
+  }
+
   it('fails the check saying no agent took it, restarts nothing, and pages within the wait', async () => {
     const target = uniqueTarget('unit');
     const startedAt = Date.now();
@@ -1470,6 +1478,7 @@ describe('a target whose host agent is not running', () => {
     expect(h.callsFor(target).map((c) => c.activity)).not.toContain('restartTarget');
     expect(sent(handle).some((n) => n.event === 'trigger')).toBe(true);
     expect(Date.now() - startedAt).toBeLessThan(30_000);
+    expect(await checkWaitMs(handle)).toBe(1_500);
   });
 
   it('waits without end in a run planned before the wait existed, as such runs did', async () => {
@@ -1479,6 +1488,8 @@ describe('a target whose host agent is not running', () => {
     const st = await handle.query(statusQuery);
     expect(st.timeline.some((e) => e.event === 'unhealthy')).toBe(false);
     expect((await handle.describe()).status.name).toBe('RUNNING');
+    // Its check was asked with no wait for a worker at all, not merely a long one.
+    expect(await checkWaitMs(handle)).toBe(0);
     await handle.terminate('test over');
   });
 });
