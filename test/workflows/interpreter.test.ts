@@ -1456,29 +1456,40 @@ describe('a target whose host agent is not running', () => {
     };
   }
 
-  /** The schedule-to-start timeout the run's first check was asked with, as the server recorded it (0: none). */
-  async function checkWaitMs(handle: Run): Promise<number> {
+  /** Each activity the run asked of the host's queue, with the wait for a worker the server recorded for it (0: none). */
+  async function waitsAsked(handle: Run): Promise<Array<[string, number]>> {
     const events = (await handle.fetchHistory()).events ?? [];
-    const check = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'verifyTarget');
-    const t = check?.activityTaskScheduledEventAttributes?.scheduleToStartTimeout;
-    return Number(t?.seconds ?? 0) * 1_000 + Math.round((t?.nanos ?? 0) / 1e6);
+    return events
+      .map((e) => e.activityTaskScheduledEventAttributes)
+      .filter((a) => a?.taskQueue?.name?.startsWith('no-agent-'))
+      .map((a) => {
+        const t = a!.scheduleToStartTimeout;
+        return [a!.activityType!.name!, Number(t?.seconds ?? 0) * 1_000 + Math.round((t?.nanos ?? 0) / 1e6)];
+      });
   }
 
-  it('fails the check saying no agent took it, restarts nothing, and pages within the wait', async () => {
+  it('fails the check saying no agent took it, restarts nothing, and pages without waiting the whole wait again', async () => {
     const target = uniqueTarget('unit');
     const startedAt = Date.now();
-    const handle = await start(onDeadHost(target, 1_500));
+    const handle = await start(onDeadHost(target, 3_000));
     const result = await handle.result();
     expect(result.outcome, result.detail).toBe('escalated');
     const unhealthy = result.timeline.find((e) => e.event === 'unhealthy');
     expect(unhealthy?.detail).toMatch(
-      /^verification could not run: verifyTarget failed: no host agent took it within guardrails\.agentWait: is the agent for this target's host running/,
+      /^verification could not run: verifyTarget failed: no host agent took it within guardrails\.agentWait \(a few seconds once this run found none\): is the agent for this target's host running/,
     );
     // Not one restart was asked of a host nobody answers for, and the first level was paged.
     expect(h.callsFor(target).map((c) => c.activity)).not.toContain('restartTarget');
     expect(sent(handle).some((n) => n.event === 'trigger')).toBe(true);
     expect(Date.now() - startedAt).toBeLessThan(30_000);
-    expect(await checkWaitMs(handle)).toBe(1_500);
+    // The check waited the plan's 3 s; the diagnosis after it, on the queue found without an agent,
+    // a tenth of that (at least 1 s), not another 3 s.
+    const waits = await waitsAsked(handle);
+    expect(waits[0]).toEqual(['verifyTarget', 3_000]);
+    const later = waits.slice(1);
+    expect(later.length).toBeGreaterThan(0);
+    expect(later.map(([type]) => type)).toContain('diagnoseTarget');
+    for (const [type, ms] of later) expect(ms, type).toBe(1_000);
   });
 
   it('waits without end in a run planned before the wait existed, as such runs did', async () => {
@@ -1489,7 +1500,7 @@ describe('a target whose host agent is not running', () => {
     expect(st.timeline.some((e) => e.event === 'unhealthy')).toBe(false);
     expect((await handle.describe()).status.name).toBe('RUNNING');
     // Its check was asked with no wait for a worker at all, not merely a long one.
-    expect(await checkWaitMs(handle)).toBe(0);
+    expect(await waitsAsked(handle)).toEqual([['verifyTarget', 0]]);
     await handle.terminate('test over');
   });
 });

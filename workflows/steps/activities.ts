@@ -11,6 +11,8 @@ import {
   proxySinks,
   sleep,
   TemporalFailure,
+  TimeoutFailure,
+  type ActivityInterfaceFor,
   type ActivityOptions,
   type LocalActivityOptions,
   workflowInfo,
@@ -127,6 +129,22 @@ export type EngineSteps = EngineActivities & GuardrailActivities;
 let agentWaitMs: number | undefined;
 
 /**
+ * Host agents' queues this run found no agent on: a step there was not taken within its wait.
+ * Later steps on such a queue wait only `agentRecheckMs`, so a run whose first check found the
+ * agent dead does not wait the whole guardrails.agentWait again for its diagnosis before it pages.
+ * A step an agent takes clears the mark: the agent is back, and the full wait applies again.
+ */
+const agentsMissing = new Set<string>();
+
+/**
+ * How long a step waits on a queue this run already found without an agent: a tenth of the plan's
+ * wait, between 1 and 5 s. An agent that came back takes a task within milliseconds of its poll.
+ */
+export function agentRecheckMs(waitMs: number): number {
+  return Math.min(5_000, Math.max(1_000, Math.round(waitMs / 10)));
+}
+
+/**
  * How long this run's activities on a host agent's queue wait for an agent to take them (the plan's
  * guardrails.agentWait): a dead agent then fails the step ("no host agent took it"), and the run
  * goes on to escalate, instead of waiting without end and paging nobody. Runs planned before carry
@@ -134,6 +152,12 @@ let agentWaitMs: number | undefined;
  */
 export function waitForAgentsAtMost(ms: number | undefined): void {
   agentWaitMs = ms;
+  agentsMissing.clear();
+}
+
+/** Whether the plan bounds this queue's wait: a host agent's queue, in a run planned with a wait. */
+function waitsForAgent(taskQueue: string): boolean {
+  return agentWaitMs !== undefined && taskQueue !== workflowInfo().taskQueue;
 }
 
 /**
@@ -141,7 +165,42 @@ export function waitForAgentsAtMost(ms: number | undefined): void {
  * own queue gets none, so a step asked while every engine is down runs when one is back.
  */
 function agentWait(taskQueue: string): Partial<ActivityOptions> {
-  return agentWaitMs !== undefined && taskQueue !== workflowInfo().taskQueue ? { scheduleToStartTimeout: agentWaitMs } : {};
+  if (!waitsForAgent(taskQueue)) return {};
+  return { scheduleToStartTimeout: agentsMissing.has(taskQueue) ? agentRecheckMs(agentWaitMs!) : agentWaitMs! };
+}
+
+/** The activity waited on its queue for a worker past its schedule-to-start timeout (agentWait). */
+export function noWorkerTookIt(err: unknown): boolean {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof TimeoutFailure && cause.timeoutType === 'SCHEDULE_TO_START';
+}
+
+/**
+ * Activities on `taskQueue` with `options`. On a host agent's queue each call takes the wait the
+ * queue has when it is asked (agentWait), and its outcome tells whether an agent is there.
+ */
+function onQueue<T>(taskQueue: string, options: ActivityOptions): ActivityInterfaceFor<T> {
+  if (!waitsForAgent(taskQueue)) return proxyActivities<T>({ taskQueue, ...options });
+  return new Proxy({} as ActivityInterfaceFor<T>, {
+    get: (_, name) =>
+      typeof name !== 'string'
+        ? undefined
+        : async (...args: unknown[]) => {
+            const call = proxyActivities<Record<string, (...a: unknown[]) => Promise<unknown>>>({
+              taskQueue,
+              ...options,
+              ...agentWait(taskQueue),
+            })[name]!;
+            try {
+              const result = await call(...args);
+              agentsMissing.delete(taskQueue);
+              return result;
+            } catch (err) {
+              if (noWorkerTookIt(err)) agentsMissing.add(taskQueue);
+              throw err;
+            }
+          },
+  });
 }
 
 /**
@@ -155,29 +214,27 @@ function agentWait(taskQueue: string): Partial<ActivityOptions> {
  */
 export function targetActivities(taskQueue: string, longRunMs = 3_600_000, kind?: TargetKind, untilMs?: number): TargetSteps {
   // A verify inside a polling loop must answer quickly; the loop is the retry.
-  const remote = agentWait(taskQueue);
-  const checks = proxyActivities<TargetActivities>({ taskQueue, ...opts('1m', 2, remote) });
+  const checks = onQueue<TargetActivities>(taskQueue, opts('1m', 2));
   const localVerify = together(
     'verifyTarget',
     asActivity('verifyTarget', proxyLocalActivities<TargetActivities>(localOpts('1m', 2)).verifyTarget),
   );
-  const diagnosis = proxyActivities<TargetActivities>({ taskQueue, ...opts('2m', 2, remote) });
+  const diagnosis = onQueue<TargetActivities>(taskQueue, opts('2m', 2));
   // A restart that timed out may still have happened: one retry at most, and verification decides.
   // It heartbeats throughout, so a worker killed mid-restart costs 20 s, not the 3-minute limit.
-  const restarts = proxyActivities<TargetActivities>({ taskQueue, ...opts('3m', 2, { heartbeatTimeout: '20s', ...remote }) });
+  const restarts = onQueue<TargetActivities>(taskQueue, opts('3m', 2, { heartbeatTimeout: '20s' }));
   // Backups and VACUUM run long; they heartbeat, so a dead worker is noticed in minutes, not hours.
-  const long = proxyActivities<TargetActivities>({
+  const long = onQueue<TargetActivities>(
     taskQueue,
-    ...opts(`${Math.max(60_000, longRunMs)}ms`, 2, {
+    opts(`${Math.max(60_000, longRunMs)}ms`, 2, {
       heartbeatTimeout: '2m',
-      ...remote,
       ...(untilMs !== undefined ? { scheduleToCloseTimeout: `${Math.max(1_000, untilMs - Date.now())}ms` } : {}),
     }),
-  });
+  );
   // Deleting old files again deletes what is left: a second try is harmless. A forced rotation
   // twice rotates twice: once only. Both heartbeat while their program runs.
-  const upkeep = proxyActivities<TargetActivities>({ taskQueue, ...opts('1h', 2, { heartbeatTimeout: '1m', ...remote }) });
-  const rotation = proxyActivities<TargetActivities>({ taskQueue, ...opts('6m', 1, { heartbeatTimeout: '1m', ...remote }) });
+  const upkeep = onQueue<TargetActivities>(taskQueue, opts('1h', 2, { heartbeatTimeout: '1m' }));
+  const rotation = onQueue<TargetActivities>(taskQueue, opts('6m', 1, { heartbeatTimeout: '1m' }));
   return {
     verifyTarget: (name) => (kind !== undefined && kind !== 'systemd' && readsLocally() ? localVerify : checks.verifyTarget)(name),
     diagnoseTarget: diagnosis.diagnoseTarget,
@@ -199,10 +256,7 @@ export function targetActivities(taskQueue: string, longRunMs = 3_600_000, kind?
  * in 30 s; the command's own timeout (at most 10 minutes) ends it before this limit.
  */
 export function commandActivity(taskQueue: string, readOnly: boolean): TargetActivities['runTargetCommand'] {
-  return proxyActivities<TargetActivities>({
-    taskQueue,
-    ...opts('11m', readOnly ? 3 : 1, { heartbeatTimeout: '30s', ...agentWait(taskQueue) }),
-  }).runTargetCommand;
+  return onQueue<TargetActivities>(taskQueue, opts('11m', readOnly ? 3 : 1, { heartbeatTimeout: '30s' })).runTargetCommand;
 }
 
 /** Activities on the engine's own queue: notifications, silences and the guard. */

@@ -10,7 +10,6 @@ import {
   log,
   proxySinks,
   setHandler,
-  TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -40,6 +39,7 @@ import {
   type TimelineEntry,
 } from '../messages.js';
 import { markedAllAtOnce, takesDayChanges, takesLaterChanges } from './patchesFirst.js';
+import { noWorkerTookIt } from './activities.js';
 
 /** Enough to read a long incident; a signal storm cannot grow history or the query without bound. */
 const maxTimeline = 200;
@@ -551,7 +551,7 @@ export function capTail(text: string, max: number): string {
 /** The reason a step failed, as an SRE needs it: the activity and its own message. */
 export function describeFailure(err: unknown): string {
   if (err instanceof ActivityFailure && noWorkerTookIt(err)) {
-    return `${err.activityType} failed: no host agent took it within guardrails.agentWait: is the agent for this target's host running and polling its queue?`;
+    return `${err.activityType} failed: no host agent took it within guardrails.agentWait (a few seconds once this run found none): is the agent for this target's host running and polling its queue?`;
   }
   if (err instanceof ActivityFailure) {
     const cause = err.cause instanceof Error ? err.cause.message : err.message;
@@ -568,12 +568,6 @@ export function describeFailure(err: unknown): string {
 export function isPermanent(err: unknown): boolean {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   return (cause instanceof ApplicationFailure && cause.nonRetryable === true) || noWorkerTookIt(err);
-}
-
-/** The activity waited on its queue for a worker past its schedule-to-start timeout (steps/activities.ts agentWait). */
-function noWorkerTookIt(err: unknown): boolean {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof TimeoutFailure && cause.timeoutType === 'SCHEDULE_TO_START';
 }
 
 function fingerprintOf(e: AlertEvent | undefined): string {
