@@ -97,15 +97,18 @@ export const workerShutdown = {
 } satisfies Partial<WorkerOptions>;
 
 /**
- * How soon an activity's heartbeat details reach the server when it sets no heartbeat timeout (the
- * notify activity): the SDK sends the first at once and holds later ones back for this interval,
- * 30 s by default. notify records each channel it delivered to in its details, so that a retry
- * skips it; a process killed while one was held back lost that record, and the retry paged the
- * channel a second time. At 1 s that window is a second. A fast activity completes before its
- * held-back heartbeat is due and sends nothing more; a slow one sends at most one a second.
+ * How soon an activity's heartbeat details reach the server: the SDK sends the first at once and
+ * holds later ones back for 0.8 of the activity's heartbeat timeout (8 s for notify's 10 s), at
+ * most `maxHeartbeatThrottleInterval` (60 s by default), or `defaultHeartbeatThrottleInterval`
+ * (30 s by default) when it has none. notify records each channel it delivered to in its details,
+ * so that a retry skips it; a process killed while one was held back lost that record, and the
+ * retry paged the channel a second time. At 1 s that window is a second. A fast activity completes
+ * before its held-back heartbeat is due and sends nothing more; a slow one sends at most one a
+ * second (ours heartbeat every 2–5 s: activities/limits.ts heartbeating, notify.ts).
  */
 export const workerHeartbeats = {
   defaultHeartbeatThrottleInterval: '1s',
+  maxHeartbeatThrottleInterval: '1s',
 } satisfies Partial<WorkerOptions>;
 
 /**

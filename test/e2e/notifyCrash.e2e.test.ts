@@ -1,6 +1,7 @@
 // A page is not sent twice when the engine dies in the middle of a notification. notify records each
 // channel it delivered to in its heartbeat details, and a retry skips those; the record has to reach
-// the server before the process dies, not wait out the SDK's 30 s default hold on later heartbeats.
+// the server before the process dies, not wait out the SDK's hold on later heartbeats (30 s by
+// default; 8 s for notify's 10 s heartbeat timeout), and the retry comes once the heartbeats stop.
 // The engine runs as operators run it (its own process, its production worker options) and is
 // killed with SIGKILL while a second channel's receiver has not answered; the retry runs on another
 // worker, with only what the server kept of the first attempt.
@@ -119,9 +120,11 @@ describe('the engine killed in the middle of a notification', () => {
     const recordedAt = await serverRecord(handle.workflowId, 'first', 6_000);
     expect(recordedAt, "the server had the first channel's delivery before the kill").toBeDefined();
     engine.kill('SIGKILL');
+    const killedAt = Date.now();
     expect((await engine.exited).signal).toBe('SIGKILL');
 
-    // Another worker takes the retry once the server gives up on the killed attempt (10 s).
+    // Another worker takes the retry once the server notices the killed attempt's heartbeats
+    // stopped (10 s), not once its 30 s limit has passed.
     await run({
       connection: native!,
       namespace: stack().temporalNamespace,
@@ -142,5 +145,7 @@ describe('the engine killed in the middle of a notification', () => {
     ]);
     expect(receiver.requestsTo('/first')).toHaveLength(1);
     expect(receiver.requestsTo('/second')).toHaveLength(1);
+    const retriedAfterMs = receiver.requestsTo('/second')[0]!.at - killedAt;
+    expect(retriedAfterMs, 'the page went out again after the heartbeat timeout, not the 30 s limit').toBeLessThan(20_000);
   }, 90_000);
 });

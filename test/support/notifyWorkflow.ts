@@ -3,6 +3,7 @@
 // heartbeat details the worker reports alongside the failure).
 import { proxyActivities } from '@temporalio/workflow';
 import type { NotificationRequest, NotificationResult } from '../../activities/contract.js';
+import { notifyOptions } from '../../workflows/steps/activities.js';
 
 const { notify } = proxyActivities<{ notify(req: NotificationRequest & { dryRun: boolean }): Promise<NotificationResult> }>({
   startToCloseTimeout: '20s',
@@ -14,14 +15,14 @@ export async function notifyWithRetries(req: NotificationRequest & { dryRun: boo
 }
 
 /**
- * notify on another queue (an engine's), each attempt cut off after 10 s: a test can kill the process
- * running an attempt and watch the next one run elsewhere with what the first recorded.
+ * notify on another queue (an engine's), with the options the engine's runs page with: a test can
+ * kill the process running an attempt and watch the next one run elsewhere with what the first
+ * recorded, as soon as the server notices the attempt's heartbeats stopped.
  */
 export async function notifyOnQueue(taskQueue: string, req: NotificationRequest & { dryRun: boolean }): Promise<NotificationResult> {
   const onQueue = proxyActivities<{ notify(r: NotificationRequest & { dryRun: boolean }): Promise<NotificationResult> }>({
+    ...notifyOptions,
     taskQueue,
-    startToCloseTimeout: '10s',
-    retry: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '200ms', maximumAttempts: 3 },
   });
   return onQueue.notify(req);
 }

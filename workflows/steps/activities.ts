@@ -259,10 +259,19 @@ export function commandActivity(taskQueue: string, readOnly: boolean): TargetAct
   return onQueue<TargetActivities>(taskQueue, opts('11m', readOnly ? 3 : 1, { heartbeatTimeout: '30s' })).runTargetCommand;
 }
 
+/**
+ * A page: retried hard, since the idempotency key and the delivery record make a repeat harmless,
+ * and a lost page is not. notify heartbeats every 2 s, also while a receiver is slow, so an engine
+ * killed mid-page is noticed after 10 s and the page goes out from another (or the next) engine,
+ * not after the 30 s limit. Its record reaches the server within a second (the workers'
+ * maxHeartbeatThrottleInterval, worker/temporal.ts), not the 8 s the SDK would hold it for with
+ * this timeout.
+ */
+export const notifyOptions: ActivityOptions = opts('30s', 8, { heartbeatTimeout: '10s' });
+
 /** Activities on the engine's own queue: notifications, silences and the guard. */
 export function engineActivities(): EngineSteps {
-  // Retried hard: the idempotency key makes a repeat harmless, and a lost page is not.
-  const notify = proxyActivities<EngineActivities>(opts('30s', 8));
+  const notify = proxyActivities<EngineActivities>(notifyOptions);
   const silences = proxyActivities<EngineActivities>(opts('30s', 3));
   // Expiring the silence is the one cleanup that must happen, so it gets many tries.
   const expire = proxyActivities<EngineActivities>(opts('30s', 12));
