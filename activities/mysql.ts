@@ -111,7 +111,8 @@ export function createMysqlActivities(deps: MysqlDeps) {
       const deadline = Date.now() + maintenanceMs;
       // Table by table (as the server runs a list anyway), heartbeating the ones done: a retry, after
       // a lock wait or a lost connection, skips what the last heartbeat that reached Temporal says
-      // was done. Heartbeats are throttled: after a worker died, its last tables may run again.
+      // was done. Heartbeats reach Temporal within a second (worker/temporal.ts): after a worker
+      // died, only tables finished in its last second run again.
       const progress = attemptProgress(name);
       const key = op === 'OPTIMIZE' ? 'optimize' : 'analyze';
       const done = (progress.done[key] ??= []);

@@ -1476,7 +1476,7 @@ describe('a target whose host agent is not running', () => {
     expect(result.outcome, result.detail).toBe('escalated');
     const unhealthy = result.timeline.find((e) => e.event === 'unhealthy');
     expect(unhealthy?.detail).toMatch(
-      /^verification could not run: verifyTarget failed: no host agent took it within guardrails\.agentWait \(a few seconds once this run found none\): is the agent for this target's host running/,
+      /^verification could not run: verifyTarget failed: no host agent took it in time \(guardrails\.agentWait\): is the agent for this target's host running/,
     );
     // Not one restart was asked of a host nobody answers for, and the first level was paged.
     expect(h.callsFor(target).map((c) => c.activity)).not.toContain('restartTarget');

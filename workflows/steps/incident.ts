@@ -551,7 +551,7 @@ export function capTail(text: string, max: number): string {
 /** The reason a step failed, as an SRE needs it: the activity and its own message. */
 export function describeFailure(err: unknown): string {
   if (err instanceof ActivityFailure && noWorkerTookIt(err)) {
-    return `${err.activityType} failed: no host agent took it within guardrails.agentWait (a few seconds once this run found none): is the agent for this target's host running and polling its queue?`;
+    return `${err.activityType} failed: no host agent took it in time (guardrails.agentWait): is the agent for this target's host running and polling its queue?`;
   }
   if (err instanceof ActivityFailure) {
     const cause = err.cause instanceof Error ? err.cause.message : err.message;
