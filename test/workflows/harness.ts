@@ -109,6 +109,8 @@ export interface Harness {
   /** What queryMetric answers (calls counts the queries so far, this one included); default: nothing comes back. */
   onMetric(answer: (req: MetricRequest, calls: number) => MetricResult): void;
   callsFor(target: string, activity?: string): Call[];
+  /** A host agent on `queue`: a worker taking the scripted target activities asked there, until the returned stop. */
+  serveAgentQueue(queue: string): Promise<() => Promise<void>>;
   /** Stops the worker and starts a new one on the queue: an engine restart, with its cache gone; `whileDown` runs between. */
   restartWorker(whileDown?: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
@@ -388,6 +390,10 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
     onMetric(answer) {
       metricCalls = 0;
       metricAnswer = answer;
+    },
+    async serveAgentQueue(agentQueue) {
+      const agent = await startWorker({ taskQueue: agentQueue, activities: targetActivities, shutdownGraceTime: '2s' });
+      return agent.stop;
     },
     async restartWorker(whileDown) {
       await worker.stop();

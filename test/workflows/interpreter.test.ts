@@ -1492,6 +1492,48 @@ describe('a target whose host agent is not running', () => {
     for (const [type, ms] of later) expect(ms, type).toBe(1_000);
   });
 
+  it('waits the whole wait again on the host once an agent took a step there', async () => {
+    const target = uniqueTarget('unit');
+    const def = parseRunbook(
+      `name: agent-back
+description: the host's agent is down at first, and back before the later steps
+appliesTo: [systemd]
+steps:
+  - id: check
+    uses: verify
+  - id: go-on
+    uses: approval
+    with: { action: "go on once the agent is back", timeout: 1m }
+  - id: recheck
+    uses: verify
+  - id: diagnose
+    uses: diagnose
+`,
+      'agent-back.yaml',
+    );
+    const input = onDeadHost(target, 3_000);
+    const handle = await start({ ...input, runbook: def.name, definition: def }, incidentWorkflowId(def.name, target));
+    await waitForStatus(handle, pending, 20_000);
+    // The check found no agent; the agent comes back before anyone approves.
+    const stopAgent = await h.serveAgentQueue(input.targetQueue);
+    try {
+      await handle.signal(approveSignal, { operator: 'alice', reason: 'agent restarted' });
+      const result = await handle.result();
+      expect(result.timeline.find((e) => e.event === 'unhealthy')?.detail).toMatch(/no host agent took it in time/);
+      // The recheck waited a tenth (its queue had been found without an agent) and was taken; the
+      // diagnosis after it, asked of a host whose agent answered, waits the whole wait again.
+      const waits = await waitsAsked(handle);
+      expect(waits[0]).toEqual(['verifyTarget', 3_000]);
+      expect(waits[1]).toEqual(['verifyTarget', 1_000]);
+      const later = waits.slice(2);
+      expect(later.map(([type]) => type)).toContain('diagnoseTarget');
+      for (const [type, ms] of later) expect(ms, type).toBe(3_000);
+      expect(h.callsFor(target, 'verifyTarget')).toHaveLength(1);
+    } finally {
+      await stopAgent();
+    }
+  });
+
   it('waits without end in a run planned before the wait existed, as such runs did', async () => {
     const target = uniqueTarget('unit');
     const handle = await start(onDeadHost(target));
