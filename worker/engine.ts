@@ -8,6 +8,7 @@ import { Worker } from '@temporalio/worker';
 import { guardrailsTaskQueue, guardrailsWorkflowId } from '../workflows/guardrails.js';
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
+import { hostTaskQueue } from '../config/load.js';
 import { createEngineActivities } from '../activities/index.js';
 import { createDoorReads } from '../activities/readAhead.js';
 import { doorReadsFor } from '../triggers/alerts/doorReads.js';
@@ -88,6 +89,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     taskQueue,
     maxConcurrentDestructive: config.guardrails.maxConcurrentDestructive,
     approvalRunbooks: runbooksWithApproval(config.runbookDefinitions),
+    agentQueues: Object.keys(config.hosts).map((host) => ({ host, queue: hostTaskQueue(config, host) })),
   });
 
   const guardQueue = guardrailsTaskQueue(taskQueue);

@@ -39,7 +39,7 @@ function metricNames(expr: string): string[] {
 describe('the engine self-alerts', () => {
   it('pass promtool check rules', async () => {
     const { code, output } = await promtool('check', 'rules', 'engine-alerts.yml');
-    expect(output).toContain('SUCCESS: 12 rules found');
+    expect(output).toContain('SUCCESS: 13 rules found');
     expect(code).toBe(0);
   });
 
@@ -63,7 +63,13 @@ describe('the engine self-alerts', () => {
 
 describe('the metrics the rules and the dashboard read', () => {
   const metrics = createMetrics({ processMetrics: false });
-  registerDurableGauges(metrics.registry, { client: {} as Client, taskQueue: 'q', maxConcurrentDestructive: 2, approvalRunbooks: [] });
+  registerDurableGauges(metrics.registry, {
+    client: {} as Client,
+    taskQueue: 'q',
+    maxConcurrentDestructive: 2,
+    approvalRunbooks: [],
+    agentQueues: [{ host: 'web-1', queue: 'q-host-web-1' }],
+  });
   const registered = (name: string) =>
     metrics.registry.getSingleMetric(name) !== undefined ||
     (/_(bucket|sum|count)$/.test(name) &&

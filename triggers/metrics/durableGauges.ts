@@ -4,6 +4,7 @@
 // Reads happen only when scraped, at most once per cacheMs, each bounded by timeoutMs; a slow or
 // unreachable Temporal leaves the previous values (and a failure count), never a slow /metrics.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { guardrailsWorkflowId, guardStateQuery } from '../../activities/guardMessages.js';
 import type { RunbookDefinition, Step } from '../../config/runbookSchema.js';
@@ -32,6 +33,13 @@ export interface DurableGaugeOptions {
    * runbooks_open still counts them all.
    */
   statusLimit?: number;
+  /**
+   * The hosts whose agent runs their systemd units, each with its task queue: how many agents poll
+   * each is read from Temporal (the queue's pollers), so a dead agent shows before an incident needs it.
+   */
+  agentQueues?: ReadonlyArray<{ host: string; queue: string }>;
+  /** A poller Temporal last saw longer ago than this is not counted (default 2 min; an idle poll lasts ~1 min). */
+  agentSeenMs?: number;
 }
 
 interface Reading {
@@ -40,7 +48,12 @@ interface Reading {
   /** Runbook → approvals waiting. */
   approvals: Map<string, number>;
   oldestApprovalSince?: number;
+  /** Host → agents Temporal saw polling its queue within agentSeenMs. */
+  agents: Map<string, number>;
 }
+
+// The SDK's protobuf module is CommonJS: its enums come through its default export.
+const { TaskQueueKind, TaskQueueType } = proto.temporal.api.enums.v1;
 
 /** Status queries in flight at once: enough to read 200 incidents within the timeout, few enough not to crowd the workers. */
 const statusQueriesAtOnce = 8;
@@ -65,9 +78,11 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
     labelNames: ['source'] as const,
     registers,
   });
-  for (const source of ['guard', 'incidents']) failures.inc({ source }, 0);
+  const agentQueues = opts.agentQueues ?? [];
+  const agentSeenMs = opts.agentSeenMs ?? 120_000;
+  for (const source of ['guard', 'incidents', ...(agentQueues.length ? ['agents'] : [])]) failures.inc({ source }, 0);
 
-  let last: Reading = { slotsInUse: 0, open: 0, approvals: new Map() };
+  let last: Reading = { slotsInUse: 0, open: 0, approvals: new Map(), agents: new Map() };
   let read: { at: number; done: Promise<Reading> } | undefined;
   // A scrape waits for a fresh read only briefly, then answers with the last one: a scrape_timeout
   // of a second must not turn a slow Temporal into a failed scrape (up == 0, RemediationEngineDown).
@@ -134,9 +149,35 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
     }
   }
 
+  /** Agents polling each host's queue (activity tasks: an agent runs no workflows), as Temporal last saw them. */
+  async function agents(): Promise<Map<string, number>> {
+    if (agentQueues.length === 0) return last.agents;
+    try {
+      return await bounded(async () => {
+        const seen = new Map<string, number>();
+        await Promise.all(
+          agentQueues.map(async ({ host, queue }) => {
+            const res = await opts.client.workflowService.describeTaskQueue({
+              namespace: opts.client.options.namespace,
+              taskQueue: { name: queue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+              taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            });
+            const now = Date.now();
+            const polling = (res.pollers ?? []).filter((p) => now - timestampMs(p.lastAccessTime) <= agentSeenMs);
+            seen.set(host, polling.length);
+          }),
+        );
+        return seen;
+      });
+    } catch {
+      failures.inc({ source: 'agents' });
+      return last.agents;
+    }
+  }
+
   async function readTemporal(): Promise<Reading> {
-    const [slots, open] = await Promise.all([slotsInUse(), incidents()]);
-    return { slotsInUse: slots, ...open };
+    const [slots, open, polling] = await Promise.all([slotsInUse(), incidents(), agents()]);
+    return { slotsInUse: slots, ...open, agents: polling };
   }
 
   new Gauge({
@@ -171,6 +212,19 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
       for (const [runbook, n] of r.approvals) this.set({ runbook }, n);
     },
   });
+  if (agentQueues.length > 0) {
+    new Gauge({
+      name: 'host_agent_pollers',
+      help: "Host agents Temporal saw polling a host's task queue in the last 2 minutes, by host (0: its systemd units cannot be checked or restarted).",
+      labelNames: ['host'] as const,
+      registers,
+      async collect() {
+        // Hosts read at least once: before the first read (or while Temporal cannot be read, which
+        // engine_state_read_failures_total{source="agents"} says) none is reported as without an agent.
+        for (const [host, n] of (await current()).agents) this.set({ host }, n);
+      },
+    });
+  }
   new Gauge({
     name: 'runbook_approval_oldest_wait_seconds',
     help: 'How long the longest-waiting approval has waited; 0 when none waits.',
@@ -180,4 +234,10 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
       this.set(r.oldestApprovalSince === undefined ? 0 : Math.max(0, Date.now() - r.oldestApprovalSince) / 1_000);
     },
   });
+}
+
+/** A protobuf timestamp as ms since the epoch; 0 (long ago) when absent. */
+function timestampMs(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
+  if (!t) return 0;
+  return Number(t.seconds ?? 0) * 1_000 + Math.floor((t.nanos ?? 0) / 1e6);
 }
