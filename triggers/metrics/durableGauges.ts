@@ -55,6 +55,9 @@ interface Reading {
 // The SDK's protobuf module is CommonJS: its enums come through its default export.
 const { TaskQueueKind, TaskQueueType } = proto.temporal.api.enums.v1;
 
+/** Hosts' queues described at once, however many hosts the config names. */
+const agentReadsAtOnce = 8;
+
 /** Status queries in flight at once: enough to read 200 incidents within the timeout, few enough not to crowd the workers. */
 const statusQueriesAtOnce = 8;
 
@@ -155,8 +158,10 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
     try {
       return await bounded(async () => {
         const seen = new Map<string, number>();
-        await Promise.all(
-          agentQueues.map(async ({ host, queue }) => {
+        let next = 0;
+        const askNext = async (): Promise<void> => {
+          while (next < agentQueues.length) {
+            const { host, queue } = agentQueues[next++]!;
             const res = await opts.client.workflowService.describeTaskQueue({
               namespace: opts.client.options.namespace,
               taskQueue: { name: queue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
@@ -165,8 +170,9 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
             const now = Date.now();
             const polling = (res.pollers ?? []).filter((p) => now - timestampMs(p.lastAccessTime) <= agentSeenMs);
             seen.set(host, polling.length);
-          }),
-        );
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(agentReadsAtOnce, agentQueues.length) }, askNext));
         return seen;
       });
     } catch {
