@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
+import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import { loadRunbookDir, parseRunbook } from '../../config/runbookLoad.js';
 import type { RunbookDefinition } from '../../config/runbookSchema.js';
 import type { TargetKind } from '../../config/schema.js';
@@ -1462,10 +1463,7 @@ describe('a target whose host agent is not running', () => {
     return events
       .map((e) => e.activityTaskScheduledEventAttributes)
       .filter((a) => a?.taskQueue?.name?.startsWith('no-agent-'))
-      .map((a) => {
-        const t = a!.scheduleToStartTimeout;
-        return [a!.activityType!.name!, Number(t?.seconds ?? 0) * 1_000 + Math.round((t?.nanos ?? 0) / 1e6)];
-      });
+      .map((a) => [a!.activityType!.name!, optionalTsToMs(a!.scheduleToStartTimeout) ?? 0]);
   }
 
   it('fails the check saying no agent took it, restarts nothing, and pages without waiting the whole wait again', async () => {

@@ -4,6 +4,7 @@
 // Reads happen only when scraped, at most once per cacheMs, each bounded by timeoutMs; a slow or
 // unreachable Temporal leaves the previous values (and a failure count), never a slow /metrics.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { guardrailsWorkflowId, guardStateQuery } from '../../activities/guardMessages.js';
@@ -168,7 +169,7 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
               taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
             });
             const now = Date.now();
-            const polling = (res.pollers ?? []).filter((p) => now - timestampMs(p.lastAccessTime) <= agentSeenMs);
+            const polling = (res.pollers ?? []).filter((p) => now - (optionalTsToMs(p.lastAccessTime) ?? 0) <= agentSeenMs);
             seen.set(host, polling.length);
           }
         };
@@ -240,10 +241,4 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
       this.set(r.oldestApprovalSince === undefined ? 0 : Math.max(0, Date.now() - r.oldestApprovalSince) / 1_000);
     },
   });
-}
-
-/** A protobuf timestamp as ms since the epoch; 0 (long ago) when absent. */
-function timestampMs(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
-  if (!t) return 0;
-  return Number(t.seconds ?? 0) * 1_000 + Math.floor((t.nanos ?? 0) / 1e6);
 }

@@ -140,7 +140,7 @@ const agentsMissing = new Set<string>();
  * How long a step waits on a queue this run already found without an agent: a tenth of the plan's
  * wait, between 1 and 5 s. An agent that came back takes a task within milliseconds of its poll.
  */
-export function agentRecheckMs(waitMs: number): number {
+function agentRecheckMs(waitMs: number): number {
   return Math.min(5_000, Math.max(1_000, Math.round(waitMs / 10)));
 }
 
