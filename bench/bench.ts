@@ -641,6 +641,13 @@ async function storm(engine: BenchEngine, bodies: string[], expectWorkflows: num
       "every workflow started, by the server's own start times (the last one); visible that much later",
       lastStart ? `${ms(lastStart - wall0)}; ${ms(allStarted - (lastStart - wall0))}` : 'none listed',
     ]);
+    // Acceptance first (triggers/alerts/acceptanceFirst.ts): how many starts competed with the answers.
+    const duringPosting = runs.filter((r) => r.start - wall0 <= postedAt);
+    rows.push([
+      label,
+      "runs started while the alerts were still being posted (the first one's start)",
+      `${duringPosting.length}${runs.length > 0 ? ` (${ms(Math.min(...runs.map((r) => r.start)) - wall0)})` : ''}`,
+    ]);
     if (expectWorkflows >= firstTaskSample) {
       // Started is not acting: a run's first workflow task asks its reads and the guard's restart
       // claim, and only then does the runbook act.
