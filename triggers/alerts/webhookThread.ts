@@ -77,7 +77,11 @@ export async function startWebhookThread(opts: {
     notOpened(err);
   };
 
-  worker.on('message', (message: FromThread) => {
+  // The thread sends its messages in turns (webhookThreadMain.ts): in order, several at a time.
+  worker.on('message', (messages: FromThread[]) => {
+    for (const message of messages) take(message);
+  });
+  function take(message: FromThread): void {
     switch (message.t) {
       case 'opened':
         return opened(message);
@@ -123,7 +127,7 @@ export async function startWebhookThread(opts: {
         else c?.resolve(message.value);
       }
     }
-  });
+  }
   /** From its spool's opening to its close: a thread gone meanwhile failed. */
   let running = false;
   const failed = (err: Error) => {

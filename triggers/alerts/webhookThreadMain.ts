@@ -14,7 +14,29 @@ import { writeAnswer, type FromThread, type ThreadSettings, type ToThread } from
 
 const port = parentPort as MessagePort;
 const settings = workerData as ThreadSettings;
-const post = (message: FromThread) => port.postMessage(message);
+
+// A storm's alerts each gave the engine 5 messages (arrived, accepted, answered, counted, timed),
+// each its own postMessage and its own turn of the engine's loop. The arrivals and counts now wait
+// for the next message that goes at once, or for the end of this thread's turn: an accepted batch
+// goes at once (the engine holds it before its sender has the answer, as before), and so does
+// everything else (log lines, replies, answers asked for), after whatever was waiting, so the order
+// stays as posted and a line logged just before the thread fails is not left behind.
+const batched = new Set<FromThread['t']>(['arrived', 'answered', 'count']);
+let outbox: FromThread[] = [];
+function flush(): void {
+  if (outbox.length === 0) return;
+  const messages = outbox;
+  outbox = [];
+  port.postMessage(messages);
+}
+function post(message: FromThread): void {
+  if (!batched.has(message.t)) {
+    outbox.push(message);
+    return flush();
+  }
+  if (outbox.length === 0) setImmediate(flush);
+  outbox.push(message);
+}
 
 const logAt =
   (level: 'debug' | 'info' | 'warn' | 'error') =>
