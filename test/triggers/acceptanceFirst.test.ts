@@ -71,6 +71,30 @@ describe('acceptance before forwarding', () => {
     expect(c.now() - t0).toBe(500);
   });
 
+  it("holds a storm's deliveries for at most its longest from the storm's start, not from each delivery's", async () => {
+    const c = clock();
+    const gate = acceptanceGate({ now: c.now, sleep: c.sleeper(() => gate.arrived()), deferMaxMs: 500 });
+    for (let i = 0; i < 8; i++) gate.arrived();
+    const began = c.now();
+    // A delivery asked 300 ms into the storm waits out what is left of the 500 ms, not 500 more
+    // (each delivery's own 500 ms let a flat-out storm's first deliveries go while it was posted).
+    c.advance(300);
+    for (let i = 0; i < 8; i++) gate.arrived();
+    await gate.quiet();
+    expect(c.now() - began).toBe(500);
+    // Past it, the storm's deliveries go at once while it lasts (fewer at once: alertmanager.ts).
+    const t1 = c.now();
+    await gate.quiet();
+    expect(c.now() - t1).toBe(0);
+    // A calm ends the storm; the next one holds its deliveries again, for its own 500 ms.
+    c.advance(1_000);
+    expect(gate.storming()).toBe(false);
+    for (let i = 0; i < 8; i++) gate.arrived();
+    const t2 = c.now();
+    await gate.quiet();
+    expect(c.now() - t2).toBe(500);
+  });
+
   it('says a storm is on from its eighth quick batch until a second passes without one', () => {
     const c = clock();
     const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });
