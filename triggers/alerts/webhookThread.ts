@@ -108,7 +108,7 @@ export async function startWebhookThread(opts: {
             return metrics.webhookRequestDuration.observe({ code: message.label }, message.value);
         }
         return;
-      case 'gauge':
+      case 'nice':
         return metrics.webhookThreadNice.set(message.value);
       case 'ask': {
         const asked = handlers?.other(message.method, message.path) ?? Promise.resolve(unavailable);

@@ -59,7 +59,7 @@ const counts: DoorCounts = {
 const priority = setThisThreadNice(settings.nice);
 if (priority.unchanged) logger.info({ ...priority, asked: settings.nice }, 'webhook thread keeps its priority');
 else logger.info(priority, 'webhook thread priority set');
-if (priority.nice !== undefined) post({ t: 'gauge', what: 'nice', value: priority.nice });
+if (priority.nice !== undefined) post({ t: 'nice', value: priority.nice });
 
 let spool: Spool;
 let server: Server | undefined;

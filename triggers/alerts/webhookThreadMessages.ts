@@ -45,7 +45,7 @@ export type FromThread =
   | { t: 'count'; what: 'invalid'; value: number }
   | { t: 'count'; what: 'request'; label: string; value: number }
   /** The thread's nice value, as the kernel answers it once set (threadPriority.ts). */
-  | { t: 'gauge'; what: 'nice'; value: number }
+  | { t: 'nice'; value: number }
   | { t: 'ask'; id: number; method: string; path: string }
   | { t: 'reply'; id: number; value?: unknown; error?: string };
 
