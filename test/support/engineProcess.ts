@@ -2,7 +2,7 @@
 // so tests can kill -9 it, SIGTERM it, or run two side by side. It loads the bundle made in
 // globalSetup instead of bundling again.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,13 @@ export async function spawnEngine(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
+  // ENGINE_OUTPUT_FILE: the engine's stdout and stderr copied there as well (e.g. with
+  // ENGINE_EXEC_ARGV=--trace-gc, which V8 prints to stdout).
+  if (process.env.ENGINE_OUTPUT_FILE) {
+    const copy = createWriteStream(process.env.ENGINE_OUTPUT_FILE, { flags: 'a' });
+    child.stdout!.pipe(copy, { end: false });
+    child.stderr!.pipe(copy, { end: false });
+  }
   child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
