@@ -59,6 +59,7 @@ export async function spawnEngine(
     const copy = createWriteStream(process.env.ENGINE_OUTPUT_FILE, { flags: 'a' });
     child.stdout!.pipe(copy, { end: false });
     child.stderr!.pipe(copy, { end: false });
+    child.once('close', () => copy.end());
   }
   child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (text += d.toString()));

@@ -8,6 +8,7 @@ import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { guardrailsWorkflowId, guardStateQuery } from '../../activities/guardMessages.js';
+import { inFlightLimit } from '../../activities/limits.js';
 import type { RunbookDefinition, Step } from '../../config/runbookSchema.js';
 import { runbookAttribute, statusQuery } from '../../workflows/messages.js';
 import { incidentQuery } from '../operators/operatorCommands.js';
@@ -129,22 +130,22 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
         }
         const approvals = new Map<string, number>();
         let oldest: number | undefined;
-        let next = 0;
-        const askNext = async (): Promise<void> => {
-          while (next < listed.length) {
-            const { workflowId, runbook } = listed[next++]!;
-            // An incident that closed meanwhile, or whose worker is busy, is not waiting on anyone here.
-            const status = await opts.client.workflow
-              .getHandle(workflowId)
-              .query(statusQuery)
-              .catch(() => undefined);
-            if (!status?.pendingApproval || status.outcome) continue;
-            approvals.set(runbook, (approvals.get(runbook) ?? 0) + 1);
-            const since = Date.parse(status.pendingApproval.since);
-            if (Number.isFinite(since)) oldest = Math.min(oldest ?? since, since);
-          }
-        };
-        await Promise.all(Array.from({ length: statusQueriesAtOnce }, askNext));
+        const atOnce = inFlightLimit(statusQueriesAtOnce);
+        await Promise.all(
+          listed.map(({ workflowId, runbook }) =>
+            atOnce(async () => {
+              // An incident that closed meanwhile, or whose worker is busy, is not waiting on anyone here.
+              const status = await opts.client.workflow
+                .getHandle(workflowId)
+                .query(statusQuery)
+                .catch(() => undefined);
+              if (!status?.pendingApproval || status.outcome) return;
+              approvals.set(runbook, (approvals.get(runbook) ?? 0) + 1);
+              const since = Date.parse(status.pendingApproval.since);
+              if (Number.isFinite(since)) oldest = Math.min(oldest ?? since, since);
+            }),
+          ),
+        );
         return { open: count, approvals, ...(oldest !== undefined ? { oldestApprovalSince: oldest } : {}) };
       });
     } catch {
@@ -159,21 +160,21 @@ export function registerDurableGauges(registry: Registry, opts: DurableGaugeOpti
     try {
       return await bounded(async () => {
         const seen = new Map<string, number>();
-        let next = 0;
-        const askNext = async (): Promise<void> => {
-          while (next < agentQueues.length) {
-            const { host, queue } = agentQueues[next++]!;
-            const res = await opts.client.workflowService.describeTaskQueue({
-              namespace: opts.client.options.namespace,
-              taskQueue: { name: queue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-              taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-            });
-            const now = Date.now();
-            const polling = (res.pollers ?? []).filter((p) => now - (optionalTsToMs(p.lastAccessTime) ?? 0) <= agentSeenMs);
-            seen.set(host, polling.length);
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(agentReadsAtOnce, agentQueues.length) }, askNext));
+        const atOnce = inFlightLimit(agentReadsAtOnce);
+        await Promise.all(
+          agentQueues.map(({ host, queue }) =>
+            atOnce(async () => {
+              const res = await opts.client.workflowService.describeTaskQueue({
+                namespace: opts.client.options.namespace,
+                taskQueue: { name: queue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+                taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+              });
+              const now = Date.now();
+              const polling = (res.pollers ?? []).filter((p) => now - (optionalTsToMs(p.lastAccessTime) ?? 0) <= agentSeenMs);
+              seen.set(host, polling.length);
+            }),
+          ),
+        );
         return seen;
       });
     } catch {
