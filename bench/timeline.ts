@@ -40,11 +40,17 @@ if (last > 0) {
   const toRestart: number[] = [];
   const tasks: number[] = [];
   const taskMs: number[] = [];
+  // When the guard answered each run's first restart claim (the update carrying a request id with
+  // the run's id), from the start of the run.
+  const claims = await guardClaimTimes();
+  const claimedAt: number[] = [];
   for (const wf of listed.slice(0, last)) {
     const evs = (await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()).events ?? [];
     const restart = evs.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget');
     if (restart < 0) continue;
     const before = evs.slice(0, restart);
+    const claimed = claims.find((c) => c.text.includes(`/${wf.runId}/`));
+    if (claimed) claimedAt.push(claimed.completedAt - at(evs[0]!));
     toRestart.push(at(evs[restart]!) - at(evs[0]!));
     tasks.push(before.filter((e) => e.workflowTaskCompletedEventAttributes).length);
     before.forEach((e, i) => {
@@ -56,6 +62,8 @@ if (last > 0) {
   console.log(`${toRestart.length} of the ${Math.min(last, listed.length)} newest ${newest.type} runs reached restartTarget`);
   console.log(`started → restartTarget scheduled (ms): ${spread(toRestart)}`);
   console.log(`workflow tasks before it: ${spread(tasks)}; each started → completed (ms): ${spread(taskMs)}`);
+  if (claimedAt.length > 0)
+    console.log(`started → its restart claim answered by the guard (ms): ${spread(claimedAt)} (${claimedAt.length} runs)`);
   await connection.close();
   process.exit(0);
 }
@@ -88,4 +96,26 @@ function localActivity(e: HistoryEvent, t0: number): string | undefined {
   if (!local) return e.markerRecordedEventAttributes?.markerName ?? undefined;
   const done = local.completedAtMs - t0;
   return `local activity ${local.type} (completed at ${Number.isFinite(done) ? `${done} ms` : '?'})`;
+}
+
+/** Every update the guard completed: its input's text and when (the guard's own history). */
+async function guardClaimTimes(): Promise<Array<{ text: string; completedAt: number }>> {
+  const guards: Array<{ workflowId: string; runId: string }> = [];
+  for await (const wf of client.workflow.list({ query: 'WorkflowType = "guardrails"' })) guards.push(wf);
+  const out: Array<{ text: string; completedAt: number }> = [];
+  for (const g of guards) {
+    const evs = (await client.workflow.getHandle(g.workflowId, g.runId).fetchHistory()).events ?? [];
+    const inputs = new Map<string, string>();
+    for (const e of evs) {
+      const accepted = e.workflowExecutionUpdateAcceptedEventAttributes;
+      if (accepted) {
+        const payloads = accepted.acceptedRequest?.input?.args?.payloads ?? [];
+        inputs.set(accepted.protocolInstanceId ?? '', payloads.map((p) => Buffer.from(p.data ?? []).toString('utf8')).join(' '));
+      }
+      const completed = e.workflowExecutionUpdateCompletedEventAttributes;
+      const text = completed ? inputs.get(completed.meta?.updateId ?? '') : undefined;
+      if (text !== undefined) out.push({ text, completedAt: at(e) });
+    }
+  }
+  return out;
 }
