@@ -81,21 +81,25 @@ if (newest.type === 'guardrails') {
   );
   console.log(`workflow task started → completed: p50 ${p(0.5)} ms, p90 ${p(0.9)} ms`);
 } else {
+  // Core records a local activity's completion as its workflow task's start plus the activity's own
+  // run time: how long it ran, not when it ended.
+  let taskStarted = t0;
   for (const e of events) {
     const kind = Object.keys(e).find((k) => k.endsWith('EventAttributes')) ?? '?';
     const attrs = (e as Record<string, { activityType?: { name?: string }; signalName?: string; timerId?: string }>)[kind];
-    const what = attrs?.activityType?.name ?? attrs?.signalName ?? attrs?.timerId ?? localActivity(e, t0) ?? '';
+    if (e.workflowTaskStartedEventAttributes) taskStarted = at(e);
+    const what = attrs?.activityType?.name ?? attrs?.signalName ?? attrs?.timerId ?? localActivity(e, taskStarted) ?? '';
     console.log(`${String(at(e) - t0).padStart(7)} ms  ${kind.replace('EventAttributes', '')} ${what}`);
   }
 }
 await connection.close();
 
-/** A local activity's marker, named with its type and when it completed, from the start. */
-function localActivity(e: HistoryEvent, t0: number): string | undefined {
+/** A local activity's marker, named with its type and how long it ran (core's record, from its task's start). */
+function localActivity(e: HistoryEvent, taskStarted: number): string | undefined {
   const local = localActivityMarker(e);
   if (!local) return e.markerRecordedEventAttributes?.markerName ?? undefined;
-  const done = local.completedAtMs - t0;
-  return `local activity ${local.type} (completed at ${Number.isFinite(done) ? `${done} ms` : '?'})`;
+  const ran = local.completedAtMs - taskStarted;
+  return `local activity ${local.type} (ran ${Number.isFinite(ran) ? `${ran} ms` : '?'})`;
 }
 
 /** Every update the guard completed: its input's text and when (the guard's own history). */

@@ -95,7 +95,7 @@ describe('acceptance before forwarding', () => {
     expect(c.now() - t2).toBe(500);
   });
 
-  it('says a storm is on from its eighth quick batch until a second passes without one', () => {
+  it('says a storm is on from a quick run of batches until a second passes without one', () => {
     const c = clock();
     const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });
     // Batches 15 ms apart are no storm, however many.
@@ -112,6 +112,29 @@ describe('acceptance before forwarding', () => {
     expect(gate.storming()).toBe(true);
     c.advance(1);
     expect(gate.storming()).toBe(false);
+  });
+
+  it('takes a burst of three batches for a storm from its start, before its rate says so', async () => {
+    const c = clock();
+    const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });
+    // Two at once are no storm: the second is forwarded at once, as a lone alert is.
+    batches(gate, c, 2, 1);
+    await gate.quiet();
+    expect(c.slept).toEqual([]);
+    expect(gate.storming()).toBe(false);
+    // A third within 20 ms: the storm is on, and its deliveries wait for a quiet moment. By rate
+    // alone (eight within 100 ms) a flat-out storm's first batches were each forwarded at once.
+    gate.arrived();
+    gate.answered();
+    expect(gate.storming()).toBe(true);
+    await gate.quiet();
+    expect(c.slept).toEqual([10]);
+    // Three spread over more than 20 ms (and fewer than eight in 100 ms) are no burst.
+    c.advance(2_000);
+    batches(gate, c, 3, 11);
+    expect(gate.storming()).toBe(false);
+    await gate.quiet();
+    expect(c.slept).toEqual([10]);
   });
 
   it('is no storm when the last eight batches took longer than 100 ms to arrive', async () => {
