@@ -137,6 +137,35 @@ describe('acceptance before forwarding', () => {
     expect(c.slept).toEqual([10]);
   });
 
+  it("waits for arrivals held up by a busy event loop before it calls a storm quiet (the engine's own timers)", async () => {
+    const gate = acceptanceGate({ quietMs: 50, deferMaxMs: 10_000 });
+    for (let i = 0; i < 8; i++) {
+      gate.arrived();
+      gate.answered();
+    }
+    // An arrival as the webhook's thread sends it: a message, read when the loop polls.
+    const { port1, port2 } = new MessageChannel();
+    let arrivalTakenAt = Infinity;
+    port1.on('message', () => {
+      gate.arrived();
+      gate.answered();
+      arrivalTakenAt = performance.now();
+    });
+    const quietAt = gate.quiet().then(() => performance.now());
+    // The loop is held 150 ms outside its timers (a message's handler, a run's work) while the
+    // storm goes on: its next turn runs the wait's expired timer before it reads those batches.
+    setImmediate(() => {
+      for (let i = 0; i < 8; i++) port2.postMessage('arrived');
+      const until = performance.now() + 150;
+      while (performance.now() < until);
+    });
+    const at = await quietAt;
+    port1.close();
+    // Not quiet on a view from before the loop read those arrivals: quiet only 50 ms after them.
+    expect(arrivalTakenAt).toBeLessThan(Infinity);
+    expect(at - arrivalTakenAt).toBeGreaterThanOrEqual(49);
+  });
+
   it('is no storm when the last eight batches took longer than 100 ms to arrive', async () => {
     const c = clock();
     const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });

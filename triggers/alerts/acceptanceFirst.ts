@@ -64,7 +64,10 @@ export function acceptanceGate(options: AcceptanceGateOptions = {}): AcceptanceG
   const burstWindowMs = options.burstWindowMs ?? 20;
   const stormOverMs = options.stormOverMs ?? 1_000;
   const now = options.now ?? (() => performance.now());
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  // A wait ends only after the event loop has taken in the messages that came meanwhile: when the
+  // loop was held up (a collection, a run's work), its timers run before the webhook thread's
+  // queued arrivals are read, and a check then would take a storm still arriving for a quiet one.
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(() => setImmediate(resolve), ms)));
   let receiving = 0;
   let lastActivity = -Infinity;
   // The times of the last few arrivals, oldest at `next`.
