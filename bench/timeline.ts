@@ -10,7 +10,7 @@
 import type { temporal } from '@temporalio/proto';
 import { Client, Connection } from '@temporalio/client';
 import { stack } from '../test/support/stack.js';
-import { eventTimeMs, localActivityMarker } from '../test/support/history.js';
+import { eventTimeMs, historyEvents, localActivityMarker } from '../test/support/history.js';
 import { temporalConnectOptions } from '../test/support/temporal.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -45,7 +45,7 @@ if (last > 0) {
   const claims = await guardClaimTimes();
   const claimedAt: number[] = [];
   for (const wf of listed.slice(0, last)) {
-    const evs = (await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()).events ?? [];
+    const evs = await historyEvents(client.workflow.getHandle(wf.workflowId, wf.runId));
     const restart = evs.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartTarget');
     if (restart < 0) continue;
     const before = evs.slice(0, restart);
@@ -67,7 +67,7 @@ if (last > 0) {
   await connection.close();
   process.exit(0);
 }
-const events = (await client.workflow.getHandle(newest.workflowId, newest.runId).fetchHistory()).events ?? [];
+const events = await historyEvents(client.workflow.getHandle(newest.workflowId, newest.runId));
 const t0 = at(events[0]!);
 console.log(`${newest.type} ${newest.workflowId} (${events.length} events)`);
 
@@ -108,7 +108,7 @@ async function guardClaimTimes(): Promise<Array<{ text: string; completedAt: num
   for await (const wf of client.workflow.list({ query: 'WorkflowType = "guardrails"' })) guards.push(wf);
   const out: Array<{ text: string; completedAt: number }> = [];
   for (const g of guards) {
-    const evs = (await client.workflow.getHandle(g.workflowId, g.runId).fetchHistory()).events ?? [];
+    const evs = await historyEvents(client.workflow.getHandle(g.workflowId, g.runId));
     const inputs = new Map<string, string>();
     for (const e of evs) {
       const accepted = e.workflowExecutionUpdateAcceptedEventAttributes;

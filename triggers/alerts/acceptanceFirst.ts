@@ -1,8 +1,8 @@
 // Acceptance first. During a storm, every delivery started is a Temporal call, a workflow start
 // and its activities competing with the next request's answer for the machine (the CPU, and the
-// disk the spool's fsync waits on). Spooled alerts are already safe, so in a storm (the last
-// `stormArrivals` batches arrived within `stormWindowMs`) deliveries wait while batches are
-// arriving (until none has for `quietMs`), for at most `deferMaxMs` from the storm's start: a storm
+// disk the spool's fsync waits on). Spooled alerts are already safe, so in a storm (told by its
+// rate or its first burst, below) deliveries wait while batches are arriving (until none has for
+// `quietMs`), for at most `deferMaxMs` from the storm's start: a storm
 // that never ends slows forwarding down (fewer at once, alertmanager.ts), it does not stop it. A
 // lone alert is forwarded at once: its recovery does not wait for a quiet that is already there.
 //
