@@ -19,6 +19,7 @@ import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeCon
 import { parseConfig } from '../config/load.js';
 import { percentile } from '../triggers/reports/report.js';
 import { parsePeerTable, peerRss } from './peerTable.js';
+import { leanPoster, type Posted } from './leanPost.js';
 import { floorActivities } from './floor/activities.js';
 import type { floorRestart, floorRestartGuarded } from './floor/workflow.js';
 import type { EngineConfigInput } from '../config/schema.js';
@@ -66,6 +67,11 @@ const { values: opts } = parseArgs({
     alerts: { type: 'string', default: 'distinct,copies' },
     /** Storms of distinct alerts repeated, the floor then the engine each time (spread within one run). */
     repeat: { type: 'string', default: '1' },
+    /**
+     * The storms' and open incidents' HTTP client: `lean` (bench/leanPost.ts, the default since
+     * session 28) or `node` (Node's own, as before it, for comparing with earlier figures).
+     */
+    client: { type: 'string', default: 'lean' },
   },
 });
 const runs = Number(opts.runs);
@@ -82,6 +88,8 @@ const stormWebhooks = new Set(opts.webhook!.split(','));
 const stormLoads = new Set(opts.load!.split(','));
 const stormAlerts = new Set(opts.alerts!.split(','));
 const stormRepeats = Number(opts.repeat);
+if (opts.client !== 'lean' && opts.client !== 'node') throw new Error(`--client is lean or node, not ${opts.client}`);
+const leanClient = opts.client === 'lean';
 
 type Row = [bench: string, metric: string, value: string];
 const rows: Row[] = [];
@@ -299,12 +307,13 @@ function payload(alerts: Array<{ labels: Record<string, string>; fingerprint: st
   );
 }
 
-// Storms and open incidents post with Node's own HTTP client over kept-alive connections, as
-// Alertmanager's Go client does: fetch (undici) cost the bench process more CPU per request than
-// the bare floor server spent answering it, and capped both at the client.
+// Storms and open incidents post over kept-alive connections, as Alertmanager's Go client does:
+// fetch (undici) cost the bench process more CPU per request than the bare floor server spent
+// answering it, and capped both at the client. Node's own client (`--client node`, below) costs
+// less; bench/leanPost.ts (the default) less again.
 const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 256 });
 
-function postFast(url: string, body: string): Promise<{ status: number; ms: number; text: string }> {
+function postNode(url: string, body: string): Promise<{ status: number; ms: number; text: string }> {
   const t0 = performance.now();
   const target = new URL(url);
   return new Promise((resolve) => {
@@ -333,6 +342,12 @@ function postFast(url: string, body: string): Promise<{ status: number; ms: numb
     req.on('error', (err) => resolve({ status: 0, ms: performance.now() - t0, text: String(err) }));
     req.end(body);
   });
+}
+
+/** A poster for one URL, with the chosen client; close it when its posting is over. */
+function poster(url: string): { post(body: string): Promise<Posted>; close(): void } {
+  if (!leanClient) return { post: (body) => postNode(url, body), close: () => undefined };
+  return leanPoster(url, { 'Content-Type': 'application/json', Authorization: `Bearer ${stack().webhookToken}` });
 }
 
 async function post(url: string, body: string): Promise<{ status: number; ms: number; text: string }> {
@@ -567,18 +582,23 @@ async function postAll(url: string, bodies: string[], rate?: number): Promise<{ 
     statuses.push(r.status);
     times.push(r.ms);
   };
+  const client = poster(url);
   const t0 = performance.now();
-  if (rate) {
-    await Promise.all(
-      bodies.map(async (body, i) => {
-        await sleep(Math.max(0, t0 + (i * 1_000) / rate - performance.now()));
-        record(await postFast(url, body));
-      }),
-    );
-  } else {
-    await mapLimited(bodies, inFlight, async (body) => record(await postFast(url, body)));
+  try {
+    if (rate) {
+      await Promise.all(
+        bodies.map(async (body, i) => {
+          await sleep(Math.max(0, t0 + (i * 1_000) / rate - performance.now()));
+          record(await client.post(body));
+        }),
+      );
+    } else {
+      await mapLimited(bodies, inFlight, async (body) => record(await client.post(body)));
+    }
+    return { statuses, times, postedMs: performance.now() - t0 };
+  } finally {
+    client.close();
   }
-  return { statuses, times, postedMs: performance.now() - t0 };
 }
 
 /** Reports what the webhook answered to a storm, and what it cost the engine. */
@@ -949,15 +969,17 @@ async function benchOpen(): Promise<void> {
     // Not 200: posted again a second later, up to 5 times, as Alertmanager delivers again (a 503
     // carries Retry-After); the refusals counted by status, lost only what no attempt delivered.
     const refused = new Map<number, number>();
+    const clients = engines.map((e) => poster(e.url));
     await mapLimited(bodies, inFlight, async (body) => {
       for (let attempt = 1; ; attempt++) {
-        const { status } = await postFast(engines[nth++ % engines.length]!.url, body);
+        const { status } = await clients[nth++ % clients.length]!.post(body);
         if (status === 200) return;
         refused.set(status, (refused.get(status) ?? 0) + 1);
         if (attempt === 5) return void lost++;
         await sleep(1_000);
       }
     });
+    for (const c of clients) c.close();
     const posted = performance.now() - t0;
     // Open means: the runbook gave up restarting (no restartVia) and sits in escalation, on its 1 h timer.
     const client = engines[0]!.client;
