@@ -313,7 +313,7 @@ function payload(alerts: Array<{ labels: Record<string, string>; fingerprint: st
 // less; bench/leanPost.ts (the default) less again.
 const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 256 });
 
-function postNode(url: string, body: string): Promise<{ status: number; ms: number; text: string }> {
+function postNode(url: string, body: string): Promise<Posted> {
   const t0 = performance.now();
   const target = new URL(url);
   return new Promise((resolve) => {
