@@ -830,6 +830,38 @@ async function stormFloor(bodies: string[], label: string, rate?: number): Promi
   }
 }
 
+/**
+ * Temporal's own floor for a storm's starts: as many runs started straight at the server, 48 at a
+ * time as the forwarder sends them, with a tiny input, no search attributes and no worker polling
+ * their queue. What the engine's "every workflow started" row takes above it is the engine's, and
+ * its runs' first tasks competing for the same server.
+ */
+async function startsFloor(client: Client, label: string): Promise<void> {
+  const queue = `bench-${benchId}-starts-floor-${++startsFloors}`;
+  const ids = Array.from({ length: stormSize }, (_, n) => `${queue}:${n}`);
+  const cpu0 = serverCpuMs();
+  const t0 = performance.now();
+  await mapLimited(ids, 48, async (workflowId) => {
+    await client.workflow.start('startsFloor', { workflowId, taskQueue: queue, args: [] });
+  });
+  const tookMs = performance.now() - t0;
+  const cpuMs = serverCpuMs() - cpu0;
+  rows.push([
+    label,
+    'all started (throughput); Temporal server CPU a start, % of one core',
+    `${ms(tookMs)} (${((stormSize / tookMs) * 1000).toFixed(0)} starts/s); ${(cpuMs / stormSize).toFixed(1)} ms, ${((cpuMs / tookMs) * 100).toFixed(0)} %`,
+  ]);
+  // By id, not through visibility (which lists a run a little after its start).
+  await mapLimited(ids, 20, (id) =>
+    client.workflow
+      .getHandle(id)
+      .terminate('starts floor measured')
+      .then(() => undefined),
+  );
+  await sleep(1_000);
+}
+let startsFloors = 0;
+
 async function benchStorms(): Promise<void> {
   // Both ways the webhook can answer: once the alerts are fsynced to its spool (the default with
   // the embedded dev server, `npm start`), and once Temporal took them (the default with a cluster).
@@ -881,6 +913,7 @@ async function benchStorms(): Promise<void> {
               `2f. floor: ${stormSize} distinct alerts, ${mode}, bare Node parse + group-committed fdatasync${nth}`,
               rate,
             );
+          await startsFloor(engine.client, `2s. floor: ${stormSize} runs started straight at Temporal, 48 at a time, no worker${nth}`);
           await storm(engine, distinct, stormSize, `2a. ${stormSize} distinct alerts, ${mode}, ${webhook}${nth}`, rate);
           notes.push(`storm (distinct, ${mode}, ${webhook}${nth}): terminated ${await cleanUp(engine)} workflows afterwards`);
         }
