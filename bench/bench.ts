@@ -849,7 +849,9 @@ async function startsFloor(client: Client, label: string): Promise<void> {
   rows.push([
     label,
     'all started (throughput); Temporal server CPU a start, % of one core',
-    `${ms(tookMs)} (${((stormSize / tookMs) * 1000).toFixed(0)} starts/s); ${(cpuMs / stormSize).toFixed(1)} ms, ${((cpuMs / tookMs) * 100).toFixed(0)} %`,
+    `${ms(tookMs)} (${((stormSize / tookMs) * 1000).toFixed(0)} starts/s); ` +
+      // A server not the stack's own (a cluster elsewhere) has no CPU to read here.
+      (Number.isNaN(cpuMs) ? 'server CPU not readable' : `${(cpuMs / stormSize).toFixed(1)} ms, ${((cpuMs / tookMs) * 100).toFixed(0)} %`),
   ]);
   // By id, not through visibility (which lists a run a little after its start).
   await mapLimited(ids, 20, (id) =>
