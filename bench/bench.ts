@@ -19,7 +19,8 @@ import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeCon
 import { parseConfig } from '../config/load.js';
 import { percentile } from '../triggers/reports/report.js';
 import { parsePeerTable, peerRss } from './peerTable.js';
-import { leanPoster, type Posted } from './leanPost.js';
+import { leanPoster, type LeanPoster, type Posted } from './leanPost.js';
+import { forwardingAfterwards } from '../triggers/alerts/alertmanager.js';
 import { floorActivities } from './floor/activities.js';
 import type { floorRestart, floorRestartGuarded } from './floor/workflow.js';
 import type { EngineConfigInput } from '../config/schema.js';
@@ -345,7 +346,7 @@ function postNode(url: string, body: string): Promise<Posted> {
 }
 
 /** A poster for one URL, with the chosen client; close it when its posting is over. */
-function poster(url: string): { post(body: string): Promise<Posted>; close(): void } {
+function poster(url: string): LeanPoster {
   if (!leanClient) return { post: (body) => postNode(url, body), close: () => undefined };
   return leanPoster(url, { 'Content-Type': 'application/json', Authorization: `Bearer ${stack().webhookToken}` });
 }
@@ -831,8 +832,8 @@ async function stormFloor(bodies: string[], label: string, rate?: number): Promi
 }
 
 /**
- * Temporal's own floor for a storm's starts: as many runs started straight at the server, 48 at a
- * time as the forwarder sends them, with a tiny input, no search attributes and no worker polling
+ * Temporal's own floor for a storm's starts: as many runs started straight at the server, as many
+ * at a time as the forwarder sends them (`forwardingAfterwards`), with a tiny input, no search attributes and no worker polling
  * their queue. What the engine's "every workflow started" row takes above it is the engine's, and
  * its runs' first tasks competing for the same server.
  */
@@ -841,7 +842,7 @@ async function startsFloor(client: Client, label: string): Promise<void> {
   const ids = Array.from({ length: stormSize }, (_, n) => `${queue}:${n}`);
   const cpu0 = serverCpuMs();
   const t0 = performance.now();
-  await mapLimited(ids, 48, async (workflowId) => {
+  await mapLimited(ids, forwardingAfterwards, async (workflowId) => {
     await client.workflow.start('startsFloor', { workflowId, taskQueue: queue, args: [] });
   });
   const tookMs = performance.now() - t0;
@@ -930,7 +931,10 @@ async function benchStorms(): Promise<void> {
               `2f. floor: ${stormSize} distinct alerts, ${mode}, bare Node parse + group-committed fdatasync${nth}`,
               rate,
             );
-          await startsFloor(engine.client, `2s. floor: ${stormSize} runs started straight at Temporal, 48 at a time, no worker${nth}`);
+          await startsFloor(
+            engine.client,
+            `2s. floor: ${stormSize} runs started straight at Temporal, ${forwardingAfterwards} at a time, no worker${nth}`,
+          );
           await storm(engine, distinct, stormSize, `2a. ${stormSize} distinct alerts, ${mode}, ${webhook}${nth}`, rate);
           notes.push(`storm (distinct, ${mode}, ${webhook}${nth}): terminated ${await cleanUp(engine)} workflows afterwards`);
         }

@@ -73,7 +73,7 @@ export function leanPoster(
       this.socket.on('connect', () => (this.connected = true));
       this.socket.on('data', (d: Buffer) => this.read(d));
       this.socket.on('error', (err) => this.end(`${err.message}`));
-      this.socket.on('close', () => this.end('the connection closed before the answer was whole'));
+      this.socket.on('close', () => this.end('the connection closed before the answer was whole', true));
       this.send(first);
     }
 
@@ -184,7 +184,8 @@ export function leanPoster(
       else if (w) w.resolve({ status: 0, ms: 0, text: 'the client was closed' });
     }
 
-    end(why: string): void {
+    /** Settles the request under way (if any) and drops the socket; `byPeer`: the peer closed the connection. */
+    end(why: string, byPeer = false): void {
       const w = this.current;
       const a = this.answer;
       this.current = undefined;
@@ -192,7 +193,7 @@ export function leanPoster(
       if (w) {
         clearTimeout(w.timer);
         // An answer whose body runs until the connection closes is whole once it closes.
-        const whole = a?.length === -2 && why.startsWith('the connection closed');
+        const whole = a?.length === -2 && byPeer;
         w.resolve(
           whole
             ? { status: a.status, ms: performance.now() - w.t0, text: Buffer.concat(a.body).toString('utf8') }
