@@ -41,6 +41,7 @@ export const noStackTests = [
   'test/triggers/webhookThread.test.ts',
   'test/triggers/threadPriority.test.ts',
   'test/worker/readiness.test.ts',
+  'test/worker/workflowTaskSlots.test.ts',
   'test/support/ports.test.ts',
   'test/stack/stackEnv.test.ts',
 ];

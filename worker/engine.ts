@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import type { Worker as WebhookThreadWorker } from 'node:worker_threads';
 import { Client } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
+import { Worker, type TunerHolder } from '@temporalio/worker';
 import { guardrailsTaskQueue, guardrailsWorkflowId } from '../workflows/guardrails.js';
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
@@ -12,11 +12,11 @@ import { hostTaskQueue } from '../config/load.js';
 import { createEngineActivities } from '../activities/index.js';
 import { createDoorReads } from '../activities/readAhead.js';
 import { doorReadsFor } from '../triggers/alerts/doorReads.js';
-import { createWebhookServer, webhookThreadSettings, type WebhookServer } from '../triggers/alerts/alertmanager.js';
+import { createWebhookServer, forwardingAfterwards, webhookThreadSettings, type WebhookServer } from '../triggers/alerts/alertmanager.js';
 import type { Spool } from '../triggers/alerts/spool.js';
 import { startWebhookThread, type WebhookThread } from '../triggers/alerts/webhookThread.js';
 import type { ThreadSettings } from '../triggers/alerts/webhookThreadMessages.js';
-import { createMetrics } from '../triggers/metrics/metrics.js';
+import { createMetrics, type EngineMetrics } from '../triggers/metrics/metrics.js';
 import { registerDurableGauges, runbooksWithApproval } from '../triggers/metrics/durableGauges.js';
 import { syncSchedules } from '../triggers/schedules/schedules.js';
 import { createOperatorApi, type OperatorApi } from '../triggers/operators/api.js';
@@ -24,6 +24,7 @@ import { temporalOf } from '../triggers/operators/operatorTemporal.js';
 import { engineReadiness, temporalReadiness } from './readiness.js';
 import { connect, shutdownDeadlineMs, temporalEndpoint, workerHeartbeats, workerShutdown } from './temporal.js';
 import { bundleWorkflows, prebuiltBundle, workflowsPath } from './bundle.js';
+import { workflowTaskSlots } from './workflowTaskSlots.js';
 
 export { workflowsPath } from './bundle.js';
 
@@ -108,6 +109,8 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     notificationFailures: metrics.notificationFailures,
     doorReads: doors,
   });
+  /** The webhook's spool, once its thread runs (the incidents' task slots read how much waits in it). */
+  let spool: Spool | undefined;
   const worker = await Worker.create({
     connection: native,
     namespace: endpoint.namespace,
@@ -115,6 +118,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     activities,
     ...workflowBundle,
     maxCachedWorkflows: config.temporal.maxCachedWorkflows,
+    tuner: incidentSlots(config, () => spool, metrics, logger),
     sinks: metrics.sinks(),
     ...workflowActivationLimit,
     ...workerShutdown,
@@ -144,7 +148,6 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
   // not opened yet is not there to close.
   let webhook: WebhookServer | undefined;
   let operatorApi: OperatorApi | undefined;
-  let spool: Spool | undefined;
   /** The webhook's thread died: the engine stops, and says why (its supervisor starts it again). */
   let webhookFailure: Error | undefined;
   // Every step is bounded, so stop() settles within shutdownDeadlineMs whatever Temporal does (down,
@@ -279,6 +282,35 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     await stop();
     throw err;
   }
+}
+
+/**
+ * The incidents worker's task slots: the SDK's defaults, except that its workflow task slots drop
+ * to 2 while more than one forwarding wave of spooled alerts waits to be started (for at most 15 s
+ * at a time; worker/workflowTaskSlots.ts says why). Its slots never exceed its workflow cache.
+ */
+function incidentSlots(config: EngineConfig, spool: () => Spool | undefined, metrics: EngineMetrics, logger: Logger): TunerHolder {
+  const fixed = (numSlots: number) => ({ type: 'fixed-size' as const, numSlots });
+  const slots = Math.min(40, config.temporal.maxCachedWorkflows);
+  const heldTo = 2;
+  metrics.workflowTaskSlots.set(slots);
+  return {
+    workflowTaskSlotSupplier: workflowTaskSlots({
+      slots,
+      heldTo,
+      startsWaiting: () => (spool()?.pendingAlerts() ?? 0) > forwardingAfterwards,
+      maxHoldMs: 15_000,
+      onHold: (held) => {
+        metrics.workflowTaskSlots.set(held ? heldTo : slots);
+        const waiting = spool()?.pendingAlerts();
+        if (held) logger.info({ waiting, slots: heldTo }, 'starting spooled alerts first: 2 workflow task slots until they are started');
+        else logger.info({ waiting, slots }, 'workflow task slots back to normal');
+      },
+    }),
+    activityTaskSlotSupplier: fixed(100),
+    localActivityTaskSlotSupplier: fixed(100),
+    nexusTaskSlotSupplier: fixed(100),
+  };
 }
 
 /**

@@ -30,6 +30,8 @@ export interface EngineMetrics {
   spoolStuck: Gauge;
   /** The nice value the spooled webhook's thread runs at (webhook.threadNice, when it could be set). */
   webhookThreadNice: Gauge;
+  /** The incidents' worker's workflow task slots now (worker/workflowTaskSlots.ts: fewer while a storm is started). */
+  workflowTaskSlots: Gauge;
   /** Batches answered 503 because the spool was full or its disk low: Alertmanager holds them. */
   spoolRefused: Counter<'reason'>;
   /** Observed by the worker when an incident workflow closes. */
@@ -183,6 +185,11 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     webhookThreadNice: new Gauge({
       name: 'webhook_thread_nice',
       help: "The nice value of the spooled webhook's thread (Linux: -20 runs first, 19 last); the engine's other threads keep theirs. Not webhook.threadNice when raising it was not allowed (no CAP_SYS_NICE): the log says why.",
+      registers,
+    }),
+    workflowTaskSlots: new Gauge({
+      name: 'worker_workflow_task_slots',
+      help: "Workflow task slots the incidents' worker may use now: 2 while more than a forwarding wave of spooled alerts waits to be started (for at most 15 s at a time), its usual number otherwise.",
       registers,
     }),
     spoolRefused,

@@ -1,0 +1,128 @@
+// A storm of distinct alerts into a spooled engine: while more than a forwarding wave of them waits in
+// the spool, the incidents' worker keeps to 2 workflow task slots so the server spends itself on
+// starting every run first (worker/workflowTaskSlots.ts); once the spool is down to a wave it has
+// its usual slots back and every run acts. Against a dev server of the test's own: 200 runs at once
+// would slow every other test on the stack's server.
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EngineConfigInput } from '../../config/schema.js';
+import { alertmanagerPayload } from '../support/alertmanagerPayload.js';
+import { startDevServer, type DevServer } from '../support/devServer.js';
+import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
+import { closedPort } from '../support/ports.js';
+import { eventually, until } from '../support/wait.js';
+import { e2eConfigInput } from './engine.js';
+
+const token = `tok-${randomBytes(12).toString('hex')}`;
+const taskQueue = 'storm-starts-first';
+const stormSize = 200;
+let server: DevServer;
+let connection: Connection | undefined;
+let engine: EngineProcess | undefined;
+
+beforeAll(async () => {
+  server = await startDevServer();
+});
+
+afterAll(async () => {
+  await engine?.stop(5_000);
+  await connection?.close();
+  await server?.close();
+});
+
+/** The engine's log lines with this message, parsed. */
+function logLines(output: string, msg: string): Array<Record<string, unknown>> {
+  return output
+    .split('\n')
+    .filter((line) => line.includes(msg))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line.msg === msg);
+}
+
+describe('an alert storm into a spooled engine', () => {
+  it('starts every run before it spends more than 2 workflow task slots on acting, then acts on all of them', async () => {
+    // Nothing listens on the health URL and nothing can restart these targets: each run finds its
+    // target down, cannot restart it, and pages the log channel. Dry-run besides.
+    const health = `http://127.0.0.1:${await closedPort()}/health`;
+    const names = Array.from({ length: stormSize }, (_, i) => `storm-${i}`);
+    const targets: EngineConfigInput['targets'] = {};
+    for (const name of names) targets[name] = { kind: 'http', health: { url: health, timeout: '1s' } };
+    engine = await spawnEngine(
+      e2eConfigInput({
+        temporal: { address: server.address, taskQueue },
+        webhook: { listen: '127.0.0.1:0', token, spool: true },
+        dryRun: true,
+        targets,
+        bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: names, runbook: 'serviceDown' }],
+      }),
+    );
+    const running = engine;
+
+    // 10 batches of 20 at once, each alert its own target.
+    const posted = await Promise.all(
+      Array.from({ length: 10 }, async (_, b) => {
+        const alerts = names.slice(b * 20, b * 20 + 20).map((service) => ({
+          labels: { alertname: 'ServiceDown', service, severity: 'critical' },
+          fingerprint: randomBytes(8).toString('hex'),
+        }));
+        const res = await fetch(`${running.webhookUrl}/alertmanager`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+          body: JSON.stringify(alertmanagerPayload(alerts)),
+        });
+        await res.arrayBuffer();
+        return res.status;
+      }),
+    );
+    expect(posted).toEqual(Array(10).fill(200));
+
+    // The hold began with the storm waiting in the spool, and ended once it was down to a wave.
+    await until('the hold to end', 60_000, async () =>
+      logLines(running.output(), 'workflow task slots back to normal').length > 0 ? true : undefined,
+    );
+    const began = logLines(running.output(), 'starting spooled alerts first: 2 workflow task slots until they are started');
+    const ended = logLines(running.output(), 'workflow task slots back to normal');
+    expect(began).toHaveLength(1);
+    expect(began[0]!.waiting).toBeGreaterThan(48);
+    expect(ended[0]!.waiting).toBeLessThanOrEqual(48);
+    const output = running.output();
+    expect(output.indexOf('workflow task slots back to normal')).toBeGreaterThan(output.indexOf('starting spooled alerts first'));
+
+    // Every alert is a run, and every run then got through its first workflow task (read its
+    // target, found it down): the hold starved nobody.
+    connection = await Connection.connect({ address: server.address });
+    const client = new Client({ connection, namespace: 'default' });
+    const query = `TaskQueue = '${taskQueue}' AND WorkflowType = 'runbook'`;
+    const visible = await eventually(
+      async () => (await client.workflow.count(query)).count,
+      (n) => n === stormSize,
+      60_000,
+    );
+    expect(visible).toBe(stormSize);
+    const ids: string[] = [];
+    for await (const run of client.workflow.list({ query })) ids.push(run.workflowId);
+    expect(new Set(ids).size).toBe(stormSize);
+    const unacted = async () => {
+      let left = 0;
+      for (let i = 0; i < ids.length; i += 20) {
+        const histories = await Promise.all(ids.slice(i, i + 20).map((id) => client.workflow.getHandle(id).fetchHistory()));
+        left += histories.filter((h) => !h.events?.some((e) => e.workflowTaskCompletedEventAttributes)).length;
+      }
+      return left;
+    };
+    expect(await eventually(unacted, (n) => n === 0, 90_000, 1_000)).toBe(0);
+
+    // A lone alert afterwards is no storm: no second hold.
+    const lone = await fetch(`${running.webhookUrl}/alertmanager`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify(
+        alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service: names[0]!, severity: 'warning' }, fingerprint: 'lone' }]),
+      ),
+    });
+    expect(lone.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(logLines(running.output(), 'starting spooled alerts first: 2 workflow task slots until they are started')).toHaveLength(1);
+  }, 240_000);
+});

@@ -1,0 +1,113 @@
+// The incidents worker's workflow task slots, fewer while a storm's alerts are still being started.
+//
+// The dev server starts ~200 runs a second on this machine kind when nothing else asks it for work
+// (bench's `2s` row), yet a 1,000-alert storm had every run started only after 8–10 s: the runs
+// already started had their first workflow tasks polled, run and completed on the same server (and
+// the same two cores) between the starts still to make. With 2 slots while more than one forwarding
+// wave of alerts waits in the spool, the same storm had every run started after ~6 s; once the spool
+// is down to a wave, the worker has its usual slots back. Alerts are safe in the spool either way:
+// the hold puts every alert of a storm on record as its run before the engine spends the server on
+// acting, and it is bounded (`maxHoldMs`) so a backlog that does not drain (Temporal refusing one
+// runbook's starts, say) never starves the runs already started.
+import type { CustomSlotSupplier, SlotPermit, SlotReserveContext, WorkflowSlotInfo } from '@temporalio/worker';
+
+export interface WorkflowTaskSlotsOptions {
+  /** Slots outside a hold: the SDK's own default is 40. */
+  slots: number;
+  /** Slots while held (the SDK wants at least 2 with a workflow cache). */
+  heldTo: number;
+  /** Whether starts are waiting that the hold is for (read at each reservation and every `recheckMs`). */
+  startsWaiting: () => boolean;
+  /** A hold ends after this long even if starts still wait; the next one needs the backlog gone first. */
+  maxHoldMs: number;
+  /** How often a reservation kept waiting reads `startsWaiting` again. */
+  recheckMs?: number;
+  /** Told when a hold begins (true) and when it ends (false). */
+  onHold?: (held: boolean) => void;
+  now?: () => number;
+}
+
+export interface WorkflowTaskSlots extends CustomSlotSupplier<WorkflowSlotInfo> {
+  /** Permits issued and not yet released. */
+  issued(): number;
+  /** The slots allowed now. */
+  limit(): number;
+}
+
+export function workflowTaskSlots(opts: WorkflowTaskSlotsOptions): WorkflowTaskSlots {
+  const now = opts.now ?? Date.now;
+  const recheckMs = opts.recheckMs ?? 25;
+  let issued = 0;
+  /** When the hold under way began; undefined outside one. */
+  let heldSince: number | undefined;
+  /** The last hold ran out while starts still waited: no new one until they are gone. */
+  let spent = false;
+  const waiters = new Set<() => void>();
+  let timer: NodeJS.Timeout | undefined;
+
+  const setHeld = (held: boolean) => {
+    if (held === (heldSince !== undefined)) return;
+    heldSince = held ? now() : undefined;
+    opts.onHold?.(held);
+  };
+  const limit = () => {
+    if (!opts.startsWaiting()) {
+      spent = false;
+      setHeld(false);
+      return opts.slots;
+    }
+    if (spent) return opts.slots;
+    setHeld(true);
+    if (now() - heldSince! < opts.maxHoldMs) return opts.heldTo;
+    spent = true;
+    setHeld(false);
+    return opts.slots;
+  };
+  const grant = (): SlotPermit | null => {
+    if (issued >= limit()) return null;
+    issued += 1;
+    return {};
+  };
+  /** Wakes waiting reservations while slots are free; rechecks on a timer while any still wait. */
+  const wake = () => {
+    for (const waiter of waiters) {
+      if (issued >= limit()) break;
+      waiter();
+    }
+    if (waiters.size > 0) timer ??= setTimeout(() => ((timer = undefined), wake()), recheckMs).unref();
+  };
+
+  return {
+    type: 'custom',
+    issued: () => issued,
+    limit,
+    reserveSlot(_ctx: SlotReserveContext, abortSignal: AbortSignal): Promise<SlotPermit> {
+      const permit = grant();
+      if (permit) return Promise.resolve(permit);
+      return new Promise((resolve, reject) => {
+        const waiter = () => {
+          const granted = grant();
+          if (!granted) return;
+          waiters.delete(waiter);
+          abortSignal.removeEventListener('abort', aborted);
+          resolve(granted);
+        };
+        const aborted = () => {
+          waiters.delete(waiter);
+          reject(abortSignal.reason);
+        };
+        if (abortSignal.aborted) return reject(abortSignal.reason);
+        abortSignal.addEventListener('abort', aborted, { once: true });
+        waiters.add(waiter);
+        wake();
+      });
+    },
+    // Eager tasks (a start's first task, an activity handed back) only when a slot is free now.
+    tryReserveSlot: () => grant(),
+    markSlotUsed: () => {},
+    releaseSlot: () => {
+      issued = Math.max(0, issued - 1);
+      wake();
+    },
+  };
+}
