@@ -12,7 +12,7 @@ import { hostTaskQueue } from '../config/load.js';
 import { createEngineActivities } from '../activities/index.js';
 import { createDoorReads } from '../activities/readAhead.js';
 import { doorReadsFor } from '../triggers/alerts/doorReads.js';
-import { createWebhookServer, forwardingAfterwards, webhookThreadSettings, type WebhookServer } from '../triggers/alerts/alertmanager.js';
+import { createWebhookServer, webhookThreadSettings, type WebhookServer } from '../triggers/alerts/alertmanager.js';
 import type { Spool } from '../triggers/alerts/spool.js';
 import { startWebhookThread, type WebhookThread } from '../triggers/alerts/webhookThread.js';
 import type { ThreadSettings } from '../triggers/alerts/webhookThreadMessages.js';
@@ -109,8 +109,8 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     notificationFailures: metrics.notificationFailures,
     doorReads: doors,
   });
-  /** The webhook's spool, once its thread runs (the incidents' task slots read how much waits in it). */
-  let spool: Spool | undefined;
+  /** The webhook, once it is made: the incidents' task slots ask it whether a storm waits to be started. */
+  let webhook: WebhookServer | undefined;
   const worker = await Worker.create({
     connection: native,
     namespace: endpoint.namespace,
@@ -118,7 +118,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     activities,
     ...workflowBundle,
     maxCachedWorkflows: config.temporal.maxCachedWorkflows,
-    tuner: incidentSlots(config, () => spool, metrics, logger),
+    tuner: incidentSlots(config, () => webhook, metrics, logger),
     sinks: metrics.sinks(),
     ...workflowActivationLimit,
     ...workerShutdown,
@@ -146,7 +146,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
 
   // Made before the rest of start-up, so a stop from now on drains the workers; what start-up has
   // not opened yet is not there to close.
-  let webhook: WebhookServer | undefined;
+  let spool: Spool | undefined;
   let operatorApi: OperatorApi | undefined;
   /** The webhook's thread died: the engine stops, and says why (its supervisor starts it again). */
   let webhookFailure: Error | undefined;
@@ -286,10 +286,15 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
 
 /**
  * The incidents worker's task slots: the SDK's defaults, except that its workflow task slots drop
- * to 2 while more than one forwarding wave of spooled alerts waits to be started (for at most 15 s
- * at a time; worker/workflowTaskSlots.ts says why). Its slots never exceed its workflow cache.
+ * to 2 while the webhook has a storm's alerts waiting to be started (for at most 15 s at a time;
+ * worker/workflowTaskSlots.ts says why). Its slots never exceed its workflow cache.
  */
-function incidentSlots(config: EngineConfig, spool: () => Spool | undefined, metrics: EngineMetrics, logger: Logger): TunerHolder {
+function incidentSlots(
+  config: EngineConfig,
+  webhook: () => WebhookServer | undefined,
+  metrics: EngineMetrics,
+  logger: Logger,
+): TunerHolder {
   const fixed = (numSlots: number) => ({ type: 'fixed-size' as const, numSlots });
   const slots = Math.min(40, config.temporal.maxCachedWorkflows);
   const heldTo = 2;
@@ -298,12 +303,12 @@ function incidentSlots(config: EngineConfig, spool: () => Spool | undefined, met
     workflowTaskSlotSupplier: workflowTaskSlots({
       slots,
       heldTo,
-      startsWaiting: () => (spool()?.pendingAlerts() ?? 0) > forwardingAfterwards,
+      startsWaiting: () => webhook()?.startsFirst() ?? false,
       maxHoldMs: 15_000,
       onHold: (held) => {
         metrics.workflowTaskSlots.set(held ? heldTo : slots);
-        const waiting = spool()?.pendingAlerts();
-        if (held) logger.info({ waiting, slots: heldTo }, 'starting spooled alerts first: 2 workflow task slots until they are started');
+        const waiting = webhook()?.waitingToStart();
+        if (held) logger.info({ waiting, slots: heldTo }, 'starting waiting alerts first: 2 workflow task slots until they are started');
         else logger.info({ waiting, slots }, 'workflow task slots back to normal');
       },
     }),

@@ -1,14 +1,15 @@
 // The incidents worker's workflow task slots, fewer while a storm's alerts are still being started.
 //
 // The dev server starts ~200 runs a second on this machine kind when nothing else asks it for work
-// (bench's `2s` row), yet a 1,000-alert storm had every run started only after 8–10 s: the runs
+// (bench's `2s` row), yet a 1,000-alert storm had every run started only after 8–15 s: the runs
 // already started had their first workflow tasks polled, run and completed on the same server (and
-// the same two cores) between the starts still to make. With 2 slots while more than one forwarding
-// wave of alerts waits in the spool, the same storm had every run started after ~6 s; once the spool
-// is down to a wave, the worker has its usual slots back. Alerts are safe in the spool either way:
-// the hold puts every alert of a storm on record as its run before the engine spends the server on
-// acting, and it is bounded (`maxHoldMs`) so a backlog that does not drain (Temporal refusing one
-// runbook's starts, say) never starves the runs already started.
+// the same two cores) between the starts still to make. With 2 slots while the webhook has a storm's
+// alerts waiting (triggers/alerts/alertmanager.ts startsFirst: more than a forwarding wave in the
+// spool, or without one more than a batch's calls at once), the same storm had every run started
+// after ~6 s, and without a spool Alertmanager's batches were answered twice as fast; then the worker
+// has its usual slots back. The hold puts every alert of a storm on record as its run before the
+// engine spends the server on acting, and it is bounded (`maxHoldMs`) so alerts that keep waiting
+// (Temporal refusing one runbook's starts, say) never starve the runs already started.
 import type { CustomSlotSupplier, SlotPermit, SlotReserveContext, WorkflowSlotInfo } from '@temporalio/worker';
 
 export interface WorkflowTaskSlotsOptions {

@@ -1,11 +1,12 @@
-// A storm of distinct alerts into a spooled engine: while more than a forwarding wave of them waits in
-// the spool, the incidents' worker keeps to 2 workflow task slots so the server spends itself on
-// starting every run first (worker/workflowTaskSlots.ts); once the spool is down to a wave it has
-// its usual slots back and every run acts. Against a dev server of the test's own: 200 runs at once
-// would slow every other test on the stack's server.
+// A storm of distinct alerts into an engine: while the storm's alerts wait to be started (more than
+// a forwarding wave in the spool, or without one more than a batch's calls while the storm's batches
+// arrive), the incidents' worker keeps to 2 workflow task slots so the server spends itself on
+// starting every run first (worker/workflowTaskSlots.ts); then it has its usual slots back and every
+// run acts. Against a dev server of the test's own: 200 runs at once would slow every other test on
+// the stack's server.
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { alertmanagerPayload } from '../support/alertmanagerPayload.js';
 import { startDevServer, type DevServer } from '../support/devServer.js';
@@ -15,18 +16,23 @@ import { eventually, until } from '../support/wait.js';
 import { e2eConfigInput } from './engine.js';
 
 const token = `tok-${randomBytes(12).toString('hex')}`;
-const taskQueue = 'storm-starts-first';
 const stormSize = 200;
 let server: DevServer;
 let connection: Connection | undefined;
 let engine: EngineProcess | undefined;
+const held = 'starting waiting alerts first: 2 workflow task slots until they are started';
+const released = 'workflow task slots back to normal';
 
 beforeAll(async () => {
   server = await startDevServer();
 });
 
-afterAll(async () => {
+afterEach(async () => {
   await engine?.stop(5_000);
+  engine = undefined;
+});
+
+afterAll(async () => {
   await connection?.close();
   await server?.close();
 });
@@ -40,18 +46,23 @@ function logLines(output: string, msg: string): Array<Record<string, unknown>> {
     .filter((line) => line.msg === msg);
 }
 
-describe('an alert storm into a spooled engine', () => {
+describe.each([
+  { mode: 'spooled', spool: true, threshold: 48 },
+  { mode: 'synchronous', spool: false, threshold: 8 },
+])('an alert storm into a $mode engine', ({ mode, spool, threshold }) => {
+  const taskQueue = `storm-starts-first-${mode}`;
   it('starts every run before it spends more than 2 workflow task slots on acting, then acts on all of them', async () => {
     // Nothing listens on the health URL and nothing can restart these targets: each run finds its
     // target down, cannot restart it, and pages the log channel. Dry-run besides.
     const health = `http://127.0.0.1:${await closedPort()}/health`;
-    const names = Array.from({ length: stormSize }, (_, i) => `storm-${i}`);
+    // Targets of each mode's own: the runs of the other mode's storm still run on this server.
+    const names = Array.from({ length: stormSize }, (_, i) => `storm-${mode}-${i}`);
     const targets: EngineConfigInput['targets'] = {};
     for (const name of names) targets[name] = { kind: 'http', health: { url: health, timeout: '1s' } };
     engine = await spawnEngine(
       e2eConfigInput({
         temporal: { address: server.address, taskQueue },
-        webhook: { listen: '127.0.0.1:0', token, spool: true },
+        webhook: { listen: '127.0.0.1:0', token, spool },
         dryRun: true,
         targets,
         bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: names, runbook: 'serviceDown' }],
@@ -77,17 +88,15 @@ describe('an alert storm into a spooled engine', () => {
     );
     expect(posted).toEqual(Array(10).fill(200));
 
-    // The hold began with the storm waiting in the spool, and ended once it was down to a wave.
-    await until('the hold to end', 60_000, async () =>
-      logLines(running.output(), 'workflow task slots back to normal').length > 0 ? true : undefined,
-    );
-    const began = logLines(running.output(), 'starting spooled alerts first: 2 workflow task slots until they are started');
-    const ended = logLines(running.output(), 'workflow task slots back to normal');
+    // The hold began with the storm waiting, and ended once what waits was down to its threshold.
+    await until('the hold to end', 60_000, async () => (logLines(running.output(), released).length > 0 ? true : undefined));
+    const began = logLines(running.output(), held);
+    const ended = logLines(running.output(), released);
     expect(began).toHaveLength(1);
-    expect(began[0]!.waiting).toBeGreaterThan(48);
-    expect(ended[0]!.waiting).toBeLessThanOrEqual(48);
+    expect(began[0]!.waiting).toBeGreaterThan(threshold);
+    expect(ended[0]!.waiting).toBeLessThanOrEqual(threshold);
     const output = running.output();
-    expect(output.indexOf('workflow task slots back to normal')).toBeGreaterThan(output.indexOf('starting spooled alerts first'));
+    expect(output.indexOf(released)).toBeGreaterThan(output.indexOf(held));
 
     // Every alert is a run, and every run then got through its first workflow task (read its
     // target, found it down): the hold starved nobody.
@@ -123,6 +132,6 @@ describe('an alert storm into a spooled engine', () => {
     });
     expect(lone.status).toBe(200);
     await new Promise((r) => setTimeout(r, 1_000));
-    expect(logLines(running.output(), 'starting spooled alerts first: 2 workflow task slots until they are started')).toHaveLength(1);
+    expect(logLines(running.output(), held)).toHaveLength(1);
   }, 240_000);
 });

@@ -253,6 +253,9 @@ describe('Alertmanager webhook: alerts to runbooks', () => {
       json: { alerts: 2, started: 1, unmatched: [{ alertname: 'NobodyCares', reason: "no binding for alert 'NobodyCares'" }] },
     });
     expect((await client.workflow.getHandle(incidentWorkflowId('serviceDown', fx.web)).describe()).status.name).toBe('RUNNING');
+    // Answered: nothing of it waits to be started, and one batch is no storm to start first.
+    expect(server.waitingToStart()).toBe(0);
+    expect(server.startsFirst()).toBe(false);
   });
 
   it('never writes the webhook token to its log', () => {
@@ -332,6 +335,8 @@ describe('Alertmanager webhook: a large batch while Temporal is unreachable', ()
     return {
       url: `http://127.0.0.1:${webhookPort}/alertmanager`,
       calls: () => calls,
+      waiting: () => down.waitingToStart(),
+      startsFirst: () => down.startsFirst(),
       metrics: () => metrics.registry.metrics(),
       close: async () => {
         await down.close();
@@ -358,8 +363,11 @@ describe('Alertmanager webhook: a large batch while Temporal is unreachable', ()
       const atAnswer = hook.calls();
       expect(atAnswer).toBeGreaterThan(0);
       expect(atAnswer).toBeLessThanOrEqual(8);
+      // Waiting to start: only the calls still in flight; the alerts never begun are given back.
+      expect(hook.waiting()).toBeLessThanOrEqual(atAnswer);
       await new Promise((r) => setTimeout(r, 2 * deadlineMs));
       expect(hook.calls()).toBe(atAnswer);
+      expect(hook.waiting()).toBe(0);
     } finally {
       await hook.close();
     }
@@ -384,11 +392,17 @@ describe('Alertmanager webhook: a large batch while Temporal is unreachable', ()
         20,
       );
       const atHangUp = hook.calls();
+      // The whole batch waits to be started while its first calls hang.
+      expect(hook.waiting()).toBe(40);
+      // More than one round of calls waits: the engine's worker would start them before acting.
+      expect(hook.startsFirst()).toBe(true);
       hangUp.abort();
       expect(await answered).toBe('AbortError');
       // Past the deadline of the calls in flight: before, the next eight would have begun by now.
       await new Promise((r) => setTimeout(r, deadlineMs + 1_000));
       expect(hook.calls()).toBe(atHangUp);
+      expect(hook.waiting()).toBe(0);
+      expect(hook.startsFirst()).toBe(false);
       // Counted, as nginx logs a request whose client went first: 499, answer never delivered.
       expect(await hook.metrics()).toMatch(/webhook_request_duration_seconds_count\{code="499"\} 1\n/);
     } finally {
@@ -428,6 +442,7 @@ describe('Alertmanager webhook: a large batch while Temporal is unreachable', ()
       expect(atAnswer).toBeLessThan(40);
       await new Promise((r) => setTimeout(r, 1_000));
       expect(calls).toBe(atAnswer);
+      expect(hook.waitingToStart()).toBe(0);
     } finally {
       await hook.close();
       await connection.close();

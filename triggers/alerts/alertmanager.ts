@@ -79,6 +79,17 @@ export interface WebhookServer {
   close(): Promise<void>;
   /** With a spool: resolves once every spooled alert reached Temporal. */
   drained(): Promise<void>;
+  /**
+   * Alerts taken and not yet handed to Temporal: the spool's, or without one those of the batches
+   * still being answered.
+   */
+  waitingToStart(): number;
+  /**
+   * A storm's alerts wait to be started: more than a forwarding wave (48) in the spool, or without
+   * one, more than a batch's calls at once (8). The engine's worker then starts them before it acts
+   * (worker/workflowTaskSlots.ts).
+   */
+  startsFirst(): boolean;
 }
 
 type Decision =
@@ -220,6 +231,10 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         other: async (req, res, path) => writeAnswer(res, await answerOther(req.method ?? 'GET', path)),
       });
 
+  function waitingToStart(): number {
+    return spool ? spool.pendingAlerts() : deciding;
+  }
+
   function accepted(entry: SpoolEntry): void {
     forwarder!.enqueue(entry);
   }
@@ -238,6 +253,9 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     }
     return { status: 200, text: await metrics.registry.metrics(), headers: { 'Content-Type': metrics.registry.contentType } };
   }
+
+  /** Without a spool: the alerts of the batches being decided that are not decided yet. */
+  let deciding = 0;
 
   /** Without a spool: 200 only once Temporal took every alert of the batch. */
   async function decideAll(batch: CheckedBatch, res: ServerResponse): Promise<object> {
@@ -296,12 +314,17 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     res.once('close', onClose);
     if (res.destroyed) stop('sender-gone');
     let next = 0;
+    deciding += alerts.length;
     const worker = async () => {
       while (next < alerts.length && !stopped.signal.aborted) {
         const i = next++;
         await slices.turn();
-        if (stopped.signal.aborted) return;
+        if (stopped.signal.aborted) {
+          deciding -= 1;
+          return;
+        }
         const outcome = await decide(alerts[i]!);
+        deciding -= 1;
         outcomes[i] = outcome;
         if ('error' in outcome && isTemporalUnavailable(outcome.error)) stop('temporal-unavailable');
       }
@@ -311,6 +334,8 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     } finally {
       clearTimeout(deadline);
       res.off('close', onClose);
+      // Those never begun: the ones in flight count themselves down when they end.
+      deciding -= alerts.length - next;
     }
     // A copy: calls still in flight must not change the answer being written.
     return { outcomes: [...outcomes], ...(stopped.signal.aborted ? { stoppedBy: stopped.signal.reason as BatchStop } : {}) };
@@ -369,6 +394,10 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       await forwarder?.stop();
     },
     drained: () => forwarder?.drained() ?? Promise.resolve(),
+    waitingToStart,
+    // Without a spool, more alerts waiting than one batch calls Temporal with at once: batches
+    // arriving side by side, or one too big to start in a single round.
+    startsFirst: () => waitingToStart() > (spool ? forwardingAfterwards : temporalConcurrency),
   };
 }
 
