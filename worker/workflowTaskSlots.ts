@@ -7,7 +7,8 @@
 // alerts waiting (triggers/alerts/alertmanager.ts startsFirst: more than a forwarding wave in the
 // spool, or without one more than a batch's calls at once), the same storm had every run started
 // after ~6 s, and without a spool Alertmanager's batches were answered twice as fast; then the worker
-// has its usual slots back. The hold puts every alert of a storm on record as its run before the
+// has its usual slots back. (Slots handed out before a hold, to pollers waiting for work, are each
+// used once more: a hold refuses new slots, it takes none back.) The hold puts every alert of a storm on record as its run before the
 // engine spends the server on acting, and it is bounded (`maxHoldMs`) so alerts that keep waiting
 // (Temporal refusing one runbook's starts, say) never starve the runs already started.
 import type { CustomSlotSupplier, SlotPermit, SlotReserveContext, WorkflowSlotInfo } from '@temporalio/worker';
@@ -51,8 +52,16 @@ export function workflowTaskSlots(opts: WorkflowTaskSlotsOptions): WorkflowTaskS
     heldSince = held ? now() : undefined;
     opts.onHold?.(held);
   };
+  /** A question that fails is no storm: a hold is an optimisation, and must never stop the worker. */
+  const waiting = () => {
+    try {
+      return opts.startsWaiting();
+    } catch {
+      return false;
+    }
+  };
   const limit = () => {
-    if (!opts.startsWaiting()) {
+    if (!waiting()) {
       spent = false;
       setHeld(false);
       return opts.slots;

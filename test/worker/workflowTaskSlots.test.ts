@@ -127,6 +127,17 @@ describe('workflow task slots', () => {
     expect(slots.issued()).toBe(2);
   });
 
+  it('takes a failing question about waiting starts for no storm, and keeps handing out slots', () => {
+    const { slots, holds } = slotsFor({
+      waiting: () => {
+        throw new Error('the spool is closed');
+      },
+    });
+    expect(slots.limit()).toBe(4);
+    expect(Array.from({ length: 4 }, () => slots.tryReserveSlot(ctx)).every((p) => p !== null)).toBe(true);
+    expect(holds).toEqual([]);
+  });
+
   it('never counts below zero when the SDK releases more than it reserved', () => {
     const { slots } = slotsFor();
     slots.releaseSlot({ permit: {}, slotInfo: undefined as never });
