@@ -22,7 +22,7 @@ export interface WorkflowTaskSlotsOptions {
   startsWaiting: () => boolean;
   /** A hold ends after this long even if starts still wait; the next one needs the backlog gone first. */
   maxHoldMs: number;
-  /** How often a reservation kept waiting reads `startsWaiting` again. */
+  /** How often, during a hold, a reservation kept waiting reads `startsWaiting` again. */
   recheckMs?: number;
   /** Told when a hold begins (true) and when it ends (false). */
   onHold?: (held: boolean) => void;
@@ -44,7 +44,7 @@ export function workflowTaskSlots(opts: WorkflowTaskSlotsOptions): WorkflowTaskS
   let heldSince: number | undefined;
   /** The last hold ran out while starts still waited: no new one until they are gone. */
   let spent = false;
-  const waiters = new Set<() => void>();
+  const waiters = new Set<() => boolean>();
   let timer: NodeJS.Timeout | undefined;
 
   const setHeld = (held: boolean) => {
@@ -78,13 +78,13 @@ export function workflowTaskSlots(opts: WorkflowTaskSlotsOptions): WorkflowTaskS
     issued += 1;
     return {};
   };
-  /** Wakes waiting reservations while slots are free; rechecks on a timer while any still wait. */
+  /**
+   * Grants waiting reservations in turn until one finds no free slot. During a hold a slot can come
+   * free without a release (the hold ends), so only then it looks again on a timer.
+   */
   const wake = () => {
-    for (const waiter of waiters) {
-      if (issued >= limit()) break;
-      waiter();
-    }
-    if (waiters.size > 0) timer ??= setTimeout(() => ((timer = undefined), wake()), recheckMs).unref();
+    for (const waiter of waiters) if (!waiter()) break;
+    if (waiters.size > 0 && heldSince !== undefined) timer ??= setTimeout(() => ((timer = undefined), wake()), recheckMs).unref();
   };
 
   return {
@@ -95,12 +95,14 @@ export function workflowTaskSlots(opts: WorkflowTaskSlotsOptions): WorkflowTaskS
       const permit = grant();
       if (permit) return Promise.resolve(permit);
       return new Promise((resolve, reject) => {
+        /** True once granted. */
         const waiter = () => {
           const granted = grant();
-          if (!granted) return;
+          if (!granted) return false;
           waiters.delete(waiter);
           abortSignal.removeEventListener('abort', aborted);
           resolve(granted);
+          return true;
         };
         const aborted = () => {
           waiters.delete(waiter);

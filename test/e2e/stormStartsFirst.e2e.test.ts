@@ -100,7 +100,7 @@ describe.each([
 
     // Every alert is a run, and every run then got through its first workflow task (read its
     // target, found it down): the hold starved nobody.
-    connection = await Connection.connect({ address: server.address });
+    connection ??= await Connection.connect({ address: server.address });
     const client = new Client({ connection, namespace: 'default' });
     const query = `TaskQueue = '${taskQueue}' AND WorkflowType = 'runbook'`;
     const visible = await eventually(
