@@ -11,6 +11,7 @@ export const noStackTests = [
   'test/bench/**/*.test.ts',
   'test/activities/backupFiles.test.ts',
   'test/activities/groupCommit.test.ts',
+  'test/activities/intake.test.ts',
   'test/activities/readAhead.test.ts',
   'test/activities/readsTogether.test.ts',
   'test/triggers/guardState.test.ts',

@@ -431,3 +431,28 @@ export interface GuardrailActivities {
   /** An open maintenance window covering the target, as a suppression. */
   maintenanceWindowFor(target: string): Promise<Suppression>;
 }
+
+// The webhook's intake in Temporal (workflows/intake.ts) hands its alerts back to an engine.
+
+/** An alert as the webhook's door checked it (the door's own type names every field). */
+export interface IntakeAlert {
+  status: string;
+  fingerprint: string;
+  labels: Record<string, string>;
+  [field: string]: unknown;
+}
+
+export interface IntakeRequest {
+  alerts: IntakeAlert[];
+}
+
+export interface IntakeForwarded {
+  /** Alerts handed on by this attempt. */
+  delivered: number;
+  /** Alerts an earlier attempt handed on (its heartbeat said so), or firings whose resolution follows. */
+  skipped: number;
+}
+
+export interface IntakeActivities {
+  forwardAlerts(req: IntakeRequest): Promise<IntakeForwarded>;
+}

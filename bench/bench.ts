@@ -889,9 +889,11 @@ async function benchStorms(): Promise<void> {
       ['flat out', undefined],
     ] as const
   ).filter(([mode]) => stormLoads.has(mode === 'paced' ? 'paced' : 'flat'));
-  for (const [webhook, spool] of [
-    ['spooled', true],
-    ['synchronous', false],
+  for (const [webhook, spool, intake] of [
+    ['spooled', true, false],
+    ['synchronous', false, false],
+    // Answered once the alerts are in Temporal's intake workflow (webhook.intake), one signal a wave.
+    ['intake', false, true],
   ] as const) {
     if (!stormWebhooks.has(webhook)) continue;
     // Targets of their own for each repeat: a storm on the targets of the one before would reuse
@@ -904,7 +906,7 @@ async function benchStorms(): Promise<void> {
         .map((name, i) => payload([{ labels: { service: name }, fingerprint: `bench-${benchId}-${webhook}-distinct-${repeat}-${i}` }]));
     let stormsRun = 0;
     const engine = await startBenchEngine(`storm-${webhook}`, {
-      webhook: { listen: '127.0.0.1:0', token: stack().webhookToken, spool },
+      webhook: { listen: '127.0.0.1:0', token: stack().webhookToken, spool, intake },
       targets,
       bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: names, runbook: 'serviceDown' }],
       // Every incident asks the guard for a restart reservation and a slot before finding out the

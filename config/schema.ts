@@ -641,6 +641,13 @@ export const engineConfigShape = z
          */
         spool: z.boolean().optional(),
         /**
+         * Answer Alertmanager once a batch's alerts are in Temporal, in an intake workflow that starts
+         * their incidents after (workflows/intake.ts): the batches arriving together go in one signal,
+         * so a storm is answered at the pace of Temporal's writes, not of one start per alert, and
+         * nothing is kept on this engine's disk. Not with spool.
+         */
+        intake: z.boolean().default(false),
+        /**
          * The nice value of the spooled webhook's thread (Linux: -20 runs first, 19 last; the engine's
          * other threads keep theirs). Below 0, a storm's answers come before its workflow work; it needs
          * CAP_SYS_NICE, without which the thread keeps the engine's priority and logs why.
@@ -659,7 +666,11 @@ export const engineConfigShape = z
           .min(0)
           .default(256 * 1_048_576),
       })
-      .strict(),
+      .strict()
+      .refine((w) => !(w.intake && w.spool), {
+        message: 'intake and spool are two ways to answer Alertmanager before its alerts are started: choose one',
+        path: ['intake'],
+      }),
     alertmanager: z
       // Its activities have 30 seconds.
       .object({

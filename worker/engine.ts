@@ -11,6 +11,7 @@ import type { EngineConfig } from '../config/schema.js';
 import { hostTaskQueue } from '../config/load.js';
 import { createEngineActivities } from '../activities/index.js';
 import { createDoorReads } from '../activities/readAhead.js';
+import { createIntakeActivities } from '../activities/intake.js';
 import { doorReadsFor } from '../triggers/alerts/doorReads.js';
 import { createWebhookServer, webhookThreadSettings, type WebhookServer } from '../triggers/alerts/alertmanager.js';
 import type { Spool } from '../triggers/alerts/spool.js';
@@ -115,7 +116,8 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     connection: native,
     namespace: endpoint.namespace,
     taskQueue,
-    activities,
+    // The intake's activity hands its alerts to this engine's webhook once it is listening.
+    activities: { ...activities, ...createIntakeActivities(() => webhook?.deliverer) },
     ...workflowBundle,
     maxCachedWorkflows: config.temporal.maxCachedWorkflows,
     tuner: incidentSlots(config, () => webhook, metrics, logger),
@@ -201,7 +203,8 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
 
     // The embedded dev server keeps its state on this disk already: a spool there adds no new way to
     // lose an alert, and takes Temporal's speed out of Alertmanager's answer.
-    const spoolDir = (config.webhook.spool ?? endpoint.uiUrl !== undefined) ? resolve(config.dataDir, 'spool') : undefined;
+    const spooled = config.webhook.spool ?? (endpoint.uiUrl !== undefined && !config.webhook.intake);
+    const spoolDir = spooled ? resolve(config.dataDir, 'spool') : undefined;
     const webhookConfig = opts.listen ? { ...config, webhook: { ...config.webhook, listen: opts.listen } } : config;
     // The spool is kept by the webhook's own thread, which answers Alertmanager once a batch is
     // fsynced there, whatever this event loop is busy with (triggers/alerts/webhookThread.ts).
@@ -260,6 +263,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
         taskQueue,
         dryRun: config.dryRun,
         spool: spoolDir ?? false,
+        intake: !spoolDir && config.webhook.intake,
       },
       'engine running',
     );

@@ -8,3 +8,4 @@ export { highErrorRate } from './highErrorRate.js';
 export { resourcePressure } from './resourcePressure.js';
 export { maintenance } from './maintenance.js';
 export { guardrails } from './guardrails.js';
+export { intake } from './intake.js';

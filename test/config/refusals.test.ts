@@ -281,6 +281,12 @@ describe('refused at start-up, naming key and value', () => {
     expect(problems((c) => (c.webhook!.maxBodyBytes = 64 * 1_048_576))).toEqual([]);
   });
 
+  it('a webhook with both the intake and the spool (two ways to answer before the alerts are started)', () => {
+    refusedWith((c) => Object.assign(c.webhook!, { intake: true, spool: true }), 'webhook.intake', 'choose one');
+    expect(problems((c) => Object.assign(c.webhook!, { intake: true, spool: false }))).toEqual([]);
+    expect(problems((c) => Object.assign(c.webhook!, { intake: true }))).toEqual([]);
+  });
+
   it("a webhook thread nice value outside Linux's -20 to 19", () => {
     refusedWith((c) => (c.webhook!.threadNice = -21), 'webhook.threadNice', '-20');
     refusedWith((c) => (c.webhook!.threadNice = 20), 'webhook.threadNice', '19');

@@ -9,6 +9,7 @@ import { localActivityMarker, type HistoryEvent } from '../support/history.js';
 import { gate, until } from '../support/wait.js';
 import { createGuardrailActivities } from '../../activities/guardrails.js';
 import { readsTogetherOver } from '../../activities/readsTogether.js';
+import { createIntakeActivities } from '../../activities/intake.js';
 import { guardrailsWorkflowId, guardStateQuery } from '../../workflows/guardrails.js';
 import type {
   ActionContext,
@@ -104,6 +105,8 @@ export interface Harness {
   outcomes: Array<{ workflowId: string; runbook: string; outcome: string; durationMs: number }>;
   /** Local reads runs reported to the metrics sink as dropped by the worker and asked again. */
   droppedReads: Array<{ workflowId: string; activityType: string }>;
+  /** What the intake's activity handed to the (scripted) webhook, in order; refuse: what it refuses now. */
+  intake: { delivered: unknown[]; refuse?: (alert: unknown) => boolean };
   notifications: Array<NotificationRequest & { dryRun: boolean; at: number }>;
   script(target: string, script: TargetScript): TargetState;
   /** What queryMetric answers (calls counts the queries so far, this one included); default: nothing comes back. */
@@ -139,6 +142,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
   const notifications: Harness['notifications'] = [];
   const outcomes: Harness['outcomes'] = [];
   const droppedReads: Harness['droppedReads'] = [];
+  const intake: Harness['intake'] = { delivered: [] };
   let silences = 0;
   let metricCalls = 0;
   let metricAnswer: (req: MetricRequest, calls: number) => MetricResult = () => ({
@@ -351,7 +355,17 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
     startWorker({
       taskQueue: queue,
       // The first reads asked together run the scripted reads above, as the engine's run its own.
-      activities: { ...activities, ...readsTogetherOver(activities) },
+      activities: {
+        ...activities,
+        ...readsTogetherOver(activities),
+        ...createIntakeActivities(() => ({
+          async deliver(alert) {
+            if (intake.refuse?.(alert)) throw new Error('Temporal refused the alert');
+            intake.delivered.push(alert);
+          },
+          forwarding: () => {},
+        })),
+      },
       sinks: <InjectedSinks<RunbookMetricsSinks>>{
         metrics: {
           runbookOutcome: {
@@ -382,6 +396,7 @@ export async function startHarness(prefix: string, workerOptions: HarnessWorkerO
     outcomes,
     droppedReads,
     notifications,
+    intake,
     script(target, script) {
       const entry = of(target);
       entry.script = script;

@@ -17,6 +17,7 @@ import type { RunbookDefinition } from '../../config/runbookSchema.js';
 import type { TargetKind } from '../../config/schema.js';
 import { databaseConnection } from '../../workflows/databaseConnection.js';
 import { guardrails } from '../../workflows/guardrails.js';
+import { intake, intakeSignal } from '../../workflows/intake.js';
 import { highErrorRate } from '../../workflows/highErrorRate.js';
 import { maintenance } from '../../workflows/maintenance.js';
 import {
@@ -158,6 +159,25 @@ async function guardOfItsOwn(h: Harness, suffix: string, historyLimit: number) {
 
 /** Each scenario runs one workflow to its end and returns its handle. */
 const scenarios: Record<string, (h: Harness) => Promise<WorkflowHandle>> = {
+  // The webhook's intake (webhook.intake): waves of alerts signalled, handed on, then a quiet end.
+  'intake-waves-forwarded-then-quiet': async (h) => {
+    const workflowId = `intake:${h.queue}`;
+    const wave = (n: number) => ({
+      alerts: [{ status: 'firing', fingerprint: `fp-${n}`, labels: { alertname: 'ServiceDown', service: `svc-${n}` } }],
+    });
+    for (let n = 0; n < 3; n++) {
+      await h.client.workflow.signalWithStart(intake, {
+        taskQueue: h.queue,
+        workflowId,
+        args: [{ quietFor: '1s' }],
+        signal: intakeSignal,
+        signalArgs: [wave(n)],
+      });
+    }
+    const handle = h.client.workflow.getHandle(workflowId);
+    await handle.result();
+    return handle;
+  },
   'serviceDown-recovered-on-third-restart': async (h) => {
     const target = uniqueTarget('svc');
     h.script(target, { healthy: (s) => s.restarts >= 3 });

@@ -8,6 +8,8 @@
 //
 // With a spool, 200 once the batch is fsynced there; the spool's forwarder hands it to Temporal.
 // The engine's spool is kept by the webhook's own thread (webhookThread.ts), which also answers.
+// With the intake (webhook.intake), 200 once the batch's alerts are in Temporal's intake workflow,
+// whose activity hands them back here to be started (intake.ts, workflows/intake.ts).
 //
 // Whatever reaches the port is untrusted: the sender is authorised before its body is read, every
 // field of the payload is bounded (webhookDoor.ts), and a large batch is checked and decided in
@@ -20,7 +22,9 @@ import { matchBinding } from './binding.js';
 import { planRunbook } from '../plan.js';
 import { createIncidentSignaller, isTemporalUnavailable } from './incidents.js';
 import { countUnmatched, type EngineMetrics } from '../metrics/metrics.js';
-import { webhookLimits, type WebhookAlert } from './alertmanagerPayload.js';
+import { webhookAlert, webhookLimits, type WebhookAlert } from './alertmanagerPayload.js';
+import type { IntakeDeliverer } from '../../activities/intake.js';
+import { IntakeFullError, intakeDoor } from './intake.js';
 import { acceptanceGate, type AcceptanceGate } from './acceptanceFirst.js';
 import { timeSlices } from './slices.js';
 import type { Spool, SpoolEntry, SpoolLimits } from './spool.js';
@@ -79,9 +83,11 @@ export interface WebhookServer {
   close(): Promise<void>;
   /** With a spool: resolves once every spooled alert reached Temporal. */
   drained(): Promise<void>;
+  /** The intake's activity hands its alerts to Temporal through this (whatever this webhook's mode now). */
+  deliverer: IntakeDeliverer;
   /**
-   * Alerts taken and not yet handed to Temporal: the spool's, or without one those of the batches
-   * still being answered.
+   * Alerts taken and not yet handed to Temporal: the spool's; with the intake, those being put in it
+   * and those its activity is forwarding here; otherwise those of the batches still being answered.
    */
   waitingToStart(): number;
   /**
@@ -172,6 +178,12 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   // Shared by everything this server does in bulk (checking a batch, deciding about its alerts).
   const slices = timeSlices();
   const spool = deps.thread?.spool ?? deps.spool;
+  const intake =
+    !spool && config.webhook.intake
+      ? intakeDoor({ client: deps.client, taskQueue: deps.taskQueue, timeoutMs: deps.temporalTimeoutMs ?? 5_000 })
+      : undefined;
+  /** Alerts the intake's activity is forwarding through this engine and has not handed on yet. */
+  let forwardingFromIntake = 0;
   if (spool && spool.pendingBatches() > 0) {
     logger.info(
       { batches: spool.pendingBatches(), alerts: spool.pendingAlerts(), bytes: spool.pendingBytes() },
@@ -223,6 +235,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         slices,
         acceptance,
         take: async (batch, res) => {
+          if (intake) return intakeAll(batch, intake);
           if (!spool) return decideAll(batch, res);
           const { entry, answer } = await spoolBatch(spool, batch, spoolLimits, counts);
           accepted(entry);
@@ -232,8 +245,61 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       });
 
   function waitingToStart(): number {
-    return spool ? spool.pendingAlerts() : deciding;
+    if (spool) return spool.pendingAlerts();
+    return deciding + forwardingFromIntake + (intake?.sending() ?? 0);
   }
+
+  /**
+   * With the intake: 200 once the batch's matching alerts are in it. An alert no binding matches
+   * is decided here (logged and counted; nothing in Temporal), so it never reaches the intake.
+   */
+  async function intakeAll(batch: CheckedBatch, door: NonNullable<typeof intake>): Promise<object> {
+    const taken: WebhookAlert[] = [];
+    const unmatched: Array<{ alertname: string; fingerprint: string; reason: string }> = [];
+    for (const alert of batch.alerts) {
+      if (!matchBinding(config, alert).matched) {
+        const outcome = await decide(alert);
+        if ('decision' in outcome && outcome.decision === 'unmatched')
+          unmatched.push({ alertname: outcome.alertname, fingerprint: outcome.fingerprint, reason: outcome.reason });
+      } else taken.push(alert);
+    }
+    try {
+      await door.take(taken);
+    } catch (err) {
+      if (err instanceof IntakeFullError) throw new HttpError(503, `${err.message}; try again later`, { 'Retry-After': '30' });
+      const unavailable = isTemporalUnavailable(err);
+      throw new HttpError(
+        unavailable ? 503 : 500,
+        `Temporal did not take ${taken.length} alert(s) into the intake: ${errorText(err)}`,
+        unavailable ? { 'Retry-After': '10' } : {},
+      );
+    }
+    return {
+      status: 'queued',
+      alerts: batch.alerts.length,
+      intake: taken.length,
+      truncatedAlerts: batch.truncatedAlerts,
+      ...batch.invalid,
+      unmatched,
+    };
+  }
+
+  const deliverer: IntakeDeliverer = {
+    async deliver(raw) {
+      // Checked at the door already; checked again, as anything read back from history is.
+      const parsed = webhookAlert.safeParse(raw);
+      if (!parsed.success) {
+        logger.warn({ error: errorText(parsed.error.issues[0]?.message ?? 'invalid') }, 'an alert in the intake is not an alert; left out');
+        return;
+      }
+      await acceptance.quiet();
+      const outcome = await decide(parsed.data, { quiet: true });
+      if ('error' in outcome) throw outcome.error;
+    },
+    forwarding(delta) {
+      forwardingFromIntake = Math.max(0, forwardingFromIntake + delta);
+    },
+  };
 
   function accepted(entry: SpoolEntry): void {
     forwarder!.enqueue(entry);
@@ -394,10 +460,11 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       await forwarder?.stop();
     },
     drained: () => forwarder?.drained() ?? Promise.resolve(),
+    deliverer,
     waitingToStart,
     // Without a spool, more alerts waiting than one batch calls Temporal with at once: batches
     // arriving side by side, or one too big to start in a single round.
-    startsFirst: () => waitingToStart() > (spool ? forwardingAfterwards : temporalConcurrency),
+    startsFirst: () => waitingToStart() > (spool || intake ? forwardingAfterwards : temporalConcurrency),
   };
 }
 

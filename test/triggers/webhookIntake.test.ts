@@ -1,0 +1,230 @@
+// The webhook with the intake in Temporal (webhook.intake), against a Temporal server of the test's
+// own that it stops and starts: a batch is answered once its alerts are in the intake workflow, with
+// nothing on the engine's disk, so an engine that answered and then went away leaves them to any
+// engine on its queue; the intake hands them on in order; Temporal down is a 503.
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import pino from 'pino';
+import { createIntakeActivities } from '../../activities/intake.js';
+import { createWebhookServer, type WebhookServer } from '../../triggers/alerts/alertmanager.js';
+import { IntakeFullError, intakeDoor } from '../../triggers/alerts/intake.js';
+import { createMetrics } from '../../triggers/metrics/metrics.js';
+import { intakeWorkflowId } from '../../workflows/intake.js';
+import { incidentWorkflowId } from '../../workflows/messages.js';
+import { alertmanagerPayload, postToWebhook } from '../support/alertmanagerPayload.js';
+import { startDevServer, type DevServer } from '../support/devServer.js';
+import { uniqueQueue } from '../support/temporal.js';
+import { eventually } from '../support/wait.js';
+import { triggerConfig, type TriggerFixture } from './support/config.js';
+
+const require = createRequire(import.meta.url);
+let server: DevServer;
+let connection: Connection;
+let client: Client;
+const token = `tok-${randomBytes(16).toString('hex')}`;
+const open: Array<{ close(): Promise<void> }> = [];
+
+beforeAll(async () => {
+  server = await startDevServer();
+  connection = await Connection.connect({ address: server.address });
+  client = new Client({ connection, namespace: server.namespace });
+}, 90_000);
+
+let serverKilled = false;
+afterEach(async () => {
+  for (const o of open.splice(0).reverse()) await o.close();
+  if (serverKilled) await server.start();
+  serverKilled = false;
+});
+
+afterAll(async () => {
+  await connection?.close();
+  await server?.close();
+});
+
+function fixture(): TriggerFixture {
+  return triggerConfig({
+    taskQueue: uniqueQueue('webhook-intake'),
+    temporalAddress: server.address,
+    temporalNamespace: server.namespace,
+    extra: { webhook: { listen: '127.0.0.1:0', token, maxBodyBytes: 64 * 1024, intake: true } },
+  });
+}
+
+async function startWebhook(fx: TriggerFixture): Promise<{ url: string; webhook: WebhookServer; log: string[] }> {
+  const log: string[] = [];
+  const webhook = createWebhookServer({
+    config: fx.config,
+    client,
+    taskQueue: fx.config.temporal.taskQueue,
+    metrics: createMetrics({ processMetrics: false }),
+    logger: pino({ level: 'info' }, { write: (line: string) => void log.push(line) }),
+    ready: async () => true,
+    temporalTimeoutMs: 1_000,
+  });
+  const { port } = await webhook.listen();
+  open.push(webhook);
+  return { url: `http://127.0.0.1:${port}`, webhook, log };
+}
+
+/** A worker on the queue running the intake (incidents only wait there), handing its alerts to this webhook. */
+async function startIntakeWorker(fx: TriggerFixture, webhook: WebhookServer): Promise<void> {
+  const native = await NativeConnection.connect({ address: server.address });
+  const worker = await Worker.create({
+    connection: native,
+    namespace: server.namespace,
+    taskQueue: fx.config.temporal.taskQueue,
+    workflowsPath: require.resolve('./support/intakeWorkflows.ts'),
+    activities: createIntakeActivities(() => webhook.deliverer),
+  });
+  const running = worker.run();
+  open.push({
+    close: async () => {
+      worker.shutdown();
+      await running;
+      await native.close();
+    },
+  });
+}
+
+/** Every alert the intake's signals carry, in the order they reached its history. */
+async function intakeAlerts(
+  fx: TriggerFixture,
+): Promise<{ signals: number; alerts: Array<{ status: string; labels: Record<string, string> }> }> {
+  const history = await client.workflow.getHandle(intakeWorkflowId(fx.config.temporal.taskQueue)).fetchHistory();
+  const signals = (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'alerts');
+  const { defaultPayloadConverter } = await import('@temporalio/common');
+  const alerts = signals.flatMap(
+    (e) =>
+      (
+        defaultPayloadConverter.fromPayload(e.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!) as {
+          alerts: Array<{ status: string; labels: Record<string, string> }>;
+        }
+      ).alerts,
+  );
+  return { signals: signals.length, alerts };
+}
+
+const exists = async (workflowId: string) =>
+  client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      },
+    );
+
+describe('webhook with the intake in Temporal', () => {
+  it('answers once the alerts are in the intake, keeps unmatched ones out, and any engine on the queue starts them later', async () => {
+    const fx = fixture();
+    const first = await startWebhook(fx);
+    const batches = [
+      [{ labels: { alertname: 'ServiceDown', service: fx.api, severity: 'critical' } }],
+      [{ labels: { alertname: 'ServiceDown', service: fx.web, severity: 'critical' } }],
+      [{ labels: { alertname: 'NotOurs', service: fx.api } }],
+      [{ labels: { alertname: 'DatabaseDown', severity: 'critical' } }],
+    ];
+    const answers = await Promise.all(batches.map((alerts) => postToWebhook(first.url, token, alertmanagerPayload(alerts))));
+    for (const a of answers) expect(a.status).toBe(200);
+    expect(answers.map((a) => a.json.intake)).toEqual([1, 1, 0, 1]);
+    expect(answers[2]!.json.unmatched).toEqual([expect.objectContaining({ alertname: 'NotOurs' })]);
+
+    // In Temporal, and nowhere else: no worker has run, no incident exists, the engine closes.
+    const held = await intakeAlerts(fx);
+    expect(held.alerts.map((a) => a.labels.alertname).sort()).toEqual(['DatabaseDown', 'ServiceDown', 'ServiceDown']);
+    expect(held.signals).toBeLessThanOrEqual(3);
+    expect(await exists(incidentWorkflowId('serviceDown', fx.api))).toBe(false);
+    await first.webhook.close();
+
+    // Another engine on the queue starts them.
+    const second = await startWebhook(fx);
+    await startIntakeWorker(fx, second.webhook);
+    for (const id of [
+      incidentWorkflowId('serviceDown', fx.api),
+      incidentWorkflowId('serviceDown', fx.web),
+      incidentWorkflowId('databaseConnection', fx.db),
+    ]) {
+      expect(await eventually(() => exists(id), Boolean, 30_000, 200)).toBe(true);
+    }
+  }, 90_000);
+
+  it('hands a firing and its resolution to the incident in the order they came', async () => {
+    const fx = fixture();
+    const hook = await startWebhook(fx);
+    await startIntakeWorker(fx, hook.webhook);
+    const labels = { alertname: 'ServiceDown', service: fx.api, severity: 'critical' };
+    for (const status of ['firing', 'resolved', 'firing', 'resolved'] as const) {
+      const answer = await postToWebhook(hook.url, token, alertmanagerPayload([{ labels, status, fingerprint: 'fp-order' }]));
+      expect(answer.status).toBe(200);
+    }
+    const incident = client.workflow.getHandle(incidentWorkflowId('serviceDown', fx.api));
+    // Incidents only wait here: the run stays open, and its history says what reached it, in order.
+    const reached = await eventually(
+      async () => {
+        const events = (await incident.fetchHistory().catch(() => ({ events: [] }))).events ?? [];
+        return events.flatMap((e) =>
+          e.workflowExecutionStartedEventAttributes
+            ? ['started']
+            : e.workflowExecutionSignaledEventAttributes
+              ? [e.workflowExecutionSignaledEventAttributes.signalName!]
+              : [],
+        );
+      },
+      (names) => names.filter((n) => n === 'alertResolved').length >= 2,
+      30_000,
+      200,
+    );
+    expect(reached[0]).toBe('started');
+    expect(reached.slice(1)).toEqual(['alertFiring', 'alertResolved', 'alertFiring', 'alertResolved']);
+  }, 60_000);
+
+  it('answers 503 with Retry-After while Temporal is down, without waiting out every alert', async () => {
+    const fx = fixture();
+    const hook = await startWebhook(fx);
+    serverKilled = true;
+    await server.stop('SIGKILL');
+    const t0 = performance.now();
+    const res = await fetch(`${hook.url}/alertmanager`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify(
+        alertmanagerPayload([
+          { labels: { alertname: 'ServiceDown', service: fx.api } },
+          { labels: { alertname: 'ServiceDown', service: fx.web } },
+        ]),
+      ),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('10');
+    expect(((await res.json()) as { error: string }).error).toMatch(/Temporal did not take 2 alert\(s\) into the intake/);
+    expect(performance.now() - t0).toBeLessThan(5_000);
+  }, 60_000);
+
+  it('refuses batches once the intake holds more than it may (its alerts are not being forwarded)', async () => {
+    const fx = fixture();
+    const door = intakeDoor({ client, taskQueue: fx.config.temporal.taskQueue, timeoutMs: 2_000, maxHistoryEvents: 3 });
+    const alert = (i: number) =>
+      alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service: fx.api, n: String(i) } }]).alerts[0] as never;
+    await door.take([alert(0)]);
+    await door.take([alert(1)]);
+    // The history is looked at once a second, beside the answers: the refusal follows within moments.
+    const refusal = await eventually(
+      async () =>
+        door.take([alert(2)]).then(
+          () => undefined,
+          (err: unknown) => err,
+        ),
+      (err) => err instanceof IntakeFullError,
+      5_000,
+      200,
+    );
+    expect(refusal).toBeInstanceOf(IntakeFullError);
+    expect(String(refusal)).toMatch(/holds \d+ events.*not being forwarded/);
+  }, 30_000);
+});
