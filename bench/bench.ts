@@ -63,7 +63,7 @@ const { values: opts } = parseArgs({
     'peer-runs': { type: 'string', default: '3' },
     'peer-rounds': { type: 'string', default: '20' },
     /** Storm variants to run: which webhook, which load, which alerts (default all of each). */
-    webhook: { type: 'string', default: 'spooled,synchronous' },
+    webhook: { type: 'string', default: 'spooled,synchronous,intake' },
     load: { type: 'string', default: 'paced,flat' },
     alerts: { type: 'string', default: 'distinct,copies' },
     /** Storms of distinct alerts repeated, the floor then the engine each time (spread within one run). */
@@ -393,7 +393,7 @@ async function firstHealthy(deadlineMs: number): Promise<number> {
 async function benchRecovery(): Promise<void> {
   // Synchronous (the cluster default) and spooled (the `npm start` default): the spool's fsync and
   // hand-off to the forwarder are on the path from webhook to restart.
-  for (const spool of [false, true]) await recoveryRuns(spool);
+  for (const webhook of ['synchronous', 'spooled', 'intake'] as const) if (stormWebhooks.has(webhook)) await recoveryRuns(webhook);
 }
 
 /**
@@ -401,14 +401,14 @@ async function benchRecovery(): Promise<void> {
  * interpreter and the compiled serviceDown (a binding pinned with `compiled: true`), which of the
  * two first alternating by round, so the three are measured under the same load within one run.
  */
-async function recoveryRuns(spool: boolean): Promise<void> {
+async function recoveryRuns(webhook: 'synchronous' | 'spooled' | 'intake'): Promise<void> {
   const s = stack();
-  const webhook = spool ? 'spooled' : 'synchronous';
+  const spool = webhook === 'spooled';
   await run('docker', ['rm', '-f', svcName]).catch(() => {});
   await run('docker', ['run', '-d', '--network', 'host', '--name', svcName, '-e', `PORT=${svcPort}`, s.busyboxImage]);
   const target = `bench-${benchId}-svc`;
   const engine = await startBenchEngine(`recovery-${webhook}`, {
-    webhook: { listen: '127.0.0.1:0', token: s.webhookToken, spool },
+    webhook: { listen: '127.0.0.1:0', token: s.webhookToken, spool, intake: webhook === 'intake' },
     targets: {
       [target]: {
         kind: 'container',

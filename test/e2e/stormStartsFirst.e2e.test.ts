@@ -47,9 +47,11 @@ function logLines(output: string, msg: string): Array<Record<string, unknown>> {
 }
 
 describe.each([
-  { mode: 'spooled', spool: true, threshold: 48 },
-  { mode: 'synchronous', spool: false, threshold: 8 },
-])('an alert storm into a $mode engine', ({ mode, spool, threshold }) => {
+  { mode: 'spooled', spool: true, intake: false, threshold: 48 },
+  { mode: 'synchronous', spool: false, intake: false, threshold: 8 },
+  // Answered once in Temporal's intake workflow; its activity forwards them here in waves of up to 500.
+  { mode: 'intake', spool: false, intake: true, threshold: 48 },
+])('an alert storm into a $mode engine', ({ mode, spool, intake, threshold }) => {
   const taskQueue = `storm-starts-first-${mode}`;
   it('starts every run before it spends more than 2 workflow task slots on acting, then acts on all of them', async () => {
     // Nothing listens on the health URL and nothing can restart these targets: each run finds its
@@ -62,7 +64,7 @@ describe.each([
     engine = await spawnEngine(
       e2eConfigInput({
         temporal: { address: server.address, taskQueue },
-        webhook: { listen: '127.0.0.1:0', token, spool },
+        webhook: { listen: '127.0.0.1:0', token, spool, intake },
         dryRun: true,
         targets,
         bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: names, runbook: 'serviceDown' }],
@@ -89,12 +91,19 @@ describe.each([
     expect(posted).toEqual(Array(10).fill(200));
 
     // The hold began with the storm waiting, and ended once what waits was down to its threshold.
-    await until('the hold to end', 60_000, async () => (logLines(running.output(), released).length > 0 ? true : undefined));
+    const holdsEnded = () => {
+      const [h, r] = [logLines(running.output(), held).length, logLines(running.output(), released).length];
+      return r > 0 && r === h ? true : undefined;
+    };
+    await until('the hold to end', 60_000, async () => holdsEnded());
     const began = logLines(running.output(), held);
     const ended = logLines(running.output(), released);
-    expect(began).toHaveLength(1);
-    expect(began[0]!.waiting).toBeGreaterThan(threshold);
-    expect(ended[0]!.waiting).toBeLessThanOrEqual(threshold);
+    // The intake hands its alerts on in waves (one per forwardAlerts call): a hold for each wave
+    // past the threshold. The spool and the synchronous door hold once for the storm.
+    if (intake) expect(began.length).toBeGreaterThanOrEqual(1);
+    else expect(began).toHaveLength(1);
+    for (const line of began) expect(line.waiting).toBeGreaterThan(threshold);
+    expect(ended.at(-1)!.waiting).toBeLessThanOrEqual(threshold);
     const output = running.output();
     expect(output.indexOf(released)).toBeGreaterThan(output.indexOf(held));
 
@@ -132,6 +141,6 @@ describe.each([
     });
     expect(lone.status).toBe(200);
     await new Promise((r) => setTimeout(r, 1_000));
-    expect(logLines(running.output(), held)).toHaveLength(1);
+    expect(logLines(running.output(), held)).toHaveLength(began.length);
   }, 240_000);
 });
