@@ -12,6 +12,7 @@ export const noStackTests = [
   'test/activities/backupFiles.test.ts',
   'test/activities/groupCommit.test.ts',
   'test/activities/intake.test.ts',
+  'test/triggers/intakeDoor.test.ts',
   'test/activities/readAhead.test.ts',
   'test/activities/readsTogether.test.ts',
   'test/triggers/guardState.test.ts',

@@ -24,6 +24,11 @@ export interface IntakeDoorOptions {
   maxHistoryEvents?: number;
   /** The same in bytes. Default 24 MiB (Temporal's limit is 50 MiB). */
   maxHistoryBytes?: number;
+  /**
+   * Bytes of alerts waiting here for their signal at most (Temporal slow, batches arriving faster
+   * than it takes them); past it, batches are refused. Default 64 MiB.
+   */
+  maxWaitingBytes?: number;
 }
 
 export interface IntakeDoor {
@@ -57,6 +62,7 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
   const maxSignalBytes = options.maxSignalBytes ?? 512 * 1024;
   const maxEvents = options.maxHistoryEvents ?? 20_000;
   const maxBytes = options.maxHistoryBytes ?? 24 * 1_048_576;
+  const maxWaitingBytes = options.maxWaitingBytes ?? 64 * 1_048_576;
   const workflowId = intakeWorkflowId(taskQueue);
   const queue: Waiting[] = [];
   // One signal out at a time: the batches arriving meanwhile go in the next. Two or three at once
@@ -64,6 +70,7 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
   // workflow task of the intake's.
   let out = false;
   let queued = 0;
+  let waitingBytes = 0;
   let history = { events: 0, bytes: 0, lookedAt: 0, looking: false };
 
   function look(): void {
@@ -115,6 +122,7 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
           for (const w of wave) w.reject(err);
         } finally {
           queued -= alerts.length;
+          waitingBytes -= bytes;
         }
       }
     } finally {
@@ -135,7 +143,15 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
       if (alerts.length === 0) return Promise.resolve();
       const sizes = alerts.map((a) => Buffer.byteLength(JSON.stringify(a)));
       const bytes = sizes.reduce((s, n) => s + n, 0);
+      if (waitingBytes > 0 && waitingBytes + bytes > maxWaitingBytes) {
+        return Promise.reject(
+          new IntakeFullError(
+            `${Math.round(waitingBytes / 1_048_576)} MiB of alerts are waiting here for Temporal to take them into the intake (${workflowId})`,
+          ),
+        );
+      }
       queued += alerts.length;
+      waitingBytes += bytes;
       return new Promise<void>((resolve, reject) => {
         queue.push({ alerts, sizes, bytes, resolve, reject });
         void pump();
