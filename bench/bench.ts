@@ -63,7 +63,7 @@ const { values: opts } = parseArgs({
     'peer-runs': { type: 'string', default: '3' },
     'peer-rounds': { type: 'string', default: '20' },
     /** Storm variants to run: which webhook, which load, which alerts (default all of each). */
-    webhook: { type: 'string', default: 'spooled,synchronous,intake' },
+    webhook: { type: 'string', default: 'spooled,synchronous,intake,storms' },
     load: { type: 'string', default: 'paced,flat' },
     alerts: { type: 'string', default: 'distinct,copies' },
     /** Storms of distinct alerts repeated, the floor then the engine each time (spread within one run). */
@@ -86,6 +86,20 @@ const peerRounds = Number(opts['peer-rounds']);
 const idleS = Number(opts.idle);
 const only = new Set(opts.only!.split(','));
 const stormWebhooks = new Set(opts.webhook!.split(','));
+/**
+ * How the webhook answers: once the alerts are fsynced to its spool (the default with the embedded
+ * dev server, `npm start`); once Temporal took them (the default with a cluster); once they are in
+ * Temporal's intake workflow, one signal a wave (webhook.intake: always); and synchronously unless
+ * a storm, then through the intake (webhook.intake: storms).
+ */
+const webhookConfig = {
+  synchronous: { spool: false, intake: 'off' },
+  spooled: { spool: true, intake: 'off' },
+  intake: { spool: false, intake: 'always' },
+  storms: { spool: false, intake: 'storms' },
+} as const;
+type WebhookMode = keyof typeof webhookConfig;
+const webhookModes = (Object.keys(webhookConfig) as WebhookMode[]).filter((m) => stormWebhooks.has(m));
 const stormLoads = new Set(opts.load!.split(','));
 const stormAlerts = new Set(opts.alerts!.split(','));
 const stormRepeats = Number(opts.repeat);
@@ -393,7 +407,7 @@ async function firstHealthy(deadlineMs: number): Promise<number> {
 async function benchRecovery(): Promise<void> {
   // Synchronous (the cluster default) and spooled (the `npm start` default): the spool's fsync and
   // hand-off to the forwarder are on the path from webhook to restart.
-  for (const webhook of ['synchronous', 'spooled', 'intake'] as const) if (stormWebhooks.has(webhook)) await recoveryRuns(webhook);
+  for (const webhook of webhookModes) await recoveryRuns(webhook);
 }
 
 /**
@@ -401,14 +415,14 @@ async function benchRecovery(): Promise<void> {
  * interpreter and the compiled serviceDown (a binding pinned with `compiled: true`), which of the
  * two first alternating by round, so the three are measured under the same load within one run.
  */
-async function recoveryRuns(webhook: 'synchronous' | 'spooled' | 'intake'): Promise<void> {
+async function recoveryRuns(webhook: WebhookMode): Promise<void> {
   const s = stack();
-  const spool = webhook === 'spooled';
+  const { spool, intake } = webhookConfig[webhook];
   await run('docker', ['rm', '-f', svcName]).catch(() => {});
   await run('docker', ['run', '-d', '--network', 'host', '--name', svcName, '-e', `PORT=${svcPort}`, s.busyboxImage]);
   const target = `bench-${benchId}-svc`;
   const engine = await startBenchEngine(`recovery-${webhook}`, {
-    webhook: { listen: '127.0.0.1:0', token: s.webhookToken, spool, intake: webhook === 'intake' },
+    webhook: { listen: '127.0.0.1:0', token: s.webhookToken, spool, intake },
     targets: {
       [target]: {
         kind: 'container',
@@ -889,12 +903,8 @@ async function benchStorms(): Promise<void> {
       ['flat out', undefined],
     ] as const
   ).filter(([mode]) => stormLoads.has(mode === 'paced' ? 'paced' : 'flat'));
-  for (const [webhook, spool, intake] of [
-    ['spooled', true, false],
-    ['synchronous', false, false],
-    // Answered once the alerts are in Temporal's intake workflow (webhook.intake), one signal a wave.
-    ['intake', false, true],
-  ] as const) {
+  for (const webhook of webhookModes) {
+    const { spool, intake } = webhookConfig[webhook];
     if (!stormWebhooks.has(webhook)) continue;
     // Targets of their own for each repeat: a storm on the targets of the one before would reuse
     // its (just terminated) runs' workflow ids, which Temporal starts more slowly (10.2 → 13.2 s for

@@ -644,9 +644,11 @@ export const engineConfigShape = z
          * Answer Alertmanager once a batch's alerts are in Temporal, in an intake workflow that starts
          * their incidents after (workflows/intake.ts): the batches arriving together go in one signal,
          * so a storm is answered at the pace of Temporal's writes, not of one start per alert, and
-         * nothing is kept on this engine's disk. Not with spool.
+         * nothing is kept on this engine's disk. `always`; `storms`: only while batches outrun the
+         * synchronous answer (more than 8 alerts being answered, or a batch of more), back to it once
+         * the intake has handed everything on and ended; `off`. Not with spool.
          */
-        intake: z.boolean().default(false),
+        intake: z.enum(['off', 'always', 'storms']).default('off'),
         /**
          * The nice value of the spooled webhook's thread (Linux: -20 runs first, 19 last; the engine's
          * other threads keep theirs). Below 0, a storm's answers come before its workflow work; it needs
@@ -667,7 +669,7 @@ export const engineConfigShape = z
           .default(256 * 1_048_576),
       })
       .strict()
-      .refine((w) => !(w.intake && w.spool), {
+      .refine((w) => !(w.intake !== 'off' && w.spool), {
         message: 'intake and spool are two ways to answer Alertmanager before its alerts are started: choose one',
         path: ['intake'],
       }),

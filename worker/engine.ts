@@ -203,7 +203,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
 
     // The embedded dev server keeps its state on this disk already: a spool there adds no new way to
     // lose an alert, and takes Temporal's speed out of Alertmanager's answer.
-    const spooled = config.webhook.spool ?? (endpoint.uiUrl !== undefined && !config.webhook.intake);
+    const spooled = config.webhook.spool ?? (endpoint.uiUrl !== undefined && config.webhook.intake === 'off');
     const spoolDir = spooled ? resolve(config.dataDir, 'spool') : undefined;
     const webhookConfig = opts.listen ? { ...config, webhook: { ...config.webhook, listen: opts.listen } } : config;
     // The spool is kept by the webhook's own thread, which answers Alertmanager once a batch is
@@ -263,7 +263,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
         taskQueue,
         dryRun: config.dryRun,
         spool: spoolDir ?? false,
-        intake: !spoolDir && config.webhook.intake,
+        intake: spoolDir ? 'off' : config.webhook.intake,
       },
       'engine running',
     );

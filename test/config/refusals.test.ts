@@ -282,9 +282,9 @@ describe('refused at start-up, naming key and value', () => {
   });
 
   it('a webhook with both the intake and the spool (two ways to answer before the alerts are started)', () => {
-    refusedWith((c) => Object.assign(c.webhook!, { intake: true, spool: true }), 'webhook.intake', 'choose one');
-    expect(problems((c) => Object.assign(c.webhook!, { intake: true, spool: false }))).toEqual([]);
-    expect(problems((c) => Object.assign(c.webhook!, { intake: true }))).toEqual([]);
+    refusedWith((c) => Object.assign(c.webhook!, { intake: 'always', spool: true }), 'webhook.intake', 'choose one');
+    expect(problems((c) => Object.assign(c.webhook!, { intake: 'always', spool: false }))).toEqual([]);
+    expect(problems((c) => Object.assign(c.webhook!, { intake: 'always' }))).toEqual([]);
   });
 
   it("a webhook thread nice value outside Linux's -20 to 19", () => {

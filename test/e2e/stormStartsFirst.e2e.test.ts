@@ -47,10 +47,12 @@ function logLines(output: string, msg: string): Array<Record<string, unknown>> {
 }
 
 describe.each([
-  { mode: 'spooled', spool: true, intake: false, threshold: 48 },
-  { mode: 'synchronous', spool: false, intake: false, threshold: 8 },
+  { mode: 'spooled', spool: true, intake: 'off' as const, threshold: 48 },
+  { mode: 'synchronous', spool: false, intake: 'off' as const, threshold: 8 },
   // Answered once in Temporal's intake workflow; its activity forwards them here in waves of up to 500.
-  { mode: 'intake', spool: false, intake: true, threshold: 48 },
+  { mode: 'intake', spool: false, intake: 'always' as const, threshold: 48 },
+  // Synchronous until a storm: these batches of 20 (more than one batch's 8 calls at once) begin one.
+  { mode: 'storms', spool: false, intake: 'storms' as const, threshold: 48 },
 ])('an alert storm into a $mode engine', ({ mode, spool, intake, threshold }) => {
   const taskQueue = `storm-starts-first-${mode}`;
   it('starts every run before it spends more than 2 workflow task slots on acting, then acts on all of them', async () => {
@@ -100,7 +102,7 @@ describe.each([
     const ended = logLines(running.output(), released);
     // The intake hands its alerts on in waves (one per forwardAlerts call): a hold for each wave
     // past the threshold. The spool and the synchronous door hold once for the storm.
-    if (intake) expect(began.length).toBeGreaterThanOrEqual(1);
+    if (intake !== 'off') expect(began.length).toBeGreaterThanOrEqual(1);
     else expect(began).toHaveLength(1);
     for (const line of began) expect(line.waiting).toBeGreaterThan(threshold);
     expect(ended.at(-1)!.waiting).toBeLessThanOrEqual(threshold);
@@ -131,7 +133,9 @@ describe.each([
     };
     expect(await eventually(unacted, (n) => n === 0, 90_000, 1_000)).toBe(0);
 
-    // A lone alert afterwards is no storm: no second hold.
+    // A lone alert afterwards is no storm: no new hold (the intake may have begun one for a later
+    // wave after the first read above).
+    const holdsBefore = logLines(running.output(), held).length;
     const lone = await fetch(`${running.webhookUrl}/alertmanager`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
@@ -141,6 +145,6 @@ describe.each([
     });
     expect(lone.status).toBe(200);
     await new Promise((r) => setTimeout(r, 1_000));
-    expect(logLines(running.output(), held)).toHaveLength(began.length);
+    expect(logLines(running.output(), held)).toHaveLength(holdsBefore);
   }, 240_000);
 });

@@ -45,16 +45,19 @@ afterAll(async () => {
   await server?.close();
 });
 
-function fixture(): TriggerFixture {
+function fixture(intake: 'always' | 'storms' = 'always'): TriggerFixture {
   return triggerConfig({
     taskQueue: uniqueQueue('webhook-intake'),
     temporalAddress: server.address,
     temporalNamespace: server.namespace,
-    extra: { webhook: { listen: '127.0.0.1:0', token, maxBodyBytes: 64 * 1024, intake: true } },
+    extra: { webhook: { listen: '127.0.0.1:0', token, maxBodyBytes: 64 * 1024, intake } },
   });
 }
 
-async function startWebhook(fx: TriggerFixture): Promise<{ url: string; webhook: WebhookServer; log: string[] }> {
+async function startWebhook(
+  fx: TriggerFixture,
+  intakeQuietForMs?: number,
+): Promise<{ url: string; webhook: WebhookServer; log: string[] }> {
   const log: string[] = [];
   const webhook = createWebhookServer({
     config: fx.config,
@@ -64,6 +67,7 @@ async function startWebhook(fx: TriggerFixture): Promise<{ url: string; webhook:
     logger: pino({ level: 'info' }, { write: (line: string) => void log.push(line) }),
     ready: async () => true,
     temporalTimeoutMs: 1_000,
+    ...(intakeQuietForMs ? { intakeQuietForMs } : {}),
   });
   const { port } = await webhook.listen();
   open.push(webhook);
@@ -182,6 +186,45 @@ describe('webhook with the intake in Temporal', () => {
     );
     expect(reached[0]).toBe('started');
     expect(reached.slice(1)).toEqual(['alertFiring', 'alertResolved', 'alertFiring', 'alertResolved']);
+  }, 60_000);
+
+  it("with intake 'storms': answers synchronously until a storm, then through the intake until it has handed everything on and ended", async () => {
+    const fx = fixture('storms');
+    const hook = await startWebhook(fx, 2_000);
+    await startIntakeWorker(fx, hook.webhook);
+    const lone = (service: string, n: number) =>
+      postToWebhook(
+        hook.url,
+        token,
+        alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service, severity: 'critical' }, fingerprint: `lone-${n}` }]),
+      );
+    // Calm: a lone alert is started before the answer, as without the intake.
+    const calm = await lone(fx.api, 0);
+    expect(calm).toMatchObject({ status: 200, json: { status: 'accepted', started: 1 } });
+    expect(await exists(intakeWorkflowId(fx.config.temporal.taskQueue))).toBe(false);
+
+    // A batch of more alerts than one batch's calls at once begins a storm: it goes to the intake,
+    // and so does the lone alert after it, while the intake holds anything.
+    const storm = Array.from({ length: 12 }, (_, i) => ({
+      labels: { alertname: 'ServiceDown', service: fx.web, n: String(i) },
+      fingerprint: `storm-${i}`,
+    }));
+    const big = await postToWebhook(hook.url, token, alertmanagerPayload(storm));
+    expect(big).toMatchObject({ status: 200, json: { status: 'queued', intake: 12 } });
+    expect(hook.log.some((l) => l.includes('a storm: batches go to the intake'))).toBe(true);
+    expect((await lone(fx.api, 1)).json).toMatchObject({ status: 'queued', intake: 1 });
+
+    // Once the intake has handed everything on and ended (2 s quiet here), lone alerts are answered synchronously again.
+    const handle = client.workflow.getHandle(intakeWorkflowId(fx.config.temporal.taskQueue));
+    await handle.result();
+    const again = await eventually(
+      () => lone(fx.api, 2),
+      (a) => a.json.status === 'accepted',
+      10_000,
+      300,
+    );
+    expect(again.json).toMatchObject({ status: 'accepted' });
+    expect(hook.log.some((l) => l.includes('batches are answered synchronously again'))).toBe(true);
   }, 60_000);
 
   it('answers 503 with Retry-After while Temporal is down, without waiting out every alert', async () => {

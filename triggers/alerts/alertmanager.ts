@@ -76,6 +76,8 @@ export interface WebhookDeps {
   spoolMinFreeBytes?: number;
   /** How spooled deliveries give way to arriving batches; a test may watch it. */
   acceptance?: AcceptanceGate;
+  /** With intake 'storms': how long the intake waits with nothing taken before it ends (default 30 s; tests shorten it). */
+  intakeQuietForMs?: number;
 }
 
 export interface WebhookServer {
@@ -178,10 +180,19 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   // Shared by everything this server does in bulk (checking a batch, deciding about its alerts).
   const slices = timeSlices();
   const spool = deps.thread?.spool ?? deps.spool;
+  const intakeMode = spool ? 'off' : config.webhook.intake;
   const intake =
-    !spool && config.webhook.intake
-      ? intakeDoor({ client: deps.client, taskQueue: deps.taskQueue, timeoutMs: deps.temporalTimeoutMs ?? 5_000 })
-      : undefined;
+    intakeMode === 'off'
+      ? undefined
+      : intakeDoor({
+          client: deps.client,
+          taskQueue: deps.taskQueue,
+          timeoutMs: deps.temporalTimeoutMs ?? 5_000,
+          // Used for storms only, it ends soon after one, and the door answers synchronously again.
+          ...(intakeMode === 'storms' ? { quietForMs: deps.intakeQuietForMs ?? 30_000 } : {}),
+        });
+  /** With intake 'storms': batches go to the intake, from a storm's start until the intake has ended. */
+  let storming = false;
   /** Alerts the intake's activity is forwarding through this engine and has not handed on yet. */
   let forwardingFromIntake = 0;
   if (spool && spool.pendingBatches() > 0) {
@@ -235,7 +246,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         slices,
         acceptance,
         take: async (batch, res) => {
-          if (intake) return intakeAll(batch, intake);
+          if (intake && (await toIntake(batch))) return intakeAll(batch, intake);
           if (!spool) return decideAll(batch, res);
           const { entry, answer } = await spoolBatch(spool, batch, spoolLimits, counts);
           accepted(entry);
@@ -247,6 +258,27 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   function waitingToStart(): number {
     if (spool) return spool.pendingAlerts();
     return deciding + forwardingFromIntake + (intake?.sending() ?? 0);
+  }
+
+  /**
+   * Whether a batch goes to the intake: always, or (intake 'storms') while a storm lasts. A storm
+   * begins with more alerts being answered synchronously than one batch's calls at once, or a batch
+   * of more; it lasts until the intake, which hands on its alerts in the order they came, has
+   * ended: a resolution answered synchronously never overtakes its firing still in the intake.
+   */
+  async function toIntake(batch: CheckedBatch): Promise<boolean> {
+    if (intakeMode === 'always') return true;
+    if (!storming && (deciding > temporalConcurrency || batch.alerts.length > temporalConcurrency)) {
+      storming = true;
+      logger.info(
+        { answering: deciding, batch: batch.alerts.length },
+        'a storm: batches go to the intake in Temporal until it has handed them all on',
+      );
+    } else if (storming && (await intake!.ended())) {
+      storming = false;
+      logger.info('the intake handed on every alert and ended: batches are answered synchronously again');
+    }
+    return storming;
   }
 
   /**
@@ -462,8 +494,9 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     drained: () => forwarder?.drained() ?? Promise.resolve(),
     deliverer,
     waitingToStart,
-    // Without a spool, more alerts waiting than one batch calls Temporal with at once: batches
-    // arriving side by side, or one too big to start in a single round.
+    // With the spool or the intake, more than a forwarding wave waiting; otherwise more alerts
+    // waiting than one batch calls Temporal with at once: batches arriving side by side, or one too
+    // big to start in a single round.
     startsFirst: () => waitingToStart() > (spool || intake ? forwardingAfterwards : temporalConcurrency),
   };
 }

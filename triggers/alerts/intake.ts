@@ -29,6 +29,8 @@ export interface IntakeDoorOptions {
    * than it takes them); past it, batches are refused. Default 64 MiB.
    */
   maxWaitingBytes?: number;
+  /** How long the intake waits with nothing taken before it ends (its input); default its own, 10 minutes. */
+  quietForMs?: number;
 }
 
 export interface IntakeDoor {
@@ -36,6 +38,11 @@ export interface IntakeDoor {
   take(alerts: WebhookAlert[]): Promise<void>;
   /** Alerts this door took and has not yet put in the intake. */
   sending(): number;
+  /**
+   * The intake has ended since this door last put alerts in it: everything it held was handed on.
+   * Asked of Temporal only once it has been quiet long enough to have ended (quietForMs).
+   */
+  ended(): Promise<boolean>;
 }
 
 /** The intake holds more than it may: its alerts are not being forwarded. */
@@ -71,18 +78,33 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
   let out = false;
   let queued = 0;
   let waitingBytes = 0;
-  let history = { events: 0, bytes: 0, lookedAt: 0, looking: false };
+  /** The intake as last described: its history, and whether it had ended, as of `askedAt`. */
+  let history = { events: 0, bytes: 0, ended: false, askedAt: 0, lookedAt: 0, looking: false };
+  /** When the last signal of this door was taken. */
+  let signalledAt = 0;
 
-  function look(): void {
-    if (history.looking || Date.now() - history.lookedAt < lookEveryMs) return;
+  function look(): Promise<void> | undefined {
+    if (history.looking || Date.now() - history.lookedAt < lookEveryMs) return undefined;
     history.looking = true;
-    client.connection
+    const askedAt = Date.now();
+    return client.connection
       .withDeadline(Date.now() + timeoutMs, () => client.workflow.getHandle(workflowId).describe())
       .then(
-        (d) => (history = { events: d.historyLength, bytes: d.historySize ?? 0, lookedAt: Date.now(), looking: false }),
+        (d) => {
+          const ended = d.status.name !== 'RUNNING';
+          history = {
+            events: ended ? 0 : d.historyLength,
+            bytes: ended ? 0 : (d.historySize ?? 0),
+            ended,
+            askedAt,
+            lookedAt: Date.now(),
+            looking: false,
+          };
+        },
         (err: unknown) => {
           const gone = err instanceof WorkflowNotFoundError;
-          history = { ...(gone ? { events: 0, bytes: 0 } : history), lookedAt: Date.now(), looking: false };
+          const known = gone ? { events: 0, bytes: 0, ended: true, askedAt } : history;
+          history = { ...known, lookedAt: Date.now(), looking: false };
         },
       );
   }
@@ -92,7 +114,7 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
       client.workflow.signalWithStart(intake, {
         workflowId,
         taskQueue,
-        args: [{}],
+        args: [options.quietForMs ? { quietFor: `${options.quietForMs}ms` } : {}],
         signal: intakeSignal,
         signalArgs: [{ alerts }],
       }),
@@ -117,6 +139,7 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
         const sizes = wave.flatMap((w) => w.sizes);
         try {
           for (const [from, to] of pieces(sizes, maxSignalBytes)) await send(alerts.slice(from, to));
+          signalledAt = Date.now();
           for (const w of wave) w.resolve();
         } catch (err) {
           for (const w of wave) w.reject(err);
@@ -132,7 +155,8 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
 
   return {
     take(alerts) {
-      look();
+      // Beside the answer, never on its path (it never rejects).
+      void look();
       if (history.events > maxEvents || history.bytes > maxBytes) {
         return Promise.reject(
           new IntakeFullError(
@@ -158,6 +182,12 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
       });
     },
     sending: () => queued,
+    async ended() {
+      const quietFor = options.quietForMs ?? 600_000;
+      if (queued > 0 || Date.now() - signalledAt < quietFor) return false;
+      if (!(history.askedAt > signalledAt + quietFor)) await look();
+      return history.ended && history.askedAt > signalledAt;
+    },
   };
 }
 
