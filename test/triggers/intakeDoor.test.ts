@@ -11,9 +11,10 @@ interface Sent {
   finish(err?: Error): void;
 }
 
-/** A client whose signals wait until the test finishes them; the intake's describe finds nothing. */
-function scriptedClient() {
+/** A client whose signals wait until the test finishes them; the intake's describe says `status` (default: it is not found). */
+function scriptedClient(status: { name?: string } = {}) {
   const sent: Sent[] = [];
+  const described: number[] = [];
   const client = {
     connection: { withDeadline: <T>(_: number, fn: () => Promise<T>) => fn() },
     workflow: {
@@ -21,10 +22,17 @@ function scriptedClient() {
         new Promise<void>((resolve, reject) =>
           sent.push({ alerts: options.signalArgs[0].alerts, finish: (err) => (err ? reject(err) : resolve()) }),
         ),
-      getHandle: () => ({ describe: () => Promise.reject(new Error('not found')) }),
+      getHandle: () => ({
+        describe: () => {
+          described.push(Date.now());
+          return status.name
+            ? Promise.resolve({ status: { name: status.name }, historyLength: 10, historySize: 1_000 })
+            : Promise.reject(new Error('not found'));
+        },
+      }),
     },
   } as unknown as Client;
-  return { client, sent };
+  return { client, sent, described, status };
 }
 
 const alert = (n: number, pad = 0) =>
@@ -109,5 +117,33 @@ describe("the intake's door", () => {
     await tick();
     sent[2]!.finish();
     await expect(again).resolves.toBeUndefined();
+  });
+
+  it('says the intake ended only once it was quiet long enough and Temporal says so, asked after the last batch', async () => {
+    const { client, sent, described, status } = scriptedClient({ name: 'RUNNING' });
+    const door = intakeDoor({ client, taskQueue: 'q', timeoutMs: 1_000, quietForMs: 100 });
+    const first = door.take([alert(0)]);
+    expect(await door.ended()).toBe(false);
+    await tick();
+    sent[0]!.finish();
+    await first;
+    // Quiet for less than 100 ms: not asked.
+    const asked = described.length;
+    expect(await door.ended()).toBe(false);
+    expect(described).toHaveLength(asked);
+    await new Promise((r) => setTimeout(r, 1_100));
+    // Quiet long enough, but still running (another engine's batches, say).
+    expect(await door.ended()).toBe(false);
+    expect(described.length).toBeGreaterThan(asked);
+    status.name = 'COMPLETED';
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(await door.ended()).toBe(true);
+    // A batch taken since: not ended until quiet again.
+    const next = door.take([alert(1)]);
+    expect(await door.ended()).toBe(false);
+    await tick();
+    sent[1]!.finish();
+    await next;
+    expect(await door.ended()).toBe(false);
   });
 });

@@ -193,6 +193,8 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         });
   /** With intake 'storms': batches go to the intake, from a storm's start until the intake has ended. */
   let storming = false;
+  /** Batches sent to the intake and not yet answered: a storm cannot end under them. */
+  let toIntakeNow = 0;
   /** Alerts the intake's activity is forwarding through this engine and has not handed on yet. */
   let forwardingFromIntake = 0;
   if (spool && spool.pendingBatches() > 0) {
@@ -246,7 +248,13 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         slices,
         acceptance,
         take: async (batch, res) => {
-          if (intake && (await toIntake(batch))) return intakeAll(batch, intake);
+          if (intake && (await toIntake(batch))) {
+            try {
+              return await intakeAll(batch, intake);
+            } finally {
+              toIntakeNow--;
+            }
+          }
           if (!spool) return decideAll(batch, res);
           const { entry, answer } = await spoolBatch(spool, batch, spoolLimits, counts);
           accepted(entry);
@@ -267,17 +275,22 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
    * ended: a resolution answered synchronously never overtakes its firing still in the intake.
    */
   async function toIntake(batch: CheckedBatch): Promise<boolean> {
-    if (intakeMode === 'always') return true;
+    if (intakeMode === 'always') {
+      toIntakeNow++;
+      return true;
+    }
     if (!storming && (deciding > temporalConcurrency || batch.alerts.length > temporalConcurrency)) {
       storming = true;
       logger.info(
         { answering: deciding, batch: batch.alerts.length },
         'a storm: batches go to the intake in Temporal until it has handed them all on',
       );
-    } else if (storming && (await intake!.ended())) {
+    } else if (storming && toIntakeNow === 0 && (await intake!.ended()) && toIntakeNow === 0 && storming) {
+      // Nothing routed to the intake since (a batch counts from this decision to its answer).
       storming = false;
       logger.info('the intake handed on every alert and ended: batches are answered synchronously again');
     }
+    if (storming) toIntakeNow++;
     return storming;
   }
 

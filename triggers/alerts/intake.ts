@@ -80,7 +80,8 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
   let waitingBytes = 0;
   /** The intake as last described: its history, and whether it had ended, as of `askedAt`. */
   let history = { events: 0, bytes: 0, ended: false, askedAt: 0, lookedAt: 0, looking: false };
-  /** When the last signal of this door was taken. */
+  /** When this door last took a batch, and when Temporal last took one of its signals. */
+  let takenAt = 0;
   let signalledAt = 0;
 
   function look(): Promise<void> | undefined {
@@ -165,6 +166,7 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
         );
       }
       if (alerts.length === 0) return Promise.resolve();
+      takenAt = Date.now();
       const sizes = alerts.map((a) => Buffer.byteLength(JSON.stringify(a)));
       const bytes = sizes.reduce((s, n) => s + n, 0);
       if (waitingBytes > 0 && waitingBytes + bytes > maxWaitingBytes) {
@@ -184,9 +186,12 @@ export function intakeDoor(options: IntakeDoorOptions): IntakeDoor {
     sending: () => queued,
     async ended() {
       const quietFor = options.quietForMs ?? 600_000;
-      if (queued > 0 || Date.now() - signalledAt < quietFor) return false;
-      if (!(history.askedAt > signalledAt + quietFor)) await look();
-      return history.ended && history.askedAt > signalledAt;
+      const last = () => Math.max(takenAt, signalledAt);
+      if (queued > 0 || Date.now() - last() < quietFor) return false;
+      // Asked again (at most once a second) unless already known to have ended since.
+      if (!(history.ended && history.askedAt > last())) await look();
+      // Asked after everything this door put in it, and nothing taken since.
+      return queued === 0 && history.ended && history.askedAt > last();
     },
   };
 }
