@@ -645,7 +645,7 @@ export const engineConfigShape = z
          * their incidents after (workflows/intake.ts): the batches arriving together go in one signal,
          * so a storm is answered at the pace of Temporal's writes, not of one start per alert, and
          * nothing is kept on this engine's disk. `always`; `storms`: only while batches outrun the
-         * synchronous answer (more than 8 alerts being answered, or a batch of more), back to it once
+         * synchronous answer (more than 4 alerts answered at once, or a batch of more), back to it once
          * the intake has handed everything on and ended; `off`. Not with spool.
          */
         intake: z.enum(['off', 'always', 'storms']).default('off'),
