@@ -11,7 +11,7 @@ import pino from 'pino';
 import { createIntakeActivities } from '../../activities/intake.js';
 import { createWebhookServer, type WebhookServer } from '../../triggers/alerts/alertmanager.js';
 import { IntakeFullError, intakeDoor } from '../../triggers/alerts/intake.js';
-import { createMetrics } from '../../triggers/metrics/metrics.js';
+import { createMetrics, type EngineMetrics } from '../../triggers/metrics/metrics.js';
 import { intakeWorkflowId } from '../../workflows/intake.js';
 import { incidentWorkflowId } from '../../workflows/messages.js';
 import { alertmanagerPayload, postToWebhook } from '../support/alertmanagerPayload.js';
@@ -57,13 +57,14 @@ function fixture(intake: 'always' | 'storms' = 'always'): TriggerFixture {
 async function startWebhook(
   fx: TriggerFixture,
   intakeQuietForMs?: number,
-): Promise<{ url: string; webhook: WebhookServer; log: string[] }> {
+): Promise<{ url: string; webhook: WebhookServer; log: string[]; metrics: EngineMetrics }> {
   const log: string[] = [];
+  const metrics = createMetrics({ processMetrics: false });
   const webhook = createWebhookServer({
     config: fx.config,
     client,
     taskQueue: fx.config.temporal.taskQueue,
-    metrics: createMetrics({ processMetrics: false }),
+    metrics,
     logger: pino({ level: 'info' }, { write: (line: string) => void log.push(line) }),
     ready: async () => true,
     temporalTimeoutMs: 1_000,
@@ -71,7 +72,7 @@ async function startWebhook(
   });
   const { port } = await webhook.listen();
   open.push(webhook);
-  return { url: `http://127.0.0.1:${port}`, webhook, log };
+  return { url: `http://127.0.0.1:${port}`, webhook, log, metrics };
 }
 
 /** A worker on the queue running the intake (incidents only wait there), handing its alerts to this webhook. */
@@ -233,7 +234,8 @@ describe('webhook with the intake in Temporal', () => {
     serverKilled = true;
     await server.stop('SIGKILL');
     const t0 = performance.now();
-    const res = await fetch(`${hook.url}/alertmanager`, {
+    const pending = async () => (await hook.metrics.registry.getSingleMetricAsString('webhook_intake_pending_alerts')).split('\n').at(-1);
+    const answer = fetch(`${hook.url}/alertmanager`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
       body: JSON.stringify(
@@ -243,7 +245,11 @@ describe('webhook with the intake in Temporal', () => {
         ]),
       ),
     });
+    // While the signal waits out its deadline, the two alerts are pending here.
+    expect(await eventually(pending, (line) => line?.endsWith(' 2') ?? false, 3_000, 20)).toMatch(/ 2$/);
+    const res = await answer;
     expect(res.status).toBe(503);
+    expect(await pending()).toMatch(/ 0$/);
     expect(res.headers.get('retry-after')).toBe('10');
     expect(((await res.json()) as { error: string }).error).toMatch(/Temporal did not take 2 alert\(s\) into the intake/);
     expect(performance.now() - t0).toBeLessThan(5_000);

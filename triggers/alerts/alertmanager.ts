@@ -327,7 +327,9 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       } else taken.push(alert);
     }
     try {
-      await door.take(taken);
+      const taking = door.take(taken);
+      intakeGauge();
+      await taking;
     } catch (err) {
       if (err instanceof IntakeFullError) throw new HttpError(503, `${err.message}; try again later`, { 'Retry-After': '30' });
       const unavailable = isTemporalUnavailable(err);
@@ -336,6 +338,8 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         `Temporal did not take ${taken.length} alert(s) into the intake: ${errorText(err)}`,
         unavailable ? { 'Retry-After': '10' } : {},
       );
+    } finally {
+      intakeGauge();
     }
     return {
       status: 'queued',
@@ -346,6 +350,8 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
       unmatched,
     };
   }
+
+  const intakeGauge = () => metrics.intakePending.set(forwardingFromIntake + (intake?.sending() ?? 0));
 
   const deliverer: IntakeDeliverer = {
     async deliver(raw) {
@@ -361,6 +367,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
     },
     forwarding(delta) {
       forwardingFromIntake = Math.max(0, forwardingFromIntake + delta);
+      intakeGauge();
     },
   };
 

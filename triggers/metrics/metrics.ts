@@ -25,6 +25,8 @@ export interface EngineMetrics {
   webhookRequestDuration: Histogram<'code'>;
   /** Alerts the webhook accepted into its spool and has not yet handed to Temporal. */
   spoolPending: Gauge;
+  /** With webhook.intake: alerts this engine took and has not yet put in the intake, or is forwarding from it. */
+  intakePending: Gauge;
   /** Their size in the spool file: what its byte cap (webhook.spoolMaxBytes) is measured against. */
   spoolPendingBytes: Gauge;
   spoolStuck: Gauge;
@@ -170,6 +172,11 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     spoolPending: new Gauge({
       name: 'webhook_spool_pending_alerts',
       help: 'Alerts accepted into the webhook spool and not yet handed to Temporal.',
+      registers,
+    }),
+    intakePending: new Gauge({
+      name: 'webhook_intake_pending_alerts',
+      help: "With webhook.intake: alerts this engine's webhook took and has not yet put in the intake workflow, plus those the intake's activity is handing to Temporal through this engine.",
       registers,
     }),
     spoolPendingBytes: new Gauge({
