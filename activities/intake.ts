@@ -35,7 +35,7 @@ export function createIntakeActivities(deliverer: () => IntakeDeliverer | undefi
           type: failureTypes.transient,
         });
       }
-      const earlier = ctx.info.attempt > 1 ? heartbeatMarks(ctx.info.heartbeatDetails) : new Set<number>();
+      const earlier = ctx.info.attempt > 1 ? heartbeatMarks(ctx.info.heartbeatDetails, alerts.length) : new Set<number>();
       const skip = new Set(earlier);
       if (ctx.info.attempt > 1) for (const i of firingsBeforeTheirResolution(alerts)) skip.add(i);
       const delivered = new Set(earlier);
@@ -84,9 +84,9 @@ export function createIntakeActivities(deliverer: () => IntakeDeliverer | undefi
   };
 }
 
-function heartbeatMarks(details: unknown): Set<number> {
+function heartbeatMarks(details: unknown, alerts: number): Set<number> {
   const list = (details as { delivered?: unknown } | undefined)?.delivered;
-  return new Set(Array.isArray(list) ? list.filter((i): i is number => Number.isInteger(i)) : []);
+  return new Set(Array.isArray(list) ? list.filter((i): i is number => Number.isInteger(i) && i >= 0 && i < alerts) : []);
 }
 
 /** The key that keeps one alert's deliveries in order: its fingerprint, or its labels without one. */
@@ -111,8 +111,9 @@ export function firingsBeforeTheirResolution(alerts: IntakeAlert[]): number[] {
   const out: number[] = [];
   for (const chain of chains(alerts)) {
     let lastResolved = -1;
-    chain.forEach((i, at) => alerts[i]!.status === 'resolved' && (lastResolved = at));
-    for (const i of chain.slice(0, Math.max(0, lastResolved))) if (alerts[i]!.status === 'firing') out.push(i);
+    // Entries that are not alerts (left out when handed on) have no status.
+    chain.forEach((i, at) => alerts[i]?.status === 'resolved' && (lastResolved = at));
+    for (const i of chain.slice(0, Math.max(0, lastResolved))) if (alerts[i]?.status === 'firing') out.push(i);
   }
   return out;
 }

@@ -54,7 +54,8 @@ export async function intake(input: IntakeInput = {}): Promise<void> {
   // Ended after a quiet spell: the next batch starts a new run.
   const quietFor = input.quietFor ?? '10 minutes';
   setHandler(intakeSignal, (wave) => {
-    if (Array.isArray(wave?.alerts)) queue.push(...wave.alerts);
+    // One at a time: a signal of hundreds of thousands of entries would overflow a spread's arguments.
+    if (Array.isArray(wave?.alerts)) for (const alert of wave.alerts) queue.push(alert);
   });
   for (;;) {
     if (!(await condition(() => queue.length > 0, quietFor))) return;

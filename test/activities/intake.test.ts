@@ -123,6 +123,10 @@ describe('forwardAlerts', () => {
     expect(
       firingsBeforeTheirResolution([alert('x', 'firing'), alert('x', 'firing'), alert('x', 'resolved'), alert('x', 'firing')]),
     ).toEqual([0, 1]);
+    // What a hostile signal put in the intake is not an alert: grouped and judged without a throw.
+    const junk = [null, 'x', 7, { status: 'resolved' }] as unknown as IntakeAlert[];
+    expect(chains(junk).flat().sort()).toEqual([0, 1, 2, 3]);
+    expect(firingsBeforeTheirResolution(junk)).toEqual([]);
   });
 });
 
