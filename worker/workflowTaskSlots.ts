@@ -8,9 +8,10 @@
 // spool, or without one more than a batch's calls at once), the same storm had every run started
 // after ~6 s, and without a spool Alertmanager's batches were answered twice as fast; then the worker
 // has its usual slots back. (Slots handed out before a hold, to pollers waiting for work, are each
-// used once more: a hold refuses new slots, it takes none back.) The hold puts every alert of a storm on record as its run before the
-// engine spends the server on acting, and it is bounded (`maxHoldMs`) so alerts that keep waiting
-// (Temporal refusing one runbook's starts, say) never starve the runs already started.
+// used once more: a hold refuses new slots, it takes none back.) The hold puts every alert of a
+// storm on record as its run before the engine spends the server on acting, and it is bounded
+// (`maxHoldMs`) so alerts that keep waiting (Temporal refusing one runbook's starts, say) never
+// starve the runs already started.
 import type { CustomSlotSupplier, SlotPermit, SlotReserveContext, WorkflowSlotInfo } from '@temporalio/worker';
 
 export interface WorkflowTaskSlotsOptions {

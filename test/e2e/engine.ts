@@ -5,6 +5,7 @@ import { parseConfig } from '../../config/load.js';
 import type { EngineConfigInput } from '../../config/schema.js';
 import { startEngine, type RunningEngine } from '../../worker/engine.js';
 import { bundlePath } from '../support/globalSetup.js';
+import { closedPort } from '../support/ports.js';
 import { stack } from '../support/stack.js';
 import { quietRuntime, temporalConfigInput } from '../support/temporal.js';
 
@@ -21,6 +22,15 @@ export function demoTarget(): NonNullable<EngineConfigInput['targets']>[string] 
     labels: { service: 'demo' },
     health: { url: `${s.demoUrl}/health`, timeout: '1s' },
   };
+}
+
+/**
+ * HTTP targets whose health URL nothing listens on and that nothing can restart: each run finds its
+ * target down and pages (storm tests: many runs, nothing touched).
+ */
+export async function unreachableTargets(names: string[]): Promise<NonNullable<EngineConfigInput['targets']>> {
+  const health = `http://127.0.0.1:${await closedPort()}/health`;
+  return Object.fromEntries(names.map((name) => [name, { kind: 'http' as const, health: { url: health, timeout: '1s' } }]));
 }
 
 /** The config an end-to-end engine runs with, as an operator would write it. */

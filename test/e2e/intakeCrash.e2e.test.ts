@@ -6,14 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineConfigInput } from '../../config/schema.js';
 import { intakeSignal, intakeWorkflowId } from '../../workflows/intake.js';
-import { alertmanagerPayload } from '../support/alertmanagerPayload.js';
+import { postAlerts, stormBatches } from '../support/alertmanagerPayload.js';
 import { startDevServer, type DevServer } from '../support/devServer.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
-import { closedPort } from '../support/ports.js';
 import { eventually } from '../support/wait.js';
-import { e2eConfigInput } from './engine.js';
+import { e2eConfigInput, unreachableTargets } from './engine.js';
 
 const token = `tok-${randomBytes(12).toString('hex')}`;
 const stormSize = 200;
@@ -38,11 +36,8 @@ afterAll(async () => {
 });
 
 async function engineOn(taskQueue: string, names: string[]): Promise<EngineProcess> {
-  // Nothing listens on the health URL and nothing can restart these targets: each run finds its
-  // target down and pages the log channel. Dry-run besides.
-  const health = `http://127.0.0.1:${await closedPort()}/health`;
-  const targets: EngineConfigInput['targets'] = {};
-  for (const name of names) targets[name] = { kind: 'http', health: { url: health, timeout: '1s' } };
+  // Each run finds its target down and pages, never restarts it. Dry-run besides.
+  const targets = await unreachableTargets(names);
   const engine = await spawnEngine(
     e2eConfigInput({
       temporal: { address: server.address, taskQueue },
@@ -64,19 +59,7 @@ describe('an engine answering through the intake', () => {
     const names = Array.from({ length: stormSize }, (_, i) => `crash-${i}`);
     const first = await engineOn(taskQueue, names);
     const statuses = await Promise.all(
-      Array.from({ length: 10 }, async (_, b) => {
-        const alerts = names.slice(b * 20, b * 20 + 20).map((service) => ({
-          labels: { alertname: 'ServiceDown', service, severity: 'critical' },
-          fingerprint: randomBytes(8).toString('hex'),
-        }));
-        const res = await fetch(`${first.webhookUrl}/alertmanager`, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-          body: JSON.stringify(alertmanagerPayload(alerts)),
-        });
-        await res.arrayBuffer();
-        return res.status;
-      }),
+      stormBatches(names).map(async (alerts) => (await postAlerts(first.webhookUrl, token, alerts)).status),
     );
     expect(statuses).toEqual(Array(10).fill(200));
 
@@ -126,11 +109,9 @@ describe('an engine answering through the intake', () => {
         { alerts: [null, 'x', { status: 'firing' }, { labels: { service: names[0] }, status: 'firing', fingerprint: 7 }] as never },
       ],
     });
-    const res = await fetch(`${engine.webhookUrl}/alertmanager`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-      body: JSON.stringify(alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service: names[0]!, severity: 'critical' } }])),
-    });
+    const res = await postAlerts(engine.webhookUrl, token, [
+      { labels: { alertname: 'ServiceDown', service: names[0]!, severity: 'critical' } },
+    ]);
     expect(res.status).toBe(200);
     expect(
       await eventually(

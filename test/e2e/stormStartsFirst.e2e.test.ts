@@ -7,13 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineConfigInput } from '../../config/schema.js';
-import { alertmanagerPayload } from '../support/alertmanagerPayload.js';
+import { postAlerts, stormBatches } from '../support/alertmanagerPayload.js';
 import { startDevServer, type DevServer } from '../support/devServer.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
-import { closedPort } from '../support/ports.js';
 import { eventually, until } from '../support/wait.js';
-import { e2eConfigInput } from './engine.js';
+import { e2eConfigInput, unreachableTargets } from './engine.js';
 
 const token = `tok-${randomBytes(12).toString('hex')}`;
 const stormSize = 200;
@@ -56,13 +54,10 @@ describe.each([
 ])('an alert storm into a $mode engine', ({ mode, spool, intake, threshold }) => {
   const taskQueue = `storm-starts-first-${mode}`;
   it('starts every run before it spends more than 2 workflow task slots on acting, then acts on all of them', async () => {
-    // Nothing listens on the health URL and nothing can restart these targets: each run finds its
-    // target down, cannot restart it, and pages the log channel. Dry-run besides.
-    const health = `http://127.0.0.1:${await closedPort()}/health`;
-    // Targets of each mode's own: the runs of the other mode's storm still run on this server.
+    // Targets of each mode's own (the runs of the other mode's storm still run on this server), each
+    // found down and paged, never restarted. Dry-run besides.
     const names = Array.from({ length: stormSize }, (_, i) => `storm-${mode}-${i}`);
-    const targets: EngineConfigInput['targets'] = {};
-    for (const name of names) targets[name] = { kind: 'http', health: { url: health, timeout: '1s' } };
+    const targets = await unreachableTargets(names);
     engine = await spawnEngine(
       e2eConfigInput({
         temporal: { address: server.address, taskQueue },
@@ -76,19 +71,7 @@ describe.each([
 
     // 10 batches of 20 at once, each alert its own target.
     const posted = await Promise.all(
-      Array.from({ length: 10 }, async (_, b) => {
-        const alerts = names.slice(b * 20, b * 20 + 20).map((service) => ({
-          labels: { alertname: 'ServiceDown', service, severity: 'critical' },
-          fingerprint: randomBytes(8).toString('hex'),
-        }));
-        const res = await fetch(`${running.webhookUrl}/alertmanager`, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-          body: JSON.stringify(alertmanagerPayload(alerts)),
-        });
-        await res.arrayBuffer();
-        return res.status;
-      }),
+      stormBatches(names).map(async (alerts) => (await postAlerts(running.webhookUrl, token, alerts)).status),
     );
     expect(posted).toEqual(Array(10).fill(200));
 
@@ -136,13 +119,9 @@ describe.each([
     // A lone alert afterwards is no storm: no new hold (the intake may have begun one for a later
     // wave after the first read above).
     const holdsBefore = logLines(running.output(), held).length;
-    const lone = await fetch(`${running.webhookUrl}/alertmanager`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-      body: JSON.stringify(
-        alertmanagerPayload([{ labels: { alertname: 'ServiceDown', service: names[0]!, severity: 'warning' }, fingerprint: 'lone' }]),
-      ),
-    });
+    const lone = await postAlerts(running.webhookUrl, token, [
+      { labels: { alertname: 'ServiceDown', service: names[0]!, severity: 'warning' }, fingerprint: 'lone' },
+    ]);
     expect(lone.status).toBe(200);
     await new Promise((r) => setTimeout(r, 1_000));
     expect(logLines(running.output(), held)).toHaveLength(holdsBefore);

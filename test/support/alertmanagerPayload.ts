@@ -84,3 +84,20 @@ export async function postToWebhook(
 export function postAlerts(webhookUrl: string, token: string, alerts: AlertInit[]): Promise<WebhookAnswer> {
   return postToWebhook(webhookUrl, token, alertmanagerPayload(alerts));
 }
+
+/**
+ * A storm of ServiceDown alerts, one per service, each its own fingerprint, cut into notifications
+ * of `size` alerts: post them at once with postAlerts.
+ */
+export function stormBatches(services: string[], size = 20): AlertInit[][] {
+  const batches: AlertInit[][] = [];
+  for (let i = 0; i < services.length; i += size) {
+    batches.push(
+      services.slice(i, i + size).map((service) => ({
+        labels: { alertname: 'ServiceDown', service, severity: 'critical' },
+        fingerprint: randomUUID().replaceAll('-', '').slice(0, 16),
+      })),
+    );
+  }
+  return batches;
+}

@@ -24,7 +24,7 @@ import { createIncidentSignaller, isTemporalUnavailable } from './incidents.js';
 import { countUnmatched, type EngineMetrics } from '../metrics/metrics.js';
 import { webhookAlert, webhookLimits, type WebhookAlert } from './alertmanagerPayload.js';
 import type { IntakeDeliverer } from '../../activities/intake.js';
-import { IntakeFullError, intakeDoor } from './intake.js';
+import { IntakeFullError, intakeDoor, type IntakeDoor } from './intake.js';
 import { acceptanceGate, type AcceptanceGate } from './acceptanceFirst.js';
 import { timeSlices } from './slices.js';
 import type { Spool, SpoolEntry, SpoolLimits } from './spool.js';
@@ -93,9 +93,9 @@ export interface WebhookServer {
    */
   waitingToStart(): number;
   /**
-   * A storm's alerts wait to be started: more than a forwarding wave (48) in the spool, or without
-   * one, more than a batch's calls at once (8). The engine's worker then starts them before it acts
-   * (worker/workflowTaskSlots.ts).
+   * A storm's alerts wait to be started: more than a forwarding wave (48) in the spool or going
+   * through the intake, or without either, more than a batch's calls at once (8). The engine's
+   * worker then starts them before it acts (worker/workflowTaskSlots.ts).
    */
   startsFirst(): boolean;
 }
@@ -256,20 +256,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         slices,
         acceptance,
         take: async (batch, res) => {
-          if (intake && (await toIntake(batch))) {
-            try {
-              return await intakeAll(batch, intake);
-            } finally {
-              toIntakeNow--;
-            }
-          }
-          if (intake) {
-            try {
-              return await decideAll(batch, res);
-            } finally {
-              answeringNow -= batch.alerts.length;
-            }
-          }
+          if (intake) return intakeOrDecide(batch, res, intake);
           if (!spool) return decideAll(batch, res);
           const { entry, answer } = await spoolBatch(spool, batch, spoolLimits, counts);
           accepted(entry);
@@ -284,39 +271,54 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   }
 
   /**
-   * Whether a batch goes to the intake: always, or (intake 'storms') while a storm lasts. A storm
-   * begins when the batch would make more than 4 alerts answered synchronously at once (batches
-   * side by side, or one batch of more); it lasts until the intake, which hands on its alerts in
-   * the order they came, has ended: a resolution answered synchronously never overtakes its firing
-   * still in the intake. Each batch is counted from this decision to its answer (toIntakeNow,
-   * answeringNow), with no turn of the loop between the decision and its count.
+   * With the intake: through it always, or (intake 'storms') while a storm lasts, synchronously
+   * otherwise. A storm begins when the batch would make more than 4 alerts answered synchronously at
+   * once (batches side by side, or one batch of more); it lasts until the intake, which hands on its
+   * alerts in the order they came, has ended: a resolution answered synchronously never overtakes
+   * its firing still in the intake. Each batch is counted (toIntakeNow, answeringNow) from its
+   * decision, with no turn of the loop in between, to its answer.
    */
-  async function toIntake(batch: CheckedBatch): Promise<boolean> {
-    if (intakeMode === 'always') {
+  async function intakeOrDecide(batch: CheckedBatch, res: ServerResponse, door: IntakeDoor): Promise<object> {
+    if (storming) await endStormIfOver(door);
+    if (intakeMode === 'always' || storming || beginsStorm(batch)) {
       toIntakeNow++;
-      return true;
+      try {
+        return await intakeAll(batch, door);
+      } finally {
+        toIntakeNow--;
+      }
     }
-    if (storming && toIntakeNow === 0 && (await intake!.ended()) && toIntakeNow === 0 && storming) {
-      storming = false;
-      logger.info('the intake handed on every alert and ended: batches are answered synchronously again');
+    answeringNow += batch.alerts.length;
+    try {
+      return await decideAll(batch, res);
+    } finally {
+      answeringNow -= batch.alerts.length;
     }
-    if (!storming && answeringNow + batch.alerts.length > stormBeyond) {
-      storming = true;
-      logger.info(
-        { answering: answeringNow, batch: batch.alerts.length },
-        'a storm: batches go to the intake in Temporal until it has handed them all on',
-      );
-    }
-    if (storming) toIntakeNow++;
-    else answeringNow += batch.alerts.length;
-    return storming;
+  }
+
+  function beginsStorm(batch: CheckedBatch): boolean {
+    if (intakeMode !== 'storms' || answeringNow + batch.alerts.length <= stormBeyond) return false;
+    storming = true;
+    logger.info(
+      { answering: answeringNow, batch: batch.alerts.length },
+      'a storm: batches go to the intake in Temporal until it has handed them all on',
+    );
+    return true;
+  }
+
+  async function endStormIfOver(door: IntakeDoor): Promise<void> {
+    if (toIntakeNow > 0 || !(await door.ended())) return;
+    // Batches may have gone to the intake, or another batch ended the storm, while Temporal was asked.
+    if (toIntakeNow > 0 || !storming) return;
+    storming = false;
+    logger.info('the intake handed on every alert and ended: batches are answered synchronously again');
   }
 
   /**
    * With the intake: 200 once the batch's matching alerts are in it. An alert no binding matches
    * is decided here (logged and counted; nothing in Temporal), so it never reaches the intake.
    */
-  async function intakeAll(batch: CheckedBatch, door: NonNullable<typeof intake>): Promise<object> {
+  async function intakeAll(batch: CheckedBatch, door: IntakeDoor): Promise<object> {
     const taken: WebhookAlert[] = [];
     const unmatched: Array<{ alertname: string; fingerprint: string; reason: string }> = [];
     for (const alert of batch.alerts) {

@@ -196,7 +196,7 @@ export function createMetrics(options: { processMetrics?: boolean; runbooks?: re
     }),
     workflowTaskSlots: new Gauge({
       name: 'worker_workflow_task_slots',
-      help: "Workflow task slots the incidents' worker may use now: 2 while a storm's alerts wait to be started (more than 48 in the spool, or without one more than 8 being answered; for at most 15 s at a time), its usual number otherwise.",
+      help: "Workflow task slots the incidents' worker may use now: 2 while a storm's alerts wait to be started (more than 48 in the spool or going through the intake, or without either more than 8 being answered; for at most 15 s at a time), its usual number otherwise.",
       registers,
     }),
     spoolRefused,
