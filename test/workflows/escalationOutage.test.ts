@@ -28,7 +28,11 @@ describe('repeats missed while no engine ran', () => {
     const keys = pages.map((p) => p.idempotencyKey.split(':').pop());
     expect(keys.slice(0, 3)).toEqual(['primary', 'primary#2', 'primary#3']);
     expect(keys.slice(3)).toEqual(keys.slice(3).map((_, i) => `primary#${i + 4}`));
-    for (let i = 3; i < pages.length; i++) expect(pages[i]!.at - pages[i - 1]!.at).toBeGreaterThanOrEqual(repeatEveryMs - 300);
+    // Repeats keep to their slots, one interval apart from the on-time one: never early. A repeat
+    // sent late (its page slow on a loaded machine) is followed by the next at that one's slot,
+    // which may be moments later (a CI run saw 35 ms): pairwise gaps are not what is promised. The
+    // on-time repeat itself may be up to 500 ms late (asserted below), hence the margin.
+    for (let i = 3; i < pages.length; i++) expect(pages[i]!.at - pages[2]!.at).toBeGreaterThanOrEqual((i - 2) * repeatEveryMs - 600);
     const shapes = paged.map((e) => e.event.replace(/\d+/, 'N'));
     expect(shapes.slice(0, 4)).toEqual(['paged primary', 'repeats caught up', 'paged primary (repeat N)', 'paged primary (repeat N)']);
     expect(shapes.slice(4)).toEqual(shapes.slice(4).map(() => 'paged primary (repeat N)'));
