@@ -36,6 +36,8 @@ const tokens = { alice: newOperatorToken(), vera: newOperatorToken(), ada: newOp
 const schedule = `weekly-${suffix}`;
 const holder = maintenanceWorkflowId(schedule);
 const slotHolder = incidentWorkflowId('serviceDown', cacheServer);
+// Open incidents of an engine that is gone: listed, and their status query times out (5 s).
+const stranded = Array.from({ length: 19 }, (_, i) => incidentWorkflowId('databaseConnection', `gone-${suffix}-${i}`));
 // What an alert sender or an operator could write: it must arrive on the page as text.
 const hostileFingerprint = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
 const hostileReason = '<img src=x onerror="window.__pwned=3"> looking <b>now</b>';
@@ -51,6 +53,10 @@ const logLines: string[] = [];
 interface PageNode {
   textContent: string | null;
   children: ArrayLike<PageNode>;
+}
+interface CellNode {
+  textContent: string | null;
+  parentElement: { getAttribute(name: string): string | null } | null;
 }
 declare const document: {
   cookie: string;
@@ -98,7 +104,7 @@ afterAll(async () => {
     await handle()
       .terminate('end-to-end test finished')
       .catch(() => undefined);
-    for (const id of [holder, slotHolder])
+    for (const id of [holder, slotHolder, ...stranded])
       await engine.client.workflow
         .getHandle(id)
         .terminate('end-to-end test finished')
@@ -154,6 +160,10 @@ describe('the incident console in Chromium', () => {
     const { context, page, problems } = await openPage(browser);
     const viewer = await openPage(browser);
     try {
+      // 19 incidents no worker answers for, listed below the new one and still being asked when it
+      // comes: its buttons must not wait for all of them (4 at a time, 5 s each, used to take ~25 s).
+      const goneQueue = uniqueQueue('e2e-console-gone');
+      for (const id of stranded) await engine.client.workflow.start('runbook', { taskQueue: goneQueue, workflowId: id, args: [] });
       await logIn(page, tokens.alice.token);
       expect(await text(page, '#who')).toBe('alice (operator)');
       // The browser holds a session cookie it cannot read from script, and the token nowhere.
@@ -181,6 +191,17 @@ describe('the incident console in Chromium', () => {
       await pendingApproval(handle());
       await page.waitForSelector(`${row} button[data-action="approve"]:not([hidden])`, { timeout: 45_000 });
       const askedAt = Date.now();
+      // Asked 2 at a time behind the new incident, most are not answered yet; before, the new one
+      // was asked only after 15 of them had timed out, 4 at a time.
+      const strandedShownFailed = await page.$$eval(
+        'table.open tr[data-incident] td:nth-child(6)',
+        (cells, ids) =>
+          (cells as unknown as CellNode[]).filter(
+            (c) => ids.includes(c.parentElement?.getAttribute('data-incident') ?? '') && c.textContent === '(no status)',
+          ).length,
+        stranded,
+      );
+      expect(strandedShownFailed, 'stranded runs already shown without status when the buttons came').toBeLessThanOrEqual(12);
       expect(await text(page, `${row} td:nth-child(6)`)).toBe('approve-restart');
       expect(await text(page, `${row} td:nth-child(7)`)).toMatch(/^approval of approve-restart \(until /);
 
@@ -209,11 +230,13 @@ describe('the incident console in Chromium', () => {
       // Acknowledge from the list, with a hostile reason.
       await page.type(`${row} input[data-reason]`, hostileReason);
       await page.click(`${row} button[data-action="acknowledge"]`);
+      // Until the answer came, whatever it was: a refusal fails here with its own words.
       await page.waitForFunction(
-        (sel) => document.querySelector(`${sel} [data-result]`)?.textContent === 'acknowledge sent as alice',
+        (sel) => !/^(acknowledge…)?$/.test(document.querySelector(`${sel} [data-result]`)?.textContent ?? ''),
         {},
         row,
       );
+      expect(await text(page, `${row} [data-result]`)).toBe('acknowledge sent as alice');
       await page.waitForSelector(`${row} button[data-action="acknowledge"][hidden]`);
 
       // Into the incident, and approve there. One click on Reject only arms it; a click on Approve
@@ -289,7 +312,7 @@ describe('the incident console in Chromium', () => {
       expect(problems).toEqual([]);
       expect(viewer.problems).toEqual([]);
       console.info(
-        `console: incident on the page ${seenAt - alertAt} ms after the alert, buttons ${askedAt - alertAt} ms; approve click → recovered on the page ${recoveredAt - approvedAt} ms; report ${reportShown - reportAsked} ms`,
+        `console: incident on the page ${seenAt - alertAt} ms after the alert, buttons ${askedAt - alertAt} ms (${strandedShownFailed} of ${stranded.length} stranded runs shown failed by then); approve click → recovered on the page ${recoveredAt - approvedAt} ms; report ${reportShown - reportAsked} ms`,
       );
     } finally {
       await Promise.all([context.close(), viewer.context.close()]);

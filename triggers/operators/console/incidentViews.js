@@ -13,29 +13,45 @@ export function openView(view) {
   const note = el('p', { class: 'note' });
   view.replaceChildren(el('h2', { text: 'Open incidents' }), t.node, note);
   // Each incident's step and pending approval come from its own status query, answered by the
-  // worker that runs it. They are fetched beside the list, a few at a time, so a run whose worker
-  // is gone (a 5 s query timeout) neither delays the list nor the other rows; such a run is asked
-  // again only every 30 s.
+  // worker that runs it. They are fetched beside the list, at most 4 at a time, so a run whose
+  // worker is gone (a 5 s query timeout) never delays the list. Which go first: the runs that
+  // answered last time (quick, and the buttons an operator waits for come from their refresh),
+  // then those never asked, newest first (a new incident), then those whose query failed, asked
+  // again only every 30 s. Runs not known to answer hold at most 2 of the 4 at once, and failed
+  // ones 1: a page listing runs of a stopped engine still shows a new incident's buttons within one
+  // query timeout, where it used to wait for every such run ahead of it (~25 s behind 20 of them).
   const details = new Map();
-  const queued = [];
-  let active = 0;
+  let queued = [];
+  const inFlight = { all: 0, uncertain: 0, failed: 0 };
   let incidents = [];
   // Set when another view takes over: a detail arriving later must not draw into this one (it
   // would take the decision box, which is shared, away from the incident view).
   let stopped = false;
   const due = (id, now) => {
-    if (queued.includes(id)) return false;
     const d = details.get(id);
     if (!d) return true;
     if (d.fetching) return false;
     return now - d.at >= (d.failed ? 30_000 : 0);
   };
+  const kind = (id) => {
+    const d = details.get(id);
+    return !d ? 'fresh' : d.failed ? 'failed' : 'answered';
+  };
+  const next = () => {
+    let pick = queued.findIndex((id) => kind(id) === 'answered');
+    if (pick < 0 && inFlight.uncertain < 2) pick = queued.findIndex((id) => kind(id) === 'fresh');
+    if (pick < 0 && inFlight.uncertain < 2 && inFlight.failed < 1) pick = queued.findIndex((id) => kind(id) === 'failed');
+    return pick < 0 ? undefined : queued.splice(pick, 1)[0];
+  };
   const pump = () => {
-    while (!stopped && active < 4 && queued.length > 0) {
-      const id = queued.shift();
+    while (!stopped && inFlight.all < 4) {
+      const id = next();
+      if (id === undefined) return;
+      const was = kind(id);
       const before = details.get(id);
       details.set(id, { ...(before || { data: undefined, at: 0 }), fetching: true });
-      active += 1;
+      const counted = was === 'answered' ? ['all'] : was === 'fresh' ? ['all', 'uncertain'] : ['all', 'uncertain', 'failed'];
+      for (const c of counted) inFlight[c] += 1;
       api('GET', incidentPath(id))
         .then(
           (data) => details.set(id, { data, at: Date.now() }),
@@ -45,7 +61,7 @@ export function openView(view) {
           },
         )
         .finally(() => {
-          active -= 1;
+          for (const c of counted) inFlight[c] -= 1;
           draw();
           pump();
         });
@@ -59,13 +75,18 @@ export function openView(view) {
       const listed = new Set(incidents.map((r) => r.workflowId));
       for (const id of details.keys()) if (!listed.has(id)) details.delete(id);
       forgetDecisions(listed);
-      for (const r of incidents.slice(0, detailLimit)) if (due(r.workflowId, now)) queued.push(r.workflowId);
+      // Rebuilt on every poll in the list's order (newest first), so a new incident is never queued
+      // behind runs listed before it came.
+      queued = incidents
+        .slice(0, detailLimit)
+        .map((r) => r.workflowId)
+        .filter((id) => due(id, now));
       draw();
       pump();
     },
     stop() {
       stopped = true;
-      queued.length = 0;
+      queued = [];
     },
   };
   function draw() {
