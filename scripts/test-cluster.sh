@@ -4,7 +4,7 @@
 # TEMPORAL_MODE=cluster, then test/cluster one file at a time (they kill the cluster's processes and
 # engines, and every file on the cluster would feel it; each skips itself on the dev server):
 # mTLS refusals, three engines under a storm, the doors during a partial outage, faults mid-runbook.
-# `npm test` and CI stay on the dev server. Paths given run instead of both.
+# `npm test` runs the same after its dev-server tiers; this runs only these. Paths given run instead of both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh

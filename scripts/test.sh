@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite from nothing, in tiers: dependencies; then, while the real stack comes up in
 # the background, the type-check, the linter, the formatter check and the tests that need no stack (vitest.config.ts:
-# noStackTests), so a broken workflow fails in the first minutes; then every test that needs the stack.
+# noStackTests), so a broken workflow fails in the first minutes; then every test that needs the stack
+# on the Temporal dev server; then the end-to-end and cluster tests on a real Temporal cluster.
 # With test files named (npm test -- test/x.test.ts): the stack, the type-check, then just those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,3 +56,15 @@ trap - EXIT
 cat "$stack_log" >&2
 rm -f "$stack_log"
 npx vitest run --project stack
+
+# Tier 3: a real Temporal cluster, the mode production runs (the server's four services on a
+# PostgreSQL of their own, mTLS), brought up beside the dev server: built once with go install
+# (minutes from nothing, seconds from Go's cache). Then the end-to-end files against it, and
+# test/cluster one file at a time: those kill the cluster's processes and engines, which every other
+# file on the cluster would feel. Both run whatever the other did, so one run shows every failure.
+echo "[test] tier 3: the end-to-end and cluster tests on a real Temporal cluster" >&2
+bash stack/stack.sh up --temporal cluster
+cluster_status=0
+TEMPORAL_MODE=cluster npx vitest run --project stack test/e2e || cluster_status=1
+TEMPORAL_MODE=cluster npx vitest run --project stack --no-file-parallelism test/cluster || cluster_status=1
+exit $cluster_status
