@@ -174,4 +174,27 @@ describe('acceptance before forwarding', () => {
     await gate.quiet();
     expect(c.slept).toEqual([]);
   });
+
+  it('is a storm when eight batches are being answered at once, however slowly they came, and not with seven', async () => {
+    const c = clock();
+    const gate = acceptanceGate({ now: c.now, sleep: c.sleeper() });
+    // Seven callers, each waiting for its answer, arriving 200 ms apart: no storm, forwarded at once.
+    for (let i = 0; i < 7; i++) {
+      gate.arrived();
+      c.advance(200);
+    }
+    expect(gate.storming()).toBe(false);
+    await gate.quiet();
+    expect(c.slept).toEqual([]);
+    // The eighth unanswered one makes it a storm: deliveries wait (2 s at most from its start).
+    gate.arrived();
+    expect(gate.storming()).toBe(true);
+    const t0 = c.now();
+    await gate.quiet();
+    expect(c.now() - t0).toBe(2_000);
+    // Answered, and fewer at once than eight: calm again once the storm is a second old.
+    for (let i = 0; i < 8; i++) gate.answered();
+    c.advance(1_000);
+    expect(gate.storming()).toBe(false);
+  });
 });

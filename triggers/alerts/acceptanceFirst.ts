@@ -21,6 +21,7 @@
 // started while it was still being posted, stalling the engine's loop 200–300 ms. With the burst,
 // 1,000 distinct alerts flat out (6 runs each, alternating) were accepted at 1,465–1,948 alerts/s,
 // no run started while posting in 5 of 6, against 971–1,312/s (docs/performance-history.md, Session 27).
+// A storm is also told by 8 batches being answered at once, whatever their rate (below).
 // A lone alert, or two at once, is still no storm.
 
 export interface AcceptanceGate {
@@ -75,7 +76,11 @@ export function acceptanceGate(options: AcceptanceGateOptions = {}): AcceptanceG
   let next = 0;
   /** How long ago the `k`th newest arrival came (1: the newest; stormArrivals: the oldest kept). */
   const ago = (k: number) => now() - arrivals[(next - k + stormArrivals) % stormArrivals]!;
-  const inStorm = () => ago(stormArrivals) < stormWindowMs || ago(burstArrivals) < burstWindowMs;
+  // Or by the batches being answered at once: a sender that waits for each answer (Alertmanager's
+  // per-receiver calls, a load test's callers) arrives only as fast as it is answered, so when the
+  // answers are slow (a cluster, the intake) its rate never looks like a storm, the deliveries went
+  // at once, and the answers slowed further: 62–235 alerts a second (Session 31).
+  const inStorm = () => receiving >= stormArrivals || ago(stormArrivals) < stormWindowMs || ago(burstArrivals) < burstWindowMs;
   let stormArrival = -Infinity;
   /** When the storm under way began (its first storm-grade arrival after a calm). */
   let stormBegan = -Infinity;

@@ -26,6 +26,7 @@ import { webhookAlert, webhookLimits, type WebhookAlert } from './alertmanagerPa
 import type { IntakeDeliverer } from '../../activities/intake.js';
 import { IntakeFullError, intakeDoor, type IntakeDoor } from './intake.js';
 import { acceptanceGate, type AcceptanceGate } from './acceptanceFirst.js';
+import { inFlightLimit } from '../../activities/limits.js';
 import { timeSlices } from './slices.js';
 import type { Spool, SpoolEntry, SpoolLimits } from './spool.js';
 import { startForwarder } from './spoolForwarder.js';
@@ -218,6 +219,8 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
   // A storm's deliveries wait for its batches to be answered first (acceptanceFirst.ts), and fewer
   // run at once while they arrive.
   const acceptance = deps.acceptance ?? acceptanceGate();
+  /** Alerts the spool or the intake hands to Temporal at once now: fewer while a storm arrives. */
+  const forwardingNow = () => (acceptance.storming() ? forwardingInAStorm : forwardingAfterwards);
   // Starts with whatever an earlier process left in the spool.
   const forwarder = spool
     ? startForwarder({
@@ -231,7 +234,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         onPending: spoolGauges,
         onStuck: (n) => metrics.spoolStuck.set(n),
         backoffMs: deps.spoolBackoffMs,
-        concurrency: () => (acceptance.storming() ? forwardingInAStorm : forwardingAfterwards),
+        concurrency: forwardingNow,
         slices,
       })
     : undefined;
@@ -355,6 +358,11 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
 
   const intakeGauge = () => metrics.intakePending.set(forwardingFromIntake + (intake?.sending() ?? 0));
 
+  // The intake's deliveries at once, whatever calls they come from: fewer while a storm's batches
+  // are still arriving, as the spool's are, and more so since the answers wait on the same Temporal
+  // that the starts keep busy. With 48 at once from the storm's second 2 on, a cluster's answers
+  // slowed to 80–235 alerts a second (docs/performance-history.md, Session 31).
+  const intakeTurn = inFlightLimit(forwardingNow);
   const deliverer: IntakeDeliverer = {
     async deliver(raw) {
       // Checked at the door already; checked again, as anything read back from history is.
@@ -364,7 +372,7 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         return;
       }
       await acceptance.quiet();
-      const outcome = await decide(parsed.data, { quiet: true });
+      const outcome = await intakeTurn(() => decide(parsed.data, { quiet: true }));
       if ('error' in outcome) throw outcome.error;
     },
     forwarding(delta) {
