@@ -26,6 +26,7 @@ export const noStackTests = [
   'test/triggers/cliCredentials.test.ts',
   'test/triggers/cliOperators.test.ts',
   'test/triggers/consoleDoor.test.ts',
+  'test/triggers/consoleOpenView.test.ts',
   'test/triggers/consoleSessions.test.ts',
   'test/triggers/escalationRouting.test.ts',
   'test/triggers/operatorApiClient.test.ts',

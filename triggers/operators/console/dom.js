@@ -35,11 +35,13 @@ export function duration(ms) {
 // moves only when the order of the rows changes.
 
 export function keyedRows(tbody, items, key, make, update) {
-  const existing = new Map([...tbody.children].filter((r) => r.dataset.key !== undefined).map((r) => [r.dataset.key, r]));
-  const wanted = new Set();
+  const wanted = new Set(items.map(key));
+  // Rows that go are removed first: placed while a closed row above was still there, every row
+  // below it would be moved (insertBefore), and moving a row takes the focus from its reason box.
+  for (const r of [...tbody.children]) if (r.dataset.key === undefined || !wanted.has(r.dataset.key)) r.remove();
+  const existing = new Map([...tbody.children].map((r) => [r.dataset.key, r]));
   items.forEach((item, i) => {
     const k = key(item);
-    wanted.add(k);
     let row = existing.get(k);
     if (!row) {
       row = make(item);
@@ -48,8 +50,6 @@ export function keyedRows(tbody, items, key, make, update) {
     update(row, item);
     if (tbody.children[i] !== row) tbody.insertBefore(row, tbody.children[i] || null);
   });
-  for (const [k, row] of existing) if (!wanted.has(k)) row.remove();
-  for (const r of [...tbody.children]) if (r.dataset.key === undefined) r.remove();
   if (items.length === 0) tbody.append(el('tr', { class: 'empty' }, el('td', { colspan: 20, text: 'None.' })));
 }
 export function table(name, headings) {

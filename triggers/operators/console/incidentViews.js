@@ -17,51 +17,60 @@ export function openView(view) {
   // worker is gone (a 5 s query timeout) never delays the list. Which go first: the runs that
   // answered last time (quick, and the buttons an operator waits for come from their refresh),
   // then those never asked, newest first (a new incident), then those whose query failed, asked
-  // again only every 30 s. Runs not known to answer hold at most 2 of the 4 at once, and failed
+  // again later and later, up to every 30 s. Runs not known to answer hold at most 2 of the 4 at once, and failed
   // ones 1: a page listing runs of a stopped engine still shows a new incident's buttons within one
   // query timeout, where it used to wait for every such run ahead of it (~25 s behind 20 of them).
   const details = new Map();
   let queued = [];
-  const inFlight = { all: 0, uncertain: 0, failed: 0 };
+  // The runs being asked now, each with its kind when asked: the only count of what is in flight.
+  const inFlight = new Map();
+  const asking = (...kinds) => [...inFlight.values()].filter((k) => kinds.includes(k)).length;
   let incidents = [];
   // Set when another view takes over: a detail arriving later must not draw into this one (it
   // would take the decision box, which is shared, away from the incident view).
   let stopped = false;
   const due = (id, now) => {
     const d = details.get(id);
+    if (inFlight.has(id)) return false;
     if (!d) return true;
-    if (d.fetching) return false;
-    return now - d.at >= (d.failed ? 30_000 : 0);
+    // A run that failed is asked again after 2 s, then 4, 8, 16 and every 30 s: a worker that was
+    // only slow once shows its step again soon, and a gone engine's runs cost one query in 30 s.
+    return now - d.at >= (d.failed ? Math.min(30_000, 1_000 * 2 ** d.failures) : 0);
   };
+  const failedAgain = (before) => ({ at: Date.now(), failed: true, failures: Math.min(5, ((before && before.failures) || 0) + 1) });
   const kind = (id) => {
     const d = details.get(id);
     return !d ? 'fresh' : d.failed ? 'failed' : 'answered';
   };
   const next = () => {
     let pick = queued.findIndex((id) => kind(id) === 'answered');
-    if (pick < 0 && inFlight.uncertain < 2) pick = queued.findIndex((id) => kind(id) === 'fresh');
-    if (pick < 0 && inFlight.uncertain < 2 && inFlight.failed < 1) pick = queued.findIndex((id) => kind(id) === 'failed');
+    const uncertain = asking('fresh', 'failed');
+    if (pick < 0 && uncertain < 2) pick = queued.findIndex((id) => kind(id) === 'fresh');
+    if (pick < 0 && uncertain < 2 && asking('failed') < 1) pick = queued.findIndex((id) => kind(id) === 'failed');
     return pick < 0 ? undefined : queued.splice(pick, 1)[0];
   };
   const pump = () => {
-    while (!stopped && inFlight.all < 4) {
+    while (!stopped && inFlight.size < 4) {
       const id = next();
       if (id === undefined) return;
-      const was = kind(id);
       const before = details.get(id);
-      details.set(id, { ...(before || { data: undefined, at: 0 }), fetching: true });
-      const counted = was === 'answered' ? ['all'] : was === 'fresh' ? ['all', 'uncertain'] : ['all', 'uncertain', 'failed'];
-      for (const c of counted) inFlight[c] += 1;
+      inFlight.set(id, kind(id));
       api('GET', incidentPath(id))
         .then(
-          (data) => details.set(id, { data, at: Date.now() }),
+          (data) => {
+            // The API answers with liveError when the run's status query failed (no worker, or a
+            // slow one): that run did not answer. It keeps what it showed before, so a decision
+            // box an operator is typing in stays where it is.
+            if (data.live || !data.liveError) return details.set(id, { data, at: Date.now() });
+            details.set(id, { data: { ...data, live: before && before.data && before.data.live }, ...failedAgain(before) });
+          },
           (err) => {
             if (!(err instanceof Unauthenticated))
-              details.set(id, { data: { ...((before && before.data) || {}), liveError: err.message }, at: Date.now(), failed: true });
+              details.set(id, { data: { ...((before && before.data) || {}), liveError: err.message }, ...failedAgain(before) });
           },
         )
         .finally(() => {
-          for (const c of counted) inFlight[c] -= 1;
+          inFlight.delete(id);
           draw();
           pump();
         });
@@ -108,7 +117,7 @@ export function openView(view) {
         started.className = 'time';
         const d = (details.get(r.workflowId) || {}).data;
         const live = d && d.live;
-        setText(step, live ? live.step : d && d.liveError ? '(no status)' : '');
+        setText(step, d && d.liveError ? '(no status)' : live ? live.step : '');
         step.title = d && d.liveError ? d.liveError : '';
         setText(
           waiting,
@@ -152,11 +161,15 @@ export function incidentView(view, id) {
     el('h3', { text: 'Timeline' }),
     t.node,
   );
+  // The last status the run answered: when one query fails (a slow or restarting worker), the page
+  // keeps it, says so, and the decision box an operator may be typing in stays.
+  let lastLive;
   return {
     interval: 2_000,
     async refresh() {
       const d = await api('GET', incidentPath(id));
-      const live = d.live;
+      if (d.live) lastLive = d.live;
+      const live = d.live || (d.liveError ? lastLive : undefined);
       const pairs = [
         ['Status', d.status],
         ['Runbook', d.runbook],
@@ -178,7 +191,7 @@ export function incidentView(view, id) {
         ['Acknowledged by', live && live.acknowledgedBy],
         ['Restart attempts', live ? live.restartAttempts : undefined],
         ['Alerts folded', live ? live.alertsFolded : undefined],
-        ['Status query', d.liveError],
+        ['Status query', d.liveError && (live ? `${d.liveError} (the last status it answered is shown)` : d.liveError)],
         ['Failure', d.failure],
       ].filter(([, v]) => v !== undefined && v !== null && v !== '');
       facts.replaceChildren(...pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v, 'data-fact': k })]));
