@@ -9,7 +9,7 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { createIntakeActivities } from '../../activities/intake.js';
-import { createWebhookServer, type WebhookServer } from '../../triggers/alerts/alertmanager.js';
+import { createWebhookServer, type WebhookDeps, type WebhookServer } from '../../triggers/alerts/alertmanager.js';
 import { IntakeFullError, intakeDoor } from '../../triggers/alerts/intake.js';
 import { createMetrics, type EngineMetrics } from '../../triggers/metrics/metrics.js';
 import { intakeWorkflowId } from '../../workflows/intake.js';
@@ -57,6 +57,7 @@ function fixture(intake: 'always' | 'storms' = 'always'): TriggerFixture {
 async function startWebhook(
   fx: TriggerFixture,
   intakeQuietForMs?: number,
+  deps: Partial<WebhookDeps> = {},
 ): Promise<{ url: string; webhook: WebhookServer; log: string[]; metrics: EngineMetrics }> {
   const log: string[] = [];
   const metrics = createMetrics({ processMetrics: false });
@@ -69,6 +70,7 @@ async function startWebhook(
     ready: async () => true,
     temporalTimeoutMs: 1_000,
     ...(intakeQuietForMs ? { intakeQuietForMs } : {}),
+    ...deps,
   });
   const { port } = await webhook.listen();
   open.push(webhook);
@@ -157,6 +159,83 @@ describe('webhook with the intake in Temporal', () => {
     ]) {
       expect(await eventually(() => exists(id), Boolean, 30_000, 200)).toBe(true);
     }
+  }, 90_000);
+
+  it("hands the intake's alerts to Temporal 16 at once while a storm arrives and 48 after, whatever calls they come in", async () => {
+    // 120 targets: one incident each, so no two deliveries fold into one start.
+    const names = Array.from({ length: 120 }, (_, i) => `svc${i}-${randomBytes(3).toString('hex')}`);
+    const fx = triggerConfig({
+      taskQueue: uniqueQueue('webhook-intake-pace'),
+      temporalAddress: server.address,
+      temporalNamespace: server.namespace,
+      extra: {
+        webhook: { listen: '127.0.0.1:0', token, intake: 'always' },
+        targets: Object.fromEntries(names.map((n) => [n, { kind: 'container', container: n, labels: { service: n } }])),
+        bindings: [{ alert: 'ServiceDown', runbook: 'serviceDown', targetLabel: 'service', targets: names }],
+      },
+    });
+    // Each start held 300 ms at the client, so the deliveries under way pile up where they are counted.
+    let inFlight = 0;
+    let most = 0;
+    let started = 0;
+    const counting = new Client({
+      connection,
+      namespace: server.namespace,
+      interceptors: {
+        workflow: [
+          {
+            async signalWithStart(input, next) {
+              // The intake's own signals go through this client too: only the incidents' starts count.
+              if (input.options.workflowId === intakeWorkflowId(fx.config.temporal.taskQueue)) return next(input);
+              most = Math.max(most, ++inFlight);
+              try {
+                await new Promise((r) => setTimeout(r, 300));
+                return await next(input);
+              } finally {
+                inFlight--;
+                started++;
+              }
+            },
+          },
+        ],
+      },
+    });
+    // The storm is the test's to say: the gate's own timing is acceptanceFirst.test.ts's.
+    let storming = true;
+    const acceptance = { arrived() {}, answered() {}, storming: () => storming, quiet: async () => {} };
+    const hook = await startWebhook(fx, undefined, { client: counting, acceptance });
+    await startIntakeWorker(fx, hook.webhook);
+    const post = (services: string[]) =>
+      postToWebhook(
+        hook.url,
+        token,
+        alertmanagerPayload(services.map((service) => ({ labels: { alertname: 'ServiceDown', service, severity: 'critical' } }))),
+      );
+
+    // Two batches of 30 alerts: one forwardAlerts call or two, 16 at once across them.
+    for (const a of await Promise.all([post(names.slice(0, 30)), post(names.slice(30, 60))])) expect(a.json).toMatchObject({ intake: 30 });
+    await eventually(
+      () => Promise.resolve(started),
+      (n) => n >= 60,
+      30_000,
+      50,
+    );
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(16);
+
+    // After the storm, more at once.
+    storming = false;
+    most = 0;
+    expect((await post(names.slice(60))).json).toMatchObject({ intake: 60 });
+    await eventually(
+      () => Promise.resolve(started),
+      (n) => n >= 120,
+      30_000,
+      50,
+    );
+    expect(most).toBeGreaterThan(16);
+    expect(most).toBeLessThanOrEqual(48);
+    expect(started).toBe(120);
   }, 90_000);
 
   it('hands a firing and its resolution to the incident in the order they came', async () => {

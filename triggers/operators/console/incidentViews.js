@@ -35,12 +35,11 @@ export function openView(view) {
     if (!d) return true;
     // A run that failed is asked again after 2 s, then 4, 8, 16 and every 30 s: a worker that was
     // only slow once shows its step again soon, and a gone engine's runs cost one query in 30 s.
-    return now - d.at >= (d.failed ? Math.min(30_000, 1_000 * 2 ** d.failures) : 0);
+    return now - d.at >= (d.failures ? Math.min(30_000, 1_000 * 2 ** d.failures) : 0);
   };
-  const failedAgain = (before) => ({ at: Date.now(), failed: true, failures: Math.min(5, ((before && before.failures) || 0) + 1) });
   const kind = (id) => {
     const d = details.get(id);
-    return !d ? 'fresh' : d.failed ? 'failed' : 'answered';
+    return !d ? 'fresh' : d.failures ? 'failed' : 'answered';
   };
   const next = () => {
     let pick = queued.findIndex((id) => kind(id) === 'answered');
@@ -55,18 +54,20 @@ export function openView(view) {
       if (id === undefined) return;
       const before = details.get(id);
       inFlight.set(id, kind(id));
+      // A run that did not answer keeps what it showed before, so a decision box an operator is
+      // typing in stays where it is.
+      const failed = (liveError) =>
+        details.set(id, {
+          data: { ...(before && before.data), liveError },
+          at: Date.now(),
+          failures: Math.min(5, ((before && before.failures) || 0) + 1),
+        });
       api('GET', incidentPath(id))
         .then(
-          (data) => {
-            // The API answers with liveError when the run's status query failed (no worker, or a
-            // slow one): that run did not answer. It keeps what it showed before, so a decision
-            // box an operator is typing in stays where it is.
-            if (data.live || !data.liveError) return details.set(id, { data, at: Date.now() });
-            details.set(id, { data: { ...data, live: before && before.data && before.data.live }, ...failedAgain(before) });
-          },
+          // The API answers with liveError when the run's status query failed (no worker, or a slow one).
+          (data) => (data.live || !data.liveError ? details.set(id, { data, at: Date.now() }) : failed(data.liveError)),
           (err) => {
-            if (!(err instanceof Unauthenticated))
-              details.set(id, { data: { ...((before && before.data) || {}), liveError: err.message }, ...failedAgain(before) });
+            if (!(err instanceof Unauthenticated)) failed(err.message);
           },
         )
         .finally(() => {
