@@ -371,7 +371,7 @@ export interface RestartDecision {
   reason: string;
 }
 
-export interface SlotRequest {
+export interface SlotRequest extends SettlesOnce {
   /** Becomes the lease id; asking again with the same id returns the same lease. */
   requestId: string;
   holder: string;
@@ -383,6 +383,18 @@ export interface SlotRequest {
   leaseMs: number;
 }
 
+/**
+ * A run that never asks again for a request id whose lease it released or withdrew says so with
+ * `once` (runs since 'all-patches-2026-12-07'): the guard then remembers that id as settled, and
+ * the same id asked again later is a late duplicate (a stalled worker's queued claim, sent after
+ * another worker retried, restarted and released) and is not granted again. Without `once` (runs
+ * recorded before, which could ask a settled id again on a step's retry) a settled id is granted
+ * anew, as it always was.
+ */
+export interface SettlesOnce {
+  once?: true;
+}
+
 export interface SlotGrant {
   acquired: boolean;
   leaseId?: string;
@@ -392,7 +404,7 @@ export interface SlotGrant {
 }
 
 /** A restart's anti-flap reservation and its destructive slot, asked of the guard in one call. */
-export interface RestartClaim extends RestartReservation {
+export interface RestartClaim extends RestartReservation, SettlesOnce {
   /** The concurrency cap on destructive actions. */
   maxConcurrent: number;
   leaseMs: number;

@@ -36,6 +36,8 @@ export interface SlotLease {
   action: string;
   acquiredAt: number;
   expiresAt: number;
+  /** Asked with `once`: its id is remembered as settled when it is released or withdrawn. */
+  once?: true;
 }
 
 export interface WindowLease {
@@ -52,6 +54,12 @@ export interface GuardState {
   windows: WindowLease[];
   /** The longest anti-flap window asked about: older restarts can never matter again. */
   retainMs: number;
+  /**
+   * Request id → when its `once` lease was released or withdrawn: asked again, that id is a late
+   * duplicate and is not granted. Kept for retainMs, the newest maxSettledKept at most. Absent in
+   * state carried from a guard run before it.
+   */
+  settled?: Record<string, number>;
 }
 
 export interface GuardrailsInput {
@@ -60,7 +68,12 @@ export interface GuardrailsInput {
   historyLimit?: number;
 }
 
-export interface GuardSnapshot extends GuardState {
+export interface GuardSnapshot extends Omit<GuardState, 'settled'> {
+  /**
+   * Settled request ids the guard still refuses as late duplicates (GuardState.settled), counted.
+   * Absent from a guard from before it.
+   */
+  settledKept?: number;
   now: number;
   runId: string;
 }

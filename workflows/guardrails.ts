@@ -21,6 +21,7 @@ import {
   type GuardOpResult,
   type GuardrailsInput,
   type GuardState,
+  type SlotLease,
 } from '../activities/guardMessages.js';
 import { formatDuration } from '../config/duration.js';
 
@@ -93,12 +94,19 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
     state.windows = state.windows.filter((w) => w.holder !== holder);
     return before - state.windows.length;
   });
-  // A query must not change state (nothing it does is in history), so it prunes a copy.
-  setHandler(guardStateQuery, () => ({
-    ...prune(JSON.parse(JSON.stringify(state)) as GuardState, Date.now()),
-    now: Date.now(),
-    runId: workflowInfo().runId,
-  }));
+  // A query must not change state (nothing it does is in history), so it prunes a copy. The settled
+  // ids (up to maxSettledKept) are only counted: the gauges ask this every few seconds.
+  setHandler(guardStateQuery, () => {
+    const { settled, ...rest } = state;
+    const now = Date.now();
+    const copy = prune(JSON.parse(JSON.stringify(rest)) as GuardState, now);
+    return {
+      ...copy,
+      settledKept: Object.values(settled ?? {}).filter((at) => at > now - state.retainMs).length,
+      now,
+      runId: workflowInfo().runId,
+    };
+  });
 
   const limit = input.historyLimit ?? defaultHistoryLimit;
   await condition(() => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= limit);
@@ -144,10 +152,10 @@ export function applyOp(state: GuardState, op: GuardOp, now: number): GuardOpRes
         return { ok: claimRestart(state, op.req, now) };
       case 'releaseSlot':
         need(op.leaseId, 'leaseId');
-        return { ok: releaseSlot(state, op.leaseId) };
+        return { ok: releaseSlot(state, op.leaseId, now) };
       case 'withdrawClaim':
         need(op.requestId, 'requestId');
-        return { ok: withdrawClaim(state, op.requestId) };
+        return { ok: withdrawClaim(state, op.requestId, now) };
       default:
         throw new Error(`guardrails has no operation ${JSON.stringify(String((op as { op?: unknown } | undefined)?.op).slice(0, 40))}`);
     }
@@ -156,10 +164,33 @@ export function applyOp(state: GuardState, op: GuardOp, now: number): GuardOpRes
   }
 }
 
-export function releaseSlot(state: GuardState, leaseId: string): boolean {
-  const before = state.leases.length;
-  state.leases = state.leases.filter((l) => l.id !== leaseId);
-  return state.leases.length < before;
+export function releaseSlot(state: GuardState, leaseId: string, now = Date.now()): boolean {
+  const lease = state.leases.find((l) => l.id === leaseId);
+  if (!lease) return false;
+  state.leases = state.leases.filter((l) => l !== lease);
+  settle(state, lease, now);
+  return true;
+}
+
+/** The most settled request ids remembered: a late duplicate of one forgotten is granted, as before. */
+export const maxSettledKept = 2_000;
+
+/** A `once` lease released or withdrawn: its id is not granted again (SettlesOnce). */
+function settle(state: GuardState, lease: SlotLease, now: number): void {
+  if (!lease.once) return;
+  (state.settled ??= {})[lease.id] = now;
+  const ids = Object.keys(state.settled);
+  for (let i = 0; i < ids.length - maxSettledKept; i++) delete state.settled[ids[i]!];
+}
+
+/**
+ * Why a request id is not granted again: its `once` lease was released or withdrawn, so whoever
+ * asks it now is a stalled worker's late duplicate of a claim already settled.
+ */
+function lateDuplicate(state: GuardState, requestId: string): string | undefined {
+  const at = state.settled?.[requestId];
+  if (at === undefined) return undefined;
+  return `a late duplicate: request ${requestId} was granted and then settled (released or withdrawn) at ${new Date(at).toISOString()}; not granted again`;
 }
 
 export function reserveRestart(state: GuardState, req: RestartReservation, now: number): RestartDecision {
@@ -186,6 +217,11 @@ export function reserveRestart(state: GuardState, req: RestartReservation, now: 
  */
 export function claimRestart(state: GuardState, req: RestartClaim, now: number): RestartClaimed {
   prune(state, now);
+  const late = lateDuplicate(state, req.requestId);
+  if (late) {
+    const count = reserveRestart(state, { ...req, dryRun: true, enforce: false }, now).recent;
+    return { allowed: false, recent: count, reason: late, acquired: false, ...slotsInUse(state) };
+  }
   // A claim asked again after it was granted was recorded then: it is never refused now.
   const held = state.leases.some((l) => l.id === req.requestId);
   // Evaluated without recording: the count and the anti-flap verdict as they stand.
@@ -202,10 +238,11 @@ export function claimRestart(state: GuardState, req: RestartClaim, now: number):
  * restart it recorded (stamped with the lease's own time), so a false alarm costs no anti-flap
  * budget. False when no such claim is held (refused, a dry run, lapsed, or withdrawn already).
  */
-export function withdrawClaim(state: GuardState, requestId: string): boolean {
+export function withdrawClaim(state: GuardState, requestId: string, now = Date.now()): boolean {
   const lease = state.leases.find((l) => l.id === requestId && l.action === 'restart');
   if (!lease) return false;
   state.leases = state.leases.filter((l) => l !== lease);
+  settle(state, lease, now);
   const times = state.restarts[lease.target];
   const at = times?.indexOf(lease.acquiredAt) ?? -1;
   if (times && at >= 0) {
@@ -223,6 +260,7 @@ function slotOf(req: RestartClaim): SlotRequest {
     action: 'restart',
     max: req.maxConcurrent,
     leaseMs: req.leaseMs,
+    ...(req.once ? { once: true as const } : {}),
   };
 }
 
@@ -244,7 +282,9 @@ export function acquireSlot(state: GuardState, req: SlotRequest, now: number): S
   prune(state, now);
   const existing = state.leases.find((l) => l.id === req.requestId);
   if (existing) return { acquired: true, leaseId: existing.id, ...slotsInUse(state) };
-  if (state.leases.length >= req.max) return { acquired: false, ...slotsInUse(state) };
+  // A late duplicate is told to wait, as when every slot is taken: only a stalled worker asks it,
+  // and that worker's run has gone on elsewhere; a caller that did wait would ask with a new id.
+  if (state.leases.length >= req.max || lateDuplicate(state, req.requestId)) return { acquired: false, ...slotsInUse(state) };
   state.leases.push({
     id: req.requestId,
     holder: req.holder,
@@ -252,6 +292,7 @@ export function acquireSlot(state: GuardState, req: SlotRequest, now: number): S
     action: req.action,
     acquiredAt: now,
     expiresAt: now + req.leaseMs,
+    ...(req.once ? { once: true as const } : {}),
   });
   return { acquired: true, leaseId: req.requestId, ...slotsInUse(state) };
 }
@@ -260,6 +301,9 @@ export function acquireSlot(state: GuardState, req: SlotRequest, now: number): S
 export function prune(state: GuardState, now: number): GuardState {
   state.leases = state.leases.filter((l) => l.expiresAt > now);
   state.windows = state.windows.filter((w) => w.until > now);
+  if (state.settled) {
+    for (const [id, at] of Object.entries(state.settled)) if (at <= now - state.retainMs) delete state.settled[id];
+  }
   for (const [target, times] of Object.entries(state.restarts)) {
     const kept = times.filter((t) => t > now - state.retainMs);
     if (kept.length) state.restarts[target] = kept;

@@ -11,6 +11,8 @@ import {
   claimRestart,
   guardStateQuery,
   guardrails,
+  maxSettledKept,
+  releaseSlot,
   reserveRestart,
   withdrawClaim,
   type GuardState,
@@ -145,6 +147,66 @@ describe('restart claims (anti-flap and a slot in one call)', () => {
       withdrawClaim(state, id);
     }
     expect(claimRestart(state, claim('api', 'w'), 30)).toMatchObject({ allowed: true, acquired: true, recent: 1 });
+  });
+
+  it('refuses a once claim asked again after its lease was released or withdrawn: a late duplicate holds nothing and counts nothing', () => {
+    const state = empty();
+    const once = { once: true as const, maxConcurrent: 1 };
+    claimRestart(state, claim('api', 'released', once), 0);
+    expect(releaseSlot(state, 'released', 100)).toBe(true);
+    claimRestart(state, claim('api', 'withdrawn', once), 200);
+    expect(withdrawClaim(state, 'withdrawn', 300)).toBe(true);
+    expect(state.restarts['api']).toEqual([0]);
+    // A stalled worker's queued claims, sent after the run went on elsewhere and settled them.
+    for (const id of ['released', 'withdrawn']) {
+      const late = claimRestart(state, claim('api', id, once), 400);
+      expect(late).toMatchObject({ allowed: false, acquired: false, recent: 1 });
+      expect(late.reason).toMatch(new RegExp(`^a late duplicate: request ${id} was granted and then settled .* not granted again$`));
+    }
+    expect(state.leases).toHaveLength(0);
+    expect(state.restarts['api']).toEqual([0]);
+    // The one slot is free for everybody else, and a late plain slot request is told to wait.
+    expect(claimRestart(state, claim('api', 'next', once), 500)).toMatchObject({ allowed: true, acquired: true, recent: 2 });
+    expect(releaseSlot(state, 'next', 600)).toBe(true);
+    const slot = { requestId: 'released', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 1_000 };
+    expect(acquireSlot(state, slot, 700)).toMatchObject({ acquired: false });
+  });
+
+  it('grants a settled id again when it was asked without once (runs recorded before), and forgets settled ids after the retention', () => {
+    const state = empty();
+    claimRestart(state, claim('api', 'old'), 0);
+    releaseSlot(state, 'old', 10);
+    expect(claimRestart(state, claim('api', 'old'), 20)).toMatchObject({ allowed: true, acquired: true });
+    expect(state.settled ?? {}).toEqual({});
+    releaseSlot(state, 'old', 25);
+    expect(claimRestart(state, claim('api', 'new', { once: true }), 30).acquired).toBe(true);
+    expect(releaseSlot(state, 'new', 40)).toBe(true);
+    expect(Object.keys(state.settled!)).toEqual(['new']);
+    expect(claimRestart(state, claim('api', 'new', { once: true }), 40 + hour - 1).acquired).toBe(false);
+    expect(claimRestart(state, claim('api', 'new', { once: true }), 40 + hour)).toMatchObject({ allowed: true, acquired: true });
+    expect(state.settled).toEqual({});
+  });
+
+  it('keeps the newest settled ids only, so the state a guard carries across continue-as-new stays bounded', () => {
+    const state = empty();
+    for (let i = 0; i < maxSettledKept + 5; i++) {
+      const id = `r${i}`;
+      acquireSlot(state, { requestId: id, holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: hour, once: true }, i);
+      releaseSlot(state, id, i);
+    }
+    const kept = Object.keys(state.settled!);
+    expect(kept).toHaveLength(maxSettledKept);
+    expect(kept[0]).toBe('r5');
+    expect(
+      acquireSlot(state, { requestId: 'r4', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: hour, once: true }, 9_999),
+    ).toMatchObject({
+      acquired: true,
+    });
+    expect(
+      acquireSlot(state, { requestId: 'r5', holder: 'h', target: 'api', action: 'restart', max: 2, leaseMs: hour, once: true }, 9_999),
+    ).toMatchObject({
+      acquired: false,
+    });
   });
 });
 

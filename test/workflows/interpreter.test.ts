@@ -24,6 +24,7 @@ import {
 import { until } from '../support/wait.js';
 import { cancelIncident } from '../../triggers/operators/operatorCommands.js';
 import { temporalOf } from '../../triggers/operators/operatorTemporal.js';
+import { guardStateQuery } from '../../workflows/guardrails.js';
 import { firstReads } from '../../workflows/steps/checksAhead.js';
 import {
   cancelWhileFirstReadsOut,
@@ -571,6 +572,38 @@ describe('the interpreter', () => {
   });
 
   describe('retry', () => {
+    it("asks a restart step's retry with request ids of its own, so the guard can refuse the first pass's ids, once settled, as late duplicates", async () => {
+      const target = uniqueTarget('again');
+      const def = definition(
+        'restart-retried',
+        `  - id: restart
+    uses: restart
+    timeout: 1s
+    retry: { attempts: 2, backoff: 100ms }
+`,
+      );
+      // Never healthy: each pass restarts, then verifies until the step's timeout cuts it off.
+      h.script(target, { healthy: () => false });
+      const { handle, result } = await run(def, target, { guardrails: { restartAttempts: 1, verifyDeadlineMs: 30_000 } as never });
+      expect(result.outcome, result.detail).toBe('failed');
+      expect(h.callsFor(target, 'restartTarget')).toHaveLength(2);
+      const ids = h.claims.filter((c) => c.holder === handle.workflowId).map((c) => c.requestId);
+      const first = `${handle.workflowId}/${(await handle.describe()).runId}/restart/restart/${target}/1/1`;
+      expect(ids).toEqual([first, `${first}#2`]);
+      expect(h.claims.filter((c) => c.holder === handle.workflowId).every((c) => c.once === true)).toBe(true);
+      // Both restarts counted and both leases released; the first pass's id asked again (what a
+      // stalled worker's queued claim would do) is refused and holds nothing.
+      expect(await guardHolds(h, target)).toMatchObject({ leases: 0, restarts: [expect.any(Number), expect.any(Number)] });
+      const late = await h.guard.claimRestart({ ...h.claims.find((c) => c.requestId === first)! });
+      expect(late).toMatchObject({ allowed: false, acquired: false, recent: 2 });
+      expect(late.reason).toContain(`a late duplicate: request ${first} was granted and then settled`);
+      expect(await guardHolds(h, target)).toMatchObject({ leases: 0 });
+      // The guard's state query counts the settled ids (asked every few seconds by the gauges) and lists none.
+      const snapshot = await h.client.workflow.getHandle(h.guardId).query(guardStateQuery);
+      expect(snapshot.settledKept).toBeGreaterThanOrEqual(2);
+      expect(snapshot).not.toHaveProperty('settled');
+    });
+
     const retrying = (attempts: number) =>
       definition(
         'retry',

@@ -818,6 +818,45 @@ scenarios['runbook-serviceDown-window-read-with-claim'] = scenarios['runbook-ser
 scenarios['runbook-serviceDown-reads-together'] = scenarios['runbook-serviceDown-recovered-dropped-reads-patch']!;
 scenarios['runbook-serviceDown-reads-together-cancelled'] = scenarios['runbook-serviceDown-cancelled-during-first-reads']!;
 scenarios['serviceDown-reads-together'] = scenarios['serviceDown-recovered-on-third-restart']!;
+// After 'all-patches-2026-12-07': guard requests asked with `once`, and a settled id never asked
+// again (a restart step's retry asks with `#2`).
+scenarios['runbook-serviceDown-settles-once'] = scenarios['runbook-serviceDown-recovered-dropped-reads-patch']!;
+scenarios['serviceDown-settles-once'] = scenarios['serviceDown-recovered-on-third-restart']!;
+scenarios['runbook-restart-retried-settles-once'] = async (h) => {
+  const target = uniqueTarget('svc');
+  h.script(target, { healthy: () => false });
+  const definition = parseRunbook(
+    [
+      'name: restartRetried',
+      'description: a restart step cut off by its timeout while it verifies, then retried',
+      'kind: incident',
+      'appliesTo: [container]',
+      'steps:',
+      '  - { id: restart, uses: restart, timeout: 1s, retry: { attempts: 2, backoff: 100ms } }',
+    ].join('\n'),
+    'restartRetried.yaml',
+  );
+  const handle = await startInterpreter(h, definition, target, { guardrails: { restartAttempts: 1, verifyDeadlineMs: 30_000 } as never });
+  const result = (await handle.result()) as { outcome: string };
+  if (result.outcome !== 'failed') throw new Error(`the retried restart step did not fail: ${result.outcome}`);
+  if (!h.claims.some((c) => c.holder === handle.workflowId && c.requestId.endsWith('#2'))) throw new Error('no second pass asked with #2');
+  return handle;
+};
+// The guard refusing settled `once` ids asked again, and carrying them across continue-as-new.
+scenarios['guardrails-late-duplicates-refused'] = async (h) => {
+  const { handle, guard } = await guardOfItsOwn(h, 'settled', 20);
+  const once = (i: number): RestartClaim => ({ ...incidentClaim(`api-${i}`, i), once: true });
+  const held = (await Promise.all([0, 1, 2].map((i) => guard.claimRestart(once(i))))).map((c) => c.leaseId!);
+  await guard.releaseSlot(held[0]!);
+  await guard.withdrawClaim(held[1]!);
+  for (const i of [0, 1]) {
+    if ((await guard.claimRestart(once(i))).acquired) throw new Error(`the settled claim-${i} was granted again`);
+  }
+  await guard.releaseSlot(held[2]!);
+  for (let i = 3; i < 12; i++) await guard.releaseSlot((await guard.claimRestart(once(i))).leaseId!);
+  if ((await guard.claimRestart(once(0))).acquired) throw new Error('claim-0 was granted again after continue-as-new');
+  return h.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
+};
 
 const file = (name: string) => join(historiesDir, `${name}.json`);
 

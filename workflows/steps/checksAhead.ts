@@ -101,7 +101,8 @@ export function firstReads(input: RunbookRunInput): FirstReads | undefined {
       ? (workflowId, runId) => {
           const plan = { ...firstClaimPlan(input, target), reason: '', slotKey: stepSlotKey(restart.id, target) };
           const slot = restartClaimSlot(plan, true);
-          return restartClaim({ workflowId, runId }, slot, slot.restart!, 1);
+          // A new run asks with `once` (all-patches-2026-12-07): the door's claim must be the same request.
+          return restartClaim({ workflowId, runId }, slot, slot.restart!, 1, true);
         }
       : undefined,
   };

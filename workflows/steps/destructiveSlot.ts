@@ -5,6 +5,7 @@ import { formatDuration } from '../../config/duration.js';
 import type { RestartClaim, RestartClaimed, SlotGrant } from '../../activities/contract.js';
 import type { EngineSteps } from './activities.js';
 import { describeFailure, waitFor, type Incident } from './incident.js';
+import { settlesOnce } from './patchesFirst.js';
 
 export interface SlotPlan {
   target: string;
@@ -23,8 +24,11 @@ export interface SlotPlan {
   claimed?: Promise<RestartClaimed>;
 }
 
-/** The run a guard request is made for. */
-type RunIds = Pick<Incident, 'workflowId' | 'runId'>;
+/**
+ * The run a guard request is made for, and the request ids it settled (released or withdrew), which
+ * it never asks again (settlesOnce).
+ */
+type RunIds = Pick<Incident, 'workflowId' | 'runId'> & { readonly settledRequests?: ReadonlySet<string> };
 
 export type Slotted<T> = { ran: true; value: T } | { ran: false; reason: string };
 
@@ -80,6 +84,7 @@ export async function withDestructiveSlot<T>(
   try {
     return { ran: true, value: await work(allowance) };
   } finally {
+    markSettled(incident, leaseId);
     // Released even when the run is being cancelled; if this fails the lease lapses on its own.
     await CancellationScope.nonCancellable(() => engine.releaseSlot(leaseId)).catch((err) =>
       incident.record('slot release failed', `${describeFailure(err)}; the lease lapses by itself`),
@@ -93,22 +98,52 @@ export function holdersOf(grant: SlotGrant): string {
   return `${grant.holders.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
 }
 
-function slotRequest(incident: RunIds, plan: SlotPlan) {
-  return { holder: incident.workflowId, target: plan.target, action: plan.action, max: plan.max, leaseMs: plan.leaseMs };
+function slotRequest(incident: RunIds, plan: SlotPlan, once = settlesOnce()) {
+  return {
+    holder: incident.workflowId,
+    target: plan.target,
+    action: plan.action,
+    max: plan.max,
+    leaseMs: plan.leaseMs,
+    ...(once ? { once: true as const } : {}),
+  };
+}
+
+/**
+ * A request id this run released or withdrew (or is about to): with settlesOnce it is never asked
+ * again, since the guard would take that for a late duplicate and refuse it.
+ */
+export function markSettled(incident: Incident, requestId: string): void {
+  if (settlesOnce()) incident.settledRequests.add(requestId);
 }
 
 /**
  * The run id keeps a later incident on the same workflow id from reusing this lease; the poll
- * number makes each ask a new request (a repeated request id returns the first answer).
+ * number makes each ask a new request (a repeated request id returns the first answer). A later
+ * pass of the same step (its retry) would make the same ids: one this run settled gets `#2`, `#3`…
  */
 function requestIdOf(incident: RunIds, plan: SlotPlan, poll: number): string {
-  return `${incident.workflowId}/${incident.runId}/${plan.action}/${plan.key}/${poll}`;
+  const id = `${incident.workflowId}/${incident.runId}/${plan.action}/${plan.key}/${poll}`;
+  const done = incident.settledRequests;
+  if (!done?.has(id)) return id;
+  let pass = 2;
+  while (done.has(`${id}#${pass}`)) pass++;
+  return `${id}#${pass}`;
 }
 
-/** The guard request of a restart's `poll`th ask: anti-flap and a slot in one. */
-export function restartClaim(incident: RunIds, plan: SlotPlan, restart: NonNullable<SlotPlan['restart']>, poll: number): RestartClaim {
+/**
+ * The guard request of a restart's `poll`th ask: anti-flap and a slot in one. `once` as the run
+ * decided (settlesOnce); the door, which asks a new run's first claim for it, passes true.
+ */
+export function restartClaim(
+  incident: RunIds,
+  plan: SlotPlan,
+  restart: NonNullable<SlotPlan['restart']>,
+  poll: number,
+  once = settlesOnce(),
+): RestartClaim {
   return {
-    ...slotRequest(incident, plan),
+    ...slotRequest(incident, plan, once),
     ...restart,
     maxConcurrent: plan.max,
     requestId: requestIdOf(incident, plan, poll),

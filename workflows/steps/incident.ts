@@ -117,6 +117,8 @@ export class Incident {
   resolution?: AlertEvent;
   /** Channels that were sent a trigger: they, and only they, get the acknowledge and resolve. */
   readonly triggered = new Set<string>();
+  /** Guard request ids this run released or withdrew: never asked again (steps/destructiveSlot.ts). */
+  readonly settledRequests = new Set<string>();
   private readonly operators: Set<string>;
   private readonly responders: Set<string>;
   /** Refusals recorded on the timeline; past a few, only every 10th, 100th… is. */

@@ -144,6 +144,17 @@ const allPatchesOfDecember5Afternoon = 'all-patches-2026-12-05-afternoon';
 const allPatchesOfDecember6 = 'all-patches-2026-12-06';
 
 /**
+ * Everything allPatchesOfDecember6 stands for, and the change made after it:
+ * - the run's guard requests (restart claims, destructive slots) are asked with `once`, and a
+ *   request id whose lease the run released or withdrew is never asked again: a later pass of the
+ *   same step (a step's retry) asks with the id and `#2`, `#3`… So the guard can refuse a settled
+ *   id asked again, which only a stalled worker's late duplicate does (activities/contract.ts
+ *   SettlesOnce; steps/destructiveSlot.ts).
+ * Asked via settlesOnce(). Never widened: a later change gets a marker of its own.
+ */
+const allPatchesOfDecember7 = 'all-patches-2026-12-07';
+
+/**
  * Decides, in a new run's first activation, every patch a step may first ask after a local read
  * has answered (or been cancelled). The others are first asked before any local read (local-reads,
  * checks-and-claim-together) or after an event of the run's own history (an activity's completion,
@@ -151,6 +162,11 @@ const allPatchesOfDecember6 = 'all-patches-2026-12-06';
  * later; they replay that way.
  */
 export function decidePatchesFirst(): void {
+  if (patched(allPatchesOfDecember7)) {
+    allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = dayChanges = windowWithClaim = readsTogether = true;
+    settlesRequestsOnce = true;
+    return;
+  }
   if (patched(allPatchesOfDecember6)) {
     allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = dayChanges = windowWithClaim = readsTogether = true;
     return;
@@ -197,8 +213,10 @@ let cutStepsCleaned = false;
 let dayChanges = false;
 /** The afternoon marker: the claim asked ahead first, and the window read from its answer, too. */
 let windowWithClaim = false;
-/** The newest marker: the first reads asked as one local activity, too. */
+/** The marker of December 6: the first reads asked as one local activity, too. */
 let readsTogether = false;
+/** The newest marker: guard requests asked with `once`, a settled id never asked again, too. */
+let settlesRequestsOnce = false;
 
 /**
  * Whether this run takes a patch's new branch: yes without asking when its first activation
@@ -274,4 +292,12 @@ export function readsWindowWithClaim(): boolean {
  */
 export function asksReadsTogether(): boolean {
   return readsTogether;
+}
+
+/**
+ * Whether this run asks its guard requests with `once` and never asks a settled request id again
+ * (listed at allPatchesOfDecember7): decided in its first activation only.
+ */
+export function settlesOnce(): boolean {
+  return settlesRequestsOnce;
 }

@@ -5,7 +5,7 @@ import { formatDuration } from '../../config/duration.js';
 import type { GuardrailPlan } from '../messages.js';
 import type { RestartClaimed, Suppression } from '../../activities/contract.js';
 import type { EngineSteps, TargetSteps } from './activities.js';
-import { defaultSlotWaitMs, restartClaim, withDestructiveSlot, type SlotPlan, type Slotted } from './destructiveSlot.js';
+import { defaultSlotWaitMs, restartClaim, markSettled, withDestructiveSlot, type SlotPlan, type Slotted } from './destructiveSlot.js';
 import { describeFailure, isPermanent, waitFor, type Incident } from './incident.js';
 import { asksReadsTogether, isPatched, oneGuardCallPerRestart, takesLaterChanges } from './patchesFirst.js';
 import { verifyWithin } from './verify.js';
@@ -94,6 +94,7 @@ export function claimAhead(incident: Incident, engine: EngineSteps, plan: Restar
         (err: unknown) => (asksReadsTogether() && isCancellation(err) ? request.requestId : undefined),
       );
       if (leaseId === undefined) return;
+      markSettled(incident, leaseId);
       await CancellationScope.nonCancellable(() => engine.withdrawClaim(leaseId)).catch((err) =>
         incident.record(
           'restart claim withdrawal failed',
