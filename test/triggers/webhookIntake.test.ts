@@ -161,7 +161,7 @@ describe('webhook with the intake in Temporal', () => {
     }
   }, 90_000);
 
-  it("hands the intake's alerts to Temporal 16 at once while a storm arrives and 48 after, whatever calls they come in", async () => {
+  it("hands the intake's alerts to Temporal 16 at once while a storm arrives and 48 after, whatever calls they come in, and no more wait for the storm's batches than that", async () => {
     // 120 targets: one incident each, so no two deliveries fold into one start.
     const names = Array.from({ length: 120 }, (_, i) => `svc${i}-${randomBytes(3).toString('hex')}`);
     const fx = triggerConfig({
@@ -202,7 +202,15 @@ describe('webhook with the intake in Temporal', () => {
     });
     // The storm is the test's to say: the gate's own timing is acceptanceFirst.test.ts's.
     let storming = true;
-    const acceptance = { arrived() {}, answered() {}, storming: () => storming, quiet: async () => {} };
+    // Waiting for the storm's batches happens inside a delivery's turn: no more wait at once than go at once.
+    let waiting = 0;
+    let mostWaiting = 0;
+    const quiet = async () => {
+      mostWaiting = Math.max(mostWaiting, ++waiting);
+      await new Promise((r) => setTimeout(r, 20));
+      waiting--;
+    };
+    const acceptance = { arrived() {}, answered() {}, storming: () => storming, quiet };
     const hook = await startWebhook(fx, undefined, { client: counting, acceptance });
     await startIntakeWorker(fx, hook.webhook);
     const post = (services: string[]) =>
@@ -222,6 +230,8 @@ describe('webhook with the intake in Temporal', () => {
     );
     expect(most).toBeGreaterThan(1);
     expect(most).toBeLessThanOrEqual(16);
+    expect(mostWaiting).toBeGreaterThan(1);
+    expect(mostWaiting).toBeLessThanOrEqual(16);
 
     // After the storm, more at once.
     storming = false;

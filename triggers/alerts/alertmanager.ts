@@ -371,8 +371,12 @@ export function createWebhookServer(deps: WebhookDeps): WebhookServer {
         logger.warn({ error: errorText(parsed.error.issues[0]?.message ?? 'invalid') }, 'an alert in the intake is not an alert; left out');
         return;
       }
-      await acceptance.quiet();
-      const outcome = await intakeTurn(() => decide(parsed.data, { quiet: true }));
+      // Waits for the storm's batches inside its turn, as the spool's forwarder does: the deliveries
+      // past the turn's limit queue without asking the gate every 10 ms.
+      const outcome = await intakeTurn(async () => {
+        await acceptance.quiet();
+        return decide(parsed.data, { quiet: true });
+      });
       if ('error' in outcome) throw outcome.error;
     },
     forwarding(delta) {
