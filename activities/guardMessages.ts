@@ -55,11 +55,13 @@ export interface GuardState {
   /** The longest anti-flap window asked about: older restarts can never matter again. */
   retainMs: number;
   /**
-   * Request id → when its `once` lease was released or withdrawn: asked again, that id is a late
-   * duplicate and is not granted. Kept for retainMs, the newest maxSettledKept at most. Absent in
-   * state carried from a guard run before it.
+   * Request ids whose `once` lease was released or withdrawn, each with when, oldest first: asked
+   * again, such an id is a late duplicate and is not granted. Kept for retainMs, the newest
+   * maxSettledKept at most. Absent in state carried from a guard run before it.
    */
-  settled?: Record<string, number>;
+  settled?: Array<[requestId: string, settledAt: number]>;
+  /** When old restarts were last dropped (prune): at most once a minute. */
+  restartsPrunedAt?: number;
 }
 
 export interface GuardrailsInput {

@@ -32,6 +32,9 @@ const defaultHistoryLimit = 2_000;
 
 export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
   const state: GuardState = input.state ?? { restarts: {}, leases: [], windows: [], retainMs: 3_600_000 };
+  // A guard of the first build that kept settled ids carried them as an object, id → time.
+  const carried: unknown = state.settled;
+  if (carried && !Array.isArray(carried)) state.settled = Object.entries(carried as Record<string, number>);
 
   setHandler(reserveRestartUpdate, (req) => reserveRestart(state, req, Date.now()), {
     validator: (req) => {
@@ -99,10 +102,10 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
   setHandler(guardStateQuery, () => {
     const { settled, ...rest } = state;
     const now = Date.now();
-    const copy = prune(JSON.parse(JSON.stringify(rest)) as GuardState, now);
+    const copy = prune(JSON.parse(JSON.stringify(rest)) as GuardState, now, true);
     return {
       ...copy,
-      settledKept: Object.values(settled ?? {}).filter((at) => at > now - state.retainMs).length,
+      settledKept: (settled ?? []).filter(([, at]) => at > now - state.retainMs).length,
       now,
       runId: workflowInfo().runId,
     };
@@ -112,7 +115,7 @@ export async function guardrails(input: GuardrailsInput = {}): Promise<void> {
   await condition(() => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= limit);
   // Updates accepted in this run must complete here: an update cut off by continue-as-new is lost.
   await condition(allHandlersFinished);
-  await continueAsNew<typeof guardrails>({ state: prune(state, Date.now()), historyLimit: input.historyLimit });
+  await continueAsNew<typeof guardrails>({ state: prune(state, Date.now(), true), historyLimit: input.historyLimit });
 }
 
 export function checkClaim(req: RestartClaim): void {
@@ -175,12 +178,37 @@ export function releaseSlot(state: GuardState, leaseId: string, now = Date.now()
 /** The most settled request ids remembered: a late duplicate of one forgotten is granted, as before. */
 export const maxSettledKept = 2_000;
 
+/**
+ * The settled ids by id, for each list of them (state.settled, oldest first): built once per list,
+ * so a request is looked up without a pass over the list. Not state: rebuilt from the list after
+ * continue-as-new, or on replay.
+ */
+const settledIndexes = new WeakMap<Array<[string, number]>, Map<string, number>>();
+
+function settledIndex(list: Array<[string, number]>): Map<string, number> {
+  let index = settledIndexes.get(list);
+  if (!index) settledIndexes.set(list, (index = new Map(list)));
+  return index;
+}
+
 /** A `once` lease released or withdrawn: its id is not granted again (SettlesOnce). */
 function settle(state: GuardState, lease: SlotLease, now: number): void {
   if (!lease.once) return;
-  (state.settled ??= {})[lease.id] = now;
-  const ids = Object.keys(state.settled);
-  for (let i = 0; i < ids.length - maxSettledKept; i++) delete state.settled[ids[i]!];
+  const list = (state.settled ??= []);
+  const index = settledIndex(list);
+  list.push([lease.id, now]);
+  index.set(lease.id, now);
+  while (list.length > maxSettledKept) index.delete(list.shift()![0]);
+}
+
+/** Forgets settled ids older than the retention: they are at the front of the list. */
+function pruneSettled(state: GuardState, now: number): void {
+  const list = state.settled;
+  if (!list?.length || list[0]![1] > now - state.retainMs) return;
+  const index = settledIndex(list);
+  let n = 0;
+  while (n < list.length && list[n]![1] <= now - state.retainMs) index.delete(list[n++]![0]);
+  list.splice(0, n);
 }
 
 /**
@@ -188,7 +216,8 @@ function settle(state: GuardState, lease: SlotLease, now: number): void {
  * asks it now is a stalled worker's late duplicate of a claim already settled.
  */
 function lateDuplicate(state: GuardState, requestId: string): string | undefined {
-  const at = state.settled?.[requestId];
+  const list = state.settled;
+  const at = list?.length ? settledIndex(list).get(requestId) : undefined;
   if (at === undefined) return undefined;
   return `a late duplicate: request ${requestId} was granted and then settled (released or withdrawn) at ${new Date(at).toISOString()}; not granted again`;
 }
@@ -297,13 +326,21 @@ export function acquireSlot(state: GuardState, req: SlotRequest, now: number): S
   return { acquired: true, leaseId: req.requestId, ...slotsInUse(state) };
 }
 
-/** Drops what can no longer matter: lapsed leases and windows, restarts older than any window. */
-export function prune(state: GuardState, now: number): GuardState {
-  state.leases = state.leases.filter((l) => l.expiresAt > now);
-  state.windows = state.windows.filter((w) => w.until > now);
-  if (state.settled) {
-    for (const [id, at] of Object.entries(state.settled)) if (at <= now - state.retainMs) delete state.settled[id];
-  }
+/** Old restarts are dropped at most this often (they only take room: each check reads its own window). */
+export const restartsPruneEveryMs = 60_000;
+
+/**
+ * Drops what can no longer matter: lapsed leases and windows, settled ids past the retention, and
+ * restarts older than any window: those once a minute, and `whole` (before continue-as-new, for a
+ * query) always. Every request prunes first, and a pass over every target's restarts on each one
+ * cost the guard seconds of CPU in a storm of a thousand targets.
+ */
+export function prune(state: GuardState, now: number, whole = false): GuardState {
+  if (state.leases.some((l) => l.expiresAt <= now)) state.leases = state.leases.filter((l) => l.expiresAt > now);
+  if (state.windows.some((w) => w.until <= now)) state.windows = state.windows.filter((w) => w.until > now);
+  pruneSettled(state, now);
+  if (!whole && state.restartsPrunedAt !== undefined && now - state.restartsPrunedAt < restartsPruneEveryMs) return state;
+  state.restartsPrunedAt = now;
   for (const [target, times] of Object.entries(state.restarts)) {
     const kept = times.filter((t) => t > now - state.retainMs);
     if (kept.length) state.restarts[target] = kept;

@@ -12,7 +12,9 @@ import {
   guardStateQuery,
   guardrails,
   maxSettledKept,
+  prune,
   releaseSlot,
+  restartsPruneEveryMs,
   reserveRestart,
   withdrawClaim,
   type GuardState,
@@ -177,14 +179,14 @@ describe('restart claims (anti-flap and a slot in one call)', () => {
     claimRestart(state, claim('api', 'old'), 0);
     releaseSlot(state, 'old', 10);
     expect(claimRestart(state, claim('api', 'old'), 20)).toMatchObject({ allowed: true, acquired: true });
-    expect(state.settled ?? {}).toEqual({});
+    expect(state.settled ?? []).toEqual([]);
     releaseSlot(state, 'old', 25);
     expect(claimRestart(state, claim('api', 'new', { once: true }), 30).acquired).toBe(true);
     expect(releaseSlot(state, 'new', 40)).toBe(true);
-    expect(Object.keys(state.settled!)).toEqual(['new']);
+    expect(state.settled).toEqual([['new', 40]]);
     expect(claimRestart(state, claim('api', 'new', { once: true }), 40 + hour - 1).acquired).toBe(false);
     expect(claimRestart(state, claim('api', 'new', { once: true }), 40 + hour)).toMatchObject({ allowed: true, acquired: true });
-    expect(state.settled).toEqual({});
+    expect(state.settled).toEqual([]);
   });
 
   it('keeps the newest settled ids only, so the state a guard carries across continue-as-new stays bounded', () => {
@@ -194,7 +196,7 @@ describe('restart claims (anti-flap and a slot in one call)', () => {
       acquireSlot(state, { requestId: id, holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: hour, once: true }, i);
       releaseSlot(state, id, i);
     }
-    const kept = Object.keys(state.settled!);
+    const kept = state.settled!.map(([id]) => id);
     expect(kept).toHaveLength(maxSettledKept);
     expect(kept[0]).toBe('r5');
     expect(
@@ -427,6 +429,45 @@ describe('guard workflow', () => {
     expect((await h.guard.maintenanceWindowFor(cache)).suppressed).toBe(true);
     await h.guard.closeWindow(fired.holder);
     await h.guard.closeWindow('maintenance:monthly');
+  });
+
+  it('drops old restarts once a minute and before continue-as-new, not on every request', () => {
+    const state = empty();
+    const t0 = 10 * hour;
+    reserveRestart(state, reservation('api', 'a'), t0);
+    state.restarts['old'] = [t0 - 2 * hour];
+    expect(prune(state, t0 + 1_000).restarts['old']).toEqual([t0 - 2 * hour]);
+    expect(prune(state, t0 + restartsPruneEveryMs).restarts['old']).toBeUndefined();
+    state.restarts['old'] = [t0 - 2 * hour];
+    expect(prune(state, t0 + restartsPruneEveryMs + 1_000).restarts['old']).toEqual([t0 - 2 * hour]);
+    expect(prune(state, t0 + restartsPruneEveryMs + 1_000, true).restarts['old']).toBeUndefined();
+    // Decisions never depend on it: a check counts only its own window.
+    expect(reserveRestart(state, reservation('api', 'b', { max: 2 }), t0 + 2 * restartsPruneEveryMs).recent).toBe(2);
+  });
+
+  it('takes settled ids carried as an object (the first build that kept them) and still refuses them', async () => {
+    const guardId = `${h.guardId}-settled-object`;
+    const { createGuardrailActivities } = await import('../../activities/guardrails.js');
+    const guard = createGuardrailActivities({ client: h.client, taskQueue: h.queue, workflowId: guardId });
+    const carried = { restarts: {}, leases: [], windows: [], retainMs: hour, settled: { 'settled-before': Date.now() } };
+    await h.client.workflow.start(guardrails, { taskQueue: h.queue, workflowId: guardId, args: [{ state: carried as never }] });
+    try {
+      const target = uniqueTarget('api');
+      const claim = (requestId: string): RestartClaim => ({
+        ...reservation(target, requestId),
+        maxConcurrent: 5,
+        leaseMs: 60_000,
+        once: true,
+      });
+      expect(await guard.claimRestart(claim('settled-before'))).toMatchObject({ allowed: false, acquired: false });
+      expect(await guard.claimRestart(claim('new'))).toMatchObject({ allowed: true, acquired: true });
+      expect((await h.client.workflow.getHandle(guardId).query(guardStateQuery)).settledKept).toBe(1);
+    } finally {
+      await h.client.workflow
+        .getHandle(guardId)
+        .terminate('test finished')
+        .catch(() => undefined);
+    }
   });
 
   it('keeps its restart history and leases across continue-as-new', async () => {
