@@ -246,15 +246,12 @@ export function reserveRestart(state: GuardState, req: RestartReservation, now: 
  */
 export function claimRestart(state: GuardState, req: RestartClaim, now: number): RestartClaimed {
   prune(state, now);
-  const late = lateDuplicate(state, req.requestId);
-  if (late) {
-    const count = reserveRestart(state, { ...req, dryRun: true, enforce: false }, now).recent;
-    return { allowed: false, recent: count, reason: late, acquired: false, ...slotsInUse(state) };
-  }
   // A claim asked again after it was granted was recorded then: it is never refused now.
   const held = state.leases.some((l) => l.id === req.requestId);
   // Evaluated without recording: the count and the anti-flap verdict as they stand.
   const check = reserveRestart(state, { ...req, dryRun: true, enforce: req.enforce && !held }, now);
+  const late = lateDuplicate(state, req.requestId);
+  if (late) return { allowed: false, recent: check.recent, reason: late, acquired: false, ...slotsInUse(state) };
   if (held) return { ...check, ...acquireSlot(state, slotOf(req), now) };
   if (!check.allowed) return { ...check, ...slotsInUse(state), acquired: false };
   if (req.dryRun) return { ...check, ...slotsInUse(state), acquired: true };

@@ -200,6 +200,13 @@ describe('webhook with the intake in Temporal', () => {
         ],
       },
     });
+    const allStarted = (n: number) =>
+      eventually(
+        () => Promise.resolve(started),
+        (s) => s >= n,
+        30_000,
+        50,
+      );
     // The storm is the test's to say: the gate's own timing is acceptanceFirst.test.ts's.
     let storming = true;
     // Waiting for the storm's batches happens inside a delivery's turn: no more wait at once than go at once.
@@ -222,12 +229,7 @@ describe('webhook with the intake in Temporal', () => {
 
     // Two batches of 30 alerts: one forwardAlerts call or two, 16 at once across them.
     for (const a of await Promise.all([post(names.slice(0, 30)), post(names.slice(30, 60))])) expect(a.json).toMatchObject({ intake: 30 });
-    await eventually(
-      () => Promise.resolve(started),
-      (n) => n >= 60,
-      30_000,
-      50,
-    );
+    await allStarted(60);
     expect(most).toBeGreaterThan(1);
     expect(most).toBeLessThanOrEqual(16);
     expect(mostWaiting).toBeGreaterThan(1);
@@ -237,12 +239,7 @@ describe('webhook with the intake in Temporal', () => {
     storming = false;
     most = 0;
     expect((await post(names.slice(60))).json).toMatchObject({ intake: 60 });
-    await eventually(
-      () => Promise.resolve(started),
-      (n) => n >= 120,
-      30_000,
-      50,
-    );
+    await allStarted(120);
     expect(most).toBeGreaterThan(16);
     expect(most).toBeLessThanOrEqual(48);
     expect(started).toBe(120);

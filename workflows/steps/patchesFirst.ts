@@ -162,12 +162,9 @@ const allPatchesOfDecember7 = 'all-patches-2026-12-07';
  * later; they replay that way.
  */
 export function decidePatchesFirst(): void {
-  if (patched(allPatchesOfDecember7)) {
-    allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = dayChanges = windowWithClaim = readsTogether = true;
-    settlesRequestsOnce = true;
-    return;
-  }
-  if (patched(allPatchesOfDecember6)) {
+  // A run that records the newest marker does not ask the one before (asking records it).
+  settlesRequestsOnce = patched(allPatchesOfDecember7);
+  if (settlesRequestsOnce || patched(allPatchesOfDecember6)) {
     allPatched = laterPatched = repeatsCaughtUp = cutStepsCleaned = dayChanges = windowWithClaim = readsTogether = true;
     return;
   }
