@@ -387,9 +387,10 @@ export interface SlotRequest extends SettlesOnce {
  * A run that never asks again for a request id whose lease it released or withdrew says so with
  * `once` (runs since 'all-patches-2026-12-07'): the guard then remembers that id as settled, and
  * the same id asked again later is a late duplicate (a stalled worker's queued claim, sent after
- * another worker retried, restarted and released) and is not granted again. Without `once` (runs
- * recorded before, which could ask a settled id again on a step's retry) a settled id is granted
- * anew, as it always was.
+ * another worker retried, restarted and released) and is not granted again when asked with `once`.
+ * Asked without `once` (runs recorded before, which ask a settled id again on a step's retry) a
+ * settled id is granted anew, as it always was, even when the lease it settled had `once` (a new
+ * engine's door claiming for a run that an old engine then executes, during a rolling upgrade).
  */
 export interface SettlesOnce {
   once?: true;

@@ -3,7 +3,15 @@
 // state lives here, in workflow history, rather than in any one worker's memory. Updates (not
 // signals) because the caller needs the answer before it acts.
 import { allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { RestartClaim, RestartClaimed, RestartDecision, RestartReservation, SlotGrant, SlotRequest } from '../activities/contract.js';
+import type {
+  RestartClaim,
+  RestartClaimed,
+  RestartDecision,
+  RestartReservation,
+  SettlesOnce,
+  SlotGrant,
+  SlotRequest,
+} from '../activities/contract.js';
 import {
   acquireSlotUpdate,
   claimRestartUpdate,
@@ -213,11 +221,15 @@ function pruneSettled(state: GuardState, now: number): void {
 
 /**
  * Why a request id is not granted again: its `once` lease was released or withdrawn, so whoever
- * asks it now is a stalled worker's late duplicate of a claim already settled.
+ * asks it now with `once` is a stalled worker's late duplicate of a claim already settled. Asked
+ * without `once`, it is granted anew: only a run recorded before `once` existed asks so, and such a
+ * run asks a released id again on its restart step's retry. During a rolling upgrade that run's
+ * lease may be the one a new engine's door took for it, with `once`.
  */
-function lateDuplicate(state: GuardState, requestId: string): string | undefined {
+function lateDuplicate(state: GuardState, req: { requestId: string } & SettlesOnce): string | undefined {
   const list = state.settled;
-  const at = list?.length ? settledIndex(list).get(requestId) : undefined;
+  const requestId = req.requestId;
+  const at = req.once && list?.length ? settledIndex(list).get(requestId) : undefined;
   if (at === undefined) return undefined;
   return `a late duplicate: request ${requestId} was granted and then settled (released or withdrawn) at ${new Date(at).toISOString()}; not granted again`;
 }
@@ -250,7 +262,7 @@ export function claimRestart(state: GuardState, req: RestartClaim, now: number):
   const held = state.leases.some((l) => l.id === req.requestId);
   // Evaluated without recording: the count and the anti-flap verdict as they stand.
   const check = reserveRestart(state, { ...req, dryRun: true, enforce: req.enforce && !held }, now);
-  const late = lateDuplicate(state, req.requestId);
+  const late = lateDuplicate(state, req);
   if (late) return { allowed: false, recent: check.recent, reason: late, acquired: false, ...slotsInUse(state) };
   if (held) return { ...check, ...acquireSlot(state, slotOf(req), now) };
   if (!check.allowed) return { ...check, ...slotsInUse(state), acquired: false };
@@ -310,7 +322,7 @@ export function acquireSlot(state: GuardState, req: SlotRequest, now: number): S
   if (existing) return { acquired: true, leaseId: existing.id, ...slotsInUse(state) };
   // A late duplicate is told to wait, as when every slot is taken: only a stalled worker asks it,
   // and that worker's run has gone on elsewhere; a caller that did wait would ask with a new id.
-  if (state.leases.length >= req.max || lateDuplicate(state, req.requestId)) return { acquired: false, ...slotsInUse(state) };
+  if (state.leases.length >= req.max || lateDuplicate(state, req)) return { acquired: false, ...slotsInUse(state) };
   state.leases.push({
     id: req.requestId,
     holder: req.holder,

@@ -170,8 +170,28 @@ describe('restart claims (anti-flap and a slot in one call)', () => {
     // The one slot is free for everybody else, and a late plain slot request is told to wait.
     expect(claimRestart(state, claim('api', 'next', once), 500)).toMatchObject({ allowed: true, acquired: true, recent: 2 });
     expect(releaseSlot(state, 'next', 600)).toBe(true);
-    const slot = { requestId: 'released', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 1_000 };
+    const slot = { requestId: 'released', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: 1_000, once: true as const };
     expect(acquireSlot(state, slot, 700)).toMatchObject({ acquired: false });
+  });
+
+  it("grants a settled once lease's id again to a request without once: an old engine's run, whose first claim a new engine's door asked", () => {
+    const state = empty();
+    // The new door claims for the run with once; the run's task lands on an old engine, which asks
+    // the same id without once and is answered with the door's lease.
+    expect(claimRestart(state, claim('api', 'run/1/1', { once: true }), 0)).toMatchObject({ allowed: true, acquired: true });
+    expect(claimRestart(state, claim('api', 'run/1/1'), 5)).toMatchObject({ allowed: true, acquired: true, recent: 1 });
+    expect(releaseSlot(state, 'run/1/1', 100)).toBe(true);
+    // The old run retries its restart step with the same id, as old runs do: granted and counted.
+    expect(claimRestart(state, claim('api', 'run/1/1'), 200)).toMatchObject({ allowed: true, acquired: true, recent: 2 });
+    expect(releaseSlot(state, 'run/1/1', 300)).toBe(true);
+    expect(
+      acquireSlot(state, { requestId: 'run/1/1', holder: 'h', target: 'api', action: 'restart', max: 1, leaseMs: hour }, 400),
+    ).toMatchObject({
+      acquired: true,
+    });
+    // The same id asked with once is still a late duplicate.
+    releaseSlot(state, 'run/1/1', 500);
+    expect(claimRestart(state, claim('api', 'run/1/1', { once: true }), 600)).toMatchObject({ allowed: false, acquired: false });
   });
 
   it('grants a settled id again when it was asked without once (runs recorded before), and forgets settled ids after the retention', () => {
