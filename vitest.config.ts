@@ -45,6 +45,7 @@ export const noStackTests = [
   'test/triggers/threadPriority.test.ts',
   'test/worker/readiness.test.ts',
   'test/worker/workflowTaskSlots.test.ts',
+  'test/worker/codecWarmup.test.ts',
   'test/support/ports.test.ts',
   'test/stack/stackEnv.test.ts',
 ];

@@ -58,7 +58,7 @@ const { values: opts } = parseArgs({
     idle: { type: 'string', default: '30' },
     /** The engine's temporal.maxCachedWorkflows (default: the config's own default). */
     cached: { type: 'string' },
-    only: { type: 'string', default: 'peers,recovery,storm,open' },
+    only: { type: 'string', default: 'peers,recovery,restart,storm,open' },
     /** Side-by-side runs (bench/peers.sh) and rounds in each. */
     'peer-runs': { type: 'string', default: '3' },
     'peer-rounds': { type: 'string', default: '20' },
@@ -404,6 +404,25 @@ async function firstHealthy(deadlineMs: number): Promise<number> {
   throw new Error(`${svcName} not healthy on ${svcUrl} within ${deadlineMs} ms`);
 }
 
+/** The bench's busybox web server, made anew. */
+async function benchService(): Promise<void> {
+  await run('docker', ['rm', '-f', svcName]).catch(() => {});
+  await run('docker', ['run', '-d', '--network', 'host', '--name', svcName, '-e', `PORT=${svcPort}`, stack().busyboxImage]);
+}
+
+/** The bench's service as the engine's config names it. */
+function benchServiceTarget(target: string): EngineConfigInput['targets'][string] {
+  return { kind: 'container', container: svcName, stopTimeout: '1s', labels: { service: target }, health: { url: svcUrl, timeout: '1s' } };
+}
+
+/** The floor: the container killed, then started by hand, then probed as the engine's rounds are. */
+async function dockerStartFloor(): Promise<number> {
+  await run('docker', ['kill', svcName]);
+  const f0 = performance.now();
+  await run('docker', ['start', svcName]);
+  return (await firstHealthy(20_000)) - f0;
+}
+
 async function benchRecovery(): Promise<void> {
   // Synchronous (the cluster default) and spooled (the `npm start` default): the spool's fsync and
   // hand-off to the forwarder are on the path from webhook to restart.
@@ -418,20 +437,11 @@ async function benchRecovery(): Promise<void> {
 async function recoveryRuns(webhook: WebhookMode): Promise<void> {
   const s = stack();
   const { spool, intake } = webhookConfig[webhook];
-  await run('docker', ['rm', '-f', svcName]).catch(() => {});
-  await run('docker', ['run', '-d', '--network', 'host', '--name', svcName, '-e', `PORT=${svcPort}`, s.busyboxImage]);
+  await benchService();
   const target = `bench-${benchId}-svc`;
   const engine = await startBenchEngine(`recovery-${webhook}`, {
     webhook: { listen: '127.0.0.1:0', token: s.webhookToken, spool, intake },
-    targets: {
-      [target]: {
-        kind: 'container',
-        container: svcName,
-        stopTimeout: '1s',
-        labels: { service: target },
-        health: { url: svcUrl, timeout: '1s' },
-      },
-    },
+    targets: { [target]: benchServiceTarget(target) },
     bindings: [
       { alert: 'ServiceDown', targetLabel: 'service', targets: [target], runbook: 'serviceDown' },
       { alert: 'ServiceDownCompiled', targetLabel: 'service', targets: [target], runbook: 'serviceDown', compiled: true },
@@ -484,11 +494,7 @@ async function recoveryRuns(webhook: WebhookMode): Promise<void> {
   try {
     await firstHealthy(15_000);
     for (let i = 0; i < runs; i++) {
-      // Floor: the same container killed, then started by hand, then probed the same way.
-      await run('docker', ['kill', svcName]);
-      const f0 = performance.now();
-      await run('docker', ['start', svcName]);
-      floor.push((await firstHealthy(20_000)) - f0);
+      floor.push(await dockerStartFloor());
 
       for (const [workflow, times] of [
         ['floorRestart', temporalFloor],
@@ -571,6 +577,73 @@ async function recoveryRuns(webhook: WebhookMode): Promise<void> {
     b,
     'interpreter − compiled per round: p25 / p50 / p75',
     `${ms(pct(diffs, 25))} / ${ms(pct(diffs, 50))} / ${ms(pct(diffs, 75))}`,
+  ]);
+  // Round 1's interpreter alert is the engine's first since it started (worker/codecWarmup.ts).
+  const first = variants[0]!.toHealthy[0]!;
+  const rest = variants[0]!.toHealthy.slice(1);
+  rows.push([
+    b,
+    "the engine's first alert since its start (round 1, the interpreter): POST → first healthy probe; over round 1's floor; the other rounds' p50 over theirs",
+    `${ms(first)}; ${ms(first - floor[0]!)}; ${rest.length > 0 ? ms(pct(rest, 50) - pct(floor.slice(1), 50)) : 'no other round'}`,
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1r. The first alert after the engine (re)starts: a deploy, or the reboot that is why alerts come.
+
+/**
+ * Each round starts the engine anew on the same task queue (so from round 2 on its guard exists,
+ * with the history earlier rounds wrote, as after a deploy), lets it idle 2 s, then kills the
+ * container and posts one alert: the engine's first since its start. The floor is a bare `docker
+ * start` in the same round.
+ */
+async function benchRestart(): Promise<void> {
+  const s = stack();
+  const rounds = Math.max(3, Math.min(runs, 6));
+  const target = `bench-${benchId}-svc`;
+  await benchService();
+  const floor: number[] = [];
+  const first: number[] = [];
+  let last: BenchEngine | undefined;
+  try {
+    await firstHealthy(15_000);
+    for (let i = 0; i < rounds; i++) {
+      floor.push(await dockerStartFloor());
+
+      const engine = (last = await startBenchEngine('restart', {
+        webhook: { listen: '127.0.0.1:0', token: s.webhookToken, spool: true },
+        targets: { [target]: benchServiceTarget(target) },
+        bindings: [{ alert: 'ServiceDown', targetLabel: 'service', targets: [target], runbook: 'serviceDown' }],
+        guardrails: { restarts: { max: 10000, window: '1h' }, restartBackoff: '1s', verifyDeadline: '20s', verifyInterval: '100ms' },
+      }));
+      await sleep(2_000);
+      await run('docker', ['kill', svcName]);
+      const body = payload([{ labels: { alertname: 'ServiceDown', service: target }, fingerprint: `bench-${benchId}-restart-${i}` }]);
+      const t0 = performance.now();
+      const posting = post(engine.url, body);
+      const healthyAt = firstHealthy(60_000);
+      const res = await posting;
+      if (res.status !== 200) throw new Error(`webhook answered ${res.status}: ${res.text.slice(0, 300)}`);
+      first.push((await healthyAt) - t0);
+      await engine.client.workflow.getHandle(incidentWorkflowId('serviceDown', target)).result();
+      await engine.stop();
+    }
+  } finally {
+    if (last) {
+      await cleanUp(last);
+      await last.stop();
+    }
+    await run('docker', ['rm', '-f', svcName]).catch(() => {});
+  }
+  const b = `1r. the first alert after an engine start (${rounds} starts, spooled)`;
+  const over = first.map((t, i) => t - floor[i]!);
+  rows.push([b, 'floor: docker start → first healthy probe, p50', ms(pct(floor, 50))]);
+  rows.push([b, 'round 1 (no guard yet): webhook POST → first healthy probe; over its floor', `${ms(first[0]!)}; ${ms(over[0]!)}`]);
+  const later = over.slice(1);
+  rows.push([
+    b,
+    "rounds 2– (the guard there since round 1): POST → first healthy probe over the round's floor, each round; p50",
+    `${later.map(ms).join(' / ')}; ${ms(pct(later, 50))}`,
   ]);
 }
 
@@ -1196,6 +1269,7 @@ async function main(): Promise<void> {
   const benches: Array<[string, () => Promise<void>]> = [
     ['peers', benchPeers],
     ['recovery', benchRecovery],
+    ['restart', benchRestart],
     ['storm', benchStorms],
     ['open', benchOpen],
   ];

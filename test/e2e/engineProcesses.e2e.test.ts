@@ -287,6 +287,16 @@ describe('graceful shutdown', () => {
     expect((await client.workflow.getHandle(id).describe()).status.name).toBe('RUNNING');
 
     const next = await spawn(cfg);
+    // Ahead of its first incident the next engine wrote its codecs and read the guard the first
+    // engine's claim made (its history replayed on a worker now, not at the next claim).
+    const ready = await until('the next engine ready for its first incident', 30_000, async () =>
+      next
+        .output()
+        .split('\n')
+        .find((line) => line.includes('"msg":"ready for the first incident"')),
+    );
+    expect(JSON.parse(ready)).toMatchObject({ guard: 'read', codecs: expect.any(Number) });
+    expect((JSON.parse(ready) as { codecs: number }).codecs).toBeGreaterThan(200);
     const r = await result(id, 60_000);
     expect(r.outcome).toBe('recovered');
     const verifiedByNext = (await activityRunners(client.workflow.getHandle(id))).filter(
