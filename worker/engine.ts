@@ -3,10 +3,9 @@
 // they share the task queue, and Temporal hands each workflow task to exactly one of them.
 import { resolve } from 'node:path';
 import type { Worker as WebhookThreadWorker } from 'node:worker_threads';
-import { Client, WorkflowNotFoundError } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Worker, type TunerHolder } from '@temporalio/worker';
 import { guardrailsTaskQueue, guardrailsWorkflowId } from '../workflows/guardrails.js';
-import { guardStateQuery } from '../activities/guardMessages.js';
 import type { Logger } from 'pino';
 import type { EngineConfig } from '../config/schema.js';
 import { hostTaskQueue } from '../config/load.js';
@@ -28,6 +27,7 @@ import { connect, shutdownDeadlineMs, temporalEndpoint, workerHeartbeats, worker
 import { bundleWorkflows, prebuiltBundle, workflowsPath } from './bundle.js';
 import { workflowTaskSlots } from './workflowTaskSlots.js';
 import { warmCodecs, type CodecWarmup } from './codecWarmup.js';
+import { readGuard, unstickGuard } from './guardAhead.js';
 
 export { workflowsPath } from './bundle.js';
 
@@ -204,6 +204,9 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
 
     const changes = unlessStopping(await syncSchedules({ client, config, taskQueue, logger }));
     logger.info({ schedules: changes }, 'maintenance schedules in sync with config');
+    // Before any alert: a guard left on the queue of an engine that died would hold every restart
+    // claim ~10 s (worker/guardAhead.ts).
+    const guardStickyQueue = unlessStopping(await unstickGuard(client, endpoint.namespace, taskQueue));
 
     // The embedded dev server keeps its state on this disk already: a spool there adds no new way to
     // lose an alert, and takes Temporal's speed out of Alertmanager's answer.
@@ -271,24 +274,13 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
       },
       'engine running',
     );
-    // Ahead of the first incident (a deploy, or the reboot that is why alerts are coming): this
-    // thread's message codecs (worker/codecWarmup.ts), then the guard's state read once, as every
-    // metrics scrape reads it. That read is the guard's first workflow task on a worker since the
-    // start (its history replayed, its thread's codecs written) instead of the first restart claim's.
-    // bench's `1r` rows: the first alert after a start ~120 ms sooner, with the guard there.
+    // Ahead of the first incident: this thread's message codecs (worker/codecWarmup.ts) and the
+    // guard's first workflow task since the start (worker/guardAhead.ts), each off its path.
     codecs = warmCodecs();
-    void codecs.done.then(async ({ types, ms, stopped }) => {
-      if (stopped) return;
-      const t0 = performance.now();
-      const guard = await client.connection
-        .withDeadline(Date.now() + 10_000, () => client.workflow.getHandle(guardrailsWorkflowId(taskQueue)).query(guardStateQuery))
-        .then(
-          () => 'read',
-          (err: unknown) => (err instanceof WorkflowNotFoundError ? 'no guard yet' : `not read: ${String(err).slice(0, 200)}`),
-        );
-      if (stopping) return;
-      const guardMs = Math.round(performance.now() - t0);
-      logger.info({ codecs: types, codecsMs: Math.round(ms), guard, guardMs }, 'ready for the first incident');
+    const guardRead = readGuard(client, taskQueue);
+    void Promise.all([codecs.done, guardRead]).then(([{ types, ms, stopped }, guard]) => {
+      if (stopped || stopping) return;
+      logger.info({ codecs: types, codecsMs: Math.round(ms), guardStickyQueue, guard }, 'ready for the first incident');
     });
 
     // A dead webhook thread fails the engine only once its stop has finished (the embedded server

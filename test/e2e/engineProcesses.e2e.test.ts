@@ -14,6 +14,7 @@ import { busyboxRun, docker } from '../support/docker.js';
 import { engineMetric } from '../support/engineMetrics.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
 import { activityRunners, historyEvents, workflowTaskRunners } from '../support/history.js';
+import { guardrailsWorkflowId } from '../../activities/guardMessages.js';
 import { closedPort } from '../support/ports.js';
 import { temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
 import { httpOk, until, untilHttpOk } from '../support/wait.js';
@@ -295,7 +296,7 @@ describe('graceful shutdown', () => {
         .split('\n')
         .find((line) => line.includes('"msg":"ready for the first incident"')),
     );
-    expect(JSON.parse(ready)).toMatchObject({ guard: 'read', codecs: expect.any(Number) });
+    expect(JSON.parse(ready)).toMatchObject({ guardStickyQueue: 'reset', guard: 'read', codecs: expect.any(Number) });
     expect((JSON.parse(ready) as { codecs: number }).codecs).toBeGreaterThan(200);
     const r = await result(id, 60_000);
     expect(r.outcome).toBe('recovered');
@@ -313,4 +314,45 @@ describe('graceful shutdown', () => {
     console.log(`idle engine stopped ${idleMs} ms after SIGTERM`);
     expect(idleMs).toBeLessThan(5_000);
   }, 150_000);
+});
+
+describe('an engine killed with kill -9', () => {
+  const queue = uniqueQueue('e2e-crash');
+  afterAll(() => terminateRunning(client, queue));
+
+  it("hands the guard back to the shared queue when the next engine starts: its first restart claim is not held on the dead engine's own queue", async () => {
+    const [first, second] = await Promise.all(['crash-a', 'crash-b'].map((n) => service(n)));
+    await Promise.all([first!, second!].map((s) => untilHttpOk(s.health, `${s.container} healthy`)));
+    const cfg = config(queue, [first!, second!]);
+
+    // The guard's last workflow task runs on the dead engine: its next would be sent to that engine's queue.
+    const a = await spawn(cfg);
+    await docker('kill', first!.container);
+    const firstAt = Date.now();
+    expect((await fire(a, 'ServiceDown', first!.target)).started).toBe(1);
+    expect((await result(incidentWorkflowId('serviceDown', first!.target), 60_000, firstAt)).outcome).toBe('recovered');
+    a.kill('SIGKILL');
+    await a.exited;
+
+    const b = await spawn(cfg);
+    const ready = await until('the next engine ready for its first incident', 30_000, async () =>
+      b
+        .output()
+        .split('\n')
+        .find((line) => line.includes('"msg":"ready for the first incident"')),
+    );
+    expect(JSON.parse(ready)).toMatchObject({ guardStickyQueue: 'reset', guard: 'read' });
+    await docker('kill', second!.container);
+    const firedAt = Date.now();
+    expect((await fire(b, 'ServiceDown', second!.target)).started).toBe(1);
+    await untilHttpOk(second!.health, `${second!.container} restarted`);
+    const recoveredMs = Date.now() - firedAt;
+    console.log(`the first alert after kill -9 and a new engine: healthy again ${recoveredMs} ms after it was posted`);
+    expect((await result(incidentWorkflowId('serviceDown', second!.target), 60_000, firedAt)).outcome).toBe('recovered');
+
+    // No guard task waited out the dead engine's queue (a schedule-to-start timeout, ~10 s each).
+    const guardEvents = await historyEvents(client.workflow.getHandle(guardrailsWorkflowId(queue)));
+    expect(guardEvents.filter((e) => e.workflowTaskTimedOutEventAttributes)).toEqual([]);
+    expect(recoveredMs).toBeLessThan(8_000);
+  }, 120_000);
 });
