@@ -278,9 +278,10 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     // guard's first workflow task since the start (worker/guardAhead.ts), each off its path.
     codecs = warmCodecs();
     const guardRead = readGuard(client, taskQueue);
-    void Promise.all([codecs.done, guardRead]).then(([{ types, ms, stopped }, guard]) => {
+    void Promise.all([codecs.done, guardRead]).then(([{ types, failed, ms, stopped }, guard]) => {
       if (stopped || stopping) return;
-      logger.info({ codecs: types, codecsMs: Math.round(ms), guardStickyQueue, guard }, 'ready for the first incident');
+      const codecsFailed = failed > 0 ? { codecsFailed: failed } : {};
+      logger.info({ codecs: types, ...codecsFailed, codecsMs: Math.round(ms), guardStickyQueue, guard }, 'ready for the first incident');
     });
 
     // A dead webhook thread fails the engine only once its stop has finished (the embedded server

@@ -72,4 +72,21 @@ describe('message codecs prepared ahead of the first incident', () => {
     expect(partial.types).toBeLessThan(4);
     expect(setups).toBe(partial.types);
   });
+
+  it('never rejects: a type whose codec cannot be written is counted and the rest are still prepared', async () => {
+    const done: string[] = [];
+    const ok = (name: string) => ({ fullName: name, fieldsArray: [], setup: () => done.push(name) });
+    const broken = {
+      fullName: 'broken',
+      fieldsArray: [],
+      setup: () => {
+        throw new Error('no such field type');
+      },
+    };
+    const types = () => [ok('a'), broken, ok('b')] as unknown as ReturnType<typeof namedTypes>;
+    expect(await warmCodecs({ types }).done).toMatchObject({ types: 3, failed: 1, stopped: false });
+    expect(done).toEqual(['a', 'b']);
+    // A name this SDK version does not know is left out rather than stopping the engine.
+    expect(namedTypes(['coresdk.NoSuchMessage', 'google.rpc.Status']).map((t) => t.fullName)).toEqual(['.google.rpc.Status']);
+  });
 });
