@@ -137,6 +137,11 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     ...workflowBundle,
     ...workflowActivationLimit,
     ...workerShutdown,
+    // The guard's tasks go to the worker that ran its last one. When that engine dies, the engines
+    // still running wait this long on their next claim before Temporal hands the task to the
+    // shared queue (the SDK's default is 10 s). A living guard worker polls without pause (it runs
+    // one workflow), so its own tasks never wait that long.
+    stickyQueueScheduleToStartTimeout: '2s',
   });
   const done = Promise.all([worker.run(), guardWorker.run()]).then(() => undefined);
   let workerRunning = true;

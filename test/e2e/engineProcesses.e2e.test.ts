@@ -13,7 +13,7 @@ import { postAlerts } from '../support/alertmanagerPayload.js';
 import { busyboxRun, docker } from '../support/docker.js';
 import { engineMetric } from '../support/engineMetrics.js';
 import { spawnEngine, type EngineProcess } from '../support/engineProcess.js';
-import { activityRunners, historyEvents, workflowTaskRunners } from '../support/history.js';
+import { activityRunners, eventTimeMs, historyEvents, workflowTaskRunners } from '../support/history.js';
 import { guardrailsWorkflowId } from '../../activities/guardMessages.js';
 import { closedPort } from '../support/ports.js';
 import { temporalClient, temporalConfigInput, terminateRunning, uniqueQueue } from '../support/temporal.js';
@@ -354,5 +354,44 @@ describe('an engine killed with kill -9', () => {
     const guardEvents = await historyEvents(client.workflow.getHandle(guardrailsWorkflowId(queue)));
     expect(guardEvents.filter((e) => e.workflowTaskTimedOutEventAttributes)).toEqual([]);
     expect(recoveredMs).toBeLessThan(8_000);
+  }, 120_000);
+
+  it("keeps the engines still running waiting at most 2 s for the guard when the engine that ran the guard's last task dies", async () => {
+    const [first, second] = await Promise.all(['crash-c', 'crash-d'].map((n) => service(n)));
+    await Promise.all([first!, second!].map((s) => untilHttpOk(s.health, `${s.container} healthy`)));
+    const cfg = config(queue, [first!, second!]);
+    const [a, b] = [await spawn(cfg), await spawn(cfg)];
+    await docker('kill', first!.container);
+    const firstAt = Date.now();
+    expect((await fire(a, 'ServiceDown', first!.target)).started).toBe(1);
+    expect((await result(incidentWorkflowId('serviceDown', first!.target), 60_000, firstAt)).outcome).toBe('recovered');
+
+    // The engine whose worker completed the guard's last task dies; the other one carries on.
+    const guard = client.workflow.getHandle(guardrailsWorkflowId(queue));
+    const completions = (await historyEvents(guard)).filter((e) => e.workflowTaskCompletedEventAttributes);
+    const lastRunner = completions.at(-1)!.workflowTaskCompletedEventAttributes!.identity!;
+    const [dying, survivor] = identityOf(a)(lastRunner) ? [a, b] : [b, a];
+    expect(identityOf(dying)(lastRunner)).toBe(true);
+    const before = (await historyEvents(guard)).length;
+    dying.kill('SIGKILL');
+    await dying.exited;
+
+    await docker('kill', second!.container);
+    const firedAt = Date.now();
+    expect((await fire(survivor, 'ServiceDown', second!.target)).started).toBe(1);
+    await untilHttpOk(second!.health, `${second!.container} restarted`);
+    const recoveredMs = Date.now() - firedAt;
+    console.log(`the survivor's first alert after its peer's kill -9: healthy again ${recoveredMs} ms after it was posted`);
+    expect((await result(incidentWorkflowId('serviceDown', second!.target), 60_000, firedAt)).outcome).toBe('recovered');
+
+    // The claim's task went to the dead engine's queue first and timed out there after 2 s, not 10.
+    const after = (await historyEvents(guard)).slice(before);
+    const timedOut = after.filter((e) => e.workflowTaskTimedOutEventAttributes);
+    expect(timedOut.length).toBeGreaterThanOrEqual(1);
+    for (const t of timedOut) {
+      const scheduled = after.find((e) => String(e.eventId) === String(t.workflowTaskTimedOutEventAttributes!.scheduledEventId))!;
+      expect(eventTimeMs(t) - eventTimeMs(scheduled)).toBeLessThan(3_000);
+    }
+    expect(recoveredMs).toBeLessThan(6_000);
   }, 120_000);
 });
