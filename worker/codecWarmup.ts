@@ -75,8 +75,10 @@ function containedTypes(type: MessageType): MessageType[] {
 }
 
 export interface CodecWarmup {
-  /** Settles once every type is prepared, or the warm-up was stopped. */
-  /** Never rejects: a type whose codec could not be written is counted in `failed` (it is written on first use, as before). */
+  /**
+   * Settles once every type is prepared, or the warm-up was stopped. Never rejects: a type whose
+   * codec could not be written is counted in `failed` (written on first use, as before).
+   */
   done: Promise<{ types: number; failed: number; slices: number; ms: number; stopped: boolean }>;
   stop(): void;
 }

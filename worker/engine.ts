@@ -282,8 +282,7 @@ export async function startEngine(opts: EngineOptions): Promise<RunningEngine> {
     // Ahead of the first incident: this thread's message codecs (worker/codecWarmup.ts) and the
     // guard's first workflow task since the start (worker/guardAhead.ts), each off its path.
     codecs = warmCodecs();
-    const guardRead = readGuard(client, taskQueue);
-    void Promise.all([codecs.done, guardRead]).then(([{ types, failed, ms, stopped }, guard]) => {
+    void Promise.all([codecs.done, readGuard(client, taskQueue)]).then(([{ types, failed, ms, stopped }, guard]) => {
       if (stopped || stopping) return;
       const codecsFailed = failed > 0 ? { codecsFailed: failed } : {};
       logger.info({ codecs: types, ...codecsFailed, codecsMs: Math.round(ms), guardStickyQueue, guard }, 'ready for the first incident');

@@ -2,8 +2,10 @@
 // start (a deploy, a crash, or the reboot that is why alerts are coming) does not wait on the guard.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { guardrailsWorkflowId, guardStateQuery } from '../activities/guardMessages.js';
+import { isWorkflowNotFound } from './readiness.js';
 
-const isNotFound = (err: unknown) => err instanceof WorkflowNotFoundError || (err as { code?: unknown }).code === 5;
+// The client's query says WorkflowNotFoundError; the raw service call, gRPC NOT_FOUND.
+const isNotFound = (err: unknown) => err instanceof WorkflowNotFoundError || isWorkflowNotFound(err);
 
 const reasonOf = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 200);
 

@@ -90,7 +90,7 @@ export function temporalReadiness(client: Client, opts: { namespace: string; wor
 
 const grpcCode = (err: unknown) => (err as { code?: unknown }).code;
 
-function isWorkflowNotFound(err: unknown): boolean {
+export function isWorkflowNotFound(err: unknown): boolean {
   // NOT_FOUND names the workflow here; "Namespace … is not found" is persistence or setup failing.
   return grpcCode(err) === 5 && !/namespace/i.test(err instanceof Error ? err.message : String(err));
 }

@@ -228,10 +228,9 @@ function pruneSettled(state: GuardState, now: number): void {
  */
 function lateDuplicate(state: GuardState, req: { requestId: string } & SettlesOnce): string | undefined {
   const list = state.settled;
-  const requestId = req.requestId;
-  const at = req.once && list?.length ? settledIndex(list).get(requestId) : undefined;
+  const at = req.once && list?.length ? settledIndex(list).get(req.requestId) : undefined;
   if (at === undefined) return undefined;
-  return `a late duplicate: request ${requestId} was granted and then settled (released or withdrawn) at ${new Date(at).toISOString()}; not granted again`;
+  return `a late duplicate: request ${req.requestId} was granted and then settled (released or withdrawn) at ${new Date(at).toISOString()}; not granted again`;
 }
 
 export function reserveRestart(state: GuardState, req: RestartReservation, now: number): RestartDecision {
