@@ -317,8 +317,11 @@ describe('graceful shutdown', () => {
 });
 
 describe('an engine killed with kill -9', () => {
+  // One queue per test: the first test's second engine still runs until the file ends, and would
+  // be a third engine on the second test's queue (which engine ran the guard's last task matters).
   const queue = uniqueQueue('e2e-crash');
-  afterAll(() => terminateRunning(client, queue));
+  const peersQueue = uniqueQueue('e2e-crash-peers');
+  afterAll(() => Promise.all([terminateRunning(client, queue), terminateRunning(client, peersQueue)]));
 
   it("hands the guard back to the shared queue when the next engine starts: its first restart claim is not held on the dead engine's own queue", async () => {
     const [first, second] = await Promise.all(['crash-a', 'crash-b'].map((n) => service(n)));
@@ -359,7 +362,7 @@ describe('an engine killed with kill -9', () => {
   it("keeps the engines still running waiting at most 2 s for the guard when the engine that ran the guard's last task dies", async () => {
     const [first, second] = await Promise.all(['crash-c', 'crash-d'].map((n) => service(n)));
     await Promise.all([first!, second!].map((s) => untilHttpOk(s.health, `${s.container} healthy`)));
-    const cfg = config(queue, [first!, second!]);
+    const cfg = config(peersQueue, [first!, second!]);
     const [a, b] = [await spawn(cfg), await spawn(cfg)];
     await docker('kill', first!.container);
     const firstAt = Date.now();
@@ -367,7 +370,7 @@ describe('an engine killed with kill -9', () => {
     expect((await result(incidentWorkflowId('serviceDown', first!.target), 60_000, firstAt)).outcome).toBe('recovered');
 
     // The engine whose worker completed the guard's last task dies; the other one carries on.
-    const guard = client.workflow.getHandle(guardrailsWorkflowId(queue));
+    const guard = client.workflow.getHandle(guardrailsWorkflowId(peersQueue));
     const completions = (await historyEvents(guard)).filter((e) => e.workflowTaskCompletedEventAttributes);
     const lastRunner = completions.at(-1)!.workflowTaskCompletedEventAttributes!.identity!;
     const [dying, survivor] = identityOf(a)(lastRunner) ? [a, b] : [b, a];
